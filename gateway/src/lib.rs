@@ -1,0 +1,19 @@
+//! The gateway: a DPDK poll-mode layer-4 load balancer in the LVS tradition.
+//!
+//! Data flows top to bottom through the modules (see `shared/DESIGN.md`):
+//! `dpdk` (the only `unsafe` wrapper over the EAL) feeds frames to `wire`
+//! (typed views over bytes) and `xmit` (the per-mode rewrites), steered by
+//! `service`, `sched` and `conn`. Everything but `dpdk` is safe Rust that is
+//! written against [`frame::Frame`], so it runs on a plain byte buffer in
+//! tests, fuzzers and the instruction-count benchmark.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
+pub mod conn;
+pub mod frame;
+pub mod sched;
+pub mod service;
+pub mod wire;
+pub mod xmit;

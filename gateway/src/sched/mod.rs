@@ -1,0 +1,1 @@
+//! Schedulers: which real server gets a new connection.

@@ -1,0 +1,1 @@
+//! The configuration model: virtual services, real servers, local-address pools.

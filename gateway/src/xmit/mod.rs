@@ -1,0 +1,1 @@
+//! Per-mode packet rewrites (FNAT, NAT, DR, TUN), applied in place on a frame.

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One-time, idempotent machine set-up for building and testing the gateway.
+# Run as root on Debian bookworm. Safe to run again: it installs only what is
+# missing and reserves hugepages only when fewer than wanted are reserved.
+set -euo pipefail
+
+HUGEPAGES_WANTED="${GW_HUGEPAGES:-512}"
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "setup.sh: must run as root (it installs Debian packages and reserves hugepages)" >&2
+    exit 1
+fi
+
+PACKAGES=(
+    # build: DPDK headers/libs, bindgen's libclang, pkg-config
+    libdpdk-dev dpdk clang libclang-dev pkg-config build-essential
+    # test harness: namespaces, captures, real clients and servers
+    iproute2 tcpdump nginx curl wrk iperf3 hping3 python3-scapy
+    # benchmarks: exact instruction counts
+    valgrind
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "setup.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# nginx is a test fixture only: never leave the distribution's service running.
+if command -v systemctl >/dev/null && systemctl is-active --quiet nginx 2>/dev/null; then
+    systemctl stop nginx || true
+fi
+
+# Hugepages: reserve 2 MiB pages and mount hugetlbfs. Tests that cannot get
+# them fall back to --no-huge, so a failure here is reported but not fatal.
+current=$(cat /proc/sys/vm/nr_hugepages)
+if (( current < HUGEPAGES_WANTED )); then
+    echo "$HUGEPAGES_WANTED" > /proc/sys/vm/nr_hugepages || true
+fi
+if ! grep -qs ' /dev/hugepages hugetlbfs ' /proc/mounts; then
+    mkdir -p /dev/hugepages
+    mount -t hugetlbfs nodev /dev/hugepages || echo "setup.sh: could not mount hugetlbfs" >&2
+fi
+echo "setup.sh: hugepages reserved: $(cat /proc/sys/vm/nr_hugepages) (wanted $HUGEPAGES_WANTED)"
+
+if ! command -v cargo >/dev/null; then
+    echo "setup.sh: cargo not found; install the Rust toolchain (rustup) first" >&2
+    exit 1
+fi
+echo "setup.sh: ready"
