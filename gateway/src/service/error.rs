@@ -1,0 +1,91 @@
+//! Errors of the configuration model. Every variant carries the value the operator gave, so
+//! the message can name it; a failed edit leaves the snapshot it was applied to unchanged.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use super::types::{ServiceKey, SockAddr};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    UnknownScheduler(String),
+    UnknownProtocol(String),
+    WeightOutOfRange(u32),
+    /// The lower threshold is above the upper one (IPVS: `-ERANGE`).
+    ThresholdsInverted { upper: u32, lower: u32 },
+    /// Not a contiguous mask of the service's address family.
+    InvalidNetmask(IpAddr),
+    PersistenceTimeoutZero,
+    FwmarkZero,
+    ServiceExists(ServiceKey),
+    ServiceNotFound(ServiceKey),
+    DestExists { dest: SockAddr, service: ServiceKey },
+    DestNotFound { dest: SockAddr, service: ServiceKey },
+    /// DR and TUN cannot change the port: the packet reaches the server unmodified.
+    PortChangeNeedsNat { dest: SockAddr, service: ServiceKey },
+    /// The real server's address family differs from the service's.
+    FamilyMismatch { dest: SockAddr, service: ServiceKey },
+    /// A service holds at most this many real servers (indices are 16 bits).
+    TooManyDests { service: ServiceKey, max: usize },
+    LaddrExists { laddr: IpAddr, service: ServiceKey },
+    LaddrNotFound { laddr: IpAddr, service: ServiceKey },
+    MarkRuleExists(u32),
+    MarkRuleNotFound(u32),
+    InvalidPortRange { low: u16, high: u16 },
+    InvalidPrefix { addr: IpAddr, prefix_len: u8 },
+    /// Maglev's table size must be a prime (so every skip is coprime to it).
+    TableSizeNotPrime(usize),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ConfigError::*;
+        match self {
+            UnknownScheduler(s) => write!(f, "unknown scheduler {s:?}"),
+            UnknownProtocol(s) => write!(f, "unknown protocol {s:?} (tcp or udp)"),
+            WeightOutOfRange(w) => write!(f, "weight {w} out of range 0..65535"),
+            ThresholdsInverted { upper, lower } => write!(
+                f,
+                "lower threshold {lower} is higher than upper threshold {upper}"
+            ),
+            InvalidNetmask(m) => write!(f, "netmask {m} is not a valid mask for this service"),
+            PersistenceTimeoutZero => write!(f, "persistence timeout must be at least 1 second"),
+            FwmarkZero => write!(f, "fwmark 0 is invalid (marks start at 1)"),
+            ServiceExists(k) => write!(f, "service {k} already exists"),
+            ServiceNotFound(k) => write!(f, "service {k} not defined"),
+            DestExists { dest, service } => {
+                write!(f, "real server {dest} already exists in service {service}")
+            }
+            DestNotFound { dest, service } => {
+                write!(f, "real server {dest} not found in service {service}")
+            }
+            PortChangeNeedsNat { dest, service } => write!(
+                f,
+                "real server {dest} has a port other than service {service}'s; \
+                 only NAT and FullNat can change the port"
+            ),
+            FamilyMismatch { dest, service } => write!(
+                f,
+                "real server {dest} is not of the same address family as service {service}"
+            ),
+            TooManyDests { service, max } => {
+                write!(f, "service {service} already has the maximum of {max} real servers")
+            }
+            LaddrExists { laddr, service } => {
+                write!(f, "local address {laddr} already exists in service {service}")
+            }
+            LaddrNotFound { laddr, service } => {
+                write!(f, "local address {laddr} not found in service {service}")
+            }
+            MarkRuleExists(m) => write!(f, "a match rule for mark {m} already exists"),
+            MarkRuleNotFound(m) => write!(f, "no match rule for mark {m}"),
+            InvalidPortRange { low, high } => write!(f, "port range {low}-{high} is empty"),
+            InvalidPrefix { addr, prefix_len } => {
+                write!(f, "prefix length {prefix_len} is too long for {addr}")
+            }
+            TableSizeNotPrime(m) => write!(f, "Maglev table size {m} is not a prime"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
