@@ -1,0 +1,652 @@
+//! One pass over a received frame: what it is, where its layers start, the
+//! flow it belongs to, or why it cannot be forwarded.
+//!
+//! This is the only parser on the per-packet path. It reads each header once,
+//! checks every length the rewrites will rely on, and returns the offsets in
+//! an [`Ipv4Meta`] so nothing is parsed twice. It deliberately does not use
+//! the typed views: they re-derive lengths on every getter, which costs
+//! instructions on a path with a budget of ~150 per packet. The views are the
+//! reference the tests compare this pass against.
+//!
+//! What is checked, in order (the first failure wins and is the drop reason):
+//! Ethernet header (one optional 802.1Q tag), EtherType, IPv4 version, IHL,
+//! total length, header checksum (unless the NIC already said good, or the
+//! policy skips it), fragments (dropped and counted, as DPVS does: a director
+//! without reassembly cannot find the connection of a non-first fragment),
+//! the layer-4 header and its lengths, and the layer-4 checksum when the
+//! policy asks for software verification. TTL expiry is not decided here:
+//! only a packet the gateway forwards as a router hop has its TTL
+//! decremented, and only the rewrite knows that (see `xmit`).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::checksum;
+use super::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_VLAN};
+use super::ip_proto;
+use crate::frame::{ChecksumStatus, Frame, RxChecksum};
+
+/// Why a packet was not forwarded. Per-worker drop counters are an array
+/// indexed by `reason as usize`; [`DropReason::ALL`] lists every reason in
+/// index order and [`DropReason::name`] gives its stable metric name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// Fewer bytes than a header needs.
+    Truncated = 0,
+    /// Neither IPv4 nor ARP (IPv6, QinQ, anything else).
+    UnsupportedEthertype,
+    /// IP version nibble is not 4 on an IPv4 EtherType.
+    BadIpVersion,
+    /// IHL below 5 or beyond the bytes present.
+    BadIhl,
+    /// Total length below the header length or beyond the bytes present.
+    BadTotalLength,
+    /// IPv4 header checksum wrong (NIC or software verification).
+    BadIpChecksum,
+    /// An IPv4 fragment: not reassembled, dropped and counted.
+    Fragment,
+    /// Not TCP, UDP or ICMP.
+    UnknownProtocol,
+    /// TCP data offset below 5 or beyond the segment.
+    BadTcpHeader,
+    /// UDP length field below 8 or beyond the datagram.
+    BadUdpLength,
+    /// TCP, UDP or ICMP checksum wrong (NIC or software verification).
+    BadL4Checksum,
+    /// An ICMP error whose quoted datagram is too short or not IPv4.
+    BadIcmpQuote,
+    /// TTL would reach zero at this hop; an ICMP time exceeded is due.
+    TtlExpired,
+    /// The rewritten packet would exceed the egress MTU.
+    MtuExceeded,
+    /// The frame has no headroom or tailroom for the rewrite.
+    NoRoom,
+    /// The rewrite does not apply to this packet (address family or protocol
+    /// the mode cannot translate).
+    NotRewritable,
+}
+
+impl DropReason {
+    /// Number of reasons: the length of a per-reason counter array.
+    pub const COUNT: usize = 16;
+
+    /// Every reason, in index order.
+    pub const ALL: [DropReason; Self::COUNT] = [
+        DropReason::Truncated,
+        DropReason::UnsupportedEthertype,
+        DropReason::BadIpVersion,
+        DropReason::BadIhl,
+        DropReason::BadTotalLength,
+        DropReason::BadIpChecksum,
+        DropReason::Fragment,
+        DropReason::UnknownProtocol,
+        DropReason::BadTcpHeader,
+        DropReason::BadUdpLength,
+        DropReason::BadL4Checksum,
+        DropReason::BadIcmpQuote,
+        DropReason::TtlExpired,
+        DropReason::MtuExceeded,
+        DropReason::NoRoom,
+        DropReason::NotRewritable,
+    ];
+
+    /// Index into a per-reason counter array.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Stable snake_case name, for counters and exporters.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::Truncated => "truncated",
+            DropReason::UnsupportedEthertype => "unsupported_ethertype",
+            DropReason::BadIpVersion => "bad_ip_version",
+            DropReason::BadIhl => "bad_ihl",
+            DropReason::BadTotalLength => "bad_total_length",
+            DropReason::BadIpChecksum => "bad_ip_checksum",
+            DropReason::Fragment => "fragment",
+            DropReason::UnknownProtocol => "unknown_protocol",
+            DropReason::BadTcpHeader => "bad_tcp_header",
+            DropReason::BadUdpLength => "bad_udp_length",
+            DropReason::BadL4Checksum => "bad_l4_checksum",
+            DropReason::BadIcmpQuote => "bad_icmp_quote",
+            DropReason::TtlExpired => "ttl_expired",
+            DropReason::MtuExceeded => "mtu_exceeded",
+            DropReason::NoRoom => "no_room",
+            DropReason::NotRewritable => "not_rewritable",
+        }
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What software verifies when the NIC did not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassifyPolicy {
+    /// Verify the IPv4 header checksum (20-60 bytes: cheap; DPVS does it).
+    pub verify_ip_checksum: bool,
+    /// Verify TCP/UDP/ICMP checksums over the whole payload. Off by default:
+    /// incremental rewrites carry a wrong checksum through unchanged, so the
+    /// real server or client still rejects a corrupted packet, as with Linux
+    /// IPVS. Turn it on when the ports fill checksums by TX offload (which
+    /// would otherwise launder corruption) and the NIC cannot verify on RX.
+    pub verify_l4_checksum: bool,
+}
+
+impl Default for ClassifyPolicy {
+    fn default() -> Self {
+        ClassifyPolicy { verify_ip_checksum: true, verify_l4_checksum: false }
+    }
+}
+
+/// Where an IPv4 packet's layers are and the flow it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Meta {
+    /// Ethernet header length, 14 or 18: the offset of the IPv4 header.
+    pub l2_len: u8,
+    /// IPv4 header length, options included.
+    pub l3_len: u8,
+    /// Bytes from the layer-4 header to the end of the IPv4 total length.
+    pub l4_len: u16,
+    pub protocol: u8,
+    pub ttl: u8,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    /// TCP/UDP source port; the identifier of an ICMP echo; 0 for other ICMP.
+    pub src_port: u16,
+    /// TCP/UDP destination port; the identifier of an ICMP echo (so a reply
+    /// matches the request's tuple reversed); 0 for other ICMP.
+    pub dst_port: u16,
+    /// TCP flags byte (0 for other protocols).
+    pub tcp_flags: u8,
+    /// ICMP type and code (0 for other protocols).
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+}
+
+impl Ipv4Meta {
+    /// Offset of the IPv4 header in the frame.
+    pub fn l3_offset(&self) -> usize {
+        usize::from(self.l2_len)
+    }
+    /// Offset of the layer-4 header in the frame.
+    pub fn l4_offset(&self) -> usize {
+        usize::from(self.l2_len) + usize::from(self.l3_len)
+    }
+    /// The IPv4 total length.
+    pub fn ip_total_len(&self) -> usize {
+        usize::from(self.l3_len) + usize::from(self.l4_len)
+    }
+    /// The flow tuple, as the packet carries it.
+    pub fn tuple(&self) -> FlowTuple {
+        FlowTuple {
+            protocol: self.protocol,
+            src: IpAddr::V4(self.src),
+            src_port: self.src_port,
+            dst: IpAddr::V4(self.dst),
+            dst_port: self.dst_port,
+        }
+    }
+    /// True for an ICMP error the gateway relays to its connection.
+    pub fn is_icmp_error(&self) -> bool {
+        self.protocol == ip_proto::ICMP && super::icmp::is_relayed_error(self.icmp_type)
+    }
+}
+
+/// A transport flow, address-family neutral: the connection table's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowTuple {
+    pub protocol: u8,
+    pub src: IpAddr,
+    pub src_port: u16,
+    pub dst: IpAddr,
+    pub dst_port: u16,
+}
+
+impl FlowTuple {
+    /// The tuple of the other direction.
+    pub fn reversed(&self) -> FlowTuple {
+        FlowTuple { protocol: self.protocol, src: self.dst, src_port: self.dst_port, dst: self.src, dst_port: self.src_port }
+    }
+}
+
+/// What a frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Classified {
+    /// An Ethernet/any ARP packet whose fixed header is present, for the
+    /// neighbour code (which parses it with `wire::arp`).
+    Arp { l2_len: u8 },
+    Ipv4(Ipv4Meta),
+}
+
+/// Classifies a received frame, taking the NIC's checksum verdicts into
+/// account.
+#[inline]
+pub fn classify<F: Frame>(frame: &F, policy: ClassifyPolicy) -> Result<Classified, DropReason> {
+    classify_bytes(frame.data(), frame.rx_checksum(), policy)
+}
+
+#[inline(always)]
+fn be16_at(b: &[u8], at: usize) -> Option<u16> {
+    let w = b.get(at..at + 2)?;
+    Some(u16::from_be_bytes([w[0], w[1]]))
+}
+
+/// [`classify`] over plain bytes with an explicit receive checksum state.
+pub fn classify_bytes(data: &[u8], rx: RxChecksum, policy: ClassifyPolicy) -> Result<Classified, DropReason> {
+    let mut ethertype = be16_at(data, 12).ok_or(DropReason::Truncated)?;
+    let mut l2_len: u8 = 14;
+    if ethertype == ETHERTYPE_VLAN {
+        ethertype = be16_at(data, 16).ok_or(DropReason::Truncated)?;
+        l2_len = 18;
+    }
+    let after_l2 = data.get(usize::from(l2_len)..).unwrap_or(&[]);
+    match ethertype {
+        ETHERTYPE_IPV4 => classify_ipv4(after_l2, l2_len, rx, policy).map(Classified::Ipv4),
+        ETHERTYPE_ARP if after_l2.len() >= super::arp::PACKET_LEN => Ok(Classified::Arp { l2_len }),
+        ETHERTYPE_ARP => Err(DropReason::Truncated),
+        _ => Err(DropReason::UnsupportedEthertype),
+    }
+}
+
+#[inline(always)]
+fn classify_ipv4(ip: &[u8], l2_len: u8, rx: RxChecksum, policy: ClassifyPolicy) -> Result<Ipv4Meta, DropReason> {
+    let Some(h) = ip.first_chunk::<20>() else { return Err(DropReason::Truncated) };
+    if h[0] >> 4 != 4 {
+        return Err(DropReason::BadIpVersion);
+    }
+    let header_len = usize::from(h[0] & 0x0f) * 4;
+    if header_len < 20 || header_len > ip.len() {
+        return Err(DropReason::BadIhl);
+    }
+    let total_len = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    if total_len < header_len || total_len > ip.len() {
+        return Err(DropReason::BadTotalLength);
+    }
+    match rx.ip {
+        ChecksumStatus::Bad => return Err(DropReason::BadIpChecksum),
+        ChecksumStatus::Unknown if policy.verify_ip_checksum => {
+            if !checksum::verify(&ip[..header_len], 0) {
+                return Err(DropReason::BadIpChecksum);
+            }
+        }
+        _ => {}
+    }
+    // MF set or a non-zero offset.
+    if u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 {
+        return Err(DropReason::Fragment);
+    }
+    let protocol = h[9];
+    let src = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
+    let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
+    let l4 = &ip[header_len..total_len];
+    let mut meta = Ipv4Meta {
+        l2_len,
+        l3_len: header_len as u8,
+        l4_len: l4.len() as u16,
+        protocol,
+        ttl: h[8],
+        src,
+        dst,
+        src_port: 0,
+        dst_port: 0,
+        tcp_flags: 0,
+        icmp_type: 0,
+        icmp_code: 0,
+    };
+    match protocol {
+        ip_proto::TCP => {
+            let Some(t) = l4.first_chunk::<20>() else { return Err(DropReason::Truncated) };
+            let data_offset = usize::from(t[12] >> 4) * 4;
+            if data_offset < 20 || data_offset > l4.len() {
+                return Err(DropReason::BadTcpHeader);
+            }
+            meta.src_port = u16::from_be_bytes([t[0], t[1]]);
+            meta.dst_port = u16::from_be_bytes([t[2], t[3]]);
+            meta.tcp_flags = t[13];
+        }
+        ip_proto::UDP => {
+            let Some(u) = l4.first_chunk::<8>() else { return Err(DropReason::Truncated) };
+            let udp_len = usize::from(u16::from_be_bytes([u[4], u[5]]));
+            if udp_len < 8 || udp_len > l4.len() {
+                return Err(DropReason::BadUdpLength);
+            }
+            meta.src_port = u16::from_be_bytes([u[0], u[1]]);
+            meta.dst_port = u16::from_be_bytes([u[2], u[3]]);
+        }
+        ip_proto::ICMP => {
+            let Some(i) = l4.first_chunk::<8>() else { return Err(DropReason::Truncated) };
+            meta.icmp_type = i[0];
+            meta.icmp_code = i[1];
+            if matches!(i[0], super::icmp::msg_type::ECHO_REQUEST | super::icmp::msg_type::ECHO_REPLY) {
+                let ident = u16::from_be_bytes([i[4], i[5]]);
+                meta.src_port = ident;
+                meta.dst_port = ident;
+            }
+        }
+        _ => return Err(DropReason::UnknownProtocol),
+    }
+    match rx.l4 {
+        ChecksumStatus::Bad => return Err(DropReason::BadL4Checksum),
+        ChecksumStatus::Unknown if policy.verify_l4_checksum => {
+            if !verify_l4_checksum(&meta, l4) {
+                return Err(DropReason::BadL4Checksum);
+            }
+        }
+        _ => {}
+    }
+    Ok(meta)
+}
+
+/// Full software verification of the layer-4 checksum of a classified
+/// packet (`l4` is its layer-4 bytes up to the IPv4 total length).
+pub fn verify_l4_checksum(meta: &Ipv4Meta, l4: &[u8]) -> bool {
+    let pseudo = |proto: u8, len: usize| {
+        checksum::pseudo_header_v4(meta.src.octets(), meta.dst.octets(), proto, len as u16)
+    };
+    match meta.protocol {
+        ip_proto::TCP => checksum::verify(l4, pseudo(ip_proto::TCP, l4.len())),
+        ip_proto::UDP => {
+            let udp_len = be16_at(l4, 4).map_or(0, usize::from);
+            match (be16_at(l4, 6), l4.get(..udp_len)) {
+                (Some(0), _) => true,
+                (Some(_), Some(d)) => checksum::verify(d, pseudo(ip_proto::UDP, udp_len)),
+                _ => false,
+            }
+        }
+        ip_proto::ICMP => checksum::verify(l4, 0),
+        _ => false,
+    }
+}
+
+/// Where the datagram quoted by an ICMP error is, and its flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpQuote {
+    /// Offset of the quoted IPv4 header in the frame.
+    pub l3_offset: usize,
+    /// Its header length.
+    pub l3_len: usize,
+    /// The quoted packet's flow, in the direction it was sent. The error
+    /// travels the other way, so a connection lookup uses this tuple as the
+    /// one of a packet going the quoted way.
+    pub tuple: FlowTuple,
+}
+
+/// Parses the datagram quoted by an ICMP error (`meta` from [`classify`] on
+/// the same bytes): an IPv4 header with at least the 8 bytes after it that
+/// carry the ports (RFC 792), for TCP, UDP or an ICMP echo.
+pub fn icmp_error_inner(data: &[u8], meta: &Ipv4Meta) -> Result<IcmpQuote, DropReason> {
+    let l3_offset = meta.l4_offset() + super::icmp::HEADER_LEN;
+    let quoted = data.get(l3_offset..meta.l3_offset() + meta.ip_total_len()).ok_or(DropReason::BadIcmpQuote)?;
+    let Some(h) = quoted.first_chunk::<20>() else { return Err(DropReason::BadIcmpQuote) };
+    let l3_len = usize::from(h[0] & 0x0f) * 4;
+    if h[0] >> 4 != 4 || l3_len < 20 {
+        return Err(DropReason::BadIcmpQuote);
+    }
+    let Some(l4) = quoted.get(l3_len..l3_len + 8) else { return Err(DropReason::BadIcmpQuote) };
+    let protocol = h[9];
+    let (src_port, dst_port) = match protocol {
+        ip_proto::TCP | ip_proto::UDP => {
+            (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]))
+        }
+        ip_proto::ICMP if matches!(l4[0], super::icmp::msg_type::ECHO_REQUEST | super::icmp::msg_type::ECHO_REPLY) => {
+            let ident = u16::from_be_bytes([l4[4], l4[5]]);
+            (ident, ident)
+        }
+        _ => return Err(DropReason::BadIcmpQuote),
+    };
+    Ok(IcmpQuote {
+        l3_offset,
+        l3_len,
+        tuple: FlowTuple {
+            protocol,
+            src: IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
+            src_port,
+            dst: IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
+            dst_port,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::BufFrame;
+    use crate::wire::{ethernet, ipv4::Ipv4Packet, tcp::TcpPacket};
+    use proptest::prelude::*;
+
+    /// Ethernet + IPv4 + TCP ACK 192.168.1.10:50000 -> 10.0.0.80:80, 4 bytes
+    /// of data, checksums filled by `fill`.
+    const TCP_FRAME: [u8; 58] = [
+        0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, 0x08, 0x00, // ethernet
+        0x45, 0x00, 0x00, 0x2c, 0xab, 0xcd, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, 192, 168, 1, 10, 10, 0, 0, 80,
+        0xc3, 0x50, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 2, 0x50, 0x10, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00,
+        b'd', b'a', b't', b'a',
+    ];
+
+    fn fill(mut b: Vec<u8>, l2: usize) -> Vec<u8> {
+        let mut ip = Ipv4Packet::new_unchecked(&mut b[l2..]);
+        ip.fill_checksum();
+        let (src, dst, hl, total) =
+            (ip.src_addr(), ip.dst_addr(), ip.header_len(), usize::from(ip.total_len()));
+        if ip.protocol() == ip_proto::TCP {
+            if let Some(seg) = b.get_mut(l2 + hl..l2 + total) {
+                TcpPacket::new_unchecked(seg).fill_checksum(src, dst);
+            }
+        }
+        b
+    }
+
+    fn tcp_frame() -> Vec<u8> {
+        fill(TCP_FRAME.to_vec(), 14)
+    }
+
+    fn run(b: &[u8]) -> Result<Classified, DropReason> {
+        classify_bytes(b, RxChecksum::default(), ClassifyPolicy { verify_ip_checksum: true, verify_l4_checksum: true })
+    }
+
+    #[test]
+    fn established_tcp() {
+        let b = tcp_frame();
+        let Ok(Classified::Ipv4(m)) = run(&b) else { panic!("{:?}", run(&b)) };
+        assert_eq!((m.l2_len, m.l3_len, m.l4_len), (14, 20, 24));
+        assert_eq!((m.l3_offset(), m.l4_offset(), m.ip_total_len()), (14, 34, 44));
+        assert_eq!(m.protocol, ip_proto::TCP);
+        assert_eq!(m.ttl, 64);
+        assert_eq!(m.tcp_flags, 0x10);
+        assert_eq!(
+            m.tuple(),
+            FlowTuple {
+                protocol: 6,
+                src: IpAddr::V4(Ipv4Addr::new(192, 168, 1, 10)),
+                src_port: 50000,
+                dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 80)),
+                dst_port: 80
+            }
+        );
+        assert_eq!(m.tuple().reversed().reversed(), m.tuple());
+        let frame = BufFrame::new(&b);
+        assert_eq!(classify(&frame, ClassifyPolicy::default()), run(&b));
+    }
+
+    #[test]
+    fn vlan_tagged_tcp() {
+        let mut b = tcp_frame();
+        b.splice(12..12, [0x81, 0x00, 0x00, 0x64]);
+        let Ok(Classified::Ipv4(m)) = run(&b) else { panic!() };
+        assert_eq!(m.l2_len, 18);
+        assert_eq!(m.dst_port, 80);
+    }
+
+    #[test]
+    fn arp_and_other_ethertypes() {
+        let mut b = vec![0u8; 42];
+        b[12..14].copy_from_slice(&ethernet::ETHERTYPE_ARP.to_be_bytes());
+        assert_eq!(run(&b), Ok(Classified::Arp { l2_len: 14 }));
+        assert_eq!(run(&b[..41]), Err(DropReason::Truncated));
+        b[12..14].copy_from_slice(&ethernet::ETHERTYPE_IPV6.to_be_bytes());
+        assert_eq!(run(&b), Err(DropReason::UnsupportedEthertype));
+        b[12..14].copy_from_slice(&ethernet::ETHERTYPE_QINQ.to_be_bytes());
+        assert_eq!(run(&b), Err(DropReason::UnsupportedEthertype));
+    }
+
+    /// Mutates the TCP frame, refills the checksums, and classifies.
+    fn mutated(f: impl FnOnce(&mut Vec<u8>)) -> Result<Classified, DropReason> {
+        let mut b = TCP_FRAME.to_vec();
+        f(&mut b);
+        run(&fill(b, 14))
+    }
+
+    #[test]
+    fn every_drop_reason_of_classification() {
+        let good = tcp_frame();
+        assert_eq!(run(&good[..13]), Err(DropReason::Truncated));
+        assert_eq!(run(&good[..33]), Err(DropReason::Truncated));
+        assert_eq!(mutated(|b| b[14] = 0x65), Err(DropReason::BadIpVersion));
+        assert_eq!(mutated(|b| b[14] = 0x44), Err(DropReason::BadIhl));
+        assert_eq!(run(&{
+            let mut b = good.clone();
+            b[14] = 0x4f;
+            b.truncate(70);
+            b
+        }), Err(DropReason::BadIhl));
+        assert_eq!(mutated(|b| b[17] = 0x2d), Err(DropReason::BadTotalLength));
+        assert_eq!(mutated(|b| b[17] = 19), Err(DropReason::BadTotalLength));
+        let mut bad_sum = good.clone();
+        bad_sum[24] ^= 1;
+        assert_eq!(run(&bad_sum), Err(DropReason::BadIpChecksum));
+        assert_eq!(mutated(|b| b[20] = 0x20), Err(DropReason::Fragment));
+        assert_eq!(mutated(|b| b[21] = 0x01), Err(DropReason::Fragment));
+        assert_eq!(mutated(|b| b[23] = 47), Err(DropReason::UnknownProtocol));
+        assert_eq!(mutated(|b| b[46] = 0x40), Err(DropReason::BadTcpHeader));
+        assert_eq!(mutated(|b| b[46] = 0x70), Err(DropReason::BadTcpHeader));
+        // An IP payload too short for a TCP header.
+        assert_eq!(mutated(|b| b[17] = 39), Err(DropReason::Truncated));
+        let mut bad_l4 = good.clone();
+        bad_l4[57] ^= 0x80;
+        assert_eq!(run(&bad_l4), Err(DropReason::BadL4Checksum));
+        // UDP with a length field beyond the datagram.
+        let udp = mutated(|b| {
+            b[23] = ip_proto::UDP;
+            b[38..40].copy_from_slice(&40u16.to_be_bytes());
+            b[40..42].copy_from_slice(&[0, 0]);
+        });
+        assert_eq!(udp, Err(DropReason::BadUdpLength));
+    }
+
+    #[test]
+    fn nic_verdicts_override_software() {
+        let good = tcp_frame();
+        let strict = ClassifyPolicy { verify_ip_checksum: true, verify_l4_checksum: true };
+        let bad_ip = RxChecksum { ip: ChecksumStatus::Bad, l4: ChecksumStatus::Good };
+        assert_eq!(classify_bytes(&good, bad_ip, strict), Err(DropReason::BadIpChecksum));
+        let bad_l4 = RxChecksum { ip: ChecksumStatus::Good, l4: ChecksumStatus::Bad };
+        assert_eq!(classify_bytes(&good, bad_l4, strict), Err(DropReason::BadL4Checksum));
+        // A NIC "good" skips software verification entirely.
+        let mut corrupt = good.clone();
+        corrupt[24] ^= 1;
+        corrupt[57] ^= 1;
+        let both_good = RxChecksum { ip: ChecksumStatus::Good, l4: ChecksumStatus::Good };
+        assert!(classify_bytes(&corrupt, both_good, strict).is_ok());
+        let lax = ClassifyPolicy { verify_ip_checksum: false, verify_l4_checksum: false };
+        assert!(classify_bytes(&corrupt, RxChecksum::default(), lax).is_ok());
+    }
+
+    #[test]
+    fn ethernet_padding_is_not_payload() {
+        let mut b = tcp_frame();
+        b.extend_from_slice(&[0; 6]);
+        let Ok(Classified::Ipv4(m)) = run(&b) else { panic!() };
+        assert_eq!(m.l4_len, 24);
+    }
+
+    #[test]
+    fn icmp_error_quote() {
+        // Port unreachable from 10.0.0.80 about a UDP datagram we sent.
+        let mut b = vec![0u8; 14 + 20 + 8 + 28];
+        b[12..14].copy_from_slice(&[8, 0]);
+        let mut ip = Ipv4Packet::new_unchecked(&mut b[14..]);
+        ip.set_version_and_header_len(20);
+        ip.set_total_len(56);
+        ip.set_ttl(64);
+        ip.set_protocol(ip_proto::ICMP);
+        ip.set_src_addr(Ipv4Addr::new(10, 0, 0, 80));
+        ip.set_dst_addr(Ipv4Addr::new(10, 0, 0, 1));
+        ip.fill_checksum();
+        b[34] = 3;
+        b[35] = 3;
+        let mut inner = Ipv4Packet::new_unchecked(&mut b[42..]);
+        inner.set_version_and_header_len(20);
+        inner.set_total_len(28);
+        inner.set_protocol(ip_proto::UDP);
+        inner.set_src_addr(Ipv4Addr::new(10, 0, 0, 1));
+        inner.set_dst_addr(Ipv4Addr::new(10, 0, 0, 80));
+        b[62..66].copy_from_slice(&[0x13, 0x88, 0x00, 0x35]);
+        crate::wire::icmp::Icmpv4Packet::new_unchecked(&mut b[34..]).fill_checksum();
+        let Ok(Classified::Ipv4(m)) = run(&b) else { panic!("{:?}", run(&b)) };
+        assert!(m.is_icmp_error());
+        assert_eq!((m.icmp_type, m.icmp_code), (3, 3));
+        let q = icmp_error_inner(&b, &m).unwrap();
+        assert_eq!((q.l3_offset, q.l3_len), (42, 20));
+        assert_eq!(q.tuple.src, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!((q.tuple.protocol, q.tuple.src_port, q.tuple.dst_port), (17, 5000, 53));
+        // Shortened so the quoted ports are missing.
+        let mut short = b.clone();
+        short.truncate(65);
+        short[16..18].copy_from_slice(&51u16.to_be_bytes());
+        let mut ip = Ipv4Packet::new_unchecked(&mut short[14..]);
+        ip.fill_checksum();
+        crate::wire::icmp::Icmpv4Packet::new_unchecked(&mut short[34..]).fill_checksum();
+        let Ok(Classified::Ipv4(m)) = run(&short) else { panic!() };
+        assert_eq!(icmp_error_inner(&short, &m), Err(DropReason::BadIcmpQuote));
+    }
+
+    #[test]
+    fn drop_reasons_are_enumerable() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+            assert!(r.name().bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'), "{}", r.name());
+        }
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+        assert_eq!(DropReason::Fragment.to_string(), "fragment");
+    }
+
+    proptest! {
+        /// Never panics, and whatever it accepts, the typed views accept too
+        /// with the same offsets.
+        #[test]
+        fn arbitrary_bytes_never_panic(mut b in proptest::collection::vec(any::<u8>(), 0..128), tag in any::<bool>()) {
+            if b.len() > 14 {
+                b[12] = 8;
+                b[13] = 0;
+                b[14] = 0x40 | (b[14] & 0x0f);
+                if tag {
+                    b.splice(12..12, [0x81, 0x00, 0x00, 0x01]);
+                }
+            }
+            let lax = ClassifyPolicy { verify_ip_checksum: false, verify_l4_checksum: false };
+            if let Ok(Classified::Ipv4(m)) = classify_bytes(&b, RxChecksum::default(), lax) {
+                let eth = ethernet::EthernetFrame::new_checked(&b[..]).unwrap();
+                prop_assert_eq!(eth.header_len(), usize::from(m.l2_len));
+                let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+                prop_assert_eq!(ip.header_len(), usize::from(m.l3_len));
+                prop_assert_eq!(ip.payload().len(), usize::from(m.l4_len));
+                if m.protocol == ip_proto::TCP {
+                    let t = TcpPacket::new_checked(ip.payload()).unwrap();
+                    prop_assert_eq!((t.src_port(), t.dst_port(), t.flags()), (m.src_port, m.dst_port, m.tcp_flags));
+                }
+                if m.is_icmp_error() {
+                    let _ = icmp_error_inner(&b, &m);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! UDP headers (RFC 768).
+//!
+//! The view is over the IPv4 payload. A checked view guarantees
+//! `8 <= length field <= len`; [`UdpPacket::payload`] stops at the length
+//! field. A zero checksum means the sender did not compute one; rewrites
+//! must keep it zero, and a computed zero is sent as 0xffff.
+
+use std::net::Ipv4Addr;
+
+use super::checksum;
+use super::{be16, ip_proto, put16, Error, Layer};
+
+mod field {
+    pub const SRC_PORT: usize = 0;
+    pub const DST_PORT: usize = 2;
+    pub const LENGTH: usize = 4;
+    pub const CHECKSUM: usize = 6;
+}
+
+/// Offsets of the fields the rewrites patch.
+pub mod offset {
+    pub const SRC_PORT: usize = super::field::SRC_PORT;
+    pub const DST_PORT: usize = super::field::DST_PORT;
+    pub const LENGTH: usize = super::field::LENGTH;
+    pub const CHECKSUM: usize = super::field::CHECKSUM;
+}
+
+pub const HEADER_LEN: usize = 8;
+
+/// A view of a UDP datagram.
+#[derive(Debug, Clone)]
+pub struct UdpPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> UdpPacket<T> {
+    pub fn new_unchecked(buffer: T) -> Self {
+        UdpPacket { buffer }
+    }
+
+    /// Checks the header and the length field against the bytes present.
+    pub fn new_checked(buffer: T) -> Result<Self, Error> {
+        let len = buffer.as_ref().len();
+        if len < HEADER_LEN {
+            return Err(Error::Truncated { layer: Layer::Udp, needed: HEADER_LEN, len });
+        }
+        let p = UdpPacket { buffer };
+        let udp_len = p.len();
+        if usize::from(udp_len) < HEADER_LEN || usize::from(udp_len) > len {
+            return Err(Error::BadUdpLength { udp_len, len });
+        }
+        Ok(p)
+    }
+
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    pub fn src_port(&self) -> u16 {
+        be16(self.buffer.as_ref(), field::SRC_PORT)
+    }
+    pub fn dst_port(&self) -> u16 {
+        be16(self.buffer.as_ref(), field::DST_PORT)
+    }
+    /// The length field (header plus data).
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> u16 {
+        be16(self.buffer.as_ref(), field::LENGTH)
+    }
+    pub fn checksum(&self) -> u16 {
+        be16(self.buffer.as_ref(), field::CHECKSUM)
+    }
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[HEADER_LEN..usize::from(self.len())]
+    }
+    /// True when the checksum is right or absent (zero).
+    pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+        if self.checksum() == 0 {
+            return true;
+        }
+        let len = self.len();
+        let b = &self.buffer.as_ref()[..usize::from(len)];
+        checksum::verify(b, checksum::pseudo_header_v4(src.octets(), dst.octets(), ip_proto::UDP, len))
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
+    pub fn set_src_port(&mut self, v: u16) {
+        put16(self.buffer.as_mut(), field::SRC_PORT, v);
+    }
+    pub fn set_dst_port(&mut self, v: u16) {
+        put16(self.buffer.as_mut(), field::DST_PORT, v);
+    }
+    pub fn set_len(&mut self, v: u16) {
+        put16(self.buffer.as_mut(), field::LENGTH, v);
+    }
+    pub fn set_checksum(&mut self, v: u16) {
+        put16(self.buffer.as_mut(), field::CHECKSUM, v);
+    }
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let end = usize::from(self.len());
+        &mut self.buffer.as_mut()[HEADER_LEN..end]
+    }
+    /// Computes and stores the checksum (0xffff when it computes to zero).
+    pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+        self.set_checksum(0);
+        let len = self.len();
+        let b = &self.buffer.as_ref()[..usize::from(len)];
+        let pseudo = checksum::pseudo_header_v4(src.octets(), dst.octets(), ip_proto::UDP, len);
+        let c = checksum::finish(checksum::sum(b) + pseudo);
+        self.set_checksum(if c == 0 { 0xffff } else { c });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
+    const DST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 53);
+
+    /// A DNS-looking datagram 40000 -> 53 with 4 bytes of data, followed by
+    /// 2 bytes that are not part of it.
+    const DATAGRAM: [u8; 14] = [0x9c, 0x40, 0x00, 0x35, 0x00, 0x0c, 0x00, 0x00, 0xca, 0xfe, 0xba, 0xbe, 0x77, 0x77];
+
+    fn with_checksum() -> [u8; 14] {
+        let mut b = DATAGRAM;
+        UdpPacket::new_unchecked(&mut b[..]).fill_checksum(SRC, DST);
+        b
+    }
+
+    #[test]
+    fn parse_every_field() {
+        let b = with_checksum();
+        let p = UdpPacket::new_checked(&b[..]).unwrap();
+        assert_eq!(p.src_port(), 40000);
+        assert_eq!(p.dst_port(), 53);
+        assert_eq!(p.len(), 12);
+        assert_ne!(p.checksum(), 0);
+        assert_eq!(p.payload(), &[0xca, 0xfe, 0xba, 0xbe]);
+        assert!(p.verify_checksum(SRC, DST));
+        assert!(!p.verify_checksum(DST, DST));
+    }
+
+    #[test]
+    fn emit_same_bytes() {
+        let original = with_checksum();
+        let mut buf = [0x77u8; 14];
+        let mut p = UdpPacket::new_unchecked(&mut buf[..]);
+        p.set_src_port(40000);
+        p.set_dst_port(53);
+        p.set_len(12);
+        p.payload_mut().copy_from_slice(&[0xca, 0xfe, 0xba, 0xbe]);
+        p.fill_checksum(SRC, DST);
+        assert_eq!(buf, original);
+    }
+
+    #[test]
+    fn zero_checksum_means_none() {
+        let p = UdpPacket::new_checked(&DATAGRAM[..]).unwrap();
+        assert_eq!(p.checksum(), 0);
+        assert!(p.verify_checksum(SRC, DST));
+    }
+
+    #[test]
+    fn bad_lengths_are_refused() {
+        assert_eq!(
+            UdpPacket::new_checked(&DATAGRAM[..7]).unwrap_err(),
+            Error::Truncated { layer: Layer::Udp, needed: 8, len: 7 }
+        );
+        assert_eq!(
+            UdpPacket::new_checked(&DATAGRAM[..11]).unwrap_err(),
+            Error::BadUdpLength { udp_len: 12, len: 11 }
+        );
+        let mut b = DATAGRAM;
+        b[5] = 7;
+        assert_eq!(UdpPacket::new_checked(&b[..]).unwrap_err(), Error::BadUdpLength { udp_len: 7, len: 14 });
+    }
+}
