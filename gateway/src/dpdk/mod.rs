@@ -1,0 +1,67 @@
+//! The one safe layer over DPDK (`dpdk-sys`). All platform `unsafe` of the
+//! gateway lives in this folder; every block carries a `// SAFETY:` note.
+//!
+//! Lifetimes. DPDK objects (mempools, ports, rings, launched lcores) are only
+//! valid between `rte_eal_init` and `rte_eal_cleanup`. Rather than threading a
+//! lifetime through every type, each object holds an [`EalRef`], a counted
+//! reference to the initialised EAL, and [`Eal::cleanup`] refuses while any
+//! exists or any mempool still has mbufs out. Mbufs themselves carry no
+//! reference (they are the hot path); a mempool that is dropped while some of
+//! its mbufs are alive is deliberately leaked instead of freed, so an mbuf
+//! never points into freed memory.
+//!
+//! DPDK initialises once per process. Tests that need the EAL therefore live
+//! one per integration-test binary (see the README's testing section).
+
+mod eal;
+mod error;
+mod mbuf;
+mod mempool;
+mod port;
+mod ring;
+
+pub use eal::{Eal, EalRef, LcoreJob};
+pub use error::DpdkError;
+pub use mbuf::{Burst, Mbuf, BURST_SIZE};
+pub use mempool::Mempool;
+pub use port::{LinkStatus, Port, PortCaps, PortConfig, PortStats, RxQueue, TxQueue};
+pub use port::port_name;
+pub use ring::{Ring, RingReceiver, RingSender, Sync as RingSync};
+
+use std::ffi::CStr;
+
+/// DPDK's text for an errno value (positive or negative).
+pub(crate) fn strerror(code: i32) -> String {
+    // SAFETY: rte_strerror returns a pointer to a static or thread-local
+    // NUL-terminated string that stays valid until the next call on this
+    // thread; it is copied out at once.
+    unsafe { CStr::from_ptr(dpdk_sys::rte_strerror(code.abs())) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The calling thread's `rte_errno`.
+pub(crate) fn last_errno() -> i32 {
+    // SAFETY: reads the calling thread's per-lcore errno variable; no preconditions.
+    unsafe { dpdk_sys::gw_errno() }
+}
+
+/// The id of the calling lcore, or `None` on a thread that is not an EAL lcore.
+pub fn lcore_id() -> Option<u32> {
+    // SAFETY: reads a thread-local; valid on any thread.
+    let id = unsafe { dpdk_sys::gw_lcore_id() };
+    (id != dpdk_sys::LCORE_ID_ANY).then_some(id)
+}
+
+/// The time-stamp counter, for coarse clocks read once per burst.
+#[inline]
+pub fn rdtsc() -> u64 {
+    // SAFETY: rdtsc has no preconditions.
+    unsafe { dpdk_sys::gw_rdtsc() }
+}
+
+/// Time-stamp counter ticks per second (valid after EAL init).
+pub fn tsc_hz() -> u64 {
+    // SAFETY: plain getter of a value EAL measured at init.
+    unsafe { dpdk_sys::rte_get_tsc_hz() }
+}
