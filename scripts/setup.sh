@@ -15,7 +15,7 @@ PACKAGES=(
     # build: DPDK headers/libs, bindgen's libclang, pkg-config
     libdpdk-dev dpdk clang libclang-dev pkg-config build-essential
     # test harness: namespaces, captures, real clients and servers
-    iproute2 tcpdump nginx curl wrk iperf3 hping3 python3-scapy
+    iproute2 iputils-ping tcpdump nginx curl wrk iperf3 hping3 python3-scapy python3
     # benchmarks: exact instruction counts
     valgrind
 )

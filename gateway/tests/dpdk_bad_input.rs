@@ -1,6 +1,8 @@
 //! Bad EAL arguments, missing devices and misuse give errors, never a crash.
 //! One process, one EAL: the failed inits come first (DPDK allows a retry
 //! after an argument error), then one good init and the misuse cases.
+#![cfg(feature = "dpdk")]
+
 mod common;
 
 use gateway::dpdk::{DpdkError, Eal, Mempool, Port, PortConfig, Ring, RingSync};

@@ -1,4 +1,6 @@
 //! The DPDK layer on hugepages (reserved by scripts/setup.sh).
+#![cfg(feature = "dpdk")]
+
 mod common;
 
 #[test]

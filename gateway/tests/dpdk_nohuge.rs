@@ -1,5 +1,7 @@
 //! The DPDK layer with `--no-huge --no-shconf` (no hugepages, no files). DPDK 22.11 refuses
 //! `--no-huge --in-memory`: no-huge implies legacy memory, which in-memory rejects.
+#![cfg(feature = "dpdk")]
+
 mod common;
 
 #[test]

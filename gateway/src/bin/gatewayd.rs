@@ -1,1 +1,228 @@
-fn main() {}
+//! `gatewayd`: the gateway daemon.
+//!
+//! Until the configuration-driven load balancer lands, the daemon runs its
+//! datapath skeleton as a plain L2 forwarder ("wire"): ports are joined in
+//! pairs and whatever one port of a pair receives leaves by the other. Every
+//! worker lcore owns one rx and one tx queue on every port, exactly as the load
+//! balancer's workers will; the main lcore reports counters and handles
+//! signals. This is also the benchmark's reference forwarder: the I/O limit
+//! of a link, against which the gateway's own processing is measured.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gateway::dpdk::{Burst, Eal, Mempool, Port, PortConfig, RxQueue, TxQueue, MBUF_DEFAULT_BUF_SIZE};
+
+const USAGE: &str = "\
+usage: gatewayd [--pair PORT_A,PORT_B]... [--seconds N] [--stats-interval N] -- EAL_ARGS...
+
+Forwards between each pair of DPDK ports (both directions) on every worker
+lcore until SIGINT/SIGTERM or --seconds elapse. Ports are named as DPDK names
+them (a PCI address or a --vdev name such as net_tap0). With no --pair, the
+ports are paired in the order DPDK found them (0-1, 2-3, ...).
+
+example:
+  gatewayd --seconds 10 -- -l 0-1 --no-pci --vdev=net_tap0,iface=gw0 --vdev=net_tap1,iface=gw1";
+
+struct Options {
+    pairs: Vec<(String, String)>,
+    seconds: Option<u64>,
+    stats_interval: u64,
+    eal_args: Vec<String>,
+}
+
+fn parse_options(args: &[String]) -> Result<Options, String> {
+    let mut opts = Options { pairs: Vec::new(), seconds: None, stats_interval: 1, eal_args: Vec::new() };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--" => {
+                opts.eal_args = it.cloned().collect();
+                break;
+            }
+            "-h" | "--help" => return Err(String::new()),
+            "--pair" => {
+                let v = value("--pair")?;
+                let (a, b) = v.split_once(',').ok_or_else(|| format!("--pair {v:?}: expected PORT_A,PORT_B"))?;
+                if a.is_empty() || b.is_empty() || a == b {
+                    return Err(format!("--pair {v:?}: expected two different port names"));
+                }
+                opts.pairs.push((a.to_owned(), b.to_owned()));
+            }
+            "--seconds" => {
+                let v = value("--seconds")?;
+                opts.seconds = Some(v.parse().map_err(|_| format!("--seconds {v:?}: not a whole number"))?);
+            }
+            "--stats-interval" => {
+                let v = value("--stats-interval")?;
+                opts.stats_interval =
+                    v.parse().ok().filter(|&n| n > 0).ok_or_else(|| format!("--stats-interval {v:?}: not a positive whole number"))?;
+            }
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    if opts.eal_args.is_empty() {
+        return Err("no EAL arguments: put them after --".into());
+    }
+    Ok(opts)
+}
+
+/// Counters one worker keeps and the main lcore reads.
+#[derive(Default)]
+struct WorkerCounters {
+    rx: AtomicU64,
+    tx: AtomicU64,
+    /// Packets the tx queue refused (counted, then freed).
+    tx_dropped: AtomicU64,
+}
+
+/// One forwarding direction as a worker sees it.
+struct Lane {
+    rx: RxQueue,
+    tx: TxQueue,
+}
+
+fn worker_loop(mut lanes: Vec<Lane>, stop: Arc<AtomicBool>, counters: Arc<WorkerCounters>) {
+    let mut burst = Burst::new();
+    while !stop.load(Ordering::Relaxed) {
+        for lane in lanes.iter_mut() {
+            let n = lane.rx.rx_burst(&mut burst);
+            if n == 0 {
+                continue;
+            }
+            let sent = lane.tx.tx_burst(&mut burst);
+            let dropped = burst.clear();
+            // Relaxed single-writer counters: one store each per burst.
+            counters.rx.store(counters.rx.load(Ordering::Relaxed) + n as u64, Ordering::Relaxed);
+            counters.tx.store(counters.tx.load(Ordering::Relaxed) + sent as u64, Ordering::Relaxed);
+            if dropped > 0 {
+                counters.tx_dropped.fetch_add(dropped as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn run(opts: Options) -> Result<(), String> {
+    let eal = Eal::init(&opts.eal_args).map_err(|e| e.to_string())?;
+    let workers = eal.worker_lcores();
+    if workers.is_empty() {
+        return Err("no worker lcores: give the EAL at least two (for example -l 0-1)".into());
+    }
+
+    let pairs = if opts.pairs.is_empty() {
+        let names: Vec<String> = (0..64u16).filter_map(gateway::dpdk::port_name).collect();
+        if names.len() < 2 || names.len() % 2 != 0 {
+            return Err(format!("need an even number of ports to pair, DPDK has {names:?}"));
+        }
+        names.chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect()
+    } else {
+        opts.pairs.clone()
+    };
+
+    let queues = workers.len() as u16;
+    let pool_size = (4096 * pairs.len() as u32 * 2 * queues as u32).next_power_of_two() - 1;
+    let pool = Mempool::new(&eal, "gw_pool", pool_size, 256, MBUF_DEFAULT_BUF_SIZE).map_err(|e| e.to_string())?;
+    let config = PortConfig { rx_queues: queues, tx_queues: queues, ..PortConfig::default() };
+
+    // Per worker, the lanes it serves: (rx of A -> tx of B) and back.
+    let mut lanes: Vec<Vec<Lane>> = (0..workers.len()).map(|_| Vec::new()).collect();
+    let mut ports = Vec::new();
+    for (a, b) in &pairs {
+        let (port_a, rx_a, tx_a) = Port::open(&eal, a, &config, &pool).map_err(|e| e.to_string())?;
+        let (port_b, rx_b, tx_b) = Port::open(&eal, b, &config, &pool).map_err(|e| e.to_string())?;
+        for (w, (((ra, ta), rb), tb)) in rx_a.into_iter().zip(tx_a).zip(rx_b).zip(tx_b).enumerate() {
+            lanes[w].push(Lane { rx: ra, tx: tb });
+            lanes[w].push(Lane { rx: rb, tx: ta });
+        }
+        println!("forwarding {a} (port {}) <-> {b} (port {})", port_a.id(), port_b.id());
+        ports.push(port_a);
+        ports.push(port_b);
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone()).map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
+    }
+    let counters: Vec<Arc<WorkerCounters>> = workers.iter().map(|_| Arc::default()).collect();
+    let mut jobs = Vec::new();
+    for ((lcore, lanes), counters) in workers.iter().zip(lanes).zip(&counters) {
+        let (stop, counters) = (stop.clone(), counters.clone());
+        jobs.push(eal.launch(*lcore, move || worker_loop(lanes, stop, counters)).map_err(|e| e.to_string())?);
+    }
+    println!("gatewayd: {} worker lcore(s) {:?} running; SIGINT or SIGTERM stops", workers.len(), workers);
+
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if opts.seconds.is_some_and(|s| started.elapsed() >= Duration::from_secs(s)) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        if last_report.elapsed() >= Duration::from_secs(opts.stats_interval) {
+            last_report = Instant::now();
+            report(&counters, &ports);
+        }
+    }
+    let mut failed = None;
+    for job in jobs {
+        if let Err(e) = job.join() {
+            failed = Some(e.to_string());
+        }
+    }
+    report(&counters, &ports);
+    drop(ports);
+    if !pool.is_full() {
+        eprintln!("gatewayd: {} mbufs not returned to the pool at exit", pool.in_use_count());
+    }
+    drop(pool);
+    if let Err((_, e)) = eal.cleanup() {
+        eprintln!("gatewayd: {e}");
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+fn report(counters: &[Arc<WorkerCounters>], ports: &[Port]) {
+    let sum = |f: fn(&WorkerCounters) -> &AtomicU64| counters.iter().map(|c| f(c).load(Ordering::Relaxed)).sum::<u64>();
+    let mut line =
+        format!("workers: rx {} tx {} tx_dropped {}", sum(|c| &c.rx), sum(|c| &c.tx), sum(|c| &c.tx_dropped));
+    for port in ports {
+        if let Ok(s) = port.stats() {
+            line += &format!(
+                " | {}: ipackets {} opackets {} imissed {} ierrors {} oerrors {} rx_nombuf {}",
+                port.name(),
+                s.ipackets,
+                s.opackets,
+                s.imissed,
+                s.ierrors,
+                s.oerrors,
+                s.rx_nombuf
+            );
+        }
+    }
+    println!("{line}");
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match parse_options(&args) {
+        Ok(o) => o,
+        Err(msg) if msg.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(msg) => {
+            eprintln!("gatewayd: {msg}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("gatewayd: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

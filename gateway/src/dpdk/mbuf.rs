@@ -8,6 +8,12 @@ use dpdk_sys::rte_mbuf;
 
 use crate::frame::{ChecksumStatus, Frame, FrameError, L4Offload, RxChecksum, TxOffload};
 
+/// Headroom of a freshly allocated or received mbuf (`RTE_PKTMBUF_HEADROOM`).
+pub const MBUF_HEADROOM: usize = dpdk_sys::RTE_PKTMBUF_HEADROOM as usize;
+
+/// The usual mbuf data room, headroom included (`RTE_MBUF_DEFAULT_BUF_SIZE`).
+pub const MBUF_DEFAULT_BUF_SIZE: u16 = dpdk_sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16;
+
 /// The most packets one rx/tx/ring call moves; DPDK's customary burst.
 pub const BURST_SIZE: usize = 32;
 

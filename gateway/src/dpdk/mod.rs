@@ -22,7 +22,7 @@ mod ring;
 
 pub use eal::{Eal, EalRef, LcoreJob};
 pub use error::DpdkError;
-pub use mbuf::{Burst, Mbuf, BURST_SIZE};
+pub use mbuf::{Burst, Mbuf, BURST_SIZE, MBUF_DEFAULT_BUF_SIZE, MBUF_HEADROOM};
 pub use mempool::Mempool;
 pub use port::{LinkStatus, Port, PortCaps, PortConfig, PortStats, RxQueue, TxQueue};
 pub use port::port_name;

@@ -188,7 +188,7 @@ pub fn ring_frees_what_it_holds(eal: &Eal, pool: &Mempool) {
 pub fn mbuf_is_a_frame(pool: &Mempool) {
     use gateway::frame::{FrameError, L4Offload, TxOffload};
     let mut m = pool.alloc_with(&[1, 2, 3, 4]).unwrap();
-    assert_eq!(m.headroom(), dpdk_sys::RTE_PKTMBUF_HEADROOM as usize);
+    assert_eq!(m.headroom(), gateway::dpdk::MBUF_HEADROOM);
     m.prepend(2).unwrap();
     m.data_mut()[..2].copy_from_slice(&[8, 9]);
     assert_eq!(m.data(), &[8, 9, 1, 2, 3, 4]);
@@ -211,7 +211,7 @@ pub fn mbuf_is_a_frame(pool: &Mempool) {
 
 /// Runs every scenario against an initialised EAL, then cleans up.
 pub fn run_all(eal: Eal) {
-    let pool = Mempool::new(&eal, "test_pool", POOL_SIZE, 32, dpdk_sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16)
+    let pool = Mempool::new(&eal, "test_pool", POOL_SIZE, 32, gateway::dpdk::MBUF_DEFAULT_BUF_SIZE)
         .expect("mempool");
     assert!(pool.is_full());
     mbuf_is_a_frame(&pool);
