@@ -1,0 +1,194 @@
+//! The end-to-end harness: network namespaces, processes and DPDK taps as
+//! guards that always clean up, even when a test fails or panics.
+//!
+//! Every name the harness creates starts with `gwt` and carries the test
+//! process's id, so concurrent runs never collide and leftovers are easy to
+//! recognise. Test traffic stays inside the namespaces a test creates.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A short unique tag for names of this test process (interface names are
+/// limited to 15 bytes).
+pub fn tag() -> String {
+    format!("{:05}", std::process::id() % 100_000)
+}
+
+/// Runs a command to completion, panicking with its output when it fails.
+pub fn run(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e} (is it installed? run scripts/setup.sh)"));
+    if !out.status.success() {
+        panic!(
+            "{program} {args:?} failed with {}:\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    condition()
+}
+
+/// A network namespace, deleted when dropped.
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    pub fn new(name: &str) -> Netns {
+        // A leftover from a killed run of the same pid would make `add` fail.
+        let _ = Command::new("ip").args(["netns", "del", name]).stderr(Stdio::null()).status();
+        run("ip", &["netns", "add", name]);
+        let ns = Netns { name: name.to_owned() };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `ip -n NS ARGS...`, panicking on failure.
+    pub fn ip(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-n", &self.name];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    /// A command that will run inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    /// Runs a command inside the namespace and returns its output, whatever its status.
+    pub fn output(&self, program: &str, args: &[&str]) -> Output {
+        self.command(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program} in {}: {e}", self.name))
+    }
+
+    /// Moves interface `ifname` (from the root namespace) into this one and
+    /// gives it `cidr`.
+    pub fn adopt(&self, ifname: &str, cidr: &str) {
+        run("ip", &["link", "set", ifname, "netns", &self.name]);
+        self.ip(&["addr", "add", cidr, "dev", ifname]);
+        self.ip(&["link", "set", ifname, "up"]);
+    }
+
+    /// Starts a long-running program inside the namespace, killed when the
+    /// returned guard drops.
+    pub fn spawn(&self, label: &str, program: &str, args: &[&str]) -> Daemon {
+        let mut c = self.command(program);
+        c.args(args);
+        Daemon::spawn(label, c)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// A child process whose output goes to a log file; stopped when dropped
+/// (SIGTERM, then SIGKILL after two seconds).
+pub struct Daemon {
+    label: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    pub fn spawn(label: &str, mut command: Command) -> Daemon {
+        let log = std::env::temp_dir().join(format!("gwt-{}-{label}.log", tag()));
+        let file = File::create(&log).expect("create log file");
+        let err = file.try_clone().expect("clone log file");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {label}: {e}"));
+        Daemon { label: label.to_owned(), child: Some(child), log }
+    }
+
+    /// Everything the process printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() && self.terminate(Duration::from_secs(2)).is_none() {
+            if let Some(mut child) = self.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!("--- {} log ({}) ---\n{}", self.label, self.log.display(), self.log());
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// The `gatewayd` binary: `$GATEWAYD_BIN`, or the one cargo built next to
+/// this test in the same target directory.
+pub fn gatewayd_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("GATEWAYD_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/gatewayd
+    let bin = exe.parent().and_then(Path::parent).map(|d| d.join("gatewayd")).expect("target directory");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build -p gateway --bin gatewayd) or set GATEWAYD_BIN",
+        bin.display()
+    );
+    bin
+}
