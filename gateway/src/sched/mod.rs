@@ -1,1 +1,345 @@
 //! Schedulers: which real server gets a new connection.
+//!
+//! Every scheduler follows the Linux IPVS definition of the same name (`ip_vs_<name>.c`),
+//! including its tie-breaking (the first server in list order wins a tie) and its arithmetic
+//! (connection overhead `active * 256 + inactive`, weighted comparisons by cross
+//! multiplication in 64 bits so no division rounds a decision). `mh` is Maglev hashing.
+//! A server with weight 0 (quiescent) or over its upper threshold is never picked by any of
+//! them.
+//!
+//! Two kinds of state, kept apart on purpose (DESIGN.md invariant 1):
+//!
+//! - Per-worker mutable state (rr's position, wrr's current weight, lblc/lblcr's
+//!   destination map) lives in a [`Scheduler`] each worker owns; workers never share it, so
+//!   round-robin is round-robin per worker, as in DPVS.
+//! - Immutable lookup tables of the hashing schedulers (dh, sh: 256 buckets; mh: the Maglev
+//!   table) depend only on the server list, so they are built once per snapshot edit on the
+//!   control plane ([`Prepared`]) and shared read-only by every worker.
+//!
+//! Load figures (active/inactive counts) are the shared per-server counters, read with
+//! relaxed loads once per new connection.
+
+mod dh;
+mod hash;
+mod lblc;
+mod lblcr;
+mod lc;
+mod mh;
+mod nq;
+mod rr;
+mod sed;
+mod sh;
+mod wlc;
+mod wrr;
+
+use std::net::IpAddr;
+
+use crate::service::snapshot::{Dest, Service, ServiceId, Snapshot};
+use crate::service::SchedulerKind;
+
+pub use dh::DestHash;
+pub use lblc::Lblc;
+pub use lblcr::Lblcr;
+pub use mh::Maglev;
+pub use rr::RoundRobin;
+pub use sh::SourceHash;
+pub use wrr::WeightedRoundRobin;
+
+/// What a scheduler may look at in a new connection's first packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flow {
+    pub src: IpAddr,
+    pub sport: u16,
+    pub dst: IpAddr,
+    pub dport: u16,
+}
+
+/// Tables of the hashing schedulers, computed from a service's server list when a snapshot
+/// is published. Entries are indices into `Service::dests`; `NO_DEST` marks none.
+#[derive(Debug)]
+pub enum Prepared {
+    Dh(DestHash),
+    Sh(SourceHash),
+    Mh(Maglev),
+}
+
+/// Table entry meaning "no server" (a service holds at most `u16::MAX` servers).
+pub const NO_DEST: u16 = u16::MAX;
+
+impl Prepared {
+    /// The table `kind` needs for `dests`, `None` if `kind` needs none.
+    pub fn build(kind: SchedulerKind, dests: &[Dest]) -> Option<Prepared> {
+        match kind {
+            SchedulerKind::Dh => Some(Prepared::Dh(DestHash::new(dests))),
+            SchedulerKind::Sh => Some(Prepared::Sh(SourceHash::new(dests))),
+            SchedulerKind::Mh => Some(Prepared::Mh(Maglev::new(dests))),
+            _ => None,
+        }
+    }
+}
+
+/// One worker's scheduler for one service.
+#[derive(Debug)]
+pub enum Scheduler {
+    Rr(RoundRobin),
+    Wrr(WeightedRoundRobin),
+    Lc,
+    Wlc,
+    Sed,
+    Nq,
+    Lblc(Lblc),
+    Lblcr(Lblcr),
+    /// dh, sh and mh keep no per-worker state: their table is in the service.
+    Hash,
+}
+
+impl Scheduler {
+    pub fn new(svc: &Service) -> Scheduler {
+        match svc.scheduler() {
+            SchedulerKind::Rr => Scheduler::Rr(RoundRobin::default()),
+            SchedulerKind::Wrr => Scheduler::Wrr(WeightedRoundRobin::new(svc.dests())),
+            SchedulerKind::Lc => Scheduler::Lc,
+            SchedulerKind::Wlc => Scheduler::Wlc,
+            SchedulerKind::Sed => Scheduler::Sed,
+            SchedulerKind::Nq => Scheduler::Nq,
+            SchedulerKind::Lblc => Scheduler::Lblc(Lblc::default()),
+            SchedulerKind::Lblcr => Scheduler::Lblcr(Lblcr::default()),
+            SchedulerKind::Dh | SchedulerKind::Sh | SchedulerKind::Mh => Scheduler::Hash,
+        }
+    }
+
+    /// Picks the real server for a new connection: an index into `svc.dests()`, or `None`
+    /// when no server is available. `now` (seconds) drives lblc/lblcr expiry.
+    pub fn pick(&mut self, svc: &Service, flow: &Flow, now: u32) -> Option<usize> {
+        let dests = svc.dests();
+        match self {
+            Scheduler::Rr(s) => s.pick(dests),
+            Scheduler::Wrr(s) => s.pick(dests),
+            Scheduler::Lc => lc::pick(dests),
+            Scheduler::Wlc => wlc::pick(dests),
+            Scheduler::Sed => sed::pick(dests),
+            Scheduler::Nq => nq::pick(dests),
+            Scheduler::Lblc(s) => s.pick(dests, flow.dst, now),
+            Scheduler::Lblcr(s) => s.pick(dests, flow.dst, now),
+            Scheduler::Hash => match svc.prepared()? {
+                Prepared::Dh(t) => t.pick(dests, flow.dst),
+                Prepared::Sh(t) => t.pick(dests, flow.src),
+                Prepared::Mh(t) => t.pick(dests, flow.src),
+            },
+        }
+    }
+
+    /// Carries state across a snapshot switch: `old` and `new` are the same service before
+    /// and after an edit. A changed scheduler kind starts afresh.
+    pub fn update(&mut self, old: &Service, new: &Service) {
+        if old.scheduler() != new.scheduler() {
+            *self = Scheduler::new(new);
+            return;
+        }
+        match self {
+            Scheduler::Rr(s) => s.update(old.dests(), new.dests()),
+            Scheduler::Wrr(s) => s.update(new.dests()),
+            Scheduler::Lblc(s) => s.update(old.dests(), new.dests()),
+            Scheduler::Lblcr(s) => s.update(old.dests(), new.dests()),
+            Scheduler::Lc | Scheduler::Wlc | Scheduler::Sed | Scheduler::Nq | Scheduler::Hash => {}
+        }
+    }
+}
+
+/// A worker's schedulers, one per service of its current snapshot, indexed by [`ServiceId`].
+#[derive(Debug, Default)]
+pub struct Schedulers {
+    scheds: Vec<Scheduler>,
+}
+
+impl Schedulers {
+    pub fn new(snap: &Snapshot) -> Schedulers {
+        Schedulers { scheds: snap.services().iter().map(|s| Scheduler::new(s)).collect() }
+    }
+
+    /// Follows a snapshot switch, keeping each surviving service's state. Runs on the worker
+    /// between bursts; allocates, as a configuration change may.
+    pub fn switch(&mut self, old: &Snapshot, new: &Snapshot) {
+        let mut prev: Vec<Option<Scheduler>> = self.scheds.drain(..).map(Some).collect();
+        self.scheds = new
+            .services()
+            .iter()
+            .map(|svc| {
+                let carried = old.service_id(&svc.key()).and_then(|id| {
+                    let mut s = prev.get_mut(id as usize)?.take()?;
+                    s.update(old.service(id), svc);
+                    Some(s)
+                });
+                carried.unwrap_or_else(|| Scheduler::new(svc))
+            })
+            .collect();
+    }
+
+    pub fn pick(&mut self, snap: &Snapshot, id: ServiceId, flow: &Flow, now: u32) -> Option<usize> {
+        self.scheds[id as usize].pick(snap.service(id), flow, now)
+    }
+}
+
+/// The first available server minimising `overhead / weight`, ties to the first: the loop
+/// shared by wlc, sed and the lblc family. Compares `loh * dw > doh * lw` as IPVS does.
+fn least_weighted(dests: &[Dest], overhead: impl Fn(&Dest) -> u64) -> Option<usize> {
+    let mut best: Option<(usize, u64, u64)> = None;
+    for (i, d) in dests.iter().enumerate() {
+        if !d.is_available() {
+            continue;
+        }
+        let (doh, dw) = (overhead(d), d.weight() as u64);
+        match best {
+            Some((_, loh, lw)) if loh * dw <= doh * lw => {}
+            _ => best = Some((i, doh, dw)),
+        }
+    }
+    best.map(|(i, _, _)| i)
+}
+
+/// Position of `old[idx]` in `new`, by address and port.
+fn remap(old: &[Dest], new: &[Dest], idx: usize) -> Option<usize> {
+    let d = old.get(idx)?;
+    new.iter().position(|n| n.addr() == d.addr() && n.port() == d.port())
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+    use crate::service::snapshot::{Snapshot, SnapshotEditor};
+    use crate::service::{DestSpec, ForwardMethod, ServiceKey, ServiceSpec};
+    use std::sync::Arc;
+
+    pub fn key() -> ServiceKey {
+        ServiceKey::tcp("10.0.0.1".parse().unwrap(), 80)
+    }
+
+    pub fn rs(i: usize) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::new(192, 168, (i / 250) as u8, (i % 250 + 1) as u8))
+    }
+
+    /// A snapshot with one service of `kind` and one server per weight, in order.
+    pub fn service(kind: SchedulerKind, weights: &[u32]) -> Arc<Snapshot> {
+        let mut ed = Snapshot::empty().edit();
+        ed.add_service(ServiceSpec { scheduler: kind, ..ServiceSpec::new(key()) }).unwrap();
+        for (i, &w) in weights.iter().enumerate() {
+            add(&mut ed, i, w);
+        }
+        ed.finish()
+    }
+
+    pub fn add(ed: &mut SnapshotEditor, i: usize, weight: u32) {
+        let spec = DestSpec::new(rs(i), 80).with_method(ForwardMethod::Masq).with_weight(weight);
+        ed.add_dest(&key(), spec).unwrap();
+    }
+
+    pub fn flow(src: &str) -> Flow {
+        Flow {
+            src: src.parse().unwrap(),
+            sport: 40000,
+            dst: "10.0.0.1".parse().unwrap(),
+            dport: 80,
+        }
+    }
+
+    /// `n` picks for the same flow.
+    pub fn picks(snap: &Snapshot, n: usize) -> Vec<usize> {
+        let svc = snap.service(0);
+        let mut s = Scheduler::new(svc);
+        (0..n).map(|_| s.pick(svc, &flow("1.1.1.1"), 0).unwrap()).collect()
+    }
+
+    /// Sets a server's active and inactive counts.
+    pub fn load(snap: &Snapshot, i: usize, active: u32, inactive: u32) {
+        let c = snap.service(0).dests()[i].counters();
+        for _ in 0..active + inactive {
+            c.bind();
+        }
+        for _ in 0..active {
+            c.set_active(true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use super::*;
+
+    #[test]
+    fn every_scheduler_skips_quiescent_and_overloaded_servers() {
+        for kind in SchedulerKind::ALL {
+            // Server 0 is quiescent, server 1 is over its threshold, server 2 is usable.
+            let mut ed = Snapshot::empty().edit();
+            ed.add_service(crate::service::ServiceSpec { scheduler: kind, ..crate::service::ServiceSpec::new(key()) })
+                .unwrap();
+            add(&mut ed, 0, 0);
+            let spec = crate::service::DestSpec::new(rs(1), 80)
+                .with_method(crate::service::ForwardMethod::Masq)
+                .with_thresholds(1, 0);
+            ed.add_dest(&key(), spec).unwrap();
+            add(&mut ed, 2, 1);
+            let snap = ed.finish();
+            snap.service(0).dests()[1].counters().bind();
+            assert!(snap.service(0).dests()[1].counters().is_overloaded());
+            let svc = snap.service(0);
+            let mut s = Scheduler::new(svc);
+            for i in 0..50u32 {
+                let f = Flow { src: IpAddr::V4(i.into()), ..flow("1.1.1.1") };
+                let got = s.pick(svc, &f, 0);
+                // Hashing schedulers return nothing when the hashed server is unavailable
+                // (IPVS without the fallback flag); the others must find server 2.
+                if matches!(kind, SchedulerKind::Dh | SchedulerKind::Sh | SchedulerKind::Mh) {
+                    assert!(got.is_none() || got == Some(2), "{kind}: {got:?}");
+                } else {
+                    assert_eq!(got, Some(2), "{kind}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn threshold_blocks_until_below_lower() {
+        let mut ed = Snapshot::empty().edit();
+        ed.add_service(crate::service::ServiceSpec {
+            scheduler: SchedulerKind::Rr,
+            ..crate::service::ServiceSpec::new(key())
+        })
+        .unwrap();
+        let spec = crate::service::DestSpec::new(rs(0), 80)
+            .with_method(crate::service::ForwardMethod::Masq)
+            .with_thresholds(4, 2);
+        ed.add_dest(&key(), spec).unwrap();
+        let snap = ed.finish();
+        let svc = snap.service(0);
+        let counters = svc.dests()[0].counters();
+        let mut s = Scheduler::new(svc);
+        for _ in 0..4 {
+            assert_eq!(s.pick(svc, &flow("1.1.1.1"), 0), Some(0));
+            counters.bind();
+        }
+        assert_eq!(s.pick(svc, &flow("1.1.1.1"), 0), None, "at the upper threshold");
+        counters.unbind(false);
+        assert_eq!(s.pick(svc, &flow("1.1.1.1"), 0), None, "3 is not below the lower 2");
+        counters.unbind(false);
+        assert_eq!(s.pick(svc, &flow("1.1.1.1"), 0), None, "2 is not below the lower 2");
+        counters.unbind(false);
+        assert_eq!(s.pick(svc, &flow("1.1.1.1"), 0), Some(0), "1 is below the lower 2");
+    }
+
+    #[test]
+    fn schedulers_follow_a_snapshot_switch() {
+        let old = service(SchedulerKind::Rr, &[1, 1, 1]);
+        let mut set = Schedulers::new(&old);
+        let f = flow("1.1.1.1");
+        assert_eq!(set.pick(&old, 0, &f, 0), Some(0));
+        assert_eq!(set.pick(&old, 0, &f, 0), Some(1));
+        let mut ed = old.edit();
+        ed.delete_dest(&key(), rs(0), 80).unwrap();
+        let new = ed.finish();
+        set.switch(&old, &new);
+        // rr continues after the server it picked last (rs(1), now at index 0).
+        assert_eq!(set.pick(&new, 0, &f, 0), Some(1));
+        assert_eq!(new.service(0).dests()[1].addr(), rs(2));
+    }
+}

@@ -3,11 +3,18 @@
 //! - [`types`]: the vocabulary shared with `gwctl` (protocols, forwarding methods, scheduler
 //!   names, service keys, service and real-server specs).
 //! - [`error`]: what a rejected edit says.
+//! - [`snapshot`]: the immutable snapshot workers read, and the editor that makes the next.
+//! - [`counters`]: the per-real-server connection counters shared by all workers.
 
+pub mod counters;
 pub mod error;
+pub mod fasthash;
+pub mod snapshot;
 pub mod types;
 
+pub use counters::DestCounters;
 pub use error::ConfigError;
+pub use snapshot::{Dest, LocalAddr, Service, ServiceId, Snapshot, SnapshotEditor};
 pub use types::{
     DestSpec, ForwardMethod, MarkRule, Persistence, Protocol, SchedulerKind, ServiceKey,
     ServiceSpec, SockAddr,

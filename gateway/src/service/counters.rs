@@ -1,0 +1,210 @@
+//! Per-real-server connection counters: the only state workers share (DESIGN.md invariant 1).
+//!
+//! They are touched once per connection event (bind, state change, unbind), never per packet,
+//! with relaxed atomics: a scheduler on another worker reading a count that is one connection
+//! stale makes the same decision IPVS makes under its own races, and no ordering with other
+//! memory is implied by these numbers.
+//!
+//! The counters live in an `Arc` that the snapshot editor carries from one snapshot to the
+//! next, so an edit keeps them; a connection holds its own handle, so a connection bound to a
+//! removed real server still decrements the right counters when it ends.
+//!
+//! The thresholds live here too, not only in the snapshot, because the overload flag is
+//! re-evaluated when a connection ends, possibly after its server left the snapshot: the
+//! check needs the thresholds in force, which the editor stores here when it publishes.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+
+/// Connection counts and the overload flag of one real server.
+#[derive(Debug, Default)]
+pub struct DestCounters {
+    active: AtomicU32,
+    inactive: AtomicU32,
+    persistent: AtomicU32,
+    upper_threshold: AtomicU32,
+    lower_threshold: AtomicU32,
+    overloaded: AtomicBool,
+}
+
+impl DestCounters {
+    pub fn new(upper_threshold: u32, lower_threshold: u32) -> DestCounters {
+        let c = DestCounters::default();
+        c.upper_threshold.store(upper_threshold, Relaxed);
+        c.lower_threshold.store(lower_threshold, Relaxed);
+        c
+    }
+
+    /// Connections in ESTABLISHED (TCP); ipvsadm's ActiveConn.
+    pub fn active(&self) -> u32 {
+        self.active.load(Relaxed)
+    }
+
+    /// All other connections (TCP not established, UDP); ipvsadm's InActConn.
+    pub fn inactive(&self) -> u32 {
+        self.inactive.load(Relaxed)
+    }
+
+    /// Live persistence templates pointing at this server; ipvsadm's PersistConn.
+    pub fn persistent(&self) -> u32 {
+        self.persistent.load(Relaxed)
+    }
+
+    /// Active plus inactive: what the thresholds are compared with.
+    pub fn total(&self) -> u32 {
+        self.active().saturating_add(self.inactive())
+    }
+
+    /// IPVS's connection overhead used by lc, wlc, lblc and lblcr: `active * 256 + inactive`.
+    /// An active connection weighs 256 inactive ones because it holds server resources for
+    /// longer; 64 bits so a weighted comparison cannot overflow.
+    pub fn overhead(&self) -> u64 {
+        ((self.active() as u64) << 8) + self.inactive() as u64
+    }
+
+    /// Whether the upper threshold was reached and the count has not yet fallen below the
+    /// lower one. Every scheduler skips an overloaded server.
+    pub fn is_overloaded(&self) -> bool {
+        self.overloaded.load(Relaxed)
+    }
+
+    pub fn upper_threshold(&self) -> u32 {
+        self.upper_threshold.load(Relaxed)
+    }
+
+    pub fn lower_threshold(&self) -> u32 {
+        self.lower_threshold.load(Relaxed)
+    }
+
+    /// A new connection is bound to the server. Like IPVS (the dest's `conn_flags` carry
+    /// `IP_VS_CONN_F_INACTIVE`), it starts inactive; TCP makes it active on ESTABLISHED.
+    pub fn bind(&self) {
+        self.inactive.fetch_add(1, Relaxed);
+        self.check_upper();
+    }
+
+    /// A connection ends; `active` is whether it was counted as active.
+    pub fn unbind(&self, active: bool) {
+        let counter = if active { &self.active } else { &self.inactive };
+        // Saturating: a counter must never wrap to 4 billion and wedge the server as
+        // overloaded, even if a caller unbinds twice by mistake.
+        let _ = counter.fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+        self.check_lower();
+    }
+
+    /// A connection moves between active and inactive (TCP state change).
+    pub fn set_active(&self, active: bool) {
+        let (from, to) = if active {
+            (&self.inactive, &self.active)
+        } else {
+            (&self.active, &self.inactive)
+        };
+        let _ = from.fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+        to.fetch_add(1, Relaxed);
+    }
+
+    /// A persistence template now points at this server.
+    pub fn bind_template(&self) {
+        self.persistent.fetch_add(1, Relaxed);
+    }
+
+    pub fn unbind_template(&self) {
+        let _ = self.persistent.fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+    }
+
+    /// Installs edited thresholds. Like IPVS's `__ip_vs_update_dest`, removing the upper
+    /// threshold or raising it clears the overload flag at once.
+    pub fn set_thresholds(&self, upper: u32, lower: u32) {
+        let old_upper = self.upper_threshold.swap(upper, Relaxed);
+        self.lower_threshold.store(lower, Relaxed);
+        if upper == 0 || upper > old_upper {
+            self.overloaded.store(false, Relaxed);
+        }
+    }
+
+    /// IPVS `ip_vs_bind_dest`: overloaded once the total reaches the upper threshold.
+    fn check_upper(&self) {
+        let upper = self.upper_threshold();
+        if upper != 0 && self.total() >= upper {
+            self.overloaded.store(true, Relaxed);
+        }
+    }
+
+    /// IPVS `ip_vs_unbind_dest`: usable again below the lower threshold, or below 3/4 of
+    /// the upper one when no lower threshold is set.
+    fn check_lower(&self) {
+        if !self.is_overloaded() {
+            return;
+        }
+        let (upper, lower) = (self.upper_threshold() as u64, self.lower_threshold() as u64);
+        let total = self.total() as u64;
+        let usable = if lower != 0 {
+            total < lower
+        } else if upper != 0 {
+            total * 4 < upper * 3
+        } else {
+            true
+        };
+        if usable {
+            self.overloaded.store(false, Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overloaded_at_upper_until_below_lower() {
+        let c = DestCounters::new(3, 2);
+        c.bind();
+        c.bind();
+        assert!(!c.is_overloaded());
+        c.bind();
+        assert!(c.is_overloaded(), "3 connections reach the upper threshold 3");
+        c.unbind(false);
+        assert!(c.is_overloaded(), "2 is not below the lower threshold 2");
+        c.unbind(false);
+        assert!(!c.is_overloaded(), "1 is below the lower threshold");
+    }
+
+    #[test]
+    fn without_lower_threshold_three_quarters_of_upper() {
+        let c = DestCounters::new(8, 0);
+        for _ in 0..8 {
+            c.bind();
+        }
+        assert!(c.is_overloaded());
+        c.unbind(false);
+        c.unbind(false);
+        assert!(c.is_overloaded(), "6 * 4 = 24 is not below 8 * 3 = 24");
+        c.unbind(false);
+        assert!(!c.is_overloaded(), "5 * 4 < 24");
+    }
+
+    #[test]
+    fn active_and_inactive_move_together() {
+        let c = DestCounters::new(0, 0);
+        c.bind();
+        c.bind();
+        c.set_active(true);
+        assert_eq!((c.active(), c.inactive()), (1, 1));
+        assert_eq!(c.overhead(), 257);
+        c.unbind(true);
+        c.unbind(false);
+        assert_eq!((c.active(), c.inactive()), (0, 0));
+        c.unbind(false);
+        assert_eq!(c.inactive(), 0, "a stray unbind saturates instead of wrapping");
+    }
+
+    #[test]
+    fn raising_the_upper_threshold_clears_overload() {
+        let c = DestCounters::new(1, 0);
+        c.bind();
+        assert!(c.is_overloaded());
+        c.set_thresholds(1, 0);
+        assert!(c.is_overloaded(), "an unchanged threshold keeps the flag");
+        c.set_thresholds(5, 0);
+        assert!(!c.is_overloaded());
+    }
+}
