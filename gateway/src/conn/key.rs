@@ -1,0 +1,140 @@
+//! Connection keys: the 5-tuple a packet is looked up by, generic over the address family.
+//!
+//! The table is generic over [`Family`] rather than storing `IpAddr`: an `IpAddr` is 17
+//! bytes whatever the family, so an IPv4 entry would pay for IPv6 addresses it never holds.
+//! A worker keeps one table per family; IPv6 adds a second table, not a redesign.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::service::Protocol;
+
+/// An address family the connection table can hold.
+pub trait Family: Copy + Eq + Hash + Debug + 'static {
+    /// The address as 64 bits for hashing: IPv4 as is, IPv6 folded with a seeded multiply.
+    fn hash_word(self, seed: u64) -> u64;
+    fn to_ip(self) -> IpAddr;
+    fn from_ip(ip: IpAddr) -> Option<Self>;
+}
+
+impl Family for Ipv4Addr {
+    #[inline]
+    fn hash_word(self, _seed: u64) -> u64 {
+        u32::from(self) as u64
+    }
+    fn to_ip(self) -> IpAddr {
+        IpAddr::V4(self)
+    }
+    fn from_ip(ip: IpAddr) -> Option<Self> {
+        match ip {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        }
+    }
+}
+
+impl Family for Ipv6Addr {
+    #[inline]
+    fn hash_word(self, seed: u64) -> u64 {
+        let v = u128::from(self);
+        folded_multiply((v >> 64) as u64 ^ seed, v as u64 ^ seed.rotate_left(17))
+    }
+    fn to_ip(self) -> IpAddr {
+        IpAddr::V6(self)
+    }
+    fn from_ip(ip: IpAddr) -> Option<Self> {
+        match ip {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        }
+    }
+}
+
+/// The 5-tuple of a packet as it arrives: client to virtual service for [`Direction::In`],
+/// real server to local address (FNAT) or client (NAT) for [`Direction::Out`].
+///
+/// [`Direction::In`]: super::Direction::In
+/// [`Direction::Out`]: super::Direction::Out
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey<A> {
+    pub proto: Protocol,
+    pub src: A,
+    pub sport: u16,
+    pub dst: A,
+    pub dport: u16,
+}
+
+/// The upper and lower halves of a 64x64 bit product XORed together: the mixing step of
+/// foldhash/ahash. With secret seeds on both operands, a client cannot aim its 5-tuples at
+/// one bucket without knowing the seeds.
+#[inline]
+pub fn folded_multiply(a: u64, b: u64) -> u64 {
+    let p = (a as u128).wrapping_mul(b as u128);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// Seeds of one table's hash function.
+#[derive(Debug, Clone, Copy)]
+pub struct HashSeed {
+    pub a: u64,
+    pub b: u64,
+}
+
+impl HashSeed {
+    /// Seeds from the process's random state (std's `RandomState` is seeded from the OS
+    /// once per thread and perturbed per instance), so no dependency is needed.
+    pub fn random() -> HashSeed {
+        use std::hash::{BuildHasher, Hasher};
+        let rs = std::collections::hash_map::RandomState::new();
+        let mut h = rs.build_hasher();
+        h.write_u64(0x636f_6e6e);
+        let a = h.finish();
+        h.write_u64(a);
+        HashSeed { a: a | 1, b: h.finish() | 1 }
+    }
+}
+
+impl<A: Family> FlowKey<A> {
+    #[inline]
+    pub fn hash(&self, seed: HashSeed) -> u64 {
+        let a = self.src.hash_word(seed.a) ^ ((self.proto.number() as u64) << 56);
+        let b = self.dst.hash_word(seed.b).rotate_left(32)
+            ^ ((self.sport as u64) << 16)
+            ^ self.dport as u64;
+        folded_multiply(a ^ seed.a, b ^ seed.b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_depends_on_every_field() {
+        let seed = HashSeed { a: 0x1234_5678_9abc_def1, b: 0x0fed_cba9_8765_4321 };
+        let k = FlowKey {
+            proto: Protocol::Tcp,
+            src: Ipv4Addr::new(1, 2, 3, 4),
+            sport: 40000,
+            dst: Ipv4Addr::new(10, 0, 0, 1),
+            dport: 80,
+        };
+        let h = k.hash(seed);
+        let variants = [
+            FlowKey { proto: Protocol::Udp, ..k },
+            FlowKey { src: Ipv4Addr::new(1, 2, 3, 5), ..k },
+            FlowKey { sport: 40001, ..k },
+            FlowKey { dst: Ipv4Addr::new(10, 0, 0, 2), ..k },
+            FlowKey { dport: 81, ..k },
+            // swapped direction must not collide with the original
+            FlowKey { src: k.dst, dst: k.src, sport: k.dport, dport: k.sport, ..k },
+        ];
+        for v in variants {
+            assert_ne!(v.hash(seed), h, "{v:?}");
+        }
+        let s1 = HashSeed::random();
+        let s2 = HashSeed::random();
+        assert!(s1.a != s2.a || s1.b != s2.b);
+    }
+}

@@ -1,0 +1,636 @@
+//! The per-worker connection table.
+//!
+//! Layout, and why:
+//!
+//! - **Entries** live in one slab preallocated to the configured capacity (a `Vec` whose
+//!   capacity is reserved up front and never grows; pages are touched as slots are first
+//!   used). A free list threads through unused entries, so insert and remove are O(1) and
+//!   never allocate. An IPv4 entry is 64 bytes and 64-byte aligned: one cache line holds the
+//!   whole rewrite, so a lookup costs one miss in the index and one in the entry.
+//! - **The index** is an open-addressing table of `u64` slots with linear probing, holding
+//!   two slots per connection, one per direction's 5-tuple. A slot packs 36 bits of the
+//!   key's hash, the direction and the entry's index (27 bits: at most 134 million entries),
+//!   so a probe rejects nearly every foreign slot without touching its entry, and eight slots
+//!   share a cache line, so a probe sequence rarely leaves the first line. It is sized to a
+//!   power of two holding the two keys per entry at load factor at most 7/8 (between 0.44 and
+//!   0.88 depending on rounding). Deletion shifts the following slots back (no tombstones),
+//!   so a table churning through millions of connections never degrades.
+//!   Chained hashing (IPVS, DPVS) would cost a pointer chase per bucket plus per chain step.
+//! - **Timers** are the lazy wheel of [`super::timer`]: a packet stores the new deadline in
+//!   the entry and re-files nothing unless the deadline moved earlier.
+//! - **Counters**: the entry holds an `Arc` of its real server's counters; the table keeps
+//!   active/inactive in step with the TCP state and unbinds when the entry goes, even if
+//!   the server left the configuration meanwhile.
+//!
+//! Time is a parameter (`now`, seconds from the worker's clock, read once per burst); the
+//! table never reads a clock, so tests are deterministic.
+
+use std::sync::Arc;
+
+use super::key::{Family, FlowKey, HashSeed};
+use super::state::{tcp_transition, Direction, State, Timeouts};
+use super::timer::{Link, Timed, TimerWheel, NIL};
+use crate::service::{DestCounters, ForwardMethod, Protocol};
+
+/// Index of a connection in its worker's table.
+pub type ConnId = u32;
+
+/// "No persistence template" in [`Conn::template`].
+pub const NO_TEMPLATE: u32 = u32::MAX;
+
+const FLAG_LIVE: u8 = 1;
+const FLAG_ACTIVE: u8 = 2;
+
+/// One connection: everything the rewrite needs, copied at creation so it survives the
+/// removal of its service or real server.
+#[derive(Debug, Clone)]
+#[repr(C, align(64))]
+pub struct Conn<A> {
+    pub client: A,
+    pub vaddr: A,
+    /// FNAT: the local address packets to the real server come from. NAT, DR, TUN: the
+    /// client address (the real server answers the client).
+    pub laddr: A,
+    pub raddr: A,
+    pub cport: u16,
+    pub vport: u16,
+    pub lport: u16,
+    pub rport: u16,
+    pub proto: Protocol,
+    pub method: ForwardMethod,
+    state: State,
+    flags: u8,
+    /// Tick after which the connection is gone unless a packet extends it.
+    expires: u32,
+    link: Link,
+    /// The persistence template this connection holds, or [`NO_TEMPLATE`].
+    pub template: u32,
+    dest: Option<Arc<DestCounters>>,
+}
+
+impl<A> Timed for Conn<A> {
+    fn link(&self) -> &Link {
+        &self.link
+    }
+    fn link_mut(&mut self) -> &mut Link {
+        &mut self.link
+    }
+}
+
+impl<A: Family> Conn<A> {
+    pub fn state(&self) -> State {
+        self.state
+    }
+    pub fn expires(&self) -> u32 {
+        self.expires
+    }
+    pub fn is_active(&self) -> bool {
+        self.flags & FLAG_ACTIVE != 0
+    }
+    pub fn dest(&self) -> Option<&Arc<DestCounters>> {
+        self.dest.as_ref()
+    }
+    fn is_live(&self) -> bool {
+        self.flags & FLAG_LIVE != 0
+    }
+    /// The 5-tuple packets of `dir` carry.
+    pub fn key(&self, dir: Direction) -> FlowKey<A> {
+        let proto = self.proto;
+        match dir {
+            Direction::In => FlowKey {
+                proto,
+                src: self.client,
+                sport: self.cport,
+                dst: self.vaddr,
+                dport: self.vport,
+            },
+            Direction::Out => FlowKey {
+                proto,
+                src: self.raddr,
+                sport: self.rport,
+                dst: self.laddr,
+                dport: self.lport,
+            },
+        }
+    }
+}
+
+/// What the dataplane knows when it creates a connection.
+#[derive(Debug, Clone)]
+pub struct NewConn<A> {
+    pub proto: Protocol,
+    pub client: A,
+    pub cport: u16,
+    pub vaddr: A,
+    pub vport: u16,
+    pub laddr: A,
+    pub lport: u16,
+    pub raddr: A,
+    pub rport: u16,
+    pub method: ForwardMethod,
+    pub dest: Arc<DestCounters>,
+    pub template: u32,
+}
+
+/// Why an insert was refused. The table is unchanged either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertError {
+    /// Every preallocated entry is in use.
+    Full,
+    /// One of the two 5-tuples already belongs to a live connection.
+    Exists,
+}
+
+/// Counters of one table (per worker, plain integers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableStats {
+    pub inserted: u64,
+    pub refused_full: u64,
+    pub refused_exists: u64,
+    pub expired: u64,
+}
+
+const EMPTY: u64 = u64::MAX;
+const IDX_BITS: u32 = 27;
+/// The largest capacity: entry indices are 27 bits and index `2^27 - 1` is reserved so no
+/// slot can equal `EMPTY`.
+pub const MAX_CAPACITY: u32 = (1 << IDX_BITS) - 2;
+const HASH_BITS: u32 = 36;
+
+#[derive(Debug)]
+pub struct ConnTable<A> {
+    entries: Vec<Conn<A>>,
+    capacity: u32,
+    free: u32,
+    len: u32,
+    index: Box<[u64]>,
+    index_bits: u32,
+    seed: HashSeed,
+    wheel: TimerWheel,
+    timeouts: Timeouts,
+    stats: TableStats,
+}
+
+impl<A: Family> ConnTable<A> {
+    /// A table for `capacity` connections (at most [`MAX_CAPACITY`]), its timers starting
+    /// at tick `now`, hashing with random seeds.
+    pub fn new(capacity: u32, now: u32) -> ConnTable<A> {
+        ConnTable::with_seed(capacity, now, HashSeed::random())
+    }
+
+    pub fn with_seed(capacity: u32, now: u32, seed: HashSeed) -> ConnTable<A> {
+        let capacity = capacity.clamp(1, MAX_CAPACITY);
+        // Two keys per entry at load factor <= 7/8.
+        let keys = 2 * capacity as u64;
+        let slots = (keys * 8).div_ceil(7).next_power_of_two().max(16);
+        ConnTable {
+            entries: Vec::with_capacity(capacity as usize),
+            capacity,
+            free: NIL,
+            len: 0,
+            index: vec![EMPTY; slots as usize].into_boxed_slice(),
+            index_bits: slots.trailing_zeros(),
+            seed,
+            wheel: TimerWheel::new(now),
+            timeouts: Timeouts::default(),
+            stats: TableStats::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn capacity(&self) -> usize {
+        self.capacity as usize
+    }
+    pub fn stats(&self) -> TableStats {
+        self.stats
+    }
+    /// Memory the table holds per connection of capacity: entry plus index share.
+    pub fn bytes_per_conn(&self) -> usize {
+        std::mem::size_of::<Conn<A>>() + self.index.len() * 8 / self.capacity as usize
+    }
+
+    /// Timeouts for later packets (from the snapshot; `--set`). Running connections pick
+    /// them up at their next packet.
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        self.timeouts = timeouts;
+    }
+
+    pub fn get(&self, id: ConnId) -> &Conn<A> {
+        &self.entries[id as usize]
+    }
+
+    /// Finds the connection a packet belongs to, and which way the packet goes.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey<A>) -> Option<(ConnId, Direction)> {
+        let h = key.hash(self.seed) >> (64 - HASH_BITS);
+        let mask = self.index.len() - 1;
+        let mut pos = self.home(h);
+        loop {
+            let s = self.index[pos];
+            if s == EMPTY {
+                return None;
+            }
+            if s >> (IDX_BITS + 1) == h {
+                let id = (s & ((1 << IDX_BITS) - 1)) as u32;
+                let dir = if s >> IDX_BITS & 1 == 0 { Direction::In } else { Direction::Out };
+                if self.entries[id as usize].key(dir) == *key {
+                    return Some((id, dir));
+                }
+            }
+            pos = (pos + 1) & mask;
+        }
+    }
+
+    /// Adds a connection in state NONE (TCP) or UDP, bound to its real server's counters
+    /// (inactive, as IPVS starts them). A full table or a 5-tuple already in use refuses it
+    /// and counts the refusal; existing connections are untouched.
+    pub fn insert(&mut self, c: NewConn<A>, now: u32) -> Result<ConnId, InsertError> {
+        let state = match c.proto {
+            Protocol::Tcp => State::None,
+            Protocol::Udp => State::Udp,
+        };
+        let conn = Conn {
+            client: c.client,
+            vaddr: c.vaddr,
+            laddr: c.laddr,
+            raddr: c.raddr,
+            cport: c.cport,
+            vport: c.vport,
+            lport: c.lport,
+            rport: c.rport,
+            proto: c.proto,
+            method: c.method,
+            state,
+            flags: FLAG_LIVE,
+            expires: now.saturating_add(self.timeouts.of(state)),
+            link: Link::default(),
+            template: c.template,
+            dest: None,
+        };
+        let (kin, kout) = (conn.key(Direction::In), conn.key(Direction::Out));
+        if self.lookup(&kin).is_some() || self.lookup(&kout).is_some() {
+            self.stats.refused_exists += 1;
+            return Err(InsertError::Exists);
+        }
+        let id = if self.free != NIL {
+            let id = self.free;
+            self.free = self.entries[id as usize].link.next;
+            self.entries[id as usize] = conn;
+            id
+        } else if (self.entries.len() as u32) < self.capacity {
+            self.entries.push(conn);
+            self.entries.len() as u32 - 1
+        } else {
+            self.stats.refused_full += 1;
+            return Err(InsertError::Full);
+        };
+        c.dest.bind();
+        let e = &mut self.entries[id as usize];
+        e.dest = Some(c.dest);
+        let expires = e.expires;
+        self.index_insert(&kin, id, Direction::In);
+        self.index_insert(&kout, id, Direction::Out);
+        self.wheel.arm(&mut self.entries, id, expires);
+        self.len += 1;
+        self.stats.inserted += 1;
+        Ok(id)
+    }
+
+    /// Accounts a packet of connection `id` going `dir`: moves the TCP state (`tcp_flags`
+    /// is the header's flags byte; ignored for UDP), keeps the real server's active and
+    /// inactive counts in step, and extends the deadline by the new state's timeout.
+    #[inline]
+    pub fn on_packet(&mut self, id: ConnId, dir: Direction, tcp_flags: u8, now: u32) -> State {
+        let e = &mut self.entries[id as usize];
+        let state = if e.proto == Protocol::Tcp {
+            tcp_transition(e.state, dir, e.method.sees_replies(), tcp_flags)
+        } else {
+            e.state
+        };
+        if state != e.state {
+            e.state = state;
+            let active = state.is_active();
+            if active != e.is_active() {
+                e.flags ^= FLAG_ACTIVE;
+                if let Some(d) = &e.dest {
+                    d.set_active(active);
+                }
+            }
+        }
+        let expires = now.saturating_add(self.timeouts.of(state));
+        e.expires = expires;
+        self.wheel.advance_deadline(&mut self.entries, id, expires);
+        state
+    }
+
+    /// Makes connection `id` expire at the next [`ConnTable::expire`] (an explicit expiry
+    /// policy, e.g. flushing the connections of a removed real server).
+    pub fn expire_now(&mut self, id: ConnId, now: u32) {
+        let e = &mut self.entries[id as usize];
+        if e.is_live() {
+            e.expires = now;
+            self.wheel.advance_deadline(&mut self.entries, id, now);
+        }
+    }
+
+    /// Removes connections whose deadline is at or before `now`, at most `budget` of them
+    /// (bounding the time one call takes), calling `on_expire` with each just before it goes
+    /// so the caller can release its local port and persistence template. Returns how many
+    /// went.
+    pub fn expire(&mut self, now: u32, budget: usize, mut on_expire: impl FnMut(&Conn<A>)) -> usize {
+        let mut gone = 0;
+        while gone < budget {
+            let Some(id) = self.wheel.pop_due(&mut self.entries, now) else { break };
+            let expires = self.entries[id as usize].expires;
+            if expires > now {
+                self.wheel.arm(&mut self.entries, id, expires);
+                continue;
+            }
+            on_expire(&self.entries[id as usize]);
+            self.remove(id);
+            gone += 1;
+        }
+        self.stats.expired += gone as u64;
+        gone
+    }
+
+    /// Live connections, for listings (`-lnc`) and flushing; not for the packet path.
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn<A>)> {
+        self.entries.iter().enumerate().filter(|(_, e)| e.is_live()).map(|(i, e)| (i as u32, e))
+    }
+
+    fn remove(&mut self, id: ConnId) {
+        let (kin, kout) = {
+            let e = &self.entries[id as usize];
+            (e.key(Direction::In), e.key(Direction::Out))
+        };
+        self.index_remove(&kin, id);
+        self.index_remove(&kout, id);
+        let e = &mut self.entries[id as usize];
+        if let Some(d) = e.dest.take() {
+            d.unbind(e.is_active());
+        }
+        e.flags = 0;
+        e.link = Link { next: self.free, prev: NIL, armed: 0 };
+        self.free = id;
+        self.len -= 1;
+    }
+
+    #[inline]
+    fn home(&self, h: u64) -> usize {
+        (h >> (HASH_BITS - self.index_bits)) as usize
+    }
+
+    fn index_insert(&mut self, key: &FlowKey<A>, id: ConnId, dir: Direction) {
+        let h = key.hash(self.seed) >> (64 - HASH_BITS);
+        let slot = h << (IDX_BITS + 1) | (dir as u64) << IDX_BITS | id as u64;
+        let mask = self.index.len() - 1;
+        let mut pos = self.home(h);
+        while self.index[pos] != EMPTY {
+            pos = (pos + 1) & mask;
+        }
+        self.index[pos] = slot;
+    }
+
+    /// Removes the slot of `id` under `key` and shifts the rest of its cluster back so
+    /// that every slot stays reachable from its home without tombstones.
+    fn index_remove(&mut self, key: &FlowKey<A>, id: ConnId) {
+        let h = key.hash(self.seed) >> (64 - HASH_BITS);
+        let mask = self.index.len() - 1;
+        let mut i = self.home(h);
+        loop {
+            let s = self.index[i];
+            debug_assert_ne!(s, EMPTY, "removing a key that is not in the index");
+            if s == EMPTY {
+                return;
+            }
+            if s & ((1 << IDX_BITS) - 1) == id as u64 && s >> (IDX_BITS + 1) == h {
+                break;
+            }
+            i = (i + 1) & mask;
+        }
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            let s = self.index[j];
+            if s == EMPTY {
+                break;
+            }
+            let k = self.home(s >> (IDX_BITS + 1));
+            // Slot j may move to the hole at i only if its home is not cyclically in (i, j].
+            let stays = if i <= j { i < k && k <= j } else { i < k || k <= j };
+            if !stays {
+                self.index[i] = s;
+                i = j;
+            }
+        }
+        self.index[i] = EMPTY;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::state::tcp_flags::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+    use std::net::Ipv4Addr;
+
+    fn conn(client: u32, cport: u16, lport: u16, dest: &Arc<DestCounters>) -> NewConn<Ipv4Addr> {
+        NewConn {
+            proto: Protocol::Tcp,
+            client: Ipv4Addr::from(client),
+            cport,
+            vaddr: Ipv4Addr::new(10, 0, 0, 1),
+            vport: 80,
+            laddr: Ipv4Addr::new(192, 168, 1, 254),
+            lport,
+            raddr: Ipv4Addr::new(192, 168, 1, 2),
+            rport: 8080,
+            method: ForwardMethod::FullNat,
+            dest: Arc::clone(dest),
+            template: NO_TEMPLATE,
+        }
+    }
+
+    #[test]
+    fn entry_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Conn<Ipv4Addr>>(), 64);
+        assert_eq!(std::mem::align_of::<Conn<Ipv4Addr>>(), 64);
+        let t = ConnTable::<Ipv4Addr>::new(1 << 20, 0);
+        assert!(t.bytes_per_conn() <= 128, "{}", t.bytes_per_conn());
+    }
+
+    #[test]
+    fn lookup_both_directions_state_and_counters() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::new(16, 0);
+        let id = t.insert(conn(0x0101_0101, 40000, 1025, &dest), 0).unwrap();
+        assert_eq!(dest.inactive(), 1);
+        let c = t.get(id).clone();
+        assert_eq!(t.lookup(&c.key(Direction::In)), Some((id, Direction::In)));
+        assert_eq!(t.lookup(&c.key(Direction::Out)), Some((id, Direction::Out)));
+        assert_eq!(t.on_packet(id, Direction::In, SYN, 1), State::SynRecv);
+        assert_eq!(t.on_packet(id, Direction::Out, SYN | ACK, 1), State::SynRecv);
+        assert_eq!(t.on_packet(id, Direction::In, ACK, 1), State::Established);
+        assert_eq!((dest.active(), dest.inactive()), (1, 0));
+        assert_eq!(t.get(id).expires(), 1 + 900);
+        assert_eq!(t.on_packet(id, Direction::In, RST, 2), State::Close);
+        assert_eq!((dest.active(), dest.inactive()), (0, 1));
+        assert_eq!(t.expire(11, usize::MAX, |_| {}), 0, "CLOSE lives 10 s");
+        assert_eq!(t.expire(12, usize::MAX, |_| {}), 1, "re-filed early despite ESTABLISHED's 900 s");
+        assert_eq!((dest.active(), dest.inactive()), (0, 0));
+        assert!(t.is_empty());
+        assert_eq!(t.lookup(&c.key(Direction::In)), None);
+    }
+
+    #[test]
+    fn full_table_refuses_and_keeps_existing() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::new(2, 0);
+        let a = t.insert(conn(1, 1, 1, &dest), 0).unwrap();
+        t.insert(conn(2, 2, 2, &dest), 0).unwrap();
+        assert_eq!(t.insert(conn(3, 3, 3, &dest), 0), Err(InsertError::Full));
+        assert_eq!(t.insert(conn(1, 1, 9, &dest), 0), Err(InsertError::Exists));
+        assert_eq!(t.insert(conn(9, 9, 1, &dest), 0), Err(InsertError::Exists), "out key taken");
+        assert_eq!(t.stats().refused_full, 1);
+        assert_eq!(t.stats().refused_exists, 2);
+        assert_eq!(dest.inactive(), 2, "refusals bind nothing");
+        let k = t.get(a).key(Direction::In);
+        assert_eq!(t.lookup(&k), Some((a, Direction::In)));
+    }
+
+    #[test]
+    fn connection_outlives_its_dest_and_expire_now() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::new(4, 0);
+        let id = t.insert(conn(1, 1, 1, &dest), 0).unwrap();
+        let weak = Arc::downgrade(&dest);
+        drop(dest); // the server left the configuration
+        assert_eq!(weak.upgrade().unwrap().inactive(), 1);
+        t.expire_now(id, 5);
+        let mut seen = vec![];
+        t.expire(5, 10, |c| seen.push(c.lport));
+        assert_eq!(seen, vec![1]);
+        assert!(weak.upgrade().is_none(), "last handle dropped with the connection");
+    }
+
+    #[test]
+    fn budget_bounds_one_expire_call() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::new(100, 0);
+        for i in 0..100 {
+            t.insert(conn(i, 1, i as u16, &dest), 0).unwrap();
+        }
+        assert_eq!(t.expire(2, 30, |_| {}), 30, "NONE lives 2 s");
+        assert_eq!(t.expire(2, 1000, |_| {}), 70);
+        assert_eq!(dest.inactive(), 0);
+    }
+
+    /// A million connections churn through a 50,000-entry table; afterwards every slot is
+    /// free, the index is empty and the counters are back to zero.
+    #[test]
+    fn million_connection_churn_leaks_nothing() {
+        let dest = Arc::new(DestCounters::default());
+        let cap = 50_000u32;
+        let mut t = ConnTable::new(cap, 0);
+        let mut now = 0;
+        let mut next = 0u32;
+        while next < 1_000_000 {
+            for _ in 0..25_000 {
+                let c = conn(next, (next % 50_000) as u16 + 1, (next % 60_000) as u16, &dest);
+                let id = t.insert(c, now).unwrap();
+                t.on_packet(id, Direction::In, SYN, now);
+                next += 1;
+            }
+            now += 31; // SYN_RECV lives 60 s: each batch goes two batches later
+            t.expire(now, usize::MAX, |_| {});
+        }
+        t.expire(now + 1000, usize::MAX, |_| {});
+        assert!(t.is_empty());
+        assert_eq!(t.entries.len(), 50_000, "slots were reused, never beyond capacity");
+        assert!(t.index.iter().all(|&s| s == EMPTY));
+        assert_eq!((dest.active(), dest.inactive()), (0, 0));
+        assert_eq!(t.stats().inserted, 1_000_000);
+        assert_eq!(t.stats().expired, 1_000_000);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u8, u8),
+        Packet(u8, u8),
+        Tick(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (any::<u8>(), any::<u8>()).prop_map(|(c, l)| Op::Insert(c, l)),
+            (any::<u8>(), any::<u8>()).prop_map(|(c, f)| Op::Packet(c, f)),
+            (0u8..20).prop_map(Op::Tick),
+        ]
+    }
+
+    proptest! {
+        /// The table against a model (a map of live connections with their deadlines):
+        /// inserts, packets in both directions, expiry and slot reuse.
+        #[test]
+        fn behaves_like_a_map(ops in proptest::collection::vec(op(), 1..300)) {
+            let dest = Arc::new(DestCounters::default());
+            let mut t = ConnTable::new(64, 0);
+            // client -> (lport, id, expires)
+            let mut model: HashMap<u8, (u16, ConnId, u32)> = HashMap::new();
+            let mut now = 0u32;
+            for op in ops {
+                match op {
+                    Op::Insert(c, l) => {
+                        let lport = l as u16 % 32;
+                        let r = t.insert(conn(c as u32, 1, lport, &dest), now);
+                        let clash = model.contains_key(&c) || model.values().any(|v| v.0 == lport);
+                        match r {
+                            Ok(id) => {
+                                prop_assert!(!clash && model.len() < 64);
+                                model.insert(c, (lport, id, now + 2));
+                            }
+                            Err(InsertError::Exists) => prop_assert!(clash),
+                            Err(InsertError::Full) => prop_assert!(!clash && model.len() == 64),
+                        }
+                    }
+                    Op::Packet(c, f) => {
+                        if let Some(&(lport, id, _)) = model.get(&c) {
+                            let dir = if f & 1 == 0 { Direction::In } else { Direction::Out };
+                            let key = t.get(id).key(dir);
+                            prop_assert_eq!(t.lookup(&key), Some((id, dir)));
+                            prop_assert_eq!(t.get(id).lport, lport);
+                            let s = t.on_packet(id, dir, f & 0x17, now);
+                            model.get_mut(&c).unwrap().2 = now + t.timeouts.of(s);
+                        }
+                    }
+                    Op::Tick(d) => {
+                        now += d as u32;
+                        let mut gone = vec![];
+                        t.expire(now, usize::MAX, |e| gone.push(u32::from(e.client) as u8));
+                        let mut want: Vec<u8> =
+                            model.iter().filter(|(_, v)| v.2 <= now).map(|(&c, _)| c).collect();
+                        gone.sort();
+                        want.sort();
+                        prop_assert_eq!(&gone, &want);
+                        model.retain(|_, v| v.2 > now);
+                    }
+                }
+                prop_assert_eq!(t.len(), model.len());
+                let counted = dest.active() + dest.inactive();
+                prop_assert_eq!(counted as usize, model.len());
+            }
+            for (&c, &(_, id, _)) in &model {
+                let e = t.get(id);
+                prop_assert_eq!(u32::from(e.client) as u8, c);
+                prop_assert_eq!(t.lookup(&e.key(Direction::In)), Some((id, Direction::In)));
+            }
+        }
+    }
+}
