@@ -13,6 +13,7 @@
 pub mod dpdk;
 pub mod conn;
 pub mod frame;
+pub mod net;
 pub mod sched;
 pub mod service;
 pub mod wire;

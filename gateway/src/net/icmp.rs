@@ -1,0 +1,324 @@
+//! ICMP for the gateway itself: echo replies for its own addresses (turned
+//! around in place), and the errors a router sends (time exceeded,
+//! fragmentation needed), written into a fresh frame and rate-limited.
+
+use std::net::Ipv4Addr;
+
+use crate::frame::{Frame, FrameError};
+use crate::wire::checksum::{self, Delta};
+use crate::wire::ethernet::{EthernetFrame, ETHERTYPE_IPV4, HEADER_LEN as ETH_LEN};
+use crate::wire::icmp::{self, msg_type, Icmpv4Packet};
+use crate::wire::ipv4::{Ipv4Packet, MIN_HEADER_LEN};
+use crate::wire::{ip_proto, DropReason, Ipv4Meta, MacAddr};
+
+/// TTL of packets the gateway originates.
+pub const DEFAULT_TTL: u8 = 64;
+
+/// An ICMP error never exceeds this many IP bytes (RFC 1812 4.3.2.3).
+pub const MAX_ERROR_IP_LEN: usize = 576;
+
+/// Turns an echo request to one of our addresses into its reply, in place:
+/// addresses swapped, type 0, a fresh TTL, checksums fixed.
+pub fn echo_reply_in_place<F: Frame>(frame: &mut F, meta: &Ipv4Meta) -> Result<(), DropReason> {
+    if meta.protocol != ip_proto::ICMP || meta.icmp_type != msg_type::ECHO_REQUEST || meta.icmp_code != 0 {
+        return Err(DropReason::NotRewritable);
+    }
+    let l3 = meta.l3_offset();
+    let l4 = meta.l4_offset();
+    let end = l3 + meta.ip_total_len();
+    let data = frame.data_mut();
+    if data.len() < end {
+        return Err(DropReason::Truncated);
+    }
+    if checksum::checksum(&data[l4..end]) != 0 {
+        return Err(DropReason::BadL4Checksum);
+    }
+    let mut eth = EthernetFrame::new_unchecked(&mut data[..]);
+    let (src_mac, dst_mac) = (eth.src_addr(), eth.dst_addr());
+    eth.set_dst_addr(src_mac);
+    eth.set_src_addr(dst_mac);
+
+    let mut ip = Ipv4Packet::new_unchecked(&mut data[l3..end]);
+    ip.set_src_addr(meta.dst);
+    ip.set_dst_addr(meta.src);
+    ip.set_ttl(DEFAULT_TTL);
+    ip.fill_checksum();
+
+    let mut msg = Icmpv4Packet::new_unchecked(&mut data[l4..end]);
+    let mut delta = Delta::default();
+    delta.replace16(u16::from(msg_type::ECHO_REQUEST) << 8, u16::from(msg_type::ECHO_REPLY) << 8);
+    let sum = msg.checksum();
+    msg.set_msg_type(msg_type::ECHO_REPLY);
+    msg.set_checksum(delta.apply(sum));
+    Ok(())
+}
+
+/// Why no ICMP error is sent about a packet (RFC 1122 3.2.2 and 1812 4.3.2.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoError {
+    /// The offending packet is itself an ICMP error.
+    AboutAnError,
+    /// Not the first fragment.
+    LaterFragment,
+    /// Its source is not a single host (zero, broadcast, multicast, loopback).
+    SourceNotAHost,
+    /// Too short to quote an IPv4 header.
+    Malformed,
+}
+
+/// What an error says: type, code, and the 32 bits after the checksum
+/// (the next-hop MTU for "fragmentation needed").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpErrorKind {
+    pub msg_type: u8,
+    pub code: u8,
+    pub rest: u32,
+}
+
+impl IcmpErrorKind {
+    pub const TTL_EXCEEDED: IcmpErrorKind =
+        IcmpErrorKind { msg_type: msg_type::TIME_EXCEEDED, code: icmp::code::TTL_EXCEEDED, rest: 0 };
+
+    /// Destination unreachable, fragmentation needed, with the MTU to use.
+    pub fn frag_needed(mtu: u16) -> IcmpErrorKind {
+        IcmpErrorKind { msg_type: msg_type::DEST_UNREACHABLE, code: icmp::code::FRAG_NEEDED, rest: u32::from(mtu) }
+    }
+}
+
+/// Checks whether an error may be sent about `offending` (bytes from its IPv4
+/// header) and returns its source, the error's destination.
+pub fn error_destination(offending: &[u8]) -> Result<Ipv4Addr, NoError> {
+    let ip = Ipv4Packet::new_unchecked(offending);
+    if offending.len() < MIN_HEADER_LEN || ip.version() != 4 || ip.header_len() > offending.len() {
+        return Err(NoError::Malformed);
+    }
+    let src = ip.src_addr();
+    if src.is_unspecified() || src.is_broadcast() || src.is_multicast() || src.is_loopback() {
+        return Err(NoError::SourceNotAHost);
+    }
+    if ip.frag_offset() != 0 {
+        return Err(NoError::LaterFragment);
+    }
+    if ip.protocol() == ip_proto::ICMP {
+        let t = offending.get(ip.header_len()).copied();
+        if t.is_none_or(icmp::is_relayed_error) || t.is_some_and(|t| !matches!(t, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18)) {
+            return Err(NoError::AboutAnError);
+        }
+    }
+    Ok(src)
+}
+
+/// Writes into the empty frame `out` an ICMP error from `src` about
+/// `offending` (bytes from its IPv4 header), quoting as much of it as fits in
+/// 576 IP bytes, addressed at layer 2 from `src_mac` to `dst_mac`.
+pub fn write_icmp_error<F: Frame>(
+    out: &mut F,
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: Ipv4Addr,
+    offending: &[u8],
+    kind: IcmpErrorKind,
+) -> Result<(), WriteError> {
+    let dst = error_destination(offending).map_err(WriteError::Refused)?;
+    let total = Ipv4Packet::new_unchecked(offending).total_len() as usize;
+    let quote_len = offending.len().min(total.max(MIN_HEADER_LEN)).min(MAX_ERROR_IP_LEN - MIN_HEADER_LEN - icmp::HEADER_LEN);
+    let ip_len = MIN_HEADER_LEN + icmp::HEADER_LEN + quote_len;
+    let frame_len = (ETH_LEN + ip_len).max(super::arp::MIN_FRAME_LEN);
+    let start = out.len();
+    out.append(frame_len).map_err(WriteError::Frame)?;
+    let data = &mut out.data_mut()[start..];
+    data.fill(0);
+
+    let mut eth = EthernetFrame::new_unchecked(&mut data[..]);
+    eth.set_dst_addr(dst_mac);
+    eth.set_src_addr(src_mac);
+    eth.set_outer_ethertype(ETHERTYPE_IPV4);
+
+    let mut ip = Ipv4Packet::new_unchecked(&mut data[ETH_LEN..ETH_LEN + ip_len]);
+    ip.set_version_and_header_len(MIN_HEADER_LEN);
+    ip.set_total_len(ip_len as u16);
+    ip.set_ttl(DEFAULT_TTL);
+    ip.set_protocol(ip_proto::ICMP);
+    ip.set_src_addr(src);
+    ip.set_dst_addr(dst);
+    ip.fill_checksum();
+
+    let mut msg = Icmpv4Packet::new_unchecked(&mut data[ETH_LEN + MIN_HEADER_LEN..ETH_LEN + ip_len]);
+    msg.set_msg_type(kind.msg_type);
+    msg.set_msg_code(kind.code);
+    msg.set_rest_of_header(kind.rest);
+    msg.data_mut()[..quote_len].copy_from_slice(&offending[..quote_len]);
+    msg.fill_checksum();
+    Ok(())
+}
+
+/// Why [`write_icmp_error`] wrote nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteError {
+    Refused(NoError),
+    Frame(FrameError),
+}
+
+/// A token bucket: at most `burst` events at once and `per_second` on
+/// average. Time is milliseconds from the caller's coarse clock.
+#[derive(Debug, Clone)]
+pub struct RateLimiter {
+    per_second: u32,
+    burst: u32,
+    tokens: u32,
+    last_ms: u64,
+}
+
+impl RateLimiter {
+    pub fn new(per_second: u32, burst: u32) -> RateLimiter {
+        RateLimiter { per_second, burst, tokens: burst, last_ms: 0 }
+    }
+
+    /// Whether one more event may happen at `now_ms`; takes a token if so.
+    pub fn allow(&mut self, now_ms: u64) -> bool {
+        let elapsed = now_ms.saturating_sub(self.last_ms);
+        let refill = elapsed.saturating_mul(u64::from(self.per_second)) / 1000;
+        if refill > 0 {
+            self.tokens = (u64::from(self.tokens) + refill).min(u64::from(self.burst)) as u32;
+            // Keep the remainder: advance only by the time the refill stands for.
+            self.last_ms += refill * 1000 / u64::from(self.per_second.max(1));
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::BufFrame;
+    use crate::wire::classify::classify_bytes;
+    use crate::wire::{Classified, ClassifyPolicy};
+    use crate::frame::RxChecksum;
+
+    const OUR_MAC: MacAddr = MacAddr([0x02, 0x47, 0x57, 0, 0, 1]);
+    const PEER_MAC: MacAddr = MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+
+    /// ping 10.0.0.1 from 10.0.0.2: id 0x1234, seq 1, 4 bytes of data "abcd".
+    fn echo_request() -> Vec<u8> {
+        let mut f = vec![
+            0x02, 0x47, 0x57, 0x00, 0x00, 0x01, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x08, 0x00, // ethernet
+            0x45, 0x00, 0x00, 0x20, 0xab, 0xcd, 0x40, 0x00, 0x40, 0x01, 0x00, 0x00, 10, 0, 0, 2, 10, 0, 0, 1, // ipv4
+            0x08, 0x00, 0x00, 0x00, 0x12, 0x34, 0x00, 0x01, b'a', b'b', b'c', b'd', // icmp echo request
+        ];
+        let ip_sum = checksum::checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&ip_sum.to_be_bytes());
+        let icmp_sum = checksum::checksum(&f[34..]);
+        f[36..38].copy_from_slice(&icmp_sum.to_be_bytes());
+        f
+    }
+
+    fn meta(bytes: &[u8]) -> Ipv4Meta {
+        match classify_bytes(bytes, RxChecksum::default(), ClassifyPolicy::default()).unwrap() {
+            Classified::Ipv4(m) => m,
+            other => panic!("not IPv4: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn echo_request_becomes_a_valid_reply() {
+        let req = echo_request();
+        let mut f = BufFrame::new(&req);
+        echo_reply_in_place(&mut f, &meta(&req)).unwrap();
+        let out = f.data();
+        assert_eq!(&out[0..6], &PEER_MAC.0);
+        assert_eq!(&out[6..12], &OUR_MAC.0);
+        assert_eq!(&out[26..30], &[10, 0, 0, 1], "source is the address pinged");
+        assert_eq!(&out[30..34], &[10, 0, 0, 2]);
+        assert_eq!(out[22], DEFAULT_TTL);
+        assert_eq!(out[34], msg_type::ECHO_REPLY);
+        assert_eq!(&out[38..], &req[38..], "identifier, sequence and data echoed");
+        assert_eq!(checksum::checksum(&out[14..34]), 0, "IPv4 checksum verifies");
+        assert_eq!(checksum::checksum(&out[34..]), 0, "ICMP checksum verifies");
+        // Cross-check with an independent parser.
+        let parsed = etherparse::SlicedPacket::from_ethernet(out).unwrap();
+        assert!(matches!(parsed.net, Some(etherparse::NetSlice::Ipv4(_))));
+    }
+
+    #[test]
+    fn corrupt_or_non_echo_requests_are_refused() {
+        let mut req = echo_request();
+        req[44] ^= 1;
+        let m = meta(&req);
+        assert_eq!(echo_reply_in_place(&mut BufFrame::new(&req), &m), Err(DropReason::BadL4Checksum));
+        let mut reply = echo_request();
+        reply[34] = msg_type::ECHO_REPLY;
+        let m = meta(&reply);
+        assert_eq!(echo_reply_in_place(&mut BufFrame::new(&reply), &m), Err(DropReason::NotRewritable));
+    }
+
+    #[test]
+    fn time_exceeded_quotes_the_offending_packet() {
+        let req = echo_request();
+        let mut out = BufFrame::new(&[]);
+        let gw = Ipv4Addr::new(10, 0, 0, 254);
+        write_icmp_error(&mut out, OUR_MAC, PEER_MAC, gw, &req[14..], IcmpErrorKind::TTL_EXCEEDED).unwrap();
+        let d = out.data();
+        assert_eq!(d.len(), 14 + 20 + 8 + 32);
+        assert_eq!(&d[0..6], &PEER_MAC.0);
+        let ip = Ipv4Packet::new_checked(&d[14..]).unwrap();
+        assert_eq!((ip.src_addr(), ip.dst_addr(), ip.protocol(), ip.ttl()), (gw, Ipv4Addr::new(10, 0, 0, 2), 1, 64));
+        assert!(ip.verify_checksum());
+        let msg = Icmpv4Packet::new_checked(ip.payload()).unwrap();
+        assert_eq!((msg.msg_type(), msg.msg_code()), (msg_type::TIME_EXCEEDED, 0));
+        assert!(msg.verify_checksum());
+        assert_eq!(msg.data(), &req[14..], "the whole (short) datagram is quoted");
+    }
+
+    #[test]
+    fn frag_needed_carries_the_mtu_and_stays_within_576_bytes() {
+        let mut big = echo_request();
+        big.truncate(14 + 28);
+        big.extend(std::iter::repeat_n(0x5a, 1400));
+        let total = (big.len() - 14) as u16;
+        big[16..18].copy_from_slice(&total.to_be_bytes());
+        let mut out = BufFrame::new(&[]);
+        let gw = Ipv4Addr::new(10, 0, 0, 254);
+        write_icmp_error(&mut out, OUR_MAC, PEER_MAC, gw, &big[14..], IcmpErrorKind::frag_needed(1480)).unwrap();
+        let ip = Ipv4Packet::new_checked(&out.data()[14..]).unwrap();
+        assert_eq!(ip.total_len() as usize, MAX_ERROR_IP_LEN);
+        let msg = Icmpv4Packet::new_checked(ip.payload()).unwrap();
+        assert_eq!((msg.msg_type(), msg.msg_code(), msg.next_hop_mtu()), (3, 4, 1480));
+        assert!(msg.verify_checksum());
+    }
+
+    #[test]
+    fn no_error_about_errors_fragments_or_non_hosts() {
+        let req = echo_request();
+        let mut err = req.clone();
+        err[34] = msg_type::DEST_UNREACHABLE;
+        assert_eq!(error_destination(&err[14..]), Err(NoError::AboutAnError));
+        let mut frag = req.clone();
+        frag[20..22].copy_from_slice(&0x0010u16.to_be_bytes());
+        assert_eq!(error_destination(&frag[14..]), Err(NoError::LaterFragment));
+        let mut bcast = req.clone();
+        bcast[26..30].copy_from_slice(&[255, 255, 255, 255]);
+        assert_eq!(error_destination(&bcast[14..]), Err(NoError::SourceNotAHost));
+        assert_eq!(error_destination(&req[14..20]), Err(NoError::Malformed));
+        let mut out = BufFrame::new(&[]);
+        assert_eq!(
+            write_icmp_error(&mut out, OUR_MAC, PEER_MAC, Ipv4Addr::new(1, 1, 1, 1), &err[14..], IcmpErrorKind::TTL_EXCEEDED),
+            Err(WriteError::Refused(NoError::AboutAnError))
+        );
+        assert!(out.is_empty(), "nothing written");
+    }
+
+    #[test]
+    fn rate_limiter_allows_the_burst_then_the_rate() {
+        let mut r = RateLimiter::new(10, 3);
+        assert!((0..3).all(|_| r.allow(0)));
+        assert!(!r.allow(0));
+        assert!(!r.allow(99), "a token takes 100 ms at 10/s");
+        assert!(r.allow(100));
+        assert!(!r.allow(150));
+        assert!(r.allow(10_000) && r.allow(10_000) && r.allow(10_000) && !r.allow(10_000), "refill caps at the burst");
+    }
+}

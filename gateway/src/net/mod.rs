@@ -1,0 +1,14 @@
+//! Layer 2 and 3 for the gateway itself: its addresses, routes, neighbours
+//! (ARP) and ICMP. Everything here is pure Rust over [`crate::frame::Frame`]
+//! and the views in [`crate::wire`]; the workers call it for packets that are
+//! not load-balanced traffic, and to find the next hop of those that are.
+
+pub mod arp;
+pub mod cidr;
+pub mod icmp;
+pub mod neigh;
+pub mod route;
+
+pub use cidr::{CidrError, Ipv4Cidr};
+pub use neigh::{Learned, Neighbour, NeighbourTable, PendingQueue, Queued};
+pub use route::{NextHop, Route, RouteError, RouteTable};
