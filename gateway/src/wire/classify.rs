@@ -270,10 +270,8 @@ fn classify_ipv4(ip: &[u8], l2_len: u8, rx: RxChecksum, policy: ClassifyPolicy) 
     }
     match rx.ip {
         ChecksumStatus::Bad => return Err(DropReason::BadIpChecksum),
-        ChecksumStatus::Unknown if policy.verify_ip_checksum => {
-            if !checksum::verify(&ip[..header_len], 0) {
-                return Err(DropReason::BadIpChecksum);
-            }
+        ChecksumStatus::Unknown if policy.verify_ip_checksum && !checksum::verify(&ip[..header_len], 0) => {
+            return Err(DropReason::BadIpChecksum);
         }
         _ => {}
     }
@@ -333,10 +331,8 @@ fn classify_ipv4(ip: &[u8], l2_len: u8, rx: RxChecksum, policy: ClassifyPolicy) 
     }
     match rx.l4 {
         ChecksumStatus::Bad => return Err(DropReason::BadL4Checksum),
-        ChecksumStatus::Unknown if policy.verify_l4_checksum => {
-            if !verify_l4_checksum(&meta, l4) {
-                return Err(DropReason::BadL4Checksum);
-            }
+        ChecksumStatus::Unknown if policy.verify_l4_checksum && !verify_l4_checksum(&meta, l4) => {
+            return Err(DropReason::BadL4Checksum);
         }
         _ => {}
     }

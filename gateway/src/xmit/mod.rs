@@ -1,1 +1,449 @@
-//! Per-mode packet rewrites (FNAT, NAT, DR, TUN), applied in place on a frame.
+//! Per-mode packet rewrites (FNAT, NAT, DR, TUN) and ICMP error relaying,
+//! applied in place on a frame.
+//!
+//! Every function here takes the frame, the [`Ipv4Meta`] that
+//! [`crate::wire::classify`] returned for it, and a plain parameter struct the
+//! dataplane fills from its connection entry. Nothing is parsed twice: the
+//! offsets come from the classification. Because a caller could pass a meta
+//! from another frame, every access is still bounds-checked (`get`,
+//! `first_chunk`): a mismatch is an error, never a panic. After those checks
+//! the code works on fixed-size arrays at constant offsets, which the
+//! compiler compiles to plain loads and stores.
+//!
+//! Checksums: each rewrite records what it changes in a
+//! [`checksum::Delta`] and applies it once per checksum (RFC 1624), so the
+//! cost does not depend on the payload. An address change enters both the
+//! IPv4 header checksum and the TCP/UDP pseudo-header. When the port can fill
+//! checksums at transmit ([`Offload`]), the rewrite instead zeroes the IPv4
+//! checksum and stores the pseudo-header sum in the TCP/UDP field, which is
+//! DPDK's contract for `RTE_MBUF_F_TX_TCP_CKSUM`/`UDP_CKSUM`, and records the
+//! request with [`Frame::set_tx_offload`].
+//!
+//! TTL: the gateway may act as a router hop (`decrement_ttl` in the
+//! parameter structs, as DPVS's `xmit_ttl` option). A packet that would leave
+//! with TTL 0 is refused with [`XmitError::TtlExpired`]; the caller answers
+//! it with [`icmp_error::time_exceeded_reply`] and counts
+//! [`DropReason::TtlExpired`].
+
+pub mod dr;
+pub mod fnat;
+pub mod icmp_error;
+pub mod nat;
+pub mod tcp_opts;
+pub mod tun;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::frame::{Frame, FrameError, L4Offload, TxOffload};
+use crate::wire::checksum::{self, Delta};
+use crate::wire::{ip_proto, ipv4, tcp, udp, DropReason, Ipv4Meta};
+
+pub use dr::DrRewrite;
+pub use fnat::{FnatRewrite, Toa, ToaOutcome};
+pub use icmp_error::IcmpErrorRewrite;
+pub use nat::NatRewrite;
+pub use tun::TunEncap;
+
+/// What the egress port can compute at transmit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Offload {
+    pub ipv4_checksum: bool,
+    pub tcp_checksum: bool,
+    pub udp_checksum: bool,
+}
+
+impl Offload {
+    /// Software checksums only (virtual devices, tests).
+    pub const NONE: Offload = Offload { ipv4_checksum: false, tcp_checksum: false, udp_checksum: false };
+    /// A port that fills every checksum.
+    pub const ALL: Offload = Offload { ipv4_checksum: true, tcp_checksum: true, udp_checksum: true };
+}
+
+/// Why a rewrite was refused. The frame is unchanged unless noted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XmitError {
+    /// The frame is shorter than the classification said (a meta from
+    /// another frame, or a frame changed since).
+    Truncated { needed: usize, len: usize },
+    /// The TTL would reach zero at this hop.
+    TtlExpired { ttl: u8 },
+    /// The rewritten packet would be `len` bytes on a `mtu`-byte link.
+    MtuExceeded { len: usize, mtu: u16 },
+    /// The frame could not grow.
+    NoRoom(FrameError),
+    /// An IPv6 address was given for an IPv4 packet (or the reverse).
+    AddressFamily(IpAddr),
+    /// The mode cannot translate this IP protocol.
+    UnsupportedProtocol(u8),
+    /// An ICMP error's checksum is wrong (checked before it is rewritten,
+    /// since the rewrite recomputes it).
+    BadIcmpChecksum,
+    /// An ICMP error whose quoted datagram cannot be rewritten.
+    BadIcmpQuote,
+}
+
+impl XmitError {
+    /// The drop counter this error is counted in.
+    pub fn drop_reason(&self) -> DropReason {
+        match self {
+            XmitError::Truncated { .. } => DropReason::Truncated,
+            XmitError::TtlExpired { .. } => DropReason::TtlExpired,
+            XmitError::MtuExceeded { .. } => DropReason::MtuExceeded,
+            XmitError::NoRoom(_) => DropReason::NoRoom,
+            XmitError::AddressFamily(_) | XmitError::UnsupportedProtocol(_) => DropReason::NotRewritable,
+            XmitError::BadIcmpChecksum => DropReason::BadL4Checksum,
+            XmitError::BadIcmpQuote => DropReason::BadIcmpQuote,
+        }
+    }
+}
+
+impl fmt::Display for XmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            XmitError::Truncated { needed, len } => {
+                write!(f, "frame of {len} bytes is shorter than the {needed} bytes classified")
+            }
+            XmitError::TtlExpired { ttl } => write!(f, "ttl {ttl} expires at this hop"),
+            XmitError::MtuExceeded { len, mtu } => write!(f, "{len}-byte packet exceeds the {mtu}-byte mtu"),
+            XmitError::NoRoom(e) => write!(f, "frame cannot grow: {e}"),
+            XmitError::AddressFamily(a) => write!(f, "address {a} is not of the packet's family (ipv4)"),
+            XmitError::UnsupportedProtocol(p) => write!(f, "ip protocol {p} cannot be translated in this mode"),
+            XmitError::BadIcmpChecksum => f.write_str("icmp error with a wrong checksum"),
+            XmitError::BadIcmpQuote => f.write_str("icmp error quoting an unusable datagram"),
+        }
+    }
+}
+
+impl std::error::Error for XmitError {}
+
+/// The IPv4 address of an API-boundary address, or the family error.
+#[inline(always)]
+pub(crate) fn v4(addr: IpAddr) -> Result<Ipv4Addr, XmitError> {
+    match addr {
+        IpAddr::V4(a) => Ok(a),
+        IpAddr::V6(_) => Err(XmitError::AddressFamily(addr)),
+    }
+}
+
+/// An endpoint to write: address and port.
+pub(crate) type Endpoint = ([u8; 4], u16);
+
+/// A layer-3/4 translation: the shared core of FNAT and NAT.
+pub(crate) struct Translation {
+    pub src: Option<Endpoint>,
+    pub dst: Option<Endpoint>,
+    /// Added to the TCP sequence number.
+    pub seq_delta: u32,
+    /// Subtracted from the TCP acknowledgment number and SACK edges.
+    pub ack_delta: u32,
+    pub mss_clamp: Option<u16>,
+    pub decrement_ttl: bool,
+}
+
+#[inline(always)]
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+#[inline(always)]
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Rewrites addresses, ports, TTL and TCP sequence space of a TCP or UDP
+/// packet in place, with incremental or offloaded checksums.
+#[inline(always)]
+pub(crate) fn translate<F: Frame>(
+    frame: &mut F,
+    meta: &Ipv4Meta,
+    t: &Translation,
+    offload: Offload,
+) -> Result<(), XmitError> {
+    let l3 = meta.l3_offset();
+    let total = meta.ip_total_len();
+    let data = frame.data_mut();
+    let len = data.len();
+    let packet = data.get_mut(l3..l3 + total).ok_or(XmitError::Truncated { needed: l3 + total, len })?;
+    // total = l3_len + l4_len, so the split point is in range.
+    let (ip_header, l4) = packet.split_at_mut(usize::from(meta.l3_len));
+    let ip = ip_header
+        .first_chunk_mut::<{ ipv4::MIN_HEADER_LEN }>()
+        .ok_or(XmitError::Truncated { needed: l3 + ipv4::MIN_HEADER_LEN, len })?;
+    // Every refusal comes before the first write, so a refused frame is
+    // untouched and can still be answered (ICMP) or dropped as it was.
+    let l4_min = match meta.protocol {
+        ip_proto::TCP => tcp::MIN_HEADER_LEN,
+        ip_proto::UDP => udp::HEADER_LEN,
+        other => return Err(XmitError::UnsupportedProtocol(other)),
+    };
+    if l4.len() < l4_min {
+        return Err(XmitError::Truncated { needed: meta.l4_offset() + l4_min, len });
+    }
+    let ttl = ip[ipv4::offset::TTL];
+    if t.decrement_ttl && ttl <= 1 {
+        return Err(XmitError::TtlExpired { ttl });
+    }
+
+    let mut ip_delta = Delta::new();
+    if t.decrement_ttl {
+        let old = be16(ip, ipv4::offset::TTL);
+        ip[ipv4::offset::TTL] = ttl - 1;
+        ip_delta.replace16(old, old - 0x100);
+    }
+    // The pseudo-header sees the same address change as the IP header.
+    let mut l4_delta = Delta::new();
+    if let Some((addr, _)) = t.src {
+        l4_delta.replace32(be32(ip, ipv4::offset::SRC), u32::from_be_bytes(addr));
+        ip[ipv4::offset::SRC..ipv4::offset::SRC + 4].copy_from_slice(&addr);
+    }
+    if let Some((addr, _)) = t.dst {
+        l4_delta.replace32(be32(ip, ipv4::offset::DST), u32::from_be_bytes(addr));
+        ip[ipv4::offset::DST..ipv4::offset::DST + 4].copy_from_slice(&addr);
+    }
+    ip_delta.merge(l4_delta);
+    let ip_checksum = if offload.ipv4_checksum {
+        0
+    } else {
+        ip_delta.apply(be16(ip, ipv4::offset::CHECKSUM))
+    };
+    ip[ipv4::offset::CHECKSUM..ipv4::offset::CHECKSUM + 2].copy_from_slice(&ip_checksum.to_be_bytes());
+
+    let l4_offload = match meta.protocol {
+        ip_proto::TCP => {
+            let (fixed, options) = l4.split_at_mut_checked(tcp::MIN_HEADER_LEN).ok_or(XmitError::Truncated {
+                needed: meta.l4_offset() + tcp::MIN_HEADER_LEN,
+                len,
+            })?;
+            let th = fixed.first_chunk_mut::<{ tcp::MIN_HEADER_LEN }>().ok_or(XmitError::Truncated {
+                needed: meta.l4_offset() + tcp::MIN_HEADER_LEN,
+                len,
+            })?;
+            rewrite_ports(th, t, &mut l4_delta);
+            if t.seq_delta != 0 {
+                let old = be32(th, tcp::offset::SEQ);
+                let new = old.wrapping_add(t.seq_delta);
+                l4_delta.replace32(old, new);
+                th[tcp::offset::SEQ..tcp::offset::SEQ + 4].copy_from_slice(&new.to_be_bytes());
+            }
+            let flags = th[tcp::offset::FLAGS];
+            let ack_edit = t.ack_delta != 0 && flags & tcp::flags::ACK != 0;
+            if ack_edit {
+                let old = be32(th, tcp::offset::ACK);
+                let new = old.wrapping_sub(t.ack_delta);
+                l4_delta.replace32(old, new);
+                th[tcp::offset::ACK..tcp::offset::ACK + 4].copy_from_slice(&new.to_be_bytes());
+            }
+            let header_len = usize::from(th[tcp::offset::DATA_OFFSET] >> 4) * 4;
+            let clamp = t.mss_clamp.filter(|_| flags & tcp::flags::SYN != 0);
+            if header_len > tcp::MIN_HEADER_LEN && (ack_edit || clamp.is_some()) {
+                if let Some(opts) = options.get_mut(..header_len - tcp::MIN_HEADER_LEN) {
+                    let sack_delta = if ack_edit { t.ack_delta } else { 0 };
+                    tcp_opts::edit_options(opts, sack_delta, clamp, &mut l4_delta);
+                }
+            }
+            let c = if offload.tcp_checksum {
+                pseudo_header_checksum(ip, ip_proto::TCP, meta.l4_len)
+            } else {
+                l4_delta.apply(be16(th, tcp::offset::CHECKSUM))
+            };
+            th[tcp::offset::CHECKSUM..tcp::offset::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+            if offload.tcp_checksum {
+                L4Offload::Tcp
+            } else {
+                L4Offload::None
+            }
+        }
+        ip_proto::UDP => {
+            let uh = l4.first_chunk_mut::<{ udp::HEADER_LEN }>().ok_or(XmitError::Truncated {
+                needed: meta.l4_offset() + udp::HEADER_LEN,
+                len,
+            })?;
+            rewrite_ports(uh, t, &mut l4_delta);
+            let old = be16(uh, udp::offset::CHECKSUM);
+            // Zero means "no checksum": it stays zero, and needs no offload.
+            if old == 0 {
+                L4Offload::None
+            } else if offload.udp_checksum {
+                let udp_len = be16(uh, udp::offset::LENGTH);
+                let c = pseudo_header_checksum(ip, ip_proto::UDP, udp_len);
+                uh[udp::offset::CHECKSUM..udp::offset::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+                L4Offload::Udp
+            } else {
+                let c = match l4_delta.apply(old) {
+                    0 => 0xffff,
+                    c => c,
+                };
+                uh[udp::offset::CHECKSUM..udp::offset::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+                L4Offload::None
+            }
+        }
+        other => return Err(XmitError::UnsupportedProtocol(other)),
+    };
+    request_offload(frame, meta, offload.ipv4_checksum, l4_offload);
+    Ok(())
+}
+
+/// Writes the ports a translation asks for (TCP and UDP share the layout).
+#[inline(always)]
+fn rewrite_ports(l4: &mut [u8], t: &Translation, delta: &mut Delta) {
+    if let Some((_, port)) = t.src {
+        delta.replace16(be16(l4, 0), port);
+        l4[0..2].copy_from_slice(&port.to_be_bytes());
+    }
+    if let Some((_, port)) = t.dst {
+        delta.replace16(be16(l4, 2), port);
+        l4[2..4].copy_from_slice(&port.to_be_bytes());
+    }
+}
+
+/// The value DPDK wants in the TCP/UDP checksum field when the NIC is to
+/// finish it: the folded, not inverted, pseudo-header sum.
+#[inline(always)]
+pub(crate) fn pseudo_header_checksum(ip: &[u8; ipv4::MIN_HEADER_LEN], protocol: u8, l4_len: u16) -> u16 {
+    let src = [ip[12], ip[13], ip[14], ip[15]];
+    let dst = [ip[16], ip[17], ip[18], ip[19]];
+    checksum::fold(checksum::pseudo_header_v4(src, dst, protocol, l4_len))
+}
+
+/// Records the transmit checksum request, or clears a stale one.
+#[inline(always)]
+pub(crate) fn request_offload<F: Frame>(frame: &mut F, meta: &Ipv4Meta, ipv4_checksum: bool, l4: L4Offload) {
+    if ipv4_checksum || l4 != L4Offload::None {
+        frame.set_tx_offload(TxOffload {
+            l2_len: meta.l2_len,
+            l3_len: u16::from(meta.l3_len),
+            ipv4_checksum,
+            l4,
+        });
+    } else if frame.tx_offload() != TxOffload::default() {
+        frame.set_tx_offload(TxOffload::default());
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! Packet builders and a full-recomputation checksum oracle shared by the
+    //! rewrite tests.
+
+    use super::*;
+    use crate::frame::{BufFrame, Frame};
+    use crate::wire::classify::{classify_bytes, ClassifyPolicy, Classified};
+    use crate::wire::icmp::Icmpv4Packet;
+    use crate::wire::ipv4::Ipv4Packet;
+    use crate::wire::tcp::TcpPacket;
+    use crate::wire::udp::UdpPacket;
+
+    pub const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
+    pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+    pub const LIP: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 1);
+    pub const RIP: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 20);
+
+    /// An Ethernet + IPv4 + TCP frame with valid checksums.
+    pub fn tcp_frame(
+        src: (Ipv4Addr, u16),
+        dst: (Ipv4Addr, u16),
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        options: &[u8],
+        payload: &[u8],
+    ) -> Vec<u8> {
+        assert!(options.len() & 3 == 0 && options.len() <= 40, "options must be whole words");
+        let tcp_len = 20 + options.len() + payload.len();
+        let mut b = vec![0u8; 14 + 20 + tcp_len];
+        b[..12].copy_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
+        b[12..14].copy_from_slice(&[8, 0]);
+        let mut ip = Ipv4Packet::new_unchecked(&mut b[14..]);
+        ip.set_version_and_header_len(20);
+        ip.set_total_len((20 + tcp_len) as u16);
+        ip.set_ident(0x4242);
+        ip.set_flags_and_frag_offset(true, false, 0);
+        ip.set_ttl(64);
+        ip.set_protocol(ip_proto::TCP);
+        ip.set_src_addr(src.0);
+        ip.set_dst_addr(dst.0);
+        ip.fill_checksum();
+        let mut t = TcpPacket::new_unchecked(&mut b[34..]);
+        t.set_src_port(src.1);
+        t.set_dst_port(dst.1);
+        t.set_seq_number(seq);
+        t.set_ack_number(ack);
+        t.set_header_len(20 + options.len());
+        t.set_flags(flags);
+        t.set_window_len(65535);
+        t.options_mut().copy_from_slice(options);
+        t.payload_mut().copy_from_slice(payload);
+        t.fill_checksum(src.0, dst.0);
+        b
+    }
+
+    /// An Ethernet + IPv4 + UDP frame with a valid (or absent) checksum.
+    pub fn udp_frame(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8], with_checksum: bool) -> Vec<u8> {
+        let udp_len = 8 + payload.len();
+        let mut b = vec![0u8; 14 + 20 + udp_len];
+        b[..12].copy_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
+        b[12..14].copy_from_slice(&[8, 0]);
+        let mut ip = Ipv4Packet::new_unchecked(&mut b[14..]);
+        ip.set_version_and_header_len(20);
+        ip.set_total_len((20 + udp_len) as u16);
+        ip.set_ttl(64);
+        ip.set_protocol(ip_proto::UDP);
+        ip.set_src_addr(src.0);
+        ip.set_dst_addr(dst.0);
+        ip.fill_checksum();
+        let mut u = UdpPacket::new_unchecked(&mut b[34..]);
+        u.set_src_port(src.1);
+        u.set_dst_port(dst.1);
+        u.set_len(udp_len as u16);
+        u.payload_mut().copy_from_slice(payload);
+        if with_checksum {
+            u.fill_checksum(src.0, dst.0);
+        }
+        b
+    }
+
+    pub fn meta_of(b: &[u8]) -> Ipv4Meta {
+        match classify_bytes(b, Default::default(), ClassifyPolicy { verify_ip_checksum: true, verify_l4_checksum: true }) {
+            Ok(Classified::Ipv4(m)) => m,
+            other => panic!("test packet does not classify: {other:?}"),
+        }
+    }
+
+    /// Every checksum of an IPv4 frame verified by full recomputation: the
+    /// IPv4 header, TCP/UDP with the pseudo-header, ICMP (and for ICMP
+    /// errors, the quoted IPv4 header).
+    pub fn assert_checksums_valid(b: &[u8]) {
+        let ip = Ipv4Packet::new_checked(&b[14..]).expect("ipv4 header");
+        assert!(ip.verify_checksum(), "ipv4 header checksum");
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        match ip.protocol() {
+            ip_proto::TCP => {
+                assert!(TcpPacket::new_checked(ip.payload()).unwrap().verify_checksum(src, dst), "tcp checksum")
+            }
+            ip_proto::UDP => {
+                assert!(UdpPacket::new_checked(ip.payload()).unwrap().verify_checksum(src, dst), "udp checksum")
+            }
+            ip_proto::ICMP => {
+                let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
+                assert!(icmp.verify_checksum(), "icmp checksum");
+                if icmp.is_error() {
+                    let inner = Ipv4Packet::new_unchecked(icmp.data());
+                    assert!(
+                        checksum::verify(&icmp.data()[..inner.header_len()], 0),
+                        "quoted ipv4 header checksum"
+                    );
+                }
+            }
+            ip_proto::IPIP => {
+                let inner = Ipv4Packet::new_checked(ip.payload()).unwrap();
+                assert!(inner.verify_checksum(), "inner ipv4 header checksum");
+            }
+            p => panic!("unexpected protocol {p}"),
+        }
+    }
+
+    pub fn bytes(f: &BufFrame) -> Vec<u8> {
+        f.data().to_vec()
+    }
+}

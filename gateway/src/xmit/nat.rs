@@ -1,0 +1,139 @@
+//! NAT (LVS masquerading): one endpoint of the packet is replaced.
+//!
+//! Inbound, the destination `VIP:vport` becomes `RIP:rport` and the client's
+//! address is kept, so the real server must route its replies through the
+//! director. Outbound, the source `RIP:rport` becomes `VIP:vport`. As in
+//! FNAT, a shifted sequence space (SYN proxy) is carried by `seq_delta` and
+//! `ack_delta`.
+
+use std::net::IpAddr;
+
+use crate::frame::Frame;
+use crate::wire::Ipv4Meta;
+
+use super::{translate, v4, Offload, Translation, XmitError};
+
+/// The endpoint to write and the TCP adjustments of one NAT direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatRewrite {
+    /// The real server (inbound) or the virtual service (outbound).
+    pub addr: IpAddr,
+    pub port: u16,
+    /// Added to the TCP sequence number (mod 2^32).
+    pub seq_delta: u32,
+    /// Subtracted from the TCP acknowledgment number and SACK edges.
+    pub ack_delta: u32,
+    /// Act as a router hop: decrement TTL, refuse at 1.
+    pub decrement_ttl: bool,
+}
+
+impl NatRewrite {
+    pub fn new(addr: IpAddr, port: u16) -> Self {
+        NatRewrite { addr, port, seq_delta: 0, ack_delta: 0, decrement_ttl: false }
+    }
+
+    fn translation(&self, dst: bool) -> Result<Translation, XmitError> {
+        let endpoint = Some((v4(self.addr)?.octets(), self.port));
+        Ok(Translation {
+            src: if dst { None } else { endpoint },
+            dst: if dst { endpoint } else { None },
+            seq_delta: self.seq_delta,
+            ack_delta: self.ack_delta,
+            mss_clamp: None,
+            decrement_ttl: self.decrement_ttl,
+        })
+    }
+}
+
+fn finish(meta: &mut Ipv4Meta, rw: &NatRewrite, dst: bool) {
+    let IpAddr::V4(addr) = rw.addr else { return };
+    if dst {
+        meta.dst = addr;
+        meta.dst_port = rw.port;
+    } else {
+        meta.src = addr;
+        meta.src_port = rw.port;
+    }
+    if rw.decrement_ttl {
+        meta.ttl -= 1;
+    }
+}
+
+/// Client to real server: the destination becomes `rw.addr:rw.port`. On
+/// error the frame is unchanged.
+#[inline]
+pub fn rewrite_inbound<F: Frame>(
+    frame: &mut F,
+    meta: &mut Ipv4Meta,
+    rw: &NatRewrite,
+    offload: Offload,
+) -> Result<(), XmitError> {
+    translate(frame, meta, &rw.translation(true)?, offload)?;
+    finish(meta, rw, true);
+    Ok(())
+}
+
+/// Real server to client: the source becomes `rw.addr:rw.port`. On error
+/// the frame is unchanged.
+#[inline]
+pub fn rewrite_outbound<F: Frame>(
+    frame: &mut F,
+    meta: &mut Ipv4Meta,
+    rw: &NatRewrite,
+    offload: Offload,
+) -> Result<(), XmitError> {
+    translate(frame, meta, &rw.translation(false)?, offload)?;
+    finish(meta, rw, false);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{BufFrame, L4Offload};
+    use crate::wire::tcp::flags;
+    use crate::xmit::test_support::*;
+
+    #[test]
+    fn golden_inbound_changes_only_the_destination() {
+        let before = tcp_frame((CLIENT, 40000), (VIP, 80), 7, 8, flags::ACK, &[], b"abc");
+        let expected = tcp_frame((CLIENT, 40000), (RIP, 8080), 7, 8, flags::ACK, &[], b"abc");
+        let mut meta = meta_of(&before);
+        let mut f = BufFrame::new(&before);
+        rewrite_inbound(&mut f, &mut meta, &NatRewrite::new(RIP.into(), 8080), Offload::NONE).unwrap();
+        assert_eq!(bytes(&f), expected);
+        assert_eq!(meta, meta_of(&expected));
+    }
+
+    #[test]
+    fn golden_outbound_changes_only_the_source() {
+        let before = udp_frame((RIP, 8053), (CLIENT, 5353), b"answer", true);
+        let expected = udp_frame((VIP, 53), (CLIENT, 5353), b"answer", true);
+        let mut meta = meta_of(&before);
+        let mut f = BufFrame::new(&before);
+        rewrite_outbound(&mut f, &mut meta, &NatRewrite::new(VIP.into(), 53), Offload::NONE).unwrap();
+        assert_eq!(bytes(&f), expected);
+        assert_eq!(meta, meta_of(&expected));
+    }
+
+    #[test]
+    fn offloaded_udp() {
+        let before = udp_frame((RIP, 8053), (CLIENT, 5353), b"answer", true);
+        let mut meta = meta_of(&before);
+        let mut f = BufFrame::new(&before);
+        let off = Offload { ipv4_checksum: false, tcp_checksum: false, udp_checksum: true };
+        rewrite_outbound(&mut f, &mut meta, &NatRewrite::new(VIP.into(), 53), off).unwrap();
+        let out = bytes(&f);
+        // The IPv4 checksum is still done in software.
+        assert!(crate::wire::ipv4::Ipv4Packet::new_checked(&out[14..]).unwrap().verify_checksum());
+        let want = crate::wire::checksum::fold(crate::wire::checksum::pseudo_header_v4(
+            VIP.octets(),
+            CLIENT.octets(),
+            17,
+            14,
+        ));
+        assert_eq!(u16::from_be_bytes([out[40], out[41]]), want);
+        assert_eq!(f.tx_offload().l4, L4Offload::Udp);
+        assert!(!f.tx_offload().ipv4_checksum);
+    }
+}
