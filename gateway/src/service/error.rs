@@ -33,6 +33,8 @@ pub enum ConfigError {
     MarkRuleNotFound(u32),
     InvalidPortRange { low: u16, high: u16 },
     InvalidPrefix { addr: IpAddr, prefix_len: u8 },
+    /// A port partition for a worker that does not exist.
+    InvalidWorker { worker: u16, workers: u16 },
     /// Maglev's table size must be a prime (so every skip is coprime to it).
     TableSizeNotPrime(usize),
 }
@@ -82,6 +84,9 @@ impl fmt::Display for ConfigError {
             InvalidPortRange { low, high } => write!(f, "port range {low}-{high} is empty"),
             InvalidPrefix { addr, prefix_len } => {
                 write!(f, "prefix length {prefix_len} is too long for {addr}")
+            }
+            InvalidWorker { worker, workers } => {
+                write!(f, "worker {worker} does not exist (0..{workers})")
             }
             TableSizeNotPrime(m) => write!(f, "Maglev table size {m} is not a prime"),
         }

@@ -5,15 +5,21 @@
 //! - [`error`]: what a rejected edit says.
 //! - [`snapshot`]: the immutable snapshot workers read, and the editor that makes the next.
 //! - [`counters`]: the per-real-server connection counters shared by all workers.
+//! - [`laddr`]: per-worker local-address port pools for FNAT.
+//! - [`persist`]: per-worker persistence templates.
 
 pub mod counters;
 pub mod error;
 pub mod fasthash;
+pub mod laddr;
+pub mod persist;
 pub mod snapshot;
 pub mod types;
 
 pub use counters::DestCounters;
 pub use error::ConfigError;
+pub use laddr::{LaddrPools, PortPartition, PortPool};
+pub use persist::{PersistTable, TemplateKey};
 pub use snapshot::{Dest, LocalAddr, Service, ServiceId, Snapshot, SnapshotEditor};
 pub use types::{
     DestSpec, ForwardMethod, MarkRule, Persistence, Protocol, SchedulerKind, ServiceKey,

@@ -1,0 +1,370 @@
+//! A worker's whole connection-placement state, and the new-connection path through it.
+//!
+//! [`Director`] bundles what one worker owns (DESIGN.md invariant 1): its view of the
+//! current snapshot, its schedulers, its local-port pools, its persistence templates and its
+//! connection table. The dataplane calls:
+//!
+//! - [`Director::lookup`] for every packet, then [`Director::on_packet`] with the result;
+//! - [`Director::connect`] for the first packet of an unknown flow: find the service, find
+//!   or make the persistence template, schedule, take a local port (FNAT), insert;
+//! - [`Director::expire`] once per burst or timer tick;
+//! - [`Director::switch`] between bursts when the control plane publishes a snapshot.
+//!
+//! Nothing here allocates on the packet path or per new connection (lblc/lblcr map entries
+//! aside, once per new destination address); refusals are typed and counted.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::key::{Family, FlowKey};
+use super::state::{Direction, State};
+use super::table::{Conn, ConnId, ConnTable, InsertError, NewConn, NO_TEMPLATE};
+use crate::sched::{Flow, Schedulers};
+use crate::service::laddr::{LaddrPools, PortPartition};
+use crate::service::persist::{PersistTable, TemplateKey};
+use crate::service::{ForwardMethod, Protocol, Snapshot};
+
+/// Why a new connection was not created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// No virtual service matches the packet.
+    NoService,
+    /// The service has no available real server (none, all quiescent or overloaded).
+    NoDest,
+    /// Every local address of the FNAT service is out of ports on this worker, or it has no
+    /// local address (of the connection's family).
+    NoLocalPort,
+    /// The connection table is full.
+    TableFull,
+    /// The 5-tuple already belongs to a connection.
+    Exists,
+}
+
+/// Refusal counters of one worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirectorStats {
+    pub no_service: u64,
+    pub no_dest: u64,
+    pub no_local_port: u64,
+    pub table_full: u64,
+    pub exists: u64,
+}
+
+/// Sizes of a worker's preallocated tables.
+#[derive(Debug, Clone)]
+pub struct DirectorConfig {
+    pub conn_capacity: u32,
+    pub template_capacity: u32,
+    pub partition: PortPartition,
+    pub ports: std::ops::RangeInclusive<u16>,
+}
+
+#[derive(Debug)]
+pub struct Director<A> {
+    snap: Arc<Snapshot>,
+    scheds: Schedulers,
+    pools: LaddrPools,
+    persist: PersistTable,
+    conns: ConnTable<A>,
+    stats: DirectorStats,
+}
+
+impl<A: Family> Director<A> {
+    pub fn new(snap: Arc<Snapshot>, cfg: DirectorConfig, now: u32) -> Director<A> {
+        let mut pools = LaddrPools::new(cfg.partition, cfg.ports);
+        pools.sync(&snap);
+        let mut conns = ConnTable::new(cfg.conn_capacity, now);
+        conns.set_timeouts(snap.timeouts());
+        Director {
+            scheds: Schedulers::new(&snap),
+            persist: PersistTable::new(cfg.template_capacity, now),
+            snap,
+            pools,
+            conns,
+            stats: DirectorStats::default(),
+        }
+    }
+
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snap
+    }
+    pub fn conns(&self) -> &ConnTable<A> {
+        &self.conns
+    }
+    pub fn pools(&self) -> &LaddrPools {
+        &self.pools
+    }
+    pub fn persist(&self) -> &PersistTable {
+        &self.persist
+    }
+    pub fn stats(&self) -> DirectorStats {
+        self.stats
+    }
+
+    /// Moves to a new snapshot: schedulers keep their state, pools follow the local
+    /// addresses, timeouts apply from each connection's next packet. Existing connections
+    /// are untouched: they carry their own rewrite.
+    pub fn switch(&mut self, new: Arc<Snapshot>) {
+        self.scheds.switch(&self.snap, &new);
+        self.pools.sync(&new);
+        self.conns.set_timeouts(new.timeouts());
+        self.snap = new;
+    }
+
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey<A>) -> Option<(ConnId, Direction)> {
+        self.conns.lookup(key)
+    }
+
+    #[inline]
+    pub fn on_packet(&mut self, id: ConnId, dir: Direction, tcp_flags: u8, now: u32) -> State {
+        self.conns.on_packet(id, dir, tcp_flags, now)
+    }
+
+    pub fn conn(&self, id: ConnId) -> &Conn<A> {
+        self.conns.get(id)
+    }
+
+    /// Creates the connection for the first packet of an unknown flow (`key` is its
+    /// client-to-VIP 5-tuple). The caller then feeds the packet to [`Director::on_packet`].
+    pub fn connect(&mut self, key: &FlowKey<A>, now: u32) -> Result<ConnId, Refused> {
+        let r = self.try_connect(key, now);
+        if let Err(e) = r {
+            let s = &mut self.stats;
+            *match e {
+                Refused::NoService => &mut s.no_service,
+                Refused::NoDest => &mut s.no_dest,
+                Refused::NoLocalPort => &mut s.no_local_port,
+                Refused::TableFull => &mut s.table_full,
+                Refused::Exists => &mut s.exists,
+            } += 1;
+        }
+        r
+    }
+
+    fn try_connect(&mut self, key: &FlowKey<A>, now: u32) -> Result<ConnId, Refused> {
+        let (client, vaddr) = (key.src.to_ip(), key.dst.to_ip());
+        let sid = self.snap.find(key.proto, vaddr, key.dport).ok_or(Refused::NoService)?;
+        let svc = self.snap.service(sid);
+        let flow = Flow { src: client, sport: key.sport, dst: vaddr, dport: key.dport };
+
+        // Persistence: reuse the client's template if its server is still in the service.
+        let mut template = None;
+        let mut picked = None;
+        let persistence = svc.persistence();
+        if let Some(p) = persistence {
+            let tkey = TemplateKey::new(svc.key(), client, p.netmask);
+            if let Some(t) = self.persist.find(&tkey, now) {
+                let (addr, port) = self.persist.dest(t);
+                match svc.dest_index(addr, port) {
+                    Some(i) => (template, picked) = (Some(t), Some(i)),
+                    None => self.persist.forget(t, now),
+                }
+            }
+            if picked.is_none() {
+                let i = self.scheds.pick(&self.snap, sid, &flow, now).ok_or(Refused::NoDest)?;
+                let d = &svc.dests()[i];
+                template = self.persist.create(tkey, d.addr(), d.port(), d.counters(), p.timeout, now);
+                picked = Some(i);
+            }
+        }
+        let i = match picked {
+            Some(i) => i,
+            None => self.scheds.pick(&self.snap, sid, &flow, now).ok_or(Refused::NoDest)?,
+        };
+        let dest = &svc.dests()[i];
+        let raddr = A::from_ip(dest.addr()).ok_or(Refused::NoDest)?;
+        let rport = if dest.port() == 0 { key.dport } else { dest.port() };
+
+        let (laddr, lport) = if dest.method() == ForwardMethod::FullNat {
+            let (a, p) = self.pools.alloc(svc.laddrs()).ok_or(Refused::NoLocalPort)?;
+            match A::from_ip(a) {
+                Some(a) => (a, p),
+                None => {
+                    self.pools.release(a, p);
+                    return Err(Refused::NoLocalPort);
+                }
+            }
+        } else {
+            (key.src, key.sport)
+        };
+
+        let new = NewConn {
+            proto: key.proto,
+            client: key.src,
+            cport: key.sport,
+            vaddr: key.dst,
+            vport: key.dport,
+            laddr,
+            lport,
+            raddr,
+            rport,
+            method: dest.method(),
+            dest: Arc::clone(dest.counters()),
+            template: template.unwrap_or(NO_TEMPLATE),
+        };
+        match self.conns.insert(new, now) {
+            Ok(id) => {
+                if let (Some(t), Some(p)) = (template, persistence) {
+                    self.persist.hold(t, p.timeout, now);
+                }
+                Ok(id)
+            }
+            Err(e) => {
+                if dest.method() == ForwardMethod::FullNat {
+                    self.pools.release(laddr.to_ip(), lport);
+                }
+                Err(match e {
+                    InsertError::Full => Refused::TableFull,
+                    InsertError::Exists => Refused::Exists,
+                })
+            }
+        }
+    }
+
+    /// Expires due connections (returning their local ports and releasing their templates)
+    /// and due templates, at most `budget` of each. Returns the connections expired.
+    pub fn expire(&mut self, now: u32, budget: usize) -> usize {
+        let (pools, persist) = (&mut self.pools, &mut self.persist);
+        let n = self.conns.expire(now, budget, |c| {
+            if c.method == ForwardMethod::FullNat {
+                pools.release(c.laddr.to_ip(), c.lport);
+            }
+            if c.template != NO_TEMPLATE {
+                persist.release(c.template);
+            }
+        });
+        self.persist.expire(now, budget);
+        n
+    }
+
+    /// The client-to-VIP key of a packet, a convenience for tests and callers holding
+    /// `IpAddr`s; `None` if an address is not of this table's family.
+    pub fn key(proto: Protocol, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> Option<FlowKey<A>> {
+        Some(FlowKey { proto, src: A::from_ip(src)?, sport, dst: A::from_ip(dst)?, dport })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::state::tcp_flags::*;
+    use crate::service::snapshot::LocalAddr;
+    use crate::service::{DestSpec, Persistence, SchedulerKind, ServiceKey, ServiceSpec};
+    use std::net::Ipv4Addr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn cfg(cap: u32) -> DirectorConfig {
+        DirectorConfig {
+            conn_capacity: cap,
+            template_capacity: cap,
+            partition: PortPartition::new(1, 0).unwrap(),
+            ports: 1025..=65535,
+        }
+    }
+
+    fn fnat(persistent: bool, port: u16) -> Arc<Snapshot> {
+        let key = ServiceKey::tcp(ip("10.0.0.1"), port);
+        let mut ed = Snapshot::empty().edit();
+        let persistence = persistent.then(|| Persistence {
+            timeout: 300,
+            netmask: ip("255.255.255.0"),
+        });
+        ed.add_service(ServiceSpec { scheduler: SchedulerKind::Rr, persistence, key }).unwrap();
+        for i in 2..5 {
+            let rs = DestSpec::new(ip(&format!("192.168.1.{i}")), 8080)
+                .with_method(ForwardMethod::FullNat);
+            ed.add_dest(&key, rs).unwrap();
+        }
+        ed.add_laddr(&key, LocalAddr { addr: ip("192.168.1.254"), ifname: "dpdk1".into() }).unwrap();
+        ed.finish()
+    }
+
+    fn key(client: &str, cport: u16, vport: u16) -> FlowKey<Ipv4Addr> {
+        Director::<Ipv4Addr>::key(Protocol::Tcp, ip(client), cport, ip("10.0.0.1"), vport).unwrap()
+    }
+
+    #[test]
+    fn fnat_connection_both_directions_and_cleanup() {
+        let mut d = Director::<Ipv4Addr>::new(fnat(false, 80), cfg(16), 0);
+        let k = key("1.2.3.4", 40000, 80);
+        assert_eq!(d.lookup(&k), None);
+        let id = d.connect(&k, 0).unwrap();
+        d.on_packet(id, Direction::In, SYN, 0);
+        let c = d.conn(id).clone();
+        assert_eq!((c.raddr, c.rport), (Ipv4Addr::new(192, 168, 1, 2), 8080));
+        assert_eq!(c.laddr, Ipv4Addr::new(192, 168, 1, 254));
+        let reply = FlowKey { proto: Protocol::Tcp, src: c.raddr, sport: 8080, dst: c.laddr, dport: c.lport };
+        assert_eq!(d.lookup(&reply), Some((id, Direction::Out)));
+        assert_eq!(d.pools().pool(ip("192.168.1.254")).unwrap().in_use(), 1);
+        assert_eq!(d.expire(61, 100), 1, "SYN_RECV lives 60 s");
+        assert_eq!(d.pools().pool(ip("192.168.1.254")).unwrap().in_use(), 0, "port returned");
+        assert_eq!(d.connect(&key("1.2.3.4", 1, 81), 61), Err(Refused::NoService));
+        assert_eq!(d.stats().no_service, 1);
+    }
+
+    #[test]
+    fn persistence_across_ports_until_the_template_expires() {
+        let mut d = Director::<Ipv4Addr>::new(fnat(true, 0), cfg(64), 0);
+        // rr would rotate; persistence keeps 1.2.3.x on the first server, on any port.
+        let first = d.connect(&key("1.2.3.4", 1000, 80), 0).unwrap();
+        let server = d.conn(first).raddr;
+        for (i, vport) in [443u16, 8080, 22].into_iter().enumerate() {
+            let id = d.connect(&key("1.2.3.77", 2000 + i as u16, vport), 1).unwrap();
+            assert_eq!(d.conn(id).raddr, server, "same /24, port {vport}");
+            assert_eq!(d.conn(id).rport, 8080);
+        }
+        let other = d.connect(&key("1.2.4.4", 1000, 80), 1).unwrap();
+        assert_ne!(d.conn(other).raddr, server, "another /24 is scheduled (rr moves on)");
+        // All connections end (NONE lives 2 s); the template outlives them by its timeout.
+        d.expire(10, 1000);
+        assert!(d.conns().is_empty());
+        let again = d.connect(&key("1.2.3.9", 3000, 80), 200).unwrap();
+        assert_eq!(d.conn(again).raddr, server, "template alive: 1 + 300 > 200");
+        d.expire(600, 1000);
+        assert_eq!(d.persist().len(), 0, "template expired 300 s after its last use");
+        let after = d.connect(&key("1.2.3.9", 3001, 80), 600).unwrap();
+        assert_ne!(d.conn(after).raddr, server, "rescheduled: rr moved on");
+    }
+
+    #[test]
+    fn removed_server_keeps_its_connections_until_they_end() {
+        let snap = fnat(false, 80);
+        let mut d = Director::<Ipv4Addr>::new(Arc::clone(&snap), cfg(16), 0);
+        let id = d.connect(&key("1.2.3.4", 40000, 80), 0).unwrap();
+        d.on_packet(id, Direction::In, SYN, 0);
+        d.on_packet(id, Direction::Out, SYN | ACK, 0);
+        d.on_packet(id, Direction::In, ACK, 0);
+        let counters = Arc::clone(snap.service(0).dests()[0].counters());
+        assert_eq!(counters.active(), 1);
+        let mut ed = snap.edit();
+        ed.delete_dest(&ServiceKey::tcp(ip("10.0.0.1"), 80), ip("192.168.1.2"), 8080).unwrap();
+        d.switch(ed.finish());
+        let c = d.conn(id).clone();
+        assert_eq!(d.lookup(&c.key(Direction::In)), Some((id, Direction::In)));
+        assert_eq!(d.on_packet(id, Direction::In, ACK, 5), State::Established);
+        let next = d.connect(&key("1.2.3.5", 40000, 80), 5).unwrap();
+        assert_ne!(d.conn(next).raddr, Ipv4Addr::new(192, 168, 1, 2));
+        d.expire(2000, 100);
+        assert_eq!(counters.active(), 0, "the removed server's counter followed its connection");
+    }
+
+    #[test]
+    fn exhaustion_and_full_table_refuse_cleanly() {
+        let cfg = DirectorConfig { ports: 5000..=5001, ..cfg(3) };
+        let mut d = Director::<Ipv4Addr>::new(fnat(false, 80), cfg, 0);
+        d.connect(&key("1.2.3.4", 1, 80), 0).unwrap();
+        d.connect(&key("1.2.3.4", 2, 80), 0).unwrap();
+        assert_eq!(d.connect(&key("1.2.3.4", 3, 80), 0), Err(Refused::NoLocalPort));
+        assert_eq!(d.stats().no_local_port, 1);
+        assert_eq!(d.conns().len(), 2, "existing connections untouched");
+        let cfg = DirectorConfig { conn_capacity: 1, ..self::cfg(1) };
+        let mut d = Director::<Ipv4Addr>::new(fnat(false, 80), cfg, 0);
+        d.connect(&key("1.2.3.4", 1, 80), 0).unwrap();
+        assert_eq!(d.connect(&key("1.2.3.4", 2, 80), 0), Err(Refused::TableFull));
+        assert_eq!(d.pools().pool(ip("192.168.1.254")).unwrap().in_use(), 1, "port given back");
+    }
+}

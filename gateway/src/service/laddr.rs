@@ -1,0 +1,333 @@
+//! Local-address port pools for FNAT: which (local address, local port) a new connection's
+//! packets to the real server come from.
+//!
+//! Ownership (DESIGN.md invariant 2): worker `w` of `n` owns the ports with
+//! `port & mask == w`, `mask = n.next_power_of_two() - 1`, as DPVS does. A reply to
+//! `laddr:lport` therefore belongs to a worker that a pure function of the port names, so a
+//! flow rule (or a redirect ring) can get it there. Each worker holds a pool of its own ports
+//! for every local address; pools are never shared, so allocation takes no lock.
+//!
+//! One pool per *address*, shared by every service that lists the address: a port is handed
+//! out at most once per address while in use, so two live connections never share
+//! `(laddr, lport)`, let alone toward the same real server, and the connection table's reply
+//! key `(raddr, rport, laddr, lport)` is always unique. (Per-real-server pools would multiply
+//! capacity but cost 64 K ports of memory per server and address.)
+//!
+//! Free ports wait in a FIFO ring: a released port goes to the back, so the longest-free port
+//! is reused first. That maximises the time before a 4-tuple recurs, which is what keeps a
+//! real server's TIME_WAIT entry for the old connection from swallowing the new SYN.
+//! Allocation and release are O(1), never allocate (the ring is preallocated to the worker's
+//! share of the port range), and a bitmap refuses double releases.
+//!
+//! RSS-aware choice: [`PortPool::alloc_preferring`] takes a predicate and tries a few
+//! candidates before settling for the next free port. The dataplane can pass "the NIC's
+//! Toeplitz hash of the reply 4-tuple lands on this worker's queue", so replies arrive on
+//! the owner without a flow rule or a ring hop, and fall back to ownership by mask when no
+//! candidate qualifies.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+
+use super::error::ConfigError;
+use super::fasthash::FastMap;
+use super::snapshot::{LocalAddr, Snapshot};
+
+/// The ports one worker owns: those with `port & mask == worker`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortPartition {
+    mask: u16,
+    worker: u16,
+}
+
+impl PortPartition {
+    /// Worker `worker` of `workers` (1..=32768).
+    pub fn new(workers: u16, worker: u16) -> Result<PortPartition, ConfigError> {
+        if !(1..=1 << 15).contains(&workers) || worker >= workers {
+            return Err(ConfigError::InvalidWorker { worker, workers });
+        }
+        Ok(PortPartition { mask: workers.next_power_of_two() - 1, worker })
+    }
+
+    pub fn mask(&self) -> u16 {
+        self.mask
+    }
+
+    /// The worker owning `port` (a reply to it must reach that worker).
+    pub fn owner(&self, port: u16) -> u16 {
+        port & self.mask
+    }
+
+    pub fn owns(&self, port: u16) -> bool {
+        self.owner(port) == self.worker
+    }
+}
+
+/// The default local port range: everything above the well-known ports, as DPVS.
+pub const DEFAULT_PORTS: RangeInclusive<u16> = 1025..=65535;
+
+/// One worker's free ports of one local address.
+#[derive(Debug, Clone)]
+pub struct PortPool {
+    free: VecDeque<u16>,
+    in_use: Box<[u64; 1024]>,
+    used: u32,
+}
+
+impl PortPool {
+    pub fn new(partition: PortPartition, range: RangeInclusive<u16>) -> PortPool {
+        let ports: Vec<u16> = range.filter(|&p| partition.owns(p)).collect();
+        let mut free = VecDeque::with_capacity(ports.len());
+        free.extend(ports);
+        PortPool { free, in_use: Box::new([0; 1024]), used: 0 }
+    }
+
+    pub fn available(&self) -> usize {
+        self.free.len()
+    }
+
+    pub fn in_use(&self) -> u32 {
+        self.used
+    }
+
+    /// The longest-free port, or `None` when every port is in use.
+    pub fn alloc(&mut self) -> Option<u16> {
+        let port = self.free.pop_front()?;
+        self.mark(port);
+        Some(port)
+    }
+
+    /// Like [`PortPool::alloc`], but tries up to `tries` free ports for one that `prefer`
+    /// accepts (rejected ones go to the back of the ring), else takes the next free one.
+    pub fn alloc_preferring(&mut self, tries: usize, mut prefer: impl FnMut(u16) -> bool) -> Option<u16> {
+        for _ in 0..tries.min(self.free.len()) {
+            let port = self.free.pop_front()?;
+            if prefer(port) {
+                self.mark(port);
+                return Some(port);
+            }
+            self.free.push_back(port);
+        }
+        self.alloc()
+    }
+
+    /// Returns `port`; `false` (and no change) if it was not handed out by this pool.
+    pub fn release(&mut self, port: u16) -> bool {
+        let (w, b) = ((port / 64) as usize, port % 64);
+        if self.in_use[w] & (1 << b) == 0 {
+            return false;
+        }
+        self.in_use[w] &= !(1 << b);
+        self.used -= 1;
+        self.free.push_back(port);
+        true
+    }
+
+    fn mark(&mut self, port: u16) {
+        self.in_use[(port / 64) as usize] |= 1 << (port % 64);
+        self.used += 1;
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Pool {
+    ports: PortPool,
+    /// The address left the configuration; the pool goes when its last port returns.
+    retired: bool,
+}
+
+/// Counters of a worker's pools.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LaddrStats {
+    /// New connections refused because every local address of their service was out of ports
+    /// (or the service has none).
+    pub exhausted: u64,
+    /// Releases of ports that were not in use (a bug elsewhere; counted, never applied).
+    pub bad_release: u64,
+}
+
+/// A worker's port pools, one per local address of any service in its snapshot.
+#[derive(Debug, Clone)]
+pub struct LaddrPools {
+    partition: PortPartition,
+    range: RangeInclusive<u16>,
+    pools: FastMap<IpAddr, Pool>,
+    /// Rotates the starting address, spreading connections over a service's addresses.
+    next: usize,
+    stats: LaddrStats,
+}
+
+impl LaddrPools {
+    pub fn new(partition: PortPartition, range: RangeInclusive<u16>) -> LaddrPools {
+        LaddrPools { partition, range, pools: FastMap::default(), next: 0, stats: LaddrStats::default() }
+    }
+
+    pub fn partition(&self) -> PortPartition {
+        self.partition
+    }
+
+    pub fn stats(&self) -> LaddrStats {
+        self.stats
+    }
+
+    pub fn pool(&self, addr: IpAddr) -> Option<&PortPool> {
+        self.pools.get(&addr).map(|p| &p.ports)
+    }
+
+    /// Follows a snapshot switch: creates pools for new addresses; an address no service
+    /// lists any more keeps its pool until its ports are all back, so a port still in use
+    /// is never handed out again if the address returns. Allocates; runs between bursts.
+    pub fn sync(&mut self, snap: &Snapshot) {
+        for p in self.pools.values_mut() {
+            p.retired = true;
+        }
+        for svc in snap.services() {
+            for l in svc.laddrs() {
+                let (partition, range) = (self.partition, self.range.clone());
+                self.pools
+                    .entry(l.addr)
+                    .or_insert_with(|| Pool { ports: PortPool::new(partition, range), retired: false })
+                    .retired = false;
+            }
+        }
+        self.pools.retain(|_, p| !p.retired || p.ports.in_use() > 0);
+    }
+
+    /// A local address and port for a new connection of a service with `laddrs`, trying
+    /// the addresses in turn; `None` (counted) if all are out of ports.
+    pub fn alloc(&mut self, laddrs: &[LocalAddr]) -> Option<(IpAddr, u16)> {
+        self.alloc_preferring(laddrs, 0, |_, _| true)
+    }
+
+    /// [`LaddrPools::alloc`] with an RSS preference (see the module docs).
+    pub fn alloc_preferring(
+        &mut self,
+        laddrs: &[LocalAddr],
+        tries: usize,
+        mut prefer: impl FnMut(IpAddr, u16) -> bool,
+    ) -> Option<(IpAddr, u16)> {
+        let n = laddrs.len();
+        self.next = self.next.wrapping_add(1);
+        for k in 0..n {
+            let addr = laddrs[(self.next + k) % n].addr;
+            if let Some(pool) = self.pools.get_mut(&addr) {
+                if let Some(port) = pool.ports.alloc_preferring(tries, |p| prefer(addr, p)) {
+                    return Some((addr, port));
+                }
+            }
+        }
+        self.stats.exhausted += 1;
+        None
+    }
+
+    /// Returns a port taken with [`LaddrPools::alloc`].
+    pub fn release(&mut self, addr: IpAddr, port: u16) {
+        let Some(pool) = self.pools.get_mut(&addr) else {
+            self.stats.bad_release += 1;
+            return;
+        };
+        if !pool.ports.release(port) {
+            self.stats.bad_release += 1;
+        }
+        if pool.retired && pool.ports.in_use() == 0 {
+            self.pools.remove(&addr);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::{ServiceKey, ServiceSpec};
+    use std::collections::HashSet;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn laddr(s: &str) -> LocalAddr {
+        LocalAddr { addr: ip(s), ifname: "dpdk0".into() }
+    }
+
+    #[test]
+    fn partition_rejects_bad_worker_numbers() {
+        assert_eq!(
+            PortPartition::new(4, 4).unwrap_err().to_string(),
+            "worker 4 does not exist (0..4)"
+        );
+        assert!(PortPartition::new(0, 0).is_err());
+    }
+
+    #[test]
+    fn partition_by_low_bits() {
+        let p = PortPartition::new(3, 2).unwrap();
+        assert_eq!(p.mask(), 3);
+        let pool = PortPool::new(p, DEFAULT_PORTS);
+        assert_eq!(pool.available(), (1025..=65535).filter(|x| x & 3 == 2).count());
+        let mut pool = pool;
+        while let Some(port) = pool.alloc() {
+            assert_eq!(port & 3, 2);
+            assert_eq!(p.owner(port), 2);
+        }
+    }
+
+    #[test]
+    fn fifo_reuse_no_double_handout_and_exhaustion() {
+        let mut pool = PortPool::new(PortPartition::new(1, 0).unwrap(), 2000..=2003);
+        let got: Vec<u16> = (0..4).map(|_| pool.alloc().unwrap()).collect();
+        assert_eq!(got, vec![2000, 2001, 2002, 2003]);
+        assert_eq!(pool.alloc(), None);
+        assert!(pool.release(2001));
+        assert!(!pool.release(2001), "double release refused");
+        assert!(!pool.release(3000), "never handed out");
+        assert!(pool.release(2000));
+        assert_eq!(pool.alloc(), Some(2001), "longest-free first");
+        assert_eq!(pool.in_use(), 3);
+    }
+
+    #[test]
+    fn preference_tries_then_falls_back() {
+        let mut pool = PortPool::new(PortPartition::new(1, 0).unwrap(), 2000..=2009);
+        assert_eq!(pool.alloc_preferring(8, |p| p == 2005), Some(2005));
+        assert_eq!(pool.alloc_preferring(3, |_| false), Some(2009), "2006..=2008 rotated, then next");
+        let mut seen = HashSet::new();
+        while let Some(p) = pool.alloc() {
+            assert!(seen.insert(p));
+        }
+        assert_eq!(seen.len(), 8);
+    }
+
+    #[test]
+    fn pools_follow_snapshots_and_exhaustion_is_counted() {
+        let key = ServiceKey::tcp(ip("10.0.0.1"), 80);
+        let mut ed = Snapshot::empty().edit();
+        ed.add_service(ServiceSpec::new(key)).unwrap();
+        ed.add_laddr(&key, laddr("192.168.1.254")).unwrap();
+        ed.add_laddr(&key, laddr("192.168.1.253")).unwrap();
+        let snap = ed.finish();
+        let mut pools = LaddrPools::new(PortPartition::new(2, 1).unwrap(), 5000..=5007);
+        pools.sync(&snap);
+        let laddrs = snap.service(0).laddrs();
+        let mut got = HashSet::new();
+        for _ in 0..8 {
+            let (a, p) = pools.alloc(laddrs).unwrap();
+            assert_eq!(p & 1, 1);
+            assert!(got.insert((a, p)), "({a}, {p}) handed out twice");
+        }
+        assert_eq!(pools.alloc(laddrs), None);
+        assert_eq!(pools.stats().exhausted, 1);
+        // Remove one address while its ports are in use: the pool stays until they return.
+        let mut ed = snap.edit();
+        ed.delete_laddr(&key, ip("192.168.1.254")).unwrap();
+        let snap2 = ed.finish();
+        pools.sync(&snap2);
+        assert!(pools.pool(ip("192.168.1.254")).is_some());
+        for &(a, p) in got.iter().filter(|(a, _)| *a == ip("192.168.1.254")) {
+            pools.release(a, p);
+        }
+        assert!(pools.pool(ip("192.168.1.254")).is_none(), "dropped with its last port");
+        pools.release(ip("192.168.1.254"), 5001);
+        assert_eq!(pools.stats().bad_release, 1);
+        assert_eq!(pools.alloc(&[]), None, "a service without local addresses is refused");
+    }
+}
