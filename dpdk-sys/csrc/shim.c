@@ -32,6 +32,8 @@ unsigned gw_ring_count(const struct rte_ring *r) { return rte_ring_count(r); }
 unsigned gw_lcore_id(void) { return rte_lcore_id(); }
 int gw_errno(void) { return rte_errno; }
 uint64_t gw_rdtsc(void) { return rte_rdtsc(); }
+uint32_t gw_softrss(uint32_t *input_tuple, uint32_t input_len, const uint8_t *rss_key)
+{ return rte_softrss(input_tuple, input_len, rss_key); }
 
 const uint64_t gw_RTE_MBUF_F_RX_RSS_HASH = RTE_MBUF_F_RX_RSS_HASH;
 const uint64_t gw_RTE_MBUF_F_RX_IP_CKSUM_MASK = RTE_MBUF_F_RX_IP_CKSUM_MASK;

@@ -14,6 +14,7 @@
 #include <rte_mempool.h>
 #include <rte_ring.h>
 #include <rte_cycles.h>
+#include <rte_thash.h>
 
 uint16_t gw_eth_rx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **rx_pkts, uint16_t nb_pkts);
 uint16_t gw_eth_tx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **tx_pkts, uint16_t nb_pkts);
@@ -38,6 +39,7 @@ unsigned gw_ring_count(const struct rte_ring *r);
 unsigned gw_lcore_id(void);
 int gw_errno(void);
 uint64_t gw_rdtsc(void);
+uint32_t gw_softrss(uint32_t *input_tuple, uint32_t input_len, const uint8_t *rss_key);
 
 /* Flag values that are macros bindgen cannot evaluate (RTE_BIT64 and shifts),
  * exported so the Rust constants can be checked against them in a test. */

@@ -65,3 +65,16 @@ pub fn tsc_hz() -> u64 {
     // SAFETY: plain getter of a value EAL measured at init.
     unsafe { dpdk_sys::rte_get_tsc_hz() }
 }
+
+/// DPDK's software Toeplitz hash (`rte_softrss`) over `words` (the tuple as
+/// host-order 32-bit words, as `rte_thash` lays it out) with a 40-byte key.
+/// The pure-Rust prediction in `net::rss` is checked against it.
+pub fn softrss(words: &[u32], key: &[u8; 40]) -> u32 {
+    // rte_softrss reads key bytes up to index 4 * len + 3, so at most nine
+    // words fit a 40-byte key; more are cut rather than read out of bounds.
+    let mut buf = [0u32; 9];
+    let n = words.len().min(buf.len());
+    buf[..n].copy_from_slice(&words[..n]);
+    // SAFETY: `buf` holds `n` words and the key is 40 bytes, enough for `n` <= 9.
+    unsafe { dpdk_sys::gw_softrss(buf.as_mut_ptr(), n as u32, key.as_ptr()) }
+}

@@ -8,6 +8,7 @@ pub mod cidr;
 pub mod icmp;
 pub mod neigh;
 pub mod route;
+pub mod rss;
 
 pub use cidr::{CidrError, Ipv4Cidr};
 pub use neigh::{Learned, Neighbour, NeighbourTable, PendingQueue, Queued};
