@@ -12,6 +12,7 @@
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod conn;
+pub mod control;
 pub mod frame;
 pub mod net;
 pub mod sched;

@@ -1,0 +1,513 @@
+//! The control API: every request `gwctl` (or any automation) sends to `gatewayd`, and every
+//! reply, as serde types shared by both programs.
+//!
+//! Design choices:
+//!
+//! - **A wire vocabulary of its own.** These types mirror the model's ([`crate::service`]) but
+//!   are separate from it: the model is free to change its internal representation, while
+//!   what is on the socket is versioned ([`PROTOCOL_VERSION`]) and stable. The conversions
+//!   live in `control::apply`.
+//! - **Mutations are lists.** [`Request::Apply`] carries a list of [`Change`]s that the server
+//!   validates in full and applies all or nothing; one ipvsadm command is a list of one, and
+//!   `gwctl -R` sends a whole rule file as one list, so a bad line in a restore changes
+//!   nothing (ipvsadm itself applies the lines before the bad one).
+//! - **Listings are structured.** The server returns data, never text: `gwctl` formats it the
+//!   way ipvsadm does, and `--json` prints the same structure unchanged.
+//! - **Numbers the user typed stay wide** (`weight: u32`), so the server's error can name an
+//!   out-of-range value instead of serde truncating or rejecting it anonymously.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks. A request with another version gets
+/// [`ErrorKind::UnsupportedVersion`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest request the server reads, newline included; a larger one gets
+/// [`ErrorKind::TooLarge`]. A 10 000-service restore is about 1.5 MB of JSON, so the limit
+/// is generous enough for real rule files and small enough to bound the server's memory.
+pub const MAX_REQUEST_BYTES: usize = 4 << 20;
+
+/// The largest reply a client accepts (a connection listing can be long).
+pub const MAX_REPLY_BYTES: usize = 256 << 20;
+
+/// What goes on the socket from client to server: one JSON object and a newline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestEnvelope {
+    pub version: u32,
+    pub request: Request,
+}
+
+/// What comes back: `{"version":1,"ok":{...}}` or `{"version":1,"error":{...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponseEnvelope {
+    pub version: u32,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok(Reply),
+    Error(ApiError),
+}
+
+/// A request. The `command` field names the variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Validates every change, then applies them all at once (or none) and returns when
+    /// every worker runs the new configuration.
+    Apply { changes: Vec<Change> },
+    /// `-Z`: zeroes the traffic counters of one service or of all.
+    Zero { service: Option<VirtualService> },
+    /// `-L`, `-S`: the services with their real servers, local addresses and counters.
+    ListServices { service: Option<VirtualService> },
+    /// `-Lc`: the connection table of every worker.
+    ListConnections,
+    /// `-L --timeout`.
+    GetTimeouts,
+    /// `-G`: the local addresses of one service.
+    ListLaddrs { service: VirtualService },
+    /// `gwctl mark show`.
+    ListMarks,
+    /// `gwctl addr show`.
+    ListAddrs,
+    /// `gwctl route show`.
+    ListRoutes,
+    /// `gwctl neigh show`.
+    ListNeighbours,
+    /// `gwctl link show`: port and queue counters.
+    ListLinks,
+    /// `gwctl stats`: per-worker packet counters and drop reasons.
+    GetStats,
+    /// Version and table size (the first line of `-L`).
+    Info,
+}
+
+impl Request {
+    /// Every `command` name the server understands: a request naming another one is an
+    /// unknown command, reported as such rather than as malformed JSON.
+    pub const COMMANDS: [&'static str; 13] = [
+        "apply",
+        "zero",
+        "list_services",
+        "list_connections",
+        "get_timeouts",
+        "list_laddrs",
+        "list_marks",
+        "list_addrs",
+        "list_routes",
+        "list_neighbours",
+        "list_links",
+        "get_stats",
+        "info",
+    ];
+}
+
+/// One configuration change, validated and applied as part of a [`Request::Apply`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Change {
+    /// `-A`.
+    AddService { service: ServiceConfig },
+    /// `-E`.
+    EditService { service: ServiceConfig },
+    /// `-D`.
+    DeleteService { service: VirtualService },
+    /// `-C`: every service goes; mark rules, timeouts and network configuration stay.
+    Clear,
+    /// `-a`.
+    AddServer { service: VirtualService, server: ServerConfig },
+    /// `-e`.
+    EditServer { service: VirtualService, server: ServerConfig },
+    /// `-d`.
+    DeleteServer { service: VirtualService, addr: IpAddr, port: u16 },
+    /// `--set tcp tcpfin udp`; 0 keeps the current value.
+    SetTimeouts { tcp: u32, tcp_fin: u32, udp: u32 },
+    /// `-P -z addr -F ifname`.
+    AddLaddr { service: VirtualService, laddr: LaddrConfig },
+    /// `-Q -z addr`.
+    DeleteLaddr { service: VirtualService, addr: IpAddr },
+    /// `--start-daemon`: connection synchronisation. Accepted on the wire so the refusal is
+    /// a clear [`ErrorKind::Unsupported`] rather than an unknown change.
+    StartDaemon { daemon: SyncDaemonConfig },
+    /// `--stop-daemon`.
+    StopDaemon { state: SyncState },
+    /// `gwctl mark add`.
+    AddMark { rule: MarkRuleConfig },
+    /// `gwctl mark del`: every rule of the mark.
+    DeleteMark { mark: u32 },
+    /// `gwctl addr add`.
+    AddAddr { addr: InterfaceAddr },
+    /// `gwctl addr del`.
+    DeleteAddr { addr: InterfaceAddr },
+    /// `gwctl route add`.
+    AddRoute { route: RouteConfig },
+    /// `gwctl route del`: by destination prefix.
+    DeleteRoute { dst: IpAddr, prefix_len: u8 },
+    /// `gwctl neigh add`.
+    AddNeighbour { neighbour: NeighbourConfig },
+    /// `gwctl neigh del`.
+    DeleteNeighbour { addr: IpAddr, ifname: String },
+}
+
+/// The identity of a virtual service: `-t addr:port`, `-u addr:port` or `-f mark`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VirtualService {
+    Tcp { addr: IpAddr, port: u16 },
+    Udp { addr: IpAddr, port: u16 },
+    Fwmark { mark: u32 },
+}
+
+/// `-A`/`-E`: a service and its options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub service: VirtualService,
+    /// A scheduler name (`rr`, `wlc`, ..., `mh`); a string so an unknown one is reported by
+    /// name.
+    #[serde(default = "default_scheduler")]
+    pub scheduler: String,
+    #[serde(default)]
+    pub persistence: Option<PersistenceConfig>,
+    /// `-o`: one-packet scheduling (UDP).
+    #[serde(default)]
+    pub one_packet: bool,
+    /// `-j enable`: SYN proxy (DPVS extension).
+    #[serde(default)]
+    pub synproxy: bool,
+}
+
+fn default_scheduler() -> String {
+    "wlc".to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersistenceConfig {
+    /// Seconds (`-p`).
+    pub timeout: u32,
+    /// `-M`: a contiguous mask of the service's family.
+    pub netmask: IpAddr,
+}
+
+/// How packets reach a real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Forwarding {
+    /// `-b` (DPVS extension).
+    FullNat,
+    /// `-m`.
+    Masq,
+    /// `-g`, the default.
+    Route,
+    /// `-i`.
+    Tunnel,
+}
+
+/// `-a`/`-e`: a real server and its options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub addr: IpAddr,
+    pub port: u16,
+    #[serde(default = "default_forwarding")]
+    pub forwarding: Forwarding,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    #[serde(default)]
+    pub upper_threshold: u32,
+    #[serde(default)]
+    pub lower_threshold: u32,
+}
+
+fn default_forwarding() -> Forwarding {
+    Forwarding::Route
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// `-P -z addr -F ifname`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaddrConfig {
+    pub addr: IpAddr,
+    pub ifname: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    Master,
+    Backup,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncDaemonConfig {
+    pub state: SyncState,
+    pub mcast_interface: String,
+    pub syncid: u32,
+}
+
+/// `gwctl mark add MARK -d PREFIX [-p PROTO] [--dports P,LO-HI]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkRuleConfig {
+    pub mark: u32,
+    pub dst: IpAddr,
+    pub prefix_len: u8,
+    /// `None`: TCP and UDP.
+    #[serde(default)]
+    pub protocol: Option<TransportProtocol>,
+    /// Inclusive ranges; empty matches every port.
+    #[serde(default)]
+    pub ports: Vec<(u16, u16)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportProtocol {
+    Tcp,
+    Udp,
+}
+
+/// An address the gateway owns on one of its interfaces (`gwctl addr add 10.0.0.1/24 dev
+/// dpdk0`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceAddr {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+    pub ifname: String,
+}
+
+/// A route (`gwctl route add 192.168.0.0/16 via 10.0.0.254 dev dpdk0`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub dst: IpAddr,
+    pub prefix_len: u8,
+    /// The next hop; `None` for an on-link route.
+    #[serde(default)]
+    pub via: Option<IpAddr>,
+    pub ifname: String,
+}
+
+/// A static neighbour (`gwctl neigh add 10.0.0.254 lladdr 52:54:00:12:34:56 dev dpdk0`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighbourConfig {
+    pub addr: IpAddr,
+    /// Six bytes, written `aa:bb:cc:dd:ee:ff` on the command line.
+    pub lladdr: [u8; 6],
+    pub ifname: String,
+}
+
+/// A successful reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// A change was applied and every worker confirmed it.
+    Applied { generation: u64 },
+    /// Counters zeroed.
+    Zeroed,
+    Services(ServiceTable),
+    Connections { connections: Vec<ConnectionInfo> },
+    Timeouts(TimeoutsInfo),
+    Laddrs { service: VirtualService, laddrs: Vec<LaddrConfig> },
+    Marks { rules: Vec<MarkRuleConfig> },
+    Addrs { addrs: Vec<InterfaceAddr> },
+    Routes { routes: Vec<RouteConfig> },
+    Neighbours { neighbours: Vec<NeighbourConfig> },
+    Links { links: Vec<LinkInfo> },
+    Stats { workers: Vec<WorkerStats> },
+    Info(GatewayInfo),
+}
+
+/// The IPVS-compatible version and the connection table size shown by `-L`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayInfo {
+    /// `major.minor.patch` of the IPVS behaviour we reproduce.
+    pub ipvs_version: String,
+    /// Connection table size (`size=` in `-L`'s first line).
+    pub conn_table_size: u64,
+    /// The configuration generation workers run.
+    pub generation: u64,
+}
+
+/// `-L`'s data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceTable {
+    pub info: GatewayInfo,
+    /// In the order they were added; `gwctl` sorts them as ipvsadm does.
+    pub services: Vec<ServiceInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    pub config: ServiceConfig,
+    pub stats: TrafficStats,
+    pub servers: Vec<ServerInfo>,
+    pub laddrs: Vec<LaddrConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub config: ServerConfig,
+    /// ipvsadm's ActiveConn, InActConn and PersistConn.
+    pub active_conns: u32,
+    pub inactive_conns: u32,
+    pub persistent_conns: u32,
+    pub stats: TrafficStats,
+}
+
+/// Traffic counters and rates of a service or real server (`--stats`, `--rate`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficStats {
+    pub conns: u64,
+    pub in_packets: u64,
+    pub out_packets: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+    /// Per second, over the last estimation interval.
+    pub cps: u64,
+    pub in_pps: u64,
+    pub out_pps: u64,
+    pub in_bps: u64,
+    pub out_bps: u64,
+}
+
+/// One row of `-Lc`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionInfo {
+    pub protocol: TransportProtocol,
+    /// IPVS state name (`ESTABLISHED`, `SYN_RECV`, ..., `UDP`).
+    pub state: String,
+    /// Seconds until the entry expires.
+    pub expires: u32,
+    pub client: (IpAddr, u16),
+    pub virtual_addr: (IpAddr, u16),
+    pub server: (IpAddr, u16),
+    /// The local address of a FNAT connection.
+    #[serde(default)]
+    pub local: Option<(IpAddr, u16)>,
+    /// The worker that owns the entry.
+    pub worker: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutsInfo {
+    pub tcp: u32,
+    pub tcp_fin: u32,
+    pub udp: u32,
+}
+
+/// Port counters (`gwctl link show`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkInfo {
+    pub name: String,
+    pub port_id: u16,
+    pub mac: [u8; 6],
+    pub mtu: u32,
+    pub up: bool,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub rx_errors: u64,
+    /// Packets the NIC dropped because no descriptor was free.
+    pub rx_missed: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_errors: u64,
+    pub queues: Vec<QueueInfo>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueInfo {
+    pub queue: u16,
+    pub worker: u32,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+}
+
+/// One worker's counters (`gwctl stats`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerStats {
+    pub worker: u32,
+    pub lcore: u32,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    /// Packets handed to another worker over a redirect ring.
+    pub redirected: u64,
+    /// Connections in this worker's table.
+    pub connections: u64,
+    /// Nonzero drop counters by reason name (the classifier's and the pipeline's).
+    pub drops: Vec<(String, u64)>,
+}
+
+/// A refused request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    /// Names the offending value.
+    pub message: String,
+    /// For [`Request::Apply`]: the position of the change that was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_index: Option<usize>,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> ApiError {
+        ApiError { kind, message: message.into(), change_index: None }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Why a request was refused. Clients branch on this; the message is for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Not JSON, not an object of the expected shape, or a field of the wrong type.
+    Malformed,
+    /// Over [`MAX_REQUEST_BYTES`].
+    TooLarge,
+    /// The client did not send a complete request in time.
+    Timeout,
+    UnsupportedVersion,
+    UnknownCommand,
+    /// The client's uid may not use the control socket.
+    PermissionDenied,
+    ServiceExists,
+    ServiceNotFound,
+    DestExists,
+    DestNotFound,
+    SchedulerNotFound,
+    LaddrExists,
+    LaddrNotFound,
+    MarkRuleExists,
+    MarkRuleNotFound,
+    /// An address, route or neighbour that is already configured.
+    EntryExists,
+    EntryNotFound,
+    /// A value out of range or inconsistent with the rest of the request.
+    InvalidArgument,
+    /// A feature this gateway does not have (connection sync).
+    Unsupported,
+    /// The workers did not confirm the new configuration; the previous one stays.
+    PublishFailed,
+}

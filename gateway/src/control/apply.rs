@@ -1,0 +1,568 @@
+//! Applies control requests to the configuration model.
+//!
+//! [`ControlState`] owns the configuration in force and the two seams to the dataplane: the
+//! [`SnapshotSink`] that publishes a new configuration and the [`DataplaneView`] that
+//! listings read counters from. A [`Request::Apply`] is handled in three steps:
+//!
+//! 1. every change is applied to private copies (a snapshot editor, copies of the flag map
+//!    and of the network table); the first refused change ends the request with an error
+//!    that says which change it was, and the copies are dropped;
+//! 2. the copies become the next [`GatewayConfig`], published to every worker;
+//! 3. only when every worker confirmed does the next configuration become the one in force.
+//!
+//! So a request is answered after the whole change runs everywhere, or it changed nothing
+//! (DESIGN.md invariant 3). If publishing fails, the previous configuration is published
+//! again so no worker is left on the refused one.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::api::{
+    ApiError, Change, ErrorKind, Forwarding, GatewayInfo, LaddrConfig, MarkRuleConfig,
+    PersistenceConfig, Reply, Request, ServerConfig, ServerInfo, ServiceConfig, ServiceInfo,
+    ServiceTable, TimeoutsInfo, TransportProtocol, VirtualService,
+};
+use super::dataplane::DataplaneView;
+use super::net::NetConfig;
+use super::publish::{GatewayConfig, ServiceFlags, SnapshotSink};
+use crate::service::{
+    ConfigError, DestSpec, ForwardMethod, LocalAddr, MarkRule, Persistence, Protocol,
+    SchedulerKind, Service, ServiceKey, ServiceSpec, SnapshotEditor,
+};
+
+/// The IPVS version whose behaviour and listings we reproduce (`-L`'s first line).
+pub const IPVS_VERSION: &str = "1.2.1";
+
+/// The configuration in force and the seams to the workers.
+pub struct ControlState {
+    current: GatewayConfig,
+    sink: Box<dyn SnapshotSink>,
+    dataplane: Box<dyn DataplaneView>,
+}
+
+impl ControlState {
+    /// `initial` must be what the workers already run (they start from it).
+    pub fn new(
+        initial: GatewayConfig,
+        sink: Box<dyn SnapshotSink>,
+        dataplane: Box<dyn DataplaneView>,
+    ) -> ControlState {
+        ControlState { current: initial, sink, dataplane }
+    }
+
+    /// The configuration every worker runs.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.current
+    }
+
+    /// Handles one request; never panics on any input.
+    pub fn handle(&mut self, request: Request) -> Result<Reply, ApiError> {
+        match request {
+            Request::Apply { changes } => self.apply(&changes),
+            Request::Zero { service } => {
+                let key = match service {
+                    Some(vs) => {
+                        let key = service_key(&vs);
+                        if self.current.services.service_id(&key).is_none() {
+                            return Err(config_error(ConfigError::ServiceNotFound(key)));
+                        }
+                        Some(key)
+                    }
+                    None => None,
+                };
+                self.dataplane.zero(key.as_ref());
+                Ok(Reply::Zeroed)
+            }
+            Request::ListServices { service } => self.list_services(service),
+            Request::ListConnections => {
+                Ok(Reply::Connections { connections: self.dataplane.connections() })
+            }
+            Request::GetTimeouts => {
+                let t = self.current.services.timeouts();
+                Ok(Reply::Timeouts(TimeoutsInfo { tcp: t.tcp(), tcp_fin: t.tcp_fin(), udp: t.udp() }))
+            }
+            Request::ListLaddrs { service } => {
+                let svc = self.service(&service)?;
+                Ok(Reply::Laddrs { service, laddrs: laddr_configs(svc) })
+            }
+            Request::ListMarks => Ok(Reply::Marks {
+                rules: self.current.services.mark_rules().iter().map(mark_rule_config).collect(),
+            }),
+            Request::ListAddrs => Ok(Reply::Addrs { addrs: self.current.net.addrs().to_vec() }),
+            Request::ListRoutes => Ok(Reply::Routes { routes: self.current.net.routes().to_vec() }),
+            Request::ListNeighbours => {
+                Ok(Reply::Neighbours { neighbours: self.current.net.neighbours().to_vec() })
+            }
+            Request::ListLinks => Ok(Reply::Links { links: self.dataplane.links() }),
+            Request::GetStats => Ok(Reply::Stats { workers: self.dataplane.worker_stats() }),
+            Request::Info => Ok(Reply::Info(self.info())),
+        }
+    }
+
+    fn info(&self) -> GatewayInfo {
+        GatewayInfo {
+            ipvs_version: IPVS_VERSION.to_string(),
+            conn_table_size: self.dataplane.conn_table_size(),
+            generation: self.current.generation(),
+        }
+    }
+
+    fn service(&self, vs: &VirtualService) -> Result<&Service, ApiError> {
+        let key = service_key(vs);
+        let snap = &self.current.services;
+        match snap.service_id(&key) {
+            Some(id) => Ok(snap.service(id)),
+            None => Err(config_error(ConfigError::ServiceNotFound(key))),
+        }
+    }
+
+    fn list_services(&self, only: Option<VirtualService>) -> Result<Reply, ApiError> {
+        let services: Vec<&Service> = match only {
+            Some(vs) => vec![self.service(&vs)?],
+            None => self.current.services.services().iter().map(|s| &**s).collect(),
+        };
+        let services = services.into_iter().map(|svc| self.service_info(svc)).collect();
+        Ok(Reply::Services(ServiceTable { info: self.info(), services }))
+    }
+
+    fn service_info(&self, svc: &Service) -> ServiceInfo {
+        let key = svc.key();
+        let flags = self.current.flags(&key);
+        let servers = svc
+            .dests()
+            .iter()
+            .map(|d| {
+                let spec = d.spec();
+                ServerInfo {
+                    config: ServerConfig {
+                        addr: spec.addr,
+                        port: spec.port,
+                        forwarding: forwarding(spec.method),
+                        weight: spec.weight,
+                        upper_threshold: spec.upper_threshold,
+                        lower_threshold: spec.lower_threshold,
+                    },
+                    active_conns: d.counters().active(),
+                    inactive_conns: d.counters().inactive(),
+                    persistent_conns: d.counters().persistent(),
+                    stats: self.dataplane.server_stats(&key, spec.addr, spec.port),
+                }
+            })
+            .collect();
+        ServiceInfo {
+            config: ServiceConfig {
+                service: virtual_service(&key),
+                scheduler: svc.scheduler().name().to_string(),
+                persistence: svc
+                    .persistence()
+                    .map(|p| PersistenceConfig { timeout: p.timeout, netmask: p.netmask }),
+                one_packet: flags.one_packet,
+                synproxy: flags.synproxy,
+            },
+            stats: self.dataplane.service_stats(&key),
+            servers,
+            laddrs: laddr_configs(svc),
+        }
+    }
+
+    fn apply(&mut self, changes: &[Change]) -> Result<Reply, ApiError> {
+        let mut next = Pending {
+            editor: self.current.services.edit(),
+            flags: (*self.current.service_flags).clone(),
+            net: (*self.current.net).clone(),
+        };
+        for (i, change) in changes.iter().enumerate() {
+            next.apply(change).map_err(|mut e| {
+                e.change_index = Some(i);
+                e
+            })?;
+        }
+        let config = GatewayConfig {
+            services: next.editor.finish(),
+            service_flags: Arc::new(next.flags),
+            net: Arc::new(next.net),
+        };
+        if let Err(e) = self.sink.publish(&config) {
+            // Some workers may run `config`; put everyone back on the configuration in force.
+            let _ = self.sink.publish(&self.current);
+            return Err(ApiError::new(
+                ErrorKind::PublishFailed,
+                format!("configuration not applied: {e}"),
+            ));
+        }
+        self.current = config;
+        Ok(Reply::Applied { generation: self.current.generation() })
+    }
+}
+
+/// The private copies one `Apply` edits.
+struct Pending {
+    editor: SnapshotEditor,
+    flags: BTreeMap<ServiceKey, ServiceFlags>,
+    net: NetConfig,
+}
+
+impl Pending {
+    fn apply(&mut self, change: &Change) -> Result<(), ApiError> {
+        match change {
+            Change::AddService { service } => {
+                let (spec, flags) = service_spec(service)?;
+                self.editor.add_service(spec).map_err(config_error)?;
+                self.set_flags(spec.key, flags);
+            }
+            Change::EditService { service } => {
+                let (spec, flags) = service_spec(service)?;
+                self.editor.edit_service(spec).map_err(config_error)?;
+                self.set_flags(spec.key, flags);
+            }
+            Change::DeleteService { service } => {
+                let key = service_key(service);
+                self.editor.delete_service(&key).map_err(config_error)?;
+                self.flags.remove(&key);
+            }
+            Change::Clear => {
+                self.editor.clear();
+                self.flags.clear();
+            }
+            Change::AddServer { service, server } => {
+                let key = service_key(service);
+                self.editor.add_dest(&key, dest_spec(server)).map_err(config_error)?;
+            }
+            Change::EditServer { service, server } => {
+                let key = service_key(service);
+                self.editor.edit_dest(&key, dest_spec(server)).map_err(config_error)?;
+            }
+            Change::DeleteServer { service, addr, port } => {
+                let key = service_key(service);
+                self.editor.delete_dest(&key, *addr, *port).map_err(config_error)?;
+            }
+            Change::SetTimeouts { tcp, tcp_fin, udp } => {
+                // ipvsadm's bound (MAX_TIMEOUT, 31 days): longer is a typo, not a policy.
+                const MAX_TIMEOUT: u32 = 86400 * 31;
+                if let Some(v) = [tcp, tcp_fin, udp].into_iter().find(|v| **v > MAX_TIMEOUT) {
+                    return Err(invalid(format!(
+                        "timeout {v} is out of range 0..{MAX_TIMEOUT} seconds"
+                    )));
+                }
+                self.editor.set_timeouts(*tcp, *tcp_fin, *udp);
+            }
+            Change::AddLaddr { service, laddr } => {
+                let key = service_key(service);
+                if let VirtualService::Tcp { addr, .. } | VirtualService::Udp { addr, .. } = service
+                {
+                    if addr.is_ipv4() != laddr.addr.is_ipv4() {
+                        return Err(invalid(format!(
+                            "local address {} is not of the same address family as service {key}",
+                            laddr.addr
+                        )));
+                    }
+                }
+                if laddr.addr.is_unspecified() || laddr.addr.is_multicast() {
+                    return Err(invalid(format!("local address {} is not unicast", laddr.addr)));
+                }
+                if laddr.ifname.is_empty() {
+                    return Err(invalid(format!(
+                        "local address {} needs the interface that owns it (-F ifname)",
+                        laddr.addr
+                    )));
+                }
+                let local = LocalAddr { addr: laddr.addr, ifname: laddr.ifname.clone() };
+                self.editor.add_laddr(&key, local).map_err(config_error)?;
+            }
+            Change::DeleteLaddr { service, addr } => {
+                self.editor.delete_laddr(&service_key(service), *addr).map_err(config_error)?;
+            }
+            Change::StartDaemon { .. } | Change::StopDaemon { .. } => {
+                return Err(ApiError::new(
+                    ErrorKind::Unsupported,
+                    "connection synchronisation (--start-daemon/--stop-daemon) is not supported \
+                     by this gateway",
+                ));
+            }
+            Change::AddMark { rule } => {
+                self.editor.add_mark_rule(mark_rule(rule)).map_err(config_error)?;
+            }
+            Change::DeleteMark { mark } => {
+                self.editor.delete_mark_rules(*mark).map_err(config_error)?;
+            }
+            Change::AddAddr { addr } => self.net.add_addr(addr.clone()).map_err(net_error)?,
+            Change::DeleteAddr { addr } => {
+                self.net.delete_addr(addr.addr, &addr.ifname).map_err(net_error)?
+            }
+            Change::AddRoute { route } => self.net.add_route(route.clone()).map_err(net_error)?,
+            Change::DeleteRoute { dst, prefix_len } => {
+                self.net.delete_route(*dst, *prefix_len).map_err(net_error)?
+            }
+            Change::AddNeighbour { neighbour } => {
+                self.net.add_neighbour(neighbour.clone()).map_err(net_error)?
+            }
+            Change::DeleteNeighbour { addr, ifname } => {
+                self.net.delete_neighbour(*addr, ifname).map_err(net_error)?
+            }
+        }
+        Ok(())
+    }
+
+    fn set_flags(&mut self, key: ServiceKey, flags: ServiceFlags) {
+        if flags == ServiceFlags::default() {
+            self.flags.remove(&key);
+        } else {
+            self.flags.insert(key, flags);
+        }
+    }
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::new(ErrorKind::InvalidArgument, message)
+}
+
+fn net_error(e: super::net::NetError) -> ApiError {
+    let kind = if e.is_exists() {
+        ErrorKind::EntryExists
+    } else if e.is_not_found() {
+        ErrorKind::EntryNotFound
+    } else {
+        ErrorKind::InvalidArgument
+    };
+    ApiError::new(kind, e.to_string())
+}
+
+/// The model's error as an API error: the kind tells `gwctl` which ipvsadm text to print,
+/// the message keeps the model's wording, which names the value.
+pub fn config_error(e: ConfigError) -> ApiError {
+    use ConfigError::*;
+    let kind = match &e {
+        UnknownScheduler(_) => ErrorKind::SchedulerNotFound,
+        ServiceExists(_) => ErrorKind::ServiceExists,
+        ServiceNotFound(_) => ErrorKind::ServiceNotFound,
+        DestExists { .. } => ErrorKind::DestExists,
+        DestNotFound { .. } => ErrorKind::DestNotFound,
+        LaddrExists { .. } => ErrorKind::LaddrExists,
+        LaddrNotFound { .. } => ErrorKind::LaddrNotFound,
+        MarkRuleExists(_) => ErrorKind::MarkRuleExists,
+        MarkRuleNotFound(_) => ErrorKind::MarkRuleNotFound,
+        _ => ErrorKind::InvalidArgument,
+    };
+    ApiError::new(kind, e.to_string())
+}
+
+pub fn service_key(vs: &VirtualService) -> ServiceKey {
+    match *vs {
+        VirtualService::Tcp { addr, port } => ServiceKey::tcp(addr, port),
+        VirtualService::Udp { addr, port } => ServiceKey::udp(addr, port),
+        VirtualService::Fwmark { mark } => ServiceKey::Fwmark(mark),
+    }
+}
+
+pub fn virtual_service(key: &ServiceKey) -> VirtualService {
+    match *key {
+        ServiceKey::Inet { proto: Protocol::Tcp, addr, port } => VirtualService::Tcp { addr, port },
+        ServiceKey::Inet { proto: Protocol::Udp, addr, port } => VirtualService::Udp { addr, port },
+        ServiceKey::Fwmark(mark) => VirtualService::Fwmark { mark },
+    }
+}
+
+fn service_spec(c: &ServiceConfig) -> Result<(ServiceSpec, ServiceFlags), ApiError> {
+    let key = service_key(&c.service);
+    let scheduler: SchedulerKind = c.scheduler.parse().map_err(config_error)?;
+    if c.one_packet && matches!(c.service, VirtualService::Tcp { .. }) {
+        return Err(invalid(format!(
+            "one-packet scheduling is only for UDP services, not {key}"
+        )));
+    }
+    if c.synproxy && matches!(c.service, VirtualService::Udp { .. }) {
+        return Err(invalid(format!("SYN proxy is only for TCP services, not {key}")));
+    }
+    let persistence =
+        c.persistence.map(|p| Persistence { timeout: p.timeout, netmask: p.netmask });
+    let flags = ServiceFlags { one_packet: c.one_packet, synproxy: c.synproxy };
+    Ok((ServiceSpec { key, scheduler, persistence }, flags))
+}
+
+fn dest_spec(s: &ServerConfig) -> DestSpec {
+    DestSpec::new(s.addr, s.port)
+        .with_method(forward_method(s.forwarding))
+        .with_weight(s.weight)
+        .with_thresholds(s.upper_threshold, s.lower_threshold)
+}
+
+fn forward_method(f: Forwarding) -> ForwardMethod {
+    match f {
+        Forwarding::FullNat => ForwardMethod::FullNat,
+        Forwarding::Masq => ForwardMethod::Masq,
+        Forwarding::Route => ForwardMethod::DirectRoute,
+        Forwarding::Tunnel => ForwardMethod::Tunnel,
+    }
+}
+
+fn forwarding(m: ForwardMethod) -> Forwarding {
+    match m {
+        ForwardMethod::FullNat => Forwarding::FullNat,
+        ForwardMethod::Masq => Forwarding::Masq,
+        ForwardMethod::DirectRoute => Forwarding::Route,
+        ForwardMethod::Tunnel => Forwarding::Tunnel,
+    }
+}
+
+fn laddr_configs(svc: &Service) -> Vec<LaddrConfig> {
+    svc.laddrs()
+        .iter()
+        .map(|l| LaddrConfig { addr: l.addr, ifname: l.ifname.clone() })
+        .collect()
+}
+
+fn transport(p: Protocol) -> TransportProtocol {
+    match p {
+        Protocol::Tcp => TransportProtocol::Tcp,
+        Protocol::Udp => TransportProtocol::Udp,
+    }
+}
+
+fn mark_rule(c: &MarkRuleConfig) -> MarkRule {
+    MarkRule {
+        mark: c.mark,
+        dst: c.dst,
+        prefix_len: c.prefix_len,
+        proto: c.protocol.map(|p| match p {
+            TransportProtocol::Tcp => Protocol::Tcp,
+            TransportProtocol::Udp => Protocol::Udp,
+        }),
+        ports: c.ports.clone(),
+    }
+}
+
+fn mark_rule_config(r: &MarkRule) -> MarkRuleConfig {
+    MarkRuleConfig {
+        mark: r.mark,
+        dst: r.dst,
+        prefix_len: r.prefix_len,
+        protocol: r.proto.map(transport),
+        ports: r.ports.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+    use crate::control::dataplane::NoDataplane;
+    use crate::control::publish::{NoWorkers, PublishError};
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn web() -> VirtualService {
+        VirtualService::Tcp { addr: ip("10.0.0.1"), port: 80 }
+    }
+
+    fn state() -> ControlState {
+        ControlState::new(GatewayConfig::empty(), Box::new(NoWorkers), Box::new(NoDataplane::default()))
+    }
+
+    fn add_web() -> Change {
+        Change::AddService {
+            service: ServiceConfig {
+                service: web(),
+                scheduler: "rr".into(),
+                persistence: None,
+                one_packet: false,
+                synproxy: true,
+            },
+        }
+    }
+
+    fn server(addr: &str, port: u16) -> ServerConfig {
+        ServerConfig {
+            addr: ip(addr),
+            port,
+            forwarding: Forwarding::Masq,
+            weight: 1,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        }
+    }
+
+    #[test]
+    fn a_refused_change_in_a_batch_changes_nothing() {
+        let mut st = state();
+        st.handle(Request::Apply { changes: vec![add_web()] }).unwrap();
+        let before = st.config().generation();
+        let err = st
+            .handle(Request::Apply {
+                changes: vec![
+                    Change::AddServer { service: web(), server: server("192.168.1.2", 80) },
+                    Change::DeleteService { service: web() },
+                    Change::AddServer { service: web(), server: server("192.168.1.3", 80) },
+                ],
+            })
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ServiceNotFound);
+        assert_eq!(err.change_index, Some(2));
+        assert_eq!(err.message, "service TCP 10.0.0.1:80 not defined");
+        assert_eq!(st.config().generation(), before);
+        let Reply::Services(table) = st.handle(Request::ListServices { service: None }).unwrap()
+        else {
+            panic!("not a service table")
+        };
+        assert_eq!(table.services.len(), 1);
+        assert!(table.services[0].servers.is_empty());
+        assert!(table.services[0].config.synproxy, "flags survive");
+    }
+
+    #[test]
+    fn errors_have_kinds_that_name_values() {
+        let mut st = state();
+        st.handle(Request::Apply { changes: vec![add_web()] }).unwrap();
+        let one = |st: &mut ControlState, c: Change| {
+            st.handle(Request::Apply { changes: vec![c] }).unwrap_err()
+        };
+        let e = one(&mut st, add_web());
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::ServiceExists, "service TCP 10.0.0.1:80 already exists"));
+        let mut bad_sched = add_web();
+        if let Change::AddService { service } = &mut bad_sched {
+            service.scheduler = "fastest".into();
+            service.service = VirtualService::Udp { addr: ip("10.0.0.1"), port: 53 };
+        }
+        let e = one(&mut st, bad_sched);
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::SchedulerNotFound, "unknown scheduler \"fastest\""));
+        let e = one(&mut st, Change::AddServer { service: web(), server: ServerConfig { weight: 65536, ..server("192.168.1.2", 80) } });
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::InvalidArgument, "weight 65536 out of range 0..65535"));
+        let e = one(&mut st, Change::StartDaemon { daemon: super::super::api::SyncDaemonConfig { state: super::super::api::SyncState::Master, mcast_interface: "eth0".into(), syncid: 255 } });
+        assert_eq!(e.kind, ErrorKind::Unsupported);
+        let e = one(&mut st, Change::SetTimeouts { tcp: 86400 * 32, tcp_fin: 0, udp: 0 });
+        assert_eq!(e.message, "timeout 2764800 is out of range 0..2678400 seconds");
+        let e = st.handle(Request::Zero { service: Some(VirtualService::Fwmark { mark: 3 }) }).unwrap_err();
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::ServiceNotFound, "service FWM 3 not defined"));
+    }
+
+    struct Refusing {
+        calls: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+    }
+
+    impl SnapshotSink for Refusing {
+        fn publish(&mut self, config: &GatewayConfig) -> Result<(), PublishError> {
+            self.calls.lock().unwrap().push(config.generation());
+            if config.generation() > 0 {
+                Err(PublishError { message: "worker 1 did not confirm".into() })
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_publish_keeps_and_republishes_the_previous_configuration() {
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut st = ControlState::new(
+            GatewayConfig::empty(),
+            Box::new(Refusing { calls: calls.clone() }),
+            Box::new(NoDataplane::default()),
+        );
+        let e = st.handle(Request::Apply { changes: vec![add_web()] }).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::PublishFailed);
+        assert_eq!(e.message, "configuration not applied: worker 1 did not confirm");
+        assert_eq!(*calls.lock().unwrap(), vec![1, 0]);
+        assert!(st.config().services.services().is_empty());
+    }
+}

@@ -1,0 +1,73 @@
+//! What the control plane reads from the running dataplane: traffic counters, connection
+//! entries, port counters and per-worker drop counters. The dataplane implements
+//! [`DataplaneView`]; the control plane only reads through it (and asks it to zero
+//! counters), so listing never blocks a worker.
+//!
+//! Connection counts (ActiveConn, InActConn, PersistConn) are not here: they live in the
+//! model's shared per-server counters, which the snapshot carries.
+
+use std::net::IpAddr;
+
+use super::api::{ConnectionInfo, LinkInfo, TrafficStats, WorkerStats};
+use crate::service::ServiceKey;
+
+/// Read access to the running dataplane's state.
+pub trait DataplaneView: Send {
+    /// Counters of a service, summed over workers.
+    fn service_stats(&self, service: &ServiceKey) -> TrafficStats;
+    /// Counters of one real server of a service, summed over workers.
+    fn server_stats(&self, service: &ServiceKey, addr: IpAddr, port: u16) -> TrafficStats;
+    /// `-Z`: zeroes the counters of one service and its servers, or of every service.
+    fn zero(&self, service: Option<&ServiceKey>);
+    /// Every worker's connection entries (`-Lc`).
+    fn connections(&self) -> Vec<ConnectionInfo>;
+    /// Port and queue counters (`gwctl link`).
+    fn links(&self) -> Vec<LinkInfo>;
+    /// Per-worker packet and drop counters (`gwctl stats`).
+    fn worker_stats(&self) -> Vec<WorkerStats>;
+    /// The capacity of the connection tables, summed over workers (`size=` of `-L`).
+    fn conn_table_size(&self) -> u64;
+}
+
+/// The view of a gateway whose dataplane is not running: no traffic has been seen, so
+/// every counter is zero and every table is empty. The connection table size is the
+/// configured capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoDataplane {
+    pub conn_table_size: u64,
+}
+
+impl Default for NoDataplane {
+    /// IPVS's default table size (`size=4096`), so listings look as users expect.
+    fn default() -> Self {
+        NoDataplane { conn_table_size: 4096 }
+    }
+}
+
+impl DataplaneView for NoDataplane {
+    fn service_stats(&self, _service: &ServiceKey) -> TrafficStats {
+        TrafficStats::default()
+    }
+
+    fn server_stats(&self, _service: &ServiceKey, _addr: IpAddr, _port: u16) -> TrafficStats {
+        TrafficStats::default()
+    }
+
+    fn zero(&self, _service: Option<&ServiceKey>) {}
+
+    fn connections(&self) -> Vec<ConnectionInfo> {
+        Vec::new()
+    }
+
+    fn links(&self) -> Vec<LinkInfo> {
+        Vec::new()
+    }
+
+    fn worker_stats(&self) -> Vec<WorkerStats> {
+        Vec::new()
+    }
+
+    fn conn_table_size(&self) -> u64 {
+        self.conn_table_size
+    }
+}

@@ -1,0 +1,364 @@
+//! The gateway's own network configuration as the control plane keeps it: the addresses it
+//! owns, its routes and its static neighbours (`gwctl addr|route|neigh`).
+//!
+//! This is configuration, published with the service snapshot in one
+//! [`GatewayConfig`](super::GatewayConfig); the dataplane's `net` layer (ARP, routing, ICMP for
+//! own addresses) consumes it. Like the snapshot editor, every method checks its whole
+//! change before making it, so a refused change leaves the table as it was.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use super::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
+
+/// Linux's IFNAMSIZ less the terminating NUL: DPDK port names follow the same limit here so
+/// they can be shown by the same tools.
+pub const MAX_IFNAME_LEN: usize = 15;
+
+/// Addresses, routes and neighbours, in the order they were added.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetConfig {
+    addrs: Vec<InterfaceAddr>,
+    routes: Vec<RouteConfig>,
+    neighbours: Vec<NeighbourConfig>,
+}
+
+/// Why a network configuration change was refused. Each variant names the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetError {
+    PrefixTooLong { addr: IpAddr, prefix_len: u8 },
+    /// A route's destination has bits set beyond its prefix length (iproute2 refuses it too).
+    HostBitsSet { dst: IpAddr, prefix_len: u8 },
+    FamilyMismatch { dst: IpAddr, via: IpAddr },
+    BadIfname(String),
+    AddrExists { addr: IpAddr, ifname: String },
+    AddrNotFound { addr: IpAddr, ifname: String },
+    RouteExists { dst: IpAddr, prefix_len: u8 },
+    RouteNotFound { dst: IpAddr, prefix_len: u8 },
+    NeighbourExists { addr: IpAddr, ifname: String },
+    NeighbourNotFound { addr: IpAddr, ifname: String },
+    /// A neighbour's link-layer address that no host can have (multicast or all zeros).
+    BadLladdr([u8; 6]),
+    /// An address that cannot be a host's (unspecified, multicast, broadcast).
+    NotUnicast(IpAddr),
+}
+
+impl NetError {
+    /// Whether the error is about an entry that exists or not (as opposed to a bad value).
+    pub fn is_exists(&self) -> bool {
+        matches!(
+            self,
+            NetError::AddrExists { .. } | NetError::RouteExists { .. } | NetError::NeighbourExists { .. }
+        )
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            NetError::AddrNotFound { .. }
+                | NetError::RouteNotFound { .. }
+                | NetError::NeighbourNotFound { .. }
+        )
+    }
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use NetError::*;
+        match self {
+            PrefixTooLong { addr, prefix_len } => {
+                write!(f, "prefix length {prefix_len} is too long for {addr}")
+            }
+            HostBitsSet { dst, prefix_len } => {
+                write!(f, "invalid prefix {dst}/{prefix_len}: host bits are set")
+            }
+            FamilyMismatch { dst, via } => {
+                write!(f, "gateway {via} is not of the same address family as {dst}")
+            }
+            BadIfname(name) => write!(
+                f,
+                "interface name {name:?} is invalid (1 to {MAX_IFNAME_LEN} characters, no '/', no whitespace)"
+            ),
+            AddrExists { addr, ifname } => write!(f, "address {addr} already exists on {ifname}"),
+            AddrNotFound { addr, ifname } => write!(f, "address {addr} not found on {ifname}"),
+            RouteExists { dst, prefix_len } => write!(f, "route {dst}/{prefix_len} already exists"),
+            RouteNotFound { dst, prefix_len } => write!(f, "route {dst}/{prefix_len} not found"),
+            NeighbourExists { addr, ifname } => {
+                write!(f, "neighbour {addr} already exists on {ifname}")
+            }
+            NeighbourNotFound { addr, ifname } => {
+                write!(f, "neighbour {addr} not found on {ifname}")
+            }
+            BadLladdr(mac) => write!(f, "link-layer address {} is not a unicast MAC", Mac(*mac)),
+            NotUnicast(addr) => write!(f, "{addr} is not a unicast address"),
+        }
+    }
+}
+
+impl std::error::Error for NetError {}
+
+/// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mac(pub [u8; 6]);
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    }
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff` (one or two hex digits per byte, as iproute2 accepts).
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for byte in &mut mac {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 2 {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// The number of bits of `addr`'s family.
+pub fn family_bits(addr: IpAddr) -> u8 {
+    if addr.is_ipv4() {
+        32
+    } else {
+        128
+    }
+}
+
+fn check_prefix(addr: IpAddr, prefix_len: u8) -> Result<(), NetError> {
+    if prefix_len > family_bits(addr) {
+        return Err(NetError::PrefixTooLong { addr, prefix_len });
+    }
+    Ok(())
+}
+
+fn check_ifname(name: &str) -> Result<(), NetError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_IFNAME_LEN
+        && !name.contains('/')
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(NetError::BadIfname(name.to_string()))
+    }
+}
+
+fn check_unicast(addr: IpAddr) -> Result<(), NetError> {
+    let bad = addr.is_unspecified()
+        || addr.is_multicast()
+        || matches!(addr, IpAddr::V4(a) if a.is_broadcast());
+    if bad {
+        Err(NetError::NotUnicast(addr))
+    } else {
+        Ok(())
+    }
+}
+
+/// `addr` with the bits beyond `prefix_len` cleared.
+pub fn network_of(addr: IpAddr, prefix_len: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix_len.min(32))).unwrap_or(0);
+            IpAddr::V4((u32::from(a) & mask).into())
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix_len.min(128))).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & mask).into())
+        }
+    }
+}
+
+impl NetConfig {
+    pub fn addrs(&self) -> &[InterfaceAddr] {
+        &self.addrs
+    }
+
+    pub fn routes(&self) -> &[RouteConfig] {
+        &self.routes
+    }
+
+    pub fn neighbours(&self) -> &[NeighbourConfig] {
+        &self.neighbours
+    }
+
+    /// `addr add`: an address is unique per interface (the same address on two interfaces
+    /// is a configuration Linux allows, and so do we).
+    pub fn add_addr(&mut self, a: InterfaceAddr) -> Result<(), NetError> {
+        check_prefix(a.addr, a.prefix_len)?;
+        check_ifname(&a.ifname)?;
+        check_unicast(a.addr)?;
+        if self.addrs.iter().any(|x| x.addr == a.addr && x.ifname == a.ifname) {
+            return Err(NetError::AddrExists { addr: a.addr, ifname: a.ifname });
+        }
+        self.addrs.push(a);
+        Ok(())
+    }
+
+    /// `addr del`: by address and interface; the prefix length need not match, as in
+    /// iproute2 when it is omitted.
+    pub fn delete_addr(&mut self, addr: IpAddr, ifname: &str) -> Result<(), NetError> {
+        let i = self
+            .addrs
+            .iter()
+            .position(|x| x.addr == addr && x.ifname == ifname)
+            .ok_or_else(|| NetError::AddrNotFound { addr, ifname: ifname.to_string() })?;
+        self.addrs.remove(i);
+        Ok(())
+    }
+
+    /// `route add`: one route per destination prefix.
+    pub fn add_route(&mut self, r: RouteConfig) -> Result<(), NetError> {
+        check_prefix(r.dst, r.prefix_len)?;
+        check_ifname(&r.ifname)?;
+        if network_of(r.dst, r.prefix_len) != r.dst {
+            return Err(NetError::HostBitsSet { dst: r.dst, prefix_len: r.prefix_len });
+        }
+        if let Some(via) = r.via {
+            if via.is_ipv4() != r.dst.is_ipv4() {
+                return Err(NetError::FamilyMismatch { dst: r.dst, via });
+            }
+            check_unicast(via)?;
+        }
+        if self.routes.iter().any(|x| x.dst == r.dst && x.prefix_len == r.prefix_len) {
+            return Err(NetError::RouteExists { dst: r.dst, prefix_len: r.prefix_len });
+        }
+        self.routes.push(r);
+        Ok(())
+    }
+
+    pub fn delete_route(&mut self, dst: IpAddr, prefix_len: u8) -> Result<(), NetError> {
+        let i = self
+            .routes
+            .iter()
+            .position(|x| x.dst == dst && x.prefix_len == prefix_len)
+            .ok_or(NetError::RouteNotFound { dst, prefix_len })?;
+        self.routes.remove(i);
+        Ok(())
+    }
+
+    /// `neigh add`: a static (permanent) neighbour entry.
+    pub fn add_neighbour(&mut self, n: NeighbourConfig) -> Result<(), NetError> {
+        check_ifname(&n.ifname)?;
+        check_unicast(n.addr)?;
+        if n.lladdr[0] & 1 == 1 || n.lladdr == [0; 6] {
+            return Err(NetError::BadLladdr(n.lladdr));
+        }
+        if self.neighbours.iter().any(|x| x.addr == n.addr && x.ifname == n.ifname) {
+            return Err(NetError::NeighbourExists { addr: n.addr, ifname: n.ifname });
+        }
+        self.neighbours.push(n);
+        Ok(())
+    }
+
+    pub fn delete_neighbour(&mut self, addr: IpAddr, ifname: &str) -> Result<(), NetError> {
+        let i = self
+            .neighbours
+            .iter()
+            .position(|x| x.addr == addr && x.ifname == ifname)
+            .ok_or_else(|| NetError::NeighbourNotFound { addr, ifname: ifname.to_string() })?;
+        self.neighbours.remove(i);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn macs_parse_and_print() {
+        assert_eq!(parse_mac("52:54:0:12:34:5f"), Some([0x52, 0x54, 0, 0x12, 0x34, 0x5f]));
+        assert_eq!(Mac([0x52, 0x54, 0, 0x12, 0x34, 0x5f]).to_string(), "52:54:00:12:34:5f");
+        for bad in ["", "52:54:00:12:34", "52:54:00:12:34:56:78", "52:54:00:12:34:5g", "123:0:0:0:0:0"] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn refused_changes_name_the_value_and_change_nothing() {
+        let mut net = NetConfig::default();
+        let a = InterfaceAddr { addr: ip("10.0.0.1"), prefix_len: 24, ifname: "dpdk0".into() };
+        net.add_addr(a.clone()).unwrap();
+        let before = net.clone();
+        let cases: Vec<(Result<(), NetError>, &str)> = vec![
+            (net.add_addr(a.clone()), "address 10.0.0.1 already exists on dpdk0"),
+            (
+                net.add_addr(InterfaceAddr { prefix_len: 33, ..a.clone() }),
+                "prefix length 33 is too long for 10.0.0.1",
+            ),
+            (
+                net.add_addr(InterfaceAddr { ifname: "a-name-far-too-long".into(), ..a.clone() }),
+                "interface name \"a-name-far-too-long\" is invalid (1 to 15 characters, no '/', no whitespace)",
+            ),
+            (
+                net.add_route(RouteConfig {
+                    dst: ip("192.168.1.1"),
+                    prefix_len: 24,
+                    via: None,
+                    ifname: "dpdk0".into(),
+                }),
+                "invalid prefix 192.168.1.1/24: host bits are set",
+            ),
+            (
+                net.add_route(RouteConfig {
+                    dst: ip("192.168.0.0"),
+                    prefix_len: 16,
+                    via: Some(ip("2001:db8::1")),
+                    ifname: "dpdk0".into(),
+                }),
+                "gateway 2001:db8::1 is not of the same address family as 192.168.0.0",
+            ),
+            (net.delete_route(ip("0.0.0.0"), 0), "route 0.0.0.0/0 not found"),
+            (
+                net.add_neighbour(NeighbourConfig {
+                    addr: ip("10.0.0.254"),
+                    lladdr: [1, 0, 0x5e, 0, 0, 1],
+                    ifname: "dpdk0".into(),
+                }),
+                "link-layer address 01:00:5e:00:00:01 is not a unicast MAC",
+            ),
+            (net.delete_neighbour(ip("10.0.0.254"), "dpdk0"), "neighbour 10.0.0.254 not found on dpdk0"),
+            (net.delete_addr(ip("10.0.0.1"), "dpdk1"), "address 10.0.0.1 not found on dpdk1"),
+        ];
+        for (result, message) in cases {
+            assert_eq!(result.unwrap_err().to_string(), message);
+        }
+        assert_eq!(net, before);
+    }
+
+    #[test]
+    fn add_and_delete_each_kind() {
+        let mut net = NetConfig::default();
+        net.add_route(RouteConfig {
+            dst: ip("0.0.0.0"),
+            prefix_len: 0,
+            via: Some(ip("10.0.0.254")),
+            ifname: "dpdk0".into(),
+        })
+        .unwrap();
+        net.add_neighbour(NeighbourConfig {
+            addr: ip("10.0.0.254"),
+            lladdr: [0x52, 0x54, 0, 0x12, 0x34, 0x56],
+            ifname: "dpdk0".into(),
+        })
+        .unwrap();
+        assert_eq!(net.routes().len(), 1);
+        assert_eq!(net.neighbours().len(), 1);
+        net.delete_route(ip("0.0.0.0"), 0).unwrap();
+        net.delete_neighbour(ip("10.0.0.254"), "dpdk0").unwrap();
+        assert_eq!(net, NetConfig::default());
+        assert_eq!(network_of(ip("10.1.2.3"), 8), ip("10.0.0.0"));
+        assert_eq!(network_of(ip("2001:db8::1"), 32), ip("2001:db8::"));
+    }
+}

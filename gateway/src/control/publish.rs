@@ -1,0 +1,280 @@
+//! The seam between the control plane and the workers: a [`SnapshotSink`] takes each new
+//! [`GatewayConfig`] to every worker and returns only when every worker runs it (DESIGN.md
+//! invariant 3).
+//!
+//! [`broadcast`] is an implementation on plain std channels: the control thread sends the
+//! new configuration to one [`Mailbox`] per worker and waits, with a deadline, for each to
+//! acknowledge it. A worker calls [`Mailbox::poll`] between bursts; it never blocks and
+//! never allocates (`try_recv` on an empty channel is a couple of atomic loads), so it fits
+//! a poll-mode loop. The previous configuration is dropped on the control thread, not on the
+//! worker: a worker keeps its old `Arc` until the next poll, and the control plane holds a
+//! reference to every configuration it published until all workers acknowledged the next.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::net::NetConfig;
+use crate::service::{ServiceKey, Snapshot};
+
+/// Per-service options the model's `ServiceSpec` does not carry (yet): `-o` and `-j`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ServiceFlags {
+    /// One-packet scheduling (`-o`, UDP): every datagram is scheduled on its own and no
+    /// connection entry outlives it.
+    pub one_packet: bool,
+    /// SYN proxy (`-j enable`).
+    pub synproxy: bool,
+}
+
+/// Everything the control plane publishes at once. Cheap to clone (three `Arc`s).
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub services: Arc<Snapshot>,
+    /// Only services with a flag set have an entry.
+    pub service_flags: Arc<BTreeMap<ServiceKey, ServiceFlags>>,
+    pub net: Arc<NetConfig>,
+}
+
+impl GatewayConfig {
+    /// No services, no addresses, default timeouts: what `gatewayd` starts with before it
+    /// reads its configuration file.
+    pub fn empty() -> GatewayConfig {
+        GatewayConfig {
+            services: Snapshot::empty(),
+            service_flags: Arc::default(),
+            net: Arc::default(),
+        }
+    }
+
+    /// The generation of the service snapshot; every published configuration has a new one.
+    pub fn generation(&self) -> u64 {
+        self.services.generation()
+    }
+
+    pub fn flags(&self, key: &ServiceKey) -> ServiceFlags {
+        self.service_flags.get(key).copied().unwrap_or_default()
+    }
+}
+
+/// Why a configuration was not confirmed by every worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishError {
+    pub message: String,
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PublishError {}
+
+/// Hands configurations to the workers.
+pub trait SnapshotSink: Send {
+    /// Makes every worker switch to `config` and returns when each has. On error the control
+    /// server keeps its previous configuration and publishes it again, so an implementation
+    /// need not undo a partial switch itself.
+    fn publish(&mut self, config: &GatewayConfig) -> Result<(), PublishError>;
+}
+
+/// A sink for a gateway without workers (`gatewayd` before the dataplane starts, tests of
+/// the control plane alone): there is nobody to confirm, so every publish succeeds.
+#[derive(Debug, Default)]
+pub struct NoWorkers;
+
+impl SnapshotSink for NoWorkers {
+    fn publish(&mut self, _config: &GatewayConfig) -> Result<(), PublishError> {
+        Ok(())
+    }
+}
+
+/// The control side of [`broadcast`].
+#[derive(Debug)]
+pub struct Broadcaster {
+    to_workers: Vec<SyncSender<GatewayConfig>>,
+    acks: Receiver<(usize, u64)>,
+    timeout: Duration,
+}
+
+/// A worker's side of [`broadcast`].
+#[derive(Debug)]
+pub struct Mailbox {
+    index: usize,
+    inbox: Receiver<GatewayConfig>,
+    ack: Sender<(usize, u64)>,
+    current: GatewayConfig,
+}
+
+/// Creates a broadcaster and `workers` mailboxes that start with `initial`. `timeout` bounds
+/// how long [`SnapshotSink::publish`] waits for the slowest worker.
+pub fn broadcast(
+    workers: usize,
+    initial: &GatewayConfig,
+    timeout: Duration,
+) -> (Broadcaster, Vec<Mailbox>) {
+    let (ack, acks) = mpsc::channel();
+    let mut to_workers = Vec::with_capacity(workers);
+    let mut mailboxes = Vec::with_capacity(workers);
+    for index in 0..workers {
+        // Capacity 1: a worker has at most one configuration waiting; see `publish`.
+        let (tx, inbox) = mpsc::sync_channel(1);
+        to_workers.push(tx);
+        mailboxes.push(Mailbox { index, inbox, ack: ack.clone(), current: initial.clone() });
+    }
+    (Broadcaster { to_workers, acks, timeout }, mailboxes)
+}
+
+impl SnapshotSink for Broadcaster {
+    fn publish(&mut self, config: &GatewayConfig) -> Result<(), PublishError> {
+        let deadline = Instant::now() + self.timeout;
+        let generation = config.generation();
+        // Acks of an earlier publish that timed out may still be queued; they carry an
+        // older generation and are skipped below.
+        for (i, tx) in self.to_workers.iter().enumerate() {
+            let mut pending = config.clone();
+            loop {
+                match tx.try_send(pending) {
+                    Ok(()) => break,
+                    // The worker has not taken the previous configuration yet (an earlier
+                    // publish timed out); wait for it within the same deadline.
+                    Err(TrySendError::Full(back)) => {
+                        if Instant::now() >= deadline {
+                            return Err(PublishError {
+                                message: format!(
+                                    "worker {i} did not take configuration {generation} within {:?}",
+                                    self.timeout
+                                ),
+                            });
+                        }
+                        pending = back;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err(TrySendError::Disconnected(_)) => {
+                        return Err(PublishError { message: format!("worker {i} has stopped") });
+                    }
+                }
+            }
+        }
+        let mut confirmed = vec![false; self.to_workers.len()];
+        let mut missing = confirmed.len();
+        while missing > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.acks.recv_timeout(left) {
+                Ok((i, g)) if g == generation && !confirmed[i] => {
+                    confirmed[i] = true;
+                    missing -= 1;
+                }
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    let late: Vec<usize> =
+                        (0..confirmed.len()).filter(|&i| !confirmed[i]).collect();
+                    return Err(PublishError {
+                        message: format!(
+                            "workers {late:?} did not confirm configuration {generation} within {:?}",
+                            self.timeout
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Mailbox {
+    /// The configuration this worker runs.
+    pub fn current(&self) -> &GatewayConfig {
+        &self.current
+    }
+
+    /// Takes a newly published configuration, if any, and confirms it. Returns whether the
+    /// configuration changed. Call between bursts; it does not block.
+    pub fn poll(&mut self) -> bool {
+        let mut changed = false;
+        while let Ok(next) = self.inbox.try_recv() {
+            self.current = next;
+            changed = true;
+        }
+        if changed {
+            // The control thread may have given up waiting; a lost ack is harmless.
+            let _ = self.ack.send((self.index, self.current.generation()));
+        }
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn next(config: &GatewayConfig) -> GatewayConfig {
+        GatewayConfig { services: config.services.edit().finish(), ..config.clone() }
+    }
+
+    #[test]
+    fn publish_returns_after_every_worker_switched() {
+        let initial = GatewayConfig::empty();
+        let (mut sink, mailboxes) = broadcast(3, &initial, Duration::from_secs(10));
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers: Vec<_> = mailboxes
+            .into_iter()
+            .map(|mut mb| {
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        mb.poll();
+                        std::thread::yield_now();
+                    }
+                    mb.current().generation()
+                })
+            })
+            .collect();
+        let mut config = initial;
+        for _ in 0..20 {
+            config = next(&config);
+            sink.publish(&config).unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            assert_eq!(w.join().unwrap(), 20);
+        }
+    }
+
+    #[test]
+    fn a_stuck_worker_fails_the_publish_with_its_index() {
+        let initial = GatewayConfig::empty();
+        let (mut sink, mut mailboxes) = broadcast(2, &initial, Duration::from_millis(50));
+        let config = next(&initial);
+        // Worker 0 polls in time, worker 1 never does.
+        let mut zero = mailboxes.remove(0);
+        let poller = std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < until && !zero.poll() {
+                std::thread::yield_now();
+            }
+            zero
+        });
+        let err = sink.publish(&config).unwrap_err();
+        assert_eq!(err.message, "workers [1] did not confirm configuration 1 within 50ms");
+        assert_eq!(poller.join().unwrap().current().generation(), 1);
+        // The late worker catches up on its next poll; a later publish succeeds once it
+        // keeps polling.
+        let mut one = mailboxes.remove(0);
+        assert!(one.poll());
+        let later = next(&config);
+        let t = std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < until && !one.poll() {
+                std::thread::yield_now();
+            }
+        });
+        // Worker 0 is gone (its mailbox dropped): the publish reports it.
+        assert_eq!(sink.publish(&later).unwrap_err().message, "worker 0 has stopped");
+        t.join().unwrap();
+    }
+}
