@@ -119,6 +119,7 @@ const ALLOWED_FUNCTIONS: &[&str] = &[
     "rte_eth_dev_set_mtu",
     "rte_eth_dev_get_mtu",
     "rte_eth_dev_rss_hash_conf_get",
+    "rte_eth_dev_rss_reta_query",
     "rte_eth_rx_queue_setup",
     "rte_eth_tx_queue_setup",
     "rte_eth_promiscuous_enable",
@@ -148,6 +149,7 @@ const ALLOWED_TYPES: &[&str] = &[
     "rte_eth_stats",
     "rte_ether_addr",
     "rte_eth_rss_conf",
+    "rte_eth_rss_reta_entry64",
     "rte_lcore_state_t",
     "rte_proc_type_t",
     "rte_rmt_call_main_t",
@@ -171,4 +173,5 @@ const ALLOWED_VARS: &[&str] = &[
     "SOCKET_ID_ANY",
     "LCORE_ID_ANY",
     "RTE_ETH_NAME_MAX_LEN",
+    "RTE_ETH_RETA_GROUP_SIZE",
 ];

@@ -32,6 +32,7 @@ fn bad_input_gives_errors_not_crashes() {
 
     let mut args = common::base_args("gw_test_bad");
     args.extend(["--no-huge".into(), "--no-shconf".into()]);
+    args.push(format!("--vdev=net_tap0,iface=gwt{:05}q", std::process::id() % 100_000));
     let eal = Eal::init(&args).expect("a good init after failed ones");
     assert_eq!(Eal::init(&args).err(), Some(DpdkError::EalAlreadyInitialized));
 
@@ -52,6 +53,19 @@ fn bad_input_gives_errors_not_crashes() {
     assert!(matches!(Port::open(&eal, "net_ring0", &config, &pool), Err(DpdkError::PortUnsupported { .. })));
     // The refused configurations left the port usable.
     let (port, _rx, _tx) = Port::open(&eal, "net_ring0", &PortConfig::default(), &pool).expect("open after refusals");
+    drop((port, _rx, _tx));
+
+    // A multi-queue tap takes our RSS key but has no redirection table to
+    // report, so reply steering cannot be predicted: software redirect it is.
+    let tap = format!("gwt{:05}q", std::process::id() % 100_000);
+    let (port, _rx, _tx) = {
+        let config = PortConfig { rx_queues: 2, tx_queues: 2, rx_descriptors: 128, ..PortConfig::default() };
+        Port::open(&eal, "net_tap0", &config, &pool).expect("open a 2-queue tap")
+    };
+    assert!(std::path::Path::new(&format!("/sys/class/net/{tap}")).exists(), "the tap {tap} exists");
+    assert_eq!(port.caps().rss_key, Some(gateway::net::rss::DEFAULT_KEY));
+    assert_eq!(port.reta(), None);
+    assert!(port.reply_steering().is_none());
     drop((port, _rx, _tx));
 
     // Names longer than DPDK's fields, duplicate names, bad ring sizes.

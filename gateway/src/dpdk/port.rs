@@ -25,6 +25,9 @@ pub struct PortConfig {
     pub checksum_offload: bool,
     pub promiscuous: bool,
     pub mtu: Option<u16>,
+    /// The RSS key to program (when the device takes a 40-byte key), so that
+    /// software can predict which queue receives a flow (`net::rss`).
+    pub rss_key: [u8; 40],
 }
 
 impl Default for PortConfig {
@@ -38,6 +41,7 @@ impl Default for PortConfig {
             checksum_offload: true,
             promiscuous: true,
             mtu: None,
+            rss_key: crate::net::rss::DEFAULT_KEY,
         }
     }
 }
@@ -50,6 +54,8 @@ pub struct PortCaps {
     /// RSS hash functions in use (`RTE_ETH_RSS_*`); 0 when RSS is off.
     pub rss_hf: u64,
     pub reta_size: u16,
+    /// The key programmed into the device, when it took ours.
+    pub rss_key: Option<[u8; 40]>,
     pub rx_ipv4_checksum: bool,
     pub rx_l4_checksum: bool,
     pub tx_ipv4_checksum: bool,
@@ -183,12 +189,19 @@ impl Port {
         // SAFETY: rte_eth_conf is a plain C struct for which all-zero is the
         // documented default configuration.
         let mut conf: dpdk_sys::rte_eth_conf = unsafe { MaybeUninit::zeroed().assume_init() };
+        // rte_eth_dev_configure copies the key; it only has to outlive the call.
+        let mut key = config.rss_key;
         let wanted_rss = dpdk_sys::RTE_ETH_RSS_IP | dpdk_sys::RTE_ETH_RSS_TCP | dpdk_sys::RTE_ETH_RSS_UDP;
         let rss_hf = wanted_rss & info.flow_type_rss_offloads;
         if config.rss && config.rx_queues > 1 && rss_hf != 0 {
             conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
             caps.rss_hf = rss_hf;
+            if usize::from(info.hash_key_size) == key.len() {
+                conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+                conf.rx_adv_conf.rss_conf.rss_key_len = info.hash_key_size;
+                caps.rss_key = Some(config.rss_key);
+            }
             if info.rx_offload_capa & dpdk_sys::RTE_ETH_RX_OFFLOAD_RSS_HASH != 0 {
                 conf.rxmode.offloads |= dpdk_sys::RTE_ETH_RX_OFFLOAD_RSS_HASH;
             }
@@ -303,6 +316,31 @@ impl Port {
             return Err(port_error(self.shared.id, "read MAC address", ret));
         }
         Ok(addr.addr_bytes)
+    }
+
+    /// The RSS redirection table: entry `i` is the rx queue of hashes whose
+    /// low bits are `i`. `None` when RSS is off or the device cannot say.
+    pub fn reta(&self) -> Option<Vec<u16>> {
+        let size = usize::from(self.shared.caps.reta_size);
+        if self.shared.caps.rss_hf == 0 || size == 0 {
+            return None;
+        }
+        let group = dpdk_sys::RTE_ETH_RETA_GROUP_SIZE as usize;
+        let mut conf = vec![dpdk_sys::rte_eth_rss_reta_entry64 { mask: u64::MAX, reta: [0; 64] }; size.div_ceil(group)];
+        // SAFETY: `conf` has one 64-entry group per 64 table entries, as the
+        // call requires for `size` entries.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_rss_reta_query(self.shared.id, conf.as_mut_ptr(), size as u16) };
+        if ret != 0 {
+            return None;
+        }
+        Some((0..size).map(|i| conf[i / group].reta[i % group]).collect())
+    }
+
+    /// Predicts the rx queue of FNAT replies from this port's RSS key and
+    /// redirection table, when the device took our key.
+    pub fn reply_steering(&self) -> Option<crate::net::rss::ReplySteering> {
+        let key = self.shared.caps.rss_key?;
+        crate::net::rss::ReplySteering::new(&key, &self.reta()?).ok()
     }
 
     /// Link state, without waiting for negotiation.
