@@ -241,6 +241,17 @@ pub struct LaddrConfig {
     pub ifname: String,
 }
 
+/// A local address with its usage (`-G`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaddrInfo {
+    pub addr: IpAddr,
+    pub ifname: String,
+    /// Times a local port was found taken when a connection needed one.
+    pub port_conflicts: u64,
+    /// Connections using the address now.
+    pub conns: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncState {
@@ -321,7 +332,7 @@ pub enum Reply {
     Services(ServiceTable),
     Connections { connections: Vec<ConnectionInfo> },
     Timeouts(TimeoutsInfo),
-    Laddrs { service: VirtualService, laddrs: Vec<LaddrConfig> },
+    Laddrs { service: VirtualService, laddrs: Vec<LaddrInfo> },
     Marks { rules: Vec<MarkRuleConfig> },
     Addrs { addrs: Vec<InterfaceAddr> },
     Routes { routes: Vec<RouteConfig> },

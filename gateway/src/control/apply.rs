@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::api::{
-    ApiError, Change, ErrorKind, Forwarding, GatewayInfo, LaddrConfig, MarkRuleConfig,
+    ApiError, Change, ErrorKind, Forwarding, GatewayInfo, LaddrConfig, LaddrInfo, MarkRuleConfig,
     PersistenceConfig, Reply, Request, ServerConfig, ServerInfo, ServiceConfig, ServiceInfo,
     ServiceTable, TimeoutsInfo, TransportProtocol, VirtualService,
 };
@@ -83,7 +83,16 @@ impl ControlState {
             }
             Request::ListLaddrs { service } => {
                 let svc = self.service(&service)?;
-                Ok(Reply::Laddrs { service, laddrs: laddr_configs(svc) })
+                let key = svc.key();
+                let laddrs = svc
+                    .laddrs()
+                    .iter()
+                    .map(|l| {
+                        let (port_conflicts, conns) = self.dataplane.laddr_stats(&key, l.addr);
+                        LaddrInfo { addr: l.addr, ifname: l.ifname.clone(), port_conflicts, conns }
+                    })
+                    .collect();
+                Ok(Reply::Laddrs { service, laddrs })
             }
             Request::ListMarks => Ok(Reply::Marks {
                 rules: self.current.services.mark_rules().iter().map(mark_rule_config).collect(),

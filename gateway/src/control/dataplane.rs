@@ -17,6 +17,9 @@ pub trait DataplaneView: Send {
     fn service_stats(&self, service: &ServiceKey) -> TrafficStats;
     /// Counters of one real server of a service, summed over workers.
     fn server_stats(&self, service: &ServiceKey, addr: IpAddr, port: u16) -> TrafficStats;
+    /// Usage of a FNAT local address of a service: (port conflicts, connections), summed
+    /// over workers.
+    fn laddr_stats(&self, service: &ServiceKey, addr: IpAddr) -> (u64, u64);
     /// `-Z`: zeroes the counters of one service and its servers, or of every service.
     fn zero(&self, service: Option<&ServiceKey>);
     /// Every worker's connection entries (`-Lc`).
@@ -51,6 +54,10 @@ impl DataplaneView for NoDataplane {
 
     fn server_stats(&self, _service: &ServiceKey, _addr: IpAddr, _port: u16) -> TrafficStats {
         TrafficStats::default()
+    }
+
+    fn laddr_stats(&self, _service: &ServiceKey, _addr: IpAddr) -> (u64, u64) {
+        (0, 0)
     }
 
     fn zero(&self, _service: Option<&ServiceKey>) {}

@@ -1,0 +1,900 @@
+//! ipvsadm's command line: the same options, the same combinations, the same error texts.
+//!
+//! The scanner follows popt as ipvsadm configures it: short options cluster (`-Ln`, `-lnc`),
+//! a short option's argument may be attached (`-srr`) or the next word, a long option's
+//! argument may follow `=` or be the next word, and `-p`'s optional timeout is taken from the
+//! next word only when that word does not start with `-`. Two differences, both more
+//! permissive: the command need not come first, and `--` ends the options.
+//!
+//! The checks after scanning are ipvsadm's `commands_v_options` table (which options each
+//! command requires, allows, forbids or allows only one of), extended with columns for the
+//! DPVS options (`-z`, `-F`, `-j`) and rows for `-P`, `-Q`, `-G`.
+
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use gateway::control::api::{Forwarding, SyncState, TransportProtocol};
+
+use crate::names::Names;
+
+/// ipvsadm's MAX_TIMEOUT: 31 days.
+pub const MAX_TIMEOUT: u32 = 86400 * 31;
+
+/// A command-line error: printed to stderr, exit status 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError {
+    pub message: Option<String>,
+    /// Whether to add the "Try `gwctl -h' ..." line.
+    pub try_help: bool,
+}
+
+impl UsageError {
+    fn fail(message: impl Into<String>) -> UsageError {
+        UsageError { message: Some(message.into()), try_help: false }
+    }
+
+    fn try_help(message: Option<String>) -> UsageError {
+        UsageError { message, try_help: true }
+    }
+}
+
+/// The commands, in ipvsadm's order (their names appear in error messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmd {
+    Add,
+    Edit,
+    Del,
+    Flush,
+    List,
+    AddDest,
+    DelDest,
+    EditDest,
+    Timeout,
+    StartDaemon,
+    StopDaemon,
+    Restore,
+    Save,
+    Zero,
+    AddLaddr,
+    DelLaddr,
+    GetLaddr,
+}
+
+impl Cmd {
+    const NAMES: [&'static str; 17] = [
+        "add-service",
+        "edit-service",
+        "delete-service",
+        "flush",
+        "list",
+        "add-server",
+        "delete-server",
+        "edit-server",
+        "set",
+        "start-daemon",
+        "stop-daemon",
+        "restore",
+        "save",
+        "zero",
+        "add-laddr",
+        "del-laddr",
+        "get-laddr",
+    ];
+
+    fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+/// Option bits, in ipvsadm's order, then the extensions.
+pub mod opt {
+    pub const NUMERIC: u32 = 1 << 0;
+    pub const CONNECTION: u32 = 1 << 1;
+    pub const SERVICE: u32 = 1 << 2;
+    pub const SCHEDULER: u32 = 1 << 3;
+    pub const PERSISTENT: u32 = 1 << 4;
+    pub const NETMASK: u32 = 1 << 5;
+    pub const SERVER: u32 = 1 << 6;
+    pub const FORWARD: u32 = 1 << 7;
+    pub const WEIGHT: u32 = 1 << 8;
+    pub const UTHRESHOLD: u32 = 1 << 9;
+    pub const LTHRESHOLD: u32 = 1 << 10;
+    pub const MCAST: u32 = 1 << 11;
+    pub const TIMEOUT: u32 = 1 << 12;
+    pub const DAEMON: u32 = 1 << 13;
+    pub const STATS: u32 = 1 << 14;
+    pub const RATE: u32 = 1 << 15;
+    pub const THRESHOLDS: u32 = 1 << 16;
+    pub const PERSISTENTCONN: u32 = 1 << 17;
+    pub const NOSORT: u32 = 1 << 18;
+    pub const SYNCID: u32 = 1 << 19;
+    pub const EXACT: u32 = 1 << 20;
+    pub const ONEPACKET: u32 = 1 << 21;
+    pub const LADDR: u32 = 1 << 22;
+    pub const IFNAME: u32 = 1 << 23;
+    pub const SYNPROXY: u32 = 1 << 24;
+    pub const COUNT: usize = 25;
+
+    pub const NAMES: [&str; COUNT] = [
+        "numeric",
+        "connection",
+        "service-address",
+        "scheduler",
+        "persistent",
+        "netmask",
+        "real-server",
+        "forwarding-method",
+        "weight",
+        "u-threshold",
+        "l-threshold",
+        "mcast-interface",
+        "timeout",
+        "daemon",
+        "stats",
+        "rate",
+        "thresholds",
+        "persistent-conn",
+        "nosort",
+        "syncid",
+        "exact",
+        "ops",
+        "laddr",
+        "ifname",
+        "synproxy",
+    ];
+}
+
+/// ipvsadm's `commands_v_options` plus the extension columns and rows.
+/// '+' required, 'x' illegal, '1' at most one of the '1's, ' ' optional.
+const COMMANDS_V_OPTIONS: [&[u8; opt::COUNT]; 17] = [
+    //  n c s s p M r f w x y m t d s r t p s s e o z F j
+    b"xx+   xxxxxxxxxxxxxxx xx ", // ADD
+    b"xx+   xxxxxxxxxxxxxxx xx ", // EDIT
+    b"xx+xxxxxxxxxxxxxxxxxxxxxx", // DEL
+    b"xxxxxxxxxxxxxxxxxxxxxxxxx", // FLUSH
+    b" 11xxxxxxxxx11       xxxx", // LIST
+    b"xx+xxx+    xxxxxxxxxxxxxx", // ADDSRV
+    b"xx+xxx+xxxxxxxxxxxxxxxxxx", // DELSRV
+    b"xx+xxx+    xxxxxxxxxxxxxx", // EDITSRV
+    b"xxxxxxxxxxxxxxxxxxxxxxxxx", // TIMEOUT
+    b"xxxxxxxxxxx xxxxxxx xxxxx", // STARTD
+    b"xxxxxxxxxxxxxxxxxxx xxxxx", // STOPD
+    b"xxxxxxxxxxxxxxxxxxxxxxxxx", // RESTORE
+    b" xxxxxxxxxxxxxxxxxxxxxxxx", // SAVE
+    b"xx xxxxxxxxxxxxxxxxxxxxxx", // ZERO
+    b"xx+xxxxxxxxxxxxxxxxxxx++x", // ADDLADDR
+    b"xx+xxxxxxxxxxxxxxxxxxx+ x", // DELLADDR
+    b"xx+xxxxxxxxxxxxxxxxxxxxxx", // GETLADDR
+];
+
+/// How listings are printed (ipvsadm's FMT_* flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Format {
+    pub numeric: bool,
+    pub rule: bool,
+    pub stats: bool,
+    pub rate: bool,
+    pub thresholds: bool,
+    pub persistent_conn: bool,
+    pub nosort: bool,
+    pub exact: bool,
+}
+
+/// A `-t`/`-u`/`-f` argument, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceArg {
+    Inet { proto: TransportProtocol, addr: IpAddr, port: u16 },
+    Fwmark { mark: u32, ipv6: bool },
+}
+
+/// What a parsed command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Help,
+    Version,
+    Ipvs(Box<Command>),
+}
+
+/// One ipvsadm command with everything it needs, defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub cmd: Cmd,
+    pub options: u32,
+    pub format: Format,
+    pub service: Option<ServiceArg>,
+    pub scheduler: String,
+    /// `-p`: the timeout.
+    pub persistent: Option<u32>,
+    /// The persistence netmask (defaults to the full mask of the service's family).
+    pub netmask: IpAddr,
+    pub server: Option<(IpAddr, u16)>,
+    pub forwarding: Forwarding,
+    pub weight: u32,
+    pub u_threshold: u32,
+    pub l_threshold: u32,
+    pub one_packet: bool,
+    pub synproxy: bool,
+    pub laddr: Option<IpAddr>,
+    pub ifname: Option<String>,
+    pub timeouts: (u32, u32, u32),
+    pub daemon_state: Option<SyncState>,
+    pub mcast_interface: String,
+    pub syncid: u32,
+}
+
+/// gwctl's own global options, accepted on every command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Globals {
+    pub json: bool,
+    pub socket: Option<OsString>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Arg {
+    None,
+    Required,
+    Optional,
+}
+
+struct OptSpec {
+    long: &'static str,
+    short: Option<char>,
+    arg: Arg,
+}
+
+const fn o(long: &'static str, short: Option<char>, arg: Arg) -> OptSpec {
+    OptSpec { long, short, arg }
+}
+
+const OPTIONS: &[OptSpec] = &[
+    o("add-service", Some('A'), Arg::None),
+    o("edit-service", Some('E'), Arg::None),
+    o("delete-service", Some('D'), Arg::None),
+    o("clear", Some('C'), Arg::None),
+    o("list", Some('L'), Arg::None),
+    o("list", Some('l'), Arg::None),
+    o("zero", Some('Z'), Arg::None),
+    o("add-server", Some('a'), Arg::None),
+    o("edit-server", Some('e'), Arg::None),
+    o("delete-server", Some('d'), Arg::None),
+    o("set", None, Arg::None),
+    o("help", Some('h'), Arg::None),
+    o("version", Some('v'), Arg::None),
+    o("restore", Some('R'), Arg::None),
+    o("save", Some('S'), Arg::None),
+    o("start-daemon", None, Arg::Required),
+    o("stop-daemon", None, Arg::Required),
+    o("add-laddr", Some('P'), Arg::None),
+    o("del-laddr", Some('Q'), Arg::None),
+    o("get-laddr", Some('G'), Arg::None),
+    o("tcp-service", Some('t'), Arg::Required),
+    o("udp-service", Some('u'), Arg::Required),
+    o("fwmark-service", Some('f'), Arg::Required),
+    o("scheduler", Some('s'), Arg::Required),
+    o("persistent", Some('p'), Arg::Optional),
+    o("netmask", Some('M'), Arg::Required),
+    o("real-server", Some('r'), Arg::Required),
+    o("masquerading", Some('m'), Arg::None),
+    o("ipip", Some('i'), Arg::None),
+    o("gatewaying", Some('g'), Arg::None),
+    o("fullnat", Some('b'), Arg::None),
+    o("weight", Some('w'), Arg::Required),
+    o("u-threshold", Some('x'), Arg::Required),
+    o("l-threshold", Some('y'), Arg::Required),
+    o("numeric", Some('n'), Arg::None),
+    o("connection", Some('c'), Arg::None),
+    o("mcast-interface", None, Arg::Required),
+    o("syncid", None, Arg::Required),
+    o("timeout", None, Arg::None),
+    o("daemon", None, Arg::None),
+    o("stats", None, Arg::None),
+    o("rate", None, Arg::None),
+    o("thresholds", None, Arg::None),
+    o("persistent-conn", None, Arg::None),
+    o("nosort", None, Arg::None),
+    o("sort", None, Arg::None),
+    o("exact", Some('X'), Arg::None),
+    o("ipv6", Some('6'), Arg::None),
+    o("ops", Some('o'), Arg::None),
+    o("laddr", Some('z'), Arg::Required),
+    o("ifname", Some('F'), Arg::Required),
+    o("synproxy", Some('j'), Arg::Required),
+    o("json", None, Arg::None),
+    o("socket", None, Arg::Required),
+];
+
+/// One scanned option: its long name (the identity) and its argument.
+struct Scanned {
+    name: &'static str,
+    value: Option<String>,
+}
+
+/// Splits argv (without the program name) into options and positional words.
+fn scan(args: &[String]) -> Result<(Vec<Scanned>, Vec<String>), UsageError> {
+    let mut out = Vec::new();
+    let mut positional = Vec::new();
+    let mut i = 0;
+    let next_word = |i: &mut usize| -> Option<String> {
+        let w = args.get(*i + 1).cloned();
+        if w.is_some() {
+            *i += 1;
+        }
+        w
+    };
+    while i < args.len() {
+        let word = &args[i];
+        if word == "--" {
+            positional.extend(args[i + 1..].iter().cloned());
+            break;
+        } else if let Some(long) = word.strip_prefix("--") {
+            let (name, attached) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (long, None),
+            };
+            let spec = OPTIONS.iter().find(|s| s.long == name).ok_or_else(|| {
+                UsageError::try_help(Some(format!("{word}: unknown option")))
+            })?;
+            let value = match spec.arg {
+                Arg::None => {
+                    if attached.is_some() {
+                        return Err(UsageError::try_help(Some(format!(
+                            "{word}: option does not take an argument"
+                        ))));
+                    }
+                    None
+                }
+                Arg::Required => match attached {
+                    Some(v) => Some(v),
+                    None => Some(next_word(&mut i).ok_or_else(|| {
+                        UsageError::try_help(Some(format!("{word}: missing argument")))
+                    })?),
+                },
+                Arg::Optional => match attached {
+                    Some(v) => Some(v),
+                    None => match args.get(i + 1) {
+                        Some(w) if !w.starts_with('-') => next_word(&mut i),
+                        _ => None,
+                    },
+                },
+            };
+            out.push(Scanned { name: spec.long, value });
+        } else if word.len() > 1 && word.starts_with('-') {
+            let cluster: Vec<char> = word[1..].chars().collect();
+            let mut k = 0;
+            while k < cluster.len() {
+                let c = cluster[k];
+                let spec = OPTIONS.iter().find(|s| s.short == Some(c)).ok_or_else(|| {
+                    UsageError::try_help(Some(format!("-{c}: unknown option")))
+                })?;
+                let rest: String = cluster[k + 1..].iter().collect();
+                let value = match spec.arg {
+                    Arg::None => None,
+                    Arg::Required => {
+                        k = cluster.len();
+                        if rest.is_empty() {
+                            Some(next_word(&mut i).ok_or_else(|| {
+                                UsageError::try_help(Some(format!("-{c}: missing argument")))
+                            })?)
+                        } else {
+                            Some(rest)
+                        }
+                    }
+                    Arg::Optional => {
+                        k = cluster.len();
+                        if !rest.is_empty() {
+                            Some(rest)
+                        } else {
+                            match args.get(i + 1) {
+                                Some(w) if !w.starts_with('-') => next_word(&mut i),
+                                _ => None,
+                            }
+                        }
+                    }
+                };
+                // `-l` is `--list` too; keep the identity, not the letter.
+                out.push(Scanned { name: spec.long, value });
+                k += 1;
+            }
+        } else {
+            positional.push(word.clone());
+        }
+        i += 1;
+    }
+    Ok((out, positional))
+}
+
+/// Parses an ipvsadm command line (without the program name).
+pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageError> {
+    let (scanned, mut positional) = scan(args)?;
+    let mut globals = Globals::default();
+    let mut cmd: Option<Cmd> = None;
+    let mut options = 0u32;
+    let mut format = Format::default();
+    let set_cmd = |cmd: &mut Option<Cmd>, c: Cmd| -> Result<(), UsageError> {
+        if cmd.is_some() {
+            return Err(UsageError::fail("multiple commands specified"));
+        }
+        *cmd = Some(c);
+        Ok(())
+    };
+    let set_opt = |options: &mut u32, bit: u32| -> Result<(), UsageError> {
+        if *options & bit != 0 {
+            let name = opt::NAMES[bit.trailing_zeros() as usize];
+            return Err(UsageError::fail(format!("multiple '{name}' options specified")));
+        }
+        *options |= bit;
+        Ok(())
+    };
+
+    // Raw values, resolved once the service (and so the protocol and family) is known.
+    let mut service_raw: Option<(char, String)> = None;
+    let mut server_raw: Option<String> = None;
+    let mut netmask_raw: Option<String> = None;
+    let mut c = Command {
+        cmd: Cmd::List,
+        options: 0,
+        format: Format::default(),
+        service: None,
+        scheduler: String::new(),
+        persistent: None,
+        netmask: IpAddr::V4(Ipv4Addr::BROADCAST),
+        server: None,
+        forwarding: Forwarding::Route,
+        weight: 1,
+        u_threshold: 0,
+        l_threshold: 0,
+        one_packet: false,
+        synproxy: false,
+        laddr: None,
+        ifname: None,
+        timeouts: (0, 0, 0),
+        daemon_state: None,
+        mcast_interface: String::new(),
+        syncid: 255,
+    };
+    let mut ipv6_fwmark = false;
+    let mut help = false;
+    let mut version = false;
+
+    for s in scanned {
+        let given = s.value.is_some();
+        let v = s.value.unwrap_or_default();
+        match s.name {
+            "add-service" => set_cmd(&mut cmd, Cmd::Add)?,
+            "edit-service" => set_cmd(&mut cmd, Cmd::Edit)?,
+            "delete-service" => set_cmd(&mut cmd, Cmd::Del)?,
+            "clear" => set_cmd(&mut cmd, Cmd::Flush)?,
+            "list" => set_cmd(&mut cmd, Cmd::List)?,
+            "zero" => set_cmd(&mut cmd, Cmd::Zero)?,
+            "add-server" => set_cmd(&mut cmd, Cmd::AddDest)?,
+            "edit-server" => set_cmd(&mut cmd, Cmd::EditDest)?,
+            "delete-server" => set_cmd(&mut cmd, Cmd::DelDest)?,
+            "set" => set_cmd(&mut cmd, Cmd::Timeout)?,
+            "restore" => set_cmd(&mut cmd, Cmd::Restore)?,
+            "save" => set_cmd(&mut cmd, Cmd::Save)?,
+            "add-laddr" => set_cmd(&mut cmd, Cmd::AddLaddr)?,
+            "del-laddr" => set_cmd(&mut cmd, Cmd::DelLaddr)?,
+            "get-laddr" => set_cmd(&mut cmd, Cmd::GetLaddr)?,
+            "help" => help = true,
+            "version" => version = true,
+            "start-daemon" | "stop-daemon" => {
+                let start = s.name == "start-daemon";
+                set_cmd(&mut cmd, if start { Cmd::StartDaemon } else { Cmd::StopDaemon })?;
+                c.daemon_state = Some(match v.as_str() {
+                    "master" => SyncState::Master,
+                    "backup" => SyncState::Backup,
+                    // Both texts are ipvsadm's, typo included.
+                    _ if start => return Err(UsageError::fail("illegal start-daemon parameter specified")),
+                    _ => return Err(UsageError::fail("illegal start_daemon specified")),
+                });
+            }
+            "tcp-service" | "udp-service" | "fwmark-service" => {
+                set_opt(&mut options, opt::SERVICE)?;
+                let letter = match s.name {
+                    "tcp-service" => 't',
+                    "udp-service" => 'u',
+                    _ => 'f',
+                };
+                service_raw = Some((letter, v));
+            }
+            "scheduler" => {
+                set_opt(&mut options, opt::SCHEDULER)?;
+                c.scheduler = v;
+            }
+            "persistent" => {
+                set_opt(&mut options, opt::PERSISTENT)?;
+                c.persistent = Some(if given {
+                    parse_timeout(&v, 1, MAX_TIMEOUT)?
+                } else {
+                    300
+                });
+            }
+            "netmask" => {
+                set_opt(&mut options, opt::NETMASK)?;
+                netmask_raw = Some(v);
+            }
+            "real-server" => {
+                set_opt(&mut options, opt::SERVER)?;
+                server_raw = Some(v);
+            }
+            "masquerading" | "ipip" | "gatewaying" | "fullnat" => {
+                set_opt(&mut options, opt::FORWARD)?;
+                c.forwarding = match s.name {
+                    "masquerading" => Forwarding::Masq,
+                    "ipip" => Forwarding::Tunnel,
+                    "gatewaying" => Forwarding::Route,
+                    _ => Forwarding::FullNat,
+                };
+            }
+            "weight" => {
+                set_opt(&mut options, opt::WEIGHT)?;
+                c.weight = number(&v, 0, 65535).ok_or_else(|| UsageError::fail("illegal weight specified"))?;
+            }
+            "u-threshold" => {
+                set_opt(&mut options, opt::UTHRESHOLD)?;
+                c.u_threshold = number(&v, 0, i32::MAX as u32)
+                    .ok_or_else(|| UsageError::fail("illegal u_threshold specified"))?;
+            }
+            "l-threshold" => {
+                set_opt(&mut options, opt::LTHRESHOLD)?;
+                c.l_threshold = number(&v, 0, i32::MAX as u32)
+                    .ok_or_else(|| UsageError::fail("illegal l_threshold specified"))?;
+            }
+            "numeric" => {
+                set_opt(&mut options, opt::NUMERIC)?;
+                format.numeric = true;
+            }
+            "connection" => set_opt(&mut options, opt::CONNECTION)?,
+            "mcast-interface" => {
+                set_opt(&mut options, opt::MCAST)?;
+                c.mcast_interface = v;
+            }
+            "syncid" => {
+                set_opt(&mut options, opt::SYNCID)?;
+                c.syncid = number(&v, 0, 255).ok_or_else(|| UsageError::fail("illegal syncid specified"))?;
+            }
+            "timeout" => set_opt(&mut options, opt::TIMEOUT)?,
+            "daemon" => set_opt(&mut options, opt::DAEMON)?,
+            "stats" => {
+                set_opt(&mut options, opt::STATS)?;
+                format.stats = true;
+            }
+            "rate" => {
+                set_opt(&mut options, opt::RATE)?;
+                format.rate = true;
+            }
+            "thresholds" => {
+                set_opt(&mut options, opt::THRESHOLDS)?;
+                format.thresholds = true;
+            }
+            "persistent-conn" => {
+                set_opt(&mut options, opt::PERSISTENTCONN)?;
+                format.persistent_conn = true;
+            }
+            "nosort" => {
+                set_opt(&mut options, opt::NOSORT)?;
+                format.nosort = true;
+            }
+            "sort" => {} // the default; accepted for compatibility, as ipvsadm does
+            "exact" => {
+                set_opt(&mut options, opt::EXACT)?;
+                format.exact = true;
+            }
+            "ipv6" => {
+                if !matches!(service_raw, Some(('f', _))) {
+                    return Err(UsageError::fail("-6 used before -f\n"));
+                }
+                ipv6_fwmark = true;
+            }
+            "ops" => {
+                set_opt(&mut options, opt::ONEPACKET)?;
+                c.one_packet = true;
+            }
+            "laddr" => {
+                set_opt(&mut options, opt::LADDR)?;
+                c.laddr = Some(v.parse().map_err(|_| {
+                    UsageError::fail(format!("illegal local address `{v}' specified"))
+                })?);
+            }
+            "ifname" => {
+                set_opt(&mut options, opt::IFNAME)?;
+                c.ifname = Some(v);
+            }
+            "synproxy" => {
+                set_opt(&mut options, opt::SYNPROXY)?;
+                c.synproxy = match v.as_str() {
+                    "enable" => true,
+                    "disable" => false,
+                    _ => {
+                        return Err(UsageError::fail(format!(
+                            "illegal synproxy value `{v}' specified (enable or disable)"
+                        )))
+                    }
+                };
+            }
+            "json" => globals.json = true,
+            "socket" => globals.socket = Some(OsString::from(v)),
+            other => unreachable_option(other)?,
+        }
+    }
+
+    if help {
+        return Ok((Action::Help, globals));
+    }
+    if version {
+        return Ok((Action::Version, globals));
+    }
+    let Some(cmd) = cmd else {
+        // ipvsadm with options but no command: only the pointer to the help.
+        return Err(UsageError::try_help(None));
+    };
+    c.cmd = cmd;
+
+    if cmd == Cmd::Timeout {
+        if positional.len() < 3 {
+            return Err(UsageError::fail("--set option requires 3 timeout values"));
+        }
+        let t: Vec<String> = positional.drain(..3).collect();
+        c.timeouts = (
+            parse_timeout(&t[0], 0, MAX_TIMEOUT)?,
+            parse_timeout(&t[1], 0, MAX_TIMEOUT)?,
+            parse_timeout(&t[2], 0, MAX_TIMEOUT)?,
+        );
+    }
+    if let Some(extra) = positional.first() {
+        return Err(UsageError::fail(format!("unexpected argument {extra}")));
+    }
+
+    // Resolve the service, then what depends on its protocol and family.
+    if let Some((letter, raw)) = service_raw {
+        c.service = Some(match letter {
+            'f' => ServiceArg::Fwmark { mark: parse_fwmark(&raw)?, ipv6: ipv6_fwmark },
+            _ => {
+                let proto = if letter == 't' { TransportProtocol::Tcp } else { TransportProtocol::Udp };
+                let (addr, port) = parse_service(&raw, proto, names).ok_or_else(|| {
+                    UsageError::fail("illegal virtual server address[:port] specified")
+                })?;
+                ServiceArg::Inet { proto, addr, port: port.unwrap_or(0) }
+            }
+        });
+    }
+    let (svc_v6, svc_port, svc_proto, is_fwmark) = match c.service {
+        Some(ServiceArg::Inet { proto, addr, port }) => (addr.is_ipv6(), port, proto, false),
+        Some(ServiceArg::Fwmark { ipv6, .. }) => (ipv6, 0, TransportProtocol::Tcp, true),
+        None => (false, 0, TransportProtocol::Tcp, false),
+    };
+    if svc_v6 {
+        c.netmask = IpAddr::V6(Ipv6Addr::from(u128::MAX));
+    }
+    if let Some(raw) = netmask_raw {
+        c.netmask = if svc_v6 {
+            let bits = number(&raw, 1, 128).ok_or_else(|| UsageError::fail("illegal ipv6 netmask specified"))?;
+            IpAddr::V6(Ipv6Addr::from(u128::MAX << (128 - bits)))
+        } else {
+            let mask = raw
+                .parse::<Ipv4Addr>()
+                .ok()
+                .or_else(|| match names.host_addr(&raw, false) {
+                    Some(IpAddr::V4(a)) => Some(a),
+                    _ => None,
+                })
+                .ok_or_else(|| UsageError::fail("illegal virtual server persistent mask specified"))?;
+            IpAddr::V4(mask)
+        };
+    }
+    if let Some(raw) = server_raw {
+        let (addr, port) = parse_service(&raw, svc_proto, names)
+            .ok_or_else(|| UsageError::fail("illegal real server address[:port] specified"))?;
+        c.server = Some((addr, port.unwrap_or(svc_port)));
+    }
+
+    check_options(cmd, options)?;
+    c.options = options;
+    c.format = format;
+
+    match cmd {
+        Cmd::Add | Cmd::Edit => {
+            if let Some(ServiceArg::Inet { port: 0, .. }) = c.service {
+                if c.persistent.is_none() {
+                    return Err(UsageError::fail("Zero port specified for non-persistent service"));
+                }
+            }
+            if c.one_packet && !is_fwmark && svc_proto != TransportProtocol::Udp {
+                return Err(UsageError::fail("One-Packet Scheduling is only for UDP virtual services"));
+            }
+            if c.scheduler.is_empty() {
+                c.scheduler = "wlc".to_string();
+            }
+        }
+        Cmd::StartDaemon if c.mcast_interface.is_empty() => c.mcast_interface = "eth0".to_string(),
+        Cmd::AddDest | Cmd::EditDest => {
+            // DR and TUN cannot change the port: ipvsadm quietly uses the service's.
+            if !is_fwmark && matches!(c.forwarding, Forwarding::Route | Forwarding::Tunnel) {
+                if let Some((addr, _)) = c.server {
+                    c.server = Some((addr, svc_port));
+                }
+            }
+        }
+        Cmd::List => {
+            if options & (opt::CONNECTION | opt::TIMEOUT | opt::DAEMON) != 0
+                && options & (opt::STATS | opt::PERSISTENTCONN | opt::RATE | opt::THRESHOLDS) != 0
+            {
+                return Err(UsageError::fail("options conflicts in the list command"));
+            }
+        }
+        Cmd::Save => c.format.rule = true,
+        _ => {}
+    }
+    Ok((Action::Ipvs(Box::new(c)), globals))
+}
+
+fn unreachable_option(name: &str) -> Result<(), UsageError> {
+    // Every entry of OPTIONS is matched above; a new entry without a branch lands here
+    // rather than being ignored.
+    Err(UsageError::fail(format!("option --{name} is not handled")))
+}
+
+/// ipvsadm's `generic_opt_check`.
+fn check_options(cmd: Cmd, options: u32) -> Result<(), UsageError> {
+    let row = COMMANDS_V_OPTIONS[cmd as usize];
+    let mut first_exclusive: Option<usize> = None;
+    for (j, &rule) in row.iter().enumerate() {
+        let given = options & (1 << j) != 0;
+        match (rule, given) {
+            (b'+', false) => {
+                return Err(UsageError::fail(format!(
+                    "You need to supply the '{}' option for the '{}' command",
+                    opt::NAMES[j],
+                    cmd.name()
+                )))
+            }
+            (b'x', true) => {
+                return Err(UsageError::fail(format!(
+                    "Illegal '{}' option with the '{}' command",
+                    opt::NAMES[j],
+                    cmd.name()
+                )))
+            }
+            (b'1', true) => match first_exclusive {
+                None => first_exclusive = Some(j),
+                Some(last) => {
+                    return Err(UsageError::fail(format!(
+                        "The option '{}' conflicts with the '{}' option in the '{}' command",
+                        opt::NAMES[j],
+                        opt::NAMES[last],
+                        cmd.name()
+                    )))
+                }
+            },
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// ipvsadm's `string_to_number`: decimal, the whole string, within bounds.
+pub fn number(s: &str, min: u32, max: u32) -> Option<u32> {
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    (u64::from(min) <= n && n <= u64::from(max)).then_some(n as u32)
+}
+
+fn parse_timeout(s: &str, min: u32, max: u32) -> Result<u32, UsageError> {
+    number(s, min, max).ok_or_else(|| UsageError::fail(format!("invalid timeout value `{s}' specified")))
+}
+
+fn parse_fwmark(s: &str) -> Result<u32, UsageError> {
+    number(s, 1, u32::MAX).ok_or_else(|| UsageError::fail(format!("invalid fwmark value `{s}' specified")))
+}
+
+/// ipvsadm's `parse_service`: `host[:port]`, `[v6addr]:port` or a bare IPv6 address; hosts
+/// and ports may be names. `None` for anything else (including a bare number).
+pub fn parse_service(s: &str, proto: TransportProtocol, names: &Names) -> Option<(IpAddr, Option<u16>)> {
+    if s.is_empty() || s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let port_of = |p: &str| -> Option<u16> {
+        number(p, 0, 65535).map(|n| n as u16).or_else(|| names.service_port(p, proto))
+    };
+    if let Some(rest) = s.strip_prefix('[') {
+        let (addr, after) = rest.split_once(']')?;
+        let port = after.strip_prefix(':')?;
+        let addr: Ipv6Addr = addr.parse().ok()?;
+        return Some((IpAddr::V6(addr), Some(port_of(port)?)));
+    }
+    if let Ok(v6) = s.parse::<Ipv6Addr>() {
+        return Some((IpAddr::V6(v6), None));
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (s, None),
+    };
+    let addr = host
+        .parse::<Ipv4Addr>()
+        .map(IpAddr::V4)
+        .ok()
+        .or_else(|| names.host_addr(host, false))?;
+    let port = match port {
+        Some(p) => Some(port_of(p)?),
+        None => None,
+    };
+    Some((addr, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    fn cmd(s: &str) -> Command {
+        match parse(&args(s), &Names::none()) {
+            Ok((Action::Ipvs(c), _)) => *c,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    fn err(s: &str) -> String {
+        match parse(&args(s), &Names::none()) {
+            Err(e) => e.message.unwrap_or_default(),
+            Ok(other) => panic!("{s}: parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn clusters_attached_values_and_optional_timeout() {
+        let c = cmd("-lnc");
+        assert_eq!(c.cmd, Cmd::List);
+        assert!(c.format.numeric && c.options & opt::CONNECTION != 0);
+        let c = cmd("-Ln --stats");
+        assert!(c.format.stats && c.format.numeric);
+        let c = cmd("-A -t 10.0.0.1:0 -srr -p");
+        assert_eq!(c.scheduler, "rr");
+        assert_eq!(c.persistent, Some(300));
+        let c = cmd("-E -t 192.168.0.200:80 -s wlc -p 600 -M 255.255.255.0");
+        assert_eq!(c.persistent, Some(600));
+        assert_eq!(c.netmask, "255.255.255.0".parse::<IpAddr>().unwrap());
+        let c = cmd("--add-service --tcp-service=10.0.0.1:80 --scheduler rr --persistent=60");
+        assert_eq!(c.persistent, Some(60));
+        let c = cmd("-a -t 192.168.0.200:80 -r 172.16.100.10 -m");
+        assert_eq!(c.server, Some(("172.16.100.10".parse().unwrap(), 80)));
+        let c = cmd("-a -t 192.168.0.200:80 -r 172.16.100.11:8080 -g");
+        assert_eq!(c.server.unwrap().1, 80, "DR keeps the service port, as ipvsadm does");
+        let c = cmd("-a -t [2001:db8::1]:80 -r [2001:db8::2]:8080 -b -w 3");
+        assert_eq!(c.server, Some(("2001:db8::2".parse().unwrap(), 8080)));
+        assert_eq!(c.forwarding, Forwarding::FullNat);
+        let c = cmd("--set 900 120 300");
+        assert_eq!(c.timeouts, (900, 120, 300));
+    }
+
+    #[test]
+    fn ipvsadm_error_texts() {
+        assert_eq!(err("-A -t 10.0.0.1:80 -D"), "multiple commands specified");
+        assert_eq!(err("-A -t 10.0.0.1:80 -u 10.0.0.1:80"), "multiple 'service-address' options specified");
+        assert_eq!(err("-A -s rr"), "You need to supply the 'service-address' option for the 'add-service' command");
+        assert_eq!(err("-A -t 10.0.0.1:80 -r 1.2.3.4"), "Illegal 'real-server' option with the 'add-service' command");
+        assert_eq!(err("-L -c --timeout"), "The option 'timeout' conflicts with the 'connection' option in the 'list' command");
+        assert_eq!(err("-a -t 10.0.0.1:80 -r 10.0.0.2 -w 65536"), "illegal weight specified");
+        assert_eq!(err("-a -t 10.0.0.1:80 -r 10.0.0.2 -w x"), "illegal weight specified");
+        assert_eq!(err("-A -t 10.0.0.300:80"), "illegal virtual server address[:port] specified");
+        assert_eq!(err("-a -t 10.0.0.1:80 -r 80"), "illegal real server address[:port] specified");
+        assert_eq!(err("-A -f 0"), "invalid fwmark value `0' specified");
+        assert_eq!(err("-A -t 10.0.0.1:80 -p 0"), "invalid timeout value `0' specified");
+        assert_eq!(err("-A -t 10.0.0.1:80 -p 10 -M 255.0.x"), "illegal virtual server persistent mask specified");
+        assert_eq!(err("-A -t 10.0.0.1"), "Zero port specified for non-persistent service");
+        assert_eq!(err("-A -t 10.0.0.1:53 -o"), "One-Packet Scheduling is only for UDP virtual services");
+        assert_eq!(err("--set 1 2"), "--set option requires 3 timeout values");
+        assert_eq!(err("-L foo"), "unexpected argument foo");
+        assert_eq!(err("--start-daemon primary"), "illegal start-daemon parameter specified");
+        assert_eq!(err("-L --stats -c"), "options conflicts in the list command");
+        assert_eq!(err("-P -t 10.0.0.1:80 -z 192.168.1.254"), "You need to supply the 'ifname' option for the 'add-laddr' command");
+        assert_eq!(err("-Lq"), "-q: unknown option");
+        assert_eq!(err("--frobnicate"), "--frobnicate: unknown option");
+        assert_eq!(err("-A -t"), "-t: missing argument");
+    }
+}

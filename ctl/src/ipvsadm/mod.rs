@@ -1,0 +1,476 @@
+//! The ipvsadm-compatible half of gwctl: parse an ipvsadm command line, turn it into a
+//! control request, print the reply the way ipvsadm prints its own.
+//!
+//! Exit status: 0 on success, 1 when the gateway refused the request, 2 for command-line
+//! errors and when the gateway cannot be reached.
+
+pub mod args;
+pub mod format;
+
+
+use gateway::control::api::{
+    ApiError, Change, ErrorKind, LaddrConfig, PersistenceConfig, Reply, Request, ServerConfig,
+    ServiceConfig, SyncDaemonConfig, VirtualService,
+};
+use gateway::control::{Client, ClientError};
+
+use crate::names::Names;
+use crate::Io;
+use args::{opt, Action, Cmd, Command, Globals, ServiceArg, UsageError};
+
+/// The help text, in ipvsadm's layout, with the extensions.
+pub fn usage() -> String {
+    let p = "gwctl";
+    format!(
+        "{version}\
+Usage:
+  {p} -A|E -t|u|f service-address [-s scheduler] [-p [timeout]] [-M netmask] [-o] [-j enable|disable]
+  {p} -D -t|u|f service-address
+  {p} -C
+  {p} -R
+  {p} -S [-n]
+  {p} -a|e -t|u|f service-address -r server-address [options]
+  {p} -d -t|u|f service-address -r server-address
+  {p} -L|l [options]
+  {p} -Z [-t|u|f service-address]
+  {p} --set tcp tcpfin udp
+  {p} --start-daemon state [--mcast-interface interface] [--syncid sid]
+  {p} --stop-daemon state
+  {p} -P|Q -t|u|f service-address -z local-address [-F ifname]
+  {p} -G -t|u|f service-address
+  {p} addr|route|neigh|link|stats|mark ...   (gateway management, see below)
+  {p} -h
+
+Commands:
+Either long or short options are allowed.
+  --add-service     -A        add virtual service with options
+  --edit-service    -E        edit virtual service with options
+  --delete-service  -D        delete virtual service
+  --clear           -C        clear the whole table
+  --restore         -R        restore rules from stdin
+  --save            -S        save rules to stdout
+  --add-server      -a        add real server with options
+  --edit-server     -e        edit real server with options
+  --delete-server   -d        delete real server
+  --list            -L|-l     list the table
+  --zero            -Z        zero counters in a service or all services
+  --set tcp tcpfin udp        set connection timeout values
+  --start-daemon              start connection sync daemon
+  --stop-daemon               stop connection sync daemon
+  --add-laddr       -P        add local address of a fullnat service
+  --del-laddr       -Q        delete local address of a fullnat service
+  --get-laddr       -G        list local addresses of a fullnat service
+  --help            -h        display this help message
+
+Options:
+  --tcp-service  -t service-address   service-address is host[:port]
+  --udp-service  -u service-address   service-address is host[:port]
+  --fwmark-service  -f fwmark         fwmark is an integer greater than zero
+  --ipv6         -6                   fwmark entry uses IPv6
+  --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|mh,
+                                      the default scheduler is wlc.
+  --persistent   -p [timeout]         persistent service
+  --netmask      -M netmask           persistent granularity mask
+  --real-server  -r server-address    server-address is host (and port)
+  --gatewaying   -g                   gatewaying (direct routing) (default)
+  --ipip         -i                   ipip encapsulation (tunneling)
+  --masquerading -m                   masquerading (NAT)
+  --fullnat      -b                   full NAT (source and destination rewritten)
+  --weight       -w weight            capacity of real server
+  --u-threshold  -x uthreshold        upper threshold of connections
+  --l-threshold  -y lthreshold        lower threshold of connections
+  --laddr        -z local-address     local address of a fullnat service
+  --ifname       -F ifname            interface that owns the local address
+  --synproxy     -j enable|disable    SYN proxy for a TCP service
+  --mcast-interface interface         multicast interface for connection sync
+  --syncid sid                        syncid for connection sync (default=255)
+  --connection   -c                   output of current IPVS connections
+  --timeout                           output of timeout (tcp tcpfin udp)
+  --daemon                            output of daemon information
+  --stats                             output of statistics information
+  --rate                              output of rate information
+  --exact                             expand numbers (display exact values)
+  --thresholds                        output of thresholds information
+  --persistent-conn                   output of persistent connection info
+  --nosort                            disable sorting output of service/server entries
+  --sort                              does nothing, for backwards compatibility
+  --ops          -o                   one-packet scheduling
+  --numeric      -n                   numeric output of addresses and ports
+  --json                              print listings as JSON, for automation
+  --socket PATH                       control socket (default $GATEWAYD_SOCKET, else {default})
+
+Gateway management:
+  {p} addr  add|del ADDR/LEN dev IFNAME     {p} addr show
+  {p} route add|del PREFIX [via GW] dev IFNAME   {p} route show
+  {p} neigh add ADDR lladdr MAC dev IFNAME   {p} neigh del ADDR dev IFNAME   {p} neigh show
+  {p} link show                            (port and queue counters)
+  {p} stats                                (per-worker packet and drop counters)
+  {p} mark  add MARK -d PREFIX [-p tcp|udp] [--dports P[,LO-HI]...]   {p} mark del MARK   {p} mark show
+",
+        version = version(),
+        default = gateway::control::DEFAULT_SOCKET_PATH,
+    )
+}
+
+pub fn version() -> String {
+    format!(
+        "gwctl v{} (ipvsadm 1.31 compatible, IPVS v{})\n",
+        env!("CARGO_PKG_VERSION"),
+        gateway::control::apply::IPVS_VERSION
+    )
+}
+
+fn try_help() -> &'static str {
+    "Try `gwctl -h' or 'gwctl --help' for more information.\n"
+}
+
+/// Prints a usage error; returns the exit status.
+pub fn usage_error(e: &UsageError, io: &mut Io) -> i32 {
+    if let Some(m) = &e.message {
+        let _ = writeln!(io.err, "{m}");
+    }
+    if e.try_help {
+        let _ = io.err.write_all(try_help().as_bytes());
+    }
+    2
+}
+
+/// Runs one ipvsadm command line (without the program name).
+pub fn run(args: &[String], io: &mut Io) -> i32 {
+    let names = crate::names::from_env();
+    let parsed = if args.is_empty() {
+        // `ipvsadm` alone lists the table.
+        args::parse(&["-L".to_string()], &names)
+    } else {
+        args::parse(args, &names)
+    };
+    let (action, globals) = match parsed {
+        Ok(p) => p,
+        Err(e) => return usage_error(&e, io),
+    };
+    match action {
+        Action::Help => {
+            let _ = io.out.write_all(usage().as_bytes());
+            0
+        }
+        Action::Version => {
+            let _ = io.out.write_all(version().as_bytes());
+            0
+        }
+        Action::Ipvs(c) => {
+            let client = crate::client(&globals);
+            execute(&c, &globals, &client, &names, io)
+        }
+    }
+}
+
+fn virtual_service(s: &ServiceArg) -> VirtualService {
+    match *s {
+        ServiceArg::Inet { proto: gateway::control::api::TransportProtocol::Tcp, addr, port } => {
+            VirtualService::Tcp { addr, port }
+        }
+        ServiceArg::Inet { addr, port, .. } => VirtualService::Udp { addr, port },
+        ServiceArg::Fwmark { mark, .. } => VirtualService::Fwmark { mark },
+    }
+}
+
+/// The changes a mutating command asks for; `None` for commands that are not changes.
+pub fn changes(c: &Command) -> Option<Vec<Change>> {
+    let service = c.service.as_ref().map(virtual_service);
+    let server = || {
+        let (addr, port) = c.server.unwrap_or((std::net::Ipv4Addr::UNSPECIFIED.into(), 0));
+        ServerConfig {
+            addr,
+            port,
+            forwarding: c.forwarding,
+            weight: c.weight,
+            upper_threshold: c.u_threshold,
+            lower_threshold: c.l_threshold,
+        }
+    };
+    let service_config = |vs: VirtualService| ServiceConfig {
+        service: vs,
+        scheduler: c.scheduler.clone(),
+        persistence: c.persistent.map(|timeout| PersistenceConfig { timeout, netmask: c.netmask }),
+        one_packet: c.one_packet,
+        synproxy: c.synproxy,
+    };
+    let change = match (c.cmd, service) {
+        (Cmd::Add, Some(vs)) => Change::AddService { service: service_config(vs) },
+        (Cmd::Edit, Some(vs)) => Change::EditService { service: service_config(vs) },
+        (Cmd::Del, Some(vs)) => Change::DeleteService { service: vs },
+        (Cmd::Flush, _) => Change::Clear,
+        (Cmd::AddDest, Some(vs)) => Change::AddServer { service: vs, server: server() },
+        (Cmd::EditDest, Some(vs)) => Change::EditServer { service: vs, server: server() },
+        (Cmd::DelDest, Some(vs)) => {
+            let s = server();
+            Change::DeleteServer { service: vs, addr: s.addr, port: s.port }
+        }
+        (Cmd::Timeout, _) => {
+            let (tcp, tcp_fin, udp) = c.timeouts;
+            Change::SetTimeouts { tcp, tcp_fin, udp }
+        }
+        (Cmd::StartDaemon, _) => Change::StartDaemon {
+            daemon: SyncDaemonConfig {
+                state: c.daemon_state?,
+                mcast_interface: c.mcast_interface.clone(),
+                syncid: c.syncid,
+            },
+        },
+        (Cmd::StopDaemon, _) => Change::StopDaemon { state: c.daemon_state? },
+        (Cmd::AddLaddr, Some(vs)) => Change::AddLaddr {
+            service: vs,
+            laddr: LaddrConfig { addr: c.laddr?, ifname: c.ifname.clone().unwrap_or_default() },
+        },
+        (Cmd::DelLaddr, Some(vs)) => Change::DeleteLaddr { service: vs, addr: c.laddr? },
+        _ => return None,
+    };
+    Some(vec![change])
+}
+
+/// ipvsadm's text for a refusal (`ipvs_strerror`), where it has one; otherwise the
+/// gateway's own message, which names the offending value.
+pub fn refusal_text(cmd: Cmd, e: &ApiError) -> String {
+    match e.kind {
+        ErrorKind::ServiceExists => "Service already exists".into(),
+        ErrorKind::SchedulerNotFound => "Scheduler not found".into(),
+        ErrorKind::ServiceNotFound => match cmd {
+            Cmd::AddDest | Cmd::EditDest | Cmd::DelDest | Cmd::AddLaddr | Cmd::DelLaddr => {
+                "Service not defined".into()
+            }
+            _ => "No such service".into(),
+        },
+        ErrorKind::DestExists => "Destination already exists".into(),
+        ErrorKind::DestNotFound => "No such destination".into(),
+        ErrorKind::PermissionDenied => "Permission denied (you must be root)".into(),
+        _ => e.message.clone(),
+    }
+}
+
+/// Prints a client error; returns the exit status.
+pub fn client_error(cmd: Cmd, e: &ClientError, io: &mut Io) -> i32 {
+    match e {
+        ClientError::Refused(api) => {
+            let _ = writeln!(io.err, "{}", refusal_text(cmd, api));
+            1
+        }
+        other => {
+            let _ = writeln!(io.err, "gwctl: {other}");
+            2
+        }
+    }
+}
+
+fn print_json(reply: &Reply, io: &mut Io) -> i32 {
+    match serde_json::to_string_pretty(reply) {
+        Ok(s) => {
+            let _ = writeln!(io.out, "{s}");
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(io.err, "gwctl: cannot print the reply as JSON: {e}");
+            1
+        }
+    }
+}
+
+fn execute(c: &Command, globals: &Globals, client: &Client, names: &Names, io: &mut Io) -> i32 {
+    let call = |req: Request, io: &mut Io| -> Result<Reply, i32> {
+        client.call(&req).map_err(|e| client_error(c.cmd, &e, io))
+    };
+    let listing = |req: Request, io: &mut Io, show: &dyn Fn(&Reply) -> Option<String>| -> i32 {
+        let reply = match call(req, io) {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
+        if globals.json {
+            return print_json(&reply, io);
+        }
+        match show(&reply) {
+            Some(text) => {
+                let _ = io.out.write_all(text.as_bytes());
+                0
+            }
+            None => {
+                let _ = writeln!(io.err, "gwctl: unexpected reply from gatewayd: {reply:?}");
+                1
+            }
+        }
+    };
+    let fmt = c.format;
+    match c.cmd {
+        Cmd::List => {
+            if c.options & opt::CONNECTION != 0 {
+                listing(Request::ListConnections, io, &|r| match r {
+                    Reply::Connections { connections } => Some(format::list_connections(connections, &fmt, names)),
+                    _ => None,
+                })
+            } else if let Some(s) = &c.service {
+                listing(Request::ListServices { service: Some(virtual_service(s)) }, io, &|r| match r {
+                    Reply::Services(t) => t.services.first().map(|svc| format::list_service(svc, &fmt, names)),
+                    _ => None,
+                })
+            } else if c.options & opt::TIMEOUT != 0 {
+                listing(Request::GetTimeouts, io, &|r| match r {
+                    Reply::Timeouts(t) => Some(format::timeouts(t)),
+                    _ => None,
+                })
+            } else if c.options & opt::DAEMON != 0 {
+                // No sync daemon can run here, so ipvsadm would print nothing; still ask the
+                // gateway, so an unreachable one is reported.
+                listing(Request::Info, io, &|r| match r {
+                    Reply::Info(_) => Some(String::new()),
+                    _ => None,
+                })
+            } else {
+                listing(Request::ListServices { service: None }, io, &|r| match r {
+                    Reply::Services(t) => Some(format::list_all(t, &fmt, names)),
+                    _ => None,
+                })
+            }
+        }
+        Cmd::Save => listing(Request::ListServices { service: None }, io, &|r| match r {
+            Reply::Services(t) => Some(format::list_all(t, &fmt, names)),
+            _ => None,
+        }),
+        Cmd::GetLaddr => {
+            let Some(s) = &c.service else { return 2 };
+            listing(Request::ListLaddrs { service: virtual_service(s) }, io, &|r| match r {
+                Reply::Laddrs { service, laddrs } => Some(format::laddrs(service, laddrs)),
+                _ => None,
+            })
+        }
+        Cmd::Zero => match call(Request::Zero { service: c.service.as_ref().map(virtual_service) }, io) {
+            Ok(_) => 0,
+            Err(code) => code,
+        },
+        Cmd::Restore => restore(client, names, io),
+        _ => {
+            let Some(changes) = changes(c) else {
+                let _ = writeln!(io.err, "gwctl: internal error: the '{:?}' command has no change", c.cmd);
+                return 1;
+            };
+            match call(Request::Apply { changes }, io) {
+                Ok(_) => 0,
+                Err(code) => code,
+            }
+        }
+    }
+}
+
+/// Splits a rule line into words; `#` starts a comment at the start of a word, single and
+/// double quotes group words (as ipvsadm's config_stream does).
+fn words(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    for ch in line.chars() {
+        match quote {
+            Some(q) if ch == q => quote = None,
+            Some(_) => cur.push(ch),
+            None if ch == '"' || ch == '\'' => {
+                quote = Some(ch);
+                in_word = true;
+            }
+            None if ch.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            None if ch == '#' && !in_word => break,
+            None => {
+                cur.push(ch);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    out
+}
+
+/// `-R`: reads every rule from stdin, then applies them all at once. Unlike ipvsadm, which
+/// applies line by line and stops at the first bad one, a bad line here changes nothing.
+fn restore(client: &Client, names: &Names, io: &mut Io) -> i32 {
+    let mut all = Vec::new();
+    let mut origin = Vec::new(); // (line number, command) of each change
+    let mut text = String::new();
+    let mut line_no = 0usize;
+    loop {
+        text.clear();
+        match io.input.read_line(&mut text) {
+            Ok(0) => break,
+            Ok(_) => line_no += 1,
+            Err(e) => {
+                let _ = writeln!(io.err, "gwctl: cannot read rules from stdin: {e}");
+                return 2;
+            }
+        }
+        let mut w = words(&text);
+        if w.is_empty() {
+            continue;
+        }
+        if !w[0].starts_with('-') {
+            w.remove(0); // a leading program name: "ipvsadm -A ..."
+            if w.is_empty() {
+                continue;
+            }
+        }
+        let c = match args::parse(&w, names) {
+            Ok((Action::Ipvs(c), _)) => c,
+            Ok(_) => {
+                let _ = writeln!(io.err, "line {line_no}: only rules can be restored");
+                return 2;
+            }
+            Err(e) => {
+                if let Some(m) = &e.message {
+                    let _ = writeln!(io.err, "{m}");
+                }
+                let _ = writeln!(io.err, "line {line_no}: {}; nothing was restored", text.trim_end());
+                return 2;
+            }
+        };
+        match changes(&c) {
+            Some(ch) => {
+                origin.extend(ch.iter().map(|_| (line_no, c.cmd)));
+                all.extend(ch);
+            }
+            None => {
+                let _ = writeln!(
+                    io.err,
+                    "line {line_no}: {} is not a rule; nothing was restored",
+                    text.trim_end()
+                );
+                return 2;
+            }
+        }
+    }
+    if all.is_empty() {
+        return 0;
+    }
+    match client.call(&Request::Apply { changes: all }) {
+        Ok(_) => 0,
+        Err(ClientError::Refused(e)) => {
+            let (line, cmd) = e.change_index.and_then(|i| origin.get(i).copied()).unwrap_or((0, Cmd::Restore));
+            let _ = writeln!(io.err, "{}", refusal_text(cmd, &e));
+            let _ = writeln!(io.err, "line {line}: {}; nothing was restored", e.message);
+            1
+        }
+        Err(e) => client_error(Cmd::Restore, &e, io),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_lines_split_like_config_stream() {
+        assert_eq!(words("ipvsadm -A -t 10.0.0.1:80 -s rr # web\n"), vec!["ipvsadm", "-A", "-t", "10.0.0.1:80", "-s", "rr"]);
+        assert_eq!(words("  # only a comment"), Vec::<String>::new());
+        assert_eq!(words("-F 'my if'"), vec!["-F", "my if"]);
+    }
+}

@@ -1,0 +1,54 @@
+//! gwctl: the gateway's control tool. A drop-in ipvsadm (every command line of ipvsadm's,
+//! with the same output) plus iproute2-style management of the gateway itself
+//! (`gwctl addr|route|neigh|link|stats|mark`).
+//!
+//! It builds without DPDK: it depends only on the gateway crate's control API and client.
+//! Everything is written against [`Io`], so the whole tool runs in-process in tests as well
+//! as in the binary.
+
+pub mod ipvsadm;
+pub mod manage;
+pub mod names;
+
+use std::ffi::OsString;
+use std::io::{BufRead, Write};
+
+use gateway::control::Client;
+
+/// The streams a run reads and writes.
+pub struct Io<'a> {
+    pub input: &'a mut dyn BufRead,
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+}
+
+/// The client for the socket the options name (`--socket`, then `$GATEWAYD_SOCKET`, then
+/// the default path).
+pub fn client(globals: &ipvsadm::args::Globals) -> Client {
+    Client::new(gateway::control::socket_path(globals.socket.as_deref()))
+}
+
+/// Runs gwctl with `args` (without the program name); returns the exit status.
+pub fn run(args: &[String], io: &mut Io) -> i32 {
+    // Global options may precede a management subcommand: `gwctl --socket S addr show`.
+    let mut globals = ipvsadm::args::Globals::default();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--json" => globals.json = true,
+            "--socket" if i + 1 < args.len() => {
+                globals.socket = Some(OsString::from(&args[i + 1]));
+                i += 1;
+            }
+            a if a.starts_with("--socket=") => {
+                globals.socket = Some(OsString::from(&a["--socket=".len()..]));
+            }
+            _ => break,
+        }
+        i += 1;
+    }
+    match args.get(i).map(String::as_str) {
+        Some(word) if manage::SUBCOMMANDS.contains(&word) => manage::run(word, &args[i + 1..], globals, io),
+        _ => ipvsadm::run(args, io),
+    }
+}

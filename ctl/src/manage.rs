@@ -1,0 +1,437 @@
+//! Gateway management beyond ipvsadm, in iproute2's style:
+//!
+//! ```text
+//! gwctl addr  add|del ADDR[/LEN] dev IFNAME        gwctl addr [show]
+//! gwctl route add PREFIX|default [via GW] dev IFNAME
+//! gwctl route del PREFIX|default                   gwctl route [show]
+//! gwctl neigh add ADDR lladdr MAC dev IFNAME
+//! gwctl neigh del ADDR dev IFNAME                  gwctl neigh [show]
+//! gwctl link [show]                                port and queue counters
+//! gwctl stats                                      per-worker packet and drop counters
+//! gwctl mark add MARK -d PREFIX [-p tcp|udp] [--dports P[,LO-HI]...]
+//! gwctl mark del MARK                              gwctl mark [show]
+//! ```
+//!
+//! `show` output is one line per entry in the syntax that adds it (so it can be fed back),
+//! and `--json` prints the reply structure instead.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use gateway::control::api::{
+    Change, InterfaceAddr, LinkInfo, MarkRuleConfig, NeighbourConfig, Reply, Request,
+    RouteConfig, TransportProtocol, WorkerStats,
+};
+use gateway::control::net::{family_bits, parse_mac, Mac};
+use gateway::control::ClientError;
+
+use crate::ipvsadm::args::Globals;
+use crate::Io;
+
+/// The words that select a management subcommand instead of an ipvsadm command line.
+pub const SUBCOMMANDS: [&str; 6] = ["addr", "route", "neigh", "link", "stats", "mark"];
+
+struct Usage(String);
+
+fn usage<T>(message: impl Into<String>) -> Result<T, Usage> {
+    Err(Usage(message.into()))
+}
+
+/// What a subcommand line asks for.
+enum Plan {
+    Change(Change),
+    Show(Request),
+}
+
+/// Runs `gwctl SUBCOMMAND ARGS...`.
+pub fn run(sub: &str, args: &[String], mut globals: Globals, io: &mut Io) -> i32 {
+    let mut words: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--json" => globals.json = true,
+            "--socket" if i + 1 < args.len() => {
+                globals.socket = Some(args[i + 1].clone().into());
+                i += 1;
+            }
+            w => words.push(w),
+        }
+        i += 1;
+    }
+    let plan = match plan(sub, &words) {
+        Ok(p) => p,
+        Err(Usage(m)) => {
+            let _ = writeln!(io.err, "{m}");
+            let _ = writeln!(io.err, "Try `gwctl -h' or 'gwctl --help' for more information.");
+            return 2;
+        }
+    };
+    let client = crate::client(&globals);
+    let request = match &plan {
+        Plan::Change(c) => Request::Apply { changes: vec![c.clone()] },
+        Plan::Show(r) => r.clone(),
+    };
+    let reply = match client.call(&request) {
+        Ok(r) => r,
+        Err(ClientError::Refused(e)) => {
+            let _ = writeln!(io.err, "{}", e.message);
+            return 1;
+        }
+        Err(e) => {
+            let _ = writeln!(io.err, "gwctl: {e}");
+            return 2;
+        }
+    };
+    if let Plan::Change(_) = plan {
+        return 0;
+    }
+    if globals.json {
+        return match serde_json::to_string_pretty(&reply) {
+            Ok(s) => {
+                let _ = writeln!(io.out, "{s}");
+                0
+            }
+            Err(e) => {
+                let _ = writeln!(io.err, "gwctl: cannot print the reply as JSON: {e}");
+                1
+            }
+        };
+    }
+    let text = match &reply {
+        Reply::Addrs { addrs } => show_addrs(addrs),
+        Reply::Routes { routes } => show_routes(routes),
+        Reply::Neighbours { neighbours } => show_neighbours(neighbours),
+        Reply::Links { links } => show_links(links),
+        Reply::Stats { workers } => show_stats(workers),
+        Reply::Marks { rules } => show_marks(rules),
+        other => {
+            let _ = writeln!(io.err, "gwctl: unexpected reply from gatewayd: {other:?}");
+            return 1;
+        }
+    };
+    let _ = io.out.write_all(text.as_bytes());
+    0
+}
+
+fn plan(sub: &str, w: &[&str]) -> Result<Plan, Usage> {
+    let verb = w.first().copied().unwrap_or("show");
+    let rest = if w.is_empty() { &[][..] } else { &w[1..] };
+    let is_show = matches!(verb, "show" | "list" | "ls");
+    if is_show && !rest.is_empty() {
+        return usage(format!("unexpected argument {}", rest[0]));
+    }
+    Ok(match (sub, verb) {
+        ("addr", "add") | ("addr", "del") => {
+            let (addr, prefix_len) = prefix_arg(rest.first().copied(), true)?;
+            let ifname = dev(&rest[1..])?;
+            let a = InterfaceAddr { addr, prefix_len, ifname };
+            Plan::Change(if verb == "add" { Change::AddAddr { addr: a } } else { Change::DeleteAddr { addr: a } })
+        }
+        ("addr", _) if is_show => Plan::Show(Request::ListAddrs),
+        ("route", "add") => {
+            let (dst, prefix_len) = prefix_arg(rest.first().copied(), false)?;
+            let mut via = None;
+            let mut ifname = None;
+            let mut k = 1;
+            while k < rest.len() {
+                match (rest[k], rest.get(k + 1)) {
+                    ("via", Some(v)) => via = Some(addr_arg(v)?),
+                    ("dev", Some(d)) => ifname = Some(d.to_string()),
+                    (other, _) => return usage(format!("unexpected argument {other}")),
+                }
+                k += 2;
+            }
+            let ifname = ifname.ok_or(Usage("route add needs dev IFNAME".into()))?;
+            Plan::Change(Change::AddRoute { route: RouteConfig { dst, prefix_len, via, ifname } })
+        }
+        ("route", "del") => {
+            let (dst, prefix_len) = prefix_arg(rest.first().copied(), false)?;
+            if let Some(extra) = rest.get(1) {
+                return usage(format!("unexpected argument {extra}"));
+            }
+            Plan::Change(Change::DeleteRoute { dst, prefix_len })
+        }
+        ("route", _) if is_show => Plan::Show(Request::ListRoutes),
+        ("neigh", "add") => {
+            let addr = addr_arg(rest.first().copied().unwrap_or(""))?;
+            let mut lladdr = None;
+            let mut ifname = None;
+            let mut k = 1;
+            while k < rest.len() {
+                match (rest[k], rest.get(k + 1)) {
+                    ("lladdr", Some(m)) => {
+                        lladdr = Some(parse_mac(m).ok_or(Usage(format!("invalid link-layer address {m:?}")))?)
+                    }
+                    ("dev", Some(d)) => ifname = Some(d.to_string()),
+                    (other, _) => return usage(format!("unexpected argument {other}")),
+                }
+                k += 2;
+            }
+            let lladdr = lladdr.ok_or(Usage("neigh add needs lladdr MAC".into()))?;
+            let ifname = ifname.ok_or(Usage("neigh add needs dev IFNAME".into()))?;
+            Plan::Change(Change::AddNeighbour { neighbour: NeighbourConfig { addr, lladdr, ifname } })
+        }
+        ("neigh", "del") => {
+            let addr = addr_arg(rest.first().copied().unwrap_or(""))?;
+            let ifname = dev(&rest[1..])?;
+            Plan::Change(Change::DeleteNeighbour { addr, ifname })
+        }
+        ("neigh", _) if is_show => Plan::Show(Request::ListNeighbours),
+        ("link", _) if is_show => Plan::Show(Request::ListLinks),
+        ("stats", _) if is_show => Plan::Show(Request::GetStats),
+        ("mark", "add") => Plan::Change(Change::AddMark { rule: mark_rule(rest)? }),
+        ("mark", "del") => {
+            let mark = mark_arg(rest.first().copied().unwrap_or(""))?;
+            if let Some(extra) = rest.get(1) {
+                return usage(format!("unexpected argument {extra}"));
+            }
+            Plan::Change(Change::DeleteMark { mark })
+        }
+        ("mark", _) if is_show => Plan::Show(Request::ListMarks),
+        (_, verb) => return usage(format!("gwctl {sub}: unknown command {verb:?}")),
+    })
+}
+
+fn addr_arg(s: &str) -> Result<IpAddr, Usage> {
+    s.parse().map_err(|_| Usage(format!("invalid address {s:?}")))
+}
+
+/// `ADDR/LEN`, `ADDR` (a host prefix), or for routes `default`.
+fn prefix_arg(s: Option<&str>, is_addr: bool) -> Result<(IpAddr, u8), Usage> {
+    let Some(s) = s else {
+        return usage(if is_addr { "missing address" } else { "missing prefix" });
+    };
+    if !is_addr && s == "default" {
+        return Ok((IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0));
+    }
+    let (a, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let addr = addr_arg(a)?;
+    let prefix_len = match len {
+        None => family_bits(addr),
+        Some(l) => match l.parse::<u8>() {
+            Ok(n) if n <= family_bits(addr) => n,
+            _ => return usage(format!("invalid prefix length {l:?} for {addr}")),
+        },
+    };
+    Ok((addr, prefix_len))
+}
+
+fn dev(rest: &[&str]) -> Result<String, Usage> {
+    match rest {
+        ["dev", name] => Ok(name.to_string()),
+        [] | ["dev"] => usage("missing dev IFNAME"),
+        [other, ..] if *other != "dev" => usage(format!("unexpected argument {other}")),
+        [_, _, extra, ..] => usage(format!("unexpected argument {extra}")),
+        _ => usage("missing dev IFNAME"),
+    }
+}
+
+fn mark_arg(s: &str) -> Result<u32, Usage> {
+    crate::ipvsadm::args::number(s, 1, u32::MAX).ok_or(Usage(format!("invalid fwmark value `{s}' specified")))
+}
+
+fn mark_rule(w: &[&str]) -> Result<MarkRuleConfig, Usage> {
+    let mark = mark_arg(w.first().copied().unwrap_or(""))?;
+    let mut dst = None;
+    let mut protocol = None;
+    let mut ports = Vec::new();
+    let mut k = 1;
+    while k < w.len() {
+        let value = w.get(k + 1).copied();
+        match (w[k], value) {
+            ("-d" | "--destination", Some(v)) => dst = Some(prefix_arg(Some(v), true)?),
+            ("-p" | "--protocol", Some(v)) => {
+                protocol = Some(match v {
+                    "tcp" => TransportProtocol::Tcp,
+                    "udp" => TransportProtocol::Udp,
+                    _ => return usage(format!("unknown protocol {v:?} (tcp or udp)")),
+                })
+            }
+            ("--dports" | "--dport", Some(v)) => {
+                for part in v.split(',') {
+                    let (lo, hi) = part.split_once(['-', ':']).unwrap_or((part, part));
+                    let port = |p: &str| p.parse::<u16>().map_err(|_| Usage(format!("invalid port {p:?}")));
+                    ports.push((port(lo)?, port(hi)?));
+                }
+            }
+            (other, None) if other.starts_with('-') => return usage(format!("{other}: missing argument")),
+            (other, _) => return usage(format!("unexpected argument {other}")),
+        }
+        k += 2;
+    }
+    let (dst, prefix_len) = dst.ok_or(Usage("mark add needs -d ADDR[/LEN]".into()))?;
+    Ok(MarkRuleConfig { mark, dst, prefix_len, protocol, ports })
+}
+
+fn prefix_text(addr: IpAddr, len: u8) -> String {
+    if len == 0 && addr.is_unspecified() && addr.is_ipv4() {
+        "default".into()
+    } else {
+        format!("{addr}/{len}")
+    }
+}
+
+fn show_addrs(addrs: &[InterfaceAddr]) -> String {
+    addrs.iter().fold(String::new(), |mut s, a| {
+        let family = if a.addr.is_ipv4() { "inet" } else { "inet6" };
+        let _ = writeln!(s, "{family} {}/{} dev {}", a.addr, a.prefix_len, a.ifname);
+        s
+    })
+}
+
+fn show_routes(routes: &[RouteConfig]) -> String {
+    routes.iter().fold(String::new(), |mut s, r| {
+        s.push_str(&prefix_text(r.dst, r.prefix_len));
+        if let Some(via) = r.via {
+            let _ = write!(s, " via {via}");
+        }
+        let _ = writeln!(s, " dev {}", r.ifname);
+        s
+    })
+}
+
+fn show_neighbours(ns: &[NeighbourConfig]) -> String {
+    ns.iter().fold(String::new(), |mut s, n| {
+        let _ = writeln!(s, "{} dev {} lladdr {} PERMANENT", n.addr, n.ifname, Mac(n.lladdr));
+        s
+    })
+}
+
+fn show_links(links: &[LinkInfo]) -> String {
+    links.iter().fold(String::new(), |mut s, l| {
+        let state = if l.up { "UP" } else { "DOWN" };
+        let _ = writeln!(s, "{}: {}: <{state}> mtu {}", l.port_id, l.name, l.mtu);
+        let _ = writeln!(s, "    link/ether {}", Mac(l.mac));
+        let _ = writeln!(
+            s,
+            "    RX: packets {} bytes {} errors {} missed {}",
+            l.rx_packets, l.rx_bytes, l.rx_errors, l.rx_missed
+        );
+        let _ = writeln!(s, "    TX: packets {} bytes {} errors {}", l.tx_packets, l.tx_bytes, l.tx_errors);
+        for q in &l.queues {
+            let _ = writeln!(
+                s,
+                "    queue {} (worker {}): RX packets {} bytes {} TX packets {} bytes {}",
+                q.queue, q.worker, q.rx_packets, q.rx_bytes, q.tx_packets, q.tx_bytes
+            );
+        }
+        s
+    })
+}
+
+fn show_stats(workers: &[WorkerStats]) -> String {
+    workers.iter().fold(String::new(), |mut s, w| {
+        let _ = writeln!(
+            s,
+            "worker {} (lcore {}): rx {} tx {} redirected {} connections {}",
+            w.worker, w.lcore, w.rx_packets, w.tx_packets, w.redirected, w.connections
+        );
+        for (reason, n) in &w.drops {
+            let _ = writeln!(s, "    drop {reason} {n}");
+        }
+        s
+    })
+}
+
+fn show_marks(rules: &[MarkRuleConfig]) -> String {
+    rules.iter().fold(String::new(), |mut s, r| {
+        let _ = write!(s, "{} -d {}/{}", r.mark, r.dst, r.prefix_len);
+        match r.protocol {
+            Some(TransportProtocol::Tcp) => s.push_str(" -p tcp"),
+            Some(TransportProtocol::Udp) => s.push_str(" -p udp"),
+            None => {}
+        }
+        if !r.ports.is_empty() {
+            let list: Vec<String> = r
+                .ports
+                .iter()
+                .map(|&(lo, hi)| if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") })
+                .collect();
+            let _ = write!(s, " --dports {}", list.join(","));
+        }
+        s.push('\n');
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(line: &str) -> Result<Plan, Usage> {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        plan(w[0], &w[1..])
+    }
+
+    fn change(line: &str) -> Change {
+        match plan_of(line) {
+            Ok(Plan::Change(c)) => c,
+            _ => panic!("{line} is not a change"),
+        }
+    }
+
+    fn usage_message(line: &str) -> String {
+        match plan_of(line) {
+            Err(Usage(m)) => m,
+            Ok(_) => panic!("{line} parsed"),
+        }
+    }
+
+    #[test]
+    fn subcommands_parse_to_changes() {
+        assert_eq!(
+            change("addr add 10.0.0.1/24 dev dpdk0"),
+            Change::AddAddr { addr: InterfaceAddr { addr: "10.0.0.1".parse().unwrap(), prefix_len: 24, ifname: "dpdk0".into() } }
+        );
+        assert_eq!(
+            change("route add default via 10.0.0.254 dev dpdk0"),
+            Change::AddRoute {
+                route: RouteConfig { dst: "0.0.0.0".parse().unwrap(), prefix_len: 0, via: Some("10.0.0.254".parse().unwrap()), ifname: "dpdk0".into() }
+            }
+        );
+        assert_eq!(
+            change("mark add 10 -d 172.18.100.7 -p tcp --dports 80,443,8000-8080"),
+            Change::AddMark {
+                rule: MarkRuleConfig {
+                    mark: 10,
+                    dst: "172.18.100.7".parse().unwrap(),
+                    prefix_len: 32,
+                    protocol: Some(TransportProtocol::Tcp),
+                    ports: vec![(80, 80), (443, 443), (8000, 8080)],
+                }
+            }
+        );
+        assert!(matches!(plan_of("link"), Ok(Plan::Show(Request::ListLinks))));
+        assert!(matches!(plan_of("stats"), Ok(Plan::Show(Request::GetStats))));
+    }
+
+    #[test]
+    fn bad_subcommand_lines_name_the_problem() {
+        assert_eq!(usage_message("addr add 10.0.0.1/33 dev dpdk0"), "invalid prefix length \"33\" for 10.0.0.1");
+        assert_eq!(usage_message("addr add 10.0.0.1/24"), "missing dev IFNAME");
+        assert_eq!(usage_message("neigh add 10.0.0.254 lladdr 52:54 dev dpdk0"), "invalid link-layer address \"52:54\"");
+        assert_eq!(usage_message("route add 10.0.0.0/8"), "route add needs dev IFNAME");
+        assert_eq!(usage_message("mark add 0 -d 10.0.0.1"), "invalid fwmark value `0' specified");
+        assert_eq!(usage_message("link flap"), "gwctl link: unknown command \"flap\"");
+        assert_eq!(usage_message("addr show extra"), "unexpected argument extra");
+    }
+
+    #[test]
+    fn show_lines_read_back_as_add_lines() {
+        let marks = vec![MarkRuleConfig {
+            mark: 10,
+            dst: "172.18.100.0".parse().unwrap(),
+            prefix_len: 24,
+            protocol: Some(TransportProtocol::Tcp),
+            ports: vec![(80, 80), (443, 443)],
+        }];
+        let line = show_marks(&marks);
+        assert_eq!(line, "10 -d 172.18.100.0/24 -p tcp --dports 80,443\n");
+        assert_eq!(change(&format!("mark add {}", line.trim())), Change::AddMark { rule: marks[0].clone() });
+        let routes = vec![RouteConfig { dst: "0.0.0.0".parse().unwrap(), prefix_len: 0, via: None, ifname: "dpdk0".into() }];
+        assert_eq!(show_routes(&routes), "default dev dpdk0\n");
+    }
+}

@@ -1,0 +1,244 @@
+//! A control server with the model, in the test process, and a way to run the real `gwctl`
+//! binary against it.
+//!
+//! The server publishes through real worker mailboxes: a "worker" thread polls its mailbox
+//! as a dataplane worker will, and keeps the configuration it runs where the test can reach
+//! it, so a test can act as the dataplane (bind connections to a real server's counters) and
+//! see the result in listings. Traffic counters come from [`FixedCounters`], a stand-in for
+//! the dataplane's counters with values chosen to exercise every number format.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use gateway::control::api::{ConnectionInfo, LinkInfo, QueueInfo, TrafficStats, TransportProtocol, WorkerStats};
+use gateway::control::publish::broadcast;
+use gateway::control::{
+    ControlServer, ControlState, DataplaneView, GatewayConfig, ServerHandle, ServerOptions,
+};
+use gateway::service::ServiceKey;
+
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: i32,
+}
+
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// Dataplane counters with fixed values for one service and one real server.
+pub struct FixedCounters;
+
+impl DataplaneView for FixedCounters {
+    fn service_stats(&self, service: &ServiceKey) -> TrafficStats {
+        if *service == ServiceKey::tcp(ip("192.168.0.200"), 80) {
+            TrafficStats {
+                conns: 1234,
+                in_packets: 123_456_789,
+                out_packets: 99_999_999,
+                in_bytes: 1_500_000_000,
+                out_bytes: 250_000_000_000,
+                cps: 12,
+                in_pps: 340,
+                out_pps: 330,
+                in_bps: 123_456_789,
+                out_bps: 5000,
+            }
+        } else {
+            TrafficStats::default()
+        }
+    }
+
+    fn server_stats(&self, service: &ServiceKey, addr: IpAddr, port: u16) -> TrafficStats {
+        if *service == ServiceKey::tcp(ip("192.168.0.200"), 80) && addr == ip("172.16.100.10") && port == 80 {
+            TrafficStats {
+                conns: 1000,
+                in_packets: 100_000_000,
+                out_packets: 5,
+                in_bytes: 1_000_000_000_000,
+                out_bytes: 7,
+                cps: 10,
+                in_pps: 300,
+                out_pps: 290,
+                in_bps: 100_000_000,
+                out_bps: 4000,
+            }
+        } else {
+            TrafficStats::default()
+        }
+    }
+
+    fn laddr_stats(&self, _service: &ServiceKey, _addr: IpAddr) -> (u64, u64) {
+        (3, 42)
+    }
+
+    fn zero(&self, _service: Option<&ServiceKey>) {}
+
+    fn connections(&self) -> Vec<ConnectionInfo> {
+        vec![
+            ConnectionInfo {
+                protocol: TransportProtocol::Tcp,
+                state: "ESTABLISHED".into(),
+                expires: 893,
+                client: (ip("203.0.113.5"), 40000),
+                virtual_addr: (ip("192.168.0.200"), 80),
+                server: (ip("172.16.100.10"), 80),
+                local: None,
+                worker: 0,
+            },
+            ConnectionInfo {
+                protocol: TransportProtocol::Udp,
+                state: "UDP".into(),
+                expires: 61,
+                client: (ip("203.0.113.6"), 5353),
+                virtual_addr: (ip("10.0.0.1"), 53),
+                server: (ip("172.16.100.12"), 53),
+                local: None,
+                worker: 1,
+            },
+        ]
+    }
+
+    fn links(&self) -> Vec<LinkInfo> {
+        vec![LinkInfo {
+            name: "dpdk0".into(),
+            port_id: 0,
+            mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56],
+            mtu: 1500,
+            up: true,
+            rx_packets: 10,
+            rx_bytes: 1000,
+            rx_errors: 0,
+            rx_missed: 2,
+            tx_packets: 9,
+            tx_bytes: 900,
+            tx_errors: 0,
+            queues: vec![QueueInfo { queue: 0, worker: 0, rx_packets: 10, rx_bytes: 1000, tx_packets: 9, tx_bytes: 900 }],
+        }]
+    }
+
+    fn worker_stats(&self) -> Vec<WorkerStats> {
+        vec![WorkerStats {
+            worker: 0,
+            lcore: 1,
+            rx_packets: 10,
+            tx_packets: 9,
+            redirected: 1,
+            connections: 2,
+            drops: vec![("truncated".into(), 1)],
+        }]
+    }
+
+    fn conn_table_size(&self) -> u64 {
+        4096
+    }
+}
+
+pub struct Gateway {
+    pub socket: PathBuf,
+    server: Option<ServerHandle>,
+    stop: Arc<AtomicBool>,
+    worker: Option<JoinHandle<()>>,
+    running: Arc<Mutex<GatewayConfig>>,
+}
+
+impl Gateway {
+    pub fn start(name: &str) -> Gateway {
+        let dir = std::env::temp_dir().join(format!("gwctl-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let socket = dir.join("gatewayd.sock");
+        let initial = GatewayConfig::empty();
+        let (sink, mut mailboxes) = broadcast(1, &initial, Duration::from_secs(10));
+        let mut mailbox = mailboxes.remove(0);
+        let running = Arc::new(Mutex::new(initial.clone()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let (running, stop) = (running.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    if mailbox.poll() {
+                        *running.lock().unwrap() = mailbox.current().clone();
+                    }
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            })
+        };
+        let state = ControlState::new(initial, Box::new(sink), Box::new(FixedCounters));
+        let server = ControlServer::bind(ServerOptions::new(&socket), state).unwrap().spawn().unwrap();
+        Gateway { socket, server: Some(server), stop, worker: Some(worker), running }
+    }
+
+    /// The configuration the worker runs.
+    pub fn running(&self) -> GatewayConfig {
+        self.running.lock().unwrap().clone()
+    }
+
+    /// Runs gwctl with whitespace-separated arguments.
+    pub fn gwctl(&self, args: &str) -> Output {
+        self.gwctl_in(args, "")
+    }
+
+    /// Runs gwctl with `stdin` as its input.
+    pub fn gwctl_in(&self, args: &str, stdin: &str) -> Output {
+        gwctl_with(&self.socket, args.split_whitespace(), stdin, &[])
+    }
+
+    /// Runs gwctl and asserts it succeeded without output.
+    pub fn ok(&self, args: &str) {
+        let o = self.gwctl(args);
+        assert_eq!((o.code, o.stderr.as_str(), o.stdout.as_str()), (0, "", ""), "gwctl {args}");
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown();
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// Runs the gwctl binary with the socket passed through `GATEWAYD_SOCKET`.
+pub fn gwctl_with<'a>(
+    socket: &Path,
+    args: impl IntoIterator<Item = &'a str>,
+    stdin: &str,
+    env: &[(&str, &str)],
+) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gwctl"));
+    cmd.args(args).env("GATEWAYD_SOCKET", socket);
+    run(cmd, stdin, env)
+}
+
+pub fn run(mut cmd: Command, stdin: &str, env: &[(&str, &str)]) -> Output {
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.as_bytes().to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    Output {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: out.status.code().unwrap_or(-1),
+    }
+}
