@@ -18,4 +18,5 @@ pub mod net;
 pub mod sched;
 pub mod service;
 pub mod wire;
+pub mod worker;
 pub mod xmit;

@@ -1,0 +1,224 @@
+//! Per-worker counters: written by one worker, read by the control thread.
+//!
+//! Each counter has exactly one writer, so an increment is a relaxed load and
+//! a relaxed store (no locked read-modify-write on the packet path); readers
+//! see a value that is at most a few packets old. The block is aligned to a
+//! cache line so two workers' counters never share one.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::wire::DropReason;
+
+/// A counter with a single writer.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`. Only the owning worker may call this.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Why the dataplane dropped a packet: a malformed or unforwardable packet
+/// (the wire layer's reasons) or a decision of the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discard {
+    Wire(DropReason),
+    /// Not for any of our addresses, VIPs or local addresses.
+    NotForUs,
+    /// To a VIP, but no service matches its protocol and port.
+    NoService,
+    /// The service has no available real server.
+    NoDest,
+    /// No free local port on this worker for the FNAT service.
+    NoLocalPort,
+    /// The connection table is full.
+    TableFull,
+    /// A packet of no known connection that may not start one (TCP without SYN,
+    /// a reply to an unused local port).
+    NoConnection,
+    /// No route to the packet's next destination.
+    NoRoute,
+    /// Waiting for a neighbour's MAC, and its queue is full.
+    NeighbourQueueFull,
+    /// Waited too long for a neighbour's MAC.
+    NeighbourTimeout,
+    /// A malformed ARP packet.
+    BadArp,
+    /// A packet to one of our own addresses that we do not answer.
+    LocalUnhandled,
+    /// The reply's local port belongs to no worker.
+    NoOwner,
+    /// A redirect ring toward the owner was full.
+    RedirectFull,
+    /// The transmit queue was full.
+    TxFull,
+    /// No mbuf for a packet the gateway had to originate (ARP request).
+    NoMbuf,
+}
+
+impl Discard {
+    const OWN: [Discard; 15] = [
+        Discard::NotForUs,
+        Discard::NoService,
+        Discard::NoDest,
+        Discard::NoLocalPort,
+        Discard::TableFull,
+        Discard::NoConnection,
+        Discard::NoRoute,
+        Discard::NeighbourQueueFull,
+        Discard::NeighbourTimeout,
+        Discard::BadArp,
+        Discard::LocalUnhandled,
+        Discard::NoOwner,
+        Discard::RedirectFull,
+        Discard::TxFull,
+        Discard::NoMbuf,
+    ];
+
+    /// Number of reasons: the length of a per-reason counter array.
+    pub const COUNT: usize = DropReason::COUNT + Self::OWN.len();
+
+    /// Index into a per-reason counter array.
+    pub fn index(self) -> usize {
+        match self {
+            Discard::Wire(r) => r.index(),
+            own => DropReason::COUNT + Self::OWN.iter().position(|d| *d == own).expect("listed in OWN"),
+        }
+    }
+
+    /// Every reason, in index order.
+    pub fn all() -> impl Iterator<Item = Discard> {
+        DropReason::ALL.iter().map(|r| Discard::Wire(*r)).chain(Self::OWN)
+    }
+
+    /// Stable snake_case name, for `gwctl stats` and exporters.
+    pub fn name(self) -> &'static str {
+        match self {
+            Discard::Wire(r) => r.name(),
+            Discard::NotForUs => "not_for_us",
+            Discard::NoService => "no_service",
+            Discard::NoDest => "no_dest",
+            Discard::NoLocalPort => "no_local_port",
+            Discard::TableFull => "conn_table_full",
+            Discard::NoConnection => "no_connection",
+            Discard::NoRoute => "no_route",
+            Discard::NeighbourQueueFull => "neighbour_queue_full",
+            Discard::NeighbourTimeout => "neighbour_timeout",
+            Discard::BadArp => "bad_arp",
+            Discard::LocalUnhandled => "local_unhandled",
+            Discard::NoOwner => "no_owner",
+            Discard::RedirectFull => "redirect_ring_full",
+            Discard::TxFull => "tx_queue_full",
+            Discard::NoMbuf => "no_mbuf",
+        }
+    }
+}
+
+impl From<DropReason> for Discard {
+    fn from(r: DropReason) -> Discard {
+        Discard::Wire(r)
+    }
+}
+
+/// Everything one worker counts.
+#[derive(Debug)]
+#[repr(align(64))]
+pub struct WorkerCounters {
+    pub rx_packets: Counter,
+    pub rx_bytes: Counter,
+    pub tx_packets: Counter,
+    pub tx_bytes: Counter,
+    /// Packets handed to another worker because it owns their connection.
+    pub redirected_out: Counter,
+    /// Packets received from other workers' redirects.
+    pub redirected_in: Counter,
+    pub new_conns: Counter,
+    pub arp_replies: Counter,
+    pub arp_requests: Counter,
+    pub neighbours_learned: Counter,
+    pub icmp_echo_replies: Counter,
+    pub icmp_errors_sent: Counter,
+    pub drops: [Counter; Discard::COUNT],
+}
+
+impl Default for WorkerCounters {
+    fn default() -> Self {
+        WorkerCounters {
+            rx_packets: Counter::default(),
+            rx_bytes: Counter::default(),
+            tx_packets: Counter::default(),
+            tx_bytes: Counter::default(),
+            redirected_out: Counter::default(),
+            redirected_in: Counter::default(),
+            new_conns: Counter::default(),
+            arp_replies: Counter::default(),
+            arp_requests: Counter::default(),
+            neighbours_learned: Counter::default(),
+            icmp_echo_replies: Counter::default(),
+            icmp_errors_sent: Counter::default(),
+            drops: std::array::from_fn(|_| Counter::default()),
+        }
+    }
+}
+
+impl WorkerCounters {
+    #[inline]
+    pub fn count(&self, reason: Discard) {
+        self.drops[reason.index()].inc();
+    }
+
+    pub fn dropped(&self, reason: Discard) -> u64 {
+        self.drops[reason.index()].get()
+    }
+
+    /// Every drop reason with a non-zero count.
+    pub fn nonzero_drops(&self) -> Vec<(&'static str, u64)> {
+        Discard::all().map(|d| (d.name(), self.dropped(d))).filter(|(_, n)| *n > 0).collect()
+    }
+
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().map(Counter::get).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_has_its_own_slot_and_name() {
+        let all: Vec<Discard> = Discard::all().collect();
+        assert_eq!(all.len(), Discard::COUNT);
+        for (i, d) in all.iter().enumerate() {
+            assert_eq!(d.index(), i, "{d:?}");
+        }
+        let mut names: Vec<&str> = all.iter().map(|d| d.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Discard::COUNT, "names are unique");
+    }
+
+    #[test]
+    fn counters_add_up() {
+        let c = WorkerCounters::default();
+        c.count(Discard::NoRoute);
+        c.count(Discard::NoRoute);
+        c.count(Discard::Wire(DropReason::Fragment));
+        assert_eq!(c.dropped(Discard::NoRoute), 2);
+        assert_eq!(c.total_drops(), 3);
+        assert_eq!(c.nonzero_drops(), vec![("fragment", 1), ("no_route", 2)]);
+        assert_eq!(std::mem::align_of::<WorkerCounters>(), 64);
+    }
+}

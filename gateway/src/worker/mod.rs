@@ -1,0 +1,13 @@
+//! The per-lcore worker: the packet pipeline ([`pipeline`]) and its counters
+//! ([`counters`]). The DPDK poll loop around it lives with the daemon; the
+//! pipeline itself is pure Rust, so it is tested and benchmarked on byte
+//! buffers.
+
+pub mod counters;
+pub mod pipeline;
+
+#[cfg(test)]
+mod tests;
+
+pub use counters::{Counter, Discard, WorkerCounters};
+pub use pipeline::{Io, NetView, PortView, Worker, WorkerConfig, WorkerError};

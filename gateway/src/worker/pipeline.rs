@@ -1,0 +1,527 @@
+//! One worker's packet pipeline: classify, then ARP and ICMP for our own
+//! addresses, or look up (or create) the connection, rewrite for its
+//! forwarding mode, route, resolve the next hop and hand the frame to the
+//! port, to the owning worker, or to the neighbour queue.
+//!
+//! The pipeline is pure Rust over [`Frame`]: the DPDK loop feeds it mbufs and
+//! the tests feed it byte buffers. Whatever happens to a frame goes through an
+//! [`Io`] sink (send, redirect, free, allocate), so one input may produce
+//! several outputs (an ARP reply plus the packets that waited for it) and
+//! the pipeline never touches a queue itself. Every frame that does not leave
+//! is counted under a [`Discard`] reason before it is freed.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use super::counters::{Discard, WorkerCounters};
+use crate::conn::director::{Director, DirectorConfig, Refused};
+use crate::conn::{Direction, FlowKey, State};
+use crate::frame::Frame;
+use crate::net::arp::{handle_arp, write_arp_request, ArpVerdict};
+use crate::net::icmp::echo_reply_in_place;
+use crate::net::{Ipv4Cidr, Learned, NeighbourTable, PendingQueue, Queued, RouteTable};
+use crate::service::fasthash::FastBuildHasher;
+use crate::service::laddr::PortPartition;
+use crate::service::{ForwardMethod, Protocol, ServiceKey, Snapshot};
+use crate::wire::ethernet::EthernetFrame;
+use crate::wire::icmp::msg_type;
+use crate::wire::tcp::flags as tcp_flags;
+use crate::wire::{classify, ip_proto, ClassifyPolicy, Classified, Ipv4Meta, MacAddr};
+use crate::xmit::{self, DrRewrite, FnatRewrite, NatRewrite, Offload, Toa, TunEncap};
+
+/// Where the pipeline's frames go.
+pub trait Io<F> {
+    /// Transmit on `port` (the frame is fully addressed).
+    fn send(&mut self, port: u16, frame: F);
+    /// Hand to worker `worker`, which owns the frame's connection.
+    fn redirect(&mut self, worker: u16, frame: F);
+    /// Return the frame to its pool (already counted).
+    fn free(&mut self, frame: F);
+    /// An empty frame for a packet the gateway originates.
+    fn alloc(&mut self) -> Option<F>;
+    /// This worker learned a neighbour from the network: tell the others.
+    fn neighbour_learned(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16);
+}
+
+/// A port as the pipeline sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortView {
+    pub mac: MacAddr,
+    pub mtu: u16,
+    pub offload: Offload,
+    /// Interface addresses on this port; the first is the source of the
+    /// gateway's own packets (ARP requests, tunnel headers).
+    pub addrs: Vec<Ipv4Cidr>,
+}
+
+/// The gateway's layer-2/3 configuration, published to workers read-only.
+#[derive(Debug, Clone, Default)]
+pub struct NetView {
+    /// Indexed by DPDK port id.
+    pub ports: Vec<PortView>,
+    pub routes: RouteTable,
+    /// Permanent neighbours: (address, MAC, port).
+    pub static_neighbours: Vec<(Ipv4Addr, MacAddr, u16)>,
+}
+
+impl NetView {
+    /// Connected routes for every interface address, plus `routes`.
+    pub fn with_connected_routes(ports: Vec<PortView>, routes: &[crate::net::Route]) -> Result<NetView, crate::net::RouteError> {
+        let mut table = RouteTable::new();
+        for (port, view) in ports.iter().enumerate() {
+            for a in &view.addrs {
+                let route = crate::net::Route { dst: a.network(), via: None, port: port as u16, src: Some(a.addr()) };
+                match table.add(route) {
+                    Ok(()) | Err(crate::net::RouteError::Exists(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        for r in routes {
+            table.add(*r)?;
+        }
+        Ok(NetView { ports, routes: table, static_neighbours: Vec::new() })
+    }
+
+    fn source_on(&self, port: u16) -> Option<Ipv4Addr> {
+        self.ports.get(usize::from(port))?.addrs.first().map(|a| a.addr())
+    }
+}
+
+/// Sizes and policies of one worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub id: u16,
+    pub workers: u16,
+    pub conn_capacity: u32,
+    pub template_capacity: u32,
+    pub neighbour_capacity: usize,
+    /// Seconds a learned neighbour lives without confirmation.
+    pub neighbour_lifetime: u32,
+    /// Packets waiting for ARP: in all, and per next hop.
+    pub pending_capacity: usize,
+    pub pending_per_hop: usize,
+    /// Seconds a packet may wait for ARP.
+    pub pending_max_wait: u32,
+    pub classify: ClassifyPolicy,
+}
+
+impl WorkerConfig {
+    pub fn new(id: u16, workers: u16) -> WorkerConfig {
+        WorkerConfig {
+            id,
+            workers,
+            conn_capacity: 1 << 20,
+            template_capacity: 1 << 16,
+            neighbour_capacity: 4096,
+            neighbour_lifetime: 300,
+            pending_capacity: 256,
+            pending_per_hop: 16,
+            pending_max_wait: 3,
+            classify: ClassifyPolicy::default(),
+        }
+    }
+}
+
+type AddrSet = HashSet<Ipv4Addr, FastBuildHasher>;
+
+/// Everything one worker owns.
+pub struct Worker<F> {
+    id: u16,
+    workers: u16,
+    partition: PortPartition,
+    director: Director<Ipv4Addr>,
+    net: Arc<NetView>,
+    neighbours: NeighbourTable,
+    pending: PendingQueue<F>,
+    pending_max_wait: u32,
+    classify: ClassifyPolicy,
+    /// Interface addresses (we answer ICMP echo and ARP for them).
+    interface_addrs: AddrSet,
+    /// Service addresses (ARP, ICMP echo, new connections).
+    vips: AddrSet,
+    /// FNAT local addresses (ARP, replies from real servers).
+    lips: AddrSet,
+    last_arp_retry: u32,
+    ident: u16,
+    counters: Arc<WorkerCounters>,
+}
+
+/// Why a worker could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerError(pub String);
+
+impl std::fmt::Display for WorkerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for WorkerError {}
+
+impl<F: Frame> Worker<F> {
+    pub fn new(cfg: &WorkerConfig, snap: Arc<Snapshot>, net: Arc<NetView>, now: u32) -> Result<Worker<F>, WorkerError> {
+        let partition = PortPartition::new(cfg.workers, cfg.id).map_err(|e| WorkerError(e.to_string()))?;
+        let director = Director::new(
+            snap,
+            DirectorConfig {
+                conn_capacity: cfg.conn_capacity,
+                template_capacity: cfg.template_capacity,
+                partition,
+                ports: crate::service::laddr::DEFAULT_PORTS,
+            },
+            now,
+        );
+        let mut w = Worker {
+            id: cfg.id,
+            workers: cfg.workers,
+            partition,
+            director,
+            net: Arc::new(NetView::default()),
+            neighbours: NeighbourTable::new(cfg.neighbour_capacity, cfg.neighbour_lifetime),
+            pending: PendingQueue::new(cfg.pending_capacity, cfg.pending_per_hop),
+            pending_max_wait: cfg.pending_max_wait,
+            classify: cfg.classify,
+            interface_addrs: AddrSet::default(),
+            vips: AddrSet::default(),
+            lips: AddrSet::default(),
+            last_arp_retry: now,
+            ident: cfg.id.wrapping_mul(0x1000),
+            counters: Arc::new(WorkerCounters::default()),
+        };
+        w.set_net(net);
+        w.index_services();
+        Ok(w)
+    }
+
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// The counters, shared with the control thread.
+    pub fn counters(&self) -> &Arc<WorkerCounters> {
+        &self.counters
+    }
+
+    pub fn director(&self) -> &Director<Ipv4Addr> {
+        &self.director
+    }
+
+    pub fn neighbours(&self) -> &NeighbourTable {
+        &self.neighbours
+    }
+
+    /// Switches to a new configuration between bursts.
+    pub fn switch(&mut self, snap: Arc<Snapshot>, net: Arc<NetView>) {
+        if !Arc::ptr_eq(&snap, self.director.snapshot()) {
+            self.director.switch(snap);
+            self.index_services();
+        }
+        if !Arc::ptr_eq(&net, &self.net) {
+            self.set_net(net);
+        }
+    }
+
+    fn set_net(&mut self, net: Arc<NetView>) {
+        self.interface_addrs = net.ports.iter().flat_map(|p| p.addrs.iter().map(|a| a.addr())).collect();
+        for (ip, mac, port) in &net.static_neighbours {
+            // A full table keeps working without this entry; ARP resolves it.
+            let _ = self.neighbours.add_static(*ip, *mac, *port);
+        }
+        self.net = net;
+    }
+
+    fn index_services(&mut self) {
+        let snap = self.director.snapshot().clone();
+        self.vips.clear();
+        self.lips.clear();
+        for svc in snap.services() {
+            if let ServiceKey::Inet { addr: IpAddr::V4(a), .. } = svc.key() {
+                self.vips.insert(a);
+            }
+            for l in svc.laddrs() {
+                if let IpAddr::V4(a) = l.addr {
+                    self.lips.insert(a);
+                }
+            }
+        }
+    }
+
+    fn is_own(&self, ip: Ipv4Addr) -> bool {
+        self.interface_addrs.contains(&ip) || self.vips.contains(&ip) || self.lips.contains(&ip)
+    }
+
+    fn discard(&self, frame: F, reason: Discard, io: &mut impl Io<F>) {
+        self.counters.count(reason);
+        io.free(frame);
+    }
+
+    /// Processes one received frame.
+    pub fn process(&mut self, frame: F, in_port: u16, now: u32, io: &mut impl Io<F>) {
+        self.counters.rx_packets.inc();
+        self.counters.rx_bytes.add(frame.len() as u64);
+        self.handle(frame, in_port, now, io);
+    }
+
+    /// Processes a frame another worker redirected here.
+    pub fn process_redirected(&mut self, frame: F, in_port: u16, now: u32, io: &mut impl Io<F>) {
+        self.counters.redirected_in.inc();
+        self.handle(frame, in_port, now, io);
+    }
+
+    fn handle(&mut self, frame: F, in_port: u16, now: u32, io: &mut impl Io<F>) {
+        match classify(&frame, self.classify) {
+            Err(reason) => self.discard(frame, reason.into(), io),
+            Ok(Classified::Arp { l2_len }) => self.arp(frame, usize::from(l2_len), in_port, now, io),
+            Ok(Classified::Ipv4(meta)) if meta.protocol == ip_proto::ICMP => self.icmp(frame, meta, in_port, io),
+            Ok(Classified::Ipv4(meta)) => {
+                let proto = if meta.protocol == ip_proto::TCP { Protocol::Tcp } else { Protocol::Udp };
+                let key = FlowKey { proto, src: meta.src, sport: meta.src_port, dst: meta.dst, dport: meta.dst_port };
+                if let Some((id, dir)) = self.director.lookup(&key) {
+                    return self.forward(frame, meta, id, dir, now, io);
+                }
+                if self.lips.contains(&meta.dst) {
+                    // A reply to a local port: its owner has the connection.
+                    let owner = self.partition.owner(meta.dst_port);
+                    if owner == self.id {
+                        return self.discard(frame, Discard::NoConnection, io);
+                    }
+                    if owner >= self.workers {
+                        return self.discard(frame, Discard::NoOwner, io);
+                    }
+                    self.counters.redirected_out.inc();
+                    return io.redirect(owner, frame);
+                }
+                if self.vips.contains(&meta.dst) || self.director.snapshot().find(proto, IpAddr::V4(meta.dst), meta.dst_port).is_some() {
+                    // IPVS creates TCP connections on SYN only.
+                    if proto == Protocol::Tcp && meta.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) != tcp_flags::SYN {
+                        return self.discard(frame, Discard::NoConnection, io);
+                    }
+                    return match self.director.connect(&key, now) {
+                        Ok(id) => {
+                            self.counters.new_conns.inc();
+                            self.forward(frame, meta, id, Direction::In, now, io)
+                        }
+                        Err(refused) => self.discard(frame, refusal_drop(refused), io),
+                    };
+                }
+                let reason = if self.interface_addrs.contains(&meta.dst) { Discard::LocalUnhandled } else { Discard::NotForUs };
+                self.discard(frame, reason, io)
+            }
+        }
+    }
+
+    fn arp(&mut self, mut frame: F, l2_len: usize, in_port: u16, now: u32, io: &mut impl Io<F>) {
+        let Some(port) = self.net.ports.get(usize::from(in_port)) else {
+            return self.discard(frame, Discard::NotForUs, io);
+        };
+        let our_mac = port.mac;
+        let seen = match handle_arp(&mut frame, l2_len, our_mac, |ip| self.is_own(ip)) {
+            Ok(seen) => seen,
+            Err(_) => return self.discard(frame, Discard::BadArp, io),
+        };
+        if seen.learnable && (seen.for_us || self.neighbours.lookup(seen.sender_ip, now).is_some()) {
+            self.learn(seen.sender_ip, seen.sender_mac, in_port, now, io, true);
+        }
+        match seen.verdict {
+            ArpVerdict::Reply => {
+                self.counters.arp_replies.inc();
+                self.transmit(in_port, frame, io);
+            }
+            ArpVerdict::Consumed => io.free(frame),
+        }
+    }
+
+    /// Records a neighbour (from the network, or from another worker) and
+    /// sends what waited for it.
+    pub fn learn_neighbour(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16, now: u32, io: &mut impl Io<F>) {
+        self.learn(ip, mac, port, now, io, false);
+    }
+
+    fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16, now: u32, io: &mut impl Io<F>, tell_others: bool) {
+        match self.neighbours.learn(ip, mac, port, now) {
+            Learned::New | Learned::Changed => {
+                self.counters.neighbours_learned.inc();
+                if tell_others {
+                    io.neighbour_learned(ip, mac, port);
+                }
+            }
+            Learned::Refreshed | Learned::Static | Learned::Full => {}
+        }
+        if let Some(n) = self.neighbours.lookup(ip, now).copied() {
+            let Some(src_mac) = self.net.ports.get(usize::from(n.port)).map(|p| p.mac) else { return };
+            let mut ready = Vec::new();
+            self.pending.release(ip, |f| ready.push(f));
+            for mut f in ready {
+                set_macs(&mut f, n.mac, src_mac);
+                self.transmit(n.port, f, io);
+            }
+        }
+    }
+
+    fn icmp(&mut self, mut frame: F, meta: Ipv4Meta, in_port: u16, io: &mut impl Io<F>) {
+        if !self.is_own(meta.dst) {
+            return self.discard(frame, Discard::NotForUs, io);
+        }
+        if meta.icmp_type != msg_type::ECHO_REQUEST {
+            return self.discard(frame, Discard::LocalUnhandled, io);
+        }
+        match echo_reply_in_place(&mut frame, &meta) {
+            Ok(()) => {
+                self.counters.icmp_echo_replies.inc();
+                self.transmit(in_port, frame, io);
+            }
+            Err(reason) => self.discard(frame, reason.into(), io),
+        }
+    }
+
+    fn forward(&mut self, mut frame: F, mut meta: Ipv4Meta, id: u32, dir: Direction, now: u32, io: &mut impl Io<F>) {
+        let before = self.director.conn(id).state();
+        self.director.on_packet(id, dir, meta.tcp_flags, now);
+        let c = self.director.conn(id);
+        let (client, cport, vaddr, vport) = (c.client, c.cport, c.vaddr, c.vport);
+        let (laddr, lport, raddr, rport, method) = (c.laddr, c.lport, c.raddr, c.rport, c.method);
+
+        // Where the rewritten packet goes decides the MTU and the source of a tunnel.
+        let to = match dir {
+            Direction::In => raddr,
+            Direction::Out => client,
+        };
+        let Some(mut hop) = self.net.routes.next_hop(to) else {
+            return self.discard(frame, Discard::NoRoute, io);
+        };
+        let Some(port) = self.net.ports.get(usize::from(hop.port)) else {
+            return self.discard(frame, Discard::NoRoute, io);
+        };
+        let (mtu, offload) = (port.mtu, port.offload);
+
+        let result = match (method, dir) {
+            (ForwardMethod::FullNat, Direction::In) => {
+                let mut rw = FnatRewrite::inbound(laddr.into(), lport, raddr.into(), rport);
+                rw.mtu = mtu;
+                // The client's address rides to the real server on the handshake
+                // (the toa module reads it from the packet completing it).
+                if meta.protocol == ip_proto::TCP && before != State::Established {
+                    rw.toa = Some(Toa { addr: client.into(), port: cport });
+                }
+                xmit::fnat::rewrite(&mut frame, &mut meta, &rw, offload).map(|_| ())
+            }
+            (ForwardMethod::FullNat, Direction::Out) => {
+                let mut rw = FnatRewrite::outbound(vaddr.into(), vport, client.into(), cport);
+                rw.mtu = mtu;
+                xmit::fnat::rewrite(&mut frame, &mut meta, &rw, offload).map(|_| ())
+            }
+            (ForwardMethod::Masq, Direction::In) => {
+                xmit::nat::rewrite_inbound(&mut frame, &mut meta, &NatRewrite::new(raddr.into(), rport), offload)
+            }
+            (ForwardMethod::Masq, Direction::Out) => {
+                xmit::nat::rewrite_outbound(&mut frame, &mut meta, &NatRewrite::new(vaddr.into(), vport), offload)
+            }
+            (ForwardMethod::DirectRoute, Direction::In) => {
+                // The real server holds the VIP itself: it must be on-link.
+                hop.addr = raddr;
+                Ok(())
+            }
+            (ForwardMethod::Tunnel, Direction::In) => {
+                let Some(src) = hop.src.or_else(|| self.net.source_on(hop.port)) else {
+                    return self.discard(frame, Discard::NoRoute, io);
+                };
+                self.ident = self.ident.wrapping_add(1);
+                let encap = TunEncap { src: src.into(), dst: raddr.into(), ttl: 64, ident: self.ident, mtu };
+                xmit::tun::encapsulate(&mut frame, &mut meta, &encap, offload)
+            }
+            // DR and TUN replies bypass the gateway; one arriving here matches
+            // no connection of ours in that direction.
+            (ForwardMethod::DirectRoute | ForwardMethod::Tunnel, Direction::Out) => {
+                return self.discard(frame, Discard::NoConnection, io);
+            }
+        };
+        if let Err(e) = result {
+            return self.discard(frame, e.drop_reason().into(), io);
+        }
+        self.output(frame, hop.port, hop.addr, now, io);
+    }
+
+    /// Addresses the frame to next hop `addr` on `port` and sends it, or
+    /// queues it while the neighbour resolves.
+    fn output(&mut self, mut frame: F, port: u16, addr: Ipv4Addr, now: u32, io: &mut impl Io<F>) {
+        let Some(src_mac) = self.net.ports.get(usize::from(port)).map(|p| p.mac) else {
+            return self.discard(frame, Discard::NoRoute, io);
+        };
+        if let Some(n) = self.neighbours.lookup(addr, now) {
+            let dst_mac = n.mac;
+            if xmit::dr::rewrite(&mut frame, &DrRewrite { dst_mac, src_mac }).is_err() {
+                return self.discard(frame, crate::wire::DropReason::Truncated.into(), io);
+            }
+            return self.transmit(port, frame, io);
+        }
+        match self.pending.push(addr, frame, now) {
+            Queued::First => self.send_arp_request(port, addr, io),
+            Queued::Behind => {}
+            Queued::Full(frame) => self.discard(frame, Discard::NeighbourQueueFull, io),
+        }
+    }
+
+    fn send_arp_request(&mut self, port: u16, target: Ipv4Addr, io: &mut impl Io<F>) {
+        let (Some(view), Some(src)) = (self.net.ports.get(usize::from(port)), self.net.source_on(port)) else {
+            return;
+        };
+        let Some(mut req) = io.alloc() else {
+            self.counters.count(Discard::NoMbuf);
+            return;
+        };
+        if write_arp_request(&mut req, view.mac, src, target).is_err() {
+            self.counters.count(Discard::NoMbuf);
+            return io.free(req);
+        }
+        self.counters.arp_requests.inc();
+        self.transmit(port, req, io);
+    }
+
+    fn transmit(&self, port: u16, frame: F, io: &mut impl Io<F>) {
+        self.counters.tx_packets.inc();
+        self.counters.tx_bytes.add(frame.len() as u64);
+        io.send(port, frame);
+    }
+
+    /// Timers: expired connections, neighbours and waiting packets; ARP
+    /// retries once a second. Call once per burst or tick.
+    pub fn tick(&mut self, now: u32, io: &mut impl Io<F>) {
+        self.director.expire(now, 256);
+        self.neighbours.expire(now);
+        let mut late = Vec::new();
+        self.pending.expire(now, self.pending_max_wait, |f| late.push(f));
+        for f in late {
+            self.discard(f, Discard::NeighbourTimeout, io);
+        }
+        if now != self.last_arp_retry && !self.pending.is_empty() {
+            self.last_arp_retry = now;
+            let mut hops = Vec::new();
+            self.pending.hops(|h| hops.push(h));
+            for hop in hops {
+                if let Some(next) = self.net.routes.next_hop(hop) {
+                    self.send_arp_request(next.port, hop, io);
+                }
+            }
+        }
+    }
+}
+
+fn set_macs<F: Frame>(frame: &mut F, dst: MacAddr, src: MacAddr) {
+    if frame.len() >= crate::wire::ethernet::HEADER_LEN {
+        let mut eth = EthernetFrame::new_unchecked(frame.data_mut());
+        eth.set_dst_addr(dst);
+        eth.set_src_addr(src);
+    }
+}
+
+fn refusal_drop(r: Refused) -> Discard {
+    match r {
+        Refused::NoService => Discard::NoService,
+        Refused::NoDest => Discard::NoDest,
+        Refused::NoLocalPort => Discard::NoLocalPort,
+        Refused::TableFull => Discard::TableFull,
+        Refused::Exists => Discard::NoConnection,
+    }
+}

@@ -1,0 +1,459 @@
+//! The pipeline driven with crafted packets, as the wire would deliver them:
+//! a client network on port 0, a server network on port 1.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use super::*;
+use crate::frame::{BufFrame, Frame};
+use crate::net::arp::MIN_FRAME_LEN;
+use crate::net::Ipv4Cidr;
+use crate::service::snapshot::LocalAddr;
+use crate::service::{DestSpec, ForwardMethod, SchedulerKind, ServiceKey, ServiceSpec, Snapshot};
+use crate::wire::tcp::{flags, TcpPacket};
+use crate::wire::{DropReason, MacAddr};
+use crate::xmit::test_support::{assert_checksums_valid, tcp_frame, udp_frame};
+use crate::xmit::Offload;
+
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const GW_CLIENT_SIDE: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 254);
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+const GW_SERVER_SIDE: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 254);
+const LIP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 200);
+const RS1: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
+const RS2: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 11);
+
+const MAC_PORT0: MacAddr = MacAddr([0x02, 0x47, 0x57, 0, 0, 0]);
+const MAC_PORT1: MacAddr = MacAddr([0x02, 0x47, 0x57, 0, 0, 1]);
+const MAC_CLIENT: MacAddr = MacAddr([0x52, 0x54, 0, 0, 0, 0x01]);
+const MAC_RS1: MacAddr = MacAddr([0x52, 0x54, 0, 0, 1, 0x10]);
+const MAC_RS2: MacAddr = MacAddr([0x52, 0x54, 0, 0, 1, 0x11]);
+
+/// What the pipeline handed out.
+#[derive(Default)]
+struct Recorder {
+    sent: Vec<(u16, Vec<u8>)>,
+    redirected: Vec<(u16, Vec<u8>)>,
+    freed: usize,
+    learned: Vec<(Ipv4Addr, MacAddr, u16)>,
+    no_mbufs: bool,
+}
+
+impl Io<BufFrame> for Recorder {
+    fn send(&mut self, port: u16, frame: BufFrame) {
+        self.sent.push((port, frame.data().to_vec()));
+    }
+    fn redirect(&mut self, worker: u16, frame: BufFrame) {
+        self.redirected.push((worker, frame.data().to_vec()));
+    }
+    fn free(&mut self, _frame: BufFrame) {
+        self.freed += 1;
+    }
+    fn alloc(&mut self) -> Option<BufFrame> {
+        (!self.no_mbufs).then(|| BufFrame::new(&[]))
+    }
+    fn neighbour_learned(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16) {
+        self.learned.push((ip, mac, port));
+    }
+}
+
+impl Recorder {
+    fn take_sent(&mut self) -> Vec<(u16, Vec<u8>)> {
+        std::mem::take(&mut self.sent)
+    }
+}
+
+fn cidr(s: &str) -> Ipv4Cidr {
+    s.parse().unwrap()
+}
+
+fn net() -> Arc<NetView> {
+    let ports = vec![
+        PortView { mac: MAC_PORT0, mtu: 1500, offload: Offload::NONE, addrs: vec![cidr("10.0.0.254/24")] },
+        PortView { mac: MAC_PORT1, mtu: 1500, offload: Offload::NONE, addrs: vec![cidr("192.168.1.254/24")] },
+    ];
+    Arc::new(NetView::with_connected_routes(ports, &[]).unwrap())
+}
+
+fn service(method: ForwardMethod, scheduler: SchedulerKind) -> Arc<Snapshot> {
+    let key = ServiceKey::tcp(VIP.into(), 80);
+    let mut ed = Snapshot::empty().edit();
+    ed.add_service(ServiceSpec { scheduler, ..ServiceSpec::new(key) }).unwrap();
+    for rs in [RS1, RS2] {
+        ed.add_dest(&key, DestSpec::new(rs.into(), rport(method)).with_method(method)).unwrap();
+    }
+    if method == ForwardMethod::FullNat {
+        ed.add_laddr(&key, LocalAddr { addr: LIP.into(), ifname: "port1".into() }).unwrap();
+    }
+    let udp = ServiceKey::udp(VIP.into(), 53);
+    ed.add_service(ServiceSpec { scheduler: SchedulerKind::Rr, ..ServiceSpec::new(udp) }).unwrap();
+    ed.add_dest(&udp, DestSpec::new(RS1.into(), 53).with_method(method)).unwrap();
+    if method == ForwardMethod::FullNat {
+        ed.add_laddr(&udp, LocalAddr { addr: LIP.into(), ifname: "port1".into() }).unwrap();
+    }
+    ed.finish()
+}
+
+/// DR and TUN cannot change the port (the real server answers the client itself).
+fn rport(method: ForwardMethod) -> u16 {
+    match method {
+        ForwardMethod::FullNat | ForwardMethod::Masq => 8080,
+        ForwardMethod::DirectRoute | ForwardMethod::Tunnel => 80,
+    }
+}
+
+fn worker(id: u16, workers: u16, method: ForwardMethod) -> Worker<BufFrame> {
+    let mut cfg = WorkerConfig::new(id, workers);
+    cfg.conn_capacity = 1024;
+    cfg.template_capacity = 64;
+    Worker::new(&cfg, service(method, SchedulerKind::Rr), net(), 1000).unwrap()
+}
+
+/// A frame from `src_mac` to `dst_mac` (the bytes of `ip_frame` after its Ethernet header).
+fn on_wire(src_mac: MacAddr, dst_mac: MacAddr, ip_frame: &[u8]) -> BufFrame {
+    let mut b = ip_frame.to_vec();
+    b[..6].copy_from_slice(&dst_mac.0);
+    b[6..12].copy_from_slice(&src_mac.0);
+    BufFrame::new(&b)
+}
+
+fn arp_reply(from_ip: Ipv4Addr, from_mac: MacAddr, to_ip: Ipv4Addr, to_mac: MacAddr) -> BufFrame {
+    let mut b = vec![0u8; MIN_FRAME_LEN];
+    b[..6].copy_from_slice(&to_mac.0);
+    b[6..12].copy_from_slice(&from_mac.0);
+    b[12..14].copy_from_slice(&[0x08, 0x06]);
+    b[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
+    b[22..28].copy_from_slice(&from_mac.0);
+    b[28..32].copy_from_slice(&from_ip.octets());
+    b[32..38].copy_from_slice(&to_mac.0);
+    b[38..42].copy_from_slice(&to_ip.octets());
+    BufFrame::new(&b)
+}
+
+fn arp_request(from_ip: Ipv4Addr, from_mac: MacAddr, target: Ipv4Addr) -> BufFrame {
+    let mut f = BufFrame::new(&[]);
+    crate::net::arp::write_arp_request(&mut f, from_mac, from_ip, target).unwrap();
+    f
+}
+
+fn ip_src(b: &[u8]) -> (Ipv4Addr, u16) {
+    (Ipv4Addr::new(b[26], b[27], b[28], b[29]), u16::from_be_bytes([b[34], b[35]]))
+}
+
+fn ip_dst(b: &[u8]) -> (Ipv4Addr, u16) {
+    (Ipv4Addr::new(b[30], b[31], b[32], b[33]), u16::from_be_bytes([b[36], b[37]]))
+}
+
+fn macs(b: &[u8]) -> (MacAddr, MacAddr) {
+    (MacAddr(b[0..6].try_into().unwrap()), MacAddr(b[6..12].try_into().unwrap()))
+}
+
+fn toa_of(b: &[u8]) -> Option<(u16, Ipv4Addr)> {
+    let tcp = TcpPacket::new_checked(&b[34..]).unwrap();
+    let opts = tcp.options();
+    let mut i = 0;
+    while i + 1 < opts.len() {
+        match opts[i] {
+            0 => return None,
+            1 => i += 1,
+            254 if opts[i + 1] == 8 => {
+                let o = &opts[i..i + 8];
+                return Some((u16::from_be_bytes([o[2], o[3]]), Ipv4Addr::new(o[4], o[5], o[6], o[7])));
+            }
+            _ => i += usize::from(opts[i + 1].max(2)),
+        }
+    }
+    None
+}
+
+/// Resolves RS1 and the client by feeding the ARP replies the network would send.
+fn resolve(w: &mut Worker<BufFrame>, io: &mut Recorder, now: u32) {
+    w.process(arp_reply(RS1, MAC_RS1, GW_SERVER_SIDE, MAC_PORT1), 1, now, io);
+    w.process(arp_reply(RS2, MAC_RS2, GW_SERVER_SIDE, MAC_PORT1), 1, now, io);
+    w.process(arp_reply(CLIENT, MAC_CLIENT, GW_CLIENT_SIDE, MAC_PORT0), 0, now, io);
+}
+
+#[test]
+fn fnat_first_packet_waits_for_arp_then_flows_both_ways() {
+    let mut w = worker(0, 1, ForwardMethod::FullNat);
+    let mut io = Recorder::default();
+    let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1000, 0, flags::SYN, &[2, 4, 5, 0xb4], &[]);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+
+    // The SYN waits; an ARP request for the chosen real server goes out of port 1.
+    let sent = io.take_sent();
+    assert_eq!(sent.len(), 1, "only the ARP request");
+    let (port, req) = &sent[0];
+    assert_eq!(*port, 1);
+    let mut want = BufFrame::new(&[]);
+    crate::net::arp::write_arp_request(&mut want, MAC_PORT1, GW_SERVER_SIDE, RS1).unwrap();
+    assert_eq!(req, want.data(), "who-has {RS1} tell {GW_SERVER_SIDE}");
+
+    // The reply arrives: the SYN leaves, fully rewritten, to RS1's MAC.
+    w.process(arp_reply(RS1, MAC_RS1, GW_SERVER_SIDE, MAC_PORT1), 1, 1000, &mut io);
+    let sent = io.take_sent();
+    assert_eq!(sent.len(), 1);
+    let (port, out) = &sent[0];
+    assert_eq!(*port, 1);
+    assert_eq!(macs(out), (MAC_RS1, MAC_PORT1));
+    let (lip, lport) = ip_src(out);
+    assert_eq!(lip, LIP, "the real server sees the local address");
+    assert_eq!(ip_dst(out), (RS1, 8080));
+    assert_eq!(toa_of(out), Some((40000, CLIENT)), "the client address rides in a TOA option");
+    assert_checksums_valid(out);
+    assert_eq!(io.learned, vec![(RS1, MAC_RS1, 1)], "other workers are told");
+
+    // The SYN-ACK comes back to the local port and leaves for the client as from the VIP.
+    w.process(arp_reply(CLIENT, MAC_CLIENT, GW_CLIENT_SIDE, MAC_PORT0), 0, 1000, &mut io);
+    let synack = tcp_frame((RS1, 8080), (LIP, lport), 5000, 1001, flags::SYN | flags::ACK, &[], &[]);
+    w.process(on_wire(MAC_RS1, MAC_PORT1, &synack), 1, 1001, &mut io);
+    let sent = io.take_sent();
+    assert_eq!(sent.len(), 1);
+    let (port, out) = &sent[0];
+    assert_eq!(*port, 0);
+    assert_eq!(macs(out), (MAC_CLIENT, MAC_PORT0));
+    assert_eq!((ip_src(out), ip_dst(out)), ((VIP, 80), (CLIENT, 40000)));
+    assert_checksums_valid(out);
+
+    // The client's ACK completes the handshake (still with TOA), then data flows without it.
+    let ack = tcp_frame((CLIENT, 40000), (VIP, 80), 1001, 5001, flags::ACK, &[], &[]);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &ack), 0, 1001, &mut io);
+    let data = tcp_frame((CLIENT, 40000), (VIP, 80), 1001, 5001, flags::ACK | flags::PSH, &[], b"GET / HTTP/1.0\r\n\r\n");
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &data), 0, 1002, &mut io);
+    let sent = io.take_sent();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(toa_of(&sent[0].1), Some((40000, CLIENT)));
+    assert_eq!(toa_of(&sent[1].1), None, "established: no more TOA");
+    assert!(sent[1].1.ends_with(b"GET / HTTP/1.0\r\n\r\n"));
+    for (_, b) in &sent {
+        assert_checksums_valid(b);
+        assert_eq!(ip_src(b), (LIP, lport));
+    }
+    let c = w.counters();
+    assert_eq!((c.new_conns.get(), c.total_drops()), (1, 0));
+    assert_eq!(io.freed, 2, "the two ARP replies were consumed");
+}
+
+#[test]
+fn rr_alternates_real_servers_and_udp_works() {
+    let mut w = worker(0, 1, ForwardMethod::FullNat);
+    let mut io = Recorder::default();
+    resolve(&mut w, &mut io, 1000);
+    let mut servers = Vec::new();
+    for i in 0..4 {
+        let syn = tcp_frame((CLIENT, 40000 + i), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+        let sent = io.take_sent();
+        servers.push(ip_dst(&sent[0].1).0);
+    }
+    assert_eq!(servers, vec![RS1, RS2, RS1, RS2]);
+    let dns = udp_frame((CLIENT, 5353), (VIP, 53), b"query", true);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &dns), 0, 1000, &mut io);
+    let sent = io.take_sent();
+    assert_eq!((ip_src(&sent[0].1).0, ip_dst(&sent[0].1)), (LIP, (RS1, 53)));
+    assert_checksums_valid(&sent[0].1);
+}
+
+#[test]
+fn nat_rewrites_the_destination_and_the_reply_source() {
+    let mut w = worker(0, 1, ForwardMethod::Masq);
+    let mut io = Recorder::default();
+    resolve(&mut w, &mut io, 1000);
+    let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+    let out = io.take_sent().remove(0).1;
+    assert_eq!((ip_src(&out), ip_dst(&out)), ((CLIENT, 40000), (RS1, 8080)), "NAT keeps the client address");
+    assert_checksums_valid(&out);
+    let synack = tcp_frame((RS1, 8080), (CLIENT, 40000), 9, 2, flags::SYN | flags::ACK, &[], &[]);
+    w.process(on_wire(MAC_RS1, MAC_PORT1, &synack), 1, 1000, &mut io);
+    let (port, back) = io.take_sent().remove(0);
+    assert_eq!(port, 0);
+    assert_eq!((ip_src(&back), ip_dst(&back)), ((VIP, 80), (CLIENT, 40000)));
+    assert_checksums_valid(&back);
+}
+
+#[test]
+fn dr_changes_only_the_mac() {
+    let mut w = worker(0, 1, ForwardMethod::DirectRoute);
+    let mut io = Recorder::default();
+    resolve(&mut w, &mut io, 1000);
+    let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+    let (port, out) = io.take_sent().remove(0);
+    assert_eq!(port, 1);
+    assert_eq!(macs(&out), (MAC_RS1, MAC_PORT1));
+    assert_eq!(&out[12..], &syn[12..], "the IP packet is untouched");
+}
+
+#[test]
+fn tun_encapsulates_toward_the_real_server() {
+    let mut w = worker(0, 1, ForwardMethod::Tunnel);
+    let mut io = Recorder::default();
+    resolve(&mut w, &mut io, 1000);
+    let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+    let (port, out) = io.take_sent().remove(0);
+    assert_eq!(port, 1);
+    assert_eq!(out[23], 4, "IP-in-IP");
+    assert_eq!(&out[26..30], &GW_SERVER_SIDE.octets(), "outer source: the gateway on the egress port");
+    assert_eq!(&out[30..34], &RS1.octets(), "outer destination: the real server");
+    assert_eq!(&out[34..], &syn[14..], "the inner packet is the client's");
+    assert_eq!(crate::wire::checksum::checksum(&out[14..34]), 0, "outer checksum");
+}
+
+#[test]
+fn replies_to_another_workers_port_are_redirected_to_it() {
+    let mut w0 = worker(0, 2, ForwardMethod::FullNat);
+    let mut w1 = worker(1, 2, ForwardMethod::FullNat);
+    let (mut io0, mut io1) = (Recorder::default(), Recorder::default());
+    resolve(&mut w0, &mut io0, 1000);
+    resolve(&mut w1, &mut io1, 1000);
+    let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+    w0.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io0);
+    let (_, out) = io0.take_sent().remove(0);
+    let (_, lport) = ip_src(&out);
+    assert_eq!(lport & 1, 0, "worker 0 of 2 allocates even ports");
+
+    // The reply lands on worker 1's queue: it goes to worker 0, which forwards it.
+    let synack = tcp_frame((RS1, 8080), (LIP, lport), 5, 2, flags::SYN | flags::ACK, &[], &[]);
+    w1.process(on_wire(MAC_RS1, MAC_PORT1, &synack), 1, 1000, &mut io1);
+    assert!(io1.sent.is_empty());
+    let (to, frame) = io1.redirected.remove(0);
+    assert_eq!(to, 0);
+    assert_eq!(w1.counters().redirected_out.get(), 1);
+    w0.process_redirected(BufFrame::new(&frame), 1, 1000, &mut io0);
+    let (port, back) = io0.take_sent().remove(0);
+    assert_eq!((port, ip_src(&back), ip_dst(&back)), (0, (VIP, 80), (CLIENT, 40000)));
+    assert_eq!(w0.counters().redirected_in.get(), 1);
+
+    // A reply to an unused port of worker 0's own range is dropped there.
+    let stray = tcp_frame((RS1, 8080), (LIP, lport + 2), 5, 2, flags::ACK, &[], &[]);
+    w0.process(on_wire(MAC_RS1, MAC_PORT1, &stray), 1, 1000, &mut io0);
+    assert_eq!(w0.counters().dropped(Discard::NoConnection), 1);
+}
+
+#[test]
+fn arp_and_ping_for_our_addresses() {
+    let mut w = worker(0, 1, ForwardMethod::FullNat);
+    let mut io = Recorder::default();
+    for (port, target, mac) in [(0, VIP, MAC_PORT0), (0, GW_CLIENT_SIDE, MAC_PORT0), (1, LIP, MAC_PORT1)] {
+        w.process(arp_request(CLIENT, MAC_CLIENT, target), port, 1000, &mut io);
+        let (out_port, reply) = io.take_sent().remove(0);
+        assert_eq!(out_port, port);
+        assert_eq!(&reply[20..22], &[0, 2], "an ARP reply");
+        assert_eq!(&reply[22..28], &mac.0, "{target} is at our port's MAC");
+        assert_eq!(&reply[28..32], &target.octets());
+    }
+    w.process(arp_request(CLIENT, MAC_CLIENT, Ipv4Addr::new(10, 0, 0, 77)), 0, 1000, &mut io);
+    assert!(io.sent.is_empty(), "no answer for addresses that are not ours");
+    assert_eq!(w.neighbours().lookup(CLIENT, 1000).map(|n| n.mac), Some(MAC_CLIENT), "learned from requests to us");
+
+    let mut ping = vec![0u8; 14 + 20 + 8 + 4];
+    ping[12..14].copy_from_slice(&[8, 0]);
+    let mut ip = crate::wire::ipv4::Ipv4Packet::new_unchecked(&mut ping[14..]);
+    ip.set_version_and_header_len(20);
+    ip.set_total_len(32);
+    ip.set_ttl(64);
+    ip.set_protocol(1);
+    ip.set_src_addr(CLIENT);
+    ip.set_dst_addr(VIP);
+    ip.fill_checksum();
+    ping[34] = 8;
+    ping[42..46].copy_from_slice(b"ping");
+    let sum = crate::wire::checksum::checksum(&ping[34..]);
+    ping[36..38].copy_from_slice(&sum.to_be_bytes());
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &ping), 0, 1000, &mut io);
+    let (port, pong) = io.take_sent().remove(0);
+    assert_eq!((port, pong[34], &pong[26..30], &pong[30..34]), (0, 0, &VIP.octets()[..], &CLIENT.octets()[..]));
+    assert_checksums_valid(&pong);
+}
+
+#[test]
+fn bad_and_unwanted_packets_are_counted_and_good_traffic_continues() {
+    let mut w = worker(0, 1, ForwardMethod::FullNat);
+    let mut io = Recorder::default();
+    resolve(&mut w, &mut io, 1000);
+    let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+
+    w.process(BufFrame::new(&syn[..30]), 0, 1000, &mut io);
+    let mut frag = syn.clone();
+    frag[20..22].copy_from_slice(&0x2000u16.to_be_bytes());
+    let sum = crate::wire::checksum::checksum(&{
+        let mut h = frag[14..34].to_vec();
+        h[10..12].fill(0);
+        h
+    });
+    frag[24..26].copy_from_slice(&sum.to_be_bytes());
+    w.process(BufFrame::new(&frag), 0, 1000, &mut io);
+    let mut bad_sum = syn.clone();
+    bad_sum[24] ^= 0xff;
+    w.process(BufFrame::new(&bad_sum), 0, 1000, &mut io);
+    let other_port = tcp_frame((CLIENT, 40000), (VIP, 81), 1, 0, flags::SYN, &[], &[]);
+    w.process(BufFrame::new(&other_port), 0, 1000, &mut io);
+    let stranger = tcp_frame((CLIENT, 40000), (Ipv4Addr::new(10, 0, 0, 99), 80), 1, 0, flags::SYN, &[], &[]);
+    w.process(BufFrame::new(&stranger), 0, 1000, &mut io);
+    let no_syn = tcp_frame((CLIENT, 40001), (VIP, 80), 1, 0, flags::ACK, &[], &[]);
+    w.process(BufFrame::new(&no_syn), 0, 1000, &mut io);
+    let c = w.counters();
+    for (reason, n) in [
+        (Discard::Wire(DropReason::Truncated), 1),
+        (Discard::Wire(DropReason::Fragment), 1),
+        (Discard::Wire(DropReason::BadIpChecksum), 1),
+        (Discard::NoService, 1),
+        (Discard::NotForUs, 1),
+        (Discard::NoConnection, 1),
+    ] {
+        assert_eq!(c.dropped(reason), n, "{}", reason.name());
+    }
+    assert!(io.sent.is_empty());
+    assert_eq!(io.freed, 3 + 6, "ARP replies and every dropped frame were freed");
+
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+    assert_eq!(io.take_sent().len(), 1, "good traffic still flows");
+}
+
+#[test]
+fn unresolved_neighbours_time_out_and_queues_are_bounded() {
+    let mut w = worker(0, 1, ForwardMethod::FullNat);
+    let mut io = Recorder::default();
+    for i in 0..20 {
+        let syn = tcp_frame((CLIENT, 40000 + i * 2), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+    }
+    // rr over two servers: 10 SYNs per server, all waiting; two ARP requests.
+    assert_eq!(io.take_sent().len(), 2);
+    w.tick(1001, &mut io);
+    assert_eq!(io.take_sent().len(), 2, "ARP retried once a second");
+    w.tick(1003, &mut io);
+    assert_eq!(w.counters().dropped(Discard::NeighbourTimeout), 20);
+    assert_eq!(io.freed, 20);
+
+    let mut io = Recorder { no_mbufs: true, ..Recorder::default() };
+    for i in 0..40u16 {
+        let syn = tcp_frame((CLIENT, 41000 + i), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1003, &mut io);
+    }
+    assert_eq!(w.counters().dropped(Discard::NeighbourQueueFull), 40 - 2 * 16, "16 per next hop");
+    assert!(w.counters().dropped(Discard::NoMbuf) >= 2, "no mbuf for the ARP requests is counted");
+}
+
+#[test]
+fn a_new_snapshot_switches_services_and_keeps_connections() {
+    let mut w = worker(0, 1, ForwardMethod::FullNat);
+    let mut io = Recorder::default();
+    resolve(&mut w, &mut io, 1000);
+    let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+    assert_eq!(io.take_sent().len(), 1);
+
+    // The service goes away: the existing connection lives on, new ones are refused.
+    w.switch(Snapshot::empty(), net());
+    let data = tcp_frame((CLIENT, 40000), (VIP, 80), 2, 1, flags::ACK, &[], b"x");
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &data), 0, 1000, &mut io);
+    assert_eq!(io.take_sent().len(), 1, "bound connection still forwarded");
+    let syn2 = tcp_frame((CLIENT, 40002), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn2), 0, 1000, &mut io);
+    assert!(io.sent.is_empty());
+    assert_eq!(w.counters().dropped(Discard::NotForUs), 1, "the VIP is no longer ours");
+    let _ = IpAddr::from(VIP);
+}
