@@ -10,6 +10,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(feature = "dpdk")]
+pub mod daemon;
+#[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod conn;
 pub mod control;

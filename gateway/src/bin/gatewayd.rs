@@ -1,12 +1,11 @@
 //! `gatewayd`: the gateway daemon.
 //!
-//! Until the configuration-driven load balancer lands, the daemon runs its
-//! datapath skeleton as a plain L2 forwarder ("wire"): ports are joined in
-//! pairs and whatever one port of a pair receives leaves by the other. Every
-//! worker lcore owns one rx and one tx queue on every port, exactly as the load
-//! balancer's workers will; the main lcore reports counters and handles
-//! signals. This is also the benchmark's reference forwarder: the I/O limit
-//! of a link, against which the gateway's own processing is measured.
+//! `gatewayd --config FILE` runs the load balancer (see `gateway::daemon` and
+//! the README for the file). `gatewayd --pair A,B ... -- EAL_ARGS` runs the
+//! plain L2 forwarder: ports joined in pairs, whatever one port of a pair
+//! receives leaves by the other, on the same per-lcore queue layout as the
+//! gateway. It is the benchmark's reference: the I/O limit of a link, against
+//! which the gateway's own processing is measured.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,7 +15,12 @@ use std::time::{Duration, Instant};
 use gateway::dpdk::{Burst, Eal, Mempool, Port, PortConfig, RxQueue, TxQueue, MBUF_DEFAULT_BUF_SIZE};
 
 const USAGE: &str = "\
-usage: gatewayd [--pair PORT_A,PORT_B]... [--seconds N] [--stats-interval N] -- EAL_ARGS...
+usage: gatewayd --config FILE [--socket PATH]
+       gatewayd [--pair PORT_A,PORT_B]... [--seconds N] [--stats-interval N] -- EAL_ARGS...
+
+The first form runs the load balancer as FILE describes (JSON; see the README)
+and serves gwctl on the control socket (--socket, else $GATEWAYD_SOCKET, else
+the default). The second form is the plain L2 forwarder:
 
 Forwards between each pair of DPDK ports (both directions) on every worker
 lcore until SIGINT/SIGTERM or --seconds elapse. Ports are named as DPDK names
@@ -205,8 +209,52 @@ fn report(counters: &[Arc<WorkerCounters>], ports: &[Port]) {
     println!("{line}");
 }
 
+/// `gatewayd --config FILE [--socket PATH]`.
+fn run_gateway(args: &[String]) -> ExitCode {
+    let (mut config, mut socket) = (None, None);
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match (arg.as_str(), it.next()) {
+            ("--config", Some(v)) => config = Some(v.clone()),
+            ("--socket", Some(v)) => socket = Some(v.clone()),
+            (other, _) => {
+                eprintln!("gatewayd: unexpected argument {other:?} with --config\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let Some(path) = config else {
+        eprintln!("gatewayd: --config needs a file\n\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    let config = match gateway::daemon::Config::load(std::path::Path::new(&path)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("gatewayd: bad configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
+            eprintln!("gatewayd: cannot handle signal {signal}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match gateway::daemon::run(config, socket.as_deref(), stop) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("gatewayd: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().take_while(|a| *a != "--").any(|a| a == "--config") {
+        return run_gateway(&args);
+    }
     let opts = match parse_options(&args) {
         Ok(o) => o,
         Err(msg) if msg.is_empty() => {

@@ -4,6 +4,8 @@
 //! buffers.
 
 pub mod counters;
+#[cfg(feature = "dpdk")]
+pub mod lcore;
 pub mod pipeline;
 
 #[cfg(test)]

@@ -1,0 +1,407 @@
+//! `gatewayd --config FILE`: the configuration file, and the assembly of the
+//! running gateway from it: EAL, mempool, ports (one rx and one tx queue per
+//! worker on each), redirect rings, workers on their lcores, and the control
+//! server on the main lcore.
+//!
+//! The file is JSON; unknown keys and bad values are refused before anything
+//! starts, with the key and the value in the message. Addresses, routes and
+//! static neighbours from the file become the initial network configuration,
+//! so `gwctl addr/route/neigh show` list them and `gwctl` can change them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::control::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
+use crate::control::{self, ControlServer, ControlState, GatewayConfig, NetConfig, ServerOptions};
+use crate::dpdk::{Eal, Mempool, Port, PortConfig, Ring, RingSync, MBUF_DEFAULT_BUF_SIZE};
+use crate::net::{Ipv4Cidr, Route};
+use crate::service::laddr::PortPartition;
+use crate::worker::lcore::LcoreWorker;
+use crate::worker::{NetView, PortView, Worker, WorkerConfig, WorkerCounters};
+use crate::wire::MacAddr;
+use crate::xmit::Offload;
+
+/// The configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// EAL arguments, as on a DPDK command line (lcores, devices, memory).
+    pub eal: Vec<String>,
+    pub ports: Vec<PortSpec>,
+    #[serde(default)]
+    pub routes: Vec<RouteSpec>,
+    #[serde(default)]
+    pub neighbours: Vec<NeighbourSpec>,
+    /// Connections per worker.
+    #[serde(default = "default_conn_capacity")]
+    pub conn_capacity: u32,
+    /// Mbufs in the pool (default: enough for every queue plus traffic).
+    #[serde(default)]
+    pub mbufs: Option<u32>,
+    /// The control socket (else `--socket`, `$GATEWAYD_SOCKET`, the default).
+    #[serde(default)]
+    pub control_socket: Option<String>,
+}
+
+fn default_conn_capacity() -> u32 {
+    1 << 20
+}
+
+/// One DPDK port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortSpec {
+    /// The DPDK device name (`net_tap0`, a PCI address).
+    pub device: String,
+    /// The name operators use for it (`gwctl ... dev NAME`, `-F NAME`).
+    pub name: String,
+    /// Interface addresses, `a.b.c.d/len`.
+    #[serde(default)]
+    pub addrs: Vec<String>,
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+}
+
+fn default_mtu() -> u16 {
+    1500
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// `a.b.c.d/len`.
+    pub dst: String,
+    #[serde(default)]
+    pub via: Option<String>,
+    /// A port `name`.
+    pub dev: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighbourSpec {
+    pub addr: String,
+    pub lladdr: String,
+    pub dev: String,
+}
+
+/// A configuration problem: what, where, with which value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = serde_json::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        config.net()?;
+        if config.ports.is_empty() {
+            return Err(ConfigError("\"ports\": at least one port is needed".into()));
+        }
+        if config.conn_capacity == 0 {
+            return Err(ConfigError("\"conn_capacity\": 0 is not a capacity".into()));
+        }
+        Ok(config)
+    }
+
+    fn port_index(&self, name: &str, key: &str) -> Result<u16, ConfigError> {
+        self.ports
+            .iter()
+            .position(|p| p.name == name)
+            .map(|i| i as u16)
+            .ok_or_else(|| ConfigError(format!("{key}: no port named {name:?}")))
+    }
+
+    /// The network configuration the file describes, as the control plane keeps it.
+    pub fn net(&self) -> Result<NetConfig, ConfigError> {
+        let mut net = NetConfig::default();
+        let mut names = BTreeMap::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            if names.insert(p.name.clone(), i).is_some() {
+                return Err(ConfigError(format!("\"ports\": name {:?} is used twice", p.name)));
+            }
+            if !(68..=9000).contains(&p.mtu) {
+                return Err(ConfigError(format!("\"ports\"[{i}].\"mtu\": {} is not in 68..=9000", p.mtu)));
+            }
+            for a in &p.addrs {
+                let c: Ipv4Cidr =
+                    a.parse().map_err(|e| ConfigError(format!("\"ports\"[{i}].\"addrs\": {e}")))?;
+                net.add_addr(InterfaceAddr { addr: c.addr().into(), prefix_len: c.prefix_len(), ifname: p.name.clone() })
+                    .map_err(|e| ConfigError(format!("\"ports\"[{i}].\"addrs\": {e}")))?;
+            }
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            let key = format!("\"routes\"[{i}]");
+            let dst: Ipv4Cidr = r.dst.parse().map_err(|e| ConfigError(format!("{key}.\"dst\": {e}")))?;
+            let via = match &r.via {
+                None => None,
+                Some(v) => Some(
+                    v.parse::<Ipv4Addr>().map_err(|_| ConfigError(format!("{key}.\"via\": {v:?} is not an IPv4 address")))?,
+                ),
+            };
+            self.port_index(&r.dev, &format!("{key}.\"dev\""))?;
+            net.add_route(RouteConfig {
+                dst: dst.network().addr().into(),
+                prefix_len: dst.prefix_len(),
+                via: via.map(IpAddr::V4),
+                ifname: r.dev.clone(),
+            })
+            .map_err(|e| ConfigError(format!("{key}: {e}")))?;
+        }
+        for (i, n) in self.neighbours.iter().enumerate() {
+            let key = format!("\"neighbours\"[{i}]");
+            let addr: Ipv4Addr =
+                n.addr.parse().map_err(|_| ConfigError(format!("{key}.\"addr\": {:?} is not an IPv4 address", n.addr)))?;
+            let lladdr = control::net::parse_mac(&n.lladdr)
+                .ok_or_else(|| ConfigError(format!("{key}.\"lladdr\": {:?} is not a MAC address", n.lladdr)))?;
+            self.port_index(&n.dev, &format!("{key}.\"dev\""))?;
+            net.add_neighbour(NeighbourConfig { addr: addr.into(), lladdr, ifname: n.dev.clone() })
+                .map_err(|e| ConfigError(format!("{key}: {e}")))?;
+        }
+        Ok(net)
+    }
+}
+
+/// What the workers need to know of a port that only the running port can say.
+#[derive(Debug, Clone)]
+pub struct PortFacts {
+    pub name: String,
+    pub id: u16,
+    pub mac: MacAddr,
+    pub mtu: u16,
+    pub offload: Offload,
+}
+
+/// Builds the workers' view of the network from the control plane's
+/// configuration. Entries naming an unknown port or another family are
+/// skipped (the control plane validated them against the same ports).
+pub fn net_view(ports: &[PortFacts], net: &NetConfig) -> NetView {
+    let max_id = ports.iter().map(|p| usize::from(p.id)).max().unwrap_or(0);
+    let mut views = vec![
+        PortView { mac: MacAddr([0; 6]), mtu: 0, offload: Offload::NONE, addrs: Vec::new() };
+        max_id + 1
+    ];
+    let id_of = |name: &str| ports.iter().find(|p| p.name == name).map(|p| p.id);
+    for p in ports {
+        views[usize::from(p.id)] = PortView { mac: p.mac, mtu: p.mtu, offload: p.offload, addrs: Vec::new() };
+    }
+    for a in net.addrs() {
+        if let (IpAddr::V4(addr), Some(id)) = (a.addr, id_of(&a.ifname)) {
+            if let Some(c) = Ipv4Cidr::new(addr, a.prefix_len) {
+                views[usize::from(id)].addrs.push(c);
+            }
+        }
+    }
+    let routes: Vec<Route> = net
+        .routes()
+        .iter()
+        .filter_map(|r| {
+            let IpAddr::V4(dst) = r.dst else { return None };
+            let via = match r.via {
+                Some(IpAddr::V4(v)) => Some(v),
+                Some(IpAddr::V6(_)) => return None,
+                None => None,
+            };
+            Some(Route { dst: Ipv4Cidr::new(dst, r.prefix_len)?, via, port: id_of(&r.ifname)?, src: None })
+        })
+        .collect();
+    let mut view = NetView::with_connected_routes(views, &[]).unwrap_or_default();
+    for r in routes {
+        // Duplicates of connected routes keep the connected one.
+        let _ = view.routes.add(r);
+    }
+    view.static_neighbours = net
+        .neighbours()
+        .iter()
+        .filter_map(|n| match n.addr {
+            IpAddr::V4(a) => Some((a, MacAddr(n.lladdr), id_of(&n.ifname)?)),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    view
+}
+
+/// Runs the gateway until `stop` is set (SIGINT/SIGTERM in `gatewayd`).
+pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Result<(), String> {
+    let net_config = config.net().map_err(|e| e.to_string())?;
+    let eal = Eal::init(&config.eal).map_err(|e| e.to_string())?;
+    let lcores = eal.worker_lcores();
+    if lcores.is_empty() {
+        return Err("no worker lcores: give the EAL at least two (for example \"-l\", \"0-1\")".into());
+    }
+    let workers = lcores.len() as u16;
+    let queues = workers;
+    let mbufs = config.mbufs.unwrap_or_else(|| {
+        let per_port = u32::from(queues) * (1024 + 1024 + 512);
+        (per_port * config.ports.len() as u32 + 8192).next_power_of_two() - 1
+    });
+    let pool = Mempool::new(&eal, "gw_pool", mbufs, 256, MBUF_DEFAULT_BUF_SIZE).map_err(|e| e.to_string())?;
+
+    // Ports: each worker gets rx and tx queue `w` of every port.
+    let mut facts = Vec::new();
+    let mut open_ports = Vec::new();
+    let mut rx_per_worker: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut tx_per_worker: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
+    for spec in &config.ports {
+        let pc = PortConfig { rx_queues: queues, tx_queues: queues, mtu: None, ..PortConfig::default() };
+        let (port, rxq, txq) =
+            Port::open(&eal, &spec.device, &pc, &pool).map_err(|e| format!("port {:?}: {e}", spec.name))?;
+        let caps = port.caps();
+        facts.push(PortFacts {
+            name: spec.name.clone(),
+            id: port.id(),
+            mac: MacAddr(port.mac_addr().map_err(|e| e.to_string())?),
+            mtu: spec.mtu,
+            offload: Offload {
+                ipv4_checksum: caps.tx_ipv4_checksum,
+                tcp_checksum: caps.tx_tcp_checksum,
+                udp_checksum: caps.tx_udp_checksum,
+            },
+        });
+        for (w, (r, t)) in rxq.into_iter().zip(txq).enumerate() {
+            rx_per_worker[w].push((port.id(), r));
+            tx_per_worker[w].push((port.id(), t));
+        }
+        open_ports.push(port);
+    }
+
+    // Redirect rings (many producers, one consumer each) and neighbour channels.
+    let mut ring_tx = Vec::new();
+    let mut ring_rx = Vec::new();
+    for w in 0..workers {
+        let (tx, rx) = Ring::new(&eal, &format!("gw_redirect_{w}"), 4096, RingSync::Multi, RingSync::Single)
+            .map_err(|e| e.to_string())?;
+        ring_tx.push(tx);
+        ring_rx.push(rx);
+    }
+    let (neigh_tx, neigh_rx): (Vec<_>, Vec<_>) = (0..workers).map(|_| mpsc::sync_channel(256)).unzip();
+
+    // The control plane and its seam to the workers.
+    let initial = GatewayConfig { net: Arc::new(net_config), ..GatewayConfig::empty() };
+    let (sink, mailboxes) = control::publish::broadcast(usize::from(workers), &initial, Duration::from_secs(2));
+    let counters: Vec<Arc<WorkerCounters>>;
+    let mut jobs = Vec::new();
+    {
+        let facts = Arc::new(facts);
+        let first_view = Arc::new(net_view(&facts, &initial.net));
+        let mut built = Vec::new();
+        for (w, ((mailbox, rx), (tx, (redirect_in, neigh_in)))) in mailboxes
+            .into_iter()
+            .zip(rx_per_worker)
+            .zip(tx_per_worker.into_iter().zip(ring_rx.into_iter().zip(neigh_rx)))
+            .enumerate()
+        {
+            let w = w as u16;
+            PortPartition::new(workers, w).map_err(|e| e.to_string())?;
+            let mut cfg = WorkerConfig::new(w, workers);
+            cfg.conn_capacity = config.conn_capacity;
+            let worker = Worker::new(&cfg, initial.services.clone(), first_view.clone(), 1).map_err(|e| e.to_string())?;
+            let redirect_out = (0..workers)
+                .map(|peer| if peer == w { None } else { ring_tx[usize::from(peer)].try_clone() })
+                .collect();
+            let neighbours_out = (0..workers).filter(|&p| p != w).map(|p| neigh_tx[usize::from(p)].clone()).collect();
+            built.push((
+                LcoreWorker {
+                    worker,
+                    rx,
+                    tx,
+                    redirect_in,
+                    redirect_out,
+                    neighbours_in: neigh_in,
+                    neighbours_out,
+                    pool: pool.clone(),
+                },
+                mailbox,
+            ));
+        }
+        drop(ring_tx);
+        drop(neigh_tx);
+        counters = built.iter().map(|(l, _)| l.worker.counters().clone()).collect();
+        for ((lcore_worker, mut mailbox), lcore) in built.into_iter().zip(&lcores) {
+            let stop = stop.clone();
+            let facts = facts.clone();
+            let mut view = first_view.clone();
+            let mut view_of = initial.net.clone();
+            let job = eal
+                .launch(*lcore, move || {
+                    lcore_worker.run(stop, move |worker| {
+                        if mailbox.poll() {
+                            let cfg = mailbox.current();
+                            if !Arc::ptr_eq(&cfg.net, &view_of) {
+                                view_of = cfg.net.clone();
+                                view = Arc::new(net_view(&facts, &cfg.net));
+                            }
+                            worker.switch(cfg.services.clone(), view.clone());
+                        }
+                    })
+                })
+                .map_err(|e| e.to_string())?;
+            jobs.push(job);
+        }
+    }
+
+    let state = ControlState::new(initial, Box::new(sink), Box::new(control::NoDataplane::default()));
+    let path = control::socket_path(socket.or(config.control_socket.as_deref()).map(std::ffi::OsStr::new));
+    let server = ControlServer::bind(ServerOptions::new(&path), state)
+        .and_then(|s| s.spawn())
+        .map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    println!(
+        "gatewayd: running with {workers} worker(s) on lcores {lcores:?}, {} port(s); control socket {}",
+        open_ports.len(),
+        path.display()
+    );
+
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Workers stop first (stop is set), then the control server, then ports.
+    let mut failed = None;
+    for job in jobs {
+        if let Err(e) = job.join() {
+            failed = Some(e.to_string());
+        }
+    }
+    server.shutdown();
+    for c in &counters {
+        println!(
+            "worker: rx {} tx {} new_conns {} redirected_out {} redirected_in {} drops {:?}",
+            c.rx_packets.get(),
+            c.tx_packets.get(),
+            c.new_conns.get(),
+            c.redirected_out.get(),
+            c.redirected_in.get(),
+            c.nonzero_drops()
+        );
+    }
+    drop(open_ports);
+    if !pool.is_full() {
+        eprintln!("gatewayd: {} mbufs not returned to the pool at exit", pool.in_use_count());
+    }
+    drop(pool);
+    if let Err((_, e)) = eal.cleanup() {
+        eprintln!("gatewayd: {e}");
+    }
+    failed.map_or(Ok(()), Err)
+}
