@@ -128,7 +128,20 @@ impl<A: Family> Director<A> {
     /// Creates the connection for the first packet of an unknown flow (`key` is its
     /// client-to-VIP 5-tuple). The caller then feeds the packet to [`Director::on_packet`].
     pub fn connect(&mut self, key: &FlowKey<A>, now: u32) -> Result<ConnId, Refused> {
-        let r = self.try_connect(key, now);
+        self.connect_preferring(key, now, 0, |_, _, _, _| true)
+    }
+
+    /// [`Director::connect`] choosing the FNAT local port among up to `tries` free ones by
+    /// `prefer(raddr, rport, laddr, lport)`, e.g. "the NIC's RSS hash of the reply lands on
+    /// this worker's queue" (`net::rss`), so replies need no redirect (DESIGN.md invariant 2).
+    pub fn connect_preferring(
+        &mut self,
+        key: &FlowKey<A>,
+        now: u32,
+        tries: usize,
+        prefer: impl FnMut(IpAddr, u16, IpAddr, u16) -> bool,
+    ) -> Result<ConnId, Refused> {
+        let r = self.try_connect(key, now, tries, prefer);
         if let Err(e) = r {
             let s = &mut self.stats;
             *match e {
@@ -142,7 +155,13 @@ impl<A: Family> Director<A> {
         r
     }
 
-    fn try_connect(&mut self, key: &FlowKey<A>, now: u32) -> Result<ConnId, Refused> {
+    fn try_connect(
+        &mut self,
+        key: &FlowKey<A>,
+        now: u32,
+        tries: usize,
+        mut prefer: impl FnMut(IpAddr, u16, IpAddr, u16) -> bool,
+    ) -> Result<ConnId, Refused> {
         let (client, vaddr) = (key.src.to_ip(), key.dst.to_ip());
         let sid = self.snap.find(key.proto, vaddr, key.dport).ok_or(Refused::NoService)?;
         let svc = self.snap.service(sid);
@@ -177,7 +196,11 @@ impl<A: Family> Director<A> {
         let rport = if dest.port() == 0 { key.dport } else { dest.port() };
 
         let (laddr, lport) = if dest.method() == ForwardMethod::FullNat {
-            let (a, p) = self.pools.alloc(svc.laddrs()).ok_or(Refused::NoLocalPort)?;
+            let rip = dest.addr();
+            let (a, p) = self
+                .pools
+                .alloc_preferring(svc.laddrs(), tries, |lip, lport| prefer(rip, rport, lip, lport))
+                .ok_or(Refused::NoLocalPort)?;
             match A::from_ip(a) {
                 Some(a) => (a, p),
                 None => {
@@ -350,6 +373,21 @@ mod tests {
         assert_ne!(d.conn(next).raddr, Ipv4Addr::new(192, 168, 1, 2));
         d.expire(2000, 100);
         assert_eq!(counters.active(), 0, "the removed server's counter followed its connection");
+    }
+
+    #[test]
+    fn port_preference_is_applied() {
+        let mut d = Director::<Ipv4Addr>::new(fnat(false, 80), cfg(16), 0);
+        let mut asked = vec![];
+        let id = d
+            .connect_preferring(&key("1.2.3.4", 1, 80), 0, 8, |rip, rport, lip, lport| {
+                asked.push((rip, rport, lip, lport));
+                lport % 4 == 3
+            })
+            .unwrap();
+        assert_eq!(d.conn(id).lport % 4, 3);
+        assert_eq!(asked[0].0, ip("192.168.1.2"));
+        assert_eq!((asked[0].1, asked[0].2), (8080, ip("192.168.1.254")));
     }
 
     #[test]

@@ -227,19 +227,50 @@ impl<A: Family> ConnTable<A> {
     /// Finds the connection a packet belongs to, and which way the packet goes.
     #[inline]
     pub fn lookup(&self, key: &FlowKey<A>) -> Option<(ConnId, Direction)> {
-        let h = key.hash(self.seed) >> (64 - HASH_BITS);
+        self.probe(key, self.hash(key)).ok()
+    }
+
+    /// Looks up a burst of keys (`out[i]` for `keys[i]`). Same answers as
+    /// [`ConnTable::lookup`], faster on large tables: it first hashes every key and loads
+    /// its home index slot, loads that do not depend on each other, so the core has many
+    /// cache misses in flight at once (what a prefetch would do, in safe Rust), then
+    /// resolves each key from its already loaded slot.
+    pub fn lookup_burst(&self, keys: &[FlowKey<A>], out: &mut [Option<(ConnId, Direction)>]) {
+        const BURST: usize = 32;
+        for (kc, oc) in keys.chunks(BURST).zip(out.chunks_mut(BURST)) {
+            let mut hs = [0u64; BURST];
+            let mut first = [EMPTY; BURST];
+            for (i, k) in kc.iter().enumerate() {
+                hs[i] = self.hash(k);
+                first[i] = self.index[self.home(hs[i])];
+            }
+            for (i, (k, o)) in kc.iter().zip(oc.iter_mut()).enumerate() {
+                *o = if first[i] == EMPTY { None } else { self.probe(k, hs[i]).ok() };
+            }
+        }
+    }
+
+    #[inline]
+    fn hash(&self, key: &FlowKey<A>) -> u64 {
+        key.hash(self.seed) >> (64 - HASH_BITS)
+    }
+
+    /// Walks `key`'s probe sequence: the connection holding it, or the empty slot the walk
+    /// ended at, which is exactly where linear probing would insert it.
+    #[inline]
+    fn probe(&self, key: &FlowKey<A>, h: u64) -> Result<(ConnId, Direction), usize> {
         let mask = self.index.len() - 1;
         let mut pos = self.home(h);
         loop {
             let s = self.index[pos];
             if s == EMPTY {
-                return None;
+                return Err(pos);
             }
             if s >> (IDX_BITS + 1) == h {
                 let id = (s & ((1 << IDX_BITS) - 1)) as u32;
                 let dir = if s >> IDX_BITS & 1 == 0 { Direction::In } else { Direction::Out };
                 if self.entries[id as usize].key(dir) == *key {
-                    return Some((id, dir));
+                    return Ok((id, dir));
                 }
             }
             pos = (pos + 1) & mask;
@@ -273,10 +304,11 @@ impl<A: Family> ConnTable<A> {
             dest: None,
         };
         let (kin, kout) = (conn.key(Direction::In), conn.key(Direction::Out));
-        if self.lookup(&kin).is_some() || self.lookup(&kout).is_some() {
+        let (hin, hout) = (self.hash(&kin), self.hash(&kout));
+        let (Err(pin), Err(pout)) = (self.probe(&kin, hin), self.probe(&kout, hout)) else {
             self.stats.refused_exists += 1;
             return Err(InsertError::Exists);
-        }
+        };
         let id = if self.free != NIL {
             let id = self.free;
             self.free = self.entries[id as usize].link.next;
@@ -293,8 +325,14 @@ impl<A: Family> ConnTable<A> {
         let e = &mut self.entries[id as usize];
         e.dest = Some(c.dest);
         let expires = e.expires;
-        self.index_insert(&kin, id, Direction::In);
-        self.index_insert(&kout, id, Direction::Out);
+        self.index[pin] = hin << (IDX_BITS + 1) | id as u64;
+        // The in key may have taken the slot the out key's walk ended at: walk on.
+        let mask = self.index.len() - 1;
+        let mut pout = pout;
+        while self.index[pout] != EMPTY {
+            pout = (pout + 1) & mask;
+        }
+        self.index[pout] = hout << (IDX_BITS + 1) | 1 << IDX_BITS | id as u64;
         self.wheel.arm(&mut self.entries, id, expires);
         self.len += 1;
         self.stats.inserted += 1;
@@ -386,21 +424,10 @@ impl<A: Family> ConnTable<A> {
         (h >> (HASH_BITS - self.index_bits)) as usize
     }
 
-    fn index_insert(&mut self, key: &FlowKey<A>, id: ConnId, dir: Direction) {
-        let h = key.hash(self.seed) >> (64 - HASH_BITS);
-        let slot = h << (IDX_BITS + 1) | (dir as u64) << IDX_BITS | id as u64;
-        let mask = self.index.len() - 1;
-        let mut pos = self.home(h);
-        while self.index[pos] != EMPTY {
-            pos = (pos + 1) & mask;
-        }
-        self.index[pos] = slot;
-    }
-
     /// Removes the slot of `id` under `key` and shifts the rest of its cluster back so
     /// that every slot stays reachable from its home without tombstones.
     fn index_remove(&mut self, key: &FlowKey<A>, id: ConnId) {
-        let h = key.hash(self.seed) >> (64 - HASH_BITS);
+        let h = self.hash(key);
         let mask = self.index.len() - 1;
         let mut i = self.home(h);
         loop {
@@ -487,6 +514,24 @@ mod tests {
         assert_eq!((dest.active(), dest.inactive()), (0, 0));
         assert!(t.is_empty());
         assert_eq!(t.lookup(&c.key(Direction::In)), None);
+    }
+
+    #[test]
+    fn burst_lookup_agrees_with_lookup() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::new(1000, 0);
+        let mut keys = vec![];
+        for i in 0..100 {
+            let id = t.insert(conn(i, 7, i as u16, &dest), 0).unwrap();
+            keys.push(t.get(id).key(if i % 2 == 0 { Direction::In } else { Direction::Out }));
+            keys.push(FlowKey { sport: 9, ..t.get(id).key(Direction::In) }); // absent
+        }
+        let mut out = vec![None; keys.len()];
+        t.lookup_burst(&keys, &mut out);
+        for (k, o) in keys.iter().zip(&out) {
+            assert_eq!(*o, t.lookup(k));
+        }
+        assert_eq!(out.iter().filter(|o| o.is_some()).count(), 100);
     }
 
     #[test]

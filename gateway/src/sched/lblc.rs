@@ -14,6 +14,7 @@ use std::net::IpAddr;
 
 use super::{least_weighted, remap};
 use crate::service::snapshot::Dest;
+use crate::service::DestCounters;
 
 /// IPVS `sysctl_lblc_expiration` default.
 pub const DEFAULT_EXPIRATION: u32 = 24 * 60 * 60;
@@ -65,7 +66,7 @@ impl Lblc {
                 return Some(e.dest);
             }
         }
-        let i = least_weighted(dests, |d| d.counters().overhead())?;
+        let i = least_weighted(dests, DestCounters::overhead)?;
         self.map.insert(dst, Entry { dest: i, lastuse: now });
         Some(i)
     }

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use super::lblc::{is_overloaded, DEFAULT_EXPIRATION};
 use super::{least_weighted, remap};
 use crate::service::snapshot::Dest;
+use crate::service::DestCounters;
 
 const CHECK_INTERVAL: u32 = 60;
 const ENTRY_TIMEOUT: u32 = 60;
@@ -50,7 +51,7 @@ impl Lblcr {
     pub fn pick(&mut self, dests: &[Dest], dst: IpAddr, now: u32) -> Option<usize> {
         self.expire(now);
         let Some(e) = self.map.get_mut(&dst) else {
-            let i = least_weighted(dests, |d| d.counters().overhead())?;
+            let i = least_weighted(dests, DestCounters::overhead)?;
             self.map.insert(dst, Entry { set: vec![i], lastmod: now, lastuse: now });
             return Some(i);
         };
@@ -65,7 +66,7 @@ impl Lblcr {
         if let Some(i) = min.filter(|&i| !is_overloaded(&dests[i], dests)) {
             return Some(i);
         }
-        let i = least_weighted(dests, |d| d.counters().overhead())?;
+        let i = least_weighted(dests, DestCounters::overhead)?;
         if !e.set.contains(&i) {
             e.set.insert(0, i);
         }

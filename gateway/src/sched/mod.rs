@@ -35,7 +35,7 @@ mod wrr;
 use std::net::IpAddr;
 
 use crate::service::snapshot::{Dest, Service, ServiceId, Snapshot};
-use crate::service::SchedulerKind;
+use crate::service::{DestCounters, SchedulerKind};
 
 pub use dh::DestHash;
 pub use lblc::Lblc;
@@ -182,19 +182,20 @@ impl Schedulers {
 
 /// The first available server minimising `overhead / weight`, ties to the first: the loop
 /// shared by wlc, sed and the lblc family. Compares `loh * dw > doh * lw` as IPVS does.
-fn least_weighted(dests: &[Dest], overhead: impl Fn(&Dest) -> u64) -> Option<usize> {
-    let mut best: Option<(usize, u64, u64)> = None;
+fn least_weighted(dests: &[Dest], overhead: impl Fn(&DestCounters) -> u64) -> Option<usize> {
+    let mut best = None;
+    let (mut loh, mut lw) = (0u64, 0u64);
     for (i, d) in dests.iter().enumerate() {
-        if !d.is_available() {
+        let (dw, c) = (d.weight() as u64, d.counters());
+        if dw == 0 || c.is_overloaded() {
             continue;
         }
-        let (doh, dw) = (overhead(d), d.weight() as u64);
-        match best {
-            Some((_, loh, lw)) if loh * dw <= doh * lw => {}
-            _ => best = Some((i, doh, dw)),
+        let doh = overhead(c);
+        if best.is_none() || loh * dw > doh * lw {
+            (best, loh, lw) = (Some(i), doh, dw);
         }
     }
-    best.map(|(i, _, _)| i)
+    best
 }
 
 /// Position of `old[idx]` in `new`, by address and port.

@@ -6,7 +6,7 @@ use super::least_weighted;
 use crate::service::snapshot::Dest;
 
 pub fn pick(dests: &[Dest]) -> Option<usize> {
-    least_weighted(dests, |d| d.counters().active() as u64 + 1)
+    least_weighted(dests, |c| c.active() as u64 + 1)
 }
 
 #[cfg(test)]

@@ -3,9 +3,10 @@
 
 use super::least_weighted;
 use crate::service::snapshot::Dest;
+use crate::service::DestCounters;
 
 pub fn pick(dests: &[Dest]) -> Option<usize> {
-    least_weighted(dests, |d| d.counters().overhead())
+    least_weighted(dests, DestCounters::overhead)
 }
 
 #[cfg(test)]

@@ -151,7 +151,8 @@ pub struct LaddrStats {
 pub struct LaddrPools {
     partition: PortPartition,
     range: RangeInclusive<u16>,
-    pools: FastMap<IpAddr, Pool>,
+    /// Keyed by [`addr_key`]: one or two words to hash instead of an `IpAddr` enum.
+    pools: FastMap<u128, Pool>,
     /// Rotates the starting address, spreading connections over a service's addresses.
     next: usize,
     stats: LaddrStats,
@@ -171,7 +172,7 @@ impl LaddrPools {
     }
 
     pub fn pool(&self, addr: IpAddr) -> Option<&PortPool> {
-        self.pools.get(&addr).map(|p| &p.ports)
+        self.pools.get(&addr_key(addr)).map(|p| &p.ports)
     }
 
     /// Follows a snapshot switch: creates pools for new addresses; an address no service
@@ -185,7 +186,7 @@ impl LaddrPools {
             for l in svc.laddrs() {
                 let (partition, range) = (self.partition, self.range.clone());
                 self.pools
-                    .entry(l.addr)
+                    .entry(addr_key(l.addr))
                     .or_insert_with(|| Pool { ports: PortPool::new(partition, range), retired: false })
                     .retired = false;
             }
@@ -210,8 +211,13 @@ impl LaddrPools {
         self.next = self.next.wrapping_add(1);
         for k in 0..n {
             let addr = laddrs[(self.next + k) % n].addr;
-            if let Some(pool) = self.pools.get_mut(&addr) {
-                if let Some(port) = pool.ports.alloc_preferring(tries, |p| prefer(addr, p)) {
+            if let Some(pool) = self.pools.get_mut(&addr_key(addr)) {
+                let port = if tries == 0 {
+                    pool.ports.alloc()
+                } else {
+                    pool.ports.alloc_preferring(tries, |p| prefer(addr, p))
+                };
+                if let Some(port) = port {
                     return Some((addr, port));
                 }
             }
@@ -222,7 +228,8 @@ impl LaddrPools {
 
     /// Returns a port taken with [`LaddrPools::alloc`].
     pub fn release(&mut self, addr: IpAddr, port: u16) {
-        let Some(pool) = self.pools.get_mut(&addr) else {
+        let key = addr_key(addr);
+        let Some(pool) = self.pools.get_mut(&key) else {
             self.stats.bad_release += 1;
             return;
         };
@@ -230,8 +237,17 @@ impl LaddrPools {
             self.stats.bad_release += 1;
         }
         if pool.retired && pool.ports.in_use() == 0 {
-            self.pools.remove(&addr);
+            self.pools.remove(&key);
         }
+    }
+}
+
+/// An address as a map key: its 128 bits, IPv4 in the IPv4-mapped form `::ffff:a.b.c.d`
+/// (which is never a local address of its own on the wire).
+fn addr_key(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+        IpAddr::V6(a) => u128::from(a),
     }
 }
 

@@ -118,6 +118,9 @@ pub struct Snapshot {
     generation: u64,
     services: Vec<Arc<Service>>,
     by_key: FastMap<ServiceKey, ServiceId>,
+    /// The IPv4 services again, under a packed `u64` key: the per-new-connection lookup
+    /// then hashes one word instead of an enum holding an `IpAddr`.
+    by_v4: FastMap<u64, ServiceId>,
     mark_rules: Vec<MarkRule>,
     timeouts: Timeouts,
     /// Counters of removed real servers that connections still hold (see the module docs).
@@ -165,8 +168,11 @@ impl Snapshot {
     /// then the address's all-ports service. An exact service is the most specific statement
     /// an operator can make, a match rule names ports explicitly, port 0 names none.
     pub fn find(&self, proto: Protocol, dst: IpAddr, dport: u16) -> Option<ServiceId> {
-        let exact = ServiceKey::Inet { proto, addr: dst, port: dport };
-        if let Some(&id) = self.by_key.get(&exact) {
+        if let IpAddr::V4(a) = dst {
+            if let Some(&id) = self.by_v4.get(&pack_v4(proto, a, dport)) {
+                return Some(id);
+            }
+        } else if let Some(&id) = self.by_key.get(&ServiceKey::Inet { proto, addr: dst, port: dport }) {
             return Some(id);
         }
         for rule in &self.mark_rules {
@@ -176,8 +182,22 @@ impl Snapshot {
                 }
             }
         }
-        self.by_key.get(&ServiceKey::Inet { proto, addr: dst, port: 0 }).copied()
+        match dst {
+            IpAddr::V4(a) => self.by_v4.get(&pack_v4(proto, a, 0)).copied(),
+            IpAddr::V6(_) => self.by_key.get(&ServiceKey::Inet { proto, addr: dst, port: 0 }).copied(),
+        }
     }
+
+    fn index(&mut self, key: ServiceKey, id: ServiceId) {
+        self.by_key.insert(key, id);
+        if let ServiceKey::Inet { proto, addr: IpAddr::V4(a), port } = key {
+            self.by_v4.insert(pack_v4(proto, a, port), id);
+        }
+    }
+}
+
+fn pack_v4(proto: Protocol, addr: std::net::Ipv4Addr, port: u16) -> u64 {
+    (proto.number() as u64) << 48 | (port as u64) << 32 | u32::from(addr) as u64
 }
 
 fn rule_matches(rule: &MarkRule, proto: Protocol, dst: IpAddr, dport: u16) -> bool {
@@ -236,7 +256,7 @@ impl SnapshotEditor {
             laddrs: Vec::new(),
             prepared: None,
         }));
-        self.next.by_key.insert(spec.key, id);
+        self.next.index(spec.key, id);
         Ok(())
     }
 
@@ -432,8 +452,10 @@ impl SnapshotEditor {
 
     fn reindex(&mut self) {
         self.next.by_key.clear();
-        for (i, svc) in self.next.services.iter().enumerate() {
-            self.next.by_key.insert(svc.spec.key, i as ServiceId);
+        self.next.by_v4.clear();
+        let keys: Vec<ServiceKey> = self.next.services.iter().map(|s| s.spec.key).collect();
+        for (i, key) in keys.into_iter().enumerate() {
+            self.next.index(key, i as ServiceId);
         }
     }
 }
