@@ -179,16 +179,21 @@ impl Drop for Daemon {
 /// The `gatewayd` binary: `$GATEWAYD_BIN`, or the one cargo built next to
 /// this test in the same target directory.
 pub fn gatewayd_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("GATEWAYD_BIN") {
+    workspace_bin("gatewayd", "GATEWAYD_BIN", "cargo build -p gateway --bin gatewayd")
+}
+
+/// The `gwctl` binary: `$GWCTL_BIN`, or the one cargo built next to this test.
+pub fn gwctl_bin() -> PathBuf {
+    workspace_bin("gwctl", "GWCTL_BIN", "cargo build -p gwctl")
+}
+
+fn workspace_bin(name: &str, env: &str, build: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env) {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/gatewayd
-    let bin = exe.parent().and_then(Path::parent).map(|d| d.join("gatewayd")).expect("target directory");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first (cargo build -p gateway --bin gatewayd) or set GATEWAYD_BIN",
-        bin.display()
-    );
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let bin = exe.parent().and_then(Path::parent).map(|d| d.join(name)).expect("target directory");
+    assert!(bin.exists(), "{} not found: build it first ({build}) or set {env}", bin.display());
     bin
 }
