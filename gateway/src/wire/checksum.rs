@@ -39,11 +39,47 @@ pub fn sum(data: &[u8]) -> u64 {
 /// folds to zero, so "negative zero" (0xffff) is what a valid packet sums to.
 #[inline]
 pub fn fold(acc: u64) -> u16 {
-    let mut s = (acc & 0xffff_ffff) + (acc >> 32);
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    s as u16
+    // Ones' complement addition of the halves: an add and an add-with-carry.
+    let (s, carry) = (acc as u32).overflowing_add((acc >> 32) as u32);
+    let s = s + u32::from(carry);
+    let (s, carry) = (s as u16).overflowing_add((s >> 16) as u16);
+    s + u16::from(carry)
+}
+
+/// Ones' complement sum of `data` read as native-endian words. It is the
+/// byte-swapped big-endian sum on little-endian machines, so it is only
+/// good for a test against negative zero (0xffff either way), which is what
+/// [`verify_ipv4_header`] needs, and for the native-endian [`Delta`].
+#[inline]
+fn sum_ne(data: &[u8]) -> u64 {
+    let mut acc: u64 = 0;
+    let mut words = data.chunks_exact(4);
+    for w in &mut words {
+        acc += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    let rest = words.remainder();
+    let mut tail = rest.chunks_exact(2);
+    for w in &mut tail {
+        acc += u64::from(u16::from_ne_bytes([w[0], w[1]]));
+    }
+    if let Some(&last) = tail.remainder().first() {
+        acc += u64::from(u16::from_ne_bytes([last, 0]));
+    }
+    acc
+}
+
+/// True when an IPv4 header (20 to 60 bytes) has a right checksum. The
+/// fixed 20 bytes are summed as five unrolled native-endian words: this runs
+/// for every received packet.
+#[inline(always)]
+pub fn verify_ipv4_header(header: &[u8]) -> bool {
+    let Some((fixed, options)) = header.split_first_chunk::<20>() else { return false };
+    let w = |i: usize| u64::from(u32::from_ne_bytes([fixed[i], fixed[i + 1], fixed[i + 2], fixed[i + 3]]));
+    let mut acc = w(0) + w(4) + w(8) + w(12) + w(16);
+    if !options.is_empty() {
+        acc += sum_ne(options);
+    }
+    fold(acc) == 0xffff
 }
 
 /// The checksum to store for data summing to `acc` (with the checksum field
@@ -76,6 +112,12 @@ pub fn pseudo_header_v4(src: [u8; 4], dst: [u8; 4], protocol: u8, l4_len: u16) -
 /// The change made to checksummed data, accumulated field by field and applied
 /// once (RFC 1624 eqn. 3). Cheap to copy: the same address change feeds the
 /// IPv4 header checksum and the TCP/UDP pseudo-header.
+///
+/// Internally the sum is kept in native byte order (RFC 1071 §2(B): the
+/// ones' complement sum commutes with byte swapping), so fields go in and
+/// the checksum comes out as wire bytes with no byte swaps on the fast path.
+/// The `u16`/`u32` methods take big-endian values for readability
+/// elsewhere; the compiler reduces them to the same code.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Delta(u64);
 
@@ -89,16 +131,28 @@ impl Delta {
         self.0 == 0
     }
 
+    /// A 2-byte field at an even offset changed from `old` to `new`.
+    #[inline(always)]
+    pub fn replace2(&mut self, old: [u8; 2], new: [u8; 2]) {
+        self.0 += u64::from(!u16::from_ne_bytes(old)) + u64::from(u16::from_ne_bytes(new));
+    }
+
+    /// A 4-byte field at an even offset changed from `old` to `new`.
+    #[inline(always)]
+    pub fn replace4(&mut self, old: [u8; 4], new: [u8; 4]) {
+        self.0 += u64::from(!u32::from_ne_bytes(old)) + u64::from(u32::from_ne_bytes(new));
+    }
+
     /// A 16-bit field at an even offset changed from `old` to `new`.
-    #[inline]
+    #[inline(always)]
     pub fn replace16(&mut self, old: u16, new: u16) {
-        self.0 += u64::from(!old) + u64::from(new);
+        self.replace2(old.to_be_bytes(), new.to_be_bytes());
     }
 
     /// A 32-bit field at an even offset changed from `old` to `new`.
-    #[inline]
+    #[inline(always)]
     pub fn replace32(&mut self, old: u32, new: u32) {
-        self.0 += u64::from(!old) + u64::from(new);
+        self.replace4(old.to_be_bytes(), new.to_be_bytes());
     }
 
     /// Bytes starting at an offset of parity `odd` changed from `old` to
@@ -107,31 +161,38 @@ impl Delta {
         let removed = !fold(sum(old));
         let added = fold(sum(new));
         let d = fold(u64::from(removed) + u64::from(added));
-        self.0 += u64::from(if odd { d.swap_bytes() } else { d });
+        self.add16(if odd { d.swap_bytes() } else { d });
     }
 
-    /// Data summing to `acc` was added (inserted bytes, a grown length).
+    /// Bytes were inserted at an even offset.
     #[inline]
-    pub fn add(&mut self, acc: u64) {
-        self.0 += acc;
+    pub fn add_bytes(&mut self, data: &[u8]) {
+        self.0 += sum_ne(data);
     }
 
-    /// A 16-bit quantity was added to a summed value (a length that grew).
-    #[inline]
+    /// A big-endian 16-bit quantity was added to the summed data (a length
+    /// that grew, in a pseudo-header).
+    #[inline(always)]
     pub fn add16(&mut self, value: u16) {
-        self.0 += u64::from(value);
+        self.0 += u64::from(u16::from_ne_bytes(value.to_be_bytes()));
     }
 
     /// Both changes together.
-    #[inline]
+    #[inline(always)]
     pub fn merge(&mut self, other: Delta) {
         self.0 += other.0;
     }
 
+    /// The new checksum bytes given the ones stored before the changes.
+    #[inline(always)]
+    pub fn apply_bytes(self, checksum: [u8; 2]) -> [u8; 2] {
+        (!fold(u64::from(!u16::from_ne_bytes(checksum)) + self.0)).to_ne_bytes()
+    }
+
     /// The new checksum given the one that was stored before the changes.
-    #[inline]
+    #[inline(always)]
     pub fn apply(self, checksum: u16) -> u16 {
-        !fold(u64::from(!checksum) + self.0)
+        u16::from_be_bytes(self.apply_bytes(checksum.to_be_bytes()))
     }
 }
 
@@ -169,6 +230,50 @@ mod tests {
         assert_eq!(fold(0xffff), 0xffff);
         assert_eq!(fold(0x1_0000), 1);
         assert_eq!(fold(u64::MAX), 0xffff);
+    }
+
+    #[test]
+    fn fast_ipv4_header_verification() {
+        assert!(verify_ipv4_header(&IP_HEADER));
+        let mut h = IP_HEADER;
+        h[8] = 63;
+        assert!(!verify_ipv4_header(&h));
+        assert!(!verify_ipv4_header(&IP_HEADER[..19]));
+        // With 4 bytes of options (router alert), checksum refilled.
+        let mut long = [0u8; 24];
+        long[..20].copy_from_slice(&IP_HEADER);
+        long[0] = 0x46;
+        long[20..].copy_from_slice(&[0x94, 0x04, 0, 0]);
+        long[10] = 0;
+        long[11] = 0;
+        let c = checksum(&long);
+        long[10..12].copy_from_slice(&c.to_be_bytes());
+        assert!(verify_ipv4_header(&long));
+        long[22] = 1;
+        assert!(!verify_ipv4_header(&long));
+        // An odd tail is handled like the big-endian sum does.
+        assert_eq!(fold(sum_ne(&[0x12, 0x34, 0x56])).to_ne_bytes(), fold(sum(&[0x12, 0x34, 0x56])).to_be_bytes());
+    }
+
+    #[test]
+    fn inserted_bytes_and_lengths() {
+        // A 12-byte block; 4 bytes inserted at an even offset plus the
+        // length it holds growing by 4, as a pseudo-header would.
+        let mut data = vec![0x00, 0x00, 0x00, 0x0c, 0xde, 0xad, 0xbe, 0xef, 0x01, 0x02, 0x03, 0x04];
+        let c = checksum(&data);
+        data[..2].copy_from_slice(&c.to_be_bytes());
+        let inserted = [0xfe, 0x08, 0x12, 0x34];
+        data.extend_from_slice(&inserted);
+        let mut d = Delta::new();
+        d.add_bytes(&inserted);
+        d.replace16(12, 16);
+        data[2..4].copy_from_slice(&16u16.to_be_bytes());
+        data[..2].copy_from_slice(&d.apply(c).to_be_bytes());
+        assert!(verify(&data, 0));
+        let mut e = Delta::new();
+        assert!(e.is_empty());
+        e.add16(4);
+        assert_eq!(e.apply(0xffff), !4);
     }
 
     #[test]
@@ -215,6 +320,15 @@ mod tests {
             // full recomputation.
             let full = recompute(&data, 0);
             prop_assert!(updated == full || (updated == 0 && full == 0xffff) || (updated == 0xffff && full == 0));
+        }
+
+        #[test]
+        fn fold_matches_the_textbook_loop(acc in any::<u64>()) {
+            let mut s = acc;
+            while s > 0xffff {
+                s = (s & 0xffff) + (s >> 16);
+            }
+            prop_assert_eq!(fold(acc), s as u16);
         }
 
         #[test]

@@ -238,6 +238,7 @@ fn be16_at(b: &[u8], at: usize) -> Option<u16> {
 }
 
 /// [`classify`] over plain bytes with an explicit receive checksum state.
+#[inline]
 pub fn classify_bytes(data: &[u8], rx: RxChecksum, policy: ClassifyPolicy) -> Result<Classified, DropReason> {
     let mut ethertype = be16_at(data, 12).ok_or(DropReason::Truncated)?;
     let mut l2_len: u8 = 14;
@@ -270,7 +271,7 @@ fn classify_ipv4(ip: &[u8], l2_len: u8, rx: RxChecksum, policy: ClassifyPolicy) 
     }
     match rx.ip {
         ChecksumStatus::Bad => return Err(DropReason::BadIpChecksum),
-        ChecksumStatus::Unknown if policy.verify_ip_checksum && !checksum::verify(&ip[..header_len], 0) => {
+        ChecksumStatus::Unknown if policy.verify_ip_checksum && !checksum::verify_ipv4_header(&ip[..header_len]) => {
             return Err(DropReason::BadIpChecksum);
         }
         _ => {}

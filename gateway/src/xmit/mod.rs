@@ -141,16 +141,6 @@ pub(crate) struct Translation {
     pub decrement_ttl: bool,
 }
 
-#[inline(always)]
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-#[inline(always)]
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
 /// Rewrites addresses, ports, TTL and TCP sequence space of a TCP or UDP
 /// packet in place, with incremental or offloaded checksums.
 #[inline(always)]
@@ -187,100 +177,84 @@ pub(crate) fn translate<F: Frame>(
 
     let mut ip_delta = Delta::new();
     if t.decrement_ttl {
-        let old = be16(ip, ipv4::offset::TTL);
-        ip[ipv4::offset::TTL] = ttl - 1;
-        ip_delta.replace16(old, old - 0x100);
+        let ttl_protocol = [ttl - 1, ip[ipv4::offset::PROTOCOL]];
+        swap2(ip, ipv4::offset::TTL, ttl_protocol, &mut ip_delta);
     }
     // The pseudo-header sees the same address change as the IP header.
     let mut l4_delta = Delta::new();
     if let Some((addr, _)) = t.src {
-        l4_delta.replace32(be32(ip, ipv4::offset::SRC), u32::from_be_bytes(addr));
-        ip[ipv4::offset::SRC..ipv4::offset::SRC + 4].copy_from_slice(&addr);
+        swap4(ip, ipv4::offset::SRC, addr, &mut l4_delta);
     }
     if let Some((addr, _)) = t.dst {
-        l4_delta.replace32(be32(ip, ipv4::offset::DST), u32::from_be_bytes(addr));
-        ip[ipv4::offset::DST..ipv4::offset::DST + 4].copy_from_slice(&addr);
+        swap4(ip, ipv4::offset::DST, addr, &mut l4_delta);
     }
     ip_delta.merge(l4_delta);
     let ip_checksum = if offload.ipv4_checksum {
-        0
+        [0, 0]
     } else {
-        ip_delta.apply(be16(ip, ipv4::offset::CHECKSUM))
+        ip_delta.apply_bytes(get2(ip, ipv4::offset::CHECKSUM))
     };
-    ip[ipv4::offset::CHECKSUM..ipv4::offset::CHECKSUM + 2].copy_from_slice(&ip_checksum.to_be_bytes());
+    put2(ip, ipv4::offset::CHECKSUM, ip_checksum);
 
-    let l4_offload = match meta.protocol {
-        ip_proto::TCP => {
-            let (fixed, options) = l4.split_at_mut_checked(tcp::MIN_HEADER_LEN).ok_or(XmitError::Truncated {
-                needed: meta.l4_offset() + tcp::MIN_HEADER_LEN,
-                len,
-            })?;
-            let th = fixed.first_chunk_mut::<{ tcp::MIN_HEADER_LEN }>().ok_or(XmitError::Truncated {
-                needed: meta.l4_offset() + tcp::MIN_HEADER_LEN,
-                len,
-            })?;
-            rewrite_ports(th, t, &mut l4_delta);
-            if t.seq_delta != 0 {
-                let old = be32(th, tcp::offset::SEQ);
-                let new = old.wrapping_add(t.seq_delta);
-                l4_delta.replace32(old, new);
-                th[tcp::offset::SEQ..tcp::offset::SEQ + 4].copy_from_slice(&new.to_be_bytes());
+    let l4_offload = if meta.protocol == ip_proto::TCP {
+        // Length checked above.
+        let Some((th, options)) = l4.split_first_chunk_mut::<{ tcp::MIN_HEADER_LEN }>() else {
+            return Err(XmitError::Truncated { needed: meta.l4_offset() + tcp::MIN_HEADER_LEN, len });
+        };
+        rewrite_ports(th, t, &mut l4_delta);
+        if t.seq_delta != 0 {
+            let new = u32::from_be_bytes(get4(th, tcp::offset::SEQ)).wrapping_add(t.seq_delta);
+            swap4(th, tcp::offset::SEQ, new.to_be_bytes(), &mut l4_delta);
+        }
+        let flags = th[tcp::offset::FLAGS];
+        let ack_edit = t.ack_delta != 0 && flags & tcp::flags::ACK != 0;
+        if ack_edit {
+            let new = u32::from_be_bytes(get4(th, tcp::offset::ACK)).wrapping_sub(t.ack_delta);
+            swap4(th, tcp::offset::ACK, new.to_be_bytes(), &mut l4_delta);
+        }
+        let clamp = t.mss_clamp.filter(|_| flags & tcp::flags::SYN != 0);
+        if ack_edit || clamp.is_some() {
+            let options_len = (usize::from(th[tcp::offset::DATA_OFFSET] >> 4) * 4).saturating_sub(tcp::MIN_HEADER_LEN);
+            if let Some(opts) = options.get_mut(..options_len) {
+                let sack_delta = if ack_edit { t.ack_delta } else { 0 };
+                tcp_opts::edit_options(opts, sack_delta, clamp, &mut l4_delta);
             }
-            let flags = th[tcp::offset::FLAGS];
-            let ack_edit = t.ack_delta != 0 && flags & tcp::flags::ACK != 0;
-            if ack_edit {
-                let old = be32(th, tcp::offset::ACK);
-                let new = old.wrapping_sub(t.ack_delta);
-                l4_delta.replace32(old, new);
-                th[tcp::offset::ACK..tcp::offset::ACK + 4].copy_from_slice(&new.to_be_bytes());
-            }
-            let header_len = usize::from(th[tcp::offset::DATA_OFFSET] >> 4) * 4;
-            let clamp = t.mss_clamp.filter(|_| flags & tcp::flags::SYN != 0);
-            if header_len > tcp::MIN_HEADER_LEN && (ack_edit || clamp.is_some()) {
-                if let Some(opts) = options.get_mut(..header_len - tcp::MIN_HEADER_LEN) {
-                    let sack_delta = if ack_edit { t.ack_delta } else { 0 };
-                    tcp_opts::edit_options(opts, sack_delta, clamp, &mut l4_delta);
-                }
-            }
-            let c = if offload.tcp_checksum {
-                pseudo_header_checksum(ip, ip_proto::TCP, meta.l4_len)
-            } else {
-                l4_delta.apply(be16(th, tcp::offset::CHECKSUM))
+        }
+        if offload.tcp_checksum {
+            put2(th, tcp::offset::CHECKSUM, pseudo_header_checksum(ip, ip_proto::TCP, meta.l4_len).to_be_bytes());
+            L4Offload::Tcp
+        } else {
+            let c = l4_delta.apply_bytes(get2(th, tcp::offset::CHECKSUM));
+            put2(th, tcp::offset::CHECKSUM, c);
+            L4Offload::None
+        }
+    } else {
+        let Some(uh) = l4.first_chunk_mut::<{ udp::HEADER_LEN }>() else {
+            return Err(XmitError::Truncated { needed: meta.l4_offset() + udp::HEADER_LEN, len });
+        };
+        rewrite_ports(uh, t, &mut l4_delta);
+        let old = get2(uh, udp::offset::CHECKSUM);
+        // Zero means "no checksum": it stays zero, and needs no offload.
+        if old == [0, 0] {
+            L4Offload::None
+        } else if offload.udp_checksum {
+            let udp_len = u16::from_be_bytes(get2(uh, udp::offset::LENGTH));
+            put2(uh, udp::offset::CHECKSUM, pseudo_header_checksum(ip, ip_proto::UDP, udp_len).to_be_bytes());
+            L4Offload::Udp
+        } else {
+            let c = match l4_delta.apply_bytes(old) {
+                [0, 0] => [0xff, 0xff],
+                c => c,
             };
-            th[tcp::offset::CHECKSUM..tcp::offset::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
-            if offload.tcp_checksum {
-                L4Offload::Tcp
-            } else {
-                L4Offload::None
-            }
+            put2(uh, udp::offset::CHECKSUM, c);
+            L4Offload::None
         }
-        ip_proto::UDP => {
-            let uh = l4.first_chunk_mut::<{ udp::HEADER_LEN }>().ok_or(XmitError::Truncated {
-                needed: meta.l4_offset() + udp::HEADER_LEN,
-                len,
-            })?;
-            rewrite_ports(uh, t, &mut l4_delta);
-            let old = be16(uh, udp::offset::CHECKSUM);
-            // Zero means "no checksum": it stays zero, and needs no offload.
-            if old == 0 {
-                L4Offload::None
-            } else if offload.udp_checksum {
-                let udp_len = be16(uh, udp::offset::LENGTH);
-                let c = pseudo_header_checksum(ip, ip_proto::UDP, udp_len);
-                uh[udp::offset::CHECKSUM..udp::offset::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
-                L4Offload::Udp
-            } else {
-                let c = match l4_delta.apply(old) {
-                    0 => 0xffff,
-                    c => c,
-                };
-                uh[udp::offset::CHECKSUM..udp::offset::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
-                L4Offload::None
-            }
-        }
-        other => return Err(XmitError::UnsupportedProtocol(other)),
     };
-    request_offload(frame, meta, offload.ipv4_checksum, l4_offload);
+    // A frame fresh from the NIC carries no transmit request, so there is
+    // nothing to clear when no offload is used.
+    if offload.ipv4_checksum || l4_offload != L4Offload::None {
+        request_offload(frame, meta, offload.ipv4_checksum, l4_offload);
+    }
     Ok(())
 }
 
@@ -288,13 +262,40 @@ pub(crate) fn translate<F: Frame>(
 #[inline(always)]
 fn rewrite_ports(l4: &mut [u8], t: &Translation, delta: &mut Delta) {
     if let Some((_, port)) = t.src {
-        delta.replace16(be16(l4, 0), port);
-        l4[0..2].copy_from_slice(&port.to_be_bytes());
+        swap2(l4, 0, port.to_be_bytes(), delta);
     }
     if let Some((_, port)) = t.dst {
-        delta.replace16(be16(l4, 2), port);
-        l4[2..4].copy_from_slice(&port.to_be_bytes());
+        swap2(l4, 2, port.to_be_bytes(), delta);
     }
+}
+
+#[inline(always)]
+fn get2(b: &[u8], at: usize) -> [u8; 2] {
+    [b[at], b[at + 1]]
+}
+
+#[inline(always)]
+fn get4(b: &[u8], at: usize) -> [u8; 4] {
+    [b[at], b[at + 1], b[at + 2], b[at + 3]]
+}
+
+#[inline(always)]
+fn put2(b: &mut [u8], at: usize, v: [u8; 2]) {
+    b[at..at + 2].copy_from_slice(&v);
+}
+
+/// Replaces a 2-byte field at an even offset, recording the change.
+#[inline(always)]
+fn swap2(b: &mut [u8], at: usize, new: [u8; 2], delta: &mut Delta) {
+    delta.replace2(get2(b, at), new);
+    put2(b, at, new);
+}
+
+/// Replaces a 4-byte field at an even offset, recording the change.
+#[inline(always)]
+fn swap4(b: &mut [u8], at: usize, new: [u8; 4], delta: &mut Delta) {
+    delta.replace4(get4(b, at), new);
+    b[at..at + 4].copy_from_slice(&new);
 }
 
 /// The value DPDK wants in the TCP/UDP checksum field when the NIC is to
@@ -306,7 +307,8 @@ pub(crate) fn pseudo_header_checksum(ip: &[u8; ipv4::MIN_HEADER_LEN], protocol: 
     checksum::fold(checksum::pseudo_header_v4(src, dst, protocol, l4_len))
 }
 
-/// Records the transmit checksum request, or clears a stale one.
+/// Records the transmit checksum request, or clears a stale one (a frame
+/// rewritten twice, e.g. translated then tunnelled).
 #[inline(always)]
 pub(crate) fn request_offload<F: Frame>(frame: &mut F, meta: &Ipv4Meta, ipv4_checksum: bool, l4: L4Offload) {
     if ipv4_checksum || l4 != L4Offload::None {

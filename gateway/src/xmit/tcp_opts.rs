@@ -16,7 +16,7 @@
 //! what DPVS does too.
 
 use crate::frame::{Frame, L4Offload};
-use crate::wire::checksum::{self, Delta};
+use crate::wire::checksum::Delta;
 use crate::wire::tcp::{self, kind, toa_bytes, TOA_LEN};
 use crate::wire::{ip_proto, ipv4, Ipv4Meta};
 
@@ -144,7 +144,7 @@ pub fn insert_toa<F: Frame>(
     } else {
         let mut d = Delta::new();
         d.replace16(old_word, new_word);
-        d.add(checksum::sum(&toa));
+        d.add_bytes(&toa);
         // The pseudo-header's TCP length grew by 8 too.
         d.add16(TOA_LEN as u16);
         d.apply(u16::from_be_bytes([th[16], th[17]]))
@@ -159,6 +159,7 @@ pub fn insert_toa<F: Frame>(
 mod tests {
     use super::*;
     use crate::frame::{BufFrame, Frame};
+    use crate::wire::checksum;
     use crate::wire::tcp::{TcpOption, TcpPacket};
     use crate::xmit::test_support::*;
 

@@ -1,0 +1,207 @@
+//! Instruction count of classify + rewrite, per packet, per forwarding mode.
+//!
+//! Machines here have no hardware performance counters, so cycles cannot be
+//! measured; callgrind counts instructions exactly. Each path is one
+//! `#[inline(never)]` function named `measured_<path>` that classifies one
+//! frame and rewrites it, run N times over a `BufFrame` that is reset to the
+//! original packet before every iteration (outside the measured function).
+//!
+//! Exact per-packet figures (only the measured function is counted):
+//!
+//! ```text
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p \
+//!     --toggle-collect='*measured_*' <bench binary> <path> 100000
+//! # instructions per packet = "summary" of the output file / 100000
+//! ```
+//!
+//! `gateway/benches/measure_insns.sh` does this for every path and also
+//! reports the whole-program count difference between two N, which includes
+//! the per-iteration reset (a copy of the packet) as a cross-check.
+//!
+//! Run without arguments (`cargo bench --bench xmit_insns`), it runs every
+//! path a million times and prints nanoseconds per packet, as a smoke test.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+use gateway::frame::{BufFrame, ChecksumStatus, RxChecksum};
+use gateway::wire::classify::{classify, ClassifyPolicy, Classified};
+use gateway::wire::ipv4::Ipv4Packet;
+use gateway::wire::tcp::TcpPacket;
+use gateway::wire::MacAddr;
+use gateway::xmit::{dr, fnat, nat, tun, DrRewrite, FnatRewrite, NatRewrite, Offload, Toa, TunEncap};
+
+const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+const LIP: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 1);
+const RIP: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 20);
+
+/// The receive path's policy: IPv4 header checksum verified in software,
+/// layer 4 left to the end host (as Linux IPVS).
+const POLICY: ClassifyPolicy = ClassifyPolicy { verify_ip_checksum: true, verify_l4_checksum: false };
+
+/// An established-connection segment as Linux sends it: ACK|PSH, NOP NOP
+/// timestamps (32-byte TCP header), 100 bytes of data.
+fn tcp_packet(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), flags: u8, options: &[u8]) -> Vec<u8> {
+    let payload = [0x61u8; 100];
+    let mut b = vec![0u8; 14 + 20 + 20 + options.len() + payload.len()];
+    b[..12].copy_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
+    b[12..14].copy_from_slice(&[8, 0]);
+    let total = b.len() - 14;
+    let mut ip = Ipv4Packet::new_unchecked(&mut b[14..]);
+    ip.set_version_and_header_len(20);
+    ip.set_total_len(total as u16);
+    ip.set_flags_and_frag_offset(true, false, 0);
+    ip.set_ttl(64);
+    ip.set_protocol(6);
+    ip.set_src_addr(src.0);
+    ip.set_dst_addr(dst.0);
+    ip.fill_checksum();
+    let mut t = TcpPacket::new_unchecked(&mut b[34..]);
+    t.set_src_port(src.1);
+    t.set_dst_port(dst.1);
+    t.set_seq_number(0x1234_5678);
+    t.set_ack_number(0x9abc_def0);
+    t.set_header_len(20 + options.len());
+    t.set_flags(flags);
+    t.set_window_len(502);
+    t.options_mut().copy_from_slice(options);
+    t.payload_mut().copy_from_slice(&payload);
+    t.fill_checksum(src.0, dst.0);
+    b
+}
+
+const TIMESTAMPS: [u8; 12] = [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
+const ACK_PSH: u8 = 0x18;
+
+fn ip(a: Ipv4Addr) -> IpAddr {
+    IpAddr::V4(a)
+}
+
+#[inline(never)]
+fn measured_classify(frame: &mut BufFrame) -> bool {
+    matches!(classify(frame, POLICY), Ok(Classified::Ipv4(_)))
+}
+
+#[inline(never)]
+fn measured_fnat(frame: &mut BufFrame, rw: &FnatRewrite, offload: Offload) -> bool {
+    match classify(frame, POLICY) {
+        Ok(Classified::Ipv4(mut m)) => fnat::rewrite(frame, &mut m, rw, offload).is_ok(),
+        _ => false,
+    }
+}
+
+#[inline(never)]
+fn measured_nat_in(frame: &mut BufFrame, rw: &NatRewrite) -> bool {
+    match classify(frame, POLICY) {
+        Ok(Classified::Ipv4(mut m)) => nat::rewrite_inbound(frame, &mut m, rw, Offload::NONE).is_ok(),
+        _ => false,
+    }
+}
+
+#[inline(never)]
+fn measured_nat_out(frame: &mut BufFrame, rw: &NatRewrite) -> bool {
+    match classify(frame, POLICY) {
+        Ok(Classified::Ipv4(mut m)) => nat::rewrite_outbound(frame, &mut m, rw, Offload::NONE).is_ok(),
+        _ => false,
+    }
+}
+
+#[inline(never)]
+fn measured_dr(frame: &mut BufFrame, rw: &DrRewrite) -> bool {
+    match classify(frame, POLICY) {
+        Ok(Classified::Ipv4(_)) => dr::rewrite(frame, rw).is_ok(),
+        _ => false,
+    }
+}
+
+#[inline(never)]
+fn measured_tun(frame: &mut BufFrame, encap: &TunEncap) -> bool {
+    match classify(frame, POLICY) {
+        Ok(Classified::Ipv4(mut m)) => tun::encapsulate(frame, &mut m, encap, Offload::NONE).is_ok(),
+        _ => false,
+    }
+}
+
+/// Every measurable path: name, what it is.
+const PATHS: &[(&str, &str)] = &[
+    ("classify", "classify only (established TCP, IP checksum verified)"),
+    ("fnat_in", "classify + FNAT inbound, established, no seq delta"),
+    ("fnat_in_seq", "classify + FNAT inbound, established, seq delta"),
+    ("fnat_out_ack", "classify + FNAT outbound, ack delta (walks the TS option for SACK)"),
+    ("fnat_in_rxgood", "classify + FNAT inbound, NIC verified the IP checksum"),
+    ("fnat_in_offload", "classify + FNAT inbound, TX checksum offload"),
+    ("fnat_in_toa", "classify + FNAT inbound with TOA insertion"),
+    ("nat_in", "classify + NAT inbound"),
+    ("nat_out", "classify + NAT outbound"),
+    ("dr", "classify + DR"),
+    ("tun", "classify + TUN encapsulation"),
+];
+
+/// Runs `path` `n` times; false if the path name is unknown or a packet
+/// was refused (which would make the figure meaningless).
+fn run(path: &str, n: u64) -> Option<bool> {
+    let inbound = tcp_packet((CLIENT, 40000), (VIP, 80), ACK_PSH, &TIMESTAMPS);
+    let outbound = tcp_packet((RIP, 8080), (LIP, 5001), ACK_PSH, &TIMESTAMPS);
+    let fnat_in = FnatRewrite::inbound(ip(LIP), 5001, ip(RIP), 8080);
+    let fnat_in_seq = FnatRewrite { seq_delta: 0x0101_0101, ..fnat_in };
+    let fnat_out = FnatRewrite { ack_delta: 0x0101_0101, ..FnatRewrite::outbound(ip(VIP), 80, ip(CLIENT), 40000) };
+    let fnat_toa = FnatRewrite { toa: Some(Toa { addr: ip(CLIENT), port: 40000 }), ..fnat_in };
+    let nat_in = NatRewrite::new(ip(RIP), 8080);
+    let nat_out = NatRewrite::new(ip(VIP), 80);
+    let dr_rw = DrRewrite { dst_mac: MacAddr([0x52, 0x54, 0, 0, 0, 0x20]), src_mac: MacAddr([2, 0, 0, 0, 0, 0xaa]) };
+    let encap = TunEncap { src: ip(LIP), dst: ip(RIP), ttl: 64, ident: 1, mtu: 1500 };
+
+    let packet = if path.starts_with("fnat_out") || path == "nat_out" { &outbound } else { &inbound };
+    let mut frame = BufFrame::new(packet);
+    let rx_good = RxChecksum { ip: ChecksumStatus::Good, l4: ChecksumStatus::Unknown };
+    let mut ok = true;
+    for _ in 0..n {
+        frame.reset(black_box(packet));
+        let f = black_box(&mut frame);
+        ok &= match path {
+            "classify" => measured_classify(f),
+            "fnat_in" => measured_fnat(f, black_box(&fnat_in), Offload::NONE),
+            "fnat_in_seq" => measured_fnat(f, black_box(&fnat_in_seq), Offload::NONE),
+            "fnat_out_ack" => measured_fnat(f, black_box(&fnat_out), Offload::NONE),
+            "fnat_in_rxgood" => {
+                f.set_rx_checksum(rx_good);
+                measured_fnat(f, black_box(&fnat_in), Offload::NONE)
+            }
+            "fnat_in_offload" => measured_fnat(f, black_box(&fnat_in), black_box(Offload::ALL)),
+            "fnat_in_toa" => measured_fnat(f, black_box(&fnat_toa), Offload::NONE),
+            "nat_in" => measured_nat_in(f, black_box(&nat_in)),
+            "nat_out" => measured_nat_out(f, black_box(&nat_out)),
+            "dr" => measured_dr(f, black_box(&dr_rw)),
+            "tun" => measured_tun(f, black_box(&encap)),
+            "reset" => true,
+            _ => return None,
+        };
+    }
+    Some(ok)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    if let [path, n] = &args[..] {
+        let n: u64 = n.parse().expect("N is a number");
+        match run(path, n) {
+            Some(true) => {}
+            Some(false) => panic!("path {path} refused its packet"),
+            None => panic!("unknown path {path}; known: reset {}", PATHS.iter().map(|p| p.0).collect::<Vec<_>>().join(" ")),
+        }
+        return;
+    }
+    const N: u64 = 1_000_000;
+    let start = Instant::now();
+    run("reset", N);
+    let reset_ns = start.elapsed().as_nanos() as f64 / N as f64;
+    println!("{:<16} {:>8.1} ns/packet (frame reset only, included below)", "reset", reset_ns);
+    for (path, what) in PATHS {
+        let start = Instant::now();
+        assert_eq!(run(path, N), Some(true), "{path}");
+        let ns = start.elapsed().as_nanos() as f64 / N as f64;
+        println!("{path:<16} {ns:>8.1} ns/packet  {what}");
+    }
+}
