@@ -324,10 +324,13 @@ fn show_links(links: &[LinkInfo]) -> String {
 
 fn show_stats(workers: &[WorkerStats]) -> String {
     workers.iter().fold(String::new(), |mut s, w| {
+        let _ = writeln!(s, "worker {} (lcore {})", w.worker, w.lcore);
+        let _ = writeln!(s, "    RX: packets {} bytes {}", w.rx_packets, w.rx_bytes);
+        let _ = writeln!(s, "    TX: packets {} bytes {}", w.tx_packets, w.tx_bytes);
         let _ = writeln!(
             s,
-            "worker {} (lcore {}): rx {} tx {} redirected {} connections {}",
-            w.worker, w.lcore, w.rx_packets, w.tx_packets, w.redirected, w.connections
+            "    redirected out {} in {}, new connections {}",
+            w.redirected_out, w.redirected_in, w.new_connections
         );
         for (reason, n) in &w.drops {
             let _ = writeln!(s, "    drop {reason} {n}");

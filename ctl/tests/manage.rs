@@ -63,5 +63,11 @@ fn link_and_stats_show_dataplane_counters() {
         "0: dpdk0: <UP> mtu 1500\n    link/ether 52:54:00:12:34:56\n    RX: packets 10 bytes 1000 errors 0 missed 2\n    TX: packets 9 bytes 900 errors 0\n    queue 0 (worker 0): RX packets 10 bytes 1000 TX packets 9 bytes 900\n",
         "",
     );
-    expect(&gw, "stats", 0, "worker 0 (lcore 1): rx 10 tx 9 redirected 1 connections 2\n    drop truncated 1\n", "");
+    expect(
+        &gw,
+        "stats",
+        0,
+        "worker 0 (lcore 1)\n    RX: packets 10 bytes 1000\n    TX: packets 9 bytes 900\n    redirected out 1 in 0, new connections 2\n    drop truncated 1\n",
+        "",
+    );
 }

@@ -131,9 +131,12 @@ impl DataplaneView for FixedCounters {
             worker: 0,
             lcore: 1,
             rx_packets: 10,
+            rx_bytes: 1000,
             tx_packets: 9,
-            redirected: 1,
-            connections: 2,
+            tx_bytes: 900,
+            redirected_out: 1,
+            redirected_in: 0,
+            new_connections: 2,
             drops: vec![("truncated".into(), 1)],
         }]
     }

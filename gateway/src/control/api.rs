@@ -455,11 +455,14 @@ pub struct WorkerStats {
     pub worker: u32,
     pub lcore: u32,
     pub rx_packets: u64,
+    pub rx_bytes: u64,
     pub tx_packets: u64,
-    /// Packets handed to another worker over a redirect ring.
-    pub redirected: u64,
-    /// Connections in this worker's table.
-    pub connections: u64,
+    pub tx_bytes: u64,
+    /// Packets handed to the worker that owns their connection, and received that way.
+    pub redirected_out: u64,
+    pub redirected_in: u64,
+    /// Connections this worker created since it started.
+    pub new_connections: u64,
     /// Nonzero drop counters by reason name (the classifier's and the pipeline's).
     pub drops: Vec<(String, u64)>,
 }

@@ -10,6 +10,8 @@
 //!   implementation ([`publish::broadcast`]) whose mailboxes workers poll between bursts.
 //! - [`dataplane`]: the read-only seam to counters the workers keep ([`DataplaneView`]).
 //! - [`net`]: the gateway's addresses, routes and neighbours as configuration.
+//! - [`bridge`]: the network configuration as the workers' `NetView`, and `gwctl stats`
+//!   from the workers' own counters.
 //! - [`server`], [`client`]: the two ends of the socket.
 //!
 //! Embedding in `gatewayd`:
@@ -30,6 +32,7 @@
 
 pub mod api;
 pub mod apply;
+pub mod bridge;
 pub mod client;
 pub mod dataplane;
 pub mod net;

@@ -1,0 +1,227 @@
+//! Adapters between the control plane's configuration and counters and the dataplane's own
+//! types, so `gatewayd` only has to name its ports and hand over its workers' counters.
+//!
+//! - [`net_view`] turns the network configuration (`gwctl addr|route|neigh`, by interface
+//!   name) into the [`NetView`] workers route with (by port id). It refuses what the
+//!   dataplane cannot do (IPv6 entries, unknown interfaces) with an error naming the entry; a
+//!   [`SnapshotSink`](super::SnapshotSink) that calls it fails the publish, so the change is
+//!   refused and nothing is applied.
+//! - [`WorkerCountersView`] serves `gwctl stats` from the workers' [`WorkerCounters`]
+//!   (relaxed atomics the workers already keep; reading them costs a worker nothing) and
+//!   delegates every other question to the view it wraps.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use super::api::{ConnectionInfo, LinkInfo, TrafficStats, WorkerStats};
+use super::dataplane::DataplaneView;
+use super::net::NetConfig;
+use crate::net::{Ipv4Cidr, Route, RouteError};
+use crate::service::ServiceKey;
+use crate::wire::ethernet::MacAddr;
+use crate::worker::counters::WorkerCounters;
+use crate::worker::pipeline::{NetView, PortView};
+use crate::xmit::Offload;
+
+/// A port as `gatewayd` opened it; its index in the slice given to [`net_view`] is its DPDK
+/// port id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    pub name: String,
+    pub mac: MacAddr,
+    pub mtu: u16,
+    pub offload: Offload,
+}
+
+/// Why a network configuration cannot be given to the workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetViewError {
+    UnknownInterface(String),
+    /// The dataplane routes IPv4 only.
+    Ipv6(IpAddr),
+    Route(RouteError),
+}
+
+impl fmt::Display for NetViewError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetViewError::UnknownInterface(name) => write!(f, "no port is named {name:?}"),
+            NetViewError::Ipv6(a) => write!(f, "{a}: the dataplane routes IPv4 only"),
+            NetViewError::Route(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for NetViewError {}
+
+fn v4(addr: IpAddr) -> Result<Ipv4Addr, NetViewError> {
+    match addr {
+        IpAddr::V4(a) => Ok(a),
+        IpAddr::V6(_) => Err(NetViewError::Ipv6(addr)),
+    }
+}
+
+fn cidr(addr: IpAddr, prefix_len: u8) -> Result<Ipv4Cidr, NetViewError> {
+    // NetConfig has checked the prefix length against the family already.
+    Ipv4Cidr::new(v4(addr)?, prefix_len).ok_or(NetViewError::Ipv6(addr))
+}
+
+/// The workers' view of `net` on `ports`: interface addresses (each with its connected
+/// route), static routes and permanent neighbours.
+pub fn net_view(net: &NetConfig, ports: &[PortSpec]) -> Result<NetView, NetViewError> {
+    let port_id = |name: &str| -> Result<u16, NetViewError> {
+        ports
+            .iter()
+            .position(|p| p.name == name)
+            .and_then(|i| u16::try_from(i).ok())
+            .ok_or_else(|| NetViewError::UnknownInterface(name.to_string()))
+    };
+    let mut views: Vec<PortView> = ports
+        .iter()
+        .map(|p| PortView { mac: p.mac, mtu: p.mtu, offload: p.offload, addrs: Vec::new() })
+        .collect();
+    for a in net.addrs() {
+        let port = port_id(&a.ifname)?;
+        views[usize::from(port)].addrs.push(cidr(a.addr, a.prefix_len)?);
+    }
+    let mut routes = Vec::with_capacity(net.routes().len());
+    for r in net.routes() {
+        let via = r.via.map(v4).transpose()?;
+        routes.push(Route { dst: cidr(r.dst, r.prefix_len)?.network(), via, port: port_id(&r.ifname)?, src: None });
+    }
+    let mut view = NetView::with_connected_routes(views, &routes).map_err(NetViewError::Route)?;
+    for n in net.neighbours() {
+        view.static_neighbours.push((v4(n.addr)?, MacAddr(n.lladdr), port_id(&n.ifname)?));
+    }
+    Ok(view)
+}
+
+/// One worker's counters and where it runs.
+#[derive(Debug, Clone)]
+pub struct WorkerHandle {
+    pub worker: u32,
+    pub lcore: u32,
+    pub counters: Arc<WorkerCounters>,
+}
+
+/// `gwctl stats` from the workers' own counters; everything else from `inner`.
+pub struct WorkerCountersView {
+    pub workers: Vec<WorkerHandle>,
+    pub inner: Box<dyn DataplaneView>,
+}
+
+impl DataplaneView for WorkerCountersView {
+    fn service_stats(&self, service: &ServiceKey) -> TrafficStats {
+        self.inner.service_stats(service)
+    }
+
+    fn server_stats(&self, service: &ServiceKey, addr: IpAddr, port: u16) -> TrafficStats {
+        self.inner.server_stats(service, addr, port)
+    }
+
+    fn laddr_stats(&self, service: &ServiceKey, addr: IpAddr) -> (u64, u64) {
+        self.inner.laddr_stats(service, addr)
+    }
+
+    fn zero(&self, service: Option<&ServiceKey>) {
+        self.inner.zero(service)
+    }
+
+    fn connections(&self) -> Vec<ConnectionInfo> {
+        self.inner.connections()
+    }
+
+    fn links(&self) -> Vec<LinkInfo> {
+        self.inner.links()
+    }
+
+    fn worker_stats(&self) -> Vec<WorkerStats> {
+        self.workers
+            .iter()
+            .map(|w| {
+                let c = &w.counters;
+                WorkerStats {
+                    worker: w.worker,
+                    lcore: w.lcore,
+                    rx_packets: c.rx_packets.get(),
+                    rx_bytes: c.rx_bytes.get(),
+                    tx_packets: c.tx_packets.get(),
+                    tx_bytes: c.tx_bytes.get(),
+                    redirected_out: c.redirected_out.get(),
+                    redirected_in: c.redirected_in.get(),
+                    new_connections: c.new_conns.get(),
+                    drops: c.nonzero_drops().into_iter().map(|(r, n)| (r.to_string(), n)).collect(),
+                }
+            })
+            .collect()
+    }
+
+    fn conn_table_size(&self) -> u64 {
+        self.inner.conn_table_size()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
+    use crate::control::dataplane::NoDataplane;
+    use crate::worker::counters::Discard;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn ports() -> Vec<PortSpec> {
+        ["dpdk0", "dpdk1"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| PortSpec { name: n.to_string(), mac: MacAddr([2, 0, 0, 0, 0, i as u8]), mtu: 1500, offload: Offload::NONE })
+            .collect()
+    }
+
+    #[test]
+    fn net_config_becomes_the_workers_view() {
+        let mut net = NetConfig::default();
+        net.add_addr(InterfaceAddr { addr: ip("10.0.0.1"), prefix_len: 24, ifname: "dpdk1".into() }).unwrap();
+        net.add_route(RouteConfig { dst: ip("192.168.0.0"), prefix_len: 16, via: Some(ip("10.0.0.254")), ifname: "dpdk1".into() }).unwrap();
+        net.add_neighbour(NeighbourConfig { addr: ip("10.0.0.254"), lladdr: [2, 1, 2, 3, 4, 5], ifname: "dpdk1".into() }).unwrap();
+        let view = net_view(&net, &ports()).unwrap();
+        assert_eq!(view.ports[1].addrs, vec![Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, 1), 24).unwrap()]);
+        assert!(view.ports[0].addrs.is_empty());
+        let hop = view.routes.lookup(Ipv4Addr::new(192, 168, 3, 4)).unwrap();
+        assert_eq!((hop.via, hop.port), (Some(Ipv4Addr::new(10, 0, 0, 254)), 1));
+        assert_eq!(view.routes.lookup(Ipv4Addr::new(10, 0, 0, 9)).unwrap().port, 1, "connected route");
+        assert_eq!(view.static_neighbours, vec![(Ipv4Addr::new(10, 0, 0, 254), MacAddr([2, 1, 2, 3, 4, 5]), 1)]);
+    }
+
+    #[test]
+    fn what_the_dataplane_cannot_do_is_named() {
+        let mut net = NetConfig::default();
+        net.add_addr(InterfaceAddr { addr: ip("10.0.0.1"), prefix_len: 24, ifname: "eth9".into() }).unwrap();
+        assert_eq!(net_view(&net, &ports()).unwrap_err().to_string(), "no port is named \"eth9\"");
+        let mut net = NetConfig::default();
+        net.add_addr(InterfaceAddr { addr: ip("2001:db8::1"), prefix_len: 64, ifname: "dpdk0".into() }).unwrap();
+        assert_eq!(net_view(&net, &ports()).unwrap_err().to_string(), "2001:db8::1: the dataplane routes IPv4 only");
+    }
+
+    #[test]
+    fn stats_read_the_workers_counters() {
+        let counters = Arc::new(WorkerCounters::default());
+        counters.rx_packets.add(10);
+        counters.new_conns.inc();
+        counters.count(Discard::NoService);
+        counters.count(Discard::NoService);
+        let view = WorkerCountersView {
+            workers: vec![WorkerHandle { worker: 0, lcore: 1, counters: counters.clone() }],
+            inner: Box::new(NoDataplane::default()),
+        };
+        let stats = view.worker_stats();
+        assert_eq!(stats.len(), 1);
+        assert_eq!((stats[0].rx_packets, stats[0].new_connections), (10, 1));
+        assert_eq!(stats[0].drops, vec![("no_service".to_string(), 2)]);
+        counters.rx_packets.inc();
+        assert_eq!(view.worker_stats()[0].rx_packets, 11, "read live, not copied at construction");
+    }
+}
