@@ -1,76 +1,103 @@
 #!/usr/bin/env bash
-# The demo: gatewayd forwarding real Linux traffic between two network
-# namespaces over DPDK tap ports. Run as root from a fresh clone; it does the
-# set-up itself and removes everything it created, even on failure.
+# The demo: a client's requests rotating across three real servers behind a
+# FNAT virtual service, configured with gwctl in ipvsadm syntax. Run as root
+# from a fresh clone; it does the set-up itself, says what it does as it goes,
+# and removes everything it created, even on failure.
 #
-#   client ns (10.99.0.1/24, tap gwdemo0) <-> gatewayd <-> (tap gwdemo1, 10.99.0.2/24) server ns
-#
-# The client pings the server and fetches a page from it; every packet crosses
-# gatewayd's worker lcore. Until the load balancer itself lands, gatewayd runs
-# as a plain L2 forwarder; this demo grows into the load-balancing demo.
+#   client ns 10.0.0.1 --tap-- gatewayd --tap-- servers ns 192.168.1.{10,11,12}
+#                 VIP 10.0.0.100:80         local address 192.168.1.200
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SECONDS_TO_RUN="${GW_DEMO_SECONDS:-20}"
 CLIENT=gwdemo-client
-SERVER=gwdemo-server
-LOG=$(mktemp -t gatewayd-demo.XXXXXX)
+SERVERS=gwdemo-servers
+WORK=$(mktemp -d -t gwdemo.XXXXXX)
+export GATEWAYD_SOCKET="$WORK/gatewayd.sock"
 GW_PID=""
-HTTP_PID=""
+HTTP_PIDS=()
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 cleanup() {
     set +e
-    [[ -n "$HTTP_PID" ]] && kill "$HTTP_PID" 2>/dev/null
+    for p in "${HTTP_PIDS[@]}"; do kill "$p" 2>/dev/null; done
     [[ -n "$GW_PID" ]] && kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null
     ip netns del "$CLIENT" 2>/dev/null
-    ip netns del "$SERVER" 2>/dev/null
-    rm -f "$LOG"
+    ip netns del "$SERVERS" 2>/dev/null
+    rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
 
+say "Setting up the machine (Debian packages, hugepages) and building"
 bash scripts/setup.sh
-cargo build --release --bin gatewayd
-BIN="${CARGO_TARGET_DIR:-target}/release/gatewayd"
+cargo build --release --bin gatewayd --bin gwctl
+BIN="${CARGO_TARGET_DIR:-target}/release"
 
+say "Creating a client namespace and a namespace with three real servers"
 ip netns del "$CLIENT" 2>/dev/null || true
-ip netns del "$SERVER" 2>/dev/null || true
+ip netns del "$SERVERS" 2>/dev/null || true
 ip netns add "$CLIENT"
-ip netns add "$SERVER"
+ip netns add "$SERVERS"
 
-"$BIN" --seconds "$SECONDS_TO_RUN" --stats-interval 5 -- \
-    -l 0-1 --no-pci --in-memory --file-prefix=gwdemo --log-level=lib.eal:error \
-    --vdev=net_tap0,iface=gwdemo0 --vdev=net_tap1,iface=gwdemo1 >"$LOG" 2>&1 &
+cat > "$WORK/gatewayd.json" <<JSON
+{
+  "eal": ["-l", "0-1", "--no-pci", "--in-memory", "--file-prefix=gwdemo", "--log-level=lib.eal:error",
+          "--vdev=net_tap0,iface=gwdemo0", "--vdev=net_tap1,iface=gwdemo1"],
+  "ports": [
+    {"device": "net_tap0", "name": "client", "addrs": ["10.0.0.254/24"]},
+    {"device": "net_tap1", "name": "servers", "addrs": ["192.168.1.254/24"]}
+  ]
+}
+JSON
+say "Starting gatewayd with this configuration:"
+cat "$WORK/gatewayd.json"
+"$BIN/gatewayd" --config "$WORK/gatewayd.json" >"$WORK/gatewayd.log" 2>&1 &
 GW_PID=$!
-
-for _ in $(seq 100); do
-    ip link show gwdemo0 >/dev/null 2>&1 && ip link show gwdemo1 >/dev/null 2>&1 && grep -q running "$LOG" && break
-    sleep 0.1
-done
-grep -q running "$LOG" || { cat "$LOG"; echo "demo: gatewayd did not start" >&2; exit 1; }
+for _ in $(seq 100); do grep -q running "$WORK/gatewayd.log" && break; sleep 0.1; done
+grep -q running "$WORK/gatewayd.log" || { cat "$WORK/gatewayd.log"; echo "demo: gatewayd did not start" >&2; exit 1; }
+cat "$WORK/gatewayd.log"
 
 ip link set gwdemo0 netns "$CLIENT"
-ip link set gwdemo1 netns "$SERVER"
-ip -n "$CLIENT" addr add 10.99.0.1/24 dev gwdemo0
-ip -n "$SERVER" addr add 10.99.0.2/24 dev gwdemo1
-for ns in "$CLIENT" "$SERVER"; do ip -n "$ns" link set lo up; done
+ip link set gwdemo1 netns "$SERVERS"
+ip -n "$CLIENT" addr add 10.0.0.1/24 dev gwdemo0
+for i in 10 11 12; do ip -n "$SERVERS" addr add "192.168.1.$i/24" dev gwdemo1; done
+for ns in "$CLIENT" "$SERVERS"; do ip -n "$ns" link set lo up; done
 ip -n "$CLIENT" link set gwdemo0 up
-ip -n "$SERVER" link set gwdemo1 up
+ip -n "$SERVERS" link set gwdemo1 up
 
-mkdir -p /tmp/gwdemo-www && echo "hello through gatewayd" > /tmp/gwdemo-www/index.html
-ip netns exec "$SERVER" python3 -m http.server 8080 --bind 10.99.0.2 --directory /tmp/gwdemo-www >/dev/null 2>&1 &
-HTTP_PID=$!
+say "Starting three web servers (192.168.1.10, .11, .12 port 8080), each saying who it is"
+for i in 10 11 12; do
+    mkdir -p "$WORK/rs$i" && echo "hello from real server 192.168.1.$i" > "$WORK/rs$i/index.html"
+    ip netns exec "$SERVERS" python3 -m http.server 8080 --bind "192.168.1.$i" --directory "$WORK/rs$i" \
+        >"$WORK/rs$i.log" 2>&1 &
+    HTTP_PIDS+=($!)
+done
 
-echo "demo: ping client -> server through gatewayd"
-ip netns exec "$CLIENT" ping -c 3 -W 2 10.99.0.2
-echo "demo: HTTP GET client -> server through gatewayd"
+say "Configuring a FNAT service with gwctl, exactly as with ipvsadm"
+run() { echo "# $*"; "$@"; }
+run "$BIN/gwctl" -A -t 10.0.0.100:80 -s rr
+run "$BIN/gwctl" -P -t 10.0.0.100:80 -z 192.168.1.200 -F servers
+for i in 10 11 12; do run "$BIN/gwctl" -a -t 10.0.0.100:80 -r "192.168.1.$i:8080" -b; done
+run "$BIN/gwctl" -Ln
+
+say "The client asks the VIP six times: the answers rotate across the servers"
 for _ in $(seq 50); do
-    body=$(ip netns exec "$CLIENT" curl -s --max-time 2 http://10.99.0.2:8080/index.html) && break
+    ip netns exec "$CLIENT" curl -s --max-time 2 http://10.0.0.100/ >/dev/null && break
     sleep 0.2
 done
-echo "demo: got: ${body:-<nothing>}"
-[[ "${body:-}" == "hello through gatewayd" ]]
+for n in $(seq 6); do
+    printf 'request %d: ' "$n"
+    ip netns exec "$CLIENT" curl -s --max-time 5 http://10.0.0.100/
+done
 
+say "What the servers saw: the gateway's local address, not the client"
+tail -n 2 "$WORK/rs10.log"
+
+say "The table now (ActiveConn/InActConn), and the workers' counters"
+run "$BIN/gwctl" -Ln
+run "$BIN/gwctl" stats || true
+
+say "Stopping gatewayd (every mbuf returns to its pool)"
 kill "$GW_PID"; wait "$GW_PID" || true; GW_PID=""
-echo "demo: gatewayd's counters:"
-tail -n 3 "$LOG"
-echo "demo: OK"
+tail -n 2 "$WORK/gatewayd.log"
+say "Demo done: cleaning up namespaces and processes"
