@@ -230,3 +230,14 @@ fn json_listings_are_the_reply_structure() {
         assert!(v["reply"].is_string(), "{args}");
     }
 }
+
+#[test]
+fn help_and_version_need_no_gateway() {
+    let missing = std::env::temp_dir().join("gwctl-no-such-gateway.sock");
+    let o = common::gwctl_with(&missing, ["-h"], "", &[]);
+    assert_eq!((o.code, o.stderr.as_str()), (0, ""));
+    assert!(o.stdout.starts_with("gwctl v0.1.0 (ipvsadm 1.31 compatible, IPVS v1.2.1)\nUsage:\n  gwctl -A|E -t|u|f service-address"), "{}", o.stdout);
+    assert!(o.stdout.contains("  --fullnat      -b                   full NAT"));
+    let o = common::gwctl_with(&missing, ["--version"], "", &[]);
+    assert_eq!((o.code, o.stdout.as_str()), (0, "gwctl v0.1.0 (ipvsadm 1.31 compatible, IPVS v1.2.1)\n"));
+}

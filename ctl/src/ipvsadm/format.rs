@@ -473,6 +473,113 @@ mod tests {
         assert_eq!(v, [1, 3, 3, 5, 7, 9]);
     }
 
+    use gateway::control::api::{GatewayInfo, PersistenceConfig, ServerConfig, ServiceConfig, TrafficStats};
+
+    fn service(vs: VirtualService, persistence: Option<PersistenceConfig>, servers: &[(&str, u16)]) -> ServiceInfo {
+        ServiceInfo {
+            config: ServiceConfig { service: vs, scheduler: "rr".into(), persistence, one_packet: false, synproxy: false },
+            stats: TrafficStats::default(),
+            servers: servers
+                .iter()
+                .map(|(a, p)| ServerInfo {
+                    config: ServerConfig {
+                        addr: a.parse().unwrap(),
+                        port: *p,
+                        forwarding: Forwarding::Masq,
+                        weight: 1,
+                        upper_threshold: 0,
+                        lower_threshold: 0,
+                    },
+                    active_conns: 0,
+                    inactive_conns: 0,
+                    persistent_conns: 0,
+                    stats: TrafficStats::default(),
+                })
+                .collect(),
+            laddrs: vec![],
+        }
+    }
+
+    fn numeric() -> Format {
+        Format { numeric: true, ..Format::default() }
+    }
+
+    #[test]
+    fn ipv6_services_use_brackets_prefix_masks_and_are_not_cut() {
+        let v6 = service(
+            VirtualService::Tcp { addr: "2001:db8:1234:5678:9abc:def0:1234:5678".parse().unwrap(), port: 443 },
+            Some(PersistenceConfig { timeout: 60, netmask: "ffff:ffff:ffff:ffff::".parse().unwrap() }),
+            &[("2001:db8:1234:5678:9abc:def0:1234:9999", 8443)],
+        );
+        assert_eq!(
+            service_entry(&v6, &numeric(), &Names::none()),
+            "TCP  [2001:db8:1234:5678:9abc:def0:1234:5678]:443 rr persistent 60 mask 64\n  -> [2001:db8:1234:5678:9abc:def0:1234:9999]:8443 Masq    1      0          0         \n"
+        );
+        let rule = Format { rule: true, ..numeric() };
+        assert_eq!(
+            service_entry(&v6, &rule, &Names::none()),
+            "-A -t [2001:db8:1234:5678:9abc:def0:1234:5678]:443 -s rr -p 60 -M 64\n-a -t [2001:db8:1234:5678:9abc:def0:1234:5678]:443 -r [2001:db8:1234:5678:9abc:def0:1234:9999]:8443 -m -w 1\n"
+        );
+        let fwm6 = service(
+            VirtualService::Fwmark { mark: 7 },
+            Some(PersistenceConfig { timeout: 300, netmask: "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap() }),
+            &[],
+        );
+        assert_eq!(service_entry(&fwm6, &numeric(), &Names::none()), "FWM  7 IPv6 rr persistent 300\n");
+        assert_eq!(service_entry(&fwm6, &rule, &Names::none()), "-A -f 7 -6 -s rr -p 300\n");
+    }
+
+    #[test]
+    fn long_ipv4_names_are_cut_like_ipvsadm() {
+        let names = Names::parse("10.0.0.1 a-very-long-host-name.example.org\n", "");
+        let svc = service(VirtualService::Udp { addr: "10.0.0.1".parse().unwrap(), port: 53 }, None, &[("10.0.0.1", 5353)]);
+        let text = service_entry(&svc, &Format::default(), &names);
+        let mut lines = text.lines();
+        assert_eq!(lines.next().unwrap(), "UDP  a-very-long-host-name.exampl rr");
+        assert_eq!(lines.next().unwrap(), "  -> a-very-long-host-name.exampl Masq    1      0          0         ");
+    }
+
+    #[test]
+    fn sorting_follows_libipvs_and_nosort_keeps_insertion_order() {
+        let tcp = |a: &str, p| VirtualService::Tcp { addr: a.parse().unwrap(), port: p };
+        let table = ServiceTable {
+            info: GatewayInfo { ipvs_version: "1.2.1".into(), conn_table_size: 4096, generation: 1 },
+            services: vec![
+                service(VirtualService::Fwmark { mark: 1 }, None, &[]),
+                service(VirtualService::Udp { addr: "10.0.0.1".parse().unwrap(), port: 53 }, None, &[]),
+                service(tcp("10.0.0.1", 80), None, &[("10.1.1.2", 80), ("10.1.1.1", 81), ("10.1.1.1", 80)]),
+                service(tcp("192.168.0.200", 80), None, &[]),
+                service(tcp("10.0.0.1", 22), None, &[]),
+            ],
+        };
+        let firsts = |fmt: &Format| -> Vec<String> {
+            list_all(&table, fmt, &Names::none())
+                .lines()
+                .skip(3)
+                .filter(|l| !l.starts_with("  ->"))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(firsts(&numeric()), ["TCP  192.168.0.200:80 rr", "TCP  10.0.0.1:22 rr", "TCP  10.0.0.1:80 rr", "UDP  10.0.0.1:53 rr", "FWM  1 rr"]);
+        let dests: Vec<String> = list_all(&table, &numeric(), &Names::none())
+            .lines()
+            .skip(3)
+            .filter(|l| l.starts_with("  ->"))
+            .map(|l| l[5..20].trim().to_string())
+            .collect();
+        assert_eq!(dests, ["10.1.1.1:80", "10.1.1.1:81", "10.1.1.2:80"]);
+        let nosort = Format { nosort: true, ..numeric() };
+        assert_eq!(firsts(&nosort), ["FWM  1 rr", "UDP  10.0.0.1:53 rr", "TCP  10.0.0.1:80 rr", "TCP  192.168.0.200:80 rr", "TCP  10.0.0.1:22 rr"]);
+    }
+
+    #[test]
+    fn one_packet_and_synproxy_flags() {
+        let mut svc = service(VirtualService::Udp { addr: "10.0.0.1".parse().unwrap(), port: 53 }, None, &[]);
+        svc.config.one_packet = true;
+        assert_eq!(service_entry(&svc, &numeric(), &Names::none()), "UDP  10.0.0.1:53 rr ops\n");
+        assert_eq!(service_entry(&svc, &Format { rule: true, ..numeric() }, &Names::none()), "-A -u 10.0.0.1:53 -s rr -o\n");
+    }
+
     #[test]
     fn addresses_compare_like_libipvs() {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
