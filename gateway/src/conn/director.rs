@@ -245,6 +245,23 @@ impl<A: Family> Director<A> {
         }
     }
 
+    /// An explicit expiry policy for a removed real server (IPVS's `expire_nodest_conn`):
+    /// every connection bound to the server with these counters ends at the next
+    /// [`Director::expire`]. A scan of the table, for the control path, not per packet.
+    /// Returns how many were marked.
+    pub fn expire_dest_conns(&mut self, dest: &Arc<crate::service::DestCounters>, now: u32) -> usize {
+        let ids: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.dest().is_some_and(|d| Arc::ptr_eq(d, dest)))
+            .map(|(id, _)| id)
+            .collect();
+        for &id in &ids {
+            self.conns.expire_now(id, now);
+        }
+        ids.len()
+    }
+
     /// Expires due connections (returning their local ports and releasing their templates)
     /// and due templates, at most `budget` of each. Returns the connections expired.
     pub fn expire(&mut self, now: u32, budget: usize) -> usize {
@@ -373,6 +390,22 @@ mod tests {
         assert_ne!(d.conn(next).raddr, Ipv4Addr::new(192, 168, 1, 2));
         d.expire(2000, 100);
         assert_eq!(counters.active(), 0, "the removed server's counter followed its connection");
+    }
+
+    #[test]
+    fn explicit_expiry_of_a_removed_servers_connections() {
+        let snap = fnat(false, 80);
+        let mut d = Director::<Ipv4Addr>::new(Arc::clone(&snap), cfg(16), 0);
+        for cport in 1..=6 {
+            let id = d.connect(&key("1.2.3.4", cport, 80), 0).unwrap();
+            d.on_packet(id, Direction::In, SYN, 0); // SYN_RECV, 60 s
+        }
+        let counters = Arc::clone(snap.service(0).dests()[0].counters());
+        assert_eq!(counters.inactive(), 2, "rr gave 2 of 6 to the first server");
+        assert_eq!(d.expire_dest_conns(&counters, 5), 2);
+        assert_eq!(d.expire(5, 100), 2);
+        assert_eq!(counters.inactive(), 0);
+        assert_eq!(d.conns().len(), 4);
     }
 
     #[test]

@@ -535,6 +535,22 @@ mod tests {
     }
 
     #[test]
+    fn udp_has_one_state_and_its_own_timeout() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::new(4, 0);
+        let mut timeouts = Timeouts::default();
+        timeouts.set(0, 0, 30);
+        t.set_timeouts(timeouts);
+        let id = t.insert(NewConn { proto: Protocol::Udp, ..conn(1, 53, 53, &dest) }, 0).unwrap();
+        assert_eq!(t.get(id).state(), State::Udp);
+        assert_eq!(t.on_packet(id, Direction::In, SYN | FIN, 10), State::Udp, "flags ignored");
+        assert_eq!(t.on_packet(id, Direction::Out, 0, 20), State::Udp);
+        assert_eq!((dest.active(), dest.inactive()), (0, 1), "UDP counts as inactive (IPVS)");
+        assert_eq!(t.expire(49, 10, |_| {}), 0);
+        assert_eq!(t.expire(50, 10, |_| {}), 1, "30 s after the last packet");
+    }
+
+    #[test]
     fn full_table_refuses_and_keeps_existing() {
         let dest = Arc::new(DestCounters::default());
         let mut t = ConnTable::new(2, 0);

@@ -409,6 +409,12 @@ impl SnapshotEditor {
         self.next.timeouts.set(tcp, tcp_fin, udp);
     }
 
+    /// Sets the timeout of one state, including the short ones ipvsadm has no option for
+    /// (SYN_RECV, CLOSE, ...); at least 1 second.
+    pub fn set_state_timeout(&mut self, state: crate::conn::State, secs: u32) {
+        self.next.timeouts.set_state(state, secs);
+    }
+
     /// Publishes the edited snapshot: computes the hash schedulers' tables of the services
     /// whose real servers changed, installs edited thresholds in the shared counters and
     /// forgets removed servers whose last connection has ended.
@@ -688,7 +694,9 @@ mod tests {
         assert!(ed.add_laddr(&web(), l.clone()).is_err());
         assert!(ed.delete_laddr(&web(), ip("192.168.1.253")).is_err());
         ed.set_timeouts(0, 60, 0);
+        ed.set_state_timeout(crate::conn::State::SynRecv, 30);
         let snap = ed.finish();
+        assert_eq!(snap.timeouts().of(crate::conn::State::SynRecv), 30);
         assert_eq!(snap.service(0).laddrs(), &[l]);
         assert_eq!(snap.timeouts().tcp_fin(), 60);
         assert_eq!(snap.timeouts().tcp(), 900);
