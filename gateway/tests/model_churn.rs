@@ -100,7 +100,7 @@ fn million_connections_leave_nothing_behind() {
         // Configuration churn: every other round remove server .5 from the web service
         // (its connections carry on), then add it back; and edit a weight.
         let mut ed = d.snapshot().edit();
-        if round % 2 == 0 {
+        if round.is_multiple_of(2) {
             ed.delete_dest(&web(), ip("192.168.1.5"), 8080).unwrap();
         } else {
             ed.add_dest(&web(), rs(5).with_weight(5)).unwrap();
