@@ -168,9 +168,7 @@ impl Gateway {
             let (running, stop) = (running.clone(), stop.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
-                    if mailbox.poll() {
-                        *running.lock().unwrap() = mailbox.current().clone();
-                    }
+                    mailbox.poll(|config| *running.lock().unwrap() = config.clone());
                     std::thread::sleep(Duration::from_micros(100));
                 }
             })

@@ -175,6 +175,10 @@ impl ControlState {
     }
 
     fn apply(&mut self, changes: &[Change]) -> Result<Reply, ApiError> {
+        if changes.is_empty() {
+            // Nothing to publish (an empty `-R`): the workers already run the answer.
+            return Ok(Reply::Applied { generation: self.current.generation() });
+        }
         let mut next = Pending {
             editor: self.current.services.edit(),
             flags: (*self.current.service_flags).clone(),

@@ -10,6 +10,7 @@
 //!   (relaxed atomics the workers already keep; reading them costs a worker nothing) and
 //!   delegates every other question to the view it wraps.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -17,8 +18,9 @@ use std::sync::Arc;
 use super::api::{ConnectionInfo, LinkInfo, TrafficStats, WorkerStats};
 use super::dataplane::DataplaneView;
 use super::net::NetConfig;
+use super::publish::{Convert, GatewayConfig, Generation, PublishError, ServiceFlags};
 use crate::net::{Ipv4Cidr, Route, RouteError};
-use crate::service::ServiceKey;
+use crate::service::{ServiceKey, Snapshot};
 use crate::wire::ethernet::MacAddr;
 use crate::worker::counters::WorkerCounters;
 use crate::worker::pipeline::{NetView, PortView};
@@ -95,6 +97,58 @@ pub fn net_view(net: &NetConfig, ports: &[PortSpec]) -> Result<NetView, NetViewE
         view.static_neighbours.push((v4(n.addr)?, MacAddr(n.lladdr), port_id(&n.ifname)?));
     }
     Ok(view)
+}
+
+/// What each worker receives through its mailboxes (`publish::broadcast_with`): the
+/// service snapshot, the per-service flags and the network view, resolved once on the
+/// control thread. A worker installs it with `Worker::switch(update.services.clone(),
+/// update.net.clone())` inside `Mailbox::poll`.
+#[derive(Debug, Clone)]
+pub struct WorkerUpdate {
+    pub services: Arc<Snapshot>,
+    pub service_flags: Arc<BTreeMap<ServiceKey, ServiceFlags>>,
+    pub net: Arc<NetView>,
+}
+
+impl Generation for WorkerUpdate {
+    fn generation(&self) -> u64 {
+        self.services.generation()
+    }
+}
+
+impl WorkerUpdate {
+    /// The update for `config` on `ports`.
+    pub fn new(config: &GatewayConfig, ports: &[PortSpec]) -> Result<WorkerUpdate, NetViewError> {
+        Ok(WorkerUpdate {
+            services: Arc::clone(&config.services),
+            service_flags: Arc::clone(&config.service_flags),
+            net: Arc::new(net_view(&config.net, ports)?),
+        })
+    }
+}
+
+/// The converter for `publish::broadcast_with`: builds each [`WorkerUpdate`], recomputing
+/// the network view only when the network configuration changed. A configuration the
+/// dataplane cannot run fails the publish with the reason, and so the request.
+pub fn worker_updates(ports: Vec<PortSpec>) -> Convert<WorkerUpdate> {
+    let mut cache: Option<(Arc<NetConfig>, Arc<NetView>)> = None;
+    Box::new(move |config: &GatewayConfig| {
+        let net = match &cache {
+            Some((cfg, view)) if Arc::ptr_eq(cfg, &config.net) => Arc::clone(view),
+            _ => {
+                let view = Arc::new(
+                    net_view(&config.net, &ports).map_err(|e| PublishError { message: e.to_string() })?,
+                );
+                cache = Some((Arc::clone(&config.net), Arc::clone(&view)));
+                view
+            }
+        };
+        Ok(WorkerUpdate {
+            services: Arc::clone(&config.services),
+            service_flags: Arc::clone(&config.service_flags),
+            net,
+        })
+    })
 }
 
 /// One worker's counters and where it runs.
@@ -204,6 +258,36 @@ mod tests {
         let mut net = NetConfig::default();
         net.add_addr(InterfaceAddr { addr: ip("2001:db8::1"), prefix_len: 64, ifname: "dpdk0".into() }).unwrap();
         assert_eq!(net_view(&net, &ports()).unwrap_err().to_string(), "2001:db8::1: the dataplane routes IPv4 only");
+    }
+
+    #[test]
+    fn a_configuration_the_dataplane_cannot_run_is_refused_whole() {
+        use crate::control::api::{Change, ErrorKind, Request};
+        use crate::control::apply::ControlState;
+        use crate::control::publish::broadcast_with;
+        use std::time::Duration;
+
+        let initial = GatewayConfig::empty();
+        let first = WorkerUpdate::new(&initial, &ports()).unwrap();
+        let (sink, mut mailboxes) = broadcast_with(1, first, Duration::from_secs(5), worker_updates(ports()));
+        let mut mailbox = mailboxes.remove(0);
+        let worker = std::thread::spawn(move || {
+            let mut switched = Vec::new();
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            while switched.len() < 1 && std::time::Instant::now() < until {
+                mailbox.poll(|u| switched.push((u.generation(), u.net.ports[0].addrs.len())));
+            }
+            switched
+        });
+        let mut state = ControlState::new(initial, Box::new(sink), Box::new(NoDataplane::default()));
+        let add = |ifname: &str| Request::Apply {
+            changes: vec![Change::AddAddr { addr: InterfaceAddr { addr: ip("10.0.0.1"), prefix_len: 24, ifname: ifname.into() } }],
+        };
+        let e = state.handle(add("eth9")).unwrap_err();
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::PublishFailed, "configuration not applied: no port is named \"eth9\""));
+        assert!(state.config().net.addrs().is_empty());
+        state.handle(add("dpdk0")).unwrap();
+        assert_eq!(worker.join().unwrap(), vec![(1, 1)], "the worker switched to the accepted change only");
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //!
 //! [`broadcast`] is an implementation on plain std channels: the control thread sends the
 //! new configuration to one [`Mailbox`] per worker and waits, with a deadline, for each to
-//! acknowledge it. A worker calls [`Mailbox::poll`] between bursts; it never blocks and
-//! never allocates (`try_recv` on an empty channel is a couple of atomic loads), so it fits
-//! a poll-mode loop. The previous configuration is dropped on the control thread, not on the
-//! worker: a worker keeps its old `Arc` until the next poll, and the control plane holds a
-//! reference to every configuration it published until all workers acknowledged the next.
+//! acknowledge it. A worker calls [`Mailbox::poll`] between bursts with a closure that
+//! installs the configuration; the acknowledgement is sent after the closure returns, so
+//! "confirmed" means "running". Polling never blocks and, with nothing published, never
+//! allocates (`try_recv` on an empty channel is a couple of atomic loads), so it fits a
+//! poll-mode loop. Old configurations are freed on the control thread, not on a worker: the
+//! broadcaster keeps the last confirmed payload until every worker has confirmed the next.
+//! [`broadcast_with`] sends workers a converted payload instead (see `bridge`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -92,30 +94,67 @@ impl SnapshotSink for NoWorkers {
     }
 }
 
+/// What a worker receives: anything cloneable that names its configuration generation.
+pub trait Generation: Clone + Send + 'static {
+    fn generation(&self) -> u64;
+}
+
+impl Generation for GatewayConfig {
+    fn generation(&self) -> u64 {
+        GatewayConfig::generation(self)
+    }
+}
+
+/// Turns the published configuration into what workers receive (e.g. resolving interface
+/// names to ports once, on the control thread, instead of on every worker).
+pub type Convert<P> = Box<dyn FnMut(&GatewayConfig) -> Result<P, PublishError> + Send>;
+
 /// The control side of [`broadcast`].
-#[derive(Debug)]
-pub struct Broadcaster {
-    to_workers: Vec<SyncSender<GatewayConfig>>,
+pub struct Broadcaster<P: Generation> {
+    /// Each payload travels with the sequence number of its publish attempt, which is what
+    /// workers acknowledge: generations can repeat after a refused publish, attempts cannot,
+    /// so a late acknowledgement of a failed attempt is never taken for a new one's.
+    to_workers: Vec<SyncSender<(u64, P)>>,
     acks: Receiver<(usize, u64)>,
+    seq: u64,
+    /// Whether a publish failed after sending: workers may then run something other than
+    /// `last`, and republishing `last` must reach them.
+    diverged: bool,
     timeout: Duration,
+    convert: Convert<P>,
+    /// The last payload every worker confirmed: kept so that the worker never drops the
+    /// last reference to a configuration (freeing it is control-thread work).
+    last: Option<P>,
 }
 
 /// A worker's side of [`broadcast`].
 #[derive(Debug)]
-pub struct Mailbox {
+pub struct Mailbox<P: Generation> {
     index: usize,
-    inbox: Receiver<GatewayConfig>,
+    inbox: Receiver<(u64, P)>,
     ack: Sender<(usize, u64)>,
-    current: GatewayConfig,
+    current: P,
 }
 
-/// Creates a broadcaster and `workers` mailboxes that start with `initial`. `timeout` bounds
-/// how long [`SnapshotSink::publish`] waits for the slowest worker.
+/// Creates a broadcaster of whole [`GatewayConfig`]s and `workers` mailboxes that start with
+/// `initial`. `timeout` bounds how long [`SnapshotSink::publish`] waits for the slowest
+/// worker.
 pub fn broadcast(
     workers: usize,
     initial: &GatewayConfig,
     timeout: Duration,
-) -> (Broadcaster, Vec<Mailbox>) {
+) -> (Broadcaster<GatewayConfig>, Vec<Mailbox<GatewayConfig>>) {
+    broadcast_with(workers, initial.clone(), timeout, Box::new(|c: &GatewayConfig| Ok(c.clone())))
+}
+
+/// Like [`broadcast`], but workers receive `convert(config)`; a conversion error fails the
+/// publish before any worker sees anything.
+pub fn broadcast_with<P: Generation>(
+    workers: usize,
+    initial: P,
+    timeout: Duration,
+    convert: Convert<P>,
+) -> (Broadcaster<P>, Vec<Mailbox<P>>) {
     let (ack, acks) = mpsc::channel();
     let mut to_workers = Vec::with_capacity(workers);
     let mut mailboxes = Vec::with_capacity(workers);
@@ -125,17 +164,28 @@ pub fn broadcast(
         to_workers.push(tx);
         mailboxes.push(Mailbox { index, inbox, ack: ack.clone(), current: initial.clone() });
     }
-    (Broadcaster { to_workers, acks, timeout }, mailboxes)
+    let broadcaster =
+        Broadcaster { to_workers, acks, seq: 0, diverged: false, timeout, convert, last: Some(initial) };
+    (broadcaster, mailboxes)
 }
 
-impl SnapshotSink for Broadcaster {
+impl<P: Generation> SnapshotSink for Broadcaster<P> {
     fn publish(&mut self, config: &GatewayConfig) -> Result<(), PublishError> {
+        let payload = (self.convert)(config)?;
+        let generation = payload.generation();
+        // Republishing what every worker confirmed last (the control server's rollback after
+        // a refused conversion) has nothing to do.
+        if !self.diverged && self.last.as_ref().is_some_and(|l| l.generation() == generation) {
+            return Ok(());
+        }
         let deadline = Instant::now() + self.timeout;
-        let generation = config.generation();
-        // Acks of an earlier publish that timed out may still be queued; they carry an
-        // older generation and are skipped below.
+        self.seq += 1;
+        let seq = self.seq;
+        self.diverged = true;
+        // Acks of an earlier attempt that timed out may still be queued; they carry an older
+        // sequence number and are skipped below.
         for (i, tx) in self.to_workers.iter().enumerate() {
-            let mut pending = config.clone();
+            let mut pending = (seq, payload.clone());
             loop {
                 match tx.try_send(pending) {
                     Ok(()) => break,
@@ -164,7 +214,7 @@ impl SnapshotSink for Broadcaster {
         while missing > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.acks.recv_timeout(left) {
-                Ok((i, g)) if g == generation && !confirmed[i] => {
+                Ok((i, s)) if s == seq && !confirmed[i] => {
                     confirmed[i] = true;
                     missing -= 1;
                 }
@@ -181,29 +231,35 @@ impl SnapshotSink for Broadcaster {
                 }
             }
         }
+        self.last = Some(payload);
+        self.diverged = false;
         Ok(())
     }
 }
 
-impl Mailbox {
+impl<P: Generation> Mailbox<P> {
     /// The configuration this worker runs.
-    pub fn current(&self) -> &GatewayConfig {
+    pub fn current(&self) -> &P {
         &self.current
     }
 
-    /// Takes a newly published configuration, if any, and confirms it. Returns whether the
-    /// configuration changed. Call between bursts; it does not block.
-    pub fn poll(&mut self) -> bool {
-        let mut changed = false;
+    /// Takes the newest published configuration, if any, lets `switch` install it in the
+    /// worker, and only then confirms it to the control plane: a confirmed configuration is
+    /// one the worker runs. Returns whether there was one. Call between bursts; it does not
+    /// block, and with nothing published it costs a `try_recv` on an empty channel.
+    pub fn poll(&mut self, switch: impl FnOnce(&P)) -> bool {
+        let mut newest = None;
         while let Ok(next) = self.inbox.try_recv() {
-            self.current = next;
-            changed = true;
+            newest = Some(next);
         }
-        if changed {
-            // The control thread may have given up waiting; a lost ack is harmless.
-            let _ = self.ack.send((self.index, self.current.generation()));
-        }
-        changed
+        let Some((seq, next)) = newest else { return false };
+        switch(&next);
+        // The control thread holds its own reference (see `Broadcaster::last`), so this
+        // replacement never frees a configuration here.
+        self.current = next;
+        // The control thread may have given up waiting; a lost ack is harmless.
+        let _ = self.ack.send((self.index, seq));
+        true
     }
 }
 
@@ -227,7 +283,7 @@ mod tests {
                 let stop = Arc::clone(&stop);
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
-                        mb.poll();
+                        mb.poll(|_| {});
                         std::thread::yield_now();
                     }
                     mb.current().generation()
@@ -254,7 +310,7 @@ mod tests {
         let mut zero = mailboxes.remove(0);
         let poller = std::thread::spawn(move || {
             let until = Instant::now() + Duration::from_millis(500);
-            while Instant::now() < until && !zero.poll() {
+            while Instant::now() < until && !zero.poll(|_| {}) {
                 std::thread::yield_now();
             }
             zero
@@ -265,11 +321,11 @@ mod tests {
         // The late worker catches up on its next poll; a later publish succeeds once it
         // keeps polling.
         let mut one = mailboxes.remove(0);
-        assert!(one.poll());
+        assert!(one.poll(|_| {}));
         let later = next(&config);
         let t = std::thread::spawn(move || {
             let until = Instant::now() + Duration::from_millis(500);
-            while Instant::now() < until && !one.poll() {
+            while Instant::now() < until && !one.poll(|_| {}) {
                 std::thread::yield_now();
             }
         });
