@@ -82,7 +82,7 @@ pub fn run(sub: &str, args: &[String], mut globals: Globals, io: &mut Io) -> i32
             return 2;
         }
     };
-    if let Plan::Change(_) = plan {
+    if let (Plan::Change(_), false) = (&plan, globals.json) {
         return 0;
     }
     if globals.json {

@@ -52,6 +52,19 @@ UDP  10.0.0.1:53 sh
 FWM  10 rr persistent 300
 ";
 
+const LIST_NAMES: &str = "IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  192.168.0.200:http wlc persistent 600 mask 255.255.255.0
+  -> 172.16.100.10:http           Masq    1      1          1         
+  -> 172.16.100.11:8080           Masq    2      0          0         
+TCP  10.0.0.1:0 rr persistent 300
+TCP  10.0.0.1:http rr synproxy
+  -> 192.168.1.2:8080             FullNat 3      0          0         
+UDP  10.0.0.1:domain sh
+FWM  10 rr persistent 300
+";
+
 const STATS: &str = "IP Virtual Server version 1.2.1 (size=4096)
 Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
   -> RemoteAddress:Port
@@ -141,6 +154,15 @@ fn every_example_prints_what_ipvsadm_prints() {
     bind_connections(&gw);
     expect(&gw, "-Ln", LIST);
     expect(&gw, "-L -n", LIST);
+    // No arguments: `-L` with names (from controlled databases here).
+    let dir = gw.socket.parent().unwrap().to_path_buf();
+    std::fs::write(dir.join("hosts"), "").unwrap();
+    std::fs::write(dir.join("services"), "http 80/tcp\ndomain 53/udp\n").unwrap();
+    let (hosts, services) = (dir.join("hosts"), dir.join("services"));
+    let env = [("GWCTL_HOSTS", hosts.to_str().unwrap()), ("GWCTL_SERVICES", services.to_str().unwrap())];
+    let o = common::gwctl_with(&gw.socket, [], "", &env);
+    assert_eq!((o.code, o.stderr.as_str()), (0, ""));
+    assert_eq!(o.stdout, LIST_NAMES);
     expect(&gw, "--list --numeric", LIST);
     expect(&gw, "-Ln --stats", STATS);
     expect(&gw, "-Ln --stats --exact", STATS_EXACT);
@@ -223,6 +245,10 @@ fn json_listings_are_the_reply_structure() {
     assert_eq!(services[0]["config"]["service"]["tcp"]["addr"], "192.168.0.200");
     assert_eq!(services[0]["servers"][1]["config"]["weight"], 2);
     assert_eq!(services[0]["stats"]["in_packets"], 123_456_789);
+    let o = gw.gwctl("-A -t 10.0.0.9:80 -s rr --json");
+    assert_eq!(o.code, 0);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!((v["reply"].as_str(), v["generation"].as_u64()), (Some("applied"), Some(11)));
     for args in ["-lnc --json", "-L --timeout --json", "-G -t 10.0.0.1:80 --json", "--json link", "--json stats", "mark show --json"] {
         let o = gw.gwctl(args);
         assert_eq!(o.code, 0, "{args}: {}", o.stderr);

@@ -341,6 +341,7 @@ fn execute(c: &Command, globals: &Globals, client: &Client, names: &Names, io: &
             })
         }
         Cmd::Zero => match call(Request::Zero { service: c.service.as_ref().map(virtual_service) }, io) {
+            Ok(reply) if globals.json => print_json(&reply, io),
             Ok(_) => 0,
             Err(code) => code,
         },
@@ -351,6 +352,8 @@ fn execute(c: &Command, globals: &Globals, client: &Client, names: &Names, io: &
                 return 1;
             };
             match call(Request::Apply { changes }, io) {
+                // Automation gets the generation every worker now runs.
+                Ok(reply) if globals.json => print_json(&reply, io),
                 Ok(_) => 0,
                 Err(code) => code,
             }
