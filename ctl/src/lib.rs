@@ -48,7 +48,9 @@ pub fn run(args: &[String], io: &mut Io) -> i32 {
         i += 1;
     }
     match args.get(i).map(String::as_str) {
-        Some(word) if manage::SUBCOMMANDS.contains(&word) => manage::run(word, &args[i + 1..], globals, io),
+        Some(word) if manage::SUBCOMMANDS.contains(&word) => {
+            manage::run(word, &args[i + 1..], globals, io)
+        }
         _ => ipvsadm::run(args, io),
     }
 }

@@ -39,7 +39,12 @@ impl Names {
 
     pub fn parse(hosts: &str, services: &str) -> Names {
         let fields = |line: &str| -> Vec<String> {
-            line.split('#').next().unwrap_or("").split_whitespace().map(str::to_string).collect()
+            line.split('#')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
         };
         let hosts = hosts
             .lines()
@@ -70,7 +75,10 @@ impl Names {
 
     /// The first name of `addr` in the hosts file (`gethostbyaddr`'s answer from files).
     pub fn host_name(&self, addr: IpAddr) -> Option<&str> {
-        self.hosts.iter().find(|(a, _)| *a == addr).map(|(_, n)| n[0].as_str())
+        self.hosts
+            .iter()
+            .find(|(a, _)| *a == addr)
+            .map(|(_, n)| n[0].as_str())
     }
 
     /// The first address of `name` (canonical name or alias) of the given family, if any.

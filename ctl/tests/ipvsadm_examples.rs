@@ -30,7 +30,12 @@ fn configure(gw: &Gateway) {
 fn bind_connections(gw: &Gateway) {
     let running = gw.running();
     let snap = &running.services;
-    let id = snap.service_id(&gateway::service::ServiceKey::tcp(common::ip("192.168.0.200"), 80)).unwrap();
+    let id = snap
+        .service_id(&gateway::service::ServiceKey::tcp(
+            common::ip("192.168.0.200"),
+            80,
+        ))
+        .unwrap();
     let svc = snap.service(id);
     let dest = &svc.dests()[svc.dest_index(common::ip("172.16.100.10"), 80).unwrap()];
     dest.counters().bind();
@@ -115,14 +120,16 @@ const LADDRS: &str = "VIP:VPORT            TOTAL    SNAT_IP              CONFLIC
                               192.168.1.254        3          42        
 ";
 
-const THRESHOLDS: &str = "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn 
+const THRESHOLDS: &str =
+    "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn 
   -> RemoteAddress:Port
 TCP  192.168.0.200:80 wlc persistent 600 mask 255.255.255.0
   -> 172.16.100.10:80             0          0          1          1         
   -> 172.16.100.11:8080           0          0          0          0         
 ";
 
-const PERSISTENT_CONN: &str = "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn 
+const PERSISTENT_CONN: &str =
+    "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn 
   -> RemoteAddress:Port
 TCP  192.168.0.200:80 wlc persistent 600 mask 255.255.255.0
   -> 172.16.100.10:80             1         1           1          1         
@@ -159,7 +166,10 @@ fn every_example_prints_what_ipvsadm_prints() {
     std::fs::write(dir.join("hosts"), "").unwrap();
     std::fs::write(dir.join("services"), "http 80/tcp\ndomain 53/udp\n").unwrap();
     let (hosts, services) = (dir.join("hosts"), dir.join("services"));
-    let env = [("GWCTL_HOSTS", hosts.to_str().unwrap()), ("GWCTL_SERVICES", services.to_str().unwrap())];
+    let env = [
+        ("GWCTL_HOSTS", hosts.to_str().unwrap()),
+        ("GWCTL_SERVICES", services.to_str().unwrap()),
+    ];
     let o = common::gwctl_with(&gw.socket, [], "", &env);
     assert_eq!((o.code, o.stderr.as_str()), (0, ""));
     assert_eq!(o.stdout, LIST_NAMES);
@@ -168,15 +178,27 @@ fn every_example_prints_what_ipvsadm_prints() {
     expect(&gw, "-Ln --stats --exact", STATS_EXACT);
     expect(&gw, "-L -n --rate", RATE);
     expect(&gw, "-lnc", CONNS);
-    expect(&gw, "-L --timeout", "Timeout (tcp tcpfin udp): 900 120 300\n");
+    expect(
+        &gw,
+        "-L --timeout",
+        "Timeout (tcp tcpfin udp): 900 120 300\n",
+    );
     expect(&gw, "-G -t 10.0.0.1:80", LADDRS);
     expect(&gw, "-Ln --thresholds -t 192.168.0.200:80", THRESHOLDS);
-    expect(&gw, "-Ln --persistent-conn -t 192.168.0.200:80", PERSISTENT_CONN);
+    expect(
+        &gw,
+        "-Ln --persistent-conn -t 192.168.0.200:80",
+        PERSISTENT_CONN,
+    );
     expect(&gw, "-L --daemon", "");
     expect(&gw, "-S -n", SAVED);
     gw.ok("--set 900 120 300");
     gw.ok("--set 0 60 0");
-    expect(&gw, "-L --timeout", "Timeout (tcp tcpfin udp): 900 60 300\n");
+    expect(
+        &gw,
+        "-L --timeout",
+        "Timeout (tcp tcpfin udp): 900 60 300\n",
+    );
     gw.ok("-Z -t 192.168.0.200:80");
     gw.ok("-Z");
     // The worker runs exactly what the last change published.
@@ -190,7 +212,13 @@ fn save_clear_restore_gives_back_the_same_save() {
     gw.ok("-a -t 192.168.0.200:80 -r 172.16.100.12 -m -w 0 -x 100 -y 50");
     let saved = gw.gwctl("-S -n");
     assert_eq!(saved.code, 0);
-    assert!(saved.stdout.contains("-a -t 192.168.0.200:80 -r 172.16.100.12:80 -m -w 0 -x 100 -y 50\n"), "{}", saved.stdout);
+    assert!(
+        saved
+            .stdout
+            .contains("-a -t 192.168.0.200:80 -r 172.16.100.12:80 -m -w 0 -x 100 -y 50\n"),
+        "{}",
+        saved.stdout
+    );
     gw.ok("-C");
     expect(&gw, "-S -n", "");
     expect(
@@ -199,7 +227,10 @@ fn save_clear_restore_gives_back_the_same_save() {
         "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
     );
     // Comments, blank lines and a leading program name are accepted, as ipvsadm does.
-    let input = format!("# saved by gwctl -S -n\n\n{}ipvsadm -A -t 10.9.9.9:443 -s rr\n", saved.stdout);
+    let input = format!(
+        "# saved by gwctl -S -n\n\n{}ipvsadm -A -t 10.9.9.9:443 -s rr\n",
+        saved.stdout
+    );
     let o = gw.gwctl_in("-R", &input);
     assert_eq!((o.code, o.stderr.as_str(), o.stdout.as_str()), (0, "", ""));
     gw.ok("-D -t 10.9.9.9:443");
@@ -216,19 +247,35 @@ fn names_without_n_come_from_the_hosts_and_services_files() {
     let services = dir.join("services");
     std::fs::write(&hosts, "192.168.0.200 vip.example vip\n").unwrap();
     std::fs::write(&services, "http 80/tcp www\n").unwrap();
-    let env = [("GWCTL_HOSTS", hosts.to_str().unwrap()), ("GWCTL_SERVICES", services.to_str().unwrap())];
+    let env = [
+        ("GWCTL_HOSTS", hosts.to_str().unwrap()),
+        ("GWCTL_SERVICES", services.to_str().unwrap()),
+    ];
     let o = common::gwctl_with(&gw.socket, ["-L"], "", &env);
     assert_eq!(
         o.stdout,
         "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\nTCP  vip.example:http rr\n  -> 172.16.100.10:8080           Masq    1      0          0         \n"
     );
     let o = common::gwctl_with(&gw.socket, ["-S"], "", &env);
-    assert_eq!(o.stdout, "-A -t vip.example:http -s rr\n-a -t vip.example:http -r 172.16.100.10:8080 -m -w 1\n");
+    assert_eq!(
+        o.stdout,
+        "-A -t vip.example:http -s rr\n-a -t vip.example:http -r 172.16.100.10:8080 -m -w 1\n"
+    );
     // Names are accepted on input too.
-    let o = common::gwctl_with(&gw.socket, ["-a", "-t", "vip:www", "-r", "172.16.100.11:http", "-m"], "", &env);
+    let o = common::gwctl_with(
+        &gw.socket,
+        ["-a", "-t", "vip:www", "-r", "172.16.100.11:http", "-m"],
+        "",
+        &env,
+    );
     assert_eq!((o.code, o.stderr.as_str()), (0, ""));
     let o = gw.gwctl("-S -n");
-    assert!(o.stdout.contains("-a -t 192.168.0.200:80 -r 172.16.100.11:80 -m -w 1\n"), "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains("-a -t 192.168.0.200:80 -r 172.16.100.11:80 -m -w 1\n"),
+        "{}",
+        o.stdout
+    );
 }
 
 #[test]
@@ -242,17 +289,31 @@ fn json_listings_are_the_reply_structure() {
     assert_eq!(v["info"]["conn_table_size"], 4096);
     let services = v["services"].as_array().unwrap();
     assert_eq!(services.len(), 5);
-    assert_eq!(services[0]["config"]["service"]["tcp"]["addr"], "192.168.0.200");
+    assert_eq!(
+        services[0]["config"]["service"]["tcp"]["addr"],
+        "192.168.0.200"
+    );
     assert_eq!(services[0]["servers"][1]["config"]["weight"], 2);
     assert_eq!(services[0]["stats"]["in_packets"], 123_456_789);
     let o = gw.gwctl("-A -t 10.0.0.9:80 -s rr --json");
     assert_eq!(o.code, 0);
     let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
-    assert_eq!((v["reply"].as_str(), v["generation"].as_u64()), (Some("applied"), Some(11)));
-    for args in ["-lnc --json", "-L --timeout --json", "-G -t 10.0.0.1:80 --json", "--json link", "--json stats", "mark show --json"] {
+    assert_eq!(
+        (v["reply"].as_str(), v["generation"].as_u64()),
+        (Some("applied"), Some(11))
+    );
+    for args in [
+        "-lnc --json",
+        "-L --timeout --json",
+        "-G -t 10.0.0.1:80 --json",
+        "--json link",
+        "--json stats",
+        "mark show --json",
+    ] {
         let o = gw.gwctl(args);
         assert_eq!(o.code, 0, "{args}: {}", o.stderr);
-        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{args}: {e}"));
+        let v: serde_json::Value =
+            serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{args}: {e}"));
         assert!(v["reply"].is_string(), "{args}");
     }
 }
@@ -263,7 +324,12 @@ fn help_and_version_need_no_gateway() {
     let o = common::gwctl_with(&missing, ["-h"], "", &[]);
     assert_eq!((o.code, o.stderr.as_str()), (0, ""));
     assert!(o.stdout.starts_with("gwctl v0.1.0 (ipvsadm 1.31 compatible, IPVS v1.2.1)\nUsage:\n  gwctl -A|E -t|u|f service-address"), "{}", o.stdout);
-    assert!(o.stdout.contains("  --fullnat      -b                   full NAT"));
+    assert!(o
+        .stdout
+        .contains("  --fullnat      -b                   full NAT"));
     let o = common::gwctl_with(&missing, ["--version"], "", &[]);
-    assert_eq!((o.code, o.stdout.as_str()), (0, "gwctl v0.1.0 (ipvsadm 1.31 compatible, IPVS v1.2.1)\n"));
+    assert_eq!(
+        (o.code, o.stdout.as_str()),
+        (0, "gwctl v0.1.0 (ipvsadm 1.31 compatible, IPVS v1.2.1)\n")
+    );
 }

@@ -39,11 +39,17 @@ struct Workers {
 
 impl Workers {
     fn running_generations(&self) -> Vec<u64> {
-        self.generation.iter().map(|g| g.load(Ordering::SeqCst)).collect()
+        self.generation
+            .iter()
+            .map(|g| g.load(Ordering::SeqCst))
+            .collect()
     }
 
     fn polls(&self) -> Vec<u64> {
-        self.polls.iter().map(|p| p.load(Ordering::SeqCst)).collect()
+        self.polls
+            .iter()
+            .map(|p| p.load(Ordering::SeqCst))
+            .collect()
     }
 
     fn stop(self) {
@@ -58,9 +64,18 @@ fn start(name: &str, io_timeout: Duration) -> (ServerHandle, Client, Workers) {
     let initial = GatewayConfig::empty();
     let (sink, mailboxes) = broadcast(2, &initial, Duration::from_secs(5));
     let stop = Arc::new(AtomicBool::new(false));
-    let mut workers = Workers { stop: stop.clone(), polls: vec![], generation: vec![], threads: vec![] };
+    let mut workers = Workers {
+        stop: stop.clone(),
+        polls: vec![],
+        generation: vec![],
+        threads: vec![],
+    };
     for mut mb in mailboxes {
-        let (stop, polls, gen) = (stop.clone(), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (stop, polls, gen) = (
+            stop.clone(),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+        );
         workers.polls.push(polls.clone());
         workers.generation.push(gen.clone());
         workers.threads.push(std::thread::spawn(move || {
@@ -75,7 +90,10 @@ fn start(name: &str, io_timeout: Duration) -> (ServerHandle, Client, Workers) {
     let mut options = ServerOptions::new(temp_socket(name));
     options.io_timeout = io_timeout;
     let path = options.socket_path.clone();
-    let server = ControlServer::bind(options, state).unwrap().spawn().unwrap();
+    let server = ControlServer::bind(options, state)
+        .unwrap()
+        .spawn()
+        .unwrap();
     (server, Client::new(path), workers)
 }
 
@@ -84,7 +102,10 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn web() -> VirtualService {
-    VirtualService::Tcp { addr: ip("192.168.0.200"), port: 80 }
+    VirtualService::Tcp {
+        addr: ip("192.168.0.200"),
+        port: 80,
+    }
 }
 
 fn configure(client: &Client) {
@@ -114,7 +135,9 @@ fn configure(client: &Client) {
 }
 
 fn table(client: &Client) -> Reply {
-    client.call(&Request::ListServices { service: None }).unwrap()
+    client
+        .call(&Request::ListServices { service: None })
+        .unwrap()
 }
 
 fn refused(result: Result<Reply, ClientError>) -> (ErrorKind, String) {
@@ -127,16 +150,28 @@ fn refused(result: Result<Reply, ClientError>) -> (ErrorKind, String) {
 #[test]
 fn socket_is_private_and_replies_are_confirmed_by_every_worker() {
     let (server, client, workers) = start("private", Duration::from_secs(2));
-    let mode = std::fs::metadata(server.socket_path()).unwrap().permissions().mode();
+    let mode = std::fs::metadata(server.socket_path())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
-    let dir_mode = std::fs::metadata(server.socket_path().parent().unwrap()).unwrap().permissions().mode();
+    let dir_mode = std::fs::metadata(server.socket_path().parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(dir_mode & 0o777, 0o700);
     configure(&client);
     // Applied means every worker switched: each confirms after its switch closure ran.
     assert_eq!(workers.running_generations(), vec![1, 1]);
     // A second server on the same path is refused; the first keeps serving.
-    let state = ControlState::new(GatewayConfig::empty(), Box::new(gateway::control::NoWorkers), Box::new(NoDataplane::default()));
-    let err = ControlServer::bind(ServerOptions::new(server.socket_path()), state).err().unwrap();
+    let state = ControlState::new(
+        GatewayConfig::empty(),
+        Box::new(gateway::control::NoWorkers),
+        Box::new(NoDataplane::default()),
+    );
+    let err = ControlServer::bind(ServerOptions::new(server.socket_path()), state)
+        .err()
+        .unwrap();
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
     assert!(matches!(table(&client), Reply::Services(_)));
     workers.stop();
@@ -163,7 +198,10 @@ fn bad_requests_get_their_error_and_change_nothing() {
     for (frame, kind, prefix) in cases {
         let (k, message) = refused(client.call_raw(&frame));
         assert_eq!(k, kind, "{message}");
-        assert!(message.starts_with(prefix), "{message:?} should start with {prefix:?}");
+        assert!(
+            message.starts_with(prefix),
+            "{message:?} should start with {prefix:?}"
+        );
     }
 
     // Model-level refusals.
@@ -182,10 +220,26 @@ fn bad_requests_get_their_error_and_change_nothing() {
     };
     assert_eq!(
         refused(client.call(&dup)),
-        (ErrorKind::DestExists, "real server 172.16.100.10:80 already exists in service TCP 192.168.0.200:80".into())
+        (
+            ErrorKind::DestExists,
+            "real server 172.16.100.10:80 already exists in service TCP 192.168.0.200:80".into()
+        )
     );
-    let missing = Request::Apply { changes: vec![Change::DeleteService { service: VirtualService::Udp { addr: ip("10.0.0.1"), port: 53 } }] };
-    assert_eq!(refused(client.call(&missing)), (ErrorKind::ServiceNotFound, "service UDP 10.0.0.1:53 not defined".into()));
+    let missing = Request::Apply {
+        changes: vec![Change::DeleteService {
+            service: VirtualService::Udp {
+                addr: ip("10.0.0.1"),
+                port: 53,
+            },
+        }],
+    };
+    assert_eq!(
+        refused(client.call(&missing)),
+        (
+            ErrorKind::ServiceNotFound,
+            "service UDP 10.0.0.1:53 not defined".into()
+        )
+    );
 
     // A client that connects and sends nothing: it gets a timeout error, and meanwhile the
     // server still answers once it gives up on it.
@@ -198,7 +252,10 @@ fn bad_requests_get_their_error_and_change_nothing() {
     let mut reply = String::new();
     silent.read_to_string(&mut reply).unwrap();
     assert!(reply.contains("\"kind\":\"timeout\""), "{reply}");
-    assert!(reply.contains("no complete request within 300 ms"), "{reply}");
+    assert!(
+        reply.contains("no complete request within 300 ms"),
+        "{reply}"
+    );
     assert!(matches!(other.join().unwrap().unwrap(), Reply::Timeouts(_)));
     assert!(t.elapsed() < Duration::from_secs(5));
 
@@ -220,10 +277,21 @@ fn bad_requests_get_their_error_and_change_nothing() {
     drop(UnixStream::connect(server.socket_path()).unwrap());
 
     assert_eq!(table(&client), before, "the table is unchanged");
-    assert_eq!(workers.running_generations(), generation, "workers run the same configuration");
+    assert_eq!(
+        workers.running_generations(),
+        generation,
+        "workers run the same configuration"
+    );
     let polls = workers.polls();
     std::thread::sleep(Duration::from_millis(20));
-    assert!(workers.polls().iter().zip(&polls).all(|(now, then)| now > then), "workers keep running");
+    assert!(
+        workers
+            .polls()
+            .iter()
+            .zip(&polls)
+            .all(|(now, then)| now > then),
+        "workers keep running"
+    );
     workers.stop();
     server.shutdown();
 }
@@ -233,12 +301,29 @@ fn a_stale_socket_file_is_replaced_and_a_regular_file_is_not() {
     let path = temp_socket("stale");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap()); // a dead daemon's socket
-    let state = || ControlState::new(GatewayConfig::empty(), Box::new(gateway::control::NoWorkers), Box::new(NoDataplane::default()));
-    let server = ControlServer::bind(ServerOptions::new(&path), state()).unwrap().spawn().unwrap();
-    assert!(matches!(Client::new(&path).call(&Request::Info).unwrap(), Reply::Info(_)));
+    let state = || {
+        ControlState::new(
+            GatewayConfig::empty(),
+            Box::new(gateway::control::NoWorkers),
+            Box::new(NoDataplane::default()),
+        )
+    };
+    let server = ControlServer::bind(ServerOptions::new(&path), state())
+        .unwrap()
+        .spawn()
+        .unwrap();
+    assert!(matches!(
+        Client::new(&path).call(&Request::Info).unwrap(),
+        Reply::Info(_)
+    ));
     server.shutdown();
     std::fs::write(&path, b"not a socket").unwrap();
-    let err = ControlServer::bind(ServerOptions::new(&path), state()).err().unwrap();
-    assert_eq!(err.to_string(), format!("{} exists and is not a socket", path.display()));
+    let err = ControlServer::bind(ServerOptions::new(&path), state())
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        format!("{} exists and is not a socket", path.display())
+    );
     assert_eq!(std::fs::read(&path).unwrap(), b"not a socket");
 }

@@ -30,11 +30,17 @@ pub struct UsageError {
 
 impl UsageError {
     fn fail(message: impl Into<String>) -> UsageError {
-        UsageError { message: Some(message.into()), try_help: false }
+        UsageError {
+            message: Some(message.into()),
+            try_help: false,
+        }
     }
 
     fn try_help(message: Option<String>) -> UsageError {
-        UsageError { message, try_help: true }
+        UsageError {
+            message,
+            try_help: true,
+        }
     }
 }
 
@@ -183,8 +189,15 @@ pub struct Format {
 /// A `-t`/`-u`/`-f` argument, resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceArg {
-    Inet { proto: TransportProtocol, addr: IpAddr, port: u16 },
-    Fwmark { mark: u32, ipv6: bool },
+    Inet {
+        proto: TransportProtocol,
+        addr: IpAddr,
+        port: u16,
+    },
+    Fwmark {
+        mark: u32,
+        ipv6: bool,
+    },
 }
 
 /// What a parsed command line asks for.
@@ -331,9 +344,10 @@ fn scan(args: &[String]) -> Result<(Vec<Scanned>, Vec<String>), UsageError> {
                 Some((n, v)) => (n, Some(v.to_string())),
                 None => (long, None),
             };
-            let spec = OPTIONS.iter().find(|s| s.long == name).ok_or_else(|| {
-                UsageError::try_help(Some(format!("{word}: unknown option")))
-            })?;
+            let spec = OPTIONS
+                .iter()
+                .find(|s| s.long == name)
+                .ok_or_else(|| UsageError::try_help(Some(format!("{word}: unknown option"))))?;
             let value = match spec.arg {
                 Arg::None => {
                     if attached.is_some() {
@@ -357,15 +371,19 @@ fn scan(args: &[String]) -> Result<(Vec<Scanned>, Vec<String>), UsageError> {
                     },
                 },
             };
-            out.push(Scanned { name: spec.long, value });
+            out.push(Scanned {
+                name: spec.long,
+                value,
+            });
         } else if word.len() > 1 && word.starts_with('-') {
             let cluster: Vec<char> = word[1..].chars().collect();
             let mut k = 0;
             while k < cluster.len() {
                 let c = cluster[k];
-                let spec = OPTIONS.iter().find(|s| s.short == Some(c)).ok_or_else(|| {
-                    UsageError::try_help(Some(format!("-{c}: unknown option")))
-                })?;
+                let spec = OPTIONS
+                    .iter()
+                    .find(|s| s.short == Some(c))
+                    .ok_or_else(|| UsageError::try_help(Some(format!("-{c}: unknown option"))))?;
                 let rest: String = cluster[k + 1..].iter().collect();
                 let value = match spec.arg {
                     Arg::None => None,
@@ -392,7 +410,10 @@ fn scan(args: &[String]) -> Result<(Vec<Scanned>, Vec<String>), UsageError> {
                     }
                 };
                 // `-l` is `--list` too; keep the identity, not the letter.
-                out.push(Scanned { name: spec.long, value });
+                out.push(Scanned {
+                    name: spec.long,
+                    value,
+                });
                 k += 1;
             }
         } else {
@@ -420,7 +441,9 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
     let set_opt = |options: &mut u32, bit: u32| -> Result<(), UsageError> {
         if *options & bit != 0 {
             let name = opt::NAMES[bit.trailing_zeros() as usize];
-            return Err(UsageError::fail(format!("multiple '{name}' options specified")));
+            return Err(UsageError::fail(format!(
+                "multiple '{name}' options specified"
+            )));
         }
         *options |= bit;
         Ok(())
@@ -479,12 +502,21 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
             "version" => version = true,
             "start-daemon" | "stop-daemon" => {
                 let start = s.name == "start-daemon";
-                set_cmd(&mut cmd, if start { Cmd::StartDaemon } else { Cmd::StopDaemon })?;
+                set_cmd(
+                    &mut cmd,
+                    if start {
+                        Cmd::StartDaemon
+                    } else {
+                        Cmd::StopDaemon
+                    },
+                )?;
                 c.daemon_state = Some(match v.as_str() {
                     "master" => SyncState::Master,
                     "backup" => SyncState::Backup,
                     // Both texts are ipvsadm's, typo included.
-                    _ if start => return Err(UsageError::fail("illegal start-daemon parameter specified")),
+                    _ if start => {
+                        return Err(UsageError::fail("illegal start-daemon parameter specified"))
+                    }
                     _ => return Err(UsageError::fail("illegal start_daemon specified")),
                 });
             }
@@ -528,7 +560,8 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
             }
             "weight" => {
                 set_opt(&mut options, opt::WEIGHT)?;
-                c.weight = number(&v, 0, 65535).ok_or_else(|| UsageError::fail("illegal weight specified"))?;
+                c.weight = number(&v, 0, 65535)
+                    .ok_or_else(|| UsageError::fail("illegal weight specified"))?;
             }
             "u-threshold" => {
                 set_opt(&mut options, opt::UTHRESHOLD)?;
@@ -551,7 +584,8 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
             }
             "syncid" => {
                 set_opt(&mut options, opt::SYNCID)?;
-                c.syncid = number(&v, 0, 255).ok_or_else(|| UsageError::fail("illegal syncid specified"))?;
+                c.syncid = number(&v, 0, 255)
+                    .ok_or_else(|| UsageError::fail("illegal syncid specified"))?;
             }
             "timeout" => set_opt(&mut options, opt::TIMEOUT)?,
             "daemon" => set_opt(&mut options, opt::DAEMON)?,
@@ -648,13 +682,24 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
     // Resolve the service, then what depends on its protocol and family.
     if let Some((letter, raw)) = service_raw {
         c.service = Some(match letter {
-            'f' => ServiceArg::Fwmark { mark: parse_fwmark(&raw)?, ipv6: ipv6_fwmark },
+            'f' => ServiceArg::Fwmark {
+                mark: parse_fwmark(&raw)?,
+                ipv6: ipv6_fwmark,
+            },
             _ => {
-                let proto = if letter == 't' { TransportProtocol::Tcp } else { TransportProtocol::Udp };
+                let proto = if letter == 't' {
+                    TransportProtocol::Tcp
+                } else {
+                    TransportProtocol::Udp
+                };
                 let (addr, port) = parse_service(&raw, proto, names).ok_or_else(|| {
                     UsageError::fail("illegal virtual server address[:port] specified")
                 })?;
-                ServiceArg::Inet { proto, addr, port: port.unwrap_or(0) }
+                ServiceArg::Inet {
+                    proto,
+                    addr,
+                    port: port.unwrap_or(0),
+                }
             }
         });
     }
@@ -668,7 +713,8 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
     }
     if let Some(raw) = netmask_raw {
         c.netmask = if svc_v6 {
-            let bits = number(&raw, 1, 128).ok_or_else(|| UsageError::fail("illegal ipv6 netmask specified"))?;
+            let bits = number(&raw, 1, 128)
+                .ok_or_else(|| UsageError::fail("illegal ipv6 netmask specified"))?;
             IpAddr::V6(Ipv6Addr::from(u128::MAX << (128 - bits)))
         } else {
             let mask = raw
@@ -678,7 +724,9 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
                     Some(IpAddr::V4(a)) => Some(a),
                     _ => None,
                 })
-                .ok_or_else(|| UsageError::fail("illegal virtual server persistent mask specified"))?;
+                .ok_or_else(|| {
+                    UsageError::fail("illegal virtual server persistent mask specified")
+                })?;
             IpAddr::V4(mask)
         };
     }
@@ -696,11 +744,15 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
         Cmd::Add | Cmd::Edit => {
             if let Some(ServiceArg::Inet { port: 0, .. }) = c.service {
                 if c.persistent.is_none() {
-                    return Err(UsageError::fail("Zero port specified for non-persistent service"));
+                    return Err(UsageError::fail(
+                        "Zero port specified for non-persistent service",
+                    ));
                 }
             }
             if c.one_packet && !is_fwmark && svc_proto != TransportProtocol::Udp {
-                return Err(UsageError::fail("One-Packet Scheduling is only for UDP virtual services"));
+                return Err(UsageError::fail(
+                    "One-Packet Scheduling is only for UDP virtual services",
+                ));
             }
             if c.scheduler.is_empty() {
                 c.scheduler = "wlc".to_string();
@@ -783,21 +835,29 @@ pub fn number(s: &str, min: u32, max: u32) -> Option<u32> {
 }
 
 fn parse_timeout(s: &str, min: u32, max: u32) -> Result<u32, UsageError> {
-    number(s, min, max).ok_or_else(|| UsageError::fail(format!("invalid timeout value `{s}' specified")))
+    number(s, min, max)
+        .ok_or_else(|| UsageError::fail(format!("invalid timeout value `{s}' specified")))
 }
 
 fn parse_fwmark(s: &str) -> Result<u32, UsageError> {
-    number(s, 1, u32::MAX).ok_or_else(|| UsageError::fail(format!("invalid fwmark value `{s}' specified")))
+    number(s, 1, u32::MAX)
+        .ok_or_else(|| UsageError::fail(format!("invalid fwmark value `{s}' specified")))
 }
 
 /// ipvsadm's `parse_service`: `host[:port]`, `[v6addr]:port` or a bare IPv6 address; hosts
 /// and ports may be names. `None` for anything else (including a bare number).
-pub fn parse_service(s: &str, proto: TransportProtocol, names: &Names) -> Option<(IpAddr, Option<u16>)> {
+pub fn parse_service(
+    s: &str,
+    proto: TransportProtocol,
+    names: &Names,
+) -> Option<(IpAddr, Option<u16>)> {
     if s.is_empty() || s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let port_of = |p: &str| -> Option<u16> {
-        number(p, 0, 65535).map(|n| n as u16).or_else(|| names.service_port(p, proto))
+        number(p, 0, 65535)
+            .map(|n| n as u16)
+            .or_else(|| names.service_port(p, proto))
     };
     if let Some(rest) = s.strip_prefix('[') {
         let (addr, after) = rest.split_once(']')?;
@@ -864,7 +924,11 @@ mod tests {
         let c = cmd("-a -t 192.168.0.200:80 -r 172.16.100.10 -m");
         assert_eq!(c.server, Some(("172.16.100.10".parse().unwrap(), 80)));
         let c = cmd("-a -t 192.168.0.200:80 -r 172.16.100.11:8080 -g");
-        assert_eq!(c.server.unwrap().1, 80, "DR keeps the service port, as ipvsadm does");
+        assert_eq!(
+            c.server.unwrap().1,
+            80,
+            "DR keeps the service port, as ipvsadm does"
+        );
         let c = cmd("-a -t [2001:db8::1]:80 -r [2001:db8::2]:8080 -b -w 3");
         assert_eq!(c.server, Some(("2001:db8::2".parse().unwrap(), 8080)));
         assert_eq!(c.forwarding, Forwarding::FullNat);
@@ -875,24 +939,69 @@ mod tests {
     #[test]
     fn ipvsadm_error_texts() {
         assert_eq!(err("-A -t 10.0.0.1:80 -D"), "multiple commands specified");
-        assert_eq!(err("-A -t 10.0.0.1:80 -u 10.0.0.1:80"), "multiple 'service-address' options specified");
-        assert_eq!(err("-A -s rr"), "You need to supply the 'service-address' option for the 'add-service' command");
-        assert_eq!(err("-A -t 10.0.0.1:80 -r 1.2.3.4"), "Illegal 'real-server' option with the 'add-service' command");
-        assert_eq!(err("-L -c --timeout"), "The option 'timeout' conflicts with the 'connection' option in the 'list' command");
-        assert_eq!(err("-a -t 10.0.0.1:80 -r 10.0.0.2 -w 65536"), "illegal weight specified");
-        assert_eq!(err("-a -t 10.0.0.1:80 -r 10.0.0.2 -w x"), "illegal weight specified");
-        assert_eq!(err("-A -t 10.0.0.300:80"), "illegal virtual server address[:port] specified");
-        assert_eq!(err("-a -t 10.0.0.1:80 -r 80"), "illegal real server address[:port] specified");
+        assert_eq!(
+            err("-A -t 10.0.0.1:80 -u 10.0.0.1:80"),
+            "multiple 'service-address' options specified"
+        );
+        assert_eq!(
+            err("-A -s rr"),
+            "You need to supply the 'service-address' option for the 'add-service' command"
+        );
+        assert_eq!(
+            err("-A -t 10.0.0.1:80 -r 1.2.3.4"),
+            "Illegal 'real-server' option with the 'add-service' command"
+        );
+        assert_eq!(
+            err("-L -c --timeout"),
+            "The option 'timeout' conflicts with the 'connection' option in the 'list' command"
+        );
+        assert_eq!(
+            err("-a -t 10.0.0.1:80 -r 10.0.0.2 -w 65536"),
+            "illegal weight specified"
+        );
+        assert_eq!(
+            err("-a -t 10.0.0.1:80 -r 10.0.0.2 -w x"),
+            "illegal weight specified"
+        );
+        assert_eq!(
+            err("-A -t 10.0.0.300:80"),
+            "illegal virtual server address[:port] specified"
+        );
+        assert_eq!(
+            err("-a -t 10.0.0.1:80 -r 80"),
+            "illegal real server address[:port] specified"
+        );
         assert_eq!(err("-A -f 0"), "invalid fwmark value `0' specified");
-        assert_eq!(err("-A -t 10.0.0.1:80 -p 0"), "invalid timeout value `0' specified");
-        assert_eq!(err("-A -t 10.0.0.1:80 -p 10 -M 255.0.x"), "illegal virtual server persistent mask specified");
-        assert_eq!(err("-A -t 10.0.0.1"), "Zero port specified for non-persistent service");
-        assert_eq!(err("-A -t 10.0.0.1:53 -o"), "One-Packet Scheduling is only for UDP virtual services");
+        assert_eq!(
+            err("-A -t 10.0.0.1:80 -p 0"),
+            "invalid timeout value `0' specified"
+        );
+        assert_eq!(
+            err("-A -t 10.0.0.1:80 -p 10 -M 255.0.x"),
+            "illegal virtual server persistent mask specified"
+        );
+        assert_eq!(
+            err("-A -t 10.0.0.1"),
+            "Zero port specified for non-persistent service"
+        );
+        assert_eq!(
+            err("-A -t 10.0.0.1:53 -o"),
+            "One-Packet Scheduling is only for UDP virtual services"
+        );
         assert_eq!(err("--set 1 2"), "--set option requires 3 timeout values");
         assert_eq!(err("-L foo"), "unexpected argument foo");
-        assert_eq!(err("--start-daemon primary"), "illegal start-daemon parameter specified");
-        assert_eq!(err("-L --stats -c"), "options conflicts in the list command");
-        assert_eq!(err("-P -t 10.0.0.1:80 -z 192.168.1.254"), "You need to supply the 'ifname' option for the 'add-laddr' command");
+        assert_eq!(
+            err("--start-daemon primary"),
+            "illegal start-daemon parameter specified"
+        );
+        assert_eq!(
+            err("-L --stats -c"),
+            "options conflicts in the list command"
+        );
+        assert_eq!(
+            err("-P -t 10.0.0.1:80 -z 192.168.1.254"),
+            "You need to supply the 'ifname' option for the 'add-laddr' command"
+        );
         assert_eq!(err("-Lq"), "-q: unknown option");
         assert_eq!(err("--frobnicate"), "--frobnicate: unknown option");
         assert_eq!(err("-A -t"), "-t: missing argument");

@@ -7,7 +7,6 @@
 pub mod args;
 pub mod format;
 
-
 use gateway::control::api::{
     ApiError, Change, ErrorKind, LaddrConfig, PersistenceConfig, Reply, Request, ServerConfig,
     ServiceConfig, SyncDaemonConfig, VirtualService,
@@ -166,9 +165,11 @@ pub fn run(args: &[String], io: &mut Io) -> i32 {
 
 fn virtual_service(s: &ServiceArg) -> VirtualService {
     match *s {
-        ServiceArg::Inet { proto: gateway::control::api::TransportProtocol::Tcp, addr, port } => {
-            VirtualService::Tcp { addr, port }
-        }
+        ServiceArg::Inet {
+            proto: gateway::control::api::TransportProtocol::Tcp,
+            addr,
+            port,
+        } => VirtualService::Tcp { addr, port },
         ServiceArg::Inet { addr, port, .. } => VirtualService::Udp { addr, port },
         ServiceArg::Fwmark { mark, .. } => VirtualService::Fwmark { mark },
     }
@@ -178,7 +179,9 @@ fn virtual_service(s: &ServiceArg) -> VirtualService {
 pub fn changes(c: &Command) -> Option<Vec<Change>> {
     let service = c.service.as_ref().map(virtual_service);
     let server = || {
-        let (addr, port) = c.server.unwrap_or((std::net::Ipv4Addr::UNSPECIFIED.into(), 0));
+        let (addr, port) = c
+            .server
+            .unwrap_or((std::net::Ipv4Addr::UNSPECIFIED.into(), 0));
         ServerConfig {
             addr,
             port,
@@ -191,20 +194,37 @@ pub fn changes(c: &Command) -> Option<Vec<Change>> {
     let service_config = |vs: VirtualService| ServiceConfig {
         service: vs,
         scheduler: c.scheduler.clone(),
-        persistence: c.persistent.map(|timeout| PersistenceConfig { timeout, netmask: c.netmask }),
+        persistence: c.persistent.map(|timeout| PersistenceConfig {
+            timeout,
+            netmask: c.netmask,
+        }),
         one_packet: c.one_packet,
         synproxy: c.synproxy,
     };
     let change = match (c.cmd, service) {
-        (Cmd::Add, Some(vs)) => Change::AddService { service: service_config(vs) },
-        (Cmd::Edit, Some(vs)) => Change::EditService { service: service_config(vs) },
+        (Cmd::Add, Some(vs)) => Change::AddService {
+            service: service_config(vs),
+        },
+        (Cmd::Edit, Some(vs)) => Change::EditService {
+            service: service_config(vs),
+        },
         (Cmd::Del, Some(vs)) => Change::DeleteService { service: vs },
         (Cmd::Flush, _) => Change::Clear,
-        (Cmd::AddDest, Some(vs)) => Change::AddServer { service: vs, server: server() },
-        (Cmd::EditDest, Some(vs)) => Change::EditServer { service: vs, server: server() },
+        (Cmd::AddDest, Some(vs)) => Change::AddServer {
+            service: vs,
+            server: server(),
+        },
+        (Cmd::EditDest, Some(vs)) => Change::EditServer {
+            service: vs,
+            server: server(),
+        },
         (Cmd::DelDest, Some(vs)) => {
             let s = server();
-            Change::DeleteServer { service: vs, addr: s.addr, port: s.port }
+            Change::DeleteServer {
+                service: vs,
+                addr: s.addr,
+                port: s.port,
+            }
         }
         (Cmd::Timeout, _) => {
             let (tcp, tcp_fin, udp) = c.timeouts;
@@ -217,12 +237,20 @@ pub fn changes(c: &Command) -> Option<Vec<Change>> {
                 syncid: c.syncid,
             },
         },
-        (Cmd::StopDaemon, _) => Change::StopDaemon { state: c.daemon_state? },
+        (Cmd::StopDaemon, _) => Change::StopDaemon {
+            state: c.daemon_state?,
+        },
         (Cmd::AddLaddr, Some(vs)) => Change::AddLaddr {
             service: vs,
-            laddr: LaddrConfig { addr: c.laddr?, ifname: c.ifname.clone().unwrap_or_default() },
+            laddr: LaddrConfig {
+                addr: c.laddr?,
+                ifname: c.ifname.clone().unwrap_or_default(),
+            },
         },
-        (Cmd::DelLaddr, Some(vs)) => Change::DeleteLaddr { service: vs, addr: c.laddr? },
+        (Cmd::DelLaddr, Some(vs)) => Change::DeleteLaddr {
+            service: vs,
+            addr: c.laddr?,
+        },
         _ => return None,
     };
     Some(vec![change])
@@ -302,14 +330,25 @@ fn execute(c: &Command, globals: &Globals, client: &Client, names: &Names, io: &
         Cmd::List => {
             if c.options & opt::CONNECTION != 0 {
                 listing(Request::ListConnections, io, &|r| match r {
-                    Reply::Connections { connections } => Some(format::list_connections(connections, &fmt, names)),
+                    Reply::Connections { connections } => {
+                        Some(format::list_connections(connections, &fmt, names))
+                    }
                     _ => None,
                 })
             } else if let Some(s) = &c.service {
-                listing(Request::ListServices { service: Some(virtual_service(s)) }, io, &|r| match r {
-                    Reply::Services(t) => t.services.first().map(|svc| format::list_service(svc, &fmt, names)),
-                    _ => None,
-                })
+                listing(
+                    Request::ListServices {
+                        service: Some(virtual_service(s)),
+                    },
+                    io,
+                    &|r| match r {
+                        Reply::Services(t) => t
+                            .services
+                            .first()
+                            .map(|svc| format::list_service(svc, &fmt, names)),
+                        _ => None,
+                    },
+                )
             } else if c.options & opt::TIMEOUT != 0 {
                 listing(Request::GetTimeouts, io, &|r| match r {
                     Reply::Timeouts(t) => Some(format::timeouts(t)),
@@ -335,12 +374,23 @@ fn execute(c: &Command, globals: &Globals, client: &Client, names: &Names, io: &
         }),
         Cmd::GetLaddr => {
             let Some(s) = &c.service else { return 2 };
-            listing(Request::ListLaddrs { service: virtual_service(s) }, io, &|r| match r {
-                Reply::Laddrs { service, laddrs } => Some(format::laddrs(service, laddrs)),
-                _ => None,
-            })
+            listing(
+                Request::ListLaddrs {
+                    service: virtual_service(s),
+                },
+                io,
+                &|r| match r {
+                    Reply::Laddrs { service, laddrs } => Some(format::laddrs(service, laddrs)),
+                    _ => None,
+                },
+            )
         }
-        Cmd::Zero => match call(Request::Zero { service: c.service.as_ref().map(virtual_service) }, io) {
+        Cmd::Zero => match call(
+            Request::Zero {
+                service: c.service.as_ref().map(virtual_service),
+            },
+            io,
+        ) {
             Ok(reply) if globals.json => print_json(&reply, io),
             Ok(_) => 0,
             Err(code) => code,
@@ -348,7 +398,11 @@ fn execute(c: &Command, globals: &Globals, client: &Client, names: &Names, io: &
         Cmd::Restore => restore(client, names, io),
         _ => {
             let Some(changes) = changes(c) else {
-                let _ = writeln!(io.err, "gwctl: internal error: the '{:?}' command has no change", c.cmd);
+                let _ = writeln!(
+                    io.err,
+                    "gwctl: internal error: the '{:?}' command has no change",
+                    c.cmd
+                );
                 return 1;
             };
             match call(Request::Apply { changes }, io) {
@@ -432,7 +486,11 @@ fn restore(client: &Client, names: &Names, io: &mut Io) -> i32 {
                 if let Some(m) = &e.message {
                     let _ = writeln!(io.err, "{m}");
                 }
-                let _ = writeln!(io.err, "line {line_no}: {}; nothing was restored", text.trim_end());
+                let _ = writeln!(
+                    io.err,
+                    "line {line_no}: {}; nothing was restored",
+                    text.trim_end()
+                );
                 return 2;
             }
         };
@@ -457,7 +515,10 @@ fn restore(client: &Client, names: &Names, io: &mut Io) -> i32 {
     match client.call(&Request::Apply { changes: all }) {
         Ok(_) => 0,
         Err(ClientError::Refused(e)) => {
-            let (line, cmd) = e.change_index.and_then(|i| origin.get(i).copied()).unwrap_or((0, Cmd::Restore));
+            let (line, cmd) = e
+                .change_index
+                .and_then(|i| origin.get(i).copied())
+                .unwrap_or((0, Cmd::Restore));
             let _ = writeln!(io.err, "{}", refusal_text(cmd, &e));
             let _ = writeln!(io.err, "line {line}: {}; nothing was restored", e.message);
             1
@@ -472,7 +533,10 @@ mod tests {
 
     #[test]
     fn rule_lines_split_like_config_stream() {
-        assert_eq!(words("ipvsadm -A -t 10.0.0.1:80 -s rr # web\n"), vec!["ipvsadm", "-A", "-t", "10.0.0.1:80", "-s", "rr"]);
+        assert_eq!(
+            words("ipvsadm -A -t 10.0.0.1:80 -s rr # web\n"),
+            vec!["ipvsadm", "-A", "-t", "10.0.0.1:80", "-s", "rr"]
+        );
         assert_eq!(words("  # only a comment"), Vec::<String>::new());
         assert_eq!(words("-F 'my if'"), vec!["-F", "my if"]);
     }

@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use gateway::control::api::{ConnectionInfo, LinkInfo, QueueInfo, TrafficStats, TransportProtocol, WorkerStats};
+use gateway::control::api::{
+    ConnectionInfo, LinkInfo, QueueInfo, TrafficStats, TransportProtocol, WorkerStats,
+};
 use gateway::control::publish::broadcast;
 use gateway::control::{
     ControlServer, ControlState, DataplaneView, GatewayConfig, ServerHandle, ServerOptions,
@@ -59,7 +61,10 @@ impl DataplaneView for FixedCounters {
     }
 
     fn server_stats(&self, service: &ServiceKey, addr: IpAddr, port: u16) -> TrafficStats {
-        if *service == ServiceKey::tcp(ip("192.168.0.200"), 80) && addr == ip("172.16.100.10") && port == 80 {
+        if *service == ServiceKey::tcp(ip("192.168.0.200"), 80)
+            && addr == ip("172.16.100.10")
+            && port == 80
+        {
             TrafficStats {
                 conns: 1000,
                 in_packets: 100_000_000,
@@ -122,7 +127,14 @@ impl DataplaneView for FixedCounters {
             tx_packets: 9,
             tx_bytes: 900,
             tx_errors: 0,
-            queues: vec![QueueInfo { queue: 0, worker: 0, rx_packets: 10, rx_bytes: 1000, tx_packets: 9, tx_bytes: 900 }],
+            queues: vec![QueueInfo {
+                queue: 0,
+                worker: 0,
+                rx_packets: 10,
+                rx_bytes: 1000,
+                tx_packets: 9,
+                tx_bytes: 900,
+            }],
         }]
     }
 
@@ -174,8 +186,17 @@ impl Gateway {
             })
         };
         let state = ControlState::new(initial, Box::new(sink), Box::new(FixedCounters));
-        let server = ControlServer::bind(ServerOptions::new(&socket), state).unwrap().spawn().unwrap();
-        Gateway { socket, server: Some(server), stop, worker: Some(worker), running }
+        let server = ControlServer::bind(ServerOptions::new(&socket), state)
+            .unwrap()
+            .spawn()
+            .unwrap();
+        Gateway {
+            socket,
+            server: Some(server),
+            stop,
+            worker: Some(worker),
+            running,
+        }
     }
 
     /// The configuration the worker runs.
@@ -196,7 +217,11 @@ impl Gateway {
     /// Runs gwctl and asserts it succeeded without output.
     pub fn ok(&self, args: &str) {
         let o = self.gwctl(args);
-        assert_eq!((o.code, o.stderr.as_str(), o.stdout.as_str()), (0, "", ""), "gwctl {args}");
+        assert_eq!(
+            (o.code, o.stderr.as_str(), o.stdout.as_str()),
+            (0, "", ""),
+            "gwctl {args}"
+        );
     }
 }
 
@@ -228,7 +253,9 @@ pub fn run(mut cmd: Command, stdin: &str, env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let mut input = child.stdin.take().unwrap();
     let data = stdin.as_bytes().to_vec();

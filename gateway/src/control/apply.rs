@@ -47,7 +47,11 @@ impl ControlState {
         sink: Box<dyn SnapshotSink>,
         dataplane: Box<dyn DataplaneView>,
     ) -> ControlState {
-        ControlState { current: initial, sink, dataplane }
+        ControlState {
+            current: initial,
+            sink,
+            dataplane,
+        }
     }
 
     /// The configuration every worker runs.
@@ -74,12 +78,16 @@ impl ControlState {
                 Ok(Reply::Zeroed)
             }
             Request::ListServices { service } => self.list_services(service),
-            Request::ListConnections => {
-                Ok(Reply::Connections { connections: self.dataplane.connections() })
-            }
+            Request::ListConnections => Ok(Reply::Connections {
+                connections: self.dataplane.connections(),
+            }),
             Request::GetTimeouts => {
                 let t = self.current.services.timeouts();
-                Ok(Reply::Timeouts(TimeoutsInfo { tcp: t.tcp(), tcp_fin: t.tcp_fin(), udp: t.udp() }))
+                Ok(Reply::Timeouts(TimeoutsInfo {
+                    tcp: t.tcp(),
+                    tcp_fin: t.tcp_fin(),
+                    udp: t.udp(),
+                }))
             }
             Request::ListLaddrs { service } => {
                 let svc = self.service(&service)?;
@@ -89,21 +97,40 @@ impl ControlState {
                     .iter()
                     .map(|l| {
                         let (port_conflicts, conns) = self.dataplane.laddr_stats(&key, l.addr);
-                        LaddrInfo { addr: l.addr, ifname: l.ifname.clone(), port_conflicts, conns }
+                        LaddrInfo {
+                            addr: l.addr,
+                            ifname: l.ifname.clone(),
+                            port_conflicts,
+                            conns,
+                        }
                     })
                     .collect();
                 Ok(Reply::Laddrs { service, laddrs })
             }
             Request::ListMarks => Ok(Reply::Marks {
-                rules: self.current.services.mark_rules().iter().map(mark_rule_config).collect(),
+                rules: self
+                    .current
+                    .services
+                    .mark_rules()
+                    .iter()
+                    .map(mark_rule_config)
+                    .collect(),
             }),
-            Request::ListAddrs => Ok(Reply::Addrs { addrs: self.current.net.addrs().to_vec() }),
-            Request::ListRoutes => Ok(Reply::Routes { routes: self.current.net.routes().to_vec() }),
-            Request::ListNeighbours => {
-                Ok(Reply::Neighbours { neighbours: self.current.net.neighbours().to_vec() })
-            }
-            Request::ListLinks => Ok(Reply::Links { links: self.dataplane.links() }),
-            Request::GetStats => Ok(Reply::Stats { workers: self.dataplane.worker_stats() }),
+            Request::ListAddrs => Ok(Reply::Addrs {
+                addrs: self.current.net.addrs().to_vec(),
+            }),
+            Request::ListRoutes => Ok(Reply::Routes {
+                routes: self.current.net.routes().to_vec(),
+            }),
+            Request::ListNeighbours => Ok(Reply::Neighbours {
+                neighbours: self.current.net.neighbours().to_vec(),
+            }),
+            Request::ListLinks => Ok(Reply::Links {
+                links: self.dataplane.links(),
+            }),
+            Request::GetStats => Ok(Reply::Stats {
+                workers: self.dataplane.worker_stats(),
+            }),
             Request::Info => Ok(Reply::Info(self.info())),
         }
     }
@@ -128,10 +155,22 @@ impl ControlState {
     fn list_services(&self, only: Option<VirtualService>) -> Result<Reply, ApiError> {
         let services: Vec<&Service> = match only {
             Some(vs) => vec![self.service(&vs)?],
-            None => self.current.services.services().iter().map(|s| &**s).collect(),
+            None => self
+                .current
+                .services
+                .services()
+                .iter()
+                .map(|s| &**s)
+                .collect(),
         };
-        let services = services.into_iter().map(|svc| self.service_info(svc)).collect();
-        Ok(Reply::Services(ServiceTable { info: self.info(), services }))
+        let services = services
+            .into_iter()
+            .map(|svc| self.service_info(svc))
+            .collect();
+        Ok(Reply::Services(ServiceTable {
+            info: self.info(),
+            services,
+        }))
     }
 
     fn service_info(&self, svc: &Service) -> ServiceInfo {
@@ -162,9 +201,10 @@ impl ControlState {
             config: ServiceConfig {
                 service: virtual_service(&key),
                 scheduler: svc.scheduler().name().to_string(),
-                persistence: svc
-                    .persistence()
-                    .map(|p| PersistenceConfig { timeout: p.timeout, netmask: p.netmask }),
+                persistence: svc.persistence().map(|p| PersistenceConfig {
+                    timeout: p.timeout,
+                    netmask: p.netmask,
+                }),
                 one_packet: flags.one_packet,
                 synproxy: flags.synproxy,
             },
@@ -177,7 +217,9 @@ impl ControlState {
     fn apply(&mut self, changes: &[Change]) -> Result<Reply, ApiError> {
         if changes.is_empty() {
             // Nothing to publish (an empty `-R`): the workers already run the answer.
-            return Ok(Reply::Applied { generation: self.current.generation() });
+            return Ok(Reply::Applied {
+                generation: self.current.generation(),
+            });
         }
         let mut next = Pending {
             editor: self.current.services.edit(),
@@ -204,7 +246,9 @@ impl ControlState {
             ));
         }
         self.current = config;
-        Ok(Reply::Applied { generation: self.current.generation() })
+        Ok(Reply::Applied {
+            generation: self.current.generation(),
+        })
     }
 }
 
@@ -239,15 +283,25 @@ impl Pending {
             }
             Change::AddServer { service, server } => {
                 let key = service_key(service);
-                self.editor.add_dest(&key, dest_spec(server)).map_err(config_error)?;
+                self.editor
+                    .add_dest(&key, dest_spec(server))
+                    .map_err(config_error)?;
             }
             Change::EditServer { service, server } => {
                 let key = service_key(service);
-                self.editor.edit_dest(&key, dest_spec(server)).map_err(config_error)?;
+                self.editor
+                    .edit_dest(&key, dest_spec(server))
+                    .map_err(config_error)?;
             }
-            Change::DeleteServer { service, addr, port } => {
+            Change::DeleteServer {
+                service,
+                addr,
+                port,
+            } => {
                 let key = service_key(service);
-                self.editor.delete_dest(&key, *addr, *port).map_err(config_error)?;
+                self.editor
+                    .delete_dest(&key, *addr, *port)
+                    .map_err(config_error)?;
             }
             Change::SetTimeouts { tcp, tcp_fin, udp } => {
                 // ipvsadm's bound (MAX_TIMEOUT, 31 days): longer is a typo, not a policy.
@@ -271,7 +325,10 @@ impl Pending {
                     }
                 }
                 if laddr.addr.is_unspecified() || laddr.addr.is_multicast() {
-                    return Err(invalid(format!("local address {} is not unicast", laddr.addr)));
+                    return Err(invalid(format!(
+                        "local address {} is not unicast",
+                        laddr.addr
+                    )));
                 }
                 if laddr.ifname.is_empty() {
                     return Err(invalid(format!(
@@ -279,11 +336,16 @@ impl Pending {
                         laddr.addr
                     )));
                 }
-                let local = LocalAddr { addr: laddr.addr, ifname: laddr.ifname.clone() };
+                let local = LocalAddr {
+                    addr: laddr.addr,
+                    ifname: laddr.ifname.clone(),
+                };
                 self.editor.add_laddr(&key, local).map_err(config_error)?;
             }
             Change::DeleteLaddr { service, addr } => {
-                self.editor.delete_laddr(&service_key(service), *addr).map_err(config_error)?;
+                self.editor
+                    .delete_laddr(&service_key(service), *addr)
+                    .map_err(config_error)?;
             }
             Change::StartDaemon { .. } | Change::StopDaemon { .. } => {
                 return Err(ApiError::new(
@@ -293,25 +355,31 @@ impl Pending {
                 ));
             }
             Change::AddMark { rule } => {
-                self.editor.add_mark_rule(mark_rule(rule)).map_err(config_error)?;
+                self.editor
+                    .add_mark_rule(mark_rule(rule))
+                    .map_err(config_error)?;
             }
             Change::DeleteMark { mark } => {
                 self.editor.delete_mark_rules(*mark).map_err(config_error)?;
             }
             Change::AddAddr { addr } => self.net.add_addr(addr.clone()).map_err(net_error)?,
-            Change::DeleteAddr { addr } => {
-                self.net.delete_addr(addr.addr, &addr.ifname).map_err(net_error)?
-            }
+            Change::DeleteAddr { addr } => self
+                .net
+                .delete_addr(addr.addr, &addr.ifname)
+                .map_err(net_error)?,
             Change::AddRoute { route } => self.net.add_route(route.clone()).map_err(net_error)?,
-            Change::DeleteRoute { dst, prefix_len } => {
-                self.net.delete_route(*dst, *prefix_len).map_err(net_error)?
-            }
-            Change::AddNeighbour { neighbour } => {
-                self.net.add_neighbour(neighbour.clone()).map_err(net_error)?
-            }
-            Change::DeleteNeighbour { addr, ifname } => {
-                self.net.delete_neighbour(*addr, ifname).map_err(net_error)?
-            }
+            Change::DeleteRoute { dst, prefix_len } => self
+                .net
+                .delete_route(*dst, *prefix_len)
+                .map_err(net_error)?,
+            Change::AddNeighbour { neighbour } => self
+                .net
+                .add_neighbour(neighbour.clone())
+                .map_err(net_error)?,
+            Change::DeleteNeighbour { addr, ifname } => self
+                .net
+                .delete_neighbour(*addr, ifname)
+                .map_err(net_error)?,
         }
         Ok(())
     }
@@ -369,8 +437,16 @@ pub fn service_key(vs: &VirtualService) -> ServiceKey {
 
 pub fn virtual_service(key: &ServiceKey) -> VirtualService {
     match *key {
-        ServiceKey::Inet { proto: Protocol::Tcp, addr, port } => VirtualService::Tcp { addr, port },
-        ServiceKey::Inet { proto: Protocol::Udp, addr, port } => VirtualService::Udp { addr, port },
+        ServiceKey::Inet {
+            proto: Protocol::Tcp,
+            addr,
+            port,
+        } => VirtualService::Tcp { addr, port },
+        ServiceKey::Inet {
+            proto: Protocol::Udp,
+            addr,
+            port,
+        } => VirtualService::Udp { addr, port },
         ServiceKey::Fwmark(mark) => VirtualService::Fwmark { mark },
     }
 }
@@ -384,12 +460,26 @@ fn service_spec(c: &ServiceConfig) -> Result<(ServiceSpec, ServiceFlags), ApiErr
         )));
     }
     if c.synproxy && matches!(c.service, VirtualService::Udp { .. }) {
-        return Err(invalid(format!("SYN proxy is only for TCP services, not {key}")));
+        return Err(invalid(format!(
+            "SYN proxy is only for TCP services, not {key}"
+        )));
     }
-    let persistence =
-        c.persistence.map(|p| Persistence { timeout: p.timeout, netmask: p.netmask });
-    let flags = ServiceFlags { one_packet: c.one_packet, synproxy: c.synproxy };
-    Ok((ServiceSpec { key, scheduler, persistence }, flags))
+    let persistence = c.persistence.map(|p| Persistence {
+        timeout: p.timeout,
+        netmask: p.netmask,
+    });
+    let flags = ServiceFlags {
+        one_packet: c.one_packet,
+        synproxy: c.synproxy,
+    };
+    Ok((
+        ServiceSpec {
+            key,
+            scheduler,
+            persistence,
+        },
+        flags,
+    ))
 }
 
 fn dest_spec(s: &ServerConfig) -> DestSpec {
@@ -420,7 +510,10 @@ fn forwarding(m: ForwardMethod) -> Forwarding {
 fn laddr_configs(svc: &Service) -> Vec<LaddrConfig> {
     svc.laddrs()
         .iter()
-        .map(|l| LaddrConfig { addr: l.addr, ifname: l.ifname.clone() })
+        .map(|l| LaddrConfig {
+            addr: l.addr,
+            ifname: l.ifname.clone(),
+        })
         .collect()
 }
 
@@ -457,20 +550,27 @@ fn mark_rule_config(r: &MarkRule) -> MarkRuleConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::IpAddr;
     use crate::control::dataplane::NoDataplane;
     use crate::control::publish::{NoWorkers, PublishError};
+    use std::net::IpAddr;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
     fn web() -> VirtualService {
-        VirtualService::Tcp { addr: ip("10.0.0.1"), port: 80 }
+        VirtualService::Tcp {
+            addr: ip("10.0.0.1"),
+            port: 80,
+        }
     }
 
     fn state() -> ControlState {
-        ControlState::new(GatewayConfig::empty(), Box::new(NoWorkers), Box::new(NoDataplane::default()))
+        ControlState::new(
+            GatewayConfig::empty(),
+            Box::new(NoWorkers),
+            Box::new(NoDataplane::default()),
+        )
     }
 
     fn add_web() -> Change {
@@ -499,14 +599,23 @@ mod tests {
     #[test]
     fn a_refused_change_in_a_batch_changes_nothing() {
         let mut st = state();
-        st.handle(Request::Apply { changes: vec![add_web()] }).unwrap();
+        st.handle(Request::Apply {
+            changes: vec![add_web()],
+        })
+        .unwrap();
         let before = st.config().generation();
         let err = st
             .handle(Request::Apply {
                 changes: vec![
-                    Change::AddServer { service: web(), server: server("192.168.1.2", 80) },
+                    Change::AddServer {
+                        service: web(),
+                        server: server("192.168.1.2", 80),
+                    },
                     Change::DeleteService { service: web() },
-                    Change::AddServer { service: web(), server: server("192.168.1.3", 80) },
+                    Change::AddServer {
+                        service: web(),
+                        server: server("192.168.1.3", 80),
+                    },
                 ],
             })
             .unwrap_err();
@@ -526,27 +635,86 @@ mod tests {
     #[test]
     fn errors_have_kinds_that_name_values() {
         let mut st = state();
-        st.handle(Request::Apply { changes: vec![add_web()] }).unwrap();
+        st.handle(Request::Apply {
+            changes: vec![add_web()],
+        })
+        .unwrap();
         let one = |st: &mut ControlState, c: Change| {
             st.handle(Request::Apply { changes: vec![c] }).unwrap_err()
         };
         let e = one(&mut st, add_web());
-        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::ServiceExists, "service TCP 10.0.0.1:80 already exists"));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (
+                ErrorKind::ServiceExists,
+                "service TCP 10.0.0.1:80 already exists"
+            )
+        );
         let mut bad_sched = add_web();
         if let Change::AddService { service } = &mut bad_sched {
             service.scheduler = "fastest".into();
-            service.service = VirtualService::Udp { addr: ip("10.0.0.1"), port: 53 };
+            service.service = VirtualService::Udp {
+                addr: ip("10.0.0.1"),
+                port: 53,
+            };
         }
         let e = one(&mut st, bad_sched);
-        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::SchedulerNotFound, "unknown scheduler \"fastest\""));
-        let e = one(&mut st, Change::AddServer { service: web(), server: ServerConfig { weight: 65536, ..server("192.168.1.2", 80) } });
-        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::InvalidArgument, "weight 65536 out of range 0..65535"));
-        let e = one(&mut st, Change::StartDaemon { daemon: super::super::api::SyncDaemonConfig { state: super::super::api::SyncState::Master, mcast_interface: "eth0".into(), syncid: 255 } });
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (
+                ErrorKind::SchedulerNotFound,
+                "unknown scheduler \"fastest\""
+            )
+        );
+        let e = one(
+            &mut st,
+            Change::AddServer {
+                service: web(),
+                server: ServerConfig {
+                    weight: 65536,
+                    ..server("192.168.1.2", 80)
+                },
+            },
+        );
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (
+                ErrorKind::InvalidArgument,
+                "weight 65536 out of range 0..65535"
+            )
+        );
+        let e = one(
+            &mut st,
+            Change::StartDaemon {
+                daemon: super::super::api::SyncDaemonConfig {
+                    state: super::super::api::SyncState::Master,
+                    mcast_interface: "eth0".into(),
+                    syncid: 255,
+                },
+            },
+        );
         assert_eq!(e.kind, ErrorKind::Unsupported);
-        let e = one(&mut st, Change::SetTimeouts { tcp: 86400 * 32, tcp_fin: 0, udp: 0 });
-        assert_eq!(e.message, "timeout 2764800 is out of range 0..2678400 seconds");
-        let e = st.handle(Request::Zero { service: Some(VirtualService::Fwmark { mark: 3 }) }).unwrap_err();
-        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::ServiceNotFound, "service FWM 3 not defined"));
+        let e = one(
+            &mut st,
+            Change::SetTimeouts {
+                tcp: 86400 * 32,
+                tcp_fin: 0,
+                udp: 0,
+            },
+        );
+        assert_eq!(
+            e.message,
+            "timeout 2764800 is out of range 0..2678400 seconds"
+        );
+        let e = st
+            .handle(Request::Zero {
+                service: Some(VirtualService::Fwmark { mark: 3 }),
+            })
+            .unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::ServiceNotFound, "service FWM 3 not defined")
+        );
     }
 
     struct Refusing {
@@ -557,7 +725,9 @@ mod tests {
         fn publish(&mut self, config: &GatewayConfig) -> Result<(), PublishError> {
             self.calls.lock().unwrap().push(config.generation());
             if config.generation() > 0 {
-                Err(PublishError { message: "worker 1 did not confirm".into() })
+                Err(PublishError {
+                    message: "worker 1 did not confirm".into(),
+                })
             } else {
                 Ok(())
             }
@@ -569,12 +739,21 @@ mod tests {
         let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut st = ControlState::new(
             GatewayConfig::empty(),
-            Box::new(Refusing { calls: calls.clone() }),
+            Box::new(Refusing {
+                calls: calls.clone(),
+            }),
             Box::new(NoDataplane::default()),
         );
-        let e = st.handle(Request::Apply { changes: vec![add_web()] }).unwrap_err();
+        let e = st
+            .handle(Request::Apply {
+                changes: vec![add_web()],
+            })
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::PublishFailed);
-        assert_eq!(e.message, "configuration not applied: worker 1 did not confirm");
+        assert_eq!(
+            e.message,
+            "configuration not applied: worker 1 did not confirm"
+        );
         assert_eq!(*calls.lock().unwrap(), vec![1, 0]);
         assert!(st.config().services.services().is_empty());
     }

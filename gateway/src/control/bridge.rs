@@ -81,20 +81,33 @@ pub fn net_view(net: &NetConfig, ports: &[PortSpec]) -> Result<NetView, NetViewE
     };
     let mut views: Vec<PortView> = ports
         .iter()
-        .map(|p| PortView { mac: p.mac, mtu: p.mtu, offload: p.offload, addrs: Vec::new() })
+        .map(|p| PortView {
+            mac: p.mac,
+            mtu: p.mtu,
+            offload: p.offload,
+            addrs: Vec::new(),
+        })
         .collect();
     for a in net.addrs() {
         let port = port_id(&a.ifname)?;
-        views[usize::from(port)].addrs.push(cidr(a.addr, a.prefix_len)?);
+        views[usize::from(port)]
+            .addrs
+            .push(cidr(a.addr, a.prefix_len)?);
     }
     let mut routes = Vec::with_capacity(net.routes().len());
     for r in net.routes() {
         let via = r.via.map(v4).transpose()?;
-        routes.push(Route { dst: cidr(r.dst, r.prefix_len)?.network(), via, port: port_id(&r.ifname)?, src: None });
+        routes.push(Route {
+            dst: cidr(r.dst, r.prefix_len)?.network(),
+            via,
+            port: port_id(&r.ifname)?,
+            src: None,
+        });
     }
     let mut view = NetView::with_connected_routes(views, &routes).map_err(NetViewError::Route)?;
     for n in net.neighbours() {
-        view.static_neighbours.push((v4(n.addr)?, MacAddr(n.lladdr), port_id(&n.ifname)?));
+        view.static_neighbours
+            .push((v4(n.addr)?, MacAddr(n.lladdr), port_id(&n.ifname)?));
     }
     Ok(view)
 }
@@ -136,9 +149,9 @@ pub fn worker_updates(ports: Vec<PortSpec>) -> Convert<WorkerUpdate> {
         let net = match &cache {
             Some((cfg, view)) if Arc::ptr_eq(cfg, &config.net) => Arc::clone(view),
             _ => {
-                let view = Arc::new(
-                    net_view(&config.net, &ports).map_err(|e| PublishError { message: e.to_string() })?,
-                );
+                let view = Arc::new(net_view(&config.net, &ports).map_err(|e| PublishError {
+                    message: e.to_string(),
+                })?);
                 cache = Some((Arc::clone(&config.net), Arc::clone(&view)));
                 view
             }
@@ -205,7 +218,11 @@ impl DataplaneView for WorkerCountersView {
                     redirected_out: c.redirected_out.get(),
                     redirected_in: c.redirected_in.get(),
                     new_connections: c.new_conns.get(),
-                    drops: c.nonzero_drops().into_iter().map(|(r, n)| (r.to_string(), n)).collect(),
+                    drops: c
+                        .nonzero_drops()
+                        .into_iter()
+                        .map(|(r, n)| (r.to_string(), n))
+                        .collect(),
                 }
             })
             .collect()
@@ -231,33 +248,80 @@ mod tests {
         ["dpdk0", "dpdk1"]
             .iter()
             .enumerate()
-            .map(|(i, n)| PortSpec { name: n.to_string(), mac: MacAddr([2, 0, 0, 0, 0, i as u8]), mtu: 1500, offload: Offload::NONE })
+            .map(|(i, n)| PortSpec {
+                name: n.to_string(),
+                mac: MacAddr([2, 0, 0, 0, 0, i as u8]),
+                mtu: 1500,
+                offload: Offload::NONE,
+            })
             .collect()
     }
 
     #[test]
     fn net_config_becomes_the_workers_view() {
         let mut net = NetConfig::default();
-        net.add_addr(InterfaceAddr { addr: ip("10.0.0.1"), prefix_len: 24, ifname: "dpdk1".into() }).unwrap();
-        net.add_route(RouteConfig { dst: ip("192.168.0.0"), prefix_len: 16, via: Some(ip("10.0.0.254")), ifname: "dpdk1".into() }).unwrap();
-        net.add_neighbour(NeighbourConfig { addr: ip("10.0.0.254"), lladdr: [2, 1, 2, 3, 4, 5], ifname: "dpdk1".into() }).unwrap();
+        net.add_addr(InterfaceAddr {
+            addr: ip("10.0.0.1"),
+            prefix_len: 24,
+            ifname: "dpdk1".into(),
+        })
+        .unwrap();
+        net.add_route(RouteConfig {
+            dst: ip("192.168.0.0"),
+            prefix_len: 16,
+            via: Some(ip("10.0.0.254")),
+            ifname: "dpdk1".into(),
+        })
+        .unwrap();
+        net.add_neighbour(NeighbourConfig {
+            addr: ip("10.0.0.254"),
+            lladdr: [2, 1, 2, 3, 4, 5],
+            ifname: "dpdk1".into(),
+        })
+        .unwrap();
         let view = net_view(&net, &ports()).unwrap();
-        assert_eq!(view.ports[1].addrs, vec![Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, 1), 24).unwrap()]);
+        assert_eq!(
+            view.ports[1].addrs,
+            vec![Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, 1), 24).unwrap()]
+        );
         assert!(view.ports[0].addrs.is_empty());
         let hop = view.routes.lookup(Ipv4Addr::new(192, 168, 3, 4)).unwrap();
         assert_eq!((hop.via, hop.port), (Some(Ipv4Addr::new(10, 0, 0, 254)), 1));
-        assert_eq!(view.routes.lookup(Ipv4Addr::new(10, 0, 0, 9)).unwrap().port, 1, "connected route");
-        assert_eq!(view.static_neighbours, vec![(Ipv4Addr::new(10, 0, 0, 254), MacAddr([2, 1, 2, 3, 4, 5]), 1)]);
+        assert_eq!(
+            view.routes.lookup(Ipv4Addr::new(10, 0, 0, 9)).unwrap().port,
+            1,
+            "connected route"
+        );
+        assert_eq!(
+            view.static_neighbours,
+            vec![(Ipv4Addr::new(10, 0, 0, 254), MacAddr([2, 1, 2, 3, 4, 5]), 1)]
+        );
     }
 
     #[test]
     fn what_the_dataplane_cannot_do_is_named() {
         let mut net = NetConfig::default();
-        net.add_addr(InterfaceAddr { addr: ip("10.0.0.1"), prefix_len: 24, ifname: "eth9".into() }).unwrap();
-        assert_eq!(net_view(&net, &ports()).unwrap_err().to_string(), "no port is named \"eth9\"");
+        net.add_addr(InterfaceAddr {
+            addr: ip("10.0.0.1"),
+            prefix_len: 24,
+            ifname: "eth9".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            net_view(&net, &ports()).unwrap_err().to_string(),
+            "no port is named \"eth9\""
+        );
         let mut net = NetConfig::default();
-        net.add_addr(InterfaceAddr { addr: ip("2001:db8::1"), prefix_len: 64, ifname: "dpdk0".into() }).unwrap();
-        assert_eq!(net_view(&net, &ports()).unwrap_err().to_string(), "2001:db8::1: the dataplane routes IPv4 only");
+        net.add_addr(InterfaceAddr {
+            addr: ip("2001:db8::1"),
+            prefix_len: 64,
+            ifname: "dpdk0".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            net_view(&net, &ports()).unwrap_err().to_string(),
+            "2001:db8::1: the dataplane routes IPv4 only"
+        );
     }
 
     #[test]
@@ -269,7 +333,8 @@ mod tests {
 
         let initial = GatewayConfig::empty();
         let first = WorkerUpdate::new(&initial, &ports()).unwrap();
-        let (sink, mut mailboxes) = broadcast_with(1, first, Duration::from_secs(5), worker_updates(ports()));
+        let (sink, mut mailboxes) =
+            broadcast_with(1, first, Duration::from_secs(5), worker_updates(ports()));
         let mut mailbox = mailboxes.remove(0);
         let worker = std::thread::spawn(move || {
             let mut switched = Vec::new();
@@ -279,15 +344,32 @@ mod tests {
             }
             switched
         });
-        let mut state = ControlState::new(initial, Box::new(sink), Box::new(NoDataplane::default()));
+        let mut state =
+            ControlState::new(initial, Box::new(sink), Box::new(NoDataplane::default()));
         let add = |ifname: &str| Request::Apply {
-            changes: vec![Change::AddAddr { addr: InterfaceAddr { addr: ip("10.0.0.1"), prefix_len: 24, ifname: ifname.into() } }],
+            changes: vec![Change::AddAddr {
+                addr: InterfaceAddr {
+                    addr: ip("10.0.0.1"),
+                    prefix_len: 24,
+                    ifname: ifname.into(),
+                },
+            }],
         };
         let e = state.handle(add("eth9")).unwrap_err();
-        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::PublishFailed, "configuration not applied: no port is named \"eth9\""));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (
+                ErrorKind::PublishFailed,
+                "configuration not applied: no port is named \"eth9\""
+            )
+        );
         assert!(state.config().net.addrs().is_empty());
         state.handle(add("dpdk0")).unwrap();
-        assert_eq!(worker.join().unwrap(), vec![(1, 1)], "the worker switched to the accepted change only");
+        assert_eq!(
+            worker.join().unwrap(),
+            vec![(1, 1)],
+            "the worker switched to the accepted change only"
+        );
     }
 
     #[test]
@@ -298,7 +380,11 @@ mod tests {
         counters.count(Discard::NoService);
         counters.count(Discard::NoService);
         let view = WorkerCountersView {
-            workers: vec![WorkerHandle { worker: 0, lcore: 1, counters: counters.clone() }],
+            workers: vec![WorkerHandle {
+                worker: 0,
+                lcore: 1,
+                counters: counters.clone(),
+            }],
             inner: Box::new(NoDataplane::default()),
         };
         let stats = view.worker_stats();
@@ -306,6 +392,10 @@ mod tests {
         assert_eq!((stats[0].rx_packets, stats[0].new_connections), (10, 1));
         assert_eq!(stats[0].drops, vec![("no_service".to_string(), 2)]);
         counters.rx_packets.inc();
-        assert_eq!(view.worker_stats()[0].rx_packets, 11, "read live, not copied at construction");
+        assert_eq!(
+            view.worker_stats()[0].rx_packets,
+            11,
+            "read live, not copied at construction"
+        );
     }
 }

@@ -26,17 +26,44 @@ pub struct NetConfig {
 /// Why a network configuration change was refused. Each variant names the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetError {
-    PrefixTooLong { addr: IpAddr, prefix_len: u8 },
+    PrefixTooLong {
+        addr: IpAddr,
+        prefix_len: u8,
+    },
     /// A route's destination has bits set beyond its prefix length (iproute2 refuses it too).
-    HostBitsSet { dst: IpAddr, prefix_len: u8 },
-    FamilyMismatch { dst: IpAddr, via: IpAddr },
+    HostBitsSet {
+        dst: IpAddr,
+        prefix_len: u8,
+    },
+    FamilyMismatch {
+        dst: IpAddr,
+        via: IpAddr,
+    },
     BadIfname(String),
-    AddrExists { addr: IpAddr, ifname: String },
-    AddrNotFound { addr: IpAddr, ifname: String },
-    RouteExists { dst: IpAddr, prefix_len: u8 },
-    RouteNotFound { dst: IpAddr, prefix_len: u8 },
-    NeighbourExists { addr: IpAddr, ifname: String },
-    NeighbourNotFound { addr: IpAddr, ifname: String },
+    AddrExists {
+        addr: IpAddr,
+        ifname: String,
+    },
+    AddrNotFound {
+        addr: IpAddr,
+        ifname: String,
+    },
+    RouteExists {
+        dst: IpAddr,
+        prefix_len: u8,
+    },
+    RouteNotFound {
+        dst: IpAddr,
+        prefix_len: u8,
+    },
+    NeighbourExists {
+        addr: IpAddr,
+        ifname: String,
+    },
+    NeighbourNotFound {
+        addr: IpAddr,
+        ifname: String,
+    },
     /// A neighbour's link-layer address that no host can have (multicast or all zeros).
     BadLladdr([u8; 6]),
     /// An address that cannot be a host's (unspecified, multicast, broadcast).
@@ -48,7 +75,9 @@ impl NetError {
     pub fn is_exists(&self) -> bool {
         matches!(
             self,
-            NetError::AddrExists { .. } | NetError::RouteExists { .. } | NetError::NeighbourExists { .. }
+            NetError::AddrExists { .. }
+                | NetError::RouteExists { .. }
+                | NetError::NeighbourExists { .. }
         )
     }
 
@@ -104,7 +133,11 @@ pub struct Mac(pub [u8; 6]);
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
     }
 }
 
@@ -165,11 +198,15 @@ fn check_unicast(addr: IpAddr) -> Result<(), NetError> {
 pub fn network_of(addr: IpAddr, prefix_len: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix_len.min(32))).unwrap_or(0);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix_len.min(32)))
+                .unwrap_or(0);
             IpAddr::V4((u32::from(a) & mask).into())
         }
         IpAddr::V6(a) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(prefix_len.min(128))).unwrap_or(0);
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix_len.min(128)))
+                .unwrap_or(0);
             IpAddr::V6((u128::from(a) & mask).into())
         }
     }
@@ -194,8 +231,15 @@ impl NetConfig {
         check_prefix(a.addr, a.prefix_len)?;
         check_ifname(&a.ifname)?;
         check_unicast(a.addr)?;
-        if self.addrs.iter().any(|x| x.addr == a.addr && x.ifname == a.ifname) {
-            return Err(NetError::AddrExists { addr: a.addr, ifname: a.ifname });
+        if self
+            .addrs
+            .iter()
+            .any(|x| x.addr == a.addr && x.ifname == a.ifname)
+        {
+            return Err(NetError::AddrExists {
+                addr: a.addr,
+                ifname: a.ifname,
+            });
         }
         self.addrs.push(a);
         Ok(())
@@ -208,7 +252,10 @@ impl NetConfig {
             .addrs
             .iter()
             .position(|x| x.addr == addr && x.ifname == ifname)
-            .ok_or_else(|| NetError::AddrNotFound { addr, ifname: ifname.to_string() })?;
+            .ok_or_else(|| NetError::AddrNotFound {
+                addr,
+                ifname: ifname.to_string(),
+            })?;
         self.addrs.remove(i);
         Ok(())
     }
@@ -218,7 +265,10 @@ impl NetConfig {
         check_prefix(r.dst, r.prefix_len)?;
         check_ifname(&r.ifname)?;
         if network_of(r.dst, r.prefix_len) != r.dst {
-            return Err(NetError::HostBitsSet { dst: r.dst, prefix_len: r.prefix_len });
+            return Err(NetError::HostBitsSet {
+                dst: r.dst,
+                prefix_len: r.prefix_len,
+            });
         }
         if let Some(via) = r.via {
             if via.is_ipv4() != r.dst.is_ipv4() {
@@ -226,8 +276,15 @@ impl NetConfig {
             }
             check_unicast(via)?;
         }
-        if self.routes.iter().any(|x| x.dst == r.dst && x.prefix_len == r.prefix_len) {
-            return Err(NetError::RouteExists { dst: r.dst, prefix_len: r.prefix_len });
+        if self
+            .routes
+            .iter()
+            .any(|x| x.dst == r.dst && x.prefix_len == r.prefix_len)
+        {
+            return Err(NetError::RouteExists {
+                dst: r.dst,
+                prefix_len: r.prefix_len,
+            });
         }
         self.routes.push(r);
         Ok(())
@@ -250,8 +307,15 @@ impl NetConfig {
         if n.lladdr[0] & 1 == 1 || n.lladdr == [0; 6] {
             return Err(NetError::BadLladdr(n.lladdr));
         }
-        if self.neighbours.iter().any(|x| x.addr == n.addr && x.ifname == n.ifname) {
-            return Err(NetError::NeighbourExists { addr: n.addr, ifname: n.ifname });
+        if self
+            .neighbours
+            .iter()
+            .any(|x| x.addr == n.addr && x.ifname == n.ifname)
+        {
+            return Err(NetError::NeighbourExists {
+                addr: n.addr,
+                ifname: n.ifname,
+            });
         }
         self.neighbours.push(n);
         Ok(())
@@ -262,7 +326,10 @@ impl NetConfig {
             .neighbours
             .iter()
             .position(|x| x.addr == addr && x.ifname == ifname)
-            .ok_or_else(|| NetError::NeighbourNotFound { addr, ifname: ifname.to_string() })?;
+            .ok_or_else(|| NetError::NeighbourNotFound {
+                addr,
+                ifname: ifname.to_string(),
+            })?;
         self.neighbours.remove(i);
         Ok(())
     }
@@ -278,9 +345,21 @@ mod tests {
 
     #[test]
     fn macs_parse_and_print() {
-        assert_eq!(parse_mac("52:54:0:12:34:5f"), Some([0x52, 0x54, 0, 0x12, 0x34, 0x5f]));
-        assert_eq!(Mac([0x52, 0x54, 0, 0x12, 0x34, 0x5f]).to_string(), "52:54:00:12:34:5f");
-        for bad in ["", "52:54:00:12:34", "52:54:00:12:34:56:78", "52:54:00:12:34:5g", "123:0:0:0:0:0"] {
+        assert_eq!(
+            parse_mac("52:54:0:12:34:5f"),
+            Some([0x52, 0x54, 0, 0x12, 0x34, 0x5f])
+        );
+        assert_eq!(
+            Mac([0x52, 0x54, 0, 0x12, 0x34, 0x5f]).to_string(),
+            "52:54:00:12:34:5f"
+        );
+        for bad in [
+            "",
+            "52:54:00:12:34",
+            "52:54:00:12:34:56:78",
+            "52:54:00:12:34:5g",
+            "123:0:0:0:0:0",
+        ] {
             assert_eq!(parse_mac(bad), None, "{bad}");
         }
     }
@@ -288,7 +367,11 @@ mod tests {
     #[test]
     fn refused_changes_name_the_value_and_change_nothing() {
         let mut net = NetConfig::default();
-        let a = InterfaceAddr { addr: ip("10.0.0.1"), prefix_len: 24, ifname: "dpdk0".into() };
+        let a = InterfaceAddr {
+            addr: ip("10.0.0.1"),
+            prefix_len: 24,
+            ifname: "dpdk0".into(),
+        };
         net.add_addr(a.clone()).unwrap();
         let before = net.clone();
         let cases: Vec<(Result<(), NetError>, &str)> = vec![

@@ -24,7 +24,9 @@ use super::api::{
 #[derive(Debug)]
 pub enum FrameError {
     /// More than the limit without a newline.
-    TooLarge { limit: usize },
+    TooLarge {
+        limit: usize,
+    },
     /// The deadline passed before a complete frame arrived.
     Timeout,
     /// The peer closed without sending anything.
@@ -72,13 +74,22 @@ pub fn read_frame<S: TimedRead>(
         let n = match stream.read(&mut chunk) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return Err(FrameError::Timeout)
             }
             Err(e) => return Err(FrameError::Io(e)),
         };
         if n == 0 {
-            return if frame.is_empty() { Err(FrameError::Empty) } else { Ok(frame) };
+            return if frame.is_empty() {
+                Err(FrameError::Empty)
+            } else {
+                Ok(frame)
+            };
         }
         let got = &chunk[..n];
         if let Some(pos) = got.iter().position(|&b| b == b'\n') {
@@ -106,7 +117,9 @@ pub fn decode_request(frame: &[u8]) -> Result<Request, ApiError> {
     let version = match envelope.get("version") {
         None => return Err(malformed("request has no \"version\" field".into())),
         Some(v) => v.as_u64().ok_or_else(|| {
-            malformed(format!("request \"version\" must be a positive integer, not {v}"))
+            malformed(format!(
+                "request \"version\" must be a positive integer, not {v}"
+            ))
         })?,
     };
     if version != u64::from(PROTOCOL_VERSION) {
@@ -122,17 +135,26 @@ pub fn decode_request(frame: &[u8]) -> Result<Request, ApiError> {
         .remove("request")
         .ok_or_else(|| malformed("request has no \"request\" field".into()))?;
     if let Some(extra) = envelope.keys().find(|k| *k != "version") {
-        return Err(malformed(format!("unknown field {extra:?} in the request envelope")));
+        return Err(malformed(format!(
+            "unknown field {extra:?} in the request envelope"
+        )));
     }
     let command = match request.get("command") {
         Some(Value::String(s)) => s.clone(),
-        Some(other) => return Err(malformed(format!("\"command\" must be a string, not {other}"))),
+        Some(other) => {
+            return Err(malformed(format!(
+                "\"command\" must be a string, not {other}"
+            )))
+        }
         None => return Err(malformed("request has no \"command\" field".into())),
     };
     if !Request::COMMANDS.contains(&command.as_str()) {
         return Err(ApiError::new(
             ErrorKind::UnknownCommand,
-            format!("unknown command {command:?}; known commands: {}", Request::COMMANDS.join(", ")),
+            format!(
+                "unknown command {command:?}; known commands: {}",
+                Request::COMMANDS.join(", ")
+            ),
         ));
     }
     serde_json::from_value(request)
@@ -141,7 +163,10 @@ pub fn decode_request(frame: &[u8]) -> Result<Request, ApiError> {
 
 /// The bytes of a request frame (newline included).
 pub fn encode_request(request: &Request) -> Vec<u8> {
-    let envelope = RequestEnvelope { version: PROTOCOL_VERSION, request: request.clone() };
+    let envelope = RequestEnvelope {
+        version: PROTOCOL_VERSION,
+        request: request.clone(),
+    };
     encode(&envelope)
 }
 
@@ -151,7 +176,10 @@ pub fn encode_response(outcome: Result<Reply, ApiError>) -> Vec<u8> {
         Ok(reply) => Outcome::Ok(reply),
         Err(e) => Outcome::Error(e),
     };
-    encode(&ResponseEnvelope { version: PROTOCOL_VERSION, outcome })
+    encode(&ResponseEnvelope {
+        version: PROTOCOL_VERSION,
+        outcome,
+    })
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -205,9 +233,15 @@ mod tests {
         let mut s = Chunks(vec![b"abc".to_vec()]);
         assert_eq!(read_frame(&mut s, 100, None).unwrap(), b"abc");
         let mut s = Chunks(vec![]);
-        assert!(matches!(read_frame(&mut s, 100, None), Err(FrameError::Empty)));
+        assert!(matches!(
+            read_frame(&mut s, 100, None),
+            Err(FrameError::Empty)
+        ));
         let mut s = Chunks(vec![vec![b'x'; 60], vec![b'x'; 60]]);
-        assert!(matches!(read_frame(&mut s, 100, None), Err(FrameError::TooLarge { limit: 100 })));
+        assert!(matches!(
+            read_frame(&mut s, 100, None),
+            Err(FrameError::TooLarge { limit: 100 })
+        ));
         let mut s = Chunks(vec![vec![b'x'; 100], b"\n".to_vec()]);
         assert_eq!(read_frame(&mut s, 100, None).unwrap().len(), 100);
     }
@@ -217,7 +251,10 @@ mod tests {
         let (mut a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         let deadline = Instant::now() + Duration::from_millis(30);
         let t = Instant::now();
-        assert!(matches!(read_frame(&mut a, 100, Some(deadline)), Err(FrameError::Timeout)));
+        assert!(matches!(
+            read_frame(&mut a, 100, Some(deadline)),
+            Err(FrameError::Timeout)
+        ));
         assert!(t.elapsed() < Duration::from_secs(5));
     }
 
@@ -236,15 +273,24 @@ mod tests {
         for (frame, kind, prefix) in cases {
             let e = decode_request(frame).unwrap_err();
             assert_eq!(e.kind, kind, "{}", String::from_utf8_lossy(frame));
-            assert!(e.message.starts_with(prefix), "{:?} does not start with {prefix:?}", e.message);
+            assert!(
+                e.message.starts_with(prefix),
+                "{:?} does not start with {prefix:?}",
+                e.message
+            );
         }
     }
 
     #[test]
     fn requests_round_trip_and_every_command_is_known() {
-        let vs = VirtualService::Udp { addr: "10.0.0.1".parse().unwrap(), port: 53 };
+        let vs = VirtualService::Udp {
+            addr: "10.0.0.1".parse().unwrap(),
+            port: 53,
+        };
         let requests = vec![
-            Request::Apply { changes: vec![Change::Clear, Change::DeleteService { service: vs }] },
+            Request::Apply {
+                changes: vec![Change::Clear, Change::DeleteService { service: vs }],
+            },
             Request::Zero { service: Some(vs) },
             Request::ListServices { service: None },
             Request::ListConnections,
@@ -268,9 +314,15 @@ mod tests {
             assert_eq!(decode_request(&frame[..frame.len() - 1]).unwrap(), r);
         }
         let reply = encode_response(Err(ApiError::new(ErrorKind::TooLarge, "big")));
-        assert_eq!(reply, b"{\"version\":1,\"error\":{\"kind\":\"too_large\",\"message\":\"big\"}}\n");
+        assert_eq!(
+            reply,
+            b"{\"version\":1,\"error\":{\"kind\":\"too_large\",\"message\":\"big\"}}\n"
+        );
         let ok = encode_response(Ok(Reply::Zeroed));
         assert_eq!(ok, b"{\"version\":1,\"ok\":{\"reply\":\"zeroed\"}}\n");
-        assert_eq!(decode_response(&ok).unwrap().outcome, Outcome::Ok(Reply::Zeroed));
+        assert_eq!(
+            decode_response(&ok).unwrap().outcome,
+            Outcome::Ok(Reply::Zeroed)
+        );
     }
 }

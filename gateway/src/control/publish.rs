@@ -144,7 +144,12 @@ pub fn broadcast(
     initial: &GatewayConfig,
     timeout: Duration,
 ) -> (Broadcaster<GatewayConfig>, Vec<Mailbox<GatewayConfig>>) {
-    broadcast_with(workers, initial.clone(), timeout, Box::new(|c: &GatewayConfig| Ok(c.clone())))
+    broadcast_with(
+        workers,
+        initial.clone(),
+        timeout,
+        Box::new(|c: &GatewayConfig| Ok(c.clone())),
+    )
 }
 
 /// Like [`broadcast`], but workers receive `convert(config)`; a conversion error fails the
@@ -162,10 +167,22 @@ pub fn broadcast_with<P: Generation>(
         // Capacity 1: a worker has at most one configuration waiting; see `publish`.
         let (tx, inbox) = mpsc::sync_channel(1);
         to_workers.push(tx);
-        mailboxes.push(Mailbox { index, inbox, ack: ack.clone(), current: initial.clone() });
+        mailboxes.push(Mailbox {
+            index,
+            inbox,
+            ack: ack.clone(),
+            current: initial.clone(),
+        });
     }
-    let broadcaster =
-        Broadcaster { to_workers, acks, seq: 0, diverged: false, timeout, convert, last: Some(initial) };
+    let broadcaster = Broadcaster {
+        to_workers,
+        acks,
+        seq: 0,
+        diverged: false,
+        timeout,
+        convert,
+        last: Some(initial),
+    };
     (broadcaster, mailboxes)
 }
 
@@ -175,7 +192,12 @@ impl<P: Generation> SnapshotSink for Broadcaster<P> {
         let generation = payload.generation();
         // Republishing what every worker confirmed last (the control server's rollback after
         // a refused conversion) has nothing to do.
-        if !self.diverged && self.last.as_ref().is_some_and(|l| l.generation() == generation) {
+        if !self.diverged
+            && self
+                .last
+                .as_ref()
+                .is_some_and(|l| l.generation() == generation)
+        {
             return Ok(());
         }
         let deadline = Instant::now() + self.timeout;
@@ -204,7 +226,9 @@ impl<P: Generation> SnapshotSink for Broadcaster<P> {
                         std::thread::sleep(Duration::from_millis(1));
                     }
                     Err(TrySendError::Disconnected(_)) => {
-                        return Err(PublishError { message: format!("worker {i} has stopped") });
+                        return Err(PublishError {
+                            message: format!("worker {i} has stopped"),
+                        });
                     }
                 }
             }
@@ -252,7 +276,9 @@ impl<P: Generation> Mailbox<P> {
         while let Ok(next) = self.inbox.try_recv() {
             newest = Some(next);
         }
-        let Some((seq, next)) = newest else { return false };
+        let Some((seq, next)) = newest else {
+            return false;
+        };
         switch(&next);
         // The control thread holds its own reference (see `Broadcaster::last`), so this
         // replacement never frees a configuration here.
@@ -269,7 +295,10 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     fn next(config: &GatewayConfig) -> GatewayConfig {
-        GatewayConfig { services: config.services.edit().finish(), ..config.clone() }
+        GatewayConfig {
+            services: config.services.edit().finish(),
+            ..config.clone()
+        }
     }
 
     #[test]
@@ -316,7 +345,10 @@ mod tests {
             zero
         });
         let err = sink.publish(&config).unwrap_err();
-        assert_eq!(err.message, "workers [1] did not confirm configuration 1 within 50ms");
+        assert_eq!(
+            err.message,
+            "workers [1] did not confirm configuration 1 within 50ms"
+        );
         assert_eq!(poller.join().unwrap().current().generation(), 1);
         // The late worker catches up on its next poll; a later publish succeeds once it
         // keeps polling.
@@ -330,7 +362,10 @@ mod tests {
             }
         });
         // Worker 0 is gone (its mailbox dropped): the publish reports it.
-        assert_eq!(sink.publish(&later).unwrap_err().message, "worker 0 has stopped");
+        assert_eq!(
+            sink.publish(&later).unwrap_err().message,
+            "worker 0 has stopped"
+        );
         t.join().unwrap();
     }
 }

@@ -73,13 +73,21 @@ impl ControlServer {
         let path = &options.socket_path;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
-                fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)?;
             }
         }
         remove_stale_socket(path)?;
         let listener = UnixListener::bind(path)?;
         fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
-        Ok(ControlServer { listener, options, state, stop: Arc::new(AtomicBool::new(false)) })
+        Ok(ControlServer {
+            listener,
+            options,
+            state,
+            stop: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     pub fn socket_path(&self) -> &Path {
@@ -93,7 +101,11 @@ impl ControlServer {
         let thread = std::thread::Builder::new()
             .name("gw-control".into())
             .spawn(move || self.run())?;
-        Ok(ServerHandle { stop, socket_path, thread: Some(thread) })
+        Ok(ServerHandle {
+            stop,
+            socket_path,
+            thread: Some(thread),
+        })
     }
 
     /// Serves on the calling thread until the stop flag is set; returns the state.
@@ -121,7 +133,8 @@ impl ControlServer {
         let _ = stream.set_write_timeout(Some(self.options.io_timeout));
         let reply = match peer_allowed(&stream) {
             Err(e) => Err(e),
-            Ok(()) => match read_frame(&mut stream, self.options.max_request_bytes, Some(deadline)) {
+            Ok(()) => match read_frame(&mut stream, self.options.max_request_bytes, Some(deadline))
+            {
                 Ok(frame) => decode_request(&frame).and_then(|r| self.state.handle(r)),
                 Err(FrameError::Empty) => return,
                 Err(FrameError::Io(_)) => return,
@@ -146,7 +159,10 @@ impl ControlServer {
 /// Only root and the server's own user may configure the gateway.
 fn peer_allowed(stream: &UnixStream) -> Result<(), ApiError> {
     let cred = rustix::net::sockopt::socket_peercred(stream).map_err(|e| {
-        ApiError::new(ErrorKind::PermissionDenied, format!("peer credentials unavailable: {e}"))
+        ApiError::new(
+            ErrorKind::PermissionDenied,
+            format!("peer credentials unavailable: {e}"),
+        )
     })?;
     let uid = cred.uid.as_raw();
     if uid == 0 || uid == rustix::process::geteuid().as_raw() {
@@ -154,7 +170,9 @@ fn peer_allowed(stream: &UnixStream) -> Result<(), ApiError> {
     } else {
         Err(ApiError::new(
             ErrorKind::PermissionDenied,
-            format!("Permission denied (you must be root): uid {uid} may not use the control socket"),
+            format!(
+                "Permission denied (you must be root): uid {uid} may not use the control socket"
+            ),
         ))
     }
 }
