@@ -266,16 +266,22 @@ fn a_non_root_client_is_refused() {
     if root_or_setpriv_missing() {
         return;
     }
-    let gw = Gateway::start("nonroot");
+    // Under /tmp, which every user can traverse ($TMPDIR might not be).
+    let tmp = std::path::Path::new("/tmp");
+    let gw = Gateway::start_in(tmp, "nonroot");
     setup(&gw);
+    // A copy of the binary that the other user can surely execute (the build directory
+    // may sit under a home directory it cannot enter).
+    let shared = tmp.join(format!("gwctl-nonroot-{}", std::process::id()));
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = shared.join("gwctl");
+    std::fs::copy(env!("CARGO_BIN_EXE_gwctl"), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     let as_nobody = |args: &[&str]| {
         let mut cmd = Command::new("setpriv");
-        cmd.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            env!("CARGO_BIN_EXE_gwctl"),
-        ]);
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+        cmd.arg(&exe);
         cmd.args(args).env("GATEWAYD_SOCKET", &gw.socket);
         common::run(cmd, "", &[])
     };
@@ -306,6 +312,7 @@ fn a_non_root_client_is_refused() {
         )
     );
     // Root still can, and the table is intact.
+    let _ = std::fs::remove_dir_all(&shared);
     let o = gw.gwctl("-S -n");
     assert!(
         o.stdout.contains("-A -t 192.168.0.200:80 -s rr\n"),

@@ -168,7 +168,12 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn start(name: &str) -> Gateway {
-        let dir = std::env::temp_dir().join(format!("gwctl-test-{}-{name}", std::process::id()));
+        Gateway::start_in(&std::env::temp_dir(), name)
+    }
+
+    /// A gateway whose socket directory is created under `base`.
+    pub fn start_in(base: &Path, name: &str) -> Gateway {
+        let dir = base.join(format!("gwctl-test-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let socket = dir.join("gatewayd.sock");
         let initial = GatewayConfig::empty();
