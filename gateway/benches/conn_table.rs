@@ -9,7 +9,8 @@
 //!   -> (I(200000) - I(100000)) / 100000 = instructions per new connection
 //! ... lookup 1000000 / lookup 2000000 likewise for instructions per lookup loop
 //!   iteration, and keys 1000000 / keys 2000000 for the loop alone (random index and key
-//!   construction), to subtract
+//!   construction), to subtract; packet 1000000 / packet 2000000 for lookup plus the
+//!   state and timer update of an established connection (the whole per-packet cost)
 //! ```
 //!
 //! The setup path is the whole of `Director::connect`: service lookup, wlc over 8 real
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gateway::conn::{
-    ConnTable, Director, DirectorConfig, FlowKey, NewConn, NO_TEMPLATE,
+    tcp_flags, ConnTable, Direction, Director, DirectorConfig, FlowKey, NewConn, NO_TEMPLATE,
 };
 use gateway::conn::table::Conn;
 use gateway::service::{
@@ -54,7 +55,7 @@ fn client_key(i: u32) -> FlowKey<Ipv4Addr> {
     }
 }
 
-/// A table holding `n` live DR-style connections (client key i for i in 0..n).
+/// A table holding `n` live, established DR-style connections (client key i for i in 0..n).
 fn filled_table(n: u32) -> ConnTable<Ipv4Addr> {
     let dest = Arc::new(DestCounters::default());
     let mut t = ConnTable::new(n, 0);
@@ -74,9 +75,24 @@ fn filled_table(n: u32) -> ConnTable<Ipv4Addr> {
             dest: Arc::clone(&dest),
             template: NO_TEMPLATE,
         };
-        t.insert(c, 0).expect("capacity");
+        let id = t.insert(c, 0).expect("capacity");
+        t.on_packet(id, Direction::In, tcp_flags::SYN, 0);
+        t.on_packet(id, Direction::In, tcp_flags::ACK, 0);
     }
     t
+}
+
+/// The per-packet path of an established connection: lookup, then state and timer update.
+fn packets(t: &mut ConnTable<Ipv4Addr>, n: u32, count: u64, seed: u64) -> u64 {
+    let mut rng = Rng(seed);
+    let mut acc = 0u64;
+    for k in 0..count {
+        let i = (rng.next() % n as u64) as u32;
+        let (id, dir) = t.lookup(black_box(&client_key(i))).expect("live connection");
+        let state = t.on_packet(id, dir, tcp_flags::ACK, 1 + (k >> 20) as u32);
+        acc = acc.wrapping_add(id as u64 + state as u64);
+    }
+    acc
 }
 
 fn lookups(t: &ConnTable<Ipv4Addr>, n: u32, count: u64, seed: u64) -> u64 {
@@ -192,6 +208,10 @@ fn main() {
         Some("lookup") => {
             let t = filled_table(100_000);
             println!("lookup x{}: {}", count(1), lookups(&t, 100_000, count(1) as u64, 42));
+        }
+        Some("packet") => {
+            let mut t = filled_table(100_000);
+            println!("packet x{}: {}", count(1), packets(&mut t, 100_000, count(1) as u64, 42));
         }
         Some("keys") => {
             // The lookup loop without the lookup: subtract to get the lookup alone.
