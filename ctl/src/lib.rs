@@ -8,7 +8,7 @@
 
 pub mod ipvsadm;
 pub mod manage;
-pub mod names;
+pub use gateway::control::names;
 
 use std::ffi::OsString;
 use std::io::{BufRead, Write};

@@ -4,18 +4,15 @@
 //! Exit status: 0 on success, 1 when the gateway refused the request, 2 for command-line
 //! errors and when the gateway cannot be reached.
 
-pub mod args;
+pub use gateway::control::cmdline as args;
 pub mod format;
 
-use gateway::control::api::{
-    ApiError, Change, ErrorKind, LaddrConfig, PersistenceConfig, Reply, Request, ServerConfig,
-    ServiceConfig, SyncDaemonConfig, VirtualService,
-};
+use gateway::control::api::{ApiError, ErrorKind, Reply, Request};
 use gateway::control::{Client, ClientError};
 
 use crate::names::Names;
 use crate::Io;
-use args::{opt, Action, Cmd, Command, Globals, ServiceArg, UsageError};
+use args::{changes, opt, virtual_service, Action, Cmd, Command, Globals, UsageError};
 
 /// The help text, in ipvsadm's layout, with the extensions.
 pub fn usage() -> String {
@@ -161,99 +158,6 @@ pub fn run(args: &[String], io: &mut Io) -> i32 {
             execute(&c, &globals, &client, &names, io)
         }
     }
-}
-
-fn virtual_service(s: &ServiceArg) -> VirtualService {
-    match *s {
-        ServiceArg::Inet {
-            proto: gateway::control::api::TransportProtocol::Tcp,
-            addr,
-            port,
-        } => VirtualService::Tcp { addr, port },
-        ServiceArg::Inet { addr, port, .. } => VirtualService::Udp { addr, port },
-        ServiceArg::Fwmark { mark, .. } => VirtualService::Fwmark { mark },
-    }
-}
-
-/// The changes a mutating command asks for; `None` for commands that are not changes.
-pub fn changes(c: &Command) -> Option<Vec<Change>> {
-    let service = c.service.as_ref().map(virtual_service);
-    let server = || {
-        let (addr, port) = c
-            .server
-            .unwrap_or((std::net::Ipv4Addr::UNSPECIFIED.into(), 0));
-        ServerConfig {
-            addr,
-            port,
-            forwarding: c.forwarding,
-            weight: c.weight,
-            upper_threshold: c.u_threshold,
-            lower_threshold: c.l_threshold,
-        }
-    };
-    let service_config = |vs: VirtualService| ServiceConfig {
-        service: vs,
-        scheduler: c.scheduler.clone(),
-        persistence: c.persistent.map(|timeout| PersistenceConfig {
-            timeout,
-            netmask: c.netmask,
-        }),
-        one_packet: c.one_packet,
-        synproxy: c.synproxy,
-    };
-    let change = match (c.cmd, service) {
-        (Cmd::Add, Some(vs)) => Change::AddService {
-            service: service_config(vs),
-        },
-        (Cmd::Edit, Some(vs)) => Change::EditService {
-            service: service_config(vs),
-        },
-        (Cmd::Del, Some(vs)) => Change::DeleteService { service: vs },
-        (Cmd::Flush, _) => Change::Clear,
-        (Cmd::AddDest, Some(vs)) => Change::AddServer {
-            service: vs,
-            server: server(),
-        },
-        (Cmd::EditDest, Some(vs)) => Change::EditServer {
-            service: vs,
-            server: server(),
-        },
-        (Cmd::DelDest, Some(vs)) => {
-            let s = server();
-            Change::DeleteServer {
-                service: vs,
-                addr: s.addr,
-                port: s.port,
-            }
-        }
-        (Cmd::Timeout, _) => {
-            let (tcp, tcp_fin, udp) = c.timeouts;
-            Change::SetTimeouts { tcp, tcp_fin, udp }
-        }
-        (Cmd::StartDaemon, _) => Change::StartDaemon {
-            daemon: SyncDaemonConfig {
-                state: c.daemon_state?,
-                mcast_interface: c.mcast_interface.clone(),
-                syncid: c.syncid,
-            },
-        },
-        (Cmd::StopDaemon, _) => Change::StopDaemon {
-            state: c.daemon_state?,
-        },
-        (Cmd::AddLaddr, Some(vs)) => Change::AddLaddr {
-            service: vs,
-            laddr: LaddrConfig {
-                addr: c.laddr?,
-                ifname: c.ifname.clone().unwrap_or_default(),
-            },
-        },
-        (Cmd::DelLaddr, Some(vs)) => Change::DeleteLaddr {
-            service: vs,
-            addr: c.laddr?,
-        },
-        _ => return None,
-    };
-    Some(vec![change])
 }
 
 /// ipvsadm's text for a refusal (`ipvs_strerror`), where it has one; otherwise the
@@ -415,104 +319,39 @@ fn execute(c: &Command, globals: &Globals, client: &Client, names: &Names, io: &
     }
 }
 
-/// Splits a rule line into words; `#` starts a comment at the start of a word, single and
-/// double quotes group words (as ipvsadm's config_stream does).
-fn words(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    for ch in line.chars() {
-        match quote {
-            Some(q) if ch == q => quote = None,
-            Some(_) => cur.push(ch),
-            None if ch == '"' || ch == '\'' => {
-                quote = Some(ch);
-                in_word = true;
-            }
-            None if ch.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            None if ch == '#' && !in_word => break,
-            None => {
-                cur.push(ch);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        out.push(cur);
-    }
-    out
-}
-
 /// `-R`: reads every rule from stdin, then applies them all at once. Unlike ipvsadm, which
 /// applies line by line and stops at the first bad one, a bad line here changes nothing.
 fn restore(client: &Client, names: &Names, io: &mut Io) -> i32 {
-    let mut all = Vec::new();
-    let mut origin = Vec::new(); // (line number, command) of each change
     let mut text = String::new();
-    let mut line_no = 0usize;
-    loop {
-        text.clear();
-        match io.input.read_line(&mut text) {
-            Ok(0) => break,
-            Ok(_) => line_no += 1,
-            Err(e) => {
-                let _ = writeln!(io.err, "gwctl: cannot read rules from stdin: {e}");
-                return 2;
-            }
-        }
-        let mut w = words(&text);
-        if w.is_empty() {
-            continue;
-        }
-        if !w[0].starts_with('-') {
-            w.remove(0); // a leading program name: "ipvsadm -A ..."
-            if w.is_empty() {
-                continue;
-            }
-        }
-        let c = match args::parse(&w, names) {
-            Ok((Action::Ipvs(c), _)) => c,
-            Ok(_) => {
-                let _ = writeln!(io.err, "line {line_no}: only rules can be restored");
-                return 2;
-            }
-            Err(e) => {
-                if let Some(m) = &e.message {
-                    let _ = writeln!(io.err, "{m}");
-                }
-                let _ = writeln!(
-                    io.err,
-                    "line {line_no}: {}; nothing was restored",
-                    text.trim_end()
-                );
-                return 2;
-            }
-        };
-        match changes(&c) {
-            Some(ch) => {
-                origin.extend(ch.iter().map(|_| (line_no, c.cmd)));
-                all.extend(ch);
-            }
-            None => {
-                let _ = writeln!(
-                    io.err,
-                    "line {line_no}: {} is not a rule; nothing was restored",
-                    text.trim_end()
-                );
-                return 2;
-            }
-        }
+    if let Err(e) = io.input.read_to_string(&mut text) {
+        let _ = writeln!(io.err, "gwctl: cannot read rules from stdin: {e}");
+        return 2;
     }
-    if all.is_empty() {
+    let rules = match args::parse_rules(&text, names) {
+        Ok(r) => r,
+        Err(e) => {
+            match e.usage.as_ref().and_then(|u| u.message.as_deref()) {
+                Some(m) => {
+                    let _ = writeln!(io.err, "{m}");
+                    let _ = writeln!(io.err, "line {}: {}; nothing was restored", e.line, e.text);
+                }
+                None => {
+                    let _ = writeln!(
+                        io.err,
+                        "line {}: {} is not a rule; nothing was restored",
+                        e.line, e.text
+                    );
+                }
+            }
+            return 2;
+        }
+    };
+    if rules.is_empty() {
         return 0;
     }
-    match client.call(&Request::Apply { changes: all }) {
+    let origin: Vec<(usize, Cmd)> = rules.iter().map(|r| (r.line, r.cmd)).collect();
+    let changes = rules.into_iter().map(|r| r.change).collect();
+    match client.call(&Request::Apply { changes }) {
         Ok(_) => 0,
         Err(ClientError::Refused(e)) => {
             let (line, cmd) = e
@@ -524,20 +363,5 @@ fn restore(client: &Client, names: &Names, io: &mut Io) -> i32 {
             1
         }
         Err(e) => client_error(Cmd::Restore, &e, io),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rule_lines_split_like_config_stream() {
-        assert_eq!(
-            words("ipvsadm -A -t 10.0.0.1:80 -s rr # web\n"),
-            vec!["ipvsadm", "-A", "-t", "10.0.0.1:80", "-s", "rr"]
-        );
-        assert_eq!(words("  # only a comment"), Vec::<String>::new());
-        assert_eq!(words("-F 'my if'"), vec!["-F", "my if"]);
     }
 }

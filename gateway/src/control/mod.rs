@@ -13,6 +13,9 @@
 //! - [`bridge`]: the network configuration as the workers' `NetView`, and `gwctl stats`
 //!   from the workers' own counters.
 //! - [`server`], [`client`]: the two ends of the socket.
+//! - [`cmdline`], [`names`]: ipvsadm's command line and rule files (`-S`/`-R` format), and
+//!   the host and service names they may use; shared by `gwctl` and `gatewayd`'s
+//!   configuration file.
 //!
 //! Embedding in `gatewayd`:
 //!
@@ -34,7 +37,9 @@ pub mod api;
 pub mod apply;
 pub mod bridge;
 pub mod client;
+pub mod cmdline;
 pub mod dataplane;
+pub mod names;
 pub mod net;
 pub mod protocol;
 pub mod publish;

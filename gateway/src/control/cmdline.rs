@@ -6,6 +6,10 @@
 //! next word only when that word does not start with `-`. Two differences, both more
 //! permissive: the command need not come first, and `--` ends the options.
 //!
+//! It lives in the gateway crate, not in gwctl, so that `gatewayd` can read ipvsadm rule
+//! lines (the `-S` format) from its configuration file with the very parser `gwctl -R`
+//! uses: [`parse_rules`].
+//!
 //! The checks after scanning are ipvsadm's `commands_v_options` table (which options each
 //! command requires, allows, forbids or allows only one of), extended with columns for the
 //! DPVS options (`-z`, `-F`, `-j`) and rows for `-P`, `-Q`, `-G`.
@@ -13,9 +17,11 @@
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use gateway::control::api::{Forwarding, SyncState, TransportProtocol};
-
-use crate::names::Names;
+use super::api::{
+    Change, Forwarding, LaddrConfig, PersistenceConfig, ServerConfig, ServiceConfig,
+    SyncDaemonConfig, SyncState, TransportProtocol, VirtualService,
+};
+use super::names::Names;
 
 /// ipvsadm's MAX_TIMEOUT: 31 days.
 pub const MAX_TIMEOUT: u32 = 86400 * 31;
@@ -884,6 +890,199 @@ pub fn parse_service(
     Some((addr, port))
 }
 
+/// The API form of a service argument.
+pub fn virtual_service(s: &ServiceArg) -> VirtualService {
+    match *s {
+        ServiceArg::Inet {
+            proto: TransportProtocol::Tcp,
+            addr,
+            port,
+        } => VirtualService::Tcp { addr, port },
+        ServiceArg::Inet { addr, port, .. } => VirtualService::Udp { addr, port },
+        ServiceArg::Fwmark { mark, .. } => VirtualService::Fwmark { mark },
+    }
+}
+
+/// The changes a mutating command asks for; `None` for commands that are not changes
+/// (listings, `-Z`, `-R`).
+pub fn changes(c: &Command) -> Option<Vec<Change>> {
+    let service = c.service.as_ref().map(virtual_service);
+    let server = || {
+        let (addr, port) = c.server.unwrap_or((Ipv4Addr::UNSPECIFIED.into(), 0));
+        ServerConfig {
+            addr,
+            port,
+            forwarding: c.forwarding,
+            weight: c.weight,
+            upper_threshold: c.u_threshold,
+            lower_threshold: c.l_threshold,
+        }
+    };
+    let service_config = |vs: VirtualService| ServiceConfig {
+        service: vs,
+        scheduler: c.scheduler.clone(),
+        persistence: c.persistent.map(|timeout| PersistenceConfig {
+            timeout,
+            netmask: c.netmask,
+        }),
+        one_packet: c.one_packet,
+        synproxy: c.synproxy,
+    };
+    let change = match (c.cmd, service) {
+        (Cmd::Add, Some(vs)) => Change::AddService {
+            service: service_config(vs),
+        },
+        (Cmd::Edit, Some(vs)) => Change::EditService {
+            service: service_config(vs),
+        },
+        (Cmd::Del, Some(vs)) => Change::DeleteService { service: vs },
+        (Cmd::Flush, _) => Change::Clear,
+        (Cmd::AddDest, Some(vs)) => Change::AddServer {
+            service: vs,
+            server: server(),
+        },
+        (Cmd::EditDest, Some(vs)) => Change::EditServer {
+            service: vs,
+            server: server(),
+        },
+        (Cmd::DelDest, Some(vs)) => {
+            let s = server();
+            Change::DeleteServer {
+                service: vs,
+                addr: s.addr,
+                port: s.port,
+            }
+        }
+        (Cmd::Timeout, _) => {
+            let (tcp, tcp_fin, udp) = c.timeouts;
+            Change::SetTimeouts { tcp, tcp_fin, udp }
+        }
+        (Cmd::StartDaemon, _) => Change::StartDaemon {
+            daemon: SyncDaemonConfig {
+                state: c.daemon_state?,
+                mcast_interface: c.mcast_interface.clone(),
+                syncid: c.syncid,
+            },
+        },
+        (Cmd::StopDaemon, _) => Change::StopDaemon {
+            state: c.daemon_state?,
+        },
+        (Cmd::AddLaddr, Some(vs)) => Change::AddLaddr {
+            service: vs,
+            laddr: LaddrConfig {
+                addr: c.laddr?,
+                ifname: c.ifname.clone().unwrap_or_default(),
+            },
+        },
+        (Cmd::DelLaddr, Some(vs)) => Change::DeleteLaddr {
+            service: vs,
+            addr: c.laddr?,
+        },
+        _ => return None,
+    };
+    Some(vec![change])
+}
+
+/// Splits a rule line into words; `#` starts a comment at the start of a word, single and
+/// double quotes group words (as ipvsadm's config_stream does).
+pub fn words(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    for ch in line.chars() {
+        match quote {
+            Some(q) if ch == q => quote = None,
+            Some(_) => cur.push(ch),
+            None if ch == '"' || ch == '\'' => {
+                quote = Some(ch);
+                in_word = true;
+            }
+            None if ch.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            None if ch == '#' && !in_word => break,
+            None => {
+                cur.push(ch);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    out
+}
+
+/// One change read from a rule file, with where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// 1-based line number.
+    pub line: usize,
+    pub cmd: Cmd,
+    pub change: Change,
+}
+
+/// A rule line that is not a valid change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    pub line: usize,
+    /// The line as written, without its end of line.
+    pub text: String,
+    /// ipvsadm's message, when the line is a bad command line.
+    pub usage: Option<UsageError>,
+}
+
+impl std::fmt::Display for RuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.usage.as_ref().and_then(|u| u.message.as_deref()) {
+            Some(m) => write!(f, "line {}: {}: {m}", self.line, self.text),
+            None => write!(f, "line {}: {} is not a rule", self.line, self.text),
+        }
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+/// Reads ipvsadm rules, the format `-S` prints and `-R` reads: one command line per line,
+/// with or without a leading program name, blank lines and `#` comments allowed. Only
+/// changes are rules (`-A -E -D -C -a -e -d --set -P -Q`, and the daemon commands, which
+/// the gateway refuses).
+pub fn parse_rules(text: &str, names: &Names) -> Result<Vec<Rule>, RuleError> {
+    let mut rules = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let mut w = words(line);
+        if w.first().is_some_and(|first| !first.starts_with('-')) {
+            w.remove(0); // a leading program name: "ipvsadm -A ..."
+        }
+        if w.is_empty() {
+            continue;
+        }
+        let error = |usage: Option<UsageError>| RuleError {
+            line: i + 1,
+            text: line.trim_end().to_string(),
+            usage,
+        };
+        let command = match parse(&w, names) {
+            Ok((Action::Ipvs(c), _)) => c,
+            Ok(_) => return Err(error(None)),
+            Err(e) => return Err(error(Some(e))),
+        };
+        let Some(changes) = changes(&command) else {
+            return Err(error(None));
+        };
+        rules.extend(changes.into_iter().map(|change| Rule {
+            line: i + 1,
+            cmd: command.cmd,
+            change,
+        }));
+    }
+    Ok(rules)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -934,6 +1133,24 @@ mod tests {
         assert_eq!(c.forwarding, Forwarding::FullNat);
         let c = cmd("--set 900 120 300");
         assert_eq!(c.timeouts, (900, 120, 300));
+    }
+
+    #[test]
+    fn rule_files_parse_with_comments_program_names_and_line_numbers() {
+        let text =
+            "# saved\n\nipvsadm -A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.1.1 -m # web1\n";
+        let rules = parse_rules(text, &Names::none()).unwrap();
+        assert_eq!(rules.len(), 2);
+        assert_eq!((rules[0].line, rules[0].cmd), (3, Cmd::Add));
+        assert_eq!((rules[1].line, rules[1].cmd), (4, Cmd::AddDest));
+        let err = parse_rules("-A -t 10.0.0.1:80\n-L -n\n", &Names::none()).unwrap_err();
+        assert_eq!(err.to_string(), "line 2: -L -n is not a rule");
+        let err = parse_rules("-A -t 10.0.0.1:80 -w 3\n", &Names::none()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 1: -A -t 10.0.0.1:80 -w 3: Illegal 'weight' option with the 'add-service' command"
+        );
+        assert_eq!(words("-F 'my if'"), vec!["-F", "my if"]);
     }
 
     #[test]
