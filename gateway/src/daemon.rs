@@ -19,13 +19,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::control::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
-use crate::control::{self, ControlServer, ControlState, GatewayConfig, NetConfig, ServerOptions};
+use crate::control::api::{InterfaceAddr, NeighbourConfig, RouteConfig, TrafficStats};
+use crate::control::{self, bridge, ControlServer, ControlState, GatewayConfig, NetConfig, ServerOptions};
 use crate::dpdk::{Eal, Mempool, Port, PortConfig, Ring, RingSync, MBUF_DEFAULT_BUF_SIZE};
-use crate::net::{Ipv4Cidr, Route};
-use crate::service::laddr::PortPartition;
+use crate::net::Ipv4Cidr;
+use crate::service::ServiceKey;
 use crate::worker::lcore::LcoreWorker;
-use crate::worker::{NetView, PortView, Worker, WorkerConfig, WorkerCounters};
+use crate::worker::{Worker, WorkerConfig, WorkerCounters};
 use crate::wire::MacAddr;
 use crate::xmit::Offload;
 
@@ -184,63 +184,66 @@ impl Config {
     }
 }
 
-/// What the workers need to know of a port that only the running port can say.
-#[derive(Debug, Clone)]
-pub struct PortFacts {
-    pub name: String,
-    pub id: u16,
-    pub mac: MacAddr,
-    pub mtu: u16,
-    pub offload: Offload,
+/// `gwctl link` from the ports' own counters. The workers' counters come
+/// from `control::bridge::WorkerCountersView`, which wraps this. Per-service
+/// traffic counters and the connection listing need a request to each worker
+/// and are not served yet: they read as zero and empty (ActiveConn/InActConn
+/// are live: they come from the model's shared per-server counters).
+struct PortsView {
+    ports: Vec<(Port, String, u16)>,
+    conn_capacity: u64,
 }
 
-/// Builds the workers' view of the network from the control plane's
-/// configuration. Entries naming an unknown port or another family are
-/// skipped (the control plane validated them against the same ports).
-pub fn net_view(ports: &[PortFacts], net: &NetConfig) -> NetView {
-    let max_id = ports.iter().map(|p| usize::from(p.id)).max().unwrap_or(0);
-    let mut views = vec![
-        PortView { mac: MacAddr([0; 6]), mtu: 0, offload: Offload::NONE, addrs: Vec::new() };
-        max_id + 1
-    ];
-    let id_of = |name: &str| ports.iter().find(|p| p.name == name).map(|p| p.id);
-    for p in ports {
-        views[usize::from(p.id)] = PortView { mac: p.mac, mtu: p.mtu, offload: p.offload, addrs: Vec::new() };
+impl control::DataplaneView for PortsView {
+    fn service_stats(&self, _service: &ServiceKey) -> TrafficStats {
+        TrafficStats::default()
     }
-    for a in net.addrs() {
-        if let (IpAddr::V4(addr), Some(id)) = (a.addr, id_of(&a.ifname)) {
-            if let Some(c) = Ipv4Cidr::new(addr, a.prefix_len) {
-                views[usize::from(id)].addrs.push(c);
-            }
-        }
+
+    fn server_stats(&self, _service: &ServiceKey, _addr: IpAddr, _port: u16) -> TrafficStats {
+        TrafficStats::default()
     }
-    let routes: Vec<Route> = net
-        .routes()
-        .iter()
-        .filter_map(|r| {
-            let IpAddr::V4(dst) = r.dst else { return None };
-            let via = match r.via {
-                Some(IpAddr::V4(v)) => Some(v),
-                Some(IpAddr::V6(_)) => return None,
-                None => None,
-            };
-            Some(Route { dst: Ipv4Cidr::new(dst, r.prefix_len)?, via, port: id_of(&r.ifname)?, src: None })
-        })
-        .collect();
-    let mut view = NetView::with_connected_routes(views, &[]).unwrap_or_default();
-    for r in routes {
-        // Duplicates of connected routes keep the connected one.
-        let _ = view.routes.add(r);
+
+    fn laddr_stats(&self, _service: &ServiceKey, _addr: IpAddr) -> (u64, u64) {
+        (0, 0)
     }
-    view.static_neighbours = net
-        .neighbours()
-        .iter()
-        .filter_map(|n| match n.addr {
-            IpAddr::V4(a) => Some((a, MacAddr(n.lladdr), id_of(&n.ifname)?)),
-            IpAddr::V6(_) => None,
-        })
-        .collect();
-    view
+
+    fn zero(&self, _service: Option<&ServiceKey>) {}
+
+    fn connections(&self) -> Vec<control::api::ConnectionInfo> {
+        Vec::new()
+    }
+
+    fn links(&self) -> Vec<control::api::LinkInfo> {
+        self.ports
+            .iter()
+            .map(|(port, name, mtu)| {
+                let s = port.stats().unwrap_or_default();
+                control::api::LinkInfo {
+                    name: name.clone(),
+                    port_id: port.id(),
+                    mac: port.mac_addr().unwrap_or_default(),
+                    mtu: u32::from(*mtu),
+                    up: port.link().map(|l| l.up).unwrap_or(false),
+                    rx_packets: s.ipackets,
+                    rx_bytes: s.ibytes,
+                    rx_errors: s.ierrors + s.rx_nombuf,
+                    rx_missed: s.imissed,
+                    tx_packets: s.opackets,
+                    tx_bytes: s.obytes,
+                    tx_errors: s.oerrors,
+                    queues: Vec::new(),
+                }
+            })
+            .collect()
+    }
+
+    fn worker_stats(&self) -> Vec<control::api::WorkerStats> {
+        Vec::new()
+    }
+
+    fn conn_table_size(&self) -> u64 {
+        self.conn_capacity
+    }
 }
 
 /// Runs the gateway until `stop` is set (SIGINT/SIGTERM in `gatewayd`).
@@ -260,7 +263,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let pool = Mempool::new(&eal, "gw_pool", mbufs, 256, MBUF_DEFAULT_BUF_SIZE).map_err(|e| e.to_string())?;
 
     // Ports: each worker gets rx and tx queue `w` of every port.
-    let mut facts = Vec::new();
+    let mut specs: Vec<(u16, bridge::PortSpec)> = Vec::new();
     let mut open_ports = Vec::new();
     let mut rx_per_worker: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
     let mut tx_per_worker: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
@@ -269,17 +272,19 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         let (port, rxq, txq) =
             Port::open(&eal, &spec.device, &pc, &pool).map_err(|e| format!("port {:?}: {e}", spec.name))?;
         let caps = port.caps();
-        facts.push(PortFacts {
-            name: spec.name.clone(),
-            id: port.id(),
-            mac: MacAddr(port.mac_addr().map_err(|e| e.to_string())?),
-            mtu: spec.mtu,
-            offload: Offload {
-                ipv4_checksum: caps.tx_ipv4_checksum,
-                tcp_checksum: caps.tx_tcp_checksum,
-                udp_checksum: caps.tx_udp_checksum,
+        specs.push((
+            port.id(),
+            bridge::PortSpec {
+                name: spec.name.clone(),
+                mac: MacAddr(port.mac_addr().map_err(|e| e.to_string())?),
+                mtu: spec.mtu,
+                offload: Offload {
+                    ipv4_checksum: caps.tx_ipv4_checksum,
+                    tcp_checksum: caps.tx_tcp_checksum,
+                    udp_checksum: caps.tx_udp_checksum,
+                },
             },
-        });
+        ));
         for (w, (r, t)) in rxq.into_iter().zip(txq).enumerate() {
             rx_per_worker[w].push((port.id(), r));
             tx_per_worker[w].push((port.id(), t));
@@ -298,71 +303,81 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     }
     let (neigh_tx, neigh_rx): (Vec<_>, Vec<_>) = (0..workers).map(|_| mpsc::sync_channel(256)).unzip();
 
-    // The control plane and its seam to the workers.
-    let initial = GatewayConfig { net: Arc::new(net_config), ..GatewayConfig::empty() };
-    let (sink, mailboxes) = control::publish::broadcast(usize::from(workers), &initial, Duration::from_secs(2));
-    let counters: Vec<Arc<WorkerCounters>>;
-    let mut jobs = Vec::new();
-    {
-        let facts = Arc::new(facts);
-        let first_view = Arc::new(net_view(&facts, &initial.net));
-        let mut built = Vec::new();
-        for (w, ((mailbox, rx), (tx, (redirect_in, neigh_in)))) in mailboxes
-            .into_iter()
-            .zip(rx_per_worker)
-            .zip(tx_per_worker.into_iter().zip(ring_rx.into_iter().zip(neigh_rx)))
-            .enumerate()
-        {
-            let w = w as u16;
-            PortPartition::new(workers, w).map_err(|e| e.to_string())?;
-            let mut cfg = WorkerConfig::new(w, workers);
-            cfg.conn_capacity = config.conn_capacity;
-            let worker = Worker::new(&cfg, initial.services.clone(), first_view.clone(), 1).map_err(|e| e.to_string())?;
-            let redirect_out = (0..workers)
-                .map(|peer| if peer == w { None } else { ring_tx[usize::from(peer)].try_clone() })
-                .collect();
-            let neighbours_out = (0..workers).filter(|&p| p != w).map(|p| neigh_tx[usize::from(p)].clone()).collect();
-            built.push((
-                LcoreWorker {
-                    worker,
-                    rx,
-                    tx,
-                    redirect_in,
-                    redirect_out,
-                    neighbours_in: neigh_in,
-                    neighbours_out,
-                    pool: pool.clone(),
-                },
-                mailbox,
-            ));
-        }
-        drop(ring_tx);
-        drop(neigh_tx);
-        counters = built.iter().map(|(l, _)| l.worker.counters().clone()).collect();
-        for ((lcore_worker, mut mailbox), lcore) in built.into_iter().zip(&lcores) {
-            let stop = stop.clone();
-            let facts = facts.clone();
-            let mut view = first_view.clone();
-            let mut view_of = initial.net.clone();
-            let job = eal
-                .launch(*lcore, move || {
-                    lcore_worker.run(stop, move |worker| {
-                        if mailbox.poll() {
-                            let cfg = mailbox.current();
-                            if !Arc::ptr_eq(&cfg.net, &view_of) {
-                                view_of = cfg.net.clone();
-                                view = Arc::new(net_view(&facts, &cfg.net));
-                            }
-                            worker.switch(cfg.services.clone(), view.clone());
-                        }
-                    })
-                })
-                .map_err(|e| e.to_string())?;
-            jobs.push(job);
-        }
+    // bridge::net_view wants the ports indexed by DPDK port id; ids the file
+    // does not name (none, normally) get a name no configuration can use.
+    let max_id = specs.iter().map(|(id, _)| usize::from(*id)).max().unwrap_or(0);
+    let mut ports: Vec<bridge::PortSpec> = (0..=max_id)
+        .map(|i| bridge::PortSpec { name: format!("\0unused{i}"), mac: MacAddr([0; 6]), mtu: 0, offload: Offload::NONE })
+        .collect();
+    for (id, spec) in specs {
+        ports[usize::from(id)] = spec;
     }
 
-    let state = ControlState::new(initial, Box::new(sink), Box::new(control::NoDataplane::default()));
+    // The control plane and its seam to the workers: each published
+    // configuration is resolved to a WorkerUpdate once, on the control thread.
+    let initial = GatewayConfig { net: Arc::new(net_config), ..GatewayConfig::empty() };
+    let first = bridge::WorkerUpdate::new(&initial, &ports).map_err(|e| format!("network configuration: {e}"))?;
+    let (sink, mailboxes) = control::publish::broadcast_with(
+        usize::from(workers),
+        first.clone(),
+        Duration::from_secs(2),
+        bridge::worker_updates(ports),
+    );
+    let mut jobs = Vec::new();
+    let mut handles = Vec::new();
+    for (w, ((mut mailbox, rx), (tx, (redirect_in, neigh_in)))) in mailboxes
+        .into_iter()
+        .zip(rx_per_worker)
+        .zip(tx_per_worker.into_iter().zip(ring_rx.into_iter().zip(neigh_rx)))
+        .enumerate()
+    {
+        let w = w as u16;
+        let mut cfg = WorkerConfig::new(w, workers);
+        cfg.conn_capacity = config.conn_capacity;
+        let worker = Worker::new(&cfg, first.services.clone(), first.net.clone(), 1).map_err(|e| e.to_string())?;
+        let redirect_out = (0..workers)
+            .map(|peer| if peer == w { None } else { ring_tx[usize::from(peer)].try_clone() })
+            .collect();
+        let neighbours_out = (0..workers).filter(|&p| p != w).map(|p| neigh_tx[usize::from(p)].clone()).collect();
+        let lcore = lcores[usize::from(w)];
+        handles.push(bridge::WorkerHandle { worker: u32::from(w), lcore, counters: worker.counters().clone() });
+        let lcore_worker = LcoreWorker {
+            worker,
+            rx,
+            tx,
+            redirect_in,
+            redirect_out,
+            neighbours_in: neigh_in,
+            neighbours_out,
+            pool: pool.clone(),
+        };
+        let stop = stop.clone();
+        let job = eal
+            .launch(lcore, move || {
+                lcore_worker.run(stop, move |worker| {
+                    mailbox.poll(|update: &bridge::WorkerUpdate| {
+                        worker.switch(update.services.clone(), update.net.clone());
+                    });
+                })
+            })
+            .map_err(|e| e.to_string())?;
+        jobs.push(job);
+    }
+    drop(ring_tx);
+    drop(neigh_tx);
+    let counters: Vec<Arc<WorkerCounters>> = handles.iter().map(|h| h.counters.clone()).collect();
+    let view = bridge::WorkerCountersView {
+        workers: handles,
+        inner: Box::new(PortsView {
+            ports: open_ports
+                .iter()
+                .zip(&config.ports)
+                .map(|(p, spec)| (p.clone_handle(), spec.name.clone(), spec.mtu))
+                .collect(),
+            conn_capacity: u64::from(config.conn_capacity) * u64::from(workers),
+        }),
+    };
+    let state = ControlState::new(initial, Box::new(sink), Box::new(view));
     let path = control::socket_path(socket.or(config.control_socket.as_deref()).map(std::ffi::OsStr::new));
     let server = ControlServer::bind(ServerOptions::new(&path), state)
         .and_then(|s| s.spawn())

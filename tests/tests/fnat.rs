@@ -105,6 +105,19 @@ fn fnat_round_robin_through_gatewayd() {
     assert!(listing.contains(&format!("TCP  {VIP}:80 rr")), "{listing}");
     assert!(listing.contains("  -> 192.168.1.10:8080            FullNat 1"), "{listing}");
 
+    // The workers' and ports' counters are served to gwctl.
+    let stats = gwctl(&["stats"]);
+    assert!(stats.starts_with("worker 0 (lcore 1)"), "{stats}");
+    let new_conns: u64 = stats
+        .split("new connections ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no connection count in {stats}"));
+    assert!(new_conns >= 7, "every request was a new connection on the worker: {stats}");
+    let links = gwctl(&["link"]);
+    assert_eq!(links.matches("link/ether").count(), 2, "both ports listed: {links}");
+
     let status = gatewayd.terminate(Duration::from_secs(10)).expect("gatewayd stops on SIGTERM");
     let log = gatewayd.log();
     assert!(status.success(), "gatewayd exit status {status}:\n{log}");

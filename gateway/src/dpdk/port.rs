@@ -299,6 +299,12 @@ impl Port {
         self.shared.id
     }
 
+    /// Another handle to the same port, for reading its counters from another
+    /// thread. The port stays open until every handle and queue is dropped.
+    pub fn clone_handle(&self) -> Port {
+        Port { shared: self.shared.clone() }
+    }
+
     pub fn name(&self) -> &str {
         &self.shared.name
     }
