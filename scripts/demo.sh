@@ -72,6 +72,12 @@ for i in 10 11 12; do
         >"$WORK/rs$i.log" 2>&1 &
     HTTP_PIDS+=($!)
 done
+for i in 10 11 12; do
+    for _ in $(seq 50); do
+        ip netns exec "$SERVERS" curl -s --max-time 1 "http://192.168.1.$i:8080/" >/dev/null && break
+        sleep 0.1
+    done
+done
 
 say "Configuring a FNAT service with gwctl, exactly as with ipvsadm"
 run() { echo "# $*"; "$@"; }

@@ -62,6 +62,17 @@ fn fnat_round_robin_through_gatewayd() {
         ));
     }
 
+    // Both servers listen before any request goes through the VIP.
+    for rs in ["192.168.1.10", "192.168.1.11"] {
+        assert!(
+            wait_until(Duration::from_secs(10), || servers
+                .output("curl", &["-s", "--max-time", "1", &format!("http://{rs}:8080/index.html")])
+                .status
+                .success()),
+            "real server {rs} did not start"
+        );
+    }
+
     let gwctl = |args: &[&str]| {
         let out = Command::new(gwctl_bin()).env("GATEWAYD_SOCKET", &socket).args(args).output().expect("run gwctl");
         assert!(
