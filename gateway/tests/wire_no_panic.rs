@@ -220,6 +220,23 @@ mod tests {
         }
     }
 
+    /// Writes the seeds, with a few control prefixes, as a cargo-fuzz seed
+    /// corpus when `WIRE_FUZZ_SEEDS` names a directory:
+    /// `WIRE_FUZZ_SEEDS=fuzz/seeds/classify_rewrite cargo test -p gateway
+    /// --no-default-features --test wire_no_panic write_fuzz_seeds`.
+    #[test]
+    fn write_fuzz_seeds() {
+        let Some(dir) = std::env::var_os("WIRE_FUZZ_SEEDS") else { return };
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let controls: [[u8; CONTROL]; 3] = [[128, 64, 3, 0, 1, 2, 3, 4], [128, 0, 7, 5, 0xff, 0xff, 0xff, 0xf0], [8, 200, 56, 0, 9, 9, 9, 9]];
+        for (i, s) in seeds().into_iter().enumerate() {
+            for (j, c) in controls.iter().enumerate() {
+                std::fs::write(dir.join(format!("seed-{i}-{j}")), [&c[..], &s].concat()).unwrap();
+            }
+        }
+    }
+
     fn mutated() -> impl Strategy<Value = Vec<u8>> {
         (
             proptest::collection::vec(any::<u8>(), CONTROL),

@@ -73,7 +73,15 @@ fn sum_ne(data: &[u8]) -> u64 {
 /// for every received packet.
 #[inline(always)]
 pub fn verify_ipv4_header(header: &[u8]) -> bool {
-    let Some((fixed, options)) = header.split_first_chunk::<20>() else { return false };
+    match header.split_first_chunk::<20>() {
+        Some((fixed, options)) => verify_ipv4_header_parts(fixed, options),
+        None => false,
+    }
+}
+
+/// [`verify_ipv4_header`] on a header split into its fixed part and options.
+#[inline(always)]
+pub fn verify_ipv4_header_parts(fixed: &[u8; 20], options: &[u8]) -> bool {
     let w = |i: usize| u64::from(u32::from_ne_bytes([fixed[i], fixed[i + 1], fixed[i + 2], fixed[i + 3]]));
     let mut acc = w(0) + w(4) + w(8) + w(12) + w(16);
     if !options.is_empty() {
