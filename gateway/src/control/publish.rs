@@ -4,9 +4,9 @@
 //!
 //! [`broadcast`] is an implementation on plain std channels: the control thread sends the
 //! new configuration to one [`Mailbox`] per worker and waits, with a deadline, for each to
-//! acknowledge it. A worker calls [`Mailbox::poll`] between bursts with a closure that
+//! acknowledge it. A worker calls [`Mailbox::poll_with`] between bursts with a closure that
 //! installs the configuration; the acknowledgement is sent after the closure returns, so
-//! "confirmed" means "running". Polling never blocks and, with nothing published, never
+//! "confirmed" means "running" (or [`Mailbox::poll`], which confirms at the next call). Polling never blocks and, with nothing published, never
 //! allocates (`try_recv` on an empty channel is a couple of atomic loads), so it fits a
 //! poll-mode loop. Old configurations are freed on the control thread, not on a worker: the
 //! broadcaster keeps the last confirmed payload until every worker has confirmed the next.
@@ -134,6 +134,8 @@ pub struct Mailbox<P: Generation> {
     inbox: Receiver<(u64, P)>,
     ack: Sender<(usize, u64)>,
     current: P,
+    /// The attempt `poll` took and will confirm at the next call.
+    pending_ack: Option<u64>,
 }
 
 /// Creates a broadcaster of whole [`GatewayConfig`]s and `workers` mailboxes that start with
@@ -172,6 +174,7 @@ pub fn broadcast_with<P: Generation>(
             inbox,
             ack: ack.clone(),
             current: initial.clone(),
+            pending_ack: None,
         });
     }
     let broadcaster = Broadcaster {
@@ -271,21 +274,55 @@ impl<P: Generation> Mailbox<P> {
     /// worker, and only then confirms it to the control plane: a confirmed configuration is
     /// one the worker runs. Returns whether there was one. Call between bursts; it does not
     /// block, and with nothing published it costs a `try_recv` on an empty channel.
-    pub fn poll(&mut self, switch: impl FnOnce(&P)) -> bool {
+    pub fn poll_with(&mut self, switch: impl FnOnce(&P)) -> bool {
+        self.confirm_pending();
+        let Some((seq, next)) = self.take_newest() else {
+            return false;
+        };
+        switch(&next);
+        self.install(next);
+        self.confirm(seq);
+        true
+    }
+
+    /// Takes the newest published configuration, if any, into [`Mailbox::current`] for the
+    /// caller to install, and returns whether there was one. The confirmation is sent at the
+    /// next call, which a poll loop makes after it has installed this one, so a confirmed
+    /// configuration is still one the worker runs (one loop iteration later than with
+    /// [`Mailbox::poll_with`]).
+    pub fn poll(&mut self) -> bool {
+        self.confirm_pending();
+        let Some((seq, next)) = self.take_newest() else {
+            return false;
+        };
+        self.install(next);
+        self.pending_ack = Some(seq);
+        true
+    }
+
+    fn take_newest(&mut self) -> Option<(u64, P)> {
         let mut newest = None;
         while let Ok(next) = self.inbox.try_recv() {
             newest = Some(next);
         }
-        let Some((seq, next)) = newest else {
-            return false;
-        };
-        switch(&next);
+        newest
+    }
+
+    fn install(&mut self, next: P) {
         // The control thread holds its own reference (see `Broadcaster::last`), so this
         // replacement never frees a configuration here.
         self.current = next;
+    }
+
+    fn confirm_pending(&mut self) {
+        if let Some(seq) = self.pending_ack.take() {
+            self.confirm(seq);
+        }
+    }
+
+    fn confirm(&self, seq: u64) {
         // The control thread may have given up waiting; a lost ack is harmless.
         let _ = self.ack.send((self.index, seq));
-        true
     }
 }
 
@@ -312,7 +349,7 @@ mod tests {
                 let stop = Arc::clone(&stop);
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
-                        mb.poll(|_| {});
+                        mb.poll_with(|_| {});
                         std::thread::yield_now();
                     }
                     mb.current().generation()
@@ -331,6 +368,26 @@ mod tests {
     }
 
     #[test]
+    fn plain_poll_confirms_at_the_next_call_after_the_worker_installed_it() {
+        let initial = GatewayConfig::empty();
+        let (mut sink, mut mailboxes) = broadcast(1, &initial, Duration::from_secs(10));
+        let mut mb = mailboxes.remove(0);
+        let config = next(&initial);
+        let publisher = std::thread::spawn(move || sink.publish(&config));
+        let until = Instant::now() + Duration::from_secs(5);
+        while !mb.poll() {
+            assert!(Instant::now() < until, "the configuration never arrived");
+            std::thread::yield_now();
+        }
+        assert_eq!(mb.current().generation(), 1);
+        // The worker is "installing" it: no confirmation yet.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!publisher.is_finished());
+        assert!(!mb.poll(), "nothing new");
+        assert_eq!(publisher.join().unwrap(), Ok(()));
+    }
+
+    #[test]
     fn a_stuck_worker_fails_the_publish_with_its_index() {
         let initial = GatewayConfig::empty();
         let (mut sink, mut mailboxes) = broadcast(2, &initial, Duration::from_millis(50));
@@ -339,7 +396,7 @@ mod tests {
         let mut zero = mailboxes.remove(0);
         let poller = std::thread::spawn(move || {
             let until = Instant::now() + Duration::from_millis(500);
-            while Instant::now() < until && !zero.poll(|_| {}) {
+            while Instant::now() < until && !zero.poll_with(|_| {}) {
                 std::thread::yield_now();
             }
             zero
@@ -353,11 +410,11 @@ mod tests {
         // The late worker catches up on its next poll; a later publish succeeds once it
         // keeps polling.
         let mut one = mailboxes.remove(0);
-        assert!(one.poll(|_| {}));
+        assert!(one.poll_with(|_| {}));
         let later = next(&config);
         let t = std::thread::spawn(move || {
             let until = Instant::now() + Duration::from_millis(500);
-            while Instant::now() < until && !one.poll(|_| {}) {
+            while Instant::now() < until && !one.poll_with(|_| {}) {
                 std::thread::yield_now();
             }
         });
