@@ -160,14 +160,20 @@ fn report() {
         let t0 = Instant::now();
         let t = filled_table(n);
         let fill = t0.elapsed();
-        let count = 20_000_000u64;
+        // Best of three runs: the machine is shared, and the best run is the one least
+        // disturbed by other processes.
+        let count = 10_000_000u64;
         lookups(&t, n, 1_000_000, 7); // warm-up
-        let t0 = Instant::now();
-        let acc = lookups(&t, n, count, 42);
-        let el = t0.elapsed();
-        let t0 = Instant::now();
-        let bacc = burst_lookups(&t, n, count, 43);
-        let bel = t0.elapsed();
+        let (mut el, mut bel) = (std::time::Duration::MAX, std::time::Duration::MAX);
+        let (mut acc, mut bacc) = (0, 0);
+        for run in 0..3 {
+            let t0 = Instant::now();
+            acc ^= lookups(&t, n, count, 42 + run);
+            el = el.min(t0.elapsed());
+            let t0 = Instant::now();
+            bacc ^= burst_lookups(&t, n, count, 43 + run);
+            bel = bel.min(t0.elapsed());
+        }
         println!(
             "{n:>9} live: {} bytes/conn (entry {} + index {}), fill {:.2} s ({:.0} ns/insert), \
              {:.1} M lookups/s ({:.1} ns/lookup), in bursts of 32: {:.1} M/s ({:.1} ns) [{}]",

@@ -244,6 +244,15 @@ impl<A: Family> ConnTable<A> {
                 hs[i] = self.hash(k);
                 first[i] = self.index[self.home(hs[i])];
             }
+            // Touch the entries the home slots point at, again without a branch on what
+            // is loaded, so those misses overlap too. `black_box` keeps the loads.
+            let mut touch = 0u16;
+            for &s in &first[..kc.len()] {
+                if s != EMPTY {
+                    touch ^= self.entries[(s & ((1 << IDX_BITS) - 1)) as usize].cport;
+                }
+            }
+            std::hint::black_box(touch);
             for (i, (k, o)) in kc.iter().zip(oc.iter_mut()).enumerate() {
                 *o = if first[i] == EMPTY { None } else { self.probe(k, hs[i]).ok() };
             }

@@ -24,6 +24,31 @@ mod tests {
         assert_eq!(picks(&snap, 1), vec![0]);
     }
 
+    proptest::proptest! {
+        /// wlc picks the first available server with the least overhead per weight.
+        #[test]
+        fn picks_the_first_least_loaded_per_weight(
+            servers in proptest::collection::vec((0u32..5, 0u32..4, 0u32..600), 1..8)
+        ) {
+            let weights: Vec<u32> = servers.iter().map(|s| s.0).collect();
+            let snap = service(SchedulerKind::Wlc, &weights);
+            for (i, &(_, active, inactive)) in servers.iter().enumerate() {
+                load(&snap, i, active, inactive);
+            }
+            let oh = |i: usize| (servers[i].1 as u64) * 256 + servers[i].2 as u64;
+            let mut want: Option<usize> = None;
+            for i in (0..servers.len()).filter(|&i| servers[i].0 > 0) {
+                let better = want.is_none_or(|b| oh(i) * (servers[b].0 as u64) < oh(b) * servers[i].0 as u64);
+                if better {
+                    want = Some(i);
+                }
+            }
+            let svc = snap.service(0);
+            let got = crate::sched::Scheduler::new(svc).pick(svc, &flow("1.1.1.1"), 0);
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn idle_servers_fill_in_list_order() {
         let snap = service(SchedulerKind::Wlc, &[2, 2, 2]);

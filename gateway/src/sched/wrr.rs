@@ -16,6 +16,11 @@ pub struct WeightedRoundRobin {
     di: i64,
 }
 
+#[cfg(test)]
+fn gcd_u32(a: u32, b: u32) -> u32 {
+    gcd(a as i64, b as i64) as u32
+}
+
 fn gcd(mut a: i64, mut b: i64) -> i64 {
     while b != 0 {
         (a, b) = (b, a % b);
@@ -92,6 +97,28 @@ mod tests {
         let snap = service(SchedulerKind::Wrr, &[4, 3, 2]);
         // cw=4: A; cw=3: A B; cw=2: A B C; cw=1: A B C.
         assert_eq!(picks(&snap, 18), [[0, 0, 1, 0, 1, 2, 0, 1, 2]; 2].concat());
+    }
+
+    proptest::proptest! {
+        /// Over one full cycle (sum of weight / gcd picks) every server is picked exactly
+        /// weight / gcd times; with no positive weight nothing is picked.
+        #[test]
+        fn one_cycle_picks_each_server_by_weight(weights in proptest::collection::vec(0u32..12, 1..7)) {
+            let snap = service(SchedulerKind::Wrr, &weights);
+            let g = weights.iter().copied().filter(|&w| w > 0).fold(0, super::gcd_u32);
+            let want: Vec<u32> = weights.iter().map(|w| w.checked_div(g).unwrap_or(0)).collect();
+            let cycle: u32 = want.iter().sum();
+            let svc = snap.service(0);
+            let mut s = crate::sched::Scheduler::new(svc);
+            let mut count = vec![0u32; weights.len()];
+            for _ in 0..cycle {
+                count[s.pick(svc, &flow("1.1.1.1"), 0).unwrap()] += 1;
+            }
+            proptest::prop_assert_eq!(count, want);
+            if g == 0 {
+                proptest::prop_assert_eq!(s.pick(svc, &flow("1.1.1.1"), 0), None);
+            }
+        }
     }
 
     #[test]
