@@ -25,8 +25,9 @@ use serde::{Deserialize, Serialize};
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// The largest request the server reads, newline included; a larger one gets
-/// [`ErrorKind::TooLarge`]. A 10 000-service restore is about 1.5 MB of JSON, so the limit
-/// is generous enough for real rule files and small enough to bound the server's memory.
+/// [`ErrorKind::TooLarge`]. One rule (`-a ...`) is about 200 bytes of JSON, so a restore of
+/// some 20 000 rules fits: generous for real rule files, small enough to bound the memory a
+/// client can make the server hold.
 pub const MAX_REQUEST_BYTES: usize = 4 << 20;
 
 /// The largest reply a client accepts (a connection listing can be long).
