@@ -51,6 +51,12 @@ pub fn run(args: &[String], io: &mut Io) -> i32 {
         Some(word) if manage::SUBCOMMANDS.contains(&word) => {
             manage::run(word, &args[i + 1..], globals, io)
         }
+        // Only global options (`gwctl --json`): what a bare `gwctl` does, list the table.
+        None if i > 0 => {
+            let mut list = vec!["-L".to_string()];
+            list.extend(args.iter().cloned());
+            ipvsadm::run(&list, io)
+        }
         _ => ipvsadm::run(args, io),
     }
 }

@@ -295,6 +295,9 @@ fn json_listings_are_the_reply_structure() {
     );
     assert_eq!(services[0]["servers"][1]["config"]["weight"], 2);
     assert_eq!(services[0]["stats"]["in_packets"], 123_456_789);
+    let bare = gw.gwctl("--json");
+    assert_eq!(bare.code, 0, "{}", bare.stderr);
+    assert!(bare.stdout.starts_with("{\n  \"reply\": \"services\""), "{}", bare.stdout);
     let o = gw.gwctl("-A -t 10.0.0.9:80 -s rr --json");
     assert_eq!(o.code, 0);
     let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
