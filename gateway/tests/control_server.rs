@@ -283,7 +283,7 @@ fn bad_requests_get_their_error_and_change_nothing() {
         "workers run the same configuration"
     );
     let polls = workers.polls();
-    std::thread::sleep(Duration::from_millis(20));
+    std::thread::sleep(Duration::from_millis(300));
     assert!(
         workers
             .polls()

@@ -390,12 +390,12 @@ mod tests {
     #[test]
     fn a_stuck_worker_fails_the_publish_with_its_index() {
         let initial = GatewayConfig::empty();
-        let (mut sink, mut mailboxes) = broadcast(2, &initial, Duration::from_millis(50));
+        let (mut sink, mut mailboxes) = broadcast(2, &initial, Duration::from_millis(1000));
         let config = next(&initial);
         // Worker 0 polls in time, worker 1 never does.
         let mut zero = mailboxes.remove(0);
         let poller = std::thread::spawn(move || {
-            let until = Instant::now() + Duration::from_millis(500);
+            let until = Instant::now() + Duration::from_secs(5);
             while Instant::now() < until && !zero.poll_with(|_| {}) {
                 std::thread::yield_now();
             }
@@ -404,25 +404,19 @@ mod tests {
         let err = sink.publish(&config).unwrap_err();
         assert_eq!(
             err.message,
-            "workers [1] did not confirm configuration 1 within 50ms"
+            "workers [1] did not confirm configuration 1 within 1s"
         );
         assert_eq!(poller.join().unwrap().current().generation(), 1);
-        // The late worker catches up on its next poll; a later publish succeeds once it
-        // keeps polling.
+        // The late worker catches up on its next poll.
         let mut one = mailboxes.remove(0);
         assert!(one.poll_with(|_| {}));
+        assert_eq!(one.current().generation(), 1);
+        // Worker 0's mailbox is gone (dropped with the poller's result): a later publish
+        // names it instead of waiting for it.
         let later = next(&config);
-        let t = std::thread::spawn(move || {
-            let until = Instant::now() + Duration::from_millis(500);
-            while Instant::now() < until && !one.poll_with(|_| {}) {
-                std::thread::yield_now();
-            }
-        });
-        // Worker 0 is gone (its mailbox dropped): the publish reports it.
         assert_eq!(
             sink.publish(&later).unwrap_err().message,
             "worker 0 has stopped"
         );
-        t.join().unwrap();
     }
 }
