@@ -215,6 +215,10 @@ fn main() {
             let t = filled_table(100_000);
             println!("lookup x{}: {}", count(1), lookups(&t, 100_000, count(1) as u64, 42));
         }
+        Some("burst") => {
+            let t = filled_table(100_000);
+            println!("burst x{}: {}", count(1), burst_lookups(&t, 100_000, count(1) as u64, 42));
+        }
         Some("packet") => {
             let mut t = filled_table(100_000);
             println!("packet x{}: {}", count(1), packets(&mut t, 100_000, count(1) as u64, 42));
