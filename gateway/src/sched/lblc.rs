@@ -4,6 +4,10 @@
 //! (more active connections than its weight while another server is below half its weight);
 //! then wlc picks a new server and the map follows.
 //!
+//! One deliberate difference from IPVS: a mapped server over its upper threshold is left
+//! too (IPVS only checks weight and lblc's own overload test there), because every
+//! scheduler here skips servers at their threshold.
+//!
 //! The map is per worker (a worker's decisions need no lock), and entries expire like
 //! IPVS's: every minute, entries unused for `expiration` (24 h by default) go, and when the
 //! map holds more than 16384 entries, those unused for a minute go too. A new destination

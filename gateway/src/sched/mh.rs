@@ -1,4 +1,6 @@
-//! Maglev hashing (Eisenbud et al., NSDI 2016), IPVS's `mh` scheduler.
+//! Maglev hashing (Eisenbud et al., NSDI 2016), IPVS's `mh` scheduler. The permutation
+//! hashes are our own (seeded splitmix64 rather than the kernel's siphash), so the table is
+//! not bit-for-bit the kernel's; the construction and its properties are the same.
 //!
 //! Each server walks its own permutation of the `M` table slots (`offset + k * skip mod M`,
 //! with `offset` and `skip` hashed from its address and port) and the servers take turns
