@@ -80,7 +80,7 @@ fn start(name: &str, io_timeout: Duration) -> (ServerHandle, Client, Workers) {
         workers.generation.push(gen.clone());
         workers.threads.push(std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
-                mb.poll_with(|config| gen.store(config.generation(), Ordering::SeqCst));
+                mb.poll(|config| gen.store(config.generation(), Ordering::SeqCst));
                 polls.fetch_add(1, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_micros(200));
             }

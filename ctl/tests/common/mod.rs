@@ -185,7 +185,7 @@ impl Gateway {
             let (running, stop) = (running.clone(), stop.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
-                    mailbox.poll_with(|config| *running.lock().unwrap() = config.clone());
+                    mailbox.poll(|config| *running.lock().unwrap() = config.clone());
                     std::thread::sleep(Duration::from_micros(100));
                 }
             })

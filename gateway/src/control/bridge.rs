@@ -340,7 +340,7 @@ mod tests {
             let mut switched = Vec::new();
             let until = std::time::Instant::now() + Duration::from_secs(5);
             while switched.len() < 1 && std::time::Instant::now() < until {
-                mailbox.poll_with(|u| switched.push((u.generation(), u.net.ports[0].addrs.len())));
+                mailbox.poll(|u| switched.push((u.generation(), u.net.ports[0].addrs.len())));
             }
             switched
         });

@@ -24,7 +24,7 @@
 //! # fn main() -> std::io::Result<()> {
 //! let initial = GatewayConfig::empty();
 //! let (sink, _mailboxes) = control::publish::broadcast(2, &initial, std::time::Duration::from_secs(2));
-//! // ... give one mailbox to each worker, which calls `mailbox.poll()` between bursts ...
+//! // ... one mailbox per worker, which calls `mailbox.poll(|update| ...)` between bursts ...
 //! let state = ControlState::new(initial, Box::new(sink), Box::new(control::NoDataplane::default()));
 //! let path = control::socket_path(None); // --socket, else $GATEWAYD_SOCKET, else the default
 //! let server = ControlServer::bind(ServerOptions::new(path), state)?.spawn()?;

@@ -4,9 +4,10 @@
 //!
 //! [`broadcast`] is an implementation on plain std channels: the control thread sends the
 //! new configuration to one [`Mailbox`] per worker and waits, with a deadline, for each to
-//! acknowledge it. A worker calls [`Mailbox::poll_with`] between bursts with a closure that
+//! acknowledge it. A worker calls [`Mailbox::poll`] between bursts with a closure that
 //! installs the configuration; the acknowledgement is sent after the closure returns, so
-//! "confirmed" means "running" (or [`Mailbox::poll`], which confirms at the next call). Polling never blocks and, with nothing published, never
+//! "confirmed" means "running" (or [`Mailbox::poll_deferred`], which confirms at the next
+//! call). Polling never blocks and, with nothing published, never
 //! allocates (`try_recv` on an empty channel is a couple of atomic loads), so it fits a
 //! poll-mode loop. Old configurations are freed on the control thread, not on a worker: the
 //! broadcaster keeps the last confirmed payload until every worker has confirmed the next.
@@ -274,7 +275,7 @@ impl<P: Generation> Mailbox<P> {
     /// worker, and only then confirms it to the control plane: a confirmed configuration is
     /// one the worker runs. Returns whether there was one. Call between bursts; it does not
     /// block, and with nothing published it costs a `try_recv` on an empty channel.
-    pub fn poll_with(&mut self, switch: impl FnOnce(&P)) -> bool {
+    pub fn poll(&mut self, switch: impl FnOnce(&P)) -> bool {
         self.confirm_pending();
         let Some((seq, next)) = self.take_newest() else {
             return false;
@@ -287,10 +288,10 @@ impl<P: Generation> Mailbox<P> {
 
     /// Takes the newest published configuration, if any, into [`Mailbox::current`] for the
     /// caller to install, and returns whether there was one. The confirmation is sent at the
-    /// next call, which a poll loop makes after it has installed this one, so a confirmed
-    /// configuration is still one the worker runs (one loop iteration later than with
-    /// [`Mailbox::poll_with`]).
-    pub fn poll(&mut self) -> bool {
+    /// next call (of either form), which a poll loop makes after it has installed this one,
+    /// so a confirmed configuration is still one the worker runs, one loop iteration later
+    /// than with [`Mailbox::poll`].
+    pub fn poll_deferred(&mut self) -> bool {
         self.confirm_pending();
         let Some((seq, next)) = self.take_newest() else {
             return false;
@@ -349,7 +350,7 @@ mod tests {
                 let stop = Arc::clone(&stop);
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
-                        mb.poll_with(|_| {});
+                        mb.poll(|_| {});
                         std::thread::yield_now();
                     }
                     mb.current().generation()
@@ -368,14 +369,14 @@ mod tests {
     }
 
     #[test]
-    fn plain_poll_confirms_at_the_next_call_after_the_worker_installed_it() {
+    fn deferred_poll_confirms_at_the_next_call_after_the_worker_installed_it() {
         let initial = GatewayConfig::empty();
         let (mut sink, mut mailboxes) = broadcast(1, &initial, Duration::from_secs(10));
         let mut mb = mailboxes.remove(0);
         let config = next(&initial);
         let publisher = std::thread::spawn(move || sink.publish(&config));
         let until = Instant::now() + Duration::from_secs(5);
-        while !mb.poll() {
+        while !mb.poll_deferred() {
             assert!(Instant::now() < until, "the configuration never arrived");
             std::thread::yield_now();
         }
@@ -383,7 +384,7 @@ mod tests {
         // The worker is "installing" it: no confirmation yet.
         std::thread::sleep(Duration::from_millis(50));
         assert!(!publisher.is_finished());
-        assert!(!mb.poll(), "nothing new");
+        assert!(!mb.poll_deferred(), "nothing new");
         assert_eq!(publisher.join().unwrap(), Ok(()));
     }
 
@@ -396,7 +397,7 @@ mod tests {
         let mut zero = mailboxes.remove(0);
         let poller = std::thread::spawn(move || {
             let until = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < until && !zero.poll_with(|_| {}) {
+            while Instant::now() < until && !zero.poll(|_| {}) {
                 std::thread::yield_now();
             }
             zero
@@ -409,7 +410,7 @@ mod tests {
         assert_eq!(poller.join().unwrap().current().generation(), 1);
         // The late worker catches up on its next poll.
         let mut one = mailboxes.remove(0);
-        assert!(one.poll_with(|_| {}));
+        assert!(one.poll(|_| {}));
         assert_eq!(one.current().generation(), 1);
         // Worker 0's mailbox is gone (dropped with the poller's result): a later publish
         // names it instead of waiting for it.
