@@ -178,6 +178,7 @@ fn socket_is_private_and_replies_are_confirmed_by_every_worker() {
     let path = server.socket_path().to_path_buf();
     server.shutdown().unwrap();
     assert!(!path.exists(), "the socket file is removed at shutdown");
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
 #[test]
@@ -293,7 +294,9 @@ fn bad_requests_get_their_error_and_change_nothing() {
         "workers keep running"
     );
     workers.stop();
+    let dir = server.socket_path().parent().unwrap().to_path_buf();
     server.shutdown();
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -326,4 +329,5 @@ fn a_stale_socket_file_is_replaced_and_a_regular_file_is_not() {
         format!("{} exists and is not a socket", path.display())
     );
     assert_eq!(std::fs::read(&path).unwrap(), b"not a socket");
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }

@@ -239,6 +239,9 @@ impl Drop for Gateway {
         if let Some(w) = self.worker.take() {
             let _ = w.join();
         }
+        if let Some(dir) = self.socket.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
