@@ -81,9 +81,10 @@ impl FnatRewrite {
     }
 }
 
-/// Rewrites a classified TCP or UDP packet in place. On success `meta`
-/// describes the rewritten frame and the outcome says whether a requested
-/// TOA went in. On error the frame is unchanged: every check (lengths,
+/// Rewrites a classified TCP or UDP packet in place; the outcome says
+/// whether a requested TOA went in. `meta` keeps the packet's tuple as it
+/// was received (the connection's key, which the caller already holds); its
+/// lengths follow the frame (`l4_len` grows by 8 with a TOA). On error the frame is unchanged: every check (lengths,
 /// protocol, address family, TTL) happens before the first write.
 #[inline]
 pub fn rewrite<F: Frame>(
@@ -92,24 +93,16 @@ pub fn rewrite<F: Frame>(
     rw: &FnatRewrite,
     offload: Offload,
 ) -> Result<ToaOutcome, XmitError> {
-    let src = v4(rw.src)?;
-    let dst = v4(rw.dst)?;
-    let t = Translation {
-        src: Some((src.octets(), rw.src_port)),
-        dst: Some((dst.octets(), rw.dst_port)),
-        seq_delta: rw.seq_delta,
-        ack_delta: rw.ack_delta,
-        mss_clamp: rw.mss_clamp,
-        decrement_ttl: rw.decrement_ttl,
-    };
-    translate(frame, meta, &t, offload)?;
-    meta.src = src;
-    meta.dst = dst;
-    meta.src_port = rw.src_port;
-    meta.dst_port = rw.dst_port;
-    if rw.decrement_ttl {
-        meta.ttl -= 1;
-    }
+    translate(frame, meta, offload, || {
+        Ok(Translation {
+            src: Some((v4(rw.src)?.octets(), rw.src_port)),
+            dst: Some((v4(rw.dst)?.octets(), rw.dst_port)),
+            seq_delta: rw.seq_delta,
+            ack_delta: rw.ack_delta,
+            mss_clamp: rw.mss_clamp,
+            decrement_ttl: rw.decrement_ttl,
+        })
+    })?;
     let Some(toa) = rw.toa else { return Ok(ToaOutcome::NotRequested) };
     match toa.addr {
         IpAddr::V4(client) if meta.protocol == ip_proto::TCP => {
@@ -149,7 +142,7 @@ mod tests {
         let (r, f, meta) = run(&before, &inbound(), Offload::NONE);
         assert_eq!(r, Ok(ToaOutcome::NotRequested));
         assert_eq!(bytes(&f), expected);
-        assert_eq!(meta, meta_of(&expected));
+        assert_eq!(meta, meta_of(&before), "the meta keeps the received tuple");
         assert_eq!(f.tx_offload(), Default::default());
     }
 
@@ -205,7 +198,7 @@ mod tests {
         assert_eq!(r, Ok(ToaOutcome::Inserted));
         let out = bytes(&f);
         assert_checksums_valid(&out);
-        assert_eq!(meta, meta_of(&out));
+        assert_eq!(meta.l4_len, meta_of(&out).l4_len);
         let t = TcpPacket::new_checked(&out[34..]).unwrap();
         assert_eq!((t.src_port(), t.dst_port()), (5001, 8080));
         assert_eq!(
@@ -247,7 +240,7 @@ mod tests {
         let (r, f, meta) = run(&before, &rw, Offload::NONE);
         assert!(r.is_ok());
         assert_eq!(bytes(&f)[22], 63);
-        assert_eq!(meta.ttl, 63);
+        assert_eq!(meta.ttl, 64, "the meta keeps the packet as received");
         assert_checksums_valid(&bytes(&f));
         let mut one = before.clone();
         one[22] = 1;

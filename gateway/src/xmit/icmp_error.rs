@@ -60,7 +60,8 @@ fn swap_addr(b: &mut [u8], at: usize, new: Ipv4Addr, delta: &mut Delta) {
 }
 
 /// Rewrites a classified ICMP error (see [`Ipv4Meta::is_icmp_error`]) in
-/// place. On error the frame is unchanged.
+/// place. On error the frame is unchanged. `meta` describes the packet as
+/// received.
 pub fn rewrite<F: Frame>(
     frame: &mut F,
     meta: &mut Ipv4Meta,
@@ -157,15 +158,6 @@ pub fn rewrite<F: Frame>(
     let c = checksum::checksum(message);
     message[icmp::CHECKSUM_OFFSET..icmp::CHECKSUM_OFFSET + 2].copy_from_slice(&c.to_be_bytes());
 
-    if let Some(a) = outer_src {
-        meta.src = a;
-    }
-    if let Some(a) = outer_dst {
-        meta.dst = a;
-    }
-    if rw.decrement_ttl {
-        meta.ttl -= 1;
-    }
     request_offload(frame, meta, offload.ipv4_checksum, L4Offload::None);
     Ok(())
 }
@@ -273,7 +265,7 @@ mod tests {
             rewrite(&mut f, &mut meta, &rw, Offload::NONE).unwrap();
             let out = bytes(&f);
             assert_eq!(out, expected, "quote of {quote_len} bytes");
-            assert_eq!(meta, meta_of(&out));
+            assert_eq!(meta.l4_len, meta_of(&out).l4_len);
             assert_checksums_valid(&out);
         }
     }

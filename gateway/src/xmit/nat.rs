@@ -45,22 +45,9 @@ impl NatRewrite {
     }
 }
 
-fn finish(meta: &mut Ipv4Meta, rw: &NatRewrite, dst: bool) {
-    let IpAddr::V4(addr) = rw.addr else { return };
-    if dst {
-        meta.dst = addr;
-        meta.dst_port = rw.port;
-    } else {
-        meta.src = addr;
-        meta.src_port = rw.port;
-    }
-    if rw.decrement_ttl {
-        meta.ttl -= 1;
-    }
-}
-
 /// Client to real server: the destination becomes `rw.addr:rw.port`. On
-/// error the frame is unchanged.
+/// error the frame is unchanged. `meta` keeps the tuple as received (it is
+/// `&mut` like every rewrite's, for rewrites that change the layout).
 #[inline]
 pub fn rewrite_inbound<F: Frame>(
     frame: &mut F,
@@ -68,13 +55,11 @@ pub fn rewrite_inbound<F: Frame>(
     rw: &NatRewrite,
     offload: Offload,
 ) -> Result<(), XmitError> {
-    translate(frame, meta, &rw.translation(true)?, offload)?;
-    finish(meta, rw, true);
-    Ok(())
+    translate(frame, meta, offload, || rw.translation(true))
 }
 
 /// Real server to client: the source becomes `rw.addr:rw.port`. On error
-/// the frame is unchanged.
+/// the frame is unchanged. `meta` keeps the tuple as received.
 #[inline]
 pub fn rewrite_outbound<F: Frame>(
     frame: &mut F,
@@ -82,9 +67,7 @@ pub fn rewrite_outbound<F: Frame>(
     rw: &NatRewrite,
     offload: Offload,
 ) -> Result<(), XmitError> {
-    translate(frame, meta, &rw.translation(false)?, offload)?;
-    finish(meta, rw, false);
-    Ok(())
+    translate(frame, meta, offload, || rw.translation(false))
 }
 
 #[cfg(test)]
@@ -102,7 +85,7 @@ mod tests {
         let mut f = BufFrame::new(&before);
         rewrite_inbound(&mut f, &mut meta, &NatRewrite::new(RIP.into(), 8080), Offload::NONE).unwrap();
         assert_eq!(bytes(&f), expected);
-        assert_eq!(meta, meta_of(&expected));
+        assert_eq!(meta, meta_of(&before), "the meta keeps the received tuple");
     }
 
     #[test]
@@ -113,7 +96,7 @@ mod tests {
         let mut f = BufFrame::new(&before);
         rewrite_outbound(&mut f, &mut meta, &NatRewrite::new(VIP.into(), 53), Offload::NONE).unwrap();
         assert_eq!(bytes(&f), expected);
-        assert_eq!(meta, meta_of(&expected));
+        assert_eq!(meta, meta_of(&before), "the meta keeps the received tuple");
     }
 
     #[test]
