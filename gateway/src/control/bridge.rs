@@ -9,18 +9,23 @@
 //! - [`WorkerCountersView`] serves `gwctl stats` from the workers' [`WorkerCounters`]
 //!   (relaxed atomics the workers already keep; reading them costs a worker nothing) and
 //!   delegates every other question to the view it wraps.
+//! - [`ConnectionsView`] serves `gwctl -Lc` by asking every worker for its connection table
+//!   through a [`query`](super::query) channel; a worker answers with
+//!   [`connections_of`] over its `Director`'s table.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use super::api::{ConnectionInfo, LinkInfo, TrafficStats, WorkerStats};
+use super::api::{ConnectionInfo, LinkInfo, TrafficStats, TransportProtocol, WorkerStats};
 use super::dataplane::DataplaneView;
 use super::net::NetConfig;
 use super::publish::{Convert, GatewayConfig, Generation, PublishError, ServiceFlags};
+use super::query::Asker;
+use crate::conn::{Conn, Family};
 use crate::net::{Ipv4Cidr, Route, RouteError};
-use crate::service::{ServiceKey, Snapshot};
+use crate::service::{ForwardMethod, Protocol, ServiceKey, Snapshot};
 use crate::wire::ethernet::MacAddr;
 use crate::worker::counters::WorkerCounters;
 use crate::worker::pipeline::{NetView, PortView};
@@ -233,6 +238,90 @@ impl DataplaneView for WorkerCountersView {
     }
 }
 
+/// The question `-Lc` asks every worker: its connections, at most `limit` of them (a
+/// worker's table can hold a million entries; listing them all would stall its forwarding
+/// for as long as the copy takes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionsQuery {
+    pub limit: usize,
+}
+
+/// A worker's answer to [`ConnectionsQuery`]: its connection entries as `-Lc` shows them.
+/// `now` is the worker's clock in the seconds its table's expiry times use.
+pub fn connections_of<'a, A: Family>(
+    conns: impl IntoIterator<Item = &'a Conn<A>>,
+    worker: u32,
+    now: u32,
+    query: &ConnectionsQuery,
+) -> Vec<ConnectionInfo> {
+    conns
+        .into_iter()
+        .take(query.limit)
+        .map(|c| ConnectionInfo {
+            protocol: match c.proto {
+                Protocol::Tcp => TransportProtocol::Tcp,
+                Protocol::Udp => TransportProtocol::Udp,
+            },
+            state: c.state().name().to_string(),
+            expires: c.expires().saturating_sub(now),
+            client: (c.client.to_ip(), c.cport),
+            virtual_addr: (c.vaddr.to_ip(), c.vport),
+            server: (c.raddr.to_ip(), c.rport),
+            local: (c.method == ForwardMethod::FullNat).then(|| (c.laddr.to_ip(), c.lport)),
+            worker,
+        })
+        .collect()
+}
+
+/// `gwctl -Lc` from the workers' own tables; everything else from `inner`.
+pub struct ConnectionsView {
+    pub asker: Asker<ConnectionsQuery, Vec<ConnectionInfo>>,
+    /// Entries asked of each worker.
+    pub limit_per_worker: usize,
+    pub inner: Box<dyn DataplaneView>,
+}
+
+impl DataplaneView for ConnectionsView {
+    fn service_stats(&self, service: &ServiceKey) -> TrafficStats {
+        self.inner.service_stats(service)
+    }
+
+    fn server_stats(&self, service: &ServiceKey, addr: IpAddr, port: u16) -> TrafficStats {
+        self.inner.server_stats(service, addr, port)
+    }
+
+    fn laddr_stats(&self, service: &ServiceKey, addr: IpAddr) -> (u64, u64) {
+        self.inner.laddr_stats(service, addr)
+    }
+
+    fn zero(&self, service: Option<&ServiceKey>) {
+        self.inner.zero(service)
+    }
+
+    /// A worker that does not answer in time leaves its entries out (the listing is a
+    /// best-effort picture of tables that change while they are read, as in IPVS).
+    fn connections(&self) -> Vec<ConnectionInfo> {
+        match self.asker.ask(ConnectionsQuery {
+            limit: self.limit_per_worker,
+        }) {
+            Ok(per_worker) => per_worker.into_iter().flatten().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn links(&self) -> Vec<LinkInfo> {
+        self.inner.links()
+    }
+
+    fn worker_stats(&self) -> Vec<WorkerStats> {
+        self.inner.worker_stats()
+    }
+
+    fn conn_table_size(&self) -> u64 {
+        self.inner.conn_table_size()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,6 +458,84 @@ mod tests {
             worker.join().unwrap(),
             vec![(1, 1)],
             "the worker switched to the accepted change only"
+        );
+    }
+
+    #[test]
+    fn connections_come_from_the_workers_tables_through_a_query() {
+        use crate::conn::state::tcp_flags::SYN;
+        use crate::conn::{Direction, Director, DirectorConfig};
+        use crate::control::query::queries;
+        use crate::service::laddr::PortPartition;
+        use crate::service::{DestSpec, LocalAddr, SchedulerKind, ServiceSpec};
+        use std::time::Duration;
+
+        let key = ServiceKey::tcp(ip("10.0.0.1"), 80);
+        let mut ed = Snapshot::empty().edit();
+        ed.add_service(ServiceSpec {
+            scheduler: SchedulerKind::Rr,
+            ..ServiceSpec::new(key)
+        })
+        .unwrap();
+        ed.add_dest(
+            &key,
+            DestSpec::new(ip("192.168.1.2"), 8080).with_method(ForwardMethod::FullNat),
+        )
+        .unwrap();
+        ed.add_laddr(
+            &key,
+            LocalAddr {
+                addr: ip("192.168.1.254"),
+                ifname: "dpdk1".into(),
+            },
+        )
+        .unwrap();
+        let cfg = DirectorConfig {
+            conn_capacity: 16,
+            template_capacity: 16,
+            partition: PortPartition::new(1, 0).unwrap(),
+            ports: 1025..=65535,
+        };
+        let mut director = Director::<Ipv4Addr>::new(ed.finish(), cfg, 0);
+        let flow =
+            Director::<Ipv4Addr>::key(Protocol::Tcp, ip("203.0.113.5"), 40000, ip("10.0.0.1"), 80)
+                .unwrap();
+        let id = director.connect(&flow, 10).unwrap();
+        director.on_packet(id, Direction::In, SYN, 10);
+        let lport = director.conn(id).lport;
+
+        let (asker, mut answerers) =
+            queries::<ConnectionsQuery, Vec<ConnectionInfo>>(1, Duration::from_secs(10));
+        let mut answerer = answerers.remove(0);
+        let worker = std::thread::spawn(move || {
+            // The worker's poll loop: answer between bursts, with its own clock (now = 25).
+            let until = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < until
+                && !answerer
+                    .poll(|q| connections_of(director.conns().iter().map(|(_, c)| c), 3, 25, q))
+            {
+                std::thread::yield_now();
+            }
+        });
+        let view = ConnectionsView {
+            asker,
+            limit_per_worker: 1000,
+            inner: Box::new(NoDataplane::default()),
+        };
+        let conns = view.connections();
+        worker.join().unwrap();
+        assert_eq!(
+            conns,
+            vec![ConnectionInfo {
+                protocol: TransportProtocol::Tcp,
+                state: "SYN_RECV".into(),
+                expires: 45, // SYN_RECV lives 60 s from t=10
+                client: (ip("203.0.113.5"), 40000),
+                virtual_addr: (ip("10.0.0.1"), 80),
+                server: (ip("192.168.1.2"), 8080),
+                local: Some((ip("192.168.1.254"), lport)),
+                worker: 3,
+            }]
         );
     }
 

@@ -9,6 +9,7 @@
 //! - [`publish`]: the seam to the workers ([`SnapshotSink`]) and a channel-based
 //!   implementation ([`publish::broadcast`]) whose mailboxes workers poll between bursts.
 //! - [`dataplane`]: the read-only seam to counters the workers keep ([`DataplaneView`]).
+//! - [`query`]: questions answered by every worker between bursts (its connection table).
 //! - [`net`]: the gateway's addresses, routes and neighbours as configuration.
 //! - [`bridge`]: the network configuration as the workers' `NetView`, and `gwctl stats`
 //!   from the workers' own counters.
@@ -43,6 +44,7 @@ pub mod names;
 pub mod net;
 pub mod protocol;
 pub mod publish;
+pub mod query;
 pub mod server;
 
 use std::ffi::OsStr;
