@@ -112,6 +112,26 @@ fn fnat_round_robin_through_gatewayd() {
         assert!(!log.contains("10.0.0.1 - -"), "the client address must not reach the server:\n{log}");
     }
 
+    // Bad control requests get an error and change nothing; traffic keeps flowing.
+    let before = gwctl(&["-Sn"]);
+    for garbage in [&b"\x00\xffnot json at all\n"[..], &vec![b'x'; 4 << 20][..]] {
+        use std::io::{Read, Write};
+        let mut conn = std::os::unix::net::UnixStream::connect(&socket).expect("connect to the control socket");
+        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = conn.write_all(garbage);
+        let mut reply = String::new();
+        let _ = conn.read_to_string(&mut reply);
+        assert!(reply.contains("error"), "an error reply, got {reply:?}");
+    }
+    let refused = Command::new(gwctl_bin())
+        .env("GATEWAYD_SOCKET", &socket)
+        .args(["-a", "-t", &format!("{VIP}:80"), "-r", "192.168.1.10:8080", "-b"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "a duplicate server is refused");
+    assert_eq!(gwctl(&["-Sn"]), before, "the table is unchanged");
+    assert!(fetch().starts_with("rs"), "forwarding goes on after bad requests");
+
     let listing = gwctl(&["-Ln"]);
     assert!(listing.contains(&format!("TCP  {VIP}:80 rr")), "{listing}");
     assert!(listing.contains("  -> 192.168.1.10:8080            FullNat 1"), "{listing}");
