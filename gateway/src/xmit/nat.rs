@@ -48,7 +48,7 @@ impl NatRewrite {
 /// Client to real server: the destination becomes `rw.addr:rw.port`. On
 /// error the frame is unchanged. `meta` keeps the tuple as received (it is
 /// `&mut` like every rewrite's, for rewrites that change the layout).
-#[inline]
+#[inline(always)]
 pub fn rewrite_inbound<F: Frame>(
     frame: &mut F,
     meta: &mut Ipv4Meta,
@@ -60,7 +60,7 @@ pub fn rewrite_inbound<F: Frame>(
 
 /// Real server to client: the source becomes `rw.addr:rw.port`. On error
 /// the frame is unchanged. `meta` keeps the tuple as received.
-#[inline]
+#[inline(always)]
 pub fn rewrite_outbound<F: Frame>(
     frame: &mut F,
     meta: &mut Ipv4Meta,
