@@ -209,10 +209,12 @@ impl fmt::Debug for BufFrame {
 }
 
 impl Frame for BufFrame {
+    #[inline]
     fn data(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.start..self.end]
     }

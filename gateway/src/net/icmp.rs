@@ -1,21 +1,19 @@
 //! ICMP for the gateway itself: echo replies for its own addresses (turned
-//! around in place), and the errors a router sends (time exceeded,
-//! fragmentation needed), written into a fresh frame and rate-limited.
+//! around in place), the RFC 1122/1812 rule of when an error may be sent at
+//! all, and a token bucket to rate-limit errors. The errors themselves are
+//! built in place by `xmit::icmp_error`.
 
 use std::net::Ipv4Addr;
 
-use crate::frame::{Frame, FrameError};
+use crate::frame::Frame;
 use crate::wire::checksum::{self, Delta};
-use crate::wire::ethernet::{EthernetFrame, ETHERTYPE_IPV4, HEADER_LEN as ETH_LEN};
+use crate::wire::ethernet::EthernetFrame;
 use crate::wire::icmp::{self, msg_type, Icmpv4Packet};
 use crate::wire::ipv4::{Ipv4Packet, MIN_HEADER_LEN};
-use crate::wire::{ip_proto, DropReason, Ipv4Meta, MacAddr};
+use crate::wire::{ip_proto, DropReason, Ipv4Meta};
 
 /// TTL of packets the gateway originates.
 pub const DEFAULT_TTL: u8 = 64;
-
-/// An ICMP error never exceeds this many IP bytes (RFC 1812 4.3.2.3).
-pub const MAX_ERROR_IP_LEN: usize = 576;
 
 /// Turns an echo request to one of our addresses into its reply, in place:
 /// addresses swapped, type 0, a fresh TTL, checksums fixed.
@@ -66,25 +64,6 @@ pub enum NoError {
     Malformed,
 }
 
-/// What an error says: type, code, and the 32 bits after the checksum
-/// (the next-hop MTU for "fragmentation needed").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IcmpErrorKind {
-    pub msg_type: u8,
-    pub code: u8,
-    pub rest: u32,
-}
-
-impl IcmpErrorKind {
-    pub const TTL_EXCEEDED: IcmpErrorKind =
-        IcmpErrorKind { msg_type: msg_type::TIME_EXCEEDED, code: icmp::code::TTL_EXCEEDED, rest: 0 };
-
-    /// Destination unreachable, fragmentation needed, with the MTU to use.
-    pub fn frag_needed(mtu: u16) -> IcmpErrorKind {
-        IcmpErrorKind { msg_type: msg_type::DEST_UNREACHABLE, code: icmp::code::FRAG_NEEDED, rest: u32::from(mtu) }
-    }
-}
-
 /// Checks whether an error may be sent about `offending` (bytes from its IPv4
 /// header) and returns its source, the error's destination.
 pub fn error_destination(offending: &[u8]) -> Result<Ipv4Addr, NoError> {
@@ -106,57 +85,6 @@ pub fn error_destination(offending: &[u8]) -> Result<Ipv4Addr, NoError> {
         }
     }
     Ok(src)
-}
-
-/// Writes into the empty frame `out` an ICMP error from `src` about
-/// `offending` (bytes from its IPv4 header), quoting as much of it as fits in
-/// 576 IP bytes, addressed at layer 2 from `src_mac` to `dst_mac`.
-pub fn write_icmp_error<F: Frame>(
-    out: &mut F,
-    src_mac: MacAddr,
-    dst_mac: MacAddr,
-    src: Ipv4Addr,
-    offending: &[u8],
-    kind: IcmpErrorKind,
-) -> Result<(), WriteError> {
-    let dst = error_destination(offending).map_err(WriteError::Refused)?;
-    let total = Ipv4Packet::new_unchecked(offending).total_len() as usize;
-    let quote_len = offending.len().min(total.max(MIN_HEADER_LEN)).min(MAX_ERROR_IP_LEN - MIN_HEADER_LEN - icmp::HEADER_LEN);
-    let ip_len = MIN_HEADER_LEN + icmp::HEADER_LEN + quote_len;
-    let frame_len = (ETH_LEN + ip_len).max(super::arp::MIN_FRAME_LEN);
-    let start = out.len();
-    out.append(frame_len).map_err(WriteError::Frame)?;
-    let data = &mut out.data_mut()[start..];
-    data.fill(0);
-
-    let mut eth = EthernetFrame::new_unchecked(&mut data[..]);
-    eth.set_dst_addr(dst_mac);
-    eth.set_src_addr(src_mac);
-    eth.set_outer_ethertype(ETHERTYPE_IPV4);
-
-    let mut ip = Ipv4Packet::new_unchecked(&mut data[ETH_LEN..ETH_LEN + ip_len]);
-    ip.set_version_and_header_len(MIN_HEADER_LEN);
-    ip.set_total_len(ip_len as u16);
-    ip.set_ttl(DEFAULT_TTL);
-    ip.set_protocol(ip_proto::ICMP);
-    ip.set_src_addr(src);
-    ip.set_dst_addr(dst);
-    ip.fill_checksum();
-
-    let mut msg = Icmpv4Packet::new_unchecked(&mut data[ETH_LEN + MIN_HEADER_LEN..ETH_LEN + ip_len]);
-    msg.set_msg_type(kind.msg_type);
-    msg.set_msg_code(kind.code);
-    msg.set_rest_of_header(kind.rest);
-    msg.data_mut()[..quote_len].copy_from_slice(&offending[..quote_len]);
-    msg.fill_checksum();
-    Ok(())
-}
-
-/// Why [`write_icmp_error`] wrote nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteError {
-    Refused(NoError),
-    Frame(FrameError),
 }
 
 /// A token bucket: at most `burst` events at once and `per_second` on
@@ -198,6 +126,7 @@ mod tests {
     use crate::wire::classify::classify_bytes;
     use crate::wire::{Classified, ClassifyPolicy};
     use crate::frame::RxChecksum;
+    use crate::wire::MacAddr;
 
     const OUR_MAC: MacAddr = MacAddr([0x02, 0x47, 0x57, 0, 0, 1]);
     const PEER_MAC: MacAddr = MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
@@ -256,41 +185,6 @@ mod tests {
     }
 
     #[test]
-    fn time_exceeded_quotes_the_offending_packet() {
-        let req = echo_request();
-        let mut out = BufFrame::new(&[]);
-        let gw = Ipv4Addr::new(10, 0, 0, 254);
-        write_icmp_error(&mut out, OUR_MAC, PEER_MAC, gw, &req[14..], IcmpErrorKind::TTL_EXCEEDED).unwrap();
-        let d = out.data();
-        assert_eq!(d.len(), 14 + 20 + 8 + 32);
-        assert_eq!(&d[0..6], &PEER_MAC.0);
-        let ip = Ipv4Packet::new_checked(&d[14..]).unwrap();
-        assert_eq!((ip.src_addr(), ip.dst_addr(), ip.protocol(), ip.ttl()), (gw, Ipv4Addr::new(10, 0, 0, 2), 1, 64));
-        assert!(ip.verify_checksum());
-        let msg = Icmpv4Packet::new_checked(ip.payload()).unwrap();
-        assert_eq!((msg.msg_type(), msg.msg_code()), (msg_type::TIME_EXCEEDED, 0));
-        assert!(msg.verify_checksum());
-        assert_eq!(msg.data(), &req[14..], "the whole (short) datagram is quoted");
-    }
-
-    #[test]
-    fn frag_needed_carries_the_mtu_and_stays_within_576_bytes() {
-        let mut big = echo_request();
-        big.truncate(14 + 28);
-        big.extend(std::iter::repeat_n(0x5a, 1400));
-        let total = (big.len() - 14) as u16;
-        big[16..18].copy_from_slice(&total.to_be_bytes());
-        let mut out = BufFrame::new(&[]);
-        let gw = Ipv4Addr::new(10, 0, 0, 254);
-        write_icmp_error(&mut out, OUR_MAC, PEER_MAC, gw, &big[14..], IcmpErrorKind::frag_needed(1480)).unwrap();
-        let ip = Ipv4Packet::new_checked(&out.data()[14..]).unwrap();
-        assert_eq!(ip.total_len() as usize, MAX_ERROR_IP_LEN);
-        let msg = Icmpv4Packet::new_checked(ip.payload()).unwrap();
-        assert_eq!((msg.msg_type(), msg.msg_code(), msg.next_hop_mtu()), (3, 4, 1480));
-        assert!(msg.verify_checksum());
-    }
-
-    #[test]
     fn no_error_about_errors_fragments_or_non_hosts() {
         let req = echo_request();
         let mut err = req.clone();
@@ -303,12 +197,7 @@ mod tests {
         bcast[26..30].copy_from_slice(&[255, 255, 255, 255]);
         assert_eq!(error_destination(&bcast[14..]), Err(NoError::SourceNotAHost));
         assert_eq!(error_destination(&req[14..20]), Err(NoError::Malformed));
-        let mut out = BufFrame::new(&[]);
-        assert_eq!(
-            write_icmp_error(&mut out, OUR_MAC, PEER_MAC, Ipv4Addr::new(1, 1, 1, 1), &err[14..], IcmpErrorKind::TTL_EXCEEDED),
-            Err(WriteError::Refused(NoError::AboutAnError))
-        );
-        assert!(out.is_empty(), "nothing written");
+        assert_eq!(error_destination(&req[14..]), Ok(Ipv4Addr::new(10, 0, 0, 2)));
     }
 
     #[test]
