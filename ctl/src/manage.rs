@@ -22,7 +22,8 @@ use gateway::control::api::{
     Change, InterfaceAddr, LinkInfo, MarkRuleConfig, NeighbourConfig, Reply, Request, RouteConfig,
     TransportProtocol, WorkerStats,
 };
-use gateway::control::net::{family_bits, parse_mac, Mac};
+use gateway::net::cidr::family_bits;
+use gateway::wire::MacAddr;
 use gateway::control::ClientError;
 
 use crate::ipvsadm::args::Globals;
@@ -181,8 +182,9 @@ fn plan(sub: &str, w: &[&str]) -> Result<Plan, Usage> {
                 match (rest[k], rest.get(k + 1)) {
                     ("lladdr", Some(m)) => {
                         lladdr = Some(
-                            parse_mac(m)
-                                .ok_or(Usage(format!("invalid link-layer address {m:?}")))?,
+                            m.parse::<MacAddr>()
+                                .map_err(|_| Usage(format!("invalid link-layer address {m:?}")))?
+                                .0,
                         )
                     }
                     ("dev", Some(d)) => ifname = Some(d.to_string()),
@@ -348,7 +350,7 @@ fn show_neighbours(ns: &[NeighbourConfig]) -> String {
             "{} dev {} lladdr {} PERMANENT",
             n.addr,
             n.ifname,
-            Mac(n.lladdr)
+            MacAddr(n.lladdr)
         );
         s
     })
@@ -358,7 +360,7 @@ fn show_links(links: &[LinkInfo]) -> String {
     links.iter().fold(String::new(), |mut s, l| {
         let state = if l.up { "UP" } else { "DOWN" };
         let _ = writeln!(s, "{}: {}: <{state}> mtu {}", l.port_id, l.name, l.mtu);
-        let _ = writeln!(s, "    link/ether {}", Mac(l.mac));
+        let _ = writeln!(s, "    link/ether {}", MacAddr(l.mac));
         let _ = writeln!(
             s,
             "    RX: packets {} bytes {} errors {} missed {}",

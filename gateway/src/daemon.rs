@@ -19,11 +19,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::control::api::{InterfaceAddr, NeighbourConfig, RouteConfig, TrafficStats};
+use crate::control::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
 use crate::control::{self, bridge, ControlServer, ControlState, GatewayConfig, NetConfig, ServerOptions};
-use crate::dpdk::{Eal, Mempool, Port, PortConfig, Ring, RingSync, MBUF_DEFAULT_BUF_SIZE};
+use crate::dpdk::{Eal, LcoreJob, Mempool, Port, PortConfig, Ring, RingSync, MBUF_DEFAULT_BUF_SIZE};
 use crate::net::Ipv4Cidr;
-use crate::service::ServiceKey;
 use crate::worker::lcore::LcoreWorker;
 use crate::worker::{Worker, WorkerConfig, WorkerCounters};
 use crate::wire::MacAddr;
@@ -174,8 +173,7 @@ impl Config {
             let key = format!("\"neighbours\"[{i}]");
             let addr: Ipv4Addr =
                 n.addr.parse().map_err(|_| ConfigError(format!("{key}.\"addr\": {:?} is not an IPv4 address", n.addr)))?;
-            let lladdr = control::net::parse_mac(&n.lladdr)
-                .ok_or_else(|| ConfigError(format!("{key}.\"lladdr\": {:?} is not a MAC address", n.lladdr)))?;
+            let lladdr = n.lladdr.parse::<MacAddr>().map_err(|e| ConfigError(format!("{key}.\"lladdr\": {e}")))?.0;
             self.port_index(&n.dev, &format!("{key}.\"dev\""))?;
             net.add_neighbour(NeighbourConfig { addr: addr.into(), lladdr, ifname: n.dev.clone() })
                 .map_err(|e| ConfigError(format!("{key}: {e}")))?;
@@ -186,33 +184,15 @@ impl Config {
 
 /// `gwctl link` from the ports' own counters. The workers' counters come
 /// from `control::bridge::WorkerCountersView`, which wraps this. Per-service
-/// traffic counters and the connection listing need a request to each worker
-/// and are not served yet: they read as zero and empty (ActiveConn/InActConn
-/// are live: they come from the model's shared per-server counters).
+/// traffic counters and the connection listing are not kept yet and take the
+/// trait's "nothing seen" answers (ActiveConn/InActConn are live: they come
+/// from the model's shared per-server counters).
 struct PortsView {
     ports: Vec<(Port, String, u16)>,
     conn_capacity: u64,
 }
 
 impl control::DataplaneView for PortsView {
-    fn service_stats(&self, _service: &ServiceKey) -> TrafficStats {
-        TrafficStats::default()
-    }
-
-    fn server_stats(&self, _service: &ServiceKey, _addr: IpAddr, _port: u16) -> TrafficStats {
-        TrafficStats::default()
-    }
-
-    fn laddr_stats(&self, _service: &ServiceKey, _addr: IpAddr) -> (u64, u64) {
-        (0, 0)
-    }
-
-    fn zero(&self, _service: Option<&ServiceKey>) {}
-
-    fn connections(&self) -> Vec<control::api::ConnectionInfo> {
-        Vec::new()
-    }
-
     fn links(&self) -> Vec<control::api::LinkInfo> {
         self.ports
             .iter()
@@ -235,10 +215,6 @@ impl control::DataplaneView for PortsView {
                 }
             })
             .collect()
-    }
-
-    fn worker_stats(&self) -> Vec<control::api::WorkerStats> {
-        Vec::new()
     }
 
     fn conn_table_size(&self) -> u64 {
@@ -316,13 +292,10 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     // The control plane and its seam to the workers: each published
     // configuration is resolved to a WorkerUpdate once, on the control thread.
     let initial = GatewayConfig { net: Arc::new(net_config), ..GatewayConfig::empty() };
-    let first = bridge::WorkerUpdate::new(&initial, &ports).map_err(|e| format!("network configuration: {e}"))?;
-    let (sink, mailboxes) = control::publish::broadcast_with(
-        usize::from(workers),
-        first.clone(),
-        Duration::from_secs(2),
-        bridge::worker_updates(ports),
-    );
+    let (first, convert) =
+        bridge::worker_updates(ports, &initial).map_err(|e| format!("network configuration: {e}"))?;
+    let (sink, mailboxes) =
+        control::publish::broadcast_with(usize::from(workers), first.clone(), Duration::from_secs(2), convert);
     let mut jobs = Vec::new();
     let mut handles = Vec::new();
     for (w, ((mut mailbox, rx), (tx, (redirect_in, neigh_in)))) in mailboxes
@@ -392,12 +365,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         std::thread::sleep(Duration::from_millis(100));
     }
     // Workers stop first (stop is set), then the control server, then ports.
-    let mut failed = None;
-    for job in jobs {
-        if let Err(e) = job.join() {
-            failed = Some(e.to_string());
-        }
-    }
+    let joined = join_workers(jobs);
     server.shutdown();
     for c in &counters {
         println!(
@@ -410,7 +378,25 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             c.nonzero_drops()
         );
     }
-    drop(open_ports);
+    release(open_ports, pool, eal);
+    joined
+}
+
+/// Waits for every worker lcore; the last failure (a panic) is the error.
+pub fn join_workers<T>(jobs: Vec<LcoreJob<T>>) -> Result<(), String> {
+    let mut failed = Ok(());
+    for job in jobs {
+        if let Err(e) = job.join() {
+            failed = Err(e.to_string());
+        }
+    }
+    failed
+}
+
+/// Closes the ports (their queued mbufs go back to the pool), reports any
+/// mbuf still out, and releases DPDK. Call after every worker has stopped.
+pub fn release(ports: Vec<Port>, pool: Mempool, eal: Eal) {
+    drop(ports);
     if !pool.is_full() {
         eprintln!("gatewayd: {} mbufs not returned to the pool at exit", pool.in_use_count());
     }
@@ -418,5 +404,4 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     if let Err((_, e)) = eal.cleanup() {
         eprintln!("gatewayd: {e}");
     }
-    failed.map_or(Ok(()), Err)
 }

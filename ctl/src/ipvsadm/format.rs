@@ -9,6 +9,8 @@
 use std::fmt::Write;
 use std::net::IpAddr;
 
+use gateway::net::cidr::{family_bits, mask_prefix_len};
+
 use gateway::control::api::{
     ConnectionInfo, Forwarding, LaddrInfo, ServerInfo, ServiceInfo, ServiceTable, TimeoutsInfo,
     TransportProtocol, VirtualService,
@@ -121,11 +123,9 @@ fn truncate(mut s: String, max: usize) -> String {
     s
 }
 
-fn prefix_len(mask: IpAddr) -> u32 {
-    match mask {
-        IpAddr::V4(m) => u32::from(m).leading_ones(),
-        IpAddr::V6(m) => u128::from(m).leading_ones(),
-    }
+/// The mask's prefix length; the model refuses masks with holes.
+fn prefix_len(mask: IpAddr) -> u8 {
+    mask_prefix_len(mask).unwrap_or(family_bits(mask))
 }
 
 /// The service's name as `print_service_entry` builds it.

@@ -8,11 +8,12 @@
 //! which the gateway's own processing is measured.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gateway::dpdk::{Burst, Eal, Mempool, Port, PortConfig, RxQueue, TxQueue, MBUF_DEFAULT_BUF_SIZE};
+use gateway::worker::Counter;
 
 const USAGE: &str = "\
 usage: gatewayd --config FILE [--socket PATH]
@@ -77,10 +78,10 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
 /// Counters one worker keeps and the main lcore reads.
 #[derive(Default)]
 struct WorkerCounters {
-    rx: AtomicU64,
-    tx: AtomicU64,
+    rx: Counter,
+    tx: Counter,
     /// Packets the tx queue refused (counted, then freed).
-    tx_dropped: AtomicU64,
+    tx_dropped: Counter,
 }
 
 /// One forwarding direction as a worker sees it.
@@ -98,13 +99,9 @@ fn worker_loop(mut lanes: Vec<Lane>, stop: Arc<AtomicBool>, counters: Arc<Worker
                 continue;
             }
             let sent = lane.tx.tx_burst(&mut burst);
-            let dropped = burst.clear();
-            // Relaxed single-writer counters: one store each per burst.
-            counters.rx.store(counters.rx.load(Ordering::Relaxed) + n as u64, Ordering::Relaxed);
-            counters.tx.store(counters.tx.load(Ordering::Relaxed) + sent as u64, Ordering::Relaxed);
-            if dropped > 0 {
-                counters.tx_dropped.fetch_add(dropped as u64, Ordering::Relaxed);
-            }
+            counters.rx.add(n as u64);
+            counters.tx.add(sent as u64);
+            counters.tx_dropped.add(burst.clear() as u64);
         }
     }
 }
@@ -118,7 +115,7 @@ fn run(opts: Options) -> Result<(), String> {
 
     let pairs = if opts.pairs.is_empty() {
         let names: Vec<String> = (0..64u16).filter_map(gateway::dpdk::port_name).collect();
-        if names.len() < 2 || names.len() % 2 != 0 {
+        if names.len() < 2 || !names.len().is_multiple_of(2) {
             return Err(format!("need an even number of ports to pair, DPDK has {names:?}"));
         }
         names.chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect()
@@ -170,26 +167,14 @@ fn run(opts: Options) -> Result<(), String> {
             report(&counters, &ports);
         }
     }
-    let mut failed = None;
-    for job in jobs {
-        if let Err(e) = job.join() {
-            failed = Some(e.to_string());
-        }
-    }
+    let joined = gateway::daemon::join_workers(jobs);
     report(&counters, &ports);
-    drop(ports);
-    if !pool.is_full() {
-        eprintln!("gatewayd: {} mbufs not returned to the pool at exit", pool.in_use_count());
-    }
-    drop(pool);
-    if let Err((_, e)) = eal.cleanup() {
-        eprintln!("gatewayd: {e}");
-    }
-    failed.map_or(Ok(()), Err)
+    gateway::daemon::release(ports, pool, eal);
+    joined
 }
 
 fn report(counters: &[Arc<WorkerCounters>], ports: &[Port]) {
-    let sum = |f: fn(&WorkerCounters) -> &AtomicU64| counters.iter().map(|c| f(c).load(Ordering::Relaxed)).sum::<u64>();
+    let sum = |f: fn(&WorkerCounters) -> &Counter| counters.iter().map(|c| f(c).get()).sum::<u64>();
     let mut line =
         format!("workers: rx {} tx {} tx_dropped {}", sum(|c| &c.rx), sum(|c| &c.tx), sum(|c| &c.tx_dropped));
     for port in ports {

@@ -86,13 +86,8 @@ pub enum Direction {
     Out = 1,
 }
 
-/// TCP header flag bits, as in the header's flags byte.
-pub mod tcp_flags {
-    pub const FIN: u8 = 0x01;
-    pub const SYN: u8 = 0x02;
-    pub const RST: u8 = 0x04;
-    pub const ACK: u8 = 0x10;
-}
+/// TCP header flag bits, as in the header's flags byte (the wire layer's).
+pub use crate::wire::tcp::flags as tcp_flags;
 
 // Table rows: IPVS's `tcp_state_idx` order (syn, fin, ack, rst), for each of the three
 // directions (input, output, input-only); columns are the current state.

@@ -312,9 +312,15 @@ impl<A: Family> ConnTable<A> {
             template: c.template,
             dest: None,
         };
+        // DR and TUN replies bypass the gateway: their reply key is never looked up,
+        // so only the client's key is indexed.
+        let both_ways = conn.method.sees_replies();
         let (kin, kout) = (conn.key(Direction::In), conn.key(Direction::Out));
-        let (hin, hout) = (self.hash(&kin), self.hash(&kout));
-        let (Err(pin), Err(pout)) = (self.probe(&kin, hin), self.probe(&kout, hout)) else {
+        let hin = self.hash(&kin);
+        let hout = if both_ways { self.hash(&kout) } else { 0 };
+        let pin = self.probe(&kin, hin);
+        let pout = if both_ways { self.probe(&kout, hout) } else { Err(0) };
+        let (Err(pin), Err(pout)) = (pin, pout) else {
             self.stats.refused_exists += 1;
             return Err(InsertError::Exists);
         };
@@ -335,13 +341,15 @@ impl<A: Family> ConnTable<A> {
         e.dest = Some(c.dest);
         let expires = e.expires;
         self.index[pin] = hin << (IDX_BITS + 1) | id as u64;
-        // The in key may have taken the slot the out key's walk ended at: walk on.
-        let mask = self.index.len() - 1;
-        let mut pout = pout;
-        while self.index[pout] != EMPTY {
-            pout = (pout + 1) & mask;
+        if both_ways {
+            // The in key may have taken the slot the out key's walk ended at: walk on.
+            let mask = self.index.len() - 1;
+            let mut pout = pout;
+            while self.index[pout] != EMPTY {
+                pout = (pout + 1) & mask;
+            }
+            self.index[pout] = hout << (IDX_BITS + 1) | 1 << IDX_BITS | id as u64;
         }
-        self.index[pout] = hout << (IDX_BITS + 1) | 1 << IDX_BITS | id as u64;
         self.wheel.arm(&mut self.entries, id, expires);
         self.len += 1;
         self.stats.inserted += 1;
@@ -371,7 +379,10 @@ impl<A: Family> ConnTable<A> {
         }
         let expires = now.saturating_add(self.timeouts.of(state));
         e.expires = expires;
-        self.wheel.advance_deadline(&mut self.entries, id, expires);
+        // The common case is a later deadline: one store, re-filed lazily at expiry.
+        if expires < e.link.armed {
+            self.wheel.advance_deadline(&mut self.entries, id, expires);
+        }
         state
     }
 
@@ -412,12 +423,14 @@ impl<A: Family> ConnTable<A> {
     }
 
     fn remove(&mut self, id: ConnId) {
-        let (kin, kout) = {
+        let (kin, kout, both_ways) = {
             let e = &self.entries[id as usize];
-            (e.key(Direction::In), e.key(Direction::Out))
+            (e.key(Direction::In), e.key(Direction::Out), e.method.sees_replies())
         };
         self.index_remove(&kin, id);
-        self.index_remove(&kout, id);
+        if both_ways {
+            self.index_remove(&kout, id);
+        }
         let e = &mut self.entries[id as usize];
         if let Some(d) = e.dest.take() {
             d.unbind(e.is_active());
@@ -492,6 +505,32 @@ mod tests {
             dest: Arc::clone(dest),
             template: NO_TEMPLATE,
         }
+    }
+
+    #[test]
+    fn dr_and_tun_index_only_the_client_key() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::<Ipv4Addr>::new(16, 0);
+        // NAT, DR and TUN keep the client address as the "local" one: two clients'
+        // ports toward two VIPs on the same real server give the same reply key.
+        let dr = |vip: u8, method| NewConn {
+            vaddr: Ipv4Addr::new(10, 0, 0, vip),
+            laddr: Ipv4Addr::from(7),
+            lport: 4000,
+            method,
+            ..conn(7, 4000, 4000, &dest)
+        };
+        for (vip, method) in [(1, ForwardMethod::DirectRoute), (2, ForwardMethod::Tunnel)] {
+            let id = t.insert(dr(vip, method), 0).expect("same reply key, but it is never indexed");
+            let c = t.get(id);
+            assert_eq!(t.lookup(&c.key(Direction::In)), Some((id, Direction::In)));
+            assert_eq!(t.lookup(&c.key(Direction::Out)), None, "replies bypass the gateway");
+        }
+        // Expiry removes exactly what was indexed.
+        assert_eq!(t.expire(1_000_000, usize::MAX, |_| {}), 2);
+        assert!(t.is_empty());
+        let id = t.insert(dr(1, ForwardMethod::DirectRoute), 1_000_000).unwrap();
+        assert_eq!(t.lookup(&t.get(id).key(Direction::In)), Some((id, Direction::In)));
     }
 
     #[test]

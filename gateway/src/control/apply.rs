@@ -221,10 +221,12 @@ impl ControlState {
                 generation: self.current.generation(),
             });
         }
+        // Flags and network are copied only if a change touches them, so an
+        // unchanged part keeps its `Arc` and the workers' views of it stay valid.
         let mut next = Pending {
             editor: self.current.services.edit(),
-            flags: (*self.current.service_flags).clone(),
-            net: (*self.current.net).clone(),
+            flags: Arc::clone(&self.current.service_flags),
+            net: Arc::clone(&self.current.net),
         };
         for (i, change) in changes.iter().enumerate() {
             next.apply(change).map_err(|mut e| {
@@ -234,8 +236,8 @@ impl ControlState {
         }
         let config = GatewayConfig {
             services: next.editor.finish(),
-            service_flags: Arc::new(next.flags),
-            net: Arc::new(next.net),
+            service_flags: next.flags,
+            net: next.net,
         };
         if let Err(e) = self.sink.publish(&config) {
             // Some workers may run `config`; put everyone back on the configuration in force.
@@ -255,8 +257,8 @@ impl ControlState {
 /// The private copies one `Apply` edits.
 struct Pending {
     editor: SnapshotEditor,
-    flags: BTreeMap<ServiceKey, ServiceFlags>,
-    net: NetConfig,
+    flags: Arc<BTreeMap<ServiceKey, ServiceFlags>>,
+    net: Arc<NetConfig>,
 }
 
 impl Pending {
@@ -275,11 +277,13 @@ impl Pending {
             Change::DeleteService { service } => {
                 let key = service_key(service);
                 self.editor.delete_service(&key).map_err(config_error)?;
-                self.flags.remove(&key);
+                self.clear_flags(&key);
             }
             Change::Clear => {
                 self.editor.clear();
-                self.flags.clear();
+                if !self.flags.is_empty() {
+                    Arc::make_mut(&mut self.flags).clear();
+                }
             }
             Change::AddServer { service, server } => {
                 let key = service_key(service);
@@ -362,23 +366,15 @@ impl Pending {
             Change::DeleteMark { mark } => {
                 self.editor.delete_mark_rules(*mark).map_err(config_error)?;
             }
-            Change::AddAddr { addr } => self.net.add_addr(addr.clone()).map_err(net_error)?,
-            Change::DeleteAddr { addr } => self
-                .net
-                .delete_addr(addr.addr, &addr.ifname)
+            Change::AddAddr { addr } => Arc::make_mut(&mut self.net).add_addr(addr.clone()).map_err(net_error)?,
+            Change::DeleteAddr { addr } => Arc::make_mut(&mut self.net).delete_addr(addr.addr, &addr.ifname)
                 .map_err(net_error)?,
-            Change::AddRoute { route } => self.net.add_route(route.clone()).map_err(net_error)?,
-            Change::DeleteRoute { dst, prefix_len } => self
-                .net
-                .delete_route(*dst, *prefix_len)
+            Change::AddRoute { route } => Arc::make_mut(&mut self.net).add_route(route.clone()).map_err(net_error)?,
+            Change::DeleteRoute { dst, prefix_len } => Arc::make_mut(&mut self.net).delete_route(*dst, *prefix_len)
                 .map_err(net_error)?,
-            Change::AddNeighbour { neighbour } => self
-                .net
-                .add_neighbour(neighbour.clone())
+            Change::AddNeighbour { neighbour } => Arc::make_mut(&mut self.net).add_neighbour(neighbour.clone())
                 .map_err(net_error)?,
-            Change::DeleteNeighbour { addr, ifname } => self
-                .net
-                .delete_neighbour(*addr, ifname)
+            Change::DeleteNeighbour { addr, ifname } => Arc::make_mut(&mut self.net).delete_neighbour(*addr, ifname)
                 .map_err(net_error)?,
         }
         Ok(())
@@ -386,9 +382,15 @@ impl Pending {
 
     fn set_flags(&mut self, key: ServiceKey, flags: ServiceFlags) {
         if flags == ServiceFlags::default() {
-            self.flags.remove(&key);
-        } else {
-            self.flags.insert(key, flags);
+            self.clear_flags(&key);
+        } else if self.flags.get(&key) != Some(&flags) {
+            Arc::make_mut(&mut self.flags).insert(key, flags);
+        }
+    }
+
+    fn clear_flags(&mut self, key: &ServiceKey) {
+        if self.flags.contains_key(key) {
+            Arc::make_mut(&mut self.flags).remove(key);
         }
     }
 }

@@ -134,39 +134,30 @@ impl Generation for WorkerUpdate {
     }
 }
 
-impl WorkerUpdate {
-    /// The update for `config` on `ports`.
-    pub fn new(config: &GatewayConfig, ports: &[PortSpec]) -> Result<WorkerUpdate, NetViewError> {
-        Ok(WorkerUpdate {
-            services: Arc::clone(&config.services),
-            service_flags: Arc::clone(&config.service_flags),
-            net: Arc::new(net_view(&config.net, ports)?),
-        })
-    }
-}
-
-/// The converter for `publish::broadcast_with`: builds each [`WorkerUpdate`], recomputing
-/// the network view only when the network configuration changed. A configuration the
-/// dataplane cannot run fails the publish with the reason, and so the request.
-pub fn worker_updates(ports: Vec<PortSpec>) -> Convert<WorkerUpdate> {
-    let mut cache: Option<(Arc<NetConfig>, Arc<NetView>)> = None;
-    Box::new(move |config: &GatewayConfig| {
-        let net = match &cache {
-            Some((cfg, view)) if Arc::ptr_eq(cfg, &config.net) => Arc::clone(view),
-            _ => {
-                let view = Arc::new(net_view(&config.net, &ports).map_err(|e| PublishError {
-                    message: e.to_string(),
-                })?);
-                cache = Some((Arc::clone(&config.net), Arc::clone(&view)));
-                view
-            }
-        };
-        Ok(WorkerUpdate {
-            services: Arc::clone(&config.services),
-            service_flags: Arc::clone(&config.service_flags),
-            net,
-        })
-    })
+/// The converter for `publish::broadcast_with`, and the update for `initial`
+/// (what the workers start with). Each update recomputes the network view only
+/// when the network configuration changed. A configuration the dataplane
+/// cannot run fails the publish with the reason, and so the request.
+pub fn worker_updates(
+    ports: Vec<PortSpec>,
+    initial: &GatewayConfig,
+) -> Result<(WorkerUpdate, Convert<WorkerUpdate>), NetViewError> {
+    let update = |config: &GatewayConfig, net: Arc<NetView>| WorkerUpdate {
+        services: Arc::clone(&config.services),
+        service_flags: Arc::clone(&config.service_flags),
+        net,
+    };
+    let first_view = Arc::new(net_view(&initial.net, &ports)?);
+    let first = update(initial, Arc::clone(&first_view));
+    let mut cache = (Arc::clone(&initial.net), first_view);
+    let convert: Convert<WorkerUpdate> = Box::new(move |config: &GatewayConfig| {
+        if !Arc::ptr_eq(&cache.0, &config.net) {
+            let view = net_view(&config.net, &ports).map_err(|e| PublishError { message: e.to_string() })?;
+            cache = (Arc::clone(&config.net), Arc::new(view));
+        }
+        Ok(update(config, Arc::clone(&cache.1)))
+    });
+    Ok((first, convert))
 }
 
 /// One worker's counters and where it runs.
@@ -421,14 +412,14 @@ mod tests {
         use std::time::Duration;
 
         let initial = GatewayConfig::empty();
-        let first = WorkerUpdate::new(&initial, &ports()).unwrap();
+        let (first, convert) = worker_updates(ports(), &initial).unwrap();
         let (sink, mut mailboxes) =
-            broadcast_with(1, first, Duration::from_secs(5), worker_updates(ports()));
+            broadcast_with(1, first, Duration::from_secs(5), convert);
         let mut mailbox = mailboxes.remove(0);
         let worker = std::thread::spawn(move || {
             let mut switched = Vec::new();
             let until = std::time::Instant::now() + Duration::from_secs(5);
-            while switched.len() < 1 && std::time::Instant::now() < until {
+            while switched.is_empty() && std::time::Instant::now() < until {
                 mailbox.poll(|u| switched.push((u.generation(), u.net.ports[0].addrs.len())));
             }
             switched

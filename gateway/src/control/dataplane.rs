@@ -11,23 +11,37 @@ use std::net::IpAddr;
 use super::api::{ConnectionInfo, LinkInfo, TrafficStats, WorkerStats};
 use crate::service::ServiceKey;
 
-/// Read access to the running dataplane's state.
+/// Read access to the running dataplane's state. Every answer but the table size
+/// defaults to "nothing seen" (zero counters, empty lists), so a view states only
+/// what it really has; a view that wraps another must delegate every method.
 pub trait DataplaneView: Send {
     /// Counters of a service, summed over workers.
-    fn service_stats(&self, service: &ServiceKey) -> TrafficStats;
+    fn service_stats(&self, _service: &ServiceKey) -> TrafficStats {
+        TrafficStats::default()
+    }
     /// Counters of one real server of a service, summed over workers.
-    fn server_stats(&self, service: &ServiceKey, addr: IpAddr, port: u16) -> TrafficStats;
+    fn server_stats(&self, _service: &ServiceKey, _addr: IpAddr, _port: u16) -> TrafficStats {
+        TrafficStats::default()
+    }
     /// Usage of a FNAT local address of a service: (port conflicts, connections), summed
     /// over workers.
-    fn laddr_stats(&self, service: &ServiceKey, addr: IpAddr) -> (u64, u64);
+    fn laddr_stats(&self, _service: &ServiceKey, _addr: IpAddr) -> (u64, u64) {
+        (0, 0)
+    }
     /// `-Z`: zeroes the counters of one service and its servers, or of every service.
-    fn zero(&self, service: Option<&ServiceKey>);
+    fn zero(&self, _service: Option<&ServiceKey>) {}
     /// Every worker's connection entries (`-Lc`).
-    fn connections(&self) -> Vec<ConnectionInfo>;
+    fn connections(&self) -> Vec<ConnectionInfo> {
+        Vec::new()
+    }
     /// Port and queue counters (`gwctl link`).
-    fn links(&self) -> Vec<LinkInfo>;
+    fn links(&self) -> Vec<LinkInfo> {
+        Vec::new()
+    }
     /// Per-worker packet and drop counters (`gwctl stats`).
-    fn worker_stats(&self) -> Vec<WorkerStats>;
+    fn worker_stats(&self) -> Vec<WorkerStats> {
+        Vec::new()
+    }
     /// The capacity of the connection tables, summed over workers (`size=` of `-L`).
     fn conn_table_size(&self) -> u64;
 }
@@ -50,32 +64,6 @@ impl Default for NoDataplane {
 }
 
 impl DataplaneView for NoDataplane {
-    fn service_stats(&self, _service: &ServiceKey) -> TrafficStats {
-        TrafficStats::default()
-    }
-
-    fn server_stats(&self, _service: &ServiceKey, _addr: IpAddr, _port: u16) -> TrafficStats {
-        TrafficStats::default()
-    }
-
-    fn laddr_stats(&self, _service: &ServiceKey, _addr: IpAddr) -> (u64, u64) {
-        (0, 0)
-    }
-
-    fn zero(&self, _service: Option<&ServiceKey>) {}
-
-    fn connections(&self) -> Vec<ConnectionInfo> {
-        Vec::new()
-    }
-
-    fn links(&self) -> Vec<LinkInfo> {
-        Vec::new()
-    }
-
-    fn worker_stats(&self) -> Vec<WorkerStats> {
-        Vec::new()
-    }
-
     fn conn_table_size(&self) -> u64 {
         self.conn_table_size
     }

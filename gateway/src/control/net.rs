@@ -9,6 +9,9 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::net::cidr::{family_bits, network_of};
+use crate::wire::MacAddr;
+
 use super::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
 
 /// Linux's IFNAMSIZ less the terminating NUL: DPDK port names follow the same limit here so
@@ -118,7 +121,7 @@ impl fmt::Display for NetError {
             NeighbourNotFound { addr, ifname } => {
                 write!(f, "neighbour {addr} not found on {ifname}")
             }
-            BadLladdr(mac) => write!(f, "link-layer address {} is not a unicast MAC", Mac(*mac)),
+            BadLladdr(mac) => write!(f, "link-layer address {} is not a unicast MAC", MacAddr(*mac)),
             NotUnicast(addr) => write!(f, "{addr} is not a unicast address"),
         }
     }
@@ -126,43 +129,6 @@ impl fmt::Display for NetError {
 
 impl std::error::Error for NetError {}
 
-/// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mac(pub [u8; 6]);
-
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
-    }
-}
-
-/// Parses `aa:bb:cc:dd:ee:ff` (one or two hex digits per byte, as iproute2 accepts).
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for byte in &mut mac {
-        let part = parts.next()?;
-        if part.is_empty() || part.len() > 2 {
-            return None;
-        }
-        *byte = u8::from_str_radix(part, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
-}
-
-/// The number of bits of `addr`'s family.
-pub fn family_bits(addr: IpAddr) -> u8 {
-    if addr.is_ipv4() {
-        32
-    } else {
-        128
-    }
-}
 
 fn check_prefix(addr: IpAddr, prefix_len: u8) -> Result<(), NetError> {
     if prefix_len > family_bits(addr) {
@@ -194,23 +160,6 @@ fn check_unicast(addr: IpAddr) -> Result<(), NetError> {
     }
 }
 
-/// `addr` with the bits beyond `prefix_len` cleared.
-pub fn network_of(addr: IpAddr, prefix_len: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let mask = u32::MAX
-                .checked_shl(32 - u32::from(prefix_len.min(32)))
-                .unwrap_or(0);
-            IpAddr::V4((u32::from(a) & mask).into())
-        }
-        IpAddr::V6(a) => {
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(prefix_len.min(128)))
-                .unwrap_or(0);
-            IpAddr::V6((u128::from(a) & mask).into())
-        }
-    }
-}
 
 impl NetConfig {
     pub fn addrs(&self) -> &[InterfaceAddr] {
@@ -304,7 +253,7 @@ impl NetConfig {
     pub fn add_neighbour(&mut self, n: NeighbourConfig) -> Result<(), NetError> {
         check_ifname(&n.ifname)?;
         check_unicast(n.addr)?;
-        if n.lladdr[0] & 1 == 1 || n.lladdr == [0; 6] {
+        if MacAddr(n.lladdr).is_multicast() || n.lladdr == [0; 6] {
             return Err(NetError::BadLladdr(n.lladdr));
         }
         if self
@@ -341,27 +290,6 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
-    }
-
-    #[test]
-    fn macs_parse_and_print() {
-        assert_eq!(
-            parse_mac("52:54:0:12:34:5f"),
-            Some([0x52, 0x54, 0, 0x12, 0x34, 0x5f])
-        );
-        assert_eq!(
-            Mac([0x52, 0x54, 0, 0x12, 0x34, 0x5f]).to_string(),
-            "52:54:00:12:34:5f"
-        );
-        for bad in [
-            "",
-            "52:54:00:12:34",
-            "52:54:00:12:34:56:78",
-            "52:54:00:12:34:5g",
-            "123:0:0:0:0:0",
-        ] {
-            assert_eq!(parse_mac(bad), None, "{bad}");
-        }
     }
 
     #[test]
@@ -441,7 +369,5 @@ mod tests {
         net.delete_route(ip("0.0.0.0"), 0).unwrap();
         net.delete_neighbour(ip("10.0.0.254"), "dpdk0").unwrap();
         assert_eq!(net, NetConfig::default());
-        assert_eq!(network_of(ip("10.1.2.3"), 8), ip("10.0.0.0"));
-        assert_eq!(network_of(ip("2001:db8::1"), 32), ip("2001:db8::"));
     }
 }

@@ -6,8 +6,7 @@
 //! new configuration to one [`Mailbox`] per worker and waits, with a deadline, for each to
 //! acknowledge it. A worker calls [`Mailbox::poll`] between bursts with a closure that
 //! installs the configuration; the acknowledgement is sent after the closure returns, so
-//! "confirmed" means "running" (or [`Mailbox::poll_deferred`], which confirms at the next
-//! call). Polling never blocks and, with nothing published, never
+//! "confirmed" means "running". Polling never blocks and, with nothing published, never
 //! allocates (`try_recv` on an empty channel is a couple of atomic loads), so it fits a
 //! poll-mode loop. Old configurations are freed on the control thread, not on a worker: the
 //! broadcaster keeps the last confirmed payload until every worker has confirmed the next.
@@ -135,8 +134,6 @@ pub struct Mailbox<P: Generation> {
     inbox: Receiver<(u64, P)>,
     ack: Sender<(usize, u64)>,
     current: P,
-    /// The attempt `poll` took and will confirm at the next call.
-    pending_ack: Option<u64>,
 }
 
 /// Creates a broadcaster of whole [`GatewayConfig`]s and `workers` mailboxes that start with
@@ -175,7 +172,6 @@ pub fn broadcast_with<P: Generation>(
             inbox,
             ack: ack.clone(),
             current: initial.clone(),
-            pending_ack: None,
         });
     }
     let broadcaster = Broadcaster {
@@ -276,28 +272,12 @@ impl<P: Generation> Mailbox<P> {
     /// one the worker runs. Returns whether there was one. Call between bursts; it does not
     /// block, and with nothing published it costs a `try_recv` on an empty channel.
     pub fn poll(&mut self, switch: impl FnOnce(&P)) -> bool {
-        self.confirm_pending();
         let Some((seq, next)) = self.take_newest() else {
             return false;
         };
         switch(&next);
         self.install(next);
         self.confirm(seq);
-        true
-    }
-
-    /// Takes the newest published configuration, if any, into [`Mailbox::current`] for the
-    /// caller to install, and returns whether there was one. The confirmation is sent at the
-    /// next call (of either form), which a poll loop makes after it has installed this one,
-    /// so a confirmed configuration is still one the worker runs, one loop iteration later
-    /// than with [`Mailbox::poll`].
-    pub fn poll_deferred(&mut self) -> bool {
-        self.confirm_pending();
-        let Some((seq, next)) = self.take_newest() else {
-            return false;
-        };
-        self.install(next);
-        self.pending_ack = Some(seq);
         true
     }
 
@@ -313,12 +293,6 @@ impl<P: Generation> Mailbox<P> {
         // The control thread holds its own reference (see `Broadcaster::last`), so this
         // replacement never frees a configuration here.
         self.current = next;
-    }
-
-    fn confirm_pending(&mut self) {
-        if let Some(seq) = self.pending_ack.take() {
-            self.confirm(seq);
-        }
     }
 
     fn confirm(&self, seq: u64) {
@@ -366,26 +340,6 @@ mod tests {
         for w in workers {
             assert_eq!(w.join().unwrap(), 20);
         }
-    }
-
-    #[test]
-    fn deferred_poll_confirms_at_the_next_call_after_the_worker_installed_it() {
-        let initial = GatewayConfig::empty();
-        let (mut sink, mut mailboxes) = broadcast(1, &initial, Duration::from_secs(10));
-        let mut mb = mailboxes.remove(0);
-        let config = next(&initial);
-        let publisher = std::thread::spawn(move || sink.publish(&config));
-        let until = Instant::now() + Duration::from_secs(5);
-        while !mb.poll_deferred() {
-            assert!(Instant::now() < until, "the configuration never arrived");
-            std::thread::yield_now();
-        }
-        assert_eq!(mb.current().generation(), 1);
-        // The worker is "installing" it: no confirmation yet.
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(!publisher.is_finished());
-        assert!(!mb.poll_deferred(), "nothing new");
-        assert_eq!(publisher.join().unwrap(), Ok(()));
     }
 
     #[test]

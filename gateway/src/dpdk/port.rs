@@ -101,15 +101,12 @@ impl Drop for PortShared {
         // keep queued mbufs across close, which would leak them.
         let mut burst = Burst::new();
         for queue in 0..self.rx_queues {
+            // Bounded: some devices (net_null) never run dry.
             for _ in 0..4096 {
-                let (slots, room) = burst.spare_raw();
                 // SAFETY: no queue handle is left, so this is the only poller.
-                let n = unsafe { dpdk_sys::gw_eth_rx_burst(self.id, queue, slots, room as u16) } as usize;
-                if n == 0 {
+                if unsafe { rx_into(self.id, queue, &mut burst) } == 0 {
                     break;
                 }
-                // SAFETY: the driver handed over `n` owned mbufs.
-                unsafe { burst.commit(n) };
                 burst.clear();
             }
         }
@@ -407,6 +404,22 @@ fn dev_info(id: u16) -> Result<dpdk_sys::rte_eth_dev_info, DpdkError> {
     Ok(info)
 }
 
+/// Receives from `queue` of `port` into the burst's free room; returns how
+/// many arrived.
+///
+/// # Safety
+/// No other thread may poll the same queue during the call.
+#[inline]
+unsafe fn rx_into(port: u16, queue: u16, burst: &mut Burst) -> usize {
+    let (slots, room) = burst.spare_raw();
+    // SAFETY: `slots` points at `room` writable mbuf pointer slots; the caller
+    // guarantees exclusive use of the queue.
+    let n = unsafe { dpdk_sys::gw_eth_rx_burst(port, queue, slots, room as u16) } as usize;
+    // SAFETY: the driver wrote `n` valid mbufs that the burst now owns.
+    unsafe { burst.commit(n) };
+    n
+}
+
 /// The name DPDK knows port `id` by.
 pub fn port_name(id: u16) -> Option<String> {
     let mut buf = [0 as std::os::raw::c_char; dpdk_sys::RTE_ETH_NAME_MAX_LEN as usize];
@@ -428,13 +441,8 @@ impl RxQueue {
     /// Receives up to the burst's free room; returns how many arrived.
     #[inline]
     pub fn rx_burst(&mut self, burst: &mut Burst) -> usize {
-        let (slots, room) = burst.spare_raw();
-        // SAFETY: `slots` points at `room` writable mbuf pointer slots; the
-        // queue is owned by this handle alone (&mut self).
-        let n = unsafe { dpdk_sys::gw_eth_rx_burst(self.port.id, self.queue, slots, room as u16) } as usize;
-        // SAFETY: the driver wrote `n` valid mbufs that we now own.
-        unsafe { burst.commit(n) };
-        n
+        // SAFETY: the queue is owned by this handle alone (&mut self).
+        unsafe { rx_into(self.port.id, self.queue, burst) }
     }
 }
 

@@ -35,22 +35,30 @@ impl Drop for RingShared {
     fn drop(&mut self) {
         // Both halves are gone: free whatever is still queued, then the ring.
         let mut burst = Burst::new();
-        loop {
-            let (slots, room) = burst.spare_raw();
-            // SAFETY: no producer or consumer remains; `slots` has `room` slots.
-            let n = unsafe {
-                dpdk_sys::gw_ring_dequeue_burst(self.raw.as_ptr(), slots.cast(), room as u32, std::ptr::null_mut())
-            } as usize;
-            if n == 0 {
-                break;
-            }
-            // SAFETY: the ring only ever holds owned mbufs enqueued by a sender.
-            unsafe { burst.commit(n) };
+        // SAFETY: no producer or consumer remains.
+        while unsafe { dequeue_into(self.raw, &mut burst) } > 0 {
             burst.clear();
         }
         // SAFETY: the ring is empty and nothing refers to it any more.
         unsafe { dpdk_sys::rte_ring_free(self.raw.as_ptr()) };
     }
+}
+
+/// Dequeues into the burst's free room; returns how many came out.
+///
+/// # Safety
+/// `ring` must be live, and no other consumer may dequeue concurrently unless
+/// the ring is multi-consumer.
+#[inline]
+unsafe fn dequeue_into(ring: NonNull<dpdk_sys::rte_ring>, burst: &mut Burst) -> usize {
+    let (slots, room) = burst.spare_raw();
+    // SAFETY: `slots` has `room` writable slots; the caller guarantees the ring
+    // is live and the dequeue is not concurrent with another consumer.
+    let n = unsafe { dpdk_sys::gw_ring_dequeue_burst(ring.as_ptr(), slots.cast(), room as u32, std::ptr::null_mut()) }
+        as usize;
+    // SAFETY: the ring only ever holds owned mbufs enqueued by a sender.
+    unsafe { burst.commit(n) };
+    n
 }
 
 /// Constructor namespace for mbuf rings.
@@ -151,15 +159,8 @@ impl RingReceiver {
     /// Dequeues up to the burst's free room; returns how many arrived.
     #[inline]
     pub fn recv_burst(&mut self, burst: &mut Burst) -> usize {
-        let (slots, room) = burst.spare_raw();
-        // SAFETY: `slots` has `room` writable slots; there is one receiver and
-        // `&mut self` serialises its calls.
-        let n = unsafe {
-            dpdk_sys::gw_ring_dequeue_burst(self.ring.raw.as_ptr(), slots.cast(), room as u32, std::ptr::null_mut())
-        } as usize;
-        // SAFETY: the ring holds only owned mbufs; we now own these `n`.
-        unsafe { burst.commit(n) };
-        n
+        // SAFETY: there is one receiver and `&mut self` serialises its calls.
+        unsafe { dequeue_into(self.ring.raw, burst) }
     }
 
     /// Mbufs waiting in the ring.

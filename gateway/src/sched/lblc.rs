@@ -23,11 +23,11 @@ use crate::service::DestCounters;
 /// IPVS `sysctl_lblc_expiration` default.
 pub const DEFAULT_EXPIRATION: u32 = 24 * 60 * 60;
 /// IPVS `CHECK_EXPIRE_INTERVAL`.
-const CHECK_INTERVAL: u32 = 60;
+pub(super) const CHECK_INTERVAL: u32 = 60;
 /// IPVS `ENTRY_TIMEOUT`: the idle time after which entries go when the map is too big.
-const ENTRY_TIMEOUT: u32 = 60;
+pub(super) const ENTRY_TIMEOUT: u32 = 60;
 /// IPVS `IP_VS_LBLC_TAB_SIZE * 16`.
-const MAX_SIZE: usize = 1024 * 16;
+pub(super) const MAX_SIZE: usize = 1024 * 16;
 
 #[derive(Debug, Clone)]
 struct Entry {

@@ -8,14 +8,10 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use super::lblc::{is_overloaded, DEFAULT_EXPIRATION};
+use super::lblc::{is_overloaded, CHECK_INTERVAL, DEFAULT_EXPIRATION, ENTRY_TIMEOUT, MAX_SIZE};
 use super::{least_weighted, remap};
 use crate::service::snapshot::Dest;
 use crate::service::DestCounters;
-
-const CHECK_INTERVAL: u32 = 60;
-const ENTRY_TIMEOUT: u32 = 60;
-const MAX_SIZE: usize = 1024 * 16;
 
 #[derive(Debug, Clone)]
 struct Entry {

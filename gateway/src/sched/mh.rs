@@ -42,13 +42,6 @@ fn is_prime(n: usize) -> bool {
     n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| !n.is_multiple_of(d))
 }
 
-fn gcd(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
-}
-
 impl Maglev {
     /// A table of the default size.
     pub fn new(dests: &[Dest]) -> Maglev {
@@ -62,7 +55,7 @@ impl Maglev {
         }
         let m = size as u64;
         let mut table = vec![NO_DEST; size].into_boxed_slice();
-        let g = dests.iter().map(|d| d.weight() as u64).fold(0, gcd);
+        let g = dests.iter().map(|d| d.weight()).fold(0, super::gcd) as u64;
         // (index, offset, skip, turns per round, next position in its permutation)
         let mut servers: Vec<(u16, u64, u64, u64, u64)> = dests
             .iter()

@@ -344,3 +344,11 @@ mod tests {
         assert_eq!(new.service(0).dests()[1].addr(), rs(2));
     }
 }
+
+/// Greatest common divisor of two weights (wrr steps and Maglev turns use it).
+pub(crate) fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}

@@ -16,18 +16,6 @@ pub struct WeightedRoundRobin {
     di: i64,
 }
 
-#[cfg(test)]
-fn gcd_u32(a: u32, b: u32) -> u32 {
-    gcd(a as i64, b as i64) as u32
-}
-
-fn gcd(mut a: i64, mut b: i64) -> i64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
-}
-
 impl WeightedRoundRobin {
     pub fn new(dests: &[Dest]) -> WeightedRoundRobin {
         let (di, mw) = Self::measure(dests);
@@ -36,7 +24,7 @@ impl WeightedRoundRobin {
 
     /// The gcd of the positive weights (1 if none) and IPVS's maximum `max - (gcd - 1)`.
     fn measure(dests: &[Dest]) -> (i64, i64) {
-        let di = dests.iter().map(|d| d.weight() as i64).filter(|&w| w > 0).fold(0, gcd).max(1);
+        let di = dests.iter().map(|d| d.weight()).filter(|&w| w > 0).fold(0, super::gcd).max(1) as i64;
         let max = dests.iter().map(|d| d.weight() as i64).max().unwrap_or(0);
         (di, (max - (di - 1)).max(0))
     }
@@ -105,7 +93,7 @@ mod tests {
         #[test]
         fn one_cycle_picks_each_server_by_weight(weights in proptest::collection::vec(0u32..12, 1..7)) {
             let snap = service(SchedulerKind::Wrr, &weights);
-            let g = weights.iter().copied().filter(|&w| w > 0).fold(0, super::gcd_u32);
+            let g = weights.iter().copied().filter(|&w| w > 0).fold(0, crate::sched::gcd);
             let want: Vec<u32> = weights.iter().map(|w| w.checked_div(g).unwrap_or(0)).collect();
             let cycle: u32 = want.iter().sum();
             let svc = snap.service(0);

@@ -21,6 +21,8 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Weak};
 
+use crate::net::cidr::{mask_prefix_len, network_of};
+
 use super::counters::DestCounters;
 use super::error::ConfigError;
 use super::fasthash::FastMap;
@@ -207,27 +209,9 @@ fn rule_matches(rule: &MarkRule, proto: Protocol, dst: IpAddr, dport: u16) -> bo
 }
 
 fn prefix_contains(net: IpAddr, prefix_len: u8, addr: IpAddr) -> bool {
-    match (net, addr) {
-        (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let mask = u32::MAX.checked_shl(32 - prefix_len as u32).unwrap_or(0);
-            u32::from(n) & mask == u32::from(a) & mask
-        }
-        (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let mask = u128::MAX.checked_shl(128 - prefix_len as u32).unwrap_or(0);
-            u128::from(n) & mask == u128::from(a) & mask
-        }
-        _ => false,
-    }
+    net.is_ipv4() == addr.is_ipv4() && network_of(net, prefix_len) == network_of(addr, prefix_len)
 }
 
-/// The prefix length of a contiguous mask, `None` if the mask has holes.
-pub fn mask_prefix_len(mask: IpAddr) -> Option<u8> {
-    let (ones, zeros, bits) = match mask {
-        IpAddr::V4(m) => (u32::from(m).leading_ones(), u32::from(m).trailing_zeros(), 32),
-        IpAddr::V6(m) => (u128::from(m).leading_ones(), u128::from(m).trailing_zeros(), 128),
-    };
-    (ones + zeros == bits).then_some(ones as u8)
-}
 
 /// A private copy of a snapshot being edited. Each method either applies its whole change or
 /// returns an error and changes nothing, so a failed request leaves the copy as it was;
@@ -678,11 +662,6 @@ mod tests {
 
     #[test]
     fn netmask_prefix() {
-        assert_eq!(mask_prefix_len(ip("255.255.255.0")), Some(24));
-        assert_eq!(mask_prefix_len(ip("0.0.0.0")), Some(0));
-        assert_eq!(mask_prefix_len(ip("255.255.255.255")), Some(32));
-        assert_eq!(mask_prefix_len(ip("255.0.255.0")), None);
-        assert_eq!(mask_prefix_len(ip("ffff:ffff:ffff:ffff::")), Some(64));
     }
 
     #[test]

@@ -23,7 +23,10 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::checksum;
 use super::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_VLAN};
+use super::icmp::Icmpv4Packet;
 use super::ip_proto;
+use super::tcp::TcpPacket;
+use super::udp::UdpPacket;
 use crate::frame::{ChecksumStatus, Frame, RxChecksum};
 
 /// Why a packet was not forwarded. Per-worker drop counters are an array
@@ -232,12 +235,6 @@ pub fn classify<F: Frame>(frame: &F, policy: ClassifyPolicy) -> Result<Classifie
     classify_bytes(frame.data(), frame.rx_checksum(), policy)
 }
 
-#[inline(always)]
-fn be16_at(b: &[u8], at: usize) -> Option<u16> {
-    let w = b.get(at..at + 2)?;
-    Some(u16::from_be_bytes([w[0], w[1]]))
-}
-
 /// [`classify`] over plain bytes with an explicit receive checksum state.
 #[inline(always)]
 pub fn classify_bytes(data: &[u8], rx: RxChecksum, policy: ClassifyPolicy) -> Result<Classified, DropReason> {
@@ -364,20 +361,10 @@ fn classify_ipv4(ip: &[u8], l2_len: u8, rx: RxChecksum, policy: ClassifyPolicy) 
 /// Full software verification of the layer-4 checksum of a classified
 /// packet (`l4` is its layer-4 bytes up to the IPv4 total length).
 pub fn verify_l4_checksum(meta: &Ipv4Meta, l4: &[u8]) -> bool {
-    let pseudo = |proto: u8, len: usize| {
-        checksum::pseudo_header_v4(meta.src.octets(), meta.dst.octets(), proto, len as u16)
-    };
     match meta.protocol {
-        ip_proto::TCP => checksum::verify(l4, pseudo(ip_proto::TCP, l4.len())),
-        ip_proto::UDP => {
-            let udp_len = be16_at(l4, 4).map_or(0, usize::from);
-            match (be16_at(l4, 6), l4.get(..udp_len)) {
-                (Some(0), _) => true,
-                (Some(_), Some(d)) => checksum::verify(d, pseudo(ip_proto::UDP, udp_len)),
-                _ => false,
-            }
-        }
-        ip_proto::ICMP => checksum::verify(l4, 0),
+        ip_proto::TCP => TcpPacket::new_checked(l4).is_ok_and(|p| p.verify_checksum(meta.src, meta.dst)),
+        ip_proto::UDP => UdpPacket::new_checked(l4).is_ok_and(|p| p.verify_checksum(meta.src, meta.dst)),
+        ip_proto::ICMP => Icmpv4Packet::new_checked(l4).is_ok_and(|p| p.verify_checksum()),
         _ => false,
     }
 }

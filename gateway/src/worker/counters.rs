@@ -69,6 +69,7 @@ pub enum Discard {
 }
 
 impl Discard {
+    /// The worker's own reasons, in index order after the wire layer's.
     const OWN: [Discard; 15] = [
         Discard::NotForUs,
         Discard::NoService,
@@ -90,12 +91,29 @@ impl Discard {
     /// Number of reasons: the length of a per-reason counter array.
     pub const COUNT: usize = DropReason::COUNT + Self::OWN.len();
 
-    /// Index into a per-reason counter array.
-    pub fn index(self) -> usize {
-        match self {
-            Discard::Wire(r) => r.index(),
-            own => DropReason::COUNT + Self::OWN.iter().position(|d| *d == own).expect("listed in OWN"),
-        }
+    /// Index into a per-reason counter array: a constant per reason (a drop
+    /// flood must not cost a search per packet).
+    #[inline]
+    pub const fn index(self) -> usize {
+        DropReason::COUNT
+            + match self {
+                Discard::Wire(r) => return r.index(),
+                Discard::NotForUs => 0,
+                Discard::NoService => 1,
+                Discard::NoDest => 2,
+                Discard::NoLocalPort => 3,
+                Discard::TableFull => 4,
+                Discard::NoConnection => 5,
+                Discard::NoRoute => 6,
+                Discard::NeighbourQueueFull => 7,
+                Discard::NeighbourTimeout => 8,
+                Discard::BadArp => 9,
+                Discard::LocalUnhandled => 10,
+                Discard::NoOwner => 11,
+                Discard::RedirectFull => 12,
+                Discard::TxFull => 13,
+                Discard::NoMbuf => 14,
+            }
     }
 
     /// Every reason, in index order.
@@ -149,7 +167,9 @@ pub struct WorkerCounters {
     pub arp_requests: Counter,
     pub neighbours_learned: Counter,
     pub icmp_echo_replies: Counter,
-    pub icmp_errors_sent: Counter,
+    /// FNAT handshake packets sent without the client-address option (no
+    /// option space, MTU, or headroom).
+    pub toa_not_inserted: Counter,
     pub drops: [Counter; Discard::COUNT],
 }
 
@@ -167,7 +187,7 @@ impl Default for WorkerCounters {
             arp_requests: Counter::default(),
             neighbours_learned: Counter::default(),
             icmp_echo_replies: Counter::default(),
-            icmp_errors_sent: Counter::default(),
+            toa_not_inserted: Counter::default(),
             drops: std::array::from_fn(|_| Counter::default()),
         }
     }

@@ -41,9 +41,59 @@ pub struct LcoreWorker {
     pub pool: Mempool,
 }
 
+/// Where one queue of outgoing frames goes: a port's tx queue or a ring
+/// toward another worker.
+trait Outlet {
+    /// Hands over what it can from the front of `burst`; the rest stays.
+    fn take(&mut self, burst: &mut Burst);
+}
+
+impl Outlet for TxQueue {
+    fn take(&mut self, burst: &mut Burst) {
+        self.tx_burst(burst);
+    }
+}
+
+impl Outlet for RingSender {
+    fn take(&mut self, burst: &mut Burst) {
+        self.send_burst(burst);
+    }
+}
+
+/// Frames queued toward one outlet, flushed when the burst fills and at the
+/// end of every loop iteration; what the outlet refuses is counted and freed.
+struct Pending<O> {
+    outlet: O,
+    burst: Burst,
+    refused: Discard,
+}
+
+impl<O: Outlet> Pending<O> {
+    fn new(outlet: O, refused: Discard) -> Self {
+        Pending { outlet, burst: Burst::new(), refused }
+    }
+
+    fn flush(&mut self, counters: &WorkerCounters) {
+        if !self.burst.is_empty() {
+            self.outlet.take(&mut self.burst);
+            counters.drops[self.refused.index()].add(self.burst.clear() as u64);
+        }
+    }
+
+    fn push(&mut self, frame: Mbuf, counters: &WorkerCounters) {
+        if self.burst.is_full() {
+            self.flush(counters);
+        }
+        // A flush always empties the burst.
+        let _ = self.burst.push(frame);
+    }
+}
+
 struct LcoreIo<'a> {
-    tx: &'a mut [(u16, TxQueue, Burst)],
-    redirect: &'a mut [(Option<RingSender>, Burst)],
+    /// Indexed by port id (`None` for ids this gateway did not open).
+    tx: &'a mut [Option<Pending<TxQueue>>],
+    /// Indexed by worker id (`None` for this worker).
+    redirect: &'a mut [Option<Pending<RingSender>>],
     pool: &'a Mempool,
     learned: &'a mut Vec<NeighbourUpdate>,
     counters: &'a WorkerCounters,
@@ -51,49 +101,28 @@ struct LcoreIo<'a> {
 
 impl LcoreIo<'_> {
     fn flush(&mut self) {
-        for (_, queue, burst) in self.tx.iter_mut() {
-            if !burst.is_empty() {
-                queue.tx_burst(burst);
-                self.counters.drops[Discard::TxFull.index()].add(burst.clear() as u64);
-            }
+        for out in self.tx.iter_mut().flatten() {
+            out.flush(self.counters);
         }
-        for (ring, burst) in self.redirect.iter_mut() {
-            if !burst.is_empty() {
-                if let Some(ring) = ring {
-                    ring.send_burst(burst);
-                }
-                self.counters.drops[Discard::RedirectFull.index()].add(burst.clear() as u64);
-            }
+        for out in self.redirect.iter_mut().flatten() {
+            out.flush(self.counters);
         }
     }
 }
 
 impl Io<Mbuf> for LcoreIo<'_> {
     fn send(&mut self, port: u16, frame: Mbuf) {
-        let Some((_, queue, burst)) = self.tx.iter_mut().find(|(p, _, _)| *p == port) else {
-            self.counters.count(Discard::NoRoute);
-            return;
-        };
-        if burst.is_full() {
-            queue.tx_burst(burst);
-            self.counters.drops[Discard::TxFull.index()].add(burst.clear() as u64);
+        match self.tx.get_mut(usize::from(port)) {
+            Some(Some(out)) => out.push(frame, self.counters),
+            _ => self.counters.count(Discard::NoRoute),
         }
-        // Room was just made.
-        let _ = burst.push(frame);
     }
 
     fn redirect(&mut self, worker: u16, frame: Mbuf) {
-        let Some((ring, burst)) = self.redirect.get_mut(usize::from(worker)) else {
-            self.counters.count(Discard::NoOwner);
-            return;
-        };
-        if burst.is_full() {
-            if let Some(ring) = ring {
-                ring.send_burst(burst);
-            }
-            self.counters.drops[Discard::RedirectFull.index()].add(burst.clear() as u64);
+        match self.redirect.get_mut(usize::from(worker)) {
+            Some(Some(out)) => out.push(frame, self.counters),
+            _ => self.counters.count(Discard::NoOwner),
         }
-        let _ = burst.push(frame);
     }
 
     fn free(&mut self, frame: Mbuf) {
@@ -117,9 +146,14 @@ impl LcoreWorker {
     pub fn run(self, stop: Arc<AtomicBool>, mut poll_config: impl FnMut(&mut Worker<Mbuf>)) {
         let LcoreWorker { mut worker, mut rx, tx, redirect_in, redirect_out, neighbours_in, neighbours_out, pool } = self;
         let mut redirect_in = redirect_in;
-        let mut tx: Vec<(u16, TxQueue, Burst)> = tx.into_iter().map(|(p, q)| (p, q, Burst::new())).collect();
-        let mut redirect: Vec<(Option<RingSender>, Burst)> =
-            redirect_out.into_iter().map(|r| (r, Burst::new())).collect();
+        let ports = tx.iter().map(|(p, _)| usize::from(*p) + 1).max().unwrap_or(0);
+        let mut by_port: Vec<Option<Pending<TxQueue>>> = (0..ports).map(|_| None).collect();
+        for (port, queue) in tx {
+            by_port[usize::from(port)] = Some(Pending::new(queue, Discard::TxFull));
+        }
+        let mut tx = by_port;
+        let mut redirect: Vec<Option<Pending<RingSender>>> =
+            redirect_out.into_iter().map(|r| r.map(|r| Pending::new(r, Discard::RedirectFull))).collect();
         let mut learned = Vec::with_capacity(MAX_UPDATES);
         let counters = worker.counters().clone();
         let hz = dpdk::tsc_hz().max(1);

@@ -24,11 +24,10 @@ use crate::net::{Ipv4Cidr, Learned, NeighbourTable, PendingQueue, Queued, RouteT
 use crate::service::fasthash::FastBuildHasher;
 use crate::service::laddr::PortPartition;
 use crate::service::{ForwardMethod, Protocol, ServiceKey, Snapshot};
-use crate::wire::ethernet::EthernetFrame;
 use crate::wire::icmp::msg_type;
 use crate::wire::tcp::flags as tcp_flags;
 use crate::wire::{classify, ip_proto, ClassifyPolicy, Classified, Ipv4Meta, MacAddr};
-use crate::xmit::{self, DrRewrite, FnatRewrite, NatRewrite, Offload, Toa, TunEncap};
+use crate::xmit::{self, DrRewrite, FnatRewrite, NatRewrite, Offload, Toa, ToaOutcome, TunEncap};
 
 /// Where the pipeline's frames go.
 pub trait Io<F> {
@@ -225,6 +224,11 @@ impl<F: Frame> Worker<F> {
 
     fn set_net(&mut self, net: Arc<NetView>) {
         self.interface_addrs = net.ports.iter().flat_map(|p| p.addrs.iter().map(|a| a.addr())).collect();
+        for (ip, _, _) in &self.net.static_neighbours {
+            if !net.static_neighbours.iter().any(|(new, _, _)| new == ip) {
+                let _ = self.neighbours.delete(*ip);
+            }
+        }
         for (ip, mac, port) in &net.static_neighbours {
             // A full table keeps working without this entry; ARP resolves it.
             let _ = self.neighbours.add_static(*ip, *mac, *port);
@@ -276,7 +280,10 @@ impl<F: Frame> Worker<F> {
             Ok(Classified::Arp { l2_len }) => self.arp(frame, usize::from(l2_len), in_port, now, io),
             Ok(Classified::Ipv4(meta)) if meta.protocol == ip_proto::ICMP => self.icmp(frame, meta, in_port, io),
             Ok(Classified::Ipv4(meta)) => {
-                let proto = if meta.protocol == ip_proto::TCP { Protocol::Tcp } else { Protocol::Udp };
+                // classify passes only TCP, UDP and ICMP.
+                let Some(proto) = Protocol::from_number(meta.protocol) else {
+                    return self.discard(frame, crate::wire::DropReason::UnknownProtocol.into(), io);
+                };
                 let key = FlowKey { proto, src: meta.src, sport: meta.src_port, dst: meta.dst, dport: meta.dst_port };
                 if let Some((id, dir)) = self.director.lookup(&key) {
                     return self.forward(frame, meta, id, dir, now, io);
@@ -351,12 +358,8 @@ impl<F: Frame> Worker<F> {
         }
         if let Some(n) = self.neighbours.lookup(ip, now).copied() {
             let Some(src_mac) = self.net.ports.get(usize::from(n.port)).map(|p| p.mac) else { return };
-            let mut ready = Vec::new();
-            self.pending.release(ip, |f| ready.push(f));
-            for mut f in ready {
-                set_macs(&mut f, n.mac, src_mac);
-                self.transmit(n.port, f, io);
-            }
+            let counters = &self.counters;
+            self.pending.release(ip, |f| address_and_send(counters, f, n.port, n.mac, src_mac, io));
         }
     }
 
@@ -377,11 +380,12 @@ impl<F: Frame> Worker<F> {
     }
 
     fn forward(&mut self, mut frame: F, mut meta: Ipv4Meta, id: u32, dir: Direction, now: u32, io: &mut impl Io<F>) {
-        let before = self.director.conn(id).state();
-        self.director.on_packet(id, dir, meta.tcp_flags, now);
+        // Everything but the state is fixed for the connection's life: read it once.
         let c = self.director.conn(id);
+        let before = c.state();
         let (client, cport, vaddr, vport) = (c.client, c.cport, c.vaddr, c.vport);
         let (laddr, lport, raddr, rport, method) = (c.laddr, c.lport, c.raddr, c.rport, c.method);
+        self.director.on_packet(id, dir, meta.tcp_flags, now);
 
         // Where the rewritten packet goes decides the MTU and the source of a tunnel.
         let to = match dir {
@@ -405,7 +409,12 @@ impl<F: Frame> Worker<F> {
                 if meta.protocol == ip_proto::TCP && before != State::Established {
                     rw.toa = Some(Toa { addr: client.into(), port: cport });
                 }
-                xmit::fnat::rewrite(&mut frame, &mut meta, &rw, offload).map(|_| ())
+                xmit::fnat::rewrite(&mut frame, &mut meta, &rw, offload).map(|outcome| {
+                    // The packet still goes, without the client address: count it.
+                    if !matches!(outcome, ToaOutcome::Inserted | ToaOutcome::NotRequested) {
+                        self.counters.toa_not_inserted.inc();
+                    }
+                })
             }
             (ForwardMethod::FullNat, Direction::Out) => {
                 let mut rw = FnatRewrite::outbound(vaddr.into(), vport, client.into(), cport);
@@ -431,8 +440,8 @@ impl<F: Frame> Worker<F> {
                 let encap = TunEncap { src: src.into(), dst: raddr.into(), ttl: 64, ident: self.ident, mtu };
                 xmit::tun::encapsulate(&mut frame, &mut meta, &encap, offload)
             }
-            // DR and TUN replies bypass the gateway; one arriving here matches
-            // no connection of ours in that direction.
+            // DR and TUN replies bypass the gateway: the table indexes no reply
+            // key for them, so a lookup never yields this pair.
             (ForwardMethod::DirectRoute | ForwardMethod::Tunnel, Direction::Out) => {
                 return self.discard(frame, Discard::NoConnection, io);
             }
@@ -445,16 +454,12 @@ impl<F: Frame> Worker<F> {
 
     /// Addresses the frame to next hop `addr` on `port` and sends it, or
     /// queues it while the neighbour resolves.
-    fn output(&mut self, mut frame: F, port: u16, addr: Ipv4Addr, now: u32, io: &mut impl Io<F>) {
+    fn output(&mut self, frame: F, port: u16, addr: Ipv4Addr, now: u32, io: &mut impl Io<F>) {
         let Some(src_mac) = self.net.ports.get(usize::from(port)).map(|p| p.mac) else {
             return self.discard(frame, Discard::NoRoute, io);
         };
         if let Some(n) = self.neighbours.lookup(addr, now) {
-            let dst_mac = n.mac;
-            if xmit::dr::rewrite(&mut frame, &DrRewrite { dst_mac, src_mac }).is_err() {
-                return self.discard(frame, crate::wire::DropReason::Truncated.into(), io);
-            }
-            return self.transmit(port, frame, io);
+            return address_and_send(&self.counters, frame, port, n.mac, src_mac, io);
         }
         match self.pending.push(addr, frame, now) {
             Queued::First => self.send_arp_request(port, addr, io),
@@ -463,26 +468,12 @@ impl<F: Frame> Worker<F> {
         }
     }
 
-    fn send_arp_request(&mut self, port: u16, target: Ipv4Addr, io: &mut impl Io<F>) {
-        let (Some(view), Some(src)) = (self.net.ports.get(usize::from(port)), self.net.source_on(port)) else {
-            return;
-        };
-        let Some(mut req) = io.alloc() else {
-            self.counters.count(Discard::NoMbuf);
-            return;
-        };
-        if write_arp_request(&mut req, view.mac, src, target).is_err() {
-            self.counters.count(Discard::NoMbuf);
-            return io.free(req);
-        }
-        self.counters.arp_requests.inc();
-        self.transmit(port, req, io);
+    fn send_arp_request(&self, port: u16, target: Ipv4Addr, io: &mut impl Io<F>) {
+        send_arp_request(&self.net, &self.counters, port, target, io);
     }
 
     fn transmit(&self, port: u16, frame: F, io: &mut impl Io<F>) {
-        self.counters.tx_packets.inc();
-        self.counters.tx_bytes.add(frame.len() as u64);
-        io.send(port, frame);
+        transmit(&self.counters, port, frame, io);
     }
 
     /// Timers: expired connections, neighbours and waiting packets; ARP
@@ -490,30 +481,61 @@ impl<F: Frame> Worker<F> {
     pub fn tick(&mut self, now: u32, io: &mut impl Io<F>) {
         self.director.expire(now, 256);
         self.neighbours.expire(now);
-        let mut late = Vec::new();
-        self.pending.expire(now, self.pending_max_wait, |f| late.push(f));
-        for f in late {
-            self.discard(f, Discard::NeighbourTimeout, io);
-        }
+        let counters = &self.counters;
+        self.pending.expire(now, self.pending_max_wait, |f| {
+            counters.count(Discard::NeighbourTimeout);
+            io.free(f);
+        });
         if now != self.last_arp_retry && !self.pending.is_empty() {
             self.last_arp_retry = now;
-            let mut hops = Vec::new();
-            self.pending.hops(|h| hops.push(h));
-            for hop in hops {
-                if let Some(next) = self.net.routes.next_hop(hop) {
-                    self.send_arp_request(next.port, hop, io);
+            let (net, counters) = (&self.net, &self.counters);
+            self.pending.hops(|hop| {
+                if let Some(next) = net.routes.next_hop(hop) {
+                    send_arp_request(net, counters, next.port, hop, io);
                 }
-            }
+            });
         }
     }
 }
 
-fn set_macs<F: Frame>(frame: &mut F, dst: MacAddr, src: MacAddr) {
-    if frame.len() >= crate::wire::ethernet::HEADER_LEN {
-        let mut eth = EthernetFrame::new_unchecked(frame.data_mut());
-        eth.set_dst_addr(dst);
-        eth.set_src_addr(src);
+/// Counts and hands a frame to port `port`.
+fn transmit<F: Frame>(counters: &WorkerCounters, port: u16, frame: F, io: &mut impl Io<F>) {
+    counters.tx_packets.inc();
+    counters.tx_bytes.add(frame.len() as u64);
+    io.send(port, frame);
+}
+
+/// Writes the next hop's and the egress port's MACs and sends the frame.
+fn address_and_send<F: Frame>(
+    counters: &WorkerCounters,
+    mut frame: F,
+    port: u16,
+    dst_mac: MacAddr,
+    src_mac: MacAddr,
+    io: &mut impl Io<F>,
+) {
+    if xmit::dr::rewrite(&mut frame, &DrRewrite { dst_mac, src_mac }).is_err() {
+        counters.count(crate::wire::DropReason::Truncated.into());
+        return io.free(frame);
     }
+    transmit(counters, port, frame, io);
+}
+
+/// Sends an ARP request for `target` out of `port`, from the port's first address.
+fn send_arp_request<F: Frame>(net: &NetView, counters: &WorkerCounters, port: u16, target: Ipv4Addr, io: &mut impl Io<F>) {
+    let (Some(view), Some(src)) = (net.ports.get(usize::from(port)), net.source_on(port)) else {
+        return;
+    };
+    let Some(mut req) = io.alloc() else {
+        counters.count(Discard::NoMbuf);
+        return;
+    };
+    if write_arp_request(&mut req, view.mac, src, target).is_err() {
+        counters.count(Discard::NoMbuf);
+        return io.free(req);
+    }
+    counters.arp_requests.inc();
+    transmit(counters, port, req, io);
 }
 
 fn refusal_drop(r: Refused) -> Discard {

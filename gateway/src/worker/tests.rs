@@ -235,6 +235,23 @@ fn fnat_first_packet_waits_for_arp_then_flows_both_ways() {
 }
 
 #[test]
+fn a_syn_without_option_room_goes_without_toa_and_is_counted() {
+    let mut w = worker(0, 1, ForwardMethod::FullNat);
+    let mut io = Recorder::default();
+    resolve(&mut w, &mut io, 1000);
+    // 40 bytes of options: MSS, then NOPs to the limit.
+    let mut options = vec![2, 4, 5, 0xb4];
+    options.resize(40, 1);
+    let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1000, 0, flags::SYN, &options, &[]);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+    let sent = io.take_sent();
+    assert_eq!(sent.len(), 1, "the SYN still goes");
+    assert_eq!(toa_of(&sent[0].1), None);
+    assert_checksums_valid(&sent[0].1);
+    assert_eq!(w.counters().toa_not_inserted.get(), 1);
+}
+
+#[test]
 fn rr_alternates_real_servers_and_udp_works() {
     let mut w = worker(0, 1, ForwardMethod::FullNat);
     let mut io = Recorder::default();

@@ -128,7 +128,10 @@ pub fn insert_toa<F: Frame>(
     let old_total = u16::from_be_bytes([ip[2], ip[3]]);
     let new_total = new_total as u16;
     ip[2..4].copy_from_slice(&new_total.to_be_bytes());
-    if !offload.ipv4_checksum {
+    if offload.ipv4_checksum {
+        // DPDK's contract for TX_IP_CKSUM: the field holds zero.
+        ip[10..12].copy_from_slice(&[0, 0]);
+    } else {
         let mut d = Delta::new();
         d.replace16(old_total, new_total);
         let c = d.apply(u16::from_be_bytes([ip[10], ip[11]]));
@@ -297,6 +300,7 @@ mod tests {
         assert!(off.ipv4_checksum);
         assert_eq!(off.l4, L4Offload::Tcp);
         assert_eq!((off.l2_len, off.l3_len), (14, 20));
+        assert_eq!(&after[24..26], &[0, 0], "DPDK's contract: the IPv4 checksum field holds zero");
         // What the NIC would do: fill both checksums from scratch.
         let mut nic = after.clone();
         nic[24..26].copy_from_slice(&[0, 0]);
