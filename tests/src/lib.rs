@@ -8,7 +8,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+pub mod topology;
+pub use topology::{Link, Options, Topology};
 
 /// A short unique tag for names of this test process (interface names are
 /// limited to 15 bytes).
@@ -86,6 +90,19 @@ impl Netns {
             .unwrap_or_else(|e| panic!("cannot run {program} in {}: {e}", self.name))
     }
 
+    /// Runs a shell script inside the namespace and returns its output, whatever its status.
+    pub fn sh(&self, script: &str) -> Output {
+        self.output("sh", &["-c", script])
+    }
+
+    /// Sets a sysctl of this namespace (`net.ipv4.conf.all.rp_filter` style
+    /// keys): /proc/sys/net shows the namespace of the process reading it.
+    pub fn sysctl(&self, key: &str, value: &str) {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        let out = self.sh(&format!("echo {value} > {path}"));
+        assert!(out.status.success(), "sysctl {key}={value} in {}: {}", self.name, String::from_utf8_lossy(&out.stderr));
+    }
+
     /// Moves interface `ifname` (from the root namespace) into this one and
     /// gives it `cidr`.
     pub fn adopt(&self, ifname: &str, cidr: &str) {
@@ -119,7 +136,10 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn spawn(label: &str, mut command: Command) -> Daemon {
-        let log = std::env::temp_dir().join(format!("gwt-{}-{label}.log", tag()));
+        // Several tests of one binary may use the same label: a counter keeps the logs apart.
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let log = std::env::temp_dir().join(format!("gwt-{}-{n}-{label}.log", tag()));
         let file = File::create(&log).expect("create log file");
         let err = file.try_clone().expect("clone log file");
         let child = command

@@ -1,159 +1,201 @@
-//! FNAT with real Linux TCP: gatewayd runs from a configuration file, is
-//! configured with gwctl in ipvsadm syntax, and load-balances curl's requests
-//! from a client namespace across two HTTP servers in a server namespace.
-//! The servers see the local address as the source; rr alternates them.
+//! FNAT with real Linux TCP and UDP: gatewayd is configured with gwctl in
+//! ipvsadm syntax and load-balances a client namespace's traffic across real
+//! servers (nginx, python) that see the local address as the source.
 
 use std::process::Command;
 use std::time::Duration;
 
-use gateway_e2e::{gatewayd_bin, gwctl_bin, tag, wait_until, Daemon, Netns};
+use gateway_e2e::topology::{rip, LIP, VIP};
+use gateway_e2e::{gatewayd_bin, tag, wait_until, Options, Topology};
 
-const VIP: &str = "10.0.0.100";
-const LIP: &str = "192.168.1.200";
+fn rips(n: usize) -> Vec<String> {
+    (0..n).map(rip).collect()
+}
+
+/// A FNAT service on VIP:80 with scheduler `sched` over `servers` real servers on port 8080.
+fn fnat_service(topo: &Topology, sched: &str, servers: usize) {
+    topo.gwctl_line(&format!("-A -t {VIP}:80 -s {sched}"));
+    topo.gwctl_line(&format!("-P -t {VIP}:80 -z {LIP} -F servers"));
+    for r in rips(servers) {
+        topo.gwctl_line(&format!("-a -t {VIP}:80 -r {r}:8080 -b"));
+    }
+}
 
 #[test]
 fn fnat_round_robin_through_gatewayd() {
-    let t = tag();
-    let (tap_c, tap_s) = (format!("gwt{t}c"), format!("gwt{t}s"));
-    let client = Netns::new(&format!("gwt{t}-fc"));
-    let servers = Netns::new(&format!("gwt{t}-fs"));
-    let dir = std::env::temp_dir().join(format!("gwt{t}-fnat"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let socket = dir.join("gatewayd.sock");
-    let config = dir.join("gatewayd.json");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{{
-  "eal": ["-l", "0-1", "--no-pci", "--in-memory", "--file-prefix=gwt{t}f", "--log-level=lib.eal:error",
-          "--vdev=net_tap0,iface={tap_c}", "--vdev=net_tap1,iface={tap_s}"],
-  "ports": [
-    {{"device": "net_tap0", "name": "client", "addrs": ["10.0.0.254/24"]}},
-    {{"device": "net_tap1", "name": "servers", "addrs": ["192.168.1.254/24"]}}
-  ],
-  "conn_capacity": 65536
-}}"#
-        ),
-    )
-    .unwrap();
+    let mut topo = Topology::start("rr", Options::default());
+    let _nginx = topo.nginx(&rips(3), true);
+    fnat_service(&topo, "rr", 3);
+    let who = format!("http://{VIP}/who");
+    topo.wait_for_service(&who);
 
-    let mut command = Command::new(gatewayd_bin());
-    command.arg("--config").arg(&config).arg("--socket").arg(&socket);
-    let mut gatewayd = Daemon::spawn("gatewayd-fnat", command);
-    assert!(
-        wait_until(Duration::from_secs(20), || gatewayd.log().contains("running")),
-        "gatewayd did not start:\n{}",
-        gatewayd.log()
-    );
-    client.adopt(&tap_c, "10.0.0.1/24");
-    servers.adopt(&tap_s, "192.168.1.10/24");
-    servers.ip(&["addr", "add", "192.168.1.11/24", "dev", &tap_s]);
-
-    // Two real servers, each saying who it is.
-    let mut https = Vec::new();
-    for (i, rs) in ["192.168.1.10", "192.168.1.11"].iter().enumerate() {
-        let root = dir.join(format!("rs{}", i + 1));
-        std::fs::create_dir_all(&root).unwrap();
-        std::fs::write(root.join("index.html"), format!("rs{}\n", i + 1)).unwrap();
-        https.push(servers.spawn(
-            &format!("http-rs{}", i + 1),
-            "python3",
-            &["-m", "http.server", "8080", "--bind", rs, "--directory", root.to_str().unwrap()],
-        ));
+    // rr: every window of three consecutive connections meets each server once.
+    let answers = topo.curl_many(None, &who, 9);
+    assert_eq!(answers.len(), 9, "{answers:?}");
+    for window in answers.chunks(3) {
+        let mut w = window.to_vec();
+        w.sort();
+        assert_eq!(w, ["rs1", "rs2", "rs3"], "rr rotates over the three servers: {answers:?}");
     }
-
-    // Both servers listen before any request goes through the VIP.
-    for rs in ["192.168.1.10", "192.168.1.11"] {
-        assert!(
-            wait_until(Duration::from_secs(10), || servers
-                .output("curl", &["-s", "--max-time", "1", &format!("http://{rs}:8080/index.html")])
-                .status
-                .success()),
-            "real server {rs} did not start"
-        );
-    }
-
-    let gwctl = |args: &[&str]| {
-        let out = Command::new(gwctl_bin()).env("GATEWAYD_SOCKET", &socket).args(args).output().expect("run gwctl");
-        assert!(
-            out.status.success(),
-            "gwctl {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
-    gwctl(&["-A", "-t", &format!("{VIP}:80"), "-s", "rr"]);
-    gwctl(&["-P", "-t", &format!("{VIP}:80"), "-z", LIP, "-F", "servers"]);
-    gwctl(&["-a", "-t", &format!("{VIP}:80"), "-r", "192.168.1.10:8080", "-b"]);
-    gwctl(&["-a", "-t", &format!("{VIP}:80"), "-r", "192.168.1.11:8080", "-b"]);
-
-    let fetch = || {
-        let out = client.output("curl", &["-sS", "--max-time", "5", &format!("http://{VIP}/index.html")]);
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
-    assert!(
-        wait_until(Duration::from_secs(15), || fetch().starts_with("rs")),
-        "no answer through the VIP; gatewayd log:\n{}",
-        gatewayd.log()
-    );
-    let answers: Vec<String> = (0..6).map(|_| fetch()).collect();
-    let rs1 = answers.iter().filter(|a| *a == "rs1").count();
-    let rs2 = answers.iter().filter(|a| *a == "rs2").count();
-    assert_eq!((rs1, rs2), (3, 3), "rr alternates the two servers: {answers:?}");
     for pair in answers.windows(2) {
         assert_ne!(pair[0], pair[1], "rr alternates: {answers:?}");
     }
 
     // Each server saw the local address as the client, never the real client.
-    for http in &https {
-        let log = http.log();
-        assert!(log.contains(&format!("{LIP} - -")), "the server sees the local address:\n{log}");
-        assert!(!log.contains("10.0.0.1 - -"), "the client address must not reach the server:\n{log}");
+    for n in 1..=3 {
+        let log = topo.access_log(n);
+        assert!(!log.is_empty(), "rs{n} served requests");
+        assert!(log.iter().all(|(addr, _)| addr == LIP), "rs{n} sees only the local address: {log:?}");
     }
 
     // Bad control requests get an error and change nothing; traffic keeps flowing.
-    let before = gwctl(&["-Sn"]);
+    let before = topo.gwctl(&["-Sn"]);
     for garbage in [&b"\x00\xffnot json at all\n"[..], &vec![b'x'; 4 << 20][..]] {
         use std::io::{Read, Write};
-        let mut conn = std::os::unix::net::UnixStream::connect(&socket).expect("connect to the control socket");
+        let mut conn = std::os::unix::net::UnixStream::connect(topo.socket()).expect("connect to the control socket");
         conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let _ = conn.write_all(garbage);
         let mut reply = String::new();
         let _ = conn.read_to_string(&mut reply);
         assert!(reply.contains("error"), "an error reply, got {reply:?}");
     }
-    let refused = Command::new(gwctl_bin())
-        .env("GATEWAYD_SOCKET", &socket)
-        .args(["-a", "-t", &format!("{VIP}:80"), "-r", "192.168.1.10:8080", "-b"])
-        .output()
-        .unwrap();
+    let refused = topo.gwctl_output(&["-a", "-t", &format!("{VIP}:80"), "-r", &format!("{}:8080", rip(0)), "-b"], None);
     assert!(!refused.status.success(), "a duplicate server is refused");
-    assert_eq!(gwctl(&["-Sn"]), before, "the table is unchanged");
-    assert!(fetch().starts_with("rs"), "forwarding goes on after bad requests");
+    assert_eq!(topo.gwctl(&["-Sn"]), before, "the table is unchanged");
+    assert!(topo.curl(&who).starts_with("rs"), "forwarding goes on after bad requests");
 
-    let listing = gwctl(&["-Ln"]);
+    let listing = topo.gwctl(&["-Ln"]);
     assert!(listing.contains(&format!("TCP  {VIP}:80 rr")), "{listing}");
     assert!(listing.contains("  -> 192.168.1.10:8080            FullNat 1"), "{listing}");
 
     // The workers' and ports' counters are served to gwctl.
-    let stats = gwctl(&["stats"]);
+    let stats = topo.gwctl(&["stats"]);
     assert!(stats.starts_with("worker 0 (lcore 1)"), "{stats}");
-    let new_conns: u64 = stats
-        .split("new connections ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no connection count in {stats}"));
-    assert!(new_conns >= 7, "every request was a new connection on the worker: {stats}");
-    let links = gwctl(&["link"]);
+    assert!(topo.worker_counter("new connections") >= 11, "every request was a new connection: {stats}");
+    let links = topo.gwctl(&["link"]);
     assert_eq!(links.matches("link/ether").count(), 2, "both ports listed: {links}");
+    topo.stop();
+}
 
-    let status = gatewayd.terminate(Duration::from_secs(10)).expect("gatewayd stops on SIGTERM");
-    let log = gatewayd.log();
-    assert!(status.success(), "gatewayd exit status {status}:\n{log}");
-    assert!(!log.contains("not returned"), "mbufs leaked:\n{log}");
-    let _ = std::fs::remove_dir_all(&dir);
+/// wrk's summary: (requests, socket error line or "", non-2xx/3xx count).
+fn wrk_summary(out: &str) -> (u64, String, u64) {
+    let requests = out
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in wrk's output:\n{out}"));
+    let errors = out.lines().find(|l| l.contains("Socket errors")).unwrap_or("").trim().to_owned();
+    let non2xx = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .map_or(0, |n| n.trim().parse().unwrap());
+    (requests, errors, non2xx)
+}
+
+#[test]
+fn fnat_large_download_and_a_thousand_concurrent_connections() {
+    let mut topo = Topology::start("big", Options::default());
+    let nginx = topo.nginx(&rips(2), true);
+    fnat_service(&topo, "rr", 2);
+    topo.wait_for_service(&format!("http://{VIP}/who"));
+
+    // 100 MB of incompressible bytes, compared by checksum.
+    let blob = topo.www().join("blob");
+    gateway_e2e::run("sh", &["-c", &format!("head -c 100M /dev/urandom > {}", blob.display())]);
+    let got = topo.dir().join("got");
+    let download = topo.client.output(
+        "curl",
+        &["-sS", "--max-time", "90", "-o", got.to_str().unwrap(), &format!("http://{VIP}/blob")],
+    );
+    assert!(download.status.success(), "download: {}", String::from_utf8_lossy(&download.stderr));
+    let sha = |p: &std::path::Path| {
+        let out = gateway_e2e::run("sha256sum", &[p.to_str().unwrap()]);
+        String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_owned()
+    };
+    assert_eq!(std::fs::metadata(&got).unwrap().len(), 100 << 20, "download length");
+    assert_eq!(sha(&got), sha(&blob), "the download arrives intact");
+    let _ = std::fs::remove_file(&got);
+    let _ = std::fs::remove_file(&blob);
+
+    // A thousand concurrent keep-alive connections for a few seconds.
+    let before = topo.worker_counter("new connections");
+    let wrk = topo.client.sh(&format!("ulimit -n 20000 && exec wrk -t2 -c1000 -d3s --timeout 10s http://{VIP}/who"));
+    let out = String::from_utf8_lossy(&wrk.stdout).into_owned();
+    assert!(wrk.status.success(), "wrk: {out}{}", String::from_utf8_lossy(&wrk.stderr));
+    eprintln!("{out}");
+    let (requests, errors, non2xx) = wrk_summary(&out);
+    assert_eq!(errors, "", "no socket errors:\n{out}");
+    assert_eq!(non2xx, 0, "only 2xx answers:\n{out}");
+    assert!(requests >= 1000, "every connection was answered:\n{out}");
+    let opened = topo.worker_counter("new connections") - before;
+    assert!(opened >= 1000, "wrk's connections crossed the gateway as {opened} new connections:\n{out}");
+    drop(nginx);
+    topo.stop();
+}
+
+/// A UDP echo server: answers each datagram with "NAME SOURCE-ADDRESS PAYLOAD".
+const UDP_ECHO: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+while True:
+    data, peer = s.recvfrom(2048)
+    s.sendto(b"%s %s %s" % (sys.argv[3].encode(), peer[0].encode(), data), peer)
+"#;
+
+/// A UDP client: from `n` sockets (distinct source ports, so distinct
+/// connections), one datagram each to ADDR:PORT; prints "FROM-ADDR:PORT REPLY"
+/// per answer, or "timeout".
+const UDP_CLIENT: &str = r#"
+import socket, sys
+addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for i in range(n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.sendto(b"ping%d" % i, (addr, port))
+    try:
+        data, peer = s.recvfrom(2048)
+        print("%s:%d %s" % (peer[0], peer[1], data.decode()))
+    except socket.timeout:
+        print("timeout")
+"#;
+
+#[test]
+fn fnat_udp_round_robin_with_the_local_address_as_source() {
+    let mut topo = Topology::start("udp", Options::default());
+    let echoes: Vec<_> = rips(2)
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            topo.servers.spawn(&format!("udp-rs{}", i + 1), "python3", &["-c", UDP_ECHO, r, "5353", &format!("rs{}", i + 1)])
+        })
+        .collect();
+    topo.gwctl_line(&format!("-A -u {VIP}:53 -s rr"));
+    topo.gwctl_line(&format!("-P -u {VIP}:53 -z {LIP} -F servers"));
+    for r in rips(2) {
+        topo.gwctl_line(&format!("-a -u {VIP}:53 -r {r}:5353 -b"));
+    }
+    let ask = |n: usize| {
+        let out = topo.client.output("python3", &["-c", UDP_CLIENT, VIP, "53", &n.to_string()]);
+        assert!(out.status.success(), "udp client: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    // The first datagrams may wait for the echo servers to bind and the gateway to resolve them.
+    assert!(wait_until(Duration::from_secs(15), || ask(1)[0] != "timeout"), "no UDP answer through the VIP");
+    let answers = ask(8);
+    assert_eq!(answers.len(), 8);
+    let mut per_server = [0, 0];
+    for a in &answers {
+        let words: Vec<&str> = a.split_whitespace().collect();
+        assert_eq!(words.len(), 4, "an answer, not a timeout: {answers:?}");
+        assert_eq!(words[0], format!("{VIP}:53"), "the answer comes from the VIP: {answers:?}");
+        assert_eq!(words[2], LIP, "the server sees the local address: {answers:?}");
+        per_server[if words[1] == "rs1" { 0 } else { 1 }] += 1;
+    }
+    assert_eq!(per_server, [4, 4], "rr over the two servers, one per source port: {answers:?}");
+    drop(echoes);
+    topo.stop();
 }
 
 #[test]

@@ -1,0 +1,502 @@
+//! One gateway between a client namespace and a real-server namespace, built
+//! from a few options and torn down in `Drop` (also when the test panics):
+//!
+//! ```text
+//!   client ns                 gatewayd (root ns)               servers ns
+//!   10.0.0.1.. --link-- client 10.0.0.254 | servers 192.168.1.254 --link-- 192.168.1.10..
+//!        VIP 10.0.0.100, FNAT local address 192.168.1.200
+//!   (bypass: client 172.16.0.1 --veth-- 172.16.0.2 servers, for DR/TUN replies)
+//! ```
+//!
+//! The links are DPDK taps moved into the namespaces, or veth pairs whose
+//! root-namespace ends are `net_af_packet` ports. Every gatewayd busy-polls
+//! a core, so topologies of one test process never overlap: each holds a
+//! process-wide lock for its life (cargo runs test binaries one at a time,
+//! so no two topologies ever run at once).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use crate::{gatewayd_bin, gwctl_bin, run, tag, wait_until, Daemon, Netns};
+
+/// The client's first address; more follow (10.0.0.2, ...).
+pub const CLIENT: &str = "10.0.0.1";
+/// The virtual service address.
+pub const VIP: &str = "10.0.0.100";
+/// The gateway's address on the servers' link.
+pub const GW_SERVERS: &str = "192.168.1.254";
+/// The FNAT local address.
+pub const LIP: &str = "192.168.1.200";
+/// The client's end of the bypass link (DR and TUN replies).
+pub const BYPASS_CLIENT: &str = "172.16.0.1";
+pub const BYPASS_SERVERS: &str = "172.16.0.2";
+
+/// How gatewayd's ports reach the namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// `net_tap` devices, moved into the namespaces.
+    Tap,
+    /// veth pairs: gatewayd opens the root-namespace ends with `net_af_packet`.
+    AfPacket,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Worker lcores (each owns one rx and one tx queue on every port).
+    pub workers: u16,
+    pub link: Link,
+    /// Client addresses: 10.0.0.1 ..= 10.0.0.n.
+    pub clients: u8,
+    /// Real-server addresses: 192.168.1.10 .. 192.168.1.(10+n-1).
+    pub servers: u8,
+    /// The servers' default route goes through the gateway (NAT).
+    pub servers_via_gateway: bool,
+    /// A direct veth between the namespaces; the servers reach the client
+    /// subnet over it, never through the gateway (DR, TUN).
+    pub bypass: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { workers: 1, link: Link::Tap, clients: 1, servers: 3, servers_via_gateway: false, bypass: false }
+    }
+}
+
+/// Real-server address `i` (0-based).
+pub fn rip(i: usize) -> String {
+    format!("192.168.1.{}", 10 + i)
+}
+
+/// Client address `i` (0-based).
+pub fn client_addr(i: usize) -> String {
+    format!("10.0.0.{}", 1 + i)
+}
+
+/// Only one topology at a time in a test process (see the module docs).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The running topology. Fields drop in order after `Drop::drop` stopped
+/// gatewayd: namespaces (taking the moved links with them), root-namespace
+/// link ends, the work directory, then the lock.
+pub struct Topology {
+    /// `gwt<pid><short>`: prefix of every name this topology creates.
+    id: String,
+    gatewayd: Option<Daemon>,
+    pub client: Netns,
+    pub servers: Netns,
+    /// Interface names on the client and the servers side (inside their namespaces).
+    pub client_if: String,
+    pub servers_if: String,
+    root_links: Vec<RootLink>,
+    dir: PathBuf,
+    socket: PathBuf,
+    opts: Options,
+    _serial: MutexGuard<'static, ()>,
+}
+
+/// A link in the root namespace, deleted when dropped (a veth goes with its peer).
+struct RootLink(String);
+
+impl Drop for RootLink {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).stderr(Stdio::null()).status();
+    }
+}
+
+/// The CPUs this process may run on, as the kernel lists them ("0-1").
+fn allowed_cpus() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:").map(|v| v.trim().to_owned())))
+        .unwrap_or_else(|| "0".to_owned())
+}
+
+impl Topology {
+    /// Builds the topology for a test; `short` (at most 3 characters) keeps
+    /// its names apart from other tests of the same process.
+    pub fn start(short: &str, opts: Options) -> Topology {
+        assert!(short.len() <= 3 && opts.workers >= 1 && opts.clients >= 1 && opts.servers >= 1);
+        let serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = format!("gwt{}{short}", tag());
+        let dir = std::env::temp_dir().join(format!("{id}-work"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("work directory");
+        let socket = dir.join("gatewayd.sock");
+        let client = Netns::new(&format!("{id}-c"));
+        let servers = Netns::new(&format!("{id}-s"));
+        let mut topo = Topology {
+            client_if: format!("{id}c"),
+            servers_if: format!("{id}s"),
+            id,
+            gatewayd: None,
+            client,
+            servers,
+            root_links: Vec::new(),
+            dir,
+            socket,
+            opts: opts.clone(),
+            _serial: serial,
+        };
+        topo.start_gatewayd();
+        topo.wire();
+        topo
+    }
+
+    fn start_gatewayd(&mut self) {
+        let id = &self.id;
+        let (c, s) = (&self.client_if, &self.servers_if);
+        let (dev_c, dev_s, vdevs) = match self.opts.link {
+            Link::Tap => (
+                "net_tap0".to_owned(),
+                "net_tap1".to_owned(),
+                vec![format!("--vdev=net_tap0,iface={c}"), format!("--vdev=net_tap1,iface={s}")],
+            ),
+            Link::AfPacket => {
+                // gatewayd keeps the `...g` ends; the others go into the namespaces.
+                for end in [c, s] {
+                    run("ip", &["link", "add", &format!("{end}g"), "type", "veth", "peer", "name", end]);
+                    self.root_links.push(RootLink(format!("{end}g")));
+                    run("ip", &["link", "set", &format!("{end}g"), "up"]);
+                }
+                let q = self.opts.workers;
+                (
+                    "net_af_packet0".to_owned(),
+                    "net_af_packet1".to_owned(),
+                    vec![
+                        format!("--vdev=net_af_packet0,iface={c}g,qpairs={q}"),
+                        format!("--vdev=net_af_packet1,iface={s}g,qpairs={q}"),
+                    ],
+                )
+            }
+        };
+        // Lcore 0 is the main (control) lcore, 1..=n the workers. They float
+        // over the CPUs we may use, so the test runs on any machine size.
+        let mut eal = vec![
+            format!("--lcores=(0-{})@({})", self.opts.workers, allowed_cpus()),
+            "--no-pci".into(),
+            "--in-memory".into(),
+            format!("--file-prefix={id}"),
+            "--log-level=lib.eal:error".into(),
+        ];
+        eal.extend(vdevs);
+        let config = serde_json_like(&eal, &dev_c, &dev_s);
+        let path = self.dir.join("gatewayd.json");
+        std::fs::write(&path, config).expect("write the configuration");
+        let mut command = Command::new(gatewayd_bin());
+        command.arg("--config").arg(&path).arg("--socket").arg(&self.socket);
+        let mut gatewayd = Daemon::spawn(&format!("{id}-gatewayd"), command);
+        assert!(
+            wait_until(Duration::from_secs(30), || gatewayd.log().contains("running") || !gatewayd.is_running()),
+            "gatewayd did not start in 30 s"
+        );
+        assert!(gatewayd.is_running() && gatewayd.log().contains("running"), "gatewayd did not start:\n{}", gatewayd.log());
+        self.gatewayd = Some(gatewayd);
+    }
+
+    /// Moves the links into the namespaces and gives them addresses and routes.
+    fn wire(&self) {
+        let o = &self.opts;
+        self.client.adopt(&self.client_if, &format!("{CLIENT}/24"));
+        for i in 1..usize::from(o.clients) {
+            self.client.ip(&["addr", "add", &format!("{}/24", client_addr(i)), "dev", &self.client_if]);
+        }
+        self.servers.adopt(&self.servers_if, &format!("{}/24", rip(0)));
+        for i in 1..usize::from(o.servers) {
+            self.servers.ip(&["addr", "add", &format!("{}/24", rip(i)), "dev", &self.servers_if]);
+        }
+        if o.link == Link::AfPacket {
+            // An af_packet socket sees the kernel's packets before the
+            // checksum is filled in (the veth offloads it); nothing would
+            // complete it on the way to gatewayd, so the senders must.
+            for (ns, ifname) in [(&self.client, &self.client_if), (&self.servers, &self.servers_if)] {
+                set_tx_checksum_offload(ns, ifname, false);
+            }
+        }
+        if o.servers_via_gateway {
+            self.servers.ip(&["route", "add", "default", "via", GW_SERVERS]);
+        }
+        if o.bypass {
+            let (bc, bs) = (format!("{}bc", self.id), format!("{}bs", self.id));
+            self.client.ip(&["link", "add", &bc, "type", "veth", "peer", "name", &bs, "netns", self.servers.name()]);
+            self.client.ip(&["addr", "add", &format!("{BYPASS_CLIENT}/30"), "dev", &bc]);
+            self.client.ip(&["link", "set", &bc, "up"]);
+            self.servers.ip(&["addr", "add", &format!("{BYPASS_SERVERS}/30"), "dev", &bs]);
+            self.servers.ip(&["link", "set", &bs, "up"]);
+            self.servers.ip(&["route", "add", "10.0.0.0/24", "via", BYPASS_CLIENT]);
+            // Replies from the VIP arrive on the bypass link, while the route
+            // to the VIP is the gateway link: reverse-path filtering would drop them.
+            for key in ["all", "default", &bc] {
+                self.client.sysctl(&format!("net.ipv4.conf.{key}.rp_filter"), "0");
+            }
+        }
+    }
+
+    /// The bypass link's interface names (client side, servers side).
+    pub fn bypass_ifs(&self) -> (String, String) {
+        (format!("{}bc", self.id), format!("{}bs", self.id))
+    }
+
+    /// The name prefix of this topology (for further interfaces: keep the total under 16 bytes).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// A directory for files of this test, removed with the topology.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// gatewayd's output so far.
+    pub fn gatewayd_log(&self) -> String {
+        self.gatewayd.as_ref().map(Daemon::log).unwrap_or_default()
+    }
+
+    /// Runs gwctl with `stdin`, whatever its status.
+    pub fn gwctl_output(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(gwctl_bin())
+            .env("GATEWAYD_SOCKET", &self.socket)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run gwctl");
+        {
+            use std::io::Write;
+            let mut input = child.stdin.take().expect("gwctl stdin");
+            if let Some(text) = stdin {
+                input.write_all(text.as_bytes()).expect("write gwctl's stdin");
+            }
+        }
+        child.wait_with_output().expect("gwctl output")
+    }
+
+    /// Runs gwctl, panicking when it fails; returns its standard output.
+    pub fn gwctl(&self, args: &[&str]) -> String {
+        let out = self.gwctl_output(args, None);
+        assert!(
+            out.status.success(),
+            "gwctl {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("gwctl prints UTF-8")
+    }
+
+    /// `gwctl` with a command line written as one would type it (no quoting).
+    pub fn gwctl_line(&self, line: &str) -> String {
+        self.gwctl(&line.split_whitespace().collect::<Vec<_>>())
+    }
+
+    /// A counter of `gwctl stats` summed over the workers: `"redirected out"`,
+    /// `"new connections"` and the other "name number" pairs it prints.
+    pub fn worker_counter(&self, name: &str) -> u64 {
+        let stats = self.gwctl(&["stats"]);
+        stats
+            .split(name)
+            .skip(1)
+            .map(|rest| {
+                rest.split_whitespace()
+                    .next()
+                    .and_then(|n| n.trim_end_matches(',').parse::<u64>().ok())
+                    .unwrap_or_else(|| panic!("no number after {name:?} in {stats}"))
+            })
+            .sum()
+    }
+
+    /// curl from the client namespace (source `from`, else the first client
+    /// address); the body, trimmed, or "" when the request failed.
+    pub fn curl_from(&self, from: Option<&str>, url: &str) -> String {
+        let mut args = vec!["-sS", "--max-time", "5"];
+        if let Some(a) = from {
+            args.extend(["--interface", a]);
+        }
+        args.push(url);
+        let out = self.client.output("curl", &args);
+        if out.status.success() {
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        } else {
+            String::new()
+        }
+    }
+
+    pub fn curl(&self, url: &str) -> String {
+        self.curl_from(None, url)
+    }
+
+    /// Waits until `url` answers the client with a real server's name ("rsN").
+    pub fn wait_for_service(&self, url: &str) {
+        assert!(
+            wait_until(Duration::from_secs(15), || self.curl(url).starts_with("rs")),
+            "no answer from {url} through the gateway; gatewayd log:\n{}",
+            self.gatewayd_log()
+        );
+    }
+
+    /// `n` requests in one curl (a new connection each: the servers close
+    /// after every answer), returning each answer's first line in order.
+    /// The query string only makes the URLs distinct.
+    pub fn curl_many(&self, from: Option<&str>, url: &str, n: usize) -> Vec<String> {
+        let glob = format!("{url}?[1-{n}]");
+        let mut args = vec!["-sS", "--max-time", "60", "-H", "Connection: close"];
+        if let Some(a) = from {
+            args.extend(["--interface", a]);
+        }
+        args.push(&glob);
+        let out = self.client.output("curl", &args);
+        assert!(out.status.success(), "curl {glob}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+    }
+
+    /// Python HTTP servers on `rips` port 8080 (one connection per request:
+    /// HTTP/1.0), each answering `/` with "rsN" (N = 1 + index in `rips`).
+    pub fn python_http(&self, rips: &[String]) -> Vec<Daemon> {
+        let servers: Vec<Daemon> = rips
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| {
+                let root = self.dir.join(format!("py-rs{}", i + 1));
+                std::fs::create_dir_all(&root).unwrap();
+                std::fs::write(root.join("index.html"), format!("rs{}\n", i + 1)).unwrap();
+                self.servers.spawn(
+                    &format!("{}-py-rs{}", self.id, i + 1),
+                    "python3",
+                    &["-m", "http.server", "8080", "--bind", addr, "--directory", root.to_str().unwrap()],
+                )
+            })
+            .collect();
+        self.wait_listening(&self.servers, rips, 8080);
+        servers
+    }
+
+    /// One nginx serving every address of `rips` on port 8080: `/who`
+    /// answers "rsN" (N = 1 + index) and the rest comes from `www()`.
+    /// Each server's requests are logged, one line each, to `access_log(N)`.
+    /// `keepalive` false closes every connection after its answer, so that
+    /// each request of a load generator is a new connection to schedule.
+    pub fn nginx(&self, rips: &[String], keepalive: bool) -> Daemon {
+        let d = self.dir.display();
+        let www = self.www();
+        std::fs::create_dir_all(&www).unwrap();
+        std::fs::create_dir_all(self.dir.join("nginx-tmp")).unwrap();
+        let mut servers = String::new();
+        for (i, addr) in rips.iter().enumerate() {
+            let n = i + 1;
+            servers += &format!(
+                "  server {{ listen {addr}:8080 backlog=4096; access_log {d}/rs{n}.access main;\n\
+                 \x20   location = /who {{ return 200 \"rs{n}\\n\"; }}\n\
+                 \x20   location = /ready {{ access_log off; return 204; }}\n\
+                 \x20   location / {{ root {www}; }} }}\n",
+                www = www.display()
+            );
+        }
+        let keepalive_timeout = if keepalive { 60 } else { 0 };
+        let conf = format!(
+            "daemon off;\nmaster_process on;\nworker_processes 1;\nworker_rlimit_nofile 20000;\n\
+             pid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\n\
+             events {{ worker_connections 10000; }}\n\
+             http {{\n  log_format main '$remote_addr $status';\n  keepalive_timeout {keepalive_timeout};\n  \
+             sendfile on;\n  client_body_temp_path {d}/nginx-tmp/b; proxy_temp_path {d}/nginx-tmp/p;\n  \
+             fastcgi_temp_path {d}/nginx-tmp/f; uwsgi_temp_path {d}/nginx-tmp/u; scgi_temp_path {d}/nginx-tmp/s;\n\
+             {servers}}}\n"
+        );
+        let path = self.dir.join("nginx.conf");
+        std::fs::write(&path, conf).unwrap();
+        let nginx = self.servers.spawn(
+            &format!("{}-nginx", self.id),
+            "nginx",
+            &["-c", path.to_str().unwrap(), "-p", &format!("{d}/"), "-e", &format!("{d}/nginx-error.log")],
+        );
+        self.wait_listening(&self.servers, rips, 8080);
+        nginx
+    }
+
+    /// nginx's document root (files for downloads go here).
+    pub fn www(&self) -> PathBuf {
+        self.dir.join("www")
+    }
+
+    /// The requests nginx's real server N (1-based) logged: (client, status) per line.
+    pub fn access_log(&self, n: usize) -> Vec<(String, u16)> {
+        std::fs::read_to_string(self.dir.join(format!("rs{n}.access")))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (addr, status) = l.split_once(' ')?;
+                Some((addr.to_owned(), status.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Waits until every address of `addrs` answers HTTP on `port` inside
+    /// `ns` (nginx does not log `/ready`; python answers it 404, which is fine).
+    pub fn wait_listening(&self, ns: &Netns, addrs: &[String], port: u16) {
+        for a in addrs {
+            assert!(
+                wait_until(Duration::from_secs(10), || ns
+                    .output("curl", &["-s", "-o", "/dev/null", "--max-time", "1", &format!("http://{a}:{port}/ready")])
+                    .status
+                    .success()),
+                "nothing listens on {a}:{port} in {}",
+                ns.name()
+            );
+        }
+    }
+
+    /// Stops gatewayd with SIGTERM and asserts a clean exit with every mbuf
+    /// back in its pool; returns its log.
+    pub fn stop(&mut self) -> String {
+        let mut gatewayd = self.gatewayd.take().expect("gatewayd runs");
+        let status = gatewayd.terminate(Duration::from_secs(15)).expect("gatewayd stops on SIGTERM");
+        let log = gatewayd.log();
+        assert!(status.success(), "gatewayd exit status {status}:\n{log}");
+        assert!(!log.contains("not returned"), "mbufs leaked:\n{log}");
+        log
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        // gatewayd first: its ports are the links the namespaces hold.
+        drop(self.gatewayd.take());
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The configuration file (JSON written by hand: the harness has no serde).
+fn serde_json_like(eal: &[String], dev_c: &str, dev_s: &str) -> String {
+    let eal: Vec<String> = eal.iter().map(|a| format!("{a:?}")).collect();
+    format!(
+        r#"{{
+  "eal": [{}],
+  "ports": [
+    {{"device": "{dev_c}", "name": "client", "addrs": ["10.0.0.254/24"]}},
+    {{"device": "{dev_s}", "name": "servers", "addrs": ["{GW_SERVERS}/24"]}}
+  ],
+  "conn_capacity": 65536
+}}"#,
+        eal.join(", ")
+    )
+}
+
+/// Turns an interface's transmit checksum offload on or off (`ethtool -K
+/// IF tx off`, done with python3's ioctl: ethtool is not installed everywhere).
+pub fn set_tx_checksum_offload(ns: &Netns, ifname: &str, on: bool) {
+    // struct ethtool_value { u32 cmd; u32 data; }, ETHTOOL_STXCSUM = 0x17, SIOCETHTOOL = 0x8946.
+    let script = format!(
+        "import array, fcntl, socket, struct\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         ev = array.array('B', struct.pack('II', 0x17, {}))\n\
+         ifr = struct.pack('16sP', b'{ifname}', ev.buffer_info()[0])\n\
+         fcntl.ioctl(s.fileno(), 0x8946, ifr)\n",
+        u32::from(on)
+    );
+    let out = ns.output("python3", &["-c", &script]);
+    assert!(out.status.success(), "tx checksum offload of {ifname}: {}", String::from_utf8_lossy(&out.stderr));
+}
