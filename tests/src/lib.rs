@@ -126,6 +126,43 @@ impl Drop for Netns {
     }
 }
 
+/// A tcpdump capture inside a namespace, stopped when finished or dropped.
+pub struct Capture {
+    tcpdump: Daemon,
+    file: PathBuf,
+}
+
+impl Netns {
+    /// Starts capturing on `ifname` into `file` (pcap) with a tcpdump
+    /// `filter`; returns once tcpdump listens.
+    pub fn capture(&self, label: &str, ifname: &str, filter: &str, file: &Path) -> Capture {
+        // --immediate-mode: packets reach tcpdump one by one, not in ring
+        // blocks a SIGTERM would lose; -U writes each as it comes; -Z root
+        // keeps the right to write `file`.
+        let tcpdump = self.spawn(
+            label,
+            "tcpdump",
+            &["-i", ifname, "-nn", "--immediate-mode", "-U", "-Z", "root", "-w", file.to_str().expect("UTF-8 path"), filter],
+        );
+        assert!(
+            wait_until(Duration::from_secs(10), || tcpdump.log().contains("listening on")),
+            "tcpdump on {ifname} did not start:\n{}",
+            tcpdump.log()
+        );
+        Capture { tcpdump, file: file.to_owned() }
+    }
+}
+
+impl Capture {
+    /// Stops the capture and returns one line per packet (`tcpdump -nn -r`).
+    pub fn finish(mut self) -> Vec<String> {
+        assert!(self.tcpdump.terminate(Duration::from_secs(5)).is_some(), "tcpdump stops on SIGTERM");
+        let out = run("tcpdump", &["-nn", "-r", self.file.to_str().expect("UTF-8 path")]);
+        let _ = std::fs::remove_file(&self.file);
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+    }
+}
+
 /// A child process whose output goes to a log file; stopped when dropped
 /// (SIGTERM, then SIGKILL after two seconds).
 pub struct Daemon {

@@ -371,7 +371,8 @@ impl Topology {
                 )
             })
             .collect();
-        self.wait_listening(&self.servers, rips, 8080);
+        let listens: Vec<String> = rips.iter().map(|r| format!("{r}:8080")).collect();
+        self.wait_listening(&self.servers, &listens);
         servers
     }
 
@@ -381,15 +382,21 @@ impl Topology {
     /// `keepalive` false closes every connection after its answer, so that
     /// each request of a load generator is a new connection to schedule.
     pub fn nginx(&self, rips: &[String], keepalive: bool) -> Daemon {
+        let listens: Vec<String> = rips.iter().map(|r| format!("{r}:8080")).collect();
+        self.nginx_on(&listens, keepalive)
+    }
+
+    /// As [`Topology::nginx`], on the given `addr:port` pairs.
+    pub fn nginx_on(&self, listens: &[String], keepalive: bool) -> Daemon {
         let d = self.dir.display();
         let www = self.www();
         std::fs::create_dir_all(&www).unwrap();
         std::fs::create_dir_all(self.dir.join("nginx-tmp")).unwrap();
         let mut servers = String::new();
-        for (i, addr) in rips.iter().enumerate() {
+        for (i, addr) in listens.iter().enumerate() {
             let n = i + 1;
             servers += &format!(
-                "  server {{ listen {addr}:8080 backlog=4096; access_log {d}/rs{n}.access main;\n\
+                "  server {{ listen {addr} backlog=4096; access_log {d}/rs{n}.access main;\n\
                  \x20   location = /who {{ return 200 \"rs{n}\\n\"; }}\n\
                  \x20   location = /ready {{ access_log off; return 204; }}\n\
                  \x20   location / {{ root {www}; }} }}\n",
@@ -413,7 +420,7 @@ impl Topology {
             "nginx",
             &["-c", path.to_str().unwrap(), "-p", &format!("{d}/"), "-e", &format!("{d}/nginx-error.log")],
         );
-        self.wait_listening(&self.servers, rips, 8080);
+        self.wait_listening(&self.servers, listens);
         nginx
     }
 
@@ -434,16 +441,16 @@ impl Topology {
             .collect()
     }
 
-    /// Waits until every address of `addrs` answers HTTP on `port` inside
+    /// Waits until every `addr:port` of `listens` answers HTTP inside
     /// `ns` (nginx does not log `/ready`; python answers it 404, which is fine).
-    pub fn wait_listening(&self, ns: &Netns, addrs: &[String], port: u16) {
-        for a in addrs {
+    pub fn wait_listening(&self, ns: &Netns, listens: &[String]) {
+        for a in listens {
             assert!(
                 wait_until(Duration::from_secs(10), || ns
-                    .output("curl", &["-s", "-o", "/dev/null", "--max-time", "1", &format!("http://{a}:{port}/ready")])
+                    .output("curl", &["-s", "-o", "/dev/null", "--max-time", "1", &format!("http://{a}/ready")])
                     .status
                     .success()),
-                "nothing listens on {a}:{port} in {}",
+                "nothing listens on {a} in {}",
                 ns.name()
             );
         }
