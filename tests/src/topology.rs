@@ -294,6 +294,30 @@ impl Topology {
         self.gwctl(&line.split_whitespace().collect::<Vec<_>>())
     }
 
+    /// A FNAT TCP service on VIP:80 with `service_opts` ("-s wrr -p 60"),
+    /// the local address, and one real server `rip(i):8080` per entry of
+    /// `server_opts` (its extra options: "-w 3", or "").
+    pub fn fnat_service(&self, service_opts: &str, server_opts: &[&str]) {
+        self.gwctl_line(&format!("-A -t {VIP}:80 {service_opts}"));
+        self.gwctl_line(&format!("-P -t {VIP}:80 -z {LIP} -F servers"));
+        for (i, opts) in server_opts.iter().enumerate() {
+            self.gwctl_line(&format!("-a -t {VIP}:80 -r {}:8080 -b {opts}", rip(i)));
+        }
+    }
+
+    /// The (weight, ActiveConn, InActConn) of real server `rs` ("addr:port")
+    /// in `gwctl -Ln`.
+    pub fn server_row(&self, rs: &str) -> (u32, u64, u64) {
+        let listing = self.gwctl(&["-Ln"]);
+        let row = listing
+            .lines()
+            .find(|l| l.trim_start().strip_prefix("-> ").is_some_and(|r| r.starts_with(&format!("{rs} "))))
+            .unwrap_or_else(|| panic!("no row for {rs} in\n{listing}"));
+        let f: Vec<&str> = row.split_whitespace().collect();
+        // "->" ADDR:PORT FORWARD WEIGHT ACTIVE INACTIVE
+        (f[3].parse().unwrap(), f[4].parse().unwrap(), f[5].parse().unwrap())
+    }
+
     /// A counter of `gwctl stats` summed over the workers: `"redirected out"`,
     /// `"new connections"` and the other "name number" pairs it prints.
     pub fn worker_counter(&self, name: &str) -> u64 {
