@@ -19,6 +19,7 @@ pub mod frame;
 pub mod net;
 pub mod sched;
 pub mod service;
+pub mod synproxy;
 pub mod wire;
 pub mod worker;
 pub mod xmit;

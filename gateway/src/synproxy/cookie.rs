@@ -1,0 +1,519 @@
+//! Keyed SYN cookies: the sequence number of our SYN-ACK authenticates the
+//! client's SYN, so its ACK can be validated with no state kept in between.
+//!
+//! A cookie is 32 bits: the MSS table index in the top two bits, and below
+//! them 30 bits of `SipHash-2-4(key_c, saddr daddr sport dport isn c index)`.
+//! `c` is the time counter (64-second periods) and `key_c` the secret of
+//! that period. A check reads the index, recomputes the hash for the
+//! current period, then for the previous one, and compares the 30 bits.
+//! Hence:
+//!
+//! - forgery: a random ACK passes with probability 2 x 2^-30 = 2^-29 (two
+//!   periods tried), the same odds as Linux's construction (8 counter bits
+//!   of which 2 values pass, 24 hashed bits of which 4 values pass);
+//! - every bit is authenticated: the index is hashed too, so a flipped bit
+//!   anywhere fails the check (Linux's index can be nudged by adding to the
+//!   cookie). The price is that the top two bits are predictable from the
+//!   client's MSS: an off-path attacker still faces 30 unknown bits of the
+//!   proxied connection's sequence space, far more than a receive window;
+//! - lifetime: a cookie minted in period `c` is accepted through period
+//!   `c + 1`, i.e. between 64 and 128 seconds, like Linux's
+//!   `MAX_SYNCOOKIE_AGE = 2` of 60-second periods. A client that has not
+//!   answered by then retransmits its SYN and gets a fresh cookie. Minting
+//!   costs one hash, checking one (a fresh cookie) or two (last period's,
+//!   and every forgery).
+//!
+//! Secrets: one per period, derived as `SipHash(master, "sc" c 0|1)` from a
+//! 128-bit master seed the control plane hands every worker. Derivation is
+//! deterministic, so workers rotate independently (from the time they are
+//! given, no syscall, no shared state) and still agree: a cookie minted on
+//! one worker validates on any other. Only the current and previous keys
+//! are held; a leaked period key is useless two periods later.
+//!
+//! MSS: the index of the largest entry of Linux's IPv4 `msstab`
+//! (`536, 1300, 1440, 1460`) not above the client's MSS. The real server
+//! is told that value, never more than the client announced (a client below
+//! 536 gets 536, the RFC 9293 default every host must accept, as in Linux).
+//!
+//! Window scale and SACK-permitted do not fit the cookie; when the client
+//! sends timestamps they ride in the low 6 bits of our TSval, as Linux's
+//! `cookie_init_timestamp` does, and come back in the TSecr of the ACK:
+//! bits 0-3 the client's window-scale shift (15: none), bit 4
+//! SACK-permitted, bit 5 ECN (never set: the proxy does not negotiate ECN,
+//! see the module doc of [`super`]). These bits are not authenticated, as in
+//! Linux: only the holder of a valid cookie can send them, and all they can
+//! change is the options of that holder's own connection.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use super::siphash::SipKey;
+
+/// The MSS values a cookie can carry (Linux's `msstab` for IPv4), ascending.
+pub const MSS_TABLE: [u16; 4] = [536, 1300, 1440, 1460];
+
+/// `log2` of the counter period in seconds: 64 s.
+pub const PERIOD_SHIFT: u32 = 6;
+
+/// Counter periods a cookie stays valid: the one it was minted in and the
+/// next.
+pub const VALID_PERIODS: u32 = 2;
+
+/// Low bits of our TSval that carry the options.
+const TS_OPT_BITS: u32 = 6;
+const TS_OPT_MASK: u32 = (1 << TS_OPT_BITS) - 1;
+const TS_WSCALE_MASK: u32 = 0x0f;
+const TS_SACK: u32 = 1 << 4;
+const TS_ECN: u32 = 1 << 5;
+
+/// The largest window-scale shift (RFC 7323 §2.3).
+pub const MAX_WSCALE: u8 = 14;
+
+/// Where the MSS index sits in a cookie; the hash fills the bits below.
+const MSS_SHIFT: u32 = 30;
+const MAC_MASK: u32 = (1 << MSS_SHIFT) - 1;
+
+/// The fields a cookie is bound to: the client's SYN as received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CookieInput {
+    /// The client.
+    pub saddr: Ipv4Addr,
+    /// The virtual service.
+    pub daddr: Ipv4Addr,
+    pub sport: u16,
+    pub dport: u16,
+    /// The client's initial sequence number (its SYN's `seq`; its ACK's
+    /// `seq - 1`).
+    pub isn: u32,
+}
+
+impl CookieInput {
+    /// The hashed message: the input, the counter and the MSS index, 21
+    /// bytes (three SipHash blocks, as 17 to 23 would be).
+    #[inline(always)]
+    fn message(&self, counter: u32, index: u32) -> [u8; 21] {
+        let s = self.saddr.octets();
+        let d = self.daddr.octets();
+        let [sp0, sp1] = self.sport.to_be_bytes();
+        let [dp0, dp1] = self.dport.to_be_bytes();
+        let [i0, i1, i2, i3] = self.isn.to_be_bytes();
+        let [c0, c1, c2, c3] = counter.to_le_bytes();
+        [
+            s[0],
+            s[1],
+            s[2],
+            s[3],
+            d[0],
+            d[1],
+            d[2],
+            d[3],
+            sp0,
+            sp1,
+            dp0,
+            dp1,
+            i0,
+            i1,
+            i2,
+            i3,
+            c0,
+            c1,
+            c2,
+            c3,
+            index as u8,
+        ]
+    }
+}
+
+/// Options recovered from a valid cookie and the ACK's TSecr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoded {
+    /// The client's MSS, rounded down to a [`MSS_TABLE`] entry.
+    pub mss: u16,
+    /// The client's window-scale shift, when window scaling was negotiated.
+    pub wscale: Option<u8>,
+    /// SACK was negotiated.
+    pub sack_permitted: bool,
+    /// The client uses timestamps (its ACK carried them).
+    pub timestamps: bool,
+}
+
+/// Options to record in our TSval (see [`encode_tsval`]): those both the
+/// client offered and the SYN-ACK accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TsOptions {
+    pub wscale: Option<u8>,
+    pub sack_permitted: bool,
+}
+
+/// Why an ACK's cookie was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieError {
+    /// The cookie matches neither the current nor the previous period:
+    /// forged, for another connection, or older than the window.
+    Mismatch { cookie: u32, counter: u32 },
+    /// The TSecr carries option bits our TSval never has.
+    BadTimestampBits { tsecr: u32 },
+}
+
+impl fmt::Display for CookieError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            CookieError::Mismatch { cookie, counter } => write!(
+                f,
+                "syn cookie {cookie:#010x} is valid in neither period {counter} nor {} \
+                 (forged, another connection's, or expired)",
+                counter.wrapping_sub(1)
+            ),
+            CookieError::BadTimestampBits { tsecr } => {
+                write!(f, "timestamp echo {tsecr:#010x} carries option bits no syn cookie encodes")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CookieError {}
+
+/// One worker's SYN-cookie state: the master seed and the keys of the
+/// current and previous periods. No allocation, no lock, no syscall; every
+/// worker owns one, built from the same seed.
+#[derive(Debug, Clone)]
+pub struct SynCookies {
+    master: SipKey,
+    counter: u32,
+    current: SipKey,
+    previous: SipKey,
+}
+
+impl SynCookies {
+    /// State for period 0 (call [`SynCookies::rotate`] with the time before
+    /// use). `seed` must be secret and random, and the same on every worker.
+    pub fn new(seed: [u8; 16]) -> SynCookies {
+        let master = SipKey::from_bytes(seed);
+        SynCookies { master, counter: 0, current: derive(&master, 0), previous: derive(&master, u32::MAX) }
+    }
+
+    /// The counter of `now_secs` (seconds on any clock every worker shares).
+    #[inline]
+    pub fn counter_at(now_secs: u64) -> u32 {
+        (now_secs >> PERIOD_SHIFT) as u32
+    }
+
+    /// Moves to the period of `now_secs`. Cheap when the period has not
+    /// changed (one comparison): call it once per burst. The previous key
+    /// stays valid for one period; a jump (or a clock stepped back) derives
+    /// both keys afresh.
+    #[inline]
+    pub fn rotate(&mut self, now_secs: u64) {
+        let counter = Self::counter_at(now_secs);
+        if counter != self.counter {
+            self.rotate_to(counter);
+        }
+    }
+
+    #[cold]
+    fn rotate_to(&mut self, counter: u32) {
+        self.previous = if counter == self.counter.wrapping_add(1) {
+            self.current
+        } else {
+            derive(&self.master, counter.wrapping_sub(1))
+        };
+        self.current = derive(&self.master, counter);
+        self.counter = counter;
+    }
+
+    /// The current period.
+    pub fn counter(&self) -> u32 {
+        self.counter
+    }
+
+    /// The cookie for a SYN whose MSS option is `client_mss` (536 when it
+    /// had none).
+    #[inline]
+    pub fn make(&self, input: &CookieInput, client_mss: u16) -> u32 {
+        let index = mss_index(client_mss);
+        let mac = self.current.hash(&input.message(self.counter, index)) as u32;
+        (index << MSS_SHIFT) | (mac & MAC_MASK)
+    }
+
+    /// Validates the cookie an ACK carries (`ack - 1`; `input.isn` is
+    /// `seq - 1`) and recovers the options: the MSS from the cookie, window
+    /// scale and SACK from `tsecr`, the ACK's timestamp echo when it has the
+    /// option.
+    #[inline]
+    pub fn check(&self, input: &CookieInput, cookie: u32, tsecr: Option<u32>) -> Result<Decoded, CookieError> {
+        let index = cookie >> MSS_SHIFT;
+        let matches = |key: &SipKey, counter: u32| {
+            key.hash(&input.message(counter, index)) as u32 & MAC_MASK == cookie & MAC_MASK
+        };
+        if !matches(&self.current, self.counter) && !matches(&self.previous, self.counter.wrapping_sub(1)) {
+            return Err(CookieError::Mismatch { cookie, counter: self.counter });
+        }
+        let ts = match tsecr {
+            Some(tsecr) => decode_tsecr(tsecr)?,
+            None => TsOptions::default(),
+        };
+        Ok(Decoded {
+            mss: MSS_TABLE[index as usize],
+            wscale: ts.wscale,
+            sack_permitted: ts.sack_permitted,
+            timestamps: tsecr.is_some(),
+        })
+    }
+}
+
+/// The key of period `counter`.
+fn derive(master: &SipKey, counter: u32) -> SipKey {
+    let [c0, c1, c2, c3] = counter.to_le_bytes();
+    let half = |i: u8| master.hash(&[b's', b'c', c0, c1, c2, c3, i]).to_le_bytes();
+    let (a, b) = (half(0), half(1));
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&a);
+    key[8..].copy_from_slice(&b);
+    SipKey::from_bytes(key)
+}
+
+/// The index of the largest [`MSS_TABLE`] entry not above `mss` (0 below
+/// the table).
+#[inline]
+pub fn mss_index(mss: u16) -> u32 {
+    // Three comparisons, no loop: the table is fixed.
+    u32::from(mss >= MSS_TABLE[1]) + u32::from(mss >= MSS_TABLE[2]) + u32::from(mss >= MSS_TABLE[3])
+}
+
+/// Our TSval for a SYN-ACK: the timestamp clock `ts_now` with its low 6
+/// bits replaced by `opts`, never ahead of the clock (a TSval from the
+/// future would make the client's later PAWS checks against the real
+/// clock fail), as Linux's `cookie_init_timestamp`.
+#[inline]
+pub fn encode_tsval(ts_now: u32, opts: TsOptions) -> u32 {
+    let wscale = opts.wscale.map_or(TS_WSCALE_MASK, |w| u32::from(w.min(MAX_WSCALE)));
+    let bits = wscale | if opts.sack_permitted { TS_SACK } else { 0 };
+    let ts = (ts_now & !TS_OPT_MASK) | bits;
+    // ts and ts_now differ only in the low bits, so a plain comparison is
+    // the modular one.
+    if ts > ts_now {
+        ts.wrapping_sub(TS_OPT_MASK + 1)
+    } else {
+        ts
+    }
+}
+
+/// The options [`encode_tsval`] put into the TSval the client echoes.
+#[inline]
+pub fn decode_tsecr(tsecr: u32) -> Result<TsOptions, CookieError> {
+    if tsecr & TS_ECN != 0 {
+        return Err(CookieError::BadTimestampBits { tsecr });
+    }
+    let w = tsecr & TS_WSCALE_MASK;
+    Ok(TsOptions { wscale: (w != TS_WSCALE_MASK).then_some(w as u8), sack_permitted: tsecr & TS_SACK != 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: [u8; 16] = *b"0123456789abcdef";
+
+    fn input() -> CookieInput {
+        CookieInput {
+            saddr: Ipv4Addr::new(192, 168, 1, 10),
+            daddr: Ipv4Addr::new(10, 0, 0, 100),
+            sport: 40000,
+            dport: 80,
+            isn: 0x1234_5678,
+        }
+    }
+
+    fn at(now: u64) -> SynCookies {
+        let mut c = SynCookies::new(SEED);
+        c.rotate(now);
+        c
+    }
+
+    #[test]
+    fn valid_within_the_window() {
+        let minted_at = 1_000_000;
+        let cookie = at(minted_at).make(&input(), 1460);
+        // Same period, the next, and the last second of the next.
+        let period_start = minted_at & !63;
+        for now in [minted_at, minted_at + 1, period_start + 64, period_start + 127] {
+            assert_eq!(at(now).check(&input(), cookie, None).map(|d| d.mss), Ok(1460), "at {now}");
+        }
+    }
+
+    #[test]
+    fn invalid_after_the_window_and_before_minting() {
+        let minted_at = 1_000_000;
+        let period_start = minted_at & !63;
+        let cookie = at(minted_at).make(&input(), 1460);
+        for now in [period_start + 128, period_start + 1000, period_start - 1, 0] {
+            let c = at(now);
+            assert_eq!(
+                c.check(&input(), cookie, None),
+                Err(CookieError::Mismatch { cookie, counter: SynCookies::counter_at(now) }),
+                "at {now}"
+            );
+        }
+    }
+
+    #[test]
+    fn tampering_is_rejected() {
+        let c = at(5000);
+        let cookie = c.make(&input(), 1440);
+        assert!(c.check(&input(), cookie, None).is_ok());
+        for bit in 0..32 {
+            assert!(c.check(&input(), cookie ^ (1 << bit), None).is_err(), "cookie bit {bit}");
+        }
+        let tampered = [
+            CookieInput { saddr: Ipv4Addr::new(192, 168, 1, 11), ..input() },
+            CookieInput { daddr: Ipv4Addr::new(10, 0, 0, 101), ..input() },
+            CookieInput { sport: 40001, ..input() },
+            CookieInput { dport: 443, ..input() },
+            CookieInput { isn: input().isn + 1, ..input() },
+            // Addresses swapped: the reverse direction is another flow.
+            CookieInput { saddr: input().daddr, daddr: input().saddr, ..input() },
+        ];
+        for t in tampered {
+            assert!(c.check(&t, cookie, None).is_err(), "{t:?}");
+        }
+        // Another seed (another gateway, or a restarted one).
+        let other = {
+            let mut o = SynCookies::new(*b"fedcba9876543210");
+            o.rotate(5000);
+            o
+        };
+        assert!(other.check(&input(), cookie, None).is_err());
+    }
+
+    #[test]
+    fn every_mss_entry_round_trips() {
+        let c = at(77_777);
+        for (i, &mss) in MSS_TABLE.iter().enumerate() {
+            assert_eq!(mss_index(mss), i as u32);
+            let cookie = c.make(&input(), mss);
+            assert_eq!(c.check(&input(), cookie, None).unwrap().mss, mss);
+        }
+        // Between and beyond the entries: rounded down; below: the minimum.
+        for (mss, want) in [(0, 536), (535, 536), (1299, 536), (1300, 1300), (1452, 1440), (1459, 1440), (9000, 1460)] {
+            let cookie = c.make(&input(), mss);
+            assert_eq!(c.check(&input(), cookie, None).unwrap().mss, want, "client mss {mss}");
+        }
+    }
+
+    #[test]
+    fn every_wscale_and_sack_combination_round_trips() {
+        let c = at(1);
+        let cookie = c.make(&input(), 1460);
+        for ts_now in [0u32, 1, 63, 64, 0x8000_0000, u32::MAX, 0x1234_5678] {
+            for wscale in (0..=MAX_WSCALE).map(Some).chain([None]) {
+                for sack_permitted in [false, true] {
+                    let opts = TsOptions { wscale, sack_permitted };
+                    let tsval = encode_tsval(ts_now, opts);
+                    // Never ahead of the clock, at most one option block behind.
+                    assert!(ts_now.wrapping_sub(tsval) < 2 * (TS_OPT_MASK + 1), "{ts_now} {tsval}");
+                    assert_eq!(decode_tsecr(tsval), Ok(opts));
+                    let d = c.check(&input(), cookie, Some(tsval)).unwrap();
+                    assert_eq!((d.wscale, d.sack_permitted, d.timestamps), (wscale, sack_permitted, true));
+                }
+            }
+        }
+        // A shift above 14 is recorded as 14 (RFC 7323 §2.3).
+        let tsval = encode_tsval(1000, TsOptions { wscale: Some(15), sack_permitted: false });
+        assert_eq!(decode_tsecr(tsval).unwrap().wscale, Some(14));
+        // Without timestamps in the ACK nothing beyond the MSS is known.
+        let d = c.check(&input(), cookie, None).unwrap();
+        assert_eq!(d, Decoded { mss: 1460, wscale: None, sack_permitted: false, timestamps: false });
+    }
+
+    #[test]
+    fn tsval_bits_are_literal() {
+        // wscale 7 and SACK: 0b01_0111 in the low bits of the clock.
+        let opts = TsOptions { wscale: Some(7), sack_permitted: true };
+        assert_eq!(encode_tsval(0x0001_00ff, opts), 0x0001_00d7);
+        // Clock low bits below the options: one block back.
+        assert_eq!(encode_tsval(0x0001_0005, opts), 0x0000_ffd7);
+        // No window scaling: 0xf.
+        assert_eq!(encode_tsval(0x100, TsOptions::default()), 0xcf);
+        assert_eq!(decode_tsecr(0x20), Err(CookieError::BadTimestampBits { tsecr: 0x20 }));
+        let c = at(1);
+        let cookie = c.make(&input(), 536);
+        assert_eq!(c.check(&input(), cookie, Some(0x20)), Err(CookieError::BadTimestampBits { tsecr: 0x20 }));
+    }
+
+    #[test]
+    fn rotation_keeps_the_previous_secret_for_one_period() {
+        let mut c = at(640); // period 10
+        let old = c.make(&input(), 1300);
+        c.rotate(704); // period 11: the old key is now the previous one
+        assert_eq!(c.counter(), 11);
+        assert!(c.check(&input(), old, None).is_ok());
+        let new = c.make(&input(), 1300);
+        assert_ne!(new, old, "a new period mints another cookie");
+        c.rotate(768); // period 12: the period-10 key is gone
+        assert!(c.check(&input(), old, None).is_err());
+        assert!(c.check(&input(), new, None).is_ok());
+        // Rotating within a period changes nothing.
+        c.rotate(830);
+        assert!(c.check(&input(), new, None).is_ok());
+        // A jump, and a clock stepped back, derive both keys afresh: the
+        // result equals a fresh instance at that time.
+        for t in [100_000, 640] {
+            c.rotate(t);
+            let fresh = at(t);
+            assert_eq!(c.make(&input(), 1460), fresh.make(&input(), 1460));
+            let prev = at(t - 64).make(&input(), 1460);
+            assert!(c.check(&input(), prev, None).is_ok(), "previous of {t}");
+        }
+    }
+
+    #[test]
+    fn workers_with_the_same_seed_agree() {
+        // One worker rotated step by step, the other started late.
+        let mut a = at(0);
+        for t in (0..=10 * 64).step_by(64) {
+            a.rotate(t);
+        }
+        let b = at(10 * 64 + 30);
+        let cookie = a.make(&input(), 1440);
+        assert_eq!(b.check(&input(), cookie, None).map(|d| d.mss), Ok(1440));
+        assert_eq!(b.make(&input(), 1440), cookie);
+    }
+
+    #[test]
+    fn counter_wraps_without_losing_the_window() {
+        // 2^32 periods of 64 s are ~8700 years away, but the arithmetic is
+        // modular anyway: period 0 follows period u32::MAX.
+        let last = u64::from(u32::MAX) << PERIOD_SHIFT;
+        let cookie = at(last).make(&input(), 536);
+        let next = at(last + 64);
+        assert_eq!(next.counter(), 0);
+        assert!(next.check(&input(), cookie, None).is_ok());
+    }
+
+    #[test]
+    fn cookies_spread_over_the_hashed_bits() {
+        // Only the MSS index is fixed; the period and the tuple show nowhere.
+        let c = at(12345);
+        let (mut ones, mut zeros) = (0u32, 0u32);
+        for isn in 0..256 {
+            let cookie = c.make(&CookieInput { isn, ..input() }, 1460);
+            assert_eq!(cookie >> MSS_SHIFT, 3);
+            ones |= cookie;
+            zeros |= !cookie;
+        }
+        assert_eq!((ones, zeros), (u32::MAX, MAC_MASK));
+    }
+
+    #[test]
+    fn error_messages_name_the_values() {
+        let e = CookieError::Mismatch { cookie: 0xdead_beef, counter: 7 };
+        assert_eq!(
+            e.to_string(),
+            "syn cookie 0xdeadbeef is valid in neither period 7 nor 6 (forged, another connection's, or expired)"
+        );
+        assert_eq!(
+            CookieError::BadTimestampBits { tsecr: 0x25 }.to_string(),
+            "timestamp echo 0x00000025 carries option bits no syn cookie encodes"
+        );
+    }
+}

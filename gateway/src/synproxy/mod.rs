@@ -1,0 +1,11 @@
+//! The SYN proxy: SYN cookies answered by the gateway, so real servers see
+//! only clients that completed a handshake.
+//!
+//! - [`cookie`]: the keyed SYN cookies (SipHash-2-4, rotating per-period
+//!   secrets, MSS table, window scale and SACK in the TSval).
+//! - [`siphash`]: the keyed hash.
+
+pub mod cookie;
+pub mod siphash;
+
+pub use cookie::{CookieError, CookieInput, Decoded, SynCookies, TsOptions, MSS_TABLE};
