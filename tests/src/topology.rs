@@ -432,7 +432,7 @@ impl Topology {
             "daemon off;\nmaster_process on;\nworker_processes 1;\nworker_rlimit_nofile 20000;\n\
              pid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\n\
              events {{ worker_connections 10000; }}\n\
-             http {{\n  log_format main '$remote_addr $status';\n  keepalive_timeout {keepalive_timeout};\n  \
+             http {{\n  log_format main '$remote_addr $status $remote_port';\n  keepalive_timeout {keepalive_timeout};\n  \
              sendfile on;\n  client_body_temp_path {d}/nginx-tmp/b; proxy_temp_path {d}/nginx-tmp/p;\n  \
              fastcgi_temp_path {d}/nginx-tmp/f; uwsgi_temp_path {d}/nginx-tmp/u; scgi_temp_path {d}/nginx-tmp/s;\n\
              {servers}}}\n"
@@ -455,12 +455,17 @@ impl Topology {
 
     /// The requests nginx's real server N (1-based) logged: (client, status) per line.
     pub fn access_log(&self, n: usize) -> Vec<(String, u16)> {
+        self.access_log_ports(n).into_iter().map(|(addr, status, _)| (addr, status)).collect()
+    }
+
+    /// As [`Topology::access_log`], with the client's port.
+    pub fn access_log_ports(&self, n: usize) -> Vec<(String, u16, u16)> {
         std::fs::read_to_string(self.dir.join(format!("rs{n}.access")))
             .unwrap_or_default()
             .lines()
             .filter_map(|l| {
-                let (addr, status) = l.split_once(' ')?;
-                Some((addr.to_owned(), status.trim().parse().ok()?))
+                let mut f = l.split_whitespace();
+                Some((f.next()?.to_owned(), f.next()?.parse().ok()?, f.next()?.parse().ok()?))
             })
             .collect()
     }
