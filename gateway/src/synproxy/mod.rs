@@ -1,9 +1,59 @@
-//! The SYN proxy: SYN cookies answered by the gateway, so real servers see
-//! only clients that completed a handshake.
+//! The SYN proxy: the gateway answers a client's SYN itself with a SYN
+//! cookie, and opens the connection to a real server only when the client's
+//! ACK proves the handshake (RFC 4987 §3.6 and §3.7; Bernstein's SYN cookies,
+//! Linux `net/ipv4/syncookies.c`, Linux's `SYNPROXY` target
+//! `net/netfilter/nf_synproxy_core.c`, DPVS `src/ipvs/ip_vs_synproxy.c`).
+//! A spoofed SYN costs one SYN-ACK, built in place from the SYN (no
+//! allocation, no table entry); the real server never sees it.
 //!
-//! - [`cookie`]: the keyed SYN cookies (SipHash-2-4, rotating per-period
-//!   secrets, MSS table, window scale and SACK in the TSval).
-//! - [`siphash`]: the keyed hash.
+//! - [`cookie`]: the cookies. SipHash-2-4 because it is a keyed PRF made for
+//!   short attacker-chosen inputs, cheap at 21 bytes (ten rounds of adds,
+//!   rotates and xors, no table, no multiply), and what Linux keys its
+//!   cookies with since 4.13 (DPVS computes two MD5 blocks per cookie).
+//!   Written here ([`siphash`]), checked against the paper's vectors.
+//! - [`handshake`]: the three segments the gateway builds in place (SYN-ACK
+//!   to the client, SYN to the server, ACK to the server) and
+//!   [`ProxyDeltas`], the translation the connection applies afterwards.
+//! - [`counters`]: what a worker counts.
+//!
+//! Where things are encoded. Our SYN-ACK's sequence number is the cookie:
+//! the MSS index (Linux's table 536/1300/1440/1460) in its top two bits and
+//! 30 bits of the keyed hash of the client's tuple, ISN, the time counter
+//! and that index. When the client sends timestamps, our TSval's low six
+//! bits carry the window-scale shift and SACK-permitted as negotiated (the
+//! layout of Linux's `cookie_init_timestamp`), and the client's ACK echoes
+//! them in its TSecr. Without timestamps, the SYN-ACK offers only the MSS,
+//! as Linux's does. ECN is never negotiated: a proxy that accepted it could
+//! not make the server accept it too.
+//!
+//! The window. The counter advances every 64 s and a cookie is accepted in
+//! its own period and the next (64 to 128 s), like Linux's two 60-second
+//! periods: longer than any client waits for a SYN-ACK before resending
+//! its SYN (which gets a fresh cookie), short enough that a captured cookie
+//! goes stale. Each period has its own key, derived from one master seed;
+//! every worker holds the same seed and derives the same keys from the
+//! time it is given, so a cookie minted on one worker validates on another
+//! with no shared state. Workers must read the time from one clock: a
+//! worker whose clock runs a period behind the minting worker's would
+//! reject the cookie (its RTT-long life makes that a boundary case only).
+//!
+//! What is kept. Nothing per SYN. Per worker: the seed, the counter and
+//! two keys ([`SynCookies`]). Per validated connection, from the client's
+//! ACK until the server answers: the client's ISN, our cookie, the client's
+//! window field and the [`Decoded`] options (enough to rebuild the SYN for
+//! a retransmission), and the held client packets; then, for the
+//! connection's life, [`ProxyDeltas`]: one `u32` sequence delta and, when
+//! both ends use timestamps, one `u32` timestamp delta. Not kept, so not
+//! passed on: the client's exact MSS (rounded down to the table), and
+//! anything the client sent with its SYN (data, ECN, unknown options).
+//!
+//! Contracts the configuration must keep, since the client holds what the
+//! SYN-ACK said for the whole connection: our MSS at most the servers',
+//! our window-scale shift equal to the servers' (the client scales their
+//! windows by it; [`ServerSynAck`] reports theirs so a mismatch can be
+//! counted), SACK and timestamps offered only if the servers use them. The
+//! proxy works in FNAT and NAT only: in DR and TUN the replies bypass the
+//! gateway, so the sequence delta cannot be applied.
 
 pub mod cookie;
 pub mod counters;
