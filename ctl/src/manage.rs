@@ -392,6 +392,9 @@ fn show_stats(workers: &[WorkerStats]) -> String {
             "    redirected out {} in {}, new connections {}",
             w.redirected_out, w.redirected_in, w.new_connections
         );
+        for (event, n) in &w.events {
+            let _ = writeln!(s, "    {event} {n}");
+        }
         for (reason, n) in &w.drops {
             let _ = writeln!(s, "    drop {reason} {n}");
         }

@@ -44,6 +44,46 @@ fn bind_connections(gw: &Gateway) {
     dest.counters().bind_template();
 }
 
+/// Acts as the dataplane: traffic through the two real servers of 192.168.0.200:80, one
+/// estimator step that makes the rates equal to the first part's per-second figures
+/// (a quarter of the way toward four times them), then the rest of the traffic. The
+/// numbers exercise every width and unit of the listings.
+fn record_traffic(gw: &Gateway) {
+    let running = gw.running();
+    let snap = &running.services;
+    let key = gateway::service::ServiceKey::tcp(common::ip("192.168.0.200"), 80);
+    let svc = snap.service(snap.service_id(&key).unwrap());
+    let dest =
+        |addr: &str, port| svc.dests()[svc.dest_index(common::ip(addr), port).unwrap()].counters();
+    let (rs10, rs11) = (dest("172.16.100.10", 80), dest("172.16.100.11", 8080));
+    // (conns, in packets, in bytes, out packets, out bytes)
+    let feed = |d: &gateway::service::DestCounters,
+                (conns, ip, ib, op, ob): (u64, u64, u64, u64, u64)| {
+        for _ in 0..conns {
+            d.count_connection(0);
+        }
+        d.count_inbound(0, ip, ib);
+        d.count_outbound(0, op, ob);
+    };
+    feed(rs10, (10, 300, 100_000_000, 290, 4000));
+    feed(rs11, (2, 40, 23_456_789, 40, 1000));
+    let quarter_second = std::time::Duration::from_millis(250);
+    svc.traffic().estimate(quarter_second);
+    rs10.traffic().estimate(quarter_second);
+    rs11.traffic().estimate(quarter_second);
+    feed(rs10, (990, 99_999_700, 999_900_000_000, 0, 0));
+    feed(
+        rs11,
+        (
+            232,
+            23_456_749,
+            499_976_543_211,
+            99_999_669,
+            249_999_995_000,
+        ),
+    );
+}
+
 const LIST: &str = "IP Virtual Server version 1.2.1 (size=4096)
 Prot LocalAddress:Port Scheduler Flags
   -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
@@ -73,9 +113,9 @@ FWM  10 rr persistent 300
 const STATS: &str = "IP Virtual Server version 1.2.1 (size=4096)
 Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
   -> RemoteAddress:Port
-TCP  192.168.0.200:80                 1234  123456K 99999999    1500M     250G
-  -> 172.16.100.10:80                 1000  100000K        5    1000G        7
-  -> 172.16.100.11:8080                  0        0        0        0        0
+TCP  192.168.0.200:80                 1234  123456K 99999999    1500G     250G
+  -> 172.16.100.10:80                 1000  100000K      290    1000G     4000
+  -> 172.16.100.11:8080                234 23456789 99999709     500G     249G
 TCP  10.0.0.1:0                          0        0        0        0        0
 TCP  10.0.0.1:80                         0        0        0        0        0
   -> 192.168.1.2:8080                    0        0        0        0        0
@@ -86,9 +126,9 @@ FWM  10                                  0        0        0        0        0
 const STATS_EXACT: &str = "IP Virtual Server version 1.2.1 (size=4096)
 Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
   -> RemoteAddress:Port
-TCP  192.168.0.200:80                 1234 123456789 99999999 1500000000 250000000000
-  -> 172.16.100.10:80                 1000 100000000        5 1000000000000        7
-  -> 172.16.100.11:8080                  0        0        0        0        0
+TCP  192.168.0.200:80                 1234 123456789 99999999 1500000000000 250000000000
+  -> 172.16.100.10:80                 1000 100000000      290 1000000000000     4000
+  -> 172.16.100.11:8080                234 23456789 99999709 500000000000 249999996000
 TCP  10.0.0.1:0                          0        0        0        0        0
 TCP  10.0.0.1:80                         0        0        0        0        0
   -> 192.168.1.2:8080                    0        0        0        0        0
@@ -101,7 +141,7 @@ Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS
   -> RemoteAddress:Port
 TCP  192.168.0.200:80                   12      340      330  123456K     5000
   -> 172.16.100.10:80                   10      300      290  100000K     4000
-  -> 172.16.100.11:8080                  0        0        0        0        0
+  -> 172.16.100.11:8080                  2       40       40 23456789     1000
 TCP  10.0.0.1:0                          0        0        0        0        0
 TCP  10.0.0.1:80                         0        0        0        0        0
   -> 192.168.1.2:8080                    0        0        0        0        0
@@ -159,6 +199,7 @@ fn every_example_prints_what_ipvsadm_prints() {
     let gw = Gateway::start("examples");
     configure(&gw);
     bind_connections(&gw);
+    record_traffic(&gw);
     expect(&gw, "-Ln", LIST);
     expect(&gw, "-L -n", LIST);
     // No arguments: `-L` with names (from controlled databases here).
@@ -200,6 +241,23 @@ fn every_example_prints_what_ipvsadm_prints() {
         "Timeout (tcp tcpfin udp): 900 60 300\n",
     );
     gw.ok("-Z -t 192.168.0.200:80");
+    expect(
+        &gw,
+        "-Ln --stats",
+        &STATS
+            .replace(
+                "1234  123456K 99999999    1500G     250G",
+                "   0        0        0        0        0",
+            )
+            .replace(
+                "1000  100000K      290    1000G     4000",
+                "   0        0        0        0        0",
+            )
+            .replace(
+                " 234 23456789 99999709     500G     249G",
+                "   0        0        0        0        0",
+            ),
+    );
     gw.ok("-Z");
     // The worker runs exactly what the last change published.
     assert_eq!(gw.running().services.timeouts().tcp_fin(), 60);
@@ -282,6 +340,7 @@ fn names_without_n_come_from_the_hosts_and_services_files() {
 fn json_listings_are_the_reply_structure() {
     let gw = Gateway::start("json");
     configure(&gw);
+    record_traffic(&gw);
     let o = gw.gwctl("-Ln --json");
     assert_eq!(o.code, 0, "{}", o.stderr);
     let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
@@ -295,9 +354,15 @@ fn json_listings_are_the_reply_structure() {
     );
     assert_eq!(services[0]["servers"][1]["config"]["weight"], 2);
     assert_eq!(services[0]["stats"]["in_packets"], 123_456_789);
+    assert_eq!(services[0]["stats"]["in_pps"], 340);
+    assert_eq!(services[0]["servers"][1]["stats"]["conns"], 234);
     let bare = gw.gwctl("--json");
     assert_eq!(bare.code, 0, "{}", bare.stderr);
-    assert!(bare.stdout.starts_with("{\n  \"reply\": \"services\""), "{}", bare.stdout);
+    assert!(
+        bare.stdout.starts_with("{\n  \"reply\": \"services\""),
+        "{}",
+        bare.stdout
+    );
     let o = gw.gwctl("-A -t 10.0.0.9:80 -s rr --json");
     assert_eq!(o.code, 0);
     let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();

@@ -24,6 +24,7 @@ use crate::control::{self, bridge, ControlServer, ControlState, GatewayConfig, N
 use crate::dpdk::{Eal, LcoreJob, Mempool, Port, PortConfig, Ring, RingSync, MBUF_DEFAULT_BUF_SIZE};
 use crate::net::Ipv4Cidr;
 use crate::worker::lcore::LcoreWorker;
+use crate::service::Snapshot;
 use crate::worker::{Worker, WorkerConfig, WorkerCounters};
 use crate::wire::MacAddr;
 use crate::xmit::Offload;
@@ -182,11 +183,12 @@ impl Config {
     }
 }
 
-/// `gwctl link` from the ports' own counters. The workers' counters come
-/// from `control::bridge::WorkerCountersView`, which wraps this. Per-service
-/// traffic counters and the connection listing are not kept yet and take the
-/// trait's "nothing seen" answers (ActiveConn/InActConn are live: they come
-/// from the model's shared per-server counters).
+/// The most connections `gwctl -Lc` lists from each worker: copying a
+/// worker's table stalls its forwarding for as long as the copy takes.
+const CONNECTIONS_LISTED_PER_WORKER: usize = 65_536;
+
+/// `gwctl link` from the ports' own counters. The workers' counters and
+/// connection tables are read by the `control::bridge` views that wrap this.
 struct PortsView {
     ports: Vec<(Port, String, u16)>,
     conn_capacity: u64,
@@ -291,15 +293,21 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
 
     // The control plane and its seam to the workers: each published
     // configuration is resolved to a WorkerUpdate once, on the control thread.
-    let initial = GatewayConfig { net: Arc::new(net_config), ..GatewayConfig::empty() };
+    let initial = GatewayConfig {
+        services: Snapshot::for_workers(usize::from(workers)),
+        net: Arc::new(net_config),
+        ..GatewayConfig::empty()
+    };
     let (first, convert) =
         bridge::worker_updates(ports, &initial).map_err(|e| format!("network configuration: {e}"))?;
     let (sink, mailboxes) =
         control::publish::broadcast_with(usize::from(workers), first.clone(), Duration::from_secs(2), convert);
     let mut jobs = Vec::new();
     let mut handles = Vec::new();
-    for (w, ((mut mailbox, rx), (tx, (redirect_in, neigh_in)))) in mailboxes
+    let (asker, answerers) = control::query::queries(usize::from(workers), Duration::from_secs(2));
+    for (w, (((mut mailbox, mut answerer), rx), (tx, (redirect_in, neigh_in)))) in mailboxes
         .into_iter()
+        .zip(answerers)
         .zip(rx_per_worker)
         .zip(tx_per_worker.into_iter().zip(ring_rx.into_iter().zip(neigh_rx)))
         .enumerate()
@@ -327,9 +335,13 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         let stop = stop.clone();
         let job = eal
             .launch(lcore, move || {
-                lcore_worker.run(stop, move |worker| {
+                lcore_worker.run(stop, move |worker, now| {
                     mailbox.poll(|update: &bridge::WorkerUpdate| {
                         worker.switch(update.services.clone(), update.net.clone());
+                    });
+                    answerer.poll(|query| {
+                        let conns = worker.director().conns().iter().map(|(_, c)| c);
+                        bridge::connections_of(conns, u32::from(w), now, query)
                     });
                 })
             })
@@ -339,15 +351,19 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     drop(ring_tx);
     drop(neigh_tx);
     let counters: Vec<Arc<WorkerCounters>> = handles.iter().map(|h| h.counters.clone()).collect();
-    let view = bridge::WorkerCountersView {
-        workers: handles,
-        inner: Box::new(PortsView {
-            ports: open_ports
-                .iter()
-                .zip(&config.ports)
-                .map(|(p, spec)| (p.clone_handle(), spec.name.clone(), spec.mtu))
-                .collect(),
-            conn_capacity: u64::from(config.conn_capacity) * u64::from(workers),
+    let view = bridge::ConnectionsView {
+        asker,
+        limit_per_worker: CONNECTIONS_LISTED_PER_WORKER,
+        inner: Box::new(bridge::WorkerCountersView {
+            workers: handles,
+            inner: Box::new(PortsView {
+                ports: open_ports
+                    .iter()
+                    .zip(&config.ports)
+                    .map(|(p, spec)| (p.clone_handle(), spec.name.clone(), spec.mtu))
+                    .collect(),
+                conn_capacity: u64::from(config.conn_capacity) * u64::from(workers),
+            }),
         }),
     };
     let state = ControlState::new(initial, Box::new(sink), Box::new(view));

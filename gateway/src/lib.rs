@@ -20,6 +20,7 @@ pub mod net;
 pub mod sched;
 pub mod service;
 pub mod synproxy;
+pub mod stats;
 pub mod wire;
 pub mod worker;
 pub mod xmit;

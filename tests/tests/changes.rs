@@ -93,7 +93,15 @@ fn saved_rules_restored_into_a_fresh_gateway_give_the_same_rotation() {
     let mut cycle = second[..6].to_vec();
     cycle.sort();
     assert_eq!(cycle, ["rs1", "rs1", "rs1", "rs2", "rs2", "rs3"], "the restored weights: {second:?}");
-    // Not only the same shares: the same sequence, as ipvsadm -R replaying
-    // the same lines into a fresh kernel gives.
-    assert_eq!(second, first, "the same rotation after the restore (left: restored, right: configured by hand)");
+    // Not only the same shares: the same interleaving, as ipvsadm -R replaying
+    // the same lines into a fresh kernel gives. Where in the cycle the
+    // measured requests start depends on how many probes waiting for the
+    // service took (a probe sent before a server listens still takes a pick).
+    assert_eq!(first[6..], first[..6], "one cycle repeats: {first:?}");
+    assert_eq!(second[6..], second[..6], "one cycle repeats: {second:?}");
+    let cycle = &first[..6];
+    assert!(
+        (0..6).any(|k| (0..6).all(|i| second[i] == cycle[(k + i) % 6])),
+        "the same rotation after the restore, up to where it starts: restored {second:?}, configured by hand {first:?}"
+    );
 }

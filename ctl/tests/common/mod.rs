@@ -4,8 +4,10 @@
 //! The server publishes through real worker mailboxes: a "worker" thread polls its mailbox
 //! as a dataplane worker will, and keeps the configuration it runs where the test can reach
 //! it, so a test can act as the dataplane (bind connections to a real server's counters) and
-//! see the result in listings. Traffic counters come from [`FixedCounters`], a stand-in for
-//! the dataplane's counters with values chosen to exercise every number format.
+//! see the result in listings; traffic counters (`--stats`, `--rate`) live in the same model,
+//! so a test feeds them the same way. What only a running dataplane knows (connection
+//! entries, local-address usage, port and worker counters) comes from [`FixedCounters`],
+//! with values chosen to exercise every number format.
 
 #![allow(dead_code)]
 
@@ -18,9 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use gateway::control::api::{
-    ConnectionInfo, LinkInfo, QueueInfo, TrafficStats, TransportProtocol, WorkerStats,
-};
+use gateway::control::api::{ConnectionInfo, LinkInfo, QueueInfo, TransportProtocol, WorkerStats};
 use gateway::control::publish::broadcast;
 use gateway::control::{
     ControlServer, ControlState, DataplaneView, GatewayConfig, ServerHandle, ServerOptions,
@@ -37,56 +37,13 @@ pub fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// Dataplane counters with fixed values for one service and one real server.
+/// What a running dataplane would report, with fixed values.
 pub struct FixedCounters;
 
 impl DataplaneView for FixedCounters {
-    fn service_stats(&self, service: &ServiceKey) -> TrafficStats {
-        if *service == ServiceKey::tcp(ip("192.168.0.200"), 80) {
-            TrafficStats {
-                conns: 1234,
-                in_packets: 123_456_789,
-                out_packets: 99_999_999,
-                in_bytes: 1_500_000_000,
-                out_bytes: 250_000_000_000,
-                cps: 12,
-                in_pps: 340,
-                out_pps: 330,
-                in_bps: 123_456_789,
-                out_bps: 5000,
-            }
-        } else {
-            TrafficStats::default()
-        }
-    }
-
-    fn server_stats(&self, service: &ServiceKey, addr: IpAddr, port: u16) -> TrafficStats {
-        if *service == ServiceKey::tcp(ip("192.168.0.200"), 80)
-            && addr == ip("172.16.100.10")
-            && port == 80
-        {
-            TrafficStats {
-                conns: 1000,
-                in_packets: 100_000_000,
-                out_packets: 5,
-                in_bytes: 1_000_000_000_000,
-                out_bytes: 7,
-                cps: 10,
-                in_pps: 300,
-                out_pps: 290,
-                in_bps: 100_000_000,
-                out_bps: 4000,
-            }
-        } else {
-            TrafficStats::default()
-        }
-    }
-
     fn laddr_stats(&self, _service: &ServiceKey, _addr: IpAddr) -> (u64, u64) {
         (3, 42)
     }
-
-    fn zero(&self, _service: Option<&ServiceKey>) {}
 
     fn connections(&self) -> Vec<ConnectionInfo> {
         vec![
@@ -149,6 +106,7 @@ impl DataplaneView for FixedCounters {
             redirected_out: 1,
             redirected_in: 0,
             new_connections: 2,
+            events: vec![("arp replies".into(), 3)],
             drops: vec![("truncated".into(), 1)],
         }]
     }
@@ -191,7 +149,12 @@ impl Gateway {
             })
         };
         let state = ControlState::new(initial, Box::new(sink), Box::new(FixedCounters));
-        let server = ControlServer::bind(ServerOptions::new(&socket), state)
+        // The test drives the rate estimator itself, so its figures are exact.
+        let options = ServerOptions {
+            estimate_interval: Duration::from_secs(24 * 3600),
+            ..ServerOptions::new(&socket)
+        };
+        let server = ControlServer::bind(options, state)
             .unwrap()
             .spawn()
             .unwrap();

@@ -266,22 +266,33 @@ impl<A: Family> Director<A> {
     /// and due templates, at most `budget` of each. Returns the connections expired.
     pub fn expire(&mut self, now: u32, budget: usize) -> usize {
         let (pools, persist) = (&mut self.pools, &mut self.persist);
-        let n = self.conns.expire(now, budget, |c| {
-            if c.method == ForwardMethod::FullNat {
-                pools.release(c.laddr.to_ip(), c.lport);
-            }
-            if c.template != NO_TEMPLATE {
-                persist.release(c.template);
-            }
-        });
+        let n = self.conns.expire(now, budget, |c| release(pools, persist, c));
         self.persist.expire(now, budget);
         n
+    }
+
+    /// Ends connection `id` now, releasing its local port and template: IPVS's
+    /// `conn_reuse_mode`, where a client's new SYN on the ports of a connection in
+    /// TIME_WAIT or CLOSE is scheduled afresh instead of reviving the old connection.
+    pub fn end_now(&mut self, id: ConnId) {
+        let (pools, persist) = (&mut self.pools, &mut self.persist);
+        self.conns.remove_now(id, |c| release(pools, persist, c));
     }
 
     /// The client-to-VIP key of a packet, a convenience for tests and callers holding
     /// `IpAddr`s; `None` if an address is not of this table's family.
     pub fn key(proto: Protocol, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> Option<FlowKey<A>> {
         Some(FlowKey { proto, src: A::from_ip(src)?, sport, dst: A::from_ip(dst)?, dport })
+    }
+}
+
+/// Gives back what a departing connection held.
+fn release<A: Family>(pools: &mut LaddrPools, persist: &mut PersistTable, c: &Conn<A>) {
+    if c.method == ForwardMethod::FullNat {
+        pools.release(c.laddr.to_ip(), c.lport);
+    }
+    if c.template != NO_TEMPLATE {
+        persist.release(c.template);
     }
 }
 

@@ -396,6 +396,18 @@ impl<A: Family> ConnTable<A> {
         }
     }
 
+    /// Removes connection `id` at once (its timer too), calling `on_remove` with it just
+    /// before it goes, as [`ConnTable::expire`] does.
+    pub fn remove_now(&mut self, id: ConnId, on_remove: impl FnOnce(&Conn<A>)) {
+        if !self.entries[id as usize].is_live() {
+            return;
+        }
+        self.wheel.disarm(&mut self.entries, id);
+        on_remove(&self.entries[id as usize]);
+        self.remove(id);
+        self.stats.expired += 1;
+    }
+
     /// Removes connections whose deadline is at or before `now`, at most `budget` of them
     /// (bounding the time one call takes), calling `on_expire` with each just before it goes
     /// so the caller can release its local port and persistence template. Returns how many

@@ -499,6 +499,9 @@ pub struct WorkerStats {
     pub redirected_in: u64,
     /// Connections this worker created since it started.
     pub new_connections: u64,
+    /// Other nonzero event counters by name (ARP, ICMP, TOA, connection reuse, SYN proxy).
+    #[serde(default)]
+    pub events: Vec<(String, u64)>,
     /// Nonzero drop counters by reason name (the classifier's and the pipeline's).
     pub drops: Vec<(String, u64)>,
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use super::api::{
     ApiError, Change, ErrorKind, Forwarding, GatewayInfo, LaddrConfig, LaddrInfo, MarkRuleConfig,
     PersistenceConfig, Reply, Request, ServerConfig, ServerInfo, ServiceConfig, ServiceInfo,
-    ServiceTable, TimeoutsInfo, TransportProtocol, VirtualService,
+    ServiceTable, TimeoutsInfo, TrafficStats, TransportProtocol, VirtualService,
 };
 use super::dataplane::DataplaneView;
 use super::net::NetConfig;
@@ -29,6 +29,7 @@ use crate::service::{
     ConfigError, DestSpec, ForwardMethod, LocalAddr, MarkRule, Persistence, Protocol,
     SchedulerKind, Service, ServiceKey, ServiceSpec, SnapshotEditor,
 };
+use crate::stats::Traffic;
 
 /// The IPVS version whose behaviour and listings we reproduce (`-L`'s first line).
 pub const IPVS_VERSION: &str = "1.2.1";
@@ -59,6 +60,17 @@ impl ControlState {
         &self.current
     }
 
+    /// One step of the rate estimator of every service and real server (`--rate`); call
+    /// every [`crate::stats::ESTIMATE_INTERVAL`], `elapsed` after the previous call.
+    pub fn estimate_rates(&self, elapsed: std::time::Duration) {
+        for svc in self.current.services.services() {
+            svc.traffic().estimate(elapsed);
+            for d in svc.dests() {
+                d.counters().traffic().estimate(elapsed);
+            }
+        }
+    }
+
     /// Handles one request; never panics on any input.
     pub fn handle(&mut self, request: Request) -> Result<Reply, ApiError> {
         match request {
@@ -74,7 +86,14 @@ impl ControlState {
                     }
                     None => None,
                 };
-                self.dataplane.zero(key.as_ref());
+                for svc in self.current.services.services() {
+                    if key.is_none_or(|k| k == svc.key()) {
+                        svc.traffic().zero();
+                        for d in svc.dests() {
+                            d.counters().traffic().zero();
+                        }
+                    }
+                }
                 Ok(Reply::Zeroed)
             }
             Request::ListServices { service } => self.list_services(service),
@@ -193,7 +212,7 @@ impl ControlState {
                     active_conns: d.counters().active(),
                     inactive_conns: d.counters().inactive(),
                     persistent_conns: d.counters().persistent(),
-                    stats: self.dataplane.server_stats(&key, spec.addr, spec.port),
+                    stats: traffic_stats(d.counters().traffic()),
                 }
             })
             .collect();
@@ -208,7 +227,7 @@ impl ControlState {
                 one_packet: flags.one_packet,
                 synproxy: flags.synproxy,
             },
-            stats: self.dataplane.service_stats(&key),
+            stats: traffic_stats(svc.traffic()),
             servers,
             laddrs: laddr_configs(svc),
         }
@@ -758,5 +777,22 @@ mod tests {
         );
         assert_eq!(*calls.lock().unwrap(), vec![1, 0]);
         assert!(st.config().services.services().is_empty());
+    }
+}
+
+/// `--stats` and `--rate` of a service or real server.
+fn traffic_stats(t: &Traffic) -> TrafficStats {
+    let (n, r) = (t.totals(), t.rates());
+    TrafficStats {
+        conns: n.conns,
+        in_packets: n.in_packets,
+        out_packets: n.out_packets,
+        in_bytes: n.in_bytes,
+        out_bytes: n.out_bytes,
+        cps: r.cps,
+        in_pps: r.in_pps,
+        out_pps: r.out_pps,
+        in_bps: r.in_bps,
+        out_bps: r.out_bps,
     }
 }

@@ -18,7 +18,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use super::api::{ConnectionInfo, LinkInfo, TrafficStats, TransportProtocol, WorkerStats};
+use super::api::{ConnectionInfo, LinkInfo, TransportProtocol, WorkerStats};
 use super::dataplane::DataplaneView;
 use super::net::NetConfig;
 use super::publish::{Convert, GatewayConfig, Generation, PublishError, ServiceFlags};
@@ -175,20 +175,8 @@ pub struct WorkerCountersView {
 }
 
 impl DataplaneView for WorkerCountersView {
-    fn service_stats(&self, service: &ServiceKey) -> TrafficStats {
-        self.inner.service_stats(service)
-    }
-
-    fn server_stats(&self, service: &ServiceKey, addr: IpAddr, port: u16) -> TrafficStats {
-        self.inner.server_stats(service, addr, port)
-    }
-
     fn laddr_stats(&self, service: &ServiceKey, addr: IpAddr) -> (u64, u64) {
         self.inner.laddr_stats(service, addr)
-    }
-
-    fn zero(&self, service: Option<&ServiceKey>) {
-        self.inner.zero(service)
     }
 
     fn connections(&self) -> Vec<ConnectionInfo> {
@@ -214,6 +202,7 @@ impl DataplaneView for WorkerCountersView {
                     redirected_out: c.redirected_out.get(),
                     redirected_in: c.redirected_in.get(),
                     new_connections: c.new_conns.get(),
+                    events: c.nonzero_events().into_iter().map(|(e, n)| (e.to_string(), n)).collect(),
                     drops: c
                         .nonzero_drops()
                         .into_iter()
@@ -273,20 +262,8 @@ pub struct ConnectionsView {
 }
 
 impl DataplaneView for ConnectionsView {
-    fn service_stats(&self, service: &ServiceKey) -> TrafficStats {
-        self.inner.service_stats(service)
-    }
-
-    fn server_stats(&self, service: &ServiceKey, addr: IpAddr, port: u16) -> TrafficStats {
-        self.inner.server_stats(service, addr, port)
-    }
-
     fn laddr_stats(&self, service: &ServiceKey, addr: IpAddr) -> (u64, u64) {
         self.inner.laddr_stats(service, addr)
-    }
-
-    fn zero(&self, service: Option<&ServiceKey>) {
-        self.inner.zero(service)
     }
 
     /// A worker that does not answer in time leaves its entries out (the listing is a

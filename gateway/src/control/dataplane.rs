@@ -1,35 +1,26 @@
-//! What the control plane reads from the running dataplane: traffic counters, connection
-//! entries, port counters and per-worker drop counters. The dataplane implements
+//! What the control plane reads from the running dataplane: connection entries, local
+//! address usage, port counters and per-worker drop counters. The dataplane implements
 //! [`DataplaneView`]; the control plane only reads through it (and asks it to zero
 //! counters), so listing never blocks a worker.
 //!
-//! Connection counts (ActiveConn, InActConn, PersistConn) are not here: they live in the
-//! model's shared per-server counters, which the snapshot carries.
+//! Connection counts (ActiveConn, InActConn, PersistConn) and traffic counters (`--stats`,
+//! `--rate`, `-Z`) are not here: they live in the model's per-server and per-service
+//! counters, which the snapshot carries.
 
 use std::net::IpAddr;
 
-use super::api::{ConnectionInfo, LinkInfo, TrafficStats, WorkerStats};
+use super::api::{ConnectionInfo, LinkInfo, WorkerStats};
 use crate::service::ServiceKey;
 
 /// Read access to the running dataplane's state. Every answer but the table size
 /// defaults to "nothing seen" (zero counters, empty lists), so a view states only
 /// what it really has; a view that wraps another must delegate every method.
 pub trait DataplaneView: Send {
-    /// Counters of a service, summed over workers.
-    fn service_stats(&self, _service: &ServiceKey) -> TrafficStats {
-        TrafficStats::default()
-    }
-    /// Counters of one real server of a service, summed over workers.
-    fn server_stats(&self, _service: &ServiceKey, _addr: IpAddr, _port: u16) -> TrafficStats {
-        TrafficStats::default()
-    }
     /// Usage of a FNAT local address of a service: (port conflicts, connections), summed
     /// over workers.
     fn laddr_stats(&self, _service: &ServiceKey, _addr: IpAddr) -> (u64, u64) {
         (0, 0)
     }
-    /// `-Z`: zeroes the counters of one service and its servers, or of every service.
-    fn zero(&self, _service: Option<&ServiceKey>) {}
     /// Every worker's connection entries (`-Lc`).
     fn connections(&self) -> Vec<ConnectionInfo> {
         Vec::new()

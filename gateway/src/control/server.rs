@@ -28,9 +28,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+
 use super::api::{ApiError, ErrorKind, MAX_REQUEST_BYTES};
 use super::apply::ControlState;
 use super::protocol::{decode_request, encode_response, read_frame, FrameError};
+use crate::stats::ESTIMATE_INTERVAL;
 
 /// How the server listens and what it tolerates.
 #[derive(Debug, Clone)]
@@ -39,6 +42,8 @@ pub struct ServerOptions {
     /// The whole time a client has to send its request, and then to take the reply.
     pub io_timeout: Duration,
     pub max_request_bytes: usize,
+    /// How often the rate estimator runs (`--rate`); IPVS's period by default.
+    pub estimate_interval: Duration,
 }
 
 impl ServerOptions {
@@ -47,6 +52,7 @@ impl ServerOptions {
             socket_path: socket_path.into(),
             io_timeout: Duration::from_secs(5),
             max_request_bytes: MAX_REQUEST_BYTES,
+            estimate_interval: ESTIMATE_INTERVAL,
         }
     }
 }
@@ -109,8 +115,21 @@ impl ControlServer {
     }
 
     /// Serves on the calling thread until the stop flag is set; returns the state.
+    /// Between requests it runs the rate estimator every
+    /// [`ServerOptions::estimate_interval`].
     pub fn run(mut self) -> ControlState {
+        let interval = self.options.estimate_interval;
+        let mut last_estimate = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
+            let since = last_estimate.elapsed();
+            if since >= interval {
+                self.state.estimate_rates(since);
+                last_estimate = Instant::now();
+                continue;
+            }
+            if !readable_within(&self.listener, interval - since) {
+                continue;
+            }
             match self.listener.accept() {
                 Ok((stream, _)) => {
                     if self.stop.load(Ordering::Relaxed) {
@@ -154,6 +173,17 @@ impl ControlServer {
         let _ = stream.write_all(&encode_response(reply));
         let _ = stream.shutdown(std::net::Shutdown::Both);
     }
+}
+
+/// Whether a connection waits on `listener`, waiting at most `timeout`.
+fn readable_within(listener: &UnixListener, timeout: Duration) -> bool {
+    let timeout = Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    let mut fds = [PollFd::new(listener, PollFlags::IN)];
+    // An interrupted or failed poll just ends this wait early; accept decides.
+    matches!(poll(&mut fds, Some(&timeout)), Ok(n) if n > 0)
 }
 
 /// Only root and the server's own user may configure the gateway.

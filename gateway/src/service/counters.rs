@@ -1,6 +1,6 @@
 //! Per-real-server connection counters: the only state workers share (DESIGN.md invariant 1).
 //!
-//! They are touched once per connection event (bind, state change, unbind), never per packet,
+//! The connection counts are touched once per connection event (bind, state change, unbind), never per packet,
 //! with relaxed atomics: a scheduler on another worker reading a count that is one connection
 //! stale makes the same decision IPVS makes under its own races, and no ordering with other
 //! memory is implied by these numbers.
@@ -12,10 +12,18 @@
 //! The thresholds live here too, not only in the snapshot, because the overload flag is
 //! re-evaluated when a connection ends, possibly after its server left the snapshot: the
 //! check needs the thresholds in force, which the editor stores here when it publishes.
+//!
+//! The traffic counters (`--stats`) are here too, for the server and for its service, so a
+//! packet reaches both through the one pointer its connection already holds. They are
+//! counted per packet, but each worker writes its own slot ([`Traffic`]), so they share
+//! nothing between workers either.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::Arc;
 
-/// Connection counts and the overload flag of one real server.
+use crate::stats::Traffic;
+
+/// Connection counts, the overload flag and the traffic of one real server.
 #[derive(Debug, Default)]
 pub struct DestCounters {
     active: AtomicU32,
@@ -24,14 +32,59 @@ pub struct DestCounters {
     upper_threshold: AtomicU32,
     lower_threshold: AtomicU32,
     overloaded: AtomicBool,
+    traffic: Traffic,
+    /// The traffic of the service the server belongs to.
+    service: Arc<Traffic>,
 }
 
 impl DestCounters {
+    /// Counters of a server outside any service (tests, benchmarks): its service traffic is
+    /// its own, for one worker.
     pub fn new(upper_threshold: u32, lower_threshold: u32) -> DestCounters {
-        let c = DestCounters::default();
-        c.upper_threshold.store(upper_threshold, Relaxed);
-        c.lower_threshold.store(lower_threshold, Relaxed);
-        c
+        Self::for_service(upper_threshold, lower_threshold, &Arc::new(Traffic::new(1)), 1)
+    }
+
+    /// Counters of a server of the service whose traffic is `service`, counted by up to
+    /// `workers` workers.
+    pub fn for_service(upper_threshold: u32, lower_threshold: u32, service: &Arc<Traffic>, workers: usize) -> DestCounters {
+        DestCounters {
+            upper_threshold: AtomicU32::new(upper_threshold),
+            lower_threshold: AtomicU32::new(lower_threshold),
+            traffic: Traffic::new(workers),
+            service: Arc::clone(service),
+            ..DestCounters::default()
+        }
+    }
+
+    /// This server's traffic (`--stats` of a real server).
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
+    }
+
+    /// The traffic of the service this server was created for.
+    pub fn service_traffic(&self) -> &Arc<Traffic> {
+        &self.service
+    }
+
+    /// `worker` scheduled a new connection to this server.
+    #[inline]
+    pub fn count_connection(&self, worker: u16) {
+        self.traffic.connection(worker);
+        self.service.connection(worker);
+    }
+
+    /// `worker` forwarded client packets (`bytes` of IP length in all) to this server.
+    #[inline]
+    pub fn count_inbound(&self, worker: u16, packets: u64, bytes: u64) {
+        self.traffic.inbound(worker, packets, bytes);
+        self.service.inbound(worker, packets, bytes);
+    }
+
+    /// `worker` forwarded replies (`bytes` of IP length in all) from this server.
+    #[inline]
+    pub fn count_outbound(&self, worker: u16, packets: u64, bytes: u64) {
+        self.traffic.outbound(worker, packets, bytes);
+        self.service.outbound(worker, packets, bytes);
     }
 
     /// Connections in ESTABLISHED (TCP); ipvsadm's ActiveConn.

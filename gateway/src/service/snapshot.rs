@@ -32,6 +32,7 @@ use super::types::{
 };
 use crate::conn::Timeouts;
 use crate::sched::Prepared;
+use crate::stats::Traffic;
 
 /// Index of a service in its snapshot. Valid only with the snapshot it came from.
 pub type ServiceId = u32;
@@ -84,6 +85,8 @@ pub struct Service {
     laddrs: Vec<LocalAddr>,
     /// The dh/sh/mh lookup table for `dests`; `None` for the other schedulers.
     prepared: Option<Arc<Prepared>>,
+    /// Kept across edits of the service; a deleted and re-added service starts from zero.
+    traffic: Arc<Traffic>,
 }
 
 impl Service {
@@ -108,6 +111,10 @@ impl Service {
     pub fn prepared(&self) -> Option<&Prepared> {
         self.prepared.as_deref()
     }
+    /// The service's traffic counters (`--stats`, `--rate`).
+    pub fn traffic(&self) -> &Arc<Traffic> {
+        &self.traffic
+    }
     /// Position of the real server `addr:port` in [`Service::dests`].
     pub fn dest_index(&self, addr: IpAddr, port: u16) -> Option<usize> {
         self.dests.iter().position(|d| d.spec.addr == addr && d.spec.port == port)
@@ -125,6 +132,8 @@ pub struct Snapshot {
     by_v4: FastMap<u64, ServiceId>,
     mark_rules: Vec<MarkRule>,
     timeouts: Timeouts,
+    /// How many workers count traffic (the slots of every [`Traffic`]).
+    workers: usize,
     /// Counters of removed real servers that connections still hold (see the module docs).
     trash: FastMap<(ServiceKey, IpAddr, u16), Weak<DestCounters>>,
 }
@@ -132,7 +141,12 @@ pub struct Snapshot {
 impl Snapshot {
     /// The snapshot a daemon starts with: no services, default timeouts.
     pub fn empty() -> Arc<Snapshot> {
-        Arc::new(Snapshot::default())
+        Snapshot::for_workers(1)
+    }
+
+    /// An empty snapshot whose traffic counters have a slot for each of `workers` workers.
+    pub fn for_workers(workers: usize) -> Arc<Snapshot> {
+        Arc::new(Snapshot { workers, ..Snapshot::default() })
     }
 
     /// Starts an edit; the snapshot itself never changes.
@@ -239,6 +253,7 @@ impl SnapshotEditor {
             dests: Vec::new(),
             laddrs: Vec::new(),
             prepared: None,
+            traffic: Arc::new(Traffic::new(self.next.workers)),
         }));
         self.next.index(spec.key, id);
         Ok(())
@@ -291,13 +306,18 @@ impl SnapshotEditor {
         if svc.dests.len() >= MAX_DESTS {
             return Err(ConfigError::TooManyDests { service: *key, max: MAX_DESTS });
         }
+        // A server revived from the trash keeps its counters only if it comes back to the
+        // same service, not to a deleted and re-added one with new traffic counters.
+        let service_traffic = Arc::clone(&svc.traffic);
+        let workers = self.next.workers;
         let counters = self
             .next
             .trash
             .remove(&(*key, spec.addr, spec.port))
             .and_then(|w| w.upgrade())
+            .filter(|c| Arc::ptr_eq(c.service_traffic(), &service_traffic))
             .unwrap_or_else(|| {
-                Arc::new(DestCounters::new(spec.upper_threshold, spec.lower_threshold))
+                Arc::new(DestCounters::for_service(spec.upper_threshold, spec.lower_threshold, &service_traffic, workers))
             });
         let svc = self.service_mut(key)?;
         svc.dests.push(Dest { spec, counters });

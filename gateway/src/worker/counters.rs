@@ -5,30 +5,8 @@
 //! see a value that is at most a few packets old. The block is aligned to a
 //! cache line so two workers' counters never share one.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
+pub use crate::stats::Counter;
 use crate::wire::DropReason;
-
-/// A counter with a single writer.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    /// Adds `n`. Only the owning worker may call this.
-    #[inline]
-    pub fn add(&self, n: u64) {
-        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-    }
-
-    #[inline]
-    pub fn inc(&self) {
-        self.add(1);
-    }
-
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
 
 /// Why the dataplane dropped a packet: a malformed or unforwardable packet
 /// (the wire layer's reasons) or a decision of the worker.
@@ -170,6 +148,9 @@ pub struct WorkerCounters {
     /// FNAT handshake packets sent without the client-address option (no
     /// option space, MTU, or headroom).
     pub toa_not_inserted: Counter,
+    /// A client's new SYN found its ports' previous connection finished
+    /// (TIME_WAIT or CLOSE): that one ended and a new one was scheduled.
+    pub conns_reused: Counter,
     pub drops: [Counter; Discard::COUNT],
 }
 
@@ -188,6 +169,7 @@ impl Default for WorkerCounters {
             neighbours_learned: Counter::default(),
             icmp_echo_replies: Counter::default(),
             toa_not_inserted: Counter::default(),
+            conns_reused: Counter::default(),
             drops: std::array::from_fn(|_| Counter::default()),
         }
     }
@@ -206,6 +188,22 @@ impl WorkerCounters {
     /// Every drop reason with a non-zero count.
     pub fn nonzero_drops(&self) -> Vec<(&'static str, u64)> {
         Discard::all().map(|d| (d.name(), self.dropped(d))).filter(|(_, n)| *n > 0).collect()
+    }
+
+    /// The counts of events other than traffic and drops, by name, where non-zero.
+    pub fn nonzero_events(&self) -> Vec<(&'static str, u64)> {
+        [
+            ("arp replies", &self.arp_replies),
+            ("arp requests", &self.arp_requests),
+            ("neighbours learned", &self.neighbours_learned),
+            ("icmp echo replies", &self.icmp_echo_replies),
+            ("toa not inserted", &self.toa_not_inserted),
+            ("connections reused", &self.conns_reused),
+        ]
+        .into_iter()
+        .map(|(name, c)| (name, c.get()))
+        .filter(|(_, n)| *n > 0)
+        .collect()
     }
 
     pub fn total_drops(&self) -> u64 {

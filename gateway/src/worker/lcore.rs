@@ -141,9 +141,10 @@ impl Io<Mbuf> for LcoreIo<'_> {
 }
 
 impl LcoreWorker {
-    /// Runs until `stop` is set. `poll_config` is called once per iteration
-    /// and switches the worker when the control plane published a change.
-    pub fn run(self, stop: Arc<AtomicBool>, mut poll_config: impl FnMut(&mut Worker<Mbuf>)) {
+    /// Runs until `stop` is set. `poll_control(worker, now)` is called once per
+    /// iteration: it switches the worker when the control plane published a
+    /// change and answers the control plane's questions.
+    pub fn run(self, stop: Arc<AtomicBool>, mut poll_control: impl FnMut(&mut Worker<Mbuf>, u32)) {
         let LcoreWorker { mut worker, mut rx, tx, redirect_in, redirect_out, neighbours_in, neighbours_out, pool } = self;
         let mut redirect_in = redirect_in;
         let ports = tx.iter().map(|(p, _)| usize::from(*p) + 1).max().unwrap_or(0);
@@ -163,7 +164,7 @@ impl LcoreWorker {
 
         while !stop.load(Ordering::Relaxed) {
             let now = 1 + ((dpdk::rdtsc() - start) / hz) as u32;
-            poll_config(&mut worker);
+            poll_control(&mut worker, now);
             let mut io =
                 LcoreIo { tx: &mut tx, redirect: &mut redirect, pool: &pool, learned: &mut learned, counters: &counters };
             while let Ok((ip, mac, port)) = neighbours_in.try_recv() {

@@ -285,8 +285,18 @@ impl<F: Frame> Worker<F> {
                     return self.discard(frame, crate::wire::DropReason::UnknownProtocol.into(), io);
                 };
                 let key = FlowKey { proto, src: meta.src, sport: meta.src_port, dst: meta.dst, dport: meta.dst_port };
+                let bare_syn = proto == Protocol::Tcp
+                    && meta.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN;
                 if let Some((id, dir)) = self.director.lookup(&key) {
-                    return self.forward(frame, meta, id, dir, now, io);
+                    // A client reusing the ports of a finished connection starts a new
+                    // one, scheduled afresh (IPVS conn_reuse_mode): the old server may
+                    // be quiesced or gone, and the old local port is still in TIME_WAIT.
+                    let finished = matches!(self.director.conn(id).state(), State::TimeWait | State::Close);
+                    if !(bare_syn && dir == Direction::In && finished) {
+                        return self.forward(frame, meta, id, dir, now, io);
+                    }
+                    self.director.end_now(id);
+                    self.counters.conns_reused.inc();
                 }
                 if self.lips.contains(&meta.dst) {
                     // A reply to a local port: its owner has the connection.
@@ -302,12 +312,15 @@ impl<F: Frame> Worker<F> {
                 }
                 if self.vips.contains(&meta.dst) || self.director.snapshot().find(proto, IpAddr::V4(meta.dst), meta.dst_port).is_some() {
                     // IPVS creates TCP connections on SYN only.
-                    if proto == Protocol::Tcp && meta.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) != tcp_flags::SYN {
+                    if proto == Protocol::Tcp && !bare_syn {
                         return self.discard(frame, Discard::NoConnection, io);
                     }
                     return match self.director.connect(&key, now) {
                         Ok(id) => {
                             self.counters.new_conns.inc();
+                            if let Some(d) = self.director.conn(id).dest() {
+                                d.count_connection(self.id);
+                            }
                             self.forward(frame, meta, id, Direction::In, now, io)
                         }
                         Err(refused) => self.discard(frame, refusal_drop(refused), io),
@@ -385,6 +398,14 @@ impl<F: Frame> Worker<F> {
         let before = c.state();
         let (client, cport, vaddr, vport) = (c.client, c.cport, c.vaddr, c.vport);
         let (laddr, lport, raddr, rport, method) = (c.laddr, c.lport, c.raddr, c.rport, c.method);
+        if let Some(d) = c.dest() {
+            // IPVS counts the IP length, before the rewrite changes it.
+            let bytes = u64::from(meta.l3_len) + u64::from(meta.l4_len);
+            match dir {
+                Direction::In => d.count_inbound(self.id, 1, bytes),
+                Direction::Out => d.count_outbound(self.id, 1, bytes),
+            }
+        }
         self.director.on_packet(id, dir, meta.tcp_flags, now);
 
         // Where the rewritten packet goes decides the MTU and the source of a tunnel.

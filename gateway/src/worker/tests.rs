@@ -232,6 +232,21 @@ fn fnat_first_packet_waits_for_arp_then_flows_both_ways() {
     let c = w.counters();
     assert_eq!((c.new_conns.get(), c.total_drops()), (1, 0));
     assert_eq!(io.freed, 2, "the two ARP replies were consumed");
+
+    // --stats: IP lengths before the rewrite, on the service and on RS1 alone.
+    let ip_len = |frame: &[u8]| (frame.len() - 14) as u64;
+    let want = crate::stats::Totals {
+        conns: 1,
+        in_packets: 3,
+        out_packets: 1,
+        in_bytes: ip_len(&syn) + ip_len(&ack) + ip_len(&data),
+        out_bytes: ip_len(&synack),
+    };
+    let snap = w.director().snapshot().clone();
+    let svc = &snap.services()[0];
+    assert_eq!(svc.traffic().totals(), want);
+    assert_eq!(svc.dests()[0].counters().traffic().totals(), want);
+    assert_eq!(svc.dests()[1].counters().traffic().totals(), crate::stats::Totals::default());
 }
 
 #[test]
@@ -269,6 +284,34 @@ fn rr_alternates_real_servers_and_udp_works() {
     let sent = io.take_sent();
     assert_eq!((ip_src(&sent[0].1).0, ip_dst(&sent[0].1)), (LIP, (RS1, 53)));
     assert_checksums_valid(&sent[0].1);
+}
+
+#[test]
+fn a_new_syn_on_a_finished_connections_ports_is_scheduled_afresh() {
+    let mut w = worker(0, 1, ForwardMethod::FullNat);
+    let mut io = Recorder::default();
+    resolve(&mut w, &mut io, 1000);
+    let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+    let first = io.take_sent().remove(0).1;
+    assert_eq!(ip_dst(&first).0, RS1);
+
+    // A retransmitted SYN of the live connection stays on it.
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+    assert_eq!(ip_src(&io.take_sent().remove(0).1), ip_src(&first));
+
+    // The client closes (TIME_WAIT); its next connection from the same port is a new one.
+    let fin = tcp_frame((CLIENT, 40000), (VIP, 80), 2, 0, flags::FIN | flags::ACK, &[], &[]);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &fin), 0, 1001, &mut io);
+    io.take_sent();
+    let again = tcp_frame((CLIENT, 40000), (VIP, 80), 7777, 0, flags::SYN, &[], &[]);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &again), 0, 1002, &mut io);
+    let second = io.take_sent().remove(0).1;
+    assert_eq!(ip_dst(&second).0, RS2, "scheduled again: rr moves on");
+    assert_ne!(ip_src(&second), ip_src(&first), "a new local port");
+    let c = w.counters();
+    assert_eq!((c.new_conns.get(), c.conns_reused.get(), c.total_drops()), (2, 1, 0));
+    assert_eq!(w.director().conns().len(), 1, "the finished connection is gone");
 }
 
 #[test]
