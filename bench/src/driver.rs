@@ -1,0 +1,736 @@
+//! The benchmark driver (`gwbench all`): every figure next to its reference,
+//! measured in the same run, then the exact instruction counts and the
+//! connection-table figures from the existing scripts and benches, written
+//! as JSON and a short table.
+//!
+//! A *scenario* is one device under test (the plain forwarder
+//! `gatewayd --pair`, or `gatewayd --config` with a service configured by
+//! `gwctl`) and one generator process (`gwbench gen`) on the other core,
+//! connected by two memif links whose sockets live in a private temporary
+//! directory. Every process the driver starts is stopped when the scenario
+//! ends, also on failure and on SIGINT/SIGTERM (the [`Proc`] and
+//! [`TempDir`] guards), and the directory is removed.
+//!
+//! The machine is shared and noisy: scenarios are run in interleaved rounds
+//! (forwarder, gateway, forwarder, gateway, ...) and each figure keeps its
+//! best round; the ratio is taken between best rounds of the same run.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Read as _;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::result::GenResult;
+
+pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+pub const VPORT: u16 = 80;
+pub const GW_CLIENT_MAC: &str = "02:00:00:00:01:01";
+pub const GW_SERVER_MAC: &str = "02:00:00:00:02:01";
+pub const GEN_CLIENT_MAC: &str = "02:00:00:00:01:02";
+pub const GEN_SERVER_MAC: &str = "02:00:00:00:02:02";
+/// Real servers the generator plays: 192.168.1.10 + i.
+pub const REAL_SERVERS: u8 = 4;
+/// Local addresses of the FNAT service: 192.168.1.100 + i; each gives the
+/// worker 64511 local ports.
+pub const DEFAULT_LIPS: u8 = 32;
+
+/// How the gateway forwards to the real servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Fnat,
+    Nat,
+    Dr,
+    Tun,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Fnat => "fnat",
+            Method::Nat => "nat",
+            Method::Dr => "dr",
+            Method::Tun => "tun",
+        }
+    }
+
+    /// The ipvsadm flag of the real servers.
+    fn flag(self) -> &'static str {
+        match self {
+            Method::Fnat => "-b",
+            Method::Nat => "-m",
+            Method::Dr => "-g",
+            Method::Tun => "-i",
+        }
+    }
+
+    /// Replies bypass the director: only the client-to-server way is measured.
+    pub fn oneway(self) -> bool {
+        matches!(self, Method::Dr | Method::Tun)
+    }
+}
+
+/// The device under test.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Target {
+    /// `gatewayd --pair`: rx -> tx, no processing.
+    Forwarder,
+    /// `gatewayd --config` with one TCP service on the VIP.
+    Gateway { method: Method, scheduler: String, synproxy: bool },
+}
+
+impl Target {
+    pub fn gateway(method: Method, scheduler: &str) -> Target {
+        Target::Gateway { method, scheduler: scheduler.into(), synproxy: false }
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            Target::Forwarder => "forwarder".into(),
+            Target::Gateway { method, scheduler, synproxy } => {
+                format!("{} {scheduler}{}", method.name().to_uppercase(), if *synproxy { " synproxy" } else { "" })
+            }
+        }
+    }
+}
+
+/// What the generator does in a scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Load {
+    /// `established`, `connect` or `synflood`.
+    pub mode: String,
+    pub flows: u32,
+    pub seconds: f64,
+    pub window: u32,
+    pub payload: u32,
+    pub oneway: bool,
+}
+
+/// The gatewayd configuration file for a scenario (memif server side).
+pub fn gateway_config(dir: &Path, file_prefix: &str, conn_capacity: u32) -> serde_json::Value {
+    let mut neighbours = vec![json!({"addr": "10.0.0.1", "lladdr": GEN_CLIENT_MAC, "dev": "client"})];
+    for i in 0..REAL_SERVERS {
+        neighbours.push(json!({"addr": format!("192.168.1.{}", 10 + i), "lladdr": GEN_SERVER_MAC, "dev": "servers"}));
+    }
+    json!({
+        "eal": gateway_eal(dir, file_prefix),
+        "ports": [
+            {"device": "net_memif0", "name": "client", "addrs": ["10.0.0.254/24"]},
+            {"device": "net_memif1", "name": "servers", "addrs": ["192.168.1.254/24"]}
+        ],
+        "routes": [{"dst": "0.0.0.0/0", "via": "10.0.0.1", "dev": "client"}],
+        "neighbours": neighbours,
+        "conn_capacity": conn_capacity,
+    })
+}
+
+/// EAL arguments of the device under test: main lcore 0 (control), one
+/// worker on lcore 1, memif servers.
+pub fn gateway_eal(dir: &Path, file_prefix: &str) -> Vec<String> {
+    vec![
+        "-l".into(),
+        "0-1".into(),
+        "--no-pci".into(),
+        "--in-memory".into(),
+        format!("--file-prefix={file_prefix}"),
+        "--log-level=lib.eal:error".into(),
+        "--log-level=pmd.net.memif:error".into(),
+        format!("--vdev=net_memif0,role=server,socket={},id=0,mac={GW_CLIENT_MAC}", dir.join("client.sock").display()),
+        format!("--vdev=net_memif1,role=server,socket={},id=0,mac={GW_SERVER_MAC}", dir.join("server.sock").display()),
+    ]
+}
+
+/// log2 of the memif ring size (the client side, the generator, sets it):
+/// 4096 slots per direction, so a window of 4096 segments never overflows.
+pub const MEMIF_RSIZE: u32 = 12;
+
+/// EAL arguments of the generator: one lcore (0, the core the gateway's
+/// worker does not use), memif clients. By default in zero-copy mode (the
+/// gateway side reads and writes the generator's mbufs in place), which
+/// halves the generator's copying so the device under test, not the
+/// generator, is the slower side; that needs hugepages in single-file
+/// segments. `copy` uses plain copying memif (and `--no-huge`).
+pub fn generator_eal(dir: &Path, file_prefix: &str, copy: bool) -> Vec<String> {
+    let mut eal: Vec<String> = vec!["-l".into(), "0".into(), "--no-pci".into()];
+    let zc = if copy {
+        eal.extend(["--no-huge".into(), "--no-shconf".into(), "-m".into(), "512".into()]);
+        ""
+    } else {
+        eal.extend(["--in-memory".into(), "--single-file-segments".into()]);
+        ",zero-copy=yes"
+    };
+    eal.extend([
+        format!("--file-prefix={file_prefix}"),
+        "--log-level=lib.eal:error".into(),
+        "--log-level=pmd.net.memif:error".into(),
+        format!(
+            "--vdev=net_memif0,role=client,socket={},id=0,rsize={MEMIF_RSIZE}{zc},mac={GEN_CLIENT_MAC}",
+            dir.join("client.sock").display()
+        ),
+        format!(
+            "--vdev=net_memif1,role=client,socket={},id=0,rsize={MEMIF_RSIZE}{zc},mac={GEN_SERVER_MAC}",
+            dir.join("server.sock").display()
+        ),
+    ]);
+    eal
+}
+
+/// The gwctl command lines that set up the service for `target`.
+pub fn gwctl_commands(method: Method, scheduler: &str, synproxy: bool, lips: u8) -> Vec<Vec<String>> {
+    let svc = format!("{VIP}:{VPORT}");
+    let mut cmds = vec![];
+    let mut add = vec!["-A", "-t", &svc, "-s", scheduler].into_iter().map(String::from).collect::<Vec<_>>();
+    if synproxy {
+        add.extend(["-j".into(), "enable".into()]);
+    }
+    cmds.push(add);
+    if method == Method::Fnat {
+        for i in 0..lips {
+            cmds.push(
+                ["-P", "-t", &svc, "-z", &format!("192.168.1.{}", 100 + u32::from(i)), "-F", "servers"]
+                    .map(String::from)
+                    .to_vec(),
+            );
+        }
+    }
+    // DR and TUN keep the destination port; NAT and FNAT translate it.
+    let rport = if method.oneway() { VPORT } else { 8080 };
+    for i in 0..REAL_SERVERS {
+        cmds.push(
+            ["-a", "-t", &svc, "-r", &format!("192.168.1.{}:{rport}", 10 + i), method.flag()].map(String::from).to_vec(),
+        );
+    }
+    cmds
+}
+
+/// A temporary directory removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> std::io::Result<TempDir> {
+        let path = std::env::temp_dir().join(format!("gwbench-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)?;
+        Ok(TempDir(path))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process, stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Proc {
+    child: Child,
+    pub name: String,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `cmd` with stdout and stderr in `log`.
+    pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Result<Proc, String> {
+        let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = file.try_clone().map_err(|e| e.to_string())?;
+        cmd.stdin(Stdio::null()).stdout(file).stderr(err);
+        let child = cmd.spawn().map_err(|e| format!("cannot start {name}: {e}"))?;
+        Ok(Proc { child, name: name.into(), log })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// SIGTERM, then waits up to `grace`; SIGKILL after that.
+    pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
+        if let Some(s) = self.exited() {
+            return Some(s);
+        }
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let until = Instant::now() + grace;
+        while Instant::now() < until {
+            if let Some(s) = self.exited() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        self.child.wait().ok()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(5));
+    }
+}
+
+/// CPU seconds (user + system) of one thread or process, from its `stat`.
+fn cpu_seconds(stat_path: &Path) -> Option<f64> {
+    let s = std::fs::read_to_string(stat_path).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// The `stat` file of the worker lcore thread of `pid` (DPDK names it
+/// `rte-worker-N`).
+fn worker_thread_stat(pid: u32) -> Option<PathBuf> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim().starts_with("rte-worker") {
+            return Some(t.path().join("stat"));
+        }
+    }
+    None
+}
+
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
+/// One scenario's outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Run {
+    pub target: Target,
+    pub target_label: String,
+    pub load: Load,
+    pub round: u32,
+    pub result: Option<GenResult>,
+    pub error: Option<String>,
+    /// Share of a core the gateway's worker lcore thread got while the
+    /// generator ran (it polls: 1.0 is a core of its own).
+    pub worker_cpu_share: Option<f64>,
+    /// 1-minute load average when the scenario started.
+    pub load_average: f64,
+    /// `gwctl stats` after the run (gateway targets).
+    pub gateway_stats: Option<String>,
+}
+
+/// What the driver needs to know.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub gatewayd: PathBuf,
+    pub gwctl: PathBuf,
+    pub gwbench: PathBuf,
+    /// Copying memif (no hugepages) for the generator instead of zero-copy.
+    pub copy_generator: bool,
+    pub stop: Arc<AtomicBool>,
+    pub lips: u8,
+    pub verbose: bool,
+}
+
+fn wait_for(deadline: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + deadline;
+    while Instant::now() < until {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+impl Env {
+    fn gwctl(&self, socket: &Path, args: &[String]) -> Result<String, String> {
+        let out = Command::new(&self.gwctl)
+            .env("GATEWAYD_SOCKET", socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run gwctl: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "gwctl {}: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs one scenario: starts the device under test, configures it, runs
+    /// the generator against it, stops everything.
+    pub fn run(&self, target: &Target, load: &Load, round: u32) -> Run {
+        let mut run = Run {
+            target: target.clone(),
+            target_label: target.label(),
+            load: load.clone(),
+            round,
+            result: None,
+            error: None,
+            worker_cpu_share: None,
+            load_average: load_average(),
+            gateway_stats: None,
+        };
+        match self.try_run(target, load, &mut run) {
+            Ok(r) => run.result = Some(r),
+            Err(e) => run.error = Some(e),
+        }
+        run
+    }
+
+    fn try_run(&self, target: &Target, load: &Load, run: &mut Run) -> Result<GenResult, String> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err("interrupted".into());
+        }
+        let tag = format!("{}-r{}", target.label().replace(' ', "-").to_lowercase(), run.round);
+        let dir = TempDir::new(&tag).map_err(|e| format!("temporary directory: {e}"))?;
+        let prefix = format!("gwb{}", std::process::id());
+        let socket = dir.path().join("gatewayd.sock");
+        let mut dut = match target {
+            Target::Forwarder => {
+                let mut cmd = Command::new(&self.gatewayd);
+                // Bounded even if this driver dies without stopping it.
+                cmd.args(["--seconds", "600", "--stats-interval", "3600", "--pair", "net_memif0,net_memif1", "--"])
+                    .args(gateway_eal(dir.path(), &format!("{prefix}f")));
+                Proc::spawn("gatewayd --pair", cmd, dir.path().join("dut.log"))?
+            }
+            Target::Gateway { .. } => {
+                let capacity = (u64::from(load.flows) * 2).next_power_of_two().clamp(1 << 16, 1 << 22) as u32;
+                let config = gateway_config(dir.path(), &format!("{prefix}g"), capacity);
+                let path = dir.path().join("gatewayd.json");
+                std::fs::write(&path, serde_json::to_string_pretty(&config).expect("json")).map_err(|e| e.to_string())?;
+                let mut cmd = Command::new(&self.gatewayd);
+                cmd.arg("--config").arg(&path).arg("--socket").arg(&socket);
+                Proc::spawn("gatewayd", cmd, dir.path().join("dut.log"))?
+            }
+        };
+        let started = wait_for(Duration::from_secs(30), || {
+            dut.log_text().contains("running") || dut.exited().is_some()
+        });
+        if !started || dut.exited().is_some() {
+            return Err(format!("{} did not start:\n{}", dut.name, dut.log_text()));
+        }
+        if let Target::Gateway { method, scheduler, synproxy } = target {
+            for args in gwctl_commands(*method, scheduler, *synproxy, self.lips) {
+                self.gwctl(&socket, &args)?;
+            }
+        }
+        let worker_stat = worker_thread_stat(dut.pid());
+        let cpu0 = worker_stat.as_deref().and_then(cpu_seconds);
+        let t0 = Instant::now();
+
+        let mut cmd = Command::new(&self.gwbench);
+        cmd.arg("gen")
+            .args(["--mode", &load.mode])
+            .args(["--flows", &load.flows.to_string()])
+            .args(["--seconds", &load.seconds.to_string()])
+            .args(["--window", &load.window.to_string()])
+            .args(["--payload", &load.payload.to_string()])
+            .args(["--gateway-mac", GW_CLIENT_MAC, "--vip", &VIP.to_string(), "--vport", &VPORT.to_string()]);
+        if load.oneway {
+            cmd.arg("--oneway");
+        }
+        cmd.arg("--").args(generator_eal(dir.path(), &format!("{prefix}c"), self.copy_generator));
+        let mut gen = Proc::spawn("gwbench gen", cmd, dir.path().join("gen.log"))?;
+        // The generator bounds itself (handshakes 60 s, the measured phase,
+        // drains); this is the backstop.
+        let limit = Duration::from_secs_f64(load.seconds + 120.0);
+        let status = loop {
+            if let Some(s) = gen.exited() {
+                break s;
+            }
+            if self.stop.load(Ordering::Relaxed) || t0.elapsed() > limit {
+                gen.stop(Duration::from_secs(2));
+                return Err(if self.stop.load(Ordering::Relaxed) { "interrupted".into() } else { "generator timed out".into() });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let elapsed = t0.elapsed().as_secs_f64();
+        if let (Some(a), Some(b)) = (cpu0, worker_stat.as_deref().and_then(cpu_seconds)) {
+            run.worker_cpu_share = Some((b - a) / elapsed);
+        }
+        if matches!(target, Target::Gateway { .. }) {
+            run.gateway_stats = self.gwctl(&socket, &["stats".into()]).ok();
+        }
+        let log = gen.log_text();
+        if self.verbose {
+            eprintln!("{log}");
+        }
+        let line = log.lines().rev().find(|l| l.starts_with('{'));
+        let result = match line.map(serde_json::from_str::<GenResult>) {
+            Some(Ok(r)) if status.success() => r,
+            _ => return Err(format!("generator failed ({status}):\n{log}\n--- device under test:\n{}", dut.log_text())),
+        };
+        dut.stop(Duration::from_secs(10));
+        Ok(result)
+    }
+}
+
+/// One line of a figure: a measurement and its reference from the same run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    pub figure: String,
+    pub name: String,
+    pub flows: u32,
+    /// Best round's rate (packets or connections per second).
+    pub rate: f64,
+    pub unit: String,
+    /// Best round of the reference (the plain forwarder, same load).
+    pub reference_rate: Option<f64>,
+    pub ratio: Option<f64>,
+    /// Packets the gateway forwards per answer (2 when both ways pass it).
+    pub gateway_packets_per_answer: u32,
+    pub lost: u64,
+    pub rounds: u32,
+    pub note: String,
+}
+
+/// Best (highest-rate) successful run among `runs` for `target` and `load`.
+pub fn best<'a>(runs: &'a [Run], target: &Target, load: &Load) -> Option<&'a Run> {
+    runs.iter()
+        .filter(|r| &r.target == target && &r.load == load && r.result.is_some())
+        .max_by(|a, b| rate(a).total_cmp(&rate(b)))
+}
+
+fn rate(r: &Run) -> f64 {
+    r.result.as_ref().map_or(0.0, |g| g.rate)
+}
+
+/// Exact instruction counts from the callgrind scripts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Instructions {
+    /// measure_insns.sh: path -> (exact classify + rewrite, whole-program diff).
+    pub xmit: BTreeMap<String, (u64, u64)>,
+    /// measure_pipeline.sh: established, reply, new -> instructions/packet.
+    pub pipeline: BTreeMap<String, u64>,
+    /// measure_conn.sh: setup (per new connection), lookup, packet.
+    pub conn: BTreeMap<String, u64>,
+    pub raw: BTreeMap<String, String>,
+}
+
+/// Parses `measure_insns.sh` output.
+pub fn parse_xmit_insns(text: &str) -> BTreeMap<String, (u64, u64)> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.as_slice() {
+                [path, exact, diff] => Some((path.to_string(), (exact.parse().ok()?, diff.parse().ok()?))),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Parses `measure_pipeline.sh` output (`path: N instructions/packet`).
+pub fn parse_pipeline_insns(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let (path, rest) = l.split_once(':')?;
+            let n = rest.split_whitespace().next()?.parse().ok()?;
+            rest.contains("instructions/packet").then(|| (path.trim().to_string(), n))
+        })
+        .collect()
+}
+
+/// Parses `measure_conn.sh` output (`setup:  N instructions/connection` ...).
+pub fn parse_conn_insns(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let (what, rest) = l.split_once(':')?;
+            let n = rest.split_whitespace().next()?.parse().ok()?;
+            rest.contains("instructions").then(|| (what.trim().to_string(), n))
+        })
+        .collect()
+}
+
+/// The connection-table figures at one table size (conn_table bench report).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableFigure {
+    pub live: u64,
+    pub bytes_per_conn: u64,
+    pub lookups_mps: f64,
+    pub burst_lookups_mps: f64,
+    pub ns_per_insert: f64,
+}
+
+/// Parses the conn_table bench's report lines
+/// (`  1000000 live: 72 bytes/conn (...), fill 0.31 s (310 ns/insert), 12.3 M lookups/s (...), in bursts of 32: 20.1 M/s (...)`).
+pub fn parse_conn_table(text: &str) -> Vec<TableFigure> {
+    let num_before = |s: &str, marker: &str| -> Option<f64> {
+        let at = s.find(marker)?;
+        s[..at].split_whitespace().last()?.trim_start_matches('(').parse().ok()
+    };
+    text.lines()
+        .filter(|l| l.contains(" live: "))
+        .filter_map(|l| {
+            let live = l.split_whitespace().next()?.parse().ok()?;
+            let burst = l.split("in bursts of 32:").nth(1)?;
+            Some(TableFigure {
+                live,
+                bytes_per_conn: num_before(l, "bytes/conn")? as u64,
+                lookups_mps: num_before(l, "M lookups/s")?,
+                burst_lookups_mps: num_before(burst, "M/s")?,
+                ns_per_insert: num_before(l, "ns/insert").unwrap_or(f64::NAN),
+            })
+        })
+        .collect()
+}
+
+/// Runs a shell script of the repository and returns its stdout.
+pub fn run_script(repo: &Path, script: &str, target_dir: &Path) -> Result<String, String> {
+    let out = Command::new("sh")
+        .arg(repo.join(script))
+        .current_dir(repo)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{script}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{script} failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs the conn_table bench's report.
+pub fn run_conn_table(repo: &Path, target_dir: &Path) -> Result<String, String> {
+    let mut child = Command::new("cargo")
+        .args(["bench", "-p", "gateway", "--no-default-features", "--bench", "conn_table"])
+        .current_dir(repo)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cargo bench conn_table: {e}"))?;
+    let mut text = String::new();
+    child.stdout.take().map(|mut s| s.read_to_string(&mut text));
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("cargo bench conn_table failed ({status})"));
+    }
+    Ok(text)
+}
+
+/// What the machine is.
+pub fn machine() -> serde_json::Value {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let model = cpuinfo.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("").trim();
+    let mem_kib: u64 = read("/proc/meminfo")
+        .lines()
+        .find(|l| l.starts_with("MemTotal"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    let cmd = |c: &str, a: &[&str]| {
+        Command::new(c).args(a).output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+    };
+    json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu_model": model,
+        "memory_gib": mem_kib / (1 << 20),
+        "kernel": read("/proc/sys/kernel/osrelease").trim(),
+        "dpdk": cmd("pkg-config", &["--modversion", "libdpdk"]),
+        "hugepages": read("/proc/sys/vm/nr_hugepages").trim(),
+        "link": "net_memif between two DPDK processes (no NIC)",
+        "layout": "gatewayd: main lcore 0 (control), 1 worker on lcore 1; generator: 1 lcore on core 0",
+        "date": cmd("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+        "commit": cmd("git", &["rev-parse", "--short", "HEAD"]),
+    })
+}
+
+/// Formats rows as the short table.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<26} {:<22} {:>9} {:>12} {:>12} {:>7} {:>8}", "figure", "subject", "flows", "rate", "reference", "ratio", "lost");
+    for r in rows {
+        let (scale, unit) = if r.unit == "pps" { (1e6, "Mpps") } else { (1e3, "k/s") };
+        let fmt = |v: f64| format!("{:.3} {unit}", v / scale);
+        let _ = writeln!(
+            out,
+            "{:<26} {:<22} {:>9} {:>12} {:>12} {:>7} {:>8}",
+            r.figure,
+            r.name,
+            r.flows,
+            fmt(r.rate),
+            r.reference_rate.map(fmt).unwrap_or_else(|| "-".into()),
+            r.ratio.map(|x| format!("{:.0}%", x * 100.0)).unwrap_or_else(|| "-".into()),
+            r.lost
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnat_setup_is_ipvsadm_syntax() {
+        let cmds = gwctl_commands(Method::Fnat, "wlc", false, 2);
+        let lines: Vec<String> = cmds.iter().map(|c| c.join(" ")).collect();
+        assert_eq!(lines[0], "-A -t 10.0.0.100:80 -s wlc");
+        assert_eq!(lines[1], "-P -t 10.0.0.100:80 -z 192.168.1.100 -F servers");
+        assert_eq!(lines[3], "-a -t 10.0.0.100:80 -r 192.168.1.10:8080 -b");
+        assert_eq!(lines.len(), 1 + 2 + usize::from(REAL_SERVERS));
+        let dr = gwctl_commands(Method::Dr, "mh", true, 2);
+        assert_eq!(dr[0].join(" "), "-A -t 10.0.0.100:80 -s mh -j enable");
+        assert_eq!(dr[1].join(" "), "-a -t 10.0.0.100:80 -r 192.168.1.10:80 -g");
+    }
+
+    #[test]
+    fn the_gateway_config_names_every_real_server() {
+        let c = gateway_config(Path::new("/tmp/x"), "p", 65536);
+        assert_eq!(c["neighbours"].as_array().unwrap().len(), 1 + usize::from(REAL_SERVERS));
+        assert!(c["eal"][7].as_str().unwrap().contains("role=server,socket=/tmp/x/client.sock"));
+        let g = generator_eal(Path::new("/tmp/x"), "q", false);
+        assert!(g.iter().any(|a| a.contains("role=client,socket=/tmp/x/server.sock")));
+    }
+
+    #[test]
+    fn script_outputs_parse() {
+        let xmit = "path              exact   diff   (reset alone: 30)\nclassify             60     90\nfnat_in             247    280\n";
+        assert_eq!(parse_xmit_insns(xmit)["fnat_in"], (247, 280));
+        let pipe = "established: 520 instructions/packet (N=20000)\nnew: 2100 instructions/packet (N=20000)\n";
+        assert_eq!(parse_pipeline_insns(pipe)["new"], 2100);
+        let conn = "setup:  900 instructions/connection\nlookup: 60 instructions (loop 80, key generation 20)\n";
+        let c = parse_conn_insns(conn);
+        assert_eq!((c["setup"], c["lookup"]), (900, 60));
+        let table = "entry: 64 bytes (IPv4), 88 bytes (IPv6)\n  1000000 live: 72 bytes/conn (entry 64 + index 8), fill 0.31 s (310 ns/insert), 12.3 M lookups/s (81.3 ns/lookup), in bursts of 32: 20.1 M/s (49.8 ns) [3]\n";
+        assert_eq!(
+            parse_conn_table(table),
+            vec![TableFigure { live: 1_000_000, bytes_per_conn: 72, lookups_mps: 12.3, burst_lookups_mps: 20.1, ns_per_insert: 310.0 }]
+        );
+    }
+
+    #[test]
+    fn temp_dirs_go_away() {
+        let p = {
+            let d = TempDir::new("unit").unwrap();
+            std::fs::write(d.path().join("f"), "x").unwrap();
+            d.path().to_path_buf()
+        };
+        assert!(!p.exists());
+    }
+}
