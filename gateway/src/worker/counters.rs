@@ -145,6 +145,12 @@ pub struct WorkerCounters {
     pub arp_requests: Counter,
     pub neighbours_learned: Counter,
     pub icmp_echo_replies: Counter,
+    /// ICMP errors the gateway originated (time exceeded, fragmentation needed).
+    pub icmp_errors_sent: Counter,
+    /// ICMP errors not sent because of the rate limit.
+    pub icmp_errors_limited: Counter,
+    /// ICMP errors about a connection's packets passed to its other side.
+    pub icmp_errors_relayed: Counter,
     /// FNAT handshake packets sent without the client-address option (no
     /// option space, MTU, or headroom).
     pub toa_not_inserted: Counter,
@@ -168,6 +174,9 @@ impl Default for WorkerCounters {
             arp_requests: Counter::default(),
             neighbours_learned: Counter::default(),
             icmp_echo_replies: Counter::default(),
+            icmp_errors_sent: Counter::default(),
+            icmp_errors_limited: Counter::default(),
+            icmp_errors_relayed: Counter::default(),
             toa_not_inserted: Counter::default(),
             conns_reused: Counter::default(),
             drops: std::array::from_fn(|_| Counter::default()),
@@ -197,6 +206,9 @@ impl WorkerCounters {
             ("arp requests", &self.arp_requests),
             ("neighbours learned", &self.neighbours_learned),
             ("icmp echo replies", &self.icmp_echo_replies),
+            ("icmp errors sent", &self.icmp_errors_sent),
+            ("icmp errors rate-limited", &self.icmp_errors_limited),
+            ("icmp errors relayed", &self.icmp_errors_relayed),
             ("toa not inserted", &self.toa_not_inserted),
             ("connections reused", &self.conns_reused),
         ]

@@ -19,15 +19,17 @@ use crate::conn::director::{Director, DirectorConfig, Refused};
 use crate::conn::{Direction, FlowKey, State};
 use crate::frame::Frame;
 use crate::net::arp::{handle_arp, write_arp_request, ArpVerdict};
-use crate::net::icmp::echo_reply_in_place;
+use crate::net::icmp::{echo_reply_in_place, error_destination, RateLimiter};
 use crate::net::{Ipv4Cidr, Learned, NeighbourTable, PendingQueue, Queued, RouteTable};
 use crate::service::fasthash::FastBuildHasher;
 use crate::service::laddr::PortPartition;
 use crate::service::{ForwardMethod, Protocol, ServiceKey, Snapshot};
 use crate::wire::icmp::msg_type;
 use crate::wire::tcp::flags as tcp_flags;
-use crate::wire::{classify, ip_proto, ClassifyPolicy, Classified, Ipv4Meta, MacAddr};
-use crate::xmit::{self, DrRewrite, FnatRewrite, NatRewrite, Offload, Toa, ToaOutcome, TunEncap};
+use crate::wire::classify::icmp_error_inner;
+use crate::wire::{classify, ip_proto, ipv4, ClassifyPolicy, Classified, Ipv4Meta, MacAddr};
+use crate::xmit::icmp_error::{IcmpErrorRewrite, OwnError};
+use crate::xmit::{self, DrRewrite, FnatRewrite, NatRewrite, Offload, Toa, ToaOutcome, TunEncap, XmitError};
 
 /// Where the pipeline's frames go.
 pub trait Io<F> {
@@ -144,6 +146,9 @@ pub struct Worker<F> {
     lips: AddrSet,
     last_arp_retry: u32,
     ident: u16,
+    /// ICMP errors the gateway originates, at most 1000 a second (Linux's
+    /// icmp_msgs_per_sec), so a flood of expiring packets cannot double.
+    icmp_errors: RateLimiter,
     counters: Arc<WorkerCounters>,
 }
 
@@ -187,6 +192,7 @@ impl<F: Frame> Worker<F> {
             lips: AddrSet::default(),
             last_arp_retry: now,
             ident: cfg.id.wrapping_mul(0x1000),
+            icmp_errors: RateLimiter::new(1000, 50),
             counters: Arc::new(WorkerCounters::default()),
         };
         w.set_net(net);
@@ -278,12 +284,17 @@ impl<F: Frame> Worker<F> {
         match classify(&frame, self.classify) {
             Err(reason) => self.discard(frame, reason.into(), io),
             Ok(Classified::Arp { l2_len }) => self.arp(frame, usize::from(l2_len), in_port, now, io),
-            Ok(Classified::Ipv4(meta)) if meta.protocol == ip_proto::ICMP => self.icmp(frame, meta, in_port, io),
+            Ok(Classified::Ipv4(meta)) if meta.protocol == ip_proto::ICMP => self.icmp(frame, meta, in_port, now, io),
             Ok(Classified::Ipv4(meta)) => {
                 // classify passes only TCP, UDP and ICMP.
                 let Some(proto) = Protocol::from_number(meta.protocol) else {
                     return self.discard(frame, crate::wire::DropReason::UnknownProtocol.into(), io);
                 };
+                // Everything from here is forwarded, as a router hop: refused before it
+                // can create a connection.
+                if meta.ttl <= 1 {
+                    return self.refuse(frame, &meta, XmitError::TtlExpired { ttl: meta.ttl }, in_port, now, io);
+                }
                 let key = FlowKey { proto, src: meta.src, sport: meta.src_port, dst: meta.dst, dport: meta.dst_port };
                 let bare_syn = proto == Protocol::Tcp
                     && meta.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN;
@@ -293,7 +304,7 @@ impl<F: Frame> Worker<F> {
                     // be quiesced or gone, and the old local port is still in TIME_WAIT.
                     let finished = matches!(self.director.conn(id).state(), State::TimeWait | State::Close);
                     if !(bare_syn && dir == Direction::In && finished) {
-                        return self.forward(frame, meta, id, dir, now, io);
+                        return self.forward(frame, meta, id, dir, in_port, now, io);
                     }
                     self.director.end_now(id);
                     self.counters.conns_reused.inc();
@@ -321,7 +332,7 @@ impl<F: Frame> Worker<F> {
                             if let Some(d) = self.director.conn(id).dest() {
                                 d.count_connection(self.id);
                             }
-                            self.forward(frame, meta, id, Direction::In, now, io)
+                            self.forward(frame, meta, id, Direction::In, in_port, now, io)
                         }
                         Err(refused) => self.discard(frame, refusal_drop(refused), io),
                     };
@@ -376,9 +387,12 @@ impl<F: Frame> Worker<F> {
         }
     }
 
-    fn icmp(&mut self, mut frame: F, meta: Ipv4Meta, in_port: u16, io: &mut impl Io<F>) {
+    fn icmp(&mut self, mut frame: F, meta: Ipv4Meta, in_port: u16, now: u32, io: &mut impl Io<F>) {
         if !self.is_own(meta.dst) {
             return self.discard(frame, Discard::NotForUs, io);
+        }
+        if meta.is_icmp_error() {
+            return self.relay_icmp_error(frame, meta, now, io);
         }
         if meta.icmp_type != msg_type::ECHO_REQUEST {
             return self.discard(frame, Discard::LocalUnhandled, io);
@@ -392,7 +406,9 @@ impl<F: Frame> Worker<F> {
         }
     }
 
-    fn forward(&mut self, mut frame: F, mut meta: Ipv4Meta, id: u32, dir: Direction, now: u32, io: &mut impl Io<F>) {
+    #[allow(clippy::too_many_arguments)]
+    fn forward(&mut self, mut frame: F, mut meta: Ipv4Meta, id: u32, dir: Direction, in_port: u16, now: u32, io: &mut impl Io<F>) {
+        let received = meta;
         // Everything but the state is fixed for the connection's life: read it once.
         let c = self.director.conn(id);
         let before = c.state();
@@ -425,6 +441,7 @@ impl<F: Frame> Worker<F> {
             (ForwardMethod::FullNat, Direction::In) => {
                 let mut rw = FnatRewrite::inbound(laddr.into(), lport, raddr.into(), rport);
                 rw.mtu = mtu;
+                rw.decrement_ttl = true;
                 // The client's address rides to the real server on the handshake
                 // (the toa module reads it from the packet completing it).
                 if meta.protocol == ip_proto::TCP && before != State::Established {
@@ -440,13 +457,16 @@ impl<F: Frame> Worker<F> {
             (ForwardMethod::FullNat, Direction::Out) => {
                 let mut rw = FnatRewrite::outbound(vaddr.into(), vport, client.into(), cport);
                 rw.mtu = mtu;
+                rw.decrement_ttl = true;
                 xmit::fnat::rewrite(&mut frame, &mut meta, &rw, offload).map(|_| ())
             }
             (ForwardMethod::Masq, Direction::In) => {
-                xmit::nat::rewrite_inbound(&mut frame, &mut meta, &NatRewrite::new(raddr.into(), rport), offload)
+                let rw = NatRewrite { decrement_ttl: true, ..NatRewrite::new(raddr.into(), rport) };
+                xmit::nat::rewrite_inbound(&mut frame, &mut meta, &rw, offload)
             }
             (ForwardMethod::Masq, Direction::Out) => {
-                xmit::nat::rewrite_outbound(&mut frame, &mut meta, &NatRewrite::new(vaddr.into(), vport), offload)
+                let rw = NatRewrite { decrement_ttl: true, ..NatRewrite::new(vaddr.into(), vport) };
+                xmit::nat::rewrite_outbound(&mut frame, &mut meta, &rw, offload)
             }
             (ForwardMethod::DirectRoute, Direction::In) => {
                 // The real server holds the VIP itself: it must be on-link.
@@ -468,8 +488,119 @@ impl<F: Frame> Worker<F> {
             }
         };
         if let Err(e) = result {
+            return self.refuse(frame, &received, e, in_port, now, io);
+        }
+        self.output(frame, hop.port, hop.addr, now, io);
+    }
+
+    /// Drops a packet the rewrite refused, counted, answering it with the ICMP
+    /// error a router would send: time exceeded, or fragmentation needed for a
+    /// DF packet that outgrew the link. `received` describes the packet as it
+    /// arrived (a refused rewrite leaves the frame unchanged).
+    fn refuse(&mut self, mut frame: F, received: &Ipv4Meta, e: XmitError, in_port: u16, now: u32, io: &mut impl Io<F>) {
+        self.counters.count(e.drop_reason().into());
+        let error = match e {
+            XmitError::TtlExpired { .. } => OwnError::TimeExceeded,
+            XmitError::MtuExceeded { len, mtu } if dont_fragment(&frame, received) => {
+                // The sender's packet must shrink by what we would add to it.
+                let overhead = len.saturating_sub(received.ip_total_len());
+                OwnError::FragmentationNeeded { next_hop_mtu: mtu.saturating_sub(overhead as u16).max(68) }
+            }
+            _ => return io.free(frame),
+        };
+        let offending = frame.data().get(received.l3_offset()..).unwrap_or(&[]);
+        let (Some(from), Ok(_)) = (self.net.source_on(in_port), error_destination(offending)) else {
+            return io.free(frame);
+        };
+        if !self.icmp_errors.allow(u64::from(now) * 1000) {
+            self.counters.icmp_errors_limited.inc();
+            return io.free(frame);
+        }
+        if xmit::icmp_error::error_reply(&mut frame, received, from, error).is_err() {
+            return io.free(frame);
+        }
+        self.counters.icmp_errors_sent.inc();
+        self.transmit(in_port, frame, io);
+    }
+
+    /// An ICMP error about a packet of one of our connections (a real server's
+    /// port unreachable, a router's fragmentation needed on the way to the
+    /// client): rewritten as the connection rewrites and passed to the other
+    /// side, which recognises its own packet in the quote (IPVS `ip_vs_in_icmp`
+    /// and `ip_vs_out_icmp`). Path MTU discovery through the gateway rests on it.
+    fn relay_icmp_error(&mut self, mut frame: F, mut meta: Ipv4Meta, now: u32, io: &mut impl Io<F>) {
+        let quote = match icmp_error_inner(frame.data(), &meta) {
+            Ok(q) => q.tuple,
+            Err(reason) => return self.discard(frame, reason.into(), io),
+        };
+        let (Some(proto), IpAddr::V4(qsrc), IpAddr::V4(qdst)) = (Protocol::from_number(quote.protocol), quote.src, quote.dst) else {
+            return self.discard(frame, Discard::NoConnection, io);
+        };
+        // The quote is a packet we sent; its reverse is a packet of the connection.
+        let key = FlowKey { proto, src: qdst, sport: quote.dst_port, dst: qsrc, dport: quote.src_port };
+        let Some((id, dir)) = self.director.lookup(&key) else {
+            return self.discard(frame, Discard::NoConnection, io);
+        };
+        let c = self.director.conn(id);
+        let (client, cport, vaddr, vport) = (c.client.into(), c.cport, c.vaddr.into(), c.vport);
+        let (laddr, lport, raddr, rport, method) = (c.laddr.into(), c.lport, c.raddr.into(), c.rport, c.method);
+        let mut rw = IcmpErrorRewrite { decrement_ttl: true, ..IcmpErrorRewrite::default() };
+        match (method, dir) {
+            (ForwardMethod::FullNat, Direction::Out) => {
+                rw.outer_src = Some(vaddr);
+                rw.outer_dst = Some(client);
+                rw.inner_src = Some((client, cport));
+                rw.inner_dst = Some((vaddr, vport));
+            }
+            (ForwardMethod::FullNat, Direction::In) => {
+                rw.outer_src = Some(laddr);
+                rw.outer_dst = Some(raddr);
+                rw.inner_src = Some((raddr, rport));
+                rw.inner_dst = Some((laddr, lport));
+            }
+            (ForwardMethod::Masq, Direction::Out) => {
+                rw.outer_src = Some(vaddr);
+                rw.inner_dst = Some((vaddr, vport));
+            }
+            (ForwardMethod::Masq, Direction::In) => {
+                rw.outer_dst = Some(raddr);
+                rw.inner_src = Some((raddr, rport));
+            }
+            // The real server sent the quoted packet itself (from the VIP): it
+            // gets the error as the client's packets reach it.
+            (ForwardMethod::DirectRoute | ForwardMethod::Tunnel, _) => {}
+        }
+        let to = match dir {
+            Direction::In => raddr,
+            Direction::Out => client,
+        };
+        let IpAddr::V4(to) = to else { return self.discard(frame, Discard::NoRoute, io) };
+        let Some(mut hop) = self.net.routes.next_hop(to) else {
+            return self.discard(frame, Discard::NoRoute, io);
+        };
+        let Some(port) = self.net.ports.get(usize::from(hop.port)) else {
+            return self.discard(frame, Discard::NoRoute, io);
+        };
+        let (mtu, offload) = (port.mtu, port.offload);
+        let result = match method {
+            ForwardMethod::FullNat | ForwardMethod::Masq => xmit::icmp_error::rewrite(&mut frame, &mut meta, &rw, offload),
+            ForwardMethod::DirectRoute => {
+                hop.addr = to;
+                Ok(())
+            }
+            ForwardMethod::Tunnel => {
+                let Some(src) = hop.src.or_else(|| self.net.source_on(hop.port)) else {
+                    return self.discard(frame, Discard::NoRoute, io);
+                };
+                self.ident = self.ident.wrapping_add(1);
+                let encap = TunEncap { src: src.into(), dst: IpAddr::V4(to), ttl: 64, ident: self.ident, mtu };
+                xmit::tun::encapsulate(&mut frame, &mut meta, &encap, offload)
+            }
+        };
+        if let Err(e) = result {
             return self.discard(frame, e.drop_reason().into(), io);
         }
+        self.counters.icmp_errors_relayed.inc();
         self.output(frame, hop.port, hop.addr, now, io);
     }
 
@@ -557,6 +688,12 @@ fn send_arp_request<F: Frame>(net: &NetView, counters: &WorkerCounters, port: u1
     }
     counters.arp_requests.inc();
     transmit(counters, port, req, io);
+}
+
+/// Whether the packet `meta` describes has DF set.
+fn dont_fragment<F: Frame>(frame: &F, meta: &Ipv4Meta) -> bool {
+    let at = meta.l3_offset() + ipv4::offset::FLAGS_FRAG;
+    frame.data().get(at..at + 2).is_some_and(|b| u16::from_be_bytes([b[0], b[1]]) & ipv4::FLAG_DF != 0)
 }
 
 fn refusal_drop(r: Refused) -> Discard {

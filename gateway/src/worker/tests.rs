@@ -314,6 +314,96 @@ fn a_new_syn_on_a_finished_connections_ports_is_scheduled_afresh() {
     assert_eq!(w.director().conns().len(), 1, "the finished connection is gone");
 }
 
+/// `frame` with its TTL set to `ttl` (and its IPv4 checksum fixed).
+fn with_ttl(mut frame: Vec<u8>, ttl: u8) -> Vec<u8> {
+    let mut ip = crate::wire::ipv4::Ipv4Packet::new_unchecked(&mut frame[14..]);
+    ip.set_ttl(ttl);
+    ip.fill_checksum();
+    frame
+}
+
+/// The (type, code, rest of header) of the ICMP message in `frame`.
+fn icmp_header(frame: &[u8]) -> (u8, u8, [u8; 4]) {
+    (frame[34], frame[35], [frame[38], frame[39], frame[40], frame[41]])
+}
+
+#[test]
+fn a_routers_icmp_errors_for_expiring_and_oversized_packets() {
+    let mut w = worker(0, 1, ForwardMethod::FullNat);
+    let mut io = Recorder::default();
+    resolve(&mut w, &mut io, 1000);
+
+    // TTL 1: time exceeded, back to the client from our address on its link;
+    // no connection is created for it.
+    let syn = with_ttl(tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]), 1);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+    let (port, out) = io.take_sent().remove(0);
+    assert_eq!((port, macs(&out)), (0, (MAC_CLIENT, MAC_PORT0)));
+    assert_eq!((ip_src(&out).0, ip_dst(&out).0), (GW_CLIENT_SIDE, CLIENT));
+    assert_eq!(icmp_header(&out), (11, 0, [0; 4]));
+    assert_eq!(&out[42..70], &syn[14..42], "quotes the header and 8 bytes");
+    assert_checksums_valid(&out);
+    assert_eq!(w.director().conns().len(), 0);
+    assert_eq!(w.counters().dropped(DropReason::TtlExpired.into()), 1);
+    assert_eq!(w.counters().icmp_errors_sent.get(), 1);
+
+    // TTL 2 goes, one hop less.
+    let syn = with_ttl(tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]), 2);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+    let (port, out) = io.take_sent().remove(0);
+    assert_eq!((port, out[22]), (1, 1));
+    assert_checksums_valid(&out);
+
+    // TUN adds 20 bytes: a full-size DF packet gets fragmentation needed with
+    // the MTU it must shrink to.
+    let mut w = worker(0, 1, ForwardMethod::Tunnel);
+    resolve(&mut w, &mut io, 1000);
+    io.take_sent();
+    let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+    io.take_sent();
+    let big = tcp_frame((CLIENT, 40000), (VIP, 80), 2, 1, flags::ACK, &[], &[0x61; 1460]);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &big), 0, 1000, &mut io);
+    let (port, out) = io.take_sent().remove(0);
+    assert_eq!((port, ip_src(&out).0, ip_dst(&out).0), (0, GW_CLIENT_SIDE, CLIENT));
+    assert_eq!(icmp_header(&out), (3, 4, [0, 0, 0x05, 0xc8]), "fragmentation needed, MTU 1480");
+    assert_checksums_valid(&out);
+    assert_eq!(w.counters().dropped(DropReason::MtuExceeded.into()), 1);
+}
+
+#[test]
+fn icmp_errors_about_a_connection_reach_its_other_side_rewritten() {
+    let mut w = worker(0, 1, ForwardMethod::FullNat);
+    let mut io = Recorder::default();
+    resolve(&mut w, &mut io, 1000);
+    let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+    let sent = io.take_sent().remove(0).1;
+    let (lip, lport) = ip_src(&sent);
+
+    // RS1 answers the SYN with port unreachable: the client gets it from the
+    // VIP, about its own packet.
+    let unreachable = crate::xmit::test_support::icmp_error(RS1, lip, 3, 3, &sent[14..], 28);
+    w.process(on_wire(MAC_RS1, MAC_PORT1, &unreachable), 1, 1000, &mut io);
+    let (port, out) = io.take_sent().remove(0);
+    assert_eq!((port, macs(&out)), (0, (MAC_CLIENT, MAC_PORT0)));
+    assert_eq!((ip_src(&out).0, ip_dst(&out).0), (VIP, CLIENT));
+    let quoted = &out[42..];
+    assert_eq!(&quoted[12..16], &CLIENT.octets());
+    assert_eq!(&quoted[16..20], &VIP.octets());
+    assert_eq!((u16::from_be_bytes([quoted[20], quoted[21]]), u16::from_be_bytes([quoted[22], quoted[23]])), (40000, 80));
+    assert_checksums_valid(&out);
+    assert_eq!(w.counters().icmp_errors_relayed.get(), 1);
+
+    // An error quoting a connection nobody has is dropped, counted.
+    let mut stranger = sent.clone();
+    stranger[36..38].copy_from_slice(&(lport ^ 1).to_be_bytes());
+    let unknown = crate::xmit::test_support::icmp_error(RS1, lip, 3, 3, &stranger[14..], 28);
+    w.process(on_wire(MAC_RS1, MAC_PORT1, &unknown), 1, 1000, &mut io);
+    assert!(io.take_sent().is_empty());
+    assert_eq!(w.counters().dropped(Discard::NoConnection), 1);
+}
+
 #[test]
 fn nat_rewrites_the_destination_and_the_reply_source() {
     let mut w = worker(0, 1, ForwardMethod::Masq);

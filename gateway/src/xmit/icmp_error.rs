@@ -162,12 +162,35 @@ pub fn rewrite<F: Frame>(
     Ok(())
 }
 
-/// Turns a packet whose TTL expired here into the ICMP time exceeded
-/// (RFC 792) answering it: from `from` to the packet's source, quoting its
-/// IPv4 header and first 8 bytes (the RFC 792 minimum, which holds the
-/// ports), sent back to the Ethernet address it came from. Checksums are
-/// computed in software: this is not the fast path.
-pub fn time_exceeded_reply<F: Frame>(frame: &mut F, meta: &Ipv4Meta, from: Ipv4Addr) -> Result<(), XmitError> {
+/// An ICMP error the gateway originates about a packet it cannot forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnError {
+    /// The TTL ran out here (RFC 792 time exceeded in transit).
+    TimeExceeded,
+    /// Too big for the next link with DF set (RFC 1191): the largest packet
+    /// that would fit, as the sender should send it.
+    FragmentationNeeded { next_hop_mtu: u16 },
+}
+
+impl OwnError {
+    /// Type, code and the 4 bytes after the checksum.
+    fn header(self) -> [u8; 8] {
+        match self {
+            OwnError::TimeExceeded => [msg_type::TIME_EXCEEDED, code::TTL_EXCEEDED, 0, 0, 0, 0, 0, 0],
+            OwnError::FragmentationNeeded { next_hop_mtu } => {
+                let m = next_hop_mtu.to_be_bytes();
+                [msg_type::DEST_UNREACHABLE, code::FRAG_NEEDED, 0, 0, 0, 0, m[0], m[1]]
+            }
+        }
+    }
+}
+
+/// Turns a packet the gateway cannot forward into the ICMP error answering
+/// it: from `from` to the packet's source, quoting its IPv4 header and first
+/// 8 bytes (the RFC 792 minimum, which holds the ports), sent back to the
+/// Ethernet address it came from. Checksums are computed in software: this
+/// is not the fast path.
+pub fn error_reply<F: Frame>(frame: &mut F, meta: &Ipv4Meta, from: Ipv4Addr, error: OwnError) -> Result<(), XmitError> {
     const HEADERS: usize = ipv4::MIN_HEADER_LEN + icmp::HEADER_LEN;
     let l2 = meta.l3_offset();
     let quoted = usize::from(meta.l3_len) + usize::from(meta.l4_len).min(8);
@@ -198,7 +221,7 @@ pub fn time_exceeded_reply<F: Frame>(frame: &mut F, meta: &Ipv4Meta, from: Ipv4A
     let c = checksum::checksum(&ip);
     data[l2 + 10..l2 + 12].copy_from_slice(&c.to_be_bytes());
     let message = &mut data[l2 + 20..needed];
-    message[..8].copy_from_slice(&[msg_type::TIME_EXCEEDED, code::TTL_EXCEEDED, 0, 0, 0, 0, 0, 0]);
+    message[..8].copy_from_slice(&error.header());
     let c = checksum::checksum(message);
     message[2..4].copy_from_slice(&c.to_be_bytes());
     frame.set_tx_offload(TxOffload::default());
@@ -216,29 +239,6 @@ mod tests {
 
     const ROUTER: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 9);
 
-    /// An Ethernet + IPv4 + ICMP error from `from` to `to` quoting `quoted`
-    /// (an IPv4 packet without Ethernet), cut to `quote_len` bytes.
-    fn icmp_error(from: Ipv4Addr, to: Ipv4Addr, t: u8, c: u8, quoted: &[u8], quote_len: usize) -> Vec<u8> {
-        let q = &quoted[..quote_len.min(quoted.len())];
-        let mut b = vec![0u8; 14 + 20 + 8 + q.len()];
-        b[..12].copy_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
-        b[12..14].copy_from_slice(&[8, 0]);
-        let total = b.len() - 14;
-        let mut ip = Ipv4Packet::new_unchecked(&mut b[14..]);
-        ip.set_version_and_header_len(20);
-        ip.set_total_len(total as u16);
-        ip.set_ttl(60);
-        ip.set_protocol(ip_proto::ICMP);
-        ip.set_src_addr(from);
-        ip.set_dst_addr(to);
-        ip.fill_checksum();
-        let mut m = Icmpv4Packet::new_unchecked(&mut b[34..]);
-        m.set_msg_type(t);
-        m.set_msg_code(c);
-        m.data_mut().copy_from_slice(q);
-        m.fill_checksum();
-        b
-    }
 
     fn fnat_to_client() -> IcmpErrorRewrite {
         IcmpErrorRewrite {
@@ -309,7 +309,7 @@ mod tests {
             let before = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 2, flags::ACK, &[], payload);
             let meta = meta_of(&before);
             let mut f = BufFrame::new(&before);
-            time_exceeded_reply(&mut f, &meta, gw).unwrap();
+            error_reply(&mut f, &meta, gw, OwnError::TimeExceeded).unwrap();
             let out = bytes(&f);
             assert_checksums_valid(&out);
             assert_eq!(&out[..6], &before[6..12]);
@@ -325,5 +325,22 @@ mod tests {
             let q = icmp_error_inner(&out, &em).unwrap();
             assert_eq!(q.tuple, meta.tuple());
         }
+    }
+
+    #[test]
+    fn fragmentation_needed_carries_the_next_hop_mtu() {
+        let gw = Ipv4Addr::new(10, 0, 0, 1);
+        let before = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 2, flags::ACK, &[], &[0x55; 1460]);
+        let meta = meta_of(&before);
+        let mut f = BufFrame::new(&before);
+        error_reply(&mut f, &meta, gw, OwnError::FragmentationNeeded { next_hop_mtu: 1480 }).unwrap();
+        let out = bytes(&f);
+        assert_checksums_valid(&out);
+        assert_eq!(out.len(), 14 + 20 + 8 + 28, "the header and 8 bytes are quoted, not the payload");
+        let ip = Ipv4Packet::new_checked(&out[14..]).unwrap();
+        let m = Icmpv4Packet::new_checked(ip.payload()).unwrap();
+        assert_eq!((m.msg_type(), m.msg_code()), (3, 4));
+        assert_eq!(&out[38..42], &[0, 0, 0x05, 0xc8], "unused, then MTU 1480");
+        assert_eq!(m.data(), &before[14..42]);
     }
 }

@@ -22,7 +22,7 @@
 //! TTL: the gateway may act as a router hop (`decrement_ttl` in the
 //! parameter structs, as DPVS's `xmit_ttl` option). A packet that would leave
 //! with TTL 0 is refused with [`XmitError::TtlExpired`]; the caller answers
-//! it with [`icmp_error::time_exceeded_reply`] and counts
+//! it with [`icmp_error::error_reply`] and counts
 //! [`DropReason::TtlExpired`].
 
 pub mod dr;
@@ -389,6 +389,30 @@ pub(crate) mod test_support {
         t.options_mut().copy_from_slice(options);
         t.payload_mut().copy_from_slice(payload);
         t.fill_checksum(src.0, dst.0);
+        b
+    }
+
+    /// An Ethernet + IPv4 + ICMP error from `from` to `to` quoting `quoted`
+    /// (an IPv4 packet without Ethernet), cut to `quote_len` bytes.
+    pub fn icmp_error(from: Ipv4Addr, to: Ipv4Addr, t: u8, c: u8, quoted: &[u8], quote_len: usize) -> Vec<u8> {
+        let q = &quoted[..quote_len.min(quoted.len())];
+        let mut b = vec![0u8; 14 + 20 + 8 + q.len()];
+        b[..12].copy_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
+        b[12..14].copy_from_slice(&[8, 0]);
+        let total = b.len() - 14;
+        let mut ip = Ipv4Packet::new_unchecked(&mut b[14..]);
+        ip.set_version_and_header_len(20);
+        ip.set_total_len(total as u16);
+        ip.set_ttl(60);
+        ip.set_protocol(ip_proto::ICMP);
+        ip.set_src_addr(from);
+        ip.set_dst_addr(to);
+        ip.fill_checksum();
+        let mut m = Icmpv4Packet::new_unchecked(&mut b[34..]);
+        m.set_msg_type(t);
+        m.set_msg_code(c);
+        m.data_mut().copy_from_slice(q);
+        m.fill_checksum();
         b
     }
 
