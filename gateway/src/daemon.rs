@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::control::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
+use crate::control::api::{Change, InterfaceAddr, NeighbourConfig, RouteConfig};
+use crate::control::cmdline;
+use crate::control::names::Names;
 use crate::control::{self, bridge, ControlServer, ControlState, GatewayConfig, NetConfig, ServerOptions};
 use crate::dpdk::{Eal, LcoreJob, Mempool, Port, PortConfig, Ring, RingSync, MBUF_DEFAULT_BUF_SIZE};
 use crate::net::Ipv4Cidr;
@@ -49,6 +51,24 @@ pub struct Config {
     /// The control socket (else `--socket`, `$GATEWAYD_SOCKET`, the default).
     #[serde(default)]
     pub control_socket: Option<String>,
+    /// Connection timeouts in seconds, as `ipvsadm --set` (0 or absent: the default).
+    #[serde(default)]
+    pub timeouts: TimeoutsSpec,
+    /// Services to start with: one ipvsadm rule per entry, as `gwctl -S` prints them
+    /// (`"-A -t 10.0.0.100:80 -s rr"`, `"-a -t 10.0.0.100:80 -r 192.168.1.10:8080 -b"`).
+    #[serde(default)]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsSpec {
+    #[serde(default)]
+    pub tcp: u32,
+    #[serde(default)]
+    pub tcp_fin: u32,
+    #[serde(default)]
+    pub udp: u32,
 }
 
 fn default_conn_capacity() -> u32 {
@@ -123,7 +143,34 @@ impl Config {
         if config.conn_capacity == 0 {
             return Err(ConfigError("\"conn_capacity\": 0 is not a capacity".into()));
         }
+        config.initial(1)?;
         Ok(config)
+    }
+
+    /// The configuration the gateway starts with: the file's network, timeouts and
+    /// services, validated together, with traffic counters for `workers` workers.
+    pub fn initial(&self, workers: usize) -> Result<GatewayConfig, ConfigError> {
+        let base = GatewayConfig {
+            services: Snapshot::for_workers(workers),
+            net: Arc::new(self.net()?),
+            ..GatewayConfig::empty()
+        };
+        let rules = cmdline::parse_rules(&self.services.join("\n"), &Names::system()).map_err(|e| {
+            let text = e.usage.as_ref().and_then(|u| u.message.clone()).unwrap_or_else(|| "not an ipvsadm rule".into());
+            ConfigError(format!("\"services\"[{}]: {:?}: {text}", e.line - 1, e.text))
+        })?;
+        let mut changes: Vec<Change> = rules.iter().map(|r| r.change.clone()).collect();
+        let t = self.timeouts;
+        if (t.tcp, t.tcp_fin, t.udp) != (0, 0, 0) {
+            changes.push(Change::SetTimeouts { tcp: t.tcp, tcp_fin: t.tcp_fin, udp: t.udp });
+        }
+        base.with_changes(&changes).map_err(|e| {
+            let key = match e.change_index.and_then(|i| rules.get(i)) {
+                Some(rule) => format!("\"services\"[{}]: {:?}", rule.line - 1, self.services[rule.line - 1]),
+                None => "\"timeouts\"".to_string(),
+            };
+            ConfigError(format!("{key}: {}", e.message))
+        })
     }
 
     fn port_index(&self, name: &str, key: &str) -> Result<u16, ConfigError> {
@@ -226,7 +273,6 @@ impl control::DataplaneView for PortsView {
 
 /// Runs the gateway until `stop` is set (SIGINT/SIGTERM in `gatewayd`).
 pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Result<(), String> {
-    let net_config = config.net().map_err(|e| e.to_string())?;
     let eal = Eal::init(&config.eal).map_err(|e| e.to_string())?;
     let lcores = eal.worker_lcores();
     if lcores.is_empty() {
@@ -293,11 +339,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
 
     // The control plane and its seam to the workers: each published
     // configuration is resolved to a WorkerUpdate once, on the control thread.
-    let initial = GatewayConfig {
-        services: Snapshot::for_workers(usize::from(workers)),
-        net: Arc::new(net_config),
-        ..GatewayConfig::empty()
-    };
+    let initial = config.initial(usize::from(workers)).map_err(|e| e.to_string())?;
     let (first, convert) =
         bridge::worker_updates(ports, &initial).map_err(|e| format!("network configuration: {e}"))?;
     let (sink, mailboxes) =

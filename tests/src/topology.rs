@@ -56,11 +56,21 @@ pub struct Options {
     /// A direct veth between the namespaces; the servers reach the client
     /// subnet over it, never through the gateway (DR, TUN).
     pub bypass: bool,
+    /// The configuration file's `"services"`: ipvsadm rules gatewayd starts with.
+    pub services: Vec<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { workers: 1, link: Link::Tap, clients: 1, servers: 3, servers_via_gateway: false, bypass: false }
+        Options {
+            workers: 1,
+            link: Link::Tap,
+            clients: 1,
+            servers: 3,
+            servers_via_gateway: false,
+            bypass: false,
+            services: Vec::new(),
+        }
     }
 }
 
@@ -181,7 +191,7 @@ impl Topology {
             "--log-level=lib.eal:error".into(),
         ];
         eal.extend(vdevs);
-        let config = serde_json_like(&eal, &dev_c, &dev_s);
+        let config = serde_json_like(&eal, &dev_c, &dev_s, &self.opts.services);
         let path = self.dir.join("gatewayd.json");
         std::fs::write(&path, config).expect("write the configuration");
         let mut command = Command::new(gatewayd_bin());
@@ -506,8 +516,8 @@ impl Drop for Topology {
 }
 
 /// The configuration file (JSON written by hand: the harness has no serde).
-fn serde_json_like(eal: &[String], dev_c: &str, dev_s: &str) -> String {
-    let eal: Vec<String> = eal.iter().map(|a| format!("{a:?}")).collect();
+fn serde_json_like(eal: &[String], dev_c: &str, dev_s: &str, services: &[String]) -> String {
+    let quoted = |v: &[String]| v.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
     format!(
         r#"{{
   "eal": [{}],
@@ -515,9 +525,11 @@ fn serde_json_like(eal: &[String], dev_c: &str, dev_s: &str) -> String {
     {{"device": "{dev_c}", "name": "client", "addrs": ["10.0.0.254/24"]}},
     {{"device": "{dev_s}", "name": "servers", "addrs": ["{GW_SERVERS}/24"]}}
   ],
-  "conn_capacity": 65536
+  "conn_capacity": 65536,
+  "services": [{}]
 }}"#,
-        eal.join(", ")
+        quoted(eal),
+        quoted(services)
     )
 }
 

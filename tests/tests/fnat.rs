@@ -208,6 +208,20 @@ fn a_bad_configuration_is_refused_before_anything_starts() {
         (r#"{"eal": [], "ports": [{"device": "net_tap9", "name": "a", "addrs": ["10.0.0.300/24"]}]}"#, "\"ports\"[0].\"addrs\": \"10.0.0.300\" is not an IPv4 address"),
         (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "routes": [{"dst": "0.0.0.0/0", "via": "10.0.0.1", "dev": "b"}]}"#, "\"routes\"[0].\"dev\": no port named \"b\""),
         (r#"{"eal": [], "ports": []}"#, "at least one port"),
+        (
+            r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "services": ["-A -t 10.0.0.100:80 -s rr", "-a -t 10.0.0.100:80 -r 192.168.1.10 -m -w 70000"]}"#,
+            "\"services\"[1]: \"-a -t 10.0.0.100:80 -r 192.168.1.10 -m -w 70000\": ",
+        ),
+        (
+            r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "services": ["-A -t 10.0.0.100:80", "-a -t 10.0.0.100:80 -r 192.168.1.10 -m", "-a -t 10.0.0.100:80 -r 192.168.1.10 -m"]}"#,
+            "\"services\"[2]: \"-a -t 10.0.0.100:80 -r 192.168.1.10 -m\": ",
+        ),
+        (
+            r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "services": ["-a -t 10.0.0.100:80 -r 192.168.1.10 -m"]}"#,
+            "\"services\"[0]",
+        ),
+        (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "timeouts": {"tcp": 99999999}}"#, "\"timeouts\": timeout 99999999 is out of range"),
+        (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "timeouts": {"fin": 3}}"#, "unknown field `fin`"),
         ("not json", "expected ident"),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {

@@ -240,24 +240,7 @@ impl ControlState {
                 generation: self.current.generation(),
             });
         }
-        // Flags and network are copied only if a change touches them, so an
-        // unchanged part keeps its `Arc` and the workers' views of it stay valid.
-        let mut next = Pending {
-            editor: self.current.services.edit(),
-            flags: Arc::clone(&self.current.service_flags),
-            net: Arc::clone(&self.current.net),
-        };
-        for (i, change) in changes.iter().enumerate() {
-            next.apply(change).map_err(|mut e| {
-                e.change_index = Some(i);
-                e
-            })?;
-        }
-        let config = GatewayConfig {
-            services: next.editor.finish(),
-            service_flags: next.flags,
-            net: next.net,
-        };
+        let config = self.current.with_changes(changes)?;
         if let Err(e) = self.sink.publish(&config) {
             // Some workers may run `config`; put everyone back on the configuration in force.
             let _ = self.sink.publish(&self.current);
@@ -269,6 +252,31 @@ impl ControlState {
         self.current = config;
         Ok(Reply::Applied {
             generation: self.current.generation(),
+        })
+    }
+}
+
+impl GatewayConfig {
+    /// The configuration `changes` make of this one, every change validated; the first
+    /// refused one is the error (with its index), and `self` is untouched either way.
+    pub fn with_changes(&self, changes: &[Change]) -> Result<GatewayConfig, ApiError> {
+        // Flags and network are copied only if a change touches them, so an
+        // unchanged part keeps its `Arc` and the workers' views of it stay valid.
+        let mut next = Pending {
+            editor: self.services.edit(),
+            flags: Arc::clone(&self.service_flags),
+            net: Arc::clone(&self.net),
+        };
+        for (i, change) in changes.iter().enumerate() {
+            next.apply(change).map_err(|mut e| {
+                e.change_index = Some(i);
+                e
+            })?;
+        }
+        Ok(GatewayConfig {
+            services: next.editor.finish(),
+            service_flags: next.flags,
+            net: next.net,
         })
     }
 }
