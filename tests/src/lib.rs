@@ -161,6 +161,42 @@ impl Capture {
         let _ = std::fs::remove_file(&self.file);
         String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
     }
+
+    /// Stops the capture and returns the captured frames, bytes as on the wire.
+    pub fn frames(mut self) -> Vec<Vec<u8>> {
+        assert!(self.tcpdump.terminate(Duration::from_secs(5)).is_some(), "tcpdump stops on SIGTERM");
+        let bytes = std::fs::read(&self.file).expect("read the capture");
+        let _ = std::fs::remove_file(&self.file);
+        pcap_frames(&bytes)
+    }
+}
+
+/// The frames of a classic pcap file (either byte order, micro- or
+/// nanosecond timestamps), each cut to its captured length.
+pub fn pcap_frames(bytes: &[u8]) -> Vec<Vec<u8>> {
+    assert!(bytes.len() >= 24, "a pcap file has a 24-byte header, got {} bytes", bytes.len());
+    let magic = [bytes[0], bytes[1], bytes[2], bytes[3]];
+    let big_endian = match magic {
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => false,
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => true,
+        _ => panic!("not a pcap file: magic {magic:02x?}"),
+    };
+    let u32_at = |at: usize| {
+        let b = [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]];
+        if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+    };
+    let mut frames = Vec::new();
+    let mut at = 24;
+    // A record header is 16 bytes: seconds, fraction, captured length, original length.
+    while at + 16 <= bytes.len() {
+        let caplen = u32_at(at + 8) as usize;
+        let start = at + 16;
+        // tcpdump stopped by a signal may leave a partial last record.
+        let Some(frame) = bytes.get(start..start + caplen) else { break };
+        frames.push(frame.to_vec());
+        at = start + caplen;
+    }
+    frames
 }
 
 /// A child process whose output goes to a log file; stopped when dropped
