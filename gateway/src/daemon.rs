@@ -307,6 +307,8 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
                     tcp_checksum: caps.tx_tcp_checksum,
                     udp_checksum: caps.tx_udp_checksum,
                 },
+                // Only a device that took our RSS key and reports its table can be predicted.
+                steering: if workers > 1 { port.reply_steering().map(Arc::new) } else { None },
             },
         ));
         for (w, (r, t)) in rxq.into_iter().zip(txq).enumerate() {
@@ -331,7 +333,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     // does not name (none, normally) get a name no configuration can use.
     let max_id = specs.iter().map(|(id, _)| usize::from(*id)).max().unwrap_or(0);
     let mut ports: Vec<bridge::PortSpec> = (0..=max_id)
-        .map(|i| bridge::PortSpec { name: format!("\0unused{i}"), mac: MacAddr([0; 6]), mtu: 0, offload: Offload::NONE })
+        .map(|i| bridge::PortSpec { name: format!("\0unused{i}"), mac: MacAddr([0; 6]), mtu: 0, offload: Offload::NONE, steering: None })
         .collect();
     for (id, spec) in specs {
         ports[usize::from(id)] = spec;

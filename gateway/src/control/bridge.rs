@@ -24,6 +24,7 @@ use super::net::NetConfig;
 use super::publish::{Convert, GatewayConfig, Generation, PublishError, ServiceFlags};
 use super::query::Asker;
 use crate::conn::{Conn, Family};
+use crate::net::rss::ReplySteering;
 use crate::net::{Ipv4Cidr, Route, RouteError};
 use crate::service::{ForwardMethod, Protocol, ServiceKey, Snapshot};
 use crate::wire::ethernet::MacAddr;
@@ -39,6 +40,8 @@ pub struct PortSpec {
     pub mac: MacAddr,
     pub mtu: u16,
     pub offload: Offload,
+    /// Predicts the rx queue of replies arriving on this port (see [`PortView::steering`]).
+    pub steering: Option<Arc<ReplySteering>>,
 }
 
 /// Why a network configuration cannot be given to the workers.
@@ -91,6 +94,7 @@ pub fn net_view(net: &NetConfig, ports: &[PortSpec]) -> Result<NetView, NetViewE
             mtu: p.mtu,
             offload: p.offload,
             addrs: Vec::new(),
+            steering: p.steering.clone(),
         })
         .collect();
     for a in net.addrs() {
@@ -310,6 +314,7 @@ mod tests {
                 mac: MacAddr([2, 0, 0, 0, 0, i as u8]),
                 mtu: 1500,
                 offload: Offload::NONE,
+                steering: None,
             })
             .collect()
     }

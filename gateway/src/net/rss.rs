@@ -62,7 +62,7 @@ pub fn hash_ipv4_l4(key: &[u8], src: Ipv4Addr, dst: Ipv4Addr, src_port: u16, dst
 /// Predicts which rx queue receives the replies of FNAT connections: for one
 /// RSS key and redirection table, and any real server and local address, the
 /// queue a reply to each local port lands on.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ReplySteering {
     key: Vec<u8>,
     /// Hash contribution of each destination (local) port value.

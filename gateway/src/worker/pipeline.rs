@@ -20,6 +20,7 @@ use crate::conn::{Direction, FlowKey, State};
 use crate::frame::Frame;
 use crate::net::arp::{handle_arp, write_arp_request, ArpVerdict};
 use crate::net::icmp::{echo_reply_in_place, error_destination, RateLimiter};
+use crate::net::rss::ReplySteering;
 use crate::net::{Ipv4Cidr, Learned, NeighbourTable, PendingQueue, Queued, RouteTable};
 use crate::service::fasthash::FastBuildHasher;
 use crate::service::laddr::PortPartition;
@@ -54,6 +55,11 @@ pub struct PortView {
     /// Interface addresses on this port; the first is the source of the
     /// gateway's own packets (ARP requests, tunnel headers).
     pub addrs: Vec<Ipv4Cidr>,
+    /// Which rx queue the NIC's RSS hash gives a reply arriving here, when
+    /// the device lets us predict it: a FNAT connection then takes a local
+    /// port whose replies land on its own worker's queue, so they need no
+    /// redirect even without flow rules (DESIGN.md invariant 2).
+    pub steering: Option<Arc<ReplySteering>>,
 }
 
 /// The gateway's layer-2/3 configuration, published to workers read-only.
@@ -146,6 +152,9 @@ pub struct Worker<F> {
     lips: AddrSet,
     last_arp_retry: u32,
     ident: u16,
+    /// Local ports tried for one whose replies land on our queue (0 when no
+    /// port can be predicted).
+    steering_tries: usize,
     /// ICMP errors the gateway originates, at most 1000 a second (Linux's
     /// icmp_msgs_per_sec), so a flood of expiring packets cannot double.
     icmp_errors: RateLimiter,
@@ -193,6 +202,7 @@ impl<F: Frame> Worker<F> {
             last_arp_retry: now,
             ident: cfg.id.wrapping_mul(0x1000),
             icmp_errors: RateLimiter::new(1000, 50),
+            steering_tries: 0,
             counters: Arc::new(WorkerCounters::default()),
         };
         w.set_net(net);
@@ -230,6 +240,10 @@ impl<F: Frame> Worker<F> {
 
     fn set_net(&mut self, net: Arc<NetView>) {
         self.interface_addrs = net.ports.iter().flat_map(|p| p.addrs.iter().map(|a| a.addr())).collect();
+        // With n queues a candidate fits with probability 1/n: 8n tries miss
+        // all with probability (1 - 1/n)^(8n) < e^-8.
+        let predictable = net.ports.iter().any(|p| p.steering.is_some());
+        self.steering_tries = if predictable { (8 * usize::from(self.workers)).min(64) } else { 0 };
         for (ip, _, _) in &self.net.static_neighbours {
             if !net.static_neighbours.iter().any(|(new, _, _)| new == ip) {
                 let _ = self.neighbours.delete(*ip);
@@ -326,7 +340,18 @@ impl<F: Frame> Worker<F> {
                     if proto == Protocol::Tcp && !bare_syn {
                         return self.discard(frame, Discard::NoConnection, io);
                     }
-                    return match self.director.connect(&key, now) {
+                    // Worker w reads rx queue w of every port: prefer a local port whose
+                    // reply the NIC hashes to that queue.
+                    let (net, me) = (&self.net, self.id);
+                    let steered = |rip: IpAddr, rport: u16, lip: IpAddr, lport: u16| match (rip, lip) {
+                        (IpAddr::V4(rip), IpAddr::V4(lip)) => net
+                            .routes
+                            .next_hop(rip)
+                            .and_then(|hop| net.ports.get(usize::from(hop.port))?.steering.as_deref())
+                            .is_none_or(|s| s.queue(s.base(rip, rport, lip), lport) == me),
+                        _ => true,
+                    };
+                    return match self.director.connect_preferring(&key, now, self.steering_tries, steered) {
                         Ok(id) => {
                             self.counters.new_conns.inc();
                             if let Some(d) = self.director.conn(id).dest() {

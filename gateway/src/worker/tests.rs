@@ -69,8 +69,8 @@ fn cidr(s: &str) -> Ipv4Cidr {
 
 fn net() -> Arc<NetView> {
     let ports = vec![
-        PortView { mac: MAC_PORT0, mtu: 1500, offload: Offload::NONE, addrs: vec![cidr("10.0.0.254/24")] },
-        PortView { mac: MAC_PORT1, mtu: 1500, offload: Offload::NONE, addrs: vec![cidr("192.168.1.254/24")] },
+        PortView { mac: MAC_PORT0, mtu: 1500, offload: Offload::NONE, addrs: vec![cidr("10.0.0.254/24")], steering: None },
+        PortView { mac: MAC_PORT1, mtu: 1500, offload: Offload::NONE, addrs: vec![cidr("192.168.1.254/24")], steering: None },
     ];
     Arc::new(NetView::with_connected_routes(ports, &[]).unwrap())
 }
@@ -402,6 +402,30 @@ fn icmp_errors_about_a_connection_reach_its_other_side_rewritten() {
     w.process(on_wire(MAC_RS1, MAC_PORT1, &unknown), 1, 1000, &mut io);
     assert!(io.take_sent().is_empty());
     assert_eq!(w.counters().dropped(Discard::NoConnection), 1);
+}
+
+#[test]
+fn local_ports_are_chosen_so_the_nic_hashes_replies_to_the_owners_queue() {
+    use crate::net::rss::{ReplySteering, DEFAULT_KEY};
+    let steering = Arc::new(ReplySteering::new(&DEFAULT_KEY, &ReplySteering::round_robin_reta(2, 128)).unwrap());
+    let mut net = (*net()).clone();
+    net.ports[1].steering = Some(steering.clone());
+    let net = Arc::new(net);
+    for id in 0..2u16 {
+        let mut cfg = WorkerConfig::new(id, 2);
+        cfg.conn_capacity = 1024;
+        let mut w = Worker::<BufFrame>::new(&cfg, service(ForwardMethod::FullNat, SchedulerKind::Rr), net.clone(), 1000).unwrap();
+        let mut io = Recorder::default();
+        resolve(&mut w, &mut io, 1000);
+        for i in 0..64u16 {
+            let syn = tcp_frame((CLIENT, 20000 + i), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+            w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+            let out = io.take_sent().remove(0).1;
+            let ((lip, lport), (rip, rport)) = (ip_src(&out), ip_dst(&out));
+            assert_eq!(lport as usize % 2, usize::from(id), "the worker's own port share");
+            assert_eq!(steering.queue(steering.base(rip, rport, lip), lport), id, "the reply lands on worker {id}'s queue");
+        }
+    }
 }
 
 #[test]
