@@ -328,6 +328,25 @@ impl Topology {
         (f[3].parse().unwrap(), f[4].parse().unwrap(), f[5].parse().unwrap())
     }
 
+    /// As [`Topology::server_row`], for the real server `rs` of the virtual
+    /// service `service` ("VIP:port"; the first protocol listed that has it).
+    pub fn server_row_of(&self, service: &str, rs: &str) -> (u32, u64, u64) {
+        let listing = self.gwctl(&["-Ln"]);
+        let mut in_service = false;
+        for line in listing.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            match f.as_slice() {
+                [proto, addr, ..] if ["TCP", "UDP", "SCTP", "FWM"].contains(proto) => in_service = *addr == service,
+                // "->" ADDR:PORT FORWARD WEIGHT ACTIVE INACTIVE
+                ["->", addr, _, w, a, i] if in_service && *addr == rs => {
+                    return (w.parse().unwrap(), a.parse().unwrap(), i.parse().unwrap());
+                }
+                _ => {}
+            }
+        }
+        panic!("no row for {rs} under {service} in\n{listing}")
+    }
+
     /// A counter of `gwctl stats` summed over the workers: `"redirected out"`,
     /// `"new connections"` and the other "name number" pairs it prints.
     pub fn worker_counter(&self, name: &str) -> u64 {

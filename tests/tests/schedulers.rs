@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use gateway_e2e::topology::{client_addr, rip, VIP};
+use gateway_e2e::topology::{client_addr, rip, LIP, VIP};
 use gateway_e2e::{run, wait_until, Options, Topology};
 
 fn rips(n: usize) -> Vec<String> {
@@ -110,5 +110,92 @@ fn weight_zero_takes_no_new_connections_while_an_old_one_finishes() {
     assert!(status.success(), "the download on the quiesced server completes: {}", slow.log());
     let sha = |p: &std::path::Path| String::from_utf8_lossy(&run("sha256sum", &[p.to_str().unwrap()]).stdout)[..64].to_owned();
     assert_eq!(sha(&got), sha(&blob), "and arrives intact");
+    topo.stop();
+}
+
+/// Holds long-lived HTTP keep-alive connections: opens N connections to
+/// ADDR:PORT one after the other, asks `/who` on each and prints the answer
+/// ("rsN"), then keeps them all open and idle until killed (at most 60 s).
+const HOLD: &str = r#"
+import socket, sys, time
+addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+held = []
+for i in range(n):
+    s = socket.create_connection((addr, port), timeout=5)
+    s.sendall(b"GET /who HTTP/1.1\r\nHost: vip\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(4096)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+    while len(body) < length:
+        body += s.recv(4096)
+    print(body.decode().strip(), flush=True)
+    held.append(s)
+time.sleep(60)
+"#;
+
+/// Starts a holder of `n` long-lived connections to VIP:`port` and returns it
+/// with the server each connection reached.
+fn hold(topo: &Topology, port: u16, n: usize) -> (gateway_e2e::Daemon, Vec<String>) {
+    let holder = topo.client.spawn("hold", "python3", &["-c", HOLD, VIP, &port.to_string(), &n.to_string()]);
+    let answers = || holder.log().lines().map(str::to_owned).collect::<Vec<_>>();
+    assert!(wait_until(Duration::from_secs(10), || answers().len() >= n), "{n} long-lived connections: {}", holder.log());
+    let got = answers();
+    assert!(got.iter().all(|a| a == "rs1" || a == "rs2"), "{got:?}");
+    (holder, got)
+}
+
+#[test]
+fn lc_and_wlc_send_new_connections_to_the_server_with_fewer_long_lived_ones() {
+    let mut topo = Topology::start("lc", Options { servers: 2, ..Options::default() });
+    // Keep-alive: a held connection stays open (and active) after its answer.
+    let _nginx = topo.nginx(&rips(2), true);
+    let (rs1, rs2) = (format!("{}:8080", rip(0)), format!("{}:8080", rip(1)));
+    // One service per scheduler, over the same two servers: rs1 weight 1, rs2 weight 3.
+    for (port, sched) in [(80u16, "lc"), (81, "wlc")] {
+        let svc = format!("{VIP}:{port}");
+        topo.gwctl_line(&format!("-A -t {svc} -s {sched}"));
+        topo.gwctl_line(&format!("-P -t {svc} -z {LIP} -F servers"));
+        topo.gwctl_line(&format!("-a -t {svc} -r {rs1} -b -w 1"));
+        topo.wait_for_service(&format!("http://{svc}/who"));
+        let row = |rs: &str| topo.server_row_of(&svc, rs);
+        // The probes are over: no connection of this service is active.
+        assert!(wait_until(Duration::from_secs(5), || row(&rs1).1 == 0), "{}", topo.gwctl(&["-Ln"]));
+
+        // Three long-lived connections, all on rs1 (the only server yet).
+        let (_first, got) = hold(&topo, port, 3);
+        assert_eq!(got, ["rs1"; 3]);
+        assert_eq!(row(&rs1).1, 3, "{sched}: rs1 shows the three held connections active:\n{}", topo.gwctl(&["-Ln"]));
+
+        // rs2 joins: every short connection goes to it (rr would alternate),
+        // since rs1's three active connections weigh 3 * 256.
+        topo.gwctl_line(&format!("-a -t {svc} -r {rs2} -b -w 3"));
+        let before = (topo.access_log(1).len(), topo.access_log(2).len());
+        let answers = topo.curl_many(None, &format!("http://{svc}/who"), 20);
+        assert_eq!(answers, vec!["rs2".to_owned(); 20], "{sched}: new connections go to the less loaded server");
+        assert_eq!(topo.access_log(1).len(), before.0, "{sched}: rs1 logged none of them");
+        assert_eq!(topo.access_log(2).len(), before.1 + 20, "{sched}: rs2 logged all of them");
+        // Closed, they count as inactive on rs2; rs1 still holds its three.
+        assert!(wait_until(Duration::from_secs(5), || row(&rs2).1 == 0), "{sched}: {}", topo.gwctl(&["-Ln"]));
+        let (_, a1, _) = row(&rs1);
+        let (_, a2, i2) = row(&rs2);
+        assert_eq!((a1, a2), (3, 0), "{sched}:\n{}", topo.gwctl(&["-Ln"]));
+        assert!((1..=20).contains(&i2), "{sched}: rs2's closed connections are inactive:\n{}", topo.gwctl(&["-Ln"]));
+
+        // Eight more long-lived connections, one after the other: each goes
+        // to the least loaded server, so the active counts even out: equally
+        // for lc (weights ignored), 1:3 for wlc.
+        let (_second, got) = hold(&topo, port, 8);
+        let on = |who: &str| got.iter().filter(|a| *a == who).count() as u64;
+        let (a1, a2) = (3 + on("rs1"), on("rs2"));
+        let listing = topo.gwctl(&["-Ln"]);
+        assert_eq!((row(&rs1).1, row(&rs2).1), (a1, a2), "{sched}: gwctl agrees with the servers that answered {got:?}:\n{listing}");
+        if sched == "lc" {
+            assert!(a1.abs_diff(a2) <= 1, "lc evens out active connections: rs1 {a1}, rs2 {a2} ({got:?})\n{listing}");
+        } else {
+            assert!((3 * a1).abs_diff(a2) <= 3, "wlc keeps active/weight even: rs1 {a1}/1, rs2 {a2}/3 ({got:?})\n{listing}");
+        }
+    }
     topo.stop();
 }
