@@ -199,3 +199,50 @@ fn lc_and_wlc_send_new_connections_to_the_server_with_fewer_long_lived_ones() {
     }
     topo.stop();
 }
+
+#[test]
+fn dh_sends_each_destination_to_one_server_whoever_the_client() {
+    let clients = 20;
+    let mut topo = Topology::start("dh", Options { servers: 3, clients, ..Options::default() });
+    let _nginx = topo.nginx(&rips(3), false);
+    // Three virtual addresses with dh over the same three servers. IPVS's
+    // dh bucket (hash_32 of the address, 8 bits) of 10.0.0.100, .101, .102
+    // is 248, 90 and 187: 2, 0 and 1 modulo 3, so they land on three
+    // different servers in whatever order the list holds them.
+    let vips = ["10.0.0.100", "10.0.0.101", "10.0.0.102"];
+    for vip in vips {
+        topo.gwctl_line(&format!("-A -t {vip}:80 -s dh"));
+        topo.gwctl_line(&format!("-P -t {vip}:80 -z {LIP} -F servers"));
+        for r in rips(3) {
+            topo.gwctl_line(&format!("-a -t {vip}:80 -r {r}:8080 -b"));
+        }
+        topo.wait_for_service(&format!("http://{vip}/who"));
+    }
+    // Each client asks each address once, a new connection each.
+    let urls: Vec<String> = vips.iter().map(|v| format!("http://{v}/who")).collect();
+    let mut seen: Vec<Vec<String>> = vec![Vec::new(); vips.len()];
+    for c in 0..usize::from(clients) {
+        let from = client_addr(c);
+        let mut args = vec!["-sS", "--max-time", "5", "-H", "Connection: close", "--interface", &from];
+        args.extend(urls.iter().map(String::as_str));
+        let out = topo.client.output("curl", &args);
+        assert!(out.status.success(), "curl from {from}: {}", String::from_utf8_lossy(&out.stderr));
+        let answers: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+        assert_eq!(answers.len(), vips.len(), "{from}: {answers:?}");
+        for (v, a) in answers.into_iter().enumerate() {
+            seen[v].push(a);
+        }
+    }
+    for (vip, answers) in vips.iter().zip(&seen) {
+        assert!(answers[0].starts_with("rs") && answers.iter().all(|a| a == &answers[0]), "{vip}: one server for 20 clients: {answers:?}");
+    }
+    let mut servers: Vec<&String> = seen.iter().map(|a| &a[0]).collect();
+    servers.sort();
+    servers.dedup();
+    assert_eq!(servers.len(), 3, "the three addresses hash to three servers: {seen:?}");
+    // Each server's log holds its address's twenty requests (and the probes before).
+    for n in 1..=3 {
+        assert!(topo.access_log(n).len() >= usize::from(clients), "rs{n} logged its destination's requests");
+    }
+    topo.stop();
+}
