@@ -246,3 +246,59 @@ fn dh_sends_each_destination_to_one_server_whoever_the_client() {
     }
     topo.stop();
 }
+
+#[test]
+fn persistence_on_port_zero_keeps_a_client_on_one_server_for_every_port() {
+    let clients = 4;
+    let mut topo = Topology::start("p0", Options { servers: 2, clients, ..Options::default() });
+    // Both servers listen on ports 80 and 81; /who names the listener:
+    // rs1 = rip(0):80, rs2 = rip(0):81, rs3 = rip(1):80, rs4 = rip(1):81.
+    let listens: Vec<String> = rips(2).iter().flat_map(|r| [format!("{r}:80"), format!("{r}:81")]).collect();
+    let _nginx = topo.nginx_on(&listens, false);
+    // Port 0: every port of the VIP; real servers on port 0 keep the client's destination port.
+    topo.gwctl_line(&format!("-A -t {VIP}:0 -s rr -p 60"));
+    topo.gwctl_line(&format!("-P -t {VIP}:0 -z {LIP} -F servers"));
+    for r in rips(2) {
+        topo.gwctl_line(&format!("-a -t {VIP}:0 -r {r} -b"));
+    }
+    let listing = topo.gwctl(&["-Ln"]);
+    assert!(listing.contains(&format!("TCP  {VIP}:0 rr persistent 60")), "{listing}");
+    topo.wait_for_service(&format!("http://{VIP}/who"));
+
+    let server_of = |answer: &str| match answer {
+        "rs1" | "rs2" => 0,
+        "rs3" | "rs4" => 1,
+        other => panic!("not an answer: {other:?}"),
+    };
+    let mut servers_reached = Vec::new();
+    for c in 0..usize::from(clients) {
+        let from = client_addr(c);
+        // Alternate the ports over one client's six connections.
+        let mut args = vec!["-sS".to_owned(), "--max-time".into(), "5".into(), "-H".into(), "Connection: close".into()];
+        args.extend(["--interface".into(), from.clone()]);
+        for i in 0..6 {
+            args.push(format!("http://{VIP}:{}/who", 80 + i % 2));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = topo.client.output("curl", &args);
+        assert!(out.status.success(), "curl from {from}: {}", String::from_utf8_lossy(&out.stderr));
+        let answers: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+        assert_eq!(answers.len(), 6, "{from}: {answers:?}");
+        for (i, a) in answers.iter().enumerate() {
+            // The client's destination port reached the server unchanged.
+            let want_port_81 = i % 2 == 1;
+            assert_eq!(a == "rs2" || a == "rs4", want_port_81, "{from}: connection {i} to port {} answered by {a}: {answers:?}", 80 + i % 2);
+        }
+        let server = server_of(&answers[0]);
+        assert!(answers.iter().all(|a| server_of(a) == server), "{from}: one server for all ports: {answers:?}");
+        servers_reached.push(server);
+    }
+    servers_reached.sort();
+    servers_reached.dedup();
+    assert_eq!(servers_reached, [0, 1], "rr placed the clients' first connections on both servers");
+
+    // A port no server listens on passes through too: the server's reset comes back.
+    let refused = topo.client.output("curl", &["-sS", "--max-time", "5", &format!("http://{VIP}:82/")]);
+    assert_eq!(refused.status.code(), Some(7), "connection refused by the real server: {}", String::from_utf8_lossy(&refused.stderr));
+    topo.stop();
+}
