@@ -1,6 +1,9 @@
 //! Schedulers seen from a real client: weighted round robin splits
 //! connections by weight, source hashing and persistence keep a client on
-//! one server, and weight 0 quiesces a server while its connections finish.
+//! one server (also on port 0, and a /24 as one client), destination hashing
+//! keeps a destination on one server, lc and wlc follow long-lived
+//! connections, weight 0 quiesces a server while its connections finish, and
+//! an upper threshold turns new connections away.
 
 use std::time::Duration;
 
@@ -115,11 +118,18 @@ fn weight_zero_takes_no_new_connections_while_an_old_one_finishes() {
 
 /// Holds long-lived HTTP keep-alive connections: opens N connections to
 /// ADDR:PORT one after the other, asks `/who` on each and prints the answer
-/// ("rsN"), then keeps them all open and idle until killed (at most 60 s).
+/// ("rsN"), then keeps them all open and idle (at most 60 s). SIGTERM resets
+/// them (RST, not FIN: the gateway forgets a reset connection sooner).
 const HOLD: &str = r#"
-import socket, sys, time
+import signal, socket, struct, sys, time
 addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 held = []
+def reset(*_):
+    for s in held:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, reset)
 for i in range(n):
     s = socket.create_connection((addr, port), timeout=5)
     s.sendall(b"GET /who HTTP/1.1\r\nHost: vip\r\n\r\n")
@@ -300,5 +310,49 @@ fn persistence_on_port_zero_keeps_a_client_on_one_server_for_every_port() {
     // A port no server listens on passes through too: the server's reset comes back.
     let refused = topo.client.output("curl", &["-sS", "--max-time", "5", &format!("http://{VIP}:82/")]);
     assert_eq!(refused.status.code(), Some(7), "connection refused by the real server: {}", String::from_utf8_lossy(&refused.stderr));
+    topo.stop();
+}
+
+#[test]
+fn upper_threshold_turns_new_connections_away_until_the_server_has_room() {
+    let mut topo = Topology::start("thr", Options { servers: 2, ..Options::default() });
+    let _nginx = topo.nginx(&rips(2), true);
+    let (rs1, rs2) = (format!("{}:8080", rip(0)), format!("{}:8080", rip(1)));
+    let who = format!("http://{VIP}/who");
+    // The probes go to rs2 only: rs1 starts with no connection at all (the
+    // threshold counts inactive connections too, as IPVS does).
+    topo.fnat_service("-s rr", &[]);
+    topo.gwctl_line(&format!("-a -t {VIP}:80 -r {rs2} -b"));
+    topo.wait_for_service(&who);
+    topo.gwctl_line(&format!("-a -t {VIP}:80 -r {rs1} -b -x 2"));
+    let listing = topo.gwctl(&["-Ln", "--thresholds"]);
+    assert!(listing.lines().any(|l| l.contains(&rs1) && l.split_whitespace().skip(2).take(2).eq(["2", "0"])), "{listing}");
+
+    // rs2 quiesced for a moment: two long-lived connections land on rs1.
+    topo.gwctl_line(&format!("-e -t {VIP}:80 -r {rs2} -b -w 0"));
+    let (mut holder, got) = hold(&topo, 80, 2);
+    assert_eq!(got, ["rs1", "rs1"]);
+    topo.gwctl_line(&format!("-e -t {VIP}:80 -r {rs2} -b -w 1"));
+    assert_eq!(topo.server_row(&rs1), (1, 2, 0), "rs1 holds two active connections:\n{}", topo.gwctl(&["-Ln"]));
+
+    // At its threshold rs1 takes nothing new: rr sends everything to rs2.
+    let answers = topo.curl_many(None, &who, 10);
+    assert_eq!(answers, vec!["rs2".to_owned(); 10], "no new connection to the server at its upper threshold");
+    assert_eq!(topo.access_log(1).len(), 2, "rs1 logged only the held connections' requests");
+
+    // The held connections end (reset): once the gateway forgets them rs1 has room again.
+    assert!(holder.terminate(Duration::from_secs(5)).is_some(), "the holder resets its connections");
+    assert!(
+        wait_until(Duration::from_secs(20), || topo.server_row(&rs1) == (1, 0, 0)),
+        "rs1's reset connections are forgotten:\n{}",
+        topo.gwctl(&["-Ln"])
+    );
+    let answers = topo.curl_many(None, &who, 10);
+    // rr alternates again, but each closed connection stays counted (inactive)
+    // until it expires: after two, rs1 is at its threshold again.
+    assert_eq!(answers.iter().filter(|a| *a == "rs1").count(), 2, "rs1 takes connections again, up to its threshold: {answers:?}");
+    assert_eq!(answers.iter().filter(|a| *a == "rs2").count(), 8, "{answers:?}");
+    let (_, a1, i1) = topo.server_row(&rs1);
+    assert_eq!(a1 + i1, 2, "{}", topo.gwctl(&["-Ln"]));
     topo.stop();
 }
