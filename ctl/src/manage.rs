@@ -392,6 +392,11 @@ fn show_stats(workers: &[WorkerStats]) -> String {
             "    redirected out {} in {}, new connections {}",
             w.redirected_out, w.redirected_in, w.new_connections
         );
+        let _ = writeln!(
+            s,
+            "    connection table {} of {}",
+            w.connections, w.connection_capacity
+        );
         for (event, n) in &w.events {
             let _ = writeln!(s, "    {event} {n}");
         }

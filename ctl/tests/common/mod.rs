@@ -106,6 +106,8 @@ impl DataplaneView for FixedCounters {
             redirected_out: 1,
             redirected_in: 0,
             new_connections: 2,
+            connections: 1,
+            connection_capacity: 4096,
             events: vec![("arp replies".into(), 3)],
             drops: vec![("truncated".into(), 1)],
         }]

@@ -499,6 +499,11 @@ pub struct WorkerStats {
     pub redirected_in: u64,
     /// Connections this worker created since it started.
     pub new_connections: u64,
+    /// Its connection table: live entries and capacity.
+    #[serde(default)]
+    pub connections: u64,
+    #[serde(default)]
+    pub connection_capacity: u64,
     /// Other nonzero event counters by name (ARP, ICMP, TOA, connection reuse, SYN proxy).
     #[serde(default)]
     pub events: Vec<(String, u64)>,

@@ -206,6 +206,8 @@ impl DataplaneView for WorkerCountersView {
                     redirected_out: c.redirected_out.get(),
                     redirected_in: c.redirected_in.get(),
                     new_connections: c.new_conns.get(),
+                    connections: c.conns_live.get(),
+                    connection_capacity: c.conns_capacity.get(),
                     events: c.nonzero_events().into_iter().map(|(e, n)| (e.to_string(), n)).collect(),
                     drops: c
                         .nonzero_drops()

@@ -18,6 +18,12 @@ impl Counter {
         self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     }
 
+    /// Replaces the value (a gauge). Only the owning worker may call this.
+    #[inline]
+    pub fn set(&self, n: u64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+
     #[inline]
     pub fn inc(&self) {
         self.add(1);

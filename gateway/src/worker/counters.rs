@@ -157,6 +157,9 @@ pub struct WorkerCounters {
     /// A client's new SYN found its ports' previous connection finished
     /// (TIME_WAIT or CLOSE): that one ended and a new one was scheduled.
     pub conns_reused: Counter,
+    /// Gauges, refreshed once a second: live connections and their capacity.
+    pub conns_live: Counter,
+    pub conns_capacity: Counter,
     pub drops: [Counter; Discard::COUNT],
 }
 
@@ -179,6 +182,8 @@ impl Default for WorkerCounters {
             icmp_errors_relayed: Counter::default(),
             toa_not_inserted: Counter::default(),
             conns_reused: Counter::default(),
+            conns_live: Counter::default(),
+            conns_capacity: Counter::default(),
             drops: std::array::from_fn(|_| Counter::default()),
         }
     }

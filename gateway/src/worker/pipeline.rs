@@ -207,6 +207,7 @@ impl<F: Frame> Worker<F> {
         };
         w.set_net(net);
         w.index_services();
+        w.counters.conns_capacity.set(w.director.conns().capacity() as u64);
         Ok(w)
     }
 
@@ -657,6 +658,9 @@ impl<F: Frame> Worker<F> {
     /// retries once a second. Call once per burst or tick.
     pub fn tick(&mut self, now: u32, io: &mut impl Io<F>) {
         self.director.expire(now, 256);
+        let table = self.director.conns();
+        self.counters.conns_live.set(table.len() as u64);
+        self.counters.conns_capacity.set(table.capacity() as u64);
         self.neighbours.expire(now);
         let counters = &self.counters;
         self.pending.expire(now, self.pending_max_wait, |f| {
