@@ -285,6 +285,44 @@ impl Drop for Daemon {
     }
 }
 
+/// What wrk reported at the end of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrkSummary {
+    /// Requests completed ("N requests in ...").
+    pub requests: u64,
+    /// Socket errors of every kind (connect, read, write, timeout), summed.
+    pub socket_errors: u64,
+    /// Answers with a status other than 2xx or 3xx.
+    pub non_2xx: u64,
+}
+
+impl WrkSummary {
+    /// Parses wrk's output; panics (showing it) when it has no summary.
+    pub fn parse(out: &str) -> WrkSummary {
+        let requests = out
+            .lines()
+            .find(|l| l.contains(" requests in "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no request count in wrk's output:\n{out}"));
+        // "Socket errors: connect 0, read 0, write 0, timeout 0"
+        let socket_errors = out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+            .map_or(0, |rest| rest.split(',').map(|kv| kv.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()).unwrap_or_else(|| panic!("bad socket errors line in:\n{out}"))).sum());
+        let non_2xx = out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+            .map_or(0, |n| n.trim().parse().unwrap_or_else(|_| panic!("bad non-2xx line in:\n{out}")));
+        WrkSummary { requests, socket_errors, non_2xx }
+    }
+
+    /// Requests that failed, one way or another.
+    pub fn failed(&self) -> u64 {
+        self.socket_errors + self.non_2xx
+    }
+}
+
 /// The `gatewayd` binary: `$GATEWAYD_BIN`, or the one cargo built next to
 /// this test in the same target directory.
 pub fn gatewayd_bin() -> PathBuf {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use gateway_e2e::topology::{rip, VIP};
-use gateway_e2e::{wait_until, Options, Topology};
+use gateway_e2e::{wait_until, Options, Topology, WrkSummary};
 
 fn rips(n: usize) -> Vec<String> {
     (0..n).map(rip).collect()
@@ -104,4 +104,76 @@ fn saved_rules_restored_into_a_fresh_gateway_give_the_same_rotation() {
         (0..6).any(|k| (0..6).all(|i| second[i] == cycle[(k + i) % 6])),
         "the same rotation after the restore, up to where it starts: restored {second:?}, configured by hand {first:?}"
     );
+}
+
+/// wrk against `url` for `secs` seconds with `conns` connections, in the background.
+fn wrk(topo: &Topology, conns: u32, secs: u32, url: &str) -> gateway_e2e::Daemon {
+    topo.client.spawn(
+        "wrk",
+        "sh",
+        &["-c", &format!("ulimit -n 20000 && exec wrk -t2 -c{conns} -d{secs}s --timeout 5s {url}")],
+    )
+}
+
+#[test]
+fn remove_a_server_and_edit_the_scheduler_under_load() {
+    let mut topo = Topology::start("rm", Options { servers: 3, ..Options::default() });
+    // No keep-alive: every request a new connection, scheduled by the table of the moment.
+    let _nginx = topo.nginx(&rips(3), false);
+    topo.fnat_service("-s rr", &["", "", "-w 3"]);
+    let who = format!("http://{VIP}/who");
+    topo.wait_for_service(&who);
+    let (rs1, rs2, rs3) = (format!("{}:8080", rip(0)), format!("{}:8080", rip(1)), format!("{}:8080", rip(2)));
+    let logged = |n: usize| topo.access_log(n).len();
+
+    // Remove rs1 while 50 concurrent connections run.
+    let conns = 50;
+    let mut load = wrk(&topo, conns, 3, &who);
+    assert!(wait_until(Duration::from_secs(5), || logged(1) > 200), "wrk reaches the servers");
+    topo.gwctl_line(&format!("-d -t {VIP}:80 -r {rs1}"));
+    let (rs1_at, rs2_at, rs3_at) = (logged(1), logged(2), logged(3));
+    assert!(load.is_running(), "the removal happened under load");
+    let status = load.wait(Duration::from_secs(20)).expect("wrk finishes");
+    let out = load.log();
+    assert!(status.success(), "wrk: {out}");
+    let summary = WrkSummary::parse(&out);
+    // Only requests already on connections to rs1 could fail: at most wrk's
+    // concurrency. (The gateway keeps a removed server's connections until
+    // they end, as IPVS does, so none should.)
+    assert!(summary.failed() <= u64::from(conns), "failures bounded by the requests in flight: {summary:?}\n{out}");
+    eprintln!("removal under load: {summary:?}");
+    let listing = topo.gwctl(&["-Ln"]);
+    assert!(!listing.contains(&rs1), "rs1 is gone:\n{listing}");
+    let rs1_after = logged(1) - rs1_at;
+    assert!(rs1_after <= conns as usize, "rs1 got {rs1_after} requests after its removal: only those in flight\n{out}");
+    assert!(logged(2) - rs2_at > 200 && logged(3) - rs3_at > 200, "rs2 and rs3 carry the load\n{out}");
+
+    // rr ignores the weights (rs3 has 3): an even split. Edit the scheduler
+    // to wrr under load: no request fails, and from the edit on rs3 takes three times rs2's share.
+    let mut load = wrk(&topo, conns, 3, &who);
+    let (rs2_0, rs3_0) = (logged(2), logged(3));
+    assert!(wait_until(Duration::from_secs(5), || logged(2) - rs2_0 > 300), "wrk reaches the servers");
+    topo.gwctl_line(&format!("-E -t {VIP}:80 -s wrr"));
+    let (rs2_at, rs3_at) = (logged(2), logged(3));
+    assert!(load.is_running(), "the edit happened under load");
+    let status = load.wait(Duration::from_secs(20)).expect("wrk finishes");
+    let out = load.log();
+    assert!(status.success(), "wrk: {out}");
+    let summary = WrkSummary::parse(&out);
+    assert_eq!(summary.failed(), 0, "no failed request across the scheduler edit: {summary:?}\n{out}");
+    let listing = topo.gwctl(&["-Ln"]);
+    assert!(listing.contains(&format!("TCP  {VIP}:80 wrr")), "{listing}");
+    assert_eq!((topo.server_row(&rs2).0, topo.server_row(&rs3).0), (1, 3), "the edit kept the servers and weights:\n{listing}");
+    let ratio = |a: usize, b: usize| a as f64 / b.max(1) as f64;
+    let before = ratio(rs3_at - rs3_0, rs2_at - rs2_0);
+    let (d2, d3) = (logged(2) - rs2_at, logged(3) - rs3_at);
+    let after = ratio(d3, d2);
+    eprintln!("rs3/rs2 before the edit {before:.2}, after {after:.2} ({d3}/{d2})");
+    assert!((0.8..=1.25).contains(&before), "rr splits evenly before the edit: rs3/rs2 = {before:.2}");
+    // The connections in flight at the edit finish on rr's choice; hundreds follow on wrr's.
+    assert!(d2 + d3 > 400 && (2.5..=3.5).contains(&after), "wrr 3:1 after the edit: rs3 {d3}, rs2 {d2}\n{out}");
+    for n in 1..=3 {
+        assert!(topo.access_log(n).iter().all(|(_, s)| *s == 200), "rs{n} answered everything");
+    }
+    topo.stop();
 }
