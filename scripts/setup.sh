@@ -16,8 +16,8 @@ PACKAGES=(
     libdpdk-dev dpdk clang libclang-dev pkg-config build-essential
     # test harness: namespaces, captures, real clients and servers
     iproute2 iputils-ping tcpdump nginx curl wrk iperf3 hping3 python3-scapy python3
-    # benchmarks: exact instruction counts
-    valgrind
+    # benchmarks: exact instruction counts, the plot of scripts/bench.sh
+    valgrind python3-matplotlib
 )
 
 missing=()

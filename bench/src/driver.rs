@@ -243,10 +243,15 @@ pub struct Proc {
 
 impl Proc {
     /// Starts `cmd` with stdout and stderr in `log`.
-    pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Result<Proc, String> {
+    pub fn spawn(name: &str, cmd: Command, log: PathBuf) -> Result<Proc, String> {
+        Self::spawn_with(name, cmd, log, Stdio::null())
+    }
+
+    /// As [`spawn`](Self::spawn), with `stdin`.
+    pub fn spawn_with(name: &str, mut cmd: Command, log: PathBuf, stdin: Stdio) -> Result<Proc, String> {
         let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = file.try_clone().map_err(|e| e.to_string())?;
-        cmd.stdin(Stdio::null()).stdout(file).stderr(err);
+        cmd.stdin(stdin).stdout(file).stderr(err);
         let child = cmd.spawn().map_err(|e| format!("cannot start {name}: {e}"))?;
         Ok(Proc { child, name: name.into(), log })
     }
@@ -263,8 +268,14 @@ impl Proc {
         self.child.try_wait().ok().flatten()
     }
 
+    /// Closes the child's stdin (if it was piped).
+    pub fn close_stdin(&mut self) {
+        drop(self.child.stdin.take());
+    }
+
     /// SIGTERM, then waits up to `grace`; SIGKILL after that.
     pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
+        self.close_stdin();
         if let Some(s) = self.exited() {
             return Some(s);
         }
@@ -452,38 +463,55 @@ impl Env {
         if load.oneway {
             cmd.arg("--oneway");
         }
+        // --hold: the generator keeps its links open after reporting until
+        // we close its stdin, so the device under test (a memif server that
+        // polls) stops first; a memif server whose peer leaves while it polls
+        // can fault (see gen::run).
+        cmd.arg("--hold");
         cmd.arg("--").args(generator_eal(dir.path(), &format!("{prefix}c"), self.copy_generator));
-        let mut gen = Proc::spawn("gwbench gen", cmd, dir.path().join("gen.log"))?;
+        let mut gen = Proc::spawn_with("gwbench gen", cmd, dir.path().join("gen.log"), Stdio::piped())?;
         // The generator bounds itself (handshakes 60 s, the measured phase,
         // drains); this is the backstop.
         let limit = Duration::from_secs_f64(load.seconds + 120.0);
-        let status = loop {
-            if let Some(s) = gen.exited() {
-                break s;
+        let reported = |gen: &Proc| gen.log_text().lines().any(|l| l.starts_with('{'));
+        loop {
+            if reported(&gen) {
+                break;
+            }
+            if let Some(status) = gen.exited() {
+                return Err(format!("generator failed ({status}):\n{}\n--- device under test:\n{}", gen.log_text(), dut.log_text()));
             }
             if self.stop.load(Ordering::Relaxed) || t0.elapsed() > limit {
-                gen.stop(Duration::from_secs(2));
                 return Err(if self.stop.load(Ordering::Relaxed) { "interrupted".into() } else { "generator timed out".into() });
             }
             std::thread::sleep(Duration::from_millis(20));
-        };
+        }
         let elapsed = t0.elapsed().as_secs_f64();
         if let (Some(a), Some(b)) = (cpu0, worker_stat.as_deref().and_then(cpu_seconds)) {
             run.worker_cpu_share = Some((b - a) / elapsed);
         }
-        if matches!(target, Target::Gateway { .. }) {
-            run.gateway_stats = self.gwctl(&socket, &["stats".into()]).ok();
+        if let Some(status) = dut.exited() {
+            return Err(format!("{} exited during the run ({status}):\n{}", dut.name, dut.log_text()));
         }
+        if matches!(target, Target::Gateway { .. }) {
+            run.gateway_stats = Some(self.gwctl(&socket, &["stats".into()]).unwrap_or_else(|e| e));
+        }
+        // The device under test stops first, then the generator.
+        let dut_status = dut.stop(Duration::from_secs(10));
+        gen.close_stdin();
+        let gen_status = gen.stop(Duration::from_secs(10));
         let log = gen.log_text();
         if self.verbose {
             eprintln!("{log}");
         }
-        let line = log.lines().rev().find(|l| l.starts_with('{'));
+        let line = log.lines().find(|l| l.starts_with('{'));
         let result = match line.map(serde_json::from_str::<GenResult>) {
-            Some(Ok(r)) if status.success() => r,
-            _ => return Err(format!("generator failed ({status}):\n{log}\n--- device under test:\n{}", dut.log_text())),
+            Some(Ok(r)) => r,
+            _ => return Err(format!("generator failed ({gen_status:?}):\n{log}\n--- device under test:\n{}", dut.log_text())),
         };
-        dut.stop(Duration::from_secs(10));
+        if !dut_status.is_some_and(|s| s.success()) {
+            run.error = Some(format!("{} exit status {dut_status:?}:\n{}", dut.name, dut.log_text()));
+        }
         Ok(result)
     }
 }
@@ -504,6 +532,14 @@ pub struct Row {
     pub gateway_packets_per_answer: u32,
     pub lost: u64,
     pub rounds: u32,
+    /// Share of a core the device's worker got in the best round, and the
+    /// rate divided by it: packets per second of worker CPU time, a figure
+    /// less sensitive to the other tenants of the machine when the device
+    /// (not the generator) is the slower side.
+    pub worker_cpu_share: Option<f64>,
+    pub rate_per_worker_core: Option<f64>,
+    pub reference_rate_per_worker_core: Option<f64>,
+    pub ratio_per_worker_core: Option<f64>,
     pub note: String,
 }
 
@@ -663,20 +699,27 @@ pub fn machine() -> serde_json::Value {
 /// Formats rows as the short table.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{:<26} {:<22} {:>9} {:>12} {:>12} {:>7} {:>8}", "figure", "subject", "flows", "rate", "reference", "ratio", "lost");
+    let _ = writeln!(
+        out,
+        "{:<22} {:<16} {:>8} {:>13} {:>13} {:>6} {:>6} {:>13} {:>6}",
+        "figure", "subject", "flows", "rate", "reference", "ratio", "lost", "per w. core", "ratio"
+    );
+    let pct = |x: Option<f64>| x.map(|x| format!("{:.0}%", x * 100.0)).unwrap_or_else(|| "-".into());
     for r in rows {
         let (scale, unit) = if r.unit == "pps" { (1e6, "Mpps") } else { (1e3, "k/s") };
         let fmt = |v: f64| format!("{:.3} {unit}", v / scale);
         let _ = writeln!(
             out,
-            "{:<26} {:<22} {:>9} {:>12} {:>12} {:>7} {:>8}",
+            "{:<22} {:<16} {:>8} {:>13} {:>13} {:>6} {:>6} {:>13} {:>6}",
             r.figure,
             r.name,
             r.flows,
             fmt(r.rate),
             r.reference_rate.map(fmt).unwrap_or_else(|| "-".into()),
-            r.ratio.map(|x| format!("{:.0}%", x * 100.0)).unwrap_or_else(|| "-".into()),
-            r.lost
+            pct(r.ratio),
+            r.lost,
+            r.rate_per_worker_core.map(fmt).unwrap_or_else(|| "-".into()),
+            pct(r.ratio_per_worker_core),
         );
     }
     out

@@ -223,6 +223,12 @@ struct Counts {
     /// SYN-ACKs (synflood).
     received: u64,
     acks_sent: u64,
+    /// Handshake ACKs that reached the server side (they are not answered;
+    /// counting them keeps them inside the window).
+    acks_arrived: u64,
+    /// In-flight segments written off (lost SYNs sent again, ACKs lost in
+    /// an earlier phase), so the window does not shrink for good.
+    forgiven: u64,
     server_seen: u64,
     server_answered: u64,
     unexpected: u64,
@@ -298,6 +304,10 @@ impl Generator {
                 continue;
             };
             self.c.server_seen += 1;
+            let pure_ack = s.flags & (flags::SYN | flags::FIN | flags::RST) == 0 && s.payload == 0;
+            if pure_ack {
+                self.c.acks_arrived += 1;
+            }
             if self.opts.oneway {
                 if let Some(i) = self.flows.index(s.src, s.sport) {
                     if s.flags & flags::SYN != 0 {
@@ -369,7 +379,7 @@ impl Generator {
     }
 
     fn in_flight(&self) -> u64 {
-        self.c.sent.saturating_sub(self.c.received)
+        (self.c.sent + self.c.acks_sent).saturating_sub(self.c.received + self.c.acks_arrived + self.c.forgiven)
     }
 
     /// How many client segments may be queued now.
@@ -425,7 +435,7 @@ impl Generator {
                     // starts afresh for them.
                     pass += 1;
                     next = 0;
-                    self.c.sent = self.c.received;
+                    self.c.forgiven += self.in_flight();
                     last_progress = now;
                 }
             }
@@ -448,6 +458,8 @@ impl Generator {
         self.pumping = true;
         self.c.sent = 0;
         self.c.received = 0;
+        self.c.forgiven = 0;
+        self.c.forgiven = self.in_flight();
         let payload = self.data.len() - packet::HDR_LEN;
         let (mut pos, mut round) = (0u32, 0u32);
         let start = self.clock.now();
@@ -523,7 +535,14 @@ fn cpu_seconds() -> Option<f64> {
 
 /// Runs the generator as `opts` says; the EAL is initialised here (once per
 /// process) and released before returning.
-pub fn run(opts: GenOptions) -> Result<GenResult, String> {
+///
+/// `report` gets the result while the links are still open: a driver that
+/// stops the device under test first (see [`GenOptions`] and the driver's
+/// notes on memif) has `report` wait for that. A memif server whose peer
+/// disconnects unmaps the shared regions from its interrupt thread while its
+/// lcores may still be polling them (DPDK 22.11), so the peer that polls
+/// must go first.
+pub fn run(opts: GenOptions, report: impl FnOnce(&GenResult)) -> Result<GenResult, String> {
     if opts.payload > packet::MAX_PAYLOAD {
         return Err(format!("payload {} > {}", opts.payload, packet::MAX_PAYLOAD));
     }
@@ -587,7 +606,11 @@ pub fn run(opts: GenOptions) -> Result<GenResult, String> {
                 r.seconds = seconds;
             }
             Mode::Connect | Mode::SynFlood => {
+                let cpu = cpu_seconds();
                 let ph = g.syn_phase(opts.flows, clock.after(opts.seconds), 0);
+                if let (Some(a), Some(b)) = (cpu, cpu_seconds()) {
+                    r.gen_cpu_share = Some((b - a) / ph.seconds.max(1e-9));
+                }
                 r.received_in_window = g.c.received;
                 r.seconds = ph.seconds;
                 g.drain(0.2);
@@ -612,6 +635,7 @@ pub fn run(opts: GenOptions) -> Result<GenResult, String> {
         r.unsent = (g.client.discard() + g.server.discard()) as u64;
         r.client_link = counters(&cport);
         r.server_link = counters(&sport);
+        report(&r);
         drop(g);
         drop(cport);
         drop(sport);

@@ -85,6 +85,9 @@ fn rounds(env: &Env, pairs: &[(Target, Load)], n: u32, runs: &mut Vec<Run>) {
                 (None, Some(e)) => eprintln!("  round {round} {} {}: FAILED: {e}", t.label(), l.mode),
                 _ => {}
             }
+            if let (Some(_), Some(e)) = (&r.result, &r.error) {
+                eprintln!("    note: {e}");
+            }
             runs.push(r);
         }
     }
@@ -93,7 +96,14 @@ fn rounds(env: &Env, pairs: &[(Target, Load)], n: u32, runs: &mut Vec<Run>) {
 fn row(figure: &str, runs: &[Run], t: &Target, l: &Load, reference: Option<(&Target, &Load)>, note: &str) -> Option<Row> {
     let b = best(runs, t, l)?;
     let g = b.result.as_ref()?;
-    let reference_rate = reference.and_then(|(rt, rl)| best(runs, rt, rl)).and_then(|r| r.result.as_ref()).map(|r| r.rate);
+    let reference_run = reference.and_then(|(rt, rl)| best(runs, rt, rl));
+    let reference_rate = reference_run.and_then(|r| r.result.as_ref()).map(|r| r.rate);
+    let per_core = |r: &Run| {
+        let share = r.worker_cpu_share.filter(|&s| s > 0.01)?;
+        Some(r.result.as_ref()?.rate / share.min(1.0))
+    };
+    let rate_per_worker_core = per_core(b);
+    let reference_rate_per_worker_core = reference_run.and_then(per_core);
     let n = runs.iter().filter(|r| &r.target == t && &r.load == l && r.result.is_some()).count() as u32;
     Some(Row {
         figure: figure.into(),
@@ -112,6 +122,13 @@ fn row(figure: &str, runs: &[Run], t: &Target, l: &Load, reference: Option<(&Tar
         },
         lost: g.lost,
         rounds: n,
+        worker_cpu_share: b.worker_cpu_share,
+        rate_per_worker_core,
+        reference_rate_per_worker_core,
+        ratio_per_worker_core: match (rate_per_worker_core, reference_rate_per_worker_core) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        },
         note: note.into(),
     })
 }
@@ -301,7 +318,10 @@ pub fn summary(doc: &serde_json::Value) -> String {
         if let Some(v) = insns.conn.get("lookup") {
             out += &format!("  connection lookup (100k table): {v}\n");
         }
-        out += "  SYN cookie reply: n/a (no SYN proxy in the dataplane yet)\n";
+        match insns.xmit.get("synack") {
+            Some((e, _)) => out += &format!("  SYN cookie reply (synproxy SYN -> SYN-ACK): {e}\n"),
+            None => out += "  SYN cookie reply: n/a (measure_insns.sh has no synack path)\n",
+        }
     }
     let table: Vec<driver::TableFigure> = serde_json::from_value(doc["conn_table"].clone()).unwrap_or_default();
     if !table.is_empty() {
@@ -313,6 +333,20 @@ pub fn summary(doc: &serde_json::Value) -> String {
             );
         }
     }
-    out += &format!("\ngoals: {}\n", doc["goals"]);
+    out += "\ngoals (issue 9):\n";
+    if let Some(goals) = doc["goals"].as_object() {
+        for (name, g) in goals {
+            let verdict = match g["met"].as_bool() {
+                Some(true) => "met",
+                Some(false) => "NOT met",
+                None => "not measured",
+            };
+            let value = match &g["value"] {
+                serde_json::Value::Null => "-".to_string(),
+                v => v.as_f64().map(|x| if x.fract() == 0.0 { format!("{x}") } else { format!("{x:.2}") }).unwrap_or_else(|| v.to_string()),
+            };
+            out += &format!("  {name:<42} goal {:<7} value {value:<8} {verdict}\n", g["goal"].as_str().unwrap_or(""));
+        }
+    }
     out
 }

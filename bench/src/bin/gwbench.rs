@@ -13,8 +13,9 @@ use gwbench::suite::{self, SuiteOptions};
 const USAGE: &str = "\
 usage: gwbench gen [--mode established|connect|synflood] [--flows N] [--count N]
                    [--seconds S] [--handshake-seconds S] [--payload BYTES] [--window N]
-                   [--oneway] [--client DEV] [--server DEV] [--gateway-mac MAC]
+                   [--oneway] [--hold] [--client DEV] [--server DEV] [--gateway-mac MAC]
                    [--vip ADDR] [--vport PORT] -- EAL_ARGS...
+       gwbench summary RESULTS.json
        gwbench all [--quick] [--rounds N] [--seconds S] [--flows N] [--connect-flows N]
                    [--sweep N,N,...] [--sweep-rounds N] [--window N] [--payload BYTES]
                    [--figures established,connect,synflood,sweep,insns,table]
@@ -41,6 +42,9 @@ fn parse_gen(args: &[String]) -> Result<GenOptions, String> {
         }
         if arg == "--oneway" {
             o.oneway = true;
+            continue;
+        }
+        if arg == "--hold" {
             continue;
         }
         let v = it.next().ok_or_else(|| format!("{arg} needs a value"))?;
@@ -169,6 +173,12 @@ fn run_all(args: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `--hold` (before `--`): after printing the result, keep the links open
+/// until stdin closes.
+fn opts_hold(args: &[String]) -> bool {
+    args.iter().take_while(|a| *a != "--").any(|a| a == "--hold")
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -180,11 +190,20 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match gen::run(opts) {
-                Ok(r) => {
-                    println!("{}", serde_json::to_string(&r).expect("serialisable"));
-                    ExitCode::SUCCESS
+            let hold = opts_hold(&args[1..]);
+            let report = |r: &gwbench::result::GenResult| {
+                use std::io::{Read, Write};
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", serde_json::to_string(r).expect("serialisable"));
+                let _ = out.flush();
+                if hold {
+                    // Keep the links open until the driver has stopped the
+                    // device under test and closed our stdin.
+                    let _ = std::io::stdin().read_to_end(&mut Vec::new());
                 }
+            };
+            match gen::run(opts, report) {
+                Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("gwbench gen: {e}");
                     ExitCode::FAILURE
@@ -192,6 +211,21 @@ fn main() -> ExitCode {
             }
         }
         Some("all") => run_all(&args[1..]),
+        Some("summary") if args.len() == 2 => {
+            let doc = std::fs::read_to_string(&args[1])
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string()));
+            match doc {
+                Ok(doc) => {
+                    println!("{}", suite::summary(&doc));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("gwbench summary: {}: {e}", args[1]);
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some("-h" | "--help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
