@@ -91,19 +91,32 @@ for _ in $(seq 50); do
     ip netns exec "$CLIENT" curl -s --max-time 2 http://10.0.0.100/ >/dev/null && break
     sleep 0.2
 done
+ANSWERS=()
 for n in $(seq 6); do
-    printf 'request %d: ' "$n"
-    ip netns exec "$CLIENT" curl -s --max-time 5 http://10.0.0.100/
+    answer=$(ip netns exec "$CLIENT" curl -s --max-time 5 http://10.0.0.100/ || echo "(no answer)")
+    printf 'request %d: %s\n' "$n" "$answer"
+    ANSWERS+=("$answer")
 done
+distinct=$(printf '%s\n' "${ANSWERS[@]}" | grep '^hello from real server' | sort -u | wc -l)
+if [[ $distinct -ne 3 ]]; then
+    echo "demo: expected the six answers to rotate over three servers, got $distinct distinct" >&2
+    exit 1
+fi
 
 say "What the servers saw: the gateway's local address, not the client"
 tail -n 2 "$WORK/rs10.log"
 
-say "The table now (ActiveConn/InActConn), and the workers' counters"
+say "The table now (ActiveConn/InActConn), its connections, its traffic counters, and the workers' counters"
 run "$BIN/gwctl" -Ln
-run "$BIN/gwctl" stats || true
+run "$BIN/gwctl" -Lnc
+run "$BIN/gwctl" -Ln --stats
+run "$BIN/gwctl" stats
 
 say "Stopping gatewayd (every mbuf returns to its pool)"
-kill "$GW_PID"; wait "$GW_PID" || true; GW_PID=""
+kill "$GW_PID"; status=0; wait "$GW_PID" || status=$?; GW_PID=""
 tail -n 2 "$WORK/gatewayd.log"
+if [[ $status -ne 0 ]] || grep -q "not returned" "$WORK/gatewayd.log"; then
+    echo "demo: gatewayd did not stop cleanly (exit status $status)" >&2
+    exit 1
+fi
 say "Demo done: cleaning up namespaces and processes"
