@@ -1,8 +1,10 @@
 #!/bin/sh
-# Instructions per packet of classify + rewrite for every forwarding mode,
-# counted exactly by callgrind (these machines have no hardware counters).
+# Instructions per packet of classify + rewrite for every forwarding mode
+# and for the SYN proxy (SYN-ACK generation, cookie check), counted exactly
+# by callgrind (these machines have no hardware counters).
 #
 #   gateway/benches/measure_insns.sh            # from the repository root
+#   PATHS="synack cookie_ack" gateway/benches/measure_insns.sh   # some paths
 #
 # For each path it prints:
 #   exact  - instructions inside the measured function (classify + rewrite),
@@ -33,7 +35,7 @@ total() { # path n [toggle]
 r1=$(total reset "$N1"); r2=$(total reset "$N2")
 reset=$(( (r2 - r1) / (N2 - N1) ))
 printf '%-16s %6s %6s   (reset alone: %s)\n' path exact diff "$reset"
-for p in classify fnat_in fnat_in_seq fnat_out_ack fnat_in_rxgood fnat_in_offload fnat_in_toa nat_in nat_out dr tun; do
+for p in ${PATHS:-classify fnat_in fnat_in_seq fnat_out_ack fnat_in_rxgood fnat_in_offload fnat_in_toa nat_in nat_out dr tun synack synack_offload cookie_ack}; do
     exact=$(total "$p" "$N1" toggle)
     t1=$(total "$p" "$N1"); t2=$(total "$p" "$N2")
     printf '%-16s %6s %6s\n' "$p" "$((exact / N1))" "$(( (t2 - t1) / (N2 - N1) ))"
