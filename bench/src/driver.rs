@@ -532,15 +532,25 @@ pub struct Row {
     pub gateway_packets_per_answer: u32,
     pub lost: u64,
     pub rounds: u32,
-    /// Share of a core the device's worker got in the best round, and the
-    /// rate divided by it: packets per second of worker CPU time, a figure
-    /// less sensitive to the other tenants of the machine when the device
-    /// (not the generator) is the slower side.
+    /// Median over the rounds, of the subject and of the reference.
+    pub median_rate: f64,
+    pub reference_median_rate: Option<f64>,
+    /// Share of a core the device's worker thread got in the best round
+    /// (it polls, so below 1.0 means other processes took its core).
     pub worker_cpu_share: Option<f64>,
-    pub rate_per_worker_core: Option<f64>,
-    pub reference_rate_per_worker_core: Option<f64>,
-    pub ratio_per_worker_core: Option<f64>,
     pub note: String,
+}
+
+/// Median rate of the successful runs for `target` and `load`.
+pub fn median(runs: &[Run], target: &Target, load: &Load) -> Option<f64> {
+    let mut rates: Vec<f64> =
+        runs.iter().filter(|r| &r.target == target && &r.load == load).filter_map(|r| Some(r.result.as_ref()?.rate)).collect();
+    if rates.is_empty() {
+        return None;
+    }
+    rates.sort_by(f64::total_cmp);
+    let n = rates.len();
+    Some(if n % 2 == 1 { rates[n / 2] } else { (rates[n / 2 - 1] + rates[n / 2]) / 2.0 })
 }
 
 /// Best (highest-rate) successful run among `runs` for `target` and `load`.
@@ -701,8 +711,8 @@ pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<22} {:<16} {:>8} {:>13} {:>13} {:>6} {:>6} {:>13} {:>6}",
-        "figure", "subject", "flows", "rate", "reference", "ratio", "lost", "per w. core", "ratio"
+        "{:<22} {:<14} {:>8} {:>13} {:>13} {:>6} {:>13} {:>6} {:>5} {:>5}",
+        "figure", "subject", "flows", "best", "reference", "ratio", "median", "ratio", "lost", "cpu"
     );
     let pct = |x: Option<f64>| x.map(|x| format!("{:.0}%", x * 100.0)).unwrap_or_else(|| "-".into());
     for r in rows {
@@ -710,16 +720,17 @@ pub fn table(rows: &[Row]) -> String {
         let fmt = |v: f64| format!("{:.3} {unit}", v / scale);
         let _ = writeln!(
             out,
-            "{:<22} {:<16} {:>8} {:>13} {:>13} {:>6} {:>6} {:>13} {:>6}",
+            "{:<22} {:<14} {:>8} {:>13} {:>13} {:>6} {:>13} {:>6} {:>5} {:>5}",
             r.figure,
             r.name,
             r.flows,
             fmt(r.rate),
             r.reference_rate.map(fmt).unwrap_or_else(|| "-".into()),
             pct(r.ratio),
+            fmt(r.median_rate),
+            pct(r.reference_median_rate.filter(|&m| m > 0.0).map(|m| r.median_rate / m)),
             r.lost,
-            r.rate_per_worker_core.map(fmt).unwrap_or_else(|| "-".into()),
-            pct(r.ratio_per_worker_core),
+            pct(r.worker_cpu_share),
         );
     }
     out
@@ -765,6 +776,28 @@ mod tests {
             parse_conn_table(table),
             vec![TableFigure { live: 1_000_000, bytes_per_conn: 72, lookups_mps: 12.3, burst_lookups_mps: 20.1, ns_per_insert: 310.0 }]
         );
+    }
+
+    #[test]
+    fn medians_and_bests_pick_the_right_runs() {
+        let load = Load { mode: "established".into(), flows: 10, seconds: 1.0, window: 1, payload: 6, oneway: false };
+        let run = |rate: f64, target: Target| Run {
+            target_label: target.label(),
+            target,
+            load: load.clone(),
+            round: 0,
+            result: Some(GenResult { rate, ..GenResult::default() }),
+            error: None,
+            worker_cpu_share: None,
+            load_average: 0.0,
+            gateway_stats: None,
+        };
+        let fnat = Target::gateway(Method::Fnat, "rr");
+        let runs = vec![run(3.0, fnat.clone()), run(1.0, fnat.clone()), run(2.0, fnat.clone()), run(9.0, Target::Forwarder)];
+        assert_eq!(median(&runs, &fnat, &load), Some(2.0));
+        assert_eq!(best(&runs, &fnat, &load).and_then(|r| r.result.as_ref()).map(|g| g.rate), Some(3.0));
+        assert_eq!(median(&runs[..2], &fnat, &load), Some(2.0));
+        assert_eq!(median(&runs, &Target::gateway(Method::Nat, "rr"), &load), None);
     }
 
     #[test]

@@ -600,7 +600,7 @@ pub fn run(opts: GenOptions, report: impl FnOnce(&GenResult)) -> Result<GenResul
                 if let (Some(a), Some(b)) = (cpu, cpu_seconds()) {
                     r.gen_cpu_share = Some((b - a) / seconds.max(1e-9));
                 }
-                g.drain(0.2);
+                g.drain(1.0);
                 r.sent = sent;
                 r.received_in_window = in_window;
                 r.seconds = seconds;
@@ -613,7 +613,7 @@ pub fn run(opts: GenOptions, report: impl FnOnce(&GenResult)) -> Result<GenResul
                 }
                 r.received_in_window = g.c.received;
                 r.seconds = ph.seconds;
-                g.drain(0.2);
+                g.drain(1.0);
                 r.sent = g.c.sent;
             }
         }

@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::json;
 
-use crate::driver::{self, best, Env, Instructions, Load, Method, Row, Run, Target};
+use crate::driver::{self, best, median, Env, Instructions, Load, Method, Row, Run, Target};
 
 #[derive(Debug, Clone)]
 pub struct SuiteOptions {
@@ -93,20 +93,35 @@ fn rounds(env: &Env, pairs: &[(Target, Load)], n: u32, runs: &mut Vec<Run>) {
     }
 }
 
-fn row(figure: &str, runs: &[Run], t: &Target, l: &Load, reference: Option<(&Target, &Load)>, note: &str) -> Option<Row> {
+/// A row to compute once every scenario has run: rounds of the same load
+/// from other figures count too (figure 1 and the sweep share 10k flows).
+struct RowSpec {
+    figure: &'static str,
+    target: Target,
+    load: Load,
+    reference: Option<(Target, Load)>,
+    note: String,
+}
+
+fn spec(figure: &'static str, target: &Target, load: &Load, reference: Option<(&Target, &Load)>, note: &str) -> RowSpec {
+    RowSpec {
+        figure,
+        target: target.clone(),
+        load: load.clone(),
+        reference: reference.map(|(t, l)| (t.clone(), l.clone())),
+        note: note.into(),
+    }
+}
+
+fn row(runs: &[Run], s: &RowSpec) -> Option<Row> {
+    let (t, l) = (&s.target, &s.load);
     let b = best(runs, t, l)?;
     let g = b.result.as_ref()?;
-    let reference_run = reference.and_then(|(rt, rl)| best(runs, rt, rl));
+    let reference_run = s.reference.as_ref().and_then(|(rt, rl)| best(runs, rt, rl));
     let reference_rate = reference_run.and_then(|r| r.result.as_ref()).map(|r| r.rate);
-    let per_core = |r: &Run| {
-        let share = r.worker_cpu_share.filter(|&s| s > 0.01)?;
-        Some(r.result.as_ref()?.rate / share.min(1.0))
-    };
-    let rate_per_worker_core = per_core(b);
-    let reference_rate_per_worker_core = reference_run.and_then(per_core);
     let n = runs.iter().filter(|r| &r.target == t && &r.load == l && r.result.is_some()).count() as u32;
     Some(Row {
-        figure: figure.into(),
+        figure: s.figure.into(),
         name: t.label(),
         flows: l.flows,
         rate: g.rate,
@@ -122,14 +137,10 @@ fn row(figure: &str, runs: &[Run], t: &Target, l: &Load, reference: Option<(&Tar
         },
         lost: g.lost,
         rounds: n,
+        median_rate: median(runs, t, l).unwrap_or(0.0),
+        reference_median_rate: s.reference.as_ref().and_then(|(rt, rl)| median(runs, rt, rl)),
         worker_cpu_share: b.worker_cpu_share,
-        rate_per_worker_core,
-        reference_rate_per_worker_core,
-        ratio_per_worker_core: match (rate_per_worker_core, reference_rate_per_worker_core) {
-            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
-            _ => None,
-        },
-        note: note.into(),
+        note: s.note.clone(),
     })
 }
 
@@ -140,7 +151,7 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
     let machine = driver::machine();
     let load_before = driver::load_average();
     let mut runs: Vec<Run> = Vec::new();
-    let mut rows: Vec<Row> = Vec::new();
+    let mut specs: Vec<RowSpec> = Vec::new();
     let fwd = Target::Forwarder;
 
     if want("established") {
@@ -161,12 +172,12 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
         ];
         rounds(env, &pairs, o.rounds, &mut runs);
         let f = "1 established";
-        rows.extend(row(f, &runs, &fwd, &two, None, "reference: rx->tx, both ways"));
-        rows.extend(row(f, &runs, &fnat, &two, Some((&fwd, &two)), "answers/s; the gateway forwards 2 packets per answer"));
-        rows.extend(row(f, &runs, &nat, &two, Some((&fwd, &two)), "answers/s; 2 packets per answer"));
-        rows.extend(row(f, &runs, &fwd, &one, None, "reference: rx->tx, one way"));
-        rows.extend(row(f, &runs, &dr, &one, Some((&fwd, &one)), "one way: replies bypass the director"));
-        rows.extend(row(f, &runs, &tun, &one, Some((&fwd, &one)), "one way: replies bypass the director"));
+        specs.push(spec(f, &fwd, &two, None, "reference: rx->tx, both ways"));
+        specs.push(spec(f, &fnat, &two, Some((&fwd, &two)), "answers/s; the gateway forwards 2 packets per answer"));
+        specs.push(spec(f, &nat, &two, Some((&fwd, &two)), "answers/s; 2 packets per answer"));
+        specs.push(spec(f, &fwd, &one, None, "reference: rx->tx, one way"));
+        specs.push(spec(f, &dr, &one, Some((&fwd, &one)), "one way: replies bypass the director"));
+        specs.push(spec(f, &tun, &one, Some((&fwd, &one)), "one way: replies bypass the director"));
     }
 
     if want("connect") {
@@ -176,9 +187,9 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
         let mh = Target::gateway(Method::Fnat, "mh");
         rounds(env, &[(fwd.clone(), l.clone()), (wlc.clone(), l.clone()), (mh.clone(), l.clone())], o.rounds, &mut runs);
         let f = "2 new connections";
-        rows.extend(row(f, &runs, &fwd, &l, None, "reference: SYN, SYN-ACK, ACK through rx->tx"));
-        rows.extend(row(f, &runs, &wlc, &l, Some((&fwd, &l)), "handshakes/s (SYN, SYN-ACK, ACK through the gateway)"));
-        rows.extend(row(f, &runs, &mh, &l, Some((&fwd, &l)), "handshakes/s"));
+        specs.push(spec(f, &fwd, &l, None, "reference: SYN, SYN-ACK, ACK through rx->tx"));
+        specs.push(spec(f, &wlc, &l, Some((&fwd, &l)), "handshakes/s (SYN, SYN-ACK, ACK through the gateway)"));
+        specs.push(spec(f, &mh, &l, Some((&fwd, &l)), "handshakes/s"));
     }
 
     let mut synflood_note = String::new();
@@ -209,8 +220,8 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
         eprintln!("  {synflood_note}");
         rounds(env, &[(fwd.clone(), l.clone()), (target.clone(), l.clone())], o.rounds, &mut runs);
         let f = "SYN flood";
-        rows.extend(row(f, &runs, &fwd, &l, None, "reference: SYNs reflected through rx->tx"));
-        rows.extend(row(f, &runs, &target, &l, Some((&fwd, &l)), &synflood_note));
+        specs.push(spec(f, &fwd, &l, None, "reference: SYNs reflected through rx->tx"));
+        specs.push(spec(f, &target, &l, Some((&fwd, &l)), &synflood_note));
     }
 
     if want("sweep") {
@@ -220,8 +231,8 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
             let l = load(o, "established", n, false);
             rounds(env, &[(fwd.clone(), l.clone()), (fnat.clone(), l.clone())], o.sweep_rounds, &mut runs);
             let f = "3 Mpps vs live conns";
-            rows.extend(row(f, &runs, &fwd, &l, None, "reference"));
-            rows.extend(row(f, &runs, &fnat, &l, Some((&fwd, &l)), ""));
+            specs.push(spec(f, &fwd, &l, None, "reference"));
+            specs.push(spec(f, &fnat, &l, Some((&fwd, &l)), ""));
         }
     }
 
@@ -268,6 +279,7 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
         }
     }
 
+    let rows: Vec<Row> = specs.iter().filter_map(|s| row(&runs, s)).collect();
     let fnat_est = rows.iter().find(|r| r.figure.starts_with("1 ") && r.name.starts_with("FNAT"));
     let per_packet = insns.xmit.get("fnat_in").map(|x| x.0);
     let bytes = table.iter().map(|t| t.bytes_per_conn).max();
