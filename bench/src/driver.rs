@@ -538,6 +538,10 @@ pub struct Row {
     /// Share of a core the device's worker thread got in the best round
     /// (it polls, so below 1.0 means other processes took its core).
     pub worker_cpu_share: Option<f64>,
+    /// The generator's idle fraction in the best round (see
+    /// `GenResult::gen_idle`): near 0 means the generator, not the device,
+    /// set the rate.
+    pub gen_idle: Option<f64>,
     pub note: String,
 }
 
@@ -711,8 +715,8 @@ pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<22} {:<14} {:>8} {:>13} {:>13} {:>6} {:>13} {:>6} {:>5} {:>5}",
-        "figure", "subject", "flows", "best", "reference", "ratio", "median", "ratio", "lost", "cpu"
+        "{:<22} {:<14} {:>8} {:>13} {:>13} {:>6} {:>13} {:>6} {:>5} {:>5} {:>5}",
+        "figure", "subject", "flows", "best", "reference", "ratio", "median", "ratio", "lost", "cpu", "idle"
     );
     let pct = |x: Option<f64>| x.map(|x| format!("{:.0}%", x * 100.0)).unwrap_or_else(|| "-".into());
     for r in rows {
@@ -720,7 +724,7 @@ pub fn table(rows: &[Row]) -> String {
         let fmt = |v: f64| format!("{:.3} {unit}", v / scale);
         let _ = writeln!(
             out,
-            "{:<22} {:<14} {:>8} {:>13} {:>13} {:>6} {:>13} {:>6} {:>5} {:>5}",
+            "{:<22} {:<14} {:>8} {:>13} {:>13} {:>6} {:>13} {:>6} {:>5} {:>5} {:>5}",
             r.figure,
             r.name,
             r.flows,
@@ -731,6 +735,7 @@ pub fn table(rows: &[Row]) -> String {
             pct(r.reference_median_rate.filter(|&m| m > 0.0).map(|m| r.median_rate / m)),
             r.lost,
             pct(r.worker_cpu_share),
+            pct(r.gen_idle),
         );
     }
     out

@@ -233,6 +233,11 @@ struct Counts {
     server_answered: u64,
     unexpected: u64,
     arp_answered: u64,
+    /// Frames received or handed to a tx queue, loop iterations, and the
+    /// iterations in which nothing moved (the generator waited).
+    moved: u64,
+    polls: u64,
+    idle_polls: u64,
 }
 
 struct Generator {
@@ -283,13 +288,15 @@ impl Generator {
     /// Receives on the server link: answers as the real servers, or counts
     /// (one-way).
     fn poll_server(&mut self) {
-        self.server.flush();
+        self.c.moved += self.server.flush() as u64;
         if self.server.pending() > 2 * dpdk::BURST_SIZE {
             return;
         }
-        if self.server.rx.rx_burst(&mut self.rx) == 0 {
+        let n = self.server.rx.rx_burst(&mut self.rx);
+        if n == 0 {
             return;
         }
+        self.c.moved += n as u64;
         let mut burst = std::mem::take(&mut self.rx);
         for mut m in burst.drain() {
             if let Some(n) = arp_reply(m.data_mut(), self.server.mac) {
@@ -331,14 +338,16 @@ impl Generator {
             }
         }
         self.rx = burst;
-        self.server.flush();
+        self.c.moved += self.server.flush() as u64;
     }
 
     /// Receives on the client link and counts the answers.
     fn poll_client(&mut self) {
-        if self.client.rx.rx_burst(&mut self.rx) == 0 {
+        let n = self.client.rx.rx_burst(&mut self.rx);
+        if n == 0 {
             return;
         }
+        self.c.moved += n as u64;
         let vip = u32::from(self.opts.vip);
         let mut burst = std::mem::take(&mut self.rx);
         for mut m in burst.drain() {
@@ -372,10 +381,22 @@ impl Generator {
     }
 
     fn poll(&mut self) {
-        self.client.flush();
+        let before = self.c.moved;
+        self.c.moved += self.client.flush() as u64;
         self.poll_server();
         self.poll_client();
-        self.client.flush();
+        self.c.moved += self.client.flush() as u64;
+        self.c.polls += 1;
+        if self.c.moved == before {
+            self.c.idle_polls += 1;
+        }
+    }
+
+    /// Fraction of loop iterations since `(polls, idle)` in which nothing
+    /// moved.
+    fn idle_since(&self, polls: u64, idle: u64) -> Option<f64> {
+        let n = self.c.polls - polls;
+        (n > 0).then(|| (self.c.idle_polls - idle) as f64 / n as f64)
     }
 
     fn in_flight(&self) -> u64 {
@@ -596,7 +617,9 @@ pub fn run(opts: GenOptions, report: impl FnOnce(&GenResult)) -> Result<GenResul
                 g.drain(0.05);
                 r.handshake = Some(hs);
                 let cpu = cpu_seconds();
+                let (polls, idle) = (g.c.polls, g.c.idle_polls);
                 let (sent, in_window, seconds) = g.pump(clock.after(opts.seconds));
+                r.gen_idle = g.idle_since(polls, idle);
                 if let (Some(a), Some(b)) = (cpu, cpu_seconds()) {
                     r.gen_cpu_share = Some((b - a) / seconds.max(1e-9));
                 }
@@ -607,7 +630,9 @@ pub fn run(opts: GenOptions, report: impl FnOnce(&GenResult)) -> Result<GenResul
             }
             Mode::Connect | Mode::SynFlood => {
                 let cpu = cpu_seconds();
+                let (polls, idle) = (g.c.polls, g.c.idle_polls);
                 let ph = g.syn_phase(opts.flows, clock.after(opts.seconds), 0);
+                r.gen_idle = g.idle_since(polls, idle);
                 if let (Some(a), Some(b)) = (cpu, cpu_seconds()) {
                     r.gen_cpu_share = Some((b - a) / ph.seconds.max(1e-9));
                 }

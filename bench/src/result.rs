@@ -63,6 +63,11 @@ pub struct GenResult {
     /// Share of a core the generator got during the measured phase (it
     /// polls: 1.0 is a core of its own).
     pub gen_cpu_share: Option<f64>,
+    /// Fraction of the generator's loop iterations in the measured phase in
+    /// which nothing moved: it was waiting for the device under test. Near
+    /// 0, the generator itself was the slower side and the rate is its
+    /// limit, not the device's.
+    pub gen_idle: Option<f64>,
     pub client_link: LinkCounters,
     pub server_link: LinkCounters,
 }

@@ -140,6 +140,7 @@ fn row(runs: &[Run], s: &RowSpec) -> Option<Row> {
         median_rate: median(runs, t, l).unwrap_or(0.0),
         reference_median_rate: s.reference.as_ref().and_then(|(rt, rl)| median(runs, rt, rl)),
         worker_cpu_share: b.worker_cpu_share,
+        gen_idle: g.gen_idle,
         note: s.note.clone(),
     })
 }
