@@ -2,7 +2,7 @@
 # The benchmark, one command (issue 9). Run as root from the clone's top
 # directory:
 #
-#   scripts/bench.sh                 # everything (about 15-20 minutes)
+#   scripts/bench.sh                 # everything (4 minutes quiet, 20 busy)
 #   scripts/bench.sh --quick         # one short round of each figure
 #   scripts/bench.sh --figures established,connect   # some figures only
 #
