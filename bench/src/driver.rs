@@ -11,6 +11,12 @@
 //! ends, also on failure and on SIGINT/SIGTERM (the [`Proc`] and
 //! [`TempDir`] guards), and the directory is removed.
 //!
+//! The kernel peer (issue 9's figure 5) swaps memif for two veth pairs
+//! between a generator namespace and a router namespace ([`VethTopo`]): the
+//! router is Linux's own NAT (nftables) or gatewayd on `net_af_xdp`, and the
+//! generator runs on `net_af_xdp` in its namespace. The namespaces, and with
+//! them the veths, are deleted when the scenario ends.
+//!
 //! The machine is shared and noisy: scenarios are run in interleaved rounds
 //! (forwarder, gateway, forwarder, gateway, ...) and each figure keeps its
 //! best round; the ratio is taken between best rounds of the same run.
@@ -86,6 +92,14 @@ pub enum Target {
     Forwarder,
     /// `gatewayd --config` with one TCP service on the VIP.
     Gateway { method: Method, scheduler: String, synproxy: bool },
+    /// The kernel peer: Linux's own NAT (nftables DNAT + SNAT, conntrack) in
+    /// a router namespace between two veth pairs; the generator on
+    /// `net_af_xdp` on the far ends.
+    KernelNat,
+    /// `gatewayd --config` (FNAT rr) on `net_af_xdp` on the router's veths.
+    GatewayXdp,
+    /// `gatewayd --pair` on `net_af_xdp` on the router's veths.
+    ForwarderXdp,
 }
 
 impl Target {
@@ -99,7 +113,15 @@ impl Target {
             Target::Gateway { method, scheduler, synproxy } => {
                 format!("{} {scheduler}{}", method.name().to_uppercase(), if *synproxy { " synproxy" } else { "" })
             }
+            Target::KernelNat => "kernel nftables".into(),
+            Target::GatewayXdp => "FNAT rr af_xdp".into(),
+            Target::ForwarderXdp => "forwarder af_xdp".into(),
         }
+    }
+
+    /// Runs on veths between namespaces (the kernel peer's set-up), not memif.
+    pub fn on_veth(&self) -> bool {
+        matches!(self, Target::KernelNat | Target::GatewayXdp | Target::ForwarderXdp)
     }
 }
 
@@ -115,17 +137,23 @@ pub struct Load {
     pub oneway: bool,
 }
 
-/// The gatewayd configuration file for a scenario (memif server side).
+/// The gatewayd configuration file for a scenario on memif.
 pub fn gateway_config(dir: &Path, file_prefix: &str, conn_capacity: u32) -> serde_json::Value {
+    gateway_config_for(gateway_eal(dir, file_prefix), ["net_memif0", "net_memif1"], conn_capacity)
+}
+
+/// The gatewayd configuration file with `eal` and the two port devices
+/// (client side, server side).
+pub fn gateway_config_for(eal: Vec<String>, devices: [&str; 2], conn_capacity: u32) -> serde_json::Value {
     let mut neighbours = vec![json!({"addr": "10.0.0.1", "lladdr": GEN_CLIENT_MAC, "dev": "client"})];
     for i in 0..REAL_SERVERS {
         neighbours.push(json!({"addr": format!("192.168.1.{}", 10 + i), "lladdr": GEN_SERVER_MAC, "dev": "servers"}));
     }
     json!({
-        "eal": gateway_eal(dir, file_prefix),
+        "eal": eal,
         "ports": [
-            {"device": "net_memif0", "name": "client", "addrs": ["10.0.0.254/24"]},
-            {"device": "net_memif1", "name": "servers", "addrs": ["192.168.1.254/24"]}
+            {"device": devices[0], "name": "client", "addrs": ["10.0.0.254/24"]},
+            {"device": devices[1], "name": "servers", "addrs": ["192.168.1.254/24"]}
         ],
         "routes": [{"dst": "0.0.0.0/0", "via": "10.0.0.1", "dev": "client"}],
         "neighbours": neighbours,
@@ -210,6 +238,147 @@ pub fn gwctl_commands(method: Method, scheduler: &str, synproxy: bool, lips: u8)
         );
     }
     cmds
+}
+
+/// Runs a command, failing with its output.
+fn sh(args: &[&str]) -> Result<(), String> {
+    let out = Command::new(args[0]).args(&args[1..]).stdin(Stdio::null()).output().map_err(|e| format!("{}: {e}", args[0]))?;
+    if !out.status.success() {
+        return Err(format!("{}: {}{}", args.join(" "), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(())
+}
+
+/// The kernel peer's set-up: a generator namespace and a router namespace
+/// joined by two veth pairs (client side `c0`-`c1`, server side
+/// `s0`-`s1`, with the same MACs as the memif set-up), torn down (both
+/// namespaces, hence the veths) when dropped. For the kernel NAT, the router
+/// namespace forwards with nftables DNAT to the four real servers (numgen
+/// round robin) and SNAT to the 32 local addresses, conntrack liberal about
+/// TCP windows, and RPS steering the router's receive processing to CPU 1,
+/// the core a gateway worker gets.
+pub struct VethTopo {
+    pub gen_ns: String,
+    pub router_ns: String,
+    /// (client, server) veth names in the generator and router namespaces.
+    pub gen_ifs: [String; 2],
+    pub router_ifs: [String; 2],
+}
+
+impl VethTopo {
+    pub fn create(tag: &str, kernel_nat: bool) -> Result<VethTopo, String> {
+        let t = VethTopo {
+            gen_ns: format!("{tag}g"),
+            router_ns: format!("{tag}r"),
+            gen_ifs: [format!("{tag}c0"), format!("{tag}s0")],
+            router_ifs: [format!("{tag}c1"), format!("{tag}s1")],
+        };
+        t.delete();
+        // From here on, Drop tears down whatever was made.
+        let (g, r) = (t.gen_ns.as_str(), t.router_ns.as_str());
+        sh(&["ip", "netns", "add", g])?;
+        sh(&["ip", "netns", "add", r])?;
+        for (i, (gen_mac, gw_mac)) in [(GEN_CLIENT_MAC, GW_CLIENT_MAC), (GEN_SERVER_MAC, GW_SERVER_MAC)].iter().enumerate() {
+            sh(&[
+                "ip", "link", "add", &t.gen_ifs[i], "netns", g, "address", gen_mac, "type", "veth", "peer", "name",
+                &t.router_ifs[i], "netns", r, "address", gw_mac,
+            ])?;
+        }
+        for (ns, ifs) in [(g, &t.gen_ifs), (r, &t.router_ifs)] {
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
+            for i in ifs.iter() {
+                // No IPv6 chatter (router solicitations) into the measurement.
+                sh(&["ip", "netns", "exec", ns, "sysctl", "-qw", &format!("net.ipv6.conf.{i}.disable_ipv6=1")])?;
+                sh(&["ip", "-n", ns, "link", "set", i, "up"])?;
+            }
+        }
+        if kernel_nat {
+            t.kernel_nat()?;
+        }
+        Ok(t)
+    }
+
+    fn kernel_nat(&self) -> Result<(), String> {
+        let r = self.router_ns.as_str();
+        let [c1, s1] = [self.router_ifs[0].as_str(), self.router_ifs[1].as_str()];
+        let exec = |args: &[&str]| {
+            let mut v = vec!["ip", "netns", "exec", r];
+            v.extend_from_slice(args);
+            sh(&v)
+        };
+        exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"])?;
+        sh(&["ip", "-n", r, "addr", "add", "10.0.0.254/24", "dev", c1])?;
+        sh(&["ip", "-n", r, "addr", "add", "192.168.1.254/24", "dev", s1])?;
+        sh(&["ip", "-n", r, "route", "add", "default", "via", "10.0.0.1", "dev", c1])?;
+        sh(&["ip", "-n", r, "neigh", "add", "10.0.0.1", "lladdr", GEN_CLIENT_MAC, "dev", c1, "nud", "permanent"])?;
+        let servers: Vec<String> = (0..REAL_SERVERS).map(|i| format!("192.168.1.{}", 10 + i)).collect();
+        for rs in &servers {
+            sh(&["ip", "-n", r, "neigh", "add", rs, "lladdr", GEN_SERVER_MAC, "dev", s1, "nud", "permanent"])?;
+        }
+        let map: Vec<String> = servers.iter().enumerate().map(|(i, rs)| format!("{i} : {rs}")).collect();
+        let rules = format!(
+            "table ip gwbench {{\n\
+             chain pre {{\n\
+             type nat hook prerouting priority dstnat; policy accept;\n\
+             ip daddr {VIP} tcp dport {VPORT} dnat to numgen inc mod {n} map {{ {map} }} : 8080\n\
+             }}\n\
+             chain post {{\n\
+             type nat hook postrouting priority srcnat; policy accept;\n\
+             oifname \"{s1}\" snat to 192.168.1.100-192.168.1.{last}\n\
+             }}\n\
+             }}\n",
+            n = servers.len(),
+            map = map.join(", "),
+            last = 100 + u32::from(DEFAULT_LIPS) - 1,
+        );
+        let path = std::env::temp_dir().join(format!("{}.nft", self.router_ns));
+        std::fs::write(&path, rules).map_err(|e| e.to_string())?;
+        let loaded = exec(&["nft", "-f", path.to_str().unwrap_or_default()]);
+        let _ = std::fs::remove_file(&path);
+        loaded.map_err(|e| format!("{e} (is nftables installed? scripts/setup.sh installs it)"))?;
+        // Window tracking would drop our windowed, never-retransmitting flows'
+        // segments as out of window once the counters wrap; be liberal.
+        exec(&["sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_be_liberal=1"])?;
+        exec(&["sysctl", "-qw", "net.netfilter.nf_conntrack_max=4194304"]).ok();
+        for i in [c1, s1] {
+            exec(&["sh", "-c", &format!("echo 2 > /sys/class/net/{i}/queues/rx-0/rps_cpus")])?;
+        }
+        Ok(())
+    }
+
+    /// `ip netns exec NS` + `args`.
+    pub fn in_ns(ns: &str, program: &Path) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]).arg(program);
+        cmd
+    }
+
+    fn delete(&self) {
+        for ns in [&self.gen_ns, &self.router_ns] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
+        }
+    }
+}
+
+impl Drop for VethTopo {
+    fn drop(&mut self) {
+        self.delete();
+    }
+}
+
+/// EAL arguments for `net_af_xdp` ports on `ifaces` (one queue each).
+pub fn af_xdp_eal(lcores: &str, file_prefix: &str, ifaces: &[String; 2]) -> Vec<String> {
+    vec![
+        "-l".into(),
+        lcores.into(),
+        "--no-pci".into(),
+        "--in-memory".into(),
+        format!("--file-prefix={file_prefix}"),
+        "--log-level=lib.eal:error".into(),
+        "--log-level=pmd.net.af_xdp:error".into(),
+        format!("--vdev=net_af_xdp0,iface={}", ifaces[0]),
+        format!("--vdev=net_af_xdp1,iface={}", ifaces[1]),
+    ]
 }
 
 /// A temporary directory removed when dropped.
@@ -419,41 +588,82 @@ impl Env {
         let dir = TempDir::new(&tag).map_err(|e| format!("temporary directory: {e}"))?;
         let prefix = format!("gwb{}", std::process::id());
         let socket = dir.path().join("gatewayd.sock");
-        let mut dut = match target {
-            Target::Forwarder => {
+        // Declared before the processes, so it is torn down after they stop.
+        let topo = if target.on_veth() {
+            Some(VethTopo::create(&format!("gwb{}", std::process::id() % 100_000), *target == Target::KernelNat)?)
+        } else {
+            None
+        };
+        let capacity = (u64::from(load.flows) * 2).next_power_of_two().clamp(1 << 16, 1 << 22) as u32;
+        let write_config = |config: serde_json::Value| -> Result<PathBuf, String> {
+            let path = dir.path().join("gatewayd.json");
+            std::fs::write(&path, serde_json::to_string_pretty(&config).expect("json")).map_err(|e| e.to_string())?;
+            Ok(path)
+        };
+        // Bounded even if this driver dies without stopping it.
+        let pair_args = |devs: &str| ["--seconds", "600", "--stats-interval", "3600", "--pair", devs, "--"].map(String::from);
+        let mut dut = match (target, &topo) {
+            (Target::Forwarder, _) => {
                 let mut cmd = Command::new(&self.gatewayd);
-                // Bounded even if this driver dies without stopping it.
-                cmd.args(["--seconds", "600", "--stats-interval", "3600", "--pair", "net_memif0,net_memif1", "--"])
-                    .args(gateway_eal(dir.path(), &format!("{prefix}f")));
-                Proc::spawn("gatewayd --pair", cmd, dir.path().join("dut.log"))?
+                cmd.args(pair_args("net_memif0,net_memif1")).args(gateway_eal(dir.path(), &format!("{prefix}f")));
+                Some(Proc::spawn("gatewayd --pair", cmd, dir.path().join("dut.log"))?)
             }
-            Target::Gateway { .. } => {
-                let capacity = (u64::from(load.flows) * 2).next_power_of_two().clamp(1 << 16, 1 << 22) as u32;
-                let config = gateway_config(dir.path(), &format!("{prefix}g"), capacity);
-                let path = dir.path().join("gatewayd.json");
-                std::fs::write(&path, serde_json::to_string_pretty(&config).expect("json")).map_err(|e| e.to_string())?;
+            (Target::Gateway { .. }, _) => {
+                let path = write_config(gateway_config(dir.path(), &format!("{prefix}g"), capacity))?;
                 let mut cmd = Command::new(&self.gatewayd);
                 cmd.arg("--config").arg(&path).arg("--socket").arg(&socket);
-                Proc::spawn("gatewayd", cmd, dir.path().join("dut.log"))?
+                Some(Proc::spawn("gatewayd", cmd, dir.path().join("dut.log"))?)
             }
+            (Target::ForwarderXdp, Some(t)) => {
+                let mut cmd = VethTopo::in_ns(&t.router_ns, &self.gatewayd);
+                cmd.args(pair_args("net_af_xdp0,net_af_xdp1")).args(af_xdp_eal("0-1", &format!("{prefix}f"), &t.router_ifs));
+                Some(Proc::spawn("gatewayd --pair (af_xdp)", cmd, dir.path().join("dut.log"))?)
+            }
+            (Target::GatewayXdp, Some(t)) => {
+                let eal = af_xdp_eal("0-1", &format!("{prefix}g"), &t.router_ifs);
+                let path = write_config(gateway_config_for(eal, ["net_af_xdp0", "net_af_xdp1"], capacity))?;
+                let mut cmd = VethTopo::in_ns(&t.router_ns, &self.gatewayd);
+                cmd.arg("--config").arg(&path).arg("--socket").arg(&socket);
+                Some(Proc::spawn("gatewayd (af_xdp)", cmd, dir.path().join("dut.log"))?)
+            }
+            _ => None,
         };
-        let started = wait_for(Duration::from_secs(30), || {
-            dut.log_text().contains("running") || dut.exited().is_some()
-        });
-        if !started || dut.exited().is_some() {
-            return Err(format!("{} did not start:\n{}", dut.name, dut.log_text()));
-        }
-        if let Target::Gateway { method, scheduler, synproxy } = target {
-            for args in gwctl_commands(*method, scheduler, *synproxy, self.lips) {
-                self.gwctl(&socket, &args)?;
+        if let Some(dut) = dut.as_mut() {
+            let started = wait_for(Duration::from_secs(30), || dut.log_text().contains("running") || dut.exited().is_some());
+            if !started || dut.exited().is_some() {
+                return Err(format!("{} did not start:\n{}", dut.name, dut.log_text()));
             }
         }
-        let worker_stat = worker_thread_stat(dut.pid());
+        match target {
+            Target::Gateway { method, scheduler, synproxy } => {
+                for args in gwctl_commands(*method, scheduler, *synproxy, self.lips) {
+                    self.gwctl(&socket, &args)?;
+                }
+            }
+            Target::GatewayXdp => {
+                for args in gwctl_commands(Method::Fnat, "rr", false, self.lips) {
+                    self.gwctl(&socket, &args)?;
+                }
+            }
+            _ => {}
+        }
+        let worker_stat = dut.as_ref().and_then(|d| worker_thread_stat(d.pid()));
         let cpu0 = worker_stat.as_deref().and_then(cpu_seconds);
         let t0 = Instant::now();
 
-        let mut cmd = Command::new(&self.gwbench);
-        cmd.arg("gen")
+        let mut cmd = match &topo {
+            Some(t) => {
+                let mut cmd = VethTopo::in_ns(&t.gen_ns, &self.gwbench);
+                cmd.arg("gen").args(["--client", "net_af_xdp0", "--server", "net_af_xdp1"]);
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new(&self.gwbench);
+                cmd.arg("gen");
+                cmd
+            }
+        };
+        cmd
             .args(["--mode", &load.mode])
             .args(["--flows", &load.flows.to_string()])
             .args(["--seconds", &load.seconds.to_string()])
@@ -468,7 +678,10 @@ impl Env {
         // polls) stops first; a memif server whose peer leaves while it polls
         // can fault (see gen::run).
         cmd.arg("--hold");
-        cmd.arg("--").args(generator_eal(dir.path(), &format!("{prefix}c"), self.copy_generator));
+        match &topo {
+            Some(t) => cmd.arg("--").args(af_xdp_eal("0", &format!("{prefix}c"), &t.gen_ifs)),
+            None => cmd.arg("--").args(generator_eal(dir.path(), &format!("{prefix}c"), self.copy_generator)),
+        };
         let mut gen = Proc::spawn_with("gwbench gen", cmd, dir.path().join("gen.log"), Stdio::piped())?;
         // The generator bounds itself (handshakes 60 s, the measured phase,
         // drains); this is the backstop.
@@ -479,7 +692,8 @@ impl Env {
                 break;
             }
             if let Some(status) = gen.exited() {
-                return Err(format!("generator failed ({status}):\n{}\n--- device under test:\n{}", gen.log_text(), dut.log_text()));
+                let dut_log = dut.as_ref().map(Proc::log_text).unwrap_or_default();
+                return Err(format!("generator failed ({status}):\n{}\n--- device under test:\n{dut_log}", gen.log_text()));
             }
             if self.stop.load(Ordering::Relaxed) || t0.elapsed() > limit {
                 return Err(if self.stop.load(Ordering::Relaxed) { "interrupted".into() } else { "generator timed out".into() });
@@ -490,14 +704,26 @@ impl Env {
         if let (Some(a), Some(b)) = (cpu0, worker_stat.as_deref().and_then(cpu_seconds)) {
             run.worker_cpu_share = Some((b - a) / elapsed);
         }
-        if let Some(status) = dut.exited() {
-            return Err(format!("{} exited during the run ({status}):\n{}", dut.name, dut.log_text()));
+        if let Some(dut) = dut.as_mut() {
+            if let Some(status) = dut.exited() {
+                return Err(format!("{} exited during the run ({status}):\n{}", dut.name, dut.log_text()));
+            }
         }
-        if matches!(target, Target::Gateway { .. }) {
+        if matches!(target, Target::Gateway { .. } | Target::GatewayXdp) {
             run.gateway_stats = Some(self.gwctl(&socket, &["stats".into()]).unwrap_or_else(|e| e));
         }
+        if *target == Target::KernelNat {
+            if let Some(t) = &topo {
+                let out = Command::new("ip")
+                    .args(["netns", "exec", &t.router_ns, "cat", "/proc/sys/net/netfilter/nf_conntrack_count"])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                    .unwrap_or_default();
+                run.gateway_stats = Some(format!("conntrack entries: {out}"));
+            }
+        }
         // The device under test stops first, then the generator.
-        let dut_status = dut.stop(Duration::from_secs(10));
+        let dut_status = dut.as_mut().map(|d| d.stop(Duration::from_secs(10)));
         gen.close_stdin();
         let gen_status = gen.stop(Duration::from_secs(10));
         let log = gen.log_text();
@@ -505,13 +731,17 @@ impl Env {
             eprintln!("{log}");
         }
         let line = log.lines().find(|l| l.starts_with('{'));
+        let dut_log = dut.as_ref().map(Proc::log_text).unwrap_or_default();
         let result = match line.map(serde_json::from_str::<GenResult>) {
             Some(Ok(r)) => r,
-            _ => return Err(format!("generator failed ({gen_status:?}):\n{log}\n--- device under test:\n{}", dut.log_text())),
+            _ => return Err(format!("generator failed ({gen_status:?}):\n{log}\n--- device under test:\n{dut_log}")),
         };
-        if !dut_status.is_some_and(|s| s.success()) {
-            run.error = Some(format!("{} exit status {dut_status:?}:\n{}", dut.name, dut.log_text()));
+        if let (Some(d), Some(status)) = (&dut, dut_status) {
+            if !status.is_some_and(|s| s.success()) {
+                run.error = Some(format!("{} exit status {status:?}:\n{dut_log}", d.name));
+            }
         }
+        drop(topo);
         Ok(result)
     }
 }

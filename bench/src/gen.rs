@@ -669,7 +669,8 @@ pub fn run(opts: GenOptions, report: impl FnOnce(&GenResult)) -> Result<GenResul
     // memif in zero-copy mode keeps the mbufs of its rx rings after the
     // port closes (DPDK 22.11); the process ends here, so that is no leak
     // worth a message. Anything else is.
-    let zero_copy = opts.eal.iter().any(|a| a.contains("zero-copy=yes"));
+    // net_af_xdp likewise keeps the mbufs of its fill ring.
+    let zero_copy = opts.eal.iter().any(|a| a.contains("zero-copy=yes") || a.contains("net_af_xdp"));
     if !pool.is_full() && !zero_copy {
         eprintln!("gwbench: {} mbufs not returned to the pool", pool.in_use_count());
     }

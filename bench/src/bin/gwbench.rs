@@ -18,7 +18,7 @@ usage: gwbench gen [--mode established|connect|synflood] [--flows N] [--count N]
        gwbench summary RESULTS.json
        gwbench all [--quick] [--rounds N] [--seconds S] [--flows N] [--connect-flows N]
                    [--sweep N,N,...] [--sweep-rounds N] [--window N] [--payload BYTES]
-                   [--figures established,connect,synflood,sweep,insns,table]
+                   [--figures established,connect,synflood,sweep,peer,insns,table]
                    [--out FILE] [--repo DIR] [--target-dir DIR] [--bin-dir DIR]
                    [--lips N] [--copy-generator] [--verbose]
 
