@@ -8,7 +8,8 @@
 //!    Also a SYN flood (spoofed sources): SYN-ACKs per second.
 //! 3. Mpps against live connections (FNAT and forwarder at each size).
 //! 4. Instructions per packet and per connection (callgrind scripts).
-//! 5. Bytes per connection and lookups per second at 1M and 10M (conn_table).
+//! 5. The kernel peer: nftables NAT against gatewayd on af_xdp, same veths.
+//! 6. Bytes per connection and lookups per second at 1M and 10M (conn_table).
 //!
 //! Every scenario of a figure runs once per round, the rounds interleaved,
 //! and each keeps its best round (the machine is shared: the best round is
@@ -279,7 +280,7 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
     let mut table = Vec::new();
     let mut table_raw = String::new();
     if want("table") && !env.stop.load(Ordering::Relaxed) {
-        eprintln!("figure 5: connection table at 1M and 10M (cargo bench conn_table; a minute or two)");
+        eprintln!("figure 6: connection table at 1M and 10M (cargo bench conn_table; a minute or two)");
         match driver::run_conn_table(&o.repo, &o.target_dir) {
             Ok(text) => {
                 eprint!("{text}");
