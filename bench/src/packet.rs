@@ -19,18 +19,10 @@ pub const HDR_LEN: usize = ETH_LEN + IP_LEN + TCP_LEN;
 /// The largest payload a template carries.
 pub const MAX_PAYLOAD: usize = 1400;
 
-pub const ETHERTYPE_IPV4: u16 = 0x0800;
-pub const ETHERTYPE_ARP: u16 = 0x0806;
-pub const PROTO_TCP: u8 = 6;
-pub const PROTO_IPIP: u8 = 4;
-
-pub mod flags {
-    pub const FIN: u8 = 0x01;
-    pub const SYN: u8 = 0x02;
-    pub const RST: u8 = 0x04;
-    pub const PSH: u8 = 0x08;
-    pub const ACK: u8 = 0x10;
-}
+// The wire layer's numbers, not copies of them.
+pub use gateway::wire::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4};
+pub use gateway::wire::ip_proto::{IPIP as PROTO_IPIP, TCP as PROTO_TCP};
+pub use gateway::wire::tcp::flags;
 
 /// The initial sequence number the real servers answer with.
 pub const SERVER_ISN: u32 = 0x5e5e_0000;
