@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use gateway_e2e::topology::{client_addr, rip, LIP, VIP};
-use gateway_e2e::{gatewayd_bin, tag, wait_until, Options, Topology};
+use gateway_e2e::{gatewayd_bin, tag, wait_until, Options, Topology, WrkSummary};
 
 fn rips(n: usize) -> Vec<String> {
     (0..n).map(rip).collect()
@@ -77,22 +77,6 @@ fn fnat_round_robin_through_gatewayd() {
     topo.stop();
 }
 
-/// wrk's summary: (requests, socket error line or "", non-2xx/3xx count).
-fn wrk_summary(out: &str) -> (u64, String, u64) {
-    let requests = out
-        .lines()
-        .find(|l| l.contains(" requests in "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no request count in wrk's output:\n{out}"));
-    let errors = out.lines().find(|l| l.contains("Socket errors")).unwrap_or("").trim().to_owned();
-    let non2xx = out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
-        .map_or(0, |n| n.trim().parse().unwrap());
-    (requests, errors, non2xx)
-}
-
 #[test]
 fn fnat_large_download_and_a_thousand_concurrent_connections() {
     let mut topo = Topology::start("big", Options::default());
@@ -124,10 +108,10 @@ fn fnat_large_download_and_a_thousand_concurrent_connections() {
     let out = String::from_utf8_lossy(&wrk.stdout).into_owned();
     assert!(wrk.status.success(), "wrk: {out}{}", String::from_utf8_lossy(&wrk.stderr));
     eprintln!("{out}");
-    let (requests, errors, non2xx) = wrk_summary(&out);
-    assert_eq!(errors, "", "no socket errors:\n{out}");
-    assert_eq!(non2xx, 0, "only 2xx answers:\n{out}");
-    assert!(requests >= 1000, "every connection was answered:\n{out}");
+    let wrk = WrkSummary::parse(&out);
+    assert_eq!(wrk.socket_errors, 0, "no socket errors:\n{out}");
+    assert_eq!(wrk.non_2xx, 0, "only 2xx answers:\n{out}");
+    assert!(wrk.requests >= 1000, "every connection was answered:\n{out}");
     let opened = topo.worker_counter("new connections") - before;
     assert!(opened >= 1000, "wrk's connections crossed the gateway as {opened} new connections:\n{out}");
     drop(nginx);
