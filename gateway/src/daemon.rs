@@ -136,13 +136,13 @@ impl Config {
     /// Parses and validates configuration text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let config: Config = serde_json::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
-        config.net()?;
         if config.ports.is_empty() {
             return Err(ConfigError("\"ports\": at least one port is needed".into()));
         }
         if config.conn_capacity == 0 {
             return Err(ConfigError("\"conn_capacity\": 0 is not a capacity".into()));
         }
+        // The network, timeouts and services, as the gateway would start with them.
         config.initial(1)?;
         Ok(config)
     }

@@ -74,6 +74,14 @@ impl Default for Options {
     }
 }
 
+/// The ipvsadm rules of [`Topology::fnat_service`], for gwctl or the
+/// configuration file's `"services"` ([`Options::services`]).
+pub fn fnat_rules(service_opts: &str, server_opts: &[&str]) -> Vec<String> {
+    let mut rules = vec![format!("-A -t {VIP}:80 {service_opts}"), format!("-P -t {VIP}:80 -z {LIP} -F servers")];
+    rules.extend(server_opts.iter().enumerate().map(|(i, opts)| format!("-a -t {VIP}:80 -r {}:8080 -b {opts}", rip(i))));
+    rules
+}
+
 /// Real-server address `i` (0-based).
 pub fn rip(i: usize) -> String {
     format!("192.168.1.{}", 10 + i)
@@ -308,10 +316,8 @@ impl Topology {
     /// the local address, and one real server `rip(i):8080` per entry of
     /// `server_opts` (its extra options: "-w 3", or "").
     pub fn fnat_service(&self, service_opts: &str, server_opts: &[&str]) {
-        self.gwctl_line(&format!("-A -t {VIP}:80 {service_opts}"));
-        self.gwctl_line(&format!("-P -t {VIP}:80 -z {LIP} -F servers"));
-        for (i, opts) in server_opts.iter().enumerate() {
-            self.gwctl_line(&format!("-a -t {VIP}:80 -r {}:8080 -b {opts}", rip(i)));
+        for rule in fnat_rules(service_opts, server_opts) {
+            self.gwctl_line(&rule);
         }
     }
 

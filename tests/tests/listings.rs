@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use gateway_e2e::topology::{rip, Options, Topology, LIP, VIP};
+use gateway_e2e::topology::{fnat_rules, rip, Options, Topology, VIP};
 use gateway_e2e::wait_until;
 
 /// The numbers of the `-Ln --stats`/`--rate` row that starts with `prefix`.
@@ -18,12 +18,7 @@ fn row(listing: &str, prefix: &str) -> Vec<u64> {
 
 #[test]
 fn connections_stats_rates_and_zero_come_from_the_workers() {
-    let services = vec![
-        format!("-A -t {VIP}:80 -s rr"),
-        format!("-P -t {VIP}:80 -z {LIP} -F servers"),
-        format!("-a -t {VIP}:80 -r {}:8080 -b", rip(0)),
-        format!("-a -t {VIP}:80 -r {}:8080 -b", rip(1)),
-    ];
+    let services = fnat_rules("-s rr", &["", ""]);
     let mut topo = Topology::start("lst", Options { servers: 2, services, ..Options::default() });
     let _servers = topo.python_http(&[rip(0), rip(1)]);
     let url = format!("http://{VIP}/");

@@ -6,19 +6,14 @@
 //! The packets are crafted with scapy in the client namespace and sent on
 //! the client's link, as a misbehaving host would send them.
 
-use gateway_e2e::topology::{rip, Options, Topology, VIP};
+use gateway_e2e::topology::{fnat_rules, rip, Options, Topology, VIP};
 
 /// Copies of each bad packet.
 const COPIES: u64 = 5;
 
 #[test]
 fn bad_packets_are_counted_by_reason_and_good_traffic_continues() {
-    let services = vec![
-        format!("-A -t {VIP}:80 -s rr"),
-        format!("-P -t {VIP}:80 -z 192.168.1.200 -F servers"),
-        format!("-a -t {VIP}:80 -r {}:8080 -b", rip(0)),
-        format!("-a -t {VIP}:80 -r {}:8080 -b", rip(1)),
-    ];
+    let services = fnat_rules("-s rr", &["", ""]);
     let mut topo = Topology::start("bad", Options { servers: 2, services, ..Options::default() });
     let _servers = topo.python_http(&[rip(0), rip(1)]);
     let url = format!("http://{VIP}/");

@@ -64,10 +64,7 @@ impl ControlState {
     /// every [`crate::stats::ESTIMATE_INTERVAL`], `elapsed` after the previous call.
     pub fn estimate_rates(&self, elapsed: std::time::Duration) {
         for svc in self.current.services.services() {
-            svc.traffic().estimate(elapsed);
-            for d in svc.dests() {
-                d.counters().traffic().estimate(elapsed);
-            }
+            svc.all_traffic().for_each(|t| t.estimate(elapsed));
         }
     }
 
@@ -88,10 +85,7 @@ impl ControlState {
                 };
                 for svc in self.current.services.services() {
                     if key.is_none_or(|k| k == svc.key()) {
-                        svc.traffic().zero();
-                        for d in svc.dests() {
-                            d.counters().traffic().zero();
-                        }
+                        svc.all_traffic().for_each(Traffic::zero);
                     }
                 }
                 Ok(Reply::Zeroed)
@@ -576,6 +570,23 @@ fn mark_rule_config(r: &MarkRule) -> MarkRuleConfig {
     }
 }
 
+/// `--stats` and `--rate` of a service or real server.
+fn traffic_stats(t: &Traffic) -> TrafficStats {
+    let (n, r) = (t.totals(), t.rates());
+    TrafficStats {
+        conns: n.conns,
+        in_packets: n.in_packets,
+        out_packets: n.out_packets,
+        in_bytes: n.in_bytes,
+        out_bytes: n.out_bytes,
+        cps: r.cps,
+        in_pps: r.in_pps,
+        out_pps: r.out_pps,
+        in_bps: r.in_bps,
+        out_bps: r.out_bps,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -788,19 +799,3 @@ mod tests {
     }
 }
 
-/// `--stats` and `--rate` of a service or real server.
-fn traffic_stats(t: &Traffic) -> TrafficStats {
-    let (n, r) = (t.totals(), t.rates());
-    TrafficStats {
-        conns: n.conns,
-        in_packets: n.in_packets,
-        out_packets: n.out_packets,
-        in_bytes: n.in_bytes,
-        out_bytes: n.out_bytes,
-        cps: r.cps,
-        in_pps: r.in_pps,
-        out_pps: r.out_pps,
-        in_bps: r.in_bps,
-        out_bps: r.out_bps,
-    }
-}

@@ -1,7 +1,7 @@
 //! Per-real-server connection counters: the only state workers share (DESIGN.md invariant 1).
 //!
-//! The connection counts are touched once per connection event (bind, state change, unbind), never per packet,
-//! with relaxed atomics: a scheduler on another worker reading a count that is one connection
+//! The connection counts are touched once per connection event (bind, state change,
+//! unbind), never per packet, with relaxed atomics: a scheduler on another worker reading a count that is one connection
 //! stale makes the same decision IPVS makes under its own races, and no ordering with other
 //! memory is implied by these numbers.
 //!
@@ -24,7 +24,7 @@ use std::sync::Arc;
 use crate::stats::Traffic;
 
 /// Connection counts, the overload flag and the traffic of one real server.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DestCounters {
     active: AtomicU32,
     inactive: AtomicU32,
@@ -35,6 +35,13 @@ pub struct DestCounters {
     traffic: Traffic,
     /// The traffic of the service the server belongs to.
     service: Arc<Traffic>,
+}
+
+impl Default for DestCounters {
+    /// No thresholds, outside any service.
+    fn default() -> DestCounters {
+        DestCounters::new(0, 0)
+    }
 }
 
 impl DestCounters {
@@ -48,11 +55,14 @@ impl DestCounters {
     /// `workers` workers.
     pub fn for_service(upper_threshold: u32, lower_threshold: u32, service: &Arc<Traffic>, workers: usize) -> DestCounters {
         DestCounters {
+            active: AtomicU32::new(0),
+            inactive: AtomicU32::new(0),
+            persistent: AtomicU32::new(0),
             upper_threshold: AtomicU32::new(upper_threshold),
             lower_threshold: AtomicU32::new(lower_threshold),
+            overloaded: AtomicBool::new(false),
             traffic: Traffic::new(workers),
             service: Arc::clone(service),
-            ..DestCounters::default()
         }
     }
 

@@ -115,6 +115,11 @@ impl Service {
     pub fn traffic(&self) -> &Arc<Traffic> {
         &self.traffic
     }
+    /// The service's traffic counters, then each of its real servers': what `-Z` zeroes
+    /// and the rate estimator steps.
+    pub fn all_traffic(&self) -> impl Iterator<Item = &Traffic> {
+        std::iter::once(&*self.traffic).chain(self.dests.iter().map(|d| d.counters.traffic()))
+    }
     /// Position of the real server `addr:port` in [`Service::dests`].
     pub fn dest_index(&self, addr: IpAddr, port: u16) -> Option<usize> {
         self.dests.iter().position(|d| d.spec.addr == addr && d.spec.port == port)

@@ -81,13 +81,6 @@ pub struct Traffic {
     control: Mutex<ControlSide>,
 }
 
-impl Default for Traffic {
-    /// Counters for one worker.
-    fn default() -> Traffic {
-        Traffic::new(1)
-    }
-}
-
 impl Traffic {
     /// Counters for `workers` workers (ids `0..workers`); a worker with a larger id counts
     /// nothing, so a mis-sized table loses statistics, never memory safety.

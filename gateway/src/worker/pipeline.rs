@@ -21,7 +21,7 @@ use crate::frame::Frame;
 use crate::net::arp::{handle_arp, write_arp_request, ArpVerdict};
 use crate::net::icmp::{echo_reply_in_place, error_destination, RateLimiter};
 use crate::net::rss::ReplySteering;
-use crate::net::{Ipv4Cidr, Learned, NeighbourTable, PendingQueue, Queued, RouteTable};
+use crate::net::{Ipv4Cidr, Learned, NeighbourTable, NextHop, PendingQueue, Queued, RouteTable};
 use crate::service::fasthash::FastBuildHasher;
 use crate::service::laddr::PortPartition;
 use crate::service::{ForwardMethod, Protocol, ServiceKey, Snapshot};
@@ -317,8 +317,8 @@ impl<F: Frame> Worker<F> {
                     // A client reusing the ports of a finished connection starts a new
                     // one, scheduled afresh (IPVS conn_reuse_mode): the old server may
                     // be quiesced or gone, and the old local port is still in TIME_WAIT.
-                    let finished = matches!(self.director.conn(id).state(), State::TimeWait | State::Close);
-                    if !(bare_syn && dir == Direction::In && finished) {
+                    let finished = || matches!(self.director.conn(id).state(), State::TimeWait | State::Close);
+                    if !(bare_syn && dir == Direction::In && finished()) {
                         return self.forward(frame, meta, id, dir, in_port, now, io);
                     }
                     self.director.end_now(id);
@@ -434,7 +434,6 @@ impl<F: Frame> Worker<F> {
 
     #[allow(clippy::too_many_arguments)]
     fn forward(&mut self, mut frame: F, mut meta: Ipv4Meta, id: u32, dir: Direction, in_port: u16, now: u32, io: &mut impl Io<F>) {
-        let received = meta;
         // Everything but the state is fixed for the connection's life: read it once.
         let c = self.director.conn(id);
         let before = c.state();
@@ -455,13 +454,9 @@ impl<F: Frame> Worker<F> {
             Direction::In => raddr,
             Direction::Out => client,
         };
-        let Some(mut hop) = self.net.routes.next_hop(to) else {
+        let Some((mut hop, mtu, offload)) = self.egress(to) else {
             return self.discard(frame, Discard::NoRoute, io);
         };
-        let Some(port) = self.net.ports.get(usize::from(hop.port)) else {
-            return self.discard(frame, Discard::NoRoute, io);
-        };
-        let (mtu, offload) = (port.mtu, port.offload);
 
         let result = match (method, dir) {
             (ForwardMethod::FullNat, Direction::In) => {
@@ -500,11 +495,9 @@ impl<F: Frame> Worker<F> {
                 Ok(())
             }
             (ForwardMethod::Tunnel, Direction::In) => {
-                let Some(src) = hop.src.or_else(|| self.net.source_on(hop.port)) else {
+                let Some(encap) = self.tunnel(&hop, raddr, mtu) else {
                     return self.discard(frame, Discard::NoRoute, io);
                 };
-                self.ident = self.ident.wrapping_add(1);
-                let encap = TunEncap { src: src.into(), dst: raddr.into(), ttl: 64, ident: self.ident, mtu };
                 xmit::tun::encapsulate(&mut frame, &mut meta, &encap, offload)
             }
             // DR and TUN replies bypass the gateway: the table indexes no reply
@@ -513,8 +506,9 @@ impl<F: Frame> Worker<F> {
                 return self.discard(frame, Discard::NoConnection, io);
             }
         };
+        // A refused rewrite changed neither the frame nor `meta`.
         if let Err(e) = result {
-            return self.refuse(frame, &received, e, in_port, now, io);
+            return self.refuse(frame, &meta, e, in_port, now, io);
         }
         self.output(frame, hop.port, hop.addr, now, io);
     }
@@ -568,20 +562,21 @@ impl<F: Frame> Worker<F> {
             return self.discard(frame, Discard::NoConnection, io);
         };
         let c = self.director.conn(id);
-        let (client, cport, vaddr, vport) = (c.client.into(), c.cport, c.vaddr.into(), c.vport);
-        let (laddr, lport, raddr, rport, method) = (c.laddr.into(), c.lport, c.raddr.into(), c.rport, c.method);
+        let (client, cport, vaddr, vport) = (c.client, c.cport, IpAddr::V4(c.vaddr), c.vport);
+        let (laddr, lport, raddr, rport, method) = (IpAddr::V4(c.laddr), c.lport, c.raddr, c.rport, c.method);
         let mut rw = IcmpErrorRewrite { decrement_ttl: true, ..IcmpErrorRewrite::default() };
+        let (client_ip, raddr_ip) = (IpAddr::V4(client), IpAddr::V4(raddr));
         match (method, dir) {
             (ForwardMethod::FullNat, Direction::Out) => {
                 rw.outer_src = Some(vaddr);
-                rw.outer_dst = Some(client);
-                rw.inner_src = Some((client, cport));
+                rw.outer_dst = Some(client_ip);
+                rw.inner_src = Some((client_ip, cport));
                 rw.inner_dst = Some((vaddr, vport));
             }
             (ForwardMethod::FullNat, Direction::In) => {
                 rw.outer_src = Some(laddr);
-                rw.outer_dst = Some(raddr);
-                rw.inner_src = Some((raddr, rport));
+                rw.outer_dst = Some(raddr_ip);
+                rw.inner_src = Some((raddr_ip, rport));
                 rw.inner_dst = Some((laddr, lport));
             }
             (ForwardMethod::Masq, Direction::Out) => {
@@ -589,8 +584,8 @@ impl<F: Frame> Worker<F> {
                 rw.inner_dst = Some((vaddr, vport));
             }
             (ForwardMethod::Masq, Direction::In) => {
-                rw.outer_dst = Some(raddr);
-                rw.inner_src = Some((raddr, rport));
+                rw.outer_dst = Some(raddr_ip);
+                rw.inner_src = Some((raddr_ip, rport));
             }
             // The real server sent the quoted packet itself (from the VIP): it
             // gets the error as the client's packets reach it.
@@ -600,14 +595,9 @@ impl<F: Frame> Worker<F> {
             Direction::In => raddr,
             Direction::Out => client,
         };
-        let IpAddr::V4(to) = to else { return self.discard(frame, Discard::NoRoute, io) };
-        let Some(mut hop) = self.net.routes.next_hop(to) else {
+        let Some((mut hop, mtu, offload)) = self.egress(to) else {
             return self.discard(frame, Discard::NoRoute, io);
         };
-        let Some(port) = self.net.ports.get(usize::from(hop.port)) else {
-            return self.discard(frame, Discard::NoRoute, io);
-        };
-        let (mtu, offload) = (port.mtu, port.offload);
         let result = match method {
             ForwardMethod::FullNat | ForwardMethod::Masq => xmit::icmp_error::rewrite(&mut frame, &mut meta, &rw, offload),
             ForwardMethod::DirectRoute => {
@@ -615,11 +605,9 @@ impl<F: Frame> Worker<F> {
                 Ok(())
             }
             ForwardMethod::Tunnel => {
-                let Some(src) = hop.src.or_else(|| self.net.source_on(hop.port)) else {
+                let Some(encap) = self.tunnel(&hop, to, mtu) else {
                     return self.discard(frame, Discard::NoRoute, io);
                 };
-                self.ident = self.ident.wrapping_add(1);
-                let encap = TunEncap { src: src.into(), dst: IpAddr::V4(to), ttl: 64, ident: self.ident, mtu };
                 xmit::tun::encapsulate(&mut frame, &mut meta, &encap, offload)
             }
         };
@@ -628,6 +616,22 @@ impl<F: Frame> Worker<F> {
         }
         self.counters.icmp_errors_relayed.inc();
         self.output(frame, hop.port, hop.addr, now, io);
+    }
+
+    /// The next hop toward `to`, with the MTU and offloads of its port.
+    #[inline(always)]
+    fn egress(&self, to: Ipv4Addr) -> Option<(NextHop, u16, Offload)> {
+        let hop = self.net.routes.next_hop(to)?;
+        let port = self.net.ports.get(usize::from(hop.port))?;
+        Some((hop, port.mtu, port.offload))
+    }
+
+    /// The IP-in-IP header toward `dst` through `hop`: from the route's
+    /// source, else our first address on the port; `None` without either.
+    fn tunnel(&mut self, hop: &NextHop, dst: Ipv4Addr, mtu: u16) -> Option<TunEncap> {
+        let src = hop.src.or_else(|| self.net.source_on(hop.port))?;
+        self.ident = self.ident.wrapping_add(1);
+        Some(TunEncap { src: src.into(), dst: dst.into(), ttl: 64, ident: self.ident, mtu })
     }
 
     /// Addresses the frame to next hop `addr` on `port` and sends it, or

@@ -173,6 +173,15 @@ fn resolve(w: &mut Worker<BufFrame>, io: &mut Recorder, now: u32) {
     w.process(arp_reply(CLIENT, MAC_CLIENT, GW_CLIENT_SIDE, MAC_PORT0), 0, now, io);
 }
 
+/// A single worker of `method` whose neighbours (both real servers and the
+/// client) are already resolved, and its recorder.
+fn resolved(method: ForwardMethod) -> (Worker<BufFrame>, Recorder) {
+    let mut w = worker(0, 1, method);
+    let mut io = Recorder::default();
+    resolve(&mut w, &mut io, 1000);
+    (w, io)
+}
+
 #[test]
 fn fnat_first_packet_waits_for_arp_then_flows_both_ways() {
     let mut w = worker(0, 1, ForwardMethod::FullNat);
@@ -251,9 +260,7 @@ fn fnat_first_packet_waits_for_arp_then_flows_both_ways() {
 
 #[test]
 fn a_syn_without_option_room_goes_without_toa_and_is_counted() {
-    let mut w = worker(0, 1, ForwardMethod::FullNat);
-    let mut io = Recorder::default();
-    resolve(&mut w, &mut io, 1000);
+    let (mut w, mut io) = resolved(ForwardMethod::FullNat);
     // 40 bytes of options: MSS, then NOPs to the limit.
     let mut options = vec![2, 4, 5, 0xb4];
     options.resize(40, 1);
@@ -268,9 +275,7 @@ fn a_syn_without_option_room_goes_without_toa_and_is_counted() {
 
 #[test]
 fn rr_alternates_real_servers_and_udp_works() {
-    let mut w = worker(0, 1, ForwardMethod::FullNat);
-    let mut io = Recorder::default();
-    resolve(&mut w, &mut io, 1000);
+    let (mut w, mut io) = resolved(ForwardMethod::FullNat);
     let mut servers = Vec::new();
     for i in 0..4 {
         let syn = tcp_frame((CLIENT, 40000 + i), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
@@ -288,9 +293,7 @@ fn rr_alternates_real_servers_and_udp_works() {
 
 #[test]
 fn a_new_syn_on_a_finished_connections_ports_is_scheduled_afresh() {
-    let mut w = worker(0, 1, ForwardMethod::FullNat);
-    let mut io = Recorder::default();
-    resolve(&mut w, &mut io, 1000);
+    let (mut w, mut io) = resolved(ForwardMethod::FullNat);
     let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
     w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
     let first = io.take_sent().remove(0).1;
@@ -329,9 +332,7 @@ fn icmp_header(frame: &[u8]) -> (u8, u8, [u8; 4]) {
 
 #[test]
 fn a_routers_icmp_errors_for_expiring_and_oversized_packets() {
-    let mut w = worker(0, 1, ForwardMethod::FullNat);
-    let mut io = Recorder::default();
-    resolve(&mut w, &mut io, 1000);
+    let (mut w, mut io) = resolved(ForwardMethod::FullNat);
 
     // TTL 1: time exceeded, back to the client from our address on its link;
     // no connection is created for it.
@@ -373,9 +374,7 @@ fn a_routers_icmp_errors_for_expiring_and_oversized_packets() {
 
 #[test]
 fn icmp_errors_about_a_connection_reach_its_other_side_rewritten() {
-    let mut w = worker(0, 1, ForwardMethod::FullNat);
-    let mut io = Recorder::default();
-    resolve(&mut w, &mut io, 1000);
+    let (mut w, mut io) = resolved(ForwardMethod::FullNat);
     let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
     w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
     let sent = io.take_sent().remove(0).1;
@@ -430,9 +429,7 @@ fn local_ports_are_chosen_so_the_nic_hashes_replies_to_the_owners_queue() {
 
 #[test]
 fn nat_rewrites_the_destination_and_the_reply_source() {
-    let mut w = worker(0, 1, ForwardMethod::Masq);
-    let mut io = Recorder::default();
-    resolve(&mut w, &mut io, 1000);
+    let (mut w, mut io) = resolved(ForwardMethod::Masq);
     let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
     w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
     let out = io.take_sent().remove(0).1;
@@ -448,9 +445,7 @@ fn nat_rewrites_the_destination_and_the_reply_source() {
 
 #[test]
 fn dr_changes_only_the_mac() {
-    let mut w = worker(0, 1, ForwardMethod::DirectRoute);
-    let mut io = Recorder::default();
-    resolve(&mut w, &mut io, 1000);
+    let (mut w, mut io) = resolved(ForwardMethod::DirectRoute);
     let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
     w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
     let (port, out) = io.take_sent().remove(0);
@@ -461,9 +456,7 @@ fn dr_changes_only_the_mac() {
 
 #[test]
 fn tun_encapsulates_toward_the_real_server() {
-    let mut w = worker(0, 1, ForwardMethod::Tunnel);
-    let mut io = Recorder::default();
-    resolve(&mut w, &mut io, 1000);
+    let (mut w, mut io) = resolved(ForwardMethod::Tunnel);
     let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
     w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
     let (port, out) = io.take_sent().remove(0);
@@ -544,9 +537,7 @@ fn arp_and_ping_for_our_addresses() {
 
 #[test]
 fn bad_and_unwanted_packets_are_counted_and_good_traffic_continues() {
-    let mut w = worker(0, 1, ForwardMethod::FullNat);
-    let mut io = Recorder::default();
-    resolve(&mut w, &mut io, 1000);
+    let (mut w, mut io) = resolved(ForwardMethod::FullNat);
     let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
 
     w.process(BufFrame::new(&syn[..30]), 0, 1000, &mut io);
@@ -613,9 +604,7 @@ fn unresolved_neighbours_time_out_and_queues_are_bounded() {
 
 #[test]
 fn a_new_snapshot_switches_services_and_keeps_connections() {
-    let mut w = worker(0, 1, ForwardMethod::FullNat);
-    let mut io = Recorder::default();
-    resolve(&mut w, &mut io, 1000);
+    let (mut w, mut io) = resolved(ForwardMethod::FullNat);
     let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
     w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
     assert_eq!(io.take_sent().len(), 1);
