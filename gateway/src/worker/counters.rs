@@ -157,7 +157,8 @@ pub struct WorkerCounters {
     /// A client's new SYN found its ports' previous connection finished
     /// (TIME_WAIT or CLOSE): that one ended and a new one was scheduled.
     pub conns_reused: Counter,
-    /// Gauges, refreshed once a second: live connections and their capacity.
+    /// Gauges: live connections (set on each new one and once a second,
+    /// after expiry) and the table's capacity.
     pub conns_live: Counter,
     pub conns_capacity: Counter,
     pub drops: [Counter; Discard::COUNT],

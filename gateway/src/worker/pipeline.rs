@@ -355,6 +355,8 @@ impl<F: Frame> Worker<F> {
                     return match self.director.connect_preferring(&key, now, self.steering_tries, steered) {
                         Ok(id) => {
                             self.counters.new_conns.inc();
+                            // The gauge follows inserts at once; expiry updates it each tick.
+                            self.counters.conns_live.set(self.director.conns().len() as u64);
                             if let Some(d) = self.director.conn(id).dest() {
                                 d.count_connection(self.id);
                             }

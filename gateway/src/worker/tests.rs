@@ -240,6 +240,7 @@ fn fnat_first_packet_waits_for_arp_then_flows_both_ways() {
     }
     let c = w.counters();
     assert_eq!((c.new_conns.get(), c.total_drops()), (1, 0));
+    assert_eq!((c.conns_live.get(), c.conns_capacity.get()), (1, 1024), "the table gauges, before any tick");
     assert_eq!(io.freed, 2, "the two ARP replies were consumed");
 
     // --stats: IP lengths before the rewrite, on the service and on RS1 alone.
