@@ -11,8 +11,9 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod tcp;
 pub mod topology;
-pub use topology::{Link, Options, Topology};
+pub use topology::{Link, Options, Stats, Topology};
 
 /// A short unique tag for names of this test process (interface names are
 /// limited to 15 bytes).

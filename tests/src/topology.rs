@@ -58,6 +58,9 @@ pub struct Options {
     pub bypass: bool,
     /// The configuration file's `"services"`: ipvsadm rules gatewayd starts with.
     pub services: Vec<String>,
+    /// Further top-level members of the configuration file, as JSON text
+    /// without the braces (`"synproxy": {"invalid_ack": "rst"}`); "" for none.
+    pub extra_config: String,
 }
 
 impl Default for Options {
@@ -70,6 +73,7 @@ impl Default for Options {
             servers_via_gateway: false,
             bypass: false,
             services: Vec::new(),
+            extra_config: String::new(),
         }
     }
 }
@@ -199,7 +203,7 @@ impl Topology {
             "--log-level=lib.eal:error".into(),
         ];
         eal.extend(vdevs);
-        let config = serde_json_like(&eal, &dev_c, &dev_s, &self.opts.services);
+        let config = serde_json_like(&eal, &dev_c, &dev_s, &self.opts.services, &self.opts.extra_config);
         let path = self.dir.join("gatewayd.json");
         std::fs::write(&path, config).expect("write the configuration");
         let mut command = Command::new(gatewayd_bin());
@@ -354,19 +358,15 @@ impl Topology {
     }
 
     /// A counter of `gwctl stats` summed over the workers: `"redirected out"`,
-    /// `"new connections"` and the other "name number" pairs it prints.
+    /// `"new connections"` and the other "name number" pairs it prints (0
+    /// for an event or drop it does not print: those print only when non-zero).
     pub fn worker_counter(&self, name: &str) -> u64 {
-        let stats = self.gwctl(&["stats"]);
-        stats
-            .split(name)
-            .skip(1)
-            .map(|rest| {
-                rest.split_whitespace()
-                    .next()
-                    .and_then(|n| n.trim_end_matches(',').parse::<u64>().ok())
-                    .unwrap_or_else(|| panic!("no number after {name:?} in {stats}"))
-            })
-            .sum()
+        self.stats().counter(name)
+    }
+
+    /// `gwctl stats` now, to read several counters of one moment.
+    pub fn stats(&self) -> Stats {
+        Stats(self.gwctl(&["stats"]))
     }
 
     /// curl from the client namespace (source `from`, else the first client
@@ -540,9 +540,31 @@ impl Drop for Topology {
     }
 }
 
+/// What `gwctl stats` printed at one moment.
+#[derive(Debug, Clone)]
+pub struct Stats(pub String);
+
+impl Stats {
+    /// The number after `name` ("new connections", "connection table",
+    /// "drop no_service"), summed over the workers; 0 when not printed.
+    pub fn counter(&self, name: &str) -> u64 {
+        self.0
+            .split(name)
+            .skip(1)
+            .map(|rest| {
+                rest.split_whitespace()
+                    .next()
+                    .and_then(|n| n.trim_end_matches(',').parse::<u64>().ok())
+                    .unwrap_or_else(|| panic!("no number after {name:?} in {}", self.0))
+            })
+            .sum()
+    }
+}
+
 /// The configuration file (JSON written by hand: the harness has no serde).
-fn serde_json_like(eal: &[String], dev_c: &str, dev_s: &str, services: &[String]) -> String {
+fn serde_json_like(eal: &[String], dev_c: &str, dev_s: &str, services: &[String], extra: &str) -> String {
     let quoted = |v: &[String]| v.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
+    let extra = if extra.trim().is_empty() { String::new() } else { format!(",\n  {}", extra.trim()) };
     format!(
         r#"{{
   "eal": [{}],
@@ -551,7 +573,7 @@ fn serde_json_like(eal: &[String], dev_c: &str, dev_s: &str, services: &[String]
     {{"device": "{dev_s}", "name": "servers", "addrs": ["{GW_SERVERS}/24"]}}
   ],
   "conn_capacity": 65536,
-  "services": [{}]
+  "services": [{}]{extra}
 }}"#,
         quoted(eal),
         quoted(services)
