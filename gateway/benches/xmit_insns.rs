@@ -199,6 +199,8 @@ const PATHS: &[(&str, &str)] = &[
     ("fnat_in", "classify + FNAT inbound, established, no seq delta"),
     ("fnat_in_seq", "classify + FNAT inbound, established, seq delta"),
     ("fnat_out_ack", "classify + FNAT outbound, ack delta (walks the TS option for SACK)"),
+    ("fnat_in_proxy", "classify + FNAT inbound of a SYN-proxied connection (ack and TSecr deltas)"),
+    ("fnat_out_proxy", "classify + FNAT outbound of a SYN-proxied connection (seq and TSval deltas)"),
     ("fnat_in_rxgood", "classify + FNAT inbound, NIC verified the IP checksum"),
     ("fnat_in_offload", "classify + FNAT inbound, TX checksum offload"),
     ("fnat_in_toa", "classify + FNAT inbound with TOA insertion"),
@@ -223,6 +225,12 @@ fn run(path: &str, n: u64) -> Option<bool> {
     let fnat_in = FnatRewrite::inbound(ip(LIP), 5001, ip(RIP), 8080);
     let fnat_in_seq = FnatRewrite { seq_delta: 0x0101_0101, ..fnat_in };
     let fnat_out = FnatRewrite { ack_delta: 0x0101_0101, ..FnatRewrite::outbound(ip(VIP), 80, ip(CLIENT), 40000) };
+    let fnat_in_proxy = FnatRewrite { ack_delta: 0x0101_0101, tsecr_delta: 0x0202_0202, ..fnat_in };
+    let fnat_out_proxy = FnatRewrite {
+        seq_delta: 0x0101_0101,
+        tsval_delta: 0x0202_0202,
+        ..FnatRewrite::outbound(ip(VIP), 80, ip(CLIENT), 40000)
+    };
     let fnat_toa = FnatRewrite { toa: Some(Toa { addr: ip(CLIENT), port: 40000 }), ..fnat_in };
     let nat_in = NatRewrite::new(ip(RIP), 8080);
     let nat_out = NatRewrite::new(ip(VIP), 80);
@@ -230,7 +238,7 @@ fn run(path: &str, n: u64) -> Option<bool> {
     let encap = TunEncap { src: ip(LIP), dst: ip(RIP), ttl: 64, ident: 1, mtu: 1500 };
 
     let packet = match path {
-        "fnat_out_ack" | "nat_out" => &outbound,
+        "fnat_out_ack" | "fnat_out_proxy" | "nat_out" => &outbound,
         "synack" | "synack_offload" => &syn,
         "cookie_ack" => &ack,
         _ => &inbound,
@@ -246,6 +254,8 @@ fn run(path: &str, n: u64) -> Option<bool> {
             "fnat_in" => measured_fnat(f, black_box(&fnat_in)),
             "fnat_in_seq" => measured_fnat(f, black_box(&fnat_in_seq)),
             "fnat_out_ack" => measured_fnat(f, black_box(&fnat_out)),
+            "fnat_in_proxy" => measured_fnat(f, black_box(&fnat_in_proxy)),
+            "fnat_out_proxy" => measured_fnat(f, black_box(&fnat_out_proxy)),
             "fnat_in_rxgood" => {
                 f.set_rx_checksum(rx_good);
                 measured_fnat(f, black_box(&fnat_in))

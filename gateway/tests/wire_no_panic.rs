@@ -72,6 +72,8 @@ pub fn exercise(input: &[u8]) {
     let fnat_rw = FnatRewrite {
         seq_delta: word,
         ack_delta: word.rotate_left(8),
+        tsval_delta: word.rotate_left(16),
+        tsecr_delta: word.rotate_left(24),
         mss_clamp: Some(u16::from(c(1)) * 8),
         toa: Some(Toa { addr: a(word ^ 0x5a5a_5a5a), port: c(6).into() }),
         decrement_ttl: c(2) & 4 != 0,
@@ -103,7 +105,14 @@ pub fn exercise(input: &[u8]) {
             }
         }
 
-        let nat_rw = NatRewrite { seq_delta: word, ack_delta: !word, decrement_ttl: c(2) & 4 != 0, ..NatRewrite::new(a(word), c(5).into()) };
+        let nat_rw = NatRewrite {
+            seq_delta: word,
+            ack_delta: !word,
+            tsval_delta: word.swap_bytes(),
+            tsecr_delta: !word.swap_bytes(),
+            decrement_ttl: c(2) & 4 != 0,
+            ..NatRewrite::new(a(word), c(5).into())
+        };
         let mut f = frame.clone();
         let mut mm = m;
         if nat::rewrite_inbound(&mut f, &mut mm, &nat_rw, offload).is_ok() {

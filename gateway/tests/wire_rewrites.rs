@@ -182,7 +182,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     /// FNAT inbound: every checksum verifies and every field is the one
-    /// asked for, with sequence deltas, MSS clamp and TOA in any mix.
+    /// asked for, with sequence and timestamp deltas, MSS clamp and TOA in
+    /// any mix.
     #[test]
     fn fnat_inbound_fields_and_checksums(
         t in tcp_packet(),
@@ -190,6 +191,8 @@ proptest! {
         r in (any::<[u8; 4]>(), any::<u16>()),
         seq_delta in any::<u32>(),
         ack_delta in any::<u32>(),
+        tsval_delta in any::<u32>(),
+        tsecr_delta in any::<u32>(),
         clamp in proptest::option::of(536u16..9000),
         toa in any::<bool>(),
     ) {
@@ -199,6 +202,8 @@ proptest! {
         let rw = FnatRewrite {
             seq_delta,
             ack_delta,
+            tsval_delta,
+            tsecr_delta,
             mss_clamp: clamp,
             toa: toa.then_some(Toa { addr: addr(t.src.0), port: t.src.1 }),
             ..FnatRewrite::inbound(addr(l.0), l.1, addr(r.0), r.1)
@@ -234,6 +239,11 @@ proptest! {
                     let want: Vec<_> = o.iter().map(|(a, b)| (a.wrapping_sub(d), b.wrapping_sub(d))).collect();
                     prop_assert_eq!(g.iter().collect::<Vec<_>>(), want);
                 }
+                (TcpOption::Timestamps { tsval: gv, tsecr: ge }, TcpOption::Timestamps { tsval: ov, tsecr: oe }) => {
+                    // TSecr is echoed only with ACK set (RFC 7323 §3.2).
+                    let d = if t.ack.is_some() { tsecr_delta } else { 0 };
+                    prop_assert_eq!((*gv, *ge), (ov.wrapping_add(tsval_delta), oe.wrapping_sub(d)));
+                }
                 _ => prop_assert_eq!(g, o),
             }
         }
@@ -247,15 +257,25 @@ proptest! {
         r in (any::<[u8; 4]>(), any::<u16>()),
         seq_delta in any::<u32>(),
         ack_delta in any::<u32>(),
+        tsval_delta in any::<u32>(),
+        tsecr_delta in any::<u32>(),
     ) {
         let before = tcp_bytes(&t);
         let mut f = BufFrame::new(&before);
         let mut m = meta(&f);
-        let there = FnatRewrite { seq_delta, ack_delta, ..FnatRewrite::inbound(addr(l.0), l.1, addr(r.0), r.1) };
+        let there = FnatRewrite {
+            seq_delta,
+            ack_delta,
+            tsval_delta,
+            tsecr_delta,
+            ..FnatRewrite::inbound(addr(l.0), l.1, addr(r.0), r.1)
+        };
         fnat::rewrite(&mut f, &mut m, &there, Offload::NONE).unwrap();
         let back = FnatRewrite {
             seq_delta: seq_delta.wrapping_neg(),
             ack_delta: ack_delta.wrapping_neg(),
+            tsval_delta: tsval_delta.wrapping_neg(),
+            tsecr_delta: tsecr_delta.wrapping_neg(),
             ..FnatRewrite::outbound(addr(t.src.0), t.src.1, addr(t.dst.0), t.dst.1)
         };
         fnat::rewrite(&mut f, &mut m, &back, Offload::NONE).unwrap();

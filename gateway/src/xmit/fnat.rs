@@ -11,6 +11,12 @@
 //! of that direction get `seq_delta` added to `seq`, and the packets of the
 //! other direction get the same value as `ack_delta`, subtracted from `ack`
 //! and from every SACK edge, so both ends see their own numbering.
+//! Timestamps follow the same pattern for the SYN proxy: the client saw the
+//! TSval of the director's SYN-ACK, so the server's TSvals are shifted into
+//! that space on the way out (`tsval_delta` of the outbound rewrite) and
+//! the client's TSecr, echoing them, is shifted back on the way in
+//! (`tsecr_delta` of the inbound rewrite, applied to segments with ACK
+//! set); the client's TSval and the server's TSecr pass unchanged.
 //!
 //! The client's address reaches the real server in a TOA option (see
 //! [`super::tcp_opts::insert_toa`]); the connection code decides which
@@ -46,6 +52,11 @@ pub struct FnatRewrite {
     pub seq_delta: u32,
     /// Subtracted from the TCP acknowledgment number and SACK edges.
     pub ack_delta: u32,
+    /// Added to the TSval of the TCP timestamps option (mod 2^32).
+    pub tsval_delta: u32,
+    /// Subtracted from the TSecr of the TCP timestamps option (segments
+    /// with ACK set).
+    pub tsecr_delta: u32,
     /// Upper bound for the MSS option of SYN and SYN-ACK segments.
     pub mss_clamp: Option<u16>,
     /// Client address to insert as a TOA option, when this packet carries it.
@@ -67,6 +78,8 @@ impl FnatRewrite {
             dst_port: rport,
             seq_delta: 0,
             ack_delta: 0,
+            tsval_delta: 0,
+            tsecr_delta: 0,
             mss_clamp: None,
             toa: None,
             decrement_ttl: false,
@@ -103,6 +116,8 @@ pub fn rewrite<F: Frame>(
             dst: Some((dst.octets(), rw.dst_port)),
             seq_delta: rw.seq_delta,
             ack_delta: rw.ack_delta,
+            tsval_delta: rw.tsval_delta,
+            tsecr_delta: rw.tsecr_delta,
             mss_clamp: rw.mss_clamp,
             decrement_ttl: rw.decrement_ttl,
         }),
@@ -179,6 +194,55 @@ mod tests {
         let rw = FnatRewrite { ack_delta: 5, ..inbound() };
         let (_, f, _) = run(&before, &rw, Offload::NONE);
         assert_eq!(TcpPacket::new_checked(&bytes(&f)[34..]).unwrap().ack_number(), 0);
+    }
+
+    #[test]
+    fn timestamps_round_trip_through_a_proxied_connection() {
+        // The SYN proxy's SYN-ACK carried TSval T; the server's SYN-ACK V.
+        // Outbound adds T - V to the server's TSvals, inbound takes it off
+        // the client's TSecr: each end sees only its own clock echoed.
+        let (t, v) = (0xffff_f000u32, 0x0001_0000u32);
+        let ts_delta = t.wrapping_sub(v);
+        let ts = |tsval: u32, tsecr: u32| {
+            let mut o = [1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
+            o[4..8].copy_from_slice(&tsval.to_be_bytes());
+            o[8..12].copy_from_slice(&tsecr.to_be_bytes());
+            o
+        };
+        let client_tsval = 0x0abc_0000;
+        // The server's clock 0x2000 ticks after its SYN-ACK, as the client
+        // must see it: 0x2000 after ours (0x1000, across 2^32).
+        let (server_tsval, seen_tsval) = (v + 0x2000, t.wrapping_add(0x2000));
+        let from_server = tcp_frame((RIP, 8080), (LIP, 5001), 9000, 5000, flags::ACK, &ts(server_tsval, client_tsval), b"OK");
+        let to_client = tcp_frame((VIP, 80), (CLIENT, 40000), 9000, 5000, flags::ACK, &ts(seen_tsval, client_tsval), b"OK");
+        let rw = FnatRewrite { tsval_delta: ts_delta, ..outbound() };
+        let (r, f, _) = run(&from_server, &rw, Offload::NONE);
+        assert_eq!(r, Ok(ToaOutcome::NotRequested));
+        assert_eq!(bytes(&f), to_client, "the client sees our clock go on, past 2^32");
+
+        let echo = ts(client_tsval + 1, seen_tsval);
+        let from_client = tcp_frame((CLIENT, 40000), (VIP, 80), 5000, 9002, flags::ACK, &echo, b"");
+        let echo = ts(client_tsval + 1, server_tsval);
+        let to_server = tcp_frame((LIP, 5001), (RIP, 8080), 5000, 9002, flags::ACK, &echo, b"");
+        let rw = FnatRewrite { tsecr_delta: ts_delta, ..inbound() };
+        let (_, f, _) = run(&from_client, &rw, Offload::NONE);
+        assert_eq!(bytes(&f), to_server, "the server sees its own TSval echoed");
+        // With an ack delta and TOA as well, and under offload.
+        let rw = FnatRewrite { ack_delta: 2, toa: Some(Toa { addr: CLIENT.into(), port: 40000 }), ..rw };
+        let (r, f, _) = run(&from_client, &rw, Offload::NONE);
+        assert_eq!(r, Ok(ToaOutcome::Inserted));
+        let out = bytes(&f);
+        assert_checksums_valid(&out);
+        let seg = TcpPacket::new_checked(&out[34..]).unwrap();
+        assert_eq!(seg.ack_number(), 9000);
+        let opts: Vec<_> = seg.option_iter().map(|o| o.unwrap().1).collect();
+        assert_eq!(opts[3], TcpOption::Timestamps { tsval: client_tsval + 1, tsecr: server_tsval });
+        let (_, f, _) = run(&from_client, &rw, Offload::ALL);
+        assert_eq!(&bytes(&f)[62..74], &out[62..74], "the same option edit under offload");
+        // A segment without ACK carries no echo: its TSecr is not shifted.
+        let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 4999, 0, flags::SYN, &ts(client_tsval, 0), b"");
+        let (_, f, _) = run(&syn, &FnatRewrite { tsecr_delta: ts_delta, ..inbound() }, Offload::NONE);
+        assert_eq!(&bytes(&f)[54..66], &ts(client_tsval, 0));
     }
 
     #[test]

@@ -19,6 +19,19 @@
 //! DPDK's contract for `RTE_MBUF_F_TX_TCP_CKSUM`/`UDP_CKSUM`, and records the
 //! request with [`Frame::set_tx_offload`].
 //!
+//! Sequence numbers and timestamps: when the director shifts a direction's
+//! sequence space (its own ISN, or the SYN proxy's cookie), that direction
+//! gets `seq_delta` added to `seq` and the other direction the same value as
+//! `ack_delta`, subtracted from `ack` and every SACK edge. Timestamps work
+//! the same way for the SYN proxy: the client saw the TSval of the
+//! director's SYN-ACK and judges every later TSval against it (PAWS), so the
+//! server's TSvals are shifted into that space (`tsval_delta`, added to the
+//! TSval of server-to-client packets) and the client's TSecr, which echoes
+//! those shifted values, is shifted back (`tsecr_delta`, subtracted from the
+//! TSecr of client-to-server packets). Like `ack`, TSecr is edited only on
+//! segments with ACK set (RFC 7323 §3.2: without it TSecr means nothing).
+//! With every delta 0 and no MSS clamp the option block is not walked.
+//!
 //! TTL: the gateway may act as a router hop (`decrement_ttl` in the
 //! parameter structs, as DPVS's `xmit_ttl` option). A packet that would leave
 //! with TTL 0 is refused with [`XmitError::TtlExpired`]; the caller answers
@@ -137,6 +150,11 @@ pub(crate) struct Translation {
     pub seq_delta: u32,
     /// Subtracted from the TCP acknowledgment number and SACK edges.
     pub ack_delta: u32,
+    /// Added to the TSval of a TCP timestamps option.
+    pub tsval_delta: u32,
+    /// Subtracted from the TSecr of a TCP timestamps option (segments with
+    /// ACK set).
+    pub tsecr_delta: u32,
     pub mss_clamp: Option<u16>,
     pub decrement_ttl: bool,
 }
@@ -223,19 +241,10 @@ fn translate_bytes(data: &mut [u8], meta: &Ipv4Meta, t: &Translation, offload: O
             let new = u32::from_be_bytes(get4(th, tcp::offset::SEQ)).wrapping_add(t.seq_delta);
             swap4(th, tcp::offset::SEQ, new.to_be_bytes(), &mut l4_delta);
         }
-        let flags = th[tcp::offset::FLAGS];
-        let ack_edit = t.ack_delta != 0 && flags & tcp::flags::ACK != 0;
-        if ack_edit {
-            let new = u32::from_be_bytes(get4(th, tcp::offset::ACK)).wrapping_sub(t.ack_delta);
-            swap4(th, tcp::offset::ACK, new.to_be_bytes(), &mut l4_delta);
-        }
-        let clamp = t.mss_clamp.filter(|_| flags & tcp::flags::SYN != 0);
-        if ack_edit || clamp.is_some() {
-            let options_len = (usize::from(th[tcp::offset::DATA_OFFSET] >> 4) * 4).saturating_sub(tcp::MIN_HEADER_LEN);
-            if let Some(opts) = options.get_mut(..options_len) {
-                let sack_delta = if ack_edit { t.ack_delta } else { 0 };
-                tcp_opts::edit_options(opts, sack_delta, clamp, &mut l4_delta);
-            }
+        // One test for the acknowledgment and every option edit: the
+        // common case (none) pays for it alone.
+        if (t.ack_delta | t.tsval_delta | t.tsecr_delta) != 0 || t.mss_clamp.is_some() {
+            edit_ack_and_options(th, options, t, &mut l4_delta);
         }
         if offload.tcp_checksum {
             put2(th, tcp::offset::CHECKSUM, pseudo_header_checksum(ip, ip_proto::TCP, meta.l4_len).to_be_bytes());
@@ -268,6 +277,32 @@ fn translate_bytes(data: &mut [u8], meta: &Ipv4Meta, t: &Translation, offload: O
         }
     };
     Ok(l4_offload)
+}
+
+/// The edits of a translation after `seq`: `ack` (with ACK set) and the
+/// option block (SACK edges, timestamps, MSS of a SYN).
+#[inline(always)]
+fn edit_ack_and_options(th: &mut [u8; tcp::MIN_HEADER_LEN], options: &mut [u8], t: &Translation, delta: &mut Delta) {
+    let flags = th[tcp::offset::FLAGS];
+    let has_ack = flags & tcp::flags::ACK != 0;
+    let ack_edit = t.ack_delta != 0 && has_ack;
+    if ack_edit {
+        let new = u32::from_be_bytes(get4(th, tcp::offset::ACK)).wrapping_sub(t.ack_delta);
+        swap4(th, tcp::offset::ACK, new.to_be_bytes(), delta);
+    }
+    let clamp = t.mss_clamp.filter(|_| flags & tcp::flags::SYN != 0);
+    if ack_edit || clamp.is_some() || (t.tsval_delta | t.tsecr_delta) != 0 {
+        let options_len = (usize::from(th[tcp::offset::DATA_OFFSET] >> 4) * 4).saturating_sub(tcp::MIN_HEADER_LEN);
+        if let Some(opts) = options.get_mut(..options_len) {
+            let edits = tcp_opts::OptionEdits {
+                sack_delta: if ack_edit { t.ack_delta } else { 0 },
+                mss_clamp: clamp,
+                tsval_delta: t.tsval_delta,
+                tsecr_delta: if has_ack { t.tsecr_delta } else { 0 },
+            };
+            tcp_opts::edit_options(opts, edits, delta);
+        }
+    }
 }
 
 /// Writes the ports a translation asks for (TCP and UDP share the layout).

@@ -4,7 +4,8 @@
 //! address is kept, so the real server must route its replies through the
 //! director. Outbound, the source `RIP:rport` becomes `VIP:vport`. As in
 //! FNAT, a shifted sequence space (SYN proxy) is carried by `seq_delta` and
-//! `ack_delta`.
+//! `ack_delta`, and a shifted timestamp clock by `tsval_delta` (outbound)
+//! and `tsecr_delta` (inbound).
 
 use std::net::IpAddr;
 
@@ -23,13 +24,18 @@ pub struct NatRewrite {
     pub seq_delta: u32,
     /// Subtracted from the TCP acknowledgment number and SACK edges.
     pub ack_delta: u32,
+    /// Added to the TSval of the TCP timestamps option (mod 2^32).
+    pub tsval_delta: u32,
+    /// Subtracted from the TSecr of the TCP timestamps option (segments
+    /// with ACK set).
+    pub tsecr_delta: u32,
     /// Act as a router hop: decrement TTL, refuse at 1.
     pub decrement_ttl: bool,
 }
 
 impl NatRewrite {
     pub fn new(addr: IpAddr, port: u16) -> Self {
-        NatRewrite { addr, port, seq_delta: 0, ack_delta: 0, decrement_ttl: false }
+        NatRewrite { addr, port, seq_delta: 0, ack_delta: 0, tsval_delta: 0, tsecr_delta: 0, decrement_ttl: false }
     }
 
     fn translation(&self, dst: bool) -> Result<Translation, XmitError> {
@@ -39,6 +45,8 @@ impl NatRewrite {
             dst: if dst { endpoint } else { None },
             seq_delta: self.seq_delta,
             ack_delta: self.ack_delta,
+            tsval_delta: self.tsval_delta,
+            tsecr_delta: self.tsecr_delta,
             mss_clamp: None,
             decrement_ttl: self.decrement_ttl,
         })
@@ -97,6 +105,35 @@ mod tests {
         rewrite_outbound(&mut f, &mut meta, &NatRewrite::new(VIP.into(), 53), Offload::NONE).unwrap();
         assert_eq!(bytes(&f), expected);
         assert_eq!(meta, meta_of(&before), "the meta keeps the received tuple");
+    }
+
+    #[test]
+    fn timestamps_round_trip() {
+        // SYN proxy through NAT: the server's TSval moves into the space of
+        // our SYN-ACK (TSval 100) on the way out, the client's echo of it
+        // moves back on the way in.
+        let ts_delta = 100u32.wrapping_sub(0xffff_ff00);
+        let ts = |tsval: u32, tsecr: u32| {
+            let mut o = [1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
+            o[4..8].copy_from_slice(&tsval.to_be_bytes());
+            o[8..12].copy_from_slice(&tsecr.to_be_bytes());
+            o
+        };
+        let reply = tcp_frame((RIP, 8080), (CLIENT, 40000), 1, 2, flags::ACK, &ts(0xffff_ff10, 7), b"data");
+        let expected = tcp_frame((VIP, 80), (CLIENT, 40000), 1, 2, flags::ACK, &ts(116, 7), b"data");
+        let mut meta = meta_of(&reply);
+        let mut f = BufFrame::new(&reply);
+        let out = NatRewrite { tsval_delta: ts_delta, ..NatRewrite::new(VIP.into(), 80) };
+        rewrite_outbound(&mut f, &mut meta, &out, Offload::NONE).unwrap();
+        assert_eq!(bytes(&f), expected);
+
+        let ack = tcp_frame((CLIENT, 40000), (VIP, 80), 2, 5, flags::ACK, &ts(8, 116), b"");
+        let expected = tcp_frame((CLIENT, 40000), (RIP, 8080), 2, 5, flags::ACK, &ts(8, 0xffff_ff10), b"");
+        let mut meta = meta_of(&ack);
+        let mut f = BufFrame::new(&ack);
+        let inb = NatRewrite { tsecr_delta: ts_delta, ..NatRewrite::new(RIP.into(), 8080) };
+        rewrite_inbound(&mut f, &mut meta, &inb, Offload::NONE).unwrap();
+        assert_eq!(bytes(&f), expected);
     }
 
     #[test]

@@ -1,11 +1,16 @@
 //! TCP option edits: SACK edges moved with an acknowledgment delta, the MSS
-//! clamp, and insertion of the TOA client-address option.
+//! clamp, timestamps moved with a TSval/TSecr delta, and insertion of the
+//! TOA client-address option.
 //!
-//! Edits happen in place during one walk over the option space. Options can
-//! sit at any alignment (a sender may put a lone NOP before MSS), so each
-//! changed value enters the checksum with its parity (see
-//! [`Delta::replace_bytes`]). A malformed option ends the walk: what was
-//! already edited stays consistent, the rest is forwarded untouched.
+//! Edits happen in place during one walk over the option space
+//! ([`edit_options`], with the edits in one [`OptionEdits`]). Options can
+//! sit at any alignment (a sender may put a lone NOP before MSS, or a
+//! single NOP before the timestamps), so each changed value enters the
+//! checksum with its parity (see [`Delta::replace_bytes`]). A malformed
+//! option ends the walk: what was already edited stays consistent, the rest
+//! is forwarded untouched. An option of a known kind with an unexpected
+//! length (a timestamps option that is not 10 bytes long) is skipped, not
+//! edited: its fields are not where the edit would write.
 //!
 //! TOA is inserted right after the fixed 20-byte header, before the existing
 //! options. Appending it after them instead would put it behind an
@@ -22,11 +27,39 @@ use crate::wire::{ip_proto, ipv4, Ipv4Meta};
 
 use super::{pseudo_header_checksum, request_offload, Offload};
 
+/// The edits of one walk over a TCP option block. The default (all zero,
+/// no clamp) changes nothing; callers skip the walk then.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OptionEdits {
+    /// Subtracted (mod 2^32) from every SACK edge.
+    pub sack_delta: u32,
+    /// Every MSS above it is lowered to it.
+    pub mss_clamp: Option<u16>,
+    /// Added (mod 2^32) to the TSval of the timestamps option.
+    pub tsval_delta: u32,
+    /// Subtracted (mod 2^32) from the TSecr of the timestamps option.
+    pub tsecr_delta: u32,
+}
+
 /// Walks `options` (the bytes after the fixed TCP header, which starts at an
-/// even offset) and subtracts `sack_delta` from every SACK edge and lowers
-/// every MSS above `mss_clamp` to it, recording the changes in `delta`.
-pub fn edit_options(options: &mut [u8], sack_delta: u32, mss_clamp: Option<u16>, delta: &mut Delta) {
+/// even offset) and applies `edits`: SACK edges and the timestamps moved by
+/// their deltas, every MSS above the clamp lowered to it. Each change is
+/// recorded in `delta`, with the parity of its offset.
+pub fn edit_options(options: &mut [u8], edits: OptionEdits, delta: &mut Delta) {
+    let ts_edit = (edits.tsval_delta | edits.tsecr_delta) != 0;
     let mut at = 0;
+    // Linux, the BSDs and Windows open the options of every segment after
+    // the handshake with NOP NOP TS (RFC 7323 Appendix A): that layout is
+    // recognised in one comparison, its timestamps sit at even offsets, and
+    // the walk goes on after it (for SACK).
+    if let Some(head) = options.first_chunk_mut::<12>() {
+        if head[..4] == [kind::NOP, kind::NOP, kind::TIMESTAMPS, 10] {
+            if ts_edit {
+                edit_timestamps(&mut head[4..12], false, edits, delta);
+            }
+            at = 12;
+        }
+    }
     while let Some(&k) = options.get(at) {
         if k == kind::END {
             return;
@@ -37,28 +70,59 @@ pub fn edit_options(options: &mut [u8], sack_delta: u32, mss_clamp: Option<u16>,
         }
         let Some(len) = options.get(at + 1).map(|&l| usize::from(l)) else { return };
         let Some(option) = options.get_mut(at..at + len).filter(|_| len >= 2) else { return };
+        // Every value edited here starts at `at + 2` plus a multiple of 4,
+        // so it has the parity of `at`.
+        let odd = at % 2 == 1;
         match (k, len) {
             (kind::MSS, 4) => {
-                if let Some(clamp) = mss_clamp {
+                if let Some(clamp) = edits.mss_clamp {
                     let old = [option[2], option[3]];
                     if u16::from_be_bytes(old) > clamp {
                         let new = clamp.to_be_bytes();
                         option[2..4].copy_from_slice(&new);
-                        delta.replace_bytes((at + 2) % 2 == 1, &old, &new);
+                        delta.replace_bytes(odd, &old, &new);
                     }
                 }
             }
-            (kind::SACK, 10 | 18 | 26 | 34) if sack_delta != 0 => {
-                for (i, edge) in option[2..].chunks_exact_mut(4).enumerate() {
+            (kind::SACK, 10 | 18 | 26 | 34) if edits.sack_delta != 0 => {
+                for edge in option[2..].chunks_exact_mut(4) {
                     let old = [edge[0], edge[1], edge[2], edge[3]];
-                    let new = u32::from_be_bytes(old).wrapping_sub(sack_delta).to_be_bytes();
+                    let new = u32::from_be_bytes(old).wrapping_sub(edits.sack_delta).to_be_bytes();
                     edge.copy_from_slice(&new);
-                    delta.replace_bytes((at + 2 + 4 * i) % 2 == 1, &old, &new);
+                    replace4_at(delta, odd, old, new);
                 }
             }
+            (kind::TIMESTAMPS, 10) if ts_edit => edit_timestamps(&mut option[2..10], odd, edits, delta),
             _ => {}
         }
         at += len;
+    }
+}
+
+/// Moves TSval and TSecr, the 8 bytes `ts` after a timestamps option's kind
+/// and length, which start at an offset of parity `odd`.
+#[inline(always)]
+fn edit_timestamps(ts: &mut [u8], odd: bool, edits: OptionEdits, delta: &mut Delta) {
+    let old_val = [ts[0], ts[1], ts[2], ts[3]];
+    let old_ecr = [ts[4], ts[5], ts[6], ts[7]];
+    let val = u32::from_be_bytes(old_val).wrapping_add(edits.tsval_delta).to_be_bytes();
+    let ecr = u32::from_be_bytes(old_ecr).wrapping_sub(edits.tsecr_delta).to_be_bytes();
+    ts[..4].copy_from_slice(&val);
+    ts[4..8].copy_from_slice(&ecr);
+    replace4_at(delta, odd, old_val, val);
+    replace4_at(delta, odd, old_ecr, ecr);
+}
+
+/// Records that 4 bytes at an offset of parity `odd` changed: at an even
+/// offset (the usual place, after NOP NOP) as a plain 32-bit field,
+/// otherwise through [`Delta::replace_bytes`], which swaps the bytes of the
+/// change.
+#[inline(always)]
+fn replace4_at(delta: &mut Delta, odd: bool, old: [u8; 4], new: [u8; 4]) {
+    if odd {
+        delta.replace_bytes(true, &old, &new);
+    } else {
+        delta.replace4(old, new);
     }
 }
 
@@ -166,28 +230,50 @@ mod tests {
     use crate::wire::tcp::{TcpOption, TcpPacket};
     use crate::xmit::test_support::*;
 
-    fn edit(options: &[u8], sack_delta: u32, clamp: Option<u16>) -> Vec<u8> {
+    fn edit(options: &[u8], edits: OptionEdits) -> Vec<u8> {
         // Built into a real packet so the checksum oracle applies.
         let b = tcp_frame((CLIENT, 1000), (VIP, 80), 1, 2, 0x12, options, b"xyz");
         let mut out = b.clone();
         let mut d = Delta::new();
         let opts_len = options.len();
-        edit_options(&mut out[54..54 + opts_len], sack_delta, clamp, &mut d);
+        edit_options(&mut out[54..54 + opts_len], edits, &mut d);
         let c = d.apply(u16::from_be_bytes([out[50], out[51]]));
         out[50..52].copy_from_slice(&c.to_be_bytes());
         assert_checksums_valid(&out);
         out
     }
 
+    fn clamp(mss: u16) -> OptionEdits {
+        OptionEdits { mss_clamp: Some(mss), ..OptionEdits::default() }
+    }
+
+    fn sack(delta: u32) -> OptionEdits {
+        OptionEdits { sack_delta: delta, ..OptionEdits::default() }
+    }
+
+    fn ts(tsval_delta: u32, tsecr_delta: u32) -> OptionEdits {
+        OptionEdits { tsval_delta, tsecr_delta, ..OptionEdits::default() }
+    }
+
+    /// Edits `options` in a packet and checks the result against the same
+    /// packet built with `want` and its checksum computed in full: the
+    /// incremental update must give the very same bytes.
+    fn edit_matches(options: &[u8], edits: OptionEdits, want: &[u8]) {
+        let out = edit(options, edits);
+        let full = tcp_frame((CLIENT, 1000), (VIP, 80), 1, 2, 0x12, want, b"xyz");
+        assert_eq!(&out[54..54 + want.len()], want, "options");
+        assert_eq!(out, full, "incremental checksum {:02x?} vs full {:02x?}", &out[50..52], &full[50..52]);
+    }
+
     #[test]
     fn mss_is_clamped_at_any_alignment() {
         // NOP, MSS 1460 at odd offset 1, then NOP NOP NOP padding.
-        let out = edit(&[1, 2, 4, 0x05, 0xb4, 1, 1, 1], 0, Some(1400));
+        let out = edit(&[1, 2, 4, 0x05, 0xb4, 1, 1, 1], clamp(1400));
         assert_eq!(&out[54..62], &[1, 2, 4, 0x05, 0x78, 1, 1, 1]);
         // Aligned, and an MSS below the clamp stays.
-        let out = edit(&[2, 4, 0x02, 0x18, 1, 1, 1, 1], 0, Some(1400));
+        let out = edit(&[2, 4, 0x02, 0x18, 1, 1, 1, 1], clamp(1400));
         assert_eq!(&out[54..58], &[2, 4, 0x02, 0x18]);
-        let out = edit(&[2, 4, 0xff, 0xff, 1, 1, 1, 1], 0, Some(1400));
+        let out = edit(&[2, 4, 0xff, 0xff, 1, 1, 1, 1], clamp(1400));
         assert_eq!(&out[54..58], &[2, 4, 0x05, 0x78]);
     }
 
@@ -195,24 +281,121 @@ mod tests {
     fn sack_edges_move_with_wraparound() {
         // NOP NOP SACK with 2 blocks (Linux layout), and one at an odd offset.
         let opts = [1, 1, 5, 18, 0, 0, 0, 10, 0, 0, 0, 20, 0xff, 0xff, 0xff, 0xf0, 0, 0, 0, 5];
-        let out = edit(&opts, 16, None);
+        let out = edit(&opts, sack(16));
         let packet = TcpPacket::new_checked(&out[34..]).unwrap();
         let parsed: Vec<_> = packet.option_iter().collect();
         let Ok((2, TcpOption::Sack(blocks))) = parsed[2] else { panic!("{parsed:?}") };
         assert_eq!(blocks.iter().collect::<Vec<_>>(), vec![(0xffff_fffa, 4), (0xffff_ffe0, 0xffff_fff5)]);
         let odd = [1, 5, 10, 0, 0, 1, 0, 0, 0, 2, 0, 1, 1, 1, 1, 1];
-        let out = edit(&odd, 0x0101, None);
+        let out = edit(&odd, sack(0x0101));
         assert_eq!(&out[57..65], &[0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0xff]);
     }
 
     #[test]
     fn malformed_options_end_the_walk_without_harm() {
         // MSS with a length running past the option space.
-        let out = edit(&[2, 12, 0xff, 0xff], 0, Some(1000));
+        let out = edit(&[2, 12, 0xff, 0xff], clamp(1000));
         assert_eq!(&out[54..58], &[2, 12, 0xff, 0xff]);
         // End of list: the "MSS" after it is padding, not an option.
-        let out = edit(&[0, 2, 4, 0xff], 0, Some(1000));
+        let out = edit(&[0, 2, 4, 0xff], clamp(1000));
         assert_eq!(&out[54..58], &[0, 2, 4, 0xff]);
+    }
+
+    #[test]
+    fn timestamps_of_a_linux_data_segment() {
+        // Linux's data-segment layout: NOP NOP TS, TSval at option offset 4
+        // (even). TSval 0x0001e243 + 0x1000_0002, TSecr 0x77000001 - 0x0100_0002.
+        let opts = [1, 1, 8, 10, 0x00, 0x01, 0xe2, 0x43, 0x77, 0x00, 0x00, 0x01];
+        let want = [1, 1, 8, 10, 0x10, 0x01, 0xe2, 0x45, 0x75, 0xff, 0xff, 0xff];
+        edit_matches(&opts, ts(0x1000_0002, 0x0100_0002), &want);
+        // Across 2^32 both ways.
+        let opts = [1, 1, 8, 10, 0xff, 0xff, 0xff, 0xf0, 0x00, 0x00, 0x00, 0x05];
+        let want = [1, 1, 8, 10, 0x00, 0x00, 0x00, 0x10, 0xff, 0xff, 0xff, 0xfb];
+        edit_matches(&opts, ts(0x20, 10), &want);
+        // Only one of the two deltas: the other field stays.
+        let want = [1, 1, 8, 10, 0xff, 0xff, 0xff, 0xf0, 0x00, 0x00, 0x00, 0x04];
+        edit_matches(&opts, ts(0, 1), &want);
+        let want = [1, 1, 8, 10, 0xff, 0xff, 0xff, 0xf1, 0x00, 0x00, 0x00, 0x05];
+        edit_matches(&opts, ts(1, 0), &want);
+        // No timestamp delta: the option is left alone even when the walk
+        // runs for another edit.
+        edit_matches(&opts, sack(5), &opts);
+    }
+
+    #[test]
+    fn timestamps_at_any_alignment() {
+        // 0 to 3 NOPs before the option put TSval at option offsets 2 to 5,
+        // so at both parities of the packet; the rest is NOP padding.
+        for pad in 0..4 {
+            let mut opts = vec![1; pad];
+            opts.extend_from_slice(&[8, 10, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0]);
+            let mut want = vec![1; pad];
+            want.extend_from_slice(&[8, 10, 0x12, 0x34, 0x57, 0x78, 0x9a, 0xbb, 0xde, 0xf0]);
+            opts.resize(12 + 4 * (pad / 3), 1);
+            want.resize(opts.len(), 1);
+            edit_matches(&opts, ts(0x100, 0x0001_0000), &want);
+        }
+        // A lone NOP: TSval at offset 3, the parity the checksum must swap.
+        let out = edit(&[1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 0], ts(0xff, 1));
+        assert_eq!(&out[54..66], &[1, 8, 10, 0, 0, 1, 0, 0, 0, 0, 1, 0]);
+    }
+
+    #[test]
+    fn sack_and_timestamps_edited_together() {
+        // Linux's layout of a SACKing ACK: NOP NOP TS, NOP NOP SACK (2
+        // blocks), one clamp that must not touch anything (no MSS here).
+        let opts = [
+            1, 1, 8, 10, 0, 0, 0x10, 0x00, 0, 0, 0x20, 0x00, // TS
+            1, 1, 5, 18, 0, 0, 0, 100, 0, 0, 0, 200, 0, 0, 1, 0, 0, 0, 2, 0, // SACK
+        ];
+        let want = [
+            1, 1, 8, 10, 0, 0, 0x10, 0x07, 0, 0, 0x1f, 0xfd, //
+            1, 1, 5, 18, 0, 0, 0, 90, 0, 0, 0, 190, 0, 0, 0, 246, 0, 0, 1, 246, //
+        ];
+        let edits = OptionEdits { sack_delta: 10, mss_clamp: Some(536), tsval_delta: 7, tsecr_delta: 3 };
+        edit_matches(&opts, edits, &want);
+        // The same in the other order, SACK first at an odd offset.
+        let opts = [1, 5, 10, 0, 0, 0, 100, 0, 0, 0, 200, 8, 10, 0, 0, 0x10, 0x00, 0, 0, 0x20, 0x00, 1, 1, 1];
+        let want = [1, 5, 10, 0, 0, 0, 90, 0, 0, 0, 190, 8, 10, 0, 0, 0x10, 0x07, 0, 0, 0x1f, 0xfd, 1, 1, 1];
+        edit_matches(&opts, edits, &want);
+    }
+
+    #[test]
+    fn malformed_timestamps_are_left_alone() {
+        let edits = OptionEdits { sack_delta: 1, mss_clamp: Some(536), tsval_delta: 0x0101_0101, tsecr_delta: 1 };
+        // A length running past the option space, a timestamps option of
+        // the wrong length, a zero length before it, an End of List before it.
+        for opts in [
+            &[1, 1, 8, 10, 0, 0, 0, 1][..],
+            &[8, 8, 0, 0, 0, 1, 0, 0],
+            &[1, 1, 8, 12, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0],
+            &[3, 0, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2],
+            &[3, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2],
+            &[0, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2],
+        ] {
+            edit_matches(opts, edits, opts);
+        }
+        // Every prefix of a SACK + TS block, as a truncated header would
+        // give it: no panic, options cut short stay as they were, and the
+        // recorded change is exactly the change in the bytes.
+        let block = [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 5, 10, 0, 0, 0, 9, 0, 0, 0, 12];
+        for n in 0..=block.len() {
+            let mut b = block[..n].to_vec();
+            let mut d = Delta::new();
+            edit_options(&mut b, edits, &mut d);
+            if n < 12 {
+                assert_eq!(b, &block[..n], "a cut timestamps option is untouched");
+            } else {
+                assert_eq!(&b[4..12], &[1, 1, 1, 2, 0, 0, 0, 1]);
+            }
+            if (12..block.len()).contains(&n) {
+                assert_eq!(&b[12..], &block[12..n], "a cut SACK option is untouched");
+            }
+            assert_eq!(d.apply(checksum::checksum(&block[..n])), checksum::checksum(&b), "prefix {n}");
+        }
+        let mut nothing = [];
+        edit_options(&mut nothing, edits, &mut Delta::new());
+        edit_options(&mut [8], edits, &mut Delta::new());
     }
 
     fn syn_with(options: &[u8]) -> Vec<u8> {
