@@ -20,19 +20,28 @@ pub struct SynProxyCounters {
     pub syn_retransmits: Counter,
     /// Proxied connections given up after the last retransmission.
     pub server_timeouts: Counter,
+    /// Proxied connections the server refused (a RST for our SYN), passed
+    /// to the client as its RST.
+    pub server_resets: Counter,
+    /// Server SYN-ACKs whose window-scale shift differs from the one our
+    /// SYN-ACK announced: the client misreads that server's windows, so the
+    /// configuration's `wscale` must match the servers'.
+    pub wscale_mismatches: Counter,
 }
 
 impl SynProxyCounters {
-    /// Every counter with its stable snake_case name, for `gwctl stats` and
-    /// exporters.
-    pub fn values(&self) -> [(&'static str, u64); 6] {
+    /// Every counter with its stable name, as `gwctl stats` prints the
+    /// worker's events.
+    pub fn values(&self) -> [(&'static str, u64); 8] {
         [
-            ("synproxy_syn_acks_sent", self.syn_acks_sent.get()),
-            ("synproxy_cookies_valid", self.cookies_valid.get()),
-            ("synproxy_cookies_invalid", self.cookies_invalid.get()),
-            ("synproxy_server_handshakes", self.server_handshakes.get()),
-            ("synproxy_syn_retransmits", self.syn_retransmits.get()),
-            ("synproxy_server_timeouts", self.server_timeouts.get()),
+            ("synproxy syn-acks sent", self.syn_acks_sent.get()),
+            ("synproxy cookies valid", self.cookies_valid.get()),
+            ("synproxy cookies invalid", self.cookies_invalid.get()),
+            ("synproxy server handshakes", self.server_handshakes.get()),
+            ("synproxy syn retransmits", self.syn_retransmits.get()),
+            ("synproxy server timeouts", self.server_timeouts.get()),
+            ("synproxy server resets", self.server_resets.get()),
+            ("synproxy server wscale mismatches", self.wscale_mismatches.get()),
         ]
     }
 }
@@ -51,6 +60,8 @@ mod tests {
             &c.server_handshakes,
             &c.syn_retransmits,
             &c.server_timeouts,
+            &c.server_resets,
+            &c.wscale_mismatches,
         ];
         // Counter i is incremented i + 1 times, so a swapped name shows.
         for (i, counter) in fields.iter().enumerate() {
@@ -60,8 +71,8 @@ mod tests {
         for (i, (name, value)) in values.iter().enumerate() {
             assert_eq!(*value, i as u64 + 1, "{name}");
         }
-        assert_eq!(values[0].0, "synproxy_syn_acks_sent");
-        assert_eq!(values[5].0, "synproxy_server_timeouts");
+        assert_eq!(values[0].0, "synproxy syn-acks sent");
+        assert_eq!(values[6].0, "synproxy server resets");
         let mut names: Vec<_> = values.iter().map(|v| v.0).collect();
         names.sort_unstable();
         names.dedup();

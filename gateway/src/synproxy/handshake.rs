@@ -636,6 +636,32 @@ pub fn server_ack_in_place<F: Frame>(
     write_reply(frame, meta, &reply, offload)
 }
 
+/// Answers a client segment that opens nothing (an ACK whose cookie failed,
+/// or the client side of a handshake the server never completed) with a
+/// RST, in place and back where it came from (MACs, addresses and ports
+/// swapped): `seq` the segment's `ack`, no ACK flag, no options, no payload
+/// (RFC 9293 §3.10.7.1, a segment with ACK to a closed port). The client
+/// accepts it: its `ack` is the next sequence number the client expects.
+#[inline]
+pub fn reset_in_place<F: Frame>(frame: &mut F, meta: &mut Ipv4Meta, ttl: u8, offload: Offload) -> Result<(), HandshakeError> {
+    let ack = segment(frame.data(), meta)?.ack();
+    let reply = Reply {
+        src: meta.dst.octets(),
+        dst: meta.src.octets(),
+        sport: meta.dst_port,
+        dport: meta.src_port,
+        seq: ack,
+        ack: 0,
+        flags: flags::RST,
+        window: 0,
+        dscp: 0,
+        ttl,
+        options: OptionBlock::handshake(None, false, None, None),
+        swap_macs: true,
+    };
+    write_reply(frame, meta, &reply, offload)
+}
+
 /// The translation a proxied connection applies for its whole life once
 /// the server's SYN-ACK is in: the client numbers the server's bytes from
 /// our cookie `C`, the server from its ISN `S`, and the client's own
@@ -787,6 +813,37 @@ mod tests {
         let input = CookieInput { saddr: CLIENT, daddr: VIP, sport: 40000, dport: 80, isn: ISN };
         let d = cookies().check(&input, cookie, Some(0x00ab_cdd7)).unwrap();
         assert_eq!(d, Decoded { mss: 1460, wscale: Some(7), sack_permitted: true, timestamps: true });
+    }
+
+    #[test]
+    fn golden_reset_answers_an_ack_where_it_expects() {
+        // An ACK with 5 bytes of data and a timestamps option: the RST drops both.
+        let opts = [0x01, 0x01, 0x08, 0x0a, 0, 0, 0, 1, 0, 0, 0, 2];
+        let before = tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, 0xc0de_0001, flags::ACK | flags::PSH, &opts, b"hello");
+        let mut meta = meta_of(&before);
+        let mut f = BufFrame::new(&before);
+        reset_in_place(&mut f, &mut meta, 64, Offload::NONE).unwrap();
+        #[rustfmt::skip]
+        let mut want = vec![
+            0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, // MACs swapped
+            0x45, 0x00, 0x00, 0x28, 0x00, 0x00, 0x40, 0x00, // 40 bytes, ident 0, DF
+            0x40, 0x06, 0x00, 0x00, // ttl 64, tcp, checksum
+            10, 0, 0, 100, 192, 168, 1, 10, // VIP -> client
+            0x00, 0x50, 0x9c, 0x40, // 80 -> 40000
+            0xc0, 0xde, 0x00, 0x01, // seq: the ACK's ack
+            0x00, 0x00, 0x00, 0x00, // ack 0
+            0x50, 0x04, 0x00, 0x00, // 20-byte header, RST, window 0
+            0x00, 0x00, 0x00, 0x00, // checksum, urgent
+        ];
+        fill_checksums(&mut want);
+        assert_eq!(bytes(&f), want);
+        assert_eq!(meta, meta_of(&want));
+        // Not a TCP segment: refused, untouched.
+        let udp = udp_frame((CLIENT, 40000), (VIP, 53), b"x", true);
+        let mut meta = meta_of(&udp);
+        let mut f = BufFrame::new(&udp);
+        assert_eq!(reset_in_place(&mut f, &mut meta, 64, Offload::NONE), Err(HandshakeError::NotTcp { protocol: 17 }));
+        assert_eq!(bytes(&f), udp);
     }
 
     #[test]

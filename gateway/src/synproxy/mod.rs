@@ -58,11 +58,89 @@
 pub mod cookie;
 pub mod counters;
 pub mod handshake;
+pub mod handshakes;
 pub mod siphash;
+
+use std::fmt;
 
 pub use cookie::{CookieError, CookieInput, Decoded, SynCookies, TsOptions, MSS_TABLE};
 pub use counters::SynProxyCounters;
 pub use handshake::{
-    parse_client_ack, parse_server_synack, server_ack_in_place, server_syn_in_place, synack_in_place, ClientAck,
-    HandshakeError, ProxyDeltas, ServerSynAck, SynAckConfig,
+    parse_client_ack, parse_server_synack, reset_in_place, server_ack_in_place, server_syn_in_place, synack_in_place,
+    ClientAck, HandshakeError, ProxyDeltas, ServerSynAck, SynAckConfig,
 };
+pub use handshakes::{Handshake, Handshakes, HELD_PER_HANDSHAKE};
+
+/// What an ACK whose cookie fails gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidAck {
+    /// Dropped and counted: a forger learns nothing (Linux's choice).
+    Drop,
+    /// A RST, as a host answers an ACK to no connection: a real client
+    /// whose handshake the gateway forgot (a restart) stops at once.
+    Reset,
+}
+
+/// How a worker's SYN proxy behaves (the configuration file's `synproxy`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// What the SYN-ACK offers.
+    pub synack: SynAckConfig,
+    /// SYNs sent again to a silent server (after 1 to 2 s, then 2, 4 ... s) before the
+    /// connection is given up and the client reset.
+    pub syn_retries: u8,
+    pub invalid_ack: InvalidAck,
+    /// Handshakes one worker keeps open at once.
+    pub handshakes: u32,
+    /// The cookies' secret: random, and the same on every worker.
+    pub seed: [u8; 16],
+}
+
+impl Settings {
+    /// Linux's defaults for what the SYN-ACK offers (MSS 1460 for Ethernet,
+    /// window-scale shift 7, which a Linux server with the default
+    /// `tcp_rmem` also uses), with a fresh random seed.
+    pub fn new() -> Settings {
+        Settings {
+            synack: SynAckConfig { mss: 1460, window: 65535, wscale: Some(7), sack: true, timestamps: true, ttl: handshake::DEFAULT_TTL },
+            syn_retries: 3,
+            invalid_ack: InvalidAck::Drop,
+            handshakes: 4096,
+            seed: random_seed(),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings::new()
+    }
+}
+
+impl fmt::Debug for Settings {
+    // The seed stays out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("synack", &self.synack)
+            .field("syn_retries", &self.syn_retries)
+            .field("invalid_ack", &self.invalid_ack)
+            .field("handshakes", &self.handshakes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// 128 bits from the OS's generator (`/dev/urandom`); where that cannot be
+/// read, the keys std's `RandomState` draws from the OS, run through its
+/// SipHash.
+pub fn random_seed() -> [u8; 16] {
+    use std::io::Read;
+    let mut seed = [0; 16];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut seed)).is_ok() {
+        return seed;
+    }
+    let seeds = crate::conn::HashSeed::random();
+    let again = crate::conn::HashSeed::random();
+    seed[..8].copy_from_slice(&(seeds.a ^ again.b).to_le_bytes());
+    seed[8..].copy_from_slice(&(seeds.b ^ again.a).to_le_bytes());
+    seed
+}
