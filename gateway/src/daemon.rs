@@ -27,6 +27,7 @@ use crate::dpdk::{Eal, LcoreJob, Mempool, Port, PortConfig, Ring, RingSync, MBUF
 use crate::net::Ipv4Cidr;
 use crate::worker::lcore::LcoreWorker;
 use crate::service::Snapshot;
+use crate::synproxy;
 use crate::worker::{Worker, WorkerConfig, WorkerCounters};
 use crate::wire::MacAddr;
 use crate::xmit::Offload;
@@ -58,6 +59,92 @@ pub struct Config {
     /// (`"-A -t 10.0.0.100:80 -s rr"`, `"-a -t 10.0.0.100:80 -r 192.168.1.10:8080 -b"`).
     #[serde(default)]
     pub services: Vec<String>,
+    /// What the SYN proxy (`-j enable`) offers and how it treats failures.
+    #[serde(default)]
+    pub synproxy: SynProxySpec,
+}
+
+/// The `synproxy` object. The SYN-ACK's options must match the real
+/// servers': the client keeps them for the whole connection.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SynProxySpec {
+    /// The MSS the SYN-ACK announces: at most the servers'.
+    pub mss: u16,
+    /// The window-scale shift announced: the servers' (Linux: 7 with the
+    /// default `tcp_rmem`); 0 to 14.
+    pub wscale: u8,
+    /// The SYN-ACK's window.
+    pub window: u16,
+    pub sack: bool,
+    /// Without timestamps, neither SACK nor window scaling can be offered
+    /// (they ride in the cookie's TSval).
+    pub timestamps: bool,
+    /// SYNs resent to a silent server before the client is reset.
+    pub syn_retries: u8,
+    /// `"drop"` or `"rst"`: what an ACK with a bad cookie gets.
+    pub invalid_ack: InvalidAckSpec,
+    /// Handshakes each worker keeps open at once.
+    pub handshakes: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvalidAckSpec {
+    Drop,
+    Rst,
+}
+
+impl Default for SynProxySpec {
+    fn default() -> SynProxySpec {
+        let d = synproxy::Settings::new();
+        SynProxySpec {
+            mss: d.synack.mss,
+            wscale: d.synack.wscale.unwrap_or(0),
+            window: d.synack.window,
+            sack: d.synack.sack,
+            timestamps: d.synack.timestamps,
+            syn_retries: d.syn_retries,
+            invalid_ack: InvalidAckSpec::Drop,
+            handshakes: d.handshakes,
+        }
+    }
+}
+
+impl SynProxySpec {
+    /// The workers' settings, with `seed` (the same for all of them).
+    pub fn settings(&self, seed: [u8; 16]) -> Result<synproxy::Settings, ConfigError> {
+        if !(synproxy::MSS_TABLE[0]..=9000 - 40).contains(&self.mss) {
+            return Err(ConfigError(format!("\"synproxy\".\"mss\": {} is not in 536..=8960", self.mss)));
+        }
+        if self.wscale > synproxy::cookie::MAX_WSCALE {
+            return Err(ConfigError(format!("\"synproxy\".\"wscale\": {} is above 14 (RFC 7323)", self.wscale)));
+        }
+        if self.handshakes == 0 {
+            return Err(ConfigError("\"synproxy\".\"handshakes\": 0 leaves no room for a handshake".into()));
+        }
+        if self.syn_retries > 8 {
+            return Err(ConfigError(format!(
+                "\"synproxy\".\"syn_retries\": {} would hold a handshake for {} s; at most 8",
+                self.syn_retries,
+                (1u32 << (self.syn_retries + 1)) - 1
+            )));
+        }
+        let mut s = synproxy::Settings::new();
+        s.synack.mss = self.mss;
+        s.synack.wscale = Some(self.wscale);
+        s.synack.window = self.window;
+        s.synack.sack = self.sack;
+        s.synack.timestamps = self.timestamps;
+        s.syn_retries = self.syn_retries;
+        s.invalid_ack = match self.invalid_ack {
+            InvalidAckSpec::Drop => synproxy::InvalidAck::Drop,
+            InvalidAckSpec::Rst => synproxy::InvalidAck::Reset,
+        };
+        s.handshakes = self.handshakes;
+        s.seed = seed;
+        Ok(s)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
@@ -142,6 +229,7 @@ impl Config {
         if config.conn_capacity == 0 {
             return Err(ConfigError("\"conn_capacity\": 0 is not a capacity".into()));
         }
+        config.synproxy.settings([0; 16])?;
         // The network, timeouts and services, as the gateway would start with them.
         config.initial(1)?;
         Ok(config)
@@ -346,6 +434,9 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         bridge::worker_updates(ports, &initial).map_err(|e| format!("network configuration: {e}"))?;
     let (sink, mailboxes) =
         control::publish::broadcast_with(usize::from(workers), first.clone(), Duration::from_secs(2), convert);
+    // One cookie secret for every worker: a cookie minted on one validates on any.
+    let synproxy = config.synproxy.settings(synproxy::random_seed()).map_err(|e| e.to_string())?;
+    let epoch = crate::dpdk::rdtsc();
     let mut jobs = Vec::new();
     let mut handles = Vec::new();
     let (asker, answerers) = control::query::queries(usize::from(workers), Duration::from_secs(2));
@@ -359,7 +450,9 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         let w = w as u16;
         let mut cfg = WorkerConfig::new(w, workers);
         cfg.conn_capacity = config.conn_capacity;
-        let worker = Worker::new(&cfg, first.services.clone(), first.net.clone(), 1).map_err(|e| e.to_string())?;
+        cfg.synproxy = synproxy;
+        let mut worker = Worker::new(&cfg, first.services.clone(), first.net.clone(), 1).map_err(|e| e.to_string())?;
+        worker.switch(first.services.clone(), first.service_flags.clone(), first.net.clone());
         let redirect_out = (0..workers)
             .map(|peer| if peer == w { None } else { ring_tx[usize::from(peer)].try_clone() })
             .collect();
@@ -375,13 +468,14 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             neighbours_in: neigh_in,
             neighbours_out,
             pool: pool.clone(),
+            epoch,
         };
         let stop = stop.clone();
         let job = eal
             .launch(lcore, move || {
                 lcore_worker.run(stop, move |worker, now| {
                     mailbox.poll(|update: &bridge::WorkerUpdate| {
-                        worker.switch(update.services.clone(), update.net.clone());
+                        worker.switch(update.services.clone(), update.service_flags.clone(), update.net.clone());
                     });
                     answerer.poll(|query| {
                         let conns = worker.director().conns().iter().map(|(_, c)| c);

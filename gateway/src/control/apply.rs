@@ -27,7 +27,7 @@ use super::net::NetConfig;
 use super::publish::{GatewayConfig, ServiceFlags, SnapshotSink};
 use crate::service::{
     ConfigError, DestSpec, ForwardMethod, LocalAddr, MarkRule, Persistence, Protocol,
-    SchedulerKind, Service, ServiceKey, ServiceSpec, SnapshotEditor,
+    SchedulerKind, Service, ServiceKey, ServiceSpec, Snapshot, SnapshotEditor,
 };
 use crate::stats::Traffic;
 
@@ -267,12 +267,46 @@ impl GatewayConfig {
                 e
             })?;
         }
+        let services = next.editor.finish();
+        refuse_bypassing_synproxy(&services, &next.flags).map_err(|mut e| {
+            e.change_index = Some(changes.len() - 1);
+            e
+        })?;
         Ok(GatewayConfig {
-            services: next.editor.finish(),
+            services,
             service_flags: next.flags,
             net: next.net,
         })
     }
+}
+
+/// The SYN proxy shifts the sequence numbers of every packet between server and client
+/// for the connection's life; with DR or TUN the server's replies bypass the gateway, so
+/// a proxied service may have only FNAT and NAT real servers.
+fn refuse_bypassing_synproxy(
+    services: &Snapshot,
+    flags: &BTreeMap<ServiceKey, ServiceFlags>,
+) -> Result<(), ApiError> {
+    for (key, _) in flags.iter().filter(|(_, f)| f.synproxy) {
+        let Some(id) = services.service_id(key) else { continue };
+        if let Some(d) = services
+            .service(id)
+            .dests()
+            .iter()
+            .find(|d| !d.method().sees_replies())
+        {
+            let how = match d.method() {
+                ForwardMethod::Tunnel => "tunnelled (-i)",
+                _ => "direct-routed (-g)",
+            };
+            return Err(invalid(format!(
+                "SYN proxy on {key} needs the replies to pass the gateway, but real server {} is {how}: \
+                 use masquerading (-m) or fullnat (-b), or disable the SYN proxy (-j disable)",
+                crate::service::SockAddr(d.addr(), d.port())
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The private copies one `Apply` edits.
@@ -634,6 +668,43 @@ mod tests {
             upper_threshold: 0,
             lower_threshold: 0,
         }
+    }
+
+    #[test]
+    fn the_syn_proxy_refuses_servers_whose_replies_bypass_the_gateway() {
+        let mut st = state();
+        st.handle(Request::Apply { changes: vec![add_web()] }).unwrap();
+        let before = st.config().generation();
+        for forwarding in [Forwarding::Route, Forwarding::Tunnel] {
+            let err = st
+                .handle(Request::Apply {
+                    changes: vec![Change::AddServer {
+                        service: web(),
+                        server: ServerConfig { forwarding, ..server("192.168.1.2", 80) },
+                    }],
+                })
+                .unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidArgument);
+            assert!(err.message.starts_with("SYN proxy on TCP 10.0.0.1:80 needs the replies to pass the gateway, but real server 192.168.1.2:80 is"), "{}", err.message);
+        }
+        assert_eq!(st.config().generation(), before, "nothing applied");
+        // A NAT server is fine; turning -j on over a DR server is refused too.
+        st.handle(Request::Apply { changes: vec![Change::AddServer { service: web(), server: server("192.168.1.3", 80) }] })
+            .unwrap();
+        let Change::AddService { service: plain } = add_web() else { unreachable!() };
+        let plain = ServiceConfig { synproxy: false, ..plain };
+        let dr = ServerConfig { forwarding: Forwarding::Route, ..server("192.168.1.4", 80) };
+        st.handle(Request::Apply {
+            changes: vec![
+                Change::EditService { service: plain.clone() },
+                Change::AddServer { service: web(), server: dr },
+            ],
+        })
+        .unwrap();
+        let err = st
+            .handle(Request::Apply { changes: vec![Change::EditService { service: ServiceConfig { synproxy: true, ..plain } }] })
+            .unwrap_err();
+        assert!(err.message.contains("192.168.1.4:80 is direct-routed (-g)"), "{}", err.message);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! cache line so two workers' counters never share one.
 
 pub use crate::stats::Counter;
+use crate::synproxy::SynProxyCounters;
 use crate::wire::DropReason;
 
 /// Why the dataplane dropped a packet: a malformed or unforwardable packet
@@ -44,11 +45,21 @@ pub enum Discard {
     TxFull,
     /// No mbuf for a packet the gateway had to originate (ARP request).
     NoMbuf,
+    /// SYN proxy: an ACK of no connection whose cookie did not check.
+    SynProxyBadCookie,
+    /// SYN proxy: a valid cookie, but the worker's handshakes are all open.
+    SynProxyBusy,
+    /// SYN proxy: a client packet while its server handshake is open, beyond
+    /// what the handshake holds.
+    SynProxyHoldFull,
+    /// SYN proxy: a server packet while its handshake is open that neither
+    /// completes nor refuses it (a SYN-ACK acknowledging something else).
+    SynProxyUnexpected,
 }
 
 impl Discard {
     /// The worker's own reasons, in index order after the wire layer's.
-    const OWN: [Discard; 15] = [
+    const OWN: [Discard; 19] = [
         Discard::NotForUs,
         Discard::NoService,
         Discard::NoDest,
@@ -64,6 +75,10 @@ impl Discard {
         Discard::RedirectFull,
         Discard::TxFull,
         Discard::NoMbuf,
+        Discard::SynProxyBadCookie,
+        Discard::SynProxyBusy,
+        Discard::SynProxyHoldFull,
+        Discard::SynProxyUnexpected,
     ];
 
     /// Number of reasons: the length of a per-reason counter array.
@@ -91,6 +106,10 @@ impl Discard {
                 Discard::RedirectFull => 12,
                 Discard::TxFull => 13,
                 Discard::NoMbuf => 14,
+                Discard::SynProxyBadCookie => 15,
+                Discard::SynProxyBusy => 16,
+                Discard::SynProxyHoldFull => 17,
+                Discard::SynProxyUnexpected => 18,
             }
     }
 
@@ -118,6 +137,10 @@ impl Discard {
             Discard::RedirectFull => "redirect_ring_full",
             Discard::TxFull => "tx_queue_full",
             Discard::NoMbuf => "no_mbuf",
+            Discard::SynProxyBadCookie => "synproxy_bad_cookie",
+            Discard::SynProxyBusy => "synproxy_busy",
+            Discard::SynProxyHoldFull => "synproxy_hold_full",
+            Discard::SynProxyUnexpected => "synproxy_unexpected",
         }
     }
 }
@@ -161,6 +184,7 @@ pub struct WorkerCounters {
     /// after expiry) and the table's capacity.
     pub conns_live: Counter,
     pub conns_capacity: Counter,
+    pub synproxy: SynProxyCounters,
     pub drops: [Counter; Discard::COUNT],
 }
 
@@ -185,6 +209,7 @@ impl Default for WorkerCounters {
             conns_reused: Counter::default(),
             conns_live: Counter::default(),
             conns_capacity: Counter::default(),
+            synproxy: SynProxyCounters::default(),
             drops: std::array::from_fn(|_| Counter::default()),
         }
     }
@@ -220,6 +245,7 @@ impl WorkerCounters {
         ]
         .into_iter()
         .map(|(name, c)| (name, c.get()))
+        .chain(self.synproxy.values())
         .filter(|(_, n)| *n > 0)
         .collect()
     }

@@ -39,6 +39,9 @@ pub struct LcoreWorker {
     pub neighbours_in: Receiver<NeighbourUpdate>,
     pub neighbours_out: Vec<SyncSender<NeighbourUpdate>>,
     pub pool: Mempool,
+    /// The TSC value every worker counts its seconds from, so all agree on
+    /// the time (SYN cookies minted on one worker are checked on another).
+    pub epoch: u64,
 }
 
 /// Where one queue of outgoing frames goes: a port's tx queue or a ring
@@ -145,7 +148,7 @@ impl LcoreWorker {
     /// iteration: it switches the worker when the control plane published a
     /// change and answers the control plane's questions.
     pub fn run(self, stop: Arc<AtomicBool>, mut poll_control: impl FnMut(&mut Worker<Mbuf>, u32)) {
-        let LcoreWorker { mut worker, mut rx, tx, redirect_in, redirect_out, neighbours_in, neighbours_out, pool } = self;
+        let LcoreWorker { mut worker, mut rx, tx, redirect_in, redirect_out, neighbours_in, neighbours_out, pool, epoch } = self;
         let mut redirect_in = redirect_in;
         let ports = tx.iter().map(|(p, _)| usize::from(*p) + 1).max().unwrap_or(0);
         let mut by_port: Vec<Option<Pending<TxQueue>>> = (0..ports).map(|_| None).collect();
@@ -158,7 +161,7 @@ impl LcoreWorker {
         let mut learned = Vec::with_capacity(MAX_UPDATES);
         let counters = worker.counters().clone();
         let hz = dpdk::tsc_hz().max(1);
-        let start = dpdk::rdtsc();
+        let start = epoch;
         let mut last_tick = 0u32;
         let mut burst = Burst::new();
 

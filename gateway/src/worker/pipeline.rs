@@ -10,13 +10,14 @@
 //! the pipeline never touches a queue itself. Every frame that does not leave
 //! is counted under a [`Discard`] reason before it is freed.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use super::counters::{Discard, WorkerCounters};
 use crate::conn::director::{Director, DirectorConfig, Refused};
-use crate::conn::{Direction, FlowKey, State};
+use crate::conn::{ConnId, Direction, FlowKey, Proxy, State};
+use crate::control::publish::ServiceFlags;
 use crate::frame::Frame;
 use crate::net::arp::{handle_arp, write_arp_request, ArpVerdict};
 use crate::net::icmp::{echo_reply_in_place, error_destination, RateLimiter};
@@ -31,6 +32,10 @@ use crate::wire::classify::icmp_error_inner;
 use crate::wire::{classify, ip_proto, ipv4, ClassifyPolicy, Classified, Ipv4Meta, MacAddr};
 use crate::xmit::icmp_error::{IcmpErrorRewrite, OwnError};
 use crate::xmit::{self, DrRewrite, FnatRewrite, NatRewrite, Offload, Toa, ToaOutcome, TunEncap, XmitError};
+
+mod proxy;
+
+use proxy::SynProxy;
 
 /// Where the pipeline's frames go.
 pub trait Io<F> {
@@ -112,6 +117,8 @@ pub struct WorkerConfig {
     /// Seconds a packet may wait for ARP.
     pub pending_max_wait: u32,
     pub classify: ClassifyPolicy,
+    /// The SYN proxy's settings; the seed must be the same on every worker.
+    pub synproxy: crate::synproxy::Settings,
 }
 
 impl WorkerConfig {
@@ -127,6 +134,7 @@ impl WorkerConfig {
             pending_per_hop: 16,
             pending_max_wait: 3,
             classify: ClassifyPolicy::default(),
+            synproxy: crate::synproxy::Settings::new(),
         }
     }
 }
@@ -158,6 +166,12 @@ pub struct Worker<F> {
     /// ICMP errors the gateway originates, at most 1000 a second (Linux's
     /// icmp_msgs_per_sec), so a flood of expiring packets cannot double.
     icmp_errors: RateLimiter,
+    /// Per-service flags (`-j`).
+    service_flags: Arc<BTreeMap<ServiceKey, ServiceFlags>>,
+    /// By service id, whether the SYN proxy answers the service; empty when
+    /// it answers none (new flows then skip the service lookup it needs).
+    proxied: Vec<bool>,
+    synproxy: SynProxy<F>,
     counters: Arc<WorkerCounters>,
 }
 
@@ -203,6 +217,9 @@ impl<F: Frame> Worker<F> {
             ident: cfg.id.wrapping_mul(0x1000),
             icmp_errors: RateLimiter::new(1000, 50),
             steering_tries: 0,
+            service_flags: Arc::default(),
+            proxied: Vec::new(),
+            synproxy: SynProxy::new(&cfg.synproxy, now),
             counters: Arc::new(WorkerCounters::default()),
         };
         w.set_net(net);
@@ -229,9 +246,13 @@ impl<F: Frame> Worker<F> {
     }
 
     /// Switches to a new configuration between bursts.
-    pub fn switch(&mut self, snap: Arc<Snapshot>, net: Arc<NetView>) {
+    pub fn switch(&mut self, snap: Arc<Snapshot>, flags: Arc<BTreeMap<ServiceKey, ServiceFlags>>, net: Arc<NetView>) {
+        let new_flags = !Arc::ptr_eq(&flags, &self.service_flags);
+        self.service_flags = flags;
         if !Arc::ptr_eq(&snap, self.director.snapshot()) {
             self.director.switch(snap);
+            self.index_services();
+        } else if new_flags {
             self.index_services();
         }
         if !Arc::ptr_eq(&net, &self.net) {
@@ -261,7 +282,10 @@ impl<F: Frame> Worker<F> {
         let snap = self.director.snapshot().clone();
         self.vips.clear();
         self.lips.clear();
+        self.proxied.clear();
         for svc in snap.services() {
+            let flags = self.service_flags.get(&svc.key()).copied().unwrap_or_default();
+            self.proxied.push(flags.synproxy);
             if let ServiceKey::Inet { addr: IpAddr::V4(a), .. } = svc.key() {
                 self.vips.insert(a);
             }
@@ -270,6 +294,9 @@ impl<F: Frame> Worker<F> {
                     self.lips.insert(a);
                 }
             }
+        }
+        if !self.proxied.contains(&true) {
+            self.proxied.clear();
         }
     }
 
@@ -336,32 +363,21 @@ impl<F: Frame> Worker<F> {
                     self.counters.redirected_out.inc();
                     return io.redirect(owner, frame);
                 }
-                if self.vips.contains(&meta.dst) || self.director.snapshot().find(proto, IpAddr::V4(meta.dst), meta.dst_port).is_some() {
+                let to_vip = self.vips.contains(&meta.dst);
+                let snap = self.director.snapshot();
+                let service = (!self.proxied.is_empty() || !to_vip)
+                    .then(|| snap.find(proto, IpAddr::V4(meta.dst), meta.dst_port))
+                    .flatten();
+                if proto == Protocol::Tcp && service.is_some_and(|id| self.proxied[id as usize]) {
+                    return self.synproxy_first(frame, meta, key, in_port, now, io);
+                }
+                if to_vip || service.is_some() {
                     // IPVS creates TCP connections on SYN only.
                     if proto == Protocol::Tcp && !bare_syn {
                         return self.discard(frame, Discard::NoConnection, io);
                     }
-                    // Worker w reads rx queue w of every port: prefer a local port whose
-                    // reply the NIC hashes to that queue.
-                    let (net, me) = (&self.net, self.id);
-                    let steered = |rip: IpAddr, rport: u16, lip: IpAddr, lport: u16| match (rip, lip) {
-                        (IpAddr::V4(rip), IpAddr::V4(lip)) => net
-                            .routes
-                            .next_hop(rip)
-                            .and_then(|hop| net.ports.get(usize::from(hop.port))?.steering.as_deref())
-                            .is_none_or(|s| s.queue(s.base(rip, rport, lip), lport) == me),
-                        _ => true,
-                    };
-                    return match self.director.connect_preferring(&key, now, self.steering_tries, steered) {
-                        Ok(id) => {
-                            self.counters.new_conns.inc();
-                            // The gauge follows inserts at once; expiry updates it each tick.
-                            self.counters.conns_live.set(self.director.conns().len() as u64);
-                            if let Some(d) = self.director.conn(id).dest() {
-                                d.count_connection(self.id);
-                            }
-                            self.forward(frame, meta, id, Direction::In, in_port, now, io)
-                        }
+                    return match self.open(&key, now) {
+                        Ok(id) => self.forward(frame, meta, id, Direction::In, in_port, now, io),
                         Err(refused) => self.discard(frame, refusal_drop(refused), io),
                     };
                 }
@@ -369,6 +385,29 @@ impl<F: Frame> Worker<F> {
                 self.discard(frame, reason, io)
             }
         }
+    }
+
+    /// Schedules and creates the connection of a new flow, counted.
+    fn open(&mut self, key: &FlowKey<Ipv4Addr>, now: u32) -> Result<ConnId, Refused> {
+        // Worker w reads rx queue w of every port: prefer a local port whose
+        // reply the NIC hashes to that queue.
+        let (net, me) = (&self.net, self.id);
+        let steered = |rip: IpAddr, rport: u16, lip: IpAddr, lport: u16| match (rip, lip) {
+            (IpAddr::V4(rip), IpAddr::V4(lip)) => net
+                .routes
+                .next_hop(rip)
+                .and_then(|hop| net.ports.get(usize::from(hop.port))?.steering.as_deref())
+                .is_none_or(|s| s.queue(s.base(rip, rport, lip), lport) == me),
+            _ => true,
+        };
+        let id = self.director.connect_preferring(key, now, self.steering_tries, steered)?;
+        self.counters.new_conns.inc();
+        // The gauge follows inserts at once; expiry updates it each tick.
+        self.counters.conns_live.set(self.director.conns().len() as u64);
+        if let Some(d) = self.director.conn(id).dest() {
+            d.count_connection(self.id);
+        }
+        Ok(id)
     }
 
     fn arp(&mut self, mut frame: F, l2_len: usize, in_port: u16, now: u32, io: &mut impl Io<F>) {
@@ -435,7 +474,29 @@ impl<F: Frame> Worker<F> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn forward(&mut self, mut frame: F, mut meta: Ipv4Meta, id: u32, dir: Direction, in_port: u16, now: u32, io: &mut impl Io<F>) {
+    fn forward(&mut self, frame: F, meta: Ipv4Meta, id: ConnId, dir: Direction, in_port: u16, now: u32, io: &mut impl Io<F>) {
+        let proxy = self.director.conn(id).proxy();
+        if let Proxy::Handshake(slot) = proxy {
+            return self.synproxy_handshaking(frame, meta, id, dir, slot, in_port, now, io);
+        }
+        self.relay(frame, meta, id, dir, proxy, in_port, now, io);
+    }
+
+    /// Rewrites a packet of connection `id` for its mode (and the SYN proxy's
+    /// deltas, `proxy`), then routes and sends it.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn relay(
+        &mut self,
+        mut frame: F,
+        mut meta: Ipv4Meta,
+        id: ConnId,
+        dir: Direction,
+        proxy: Proxy,
+        in_port: u16,
+        now: u32,
+        io: &mut impl Io<F>,
+    ) {
         // Everything but the state is fixed for the connection's life: read it once.
         let c = self.director.conn(id);
         let before = c.state();
@@ -461,35 +522,19 @@ impl<F: Frame> Worker<F> {
         };
 
         let result = match (method, dir) {
-            (ForwardMethod::FullNat, Direction::In) => {
-                let mut rw = FnatRewrite::inbound(laddr.into(), lport, raddr.into(), rport);
-                rw.mtu = mtu;
-                rw.decrement_ttl = true;
-                // The client's address rides to the real server on the handshake
-                // (the toa module reads it from the packet completing it).
-                if meta.protocol == ip_proto::TCP && before != State::Established {
-                    rw.toa = Some(Toa { addr: client.into(), port: cport });
-                }
-                xmit::fnat::rewrite(&mut frame, &mut meta, &rw, offload).map(|outcome| {
-                    // The packet still goes, without the client address: count it.
-                    if !matches!(outcome, ToaOutcome::Inserted | ToaOutcome::NotRequested) {
-                        self.counters.toa_not_inserted.inc();
+            (ForwardMethod::FullNat | ForwardMethod::Masq, _) => {
+                let ends = Ends { client, cport, vaddr, vport, laddr, lport, raddr, rport };
+                let toa = meta.protocol == ip_proto::TCP && before != State::Established;
+                let at = Egress { mtu, offload };
+                // Two copies: unproxied connections get the rewrite without the
+                // delta arithmetic compiled in.
+                match proxy {
+                    Proxy::Deltas { seq, ts } => {
+                        let shift = Shift::proxied(seq, ts.unwrap_or(0), dir);
+                        translate(&mut frame, &mut meta, method, dir, &ends, toa, at, shift, &self.counters)
                     }
-                })
-            }
-            (ForwardMethod::FullNat, Direction::Out) => {
-                let mut rw = FnatRewrite::outbound(vaddr.into(), vport, client.into(), cport);
-                rw.mtu = mtu;
-                rw.decrement_ttl = true;
-                xmit::fnat::rewrite(&mut frame, &mut meta, &rw, offload).map(|_| ())
-            }
-            (ForwardMethod::Masq, Direction::In) => {
-                let rw = NatRewrite { decrement_ttl: true, ..NatRewrite::new(raddr.into(), rport) };
-                xmit::nat::rewrite_inbound(&mut frame, &mut meta, &rw, offload)
-            }
-            (ForwardMethod::Masq, Direction::Out) => {
-                let rw = NatRewrite { decrement_ttl: true, ..NatRewrite::new(vaddr.into(), vport) };
-                xmit::nat::rewrite_outbound(&mut frame, &mut meta, &rw, offload)
+                    _ => translate(&mut frame, &mut meta, method, dir, &ends, toa, at, Shift::NONE, &self.counters),
+                }
             }
             (ForwardMethod::DirectRoute, Direction::In) => {
                 // The real server holds the VIP itself: it must be on-link.
@@ -663,6 +708,7 @@ impl<F: Frame> Worker<F> {
     /// Timers: expired connections, neighbours and waiting packets; ARP
     /// retries once a second. Call once per burst or tick.
     pub fn tick(&mut self, now: u32, io: &mut impl Io<F>) {
+        self.synproxy_tick(now, io);
         self.director.expire(now, 256);
         let table = self.director.conns();
         self.counters.conns_live.set(table.len() as u64);
@@ -681,6 +727,110 @@ impl<F: Frame> Worker<F> {
                     send_arp_request(net, counters, next.port, hop, io);
                 }
             });
+        }
+    }
+}
+
+/// The addresses and ports of a connection, copied out of its entry.
+#[derive(Clone, Copy)]
+struct Ends {
+    client: Ipv4Addr,
+    cport: u16,
+    vaddr: Ipv4Addr,
+    vport: u16,
+    laddr: Ipv4Addr,
+    lport: u16,
+    raddr: Ipv4Addr,
+    rport: u16,
+}
+
+/// The egress port's MTU and offloads.
+#[derive(Clone, Copy)]
+struct Egress {
+    mtu: u16,
+    offload: Offload,
+}
+
+/// The sequence and timestamp shifts of a SYN-proxied connection, in the
+/// rewrite's terms.
+#[derive(Clone, Copy)]
+struct Shift {
+    seq: u32,
+    ack: u32,
+    tsval: u32,
+    tsecr: u32,
+}
+
+impl Shift {
+    const NONE: Shift = Shift { seq: 0, ack: 0, tsval: 0, tsecr: 0 };
+
+    /// The client saw our numbering: the server's shifts into it on the way
+    /// out and back on the way in ([`crate::synproxy::ProxyDeltas`]).
+    #[inline(always)]
+    fn proxied(seq: u32, ts: u32, dir: Direction) -> Shift {
+        match dir {
+            Direction::Out => Shift { seq, tsval: ts, ..Shift::NONE },
+            Direction::In => Shift { ack: seq, tsecr: ts, ..Shift::NONE },
+        }
+    }
+}
+
+/// The FNAT or NAT rewrite of a packet of connection `ends` going `dir`,
+/// with the client's address as a TOA when `toa` (FNAT inbound only: the
+/// toa module reads it from the packet completing the handshake).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn translate<F: Frame>(
+    frame: &mut F,
+    meta: &mut Ipv4Meta,
+    method: ForwardMethod,
+    dir: Direction,
+    e: &Ends,
+    toa: bool,
+    at: Egress,
+    shift: Shift,
+    counters: &WorkerCounters,
+) -> Result<(), XmitError> {
+    match (method, dir) {
+        (ForwardMethod::FullNat, Direction::In) => {
+            let mut rw = FnatRewrite::inbound(e.laddr.into(), e.lport, e.raddr.into(), e.rport);
+            rw.mtu = at.mtu;
+            rw.decrement_ttl = true;
+            (rw.ack_delta, rw.tsecr_delta) = (shift.ack, shift.tsecr);
+            if toa {
+                rw.toa = Some(Toa { addr: e.client.into(), port: e.cport });
+            }
+            xmit::fnat::rewrite(frame, meta, &rw, at.offload).map(|outcome| {
+                // The packet still goes, without the client address: count it.
+                if !matches!(outcome, ToaOutcome::Inserted | ToaOutcome::NotRequested) {
+                    counters.toa_not_inserted.inc();
+                }
+            })
+        }
+        (ForwardMethod::FullNat, Direction::Out) => {
+            let mut rw = FnatRewrite::outbound(e.vaddr.into(), e.vport, e.client.into(), e.cport);
+            rw.mtu = at.mtu;
+            rw.decrement_ttl = true;
+            (rw.seq_delta, rw.tsval_delta) = (shift.seq, shift.tsval);
+            xmit::fnat::rewrite(frame, meta, &rw, at.offload).map(|_| ())
+        }
+        (_, Direction::In) => {
+            let rw = NatRewrite {
+                decrement_ttl: true,
+                ack_delta: shift.ack,
+                tsecr_delta: shift.tsecr,
+                ..NatRewrite::new(e.raddr.into(), e.rport)
+            };
+            xmit::nat::rewrite_inbound(frame, meta, &rw, at.offload)
+        }
+        (_, Direction::Out) => {
+            let rw = NatRewrite {
+                decrement_ttl: true,
+                seq_delta: shift.seq,
+                tsval_delta: shift.tsval,
+                ..NatRewrite::new(e.vaddr.into(), e.vport)
+            };
+            xmit::nat::rewrite_outbound(frame, meta, &rw, at.offload)
         }
     }
 }

@@ -611,7 +611,7 @@ fn a_new_snapshot_switches_services_and_keeps_connections() {
     assert_eq!(io.take_sent().len(), 1);
 
     // The service goes away: the existing connection lives on, new ones are refused.
-    w.switch(Snapshot::empty(), net());
+    w.switch(Snapshot::empty(), Arc::default(), net());
     let data = tcp_frame((CLIENT, 40000), (VIP, 80), 2, 1, flags::ACK, &[], b"x");
     w.process(on_wire(MAC_CLIENT, MAC_PORT0, &data), 0, 1000, &mut io);
     assert_eq!(io.take_sent().len(), 1, "bound connection still forwarded");
@@ -620,4 +620,309 @@ fn a_new_snapshot_switches_services_and_keeps_connections() {
     assert!(io.sent.is_empty());
     assert_eq!(w.counters().dropped(Discard::NotForUs), 1, "the VIP is no longer ours");
     let _ = IpAddr::from(VIP);
+}
+
+/// The SYN proxy through the whole pipeline, on one FNAT worker whose
+/// service has `-j enable`.
+mod synproxy {
+    use super::*;
+    use crate::conn::{Proxy, State};
+    use crate::control::publish::ServiceFlags;
+    use crate::wire::tcp::TcpOption;
+    use std::collections::BTreeMap;
+
+    /// A Linux SYN's options: MSS 1460, SACK-permitted, timestamps (TSval
+    /// 5000), NOP, window scale 7.
+    const SYN_OPTIONS: [u8; 20] = [2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0x13, 0x88, 0, 0, 0, 0, 1, 3, 3, 7];
+    const ISN: u32 = 0x1000_0000;
+    const SERVER_ISN: u32 = 0x7000_0000;
+    const SERVER_TSVAL: u32 = 900_000;
+
+    fn proxied(method: ForwardMethod, settings: impl FnOnce(&mut crate::synproxy::Settings)) -> (Worker<BufFrame>, Recorder) {
+        let mut cfg = WorkerConfig::new(0, 1);
+        cfg.conn_capacity = 1024;
+        cfg.template_capacity = 64;
+        cfg.synproxy.seed = *b"worker-test-seed";
+        settings(&mut cfg.synproxy);
+        let snap = service(method, SchedulerKind::Rr);
+        let mut w = Worker::new(&cfg, snap.clone(), net(), 1000).unwrap();
+        let flags = BTreeMap::from([(ServiceKey::tcp(VIP.into(), 80), ServiceFlags { synproxy: true, ..ServiceFlags::default() })]);
+        w.switch(snap, Arc::new(flags), net());
+        let mut io = Recorder::default();
+        resolve(&mut w, &mut io, 1000);
+        (w, io)
+    }
+
+    /// TSval and TSecr of a frame's timestamps option.
+    fn timestamps(b: &[u8]) -> Option<(u32, u32)> {
+        let tcp = TcpPacket::new_checked(&b[34..]).unwrap();
+        tcp.option_iter().find_map(|o| match o {
+            Ok((_, TcpOption::Timestamps { tsval, tsecr })) => Some((tsval, tsecr)),
+            _ => None,
+        })
+    }
+
+    fn seq_ack(b: &[u8]) -> (u32, u32) {
+        let tcp = TcpPacket::new_checked(&b[34..]).unwrap();
+        (tcp.seq_number(), tcp.ack_number())
+    }
+
+    fn ts_option(tsval: u32, tsecr: u32) -> [u8; 12] {
+        let mut o = [1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
+        o[4..8].copy_from_slice(&tsval.to_be_bytes());
+        o[8..12].copy_from_slice(&tsecr.to_be_bytes());
+        o
+    }
+
+    fn client(w: &mut Worker<BufFrame>, io: &mut Recorder, frame: Vec<u8>, now: u32) {
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &frame), 0, now, io);
+    }
+
+    fn server(w: &mut Worker<BufFrame>, io: &mut Recorder, frame: Vec<u8>, now: u32) {
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &frame), 1, now, io);
+    }
+
+    /// The client's SYN, answered by the gateway: (cookie, our TSval).
+    fn syn_ack(w: &mut Worker<BufFrame>, io: &mut Recorder) -> (u32, u32) {
+        client(w, io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN, 0, flags::SYN, &SYN_OPTIONS, b""), 1000);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "one SYN-ACK, nothing toward the servers");
+        let (port, b) = &sent[0];
+        assert_eq!(*port, 0);
+        assert_eq!(macs(b), (MAC_CLIENT, MAC_PORT0));
+        assert_eq!((ip_src(b), ip_dst(b)), ((VIP, 80), (CLIENT, 40000)));
+        assert_checksums_valid(b);
+        let tcp = TcpPacket::new_checked(&b[34..]).unwrap();
+        assert_eq!(tcp.flags(), flags::SYN | flags::ACK);
+        assert_eq!(tcp.ack_number(), ISN + 1);
+        let options: Vec<_> = tcp.option_iter().map(|o| o.unwrap().1).collect();
+        assert!(options.contains(&TcpOption::MaxSegmentSize(1460)));
+        assert!(options.contains(&TcpOption::SackPermitted));
+        assert!(options.contains(&TcpOption::WindowScale(7)));
+        let (tsval, tsecr) = timestamps(b).expect("timestamps answered");
+        assert_eq!(tsecr, 5000);
+        assert!(w.director().conns().is_empty(), "a SYN leaves no state");
+        assert_eq!(w.counters().synproxy.syn_acks_sent.get(), 1);
+        (tcp.seq_number(), tsval)
+    }
+
+    /// Up to the SYN the server gets: the client's ACK of our SYN-ACK.
+    /// Returns (cookie, our TSval).
+    fn to_server_syn(w: &mut Worker<BufFrame>, io: &mut Recorder) -> (u32, u32) {
+        let (cookie, our_tsval) = syn_ack(w, io);
+        let ack = tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, cookie + 1, flags::ACK, &ts_option(5001, our_tsval), b"");
+        client(w, io, ack, 1000);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "the SYN to the server only");
+        let (port, b) = &sent[0];
+        assert_eq!(*port, 1);
+        assert_eq!(macs(b), (MAC_RS1, MAC_PORT1));
+        assert_eq!(ip_src(b).0, LIP);
+        assert_eq!(ip_dst(b), (RS1, 8080));
+        assert_checksums_valid(b);
+        let tcp = TcpPacket::new_checked(&b[34..]).unwrap();
+        assert_eq!(tcp.flags(), flags::SYN);
+        assert_eq!(tcp.seq_number(), ISN, "the client's own ISN");
+        let options: Vec<_> = tcp.option_iter().map(|o| o.unwrap().1).collect();
+        assert!(options.contains(&TcpOption::MaxSegmentSize(1460)));
+        assert!(options.contains(&TcpOption::SackPermitted));
+        assert!(options.contains(&TcpOption::WindowScale(7)));
+        assert!(options.contains(&TcpOption::Timestamps { tsval: 5001, tsecr: 0 }));
+        assert_eq!(toa_of(b), Some((40000, CLIENT)), "the client's address rides on the SYN");
+        assert_eq!(w.counters().synproxy.cookies_valid.get(), 1);
+        assert_eq!(w.director().conns().len(), 1);
+        (cookie, our_tsval)
+    }
+
+    #[test]
+    fn a_proxied_connection_runs_with_shifted_sequence_numbers_and_timestamps() {
+        let (mut w, mut io) = proxied(ForwardMethod::FullNat, |_| {});
+        let (cookie, our_tsval) = to_server_syn(&mut w, &mut io);
+        let lport = {
+            let (_, c) = w.director().conns().iter().next().unwrap();
+            assert!(matches!(c.proxy(), Proxy::Handshake(_)));
+            c.lport
+        };
+
+        // The client's request arrives before the server answered: it waits.
+        let request = tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, cookie + 1, flags::ACK | flags::PSH, &ts_option(5002, our_tsval), b"GET /");
+        client(&mut w, &mut io, request, 1000);
+        assert!(io.take_sent().is_empty(), "held until the server is connected");
+
+        // The server's SYN-ACK is consumed; the client's ACK and request follow,
+        // in the server's numbering.
+        let synack = tcp_frame((RS1, 8080), (LIP, lport), SERVER_ISN, ISN + 1, flags::SYN | flags::ACK, &[&[2, 4, 5, 0xb4, 4, 2][..], &ts_option(SERVER_TSVAL, 5001)[2..], &[1, 3, 3, 7]].concat(), b"");
+        server(&mut w, &mut io, synack, 1000);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 2, "the client's ACK and its request, nothing to the client");
+        for (i, (port, b)) in sent.iter().enumerate() {
+            assert_eq!(*port, 1);
+            assert_checksums_valid(b);
+            assert_eq!(ip_dst(b), (RS1, 8080));
+            assert_eq!(seq_ack(b), (ISN + 1, SERVER_ISN + 1), "packet {i}: ack in the server's numbering");
+            assert_eq!(timestamps(b).unwrap(), (5001 + i as u32, SERVER_TSVAL), "packet {i}: TSecr is the server's TSval");
+        }
+        assert_eq!(toa_of(&sent[0].1), Some((40000, CLIENT)), "the ACK completing the server's handshake carries the TOA");
+        assert_eq!(&sent[1].1[sent[1].1.len() - 5..], b"GET /");
+        assert_eq!(w.counters().synproxy.server_handshakes.get(), 1);
+        let (_, c) = w.director().conns().iter().next().unwrap();
+        assert_eq!(c.state(), State::Established);
+
+        // The server's answer reaches the client in our numbering, SACK included.
+        let sack = [1, 1, 5, 10, 0x70, 0, 0, 0x10, 0x70, 0, 0, 0x20];
+        let reply = tcp_frame((RS1, 8080), (LIP, lport), SERVER_ISN + 1, ISN + 6, flags::ACK, &[&ts_option(SERVER_TSVAL + 7, 5002)[..], &sack[..]].concat(), b"200 OK");
+        server(&mut w, &mut io, reply, 1001);
+        let sent = io.take_sent();
+        let (port, b) = &sent[0];
+        assert_eq!(*port, 0);
+        assert_checksums_valid(b);
+        assert_eq!((ip_src(b), ip_dst(b)), ((VIP, 80), (CLIENT, 40000)));
+        assert_eq!(seq_ack(b), (cookie + 1, ISN + 6));
+        assert_eq!(timestamps(b).unwrap(), (our_tsval + 7, 5002), "the server's clock shifted to ours");
+
+        // And the client's SACK of it goes back into the server's numbering.
+        let sack = [&(cookie + 1).to_be_bytes()[..], &(cookie + 3).to_be_bytes()[..]].concat();
+        let client_sack = [&[1, 1, 5, 10][..], &sack[..], &ts_option(5003, our_tsval + 7)[..]].concat();
+        client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 6, cookie + 7, flags::ACK, &client_sack, b""), 1001);
+        let sent = io.take_sent();
+        let b = &sent[0].1;
+        assert_checksums_valid(b);
+        assert_eq!(seq_ack(b), (ISN + 6, SERVER_ISN + 7));
+        let tcp = TcpPacket::new_checked(&b[34..]).unwrap();
+        let edges: Vec<(u32, u32)> = tcp
+            .option_iter()
+            .find_map(|o| match o {
+                Ok((_, TcpOption::Sack(blocks))) => Some(blocks.iter().collect()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(edges, [(SERVER_ISN + 1, SERVER_ISN + 3)]);
+        assert_eq!(timestamps(b).unwrap(), (5003, SERVER_TSVAL + 7));
+    }
+
+    #[test]
+    fn a_bad_cookie_is_dropped_or_reset_and_opens_nothing() {
+        let (mut w, mut io) = proxied(ForwardMethod::FullNat, |_| {});
+        let (cookie, _) = syn_ack(&mut w, &mut io);
+        for forged in [cookie ^ 1, cookie.wrapping_add(0x4000_0000)] {
+            client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, forged + 1, flags::ACK, &[], b""), 1000);
+        }
+        // Another client's ISN with this cookie: the cookie binds the tuple and ISN.
+        client(&mut w, &mut io, tcp_frame((CLIENT, 40001), (VIP, 80), ISN + 1, cookie + 1, flags::ACK, &[], b""), 1000);
+        client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 2, cookie + 1, flags::ACK, &[], b""), 1000);
+        assert!(io.take_sent().is_empty());
+        assert_eq!(w.counters().synproxy.cookies_invalid.get(), 4);
+        assert_eq!(w.counters().dropped(Discard::SynProxyBadCookie), 4);
+        assert!(w.director().conns().is_empty());
+        // A stale cookie: two periods (128 s) later it no longer checks.
+        w.tick(1000 + 128, &mut io);
+        client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, cookie + 1, flags::ACK, &[], b""), 1128);
+        assert_eq!(w.counters().synproxy.cookies_invalid.get(), 5);
+
+        let (mut w, mut io) = proxied(ForwardMethod::FullNat, |s| s.invalid_ack = crate::synproxy::InvalidAck::Reset);
+        client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, 0xabcd_0001, flags::ACK, &[], b""), 1000);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1);
+        let (port, b) = &sent[0];
+        assert_eq!(*port, 0);
+        assert_checksums_valid(b);
+        assert_eq!((ip_src(b), ip_dst(b)), ((VIP, 80), (CLIENT, 40000)));
+        let tcp = TcpPacket::new_checked(&b[34..]).unwrap();
+        assert_eq!((tcp.flags(), tcp.seq_number()), (flags::RST, 0xabcd_0001), "RST at the sequence number the ACK expects");
+        assert!(w.director().conns().is_empty());
+    }
+
+    #[test]
+    fn a_silent_server_gets_the_syn_again_then_the_client_is_reset() {
+        let (mut w, mut io) = proxied(ForwardMethod::FullNat, |s| s.syn_retries = 2);
+        let (cookie, _) = to_server_syn(&mut w, &mut io);
+        // Due after one to two seconds (whole seconds counted), then 2 s more.
+        for (now, resent) in [(1000, 0), (1001, 0), (1002, 1), (1003, 0), (1004, 1)] {
+            w.tick(now, &mut io);
+            let sent = io.take_sent();
+            assert_eq!(sent.len(), resent, "at {now}");
+            for (port, b) in &sent {
+                assert_eq!(*port, 1);
+                assert_checksums_valid(b);
+                let tcp = TcpPacket::new_checked(&b[34..]).unwrap();
+                assert_eq!((tcp.flags(), tcp.seq_number()), (flags::SYN, ISN));
+            }
+        }
+        assert_eq!(w.counters().synproxy.syn_retransmits.get(), 2);
+        w.tick(1007, &mut io);
+        assert!(io.take_sent().is_empty(), "not yet: 4 s after the last");
+        w.tick(1008, &mut io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "the client's RST");
+        let (port, b) = &sent[0];
+        assert_eq!(*port, 0);
+        assert_eq!((ip_src(b), ip_dst(b)), ((VIP, 80), (CLIENT, 40000)));
+        let tcp = TcpPacket::new_checked(&b[34..]).unwrap();
+        assert_eq!((tcp.flags(), tcp.seq_number()), (flags::RST, cookie + 1));
+        assert_eq!(w.counters().synproxy.server_timeouts.get(), 1);
+        assert!(w.director().conns().is_empty(), "the connection is gone, its local port free");
+    }
+
+    #[test]
+    fn a_refusing_server_resets_the_client_in_our_numbering() {
+        let (mut w, mut io) = proxied(ForwardMethod::FullNat, |_| {});
+        let (cookie, _) = to_server_syn(&mut w, &mut io);
+        let lport = w.director().conns().iter().next().unwrap().1.lport;
+        server(&mut w, &mut io, tcp_frame((RS1, 8080), (LIP, lport), 0, ISN + 1, flags::RST | flags::ACK, &[], b""), 1000);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1);
+        let (port, b) = &sent[0];
+        assert_eq!(*port, 0);
+        assert_checksums_valid(b);
+        let tcp = TcpPacket::new_checked(&b[34..]).unwrap();
+        assert_eq!(tcp.flags() & flags::RST, flags::RST);
+        assert_eq!(tcp.seq_number(), cookie + 1);
+        assert_eq!(w.counters().synproxy.server_resets.get(), 1);
+        assert_eq!(w.director().conns().iter().next().unwrap().1.state(), State::Close);
+    }
+
+    #[test]
+    fn held_packets_are_bounded_and_other_server_segments_refused() {
+        let (mut w, mut io) = proxied(ForwardMethod::FullNat, |_| {});
+        let (cookie, our_tsval) = to_server_syn(&mut w, &mut io);
+        for i in 0..crate::synproxy::HELD_PER_HANDSHAKE as u32 + 2 {
+            let data = tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, cookie + 1, flags::ACK, &ts_option(5002 + i, our_tsval), b"x");
+            client(&mut w, &mut io, data, 1000);
+        }
+        assert!(io.take_sent().is_empty());
+        assert_eq!(w.counters().dropped(Discard::SynProxyHoldFull), 2);
+        let lport = w.director().conns().iter().next().unwrap().1.lport;
+        // A SYN-ACK for another ISN does not complete the handshake.
+        server(&mut w, &mut io, tcp_frame((RS1, 8080), (LIP, lport), SERVER_ISN, ISN + 77, flags::SYN | flags::ACK, &[], b""), 1000);
+        assert_eq!(w.counters().dropped(Discard::SynProxyUnexpected), 1);
+        assert!(io.take_sent().is_empty());
+        // No mbuf for the copy of the ACK: dropped, counted, nothing opened.
+        let (mut w, mut io) = proxied(ForwardMethod::FullNat, |_| {});
+        let (cookie, tsval) = syn_ack(&mut w, &mut io);
+        io.no_mbufs = true;
+        client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, cookie + 1, flags::ACK, &ts_option(5001, tsval), b""), 1000);
+        assert_eq!(w.counters().dropped(Discard::NoMbuf), 1);
+        assert!(w.director().conns().is_empty());
+    }
+
+    #[test]
+    fn nat_proxies_too() {
+        let (mut w, mut io) = proxied(ForwardMethod::Masq, |_| {});
+        let (cookie, our_tsval) = syn_ack(&mut w, &mut io);
+        client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, cookie + 1, flags::ACK, &ts_option(5001, our_tsval), b""), 1000);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!((ip_src(&sent[0].1), ip_dst(&sent[0].1)), ((CLIENT, 40000), (RS1, 8080)));
+        let synack = tcp_frame((RS1, 8080), (CLIENT, 40000), SERVER_ISN, ISN + 1, flags::SYN | flags::ACK, &ts_option(SERVER_TSVAL, 5001), b"");
+        server(&mut w, &mut io, synack, 1000);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "the client's ACK");
+        assert_eq!(seq_ack(&sent[0].1), (ISN + 1, SERVER_ISN + 1));
+        let reply = tcp_frame((RS1, 8080), (CLIENT, 40000), SERVER_ISN + 1, ISN + 1, flags::ACK, &ts_option(SERVER_TSVAL + 1, 5001), b"hi");
+        server(&mut w, &mut io, reply, 1000);
+        let sent = io.take_sent();
+        assert_eq!(ip_src(&sent[0].1), (VIP, 80));
+        assert_eq!(seq_ack(&sent[0].1), (cookie + 1, ISN + 1));
+        assert_eq!(timestamps(&sent[0].1).unwrap(), (our_tsval + 1, 5001));
+    }
 }
