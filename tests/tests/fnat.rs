@@ -207,6 +207,14 @@ fn a_bad_configuration_is_refused_before_anything_starts() {
         (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "timeouts": {"tcp": 99999999}}"#, "\"timeouts\": timeout 99999999 is out of range"),
         (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "timeouts": {"fin": 3}}"#, "unknown field `fin`"),
         ("not json", "expected ident"),
+        (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "synproxy": {"wscale": 15}}"#, "\"synproxy\".\"wscale\": 15 is above 14"),
+        (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "synproxy": {"mss": 100}}"#, "\"synproxy\".\"mss\": 100 is not in 536..=8960"),
+        (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "synproxy": {"invalid_ack": "ignore"}}"#, "unknown variant `ignore`, expected `drop` or `rst`"),
+        (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "synproxy": {"handshakes": 0}}"#, "\"synproxy\".\"handshakes\": 0"),
+        (
+            r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "services": ["-A -t 10.0.0.100:80 -s rr -j enable", "-a -t 10.0.0.100:80 -r 192.168.1.10 -g"]}"#,
+            "SYN proxy on TCP 10.0.0.100:80 needs the replies to pass the gateway",
+        ),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
         let path = dir.join(format!("bad{i}.json"));
