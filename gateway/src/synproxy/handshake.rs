@@ -7,18 +7,19 @@
 //!    | ACK seq=I+1 ack=C+1 ---> |  check the cookie, schedule        |
 //!    |                          |  SYN seq=I (server_syn_in_place) ->|  then FNAT/NAT
 //!    |                          | <------------- SYN-ACK seq=S ack=I+1
-//!    |                          |  ACK seq=I+1 ack=S+1 (server_ack_in_place)
+//!    |                          |  (consumed) the client's ACK, ack=S+1 ->|
 //!    | <========= data, seq/ack shifted by C - S (ProxyDeltas) =====>|
 //! ```
 //!
-//! Each step rewrites the received frame into the one to send, so the SYN
-//! proxy needs no buffer of its own: a SYN becomes its SYN-ACK, the
-//! client's ACK becomes the SYN to the server, the server's SYN-ACK becomes
-//! the ACK that completes the server's handshake. The frames built here are
-//! whole IPv4/TCP packets with a 20-byte IP header (IP options of the
+//! Each step rewrites the received frame into the one to send: a SYN
+//! becomes its SYN-ACK, the client's ACK becomes the SYN to the server, and
+//! a segment no connection wants becomes its RST ([`reset_in_place`]). The
+//! server's SYN-ACK needs no answer built: a copy of the client's ACK,
+//! shifted by the [`ProxyDeltas`] like every later packet, completes the
+//! server's handshake (and carries the TOA in FNAT). The frames built here
+//! are whole IPv4/TCP packets with a 20-byte IP header (IP options of the
 //! received packet are dropped, as is any payload: a SYN's data is not
-//! acknowledged, and data on the client's ACK has to be resent by the
-//! client, so a pipeline that wants to keep it converts a copy).
+//! acknowledged, and the payload of the client's ACK travels in that copy).
 //!
 //! Options are read with the one walker the crate has
 //! ([`crate::wire::tcp::TcpOptions`]) and written in Linux's layout (MSS,
@@ -603,39 +604,6 @@ pub fn parse_server_synack<F: Frame>(frame: &F, meta: &Ipv4Meta) -> Result<Serve
     Ok(ServerSynAck { isn: seg.seq(), ack: seg.ack(), window: seg.window(), options: seg.scan()? })
 }
 
-/// Turns the server's SYN-ACK into the ACK that completes its handshake,
-/// in place and back to where it came from (MACs, addresses and ports
-/// swapped, so it needs no rewrite): `seq` its `ack`, `ack` its ISN + 1,
-/// `window` the client's window field (in the client's scaled units, which
-/// the server now shares), timestamps answered when it sent them (TSval:
-/// the client's TSval it echoes; TSecr: its own).
-#[inline]
-pub fn server_ack_in_place<F: Frame>(
-    frame: &mut F,
-    meta: &mut Ipv4Meta,
-    synack: &ServerSynAck,
-    window: u16,
-    offload: Offload,
-) -> Result<(), HandshakeError> {
-    segment(frame.data(), meta)?;
-    let timestamps = synack.options.timestamps.map(|(tsval, tsecr)| (tsecr, tsval));
-    let reply = Reply {
-        src: meta.dst.octets(),
-        dst: meta.src.octets(),
-        sport: meta.dst_port,
-        dport: meta.src_port,
-        seq: synack.ack,
-        ack: synack.isn.wrapping_add(1),
-        flags: flags::ACK,
-        window,
-        dscp: 0,
-        ttl: DEFAULT_TTL,
-        options: OptionBlock::handshake(None, false, timestamps, None),
-        swap_macs: true,
-    };
-    write_reply(frame, meta, &reply, offload)
-}
-
 /// Answers a client segment that opens nothing (an ACK whose cookie failed,
 /// or the client side of a handshake the server never completed) with a
 /// RST, in place and back where it came from (MACs, addresses and ports
@@ -1126,12 +1094,12 @@ mod tests {
         let (seq, ack_no, window, _) = etherparse_view(&at_server);
         assert_eq!((seq, ack_no, window), (ISN, 0, 65535));
 
-        // 3. The server's SYN-ACK becomes the ACK back to it.
+        // 3. The server's SYN-ACK.
         let synack_opts = [2, 4, 5, 0xb4, 4, 2, 8, 10, 0x77, 0, 0, 1, 0, 1, 0xe2, 0x43, 1, 3, 3, 9];
         let server_synack =
             tcp_frame((RIP, 8080), (LIP, LIP_PORT), SERVER_ISN, ISN + 1, flags::SYN | flags::ACK, &synack_opts, b"");
-        let mut meta = meta_of(&server_synack);
-        let mut f = BufFrame::new(&server_synack);
+        let meta = meta_of(&server_synack);
+        let f = BufFrame::new(&server_synack);
         let synack = parse_server_synack(&f, &meta).unwrap();
         assert_eq!(
             synack,
@@ -1147,24 +1115,18 @@ mod tests {
                 },
             }
         );
-        server_ack_in_place(&mut f, &mut meta, &synack, ack.window, Offload::NONE).unwrap();
-        #[rustfmt::skip]
-        let mut want_ack = vec![
-            0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00,
-            0x45, 0x00, 0x00, 0x34, 0x00, 0x00, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00,
-            172, 16, 0, 1, 172, 16, 0, 20, // LIP -> RIP
-            0x13, 0x89, 0x1f, 0x90, // 5001 -> 8080
-            0x12, 0x34, 0x56, 0x79, // ISN + 1
-            0xfe, 0xdc, 0xba, 0x99, // server ISN + 1
-            0x80, 0x10, 0x02, 0x58, // ACK, the client's window field 600
-            0x00, 0x00, 0x00, 0x00,
-            0x01, 0x01, 0x08, 0x0a, 0x00, 0x01, 0xe2, 0x43, 0x77, 0x00, 0x00, 0x01, // TS (client's, server's)
-        ];
-        fill_checksums(&mut want_ack);
-        assert_eq!(bytes(&f), want_ack);
-
-        // 4. Data both ways with the deltas.
+        // 4. The SYN-ACK is consumed: the client's own ACK, shifted into the
+        //    server's numbering, completes the server's handshake.
         let deltas = ProxyDeltas::new(cookie, ack.timestamps.map(|(_, tsecr)| tsecr), &synack);
+        let completing = FnatRewrite { ack_delta: deltas.seq, tsecr_delta: deltas.ts.unwrap(), ..inbound };
+        let mut meta = meta_of(&before);
+        let mut f = BufFrame::new(&before);
+        fnat::rewrite(&mut f, &mut meta, &completing, Offload::NONE).unwrap();
+        let (seq, ack_no, window, options) = etherparse_view(&bytes(&f));
+        assert_eq!((seq, ack_no, window), (ISN + 1, SERVER_ISN + 1, 600), "the client's window field, in its own scale");
+        assert_eq!(options[2], etherparse::TcpOptionElement::Timestamp(CLIENT_TSVAL + 3, SERVER_TSVAL), "TSecr: the server's TSval");
+
+        // 5. Data both ways with the deltas.
         assert_eq!(deltas.seq, cookie.wrapping_sub(SERVER_ISN));
         assert_eq!(deltas.ts, Some(our_tsval.wrapping_sub(SERVER_TSVAL)));
         assert_eq!(SERVER_TSVAL.wrapping_add(deltas.ts.unwrap()), our_tsval, "the client sees our clock go on");
@@ -1216,18 +1178,11 @@ mod tests {
             &[2, 4, 5, 0xb4],
             b"",
         );
-        let mut meta = meta_of(&b);
-        let mut f = BufFrame::new(&b);
-        let synack = parse_server_synack(&f, &meta).unwrap();
+        let synack = parse_server_synack(&BufFrame::new(&b), &meta_of(&b)).unwrap();
+        assert_eq!(synack.options, SeenOptions { mss: Some(1460), ..SeenOptions::default() });
+        // Without the server's timestamps there is no timestamp delta: the
+        // client's TSecr then reaches a server that ignores it.
         assert_eq!(ProxyDeltas::new(7, Some(9), &synack), ProxyDeltas { seq: 7u32.wrapping_sub(SERVER_ISN), ts: None });
-        server_ack_in_place(&mut f, &mut meta, &synack, 1000, Offload::ALL).unwrap();
-        let out = bytes(&f);
-        assert_eq!(out.len(), 54, "no options");
-        assert_eq!(f.tx_offload(), TxOffload { l2_len: 14, l3_len: 20, ipv4_checksum: true, l4: L4Offload::Tcp });
-        let mut nic = out;
-        fill_checksums(&mut nic);
-        let (seq, ack_no, window, options) = etherparse_view(&nic);
-        assert_eq!((seq, ack_no, window, options.len()), (ISN + 1, SERVER_ISN + 1, 1000, 0));
     }
 
     #[test]

@@ -11,8 +11,8 @@
 //!   rotates and xors, no table, no multiply), and what Linux keys its
 //!   cookies with since 4.13 (DPVS computes two MD5 blocks per cookie).
 //!   Written here ([`siphash`]), checked against the paper's vectors.
-//! - [`handshake`]: the three segments the gateway builds in place (SYN-ACK
-//!   to the client, SYN to the server, ACK to the server) and
+//! - [`handshake`]: the segments the gateway builds in place (SYN-ACK to
+//!   the client, SYN to the server, RST) and
 //!   [`ProxyDeltas`], the translation the connection applies afterwards.
 //! - [`counters`]: what a worker counts.
 //!
@@ -66,7 +66,7 @@ use std::fmt;
 pub use cookie::{CookieError, CookieInput, Decoded, SynCookies, TsOptions, MSS_TABLE};
 pub use counters::SynProxyCounters;
 pub use handshake::{
-    parse_client_ack, parse_server_synack, reset_in_place, server_ack_in_place, server_syn_in_place, synack_in_place,
+    parse_client_ack, parse_server_synack, reset_in_place, server_syn_in_place, synack_in_place,
     ClientAck, HandshakeError, ProxyDeltas, ServerSynAck, SynAckConfig,
 };
 pub use handshakes::{Handshake, Handshakes, HELD_PER_HANDSHAKE};
