@@ -353,11 +353,7 @@ pub fn list_service(svc: &ServiceInfo, fmt: &Format, names: &Names) -> String {
 /// `list_conn`.
 pub fn list_connections(conns: &[ConnectionInfo], fmt: &Format, names: &Names) -> String {
     let mut out = String::from("IPVS connection entries\n");
-    let _ = writeln!(
-        out,
-        "pro expire {:<11} {:<18} {:<18} {}",
-        "state", "source", "virtual", "destination"
-    );
+    let _ = writeln!(out, "pro expire {:<11} {:<18} {:<18} destination", "state", "source", "virtual");
     for c in conns {
         let proto = c.protocol;
         let word = match proto {

@@ -765,20 +765,19 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
             }
         }
         Cmd::StartDaemon if c.mcast_interface.is_empty() => c.mcast_interface = "eth0".to_string(),
-        Cmd::AddDest | Cmd::EditDest => {
-            // DR and TUN cannot change the port: ipvsadm quietly uses the service's.
-            if !is_fwmark && matches!(c.forwarding, Forwarding::Route | Forwarding::Tunnel) {
-                if let Some((addr, _)) = c.server {
-                    c.server = Some((addr, svc_port));
-                }
+        // DR and TUN cannot change the port: ipvsadm quietly uses the service's.
+        Cmd::AddDest | Cmd::EditDest
+            if !is_fwmark && matches!(c.forwarding, Forwarding::Route | Forwarding::Tunnel) =>
+        {
+            if let Some((addr, _)) = c.server {
+                c.server = Some((addr, svc_port));
             }
         }
-        Cmd::List => {
+        Cmd::List
             if options & (opt::CONNECTION | opt::TIMEOUT | opt::DAEMON) != 0
-                && options & (opt::STATS | opt::PERSISTENTCONN | opt::RATE | opt::THRESHOLDS) != 0
-            {
-                return Err(UsageError::fail("options conflicts in the list command"));
-            }
+                && options & (opt::STATS | opt::PERSISTENTCONN | opt::RATE | opt::THRESHOLDS) != 0 =>
+        {
+            return Err(UsageError::fail("options conflicts in the list command"));
         }
         Cmd::Save => c.format.rule = true,
         _ => {}

@@ -27,12 +27,16 @@ impl fmt::Display for QueryError {
 
 impl std::error::Error for QueryError {}
 
+/// The number of the question being asked, and where the workers' answers
+/// (question number, worker, answer) arrive.
+type Answers<R> = (u64, Receiver<(u64, usize, R)>);
+
 /// The control side: asks every worker.
 pub struct Asker<Q, R> {
     to_workers: Vec<SyncSender<(u64, Q)>>,
     /// Behind a mutex so `ask` takes `&self` (a `DataplaneView` answers through `&self`);
     /// the control server asks one question at a time anyway.
-    answers: Mutex<(u64, Receiver<(u64, usize, R)>)>,
+    answers: Mutex<Answers<R>>,
     timeout: Duration,
 }
 

@@ -67,6 +67,8 @@ pub struct Ring;
 impl Ring {
     /// Creates a ring holding up to `capacity - 1` mbufs (`capacity` a power of
     /// two, as rte_ring requires).
+    // A ring is only ever used through its two ends, so that is what `new` makes.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(
         eal: &Eal,
         name: &str,
