@@ -8,13 +8,17 @@
 //! Paths: `established` (a data segment of a live FNAT connection, client to
 //! server), `reply` (the server's answer back to the client), `new` (a SYN
 //! that creates a connection: schedule, local port, insert, rewrite with TOA;
-//! the connection is expired right after so the table never fills).
+//! the connection is expired right after so the table never fills),
+//! `synproxy` (a SYN to a `-j` service, answered with a cookie SYN-ACK: the
+//! cost of a SYN flood).
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use gateway::control::publish::ServiceFlags;
 use gateway::frame::{BufFrame, Frame};
 use gateway::net::Ipv4Cidr;
 use gateway::service::snapshot::LocalAddr;
@@ -80,12 +84,19 @@ fn tcp(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), tcp_flags: u8, payload: &[u8]
     b
 }
 
-fn setup() -> (Worker<BufFrame>, Loopback, u16) {
+/// The worker with its FNAT service on VIP:80 and, when `synproxy`, a `-j`
+/// service on VIP:81 (only then: a proxied service costs every new flow a
+/// service lookup).
+fn setup(synproxy: bool) -> (Worker<BufFrame>, Loopback, u16) {
     let key = ServiceKey::tcp(VIP.into(), 80);
     let mut ed = Snapshot::empty().edit();
     ed.add_service(ServiceSpec { scheduler: SchedulerKind::Wlc, ..ServiceSpec::new(key) }).unwrap();
     ed.add_dest(&key, DestSpec::new(RS.into(), 8080).with_method(ForwardMethod::FullNat)).unwrap();
     ed.add_laddr(&key, LocalAddr { addr: LIP.into(), ifname: "servers".into() }).unwrap();
+    let proxied = ServiceKey::tcp(VIP.into(), 81);
+    ed.add_service(ServiceSpec { scheduler: SchedulerKind::Wlc, ..ServiceSpec::new(proxied) }).unwrap();
+    ed.add_dest(&proxied, DestSpec::new(RS.into(), 8080).with_method(ForwardMethod::FullNat)).unwrap();
+    ed.add_laddr(&proxied, LocalAddr { addr: LIP.into(), ifname: "servers".into() }).unwrap();
     let cidr = |s: &str| s.parse::<Ipv4Cidr>().unwrap();
     let ports = vec![
         PortView { mac: MacAddr([2, 0, 0, 0, 0, 1]), mtu: 1500, offload: Offload::NONE, addrs: vec![cidr("10.0.0.254/24")], steering: None },
@@ -94,7 +105,12 @@ fn setup() -> (Worker<BufFrame>, Loopback, u16) {
     let net = Arc::new(NetView::with_connected_routes(ports, &[]).unwrap());
     let mut cfg = WorkerConfig::new(0, 1);
     cfg.conn_capacity = 1 << 16;
-    let mut w = Worker::new(&cfg, ed.finish(), net, 1).unwrap();
+    let snap = ed.finish();
+    let mut w = Worker::new(&cfg, snap.clone(), net.clone(), 1).unwrap();
+    if synproxy {
+        let flags = BTreeMap::from([(proxied, ServiceFlags { synproxy: true, ..ServiceFlags::default() })]);
+        w.switch(snap, Arc::new(flags), net);
+    }
     let mut io = Loopback::default();
     w.learn_neighbour(RS, MacAddr([0x52, 0x54, 0, 0, 1, 0x10]), 1, 1, &mut io);
     w.learn_neighbour(CLIENT, MacAddr([0x52, 0x54, 0, 0, 0, 1]), 0, 1, &mut io);
@@ -111,11 +127,12 @@ fn measured_pipeline(w: &mut Worker<BufFrame>, frame: BufFrame, port: u16, io: &
 
 /// Runs `n` packets of `path`; false when the path is unknown or a packet was lost.
 fn run(path: &str, n: u64) -> bool {
-    let (mut w, mut io, lport) = setup();
+    let (mut w, mut io, lport) = setup(path == "synproxy");
     let (template, port) = match path {
         "reset" | "established" => (tcp((CLIENT, 40000), (VIP, 80), flags::ACK | flags::PSH, &[0x5a; 64]), 0),
         "reply" => (tcp((RS, 8080), (LIP, lport), flags::ACK | flags::PSH, &[0x5a; 64]), 1),
         "new" => (tcp((CLIENT, 50000), (VIP, 80), flags::SYN, &[]), 0),
+        "synproxy" => (tcp((CLIENT, 50000), (VIP, 81), flags::SYN, &[]), 0),
         _ => return false,
     };
     let mut frame = BufFrame::new(&template);
@@ -158,7 +175,7 @@ fn main() {
         return;
     }
     const N: u64 = 1_000_000;
-    for path in ["reset", "established", "reply", "new"] {
+    for path in ["reset", "established", "reply", "new", "synproxy"] {
         let n = if path == "new" { N / 10 } else { N };
         let start = Instant::now();
         assert!(run(path, n), "{path}");
