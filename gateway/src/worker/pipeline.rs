@@ -340,12 +340,23 @@ impl<F: Frame> Worker<F> {
                 let key = FlowKey { proto, src: meta.src, sport: meta.src_port, dst: meta.dst, dport: meta.dst_port };
                 let bare_syn = proto == Protocol::Tcp
                     && meta.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN;
+                // A bare SYN to a proxied service is answered before the connection
+                // lookup: each spoofed SYN of a flood would miss in an index sized for
+                // millions of connections, a cache miss or two per SYN.
+                if bare_syn && !self.proxied.is_empty() && self.proxies(proto, &meta) {
+                    return self.synproxy_first(frame, meta, key, in_port, now, io);
+                }
                 if let Some((id, dir)) = self.director.lookup(&key) {
                     // A client reusing the ports of a finished connection starts a new
                     // one, scheduled afresh (IPVS conn_reuse_mode): the old server may
                     // be quiesced or gone, and the old local port is still in TIME_WAIT.
+                    // Through the SYN proxy the new one shows itself by its cookie ACK.
                     let finished = || matches!(self.director.conn(id).state(), State::TimeWait | State::Close);
-                    if !(bare_syn && dir == Direction::In && finished()) {
+                    let reused = dir == Direction::In
+                        && (bare_syn || !self.proxied.is_empty())
+                        && finished()
+                        && (bare_syn || self.synproxy_reopens(id, &frame, &meta));
+                    if !reused {
                         return self.forward(frame, meta, id, dir, in_port, now, io);
                     }
                     self.director.end_now(id);
@@ -369,6 +380,7 @@ impl<F: Frame> Worker<F> {
                     .then(|| snap.find(proto, IpAddr::V4(meta.dst), meta.dst_port))
                     .flatten();
                 if proto == Protocol::Tcp && service.is_some_and(|id| self.proxied[id as usize]) {
+                    // The client's ACK that may complete a handshake with us.
                     return self.synproxy_first(frame, meta, key, in_port, now, io);
                 }
                 if to_vip || service.is_some() {

@@ -906,6 +906,46 @@ mod synproxy {
     }
 
     #[test]
+    fn a_new_connection_on_a_finished_proxied_connections_ports_opens_afresh() {
+        let (mut w, mut io) = proxied(ForwardMethod::FullNat, |_| {});
+        let (cookie, our_tsval) = to_server_syn(&mut w, &mut io);
+        let lport = w.director().conns().iter().next().unwrap().1.lport;
+        let synack = tcp_frame((RS1, 8080), (LIP, lport), SERVER_ISN, ISN + 1, flags::SYN | flags::ACK, &ts_option(SERVER_TSVAL, 5001), b"");
+        server(&mut w, &mut io, synack, 1000);
+        io.take_sent();
+        // Client FIN, server FIN: TIME_WAIT.
+        client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, cookie + 1, flags::FIN | flags::ACK, &ts_option(5002, our_tsval), b""), 1000);
+        server(&mut w, &mut io, tcp_frame((RS1, 8080), (LIP, lport), SERVER_ISN + 1, ISN + 2, flags::FIN | flags::ACK, &ts_option(SERVER_TSVAL + 1, 5002), b""), 1000);
+        assert_eq!(io.take_sent().len(), 2);
+        assert_eq!(w.director().conns().iter().next().unwrap().1.state(), State::TimeWait);
+
+        // The same ports again: answered by the proxy, not the old connection.
+        const ISN2: u32 = 0x2000_0000;
+        client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN2, 0, flags::SYN, &SYN_OPTIONS, b""), 1001);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, 0, "the SYN-ACK goes back to the client");
+        let tcp = TcpPacket::new_checked(&sent[0].1[34..]).unwrap();
+        assert_eq!((tcp.flags(), tcp.ack_number()), (flags::SYN | flags::ACK, ISN2 + 1));
+        let (cookie2, tsval2) = (tcp.seq_number(), timestamps(&sent[0].1).unwrap().0);
+        // A stray ACK of the old connection still reaches it.
+        client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 2, cookie + 2, flags::ACK, &ts_option(5003, our_tsval), b""), 1001);
+        assert_eq!(io.take_sent().len(), 1);
+        assert_eq!(w.counters().conns_reused.get(), 0);
+        // The new connection's ACK ends the old one and opens a new one.
+        client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN2 + 1, cookie2 + 1, flags::ACK, &ts_option(5004, tsval2), b""), 1001);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1);
+        let tcp = TcpPacket::new_checked(&sent[0].1[34..]).unwrap();
+        assert_eq!((sent[0].0, tcp.flags(), tcp.seq_number()), (1, flags::SYN, ISN2), "a SYN to a server");
+        assert_eq!(w.counters().conns_reused.get(), 1);
+        assert_eq!(w.counters().synproxy.cookies_valid.get(), 2);
+        let conns: Vec<_> = w.director().conns().iter().map(|(_, c)| (c.state(), c.proxy())).collect();
+        assert_eq!(conns.len(), 1);
+        assert!(matches!(conns[0], (State::SynRecv, Proxy::Handshake(_))), "{conns:?}");
+    }
+
+    #[test]
     fn nat_proxies_too() {
         let (mut w, mut io) = proxied(ForwardMethod::Masq, |_| {});
         let (cookie, our_tsval) = syn_ack(&mut w, &mut io);

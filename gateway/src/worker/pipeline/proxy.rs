@@ -50,6 +50,29 @@ impl<F> SynProxy<F> {
 }
 
 impl<F: Frame> Worker<F> {
+    /// Whether the SYN proxy answers the service of this TCP packet (ask
+    /// only when some service is proxied: `proxied` not empty). Out of line:
+    /// the service lookup would crowd the forwarding path.
+    #[inline(never)]
+    pub(super) fn proxies(&self, proto: Protocol, meta: &Ipv4Meta) -> bool {
+        proto == Protocol::Tcp
+            && self
+                .director
+                .snapshot()
+                .find(proto, IpAddr::V4(meta.dst), meta.dst_port)
+                .is_some_and(|id| self.proxied.get(id as usize) == Some(&true))
+    }
+
+    /// Whether a client packet on the ports of finished proxied connection
+    /// `id` is instead the cookie ACK of a new connection (its SYN was
+    /// answered without a lookup, so nothing ended the old one).
+    #[cold]
+    pub(super) fn synproxy_reopens(&self, id: ConnId, frame: &F, meta: &Ipv4Meta) -> bool {
+        self.director.conn(id).proxy() != Proxy::Off
+            && meta.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::ACK
+            && parse_client_ack(frame, meta).is_ok_and(|ack| ack.check(meta, &self.synproxy.cookies).is_ok())
+    }
+
     /// A TCP packet of no connection to a service the SYN proxy answers.
     /// Out of line: the forwarding path stays as tight as without a proxy.
     #[inline(never)]
