@@ -97,7 +97,7 @@ pub enum InvalidAckSpec {
 
 impl Default for SynProxySpec {
     fn default() -> SynProxySpec {
-        let d = synproxy::Settings::new();
+        let d = synproxy::Settings::with_seed([0; 16]);
         SynProxySpec {
             mss: d.synack.mss,
             wscale: d.synack.wscale.unwrap_or(0),
@@ -130,7 +130,7 @@ impl SynProxySpec {
                 (1u32 << (self.syn_retries + 1)) - 1
             )));
         }
-        let mut s = synproxy::Settings::new();
+        let mut s = synproxy::Settings::with_seed(seed);
         s.synack.mss = self.mss;
         s.synack.wscale = Some(self.wscale);
         s.synack.window = self.window;
@@ -142,7 +142,6 @@ impl SynProxySpec {
             InvalidAckSpec::Rst => synproxy::InvalidAck::Reset,
         };
         s.handshakes = self.handshakes;
-        s.seed = seed;
         Ok(s)
     }
 }

@@ -5,6 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use gateway_e2e::tcp::{self, Segment, ACK, SYN};
 use gateway_e2e::topology::{client_addr, rip, LIP, VIP};
 use gateway_e2e::{gatewayd_bin, tag, wait_until, Options, Topology, WrkSummary};
 
@@ -231,63 +232,8 @@ fn a_bad_configuration_is_refused_before_anything_starts() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A TCP segment of a captured Ethernet frame (IPv4 only).
-#[derive(Debug)]
-struct Segment {
-    src: [u8; 4],
-    dst: [u8; 4],
-    sport: u16,
-    dport: u16,
-    flags: u8,
-    /// The option space (between the fixed header and the payload).
-    options: Vec<u8>,
-}
-
-fn tcp_segment(frame: &[u8]) -> Option<Segment> {
-    if frame.len() < 14 + 20 || frame[12..14] != [0x08, 0x00] {
-        return None;
-    }
-    let ip = &frame[14..];
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    if ip[0] >> 4 != 4 || ip[9] != 6 || ip.len() < ihl + 20 {
-        return None;
-    }
-    let tcp = &ip[ihl..];
-    let doff = usize::from(tcp[12] >> 4) * 4;
-    assert!((20..=tcp.len()).contains(&doff), "a sound TCP data offset {doff}: {frame:02x?}");
-    Some(Segment {
-        src: ip[12..16].try_into().unwrap(),
-        dst: ip[16..20].try_into().unwrap(),
-        sport: u16::from_be_bytes([tcp[0], tcp[1]]),
-        dport: u16::from_be_bytes([tcp[2], tcp[3]]),
-        flags: tcp[13],
-        options: tcp[20..doff].to_vec(),
-    })
-}
-
-/// The options of an option space as (kind, whole option bytes); panics on
-/// a malformed one (the real server's stack would not read past it either).
-fn tcp_options(mut space: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut out = Vec::new();
-    while let Some(&kind) = space.first() {
-        match kind {
-            0 => break,
-            1 => space = &space[1..],
-            _ => {
-                let len = usize::from(*space.get(1).expect("option length"));
-                assert!(len >= 2 && len <= space.len(), "malformed option {kind} in {space:02x?}");
-                out.push((kind, space[..len].to_vec()));
-                space = &space[len..];
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn fnat_toa_option_carries_the_client_address_on_the_handshake() {
-    const SYN: u8 = 0x02;
-    const ACK: u8 = 0x10;
     let mut topo = Topology::start("toa", Options { servers: 1, clients: 2, ..Options::default() });
     let _nginx = topo.nginx(&rips(1), false);
     fnat_service(&topo, "rr", 1);
@@ -306,15 +252,13 @@ fn fnat_toa_option_carries_the_client_address_on_the_handshake() {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "rs1");
     }
     let frames = capture.frames();
-    let segments: Vec<Segment> = frames.iter().filter_map(|f| tcp_segment(f)).collect();
-    let lip: [u8; 4] = LIP.parse::<std::net::Ipv4Addr>().unwrap().octets();
+    let segments = tcp::segments(&frames);
+    let lip: std::net::Ipv4Addr = LIP.parse().unwrap();
     let to_server: Vec<&Segment> = segments.iter().filter(|s| s.src == lip && s.dport == 8080).collect();
     let syns: Vec<&&Segment> = to_server.iter().filter(|s| s.flags & SYN != 0).collect();
     assert_eq!(syns.len(), 2, "one SYN toward the server per connection: {to_server:#?}");
 
-    let toa = |s: &Segment| -> Vec<Vec<u8>> {
-        tcp_options(&s.options).into_iter().filter(|(k, _)| *k == 254).map(|(_, o)| o).collect()
-    };
+    let toa = |s: &Segment| -> Vec<Vec<u8>> { s.option_list().into_iter().filter(|(k, _)| *k == 254).map(|(_, o)| o).collect() };
     for (syn, (addr, port)) in syns.iter().zip(&clients) {
         // kind 254, length 8, the client's port (2 bytes) then its IPv4 address (4 bytes).
         let ip = addr.parse::<std::net::Ipv4Addr>().unwrap().octets();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use gateway_e2e::tcp::{self, RawSegment, Segment, ACK, OPT_MSS, OPT_SACK_PERMITTED, OPT_TIMESTAMPS, OPT_WSCALE, RST, SYN};
 use gateway_e2e::topology::{fnat_rules, rip, CLIENT, LIP, VIP};
-use gateway_e2e::{wait_until, Netns, Options, Stats, Topology, WrkSummary};
+use gateway_e2e::{wait_until, Capture, Netns, Options, Stats, Topology, WrkSummary};
 
 const SYN_ACKS: &str = "synproxy syn-acks sent";
 const VALID: &str = "synproxy cookies valid";
@@ -118,6 +118,27 @@ fn forged_acks(n: usize, first_port: u16, rng: &mut Rng) -> Vec<RawSegment> {
             syn_options: false,
         })
         .collect()
+}
+
+/// Sends `forged` from the client namespace while
+/// capturing every TCP segment on the servers' link and what the VIP sends
+/// the client, and waits until the gateway has counted them all as invalid
+/// cookies (and 300 ms more for any answer). Returns the counters from
+/// before, and the servers' and the client's captures.
+fn send_forged_acks(topo: &Topology, forged: &[RawSegment], label: &str) -> (Stats, Capture, Capture) {
+    let dir = topo.dir();
+    let server_cap = topo.servers.capture(&format!("{label}-s"), &topo.servers_if, "tcp", &dir.join(format!("{label}-s.pcap")));
+    let client_filter = format!("tcp and src host {VIP}");
+    let client_cap = topo.client.capture(&format!("{label}-c"), &topo.client_if, &client_filter, &dir.join(format!("{label}-c.pcap")));
+    let before = topo.stats();
+    assert_eq!(tcp::send_raw(&topo.client, forged, 10), forged.len());
+    assert!(
+        wait_until(Duration::from_secs(5), || grew(&before, &topo.stats(), INVALID) >= forged.len() as u64),
+        "the forged ACKs are counted:\n{}",
+        topo.stats().0
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    (before, server_cap, client_cap)
 }
 
 /// The whole proxied path with the service from the configuration file,
@@ -439,18 +460,8 @@ fn synproxy_refusals_forged_acks_dropped_and_a_refusing_server() {
     assert!(topo.gwctl(&["-Sn"]).contains(&format!("-A -t {VIP}:90 -s rr -j enable")));
 
     // Forged ACKs: no cookie checks, so no connection, no server, no answer.
-    let mut rng = Rng(0xbad_c00c1e);
-    let forged = forged_acks(10, 41000, &mut rng);
-    let server_cap = topo.servers.capture("srf-s", &topo.servers_if, "tcp", &topo.dir().join("s.pcap"));
-    let client_cap = topo.client.capture("srf-c", &topo.client_if, &format!("tcp and src host {VIP}"), &topo.dir().join("c.pcap"));
-    let before = topo.stats();
-    assert_eq!(tcp::send_raw(&topo.client, &forged, 10), forged.len());
-    assert!(
-        wait_until(Duration::from_secs(5), || grew(&before, &topo.stats(), INVALID) >= forged.len() as u64),
-        "the forged ACKs are counted:\n{}",
-        topo.stats().0
-    );
-    std::thread::sleep(Duration::from_millis(300));
+    let forged = forged_acks(10, 41000, &mut Rng(0xbad_c00c1e));
+    let (before, server_cap, client_cap) = send_forged_acks(&topo, &forged, "srf");
     let after = topo.stats();
     let (at_servers, answers) = (server_cap.finish(), client_cap.finish());
     assert_eq!(grew(&before, &after, INVALID), 10, "{}", after.0);
@@ -496,18 +507,8 @@ fn synproxy_rst_for_forged_acks_and_a_silent_server_given_up() {
     let who = format!("http://{VIP}/who");
     topo.wait_for_service(&who);
 
-    let mut rng = Rng(0x0dd_ac4);
-    let forged = forged_acks(5, 42000, &mut rng);
-    let server_cap = topo.servers.capture("srs-s", &topo.servers_if, "tcp", &topo.dir().join("s.pcap"));
-    let client_cap = topo.client.capture("srs-c", &topo.client_if, &format!("tcp and src host {VIP}"), &topo.dir().join("c.pcap"));
-    let before = topo.stats();
-    assert_eq!(tcp::send_raw(&topo.client, &forged, 10), forged.len());
-    assert!(
-        wait_until(Duration::from_secs(5), || grew(&before, &topo.stats(), INVALID) >= forged.len() as u64),
-        "the forged ACKs are counted:\n{}",
-        topo.stats().0
-    );
-    std::thread::sleep(Duration::from_millis(300));
+    let forged = forged_acks(5, 42000, &mut Rng(0x0dd_ac4));
+    let (_, server_cap, client_cap) = send_forged_acks(&topo, &forged, "srs");
     let (at_servers, answers) = (server_cap.finish(), tcp::segments(&client_cap.frames()));
     assert!(at_servers.is_empty(), "no server saw anything: {at_servers:#?}");
     assert_eq!(answers.len(), forged.len(), "one answer per forged ACK: {answers:#?}");

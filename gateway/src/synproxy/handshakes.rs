@@ -14,8 +14,6 @@
 //! [`HELD_PER_HANDSHAKE`] more client packets (data sent before the server
 //! answered) wait with it.
 
-use std::net::Ipv4Addr;
-
 use crate::conn::ConnId;
 use crate::wire::Ipv4Meta;
 
@@ -29,9 +27,9 @@ pub type Held<F> = (F, Ipv4Meta);
 
 /// One proxied handshake waiting for the server.
 pub struct Handshake<F> {
-    /// The connection, and its client end, to recognise a stale slot.
+    /// The connection; it names this slot in its entry (`conn::Proxy`)
+    /// for as long as the handshake is open.
     pub conn: ConnId,
-    pub client: (Ipv4Addr, u16),
     /// What the client's ACK said and its cookie decoded to.
     pub ack: ClientAck,
     pub decoded: Decoded,
@@ -49,8 +47,8 @@ impl<F> Handshake<F> {
     /// A handshake whose SYN went out during second `now`, first resent at
     /// `now + 2`: the worker's clock counts whole seconds, so that is after
     /// one to two seconds (Linux's initial SYN timeout is one).
-    pub fn new(conn: ConnId, client: (Ipv4Addr, u16), ack: ClientAck, decoded: Decoded, client_ack: Held<F>, in_port: u16, now: u32) -> Self {
-        Handshake { conn, client, ack, decoded, client_ack, in_port, retransmits: 0, due: now.saturating_add(2), held: Default::default() }
+    pub fn new(conn: ConnId, ack: ClientAck, decoded: Decoded, client_ack: Held<F>, in_port: u16, now: u32) -> Self {
+        Handshake { conn, ack, decoded, client_ack, in_port, retransmits: 0, due: now.saturating_add(2), held: Default::default() }
     }
 
     /// Keeps a client packet until the server answers; gives it back when
@@ -150,7 +148,7 @@ mod tests {
     fn handshake(conn: ConnId, now: u32) -> Handshake<u32> {
         let ack = ClientAck { isn: 1, cookie: 2, window: 3, timestamps: None };
         let decoded = Decoded { mss: 1460, wscale: None, sack_permitted: false, timestamps: false };
-        Handshake::new(conn, (CLIENT, 40000), ack, decoded, (100, meta()), 0, now)
+        Handshake::new(conn, ack, decoded, (100, meta()), 0, now)
     }
 
     #[test]

@@ -97,16 +97,21 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Linux's defaults for what the SYN-ACK offers (MSS 1460 for Ethernet,
-    /// window-scale shift 7, which a Linux server with the default
-    /// `tcp_rmem` also uses), with a fresh random seed.
+    /// The defaults with a fresh random seed.
     pub fn new() -> Settings {
+        Settings::with_seed(random_seed())
+    }
+
+    /// Linux's defaults for what the SYN-ACK offers (MSS 1460 for Ethernet,
+    /// window-scale shift 7, which a Linux server with the classic 6 MB
+    /// `tcp_rmem` maximum also uses), with cookies keyed by `seed`.
+    pub fn with_seed(seed: [u8; 16]) -> Settings {
         Settings {
             synack: SynAckConfig { mss: 1460, window: 65535, wscale: Some(7), sack: true, timestamps: true, ttl: handshake::DEFAULT_TTL },
             syn_retries: 3,
             invalid_ack: InvalidAck::Drop,
             handshakes: 4096,
-            seed: random_seed(),
+            seed,
         }
     }
 }

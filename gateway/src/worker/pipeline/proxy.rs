@@ -127,7 +127,7 @@ impl<F: Frame> Worker<F> {
             self.director.end_now(id);
             return self.discard(frame, e.drop_reason().into(), io);
         }
-        let handshake = Handshake::new(id, (meta.src, meta.src_port), ack, decoded, (copy, meta), in_port, now);
+        let handshake = Handshake::new(id, ack, decoded, (copy, meta), in_port, now);
         let slot = match self.synproxy.handshakes.insert(handshake) {
             Ok(slot) => slot,
             // Checked above, but a full slab must not lose the frames.
@@ -204,7 +204,9 @@ impl<F: Frame> Worker<F> {
         if h.decoded.wscale.is_some() && synack.options.wscale != self.synproxy.settings.synack.wscale {
             self.counters.synproxy.wscale_mismatches.inc();
         }
-        let Some(h) = self.synproxy.handshakes.remove(slot) else { return io.free(frame) };
+        let Some(h) = self.synproxy.handshakes.remove(slot) else {
+            return self.discard(frame, Discard::SynProxyUnexpected, io);
+        };
         let deltas = ProxyDeltas::new(h.ack.cookie, h.ack.timestamps.map(|(_, tsecr)| tsecr), &synack);
         let proxy = Proxy::Deltas { seq: deltas.seq, ts: deltas.ts };
         self.director.set_proxy(id, proxy);
@@ -225,7 +227,7 @@ impl<F: Frame> Worker<F> {
     /// connected, gets the RST in our numbering (the cookie + 1 it expects).
     #[allow(clippy::too_many_arguments)]
     fn synproxy_server_reset(&mut self, frame: F, meta: Ipv4Meta, id: ConnId, slot: u32, in_port: u16, now: u32, io: &mut impl Io<F>) {
-        let at = meta.l4_offset() + 4;
+        let at = meta.l4_offset() + crate::wire::tcp::offset::SEQ;
         let Some(seq) = frame.data().get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])) else {
             return self.discard(frame, crate::wire::DropReason::Truncated.into(), io);
         };
