@@ -170,6 +170,9 @@ pub struct Worker<F> {
     service_flags: Arc<BTreeMap<ServiceKey, ServiceFlags>>,
     /// By service id, whether the SYN proxy answers the service; empty when
     /// it answers none (new flows then skip the service lookup it needs).
+    /// Read only through [`Worker::service_proxied`]: an id can lie past its
+    /// end (a fwmark service found for an address that is no VIP while
+    /// nothing is proxied).
     proxied: Vec<bool>,
     synproxy: SynProxy<F>,
     counters: Arc<WorkerCounters>,
@@ -379,7 +382,7 @@ impl<F: Frame> Worker<F> {
                 let service = (!self.proxied.is_empty() || !to_vip)
                     .then(|| snap.find(proto, IpAddr::V4(meta.dst), meta.dst_port))
                     .flatten();
-                if proto == Protocol::Tcp && service.is_some_and(|id| self.proxied[id as usize]) {
+                if proto == Protocol::Tcp && service.is_some_and(|id| self.service_proxied(id)) {
                     // The client's ACK that may complete a handshake with us.
                     return self.synproxy_first(frame, meta, key, in_port, now, io);
                 }

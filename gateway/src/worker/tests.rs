@@ -966,3 +966,119 @@ mod synproxy {
         assert_eq!(timestamps(&sent[0].1).unwrap(), (our_tsval + 1, 5001));
     }
 }
+
+/// Firewall-mark services (`-f`): the destination is no VIP of the worker,
+/// only a mark rule leads to the service (the seed's LVS-FWM example).
+mod fwmark {
+    use super::*;
+    use crate::control::publish::ServiceFlags;
+    use crate::service::MarkRule;
+    use std::collections::BTreeMap;
+
+    /// Held by the gateway as an interface address (`gwctl addr add`), as
+    /// the seed's director holds it with ifconfig; no Inet service has it.
+    const FWM_VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 101);
+
+    /// `service(method)` plus `-f 1 -s rr` with both real servers (port 0:
+    /// the packet's port) and the rule `mark add 1 -d FWM_VIP` (any protocol,
+    /// any port); `proxy` sets `-j enable` on those services.
+    fn worker_with_fwmark(method: ForwardMethod, proxy: &[ServiceKey]) -> (Worker<BufFrame>, Recorder) {
+        let mut cfg = WorkerConfig::new(0, 1);
+        cfg.conn_capacity = 1024;
+        cfg.template_capacity = 64;
+        let mut ed = service(method, SchedulerKind::Rr).edit();
+        let fwm = ServiceKey::Fwmark(1);
+        ed.add_service(ServiceSpec { scheduler: SchedulerKind::Rr, ..ServiceSpec::new(fwm) }).unwrap();
+        for rs in [RS1, RS2] {
+            ed.add_dest(&fwm, DestSpec::new(rs.into(), 0).with_method(method)).unwrap();
+        }
+        ed.add_mark_rule(MarkRule { mark: 1, dst: FWM_VIP.into(), prefix_len: 32, proto: None, ports: vec![] }).unwrap();
+        let snap = ed.finish();
+        let mut w = Worker::new(&cfg, snap.clone(), net(), 1000).unwrap();
+        let flags = proxy.iter().map(|k| (*k, ServiceFlags { synproxy: true, ..ServiceFlags::default() })).collect::<BTreeMap<_, _>>();
+        w.switch(snap, Arc::new(flags), net());
+        let mut io = Recorder::default();
+        resolve(&mut w, &mut io, 1000);
+        (w, io)
+    }
+
+    fn client(w: &mut Worker<BufFrame>, io: &mut Recorder, frame: Vec<u8>) -> Vec<(u16, Vec<u8>)> {
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &frame), 0, 1000, io);
+        io.take_sent()
+    }
+
+    /// Two SYNs alternate the real servers (rr), a segment of the first
+    /// connection follows it, a stray ACK is dropped as IPVS does, and UDP
+    /// reaches the service too; with `reply`, the NAT reply is rewritten back.
+    fn schedules_tcp_and_udp(method: ForwardMethod, proxy: &[ServiceKey]) {
+        let (mut w, mut io) = worker_with_fwmark(method, proxy);
+        let mut servers = Vec::new();
+        for cport in [40000, 40001] {
+            let syn = tcp_frame((CLIENT, cport), (FWM_VIP, 80), 1, 0, flags::SYN, &[], &[]);
+            let sent = client(&mut w, &mut io, syn.clone());
+            assert_eq!(sent.len(), 1, "{method:?} {proxy:?}: the SYN is forwarded");
+            let (port, out) = &sent[0];
+            assert_eq!(*port, 1);
+            match method {
+                ForwardMethod::DirectRoute => {
+                    assert_eq!(&out[12..], &syn[12..], "DR leaves the IP packet untouched");
+                    servers.push(if macs(out).0 == MAC_RS1 { RS1 } else { RS2 });
+                }
+                _ => {
+                    assert_eq!(ip_dst(out).1, 80, "port 0 keeps the packet's port");
+                    servers.push(ip_dst(out).0);
+                }
+            }
+        }
+        assert_eq!(servers, vec![RS1, RS2], "{method:?} {proxy:?}: rr alternates");
+        let data = tcp_frame((CLIENT, 40000), (FWM_VIP, 80), 2, 1, flags::ACK, &[], b"GET");
+        assert_eq!(client(&mut w, &mut io, data).len(), 1, "the connection's next segment follows it");
+        let stray = tcp_frame((CLIENT, 40009), (FWM_VIP, 80), 2, 1, flags::ACK, &[], b"x");
+        assert!(client(&mut w, &mut io, stray).is_empty());
+        assert_eq!(w.counters().dropped(Discard::NoConnection), 1, "a stray ACK opens nothing");
+
+        let dns = udp_frame((CLIENT, 5353), (FWM_VIP, 53), b"query", true);
+        let sent = client(&mut w, &mut io, dns);
+        assert_eq!(sent.len(), 1, "{method:?} {proxy:?}: UDP is forwarded");
+        assert_eq!(sent[0].0, 1);
+        if method == ForwardMethod::Masq {
+            let (rs, rport) = ip_dst(&sent[0].1);
+            assert_eq!(rport, 53);
+            assert_checksums_valid(&sent[0].1);
+            let mac = if rs == RS1 { MAC_RS1 } else { MAC_RS2 };
+            let reply = udp_frame((rs, 53), (CLIENT, 5353), b"answer", true);
+            w.process(on_wire(mac, MAC_PORT1, &reply), 1, 1000, &mut io);
+            let back = io.take_sent();
+            assert_eq!(back.len(), 1);
+            assert_eq!((back[0].0, ip_src(&back[0].1)), (0, (FWM_VIP, 53)), "the NAT reply comes from the marked destination");
+        }
+        assert_eq!(w.counters().new_conns.get(), 3);
+        assert_eq!(w.counters().total_drops(), 1);
+    }
+
+    #[test]
+    fn dr_and_nat_fwmark_services_schedule_tcp_and_udp_without_a_proxied_service() {
+        schedules_tcp_and_udp(ForwardMethod::DirectRoute, &[]);
+        schedules_tcp_and_udp(ForwardMethod::Masq, &[]);
+    }
+
+    #[test]
+    fn dr_and_nat_fwmark_services_schedule_tcp_and_udp_beside_a_proxied_service() {
+        schedules_tcp_and_udp(ForwardMethod::DirectRoute, &[ServiceKey::tcp(VIP.into(), 80)]);
+        schedules_tcp_and_udp(ForwardMethod::Masq, &[ServiceKey::tcp(VIP.into(), 80)]);
+    }
+
+    #[test]
+    fn a_proxied_fwmark_service_answers_the_syn_itself() {
+        let (mut w, mut io) = worker_with_fwmark(ForwardMethod::Masq, &[ServiceKey::Fwmark(1)]);
+        let sent = client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (FWM_VIP, 80), 7, 0, flags::SYN, &[2, 4, 5, 0xb4], &[]));
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, 0, "the SYN-ACK goes back to the client");
+        assert_eq!(ip_src(&sent[0].1), (FWM_VIP, 80));
+        let tcp = TcpPacket::new_checked(&sent[0].1[34..]).unwrap();
+        assert_eq!((tcp.flags(), tcp.ack_number()), (flags::SYN | flags::ACK, 8));
+        // UDP to the same mark is scheduled as usual.
+        assert_eq!(client(&mut w, &mut io, udp_frame((CLIENT, 5353), (FWM_VIP, 53), b"q", true)).len(), 1);
+        assert!(w.director().conns().len() == 1);
+    }
+}

@@ -60,7 +60,13 @@ impl<F: Frame> Worker<F> {
                 .director
                 .snapshot()
                 .find(proto, IpAddr::V4(meta.dst), meta.dst_port)
-                .is_some_and(|id| self.proxied.get(id as usize) == Some(&true))
+                .is_some_and(|id| self.service_proxied(id))
+    }
+
+    /// Whether the SYN proxy answers service `id`. `proxied` is empty when
+    /// no service is proxied, so every id of a snapshot may lie past its end.
+    pub(super) fn service_proxied(&self, id: crate::service::snapshot::ServiceId) -> bool {
+        self.proxied.get(id as usize) == Some(&true)
     }
 
     /// Whether a client packet on the ports of finished proxied connection
