@@ -91,6 +91,8 @@ fn bad_command_lines_and_refused_changes_leave_the_table_unchanged() {
         "Illegal 'scheduler' option with the 'delete-service' command\n",
     );
     fails(&gw, "-A -f 0", 2, "invalid fwmark value `0' specified\n");
+    fails(&gw, "-A -u 10.0.0.2:53 -s rr -o", 2, "One-Packet Scheduling (-o) is not supported by this gateway\n");
+    fails(&gw, "-E -u 10.0.0.1:53 -s sh --ops", 2, "One-Packet Scheduling (-o) is not supported by this gateway\n");
     fails(
         &gw,
         "--set 900 120",
@@ -161,6 +163,11 @@ fn bad_command_lines_and_refused_changes_leave_the_table_unchanged() {
     assert_eq!(
         o.stderr,
         "Destination already exists\nline 3: real server 10.1.1.1:80 already exists in service TCP 10.0.0.3:80; nothing was restored\n"
+    );
+    let o = gw.gwctl_in("-R", "-A -u 10.0.0.5:53 -s rr -o\n");
+    assert_eq!(
+        (o.code, o.stderr.as_str()),
+        (2, "One-Packet Scheduling (-o) is not supported by this gateway\nline 1: -A -u 10.0.0.5:53 -s rr -o; nothing was restored\n")
     );
     let o = gw.gwctl_in("-R", "-A -t 10.0.0.3:80 -s rr\n-A -t 10.0.0.4:80 --bogus\n");
     assert_eq!(o.code, 2);

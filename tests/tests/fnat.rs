@@ -216,6 +216,10 @@ fn a_bad_configuration_is_refused_before_anything_starts() {
             r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "services": ["-A -t 10.0.0.100:80 -s rr -j enable", "-a -t 10.0.0.100:80 -r 192.168.1.10 -g"]}"#,
             "SYN proxy on TCP 10.0.0.100:80 needs the replies to pass the gateway",
         ),
+        (
+            r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "services": ["-A -u 10.0.0.100:53 -s rr -o"]}"#,
+            "\"services\"[0]: \"-A -u 10.0.0.100:53 -s rr -o\": One-Packet Scheduling (-o) is not supported by this gateway",
+        ),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
         let path = dir.join(format!("bad{i}.json"));

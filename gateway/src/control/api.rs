@@ -191,7 +191,8 @@ pub struct ServiceConfig {
     pub scheduler: String,
     #[serde(default)]
     pub persistence: Option<PersistenceConfig>,
-    /// `-o`: one-packet scheduling (UDP).
+    /// `-o`: one-packet scheduling (UDP). Not implemented by the workers, so a
+    /// request with it set is refused (`apply::service_spec`); replies say false.
     #[serde(default)]
     pub one_packet: bool,
     /// `-j enable`: SYN proxy (DPVS extension).

@@ -218,7 +218,7 @@ impl ControlState {
                     timeout: p.timeout,
                     netmask: p.netmask,
                 }),
-                one_packet: flags.one_packet,
+                one_packet: false,
                 synproxy: flags.synproxy,
             },
             stats: traffic_stats(svc.traffic()),
@@ -516,6 +516,13 @@ fn service_spec(c: &ServiceConfig) -> Result<(ServiceSpec, ServiceFlags), ApiErr
             "one-packet scheduling is only for UDP services, not {key}"
         )));
     }
+    // Not implemented by the workers (every datagram gets a connection
+    // entry): refused, so no rule says otherwise.
+    if c.one_packet {
+        return Err(invalid(format!(
+            "one-packet scheduling (-o) is not supported by this gateway: {key}"
+        )));
+    }
     if c.synproxy && matches!(c.service, VirtualService::Udp { .. }) {
         return Err(invalid(format!(
             "SYN proxy is only for TCP services, not {key}"
@@ -526,7 +533,6 @@ fn service_spec(c: &ServiceConfig) -> Result<(ServiceSpec, ServiceFlags), ApiErr
         netmask: p.netmask,
     });
     let flags = ServiceFlags {
-        one_packet: c.one_packet,
         synproxy: c.synproxy,
     };
     Ok((
@@ -705,6 +711,29 @@ mod tests {
             .handle(Request::Apply { changes: vec![Change::EditService { service: ServiceConfig { synproxy: true, ..plain } }] })
             .unwrap_err();
         assert!(err.message.contains("192.168.1.4:80 is direct-routed (-g)"), "{}", err.message);
+    }
+
+    #[test]
+    fn one_packet_scheduling_is_refused_for_every_kind_of_service() {
+        let mut st = state();
+        st.handle(Request::Apply { changes: vec![add_web()] }).unwrap();
+        let before = st.config().generation();
+        let udp = VirtualService::Udp { addr: ip("10.0.0.1"), port: 53 };
+        let cases = [
+            (Change::AddService { service: ServiceConfig { service: udp, scheduler: "rr".into(), persistence: None, one_packet: true, synproxy: false } }, "UDP 10.0.0.1:53"),
+            (Change::AddService { service: ServiceConfig { service: VirtualService::Fwmark { mark: 3 }, scheduler: "rr".into(), persistence: None, one_packet: true, synproxy: false } }, "FWM 3"),
+            (Change::EditService { service: ServiceConfig { service: web(), scheduler: "rr".into(), persistence: None, one_packet: true, synproxy: false } }, ""),
+        ];
+        for (change, key) in cases {
+            let err = st.handle(Request::Apply { changes: vec![change] }).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidArgument);
+            if key.is_empty() {
+                assert_eq!(err.message, "one-packet scheduling is only for UDP services, not TCP 10.0.0.1:80");
+            } else {
+                assert_eq!(err.message, format!("one-packet scheduling (-o) is not supported by this gateway: {key}"));
+            }
+        }
+        assert_eq!(st.config().generation(), before, "nothing applied");
     }
 
     #[test]

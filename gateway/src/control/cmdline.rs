@@ -760,6 +760,13 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
                     "One-Packet Scheduling is only for UDP virtual services",
                 ));
             }
+            // Refused rather than listed and saved while every datagram
+            // would still get a connection entry (see apply::service_spec).
+            if c.one_packet {
+                return Err(UsageError::fail(
+                    "One-Packet Scheduling (-o) is not supported by this gateway",
+                ));
+            }
             if c.scheduler.is_empty() {
                 c.scheduler = "wlc".to_string();
             }
@@ -1204,6 +1211,13 @@ mod tests {
             err("-A -t 10.0.0.1:53 -o"),
             "One-Packet Scheduling is only for UDP virtual services"
         );
+        for line in ["-A -u 10.0.0.1:53 -o", "-E -u 10.0.0.1:53 -s rr --ops", "-A -f 7 -o"] {
+            assert_eq!(
+                err(line),
+                "One-Packet Scheduling (-o) is not supported by this gateway",
+                "{line}"
+            );
+        }
         assert_eq!(err("--set 1 2"), "--set option requires 3 timeout values");
         assert_eq!(err("-L foo"), "unexpected argument foo");
         assert_eq!(

@@ -21,12 +21,10 @@ use std::time::{Duration, Instant};
 use super::net::NetConfig;
 use crate::service::{ServiceKey, Snapshot};
 
-/// Per-service options the model's `ServiceSpec` does not carry (yet): `-o` and `-j`.
+/// Per-service options the model's `ServiceSpec` does not carry (yet): `-j`. (`-o`,
+/// one-packet scheduling, is refused where it arrives: the workers do not implement it.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct ServiceFlags {
-    /// One-packet scheduling (`-o`, UDP): every datagram is scheduled on its own and no
-    /// connection entry outlives it.
-    pub one_packet: bool,
     /// SYN proxy (`-j enable`).
     pub synproxy: bool,
 }
