@@ -255,6 +255,19 @@ impl Topology {
         }
     }
 
+    /// Makes the servers namespace a DR/TUN real server: it holds the VIP on
+    /// lo and must not answer ARP for it (only the gateway does), and accepts
+    /// packets whose source it would route elsewhere (the client is behind
+    /// the bypass link). `extra_ifs`: interfaces besides `servers_if`.
+    pub fn servers_hold_the_vip(&self, extra_ifs: &[&str]) {
+        self.servers.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
+        for key in ["all", "default", self.servers_if.as_str()].into_iter().chain(extra_ifs.iter().copied()) {
+            self.servers.sysctl(&format!("net.ipv4.conf.{key}.arp_ignore"), "1");
+            self.servers.sysctl(&format!("net.ipv4.conf.{key}.arp_announce"), "2");
+            self.servers.sysctl(&format!("net.ipv4.conf.{key}.rp_filter"), "0");
+        }
+    }
+
     /// The bypass link's interface names (client side, servers side).
     pub fn bypass_ifs(&self) -> (String, String) {
         (format!("{}bc", self.id), format!("{}bs", self.id))

@@ -46,13 +46,7 @@ fn nat_fwmark_service_alternates_then_persistence_sticks() {
 fn dr_fwmark_service_of_the_seed_alternates_then_persistence_sticks() {
     let mut topo = Topology::start("fwd", Options { servers: 2, bypass: true, ..Options::default() });
     // Both real servers live in the one servers namespace, holding the VIP on lo.
-    topo.servers.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
-    let servers_if = topo.servers_if.clone();
-    for key in ["all", "default", servers_if.as_str()] {
-        topo.servers.sysctl(&format!("net.ipv4.conf.{key}.arp_ignore"), "1");
-        topo.servers.sysctl(&format!("net.ipv4.conf.{key}.arp_announce"), "2");
-        topo.servers.sysctl(&format!("net.ipv4.conf.{key}.rp_filter"), "0");
-    }
+    topo.servers_hold_the_vip(&[]);
     let _nginx = topo.nginx_on(&[format!("{VIP}:80")], false);
     mark_the_vip(&topo);
     topo.gwctl_line("-A -f 1 -s rr");

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use gateway_e2e::topology::{rip, CLIENT, GW_SERVERS, VIP};
-use gateway_e2e::{wait_until, Netns, Options, Topology};
+use gateway_e2e::{wait_until, Options, Topology};
 
 /// The packets of a capture whose (outer) source is `src`, an address or
 /// "address.port", as tcpdump -nn prints them ("TIME IP SRC > DST: ...").
@@ -54,18 +54,6 @@ fn nat_servers_route_back_through_the_gateway_and_the_client_sees_the_vip() {
     topo.stop();
 }
 
-/// A real server for DR and TUN: holds the VIP on lo and must not answer
-/// ARP for it (only the gateway does), and accepts packets whose source it
-/// would route elsewhere (the client is behind the bypass link).
-fn hold_the_vip(servers: &Netns, ifs: &[&str]) {
-    servers.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
-    for key in ["all", "default"].iter().copied().chain(ifs.iter().copied()) {
-        servers.sysctl(&format!("net.ipv4.conf.{key}.arp_ignore"), "1");
-        servers.sysctl(&format!("net.ipv4.conf.{key}.arp_announce"), "2");
-        servers.sysctl(&format!("net.ipv4.conf.{key}.rp_filter"), "0");
-    }
-}
-
 /// Requests through the VIP with captures on the gateway's link to the
 /// servers and on the bypass link; asserts the replies took the bypass.
 /// Returns the capture of the gateway-side link.
@@ -94,8 +82,7 @@ fn replies_bypass_the_gateway(topo: &Topology, requests: usize) -> Vec<String> {
 #[test]
 fn dr_rewrites_only_the_mac_and_replies_bypass_the_gateway() {
     let mut topo = Topology::start("dr", Options { servers: 1, bypass: true, ..Options::default() });
-    let servers_if = topo.servers_if.clone();
-    hold_the_vip(&topo.servers, &[&servers_if]);
+    topo.servers_hold_the_vip(&[]);
     let _nginx = topo.nginx_on(&[format!("{VIP}:80")], true);
     topo.gwctl_line(&format!("-A -t {VIP}:80 -s rr"));
     topo.gwctl_line(&format!("-a -t {VIP}:80 -r {}:80 -g", rip(0)));
@@ -119,8 +106,7 @@ fn tun_encapsulates_to_a_user_space_decapsulator_and_replies_bypass_the_gateway(
     let decap = topo.servers.spawn("ipip-decap", env!("CARGO_BIN_EXE_ipip_decap"), &[&tun_if]);
     assert!(wait_until(Duration::from_secs(10), || decap.log().contains("ready")), "decapsulator: {}", decap.log());
     topo.servers.ip(&["link", "set", &tun_if, "up"]);
-    let servers_if = topo.servers_if.clone();
-    hold_the_vip(&topo.servers, &[&servers_if, &tun_if]);
+    topo.servers_hold_the_vip(&[&tun_if]);
     let _nginx = topo.nginx_on(&[format!("{VIP}:80")], true);
     topo.gwctl_line(&format!("-A -t {VIP}:80 -s rr"));
     topo.gwctl_line(&format!("-a -t {VIP}:80 -r {}:80 -i", rip(0)));

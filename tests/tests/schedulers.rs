@@ -361,3 +361,82 @@ fn upper_threshold_turns_new_connections_away_until_the_server_has_room() {
     assert_eq!(a1 + i1, 2, "{}", topo.gwctl(&["-Ln"]));
     topo.stop();
 }
+
+/// Opens N connections to ADDR:PORT at once (non-blocking connects, all SYNs
+/// before any handshake completes on our side), prints "connected" when all
+/// are, then holds them (at most 60 s); SIGTERM resets them.
+const BURST: &str = r#"
+import select, signal, socket, struct, sys, time
+addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+held = []
+def reset(*_):
+    for s in held:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, reset)
+for i in range(n):
+    s = socket.socket()
+    s.setblocking(False)
+    held.append(s)
+for s in held:
+    s.connect_ex((addr, port))
+pending, deadline = list(held), time.time() + 10
+while pending and time.time() < deadline:
+    _, ready, _ = select.select([], pending, [], 1)
+    pending = [s for s in pending if s not in ready]
+print("connected" if not pending else "timeout", flush=True)
+time.sleep(60)
+"#;
+
+/// A burst of new connections, with IPVS's semantics: each pick counts every
+/// connection created before it, even in the same rx burst. The servers are
+/// DR, where a connection is SYN_RECV (inactive, as in IPVS) until the
+/// client's ACK makes it ESTABLISHED (active, 256 inactive ones' worth). So
+/// the split of a burst depends on which ACKs the gateway saw before each
+/// pick (the first connection established before the others' SYNs arrive
+/// sends all of them to the other server, in IPVS as here). The test takes
+/// the timing out: the bypass link is down while the 30 SYNs go through,
+/// so no handshake completes before every connection is scheduled; wlc then
+/// splits them by inactive count per weight, 10:20. With the link up again,
+/// the servers' SYN-ACK retransmissions complete the handshakes and the 30
+/// long-lived connections are active in the same split.
+#[test]
+fn wlc_splits_a_burst_of_new_connections_by_weight() {
+    let mut topo = Topology::start("wlb", Options { servers: 2, bypass: true, ..Options::default() });
+    topo.servers_hold_the_vip(&[]);
+    let _nginx = topo.nginx_on(&[format!("{VIP}:80")], true);
+    let (rs1, rs2) = (format!("{}:80", rip(0)), format!("{}:80", rip(1)));
+    let service = |topo: &Topology| {
+        topo.gwctl_line(&format!("-A -t {VIP}:80 -s wlc"));
+        topo.gwctl_line(&format!("-a -t {VIP}:80 -r {rs1} -g -w 1"));
+        topo.gwctl_line(&format!("-a -t {VIP}:80 -r {rs2} -g -w 2"));
+    };
+    service(&topo);
+    topo.wait_for_service(&format!("http://{VIP}/who"));
+    // The probes are connections too: start again from empty servers.
+    topo.gwctl_line(&format!("-D -t {VIP}:80"));
+    service(&topo);
+    let rows = |topo: &Topology| (topo.server_row(&rs1), topo.server_row(&rs2));
+    assert_eq!(rows(&topo), ((1, 0, 0), (2, 0, 0)), "{}", topo.gwctl(&["-Ln"]));
+
+    let (bypass_client, _) = topo.bypass_ifs();
+    topo.client.ip(&["link", "set", &bypass_client, "down"]);
+    let holder = topo.client.spawn("burst", "python3", &["-c", BURST, VIP, "80", "30"]);
+    let scheduled = || {
+        let ((_, a1, i1), (_, a2, i2)) = rows(&topo);
+        a1 + i1 + a2 + i2 == 30
+    };
+    assert!(wait_until(Duration::from_secs(10), scheduled), "30 SYNs scheduled:\n{}", topo.gwctl(&["-Ln"]));
+    let listing = topo.gwctl(&["-Ln"]);
+    let ((_, a1, n1), (_, a2, n2)) = rows(&topo);
+    assert_eq!((a1, a2), (0, 0), "no handshake completed yet:\n{listing}");
+    assert!(n1.abs_diff(10) <= 3 && n2.abs_diff(20) <= 3, "wlc 1:2 over a burst of 30: rs1 {n1}, rs2 {n2}\n{listing}");
+
+    topo.client.ip(&["link", "set", &bypass_client, "up"]);
+    assert!(wait_until(Duration::from_secs(15), || holder.log().contains("connected")), "30 connections: {}", holder.log());
+    let established = || rows(&topo) == ((1, n1, 0), (2, n2, 0));
+    assert!(wait_until(Duration::from_secs(5), established), "the {n1}:{n2} split, now active:\n{}", topo.gwctl(&["-Ln"]));
+    drop(holder);
+    topo.stop();
+}
