@@ -622,6 +622,43 @@ fn a_new_snapshot_switches_services_and_keeps_connections() {
     let _ = IpAddr::from(VIP);
 }
 
+/// wlc over DR servers of weights 1 and 2, each pick against the counts every
+/// earlier connection left, as IPVS counts them: a SYN's connection is
+/// inactive (SYN_RECV), the client's ACK makes it active (256 inactive ones).
+#[test]
+fn wlc_counts_every_earlier_connection_of_a_burst() {
+    let key = ServiceKey::tcp(VIP.into(), 80);
+    let mut ed = Snapshot::empty().edit();
+    ed.add_service(ServiceSpec { scheduler: SchedulerKind::Wlc, ..ServiceSpec::new(key) }).unwrap();
+    for (rs, weight) in [(RS1, 1), (RS2, 2)] {
+        ed.add_dest(&key, DestSpec::new(rs.into(), 80).with_method(ForwardMethod::DirectRoute).with_weight(weight)).unwrap();
+    }
+    let snap = ed.finish();
+    let mut cfg = WorkerConfig::new(0, 1);
+    cfg.conn_capacity = 1024;
+    let mut w = Worker::new(&cfg, snap.clone(), net(), 1000).unwrap();
+    let mut io = Recorder::default();
+    resolve(&mut w, &mut io, 1000);
+    let syn_to = |w: &mut Worker<BufFrame>, io: &mut Recorder, cport: u16| {
+        let syn = tcp_frame((CLIENT, cport), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, io);
+        macs(&io.take_sent().remove(0).1).0
+    };
+    // 30 SYNs back to back: inactive counts per weight, 10:20.
+    let burst: Vec<MacAddr> = (0..30).map(|i| syn_to(&mut w, &mut io, 40000 + i)).collect();
+    assert_eq!(burst.iter().filter(|&&m| m == MAC_RS1).count(), 10, "{burst:?}");
+    let counts = |i: usize| (snap.service(0).dests()[i].counters().active(), snap.service(0).dests()[i].counters().inactive());
+    assert_eq!((counts(0), counts(1)), ((0, 10), (0, 20)));
+    // The first connection's ACK: RS1 now weighs 256 + 9, so RS2 takes the
+    // next ones until its own count per weight is higher (IPVS does the same).
+    let ack = tcp_frame((CLIENT, 40000), (VIP, 80), 2, 1, flags::ACK, &[], &[]);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &ack), 0, 1000, &mut io);
+    assert_eq!(macs(&io.take_sent().remove(0).1).0, MAC_RS1, "the ACK follows its connection");
+    assert_eq!(counts(0), (1, 9));
+    let after: Vec<MacAddr> = (30..40).map(|i| syn_to(&mut w, &mut io, 40000 + i)).collect();
+    assert_eq!(after, vec![MAC_RS2; 10]);
+}
+
 /// The SYN proxy through the whole pipeline, on one FNAT worker whose
 /// service has `-j enable`.
 mod synproxy {
