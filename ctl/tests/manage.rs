@@ -127,3 +127,30 @@ fn link_and_stats_show_dataplane_counters() {
         "",
     );
 }
+
+#[test]
+fn static_neighbours_past_the_limit_are_refused_not_dropped() {
+    use gateway::control::api::{Change, NeighbourConfig, Request};
+    let gw = Gateway::start("neigh-limit");
+    let max = gateway::net::MAX_STATIC_NEIGHBOURS;
+    let changes = (0..max)
+        .map(|i| Change::AddNeighbour {
+            neighbour: NeighbourConfig {
+                addr: std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i as u32 + 1)),
+                lladdr: [0x52, 0x54, 0, 0, (i >> 8) as u8, i as u8],
+                ifname: "dpdk0".into(),
+            },
+        })
+        .collect();
+    gateway::control::Client::new(&gw.socket).call(&Request::Apply { changes }).unwrap();
+    expect(
+        &gw,
+        "neigh add 10.0.4.1 lladdr 52:54:00:00:04:00 dev dpdk0",
+        1,
+        "",
+        "neighbour 10.0.4.1 on dpdk0 refused: at most 1024 static neighbours\n",
+    );
+    assert_eq!(gw.running().net.neighbours().len(), max, "the workers run the accepted ones");
+    gw.ok("neigh del 10.0.0.1 dev dpdk0");
+    gw.ok("neigh add 10.0.4.1 lladdr 52:54:00:00:04:00 dev dpdk0");
+}

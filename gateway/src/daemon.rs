@@ -558,3 +558,33 @@ pub fn release(ports: Vec<Port>, pool: Mempool, eal: Eal) {
         eprintln!("gatewayd: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A configuration file with `n` static neighbours on the "client" port.
+    fn with_neighbours(n: usize) -> String {
+        let neighbours: Vec<String> = (0..n)
+            .map(|i| {
+                let addr = Ipv4Addr::from(0x0a00_0000 + i as u32 + 1);
+                format!(r#"{{"addr": "{addr}", "lladdr": "52:54:00:00:{:02x}:{:02x}", "dev": "client"}}"#, i >> 8, i & 0xff)
+            })
+            .collect();
+        format!(
+            r#"{{"eal": [], "ports": [{{"device": "net_tap0", "name": "client", "addrs": ["10.0.0.254/8"]}}], "neighbours": [{}]}}"#,
+            neighbours.join(",")
+        )
+    }
+
+    #[test]
+    fn static_neighbours_beyond_what_the_table_holds_are_refused_at_load() {
+        let max = crate::net::MAX_STATIC_NEIGHBOURS;
+        let config = Config::parse(&with_neighbours(max)).expect("the limit itself is accepted");
+        assert_eq!(config.net().unwrap().neighbours().len(), max);
+        assert_eq!(
+            Config::parse(&with_neighbours(max + 1)).unwrap_err().to_string(),
+            "\"neighbours\"[1024]: neighbour 10.0.4.1 on client refused: at most 1024 static neighbours"
+        );
+    }
+}

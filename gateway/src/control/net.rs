@@ -10,6 +10,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::net::cidr::{family_bits, network_of};
+use crate::net::MAX_STATIC_NEIGHBOURS;
 use crate::wire::MacAddr;
 
 use super::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
@@ -69,6 +70,13 @@ pub enum NetError {
     },
     /// A neighbour's link-layer address that no host can have (multicast or all zeros).
     BadLladdr([u8; 6]),
+    /// Already `limit` static neighbours: every worker's table holds that many besides the
+    /// ones it learns, and an entry accepted here must be installed in all of them.
+    TooManyNeighbours {
+        addr: IpAddr,
+        ifname: String,
+        limit: usize,
+    },
     /// An address that cannot be a host's (unspecified, multicast, broadcast).
     NotUnicast(IpAddr),
 }
@@ -122,6 +130,9 @@ impl fmt::Display for NetError {
                 write!(f, "neighbour {addr} not found on {ifname}")
             }
             BadLladdr(mac) => write!(f, "link-layer address {} is not a unicast MAC", MacAddr(*mac)),
+            TooManyNeighbours { addr, ifname, limit } => {
+                write!(f, "neighbour {addr} on {ifname} refused: at most {limit} static neighbours")
+            }
             NotUnicast(addr) => write!(f, "{addr} is not a unicast address"),
         }
     }
@@ -249,7 +260,7 @@ impl NetConfig {
         Ok(())
     }
 
-    /// `neigh add`: a static (permanent) neighbour entry.
+    /// `neigh add`: a static (permanent) neighbour entry, at most [`MAX_STATIC_NEIGHBOURS`].
     pub fn add_neighbour(&mut self, n: NeighbourConfig) -> Result<(), NetError> {
         check_ifname(&n.ifname)?;
         check_unicast(n.addr)?;
@@ -264,6 +275,13 @@ impl NetConfig {
             return Err(NetError::NeighbourExists {
                 addr: n.addr,
                 ifname: n.ifname,
+            });
+        }
+        if self.neighbours.len() >= MAX_STATIC_NEIGHBOURS {
+            return Err(NetError::TooManyNeighbours {
+                addr: n.addr,
+                ifname: n.ifname,
+                limit: MAX_STATIC_NEIGHBOURS,
             });
         }
         self.neighbours.push(n);
@@ -346,6 +364,26 @@ mod tests {
             assert_eq!(result.unwrap_err().to_string(), message);
         }
         assert_eq!(net, before);
+    }
+
+    #[test]
+    fn static_neighbours_beyond_the_limit_are_refused_by_name() {
+        let mut net = NetConfig::default();
+        let neighbour = |i: usize| NeighbourConfig {
+            addr: IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i as u32 + 1)),
+            lladdr: [0x52, 0x54, 0, 0, (i >> 8) as u8, i as u8],
+            ifname: "dpdk0".into(),
+        };
+        for i in 0..MAX_STATIC_NEIGHBOURS {
+            net.add_neighbour(neighbour(i)).unwrap();
+        }
+        let before = net.clone();
+        let refused = net.add_neighbour(neighbour(MAX_STATIC_NEIGHBOURS)).unwrap_err();
+        assert_eq!(refused.to_string(), "neighbour 10.0.4.1 on dpdk0 refused: at most 1024 static neighbours");
+        assert!(!refused.is_exists() && !refused.is_not_found(), "an invalid argument");
+        assert_eq!(net, before);
+        net.delete_neighbour(ip("10.0.0.1"), "dpdk0").unwrap();
+        net.add_neighbour(neighbour(MAX_STATIC_NEIGHBOURS)).expect("room again after a deletion");
     }
 
     #[test]

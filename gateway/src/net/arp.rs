@@ -29,6 +29,9 @@ pub struct ArpSeen {
     /// The packet was addressed to one of our addresses: learn its sender
     /// even if unknown (otherwise only refresh a known entry, as Linux does).
     pub for_us: bool,
+    /// An ARP reply: its sender answered a request (perhaps another worker's,
+    /// as ARP lands on one queue), so the other workers may be waiting for it.
+    pub answer: bool,
     /// The sender may be learned (a unicast MAC and a real address; not an
     /// address-conflict probe from 0.0.0.0).
     pub learnable: bool,
@@ -75,7 +78,7 @@ pub fn handle_arp<F: Frame>(
         arp::OP_REQUEST | arp::OP_REPLY => ArpVerdict::Consumed,
         other => return Err(ArpDrop::UnknownOperation(other)),
     };
-    Ok(ArpSeen { verdict, sender_ip, sender_mac, for_us, learnable })
+    Ok(ArpSeen { verdict, sender_ip, sender_mac, for_us, answer: op == arp::OP_REPLY, learnable })
 }
 
 /// Writes a broadcast ARP request for `target` into an empty frame.
@@ -141,6 +144,7 @@ mod tests {
                 sender_ip: Ipv4Addr::new(10, 0, 0, 2),
                 sender_mac: PEER_MAC,
                 for_us: true,
+                answer: false,
                 learnable: true
             }
         );
@@ -162,6 +166,7 @@ mod tests {
         let seen = handle_arp(&mut f, 14, PEER_MAC, |ip| ip == Ipv4Addr::new(10, 0, 0, 2)).unwrap();
         assert_eq!(seen.verdict, ArpVerdict::Consumed);
         assert_eq!((seen.sender_ip, seen.sender_mac, seen.for_us), (Ipv4Addr::new(10, 0, 0, 1), OUR_MAC, true));
+        assert!(seen.answer);
     }
 
     #[test]

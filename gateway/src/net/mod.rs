@@ -11,5 +11,5 @@ pub mod route;
 pub mod rss;
 
 pub use cidr::{CidrError, Ipv4Cidr};
-pub use neigh::{Learned, Neighbour, NeighbourTable, PendingQueue, Queued};
+pub use neigh::{Learned, Neighbour, NeighbourTable, Origin, PendingQueue, Queued, MAX_STATIC_NEIGHBOURS};
 pub use route::{NextHop, Route, RouteError, RouteTable};

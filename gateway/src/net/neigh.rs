@@ -1,11 +1,25 @@
 //! Neighbours (the ARP cache) and the packets waiting for one to resolve.
 //!
 //! The table is bounded: entries come from the network (ARP), so a flood of
-//! forged senders must not grow it without limit. When full, a new neighbour
-//! is refused and counted; static entries and existing ones keep working.
-//! Entries learned from ARP expire after a lifetime unless refreshed; static
-//! ones never do. Time is a coarse tick in seconds passed in by the caller, so
-//! the table never reads a clock.
+//! forged senders must not grow it without limit nor crowd out the addresses
+//! the gateway sends to. Learned entries are of two kinds:
+//! - needed: an address the gateway sends to (it answered our request, or it
+//!   is a route's gateway or a real server). When the table is full, a new
+//!   needed entry evicts the stalest unsolicited one, and only when there is
+//!   none is it refused.
+//! - unsolicited: the sender of an ARP packet to us that we do not send to
+//!   (Linux keeps such a requester as STALE). They may fill at most a quarter
+//!   of the table and are evicted first, so a flood of forged requesters costs
+//!   at most a round trip for a client we later answer.
+//!
+//! Static entries (configuration) have their own bound,
+//! [`MAX_STATIC_NEIGHBOURS`], outside the learned capacity: the control plane
+//! refuses more than that, so every accepted entry is installed in every
+//! worker and statics never take the room ARP needs. Entries learned from ARP
+//! expire after a lifetime unless refreshed; static ones never do. Time is a
+//! coarse tick in seconds passed in by the caller, so the table never reads a
+//! clock. Which port may teach which address is the caller's decision (the
+//! pipeline checks the route); the table only records it.
 //!
 //! [`PendingQueue`] holds packets whose next hop has no MAC yet, bounded in
 //! total and per next hop, in preallocated storage: queuing, releasing and
@@ -18,6 +32,11 @@ use std::net::Ipv4Addr;
 use crate::service::fasthash::FastMap;
 use crate::wire::MacAddr;
 
+/// The most static (permanent) neighbours a table holds, on top of its learned
+/// capacity. `gwctl neigh add` and the config file's "neighbours" are refused
+/// beyond it, naming the entry and this limit.
+pub const MAX_STATIC_NEIGHBOURS: usize = 1024;
+
 /// A resolved neighbour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Neighbour {
@@ -25,33 +44,49 @@ pub struct Neighbour {
     pub port: u16,
     /// When it was last confirmed (tick seconds); `None` for a static entry.
     pub confirmed: Option<u32>,
+    /// The gateway sends to this address ([`Origin::Needed`]); `false` for an
+    /// unsolicited entry, which is evicted first.
+    pub needed: bool,
+}
+
+/// Why the network told us about a neighbour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// An address the gateway sends to: it answered our request, or it is a
+    /// route's gateway or a real server.
+    Needed,
+    /// The sender of a packet to us that the gateway does not otherwise need.
+    Unsolicited,
 }
 
 /// What [`NeighbourTable::learn`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Learned {
     New,
-    /// Known already; its MAC or port changed.
+    /// Known already; its MAC or port changed, or it became needed.
     Changed,
     /// Known already, same MAC and port: only the lifetime was refreshed.
     Refreshed,
     /// Static entries are never overwritten by the network.
     Static,
-    /// The table is full; the neighbour was not added.
+    /// The table is full of needed entries; the neighbour was not added.
     Full,
+    /// Unsolicited entries fill their share of the table; not added.
+    UnsolicitedFull,
 }
 
 /// Why a configuration change to the table was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NeighError {
-    Full(usize),
+    /// Already [`MAX_STATIC_NEIGHBOURS`] (the value) static entries.
+    TooManyStatic(usize),
     NotFound(Ipv4Addr),
 }
 
 impl fmt::Display for NeighError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NeighError::Full(n) => write!(f, "the neighbour table is full ({n} entries)"),
+            NeighError::TooManyStatic(n) => write!(f, "the neighbour table holds at most {n} static entries"),
             NeighError::NotFound(ip) => write!(f, "no neighbour entry for {ip}"),
         }
     }
@@ -62,17 +97,24 @@ impl std::error::Error for NeighError {}
 #[derive(Debug, Clone)]
 pub struct NeighbourTable {
     entries: FastMap<Ipv4Addr, Neighbour>,
+    /// Learned entries (needed and unsolicited) at most.
     capacity: usize,
+    /// Unsolicited entries at most: a quarter of `capacity`.
+    unsolicited_capacity: usize,
     lifetime: u32,
+    statics: usize,
+    unsolicited: usize,
 }
 
 impl NeighbourTable {
-    /// A table of at most `capacity` entries whose learned entries live
-    /// `lifetime` seconds after their last confirmation.
+    /// A table of at most `capacity` learned entries (a quarter of them
+    /// unsolicited) plus [`MAX_STATIC_NEIGHBOURS`] static ones, whose learned
+    /// entries live `lifetime` seconds after their last confirmation. The
+    /// whole is reserved now: learning never allocates.
     pub fn new(capacity: usize, lifetime: u32) -> NeighbourTable {
         let mut entries = FastMap::default();
-        entries.reserve(capacity);
-        NeighbourTable { entries, capacity, lifetime }
+        entries.reserve(capacity + MAX_STATIC_NEIGHBOURS);
+        NeighbourTable { entries, capacity, unsolicited_capacity: capacity / 4, lifetime, statics: 0, unsolicited: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -83,35 +125,84 @@ impl NeighbourTable {
         self.entries.is_empty()
     }
 
-    /// Records what the network said about `ip` at time `now`.
-    pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16, now: u32) -> Learned {
+    /// How many entries are static, and how many unsolicited.
+    pub fn statics(&self) -> usize {
+        self.statics
+    }
+
+    pub fn unsolicited(&self) -> usize {
+        self.unsolicited
+    }
+
+    /// Records what the network said about `ip` at time `now`. A known entry
+    /// is updated whatever `origin` (and becomes needed if this one is); a new
+    /// one is added within its kind's share.
+    pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16, origin: Origin, now: u32) -> Learned {
+        let needed = origin == Origin::Needed;
         if let Some(n) = self.entries.get_mut(&ip) {
             if n.confirmed.is_none() {
                 return Learned::Static;
             }
-            let changed = n.mac != mac || n.port != port;
-            *n = Neighbour { mac, port, confirmed: Some(now) };
+            let upgraded = needed && !n.needed;
+            if upgraded {
+                self.unsolicited -= 1;
+            }
+            let changed = n.mac != mac || n.port != port || upgraded;
+            *n = Neighbour { mac, port, confirmed: Some(now), needed: needed || n.needed };
             return if changed { Learned::Changed } else { Learned::Refreshed };
         }
-        if self.entries.len() >= self.capacity {
+        let learned = self.entries.len() - self.statics;
+        if !needed {
+            if self.unsolicited >= self.unsolicited_capacity {
+                return Learned::UnsolicitedFull;
+            }
+            if learned >= self.capacity {
+                return Learned::Full;
+            }
+            self.unsolicited += 1;
+        } else if learned >= self.capacity && !self.evict_unsolicited(now) {
             return Learned::Full;
         }
-        self.entries.insert(ip, Neighbour { mac, port, confirmed: Some(now) });
+        self.entries.insert(ip, Neighbour { mac, port, confirmed: Some(now), needed });
         Learned::New
     }
 
-    /// Adds or replaces a permanent entry (configuration).
+    /// Removes the unsolicited entry confirmed longest ago, if any. A scan of
+    /// the table, but only when it is full and a needed address arrives.
+    fn evict_unsolicited(&mut self, now: u32) -> bool {
+        let stalest = self
+            .entries
+            .iter()
+            .filter(|(_, n)| !n.needed && n.confirmed.is_some())
+            .max_by_key(|(_, n)| n.confirmed.map(|t| now.wrapping_sub(t)))
+            .map(|(ip, _)| *ip);
+        stalest.is_some_and(|ip| self.delete(ip).is_ok())
+    }
+
+    /// Adds or replaces a permanent entry (configuration), replacing a
+    /// learned one for the same address.
     pub fn add_static(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16) -> Result<(), NeighError> {
-        if !self.entries.contains_key(&ip) && self.entries.len() >= self.capacity {
-            return Err(NeighError::Full(self.capacity));
+        let is_static = self.entries.get(&ip).is_some_and(|n| n.confirmed.is_none());
+        if !is_static {
+            if self.statics >= MAX_STATIC_NEIGHBOURS {
+                return Err(NeighError::TooManyStatic(MAX_STATIC_NEIGHBOURS));
+            }
+            let _ = self.delete(ip);
+            self.statics += 1;
         }
-        self.entries.insert(ip, Neighbour { mac, port, confirmed: None });
+        self.entries.insert(ip, Neighbour { mac, port, confirmed: None, needed: true });
         Ok(())
     }
 
     /// Removes an entry, static or learned.
     pub fn delete(&mut self, ip: Ipv4Addr) -> Result<Neighbour, NeighError> {
-        self.entries.remove(&ip).ok_or(NeighError::NotFound(ip))
+        let n = self.entries.remove(&ip).ok_or(NeighError::NotFound(ip))?;
+        if n.confirmed.is_none() {
+            self.statics -= 1;
+        } else if !n.needed {
+            self.unsolicited -= 1;
+        }
+        Ok(n)
     }
 
     /// The live entry for `ip` at time `now`.
@@ -128,7 +219,15 @@ impl NeighbourTable {
     pub fn expire(&mut self, now: u32) -> usize {
         let before = self.entries.len();
         let lifetime = self.lifetime;
-        self.entries.retain(|_, n| n.confirmed.is_none_or(|t| now.wrapping_sub(t) < lifetime));
+        let mut unsolicited_gone = 0;
+        self.entries.retain(|_, n| {
+            let keep = n.confirmed.is_none_or(|t| now.wrapping_sub(t) < lifetime);
+            if !keep && !n.needed {
+                unsolicited_gone += 1;
+            }
+            keep
+        });
+        self.unsolicited -= unsolicited_gone;
         before - self.entries.len()
     }
 
@@ -242,15 +341,21 @@ mod tests {
         Ipv4Addr::new(10, 0, 0, last)
     }
 
+    use Origin::{Needed, Unsolicited};
+
+    fn ip_n(n: u16) -> Ipv4Addr {
+        Ipv4Addr::new(10, 1, (n >> 8) as u8, n as u8)
+    }
+
     #[test]
     fn learn_refresh_change_and_expire() {
         let mut t = NeighbourTable::new(8, 300);
-        assert_eq!(t.learn(ip(1), MAC_A, 0, 100), Learned::New);
-        assert_eq!(t.learn(ip(1), MAC_A, 0, 200), Learned::Refreshed);
+        assert_eq!(t.learn(ip(1), MAC_A, 0, Needed, 100), Learned::New);
+        assert_eq!(t.learn(ip(1), MAC_A, 0, Needed, 200), Learned::Refreshed);
         assert_eq!(t.lookup(ip(1), 499).map(|n| n.mac), Some(MAC_A));
         assert_eq!(t.lookup(ip(1), 500), None, "expired 300 s after the last confirmation");
-        assert_eq!(t.learn(ip(1), MAC_B, 1, 450), Learned::Changed);
-        assert_eq!(t.lookup(ip(1), 460), Some(&Neighbour { mac: MAC_B, port: 1, confirmed: Some(450) }));
+        assert_eq!(t.learn(ip(1), MAC_B, 1, Needed, 450), Learned::Changed);
+        assert_eq!(t.lookup(ip(1), 460), Some(&Neighbour { mac: MAC_B, port: 1, confirmed: Some(450), needed: true }));
         assert_eq!(t.expire(749), 0);
         assert_eq!(t.expire(750), 1);
         assert!(t.is_empty());
@@ -260,22 +365,78 @@ mod tests {
     fn static_entries_never_expire_nor_change() {
         let mut t = NeighbourTable::new(8, 10);
         t.add_static(ip(1), MAC_A, 0).unwrap();
-        assert_eq!(t.learn(ip(1), MAC_B, 0, 5), Learned::Static);
+        assert_eq!(t.learn(ip(1), MAC_B, 0, Needed, 5), Learned::Static);
         assert_eq!(t.expire(1_000_000), 0);
         assert_eq!(t.lookup(ip(1), 1_000_000).unwrap().mac, MAC_A);
         assert_eq!(t.delete(ip(1)).unwrap().mac, MAC_A);
         assert_eq!(t.delete(ip(1)), Err(NeighError::NotFound(ip(1))));
+        assert_eq!(t.statics(), 0);
     }
 
     #[test]
-    fn a_full_table_refuses_newcomers_and_keeps_the_rest() {
+    fn a_table_full_of_needed_entries_refuses_newcomers_and_keeps_the_rest() {
         let mut t = NeighbourTable::new(2, 300);
-        assert_eq!(t.learn(ip(1), MAC_A, 0, 0), Learned::New);
-        assert_eq!(t.learn(ip(2), MAC_A, 0, 0), Learned::New);
-        assert_eq!(t.learn(ip(3), MAC_A, 0, 0), Learned::Full);
-        assert_eq!(t.add_static(ip(4), MAC_A, 0), Err(NeighError::Full(2)));
-        assert_eq!(t.learn(ip(2), MAC_B, 0, 1), Learned::Changed, "known entries still update");
+        assert_eq!(t.learn(ip(1), MAC_A, 0, Needed, 0), Learned::New);
+        assert_eq!(t.learn(ip(2), MAC_A, 0, Needed, 0), Learned::New);
+        assert_eq!(t.learn(ip(3), MAC_A, 0, Needed, 0), Learned::Full);
+        assert_eq!(t.learn(ip(2), MAC_B, 0, Unsolicited, 1), Learned::Changed, "known entries still update");
+        assert!(t.lookup(ip(2), 1).unwrap().needed, "and stay needed");
         assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn unsolicited_entries_keep_to_a_quarter_and_make_way_for_needed_ones() {
+        let mut t = NeighbourTable::new(8, 300);
+        for n in 0..2 {
+            assert_eq!(t.learn(ip_n(n), MAC_A, 0, Unsolicited, u32::from(n)), Learned::New);
+        }
+        // A flood of requesters: refused beyond a quarter of the table.
+        for n in 2..1000 {
+            assert_eq!(t.learn(ip_n(n), MAC_A, 0, Unsolicited, 10), Learned::UnsolicitedFull);
+        }
+        assert_eq!((t.len(), t.unsolicited()), (2, 2));
+        for n in 0..6 {
+            assert_eq!(t.learn(ip(n), MAC_B, 1, Needed, 20), Learned::New, "needed addresses find room");
+        }
+        // Full: a needed newcomer evicts the stalest unsolicited entry.
+        assert_eq!(t.learn(ip(6), MAC_B, 1, Needed, 21), Learned::New);
+        assert_eq!(t.lookup(ip_n(0), 21), None, "confirmed at 0, the stalest");
+        assert!(t.lookup(ip_n(1), 21).is_some());
+        // A known unsolicited entry becomes needed when it answers us.
+        assert_eq!(t.learn(ip_n(1), MAC_A, 0, Needed, 22), Learned::Changed);
+        assert_eq!(t.learn(ip_n(1), MAC_A, 0, Unsolicited, 22), Learned::Refreshed, "and stays needed");
+        assert_eq!(t.unsolicited(), 0);
+        assert_eq!(t.learn(ip(7), MAC_B, 1, Needed, 23), Learned::Full, "nothing left to evict");
+        assert_eq!(t.learn(ip_n(2), MAC_A, 0, Unsolicited, 23), Learned::Full);
+        // Expiry and deletion give the room back, counted right.
+        assert_eq!(t.expire(23 + 300), 8);
+        assert_eq!((t.len(), t.unsolicited()), (0, 0));
+        assert_eq!(t.learn(ip_n(3), MAC_A, 0, Unsolicited, 400), Learned::New);
+        t.delete(ip_n(3)).unwrap();
+        assert_eq!(t.unsolicited(), 0);
+    }
+
+    #[test]
+    fn statics_have_their_own_bound_outside_the_learned_capacity() {
+        let mut t = NeighbourTable::new(2, 300);
+        assert_eq!(t.learn(ip(1), MAC_A, 0, Unsolicited, 0), Learned::UnsolicitedFull, "2 / 4 = no unsolicited room");
+        assert_eq!(t.learn(ip(1), MAC_A, 0, Needed, 0), Learned::New);
+        assert_eq!(t.learn(ip(2), MAC_A, 0, Needed, 0), Learned::New);
+        for n in 0..MAX_STATIC_NEIGHBOURS as u16 {
+            t.add_static(ip_n(n), MAC_B, 1).unwrap();
+        }
+        assert_eq!(t.add_static(ip(3), MAC_B, 1), Err(NeighError::TooManyStatic(MAX_STATIC_NEIGHBOURS)));
+        assert_eq!(
+            NeighError::TooManyStatic(MAX_STATIC_NEIGHBOURS).to_string(),
+            "the neighbour table holds at most 1024 static entries"
+        );
+        t.add_static(ip_n(0), MAC_A, 0).expect("replacing a static entry takes no room");
+        assert_eq!((t.len(), t.statics()), (2 + MAX_STATIC_NEIGHBOURS, MAX_STATIC_NEIGHBOURS));
+        t.delete(ip_n(5)).unwrap();
+        // A static entry replacing a learned one frees the learned room.
+        t.add_static(ip(2), MAC_B, 1).unwrap();
+        assert_eq!(t.learn(ip(3), MAC_A, 0, Needed, 1), Learned::New);
+        assert_eq!(t.len(), 2 + MAX_STATIC_NEIGHBOURS);
     }
 
     #[test]

@@ -167,6 +167,14 @@ pub struct WorkerCounters {
     pub arp_replies: Counter,
     pub arp_requests: Counter,
     pub neighbours_learned: Counter,
+    /// ARP senders not learned: the address is reached by another port (a
+    /// frame on one segment claiming an address of another).
+    pub neighbours_wrong_port: Counter,
+    /// ARP senders not learned: the table is full of addresses we send to.
+    pub neighbours_table_full: Counter,
+    /// ARP senders we do not send to, not learned: their share of the table
+    /// is full (a flood of requesters).
+    pub neighbours_unsolicited_full: Counter,
     pub icmp_echo_replies: Counter,
     /// ICMP errors the gateway originated (time exceeded, fragmentation needed).
     pub icmp_errors_sent: Counter,
@@ -201,6 +209,9 @@ impl Default for WorkerCounters {
             arp_replies: Counter::default(),
             arp_requests: Counter::default(),
             neighbours_learned: Counter::default(),
+            neighbours_wrong_port: Counter::default(),
+            neighbours_table_full: Counter::default(),
+            neighbours_unsolicited_full: Counter::default(),
             icmp_echo_replies: Counter::default(),
             icmp_errors_sent: Counter::default(),
             icmp_errors_limited: Counter::default(),
@@ -236,6 +247,9 @@ impl WorkerCounters {
             ("arp replies", &self.arp_replies),
             ("arp requests", &self.arp_requests),
             ("neighbours learned", &self.neighbours_learned),
+            ("neighbours refused wrong port", &self.neighbours_wrong_port),
+            ("neighbours refused table full", &self.neighbours_table_full),
+            ("neighbours refused unsolicited full", &self.neighbours_unsolicited_full),
             ("icmp echo replies", &self.icmp_echo_replies),
             ("icmp errors sent", &self.icmp_errors_sent),
             ("icmp errors rate-limited", &self.icmp_errors_limited),

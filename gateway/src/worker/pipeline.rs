@@ -19,10 +19,10 @@ use crate::conn::director::{Director, DirectorConfig, Refused};
 use crate::conn::{ConnId, Direction, FlowKey, Proxy, State};
 use crate::control::publish::ServiceFlags;
 use crate::frame::Frame;
-use crate::net::arp::{handle_arp, write_arp_request, ArpVerdict};
+use crate::net::arp::{handle_arp, write_arp_request, ArpSeen, ArpVerdict};
 use crate::net::icmp::{echo_reply_in_place, error_destination, RateLimiter};
 use crate::net::rss::ReplySteering;
-use crate::net::{Ipv4Cidr, Learned, NeighbourTable, NextHop, PendingQueue, Queued, RouteTable};
+use crate::net::{Ipv4Cidr, Learned, NeighbourTable, NextHop, Origin, PendingQueue, Queued, RouteTable};
 use crate::service::fasthash::FastBuildHasher;
 use crate::service::laddr::PortPartition;
 use crate::service::{ForwardMethod, Protocol, ServiceKey, Snapshot};
@@ -158,6 +158,10 @@ pub struct Worker<F> {
     vips: AddrSet,
     /// FNAT local addresses (ARP, replies from real servers).
     lips: AddrSet,
+    /// Real servers' addresses and routes' gateways: addresses the gateway
+    /// sends to, so their ARP is learned as needed (see [`crate::net::neigh`]).
+    dest_addrs: AddrSet,
+    gateways: AddrSet,
     last_arp_retry: u32,
     ident: u16,
     /// Local ports tried for one whose replies land on our queue (0 when no
@@ -216,6 +220,8 @@ impl<F: Frame> Worker<F> {
             interface_addrs: AddrSet::default(),
             vips: AddrSet::default(),
             lips: AddrSet::default(),
+            dest_addrs: AddrSet::default(),
+            gateways: AddrSet::default(),
             last_arp_retry: now,
             ident: cfg.id.wrapping_mul(0x1000),
             icmp_errors: RateLimiter::new(1000, 50),
@@ -265,6 +271,7 @@ impl<F: Frame> Worker<F> {
 
     fn set_net(&mut self, net: Arc<NetView>) {
         self.interface_addrs = net.ports.iter().flat_map(|p| p.addrs.iter().map(|a| a.addr())).collect();
+        self.gateways = net.routes.iter().filter_map(|r| r.via).collect();
         // With n queues a candidate fits with probability 1/n: 8n tries miss
         // all with probability (1 - 1/n)^(8n) < e^-8.
         let predictable = net.ports.iter().any(|p| p.steering.is_some());
@@ -275,8 +282,11 @@ impl<F: Frame> Worker<F> {
             }
         }
         for (ip, mac, port) in &net.static_neighbours {
-            // A full table keeps working without this entry; ARP resolves it.
-            let _ = self.neighbours.add_static(*ip, *mac, *port);
+            // NetConfig refuses more than MAX_STATIC_NEIGHBOURS entries, the
+            // table's own bound for statics (old ones are deleted above), so
+            // every one the control plane accepted fits.
+            let installed = self.neighbours.add_static(*ip, *mac, *port);
+            debug_assert!(installed.is_ok(), "static neighbour {ip}: {installed:?}");
         }
         self.net = net;
     }
@@ -285,12 +295,18 @@ impl<F: Frame> Worker<F> {
         let snap = self.director.snapshot().clone();
         self.vips.clear();
         self.lips.clear();
+        self.dest_addrs.clear();
         self.proxied.clear();
         for svc in snap.services() {
             let flags = self.service_flags.get(&svc.key()).copied().unwrap_or_default();
             self.proxied.push(flags.synproxy);
             if let ServiceKey::Inet { addr: IpAddr::V4(a), .. } = svc.key() {
                 self.vips.insert(a);
+            }
+            for d in svc.dests() {
+                if let IpAddr::V4(a) = d.addr() {
+                    self.dest_addrs.insert(a);
+                }
             }
             for l in svc.laddrs() {
                 if let IpAddr::V4(a) = l.addr {
@@ -434,8 +450,8 @@ impl<F: Frame> Worker<F> {
             Ok(seen) => seen,
             Err(_) => return self.discard(frame, Discard::BadArp, io),
         };
-        if seen.learnable && (seen.for_us || self.neighbours.lookup(seen.sender_ip, now).is_some()) {
-            self.learn(seen.sender_ip, seen.sender_mac, in_port, now, io, true);
+        if seen.learnable {
+            self.learn_sender(&seen, in_port, now, io);
         }
         match seen.verdict {
             ArpVerdict::Reply => {
@@ -446,27 +462,83 @@ impl<F: Frame> Worker<F> {
         }
     }
 
-    /// Records a neighbour (from the network, or from another worker) and
-    /// sends what waited for it.
-    pub fn learn_neighbour(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16, now: u32, io: &mut impl Io<F>) {
-        self.learn(ip, mac, port, now, io, false);
+    /// Learns an ARP packet's sender, as Linux does: a known entry is
+    /// refreshed by any ARP, a new one is made only from a packet to us. The
+    /// sender must be on the port the gateway reaches its address by (the
+    /// route's egress port), else one frame on the client segment claiming a
+    /// real server's address would take that server's traffic. Addresses the
+    /// gateway sends to are learned as needed; others (requesters) only in
+    /// their bounded share of the table. Every refusal is counted.
+    fn learn_sender(&mut self, seen: &ArpSeen, in_port: u16, now: u32, io: &mut impl Io<F>) {
+        let (ip, mac) = (seen.sender_ip, seen.sender_mac);
+        if !seen.for_us && self.neighbours.lookup(ip, now).is_none() {
+            return;
+        }
+        if !self.reached_by(ip, in_port) {
+            return self.counters.neighbours_wrong_port.inc();
+        }
+        if self.learn(ip, mac, in_port, self.origin_of(ip), now, io) {
+            // The others hear of an answer (ARP lands on one worker's queue
+            // whichever worker asked) and of what they need; a requester stays
+            // here, so a flood of them does not spread.
+            if seen.answer || self.neighbours.lookup(ip, now).is_some_and(|n| n.needed) {
+                io.neighbour_learned(ip, mac, in_port);
+            }
+        }
     }
 
-    fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16, now: u32, io: &mut impl Io<F>, tell_others: bool) {
-        match self.neighbours.learn(ip, mac, port, now) {
+    /// Whether packets to `ip` leave by `port`: the only port whose ARP may
+    /// tell us where `ip` is.
+    fn reached_by(&self, ip: Ipv4Addr, port: u16) -> bool {
+        self.net.routes.next_hop(ip).is_some_and(|hop| hop.port == port)
+    }
+
+    /// Whether the gateway sends to `ip`: a real server, a route's gateway,
+    /// or an address packets wait for here.
+    fn origin_of(&self, ip: Ipv4Addr) -> Origin {
+        if self.dest_addrs.contains(&ip) || self.gateways.contains(&ip) || self.pending.is_waiting(ip) {
+            Origin::Needed
+        } else {
+            Origin::Unsolicited
+        }
+    }
+
+    /// Records a neighbour another worker learned, from the port it names, and
+    /// sends what waited for it here.
+    pub fn learn_neighbour(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16, now: u32, io: &mut impl Io<F>) {
+        // The sender checked the port against the same routes, unless a new
+        // configuration arrived in between.
+        if !self.reached_by(ip, port) {
+            return self.counters.neighbours_wrong_port.inc();
+        }
+        self.learn(ip, mac, port, self.origin_of(ip), now, io);
+    }
+
+    /// Records a neighbour, counting a refusal, and sends what waited for it.
+    /// Returns whether the entry is new or changed.
+    fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16, origin: Origin, now: u32, io: &mut impl Io<F>) -> bool {
+        let news = match self.neighbours.learn(ip, mac, port, origin, now) {
             Learned::New | Learned::Changed => {
                 self.counters.neighbours_learned.inc();
-                if tell_others {
-                    io.neighbour_learned(ip, mac, port);
-                }
+                true
             }
-            Learned::Refreshed | Learned::Static | Learned::Full => {}
-        }
+            Learned::Refreshed | Learned::Static => false,
+            Learned::Full => {
+                self.counters.neighbours_table_full.inc();
+                return false;
+            }
+            Learned::UnsolicitedFull => {
+                self.counters.neighbours_unsolicited_full.inc();
+                return false;
+            }
+        };
         if let Some(n) = self.neighbours.lookup(ip, now).copied() {
-            let Some(src_mac) = self.net.ports.get(usize::from(n.port)).map(|p| p.mac) else { return };
-            let counters = &self.counters;
-            self.pending.release(ip, |f| address_and_send(counters, f, n.port, n.mac, src_mac, io));
+            if let Some(src_mac) = self.net.ports.get(usize::from(n.port)).map(|p| p.mac) {
+                let counters = &self.counters;
+                self.pending.release(ip, |f| address_and_send(counters, f, n.port, n.mac, src_mac, io));
+            }
         }
+        news
     }
 
     fn icmp(&mut self, mut frame: F, meta: Ipv4Meta, in_port: u16, now: u32, io: &mut impl Io<F>) {

@@ -536,6 +536,124 @@ fn arp_and_ping_for_our_addresses() {
     assert_checksums_valid(&pong);
 }
 
+const MAC_SPOOF: MacAddr = MacAddr([0x52, 0x54, 0, 0, 0xee, 0xee]);
+
+#[test]
+fn arp_from_another_segment_cannot_take_a_servers_or_the_clients_address() {
+    let mut w = worker(0, 1, ForwardMethod::FullNat);
+    let mut io = Recorder::default();
+    // Before RS1 is known: a request to us from the client segment claiming RS1.
+    w.process(arp_request(RS1, MAC_SPOOF, GW_CLIENT_SIDE), 0, 1000, &mut io);
+    assert_eq!(io.take_sent().len(), 1, "the request to us is still answered");
+    assert_eq!(w.neighbours().lookup(RS1, 1000), None, "but its sender is not learned");
+    resolve(&mut w, &mut io, 1000);
+    // Once known: a reply and a request from the client segment claiming RS1,
+    // and one from the server segment claiming the client.
+    w.process(arp_reply(RS1, MAC_SPOOF, GW_CLIENT_SIDE, MAC_PORT0), 0, 1000, &mut io);
+    w.process(arp_request(RS1, MAC_SPOOF, GW_CLIENT_SIDE), 0, 1000, &mut io);
+    w.process(arp_request(CLIENT, MAC_SPOOF, GW_SERVER_SIDE), 1, 1000, &mut io);
+    w.process(arp_request(CLIENT, MAC_SPOOF, Ipv4Addr::new(192, 168, 1, 99)), 1, 1000, &mut io);
+    io.take_sent();
+    assert_eq!(w.counters().neighbours_wrong_port.get(), 5);
+    assert!(io.learned.iter().all(|(_, mac, _)| *mac != MAC_SPOOF), "nothing spread to the other workers");
+    let n = w.neighbours();
+    assert_eq!(n.lookup(RS1, 1000).map(|n| (n.mac, n.port)), Some((MAC_RS1, 1)));
+    assert_eq!(n.lookup(CLIENT, 1000).map(|n| (n.mac, n.port)), Some((MAC_CLIENT, 0)));
+
+    // Traffic still reaches RS1 and comes back to the client.
+    let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+    let (port, out) = io.take_sent().remove(0);
+    assert_eq!((port, macs(&out), ip_dst(&out)), (1, (MAC_RS1, MAC_PORT1), (RS1, 8080)));
+    let synack = tcp_frame((RS1, 8080), ip_src(&out), 5, 2, flags::SYN | flags::ACK, &[], &[]);
+    w.process(on_wire(MAC_RS1, MAC_PORT1, &synack), 1, 1000, &mut io);
+    let (port, back) = io.take_sent().remove(0);
+    assert_eq!((port, macs(&back), ip_dst(&back)), (0, (MAC_CLIENT, MAC_PORT0), (CLIENT, 40000)));
+
+    // The right segment may still move an address (a server replaced).
+    w.process(arp_request(RS1, MAC_RS2, GW_SERVER_SIDE), 1, 1001, &mut io);
+    assert_eq!(w.neighbours().lookup(RS1, 1001).map(|n| n.mac), Some(MAC_RS2));
+}
+
+/// The test network with a default route out of the client port, so that any
+/// address may be a client's and ARP from the client segment may claim many.
+fn net_with_default_route() -> Arc<NetView> {
+    let mut view = (*net()).clone();
+    let default = crate::net::Route { dst: cidr("0.0.0.0/0"), via: Some(Ipv4Addr::new(10, 0, 0, 253)), port: 0, src: None };
+    view.routes.add(default).unwrap();
+    Arc::new(view)
+}
+
+#[test]
+fn a_flood_of_arp_senders_does_not_keep_out_a_server_resolved_afterwards() {
+    let cfg = WorkerConfig::new(0, 1);
+    let mut w: Worker<BufFrame> =
+        Worker::new(&cfg, service(ForwardMethod::FullNat, SchedulerKind::Rr), net_with_default_route(), 1000).unwrap();
+    let mut io = Recorder::default();
+    // 10,000 forged requesters (more than the 4096 learned entries), each asking for us.
+    for i in 0..10_000u32 {
+        let sender = Ipv4Addr::from(u32::from(Ipv4Addr::new(172, 16, 0, 1)) + i);
+        let mac = MacAddr([0x52, 0x54, 1, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+        w.process(arp_request(sender, mac, GW_CLIENT_SIDE), 0, 1000, &mut io);
+    }
+    io.take_sent();
+    let share = cfg.neighbour_capacity / 4;
+    assert_eq!(w.neighbours().unsolicited(), share, "requesters hold at most a quarter of the table");
+    let c = w.counters().clone();
+    assert_eq!(c.neighbours_unsolicited_full.get(), 10_000 - share as u64, "every refusal counted");
+    assert!(io.learned.is_empty(), "requesters are not spread to the other workers");
+    assert!(w.counters().nonzero_events().contains(&("neighbours refused unsolicited full", c.neighbours_unsolicited_full.get())));
+
+    // A real server resolved afterwards is reached at once.
+    let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1001, &mut io);
+    assert_eq!(io.take_sent().iter().map(|(p, b)| (*p, macs(b).0)).collect::<Vec<_>>(), vec![(1, MacAddr::BROADCAST)], "an ARP request for RS1");
+    w.process(arp_reply(RS1, MAC_RS1, GW_SERVER_SIDE, MAC_PORT1), 1, 1001, &mut io);
+    assert_eq!(io.take_sent().iter().map(|(p, b)| (*p, macs(b).0)).collect::<Vec<_>>(), vec![(1, MAC_RS1)]);
+    assert_eq!(io.learned, vec![(RS1, MAC_RS1, 1)], "and the other workers are told");
+    assert_eq!(c.neighbours_table_full.get(), 0);
+}
+
+#[test]
+fn a_table_full_of_needed_neighbours_refuses_and_counts_newcomers() {
+    let mut cfg = WorkerConfig::new(0, 1);
+    cfg.neighbour_capacity = 1;
+    let mut w: Worker<BufFrame> = Worker::new(&cfg, service(ForwardMethod::FullNat, SchedulerKind::Rr), net(), 1000).unwrap();
+    let mut io = Recorder::default();
+    w.process(arp_reply(RS1, MAC_RS1, GW_SERVER_SIDE, MAC_PORT1), 1, 1000, &mut io);
+    w.process(arp_reply(RS2, MAC_RS2, GW_SERVER_SIDE, MAC_PORT1), 1, 1000, &mut io);
+    let c = w.counters();
+    assert_eq!((c.neighbours_learned.get(), c.neighbours_table_full.get()), (1, 1));
+    assert!(c.nonzero_events().contains(&("neighbours refused table full", 1)));
+}
+
+#[test]
+fn an_answer_reaches_the_worker_that_asked_and_requesters_stay_local() {
+    let mut w0 = worker(0, 2, ForwardMethod::FullNat);
+    let mut w1 = worker(1, 2, ForwardMethod::FullNat);
+    let (mut io0, mut io1) = (Recorder::default(), Recorder::default());
+    // Worker 1 sends to the client (on-link): it asks, and the answer lands on worker 0's queue.
+    w1.process(arp_reply(RS1, MAC_RS1, GW_SERVER_SIDE, MAC_PORT1), 1, 1000, &mut io1);
+    let syn = tcp_frame((CLIENT, 40001), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+    w1.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io1);
+    let (_, to_rs) = io1.take_sent().remove(0);
+    let synack = tcp_frame((RS1, 8080), ip_src(&to_rs), 5, 2, flags::SYN | flags::ACK, &[], &[]);
+    w1.process(on_wire(MAC_RS1, MAC_PORT1, &synack), 1, 1000, &mut io1);
+    assert_eq!(io1.take_sent().iter().map(|(p, b)| (*p, macs(b).0)).collect::<Vec<_>>(), vec![(0, MacAddr::BROADCAST)]);
+
+    w0.process(arp_request(Ipv4Addr::new(10, 0, 0, 2), MAC_SPOOF, GW_CLIENT_SIDE), 0, 1000, &mut io0);
+    w0.process(arp_reply(CLIENT, MAC_CLIENT, GW_CLIENT_SIDE, MAC_PORT0), 0, 1000, &mut io0);
+    assert_eq!(io0.learned, vec![(CLIENT, MAC_CLIENT, 0)], "the answer is passed on, the requester is not");
+    w1.learn_neighbour(CLIENT, MAC_CLIENT, 0, 1000, &mut io1);
+    assert_eq!(io1.take_sent().iter().map(|(p, b)| (*p, macs(b).0)).collect::<Vec<_>>(), vec![(0, MAC_CLIENT)]);
+    assert!(w1.neighbours().lookup(CLIENT, 1000).unwrap().needed);
+
+    // An update naming a port that does not reach the address is refused.
+    w1.learn_neighbour(RS2, MAC_SPOOF, 0, 1000, &mut io1);
+    assert_eq!(w1.neighbours().lookup(RS2, 1000), None);
+    assert_eq!(w1.counters().neighbours_wrong_port.get(), 1);
+}
+
 #[test]
 fn bad_and_unwanted_packets_are_counted_and_good_traffic_continues() {
     let (mut w, mut io) = resolved(ForwardMethod::FullNat);
