@@ -123,6 +123,13 @@ impl SynProxySpec {
         if self.handshakes == 0 {
             return Err(ConfigError("\"synproxy\".\"handshakes\": 0 leaves no room for a handshake".into()));
         }
+        if self.handshakes > synproxy::handshakes::MAX_HANDSHAKES {
+            return Err(ConfigError(format!(
+                "\"synproxy\".\"handshakes\": {} is above {} (each worker allocates them all at start)",
+                self.handshakes,
+                synproxy::handshakes::MAX_HANDSHAKES
+            )));
+        }
         if self.syn_retries > 8 {
             return Err(ConfigError(format!(
                 "\"synproxy\".\"syn_retries\": {} would hold a handshake for {} s; at most 8",
@@ -199,6 +206,77 @@ pub struct NeighbourSpec {
     pub dev: String,
 }
 
+/// The largest configuration file read: far beyond any real one (a
+/// thousand services with ten servers each is under 1 MB).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// The most mbufs a pool may have: 2^26 mbufs of 2 KB are 150 GB of
+/// hugepages; more cannot be installed and DPDK's size arithmetic overflows.
+pub const MAX_MBUFS: u32 = 1 << 26;
+
+/// Descriptors of each rx and tx queue (the ports' defaults).
+const RX_DESCRIPTORS: u16 = 1024;
+const TX_DESCRIPTORS: u16 = 1024;
+
+/// The per-lcore cache of the mbuf pool.
+const POOL_CACHE: u32 = 256;
+
+/// The fewest mbufs with which `workers` workers forward on `ports` ports:
+/// every rx ring filled and every tx ring full (each queue holds its
+/// descriptors' mbufs), each lcore's pool cache at its flush threshold (1.5
+/// times its size), and the bursts a worker holds while it works (one being
+/// received, one pending per port and per peer worker). With fewer, rx
+/// queues starve: every packet is an `rx_nombuf` and nothing is forwarded.
+pub fn min_mbufs(ports: usize, workers: usize) -> u64 {
+    let (ports, workers) = (ports as u64, workers as u64);
+    let queues = ports * workers * u64::from(RX_DESCRIPTORS + TX_DESCRIPTORS);
+    let caches = (workers + 1) * u64::from(POOL_CACHE) * 3 / 2;
+    let bursts = workers * (1 + ports + workers) * crate::dpdk::BURST_SIZE as u64;
+    queues + caches + bursts
+}
+
+/// Refuses a `"mbufs"` the queues cannot run with or that cannot be installed.
+fn check_mbufs(mbufs: u32, ports: usize, workers: usize) -> Result<(), ConfigError> {
+    let least = min_mbufs(ports, workers);
+    if u64::from(mbufs) < least {
+        return Err(ConfigError(format!(
+            "\"mbufs\": {mbufs} is fewer than the {least} that {ports} port(s) with {workers} worker(s) need \
+             ({RX_DESCRIPTORS} rx and {TX_DESCRIPTORS} tx descriptors per queue, pool caches, bursts)"
+        )));
+    }
+    if mbufs > MAX_MBUFS {
+        return Err(ConfigError(format!("\"mbufs\": {mbufs} is above {MAX_MBUFS} (2 KB of hugepage memory each)")));
+    }
+    Ok(())
+}
+
+/// Where the file must hold JSON objects: serde reads a struct from an
+/// array too (`"timeouts": [1000, 2000, 3000]` would silently become tcp,
+/// tcp_fin and udp), so the shape is checked first, naming the key.
+fn check_objects(value: &serde_json::Value) -> Result<(), ConfigError> {
+    use serde_json::Value;
+    fn object(v: &Value, key: &str) -> Result<(), ConfigError> {
+        match v {
+            Value::Object(_) => Ok(()),
+            other => Err(ConfigError(format!("{key}: expected an object {{\"name\": value, ...}}, not {other}"))),
+        }
+    }
+    object(value, "the configuration")?;
+    for key in ["timeouts", "synproxy"] {
+        if let Some(v) = value.get(key) {
+            object(v, &format!("\"{key}\""))?;
+        }
+    }
+    for key in ["ports", "routes", "neighbours"] {
+        if let Some(Value::Array(items)) = value.get(key) {
+            for (i, item) in items.iter().enumerate() {
+                object(item, &format!("\"{key}\"[{i}]"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A configuration problem: what, where, with which value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub String);
@@ -212,21 +290,41 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
-    /// Reads and validates a configuration file.
+    /// Reads and validates a configuration file. At most [`MAX_CONFIG_BYTES`]
+    /// are read: a path such as `/dev/zero` is refused, not read until memory runs out.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        use std::io::Read;
+        let cannot_read = |e: std::io::Error| ConfigError(format!("cannot read {}: {e}", path.display()));
+        let file = std::fs::File::open(path).map_err(cannot_read)?;
+        let mut bytes = Vec::new();
+        file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes).map_err(cannot_read)?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError(format!("{}: larger than {MAX_CONFIG_BYTES} bytes: not a configuration file", path.display())));
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|e| ConfigError(format!("{}: not UTF-8 text (byte {})", path.display(), e.utf8_error().valid_up_to())))?;
         Self::parse(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
     }
 
     /// Parses and validates configuration text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = serde_json::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        check_objects(&value)?;
+        let config: Config = serde_json::from_value(value).map_err(|e| ConfigError(e.to_string()))?;
         if config.ports.is_empty() {
             return Err(ConfigError("\"ports\": at least one port is needed".into()));
         }
-        if config.conn_capacity == 0 {
-            return Err(ConfigError("\"conn_capacity\": 0 is not a capacity".into()));
+        if !(1..=crate::conn::table::MAX_CAPACITY).contains(&config.conn_capacity) {
+            return Err(ConfigError(format!(
+                "\"conn_capacity\": {} is not in 1..={} (connections per worker)",
+                config.conn_capacity,
+                crate::conn::table::MAX_CAPACITY
+            )));
+        }
+        if let Some(mbufs) = config.mbufs {
+            // The workers' count is known once the EAL has read its lcores;
+            // one worker's needs are the least any configuration has.
+            check_mbufs(mbufs, config.ports.len(), 1)?;
         }
         config.synproxy.settings([0; 16])?;
         // The network, timeouts and services, as the gateway would start with them.
@@ -276,6 +374,9 @@ impl Config {
             if names.insert(p.name.clone(), i).is_some() {
                 return Err(ConfigError(format!("\"ports\": name {:?} is used twice", p.name)));
             }
+            if let Some(first) = self.ports[..i].iter().position(|q| q.device == p.device) {
+                return Err(ConfigError(format!("\"ports\"[{i}].\"device\": {:?} is already port {first}", p.device)));
+            }
             if !(68..=9000).contains(&p.mtu) {
                 return Err(ConfigError(format!("\"ports\"[{i}].\"mtu\": {} is not in 68..=9000", p.mtu)));
             }
@@ -297,7 +398,7 @@ impl Config {
             };
             self.port_index(&r.dev, &format!("{key}.\"dev\""))?;
             net.add_route(RouteConfig {
-                dst: dst.network().addr().into(),
+                dst: dst.addr().into(),
                 prefix_len: dst.prefix_len(),
                 via: via.map(IpAddr::V4),
                 ifname: r.dev.clone(),
@@ -367,11 +468,16 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     }
     let workers = lcores.len() as u16;
     let queues = workers;
-    let mbufs = config.mbufs.unwrap_or_else(|| {
-        let per_port = u32::from(queues) * (1024 + 1024 + 512);
-        (per_port * config.ports.len() as u32 + 8192).next_power_of_two() - 1
-    });
-    let pool = Mempool::new(&eal, "gw_pool", mbufs, 256, MBUF_DEFAULT_BUF_SIZE).map_err(|e| e.to_string())?;
+    let mbufs = match config.mbufs {
+        Some(mbufs) => {
+            check_mbufs(mbufs, config.ports.len(), usize::from(workers)).map_err(|e| format!("bad configuration: {e}"))?;
+            mbufs
+        }
+        // Room for traffic beyond the queues' needs, rounded as DPDK likes it (2^n - 1).
+        None => ((min_mbufs(config.ports.len(), usize::from(workers)) + 8192).next_power_of_two() - 1)
+            .min(u64::from(MAX_MBUFS)) as u32,
+    };
+    let pool = Mempool::new(&eal, "gw_pool", mbufs, POOL_CACHE, MBUF_DEFAULT_BUF_SIZE).map_err(|e| e.to_string())?;
 
     // Ports: each worker gets rx and tx queue `w` of every port.
     let mut specs: Vec<(u16, bridge::PortSpec)> = Vec::new();
@@ -379,7 +485,14 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let mut rx_per_worker: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
     let mut tx_per_worker: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
     for spec in &config.ports {
-        let pc = PortConfig { rx_queues: queues, tx_queues: queues, mtu: None, ..PortConfig::default() };
+        let pc = PortConfig {
+            rx_queues: queues,
+            tx_queues: queues,
+            rx_descriptors: RX_DESCRIPTORS,
+            tx_descriptors: TX_DESCRIPTORS,
+            mtu: None,
+            ..PortConfig::default()
+        };
         let (port, rxq, txq) =
             Port::open(&eal, &spec.device, &pc, &pool).map_err(|e| format!("port {:?}: {e}", spec.name))?;
         let caps = port.caps();
@@ -556,5 +669,90 @@ pub fn release(ports: Vec<Port>, pool: Mempool, eal: Eal) {
     drop(pool);
     if let Err((_, e)) = eal.cleanup() {
         eprintln!("gatewayd: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO_PORTS: &str = r#""ports": [{"device": "net_tap0", "name": "a", "addrs": ["10.0.0.254/24"]},
+                                         {"device": "net_tap1", "name": "b", "addrs": ["192.168.1.254/24"]}]"#;
+
+    fn refusal(members: &str) -> String {
+        let text = format!(r#"{{"eal": [], {TWO_PORTS}{members}}}"#);
+        match Config::parse(&text) {
+            Ok(_) => panic!("accepted: {text}"),
+            Err(e) => e.0,
+        }
+    }
+
+    #[test]
+    fn every_refusal_names_the_key_and_the_value() {
+        let cases = [
+            (r#", "timeouts": [1000, 2000, 3000]"#, "\"timeouts\": expected an object {\"name\": value, ...}, not [1000,2000,3000]"),
+            (r#", "synproxy": [1460]"#, "\"synproxy\": expected an object"),
+            (r#", "routes": [["0.0.0.0/0", "10.0.0.1", "a"]]"#, "\"routes\"[0]: expected an object"),
+            (r#", "synproxy": {"handshakes": 4294967295}"#, "\"synproxy\".\"handshakes\": 4294967295 is above 1048576"),
+            (r#", "conn_capacity": 4294967295"#, "\"conn_capacity\": 4294967295 is not in 1..=134217726"),
+            (r#", "conn_capacity": 0"#, "\"conn_capacity\": 0 is not in 1..="),
+            (r#", "mbufs": 2047"#, "\"mbufs\": 2047 is fewer than the 4992 that 2 port(s) with 1 worker(s) need"),
+            (r#", "mbufs": 3000000000"#, "\"mbufs\": 3000000000 is above 67108864"),
+            (r#", "routes": [{"dst": "10.1.2.3/16", "dev": "a"}]"#, "\"routes\"[0]: invalid prefix for given prefix length: 10.1.2.3/16 has host bits set"),
+        ];
+        for (members, want) in cases {
+            let got = refusal(members);
+            assert!(got.contains(want), "{members}: expected {want:?} in {got:?}");
+        }
+    }
+
+    #[test]
+    fn a_top_level_array_is_not_a_configuration() {
+        let err = Config::parse(r#"[[], [{"device": "d", "name": "a"}]]"#).unwrap_err().0;
+        assert!(err.starts_with("the configuration: expected an object"), "{err}");
+        let err = Config::parse(r#"{"eal": [], "ports": [["d", "a"]]}"#).unwrap_err().0;
+        assert!(err.starts_with("\"ports\"[0]: expected an object"), "{err}");
+    }
+
+    #[test]
+    fn ports_never_share_a_device_an_address_or_a_subnet() {
+        let parse = |ports: &str| Config::parse(&format!(r#"{{"eal": [], "ports": [{ports}]}}"#)).map(|_| ()).map_err(|e| e.0);
+        assert_eq!(
+            parse(r#"{"device": "net_tap0", "name": "a"}, {"device": "net_tap0", "name": "b"}"#),
+            Err("\"ports\"[1].\"device\": \"net_tap0\" is already port 0".into())
+        );
+        assert_eq!(
+            parse(r#"{"device": "d0", "name": "a", "addrs": ["10.0.0.254/24"]}, {"device": "d1", "name": "b", "addrs": ["10.0.0.254/24"]}"#),
+            Err("\"ports\"[1].\"addrs\": address 10.0.0.254 already exists on a".into())
+        );
+        assert_eq!(
+            parse(r#"{"device": "d0", "name": "a", "addrs": ["10.0.0.254/16"]}, {"device": "d1", "name": "b", "addrs": ["10.0.7.1/24"]}"#),
+            Err("\"ports\"[1].\"addrs\": 10.0.7.1/24 overlaps 10.0.0.254/16 on a: each subnet belongs to one interface".into())
+        );
+        assert_eq!(parse(r#"{"device": "d0", "name": "a", "addrs": ["10.0.0.254/24", "10.0.0.253/24"]}, {"device": "d1", "name": "b", "addrs": ["10.0.1.1/24"]}"#), Ok(()));
+    }
+
+    #[test]
+    fn the_mbuf_bounds_follow_the_queues() {
+        // 2 ports, 1 worker: 4096 descriptors' mbufs, 2 caches of 384, 4 bursts of 32.
+        assert_eq!(min_mbufs(2, 1), 4096 + 768 + 128);
+        assert!(min_mbufs(2, 2) > 2 * min_mbufs(2, 1) - 1000);
+        assert!(check_mbufs(4992, 2, 1).is_ok());
+        assert!(check_mbufs(4991, 2, 1).is_err());
+        // What parses with one worker can still be too few for the workers the EAL gives.
+        let err = check_mbufs(8191, 2, 2).unwrap_err().0;
+        assert!(err.contains("\"mbufs\": 8191 is fewer than the 9664 that 2 port(s) with 2 worker(s) need"), "{err}");
+        assert!(check_mbufs(MAX_MBUFS, 2, 1).is_ok() && check_mbufs(MAX_MBUFS + 1, 2, 1).is_err());
+        // The README's example and the defaults are accepted.
+        let readme = format!(r#"{{"eal": [], {TWO_PORTS}, "mbufs": 32767, "conn_capacity": 1048576, "synproxy": {{"handshakes": 4096}}}}"#);
+        assert!(Config::parse(&readme).is_ok());
+    }
+
+    #[test]
+    fn an_endless_file_is_refused_after_its_bound() {
+        let started = std::time::Instant::now();
+        let err = Config::load(Path::new("/dev/zero")).unwrap_err().0;
+        assert_eq!(err, format!("/dev/zero: larger than {MAX_CONFIG_BYTES} bytes: not a configuration file"));
+        assert!(started.elapsed() < Duration::from_secs(5), "refused quickly: {:?}", started.elapsed());
     }
 }
