@@ -22,12 +22,13 @@ use serde::Deserialize;
 use crate::control::api::{Change, InterfaceAddr, NeighbourConfig, RouteConfig};
 use crate::control::cmdline;
 use crate::control::names::Names;
-use crate::control::{self, bridge, ControlServer, ControlState, GatewayConfig, NetConfig, ServerOptions};
+use crate::control::{self, bridge, ControlSocket, ControlState, GatewayConfig, NetConfig, ServerOptions};
 use crate::dpdk::{Eal, LcoreJob, Mempool, Port, PortConfig, Ring, RingSync, MBUF_DEFAULT_BUF_SIZE};
 use crate::net::Ipv4Cidr;
 use crate::worker::lcore::LcoreWorker;
 use crate::service::Snapshot;
 use crate::synproxy;
+use crate::worker::watchdog::{Liveness, Verdict, Watchdog};
 use crate::worker::{Worker, WorkerConfig, WorkerCounters};
 use crate::wire::MacAddr;
 use crate::xmit::Offload;
@@ -62,6 +63,34 @@ pub struct Config {
     /// What the SYN proxy (`-j enable`) offers and how it treats failures.
     #[serde(default)]
     pub synproxy: SynProxySpec,
+    /// When a worker counts as stalled, and what a stopped or stalled worker does to the daemon.
+    #[serde(default)]
+    pub watchdog: WatchdogSpec,
+}
+
+/// The `watchdog` object: see [`crate::worker::watchdog`].
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchdogSpec {
+    /// Seconds a worker's heartbeat may stand still before it counts as stalled.
+    pub stall_seconds: u32,
+    /// `"exit"` (the default): a stopped or stalled worker makes gatewayd
+    /// exit non-zero, so its supervisor restarts it or fails over.
+    /// `"continue"`: log it, show it in `gwctl stats`, keep running.
+    pub on_failure: OnWorkerFailure,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnWorkerFailure {
+    Exit,
+    Continue,
+}
+
+impl Default for WatchdogSpec {
+    fn default() -> WatchdogSpec {
+        WatchdogSpec { stall_seconds: 5, on_failure: OnWorkerFailure::Exit }
+    }
 }
 
 /// The `synproxy` object. The SYN-ACK's options must match the real
@@ -262,7 +291,7 @@ fn check_objects(value: &serde_json::Value) -> Result<(), ConfigError> {
         }
     }
     object(value, "the configuration")?;
-    for key in ["timeouts", "synproxy"] {
+    for key in ["timeouts", "synproxy", "watchdog"] {
         if let Some(v) = value.get(key) {
             object(v, &format!("\"{key}\""))?;
         }
@@ -327,6 +356,9 @@ impl Config {
             check_mbufs(mbufs, config.ports.len(), 1)?;
         }
         config.synproxy.settings([0; 16])?;
+        if !(1..=3600).contains(&config.watchdog.stall_seconds) {
+            return Err(ConfigError(format!("\"watchdog\".\"stall_seconds\": {} is not in 1..=3600", config.watchdog.stall_seconds)));
+        }
         // The network, timeouts and services, as the gateway would start with them.
         config.initial(1)?;
         Ok(config)
@@ -459,8 +491,30 @@ impl control::DataplaneView for PortsView {
     }
 }
 
-/// Runs the gateway until `stop` is set (SIGINT/SIGTERM in `gatewayd`).
+/// Writes a line to standard output. A reader that went away (a closed
+/// pipe) loses the line; it must not panic the daemon, least of all at shutdown.
+fn say(line: fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// As [`say`], on standard error.
+fn warn(line: fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// How often the main lcore checks the stop flag and the workers' heartbeats.
+const MAIN_LOOP_PERIOD: Duration = Duration::from_millis(100);
+
+/// Runs the gateway until `stop` is set (SIGINT/SIGTERM in `gatewayd`), or
+/// until a worker stops or stalls (unless `"watchdog"` says continue).
 pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Result<(), String> {
+    // The control socket first: a second gatewayd on the same path stops
+    // here, before it opens (or takes from the first) any device.
+    let path = control::socket_path(socket.or(config.control_socket.as_deref()).map(std::ffi::OsStr::new));
+    let control_socket =
+        ControlSocket::bind(ServerOptions::new(&path)).map_err(|e| format!("control socket {}: {e}", path.display()))?;
     let eal = Eal::init(&config.eal).map_err(|e| e.to_string())?;
     let lcores = eal.worker_lcores();
     if lcores.is_empty() {
@@ -570,7 +624,13 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             .collect();
         let neighbours_out = (0..workers).filter(|&p| p != w).map(|p| neigh_tx[usize::from(p)].clone()).collect();
         let lcore = lcores[usize::from(w)];
-        handles.push(bridge::WorkerHandle { worker: u32::from(w), lcore, counters: worker.counters().clone() });
+        let liveness = Arc::new(Liveness::default());
+        handles.push(bridge::WorkerHandle {
+            worker: u32::from(w),
+            lcore,
+            counters: worker.counters().clone(),
+            liveness: liveness.clone(),
+        });
         let lcore_worker = LcoreWorker {
             worker,
             rx,
@@ -581,6 +641,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             neighbours_out,
             pool: pool.clone(),
             epoch,
+            liveness,
         };
         let stop = stop.clone();
         let job = eal
@@ -601,6 +662,12 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     drop(ring_tx);
     drop(neigh_tx);
     let counters: Vec<Arc<WorkerCounters>> = handles.iter().map(|h| h.counters.clone()).collect();
+    let names: Vec<String> = handles.iter().map(|h| format!("worker {} (lcore {})", h.worker, h.lcore)).collect();
+    let mut watchdog = Watchdog::new(
+        handles.iter().map(|h| h.liveness.clone()).collect(),
+        Duration::from_secs(u64::from(config.watchdog.stall_seconds)),
+        std::time::Instant::now(),
+    );
     let view = bridge::ConnectionsView {
         asker,
         limit_per_worker: CONNECTIONS_LISTED_PER_WORKER,
@@ -617,24 +684,59 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         }),
     };
     let state = ControlState::new(initial, Box::new(sink), Box::new(view));
-    let path = control::socket_path(socket.or(config.control_socket.as_deref()).map(std::ffi::OsStr::new));
-    let server = ControlServer::bind(ServerOptions::new(&path), state)
-        .and_then(|s| s.spawn())
-        .map_err(|e| format!("control socket {}: {e}", path.display()))?;
-    println!(
+    let server =
+        control_socket.serve(state).spawn().map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    say(format_args!(
         "gatewayd: running with {workers} worker(s) on lcores {lcores:?}, {} port(s); control socket {}",
         open_ports.len(),
         path.display()
-    );
+    ));
 
+    // Watch the workers until stopped. A job that ended is joined at once
+    // (its lcore is idle, so join does not wait) to learn why.
+    let mut jobs: Vec<Option<LcoreJob<()>>> = jobs.into_iter().map(Some).collect();
+    let mut failure = None;
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(MAIN_LOOP_PERIOD);
+        let verdicts = watchdog.check(std::time::Instant::now(), |w| {
+            // A worker that ended after the stop flag (SIGTERM) just obeyed
+            // it; seeing its job finished orders its read of the flag before ours.
+            let job = jobs[w].take_if(|job| job.is_finished() && !stop.load(Ordering::Relaxed))?;
+            Some(match job.join() {
+                Ok(()) => "its poll loop returned".to_string(),
+                Err(crate::dpdk::DpdkError::LcorePanicked { message, .. }) => format!("panicked: {message}"),
+                Err(e) => e.to_string(),
+            })
+        });
+        for verdict in verdicts {
+            let (w, what) = match &verdict {
+                Verdict::Stopped { worker, why } => (*worker, format!("stopped: {why}")),
+                Verdict::Stalled { worker, for_ } => (*worker, format!("stalled: no poll for {} s", for_.as_secs())),
+                Verdict::Resumed { worker } => (*worker, "polls again".to_string()),
+            };
+            warn(format_args!("gatewayd: {} {what}", names[w]));
+            if config.watchdog.on_failure == OnWorkerFailure::Exit && !matches!(verdict, Verdict::Resumed { .. }) {
+                failure.get_or_insert(format!("{} {what}; exiting (\"watchdog\": {{\"on_failure\": \"continue\"}} keeps running)", names[w]));
+                if matches!(verdict, Verdict::Stalled { .. }) {
+                    // A stuck lcore can neither be joined nor have its queues
+                    // closed under it: remove the socket and leave the rest
+                    // (hugepages, devices) to the process's exit.
+                    server.shutdown();
+                    warn(format_args!("gatewayd: {}", failure.as_deref().unwrap_or_default()));
+                    std::process::exit(1);
+                }
+            }
+        }
+        if failure.is_some() {
+            break;
+        }
     }
+    stop.store(true, Ordering::Relaxed);
     // Workers stop first (stop is set), then the control server, then ports.
-    let joined = join_workers(jobs);
+    let joined = join_workers(jobs.into_iter().flatten().collect());
     server.shutdown();
     for c in &counters {
-        println!(
+        say(format_args!(
             "worker: rx {} tx {} new_conns {} redirected_out {} redirected_in {} drops {:?}",
             c.rx_packets.get(),
             c.tx_packets.get(),
@@ -642,10 +744,13 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             c.redirected_out.get(),
             c.redirected_in.get(),
             c.nonzero_drops()
-        );
+        ));
     }
     release(open_ports, pool, eal);
-    joined
+    match failure {
+        Some(failure) => Err(failure),
+        None => joined,
+    }
 }
 
 /// Waits for every worker lcore; the last failure (a panic) is the error.
@@ -664,11 +769,11 @@ pub fn join_workers<T>(jobs: Vec<LcoreJob<T>>) -> Result<(), String> {
 pub fn release(ports: Vec<Port>, pool: Mempool, eal: Eal) {
     drop(ports);
     if !pool.is_full() {
-        eprintln!("gatewayd: {} mbufs not returned to the pool at exit", pool.in_use_count());
+        warn(format_args!("gatewayd: {} mbufs not returned to the pool at exit", pool.in_use_count()));
     }
     drop(pool);
     if let Err((_, e)) = eal.cleanup() {
-        eprintln!("gatewayd: {e}");
+        warn(format_args!("gatewayd: {e}"));
     }
 }
 
