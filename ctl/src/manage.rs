@@ -384,7 +384,10 @@ fn show_links(links: &[LinkInfo]) -> String {
 
 fn show_stats(workers: &[WorkerStats]) -> String {
     workers.iter().fold(String::new(), |mut s, w| {
-        let _ = writeln!(s, "worker {} (lcore {})", w.worker, w.lcore);
+        let _ = match &w.health {
+            None => writeln!(s, "worker {} (lcore {})", w.worker, w.lcore),
+            Some(health) => writeln!(s, "worker {} (lcore {}) {health}", w.worker, w.lcore),
+        };
         let _ = writeln!(s, "    RX: packets {} bytes {}", w.rx_packets, w.rx_bytes);
         let _ = writeln!(s, "    TX: packets {} bytes {}", w.tx_packets, w.tx_bytes);
         let _ = writeln!(

@@ -52,12 +52,30 @@ fn addresses_routes_and_neighbours_are_configuration() {
         "",
         "address 10.0.0.1 already exists on dpdk0\n",
     );
+    // An address or a subnet another port holds: the gateway would answer ARP for it
+    // on both, or have two connected routes for one destination.
+    expect(
+        &gw,
+        "addr add 10.0.0.1/24 dev dpdk1",
+        1,
+        "",
+        "address 10.0.0.1 already exists on dpdk0\n",
+    );
+    expect(
+        &gw,
+        "addr add 10.0.0.200/25 dev dpdk1",
+        1,
+        "",
+        "10.0.0.200/25 overlaps 10.0.0.1/24 on dpdk0: each subnet belongs to one interface\n",
+    );
+    gw.ok("addr add 10.0.0.2/24 dev dpdk0");
+    gw.ok("addr del 10.0.0.2/24 dev dpdk0");
     expect(
         &gw,
         "route add 192.168.1.0/16 dev dpdk1",
         1,
         "",
-        "invalid prefix 192.168.1.0/16: host bits are set\n",
+        "invalid prefix for given prefix length: 192.168.1.0/16 has host bits set\n",
     );
     expect(
         &gw,

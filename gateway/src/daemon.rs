@@ -22,12 +22,13 @@ use serde::Deserialize;
 use crate::control::api::{Change, InterfaceAddr, NeighbourConfig, RouteConfig};
 use crate::control::cmdline;
 use crate::control::names::Names;
-use crate::control::{self, bridge, ControlServer, ControlState, GatewayConfig, NetConfig, ServerOptions};
+use crate::control::{self, bridge, ControlSocket, ControlState, GatewayConfig, NetConfig, ServerOptions};
 use crate::dpdk::{Eal, LcoreJob, Mempool, Port, PortConfig, Ring, RingSync, MBUF_DEFAULT_BUF_SIZE};
 use crate::net::Ipv4Cidr;
 use crate::worker::lcore::LcoreWorker;
 use crate::service::Snapshot;
 use crate::synproxy;
+use crate::worker::watchdog::{Liveness, Verdict, Watchdog};
 use crate::worker::{Worker, WorkerConfig, WorkerCounters};
 use crate::wire::MacAddr;
 use crate::xmit::Offload;
@@ -62,6 +63,34 @@ pub struct Config {
     /// What the SYN proxy (`-j enable`) offers and how it treats failures.
     #[serde(default)]
     pub synproxy: SynProxySpec,
+    /// When a worker counts as stalled, and what a stopped or stalled worker does to the daemon.
+    #[serde(default)]
+    pub watchdog: WatchdogSpec,
+}
+
+/// The `watchdog` object: see [`crate::worker::watchdog`].
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchdogSpec {
+    /// Seconds a worker's heartbeat may stand still before it counts as stalled.
+    pub stall_seconds: u32,
+    /// `"exit"` (the default): a stopped or stalled worker makes gatewayd
+    /// exit non-zero, so its supervisor restarts it or fails over.
+    /// `"continue"`: log it, show it in `gwctl stats`, keep running.
+    pub on_failure: OnWorkerFailure,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnWorkerFailure {
+    Exit,
+    Continue,
+}
+
+impl Default for WatchdogSpec {
+    fn default() -> WatchdogSpec {
+        WatchdogSpec { stall_seconds: 5, on_failure: OnWorkerFailure::Exit }
+    }
 }
 
 /// The `synproxy` object. The SYN-ACK's options must match the real
@@ -122,6 +151,13 @@ impl SynProxySpec {
         }
         if self.handshakes == 0 {
             return Err(ConfigError("\"synproxy\".\"handshakes\": 0 leaves no room for a handshake".into()));
+        }
+        if self.handshakes > synproxy::handshakes::MAX_HANDSHAKES {
+            return Err(ConfigError(format!(
+                "\"synproxy\".\"handshakes\": {} is above {} (each worker allocates them all at start)",
+                self.handshakes,
+                synproxy::handshakes::MAX_HANDSHAKES
+            )));
         }
         if self.syn_retries > 8 {
             return Err(ConfigError(format!(
@@ -199,6 +235,77 @@ pub struct NeighbourSpec {
     pub dev: String,
 }
 
+/// The largest configuration file read: far beyond any real one (a
+/// thousand services with ten servers each is under 1 MB).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// The most mbufs a pool may have: 2^26 mbufs of 2 KB are 150 GB of
+/// hugepages; more cannot be installed and DPDK's size arithmetic overflows.
+pub const MAX_MBUFS: u32 = 1 << 26;
+
+/// Descriptors of each rx and tx queue (the ports' defaults).
+const RX_DESCRIPTORS: u16 = 1024;
+const TX_DESCRIPTORS: u16 = 1024;
+
+/// The per-lcore cache of the mbuf pool.
+const POOL_CACHE: u32 = 256;
+
+/// The fewest mbufs with which `workers` workers forward on `ports` ports:
+/// every rx ring filled and every tx ring full (each queue holds its
+/// descriptors' mbufs), each lcore's pool cache at its flush threshold (1.5
+/// times its size), and the bursts a worker holds while it works (one being
+/// received, one pending per port and per peer worker). With fewer, rx
+/// queues starve: every packet is an `rx_nombuf` and nothing is forwarded.
+pub fn min_mbufs(ports: usize, workers: usize) -> u64 {
+    let (ports, workers) = (ports as u64, workers as u64);
+    let queues = ports * workers * u64::from(RX_DESCRIPTORS + TX_DESCRIPTORS);
+    let caches = (workers + 1) * u64::from(POOL_CACHE) * 3 / 2;
+    let bursts = workers * (1 + ports + workers) * crate::dpdk::BURST_SIZE as u64;
+    queues + caches + bursts
+}
+
+/// Refuses a `"mbufs"` the queues cannot run with or that cannot be installed.
+fn check_mbufs(mbufs: u32, ports: usize, workers: usize) -> Result<(), ConfigError> {
+    let least = min_mbufs(ports, workers);
+    if u64::from(mbufs) < least {
+        return Err(ConfigError(format!(
+            "\"mbufs\": {mbufs} is fewer than the {least} that {ports} port(s) with {workers} worker(s) need \
+             ({RX_DESCRIPTORS} rx and {TX_DESCRIPTORS} tx descriptors per queue, pool caches, bursts)"
+        )));
+    }
+    if mbufs > MAX_MBUFS {
+        return Err(ConfigError(format!("\"mbufs\": {mbufs} is above {MAX_MBUFS} (2 KB of hugepage memory each)")));
+    }
+    Ok(())
+}
+
+/// Where the file must hold JSON objects: serde reads a struct from an
+/// array too (`"timeouts": [1000, 2000, 3000]` would silently become tcp,
+/// tcp_fin and udp), so the shape is checked first, naming the key.
+fn check_objects(value: &serde_json::Value) -> Result<(), ConfigError> {
+    use serde_json::Value;
+    fn object(v: &Value, key: &str) -> Result<(), ConfigError> {
+        match v {
+            Value::Object(_) => Ok(()),
+            other => Err(ConfigError(format!("{key}: expected an object {{\"name\": value, ...}}, not {other}"))),
+        }
+    }
+    object(value, "the configuration")?;
+    for key in ["timeouts", "synproxy", "watchdog"] {
+        if let Some(v) = value.get(key) {
+            object(v, &format!("\"{key}\""))?;
+        }
+    }
+    for key in ["ports", "routes", "neighbours"] {
+        if let Some(Value::Array(items)) = value.get(key) {
+            for (i, item) in items.iter().enumerate() {
+                object(item, &format!("\"{key}\"[{i}]"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A configuration problem: what, where, with which value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub String);
@@ -212,23 +319,46 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
-    /// Reads and validates a configuration file.
+    /// Reads and validates a configuration file. At most [`MAX_CONFIG_BYTES`]
+    /// are read: a path such as `/dev/zero` is refused, not read until memory runs out.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        use std::io::Read;
+        let cannot_read = |e: std::io::Error| ConfigError(format!("cannot read {}: {e}", path.display()));
+        let file = std::fs::File::open(path).map_err(cannot_read)?;
+        let mut bytes = Vec::new();
+        file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes).map_err(cannot_read)?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError(format!("{}: larger than {MAX_CONFIG_BYTES} bytes: not a configuration file", path.display())));
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|e| ConfigError(format!("{}: not UTF-8 text (byte {})", path.display(), e.utf8_error().valid_up_to())))?;
         Self::parse(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
     }
 
     /// Parses and validates configuration text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = serde_json::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        check_objects(&value)?;
+        let config: Config = serde_json::from_value(value).map_err(|e| ConfigError(e.to_string()))?;
         if config.ports.is_empty() {
             return Err(ConfigError("\"ports\": at least one port is needed".into()));
         }
-        if config.conn_capacity == 0 {
-            return Err(ConfigError("\"conn_capacity\": 0 is not a capacity".into()));
+        if !(1..=crate::conn::table::MAX_CAPACITY).contains(&config.conn_capacity) {
+            return Err(ConfigError(format!(
+                "\"conn_capacity\": {} is not in 1..={} (connections per worker)",
+                config.conn_capacity,
+                crate::conn::table::MAX_CAPACITY
+            )));
+        }
+        if let Some(mbufs) = config.mbufs {
+            // The workers' count is known once the EAL has read its lcores;
+            // one worker's needs are the least any configuration has.
+            check_mbufs(mbufs, config.ports.len(), 1)?;
         }
         config.synproxy.settings([0; 16])?;
+        if !(1..=3600).contains(&config.watchdog.stall_seconds) {
+            return Err(ConfigError(format!("\"watchdog\".\"stall_seconds\": {} is not in 1..=3600", config.watchdog.stall_seconds)));
+        }
         // The network, timeouts and services, as the gateway would start with them.
         config.initial(1)?;
         Ok(config)
@@ -276,6 +406,9 @@ impl Config {
             if names.insert(p.name.clone(), i).is_some() {
                 return Err(ConfigError(format!("\"ports\": name {:?} is used twice", p.name)));
             }
+            if let Some(first) = self.ports[..i].iter().position(|q| q.device == p.device) {
+                return Err(ConfigError(format!("\"ports\"[{i}].\"device\": {:?} is already port {first}", p.device)));
+            }
             if !(68..=9000).contains(&p.mtu) {
                 return Err(ConfigError(format!("\"ports\"[{i}].\"mtu\": {} is not in 68..=9000", p.mtu)));
             }
@@ -297,7 +430,7 @@ impl Config {
             };
             self.port_index(&r.dev, &format!("{key}.\"dev\""))?;
             net.add_route(RouteConfig {
-                dst: dst.network().addr().into(),
+                dst: dst.addr().into(),
                 prefix_len: dst.prefix_len(),
                 via: via.map(IpAddr::V4),
                 ifname: r.dev.clone(),
@@ -358,8 +491,30 @@ impl control::DataplaneView for PortsView {
     }
 }
 
-/// Runs the gateway until `stop` is set (SIGINT/SIGTERM in `gatewayd`).
+/// Writes a line to standard output. A reader that went away (a closed
+/// pipe) loses the line; it must not panic the daemon, least of all at shutdown.
+fn say(line: fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// As [`say`], on standard error.
+fn warn(line: fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// How often the main lcore checks the stop flag and the workers' heartbeats.
+const MAIN_LOOP_PERIOD: Duration = Duration::from_millis(100);
+
+/// Runs the gateway until `stop` is set (SIGINT/SIGTERM in `gatewayd`), or
+/// until a worker stops or stalls (unless `"watchdog"` says continue).
 pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Result<(), String> {
+    // The control socket first: a second gatewayd on the same path stops
+    // here, before it opens (or takes from the first) any device.
+    let path = control::socket_path(socket.or(config.control_socket.as_deref()).map(std::ffi::OsStr::new));
+    let control_socket =
+        ControlSocket::bind(ServerOptions::new(&path)).map_err(|e| format!("control socket {}: {e}", path.display()))?;
     let eal = Eal::init(&config.eal).map_err(|e| e.to_string())?;
     let lcores = eal.worker_lcores();
     if lcores.is_empty() {
@@ -367,11 +522,16 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     }
     let workers = lcores.len() as u16;
     let queues = workers;
-    let mbufs = config.mbufs.unwrap_or_else(|| {
-        let per_port = u32::from(queues) * (1024 + 1024 + 512);
-        (per_port * config.ports.len() as u32 + 8192).next_power_of_two() - 1
-    });
-    let pool = Mempool::new(&eal, "gw_pool", mbufs, 256, MBUF_DEFAULT_BUF_SIZE).map_err(|e| e.to_string())?;
+    let mbufs = match config.mbufs {
+        Some(mbufs) => {
+            check_mbufs(mbufs, config.ports.len(), usize::from(workers)).map_err(|e| format!("bad configuration: {e}"))?;
+            mbufs
+        }
+        // Room for traffic beyond the queues' needs, rounded as DPDK likes it (2^n - 1).
+        None => ((min_mbufs(config.ports.len(), usize::from(workers)) + 8192).next_power_of_two() - 1)
+            .min(u64::from(MAX_MBUFS)) as u32,
+    };
+    let pool = Mempool::new(&eal, "gw_pool", mbufs, POOL_CACHE, MBUF_DEFAULT_BUF_SIZE).map_err(|e| e.to_string())?;
 
     // Ports: each worker gets rx and tx queue `w` of every port.
     let mut specs: Vec<(u16, bridge::PortSpec)> = Vec::new();
@@ -379,7 +539,14 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let mut rx_per_worker: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
     let mut tx_per_worker: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
     for spec in &config.ports {
-        let pc = PortConfig { rx_queues: queues, tx_queues: queues, mtu: None, ..PortConfig::default() };
+        let pc = PortConfig {
+            rx_queues: queues,
+            tx_queues: queues,
+            rx_descriptors: RX_DESCRIPTORS,
+            tx_descriptors: TX_DESCRIPTORS,
+            mtu: None,
+            ..PortConfig::default()
+        };
         let (port, rxq, txq) =
             Port::open(&eal, &spec.device, &pc, &pool).map_err(|e| format!("port {:?}: {e}", spec.name))?;
         let caps = port.caps();
@@ -457,7 +624,13 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             .collect();
         let neighbours_out = (0..workers).filter(|&p| p != w).map(|p| neigh_tx[usize::from(p)].clone()).collect();
         let lcore = lcores[usize::from(w)];
-        handles.push(bridge::WorkerHandle { worker: u32::from(w), lcore, counters: worker.counters().clone() });
+        let liveness = Arc::new(Liveness::default());
+        handles.push(bridge::WorkerHandle {
+            worker: u32::from(w),
+            lcore,
+            counters: worker.counters().clone(),
+            liveness: liveness.clone(),
+        });
         let lcore_worker = LcoreWorker {
             worker,
             rx,
@@ -468,6 +641,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             neighbours_out,
             pool: pool.clone(),
             epoch,
+            liveness,
         };
         let stop = stop.clone();
         let job = eal
@@ -488,6 +662,12 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     drop(ring_tx);
     drop(neigh_tx);
     let counters: Vec<Arc<WorkerCounters>> = handles.iter().map(|h| h.counters.clone()).collect();
+    let names: Vec<String> = handles.iter().map(|h| format!("worker {} (lcore {})", h.worker, h.lcore)).collect();
+    let mut watchdog = Watchdog::new(
+        handles.iter().map(|h| h.liveness.clone()).collect(),
+        Duration::from_secs(u64::from(config.watchdog.stall_seconds)),
+        std::time::Instant::now(),
+    );
     let view = bridge::ConnectionsView {
         asker,
         limit_per_worker: CONNECTIONS_LISTED_PER_WORKER,
@@ -504,24 +684,59 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         }),
     };
     let state = ControlState::new(initial, Box::new(sink), Box::new(view));
-    let path = control::socket_path(socket.or(config.control_socket.as_deref()).map(std::ffi::OsStr::new));
-    let server = ControlServer::bind(ServerOptions::new(&path), state)
-        .and_then(|s| s.spawn())
-        .map_err(|e| format!("control socket {}: {e}", path.display()))?;
-    println!(
+    let server =
+        control_socket.serve(state).spawn().map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    say(format_args!(
         "gatewayd: running with {workers} worker(s) on lcores {lcores:?}, {} port(s); control socket {}",
         open_ports.len(),
         path.display()
-    );
+    ));
 
+    // Watch the workers until stopped. A job that ended is joined at once
+    // (its lcore is idle, so join does not wait) to learn why.
+    let mut jobs: Vec<Option<LcoreJob<()>>> = jobs.into_iter().map(Some).collect();
+    let mut failure = None;
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(MAIN_LOOP_PERIOD);
+        let verdicts = watchdog.check(std::time::Instant::now(), |w| {
+            // A worker that ended after the stop flag (SIGTERM) just obeyed
+            // it; seeing its job finished orders its read of the flag before ours.
+            let job = jobs[w].take_if(|job| job.is_finished() && !stop.load(Ordering::Relaxed))?;
+            Some(match job.join() {
+                Ok(()) => "its poll loop returned".to_string(),
+                Err(crate::dpdk::DpdkError::LcorePanicked { message, .. }) => format!("panicked: {message}"),
+                Err(e) => e.to_string(),
+            })
+        });
+        for verdict in verdicts {
+            let (w, what) = match &verdict {
+                Verdict::Stopped { worker, why } => (*worker, format!("stopped: {why}")),
+                Verdict::Stalled { worker, for_ } => (*worker, format!("stalled: no poll for {} s", for_.as_secs())),
+                Verdict::Resumed { worker } => (*worker, "polls again".to_string()),
+            };
+            warn(format_args!("gatewayd: {} {what}", names[w]));
+            if config.watchdog.on_failure == OnWorkerFailure::Exit && !matches!(verdict, Verdict::Resumed { .. }) {
+                failure.get_or_insert(format!("{} {what}; exiting (\"watchdog\": {{\"on_failure\": \"continue\"}} keeps running)", names[w]));
+                if matches!(verdict, Verdict::Stalled { .. }) {
+                    // A stuck lcore can neither be joined nor have its queues
+                    // closed under it: remove the socket and leave the rest
+                    // (hugepages, devices) to the process's exit.
+                    server.shutdown();
+                    warn(format_args!("gatewayd: {}", failure.as_deref().unwrap_or_default()));
+                    std::process::exit(1);
+                }
+            }
+        }
+        if failure.is_some() {
+            break;
+        }
     }
+    stop.store(true, Ordering::Relaxed);
     // Workers stop first (stop is set), then the control server, then ports.
-    let joined = join_workers(jobs);
+    let joined = join_workers(jobs.into_iter().flatten().collect());
     server.shutdown();
     for c in &counters {
-        println!(
+        say(format_args!(
             "worker: rx {} tx {} new_conns {} redirected_out {} redirected_in {} drops {:?}",
             c.rx_packets.get(),
             c.tx_packets.get(),
@@ -529,10 +744,13 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             c.redirected_out.get(),
             c.redirected_in.get(),
             c.nonzero_drops()
-        );
+        ));
     }
     release(open_ports, pool, eal);
-    joined
+    match failure {
+        Some(failure) => Err(failure),
+        None => joined,
+    }
 }
 
 /// Waits for every worker lcore; the last failure (a panic) is the error.
@@ -551,11 +769,96 @@ pub fn join_workers<T>(jobs: Vec<LcoreJob<T>>) -> Result<(), String> {
 pub fn release(ports: Vec<Port>, pool: Mempool, eal: Eal) {
     drop(ports);
     if !pool.is_full() {
-        eprintln!("gatewayd: {} mbufs not returned to the pool at exit", pool.in_use_count());
+        warn(format_args!("gatewayd: {} mbufs not returned to the pool at exit", pool.in_use_count()));
     }
     drop(pool);
     if let Err((_, e)) = eal.cleanup() {
-        eprintln!("gatewayd: {e}");
+        warn(format_args!("gatewayd: {e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO_PORTS: &str = r#""ports": [{"device": "net_tap0", "name": "a", "addrs": ["10.0.0.254/24"]},
+                                         {"device": "net_tap1", "name": "b", "addrs": ["192.168.1.254/24"]}]"#;
+
+    fn refusal(members: &str) -> String {
+        let text = format!(r#"{{"eal": [], {TWO_PORTS}{members}}}"#);
+        match Config::parse(&text) {
+            Ok(_) => panic!("accepted: {text}"),
+            Err(e) => e.0,
+        }
+    }
+
+    #[test]
+    fn every_refusal_names_the_key_and_the_value() {
+        let cases = [
+            (r#", "timeouts": [1000, 2000, 3000]"#, "\"timeouts\": expected an object {\"name\": value, ...}, not [1000,2000,3000]"),
+            (r#", "synproxy": [1460]"#, "\"synproxy\": expected an object"),
+            (r#", "routes": [["0.0.0.0/0", "10.0.0.1", "a"]]"#, "\"routes\"[0]: expected an object"),
+            (r#", "synproxy": {"handshakes": 4294967295}"#, "\"synproxy\".\"handshakes\": 4294967295 is above 1048576"),
+            (r#", "conn_capacity": 4294967295"#, "\"conn_capacity\": 4294967295 is not in 1..=134217726"),
+            (r#", "conn_capacity": 0"#, "\"conn_capacity\": 0 is not in 1..="),
+            (r#", "mbufs": 2047"#, "\"mbufs\": 2047 is fewer than the 4992 that 2 port(s) with 1 worker(s) need"),
+            (r#", "mbufs": 3000000000"#, "\"mbufs\": 3000000000 is above 67108864"),
+            (r#", "routes": [{"dst": "10.1.2.3/16", "dev": "a"}]"#, "\"routes\"[0]: invalid prefix for given prefix length: 10.1.2.3/16 has host bits set"),
+        ];
+        for (members, want) in cases {
+            let got = refusal(members);
+            assert!(got.contains(want), "{members}: expected {want:?} in {got:?}");
+        }
+    }
+
+    #[test]
+    fn a_top_level_array_is_not_a_configuration() {
+        let err = Config::parse(r#"[[], [{"device": "d", "name": "a"}]]"#).unwrap_err().0;
+        assert!(err.starts_with("the configuration: expected an object"), "{err}");
+        let err = Config::parse(r#"{"eal": [], "ports": [["d", "a"]]}"#).unwrap_err().0;
+        assert!(err.starts_with("\"ports\"[0]: expected an object"), "{err}");
+    }
+
+    #[test]
+    fn ports_never_share_a_device_an_address_or_a_subnet() {
+        let parse = |ports: &str| Config::parse(&format!(r#"{{"eal": [], "ports": [{ports}]}}"#)).map(|_| ()).map_err(|e| e.0);
+        assert_eq!(
+            parse(r#"{"device": "net_tap0", "name": "a"}, {"device": "net_tap0", "name": "b"}"#),
+            Err("\"ports\"[1].\"device\": \"net_tap0\" is already port 0".into())
+        );
+        assert_eq!(
+            parse(r#"{"device": "d0", "name": "a", "addrs": ["10.0.0.254/24"]}, {"device": "d1", "name": "b", "addrs": ["10.0.0.254/24"]}"#),
+            Err("\"ports\"[1].\"addrs\": address 10.0.0.254 already exists on a".into())
+        );
+        assert_eq!(
+            parse(r#"{"device": "d0", "name": "a", "addrs": ["10.0.0.254/16"]}, {"device": "d1", "name": "b", "addrs": ["10.0.7.1/24"]}"#),
+            Err("\"ports\"[1].\"addrs\": 10.0.7.1/24 overlaps 10.0.0.254/16 on a: each subnet belongs to one interface".into())
+        );
+        assert_eq!(parse(r#"{"device": "d0", "name": "a", "addrs": ["10.0.0.254/24", "10.0.0.253/24"]}, {"device": "d1", "name": "b", "addrs": ["10.0.1.1/24"]}"#), Ok(()));
+    }
+
+    #[test]
+    fn the_mbuf_bounds_follow_the_queues() {
+        // 2 ports, 1 worker: 4096 descriptors' mbufs, 2 caches of 384, 4 bursts of 32.
+        assert_eq!(min_mbufs(2, 1), 4096 + 768 + 128);
+        assert!(min_mbufs(2, 2) > 2 * min_mbufs(2, 1) - 1000);
+        assert!(check_mbufs(4992, 2, 1).is_ok());
+        assert!(check_mbufs(4991, 2, 1).is_err());
+        // What parses with one worker can still be too few for the workers the EAL gives.
+        let err = check_mbufs(8191, 2, 2).unwrap_err().0;
+        assert!(err.contains("\"mbufs\": 8191 is fewer than the 9664 that 2 port(s) with 2 worker(s) need"), "{err}");
+        assert!(check_mbufs(MAX_MBUFS, 2, 1).is_ok() && check_mbufs(MAX_MBUFS + 1, 2, 1).is_err());
+        // The README's example and the defaults are accepted.
+        let readme = format!(r#"{{"eal": [], {TWO_PORTS}, "mbufs": 32767, "conn_capacity": 1048576, "synproxy": {{"handshakes": 4096}}}}"#);
+        assert!(Config::parse(&readme).is_ok());
+    }
+
+    #[test]
+    fn an_endless_file_is_refused_after_its_bound() {
+        let started = std::time::Instant::now();
+        let err = Config::load(Path::new("/dev/zero")).unwrap_err().0;
+        assert_eq!(err, format!("/dev/zero: larger than {MAX_CONFIG_BYTES} bytes: not a configuration file"));
+        assert!(started.elapsed() < Duration::from_secs(5), "refused quickly: {:?}", started.elapsed());
     }
 }
 

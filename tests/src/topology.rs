@@ -61,6 +61,9 @@ pub struct Options {
     /// Further top-level members of the configuration file, as JSON text
     /// without the braces (`"synproxy": {"invalid_ack": "rst"}`); "" for none.
     pub extra_config: String,
+    /// Environment variables of gatewayd (`FAILPOINTS` in a build with the
+    /// gateway's `failpoints` feature).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -74,6 +77,7 @@ impl Default for Options {
             bypass: false,
             services: Vec::new(),
             extra_config: String::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -208,6 +212,7 @@ impl Topology {
         std::fs::write(&path, config).expect("write the configuration");
         let mut command = Command::new(gatewayd_bin());
         command.arg("--config").arg(&path).arg("--socket").arg(&self.socket);
+        command.envs(self.opts.env.iter().map(|(k, v)| (k, v)));
         let mut gatewayd = Daemon::spawn(&format!("{id}-gatewayd"), command);
         assert!(
             wait_until(Duration::from_secs(30), || gatewayd.log().contains("running") || !gatewayd.is_running()),
@@ -285,6 +290,21 @@ impl Topology {
 
     pub fn socket(&self) -> &Path {
         &self.socket
+    }
+
+    /// gatewayd's process id.
+    pub fn gatewayd_pid(&self) -> u32 {
+        self.gatewayd.as_ref().map_or(0, Daemon::id)
+    }
+
+    /// Waits up to `timeout` for gatewayd to exit by itself; its status.
+    pub fn wait_gatewayd_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        self.gatewayd.as_mut().and_then(|d| d.wait(timeout))
+    }
+
+    /// The configuration file gatewayd was started with.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("gatewayd.json")
     }
 
     /// gatewayd's output so far.

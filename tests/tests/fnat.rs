@@ -220,6 +220,26 @@ fn a_bad_configuration_is_refused_before_anything_starts() {
             r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "services": ["-A -u 10.0.0.100:53 -s rr -o"]}"#,
             "\"services\"[0]: \"-A -u 10.0.0.100:53 -s rr -o\": One-Packet Scheduling (-o) is not supported by this gateway",
         ),
+        (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "timeouts": [1000, 2000, 3000]}"#, "\"timeouts\": expected an object {\"name\": value, ...}, not [1000,2000,3000]"),
+        (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "synproxy": {"handshakes": 4294967295}}"#, "\"synproxy\".\"handshakes\": 4294967295 is above 1048576"),
+        (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "conn_capacity": 4294967295}"#, "\"conn_capacity\": 4294967295 is not in 1..=134217726"),
+        (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}, {"device": "e", "name": "b"}], "mbufs": 2047}"#, "\"mbufs\": 2047 is fewer than the 4992 that 2 port(s) with 1 worker(s) need"),
+        (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "mbufs": 3000000000}"#, "\"mbufs\": 3000000000 is above 67108864"),
+        (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}, {"device": "d", "name": "b"}]}"#, "\"ports\"[1].\"device\": \"d\" is already port 0"),
+        (
+            r#"{"eal": [], "ports": [{"device": "d", "name": "a", "addrs": ["10.0.0.254/24"]}, {"device": "e", "name": "b", "addrs": ["10.0.0.254/24"]}]}"#,
+            "\"ports\"[1].\"addrs\": address 10.0.0.254 already exists on a",
+        ),
+        (
+            r#"{"eal": [], "ports": [{"device": "d", "name": "a", "addrs": ["10.0.0.254/16"]}, {"device": "e", "name": "b", "addrs": ["10.0.9.1/24"]}]}"#,
+            "\"ports\"[1].\"addrs\": 10.0.9.1/24 overlaps 10.0.0.254/16 on a",
+        ),
+        (
+            r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "routes": [{"dst": "10.1.2.3/16", "dev": "a"}]}"#,
+            "\"routes\"[0]: invalid prefix for given prefix length: 10.1.2.3/16 has host bits set",
+        ),
+        (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "watchdog": {"stall_seconds": 0}}"#, "\"watchdog\".\"stall_seconds\": 0 is not in 1..=3600"),
+        (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "watchdog": {"on_failure": "ignore"}}"#, "unknown variant `ignore`, expected `exit` or `continue`"),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
         let path = dir.join(format!("bad{i}.json"));
@@ -230,6 +250,13 @@ fn a_bad_configuration_is_refused_before_anything_starts() {
         assert!(err.contains("bad configuration") && err.contains(want), "{text}: expected {want:?} in {err}");
         assert!(!err.contains("EAL"), "nothing started: {err}");
     }
+    // A file that never ends is refused after 16 MB, at once.
+    let started = std::time::Instant::now();
+    let endless = Command::new(gatewayd_bin()).args(["--config", "/dev/zero"]).output().unwrap();
+    let err = String::from_utf8_lossy(&endless.stderr);
+    assert_eq!(endless.status.code(), Some(2), "{err}");
+    assert!(err.contains("/dev/zero: larger than 16777216 bytes: not a configuration file"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     let missing = Command::new(gatewayd_bin()).args(["--config", "/nonexistent/gw.json"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read /nonexistent/gw.json"));

@@ -99,6 +99,7 @@ impl DataplaneView for FixedCounters {
         vec![WorkerStats {
             worker: 0,
             lcore: 1,
+            health: None,
             rx_packets: 10,
             rx_bytes: 1000,
             tx_packets: 9,

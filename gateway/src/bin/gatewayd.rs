@@ -226,6 +226,30 @@ fn run_gateway(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    // SIGHUP is ignored, and said so: the file only seeds the configuration,
+    // which gwctl then changes, so re-reading it would undo those changes; and
+    // a closed terminal must not take the gateway down (by default SIGHUP
+    // kills at once, leaving the control socket behind).
+    match signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP]) {
+        Ok(mut hangups) => {
+            std::thread::spawn(move || {
+                for _ in hangups.forever() {
+                    use std::io::Write;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "gatewayd: SIGHUP ignored: the configuration file is read only at start; change the running gateway with gwctl"
+                    );
+                }
+            });
+        }
+        Err(e) => {
+            eprintln!("gatewayd: cannot handle SIGHUP: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    // Test builds only (the `failpoints` feature): FAILPOINTS=name=action,...
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     match gateway::daemon::run(config, socket.as_deref(), stop) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {

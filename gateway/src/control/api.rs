@@ -491,6 +491,10 @@ pub struct QueueInfo {
 pub struct WorkerStats {
     pub worker: u32,
     pub lcore: u32,
+    /// `None` while the worker polls; else why not ("stopped: panicked: ...",
+    /// "stalled: no poll for 5 s").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,

@@ -29,6 +29,7 @@ use crate::net::{Ipv4Cidr, Route, RouteError};
 use crate::service::{ForwardMethod, Protocol, ServiceKey, Snapshot};
 use crate::wire::ethernet::MacAddr;
 use crate::worker::counters::WorkerCounters;
+use crate::worker::watchdog::Liveness;
 use crate::worker::pipeline::{NetView, PortView};
 use crate::xmit::Offload;
 
@@ -170,6 +171,8 @@ pub struct WorkerHandle {
     pub worker: u32,
     pub lcore: u32,
     pub counters: Arc<WorkerCounters>,
+    /// Its health as the main lcore's watchdog judges it.
+    pub liveness: Arc<Liveness>,
 }
 
 /// `gwctl stats` from the workers' own counters; everything else from `inner`.
@@ -199,6 +202,7 @@ impl DataplaneView for WorkerCountersView {
                 WorkerStats {
                     worker: w.worker,
                     lcore: w.lcore,
+                    health: w.liveness.health().describe(),
                     rx_packets: c.rx_packets.get(),
                     rx_bytes: c.rx_bytes.get(),
                     tx_packets: c.tx_packets.get(),
@@ -526,6 +530,7 @@ mod tests {
                 worker: 0,
                 lcore: 1,
                 counters: counters.clone(),
+                liveness: Arc::default(),
             }],
             inner: Box::new(NoDataplane::default()),
         };

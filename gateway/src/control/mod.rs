@@ -55,7 +55,7 @@ pub use client::{Client, ClientError};
 pub use dataplane::{DataplaneView, NoDataplane};
 pub use net::NetConfig;
 pub use publish::{GatewayConfig, NoWorkers, PublishError, ServiceFlags, SnapshotSink};
-pub use server::{ControlServer, ServerHandle, ServerOptions};
+pub use server::{ControlServer, ControlSocket, ServerHandle, ServerOptions};
 
 /// Where `gatewayd` listens and `gwctl` connects unless told otherwise.
 pub const DEFAULT_SOCKET_PATH: &str = "/run/gatewayd/gatewayd.sock";

@@ -48,6 +48,15 @@ pub enum NetError {
         addr: IpAddr,
         ifname: String,
     },
+    /// The address's subnet overlaps one on another interface: the connected
+    /// routes would disagree on which port reaches it.
+    SubnetOverlaps {
+        addr: IpAddr,
+        prefix_len: u8,
+        other: IpAddr,
+        other_prefix_len: u8,
+        other_ifname: String,
+    },
     AddrNotFound {
         addr: IpAddr,
         ifname: String,
@@ -110,7 +119,7 @@ impl fmt::Display for NetError {
                 write!(f, "prefix length {prefix_len} is too long for {addr}")
             }
             HostBitsSet { dst, prefix_len } => {
-                write!(f, "invalid prefix {dst}/{prefix_len}: host bits are set")
+                write!(f, "invalid prefix for given prefix length: {dst}/{prefix_len} has host bits set")
             }
             FamilyMismatch { dst, via } => {
                 write!(f, "gateway {via} is not of the same address family as {dst}")
@@ -120,6 +129,10 @@ impl fmt::Display for NetError {
                 "interface name {name:?} is invalid (1 to {MAX_IFNAME_LEN} characters, no '/', no whitespace)"
             ),
             AddrExists { addr, ifname } => write!(f, "address {addr} already exists on {ifname}"),
+            SubnetOverlaps { addr, prefix_len, other, other_prefix_len, other_ifname } => write!(
+                f,
+                "{addr}/{prefix_len} overlaps {other}/{other_prefix_len} on {other_ifname}: each subnet belongs to one interface"
+            ),
             AddrNotFound { addr, ifname } => write!(f, "address {addr} not found on {ifname}"),
             RouteExists { dst, prefix_len } => write!(f, "route {dst}/{prefix_len} already exists"),
             RouteNotFound { dst, prefix_len } => write!(f, "route {dst}/{prefix_len} not found"),
@@ -185,20 +198,33 @@ impl NetConfig {
         &self.neighbours
     }
 
-    /// `addr add`: an address is unique per interface (the same address on two interfaces
-    /// is a configuration Linux allows, and so do we).
+    /// `addr add`: an address belongs to one interface, and so does its subnet. Linux
+    /// allows both on two interfaces, but the gateway answers ARP and routes by them: the
+    /// same address on two ports would answer for both, overlapping subnets would make
+    /// two connected routes for one destination. More addresses in one subnet on the same
+    /// interface are fine.
     pub fn add_addr(&mut self, a: InterfaceAddr) -> Result<(), NetError> {
         check_prefix(a.addr, a.prefix_len)?;
         check_ifname(&a.ifname)?;
         check_unicast(a.addr)?;
-        if self
-            .addrs
-            .iter()
-            .any(|x| x.addr == a.addr && x.ifname == a.ifname)
-        {
+        if let Some(x) = self.addrs.iter().find(|x| x.addr == a.addr) {
             return Err(NetError::AddrExists {
                 addr: a.addr,
-                ifname: a.ifname,
+                ifname: x.ifname.clone(),
+            });
+        }
+        let shorter = |x: &InterfaceAddr| x.prefix_len.min(a.prefix_len);
+        if let Some(x) = self.addrs.iter().find(|x| {
+            x.ifname != a.ifname
+                && x.addr.is_ipv4() == a.addr.is_ipv4()
+                && network_of(x.addr, shorter(x)) == network_of(a.addr, shorter(x))
+        }) {
+            return Err(NetError::SubnetOverlaps {
+                addr: a.addr,
+                prefix_len: a.prefix_len,
+                other: x.addr,
+                other_prefix_len: x.prefix_len,
+                other_ifname: x.ifname.clone(),
             });
         }
         self.addrs.push(a);
@@ -323,6 +349,18 @@ mod tests {
         let cases: Vec<(Result<(), NetError>, &str)> = vec![
             (net.add_addr(a.clone()), "address 10.0.0.1 already exists on dpdk0"),
             (
+                net.add_addr(InterfaceAddr { ifname: "dpdk1".into(), ..a.clone() }),
+                "address 10.0.0.1 already exists on dpdk0",
+            ),
+            (
+                net.add_addr(InterfaceAddr { addr: ip("10.0.0.129"), prefix_len: 25, ifname: "dpdk1".into() }),
+                "10.0.0.129/25 overlaps 10.0.0.1/24 on dpdk0: each subnet belongs to one interface",
+            ),
+            (
+                net.add_addr(InterfaceAddr { addr: ip("10.9.9.9"), prefix_len: 8, ifname: "dpdk1".into() }),
+                "10.9.9.9/8 overlaps 10.0.0.1/24 on dpdk0: each subnet belongs to one interface",
+            ),
+            (
                 net.add_addr(InterfaceAddr { prefix_len: 33, ..a.clone() }),
                 "prefix length 33 is too long for 10.0.0.1",
             ),
@@ -337,7 +375,7 @@ mod tests {
                     via: None,
                     ifname: "dpdk0".into(),
                 }),
-                "invalid prefix 192.168.1.1/24: host bits are set",
+                "invalid prefix for given prefix length: 192.168.1.1/24 has host bits set",
             ),
             (
                 net.add_route(RouteConfig {
@@ -389,6 +427,13 @@ mod tests {
     #[test]
     fn add_and_delete_each_kind() {
         let mut net = NetConfig::default();
+        // A second address in a port's subnet, and a disjoint subnet on another port.
+        for (addr, prefix_len, ifname) in [("10.0.0.1", 24, "dpdk0"), ("10.0.0.2", 24, "dpdk0"), ("10.0.1.1", 24, "dpdk1")] {
+            net.add_addr(InterfaceAddr { addr: ip(addr), prefix_len, ifname: ifname.into() }).unwrap();
+        }
+        for (addr, ifname) in [("10.0.0.1", "dpdk0"), ("10.0.0.2", "dpdk0"), ("10.0.1.1", "dpdk1")] {
+            net.delete_addr(ip(addr), ifname).unwrap();
+        }
         net.add_route(RouteConfig {
             dst: ip("0.0.0.0"),
             prefix_len: 0,

@@ -57,10 +57,17 @@ impl ServerOptions {
     }
 }
 
-/// A bound control socket and the state it serves.
-pub struct ControlServer {
+/// A bound control socket, not yet served. `gatewayd` binds it before it
+/// touches a device, so a second daemon on the same path stops before it
+/// opens ports or launches workers. Dropped unserved, it removes its file.
+pub struct ControlSocket {
     listener: UnixListener,
     options: ServerOptions,
+}
+
+/// A bound control socket and the state it serves.
+pub struct ControlServer {
+    socket: ControlSocket,
     state: ControlState,
     stop: Arc<AtomicBool>,
 }
@@ -72,10 +79,10 @@ pub struct ServerHandle {
     thread: Option<JoinHandle<ControlState>>,
 }
 
-impl ControlServer {
+impl ControlSocket {
     /// Binds the socket (mode 0600). Fails if another live server holds the path, or if the
     /// path exists and is not a socket.
-    pub fn bind(options: ServerOptions, state: ControlState) -> io::Result<ControlServer> {
+    pub fn bind(options: ServerOptions) -> io::Result<ControlSocket> {
         let path = &options.socket_path;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
@@ -87,23 +94,37 @@ impl ControlServer {
         }
         remove_stale_socket(path)?;
         let listener = UnixListener::bind(path)?;
-        fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
-        Ok(ControlServer {
-            listener,
-            options,
-            state,
-            stop: Arc::new(AtomicBool::new(false)),
-        })
+        let socket = ControlSocket { listener, options: options.clone() };
+        fs::set_permissions(&socket.options.socket_path, fs::Permissions::from_mode(0o600))?;
+        Ok(socket)
+    }
+
+    /// The server answering on this socket from `state`.
+    pub fn serve(self, state: ControlState) -> ControlServer {
+        ControlServer { socket: self, state, stop: Arc::new(AtomicBool::new(false)) }
+    }
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.options.socket_path);
+    }
+}
+
+impl ControlServer {
+    /// [`ControlSocket::bind`], then [`ControlSocket::serve`].
+    pub fn bind(options: ServerOptions, state: ControlState) -> io::Result<ControlServer> {
+        Ok(ControlSocket::bind(options)?.serve(state))
     }
 
     pub fn socket_path(&self) -> &Path {
-        &self.options.socket_path
+        &self.socket.options.socket_path
     }
 
     /// Serves on a new thread named `gw-control` until [`ServerHandle::shutdown`].
     pub fn spawn(self) -> io::Result<ServerHandle> {
         let stop = Arc::clone(&self.stop);
-        let socket_path = self.options.socket_path.clone();
+        let socket_path = self.socket.options.socket_path.clone();
         let thread = std::thread::Builder::new()
             .name("gw-control".into())
             .spawn(move || self.run())?;
@@ -118,7 +139,7 @@ impl ControlServer {
     /// Between requests it runs the rate estimator every
     /// [`ServerOptions::estimate_interval`].
     pub fn run(mut self) -> ControlState {
-        let interval = self.options.estimate_interval;
+        let interval = self.socket.options.estimate_interval;
         let mut last_estimate = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             let since = last_estimate.elapsed();
@@ -127,10 +148,10 @@ impl ControlServer {
                 last_estimate = Instant::now();
                 continue;
             }
-            if !readable_within(&self.listener, interval - since) {
+            if !readable_within(&self.socket.listener, interval - since) {
                 continue;
             }
-            match self.listener.accept() {
+            match self.socket.listener.accept() {
                 Ok((stream, _)) => {
                     if self.stop.load(Ordering::Relaxed) {
                         break;
@@ -141,18 +162,19 @@ impl ControlServer {
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
         }
-        let _ = fs::remove_file(&self.options.socket_path);
+        // Dropping the socket removes its file.
         self.state
     }
 
     /// Serves one connection. Errors writing the reply mean the client left; there is
     /// nobody to tell.
     fn serve(&mut self, mut stream: UnixStream) {
-        let deadline = Instant::now() + self.options.io_timeout;
-        let _ = stream.set_write_timeout(Some(self.options.io_timeout));
+        let options = &self.socket.options;
+        let deadline = Instant::now() + options.io_timeout;
+        let _ = stream.set_write_timeout(Some(options.io_timeout));
         let reply = match peer_allowed(&stream) {
             Err(e) => Err(e),
-            Ok(()) => match read_frame(&mut stream, self.options.max_request_bytes, Some(deadline))
+            Ok(()) => match read_frame(&mut stream, self.socket.options.max_request_bytes, Some(deadline))
             {
                 Ok(frame) => decode_request(&frame).and_then(|r| self.state.handle(r)),
                 Err(FrameError::Empty) => return,
@@ -165,7 +187,7 @@ impl ControlServer {
                     ErrorKind::Timeout,
                     format!(
                         "no complete request within {} ms",
-                        self.options.io_timeout.as_millis()
+                        self.socket.options.io_timeout.as_millis()
                     ),
                 )),
             },

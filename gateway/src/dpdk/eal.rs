@@ -192,6 +192,11 @@ impl<T> LcoreJob<T> {
         self.lcore
     }
 
+    /// Whether the job has ended (returned or panicked): [`LcoreJob::join`] will not wait.
+    pub fn is_finished(&self) -> bool {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
     /// Waits for the job to finish and returns its value, or the panic message.
     pub fn join(self) -> Result<T, DpdkError> {
         // SAFETY: waits on an lcore id validated at launch.

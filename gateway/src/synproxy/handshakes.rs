@@ -77,6 +77,11 @@ impl<F> Handshake<F> {
     }
 }
 
+/// The most handshakes a worker may keep open: each slot (a couple of
+/// hundred bytes with its held SYN's handle) is allocated at start, so this
+/// bounds that allocation at a few hundred MB per worker.
+pub const MAX_HANDSHAKES: u32 = 1 << 20;
+
 /// A worker's open handshakes.
 pub struct Handshakes<F> {
     slots: Vec<Option<Handshake<F>>>,

@@ -15,6 +15,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 
 use super::counters::{Discard, WorkerCounters};
+use super::watchdog::Liveness;
 use super::pipeline::{Io, Worker};
 use crate::dpdk::{self, Burst, Mbuf, Mempool, RingReceiver, RingSender, RxQueue, TxQueue};
 use crate::wire::MacAddr;
@@ -42,6 +43,15 @@ pub struct LcoreWorker {
     /// The TSC value every worker counts its seconds from, so all agree on
     /// the time (SYN cookies minted on one worker are checked on another).
     pub epoch: u64,
+    /// The heartbeat the main lcore's watchdog reads.
+    pub liveness: Arc<Liveness>,
+}
+
+/// Whole seconds since `epoch`, counted from 1, at TSC value `tsc`. A TSC
+/// behind the epoch (the epoch was read on the main lcore; TSCs of two cores
+/// need not agree to the cycle) counts as the epoch itself.
+pub fn seconds_since(epoch: u64, tsc: u64, hz: u64) -> u32 {
+    1u32.saturating_add((tsc.saturating_sub(epoch) / hz.max(1)).min(u64::from(u32::MAX)) as u32)
 }
 
 /// Where one queue of outgoing frames goes: a port's tx queue or a ring
@@ -148,7 +158,8 @@ impl LcoreWorker {
     /// iteration: it switches the worker when the control plane published a
     /// change and answers the control plane's questions.
     pub fn run(self, stop: Arc<AtomicBool>, mut poll_control: impl FnMut(&mut Worker<Mbuf>, u32)) {
-        let LcoreWorker { mut worker, mut rx, tx, redirect_in, redirect_out, neighbours_in, neighbours_out, pool, epoch } = self;
+        let LcoreWorker { mut worker, mut rx, tx, redirect_in, redirect_out, neighbours_in, neighbours_out, pool, epoch, liveness } =
+            self;
         let mut redirect_in = redirect_in;
         let ports = tx.iter().map(|(p, _)| usize::from(*p) + 1).max().unwrap_or(0);
         let mut by_port: Vec<Option<Pending<TxQueue>>> = (0..ports).map(|_| None).collect();
@@ -160,13 +171,17 @@ impl LcoreWorker {
             redirect_out.into_iter().map(|r| r.map(|r| Pending::new(r, Discard::RedirectFull))).collect();
         let mut learned = Vec::with_capacity(MAX_UPDATES);
         let counters = worker.counters().clone();
-        let hz = dpdk::tsc_hz().max(1);
-        let start = epoch;
+        let hz = dpdk::tsc_hz();
         let mut last_tick = 0u32;
         let mut burst = Burst::new();
 
         while !stop.load(Ordering::Relaxed) {
-            let now = 1 + ((dpdk::rdtsc() - start) / hz) as u32;
+            liveness.beat();
+            // A test build can make a worker panic or stall here
+            // (FAILPOINTS=worker-poll=panic(..) or sleep(ms)); a release has no failpoints.
+            #[cfg(feature = "failpoints")]
+            fail::fail_point!("worker-poll");
+            let now = seconds_since(epoch, dpdk::rdtsc(), hz);
             poll_control(&mut worker, now);
             let mut io =
                 LcoreIo { tx: &mut tx, redirect: &mut redirect, pool: &pool, learned: &mut learned, counters: &counters };
@@ -204,5 +219,22 @@ impl LcoreWorker {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seconds_since;
+
+    #[test]
+    fn the_clock_never_runs_backwards_or_overflows() {
+        let hz = 2_000_000_000;
+        assert_eq!(seconds_since(1_000, 1_000, hz), 1);
+        assert_eq!(seconds_since(1_000, 1_000 + 3 * hz, hz), 4);
+        // A TSC a few cycles behind the epoch (read on another core) is the epoch.
+        assert_eq!(seconds_since(1_000, 990, hz), 1);
+        assert_eq!(seconds_since(u64::MAX, 0, hz), 1);
+        assert_eq!(seconds_since(0, u64::MAX, 1), u32::MAX);
+        assert_eq!(seconds_since(0, 5, 0), 6, "a zero frequency does not divide by zero");
     }
 }

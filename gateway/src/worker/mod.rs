@@ -1,5 +1,5 @@
-//! The per-lcore worker: the packet pipeline ([`pipeline`]) and its counters
-//! ([`counters`]). The DPDK poll loop around it lives with the daemon; the
+//! The per-lcore worker: the packet pipeline ([`pipeline`]), its counters
+//! ([`counters`]) and its heartbeat ([`watchdog`]). The DPDK poll loop around it lives with the daemon; the
 //! pipeline itself is pure Rust, so it is tested and benchmarked on byte
 //! buffers.
 
@@ -7,6 +7,7 @@ pub mod counters;
 #[cfg(feature = "dpdk")]
 pub mod lcore;
 pub mod pipeline;
+pub mod watchdog;
 
 #[cfg(test)]
 mod tests;

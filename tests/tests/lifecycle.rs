@@ -1,0 +1,196 @@
+//! gatewayd's life as an operator sees it: a worker that dies or stalls is
+//! named in the log and makes the daemon exit non-zero (or, with
+//! `"watchdog": {"on_failure": "continue"}`, shows in `gwctl stats`); a
+//! second daemon on a taken socket stops before it touches a device; SIGHUP
+//! is ignored; a closed stdout does not panic the shutdown.
+//!
+//! Workers are made to panic or stall with the gateway's failpoints
+//! (`FAILPOINTS=worker-poll=...`), which only a gatewayd built with the
+//! `failpoints` feature has: `cargo test --workspace` builds it so (this
+//! crate's dev-dependency turns the feature on); alone, build it first with
+//! `cargo build -p gateway --features failpoints`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gateway_e2e::topology::VIP;
+use gateway_e2e::{gatewayd_bin, run, wait_until, Options, Topology};
+
+const NO_FAILPOINTS: &str =
+    "the failpoint did not fire: is gatewayd built with the failpoints feature (cargo build -p gateway --features failpoints)?";
+
+fn with_failpoint(action: &str, watchdog: &str) -> Options {
+    Options {
+        servers: 1,
+        env: vec![("FAILPOINTS".into(), format!("worker-poll={action}")), ("RUST_BACKTRACE".into(), "0".into())],
+        extra_config: format!(r#""watchdog": {watchdog}"#),
+        ..Options::default()
+    }
+}
+
+#[test]
+fn a_worker_that_panics_is_named_and_gatewayd_exits_non_zero() {
+    // The worker polls for 3 s (sleeping in its first iteration), then panics.
+    let mut topo = Topology::start("wpx", with_failpoint("1*sleep(3000)->panic(injected failure)", "{}"));
+    let status = topo.wait_gatewayd_exit(Duration::from_secs(20)).expect(NO_FAILPOINTS);
+    let log = topo.gatewayd_log();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("gatewayd: worker 0 (lcore 1) stopped: panicked: injected failure"), "{log}");
+    assert!(!topo.socket().exists(), "the control socket is removed");
+}
+
+#[test]
+fn a_stalled_worker_is_named_and_gatewayd_exits_non_zero() {
+    let mut topo = Topology::start("wsx", with_failpoint("sleep(60000)", r#"{"stall_seconds": 2}"#));
+    let started = Instant::now();
+    let status = topo.wait_gatewayd_exit(Duration::from_secs(20)).expect(NO_FAILPOINTS);
+    let log = topo.gatewayd_log();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("gatewayd: worker 0 (lcore 1) stalled: no poll for 2 s"), "{log}");
+    assert!(started.elapsed() < Duration::from_secs(10), "exits without waiting for the stuck lcore: {:?}", started.elapsed());
+    assert!(!topo.socket().exists(), "the control socket is removed");
+}
+
+#[test]
+fn with_continue_a_stalled_then_dead_worker_shows_in_gwctl_stats() {
+    let mut topo = Topology::start(
+        "wpc",
+        with_failpoint("1*sleep(5000)->panic(injected failure)", r#"{"stall_seconds": 1, "on_failure": "continue"}"#),
+    );
+    let stats = || topo.gwctl(&["stats"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || stats().starts_with("worker 0 (lcore 1) stalled: no poll for ")),
+        "{NO_FAILPOINTS}\n{}",
+        stats()
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || stats().starts_with("worker 0 (lcore 1) stopped: panicked: injected failure\n")),
+        "{}",
+        stats()
+    );
+    // The daemon still answers and takes configuration it can keep.
+    assert!(topo.gwctl(&["-Ln"]).contains("IP Virtual Server"));
+    let log = topo.gatewayd_log();
+    assert!(log.contains("worker 0 (lcore 1) stalled: no poll for 1 s"), "{log}");
+    assert!(log.contains("worker 0 (lcore 1) stopped: panicked: injected failure"), "{log}");
+    assert!(!log.contains("exiting"), "{log}");
+    topo.stop();
+}
+
+#[test]
+fn a_second_gatewayd_on_a_taken_socket_refuses_before_opening_its_ports() {
+    let topo = Topology::start("dup", Options { servers: 1, ..Options::default() });
+    let tap = format!("{}q", topo.id());
+    assert!(tap.len() <= 15, "{tap}");
+    let config = topo.dir().join("second.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"eal": ["-l", "0-1", "--no-pci", "--in-memory", "--file-prefix={tap}", "--vdev=net_tap0,iface={tap}"],
+                "ports": [{{"device": "net_tap0", "name": "client", "addrs": ["10.9.0.254/24"]}}]}}"#
+        ),
+    )
+    .unwrap();
+    let mut second = KillOnDrop(
+        Command::new(gatewayd_bin())
+            .arg("--config")
+            .arg(&config)
+            .arg("--socket")
+            .arg(topo.socket())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Its tap would exist from the moment it opened the port: it never does.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while second.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        let seen = Command::new("ip").args(["link", "show", &tap]).stderr(Stdio::null()).stdout(Stdio::null()).status().unwrap();
+        assert!(!seen.success(), "the second gatewayd opened its port before finding the socket taken");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = second.output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("control socket {}: another server is listening on {}", topo.socket().display(), topo.socket().display())),
+        "{err}"
+    );
+    assert!(!err.contains("EAL"), "the EAL never started: {err}");
+    // The first one is untouched.
+    assert!(topo.gwctl(&["-Ln"]).contains("IP Virtual Server"));
+}
+
+#[test]
+fn sighup_is_ignored_and_a_closed_stdout_does_not_panic_the_shutdown() {
+    let mut topo = Topology::start("hup", Options { servers: 1, ..Options::default() });
+    topo.gwctl_line(&format!("-A -t {VIP}:80 -s rr"));
+    run("kill", &["-HUP", &topo.gatewayd_pid().to_string()]);
+    assert!(
+        wait_until(Duration::from_secs(5), || topo.gatewayd_log().contains("gatewayd: SIGHUP ignored")),
+        "{}",
+        topo.gatewayd_log()
+    );
+    assert!(topo.gwctl(&["-Ln"]).contains(&format!("TCP  {VIP}:80 rr")), "the configuration survives SIGHUP");
+    topo.stop();
+    assert!(!topo.socket().exists(), "a clean exit removes the socket");
+
+    // Again from the same file, with stdout a pipe whose reader leaves once
+    // the daemon runs: the shutdown's report must not panic on it.
+    let mut daemon = KillOnDrop(
+        Command::new(gatewayd_bin())
+            .arg("--config")
+            .arg(topo.config_path())
+            .arg("--socket")
+            .arg(topo.socket())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = BufReader::new(daemon.0.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("running") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "gatewayd ended before running");
+    }
+    drop(stdout);
+    run("kill", &["-TERM", &daemon.0.id().to_string()]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while daemon.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = daemon.output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// A gatewayd this test started by hand, killed (by its PID) if the test fails.
+struct KillOnDrop(Child);
+
+impl KillOnDrop {
+    /// Waits for the exit (after the caller's bounded wait) and collects the output.
+    fn output(mut self) -> std::process::Output {
+        let _ = self.0.kill();
+        let mut out = std::process::Output { status: self.0.wait().unwrap(), stdout: Vec::new(), stderr: Vec::new() };
+        use std::io::Read;
+        if let Some(mut e) = self.0.stderr.take() {
+            let _ = e.read_to_end(&mut out.stderr);
+        }
+        if let Some(mut o) = self.0.stdout.take() {
+            let _ = o.read_to_end(&mut out.stdout);
+        }
+        out
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
