@@ -61,6 +61,10 @@ impl Workers {
 }
 
 fn start(name: &str, io_timeout: Duration) -> (ServerHandle, Client, Workers) {
+    start_with(name, |options| options.io_timeout = io_timeout)
+}
+
+fn start_with(name: &str, set: impl FnOnce(&mut ServerOptions)) -> (ServerHandle, Client, Workers) {
     let initial = GatewayConfig::empty();
     let (sink, mailboxes) = broadcast(2, &initial, Duration::from_secs(5));
     let stop = Arc::new(AtomicBool::new(false));
@@ -88,7 +92,7 @@ fn start(name: &str, io_timeout: Duration) -> (ServerHandle, Client, Workers) {
     }
     let state = ControlState::new(initial, Box::new(sink), Box::new(NoDataplane::default()));
     let mut options = ServerOptions::new(temp_socket(name));
-    options.io_timeout = io_timeout;
+    set(&mut options);
     let path = options.socket_path.clone();
     let server = ControlServer::bind(options, state)
         .unwrap()
@@ -330,4 +334,147 @@ fn a_stale_socket_file_is_replaced_and_a_regular_file_is_not() {
     );
     assert_eq!(std::fs::read(&path).unwrap(), b"not a socket");
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+/// Stalled clients each hold only their own connection: another client's request is answered
+/// at once, and a client over the bound is refused at once with a clear error.
+#[test]
+fn stalled_clients_delay_nobody_and_one_over_the_bound_is_told_so() {
+    // The default 5 s deadline: served one at a time, 11 stalled clients would hold a
+    // listing for 55 s.
+    let (server, client, workers) = start_with("stalled", |o| o.max_clients = 12);
+    configure(&client);
+    let mut stalled: Vec<UnixStream> = (0..11)
+        .map(|_| UnixStream::connect(server.socket_path()).unwrap())
+        .collect();
+    let mut half = UnixStream::connect(server.socket_path()).unwrap();
+    half.write_all(b"{\"version\":1,\"requ").unwrap();
+    let t = Instant::now();
+    // The twelfth slot is taken by `half`; free it by closing one of the silent ones.
+    drop(stalled.pop());
+    // A client thread ends a moment after its reply is sent, so the slot freed above (and
+    // the one each call below uses) may still be counted for that moment: retry on Busy.
+    let call_when_free = |request: Request| {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            match client.call(&request) {
+                Err(ClientError::Refused(e)) if e.kind == ErrorKind::Busy && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                other => break other.unwrap(),
+            }
+        }
+    };
+    assert!(matches!(call_when_free(Request::ListServices { service: None }), Reply::Services(_)));
+    assert!(t.elapsed() < Duration::from_secs(2), "answered in {:?}", t.elapsed());
+    // A change is applied and confirmed while the others stall.
+    let t = Instant::now();
+    call_when_free(Request::Apply { changes: vec![Change::DeleteService { service: web() }] });
+    assert!(t.elapsed() < Duration::from_secs(2), "applied in {:?}", t.elapsed());
+    std::thread::sleep(Duration::from_millis(50));
+
+    // All twelve slots taken: the next client is refused at once, saying why.
+    let twelfth = UnixStream::connect(server.socket_path()).unwrap();
+    let t = Instant::now();
+    let (kind, message) = refused(client.call(&Request::Info));
+    assert_eq!(kind, ErrorKind::Busy);
+    assert_eq!(
+        message,
+        "gatewayd is busy: 12 control clients are being served, the most it serves at once; try again"
+    );
+    assert!(t.elapsed() < Duration::from_secs(1));
+
+    // The stalled ones get their own timeout; `half` its error, at its own deadline.
+    let mut reply = String::new();
+    half.read_to_string(&mut reply).unwrap();
+    assert!(reply.contains("no complete request within 5000 ms"), "{reply}");
+    drop((twelfth, stalled));
+    workers.stop();
+    let dir = server.socket_path().parent().unwrap().to_path_buf();
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn server_change(i: u32, weight: u32) -> Change {
+    Change::AddServer {
+        service: web(),
+        server: ServerConfig {
+            addr: IpAddr::V4(std::net::Ipv4Addr::from(0xac10_0000 + i)),
+            port: 80,
+            forwarding: Forwarding::Masq,
+            weight,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        },
+    }
+}
+
+/// A streamed apply is one transaction: it is applied whole, and a stream that ends early,
+/// holds a bad change, claims too many or stalls changes nothing and names the change.
+#[test]
+fn a_streamed_apply_is_all_or_nothing() {
+    let (server, client, workers) = start("stream", Duration::from_millis(300));
+    let add_service = Change::AddService {
+        service: ServiceConfig {
+            service: web(),
+            scheduler: "wrr".into(),
+            persistence: None,
+            one_packet: false,
+            synproxy: false,
+        },
+    };
+    let mut changes = vec![add_service];
+    changes.extend((1..=3).map(|i| server_change(i, i)));
+    let reply = client.apply_streamed(&changes).unwrap();
+    assert!(matches!(reply, Reply::Applied { generation: 1 }), "{reply:?}");
+    let Reply::Services(t) = table(&client) else { panic!() };
+    assert_eq!(t.services[0].servers.len(), 3);
+    let before = table(&client);
+
+    // Ends early: two of three changes, then the client closes.
+    let mut frame = gateway::control::protocol::encode_apply_stream(&[server_change(10, 1), server_change(11, 1), server_change(12, 1)]);
+    let cut = frame.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(2).unwrap().0 + 1;
+    frame.truncate(cut);
+    let err = match client.call_raw(&frame) {
+        Err(ClientError::Refused(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (err.kind, err.message.as_str(), err.change_index),
+        (ErrorKind::Malformed, "the stream ended after 2 of its 3 changes; nothing was applied", Some(2))
+    );
+    // A change the model refuses at the very end.
+    let mut big: Vec<Change> = (100..5100).map(|i| server_change(i, 1)).collect();
+    big.push(server_change(1, 1));
+    let (kind, message) = refused(client.apply_streamed(&big));
+    assert_eq!((kind, message.as_str()), (ErrorKind::DestExists, "real server 172.16.0.1:80 already exists in service TCP 192.168.0.200:80"));
+    // A line that is not a change.
+    let mut frame = gateway::control::protocol::encode_request(&Request::ApplyStream { changes: 2 });
+    frame.extend_from_slice(&serde_json::to_vec(&server_change(20, 1)).unwrap());
+    frame.extend_from_slice(b"\n{\"change\":\"reboot\"}\n");
+    let err = match client.call_raw(&frame) {
+        Err(ClientError::Refused(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((err.kind, err.change_index), (ErrorKind::Malformed, Some(1)));
+    assert!(err.message.starts_with("invalid change 1 of the stream: unknown variant `reboot`"), "{}", err.message);
+    // More changes than any stream may hold.
+    let (kind, message) = refused(client.call_raw(b"{\"version\":1,\"request\":{\"command\":\"apply_stream\",\"changes\":10000001}}\n"));
+    assert_eq!((kind, message.as_str()), (ErrorKind::TooLarge, "a streamed apply holds at most 10000000 changes, not 10000001"));
+    // A stream that stalls after its first change is cut off at that change's deadline.
+    let mut stalled = UnixStream::connect(server.socket_path()).unwrap();
+    let frame = gateway::control::protocol::encode_apply_stream(&[server_change(30, 1), server_change(31, 1)]);
+    let first_change_end = frame.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(1).unwrap().0 + 1;
+    stalled.write_all(&frame[..first_change_end]).unwrap();
+    let t = Instant::now();
+    let mut reply = String::new();
+    stalled.read_to_string(&mut reply).unwrap();
+    assert!(reply.contains("no complete request within 300 ms") && reply.contains("\"change_index\":1"), "{reply}");
+    assert!(t.elapsed() < Duration::from_secs(3));
+
+    assert_eq!(table(&client), before, "nothing of the refused streams was applied");
+    workers.stop();
+    let dir = server.socket_path().parent().unwrap().to_path_buf();
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(dir);
 }

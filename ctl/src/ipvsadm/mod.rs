@@ -321,6 +321,8 @@ fn execute(c: &Command, globals: &Globals, client: &Client, names: &Names, io: &
 
 /// `-R`: reads every rule from stdin, then applies them all at once. Unlike ipvsadm, which
 /// applies line by line and stops at the first bad one, a bad line here changes nothing.
+/// A rule file too large for one request frame is streamed ([`Client::apply_streamed`]),
+/// still one transaction; a small one goes as a plain apply, which any gatewayd speaks.
 fn restore(client: &Client, names: &Names, io: &mut Io) -> i32 {
     let mut text = String::new();
     if let Err(e) = io.input.read_to_string(&mut text) {
@@ -350,8 +352,16 @@ fn restore(client: &Client, names: &Names, io: &mut Io) -> i32 {
         return 0;
     }
     let origin: Vec<(usize, Cmd)> = rules.iter().map(|r| (r.line, r.cmd)).collect();
-    let changes = rules.into_iter().map(|r| r.change).collect();
-    match client.call(&Request::Apply { changes }) {
+    let changes: Vec<_> = rules.into_iter().map(|r| r.change).collect();
+    let request = Request::Apply { changes };
+    let frame = gateway::control::protocol::encode_request(&request);
+    let applied = match &request {
+        Request::Apply { changes } if frame.len() > gateway::control::api::MAX_REQUEST_BYTES => {
+            client.apply_streamed(changes)
+        }
+        _ => client.call_raw(&frame),
+    };
+    match applied {
         Ok(_) => 0,
         Err(ClientError::Refused(e)) => {
             let (line, cmd) = e

@@ -10,7 +10,12 @@
 //! - **Mutations are lists.** [`Request::Apply`] carries a list of [`Change`]s that the server
 //!   validates in full and applies all or nothing; one ipvsadm command is a list of one, and
 //!   `gwctl -R` sends a whole rule file as one list, so a bad line in a restore changes
-//!   nothing (ipvsadm itself applies the lines before the bad one).
+//!   nothing (ipvsadm itself applies the lines before the bad one). A rule file of any size
+//!   goes as a [`Request::ApplyStream`]: the request line says how many changes follow, one
+//!   per line, so no frame grows with the file and the server never holds its JSON text.
+//! - **Compatible growth.** New commands, new error kinds and new optional reply fields
+//!   keep [`PROTOCOL_VERSION`]: an older server answers a new command with
+//!   [`ErrorKind::UnknownCommand`], an older client ignores reply fields it does not know.
 //! - **Listings are structured.** The server returns data, never text: `gwctl` formats it the
 //!   way ipvsadm does, and `--json` prints the same structure unchanged.
 //! - **Numbers the user typed stay wide** (`weight: u32`), so the server's error can name an
@@ -24,11 +29,17 @@ use serde::{Deserialize, Serialize};
 /// [`ErrorKind::UnsupportedVersion`].
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// The largest request the server reads, newline included; a larger one gets
-/// [`ErrorKind::TooLarge`]. One rule (`-a ...`) is about 200 bytes of JSON, so a restore of
-/// some 20 000 rules fits: generous for real rule files, small enough to bound the memory a
-/// client can make the server hold.
+/// The largest frame the server reads, newline included: a whole request, or one change of
+/// a [`Request::ApplyStream`]; a larger one gets [`ErrorKind::TooLarge`]. One rule (`-a ...`)
+/// is about 200 bytes of JSON, so a single [`Request::Apply`] holds some 20 000 rules;
+/// larger rule files are streamed. Small enough to bound the memory a client can make the
+/// server hold for one frame.
 pub const MAX_REQUEST_BYTES: usize = 4 << 20;
+
+/// The most changes one [`Request::ApplyStream`] may carry: ten times a table of a million
+/// real servers, and a bound (some 200 bytes each once decoded) on what one client can make
+/// the server hold.
+pub const MAX_STREAMED_CHANGES: u64 = 10_000_000;
 
 /// The largest reply a client accepts (a connection listing can be long).
 pub const MAX_REPLY_BYTES: usize = 256 << 20;
@@ -62,6 +73,12 @@ pub enum Request {
     /// Validates every change, then applies them all at once (or none) and returns when
     /// every worker runs the new configuration.
     Apply { changes: Vec<Change> },
+    /// An [`Request::Apply`] too large for one frame (`gwctl -R` of a big rule file): this
+    /// request line is followed by exactly `changes` lines, each one [`Change`]. The server
+    /// reads them all, then applies them as one `Apply` (all or nothing, one snapshot); a
+    /// stream that ends early or holds a bad line changes nothing, and the error's
+    /// `change_index` says which change it was.
+    ApplyStream { changes: u64 },
     /// `-Z`: zeroes the traffic counters of one service or of all.
     Zero { service: Option<VirtualService> },
     /// `-L`, `-S`: the services with their real servers, local addresses and counters.
@@ -91,8 +108,9 @@ pub enum Request {
 impl Request {
     /// Every `command` name the server understands: a request naming another one is an
     /// unknown command, reported as such rather than as malformed JSON.
-    pub const COMMANDS: [&'static str; 13] = [
+    pub const COMMANDS: [&'static str; 14] = [
         "apply",
+        "apply_stream",
         "zero",
         "list_services",
         "list_connections",
@@ -577,4 +595,6 @@ pub enum ErrorKind {
     Unsupported,
     /// The workers did not confirm the new configuration; the previous one stays.
     PublishFailed,
+    /// The server is serving as many clients as it serves at once; try again.
+    Busy,
 }

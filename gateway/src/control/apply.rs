@@ -72,6 +72,12 @@ impl ControlState {
     pub fn handle(&mut self, request: Request) -> Result<Reply, ApiError> {
         match request {
             Request::Apply { changes } => self.apply(&changes),
+            // The server reads a stream's changes and hands them on as one `Apply`; the
+            // request line alone (from an embedding that calls `handle` directly) has none.
+            Request::ApplyStream { changes } => Err(ApiError::new(
+                ErrorKind::Malformed,
+                format!("a streamed apply of {changes} changes must be sent over the control socket, followed by its changes"),
+            )),
             Request::Zero { service } => {
                 let key = match service {
                     Some(vs) => {

@@ -6,8 +6,8 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::api::{ApiError, Outcome, Reply, Request, MAX_REPLY_BYTES, PROTOCOL_VERSION};
-use super::protocol::{decode_response, encode_request};
+use super::api::{ApiError, Change, Outcome, Reply, Request, MAX_REPLY_BYTES, PROTOCOL_VERSION};
+use super::protocol::{decode_response, encode_apply_stream, encode_request};
 
 /// Talks to one gateway's control socket; one connection per call.
 #[derive(Debug, Clone)]
@@ -66,6 +66,12 @@ impl Client {
     /// Sends `request` and returns the gateway's reply.
     pub fn call(&self, request: &Request) -> Result<Reply, ClientError> {
         self.call_raw(&encode_request(request))
+    }
+
+    /// Applies `changes` as one transaction whatever their number, streamed one change per
+    /// line ([`Request::ApplyStream`]), so no frame limit caps a rule file.
+    pub fn apply_streamed(&self, changes: &[Change]) -> Result<Reply, ClientError> {
+        self.call_raw(&encode_apply_stream(changes))
     }
 
     /// Sends arbitrary bytes as a request (tests of the server's error handling use this).

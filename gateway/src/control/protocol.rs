@@ -3,7 +3,9 @@
 //! One connection carries one request and one reply, each a JSON object followed by a
 //! newline (a client may instead end its request by shutting down its write side). One
 //! exchange per connection keeps the server's state per client to nothing, and makes a
-//! half-open or slow client cost exactly one bounded read.
+//! half-open or slow client cost exactly one bounded read. The one request longer than a
+//! line is the streamed apply: its request line counts the change lines that follow
+//! ([`encode_apply_stream`]), read one bounded frame at a time by a [`FrameReader`].
 //!
 //! Decoding is layered so every bad request gets the most specific error: not JSON at all,
 //! then the envelope (`version` before anything else, so a future client talking to this
@@ -16,7 +18,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::api::{
-    ApiError, ErrorKind, Outcome, Reply, Request, RequestEnvelope, ResponseEnvelope,
+    ApiError, Change, ErrorKind, Outcome, Reply, Request, RequestEnvelope, ResponseEnvelope,
     PROTOCOL_VERSION,
 };
 
@@ -63,46 +65,77 @@ pub fn read_frame<S: TimedRead>(
     limit: usize,
     deadline: Option<Instant>,
 ) -> Result<Vec<u8>, FrameError> {
-    let mut frame = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        match stream.set_read_deadline(deadline) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(FrameError::Timeout),
-            Err(e) => return Err(FrameError::Io(e)),
-        }
-        let n = match stream.read(&mut chunk) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(FrameError::Timeout)
+    FrameReader::new(stream).next_frame(limit, deadline)
+}
+
+/// Reads successive frames from one stream, keeping what arrived after a frame's newline for
+/// the next one (a streamed apply sends many frames in one write).
+pub struct FrameReader<S> {
+    stream: S,
+    /// Bytes read and not yet returned start at `start`.
+    pending: Vec<u8>,
+    start: usize,
+}
+
+impl<S: TimedRead> FrameReader<S> {
+    pub fn new(stream: S) -> FrameReader<S> {
+        FrameReader { stream, pending: Vec::new(), start: 0 }
+    }
+
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// The next frame, as [`read_frame`] reads one.
+    pub fn next_frame(&mut self, limit: usize, deadline: Option<Instant>) -> Result<Vec<u8>, FrameError> {
+        let mut scanned = self.start;
+        loop {
+            if let Some(pos) = self.pending[scanned..].iter().position(|&b| b == b'\n') {
+                let end = scanned + pos;
+                if end - self.start > limit {
+                    return Err(FrameError::TooLarge { limit });
+                }
+                let frame = self.pending[self.start..end].to_vec();
+                self.start = end + 1;
+                return Ok(frame);
             }
-            Err(e) => return Err(FrameError::Io(e)),
-        };
-        if n == 0 {
-            return if frame.is_empty() {
-                Err(FrameError::Empty)
-            } else {
-                Ok(frame)
-            };
-        }
-        let got = &chunk[..n];
-        if let Some(pos) = got.iter().position(|&b| b == b'\n') {
-            if frame.len() + pos > limit {
+            if self.pending.len() - self.start > limit {
                 return Err(FrameError::TooLarge { limit });
             }
-            frame.extend_from_slice(&got[..pos]);
-            return Ok(frame);
+            // Drop what was returned before reading more, so the buffer stays one frame
+            // plus one read long.
+            self.pending.drain(..self.start);
+            self.start = 0;
+            scanned = self.pending.len();
+            match self.stream.set_read_deadline(deadline) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(FrameError::Timeout),
+                Err(e) => return Err(FrameError::Io(e)),
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            let n = match self.stream.read(&mut chunk) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    return Err(FrameError::Timeout)
+                }
+                Err(e) => return Err(FrameError::Io(e)),
+            };
+            if n == 0 {
+                return if self.pending.is_empty() {
+                    Err(FrameError::Empty)
+                } else {
+                    Ok(std::mem::take(&mut self.pending))
+                };
+            }
+            self.pending.extend_from_slice(&chunk[..n]);
         }
-        if frame.len() + n > limit {
-            return Err(FrameError::TooLarge { limit });
-        }
-        frame.extend_from_slice(got);
+    }
+}
+
+impl<S: TimedRead + ?Sized> TimedRead for &mut S {
+    fn set_read_deadline(&mut self, deadline: Option<Instant>) -> io::Result<()> {
+        (**self).set_read_deadline(deadline)
     }
 }
 
@@ -161,6 +194,28 @@ pub fn decode_request(frame: &[u8]) -> Result<Request, ApiError> {
         .map_err(|e| malformed(format!("invalid {command:?} request: {e}")))
 }
 
+/// Decodes change `index` of a streamed apply.
+pub fn decode_change(frame: &[u8], index: usize) -> Result<Change, ApiError> {
+    serde_json::from_slice(frame).map_err(|e| {
+        let mut e = ApiError::new(ErrorKind::Malformed, format!("invalid change {index} of the stream: {e}"));
+        e.change_index = Some(index);
+        e
+    })
+}
+
+/// The bytes of a streamed apply of `changes`: the request line, then one line per change.
+pub fn encode_apply_stream(changes: &[Change]) -> Vec<u8> {
+    let mut bytes = encode_request(&Request::ApplyStream { changes: changes.len() as u64 });
+    for change in changes {
+        // A `Change` always serialises (string keys, no failing impl); skipping one would
+        // make the count wrong, which the server refuses, so nothing half-done can happen.
+        if serde_json::to_writer(&mut bytes, change).is_ok() {
+            bytes.push(b'\n');
+        }
+    }
+    bytes
+}
+
 /// The bytes of a request frame (newline included).
 pub fn encode_request(request: &Request) -> Vec<u8> {
     let envelope = RequestEnvelope {
@@ -204,7 +259,7 @@ pub fn decode_response(frame: &[u8]) -> Result<ResponseEnvelope, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::api::{Change, VirtualService};
+    use crate::control::api::VirtualService;
     use std::time::Duration;
 
     struct Chunks(Vec<Vec<u8>>);
@@ -244,6 +299,20 @@ mod tests {
         ));
         let mut s = Chunks(vec![vec![b'x'; 100], b"\n".to_vec()]);
         assert_eq!(read_frame(&mut s, 100, None).unwrap().len(), 100);
+    }
+
+    #[test]
+    fn a_frame_reader_keeps_what_follows_a_frame_for_the_next() {
+        let mut s = Chunks(vec![b"one\ntwo\nthr".to_vec(), b"ee\n".to_vec(), vec![b'x'; 120]]);
+        let mut frames = FrameReader::new(&mut s);
+        assert_eq!(frames.next_frame(100, None).unwrap(), b"one");
+        assert_eq!(frames.next_frame(100, None).unwrap(), b"two");
+        assert_eq!(frames.next_frame(100, None).unwrap(), b"three");
+        assert!(matches!(frames.next_frame(100, None), Err(FrameError::TooLarge { limit: 100 })));
+        let mut s = Chunks(vec![b"last".to_vec()]);
+        let mut frames = FrameReader::new(&mut s);
+        assert_eq!(frames.next_frame(100, None).unwrap(), b"last");
+        assert!(matches!(frames.next_frame(100, None), Err(FrameError::Empty)));
     }
 
     #[test]
@@ -291,6 +360,7 @@ mod tests {
             Request::Apply {
                 changes: vec![Change::Clear, Change::DeleteService { service: vs }],
             },
+            Request::ApplyStream { changes: 2 },
             Request::Zero { service: Some(vs) },
             Request::ListServices { service: None },
             Request::ListConnections,

@@ -1,47 +1,64 @@
-//! The control server: a Unix stream socket served by one std thread.
+//! The control server: a Unix stream socket, one accepting thread and one thread per client.
 //!
 //! Design choices:
 //!
-//! - **One client at a time.** Requests are rare and short, and they edit one configuration,
-//!   so serving them in order is the simplest correct scheme: no locking around the model,
-//!   and requests are applied in the order they arrived. What makes that safe is that no
-//!   client can hold the server: every read and write is bounded by
-//!   [`ServerOptions::io_timeout`] from the moment the connection is accepted, however slowly
-//!   the client sends, and a request is capped at [`ServerOptions::max_request_bytes`].
+//! - **Clients are served concurrently; requests are handled one at a time.** Each accepted
+//!   connection gets its own thread, so a client that connects and sends nothing (or trickles
+//!   its request, or does not read its reply) delays nobody: it costs its own thread until
+//!   its deadline. Reading and decoding a request and writing the reply happen outside any
+//!   lock; only [`ControlState::handle`] runs under the state's mutex, so configuration
+//!   changes stay serialised and each is one atomic snapshot (DESIGN.md invariant 3), in the
+//!   order their requests were complete. A client therefore waits for others only as long as
+//!   their requests take to handle, never for their I/O.
+//! - **A bounded number of clients.** At most [`ServerOptions::max_clients`] connections are
+//!   served at once; one more is answered at once with [`ErrorKind::Busy`], which says how
+//!   many are in progress, instead of queueing behind them.
+//! - **Per-client deadlines.** A request must be complete within
+//!   [`ServerOptions::io_timeout`] of the connection's acceptance, however slowly the client
+//!   sends; a streamed apply ([`Request::ApplyStream`]) gets that time for each of its changes,
+//!   so a rule file of any size is accepted while it flows and a stalled one is cut off.
+//!   Replies are written with the same timeout. Each frame is capped at
+//!   [`ServerOptions::max_request_bytes`].
 //! - **Who may talk to us.** The socket file is created with mode 0600 in a directory of
 //!   mode 0700 when we create it; on top of that every connection's peer credentials
-//!   (SO_PEERCRED, read through `rustix`, so no `unsafe` here) are checked, and a client
-//!   whose uid is neither root nor ours gets [`ErrorKind::PermissionDenied`] without its
-//!   request being read. The credential check is what counts: file modes can be changed
-//!   by anyone with root, credentials cannot be forged.
+//!   (SO_PEERCRED, read through `rustix`, so no `unsafe` here) are checked on the accepting
+//!   thread, and a client whose uid is neither root nor ours gets
+//!   [`ErrorKind::PermissionDenied`] without its request being read or a thread being spent
+//!   on it. The credential check is what counts: file modes can be changed by anyone with
+//!   root, credentials cannot be forged.
 //! - **A stale socket** (the file of a gatewayd that died) is replaced; a live one (a second
 //!   gatewayd) is an error, so two daemons never fight over one socket path.
-//! - **Shutdown** sets a flag and connects to the socket to wake the blocking `accept`.
+//! - **Shutdown** sets a flag and connects to the socket to wake the `accept`, then waits for
+//!   the clients in progress (each bounded by its deadline).
 
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
-use super::api::{ApiError, ErrorKind, MAX_REQUEST_BYTES};
+use super::api::{ApiError, ErrorKind, Request, MAX_REQUEST_BYTES, MAX_STREAMED_CHANGES};
 use super::apply::ControlState;
-use super::protocol::{decode_request, encode_response, read_frame, FrameError};
+use super::protocol::{decode_change, decode_request, encode_response, FrameError, FrameReader};
 use crate::stats::ESTIMATE_INTERVAL;
 
 /// How the server listens and what it tolerates.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     pub socket_path: PathBuf,
-    /// The whole time a client has to send its request, and then to take the reply.
+    /// The whole time a client has to send its request (each change of a streamed apply),
+    /// and then to take the reply.
     pub io_timeout: Duration,
+    /// The largest frame: a whole request, or one change of a streamed apply.
     pub max_request_bytes: usize,
+    /// Clients served at once; one more is refused with [`ErrorKind::Busy`].
+    pub max_clients: usize,
     /// How often the rate estimator runs (`--rate`); IPVS's period by default.
     pub estimate_interval: Duration,
 }
@@ -52,14 +69,19 @@ impl ServerOptions {
             socket_path: socket_path.into(),
             io_timeout: Duration::from_secs(5),
             max_request_bytes: MAX_REQUEST_BYTES,
+            max_clients: DEFAULT_MAX_CLIENTS,
             estimate_interval: ESTIMATE_INTERVAL,
         }
     }
 }
 
+/// Clients served at once by default: far more than operators and automation open at a
+/// time, few enough that stalled clients cannot exhaust the daemon's threads or memory.
+pub const DEFAULT_MAX_CLIENTS: usize = 16;
+
 /// A bound control socket, not yet served. `gatewayd` binds it before it
 /// touches a device, so a second daemon on the same path stops before it
-/// opens ports or launches workers. Dropped unserved, it removes its file.
+/// opens ports or launches workers. Dropped, it removes its file.
 pub struct ControlSocket {
     listener: UnixListener,
     options: ServerOptions,
@@ -68,8 +90,25 @@ pub struct ControlSocket {
 /// A bound control socket and the state it serves.
 pub struct ControlServer {
     socket: ControlSocket,
-    state: ControlState,
+    shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
+}
+
+/// What the accepting thread shares with the client threads.
+struct Shared {
+    options: ServerOptions,
+    /// The one configuration; requests are handled under this lock, one at a time.
+    state: Mutex<ControlState>,
+    /// Client threads running.
+    clients: AtomicUsize,
+}
+
+impl Shared {
+    fn state(&self) -> std::sync::MutexGuard<'_, ControlState> {
+        // `handle` never panics on any input; if it ever did, the state it left is still
+        // the last one published in full, so serving on is right.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// A running server thread.
@@ -94,14 +133,15 @@ impl ControlSocket {
         }
         remove_stale_socket(path)?;
         let listener = UnixListener::bind(path)?;
-        let socket = ControlSocket { listener, options: options.clone() };
+        let socket = ControlSocket { listener, options };
         fs::set_permissions(&socket.options.socket_path, fs::Permissions::from_mode(0o600))?;
         Ok(socket)
     }
 
     /// The server answering on this socket from `state`.
     pub fn serve(self, state: ControlState) -> ControlServer {
-        ControlServer { socket: self, state, stop: Arc::new(AtomicBool::new(false)) }
+        let shared = Arc::new(Shared { options: self.options.clone(), state: Mutex::new(state), clients: AtomicUsize::new(0) });
+        ControlServer { socket: self, shared, stop: Arc::new(AtomicBool::new(false)) }
     }
 }
 
@@ -118,13 +158,13 @@ impl ControlServer {
     }
 
     pub fn socket_path(&self) -> &Path {
-        &self.socket.options.socket_path
+        &self.shared.options.socket_path
     }
 
     /// Serves on a new thread named `gw-control` until [`ServerHandle::shutdown`].
     pub fn spawn(self) -> io::Result<ServerHandle> {
         let stop = Arc::clone(&self.stop);
-        let socket_path = self.socket.options.socket_path.clone();
+        let socket_path = self.shared.options.socket_path.clone();
         let thread = std::thread::Builder::new()
             .name("gw-control".into())
             .spawn(move || self.run())?;
@@ -136,15 +176,17 @@ impl ControlServer {
     }
 
     /// Serves on the calling thread until the stop flag is set; returns the state.
-    /// Between requests it runs the rate estimator every
+    /// Between accepts it runs the rate estimator every
     /// [`ServerOptions::estimate_interval`].
-    pub fn run(mut self) -> ControlState {
-        let interval = self.socket.options.estimate_interval;
+    pub fn run(self) -> ControlState {
+        let interval = self.shared.options.estimate_interval;
         let mut last_estimate = Instant::now();
+        let mut clients: Vec<JoinHandle<()>> = Vec::new();
         while !self.stop.load(Ordering::Relaxed) {
+            clients.retain(|c| !c.is_finished());
             let since = last_estimate.elapsed();
             if since >= interval {
-                self.state.estimate_rates(since);
+                self.shared.state().estimate_rates(since);
                 last_estimate = Instant::now();
                 continue;
             }
@@ -156,44 +198,152 @@ impl ControlServer {
                     if self.stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    self.serve(stream);
+                    if let Some(client) = self.admit(stream) {
+                        clients.push(client);
+                    }
                 }
                 // EMFILE and friends: back off instead of spinning; nothing else is fatal.
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
         }
-        // Dropping the socket removes its file.
-        self.state
+        // The socket's file goes at once, so no new client waits on a server that has stopped.
+        drop(self.socket);
+        for c in clients {
+            let _ = c.join();
+        }
+        // Every client thread has ended, so no other reference to `shared` remains.
+        let Shared { state, .. } = match Arc::try_unwrap(self.shared) {
+            Ok(shared) => shared,
+            Err(_) => unreachable!("every client thread was joined"),
+        };
+        state.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Serves one connection. Errors writing the reply mean the client left; there is
-    /// nobody to tell.
-    fn serve(&mut self, mut stream: UnixStream) {
-        let options = &self.socket.options;
-        let deadline = Instant::now() + options.io_timeout;
-        let _ = stream.set_write_timeout(Some(options.io_timeout));
-        let reply = match peer_allowed(&stream) {
-            Err(e) => Err(e),
-            Ok(()) => match read_frame(&mut stream, self.socket.options.max_request_bytes, Some(deadline))
-            {
-                Ok(frame) => decode_request(&frame).and_then(|r| self.state.handle(r)),
-                Err(FrameError::Empty) => return,
-                Err(FrameError::Io(_)) => return,
-                Err(FrameError::TooLarge { limit }) => Err(ApiError::new(
-                    ErrorKind::TooLarge,
-                    format!("request is larger than {limit} bytes"),
-                )),
-                Err(FrameError::Timeout) => Err(ApiError::new(
-                    ErrorKind::Timeout,
+    /// Checks a new connection's credentials and the client bound, then serves it on a
+    /// thread of its own. A refusal is written at once: a reply of a few hundred bytes fits
+    /// the socket's empty send buffer, so it never blocks the accepting thread.
+    fn admit(&self, stream: UnixStream) -> Option<JoinHandle<()>> {
+        let options = &self.shared.options;
+        if let Err(e) = peer_allowed(&stream) {
+            refuse(stream, e);
+            return None;
+        }
+        let serving = self.shared.clients.load(Ordering::Acquire);
+        if serving >= options.max_clients {
+            refuse(
+                stream,
+                ApiError::new(
+                    ErrorKind::Busy,
                     format!(
-                        "no complete request within {} ms",
-                        self.socket.options.io_timeout.as_millis()
+                        "gatewayd is busy: {serving} control clients are being served, the most it serves at once; try again"
                     ),
-                )),
-            },
+                ),
+            );
+            return None;
+        }
+        self.shared.clients.fetch_add(1, Ordering::AcqRel);
+        let shared = Arc::clone(&self.shared);
+        let spawned = std::thread::Builder::new()
+            .name("gw-control-client".into())
+            .spawn(move || {
+                serve(&shared, stream);
+                shared.clients.fetch_sub(1, Ordering::AcqRel);
+            });
+        match spawned {
+            Ok(thread) => Some(thread),
+            // No thread: the closure (and the connection) is dropped, the client sees the
+            // connection closed without a reply.
+            Err(_) => {
+                self.shared.clients.fetch_sub(1, Ordering::AcqRel);
+                None
+            }
+        }
+    }
+}
+
+/// Writes a refusal to a client whose request is not read, and closes.
+fn refuse(mut stream: UnixStream, error: ApiError) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+    let _ = stream.write_all(&encode_response(Err(error)));
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// Serves one connection. Errors writing the reply mean the client left; there is nobody to
+/// tell.
+fn serve(shared: &Shared, mut stream: UnixStream) {
+    let options = &shared.options;
+    let _ = stream.set_write_timeout(Some(options.io_timeout));
+    let reply = match receive(&mut stream, options) {
+        None => return,
+        Some(Err(e)) => Err(e),
+        Some(Ok(request)) => shared.state().handle(request),
+    };
+    let _ = stream.write_all(&encode_response(reply));
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// Reads and decodes one request; `None` when the client left without sending one. A
+/// streamed apply is read in full here, outside the state's lock, and handed on as the
+/// [`Request::Apply`] of all its changes, so it is validated and published as one snapshot.
+fn receive(stream: &mut UnixStream, options: &ServerOptions) -> Option<Result<Request, ApiError>> {
+    let mut frames = FrameReader::new(stream);
+    let limit = options.max_request_bytes;
+    let deadline = Instant::now() + options.io_timeout;
+    let request = match frames.next_frame(limit, Some(deadline)) {
+        Ok(frame) => decode_request(&frame),
+        Err(e) => return frame_error(e, options).map(Err),
+    };
+    let count = match request {
+        Ok(Request::ApplyStream { changes }) => changes,
+        other => return Some(other),
+    };
+    if count > MAX_STREAMED_CHANGES {
+        return Some(Err(ApiError::new(
+            ErrorKind::TooLarge,
+            format!("a streamed apply holds at most {MAX_STREAMED_CHANGES} changes, not {count}"),
+        )));
+    }
+    let mut changes = Vec::new();
+    while (changes.len() as u64) < count {
+        let index = changes.len();
+        let deadline = Instant::now() + options.io_timeout;
+        let frame = match frames.next_frame(limit, Some(deadline)) {
+            Ok(frame) => frame,
+            Err(FrameError::Empty) => {
+                let mut e = ApiError::new(
+                    ErrorKind::Malformed,
+                    format!("the stream ended after {index} of its {count} changes; nothing was applied"),
+                );
+                e.change_index = Some(index);
+                return Some(Err(e));
+            }
+            Err(e) => {
+                return frame_error(e, options).map(|mut e| {
+                    e.change_index = Some(index);
+                    Err(e)
+                })
+            }
         };
-        let _ = stream.write_all(&encode_response(reply));
-        let _ = stream.shutdown(std::net::Shutdown::Both);
+        match decode_change(&frame, index) {
+            Ok(change) => changes.push(change),
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    Some(Ok(Request::Apply { changes }))
+}
+
+/// The error a client gets for a frame that could not be read; `None` when it left.
+fn frame_error(e: FrameError, options: &ServerOptions) -> Option<ApiError> {
+    match e {
+        FrameError::Empty | FrameError::Io(_) => None,
+        FrameError::TooLarge { limit } => Some(ApiError::new(
+            ErrorKind::TooLarge,
+            format!("request is larger than {limit} bytes"),
+        )),
+        FrameError::Timeout => Some(ApiError::new(
+            ErrorKind::Timeout,
+            format!("no complete request within {} ms", options.io_timeout.as_millis()),
+        )),
     }
 }
 

@@ -76,8 +76,8 @@ impl Lblc {
     }
 
     /// Re-points entries at their servers' new positions, dropping those whose server left.
-    pub fn update(&mut self, old: &[Dest], new: &[Dest]) {
-        self.map.retain(|_, e| match remap(old, new, e.dest) {
+    pub fn update(&mut self, old: &[Dest], new: &[Dest], removed: &[(IpAddr, u16)]) {
+        self.map.retain(|_, e| match remap(old, new, e.dest, removed) {
             Some(i) => {
                 e.dest = i;
                 true

@@ -70,9 +70,9 @@ impl Lblcr {
         Some(i)
     }
 
-    pub fn update(&mut self, old: &[Dest], new: &[Dest]) {
+    pub fn update(&mut self, old: &[Dest], new: &[Dest], removed: &[(IpAddr, u16)]) {
         self.map.retain(|_, e| {
-            e.set = e.set.iter().filter_map(|&i| remap(old, new, i)).collect();
+            e.set = e.set.iter().filter_map(|&i| remap(old, new, i, removed)).collect();
             !e.set.is_empty()
         });
     }

@@ -18,6 +18,16 @@
 //!
 //! Load figures (active/inactive counts) are the shared per-server counters, read with
 //! relaxed loads once per new connection.
+//!
+//! A batch of changes (`gwctl -R`, a configuration file) is one snapshot, yet each worker's
+//! scheduler must end where applying the changes one at a time would leave it (as
+//! `ipvsadm -R` replays its lines into the kernel): wrr's current weight, for one, depends
+//! on every server list it was updated to, not only the last. So the snapshot editor logs,
+//! per service, each change that matters to a scheduler ([`EditLog`]: a restart when the
+//! service is created or its scheduler changes, and each change of its servers), and a
+//! worker switching to the next snapshot replays that log ([`Schedulers::switch`]) instead of
+//! jumping from the old server list to the new one. A service the edit did not touch keeps
+//! its scheduler as it is.
 
 mod dh;
 mod hash;
@@ -43,7 +53,45 @@ pub use lblcr::Lblcr;
 pub use mh::Maglev;
 pub use rr::RoundRobin;
 pub use sh::SourceHash;
-pub use wrr::WeightedRoundRobin;
+pub use wrr::{WeightedRoundRobin, WrrMeasure};
+
+/// One change of a service, as its schedulers must follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EditStep {
+    /// The service was created, or its scheduler changed: the scheduler starts afresh over
+    /// the servers of that moment (measured for wrr).
+    Restart { wrr: WrrMeasure },
+    /// A server was added, edited or removed (`removed` names the one that left).
+    Servers { wrr: WrrMeasure, removed: Option<(IpAddr, u16)> },
+}
+
+/// The [`EditStep`]s of one service in the edit that made snapshot `generation`; a log of
+/// an older generation means the edit left the service's scheduling alone.
+#[derive(Debug, Clone, Default)]
+pub struct EditLog {
+    generation: u64,
+    steps: Vec<EditStep>,
+}
+
+impl EditLog {
+    /// Appends `step` to the log of the edit making `generation`.
+    pub fn record(&mut self, generation: u64, step: EditStep) {
+        if self.generation != generation {
+            self.generation = generation;
+            self.steps.clear();
+        }
+        self.steps.push(step);
+    }
+
+    /// The steps of the edit that made `generation`; empty if it did not touch the service.
+    fn steps(&self, generation: u64) -> &[EditStep] {
+        if self.generation == generation {
+            &self.steps
+        } else {
+            &[]
+        }
+    }
+}
 
 /// What a scheduler may look at in a new connection's first packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +156,64 @@ impl Scheduler {
         }
     }
 
+    /// A scheduler of `kind` as a service's creation (or scheduler change) starts it, over
+    /// servers measuring `wrr`.
+    fn fresh(kind: SchedulerKind, wrr: WrrMeasure) -> Scheduler {
+        match kind {
+            SchedulerKind::Wrr => Scheduler::Wrr(WeightedRoundRobin::with_measure(wrr)),
+            SchedulerKind::Rr => Scheduler::Rr(RoundRobin::default()),
+            SchedulerKind::Lc => Scheduler::Lc,
+            SchedulerKind::Wlc => Scheduler::Wlc,
+            SchedulerKind::Sed => Scheduler::Sed,
+            SchedulerKind::Nq => Scheduler::Nq,
+            SchedulerKind::Lblc => Scheduler::Lblc(Lblc::default()),
+            SchedulerKind::Lblcr => Scheduler::Lblcr(Lblcr::default()),
+            SchedulerKind::Dh | SchedulerKind::Sh | SchedulerKind::Mh => Scheduler::Hash,
+        }
+    }
+
+    /// The scheduler for `svc` as the edit logged in `steps` leaves it, starting from
+    /// `carried` (this worker's scheduler for the service in the previous snapshot, over
+    /// `old`'s servers) unless the log restarts it. Each step is what publishing that change
+    /// alone would have done.
+    fn replay(carried: Option<(Scheduler, &Service)>, svc: &Service, steps: &[EditStep]) -> Scheduler {
+        let restart = steps.iter().rposition(|s| matches!(s, EditStep::Restart { .. }));
+        let (mut sched, old, rest) = match (restart, carried) {
+            (Some(r), _) => {
+                let EditStep::Restart { wrr } = steps[r] else { unreachable!("rposition found a restart") };
+                (Scheduler::fresh(svc.scheduler(), wrr), None, &steps[r + 1..])
+            }
+            (None, Some((s, old))) => (s, Some(old), steps),
+            // Not in the previous snapshot and not created by this edit: the log is not
+            // this worker's history; start from the servers as they are.
+            (None, None) => return Scheduler::new(svc),
+        };
+        let removed: Vec<(IpAddr, u16)> = rest
+            .iter()
+            .filter_map(|s| match s {
+                EditStep::Servers { removed, .. } => *removed,
+                EditStep::Restart { .. } => None,
+            })
+            .collect();
+        // Positions into the old list follow their server to the new one, unless it left at
+        // some step (a publish of that step would have dropped them, whatever came back).
+        let old_dests = old.map_or(&[][..], |o| o.dests());
+        match &mut sched {
+            Scheduler::Rr(s) => s.update(old_dests, svc.dests(), &removed),
+            Scheduler::Lblc(s) => s.update(old_dests, svc.dests(), &removed),
+            Scheduler::Lblcr(s) => s.update(old_dests, svc.dests(), &removed),
+            Scheduler::Wrr(s) => {
+                for step in rest {
+                    if let EditStep::Servers { wrr, .. } = step {
+                        s.update_measured(*wrr);
+                    }
+                }
+            }
+            Scheduler::Lc | Scheduler::Wlc | Scheduler::Sed | Scheduler::Nq | Scheduler::Hash => {}
+        }
+        sched
+    }
+
     /// Picks the real server for a new connection: an index into `svc.dests()`, or `None`
     /// when no server is available. `now` (seconds) drives lblc/lblcr expiry.
     pub fn pick(&mut self, svc: &Service, flow: &Flow, now: u32) -> Option<usize> {
@@ -137,10 +243,10 @@ impl Scheduler {
             return;
         }
         match self {
-            Scheduler::Rr(s) => s.update(old.dests(), new.dests()),
+            Scheduler::Rr(s) => s.update(old.dests(), new.dests(), &[]),
             Scheduler::Wrr(s) => s.update(new.dests()),
-            Scheduler::Lblc(s) => s.update(old.dests(), new.dests()),
-            Scheduler::Lblcr(s) => s.update(old.dests(), new.dests()),
+            Scheduler::Lblc(s) => s.update(old.dests(), new.dests(), &[]),
+            Scheduler::Lblcr(s) => s.update(old.dests(), new.dests(), &[]),
             Scheduler::Lc | Scheduler::Wlc | Scheduler::Sed | Scheduler::Nq | Scheduler::Hash => {}
         }
     }
@@ -153,24 +259,50 @@ pub struct Schedulers {
 }
 
 impl Schedulers {
+    /// The schedulers a worker starts `snap` with: as the edit that made it leaves them
+    /// (a configuration file is one edit, replayed change by change).
     pub fn new(snap: &Snapshot) -> Schedulers {
-        Schedulers { scheds: snap.services().iter().map(|s| Scheduler::new(s)).collect() }
+        let generation = snap.generation();
+        Schedulers {
+            scheds: snap
+                .services()
+                .iter()
+                .map(|s| Scheduler::replay(None, s, s.edit_log().steps(generation)))
+                .collect(),
+        }
     }
 
-    /// Follows a snapshot switch, keeping each surviving service's state. Runs on the worker
-    /// between bursts; allocates, as a configuration change may.
+    /// Follows a snapshot switch, keeping each surviving service's state. When `new` is the
+    /// edit right after `old` (the usual case), each service's scheduler replays the edit's
+    /// log, so a batch of changes ends where the same changes published one by one would;
+    /// after a gap (a refused publish rolled back) it follows from the old server list to
+    /// the new one directly. Runs on the worker between bursts; allocates, as a
+    /// configuration change may.
     pub fn switch(&mut self, old: &Snapshot, new: &Snapshot) {
         let mut prev: Vec<Option<Scheduler>> = self.scheds.drain(..).map(Some).collect();
+        let consecutive = new.generation() == old.generation() + 1;
         self.scheds = new
             .services()
             .iter()
             .map(|svc| {
-                let carried = old.service_id(&svc.key()).and_then(|id| {
-                    let mut s = prev.get_mut(id as usize)?.take()?;
-                    s.update(old.service(id), svc);
-                    Some(s)
-                });
-                carried.unwrap_or_else(|| Scheduler::new(svc))
+                let carried = old
+                    .service_id(&svc.key())
+                    .and_then(|id| Some((prev.get_mut(id as usize)?.take()?, old.service(id))));
+                if consecutive {
+                    let steps = svc.edit_log().steps(new.generation());
+                    return match carried {
+                        // Untouched by the edit: its scheduler goes on as it is.
+                        Some((s, _)) if steps.is_empty() => s,
+                        carried => Scheduler::replay(carried, svc, steps),
+                    };
+                }
+                match carried {
+                    Some((mut s, old_svc)) => {
+                        s.update(old_svc, svc);
+                        s
+                    }
+                    None => Scheduler::new(svc),
+                }
             })
             .collect();
     }
@@ -198,9 +330,13 @@ fn least_weighted(dests: &[Dest], overhead: impl Fn(&DestCounters) -> u64) -> Op
     best
 }
 
-/// Position of `old[idx]` in `new`, by address and port.
-fn remap(old: &[Dest], new: &[Dest], idx: usize) -> Option<usize> {
+/// Position of `old[idx]` in `new`, by address and port; `None` if it is not there or it is
+/// one of `removed` (it left during the edit, even if it came back).
+fn remap(old: &[Dest], new: &[Dest], idx: usize, removed: &[(IpAddr, u16)]) -> Option<usize> {
     let d = old.get(idx)?;
+    if removed.contains(&(d.addr(), d.port())) {
+        return None;
+    }
     new.iter().position(|n| n.addr() == d.addr() && n.port() == d.port())
 }
 
@@ -266,6 +402,8 @@ pub(crate) mod testutil {
 mod tests {
     use super::testutil::*;
     use super::*;
+    use crate::service::snapshot::SnapshotEditor;
+    use crate::service::{ServiceKey, ServiceSpec};
 
     #[test]
     fn every_scheduler_skips_quiescent_and_overloaded_servers() {
@@ -326,6 +464,96 @@ mod tests {
         assert_eq!(s.pick(svc, &flow("1.1.1.1"), 0), None, "2 is not below the lower 2");
         counters.unbind(false);
         assert_eq!(s.pick(svc, &flow("1.1.1.1"), 0), Some(0), "1 is below the lower 2");
+    }
+
+    /// Applies each batch of edits as one snapshot (one `-R`, or one line each), following
+    /// every switch as a worker does, then picks `n` times.
+    fn picks_after(batches: &[&[&dyn Fn(&mut SnapshotEditor)]], n: usize) -> Vec<usize> {
+        let mut snap = Snapshot::empty();
+        let mut set = Schedulers::new(&snap);
+        for batch in batches {
+            let mut ed = snap.edit();
+            for edit in *batch {
+                edit(&mut ed);
+            }
+            let next = ed.finish();
+            set.switch(&snap, &next);
+            snap = next;
+        }
+        (0..n).map(|_| set.pick(&snap, 0, &flow("1.1.1.1"), 0).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_batch_leaves_the_schedulers_where_its_changes_one_by_one_would() {
+        for kind in [SchedulerKind::Wrr, SchedulerKind::Rr] {
+            let create = |ed: &mut SnapshotEditor| ed.add_service(ServiceSpec { scheduler: kind, ..ServiceSpec::new(key()) }).unwrap();
+            let rs1 = |ed: &mut SnapshotEditor| add(ed, 0, 1);
+            let rs2 = |ed: &mut SnapshotEditor| add(ed, 1, 2);
+            let rs3 = |ed: &mut SnapshotEditor| add(ed, 2, 3);
+            let del1 = |ed: &mut SnapshotEditor| ed.delete_dest(&key(), rs(0), 80).unwrap();
+            let readd1 = |ed: &mut SnapshotEditor| add(ed, 0, 1);
+            let lines: [&dyn Fn(&mut SnapshotEditor); 3] = [&create, &rs1, &rs2];
+            // Typed one per line (ipvsadm -R replays them so), then restored in one batch.
+            let typed = picks_after(&[&lines[..1], &lines[1..2], &lines[2..]], 6);
+            let restored = picks_after(&[&lines[..]], 6);
+            assert_eq!(restored, typed, "{kind}");
+            if kind == SchedulerKind::Wrr {
+                // IPVS: -A (mw 0), -a w1 (cw 1), -a w2 (cw stays 1): RS1 RS2 RS2 RS1 RS2 RS2.
+                assert_eq!(typed, [0, 1, 1, 0, 1, 1]);
+            }
+            // On top of a running service: picks, then a batch that adds a server and
+            // removes and re-adds the one picked last.
+            let mut snap = Snapshot::empty();
+            let mut one_by_one = Schedulers::new(&snap);
+            let mut batch = Schedulers::new(&snap);
+            let mut ed = snap.edit();
+            create(&mut ed);
+            rs1(&mut ed);
+            rs2(&mut ed);
+            let base = ed.finish();
+            one_by_one.switch(&snap, &base);
+            batch.switch(&snap, &base);
+            snap = base;
+            for _ in 0..2 {
+                one_by_one.pick(&snap, 0, &flow("1.1.1.1"), 0);
+                batch.pick(&snap, 0, &flow("1.1.1.1"), 0);
+            }
+            let edits: [&dyn Fn(&mut SnapshotEditor); 3] = [&rs3, &del1, &readd1];
+            let mut seq = snap.clone();
+            for edit in edits {
+                let mut ed = seq.edit();
+                edit(&mut ed);
+                let next = ed.finish();
+                one_by_one.switch(&seq, &next);
+                seq = next;
+            }
+            let mut ed = snap.edit();
+            for edit in edits {
+                edit(&mut ed);
+            }
+            let all = ed.finish();
+            batch.switch(&snap, &all);
+            let f = flow("1.1.1.1");
+            let a: Vec<_> = (0..12).map(|_| one_by_one.pick(&seq, 0, &f, 0)).collect();
+            let b: Vec<_> = (0..12).map(|_| batch.pick(&all, 0, &f, 0)).collect();
+            assert_eq!(b, a, "{kind} after a batch on a running service");
+        }
+    }
+
+    #[test]
+    fn a_service_the_edit_does_not_touch_keeps_its_place() {
+        let snap = service(SchedulerKind::Wrr, &[4, 3, 2]);
+        let mut set = Schedulers::new(&snap);
+        let f = flow("1.1.1.1");
+        let first: Vec<_> = (0..4).map(|_| set.pick(&snap, 0, &f, 0).unwrap()).collect();
+        let mut ed = snap.edit();
+        ed.add_service(ServiceSpec::new(ServiceKey::tcp("10.0.0.2".parse().unwrap(), 80))).unwrap();
+        let next = ed.finish();
+        set.switch(&snap, &next);
+        let rest: Vec<_> = (0..5).map(|_| set.pick(&next, 0, &f, 0).unwrap()).collect();
+        let mut unswitched = Schedulers::new(&snap);
+        let reference: Vec<_> = (0..9).map(|_| unswitched.pick(&snap, 0, &f, 0).unwrap()).collect();
+        assert_eq!([first, rest].concat(), reference, "the cycle runs on as if nothing happened");
     }
 
     #[test]

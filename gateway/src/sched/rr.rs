@@ -1,6 +1,8 @@
 //! Round robin (IPVS `ip_vs_rr.c`): the next available server after the one picked last,
 //! in list order, wrapping around.
 
+use std::net::IpAddr;
+
 use super::remap;
 use crate::service::snapshot::Dest;
 
@@ -20,8 +22,8 @@ impl RoundRobin {
     }
 
     /// Keeps the position at the same server if it survived the edit, else restarts.
-    pub fn update(&mut self, old: &[Dest], new: &[Dest]) {
-        self.last = self.last.and_then(|l| remap(old, new, l));
+    pub fn update(&mut self, old: &[Dest], new: &[Dest], removed: &[(IpAddr, u16)]) {
+        self.last = self.last.and_then(|l| remap(old, new, l, removed));
     }
 }
 

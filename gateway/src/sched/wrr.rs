@@ -16,17 +16,30 @@ pub struct WeightedRoundRobin {
     di: i64,
 }
 
-impl WeightedRoundRobin {
-    pub fn new(dests: &[Dest]) -> WeightedRoundRobin {
-        let (di, mw) = Self::measure(dests);
-        WeightedRoundRobin { cl: None, cw: mw, mw, di }
-    }
+/// What wrr derives from a server list's weights: their gcd `di` (1 if none is positive)
+/// and IPVS's maximum `mw = max - (di - 1)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WrrMeasure {
+    di: i64,
+    mw: i64,
+}
 
-    /// The gcd of the positive weights (1 if none) and IPVS's maximum `max - (gcd - 1)`.
-    fn measure(dests: &[Dest]) -> (i64, i64) {
+impl WrrMeasure {
+    pub fn of(dests: &[Dest]) -> WrrMeasure {
         let di = dests.iter().map(|d| d.weight()).filter(|&w| w > 0).fold(0, super::gcd).max(1) as i64;
         let max = dests.iter().map(|d| d.weight() as i64).max().unwrap_or(0);
-        (di, (max - (di - 1)).max(0))
+        WrrMeasure { di, mw: (max - (di - 1)).max(0) }
+    }
+}
+
+impl WeightedRoundRobin {
+    pub fn new(dests: &[Dest]) -> WeightedRoundRobin {
+        WeightedRoundRobin::with_measure(WrrMeasure::of(dests))
+    }
+
+    /// IPVS `ip_vs_wrr_init_svc` over servers measuring `m`.
+    pub fn with_measure(m: WrrMeasure) -> WeightedRoundRobin {
+        WeightedRoundRobin { cl: None, cw: m.mw, mw: m.mw, di: m.di }
     }
 
     pub fn pick(&mut self, dests: &[Dest]) -> Option<usize> {
@@ -63,7 +76,12 @@ impl WeightedRoundRobin {
     /// IPVS `ip_vs_wrr_dest_changed`: restart at the head, keep the current weight if it is
     /// still meaningful.
     pub fn update(&mut self, dests: &[Dest]) {
-        let (di, mw) = Self::measure(dests);
+        self.update_measured(WrrMeasure::of(dests));
+    }
+
+    /// [`WeightedRoundRobin::update`] to servers measuring `m`.
+    pub fn update_measured(&mut self, m: WrrMeasure) {
+        let WrrMeasure { di, mw } = m;
         self.cl = None;
         self.di = di;
         self.mw = mw;

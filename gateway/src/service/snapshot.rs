@@ -31,7 +31,7 @@ use super::types::{
     ServiceSpec, SockAddr,
 };
 use crate::conn::Timeouts;
-use crate::sched::Prepared;
+use crate::sched::{EditLog, EditStep, Prepared, WrrMeasure};
 use crate::stats::Traffic;
 
 /// Index of a service in its snapshot. Valid only with the snapshot it came from.
@@ -87,6 +87,9 @@ pub struct Service {
     prepared: Option<Arc<Prepared>>,
     /// Kept across edits of the service; a deleted and re-added service starts from zero.
     traffic: Arc<Traffic>,
+    /// What the edit that made this snapshot did to the service, change by change, for the
+    /// workers' schedulers to replay (see `sched`).
+    edits: EditLog,
 }
 
 impl Service {
@@ -110,6 +113,9 @@ impl Service {
     }
     pub fn prepared(&self) -> Option<&Prepared> {
         self.prepared.as_deref()
+    }
+    pub fn edit_log(&self) -> &EditLog {
+        &self.edits
     }
     /// The service's traffic counters (`--stats`, `--rate`).
     pub fn traffic(&self) -> &Arc<Traffic> {
@@ -253,12 +259,15 @@ impl SnapshotEditor {
             return Err(ConfigError::ServiceExists(spec.key));
         }
         let id = self.next.services.len() as ServiceId;
+        let mut edits = EditLog::default();
+        edits.record(self.next.generation + 1, EditStep::Restart { wrr: WrrMeasure::of(&[]) });
         self.next.services.push(Arc::new(Service {
             spec,
             dests: Vec::new(),
             laddrs: Vec::new(),
             prepared: None,
             traffic: Arc::new(Traffic::new(self.next.workers)),
+            edits,
         }));
         self.next.index(spec.key, id);
         Ok(())
@@ -267,9 +276,11 @@ impl SnapshotEditor {
     /// `-E`: changes an existing service's scheduler and persistence.
     pub fn edit_service(&mut self, spec: ServiceSpec) -> Result<(), ConfigError> {
         validate_service(&spec)?;
+        let generation = self.next.generation + 1;
         let svc = self.service_mut(&spec.key)?;
         if svc.spec.scheduler != spec.scheduler {
             svc.prepared = None;
+            svc.edits.record(generation, EditStep::Restart { wrr: WrrMeasure::of(&svc.dests) });
         }
         svc.spec = spec;
         Ok(())
@@ -327,6 +338,7 @@ impl SnapshotEditor {
         let svc = self.service_mut(key)?;
         svc.dests.push(Dest { spec, counters });
         svc.prepared = None;
+        self.log_servers(key, None);
         Ok(())
     }
 
@@ -343,6 +355,7 @@ impl SnapshotEditor {
             svc.prepared = None;
         }
         svc.dests[i].spec = spec;
+        self.log_servers(key, None);
         Ok(())
     }
 
@@ -358,6 +371,7 @@ impl SnapshotEditor {
         let dest = svc.dests.remove(i);
         svc.prepared = None;
         self.retire(*key, &dest);
+        self.log_servers(key, Some((addr, port)));
         Ok(())
     }
 
@@ -454,6 +468,17 @@ impl SnapshotEditor {
     fn service_mut(&mut self, key: &ServiceKey) -> Result<&mut Service, ConfigError> {
         let id = self.id(key)?;
         Ok(Arc::make_mut(&mut self.next.services[id as usize]))
+    }
+
+    /// Logs a change of `key`'s servers for the schedulers (IPVS calls the scheduler's
+    /// `upd_dest`/`add_dest`/`del_dest` for each).
+    fn log_servers(&mut self, key: &ServiceKey, removed: Option<(IpAddr, u16)>) {
+        let generation = self.next.generation + 1;
+        if let Ok(svc) = self.service_mut(key) {
+            // Only wrr reads it (a later change to wrr logs a restart measured then).
+            let wrr = if svc.spec.scheduler == SchedulerKind::Wrr { WrrMeasure::of(&svc.dests) } else { WrrMeasure::default() };
+            svc.edits.record(generation, EditStep::Servers { wrr, removed });
+        }
     }
 
     fn retire(&mut self, key: ServiceKey, dest: &Dest) {
