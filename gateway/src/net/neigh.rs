@@ -168,8 +168,12 @@ impl NeighbourTable {
     }
 
     /// Removes the unsolicited entry confirmed longest ago, if any. A scan of
-    /// the table, but only when it is full and a needed address arrives.
+    /// the table, only when it is full, a needed address arrives and there is
+    /// an unsolicited entry to find (a table full of needed ones costs none).
     fn evict_unsolicited(&mut self, now: u32) -> bool {
+        if self.unsolicited == 0 {
+            return false;
+        }
         let stalest = self
             .entries
             .iter()

@@ -47,7 +47,8 @@ pub trait Io<F> {
     fn free(&mut self, frame: F);
     /// An empty frame for a packet the gateway originates.
     fn alloc(&mut self) -> Option<F>;
-    /// This worker learned a neighbour from the network: tell the others.
+    /// This worker learned a neighbour from the network that the others may
+    /// need (an answer to a request, or an address we send to): tell them.
     fn neighbour_learned(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16);
 }
 

@@ -628,6 +628,30 @@ fn a_table_full_of_needed_neighbours_refuses_and_counts_newcomers() {
 }
 
 #[test]
+fn static_neighbours_are_installed_when_arp_has_filled_the_table() {
+    let mut cfg = WorkerConfig::new(0, 1);
+    cfg.neighbour_capacity = 2;
+    let mut w: Worker<BufFrame> = Worker::new(&cfg, service(ForwardMethod::FullNat, SchedulerKind::Rr), net(), 1000).unwrap();
+    let mut io = Recorder::default();
+    resolve(&mut w, &mut io, 1000);
+    assert_eq!(w.neighbours().len(), 2, "RS1 and RS2 fill the learned room");
+    let mut view = (*net()).clone();
+    view.static_neighbours = (0..crate::net::MAX_STATIC_NEIGHBOURS as u32)
+        .map(|i| (Ipv4Addr::from(u32::from(Ipv4Addr::new(172, 16, 0, 0)) + i), MAC_RS2, 1))
+        .collect();
+    view.static_neighbours[0] = (CLIENT, MAC_CLIENT, 0);
+    let snap = w.director().snapshot().clone();
+    w.switch(snap, Arc::default(), Arc::new(view));
+    assert_eq!(w.neighbours().statics(), crate::net::MAX_STATIC_NEIGHBOURS, "every one installed");
+    assert_eq!(w.neighbours().lookup(CLIENT, 5000).map(|n| n.mac), Some(MAC_CLIENT), "permanent");
+    assert_eq!(w.neighbours().lookup(RS1, 1000).map(|n| n.mac), Some(MAC_RS1), "learned ones kept");
+    // Removed from the configuration: gone from the table.
+    let snap = w.director().snapshot().clone();
+    w.switch(snap, Arc::default(), net());
+    assert_eq!((w.neighbours().statics(), w.neighbours().lookup(CLIENT, 5000)), (0, None));
+}
+
+#[test]
 fn an_answer_reaches_the_worker_that_asked_and_requesters_stay_local() {
     let mut w0 = worker(0, 2, ForwardMethod::FullNat);
     let mut w1 = worker(1, 2, ForwardMethod::FullNat);
