@@ -10,7 +10,7 @@
 //! Two kinds of state, kept apart on purpose (DESIGN.md invariant 1):
 //!
 //! - Per-worker mutable state (rr's position, wrr's current weight, lblc/lblcr's
-//!   destination map) lives in a [`Scheduler`] each worker owns; workers never share it, so
+//!   bounded destination map, [`locality`]) lives in a [`Scheduler`] each worker owns; workers never share it, so
 //!   round-robin is round-robin per worker, as in DPVS.
 //! - Immutable lookup tables of the hashing schedulers (dh, sh: 256 buckets; mh: the Maglev
 //!   table) depend only on the server list, so they are built once per snapshot edit on the
@@ -24,6 +24,7 @@ mod hash;
 mod lblc;
 mod lblcr;
 mod lc;
+mod locality;
 mod mh;
 mod nq;
 mod rr;
@@ -129,6 +130,15 @@ impl Scheduler {
         }
     }
 
+    /// lblc/lblcr destinations that made room for new ones (their map was full).
+    pub fn evictions(&self) -> u64 {
+        match self {
+            Scheduler::Lblc(s) => s.evictions(),
+            Scheduler::Lblcr(s) => s.evictions(),
+            _ => 0,
+        }
+    }
+
     /// Carries state across a snapshot switch: `old` and `new` are the same service before
     /// and after an edit. A changed scheduler kind starts afresh.
     pub fn update(&mut self, old: &Service, new: &Service) {
@@ -150,16 +160,25 @@ impl Scheduler {
 #[derive(Debug, Default)]
 pub struct Schedulers {
     scheds: Vec<Scheduler>,
+    /// Evictions of lblc/lblcr maps no longer in `scheds` (their service left, or changed
+    /// scheduler), so the total never goes back.
+    retired_evictions: u64,
 }
 
 impl Schedulers {
     pub fn new(snap: &Snapshot) -> Schedulers {
-        Schedulers { scheds: snap.services().iter().map(|s| Scheduler::new(s)).collect() }
+        Schedulers { scheds: snap.services().iter().map(|s| Scheduler::new(s)).collect(), retired_evictions: 0 }
+    }
+
+    /// lblc/lblcr destinations evicted from full maps, over this worker's life.
+    pub fn evictions(&self) -> u64 {
+        self.retired_evictions + self.scheds.iter().map(Scheduler::evictions).sum::<u64>()
     }
 
     /// Follows a snapshot switch, keeping each surviving service's state. Runs on the worker
     /// between bursts; allocates, as a configuration change may.
     pub fn switch(&mut self, old: &Snapshot, new: &Snapshot) {
+        let total = self.evictions();
         let mut prev: Vec<Option<Scheduler>> = self.scheds.drain(..).map(Some).collect();
         self.scheds = new
             .services()
@@ -173,6 +192,7 @@ impl Schedulers {
                 carried.unwrap_or_else(|| Scheduler::new(svc))
             })
             .collect();
+        self.retired_evictions = total - self.scheds.iter().map(Scheduler::evictions).sum::<u64>();
     }
 
     pub fn pick(&mut self, snap: &Snapshot, id: ServiceId, flow: &Flow, now: u32) -> Option<usize> {
@@ -326,6 +346,24 @@ mod tests {
         assert_eq!(s.pick(svc, &flow("1.1.1.1"), 0), None, "2 is not below the lower 2");
         counters.unbind(false);
         assert_eq!(s.pick(svc, &flow("1.1.1.1"), 0), Some(0), "1 is below the lower 2");
+    }
+
+    #[test]
+    fn lblc_evictions_survive_a_service_leaving() {
+        let old = service(SchedulerKind::Lblc, &[1, 1]);
+        let mut set = Schedulers::new(&old);
+        // More destinations than a map holds.
+        for n in 0..=locality::CAPACITY {
+            let f = Flow { dst: IpAddr::V4(n.into()), ..flow("1.1.1.1") };
+            assert!(set.pick(&old, 0, &f, 0).is_some());
+        }
+        assert_eq!(set.evictions(), 1);
+        let mut ed = old.edit();
+        ed.edit_service(crate::service::ServiceSpec { scheduler: SchedulerKind::Rr, ..crate::service::ServiceSpec::new(key()) })
+            .unwrap();
+        let new = ed.finish();
+        set.switch(&old, &new);
+        assert_eq!(set.evictions(), 1, "the replaced map's evictions stay counted");
     }
 
     #[test]
