@@ -683,7 +683,7 @@ mod synproxy {
         settings(&mut cfg.synproxy);
         let snap = service(method, SchedulerKind::Rr);
         let mut w = Worker::new(&cfg, snap.clone(), net(), 1000).unwrap();
-        let flags = BTreeMap::from([(ServiceKey::tcp(VIP.into(), 80), ServiceFlags { synproxy: true, ..ServiceFlags::default() })]);
+        let flags = BTreeMap::from([(ServiceKey::tcp(VIP.into(), 80), ServiceFlags { synproxy: true })]);
         w.switch(snap, Arc::new(flags), net());
         let mut io = Recorder::default();
         resolve(&mut w, &mut io, 1000);
@@ -1032,7 +1032,7 @@ mod fwmark {
         ed.add_mark_rule(MarkRule { mark: 1, dst: FWM_VIP.into(), prefix_len: 32, proto: None, ports: vec![] }).unwrap();
         let snap = ed.finish();
         let mut w = Worker::new(&cfg, snap.clone(), net(), 1000).unwrap();
-        let flags = proxy.iter().map(|k| (*k, ServiceFlags { synproxy: true, ..ServiceFlags::default() })).collect::<BTreeMap<_, _>>();
+        let flags = proxy.iter().map(|k| (*k, ServiceFlags { synproxy: true })).collect::<BTreeMap<_, _>>();
         w.switch(snap, Arc::new(flags), net());
         let mut io = Recorder::default();
         resolve(&mut w, &mut io, 1000);
