@@ -108,7 +108,7 @@ fn setup(synproxy: bool) -> (Worker<BufFrame>, Loopback, u16) {
     let snap = ed.finish();
     let mut w = Worker::new(&cfg, snap.clone(), net.clone(), 1).unwrap();
     if synproxy {
-        let flags = BTreeMap::from([(proxied, ServiceFlags { synproxy: true, ..ServiceFlags::default() })]);
+        let flags = BTreeMap::from([(proxied, ServiceFlags { synproxy: true })]);
         w.switch(snap, Arc::new(flags), net);
     }
     let mut io = Loopback::default();

@@ -10,8 +10,9 @@
 //! - [`Director::expire`] once per burst or timer tick;
 //! - [`Director::switch`] between bursts when the control plane publishes a snapshot.
 //!
-//! Nothing here allocates on the packet path or per new connection (lblc/lblcr map entries
-//! aside, once per new destination address); refusals are typed and counted.
+//! Nothing here allocates on the packet path or per new connection (lblc/lblcr maps aside,
+//! while they grow to their fixed capacity; full, they evict and reuse); refusals are typed
+//! and counted.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -99,6 +100,11 @@ impl<A: Family> Director<A> {
     }
     pub fn stats(&self) -> DirectorStats {
         self.stats
+    }
+
+    /// lblc/lblcr destinations evicted from full maps, over this director's life.
+    pub fn locality_evictions(&self) -> u64 {
+        self.scheds.evictions()
     }
 
     /// Moves to a new snapshot: schedulers keep their state, pools follow the local

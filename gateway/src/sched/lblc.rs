@@ -8,14 +8,15 @@
 //! too (IPVS only checks weight and lblc's own overload test there), because every
 //! scheduler here skips servers at their threshold.
 //!
-//! The map is per worker (a worker's decisions need no lock), and entries expire like
-//! IPVS's: every minute, entries unused for `expiration` (24 h by default) go, and when the
-//! map holds more than 16384 entries, those unused for a minute go too. A new destination
-//! address allocates a map entry; that is once per address, not per connection.
+//! The map is per worker (a worker's decisions need no lock). Entries expire like IPVS's:
+//! every minute, those unused for `expiration` (24 h by default) go. It is bounded
+//! ([`LocalityMap`], shared with lblcr): past its capacity a new destination address takes
+//! the place of the stalest one, counted, where IPVS lets its map grow past 16384 entries
+//! and then drops those unused for a minute.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
+use super::locality::{LocalityMap, CAPACITY};
 use super::{least_weighted, remap};
 use crate::service::snapshot::Dest;
 use crate::service::DestCounters;
@@ -24,20 +25,11 @@ use crate::service::DestCounters;
 pub const DEFAULT_EXPIRATION: u32 = 24 * 60 * 60;
 /// IPVS `CHECK_EXPIRE_INTERVAL`.
 pub(super) const CHECK_INTERVAL: u32 = 60;
-/// IPVS `ENTRY_TIMEOUT`: the idle time after which entries go when the map is too big.
-pub(super) const ENTRY_TIMEOUT: u32 = 60;
-/// IPVS `IP_VS_LBLC_TAB_SIZE * 16`.
-pub(super) const MAX_SIZE: usize = 1024 * 16;
-
-#[derive(Debug, Clone)]
-struct Entry {
-    dest: usize,
-    lastuse: u32,
-}
 
 #[derive(Debug, Clone)]
 pub struct Lblc {
-    map: HashMap<IpAddr, Entry>,
+    /// Destination address -> index of its server in the service's list.
+    map: LocalityMap<usize>,
     expiration: u32,
     next_check: u32,
 }
@@ -50,7 +42,16 @@ impl Default for Lblc {
 
 impl Lblc {
     pub fn with_expiration(expiration: u32) -> Lblc {
-        Lblc { map: HashMap::new(), expiration, next_check: 0 }
+        Lblc::with_capacity(expiration, CAPACITY)
+    }
+
+    pub fn with_capacity(expiration: u32, capacity: u32) -> Lblc {
+        Lblc { map: LocalityMap::new(capacity), expiration, next_check: 0 }
+    }
+
+    /// Destinations that made room for new ones (the map was full).
+    pub fn evictions(&self) -> u64 {
+        self.map.evictions()
     }
 
     pub fn len(&self) -> usize {
@@ -63,23 +64,25 @@ impl Lblc {
 
     pub fn pick(&mut self, dests: &[Dest], dst: IpAddr, now: u32) -> Option<usize> {
         self.expire(now);
-        if let Some(e) = self.map.get_mut(&dst) {
-            e.lastuse = now;
-            let d = &dests[e.dest];
+        if let Some(&mut i) = self.map.get_mut(dst, now) {
+            let d = &dests[i];
             if d.is_available() && !is_overloaded(d, dests) {
-                return Some(e.dest);
+                return Some(i);
             }
         }
         let i = least_weighted(dests, DestCounters::overhead)?;
-        self.map.insert(dst, Entry { dest: i, lastuse: now });
+        match self.map.get_mut(dst, now) {
+            Some(e) => *e = i,
+            None => self.map.insert(dst, now, |e| *e = i),
+        }
         Some(i)
     }
 
     /// Re-points entries at their servers' new positions, dropping those whose server left.
     pub fn update(&mut self, old: &[Dest], new: &[Dest], removed: &[(IpAddr, u16)]) {
-        self.map.retain(|_, e| match remap(old, new, e.dest, removed) {
+        self.map.retain(|e| match remap(old, new, *e, removed) {
             Some(i) => {
-                e.dest = i;
+                *e = i;
                 true
             }
             None => false,
@@ -91,11 +94,7 @@ impl Lblc {
             return;
         }
         self.next_check = now.saturating_add(CHECK_INTERVAL);
-        let expiration = self.expiration;
-        self.map.retain(|_, e| now.saturating_sub(e.lastuse) <= expiration);
-        if self.map.len() > MAX_SIZE {
-            self.map.retain(|_, e| now.saturating_sub(e.lastuse) <= ENTRY_TIMEOUT);
-        }
+        self.map.expire(now, self.expiration);
     }
 }
 
@@ -130,6 +129,25 @@ mod tests {
         load(&snap, 0, 2, 0); // 3 active > weight 2, and server 1 has 0 * 2 < 2
         assert_eq!(s.pick(dests, ip("8.8.8.8"), 2), Some(1));
         assert_eq!(s.pick(dests, ip("8.8.8.8"), 2), Some(1), "the map follows");
+    }
+
+    #[test]
+    fn a_full_map_evicts_its_stalest_destination_and_counts_it() {
+        let snap = service(SchedulerKind::Lblc, &[1, 1]);
+        let dests = snap.service(0).dests();
+        let mut s = Lblc::with_capacity(DEFAULT_EXPIRATION, 2);
+        assert_eq!(s.pick(dests, ip("8.8.8.8"), 0), Some(0));
+        load(&snap, 0, 1, 0);
+        assert_eq!(s.pick(dests, ip("8.8.4.4"), 1), Some(1));
+        load(&snap, 1, 1, 0);
+        assert_eq!(s.pick(dests, ip("8.8.8.8"), 2), Some(0), "mapped");
+        // A third destination: 8.8.4.4, the stalest, makes room.
+        load(&snap, 1, 1, 0);
+        assert_eq!(s.pick(dests, ip("1.1.1.1"), 3), Some(0));
+        assert_eq!((s.len(), s.evictions()), (2, 1));
+        // 8.8.4.4 is scheduled afresh (wlc: server 0 now), 8.8.8.8 (stalest) goes.
+        assert_eq!(s.pick(dests, ip("8.8.4.4"), 4), Some(0));
+        assert_eq!((s.len(), s.evictions()), (2, 2));
     }
 
     #[test]

@@ -4,26 +4,29 @@
 //! service and it joins the set, so a hot destination spreads over more servers. A set that
 //! has not changed for `expiration` sheds its most loaded member, one per new connection,
 //! so the set shrinks back when the load is gone.
+//!
+//! The map is lblc's ([`LocalityMap`]): bounded, the stalest destination making room for a
+//! new one, counted. A set's buffer stays with its slot, so once the map is full a new
+//! destination reuses the buffer of the one it replaces.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
-use super::lblc::{is_overloaded, CHECK_INTERVAL, DEFAULT_EXPIRATION, ENTRY_TIMEOUT, MAX_SIZE};
+use super::lblc::{is_overloaded, CHECK_INTERVAL, DEFAULT_EXPIRATION};
+use super::locality::{LocalityMap, CAPACITY};
 use super::{least_weighted, remap};
 use crate::service::snapshot::Dest;
 use crate::service::DestCounters;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Entry {
     /// Server indices, newest first (IPVS adds at the list head; order breaks ties).
     set: Vec<usize>,
     lastmod: u32,
-    lastuse: u32,
 }
 
 #[derive(Debug, Clone)]
 pub struct Lblcr {
-    map: HashMap<IpAddr, Entry>,
+    map: LocalityMap<Entry>,
     expiration: u32,
     next_check: u32,
 }
@@ -36,22 +39,42 @@ impl Default for Lblcr {
 
 impl Lblcr {
     pub fn with_expiration(expiration: u32) -> Lblcr {
-        Lblcr { map: HashMap::new(), expiration, next_check: 0 }
+        Lblcr::with_capacity(expiration, CAPACITY)
+    }
+
+    pub fn with_capacity(expiration: u32, capacity: u32) -> Lblcr {
+        Lblcr { map: LocalityMap::new(capacity), expiration, next_check: 0 }
+    }
+
+    /// Destinations that made room for new ones (the map was full).
+    pub fn evictions(&self) -> u64 {
+        self.map.evictions()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
     }
 
     /// The server set of `dst`, newest first.
     pub fn set(&self, dst: IpAddr) -> Option<&[usize]> {
-        self.map.get(&dst).map(|e| e.set.as_slice())
+        self.map.get(dst).map(|e| e.set.as_slice())
     }
 
     pub fn pick(&mut self, dests: &[Dest], dst: IpAddr, now: u32) -> Option<usize> {
         self.expire(now);
-        let Some(e) = self.map.get_mut(&dst) else {
+        let Some(e) = self.map.get_mut(dst, now) else {
             let i = least_weighted(dests, DestCounters::overhead)?;
-            self.map.insert(dst, Entry { set: vec![i], lastmod: now, lastuse: now });
+            self.map.insert(dst, now, |e| {
+                e.set.clear();
+                e.set.push(i);
+                e.lastmod = now;
+            });
             return Some(i);
         };
-        e.lastuse = now;
         let min = set_min(&e.set, dests);
         if e.set.len() > 1 && now.saturating_sub(e.lastmod) > self.expiration {
             if let Some(m) = set_max(&e.set, dests) {
@@ -71,7 +94,7 @@ impl Lblcr {
     }
 
     pub fn update(&mut self, old: &[Dest], new: &[Dest], removed: &[(IpAddr, u16)]) {
-        self.map.retain(|_, e| {
+        self.map.retain(|e| {
             e.set = e.set.iter().filter_map(|&i| remap(old, new, i, removed)).collect();
             !e.set.is_empty()
         });
@@ -82,11 +105,7 @@ impl Lblcr {
             return;
         }
         self.next_check = now.saturating_add(CHECK_INTERVAL);
-        let expiration = self.expiration;
-        self.map.retain(|_, e| now.saturating_sub(e.lastuse) <= expiration);
-        if self.map.len() > MAX_SIZE {
-            self.map.retain(|_, e| now.saturating_sub(e.lastuse) <= ENTRY_TIMEOUT);
-        }
+        self.map.expire(now, self.expiration);
     }
 }
 
@@ -127,6 +146,22 @@ mod tests {
     use super::*;
     use crate::sched::testutil::*;
     use crate::service::SchedulerKind;
+
+    #[test]
+    fn a_full_map_evicts_its_stalest_destination_and_counts_it() {
+        let snap = service(SchedulerKind::Lblcr, &[1, 1]);
+        let dests = snap.service(0).dests();
+        let mut s = Lblcr::with_capacity(DEFAULT_EXPIRATION, 2);
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        s.pick(dests, ip("8.8.8.8"), 0);
+        s.pick(dests, ip("8.8.4.4"), 1);
+        s.pick(dests, ip("8.8.8.8"), 2);
+        s.pick(dests, ip("1.1.1.1"), 3);
+        assert_eq!((s.len(), s.evictions()), (2, 1));
+        assert!(s.set(ip("8.8.4.4")).is_none(), "the stalest went");
+        assert_eq!(s.set(ip("1.1.1.1")).map(<[usize]>::len), Some(1), "a fresh set of one");
+        assert!(s.set(ip("8.8.8.8")).is_some());
+    }
 
     #[test]
     fn set_grows_under_load_and_shrinks_after_expiration() {

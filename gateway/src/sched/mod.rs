@@ -10,7 +10,7 @@
 //! Two kinds of state, kept apart on purpose (DESIGN.md invariant 1):
 //!
 //! - Per-worker mutable state (rr's position, wrr's current weight, lblc/lblcr's
-//!   destination map) lives in a [`Scheduler`] each worker owns; workers never share it, so
+//!   bounded destination map, [`locality`]) lives in a [`Scheduler`] each worker owns; workers never share it, so
 //!   round-robin is round-robin per worker, as in DPVS.
 //! - Immutable lookup tables of the hashing schedulers (dh, sh: 256 buckets; mh: the Maglev
 //!   table) depend only on the server list, so they are built once per snapshot edit on the
@@ -34,6 +34,7 @@ mod hash;
 mod lblc;
 mod lblcr;
 mod lc;
+mod locality;
 mod mh;
 mod nq;
 mod rr;
@@ -235,6 +236,15 @@ impl Scheduler {
         }
     }
 
+    /// lblc/lblcr destinations that made room for new ones (their map was full).
+    pub fn evictions(&self) -> u64 {
+        match self {
+            Scheduler::Lblc(s) => s.evictions(),
+            Scheduler::Lblcr(s) => s.evictions(),
+            _ => 0,
+        }
+    }
+
     /// Carries state across a snapshot switch: `old` and `new` are the same service before
     /// and after an edit. A changed scheduler kind starts afresh.
     pub fn update(&mut self, old: &Service, new: &Service) {
@@ -256,6 +266,9 @@ impl Scheduler {
 #[derive(Debug, Default)]
 pub struct Schedulers {
     scheds: Vec<Scheduler>,
+    /// Evictions of lblc/lblcr maps no longer in `scheds` (their service left, or changed
+    /// scheduler), so the total never goes back.
+    retired_evictions: u64,
 }
 
 impl Schedulers {
@@ -269,7 +282,13 @@ impl Schedulers {
                 .iter()
                 .map(|s| Scheduler::replay(None, s, s.edit_log().steps(generation)))
                 .collect(),
+            retired_evictions: 0,
         }
+    }
+
+    /// lblc/lblcr destinations evicted from full maps, over this worker's life.
+    pub fn evictions(&self) -> u64 {
+        self.retired_evictions + self.scheds.iter().map(Scheduler::evictions).sum::<u64>()
     }
 
     /// Follows a snapshot switch, keeping each surviving service's state. When `new` is the
@@ -279,6 +298,7 @@ impl Schedulers {
     /// the new one directly. Runs on the worker between bursts; allocates, as a
     /// configuration change may.
     pub fn switch(&mut self, old: &Snapshot, new: &Snapshot) {
+        let total = self.evictions();
         let mut prev: Vec<Option<Scheduler>> = self.scheds.drain(..).map(Some).collect();
         let consecutive = new.generation() == old.generation() + 1;
         self.scheds = new
@@ -305,6 +325,7 @@ impl Schedulers {
                 }
             })
             .collect();
+        self.retired_evictions = total - self.scheds.iter().map(Scheduler::evictions).sum::<u64>();
     }
 
     pub fn pick(&mut self, snap: &Snapshot, id: ServiceId, flow: &Flow, now: u32) -> Option<usize> {
@@ -554,6 +575,24 @@ mod tests {
         let mut unswitched = Schedulers::new(&snap);
         let reference: Vec<_> = (0..9).map(|_| unswitched.pick(&snap, 0, &f, 0).unwrap()).collect();
         assert_eq!([first, rest].concat(), reference, "the cycle runs on as if nothing happened");
+    }
+
+    #[test]
+    fn lblc_evictions_survive_a_service_leaving() {
+        let old = service(SchedulerKind::Lblc, &[1, 1]);
+        let mut set = Schedulers::new(&old);
+        // More destinations than a map holds.
+        for n in 0..=locality::CAPACITY {
+            let f = Flow { dst: IpAddr::V4(n.into()), ..flow("1.1.1.1") };
+            assert!(set.pick(&old, 0, &f, 0).is_some());
+        }
+        assert_eq!(set.evictions(), 1);
+        let mut ed = old.edit();
+        ed.edit_service(crate::service::ServiceSpec { scheduler: SchedulerKind::Rr, ..crate::service::ServiceSpec::new(key()) })
+            .unwrap();
+        let new = ed.finish();
+        set.switch(&old, &new);
+        assert_eq!(set.evictions(), 1, "the replaced map's evictions stay counted");
     }
 
     #[test]

@@ -188,6 +188,8 @@ pub struct WorkerCounters {
     /// A client's new SYN found its ports' previous connection finished
     /// (TIME_WAIT or CLOSE): that one ended and a new one was scheduled.
     pub conns_reused: Counter,
+    /// lblc/lblcr destinations dropped from a full map for a new one (set each tick).
+    pub lblc_evictions: Counter,
     /// Gauges: live connections (set on each new one and once a second,
     /// after expiry) and the table's capacity.
     pub conns_live: Counter,
@@ -218,6 +220,7 @@ impl Default for WorkerCounters {
             icmp_errors_relayed: Counter::default(),
             toa_not_inserted: Counter::default(),
             conns_reused: Counter::default(),
+            lblc_evictions: Counter::default(),
             conns_live: Counter::default(),
             conns_capacity: Counter::default(),
             synproxy: SynProxyCounters::default(),
@@ -256,6 +259,7 @@ impl WorkerCounters {
             ("icmp errors relayed", &self.icmp_errors_relayed),
             ("toa not inserted", &self.toa_not_inserted),
             ("connections reused", &self.conns_reused),
+            ("lblc destinations evicted", &self.lblc_evictions),
         ]
         .into_iter()
         .map(|(name, c)| (name, c.get()))

@@ -801,6 +801,7 @@ impl<F: Frame> Worker<F> {
         let table = self.director.conns();
         self.counters.conns_live.set(table.len() as u64);
         self.counters.conns_capacity.set(table.capacity() as u64);
+        self.counters.lblc_evictions.set(self.director.locality_evictions());
         self.neighbours.expire(now);
         let counters = &self.counters;
         self.pending.expire(now, self.pending_max_wait, |f| {

@@ -825,7 +825,7 @@ mod synproxy {
         settings(&mut cfg.synproxy);
         let snap = service(method, SchedulerKind::Rr);
         let mut w = Worker::new(&cfg, snap.clone(), net(), 1000).unwrap();
-        let flags = BTreeMap::from([(ServiceKey::tcp(VIP.into(), 80), ServiceFlags { synproxy: true, ..ServiceFlags::default() })]);
+        let flags = BTreeMap::from([(ServiceKey::tcp(VIP.into(), 80), ServiceFlags { synproxy: true })]);
         w.switch(snap, Arc::new(flags), net());
         let mut io = Recorder::default();
         resolve(&mut w, &mut io, 1000);
@@ -1174,7 +1174,7 @@ mod fwmark {
         ed.add_mark_rule(MarkRule { mark: 1, dst: FWM_VIP.into(), prefix_len: 32, proto: None, ports: vec![] }).unwrap();
         let snap = ed.finish();
         let mut w = Worker::new(&cfg, snap.clone(), net(), 1000).unwrap();
-        let flags = proxy.iter().map(|k| (*k, ServiceFlags { synproxy: true, ..ServiceFlags::default() })).collect::<BTreeMap<_, _>>();
+        let flags = proxy.iter().map(|k| (*k, ServiceFlags { synproxy: true })).collect::<BTreeMap<_, _>>();
         w.switch(snap, Arc::new(flags), net());
         let mut io = Recorder::default();
         resolve(&mut w, &mut io, 1000);
@@ -1245,6 +1245,33 @@ mod fwmark {
     fn dr_and_nat_fwmark_services_schedule_tcp_and_udp_beside_a_proxied_service() {
         schedules_tcp_and_udp(ForwardMethod::DirectRoute, &[ServiceKey::tcp(VIP.into(), 80)]);
         schedules_tcp_and_udp(ForwardMethod::Masq, &[ServiceKey::tcp(VIP.into(), 80)]);
+    }
+
+    /// lblc over a marked /16: a client choosing the destination addresses
+    /// fills the worker's map; past its capacity each new one evicts the
+    /// stalest, and `gwctl stats` shows how many (after the next tick).
+    #[test]
+    fn lblc_destinations_past_the_maps_capacity_are_evicted_and_counted() {
+        let mut cfg = WorkerConfig::new(0, 1);
+        cfg.conn_capacity = 32 * 1024;
+        let fwm = ServiceKey::Fwmark(2);
+        let mut ed = Snapshot::empty().edit();
+        ed.add_service(ServiceSpec { scheduler: SchedulerKind::Lblc, ..ServiceSpec::new(fwm) }).unwrap();
+        ed.add_dest(&fwm, DestSpec::new(RS1.into(), 0).with_method(ForwardMethod::DirectRoute)).unwrap();
+        ed.add_mark_rule(MarkRule { mark: 2, dst: Ipv4Addr::new(10, 1, 0, 0).into(), prefix_len: 16, proto: None, ports: vec![] }).unwrap();
+        let mut w = Worker::new(&cfg, ed.finish(), net(), 1000).unwrap();
+        let mut io = Recorder::default();
+        resolve(&mut w, &mut io, 1000);
+        let capacity = 16 * 1024;
+        for n in 0..capacity + 3 {
+            let dst = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 1, 0, 0)) + n);
+            let dns = udp_frame((CLIENT, 5353), (dst, 53), b"q", true);
+            w.process(on_wire(MAC_CLIENT, MAC_PORT0, &dns), 0, 1000, &mut io);
+        }
+        assert_eq!(io.take_sent().len(), capacity as usize + 3, "every datagram forwarded");
+        w.tick(1000, &mut io);
+        assert_eq!(w.counters().lblc_evictions.get(), 3);
+        assert!(w.counters().nonzero_events().contains(&("lblc destinations evicted", 3)));
     }
 
     #[test]
