@@ -339,7 +339,8 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
         check_objects(&value)?;
-        let config: Config = serde_json::from_value(value).map_err(|e| ConfigError(e.to_string()))?;
+        // From the text again, not the value: serde_json's errors then say where (line, column).
+        let config: Config = serde_json::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
         if config.ports.is_empty() {
             return Err(ConfigError("\"ports\": at least one port is needed".into()));
         }
