@@ -861,11 +861,6 @@ mod tests {
         assert_eq!(err, format!("/dev/zero: larger than {MAX_CONFIG_BYTES} bytes: not a configuration file"));
         assert!(started.elapsed() < Duration::from_secs(5), "refused quickly: {:?}", started.elapsed());
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     /// A configuration file with `n` static neighbours on the "client" port.
     fn with_neighbours(n: usize) -> String {
