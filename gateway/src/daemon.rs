@@ -155,6 +155,11 @@ pub struct TimeoutsSpec {
     pub tcp_fin: u32,
     #[serde(default)]
     pub udp: u32,
+    /// How long a half-open connection (SYN_RECV) lives: what a SYN flood's
+    /// entries cost before they expire (no ipvsadm option sets it; DPVS's
+    /// `syn_recv`).
+    #[serde(default)]
+    pub syn_recv: u32,
 }
 
 fn default_conn_capacity() -> u32 {
@@ -237,11 +242,16 @@ impl Config {
     /// The configuration the gateway starts with: the file's network, timeouts and
     /// services, validated together, with traffic counters for `workers` workers.
     pub fn initial(&self, workers: usize) -> Result<GatewayConfig, ConfigError> {
-        let base = GatewayConfig {
+        let mut base = GatewayConfig {
             services: Snapshot::for_workers(workers),
             net: Arc::new(self.net()?),
             ..GatewayConfig::empty()
         };
+        if self.timeouts.syn_recv != 0 {
+            let mut ed = base.services.edit();
+            ed.set_state_timeout(crate::conn::State::SynRecv, self.timeouts.syn_recv);
+            base.services = ed.finish();
+        }
         let rules = cmdline::parse_rules(&self.services.join("\n"), &Names::system()).map_err(|e| {
             let text = e.usage.as_ref().and_then(|u| u.message.clone()).unwrap_or_else(|| "not an ipvsadm rule".into());
             ConfigError(format!("\"services\"[{}]: {:?}: {text}", e.line - 1, e.text))
