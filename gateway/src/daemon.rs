@@ -449,6 +449,8 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let mut jobs = Vec::new();
     let mut handles = Vec::new();
     let (asker, answerers) = control::query::queries(usize::from(workers), Duration::from_secs(2));
+    let (laddr_asker, laddr_answerers) = control::query::queries(usize::from(workers), Duration::from_secs(2));
+    let mut laddr_answerers = laddr_answerers.into_iter();
     for (w, (((mut mailbox, mut answerer), rx), (tx, (redirect_in, neigh_in)))) in mailboxes
         .into_iter()
         .zip(answerers)
@@ -457,6 +459,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         .enumerate()
     {
         let w = w as u16;
+        let mut laddr_answerer = laddr_answerers.next().ok_or("one -G answerer per worker")?;
         let mut cfg = WorkerConfig::new(w, workers);
         cfg.conn_capacity = config.conn_capacity;
         cfg.synproxy = synproxy;
@@ -490,6 +493,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
                         let conns = worker.director().conns().iter().map(|(_, c)| c);
                         bridge::connections_of(conns, u32::from(w), now, query)
                     });
+                    laddr_answerer.poll(|query| bridge::laddr_usage_of(worker.director().pools(), query));
                 })
             })
             .map_err(|e| e.to_string())?;
@@ -501,15 +505,18 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let view = bridge::ConnectionsView {
         asker,
         limit_per_worker: CONNECTIONS_LISTED_PER_WORKER,
-        inner: Box::new(bridge::WorkerCountersView {
-            workers: handles,
-            inner: Box::new(PortsView {
-                ports: open_ports
-                    .iter()
-                    .zip(&config.ports)
-                    .map(|(p, spec)| (p.clone_handle(), spec.name.clone(), spec.mtu))
-                    .collect(),
-                conn_capacity: u64::from(config.conn_capacity) * u64::from(workers),
+        inner: Box::new(bridge::LaddrsView {
+            asker: laddr_asker,
+            inner: Box::new(bridge::WorkerCountersView {
+                workers: handles,
+                inner: Box::new(PortsView {
+                    ports: open_ports
+                        .iter()
+                        .zip(&config.ports)
+                        .map(|(p, spec)| (p.clone_handle(), spec.name.clone(), spec.mtu))
+                        .collect(),
+                    conn_capacity: u64::from(config.conn_capacity) * u64::from(workers),
+                }),
             }),
         }),
     };
