@@ -191,6 +191,11 @@ pub struct TimeoutsSpec {
     pub tcp_fin: u32,
     #[serde(default)]
     pub udp: u32,
+    /// How long a half-open connection (SYN_RECV) lives: what a SYN flood's
+    /// entries cost before they expire (no ipvsadm option sets it; DPVS's
+    /// `syn_recv`).
+    #[serde(default)]
+    pub syn_recv: u32,
 }
 
 fn default_conn_capacity() -> u32 {
@@ -368,11 +373,16 @@ impl Config {
     /// The configuration the gateway starts with: the file's network, timeouts and
     /// services, validated together, with traffic counters for `workers` workers.
     pub fn initial(&self, workers: usize) -> Result<GatewayConfig, ConfigError> {
-        let base = GatewayConfig {
+        let mut base = GatewayConfig {
             services: Snapshot::for_workers(workers),
             net: Arc::new(self.net()?),
             ..GatewayConfig::empty()
         };
+        if self.timeouts.syn_recv != 0 {
+            let mut ed = base.services.edit();
+            ed.set_state_timeout(crate::conn::State::SynRecv, self.timeouts.syn_recv);
+            base.services = ed.finish();
+        }
         let rules = cmdline::parse_rules(&self.services.join("\n"), &Names::system()).map_err(|e| {
             let text = e.usage.as_ref().and_then(|u| u.message.clone()).unwrap_or_else(|| "not an ipvsadm rule".into());
             ConfigError(format!("\"services\"[{}]: {:?}: {text}", e.line - 1, e.text))
@@ -607,6 +617,8 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let mut jobs = Vec::new();
     let mut handles = Vec::new();
     let (asker, answerers) = control::query::queries(usize::from(workers), Duration::from_secs(2));
+    let (laddr_asker, laddr_answerers) = control::query::queries(usize::from(workers), Duration::from_secs(2));
+    let mut laddr_answerers = laddr_answerers.into_iter();
     for (w, (((mut mailbox, mut answerer), rx), (tx, (redirect_in, neigh_in)))) in mailboxes
         .into_iter()
         .zip(answerers)
@@ -615,6 +627,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         .enumerate()
     {
         let w = w as u16;
+        let mut laddr_answerer = laddr_answerers.next().ok_or("one -G answerer per worker")?;
         let mut cfg = WorkerConfig::new(w, workers);
         cfg.conn_capacity = config.conn_capacity;
         cfg.synproxy = synproxy;
@@ -655,6 +668,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
                         let conns = worker.director().conns().iter().map(|(_, c)| c);
                         bridge::connections_of(conns, u32::from(w), now, query)
                     });
+                    laddr_answerer.poll(|query| bridge::laddr_usage_of(worker.director().pools(), query));
                 })
             })
             .map_err(|e| e.to_string())?;
@@ -672,15 +686,18 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let view = bridge::ConnectionsView {
         asker,
         limit_per_worker: CONNECTIONS_LISTED_PER_WORKER,
-        inner: Box::new(bridge::WorkerCountersView {
-            workers: handles,
-            inner: Box::new(PortsView {
-                ports: open_ports
-                    .iter()
-                    .zip(&config.ports)
-                    .map(|(p, spec)| (p.clone_handle(), spec.name.clone(), spec.mtu))
-                    .collect(),
-                conn_capacity: u64::from(config.conn_capacity) * u64::from(workers),
+        inner: Box::new(bridge::LaddrsView {
+            asker: laddr_asker,
+            inner: Box::new(bridge::WorkerCountersView {
+                workers: handles,
+                inner: Box::new(PortsView {
+                    ports: open_ports
+                        .iter()
+                        .zip(&config.ports)
+                        .map(|(p, spec)| (p.clone_handle(), spec.name.clone(), spec.mtu))
+                        .collect(),
+                    conn_capacity: u64::from(config.conn_capacity) * u64::from(workers),
+                }),
             }),
         }),
     };

@@ -58,6 +58,8 @@ pub struct Options {
     pub bypass: bool,
     /// The configuration file's `"services"`: ipvsadm rules gatewayd starts with.
     pub services: Vec<String>,
+    /// Connections per worker (`conn_capacity`).
+    pub conn_capacity: u32,
     /// Further top-level members of the configuration file, as JSON text
     /// without the braces (`"synproxy": {"invalid_ack": "rst"}`); "" for none.
     pub extra_config: String,
@@ -76,6 +78,7 @@ impl Default for Options {
             servers_via_gateway: false,
             bypass: false,
             services: Vec::new(),
+            conn_capacity: 65536,
             extra_config: String::new(),
             env: Vec::new(),
         }
@@ -207,7 +210,7 @@ impl Topology {
             "--log-level=lib.eal:error".into(),
         ];
         eal.extend(vdevs);
-        let config = serde_json_like(&eal, &dev_c, &dev_s, &self.opts.services, &self.opts.extra_config);
+        let config = serde_json_like(&eal, &dev_c, &dev_s, self.opts.conn_capacity, &self.opts.services, &self.opts.extra_config);
         let path = self.dir.join("gatewayd.json");
         std::fs::write(&path, config).expect("write the configuration");
         let mut command = Command::new(gatewayd_bin());
@@ -595,7 +598,7 @@ impl Stats {
 }
 
 /// The configuration file (JSON written by hand: the harness has no serde).
-fn serde_json_like(eal: &[String], dev_c: &str, dev_s: &str, services: &[String], extra: &str) -> String {
+fn serde_json_like(eal: &[String], dev_c: &str, dev_s: &str, conn_capacity: u32, services: &[String], extra: &str) -> String {
     let quoted = |v: &[String]| v.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
     let extra = if extra.trim().is_empty() { String::new() } else { format!(",\n  {}", extra.trim()) };
     format!(
@@ -605,7 +608,7 @@ fn serde_json_like(eal: &[String], dev_c: &str, dev_s: &str, services: &[String]
     {{"device": "{dev_c}", "name": "client", "addrs": ["10.0.0.254/24"]}},
     {{"device": "{dev_s}", "name": "servers", "addrs": ["{GW_SERVERS}/24"]}}
   ],
-  "conn_capacity": 65536,
+  "conn_capacity": {conn_capacity},
   "services": [{}]{extra}
 }}"#,
         quoted(eal),

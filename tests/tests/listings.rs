@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use gateway_e2e::topology::{fnat_rules, rip, Options, Topology, VIP};
+use gateway_e2e::topology::{fnat_rules, rip, Options, Topology, LIP, VIP};
 use gateway_e2e::wait_until;
 
 /// The numbers of the `-Ln --stats`/`--rate` row that starts with `prefix`.
@@ -35,6 +35,17 @@ fn connections_stats_rates_and_zero_come_from_the_workers() {
         assert!(l.starts_with("TCP ") && l.contains("10.0.0.1:"), "{l}");
         assert!(l.contains(&format!("{}:8080", rip(0))) || l.contains(&format!("{}:8080", rip(1))), "{l}");
     }
+
+    // -G: the local address's CONNS are the connections using it now (every one listed
+    // above: the service is FNAT through it), CONFLICTS the allocations that found it full.
+    let laddrs = topo.gwctl(&["-G", "-t", &format!("{VIP}:80")]);
+    let snat: Vec<&str> = laddrs
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(LIP))
+        .unwrap_or_else(|| panic!("no row for {LIP} in\n{laddrs}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(snat, [LIP, "0", &ours.len().to_string()], "SNAT_IP CONFLICTS CONNS:\n{laddrs}\n{conns}");
 
     // --stats --exact: the six connections, three per server; packets and bytes both ways.
     let stats = topo.gwctl(&["-Ln", "--stats", "--exact"]);

@@ -139,6 +139,8 @@ impl<A: Family> Director<A> {
 
     /// Creates the connection for the first packet of an unknown flow (`key` is its
     /// client-to-VIP 5-tuple). The caller then feeds the packet to [`Director::on_packet`].
+    /// A full table makes room as [`ConnTable::make_room`] does (an expired or half-open
+    /// connection goes, its port and template released) or refuses with `TableFull`.
     pub fn connect(&mut self, key: &FlowKey<A>, now: u32) -> Result<ConnId, Refused> {
         self.connect_preferring(key, now, 0, |_, _, _, _| true)
     }
@@ -207,6 +209,14 @@ impl<A: Family> Director<A> {
         let raddr = A::from_ip(dest.addr()).ok_or(Refused::NoDest)?;
         let rport = if dest.port() == 0 { key.dport } else { dest.port() };
 
+        // A full table makes room before the local port is taken, so the port of the
+        // connection that goes is free for this one.
+        if self.conns.is_full() {
+            let (pools, persist) = (&mut self.pools, &mut self.persist);
+            if !self.conns.make_room(now, |c| release(pools, persist, c)) {
+                return Err(Refused::TableFull);
+            }
+        }
         let (laddr, lport) = if dest.method() == ForwardMethod::FullNat {
             let rip = dest.addr();
             let (a, p) = self
@@ -275,7 +285,8 @@ impl<A: Family> Director<A> {
     }
 
     /// Expires due connections (returning their local ports and releasing their templates)
-    /// and due templates, at most `budget` of each. Returns the connections expired.
+    /// and due templates, looking at most at `budget` of each. Returns the connections
+    /// expired. Call it every burst: what one call leaves is taken up by the next.
     pub fn expire(&mut self, now: u32, budget: usize) -> usize {
         let (pools, persist) = (&mut self.pools, &mut self.persist);
         let n = self.conns.expire(now, budget, |c| release(pools, persist, c));
@@ -382,8 +393,8 @@ mod tests {
         }
         let other = d.connect(&key("1.2.4.4", 1000, 80), 1).unwrap();
         assert_ne!(d.conn(other).raddr, server, "another /24 is scheduled (rr moves on)");
-        // All connections end (NONE lives 2 s); the template outlives them by its timeout.
-        d.expire(10, 1000);
+        // All connections end (SYN_RECV lives 60 s); the template outlives them by its timeout.
+        d.expire(61, 1000);
         assert!(d.conns().is_empty());
         let again = d.connect(&key("1.2.3.9", 3000, 80), 200).unwrap();
         assert_eq!(d.conn(again).raddr, server, "template alive: 1 + 300 > 200");
@@ -457,8 +468,87 @@ mod tests {
         assert_eq!(d.conns().len(), 2, "existing connections untouched");
         let cfg = DirectorConfig { conn_capacity: 1, ..self::cfg(1) };
         let mut d = Director::<Ipv4Addr>::new(fnat(false, 80), cfg, 0);
-        d.connect(&key("1.2.3.4", 1, 80), 0).unwrap();
+        let id = d.connect(&key("1.2.3.4", 1, 80), 0).unwrap();
+        establish(&mut d, id, 0);
         assert_eq!(d.connect(&key("1.2.3.4", 2, 80), 0), Err(Refused::TableFull));
         assert_eq!(d.pools().pool(ip("192.168.1.254")).unwrap().in_use(), 1, "port given back");
+    }
+
+    fn establish(d: &mut Director<Ipv4Addr>, id: ConnId, now: u32) {
+        d.on_packet(id, Direction::In, SYN, now);
+        d.on_packet(id, Direction::Out, SYN | ACK, now);
+        assert_eq!(d.on_packet(id, Direction::In, ACK, now), State::Established);
+    }
+
+    /// A table full of a SYN flood's half-open connections admits a new one by shedding the
+    /// oldest, which gives back its local port, its template and its server's count; the
+    /// established connection is never shed.
+    #[test]
+    fn full_table_sheds_the_oldest_half_open_and_releases_it() {
+        let snap = fnat(true, 80);
+        let mut d = Director::<Ipv4Addr>::new(Arc::clone(&snap), cfg(4), 0);
+        let bound = || -> (u64, u64) {
+            let dests = snap.service(0).dests();
+            (dests.iter().map(|x| x.counters().active() as u64).sum(), dests.iter().map(|x| x.counters().inactive() as u64).sum())
+        };
+        let real = d.connect(&key("9.9.9.9", 1, 80), 0).unwrap();
+        establish(&mut d, real, 0);
+        // Three flood SYNs from one /24 (one template), a second apart.
+        let flood: Vec<ConnId> = (0..3u16)
+            .map(|i| {
+                let id = d.connect(&key("1.2.3.4", 100 + i, 80), u32::from(i)).unwrap();
+                d.on_packet(id, Direction::In, SYN, u32::from(i));
+                id
+            })
+            .collect();
+        assert!(d.conns().is_full());
+        assert_eq!(d.conns().half_open(), 4, "`real` moves to the other wheel when the wheel reaches it");
+        let in_use = |d: &Director<Ipv4Addr>| d.pools().pool(ip("192.168.1.254")).unwrap().in_use();
+        // A retransmitted SYN makes the oldest the youngest: the next oldest goes.
+        d.on_packet(flood[0], Direction::In, SYN, 3);
+        let gone = d.conn(flood[1]).key(Direction::In);
+        let new = d.connect(&key("5.6.7.8", 1, 80), 4).unwrap();
+        assert_eq!(d.conns().stats().shed, 1);
+        assert_eq!(d.lookup(&gone), None);
+        assert_eq!(new, flood[1], "the new connection took the shed one's entry");
+        assert_eq!(d.lookup(&d.conn(flood[0]).key(Direction::In)), Some((flood[0], Direction::In)), "refreshed, kept");
+        assert_eq!((d.conns().len(), in_use(&d)), (4, 4), "the shed one's port came back");
+        assert_eq!(bound(), (1, 3), "the shed one unbound from its server, the new one bound");
+        // In age order (by the second): flood[2] (second 2), flood[0] (refreshed at 3), the
+        // first newcomer (4). Never `real`.
+        let newer: Vec<ConnId> = (2..5u16).map(|i| d.connect(&key("5.6.7.8", i, 80), 5).unwrap()).collect();
+        assert_eq!(newer, vec![flood[2], flood[0], new]);
+        assert_eq!(d.conns().stats().shed, 4);
+        assert_eq!(d.conn(real).state(), State::Established);
+        assert_eq!((bound(), in_use(&d)), ((1, 3), 4));
+        // The flood's template lost its holders as they were shed: once the half-open
+        // connections expire, only the established connection's template is left.
+        d.expire(400, 100);
+        assert_eq!(d.conns().len(), 1);
+        assert_eq!(d.persist().len(), 1, "the shed connections released their template");
+        assert_eq!((bound(), in_use(&d)), ((1, 0), 1));
+    }
+
+    /// Established connections are never shed: a table full of them refuses, counted.
+    /// Connections past their deadline that expiry has not reached are reclaimed at once.
+    #[test]
+    fn full_table_reclaims_the_expired_and_never_sheds_established() {
+        let mut d = Director::<Ipv4Addr>::new(fnat(false, 80), cfg(3), 0);
+        let ids: Vec<ConnId> = (1..=3).map(|p| d.connect(&key("1.2.3.4", p, 80), 0).unwrap()).collect();
+        for &id in &ids {
+            establish(&mut d, id, 0);
+        }
+        assert_eq!(d.connect(&key("1.2.3.5", 1, 80), 10), Err(Refused::TableFull));
+        assert_eq!((d.conns().stats().refused_full, d.stats().table_full, d.conns().stats().shed), (1, 1, 0));
+        // One closes (CLOSE lives 10 s); at 20 it is past its deadline, not yet expired.
+        d.on_packet(ids[1], Direction::In, RST, 5);
+        let new = d.connect(&key("1.2.3.5", 1, 80), 20).unwrap();
+        assert_eq!(new, ids[1]);
+        assert_eq!((d.conns().stats().reclaimed, d.conns().stats().expired), (1, 0));
+        assert_eq!(d.pools().pool(ip("192.168.1.254")).unwrap().in_use(), 3);
+        // The established ones are untouched.
+        for id in [ids[0], ids[2]] {
+            assert_eq!(d.conn(id).state(), State::Established);
+        }
     }
 }

@@ -69,6 +69,12 @@ impl State {
     pub const fn is_active(self) -> bool {
         matches!(self, State::Established)
     }
+
+    /// Whether the client's handshake is still open (only its SYN seen): what a full
+    /// connection table sheds first, since a spoofed SYN never gets further.
+    pub const fn is_half_open(self) -> bool {
+        matches!(self, State::None | State::SynRecv)
+    }
 }
 
 impl fmt::Display for State {

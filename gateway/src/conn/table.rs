@@ -17,7 +17,21 @@
 //!   so a table churning through millions of connections never degrades.
 //!   Chained hashing (IPVS, DPVS) would cost a pointer chase per bucket plus per chain step.
 //! - **Timers** are the lazy wheel of [`super::timer`]: a packet stores the new deadline in
-//!   the entry and re-files nothing unless the deadline moved earlier.
+//!   the entry and re-files nothing unless the deadline moved earlier. There are two
+//!   wheels: half-open connections (SYN_RECV) are filed in their own, so the oldest of them
+//!   is at hand in O(1) ([`super::timer::TimerWheel::pop_earliest`]) without a list through
+//!   the entries (which would cost the entry its single cache line). A connection is filed
+//!   by its state whenever it is (re-)filed; one that completes its handshake stays where
+//!   it is until the wheel reaches it, when it moves over (the lazy re-filing that happens
+//!   anyway), so the packet path pays nothing for the split. A flag bit says which wheel
+//!   holds an entry.
+//! - **A full table** ([`ConnTable::make_room`]) first reclaims a connection already past
+//!   its deadline that expiry has not reached yet, else sheds the oldest half-open one (a
+//!   SYN flood's entries: each gets the table's whole capacity divided by the flood's
+//!   rate to complete its handshake), and never an established one: then the new
+//!   connection is refused. Pressure means full: shedding earlier would end handshakes
+//!   that could still complete, for nothing, since an insert into a full table sheds in
+//!   O(1) anyway. Everything is counted ([`TableStats`]).
 //! - **Counters**: the entry holds an `Arc` of its real server's counters; the table keeps
 //!   active/inactive in step with the TCP state and unbinds when the entry goes, even if
 //!   the server left the configuration meanwhile.
@@ -47,6 +61,8 @@ const FLAG_PROXY_HANDSHAKE: u8 = 4;
 const FLAG_PROXIED: u8 = 8;
 /// ... and both ends use timestamps: `proxy_ts` is the timestamp delta.
 const FLAG_PROXY_TS: u8 = 16;
+/// Filed in the half-open wheel (else in the other).
+const FLAG_HALF_OPEN_WHEEL: u8 = 32;
 
 /// Where a connection stands with the SYN proxy (`crate::synproxy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,9 +196,15 @@ pub enum InsertError {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TableStats {
     pub inserted: u64,
+    /// Inserts refused: full, with nothing expired to reclaim and no half-open to shed.
     pub refused_full: u64,
     pub refused_exists: u64,
+    /// Removed by expiry (and by [`ConnTable::remove_now`]).
     pub expired: u64,
+    /// Past their deadline but not yet expired, removed to admit a new connection.
+    pub reclaimed: u64,
+    /// Half-open connections removed before their deadline to admit a new connection.
+    pub shed: u64,
 }
 
 const EMPTY: u64 = u64::MAX;
@@ -201,7 +223,10 @@ pub struct ConnTable<A> {
     index: Box<[u64]>,
     index_bits: u32,
     seed: HashSeed,
+    /// Every connection that is not in `half_open`.
     wheel: TimerWheel,
+    /// Half-open connections ([`State::is_half_open`]), oldest first.
+    half_open: TimerWheel,
     timeouts: Timeouts,
     stats: TableStats,
 }
@@ -227,6 +252,7 @@ impl<A: Family> ConnTable<A> {
             index_bits: slots.trailing_zeros(),
             seed,
             wheel: TimerWheel::new(now),
+            half_open: TimerWheel::new(now),
             timeouts: Timeouts::default(),
             stats: TableStats::default(),
         }
@@ -240,6 +266,14 @@ impl<A: Family> ConnTable<A> {
     }
     pub fn capacity(&self) -> usize {
         self.capacity as usize
+    }
+    pub fn is_full(&self) -> bool {
+        self.len == self.capacity
+    }
+    /// Half-open connections (SYN_RECV), at most: one that completed its handshake counts
+    /// until the wheel moves it over.
+    pub fn half_open(&self) -> usize {
+        self.half_open.len()
     }
     pub fn stats(&self) -> TableStats {
         self.stats
@@ -321,14 +355,20 @@ impl<A: Family> ConnTable<A> {
         }
     }
 
-    /// Adds a connection in state NONE (TCP) or UDP, bound to its real server's counters
+    /// Adds a connection in state SYN_RECV (TCP) or UDP, bound to its real server's counters
     /// (inactive, as IPVS starts them). A full table or a 5-tuple already in use refuses it
-    /// and counts the refusal; existing connections are untouched.
+    /// and counts the refusal; existing connections are untouched (a caller that would
+    /// rather shed than refuse calls [`ConnTable::make_room`] first).
+    ///
+    /// TCP starts in SYN_RECV, not NONE: a TCP connection is only ever created by its
+    /// client's SYN (IPVS's rule), whose transition NONE -> SYN_RECV would move the deadline
+    /// from NONE's 2 s to SYN_RECV's, later, which the lazy wheel would leave filed at 2 s.
+    /// Filed at its real deadline from the start, the half-open wheel stays in age order.
     // One caller (the director's new-connection path), which it is inlined into.
     #[inline(always)]
     pub fn insert(&mut self, c: NewConn<A>, now: u32) -> Result<ConnId, InsertError> {
         let state = match c.proto {
-            Protocol::Tcp => State::None,
+            Protocol::Tcp => State::SynRecv,
             Protocol::Udp => State::Udp,
         };
         let conn = Conn {
@@ -389,7 +429,7 @@ impl<A: Family> ConnTable<A> {
             }
             self.index[pout] = hout << (IDX_BITS + 1) | 1 << IDX_BITS | id as u64;
         }
-        self.wheel.arm(&mut self.entries, id, expires);
+        self.file(id, expires);
         self.len += 1;
         self.stats.inserted += 1;
         Ok(id)
@@ -421,9 +461,37 @@ impl<A: Family> ConnTable<A> {
         e.expires = expires;
         // The common case is a later deadline: one store, re-filed lazily at expiry.
         if expires < e.link.armed {
-            self.wheel.advance_deadline(&mut self.entries, id, expires);
+            self.refile(id, expires);
         }
         state
+    }
+
+    /// Files connection `id` (not filed) in the wheel of its state, to be looked at by
+    /// `deadline`.
+    #[inline(always)]
+    fn file(&mut self, id: ConnId, deadline: u32) {
+        let e = &mut self.entries[id as usize];
+        let wheel = if e.state.is_half_open() {
+            e.flags |= FLAG_HALF_OPEN_WHEEL;
+            &mut self.half_open
+        } else {
+            e.flags &= !FLAG_HALF_OPEN_WHEEL;
+            &mut self.wheel
+        };
+        wheel.arm(&mut self.entries, id, deadline);
+    }
+
+    /// Takes connection `id` out of the wheel holding it.
+    fn unfile(&mut self, id: ConnId) {
+        let wheel = if self.entries[id as usize].flags & FLAG_HALF_OPEN_WHEEL != 0 { &mut self.half_open } else { &mut self.wheel };
+        wheel.disarm(&mut self.entries, id);
+    }
+
+    /// Files connection `id` again, by `deadline` (earlier than where it is filed).
+    #[inline(never)]
+    fn refile(&mut self, id: ConnId, deadline: u32) {
+        self.unfile(id);
+        self.file(id, deadline);
     }
 
     /// Sets where connection `id` stands with the SYN proxy.
@@ -449,7 +517,9 @@ impl<A: Family> ConnTable<A> {
         let e = &mut self.entries[id as usize];
         if e.is_live() {
             e.expires = now;
-            self.wheel.advance_deadline(&mut self.entries, id, now);
+            if now < e.link.armed {
+                self.refile(id, now);
+            }
         }
     }
 
@@ -459,31 +529,91 @@ impl<A: Family> ConnTable<A> {
         if !self.entries[id as usize].is_live() {
             return;
         }
-        self.wheel.disarm(&mut self.entries, id);
+        self.unfile(id);
         on_remove(&self.entries[id as usize]);
         self.remove(id);
         self.stats.expired += 1;
     }
 
-    /// Removes connections whose deadline is at or before `now`, at most `budget` of them
-    /// (bounding the time one call takes), calling `on_expire` with each just before it goes
-    /// so the caller can release its local port and persistence template. Returns how many
-    /// went.
+    /// Removes connections whose deadline is at or before `now`, calling `on_expire` with
+    /// each just before it goes so the caller can release its local port and persistence
+    /// template. Looks at most at `budget` connections (expired, or re-filed because a
+    /// packet extended them), bounding the time one call takes; a caller that calls again
+    /// (every burst) catches up with any backlog at that pace. Returns how many went.
     pub fn expire(&mut self, now: u32, budget: usize, mut on_expire: impl FnMut(&Conn<A>)) -> usize {
         let mut gone = 0;
-        while gone < budget {
-            let Some(id) = self.wheel.pop_due(&mut self.entries, now) else { break };
-            let expires = self.entries[id as usize].expires;
-            if expires > now {
-                self.wheel.arm(&mut self.entries, id, expires);
-                continue;
+        let mut seen = 0;
+        // Both wheels in turn, so neither starves the other.
+        while seen < budget {
+            let mut any = false;
+            for half_open in [true, false] {
+                if seen == budget {
+                    break;
+                }
+                let wheel = if half_open { &mut self.half_open } else { &mut self.wheel };
+                let Some(id) = wheel.pop_due(&mut self.entries, now) else { continue };
+                any = true;
+                seen += 1;
+                if self.expire_or_refile(id, now, &mut on_expire) {
+                    gone += 1;
+                }
             }
-            on_expire(&self.entries[id as usize]);
-            self.remove(id);
-            gone += 1;
+            if !any {
+                break;
+            }
         }
         self.stats.expired += gone as u64;
         gone
+    }
+
+    /// Connection `id`, just taken out of its wheel, goes if its deadline has passed, else
+    /// is filed again by its deadline and state. Returns whether it went.
+    #[inline]
+    fn expire_or_refile(&mut self, id: ConnId, now: u32, on_expire: &mut impl FnMut(&Conn<A>)) -> bool {
+        let expires = self.entries[id as usize].expires;
+        if expires > now {
+            self.file(id, expires);
+            return false;
+        }
+        on_expire(&self.entries[id as usize]);
+        self.remove(id);
+        true
+    }
+
+    /// Frees one entry of a full table for a new connection, removing (and calling
+    /// `on_remove` with, as [`ConnTable::expire`] does) the one whose loss costs least: a
+    /// connection past its deadline that expiry has not reached yet (counted
+    /// `reclaimed`), else the half-open connection idle longest (counted `shed`). Never an
+    /// established one: with no candidate it returns `false` and counts `refused_full`.
+    /// Amortised O(1): each step either frees the entry or re-files a connection whose
+    /// deadline a packet moved, work its expiry would do anyway; a call takes a bounded
+    /// number of steps.
+    pub fn make_room(&mut self, now: u32, mut on_remove: impl FnMut(&Conn<A>)) -> bool {
+        const STEPS: usize = 16;
+        for _ in 0..STEPS {
+            let Some(id) = self.half_open.pop_due(&mut self.entries, now).or_else(|| self.wheel.pop_due(&mut self.entries, now)) else { break };
+            if self.expire_or_refile(id, now, &mut on_remove) {
+                self.stats.reclaimed += 1;
+                return true;
+            }
+        }
+        for _ in 0..STEPS {
+            let Some((id, tick)) = self.half_open.pop_earliest(&mut self.entries) else { break };
+            let e = &self.entries[id as usize];
+            // Moved on (established), or extended by a packet since it was filed: filed
+            // again where it belongs, and the next oldest is looked at.
+            if !e.state.is_half_open() || self.half_open.slot_tick(e.expires) > tick {
+                let expires = e.expires;
+                self.file(id, expires);
+                continue;
+            }
+            on_remove(&self.entries[id as usize]);
+            self.remove(id);
+            self.stats.shed += 1;
+            return true;
+        }
+        self.stats.refused_full += 1;
+        false
     }
 
     /// Live connections, for listings (`-lnc`) and flushing; not for the packet path.
@@ -729,9 +859,92 @@ mod tests {
         for i in 0..100 {
             t.insert(conn(i, 1, i as u16, &dest), 0).unwrap();
         }
-        assert_eq!(t.expire(2, 30, |_| {}), 30, "NONE lives 2 s");
-        assert_eq!(t.expire(2, 1000, |_| {}), 70);
+        assert_eq!(t.expire(59, 1000, |_| {}), 0);
+        assert_eq!(t.expire(60, 30, |_| {}), 30, "a new TCP connection is SYN_RECV: 60 s");
+        assert_eq!(t.expire(60, 1000, |_| {}), 70);
         assert_eq!(dest.inactive(), 0);
+    }
+
+    /// Expiry looks at a bounded number of connections per call, re-filed ones included,
+    /// and the next call carries on where it stopped.
+    #[test]
+    fn budget_counts_refiled_connections_too() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::new(100, 0);
+        for i in 0..100 {
+            let id = t.insert(conn(i, 1, i as u16, &dest), 0).unwrap();
+            t.on_packet(id, Direction::In, SYN, 30); // extended lazily: filed at 60, due at 90
+        }
+        assert_eq!(t.expire(60, 40, |_| {}), 0, "40 looked at and re-filed, none due");
+        assert_eq!(t.expire(60, 1000, |_| {}), 0);
+        assert_eq!(t.expire(90, 1000, |_| {}), 100);
+    }
+
+    fn establish(t: &mut ConnTable<Ipv4Addr>, id: ConnId, now: u32) {
+        t.on_packet(id, Direction::In, SYN, now);
+        t.on_packet(id, Direction::Out, SYN | ACK, now);
+        assert_eq!(t.on_packet(id, Direction::In, ACK, now), State::Established);
+    }
+
+    /// A full table of connections past their deadline admits new ones at once, each
+    /// reclaiming one (and its resources), before any expiry runs.
+    #[test]
+    fn full_table_of_expired_admits_at_once() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::new(100, 0);
+        for i in 0..100 {
+            t.insert(conn(i, 1, i as u16, &dest), 0).unwrap();
+        }
+        assert_eq!(t.insert(conn(1000, 1, 1000, &dest), 61), Err(InsertError::Full));
+        let mut released = vec![];
+        for i in 0..100 {
+            assert!(t.make_room(61, |c| released.push(c.lport)));
+            t.insert(conn(1000 + i, 1, 1000 + i as u16, &dest), 61).unwrap();
+        }
+        released.sort();
+        assert_eq!(released, (0..100).collect::<Vec<u16>>(), "every expired one went once");
+        assert_eq!(t.stats().reclaimed, 100);
+        assert_eq!((t.stats().shed, t.stats().expired), (0, 0));
+        assert_eq!(dest.inactive(), 100, "unbound as they went, the new ones bound");
+        assert_eq!(t.expire(61, usize::MAX, |_| {}), 0, "nothing left to expire");
+    }
+
+    /// A table full of half-open connections admits a new one by shedding the oldest
+    /// (by the second it was last refreshed); established ones are never shed.
+    #[test]
+    fn full_table_sheds_oldest_half_open_never_established() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::new(6, 0);
+        let est: Vec<ConnId> = (0..2).map(|i| t.insert(conn(i, 1, i as u16, &dest), 0).unwrap()).collect();
+        for &id in &est {
+            establish(&mut t, id, 0);
+        }
+        for i in 2..6 {
+            t.insert(conn(i, 1, i as u16, &dest), i).unwrap();
+        }
+        assert!(t.is_full());
+        let mut gone = vec![];
+        for now in 10..14 {
+            assert!(t.make_room(now, |c| gone.push(c.lport)));
+            t.insert(conn(100 + now, 1, 100 + now as u16, &dest), now).unwrap();
+        }
+        assert_eq!(gone, vec![2, 3, 4, 5], "oldest first");
+        assert_eq!(t.stats().shed, 4);
+        // Full again, of two established and four half-open newcomers: those go next.
+        assert!(t.make_room(14, |c| gone.push(c.lport)));
+        assert_eq!(gone[4], 110);
+        t.insert(conn(200, 1, 200, &dest), 14).unwrap();
+        for &id in &est {
+            assert_eq!((t.get(id).state(), t.get(id).lport), (State::Established, id as u16));
+        }
+        // Only established ones: refused, counted, untouched.
+        let mut t = ConnTable::new(2, 0);
+        for i in 0..2 {
+            let id = t.insert(conn(i, 1, i as u16, &dest), 0).unwrap();
+            establish(&mut t, id, 0);
+        }
+        assert!(!t.make_room(500, |_| panic!("an established connection went")));
+        assert_eq!((t.stats().refused_full, t.stats().shed, t.len()), (1, 0, 2));
     }
 
     /// A million connections churn through a 50,000-entry table; afterwards every slot is
@@ -796,7 +1009,7 @@ mod tests {
                         match r {
                             Ok(id) => {
                                 prop_assert!(!clash && model.len() < 64);
-                                model.insert(c, (lport, id, now + 2));
+                                model.insert(c, (lport, id, now + 60));
                             }
                             Err(InsertError::Exists) => prop_assert!(clash),
                             Err(InsertError::Full) => prop_assert!(!clash && model.len() == 64),

@@ -17,6 +17,10 @@
 //!
 //! Links are `u32` indices into the caller's entry array, not pointers, so entries stay in
 //! one preallocated slab, the links cost 12 bytes, and everything is safe Rust.
+//!
+//! Besides "what is due", the wheel answers "what was filed earliest" ([`TimerWheel::pop_earliest`]):
+//! with one timeout for every entry of a wheel, that is the entry idle longest, which is what
+//! a full connection table sheds first.
 
 /// "No entry" in a link.
 pub const NIL: u32 = u32::MAX;
@@ -47,13 +51,15 @@ pub struct TimerWheel {
     heads: Box<[u32]>,
     /// The next tick to process: every entry filed at an earlier tick has been processed.
     cursor: u32,
+    /// Entries filed.
+    filed: u32,
 }
 
 impl TimerWheel {
     pub const SLOTS: u32 = 1024;
 
     pub fn new(now: u32) -> TimerWheel {
-        TimerWheel { heads: vec![NIL; Self::SLOTS as usize].into_boxed_slice(), cursor: now }
+        TimerWheel { heads: vec![NIL; Self::SLOTS as usize].into_boxed_slice(), cursor: now, filed: 0 }
     }
 
     /// The slot tick for `deadline`: not before the cursor, not beyond one turn.
@@ -71,6 +77,7 @@ impl TimerWheel {
             items[head as usize].link_mut().prev = id;
         }
         self.heads[slot] = id;
+        self.filed += 1;
     }
 
     /// Takes entry `id` out of the wheel.
@@ -85,6 +92,7 @@ impl TimerWheel {
             items[l.next as usize].link_mut().prev = l.prev;
         }
         *items[id as usize].link_mut() = Link::default();
+        self.filed -= 1;
     }
 
     /// Re-files `id` if `deadline` is before its slot; otherwise leaves it for later (lazy).
@@ -117,6 +125,34 @@ impl TimerWheel {
             self.cursor += 1;
         }
         None
+    }
+
+    /// Takes out the entry filed at the earliest tick, due or not, and returns it with that
+    /// tick; `None` when nothing is filed. Looks at most one turn of slots (4 KiB of heads),
+    /// and only while something is filed.
+    pub fn pop_earliest<T: Timed>(&mut self, items: &mut [T]) -> Option<(u32, u32)> {
+        if self.filed == 0 {
+            return None;
+        }
+        let from = self.cursor % Self::SLOTS;
+        let head = (0..Self::SLOTS).map(|k| self.heads[((from + k) % Self::SLOTS) as usize]).find(|&h| h != NIL)?;
+        let tick = items[head as usize].link().armed;
+        self.disarm(items, head);
+        Some((head, tick))
+    }
+
+    /// Entries filed.
+    pub fn len(&self) -> usize {
+        self.filed as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.filed == 0
+    }
+
+    /// The tick an entry due at `deadline` would be filed at now.
+    pub fn slot_tick(&self, deadline: u32) -> u32 {
+        self.tick_for(deadline)
     }
 
     pub fn cursor(&self) -> u32 {
@@ -189,6 +225,29 @@ mod tests {
         w.disarm(&mut items, 0); // tail of the slot-900 list
         assert_eq!(run(&mut w, &mut items, 10), vec![1]);
         assert_eq!(run(&mut w, &mut items, 900), vec![2]);
+    }
+
+    #[test]
+    fn earliest_filed_first_due_or_not() {
+        let mut items = vec![Item::default(); 4];
+        let mut w = TimerWheel::new(1000);
+        assert_eq!(w.pop_earliest(&mut items), None);
+        // Across the wheel's wrap: tick 1030 is slot 6, tick 2000 slot 976, the cursor at 1000
+        // is slot 1000.
+        for (id, d) in [(0u32, 1030u32), (1, 2000), (2, 1001), (3, 1030)] {
+            items[id as usize].deadline = d;
+            w.arm(&mut items, id, d);
+        }
+        assert_eq!(w.len(), 4);
+        assert_eq!(w.pop_earliest(&mut items), Some((2, 1001)));
+        let mut same = [w.pop_earliest(&mut items).unwrap(), w.pop_earliest(&mut items).unwrap()];
+        same.sort();
+        assert_eq!(same, [(0, 1030), (3, 1030)]);
+        assert_eq!(w.pop_earliest(&mut items), Some((1, 2000)));
+        assert!(w.is_empty());
+        assert_eq!(w.pop_earliest(&mut items), None);
+        // Popping left the due-order walk consistent: nothing is found twice.
+        assert_eq!(run(&mut w, &mut items, 5000), Vec::<u32>::new());
     }
 
     #[test]

@@ -282,9 +282,11 @@ pub struct LaddrConfig {
 pub struct LaddrInfo {
     pub addr: IpAddr,
     pub ifname: String,
-    /// Times a local port was found taken when a connection needed one.
+    /// Port allocations that found every port of the address in use (DPVS's
+    /// `conflict_cnt`), summed over the workers.
     pub port_conflicts: u64,
-    /// Connections using the address now.
+    /// Connections using the address now, summed over the workers. Ports are pooled per
+    /// address, so this counts the connections of every service listing the address.
     pub conns: u64,
 }
 

@@ -12,6 +12,9 @@
 //! - [`ConnectionsView`] serves `gwctl -Lc` by asking every worker for its connection table
 //!   through a [`query`](super::query) channel; a worker answers with
 //!   [`connections_of`] over its `Director`'s table.
+//! - [`LaddrsView`] serves `gwctl -G` the same way: every worker answers from its port pool
+//!   of the address ([`LaddrPools::usage`]), and the answers are summed. Ports are pooled
+//!   per address, so an address that several services list shows their usage together.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,6 +29,7 @@ use super::query::Asker;
 use crate::conn::{Conn, Family};
 use crate::net::rss::ReplySteering;
 use crate::net::{Ipv4Cidr, Route, RouteError};
+use crate::service::laddr::LaddrPools;
 use crate::service::{ForwardMethod, Protocol, ServiceKey, Snapshot};
 use crate::wire::ethernet::MacAddr;
 use crate::worker::counters::WorkerCounters;
@@ -261,6 +265,52 @@ pub fn connections_of<'a, A: Family>(
             worker,
         })
         .collect()
+}
+
+/// The question `-G` asks every worker: its usage of one local address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaddrQuery {
+    pub addr: IpAddr,
+}
+
+/// A worker's answer to [`LaddrQuery`]: (port conflicts, connections), as
+/// [`DataplaneView::laddr_stats`] gives them.
+pub fn laddr_usage_of(pools: &LaddrPools, query: &LaddrQuery) -> (u64, u64) {
+    let u = pools.usage(query.addr);
+    (u.conflicts, u.conns)
+}
+
+/// `gwctl -G` from the workers' own port pools; everything else from `inner`.
+pub struct LaddrsView {
+    pub asker: Asker<LaddrQuery, (u64, u64)>,
+    pub inner: Box<dyn DataplaneView>,
+}
+
+impl DataplaneView for LaddrsView {
+    /// Summed over the workers. A worker that does not answer in time leaves the usage
+    /// unknown, shown as zero, as [`ConnectionsView`] leaves its entries out.
+    fn laddr_stats(&self, _service: &ServiceKey, addr: IpAddr) -> (u64, u64) {
+        match self.asker.ask(LaddrQuery { addr }) {
+            Ok(per_worker) => per_worker.into_iter().fold((0, 0), |(c, n), (wc, wn)| (c + wc, n + wn)),
+            Err(_) => (0, 0),
+        }
+    }
+
+    fn connections(&self) -> Vec<ConnectionInfo> {
+        self.inner.connections()
+    }
+
+    fn links(&self) -> Vec<LinkInfo> {
+        self.inner.links()
+    }
+
+    fn worker_stats(&self) -> Vec<WorkerStats> {
+        self.inner.worker_stats()
+    }
+
+    fn conn_table_size(&self) -> u64 {
+        self.inner.conn_table_size()
+    }
 }
 
 /// `gwctl -Lc` from the workers' own tables; everything else from `inner`.
@@ -516,6 +566,68 @@ mod tests {
                 worker: 3,
             }]
         );
+    }
+
+    /// `-G`'s numbers are what the workers' pools hold after real connections: the live
+    /// connections using the address, and the allocations that found it full, summed over
+    /// the workers that answer.
+    #[test]
+    fn laddr_usage_comes_from_the_workers_pools_through_a_query() {
+        use crate::conn::{Director, DirectorConfig, Refused};
+        use crate::control::query::queries;
+        use crate::service::laddr::PortPartition;
+        use crate::service::{DestSpec, LocalAddr, ServiceSpec};
+        use std::time::Duration;
+
+        let key = ServiceKey::tcp(ip("10.0.0.1"), 80);
+        let lip = ip("192.168.1.254");
+        let mut ed = Snapshot::empty().edit();
+        ed.add_service(ServiceSpec::new(key)).unwrap();
+        ed.add_dest(&key, DestSpec::new(ip("192.168.1.2"), 8080).with_method(ForwardMethod::FullNat)).unwrap();
+        ed.add_laddr(&key, LocalAddr { addr: lip, ifname: "dpdk1".into() }).unwrap();
+        let snap = ed.finish();
+        // Two workers, each with two ports of the address (5000..=5003 split by parity).
+        let mut directors: Vec<Director<Ipv4Addr>> = (0..2)
+            .map(|w| {
+                let cfg = DirectorConfig {
+                    conn_capacity: 16,
+                    template_capacity: 16,
+                    partition: PortPartition::new(2, w).unwrap(),
+                    ports: 5000..=5003,
+                };
+                Director::new(Arc::clone(&snap), cfg, 0)
+            })
+            .collect();
+        let flow = |cport| Director::<Ipv4Addr>::key(Protocol::Tcp, ip("203.0.113.5"), cport, ip("10.0.0.1"), 80).unwrap();
+        // Worker 0: both ports taken, a third connection finds the address full; then one ends.
+        for cport in 1..=2 {
+            directors[0].connect(&flow(cport), 0).unwrap();
+        }
+        assert_eq!(directors[0].connect(&flow(3), 0), Err(Refused::NoLocalPort));
+        let first = directors[0].lookup(&flow(1)).unwrap().0;
+        directors[0].end_now(first);
+        // Worker 1: one connection.
+        directors[1].connect(&flow(4), 0).unwrap();
+
+        let (asker, answerers) = queries::<LaddrQuery, (u64, u64)>(2, Duration::from_secs(10));
+        let workers: Vec<_> = directors
+            .into_iter()
+            .zip(answerers)
+            .map(|(director, mut answerer)| {
+                std::thread::spawn(move || {
+                    let until = std::time::Instant::now() + Duration::from_secs(10);
+                    while std::time::Instant::now() < until && !answerer.poll(|q| laddr_usage_of(director.pools(), q)) {
+                        std::thread::yield_now();
+                    }
+                })
+            })
+            .collect();
+        let view = LaddrsView { asker, inner: Box::new(NoDataplane::default()) };
+        let usage = view.laddr_stats(&key, lip);
+        for w in workers {
+            w.join().unwrap();
+        }
+        assert_eq!(usage, (1, 2), "(conflicts, connections) over both workers");
     }
 
     #[test]

@@ -19,6 +19,12 @@
 //! Allocation and release are O(1), never allocate (the ring is preallocated to the worker's
 //! share of the port range), and a bitmap refuses double releases.
 //!
+//! Usage per address (`-G`'s CONFLICTS and CONNS, as DPVS counts them per local address):
+//! a pool knows its ports in use, which are its live connections, and counts its conflicts,
+//! the allocations that found every port of the address in use (DPVS's `conflict_cnt`: a
+//! port fetch that failed, so the next address was tried). Both are the worker's own
+//! plain integers, read between bursts when the control plane asks ([`LaddrPools::usage`]).
+//!
 //! RSS-aware choice: [`PortPool::alloc_preferring`] takes a predicate and tries a few
 //! candidates before settling for the next free port. The dataplane can pass "the NIC's
 //! Toeplitz hash of the reply 4-tuple lands on this worker's queue", so replies arrive on
@@ -134,6 +140,17 @@ struct Pool {
     ports: PortPool,
     /// The address left the configuration; the pool goes when its last port returns.
     retired: bool,
+    /// Allocations that found every port in use.
+    conflicts: u64,
+}
+
+/// How a worker uses one local address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LaddrUsage {
+    /// Allocations that found every port of the address (this worker's share) in use.
+    pub conflicts: u64,
+    /// Connections using the address now (its ports in use).
+    pub conns: u64,
 }
 
 /// Counters of a worker's pools.
@@ -187,7 +204,7 @@ impl LaddrPools {
                 let (partition, range) = (self.partition, self.range.clone());
                 self.pools
                     .entry(addr_key(l.addr))
-                    .or_insert_with(|| Pool { ports: PortPool::new(partition, range), retired: false })
+                    .or_insert_with(|| Pool { ports: PortPool::new(partition, range), retired: false, conflicts: 0 })
                     .retired = false;
             }
         }
@@ -220,10 +237,19 @@ impl LaddrPools {
                 if let Some(port) = port {
                     return Some((addr, port));
                 }
+                pool.conflicts += 1;
             }
         }
         self.stats.exhausted += 1;
         None
+    }
+
+    /// This worker's usage of local address `addr` (zero for an address it has no pool of).
+    pub fn usage(&self, addr: IpAddr) -> LaddrUsage {
+        self.pools.get(&addr_key(addr)).map_or_else(LaddrUsage::default, |p| LaddrUsage {
+            conflicts: p.conflicts,
+            conns: u64::from(p.ports.in_use()),
+        })
     }
 
     /// Returns a port taken with [`LaddrPools::alloc`].
@@ -332,6 +358,11 @@ mod tests {
         }
         assert_eq!(pools.alloc(laddrs), None);
         assert_eq!(pools.stats().exhausted, 1);
+        // Each address was tried and found full: one conflict each; all 8 ports in use.
+        for a in ["192.168.1.254", "192.168.1.253"] {
+            assert_eq!(pools.usage(ip(a)), LaddrUsage { conflicts: 1, conns: 4 }, "{a}");
+        }
+        assert_eq!(pools.usage(ip("192.168.1.1")), LaddrUsage::default(), "no pool");
         // Remove one address while its ports are in use: the pool stays until they return.
         let mut ed = snap.edit();
         ed.delete_laddr(&key, ip("192.168.1.254")).unwrap();

@@ -194,6 +194,12 @@ pub struct WorkerCounters {
     /// after expiry) and the table's capacity.
     pub conns_live: Counter,
     pub conns_capacity: Counter,
+    /// The table's own counts, copied once a second: connections expired,
+    /// past their deadline and reclaimed by an insert into the full table,
+    /// and half-open ones shed by it (refusals are the drop `conn_table_full`).
+    pub conns_expired: Counter,
+    pub conns_reclaimed: Counter,
+    pub conns_shed: Counter,
     pub synproxy: SynProxyCounters,
     pub drops: [Counter; Discard::COUNT],
 }
@@ -223,6 +229,9 @@ impl Default for WorkerCounters {
             lblc_evictions: Counter::default(),
             conns_live: Counter::default(),
             conns_capacity: Counter::default(),
+            conns_expired: Counter::default(),
+            conns_reclaimed: Counter::default(),
+            conns_shed: Counter::default(),
             synproxy: SynProxyCounters::default(),
             drops: std::array::from_fn(|_| Counter::default()),
         }
@@ -260,6 +269,9 @@ impl WorkerCounters {
             ("toa not inserted", &self.toa_not_inserted),
             ("connections reused", &self.conns_reused),
             ("lblc destinations evicted", &self.lblc_evictions),
+            ("connections expired", &self.conns_expired),
+            ("expired connections reclaimed", &self.conns_reclaimed),
+            ("half-open connections shed", &self.conns_shed),
         ]
         .into_iter()
         .map(|(name, c)| (name, c.get()))

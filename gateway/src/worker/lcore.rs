@@ -4,7 +4,8 @@
 //! apply neighbour updates from the other workers, receive a burst on every
 //! port's queue and run each packet through the pipeline, then the packets
 //! other workers redirected here, then flush what the pipeline queued for
-//! transmission and redirection. Timers run once per second. Nothing here
+//! transmission and redirection. Connections expire every iteration (a
+//! bounded slice each); the other timers run once per second. Nothing here
 //! allocates or locks per packet: bursts are fixed arrays, redirect rings are
 //! DPDK rings, and neighbour updates ride bounded std channels (lock-free
 //! `try_send`/`try_recv`), touched only when a neighbour changes.
@@ -210,6 +211,8 @@ impl LcoreWorker {
             if now != last_tick {
                 last_tick = now;
                 worker.tick(now, &mut io);
+            } else {
+                worker.expire(now);
             }
             io.flush();
             for update in learned.drain(..) {

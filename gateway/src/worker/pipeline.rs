@@ -142,6 +142,12 @@ impl WorkerConfig {
 
 type AddrSet = HashSet<Ipv4Addr, FastBuildHasher>;
 
+/// Connections (and templates) one [`Worker::expire`] looks at: more than a
+/// loop iteration can create (a 32-packet burst per port and one of
+/// redirects), so expiry outpaces any arrival rate, while one call stays a
+/// few microseconds.
+pub const EXPIRY_BUDGET: usize = 128;
+
 /// Everything one worker owns.
 pub struct Worker<F> {
     id: u16,
@@ -793,15 +799,26 @@ impl<F: Frame> Worker<F> {
         transmit(&self.counters, port, frame, io);
     }
 
+    /// Expires due connections and templates, looking at most at
+    /// [`EXPIRY_BUDGET`] of each. Call every burst: a backlog (a flood's
+    /// entries all due in the same second) drains at that pace, not once a second.
+    pub fn expire(&mut self, now: u32) {
+        self.director.expire(now, EXPIRY_BUDGET);
+    }
+
     /// Timers: expired connections, neighbours and waiting packets; ARP
-    /// retries once a second. Call once per burst or tick.
+    /// retries and the table's gauges once a second.
     pub fn tick(&mut self, now: u32, io: &mut impl Io<F>) {
         self.synproxy_tick(now, io);
-        self.director.expire(now, 256);
+        self.expire(now);
         let table = self.director.conns();
         self.counters.conns_live.set(table.len() as u64);
         self.counters.conns_capacity.set(table.capacity() as u64);
         self.counters.lblc_evictions.set(self.director.locality_evictions());
+        let s = table.stats();
+        self.counters.conns_expired.set(s.expired);
+        self.counters.conns_reclaimed.set(s.reclaimed);
+        self.counters.conns_shed.set(s.shed);
         self.neighbours.expire(now);
         let counters = &self.counters;
         self.pending.expire(now, self.pending_max_wait, |f| {

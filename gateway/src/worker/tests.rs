@@ -801,6 +801,64 @@ fn wlc_counts_every_earlier_connection_of_a_burst() {
     assert_eq!(after, vec![MAC_RS2; 10]);
 }
 
+/// A spoofed SYN flood fills a small table: a real client still gets in
+/// (the oldest half-open entry is shed for it), its connection outlives the
+/// rest of the flood, and once the flood's SYN_RECV timeout passes the
+/// per-burst expiry empties the table in a few bursts, not 256 a second.
+#[test]
+fn a_syn_flood_neither_locks_clients_out_nor_lingers() {
+    let mut cfg = WorkerConfig::new(0, 1);
+    cfg.conn_capacity = 300;
+    let mut w = Worker::new(&cfg, service(ForwardMethod::FullNat, SchedulerKind::Rr), net(), 1000).unwrap();
+    let mut io = Recorder::default();
+    resolve(&mut w, &mut io, 1000);
+    let flood = |w: &mut Worker<BufFrame>, io: &mut Recorder, from: u32, now: u32| {
+        for i in from..from + 1000 {
+            let src = Ipv4Addr::from(0xc612_0000 + i); // 198.18.0.0/15
+            let syn = tcp_frame((src, 1024 + (i % 60000) as u16), (VIP, 80), i, 0, flags::SYN, &[], &[]);
+            w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, now, io);
+        }
+        io.take_sent().len()
+    };
+    assert_eq!(flood(&mut w, &mut io, 0, 1000), 1000, "every spoofed SYN went to a server");
+    assert!(w.director().conns().is_full());
+
+    // The real client's handshake, through a full table of half-open entries.
+    let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1000, 0, flags::SYN, &[], &[]);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1001, &mut io);
+    let sent = io.take_sent();
+    assert_eq!(sent.len(), 1, "the real SYN was admitted: {:?}", w.counters().nonzero_drops());
+    let (rs, lport) = (ip_dst(&sent[0].1).0, ip_src(&sent[0].1).1);
+    let synack = tcp_frame((rs, 8080), (LIP, lport), 5000, 1001, flags::SYN | flags::ACK, &[], &[]);
+    w.process(on_wire(if rs == RS1 { MAC_RS1 } else { MAC_RS2 }, MAC_PORT1, &synack), 1, 1001, &mut io);
+    let ack = tcp_frame((CLIENT, 40000), (VIP, 80), 1001, 5001, flags::ACK, &[], &[]);
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &ack), 0, 1001, &mut io);
+    assert_eq!(io.take_sent().len(), 2);
+
+    // The flood goes on: it sheds its own entries, never the established one.
+    assert_eq!(flood(&mut w, &mut io, 1000, 1002), 1000);
+    let data = tcp_frame((CLIENT, 40000), (VIP, 80), 1001, 5001, flags::ACK | flags::PSH, &[], b"GET /");
+    w.process(on_wire(MAC_CLIENT, MAC_PORT0, &data), 0, 1003, &mut io);
+    let sent = io.take_sent();
+    assert_eq!((sent.len(), ip_src(&sent[0].1)), (1, (LIP, lport)), "the real connection kept its entry");
+    assert_eq!(w.counters().dropped(Discard::TableFull), 0, "nothing refused");
+
+    // Past the flood's SYN_RECV timeout every half-open entry is due at once:
+    // a few bursts' expiry slices take them all.
+    let now = 1002 + 60;
+    let mut bursts = 0;
+    while w.director().conns().len() > 1 && bursts < 100 {
+        w.expire(now);
+        bursts += 1;
+    }
+    assert_eq!(w.director().conns().len(), 1);
+    assert!(bursts <= 299usize.div_ceil(pipeline::EXPIRY_BUDGET), "{bursts} bursts");
+    w.tick(now + 1, &mut io);
+    let c = w.counters();
+    assert_eq!((c.conns_live.get(), c.conns_expired.get(), c.conns_shed.get(), c.conns_reclaimed.get()), (1, 299, 2001 - 300, 0));
+    assert_eq!(w.director().pools().pool(LIP.into()).unwrap().in_use(), 1, "every local port of the flood came back");
+}
+
 /// The SYN proxy through the whole pipeline, on one FNAT worker whose
 /// service has `-j enable`.
 mod synproxy {
