@@ -468,7 +468,9 @@ mod tests {
 
     /// Applies each batch of edits as one snapshot (one `-R`, or one line each), following
     /// every switch as a worker does, then picks `n` times.
-    fn picks_after(batches: &[&[&dyn Fn(&mut SnapshotEditor)]], n: usize) -> Vec<usize> {
+    type Edit<'a> = &'a dyn Fn(&mut SnapshotEditor);
+
+    fn picks_after(batches: &[&[Edit]], n: usize) -> Vec<usize> {
         let mut snap = Snapshot::empty();
         let mut set = Schedulers::new(&snap);
         for batch in batches {
@@ -492,7 +494,7 @@ mod tests {
             let rs3 = |ed: &mut SnapshotEditor| add(ed, 2, 3);
             let del1 = |ed: &mut SnapshotEditor| ed.delete_dest(&key(), rs(0), 80).unwrap();
             let readd1 = |ed: &mut SnapshotEditor| add(ed, 0, 1);
-            let lines: [&dyn Fn(&mut SnapshotEditor); 3] = [&create, &rs1, &rs2];
+            let lines: [Edit; 3] = [&create, &rs1, &rs2];
             // Typed one per line (ipvsadm -R replays them so), then restored in one batch.
             let typed = picks_after(&[&lines[..1], &lines[1..2], &lines[2..]], 6);
             let restored = picks_after(&[&lines[..]], 6);
@@ -518,7 +520,7 @@ mod tests {
                 one_by_one.pick(&snap, 0, &flow("1.1.1.1"), 0);
                 batch.pick(&snap, 0, &flow("1.1.1.1"), 0);
             }
-            let edits: [&dyn Fn(&mut SnapshotEditor); 3] = [&rs3, &del1, &readd1];
+            let edits: [Edit; 3] = [&rs3, &del1, &readd1];
             let mut seq = snap.clone();
             for edit in edits {
                 let mut ed = seq.edit();
