@@ -143,17 +143,7 @@ pub enum Scheduler {
 
 impl Scheduler {
     pub fn new(svc: &Service) -> Scheduler {
-        match svc.scheduler() {
-            SchedulerKind::Rr => Scheduler::Rr(RoundRobin::default()),
-            SchedulerKind::Wrr => Scheduler::Wrr(WeightedRoundRobin::new(svc.dests())),
-            SchedulerKind::Lc => Scheduler::Lc,
-            SchedulerKind::Wlc => Scheduler::Wlc,
-            SchedulerKind::Sed => Scheduler::Sed,
-            SchedulerKind::Nq => Scheduler::Nq,
-            SchedulerKind::Lblc => Scheduler::Lblc(Lblc::default()),
-            SchedulerKind::Lblcr => Scheduler::Lblcr(Lblcr::default()),
-            SchedulerKind::Dh | SchedulerKind::Sh | SchedulerKind::Mh => Scheduler::Hash,
-        }
+        Scheduler::fresh(svc.scheduler(), WrrMeasure::of(svc.dests()))
     }
 
     /// A scheduler of `kind` as a service's creation (or scheduler change) starts it, over
@@ -177,12 +167,12 @@ impl Scheduler {
     /// `old`'s servers) unless the log restarts it. Each step is what publishing that change
     /// alone would have done.
     fn replay(carried: Option<(Scheduler, &Service)>, svc: &Service, steps: &[EditStep]) -> Scheduler {
-        let restart = steps.iter().rposition(|s| matches!(s, EditStep::Restart { .. }));
+        let restart = steps.iter().enumerate().rev().find_map(|(i, s)| match s {
+            EditStep::Restart { wrr } => Some((i, *wrr)),
+            EditStep::Servers { .. } => None,
+        });
         let (mut sched, old, rest) = match (restart, carried) {
-            (Some(r), _) => {
-                let EditStep::Restart { wrr } = steps[r] else { unreachable!("rposition found a restart") };
-                (Scheduler::fresh(svc.scheduler(), wrr), None, &steps[r + 1..])
-            }
+            (Some((r, wrr)), _) => (Scheduler::fresh(svc.scheduler(), wrr), None, &steps[r + 1..]),
             (None, Some((s, old))) => (s, Some(old), steps),
             // Not in the previous snapshot and not created by this edit: the log is not
             // this worker's history; start from the servers as they are.
