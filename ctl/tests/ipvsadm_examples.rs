@@ -447,3 +447,27 @@ fn a_restore_of_100k_rules_is_one_transaction() {
     assert_eq!(got, want);
     eprintln!("100k rules: -R {restore:?}, -Sn {save:?}");
 }
+
+/// A connection listing that misses rows (a worker that did not answer, the listing's bound)
+/// prints the rows it has exactly as ipvsadm does, then says what is missing, and fails.
+#[test]
+fn an_incomplete_connection_listing_says_so_and_fails() {
+    let missing = vec![
+        "worker 1 did not answer within 2s: its connections after the first 0 are missing".to_string(),
+        "the listing stops at 1000000 connections, its bound; the workers' tables hold more".to_string(),
+    ];
+    let gw = Gateway::start_with(&std::env::temp_dir(), "incomplete", common::FixedCounters { missing });
+    let o = gw.gwctl("-lnc");
+    assert_eq!(o.stdout, CONNS, "the rows it has, byte for byte");
+    assert_eq!(
+        (o.code, o.stderr.as_str()),
+        (
+            1,
+            "gwctl: the connection listing is incomplete: worker 1 did not answer within 2s: its connections after the first 0 are missing\n\
+             gwctl: the connection listing is incomplete: the listing stops at 1000000 connections, its bound; the workers' tables hold more\n"
+        )
+    );
+    let o = gw.gwctl("--json -lnc");
+    assert_eq!(o.code, 1);
+    assert!(o.stdout.contains("\"incomplete\": ["), "{}", o.stdout);
+}

@@ -461,9 +461,14 @@ impl Config {
     }
 }
 
-/// The most connections `gwctl -Lc` lists from each worker: copying a
-/// worker's table stalls its forwarding for as long as the copy takes.
-const CONNECTIONS_LISTED_PER_WORKER: usize = 65_536;
+/// Connections a worker copies per `gwctl -Lc` page: copying a worker's table
+/// stalls its forwarding for as long as the copy takes, so the listing pages
+/// through it (a page of 16k entries is a pause of about a millisecond).
+const CONNECTIONS_PER_PAGE: usize = 16_384;
+
+/// The most rows one `gwctl -Lc` lists (about 250 MB of reply, what a client
+/// accepts); a larger table's listing says it stops there.
+const CONNECTIONS_LISTED: usize = 1_000_000;
 
 /// `gwctl link` from the ports' own counters. The workers' counters and
 /// connection tables are read by the `control::bridge` views that wrap this.
@@ -664,10 +669,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
                     mailbox.poll(|update: &bridge::WorkerUpdate| {
                         worker.switch(update.services.clone(), update.service_flags.clone(), update.net.clone());
                     });
-                    answerer.poll(|query| {
-                        let conns = worker.director().conns().iter().map(|(_, c)| c);
-                        bridge::connections_of(conns, u32::from(w), now, query)
-                    });
+                    answerer.poll(|query| bridge::connections_of(worker.director().conns(), u32::from(w), now, query));
                     laddr_answerer.poll(|query| bridge::laddr_usage_of(worker.director().pools(), query));
                 })
             })
@@ -685,7 +687,8 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     );
     let view = bridge::ConnectionsView {
         asker,
-        limit_per_worker: CONNECTIONS_LISTED_PER_WORKER,
+        page: CONNECTIONS_PER_PAGE,
+        max_rows: CONNECTIONS_LISTED,
         inner: Box::new(bridge::LaddrsView {
             asker: laddr_asker,
             inner: Box::new(bridge::WorkerCountersView {

@@ -215,18 +215,30 @@ fn execute(c: &Command, globals: &Globals, client: &Client, names: &Names, io: &
             Ok(r) => r,
             Err(code) => return code,
         };
-        if globals.json {
-            return print_json(&reply, io);
-        }
-        match show(&reply) {
-            Some(text) => {
-                let _ = io.out.write_all(text.as_bytes());
-                0
+        let code = if globals.json {
+            print_json(&reply, io)
+        } else {
+            match show(&reply) {
+                Some(text) => {
+                    let _ = io.out.write_all(text.as_bytes());
+                    0
+                }
+                None => {
+                    let _ = writeln!(io.err, "gwctl: unexpected reply from gatewayd: {reply:?}");
+                    1
+                }
             }
-            None => {
-                let _ = writeln!(io.err, "gwctl: unexpected reply from gatewayd: {reply:?}");
+        };
+        // What is listed is printed as ipvsadm prints it; what is missing is said after it,
+        // and the status says the listing is not whole.
+        match &reply {
+            Reply::Connections { incomplete, .. } if !incomplete.is_empty() => {
+                for reason in incomplete {
+                    let _ = writeln!(io.err, "gwctl: the connection listing is incomplete: {reason}");
+                }
                 1
             }
+            _ => code,
         }
     };
     let fmt = c.format;
@@ -234,7 +246,7 @@ fn execute(c: &Command, globals: &Globals, client: &Client, names: &Names, io: &
         Cmd::List => {
             if c.options & opt::CONNECTION != 0 {
                 listing(Request::ListConnections, io, &|r| match r {
-                    Reply::Connections { connections } => {
+                    Reply::Connections { connections, .. } => {
                         Some(format::list_connections(connections, &fmt, names))
                     }
                     _ => None,

@@ -23,7 +23,7 @@ use std::time::Duration;
 use gateway::control::api::{ConnectionInfo, LinkInfo, QueueInfo, TransportProtocol, WorkerStats};
 use gateway::control::publish::broadcast;
 use gateway::control::{
-    ControlServer, ControlState, DataplaneView, GatewayConfig, ServerHandle, ServerOptions,
+    ConnectionListing, ControlServer, ControlState, DataplaneView, GatewayConfig, ServerHandle, ServerOptions,
 };
 use gateway::service::ServiceKey;
 
@@ -37,16 +37,20 @@ pub fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// What a running dataplane would report, with fixed values.
-pub struct FixedCounters;
+/// What a running dataplane would report, with fixed values; `missing` is why its
+/// connection listing is incomplete (empty: it is complete).
+#[derive(Default)]
+pub struct FixedCounters {
+    pub missing: Vec<String>,
+}
 
 impl DataplaneView for FixedCounters {
     fn laddr_stats(&self, _service: &ServiceKey, _addr: IpAddr) -> (u64, u64) {
         (3, 42)
     }
 
-    fn connections(&self) -> Vec<ConnectionInfo> {
-        vec![
+    fn connections(&self) -> ConnectionListing {
+        let connections = vec![
             ConnectionInfo {
                 protocol: TransportProtocol::Tcp,
                 state: "ESTABLISHED".into(),
@@ -67,7 +71,8 @@ impl DataplaneView for FixedCounters {
                 local: None,
                 worker: 1,
             },
-        ]
+        ];
+        ConnectionListing { connections, incomplete: self.missing.clone() }
     }
 
     fn links(&self) -> Vec<LinkInfo> {
@@ -134,6 +139,11 @@ impl Gateway {
 
     /// A gateway whose socket directory is created under `base`.
     pub fn start_in(base: &Path, name: &str) -> Gateway {
+        Gateway::start_with(base, name, FixedCounters::default())
+    }
+
+    /// A gateway whose dataplane reports `counters`.
+    pub fn start_with(base: &Path, name: &str, counters: FixedCounters) -> Gateway {
         let dir = base.join(format!("gwctl-test-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let socket = dir.join("gatewayd.sock");
@@ -151,7 +161,7 @@ impl Gateway {
                 }
             })
         };
-        let state = ControlState::new(initial, Box::new(sink), Box::new(FixedCounters));
+        let state = ControlState::new(initial, Box::new(sink), Box::new(counters));
         // The test drives the rate estimator itself, so its figures are exact.
         let options = ServerOptions {
             estimate_interval: Duration::from_secs(24 * 3600),

@@ -621,6 +621,17 @@ impl<A: Family> ConnTable<A> {
         self.entries.iter().enumerate().filter(|(_, e)| e.is_live()).map(|(i, e)| (i as u32, e))
     }
 
+    /// Live connections from entry `start` on, in entry order: a listing pages through the
+    /// table with it, a bounded number of entries at a time.
+    pub fn iter_from(&self, start: ConnId) -> impl Iterator<Item = (ConnId, &Conn<A>)> {
+        let start = (start as usize).min(self.entries.len());
+        self.entries[start..]
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.is_live())
+            .map(move |(i, e)| ((start + i) as u32, e))
+    }
+
     fn remove(&mut self, id: ConnId) {
         let (kin, kout, both_ways) = {
             let e = &self.entries[id as usize];

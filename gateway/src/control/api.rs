@@ -372,6 +372,10 @@ pub enum Reply {
     Services(ServiceTable),
     Connections {
         connections: Vec<ConnectionInfo>,
+        /// Why the listing misses connections, one reason each (a worker that did not
+        /// answer, the listing's bound); empty when it is complete. Older clients ignore it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        incomplete: Vec<String>,
     },
     Timeouts(TimeoutsInfo),
     Laddrs {

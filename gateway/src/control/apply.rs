@@ -97,9 +97,10 @@ impl ControlState {
                 Ok(Reply::Zeroed)
             }
             Request::ListServices { service } => self.list_services(service),
-            Request::ListConnections => Ok(Reply::Connections {
-                connections: self.dataplane.connections(),
-            }),
+            Request::ListConnections => {
+                let listing = self.dataplane.connections();
+                Ok(Reply::Connections { connections: listing.connections, incomplete: listing.incomplete })
+            }
             Request::GetTimeouts => {
                 let t = self.current.services.timeouts();
                 Ok(Reply::Timeouts(TimeoutsInfo {

@@ -10,8 +10,12 @@
 //!   (relaxed atomics the workers already keep; reading them costs a worker nothing) and
 //!   delegates every other question to the view it wraps.
 //! - [`ConnectionsView`] serves `gwctl -Lc` by asking every worker for its connection table
-//!   through a [`query`](super::query) channel; a worker answers with
-//!   [`connections_of`] over its `Director`'s table.
+//!   through a [`query`](super::query) channel, one page at a time; a worker answers with
+//!   [`connections_of`] over its `Director`'s table. A page is bounded so answering costs a
+//!   worker a bounded pause between bursts (copying a table of millions in one go would
+//!   stall its forwarding for as long); the listing pages through every table, so nothing
+//!   is left out, up to a bound on the whole reply. What it misses (a worker that did not
+//!   answer, the bound) it says in the reply.
 //! - [`LaddrsView`] serves `gwctl -G` the same way: every worker answers from its port pool
 //!   of the address ([`LaddrPools::usage`]), and the answers are summed. Ports are pooled
 //!   per address, so an address that several services list shows their usage together.
@@ -22,11 +26,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use super::api::{ConnectionInfo, LinkInfo, TransportProtocol, WorkerStats};
-use super::dataplane::DataplaneView;
+use super::dataplane::{ConnectionListing, DataplaneView};
 use super::net::NetConfig;
 use super::publish::{Convert, GatewayConfig, Generation, PublishError, ServiceFlags};
 use super::query::Asker;
-use crate::conn::{Conn, Family};
+use crate::conn::{ConnTable, Family};
 use crate::net::rss::ReplySteering;
 use crate::net::{Ipv4Cidr, Route, RouteError};
 use crate::service::laddr::LaddrPools;
@@ -190,7 +194,7 @@ impl DataplaneView for WorkerCountersView {
         self.inner.laddr_stats(service, addr)
     }
 
-    fn connections(&self) -> Vec<ConnectionInfo> {
+    fn connections(&self) -> ConnectionListing {
         self.inner.connections()
     }
 
@@ -232,26 +236,36 @@ impl DataplaneView for WorkerCountersView {
     }
 }
 
-/// The question `-Lc` asks every worker: its connections, at most `limit` of them (a
-/// worker's table can hold a million entries; listing them all would stall its forwarding
-/// for as long as the copy takes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The question `-Lc` asks every worker: the next page of its connections, at most `limit`
+/// of them from entry `from[worker]` on (`None`: this worker is done, answer nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionsQuery {
+    pub from: Vec<Option<u32>>,
     pub limit: usize,
 }
 
-/// A worker's answer to [`ConnectionsQuery`]: its connection entries as `-Lc` shows them.
-/// `now` is the worker's clock in the seconds its table's expiry times use.
-pub fn connections_of<'a, A: Family>(
-    conns: impl IntoIterator<Item = &'a Conn<A>>,
-    worker: u32,
-    now: u32,
-    query: &ConnectionsQuery,
-) -> Vec<ConnectionInfo> {
-    conns
-        .into_iter()
-        .take(query.limit)
-        .map(|c| ConnectionInfo {
+/// A worker's answer to [`ConnectionsQuery`]: one page of its connections as `-Lc` shows
+/// them, and where the next page starts (`None`: this was the last).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionsPage {
+    pub rows: Vec<ConnectionInfo>,
+    pub next: Option<u32>,
+}
+
+/// Worker `worker`'s answer to `query` from its table. `now` is the worker's clock in the
+/// seconds its table's expiry times use.
+pub fn connections_of<A: Family>(table: &ConnTable<A>, worker: u32, now: u32, query: &ConnectionsQuery) -> ConnectionsPage {
+    let Some(Some(from)) = query.from.get(worker as usize).copied() else {
+        return ConnectionsPage::default();
+    };
+    let mut rows = Vec::with_capacity(query.limit.min(table.len()));
+    let mut next = None;
+    for (id, c) in table.iter_from(from) {
+        if rows.len() == query.limit {
+            next = Some(id);
+            break;
+        }
+        rows.push(ConnectionInfo {
             protocol: match c.proto {
                 Protocol::Tcp => TransportProtocol::Tcp,
                 Protocol::Udp => TransportProtocol::Udp,
@@ -263,8 +277,9 @@ pub fn connections_of<'a, A: Family>(
             server: (c.raddr.to_ip(), c.rport),
             local: (c.method == ForwardMethod::FullNat).then(|| (c.laddr.to_ip(), c.lport)),
             worker,
-        })
-        .collect()
+        });
+    }
+    ConnectionsPage { rows, next }
 }
 
 /// The question `-G` asks every worker: its usage of one local address.
@@ -296,7 +311,7 @@ impl DataplaneView for LaddrsView {
         }
     }
 
-    fn connections(&self) -> Vec<ConnectionInfo> {
+    fn connections(&self) -> ConnectionListing {
         self.inner.connections()
     }
 
@@ -313,11 +328,13 @@ impl DataplaneView for LaddrsView {
     }
 }
 
-/// `gwctl -Lc` from the workers' own tables; everything else from `inner`.
+/// `gwctl -Lc` from the workers' own tables, page by page; everything else from `inner`.
 pub struct ConnectionsView {
-    pub asker: Asker<ConnectionsQuery, Vec<ConnectionInfo>>,
-    /// Entries asked of each worker.
-    pub limit_per_worker: usize,
+    pub asker: Asker<ConnectionsQuery, ConnectionsPage>,
+    /// Entries a worker copies per answer: its pause between bursts.
+    pub page: usize,
+    /// Rows in one listing at most (a reply must stay within what a client accepts).
+    pub max_rows: usize,
     pub inner: Box<dyn DataplaneView>,
 }
 
@@ -326,15 +343,50 @@ impl DataplaneView for ConnectionsView {
         self.inner.laddr_stats(service, addr)
     }
 
-    /// A worker that does not answer in time leaves its entries out (the listing is a
-    /// best-effort picture of tables that change while they are read, as in IPVS).
-    fn connections(&self) -> Vec<ConnectionInfo> {
-        match self.asker.ask(ConnectionsQuery {
-            limit: self.limit_per_worker,
-        }) {
-            Ok(per_worker) => per_worker.into_iter().flatten().collect(),
-            Err(_) => Vec::new(),
+    /// Pages through every worker's table. The listing is a picture of tables that change
+    /// while they are read, as in IPVS; what it misses is said, never dropped silently.
+    fn connections(&self) -> ConnectionListing {
+        let workers = self.asker.workers();
+        let mut from: Vec<Option<u32>> = vec![Some(0); workers];
+        let mut listed = vec![0usize; workers];
+        let mut listing = ConnectionListing::default();
+        while from.iter().any(Option::is_some) {
+            let room = self.max_rows.saturating_sub(listing.connections.len());
+            if room == 0 {
+                listing.incomplete.push(format!(
+                    "the listing stops at {} connections, its bound; the workers' tables hold more",
+                    listing.connections.len()
+                ));
+                break;
+            }
+            let asked = from.iter().filter(|f| f.is_some()).count();
+            let limit = self.page.min(room.div_ceil(asked)).max(1);
+            let answers = self.asker.ask_each(ConnectionsQuery { from: from.clone(), limit });
+            for (w, answer) in answers.into_iter().enumerate() {
+                if from[w].is_none() {
+                    continue;
+                }
+                match answer {
+                    Ok(mut page) => {
+                        let room = self.max_rows - listing.connections.len();
+                        if page.rows.len() > room {
+                            // Rounding gave this worker more than the bound leaves: the
+                            // rest is reported with the bound.
+                            page.rows.truncate(room);
+                            page.next = page.next.or(Some(u32::MAX));
+                        }
+                        listed[w] += page.rows.len();
+                        listing.connections.extend(page.rows);
+                        from[w] = page.next;
+                    }
+                    Err(e) => {
+                        listing.incomplete.push(format!("{e}: its connections after the first {} are missing", listed[w]));
+                        from[w] = None;
+                    }
+                }
+            }
         }
+        listing
     }
 
     fn links(&self) -> Vec<LinkInfo> {
@@ -490,14 +542,12 @@ mod tests {
         );
     }
 
-    #[test]
-    fn connections_come_from_the_workers_tables_through_a_query() {
+    /// A worker's director with `n` FNAT connections from 203.0.113.5, ports 40000 on, at t=10.
+    fn director_with(n: u16) -> crate::conn::Director<Ipv4Addr> {
         use crate::conn::state::tcp_flags::SYN;
         use crate::conn::{Direction, Director, DirectorConfig};
-        use crate::control::query::queries;
         use crate::service::laddr::PortPartition;
         use crate::service::{DestSpec, LocalAddr, SchedulerKind, ServiceSpec};
-        use std::time::Duration;
 
         let key = ServiceKey::tcp(ip("10.0.0.1"), 80);
         let mut ed = Snapshot::empty().edit();
@@ -520,41 +570,75 @@ mod tests {
         )
         .unwrap();
         let cfg = DirectorConfig {
-            conn_capacity: 16,
+            conn_capacity: 64,
             template_capacity: 16,
             partition: PortPartition::new(1, 0).unwrap(),
             ports: 1025..=65535,
         };
         let mut director = Director::<Ipv4Addr>::new(ed.finish(), cfg, 0);
-        let flow =
-            Director::<Ipv4Addr>::key(Protocol::Tcp, ip("203.0.113.5"), 40000, ip("10.0.0.1"), 80)
+        for i in 0..n {
+            let flow = Director::<Ipv4Addr>::key(Protocol::Tcp, ip("203.0.113.5"), 40000 + i, ip("10.0.0.1"), 80)
                 .unwrap();
-        let id = director.connect(&flow, 10).unwrap();
-        director.on_packet(id, Direction::In, SYN, 10);
-        let lport = director.conn(id).lport;
+            let id = director.connect(&flow, 10).unwrap();
+            director.on_packet(id, Direction::In, SYN, 10);
+        }
+        director
+    }
 
-        let (asker, mut answerers) =
-            queries::<ConnectionsQuery, Vec<ConnectionInfo>>(1, Duration::from_secs(10));
-        let mut answerer = answerers.remove(0);
-        let worker = std::thread::spawn(move || {
-            // The worker's poll loop: answer between bursts, with its own clock (now = 25).
-            let until = std::time::Instant::now() + Duration::from_secs(10);
-            while std::time::Instant::now() < until
-                && !answerer
-                    .poll(|q| connections_of(director.conns().iter().map(|(_, c)| c), 3, 25, q))
-            {
-                std::thread::yield_now();
-            }
-        });
-        let view = ConnectionsView {
-            asker,
-            limit_per_worker: 1000,
-            inner: Box::new(NoDataplane::default()),
-        };
-        let conns = view.connections();
-        worker.join().unwrap();
+    /// Workers answering from `directors` (None: a worker that never polls) until `stop`.
+    fn answering(
+        directors: Vec<Option<crate::conn::Director<Ipv4Addr>>>,
+        page: usize,
+        max_rows: usize,
+    ) -> (ConnectionsView, Arc<std::sync::atomic::AtomicBool>, Vec<std::thread::JoinHandle<usize>>) {
+        use crate::control::query::queries;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::Duration;
+
+        let (asker, answerers) = queries::<ConnectionsQuery, ConnectionsPage>(directors.len(), Duration::from_millis(300));
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = answerers
+            .into_iter()
+            .zip(directors)
+            .enumerate()
+            .map(|(w, (mut answerer, director))| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    // The worker's poll loop: answer between bursts, with its own clock (now
+                    // = 25); a worker without a director is busy and never polls.
+                    let mut answered = 0;
+                    let until = std::time::Instant::now() + Duration::from_secs(10);
+                    while !stop.load(Ordering::SeqCst) && std::time::Instant::now() < until {
+                        if let Some(d) = &director {
+                            if answerer.poll(|q| connections_of(d.conns(), w as u32, 25, q)) {
+                                answered += 1;
+                            }
+                        }
+                        std::thread::yield_now();
+                    }
+                    answered
+                })
+            })
+            .collect();
+        let view = ConnectionsView { asker, page, max_rows, inner: Box::new(NoDataplane::default()) };
+        (view, stop, threads)
+    }
+
+    fn finish(stop: Arc<std::sync::atomic::AtomicBool>, threads: Vec<std::thread::JoinHandle<usize>>) -> Vec<usize> {
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    }
+
+    #[test]
+    fn connections_come_from_the_workers_tables_through_a_query() {
+        let director = director_with(1);
+        let lport = director.conns().iter().next().unwrap().1.lport;
+        let (view, stop, threads) = answering(vec![None, None, None, Some(director)], 1000, 1000);
+        // Workers 0-2 never answer here; the one that does is worker 3.
+        let listing = view.connections();
+        finish(stop, threads);
         assert_eq!(
-            conns,
+            listing.connections,
             vec![ConnectionInfo {
                 protocol: TransportProtocol::Tcp,
                 state: "SYN_RECV".into(),
@@ -628,6 +712,39 @@ mod tests {
             w.join().unwrap();
         }
         assert_eq!(usage, (1, 2), "(conflicts, connections) over both workers");
+    }
+
+    #[test]
+    fn the_listing_pages_through_every_table_and_says_what_it_misses() {
+        // Two workers of 10 and 7 connections, pages of 3: everything is listed, each worker
+        // answering one page a question (4 and 3 pages, and empty answers once done).
+        let (view, stop, threads) = answering(vec![Some(director_with(10)), Some(director_with(7))], 3, 1000);
+        let listing = view.connections();
+        let answered = finish(stop, threads);
+        assert_eq!(listing.incomplete, Vec::<String>::new());
+        let per_worker = |w: u32| listing.connections.iter().filter(|c| c.worker == w).count();
+        assert_eq!((per_worker(0), per_worker(1)), (10, 7));
+        let mut ports: Vec<u16> = listing.connections.iter().filter(|c| c.worker == 0).map(|c| c.client.1).collect();
+        ports.sort_unstable();
+        assert_eq!(ports, (40000..40010).collect::<Vec<u16>>(), "each connection once");
+        assert_eq!(answered, vec![4, 4]);
+
+        // The listing's bound: it says where it stopped.
+        let (view, stop, threads) = answering(vec![Some(director_with(10)), Some(director_with(7))], 3, 8);
+        let listing = view.connections();
+        finish(stop, threads);
+        assert_eq!(listing.connections.len(), 8);
+        assert_eq!(listing.incomplete, vec!["the listing stops at 8 connections, its bound; the workers' tables hold more".to_string()]);
+
+        // A worker that does not answer: the others' rows, and which worker is missing.
+        let (view, stop, threads) = answering(vec![Some(director_with(5)), None], 3, 1000);
+        let listing = view.connections();
+        finish(stop, threads);
+        assert_eq!(listing.connections.len(), 5);
+        assert_eq!(
+            listing.incomplete,
+            vec!["worker 1 did not answer within 300ms: its connections after the first 0 are missing".to_string()]
+        );
     }
 
     #[test]

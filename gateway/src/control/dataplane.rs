@@ -22,8 +22,8 @@ pub trait DataplaneView: Send {
         (0, 0)
     }
     /// Every worker's connection entries (`-Lc`).
-    fn connections(&self) -> Vec<ConnectionInfo> {
-        Vec::new()
+    fn connections(&self) -> ConnectionListing {
+        ConnectionListing::default()
     }
     /// Port and queue counters (`gwctl link`).
     fn links(&self) -> Vec<LinkInfo> {
@@ -35,6 +35,14 @@ pub trait DataplaneView: Send {
     }
     /// The capacity of the connection tables, summed over workers (`size=` of `-L`).
     fn conn_table_size(&self) -> u64;
+}
+
+/// `-Lc`'s rows, and why the listing misses some if it does (a worker that did not answer,
+/// a listing cut at its bound): a listing is never silently short.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionListing {
+    pub connections: Vec<ConnectionInfo>,
+    pub incomplete: Vec<String>,
 }
 
 /// The view of a gateway whose dataplane is not running: no traffic has been seen, so

@@ -52,7 +52,7 @@ use std::path::PathBuf;
 
 pub use apply::ControlState;
 pub use client::{Client, ClientError};
-pub use dataplane::{DataplaneView, NoDataplane};
+pub use dataplane::{ConnectionListing, DataplaneView, NoDataplane};
 pub use net::NetConfig;
 pub use publish::{GatewayConfig, NoWorkers, PublishError, ServiceFlags, SnapshotSink};
 pub use server::{ControlServer, ControlSocket, ServerHandle, ServerOptions};

@@ -75,8 +75,30 @@ pub fn queries<Q: Clone + Send, R: Send>(
 }
 
 impl<Q: Clone + Send, R: Send> Asker<Q, R> {
+    /// How many workers are asked.
+    pub fn workers(&self) -> usize {
+        self.to_workers.len()
+    }
+
     /// Asks every worker `question`; returns the answers in worker order.
     pub fn ask(&self, question: Q) -> Result<Vec<R>, QueryError> {
+        let answers = self.ask_each(question);
+        let late: Vec<usize> = (0..answers.len()).filter(|&i| answers[i].is_err()).collect();
+        match late.as_slice() {
+            [] => Ok(answers.into_iter().flatten().collect()),
+            // One reason is enough, and "not answering" says the most.
+            [one] => Err(answers.into_iter().nth(*one).and_then(Result::err).unwrap_or_else(|| QueryError {
+                message: format!("worker {one} did not answer"),
+            })),
+            _ => Err(QueryError {
+                message: format!("workers {late:?} did not answer within {:?}", self.timeout),
+            }),
+        }
+    }
+
+    /// Asks every worker `question`; returns each worker's answer, or why it has none, in
+    /// worker order, so the answers of the others are not lost to one silent worker.
+    pub fn ask_each(&self, question: Q) -> Vec<Result<R, QueryError>> {
         let mut guard = self
             .answers
             .lock()
@@ -85,45 +107,40 @@ impl<Q: Clone + Send, R: Send> Asker<Q, R> {
         *seq += 1;
         let seq = *seq;
         let deadline = Instant::now() + self.timeout;
+        let mut got: Vec<Option<Result<R, QueryError>>> = (0..self.to_workers.len()).map(|_| None).collect();
+        let mut missing = 0;
         for (i, tx) in self.to_workers.iter().enumerate() {
             match tx.try_send((seq, question.clone())) {
-                Ok(()) => {}
+                Ok(()) => missing += 1,
                 // A question from an earlier, timed-out ask is still waiting: this worker
                 // is not polling.
                 Err(TrySendError::Full(_)) => {
-                    return Err(QueryError {
-                        message: format!("worker {i} is not answering"),
-                    })
+                    got[i] = Some(Err(QueryError { message: format!("worker {i} is not answering") }))
                 }
                 Err(TrySendError::Disconnected(_)) => {
-                    return Err(QueryError {
-                        message: format!("worker {i} has stopped"),
-                    })
+                    got[i] = Some(Err(QueryError { message: format!("worker {i} has stopped") }))
                 }
             }
         }
-        let mut got: Vec<Option<R>> = (0..self.to_workers.len()).map(|_| None).collect();
-        let mut missing = got.len();
         while missing > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             match answers.recv_timeout(left) {
                 Ok((s, i, r)) if s == seq && i < got.len() && got[i].is_none() => {
-                    got[i] = Some(r);
+                    got[i] = Some(Ok(r));
                     missing -= 1;
                 }
                 Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    let late: Vec<usize> = (0..got.len()).filter(|&i| got[i].is_none()).collect();
-                    return Err(QueryError {
-                        message: format!(
-                            "workers {late:?} did not answer within {:?}",
-                            self.timeout
-                        ),
-                    });
-                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        Ok(got.into_iter().flatten().collect())
+        got.into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.unwrap_or_else(|| {
+                    Err(QueryError { message: format!("worker {i} did not answer within {:?}", self.timeout) })
+                })
+            })
+            .collect()
     }
 }
 
@@ -175,7 +192,7 @@ mod tests {
     fn a_silent_worker_times_out_and_its_late_answer_is_not_reused() {
         let (asker, mut answerers) = queries::<u32, u32>(1, Duration::from_secs(1));
         let err = asker.ask(1).unwrap_err();
-        assert_eq!(err.message, "workers [0] did not answer within 1s");
+        assert_eq!(err.message, "worker 0 did not answer within 1s");
         // The worker answers the old question late; the next ask does not take that answer.
         assert!(answerers[0].poll(|q| *q));
         let worker = {
@@ -189,5 +206,31 @@ mod tests {
         };
         assert_eq!(asker.ask(2).unwrap(), vec![102]);
         worker.join().unwrap();
+    }
+
+    #[test]
+    fn one_silent_worker_does_not_lose_the_others_answers() {
+        let (asker, mut answerers) = queries::<u32, u32>(2, Duration::from_millis(300));
+        let mut answering = answerers.remove(0);
+        let worker = std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < until && !answering.poll(|q| q + 1) {
+                std::thread::yield_now();
+            }
+        });
+        let answers = asker.ask_each(7);
+        worker.join().unwrap();
+        assert_eq!(answers[0], Ok(8));
+        assert_eq!(answers[1], Err(QueryError { message: "worker 1 did not answer within 300ms".into() }));
+        // Its question is still pending: asked again, it is reported as such; the other
+        // worker's answerer is gone, so that one has stopped.
+        assert_eq!(
+            asker.ask_each(8),
+            vec![
+                Err(QueryError { message: "worker 0 has stopped".into() }),
+                Err(QueryError { message: "worker 1 is not answering".into() })
+            ]
+        );
+        drop(answerers);
     }
 }

@@ -144,17 +144,7 @@ pub enum Scheduler {
 
 impl Scheduler {
     pub fn new(svc: &Service) -> Scheduler {
-        match svc.scheduler() {
-            SchedulerKind::Rr => Scheduler::Rr(RoundRobin::default()),
-            SchedulerKind::Wrr => Scheduler::Wrr(WeightedRoundRobin::new(svc.dests())),
-            SchedulerKind::Lc => Scheduler::Lc,
-            SchedulerKind::Wlc => Scheduler::Wlc,
-            SchedulerKind::Sed => Scheduler::Sed,
-            SchedulerKind::Nq => Scheduler::Nq,
-            SchedulerKind::Lblc => Scheduler::Lblc(Lblc::default()),
-            SchedulerKind::Lblcr => Scheduler::Lblcr(Lblcr::default()),
-            SchedulerKind::Dh | SchedulerKind::Sh | SchedulerKind::Mh => Scheduler::Hash,
-        }
+        Scheduler::fresh(svc.scheduler(), WrrMeasure::of(svc.dests()))
     }
 
     /// A scheduler of `kind` as a service's creation (or scheduler change) starts it, over
@@ -178,12 +168,12 @@ impl Scheduler {
     /// `old`'s servers) unless the log restarts it. Each step is what publishing that change
     /// alone would have done.
     fn replay(carried: Option<(Scheduler, &Service)>, svc: &Service, steps: &[EditStep]) -> Scheduler {
-        let restart = steps.iter().rposition(|s| matches!(s, EditStep::Restart { .. }));
+        let restart = steps.iter().enumerate().rev().find_map(|(i, s)| match s {
+            EditStep::Restart { wrr } => Some((i, *wrr)),
+            EditStep::Servers { .. } => None,
+        });
         let (mut sched, old, rest) = match (restart, carried) {
-            (Some(r), _) => {
-                let EditStep::Restart { wrr } = steps[r] else { unreachable!("rposition found a restart") };
-                (Scheduler::fresh(svc.scheduler(), wrr), None, &steps[r + 1..])
-            }
+            (Some((r, wrr)), _) => (Scheduler::fresh(svc.scheduler(), wrr), None, &steps[r + 1..]),
             (None, Some((s, old))) => (s, Some(old), steps),
             // Not in the previous snapshot and not created by this edit: the log is not
             // this worker's history; start from the servers as they are.
@@ -489,7 +479,9 @@ mod tests {
 
     /// Applies each batch of edits as one snapshot (one `-R`, or one line each), following
     /// every switch as a worker does, then picks `n` times.
-    fn picks_after(batches: &[&[&dyn Fn(&mut SnapshotEditor)]], n: usize) -> Vec<usize> {
+    type Edit<'a> = &'a dyn Fn(&mut SnapshotEditor);
+
+    fn picks_after(batches: &[&[Edit]], n: usize) -> Vec<usize> {
         let mut snap = Snapshot::empty();
         let mut set = Schedulers::new(&snap);
         for batch in batches {
@@ -513,7 +505,7 @@ mod tests {
             let rs3 = |ed: &mut SnapshotEditor| add(ed, 2, 3);
             let del1 = |ed: &mut SnapshotEditor| ed.delete_dest(&key(), rs(0), 80).unwrap();
             let readd1 = |ed: &mut SnapshotEditor| add(ed, 0, 1);
-            let lines: [&dyn Fn(&mut SnapshotEditor); 3] = [&create, &rs1, &rs2];
+            let lines: [Edit; 3] = [&create, &rs1, &rs2];
             // Typed one per line (ipvsadm -R replays them so), then restored in one batch.
             let typed = picks_after(&[&lines[..1], &lines[1..2], &lines[2..]], 6);
             let restored = picks_after(&[&lines[..]], 6);
@@ -539,7 +531,7 @@ mod tests {
                 one_by_one.pick(&snap, 0, &flow("1.1.1.1"), 0);
                 batch.pick(&snap, 0, &flow("1.1.1.1"), 0);
             }
-            let edits: [&dyn Fn(&mut SnapshotEditor); 3] = [&rs3, &del1, &readd1];
+            let edits: [Edit; 3] = [&rs3, &del1, &readd1];
             let mut seq = snap.clone();
             for edit in edits {
                 let mut ed = seq.edit();

@@ -33,10 +33,6 @@ impl WrrMeasure {
 }
 
 impl WeightedRoundRobin {
-    pub fn new(dests: &[Dest]) -> WeightedRoundRobin {
-        WeightedRoundRobin::with_measure(WrrMeasure::of(dests))
-    }
-
     /// IPVS `ip_vs_wrr_init_svc` over servers measuring `m`.
     pub fn with_measure(m: WrrMeasure) -> WeightedRoundRobin {
         WeightedRoundRobin { cl: None, cw: m.mw, mw: m.mw, di: m.di }

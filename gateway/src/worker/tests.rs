@@ -292,6 +292,58 @@ fn rr_alternates_real_servers_and_udp_works() {
     assert_checksums_valid(&sent[0].1);
 }
 
+/// wrr over RS1 -w 1 and RS2 -w 2, configured as `gwctl -R` (one snapshot) or typed line by
+/// line (a snapshot each), or given to the worker at start (a configuration file): every
+/// way, the first SYNs go where ipvsadm replaying the lines into IPVS sends them.
+#[test]
+fn wrr_after_a_restore_starts_where_typing_the_lines_would() {
+    let key = ServiceKey::tcp(VIP.into(), 80);
+    let lines: [&dyn Fn(&mut crate::service::SnapshotEditor); 4] = [
+        &|ed| ed.add_service(ServiceSpec { scheduler: SchedulerKind::Wrr, ..ServiceSpec::new(key) }).unwrap(),
+        &|ed| ed.add_laddr(&key, LocalAddr { addr: LIP.into(), ifname: "port1".into() }).unwrap(),
+        &|ed| ed.add_dest(&key, DestSpec::new(RS1.into(), 8080).with_method(ForwardMethod::FullNat)).unwrap(),
+        &|ed| ed.add_dest(&key, DestSpec::new(RS2.into(), 8080).with_method(ForwardMethod::FullNat).with_weight(2)).unwrap(),
+    ];
+    let first_six = |w: &mut Worker<BufFrame>| {
+        let mut io = Recorder::default();
+        resolve(w, &mut io, 1000);
+        (0..6)
+            .map(|i| {
+                let syn = tcp_frame((CLIENT, 41000 + i), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+                w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+                ip_dst(&io.take_sent()[0].1).0
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut cfg = WorkerConfig::new(0, 1);
+    cfg.conn_capacity = 1024;
+    cfg.template_capacity = 64;
+    let typed_order = vec![RS1, RS2, RS2, RS1, RS2, RS2];
+
+    // Typed: one snapshot per line.
+    let mut w = Worker::new(&cfg, Snapshot::empty(), net(), 1000).unwrap();
+    let mut snap = Snapshot::empty();
+    for line in lines {
+        let mut ed = snap.edit();
+        line(&mut ed);
+        snap = ed.finish();
+        w.switch(snap.clone(), Arc::default(), net());
+    }
+    assert_eq!(first_six(&mut w), typed_order, "typed line by line");
+
+    // Restored: all lines in one snapshot.
+    let mut ed = Snapshot::empty().edit();
+    lines.iter().for_each(|line| line(&mut ed));
+    let batch = ed.finish();
+    let mut w = Worker::new(&cfg, Snapshot::empty(), net(), 1000).unwrap();
+    w.switch(batch.clone(), Arc::default(), net());
+    assert_eq!(first_six(&mut w), typed_order, "restored in one batch");
+
+    // Started with it (gatewayd's configuration file).
+    let mut w = Worker::new(&cfg, batch, net(), 1000).unwrap();
+    assert_eq!(first_six(&mut w), typed_order, "started with the batch");
+}
+
 #[test]
 fn a_new_syn_on_a_finished_connections_ports_is_scheduled_afresh() {
     let (mut w, mut io) = resolved(ForwardMethod::FullNat);
