@@ -4,19 +4,27 @@
 //! apply neighbour updates from the other workers, receive a burst on every
 //! port's queue and run each packet through the pipeline, then the packets
 //! other workers redirected here, then flush what the pipeline queued for
-//! transmission and redirection. Timers run once per second. Nothing here
+//! transmission and redirection. Timers run once per second.
+//!
+//! Two things can keep a worker off its ports. A port whose link is down
+//! ([`DownPorts`], kept by the control thread from the driver's link state)
+//! is neither polled nor fed: what the pipeline sends to it is dropped as
+//! `link_down`. And where a PMD tears ports down from the EAL interrupt
+//! thread (net_memif), the worker touches no port while the
+//! [`IoFence`](crate::dpdk::IoFence) is closed. Both are read once per loop
+//! iteration. Nothing here
 //! allocates or locks per packet: bursts are fixed arrays, redirect rings are
 //! DPDK rings, and neighbour updates ride bounded std channels (lock-free
 //! `try_send`/`try_recv`), touched only when a neighbour changes.
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 
 use super::counters::{Discard, WorkerCounters};
 use super::pipeline::{Io, Worker};
-use crate::dpdk::{self, Burst, Mbuf, Mempool, RingReceiver, RingSender, RxQueue, TxQueue};
+use crate::dpdk::{self, Burst, FenceWorker, Mbuf, Mempool, RingReceiver, RingSender, RxQueue, TxQueue};
 use crate::wire::MacAddr;
 
 /// A neighbour one worker learned, for the others.
@@ -24,6 +32,33 @@ pub type NeighbourUpdate = (Ipv4Addr, MacAddr, u16);
 
 /// The most neighbour updates one iteration collects before sending.
 const MAX_UPDATES: usize = 64;
+
+/// The ports whose link is down, as one bit per port id (ports 0 to 63; a
+/// port with a higher id is never marked). The control thread writes it when
+/// a link changes; workers read it once per loop iteration.
+#[derive(Debug, Default)]
+pub struct DownPorts(AtomicU64);
+
+impl DownPorts {
+    /// Marks `port` down or usable; returns whether that changed anything.
+    pub fn set(&self, port: u16, down: bool) -> bool {
+        let Some(bit) = 1u64.checked_shl(u32::from(port)) else { return false };
+        let old = if down { self.0.fetch_or(bit, Ordering::Release) } else { self.0.fetch_and(!bit, Ordering::Release) };
+        (old & bit != 0) != down
+    }
+
+    /// The current set: bit `p` is port `p`.
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Whether `port` is in the set `down` (from [`DownPorts::get`]).
+#[inline]
+fn is_down(down: u64, port: u16) -> bool {
+    1u64.checked_shl(u32::from(port)).is_some_and(|bit| down & bit != 0)
+}
 
 /// Everything one worker lcore owns.
 pub struct LcoreWorker {
@@ -42,6 +77,10 @@ pub struct LcoreWorker {
     /// The TSC value every worker counts its seconds from, so all agree on
     /// the time (SYN cookies minted on one worker are checked on another).
     pub epoch: u64,
+    /// Ports not to poll or feed.
+    pub down_ports: Arc<DownPorts>,
+    /// This worker's side of the I/O fence, when a port needs one.
+    pub fence: Option<FenceWorker>,
 }
 
 /// Where one queue of outgoing frames goes: a port's tx queue or a ring
@@ -100,6 +139,8 @@ struct LcoreIo<'a> {
     pool: &'a Mempool,
     learned: &'a mut Vec<NeighbourUpdate>,
     counters: &'a WorkerCounters,
+    /// [`DownPorts`] as this iteration read it.
+    down: u64,
 }
 
 impl LcoreIo<'_> {
@@ -115,6 +156,9 @@ impl LcoreIo<'_> {
 
 impl Io<Mbuf> for LcoreIo<'_> {
     fn send(&mut self, port: u16, frame: Mbuf) {
+        if is_down(self.down, port) {
+            return self.counters.count(Discard::LinkDown);
+        }
         match self.tx.get_mut(usize::from(port)) {
             Some(Some(out)) => out.push(frame, self.counters),
             _ => self.counters.count(Discard::NoRoute),
@@ -148,7 +192,19 @@ impl LcoreWorker {
     /// iteration: it switches the worker when the control plane published a
     /// change and answers the control plane's questions.
     pub fn run(self, stop: Arc<AtomicBool>, mut poll_control: impl FnMut(&mut Worker<Mbuf>, u32)) {
-        let LcoreWorker { mut worker, mut rx, tx, redirect_in, redirect_out, neighbours_in, neighbours_out, pool, epoch } = self;
+        let LcoreWorker {
+            mut worker,
+            mut rx,
+            tx,
+            redirect_in,
+            redirect_out,
+            neighbours_in,
+            neighbours_out,
+            pool,
+            epoch,
+            down_ports,
+            mut fence,
+        } = self;
         let mut redirect_in = redirect_in;
         let ports = tx.iter().map(|(p, _)| usize::from(*p) + 1).max().unwrap_or(0);
         let mut by_port: Vec<Option<Pending<TxQueue>>> = (0..ports).map(|_| None).collect();
@@ -168,13 +224,23 @@ impl LcoreWorker {
         while !stop.load(Ordering::Relaxed) {
             let now = 1 + ((dpdk::rdtsc() - start) / hz) as u32;
             poll_control(&mut worker, now);
-            let mut io =
-                LcoreIo { tx: &mut tx, redirect: &mut redirect, pool: &pool, learned: &mut learned, counters: &counters };
+            if fence.as_mut().is_some_and(|f| !f.may_poll()) {
+                continue;
+            }
+            let down = down_ports.get();
+            let mut io = LcoreIo {
+                tx: &mut tx,
+                redirect: &mut redirect,
+                pool: &pool,
+                learned: &mut learned,
+                counters: &counters,
+                down,
+            };
             while let Ok((ip, mac, port)) = neighbours_in.try_recv() {
                 worker.learn_neighbour(ip, mac, port, now, &mut io);
             }
             for (port, queue) in rx.iter_mut() {
-                if queue.rx_burst(&mut burst) == 0 {
+                if is_down(down, *port) || queue.rx_burst(&mut burst) == 0 {
                     continue;
                 }
                 for m in burst.drain() {
