@@ -272,3 +272,24 @@ impl LcoreWorker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn down_ports_are_marked_and_cleared_one_by_one() {
+        let down = DownPorts::default();
+        assert!(!is_down(down.get(), 0), "every port starts usable");
+        assert!(down.set(3, true), "a change");
+        assert!(!down.set(3, true), "no change the second time");
+        assert!(down.set(0, true));
+        assert!(is_down(down.get(), 3) && is_down(down.get(), 0) && !is_down(down.get(), 1));
+        assert!(down.set(3, false));
+        assert!(!is_down(down.get(), 3) && is_down(down.get(), 0), "only port 3 came back");
+        assert!(down.set(63, true) && is_down(down.get(), 63));
+        // Port ids past the set's 64 bits are never marked, so never skipped.
+        assert!(!down.set(64, true));
+        assert!(!is_down(down.get(), 64) && !is_down(u64::MAX, 200));
+    }
+}
