@@ -243,7 +243,8 @@ impl Topology {
     }
 
     /// Starts [`Link::Memif`]'s peer: `gatewayd --pair` between a memif
-    /// client and a new tap, which goes into the client namespace with the
+    /// client (zero-copy, as the benchmark's generator: gatewayd then reads
+    /// and writes the peer's own buffers) and a new tap, which goes into the client namespace with the
     /// client addresses. Waits until the client reaches the gateway's
     /// address through it (ARP and ping, answered by gatewayd).
     pub fn start_memif_peer(&mut self) {

@@ -83,5 +83,5 @@ fn gatewayd_survives_its_memif_peer_leaving_and_returning() {
 
     drop(download);
     let log = topo.stop();
-    assert_eq!(log.matches("link went down").count(), ROUNDS, "each departure is logged once:\n{log}");
+    assert_eq!(log.matches("port client (net_memif): link went down").count(), ROUNDS, "each departure is logged once:\n{log}");
 }
