@@ -95,6 +95,8 @@ const ALLOWED_FUNCTIONS: &[&str] = &[
     "gw_.*",
     "rte_eal_init",
     "rte_eal_cleanup",
+    "rte_eal_alarm_set",
+    "rte_eal_alarm_cancel",
     "rte_eal_remote_launch",
     "rte_eal_wait_lcore",
     "rte_eal_get_lcore_state",

@@ -358,7 +358,11 @@ fn show_neighbours(ns: &[NeighbourConfig]) -> String {
 
 fn show_links(links: &[LinkInfo]) -> String {
     links.iter().fold(String::new(), |mut s, l| {
-        let state = if l.up { "UP" } else { "DOWN" };
+        let state = match (l.up, l.state_unknown) {
+            (_, true) => "UNKNOWN",
+            (true, false) => "UP",
+            (false, false) => "DOWN",
+        };
         let _ = writeln!(s, "{}: {}: <{state}> mtu {}", l.port_id, l.name, l.mtu);
         let _ = writeln!(s, "    link/ether {}", MacAddr(l.mac));
         let _ = writeln!(

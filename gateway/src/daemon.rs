@@ -23,9 +23,9 @@ use crate::control::api::{Change, InterfaceAddr, NeighbourConfig, RouteConfig};
 use crate::control::cmdline;
 use crate::control::names::Names;
 use crate::control::{self, bridge, ControlSocket, ControlState, GatewayConfig, NetConfig, ServerOptions};
-use crate::dpdk::{Eal, LcoreJob, Mempool, Port, PortConfig, Ring, RingSync, MBUF_DEFAULT_BUF_SIZE};
+use crate::dpdk::{needs_fence, Eal, IoFence, LcoreJob, LinkState, Mempool, Port, PortConfig, Ring, RingSync, MBUF_DEFAULT_BUF_SIZE};
 use crate::net::Ipv4Cidr;
-use crate::worker::lcore::LcoreWorker;
+use crate::worker::lcore::{DownPorts, LcoreWorker};
 use crate::service::Snapshot;
 use crate::synproxy;
 use crate::worker::watchdog::{Liveness, Verdict, Watchdog};
@@ -483,12 +483,14 @@ impl control::DataplaneView for PortsView {
             .iter()
             .map(|(port, name, mtu)| {
                 let s = port.stats().unwrap_or_default();
+                let state = port.link_state();
                 control::api::LinkInfo {
                     name: name.clone(),
                     port_id: port.id(),
                     mac: port.mac_addr().unwrap_or_default(),
                     mtu: u32::from(*mtu),
-                    up: port.link().map(|l| l.up).unwrap_or(false),
+                    up: state != LinkState::Down,
+                    state_unknown: state == LinkState::Unknown,
                     rx_packets: s.ipackets,
                     rx_bytes: s.ibytes,
                     rx_errors: s.ierrors + s.rx_nombuf,
@@ -522,6 +524,31 @@ fn warn(line: fmt::Arguments) {
 
 /// How often the main lcore checks the stop flag and the workers' heartbeats.
 const MAIN_LOOP_PERIOD: Duration = Duration::from_millis(100);
+
+/// How long the I/O fence lets workers poll between two turns of the EAL
+/// interrupt thread (see `dpdk::IoFence`): a memif peer's messages wait up
+/// to this long, and workers pause for the interrupt thread's turn this often.
+pub const FENCE_HOLD: Duration = Duration::from_millis(10);
+
+/// Reads every port's link state, marks the down ones for the workers and
+/// says what changed (`at_start`: what each port starts with).
+fn watch_links(ports: &[(Port, String)], down: &DownPorts, at_start: bool) {
+    for (port, name) in ports {
+        let state = port.link_state();
+        let changed = down.set(port.id(), state == LinkState::Down);
+        let what = match state {
+            LinkState::Up => "up",
+            LinkState::Down => "down",
+            LinkState::Unknown => "state unknown (the kernel interface is in another network namespace): forwarding",
+        };
+        if at_start {
+            say(format_args!("gatewayd: port {name} ({}): link {what}", port.driver()));
+        } else if changed {
+            let went = if state == LinkState::Down { "went down: not polled, its traffic dropped as link_down" } else { "came up" };
+            say(format_args!("gatewayd: port {name} ({}): link {went}", port.driver()));
+        }
+    }
+}
 
 /// Runs the gateway until `stop` is set (SIGINT/SIGTERM in `gatewayd`), or
 /// until a worker stops or stalls (unless `"watchdog"` says continue).
@@ -587,6 +614,20 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         }
         open_ports.push(port);
     }
+
+    // Link states, read by the control thread, for the workers.
+    let down_ports = Arc::new(DownPorts::default());
+    let watched: Vec<(Port, String)> =
+        open_ports.iter().zip(&config.ports).map(|(p, spec)| (p.clone_handle(), spec.name.clone())).collect();
+    watch_links(&watched, &down_ports, true);
+    // A fence for PMDs that unmap a port's data path from the interrupt thread.
+    let (fence, fence_workers) = if open_ports.iter().any(|p| needs_fence(p.driver())) {
+        let (fence, handles) = IoFence::new(&eal, usize::from(workers), FENCE_HOLD).map_err(|e| e.to_string())?;
+        (Some(fence), handles.into_iter().map(Some).collect())
+    } else {
+        (None, (0..workers).map(|_| None).collect::<Vec<_>>())
+    };
+    let mut fence_workers = fence_workers.into_iter();
 
     // Redirect rings (many producers, one consumer each) and neighbour channels.
     let mut ring_tx = Vec::new();
@@ -661,6 +702,8 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             pool: pool.clone(),
             epoch,
             liveness,
+            down_ports: down_ports.clone(),
+            fence: fence_workers.next().flatten(),
         };
         let stop = stop.clone();
         let job = eal
@@ -719,6 +762,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let mut failure = None;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(MAIN_LOOP_PERIOD);
+        watch_links(&watched, &down_ports, false);
         let verdicts = watchdog.check(std::time::Instant::now(), |w| {
             // A worker that ended after the stop flag (SIGTERM) just obeyed
             // it; seeing its job finished orders its read of the flag before ours.
@@ -753,8 +797,10 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         }
     }
     stop.store(true, Ordering::Relaxed);
-    // Workers stop first (stop is set), then the control server, then ports.
+    // Workers stop first (stop is set), then the fence, the control server, then ports.
     let joined = join_workers(jobs.into_iter().flatten().collect());
+    drop(fence);
+    drop(watched);
     server.shutdown();
     for c in &counters {
         say(format_args!(

@@ -40,6 +40,12 @@ pub enum Link {
     Tap,
     /// veth pairs: gatewayd opens the root-namespace ends with `net_af_packet`.
     AfPacket,
+    /// The client port is a `net_memif` server; the client namespace reaches
+    /// it through a peer process (`gatewayd --pair` between a memif client
+    /// and a tap moved into the namespace) that a test can stop and restart
+    /// ([`Topology::interrupt_memif_peer`], [`Topology::start_memif_peer`]).
+    /// The servers' side is a tap.
+    Memif,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +119,8 @@ pub struct Topology {
     /// `gwt<pid><short>`: prefix of every name this topology creates.
     id: String,
     gatewayd: Option<Daemon>,
+    /// The memif peer of [`Link::Memif`], while it runs.
+    memif_peer: Option<Daemon>,
     pub client: Netns,
     pub servers: Netns,
     /// Interface names on the client and the servers side (inside their namespaces).
@@ -160,6 +168,7 @@ impl Topology {
             servers_if: format!("{id}s"),
             id,
             gatewayd: None,
+            memif_peer: None,
             client,
             servers,
             root_links: Vec::new(),
@@ -169,6 +178,9 @@ impl Topology {
             _serial: serial,
         };
         topo.start_gatewayd();
+        if topo.opts.link == Link::Memif {
+            topo.start_memif_peer();
+        }
         topo.wire();
         topo
     }
@@ -199,6 +211,14 @@ impl Topology {
                     ],
                 )
             }
+            Link::Memif => (
+                "net_memif0".to_owned(),
+                "net_tap1".to_owned(),
+                vec![
+                    format!("--vdev=net_memif0,role=server,id=0,socket={}", self.memif_socket().display()),
+                    format!("--vdev=net_tap1,iface={s}"),
+                ],
+            ),
         };
         // Lcore 0 is the main (control) lcore, 1..=n the workers. They float
         // over the CPUs we may use, so the test runs on any machine size.
@@ -225,12 +245,77 @@ impl Topology {
         self.gatewayd = Some(gatewayd);
     }
 
+    /// The control socket of [`Link::Memif`]'s memif link.
+    fn memif_socket(&self) -> PathBuf {
+        self.dir.join("memif.sock")
+    }
+
+    /// Starts [`Link::Memif`]'s peer: `gatewayd --pair` between a memif
+    /// client (zero-copy, as the benchmark's generator: gatewayd then reads
+    /// and writes the peer's own buffers) and a new tap, which goes into the client namespace with the
+    /// client addresses. Waits until the client reaches the gateway's
+    /// address through it (ARP and ping, answered by gatewayd).
+    pub fn start_memif_peer(&mut self) {
+        assert_eq!(self.opts.link, Link::Memif, "only a memif topology has a memif peer");
+        assert!(self.memif_peer.is_none(), "the memif peer runs already");
+        let mut command = Command::new(gatewayd_bin());
+        command.args(["--pair", "net_memif0,net_tap0", "--stats-interval", "3600", "--"]).args([
+            format!("--lcores=(0-1)@({})", allowed_cpus()),
+            "--no-pci".into(),
+            "--in-memory".into(),
+            format!("--file-prefix={}p", self.id),
+            "--log-level=lib.eal:error".into(),
+            "--single-file-segments".into(),
+            format!("--vdev=net_memif0,role=client,id=0,zero-copy=yes,socket={}", self.memif_socket().display()),
+            format!("--vdev=net_tap0,iface={}", self.client_if),
+        ]);
+        let mut peer = Daemon::spawn(&format!("{}-memif-peer", self.id), command);
+        assert!(
+            wait_until(Duration::from_secs(30), || peer.log().contains("running") || !peer.is_running()),
+            "the memif peer did not start in 30 s"
+        );
+        assert!(peer.is_running(), "the memif peer did not start:\n{}", peer.log());
+        self.memif_peer = Some(peer);
+        self.wire_client();
+        assert!(
+            wait_until(Duration::from_secs(15), || self
+                .client
+                .output("ping", &["-c", "1", "-W", "1", "10.0.0.254"])
+                .status
+                .success()),
+            "the client does not reach gatewayd through the memif peer; gatewayd log:\n{}",
+            self.gatewayd_log()
+        );
+    }
+
+    /// Stops [`Link::Memif`]'s peer with SIGINT, the clean exit that closes
+    /// its memif link (a disconnect message to gatewayd), and returns its
+    /// exit status.
+    pub fn interrupt_memif_peer(&mut self) -> std::process::ExitStatus {
+        let mut peer = self.memif_peer.take().expect("the memif peer runs");
+        run("kill", &["-INT", &peer.id().to_string()]);
+        peer.wait(Duration::from_secs(15)).unwrap_or_else(|| panic!("the memif peer ignored SIGINT:\n{}", peer.log()))
+    }
+
+    /// Whether gatewayd is still running.
+    pub fn gatewayd_running(&mut self) -> bool {
+        self.gatewayd.as_mut().is_some_and(Daemon::is_running)
+    }
+
+    /// Moves the client link into its namespace, with the client addresses.
+    fn wire_client(&self) {
+        self.client.adopt(&self.client_if, &format!("{CLIENT}/24"));
+        for i in 1..usize::from(self.opts.clients) {
+            self.client.ip(&["addr", "add", &format!("{}/24", client_addr(i)), "dev", &self.client_if]);
+        }
+    }
+
     /// Moves the links into the namespaces and gives them addresses and routes.
     fn wire(&self) {
         let o = &self.opts;
-        self.client.adopt(&self.client_if, &format!("{CLIENT}/24"));
-        for i in 1..usize::from(o.clients) {
-            self.client.ip(&["addr", "add", &format!("{}/24", client_addr(i)), "dev", &self.client_if]);
+        if o.link != Link::Memif {
+            // Link::Memif's client link is the peer's tap (start_memif_peer).
+            self.wire_client();
         }
         self.servers.adopt(&self.servers_if, &format!("{}/24", rip(0)));
         for i in 1..usize::from(o.servers) {
@@ -570,7 +655,8 @@ impl Topology {
 
 impl Drop for Topology {
     fn drop(&mut self) {
-        // gatewayd first: its ports are the links the namespaces hold.
+        // gatewayd and the memif peer first: their ports are the links the namespaces hold.
+        drop(self.memif_peer.take());
         drop(self.gatewayd.take());
         let _ = std::fs::remove_dir_all(&self.dir);
     }

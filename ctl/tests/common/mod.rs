@@ -82,6 +82,7 @@ impl DataplaneView for FixedCounters {
             mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56],
             mtu: 1500,
             up: true,
+            state_unknown: false,
             rx_packets: 10,
             rx_bytes: 1000,
             rx_errors: 0,

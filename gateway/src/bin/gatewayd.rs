@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gateway::dpdk::{Burst, Eal, Mempool, Port, PortConfig, RxQueue, TxQueue, MBUF_DEFAULT_BUF_SIZE};
+use gateway::dpdk::{needs_fence, Burst, Eal, FenceWorker, IoFence, Mempool, Port, PortConfig, RxQueue, TxQueue, MBUF_DEFAULT_BUF_SIZE};
 use gateway::worker::Counter;
 
 const USAGE: &str = "\
@@ -90,9 +90,13 @@ struct Lane {
     tx: TxQueue,
 }
 
-fn worker_loop(mut lanes: Vec<Lane>, stop: Arc<AtomicBool>, counters: Arc<WorkerCounters>) {
+/// `fence`: this worker's side of the I/O fence, when a port needs one (as in the gateway).
+fn worker_loop(mut lanes: Vec<Lane>, mut fence: Option<FenceWorker>, stop: Arc<AtomicBool>, counters: Arc<WorkerCounters>) {
     let mut burst = Burst::new();
     while !stop.load(Ordering::Relaxed) {
+        if fence.as_mut().is_some_and(|f| !f.may_poll()) {
+            continue;
+        }
         for lane in lanes.iter_mut() {
             let n = lane.rx.rx_burst(&mut burst);
             if n == 0 {
@@ -148,10 +152,18 @@ fn run(opts: Options) -> Result<(), String> {
         signal_hook::flag::register(signal, stop.clone()).map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
     }
     let counters: Vec<Arc<WorkerCounters>> = workers.iter().map(|_| Arc::default()).collect();
+    let (fence, mut fence_workers) = if ports.iter().any(|p| needs_fence(p.driver())) {
+        let (fence, handles) =
+            IoFence::new(&eal, workers.len(), gateway::daemon::FENCE_HOLD).map_err(|e| e.to_string())?;
+        (Some(fence), handles.into_iter().map(Some).collect())
+    } else {
+        (None, workers.iter().map(|_| None).collect::<Vec<_>>())
+    };
     let mut jobs = Vec::new();
     for ((lcore, lanes), counters) in workers.iter().zip(lanes).zip(&counters) {
         let (stop, counters) = (stop.clone(), counters.clone());
-        jobs.push(eal.launch(*lcore, move || worker_loop(lanes, stop, counters)).map_err(|e| e.to_string())?);
+        let fence = fence_workers.remove(0);
+        jobs.push(eal.launch(*lcore, move || worker_loop(lanes, fence, stop, counters)).map_err(|e| e.to_string())?);
     }
     println!("gatewayd: {} worker lcore(s) {:?} running; SIGINT or SIGTERM stops", workers.len(), workers);
 
@@ -168,6 +180,7 @@ fn run(opts: Options) -> Result<(), String> {
         }
     }
     let joined = gateway::daemon::join_workers(jobs);
+    drop(fence);
     report(&counters, &ports);
     gateway::daemon::release(ports, pool, eal);
     joined

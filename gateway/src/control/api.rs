@@ -489,6 +489,11 @@ pub struct LinkInfo {
     pub mac: [u8; 6],
     pub mtu: u32,
     pub up: bool,
+    /// The driver cannot know the link's state (`up` is then true: the port
+    /// is used): a `net_tap` whose kernel interface was moved into another
+    /// network namespace, where the PMD's ioctl on its name finds nothing.
+    #[serde(default)]
+    pub state_unknown: bool,
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub rx_errors: u64,

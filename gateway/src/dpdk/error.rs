@@ -29,6 +29,8 @@ pub enum DpdkError {
     Lcore { lcore: u32, reason: String },
     /// A job on an lcore panicked.
     LcorePanicked { lcore: u32, message: String },
+    /// `rte_eal_alarm_set` refused (the I/O fence's alarm).
+    Alarm { code: i32, reason: String },
 }
 
 impl fmt::Display for DpdkError {
@@ -60,6 +62,7 @@ impl fmt::Display for DpdkError {
             DpdkError::NameTooLong { name, max } => write!(f, "name {name:?} is longer than DPDK's limit of {max} bytes"),
             DpdkError::Lcore { lcore, reason } => write!(f, "lcore {lcore}: {reason}"),
             DpdkError::LcorePanicked { lcore, message } => write!(f, "the job on lcore {lcore} panicked: {message}"),
+            DpdkError::Alarm { code, reason } => write!(f, "cannot set an EAL alarm: {reason} (error {code})"),
         }
     }
 }

@@ -15,6 +15,7 @@
 
 mod eal;
 mod error;
+mod fence;
 mod mbuf;
 mod mempool;
 mod port;
@@ -22,9 +23,10 @@ mod ring;
 
 pub use eal::{Eal, EalRef, LcoreJob};
 pub use error::DpdkError;
+pub use fence::{needs_fence, FenceWorker, IoFence};
 pub use mbuf::{Burst, Mbuf, BURST_SIZE, MBUF_DEFAULT_BUF_SIZE, MBUF_HEADROOM};
 pub use mempool::Mempool;
-pub use port::{LinkStatus, Port, PortCaps, PortConfig, PortStats, RxQueue, TxQueue};
+pub use port::{LinkState, LinkStatus, Port, PortCaps, PortConfig, PortStats, RxQueue, TxQueue};
 pub use port::port_name;
 pub use ring::{Ring, RingReceiver, RingSender, Sync as RingSync};
 

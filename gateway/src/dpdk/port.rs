@@ -71,6 +71,19 @@ pub struct LinkStatus {
     pub full_duplex: bool,
 }
 
+/// What can be said of a port's link, for the data path and `gwctl link`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    Up,
+    Down,
+    /// The driver cannot know. A `net_tap` port reports its kernel
+    /// interface's IFF_UP and IFF_RUNNING, read by an ioctl on the
+    /// interface's name in the gateway's own network namespace; once the
+    /// interface is moved into another namespace (where it keeps
+    /// forwarding) that ioctl finds nothing and the PMD says "down".
+    Unknown,
+}
+
 /// Port counters (`rte_eth_stats`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PortStats {
@@ -90,6 +103,10 @@ struct PortShared {
     id: u16,
     rx_queues: u16,
     name: String,
+    /// The PMD (`net_tap`, `net_memif`, ...).
+    driver: String,
+    /// The kernel interface the port is bound to, or 0.
+    if_index: u32,
     caps: PortCaps,
     _pool: Mempool,
     _eal: EalRef,
@@ -240,6 +257,8 @@ impl Port {
             id,
             rx_queues: config.rx_queues,
             name: name.into(),
+            driver: driver_name(&info),
+            if_index: info.if_index,
             caps,
             _pool: pool.clone(),
             _eal: eal.handle(),
@@ -308,6 +327,24 @@ impl Port {
 
     pub fn caps(&self) -> PortCaps {
         self.shared.caps
+    }
+
+    /// The driver's name (`net_tap`, `net_memif`, ...).
+    pub fn driver(&self) -> &str {
+        &self.shared.driver
+    }
+
+    /// The link as far as it can be known; a system call or two, so for the
+    /// control thread, never a worker's loop.
+    pub fn link_state(&self) -> LinkState {
+        if self.shared.driver == "net_tap" && self.shared.if_index != 0 && !interface_here(self.shared.if_index) {
+            return LinkState::Unknown;
+        }
+        match self.link() {
+            Ok(l) if l.up => LinkState::Up,
+            Ok(_) => LinkState::Down,
+            Err(_) => LinkState::Unknown,
+        }
     }
 
     /// The port's MAC address.
@@ -390,6 +427,25 @@ impl Port {
         }
         Ok(())
     }
+}
+
+/// Whether interface `index` exists in this process's network namespace.
+fn interface_here(index: u32) -> bool {
+    use rustix::net::{netdevice, socket, AddressFamily, SocketType};
+    // An interface that is gone here fails with ENODEV; a failure to make the
+    // socket says nothing about the interface, so it counts as present.
+    match socket(AddressFamily::INET, SocketType::DGRAM, None) {
+        Ok(fd) => netdevice::index_to_name_inlined(&fd, index).is_ok(),
+        Err(_) => true,
+    }
+}
+
+fn driver_name(info: &dpdk_sys::rte_eth_dev_info) -> String {
+    if info.driver_name.is_null() {
+        return String::new();
+    }
+    // SAFETY: a non-null driver_name is the driver's static NUL-terminated name.
+    unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned()
 }
 
 fn dev_info(id: u16) -> Result<dpdk_sys::rte_eth_dev_info, DpdkError> {

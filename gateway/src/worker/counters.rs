@@ -55,11 +55,13 @@ pub enum Discard {
     /// SYN proxy: a server packet while its handshake is open that neither
     /// completes nor refuses it (a SYN-ACK acknowledging something else).
     SynProxyUnexpected,
+    /// The egress port's link is down (its memif peer is gone, its cable out).
+    LinkDown,
 }
 
 impl Discard {
     /// The worker's own reasons, in index order after the wire layer's.
-    const OWN: [Discard; 19] = [
+    const OWN: [Discard; 20] = [
         Discard::NotForUs,
         Discard::NoService,
         Discard::NoDest,
@@ -79,6 +81,7 @@ impl Discard {
         Discard::SynProxyBusy,
         Discard::SynProxyHoldFull,
         Discard::SynProxyUnexpected,
+        Discard::LinkDown,
     ];
 
     /// Number of reasons: the length of a per-reason counter array.
@@ -110,6 +113,7 @@ impl Discard {
                 Discard::SynProxyBusy => 16,
                 Discard::SynProxyHoldFull => 17,
                 Discard::SynProxyUnexpected => 18,
+                Discard::LinkDown => 19,
             }
     }
 
@@ -141,6 +145,7 @@ impl Discard {
             Discard::SynProxyBusy => "synproxy_busy",
             Discard::SynProxyHoldFull => "synproxy_hold_full",
             Discard::SynProxyUnexpected => "synproxy_unexpected",
+            Discard::LinkDown => "link_down",
         }
     }
 }

@@ -5,20 +5,28 @@
 //! port's queue and run each packet through the pipeline, then the packets
 //! other workers redirected here, then flush what the pipeline queued for
 //! transmission and redirection. Connections expire every iteration (a
-//! bounded slice each); the other timers run once per second. Nothing here
+//! bounded slice each); the other timers run once per second.
+//!
+//! Two things can keep a worker off its ports. A port whose link is down
+//! ([`DownPorts`], kept by the control thread from the driver's link state)
+//! is neither polled nor fed: what the pipeline sends to it is dropped as
+//! `link_down`. And where a PMD tears ports down from the EAL interrupt
+//! thread (net_memif), the worker touches no port while the
+//! [`IoFence`](crate::dpdk::IoFence) is closed. Both are read once per loop
+//! iteration. Nothing here
 //! allocates or locks per packet: bursts are fixed arrays, redirect rings are
 //! DPDK rings, and neighbour updates ride bounded std channels (lock-free
 //! `try_send`/`try_recv`), touched only when a neighbour changes.
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 
 use super::counters::{Discard, WorkerCounters};
 use super::watchdog::Liveness;
 use super::pipeline::{Io, Worker};
-use crate::dpdk::{self, Burst, Mbuf, Mempool, RingReceiver, RingSender, RxQueue, TxQueue};
+use crate::dpdk::{self, Burst, FenceWorker, Mbuf, Mempool, RingReceiver, RingSender, RxQueue, TxQueue};
 use crate::wire::MacAddr;
 
 /// A neighbour one worker learned, for the others.
@@ -26,6 +34,33 @@ pub type NeighbourUpdate = (Ipv4Addr, MacAddr, u16);
 
 /// The most neighbour updates one iteration collects before sending.
 const MAX_UPDATES: usize = 64;
+
+/// The ports whose link is down, as one bit per port id (ports 0 to 63; a
+/// port with a higher id is never marked). The control thread writes it when
+/// a link changes; workers read it once per loop iteration.
+#[derive(Debug, Default)]
+pub struct DownPorts(AtomicU64);
+
+impl DownPorts {
+    /// Marks `port` down or usable; returns whether that changed anything.
+    pub fn set(&self, port: u16, down: bool) -> bool {
+        let Some(bit) = 1u64.checked_shl(u32::from(port)) else { return false };
+        let old = if down { self.0.fetch_or(bit, Ordering::Release) } else { self.0.fetch_and(!bit, Ordering::Release) };
+        (old & bit != 0) != down
+    }
+
+    /// The current set: bit `p` is port `p`.
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Whether `port` is in the set `down` (from [`DownPorts::get`]).
+#[inline]
+fn is_down(down: u64, port: u16) -> bool {
+    1u64.checked_shl(u32::from(port)).is_some_and(|bit| down & bit != 0)
+}
 
 /// Everything one worker lcore owns.
 pub struct LcoreWorker {
@@ -46,6 +81,10 @@ pub struct LcoreWorker {
     pub epoch: u64,
     /// The heartbeat the main lcore's watchdog reads.
     pub liveness: Arc<Liveness>,
+    /// Ports not to poll or feed.
+    pub down_ports: Arc<DownPorts>,
+    /// This worker's side of the I/O fence, when a port needs one.
+    pub fence: Option<FenceWorker>,
 }
 
 /// Whole seconds since `epoch`, counted from 1, at TSC value `tsc`. A TSC
@@ -111,6 +150,8 @@ struct LcoreIo<'a> {
     pool: &'a Mempool,
     learned: &'a mut Vec<NeighbourUpdate>,
     counters: &'a WorkerCounters,
+    /// [`DownPorts`] as this iteration read it.
+    down: u64,
 }
 
 impl LcoreIo<'_> {
@@ -126,6 +167,9 @@ impl LcoreIo<'_> {
 
 impl Io<Mbuf> for LcoreIo<'_> {
     fn send(&mut self, port: u16, frame: Mbuf) {
+        if is_down(self.down, port) {
+            return self.counters.count(Discard::LinkDown);
+        }
         match self.tx.get_mut(usize::from(port)) {
             Some(Some(out)) => out.push(frame, self.counters),
             _ => self.counters.count(Discard::NoRoute),
@@ -159,8 +203,20 @@ impl LcoreWorker {
     /// iteration: it switches the worker when the control plane published a
     /// change and answers the control plane's questions.
     pub fn run(self, stop: Arc<AtomicBool>, mut poll_control: impl FnMut(&mut Worker<Mbuf>, u32)) {
-        let LcoreWorker { mut worker, mut rx, tx, redirect_in, redirect_out, neighbours_in, neighbours_out, pool, epoch, liveness } =
-            self;
+        let LcoreWorker {
+            mut worker,
+            mut rx,
+            tx,
+            redirect_in,
+            redirect_out,
+            neighbours_in,
+            neighbours_out,
+            pool,
+            epoch,
+            down_ports,
+            mut fence,
+            liveness,
+        } = self;
         let mut redirect_in = redirect_in;
         let ports = tx.iter().map(|(p, _)| usize::from(*p) + 1).max().unwrap_or(0);
         let mut by_port: Vec<Option<Pending<TxQueue>>> = (0..ports).map(|_| None).collect();
@@ -184,13 +240,23 @@ impl LcoreWorker {
             fail::fail_point!("worker-poll");
             let now = seconds_since(epoch, dpdk::rdtsc(), hz);
             poll_control(&mut worker, now);
-            let mut io =
-                LcoreIo { tx: &mut tx, redirect: &mut redirect, pool: &pool, learned: &mut learned, counters: &counters };
+            if fence.as_mut().is_some_and(|f| !f.may_poll()) {
+                continue;
+            }
+            let down = down_ports.get();
+            let mut io = LcoreIo {
+                tx: &mut tx,
+                redirect: &mut redirect,
+                pool: &pool,
+                learned: &mut learned,
+                counters: &counters,
+                down,
+            };
             while let Ok((ip, mac, port)) = neighbours_in.try_recv() {
                 worker.learn_neighbour(ip, mac, port, now, &mut io);
             }
             for (port, queue) in rx.iter_mut() {
-                if queue.rx_burst(&mut burst) == 0 {
+                if is_down(down, *port) || queue.rx_burst(&mut burst) == 0 {
                     continue;
                 }
                 for m in burst.drain() {
@@ -227,7 +293,7 @@ impl LcoreWorker {
 
 #[cfg(test)]
 mod tests {
-    use super::seconds_since;
+    use super::*;
 
     #[test]
     fn the_clock_never_runs_backwards_or_overflows() {
@@ -239,5 +305,21 @@ mod tests {
         assert_eq!(seconds_since(u64::MAX, 0, hz), 1);
         assert_eq!(seconds_since(0, u64::MAX, 1), u32::MAX);
         assert_eq!(seconds_since(0, 5, 0), 6, "a zero frequency does not divide by zero");
+    }
+
+    #[test]
+    fn down_ports_are_marked_and_cleared_one_by_one() {
+        let down = DownPorts::default();
+        assert!(!is_down(down.get(), 0), "every port starts usable");
+        assert!(down.set(3, true), "a change");
+        assert!(!down.set(3, true), "no change the second time");
+        assert!(down.set(0, true));
+        assert!(is_down(down.get(), 3) && is_down(down.get(), 0) && !is_down(down.get(), 1));
+        assert!(down.set(3, false));
+        assert!(!is_down(down.get(), 3) && is_down(down.get(), 0), "only port 3 came back");
+        assert!(down.set(63, true) && is_down(down.get(), 63));
+        // Port ids past the set's 64 bits are never marked, so never skipped.
+        assert!(!down.set(64, true));
+        assert!(!is_down(down.get(), 64) && !is_down(u64::MAX, 200));
     }
 }
