@@ -133,6 +133,25 @@ impl RouteTable {
     pub fn iter(&self) -> impl Iterator<Item = &Route> {
         self.by_len.iter().flat_map(|(_, routes)| routes.values())
     }
+
+    /// The routes that leave by a usable port: those whose port is in `down`
+    /// (bit `p` set: port `p`'s link is down; ports past 63 are never down)
+    /// are left out, so a less specific route over a live port, where there
+    /// is one, takes their traffic until the link returns. Built when a link
+    /// changes, never per packet.
+    pub fn without_ports(&self, down: u64) -> RouteTable {
+        let mut usable = self.clone();
+        if down == 0 {
+            return usable;
+        }
+        let is_down = |port: u16| 1u64.checked_shl(u32::from(port)).is_some_and(|bit| down & bit != 0);
+        for (_, routes) in &mut usable.by_len {
+            routes.retain(|_, r| !is_down(r.port));
+        }
+        usable.by_len.retain(|(_, routes)| !routes.is_empty());
+        usable.len = usable.by_len.iter().map(|(_, routes)| routes.len()).sum();
+        usable
+    }
 }
 
 #[cfg(test)]
@@ -161,6 +180,29 @@ mod tests {
         assert_eq!(t.next_hop(ip("203.0.113.1")).unwrap().addr, ip("10.0.0.254"));
         let order: Vec<u8> = t.iter().map(|r| r.dst.prefix_len()).collect();
         assert_eq!(order, vec![25, 24, 24, 0]);
+    }
+
+    #[test]
+    fn routes_over_a_down_port_give_way_to_less_specific_ones() {
+        let mut t = RouteTable::new();
+        t.add(route("0.0.0.0/0", Some("10.0.0.254"), 0)).unwrap();
+        t.add(route("10.0.0.0/24", None, 0)).unwrap();
+        t.add(route("192.168.1.0/24", None, 1)).unwrap();
+        t.add(route("172.16.0.0/16", Some("192.168.1.1"), 1)).unwrap();
+        assert_eq!(t.without_ports(0).len(), 4, "nothing down: every route");
+        let usable = t.without_ports(1 << 1);
+        assert_eq!(usable.len(), 2);
+        // Port 1's destinations now follow the default route over port 0.
+        assert_eq!(usable.next_hop(ip("192.168.1.5")), Some(NextHop { port: 0, addr: ip("10.0.0.254"), src: None }));
+        assert_eq!(usable.next_hop(ip("172.16.3.4")).unwrap().port, 0);
+        assert_eq!(usable.next_hop(ip("10.0.0.7")).unwrap().addr, ip("10.0.0.7"));
+        // With port 0 down as well nothing is left.
+        assert!(t.without_ports(0b11).next_hop(ip("192.168.1.5")).is_none());
+        // Ports past the mask's 64 bits are never taken for down.
+        let mut high = RouteTable::new();
+        high.add(route("10.9.0.0/16", None, 70)).unwrap();
+        assert_eq!(high.without_ports(u64::MAX).len(), 1);
+        assert_eq!(t.len(), 4, "the configured table is untouched");
     }
 
     #[test]

@@ -244,6 +244,7 @@ impl LcoreWorker {
                 continue;
             }
             let down = down_ports.get();
+            worker.follow_links(down);
             let mut io = LcoreIo {
                 tx: &mut tx,
                 redirect: &mut redirect,

@@ -155,6 +155,11 @@ pub struct Worker<F> {
     partition: PortPartition,
     director: Director<Ipv4Addr>,
     net: Arc<NetView>,
+    /// `net`'s routes less those over ports whose link is down
+    /// ([`Worker::follow_links`]): what packets are routed by.
+    routes: RouteTable,
+    /// The ports whose link is down, bit `p` for port `p`.
+    down_ports: u64,
     neighbours: NeighbourTable,
     pending: PendingQueue<F>,
     pending_max_wait: u32,
@@ -220,6 +225,8 @@ impl<F: Frame> Worker<F> {
             partition,
             director,
             net: Arc::new(NetView::default()),
+            routes: RouteTable::new(),
+            down_ports: 0,
             neighbours: NeighbourTable::new(cfg.neighbour_capacity, cfg.neighbour_lifetime),
             pending: PendingQueue::new(cfg.pending_capacity, cfg.pending_per_hop),
             pending_max_wait: cfg.pending_max_wait,
@@ -295,7 +302,19 @@ impl<F: Frame> Worker<F> {
             let installed = self.neighbours.add_static(*ip, *mac, *port);
             debug_assert!(installed.is_ok(), "static neighbour {ip}: {installed:?}");
         }
+        self.routes = net.routes.without_ports(self.down_ports);
         self.net = net;
+    }
+
+    /// Follows the ports' links (`down`: bit `p` set while port `p`'s link is
+    /// down): routes over a down port give way to less specific routes over
+    /// live ones, as a router's would. Called once per poll iteration; only a
+    /// change rebuilds the table.
+    pub fn follow_links(&mut self, down: u64) {
+        if down != self.down_ports {
+            self.down_ports = down;
+            self.routes = self.net.routes.without_ports(down);
+        }
     }
 
     fn index_services(&mut self) {
@@ -429,10 +448,9 @@ impl<F: Frame> Worker<F> {
     fn open(&mut self, key: &FlowKey<Ipv4Addr>, now: u32) -> Result<ConnId, Refused> {
         // Worker w reads rx queue w of every port: prefer a local port whose
         // reply the NIC hashes to that queue.
-        let (net, me) = (&self.net, self.id);
+        let (net, routes, me) = (&self.net, &self.routes, self.id);
         let steered = |rip: IpAddr, rport: u16, lip: IpAddr, lport: u16| match (rip, lip) {
-            (IpAddr::V4(rip), IpAddr::V4(lip)) => net
-                .routes
+            (IpAddr::V4(rip), IpAddr::V4(lip)) => routes
                 .next_hop(rip)
                 .and_then(|hop| net.ports.get(usize::from(hop.port))?.steering.as_deref())
                 .is_none_or(|s| s.queue(s.base(rip, rport, lip), lport) == me),
@@ -762,7 +780,7 @@ impl<F: Frame> Worker<F> {
     /// The next hop toward `to`, with the MTU and offloads of its port.
     #[inline(always)]
     fn egress(&self, to: Ipv4Addr) -> Option<(NextHop, u16, Offload)> {
-        let hop = self.net.routes.next_hop(to)?;
+        let hop = self.routes.next_hop(to)?;
         let port = self.net.ports.get(usize::from(hop.port))?;
         Some((hop, port.mtu, port.offload))
     }
@@ -827,9 +845,9 @@ impl<F: Frame> Worker<F> {
         });
         if now != self.last_arp_retry && !self.pending.is_empty() {
             self.last_arp_retry = now;
-            let (net, counters) = (&self.net, &self.counters);
+            let (net, routes, counters) = (&self.net, &self.routes, &self.counters);
             self.pending.hops(|hop| {
-                if let Some(next) = net.routes.next_hop(hop) {
+                if let Some(next) = routes.next_hop(hop) {
                     send_arp_request(net, counters, next.port, hop, io);
                 }
             });

@@ -1398,3 +1398,38 @@ mod fwmark {
         assert!(w.director().conns().len() == 1);
     }
 }
+
+/// A port whose link goes down takes its routes with it: traffic for a
+/// network behind it follows the next less specific route (here the default
+/// route over the client port) until the link returns, as a router's would.
+#[test]
+fn routes_over_a_down_port_fail_over_and_come_back() {
+    let far_server = Ipv4Addr::new(172, 16, 0, 10);
+    let (server_gw, client_gw) = (Ipv4Addr::new(192, 168, 1, 1), Ipv4Addr::new(10, 0, 0, 1));
+    let ports = net().ports.clone();
+    let routes = [
+        crate::net::Route { dst: cidr("172.16.0.0/16"), via: Some(server_gw), port: 1, src: None },
+        crate::net::Route { dst: cidr("0.0.0.0/0"), via: Some(client_gw), port: 0, src: None },
+    ];
+    let mut view = NetView::with_connected_routes(ports, &routes).unwrap();
+    view.static_neighbours = vec![(server_gw, MAC_RS1, 1), (client_gw, MAC_CLIENT, 0)];
+    let key = ServiceKey::tcp(VIP.into(), 80);
+    let mut ed = Snapshot::empty().edit();
+    ed.add_service(ServiceSpec::new(key)).unwrap();
+    ed.add_dest(&key, DestSpec::new(far_server.into(), 80).with_method(ForwardMethod::Masq)).unwrap();
+    let mut w = Worker::new(&WorkerConfig::new(0, 1), ed.finish(), Arc::new(view), 1000).unwrap();
+    let mut io = Recorder::default();
+    let mut syn_leaves_by = |w: &mut Worker<BufFrame>, cport: u16| {
+        let syn = tcp_frame((Ipv4Addr::new(10, 0, 0, 7), cport), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "{:?}", w.counters().nonzero_drops());
+        assert_eq!(ip_dst(&sent[0].1).0, far_server);
+        (sent[0].0, macs(&sent[0].1).0)
+    };
+    assert_eq!(syn_leaves_by(&mut w, 40000), (1, MAC_RS1), "the route over the servers' port");
+    w.follow_links(1 << 1);
+    assert_eq!(syn_leaves_by(&mut w, 40001), (0, MAC_CLIENT), "port 1 down: the default route takes over");
+    w.follow_links(0);
+    assert_eq!(syn_leaves_by(&mut w, 40002), (1, MAC_RS1), "the link is back: so is its route");
+}
