@@ -137,8 +137,9 @@ impl RouteTable {
     /// The routes that leave by a usable port: those whose port is in `down`
     /// (bit `p` set: port `p`'s link is down; ports past 63 are never down)
     /// are left out, so a less specific route over a live port, where there
-    /// is one, takes their traffic until the link returns. Built when a link
-    /// changes, never per packet.
+    /// is one, takes their traffic until the link returns (where there is
+    /// none, the worker still sends by the configured route, to be dropped
+    /// as `link_down`). Built when a link changes, never per packet.
     pub fn without_ports(&self, down: u64) -> RouteTable {
         let mut usable = self.clone();
         if down == 0 {

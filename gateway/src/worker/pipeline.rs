@@ -780,7 +780,9 @@ impl<F: Frame> Worker<F> {
     /// The next hop toward `to`, with the MTU and offloads of its port.
     #[inline(always)]
     fn egress(&self, to: Ipv4Addr) -> Option<(NextHop, u16, Offload)> {
-        let hop = self.routes.next_hop(to)?;
+        // With no live route, the configured one over a down port: the
+        // packet is then dropped as link_down, which says why, not no_route.
+        let hop = self.routes.next_hop(to).or_else(|| self.net.routes.next_hop(to))?;
         let port = self.net.ports.get(usize::from(hop.port))?;
         Some((hop, port.mtu, port.offload))
     }

@@ -1430,6 +1430,12 @@ fn routes_over_a_down_port_fail_over_and_come_back() {
     assert_eq!(syn_leaves_by(&mut w, 40000), (1, MAC_RS1), "the route over the servers' port");
     w.follow_links(1 << 1);
     assert_eq!(syn_leaves_by(&mut w, 40001), (0, MAC_CLIENT), "port 1 down: the default route takes over");
+    w.follow_links(0b11);
+    assert_eq!(
+        syn_leaves_by(&mut w, 40003),
+        (1, MAC_RS1),
+        "no live route at all: the configured one, for the port to drop as link_down"
+    );
     w.follow_links(0);
     assert_eq!(syn_leaves_by(&mut w, 40002), (1, MAC_RS1), "the link is back: so is its route");
 }
