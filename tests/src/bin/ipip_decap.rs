@@ -8,6 +8,9 @@
 //! its routes. Prints "ready" once the device exists (the caller then sets it
 //! up); runs until killed.
 
+// The TUNSETIFF ioctl is the one call rustix has no safe wrapper for.
+#![allow(unsafe_code)]
+
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::fd::AsFd;
