@@ -12,16 +12,13 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/shim.c");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
 
-    let lib = pkg_config::Config::new()
-        .atleast_version(MIN_DPDK)
-        .probe("libdpdk")
-        .unwrap_or_else(|e| {
-            panic!(
-                "\n\ndpdk-sys: DPDK >= {MIN_DPDK} was not found by pkg-config ({e}).\n\
+    let lib = pkg_config::Config::new().atleast_version(MIN_DPDK).probe("libdpdk").unwrap_or_else(|e| {
+        panic!(
+            "\n\ndpdk-sys: DPDK >= {MIN_DPDK} was not found by pkg-config ({e}).\n\
                  Install the Debian package: apt-get install libdpdk-dev dpdk pkg-config\n\
                  (or run scripts/setup.sh as root).\n\n"
-            )
-        });
+        )
+    });
 
     // The full cflags matter: they carry `-include rte_config.h` and the
     // `-march` DPDK was built for, without which the inline functions differ.

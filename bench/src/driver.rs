@@ -234,7 +234,9 @@ pub fn gwctl_commands(method: Method, scheduler: &str, synproxy: bool, lips: u8)
     let rport = if method.oneway() { VPORT } else { 8080 };
     for i in 0..REAL_SERVERS {
         cmds.push(
-            ["-a", "-t", &svc, "-r", &format!("192.168.1.{}:{rport}", 10 + i), method.flag()].map(String::from).to_vec(),
+            ["-a", "-t", &svc, "-r", &format!("192.168.1.{}:{rport}", 10 + i), method.flag()]
+                .map(String::from)
+                .to_vec(),
         );
     }
     cmds
@@ -242,9 +244,18 @@ pub fn gwctl_commands(method: Method, scheduler: &str, synproxy: bool, lips: u8)
 
 /// Runs a command, failing with its output.
 fn sh(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(args[0]).args(&args[1..]).stdin(Stdio::null()).output().map_err(|e| format!("{}: {e}", args[0]))?;
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{}: {e}", args[0]))?;
     if !out.status.success() {
-        return Err(format!("{}: {}{}", args.join(" "), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "{}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     Ok(())
 }
@@ -278,10 +289,27 @@ impl VethTopo {
         let (g, r) = (t.gen_ns.as_str(), t.router_ns.as_str());
         sh(&["ip", "netns", "add", g])?;
         sh(&["ip", "netns", "add", r])?;
-        for (i, (gen_mac, gw_mac)) in [(GEN_CLIENT_MAC, GW_CLIENT_MAC), (GEN_SERVER_MAC, GW_SERVER_MAC)].iter().enumerate() {
+        for (i, (gen_mac, gw_mac)) in
+            [(GEN_CLIENT_MAC, GW_CLIENT_MAC), (GEN_SERVER_MAC, GW_SERVER_MAC)].iter().enumerate()
+        {
             sh(&[
-                "ip", "link", "add", &t.gen_ifs[i], "netns", g, "address", gen_mac, "type", "veth", "peer", "name",
-                &t.router_ifs[i], "netns", r, "address", gw_mac,
+                "ip",
+                "link",
+                "add",
+                &t.gen_ifs[i],
+                "netns",
+                g,
+                "address",
+                gen_mac,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &t.router_ifs[i],
+                "netns",
+                r,
+                "address",
+                gw_mac,
             ])?;
         }
         for (ns, ifs) in [(g, &t.gen_ifs), (r, &t.router_ifs)] {
@@ -306,7 +334,13 @@ impl VethTopo {
             v.extend_from_slice(args);
             sh(&v)
         };
-        exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"])?;
+        exec(&[
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.default.rp_filter=0",
+        ])?;
         sh(&["ip", "-n", r, "addr", "add", "10.0.0.254/24", "dev", c1])?;
         sh(&["ip", "-n", r, "addr", "add", "192.168.1.254/24", "dev", s1])?;
         sh(&["ip", "-n", r, "route", "add", "default", "via", "10.0.0.1", "dev", c1])?;
@@ -601,7 +635,8 @@ impl Env {
             Ok(path)
         };
         // Bounded even if this driver dies without stopping it.
-        let pair_args = |devs: &str| ["--seconds", "600", "--stats-interval", "3600", "--pair", devs, "--"].map(String::from);
+        let pair_args =
+            |devs: &str| ["--seconds", "600", "--stats-interval", "3600", "--pair", devs, "--"].map(String::from);
         let mut dut = match (target, &topo) {
             (Target::Forwarder, _) => {
                 let mut cmd = Command::new(&self.gatewayd);
@@ -616,7 +651,11 @@ impl Env {
             }
             (Target::ForwarderXdp, Some(t)) => {
                 let mut cmd = VethTopo::in_ns(&t.router_ns, &self.gatewayd);
-                cmd.args(pair_args("net_af_xdp0,net_af_xdp1")).args(af_xdp_eal("0-1", &format!("{prefix}f"), &t.router_ifs));
+                cmd.args(pair_args("net_af_xdp0,net_af_xdp1")).args(af_xdp_eal(
+                    "0-1",
+                    &format!("{prefix}f"),
+                    &t.router_ifs,
+                ));
                 Some(Proc::spawn("gatewayd --pair (af_xdp)", cmd, dir.path().join("dut.log"))?)
             }
             (Target::GatewayXdp, Some(t)) => {
@@ -629,7 +668,8 @@ impl Env {
             _ => None,
         };
         if let Some(dut) = dut.as_mut() {
-            let started = wait_for(Duration::from_secs(30), || dut.log_text().contains("running") || dut.exited().is_some());
+            let started =
+                wait_for(Duration::from_secs(30), || dut.log_text().contains("running") || dut.exited().is_some());
             if !started || dut.exited().is_some() {
                 return Err(format!("{} did not start:\n{}", dut.name, dut.log_text()));
             }
@@ -663,8 +703,7 @@ impl Env {
                 cmd
             }
         };
-        cmd
-            .args(["--mode", &load.mode])
+        cmd.args(["--mode", &load.mode])
             .args(["--flows", &load.flows.to_string()])
             .args(["--seconds", &load.seconds.to_string()])
             .args(["--window", &load.window.to_string()])
@@ -693,10 +732,17 @@ impl Env {
             }
             if let Some(status) = gen.exited() {
                 let dut_log = dut.as_ref().map(Proc::log_text).unwrap_or_default();
-                return Err(format!("generator failed ({status}):\n{}\n--- device under test:\n{dut_log}", gen.log_text()));
+                return Err(format!(
+                    "generator failed ({status}):\n{}\n--- device under test:\n{dut_log}",
+                    gen.log_text()
+                ));
             }
             if self.stop.load(Ordering::Relaxed) || t0.elapsed() > limit {
-                return Err(if self.stop.load(Ordering::Relaxed) { "interrupted".into() } else { "generator timed out".into() });
+                return Err(if self.stop.load(Ordering::Relaxed) {
+                    "interrupted".into()
+                } else {
+                    "generator timed out".into()
+                });
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -777,8 +823,11 @@ pub struct Row {
 
 /// Median rate of the successful runs for `target` and `load`.
 pub fn median(runs: &[Run], target: &Target, load: &Load) -> Option<f64> {
-    let mut rates: Vec<f64> =
-        runs.iter().filter(|r| &r.target == target && &r.load == load).filter_map(|r| Some(r.result.as_ref()?.rate)).collect();
+    let mut rates: Vec<f64> = runs
+        .iter()
+        .filter(|r| &r.target == target && &r.load == load)
+        .filter_map(|r| Some(r.result.as_ref()?.rate))
+        .collect();
     if rates.is_empty() {
         return None;
     }
@@ -917,14 +966,20 @@ pub fn run_conn_table(repo: &Path, target_dir: &Path) -> Result<String, String> 
 pub fn machine() -> serde_json::Value {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let cpuinfo = read("/proc/cpuinfo");
-    let model = cpuinfo.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("").trim();
+    let model =
+        cpuinfo.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("").trim();
     let mem_kib: u64 = read("/proc/meminfo")
         .lines()
         .find(|l| l.starts_with("MemTotal"))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0);
     let cmd = |c: &str, a: &[&str]| {
-        Command::new(c).args(a).output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+        Command::new(c)
+            .args(a)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
     };
     json!({
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
@@ -1009,7 +1064,13 @@ mod tests {
         let table = "entry: 64 bytes (IPv4), 88 bytes (IPv6)\n  1000000 live: 72 bytes/conn (entry 64 + index 8), fill 0.31 s (310 ns/insert), 12.3 M lookups/s (81.3 ns/lookup), in bursts of 32: 20.1 M/s (49.8 ns) [3]\n";
         assert_eq!(
             parse_conn_table(table),
-            vec![TableFigure { live: 1_000_000, bytes_per_conn: 72, lookups_mps: 12.3, burst_lookups_mps: 20.1, ns_per_insert: 310.0 }]
+            vec![TableFigure {
+                live: 1_000_000,
+                bytes_per_conn: 72,
+                lookups_mps: 12.3,
+                burst_lookups_mps: 20.1,
+                ns_per_insert: 310.0
+            }]
         );
     }
 
@@ -1028,7 +1089,8 @@ mod tests {
             gateway_stats: None,
         };
         let fnat = Target::gateway(Method::Fnat, "rr");
-        let runs = vec![run(3.0, fnat.clone()), run(1.0, fnat.clone()), run(2.0, fnat.clone()), run(9.0, Target::Forwarder)];
+        let runs =
+            vec![run(3.0, fnat.clone()), run(1.0, fnat.clone()), run(2.0, fnat.clone()), run(9.0, Target::Forwarder)];
         assert_eq!(median(&runs, &fnat, &load), Some(2.0));
         assert_eq!(best(&runs, &fnat, &load).and_then(|r| r.result.as_ref()).map(|g| g.rate), Some(3.0));
         assert_eq!(median(&runs[..2], &fnat, &load), Some(2.0));

@@ -271,7 +271,9 @@ impl Generator {
         }
         // The ACK completing the handshake, from the template (in one-way
         // runs the client never sees the SYN-ACK).
-        if let Some(m) = self.build(&self.syn, i, client_isn(i).wrapping_add(1), packet::SERVER_ISN.wrapping_add(1), flags::ACK) {
+        if let Some(m) =
+            self.build(&self.syn, i, client_isn(i).wrapping_add(1), packet::SERVER_ISN.wrapping_add(1), flags::ACK)
+        {
             self.client.queue(m);
             self.c.acks_sent += 1;
         }
@@ -494,7 +496,8 @@ impl Generator {
             for _ in 0..room {
                 let i = if established.is_empty() { pos } else { established[pos as usize] };
                 let seq = client_isn(i).wrapping_add(1).wrapping_add(round.wrapping_mul(payload as u32));
-                let Some(m) = self.build(&self.data, i, seq, packet::SERVER_ISN.wrapping_add(1), flags::ACK | flags::PSH)
+                let Some(m) =
+                    self.build(&self.data, i, seq, packet::SERVER_ISN.wrapping_add(1), flags::ACK | flags::PSH)
                 else {
                     break;
                 };
@@ -515,7 +518,9 @@ impl Generator {
     /// Polls until every answer is in or `seconds` pass.
     fn drain(&mut self, seconds: f64) {
         let until = self.clock.after(seconds);
-        while self.clock.now() < until && (self.in_flight() > 0 || self.client.pending() > 0 || self.server.pending() > 0) {
+        while self.clock.now() < until
+            && (self.in_flight() > 0 || self.client.pending() > 0 || self.server.pending() > 0)
+        {
             self.poll();
         }
         // Answers still trickling in after the count is complete.
@@ -542,7 +547,13 @@ fn open_link(eal: &Eal, dev: &str, pool: &Mempool) -> Result<(Port, Link), Strin
 
 fn counters(port: &Port) -> LinkCounters {
     let s = port.stats().unwrap_or_default();
-    LinkCounters { ipackets: s.ipackets, opackets: s.opackets, imissed: s.imissed, oerrors: s.oerrors, rx_nombuf: s.rx_nombuf }
+    LinkCounters {
+        ipackets: s.ipackets,
+        opackets: s.opackets,
+        imissed: s.imissed,
+        oerrors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+    }
 }
 
 /// CPU seconds (user + system) this process has used, from `/proc/self/stat`
@@ -610,7 +621,14 @@ pub fn run(opts: GenOptions, report: impl FnOnce(&GenResult)) -> Result<GenResul
         }
         g.c = Counts::default();
         let cpu_start = cpu_seconds();
-        let mut r = GenResult { mode: opts.mode.name().into(), oneway: opts.oneway, flows: opts.flows, window: opts.window, payload: opts.payload as u32, ..GenResult::default() };
+        let mut r = GenResult {
+            mode: opts.mode.name().into(),
+            oneway: opts.oneway,
+            flows: opts.flows,
+            window: opts.window,
+            payload: opts.payload as u32,
+            ..GenResult::default()
+        };
         match opts.mode {
             Mode::Established => {
                 let hs = g.syn_phase(opts.flows, clock.after(opts.handshake_seconds), 3);

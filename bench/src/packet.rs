@@ -268,7 +268,8 @@ pub fn write_answer(b: &mut [u8], s: &Segment, seq: u32, ack: u32, tcp_flags: u8
     t[13] = tcp_flags;
     t[14..16].copy_from_slice(&0xffffu16.to_be_bytes());
     t[16..20].copy_from_slice(&[0; 4]);
-    let tcp_sum = finish(pseudo_header_v4(s.dst.to_be_bytes(), s.src.to_be_bytes(), PROTO_TCP, TCP_LEN as u16) + sum(t));
+    let tcp_sum =
+        finish(pseudo_header_v4(s.dst.to_be_bytes(), s.src.to_be_bytes(), PROTO_TCP, TCP_LEN as u16) + sum(t));
     t[16..18].copy_from_slice(&tcp_sum.to_be_bytes());
     HDR_LEN
 }

@@ -89,7 +89,8 @@ mod tests {
 
     #[test]
     fn results_round_trip_through_json() {
-        let r = GenResult { mode: "established".into(), sent: 10, received: 9, lost: 1, mpps: 1.5, ..GenResult::default() };
+        let r =
+            GenResult { mode: "established".into(), sent: 10, received: 9, lost: 1, mpps: 1.5, ..GenResult::default() };
         let text = serde_json::to_string(&r).unwrap();
         assert_eq!(serde_json::from_str::<GenResult>(&text).unwrap(), r);
         assert!((r.delivery() - 0.9).abs() < 1e-9);

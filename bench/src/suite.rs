@@ -51,7 +51,9 @@ impl Default for SuiteOptions {
             sweep_rounds: 3,
             window: 4096,
             payload: 6,
-            figures: ["established", "connect", "synflood", "sweep", "peer", "insns", "table"].map(String::from).to_vec(),
+            figures: ["established", "connect", "synflood", "sweep", "peer", "insns", "table"]
+                .map(String::from)
+                .to_vec(),
             out: PathBuf::from("target/bench/results.json"),
             repo: PathBuf::from("."),
             target_dir: PathBuf::from("target"),
@@ -81,7 +83,9 @@ fn rounds(env: &Env, pairs: &[(Target, Load)], n: u32, runs: &mut Vec<Run>) {
                     g.sent,
                     g.received,
                     g.lost,
-                    r.worker_cpu_share.map(|s| format!("  (worker got {:.0}% of a core)", s * 100.0)).unwrap_or_default()
+                    r.worker_cpu_share
+                        .map(|s| format!("  (worker got {:.0}% of a core)", s * 100.0))
+                        .unwrap_or_default()
                 ),
                 (None, Some(e)) => eprintln!("  round {round} {} {}: FAILED: {e}", t.label(), l.mode),
                 _ => {}
@@ -104,7 +108,13 @@ struct RowSpec {
     note: String,
 }
 
-fn spec(figure: &'static str, target: &Target, load: &Load, reference: Option<(&Target, &Load)>, note: &str) -> RowSpec {
+fn spec(
+    figure: &'static str,
+    target: &Target,
+    load: &Load,
+    reference: Option<(&Target, &Load)>,
+    note: &str,
+) -> RowSpec {
     RowSpec {
         figure,
         target: target.clone(),
@@ -187,7 +197,12 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
         let l = load(o, "connect", o.connect_flows, false);
         let wlc = Target::gateway(Method::Fnat, "wlc");
         let mh = Target::gateway(Method::Fnat, "mh");
-        rounds(env, &[(fwd.clone(), l.clone()), (wlc.clone(), l.clone()), (mh.clone(), l.clone())], o.rounds, &mut runs);
+        rounds(
+            env,
+            &[(fwd.clone(), l.clone()), (wlc.clone(), l.clone()), (mh.clone(), l.clone())],
+            o.rounds,
+            &mut runs,
+        );
         let f = "2 new connections";
         specs.push(spec(f, &fwd, &l, None, "reference: SYN, SYN-ACK, ACK through rx->tx"));
         specs.push(spec(f, &wlc, &l, Some((&fwd, &l)), "handshakes/s (SYN, SYN-ACK, ACK through the gateway)"));
@@ -214,7 +229,10 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
                 Target::gateway(Method::Fnat, "rr")
             }
             (Some(e), _) => {
-                synflood_note = format!("no SYN proxy (gwctl -j refused: {}); each SYN is a new connection", e.lines().next().unwrap_or(""));
+                synflood_note = format!(
+                    "no SYN proxy (gwctl -j refused: {}); each SYN is a new connection",
+                    e.lines().next().unwrap_or("")
+                );
                 Target::gateway(Method::Fnat, "rr")
             }
             _ => Target::gateway(Method::Fnat, "rr"),
@@ -372,7 +390,10 @@ pub fn summary(doc: &serde_json::Value) -> String {
             };
             let value = match &g["value"] {
                 serde_json::Value::Null => "-".to_string(),
-                v => v.as_f64().map(|x| if x.fract() == 0.0 { format!("{x}") } else { format!("{x:.2}") }).unwrap_or_else(|| v.to_string()),
+                v => v
+                    .as_f64()
+                    .map(|x| if x.fract() == 0.0 { format!("{x}") } else { format!("{x:.2}") })
+                    .unwrap_or_else(|| v.to_string()),
             };
             out += &format!("  {name:<42} goal {:<7} value {value:<8} {verdict}\n", g["goal"].as_str().unwrap_or(""));
         }

@@ -48,9 +48,7 @@ pub fn run(args: &[String], io: &mut Io) -> i32 {
         i += 1;
     }
     match args.get(i).map(String::as_str) {
-        Some(word) if manage::SUBCOMMANDS.contains(&word) => {
-            manage::run(word, &args[i + 1..], globals, io)
-        }
+        Some(word) if manage::SUBCOMMANDS.contains(&word) => manage::run(word, &args[i + 1..], globals, io),
         // Only global options (`gwctl --json`): what a bare `gwctl` does, list the table.
         None if i > 0 => {
             let mut list = vec!["-L".to_string()];

@@ -19,12 +19,12 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use gateway::control::api::{
-    Change, InterfaceAddr, LinkInfo, MarkRuleConfig, NeighbourConfig, Reply, Request, RouteConfig,
-    TransportProtocol, WorkerStats,
+    Change, InterfaceAddr, LinkInfo, MarkRuleConfig, NeighbourConfig, Reply, Request, RouteConfig, TransportProtocol,
+    WorkerStats,
 };
+use gateway::control::ClientError;
 use gateway::net::cidr::family_bits;
 use gateway::wire::MacAddr;
-use gateway::control::ClientError;
 
 use crate::ipvsadm::args::Globals;
 use crate::Io;
@@ -63,18 +63,13 @@ pub fn run(sub: &str, args: &[String], mut globals: Globals, io: &mut Io) -> i32
         Ok(p) => p,
         Err(Usage(m)) => {
             let _ = writeln!(io.err, "{m}");
-            let _ = writeln!(
-                io.err,
-                "Try `gwctl -h' or 'gwctl --help' for more information."
-            );
+            let _ = writeln!(io.err, "Try `gwctl -h' or 'gwctl --help' for more information.");
             return 2;
         }
     };
     let client = crate::client(&globals);
     let request = match &plan {
-        Plan::Change(c) => Request::Apply {
-            changes: vec![c.clone()],
-        },
+        Plan::Change(c) => Request::Apply { changes: vec![c.clone()] },
         Plan::Show(r) => r.clone(),
     };
     let reply = match client.call(&request) {
@@ -130,16 +125,8 @@ fn plan(sub: &str, w: &[&str]) -> Result<Plan, Usage> {
         ("addr", "add") | ("addr", "del") => {
             let (addr, prefix_len) = prefix_arg(rest.first().copied(), true)?;
             let ifname = dev(&rest[1..])?;
-            let a = InterfaceAddr {
-                addr,
-                prefix_len,
-                ifname,
-            };
-            Plan::Change(if verb == "add" {
-                Change::AddAddr { addr: a }
-            } else {
-                Change::DeleteAddr { addr: a }
-            })
+            let a = InterfaceAddr { addr, prefix_len, ifname };
+            Plan::Change(if verb == "add" { Change::AddAddr { addr: a } } else { Change::DeleteAddr { addr: a } })
         }
         ("addr", _) if is_show => Plan::Show(Request::ListAddrs),
         ("route", "add") => {
@@ -156,14 +143,7 @@ fn plan(sub: &str, w: &[&str]) -> Result<Plan, Usage> {
                 k += 2;
             }
             let ifname = ifname.ok_or(Usage("route add needs dev IFNAME".into()))?;
-            Plan::Change(Change::AddRoute {
-                route: RouteConfig {
-                    dst,
-                    prefix_len,
-                    via,
-                    ifname,
-                },
-            })
+            Plan::Change(Change::AddRoute { route: RouteConfig { dst, prefix_len, via, ifname } })
         }
         ("route", "del") => {
             let (dst, prefix_len) = prefix_arg(rest.first().copied(), false)?;
@@ -182,9 +162,7 @@ fn plan(sub: &str, w: &[&str]) -> Result<Plan, Usage> {
                 match (rest[k], rest.get(k + 1)) {
                     ("lladdr", Some(m)) => {
                         lladdr = Some(
-                            m.parse::<MacAddr>()
-                                .map_err(|_| Usage(format!("invalid link-layer address {m:?}")))?
-                                .0,
+                            m.parse::<MacAddr>().map_err(|_| Usage(format!("invalid link-layer address {m:?}")))?.0,
                         )
                     }
                     ("dev", Some(d)) => ifname = Some(d.to_string()),
@@ -194,13 +172,7 @@ fn plan(sub: &str, w: &[&str]) -> Result<Plan, Usage> {
             }
             let lladdr = lladdr.ok_or(Usage("neigh add needs lladdr MAC".into()))?;
             let ifname = ifname.ok_or(Usage("neigh add needs dev IFNAME".into()))?;
-            Plan::Change(Change::AddNeighbour {
-                neighbour: NeighbourConfig {
-                    addr,
-                    lladdr,
-                    ifname,
-                },
-            })
+            Plan::Change(Change::AddNeighbour { neighbour: NeighbourConfig { addr, lladdr, ifname } })
         }
         ("neigh", "del") => {
             let addr = addr_arg(rest.first().copied().unwrap_or(""))?;
@@ -210,9 +182,7 @@ fn plan(sub: &str, w: &[&str]) -> Result<Plan, Usage> {
         ("neigh", _) if is_show => Plan::Show(Request::ListNeighbours),
         ("link", _) if is_show => Plan::Show(Request::ListLinks),
         ("stats", _) if is_show => Plan::Show(Request::GetStats),
-        ("mark", "add") => Plan::Change(Change::AddMark {
-            rule: mark_rule(rest)?,
-        }),
+        ("mark", "add") => Plan::Change(Change::AddMark { rule: mark_rule(rest)? }),
         ("mark", "del") => {
             let mark = mark_arg(rest.first().copied().unwrap_or(""))?;
             if let Some(extra) = rest.get(1) {
@@ -226,18 +196,13 @@ fn plan(sub: &str, w: &[&str]) -> Result<Plan, Usage> {
 }
 
 fn addr_arg(s: &str) -> Result<IpAddr, Usage> {
-    s.parse()
-        .map_err(|_| Usage(format!("invalid address {s:?}")))
+    s.parse().map_err(|_| Usage(format!("invalid address {s:?}")))
 }
 
 /// `ADDR/LEN`, `ADDR` (a host prefix), or for routes `default`.
 fn prefix_arg(s: Option<&str>, is_addr: bool) -> Result<(IpAddr, u8), Usage> {
     let Some(s) = s else {
-        return usage(if is_addr {
-            "missing address"
-        } else {
-            "missing prefix"
-        });
+        return usage(if is_addr { "missing address" } else { "missing prefix" });
     };
     if !is_addr && s == "default" {
         return Ok((IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0));
@@ -268,8 +233,7 @@ fn dev(rest: &[&str]) -> Result<String, Usage> {
 }
 
 fn mark_arg(s: &str) -> Result<u32, Usage> {
-    crate::ipvsadm::args::number(s, 1, u32::MAX)
-        .ok_or(Usage(format!("invalid fwmark value `{s}' specified")))
+    crate::ipvsadm::args::number(s, 1, u32::MAX).ok_or(Usage(format!("invalid fwmark value `{s}' specified")))
 }
 
 fn mark_rule(w: &[&str]) -> Result<MarkRuleConfig, Usage> {
@@ -292,28 +256,17 @@ fn mark_rule(w: &[&str]) -> Result<MarkRuleConfig, Usage> {
             ("--dports" | "--dport", Some(v)) => {
                 for part in v.split(',') {
                     let (lo, hi) = part.split_once(['-', ':']).unwrap_or((part, part));
-                    let port = |p: &str| {
-                        p.parse::<u16>()
-                            .map_err(|_| Usage(format!("invalid port {p:?}")))
-                    };
+                    let port = |p: &str| p.parse::<u16>().map_err(|_| Usage(format!("invalid port {p:?}")));
                     ports.push((port(lo)?, port(hi)?));
                 }
             }
-            (other, None) if other.starts_with('-') => {
-                return usage(format!("{other}: missing argument"))
-            }
+            (other, None) if other.starts_with('-') => return usage(format!("{other}: missing argument")),
             (other, _) => return usage(format!("unexpected argument {other}")),
         }
         k += 2;
     }
     let (dst, prefix_len) = dst.ok_or(Usage("mark add needs -d ADDR[/LEN]".into()))?;
-    Ok(MarkRuleConfig {
-        mark,
-        dst,
-        prefix_len,
-        protocol,
-        ports,
-    })
+    Ok(MarkRuleConfig { mark, dst, prefix_len, protocol, ports })
 }
 
 fn prefix_text(addr: IpAddr, len: u8) -> String {
@@ -345,13 +298,7 @@ fn show_routes(routes: &[RouteConfig]) -> String {
 
 fn show_neighbours(ns: &[NeighbourConfig]) -> String {
     ns.iter().fold(String::new(), |mut s, n| {
-        let _ = writeln!(
-            s,
-            "{} dev {} lladdr {} PERMANENT",
-            n.addr,
-            n.ifname,
-            MacAddr(n.lladdr)
-        );
+        let _ = writeln!(s, "{} dev {} lladdr {} PERMANENT", n.addr, n.ifname, MacAddr(n.lladdr));
         s
     })
 }
@@ -370,11 +317,7 @@ fn show_links(links: &[LinkInfo]) -> String {
             "    RX: packets {} bytes {} errors {} missed {}",
             l.rx_packets, l.rx_bytes, l.rx_errors, l.rx_missed
         );
-        let _ = writeln!(
-            s,
-            "    TX: packets {} bytes {} errors {}",
-            l.tx_packets, l.tx_bytes, l.tx_errors
-        );
+        let _ = writeln!(s, "    TX: packets {} bytes {} errors {}", l.tx_packets, l.tx_bytes, l.tx_errors);
         for q in &l.queues {
             let _ = writeln!(
                 s,
@@ -399,11 +342,7 @@ fn show_stats(workers: &[WorkerStats]) -> String {
             "    redirected out {} in {}, new connections {}",
             w.redirected_out, w.redirected_in, w.new_connections
         );
-        let _ = writeln!(
-            s,
-            "    connection table {} of {}",
-            w.connections, w.connection_capacity
-        );
+        let _ = writeln!(s, "    connection table {} of {}", w.connections, w.connection_capacity);
         for (event, n) in &w.events {
             let _ = writeln!(s, "    {event} {n}");
         }
@@ -423,17 +362,8 @@ fn show_marks(rules: &[MarkRuleConfig]) -> String {
             None => {}
         }
         if !r.ports.is_empty() {
-            let list: Vec<String> = r
-                .ports
-                .iter()
-                .map(|&(lo, hi)| {
-                    if lo == hi {
-                        lo.to_string()
-                    } else {
-                        format!("{lo}-{hi}")
-                    }
-                })
-                .collect();
+            let list: Vec<String> =
+                r.ports.iter().map(|&(lo, hi)| if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") }).collect();
             let _ = write!(s, " --dports {}", list.join(","));
         }
         s.push('\n');
@@ -469,11 +399,7 @@ mod tests {
         assert_eq!(
             change("addr add 10.0.0.1/24 dev dpdk0"),
             Change::AddAddr {
-                addr: InterfaceAddr {
-                    addr: "10.0.0.1".parse().unwrap(),
-                    prefix_len: 24,
-                    ifname: "dpdk0".into()
-                }
+                addr: InterfaceAddr { addr: "10.0.0.1".parse().unwrap(), prefix_len: 24, ifname: "dpdk0".into() }
             }
         );
         assert_eq!(
@@ -499,43 +425,22 @@ mod tests {
                 }
             }
         );
-        assert!(matches!(
-            plan_of("link"),
-            Ok(Plan::Show(Request::ListLinks))
-        ));
-        assert!(matches!(
-            plan_of("stats"),
-            Ok(Plan::Show(Request::GetStats))
-        ));
+        assert!(matches!(plan_of("link"), Ok(Plan::Show(Request::ListLinks))));
+        assert!(matches!(plan_of("stats"), Ok(Plan::Show(Request::GetStats))));
     }
 
     #[test]
     fn bad_subcommand_lines_name_the_problem() {
-        assert_eq!(
-            usage_message("addr add 10.0.0.1/33 dev dpdk0"),
-            "invalid prefix length \"33\" for 10.0.0.1"
-        );
+        assert_eq!(usage_message("addr add 10.0.0.1/33 dev dpdk0"), "invalid prefix length \"33\" for 10.0.0.1");
         assert_eq!(usage_message("addr add 10.0.0.1/24"), "missing dev IFNAME");
         assert_eq!(
             usage_message("neigh add 10.0.0.254 lladdr 52:54 dev dpdk0"),
             "invalid link-layer address \"52:54\""
         );
-        assert_eq!(
-            usage_message("route add 10.0.0.0/8"),
-            "route add needs dev IFNAME"
-        );
-        assert_eq!(
-            usage_message("mark add 0 -d 10.0.0.1"),
-            "invalid fwmark value `0' specified"
-        );
-        assert_eq!(
-            usage_message("link flap"),
-            "gwctl link: unknown command \"flap\""
-        );
-        assert_eq!(
-            usage_message("addr show extra"),
-            "unexpected argument extra"
-        );
+        assert_eq!(usage_message("route add 10.0.0.0/8"), "route add needs dev IFNAME");
+        assert_eq!(usage_message("mark add 0 -d 10.0.0.1"), "invalid fwmark value `0' specified");
+        assert_eq!(usage_message("link flap"), "gwctl link: unknown command \"flap\"");
+        assert_eq!(usage_message("addr show extra"), "unexpected argument extra");
     }
 
     #[test]
@@ -549,18 +454,9 @@ mod tests {
         }];
         let line = show_marks(&marks);
         assert_eq!(line, "10 -d 172.18.100.0/24 -p tcp --dports 80,443\n");
-        assert_eq!(
-            change(&format!("mark add {}", line.trim())),
-            Change::AddMark {
-                rule: marks[0].clone()
-            }
-        );
-        let routes = vec![RouteConfig {
-            dst: "0.0.0.0".parse().unwrap(),
-            prefix_len: 0,
-            via: None,
-            ifname: "dpdk0".into(),
-        }];
+        assert_eq!(change(&format!("mark add {}", line.trim())), Change::AddMark { rule: marks[0].clone() });
+        let routes =
+            vec![RouteConfig { dst: "0.0.0.0".parse().unwrap(), prefix_len: 0, via: None, ifname: "dpdk0".into() }];
         assert_eq!(show_routes(&routes), "default dev dpdk0\n");
     }
 }

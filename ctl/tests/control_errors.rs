@@ -25,11 +25,7 @@ fn setup(gw: &Gateway) -> String {
 
 fn fails(gw: &Gateway, args: &str, code: i32, stderr: &str) {
     let o = gw.gwctl(args);
-    assert_eq!(
-        (o.code, o.stderr.as_str(), o.stdout.as_str()),
-        (code, stderr, ""),
-        "gwctl {args}"
-    );
+    assert_eq!((o.code, o.stderr.as_str(), o.stdout.as_str()), (code, stderr, ""), "gwctl {args}");
 }
 
 #[test]
@@ -40,121 +36,61 @@ fn bad_command_lines_and_refused_changes_leave_the_table_unchanged() {
     let try_help = "Try `gwctl -h' or 'gwctl --help' for more information.\n";
 
     // Command-line errors: exit 2, nothing sent.
-    fails(
-        &gw,
-        "-A -t 10.0.0.2:80 --bogus",
-        2,
-        &format!("--bogus: unknown option\n{try_help}"),
-    );
+    fails(&gw, "-A -t 10.0.0.2:80 --bogus", 2, &format!("--bogus: unknown option\n{try_help}"));
     fails(&gw, "-Lk", 2, &format!("-k: unknown option\n{try_help}"));
     fails(&gw, "-n", 2, try_help);
-    fails(
-        &gw,
-        "-A -t 192.168.0.300:80",
-        2,
-        "illegal virtual server address[:port] specified\n",
-    );
-    fails(
-        &gw,
-        "-a -t 192.168.0.200:80 -r 172.16.100.300 -m",
-        2,
-        "illegal real server address[:port] specified\n",
-    );
-    fails(
-        &gw,
-        "-a -t 192.168.0.200:80 -r 172.16.100.11 -m -w 70000",
-        2,
-        "illegal weight specified\n",
-    );
-    fails(
-        &gw,
-        "-a -t 192.168.0.200:80 -r 172.16.100.11 -m -w -1",
-        2,
-        "illegal weight specified\n",
-    );
-    fails(
-        &gw,
-        "-A -t 10.0.0.2:80 -s rr -D",
-        2,
-        "multiple commands specified\n",
-    );
+    fails(&gw, "-A -t 192.168.0.300:80", 2, "illegal virtual server address[:port] specified\n");
+    fails(&gw, "-a -t 192.168.0.200:80 -r 172.16.100.300 -m", 2, "illegal real server address[:port] specified\n");
+    fails(&gw, "-a -t 192.168.0.200:80 -r 172.16.100.11 -m -w 70000", 2, "illegal weight specified\n");
+    fails(&gw, "-a -t 192.168.0.200:80 -r 172.16.100.11 -m -w -1", 2, "illegal weight specified\n");
+    fails(&gw, "-A -t 10.0.0.2:80 -s rr -D", 2, "multiple commands specified\n");
     fails(
         &gw,
         "-a -t 192.168.0.200:80",
         2,
         "You need to supply the 'real-server' option for the 'add-server' command\n",
     );
-    fails(
-        &gw,
-        "-D -t 10.0.0.2:80 -s rr",
-        2,
-        "Illegal 'scheduler' option with the 'delete-service' command\n",
-    );
+    fails(&gw, "-D -t 10.0.0.2:80 -s rr", 2, "Illegal 'scheduler' option with the 'delete-service' command\n");
     fails(&gw, "-A -f 0", 2, "invalid fwmark value `0' specified\n");
     fails(&gw, "-A -u 10.0.0.2:53 -s rr -o", 2, "One-Packet Scheduling (-o) is not supported by this gateway\n");
     fails(&gw, "-E -u 10.0.0.1:53 -s sh --ops", 2, "One-Packet Scheduling (-o) is not supported by this gateway\n");
-    fails(
-        &gw,
-        "--set 900 120",
-        2,
-        "--set option requires 3 timeout values\n",
-    );
+    fails(&gw, "--set 900 120", 2, "--set option requires 3 timeout values\n");
 
     // Refused by the gateway: ipvsadm's texts, exit 1.
-    fails(
-        &gw,
-        "-a -t 10.9.9.9:80 -r 172.16.100.10 -m",
-        1,
-        "Service not defined\n",
-    );
-    fails(
-        &gw,
-        "-e -t 10.9.9.9:80 -r 172.16.100.10 -m",
-        1,
-        "Service not defined\n",
-    );
+    fails(&gw, "-a -t 10.9.9.9:80 -r 172.16.100.10 -m", 1, "Service not defined\n");
+    fails(&gw, "-e -t 10.9.9.9:80 -r 172.16.100.10 -m", 1, "Service not defined\n");
     fails(&gw, "-D -t 10.9.9.9:80", 1, "No such service\n");
     fails(&gw, "-E -t 10.9.9.9:80 -s rr", 1, "No such service\n");
     fails(&gw, "-Z -t 10.9.9.9:80", 1, "No such service\n");
     fails(&gw, "-L -t 10.9.9.9:80", 1, "No such service\n");
-    fails(
-        &gw,
-        "-A -t 192.168.0.200:80 -s wlc",
-        1,
-        "Service already exists\n",
-    );
-    fails(
-        &gw,
-        "-A -t 10.0.0.2:80 -s fastest",
-        1,
-        "Scheduler not found\n",
-    );
-    fails(
-        &gw,
-        "-a -t 192.168.0.200:80 -r 172.16.100.10 -m",
-        1,
-        "Destination already exists\n",
-    );
-    fails(
-        &gw,
-        "-d -t 192.168.0.200:80 -r 172.16.100.99",
-        1,
-        "No such destination\n",
-    );
+    fails(&gw, "-A -t 192.168.0.200:80 -s wlc", 1, "Service already exists\n");
+    fails(&gw, "-A -t 10.0.0.2:80 -s fastest", 1, "Scheduler not found\n");
+    fails(&gw, "-a -t 192.168.0.200:80 -r 172.16.100.10 -m", 1, "Destination already exists\n");
+    fails(&gw, "-d -t 192.168.0.200:80 -r 172.16.100.99", 1, "No such destination\n");
     fails(
         &gw,
         "-a -t 192.168.0.200:80 -r 172.16.100.11 -m -x 10 -y 20",
         1,
         "lower threshold 20 is higher than upper threshold 10\n",
     );
-    fails(&gw, "-a -t 192.168.0.200:80 -r [2001:db8::1]:80 -m", 1, "real server [2001:db8::1]:80 is not of the same address family as service TCP 192.168.0.200:80\n");
+    fails(
+        &gw,
+        "-a -t 192.168.0.200:80 -r [2001:db8::1]:80 -m",
+        1,
+        "real server [2001:db8::1]:80 is not of the same address family as service TCP 192.168.0.200:80\n",
+    );
     fails(
         &gw,
         "-Q -t 192.168.0.200:80 -z 192.168.1.254",
         1,
         "local address 192.168.1.254 not found in service TCP 192.168.0.200:80\n",
     );
-    fails(&gw, "--start-daemon master", 1, "connection synchronisation (--start-daemon/--stop-daemon) is not supported by this gateway\n");
+    fails(
+        &gw,
+        "--start-daemon master",
+        1,
+        "connection synchronisation (--start-daemon/--stop-daemon) is not supported by this gateway\n",
+    );
 
     // A restore with one bad line changes nothing, and says which line.
     let rules = "-A -t 10.0.0.3:80 -s rr\n-a -t 10.0.0.3:80 -r 10.1.1.1 -m\n-a -t 10.0.0.3:80 -r 10.1.1.1 -m\n";
@@ -171,17 +107,10 @@ fn bad_command_lines_and_refused_changes_leave_the_table_unchanged() {
     );
     let o = gw.gwctl_in("-R", "-A -t 10.0.0.3:80 -s rr\n-A -t 10.0.0.4:80 --bogus\n");
     assert_eq!(o.code, 2);
-    assert_eq!(
-        o.stderr,
-        "--bogus: unknown option\nline 2: -A -t 10.0.0.4:80 --bogus; nothing was restored\n"
-    );
+    assert_eq!(o.stderr, "--bogus: unknown option\nline 2: -A -t 10.0.0.4:80 --bogus; nothing was restored\n");
 
     assert_eq!(gw.gwctl("-S -n").stdout, saved, "the table is unchanged");
-    assert_eq!(
-        gw.running().generation(),
-        generation,
-        "no configuration was published"
-    );
+    assert_eq!(gw.running().generation(), generation, "no configuration was published");
 }
 
 #[test]
@@ -193,29 +122,16 @@ fn raw_garbage_oversize_and_silent_clients_get_errors_and_change_nothing() {
         Err(ClientError::Refused(e)) => e.kind,
         other => panic!("expected a refusal, got {other:?}"),
     };
-    assert_eq!(
-        refused(b"\x16\x03\x01\x02\x00garbage bytes\xff\n"),
-        ErrorKind::Malformed
-    );
+    assert_eq!(refused(b"\x16\x03\x01\x02\x00garbage bytes\xff\n"), ErrorKind::Malformed);
     assert_eq!(refused(&vec![b'{'; 10 << 20]), ErrorKind::TooLarge);
-    assert_eq!(
-        refused(b"{\"version\":99,\"request\":{\"command\":\"info\"}}\n"),
-        ErrorKind::UnsupportedVersion
-    );
-    assert_eq!(
-        refused(b"{\"version\":1,\"request\":{\"command\":\"shutdown\"}}\n"),
-        ErrorKind::UnknownCommand
-    );
+    assert_eq!(refused(b"{\"version\":99,\"request\":{\"command\":\"info\"}}\n"), ErrorKind::UnsupportedVersion);
+    assert_eq!(refused(b"{\"version\":1,\"request\":{\"command\":\"shutdown\"}}\n"), ErrorKind::UnknownCommand);
     let weight = br#"{"version":1,"request":{"command":"apply","changes":[{"change":"add_server","service":{"tcp":{"addr":"192.168.0.200","port":80}},"server":{"addr":"172.16.100.11","port":80,"forwarding":"masq","weight":70000}}]}}"#;
     match client.call_raw(weight) {
         Err(ClientError::Refused(e)) => {
             assert_eq!(
                 (e.kind, e.message.as_str(), e.change_index),
-                (
-                    ErrorKind::InvalidArgument,
-                    "weight 70000 out of range 0..65535",
-                    Some(0)
-                )
+                (ErrorKind::InvalidArgument, "weight 70000 out of range 0..65535", Some(0))
             )
         }
         other => panic!("{other:?}"),
@@ -249,22 +165,9 @@ fn no_gateway_names_the_socket_it_tried() {
     );
     // --socket wins over the environment variable.
     let gw = Gateway::start("flag");
-    let o = common::gwctl_with(
-        &missing,
-        ["--socket", gw.socket.to_str().unwrap(), "-L", "--timeout"],
-        "",
-        &[],
-    );
-    assert_eq!(
-        (o.code, o.stdout.as_str()),
-        (0, "Timeout (tcp tcpfin udp): 900 120 300\n")
-    );
-    let o = common::gwctl_with(
-        &missing,
-        ["--socket", gw.socket.to_str().unwrap(), "route", "show"],
-        "",
-        &[],
-    );
+    let o = common::gwctl_with(&missing, ["--socket", gw.socket.to_str().unwrap(), "-L", "--timeout"], "", &[]);
+    assert_eq!((o.code, o.stdout.as_str()), (0, "Timeout (tcp tcpfin udp): 900 120 300\n"));
+    let o = common::gwctl_with(&missing, ["--socket", gw.socket.to_str().unwrap(), "route", "show"], "", &[]);
     assert_eq!((o.code, o.stderr.as_str()), (0, ""));
 }
 
@@ -295,46 +198,28 @@ fn a_non_root_client_is_refused() {
     // The socket is 0600 in a 0700 directory: nobody cannot even reach it.
     let o = as_nobody(&["-Ln"]);
     assert_eq!(o.code, 2);
-    assert!(
-        o.stderr.contains("Permission denied (os error 13)"),
-        "{}",
-        o.stderr
-    );
+    assert!(o.stderr.contains("Permission denied (os error 13)"), "{}", o.stderr);
     // Open the file modes (only root can): the peer-credential check still refuses, without
     // reading the request.
     let dir = gw.socket.parent().unwrap();
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&gw.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
     let o = as_nobody(&["-C"]);
-    assert_eq!(
-        (o.code, o.stderr.as_str()),
-        (1, "Permission denied (you must be root)\n")
-    );
+    assert_eq!((o.code, o.stderr.as_str()), (1, "Permission denied (you must be root)\n"));
     let o = as_nobody(&["addr", "add", "10.0.0.1/24", "dev", "dpdk0"]);
     assert_eq!(
         (o.code, o.stderr.as_str()),
-        (
-            1,
-            "Permission denied (you must be root): uid 65534 may not use the control socket\n"
-        )
+        (1, "Permission denied (you must be root): uid 65534 may not use the control socket\n")
     );
     // Root still can, and the table is intact.
     let _ = std::fs::remove_dir_all(&shared);
     let o = gw.gwctl("-S -n");
-    assert!(
-        o.stdout.contains("-A -t 192.168.0.200:80 -s rr\n"),
-        "{}",
-        o.stdout
-    );
+    assert!(o.stdout.contains("-A -t 192.168.0.200:80 -s rr\n"), "{}", o.stdout);
 }
 
 /// The refusal test needs root (to switch to another uid) and `setpriv`.
 fn root_or_setpriv_missing() -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false);
+    let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
     let setpriv = Command::new("setpriv").arg("--version").output().is_ok();
     if !(root && setpriv) {
         eprintln!("skipping: needs root and setpriv");

@@ -30,12 +30,7 @@ fn configure(gw: &Gateway) {
 fn bind_connections(gw: &Gateway) {
     let running = gw.running();
     let snap = &running.services;
-    let id = snap
-        .service_id(&gateway::service::ServiceKey::tcp(
-            common::ip("192.168.0.200"),
-            80,
-        ))
-        .unwrap();
+    let id = snap.service_id(&gateway::service::ServiceKey::tcp(common::ip("192.168.0.200"), 80)).unwrap();
     let svc = snap.service(id);
     let dest = &svc.dests()[svc.dest_index(common::ip("172.16.100.10"), 80).unwrap()];
     dest.counters().bind();
@@ -53,12 +48,10 @@ fn record_traffic(gw: &Gateway) {
     let snap = &running.services;
     let key = gateway::service::ServiceKey::tcp(common::ip("192.168.0.200"), 80);
     let svc = snap.service(snap.service_id(&key).unwrap());
-    let dest =
-        |addr: &str, port| svc.dests()[svc.dest_index(common::ip(addr), port).unwrap()].counters();
+    let dest = |addr: &str, port| svc.dests()[svc.dest_index(common::ip(addr), port).unwrap()].counters();
     let (rs10, rs11) = (dest("172.16.100.10", 80), dest("172.16.100.11", 8080));
     // (conns, in packets, in bytes, out packets, out bytes)
-    let feed = |d: &gateway::service::DestCounters,
-                (conns, ip, ib, op, ob): (u64, u64, u64, u64, u64)| {
+    let feed = |d: &gateway::service::DestCounters, (conns, ip, ib, op, ob): (u64, u64, u64, u64, u64)| {
         for _ in 0..conns {
             d.count_connection(0);
         }
@@ -72,16 +65,7 @@ fn record_traffic(gw: &Gateway) {
     rs10.traffic().estimate(quarter_second);
     rs11.traffic().estimate(quarter_second);
     feed(rs10, (990, 99_999_700, 999_900_000_000, 0, 0));
-    feed(
-        rs11,
-        (
-            232,
-            23_456_749,
-            499_976_543_211,
-            99_999_669,
-            249_999_995_000,
-        ),
-    );
+    feed(rs11, (232, 23_456_749, 499_976_543_211, 99_999_669, 249_999_995_000));
 }
 
 const LIST: &str = "IP Virtual Server version 1.2.1 (size=4096)
@@ -160,16 +144,14 @@ const LADDRS: &str = "VIP:VPORT            TOTAL    SNAT_IP              CONFLIC
                               192.168.1.254        3          42        
 ";
 
-const THRESHOLDS: &str =
-    "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn 
+const THRESHOLDS: &str = "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn 
   -> RemoteAddress:Port
 TCP  192.168.0.200:80 wlc persistent 600 mask 255.255.255.0
   -> 172.16.100.10:80             0          0          1          1         
   -> 172.16.100.11:8080           0          0          0          0         
 ";
 
-const PERSISTENT_CONN: &str =
-    "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn 
+const PERSISTENT_CONN: &str = "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn 
   -> RemoteAddress:Port
 TCP  192.168.0.200:80 wlc persistent 600 mask 255.255.255.0
   -> 172.16.100.10:80             1         1           1          1         
@@ -207,10 +189,7 @@ fn every_example_prints_what_ipvsadm_prints() {
     std::fs::write(dir.join("hosts"), "").unwrap();
     std::fs::write(dir.join("services"), "http 80/tcp\ndomain 53/udp\n").unwrap();
     let (hosts, services) = (dir.join("hosts"), dir.join("services"));
-    let env = [
-        ("GWCTL_HOSTS", hosts.to_str().unwrap()),
-        ("GWCTL_SERVICES", services.to_str().unwrap()),
-    ];
+    let env = [("GWCTL_HOSTS", hosts.to_str().unwrap()), ("GWCTL_SERVICES", services.to_str().unwrap())];
     let o = common::gwctl_with(&gw.socket, [], "", &env);
     assert_eq!((o.code, o.stderr.as_str()), (0, ""));
     assert_eq!(o.stdout, LIST_NAMES);
@@ -219,44 +198,23 @@ fn every_example_prints_what_ipvsadm_prints() {
     expect(&gw, "-Ln --stats --exact", STATS_EXACT);
     expect(&gw, "-L -n --rate", RATE);
     expect(&gw, "-lnc", CONNS);
-    expect(
-        &gw,
-        "-L --timeout",
-        "Timeout (tcp tcpfin udp): 900 120 300\n",
-    );
+    expect(&gw, "-L --timeout", "Timeout (tcp tcpfin udp): 900 120 300\n");
     expect(&gw, "-G -t 10.0.0.1:80", LADDRS);
     expect(&gw, "-Ln --thresholds -t 192.168.0.200:80", THRESHOLDS);
-    expect(
-        &gw,
-        "-Ln --persistent-conn -t 192.168.0.200:80",
-        PERSISTENT_CONN,
-    );
+    expect(&gw, "-Ln --persistent-conn -t 192.168.0.200:80", PERSISTENT_CONN);
     expect(&gw, "-L --daemon", "");
     expect(&gw, "-S -n", SAVED);
     gw.ok("--set 900 120 300");
     gw.ok("--set 0 60 0");
-    expect(
-        &gw,
-        "-L --timeout",
-        "Timeout (tcp tcpfin udp): 900 60 300\n",
-    );
+    expect(&gw, "-L --timeout", "Timeout (tcp tcpfin udp): 900 60 300\n");
     gw.ok("-Z -t 192.168.0.200:80");
     expect(
         &gw,
         "-Ln --stats",
         &STATS
-            .replace(
-                "1234  123456K 99999999    1500G     250G",
-                "   0        0        0        0        0",
-            )
-            .replace(
-                "1000  100000K      290    1000G     4000",
-                "   0        0        0        0        0",
-            )
-            .replace(
-                " 234 23456789 99999709     500G     249G",
-                "   0        0        0        0        0",
-            ),
+            .replace("1234  123456K 99999999    1500G     250G", "   0        0        0        0        0")
+            .replace("1000  100000K      290    1000G     4000", "   0        0        0        0        0")
+            .replace(" 234 23456789 99999709     500G     249G", "   0        0        0        0        0"),
     );
     gw.ok("-Z");
     // The worker runs exactly what the last change published.
@@ -271,9 +229,7 @@ fn save_clear_restore_gives_back_the_same_save() {
     let saved = gw.gwctl("-S -n");
     assert_eq!(saved.code, 0);
     assert!(
-        saved
-            .stdout
-            .contains("-a -t 192.168.0.200:80 -r 172.16.100.12:80 -m -w 0 -x 100 -y 50\n"),
+        saved.stdout.contains("-a -t 192.168.0.200:80 -r 172.16.100.12:80 -m -w 0 -x 100 -y 50\n"),
         "{}",
         saved.stdout
     );
@@ -285,10 +241,7 @@ fn save_clear_restore_gives_back_the_same_save() {
         "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
     );
     // Comments, blank lines and a leading program name are accepted, as ipvsadm does.
-    let input = format!(
-        "# saved by gwctl -S -n\n\n{}ipvsadm -A -t 10.9.9.9:443 -s rr\n",
-        saved.stdout
-    );
+    let input = format!("# saved by gwctl -S -n\n\n{}ipvsadm -A -t 10.9.9.9:443 -s rr\n", saved.stdout);
     let o = gw.gwctl_in("-R", &input);
     assert_eq!((o.code, o.stderr.as_str(), o.stdout.as_str()), (0, "", ""));
     gw.ok("-D -t 10.9.9.9:443");
@@ -305,35 +258,19 @@ fn names_without_n_come_from_the_hosts_and_services_files() {
     let services = dir.join("services");
     std::fs::write(&hosts, "192.168.0.200 vip.example vip\n").unwrap();
     std::fs::write(&services, "http 80/tcp www\n").unwrap();
-    let env = [
-        ("GWCTL_HOSTS", hosts.to_str().unwrap()),
-        ("GWCTL_SERVICES", services.to_str().unwrap()),
-    ];
+    let env = [("GWCTL_HOSTS", hosts.to_str().unwrap()), ("GWCTL_SERVICES", services.to_str().unwrap())];
     let o = common::gwctl_with(&gw.socket, ["-L"], "", &env);
     assert_eq!(
         o.stdout,
         "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\nTCP  vip.example:http rr\n  -> 172.16.100.10:8080           Masq    1      0          0         \n"
     );
     let o = common::gwctl_with(&gw.socket, ["-S"], "", &env);
-    assert_eq!(
-        o.stdout,
-        "-A -t vip.example:http -s rr\n-a -t vip.example:http -r 172.16.100.10:8080 -m -w 1\n"
-    );
+    assert_eq!(o.stdout, "-A -t vip.example:http -s rr\n-a -t vip.example:http -r 172.16.100.10:8080 -m -w 1\n");
     // Names are accepted on input too.
-    let o = common::gwctl_with(
-        &gw.socket,
-        ["-a", "-t", "vip:www", "-r", "172.16.100.11:http", "-m"],
-        "",
-        &env,
-    );
+    let o = common::gwctl_with(&gw.socket, ["-a", "-t", "vip:www", "-r", "172.16.100.11:http", "-m"], "", &env);
     assert_eq!((o.code, o.stderr.as_str()), (0, ""));
     let o = gw.gwctl("-S -n");
-    assert!(
-        o.stdout
-            .contains("-a -t 192.168.0.200:80 -r 172.16.100.11:80 -m -w 1\n"),
-        "{}",
-        o.stdout
-    );
+    assert!(o.stdout.contains("-a -t 192.168.0.200:80 -r 172.16.100.11:80 -m -w 1\n"), "{}", o.stdout);
 }
 
 #[test]
@@ -348,28 +285,18 @@ fn json_listings_are_the_reply_structure() {
     assert_eq!(v["info"]["conn_table_size"], 4096);
     let services = v["services"].as_array().unwrap();
     assert_eq!(services.len(), 5);
-    assert_eq!(
-        services[0]["config"]["service"]["tcp"]["addr"],
-        "192.168.0.200"
-    );
+    assert_eq!(services[0]["config"]["service"]["tcp"]["addr"], "192.168.0.200");
     assert_eq!(services[0]["servers"][1]["config"]["weight"], 2);
     assert_eq!(services[0]["stats"]["in_packets"], 123_456_789);
     assert_eq!(services[0]["stats"]["in_pps"], 340);
     assert_eq!(services[0]["servers"][1]["stats"]["conns"], 234);
     let bare = gw.gwctl("--json");
     assert_eq!(bare.code, 0, "{}", bare.stderr);
-    assert!(
-        bare.stdout.starts_with("{\n  \"reply\": \"services\""),
-        "{}",
-        bare.stdout
-    );
+    assert!(bare.stdout.starts_with("{\n  \"reply\": \"services\""), "{}", bare.stdout);
     let o = gw.gwctl("-A -t 10.0.0.9:80 -s rr --json");
     assert_eq!(o.code, 0);
     let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
-    assert_eq!(
-        (v["reply"].as_str(), v["generation"].as_u64()),
-        (Some("applied"), Some(11))
-    );
+    assert_eq!((v["reply"].as_str(), v["generation"].as_u64()), (Some("applied"), Some(11)));
     for args in [
         "-lnc --json",
         "-L --timeout --json",
@@ -380,8 +307,7 @@ fn json_listings_are_the_reply_structure() {
     ] {
         let o = gw.gwctl(args);
         assert_eq!(o.code, 0, "{args}: {}", o.stderr);
-        let v: serde_json::Value =
-            serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{args}: {e}"));
+        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{args}: {e}"));
         assert!(v["reply"].is_string(), "{args}");
     }
 }
@@ -391,15 +317,16 @@ fn help_and_version_need_no_gateway() {
     let missing = std::env::temp_dir().join("gwctl-no-such-gateway.sock");
     let o = common::gwctl_with(&missing, ["-h"], "", &[]);
     assert_eq!((o.code, o.stderr.as_str()), (0, ""));
-    assert!(o.stdout.starts_with("gwctl v0.1.0 (ipvsadm 1.31 compatible, IPVS v1.2.1)\nUsage:\n  gwctl -A|E -t|u|f service-address"), "{}", o.stdout);
-    assert!(o
-        .stdout
-        .contains("  --fullnat      -b                   full NAT"));
-    let o = common::gwctl_with(&missing, ["--version"], "", &[]);
-    assert_eq!(
-        (o.code, o.stdout.as_str()),
-        (0, "gwctl v0.1.0 (ipvsadm 1.31 compatible, IPVS v1.2.1)\n")
+    assert!(
+        o.stdout.starts_with(
+            "gwctl v0.1.0 (ipvsadm 1.31 compatible, IPVS v1.2.1)\nUsage:\n  gwctl -A|E -t|u|f service-address"
+        ),
+        "{}",
+        o.stdout
     );
+    assert!(o.stdout.contains("  --fullnat      -b                   full NAT"));
+    let o = common::gwctl_with(&missing, ["--version"], "", &[]);
+    assert_eq!((o.code, o.stdout.as_str()), (0, "gwctl v0.1.0 (ipvsadm 1.31 compatible, IPVS v1.2.1)\n"));
 }
 
 /// `gwctl -Sn | gwctl -R` of a production-sized table: 100 000 rules (20 000 services of 4

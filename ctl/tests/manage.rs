@@ -6,11 +6,7 @@ use common::Gateway;
 
 fn expect(gw: &Gateway, args: &str, code: i32, stdout: &str, stderr: &str) {
     let o = gw.gwctl(args);
-    assert_eq!(
-        (o.code, o.stdout.as_str(), o.stderr.as_str()),
-        (code, stdout, stderr),
-        "gwctl {args}"
-    );
+    assert_eq!((o.code, o.stdout.as_str(), o.stderr.as_str()), (code, stdout, stderr), "gwctl {args}");
 }
 
 #[test]
@@ -21,46 +17,16 @@ fn addresses_routes_and_neighbours_are_configuration() {
     gw.ok("route add default via 10.0.0.254 dev dpdk0");
     gw.ok("route add 192.168.0.0/16 dev dpdk1");
     gw.ok("neigh add 10.0.0.254 lladdr 52:54:00:12:34:56 dev dpdk0");
-    expect(
-        &gw,
-        "addr",
-        0,
-        "inet 10.0.0.1/24 dev dpdk0\ninet6 2001:db8::1/64 dev dpdk0\n",
-        "",
-    );
-    expect(
-        &gw,
-        "route show",
-        0,
-        "default via 10.0.0.254 dev dpdk0\n192.168.0.0/16 dev dpdk1\n",
-        "",
-    );
-    expect(
-        &gw,
-        "neigh show",
-        0,
-        "10.0.0.254 dev dpdk0 lladdr 52:54:00:12:34:56 PERMANENT\n",
-        "",
-    );
+    expect(&gw, "addr", 0, "inet 10.0.0.1/24 dev dpdk0\ninet6 2001:db8::1/64 dev dpdk0\n", "");
+    expect(&gw, "route show", 0, "default via 10.0.0.254 dev dpdk0\n192.168.0.0/16 dev dpdk1\n", "");
+    expect(&gw, "neigh show", 0, "10.0.0.254 dev dpdk0 lladdr 52:54:00:12:34:56 PERMANENT\n", "");
     // The worker runs the same table.
     assert_eq!(gw.running().net.routes().len(), 2);
 
-    expect(
-        &gw,
-        "addr add 10.0.0.1/24 dev dpdk0",
-        1,
-        "",
-        "address 10.0.0.1 already exists on dpdk0\n",
-    );
+    expect(&gw, "addr add 10.0.0.1/24 dev dpdk0", 1, "", "address 10.0.0.1 already exists on dpdk0\n");
     // An address or a subnet another port holds: the gateway would answer ARP for it
     // on both, or have two connected routes for one destination.
-    expect(
-        &gw,
-        "addr add 10.0.0.1/24 dev dpdk1",
-        1,
-        "",
-        "address 10.0.0.1 already exists on dpdk0\n",
-    );
+    expect(&gw, "addr add 10.0.0.1/24 dev dpdk1", 1, "", "address 10.0.0.1 already exists on dpdk0\n");
     expect(
         &gw,
         "addr add 10.0.0.200/25 dev dpdk1",
@@ -77,14 +43,14 @@ fn addresses_routes_and_neighbours_are_configuration() {
         "",
         "invalid prefix for given prefix length: 192.168.1.0/16 has host bits set\n",
     );
+    expect(&gw, "neigh del 10.0.0.253 dev dpdk0", 1, "", "neighbour 10.0.0.253 not found on dpdk0\n");
     expect(
         &gw,
-        "neigh del 10.0.0.253 dev dpdk0",
-        1,
+        "addr add 10.0.0.1/40 dev dpdk0",
+        2,
         "",
-        "neighbour 10.0.0.253 not found on dpdk0\n",
+        "invalid prefix length \"40\" for 10.0.0.1\nTry `gwctl -h' or 'gwctl --help' for more information.\n",
     );
-    expect(&gw, "addr add 10.0.0.1/40 dev dpdk0", 2, "", "invalid prefix length \"40\" for 10.0.0.1\nTry `gwctl -h' or 'gwctl --help' for more information.\n");
 
     gw.ok("addr del 2001:db8::1/64 dev dpdk0");
     gw.ok("route del default");
@@ -102,26 +68,10 @@ fn mark_rules_select_fwmark_services() {
     let gw = Gateway::start("marks");
     gw.ok("-A -f 10 -s rr");
     gw.ok("mark add 10 -d 172.18.100.7 -p tcp --dports 80,443");
-    expect(
-        &gw,
-        "mark show",
-        0,
-        "10 -d 172.18.100.7/32 -p tcp --dports 80,443\n",
-        "",
-    );
+    expect(&gw, "mark show", 0, "10 -d 172.18.100.7/32 -p tcp --dports 80,443\n", "");
     let running = gw.running();
-    let id = running
-        .services
-        .find(
-            gateway::service::Protocol::Tcp,
-            common::ip("172.18.100.7"),
-            443,
-        )
-        .unwrap();
-    assert_eq!(
-        running.services.service(id).key(),
-        gateway::service::ServiceKey::Fwmark(10)
-    );
+    let id = running.services.find(gateway::service::Protocol::Tcp, common::ip("172.18.100.7"), 443).unwrap();
+    assert_eq!(running.services.service(id).key(), gateway::service::ServiceKey::Fwmark(10));
     expect(&gw, "mark del 11", 1, "", "no match rule for mark 11\n");
     gw.ok("mark del 10");
     expect(&gw, "mark", 0, "", "");

@@ -23,13 +23,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use gateway::conn::{
-    tcp_flags, ConnTable, Direction, Director, DirectorConfig, FlowKey, NewConn, NO_TEMPLATE,
-};
 use gateway::conn::table::Conn;
+use gateway::conn::{tcp_flags, ConnTable, Direction, Director, DirectorConfig, FlowKey, NewConn, NO_TEMPLATE};
 use gateway::service::{
-    DestCounters, DestSpec, ForwardMethod, LocalAddr, PortPartition, Protocol, SchedulerKind,
-    ServiceKey, ServiceSpec, Snapshot,
+    DestCounters, DestSpec, ForwardMethod, LocalAddr, PortPartition, Protocol, SchedulerKind, ServiceKey, ServiceSpec,
+    Snapshot,
 };
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -148,8 +146,7 @@ fn director(capacity: u32) -> Director<Ipv4Addr> {
     let mut ed = Snapshot::empty().edit();
     ed.add_service(ServiceSpec { scheduler: SchedulerKind::Wlc, ..ServiceSpec::new(key) }).unwrap();
     for i in 0..8u8 {
-        let rs = DestSpec::new(IpAddr::V4(Ipv4Addr::new(192, 168, 1, 2 + i)), 8080)
-            .with_method(ForwardMethod::FullNat);
+        let rs = DestSpec::new(IpAddr::V4(Ipv4Addr::new(192, 168, 1, 2 + i)), 8080).with_method(ForwardMethod::FullNat);
         ed.add_dest(&key, rs).unwrap();
     }
     for i in 0..16u8 {

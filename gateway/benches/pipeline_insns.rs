@@ -99,8 +99,20 @@ fn setup(synproxy: bool) -> (Worker<BufFrame>, Loopback, u16) {
     ed.add_laddr(&proxied, LocalAddr { addr: LIP.into(), ifname: "servers".into() }).unwrap();
     let cidr = |s: &str| s.parse::<Ipv4Cidr>().unwrap();
     let ports = vec![
-        PortView { mac: MacAddr([2, 0, 0, 0, 0, 1]), mtu: 1500, offload: Offload::NONE, addrs: vec![cidr("10.0.0.254/24")], steering: None },
-        PortView { mac: MacAddr([2, 0, 0, 0, 0, 2]), mtu: 1500, offload: Offload::NONE, addrs: vec![cidr("192.168.1.254/24")], steering: None },
+        PortView {
+            mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            mtu: 1500,
+            offload: Offload::NONE,
+            addrs: vec![cidr("10.0.0.254/24")],
+            steering: None,
+        },
+        PortView {
+            mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            mtu: 1500,
+            offload: Offload::NONE,
+            addrs: vec![cidr("192.168.1.254/24")],
+            steering: None,
+        },
     ];
     let net = Arc::new(NetView::with_connected_routes(ports, &[]).unwrap());
     let mut cfg = WorkerConfig::new(0, 1);

@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use gateway::frame::{BufFrame, ChecksumStatus, Frame, RxChecksum};
 use gateway::synproxy::{self, SynAckConfig, SynCookies};
-use gateway::wire::classify::{classify, ClassifyPolicy, Classified};
+use gateway::wire::classify::{classify, Classified, ClassifyPolicy};
 use gateway::wire::ipv4::Ipv4Packet;
 use gateway::wire::tcp::TcpPacket;
 use gateway::wire::MacAddr;
@@ -283,7 +283,9 @@ fn main() {
         match run(path, n) {
             Some(true) => {}
             Some(false) => panic!("path {path} refused its packet"),
-            None => panic!("unknown path {path}; known: reset {}", PATHS.iter().map(|p| p.0).collect::<Vec<_>>().join(" ")),
+            None => {
+                panic!("unknown path {path}; known: reset {}", PATHS.iter().map(|p| p.0).collect::<Vec<_>>().join(" "))
+            }
         }
         return;
     }

@@ -23,14 +23,16 @@ use crate::control::api::{Change, InterfaceAddr, NeighbourConfig, RouteConfig};
 use crate::control::cmdline;
 use crate::control::names::Names;
 use crate::control::{self, bridge, ControlSocket, ControlState, GatewayConfig, NetConfig, ServerOptions};
-use crate::dpdk::{needs_fence, Eal, IoFence, LcoreJob, LinkState, Mempool, Port, PortConfig, Ring, RingSync, MBUF_DEFAULT_BUF_SIZE};
+use crate::dpdk::{
+    needs_fence, Eal, IoFence, LcoreJob, LinkState, Mempool, Port, PortConfig, Ring, RingSync, MBUF_DEFAULT_BUF_SIZE,
+};
 use crate::net::Ipv4Cidr;
-use crate::worker::lcore::{DownPorts, LcoreWorker};
 use crate::service::Snapshot;
 use crate::synproxy;
+use crate::wire::MacAddr;
+use crate::worker::lcore::{DownPorts, LcoreWorker};
 use crate::worker::watchdog::{Liveness, Verdict, Watchdog};
 use crate::worker::{Worker, WorkerConfig, WorkerCounters};
-use crate::wire::MacAddr;
 use crate::xmit::Offload;
 
 /// The configuration file.
@@ -333,10 +335,14 @@ impl Config {
         let mut bytes = Vec::new();
         file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes).map_err(cannot_read)?;
         if bytes.len() as u64 > MAX_CONFIG_BYTES {
-            return Err(ConfigError(format!("{}: larger than {MAX_CONFIG_BYTES} bytes: not a configuration file", path.display())));
+            return Err(ConfigError(format!(
+                "{}: larger than {MAX_CONFIG_BYTES} bytes: not a configuration file",
+                path.display()
+            )));
         }
-        let text = String::from_utf8(bytes)
-            .map_err(|e| ConfigError(format!("{}: not UTF-8 text (byte {})", path.display(), e.utf8_error().valid_up_to())))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            ConfigError(format!("{}: not UTF-8 text (byte {})", path.display(), e.utf8_error().valid_up_to()))
+        })?;
         Self::parse(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
     }
 
@@ -363,7 +369,10 @@ impl Config {
         }
         config.synproxy.settings([0; 16])?;
         if !(1..=3600).contains(&config.watchdog.stall_seconds) {
-            return Err(ConfigError(format!("\"watchdog\".\"stall_seconds\": {} is not in 1..=3600", config.watchdog.stall_seconds)));
+            return Err(ConfigError(format!(
+                "\"watchdog\".\"stall_seconds\": {} is not in 1..=3600",
+                config.watchdog.stall_seconds
+            )));
         }
         // The network, timeouts and services, as the gateway would start with them.
         config.initial(1)?;
@@ -424,10 +433,13 @@ impl Config {
                 return Err(ConfigError(format!("\"ports\"[{i}].\"mtu\": {} is not in 68..=9000", p.mtu)));
             }
             for a in &p.addrs {
-                let c: Ipv4Cidr =
-                    a.parse().map_err(|e| ConfigError(format!("\"ports\"[{i}].\"addrs\": {e}")))?;
-                net.add_addr(InterfaceAddr { addr: c.addr().into(), prefix_len: c.prefix_len(), ifname: p.name.clone() })
-                    .map_err(|e| ConfigError(format!("\"ports\"[{i}].\"addrs\": {e}")))?;
+                let c: Ipv4Cidr = a.parse().map_err(|e| ConfigError(format!("\"ports\"[{i}].\"addrs\": {e}")))?;
+                net.add_addr(InterfaceAddr {
+                    addr: c.addr().into(),
+                    prefix_len: c.prefix_len(),
+                    ifname: p.name.clone(),
+                })
+                .map_err(|e| ConfigError(format!("\"ports\"[{i}].\"addrs\": {e}")))?;
             }
         }
         for (i, r) in self.routes.iter().enumerate() {
@@ -436,7 +448,8 @@ impl Config {
             let via = match &r.via {
                 None => None,
                 Some(v) => Some(
-                    v.parse::<Ipv4Addr>().map_err(|_| ConfigError(format!("{key}.\"via\": {v:?} is not an IPv4 address")))?,
+                    v.parse::<Ipv4Addr>()
+                        .map_err(|_| ConfigError(format!("{key}.\"via\": {v:?} is not an IPv4 address")))?,
                 ),
             };
             self.port_index(&r.dev, &format!("{key}.\"dev\""))?;
@@ -450,8 +463,10 @@ impl Config {
         }
         for (i, n) in self.neighbours.iter().enumerate() {
             let key = format!("\"neighbours\"[{i}]");
-            let addr: Ipv4Addr =
-                n.addr.parse().map_err(|_| ConfigError(format!("{key}.\"addr\": {:?} is not an IPv4 address", n.addr)))?;
+            let addr: Ipv4Addr = n
+                .addr
+                .parse()
+                .map_err(|_| ConfigError(format!("{key}.\"addr\": {:?} is not an IPv4 address", n.addr)))?;
             let lladdr = n.lladdr.parse::<MacAddr>().map_err(|e| ConfigError(format!("{key}.\"lladdr\": {e}")))?.0;
             self.port_index(&n.dev, &format!("{key}.\"dev\""))?;
             net.add_neighbour(NeighbourConfig { addr: addr.into(), lladdr, ifname: n.dev.clone() })
@@ -544,7 +559,11 @@ fn watch_links(ports: &[(Port, String)], down: &DownPorts, at_start: bool) {
         if at_start {
             say(format_args!("gatewayd: port {name} ({}): link {what}", port.driver()));
         } else if changed {
-            let went = if state == LinkState::Down { "went down: not polled, its traffic dropped as link_down" } else { "came up" };
+            let went = if state == LinkState::Down {
+                "went down: not polled, its traffic dropped as link_down"
+            } else {
+                "came up"
+            };
             say(format_args!("gatewayd: port {name} ({}): link {went}", port.driver()));
         }
     }
@@ -556,8 +575,8 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     // The control socket first: a second gatewayd on the same path stops
     // here, before it opens (or takes from the first) any device.
     let path = control::socket_path(socket.or(config.control_socket.as_deref()).map(std::ffi::OsStr::new));
-    let control_socket =
-        ControlSocket::bind(ServerOptions::new(&path)).map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    let control_socket = ControlSocket::bind(ServerOptions::new(&path))
+        .map_err(|e| format!("control socket {}: {e}", path.display()))?;
     let eal = Eal::init(&config.eal).map_err(|e| e.to_string())?;
     let lcores = eal.worker_lcores();
     if lcores.is_empty() {
@@ -567,7 +586,8 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let queues = workers;
     let mbufs = match config.mbufs {
         Some(mbufs) => {
-            check_mbufs(mbufs, config.ports.len(), usize::from(workers)).map_err(|e| format!("bad configuration: {e}"))?;
+            check_mbufs(mbufs, config.ports.len(), usize::from(workers))
+                .map_err(|e| format!("bad configuration: {e}"))?;
             mbufs
         }
         // Room for traffic beyond the queues' needs, rounded as DPDK likes it (2^n - 1).
@@ -644,7 +664,13 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     // does not name (none, normally) get a name no configuration can use.
     let max_id = specs.iter().map(|(id, _)| usize::from(*id)).max().unwrap_or(0);
     let mut ports: Vec<bridge::PortSpec> = (0..=max_id)
-        .map(|i| bridge::PortSpec { name: format!("\0unused{i}"), mac: MacAddr([0; 6]), mtu: 0, offload: Offload::NONE, steering: None })
+        .map(|i| bridge::PortSpec {
+            name: format!("\0unused{i}"),
+            mac: MacAddr([0; 6]),
+            mtu: 0,
+            offload: Offload::NONE,
+            steering: None,
+        })
         .collect();
     for (id, spec) in specs {
         ports[usize::from(id)] = spec;
@@ -679,9 +705,8 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         cfg.synproxy = synproxy;
         let mut worker = Worker::new(&cfg, first.services.clone(), first.net.clone(), 1).map_err(|e| e.to_string())?;
         worker.switch(first.services.clone(), first.service_flags.clone(), first.net.clone());
-        let redirect_out = (0..workers)
-            .map(|peer| if peer == w { None } else { ring_tx[usize::from(peer)].try_clone() })
-            .collect();
+        let redirect_out =
+            (0..workers).map(|peer| if peer == w { None } else { ring_tx[usize::from(peer)].try_clone() }).collect();
         let neighbours_out = (0..workers).filter(|&p| p != w).map(|p| neigh_tx[usize::from(p)].clone()).collect();
         let lcore = lcores[usize::from(w)];
         let liveness = Arc::new(Liveness::default());
@@ -748,8 +773,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         }),
     };
     let state = ControlState::new(initial, Box::new(sink), Box::new(view));
-    let server =
-        control_socket.serve(state).spawn().map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    let server = control_socket.serve(state).spawn().map_err(|e| format!("control socket {}: {e}", path.display()))?;
     say(format_args!(
         "gatewayd: running with {workers} worker(s) on lcores {lcores:?}, {} port(s); control socket {}",
         open_ports.len(),
@@ -781,7 +805,10 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             };
             warn(format_args!("gatewayd: {} {what}", names[w]));
             if config.watchdog.on_failure == OnWorkerFailure::Exit && !matches!(verdict, Verdict::Resumed { .. }) {
-                failure.get_or_insert(format!("{} {what}; exiting (\"watchdog\": {{\"on_failure\": \"continue\"}} keeps running)", names[w]));
+                failure.get_or_insert(format!(
+                    "{} {what}; exiting (\"watchdog\": {{\"on_failure\": \"continue\"}} keeps running)",
+                    names[w]
+                ));
                 if matches!(verdict, Verdict::Stalled { .. }) {
                     // A stuck lcore can neither be joined nor have its queues
                     // closed under it: remove the socket and leave the rest
@@ -862,7 +889,10 @@ mod tests {
     #[test]
     fn every_refusal_names_the_key_and_the_value() {
         let cases = [
-            (r#", "timeouts": [1000, 2000, 3000]"#, "\"timeouts\": expected an object {\"name\": value, ...}, not [1000,2000,3000]"),
+            (
+                r#", "timeouts": [1000, 2000, 3000]"#,
+                "\"timeouts\": expected an object {\"name\": value, ...}, not [1000,2000,3000]",
+            ),
             (r#", "synproxy": [1460]"#, "\"synproxy\": expected an object"),
             (r#", "routes": [["0.0.0.0/0", "10.0.0.1", "a"]]"#, "\"routes\"[0]: expected an object"),
             (r#", "synproxy": {"handshakes": 4294967295}"#, "\"synproxy\".\"handshakes\": 4294967295 is above 1048576"),
@@ -870,7 +900,10 @@ mod tests {
             (r#", "conn_capacity": 0"#, "\"conn_capacity\": 0 is not in 1..="),
             (r#", "mbufs": 2047"#, "\"mbufs\": 2047 is fewer than the 4992 that 2 port(s) with 1 worker(s) need"),
             (r#", "mbufs": 3000000000"#, "\"mbufs\": 3000000000 is above 67108864"),
-            (r#", "routes": [{"dst": "10.1.2.3/16", "dev": "a"}]"#, "\"routes\"[0]: invalid prefix for given prefix length: 10.1.2.3/16 has host bits set"),
+            (
+                r#", "routes": [{"dst": "10.1.2.3/16", "dev": "a"}]"#,
+                "\"routes\"[0]: invalid prefix for given prefix length: 10.1.2.3/16 has host bits set",
+            ),
         ];
         for (members, want) in cases {
             let got = refusal(members);
@@ -888,20 +921,33 @@ mod tests {
 
     #[test]
     fn ports_never_share_a_device_an_address_or_a_subnet() {
-        let parse = |ports: &str| Config::parse(&format!(r#"{{"eal": [], "ports": [{ports}]}}"#)).map(|_| ()).map_err(|e| e.0);
+        let parse =
+            |ports: &str| Config::parse(&format!(r#"{{"eal": [], "ports": [{ports}]}}"#)).map(|_| ()).map_err(|e| e.0);
         assert_eq!(
             parse(r#"{"device": "net_tap0", "name": "a"}, {"device": "net_tap0", "name": "b"}"#),
             Err("\"ports\"[1].\"device\": \"net_tap0\" is already port 0".into())
         );
         assert_eq!(
-            parse(r#"{"device": "d0", "name": "a", "addrs": ["10.0.0.254/24"]}, {"device": "d1", "name": "b", "addrs": ["10.0.0.254/24"]}"#),
+            parse(
+                r#"{"device": "d0", "name": "a", "addrs": ["10.0.0.254/24"]}, {"device": "d1", "name": "b", "addrs": ["10.0.0.254/24"]}"#
+            ),
             Err("\"ports\"[1].\"addrs\": address 10.0.0.254 already exists on a".into())
         );
         assert_eq!(
-            parse(r#"{"device": "d0", "name": "a", "addrs": ["10.0.0.254/16"]}, {"device": "d1", "name": "b", "addrs": ["10.0.7.1/24"]}"#),
-            Err("\"ports\"[1].\"addrs\": 10.0.7.1/24 overlaps 10.0.0.254/16 on a: each subnet belongs to one interface".into())
+            parse(
+                r#"{"device": "d0", "name": "a", "addrs": ["10.0.0.254/16"]}, {"device": "d1", "name": "b", "addrs": ["10.0.7.1/24"]}"#
+            ),
+            Err(
+                "\"ports\"[1].\"addrs\": 10.0.7.1/24 overlaps 10.0.0.254/16 on a: each subnet belongs to one interface"
+                    .into()
+            )
         );
-        assert_eq!(parse(r#"{"device": "d0", "name": "a", "addrs": ["10.0.0.254/24", "10.0.0.253/24"]}, {"device": "d1", "name": "b", "addrs": ["10.0.1.1/24"]}"#), Ok(()));
+        assert_eq!(
+            parse(
+                r#"{"device": "d0", "name": "a", "addrs": ["10.0.0.254/24", "10.0.0.253/24"]}, {"device": "d1", "name": "b", "addrs": ["10.0.1.1/24"]}"#
+            ),
+            Ok(())
+        );
     }
 
     #[test]
@@ -916,7 +962,9 @@ mod tests {
         assert!(err.contains("\"mbufs\": 8191 is fewer than the 9664 that 2 port(s) with 2 worker(s) need"), "{err}");
         assert!(check_mbufs(MAX_MBUFS, 2, 1).is_ok() && check_mbufs(MAX_MBUFS + 1, 2, 1).is_err());
         // The README's example and the defaults are accepted.
-        let readme = format!(r#"{{"eal": [], {TWO_PORTS}, "mbufs": 32767, "conn_capacity": 1048576, "synproxy": {{"handshakes": 4096}}}}"#);
+        let readme = format!(
+            r#"{{"eal": [], {TWO_PORTS}, "mbufs": 32767, "conn_capacity": 1048576, "synproxy": {{"handshakes": 4096}}}}"#
+        );
         assert!(Config::parse(&readme).is_ok());
     }
 
@@ -933,7 +981,11 @@ mod tests {
         let neighbours: Vec<String> = (0..n)
             .map(|i| {
                 let addr = Ipv4Addr::from(0x0a00_0000 + i as u32 + 1);
-                format!(r#"{{"addr": "{addr}", "lladdr": "52:54:00:00:{:02x}:{:02x}", "dev": "client"}}"#, i >> 8, i & 0xff)
+                format!(
+                    r#"{{"addr": "{addr}", "lladdr": "52:54:00:00:{:02x}:{:02x}", "dev": "client"}}"#,
+                    i >> 8,
+                    i & 0xff
+                )
             })
             .collect();
         format!(

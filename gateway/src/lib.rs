@@ -10,17 +10,17 @@
 #[cfg(feature = "dpdk")]
 pub mod daemon;
 // The one module allowed `unsafe` (the workspace denies it everywhere else).
+pub mod conn;
+pub mod control;
 #[cfg(feature = "dpdk")]
 #[allow(unsafe_code)]
 pub mod dpdk;
-pub mod conn;
-pub mod control;
 pub mod frame;
 pub mod net;
 pub mod sched;
 pub mod service;
-pub mod synproxy;
 pub mod stats;
+pub mod synproxy;
 pub mod wire;
 pub mod worker;
 pub mod xmit;

@@ -6,19 +6,15 @@
 use std::net::IpAddr;
 
 use gateway::control::api::{
-    Change, Forwarding, InterfaceAddr, LaddrConfig, MarkRuleConfig, PersistenceConfig, Reply,
-    Request, RouteConfig, ServerConfig, ServiceConfig, TransportProtocol, VirtualService,
+    Change, Forwarding, InterfaceAddr, LaddrConfig, MarkRuleConfig, PersistenceConfig, Reply, Request, RouteConfig,
+    ServerConfig, ServiceConfig, TransportProtocol, VirtualService,
 };
 use gateway::control::protocol::decode_request;
 use gateway::control::{ControlState, GatewayConfig, NoDataplane, NoWorkers};
 use proptest::prelude::*;
 
 fn state() -> ControlState {
-    ControlState::new(
-        GatewayConfig::empty(),
-        Box::new(NoWorkers),
-        Box::new(NoDataplane::default()),
-    )
+    ControlState::new(GatewayConfig::empty(), Box::new(NoWorkers), Box::new(NoDataplane::default()))
 }
 
 fn addr() -> impl Strategy<Value = IpAddr> {
@@ -57,36 +53,30 @@ fn netmask() -> impl Strategy<Value = IpAddr> {
 fn service_config() -> impl Strategy<Value = ServiceConfig> {
     (
         service(),
-        prop_oneof![
-            Just("rr"),
-            Just("wlc"),
-            Just("mh"),
-            Just("sh"),
-            Just("dh"),
-            Just("lblcr"),
-            Just("bogus")
-        ],
+        prop_oneof![Just("rr"), Just("wlc"), Just("mh"), Just("sh"), Just("dh"), Just("lblcr"), Just("bogus")],
         prop_oneof![3 => Just(None), 1 => (0u32..1000, netmask()).prop_map(Some)],
         any::<bool>(),
         any::<bool>(),
     )
-        .prop_map(
-            |(service, sched, persistence, one_packet, synproxy)| ServiceConfig {
-                service,
-                scheduler: sched.to_string(),
-                persistence: persistence
-                    .map(|(timeout, netmask)| PersistenceConfig { timeout, netmask }),
-                one_packet,
-                synproxy,
-            },
-        )
+        .prop_map(|(service, sched, persistence, one_packet, synproxy)| ServiceConfig {
+            service,
+            scheduler: sched.to_string(),
+            persistence: persistence.map(|(timeout, netmask)| PersistenceConfig { timeout, netmask }),
+            one_packet,
+            synproxy,
+        })
 }
 
 fn server() -> impl Strategy<Value = ServerConfig> {
     (
         addr(),
         port(),
-        prop_oneof![Just(Forwarding::FullNat), Just(Forwarding::Masq), Just(Forwarding::Route), Just(Forwarding::Tunnel)],
+        prop_oneof![
+            Just(Forwarding::FullNat),
+            Just(Forwarding::Masq),
+            Just(Forwarding::Route),
+            Just(Forwarding::Tunnel)
+        ],
         prop_oneof![4 => Just(1u32), 1 => Just(0), 1 => Just(65535), 1 => Just(65536), 1 => any::<u32>()],
         prop_oneof![4 => Just(0u32), 1 => Just(10), 1 => any::<u32>()],
         prop_oneof![4 => Just(0u32), 1 => Just(5), 1 => any::<u32>()],

@@ -18,8 +18,7 @@ use gateway::control::api::{
 };
 use gateway::control::publish::broadcast;
 use gateway::control::{
-    Client, ClientError, ControlServer, ControlState, GatewayConfig, NoDataplane, ServerHandle,
-    ServerOptions,
+    Client, ClientError, ControlServer, ControlState, GatewayConfig, NoDataplane, ServerHandle, ServerOptions,
 };
 
 fn temp_socket(name: &str) -> PathBuf {
@@ -39,17 +38,11 @@ struct Workers {
 
 impl Workers {
     fn running_generations(&self) -> Vec<u64> {
-        self.generation
-            .iter()
-            .map(|g| g.load(Ordering::SeqCst))
-            .collect()
+        self.generation.iter().map(|g| g.load(Ordering::SeqCst)).collect()
     }
 
     fn polls(&self) -> Vec<u64> {
-        self.polls
-            .iter()
-            .map(|p| p.load(Ordering::SeqCst))
-            .collect()
+        self.polls.iter().map(|p| p.load(Ordering::SeqCst)).collect()
     }
 
     fn stop(self) {
@@ -68,18 +61,9 @@ fn start_with(name: &str, set: impl FnOnce(&mut ServerOptions)) -> (ServerHandle
     let initial = GatewayConfig::empty();
     let (sink, mailboxes) = broadcast(2, &initial, Duration::from_secs(5));
     let stop = Arc::new(AtomicBool::new(false));
-    let mut workers = Workers {
-        stop: stop.clone(),
-        polls: vec![],
-        generation: vec![],
-        threads: vec![],
-    };
+    let mut workers = Workers { stop: stop.clone(), polls: vec![], generation: vec![], threads: vec![] };
     for mut mb in mailboxes {
-        let (stop, polls, gen) = (
-            stop.clone(),
-            Arc::new(AtomicU64::new(0)),
-            Arc::new(AtomicU64::new(0)),
-        );
+        let (stop, polls, gen) = (stop.clone(), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         workers.polls.push(polls.clone());
         workers.generation.push(gen.clone());
         workers.threads.push(std::thread::spawn(move || {
@@ -94,10 +78,7 @@ fn start_with(name: &str, set: impl FnOnce(&mut ServerOptions)) -> (ServerHandle
     let mut options = ServerOptions::new(temp_socket(name));
     set(&mut options);
     let path = options.socket_path.clone();
-    let server = ControlServer::bind(options, state)
-        .unwrap()
-        .spawn()
-        .unwrap();
+    let server = ControlServer::bind(options, state).unwrap().spawn().unwrap();
     (server, Client::new(path), workers)
 }
 
@@ -106,10 +87,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn web() -> VirtualService {
-    VirtualService::Tcp {
-        addr: ip("192.168.0.200"),
-        port: 80,
-    }
+    VirtualService::Tcp { addr: ip("192.168.0.200"), port: 80 }
 }
 
 fn configure(client: &Client) {
@@ -139,9 +117,7 @@ fn configure(client: &Client) {
 }
 
 fn table(client: &Client) -> Reply {
-    client
-        .call(&Request::ListServices { service: None })
-        .unwrap()
+    client.call(&Request::ListServices { service: None }).unwrap()
 }
 
 fn refused(result: Result<Reply, ClientError>) -> (ErrorKind, String) {
@@ -154,15 +130,9 @@ fn refused(result: Result<Reply, ClientError>) -> (ErrorKind, String) {
 #[test]
 fn socket_is_private_and_replies_are_confirmed_by_every_worker() {
     let (server, client, workers) = start("private", Duration::from_secs(2));
-    let mode = std::fs::metadata(server.socket_path())
-        .unwrap()
-        .permissions()
-        .mode();
+    let mode = std::fs::metadata(server.socket_path()).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
-    let dir_mode = std::fs::metadata(server.socket_path().parent().unwrap())
-        .unwrap()
-        .permissions()
-        .mode();
+    let dir_mode = std::fs::metadata(server.socket_path().parent().unwrap()).unwrap().permissions().mode();
     assert_eq!(dir_mode & 0o777, 0o700);
     configure(&client);
     // Applied means every worker switched: each confirms after its switch closure ran.
@@ -173,9 +143,7 @@ fn socket_is_private_and_replies_are_confirmed_by_every_worker() {
         Box::new(gateway::control::NoWorkers),
         Box::new(NoDataplane::default()),
     );
-    let err = ControlServer::bind(ServerOptions::new(server.socket_path()), state)
-        .err()
-        .unwrap();
+    let err = ControlServer::bind(ServerOptions::new(server.socket_path()), state).err().unwrap();
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
     assert!(matches!(table(&client), Reply::Services(_)));
     workers.stop();
@@ -194,19 +162,28 @@ fn bad_requests_get_their_error_and_change_nothing() {
 
     let cases: Vec<(Vec<u8>, ErrorKind, &str)> = vec![
         (b"\x00\x01\x02garbage\xff\n".to_vec(), ErrorKind::Malformed, "request is not valid JSON"),
-        (b"{\"version\":1,\"request\":{\"command\":\"apply\",\"changes\":[{\"change\":\"add_server\"}]}}\n".to_vec(), ErrorKind::Malformed, "invalid \"apply\" request"),
-        (b"{\"version\":7,\"request\":{\"command\":\"info\"}}\n".to_vec(), ErrorKind::UnsupportedVersion, "protocol version 7 is not supported"),
-        (b"{\"version\":1,\"request\":{\"command\":\"format_disk\"}}\n".to_vec(), ErrorKind::UnknownCommand, "unknown command \"format_disk\""),
+        (
+            b"{\"version\":1,\"request\":{\"command\":\"apply\",\"changes\":[{\"change\":\"add_server\"}]}}\n".to_vec(),
+            ErrorKind::Malformed,
+            "invalid \"apply\" request",
+        ),
+        (
+            b"{\"version\":7,\"request\":{\"command\":\"info\"}}\n".to_vec(),
+            ErrorKind::UnsupportedVersion,
+            "protocol version 7 is not supported",
+        ),
+        (
+            b"{\"version\":1,\"request\":{\"command\":\"format_disk\"}}\n".to_vec(),
+            ErrorKind::UnknownCommand,
+            "unknown command \"format_disk\"",
+        ),
         // 10 MB: refused after the first 4 MiB, without reading the rest.
         (vec![b'x'; 10 << 20], ErrorKind::TooLarge, "request is larger than 4194304 bytes"),
     ];
     for (frame, kind, prefix) in cases {
         let (k, message) = refused(client.call_raw(&frame));
         assert_eq!(k, kind, "{message}");
-        assert!(
-            message.starts_with(prefix),
-            "{message:?} should start with {prefix:?}"
-        );
+        assert!(message.starts_with(prefix), "{message:?} should start with {prefix:?}");
     }
 
     // Model-level refusals.
@@ -225,25 +202,14 @@ fn bad_requests_get_their_error_and_change_nothing() {
     };
     assert_eq!(
         refused(client.call(&dup)),
-        (
-            ErrorKind::DestExists,
-            "real server 172.16.100.10:80 already exists in service TCP 192.168.0.200:80".into()
-        )
+        (ErrorKind::DestExists, "real server 172.16.100.10:80 already exists in service TCP 192.168.0.200:80".into())
     );
     let missing = Request::Apply {
-        changes: vec![Change::DeleteService {
-            service: VirtualService::Udp {
-                addr: ip("10.0.0.1"),
-                port: 53,
-            },
-        }],
+        changes: vec![Change::DeleteService { service: VirtualService::Udp { addr: ip("10.0.0.1"), port: 53 } }],
     };
     assert_eq!(
         refused(client.call(&missing)),
-        (
-            ErrorKind::ServiceNotFound,
-            "service UDP 10.0.0.1:53 not defined".into()
-        )
+        (ErrorKind::ServiceNotFound, "service UDP 10.0.0.1:53 not defined".into())
     );
 
     // A client that connects and sends nothing: it gets a timeout error, and meanwhile the
@@ -257,10 +223,7 @@ fn bad_requests_get_their_error_and_change_nothing() {
     let mut reply = String::new();
     silent.read_to_string(&mut reply).unwrap();
     assert!(reply.contains("\"kind\":\"timeout\""), "{reply}");
-    assert!(
-        reply.contains("no complete request within 300 ms"),
-        "{reply}"
-    );
+    assert!(reply.contains("no complete request within 300 ms"), "{reply}");
     assert!(matches!(other.join().unwrap().unwrap(), Reply::Timeouts(_)));
     assert!(t.elapsed() < Duration::from_secs(5));
 
@@ -282,21 +245,10 @@ fn bad_requests_get_their_error_and_change_nothing() {
     drop(UnixStream::connect(server.socket_path()).unwrap());
 
     assert_eq!(table(&client), before, "the table is unchanged");
-    assert_eq!(
-        workers.running_generations(),
-        generation,
-        "workers run the same configuration"
-    );
+    assert_eq!(workers.running_generations(), generation, "workers run the same configuration");
     let polls = workers.polls();
     std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        workers
-            .polls()
-            .iter()
-            .zip(&polls)
-            .all(|(now, then)| now > then),
-        "workers keep running"
-    );
+    assert!(workers.polls().iter().zip(&polls).all(|(now, then)| now > then), "workers keep running");
     workers.stop();
     let dir = server.socket_path().parent().unwrap().to_path_buf();
     server.shutdown();
@@ -315,23 +267,12 @@ fn a_stale_socket_file_is_replaced_and_a_regular_file_is_not() {
             Box::new(NoDataplane::default()),
         )
     };
-    let server = ControlServer::bind(ServerOptions::new(&path), state())
-        .unwrap()
-        .spawn()
-        .unwrap();
-    assert!(matches!(
-        Client::new(&path).call(&Request::Info).unwrap(),
-        Reply::Info(_)
-    ));
+    let server = ControlServer::bind(ServerOptions::new(&path), state()).unwrap().spawn().unwrap();
+    assert!(matches!(Client::new(&path).call(&Request::Info).unwrap(), Reply::Info(_)));
     server.shutdown();
     std::fs::write(&path, b"not a socket").unwrap();
-    let err = ControlServer::bind(ServerOptions::new(&path), state())
-        .err()
-        .unwrap();
-    assert_eq!(
-        err.to_string(),
-        format!("{} exists and is not a socket", path.display())
-    );
+    let err = ControlServer::bind(ServerOptions::new(&path), state()).err().unwrap();
+    assert_eq!(err.to_string(), format!("{} exists and is not a socket", path.display()));
     assert_eq!(std::fs::read(&path).unwrap(), b"not a socket");
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
@@ -344,9 +285,7 @@ fn stalled_clients_delay_nobody_and_one_over_the_bound_is_told_so() {
     // listing for 55 s.
     let (server, client, workers) = start_with("stalled", |o| o.max_clients = 12);
     configure(&client);
-    let mut stalled: Vec<UnixStream> = (0..11)
-        .map(|_| UnixStream::connect(server.socket_path()).unwrap())
-        .collect();
+    let mut stalled: Vec<UnixStream> = (0..11).map(|_| UnixStream::connect(server.socket_path()).unwrap()).collect();
     let mut half = UnixStream::connect(server.socket_path()).unwrap();
     half.write_all(b"{\"version\":1,\"requ").unwrap();
     let t = Instant::now();
@@ -378,10 +317,7 @@ fn stalled_clients_delay_nobody_and_one_over_the_bound_is_told_so() {
     let t = Instant::now();
     let (kind, message) = refused(client.call(&Request::Info));
     assert_eq!(kind, ErrorKind::Busy);
-    assert_eq!(
-        message,
-        "gatewayd is busy: 12 control clients are being served, the most it serves at once; try again"
-    );
+    assert_eq!(message, "gatewayd is busy: 12 control clients are being served, the most it serves at once; try again");
     assert!(t.elapsed() < Duration::from_secs(1));
 
     // The stalled ones get their own timeout; `half` its error, at its own deadline.
@@ -432,7 +368,11 @@ fn a_streamed_apply_is_all_or_nothing() {
     let before = table(&client);
 
     // Ends early: two of three changes, then the client closes.
-    let mut frame = gateway::control::protocol::encode_apply_stream(&[server_change(10, 1), server_change(11, 1), server_change(12, 1)]);
+    let mut frame = gateway::control::protocol::encode_apply_stream(&[
+        server_change(10, 1),
+        server_change(11, 1),
+        server_change(12, 1),
+    ]);
     let cut = frame.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(2).unwrap().0 + 1;
     frame.truncate(cut);
     let err = match client.call_raw(&frame) {
@@ -447,7 +387,10 @@ fn a_streamed_apply_is_all_or_nothing() {
     let mut big: Vec<Change> = (100..5100).map(|i| server_change(i, 1)).collect();
     big.push(server_change(1, 1));
     let (kind, message) = refused(client.apply_streamed(&big));
-    assert_eq!((kind, message.as_str()), (ErrorKind::DestExists, "real server 172.16.0.1:80 already exists in service TCP 192.168.0.200:80"));
+    assert_eq!(
+        (kind, message.as_str()),
+        (ErrorKind::DestExists, "real server 172.16.0.1:80 already exists in service TCP 192.168.0.200:80")
+    );
     // A line that is not a change.
     let mut frame = gateway::control::protocol::encode_request(&Request::ApplyStream { changes: 2 });
     frame.extend_from_slice(&serde_json::to_vec(&server_change(20, 1)).unwrap());
@@ -459,8 +402,12 @@ fn a_streamed_apply_is_all_or_nothing() {
     assert_eq!((err.kind, err.change_index), (ErrorKind::Malformed, Some(1)));
     assert!(err.message.starts_with("invalid change 1 of the stream: unknown variant `reboot`"), "{}", err.message);
     // More changes than any stream may hold.
-    let (kind, message) = refused(client.call_raw(b"{\"version\":1,\"request\":{\"command\":\"apply_stream\",\"changes\":10000001}}\n"));
-    assert_eq!((kind, message.as_str()), (ErrorKind::TooLarge, "a streamed apply holds at most 10000000 changes, not 10000001"));
+    let (kind, message) =
+        refused(client.call_raw(b"{\"version\":1,\"request\":{\"command\":\"apply_stream\",\"changes\":10000001}}\n"));
+    assert_eq!(
+        (kind, message.as_str()),
+        (ErrorKind::TooLarge, "a streamed apply holds at most 10000000 changes, not 10000001")
+    );
     // A stream that stalls after its first change is cut off at that change's deadline.
     let mut stalled = UnixStream::connect(server.socket_path()).unwrap();
     let frame = gateway::control::protocol::encode_apply_stream(&[server_change(30, 1), server_change(31, 1)]);

@@ -76,7 +76,10 @@ fn bad_input_gives_errors_not_crashes() {
         other => panic!("expected a duplicate-name error, got {:?}", other.err().map(|e| e.to_string())),
     }
     assert!(matches!(Ring::new(&eal, "r", 1000, RingSync::Single, RingSync::Single), Err(DpdkError::Ring { .. })));
-    assert!(matches!(Ring::new(&eal, &long, 64, RingSync::Single, RingSync::Single), Err(DpdkError::NameTooLong { .. })));
+    assert!(matches!(
+        Ring::new(&eal, &long, 64, RingSync::Single, RingSync::Single),
+        Err(DpdkError::NameTooLong { .. })
+    ));
 
     // Launching on the main lcore or one that does not exist.
     assert!(matches!(eal.launch(eal.main_lcore(), || ()), Err(DpdkError::Lcore { .. })));

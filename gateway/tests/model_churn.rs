@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use gateway::conn::{tcp_flags::*, Direction, Director, DirectorConfig, FlowKey, Refused};
 use gateway::service::{
-    DestCounters, DestSpec, ForwardMethod, LocalAddr, Persistence, PortPartition, Protocol,
-    SchedulerKind, ServiceKey, ServiceSpec, Snapshot,
+    DestCounters, DestSpec, ForwardMethod, LocalAddr, Persistence, PortPartition, Protocol, SchedulerKind, ServiceKey,
+    ServiceSpec, Snapshot,
 };
 
 fn ip(s: &str) -> IpAddr {
@@ -52,10 +52,7 @@ fn config() -> Arc<Snapshot> {
 }
 
 fn all_counters(snap: &Snapshot) -> Vec<Arc<DestCounters>> {
-    snap.services()
-        .iter()
-        .flat_map(|s| s.dests().iter().map(|d| Arc::clone(d.counters())))
-        .collect()
+    snap.services().iter().flat_map(|s| s.dests().iter().map(|d| Arc::clone(d.counters()))).collect()
 }
 
 #[test]
@@ -137,8 +134,7 @@ fn ipv6_table_and_cross_family_refusals() {
     let key = ServiceKey::tcp(ip("2001:db8::1"), 443);
     let mut ed = Snapshot::empty().edit();
     ed.add_service(ServiceSpec { scheduler: SchedulerKind::Rr, ..ServiceSpec::new(key) }).unwrap();
-    ed.add_dest(&key, DestSpec::new(ip("2001:db8:1::2"), 443).with_method(ForwardMethod::Masq))
-        .unwrap();
+    ed.add_dest(&key, DestSpec::new(ip("2001:db8:1::2"), 443).with_method(ForwardMethod::Masq)).unwrap();
     let snap = ed.finish();
     let cfg = DirectorConfig {
         conn_capacity: 8,
@@ -147,8 +143,7 @@ fn ipv6_table_and_cross_family_refusals() {
         ports: 1025..=65535,
     };
     let mut d6 = Director::<Ipv6Addr>::new(Arc::clone(&snap), cfg.clone(), 0);
-    let k = Director::<Ipv6Addr>::key(Protocol::Tcp, ip("2001:db8:9::9"), 5555, ip("2001:db8::1"), 443)
-        .unwrap();
+    let k = Director::<Ipv6Addr>::key(Protocol::Tcp, ip("2001:db8:9::9"), 5555, ip("2001:db8::1"), 443).unwrap();
     let id = d6.connect(&k, 0).unwrap();
     let c = d6.conn(id).clone();
     assert_eq!(c.raddr, "2001:db8:1::2".parse::<Ipv6Addr>().unwrap());

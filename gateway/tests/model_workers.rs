@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use gateway::conn::{tcp_flags::*, Direction, Director, DirectorConfig, FlowKey, Refused};
 use gateway::service::{
-    DestSpec, ForwardMethod, LocalAddr, PortPartition, Protocol, SchedulerKind, ServiceKey,
-    ServiceSpec, Snapshot,
+    DestSpec, ForwardMethod, LocalAddr, PortPartition, Protocol, SchedulerKind, ServiceKey, ServiceSpec, Snapshot,
 };
 
 fn ip(s: &str) -> IpAddr {
@@ -31,9 +30,7 @@ fn workers_own_their_ports_and_share_thresholds() {
     let mut ed = Snapshot::empty().edit();
     ed.add_service(ServiceSpec { scheduler: SchedulerKind::Wlc, ..ServiceSpec::new(svc) }).unwrap();
     // One server that takes at most 1000 connections, usable again below 500.
-    let rs = DestSpec::new(ip("192.168.1.2"), 8080)
-        .with_method(ForwardMethod::FullNat)
-        .with_thresholds(1000, 500);
+    let rs = DestSpec::new(ip("192.168.1.2"), 8080).with_method(ForwardMethod::FullNat).with_thresholds(1000, 500);
     ed.add_dest(&svc, rs).unwrap();
     ed.add_laddr(&svc, LocalAddr { addr: ip("192.168.1.254"), ifname: "dpdk1".into() }).unwrap();
     let snap = ed.finish();

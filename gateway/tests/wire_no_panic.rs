@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use gateway::frame::{BufFrame, ChecksumStatus, Frame, RxChecksum};
 use gateway::wire::arp::ArpPacket;
-use gateway::wire::classify::{classify, ClassifyPolicy, Classified, Ipv4Meta};
+use gateway::wire::classify::{classify, Classified, ClassifyPolicy, Ipv4Meta};
 use gateway::wire::MacAddr;
 use gateway::xmit::{dr, fnat, icmp_error, nat, tcp_opts, tun};
 use gateway::xmit::{DrRewrite, FnatRewrite, IcmpErrorRewrite, NatRewrite, Offload, Toa, ToaOutcome, TunEncap};
@@ -59,7 +59,8 @@ pub fn exercise(input: &[u8]) {
     let meta = match classify(&received, policy) {
         Ok(Classified::Ipv4(m)) => m,
         Ok(Classified::Arp { l2_len }) => {
-            let _ = ArpPacket::new_checked(&bytes[usize::from(l2_len)..]).map(|p| (p.operation(), p.sender_protocol_addr()));
+            let _ = ArpPacket::new_checked(&bytes[usize::from(l2_len)..])
+                .map(|p| (p.operation(), p.sender_protocol_addr()));
             return;
         }
         Err(reason) => {
@@ -201,7 +202,8 @@ mod tests {
             b
         };
         let syn = tcp(&[2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7], b"", 0x02);
-        let ack = tcp(&[1, 1, 5, 18, 0, 0, 0, 1, 0, 0, 0, 9, 0xff, 0xff, 0xff, 0, 0xff, 0xff, 0xff, 0x80], b"data", 0x10);
+        let ack =
+            tcp(&[1, 1, 5, 18, 0, 0, 0, 1, 0, 0, 0, 9, 0xff, 0xff, 0xff, 0, 0xff, 0xff, 0xff, 0x80], b"data", 0x10);
         let mut udp = syn.clone();
         udp[23] = 17;
         udp[38..40].copy_from_slice(&16u16.to_be_bytes());
@@ -243,7 +245,8 @@ mod tests {
         let Some(dir) = std::env::var_os("WIRE_FUZZ_SEEDS") else { return };
         let dir = std::path::PathBuf::from(dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let controls: [[u8; CONTROL]; 3] = [[128, 64, 3, 0, 1, 2, 3, 4], [128, 0, 7, 5, 0xff, 0xff, 0xff, 0xf0], [8, 200, 56, 0, 9, 9, 9, 9]];
+        let controls: [[u8; CONTROL]; 3] =
+            [[128, 64, 3, 0, 1, 2, 3, 4], [128, 0, 7, 5, 0xff, 0xff, 0xff, 0xf0], [8, 200, 56, 0, 9, 9, 9, 9]];
         for (i, s) in seeds().into_iter().enumerate() {
             for (j, c) in controls.iter().enumerate() {
                 std::fs::write(dir.join(format!("seed-{i}-{j}")), [&c[..], &s].concat()).unwrap();

@@ -10,10 +10,13 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use gateway::frame::{BufFrame, Frame, L4Offload};
-use gateway::wire::classify::{classify, ClassifyPolicy, Classified, Ipv4Meta};
+use gateway::wire::classify::{classify, Classified, ClassifyPolicy, Ipv4Meta};
 use gateway::wire::tcp::{TcpOption, TcpOptions};
-use gateway::xmit::{dr, fnat, icmp_error, nat, tun, DrRewrite, FnatRewrite, IcmpErrorRewrite, NatRewrite, Offload, Toa, ToaOutcome, TunEncap};
 use gateway::wire::MacAddr;
+use gateway::xmit::{
+    dr, fnat, icmp_error, nat, tun, DrRewrite, FnatRewrite, IcmpErrorRewrite, NatRewrite, Offload, Toa, ToaOutcome,
+    TunEncap,
+};
 use proptest::prelude::*;
 
 const STRICT: ClassifyPolicy = ClassifyPolicy { verify_ip_checksum: true, verify_l4_checksum: true };
@@ -59,11 +62,19 @@ fn udp_bytes(src: ([u8; 4], u16), dst: ([u8; 4], u16), payload: &[u8]) -> Vec<u8
 /// real options at random alignments, padded with NOPs.
 fn options() -> impl Strategy<Value = Vec<u8>> {
     let one = prop_oneof![
-        any::<u16>().prop_map(|m| { let b = m.to_be_bytes(); vec![2, 4, b[0], b[1]] }),
+        any::<u16>().prop_map(|m| {
+            let b = m.to_be_bytes();
+            vec![2, 4, b[0], b[1]]
+        }),
         Just(vec![1]),
         Just(vec![4, 2]),
         any::<u8>().prop_map(|s| vec![3, 3, s]),
-        (any::<u32>(), any::<u32>()).prop_map(|(a, b)| [vec![8, 10], a.to_be_bytes().to_vec(), b.to_be_bytes().to_vec()].concat()),
+        (any::<u32>(), any::<u32>()).prop_map(|(a, b)| [
+            vec![8, 10],
+            a.to_be_bytes().to_vec(),
+            b.to_be_bytes().to_vec()
+        ]
+        .concat()),
         proptest::collection::vec(any::<u32>(), 2..=6).prop_map(|edges| {
             let n = edges.len() / 2 * 2;
             let mut v = vec![5, (2 + 4 * n) as u8];

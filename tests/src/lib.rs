@@ -101,7 +101,12 @@ impl Netns {
     pub fn sysctl(&self, key: &str, value: &str) {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         let out = self.sh(&format!("echo {value} > {path}"));
-        assert!(out.status.success(), "sysctl {key}={value} in {}: {}", self.name, String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "sysctl {key}={value} in {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Moves interface `ifname` (from the root namespace) into this one and
@@ -143,7 +148,18 @@ impl Netns {
         let tcpdump = self.spawn(
             label,
             "tcpdump",
-            &["-i", ifname, "-nn", "--immediate-mode", "-U", "-Z", "root", "-w", file.to_str().expect("UTF-8 path"), filter],
+            &[
+                "-i",
+                ifname,
+                "-nn",
+                "--immediate-mode",
+                "-U",
+                "-Z",
+                "root",
+                "-w",
+                file.to_str().expect("UTF-8 path"),
+                filter,
+            ],
         );
         assert!(
             wait_until(Duration::from_secs(10), || tcpdump.log().contains("listening on")),
@@ -184,7 +200,11 @@ pub fn pcap_frames(bytes: &[u8]) -> Vec<Vec<u8>> {
     };
     let u32_at = |at: usize| {
         let b = [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]];
-        if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+        if big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
     };
     let mut frames = Vec::new();
     let mut at = 24;
@@ -307,10 +327,16 @@ impl WrkSummary {
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("no request count in wrk's output:\n{out}"));
         // "Socket errors: connect 0, read 0, write 0, timeout 0"
-        let socket_errors = out
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("Socket errors:"))
-            .map_or(0, |rest| rest.split(',').map(|kv| kv.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()).unwrap_or_else(|| panic!("bad socket errors line in:\n{out}"))).sum());
+        let socket_errors = out.lines().find_map(|l| l.trim().strip_prefix("Socket errors:")).map_or(0, |rest| {
+            rest.split(',')
+                .map(|kv| {
+                    kv.split_whitespace()
+                        .nth(1)
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .unwrap_or_else(|| panic!("bad socket errors line in:\n{out}"))
+                })
+                .sum()
+        });
         let non_2xx = out
             .lines()
             .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))

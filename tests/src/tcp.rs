@@ -86,7 +86,9 @@ impl Segment {
             .map(|o| {
                 o[2..]
                     .chunks_exact(8)
-                    .map(|b| (u32::from_be_bytes([b[0], b[1], b[2], b[3]]), u32::from_be_bytes([b[4], b[5], b[6], b[7]])))
+                    .map(|b| {
+                        (u32::from_be_bytes([b[0], b[1], b[2], b[3]]), u32::from_be_bytes([b[4], b[5], b[6], b[7]]))
+                    })
                     .collect()
             })
             .unwrap_or_default()

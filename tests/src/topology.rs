@@ -95,7 +95,8 @@ impl Default for Options {
 /// configuration file's `"services"` ([`Options::services`]).
 pub fn fnat_rules(service_opts: &str, server_opts: &[&str]) -> Vec<String> {
     let mut rules = vec![format!("-A -t {VIP}:80 {service_opts}"), format!("-P -t {VIP}:80 -z {LIP} -F servers")];
-    rules.extend(server_opts.iter().enumerate().map(|(i, opts)| format!("-a -t {VIP}:80 -r {}:8080 -b {opts}", rip(i))));
+    rules
+        .extend(server_opts.iter().enumerate().map(|(i, opts)| format!("-a -t {VIP}:80 -r {}:8080 -b {opts}", rip(i))));
     rules
 }
 
@@ -230,7 +231,14 @@ impl Topology {
             "--log-level=lib.eal:error".into(),
         ];
         eal.extend(vdevs);
-        let config = serde_json_like(&eal, &dev_c, &dev_s, self.opts.conn_capacity, &self.opts.services, &self.opts.extra_config);
+        let config = serde_json_like(
+            &eal,
+            &dev_c,
+            &dev_s,
+            self.opts.conn_capacity,
+            &self.opts.services,
+            &self.opts.extra_config,
+        );
         let path = self.dir.join("gatewayd.json");
         std::fs::write(&path, config).expect("write the configuration");
         let mut command = Command::new(gatewayd_bin());
@@ -241,7 +249,11 @@ impl Topology {
             wait_until(Duration::from_secs(30), || gatewayd.log().contains("running") || !gatewayd.is_running()),
             "gatewayd did not start in 30 s"
         );
-        assert!(gatewayd.is_running() && gatewayd.log().contains("running"), "gatewayd did not start:\n{}", gatewayd.log());
+        assert!(
+            gatewayd.is_running() && gatewayd.log().contains("running"),
+            "gatewayd did not start:\n{}",
+            gatewayd.log()
+        );
         self.gatewayd = Some(gatewayd);
     }
 
@@ -684,7 +696,14 @@ impl Stats {
 }
 
 /// The configuration file (JSON written by hand: the harness has no serde).
-fn serde_json_like(eal: &[String], dev_c: &str, dev_s: &str, conn_capacity: u32, services: &[String], extra: &str) -> String {
+fn serde_json_like(
+    eal: &[String],
+    dev_c: &str,
+    dev_s: &str,
+    conn_capacity: u32,
+    services: &[String],
+    extra: &str,
+) -> String {
     let quoted = |v: &[String]| v.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
     let extra = if extra.trim().is_empty() { String::new() } else { format!(",\n  {}", extra.trim()) };
     format!(

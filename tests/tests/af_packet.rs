@@ -22,10 +22,13 @@ fn fnat_over_af_packet_on_veth() {
     let blob = topo.www().join("blob");
     run("sh", &["-c", &format!("head -c 20M /dev/urandom > {}", blob.display())]);
     let got = topo.dir().join("got");
-    let download =
-        topo.client.output("curl", &["-sS", "--max-time", "60", "-o", got.to_str().unwrap(), &format!("http://{VIP}/blob")]);
+    let download = topo
+        .client
+        .output("curl", &["-sS", "--max-time", "60", "-o", got.to_str().unwrap(), &format!("http://{VIP}/blob")]);
     assert!(download.status.success(), "download: {}", String::from_utf8_lossy(&download.stderr));
-    let sha = |p: &std::path::Path| String::from_utf8_lossy(&run("sha256sum", &[p.to_str().unwrap()]).stdout)[..64].to_owned();
+    let sha = |p: &std::path::Path| {
+        String::from_utf8_lossy(&run("sha256sum", &[p.to_str().unwrap()]).stdout)[..64].to_owned()
+    };
     assert_eq!(sha(&got), sha(&blob), "the download arrives intact");
 
     let wrk = topo.client.sh(&format!("ulimit -n 20000 && exec wrk -t2 -c200 -d2s --timeout 10s http://{VIP}/who"));

@@ -49,7 +49,9 @@ fn arp_claiming_another_segments_addresses_is_refused_and_traffic_continues() {
     claim(&topo.servers, &topo.servers_if, GW_SERVERS, &[CLIENT]);
     let frames = (2 * 2 + 2) * COPIES;
     assert!(
-        gateway_e2e::wait_until(std::time::Duration::from_secs(5), || topo.worker_counter("neighbours refused wrong port ") >= frames),
+        gateway_e2e::wait_until(std::time::Duration::from_secs(5), || topo
+            .worker_counter("neighbours refused wrong port ")
+            >= frames),
         "every forged frame refused:\n{}",
         topo.gwctl(&["stats"])
     );

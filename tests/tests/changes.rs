@@ -92,7 +92,10 @@ fn saved_rules_restored_into_a_fresh_gateway_give_the_same_rotation() {
             topo.gwctl_line(&format!("-a -t {VIP}:81 -r {}:8080 -b", rip(i)));
         }
     });
-    assert!(saved.contains("-P -t") && saved.contains("-w 3"), "the saved rules carry the local address and weights:\n{saved}");
+    assert!(
+        saved.contains("-P -t") && saved.contains("-w 3"),
+        "the saved rules carry the local address and weights:\n{saved}"
+    );
     let (resaved, second) = rotation("sv2", |topo| {
         let out = topo.gwctl_output(&["-R"], Some(&saved));
         assert!(out.status.success(), "gwctl -R: {}", String::from_utf8_lossy(&out.stderr));
@@ -165,7 +168,11 @@ fn remove_a_server_and_edit_the_scheduler_under_load() {
     assert_eq!(summary.failed(), 0, "no failed request across the scheduler edit: {summary:?}\n{out}");
     let listing = topo.gwctl(&["-Ln"]);
     assert!(listing.contains(&format!("TCP  {VIP}:80 wrr")), "{listing}");
-    assert_eq!((topo.server_row(&rs2).0, topo.server_row(&rs3).0), (1, 3), "the edit kept the servers and weights:\n{listing}");
+    assert_eq!(
+        (topo.server_row(&rs2).0, topo.server_row(&rs3).0),
+        (1, 3),
+        "the edit kept the servers and weights:\n{listing}"
+    );
     let ratio = |a: usize, b: usize| a as f64 / b.max(1) as f64;
     let before = ratio(rs3_at - rs3_0, rs2_at - rs2_0);
     let (d2, d3) = (logged(2) - rs2_at, logged(3) - rs3_at);

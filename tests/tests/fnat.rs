@@ -89,10 +89,9 @@ fn fnat_large_download_and_a_thousand_concurrent_connections() {
     let blob = topo.www().join("blob");
     gateway_e2e::run("sh", &["-c", &format!("head -c 100M /dev/urandom > {}", blob.display())]);
     let got = topo.dir().join("got");
-    let download = topo.client.output(
-        "curl",
-        &["-sS", "--max-time", "90", "-o", got.to_str().unwrap(), &format!("http://{VIP}/blob")],
-    );
+    let download = topo
+        .client
+        .output("curl", &["-sS", "--max-time", "90", "-o", got.to_str().unwrap(), &format!("http://{VIP}/blob")]);
     assert!(download.status.success(), "download: {}", String::from_utf8_lossy(&download.stderr));
     let sha = |p: &std::path::Path| {
         let out = gateway_e2e::run("sha256sum", &[p.to_str().unwrap()]);
@@ -153,7 +152,11 @@ fn fnat_udp_round_robin_with_the_local_address_as_source() {
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            topo.servers.spawn(&format!("udp-rs{}", i + 1), "python3", &["-c", UDP_ECHO, r, "5353", &format!("rs{}", i + 1)])
+            topo.servers.spawn(
+                &format!("udp-rs{}", i + 1),
+                "python3",
+                &["-c", UDP_ECHO, r, "5353", &format!("rs{}", i + 1)],
+            )
         })
         .collect();
     topo.gwctl_line(&format!("-A -u {VIP}:53 -s rr"));
@@ -275,10 +278,9 @@ fn fnat_toa_option_carries_the_client_address_on_the_handshake() {
     // Two clients with known addresses and ports: the option must carry each one's own.
     let clients = [(client_addr(0), 40123u16), (client_addr(1), 40457u16)];
     for (addr, port) in &clients {
-        let out = topo.client.output(
-            "curl",
-            &["-sS", "--max-time", "5", "--interface", addr, "--local-port", &port.to_string(), &who],
-        );
+        let out = topo
+            .client
+            .output("curl", &["-sS", "--max-time", "5", "--interface", addr, "--local-port", &port.to_string(), &who]);
         assert!(out.status.success(), "curl from {addr}:{port}: {}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "rs1");
     }
@@ -289,7 +291,9 @@ fn fnat_toa_option_carries_the_client_address_on_the_handshake() {
     let syns: Vec<&&Segment> = to_server.iter().filter(|s| s.flags & SYN != 0).collect();
     assert_eq!(syns.len(), 2, "one SYN toward the server per connection: {to_server:#?}");
 
-    let toa = |s: &Segment| -> Vec<Vec<u8>> { s.option_list().into_iter().filter(|(k, _)| *k == 254).map(|(_, o)| o).collect() };
+    let toa = |s: &Segment| -> Vec<Vec<u8>> {
+        s.option_list().into_iter().filter(|(k, _)| *k == 254).map(|(_, o)| o).collect()
+    };
     for (syn, (addr, port)) in syns.iter().zip(&clients) {
         // kind 254, length 8, the client's port (2 bytes) then its IPv4 address (4 bytes).
         let ip = addr.parse::<std::net::Ipv4Addr>().unwrap().octets();
@@ -298,10 +302,14 @@ fn fnat_toa_option_carries_the_client_address_on_the_handshake() {
         assert_eq!(toa(syn), vec![want.clone()], "the SYN to the server carries {addr}:{port}: {syn:?}");
         // The ACK completing the handshake (where a toa module reads it) carries it too.
         let conn: Vec<&&Segment> = to_server.iter().filter(|s| s.sport == syn.sport).collect();
-        let ack = conn.iter().find(|s| s.flags & (SYN | ACK) == ACK).unwrap_or_else(|| panic!("a handshake ACK: {conn:#?}"));
+        let ack =
+            conn.iter().find(|s| s.flags & (SYN | ACK) == ACK).unwrap_or_else(|| panic!("a handshake ACK: {conn:#?}"));
         assert_eq!(toa(ack), vec![want], "the handshake ACK carries {addr}:{port}: {ack:?}");
         // The server answers the local address, never the client.
-        assert!(segments.iter().filter(|s| s.dport == syn.sport).all(|s| s.dst == lip && s.sport == 8080 && toa(s).is_empty()));
+        assert!(segments
+            .iter()
+            .filter(|s| s.dport == syn.sport)
+            .all(|s| s.dst == lip && s.sport == 8080 && toa(s).is_empty()));
     }
     assert!(topo.access_log(1).iter().all(|(a, s)| a == LIP && *s == 200), "{:?}", topo.access_log(1));
     assert_eq!(topo.worker_counter("toa not inserted"), 0, "no refused insertion: {}", topo.gwctl(&["stats"]));

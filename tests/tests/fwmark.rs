@@ -36,7 +36,10 @@ fn nat_fwmark_service_alternates_then_persistence_sticks() {
     topo.gwctl_line("-E -f 1 -s rr -p 10");
     let answers = topo.curl_many(None, &who, 6);
     assert_eq!(answers.len(), 6, "{answers:?}");
-    assert!(answers.iter().all(|a| a == &answers[0] && a.starts_with("rs")), "persistence keeps the client on one server: {answers:?}");
+    assert!(
+        answers.iter().all(|a| a == &answers[0] && a.starts_with("rs")),
+        "persistence keeps the client on one server: {answers:?}"
+    );
     assert!(topo.gwctl(&["-Ln"]).contains("FWM  1 rr persistent 10"), "{}", topo.gwctl(&["-Ln"]));
     assert!(topo.gatewayd_log().lines().all(|l| !l.contains("panicked")), "{}", topo.gatewayd_log());
     topo.stop();
@@ -77,6 +80,10 @@ fn dr_fwmark_service_of_the_seed_alternates_then_persistence_sticks() {
     let answers = topo.curl_many(None, &who, 6);
     assert_eq!(answers, vec!["rs1".to_owned(); 6], "every request answered");
     let sticky = since(before, conns(&topo));
-    assert!(sticky == [6, 0] || sticky == [0, 6], "persistence sends all six to one server: {sticky:?}\n{}", topo.gwctl(&["-Ln"]));
+    assert!(
+        sticky == [6, 0] || sticky == [0, 6],
+        "persistence sends all six to one server: {sticky:?}\n{}",
+        topo.gwctl(&["-Ln"])
+    );
     topo.stop();
 }

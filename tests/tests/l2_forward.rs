@@ -47,7 +47,8 @@ fn forwards_real_tcp_between_namespaces() {
         "python3",
         &["-m", "http.server", "8080", "--bind", "10.99.0.2", "--directory", root.to_str().unwrap()],
     );
-    let fetch = |path: &str| client.output("curl", &["-sS", "--max-time", "20", &format!("http://10.99.0.2:8080/{path}")]);
+    let fetch =
+        |path: &str| client.output("curl", &["-sS", "--max-time", "20", &format!("http://10.99.0.2:8080/{path}")]);
     assert!(
         wait_until(Duration::from_secs(10), || fetch("index.html").stdout == b"hello through gatewayd\n"),
         "no HTTP answer through gatewayd"

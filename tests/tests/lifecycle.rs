@@ -48,7 +48,11 @@ fn a_stalled_worker_is_named_and_gatewayd_exits_non_zero() {
     let log = topo.gatewayd_log();
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(log.contains("gatewayd: worker 0 (lcore 1) stalled: no poll for 2 s"), "{log}");
-    assert!(started.elapsed() < Duration::from_secs(10), "exits without waiting for the stuck lcore: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "exits without waiting for the stuck lcore: {:?}",
+        started.elapsed()
+    );
     assert!(!topo.socket().exists(), "the control socket is removed");
 }
 
@@ -65,7 +69,8 @@ fn with_continue_a_stalled_then_dead_worker_shows_in_gwctl_stats() {
         stats()
     );
     assert!(
-        wait_until(Duration::from_secs(15), || stats().starts_with("worker 0 (lcore 1) stopped: panicked: injected failure\n")),
+        wait_until(Duration::from_secs(15), || stats()
+            .starts_with("worker 0 (lcore 1) stopped: panicked: injected failure\n")),
         "{}",
         stats()
     );
@@ -106,7 +111,12 @@ fn a_second_gatewayd_on_a_taken_socket_refuses_before_opening_its_ports() {
     // Its tap would exist from the moment it opened the port: it never does.
     let deadline = Instant::now() + Duration::from_secs(15);
     while second.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        let seen = Command::new("ip").args(["link", "show", &tap]).stderr(Stdio::null()).stdout(Stdio::null()).status().unwrap();
+        let seen = Command::new("ip")
+            .args(["link", "show", &tap])
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
         assert!(!seen.success(), "the second gatewayd opened its port before finding the socket taken");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -114,7 +124,11 @@ fn a_second_gatewayd_on_a_taken_socket_refuses_before_opening_its_ports() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains(&format!("control socket {}: another server is listening on {}", topo.socket().display(), topo.socket().display())),
+        err.contains(&format!(
+            "control socket {}: another server is listening on {}",
+            topo.socket().display(),
+            topo.socket().display()
+        )),
         "{err}"
     );
     assert!(!err.contains("EAL"), "the EAL never started: {err}");

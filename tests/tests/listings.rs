@@ -9,10 +9,8 @@ use gateway_e2e::wait_until;
 
 /// The numbers of the `-Ln --stats`/`--rate` row that starts with `prefix`.
 fn row(listing: &str, prefix: &str) -> Vec<u64> {
-    let line = listing
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .unwrap_or_else(|| panic!("no row {prefix:?} in\n{listing}"));
+    let line =
+        listing.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no row {prefix:?} in\n{listing}"));
     line[prefix.len()..].split_whitespace().map(|n| n.parse().unwrap_or_else(|_| panic!("{n:?} in {line}"))).collect()
 }
 
@@ -51,7 +49,10 @@ fn connections_stats_rates_and_zero_come_from_the_workers() {
     let stats = topo.gwctl(&["-Ln", "--stats", "--exact"]);
     let svc = row(&stats, &format!("TCP  {VIP}:80"));
     assert_eq!(svc[0], 6, "Conns:\n{stats}");
-    assert!(svc[1] >= 6 * 4 && svc[2] >= 6 * 3, "at least SYN, ACK, request, FIN in and SYN-ACK, answer, FIN out per connection:\n{stats}");
+    assert!(
+        svc[1] >= 6 * 4 && svc[2] >= 6 * 3,
+        "at least SYN, ACK, request, FIN in and SYN-ACK, answer, FIN out per connection:\n{stats}"
+    );
     assert!(svc[3] > svc[1] * 40 && svc[4] > svc[2] * 40, "bytes are IP lengths:\n{stats}");
     let (rs1, rs2) = (row(&stats, &format!("  -> {}:8080", rip(0))), row(&stats, &format!("  -> {}:8080", rip(1))));
     assert_eq!((rs1[0], rs2[0]), (3, 3), "rr:\n{stats}");

@@ -61,7 +61,11 @@ fn gatewayd_survives_its_memif_peer_leaving_and_returning() {
         let status = topo.interrupt_memif_peer();
         drop(flood);
         assert!(status.success(), "round {round}: the peer's clean exit failed: {status}");
-        assert!(topo.gatewayd_running(), "round {round}: gatewayd died when its memif peer left:\n{}", topo.gatewayd_log());
+        assert!(
+            topo.gatewayd_running(),
+            "round {round}: gatewayd died when its memif peer left:\n{}",
+            topo.gatewayd_log()
+        );
         assert!(
             wait_until(Duration::from_secs(5), || client_link(&topo).contains("DOWN")),
             "round {round}: gwctl link does not show the port down without its peer: {}",
@@ -76,12 +80,20 @@ fn gatewayd_survives_its_memif_peer_leaving_and_returning() {
         }
 
         topo.start_memif_peer();
-        assert!(topo.gatewayd_running(), "round {round}: gatewayd died when its memif peer returned:\n{}", topo.gatewayd_log());
+        assert!(
+            topo.gatewayd_running(),
+            "round {round}: gatewayd died when its memif peer returned:\n{}",
+            topo.gatewayd_log()
+        );
         assert!(!client_link(&topo).contains("DOWN"), "round {round}: the port is up again: {}", client_link(&topo));
         assert_eq!(topo.curl(&who), "rs1", "round {round}: the service answers through the returned peer");
     }
 
     drop(download);
     let log = topo.stop();
-    assert_eq!(log.matches("port client (net_memif): link went down").count(), ROUNDS, "each departure is logged once:\n{log}");
+    assert_eq!(
+        log.matches("port client (net_memif): link went down").count(),
+        ROUNDS,
+        "each departure is logged once:\n{log}"
+    );
 }

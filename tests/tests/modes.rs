@@ -42,8 +42,14 @@ fn nat_servers_route_back_through_the_gateway_and_the_client_sees_the_vip() {
     // The client talks to the VIP only: every packet it receives comes from VIP:80.
     let to_client: Vec<&String> = packets.iter().filter(|l| l.contains(&format!("> {CLIENT}."))).collect();
     assert!(to_client.len() >= 4 * 3, "SYN-ACK, data and FIN of four connections: {packets:#?}");
-    assert!(to_client.iter().all(|l| l.contains(&format!("IP {VIP}.80 > "))), "replies come from the VIP: {packets:#?}");
-    assert!(packets.iter().all(|l| !l.contains("192.168.1.")), "no real-server address reaches the client: {packets:#?}");
+    assert!(
+        to_client.iter().all(|l| l.contains(&format!("IP {VIP}.80 > "))),
+        "replies come from the VIP: {packets:#?}"
+    );
+    assert!(
+        packets.iter().all(|l| !l.contains("192.168.1.")),
+        "no real-server address reaches the client: {packets:#?}"
+    );
 
     // NAT keeps the client's address: the servers saw 10.0.0.1.
     for n in 1..=2 {

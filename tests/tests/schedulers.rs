@@ -51,7 +51,10 @@ fn source_hashing_and_persistence_keep_a_client_on_one_server() {
         let mut servers: Vec<&String> = Vec::new();
         for (c, answers) in seen.iter().enumerate() {
             assert_eq!(answers.len(), 5, "{what}: client {c}: {answers:?}");
-            assert!(answers.iter().all(|a| a == &answers[0] && a.starts_with("rs")), "{what}: client {c} stays: {answers:?}");
+            assert!(
+                answers.iter().all(|a| a == &answers[0] && a.starts_with("rs")),
+                "{what}: client {c} stays: {answers:?}"
+            );
             servers.push(&answers[0]);
         }
         servers.sort();
@@ -93,7 +96,16 @@ fn weight_zero_takes_no_new_connections_while_an_old_one_finishes() {
     let mut slow = topo.client.spawn(
         "slow-download",
         "curl",
-        &["-sS", "--max-time", "30", "--limit-rate", "512k", "-o", got.to_str().unwrap(), &format!("http://{VIP}/slow")],
+        &[
+            "-sS",
+            "--max-time",
+            "30",
+            "--limit-rate",
+            "512k",
+            "-o",
+            got.to_str().unwrap(),
+            &format!("http://{VIP}/slow"),
+        ],
     );
     let rs1 = format!("{}:8080", rip(0));
     assert!(
@@ -111,7 +123,9 @@ fn weight_zero_takes_no_new_connections_while_an_old_one_finishes() {
 
     let status = slow.wait(Duration::from_secs(20)).expect("the slow download finishes");
     assert!(status.success(), "the download on the quiesced server completes: {}", slow.log());
-    let sha = |p: &std::path::Path| String::from_utf8_lossy(&run("sha256sum", &[p.to_str().unwrap()]).stdout)[..64].to_owned();
+    let sha = |p: &std::path::Path| {
+        String::from_utf8_lossy(&run("sha256sum", &[p.to_str().unwrap()]).stdout)[..64].to_owned()
+    };
     assert_eq!(sha(&got), sha(&blob), "and arrives intact");
     topo.stop();
 }
@@ -150,7 +164,11 @@ time.sleep(60)
 fn hold(topo: &Topology, port: u16, n: usize) -> (gateway_e2e::Daemon, Vec<String>) {
     let holder = topo.client.spawn("hold", "python3", &["-c", HOLD, VIP, &port.to_string(), &n.to_string()]);
     let answers = || holder.log().lines().map(str::to_owned).collect::<Vec<_>>();
-    assert!(wait_until(Duration::from_secs(10), || answers().len() >= n), "{n} long-lived connections: {}", holder.log());
+    assert!(
+        wait_until(Duration::from_secs(10), || answers().len() >= n),
+        "{n} long-lived connections: {}",
+        holder.log()
+    );
     let got = answers();
     assert!(got.iter().all(|a| a == "rs1" || a == "rs2"), "{got:?}");
     (holder, got)
@@ -205,11 +223,18 @@ fn lc_and_wlc_send_new_connections_to_the_server_with_fewer_long_lived_ones() {
         let on = |who: &str| got.iter().filter(|a| *a == who).count() as u64;
         let (a1, a2) = (3 + on("rs1"), on("rs2"));
         let listing = topo.gwctl(&["-Ln"]);
-        assert_eq!((row(&rs1).1, row(&rs2).1), (a1, a2), "{sched}: gwctl agrees with the servers that answered {got:?}:\n{listing}");
+        assert_eq!(
+            (row(&rs1).1, row(&rs2).1),
+            (a1, a2),
+            "{sched}: gwctl agrees with the servers that answered {got:?}:\n{listing}"
+        );
         if sched == "lc" {
             assert!(a1.abs_diff(a2) <= 1, "lc evens out active connections: rs1 {a1}, rs2 {a2} ({got:?})\n{listing}");
         } else {
-            assert!((3 * a1).abs_diff(a2) <= 3, "wlc keeps active/weight even: rs1 {a1}/1, rs2 {a2}/3 ({got:?})\n{listing}");
+            assert!(
+                (3 * a1).abs_diff(a2) <= 3,
+                "wlc keeps active/weight even: rs1 {a1}/1, rs2 {a2}/3 ({got:?})\n{listing}"
+            );
         }
     }
     topo.stop();
@@ -249,7 +274,10 @@ fn dh_sends_each_destination_to_one_server_whoever_the_client() {
         }
     }
     for (vip, answers) in vips.iter().zip(&seen) {
-        assert!(answers[0].starts_with("rs") && answers.iter().all(|a| a == &answers[0]), "{vip}: one server for 20 clients: {answers:?}");
+        assert!(
+            answers[0].starts_with("rs") && answers.iter().all(|a| a == &answers[0]),
+            "{vip}: one server for 20 clients: {answers:?}"
+        );
     }
     let mut servers: Vec<&String> = seen.iter().map(|a| &a[0]).collect();
     servers.sort();
@@ -302,7 +330,12 @@ fn persistence_on_port_zero_keeps_a_client_on_one_server_for_every_port() {
         for (i, a) in answers.iter().enumerate() {
             // The client's destination port reached the server unchanged.
             let want_port_81 = i % 2 == 1;
-            assert_eq!(a == "rs2" || a == "rs4", want_port_81, "{from}: connection {i} to port {} answered by {a}: {answers:?}", 80 + i % 2);
+            assert_eq!(
+                a == "rs2" || a == "rs4",
+                want_port_81,
+                "{from}: connection {i} to port {} answered by {a}: {answers:?}",
+                80 + i % 2
+            );
         }
         let server = server_of(&answers[0]);
         assert!(answers.iter().all(|a| server_of(a) == server), "{from}: one server for all ports: {answers:?}");
@@ -314,7 +347,12 @@ fn persistence_on_port_zero_keeps_a_client_on_one_server_for_every_port() {
 
     // A port no server listens on passes through too: the server's reset comes back.
     let refused = topo.client.output("curl", &["-sS", "--max-time", "5", &format!("http://{VIP}:82/")]);
-    assert_eq!(refused.status.code(), Some(7), "connection refused by the real server: {}", String::from_utf8_lossy(&refused.stderr));
+    assert_eq!(
+        refused.status.code(),
+        Some(7),
+        "connection refused by the real server: {}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     topo.stop();
 }
 
@@ -331,7 +369,10 @@ fn upper_threshold_turns_new_connections_away_until_the_server_has_room() {
     topo.wait_for_service(&who);
     topo.gwctl_line(&format!("-a -t {VIP}:80 -r {rs1} -b -x 2"));
     let listing = topo.gwctl(&["-Ln", "--thresholds"]);
-    assert!(listing.lines().any(|l| l.contains(&rs1) && l.split_whitespace().skip(2).take(2).eq(["2", "0"])), "{listing}");
+    assert!(
+        listing.lines().any(|l| l.contains(&rs1) && l.split_whitespace().skip(2).take(2).eq(["2", "0"])),
+        "{listing}"
+    );
 
     // rs2 quiesced for a moment: two long-lived connections land on rs1.
     topo.gwctl_line(&format!("-e -t {VIP}:80 -r {rs2} -b -w 0"));
@@ -355,7 +396,11 @@ fn upper_threshold_turns_new_connections_away_until_the_server_has_room() {
     let answers = topo.curl_many(None, &who, 10);
     // rr alternates again, but each closed connection stays counted (inactive)
     // until it expires: after two, rs1 is at its threshold again.
-    assert_eq!(answers.iter().filter(|a| *a == "rs1").count(), 2, "rs1 takes connections again, up to its threshold: {answers:?}");
+    assert_eq!(
+        answers.iter().filter(|a| *a == "rs1").count(),
+        2,
+        "rs1 takes connections again, up to its threshold: {answers:?}"
+    );
     assert_eq!(answers.iter().filter(|a| *a == "rs2").count(), 8, "{answers:?}");
     let (_, a1, i1) = topo.server_row(&rs1);
     assert_eq!(a1 + i1, 2, "{}", topo.gwctl(&["-Ln"]));
@@ -434,9 +479,17 @@ fn wlc_splits_a_burst_of_new_connections_by_weight() {
     assert!(n1.abs_diff(10) <= 3 && n2.abs_diff(20) <= 3, "wlc 1:2 over a burst of 30: rs1 {n1}, rs2 {n2}\n{listing}");
 
     topo.client.ip(&["link", "set", &bypass_client, "up"]);
-    assert!(wait_until(Duration::from_secs(15), || holder.log().contains("connected")), "30 connections: {}", holder.log());
+    assert!(
+        wait_until(Duration::from_secs(15), || holder.log().contains("connected")),
+        "30 connections: {}",
+        holder.log()
+    );
     let established = || rows(&topo) == ((1, n1, 0), (2, n2, 0));
-    assert!(wait_until(Duration::from_secs(5), established), "the {n1}:{n2} split, now active:\n{}", topo.gwctl(&["-Ln"]));
+    assert!(
+        wait_until(Duration::from_secs(5), established),
+        "the {n1}:{n2} split, now active:\n{}",
+        topo.gwctl(&["-Ln"])
+    );
     drop(holder);
     topo.stop();
 }

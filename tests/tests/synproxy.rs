@@ -9,7 +9,9 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use gateway_e2e::tcp::{self, RawSegment, Segment, ACK, OPT_MSS, OPT_SACK_PERMITTED, OPT_TIMESTAMPS, OPT_WSCALE, RST, SYN};
+use gateway_e2e::tcp::{
+    self, RawSegment, Segment, ACK, OPT_MSS, OPT_SACK_PERMITTED, OPT_TIMESTAMPS, OPT_WSCALE, RST, SYN,
+};
 use gateway_e2e::topology::{fnat_rules, rip, CLIENT, LIP, VIP};
 use gateway_e2e::{wait_until, Capture, Netns, Options, Stats, Topology, WrkSummary};
 
@@ -63,7 +65,8 @@ fn nft(ns: &Netns, script: &str) {
 /// expects next (the cookie + 1), so its stack takes it. Returns how long
 /// curl took.
 fn curl_is_reset(topo: &Topology, port: u16) -> Duration {
-    let cap = topo.client.capture("reset", &topo.client_if, &format!("tcp port {port}"), &topo.dir().join("reset.pcap"));
+    let cap =
+        topo.client.capture("reset", &topo.client_if, &format!("tcp port {port}"), &topo.dir().join("reset.pcap"));
     let started = Instant::now();
     let out = topo.client.output("curl", &["-sS", "--max-time", "20", &format!("http://{VIP}:{port}/who")]);
     let took = started.elapsed();
@@ -73,9 +76,18 @@ fn curl_is_reset(topo: &Topology, port: u16) -> Duration {
     // connect() reads "Couldn't connect", one that comes later "reset by peer").
     assert!(!out.status.success(), "curl fails: {}", String::from_utf8_lossy(&out.stdout));
     let from_vip = |s: &&Segment| s.src == addr(VIP) && s.sport == port && s.dst == addr(CLIENT);
-    let synack = segs.iter().filter(from_vip).find(|s| s.has(SYN | ACK, SYN | ACK | RST)).unwrap_or_else(|| panic!("a SYN-ACK: {segs:#?}"));
+    let synack = segs
+        .iter()
+        .filter(from_vip)
+        .find(|s| s.has(SYN | ACK, SYN | ACK | RST))
+        .unwrap_or_else(|| panic!("a SYN-ACK: {segs:#?}"));
     let rsts: Vec<&Segment> = segs.iter().filter(from_vip).filter(|s| s.has(RST, RST | SYN)).collect();
-    assert_eq!(rsts.len(), 1, "one RST from the VIP after {took:?} ({}): {segs:#?}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        rsts.len(),
+        1,
+        "one RST from the VIP after {took:?} ({}): {segs:#?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(rsts[0].seq, synack.seq.wrapping_add(1), "the RST is in the client's window: {segs:#?}");
     eprintln!("VIP:{port}: reset after {took:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
     took
@@ -127,9 +139,15 @@ fn forged_acks(n: usize, first_port: u16, rng: &mut Rng) -> Vec<RawSegment> {
 /// before, and the servers' and the client's captures.
 fn send_forged_acks(topo: &Topology, forged: &[RawSegment], label: &str) -> (Stats, Capture, Capture) {
     let dir = topo.dir();
-    let server_cap = topo.servers.capture(&format!("{label}-s"), &topo.servers_if, "tcp", &dir.join(format!("{label}-s.pcap")));
+    let server_cap =
+        topo.servers.capture(&format!("{label}-s"), &topo.servers_if, "tcp", &dir.join(format!("{label}-s.pcap")));
     let client_filter = format!("tcp and src host {VIP}");
-    let client_cap = topo.client.capture(&format!("{label}-c"), &topo.client_if, &client_filter, &dir.join(format!("{label}-c.pcap")));
+    let client_cap = topo.client.capture(
+        &format!("{label}-c"),
+        &topo.client_if,
+        &client_filter,
+        &dir.join(format!("{label}-c.pcap")),
+    );
     let before = topo.stats();
     assert_eq!(tcp::send_raw(&topo.client, forged, 10), forged.len());
     assert!(
@@ -218,8 +236,9 @@ fn synproxy_fnat_100mb_with_sack_window_scaling_and_loss() {
     let server_cap = topo.servers.capture("sbg-server", &topo.servers_if, SYNS_AND_SACKS, &topo.dir().join("s.pcap"));
     let got = topo.dir().join("got");
     let started = Instant::now();
-    let download =
-        topo.client.output("curl", &["-sS", "--max-time", "60", "-o", got.to_str().unwrap(), &format!("http://{VIP}/blob")]);
+    let download = topo
+        .client
+        .output("curl", &["-sS", "--max-time", "60", "-o", got.to_str().unwrap(), &format!("http://{VIP}/blob")]);
     let took = started.elapsed();
     let (client_side, server_side) = (tcp::segments(&client_cap.frames()), tcp::segments(&server_cap.frames()));
     assert!(download.status.success(), "download: {}", String::from_utf8_lossy(&download.stderr));
@@ -236,8 +255,10 @@ fn synproxy_fnat_100mb_with_sack_window_scaling_and_loss() {
     // The gateway's SYN-ACK: from the VIP, negotiating everything a Linux
     // client offers (MSS from the table, SACK, timestamps, window scale 7).
     let (client, vip, lip, server) = (addr(CLIENT), addr(VIP), addr(LIP), addr(&rip(0)));
-    let synacks: Vec<&Segment> =
-        client_side.iter().filter(|s| s.src == vip && s.sport == 80 && s.dst == client && s.has(SYN | ACK, SYN | ACK | RST)).collect();
+    let synacks: Vec<&Segment> = client_side
+        .iter()
+        .filter(|s| s.src == vip && s.sport == 80 && s.dst == client && s.has(SYN | ACK, SYN | ACK | RST))
+        .collect();
     assert_eq!(synacks.len(), 1, "one SYN-ACK to the client: {client_side:#?}");
     let synack = synacks[0];
     assert_eq!(synack.option(OPT_MSS), Some(vec![OPT_MSS, 4, 0x05, 0xb4]), "MSS 1460: {synack:?}");
@@ -291,7 +312,11 @@ fn synproxy_fnat_100mb_with_sack_window_scaling_and_loss() {
     // a few segments, so not every single one need be found).
     let sent: std::collections::HashSet<&(u32, u32)> = from_client.iter().collect();
     let matched = at_server.iter().filter(|b| sent.contains(b)).count();
-    assert!(matched * 100 >= at_server.len() * 99, "{matched} of {} SACK blocks at the server are the client's", at_server.len());
+    assert!(
+        matched * 100 >= at_server.len() * 99,
+        "{matched} of {} SACK blocks at the server are the client's",
+        at_server.len()
+    );
     let stats = topo.stats();
     assert_eq!(stats.counter(HANDSHAKES), stats.counter(VALID), "{}", stats.0);
     for name in PROXY_DROPS.iter().chain(&[WSCALE_MISMATCHES]) {
@@ -413,7 +438,10 @@ fn synproxy_nat_works_through_a_spoofed_syn_flood() {
     let synacks = grew(&before, &after, SYN_ACKS);
     assert!(synacks <= sent as u64 + real + 10, "about one SYN-ACK per SYN: {synacks} for {sent} + {real}");
     let table = (before.counter("connection table"), after.counter("connection table"));
-    assert!(table.1 <= table.0 + real + 10, "the connection table did not grow by the flood: {table:?}, {real} real requests");
+    assert!(
+        table.1 <= table.0 + real + 10,
+        "the connection table did not grow by the flood: {table:?}, {real} real requests"
+    );
     let new_conns = grew(&before, &after, "new connections");
     assert!(new_conns <= real + 10, "only the real requests made connections: {new_conns}, {real} real requests");
     assert!(grew(&before, &after, VALID) >= ok, "{}", after.0);
@@ -424,7 +452,10 @@ fn synproxy_nat_works_through_a_spoofed_syn_flood() {
     let real_syns = at_servers.iter().filter(|s| s.src == addr(CLIENT) && s.has(SYN, SYN | ACK)).count();
     assert_eq!(spoofed, 0, "no spoofed segment reached the servers");
     assert!(real_syns as u64 >= ok, "the capture saw the real client's handshakes ({real_syns} SYNs, {ok} requests)");
-    assert!(at_servers.iter().all(|s| s.src == addr(CLIENT) || s.dst == addr(CLIENT)), "only the real client's traffic");
+    assert!(
+        at_servers.iter().all(|s| s.src == addr(CLIENT) || s.dst == addr(CLIENT)),
+        "only the real client's traffic"
+    );
     topo.stop();
 }
 
@@ -536,7 +567,12 @@ fn synproxy_rst_for_forged_acks_and_a_silent_server_given_up() {
     topo.gwctl_line(&format!("-A -t {VIP}:82 -s rr -j enable"));
     topo.gwctl_line(&format!("-P -t {VIP}:82 -z {LIP} -F servers"));
     topo.gwctl_line(&format!("-a -t {VIP}:82 -r {silent}:8080 -b"));
-    let server_cap = topo.servers.capture("srs-s2", &topo.servers_if, &format!("tcp and host {silent}"), &topo.dir().join("s2.pcap"));
+    let server_cap = topo.servers.capture(
+        "srs-s2",
+        &topo.servers_if,
+        &format!("tcp and host {silent}"),
+        &topo.dir().join("s2.pcap"),
+    );
     let before = topo.stats();
     let took = curl_is_reset(&topo, 82);
     // The SYN, one retransmission 1 to 2 s later, given up 2 s after that:

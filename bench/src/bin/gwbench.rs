@@ -28,7 +28,11 @@ figure next to its reference, writes the JSON (default
 target/bench/results.json) and prints a short table. See PERFORMANCE.md.";
 
 fn parse_mac(s: &str) -> Result<[u8; 6], String> {
-    let parts: Vec<u8> = s.split(':').map(|p| u8::from_str_radix(p, 16)).collect::<Result<_, _>>().map_err(|_| format!("bad MAC {s:?}"))?;
+    let parts: Vec<u8> = s
+        .split(':')
+        .map(|p| u8::from_str_radix(p, 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("bad MAC {s:?}"))?;
     parts.try_into().map_err(|_| format!("bad MAC {s:?}"))
 }
 
@@ -108,14 +112,17 @@ fn parse_all(args: &[String]) -> Result<(SuiteOptions, Env), String> {
             _ => {}
         }
         let v = it.next().ok_or_else(|| format!("{arg} needs a value"))?;
-        let num = |what: &str| v.parse::<f64>().ok().filter(|x| *x >= 0.0).ok_or_else(|| format!("{what} {v:?}: not a number"));
+        let num = |what: &str| {
+            v.parse::<f64>().ok().filter(|x| *x >= 0.0).ok_or_else(|| format!("{what} {v:?}: not a number"))
+        };
         match arg.as_str() {
             "--rounds" => o.rounds = num(arg)?.max(1.0) as u32,
             "--seconds" => o.seconds = num(arg)?,
             "--flows" => o.flows = num(arg)?.max(1.0) as u32,
             "--connect-flows" => o.connect_flows = num(arg)?.max(1.0) as u32,
             "--sweep" => {
-                o.sweep = v.split(',').map(|x| x.parse().map_err(|_| format!("--sweep {v:?}"))).collect::<Result<_, _>>()?
+                o.sweep =
+                    v.split(',').map(|x| x.parse().map_err(|_| format!("--sweep {v:?}"))).collect::<Result<_, _>>()?
             }
             "--sweep-rounds" => o.sweep_rounds = num(arg)?.max(1.0) as u32,
             "--window" => o.window = num(arg)? as u32,
@@ -133,7 +140,10 @@ fn parse_all(args: &[String]) -> Result<(SuiteOptions, Env), String> {
     env.gwctl = bin_dir.join("gwctl");
     for p in [&env.gatewayd, &env.gwctl] {
         if !p.exists() {
-            return Err(format!("{} not found: build with cargo build --release -p gateway -p gwctl --bins (or give --bin-dir)", p.display()));
+            return Err(format!(
+                "{} not found: build with cargo build --release -p gateway -p gwctl --bins (or give --bin-dir)",
+                p.display()
+            ));
         }
     }
     Ok((o, env))

@@ -12,33 +12,21 @@ use std::net::IpAddr;
 use gateway::net::cidr::{family_bits, mask_prefix_len};
 
 use gateway::control::api::{
-    ConnectionInfo, Forwarding, LaddrInfo, ServerInfo, ServiceInfo, ServiceTable, TimeoutsInfo,
-    TransportProtocol, VirtualService,
+    ConnectionInfo, Forwarding, LaddrInfo, ServerInfo, ServiceInfo, ServiceTable, TimeoutsInfo, TransportProtocol,
+    VirtualService,
 };
 
 use super::args::Format;
 use crate::names::Names;
 
 /// `addrport_to_anyname`.
-pub fn addr_port(
-    addr: IpAddr,
-    port: u16,
-    proto: TransportProtocol,
-    fmt: &Format,
-    names: &Names,
-) -> String {
+pub fn addr_port(addr: IpAddr, port: u16, proto: TransportProtocol, fmt: &Format, names: &Names) -> String {
     let (open, close) = if addr.is_ipv4() { ("", "") } else { ("[", "]") };
     if fmt.numeric {
         return format!("{open}{addr}{close}:{port}");
     }
-    let host = names
-        .host_name(addr)
-        .map(str::to_string)
-        .unwrap_or_else(|| addr.to_string());
-    let port = names
-        .service_name(port, proto)
-        .map(str::to_string)
-        .unwrap_or_else(|| port.to_string());
+    let host = names.host_name(addr).map(str::to_string).unwrap_or_else(|| addr.to_string());
+    let port = names.service_name(port, proto).map(str::to_string).unwrap_or_else(|| port.to_string());
     format!("{open}{host}{close}:{port}")
 }
 
@@ -106,9 +94,7 @@ fn proto_of(vs: &VirtualService) -> TransportProtocol {
 fn is_v6(svc: &ServiceInfo) -> bool {
     match svc.config.service {
         VirtualService::Tcp { addr, .. } | VirtualService::Udp { addr, .. } => addr.is_ipv6(),
-        VirtualService::Fwmark { .. } => {
-            svc.config.persistence.is_some_and(|p| p.netmask.is_ipv6())
-        }
+        VirtualService::Fwmark { .. } => svc.config.persistence.is_some_and(|p| p.netmask.is_ipv6()),
     }
 }
 
@@ -205,13 +191,7 @@ pub fn service_entry(svc: &ServiceInfo, fmt: &Format, names: &Names) -> String {
         let _ = write!(out, "{name:<33}");
         let s = &svc.stats;
         let nums = if fmt.stats {
-            [
-                s.conns,
-                s.in_packets,
-                s.out_packets,
-                s.in_bytes,
-                s.out_bytes,
-            ]
+            [s.conns, s.in_packets, s.out_packets, s.in_bytes, s.out_bytes]
         } else {
             [s.cps, s.in_pps, s.out_pps, s.in_bps, s.out_bps]
         };
@@ -249,18 +229,9 @@ pub fn service_entry(svc: &ServiceInfo, fmt: &Format, names: &Names) -> String {
     for d in servers {
         let cfg = &d.config;
         let dname = addr_port(cfg.addr, cfg.port, proto, fmt, names);
-        let dname = if !fmt.rule && !v6 {
-            truncate(dname, 28)
-        } else {
-            dname
-        };
+        let dname = if !fmt.rule && !v6 { truncate(dname, 28) } else { dname };
         if fmt.rule {
-            let _ = write!(
-                out,
-                "-a {name} -r {dname} {} -w {}",
-                fwd_switch(cfg.forwarding),
-                cfg.weight
-            );
+            let _ = write!(out, "-a {name} -r {dname} {} -w {}", fwd_switch(cfg.forwarding), cfg.weight);
             if cfg.upper_threshold != 0 {
                 let _ = write!(out, " -x {}", cfg.upper_threshold);
             }
@@ -271,23 +242,13 @@ pub fn service_entry(svc: &ServiceInfo, fmt: &Format, names: &Names) -> String {
         } else if fmt.stats {
             let _ = write!(out, "  -> {dname:<28}");
             let s = &d.stats;
-            for n in [
-                s.conns,
-                s.in_packets,
-                s.out_packets,
-                s.in_bytes,
-                s.out_bytes,
-            ] {
+            for n in [s.conns, s.in_packets, s.out_packets, s.in_bytes, s.out_bytes] {
                 out.push_str(&largenum(n, fmt.exact));
             }
             out.push('\n');
         } else if fmt.rate {
             let s = &d.stats;
-            let _ = write!(
-                out,
-                "  -> {dname:<28} {:>8} {:>8} {:>8}",
-                s.cps as u32, s.in_pps as u32, s.out_pps as u32
-            );
+            let _ = write!(out, "  -> {dname:<28} {:>8} {:>8} {:>8}", s.cps as u32, s.in_pps as u32, s.out_pps as u32);
             out.push_str(&largenum(s.in_bps, fmt.exact));
             out.push_str(&largenum(s.out_bps, fmt.exact));
             out.push('\n');
@@ -364,53 +325,29 @@ pub fn list_connections(conns: &[ConnectionInfo], fmt: &Format, names: &Names) -
         let cname = addr_port(c.client.0, c.client.1, proto, fmt, names);
         let vname = addr_port(c.virtual_addr.0, c.virtual_addr.1, proto, fmt, names);
         let dname = addr_port(c.server.0, c.server.1, proto, fmt, names);
-        let _ = writeln!(
-            out,
-            "{word:<3} {expire:<6} {:<11} {cname:<18} {vname:<18} {dname}",
-            c.state
-        );
+        let _ = writeln!(out, "{word:<3} {expire:<6} {:<11} {cname:<18} {vname:<18} {dname}", c.state);
     }
     out
 }
 
 /// `list_timeout`.
 pub fn timeouts(t: &TimeoutsInfo) -> String {
-    format!(
-        "Timeout (tcp tcpfin udp): {} {} {}\n",
-        t.tcp, t.tcp_fin, t.udp
-    )
+    format!("Timeout (tcp tcpfin udp): {} {} {}\n", t.tcp, t.tcp_fin, t.udp)
 }
 
 /// DPVS's `-G` listing of a service's local addresses (always numeric, as DPVS prints it).
 pub fn laddrs(service: &VirtualService, laddrs: &[LaddrInfo]) -> String {
-    let mut out = format!(
-        "{:<20} {:<8} {:<20} {:<10} {:<10}\n",
-        "VIP:VPORT", "TOTAL", "SNAT_IP", "CONFLICTS", "CONNS"
-    );
+    let mut out = format!("{:<20} {:<8} {:<20} {:<10} {:<10}\n", "VIP:VPORT", "TOTAL", "SNAT_IP", "CONFLICTS", "CONNS");
     let vname = match *service {
-        VirtualService::Tcp { addr, port } | VirtualService::Udp { addr, port } => addr_port(
-            addr,
-            port,
-            proto_of(service),
-            &Format {
-                numeric: true,
-                ..Format::default()
-            },
-            &Names::none(),
-        ),
+        VirtualService::Tcp { addr, port } | VirtualService::Udp { addr, port } => {
+            addr_port(addr, port, proto_of(service), &Format { numeric: true, ..Format::default() }, &Names::none())
+        }
         VirtualService::Fwmark { mark } => format!("FWM  {mark}"),
     };
     let _ = writeln!(out, "{vname:<20} {:<8} ", laddrs.len());
     for l in laddrs {
-        let _ = writeln!(
-            out,
-            "{:<20} {:<8} {:<20} {:<10} {:<10}",
-            "",
-            "",
-            l.addr.to_string(),
-            l.port_conflicts,
-            l.conns
-        );
+        let _ =
+            writeln!(out, "{:<20} {:<8} {:<20} {:<10} {:<10}", "", "", l.addr.to_string(), l.port_conflicts, l.conns);
     }
     out
 }
@@ -424,21 +361,12 @@ fn c_sub(a: u32, b: u32) -> i32 {
 fn addr_words(addr: IpAddr) -> Vec<u32> {
     match addr {
         IpAddr::V4(a) => vec![u32::from(a)],
-        IpAddr::V6(a) => a
-            .octets()
-            .chunks(4)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
+        IpAddr::V6(a) => a.octets().chunks(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect(),
     }
 }
 
 fn cmp_addr(a: IpAddr, b: IpAddr) -> i32 {
-    addr_words(a)
-        .into_iter()
-        .zip(addr_words(b))
-        .map(|(x, y)| c_sub(x, y))
-        .find(|&r| r != 0)
-        .unwrap_or(0)
+    addr_words(a).into_iter().zip(addr_words(b)).map(|(x, y)| c_sub(x, y)).find(|&r| r != 0).unwrap_or(0)
 }
 
 /// libipvs's `ipvs_cmp_services`: fwmark, family, protocol, address, port.
@@ -538,15 +466,9 @@ mod tests {
         assert_eq!(v, [1, 3, 3, 5, 7, 9]);
     }
 
-    use gateway::control::api::{
-        GatewayInfo, PersistenceConfig, ServerConfig, ServiceConfig, TrafficStats,
-    };
+    use gateway::control::api::{GatewayInfo, PersistenceConfig, ServerConfig, ServiceConfig, TrafficStats};
 
-    fn service(
-        vs: VirtualService,
-        persistence: Option<PersistenceConfig>,
-        servers: &[(&str, u16)],
-    ) -> ServiceInfo {
+    fn service(vs: VirtualService, persistence: Option<PersistenceConfig>, servers: &[(&str, u16)]) -> ServiceInfo {
         ServiceInfo {
             config: ServiceConfig {
                 service: vs,
@@ -578,33 +500,21 @@ mod tests {
     }
 
     fn numeric() -> Format {
-        Format {
-            numeric: true,
-            ..Format::default()
-        }
+        Format { numeric: true, ..Format::default() }
     }
 
     #[test]
     fn ipv6_services_use_brackets_prefix_masks_and_are_not_cut() {
         let v6 = service(
-            VirtualService::Tcp {
-                addr: "2001:db8:1234:5678:9abc:def0:1234:5678".parse().unwrap(),
-                port: 443,
-            },
-            Some(PersistenceConfig {
-                timeout: 60,
-                netmask: "ffff:ffff:ffff:ffff::".parse().unwrap(),
-            }),
+            VirtualService::Tcp { addr: "2001:db8:1234:5678:9abc:def0:1234:5678".parse().unwrap(), port: 443 },
+            Some(PersistenceConfig { timeout: 60, netmask: "ffff:ffff:ffff:ffff::".parse().unwrap() }),
             &[("2001:db8:1234:5678:9abc:def0:1234:9999", 8443)],
         );
         assert_eq!(
             service_entry(&v6, &numeric(), &Names::none()),
             "TCP  [2001:db8:1234:5678:9abc:def0:1234:5678]:443 rr persistent 60 mask 64\n  -> [2001:db8:1234:5678:9abc:def0:1234:9999]:8443 Masq    1      0          0         \n"
         );
-        let rule = Format {
-            rule: true,
-            ..numeric()
-        };
+        let rule = Format { rule: true, ..numeric() };
         assert_eq!(
             service_entry(&v6, &rule, &Names::none()),
             "-A -t [2001:db8:1234:5678:9abc:def0:1234:5678]:443 -s rr -p 60 -M 64\n-a -t [2001:db8:1234:5678:9abc:def0:1234:5678]:443 -r [2001:db8:1234:5678:9abc:def0:1234:9999]:8443 -m -w 1\n"
@@ -617,66 +527,30 @@ mod tests {
             }),
             &[],
         );
-        assert_eq!(
-            service_entry(&fwm6, &numeric(), &Names::none()),
-            "FWM  7 IPv6 rr persistent 300\n"
-        );
-        assert_eq!(
-            service_entry(&fwm6, &rule, &Names::none()),
-            "-A -f 7 -6 -s rr -p 300\n"
-        );
+        assert_eq!(service_entry(&fwm6, &numeric(), &Names::none()), "FWM  7 IPv6 rr persistent 300\n");
+        assert_eq!(service_entry(&fwm6, &rule, &Names::none()), "-A -f 7 -6 -s rr -p 300\n");
     }
 
     #[test]
     fn long_ipv4_names_are_cut_like_ipvsadm() {
         let names = Names::parse("10.0.0.1 a-very-long-host-name.example.org\n", "");
-        let svc = service(
-            VirtualService::Udp {
-                addr: "10.0.0.1".parse().unwrap(),
-                port: 53,
-            },
-            None,
-            &[("10.0.0.1", 5353)],
-        );
+        let svc =
+            service(VirtualService::Udp { addr: "10.0.0.1".parse().unwrap(), port: 53 }, None, &[("10.0.0.1", 5353)]);
         let text = service_entry(&svc, &Format::default(), &names);
         let mut lines = text.lines();
-        assert_eq!(
-            lines.next().unwrap(),
-            "UDP  a-very-long-host-name.exampl rr"
-        );
-        assert_eq!(
-            lines.next().unwrap(),
-            "  -> a-very-long-host-name.exampl Masq    1      0          0         "
-        );
+        assert_eq!(lines.next().unwrap(), "UDP  a-very-long-host-name.exampl rr");
+        assert_eq!(lines.next().unwrap(), "  -> a-very-long-host-name.exampl Masq    1      0          0         ");
     }
 
     #[test]
     fn sorting_follows_libipvs_and_nosort_keeps_insertion_order() {
-        let tcp = |a: &str, p| VirtualService::Tcp {
-            addr: a.parse().unwrap(),
-            port: p,
-        };
+        let tcp = |a: &str, p| VirtualService::Tcp { addr: a.parse().unwrap(), port: p };
         let table = ServiceTable {
-            info: GatewayInfo {
-                ipvs_version: "1.2.1".into(),
-                conn_table_size: 4096,
-                generation: 1,
-            },
+            info: GatewayInfo { ipvs_version: "1.2.1".into(), conn_table_size: 4096, generation: 1 },
             services: vec![
                 service(VirtualService::Fwmark { mark: 1 }, None, &[]),
-                service(
-                    VirtualService::Udp {
-                        addr: "10.0.0.1".parse().unwrap(),
-                        port: 53,
-                    },
-                    None,
-                    &[],
-                ),
-                service(
-                    tcp("10.0.0.1", 80),
-                    None,
-                    &[("10.1.1.2", 80), ("10.1.1.1", 81), ("10.1.1.1", 80)],
-                ),
+                service(VirtualService::Udp { addr: "10.0.0.1".parse().unwrap(), port: 53 }, None, &[]),
+                service(tcp("10.0.0.1", 80), None, &[("10.1.1.2", 80), ("10.1.1.1", 81), ("10.1.1.1", 80)]),
                 service(tcp("192.168.0.200", 80), None, &[]),
                 service(tcp("10.0.0.1", 22), None, &[]),
             ],
@@ -706,10 +580,7 @@ mod tests {
             .map(|l| l[5..20].trim().to_string())
             .collect();
         assert_eq!(dests, ["10.1.1.1:80", "10.1.1.1:81", "10.1.1.2:80"]);
-        let nosort = Format {
-            nosort: true,
-            ..numeric()
-        };
+        let nosort = Format { nosort: true, ..numeric() };
         assert_eq!(
             firsts(&nosort),
             [
@@ -724,28 +595,11 @@ mod tests {
 
     #[test]
     fn one_packet_and_synproxy_flags() {
-        let mut svc = service(
-            VirtualService::Udp {
-                addr: "10.0.0.1".parse().unwrap(),
-                port: 53,
-            },
-            None,
-            &[],
-        );
+        let mut svc = service(VirtualService::Udp { addr: "10.0.0.1".parse().unwrap(), port: 53 }, None, &[]);
         svc.config.one_packet = true;
+        assert_eq!(service_entry(&svc, &numeric(), &Names::none()), "UDP  10.0.0.1:53 rr ops\n");
         assert_eq!(
-            service_entry(&svc, &numeric(), &Names::none()),
-            "UDP  10.0.0.1:53 rr ops\n"
-        );
-        assert_eq!(
-            service_entry(
-                &svc,
-                &Format {
-                    rule: true,
-                    ..numeric()
-                },
-                &Names::none()
-            ),
+            service_entry(&svc, &Format { rule: true, ..numeric() }, &Names::none()),
             "-A -u 10.0.0.1:53 -s rr -o\n"
         );
     }

@@ -167,9 +167,7 @@ pub fn refusal_text(cmd: Cmd, e: &ApiError) -> String {
         ErrorKind::ServiceExists => "Service already exists".into(),
         ErrorKind::SchedulerNotFound => "Scheduler not found".into(),
         ErrorKind::ServiceNotFound => match cmd {
-            Cmd::AddDest | Cmd::EditDest | Cmd::DelDest | Cmd::AddLaddr | Cmd::DelLaddr => {
-                "Service not defined".into()
-            }
+            Cmd::AddDest | Cmd::EditDest | Cmd::DelDest | Cmd::AddLaddr | Cmd::DelLaddr => "Service not defined".into(),
             _ => "No such service".into(),
         },
         ErrorKind::DestExists => "Destination already exists".into(),
@@ -246,25 +244,14 @@ fn execute(c: &Command, globals: &Globals, client: &Client, names: &Names, io: &
         Cmd::List => {
             if c.options & opt::CONNECTION != 0 {
                 listing(Request::ListConnections, io, &|r| match r {
-                    Reply::Connections { connections, .. } => {
-                        Some(format::list_connections(connections, &fmt, names))
-                    }
+                    Reply::Connections { connections, .. } => Some(format::list_connections(connections, &fmt, names)),
                     _ => None,
                 })
             } else if let Some(s) = &c.service {
-                listing(
-                    Request::ListServices {
-                        service: Some(virtual_service(s)),
-                    },
-                    io,
-                    &|r| match r {
-                        Reply::Services(t) => t
-                            .services
-                            .first()
-                            .map(|svc| format::list_service(svc, &fmt, names)),
-                        _ => None,
-                    },
-                )
+                listing(Request::ListServices { service: Some(virtual_service(s)) }, io, &|r| match r {
+                    Reply::Services(t) => t.services.first().map(|svc| format::list_service(svc, &fmt, names)),
+                    _ => None,
+                })
             } else if c.options & opt::TIMEOUT != 0 {
                 listing(Request::GetTimeouts, io, &|r| match r {
                     Reply::Timeouts(t) => Some(format::timeouts(t)),
@@ -290,23 +277,12 @@ fn execute(c: &Command, globals: &Globals, client: &Client, names: &Names, io: &
         }),
         Cmd::GetLaddr => {
             let Some(s) = &c.service else { return 2 };
-            listing(
-                Request::ListLaddrs {
-                    service: virtual_service(s),
-                },
-                io,
-                &|r| match r {
-                    Reply::Laddrs { service, laddrs } => Some(format::laddrs(service, laddrs)),
-                    _ => None,
-                },
-            )
+            listing(Request::ListLaddrs { service: virtual_service(s) }, io, &|r| match r {
+                Reply::Laddrs { service, laddrs } => Some(format::laddrs(service, laddrs)),
+                _ => None,
+            })
         }
-        Cmd::Zero => match call(
-            Request::Zero {
-                service: c.service.as_ref().map(virtual_service),
-            },
-            io,
-        ) {
+        Cmd::Zero => match call(Request::Zero { service: c.service.as_ref().map(virtual_service) }, io) {
             Ok(reply) if globals.json => print_json(&reply, io),
             Ok(_) => 0,
             Err(code) => code,
@@ -314,11 +290,7 @@ fn execute(c: &Command, globals: &Globals, client: &Client, names: &Names, io: &
         Cmd::Restore => restore(client, names, io),
         _ => {
             let Some(changes) = changes(c) else {
-                let _ = writeln!(
-                    io.err,
-                    "gwctl: internal error: the '{:?}' command has no change",
-                    c.cmd
-                );
+                let _ = writeln!(io.err, "gwctl: internal error: the '{:?}' command has no change", c.cmd);
                 return 1;
             };
             match call(Request::Apply { changes }, io) {
@@ -350,11 +322,7 @@ fn restore(client: &Client, names: &Names, io: &mut Io) -> i32 {
                     let _ = writeln!(io.err, "line {}: {}; nothing was restored", e.line, e.text);
                 }
                 None => {
-                    let _ = writeln!(
-                        io.err,
-                        "line {}: {} is not a rule; nothing was restored",
-                        e.line, e.text
-                    );
+                    let _ = writeln!(io.err, "line {}: {} is not a rule; nothing was restored", e.line, e.text);
                 }
             }
             return 2;
@@ -376,10 +344,7 @@ fn restore(client: &Client, names: &Names, io: &mut Io) -> i32 {
     match applied {
         Ok(_) => 0,
         Err(ClientError::Refused(e)) => {
-            let (line, cmd) = e
-                .change_index
-                .and_then(|i| origin.get(i).copied())
-                .unwrap_or((0, Cmd::Restore));
+            let (line, cmd) = e.change_index.and_then(|i| origin.get(i).copied()).unwrap_or((0, Cmd::Restore));
             let _ = writeln!(io.err, "{}", refusal_text(cmd, &e));
             let _ = writeln!(io.err, "line {line}: {}; nothing was restored", e.message);
             1

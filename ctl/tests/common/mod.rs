@@ -164,21 +164,10 @@ impl Gateway {
         };
         let state = ControlState::new(initial, Box::new(sink), Box::new(counters));
         // The test drives the rate estimator itself, so its figures are exact.
-        let options = ServerOptions {
-            estimate_interval: Duration::from_secs(24 * 3600),
-            ..ServerOptions::new(&socket)
-        };
-        let server = ControlServer::bind(options, state)
-            .unwrap()
-            .spawn()
-            .unwrap();
-        Gateway {
-            socket,
-            server: Some(server),
-            stop,
-            worker: Some(worker),
-            running,
-        }
+        let options =
+            ServerOptions { estimate_interval: Duration::from_secs(24 * 3600), ..ServerOptions::new(&socket) };
+        let server = ControlServer::bind(options, state).unwrap().spawn().unwrap();
+        Gateway { socket, server: Some(server), stop, worker: Some(worker), running }
     }
 
     /// The configuration the worker runs.
@@ -199,11 +188,7 @@ impl Gateway {
     /// Runs gwctl and asserts it succeeded without output.
     pub fn ok(&self, args: &str) {
         let o = self.gwctl(args);
-        assert_eq!(
-            (o.code, o.stderr.as_str(), o.stdout.as_str()),
-            (0, "", ""),
-            "gwctl {args}"
-        );
+        assert_eq!((o.code, o.stderr.as_str(), o.stdout.as_str()), (0, "", ""), "gwctl {args}");
     }
 }
 
@@ -238,9 +223,7 @@ pub fn run(mut cmd: Command, stdin: &str, env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let mut input = child.stdin.take().unwrap();
     let data = stdin.as_bytes().to_vec();

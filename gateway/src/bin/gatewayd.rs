@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gateway::dpdk::{needs_fence, Burst, Eal, FenceWorker, IoFence, Mempool, Port, PortConfig, RxQueue, TxQueue, MBUF_DEFAULT_BUF_SIZE};
+use gateway::dpdk::{
+    needs_fence, Burst, Eal, FenceWorker, IoFence, Mempool, Port, PortConfig, RxQueue, TxQueue, MBUF_DEFAULT_BUF_SIZE,
+};
 use gateway::worker::Counter;
 
 const USAGE: &str = "\
@@ -63,8 +65,11 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             }
             "--stats-interval" => {
                 let v = value("--stats-interval")?;
-                opts.stats_interval =
-                    v.parse().ok().filter(|&n| n > 0).ok_or_else(|| format!("--stats-interval {v:?}: not a positive whole number"))?;
+                opts.stats_interval = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("--stats-interval {v:?}: not a positive whole number"))?;
             }
             other => return Err(format!("unknown option {other:?}")),
         }
@@ -91,7 +96,12 @@ struct Lane {
 }
 
 /// `fence`: this worker's side of the I/O fence, when a port needs one (as in the gateway).
-fn worker_loop(mut lanes: Vec<Lane>, mut fence: Option<FenceWorker>, stop: Arc<AtomicBool>, counters: Arc<WorkerCounters>) {
+fn worker_loop(
+    mut lanes: Vec<Lane>,
+    mut fence: Option<FenceWorker>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<WorkerCounters>,
+) {
     let mut burst = Burst::new();
     while !stop.load(Ordering::Relaxed) {
         if fence.as_mut().is_some_and(|f| !f.may_poll()) {

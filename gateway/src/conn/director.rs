@@ -343,14 +343,10 @@ mod tests {
     fn fnat(persistent: bool, port: u16) -> Arc<Snapshot> {
         let key = ServiceKey::tcp(ip("10.0.0.1"), port);
         let mut ed = Snapshot::empty().edit();
-        let persistence = persistent.then(|| Persistence {
-            timeout: 300,
-            netmask: ip("255.255.255.0"),
-        });
+        let persistence = persistent.then(|| Persistence { timeout: 300, netmask: ip("255.255.255.0") });
         ed.add_service(ServiceSpec { scheduler: SchedulerKind::Rr, persistence, key }).unwrap();
         for i in 2..5 {
-            let rs = DestSpec::new(ip(&format!("192.168.1.{i}")), 8080)
-                .with_method(ForwardMethod::FullNat);
+            let rs = DestSpec::new(ip(&format!("192.168.1.{i}")), 8080).with_method(ForwardMethod::FullNat);
             ed.add_dest(&key, rs).unwrap();
         }
         ed.add_laddr(&key, LocalAddr { addr: ip("192.168.1.254"), ifname: "dpdk1".into() }).unwrap();
@@ -489,7 +485,10 @@ mod tests {
         let mut d = Director::<Ipv4Addr>::new(Arc::clone(&snap), cfg(4), 0);
         let bound = || -> (u64, u64) {
             let dests = snap.service(0).dests();
-            (dests.iter().map(|x| x.counters().active() as u64).sum(), dests.iter().map(|x| x.counters().inactive() as u64).sum())
+            (
+                dests.iter().map(|x| x.counters().active() as u64).sum(),
+                dests.iter().map(|x| x.counters().inactive() as u64).sum(),
+            )
         };
         let real = d.connect(&key("9.9.9.9", 1, 80), 0).unwrap();
         establish(&mut d, real, 0);

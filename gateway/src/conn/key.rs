@@ -99,9 +99,7 @@ impl<A: Family> FlowKey<A> {
     #[inline]
     pub fn hash(&self, seed: HashSeed) -> u64 {
         let a = self.src.hash_word(seed.a) ^ ((self.proto as u64) << 56);
-        let b = self.dst.hash_word(seed.b).rotate_left(32)
-            ^ ((self.sport as u64) << 16)
-            ^ self.dport as u64;
+        let b = self.dst.hash_word(seed.b).rotate_left(32) ^ ((self.sport as u64) << 16) ^ self.dport as u64;
         folded_multiply(a ^ seed.a, b ^ seed.b)
     }
 }

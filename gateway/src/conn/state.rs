@@ -98,8 +98,8 @@ pub use crate::wire::tcp::flags as tcp_flags;
 // Table rows: IPVS's `tcp_state_idx` order (syn, fin, ack, rst), for each of the three
 // directions (input, output, input-only); columns are the current state.
 use State::{
-    Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA,
-    Listen as LI, SynRecv as SR, SynSent as SS, TimeWait as TW,
+    Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA, Listen as LI, SynRecv as SR,
+    SynSent as SS, TimeWait as TW,
 };
 const TCP_STATES: [[[State; 11]; 4]; 3] = [
     // INPUT:  sNO  sES  sSS  sSR  sFW  sTW  sCL  sCW  sLA  sLI  sSA

@@ -148,20 +148,8 @@ impl<A: Family> Conn<A> {
     pub fn key(&self, dir: Direction) -> FlowKey<A> {
         let proto = self.proto;
         match dir {
-            Direction::In => FlowKey {
-                proto,
-                src: self.client,
-                sport: self.cport,
-                dst: self.vaddr,
-                dport: self.vport,
-            },
-            Direction::Out => FlowKey {
-                proto,
-                src: self.raddr,
-                sport: self.rport,
-                dst: self.laddr,
-                dport: self.lport,
-            },
+            Direction::In => FlowKey { proto, src: self.client, sport: self.cport, dst: self.vaddr, dport: self.vport },
+            Direction::Out => FlowKey { proto, src: self.raddr, sport: self.rport, dst: self.laddr, dport: self.lport },
         }
     }
 }
@@ -483,7 +471,11 @@ impl<A: Family> ConnTable<A> {
 
     /// Takes connection `id` out of the wheel holding it.
     fn unfile(&mut self, id: ConnId) {
-        let wheel = if self.entries[id as usize].flags & FLAG_HALF_OPEN_WHEEL != 0 { &mut self.half_open } else { &mut self.wheel };
+        let wheel = if self.entries[id as usize].flags & FLAG_HALF_OPEN_WHEEL != 0 {
+            &mut self.half_open
+        } else {
+            &mut self.wheel
+        };
         wheel.disarm(&mut self.entries, id);
     }
 
@@ -591,7 +583,11 @@ impl<A: Family> ConnTable<A> {
     pub fn make_room(&mut self, now: u32, mut on_remove: impl FnMut(&Conn<A>)) -> bool {
         const STEPS: usize = 16;
         for _ in 0..STEPS {
-            let Some(id) = self.half_open.pop_due(&mut self.entries, now).or_else(|| self.wheel.pop_due(&mut self.entries, now)) else { break };
+            let Some(id) =
+                self.half_open.pop_due(&mut self.entries, now).or_else(|| self.wheel.pop_due(&mut self.entries, now))
+            else {
+                break;
+            };
             if self.expire_or_refile(id, now, &mut on_remove) {
                 self.stats.reclaimed += 1;
                 return true;
@@ -625,11 +621,7 @@ impl<A: Family> ConnTable<A> {
     /// table with it, a bounded number of entries at a time.
     pub fn iter_from(&self, start: ConnId) -> impl Iterator<Item = (ConnId, &Conn<A>)> {
         let start = (start as usize).min(self.entries.len());
-        self.entries[start..]
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.is_live())
-            .map(move |(i, e)| ((start + i) as u32, e))
+        self.entries[start..].iter().enumerate().filter(|(_, e)| e.is_live()).map(move |(i, e)| ((start + i) as u32, e))
     }
 
     fn remove(&mut self, id: ConnId) {

@@ -139,33 +139,17 @@ pub enum Change {
     /// `-C`: every service goes; mark rules, timeouts and network configuration stay.
     Clear,
     /// `-a`.
-    AddServer {
-        service: VirtualService,
-        server: ServerConfig,
-    },
+    AddServer { service: VirtualService, server: ServerConfig },
     /// `-e`.
-    EditServer {
-        service: VirtualService,
-        server: ServerConfig,
-    },
+    EditServer { service: VirtualService, server: ServerConfig },
     /// `-d`.
-    DeleteServer {
-        service: VirtualService,
-        addr: IpAddr,
-        port: u16,
-    },
+    DeleteServer { service: VirtualService, addr: IpAddr, port: u16 },
     /// `--set tcp tcpfin udp`; 0 keeps the current value.
     SetTimeouts { tcp: u32, tcp_fin: u32, udp: u32 },
     /// `-P -z addr -F ifname`.
-    AddLaddr {
-        service: VirtualService,
-        laddr: LaddrConfig,
-    },
+    AddLaddr { service: VirtualService, laddr: LaddrConfig },
     /// `-Q -z addr`.
-    DeleteLaddr {
-        service: VirtualService,
-        addr: IpAddr,
-    },
+    DeleteLaddr { service: VirtualService, addr: IpAddr },
     /// `--start-daemon`: connection synchronisation. Accepted on the wire so the refusal is
     /// a clear [`ErrorKind::Unsupported`] rather than an unknown change.
     StartDaemon { daemon: SyncDaemonConfig },
@@ -558,11 +542,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> ApiError {
-        ApiError {
-            kind,
-            message: message.into(),
-            change_index: None,
-        }
+        ApiError { kind, message: message.into(), change_index: None }
     }
 }
 

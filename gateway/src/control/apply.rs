@@ -18,16 +18,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::api::{
-    ApiError, Change, ErrorKind, Forwarding, GatewayInfo, LaddrConfig, LaddrInfo, MarkRuleConfig,
-    PersistenceConfig, Reply, Request, ServerConfig, ServerInfo, ServiceConfig, ServiceInfo,
-    ServiceTable, TimeoutsInfo, TrafficStats, TransportProtocol, VirtualService,
+    ApiError, Change, ErrorKind, Forwarding, GatewayInfo, LaddrConfig, LaddrInfo, MarkRuleConfig, PersistenceConfig,
+    Reply, Request, ServerConfig, ServerInfo, ServiceConfig, ServiceInfo, ServiceTable, TimeoutsInfo, TrafficStats,
+    TransportProtocol, VirtualService,
 };
 use super::dataplane::DataplaneView;
 use super::net::NetConfig;
 use super::publish::{GatewayConfig, ServiceFlags, SnapshotSink};
 use crate::service::{
-    ConfigError, DestSpec, ForwardMethod, LocalAddr, MarkRule, Persistence, Protocol,
-    SchedulerKind, Service, ServiceKey, ServiceSpec, Snapshot, SnapshotEditor,
+    ConfigError, DestSpec, ForwardMethod, LocalAddr, MarkRule, Persistence, Protocol, SchedulerKind, Service,
+    ServiceKey, ServiceSpec, Snapshot, SnapshotEditor,
 };
 use crate::stats::Traffic;
 
@@ -43,16 +43,8 @@ pub struct ControlState {
 
 impl ControlState {
     /// `initial` must be what the workers already run (they start from it).
-    pub fn new(
-        initial: GatewayConfig,
-        sink: Box<dyn SnapshotSink>,
-        dataplane: Box<dyn DataplaneView>,
-    ) -> ControlState {
-        ControlState {
-            current: initial,
-            sink,
-            dataplane,
-        }
+    pub fn new(initial: GatewayConfig, sink: Box<dyn SnapshotSink>, dataplane: Box<dyn DataplaneView>) -> ControlState {
+        ControlState { current: initial, sink, dataplane }
     }
 
     /// The configuration every worker runs.
@@ -175,22 +167,10 @@ impl ControlState {
     fn list_services(&self, only: Option<VirtualService>) -> Result<Reply, ApiError> {
         let services: Vec<&Service> = match only {
             Some(vs) => vec![self.service(&vs)?],
-            None => self
-                .current
-                .services
-                .services()
-                .iter()
-                .map(|s| &**s)
-                .collect(),
+            None => self.current.services.services().iter().map(|s| &**s).collect(),
         };
-        let services = services
-            .into_iter()
-            .map(|svc| self.service_info(svc))
-            .collect();
-        Ok(Reply::Services(ServiceTable {
-            info: self.info(),
-            services,
-        }))
+        let services = services.into_iter().map(|svc| self.service_info(svc)).collect();
+        Ok(Reply::Services(ServiceTable { info: self.info(), services }))
     }
 
     fn service_info(&self, svc: &Service) -> ServiceInfo {
@@ -221,10 +201,7 @@ impl ControlState {
             config: ServiceConfig {
                 service: virtual_service(&key),
                 scheduler: svc.scheduler().name().to_string(),
-                persistence: svc.persistence().map(|p| PersistenceConfig {
-                    timeout: p.timeout,
-                    netmask: p.netmask,
-                }),
+                persistence: svc.persistence().map(|p| PersistenceConfig { timeout: p.timeout, netmask: p.netmask }),
                 one_packet: false,
                 synproxy: flags.synproxy,
             },
@@ -237,23 +214,16 @@ impl ControlState {
     fn apply(&mut self, changes: &[Change]) -> Result<Reply, ApiError> {
         if changes.is_empty() {
             // Nothing to publish (an empty `-R`): the workers already run the answer.
-            return Ok(Reply::Applied {
-                generation: self.current.generation(),
-            });
+            return Ok(Reply::Applied { generation: self.current.generation() });
         }
         let config = self.current.with_changes(changes)?;
         if let Err(e) = self.sink.publish(&config) {
             // Some workers may run `config`; put everyone back on the configuration in force.
             let _ = self.sink.publish(&self.current);
-            return Err(ApiError::new(
-                ErrorKind::PublishFailed,
-                format!("configuration not applied: {e}"),
-            ));
+            return Err(ApiError::new(ErrorKind::PublishFailed, format!("configuration not applied: {e}")));
         }
         self.current = config;
-        Ok(Reply::Applied {
-            generation: self.current.generation(),
-        })
+        Ok(Reply::Applied { generation: self.current.generation() })
     }
 }
 
@@ -279,29 +249,17 @@ impl GatewayConfig {
             e.change_index = Some(changes.len() - 1);
             e
         })?;
-        Ok(GatewayConfig {
-            services,
-            service_flags: next.flags,
-            net: next.net,
-        })
+        Ok(GatewayConfig { services, service_flags: next.flags, net: next.net })
     }
 }
 
 /// The SYN proxy shifts the sequence numbers of every packet between server and client
 /// for the connection's life; with DR or TUN the server's replies bypass the gateway, so
 /// a proxied service may have only FNAT and NAT real servers.
-fn refuse_bypassing_synproxy(
-    services: &Snapshot,
-    flags: &BTreeMap<ServiceKey, ServiceFlags>,
-) -> Result<(), ApiError> {
+fn refuse_bypassing_synproxy(services: &Snapshot, flags: &BTreeMap<ServiceKey, ServiceFlags>) -> Result<(), ApiError> {
     for (key, _) in flags.iter().filter(|(_, f)| f.synproxy) {
         let Some(id) = services.service_id(key) else { continue };
-        if let Some(d) = services
-            .service(id)
-            .dests()
-            .iter()
-            .find(|d| !d.method().sees_replies())
-        {
+        if let Some(d) = services.service(id).dests().iter().find(|d| !d.method().sees_replies()) {
             let how = match d.method() {
                 ForwardMethod::Tunnel => "tunnelled (-i)",
                 _ => "direct-routed (-g)",
@@ -349,40 +307,27 @@ impl Pending {
             }
             Change::AddServer { service, server } => {
                 let key = service_key(service);
-                self.editor
-                    .add_dest(&key, dest_spec(server))
-                    .map_err(config_error)?;
+                self.editor.add_dest(&key, dest_spec(server)).map_err(config_error)?;
             }
             Change::EditServer { service, server } => {
                 let key = service_key(service);
-                self.editor
-                    .edit_dest(&key, dest_spec(server))
-                    .map_err(config_error)?;
+                self.editor.edit_dest(&key, dest_spec(server)).map_err(config_error)?;
             }
-            Change::DeleteServer {
-                service,
-                addr,
-                port,
-            } => {
+            Change::DeleteServer { service, addr, port } => {
                 let key = service_key(service);
-                self.editor
-                    .delete_dest(&key, *addr, *port)
-                    .map_err(config_error)?;
+                self.editor.delete_dest(&key, *addr, *port).map_err(config_error)?;
             }
             Change::SetTimeouts { tcp, tcp_fin, udp } => {
                 // ipvsadm's bound (MAX_TIMEOUT, 31 days): longer is a typo, not a policy.
                 const MAX_TIMEOUT: u32 = 86400 * 31;
                 if let Some(v) = [tcp, tcp_fin, udp].into_iter().find(|v| **v > MAX_TIMEOUT) {
-                    return Err(invalid(format!(
-                        "timeout {v} is out of range 0..{MAX_TIMEOUT} seconds"
-                    )));
+                    return Err(invalid(format!("timeout {v} is out of range 0..{MAX_TIMEOUT} seconds")));
                 }
                 self.editor.set_timeouts(*tcp, *tcp_fin, *udp);
             }
             Change::AddLaddr { service, laddr } => {
                 let key = service_key(service);
-                if let VirtualService::Tcp { addr, .. } | VirtualService::Udp { addr, .. } = service
-                {
+                if let VirtualService::Tcp { addr, .. } | VirtualService::Udp { addr, .. } = service {
                     if addr.is_ipv4() != laddr.addr.is_ipv4() {
                         return Err(invalid(format!(
                             "local address {} is not of the same address family as service {key}",
@@ -391,10 +336,7 @@ impl Pending {
                     }
                 }
                 if laddr.addr.is_unspecified() || laddr.addr.is_multicast() {
-                    return Err(invalid(format!(
-                        "local address {} is not unicast",
-                        laddr.addr
-                    )));
+                    return Err(invalid(format!("local address {} is not unicast", laddr.addr)));
                 }
                 if laddr.ifname.is_empty() {
                     return Err(invalid(format!(
@@ -402,16 +344,11 @@ impl Pending {
                         laddr.addr
                     )));
                 }
-                let local = LocalAddr {
-                    addr: laddr.addr,
-                    ifname: laddr.ifname.clone(),
-                };
+                let local = LocalAddr { addr: laddr.addr, ifname: laddr.ifname.clone() };
                 self.editor.add_laddr(&key, local).map_err(config_error)?;
             }
             Change::DeleteLaddr { service, addr } => {
-                self.editor
-                    .delete_laddr(&service_key(service), *addr)
-                    .map_err(config_error)?;
+                self.editor.delete_laddr(&service_key(service), *addr).map_err(config_error)?;
             }
             Change::StartDaemon { .. } | Change::StopDaemon { .. } => {
                 return Err(ApiError::new(
@@ -421,23 +358,25 @@ impl Pending {
                 ));
             }
             Change::AddMark { rule } => {
-                self.editor
-                    .add_mark_rule(mark_rule(rule))
-                    .map_err(config_error)?;
+                self.editor.add_mark_rule(mark_rule(rule)).map_err(config_error)?;
             }
             Change::DeleteMark { mark } => {
                 self.editor.delete_mark_rules(*mark).map_err(config_error)?;
             }
             Change::AddAddr { addr } => Arc::make_mut(&mut self.net).add_addr(addr.clone()).map_err(net_error)?,
-            Change::DeleteAddr { addr } => Arc::make_mut(&mut self.net).delete_addr(addr.addr, &addr.ifname)
-                .map_err(net_error)?,
+            Change::DeleteAddr { addr } => {
+                Arc::make_mut(&mut self.net).delete_addr(addr.addr, &addr.ifname).map_err(net_error)?
+            }
             Change::AddRoute { route } => Arc::make_mut(&mut self.net).add_route(route.clone()).map_err(net_error)?,
-            Change::DeleteRoute { dst, prefix_len } => Arc::make_mut(&mut self.net).delete_route(*dst, *prefix_len)
-                .map_err(net_error)?,
-            Change::AddNeighbour { neighbour } => Arc::make_mut(&mut self.net).add_neighbour(neighbour.clone())
-                .map_err(net_error)?,
-            Change::DeleteNeighbour { addr, ifname } => Arc::make_mut(&mut self.net).delete_neighbour(*addr, ifname)
-                .map_err(net_error)?,
+            Change::DeleteRoute { dst, prefix_len } => {
+                Arc::make_mut(&mut self.net).delete_route(*dst, *prefix_len).map_err(net_error)?
+            }
+            Change::AddNeighbour { neighbour } => {
+                Arc::make_mut(&mut self.net).add_neighbour(neighbour.clone()).map_err(net_error)?
+            }
+            Change::DeleteNeighbour { addr, ifname } => {
+                Arc::make_mut(&mut self.net).delete_neighbour(*addr, ifname).map_err(net_error)?
+            }
         }
         Ok(())
     }
@@ -501,16 +440,8 @@ pub fn service_key(vs: &VirtualService) -> ServiceKey {
 
 pub fn virtual_service(key: &ServiceKey) -> VirtualService {
     match *key {
-        ServiceKey::Inet {
-            proto: Protocol::Tcp,
-            addr,
-            port,
-        } => VirtualService::Tcp { addr, port },
-        ServiceKey::Inet {
-            proto: Protocol::Udp,
-            addr,
-            port,
-        } => VirtualService::Udp { addr, port },
+        ServiceKey::Inet { proto: Protocol::Tcp, addr, port } => VirtualService::Tcp { addr, port },
+        ServiceKey::Inet { proto: Protocol::Udp, addr, port } => VirtualService::Udp { addr, port },
         ServiceKey::Fwmark(mark) => VirtualService::Fwmark { mark },
     }
 }
@@ -519,37 +450,19 @@ fn service_spec(c: &ServiceConfig) -> Result<(ServiceSpec, ServiceFlags), ApiErr
     let key = service_key(&c.service);
     let scheduler: SchedulerKind = c.scheduler.parse().map_err(config_error)?;
     if c.one_packet && matches!(c.service, VirtualService::Tcp { .. }) {
-        return Err(invalid(format!(
-            "one-packet scheduling is only for UDP services, not {key}"
-        )));
+        return Err(invalid(format!("one-packet scheduling is only for UDP services, not {key}")));
     }
     // Not implemented by the workers (every datagram gets a connection
     // entry): refused, so no rule says otherwise.
     if c.one_packet {
-        return Err(invalid(format!(
-            "one-packet scheduling (-o) is not supported by this gateway: {key}"
-        )));
+        return Err(invalid(format!("one-packet scheduling (-o) is not supported by this gateway: {key}")));
     }
     if c.synproxy && matches!(c.service, VirtualService::Udp { .. }) {
-        return Err(invalid(format!(
-            "SYN proxy is only for TCP services, not {key}"
-        )));
+        return Err(invalid(format!("SYN proxy is only for TCP services, not {key}")));
     }
-    let persistence = c.persistence.map(|p| Persistence {
-        timeout: p.timeout,
-        netmask: p.netmask,
-    });
-    let flags = ServiceFlags {
-        synproxy: c.synproxy,
-    };
-    Ok((
-        ServiceSpec {
-            key,
-            scheduler,
-            persistence,
-        },
-        flags,
-    ))
+    let persistence = c.persistence.map(|p| Persistence { timeout: p.timeout, netmask: p.netmask });
+    let flags = ServiceFlags { synproxy: c.synproxy };
+    Ok((ServiceSpec { key, scheduler, persistence }, flags))
 }
 
 fn dest_spec(s: &ServerConfig) -> DestSpec {
@@ -578,13 +491,7 @@ fn forwarding(m: ForwardMethod) -> Forwarding {
 }
 
 fn laddr_configs(svc: &Service) -> Vec<LaddrConfig> {
-    svc.laddrs()
-        .iter()
-        .map(|l| LaddrConfig {
-            addr: l.addr,
-            ifname: l.ifname.clone(),
-        })
-        .collect()
+    svc.laddrs().iter().map(|l| LaddrConfig { addr: l.addr, ifname: l.ifname.clone() }).collect()
 }
 
 fn transport(p: Protocol) -> TransportProtocol {
@@ -646,18 +553,11 @@ mod tests {
     }
 
     fn web() -> VirtualService {
-        VirtualService::Tcp {
-            addr: ip("10.0.0.1"),
-            port: 80,
-        }
+        VirtualService::Tcp { addr: ip("10.0.0.1"), port: 80 }
     }
 
     fn state() -> ControlState {
-        ControlState::new(
-            GatewayConfig::empty(),
-            Box::new(NoWorkers),
-            Box::new(NoDataplane::default()),
-        )
+        ControlState::new(GatewayConfig::empty(), Box::new(NoWorkers), Box::new(NoDataplane::default()))
     }
 
     fn add_web() -> Change {
@@ -702,8 +602,10 @@ mod tests {
         }
         assert_eq!(st.config().generation(), before, "nothing applied");
         // A NAT server is fine; turning -j on over a DR server is refused too.
-        st.handle(Request::Apply { changes: vec![Change::AddServer { service: web(), server: server("192.168.1.3", 80) }] })
-            .unwrap();
+        st.handle(Request::Apply {
+            changes: vec![Change::AddServer { service: web(), server: server("192.168.1.3", 80) }],
+        })
+        .unwrap();
         let Change::AddService { service: plain } = add_web() else { unreachable!() };
         let plain = ServiceConfig { synproxy: false, ..plain };
         let dr = ServerConfig { forwarding: Forwarding::Route, ..server("192.168.1.4", 80) };
@@ -715,7 +617,9 @@ mod tests {
         })
         .unwrap();
         let err = st
-            .handle(Request::Apply { changes: vec![Change::EditService { service: ServiceConfig { synproxy: true, ..plain } }] })
+            .handle(Request::Apply {
+                changes: vec![Change::EditService { service: ServiceConfig { synproxy: true, ..plain } }],
+            })
             .unwrap_err();
         assert!(err.message.contains("192.168.1.4:80 is direct-routed (-g)"), "{}", err.message);
     }
@@ -727,9 +631,42 @@ mod tests {
         let before = st.config().generation();
         let udp = VirtualService::Udp { addr: ip("10.0.0.1"), port: 53 };
         let cases = [
-            (Change::AddService { service: ServiceConfig { service: udp, scheduler: "rr".into(), persistence: None, one_packet: true, synproxy: false } }, "UDP 10.0.0.1:53"),
-            (Change::AddService { service: ServiceConfig { service: VirtualService::Fwmark { mark: 3 }, scheduler: "rr".into(), persistence: None, one_packet: true, synproxy: false } }, "FWM 3"),
-            (Change::EditService { service: ServiceConfig { service: web(), scheduler: "rr".into(), persistence: None, one_packet: true, synproxy: false } }, ""),
+            (
+                Change::AddService {
+                    service: ServiceConfig {
+                        service: udp,
+                        scheduler: "rr".into(),
+                        persistence: None,
+                        one_packet: true,
+                        synproxy: false,
+                    },
+                },
+                "UDP 10.0.0.1:53",
+            ),
+            (
+                Change::AddService {
+                    service: ServiceConfig {
+                        service: VirtualService::Fwmark { mark: 3 },
+                        scheduler: "rr".into(),
+                        persistence: None,
+                        one_packet: true,
+                        synproxy: false,
+                    },
+                },
+                "FWM 3",
+            ),
+            (
+                Change::EditService {
+                    service: ServiceConfig {
+                        service: web(),
+                        scheduler: "rr".into(),
+                        persistence: None,
+                        one_packet: true,
+                        synproxy: false,
+                    },
+                },
+                "",
+            ),
         ];
         for (change, key) in cases {
             let err = st.handle(Request::Apply { changes: vec![change] }).unwrap_err();
@@ -746,23 +683,14 @@ mod tests {
     #[test]
     fn a_refused_change_in_a_batch_changes_nothing() {
         let mut st = state();
-        st.handle(Request::Apply {
-            changes: vec![add_web()],
-        })
-        .unwrap();
+        st.handle(Request::Apply { changes: vec![add_web()] }).unwrap();
         let before = st.config().generation();
         let err = st
             .handle(Request::Apply {
                 changes: vec![
-                    Change::AddServer {
-                        service: web(),
-                        server: server("192.168.1.2", 80),
-                    },
+                    Change::AddServer { service: web(), server: server("192.168.1.2", 80) },
                     Change::DeleteService { service: web() },
-                    Change::AddServer {
-                        service: web(),
-                        server: server("192.168.1.3", 80),
-                    },
+                    Change::AddServer { service: web(), server: server("192.168.1.3", 80) },
                 ],
             })
             .unwrap_err();
@@ -770,8 +698,7 @@ mod tests {
         assert_eq!(err.change_index, Some(2));
         assert_eq!(err.message, "service TCP 10.0.0.1:80 not defined");
         assert_eq!(st.config().generation(), before);
-        let Reply::Services(table) = st.handle(Request::ListServices { service: None }).unwrap()
-        else {
+        let Reply::Services(table) = st.handle(Request::ListServices { service: None }).unwrap() else {
             panic!("not a service table")
         };
         assert_eq!(table.services.len(), 1);
@@ -782,54 +709,22 @@ mod tests {
     #[test]
     fn errors_have_kinds_that_name_values() {
         let mut st = state();
-        st.handle(Request::Apply {
-            changes: vec![add_web()],
-        })
-        .unwrap();
-        let one = |st: &mut ControlState, c: Change| {
-            st.handle(Request::Apply { changes: vec![c] }).unwrap_err()
-        };
+        st.handle(Request::Apply { changes: vec![add_web()] }).unwrap();
+        let one = |st: &mut ControlState, c: Change| st.handle(Request::Apply { changes: vec![c] }).unwrap_err();
         let e = one(&mut st, add_web());
-        assert_eq!(
-            (e.kind, e.message.as_str()),
-            (
-                ErrorKind::ServiceExists,
-                "service TCP 10.0.0.1:80 already exists"
-            )
-        );
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::ServiceExists, "service TCP 10.0.0.1:80 already exists"));
         let mut bad_sched = add_web();
         if let Change::AddService { service } = &mut bad_sched {
             service.scheduler = "fastest".into();
-            service.service = VirtualService::Udp {
-                addr: ip("10.0.0.1"),
-                port: 53,
-            };
+            service.service = VirtualService::Udp { addr: ip("10.0.0.1"), port: 53 };
         }
         let e = one(&mut st, bad_sched);
-        assert_eq!(
-            (e.kind, e.message.as_str()),
-            (
-                ErrorKind::SchedulerNotFound,
-                "unknown scheduler \"fastest\""
-            )
-        );
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::SchedulerNotFound, "unknown scheduler \"fastest\""));
         let e = one(
             &mut st,
-            Change::AddServer {
-                service: web(),
-                server: ServerConfig {
-                    weight: 65536,
-                    ..server("192.168.1.2", 80)
-                },
-            },
+            Change::AddServer { service: web(), server: ServerConfig { weight: 65536, ..server("192.168.1.2", 80) } },
         );
-        assert_eq!(
-            (e.kind, e.message.as_str()),
-            (
-                ErrorKind::InvalidArgument,
-                "weight 65536 out of range 0..65535"
-            )
-        );
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::InvalidArgument, "weight 65536 out of range 0..65535"));
         let e = one(
             &mut st,
             Change::StartDaemon {
@@ -841,27 +736,10 @@ mod tests {
             },
         );
         assert_eq!(e.kind, ErrorKind::Unsupported);
-        let e = one(
-            &mut st,
-            Change::SetTimeouts {
-                tcp: 86400 * 32,
-                tcp_fin: 0,
-                udp: 0,
-            },
-        );
-        assert_eq!(
-            e.message,
-            "timeout 2764800 is out of range 0..2678400 seconds"
-        );
-        let e = st
-            .handle(Request::Zero {
-                service: Some(VirtualService::Fwmark { mark: 3 }),
-            })
-            .unwrap_err();
-        assert_eq!(
-            (e.kind, e.message.as_str()),
-            (ErrorKind::ServiceNotFound, "service FWM 3 not defined")
-        );
+        let e = one(&mut st, Change::SetTimeouts { tcp: 86400 * 32, tcp_fin: 0, udp: 0 });
+        assert_eq!(e.message, "timeout 2764800 is out of range 0..2678400 seconds");
+        let e = st.handle(Request::Zero { service: Some(VirtualService::Fwmark { mark: 3 }) }).unwrap_err();
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::ServiceNotFound, "service FWM 3 not defined"));
     }
 
     struct Refusing {
@@ -872,9 +750,7 @@ mod tests {
         fn publish(&mut self, config: &GatewayConfig) -> Result<(), PublishError> {
             self.calls.lock().unwrap().push(config.generation());
             if config.generation() > 0 {
-                Err(PublishError {
-                    message: "worker 1 did not confirm".into(),
-                })
+                Err(PublishError { message: "worker 1 did not confirm".into() })
             } else {
                 Ok(())
             }
@@ -886,23 +762,13 @@ mod tests {
         let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut st = ControlState::new(
             GatewayConfig::empty(),
-            Box::new(Refusing {
-                calls: calls.clone(),
-            }),
+            Box::new(Refusing { calls: calls.clone() }),
             Box::new(NoDataplane::default()),
         );
-        let e = st
-            .handle(Request::Apply {
-                changes: vec![add_web()],
-            })
-            .unwrap_err();
+        let e = st.handle(Request::Apply { changes: vec![add_web()] }).unwrap_err();
         assert_eq!(e.kind, ErrorKind::PublishFailed);
-        assert_eq!(
-            e.message,
-            "configuration not applied: worker 1 did not confirm"
-        );
+        assert_eq!(e.message, "configuration not applied: worker 1 did not confirm");
         assert_eq!(*calls.lock().unwrap(), vec![1, 0]);
         assert!(st.config().services.services().is_empty());
     }
 }
-

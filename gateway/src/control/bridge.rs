@@ -37,8 +37,8 @@ use crate::service::laddr::LaddrPools;
 use crate::service::{ForwardMethod, Protocol, ServiceKey, Snapshot};
 use crate::wire::ethernet::MacAddr;
 use crate::worker::counters::WorkerCounters;
-use crate::worker::watchdog::Liveness;
 use crate::worker::pipeline::{NetView, PortView};
+use crate::worker::watchdog::Liveness;
 use crate::xmit::Offload;
 
 /// A port as `gatewayd` opened it; its index in the slice given to [`net_view`] is its DPDK
@@ -108,24 +108,16 @@ pub fn net_view(net: &NetConfig, ports: &[PortSpec]) -> Result<NetView, NetViewE
         .collect();
     for a in net.addrs() {
         let port = port_id(&a.ifname)?;
-        views[usize::from(port)]
-            .addrs
-            .push(cidr(a.addr, a.prefix_len)?);
+        views[usize::from(port)].addrs.push(cidr(a.addr, a.prefix_len)?);
     }
     let mut routes = Vec::with_capacity(net.routes().len());
     for r in net.routes() {
         let via = r.via.map(v4).transpose()?;
-        routes.push(Route {
-            dst: cidr(r.dst, r.prefix_len)?.network(),
-            via,
-            port: port_id(&r.ifname)?,
-            src: None,
-        });
+        routes.push(Route { dst: cidr(r.dst, r.prefix_len)?.network(), via, port: port_id(&r.ifname)?, src: None });
     }
     let mut view = NetView::with_connected_routes(views, &routes).map_err(NetViewError::Route)?;
     for n in net.neighbours() {
-        view.static_neighbours
-            .push((v4(n.addr)?, MacAddr(n.lladdr), port_id(&n.ifname)?));
+        view.static_neighbours.push((v4(n.addr)?, MacAddr(n.lladdr), port_id(&n.ifname)?));
     }
     Ok(view)
 }
@@ -221,11 +213,7 @@ impl DataplaneView for WorkerCountersView {
                     connections: c.conns_live.get(),
                     connection_capacity: c.conns_capacity.get(),
                     events: c.nonzero_events().into_iter().map(|(e, n)| (e.to_string(), n)).collect(),
-                    drops: c
-                        .nonzero_drops()
-                        .into_iter()
-                        .map(|(r, n)| (r.to_string(), n))
-                        .collect(),
+                    drops: c.nonzero_drops().into_iter().map(|(r, n)| (r.to_string(), n)).collect(),
                 }
             })
             .collect()
@@ -254,7 +242,12 @@ pub struct ConnectionsPage {
 
 /// Worker `worker`'s answer to `query` from its table. `now` is the worker's clock in the
 /// seconds its table's expiry times use.
-pub fn connections_of<A: Family>(table: &ConnTable<A>, worker: u32, now: u32, query: &ConnectionsQuery) -> ConnectionsPage {
+pub fn connections_of<A: Family>(
+    table: &ConnTable<A>,
+    worker: u32,
+    now: u32,
+    query: &ConnectionsQuery,
+) -> ConnectionsPage {
     let Some(Some(from)) = query.from.get(worker as usize).copied() else {
         return ConnectionsPage::default();
     };
@@ -380,7 +373,9 @@ impl DataplaneView for ConnectionsView {
                         from[w] = page.next;
                     }
                     Err(e) => {
-                        listing.incomplete.push(format!("{e}: its connections after the first {} are missing", listed[w]));
+                        listing
+                            .incomplete
+                            .push(format!("{e}: its connections after the first {} are missing", listed[w]));
                         from[w] = None;
                     }
                 }
@@ -430,12 +425,7 @@ mod tests {
     #[test]
     fn net_config_becomes_the_workers_view() {
         let mut net = NetConfig::default();
-        net.add_addr(InterfaceAddr {
-            addr: ip("10.0.0.1"),
-            prefix_len: 24,
-            ifname: "dpdk1".into(),
-        })
-        .unwrap();
+        net.add_addr(InterfaceAddr { addr: ip("10.0.0.1"), prefix_len: 24, ifname: "dpdk1".into() }).unwrap();
         net.add_route(RouteConfig {
             dst: ip("192.168.0.0"),
             prefix_len: 16,
@@ -450,48 +440,22 @@ mod tests {
         })
         .unwrap();
         let view = net_view(&net, &ports()).unwrap();
-        assert_eq!(
-            view.ports[1].addrs,
-            vec![Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, 1), 24).unwrap()]
-        );
+        assert_eq!(view.ports[1].addrs, vec![Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, 1), 24).unwrap()]);
         assert!(view.ports[0].addrs.is_empty());
         let hop = view.routes.lookup(Ipv4Addr::new(192, 168, 3, 4)).unwrap();
         assert_eq!((hop.via, hop.port), (Some(Ipv4Addr::new(10, 0, 0, 254)), 1));
-        assert_eq!(
-            view.routes.lookup(Ipv4Addr::new(10, 0, 0, 9)).unwrap().port,
-            1,
-            "connected route"
-        );
-        assert_eq!(
-            view.static_neighbours,
-            vec![(Ipv4Addr::new(10, 0, 0, 254), MacAddr([2, 1, 2, 3, 4, 5]), 1)]
-        );
+        assert_eq!(view.routes.lookup(Ipv4Addr::new(10, 0, 0, 9)).unwrap().port, 1, "connected route");
+        assert_eq!(view.static_neighbours, vec![(Ipv4Addr::new(10, 0, 0, 254), MacAddr([2, 1, 2, 3, 4, 5]), 1)]);
     }
 
     #[test]
     fn what_the_dataplane_cannot_do_is_named() {
         let mut net = NetConfig::default();
-        net.add_addr(InterfaceAddr {
-            addr: ip("10.0.0.1"),
-            prefix_len: 24,
-            ifname: "eth9".into(),
-        })
-        .unwrap();
-        assert_eq!(
-            net_view(&net, &ports()).unwrap_err().to_string(),
-            "no port is named \"eth9\""
-        );
+        net.add_addr(InterfaceAddr { addr: ip("10.0.0.1"), prefix_len: 24, ifname: "eth9".into() }).unwrap();
+        assert_eq!(net_view(&net, &ports()).unwrap_err().to_string(), "no port is named \"eth9\"");
         let mut net = NetConfig::default();
-        net.add_addr(InterfaceAddr {
-            addr: ip("2001:db8::1"),
-            prefix_len: 64,
-            ifname: "dpdk0".into(),
-        })
-        .unwrap();
-        assert_eq!(
-            net_view(&net, &ports()).unwrap_err().to_string(),
-            "2001:db8::1: the dataplane routes IPv4 only"
-        );
+        net.add_addr(InterfaceAddr { addr: ip("2001:db8::1"), prefix_len: 64, ifname: "dpdk0".into() }).unwrap();
+        assert_eq!(net_view(&net, &ports()).unwrap_err().to_string(), "2001:db8::1: the dataplane routes IPv4 only");
     }
 
     #[test]
@@ -503,8 +467,7 @@ mod tests {
 
         let initial = GatewayConfig::empty();
         let (first, convert) = worker_updates(ports(), &initial).unwrap();
-        let (sink, mut mailboxes) =
-            broadcast_with(1, first, Duration::from_secs(5), convert);
+        let (sink, mut mailboxes) = broadcast_with(1, first, Duration::from_secs(5), convert);
         let mut mailbox = mailboxes.remove(0);
         let worker = std::thread::spawn(move || {
             let mut switched = Vec::new();
@@ -514,32 +477,20 @@ mod tests {
             }
             switched
         });
-        let mut state =
-            ControlState::new(initial, Box::new(sink), Box::new(NoDataplane::default()));
+        let mut state = ControlState::new(initial, Box::new(sink), Box::new(NoDataplane::default()));
         let add = |ifname: &str| Request::Apply {
             changes: vec![Change::AddAddr {
-                addr: InterfaceAddr {
-                    addr: ip("10.0.0.1"),
-                    prefix_len: 24,
-                    ifname: ifname.into(),
-                },
+                addr: InterfaceAddr { addr: ip("10.0.0.1"), prefix_len: 24, ifname: ifname.into() },
             }],
         };
         let e = state.handle(add("eth9")).unwrap_err();
         assert_eq!(
             (e.kind, e.message.as_str()),
-            (
-                ErrorKind::PublishFailed,
-                "configuration not applied: no port is named \"eth9\""
-            )
+            (ErrorKind::PublishFailed, "configuration not applied: no port is named \"eth9\"")
         );
         assert!(state.config().net.addrs().is_empty());
         state.handle(add("dpdk0")).unwrap();
-        assert_eq!(
-            worker.join().unwrap(),
-            vec![(1, 1)],
-            "the worker switched to the accepted change only"
-        );
+        assert_eq!(worker.join().unwrap(), vec![(1, 1)], "the worker switched to the accepted change only");
     }
 
     /// A worker's director with `n` FNAT connections from 203.0.113.5, ports 40000 on, at t=10.
@@ -551,24 +502,9 @@ mod tests {
 
         let key = ServiceKey::tcp(ip("10.0.0.1"), 80);
         let mut ed = Snapshot::empty().edit();
-        ed.add_service(ServiceSpec {
-            scheduler: SchedulerKind::Rr,
-            ..ServiceSpec::new(key)
-        })
-        .unwrap();
-        ed.add_dest(
-            &key,
-            DestSpec::new(ip("192.168.1.2"), 8080).with_method(ForwardMethod::FullNat),
-        )
-        .unwrap();
-        ed.add_laddr(
-            &key,
-            LocalAddr {
-                addr: ip("192.168.1.254"),
-                ifname: "dpdk1".into(),
-            },
-        )
-        .unwrap();
+        ed.add_service(ServiceSpec { scheduler: SchedulerKind::Rr, ..ServiceSpec::new(key) }).unwrap();
+        ed.add_dest(&key, DestSpec::new(ip("192.168.1.2"), 8080).with_method(ForwardMethod::FullNat)).unwrap();
+        ed.add_laddr(&key, LocalAddr { addr: ip("192.168.1.254"), ifname: "dpdk1".into() }).unwrap();
         let cfg = DirectorConfig {
             conn_capacity: 64,
             template_capacity: 16,
@@ -577,8 +513,8 @@ mod tests {
         };
         let mut director = Director::<Ipv4Addr>::new(ed.finish(), cfg, 0);
         for i in 0..n {
-            let flow = Director::<Ipv4Addr>::key(Protocol::Tcp, ip("203.0.113.5"), 40000 + i, ip("10.0.0.1"), 80)
-                .unwrap();
+            let flow =
+                Director::<Ipv4Addr>::key(Protocol::Tcp, ip("203.0.113.5"), 40000 + i, ip("10.0.0.1"), 80).unwrap();
             let id = director.connect(&flow, 10).unwrap();
             director.on_packet(id, Direction::In, SYN, 10);
         }
@@ -595,7 +531,8 @@ mod tests {
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::time::Duration;
 
-        let (asker, answerers) = queries::<ConnectionsQuery, ConnectionsPage>(directors.len(), Duration::from_millis(300));
+        let (asker, answerers) =
+            queries::<ConnectionsQuery, ConnectionsPage>(directors.len(), Duration::from_millis(300));
         let stop = Arc::new(AtomicBool::new(false));
         let threads = answerers
             .into_iter()
@@ -682,7 +619,8 @@ mod tests {
                 Director::new(Arc::clone(&snap), cfg, 0)
             })
             .collect();
-        let flow = |cport| Director::<Ipv4Addr>::key(Protocol::Tcp, ip("203.0.113.5"), cport, ip("10.0.0.1"), 80).unwrap();
+        let flow =
+            |cport| Director::<Ipv4Addr>::key(Protocol::Tcp, ip("203.0.113.5"), cport, ip("10.0.0.1"), 80).unwrap();
         // Worker 0: both ports taken, a third connection finds the address full; then one ends.
         for cport in 1..=2 {
             directors[0].connect(&flow(cport), 0).unwrap();
@@ -734,7 +672,10 @@ mod tests {
         let listing = view.connections();
         finish(stop, threads);
         assert_eq!(listing.connections.len(), 8);
-        assert_eq!(listing.incomplete, vec!["the listing stops at 8 connections, its bound; the workers' tables hold more".to_string()]);
+        assert_eq!(
+            listing.incomplete,
+            vec!["the listing stops at 8 connections, its bound; the workers' tables hold more".to_string()]
+        );
 
         // A worker that does not answer: the others' rows, and which worker is missing.
         let (view, stop, threads) = answering(vec![Some(director_with(5)), None], 3, 1000);
@@ -755,12 +696,7 @@ mod tests {
         counters.count(Discard::NoService);
         counters.count(Discard::NoService);
         let view = WorkerCountersView {
-            workers: vec![WorkerHandle {
-                worker: 0,
-                lcore: 1,
-                counters: counters.clone(),
-                liveness: Arc::default(),
-            }],
+            workers: vec![WorkerHandle { worker: 0, lcore: 1, counters: counters.clone(), liveness: Arc::default() }],
             inner: Box::new(NoDataplane::default()),
         };
         let stats = view.worker_stats();
@@ -768,10 +704,6 @@ mod tests {
         assert_eq!((stats[0].rx_packets, stats[0].new_connections), (10, 1));
         assert_eq!(stats[0].drops, vec![("no_service".to_string(), 2)]);
         counters.rx_packets.inc();
-        assert_eq!(
-            view.worker_stats()[0].rx_packets,
-            11,
-            "read live, not copied at construction"
-        );
+        assert_eq!(view.worker_stats()[0].rx_packets, 11, "read live, not copied at construction");
     }
 }

@@ -49,10 +49,7 @@ impl std::error::Error for ClientError {}
 
 impl Client {
     pub fn new(socket_path: impl Into<PathBuf>) -> Client {
-        Client {
-            socket_path: socket_path.into(),
-            timeout: Duration::from_secs(60),
-        }
+        Client { socket_path: socket_path.into(), timeout: Duration::from_secs(60) }
     }
 
     pub fn with_timeout(self, timeout: Duration) -> Client {
@@ -76,38 +73,26 @@ impl Client {
 
     /// Sends arbitrary bytes as a request (tests of the server's error handling use this).
     pub fn call_raw(&self, frame: &[u8]) -> Result<Reply, ClientError> {
-        let mut stream =
-            UnixStream::connect(&self.socket_path).map_err(|source| ClientError::Connect {
-                path: self.socket_path.clone(),
-                source,
-            })?;
-        stream
-            .set_read_timeout(Some(self.timeout))
-            .map_err(ClientError::Io)?;
-        stream
-            .set_write_timeout(Some(self.timeout))
-            .map_err(ClientError::Io)?;
+        let mut stream = UnixStream::connect(&self.socket_path)
+            .map_err(|source| ClientError::Connect { path: self.socket_path.clone(), source })?;
+        stream.set_read_timeout(Some(self.timeout)).map_err(ClientError::Io)?;
+        stream.set_write_timeout(Some(self.timeout)).map_err(ClientError::Io)?;
         // The server may refuse before reading everything (too large, not allowed) and close;
         // its reply is still waiting to be read, so a failed write is not the end.
         let write_error = stream.write_all(frame).err();
         let _ = stream.shutdown(std::net::Shutdown::Write);
         let mut reply = Vec::new();
-        let read = (&mut stream)
-            .take(MAX_REPLY_BYTES as u64 + 1)
-            .read_to_end(&mut reply);
+        let read = (&mut stream).take(MAX_REPLY_BYTES as u64 + 1).read_to_end(&mut reply);
         if reply.is_empty() {
             return Err(ClientError::Io(match (write_error, read) {
                 (Some(e), _) | (None, Err(e)) => e,
-                (None, Ok(_)) => io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "gatewayd closed the connection without a reply",
-                ),
+                (None, Ok(_)) => {
+                    io::Error::new(io::ErrorKind::UnexpectedEof, "gatewayd closed the connection without a reply")
+                }
             }));
         }
         if reply.len() > MAX_REPLY_BYTES {
-            return Err(ClientError::Protocol(format!(
-                "reply over {MAX_REPLY_BYTES} bytes"
-            )));
+            return Err(ClientError::Protocol(format!("reply over {MAX_REPLY_BYTES} bytes")));
         }
         let envelope = decode_response(&reply).map_err(ClientError::Protocol)?;
         if envelope.version != PROTOCOL_VERSION {

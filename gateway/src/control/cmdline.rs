@@ -18,8 +18,8 @@ use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::api::{
-    Change, Forwarding, LaddrConfig, PersistenceConfig, ServerConfig, ServiceConfig,
-    SyncDaemonConfig, SyncState, TransportProtocol, VirtualService,
+    Change, Forwarding, LaddrConfig, PersistenceConfig, ServerConfig, ServiceConfig, SyncDaemonConfig, SyncState,
+    TransportProtocol, VirtualService,
 };
 use super::names::Names;
 
@@ -36,17 +36,11 @@ pub struct UsageError {
 
 impl UsageError {
     fn fail(message: impl Into<String>) -> UsageError {
-        UsageError {
-            message: Some(message.into()),
-            try_help: false,
-        }
+        UsageError { message: Some(message.into()), try_help: false }
     }
 
     fn try_help(message: Option<String>) -> UsageError {
-        UsageError {
-            message,
-            try_help: true,
-        }
+        UsageError { message, try_help: true }
     }
 }
 
@@ -195,15 +189,8 @@ pub struct Format {
 /// A `-t`/`-u`/`-f` argument, resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceArg {
-    Inet {
-        proto: TransportProtocol,
-        addr: IpAddr,
-        port: u16,
-    },
-    Fwmark {
-        mark: u32,
-        ipv6: bool,
-    },
+    Inet { proto: TransportProtocol, addr: IpAddr, port: u16 },
+    Fwmark { mark: u32, ipv6: bool },
 }
 
 /// What a parsed command line asks for.
@@ -357,17 +344,16 @@ fn scan(args: &[String]) -> Result<(Vec<Scanned>, Vec<String>), UsageError> {
             let value = match spec.arg {
                 Arg::None => {
                     if attached.is_some() {
-                        return Err(UsageError::try_help(Some(format!(
-                            "{word}: option does not take an argument"
-                        ))));
+                        return Err(UsageError::try_help(Some(format!("{word}: option does not take an argument"))));
                     }
                     None
                 }
                 Arg::Required => match attached {
                     Some(v) => Some(v),
-                    None => Some(next_word(&mut i).ok_or_else(|| {
-                        UsageError::try_help(Some(format!("{word}: missing argument")))
-                    })?),
+                    None => Some(
+                        next_word(&mut i)
+                            .ok_or_else(|| UsageError::try_help(Some(format!("{word}: missing argument"))))?,
+                    ),
                 },
                 Arg::Optional => match attached {
                     Some(v) => Some(v),
@@ -377,10 +363,7 @@ fn scan(args: &[String]) -> Result<(Vec<Scanned>, Vec<String>), UsageError> {
                     },
                 },
             };
-            out.push(Scanned {
-                name: spec.long,
-                value,
-            });
+            out.push(Scanned { name: spec.long, value });
         } else if word.len() > 1 && word.starts_with('-') {
             let cluster: Vec<char> = word[1..].chars().collect();
             let mut k = 0;
@@ -396,9 +379,10 @@ fn scan(args: &[String]) -> Result<(Vec<Scanned>, Vec<String>), UsageError> {
                     Arg::Required => {
                         k = cluster.len();
                         if rest.is_empty() {
-                            Some(next_word(&mut i).ok_or_else(|| {
-                                UsageError::try_help(Some(format!("-{c}: missing argument")))
-                            })?)
+                            Some(
+                                next_word(&mut i)
+                                    .ok_or_else(|| UsageError::try_help(Some(format!("-{c}: missing argument"))))?,
+                            )
                         } else {
                             Some(rest)
                         }
@@ -416,10 +400,7 @@ fn scan(args: &[String]) -> Result<(Vec<Scanned>, Vec<String>), UsageError> {
                     }
                 };
                 // `-l` is `--list` too; keep the identity, not the letter.
-                out.push(Scanned {
-                    name: spec.long,
-                    value,
-                });
+                out.push(Scanned { name: spec.long, value });
                 k += 1;
             }
         } else {
@@ -447,9 +428,7 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
     let set_opt = |options: &mut u32, bit: u32| -> Result<(), UsageError> {
         if *options & bit != 0 {
             let name = opt::NAMES[bit.trailing_zeros() as usize];
-            return Err(UsageError::fail(format!(
-                "multiple '{name}' options specified"
-            )));
+            return Err(UsageError::fail(format!("multiple '{name}' options specified")));
         }
         *options |= bit;
         Ok(())
@@ -508,21 +487,12 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
             "version" => version = true,
             "start-daemon" | "stop-daemon" => {
                 let start = s.name == "start-daemon";
-                set_cmd(
-                    &mut cmd,
-                    if start {
-                        Cmd::StartDaemon
-                    } else {
-                        Cmd::StopDaemon
-                    },
-                )?;
+                set_cmd(&mut cmd, if start { Cmd::StartDaemon } else { Cmd::StopDaemon })?;
                 c.daemon_state = Some(match v.as_str() {
                     "master" => SyncState::Master,
                     "backup" => SyncState::Backup,
                     // Both texts are ipvsadm's, typo included.
-                    _ if start => {
-                        return Err(UsageError::fail("illegal start-daemon parameter specified"))
-                    }
+                    _ if start => return Err(UsageError::fail("illegal start-daemon parameter specified")),
                     _ => return Err(UsageError::fail("illegal start_daemon specified")),
                 });
             }
@@ -541,11 +511,7 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
             }
             "persistent" => {
                 set_opt(&mut options, opt::PERSISTENT)?;
-                c.persistent = Some(if given {
-                    parse_timeout(&v, 1, MAX_TIMEOUT)?
-                } else {
-                    300
-                });
+                c.persistent = Some(if given { parse_timeout(&v, 1, MAX_TIMEOUT)? } else { 300 });
             }
             "netmask" => {
                 set_opt(&mut options, opt::NETMASK)?;
@@ -566,18 +532,17 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
             }
             "weight" => {
                 set_opt(&mut options, opt::WEIGHT)?;
-                c.weight = number(&v, 0, 65535)
-                    .ok_or_else(|| UsageError::fail("illegal weight specified"))?;
+                c.weight = number(&v, 0, 65535).ok_or_else(|| UsageError::fail("illegal weight specified"))?;
             }
             "u-threshold" => {
                 set_opt(&mut options, opt::UTHRESHOLD)?;
-                c.u_threshold = number(&v, 0, i32::MAX as u32)
-                    .ok_or_else(|| UsageError::fail("illegal u_threshold specified"))?;
+                c.u_threshold =
+                    number(&v, 0, i32::MAX as u32).ok_or_else(|| UsageError::fail("illegal u_threshold specified"))?;
             }
             "l-threshold" => {
                 set_opt(&mut options, opt::LTHRESHOLD)?;
-                c.l_threshold = number(&v, 0, i32::MAX as u32)
-                    .ok_or_else(|| UsageError::fail("illegal l_threshold specified"))?;
+                c.l_threshold =
+                    number(&v, 0, i32::MAX as u32).ok_or_else(|| UsageError::fail("illegal l_threshold specified"))?;
             }
             "numeric" => {
                 set_opt(&mut options, opt::NUMERIC)?;
@@ -590,8 +555,7 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
             }
             "syncid" => {
                 set_opt(&mut options, opt::SYNCID)?;
-                c.syncid = number(&v, 0, 255)
-                    .ok_or_else(|| UsageError::fail("illegal syncid specified"))?;
+                c.syncid = number(&v, 0, 255).ok_or_else(|| UsageError::fail("illegal syncid specified"))?;
             }
             "timeout" => set_opt(&mut options, opt::TIMEOUT)?,
             "daemon" => set_opt(&mut options, opt::DAEMON)?,
@@ -632,9 +596,8 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
             }
             "laddr" => {
                 set_opt(&mut options, opt::LADDR)?;
-                c.laddr = Some(v.parse().map_err(|_| {
-                    UsageError::fail(format!("illegal local address `{v}' specified"))
-                })?);
+                c.laddr =
+                    Some(v.parse().map_err(|_| UsageError::fail(format!("illegal local address `{v}' specified")))?);
             }
             "ifname" => {
                 set_opt(&mut options, opt::IFNAME)?;
@@ -688,24 +651,12 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
     // Resolve the service, then what depends on its protocol and family.
     if let Some((letter, raw)) = service_raw {
         c.service = Some(match letter {
-            'f' => ServiceArg::Fwmark {
-                mark: parse_fwmark(&raw)?,
-                ipv6: ipv6_fwmark,
-            },
+            'f' => ServiceArg::Fwmark { mark: parse_fwmark(&raw)?, ipv6: ipv6_fwmark },
             _ => {
-                let proto = if letter == 't' {
-                    TransportProtocol::Tcp
-                } else {
-                    TransportProtocol::Udp
-                };
-                let (addr, port) = parse_service(&raw, proto, names).ok_or_else(|| {
-                    UsageError::fail("illegal virtual server address[:port] specified")
-                })?;
-                ServiceArg::Inet {
-                    proto,
-                    addr,
-                    port: port.unwrap_or(0),
-                }
+                let proto = if letter == 't' { TransportProtocol::Tcp } else { TransportProtocol::Udp };
+                let (addr, port) = parse_service(&raw, proto, names)
+                    .ok_or_else(|| UsageError::fail("illegal virtual server address[:port] specified"))?;
+                ServiceArg::Inet { proto, addr, port: port.unwrap_or(0) }
             }
         });
     }
@@ -719,8 +670,7 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
     }
     if let Some(raw) = netmask_raw {
         c.netmask = if svc_v6 {
-            let bits = number(&raw, 1, 128)
-                .ok_or_else(|| UsageError::fail("illegal ipv6 netmask specified"))?;
+            let bits = number(&raw, 1, 128).ok_or_else(|| UsageError::fail("illegal ipv6 netmask specified"))?;
             IpAddr::V6(Ipv6Addr::from(u128::MAX << (128 - bits)))
         } else {
             let mask = raw
@@ -730,9 +680,7 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
                     Some(IpAddr::V4(a)) => Some(a),
                     _ => None,
                 })
-                .ok_or_else(|| {
-                    UsageError::fail("illegal virtual server persistent mask specified")
-                })?;
+                .ok_or_else(|| UsageError::fail("illegal virtual server persistent mask specified"))?;
             IpAddr::V4(mask)
         };
     }
@@ -750,22 +698,16 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
         Cmd::Add | Cmd::Edit => {
             if let Some(ServiceArg::Inet { port: 0, .. }) = c.service {
                 if c.persistent.is_none() {
-                    return Err(UsageError::fail(
-                        "Zero port specified for non-persistent service",
-                    ));
+                    return Err(UsageError::fail("Zero port specified for non-persistent service"));
                 }
             }
             if c.one_packet && !is_fwmark && svc_proto != TransportProtocol::Udp {
-                return Err(UsageError::fail(
-                    "One-Packet Scheduling is only for UDP virtual services",
-                ));
+                return Err(UsageError::fail("One-Packet Scheduling is only for UDP virtual services"));
             }
             // Refused rather than listed and saved while every datagram
             // would still get a connection entry (see apply::service_spec).
             if c.one_packet {
-                return Err(UsageError::fail(
-                    "One-Packet Scheduling (-o) is not supported by this gateway",
-                ));
+                return Err(UsageError::fail("One-Packet Scheduling (-o) is not supported by this gateway"));
             }
             if c.scheduler.is_empty() {
                 c.scheduler = "wlc".to_string();
@@ -847,30 +789,21 @@ pub fn number(s: &str, min: u32, max: u32) -> Option<u32> {
 }
 
 fn parse_timeout(s: &str, min: u32, max: u32) -> Result<u32, UsageError> {
-    number(s, min, max)
-        .ok_or_else(|| UsageError::fail(format!("invalid timeout value `{s}' specified")))
+    number(s, min, max).ok_or_else(|| UsageError::fail(format!("invalid timeout value `{s}' specified")))
 }
 
 fn parse_fwmark(s: &str) -> Result<u32, UsageError> {
-    number(s, 1, u32::MAX)
-        .ok_or_else(|| UsageError::fail(format!("invalid fwmark value `{s}' specified")))
+    number(s, 1, u32::MAX).ok_or_else(|| UsageError::fail(format!("invalid fwmark value `{s}' specified")))
 }
 
 /// ipvsadm's `parse_service`: `host[:port]`, `[v6addr]:port` or a bare IPv6 address; hosts
 /// and ports may be names. `None` for anything else (including a bare number).
-pub fn parse_service(
-    s: &str,
-    proto: TransportProtocol,
-    names: &Names,
-) -> Option<(IpAddr, Option<u16>)> {
+pub fn parse_service(s: &str, proto: TransportProtocol, names: &Names) -> Option<(IpAddr, Option<u16>)> {
     if s.is_empty() || s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let port_of = |p: &str| -> Option<u16> {
-        number(p, 0, 65535)
-            .map(|n| n as u16)
-            .or_else(|| names.service_port(p, proto))
-    };
+    let port_of =
+        |p: &str| -> Option<u16> { number(p, 0, 65535).map(|n| n as u16).or_else(|| names.service_port(p, proto)) };
     if let Some(rest) = s.strip_prefix('[') {
         let (addr, after) = rest.split_once(']')?;
         let port = after.strip_prefix(':')?;
@@ -884,11 +817,7 @@ pub fn parse_service(
         Some((h, p)) => (h, Some(p)),
         None => (s, None),
     };
-    let addr = host
-        .parse::<Ipv4Addr>()
-        .map(IpAddr::V4)
-        .ok()
-        .or_else(|| names.host_addr(host, false))?;
+    let addr = host.parse::<Ipv4Addr>().map(IpAddr::V4).ok().or_else(|| names.host_addr(host, false))?;
     let port = match port {
         Some(p) => Some(port_of(p)?),
         None => None,
@@ -899,11 +828,7 @@ pub fn parse_service(
 /// The API form of a service argument.
 pub fn virtual_service(s: &ServiceArg) -> VirtualService {
     match *s {
-        ServiceArg::Inet {
-            proto: TransportProtocol::Tcp,
-            addr,
-            port,
-        } => VirtualService::Tcp { addr, port },
+        ServiceArg::Inet { proto: TransportProtocol::Tcp, addr, port } => VirtualService::Tcp { addr, port },
         ServiceArg::Inet { addr, port, .. } => VirtualService::Udp { addr, port },
         ServiceArg::Fwmark { mark, .. } => VirtualService::Fwmark { mark },
     }
@@ -927,37 +852,20 @@ pub fn changes(c: &Command) -> Option<Vec<Change>> {
     let service_config = |vs: VirtualService| ServiceConfig {
         service: vs,
         scheduler: c.scheduler.clone(),
-        persistence: c.persistent.map(|timeout| PersistenceConfig {
-            timeout,
-            netmask: c.netmask,
-        }),
+        persistence: c.persistent.map(|timeout| PersistenceConfig { timeout, netmask: c.netmask }),
         one_packet: c.one_packet,
         synproxy: c.synproxy,
     };
     let change = match (c.cmd, service) {
-        (Cmd::Add, Some(vs)) => Change::AddService {
-            service: service_config(vs),
-        },
-        (Cmd::Edit, Some(vs)) => Change::EditService {
-            service: service_config(vs),
-        },
+        (Cmd::Add, Some(vs)) => Change::AddService { service: service_config(vs) },
+        (Cmd::Edit, Some(vs)) => Change::EditService { service: service_config(vs) },
         (Cmd::Del, Some(vs)) => Change::DeleteService { service: vs },
         (Cmd::Flush, _) => Change::Clear,
-        (Cmd::AddDest, Some(vs)) => Change::AddServer {
-            service: vs,
-            server: server(),
-        },
-        (Cmd::EditDest, Some(vs)) => Change::EditServer {
-            service: vs,
-            server: server(),
-        },
+        (Cmd::AddDest, Some(vs)) => Change::AddServer { service: vs, server: server() },
+        (Cmd::EditDest, Some(vs)) => Change::EditServer { service: vs, server: server() },
         (Cmd::DelDest, Some(vs)) => {
             let s = server();
-            Change::DeleteServer {
-                service: vs,
-                addr: s.addr,
-                port: s.port,
-            }
+            Change::DeleteServer { service: vs, addr: s.addr, port: s.port }
         }
         (Cmd::Timeout, _) => {
             let (tcp, tcp_fin, udp) = c.timeouts;
@@ -970,20 +878,12 @@ pub fn changes(c: &Command) -> Option<Vec<Change>> {
                 syncid: c.syncid,
             },
         },
-        (Cmd::StopDaemon, _) => Change::StopDaemon {
-            state: c.daemon_state?,
-        },
+        (Cmd::StopDaemon, _) => Change::StopDaemon { state: c.daemon_state? },
         (Cmd::AddLaddr, Some(vs)) => Change::AddLaddr {
             service: vs,
-            laddr: LaddrConfig {
-                addr: c.laddr?,
-                ifname: c.ifname.clone().unwrap_or_default(),
-            },
+            laddr: LaddrConfig { addr: c.laddr?, ifname: c.ifname.clone().unwrap_or_default() },
         },
-        (Cmd::DelLaddr, Some(vs)) => Change::DeleteLaddr {
-            service: vs,
-            addr: c.laddr?,
-        },
+        (Cmd::DelLaddr, Some(vs)) => Change::DeleteLaddr { service: vs, addr: c.laddr? },
         _ => return None,
     };
     Some(vec![change])
@@ -1067,11 +967,7 @@ pub fn parse_rules(text: &str, names: &Names) -> Result<Vec<Rule>, RuleError> {
         if w.is_empty() {
             continue;
         }
-        let error = |usage: Option<UsageError>| RuleError {
-            line: i + 1,
-            text: line.trim_end().to_string(),
-            usage,
-        };
+        let error = |usage: Option<UsageError>| RuleError { line: i + 1, text: line.trim_end().to_string(), usage };
         let command = match parse(&w, names) {
             Ok((Action::Ipvs(c), _)) => c,
             Ok(_) => return Err(error(None)),
@@ -1080,11 +976,7 @@ pub fn parse_rules(text: &str, names: &Names) -> Result<Vec<Rule>, RuleError> {
         let Some(changes) = changes(&command) else {
             return Err(error(None));
         };
-        rules.extend(changes.into_iter().map(|change| Rule {
-            line: i + 1,
-            cmd: command.cmd,
-            change,
-        }));
+        rules.extend(changes.into_iter().map(|change| Rule { line: i + 1, cmd: command.cmd, change }));
     }
     Ok(rules)
 }
@@ -1129,11 +1021,7 @@ mod tests {
         let c = cmd("-a -t 192.168.0.200:80 -r 172.16.100.10 -m");
         assert_eq!(c.server, Some(("172.16.100.10".parse().unwrap(), 80)));
         let c = cmd("-a -t 192.168.0.200:80 -r 172.16.100.11:8080 -g");
-        assert_eq!(
-            c.server.unwrap().1,
-            80,
-            "DR keeps the service port, as ipvsadm does"
-        );
+        assert_eq!(c.server.unwrap().1, 80, "DR keeps the service port, as ipvsadm does");
         let c = cmd("-a -t [2001:db8::1]:80 -r [2001:db8::2]:8080 -b -w 3");
         assert_eq!(c.server, Some(("2001:db8::2".parse().unwrap(), 8080)));
         assert_eq!(c.forwarding, Forwarding::FullNat);
@@ -1143,8 +1031,7 @@ mod tests {
 
     #[test]
     fn rule_files_parse_with_comments_program_names_and_line_numbers() {
-        let text =
-            "# saved\n\nipvsadm -A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.1.1 -m # web1\n";
+        let text = "# saved\n\nipvsadm -A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.1.1 -m # web1\n";
         let rules = parse_rules(text, &Names::none()).unwrap();
         assert_eq!(rules.len(), 2);
         assert_eq!((rules[0].line, rules[0].cmd), (3, Cmd::Add));
@@ -1162,72 +1049,29 @@ mod tests {
     #[test]
     fn ipvsadm_error_texts() {
         assert_eq!(err("-A -t 10.0.0.1:80 -D"), "multiple commands specified");
-        assert_eq!(
-            err("-A -t 10.0.0.1:80 -u 10.0.0.1:80"),
-            "multiple 'service-address' options specified"
-        );
-        assert_eq!(
-            err("-A -s rr"),
-            "You need to supply the 'service-address' option for the 'add-service' command"
-        );
-        assert_eq!(
-            err("-A -t 10.0.0.1:80 -r 1.2.3.4"),
-            "Illegal 'real-server' option with the 'add-service' command"
-        );
+        assert_eq!(err("-A -t 10.0.0.1:80 -u 10.0.0.1:80"), "multiple 'service-address' options specified");
+        assert_eq!(err("-A -s rr"), "You need to supply the 'service-address' option for the 'add-service' command");
+        assert_eq!(err("-A -t 10.0.0.1:80 -r 1.2.3.4"), "Illegal 'real-server' option with the 'add-service' command");
         assert_eq!(
             err("-L -c --timeout"),
             "The option 'timeout' conflicts with the 'connection' option in the 'list' command"
         );
-        assert_eq!(
-            err("-a -t 10.0.0.1:80 -r 10.0.0.2 -w 65536"),
-            "illegal weight specified"
-        );
-        assert_eq!(
-            err("-a -t 10.0.0.1:80 -r 10.0.0.2 -w x"),
-            "illegal weight specified"
-        );
-        assert_eq!(
-            err("-A -t 10.0.0.300:80"),
-            "illegal virtual server address[:port] specified"
-        );
-        assert_eq!(
-            err("-a -t 10.0.0.1:80 -r 80"),
-            "illegal real server address[:port] specified"
-        );
+        assert_eq!(err("-a -t 10.0.0.1:80 -r 10.0.0.2 -w 65536"), "illegal weight specified");
+        assert_eq!(err("-a -t 10.0.0.1:80 -r 10.0.0.2 -w x"), "illegal weight specified");
+        assert_eq!(err("-A -t 10.0.0.300:80"), "illegal virtual server address[:port] specified");
+        assert_eq!(err("-a -t 10.0.0.1:80 -r 80"), "illegal real server address[:port] specified");
         assert_eq!(err("-A -f 0"), "invalid fwmark value `0' specified");
-        assert_eq!(
-            err("-A -t 10.0.0.1:80 -p 0"),
-            "invalid timeout value `0' specified"
-        );
-        assert_eq!(
-            err("-A -t 10.0.0.1:80 -p 10 -M 255.0.x"),
-            "illegal virtual server persistent mask specified"
-        );
-        assert_eq!(
-            err("-A -t 10.0.0.1"),
-            "Zero port specified for non-persistent service"
-        );
-        assert_eq!(
-            err("-A -t 10.0.0.1:53 -o"),
-            "One-Packet Scheduling is only for UDP virtual services"
-        );
+        assert_eq!(err("-A -t 10.0.0.1:80 -p 0"), "invalid timeout value `0' specified");
+        assert_eq!(err("-A -t 10.0.0.1:80 -p 10 -M 255.0.x"), "illegal virtual server persistent mask specified");
+        assert_eq!(err("-A -t 10.0.0.1"), "Zero port specified for non-persistent service");
+        assert_eq!(err("-A -t 10.0.0.1:53 -o"), "One-Packet Scheduling is only for UDP virtual services");
         for line in ["-A -u 10.0.0.1:53 -o", "-E -u 10.0.0.1:53 -s rr --ops", "-A -f 7 -o"] {
-            assert_eq!(
-                err(line),
-                "One-Packet Scheduling (-o) is not supported by this gateway",
-                "{line}"
-            );
+            assert_eq!(err(line), "One-Packet Scheduling (-o) is not supported by this gateway", "{line}");
         }
         assert_eq!(err("--set 1 2"), "--set option requires 3 timeout values");
         assert_eq!(err("-L foo"), "unexpected argument foo");
-        assert_eq!(
-            err("--start-daemon primary"),
-            "illegal start-daemon parameter specified"
-        );
-        assert_eq!(
-            err("-L --stats -c"),
-            "options conflicts in the list command"
-        );
+        assert_eq!(err("--start-daemon primary"), "illegal start-daemon parameter specified");
+        assert_eq!(err("-L --stats -c"), "options conflicts in the list command");
         assert_eq!(
             err("-P -t 10.0.0.1:80 -z 192.168.1.254"),
             "You need to supply the 'ifname' option for the 'add-laddr' command"

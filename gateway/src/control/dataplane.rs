@@ -56,9 +56,7 @@ pub struct NoDataplane {
 impl Default for NoDataplane {
     /// IPVS's default table size (`size=4096`), so listings look as users expect.
     fn default() -> Self {
-        NoDataplane {
-            conn_table_size: 4096,
-        }
+        NoDataplane { conn_table_size: 4096 }
     }
 }
 

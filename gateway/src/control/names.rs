@@ -39,12 +39,7 @@ impl Names {
 
     pub fn parse(hosts: &str, services: &str) -> Names {
         let fields = |line: &str| -> Vec<String> {
-            line.split('#')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .map(str::to_string)
-                .collect()
+            line.split('#').next().unwrap_or("").split_whitespace().map(str::to_string).collect()
         };
         let hosts = hosts
             .lines()
@@ -75,34 +70,22 @@ impl Names {
 
     /// The first name of `addr` in the hosts file (`gethostbyaddr`'s answer from files).
     pub fn host_name(&self, addr: IpAddr) -> Option<&str> {
-        self.hosts
-            .iter()
-            .find(|(a, _)| *a == addr)
-            .map(|(_, n)| n[0].as_str())
+        self.hosts.iter().find(|(a, _)| *a == addr).map(|(_, n)| n[0].as_str())
     }
 
     /// The first address of `name` (canonical name or alias) of the given family, if any.
     pub fn host_addr(&self, name: &str, want_v6: bool) -> Option<IpAddr> {
-        self.hosts
-            .iter()
-            .find(|(a, n)| a.is_ipv6() == want_v6 && n.iter().any(|x| x == name))
-            .map(|(a, _)| *a)
+        self.hosts.iter().find(|(a, n)| a.is_ipv6() == want_v6 && n.iter().any(|x| x == name)).map(|(a, _)| *a)
     }
 
     /// `getservbyport`: the service name of a port for a protocol.
     pub fn service_name(&self, port: u16, proto: TransportProtocol) -> Option<&str> {
-        self.services
-            .iter()
-            .find(|(p, pr, _)| *p == port && *pr == proto)
-            .map(|(_, _, n)| n[0].as_str())
+        self.services.iter().find(|(p, pr, _)| *p == port && *pr == proto).map(|(_, _, n)| n[0].as_str())
     }
 
     /// `getservbyname`: the port of a service name or alias for a protocol.
     pub fn service_port(&self, name: &str, proto: TransportProtocol) -> Option<u16> {
-        self.services
-            .iter()
-            .find(|(_, pr, n)| *pr == proto && n.iter().any(|x| x == name))
-            .map(|(p, _, _)| *p)
+        self.services.iter().find(|(_, pr, n)| *pr == proto && n.iter().any(|x| x == name)).map(|(p, _, _)| *p)
     }
 }
 

@@ -93,20 +93,13 @@ pub enum NetError {
 impl NetError {
     /// Whether the error is about an entry that exists or not (as opposed to a bad value).
     pub fn is_exists(&self) -> bool {
-        matches!(
-            self,
-            NetError::AddrExists { .. }
-                | NetError::RouteExists { .. }
-                | NetError::NeighbourExists { .. }
-        )
+        matches!(self, NetError::AddrExists { .. } | NetError::RouteExists { .. } | NetError::NeighbourExists { .. })
     }
 
     pub fn is_not_found(&self) -> bool {
         matches!(
             self,
-            NetError::AddrNotFound { .. }
-                | NetError::RouteNotFound { .. }
-                | NetError::NeighbourNotFound { .. }
+            NetError::AddrNotFound { .. } | NetError::RouteNotFound { .. } | NetError::NeighbourNotFound { .. }
         )
     }
 }
@@ -153,7 +146,6 @@ impl fmt::Display for NetError {
 
 impl std::error::Error for NetError {}
 
-
 fn check_prefix(addr: IpAddr, prefix_len: u8) -> Result<(), NetError> {
     if prefix_len > family_bits(addr) {
         return Err(NetError::PrefixTooLong { addr, prefix_len });
@@ -174,16 +166,13 @@ fn check_ifname(name: &str) -> Result<(), NetError> {
 }
 
 fn check_unicast(addr: IpAddr) -> Result<(), NetError> {
-    let bad = addr.is_unspecified()
-        || addr.is_multicast()
-        || matches!(addr, IpAddr::V4(a) if a.is_broadcast());
+    let bad = addr.is_unspecified() || addr.is_multicast() || matches!(addr, IpAddr::V4(a) if a.is_broadcast());
     if bad {
         Err(NetError::NotUnicast(addr))
     } else {
         Ok(())
     }
 }
-
 
 impl NetConfig {
     pub fn addrs(&self) -> &[InterfaceAddr] {
@@ -208,10 +197,7 @@ impl NetConfig {
         check_ifname(&a.ifname)?;
         check_unicast(a.addr)?;
         if let Some(x) = self.addrs.iter().find(|x| x.addr == a.addr) {
-            return Err(NetError::AddrExists {
-                addr: a.addr,
-                ifname: x.ifname.clone(),
-            });
+            return Err(NetError::AddrExists { addr: a.addr, ifname: x.ifname.clone() });
         }
         let shorter = |x: &InterfaceAddr| x.prefix_len.min(a.prefix_len);
         if let Some(x) = self.addrs.iter().find(|x| {
@@ -238,10 +224,7 @@ impl NetConfig {
             .addrs
             .iter()
             .position(|x| x.addr == addr && x.ifname == ifname)
-            .ok_or_else(|| NetError::AddrNotFound {
-                addr,
-                ifname: ifname.to_string(),
-            })?;
+            .ok_or_else(|| NetError::AddrNotFound { addr, ifname: ifname.to_string() })?;
         self.addrs.remove(i);
         Ok(())
     }
@@ -251,10 +234,7 @@ impl NetConfig {
         check_prefix(r.dst, r.prefix_len)?;
         check_ifname(&r.ifname)?;
         if network_of(r.dst, r.prefix_len) != r.dst {
-            return Err(NetError::HostBitsSet {
-                dst: r.dst,
-                prefix_len: r.prefix_len,
-            });
+            return Err(NetError::HostBitsSet { dst: r.dst, prefix_len: r.prefix_len });
         }
         if let Some(via) = r.via {
             if via.is_ipv4() != r.dst.is_ipv4() {
@@ -262,15 +242,8 @@ impl NetConfig {
             }
             check_unicast(via)?;
         }
-        if self
-            .routes
-            .iter()
-            .any(|x| x.dst == r.dst && x.prefix_len == r.prefix_len)
-        {
-            return Err(NetError::RouteExists {
-                dst: r.dst,
-                prefix_len: r.prefix_len,
-            });
+        if self.routes.iter().any(|x| x.dst == r.dst && x.prefix_len == r.prefix_len) {
+            return Err(NetError::RouteExists { dst: r.dst, prefix_len: r.prefix_len });
         }
         self.routes.push(r);
         Ok(())
@@ -293,22 +266,11 @@ impl NetConfig {
         if MacAddr(n.lladdr).is_multicast() || n.lladdr == [0; 6] {
             return Err(NetError::BadLladdr(n.lladdr));
         }
-        if self
-            .neighbours
-            .iter()
-            .any(|x| x.addr == n.addr && x.ifname == n.ifname)
-        {
-            return Err(NetError::NeighbourExists {
-                addr: n.addr,
-                ifname: n.ifname,
-            });
+        if self.neighbours.iter().any(|x| x.addr == n.addr && x.ifname == n.ifname) {
+            return Err(NetError::NeighbourExists { addr: n.addr, ifname: n.ifname });
         }
         if self.neighbours.len() >= MAX_STATIC_NEIGHBOURS {
-            return Err(NetError::TooManyNeighbours {
-                addr: n.addr,
-                ifname: n.ifname,
-                limit: MAX_STATIC_NEIGHBOURS,
-            });
+            return Err(NetError::TooManyNeighbours { addr: n.addr, ifname: n.ifname, limit: MAX_STATIC_NEIGHBOURS });
         }
         self.neighbours.push(n);
         Ok(())
@@ -319,10 +281,7 @@ impl NetConfig {
             .neighbours
             .iter()
             .position(|x| x.addr == addr && x.ifname == ifname)
-            .ok_or_else(|| NetError::NeighbourNotFound {
-                addr,
-                ifname: ifname.to_string(),
-            })?;
+            .ok_or_else(|| NetError::NeighbourNotFound { addr, ifname: ifname.to_string() })?;
         self.neighbours.remove(i);
         Ok(())
     }
@@ -339,11 +298,7 @@ mod tests {
     #[test]
     fn refused_changes_name_the_value_and_change_nothing() {
         let mut net = NetConfig::default();
-        let a = InterfaceAddr {
-            addr: ip("10.0.0.1"),
-            prefix_len: 24,
-            ifname: "dpdk0".into(),
-        };
+        let a = InterfaceAddr { addr: ip("10.0.0.1"), prefix_len: 24, ifname: "dpdk0".into() };
         net.add_addr(a.clone()).unwrap();
         let before = net.clone();
         let cases: Vec<(Result<(), NetError>, &str)> = vec![
@@ -360,10 +315,7 @@ mod tests {
                 net.add_addr(InterfaceAddr { addr: ip("10.9.9.9"), prefix_len: 8, ifname: "dpdk1".into() }),
                 "10.9.9.9/8 overlaps 10.0.0.1/24 on dpdk0: each subnet belongs to one interface",
             ),
-            (
-                net.add_addr(InterfaceAddr { prefix_len: 33, ..a.clone() }),
-                "prefix length 33 is too long for 10.0.0.1",
-            ),
+            (net.add_addr(InterfaceAddr { prefix_len: 33, ..a.clone() }), "prefix length 33 is too long for 10.0.0.1"),
             (
                 net.add_addr(InterfaceAddr { ifname: "a-name-far-too-long".into(), ..a.clone() }),
                 "interface name \"a-name-far-too-long\" is invalid (1 to 15 characters, no '/', no whitespace)",
@@ -428,7 +380,9 @@ mod tests {
     fn add_and_delete_each_kind() {
         let mut net = NetConfig::default();
         // A second address in a port's subnet, and a disjoint subnet on another port.
-        for (addr, prefix_len, ifname) in [("10.0.0.1", 24, "dpdk0"), ("10.0.0.2", 24, "dpdk0"), ("10.0.1.1", 24, "dpdk1")] {
+        for (addr, prefix_len, ifname) in
+            [("10.0.0.1", 24, "dpdk0"), ("10.0.0.2", 24, "dpdk0"), ("10.0.1.1", 24, "dpdk1")]
+        {
             net.add_addr(InterfaceAddr { addr: ip(addr), prefix_len, ifname: ifname.into() }).unwrap();
         }
         for (addr, ifname) in [("10.0.0.1", "dpdk0"), ("10.0.0.2", "dpdk0"), ("10.0.1.1", "dpdk1")] {

@@ -18,8 +18,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::api::{
-    ApiError, Change, ErrorKind, Outcome, Reply, Request, RequestEnvelope, ResponseEnvelope,
-    PROTOCOL_VERSION,
+    ApiError, Change, ErrorKind, Outcome, Reply, Request, RequestEnvelope, ResponseEnvelope, PROTOCOL_VERSION,
 };
 
 /// Why a frame could not be read.
@@ -142,18 +141,16 @@ impl<S: TimedRead + ?Sized> TimedRead for &mut S {
 /// Decodes a request frame, or says precisely what is wrong with it.
 pub fn decode_request(frame: &[u8]) -> Result<Request, ApiError> {
     let malformed = |msg: String| ApiError::new(ErrorKind::Malformed, msg);
-    let value: Value = serde_json::from_slice(frame)
-        .map_err(|e| malformed(format!("request is not valid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(frame).map_err(|e| malformed(format!("request is not valid JSON: {e}")))?;
     let Value::Object(mut envelope) = value else {
         return Err(malformed("request is not a JSON object".into()));
     };
     let version = match envelope.get("version") {
         None => return Err(malformed("request has no \"version\" field".into())),
-        Some(v) => v.as_u64().ok_or_else(|| {
-            malformed(format!(
-                "request \"version\" must be a positive integer, not {v}"
-            ))
-        })?,
+        Some(v) => {
+            v.as_u64().ok_or_else(|| malformed(format!("request \"version\" must be a positive integer, not {v}")))?
+        }
     };
     if version != u64::from(PROTOCOL_VERSION) {
         return Err(ApiError::new(
@@ -164,34 +161,22 @@ pub fn decode_request(frame: &[u8]) -> Result<Request, ApiError> {
             ),
         ));
     }
-    let request = envelope
-        .remove("request")
-        .ok_or_else(|| malformed("request has no \"request\" field".into()))?;
+    let request = envelope.remove("request").ok_or_else(|| malformed("request has no \"request\" field".into()))?;
     if let Some(extra) = envelope.keys().find(|k| *k != "version") {
-        return Err(malformed(format!(
-            "unknown field {extra:?} in the request envelope"
-        )));
+        return Err(malformed(format!("unknown field {extra:?} in the request envelope")));
     }
     let command = match request.get("command") {
         Some(Value::String(s)) => s.clone(),
-        Some(other) => {
-            return Err(malformed(format!(
-                "\"command\" must be a string, not {other}"
-            )))
-        }
+        Some(other) => return Err(malformed(format!("\"command\" must be a string, not {other}"))),
         None => return Err(malformed("request has no \"command\" field".into())),
     };
     if !Request::COMMANDS.contains(&command.as_str()) {
         return Err(ApiError::new(
             ErrorKind::UnknownCommand,
-            format!(
-                "unknown command {command:?}; known commands: {}",
-                Request::COMMANDS.join(", ")
-            ),
+            format!("unknown command {command:?}; known commands: {}", Request::COMMANDS.join(", ")),
         ));
     }
-    serde_json::from_value(request)
-        .map_err(|e| malformed(format!("invalid {command:?} request: {e}")))
+    serde_json::from_value(request).map_err(|e| malformed(format!("invalid {command:?} request: {e}")))
 }
 
 /// Decodes change `index` of a streamed apply.
@@ -218,10 +203,7 @@ pub fn encode_apply_stream(changes: &[Change]) -> Vec<u8> {
 
 /// The bytes of a request frame (newline included).
 pub fn encode_request(request: &Request) -> Vec<u8> {
-    let envelope = RequestEnvelope {
-        version: PROTOCOL_VERSION,
-        request: request.clone(),
-    };
+    let envelope = RequestEnvelope { version: PROTOCOL_VERSION, request: request.clone() };
     encode(&envelope)
 }
 
@@ -231,10 +213,7 @@ pub fn encode_response(outcome: Result<Reply, ApiError>) -> Vec<u8> {
         Ok(reply) => Outcome::Ok(reply),
         Err(e) => Outcome::Error(e),
     };
-    encode(&ResponseEnvelope {
-        version: PROTOCOL_VERSION,
-        outcome,
-    })
+    encode(&ResponseEnvelope { version: PROTOCOL_VERSION, outcome })
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -288,15 +267,9 @@ mod tests {
         let mut s = Chunks(vec![b"abc".to_vec()]);
         assert_eq!(read_frame(&mut s, 100, None).unwrap(), b"abc");
         let mut s = Chunks(vec![]);
-        assert!(matches!(
-            read_frame(&mut s, 100, None),
-            Err(FrameError::Empty)
-        ));
+        assert!(matches!(read_frame(&mut s, 100, None), Err(FrameError::Empty)));
         let mut s = Chunks(vec![vec![b'x'; 60], vec![b'x'; 60]]);
-        assert!(matches!(
-            read_frame(&mut s, 100, None),
-            Err(FrameError::TooLarge { limit: 100 })
-        ));
+        assert!(matches!(read_frame(&mut s, 100, None), Err(FrameError::TooLarge { limit: 100 })));
         let mut s = Chunks(vec![vec![b'x'; 100], b"\n".to_vec()]);
         assert_eq!(read_frame(&mut s, 100, None).unwrap().len(), 100);
     }
@@ -320,10 +293,7 @@ mod tests {
         let (mut a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         let deadline = Instant::now() + Duration::from_millis(30);
         let t = Instant::now();
-        assert!(matches!(
-            read_frame(&mut a, 100, Some(deadline)),
-            Err(FrameError::Timeout)
-        ));
+        assert!(matches!(read_frame(&mut a, 100, Some(deadline)), Err(FrameError::Timeout)));
         assert!(t.elapsed() < Duration::from_secs(5));
     }
 
@@ -333,33 +303,40 @@ mod tests {
             (b"\xff\xfe garbage", ErrorKind::Malformed, "request is not valid JSON"),
             (b"[1,2]", ErrorKind::Malformed, "request is not a JSON object"),
             (br#"{"request":{"command":"info"}}"#, ErrorKind::Malformed, "request has no \"version\" field"),
-            (br#"{"version":2,"request":{"command":"info"}}"#, ErrorKind::UnsupportedVersion, "protocol version 2 is not supported (this gateway speaks version 1)"),
-            (br#"{"version":1,"request":{"command":"reboot"}}"#, ErrorKind::UnknownCommand, "unknown command \"reboot\"; known commands: apply, "),
+            (
+                br#"{"version":2,"request":{"command":"info"}}"#,
+                ErrorKind::UnsupportedVersion,
+                "protocol version 2 is not supported (this gateway speaks version 1)",
+            ),
+            (
+                br#"{"version":1,"request":{"command":"reboot"}}"#,
+                ErrorKind::UnknownCommand,
+                "unknown command \"reboot\"; known commands: apply, ",
+            ),
             (br#"{"version":1,"request":{}}"#, ErrorKind::Malformed, "request has no \"command\" field"),
-            (br#"{"version":1,"request":{"command":"zero","service":{"tcp":{"addr":"10.0.0.300","port":80}}}}"#, ErrorKind::Malformed, "invalid \"zero\" request: invalid IP address syntax"),
-            (br#"{"version":1,"request":{"command":"info"},"x":1}"#, ErrorKind::Malformed, "unknown field \"x\" in the request envelope"),
+            (
+                br#"{"version":1,"request":{"command":"zero","service":{"tcp":{"addr":"10.0.0.300","port":80}}}}"#,
+                ErrorKind::Malformed,
+                "invalid \"zero\" request: invalid IP address syntax",
+            ),
+            (
+                br#"{"version":1,"request":{"command":"info"},"x":1}"#,
+                ErrorKind::Malformed,
+                "unknown field \"x\" in the request envelope",
+            ),
         ];
         for (frame, kind, prefix) in cases {
             let e = decode_request(frame).unwrap_err();
             assert_eq!(e.kind, kind, "{}", String::from_utf8_lossy(frame));
-            assert!(
-                e.message.starts_with(prefix),
-                "{:?} does not start with {prefix:?}",
-                e.message
-            );
+            assert!(e.message.starts_with(prefix), "{:?} does not start with {prefix:?}", e.message);
         }
     }
 
     #[test]
     fn requests_round_trip_and_every_command_is_known() {
-        let vs = VirtualService::Udp {
-            addr: "10.0.0.1".parse().unwrap(),
-            port: 53,
-        };
+        let vs = VirtualService::Udp { addr: "10.0.0.1".parse().unwrap(), port: 53 };
         let requests = vec![
-            Request::Apply {
-                changes: vec![Change::Clear, Change::DeleteService { service: vs }],
-            },
+            Request::Apply { changes: vec![Change::Clear, Change::DeleteService { service: vs }] },
             Request::ApplyStream { changes: 2 },
             Request::Zero { service: Some(vs) },
             Request::ListServices { service: None },
@@ -384,15 +361,9 @@ mod tests {
             assert_eq!(decode_request(&frame[..frame.len() - 1]).unwrap(), r);
         }
         let reply = encode_response(Err(ApiError::new(ErrorKind::TooLarge, "big")));
-        assert_eq!(
-            reply,
-            b"{\"version\":1,\"error\":{\"kind\":\"too_large\",\"message\":\"big\"}}\n"
-        );
+        assert_eq!(reply, b"{\"version\":1,\"error\":{\"kind\":\"too_large\",\"message\":\"big\"}}\n");
         let ok = encode_response(Ok(Reply::Zeroed));
         assert_eq!(ok, b"{\"version\":1,\"ok\":{\"reply\":\"zeroed\"}}\n");
-        assert_eq!(
-            decode_response(&ok).unwrap().outcome,
-            Outcome::Ok(Reply::Zeroed)
-        );
+        assert_eq!(decode_response(&ok).unwrap().outcome, Outcome::Ok(Reply::Zeroed));
     }
 }

@@ -42,11 +42,7 @@ impl GatewayConfig {
     /// No services, no addresses, default timeouts: what `gatewayd` starts with before it
     /// reads its configuration file.
     pub fn empty() -> GatewayConfig {
-        GatewayConfig {
-            services: Snapshot::empty(),
-            service_flags: Arc::default(),
-            net: Arc::default(),
-        }
+        GatewayConfig { services: Snapshot::empty(), service_flags: Arc::default(), net: Arc::default() }
     }
 
     /// The generation of the service snapshot; every published configuration has a new one.
@@ -142,12 +138,7 @@ pub fn broadcast(
     initial: &GatewayConfig,
     timeout: Duration,
 ) -> (Broadcaster<GatewayConfig>, Vec<Mailbox<GatewayConfig>>) {
-    broadcast_with(
-        workers,
-        initial.clone(),
-        timeout,
-        Box::new(|c: &GatewayConfig| Ok(c.clone())),
-    )
+    broadcast_with(workers, initial.clone(), timeout, Box::new(|c: &GatewayConfig| Ok(c.clone())))
 }
 
 /// Like [`broadcast`], but workers receive `convert(config)`; a conversion error fails the
@@ -165,22 +156,9 @@ pub fn broadcast_with<P: Generation>(
         // Capacity 1: a worker has at most one configuration waiting; see `publish`.
         let (tx, inbox) = mpsc::sync_channel(1);
         to_workers.push(tx);
-        mailboxes.push(Mailbox {
-            index,
-            inbox,
-            ack: ack.clone(),
-            current: initial.clone(),
-        });
+        mailboxes.push(Mailbox { index, inbox, ack: ack.clone(), current: initial.clone() });
     }
-    let broadcaster = Broadcaster {
-        to_workers,
-        acks,
-        seq: 0,
-        diverged: false,
-        timeout,
-        convert,
-        last: Some(initial),
-    };
+    let broadcaster = Broadcaster { to_workers, acks, seq: 0, diverged: false, timeout, convert, last: Some(initial) };
     (broadcaster, mailboxes)
 }
 
@@ -190,12 +168,7 @@ impl<P: Generation> SnapshotSink for Broadcaster<P> {
         let generation = payload.generation();
         // Republishing what every worker confirmed last (the control server's rollback after
         // a refused conversion) has nothing to do.
-        if !self.diverged
-            && self
-                .last
-                .as_ref()
-                .is_some_and(|l| l.generation() == generation)
-        {
+        if !self.diverged && self.last.as_ref().is_some_and(|l| l.generation() == generation) {
             return Ok(());
         }
         let deadline = Instant::now() + self.timeout;
@@ -224,9 +197,7 @@ impl<P: Generation> SnapshotSink for Broadcaster<P> {
                         std::thread::sleep(Duration::from_millis(1));
                     }
                     Err(TrySendError::Disconnected(_)) => {
-                        return Err(PublishError {
-                            message: format!("worker {i} has stopped"),
-                        });
+                        return Err(PublishError { message: format!("worker {i} has stopped") });
                     }
                 }
             }
@@ -242,8 +213,7 @@ impl<P: Generation> SnapshotSink for Broadcaster<P> {
                 }
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    let late: Vec<usize> =
-                        (0..confirmed.len()).filter(|&i| !confirmed[i]).collect();
+                    let late: Vec<usize> = (0..confirmed.len()).filter(|&i| !confirmed[i]).collect();
                     return Err(PublishError {
                         message: format!(
                             "workers {late:?} did not confirm configuration {generation} within {:?}",
@@ -305,10 +275,7 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     fn next(config: &GatewayConfig) -> GatewayConfig {
-        GatewayConfig {
-            services: config.services.edit().finish(),
-            ..config.clone()
-        }
+        GatewayConfig { services: config.services.edit().finish(), ..config.clone() }
     }
 
     #[test]
@@ -355,10 +322,7 @@ mod tests {
             zero
         });
         let err = sink.publish(&config).unwrap_err();
-        assert_eq!(
-            err.message,
-            "workers [1] did not confirm configuration 1 within 1s"
-        );
+        assert_eq!(err.message, "workers [1] did not confirm configuration 1 within 1s");
         assert_eq!(poller.join().unwrap().current().generation(), 1);
         // The late worker catches up on its next poll.
         let mut one = mailboxes.remove(0);
@@ -367,9 +331,6 @@ mod tests {
         // Worker 0's mailbox is gone (dropped with the poller's result): a later publish
         // names it instead of waiting for it.
         let later = next(&config);
-        assert_eq!(
-            sink.publish(&later).unwrap_err().message,
-            "worker 0 has stopped"
-        );
+        assert_eq!(sink.publish(&later).unwrap_err().message, "worker 0 has stopped");
     }
 }

@@ -49,10 +49,7 @@ pub struct Answerer<Q, R> {
 
 /// An asker and `workers` answerers; `timeout` bounds how long [`Asker::ask`] waits for the
 /// slowest worker.
-pub fn queries<Q: Clone + Send, R: Send>(
-    workers: usize,
-    timeout: Duration,
-) -> (Asker<Q, R>, Vec<Answerer<Q, R>>) {
+pub fn queries<Q: Clone + Send, R: Send>(workers: usize, timeout: Duration) -> (Asker<Q, R>, Vec<Answerer<Q, R>>) {
     let (answer_tx, answer_rx) = mpsc::channel();
     let mut to_workers = Vec::with_capacity(workers);
     let mut answerers = Vec::with_capacity(workers);
@@ -60,17 +57,9 @@ pub fn queries<Q: Clone + Send, R: Send>(
         // Capacity 1: a worker has at most one question waiting.
         let (tx, rx) = mpsc::sync_channel(1);
         to_workers.push(tx);
-        answerers.push(Answerer {
-            index,
-            questions: rx,
-            answers: answer_tx.clone(),
-        });
+        answerers.push(Answerer { index, questions: rx, answers: answer_tx.clone() });
     }
-    let asker = Asker {
-        to_workers,
-        answers: Mutex::new((0, answer_rx)),
-        timeout,
-    };
+    let asker = Asker { to_workers, answers: Mutex::new((0, answer_rx)), timeout };
     (asker, answerers)
 }
 
@@ -87,22 +76,19 @@ impl<Q: Clone + Send, R: Send> Asker<Q, R> {
         match late.as_slice() {
             [] => Ok(answers.into_iter().flatten().collect()),
             // One reason is enough, and "not answering" says the most.
-            [one] => Err(answers.into_iter().nth(*one).and_then(Result::err).unwrap_or_else(|| QueryError {
-                message: format!("worker {one} did not answer"),
-            })),
-            _ => Err(QueryError {
-                message: format!("workers {late:?} did not answer within {:?}", self.timeout),
-            }),
+            [one] => Err(answers
+                .into_iter()
+                .nth(*one)
+                .and_then(Result::err)
+                .unwrap_or_else(|| QueryError { message: format!("worker {one} did not answer") })),
+            _ => Err(QueryError { message: format!("workers {late:?} did not answer within {:?}", self.timeout) }),
         }
     }
 
     /// Asks every worker `question`; returns each worker's answer, or why it has none, in
     /// worker order, so the answers of the others are not lost to one silent worker.
     pub fn ask_each(&self, question: Q) -> Vec<Result<R, QueryError>> {
-        let mut guard = self
-            .answers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self.answers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (seq, answers) = &mut *guard;
         *seq += 1;
         let seq = *seq;

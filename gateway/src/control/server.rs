@@ -125,10 +125,7 @@ impl ControlSocket {
         let path = &options.socket_path;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
-                fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(dir)?;
+                fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
             }
         }
         remove_stale_socket(path)?;
@@ -140,7 +137,8 @@ impl ControlSocket {
 
     /// The server answering on this socket from `state`.
     pub fn serve(self, state: ControlState) -> ControlServer {
-        let shared = Arc::new(Shared { options: self.options.clone(), state: Mutex::new(state), clients: AtomicUsize::new(0) });
+        let shared =
+            Arc::new(Shared { options: self.options.clone(), state: Mutex::new(state), clients: AtomicUsize::new(0) });
         ControlServer { socket: self, shared, stop: Arc::new(AtomicBool::new(false)) }
     }
 }
@@ -165,14 +163,8 @@ impl ControlServer {
     pub fn spawn(self) -> io::Result<ServerHandle> {
         let stop = Arc::clone(&self.stop);
         let socket_path = self.shared.options.socket_path.clone();
-        let thread = std::thread::Builder::new()
-            .name("gw-control".into())
-            .spawn(move || self.run())?;
-        Ok(ServerHandle {
-            stop,
-            socket_path,
-            thread: Some(thread),
-        })
+        let thread = std::thread::Builder::new().name("gw-control".into()).spawn(move || self.run())?;
+        Ok(ServerHandle { stop, socket_path, thread: Some(thread) })
     }
 
     /// Serves on the calling thread until the stop flag is set; returns the state.
@@ -243,12 +235,10 @@ impl ControlServer {
         }
         self.shared.clients.fetch_add(1, Ordering::AcqRel);
         let shared = Arc::clone(&self.shared);
-        let spawned = std::thread::Builder::new()
-            .name("gw-control-client".into())
-            .spawn(move || {
-                serve(&shared, stream);
-                shared.clients.fetch_sub(1, Ordering::AcqRel);
-            });
+        let spawned = std::thread::Builder::new().name("gw-control-client".into()).spawn(move || {
+            serve(&shared, stream);
+            shared.clients.fetch_sub(1, Ordering::AcqRel);
+        });
         match spawned {
             Ok(thread) => Some(thread),
             // No thread: the closure (and the connection) is dropped, the client sees the
@@ -336,10 +326,9 @@ fn receive(stream: &mut UnixStream, options: &ServerOptions) -> Option<Result<Re
 fn frame_error(e: FrameError, options: &ServerOptions) -> Option<ApiError> {
     match e {
         FrameError::Empty | FrameError::Io(_) => None,
-        FrameError::TooLarge { limit } => Some(ApiError::new(
-            ErrorKind::TooLarge,
-            format!("request is larger than {limit} bytes"),
-        )),
+        FrameError::TooLarge { limit } => {
+            Some(ApiError::new(ErrorKind::TooLarge, format!("request is larger than {limit} bytes")))
+        }
         FrameError::Timeout => Some(ApiError::new(
             ErrorKind::Timeout,
             format!("no complete request within {} ms", options.io_timeout.as_millis()),
@@ -349,10 +338,7 @@ fn frame_error(e: FrameError, options: &ServerOptions) -> Option<ApiError> {
 
 /// Whether a connection waits on `listener`, waiting at most `timeout`.
 fn readable_within(listener: &UnixListener, timeout: Duration) -> bool {
-    let timeout = Timespec {
-        tv_sec: timeout.as_secs() as i64,
-        tv_nsec: i64::from(timeout.subsec_nanos()),
-    };
+    let timeout = Timespec { tv_sec: timeout.as_secs() as i64, tv_nsec: i64::from(timeout.subsec_nanos()) };
     let mut fds = [PollFd::new(listener, PollFlags::IN)];
     // An interrupted or failed poll just ends this wait early; accept decides.
     matches!(poll(&mut fds, Some(&timeout)), Ok(n) if n > 0)
@@ -360,21 +346,15 @@ fn readable_within(listener: &UnixListener, timeout: Duration) -> bool {
 
 /// Only root and the server's own user may configure the gateway.
 fn peer_allowed(stream: &UnixStream) -> Result<(), ApiError> {
-    let cred = rustix::net::sockopt::socket_peercred(stream).map_err(|e| {
-        ApiError::new(
-            ErrorKind::PermissionDenied,
-            format!("peer credentials unavailable: {e}"),
-        )
-    })?;
+    let cred = rustix::net::sockopt::socket_peercred(stream)
+        .map_err(|e| ApiError::new(ErrorKind::PermissionDenied, format!("peer credentials unavailable: {e}")))?;
     let uid = cred.uid.as_raw();
     if uid == 0 || uid == rustix::process::geteuid().as_raw() {
         Ok(())
     } else {
         Err(ApiError::new(
             ErrorKind::PermissionDenied,
-            format!(
-                "Permission denied (you must be root): uid {uid} may not use the control socket"
-            ),
+            format!("Permission denied (you must be root): uid {uid} may not use the control socket"),
         ))
     }
 }
@@ -392,10 +372,9 @@ fn remove_stale_socket(path: &Path) -> io::Result<()> {
         ));
     }
     match UnixStream::connect(path) {
-        Ok(_) => Err(io::Error::new(
-            io::ErrorKind::AddrInUse,
-            format!("another server is listening on {}", path.display()),
-        )),
+        Ok(_) => {
+            Err(io::Error::new(io::ErrorKind::AddrInUse, format!("another server is listening on {}", path.display())))
+        }
         Err(_) => fs::remove_file(path),
     }
 }

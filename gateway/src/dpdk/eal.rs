@@ -143,8 +143,14 @@ impl Eal {
     /// in this process. A refusal hands the `Eal` back with the reason.
     pub fn cleanup(self) -> Result<(), (Eal, DpdkError)> {
         let live_objects = Arc::strong_count(&self.shared) - 1;
-        let mbufs_out: u32 =
-            self.shared.pools.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|p| p.size - p.pool.avail_count()).sum();
+        let mbufs_out: u32 = self
+            .shared
+            .pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|p| p.size - p.pool.avail_count())
+            .sum();
         if live_objects > 0 || mbufs_out > 0 {
             return Err((self, DpdkError::EalBusy { live_objects, mbufs_out }));
         }

@@ -26,8 +26,8 @@ pub use error::DpdkError;
 pub use fence::{needs_fence, FenceWorker, IoFence};
 pub use mbuf::{Burst, Mbuf, BURST_SIZE, MBUF_DEFAULT_BUF_SIZE, MBUF_HEADROOM};
 pub use mempool::Mempool;
-pub use port::{LinkState, LinkStatus, Port, PortCaps, PortConfig, PortStats, RxQueue, TxQueue};
 pub use port::port_name;
+pub use port::{LinkState, LinkStatus, Port, PortCaps, PortConfig, PortStats, RxQueue, TxQueue};
 pub use ring::{Ring, RingReceiver, RingSender, Sync as RingSync};
 
 use std::ffi::CStr;
@@ -37,9 +37,7 @@ pub(crate) fn strerror(code: i32) -> String {
     // SAFETY: rte_strerror returns a pointer to a static or thread-local
     // NUL-terminated string that stays valid until the next call on this
     // thread; it is copied out at once.
-    unsafe { CStr::from_ptr(dpdk_sys::rte_strerror(code.abs())) }
-        .to_string_lossy()
-        .into_owned()
+    unsafe { CStr::from_ptr(dpdk_sys::rte_strerror(code.abs())) }.to_string_lossy().into_owned()
 }
 
 /// The calling thread's `rte_errno`.

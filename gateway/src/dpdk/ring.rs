@@ -81,7 +81,11 @@ impl Ring {
             return Err(DpdkError::NameTooLong { name: name.into(), max });
         }
         if !capacity.is_power_of_two() || capacity < 2 {
-            return Err(DpdkError::Ring { name: name.into(), code: 22, reason: format!("capacity {capacity} is not a power of two >= 2") });
+            return Err(DpdkError::Ring {
+                name: name.into(),
+                code: 22,
+                reason: format!("capacity {capacity} is not a power of two >= 2"),
+            });
         }
         let c_name = CString::new(name).map_err(|_| DpdkError::NulInArgument { arg: name.into() })?;
         let mut flags = 0;
@@ -92,9 +96,8 @@ impl Ring {
             flags |= dpdk_sys::RING_F_SC_DEQ;
         }
         // SAFETY: valid C string; the EAL is initialised (we hold &Eal).
-        let ptr = unsafe {
-            dpdk_sys::rte_ring_create(c_name.as_ptr(), capacity, dpdk_sys::rte_socket_id() as i32, flags)
-        };
+        let ptr =
+            unsafe { dpdk_sys::rte_ring_create(c_name.as_ptr(), capacity, dpdk_sys::rte_socket_id() as i32, flags) };
         let raw = NonNull::new(ptr).ok_or_else(|| {
             let code = last_errno();
             DpdkError::Ring { name: name.into(), code, reason: strerror(code) }
@@ -135,7 +138,12 @@ impl RingSender {
         // SAFETY: the first `len` slots are owned mbufs; single-producer rings
         // have exactly one sender and `&mut self` serialises its calls.
         let n = unsafe {
-            dpdk_sys::gw_ring_enqueue_burst(self.ring.raw.as_ptr(), burst.live_raw().cast(), len as u32, std::ptr::null_mut())
+            dpdk_sys::gw_ring_enqueue_burst(
+                self.ring.raw.as_ptr(),
+                burst.live_raw().cast(),
+                len as u32,
+                std::ptr::null_mut(),
+            )
         } as usize;
         // SAFETY: the ring took ownership of the first `n` mbufs.
         unsafe { burst.consume_front(n) };

@@ -80,7 +80,8 @@ pub fn error_destination(offending: &[u8]) -> Result<Ipv4Addr, NoError> {
     }
     if ip.protocol() == ip_proto::ICMP {
         let t = offending.get(ip.header_len()).copied();
-        if t.is_none_or(icmp::is_relayed_error) || t.is_some_and(|t| !matches!(t, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18)) {
+        if t.is_none_or(icmp::is_relayed_error) || t.is_some_and(|t| !matches!(t, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18))
+        {
             return Err(NoError::AboutAnError);
         }
     }
@@ -123,10 +124,10 @@ impl RateLimiter {
 mod tests {
     use super::*;
     use crate::frame::BufFrame;
-    use crate::wire::classify::classify_bytes;
-    use crate::wire::{Classified, ClassifyPolicy};
     use crate::frame::RxChecksum;
+    use crate::wire::classify::classify_bytes;
     use crate::wire::MacAddr;
+    use crate::wire::{Classified, ClassifyPolicy};
 
     const OUR_MAC: MacAddr = MacAddr([0x02, 0x47, 0x57, 0, 0, 1]);
     const PEER_MAC: MacAddr = MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
@@ -135,7 +136,8 @@ mod tests {
     fn echo_request() -> Vec<u8> {
         let mut f = vec![
             0x02, 0x47, 0x57, 0x00, 0x00, 0x01, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x08, 0x00, // ethernet
-            0x45, 0x00, 0x00, 0x20, 0xab, 0xcd, 0x40, 0x00, 0x40, 0x01, 0x00, 0x00, 10, 0, 0, 2, 10, 0, 0, 1, // ipv4
+            0x45, 0x00, 0x00, 0x20, 0xab, 0xcd, 0x40, 0x00, 0x40, 0x01, 0x00, 0x00, 10, 0, 0, 2, 10, 0, 0,
+            1, // ipv4
             0x08, 0x00, 0x00, 0x00, 0x12, 0x34, 0x00, 0x01, b'a', b'b', b'c', b'd', // icmp echo request
         ];
         let ip_sum = checksum::checksum(&f[14..34]);

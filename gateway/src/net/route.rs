@@ -221,6 +221,9 @@ mod tests {
         assert_eq!(t.delete("10.0.1.0/24".parse().unwrap()), Err(RouteError::NotFound("10.0.1.0/24".parse().unwrap())));
         assert_eq!(t.delete("10.0.0.0/24".parse().unwrap()).unwrap().port, 0);
         assert!(t.is_empty() && t.lookup(ip("10.0.0.1")).is_none());
-        assert_eq!(RouteError::Exists("10.0.0.0/24".parse().unwrap()).to_string(), "a route to 10.0.0.0/24 already exists");
+        assert_eq!(
+            RouteError::Exists("10.0.0.0/24".parse().unwrap()).to_string(),
+            "a route to 10.0.0.0/24 already exists"
+        );
     }
 }

@@ -161,7 +161,11 @@ mod tests {
     #[test]
     fn matches_the_published_verification_vectors() {
         for (dst, dport, src, sport, want) in VECTORS {
-            assert_eq!(hash_ipv4_l4(&DEFAULT_KEY, ip(src), ip(dst), sport, dport), want, "{src}:{sport} -> {dst}:{dport}");
+            assert_eq!(
+                hash_ipv4_l4(&DEFAULT_KEY, ip(src), ip(dst), sport, dport),
+                want,
+                "{src}:{sport} -> {dst}:{dport}"
+            );
         }
         // Addresses only (no ports): the first vector's IPv4 figure.
         let mut input = [0u8; 8];

@@ -66,8 +66,7 @@ mod tests {
                 assert_eq!(s.pick(svc, &f(dst, src), 0), first, "source does not matter");
             }
         }
-        let used: std::collections::HashSet<_> =
-            (0..200u32).filter_map(|d| s.pick(svc, &f(d * 7919, 1), 0)).collect();
+        let used: std::collections::HashSet<_> = (0..200u32).filter_map(|d| s.pick(svc, &f(d * 7919, 1), 0)).collect();
         assert_eq!(used.len(), 3, "all servers used");
     }
 }

@@ -18,9 +18,7 @@ pub fn addr_fold(addr: IpAddr) -> u32 {
         IpAddr::V4(a) => u32::from(a),
         IpAddr::V6(a) => {
             let o = a.octets();
-            (0..4).fold(0, |acc, w| {
-                acc ^ u32::from_be_bytes([o[4 * w], o[4 * w + 1], o[4 * w + 2], o[4 * w + 3]])
-            })
+            (0..4).fold(0, |acc, w| acc ^ u32::from_be_bytes([o[4 * w], o[4 * w + 1], o[4 * w + 2], o[4 * w + 3]]))
         }
     }
 }

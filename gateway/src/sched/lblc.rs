@@ -102,8 +102,7 @@ impl Lblc {
 /// connections than its weight and some other server is below half of its own weight.
 pub(super) fn is_overloaded(dest: &Dest, dests: &[Dest]) -> bool {
     let active = dest.counters().active() as u64;
-    active > dest.weight() as u64
-        && dests.iter().any(|d| (d.counters().active() as u64) * 2 < d.weight() as u64)
+    active > dest.weight() as u64 && dests.iter().any(|d| (d.counters().active() as u64) * 2 < d.weight() as u64)
 }
 
 #[cfg(test)]

@@ -167,13 +167,9 @@ mod tests {
             let mut ed = before.edit();
             ed.delete_dest(&key(), rs(n / 3), 80).unwrap();
             let after = ed.finish();
-            let addr = |snap: &crate::service::snapshot::Snapshot, i: u16| {
-                snap.service(0).dests()[i as usize].addr()
-            };
+            let addr = |snap: &crate::service::snapshot::Snapshot, i: u16| snap.service(0).dests()[i as usize].addr();
             let (tb, ta) = (table(&before), table(&after));
-            let moved = (0..tb.len())
-                .filter(|&c| addr(&before, tb.slots()[c]) != addr(&after, ta.slots()[c]))
-                .count();
+            let moved = (0..tb.len()).filter(|&c| addr(&before, tb.slots()[c]) != addr(&after, ta.slots()[c])).count();
             let share = moved as f64 / tb.len() as f64;
             let ideal = 1.0 / n as f64;
             println!("mh: N={n}: {:.3}% of slots moved (ideal {:.3}%)", share * 100.0, ideal * 100.0);
@@ -186,10 +182,7 @@ mod tests {
     fn table_size_must_be_prime() {
         let snap = service(SchedulerKind::Mh, &[1, 1]);
         let dests = snap.service(0).dests();
-        assert_eq!(
-            Maglev::with_size(dests, 65536).unwrap_err().to_string(),
-            "Maglev table size 65536 is not a prime"
-        );
+        assert_eq!(Maglev::with_size(dests, 65536).unwrap_err().to_string(), "Maglev table size 65536 is not a prime");
         let small = Maglev::with_size(dests, 13).unwrap();
         assert!(small.slots().iter().all(|&s| s < 2));
         let empty = Maglev::with_size(&[], 7).unwrap();

@@ -382,12 +382,7 @@ pub(crate) mod testutil {
     }
 
     pub fn flow(src: &str) -> Flow {
-        Flow {
-            src: src.parse().unwrap(),
-            sport: 40000,
-            dst: "10.0.0.1".parse().unwrap(),
-            dport: 80,
-        }
+        Flow { src: src.parse().unwrap(), sport: 40000, dst: "10.0.0.1".parse().unwrap(), dport: 80 }
     }
 
     /// `n` picks for the same flow.
@@ -499,7 +494,9 @@ mod tests {
     #[test]
     fn a_batch_leaves_the_schedulers_where_its_changes_one_by_one_would() {
         for kind in [SchedulerKind::Wrr, SchedulerKind::Rr] {
-            let create = |ed: &mut SnapshotEditor| ed.add_service(ServiceSpec { scheduler: kind, ..ServiceSpec::new(key()) }).unwrap();
+            let create = |ed: &mut SnapshotEditor| {
+                ed.add_service(ServiceSpec { scheduler: kind, ..ServiceSpec::new(key()) }).unwrap()
+            };
             let rs1 = |ed: &mut SnapshotEditor| add(ed, 0, 1);
             let rs2 = |ed: &mut SnapshotEditor| add(ed, 1, 2);
             let rs3 = |ed: &mut SnapshotEditor| add(ed, 2, 3);
@@ -580,8 +577,11 @@ mod tests {
         }
         assert_eq!(set.evictions(), 1);
         let mut ed = old.edit();
-        ed.edit_service(crate::service::ServiceSpec { scheduler: SchedulerKind::Rr, ..crate::service::ServiceSpec::new(key()) })
-            .unwrap();
+        ed.edit_service(crate::service::ServiceSpec {
+            scheduler: SchedulerKind::Rr,
+            ..crate::service::ServiceSpec::new(key())
+        })
+        .unwrap();
         let new = ed.finish();
         set.switch(&old, &new);
         assert_eq!(set.evictions(), 1, "the replaced map's evictions stay counted");

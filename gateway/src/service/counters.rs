@@ -53,7 +53,12 @@ impl DestCounters {
 
     /// Counters of a server of the service whose traffic is `service`, counted by up to
     /// `workers` workers.
-    pub fn for_service(upper_threshold: u32, lower_threshold: u32, service: &Arc<Traffic>, workers: usize) -> DestCounters {
+    pub fn for_service(
+        upper_threshold: u32,
+        lower_threshold: u32,
+        service: &Arc<Traffic>,
+        workers: usize,
+    ) -> DestCounters {
         DestCounters {
             active: AtomicU32::new(0),
             inactive: AtomicU32::new(0),
@@ -156,11 +161,7 @@ impl DestCounters {
 
     /// A connection moves between active and inactive (TCP state change).
     pub fn set_active(&self, active: bool) {
-        let (from, to) = if active {
-            (&self.inactive, &self.active)
-        } else {
-            (&self.active, &self.inactive)
-        };
+        let (from, to) = if active { (&self.inactive, &self.active) } else { (&self.active, &self.inactive) };
         let _ = from.fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
         to.fetch_add(1, Relaxed);
     }

@@ -12,29 +12,62 @@ pub enum ConfigError {
     UnknownProtocol(String),
     WeightOutOfRange(u32),
     /// The lower threshold is above the upper one (IPVS: `-ERANGE`).
-    ThresholdsInverted { upper: u32, lower: u32 },
+    ThresholdsInverted {
+        upper: u32,
+        lower: u32,
+    },
     /// Not a contiguous mask of the service's address family.
     InvalidNetmask(IpAddr),
     PersistenceTimeoutZero,
     FwmarkZero,
     ServiceExists(ServiceKey),
     ServiceNotFound(ServiceKey),
-    DestExists { dest: SockAddr, service: ServiceKey },
-    DestNotFound { dest: SockAddr, service: ServiceKey },
+    DestExists {
+        dest: SockAddr,
+        service: ServiceKey,
+    },
+    DestNotFound {
+        dest: SockAddr,
+        service: ServiceKey,
+    },
     /// DR and TUN cannot change the port: the packet reaches the server unmodified.
-    PortChangeNeedsNat { dest: SockAddr, service: ServiceKey },
+    PortChangeNeedsNat {
+        dest: SockAddr,
+        service: ServiceKey,
+    },
     /// The real server's address family differs from the service's.
-    FamilyMismatch { dest: SockAddr, service: ServiceKey },
+    FamilyMismatch {
+        dest: SockAddr,
+        service: ServiceKey,
+    },
     /// A service holds at most this many real servers (indices are 16 bits).
-    TooManyDests { service: ServiceKey, max: usize },
-    LaddrExists { laddr: IpAddr, service: ServiceKey },
-    LaddrNotFound { laddr: IpAddr, service: ServiceKey },
+    TooManyDests {
+        service: ServiceKey,
+        max: usize,
+    },
+    LaddrExists {
+        laddr: IpAddr,
+        service: ServiceKey,
+    },
+    LaddrNotFound {
+        laddr: IpAddr,
+        service: ServiceKey,
+    },
     MarkRuleExists(u32),
     MarkRuleNotFound(u32),
-    InvalidPortRange { low: u16, high: u16 },
-    InvalidPrefix { addr: IpAddr, prefix_len: u8 },
+    InvalidPortRange {
+        low: u16,
+        high: u16,
+    },
+    InvalidPrefix {
+        addr: IpAddr,
+        prefix_len: u8,
+    },
     /// A port partition for a worker that does not exist.
-    InvalidWorker { worker: u16, workers: u16 },
+    InvalidWorker {
+        worker: u16,
+        workers: u16,
+    },
     /// Maglev's table size must be a prime (so every skip is coprime to it).
     TableSizeNotPrime(usize),
 }
@@ -46,10 +79,9 @@ impl fmt::Display for ConfigError {
             UnknownScheduler(s) => write!(f, "unknown scheduler {s:?}"),
             UnknownProtocol(s) => write!(f, "unknown protocol {s:?} (tcp or udp)"),
             WeightOutOfRange(w) => write!(f, "weight {w} out of range 0..65535"),
-            ThresholdsInverted { upper, lower } => write!(
-                f,
-                "lower threshold {lower} is higher than upper threshold {upper}"
-            ),
+            ThresholdsInverted { upper, lower } => {
+                write!(f, "lower threshold {lower} is higher than upper threshold {upper}")
+            }
             InvalidNetmask(m) => write!(f, "netmask {m} is not a valid mask for this service"),
             PersistenceTimeoutZero => write!(f, "persistence timeout must be at least 1 second"),
             FwmarkZero => write!(f, "fwmark 0 is invalid (marks start at 1)"),
@@ -66,10 +98,9 @@ impl fmt::Display for ConfigError {
                 "real server {dest} has a port other than service {service}'s; \
                  only NAT and FullNat can change the port"
             ),
-            FamilyMismatch { dest, service } => write!(
-                f,
-                "real server {dest} is not of the same address family as service {service}"
-            ),
+            FamilyMismatch { dest, service } => {
+                write!(f, "real server {dest} is not of the same address family as service {service}")
+            }
             TooManyDests { service, max } => {
                 write!(f, "service {service} already has the maximum of {max} real servers")
             }

@@ -293,10 +293,7 @@ mod tests {
 
     #[test]
     fn partition_rejects_bad_worker_numbers() {
-        assert_eq!(
-            PortPartition::new(4, 4).unwrap_err().to_string(),
-            "worker 4 does not exist (0..4)"
-        );
+        assert_eq!(PortPartition::new(4, 4).unwrap_err().to_string(), "worker 4 does not exist (0..4)");
         assert!(PortPartition::new(0, 0).is_err());
     }
 

@@ -22,6 +22,5 @@ pub use laddr::{LaddrPools, PortPartition, PortPool};
 pub use persist::{PersistTable, TemplateKey};
 pub use snapshot::{Dest, LocalAddr, Service, ServiceId, Snapshot, SnapshotEditor};
 pub use types::{
-    DestSpec, ForwardMethod, MarkRule, Persistence, Protocol, SchedulerKind, ServiceKey,
-    ServiceSpec, SockAddr,
+    DestSpec, ForwardMethod, MarkRule, Persistence, Protocol, SchedulerKind, ServiceKey, ServiceSpec, SockAddr,
 };

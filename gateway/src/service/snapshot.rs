@@ -27,8 +27,7 @@ use super::counters::DestCounters;
 use super::error::ConfigError;
 use super::fasthash::FastMap;
 use super::types::{
-    DestSpec, ForwardMethod, MarkRule, Persistence, Protocol, SchedulerKind, ServiceKey,
-    ServiceSpec, SockAddr,
+    DestSpec, ForwardMethod, MarkRule, Persistence, Protocol, SchedulerKind, ServiceKey, ServiceSpec, SockAddr,
 };
 use crate::conn::Timeouts;
 use crate::sched::{EditLog, EditStep, Prepared, WrrMeasure};
@@ -237,7 +236,6 @@ fn prefix_contains(net: IpAddr, prefix_len: u8, addr: IpAddr) -> bool {
     net.is_ipv4() == addr.is_ipv4() && network_of(net, prefix_len) == network_of(addr, prefix_len)
 }
 
-
 /// A private copy of a snapshot being edited. Each method either applies its whole change or
 /// returns an error and changes nothing, so a failed request leaves the copy as it was;
 /// [`SnapshotEditor::finish`] publishes the copy.
@@ -333,7 +331,12 @@ impl SnapshotEditor {
             .and_then(|w| w.upgrade())
             .filter(|c| Arc::ptr_eq(c.service_traffic(), &service_traffic))
             .unwrap_or_else(|| {
-                Arc::new(DestCounters::for_service(spec.upper_threshold, spec.lower_threshold, &service_traffic, workers))
+                Arc::new(DestCounters::for_service(
+                    spec.upper_threshold,
+                    spec.lower_threshold,
+                    &service_traffic,
+                    workers,
+                ))
             });
         let svc = self.service_mut(key)?;
         svc.dests.push(Dest { spec, counters });
@@ -346,10 +349,9 @@ impl SnapshotEditor {
     pub fn edit_dest(&mut self, key: &ServiceKey, spec: DestSpec) -> Result<(), ConfigError> {
         let svc = self.service(key)?;
         validate_dest(svc, &spec)?;
-        let i = svc.dest_index(spec.addr, spec.port).ok_or(ConfigError::DestNotFound {
-            dest: SockAddr(spec.addr, spec.port),
-            service: *key,
-        })?;
+        let i = svc
+            .dest_index(spec.addr, spec.port)
+            .ok_or(ConfigError::DestNotFound { dest: SockAddr(spec.addr, spec.port), service: *key })?;
         let svc = self.service_mut(key)?;
         if svc.dests[i].spec.weight != spec.weight {
             svc.prepared = None;
@@ -363,10 +365,9 @@ impl SnapshotEditor {
     /// until they end.
     pub fn delete_dest(&mut self, key: &ServiceKey, addr: IpAddr, port: u16) -> Result<(), ConfigError> {
         let svc = self.service(key)?;
-        let i = svc.dest_index(addr, port).ok_or(ConfigError::DestNotFound {
-            dest: SockAddr(addr, port),
-            service: *key,
-        })?;
+        let i = svc
+            .dest_index(addr, port)
+            .ok_or(ConfigError::DestNotFound { dest: SockAddr(addr, port), service: *key })?;
         let svc = self.service_mut(key)?;
         let dest = svc.dests.remove(i);
         svc.prepared = None;
@@ -476,7 +477,11 @@ impl SnapshotEditor {
         let generation = self.next.generation + 1;
         if let Ok(svc) = self.service_mut(key) {
             // Only wrr reads it (a later change to wrr logs a restart measured then).
-            let wrr = if svc.spec.scheduler == SchedulerKind::Wrr { WrrMeasure::of(&svc.dests) } else { WrrMeasure::default() };
+            let wrr = if svc.spec.scheduler == SchedulerKind::Wrr {
+                WrrMeasure::of(&svc.dests)
+            } else {
+                WrrMeasure::default()
+            };
             svc.edits.record(generation, EditStep::Servers { wrr, removed });
         }
     }
@@ -527,10 +532,7 @@ fn validate_dest(svc: &Service, spec: &DestSpec) -> Result<(), ConfigError> {
     }
     // IPVS checks this even without an upper threshold: a lower one alone is meaningless.
     if spec.lower_threshold > spec.upper_threshold {
-        return Err(ConfigError::ThresholdsInverted {
-            upper: spec.upper_threshold,
-            lower: spec.lower_threshold,
-        });
+        return Err(ConfigError::ThresholdsInverted { upper: spec.upper_threshold, lower: spec.lower_threshold });
     }
     if let ServiceKey::Inet { addr, port, .. } = key {
         // FNAT could bridge families (DPVS's NAT64); until the rewrite exists, refuse it.
@@ -560,8 +562,7 @@ mod tests {
     fn with_web() -> Arc<Snapshot> {
         let mut ed = Snapshot::empty().edit();
         ed.add_service(ServiceSpec::new(web())).unwrap();
-        ed.add_dest(&web(), DestSpec::new(ip("192.168.1.2"), 80).with_method(ForwardMethod::Masq))
-            .unwrap();
+        ed.add_dest(&web(), DestSpec::new(ip("192.168.1.2"), 80).with_method(ForwardMethod::Masq)).unwrap();
         ed.finish()
     }
 
@@ -625,26 +626,17 @@ mod tests {
             ),
             (
                 ed.edit_service(ServiceSpec {
-                    persistence: Some(Persistence {
-                        timeout: 300,
-                        netmask: IpAddr::V4(Ipv4Addr::new(255, 0, 255, 0)),
-                    }),
+                    persistence: Some(Persistence { timeout: 300, netmask: IpAddr::V4(Ipv4Addr::new(255, 0, 255, 0)) }),
                     ..ServiceSpec::new(web())
                 }),
                 "netmask 255.0.255.0 is not a valid mask for this service",
             ),
-            (
-                ed.add_service(ServiceSpec::new(web())),
-                "service TCP 10.0.0.1:80 already exists",
-            ),
+            (ed.add_service(ServiceSpec::new(web())), "service TCP 10.0.0.1:80 already exists"),
             (
                 ed.delete_dest(&web(), ip("192.168.1.9"), 80),
                 "real server 192.168.1.9:80 not found in service TCP 10.0.0.1:80",
             ),
-            (
-                ed.add_dest(&ServiceKey::tcp(ip("10.0.0.2"), 80), rs(80)),
-                "service TCP 10.0.0.2:80 not defined",
-            ),
+            (ed.add_dest(&ServiceKey::tcp(ip("10.0.0.2"), 80), rs(80)), "service TCP 10.0.0.2:80 not defined"),
             (ed.add_service(ServiceSpec::new(ServiceKey::Fwmark(0))), "fwmark 0 is invalid (marks start at 1)"),
         ];
         for (result, message) in cases {
@@ -663,12 +655,9 @@ mod tests {
         let old = with_web();
         old.service(0).dests()[0].counters().bind();
         let mut ed = old.edit();
-        let spec = DestSpec::new(ip("192.168.1.2"), 80)
-            .with_method(ForwardMethod::Masq)
-            .with_weight(5);
+        let spec = DestSpec::new(ip("192.168.1.2"), 80).with_method(ForwardMethod::Masq).with_weight(5);
         ed.edit_dest(&web(), spec).unwrap();
-        ed.edit_service(ServiceSpec { scheduler: SchedulerKind::Rr, ..ServiceSpec::new(web()) })
-            .unwrap();
+        ed.edit_service(ServiceSpec { scheduler: SchedulerKind::Rr, ..ServiceSpec::new(web()) }).unwrap();
         let new = ed.finish();
         assert_eq!(old.service(0).dests()[0].weight(), 1, "the old snapshot is immutable");
         assert_eq!(old.service(0).scheduler(), SchedulerKind::Wlc);
@@ -687,8 +676,7 @@ mod tests {
         assert!(removed.service(0).dests().is_empty());
         drop(snap);
         let mut ed = removed.edit();
-        ed.add_dest(&web(), DestSpec::new(ip("192.168.1.2"), 80).with_method(ForwardMethod::Masq))
-            .unwrap();
+        ed.add_dest(&web(), DestSpec::new(ip("192.168.1.2"), 80).with_method(ForwardMethod::Masq)).unwrap();
         let back = ed.finish();
         assert!(Arc::ptr_eq(back.service(0).dests()[0].counters(), &held));
         assert_eq!(back.service(0).dests()[0].counters().inactive(), 1);
@@ -711,8 +699,7 @@ mod tests {
     }
 
     #[test]
-    fn netmask_prefix() {
-    }
+    fn netmask_prefix() {}
 
     #[test]
     fn laddrs_and_timeouts() {

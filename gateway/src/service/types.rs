@@ -248,10 +248,7 @@ impl Persistence {
 
 impl Default for Persistence {
     fn default() -> Self {
-        Persistence {
-            timeout: Self::DEFAULT_TIMEOUT,
-            netmask: IpAddr::V4(Ipv4Addr::BROADCAST),
-        }
+        Persistence { timeout: Self::DEFAULT_TIMEOUT, netmask: IpAddr::V4(Ipv4Addr::BROADCAST) }
     }
 }
 
@@ -292,14 +289,7 @@ impl DestSpec {
 
     /// A real server with ipvsadm's defaults: direct routing, weight 1, no thresholds.
     pub fn new(addr: IpAddr, port: u16) -> DestSpec {
-        DestSpec {
-            addr,
-            port,
-            method: ForwardMethod::DirectRoute,
-            weight: 1,
-            upper_threshold: 0,
-            lower_threshold: 0,
-        }
+        DestSpec { addr, port, method: ForwardMethod::DirectRoute, weight: 1, upper_threshold: 0, lower_threshold: 0 }
     }
 
     pub fn with_method(self, method: ForwardMethod) -> DestSpec {

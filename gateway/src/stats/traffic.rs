@@ -187,10 +187,7 @@ mod tests {
         t.outbound(1, 1, 1500);
         t.inbound(7, 1, 1000);
         t.connection(7);
-        assert_eq!(
-            t.totals(),
-            Totals { conns: 2, in_packets: 2, out_packets: 1, in_bytes: 100, out_bytes: 1500 }
-        );
+        assert_eq!(t.totals(), Totals { conns: 2, in_packets: 2, out_packets: 1, in_bytes: 100, out_bytes: 1500 });
     }
 
     #[test]

@@ -611,7 +611,12 @@ pub fn parse_server_synack<F: Frame>(frame: &F, meta: &Ipv4Meta) -> Result<Serve
 /// (RFC 9293 §3.10.7.1, a segment with ACK to a closed port). The client
 /// accepts it: its `ack` is the next sequence number the client expects.
 #[inline]
-pub fn reset_in_place<F: Frame>(frame: &mut F, meta: &mut Ipv4Meta, ttl: u8, offload: Offload) -> Result<(), HandshakeError> {
+pub fn reset_in_place<F: Frame>(
+    frame: &mut F,
+    meta: &mut Ipv4Meta,
+    ttl: u8,
+    offload: Offload,
+) -> Result<(), HandshakeError> {
     let ack = segment(frame.data(), meta)?.ack();
     let reply = Reply {
         src: meta.dst.octets(),
@@ -787,7 +792,8 @@ mod tests {
     fn golden_reset_answers_an_ack_where_it_expects() {
         // An ACK with 5 bytes of data and a timestamps option: the RST drops both.
         let opts = [0x01, 0x01, 0x08, 0x0a, 0, 0, 0, 1, 0, 0, 0, 2];
-        let before = tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, 0xc0de_0001, flags::ACK | flags::PSH, &opts, b"hello");
+        let before =
+            tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, 0xc0de_0001, flags::ACK | flags::PSH, &opts, b"hello");
         let mut meta = meta_of(&before);
         let mut f = BufFrame::new(&before);
         reset_in_place(&mut f, &mut meta, 64, Offload::NONE).unwrap();
@@ -1123,8 +1129,16 @@ mod tests {
         let mut f = BufFrame::new(&before);
         fnat::rewrite(&mut f, &mut meta, &completing, Offload::NONE).unwrap();
         let (seq, ack_no, window, options) = etherparse_view(&bytes(&f));
-        assert_eq!((seq, ack_no, window), (ISN + 1, SERVER_ISN + 1, 600), "the client's window field, in its own scale");
-        assert_eq!(options[2], etherparse::TcpOptionElement::Timestamp(CLIENT_TSVAL + 3, SERVER_TSVAL), "TSecr: the server's TSval");
+        assert_eq!(
+            (seq, ack_no, window),
+            (ISN + 1, SERVER_ISN + 1, 600),
+            "the client's window field, in its own scale"
+        );
+        assert_eq!(
+            options[2],
+            etherparse::TcpOptionElement::Timestamp(CLIENT_TSVAL + 3, SERVER_TSVAL),
+            "TSecr: the server's TSval"
+        );
 
         // 5. Data both ways with the deltas.
         assert_eq!(deltas.seq, cookie.wrapping_sub(SERVER_ISN));

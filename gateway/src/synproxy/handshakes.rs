@@ -48,7 +48,16 @@ impl<F> Handshake<F> {
     /// `now + 2`: the worker's clock counts whole seconds, so that is after
     /// one to two seconds (Linux's initial SYN timeout is one).
     pub fn new(conn: ConnId, ack: ClientAck, decoded: Decoded, client_ack: Held<F>, in_port: u16, now: u32) -> Self {
-        Handshake { conn, ack, decoded, client_ack, in_port, retransmits: 0, due: now.saturating_add(2), held: Default::default() }
+        Handshake {
+            conn,
+            ack,
+            decoded,
+            client_ack,
+            in_port,
+            retransmits: 0,
+            due: now.saturating_add(2),
+            held: Default::default(),
+        }
     }
 
     /// Keeps a client packet until the server answers; gives it back when
@@ -135,7 +144,11 @@ impl<F> Handshakes<F> {
             return;
         }
         out.extend(
-            self.slots.iter().enumerate().filter(|(_, h)| h.as_ref().is_some_and(|h| h.due <= now)).map(|(i, _)| i as u32),
+            self.slots
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| h.as_ref().is_some_and(|h| h.due <= now))
+                .map(|(i, _)| i as u32),
         );
     }
 }

@@ -66,8 +66,8 @@ use std::fmt;
 pub use cookie::{CookieError, CookieInput, Decoded, SynCookies, TsOptions, MSS_TABLE};
 pub use counters::SynProxyCounters;
 pub use handshake::{
-    parse_client_ack, parse_server_synack, reset_in_place, server_syn_in_place, synack_in_place,
-    ClientAck, HandshakeError, ProxyDeltas, ServerSynAck, SynAckConfig,
+    parse_client_ack, parse_server_synack, reset_in_place, server_syn_in_place, synack_in_place, ClientAck,
+    HandshakeError, ProxyDeltas, ServerSynAck, SynAckConfig,
 };
 pub use handshakes::{Handshake, Handshakes, HELD_PER_HANDSHAKE};
 
@@ -107,7 +107,14 @@ impl Settings {
     /// `tcp_rmem` maximum also uses), with cookies keyed by `seed`.
     pub fn with_seed(seed: [u8; 16]) -> Settings {
         Settings {
-            synack: SynAckConfig { mss: 1460, window: 65535, wscale: Some(7), sack: true, timestamps: true, ttl: handshake::DEFAULT_TTL },
+            synack: SynAckConfig {
+                mss: 1460,
+                window: 65535,
+                wscale: Some(7),
+                sack: true,
+                timestamps: true,
+                ttl: handshake::DEFAULT_TTL,
+            },
             syn_retries: 3,
             invalid_ack: InvalidAck::Drop,
             handshakes: 4096,

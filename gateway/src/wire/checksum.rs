@@ -111,10 +111,7 @@ pub fn verify(data: &[u8], extra: u64) -> bool {
 /// Sum of the IPv4 pseudo-header TCP and UDP checksums cover (RFC 793, 768).
 #[inline]
 pub fn pseudo_header_v4(src: [u8; 4], dst: [u8; 4], protocol: u8, l4_len: u16) -> u64 {
-    u64::from(u32::from_be_bytes(src))
-        + u64::from(u32::from_be_bytes(dst))
-        + u64::from(protocol)
-        + u64::from(l4_len)
+    u64::from(u32::from_be_bytes(src)) + u64::from(u32::from_be_bytes(dst)) + u64::from(protocol) + u64::from(l4_len)
 }
 
 /// The change made to checksummed data, accumulated field by field and applied
@@ -212,8 +209,8 @@ mod tests {
     /// The IPv4 header from RFC 1071-style worked examples (Wikipedia's
     /// "IPv4 header checksum" example): checksum 0xb861.
     const IP_HEADER: [u8; 20] = [
-        0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00,
-        0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8,
+        0x00, 0xc7,
     ];
 
     #[test]

@@ -214,7 +214,13 @@ pub struct FlowTuple {
 impl FlowTuple {
     /// The tuple of the other direction.
     pub fn reversed(&self) -> FlowTuple {
-        FlowTuple { protocol: self.protocol, src: self.dst, src_port: self.dst_port, dst: self.src, dst_port: self.src_port }
+        FlowTuple {
+            protocol: self.protocol,
+            src: self.dst,
+            src_port: self.dst_port,
+            dst: self.src,
+            dst_port: self.src_port,
+        }
     }
 }
 
@@ -223,7 +229,9 @@ impl FlowTuple {
 pub enum Classified {
     /// An Ethernet/any ARP packet whose fixed header is present, for the
     /// neighbour code (which parses it with `wire::arp`).
-    Arp { l2_len: u8 },
+    Arp {
+        l2_len: u8,
+    },
     Ipv4(Ipv4Meta),
 }
 
@@ -396,9 +404,7 @@ pub fn icmp_error_inner(data: &[u8], meta: &Ipv4Meta) -> Result<IcmpQuote, DropR
     let Some(l4) = quoted.get(l3_len..l3_len + 8) else { return Err(DropReason::BadIcmpQuote) };
     let protocol = h[9];
     let (src_port, dst_port) = match protocol {
-        ip_proto::TCP | ip_proto::UDP => {
-            (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]))
-        }
+        ip_proto::TCP | ip_proto::UDP => (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]])),
         ip_proto::ICMP if matches!(l4[0], super::icmp::msg_type::ECHO_REQUEST | super::icmp::msg_type::ECHO_REPLY) => {
             let ident = u16::from_be_bytes([l4[4], l4[5]]);
             (ident, ident)
@@ -429,16 +435,15 @@ mod tests {
     /// of data, checksums filled by `fill`.
     const TCP_FRAME: [u8; 58] = [
         0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, 0x08, 0x00, // ethernet
-        0x45, 0x00, 0x00, 0x2c, 0xab, 0xcd, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, 192, 168, 1, 10, 10, 0, 0, 80,
-        0xc3, 0x50, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 2, 0x50, 0x10, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00,
-        b'd', b'a', b't', b'a',
+        0x45, 0x00, 0x00, 0x2c, 0xab, 0xcd, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, 192, 168, 1, 10, 10, 0, 0, 80, 0xc3,
+        0x50, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 2, 0x50, 0x10, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, b'd', b'a', b't',
+        b'a',
     ];
 
     fn fill(mut b: Vec<u8>, l2: usize) -> Vec<u8> {
         let mut ip = Ipv4Packet::new_unchecked(&mut b[l2..]);
         ip.fill_checksum();
-        let (src, dst, hl, total) =
-            (ip.src_addr(), ip.dst_addr(), ip.header_len(), usize::from(ip.total_len()));
+        let (src, dst, hl, total) = (ip.src_addr(), ip.dst_addr(), ip.header_len(), usize::from(ip.total_len()));
         if ip.protocol() == ip_proto::TCP {
             if let Some(seg) = b.get_mut(l2 + hl..l2 + total) {
                 TcpPacket::new_unchecked(seg).fill_checksum(src, dst);
@@ -514,12 +519,15 @@ mod tests {
         assert_eq!(run(&good[..33]), Err(DropReason::Truncated));
         assert_eq!(mutated(|b| b[14] = 0x65), Err(DropReason::BadIpVersion));
         assert_eq!(mutated(|b| b[14] = 0x44), Err(DropReason::BadIhl));
-        assert_eq!(run(&{
-            let mut b = good.clone();
-            b[14] = 0x4f;
-            b.truncate(70);
-            b
-        }), Err(DropReason::BadIhl));
+        assert_eq!(
+            run(&{
+                let mut b = good.clone();
+                b[14] = 0x4f;
+                b.truncate(70);
+                b
+            }),
+            Err(DropReason::BadIhl)
+        );
         assert_eq!(mutated(|b| b[17] = 0x2d), Err(DropReason::BadTotalLength));
         assert_eq!(mutated(|b| b[17] = 19), Err(DropReason::BadTotalLength));
         let mut bad_sum = good.clone();
@@ -615,7 +623,11 @@ mod tests {
     fn drop_reasons_are_enumerable() {
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
-            assert!(r.name().bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'), "{}", r.name());
+            assert!(
+                r.name().bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'),
+                "{}",
+                r.name()
+            );
         }
         let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
         names.sort();

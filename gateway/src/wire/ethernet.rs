@@ -223,10 +223,7 @@ mod tests {
         for bad in ["", "52:54:00:12:34", "52:54:00:12:34:56:78", "52:54:00:12:34:5g", "123:0:0:0:0:0"] {
             assert_eq!(bad.parse::<MacAddr>(), Err(ParseMacError(bad.into())), "{bad}");
         }
-        assert_eq!(
-            "xx".parse::<MacAddr>().unwrap_err().to_string(),
-            "\"xx\" is not a MAC address (aa:bb:cc:dd:ee:ff)"
-        );
+        assert_eq!("xx".parse::<MacAddr>().unwrap_err().to_string(), "\"xx\" is not a MAC address (aa:bb:cc:dd:ee:ff)");
     }
 
     const UNTAGGED: [u8; 16] = [

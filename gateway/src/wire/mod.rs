@@ -29,7 +29,7 @@ pub mod udp;
 
 use std::fmt;
 
-pub use classify::{classify, icmp_error_inner, ClassifyPolicy, Classified, DropReason, FlowTuple, Ipv4Meta};
+pub use classify::{classify, icmp_error_inner, Classified, ClassifyPolicy, DropReason, FlowTuple, Ipv4Meta};
 pub use ethernet::MacAddr;
 
 /// IP protocol numbers the gateway handles.
@@ -98,10 +98,9 @@ impl fmt::Display for Error {
             Error::BadIhl { ihl, len } => {
                 write!(f, "bad ipv4 IHL {ihl} ({} bytes) for a {len}-byte packet", usize::from(ihl) * 4)
             }
-            Error::BadTotalLength { total_len, header_len, len } => write!(
-                f,
-                "bad ipv4 total length {total_len}: header is {header_len} bytes, {len} bytes present"
-            ),
+            Error::BadTotalLength { total_len, header_len, len } => {
+                write!(f, "bad ipv4 total length {total_len}: header is {header_len} bytes, {len} bytes present")
+            }
             Error::BadTcpDataOffset { data_offset, len } => write!(
                 f,
                 "bad tcp data offset {data_offset} ({} bytes) for a {len}-byte segment",
@@ -111,10 +110,9 @@ impl fmt::Display for Error {
                 write!(f, "bad udp length {udp_len} for a {len}-byte datagram")
             }
             Error::BadTcpOption { kind, len } => write!(f, "bad tcp option kind {kind} with length {len}"),
-            Error::UnsupportedArp { hardware, protocol, hlen, plen } => write!(
-                f,
-                "unsupported arp: hardware {hardware:#06x} protocol {protocol:#06x} lengths {hlen}/{plen}"
-            ),
+            Error::UnsupportedArp { hardware, protocol, hlen, plen } => {
+                write!(f, "unsupported arp: hardware {hardware:#06x} protocol {protocol:#06x} lengths {hlen}/{plen}")
+            }
         }
     }
 }

@@ -101,10 +101,19 @@ pub enum TcpOption<'a> {
     WindowScale(u8),
     SackPermitted,
     Sack(SackBlocks<'a>),
-    Timestamps { tsval: u32, tsecr: u32 },
+    Timestamps {
+        tsval: u32,
+        tsecr: u32,
+    },
     /// TOA: the client's address, carried to the real server in FNAT.
-    ClientAddress { port: u16, addr: Ipv4Addr },
-    Unknown { kind: u8, data: &'a [u8] },
+    ClientAddress {
+        port: u16,
+        addr: Ipv4Addr,
+    },
+    Unknown {
+        kind: u8,
+        data: &'a [u8],
+    },
 }
 
 impl TcpOption<'_> {
@@ -477,10 +486,10 @@ mod tests {
     #[test]
     fn malformed_options_stop_the_walk() {
         for (bytes, kind, len) in [
-            (&[2u8, 3, 5][..], 2u8, 3u8), // MSS with length 3
-            (&[8, 10, 0, 0][..], 8, 10),  // timestamps running past the end
-            (&[30][..], 30, 0),           // kind without a length byte
-            (&[30, 1][..], 30, 1),        // length below 2
+            (&[2u8, 3, 5][..], 2u8, 3u8),                        // MSS with length 3
+            (&[8, 10, 0, 0][..], 8, 10),                         // timestamps running past the end
+            (&[30][..], 30, 0),                                  // kind without a length byte
+            (&[30, 1][..], 30, 1),                               // length below 2
             (&[5, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..], 5, 12), // SACK not 2+8n
         ] {
             let mut it = TcpOptions::new(bytes);
@@ -502,15 +511,9 @@ mod tests {
             TcpPacket::new_checked(&b[..19]).unwrap_err(),
             Error::Truncated { layer: Layer::Tcp, needed: 20, len: 19 }
         );
-        assert_eq!(
-            TcpPacket::new_checked(&b[..51]).unwrap_err(),
-            Error::BadTcpDataOffset { data_offset: 13, len: 51 }
-        );
+        assert_eq!(TcpPacket::new_checked(&b[..51]).unwrap_err(), Error::BadTcpDataOffset { data_offset: 13, len: 51 });
         let mut b = b;
         b[12] = 0x40;
-        assert_eq!(
-            TcpPacket::new_checked(&b[..]).unwrap_err(),
-            Error::BadTcpDataOffset { data_offset: 4, len: 56 }
-        );
+        assert_eq!(TcpPacket::new_checked(&b[..]).unwrap_err(), Error::BadTcpDataOffset { data_offset: 4, len: 56 });
     }
 }

@@ -168,10 +168,7 @@ mod tests {
             UdpPacket::new_checked(&DATAGRAM[..7]).unwrap_err(),
             Error::Truncated { layer: Layer::Udp, needed: 8, len: 7 }
         );
-        assert_eq!(
-            UdpPacket::new_checked(&DATAGRAM[..11]).unwrap_err(),
-            Error::BadUdpLength { udp_len: 12, len: 11 }
-        );
+        assert_eq!(UdpPacket::new_checked(&DATAGRAM[..11]).unwrap_err(), Error::BadUdpLength { udp_len: 12, len: 11 });
         let mut b = DATAGRAM;
         b[5] = 7;
         assert_eq!(UdpPacket::new_checked(&b[..]).unwrap_err(), Error::BadUdpLength { udp_len: 7, len: 14 });

@@ -24,8 +24,8 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 
 use super::counters::{Discard, WorkerCounters};
-use super::watchdog::Liveness;
 use super::pipeline::{Io, Worker};
+use super::watchdog::Liveness;
 use crate::dpdk::{self, Burst, FenceWorker, Mbuf, Mempool, RingReceiver, RingSender, RxQueue, TxQueue};
 use crate::wire::MacAddr;
 
@@ -45,7 +45,8 @@ impl DownPorts {
     /// Marks `port` down or usable; returns whether that changed anything.
     pub fn set(&self, port: u16, down: bool) -> bool {
         let Some(bit) = 1u64.checked_shl(u32::from(port)) else { return false };
-        let old = if down { self.0.fetch_or(bit, Ordering::Release) } else { self.0.fetch_and(!bit, Ordering::Release) };
+        let old =
+            if down { self.0.fetch_or(bit, Ordering::Release) } else { self.0.fetch_and(!bit, Ordering::Release) };
         (old & bit != 0) != down
     }
 

@@ -26,10 +26,10 @@ use crate::net::{Ipv4Cidr, Learned, NeighbourTable, NextHop, Origin, PendingQueu
 use crate::service::fasthash::FastBuildHasher;
 use crate::service::laddr::PortPartition;
 use crate::service::{ForwardMethod, Protocol, ServiceKey, Snapshot};
+use crate::wire::classify::icmp_error_inner;
 use crate::wire::icmp::msg_type;
 use crate::wire::tcp::flags as tcp_flags;
-use crate::wire::classify::icmp_error_inner;
-use crate::wire::{classify, ip_proto, ipv4, ClassifyPolicy, Classified, Ipv4Meta, MacAddr};
+use crate::wire::{classify, ip_proto, ipv4, Classified, ClassifyPolicy, Ipv4Meta, MacAddr};
 use crate::xmit::icmp_error::{IcmpErrorRewrite, OwnError};
 use crate::xmit::{self, DrRewrite, FnatRewrite, NatRewrite, Offload, Toa, ToaOutcome, TunEncap, XmitError};
 
@@ -80,7 +80,10 @@ pub struct NetView {
 
 impl NetView {
     /// Connected routes for every interface address, plus `routes`.
-    pub fn with_connected_routes(ports: Vec<PortView>, routes: &[crate::net::Route]) -> Result<NetView, crate::net::RouteError> {
+    pub fn with_connected_routes(
+        ports: Vec<PortView>,
+        routes: &[crate::net::Route],
+    ) -> Result<NetView, crate::net::RouteError> {
         let mut table = RouteTable::new();
         for (port, view) in ports.iter().enumerate() {
             for a in &view.addrs {
@@ -438,7 +441,8 @@ impl<F: Frame> Worker<F> {
                         Err(refused) => self.discard(frame, refusal_drop(refused), io),
                     };
                 }
-                let reason = if self.interface_addrs.contains(&meta.dst) { Discard::LocalUnhandled } else { Discard::NotForUs };
+                let reason =
+                    if self.interface_addrs.contains(&meta.dst) { Discard::LocalUnhandled } else { Discard::NotForUs };
                 self.discard(frame, reason, io)
             }
         }
@@ -586,7 +590,16 @@ impl<F: Frame> Worker<F> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn forward(&mut self, frame: F, meta: Ipv4Meta, id: ConnId, dir: Direction, in_port: u16, now: u32, io: &mut impl Io<F>) {
+    fn forward(
+        &mut self,
+        frame: F,
+        meta: Ipv4Meta,
+        id: ConnId,
+        dir: Direction,
+        in_port: u16,
+        now: u32,
+        io: &mut impl Io<F>,
+    ) {
         let proxy = self.director.conn(id).proxy();
         if let Proxy::Handshake(slot) = proxy {
             return self.synproxy_handshaking(frame, meta, id, dir, slot, in_port, now, io);
@@ -712,7 +725,9 @@ impl<F: Frame> Worker<F> {
             Ok(q) => q.tuple,
             Err(reason) => return self.discard(frame, reason.into(), io),
         };
-        let (Some(proto), IpAddr::V4(qsrc), IpAddr::V4(qdst)) = (Protocol::from_number(quote.protocol), quote.src, quote.dst) else {
+        let (Some(proto), IpAddr::V4(qsrc), IpAddr::V4(qdst)) =
+            (Protocol::from_number(quote.protocol), quote.src, quote.dst)
+        else {
             return self.discard(frame, Discard::NoConnection, io);
         };
         // The quote is a packet we sent; its reverse is a packet of the connection.
@@ -758,7 +773,9 @@ impl<F: Frame> Worker<F> {
             return self.discard(frame, Discard::NoRoute, io);
         };
         let result = match method {
-            ForwardMethod::FullNat | ForwardMethod::Masq => xmit::icmp_error::rewrite(&mut frame, &mut meta, &rw, offload),
+            ForwardMethod::FullNat | ForwardMethod::Masq => {
+                xmit::icmp_error::rewrite(&mut frame, &mut meta, &rw, offload)
+            }
             ForwardMethod::DirectRoute => {
                 hop.addr = to;
                 Ok(())
@@ -985,7 +1002,13 @@ fn address_and_send<F: Frame>(
 }
 
 /// Sends an ARP request for `target` out of `port`, from the port's first address.
-fn send_arp_request<F: Frame>(net: &NetView, counters: &WorkerCounters, port: u16, target: Ipv4Addr, io: &mut impl Io<F>) {
+fn send_arp_request<F: Frame>(
+    net: &NetView,
+    counters: &WorkerCounters,
+    port: u16,
+    target: Ipv4Addr,
+    io: &mut impl Io<F>,
+) {
     let (Some(view), Some(src)) = (net.ports.get(usize::from(port)), net.source_on(port)) else {
         return;
     };

@@ -69,8 +69,20 @@ fn cidr(s: &str) -> Ipv4Cidr {
 
 fn net() -> Arc<NetView> {
     let ports = vec![
-        PortView { mac: MAC_PORT0, mtu: 1500, offload: Offload::NONE, addrs: vec![cidr("10.0.0.254/24")], steering: None },
-        PortView { mac: MAC_PORT1, mtu: 1500, offload: Offload::NONE, addrs: vec![cidr("192.168.1.254/24")], steering: None },
+        PortView {
+            mac: MAC_PORT0,
+            mtu: 1500,
+            offload: Offload::NONE,
+            addrs: vec![cidr("10.0.0.254/24")],
+            steering: None,
+        },
+        PortView {
+            mac: MAC_PORT1,
+            mtu: 1500,
+            offload: Offload::NONE,
+            addrs: vec![cidr("192.168.1.254/24")],
+            steering: None,
+        },
     ];
     Arc::new(NetView::with_connected_routes(ports, &[]).unwrap())
 }
@@ -227,7 +239,8 @@ fn fnat_first_packet_waits_for_arp_then_flows_both_ways() {
     // The client's ACK completes the handshake (still with TOA), then data flows without it.
     let ack = tcp_frame((CLIENT, 40000), (VIP, 80), 1001, 5001, flags::ACK, &[], &[]);
     w.process(on_wire(MAC_CLIENT, MAC_PORT0, &ack), 0, 1001, &mut io);
-    let data = tcp_frame((CLIENT, 40000), (VIP, 80), 1001, 5001, flags::ACK | flags::PSH, &[], b"GET / HTTP/1.0\r\n\r\n");
+    let data =
+        tcp_frame((CLIENT, 40000), (VIP, 80), 1001, 5001, flags::ACK | flags::PSH, &[], b"GET / HTTP/1.0\r\n\r\n");
     w.process(on_wire(MAC_CLIENT, MAC_PORT0, &data), 0, 1002, &mut io);
     let sent = io.take_sent();
     assert_eq!(sent.len(), 2);
@@ -302,7 +315,10 @@ fn wrr_after_a_restore_starts_where_typing_the_lines_would() {
         &|ed| ed.add_service(ServiceSpec { scheduler: SchedulerKind::Wrr, ..ServiceSpec::new(key) }).unwrap(),
         &|ed| ed.add_laddr(&key, LocalAddr { addr: LIP.into(), ifname: "port1".into() }).unwrap(),
         &|ed| ed.add_dest(&key, DestSpec::new(RS1.into(), 8080).with_method(ForwardMethod::FullNat)).unwrap(),
-        &|ed| ed.add_dest(&key, DestSpec::new(RS2.into(), 8080).with_method(ForwardMethod::FullNat).with_weight(2)).unwrap(),
+        &|ed| {
+            ed.add_dest(&key, DestSpec::new(RS2.into(), 8080).with_method(ForwardMethod::FullNat).with_weight(2))
+                .unwrap()
+        },
     ];
     let first_six = |w: &mut Worker<BufFrame>| {
         let mut io = Recorder::default();
@@ -443,7 +459,10 @@ fn icmp_errors_about_a_connection_reach_its_other_side_rewritten() {
     let quoted = &out[42..];
     assert_eq!(&quoted[12..16], &CLIENT.octets());
     assert_eq!(&quoted[16..20], &VIP.octets());
-    assert_eq!((u16::from_be_bytes([quoted[20], quoted[21]]), u16::from_be_bytes([quoted[22], quoted[23]])), (40000, 80));
+    assert_eq!(
+        (u16::from_be_bytes([quoted[20], quoted[21]]), u16::from_be_bytes([quoted[22], quoted[23]])),
+        (40000, 80)
+    );
     assert_checksums_valid(&out);
     assert_eq!(w.counters().icmp_errors_relayed.get(), 1);
 
@@ -466,7 +485,9 @@ fn local_ports_are_chosen_so_the_nic_hashes_replies_to_the_owners_queue() {
     for id in 0..2u16 {
         let mut cfg = WorkerConfig::new(id, 2);
         cfg.conn_capacity = 1024;
-        let mut w = Worker::<BufFrame>::new(&cfg, service(ForwardMethod::FullNat, SchedulerKind::Rr), net.clone(), 1000).unwrap();
+        let mut w =
+            Worker::<BufFrame>::new(&cfg, service(ForwardMethod::FullNat, SchedulerKind::Rr), net.clone(), 1000)
+                .unwrap();
         let mut io = Recorder::default();
         resolve(&mut w, &mut io, 1000);
         for i in 0..64u16 {
@@ -475,7 +496,11 @@ fn local_ports_are_chosen_so_the_nic_hashes_replies_to_the_owners_queue() {
             let out = io.take_sent().remove(0).1;
             let ((lip, lport), (rip, rport)) = (ip_src(&out), ip_dst(&out));
             assert_eq!(lport as usize % 2, usize::from(id), "the worker's own port share");
-            assert_eq!(steering.queue(steering.base(rip, rport, lip), lport), id, "the reply lands on worker {id}'s queue");
+            assert_eq!(
+                steering.queue(steering.base(rip, rport, lip), lport),
+                id,
+                "the reply lands on worker {id}'s queue"
+            );
         }
     }
 }
@@ -631,7 +656,8 @@ fn arp_from_another_segment_cannot_take_a_servers_or_the_clients_address() {
 /// address may be a client's and ARP from the client segment may claim many.
 fn net_with_default_route() -> Arc<NetView> {
     let mut view = (*net()).clone();
-    let default = crate::net::Route { dst: cidr("0.0.0.0/0"), via: Some(Ipv4Addr::new(10, 0, 0, 253)), port: 0, src: None };
+    let default =
+        crate::net::Route { dst: cidr("0.0.0.0/0"), via: Some(Ipv4Addr::new(10, 0, 0, 253)), port: 0, src: None };
     view.routes.add(default).unwrap();
     Arc::new(view)
 }
@@ -654,12 +680,19 @@ fn a_flood_of_arp_senders_does_not_keep_out_a_server_resolved_afterwards() {
     let c = w.counters().clone();
     assert_eq!(c.neighbours_unsolicited_full.get(), 10_000 - share as u64, "every refusal counted");
     assert!(io.learned.is_empty(), "requesters are not spread to the other workers");
-    assert!(w.counters().nonzero_events().contains(&("neighbours refused unsolicited full", c.neighbours_unsolicited_full.get())));
+    assert!(w
+        .counters()
+        .nonzero_events()
+        .contains(&("neighbours refused unsolicited full", c.neighbours_unsolicited_full.get())));
 
     // A real server resolved afterwards is reached at once.
     let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
     w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1001, &mut io);
-    assert_eq!(io.take_sent().iter().map(|(p, b)| (*p, macs(b).0)).collect::<Vec<_>>(), vec![(1, MacAddr::BROADCAST)], "an ARP request for RS1");
+    assert_eq!(
+        io.take_sent().iter().map(|(p, b)| (*p, macs(b).0)).collect::<Vec<_>>(),
+        vec![(1, MacAddr::BROADCAST)],
+        "an ARP request for RS1"
+    );
     w.process(arp_reply(RS1, MAC_RS1, GW_SERVER_SIDE, MAC_PORT1), 1, 1001, &mut io);
     assert_eq!(io.take_sent().iter().map(|(p, b)| (*p, macs(b).0)).collect::<Vec<_>>(), vec![(1, MAC_RS1)]);
     assert_eq!(io.learned, vec![(RS1, MAC_RS1, 1)], "and the other workers are told");
@@ -670,7 +703,8 @@ fn a_flood_of_arp_senders_does_not_keep_out_a_server_resolved_afterwards() {
 fn a_table_full_of_needed_neighbours_refuses_and_counts_newcomers() {
     let mut cfg = WorkerConfig::new(0, 1);
     cfg.neighbour_capacity = 1;
-    let mut w: Worker<BufFrame> = Worker::new(&cfg, service(ForwardMethod::FullNat, SchedulerKind::Rr), net(), 1000).unwrap();
+    let mut w: Worker<BufFrame> =
+        Worker::new(&cfg, service(ForwardMethod::FullNat, SchedulerKind::Rr), net(), 1000).unwrap();
     let mut io = Recorder::default();
     w.process(arp_reply(RS1, MAC_RS1, GW_SERVER_SIDE, MAC_PORT1), 1, 1000, &mut io);
     w.process(arp_reply(RS2, MAC_RS2, GW_SERVER_SIDE, MAC_PORT1), 1, 1000, &mut io);
@@ -683,7 +717,8 @@ fn a_table_full_of_needed_neighbours_refuses_and_counts_newcomers() {
 fn static_neighbours_are_installed_when_arp_has_filled_the_table() {
     let mut cfg = WorkerConfig::new(0, 1);
     cfg.neighbour_capacity = 2;
-    let mut w: Worker<BufFrame> = Worker::new(&cfg, service(ForwardMethod::FullNat, SchedulerKind::Rr), net(), 1000).unwrap();
+    let mut w: Worker<BufFrame> =
+        Worker::new(&cfg, service(ForwardMethod::FullNat, SchedulerKind::Rr), net(), 1000).unwrap();
     let mut io = Recorder::default();
     resolve(&mut w, &mut io, 1000);
     assert_eq!(w.neighbours().len(), 2, "RS1 and RS2 fill the learned room");
@@ -825,7 +860,8 @@ fn wlc_counts_every_earlier_connection_of_a_burst() {
     let mut ed = Snapshot::empty().edit();
     ed.add_service(ServiceSpec { scheduler: SchedulerKind::Wlc, ..ServiceSpec::new(key) }).unwrap();
     for (rs, weight) in [(RS1, 1), (RS2, 2)] {
-        ed.add_dest(&key, DestSpec::new(rs.into(), 80).with_method(ForwardMethod::DirectRoute).with_weight(weight)).unwrap();
+        ed.add_dest(&key, DestSpec::new(rs.into(), 80).with_method(ForwardMethod::DirectRoute).with_weight(weight))
+            .unwrap();
     }
     let snap = ed.finish();
     let mut cfg = WorkerConfig::new(0, 1);
@@ -841,7 +877,8 @@ fn wlc_counts_every_earlier_connection_of_a_burst() {
     // 30 SYNs back to back: inactive counts per weight, 10:20.
     let burst: Vec<MacAddr> = (0..30).map(|i| syn_to(&mut w, &mut io, 40000 + i)).collect();
     assert_eq!(burst.iter().filter(|&&m| m == MAC_RS1).count(), 10, "{burst:?}");
-    let counts = |i: usize| (snap.service(0).dests()[i].counters().active(), snap.service(0).dests()[i].counters().inactive());
+    let counts =
+        |i: usize| (snap.service(0).dests()[i].counters().active(), snap.service(0).dests()[i].counters().inactive());
     assert_eq!((counts(0), counts(1)), ((0, 10), (0, 20)));
     // The first connection's ACK: RS1 now weighs 256 + 9, so RS2 takes the
     // next ones until its own count per weight is higher (IPVS does the same).
@@ -907,7 +944,10 @@ fn a_syn_flood_neither_locks_clients_out_nor_lingers() {
     assert!(bursts <= 299usize.div_ceil(pipeline::EXPIRY_BUDGET), "{bursts} bursts");
     w.tick(now + 1, &mut io);
     let c = w.counters();
-    assert_eq!((c.conns_live.get(), c.conns_expired.get(), c.conns_shed.get(), c.conns_reclaimed.get()), (1, 299, 2001 - 300, 0));
+    assert_eq!(
+        (c.conns_live.get(), c.conns_expired.get(), c.conns_shed.get(), c.conns_reclaimed.get()),
+        (1, 299, 2001 - 300, 0)
+    );
     assert_eq!(w.director().pools().pool(LIP.into()).unwrap().in_use(), 1, "every local port of the flood came back");
 }
 
@@ -927,7 +967,10 @@ mod synproxy {
     const SERVER_ISN: u32 = 0x7000_0000;
     const SERVER_TSVAL: u32 = 900_000;
 
-    fn proxied(method: ForwardMethod, settings: impl FnOnce(&mut crate::synproxy::Settings)) -> (Worker<BufFrame>, Recorder) {
+    fn proxied(
+        method: ForwardMethod,
+        settings: impl FnOnce(&mut crate::synproxy::Settings),
+    ) -> (Worker<BufFrame>, Recorder) {
         let mut cfg = WorkerConfig::new(0, 1);
         cfg.conn_capacity = 1024;
         cfg.template_capacity = 64;
@@ -999,7 +1042,8 @@ mod synproxy {
     /// Returns (cookie, our TSval).
     fn to_server_syn(w: &mut Worker<BufFrame>, io: &mut Recorder) -> (u32, u32) {
         let (cookie, our_tsval) = syn_ack(w, io);
-        let ack = tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, cookie + 1, flags::ACK, &ts_option(5001, our_tsval), b"");
+        let ack =
+            tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, cookie + 1, flags::ACK, &ts_option(5001, our_tsval), b"");
         client(w, io, ack, 1000);
         let sent = io.take_sent();
         assert_eq!(sent.len(), 1, "the SYN to the server only");
@@ -1034,13 +1078,29 @@ mod synproxy {
         };
 
         // The client's request arrives before the server answered: it waits.
-        let request = tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, cookie + 1, flags::ACK | flags::PSH, &ts_option(5002, our_tsval), b"GET /");
+        let request = tcp_frame(
+            (CLIENT, 40000),
+            (VIP, 80),
+            ISN + 1,
+            cookie + 1,
+            flags::ACK | flags::PSH,
+            &ts_option(5002, our_tsval),
+            b"GET /",
+        );
         client(&mut w, &mut io, request, 1000);
         assert!(io.take_sent().is_empty(), "held until the server is connected");
 
         // The server's SYN-ACK is consumed; the client's ACK and request follow,
         // in the server's numbering.
-        let synack = tcp_frame((RS1, 8080), (LIP, lport), SERVER_ISN, ISN + 1, flags::SYN | flags::ACK, &[&[2, 4, 5, 0xb4, 4, 2][..], &ts_option(SERVER_TSVAL, 5001)[2..], &[1, 3, 3, 7]].concat(), b"");
+        let synack = tcp_frame(
+            (RS1, 8080),
+            (LIP, lport),
+            SERVER_ISN,
+            ISN + 1,
+            flags::SYN | flags::ACK,
+            &[&[2, 4, 5, 0xb4, 4, 2][..], &ts_option(SERVER_TSVAL, 5001)[2..], &[1, 3, 3, 7]].concat(),
+            b"",
+        );
         server(&mut w, &mut io, synack, 1000);
         let sent = io.take_sent();
         assert_eq!(sent.len(), 2, "the client's ACK and its request, nothing to the client");
@@ -1049,9 +1109,17 @@ mod synproxy {
             assert_checksums_valid(b);
             assert_eq!(ip_dst(b), (RS1, 8080));
             assert_eq!(seq_ack(b), (ISN + 1, SERVER_ISN + 1), "packet {i}: ack in the server's numbering");
-            assert_eq!(timestamps(b).unwrap(), (5001 + i as u32, SERVER_TSVAL), "packet {i}: TSecr is the server's TSval");
+            assert_eq!(
+                timestamps(b).unwrap(),
+                (5001 + i as u32, SERVER_TSVAL),
+                "packet {i}: TSecr is the server's TSval"
+            );
         }
-        assert_eq!(toa_of(&sent[0].1), Some((40000, CLIENT)), "the ACK completing the server's handshake carries the TOA");
+        assert_eq!(
+            toa_of(&sent[0].1),
+            Some((40000, CLIENT)),
+            "the ACK completing the server's handshake carries the TOA"
+        );
         assert_eq!(&sent[1].1[sent[1].1.len() - 5..], b"GET /");
         assert_eq!(w.counters().synproxy.server_handshakes.get(), 1);
         let (_, c) = w.director().conns().iter().next().unwrap();
@@ -1059,7 +1127,15 @@ mod synproxy {
 
         // The server's answer reaches the client in our numbering, SACK included.
         let sack = [1, 1, 5, 10, 0x70, 0, 0, 0x10, 0x70, 0, 0, 0x20];
-        let reply = tcp_frame((RS1, 8080), (LIP, lport), SERVER_ISN + 1, ISN + 6, flags::ACK, &[&ts_option(SERVER_TSVAL + 7, 5002)[..], &sack[..]].concat(), b"200 OK");
+        let reply = tcp_frame(
+            (RS1, 8080),
+            (LIP, lport),
+            SERVER_ISN + 1,
+            ISN + 6,
+            flags::ACK,
+            &[&ts_option(SERVER_TSVAL + 7, 5002)[..], &sack[..]].concat(),
+            b"200 OK",
+        );
         server(&mut w, &mut io, reply, 1001);
         let sent = io.take_sent();
         let (port, b) = &sent[0];
@@ -1072,7 +1148,12 @@ mod synproxy {
         // And the client's SACK of it goes back into the server's numbering.
         let sack = [&(cookie + 1).to_be_bytes()[..], &(cookie + 3).to_be_bytes()[..]].concat();
         let client_sack = [&[1, 1, 5, 10][..], &sack[..], &ts_option(5003, our_tsval + 7)[..]].concat();
-        client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 6, cookie + 7, flags::ACK, &client_sack, b""), 1001);
+        client(
+            &mut w,
+            &mut io,
+            tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 6, cookie + 7, flags::ACK, &client_sack, b""),
+            1001,
+        );
         let sent = io.take_sent();
         let b = &sent[0].1;
         assert_checksums_valid(b);
@@ -1094,7 +1175,12 @@ mod synproxy {
         let (mut w, mut io) = proxied(ForwardMethod::FullNat, |_| {});
         let (cookie, _) = syn_ack(&mut w, &mut io);
         for forged in [cookie ^ 1, cookie.wrapping_add(0x4000_0000)] {
-            client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, forged + 1, flags::ACK, &[], b""), 1000);
+            client(
+                &mut w,
+                &mut io,
+                tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, forged + 1, flags::ACK, &[], b""),
+                1000,
+            );
         }
         // Another client's ISN with this cookie: the cookie binds the tuple and ISN.
         client(&mut w, &mut io, tcp_frame((CLIENT, 40001), (VIP, 80), ISN + 1, cookie + 1, flags::ACK, &[], b""), 1000);
@@ -1109,7 +1195,12 @@ mod synproxy {
         assert_eq!(w.counters().synproxy.cookies_invalid.get(), 5);
 
         let (mut w, mut io) = proxied(ForwardMethod::FullNat, |s| s.invalid_ack = crate::synproxy::InvalidAck::Reset);
-        client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, 0xabcd_0001, flags::ACK, &[], b""), 1000);
+        client(
+            &mut w,
+            &mut io,
+            tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, 0xabcd_0001, flags::ACK, &[], b""),
+            1000,
+        );
         let sent = io.take_sent();
         assert_eq!(sent.len(), 1);
         let (port, b) = &sent[0];
@@ -1117,7 +1208,11 @@ mod synproxy {
         assert_checksums_valid(b);
         assert_eq!((ip_src(b), ip_dst(b)), ((VIP, 80), (CLIENT, 40000)));
         let tcp = TcpPacket::new_checked(&b[34..]).unwrap();
-        assert_eq!((tcp.flags(), tcp.seq_number()), (flags::RST, 0xabcd_0001), "RST at the sequence number the ACK expects");
+        assert_eq!(
+            (tcp.flags(), tcp.seq_number()),
+            (flags::RST, 0xabcd_0001),
+            "RST at the sequence number the ACK expects"
+        );
         assert!(w.director().conns().is_empty());
     }
 
@@ -1157,7 +1252,12 @@ mod synproxy {
         let (mut w, mut io) = proxied(ForwardMethod::FullNat, |_| {});
         let (cookie, _) = to_server_syn(&mut w, &mut io);
         let lport = w.director().conns().iter().next().unwrap().1.lport;
-        server(&mut w, &mut io, tcp_frame((RS1, 8080), (LIP, lport), 0, ISN + 1, flags::RST | flags::ACK, &[], b""), 1000);
+        server(
+            &mut w,
+            &mut io,
+            tcp_frame((RS1, 8080), (LIP, lport), 0, ISN + 1, flags::RST | flags::ACK, &[], b""),
+            1000,
+        );
         let sent = io.take_sent();
         assert_eq!(sent.len(), 1);
         let (port, b) = &sent[0];
@@ -1175,21 +1275,39 @@ mod synproxy {
         let (mut w, mut io) = proxied(ForwardMethod::FullNat, |_| {});
         let (cookie, our_tsval) = to_server_syn(&mut w, &mut io);
         for i in 0..crate::synproxy::HELD_PER_HANDSHAKE as u32 + 2 {
-            let data = tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, cookie + 1, flags::ACK, &ts_option(5002 + i, our_tsval), b"x");
+            let data = tcp_frame(
+                (CLIENT, 40000),
+                (VIP, 80),
+                ISN + 1,
+                cookie + 1,
+                flags::ACK,
+                &ts_option(5002 + i, our_tsval),
+                b"x",
+            );
             client(&mut w, &mut io, data, 1000);
         }
         assert!(io.take_sent().is_empty());
         assert_eq!(w.counters().dropped(Discard::SynProxyHoldFull), 2);
         let lport = w.director().conns().iter().next().unwrap().1.lport;
         // A SYN-ACK for another ISN does not complete the handshake.
-        server(&mut w, &mut io, tcp_frame((RS1, 8080), (LIP, lport), SERVER_ISN, ISN + 77, flags::SYN | flags::ACK, &[], b""), 1000);
+        server(
+            &mut w,
+            &mut io,
+            tcp_frame((RS1, 8080), (LIP, lport), SERVER_ISN, ISN + 77, flags::SYN | flags::ACK, &[], b""),
+            1000,
+        );
         assert_eq!(w.counters().dropped(Discard::SynProxyUnexpected), 1);
         assert!(io.take_sent().is_empty());
         // No mbuf for the copy of the ACK: dropped, counted, nothing opened.
         let (mut w, mut io) = proxied(ForwardMethod::FullNat, |_| {});
         let (cookie, tsval) = syn_ack(&mut w, &mut io);
         io.no_mbufs = true;
-        client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, cookie + 1, flags::ACK, &ts_option(5001, tsval), b""), 1000);
+        client(
+            &mut w,
+            &mut io,
+            tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, cookie + 1, flags::ACK, &ts_option(5001, tsval), b""),
+            1000,
+        );
         assert_eq!(w.counters().dropped(Discard::NoMbuf), 1);
         assert!(w.director().conns().is_empty());
     }
@@ -1199,12 +1317,46 @@ mod synproxy {
         let (mut w, mut io) = proxied(ForwardMethod::FullNat, |_| {});
         let (cookie, our_tsval) = to_server_syn(&mut w, &mut io);
         let lport = w.director().conns().iter().next().unwrap().1.lport;
-        let synack = tcp_frame((RS1, 8080), (LIP, lport), SERVER_ISN, ISN + 1, flags::SYN | flags::ACK, &ts_option(SERVER_TSVAL, 5001), b"");
+        let synack = tcp_frame(
+            (RS1, 8080),
+            (LIP, lport),
+            SERVER_ISN,
+            ISN + 1,
+            flags::SYN | flags::ACK,
+            &ts_option(SERVER_TSVAL, 5001),
+            b"",
+        );
         server(&mut w, &mut io, synack, 1000);
         io.take_sent();
         // Client FIN, server FIN: TIME_WAIT.
-        client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, cookie + 1, flags::FIN | flags::ACK, &ts_option(5002, our_tsval), b""), 1000);
-        server(&mut w, &mut io, tcp_frame((RS1, 8080), (LIP, lport), SERVER_ISN + 1, ISN + 2, flags::FIN | flags::ACK, &ts_option(SERVER_TSVAL + 1, 5002), b""), 1000);
+        client(
+            &mut w,
+            &mut io,
+            tcp_frame(
+                (CLIENT, 40000),
+                (VIP, 80),
+                ISN + 1,
+                cookie + 1,
+                flags::FIN | flags::ACK,
+                &ts_option(5002, our_tsval),
+                b"",
+            ),
+            1000,
+        );
+        server(
+            &mut w,
+            &mut io,
+            tcp_frame(
+                (RS1, 8080),
+                (LIP, lport),
+                SERVER_ISN + 1,
+                ISN + 2,
+                flags::FIN | flags::ACK,
+                &ts_option(SERVER_TSVAL + 1, 5002),
+                b"",
+            ),
+            1000,
+        );
         assert_eq!(io.take_sent().len(), 2);
         assert_eq!(w.director().conns().iter().next().unwrap().1.state(), State::TimeWait);
 
@@ -1218,11 +1370,21 @@ mod synproxy {
         assert_eq!((tcp.flags(), tcp.ack_number()), (flags::SYN | flags::ACK, ISN2 + 1));
         let (cookie2, tsval2) = (tcp.seq_number(), timestamps(&sent[0].1).unwrap().0);
         // A stray ACK of the old connection still reaches it.
-        client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 2, cookie + 2, flags::ACK, &ts_option(5003, our_tsval), b""), 1001);
+        client(
+            &mut w,
+            &mut io,
+            tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 2, cookie + 2, flags::ACK, &ts_option(5003, our_tsval), b""),
+            1001,
+        );
         assert_eq!(io.take_sent().len(), 1);
         assert_eq!(w.counters().conns_reused.get(), 0);
         // The new connection's ACK ends the old one and opens a new one.
-        client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN2 + 1, cookie2 + 1, flags::ACK, &ts_option(5004, tsval2), b""), 1001);
+        client(
+            &mut w,
+            &mut io,
+            tcp_frame((CLIENT, 40000), (VIP, 80), ISN2 + 1, cookie2 + 1, flags::ACK, &ts_option(5004, tsval2), b""),
+            1001,
+        );
         let sent = io.take_sent();
         assert_eq!(sent.len(), 1);
         let tcp = TcpPacket::new_checked(&sent[0].1[34..]).unwrap();
@@ -1238,16 +1400,37 @@ mod synproxy {
     fn nat_proxies_too() {
         let (mut w, mut io) = proxied(ForwardMethod::Masq, |_| {});
         let (cookie, our_tsval) = syn_ack(&mut w, &mut io);
-        client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, cookie + 1, flags::ACK, &ts_option(5001, our_tsval), b""), 1000);
+        client(
+            &mut w,
+            &mut io,
+            tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, cookie + 1, flags::ACK, &ts_option(5001, our_tsval), b""),
+            1000,
+        );
         let sent = io.take_sent();
         assert_eq!(sent.len(), 1);
         assert_eq!((ip_src(&sent[0].1), ip_dst(&sent[0].1)), ((CLIENT, 40000), (RS1, 8080)));
-        let synack = tcp_frame((RS1, 8080), (CLIENT, 40000), SERVER_ISN, ISN + 1, flags::SYN | flags::ACK, &ts_option(SERVER_TSVAL, 5001), b"");
+        let synack = tcp_frame(
+            (RS1, 8080),
+            (CLIENT, 40000),
+            SERVER_ISN,
+            ISN + 1,
+            flags::SYN | flags::ACK,
+            &ts_option(SERVER_TSVAL, 5001),
+            b"",
+        );
         server(&mut w, &mut io, synack, 1000);
         let sent = io.take_sent();
         assert_eq!(sent.len(), 1, "the client's ACK");
         assert_eq!(seq_ack(&sent[0].1), (ISN + 1, SERVER_ISN + 1));
-        let reply = tcp_frame((RS1, 8080), (CLIENT, 40000), SERVER_ISN + 1, ISN + 1, flags::ACK, &ts_option(SERVER_TSVAL + 1, 5001), b"hi");
+        let reply = tcp_frame(
+            (RS1, 8080),
+            (CLIENT, 40000),
+            SERVER_ISN + 1,
+            ISN + 1,
+            flags::ACK,
+            &ts_option(SERVER_TSVAL + 1, 5001),
+            b"hi",
+        );
         server(&mut w, &mut io, reply, 1000);
         let sent = io.take_sent();
         assert_eq!(ip_src(&sent[0].1), (VIP, 80));
@@ -1281,7 +1464,8 @@ mod fwmark {
         for rs in [RS1, RS2] {
             ed.add_dest(&fwm, DestSpec::new(rs.into(), 0).with_method(method)).unwrap();
         }
-        ed.add_mark_rule(MarkRule { mark: 1, dst: FWM_VIP.into(), prefix_len: 32, proto: None, ports: vec![] }).unwrap();
+        ed.add_mark_rule(MarkRule { mark: 1, dst: FWM_VIP.into(), prefix_len: 32, proto: None, ports: vec![] })
+            .unwrap();
         let snap = ed.finish();
         let mut w = Worker::new(&cfg, snap.clone(), net(), 1000).unwrap();
         let flags = proxy.iter().map(|k| (*k, ServiceFlags { synproxy: true })).collect::<BTreeMap<_, _>>();
@@ -1339,7 +1523,11 @@ mod fwmark {
             w.process(on_wire(mac, MAC_PORT1, &reply), 1, 1000, &mut io);
             let back = io.take_sent();
             assert_eq!(back.len(), 1);
-            assert_eq!((back[0].0, ip_src(&back[0].1)), (0, (FWM_VIP, 53)), "the NAT reply comes from the marked destination");
+            assert_eq!(
+                (back[0].0, ip_src(&back[0].1)),
+                (0, (FWM_VIP, 53)),
+                "the NAT reply comes from the marked destination"
+            );
         }
         assert_eq!(w.counters().new_conns.get(), 3);
         assert_eq!(w.counters().total_drops(), 1);
@@ -1368,7 +1556,14 @@ mod fwmark {
         let mut ed = Snapshot::empty().edit();
         ed.add_service(ServiceSpec { scheduler: SchedulerKind::Lblc, ..ServiceSpec::new(fwm) }).unwrap();
         ed.add_dest(&fwm, DestSpec::new(RS1.into(), 0).with_method(ForwardMethod::DirectRoute)).unwrap();
-        ed.add_mark_rule(MarkRule { mark: 2, dst: Ipv4Addr::new(10, 1, 0, 0).into(), prefix_len: 16, proto: None, ports: vec![] }).unwrap();
+        ed.add_mark_rule(MarkRule {
+            mark: 2,
+            dst: Ipv4Addr::new(10, 1, 0, 0).into(),
+            prefix_len: 16,
+            proto: None,
+            ports: vec![],
+        })
+        .unwrap();
         let mut w = Worker::new(&cfg, ed.finish(), net(), 1000).unwrap();
         let mut io = Recorder::default();
         resolve(&mut w, &mut io, 1000);
@@ -1387,7 +1582,8 @@ mod fwmark {
     #[test]
     fn a_proxied_fwmark_service_answers_the_syn_itself() {
         let (mut w, mut io) = worker_with_fwmark(ForwardMethod::Masq, &[ServiceKey::Fwmark(1)]);
-        let sent = client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (FWM_VIP, 80), 7, 0, flags::SYN, &[2, 4, 5, 0xb4], &[]));
+        let sent =
+            client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (FWM_VIP, 80), 7, 0, flags::SYN, &[2, 4, 5, 0xb4], &[]));
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].0, 0, "the SYN-ACK goes back to the client");
         assert_eq!(ip_src(&sent[0].1), (FWM_VIP, 80));

@@ -185,7 +185,13 @@ mod tests {
         // A stopped worker's still heartbeat is not also a stall, and it is not asked again.
         workers[1].beat();
         asked.clear();
-        assert_eq!(dog.check(t0 + Duration::from_secs(10), |w| { asked.push(w); None }), vec![]);
+        assert_eq!(
+            dog.check(t0 + Duration::from_secs(10), |w| {
+                asked.push(w);
+                None
+            }),
+            vec![]
+        );
         assert_eq!(asked, vec![1]);
         assert_eq!(workers[0].health(), Health::Stopped("panicked: boom".into()));
     }

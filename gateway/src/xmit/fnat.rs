@@ -213,8 +213,10 @@ mod tests {
         // The server's clock 0x2000 ticks after its SYN-ACK, as the client
         // must see it: 0x2000 after ours (0x1000, across 2^32).
         let (server_tsval, seen_tsval) = (v + 0x2000, t.wrapping_add(0x2000));
-        let from_server = tcp_frame((RIP, 8080), (LIP, 5001), 9000, 5000, flags::ACK, &ts(server_tsval, client_tsval), b"OK");
-        let to_client = tcp_frame((VIP, 80), (CLIENT, 40000), 9000, 5000, flags::ACK, &ts(seen_tsval, client_tsval), b"OK");
+        let from_server =
+            tcp_frame((RIP, 8080), (LIP, 5001), 9000, 5000, flags::ACK, &ts(server_tsval, client_tsval), b"OK");
+        let to_client =
+            tcp_frame((VIP, 80), (CLIENT, 40000), 9000, 5000, flags::ACK, &ts(seen_tsval, client_tsval), b"OK");
         let rw = FnatRewrite { tsval_delta: ts_delta, ..outbound() };
         let (r, f, _) = run(&from_server, &rw, Offload::NONE);
         assert_eq!(r, Ok(ToaOutcome::NotRequested));
@@ -262,7 +264,8 @@ mod tests {
 
     #[test]
     fn toa_on_the_first_data_packet() {
-        let before = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 1, flags::ACK, &[1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 8], b"GET");
+        let before =
+            tcp_frame((CLIENT, 40000), (VIP, 80), 1, 1, flags::ACK, &[1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 8], b"GET");
         let rw = FnatRewrite { toa: Some(Toa { addr: CLIENT.into(), port: 40000 }), ..inbound() };
         let (r, f, meta) = run(&before, &rw, Offload::NONE);
         assert_eq!(r, Ok(ToaOutcome::Inserted));
@@ -271,10 +274,7 @@ mod tests {
         assert_eq!(meta.l4_len, meta_of(&out).l4_len);
         let t = TcpPacket::new_checked(&out[34..]).unwrap();
         assert_eq!((t.src_port(), t.dst_port()), (5001, 8080));
-        assert_eq!(
-            t.option_iter().next(),
-            Some(Ok((0, TcpOption::ClientAddress { port: 40000, addr: CLIENT })))
-        );
+        assert_eq!(t.option_iter().next(), Some(Ok((0, TcpOption::ClientAddress { port: 40000, addr: CLIENT }))));
         assert_eq!(t.payload(), b"GET");
         // An IPv6 client cannot be carried in this TOA: the packet goes on
         // without it.
@@ -291,12 +291,8 @@ mod tests {
         assert!(r.is_ok());
         let out = bytes(&f);
         assert_eq!(&out[24..26], &[0, 0]);
-        let want = crate::wire::checksum::fold(crate::wire::checksum::pseudo_header_v4(
-            LIP.octets(),
-            RIP.octets(),
-            6,
-            24,
-        ));
+        let want =
+            crate::wire::checksum::fold(crate::wire::checksum::pseudo_header_v4(LIP.octets(), RIP.octets(), 6, 24));
         assert_eq!(u16::from_be_bytes([out[50], out[51]]), want);
         let off = f.tx_offload();
         assert!(off.ipv4_checksum);

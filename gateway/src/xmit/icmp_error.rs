@@ -101,11 +101,7 @@ pub fn rewrite<F: Frame>(
     if let Some(a) = outer_dst {
         swap_addr(ip, ipv4::offset::DST, a, &mut outer);
     }
-    let c = if offload.ipv4_checksum {
-        0
-    } else {
-        outer.apply(u16::from_be_bytes([ip[10], ip[11]]))
-    };
+    let c = if offload.ipv4_checksum { 0 } else { outer.apply(u16::from_be_bytes([ip[10], ip[11]])) };
     ip[10..12].copy_from_slice(&c.to_be_bytes());
 
     // Quoted header and the first bytes of its layer 4.
@@ -215,8 +211,28 @@ pub fn error_reply<F: Frame>(frame: &mut F, meta: &Ipv4Meta, from: Ipv4Addr, err
     let total = ((HEADERS + quoted) as u16).to_be_bytes();
     let (s, d) = (from.octets(), meta.src.octets());
     // DSCP CS6 (internetwork control) and TTL 64, as Linux sends its errors.
-    let ip: [u8; 20] =
-        [0x45, 0xc0, total[0], total[1], 0, 0, 0, 0, 64, ip_proto::ICMP, 0, 0, s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3]];
+    let ip: [u8; 20] = [
+        0x45,
+        0xc0,
+        total[0],
+        total[1],
+        0,
+        0,
+        0,
+        0,
+        64,
+        ip_proto::ICMP,
+        0,
+        0,
+        s[0],
+        s[1],
+        s[2],
+        s[3],
+        d[0],
+        d[1],
+        d[2],
+        d[3],
+    ];
     data[l2..l2 + 20].copy_from_slice(&ip);
     let c = checksum::checksum(&ip);
     data[l2 + 10..l2 + 12].copy_from_slice(&c.to_be_bytes());
@@ -238,7 +254,6 @@ mod tests {
     use crate::xmit::test_support::*;
 
     const ROUTER: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 9);
-
 
     fn fnat_to_client() -> IcmpErrorRewrite {
         IcmpErrorRewrite {
@@ -278,7 +293,8 @@ mod tests {
         let expected = icmp_error(VIP, CLIENT, 3, 3, &original[14..], 100);
         let mut meta = meta_of(&before);
         let mut f = BufFrame::new(&before);
-        let rw = IcmpErrorRewrite { outer_src: Some(VIP.into()), inner_src: Some((VIP.into(), 53)), ..Default::default() };
+        let rw =
+            IcmpErrorRewrite { outer_src: Some(VIP.into()), inner_src: Some((VIP.into(), 53)), ..Default::default() };
         rewrite(&mut f, &mut meta, &rw, Offload::NONE).unwrap();
         assert_eq!(bytes(&f), expected);
     }
@@ -299,7 +315,10 @@ mod tests {
         let echo = icmp_error(ROUTER, LIP, 8, 0, &sent[14..], 28);
         let mut meta = meta_of(&echo);
         let mut f = BufFrame::new(&echo);
-        assert_eq!(rewrite(&mut f, &mut meta, &fnat_to_client(), Offload::NONE), Err(XmitError::UnsupportedProtocol(1)));
+        assert_eq!(
+            rewrite(&mut f, &mut meta, &fnat_to_client(), Offload::NONE),
+            Err(XmitError::UnsupportedProtocol(1))
+        );
     }
 
     #[test]

@@ -185,7 +185,12 @@ pub(crate) fn translate<F: Frame>(
 }
 
 #[inline(always)]
-fn translate_bytes(data: &mut [u8], meta: &Ipv4Meta, t: &Translation, offload: Offload) -> Result<L4Offload, XmitError> {
+fn translate_bytes(
+    data: &mut [u8],
+    meta: &Ipv4Meta,
+    t: &Translation,
+    offload: Offload,
+) -> Result<L4Offload, XmitError> {
     let l3 = meta.l3_offset();
     let total = meta.ip_total_len();
     let len = data.len();
@@ -224,11 +229,8 @@ fn translate_bytes(data: &mut [u8], meta: &Ipv4Meta, t: &Translation, offload: O
         swap4(ip, ipv4::offset::DST, addr, &mut l4_delta);
     }
     ip_delta.merge(l4_delta);
-    let ip_checksum = if offload.ipv4_checksum {
-        [0, 0]
-    } else {
-        ip_delta.apply_bytes(get2(ip, ipv4::offset::CHECKSUM))
-    };
+    let ip_checksum =
+        if offload.ipv4_checksum { [0, 0] } else { ip_delta.apply_bytes(get2(ip, ipv4::offset::CHECKSUM)) };
     put2(ip, ipv4::offset::CHECKSUM, ip_checksum);
 
     let l4_offload = if meta.protocol == ip_proto::TCP {
@@ -359,12 +361,7 @@ pub(crate) fn pseudo_header_checksum(ip: &[u8; ipv4::MIN_HEADER_LEN], protocol: 
 #[inline(always)]
 pub(crate) fn request_offload<F: Frame>(frame: &mut F, meta: &Ipv4Meta, ipv4_checksum: bool, l4: L4Offload) {
     if ipv4_checksum || l4 != L4Offload::None {
-        frame.set_tx_offload(TxOffload {
-            l2_len: meta.l2_len,
-            l3_len: u16::from(meta.l3_len),
-            ipv4_checksum,
-            l4,
-        });
+        frame.set_tx_offload(TxOffload { l2_len: meta.l2_len, l3_len: u16::from(meta.l3_len), ipv4_checksum, l4 });
     } else if frame.tx_offload() != TxOffload::default() {
         frame.set_tx_offload(TxOffload::default());
     }
@@ -377,7 +374,7 @@ pub(crate) mod test_support {
 
     use super::*;
     use crate::frame::{BufFrame, Frame};
-    use crate::wire::classify::{classify_bytes, ClassifyPolicy, Classified};
+    use crate::wire::classify::{classify_bytes, Classified, ClassifyPolicy};
     use crate::wire::icmp::Icmpv4Packet;
     use crate::wire::ipv4::Ipv4Packet;
     use crate::wire::tcp::TcpPacket;
@@ -477,7 +474,11 @@ pub(crate) mod test_support {
     }
 
     pub fn meta_of(b: &[u8]) -> Ipv4Meta {
-        match classify_bytes(b, Default::default(), ClassifyPolicy { verify_ip_checksum: true, verify_l4_checksum: true }) {
+        match classify_bytes(
+            b,
+            Default::default(),
+            ClassifyPolicy { verify_ip_checksum: true, verify_l4_checksum: true },
+        ) {
             Ok(Classified::Ipv4(m)) => m,
             other => panic!("test packet does not classify: {other:?}"),
         }
@@ -502,10 +503,7 @@ pub(crate) mod test_support {
                 assert!(icmp.verify_checksum(), "icmp checksum");
                 if icmp.is_error() {
                     let inner = Ipv4Packet::new_unchecked(icmp.data());
-                    assert!(
-                        checksum::verify(&icmp.data()[..inner.header_len()], 0),
-                        "quoted ipv4 header checksum"
-                    );
+                    assert!(checksum::verify(&icmp.data()[..inner.header_len()], 0), "quoted ipv4 header checksum");
                 }
             }
             ip_proto::IPIP => {

@@ -146,12 +146,8 @@ mod tests {
         let out = bytes(&f);
         // The IPv4 checksum is still done in software.
         assert!(crate::wire::ipv4::Ipv4Packet::new_checked(&out[14..]).unwrap().verify_checksum());
-        let want = crate::wire::checksum::fold(crate::wire::checksum::pseudo_header_v4(
-            VIP.octets(),
-            CLIENT.octets(),
-            17,
-            14,
-        ));
+        let want =
+            crate::wire::checksum::fold(crate::wire::checksum::pseudo_header_v4(VIP.octets(), CLIENT.octets(), 17, 14));
         assert_eq!(u16::from_be_bytes([out[40], out[41]]), want);
         assert_eq!(f.tx_offload().l4, L4Offload::Udp);
         assert!(!f.tx_offload().ipv4_checksum);

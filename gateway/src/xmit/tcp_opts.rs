@@ -404,7 +404,8 @@ mod tests {
 
     #[test]
     fn toa_is_inserted_after_the_fixed_header() {
-        let before = tcp_frame((CLIENT, 40000), (RIP, 8080), 7, 9, 0x18, &[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2], b"GET /");
+        let before =
+            tcp_frame((CLIENT, 40000), (RIP, 8080), 7, 9, 0x18, &[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2], b"GET /");
         let mut meta = meta_of(&before);
         let mut f = BufFrame::new(&before);
         let out = insert_toa(&mut f, &mut meta, 40000, CLIENT.octets(), 1500, Offload::NONE);
@@ -492,7 +493,9 @@ mod tests {
         let phdr = u16::from_be_bytes([nic[50], nic[51]]);
         assert_eq!(phdr, checksum::fold(checksum::pseudo_header_v4(CLIENT.octets(), RIP.octets(), 6, 32)));
         nic[50..52].copy_from_slice(&[0, 0]);
-        let tc = checksum::finish(checksum::sum(&nic[34..]) + checksum::pseudo_header_v4(CLIENT.octets(), RIP.octets(), 6, 32));
+        let tc = checksum::finish(
+            checksum::sum(&nic[34..]) + checksum::pseudo_header_v4(CLIENT.octets(), RIP.octets(), 6, 32),
+        );
         nic[50..52].copy_from_slice(&tc.to_be_bytes());
         assert_checksums_valid(&nic);
     }

@@ -78,8 +78,26 @@ pub fn encapsulate<F: Frame>(
     let flags = df.to_be_bytes();
     let (s, d) = (src.octets(), dst.octets());
     *outer = [
-        0x45, tos, total[0], total[1], ident[0], ident[1], flags[0], flags[1], encap.ttl, ip_proto::IPIP, 0, 0,
-        s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3],
+        0x45,
+        tos,
+        total[0],
+        total[1],
+        ident[0],
+        ident[1],
+        flags[0],
+        flags[1],
+        encap.ttl,
+        ip_proto::IPIP,
+        0,
+        0,
+        s[0],
+        s[1],
+        s[2],
+        s[3],
+        d[0],
+        d[1],
+        d[2],
+        d[3],
     ];
     if !offload.ipv4_checksum {
         let c = checksum::checksum(outer);

@@ -15,19 +15,11 @@ pub const POOL_SIZE: u32 = 4095;
 /// three loopback ring ports (what one sends, it receives). Closing a port
 /// removes a virtual device, so each scenario opens its own.
 pub fn base_args(file_prefix: &str) -> Vec<String> {
-    [
-        "-l",
-        "0-1",
-        "--no-pci",
-        "--log-level=lib.eal:error",
-        "--vdev=net_ring0",
-        "--vdev=net_ring1",
-        "--vdev=net_ring2",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!("--file-prefix={file_prefix}")])
-    .collect()
+    ["-l", "0-1", "--no-pci", "--log-level=lib.eal:error", "--vdev=net_ring0", "--vdev=net_ring1", "--vdev=net_ring2"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("--file-prefix={file_prefix}")])
+        .collect()
 }
 
 /// A distinct, recognisable 60..=1514-byte Ethernet frame for packet `i`.
@@ -211,8 +203,7 @@ pub fn mbuf_is_a_frame(pool: &Mempool) {
 
 /// Runs every scenario against an initialised EAL, then cleans up.
 pub fn run_all(eal: Eal) {
-    let pool = Mempool::new(&eal, "test_pool", POOL_SIZE, 32, gateway::dpdk::MBUF_DEFAULT_BUF_SIZE)
-        .expect("mempool");
+    let pool = Mempool::new(&eal, "test_pool", POOL_SIZE, 32, gateway::dpdk::MBUF_DEFAULT_BUF_SIZE).expect("mempool");
     assert!(pool.is_full());
     mbuf_is_a_frame(&pool);
     loopback_is_byte_identical(&eal, &pool);

@@ -82,14 +82,29 @@ impl<F: Frame> Worker<F> {
     /// A TCP packet of no connection to a service the SYN proxy answers.
     /// Out of line: the forwarding path stays as tight as without a proxy.
     #[inline(never)]
-    pub(super) fn synproxy_first(&mut self, mut frame: F, mut meta: Ipv4Meta, key: FlowKey<Ipv4Addr>, in_port: u16, now: u32, io: &mut impl Io<F>) {
+    pub(super) fn synproxy_first(
+        &mut self,
+        mut frame: F,
+        mut meta: Ipv4Meta,
+        key: FlowKey<Ipv4Addr>,
+        in_port: u16,
+        now: u32,
+        io: &mut impl Io<F>,
+    ) {
         match meta.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) {
             tcp_flags::SYN => {
                 let offload = self.port_offload(in_port);
                 let p = &self.synproxy;
                 // Our TSval only has to be at most the TSvals the client sees
                 // later (the server's, shifted from this one): whole seconds do.
-                match synack_in_place(&mut frame, &mut meta, &p.cookies, &p.settings.synack, now.wrapping_mul(1000), offload) {
+                match synack_in_place(
+                    &mut frame,
+                    &mut meta,
+                    &p.cookies,
+                    &p.settings.synack,
+                    now.wrapping_mul(1000),
+                    offload,
+                ) {
                     Ok(_) => {
                         self.counters.synproxy.syn_acks_sent.inc();
                         self.transmit(in_port, frame, io);
@@ -103,7 +118,15 @@ impl<F: Frame> Worker<F> {
     }
 
     /// The client's ACK that may complete a handshake with us.
-    fn synproxy_ack(&mut self, mut frame: F, meta: Ipv4Meta, key: FlowKey<Ipv4Addr>, in_port: u16, now: u32, io: &mut impl Io<F>) {
+    fn synproxy_ack(
+        &mut self,
+        mut frame: F,
+        meta: Ipv4Meta,
+        key: FlowKey<Ipv4Addr>,
+        in_port: u16,
+        now: u32,
+        io: &mut impl Io<F>,
+    ) {
         let ack = match parse_client_ack(&frame, &meta) {
             Ok(ack) => ack,
             Err(e) => return self.discard(frame, e.drop_reason().into(), io),
@@ -192,13 +215,23 @@ impl<F: Frame> Worker<F> {
                     self.discard(frame, Discard::SynProxyHoldFull, io);
                 }
             }
-            Direction::Out if meta.tcp_flags & tcp_flags::RST != 0 => self.synproxy_server_reset(frame, meta, id, slot, in_port, now, io),
+            Direction::Out if meta.tcp_flags & tcp_flags::RST != 0 => {
+                self.synproxy_server_reset(frame, meta, id, slot, in_port, now, io)
+            }
             Direction::Out => self.synproxy_server_synack(frame, meta, id, slot, now, io),
         }
     }
 
     /// The server answers our SYN: the connection is established on both sides.
-    fn synproxy_server_synack(&mut self, frame: F, meta: Ipv4Meta, id: ConnId, slot: u32, now: u32, io: &mut impl Io<F>) {
+    fn synproxy_server_synack(
+        &mut self,
+        frame: F,
+        meta: Ipv4Meta,
+        id: ConnId,
+        slot: u32,
+        now: u32,
+        io: &mut impl Io<F>,
+    ) {
         let Ok(synack) = parse_server_synack(&frame, &meta) else {
             return self.discard(frame, Discard::SynProxyUnexpected, io);
         };
@@ -232,7 +265,16 @@ impl<F: Frame> Worker<F> {
     /// The server refuses our SYN: the client, which thinks itself
     /// connected, gets the RST in our numbering (the cookie + 1 it expects).
     #[allow(clippy::too_many_arguments)]
-    fn synproxy_server_reset(&mut self, frame: F, meta: Ipv4Meta, id: ConnId, slot: u32, in_port: u16, now: u32, io: &mut impl Io<F>) {
+    fn synproxy_server_reset(
+        &mut self,
+        frame: F,
+        meta: Ipv4Meta,
+        id: ConnId,
+        slot: u32,
+        in_port: u16,
+        now: u32,
+        io: &mut impl Io<F>,
+    ) {
         let at = meta.l4_offset() + crate::wire::tcp::offset::SEQ;
         let Some(seq) = frame.data().get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])) else {
             return self.discard(frame, crate::wire::DropReason::Truncated.into(), io);
