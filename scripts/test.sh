@@ -14,4 +14,10 @@ bash scripts/setup.sh
 # machine without DPDK (the feature gate is what keeps that true).
 cargo build --locked --workspace --exclude dpdk-sys --no-default-features --lib --bins
 
+# The mechanical guards: the project's rustfmt style, and clippy with every
+# warning (the workspace lints deny unsafe outside gateway::dpdk and unsafe
+# blocks without a SAFETY note) an error.
+cargo fmt --all --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
 cargo test --locked --workspace
