@@ -698,8 +698,37 @@ mod tests {
         assert!(ed.finish().services().is_empty());
     }
 
+    /// `-M`: any contiguous mask of the service's family is kept as given
+    /// (ipvsadm accepts /0 to /32 for IPv4), anything else is refused and
+    /// leaves the service as it was.
     #[test]
-    fn netmask_prefix() {}
+    fn persistence_netmask_must_be_a_prefix_of_the_service_family() {
+        let snap = with_web();
+        for (mask, ok) in [
+            ("255.255.255.255", true),
+            ("255.255.255.0", true),
+            ("0.0.0.0", true),
+            ("255.255.0.255", false),
+            ("0.255.255.255", false),
+            ("ffff:ffff::", false),
+        ] {
+            let persistence = Persistence { timeout: 60, netmask: ip(mask) };
+            let mut ed = snap.edit();
+            let result = ed.edit_service(ServiceSpec { persistence: Some(persistence), ..ServiceSpec::new(web()) });
+            let after = ed.finish();
+            let id = after.find(Protocol::Tcp, ip("10.0.0.1"), 80).unwrap();
+            if ok {
+                assert_eq!(result, Ok(()), "{mask}");
+                assert_eq!(after.service(id).persistence(), Some(persistence), "{mask}");
+            } else {
+                assert_eq!(
+                    result.unwrap_err().to_string(),
+                    format!("netmask {mask} is not a valid mask for this service")
+                );
+                assert_eq!(after.service(id).persistence(), None, "{mask}: the service is unchanged");
+            }
+        }
+    }
 
     #[test]
     fn laddrs_and_timeouts() {
