@@ -90,7 +90,7 @@ Options:
   --persistent-conn                   output of persistent connection info
   --nosort                            disable sorting output of service/server entries
   --sort                              does nothing, for backwards compatibility
-  --ops          -o                   one-packet scheduling
+  --ops          -o                   one-packet scheduling (refused: not supported)
   --numeric      -n                   numeric output of addresses and ports
   --json                              print listings as JSON, for automation
   --socket PATH                       control socket (default $GATEWAYD_SOCKET, else {default})

@@ -57,6 +57,14 @@ impl std::error::Error for RouteError {}
 /// The most routes a table holds: static configuration, not a full BGP view.
 pub const MAX_ROUTES: usize = 65536;
 
+/// Whether `port` is in `down`, a set of ports as one bit per port id (bit
+/// `p` set: port `p`'s link is down). Ports past 63 have no bit and are never
+/// down. The one reading of that set, shared by routing and the poll loop.
+#[inline]
+pub fn port_is_down(down: u64, port: u16) -> bool {
+    1u64.checked_shl(u32::from(port)).is_some_and(|bit| down & bit != 0)
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     /// Per prefix length present, longest first: network address -> route.
@@ -145,9 +153,8 @@ impl RouteTable {
         if down == 0 {
             return usable;
         }
-        let is_down = |port: u16| 1u64.checked_shl(u32::from(port)).is_some_and(|bit| down & bit != 0);
         for (_, routes) in &mut usable.by_len {
-            routes.retain(|_, r| !is_down(r.port));
+            routes.retain(|_, r| !port_is_down(down, r.port));
         }
         usable.by_len.retain(|(_, routes)| !routes.is_empty());
         usable.len = usable.by_len.iter().map(|(_, routes)| routes.len()).sum();

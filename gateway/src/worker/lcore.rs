@@ -27,6 +27,7 @@ use super::counters::{Discard, WorkerCounters};
 use super::pipeline::{Io, Worker};
 use super::watchdog::Liveness;
 use crate::dpdk::{self, Burst, FenceWorker, Mbuf, Mempool, RingReceiver, RingSender, RxQueue, TxQueue};
+use crate::net::route::port_is_down;
 use crate::wire::MacAddr;
 
 /// A neighbour one worker learned, for the others.
@@ -55,12 +56,6 @@ impl DownPorts {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Acquire)
     }
-}
-
-/// Whether `port` is in the set `down` (from [`DownPorts::get`]).
-#[inline]
-fn is_down(down: u64, port: u16) -> bool {
-    1u64.checked_shl(u32::from(port)).is_some_and(|bit| down & bit != 0)
 }
 
 /// Everything one worker lcore owns.
@@ -168,7 +163,7 @@ impl LcoreIo<'_> {
 
 impl Io<Mbuf> for LcoreIo<'_> {
     fn send(&mut self, port: u16, frame: Mbuf) {
-        if is_down(self.down, port) {
+        if port_is_down(self.down, port) {
             return self.counters.count(Discard::LinkDown);
         }
         match self.tx.get_mut(usize::from(port)) {
@@ -258,7 +253,7 @@ impl LcoreWorker {
                 worker.learn_neighbour(ip, mac, port, now, &mut io);
             }
             for (port, queue) in rx.iter_mut() {
-                if is_down(down, *port) || queue.rx_burst(&mut burst) == 0 {
+                if port_is_down(down, *port) || queue.rx_burst(&mut burst) == 0 {
                     continue;
                 }
                 for m in burst.drain() {
@@ -312,16 +307,16 @@ mod tests {
     #[test]
     fn down_ports_are_marked_and_cleared_one_by_one() {
         let down = DownPorts::default();
-        assert!(!is_down(down.get(), 0), "every port starts usable");
+        assert!(!port_is_down(down.get(), 0), "every port starts usable");
         assert!(down.set(3, true), "a change");
         assert!(!down.set(3, true), "no change the second time");
         assert!(down.set(0, true));
-        assert!(is_down(down.get(), 3) && is_down(down.get(), 0) && !is_down(down.get(), 1));
+        assert!(port_is_down(down.get(), 3) && port_is_down(down.get(), 0) && !port_is_down(down.get(), 1));
         assert!(down.set(3, false));
-        assert!(!is_down(down.get(), 3) && is_down(down.get(), 0), "only port 3 came back");
-        assert!(down.set(63, true) && is_down(down.get(), 63));
+        assert!(!port_is_down(down.get(), 3) && port_is_down(down.get(), 0), "only port 3 came back");
+        assert!(down.set(63, true) && port_is_down(down.get(), 63));
         // Port ids past the set's 64 bits are never marked, so never skipped.
         assert!(!down.set(64, true));
-        assert!(!is_down(down.get(), 64) && !is_down(u64::MAX, 200));
+        assert!(!port_is_down(down.get(), 64) && !port_is_down(u64::MAX, 200));
     }
 }

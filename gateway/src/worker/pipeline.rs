@@ -187,12 +187,12 @@ pub struct Worker<F> {
     icmp_errors: RateLimiter,
     /// Per-service flags (`-j`).
     service_flags: Arc<BTreeMap<ServiceKey, ServiceFlags>>,
-    /// By service id, whether the SYN proxy answers the service; empty when
-    /// it answers none (new flows then skip the service lookup it needs).
-    /// Read only through [`Worker::service_proxied`]: an id can lie past its
-    /// end (a fwmark service found for an address that is no VIP while
-    /// nothing is proxied).
+    /// By service id of the current snapshot, whether the SYN proxy answers
+    /// the service.
     proxied: Vec<bool>,
+    /// Whether it answers any: when not, new flows skip the service lookup
+    /// the proxy needs.
+    any_proxied: bool,
     synproxy: SynProxy<F>,
     counters: Arc<WorkerCounters>,
 }
@@ -245,6 +245,7 @@ impl<F: Frame> Worker<F> {
             steering_tries: 0,
             service_flags: Arc::default(),
             proxied: Vec::new(),
+            any_proxied: false,
             synproxy: SynProxy::new(&cfg.synproxy, now),
             counters: Arc::new(WorkerCounters::default()),
         };
@@ -343,9 +344,7 @@ impl<F: Frame> Worker<F> {
                 }
             }
         }
-        if !self.proxied.contains(&true) {
-            self.proxied.clear();
-        }
+        self.any_proxied = self.proxied.contains(&true);
     }
 
     fn is_own(&self, ip: Ipv4Addr) -> bool {
@@ -391,7 +390,7 @@ impl<F: Frame> Worker<F> {
                 // A bare SYN to a proxied service is answered before the connection
                 // lookup: each spoofed SYN of a flood would miss in an index sized for
                 // millions of connections, a cache miss or two per SYN.
-                if bare_syn && !self.proxied.is_empty() && self.proxies(proto, &meta) {
+                if bare_syn && self.any_proxied && self.proxies(proto, &meta) {
                     return self.synproxy_first(frame, meta, key, in_port, now, io);
                 }
                 if let Some((id, dir)) = self.director.lookup(&key) {
@@ -401,7 +400,7 @@ impl<F: Frame> Worker<F> {
                     // Through the SYN proxy the new one shows itself by its cookie ACK.
                     let finished = || matches!(self.director.conn(id).state(), State::TimeWait | State::Close);
                     let reused = dir == Direction::In
-                        && (bare_syn || !self.proxied.is_empty())
+                        && (bare_syn || self.any_proxied)
                         && finished()
                         && (bare_syn || self.synproxy_reopens(id, &frame, &meta));
                     if !reused {
@@ -424,7 +423,7 @@ impl<F: Frame> Worker<F> {
                 }
                 let to_vip = self.vips.contains(&meta.dst);
                 let snap = self.director.snapshot();
-                let service = (!self.proxied.is_empty() || !to_vip)
+                let service = (self.any_proxied || !to_vip)
                     .then(|| snap.find(proto, IpAddr::V4(meta.dst), meta.dst_port))
                     .flatten();
                 if proto == Protocol::Tcp && service.is_some_and(|id| self.service_proxied(id)) {

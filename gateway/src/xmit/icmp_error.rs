@@ -211,27 +211,10 @@ pub fn error_reply<F: Frame>(frame: &mut F, meta: &Ipv4Meta, from: Ipv4Addr, err
     let total = ((HEADERS + quoted) as u16).to_be_bytes();
     let (s, d) = (from.octets(), meta.src.octets());
     // DSCP CS6 (internetwork control) and TTL 64, as Linux sends its errors.
+    #[rustfmt::skip]
     let ip: [u8; 20] = [
-        0x45,
-        0xc0,
-        total[0],
-        total[1],
-        0,
-        0,
-        0,
-        0,
-        64,
-        ip_proto::ICMP,
-        0,
-        0,
-        s[0],
-        s[1],
-        s[2],
-        s[3],
-        d[0],
-        d[1],
-        d[2],
-        d[3],
+        0x45, 0xc0, total[0], total[1], 0, 0, 0, 0, 64, ip_proto::ICMP, 0, 0,
+        s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3],
     ];
     data[l2..l2 + 20].copy_from_slice(&ip);
     let c = checksum::checksum(&ip);

@@ -77,28 +77,16 @@ pub fn encapsulate<F: Frame>(
     let ident = encap.ident.to_be_bytes();
     let flags = df.to_be_bytes();
     let (s, d) = (src.octets(), dst.octets());
-    *outer = [
-        0x45,
-        tos,
-        total[0],
-        total[1],
-        ident[0],
-        ident[1],
-        flags[0],
-        flags[1],
-        encap.ttl,
-        ip_proto::IPIP,
-        0,
-        0,
-        s[0],
-        s[1],
-        s[2],
-        s[3],
-        d[0],
-        d[1],
-        d[2],
-        d[3],
+    // One header row per line, as RFC 791 draws it.
+    #[rustfmt::skip]
+    let header = [
+        0x45, tos, total[0], total[1],
+        ident[0], ident[1], flags[0], flags[1],
+        encap.ttl, ip_proto::IPIP, 0, 0,
+        s[0], s[1], s[2], s[3],
+        d[0], d[1], d[2], d[3],
     ];
+    *outer = header;
     if !offload.ipv4_checksum {
         let c = checksum::checksum(outer);
         outer[10..12].copy_from_slice(&c.to_be_bytes());

@@ -51,7 +51,7 @@ impl<F> SynProxy<F> {
 
 impl<F: Frame> Worker<F> {
     /// Whether the SYN proxy answers the service of this TCP packet (ask
-    /// only when some service is proxied: `proxied` not empty). Out of line:
+    /// only when some service is proxied: `any_proxied`). Out of line:
     /// the service lookup would crowd the forwarding path.
     #[inline(never)]
     pub(super) fn proxies(&self, proto: Protocol, meta: &Ipv4Meta) -> bool {
@@ -63,8 +63,8 @@ impl<F: Frame> Worker<F> {
                 .is_some_and(|id| self.service_proxied(id))
     }
 
-    /// Whether the SYN proxy answers service `id`. `proxied` is empty when
-    /// no service is proxied, so every id of a snapshot may lie past its end.
+    /// Whether the SYN proxy answers service `id` of the current snapshot
+    /// (`proxied` has an entry for each; an id of no snapshot is answered no).
     pub(super) fn service_proxied(&self, id: crate::service::snapshot::ServiceId) -> bool {
         self.proxied.get(id as usize) == Some(&true)
     }
