@@ -144,7 +144,8 @@ impl Netns {
     pub fn capture(&self, label: &str, ifname: &str, filter: &str, file: &Path) -> Capture {
         // --immediate-mode: packets reach tcpdump one by one, not in ring
         // blocks a SIGTERM would lose; -U writes each as it comes; -Z root
-        // keeps the right to write `file`.
+        // keeps the right to write `file`; -B 8192 (KiB) gives the kernel
+        // room to hold a burst while a loaded machine schedules tcpdump late.
         let tcpdump = self.spawn(
             label,
             "tcpdump",
@@ -152,6 +153,8 @@ impl Netns {
                 "-i",
                 ifname,
                 "-nn",
+                "-B",
+                "8192",
                 "--immediate-mode",
                 "-U",
                 "-Z",
