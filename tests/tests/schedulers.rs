@@ -3,7 +3,9 @@
 //! one server (also on port 0, and a /24 as one client), destination hashing
 //! keeps a destination on one server, lc and wlc follow long-lived
 //! connections, weight 0 quiesces a server while its connections finish, and
-//! an upper threshold turns new connections away.
+//! an upper threshold turns new connections away; fo fails over by weight,
+//! ovf overflows past each weight, and twos keeps the less loaded of two
+//! random draws.
 
 use std::time::Duration;
 
@@ -491,5 +493,107 @@ fn wlc_splits_a_burst_of_new_connections_by_weight() {
         topo.gwctl(&["-Ln"])
     );
     drop(holder);
+    topo.stop();
+}
+
+/// `gwctl -Sn`, cleared with `-C` and given back with `-R`, saves the same
+/// rules again: the scheduler name survives the round trip.
+fn save_clear_restore(topo: &Topology) {
+    let saved = topo.gwctl(&["-Sn"]);
+    topo.gwctl(&["-C"]);
+    let out = topo.gwctl_output(&["-R"], Some(&saved));
+    assert!(out.status.success(), "gwctl -R: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(topo.gwctl(&["-Sn"]), saved, "restored rules save the same");
+}
+
+#[test]
+fn fo_sends_everything_to_the_heaviest_server_and_fails_over() {
+    let mut topo = Topology::start("fo", Options { servers: 3, ..Options::default() });
+    let _nginx = topo.nginx(&rips(3), false);
+    topo.fnat_service("-s fo", &["-w 2", "-w 5", "-w 5"]);
+    let saved = topo.gwctl(&["-Sn"]);
+    assert!(saved.contains(&format!("-A -t {VIP}:80 -s fo")), "{saved}");
+    save_clear_restore(&topo);
+    let who = format!("http://{VIP}/who");
+    topo.wait_for_service(&who);
+    // Weights 2, 5, 5: the first of the heaviest takes every connection.
+    assert_eq!(topo.curl_many(None, &who, 20), vec!["rs2".to_owned(); 20]);
+    // Its weight lowered below the others: the other weight 5 takes over.
+    topo.gwctl_line(&format!("-e -t {VIP}:80 -r {}:8080 -b -w 1", rip(1)));
+    assert_eq!(topo.curl_many(None, &who, 20), vec!["rs3".to_owned(); 20], "failover to the next heaviest");
+    // That one quiesced too: the weight 2 server is the heaviest left.
+    topo.gwctl_line(&format!("-e -t {VIP}:80 -r {}:8080 -b -w 0", rip(2)));
+    assert_eq!(topo.curl_many(None, &who, 20), vec!["rs1".to_owned(); 20], "then to the weight 2 server");
+    topo.stop();
+}
+
+#[test]
+fn ovf_fills_the_heaviest_server_up_to_its_weight_then_overflows() {
+    let mut topo = Topology::start("ovf", Options { servers: 2, ..Options::default() });
+    // Keep-alive: a held connection stays open (and active) after its answer.
+    let _nginx = topo.nginx(&rips(2), true);
+    let (rs1, rs2) = (format!("{}:8080", rip(0)), format!("{}:8080", rip(1)));
+    topo.fnat_service("-s ovf", &["-w 1", "-w 2"]);
+    save_clear_restore(&topo);
+    let who = format!("http://{VIP}/who");
+    topo.wait_for_service(&who);
+    // The probes are over: no connection is active (inactive ones do not count for ovf).
+    assert!(
+        wait_until(Duration::from_secs(5), || topo.server_row(&rs1).1 + topo.server_row(&rs2).1 == 0),
+        "{}",
+        topo.gwctl(&["-Ln"])
+    );
+
+    // IPVS's ovf skips a server only when its active connections exceed its
+    // weight: rs2 (weight 2) takes three, then rs1 (weight 1) two.
+    let (mut holder, got) = hold(&topo, 80, 5);
+    assert_eq!(got, ["rs2", "rs2", "rs2", "rs1", "rs1"], "{}", topo.gwctl(&["-Ln"]));
+    assert_eq!((topo.server_row(&rs1).1, topo.server_row(&rs2).1), (2, 3), "{}", topo.gwctl(&["-Ln"]));
+
+    // Every server over its weight: a new connection finds none and is dropped.
+    let refused = topo.stats().counter("drop no_dest");
+    assert_eq!(topo.curl(&who), "", "no server takes a connection past every weight");
+    let now = topo.stats();
+    assert!(now.counter("drop no_dest") > refused, "the SYNs are counted as finding no server:\n{}", now.0);
+
+    // The held connections end: rs2 is the first choice again.
+    assert!(holder.terminate(Duration::from_secs(5)).is_some(), "the holder resets its connections");
+    assert!(
+        wait_until(Duration::from_secs(20), || topo.server_row(&rs1).1 + topo.server_row(&rs2).1 == 0),
+        "the reset connections are forgotten:\n{}",
+        topo.gwctl(&["-Ln"])
+    );
+    assert_eq!(topo.curl_many(None, &who, 10), vec!["rs2".to_owned(); 10]);
+    topo.stop();
+}
+
+#[test]
+fn twos_draws_two_servers_by_weight_and_keeps_the_less_loaded() {
+    let mut topo = Topology::start("two", Options { servers: 3, ..Options::default() });
+    let _nginx = topo.nginx(&rips(3), true);
+    let rs = |i: usize| format!("{}:8080", rip(i));
+    // rs3 has weight 0: never drawn.
+    topo.fnat_service("-s twos", &["-w 1", "-w 4", "-w 0"]);
+    save_clear_restore(&topo);
+    let who = format!("http://{VIP}/who");
+    topo.wait_for_service(&who);
+
+    // Three long-lived connections on rs1, rs2 quiesced meanwhile.
+    topo.gwctl_line(&format!("-e -t {VIP}:80 -r {} -b -w 0", rs(1)));
+    let (_holder, got) = hold(&topo, 80, 3);
+    assert_eq!(got, ["rs1"; 3]);
+    topo.gwctl_line(&format!("-e -t {VIP}:80 -r {} -b -w 4", rs(1)));
+
+    // Weights 1 and 4: a draw names rs1 with chance 2 in 6 (IPVS's draw gives
+    // the first server one chance more). rs1 carries 3 * 256 of load against
+    // the short connections rs2 gathers, so it wins only when both draws name
+    // it: 1 in 9, about 10 of 90; one random choice would give it about 30.
+    // Random, but both bounds are more than four standard deviations away.
+    let answers = topo.curl_many(None, &who, 90);
+    assert_eq!(answers.len(), 90, "{answers:?}");
+    let (on1, on2) = (count(&answers, "rs1"), count(&answers, "rs2"));
+    assert_eq!(on1 + on2, 90, "rs3 (weight 0) takes none: {answers:?}");
+    assert!((1..=22).contains(&on1), "the loaded rs1 wins only when drawn twice: rs1 {on1}, rs2 {on2}");
+    assert_eq!(topo.server_row(&rs(0)).1, 3, "{}", topo.gwctl(&["-Ln"]));
     topo.stop();
 }

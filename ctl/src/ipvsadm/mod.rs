@@ -63,7 +63,7 @@ Options:
   --udp-service  -u service-address   service-address is host[:port]
   --fwmark-service  -f fwmark         fwmark is an integer greater than zero
   --ipv6         -6                   fwmark entry uses IPv6
-  --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|mh,
+  --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh|twos,
                                       the default scheduler is wlc.
   --persistent   -p [timeout]         persistent service
   --netmask      -M netmask           persistent granularity mask

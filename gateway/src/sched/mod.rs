@@ -10,7 +10,7 @@
 //! Two kinds of state, kept apart on purpose (DESIGN.md invariant 1):
 //!
 //! - Per-worker mutable state (rr's position, wrr's current weight, lblc/lblcr's
-//!   bounded destination map, [`locality`]) lives in a [`Scheduler`] each worker owns; workers never share it, so
+//!   bounded destination map, [`locality`], twos's random sequence) lives in a [`Scheduler`] each worker owns; workers never share it, so
 //!   round-robin is round-robin per worker, as in DPVS.
 //! - Immutable lookup tables of the hashing schedulers (dh, sh: 256 buckets; mh: the Maglev
 //!   table) depend only on the server list, so they are built once per snapshot edit on the
@@ -30,6 +30,7 @@
 //! its scheduler as it is.
 
 mod dh;
+mod fo;
 mod hash;
 mod lblc;
 mod lblcr;
@@ -37,9 +38,11 @@ mod lc;
 mod locality;
 mod mh;
 mod nq;
+mod ovf;
 mod rr;
 mod sed;
 mod sh;
+mod twos;
 mod wlc;
 mod wrr;
 
@@ -54,6 +57,7 @@ pub use lblcr::Lblcr;
 pub use mh::Maglev;
 pub use rr::RoundRobin;
 pub use sh::SourceHash;
+pub use twos::TwoChoices;
 pub use wrr::{WeightedRoundRobin, WrrMeasure};
 
 /// One change of a service, as its schedulers must follow it.
@@ -138,6 +142,9 @@ pub enum Scheduler {
     Nq,
     Lblc(Lblc),
     Lblcr(Lblcr),
+    Fo,
+    Ovf,
+    Twos(TwoChoices),
     /// dh, sh and mh keep no per-worker state: their table is in the service.
     Hash,
 }
@@ -159,6 +166,9 @@ impl Scheduler {
             SchedulerKind::Nq => Scheduler::Nq,
             SchedulerKind::Lblc => Scheduler::Lblc(Lblc::default()),
             SchedulerKind::Lblcr => Scheduler::Lblcr(Lblcr::default()),
+            SchedulerKind::Fo => Scheduler::Fo,
+            SchedulerKind::Ovf => Scheduler::Ovf,
+            SchedulerKind::Twos => Scheduler::Twos(TwoChoices::default()),
             SchedulerKind::Dh | SchedulerKind::Sh | SchedulerKind::Mh => Scheduler::Hash,
         }
     }
@@ -200,7 +210,14 @@ impl Scheduler {
                     }
                 }
             }
-            Scheduler::Lc | Scheduler::Wlc | Scheduler::Sed | Scheduler::Nq | Scheduler::Hash => {}
+            Scheduler::Lc
+            | Scheduler::Wlc
+            | Scheduler::Sed
+            | Scheduler::Nq
+            | Scheduler::Fo
+            | Scheduler::Ovf
+            | Scheduler::Twos(_)
+            | Scheduler::Hash => {}
         }
         sched
     }
@@ -218,6 +235,9 @@ impl Scheduler {
             Scheduler::Nq => nq::pick(dests),
             Scheduler::Lblc(s) => s.pick(dests, flow.dst, now),
             Scheduler::Lblcr(s) => s.pick(dests, flow.dst, now),
+            Scheduler::Fo => fo::pick(dests),
+            Scheduler::Ovf => ovf::pick(dests),
+            Scheduler::Twos(s) => s.pick(dests),
             Scheduler::Hash => match svc.prepared()? {
                 Prepared::Dh(t) => t.pick(dests, flow.dst),
                 Prepared::Sh(t) => t.pick(dests, flow.src),
@@ -247,7 +267,14 @@ impl Scheduler {
             Scheduler::Wrr(s) => s.update(new.dests()),
             Scheduler::Lblc(s) => s.update(old.dests(), new.dests(), &[]),
             Scheduler::Lblcr(s) => s.update(old.dests(), new.dests(), &[]),
-            Scheduler::Lc | Scheduler::Wlc | Scheduler::Sed | Scheduler::Nq | Scheduler::Hash => {}
+            Scheduler::Lc
+            | Scheduler::Wlc
+            | Scheduler::Sed
+            | Scheduler::Nq
+            | Scheduler::Fo
+            | Scheduler::Ovf
+            | Scheduler::Twos(_)
+            | Scheduler::Hash => {}
         }
     }
 }

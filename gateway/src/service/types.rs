@@ -127,13 +127,19 @@ pub enum SchedulerKind {
     Sed,
     /// Never queue.
     Nq,
+    /// Weighted failover.
+    Fo,
+    /// Weighted overflow.
+    Ovf,
     /// Maglev consistent hashing.
     Mh,
+    /// Weighted random of two choices.
+    Twos,
 }
 
 impl SchedulerKind {
-    /// Every scheduler, in ipvsadm's help order followed by the extension.
-    pub const ALL: [SchedulerKind; 11] = [
+    /// Every scheduler, in ipvsadm's help order.
+    pub const ALL: [SchedulerKind; 14] = [
         SchedulerKind::Rr,
         SchedulerKind::Wrr,
         SchedulerKind::Lc,
@@ -144,7 +150,10 @@ impl SchedulerKind {
         SchedulerKind::Sh,
         SchedulerKind::Sed,
         SchedulerKind::Nq,
+        SchedulerKind::Fo,
+        SchedulerKind::Ovf,
         SchedulerKind::Mh,
+        SchedulerKind::Twos,
     ];
 
     /// The `-s` name.
@@ -160,7 +169,10 @@ impl SchedulerKind {
             SchedulerKind::Sh => "sh",
             SchedulerKind::Sed => "sed",
             SchedulerKind::Nq => "nq",
+            SchedulerKind::Fo => "fo",
+            SchedulerKind::Ovf => "ovf",
             SchedulerKind::Mh => "mh",
+            SchedulerKind::Twos => "twos",
         }
     }
 }
