@@ -7,7 +7,7 @@
 #   scripts/bench.sh --figures established,connect   # some figures only
 #
 # Builds in release, runs gwbench's driver (each figure next to its reference
-# in the same run: gatewayd's plain forwarder over the same memif links),
+# in the same run: the plain forwarder, bench's l2fwd, over the same memif links),
 # the callgrind instruction counts and the connection-table bench, writes
 # target/bench/results.json, prints a short table and plots
 # target/bench/mpps_vs_conns.png. Options after the script name go to

@@ -4,7 +4,7 @@
 //! as JSON and a short table.
 //!
 //! A *scenario* is one device under test (the plain forwarder
-//! `gatewayd --pair`, or `gatewayd --config` with a service configured by
+//! `l2fwd --pair`, or `gatewayd --config` with a service configured by
 //! `gwctl`) and one generator process (`gwbench gen`) on the other core,
 //! connected by two memif links whose sockets live in a private temporary
 //! directory. Every process the driver starts is stopped when the scenario
@@ -88,7 +88,7 @@ impl Method {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Target {
-    /// `gatewayd --pair`: rx -> tx, no processing.
+    /// `l2fwd --pair`: rx -> tx, no processing.
     Forwarder,
     /// `gatewayd --config` with one TCP service on the VIP.
     Gateway { method: Method, scheduler: String, synproxy: bool },
@@ -98,7 +98,7 @@ pub enum Target {
     KernelNat,
     /// `gatewayd --config` (FNAT rr) on `net_af_xdp` on the router's veths.
     GatewayXdp,
-    /// `gatewayd --pair` on `net_af_xdp` on the router's veths.
+    /// `l2fwd --pair` on `net_af_xdp` on the router's veths.
     ForwarderXdp,
 }
 
@@ -554,6 +554,8 @@ pub struct Run {
 #[derive(Debug, Clone)]
 pub struct Env {
     pub gatewayd: PathBuf,
+    /// The plain forwarder, the reference (this crate's `l2fwd`).
+    pub l2fwd: PathBuf,
     pub gwctl: PathBuf,
     pub gwbench: PathBuf,
     /// Copying memif (no hugepages) for the generator instead of zero-copy.
@@ -639,9 +641,9 @@ impl Env {
             |devs: &str| ["--seconds", "600", "--stats-interval", "3600", "--pair", devs, "--"].map(String::from);
         let mut dut = match (target, &topo) {
             (Target::Forwarder, _) => {
-                let mut cmd = Command::new(&self.gatewayd);
+                let mut cmd = Command::new(&self.l2fwd);
                 cmd.args(pair_args("net_memif0,net_memif1")).args(gateway_eal(dir.path(), &format!("{prefix}f")));
-                Some(Proc::spawn("gatewayd --pair", cmd, dir.path().join("dut.log"))?)
+                Some(Proc::spawn("l2fwd", cmd, dir.path().join("dut.log"))?)
             }
             (Target::Gateway { .. }, _) => {
                 let path = write_config(gateway_config(dir.path(), &format!("{prefix}g"), capacity))?;
@@ -650,13 +652,13 @@ impl Env {
                 Some(Proc::spawn("gatewayd", cmd, dir.path().join("dut.log"))?)
             }
             (Target::ForwarderXdp, Some(t)) => {
-                let mut cmd = VethTopo::in_ns(&t.router_ns, &self.gatewayd);
+                let mut cmd = VethTopo::in_ns(&t.router_ns, &self.l2fwd);
                 cmd.args(pair_args("net_af_xdp0,net_af_xdp1")).args(af_xdp_eal(
                     "0-1",
                     &format!("{prefix}f"),
                     &t.router_ifs,
                 ));
-                Some(Proc::spawn("gatewayd --pair (af_xdp)", cmd, dir.path().join("dut.log"))?)
+                Some(Proc::spawn("l2fwd (af_xdp)", cmd, dir.path().join("dut.log"))?)
             }
             (Target::GatewayXdp, Some(t)) => {
                 let eal = af_xdp_eal("0-1", &format!("{prefix}g"), &t.router_ifs);

@@ -6,7 +6,7 @@
 //!   of its own on one lcore, connected to `gatewayd` over two memif links;
 //! - [`result`]: what a generator run reports;
 //! - [`driver`]: runs each figure next to its reference in the same run
-//!   (gatewayd as plain forwarder, then as the gateway configured with
+//!   (the plain forwarder `l2fwd`, then gatewayd configured with
 //!   gwctl), calls the instruction-count scripts, writes JSON and a table.
 //!
 //! `scripts/bench.sh` is the one command; PERFORMANCE.md explains the figures.

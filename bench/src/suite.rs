@@ -263,7 +263,7 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
         let (fx, kn, gx) = (Target::ForwarderXdp, Target::KernelNat, Target::GatewayXdp);
         rounds(env, &[(fx.clone(), l.clone()), (kn.clone(), l.clone()), (gx.clone(), l.clone())], o.rounds, &mut runs);
         let f = "5 kernel peer (veth)";
-        specs.push(spec(f, &fx, &l, None, "reference: gatewayd --pair on af_xdp, rx->tx"));
+        specs.push(spec(f, &fx, &l, None, "reference: l2fwd on af_xdp, rx->tx"));
         specs.push(spec(f, &kn, &l, Some((&fx, &l)), "Linux nftables DNAT+SNAT, conntrack, RPS to CPU 1"));
         specs.push(spec(f, &gx, &l, Some((&kn, &l)), "ratio to the kernel peer (goal >= 5x)"));
         specs.push(spec(f, &gx, &l, Some((&fx, &l)), "ratio to the forwarder on the same veths"));

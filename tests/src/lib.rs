@@ -359,6 +359,12 @@ pub fn gatewayd_bin() -> PathBuf {
     workspace_bin("gatewayd", "GATEWAYD_BIN", "cargo build -p gateway --bin gatewayd")
 }
 
+/// The plain L2 forwarder (the bench crate's `l2fwd`): `$L2FWD_BIN`, or the
+/// one cargo built next to this test.
+pub fn l2fwd_bin() -> PathBuf {
+    workspace_bin("l2fwd", "L2FWD_BIN", "cargo build -p gwbench --bin l2fwd")
+}
+
 /// The `gwctl` binary: `$GWCTL_BIN`, or the one cargo built next to this test.
 pub fn gwctl_bin() -> PathBuf {
     workspace_bin("gwctl", "GWCTL_BIN", "cargo build -p gwctl")

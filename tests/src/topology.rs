@@ -19,7 +19,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::{gatewayd_bin, gwctl_bin, run, tag, wait_until, Daemon, Netns};
+use crate::{gatewayd_bin, gwctl_bin, l2fwd_bin, run, tag, wait_until, Daemon, Netns};
 
 /// The client's first address; more follow (10.0.0.2, ...).
 pub const CLIENT: &str = "10.0.0.1";
@@ -41,7 +41,7 @@ pub enum Link {
     /// veth pairs: gatewayd opens the root-namespace ends with `net_af_packet`.
     AfPacket,
     /// The client port is a `net_memif` server; the client namespace reaches
-    /// it through a peer process (`gatewayd --pair` between a memif client
+    /// it through a peer process (`l2fwd --pair` between a memif client
     /// and a tap moved into the namespace) that a test can stop and restart
     /// ([`Topology::interrupt_memif_peer`], [`Topology::start_memif_peer`]).
     /// The servers' side is a tap.
@@ -262,7 +262,7 @@ impl Topology {
         self.dir.join("memif.sock")
     }
 
-    /// Starts [`Link::Memif`]'s peer: `gatewayd --pair` between a memif
+    /// Starts [`Link::Memif`]'s peer: `l2fwd --pair` between a memif
     /// client (zero-copy, as the benchmark's generator: gatewayd then reads
     /// and writes the peer's own buffers) and a new tap, which goes into the client namespace with the
     /// client addresses. Waits until the client reaches the gateway's
@@ -270,7 +270,7 @@ impl Topology {
     pub fn start_memif_peer(&mut self) {
         assert_eq!(self.opts.link, Link::Memif, "only a memif topology has a memif peer");
         assert!(self.memif_peer.is_none(), "the memif peer runs already");
-        let mut command = Command::new(gatewayd_bin());
+        let mut command = Command::new(l2fwd_bin());
         command.args(["--pair", "net_memif0,net_tap0", "--stats-interval", "3600", "--"]).args([
             format!("--lcores=(0-1)@({})", allowed_cpus()),
             "--no-pci".into(),

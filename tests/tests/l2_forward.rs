@@ -1,10 +1,10 @@
-//! gatewayd's forwarder carries real Linux traffic between two namespaces
-//! over DPDK tap ports: ping, an HTTP page, and a 20 MB download that arrives
-//! intact. Then SIGTERM stops it cleanly with every mbuf back in its pool.
+//! The plain L2 forwarder (the bench crate's `l2fwd`) carries real Linux
+//! traffic between two namespaces over DPDK tap ports: ping, an HTTP page,
+//! and a 20 MB download that arrives intact. Then SIGTERM stops it cleanly with every mbuf back in its pool.
 
 use std::time::Duration;
 
-use gateway_e2e::{gatewayd_bin, tag, wait_until, Daemon, Netns};
+use gateway_e2e::{l2fwd_bin, tag, wait_until, Daemon, Netns};
 
 #[test]
 fn forwards_real_tcp_between_namespaces() {
@@ -13,7 +13,7 @@ fn forwards_real_tcp_between_namespaces() {
     let client = Netns::new(&format!("gwt{t}-client"));
     let server = Netns::new(&format!("gwt{t}-server"));
 
-    let mut command = std::process::Command::new(gatewayd_bin());
+    let mut command = std::process::Command::new(l2fwd_bin());
     command.args(["--stats-interval", "3600", "--"]).args([
         "-l",
         "0-1",
@@ -24,11 +24,11 @@ fn forwards_real_tcp_between_namespaces() {
         &format!("--vdev=net_tap0,iface={tap_a}"),
         &format!("--vdev=net_tap1,iface={tap_b}"),
     ]);
-    let mut gatewayd = Daemon::spawn("gatewayd", command);
+    let mut forwarder = Daemon::spawn("l2fwd", command);
     assert!(
-        wait_until(Duration::from_secs(20), || gatewayd.log().contains("running")),
-        "gatewayd did not start:\n{}",
-        gatewayd.log()
+        wait_until(Duration::from_secs(20), || forwarder.log().contains("running")),
+        "l2fwd did not start:\n{}",
+        forwarder.log()
     );
     client.adopt(&tap_a, "10.99.0.1/24");
     server.adopt(&tap_b, "10.99.0.2/24");
@@ -41,7 +41,7 @@ fn forwards_real_tcp_between_namespaces() {
     std::fs::create_dir_all(&root).unwrap();
     let blob: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
     std::fs::write(root.join("blob"), &blob).unwrap();
-    std::fs::write(root.join("index.html"), "hello through gatewayd\n").unwrap();
+    std::fs::write(root.join("index.html"), "hello through l2fwd\n").unwrap();
     let _http = server.spawn(
         "http",
         "python3",
@@ -50,8 +50,8 @@ fn forwards_real_tcp_between_namespaces() {
     let fetch =
         |path: &str| client.output("curl", &["-sS", "--max-time", "20", &format!("http://10.99.0.2:8080/{path}")]);
     assert!(
-        wait_until(Duration::from_secs(10), || fetch("index.html").stdout == b"hello through gatewayd\n"),
-        "no HTTP answer through gatewayd"
+        wait_until(Duration::from_secs(10), || fetch("index.html").stdout == b"hello through l2fwd\n"),
+        "no HTTP answer through l2fwd"
     );
     let download = fetch("blob");
     assert!(download.status.success(), "download failed: {}", String::from_utf8_lossy(&download.stderr));
@@ -59,9 +59,9 @@ fn forwards_real_tcp_between_namespaces() {
     assert!(download.stdout == blob, "download content differs");
     let _ = std::fs::remove_dir_all(&root);
 
-    let status = gatewayd.terminate(Duration::from_secs(10)).expect("gatewayd stops on SIGTERM");
-    let log = gatewayd.log();
-    assert!(status.success(), "gatewayd exit status {status}:\n{log}");
+    let status = forwarder.terminate(Duration::from_secs(10)).expect("l2fwd stops on SIGTERM");
+    let log = forwarder.log();
+    assert!(status.success(), "l2fwd exit status {status}:\n{log}");
     assert!(!log.contains("not returned"), "mbufs leaked:\n{log}");
     // The last counters line: every packet received was sent or counted as dropped.
     let last = log.lines().rev().find(|l| l.starts_with("workers:")).expect("counters line");
@@ -70,6 +70,6 @@ fn forwards_real_tcp_between_namespaces() {
         let i = words.iter().position(|w| *w == name).unwrap_or_else(|| panic!("{name} in {last}"));
         words[i + 1].parse().unwrap()
     };
-    assert!(field("rx") > 20 * 1024 * 1024 / 1500, "the download crossed gatewayd: {last}");
+    assert!(field("rx") > 20 * 1024 * 1024 / 1500, "the download crossed l2fwd: {last}");
     assert_eq!(field("rx"), field("tx") + field("tx_dropped"), "{last}");
 }

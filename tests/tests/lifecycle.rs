@@ -2,7 +2,8 @@
 //! named in the log and makes the daemon exit non-zero (or, with
 //! `"watchdog": {"on_failure": "continue"}`, shows in `gwctl stats`); a
 //! second daemon on a taken socket stops before it touches a device; SIGHUP
-//! is ignored; a closed stdout does not panic the shutdown.
+//! is ignored; a closed stdout does not panic the shutdown; a bad command
+//! line is refused with exit code 2 and the usage.
 //!
 //! Workers are made to panic or stall with the gateway's failpoints
 //! (`FAILPOINTS=worker-poll=...`), which only a gatewayd built with the
@@ -207,4 +208,36 @@ impl Drop for KillOnDrop {
             let _ = self.0.wait();
         }
     }
+}
+
+/// A command line gatewayd does not know is refused before anything is read
+/// or started: exit code 2, what is wrong and the usage on stderr.
+#[test]
+fn a_bad_command_line_is_refused_with_exit_code_2() {
+    let cases: [(&[&str], &str); 5] = [
+        // The plain forwarder's flag: that is bench's l2fwd now.
+        (&["--config", "/nonexistent/gw.json", "--pair", "net_tap0,net_tap1"], "unexpected argument '--pair' found"),
+        (&[], "the following required arguments were not provided:\n  --config <FILE>"),
+        (&["--config"], "a value is required for '--config <FILE>' but none was supplied"),
+        (
+            &["--socket", "/nonexistent/gw.sock", "--config", "/nonexistent/gw.json", "extra"],
+            "unexpected argument 'extra' found",
+        ),
+        (&["--config", "/nonexistent/a.json", "--config", "/nonexistent/b.json"], "cannot be used multiple times"),
+    ];
+    for (args, want) in cases {
+        let out = Command::new(gatewayd_bin()).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.starts_with("error: ") && err.contains(want), "{args:?}: expected {want:?} in {err}");
+        assert!(err.contains("try '--help'"), "{args:?}: points to the usage: {err}");
+        assert!(!err.contains("bad configuration") && !err.contains("EAL"), "{args:?}: nothing read or started: {err}");
+    }
+    let help = Command::new(gatewayd_bin()).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(help.status.success(), "{text}");
+    assert!(
+        text.contains("Usage: gatewayd") && text.contains("--config <FILE>") && text.contains("--socket <PATH>"),
+        "{text}"
+    );
 }

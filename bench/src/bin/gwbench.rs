@@ -23,7 +23,7 @@ usage: gwbench gen [--mode established|connect|synflood] [--flows N] [--count N]
                    [--lips N] [--copy-generator] [--verbose]
 
 gen runs the traffic generator alone (one JSON result on stdout). all runs the
-whole benchmark: gatewayd as the plain forwarder and as the gateway, each
+whole benchmark: the plain forwarder (l2fwd) and gatewayd as the gateway, each
 figure next to its reference, writes the JSON (default
 target/bench/results.json) and prints a short table. See PERFORMANCE.md.";
 
@@ -81,6 +81,7 @@ fn parse_all(args: &[String]) -> Result<(SuiteOptions, Env), String> {
     let mut bin_dir = exe.parent().map(PathBuf::from).unwrap_or_default();
     let mut env = Env {
         gatewayd: PathBuf::new(),
+        l2fwd: PathBuf::new(),
         gwctl: PathBuf::new(),
         gwbench: exe.clone(),
         copy_generator: false,
@@ -137,11 +138,12 @@ fn parse_all(args: &[String]) -> Result<(SuiteOptions, Env), String> {
         }
     }
     env.gatewayd = bin_dir.join("gatewayd");
+    env.l2fwd = bin_dir.join("l2fwd");
     env.gwctl = bin_dir.join("gwctl");
-    for p in [&env.gatewayd, &env.gwctl] {
+    for p in [&env.gatewayd, &env.l2fwd, &env.gwctl] {
         if !p.exists() {
             return Err(format!(
-                "{} not found: build with cargo build --release -p gateway -p gwctl --bins (or give --bin-dir)",
+                "{} not found: build with cargo build --release -p gateway -p gwctl -p gwbench --bins (or give --bin-dir)",
                 p.display()
             ));
         }
