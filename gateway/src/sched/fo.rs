@@ -24,7 +24,9 @@ pub(super) fn heaviest(dests: &[Dest], eligible: impl Fn(&Dest) -> bool) -> Opti
 #[cfg(test)]
 mod tests {
     use crate::sched::testutil::*;
-    use crate::service::SchedulerKind;
+    use crate::sched::Scheduler;
+    use crate::service::snapshot::Snapshot;
+    use crate::service::{DestSpec, ForwardMethod, SchedulerKind, ServiceSpec};
 
     #[test]
     fn the_heaviest_server_takes_everything_whatever_its_load() {
@@ -40,18 +42,11 @@ mod tests {
     }
 
     #[test]
-    fn fails_over_to_the_next_heaviest_when_the_primary_is_overloaded_or_quiesced() {
-        let mut ed = crate::service::snapshot::Snapshot::empty().edit();
-        ed.add_service(crate::service::ServiceSpec {
-            scheduler: SchedulerKind::Fo,
-            ..crate::service::ServiceSpec::new(key())
-        })
-        .unwrap();
+    fn fails_over_to_the_next_heaviest_when_the_primary_is_overloaded() {
+        let mut ed = Snapshot::empty().edit();
+        ed.add_service(ServiceSpec { scheduler: SchedulerKind::Fo, ..ServiceSpec::new(key()) }).unwrap();
         add(&mut ed, 0, 1);
-        let primary = crate::service::DestSpec::new(rs(1), 80)
-            .with_method(crate::service::ForwardMethod::Masq)
-            .with_weight(9)
-            .with_thresholds(1, 0);
+        let primary = DestSpec::new(rs(1), 80).with_method(ForwardMethod::Masq).with_weight(9).with_thresholds(1, 0);
         ed.add_dest(&key(), primary).unwrap();
         add(&mut ed, 2, 3);
         let snap = ed.finish();
@@ -60,9 +55,7 @@ mod tests {
         assert_eq!(picks(&snap, 2), vec![2, 2], "the primary at its threshold: the next heaviest");
 
         let quiesced = service(SchedulerKind::Fo, &[0, 0]);
-        assert_eq!(
-            crate::sched::Scheduler::new(quiesced.service(0)).pick(quiesced.service(0), &flow("1.1.1.1"), 0),
-            None
-        );
+        let svc = quiesced.service(0);
+        assert_eq!(Scheduler::new(svc).pick(svc, &flow("1.1.1.1"), 0), None, "no server of weight above 0");
     }
 }

@@ -39,13 +39,15 @@ impl TwoChoices {
     }
 
     pub fn pick(&mut self, dests: &[Dest]) -> Option<usize> {
-        let total: u64 = dests.iter().filter(|d| d.is_available()).map(|d| d.weight() as u64).sum();
-        if total == 0 {
-            return None;
+        let (mut total, mut last) = (0u64, None);
+        for (i, d) in dests.iter().enumerate().filter(|(_, d)| d.is_available()) {
+            total += d.weight() as u64;
+            last = Some(i);
         }
+        let last = last?;
         let first = self.below(total + 1);
         let second = self.below(total + 1);
-        Some(settle(dests, first, second))
+        Some(settle(dests, first, second, last))
     }
 
     /// A uniform number in `0..bound` (Lemire's multiply-shift; `bound` is far below 2^64,
@@ -58,8 +60,13 @@ impl TwoChoices {
 
 /// The server the draws `first` and `second` (each in `0..=total`) give: each names the
 /// first available server whose running sum of weights reaches it, and the second one
-/// wins only if strictly less loaded per weight. Needs at least one available server.
-fn settle(dests: &[Dest], first: u64, second: u64) -> usize {
+/// wins only if strictly less loaded per weight.
+///
+/// Another worker may mark a server overloaded between the sum and this walk, so a draw
+/// can pass the end: as in IPVS, the first draw then falls back to `last` (the last
+/// server available when the weights were summed) and the second draw counts for nothing.
+/// (IPVS then also compares the fallback as if it had no load; we use its real load.)
+fn settle(dests: &[Dest], first: u64, second: u64, last: usize) -> usize {
     let mut sum = 0u64;
     let (mut one, mut two) = (None, None);
     for (i, d) in dests.iter().enumerate().filter(|(_, d)| d.is_available()) {
@@ -74,9 +81,8 @@ fn settle(dests: &[Dest], first: u64, second: u64) -> usize {
             break;
         }
     }
-    let (Some(one), Some(two)) = (one, two) else {
-        unreachable!("draws up to the total weight always land on an available server")
-    };
+    let one = one.unwrap_or(last);
+    let Some(two) = two else { return one };
     let cost = |i: usize| (dests[i].weight() as u64, dests[i].counters().overhead());
     let ((w1, oh1), (w2, oh2)) = (cost(one), cost(two));
     if w2 * oh1 > w1 * oh2 {
@@ -90,15 +96,17 @@ fn settle(dests: &[Dest], first: u64, second: u64) -> usize {
 mod tests {
     use super::*;
     use crate::sched::testutil::*;
-    use crate::service::SchedulerKind;
+    use crate::service::snapshot::Snapshot;
+    use crate::service::{DestSpec, ForwardMethod, SchedulerKind, ServiceSpec};
 
     /// How many of the `(total + 1)^2` pairs of draws give each server.
     fn outcomes(dests: &[Dest]) -> Vec<u64> {
         let total: u64 = dests.iter().filter(|d| d.is_available()).map(|d| d.weight() as u64).sum();
+        let last = dests.iter().rposition(Dest::is_available).unwrap();
         let mut got = vec![0; dests.len()];
         for first in 0..=total {
             for second in 0..=total {
-                got[settle(dests, first, second)] += 1;
+                got[settle(dests, first, second, last)] += 1;
             }
         }
         got
@@ -126,10 +134,28 @@ mod tests {
         load(&snap, 0, 1, 0); // 256 / 1
         load(&snap, 1, 2, 0); // 512 / 2: a tie
         let dests = snap.service(0).dests();
-        assert_eq!(settle(dests, 0, 3), 0);
-        assert_eq!(settle(dests, 3, 0), 1);
+        assert_eq!(settle(dests, 0, 3, 1), 0);
+        assert_eq!(settle(dests, 3, 0, 1), 1);
         load(&snap, 1, 0, 1); // 513 / 2: now server 0 is lighter
-        assert_eq!(settle(dests, 3, 0), 0);
+        assert_eq!(settle(dests, 3, 0, 1), 0);
+    }
+
+    #[test]
+    fn a_draw_past_the_servers_still_available_falls_back_as_in_ipvs() {
+        // Weights 1, 1, 1 summed to 3; then server 2 turns overloaded (another worker's
+        // connection) before the walk: draw 3 reaches no server.
+        let mut ed = Snapshot::empty().edit();
+        ed.add_service(ServiceSpec { scheduler: SchedulerKind::Twos, ..ServiceSpec::new(key()) }).unwrap();
+        add(&mut ed, 0, 1);
+        add(&mut ed, 1, 1);
+        ed.add_dest(&key(), DestSpec::new(rs(2), 80).with_method(ForwardMethod::Masq).with_thresholds(1, 0)).unwrap();
+        let snap = ed.finish();
+        let dests = snap.service(0).dests();
+        dests[2].counters().bind();
+        assert!(!dests[2].is_available());
+        assert_eq!(settle(dests, 3, 3, 2), 2, "the first draw falls back to the last server summed");
+        load(&snap, 0, 1, 0);
+        assert_eq!(settle(dests, 1, 3, 2), 0, "a second draw past the end counts for nothing");
     }
 
     #[test]
