@@ -65,7 +65,9 @@ impl TwoChoices {
 /// Another worker may mark a server overloaded between the sum and this walk, so a draw
 /// can pass the end: as in IPVS, the first draw then falls back to `last` (the last
 /// server available when the weights were summed) and the second draw counts for nothing.
-/// (IPVS then also compares the fallback as if it had no load; we use its real load.)
+/// (IPVS then compares with the fallback's weight and load left unset, -1 and 0, which
+/// hands the connection to the second draw whenever that one has any connection; we
+/// compare real loads.)
 fn settle(dests: &[Dest], first: u64, second: u64, last: usize) -> usize {
     let mut sum = 0u64;
     let (mut one, mut two) = (None, None);
