@@ -88,15 +88,26 @@ start_dockerd() {
 }
 
 stop_dockerd() {
-    local pid
+    local pid containerd
     pid=$(dockerd_pid) || return 0
+    # dockerd started its own containerd; it stops it, but does not wait.
+    containerd=$(cat "$RUN/exec/containerd/containerd.pid" 2>/dev/null || true)
     kill -TERM "$pid"
     for _ in $(seq 150); do
-        kill -0 "$pid" 2>/dev/null || return 0
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.2
     done
-    log "dockerd $pid did not stop in 30 s: killing it"
-    kill -KILL "$pid" 2>/dev/null || true
+    if kill -0 "$pid" 2>/dev/null; then
+        log "dockerd $pid did not stop in 30 s: killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    [[ -n $containerd ]] || return 0
+    for _ in $(seq 50); do
+        kill -0 "$containerd" 2>/dev/null || return 0
+        sleep 0.2
+    done
+    log "containerd $containerd did not stop with dockerd: stopping it"
+    kill -TERM "$containerd" 2>/dev/null || true
 }
 
 # --- images ------------------------------------------------------------------
@@ -395,6 +406,12 @@ down() {
         [[ -z $ids ]] || docker rm -f $ids >/dev/null 2>&1 || true
         stop_dockerd
     fi
+    # dockerd unmounts its data root and the containers' layers when it stops
+    # cleanly; after a dockerd that had to be killed, do it for it.
+    local m
+    for m in $(findmnt -rn -o TARGET | { grep "^$CACHE/data" || true; } | sort -r); do
+        umount "$m" || log "could not unmount $m"
+    done
     rm -rf "$RUN"
 }
 
