@@ -29,7 +29,10 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CACHE="$ROOT/target/docker"
+# Cargo's target directory: gatewayd and gwctl are taken from its release/,
+# and docker/ in it holds the cached base tarball and dockerd's data root.
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+CACHE="$TARGET/docker"
 # Unix socket paths are short (108 bytes): the run directory is under /run,
 # named after the clone so that two clones never share one.
 RUN="/run/gwh-$(printf '%s' "$ROOT" | sha256sum | cut -c1-8)"
@@ -137,8 +140,8 @@ build_images() {
     local ctx="$RUN/context"
     rm -rf "$ctx" && mkdir -p "$ctx"
     for bin in gatewayd gwctl; do
-        [[ -x "$ROOT/target/release/$bin" ]] || fail "target/release/$bin missing: run cargo build --release -p gateway -p gwctl"
-        cp "$ROOT/target/release/$bin" "$ctx/"
+        [[ -x "$TARGET/release/$bin" ]] || fail "$TARGET/release/$bin missing: run cargo build --release -p gateway -p gwctl"
+        cp "$TARGET/release/$bin" "$ctx/"
     done
     cp "$ROOT/docker/nginx.conf" "$ctx/"
     quietly env DOCKER_BUILDKIT=0 docker build -q --build-arg BASE="$BASE_IMAGE" -f "$ROOT/docker/Dockerfile" -t gwh-gateway "$ctx"
@@ -432,8 +435,8 @@ on_failure() {
     local rc=$?
     if ((rc != 0)); then
         log "exit status $rc: the gateway's and the fabric's last lines"
-        docker logs gateway 2>&1 | tail -15 >&2 || true
-        docker logs fabric 2>&1 | tail -5 >&2 || true
+        docker logs gateway 2>&1 | grep -v VHOST_CONFIG | tail -15 >&2 || true
+        docker logs fabric 2>&1 | grep -v VHOST_CONFIG | tail -5 >&2 || true
     fi
     down
     exit "$rc"
