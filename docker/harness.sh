@@ -375,12 +375,25 @@ case_download() {
     log "  sha256 matches; $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f s, %.0f Mbit/s", b - a, 838.8608 / (b - a) }')"
 }
 
-case_wrk() {
-    log "case: wrk from the client container, 5 s, 16 connections (keep-alive)"
+# wrk from the client container against the FNAT service; fails on any
+# socket error or non-2xx answer, prints the latency and the rate.
+wrk_fnat() { # description, wrk options...
+    log "case: wrk, $1"
+    shift
     local out
-    out=$(client wrk -t1 -c16 -d5s --latency "http://$VIP_FNAT:80/who")
-    grep -E 'Latency|50%|99%|Requests/sec|requests in|Socket errors|Non-2xx' <<<"$out" | sed 's/^/harness:   /' >&2
-    grep -q 'Socket errors\|Non-2xx' <<<"$out" && fail "wrk saw errors"
+    out=$(client wrk -t1 "$@" --latency "http://$VIP_FNAT:80/who")
+    grep -E 'Latency  |50%|99%|Requests/sec|requests in|Socket errors|Non-2xx' <<<"$out" | sed 's/^/harness:   /' >&2
+    ! grep -q 'Socket errors\|Non-2xx' <<<"$out" || fail "wrk saw errors"
+}
+
+case_client_figures() {
+    log "case: one new connection at a time (curl, 20 requests): connect and total times"
+    local times
+    times=$(client sh -c "for i in \$(seq 20); do curl -sS -o /dev/null --max-time 3 -w '%{time_connect} %{time_total}\n' http://$VIP_FNAT/who; done")
+    sort -n -k2 <<<"$times" | awk '{ c[NR] = $1 * 1000; t[NR] = $2 * 1000 } END {
+        printf "harness:   median connect %.2f ms, median request %.2f ms, slowest request %.2f ms\n", c[int((NR + 1) / 2)], t[int((NR + 1) / 2)], t[NR] }' >&2
+    wrk_fnat "5 s, 16 keep-alive connections" -c16 -d5s
+    wrk_fnat "3 s, 16 connections, a new connection per request" -c16 -d3s -H "Connection: close"
     gwctl -Ln | sed 's/^/harness:   /' >&2
 }
 
@@ -393,7 +406,7 @@ run_tests() {
     case_synproxy
     case_server_restart
     case_download
-    case_wrk
+    case_client_figures
     log "all cases passed in $((SECONDS - started)) s"
 }
 
