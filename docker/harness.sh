@@ -42,9 +42,10 @@ export DOCKER_HOST="unix://$RUN/docker.sock"
 VIP_FNAT=10.0.0.100
 VIP_NAT=10.0.0.101
 VIP_SYNPROXY=10.0.0.102
+# The FNAT local address, on s1's link; s2 and s3 reach it by their default
+# route, through the gateway.
 LIP=192.168.1.200
 CLIENT=10.0.0.1
-SERVERS=(s1 s2 s3)
 # Server N (1-based) is 192.168.N.10 behind the gateway's 192.168.N.254.
 server_ip() { echo "192.168.$1.10"; }
 
@@ -75,10 +76,13 @@ start_dockerd() {
     mkdir -p "$CACHE/data" "$RUN/exec" "$SOCK_DIR"
     # No host networking side effects: no iptables rules, no docker0 bridge,
     # no forwarding or masquerading. Containers run with --network none (or
-    # join a holder's namespace) and get their links from the fabric.
+    # join a holder's namespace) and get their links from the fabric. dockerd
+    # starts a containerd of its own, unless the host runs one: then its
+    # containers are kept apart from the host's in their own namespace.
     dockerd --data-root "$CACHE/data" --exec-root "$RUN/exec" -H "$DOCKER_HOST" \
         --pidfile "$RUN/dockerd.pid" --iptables=false --ip6tables=false --ip-forward=false \
-        --ip-masq=false --bridge=none >"$RUN/dockerd.log" 2>&1 &
+        --ip-masq=false --bridge=none --containerd-namespace gwh --containerd-plugins-namespace gwh-plugins \
+        >"$RUN/dockerd.log" 2>&1 &
     local pid=$!
     echo "$pid" >"$RUN/dockerd.started"
     for _ in $(seq 100); do
@@ -209,7 +213,12 @@ start_containers() {
     done
 
     # The fabric: vhost-user servers (the sockets) paired with taps. Its
-    # worker polls on core 0, the gateway's on core 1.
+    # worker polls on core 0, the gateway's on core 1. The gateway's
+    # virtio-user ports offload TCP/UDP checksums: the virtio header asks the
+    # vhost side to finish them. legacy-ol-flags=1 turns that request into tx
+    # offload flags on the mbuf, which the tap PMD honours (it computes the
+    # checksums in software); in the default mode the flags say "rx checksum
+    # not verified" and the packets reach the kernel with partial checksums.
     local eal=(--lcores=0@1,1@0 --no-huge --no-shconf -m 256 --no-pci --file-prefix=fabric)
     local pairs=()
     for n in 0 1 2 3; do
