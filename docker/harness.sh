@@ -219,7 +219,7 @@ start_containers() {
     # offload flags on the mbuf, which the tap PMD honours (it computes the
     # checksums in software); in the default mode the flags say "rx checksum
     # not verified" and the packets reach the kernel with partial checksums.
-    local eal=(--lcores=0@1,1@0 --no-huge --no-shconf -m 256 --no-pci --file-prefix=fabric)
+    local eal=("--lcores=0@1,1@0" --no-huge --no-shconf -m 256 --no-pci --file-prefix=fabric)
     local pairs=()
     for n in 0 1 2 3; do
         eal+=("--vdev=net_vhost$n,iface=/run/gwh/port$n.sock,queues=1,legacy-ol-flags=1" "--vdev=net_tap$n,iface=gwh$n")
@@ -425,11 +425,11 @@ run_tests() {
 down() {
     if dockerd_pid >/dev/null; then
         local ids
-        ids=$(docker ps -aq 2>/dev/null || true)
+        mapfile -t ids < <(docker ps -aq 2>/dev/null || true)
         # Stopping gatewayd and the fabric by signal lets them release their
         # ports; then everything goes (the namespaces, and the taps in them).
         docker stop -t 5 gateway fabric >/dev/null 2>&1 || true
-        [[ -z $ids ]] || docker rm -f $ids >/dev/null 2>&1 || true
+        ((${#ids[@]} == 0)) || docker rm -f "${ids[@]}" >/dev/null 2>&1 || true
         stop_dockerd
     fi
     # dockerd unmounts its data root and the containers' layers when it stops
@@ -446,10 +446,12 @@ up() {
     mkdir -p "$RUN" "$CACHE"
     start_dockerd
     build_images
-    # A previous run that died before its down left containers: remove them.
+    # A previous run that died before its down left containers: remove them,
     local stale
-    stale=$(docker ps -aq)
-    [[ -z $stale ]] || docker rm -f $stale >/dev/null
+    mapfile -t stale < <(docker ps -aq)
+    ((${#stale[@]} == 0)) || docker rm -f "${stale[@]}" >/dev/null
+    # and a killed fabric's vhost-user sockets, which a new one cannot bind.
+    rm -f "$SOCK_DIR"/*.sock
     start_containers
     log "up in $((SECONDS - started)) s: gateway, fabric, client, s1 s2 s3"
 }
