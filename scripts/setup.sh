@@ -19,6 +19,9 @@ PACKAGES=(
     # benchmarks: exact instruction counts, the plot of scripts/bench.sh, the
     # kernel NAT peer (nftables)
     valgrind python3-matplotlib nftables
+    # the container harness (docker/harness.sh): its own dockerd, and the
+    # offline base image built from Debian packages
+    docker.io mmdebstrap
 )
 
 missing=()

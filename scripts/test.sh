@@ -21,3 +21,8 @@ cargo fmt --all --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
 cargo test --locked --workspace
+
+# The container harness: gatewayd on virtio-user ports, curl, wrk and three
+# nginx in containers (docker/harness.sh). About a minute once its base image
+# is cached under target/docker; the first run builds that image.
+bash scripts/docker-test.sh
