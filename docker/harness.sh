@@ -2,14 +2,14 @@
 # The container harness: gatewayd in a container whose ports are virtio-user
 # only, real clients and servers in containers of their own, joined through a
 # vhost-user fabric. Needs root, docker.io and mmdebstrap (scripts/setup.sh),
-# and gatewayd and gwctl built in release (scripts/docker-test.sh builds them).
+# and gatewayd, gwctl and l2fwd built in release (scripts/docker-test.sh builds them).
 #
 #   docker/harness.sh up      start dockerd, build the images, start the containers
 #   docker/harness.sh test    run the cases against what `up` started
 #   docker/harness.sh down    remove the containers, stop dockerd (idempotent)
 #   docker/harness.sh run     up, test, down: down runs however the rest ends
 #
-#   client ctr           fabric ctr (gatewayd --pair)          gateway ctr (gatewayd)
+#   client ctr           fabric ctr (l2fwd --pair)          gateway ctr (gatewayd)
 #   eth0 10.0.0.1  ==tap== net_tap0 <-> net_vhost0 ==sock== net_virtio_user0 client 10.0.0.254
 #   s1 eth0 .1.10  ==tap== net_tap1 <-> net_vhost1 ==sock== net_virtio_user1 s1 192.168.1.254
 #   s2 eth0 .2.10  ==tap== net_tap2 <-> net_vhost2 ==sock== net_virtio_user2 s2 192.168.2.254
@@ -29,7 +29,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-# Cargo's target directory: gatewayd and gwctl are taken from its release/,
+# Cargo's target directory: gatewayd, gwctl and l2fwd are taken from its release/,
 # and docker/ in it holds the cached base tarball and dockerd's data root.
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 CACHE="$TARGET/docker"
@@ -143,8 +143,8 @@ build_images() {
     # The build context: only what the images copy.
     local ctx="$RUN/context"
     rm -rf "$ctx" && mkdir -p "$ctx"
-    for bin in gatewayd gwctl; do
-        [[ -x "$TARGET/release/$bin" ]] || fail "$TARGET/release/$bin missing: run cargo build --release -p gateway -p gwctl"
+    for bin in gatewayd gwctl l2fwd; do
+        [[ -x "$TARGET/release/$bin" ]] || fail "$TARGET/release/$bin missing: run cargo build --release -p gateway -p gwctl -p gwbench"
         cp "$TARGET/release/$bin" "$ctx/"
     done
     cp "$ROOT/docker/nginx.conf" "$ctx/"
@@ -226,7 +226,7 @@ start_containers() {
         pairs+=(--pair "net_vhost$n,net_tap$n")
     done
     quietly docker run -d --network none --name fabric --cap-add NET_ADMIN --cap-add SYS_NICE \
-        --device /dev/net/tun -v "$SOCK_DIR:/run/gwh" gwh-gateway \
+        --device /dev/net/tun -v "$SOCK_DIR:/run/gwh" --entrypoint /usr/local/bin/l2fwd gwh-gateway \
         "${pairs[@]}" --stats-interval 3600 -- "${eal[@]}"
     wait_log fabric "worker lcore(s)" 20
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The container harness from a fresh clone: builds gatewayd and gwctl in
+# The container harness from a fresh clone: builds gatewayd, gwctl and l2fwd in
 # release, then runs docker/harness.sh (its own dockerd, offline images,
 # gatewayd on virtio-user ports, curl/wrk and three nginx in containers; see
 # that file), which stops everything it started however it ends. Needs root,
@@ -10,5 +10,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --locked --release -p gateway -p gwctl
+cargo build --locked --release -p gateway -p gwctl -p gwbench
 exec bash docker/harness.sh run
