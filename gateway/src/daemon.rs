@@ -19,9 +19,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::control::api::{Change, InterfaceAddr, NeighbourConfig, RouteConfig};
-use crate::control::cmdline;
-use crate::control::names::Names;
+use gwapi::addr::LinkAddr;
+use gwapi::api::{Change, InterfaceAddr, NeighbourConfig, RouteConfig};
+use gwapi::cmdline;
+use gwapi::names::Names;
+
 use crate::control::{self, bridge, ControlSocket, ControlState, GatewayConfig, NetConfig, ServerOptions};
 use crate::dpdk::{
     needs_fence, Eal, IoFence, LcoreJob, LinkState, Mempool, Port, PortConfig, Ring, RingSync, MBUF_DEFAULT_BUF_SIZE,
@@ -467,7 +469,7 @@ impl Config {
                 .addr
                 .parse()
                 .map_err(|_| ConfigError(format!("{key}.\"addr\": {:?} is not an IPv4 address", n.addr)))?;
-            let lladdr = n.lladdr.parse::<MacAddr>().map_err(|e| ConfigError(format!("{key}.\"lladdr\": {e}")))?.0;
+            let lladdr = n.lladdr.parse::<LinkAddr>().map_err(|e| ConfigError(format!("{key}.\"lladdr\": {e}")))?.0;
             self.port_index(&n.dev, &format!("{key}.\"dev\""))?;
             net.add_neighbour(NeighbourConfig { addr: addr.into(), lladdr, ifname: n.dev.clone() })
                 .map_err(|e| ConfigError(format!("{key}: {e}")))?;
@@ -493,13 +495,13 @@ struct PortsView {
 }
 
 impl control::DataplaneView for PortsView {
-    fn links(&self) -> Vec<control::api::LinkInfo> {
+    fn links(&self) -> Vec<gwapi::api::LinkInfo> {
         self.ports
             .iter()
             .map(|(port, name, mtu)| {
                 let s = port.stats().unwrap_or_default();
                 let state = port.link_state();
-                control::api::LinkInfo {
+                gwapi::api::LinkInfo {
                     name: name.clone(),
                     port_id: port.id(),
                     mac: port.mac_addr().unwrap_or_default(),
@@ -574,7 +576,7 @@ fn watch_links(ports: &[(Port, String)], down: &DownPorts, at_start: bool) {
 pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Result<(), String> {
     // The control socket first: a second gatewayd on the same path stops
     // here, before it opens (or takes from the first) any device.
-    let path = control::socket_path(socket.or(config.control_socket.as_deref()).map(std::ffi::OsStr::new));
+    let path = gwapi::socket_path(socket.or(config.control_socket.as_deref()).map(std::ffi::OsStr::new));
     let control_socket = ControlSocket::bind(ServerOptions::new(&path))
         .map_err(|e| format!("control socket {}: {e}", path.display()))?;
     let eal = Eal::init(&config.eal).map_err(|e| e.to_string())?;

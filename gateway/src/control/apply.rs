@@ -17,11 +17,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::api::{
+use gwapi::api::{
     ApiError, Change, ErrorKind, Forwarding, GatewayInfo, LaddrConfig, LaddrInfo, MarkRuleConfig, PersistenceConfig,
     Reply, Request, ServerConfig, ServerInfo, ServiceConfig, ServiceInfo, ServiceTable, TimeoutsInfo, TrafficStats,
-    TransportProtocol, VirtualService,
+    TransportProtocol, VirtualService, IPVS_VERSION,
 };
+
 use super::dataplane::DataplaneView;
 use super::net::NetConfig;
 use super::publish::{GatewayConfig, ServiceFlags, SnapshotSink};
@@ -30,9 +31,6 @@ use crate::service::{
     ServiceKey, ServiceSpec, Snapshot, SnapshotEditor,
 };
 use crate::stats::Traffic;
-
-/// The IPVS version whose behaviour and listings we reproduce (`-L`'s first line).
-pub const IPVS_VERSION: &str = "1.2.1";
 
 /// The configuration in force and the seams to the workers.
 pub struct ControlState {
@@ -728,8 +726,8 @@ mod tests {
         let e = one(
             &mut st,
             Change::StartDaemon {
-                daemon: super::super::api::SyncDaemonConfig {
-                    state: super::super::api::SyncState::Master,
+                daemon: gwapi::api::SyncDaemonConfig {
+                    state: gwapi::api::SyncState::Master,
                     mcast_interface: "eth0".into(),
                     syncid: 255,
                 },

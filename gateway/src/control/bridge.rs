@@ -25,7 +25,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use super::api::{ConnectionInfo, LinkInfo, TransportProtocol, WorkerStats};
+use gwapi::api::{ConnectionInfo, LinkInfo, TransportProtocol, WorkerStats};
+
 use super::dataplane::{ConnectionListing, DataplaneView};
 use super::net::NetConfig;
 use super::publish::{Convert, GatewayConfig, Generation, PublishError, ServiceFlags};
@@ -400,9 +401,9 @@ impl DataplaneView for ConnectionsView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
     use crate::control::dataplane::NoDataplane;
     use crate::worker::counters::Discard;
+    use gwapi::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -460,9 +461,9 @@ mod tests {
 
     #[test]
     fn a_configuration_the_dataplane_cannot_run_is_refused_whole() {
-        use crate::control::api::{Change, ErrorKind, Request};
         use crate::control::apply::ControlState;
         use crate::control::publish::broadcast_with;
+        use gwapi::api::{Change, ErrorKind, Request};
         use std::time::Duration;
 
         let initial = GatewayConfig::empty();

@@ -9,11 +9,12 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::net::cidr::{family_bits, network_of};
+use gwapi::addr::family_bits;
+use gwapi::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
+
+use crate::net::cidr::network_of;
 use crate::net::MAX_STATIC_NEIGHBOURS;
 use crate::wire::MacAddr;
-
-use super::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
 
 /// Linux's IFNAMSIZ less the terminating NUL: DPDK port names follow the same limit here so
 /// they can be shown by the same tools.

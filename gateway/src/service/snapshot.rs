@@ -21,7 +21,9 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Weak};
 
-use crate::net::cidr::{mask_prefix_len, network_of};
+use gwapi::addr::mask_prefix_len;
+
+use crate::net::cidr::network_of;
 
 use super::counters::DestCounters;
 use super::error::ConfigError;
