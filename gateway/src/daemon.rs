@@ -384,11 +384,7 @@ impl Config {
     /// The configuration the gateway starts with: the file's network, timeouts and
     /// services, validated together, with traffic counters for `workers` workers.
     pub fn initial(&self, workers: usize) -> Result<GatewayConfig, ConfigError> {
-        let mut base = GatewayConfig {
-            services: Snapshot::for_workers(workers),
-            net: Arc::new(self.net()?),
-            ..GatewayConfig::empty()
-        };
+        let mut base = GatewayConfig { services: Snapshot::for_workers(workers), net: Arc::new(self.net()?) };
         if self.timeouts.syn_recv != 0 {
             let mut ed = base.services.edit();
             ed.set_state_timeout(crate::conn::State::SynRecv, self.timeouts.syn_recv);
@@ -706,7 +702,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         cfg.conn_capacity = config.conn_capacity;
         cfg.synproxy = synproxy;
         let mut worker = Worker::new(&cfg, first.services.clone(), first.net.clone(), 1).map_err(|e| e.to_string())?;
-        worker.switch(first.services.clone(), first.service_flags.clone(), first.net.clone());
+        worker.switch(first.services.clone(), first.net.clone());
         let redirect_out =
             (0..workers).map(|peer| if peer == w { None } else { ring_tx[usize::from(peer)].try_clone() }).collect();
         let neighbours_out = (0..workers).filter(|&p| p != w).map(|p| neigh_tx[usize::from(p)].clone()).collect();
@@ -737,7 +733,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             .launch(lcore, move || {
                 lcore_worker.run(stop, move |worker, now| {
                     mailbox.poll(|update: &bridge::WorkerUpdate| {
-                        worker.switch(update.services.clone(), update.service_flags.clone(), update.net.clone());
+                        worker.switch(update.services.clone(), update.net.clone());
                     });
                     answerer.poll(|query| bridge::connections_of(worker.director().conns(), u32::from(w), now, query));
                     laddr_answerer.poll(|query| bridge::laddr_usage_of(worker.director().pools(), query));

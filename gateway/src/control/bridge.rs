@@ -20,7 +20,6 @@
 //!   of the address ([`LaddrPools::usage`]), and the answers are summed. Ports are pooled
 //!   per address, so an address that several services list shows their usage together.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -29,7 +28,7 @@ use gwapi::api::{ConnectionInfo, LinkInfo, TransportProtocol, WorkerStats};
 
 use super::dataplane::{ConnectionListing, DataplaneView};
 use super::net::NetConfig;
-use super::publish::{Convert, GatewayConfig, Generation, PublishError, ServiceFlags};
+use super::publish::{Convert, GatewayConfig, Generation, PublishError};
 use super::query::Asker;
 use crate::conn::{ConnTable, Family};
 use crate::net::rss::ReplySteering;
@@ -124,13 +123,11 @@ pub fn net_view(net: &NetConfig, ports: &[PortSpec]) -> Result<NetView, NetViewE
 }
 
 /// What each worker receives through its mailboxes (`publish::broadcast_with`): the
-/// service snapshot, the per-service flags and the network view, resolved once on the
-/// control thread. A worker installs it with `Worker::switch(update.services.clone(),
+/// service snapshot and the network view, resolved once on the control thread. A worker installs it with `Worker::switch(update.services.clone(),
 /// update.net.clone())` inside `Mailbox::poll`.
 #[derive(Debug, Clone)]
 pub struct WorkerUpdate {
     pub services: Arc<Snapshot>,
-    pub service_flags: Arc<BTreeMap<ServiceKey, ServiceFlags>>,
     pub net: Arc<NetView>,
 }
 
@@ -148,11 +145,8 @@ pub fn worker_updates(
     ports: Vec<PortSpec>,
     initial: &GatewayConfig,
 ) -> Result<(WorkerUpdate, Convert<WorkerUpdate>), NetViewError> {
-    let update = |config: &GatewayConfig, net: Arc<NetView>| WorkerUpdate {
-        services: Arc::clone(&config.services),
-        service_flags: Arc::clone(&config.service_flags),
-        net,
-    };
+    let update =
+        |config: &GatewayConfig, net: Arc<NetView>| WorkerUpdate { services: Arc::clone(&config.services), net };
     let first_view = Arc::new(net_view(&initial.net, &ports)?);
     let first = update(initial, Arc::clone(&first_view));
     let mut cache = (Arc::clone(&initial.net), first_view);

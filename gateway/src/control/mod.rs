@@ -40,5 +40,5 @@ pub mod server;
 pub use apply::ControlState;
 pub use dataplane::{ConnectionListing, DataplaneView, NoDataplane};
 pub use net::NetConfig;
-pub use publish::{GatewayConfig, NoWorkers, PublishError, ServiceFlags, SnapshotSink};
+pub use publish::{GatewayConfig, NoWorkers, PublishError, SnapshotSink};
 pub use server::{ControlServer, ControlSocket, ServerHandle, ServerOptions};

@@ -258,12 +258,15 @@ pub struct ServiceSpec {
     pub key: ServiceKey,
     pub scheduler: SchedulerKind,
     pub persistence: Option<Persistence>,
+    /// The SYN proxy answers the handshakes (`-j enable`): TCP and fwmark services only,
+    /// and every real server's replies must pass the gateway (FNAT or NAT).
+    pub synproxy: bool,
 }
 
 impl ServiceSpec {
-    /// A service with ipvsadm's defaults: `wlc`, not persistent.
+    /// A service with ipvsadm's defaults: `wlc`, not persistent, no SYN proxy.
     pub fn new(key: ServiceKey) -> ServiceSpec {
-        ServiceSpec { key, scheduler: SchedulerKind::default(), persistence: None }
+        ServiceSpec { key, scheduler: SchedulerKind::default(), persistence: None, synproxy: false }
     }
 }
 
