@@ -9,8 +9,6 @@
 //! - [`dataplane`]: the read-only seam to counters the workers keep ([`DataplaneView`]).
 //! - [`query`]: questions answered by every worker between bursts (its connection table).
 //! - [`net`]: the gateway's addresses, routes and neighbours as configuration.
-//! - [`bridge`]: the network configuration as the workers' `NetView`, and `gwctl stats`
-//!   from the workers' own counters.
 //! - [`server`]: the server end of the socket.
 //!
 //! Embedding in `gatewayd`:
@@ -30,7 +28,6 @@
 //! ```
 
 pub mod apply;
-pub mod bridge;
 pub mod dataplane;
 pub mod net;
 pub mod publish;

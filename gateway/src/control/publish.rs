@@ -10,7 +10,7 @@
 //! allocates (`try_recv` on an empty channel is a couple of atomic loads), so it fits a
 //! poll-mode loop. Old configurations are freed on the control thread, not on a worker: the
 //! broadcaster keeps the last confirmed payload until every worker has confirmed the next.
-//! [`broadcast_with`] sends workers a converted payload instead (see `bridge`).
+//! [`broadcast_with`] sends workers a converted payload instead (see `daemon::workers`).
 
 use std::fmt;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};

@@ -4,13 +4,13 @@
 //! - [`net_view`] turns the network configuration (`gwctl addr|route|neigh`, by interface
 //!   name) into the [`NetView`] workers route with (by port id). It refuses what the
 //!   dataplane cannot do (IPv6 entries, unknown interfaces) with an error naming the entry; a
-//!   [`SnapshotSink`](super::SnapshotSink) that calls it fails the publish, so the change is
+//!   [`SnapshotSink`](crate::control::SnapshotSink) that calls it fails the publish, so the change is
 //!   refused and nothing is applied.
 //! - [`WorkerCountersView`] serves `gwctl stats` from the workers' [`WorkerCounters`]
 //!   (relaxed atomics the workers already keep; reading them costs a worker nothing) and
 //!   delegates every other question to the view it wraps.
 //! - [`ConnectionsView`] serves `gwctl -Lc` by asking every worker for its connection table
-//!   through a [`query`](super::query) channel, one page at a time; a worker answers with
+//!   through a [`query`](crate::control::query) channel, one page at a time; a worker answers with
 //!   [`connections_of`] over its `Director`'s table. A page is bounded so answering costs a
 //!   worker a bounded pause between bursts (copying a table of millions in one go would
 //!   stall its forwarding for as long); the listing pages through every table, so nothing
@@ -26,11 +26,11 @@ use std::sync::Arc;
 
 use gwapi::api::{ConnectionInfo, LinkInfo, TransportProtocol, WorkerStats};
 
-use super::dataplane::{ConnectionListing, DataplaneView};
-use super::net::NetConfig;
-use super::publish::{Convert, GatewayConfig, Generation, PublishError};
-use super::query::Asker;
 use crate::conn::{ConnTable, Family};
+use crate::control::dataplane::{ConnectionListing, DataplaneView};
+use crate::control::net::NetConfig;
+use crate::control::publish::{Convert, GatewayConfig, Generation, PublishError};
+use crate::control::query::Asker;
 use crate::net::rss::ReplySteering;
 use crate::net::{Ipv4Cidr, Route, RouteError};
 use crate::service::laddr::LaddrPools;
@@ -44,7 +44,7 @@ use crate::xmit::Offload;
 /// A port as `gatewayd` opened it; its index in the slice given to [`net_view`] is its DPDK
 /// port id.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortSpec {
+pub struct OpenedPort {
     pub name: String,
     pub mac: MacAddr,
     pub mtu: u16,
@@ -88,7 +88,7 @@ fn cidr(addr: IpAddr, prefix_len: u8) -> Result<Ipv4Cidr, NetViewError> {
 
 /// The workers' view of `net` on `ports`: interface addresses (each with its connected
 /// route), static routes and permanent neighbours.
-pub fn net_view(net: &NetConfig, ports: &[PortSpec]) -> Result<NetView, NetViewError> {
+pub fn net_view(net: &NetConfig, ports: &[OpenedPort]) -> Result<NetView, NetViewError> {
     let port_id = |name: &str| -> Result<u16, NetViewError> {
         ports
             .iter()
@@ -142,7 +142,7 @@ impl Generation for WorkerUpdate {
 /// when the network configuration changed. A configuration the dataplane
 /// cannot run fails the publish with the reason, and so the request.
 pub fn worker_updates(
-    ports: Vec<PortSpec>,
+    ports: Vec<OpenedPort>,
     initial: &GatewayConfig,
 ) -> Result<(WorkerUpdate, Convert<WorkerUpdate>), NetViewError> {
     let update =
@@ -403,11 +403,11 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn ports() -> Vec<PortSpec> {
+    fn ports() -> Vec<OpenedPort> {
         ["dpdk0", "dpdk1"]
             .iter()
             .enumerate()
-            .map(|(i, n)| PortSpec {
+            .map(|(i, n)| OpenedPort {
                 name: n.to_string(),
                 mac: MacAddr([2, 0, 0, 0, 0, i as u8]),
                 mtu: 1500,
