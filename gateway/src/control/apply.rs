@@ -23,11 +23,11 @@ use gwapi::api::{
 };
 
 use super::dataplane::DataplaneView;
-use super::net::NetConfig;
 use super::publish::{GatewayConfig, SnapshotSink};
+use crate::service::net::NetError;
 use crate::service::{
-    ConfigError, DestSpec, ForwardMethod, LocalAddr, MarkRule, Persistence, Protocol, SchedulerKind, Service,
-    ServiceKey, ServiceSpec, SnapshotEditor,
+    ConfigError, DestSpec, ForwardMethod, LocalAddr, MarkRule, NetConfig, Persistence, Protocol, SchedulerKind,
+    Service, ServiceKey, ServiceSpec, SnapshotEditor,
 };
 use crate::stats::Traffic;
 
@@ -338,7 +338,7 @@ fn invalid(message: String) -> ApiError {
     ApiError::new(ErrorKind::InvalidArgument, message)
 }
 
-fn net_error(e: super::net::NetError) -> ApiError {
+fn net_error(e: NetError) -> ApiError {
     let kind = if e.is_exists() {
         ErrorKind::EntryExists
     } else if e.is_not_found() {

@@ -8,7 +8,6 @@
 //!   implementation ([`publish::broadcast`]) whose mailboxes workers poll between bursts.
 //! - [`dataplane`]: the read-only seam to counters the workers keep ([`DataplaneView`]).
 //! - [`query`]: questions answered by every worker between bursts (its connection table).
-//! - [`net`]: the gateway's addresses, routes and neighbours as configuration.
 //! - [`server`]: the server end of the socket.
 //!
 //! Embedding in `gatewayd`:
@@ -29,13 +28,11 @@
 
 pub mod apply;
 pub mod dataplane;
-pub mod net;
 pub mod publish;
 pub mod query;
 pub mod server;
 
 pub use apply::ControlState;
 pub use dataplane::{ConnectionListing, DataplaneView, NoDataplane};
-pub use net::NetConfig;
 pub use publish::{GatewayConfig, NoWorkers, PublishError, SnapshotSink};
 pub use server::{ControlServer, ControlSocket, ServerHandle, ServerOptions};

@@ -17,8 +17,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryS
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::net::NetConfig;
-use crate::service::Snapshot;
+use crate::service::{NetConfig, Snapshot};
 
 /// Everything the control plane publishes at once. Cheap to clone (two `Arc`s).
 #[derive(Debug, Clone)]

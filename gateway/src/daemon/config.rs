@@ -17,9 +17,9 @@ use gwapi::api::{Change, InterfaceAddr, NeighbourConfig, RouteConfig};
 use gwapi::cmdline;
 use gwapi::names::Names;
 
-use crate::control::{GatewayConfig, NetConfig};
+use crate::control::GatewayConfig;
 use crate::net::Ipv4Cidr;
-use crate::service::Snapshot;
+use crate::service::{NetConfig, Snapshot};
 use crate::synproxy;
 
 /// The configuration file.

@@ -28,13 +28,12 @@ use gwapi::api::{ConnectionInfo, LinkInfo, TransportProtocol, WorkerStats};
 
 use crate::conn::{ConnTable, Family};
 use crate::control::dataplane::{ConnectionListing, DataplaneView};
-use crate::control::net::NetConfig;
 use crate::control::publish::{Convert, GatewayConfig, Generation, PublishError};
 use crate::control::query::Asker;
 use crate::net::rss::ReplySteering;
 use crate::net::{Ipv4Cidr, Route, RouteError};
 use crate::service::laddr::LaddrPools;
-use crate::service::{ForwardMethod, Protocol, ServiceKey, Snapshot};
+use crate::service::{ForwardMethod, NetConfig, Protocol, ServiceKey, Snapshot};
 use crate::wire::ethernet::MacAddr;
 use crate::worker::counters::WorkerCounters;
 use crate::worker::pipeline::{NetView, PortView};

@@ -1,8 +1,8 @@
-//! The gateway's own network configuration as the control plane keeps it: the addresses it
-//! owns, its routes and its static neighbours (`gwctl addr|route|neigh`).
+//! The gateway's own network configuration: the addresses it owns, its routes and its static
+//! neighbours (`gwctl addr|route|neigh`, the configuration file's `ports` and `routes`).
 //!
 //! This is configuration, published with the service snapshot in one
-//! [`GatewayConfig`](super::GatewayConfig); the dataplane's `net` layer (ARP, routing, ICMP for
+//! [`GatewayConfig`](crate::control::GatewayConfig); the dataplane's `net` layer (ARP, routing, ICMP for
 //! own addresses) consumes it. Like the snapshot editor, every method checks its whole
 //! change before making it, so a refused change leaves the table as it was.
 
