@@ -229,7 +229,7 @@ impl GatewayConfig {
     pub fn with_changes(&self, changes: &[Change]) -> Result<GatewayConfig, ApiError> {
         // The network is copied only if a change touches it, so an unchanged one keeps
         // its `Arc` and the workers' views of it stay valid.
-        let mut next = Pending { editor: self.services.edit(), net: Arc::clone(&self.net) };
+        let mut next = Draft { editor: self.services.edit(), net: Arc::clone(&self.net) };
         for (i, change) in changes.iter().enumerate() {
             next.apply(change).map_err(|mut e| {
                 e.change_index = Some(i);
@@ -240,13 +240,14 @@ impl GatewayConfig {
     }
 }
 
-/// The private copies one `Apply` edits.
-struct Pending {
+/// The next configuration as one `Apply` drafts it: private copies of the snapshot (its
+/// editor) and of the network table, dropped if a change is refused.
+struct Draft {
     editor: SnapshotEditor,
     net: Arc<NetConfig>,
 }
 
-impl Pending {
+impl Draft {
     fn apply(&mut self, change: &Change) -> Result<(), ApiError> {
         match change {
             Change::AddService { service } => self.editor.add_service(service_spec(service)?).map_err(config_error)?,
