@@ -1,6 +1,10 @@
-//! Adapters between the control plane's configuration and counters and the dataplane's own
-//! types, so `gatewayd` only has to name its ports and hand over its workers' counters.
+//! The workers as the control plane reaches them: adapters between the control plane's
+//! configuration and counters and the dataplane's own types, so `gatewayd` only has to name
+//! its ports and hand over its workers' counters.
 //!
+//! - [`worker_updates`] converts each published configuration into the [`WorkerUpdate`]
+//!   every worker's mailbox receives (the service snapshot and the network view), computing
+//!   the view again only when the network configuration changed.
 //! - [`net_view`] turns the network configuration (`gwctl addr|route|neigh`, by interface
 //!   name) into the [`NetView`] workers route with (by port id). It refuses what the
 //!   dataplane cannot do (IPv6 entries, unknown interfaces) with an error naming the entry; a

@@ -9,6 +9,7 @@
 //! - [`laddr`]: per-worker local-address port pools for FNAT.
 //! - [`persist`]: per-worker persistence templates.
 //! - [`net`]: the gateway's addresses, routes and static neighbours ([`NetConfig`]).
+//! - [`fasthash`]: the fast, unseeded hasher of maps whose keys the operator controls.
 
 pub mod counters;
 pub mod error;
