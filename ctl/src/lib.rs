@@ -2,18 +2,19 @@
 //! with the same output) plus iproute2-style management of the gateway itself
 //! (`gwctl addr|route|neigh|link|stats|mark`).
 //!
-//! It builds without DPDK: it depends only on the gateway crate's control API and client.
+//! It builds without the data plane: it depends only on the API crate (`gwapi`: requests,
+//! replies, the client and the ipvsadm command language).
 //! Everything is written against [`Io`], so the whole tool runs in-process in tests as well
 //! as in the binary.
 
 pub mod ipvsadm;
 pub mod manage;
-pub use gateway::control::names;
+pub use gwapi::names;
 
 use std::ffi::OsString;
 use std::io::{BufRead, Write};
 
-use gateway::control::Client;
+use gwapi::Client;
 
 /// The streams a run reads and writes.
 pub struct Io<'a> {
@@ -25,7 +26,7 @@ pub struct Io<'a> {
 /// The client for the socket the options name (`--socket`, then `$GATEWAYD_SOCKET`, then
 /// the default path).
 pub fn client(globals: &ipvsadm::args::Globals) -> Client {
-    Client::new(gateway::control::socket_path(globals.socket.as_deref()))
+    Client::new(gwapi::socket_path(globals.socket.as_deref()))
 }
 
 /// Runs gwctl with `args` (without the program name); returns the exit status.

@@ -18,13 +18,12 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use gateway::control::api::{
+use gwapi::addr::{family_bits, LinkAddr};
+use gwapi::api::{
     Change, InterfaceAddr, LinkInfo, MarkRuleConfig, NeighbourConfig, Reply, Request, RouteConfig, TransportProtocol,
     WorkerStats,
 };
-use gateway::control::ClientError;
-use gateway::net::cidr::family_bits;
-use gateway::wire::MacAddr;
+use gwapi::ClientError;
 
 use crate::ipvsadm::args::Globals;
 use crate::Io;
@@ -162,7 +161,7 @@ fn plan(sub: &str, w: &[&str]) -> Result<Plan, Usage> {
                 match (rest[k], rest.get(k + 1)) {
                     ("lladdr", Some(m)) => {
                         lladdr = Some(
-                            m.parse::<MacAddr>().map_err(|_| Usage(format!("invalid link-layer address {m:?}")))?.0,
+                            m.parse::<LinkAddr>().map_err(|_| Usage(format!("invalid link-layer address {m:?}")))?.0,
                         )
                     }
                     ("dev", Some(d)) => ifname = Some(d.to_string()),
@@ -298,7 +297,7 @@ fn show_routes(routes: &[RouteConfig]) -> String {
 
 fn show_neighbours(ns: &[NeighbourConfig]) -> String {
     ns.iter().fold(String::new(), |mut s, n| {
-        let _ = writeln!(s, "{} dev {} lladdr {} PERMANENT", n.addr, n.ifname, MacAddr(n.lladdr));
+        let _ = writeln!(s, "{} dev {} lladdr {} PERMANENT", n.addr, n.ifname, LinkAddr(n.lladdr));
         s
     })
 }
@@ -311,7 +310,7 @@ fn show_links(links: &[LinkInfo]) -> String {
             (false, false) => "DOWN",
         };
         let _ = writeln!(s, "{}: {}: <{state}> mtu {}", l.port_id, l.name, l.mtu);
-        let _ = writeln!(s, "    link/ether {}", MacAddr(l.mac));
+        let _ = writeln!(s, "    link/ether {}", LinkAddr(l.mac));
         let _ = writeln!(
             s,
             "    RX: packets {} bytes {} errors {} missed {}",

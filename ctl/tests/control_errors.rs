@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Gateway;
-use gateway::control::api::ErrorKind;
-use gateway::control::{Client, ClientError};
+use gwapi::api::ErrorKind;
+use gwapi::{Client, ClientError};
 
 fn setup(gw: &Gateway) -> String {
     gw.ok("-A -t 192.168.0.200:80 -s rr");

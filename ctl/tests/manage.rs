@@ -98,7 +98,7 @@ fn link_and_stats_show_dataplane_counters() {
 
 #[test]
 fn static_neighbours_past_the_limit_are_refused_not_dropped() {
-    use gateway::control::api::{Change, NeighbourConfig, Request};
+    use gwapi::api::{Change, NeighbourConfig, Request};
     let gw = Gateway::start("neigh-limit");
     let max = gateway::net::MAX_STATIC_NEIGHBOURS;
     let changes = (0..max)
@@ -110,7 +110,7 @@ fn static_neighbours_past_the_limit_are_refused_not_dropped() {
             },
         })
         .collect();
-    gateway::control::Client::new(&gw.socket).call(&Request::Apply { changes }).unwrap();
+    gwapi::Client::new(&gw.socket).call(&Request::Apply { changes }).unwrap();
     expect(
         &gw,
         "neigh add 10.0.4.1 lladdr 52:54:00:00:04:00 dev dpdk0",

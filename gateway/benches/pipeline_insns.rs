@@ -12,13 +12,11 @@
 //! `synproxy` (a SYN to a `-j` service, answered with a cookie SYN-ACK: the
 //! cost of a SYN flood).
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use gateway::control::publish::ServiceFlags;
 use gateway::frame::{BufFrame, Frame};
 use gateway::net::Ipv4Cidr;
 use gateway::service::snapshot::LocalAddr;
@@ -94,7 +92,7 @@ fn setup(synproxy: bool) -> (Worker<BufFrame>, Loopback, u16) {
     ed.add_dest(&key, DestSpec::new(RS.into(), 8080).with_method(ForwardMethod::FullNat)).unwrap();
     ed.add_laddr(&key, LocalAddr { addr: LIP.into(), ifname: "servers".into() }).unwrap();
     let proxied = ServiceKey::tcp(VIP.into(), 81);
-    ed.add_service(ServiceSpec { scheduler: SchedulerKind::Wlc, ..ServiceSpec::new(proxied) }).unwrap();
+    ed.add_service(ServiceSpec { scheduler: SchedulerKind::Wlc, synproxy, ..ServiceSpec::new(proxied) }).unwrap();
     ed.add_dest(&proxied, DestSpec::new(RS.into(), 8080).with_method(ForwardMethod::FullNat)).unwrap();
     ed.add_laddr(&proxied, LocalAddr { addr: LIP.into(), ifname: "servers".into() }).unwrap();
     let cidr = |s: &str| s.parse::<Ipv4Cidr>().unwrap();
@@ -118,11 +116,7 @@ fn setup(synproxy: bool) -> (Worker<BufFrame>, Loopback, u16) {
     let mut cfg = WorkerConfig::new(0, 1);
     cfg.conn_capacity = 1 << 16;
     let snap = ed.finish();
-    let mut w = Worker::new(&cfg, snap.clone(), net.clone(), 1).unwrap();
-    if synproxy {
-        let flags = BTreeMap::from([(proxied, ServiceFlags { synproxy: true })]);
-        w.switch(snap, Arc::new(flags), net);
-    }
+    let mut w = Worker::new(&cfg, snap, net, 1).unwrap();
     let mut io = Loopback::default();
     w.learn_neighbour(RS, MacAddr([0x52, 0x54, 0, 0, 1, 0x10]), 1, 1, &mut io);
     w.learn_neighbour(CLIENT, MacAddr([0x52, 0x54, 0, 0, 0, 1]), 0, 1, &mut io);

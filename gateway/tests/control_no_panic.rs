@@ -5,12 +5,12 @@
 
 use std::net::IpAddr;
 
-use gateway::control::api::{
+use gateway::control::{ControlState, GatewayConfig, NoDataplane, NoWorkers};
+use gwapi::api::{
     Change, Forwarding, InterfaceAddr, LaddrConfig, MarkRuleConfig, PersistenceConfig, Reply, Request, RouteConfig,
     ServerConfig, ServiceConfig, TransportProtocol, VirtualService,
 };
-use gateway::control::protocol::decode_request;
-use gateway::control::{ControlState, GatewayConfig, NoDataplane, NoWorkers};
+use gwapi::protocol::decode_request;
 use proptest::prelude::*;
 
 fn state() -> ControlState {

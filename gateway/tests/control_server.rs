@@ -13,13 +13,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use gateway::control::api::{
-    Change, ErrorKind, Forwarding, Reply, Request, ServerConfig, ServiceConfig, VirtualService,
-};
 use gateway::control::publish::broadcast;
-use gateway::control::{
-    Client, ClientError, ControlServer, ControlState, GatewayConfig, NoDataplane, ServerHandle, ServerOptions,
-};
+use gateway::control::{ControlServer, ControlState, GatewayConfig, NoDataplane, ServerHandle, ServerOptions};
+use gwapi::api::{Change, ErrorKind, Forwarding, Reply, Request, ServerConfig, ServiceConfig, VirtualService};
+use gwapi::{Client, ClientError};
 
 fn temp_socket(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gw-control-test-{}-{name}", std::process::id()));
@@ -368,11 +365,8 @@ fn a_streamed_apply_is_all_or_nothing() {
     let before = table(&client);
 
     // Ends early: two of three changes, then the client closes.
-    let mut frame = gateway::control::protocol::encode_apply_stream(&[
-        server_change(10, 1),
-        server_change(11, 1),
-        server_change(12, 1),
-    ]);
+    let mut frame =
+        gwapi::protocol::encode_apply_stream(&[server_change(10, 1), server_change(11, 1), server_change(12, 1)]);
     let cut = frame.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(2).unwrap().0 + 1;
     frame.truncate(cut);
     let err = match client.call_raw(&frame) {
@@ -392,7 +386,7 @@ fn a_streamed_apply_is_all_or_nothing() {
         (ErrorKind::DestExists, "real server 172.16.0.1:80 already exists in service TCP 192.168.0.200:80")
     );
     // A line that is not a change.
-    let mut frame = gateway::control::protocol::encode_request(&Request::ApplyStream { changes: 2 });
+    let mut frame = gwapi::protocol::encode_request(&Request::ApplyStream { changes: 2 });
     frame.extend_from_slice(&serde_json::to_vec(&server_change(20, 1)).unwrap());
     frame.extend_from_slice(b"\n{\"change\":\"reboot\"}\n");
     let err = match client.call_raw(&frame) {
@@ -410,7 +404,7 @@ fn a_streamed_apply_is_all_or_nothing() {
     );
     // A stream that stalls after its first change is cut off at that change's deadline.
     let mut stalled = UnixStream::connect(server.socket_path()).unwrap();
-    let frame = gateway::control::protocol::encode_apply_stream(&[server_change(30, 1), server_change(31, 1)]);
+    let frame = gwapi::protocol::encode_apply_stream(&[server_change(30, 1), server_change(31, 1)]);
     let first_change_end = frame.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(1).unwrap().0 + 1;
     stalled.write_all(&frame[..first_change_end]).unwrap();
     let t = Instant::now();

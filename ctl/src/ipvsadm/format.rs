@@ -9,9 +9,9 @@
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use gateway::net::cidr::{family_bits, mask_prefix_len};
+use gwapi::addr::{family_bits, mask_prefix_len};
 
-use gateway::control::api::{
+use gwapi::api::{
     ConnectionInfo, Forwarding, LaddrInfo, ServerInfo, ServiceInfo, ServiceTable, TimeoutsInfo, TransportProtocol,
     VirtualService,
 };
@@ -466,7 +466,7 @@ mod tests {
         assert_eq!(v, [1, 3, 3, 5, 7, 9]);
     }
 
-    use gateway::control::api::{GatewayInfo, PersistenceConfig, ServerConfig, ServiceConfig, TrafficStats};
+    use gwapi::api::{GatewayInfo, PersistenceConfig, ServerConfig, ServiceConfig, TrafficStats};
 
     fn service(vs: VirtualService, persistence: Option<PersistenceConfig>, servers: &[(&str, u16)]) -> ServiceInfo {
         ServiceInfo {

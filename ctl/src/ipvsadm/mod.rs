@@ -4,11 +4,11 @@
 //! Exit status: 0 on success, 1 when the gateway refused the request, 2 for command-line
 //! errors and when the gateway cannot be reached.
 
-pub use gateway::control::cmdline as args;
+pub use gwapi::cmdline as args;
 pub mod format;
 
-use gateway::control::api::{ApiError, ErrorKind, Reply, Request};
-use gateway::control::{Client, ClientError};
+use gwapi::api::{ApiError, ErrorKind, Reply, Request};
+use gwapi::{Client, ClientError};
 
 use crate::names::Names;
 use crate::Io;
@@ -104,16 +104,12 @@ Gateway management:
   {p} mark  add MARK -d PREFIX [-p tcp|udp] [--dports P[,LO-HI]...]   {p} mark del MARK   {p} mark show
 ",
         version = version(),
-        default = gateway::control::DEFAULT_SOCKET_PATH,
+        default = gwapi::DEFAULT_SOCKET_PATH,
     )
 }
 
 pub fn version() -> String {
-    format!(
-        "gwctl v{} (ipvsadm 1.31 compatible, IPVS v{})\n",
-        env!("CARGO_PKG_VERSION"),
-        gateway::control::apply::IPVS_VERSION
-    )
+    format!("gwctl v{} (ipvsadm 1.31 compatible, IPVS v{})\n", env!("CARGO_PKG_VERSION"), gwapi::api::IPVS_VERSION)
 }
 
 fn try_help() -> &'static str {
@@ -334,11 +330,9 @@ fn restore(client: &Client, names: &Names, io: &mut Io) -> i32 {
     let origin: Vec<(usize, Cmd)> = rules.iter().map(|r| (r.line, r.cmd)).collect();
     let changes: Vec<_> = rules.into_iter().map(|r| r.change).collect();
     let request = Request::Apply { changes };
-    let frame = gateway::control::protocol::encode_request(&request);
+    let frame = gwapi::protocol::encode_request(&request);
     let applied = match &request {
-        Request::Apply { changes } if frame.len() > gateway::control::api::MAX_REQUEST_BYTES => {
-            client.apply_streamed(changes)
-        }
+        Request::Apply { changes } if frame.len() > gwapi::api::MAX_REQUEST_BYTES => client.apply_streamed(changes),
         _ => client.call_raw(&frame),
     };
     match applied {

@@ -20,12 +20,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use gateway::control::api::{ConnectionInfo, LinkInfo, QueueInfo, TransportProtocol, WorkerStats};
 use gateway::control::publish::broadcast;
 use gateway::control::{
     ConnectionListing, ControlServer, ControlState, DataplaneView, GatewayConfig, ServerHandle, ServerOptions,
 };
 use gateway::service::ServiceKey;
+use gwapi::api::{ConnectionInfo, LinkInfo, QueueInfo, TransportProtocol, WorkerStats};
 
 pub struct Output {
     pub stdout: String,

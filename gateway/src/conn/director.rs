@@ -344,7 +344,7 @@ mod tests {
         let key = ServiceKey::tcp(ip("10.0.0.1"), port);
         let mut ed = Snapshot::empty().edit();
         let persistence = persistent.then(|| Persistence { timeout: 300, netmask: ip("255.255.255.0") });
-        ed.add_service(ServiceSpec { scheduler: SchedulerKind::Rr, persistence, key }).unwrap();
+        ed.add_service(ServiceSpec { scheduler: SchedulerKind::Rr, persistence, ..ServiceSpec::new(key) }).unwrap();
         for i in 2..5 {
             let rs = DestSpec::new(ip(&format!("192.168.1.{i}")), 8080).with_method(ForwardMethod::FullNat);
             ed.add_dest(&key, rs).unwrap();

@@ -4,8 +4,8 @@
 //! [`SnapshotSink`] that publishes a new configuration and the [`DataplaneView`] that
 //! listings read counters from. A [`Request::Apply`] is handled in three steps:
 //!
-//! 1. every change is applied to private copies (a snapshot editor, copies of the flag map
-//!    and of the network table); the first refused change ends the request with an error
+//! 1. every change is applied to private copies (a snapshot editor and a copy of the
+//!    network table); the first refused change ends the request with an error
 //!    that says which change it was, and the copies are dropped;
 //! 2. the copies become the next [`GatewayConfig`], published to every worker;
 //! 3. only when every worker confirmed does the next configuration become the one in force.
@@ -14,25 +14,22 @@
 //! (DESIGN.md invariant 3). If publishing fails, the previous configuration is published
 //! again so no worker is left on the refused one.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::api::{
+use gwapi::api::{
     ApiError, Change, ErrorKind, Forwarding, GatewayInfo, LaddrConfig, LaddrInfo, MarkRuleConfig, PersistenceConfig,
     Reply, Request, ServerConfig, ServerInfo, ServiceConfig, ServiceInfo, ServiceTable, TimeoutsInfo, TrafficStats,
-    TransportProtocol, VirtualService,
+    TransportProtocol, VirtualService, IPVS_VERSION,
 };
+
 use super::dataplane::DataplaneView;
-use super::net::NetConfig;
-use super::publish::{GatewayConfig, ServiceFlags, SnapshotSink};
+use super::publish::{GatewayConfig, SnapshotSink};
+use crate::service::net::NetError;
 use crate::service::{
-    ConfigError, DestSpec, ForwardMethod, LocalAddr, MarkRule, Persistence, Protocol, SchedulerKind, Service,
-    ServiceKey, ServiceSpec, Snapshot, SnapshotEditor,
+    ConfigError, DestSpec, ForwardMethod, LocalAddr, MarkRule, NetConfig, Persistence, Protocol, SchedulerKind,
+    Service, ServiceKey, ServiceSpec, SnapshotEditor,
 };
 use crate::stats::Traffic;
-
-/// The IPVS version whose behaviour and listings we reproduce (`-L`'s first line).
-pub const IPVS_VERSION: &str = "1.2.1";
 
 /// The configuration in force and the seams to the workers.
 pub struct ControlState {
@@ -175,7 +172,6 @@ impl ControlState {
 
     fn service_info(&self, svc: &Service) -> ServiceInfo {
         let key = svc.key();
-        let flags = self.current.flags(&key);
         let servers = svc
             .dests()
             .iter()
@@ -203,7 +199,7 @@ impl ControlState {
                 scheduler: svc.scheduler().name().to_string(),
                 persistence: svc.persistence().map(|p| PersistenceConfig { timeout: p.timeout, netmask: p.netmask }),
                 one_packet: false,
-                synproxy: flags.synproxy,
+                synproxy: svc.spec().synproxy,
             },
             stats: traffic_stats(svc.traffic()),
             servers,
@@ -231,80 +227,37 @@ impl GatewayConfig {
     /// The configuration `changes` make of this one, every change validated; the first
     /// refused one is the error (with its index), and `self` is untouched either way.
     pub fn with_changes(&self, changes: &[Change]) -> Result<GatewayConfig, ApiError> {
-        // Flags and network are copied only if a change touches them, so an
-        // unchanged part keeps its `Arc` and the workers' views of it stay valid.
-        let mut next = Pending {
-            editor: self.services.edit(),
-            flags: Arc::clone(&self.service_flags),
-            net: Arc::clone(&self.net),
-        };
+        // The network is copied only if a change touches it, so an unchanged one keeps
+        // its `Arc` and the workers' views of it stay valid.
+        let mut next = Draft { editor: self.services.edit(), net: Arc::clone(&self.net) };
         for (i, change) in changes.iter().enumerate() {
             next.apply(change).map_err(|mut e| {
                 e.change_index = Some(i);
                 e
             })?;
         }
-        let services = next.editor.finish();
-        refuse_bypassing_synproxy(&services, &next.flags).map_err(|mut e| {
-            e.change_index = Some(changes.len() - 1);
-            e
-        })?;
-        Ok(GatewayConfig { services, service_flags: next.flags, net: next.net })
+        Ok(GatewayConfig { services: next.editor.finish(), net: next.net })
     }
 }
 
-/// The SYN proxy shifts the sequence numbers of every packet between server and client
-/// for the connection's life; with DR or TUN the server's replies bypass the gateway, so
-/// a proxied service may have only FNAT and NAT real servers.
-fn refuse_bypassing_synproxy(services: &Snapshot, flags: &BTreeMap<ServiceKey, ServiceFlags>) -> Result<(), ApiError> {
-    for (key, _) in flags.iter().filter(|(_, f)| f.synproxy) {
-        let Some(id) = services.service_id(key) else { continue };
-        if let Some(d) = services.service(id).dests().iter().find(|d| !d.method().sees_replies()) {
-            let how = match d.method() {
-                ForwardMethod::Tunnel => "tunnelled (-i)",
-                _ => "direct-routed (-g)",
-            };
-            return Err(invalid(format!(
-                "SYN proxy on {key} needs the replies to pass the gateway, but real server {} is {how}: \
-                 use masquerading (-m) or fullnat (-b), or disable the SYN proxy (-j disable)",
-                crate::service::SockAddr(d.addr(), d.port())
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// The private copies one `Apply` edits.
-struct Pending {
+/// The next configuration as one `Apply` drafts it: private copies of the snapshot (its
+/// editor) and of the network table, dropped if a change is refused.
+struct Draft {
     editor: SnapshotEditor,
-    flags: Arc<BTreeMap<ServiceKey, ServiceFlags>>,
     net: Arc<NetConfig>,
 }
 
-impl Pending {
+impl Draft {
     fn apply(&mut self, change: &Change) -> Result<(), ApiError> {
         match change {
-            Change::AddService { service } => {
-                let (spec, flags) = service_spec(service)?;
-                self.editor.add_service(spec).map_err(config_error)?;
-                self.set_flags(spec.key, flags);
-            }
+            Change::AddService { service } => self.editor.add_service(service_spec(service)?).map_err(config_error)?,
             Change::EditService { service } => {
-                let (spec, flags) = service_spec(service)?;
-                self.editor.edit_service(spec).map_err(config_error)?;
-                self.set_flags(spec.key, flags);
+                self.editor.edit_service(service_spec(service)?).map_err(config_error)?
             }
             Change::DeleteService { service } => {
-                let key = service_key(service);
-                self.editor.delete_service(&key).map_err(config_error)?;
-                self.clear_flags(&key);
+                self.editor.delete_service(&service_key(service)).map_err(config_error)?
             }
-            Change::Clear => {
-                self.editor.clear();
-                if !self.flags.is_empty() {
-                    Arc::make_mut(&mut self.flags).clear();
-                }
-            }
+            Change::Clear => self.editor.clear(),
             Change::AddServer { service, server } => {
                 let key = service_key(service);
                 self.editor.add_dest(&key, dest_spec(server)).map_err(config_error)?;
@@ -380,27 +333,13 @@ impl Pending {
         }
         Ok(())
     }
-
-    fn set_flags(&mut self, key: ServiceKey, flags: ServiceFlags) {
-        if flags == ServiceFlags::default() {
-            self.clear_flags(&key);
-        } else if self.flags.get(&key) != Some(&flags) {
-            Arc::make_mut(&mut self.flags).insert(key, flags);
-        }
-    }
-
-    fn clear_flags(&mut self, key: &ServiceKey) {
-        if self.flags.contains_key(key) {
-            Arc::make_mut(&mut self.flags).remove(key);
-        }
-    }
 }
 
 fn invalid(message: String) -> ApiError {
     ApiError::new(ErrorKind::InvalidArgument, message)
 }
 
-fn net_error(e: super::net::NetError) -> ApiError {
+fn net_error(e: NetError) -> ApiError {
     let kind = if e.is_exists() {
         ErrorKind::EntryExists
     } else if e.is_not_found() {
@@ -446,7 +385,7 @@ pub fn virtual_service(key: &ServiceKey) -> VirtualService {
     }
 }
 
-fn service_spec(c: &ServiceConfig) -> Result<(ServiceSpec, ServiceFlags), ApiError> {
+fn service_spec(c: &ServiceConfig) -> Result<ServiceSpec, ApiError> {
     let key = service_key(&c.service);
     let scheduler: SchedulerKind = c.scheduler.parse().map_err(config_error)?;
     if c.one_packet && matches!(c.service, VirtualService::Tcp { .. }) {
@@ -457,12 +396,8 @@ fn service_spec(c: &ServiceConfig) -> Result<(ServiceSpec, ServiceFlags), ApiErr
     if c.one_packet {
         return Err(invalid(format!("one-packet scheduling (-o) is not supported by this gateway: {key}")));
     }
-    if c.synproxy && matches!(c.service, VirtualService::Udp { .. }) {
-        return Err(invalid(format!("SYN proxy is only for TCP services, not {key}")));
-    }
     let persistence = c.persistence.map(|p| Persistence { timeout: p.timeout, netmask: p.netmask });
-    let flags = ServiceFlags { synproxy: c.synproxy };
-    Ok((ServiceSpec { key, scheduler, persistence }, flags))
+    Ok(ServiceSpec { key, scheduler, persistence, synproxy: c.synproxy })
 }
 
 fn dest_spec(s: &ServerConfig) -> DestSpec {
@@ -728,8 +663,8 @@ mod tests {
         let e = one(
             &mut st,
             Change::StartDaemon {
-                daemon: super::super::api::SyncDaemonConfig {
-                    state: super::super::api::SyncState::Master,
+                daemon: gwapi::api::SyncDaemonConfig {
+                    state: gwapi::api::SyncState::Master,
                     mcast_interface: "eth0".into(),
                     syncid: 255,
                 },

@@ -9,7 +9,8 @@
 
 use std::net::IpAddr;
 
-use super::api::{ConnectionInfo, LinkInfo, WorkerStats};
+use gwapi::api::{ConnectionInfo, LinkInfo, WorkerStats};
+
 use crate::service::ServiceKey;
 
 /// Read access to the running dataplane's state. Every answer but the table size

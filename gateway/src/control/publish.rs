@@ -10,31 +10,19 @@
 //! allocates (`try_recv` on an empty channel is a couple of atomic loads), so it fits a
 //! poll-mode loop. Old configurations are freed on the control thread, not on a worker: the
 //! broadcaster keeps the last confirmed payload until every worker has confirmed the next.
-//! [`broadcast_with`] sends workers a converted payload instead (see `bridge`).
+//! [`broadcast_with`] sends workers a converted payload instead (see `daemon::workers`).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::net::NetConfig;
-use crate::service::{ServiceKey, Snapshot};
+use crate::service::{NetConfig, Snapshot};
 
-/// Per-service options the model's `ServiceSpec` does not carry (yet): `-j`. (`-o`,
-/// one-packet scheduling, is refused where it arrives: the workers do not implement it.)
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct ServiceFlags {
-    /// SYN proxy (`-j enable`).
-    pub synproxy: bool,
-}
-
-/// Everything the control plane publishes at once. Cheap to clone (three `Arc`s).
+/// Everything the control plane publishes at once. Cheap to clone (two `Arc`s).
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     pub services: Arc<Snapshot>,
-    /// Only services with a flag set have an entry.
-    pub service_flags: Arc<BTreeMap<ServiceKey, ServiceFlags>>,
     pub net: Arc<NetConfig>,
 }
 
@@ -42,16 +30,12 @@ impl GatewayConfig {
     /// No services, no addresses, default timeouts: what `gatewayd` starts with before it
     /// reads its configuration file.
     pub fn empty() -> GatewayConfig {
-        GatewayConfig { services: Snapshot::empty(), service_flags: Arc::default(), net: Arc::default() }
+        GatewayConfig { services: Snapshot::empty(), net: Arc::default() }
     }
 
     /// The generation of the service snapshot; every published configuration has a new one.
     pub fn generation(&self) -> u64 {
         self.services.generation()
-    }
-
-    pub fn flags(&self, key: &ServiceKey) -> ServiceFlags {
-        self.service_flags.get(key).copied().unwrap_or_default()
     }
 }
 

@@ -43,9 +43,10 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
-use super::api::{ApiError, ErrorKind, Request, MAX_REQUEST_BYTES, MAX_STREAMED_CHANGES};
+use gwapi::api::{ApiError, ErrorKind, Request, MAX_REQUEST_BYTES, MAX_STREAMED_CHANGES};
+use gwapi::protocol::{decode_change, decode_request, encode_response, FrameError, FrameReader};
+
 use super::apply::ControlState;
-use super::protocol::{decode_change, decode_request, encode_response, FrameError, FrameReader};
 use crate::stats::ESTIMATE_INTERVAL;
 
 /// How the server listens and what it tolerates.

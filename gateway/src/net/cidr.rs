@@ -63,15 +63,6 @@ impl Ipv4Cidr {
     }
 }
 
-/// The number of address bits of `addr`'s family (32 or 128).
-pub fn family_bits(addr: IpAddr) -> u8 {
-    if addr.is_ipv4() {
-        32
-    } else {
-        128
-    }
-}
-
 /// `addr` with every bit past `prefix_len` cleared, in either family (a
 /// prefix longer than the family keeps the whole address).
 pub fn network_of(addr: IpAddr, prefix_len: u8) -> IpAddr {
@@ -82,16 +73,6 @@ pub fn network_of(addr: IpAddr, prefix_len: u8) -> IpAddr {
             IpAddr::V6((u128::from(a) & mask).into())
         }
     }
-}
-
-/// The prefix length of a contiguous netmask (`255.255.255.0` is 24); `None`
-/// when the mask has holes.
-pub fn mask_prefix_len(mask: IpAddr) -> Option<u8> {
-    let (ones, zeros, bits) = match mask {
-        IpAddr::V4(m) => (u32::from(m).leading_ones(), u32::from(m).trailing_zeros(), 32),
-        IpAddr::V6(m) => (u128::from(m).leading_ones(), u128::from(m).trailing_zeros(), 128),
-    };
-    (ones + zeros == bits).then_some(ones as u8)
 }
 
 /// The netmask of a prefix length (at most 32) as a host-order integer.
@@ -161,12 +142,6 @@ mod tests {
         assert_eq!(network_of(ip("10.1.2.3"), 0), ip("0.0.0.0"));
         assert_eq!(network_of(ip("2001:db8::1"), 32), ip("2001:db8::"));
         assert_eq!(network_of(ip("2001:db8::1"), 128), ip("2001:db8::1"));
-        assert_eq!((family_bits(ip("10.0.0.1")), family_bits(ip("::1"))), (32, 128));
-        assert_eq!(mask_prefix_len(ip("255.255.255.0")), Some(24));
-        assert_eq!(mask_prefix_len(ip("0.0.0.0")), Some(0));
-        assert_eq!(mask_prefix_len(ip("255.255.255.255")), Some(32));
-        assert_eq!(mask_prefix_len(ip("255.0.255.0")), None);
-        assert_eq!(mask_prefix_len(ip("ffff:ffff::")), Some(32));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use super::types::{ServiceKey, SockAddr};
+use super::types::{ForwardMethod, ServiceKey, SockAddr};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
@@ -70,6 +70,16 @@ pub enum ConfigError {
     },
     /// Maglev's table size must be a prime (so every skip is coprime to it).
     TableSizeNotPrime(usize),
+    /// The SYN proxy on a UDP service: it answers TCP handshakes only.
+    SynproxyNotTcp(ServiceKey),
+    /// The SYN proxy shifts the sequence numbers of every packet between server and client
+    /// for the connection's life, so a proxied service's replies must pass the gateway: a
+    /// DR or TUN real server's bypass it.
+    SynproxyBypassed {
+        service: ServiceKey,
+        dest: SockAddr,
+        method: ForwardMethod,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -120,6 +130,18 @@ impl fmt::Display for ConfigError {
                 write!(f, "worker {worker} does not exist (0..{workers})")
             }
             TableSizeNotPrime(m) => write!(f, "Maglev table size {m} is not a prime"),
+            SynproxyNotTcp(k) => write!(f, "SYN proxy is only for TCP services, not {k}"),
+            SynproxyBypassed { service, dest, method } => {
+                let how = match method {
+                    ForwardMethod::Tunnel => "tunnelled (-i)",
+                    _ => "direct-routed (-g)",
+                };
+                write!(
+                    f,
+                    "SYN proxy on {service} needs the replies to pass the gateway, but real server {dest} is {how}: \
+                     use masquerading (-m) or fullnat (-b), or disable the SYN proxy (-j disable)"
+                )
+            }
         }
     }
 }

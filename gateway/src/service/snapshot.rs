@@ -21,7 +21,7 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Weak};
 
-use crate::net::cidr::{mask_prefix_len, network_of};
+use gwapi::addr::mask_prefix_len;
 
 use super::counters::DestCounters;
 use super::error::ConfigError;
@@ -30,6 +30,7 @@ use super::types::{
     DestSpec, ForwardMethod, MarkRule, Persistence, Protocol, SchedulerKind, ServiceKey, ServiceSpec, SockAddr,
 };
 use crate::conn::Timeouts;
+use crate::net::cidr::network_of;
 use crate::sched::{EditLog, EditStep, Prepared, WrrMeasure};
 use crate::stats::Traffic;
 
@@ -271,9 +272,14 @@ impl SnapshotEditor {
         Ok(())
     }
 
-    /// `-E`: changes an existing service's scheduler and persistence.
+    /// `-E`: changes an existing service's scheduler, persistence and SYN proxy.
     pub fn edit_service(&mut self, spec: ServiceSpec) -> Result<(), ConfigError> {
         validate_service(&spec)?;
+        if spec.synproxy {
+            if let Some(d) = self.service(&spec.key)?.dests.iter().find(|d| !d.spec.method.sees_replies()) {
+                return Err(synproxy_bypassed(spec.key, &d.spec));
+            }
+        }
         let generation = self.next.generation + 1;
         let svc = self.service_mut(&spec.key)?;
         if svc.spec.scheduler != spec.scheduler {
@@ -509,6 +515,9 @@ fn validate_service(spec: &ServiceSpec) -> Result<(), ConfigError> {
     if spec.key == ServiceKey::Fwmark(0) {
         return Err(ConfigError::FwmarkZero);
     }
+    if spec.synproxy && matches!(spec.key, ServiceKey::Inet { proto: Protocol::Udp, .. }) {
+        return Err(ConfigError::SynproxyNotTcp(spec.key));
+    }
     if let Some(p) = spec.persistence {
         if p.timeout == 0 {
             return Err(ConfigError::PersistenceTimeoutZero);
@@ -524,6 +533,10 @@ fn validate_service(spec: &ServiceSpec) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn synproxy_bypassed(service: ServiceKey, dest: &DestSpec) -> ConfigError {
+    ConfigError::SynproxyBypassed { service, dest: SockAddr(dest.addr, dest.port), method: dest.method }
+}
+
 fn validate_dest(svc: &Service, spec: &DestSpec) -> Result<(), ConfigError> {
     let key = svc.spec.key;
     let dest = SockAddr(spec.addr, spec.port);
@@ -533,6 +546,9 @@ fn validate_dest(svc: &Service, spec: &DestSpec) -> Result<(), ConfigError> {
     // IPVS checks this even without an upper threshold: a lower one alone is meaningless.
     if spec.lower_threshold > spec.upper_threshold {
         return Err(ConfigError::ThresholdsInverted { upper: spec.upper_threshold, lower: spec.lower_threshold });
+    }
+    if svc.spec.synproxy && !spec.method.sees_replies() {
+        return Err(synproxy_bypassed(key, spec));
     }
     if let ServiceKey::Inet { addr, port, .. } = key {
         // FNAT could bridge families (DPVS's NAT64); until the rewrite exists, refuse it.
@@ -648,6 +664,60 @@ mod tests {
         assert_eq!(svc.dests().len(), 1);
         assert_eq!(svc.persistence(), None);
         assert_eq!(svc.dests()[0].spec(), snap.service(0).dests()[0].spec());
+    }
+
+    #[test]
+    fn the_syn_proxy_is_refused_where_replies_bypass_the_gateway_or_on_udp() {
+        let proxied = ServiceSpec { synproxy: true, ..ServiceSpec::new(web()) };
+        let bypass = |addr: &str, how: &str| {
+            format!(
+                "SYN proxy on TCP 10.0.0.1:80 needs the replies to pass the gateway, but real server {addr}:80 is \
+                 {how}: use masquerading (-m) or fullnat (-b), or disable the SYN proxy (-j disable)"
+            )
+        };
+        // Turning it on over a NAT server is fine; a DR or TUN server then is refused.
+        let mut ed = with_web().edit();
+        ed.edit_service(proxied).unwrap();
+        let server = |addr: &str, method| DestSpec::new(ip(addr), 80).with_method(method);
+        let refused = [
+            (
+                ed.add_dest(&web(), server("192.168.1.3", ForwardMethod::DirectRoute)),
+                bypass("192.168.1.3", "direct-routed (-g)"),
+            ),
+            (
+                ed.add_dest(&web(), server("192.168.1.3", ForwardMethod::Tunnel)),
+                bypass("192.168.1.3", "tunnelled (-i)"),
+            ),
+            (
+                ed.edit_dest(&web(), server("192.168.1.2", ForwardMethod::DirectRoute)),
+                bypass("192.168.1.2", "direct-routed (-g)"),
+            ),
+        ];
+        for (result, message) in refused {
+            assert_eq!(result.unwrap_err().to_string(), message);
+        }
+        ed.add_dest(&web(), server("192.168.1.3", ForwardMethod::FullNat)).unwrap();
+        let snap = ed.finish();
+        let svc = snap.service(0);
+        assert!(svc.spec().synproxy);
+        let methods: Vec<ForwardMethod> = svc.dests().iter().map(|d| d.method()).collect();
+        assert_eq!(methods, [ForwardMethod::Masq, ForwardMethod::FullNat]);
+
+        // Over a DR server, turning it on is refused and the service stays as it was.
+        let mut ed = snap.edit();
+        ed.edit_service(ServiceSpec::new(web())).unwrap();
+        ed.edit_dest(&web(), server("192.168.1.2", ForwardMethod::DirectRoute)).unwrap();
+        assert_eq!(ed.edit_service(proxied).unwrap_err().to_string(), bypass("192.168.1.2", "direct-routed (-g)"));
+        assert!(!ed.current().service(0).spec().synproxy);
+
+        // UDP has no handshake to answer; fwmark services may be proxied (their TCP flows).
+        let dns = ServiceKey::udp(ip("10.0.0.1"), 53);
+        assert_eq!(
+            ed.add_service(ServiceSpec { synproxy: true, ..ServiceSpec::new(dns) }).unwrap_err().to_string(),
+            "SYN proxy is only for TCP services, not UDP 10.0.0.1:53"
+        );
+        assert_eq!(ed.current().service_id(&dns), None);
+        ed.add_service(ServiceSpec { synproxy: true, ..ServiceSpec::new(ServiceKey::Fwmark(7)) }).unwrap();
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! The small vocabulary of the configuration model, shared by the daemon and `gwctl`.
+//! The small vocabulary of the configuration model.
 //!
 //! These are plain values describing what the operator asked for (a *spec*), not runtime
 //! state. Numeric fields are wider than their valid range (a weight is a `u32`, not a `u16`)
-//! on purpose: the control tool parses user input straight into them and the snapshot
+//! on purpose: the control server converts user input straight into them and the snapshot
 //! editor rejects out-of-range values with an error that names the value the user typed,
 //! instead of the parser silently truncating it.
 //!
@@ -270,12 +270,15 @@ pub struct ServiceSpec {
     pub key: ServiceKey,
     pub scheduler: SchedulerKind,
     pub persistence: Option<Persistence>,
+    /// The SYN proxy answers the handshakes (`-j enable`): TCP and fwmark services only,
+    /// and every real server's replies must pass the gateway (FNAT or NAT).
+    pub synproxy: bool,
 }
 
 impl ServiceSpec {
-    /// A service with ipvsadm's defaults: `wlc`, not persistent.
+    /// A service with ipvsadm's defaults: `wlc`, not persistent, no SYN proxy.
     pub fn new(key: ServiceKey) -> ServiceSpec {
-        ServiceSpec { key, scheduler: SchedulerKind::default(), persistence: None }
+        ServiceSpec { key, scheduler: SchedulerKind::default(), persistence: None, synproxy: false }
     }
 }
 

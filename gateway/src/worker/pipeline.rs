@@ -10,14 +10,13 @@
 //! the pipeline never touches a queue itself. Every frame that does not leave
 //! is counted under a [`Discard`] reason before it is freed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use super::counters::{Discard, WorkerCounters};
 use crate::conn::director::{Director, DirectorConfig, Refused};
 use crate::conn::{ConnId, Direction, FlowKey, Proxy, State};
-use crate::control::publish::ServiceFlags;
 use crate::frame::Frame;
 use crate::net::arp::{handle_arp, write_arp_request, ArpSeen, ArpVerdict};
 use crate::net::icmp::{echo_reply_in_place, error_destination, RateLimiter};
@@ -185,8 +184,6 @@ pub struct Worker<F> {
     /// ICMP errors the gateway originates, at most 1000 a second (Linux's
     /// icmp_msgs_per_sec), so a flood of expiring packets cannot double.
     icmp_errors: RateLimiter,
-    /// Per-service flags (`-j`).
-    service_flags: Arc<BTreeMap<ServiceKey, ServiceFlags>>,
     /// By service id of the current snapshot, whether the SYN proxy answers
     /// the service.
     proxied: Vec<bool>,
@@ -243,7 +240,6 @@ impl<F: Frame> Worker<F> {
             ident: cfg.id.wrapping_mul(0x1000),
             icmp_errors: RateLimiter::new(1000, 50),
             steering_tries: 0,
-            service_flags: Arc::default(),
             proxied: Vec::new(),
             any_proxied: false,
             synproxy: SynProxy::new(&cfg.synproxy, now),
@@ -273,13 +269,9 @@ impl<F: Frame> Worker<F> {
     }
 
     /// Switches to a new configuration between bursts.
-    pub fn switch(&mut self, snap: Arc<Snapshot>, flags: Arc<BTreeMap<ServiceKey, ServiceFlags>>, net: Arc<NetView>) {
-        let new_flags = !Arc::ptr_eq(&flags, &self.service_flags);
-        self.service_flags = flags;
+    pub fn switch(&mut self, snap: Arc<Snapshot>, net: Arc<NetView>) {
         if !Arc::ptr_eq(&snap, self.director.snapshot()) {
             self.director.switch(snap);
-            self.index_services();
-        } else if new_flags {
             self.index_services();
         }
         if !Arc::ptr_eq(&net, &self.net) {
@@ -328,8 +320,7 @@ impl<F: Frame> Worker<F> {
         self.dest_addrs.clear();
         self.proxied.clear();
         for svc in snap.services() {
-            let flags = self.service_flags.get(&svc.key()).copied().unwrap_or_default();
-            self.proxied.push(flags.synproxy);
+            self.proxied.push(svc.spec().synproxy);
             if let ServiceKey::Inet { addr: IpAddr::V4(a), .. } = svc.key() {
                 self.vips.insert(a);
             }

@@ -9,7 +9,7 @@ use crate::frame::{BufFrame, Frame};
 use crate::net::arp::MIN_FRAME_LEN;
 use crate::net::Ipv4Cidr;
 use crate::service::snapshot::LocalAddr;
-use crate::service::{DestSpec, ForwardMethod, SchedulerKind, ServiceKey, ServiceSpec, Snapshot};
+use crate::service::{DestSpec, ForwardMethod, SchedulerKind, ServiceKey, ServiceSpec, Snapshot, SnapshotEditor};
 use crate::wire::tcp::{flags, TcpPacket};
 use crate::wire::{DropReason, MacAddr};
 use crate::xmit::test_support::{assert_checksums_valid, tcp_frame, udp_frame};
@@ -85,6 +85,13 @@ fn net() -> Arc<NetView> {
         },
     ];
     Arc::new(NetView::with_connected_routes(ports, &[]).unwrap())
+}
+
+/// `-E ... -j enable` on the service `key` of the snapshot being edited.
+fn enable_synproxy(ed: &mut SnapshotEditor, key: ServiceKey) {
+    let snap = ed.current();
+    let spec = *snap.service(snap.service_id(&key).unwrap()).spec();
+    ed.edit_service(ServiceSpec { synproxy: true, ..spec }).unwrap();
 }
 
 fn service(method: ForwardMethod, scheduler: SchedulerKind) -> Arc<Snapshot> {
@@ -343,7 +350,7 @@ fn wrr_after_a_restore_starts_where_typing_the_lines_would() {
         let mut ed = snap.edit();
         line(&mut ed);
         snap = ed.finish();
-        w.switch(snap.clone(), Arc::default(), net());
+        w.switch(snap.clone(), net());
     }
     assert_eq!(first_six(&mut w), typed_order, "typed line by line");
 
@@ -352,7 +359,7 @@ fn wrr_after_a_restore_starts_where_typing_the_lines_would() {
     lines.iter().for_each(|line| line(&mut ed));
     let batch = ed.finish();
     let mut w = Worker::new(&cfg, Snapshot::empty(), net(), 1000).unwrap();
-    w.switch(batch.clone(), Arc::default(), net());
+    w.switch(batch.clone(), net());
     assert_eq!(first_six(&mut w), typed_order, "restored in one batch");
 
     // Started with it (gatewayd's configuration file).
@@ -728,13 +735,13 @@ fn static_neighbours_are_installed_when_arp_has_filled_the_table() {
         .collect();
     view.static_neighbours[0] = (CLIENT, MAC_CLIENT, 0);
     let snap = w.director().snapshot().clone();
-    w.switch(snap, Arc::default(), Arc::new(view));
+    w.switch(snap, Arc::new(view));
     assert_eq!(w.neighbours().statics(), crate::net::MAX_STATIC_NEIGHBOURS, "every one installed");
     assert_eq!(w.neighbours().lookup(CLIENT, 5000).map(|n| n.mac), Some(MAC_CLIENT), "permanent");
     assert_eq!(w.neighbours().lookup(RS1, 1000).map(|n| n.mac), Some(MAC_RS1), "learned ones kept");
     // Removed from the configuration: gone from the table.
     let snap = w.director().snapshot().clone();
-    w.switch(snap, Arc::default(), net());
+    w.switch(snap, net());
     assert_eq!((w.neighbours().statics(), w.neighbours().lookup(CLIENT, 5000)), (0, None));
 }
 
@@ -840,7 +847,7 @@ fn a_new_snapshot_switches_services_and_keeps_connections() {
     assert_eq!(io.take_sent().len(), 1);
 
     // The service goes away: the existing connection lives on, new ones are refused.
-    w.switch(Snapshot::empty(), Arc::default(), net());
+    w.switch(Snapshot::empty(), net());
     let data = tcp_frame((CLIENT, 40000), (VIP, 80), 2, 1, flags::ACK, &[], b"x");
     w.process(on_wire(MAC_CLIENT, MAC_PORT0, &data), 0, 1000, &mut io);
     assert_eq!(io.take_sent().len(), 1, "bound connection still forwarded");
@@ -956,9 +963,7 @@ fn a_syn_flood_neither_locks_clients_out_nor_lingers() {
 mod synproxy {
     use super::*;
     use crate::conn::{Proxy, State};
-    use crate::control::publish::ServiceFlags;
     use crate::wire::tcp::TcpOption;
-    use std::collections::BTreeMap;
 
     /// A Linux SYN's options: MSS 1460, SACK-permitted, timestamps (TSval
     /// 5000), NOP, window scale 7.
@@ -976,10 +981,9 @@ mod synproxy {
         cfg.template_capacity = 64;
         cfg.synproxy.seed = *b"worker-test-seed";
         settings(&mut cfg.synproxy);
-        let snap = service(method, SchedulerKind::Rr);
-        let mut w = Worker::new(&cfg, snap.clone(), net(), 1000).unwrap();
-        let flags = BTreeMap::from([(ServiceKey::tcp(VIP.into(), 80), ServiceFlags { synproxy: true })]);
-        w.switch(snap, Arc::new(flags), net());
+        let mut ed = service(method, SchedulerKind::Rr).edit();
+        enable_synproxy(&mut ed, ServiceKey::tcp(VIP.into(), 80));
+        let mut w = Worker::new(&cfg, ed.finish(), net(), 1000).unwrap();
         let mut io = Recorder::default();
         resolve(&mut w, &mut io, 1000);
         (w, io)
@@ -1443,9 +1447,7 @@ mod synproxy {
 /// only a mark rule leads to the service (the seed's LVS-FWM example).
 mod fwmark {
     use super::*;
-    use crate::control::publish::ServiceFlags;
     use crate::service::MarkRule;
-    use std::collections::BTreeMap;
 
     /// Held by the gateway as an interface address (`gwctl addr add`), as
     /// the seed's director holds it with ifconfig; no Inet service has it.
@@ -1453,7 +1455,8 @@ mod fwmark {
 
     /// `service(method)` plus `-f 1 -s rr` with both real servers (port 0:
     /// the packet's port) and the rule `mark add 1 -d FWM_VIP` (any protocol,
-    /// any port); `proxy` sets `-j enable` on those services.
+    /// any port); `proxy` sets `-j enable` on those services, adding the ones
+    /// missing with a NAT server (a proxied service's replies pass the gateway).
     fn worker_with_fwmark(method: ForwardMethod, proxy: &[ServiceKey]) -> (Worker<BufFrame>, Recorder) {
         let mut cfg = WorkerConfig::new(0, 1);
         cfg.conn_capacity = 1024;
@@ -1466,10 +1469,14 @@ mod fwmark {
         }
         ed.add_mark_rule(MarkRule { mark: 1, dst: FWM_VIP.into(), prefix_len: 32, proto: None, ports: vec![] })
             .unwrap();
-        let snap = ed.finish();
-        let mut w = Worker::new(&cfg, snap.clone(), net(), 1000).unwrap();
-        let flags = proxy.iter().map(|k| (*k, ServiceFlags { synproxy: true })).collect::<BTreeMap<_, _>>();
-        w.switch(snap, Arc::new(flags), net());
+        for &key in proxy {
+            if ed.current().service_id(&key).is_none() {
+                ed.add_service(ServiceSpec { scheduler: SchedulerKind::Rr, ..ServiceSpec::new(key) }).unwrap();
+                ed.add_dest(&key, DestSpec::new(RS1.into(), 0).with_method(ForwardMethod::Masq)).unwrap();
+            }
+            enable_synproxy(&mut ed, key);
+        }
+        let mut w = Worker::new(&cfg, ed.finish(), net(), 1000).unwrap();
         let mut io = Recorder::default();
         resolve(&mut w, &mut io, 1000);
         (w, io)
@@ -1541,7 +1548,7 @@ mod fwmark {
 
     #[test]
     fn dr_and_nat_fwmark_services_schedule_tcp_and_udp_beside_a_proxied_service() {
-        schedules_tcp_and_udp(ForwardMethod::DirectRoute, &[ServiceKey::tcp(VIP.into(), 80)]);
+        schedules_tcp_and_udp(ForwardMethod::DirectRoute, &[ServiceKey::tcp(VIP.into(), 81)]);
         schedules_tcp_and_udp(ForwardMethod::Masq, &[ServiceKey::tcp(VIP.into(), 80)]);
     }
 

@@ -3,10 +3,10 @@
 //!
 //! Design choices:
 //!
-//! - **A wire vocabulary of its own.** These types mirror the model's ([`crate::service`]) but
-//!   are separate from it: the model is free to change its internal representation, while
-//!   what is on the socket is versioned ([`PROTOCOL_VERSION`]) and stable. The conversions
-//!   live in `control::apply`.
+//! - **A wire vocabulary of its own.** These types mirror the gateway's model
+//!   (`gateway::service`) but are separate from it, in a crate of their own: the model is free
+//!   to change its internal representation, while what is on the socket is versioned
+//!   ([`PROTOCOL_VERSION`]) and stable. The conversions live in `gateway::control::apply`.
 //! - **Mutations are lists.** [`Request::Apply`] carries a list of [`Change`]s that the server
 //!   validates in full and applies all or nothing; one ipvsadm command is a list of one, and
 //!   `gwctl -R` sends a whole rule file as one list, so a bad line in a restore changes
@@ -28,6 +28,10 @@ use serde::{Deserialize, Serialize};
 /// The protocol version this build speaks. A request with another version gets
 /// [`ErrorKind::UnsupportedVersion`].
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The IPVS version whose behaviour and listings the gateway reproduces (`-L`'s first line,
+/// [`GatewayInfo::ipvs_version`], and `gwctl --version`).
+pub const IPVS_VERSION: &str = "1.2.1";
 
 /// The largest frame the server reads, newline included: a whole request, or one change of
 /// a [`Request::ApplyStream`]; a larger one gets [`ErrorKind::TooLarge`]. One rule (`-a ...`)

@@ -10,7 +10,7 @@ use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use super::api::TransportProtocol;
+use crate::api::TransportProtocol;
 
 /// The name databases, loaded once per run.
 #[derive(Debug, Clone, Default)]

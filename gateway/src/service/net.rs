@@ -1,19 +1,20 @@
-//! The gateway's own network configuration as the control plane keeps it: the addresses it
-//! owns, its routes and its static neighbours (`gwctl addr|route|neigh`).
+//! The gateway's own network configuration: the addresses it owns, its routes and its static
+//! neighbours (`gwctl addr|route|neigh`, the configuration file's `ports` and `routes`).
 //!
 //! This is configuration, published with the service snapshot in one
-//! [`GatewayConfig`](super::GatewayConfig); the dataplane's `net` layer (ARP, routing, ICMP for
+//! [`GatewayConfig`](crate::control::GatewayConfig); the dataplane's `net` layer (ARP, routing, ICMP for
 //! own addresses) consumes it. Like the snapshot editor, every method checks its whole
 //! change before making it, so a refused change leaves the table as it was.
 
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::net::cidr::{family_bits, network_of};
+use gwapi::addr::family_bits;
+use gwapi::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
+
+use crate::net::cidr::network_of;
 use crate::net::MAX_STATIC_NEIGHBOURS;
 use crate::wire::MacAddr;
-
-use super::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
 
 /// Linux's IFNAMSIZ less the terminating NUL: DPDK port names follow the same limit here so
 /// they can be shown by the same tools.

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::api::{
+use crate::api::{
     ApiError, Change, ErrorKind, Outcome, Reply, Request, RequestEnvelope, ResponseEnvelope, PROTOCOL_VERSION,
 };
 
@@ -238,7 +238,7 @@ pub fn decode_response(frame: &[u8]) -> Result<ResponseEnvelope, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::api::VirtualService;
+    use crate::api::VirtualService;
     use std::time::Duration;
 
     struct Chunks(Vec<Vec<u8>>);

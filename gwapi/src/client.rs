@@ -6,8 +6,8 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::api::{ApiError, Change, Outcome, Reply, Request, MAX_REPLY_BYTES, PROTOCOL_VERSION};
-use super::protocol::{decode_response, encode_apply_stream, encode_request};
+use crate::api::{ApiError, Change, Outcome, Reply, Request, MAX_REPLY_BYTES, PROTOCOL_VERSION};
+use crate::protocol::{decode_response, encode_apply_stream, encode_request};
 
 /// Talks to one gateway's control socket; one connection per call.
 #[derive(Debug, Clone)]

@@ -17,11 +17,11 @@
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::api::{
+use crate::api::{
     Change, Forwarding, LaddrConfig, PersistenceConfig, ServerConfig, ServiceConfig, SyncDaemonConfig, SyncState,
     TransportProtocol, VirtualService,
 };
-use super::names::Names;
+use crate::names::Names;
 
 /// ipvsadm's MAX_TIMEOUT: 31 days.
 pub const MAX_TIMEOUT: u32 = 86400 * 31;

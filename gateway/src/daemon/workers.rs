@@ -1,16 +1,20 @@
-//! Adapters between the control plane's configuration and counters and the dataplane's own
-//! types, so `gatewayd` only has to name its ports and hand over its workers' counters.
+//! The workers as the control plane reaches them: adapters between the control plane's
+//! configuration and counters and the dataplane's own types, so `gatewayd` only has to name
+//! its ports and hand over its workers' counters.
 //!
+//! - [`worker_updates`] converts each published configuration into the [`WorkerUpdate`]
+//!   every worker's mailbox receives (the service snapshot and the network view), computing
+//!   the view again only when the network configuration changed.
 //! - [`net_view`] turns the network configuration (`gwctl addr|route|neigh`, by interface
 //!   name) into the [`NetView`] workers route with (by port id). It refuses what the
 //!   dataplane cannot do (IPv6 entries, unknown interfaces) with an error naming the entry; a
-//!   [`SnapshotSink`](super::SnapshotSink) that calls it fails the publish, so the change is
+//!   [`SnapshotSink`](crate::control::SnapshotSink) that calls it fails the publish, so the change is
 //!   refused and nothing is applied.
 //! - [`WorkerCountersView`] serves `gwctl stats` from the workers' [`WorkerCounters`]
 //!   (relaxed atomics the workers already keep; reading them costs a worker nothing) and
 //!   delegates every other question to the view it wraps.
 //! - [`ConnectionsView`] serves `gwctl -Lc` by asking every worker for its connection table
-//!   through a [`query`](super::query) channel, one page at a time; a worker answers with
+//!   through a [`query`](crate::control::query) channel, one page at a time; a worker answers with
 //!   [`connections_of`] over its `Director`'s table. A page is bounded so answering costs a
 //!   worker a bounded pause between bursts (copying a table of millions in one go would
 //!   stall its forwarding for as long); the listing pages through every table, so nothing
@@ -20,21 +24,20 @@
 //!   of the address ([`LaddrPools::usage`]), and the answers are summed. Ports are pooled
 //!   per address, so an address that several services list shows their usage together.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use super::api::{ConnectionInfo, LinkInfo, TransportProtocol, WorkerStats};
-use super::dataplane::{ConnectionListing, DataplaneView};
-use super::net::NetConfig;
-use super::publish::{Convert, GatewayConfig, Generation, PublishError, ServiceFlags};
-use super::query::Asker;
+use gwapi::api::{ConnectionInfo, LinkInfo, TransportProtocol, WorkerStats};
+
 use crate::conn::{ConnTable, Family};
+use crate::control::dataplane::{ConnectionListing, DataplaneView};
+use crate::control::publish::{Convert, GatewayConfig, Generation, PublishError};
+use crate::control::query::Asker;
 use crate::net::rss::ReplySteering;
 use crate::net::{Ipv4Cidr, Route, RouteError};
 use crate::service::laddr::LaddrPools;
-use crate::service::{ForwardMethod, Protocol, ServiceKey, Snapshot};
+use crate::service::{ForwardMethod, NetConfig, Protocol, ServiceKey, Snapshot};
 use crate::wire::ethernet::MacAddr;
 use crate::worker::counters::WorkerCounters;
 use crate::worker::pipeline::{NetView, PortView};
@@ -44,7 +47,7 @@ use crate::xmit::Offload;
 /// A port as `gatewayd` opened it; its index in the slice given to [`net_view`] is its DPDK
 /// port id.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortSpec {
+pub struct OpenedPort {
     pub name: String,
     pub mac: MacAddr,
     pub mtu: u16,
@@ -88,7 +91,7 @@ fn cidr(addr: IpAddr, prefix_len: u8) -> Result<Ipv4Cidr, NetViewError> {
 
 /// The workers' view of `net` on `ports`: interface addresses (each with its connected
 /// route), static routes and permanent neighbours.
-pub fn net_view(net: &NetConfig, ports: &[PortSpec]) -> Result<NetView, NetViewError> {
+pub fn net_view(net: &NetConfig, ports: &[OpenedPort]) -> Result<NetView, NetViewError> {
     let port_id = |name: &str| -> Result<u16, NetViewError> {
         ports
             .iter()
@@ -123,13 +126,11 @@ pub fn net_view(net: &NetConfig, ports: &[PortSpec]) -> Result<NetView, NetViewE
 }
 
 /// What each worker receives through its mailboxes (`publish::broadcast_with`): the
-/// service snapshot, the per-service flags and the network view, resolved once on the
-/// control thread. A worker installs it with `Worker::switch(update.services.clone(),
+/// service snapshot and the network view, resolved once on the control thread. A worker installs it with `Worker::switch(update.services.clone(),
 /// update.net.clone())` inside `Mailbox::poll`.
 #[derive(Debug, Clone)]
 pub struct WorkerUpdate {
     pub services: Arc<Snapshot>,
-    pub service_flags: Arc<BTreeMap<ServiceKey, ServiceFlags>>,
     pub net: Arc<NetView>,
 }
 
@@ -144,14 +145,11 @@ impl Generation for WorkerUpdate {
 /// when the network configuration changed. A configuration the dataplane
 /// cannot run fails the publish with the reason, and so the request.
 pub fn worker_updates(
-    ports: Vec<PortSpec>,
+    ports: Vec<OpenedPort>,
     initial: &GatewayConfig,
 ) -> Result<(WorkerUpdate, Convert<WorkerUpdate>), NetViewError> {
-    let update = |config: &GatewayConfig, net: Arc<NetView>| WorkerUpdate {
-        services: Arc::clone(&config.services),
-        service_flags: Arc::clone(&config.service_flags),
-        net,
-    };
+    let update =
+        |config: &GatewayConfig, net: Arc<NetView>| WorkerUpdate { services: Arc::clone(&config.services), net };
     let first_view = Arc::new(net_view(&initial.net, &ports)?);
     let first = update(initial, Arc::clone(&first_view));
     let mut cache = (Arc::clone(&initial.net), first_view);
@@ -400,19 +398,19 @@ impl DataplaneView for ConnectionsView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
     use crate::control::dataplane::NoDataplane;
     use crate::worker::counters::Discard;
+    use gwapi::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
-    fn ports() -> Vec<PortSpec> {
+    fn ports() -> Vec<OpenedPort> {
         ["dpdk0", "dpdk1"]
             .iter()
             .enumerate()
-            .map(|(i, n)| PortSpec {
+            .map(|(i, n)| OpenedPort {
                 name: n.to_string(),
                 mac: MacAddr([2, 0, 0, 0, 0, i as u8]),
                 mtu: 1500,
@@ -460,9 +458,9 @@ mod tests {
 
     #[test]
     fn a_configuration_the_dataplane_cannot_run_is_refused_whole() {
-        use crate::control::api::{Change, ErrorKind, Request};
         use crate::control::apply::ControlState;
         use crate::control::publish::broadcast_with;
+        use gwapi::api::{Change, ErrorKind, Request};
         use std::time::Duration;
 
         let initial = GatewayConfig::empty();
