@@ -353,6 +353,33 @@ impl WrkSummary {
     }
 }
 
+/// A UDP echo server: answers each datagram with "NAME SOURCE-ADDRESS PAYLOAD".
+pub const UDP_ECHO: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+while True:
+    data, peer = s.recvfrom(2048)
+    s.sendto(b"%s %s %s" % (sys.argv[3].encode(), peer[0].encode(), data), peer)
+"#;
+
+/// A UDP client: from `n` sockets (distinct source ports, so distinct
+/// connections), one datagram each to ADDR:PORT; prints "FROM-ADDR:PORT REPLY"
+/// per answer, or "timeout".
+pub const UDP_CLIENT: &str = r#"
+import socket, sys
+addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for i in range(n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.sendto(b"ping%d" % i, (addr, port))
+    try:
+        data, peer = s.recvfrom(2048)
+        print("%s:%d %s" % (peer[0], peer[1], data.decode()))
+    except socket.timeout:
+        print("timeout")
+"#;
+
 /// The `gatewayd` binary: `$GATEWAYD_BIN`, or the one cargo built next to
 /// this test in the same target directory.
 pub fn gatewayd_bin() -> PathBuf {

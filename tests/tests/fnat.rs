@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use gateway_e2e::tcp::{self, Segment, ACK, SYN};
 use gateway_e2e::topology::{client_addr, rip, LIP, VIP};
-use gateway_e2e::{gatewayd_bin, tag, wait_until, Options, Topology, WrkSummary};
+use gateway_e2e::{gatewayd_bin, tag, wait_until, Options, Topology, WrkSummary, UDP_CLIENT, UDP_ECHO};
 
 fn rips(n: usize) -> Vec<String> {
     (0..n).map(rip).collect()
@@ -117,33 +117,6 @@ fn fnat_large_download_and_a_thousand_concurrent_connections() {
     drop(nginx);
     topo.stop();
 }
-
-/// A UDP echo server: answers each datagram with "NAME SOURCE-ADDRESS PAYLOAD".
-const UDP_ECHO: &str = r#"
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], int(sys.argv[2])))
-while True:
-    data, peer = s.recvfrom(2048)
-    s.sendto(b"%s %s %s" % (sys.argv[3].encode(), peer[0].encode(), data), peer)
-"#;
-
-/// A UDP client: from `n` sockets (distinct source ports, so distinct
-/// connections), one datagram each to ADDR:PORT; prints "FROM-ADDR:PORT REPLY"
-/// per answer, or "timeout".
-const UDP_CLIENT: &str = r#"
-import socket, sys
-addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-for i in range(n):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(2)
-    s.sendto(b"ping%d" % i, (addr, port))
-    try:
-        data, peer = s.recvfrom(2048)
-        print("%s:%d %s" % (peer[0], peer[1], data.decode()))
-    except socket.timeout:
-        print("timeout")
-"#;
 
 #[test]
 fn fnat_udp_round_robin_with_the_local_address_as_source() {

@@ -5,10 +5,13 @@
 //! connections: rr alternates, then `-E -f 1 -s rr -p 10` keeps the client
 //! on one server. NAT shows the alternation in the servers' answers; DR (the
 //! seed's `-g` servers, which share one namespace and so one answer) in the
-//! servers' connection counts.
+//! servers' connection counts. A mark on any protocol carries UDP too, and
+//! a SYN-proxied mark (`-j enable`) completes each handshake itself first.
 
-use gateway_e2e::topology::{rip, VIP};
-use gateway_e2e::{Options, Topology};
+use std::time::Duration;
+
+use gateway_e2e::topology::{client_addr, rip, VIP};
+use gateway_e2e::{wait_until, Options, Topology, UDP_CLIENT, UDP_ECHO};
 
 /// Holds VIP on the gateway and marks TCP to VIP:80 with mark 1.
 fn mark_the_vip(topo: &Topology) {
@@ -85,5 +88,58 @@ fn dr_fwmark_service_of_the_seed_alternates_then_persistence_sticks() {
         "persistence sends all six to one server: {sticky:?}\n{}",
         topo.gwctl(&["-Ln"])
     );
+    topo.stop();
+}
+
+/// `-A -f 1 -s rr -j enable` over NAT servers, marking every protocol to
+/// the held address: curl's connections complete their handshakes with the
+/// gateway, then with rr's servers in turn, and UDP datagrams to the same
+/// mark are scheduled beside them (port 0 keeps each packet's port), the
+/// servers seeing the client and the client the marked address.
+#[test]
+fn a_syn_proxied_nat_fwmark_service_carries_tcp_and_udp() {
+    let mut topo = Topology::start("fwj", Options { servers: 2, servers_via_gateway: true, ..Options::default() });
+    let _nginx = topo.nginx_on(&[format!("{}:80", rip(0)), format!("{}:80", rip(1))], false);
+    let _echoes: Vec<_> = (0..2)
+        .map(|i| {
+            let name = format!("rs{}", i + 1);
+            topo.servers.spawn(&format!("udp-{name}"), "python3", &["-c", UDP_ECHO, &rip(i), "53", &name])
+        })
+        .collect();
+    topo.gwctl(&["addr", "add", &format!("{VIP}/32"), "dev", "client"]);
+    topo.gwctl(&["mark", "add", "1", "-d", VIP]);
+    topo.gwctl_line("-A -f 1 -s rr -j enable");
+    for i in 0..2 {
+        topo.gwctl_line(&format!("-a -f 1 -r {} -m", rip(i)));
+    }
+    let who = format!("http://{VIP}/who");
+    topo.wait_for_service(&who);
+
+    let before = topo.stats();
+    let answers = topo.curl_many(None, &who, 6);
+    assert_eq!(answers.len(), 6, "{answers:?}");
+    assert!(answers.windows(2).all(|p| p[0] != p[1] && p[0].starts_with("rs")), "rr alternates: {answers:?}");
+    let after = topo.stats();
+    let grew = |name: &str| after.counter(name) - before.counter(name);
+    assert!(grew("synproxy cookies valid") >= 6, "{}", after.0);
+    assert!(grew("synproxy server handshakes") >= 6, "{}", after.0);
+
+    let ask = |n: usize| {
+        let out = topo.client.output("python3", &["-c", UDP_CLIENT, VIP, "53", &n.to_string()]);
+        assert!(out.status.success(), "udp client: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert!(wait_until(Duration::from_secs(15), || ask(1)[0] != "timeout"), "no UDP answer through the mark");
+    let answers = ask(4);
+    let mut per_server = [0, 0];
+    for a in &answers {
+        let words: Vec<&str> = a.split_whitespace().collect();
+        assert_eq!(words.len(), 4, "an answer, not a timeout: {answers:?}");
+        assert_eq!(words[0], format!("{VIP}:53"), "the answer comes from the marked address: {answers:?}");
+        assert_eq!(words[2], client_addr(0), "NAT: the server sees the client: {answers:?}");
+        per_server[if words[1] == "rs1" { 0 } else { 1 }] += 1;
+    }
+    assert_eq!(per_server, [2, 2], "rr over the two servers, one per source port: {answers:?}");
+    assert!(topo.gatewayd_log().lines().all(|l| !l.contains("panicked")), "{}", topo.gatewayd_log());
     topo.stop();
 }

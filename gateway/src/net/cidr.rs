@@ -76,6 +76,8 @@ pub fn network_of(addr: IpAddr, prefix_len: u8) -> IpAddr {
 }
 
 /// The netmask of a prefix length (at most 32) as a host-order integer.
+/// Inline: every route lookup computes it, across the crate boundary.
+#[inline]
 pub(crate) fn mask_bits(prefix_len: u8) -> u32 {
     match prefix_len {
         0 => 0,

@@ -1451,13 +1451,13 @@ mod fwmark {
 
     /// Held by the gateway as an interface address (`gwctl addr add`), as
     /// the seed's director holds it with ifconfig; no Inet service has it.
-    const FWM_VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 101);
+    pub(super) const FWM_VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 101);
 
     /// `service(method)` plus `-f 1 -s rr` with both real servers (port 0:
     /// the packet's port) and the rule `mark add 1 -d FWM_VIP` (any protocol,
     /// any port); `proxy` sets `-j enable` on those services, adding the ones
     /// missing with a NAT server (a proxied service's replies pass the gateway).
-    fn worker_with_fwmark(method: ForwardMethod, proxy: &[ServiceKey]) -> (Worker<BufFrame>, Recorder) {
+    pub(super) fn worker_with_fwmark(method: ForwardMethod, proxy: &[ServiceKey]) -> (Worker<BufFrame>, Recorder) {
         let mut cfg = WorkerConfig::new(0, 1);
         cfg.conn_capacity = 1024;
         cfg.template_capacity = 64;
@@ -1641,4 +1641,117 @@ fn routes_over_a_down_port_fail_over_and_come_back() {
     );
     w.follow_links(0);
     assert_eq!(syn_leaves_by(&mut w, 40002), (1, MAC_RS1), "the link is back: so is its route");
+}
+
+/// A SYN-proxied fwmark service through the worker: its destinations are
+/// no service's VIP, so every decision rests on the mark's service, which
+/// the proxy must find among the snapshot's services.
+mod fwmark_synproxy {
+    use super::fwmark::{worker_with_fwmark, FWM_VIP};
+    use super::*;
+    use crate::conn::{Proxy, State};
+
+    const ISN: u32 = 0x1000_0000;
+    const SERVER_ISN: u32 = 0x7000_0000;
+
+    fn from_client(w: &mut Worker<BufFrame>, io: &mut Recorder, frame: Vec<u8>) -> Vec<(u16, Vec<u8>)> {
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &frame), 0, 1000, io);
+        io.take_sent()
+    }
+
+    fn seq_ack(b: &[u8]) -> (u32, u32) {
+        let tcp = TcpPacket::new_checked(&b[34..]).unwrap();
+        (tcp.seq_number(), tcp.ack_number())
+    }
+
+    /// The client's SYN is answered with a cookie, its ACK opens the
+    /// connection to a real server chosen by the mark's scheduler, the
+    /// server's SYN-ACK is consumed and the client's ACK completes its
+    /// handshake; from then on both directions flow, the server's shifted
+    /// into the numbering the client saw. UDP to the same mark is scheduled
+    /// as usual beside it.
+    #[test]
+    fn a_proxied_nat_fwmark_service_completes_the_handshake_and_carries_both_ways() {
+        let (mut w, mut io) = worker_with_fwmark(ForwardMethod::Masq, &[ServiceKey::Fwmark(1)]);
+        let syn = tcp_frame((CLIENT, 40000), (FWM_VIP, 80), ISN, 0, flags::SYN, &[2, 4, 5, 0xb4], &[]);
+        let sent = from_client(&mut w, &mut io, syn);
+        assert_eq!(sent.len(), 1, "the SYN-ACK only");
+        assert_eq!((sent[0].0, ip_src(&sent[0].1)), (0, (FWM_VIP, 80)));
+        let (cookie, acked) = seq_ack(&sent[0].1);
+        assert_eq!(acked, ISN + 1);
+        assert!(w.director().conns().is_empty(), "a SYN leaves no state");
+
+        let ack = tcp_frame((CLIENT, 40000), (FWM_VIP, 80), ISN + 1, cookie + 1, flags::ACK, &[], &[]);
+        let sent = from_client(&mut w, &mut io, ack);
+        assert_eq!(sent.len(), 1, "the SYN to the server: {:?}", w.counters().nonzero_drops());
+        let (port, syn_out) = &sent[0];
+        assert_eq!(*port, 1);
+        assert_checksums_valid(syn_out);
+        let (rs, rport) = ip_dst(syn_out);
+        assert!(rs == RS1 || rs == RS2);
+        assert_eq!(rport, 80, "port 0 keeps the packet's port");
+        assert_eq!(ip_src(syn_out), (CLIENT, 40000), "NAT keeps the client's address");
+        let tcp = TcpPacket::new_checked(&syn_out[34..]).unwrap();
+        assert_eq!((tcp.flags(), tcp.seq_number()), (flags::SYN, ISN));
+        assert_eq!(w.counters().synproxy.cookies_valid.get(), 1);
+
+        // The client's request before the server answered waits for it.
+        let request =
+            tcp_frame((CLIENT, 40000), (FWM_VIP, 80), ISN + 1, cookie + 1, flags::ACK | flags::PSH, &[], b"GET /");
+        assert!(from_client(&mut w, &mut io, request).is_empty());
+
+        let rs_mac = if rs == RS1 { MAC_RS1 } else { MAC_RS2 };
+        let synack = tcp_frame((rs, 80), (CLIENT, 40000), SERVER_ISN, ISN + 1, flags::SYN | flags::ACK, &[], &[]);
+        w.process(on_wire(rs_mac, MAC_PORT1, &synack), 1, 1000, &mut io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 2, "the client's ACK and its request, to the server");
+        for (port, b) in &sent {
+            assert_eq!((*port, ip_dst(b)), (1, (rs, 80)));
+            assert_eq!(seq_ack(b), (ISN + 1, SERVER_ISN + 1), "acknowledged in the server's numbering");
+            assert_checksums_valid(b);
+        }
+        let (_, c) = w.director().conns().iter().next().unwrap();
+        assert!(matches!(c.proxy(), Proxy::Deltas { .. }));
+        assert_eq!(c.state(), State::Established);
+
+        let answer = tcp_frame((rs, 80), (CLIENT, 40000), SERVER_ISN + 1, ISN + 6, flags::ACK, &[], b"200 OK");
+        w.process(on_wire(rs_mac, MAC_PORT1, &answer), 1, 1000, &mut io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1);
+        let (port, b) = &sent[0];
+        assert_eq!((*port, ip_src(b), ip_dst(b)), (0, (FWM_VIP, 80), (CLIENT, 40000)));
+        assert_eq!(seq_ack(b), (cookie + 1, ISN + 6), "the server's bytes in the numbering the client saw");
+        assert_checksums_valid(b);
+
+        let dns = udp_frame((CLIENT, 5353), (FWM_VIP, 53), b"query", true);
+        let sent = from_client(&mut w, &mut io, dns);
+        assert_eq!(sent.len(), 1, "UDP to the proxied mark is scheduled");
+        assert_eq!(ip_dst(&sent[0].1).1, 53);
+        assert_eq!(w.counters().new_conns.get(), 2);
+        assert_eq!(w.counters().total_drops(), 0, "{:?}", w.counters().nonzero_drops());
+    }
+
+    /// A proxied Inet service beside the mark: TCP to the marked destination
+    /// is scheduled by the mark's service, not answered by the proxy, whose
+    /// cookie check an ACK to it never reaches; a TCP packet no rule marks
+    /// is not for us.
+    #[test]
+    fn an_unproxied_fwmark_service_beside_a_proxied_one_is_scheduled_not_proxied() {
+        let (mut w, mut io) = worker_with_fwmark(ForwardMethod::Masq, &[ServiceKey::tcp(VIP.into(), 80)]);
+        let syn = tcp_frame((CLIENT, 40000), (FWM_VIP, 80), ISN, 0, flags::SYN, &[], &[]);
+        let sent = from_client(&mut w, &mut io, syn);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, 1, "the SYN goes to a server, not back to the client");
+        assert_eq!(w.counters().synproxy.syn_acks_sent.get(), 0);
+
+        let stray = tcp_frame((CLIENT, 40001), (FWM_VIP, 80), ISN, 1, flags::ACK, &[], &[]);
+        assert!(from_client(&mut w, &mut io, stray).is_empty());
+        assert_eq!(w.counters().synproxy.cookies_invalid.get(), 0, "no cookie is checked for the mark");
+
+        let unmarked = Ipv4Addr::new(10, 0, 0, 102);
+        let syn = tcp_frame((CLIENT, 40002), (unmarked, 80), ISN, 0, flags::SYN, &[], &[]);
+        assert!(from_client(&mut w, &mut io, syn).is_empty());
+        assert_eq!(w.counters().dropped(Discard::NotForUs), 1);
+        assert_eq!(w.director().conns().len(), 1);
+    }
 }

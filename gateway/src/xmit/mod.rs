@@ -1,5 +1,7 @@
 //! Per-mode packet rewrites (FNAT, NAT, DR, TUN) and ICMP error relaying,
-//! applied in place on a frame.
+//! applied in place on a frame. [`dispatch`] says which rewrite a
+//! connection's packet gets for its mode and direction, for its own packets
+//! and for the ICMP errors about them alike.
 //!
 //! Every function here takes the frame, the [`Ipv4Meta`] that
 //! [`crate::wire::classify`] returned for it, and a plain parameter struct the
@@ -38,6 +40,7 @@
 //! it with [`icmp_error::error_reply`] and counts
 //! [`DropReason::TtlExpired`].
 
+pub mod dispatch;
 pub mod dr;
 pub mod fnat;
 pub mod icmp_error;
@@ -52,6 +55,7 @@ use crate::frame::{Frame, FrameError, L4Offload, TxOffload};
 use crate::wire::checksum::{self, Delta};
 use crate::wire::{ip_proto, ipv4, tcp, udp, DropReason, Ipv4Meta};
 
+pub use dispatch::{Egress, Endpoints, Ends, Rewrite, Shift};
 pub use dr::DrRewrite;
 pub use fnat::{FnatRewrite, Toa, ToaOutcome};
 pub use icmp_error::IcmpErrorRewrite;

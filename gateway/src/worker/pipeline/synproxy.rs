@@ -18,13 +18,24 @@
 //!   A RST from the server reaches the client shifted to our numbering.
 //!
 //! From then on [`Proxy::Deltas`] rides in the connection entry and
-//! `Worker::relay` applies it to every packet.
+//! `Worker::rewrite_and_send` applies it to every packet.
 
-use super::*;
+use std::net::IpAddr;
+
+use super::dispatch::{flow_key, refusal_drop};
+use super::{Arrival, Io, Leg, Worker};
+use crate::conn::{ConnId, Direction, Proxy};
+use crate::frame::Frame;
+use crate::service::snapshot::ServiceId;
+use crate::service::Protocol;
 use crate::synproxy::{
     parse_client_ack, parse_server_synack, reset_in_place, server_syn_in_place, synack_in_place, Handshake, Handshakes,
     InvalidAck, ProxyDeltas, Settings, SynCookies,
 };
+use crate::wire::tcp::flags as tcp_flags;
+use crate::wire::{DropReason, Ipv4Meta};
+use crate::worker::counters::Discard;
+use crate::xmit::Offload;
 
 /// A worker's SYN proxy: its settings, the cookies (keys for the current
 /// and previous periods) and the handshakes it has open.
@@ -50,22 +61,25 @@ impl<F> SynProxy<F> {
 }
 
 impl<F: Frame> Worker<F> {
-    /// Whether the SYN proxy answers the service of this TCP packet (ask
-    /// only when some service is proxied: `any_proxied`). Out of line:
-    /// the service lookup would crowd the forwarding path.
+    /// Whether the SYN proxy answers the service of this TCP packet.
+    #[inline(always)]
+    pub(super) fn proxies(&self, meta: &Ipv4Meta) -> bool {
+        self.any_proxied && self.proxies_service_of(meta)
+    }
+
+    /// [`Worker::proxies`] once some service is. Out of line: the service
+    /// lookup would crowd the forwarding path.
     #[inline(never)]
-    pub(super) fn proxies(&self, proto: Protocol, meta: &Ipv4Meta) -> bool {
-        proto == Protocol::Tcp
-            && self
-                .director
-                .snapshot()
-                .find(proto, IpAddr::V4(meta.dst), meta.dst_port)
-                .is_some_and(|id| self.service_proxied(id))
+    fn proxies_service_of(&self, meta: &Ipv4Meta) -> bool {
+        self.director
+            .snapshot()
+            .find(Protocol::Tcp, IpAddr::V4(meta.dst), meta.dst_port)
+            .is_some_and(|id| self.service_proxied(id))
     }
 
     /// Whether the SYN proxy answers service `id` of the current snapshot
     /// (`proxied` has an entry for each; an id of no snapshot is answered no).
-    pub(super) fn service_proxied(&self, id: crate::service::snapshot::ServiceId) -> bool {
+    pub(super) fn service_proxied(&self, id: ServiceId) -> bool {
         self.proxied.get(id as usize) == Some(&true)
     }
 
@@ -82,15 +96,8 @@ impl<F: Frame> Worker<F> {
     /// A TCP packet of no connection to a service the SYN proxy answers.
     /// Out of line: the forwarding path stays as tight as without a proxy.
     #[inline(never)]
-    pub(super) fn synproxy_first(
-        &mut self,
-        mut frame: F,
-        mut meta: Ipv4Meta,
-        key: FlowKey<Ipv4Addr>,
-        in_port: u16,
-        now: u32,
-        io: &mut impl Io<F>,
-    ) {
+    pub(super) fn synproxy_first(&mut self, mut frame: F, mut meta: Ipv4Meta, at: Arrival, io: &mut impl Io<F>) {
+        let (in_port, now) = (at.port, at.now);
         match meta.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) {
             tcp_flags::SYN => {
                 let offload = self.port_offload(in_port);
@@ -107,26 +114,19 @@ impl<F: Frame> Worker<F> {
                 ) {
                     Ok(_) => {
                         self.counters.synproxy.syn_acks_sent.inc();
-                        self.transmit(in_port, frame, io);
+                        self.send_on_port(in_port, frame, io);
                     }
                     Err(e) => self.discard(frame, e.drop_reason().into(), io),
                 }
             }
-            tcp_flags::ACK => self.synproxy_ack(frame, meta, key, in_port, now, io),
+            tcp_flags::ACK => self.synproxy_ack(frame, meta, at, io),
             _ => self.discard(frame, Discard::NoConnection, io),
         }
     }
 
     /// The client's ACK that may complete a handshake with us.
-    fn synproxy_ack(
-        &mut self,
-        mut frame: F,
-        meta: Ipv4Meta,
-        key: FlowKey<Ipv4Addr>,
-        in_port: u16,
-        now: u32,
-        io: &mut impl Io<F>,
-    ) {
+    fn synproxy_ack(&mut self, mut frame: F, meta: Ipv4Meta, at: Arrival, io: &mut impl Io<F>) {
+        let (in_port, now) = (at.port, at.now);
         let ack = match parse_client_ack(&frame, &meta) {
             Ok(ack) => ack,
             Err(e) => return self.discard(frame, e.drop_reason().into(), io),
@@ -142,7 +142,7 @@ impl<F: Frame> Worker<F> {
         let Some(copy) = copy_frame(&frame, io) else {
             return self.discard(frame, Discard::NoMbuf, io);
         };
-        let id = match self.open(&key, now) {
+        let id = match self.open(&flow_key(Protocol::Tcp, &meta), now) {
             Ok(id) => id,
             Err(refused) => {
                 io.free(copy);
@@ -166,7 +166,7 @@ impl<F: Frame> Worker<F> {
                 return self.discard(frame, Discard::SynProxyBusy, io);
             }
         };
-        self.relay(frame, syn_meta, id, Direction::In, Proxy::Off, in_port, now, io);
+        self.rewrite_and_send(frame, syn_meta, Leg { id, dir: Direction::In }, Proxy::Off, at, io);
         self.director.set_proxy(id, Proxy::Handshake(slot));
     }
 
@@ -177,37 +177,36 @@ impl<F: Frame> Worker<F> {
         }
         let offload = self.port_offload(in_port);
         match reset_in_place(&mut frame, &mut meta, self.synproxy.settings.synack.ttl, offload) {
-            Ok(()) => self.transmit(in_port, frame, io),
+            Ok(()) => self.send_on_port(in_port, frame, io),
             Err(e) => self.discard(frame, e.drop_reason().into(), io),
         }
     }
 
     /// A packet of a connection whose server has not answered yet.
-    #[allow(clippy::too_many_arguments)]
     #[cold]
     #[inline(never)]
     pub(super) fn synproxy_handshaking(
         &mut self,
         frame: F,
         meta: Ipv4Meta,
-        id: ConnId,
-        dir: Direction,
+        leg: Leg,
         slot: u32,
-        in_port: u16,
-        now: u32,
+        at: Arrival,
         io: &mut impl Io<F>,
     ) {
+        let id = leg.id;
         // A slot and its connection part together; a mismatch would be a bug,
         // and the packet is not lost silently.
         if self.synproxy.handshakes.get_mut(slot).is_none_or(|h| h.conn != id) {
             return self.discard(frame, Discard::SynProxyUnexpected, io);
         }
-        match dir {
-            Direction::In if meta.tcp_flags & tcp_flags::RST != 0 => {
+        let reset = meta.tcp_flags & tcp_flags::RST != 0;
+        match leg.dir {
+            Direction::In if reset => {
                 // The client gives up: the server's half-open connection goes too.
                 self.synproxy_close(slot, io);
                 self.director.set_proxy(id, Proxy::Off);
-                self.relay(frame, meta, id, dir, Proxy::Off, in_port, now, io);
+                self.rewrite_and_send(frame, meta, leg, Proxy::Off, at, io);
             }
             Direction::In => {
                 let held = self.synproxy.handshakes.get_mut(slot).map(|h| h.hold((frame, meta)));
@@ -215,10 +214,8 @@ impl<F: Frame> Worker<F> {
                     self.discard(frame, Discard::SynProxyHoldFull, io);
                 }
             }
-            Direction::Out if meta.tcp_flags & tcp_flags::RST != 0 => {
-                self.synproxy_server_reset(frame, meta, id, slot, in_port, now, io)
-            }
-            Direction::Out => self.synproxy_server_synack(frame, meta, id, slot, now, io),
+            Direction::Out if reset => self.synproxy_server_reset(frame, meta, id, slot, at, io),
+            Direction::Out => self.synproxy_server_synack(frame, meta, id, slot, at.now, io),
         }
     }
 
@@ -256,28 +253,27 @@ impl<F: Frame> Worker<F> {
         self.director.on_packet(id, Direction::Out, meta.tcp_flags, now);
         // Consumed: the client's own ACK answers it.
         io.free(frame);
-        let in_port = h.in_port;
-        for (packet, packet_meta) in h.into_packets() {
-            self.relay(packet, packet_meta, id, Direction::In, proxy, in_port, now, io);
+        let (leg, at) = (Leg { id, dir: Direction::In }, Arrival { port: h.in_port, now });
+        for (frame, meta) in h.into_packets() {
+            self.rewrite_and_send(frame, meta, leg, proxy, at, io);
         }
     }
 
     /// The server refuses our SYN: the client, which thinks itself
     /// connected, gets the RST in our numbering (the cookie + 1 it expects).
-    #[allow(clippy::too_many_arguments)]
     fn synproxy_server_reset(
         &mut self,
         frame: F,
         meta: Ipv4Meta,
         id: ConnId,
         slot: u32,
-        in_port: u16,
-        now: u32,
+        at: Arrival,
         io: &mut impl Io<F>,
     ) {
-        let at = meta.l4_offset() + crate::wire::tcp::offset::SEQ;
-        let Some(seq) = frame.data().get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])) else {
-            return self.discard(frame, crate::wire::DropReason::Truncated.into(), io);
+        let seq_at = meta.l4_offset() + crate::wire::tcp::offset::SEQ;
+        let Some(seq) = frame.data().get(seq_at..seq_at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        else {
+            return self.discard(frame, DropReason::Truncated.into(), io);
         };
         let Some(cookie) = self.synproxy.handshakes.get_mut(slot).map(|h| h.ack.cookie) else {
             return self.discard(frame, Discard::SynProxyUnexpected, io);
@@ -286,7 +282,7 @@ impl<F: Frame> Worker<F> {
         self.counters.synproxy.server_resets.inc();
         let proxy = Proxy::Deltas { seq: cookie.wrapping_add(1).wrapping_sub(seq), ts: None };
         self.director.set_proxy(id, proxy);
-        self.relay(frame, meta, id, Direction::Out, proxy, in_port, now, io);
+        self.rewrite_and_send(frame, meta, Leg { id, dir: Direction::Out }, proxy, at, io);
     }
 
     /// Ends handshake `slot`, freeing what it held.
@@ -322,7 +318,8 @@ impl<F: Frame> Worker<F> {
                     continue;
                 }
                 self.counters.synproxy.syn_retransmits.inc();
-                self.relay(syn, meta, id, Direction::In, Proxy::Off, in_port, now, io);
+                let (leg, at) = (Leg { id, dir: Direction::In }, Arrival { port: in_port, now });
+                self.rewrite_and_send(syn, meta, leg, Proxy::Off, at, io);
             } else {
                 self.synproxy_give_up(slot, id, io);
             }
@@ -343,7 +340,7 @@ impl<F: Frame> Worker<F> {
         if let Some((mut frame, mut meta)) = client_ack {
             let offload = self.port_offload(in_port);
             match reset_in_place(&mut frame, &mut meta, self.synproxy.settings.synack.ttl, offload) {
-                Ok(()) => self.transmit(in_port, frame, io),
+                Ok(()) => self.send_on_port(in_port, frame, io),
                 Err(e) => self.discard(frame, e.drop_reason().into(), io),
             }
         }

@@ -1,0 +1,144 @@
+//! Where a received frame goes: ARP and ICMP to [`super::local`]; a TCP or
+//! UDP packet to its connection ([`super::forward`]), to the worker owning
+//! the local port it answers, to the SYN proxy, or into a new connection.
+//!
+//! The SYN proxy takes a packet of no connection to a proxied service
+//! ([`Worker::synproxy_first`]). A bare SYN is offered to it before the
+//! connection lookup: each spoofed SYN of a flood would miss in an index
+//! sized for millions of connections, a cache miss or two per SYN. Any other
+//! packet can belong to a connection, so it is offered after the lookup.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::{Arrival, Io, Leg, Worker};
+use crate::conn::director::Refused;
+use crate::conn::{ConnId, Direction, FlowKey, State};
+use crate::frame::Frame;
+use crate::service::Protocol;
+use crate::wire::tcp::flags as tcp_flags;
+use crate::wire::{classify, ip_proto, Classified, DropReason, Ipv4Meta};
+use crate::worker::counters::Discard;
+use crate::xmit::XmitError;
+
+impl<F: Frame> Worker<F> {
+    pub(super) fn handle(&mut self, frame: F, in_port: u16, now: u32, io: &mut impl Io<F>) {
+        match classify(&frame, self.classify) {
+            Err(reason) => self.discard(frame, reason.into(), io),
+            Ok(Classified::Arp { l2_len }) => self.arp(frame, usize::from(l2_len), in_port, now, io),
+            Ok(Classified::Ipv4(meta)) if meta.protocol == ip_proto::ICMP => self.icmp(frame, meta, in_port, now, io),
+            Ok(Classified::Ipv4(meta)) => self.handle_flow(frame, meta, Arrival { port: in_port, now }, io),
+        }
+    }
+
+    /// A TCP or UDP packet (classify passes no other protocol here).
+    #[inline(always)]
+    fn handle_flow(&mut self, frame: F, meta: Ipv4Meta, at: Arrival, io: &mut impl Io<F>) {
+        let Some(proto) = Protocol::from_number(meta.protocol) else {
+            return self.discard(frame, DropReason::UnknownProtocol.into(), io);
+        };
+        // Everything from here is forwarded, as a router hop: refused before it
+        // can create a connection.
+        if meta.ttl <= 1 {
+            return self.refuse(frame, &meta, XmitError::TtlExpired { ttl: meta.ttl }, at, io);
+        }
+        let bare_syn = proto == Protocol::Tcp
+            && meta.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN;
+        if bare_syn && self.proxies(&meta) {
+            return self.synproxy_first(frame, meta, at, io);
+        }
+        let key = flow_key(proto, &meta);
+        if let Some((id, dir)) = self.director.lookup(&key) {
+            if !(dir == Direction::In && self.starts_over(id, bare_syn, &frame, &meta)) {
+                return self.forward(frame, meta, Leg { id, dir }, at, io);
+            }
+            self.director.end_now(id);
+            self.counters.conns_reused.inc();
+        }
+        if self.lips.contains(&meta.dst) {
+            // A reply to a local port: its owner has the connection.
+            let owner = self.partition.owner(meta.dst_port);
+            if owner == self.id {
+                return self.discard(frame, Discard::NoConnection, io);
+            }
+            if owner >= self.workers {
+                return self.discard(frame, Discard::NoOwner, io);
+            }
+            self.counters.redirected_out.inc();
+            return io.redirect(owner, frame);
+        }
+        let to_vip = self.vips.contains(&meta.dst);
+        let snap = self.director.snapshot();
+        let service =
+            (self.any_proxied || !to_vip).then(|| snap.find(proto, IpAddr::V4(meta.dst), meta.dst_port)).flatten();
+        if proto == Protocol::Tcp && service.is_some_and(|id| self.service_proxied(id)) {
+            // The client's ACK that may complete a handshake with us.
+            return self.synproxy_first(frame, meta, at, io);
+        }
+        if to_vip || service.is_some() {
+            // IPVS creates TCP connections on SYN only.
+            if proto == Protocol::Tcp && !bare_syn {
+                return self.discard(frame, Discard::NoConnection, io);
+            }
+            return match self.open(&key, at.now) {
+                Ok(id) => self.forward(frame, meta, Leg { id, dir: Direction::In }, at, io),
+                Err(refused) => self.discard(frame, refusal_drop(refused), io),
+            };
+        }
+        let reason = if self.interface_addrs.contains(&meta.dst) { Discard::LocalUnhandled } else { Discard::NotForUs };
+        self.discard(frame, reason, io)
+    }
+
+    /// Whether a client packet on the ports of connection `id` opens a new
+    /// connection instead (IPVS conn_reuse_mode): once the old one is
+    /// finished, a bare SYN does, and through the SYN proxy the cookie ACK of
+    /// a new handshake (its SYN was answered without a lookup, so nothing
+    /// ended the old one). The new one is scheduled afresh: the old server
+    /// may be quiesced or gone, and the old local port is still in TIME_WAIT.
+    #[inline(always)]
+    fn starts_over(&self, id: ConnId, bare_syn: bool, frame: &F, meta: &Ipv4Meta) -> bool {
+        let finished = || matches!(self.director.conn(id).state(), State::TimeWait | State::Close);
+        if bare_syn {
+            finished()
+        } else {
+            self.any_proxied && finished() && self.synproxy_reopens(id, frame, meta)
+        }
+    }
+
+    /// Schedules and creates the connection of a new flow, counted.
+    pub(super) fn open(&mut self, key: &FlowKey<Ipv4Addr>, now: u32) -> Result<ConnId, Refused> {
+        // Worker w reads rx queue w of every port: prefer a local port whose
+        // reply the NIC hashes to that queue.
+        let (net, routes, me) = (&self.net, &self.routes, self.id);
+        let steered = |rip: IpAddr, rport: u16, lip: IpAddr, lport: u16| match (rip, lip) {
+            (IpAddr::V4(rip), IpAddr::V4(lip)) => routes
+                .next_hop(rip)
+                .and_then(|hop| net.ports.get(usize::from(hop.port))?.steering.as_deref())
+                .is_none_or(|s| s.queue(s.base(rip, rport, lip), lport) == me),
+            _ => true,
+        };
+        let id = self.director.connect_preferring(key, now, self.steering_tries, steered)?;
+        self.counters.new_conns.inc();
+        // The gauge follows inserts at once; expiry updates it each tick.
+        self.counters.conns_live.set(self.director.conns().len() as u64);
+        if let Some(d) = self.director.conn(id).dest() {
+            d.count_connection(self.id);
+        }
+        Ok(id)
+    }
+}
+
+/// The connection key of a packet, as received.
+#[inline(always)]
+pub(super) fn flow_key(proto: Protocol, meta: &Ipv4Meta) -> FlowKey<Ipv4Addr> {
+    FlowKey { proto, src: meta.src, sport: meta.src_port, dst: meta.dst, dport: meta.dst_port }
+}
+
+pub(super) fn refusal_drop(r: Refused) -> Discard {
+    match r {
+        Refused::NoService => Discard::NoService,
+        Refused::NoDest => Discard::NoDest,
+        Refused::NoLocalPort => Discard::NoLocalPort,
+        Refused::TableFull => Discard::TableFull,
+        Refused::Exists => Discard::NoConnection,
+    }
+}

@@ -1,0 +1,235 @@
+//! A connection's packets, and the ICMP errors about them: rewritten as
+//! [`Rewrite::of`] says for the connection's mode and the packet's direction,
+//! routed, and sent; or refused, with the ICMP error a router would send.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::{Arrival, Io, Leg, Worker};
+use crate::conn::table::Conn;
+use crate::conn::{Direction, FlowKey, Proxy, State};
+use crate::frame::Frame;
+use crate::net::icmp::error_destination;
+use crate::net::{NextHop, Queued};
+use crate::service::Protocol;
+use crate::wire::classify::icmp_error_inner;
+use crate::wire::{ip_proto, ipv4, Ipv4Meta};
+use crate::worker::counters::Discard;
+use crate::xmit::icmp_error::OwnError;
+use crate::xmit::{self, Egress, Ends, Rewrite, Shift, ToaOutcome, TunEncap, XmitError};
+
+use super::local::send_to_neighbour;
+
+impl<F: Frame> Worker<F> {
+    /// A packet of a connection: held while the SYN proxy's handshake with
+    /// the server is open, else rewritten and sent.
+    pub(super) fn forward(&mut self, frame: F, meta: Ipv4Meta, leg: Leg, at: Arrival, io: &mut impl Io<F>) {
+        let proxy = self.director.conn(leg.id).proxy();
+        if let Proxy::Handshake(slot) = proxy {
+            return self.synproxy_handshaking(frame, meta, leg, slot, at, io);
+        }
+        self.rewrite_and_send(frame, meta, leg, proxy, at, io);
+    }
+
+    /// Rewrites a packet of a connection for its mode (and the SYN proxy's
+    /// deltas, `proxy`), then routes and sends it.
+    #[inline(always)]
+    pub(super) fn rewrite_and_send(
+        &mut self,
+        mut frame: F,
+        mut meta: Ipv4Meta,
+        Leg { id, dir }: Leg,
+        proxy: Proxy,
+        at: Arrival,
+        io: &mut impl Io<F>,
+    ) {
+        // Everything but the state is fixed for the connection's life: read it once.
+        let c = self.director.conn(id);
+        let before = c.state();
+        let (ends, method) = (ends_of(c), c.method);
+        if let Some(d) = c.dest() {
+            // IPVS counts the IP length, before the rewrite changes it.
+            let bytes = u64::from(meta.l3_len) + u64::from(meta.l4_len);
+            match dir {
+                Direction::In => d.count_inbound(self.id, 1, bytes),
+                Direction::Out => d.count_outbound(self.id, 1, bytes),
+            }
+        }
+        self.director.on_packet(id, dir, meta.tcp_flags, at.now);
+
+        // Where the rewritten packet goes decides the MTU and the source of a tunnel.
+        let to = ends.destination(dir);
+        let Some((mut hop, egress)) = self.egress(to) else {
+            return self.discard(frame, Discard::NoRoute, io);
+        };
+        let result = match Rewrite::of(method, dir, &ends) {
+            Rewrite::Translate(endpoints) => {
+                // The TOA rides the handshake (the toa module reads it from
+                // the packet completing it) and the packets before it settles.
+                let with_toa = meta.protocol == ip_proto::TCP && before != State::Established;
+                // Two copies: unproxied connections get the rewrite without the
+                // delta arithmetic compiled in.
+                let translated = match proxy {
+                    Proxy::Deltas { seq, ts } => {
+                        let shift = Shift::proxied(seq, ts.unwrap_or(0), dir);
+                        endpoints.translate(&mut frame, &mut meta, shift, with_toa, egress)
+                    }
+                    _ => endpoints.translate(&mut frame, &mut meta, Shift::NONE, with_toa, egress),
+                };
+                translated.map(|outcome| {
+                    // The packet still goes, without the client address: count it.
+                    if !matches!(outcome, ToaOutcome::Inserted | ToaOutcome::NotRequested) {
+                        self.counters.toa_not_inserted.inc();
+                    }
+                })
+            }
+            Rewrite::OnLink => {
+                hop.addr = to;
+                Ok(())
+            }
+            Rewrite::Encapsulate => {
+                let Some(encap) = self.tunnel(&hop, to, egress.mtu) else {
+                    return self.discard(frame, Discard::NoRoute, io);
+                };
+                xmit::tun::encapsulate(&mut frame, &mut meta, &encap, egress.offload)
+            }
+            Rewrite::Bypassed => return self.discard(frame, Discard::NoConnection, io),
+        };
+        // A refused rewrite changed neither the frame nor `meta`.
+        if let Err(e) = result {
+            return self.refuse(frame, &meta, e, at, io);
+        }
+        self.send_via(frame, hop, at.now, io);
+    }
+
+    /// Drops a packet the rewrite refused, counted, answering it with the ICMP
+    /// error a router would send: time exceeded, or fragmentation needed for a
+    /// DF packet that outgrew the link. `received` describes the packet as it
+    /// arrived (a refused rewrite leaves the frame unchanged).
+    pub(super) fn refuse(&mut self, mut frame: F, received: &Ipv4Meta, e: XmitError, at: Arrival, io: &mut impl Io<F>) {
+        self.counters.count(e.drop_reason().into());
+        let error = match e {
+            XmitError::TtlExpired { .. } => OwnError::TimeExceeded,
+            XmitError::MtuExceeded { len, mtu } if dont_fragment(&frame, received) => {
+                // The sender's packet must shrink by what we would add to it.
+                let overhead = len.saturating_sub(received.ip_total_len());
+                OwnError::FragmentationNeeded { next_hop_mtu: mtu.saturating_sub(overhead as u16).max(68) }
+            }
+            _ => return io.free(frame),
+        };
+        let offending = frame.data().get(received.l3_offset()..).unwrap_or(&[]);
+        let (Some(from), Ok(_)) = (self.net.source_on(at.port), error_destination(offending)) else {
+            return io.free(frame);
+        };
+        if !self.icmp_errors.allow(u64::from(at.now) * 1000) {
+            self.counters.icmp_errors_limited.inc();
+            return io.free(frame);
+        }
+        if xmit::icmp_error::error_reply(&mut frame, received, from, error).is_err() {
+            return io.free(frame);
+        }
+        self.counters.icmp_errors_sent.inc();
+        self.send_on_port(at.port, frame, io);
+    }
+
+    /// An ICMP error about a packet of one of our connections (a real server's
+    /// port unreachable, a router's fragmentation needed on the way to the
+    /// client): rewritten as the connection rewrites and passed to the other
+    /// side, which recognises its own packet in the quote (IPVS `ip_vs_in_icmp`
+    /// and `ip_vs_out_icmp`). Path MTU discovery through the gateway rests on it.
+    pub(super) fn forward_icmp_error(&mut self, mut frame: F, mut meta: Ipv4Meta, now: u32, io: &mut impl Io<F>) {
+        let quote = match icmp_error_inner(frame.data(), &meta) {
+            Ok(q) => q.tuple,
+            Err(reason) => return self.discard(frame, reason.into(), io),
+        };
+        let (Some(proto), IpAddr::V4(qsrc), IpAddr::V4(qdst)) =
+            (Protocol::from_number(quote.protocol), quote.src, quote.dst)
+        else {
+            return self.discard(frame, Discard::NoConnection, io);
+        };
+        // The quote is a packet we sent; its reverse is a packet of the connection.
+        let key = FlowKey { proto, src: qdst, sport: quote.dst_port, dst: qsrc, dport: quote.src_port };
+        let Some((id, dir)) = self.director.lookup(&key) else {
+            return self.discard(frame, Discard::NoConnection, io);
+        };
+        let c = self.director.conn(id);
+        let (ends, method) = (ends_of(c), c.method);
+        let to = ends.destination(dir);
+        let Some((mut hop, egress)) = self.egress(to) else {
+            return self.discard(frame, Discard::NoRoute, io);
+        };
+        let result = match Rewrite::of(method, dir, &ends) {
+            Rewrite::Translate(endpoints) => {
+                xmit::icmp_error::rewrite(&mut frame, &mut meta, &endpoints.icmp_error(), egress.offload)
+            }
+            // The real server sent the quoted packet itself (from the VIP): it
+            // gets the error as the client's packets reach it.
+            Rewrite::OnLink => {
+                hop.addr = to;
+                Ok(())
+            }
+            Rewrite::Encapsulate => {
+                let Some(encap) = self.tunnel(&hop, to, egress.mtu) else {
+                    return self.discard(frame, Discard::NoRoute, io);
+                };
+                xmit::tun::encapsulate(&mut frame, &mut meta, &encap, egress.offload)
+            }
+            Rewrite::Bypassed => return self.discard(frame, Discard::NoConnection, io),
+        };
+        if let Err(e) = result {
+            return self.discard(frame, e.drop_reason().into(), io);
+        }
+        self.counters.icmp_errors_relayed.inc();
+        self.send_via(frame, hop, now, io);
+    }
+
+    /// The next hop toward `to`, with the MTU and offloads of its port.
+    #[inline(always)]
+    fn egress(&self, to: Ipv4Addr) -> Option<(NextHop, Egress)> {
+        // With no live route, the configured one over a down port: the
+        // packet is then dropped as link_down, which says why, not no_route.
+        let hop = self.routes.next_hop(to).or_else(|| self.net.routes.next_hop(to))?;
+        let port = self.net.ports.get(usize::from(hop.port))?;
+        Some((hop, Egress { mtu: port.mtu, offload: port.offload }))
+    }
+
+    /// The IP-in-IP header toward `dst` through `hop`: from the route's
+    /// source, else our first address on the port; `None` without either.
+    fn tunnel(&mut self, hop: &NextHop, dst: Ipv4Addr, mtu: u16) -> Option<TunEncap> {
+        let src = hop.src.or_else(|| self.net.source_on(hop.port))?;
+        self.ident = self.ident.wrapping_add(1);
+        Some(TunEncap { src: src.into(), dst: dst.into(), ttl: 64, ident: self.ident, mtu })
+    }
+
+    /// Sends the frame to next hop `hop`, or queues it while the neighbour
+    /// resolves.
+    fn send_via(&mut self, frame: F, hop: NextHop, now: u32, io: &mut impl Io<F>) {
+        let Some(src_mac) = self.net.ports.get(usize::from(hop.port)).map(|p| p.mac) else {
+            return self.discard(frame, Discard::NoRoute, io);
+        };
+        if let Some(n) = self.neighbours.lookup(hop.addr, now) {
+            return send_to_neighbour(&self.counters, frame, hop.port, n.mac, src_mac, io);
+        }
+        match self.pending.push(hop.addr, frame, now) {
+            Queued::First => self.send_arp_request(hop.port, hop.addr, io),
+            Queued::Behind => {}
+            Queued::Full(frame) => self.discard(frame, Discard::NeighbourQueueFull, io),
+        }
+    }
+}
+
+/// The endpoints of connection `c`, as its packets are rewritten.
+#[inline(always)]
+fn ends_of(c: &Conn<Ipv4Addr>) -> Ends {
+    Ends {
+        client: (c.client, c.cport),
+        virtual_service: (c.vaddr, c.vport),
+        local: (c.laddr, c.lport),
+        real_server: (c.raddr, c.rport),
+    }
+}
+
+/// Whether the packet `meta` describes has DF set.
+fn dont_fragment<F: Frame>(frame: &F, meta: &Ipv4Meta) -> bool {
+    let at = meta.l3_offset() + ipv4::offset::FLAGS_FRAG;
+    frame.data().get(at..at + 2).is_some_and(|b| u16::from_be_bytes([b[0], b[1]]) & ipv4::FLAG_DF != 0)
+}
