@@ -15,7 +15,7 @@ use crate::service::ServiceKey;
 
 /// Read access to the running dataplane's state. Every answer but the table size
 /// defaults to "nothing seen" (zero counters, empty lists), so a view states only
-/// what it really has; a view that wraps another must delegate every method.
+/// what it really has.
 pub trait DataplaneView: Send {
     /// Usage of a FNAT local address of a service: (port conflicts, connections), summed
     /// over workers.

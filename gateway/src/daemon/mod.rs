@@ -38,14 +38,30 @@ const CONNECTIONS_PER_PAGE: usize = 16_384;
 /// accepts); a larger table's listing says it stops there.
 const CONNECTIONS_LISTED: usize = 1_000_000;
 
-/// `gwctl link` from the ports' own counters. The workers' counters and
-/// connection tables are read by the [`workers`] views that wrap this.
-struct PortsView {
+/// The running dataplane as the control plane reads it: `gwctl link` from the
+/// ports' own counters, the rest from the [`workers`] readers (their counters,
+/// port pools and connection tables).
+struct RunningDataplane {
     ports: Vec<(Port, String, u16)>,
     conn_capacity: u64,
+    stats: workers::WorkerStatsReader,
+    laddrs: workers::LaddrUsageReader,
+    connections: workers::ConnectionLister,
 }
 
-impl control::DataplaneView for PortsView {
+impl control::DataplaneView for RunningDataplane {
+    fn laddr_stats(&self, _service: &crate::service::ServiceKey, addr: std::net::IpAddr) -> (u64, u64) {
+        self.laddrs.usage(addr)
+    }
+
+    fn connections(&self) -> control::ConnectionListing {
+        self.connections.connections()
+    }
+
+    fn worker_stats(&self) -> Vec<gwapi::api::WorkerStats> {
+        self.stats.worker_stats()
+    }
+
     fn links(&self) -> Vec<gwapi::api::LinkInfo> {
         self.ports
             .iter()
@@ -306,24 +322,16 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         Duration::from_secs(u64::from(config.watchdog.stall_seconds)),
         std::time::Instant::now(),
     );
-    let view = workers::ConnectionsView {
-        asker,
-        page: CONNECTIONS_PER_PAGE,
-        max_rows: CONNECTIONS_LISTED,
-        inner: Box::new(workers::LaddrsView {
-            asker: laddr_asker,
-            inner: Box::new(workers::WorkerCountersView {
-                workers: handles,
-                inner: Box::new(PortsView {
-                    ports: open_ports
-                        .iter()
-                        .zip(&config.ports)
-                        .map(|(p, spec)| (p.clone_handle(), spec.name.clone(), spec.mtu))
-                        .collect(),
-                    conn_capacity: u64::from(config.conn_capacity) * u64::from(workers),
-                }),
-            }),
-        }),
+    let view = RunningDataplane {
+        ports: open_ports
+            .iter()
+            .zip(&config.ports)
+            .map(|(p, spec)| (p.clone_handle(), spec.name.clone(), spec.mtu))
+            .collect(),
+        conn_capacity: u64::from(config.conn_capacity) * u64::from(workers),
+        stats: workers::WorkerStatsReader { workers: handles },
+        laddrs: workers::LaddrUsageReader { asker: laddr_asker },
+        connections: workers::ConnectionLister { asker, page: CONNECTIONS_PER_PAGE, max_rows: CONNECTIONS_LISTED },
     };
     let state = ControlState::new(initial, Box::new(sink), Box::new(view));
     let server = control_socket.serve(state).spawn().map_err(|e| format!("control socket {}: {e}", path.display()))?;

@@ -10,34 +10,36 @@
 //!   dataplane cannot do (IPv6 entries, unknown interfaces) with an error naming the entry; a
 //!   [`SnapshotSink`](crate::control::SnapshotSink) that calls it fails the publish, so the change is
 //!   refused and nothing is applied.
-//! - [`WorkerCountersView`] serves `gwctl stats` from the workers' [`WorkerCounters`]
-//!   (relaxed atomics the workers already keep; reading them costs a worker nothing) and
-//!   delegates every other question to the view it wraps.
-//! - [`ConnectionsView`] serves `gwctl -Lc` by asking every worker for its connection table
+//! - [`WorkerStatsReader`] serves `gwctl stats` from the workers' [`WorkerCounters`]
+//!   (relaxed atomics the workers already keep; reading them costs a worker nothing).
+//! - [`ConnectionLister`] serves `gwctl -Lc` by asking every worker for its connection table
 //!   through a [`query`](crate::control::query) channel, one page at a time; a worker answers with
 //!   [`connections_of`] over its `Director`'s table. A page is bounded so answering costs a
 //!   worker a bounded pause between bursts (copying a table of millions in one go would
 //!   stall its forwarding for as long); the listing pages through every table, so nothing
 //!   is left out, up to a bound on the whole reply. What it misses (a worker that did not
 //!   answer, the bound) it says in the reply.
-//! - [`LaddrsView`] serves `gwctl -G` the same way: every worker answers from its port pool
+//! - [`LaddrUsageReader`] serves `gwctl -G` the same way: every worker answers from its port pool
 //!   of the address ([`LaddrPools::usage`]), and the answers are summed. Ports are pooled
 //!   per address, so an address that several services list shows their usage together.
+//!
+//! The daemon's one [`DataplaneView`](crate::control::DataplaneView) holds these three
+//! readers and the ports, and answers each question from the one that has it.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use gwapi::api::{ConnectionInfo, LinkInfo, TransportProtocol, WorkerStats};
+use gwapi::api::{ConnectionInfo, TransportProtocol, WorkerStats};
 
 use crate::conn::{ConnTable, Family};
-use crate::control::dataplane::{ConnectionListing, DataplaneView};
+use crate::control::dataplane::ConnectionListing;
 use crate::control::publish::{Convert, GatewayConfig, Generation, PublishError};
 use crate::control::query::Asker;
 use crate::net::rss::ReplySteering;
 use crate::net::{Ipv4Cidr, Route, RouteError};
 use crate::service::laddr::LaddrPools;
-use crate::service::{ForwardMethod, NetConfig, Protocol, ServiceKey, Snapshot};
+use crate::service::{ForwardMethod, NetConfig, Protocol, Snapshot};
 use crate::wire::ethernet::MacAddr;
 use crate::worker::counters::WorkerCounters;
 use crate::worker::pipeline::{NetView, PortView};
@@ -173,26 +175,13 @@ pub struct WorkerHandle {
     pub liveness: Arc<Liveness>,
 }
 
-/// `gwctl stats` from the workers' own counters; everything else from `inner`.
-pub struct WorkerCountersView {
+/// `gwctl stats` from the workers' own counters.
+pub struct WorkerStatsReader {
     pub workers: Vec<WorkerHandle>,
-    pub inner: Box<dyn DataplaneView>,
 }
 
-impl DataplaneView for WorkerCountersView {
-    fn laddr_stats(&self, service: &ServiceKey, addr: IpAddr) -> (u64, u64) {
-        self.inner.laddr_stats(service, addr)
-    }
-
-    fn connections(&self) -> ConnectionListing {
-        self.inner.connections()
-    }
-
-    fn links(&self) -> Vec<LinkInfo> {
-        self.inner.links()
-    }
-
-    fn worker_stats(&self) -> Vec<WorkerStats> {
+impl WorkerStatsReader {
+    pub fn worker_stats(&self) -> Vec<WorkerStats> {
         self.workers
             .iter()
             .map(|w| {
@@ -215,10 +204,6 @@ impl DataplaneView for WorkerCountersView {
                 }
             })
             .collect()
-    }
-
-    fn conn_table_size(&self) -> u64 {
-        self.inner.conn_table_size()
     }
 }
 
@@ -286,57 +271,36 @@ pub fn laddr_usage_of(pools: &LaddrPools, query: &LaddrQuery) -> (u64, u64) {
     (u.conflicts, u.conns)
 }
 
-/// `gwctl -G` from the workers' own port pools; everything else from `inner`.
-pub struct LaddrsView {
+/// `gwctl -G` from the workers' own port pools.
+pub struct LaddrUsageReader {
     pub asker: Asker<LaddrQuery, (u64, u64)>,
-    pub inner: Box<dyn DataplaneView>,
 }
 
-impl DataplaneView for LaddrsView {
-    /// Summed over the workers. A worker that does not answer in time leaves the usage
-    /// unknown, shown as zero, as [`ConnectionsView`] leaves its entries out.
-    fn laddr_stats(&self, _service: &ServiceKey, addr: IpAddr) -> (u64, u64) {
+impl LaddrUsageReader {
+    /// (port conflicts, connections) of `addr`, summed over the workers. A worker that
+    /// does not answer in time leaves the usage unknown, shown as zero, as
+    /// [`ConnectionLister`] leaves its entries out.
+    pub fn usage(&self, addr: IpAddr) -> (u64, u64) {
         match self.asker.ask(LaddrQuery { addr }) {
             Ok(per_worker) => per_worker.into_iter().fold((0, 0), |(c, n), (wc, wn)| (c + wc, n + wn)),
             Err(_) => (0, 0),
         }
     }
-
-    fn connections(&self) -> ConnectionListing {
-        self.inner.connections()
-    }
-
-    fn links(&self) -> Vec<LinkInfo> {
-        self.inner.links()
-    }
-
-    fn worker_stats(&self) -> Vec<WorkerStats> {
-        self.inner.worker_stats()
-    }
-
-    fn conn_table_size(&self) -> u64 {
-        self.inner.conn_table_size()
-    }
 }
 
-/// `gwctl -Lc` from the workers' own tables, page by page; everything else from `inner`.
-pub struct ConnectionsView {
+/// `gwctl -Lc` from the workers' own tables, page by page.
+pub struct ConnectionLister {
     pub asker: Asker<ConnectionsQuery, ConnectionsPage>,
     /// Entries a worker copies per answer: its pause between bursts.
     pub page: usize,
     /// Rows in one listing at most (a reply must stay within what a client accepts).
     pub max_rows: usize,
-    pub inner: Box<dyn DataplaneView>,
 }
 
-impl DataplaneView for ConnectionsView {
-    fn laddr_stats(&self, service: &ServiceKey, addr: IpAddr) -> (u64, u64) {
-        self.inner.laddr_stats(service, addr)
-    }
-
+impl ConnectionLister {
     /// Pages through every worker's table. The listing is a picture of tables that change
     /// while they are read, as in IPVS; what it misses is said, never dropped silently.
-    fn connections(&self) -> ConnectionListing {
+    pub fn connections(&self) -> ConnectionListing {
         let workers = self.asker.workers();
         let mut from: Vec<Option<u32>> = vec![Some(0); workers];
         let mut listed = vec![0usize; workers];
@@ -381,24 +345,13 @@ impl DataplaneView for ConnectionsView {
         }
         listing
     }
-
-    fn links(&self) -> Vec<LinkInfo> {
-        self.inner.links()
-    }
-
-    fn worker_stats(&self) -> Vec<WorkerStats> {
-        self.inner.worker_stats()
-    }
-
-    fn conn_table_size(&self) -> u64 {
-        self.inner.conn_table_size()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::control::dataplane::NoDataplane;
+    use crate::service::ServiceKey;
     use crate::worker::counters::Discard;
     use gwapi::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
 
@@ -524,7 +477,7 @@ mod tests {
         directors: Vec<Option<crate::conn::Director<Ipv4Addr>>>,
         page: usize,
         max_rows: usize,
-    ) -> (ConnectionsView, Arc<std::sync::atomic::AtomicBool>, Vec<std::thread::JoinHandle<usize>>) {
+    ) -> (ConnectionLister, Arc<std::sync::atomic::AtomicBool>, Vec<std::thread::JoinHandle<usize>>) {
         use crate::control::query::queries;
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::time::Duration;
@@ -555,7 +508,7 @@ mod tests {
                 })
             })
             .collect();
-        let view = ConnectionsView { asker, page, max_rows, inner: Box::new(NoDataplane::default()) };
+        let view = ConnectionLister { asker, page, max_rows };
         (view, stop, threads)
     }
 
@@ -642,8 +595,8 @@ mod tests {
                 })
             })
             .collect();
-        let view = LaddrsView { asker, inner: Box::new(NoDataplane::default()) };
-        let usage = view.laddr_stats(&key, lip);
+        let view = LaddrUsageReader { asker };
+        let usage = view.usage(lip);
         for w in workers {
             w.join().unwrap();
         }
@@ -693,9 +646,8 @@ mod tests {
         counters.new_conns.inc();
         counters.count(Discard::NoService);
         counters.count(Discard::NoService);
-        let view = WorkerCountersView {
+        let view = WorkerStatsReader {
             workers: vec![WorkerHandle { worker: 0, lcore: 1, counters: counters.clone(), liveness: Arc::default() }],
-            inner: Box::new(NoDataplane::default()),
         };
         let stats = view.worker_stats();
         assert_eq!(stats.len(), 1);
