@@ -21,10 +21,11 @@ use gateway::frame::{BufFrame, Frame};
 use gateway::net::Ipv4Cidr;
 use gateway::service::snapshot::LocalAddr;
 use gateway::service::{DestSpec, ForwardMethod, SchedulerKind, ServiceKey, ServiceSpec, Snapshot};
+use gateway::service::{NetView, PortView};
 use gateway::wire::ipv4::Ipv4Packet;
 use gateway::wire::tcp::{flags, TcpPacket};
 use gateway::wire::MacAddr;
-use gateway::worker::{Io, NetView, PortView, Worker, WorkerConfig};
+use gateway::worker::{Io, Worker, WorkerConfig};
 use gateway::xmit::Offload;
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);

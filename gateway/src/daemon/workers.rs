@@ -40,9 +40,9 @@ use crate::net::rss::ReplySteering;
 use crate::net::{Ipv4Cidr, Route, RouteError};
 use crate::service::laddr::LaddrPools;
 use crate::service::{ForwardMethod, NetConfig, Protocol, Snapshot};
+use crate::service::{NetView, PortView};
 use crate::wire::ethernet::MacAddr;
 use crate::worker::counters::WorkerCounters;
-use crate::worker::pipeline::{NetView, PortView};
 use crate::worker::watchdog::Liveness;
 use crate::xmit::Offload;
 

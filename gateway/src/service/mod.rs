@@ -8,7 +8,8 @@
 //! - [`counters`]: the per-real-server connection counters shared by all workers.
 //! - [`laddr`]: per-worker local-address port pools for FNAT.
 //! - [`persist`]: per-worker persistence templates.
-//! - [`net`]: the gateway's addresses, routes and static neighbours ([`NetConfig`]).
+//! - [`net`]: the gateway's addresses, routes and static neighbours ([`NetConfig`]), and
+//!   the same as the workers route with it ([`NetView`]).
 //! - [`fasthash`]: the fast, unseeded hasher of maps whose keys the operator controls.
 
 pub mod counters;
@@ -23,7 +24,7 @@ pub mod types;
 pub use counters::DestCounters;
 pub use error::ConfigError;
 pub use laddr::{LaddrPools, PortPartition, PortPool};
-pub use net::NetConfig;
+pub use net::{NetConfig, NetView, PortView};
 pub use persist::{PersistTable, TemplateKey};
 pub use snapshot::{Dest, LocalAddr, Service, ServiceId, Snapshot, SnapshotEditor};
 pub use types::{

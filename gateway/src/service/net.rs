@@ -7,14 +7,17 @@
 //! change before making it, so a refused change leaves the table as it was.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use gwapi::addr::family_bits;
 use gwapi::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
 
 use crate::net::cidr::network_of;
-use crate::net::MAX_STATIC_NEIGHBOURS;
+use crate::net::rss::ReplySteering;
+use crate::net::{Ipv4Cidr, RouteTable, MAX_STATIC_NEIGHBOURS};
 use crate::wire::MacAddr;
+use crate::xmit::Offload;
 
 /// Linux's IFNAMSIZ less the terminating NUL: DPDK port names follow the same limit here so
 /// they can be shown by the same tools.
@@ -285,6 +288,61 @@ impl NetConfig {
             .ok_or_else(|| NetError::NeighbourNotFound { addr, ifname: ifname.to_string() })?;
         self.neighbours.remove(i);
         Ok(())
+    }
+}
+
+/// A port as the workers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortView {
+    pub mac: MacAddr,
+    pub mtu: u16,
+    pub offload: Offload,
+    /// Interface addresses on this port; the first is the source of the
+    /// gateway's own packets (ARP requests, tunnel headers).
+    pub addrs: Vec<Ipv4Cidr>,
+    /// Which rx queue the NIC's RSS hash gives a reply arriving here, when
+    /// the device lets us predict it: a FNAT connection then takes a local
+    /// port whose replies land on its own worker's queue, so they need no
+    /// redirect even without flow rules (DESIGN.md invariant 2).
+    pub steering: Option<Arc<ReplySteering>>,
+}
+
+/// The gateway's layer-2/3 configuration as the workers route with it (ports by DPDK
+/// port id, connected routes added), published to them read-only beside the snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct NetView {
+    /// Indexed by DPDK port id.
+    pub ports: Vec<PortView>,
+    pub routes: RouteTable,
+    /// Permanent neighbours: (address, MAC, port).
+    pub static_neighbours: Vec<(Ipv4Addr, MacAddr, u16)>,
+}
+
+impl NetView {
+    /// Connected routes for every interface address, plus `routes`.
+    pub fn with_connected_routes(
+        ports: Vec<PortView>,
+        routes: &[crate::net::Route],
+    ) -> Result<NetView, crate::net::RouteError> {
+        let mut table = RouteTable::new();
+        for (port, view) in ports.iter().enumerate() {
+            for a in &view.addrs {
+                let route = crate::net::Route { dst: a.network(), via: None, port: port as u16, src: Some(a.addr()) };
+                match table.add(route) {
+                    Ok(()) | Err(crate::net::RouteError::Exists(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        for r in routes {
+            table.add(*r)?;
+        }
+        Ok(NetView { ports, routes: table, static_neighbours: Vec::new() })
+    }
+
+    /// The source of the gateway's own packets on `port`: its first address.
+    pub(crate) fn source_on(&self, port: u16) -> Option<Ipv4Addr> {
+        self.ports.get(usize::from(port))?.addrs.first().map(|a| a.addr())
     }
 }
 

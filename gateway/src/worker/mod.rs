@@ -13,4 +13,4 @@ pub mod watchdog;
 mod tests;
 
 pub use counters::{Counter, Discard, WorkerCounters};
-pub use pipeline::{Io, NetView, PortView, Worker, WorkerConfig, WorkerError};
+pub use pipeline::{Io, Worker, WorkerConfig, WorkerError};

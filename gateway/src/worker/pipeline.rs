@@ -33,13 +33,11 @@ use crate::conn::director::{Director, DirectorConfig};
 use crate::conn::{ConnId, Direction};
 use crate::frame::Frame;
 use crate::net::icmp::RateLimiter;
-use crate::net::rss::ReplySteering;
-use crate::net::{Ipv4Cidr, NeighbourTable, PendingQueue, RouteTable};
+use crate::net::{NeighbourTable, PendingQueue, RouteTable};
 use crate::service::fasthash::FastBuildHasher;
 use crate::service::laddr::PortPartition;
-use crate::service::{ServiceKey, Snapshot};
+use crate::service::{NetView, ServiceKey, Snapshot};
 use crate::wire::{ClassifyPolicy, MacAddr};
-use crate::xmit::Offload;
 
 mod dispatch;
 mod forward;
@@ -62,59 +60,6 @@ pub trait Io<F> {
     /// This worker learned a neighbour from the network that the others may
     /// need (an answer to a request, or an address we send to): tell them.
     fn neighbour_learned(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16);
-}
-
-/// A port as the pipeline sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortView {
-    pub mac: MacAddr,
-    pub mtu: u16,
-    pub offload: Offload,
-    /// Interface addresses on this port; the first is the source of the
-    /// gateway's own packets (ARP requests, tunnel headers).
-    pub addrs: Vec<Ipv4Cidr>,
-    /// Which rx queue the NIC's RSS hash gives a reply arriving here, when
-    /// the device lets us predict it: a FNAT connection then takes a local
-    /// port whose replies land on its own worker's queue, so they need no
-    /// redirect even without flow rules (DESIGN.md invariant 2).
-    pub steering: Option<Arc<ReplySteering>>,
-}
-
-/// The gateway's layer-2/3 configuration, published to workers read-only.
-#[derive(Debug, Clone, Default)]
-pub struct NetView {
-    /// Indexed by DPDK port id.
-    pub ports: Vec<PortView>,
-    pub routes: RouteTable,
-    /// Permanent neighbours: (address, MAC, port).
-    pub static_neighbours: Vec<(Ipv4Addr, MacAddr, u16)>,
-}
-
-impl NetView {
-    /// Connected routes for every interface address, plus `routes`.
-    pub fn with_connected_routes(
-        ports: Vec<PortView>,
-        routes: &[crate::net::Route],
-    ) -> Result<NetView, crate::net::RouteError> {
-        let mut table = RouteTable::new();
-        for (port, view) in ports.iter().enumerate() {
-            for a in &view.addrs {
-                let route = crate::net::Route { dst: a.network(), via: None, port: port as u16, src: Some(a.addr()) };
-                match table.add(route) {
-                    Ok(()) | Err(crate::net::RouteError::Exists(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        for r in routes {
-            table.add(*r)?;
-        }
-        Ok(NetView { ports, routes: table, static_neighbours: Vec::new() })
-    }
-
-    fn source_on(&self, port: u16) -> Option<Ipv4Addr> {
-        self.ports.get(usize::from(port))?.addrs.first().map(|a| a.addr())
-    }
 }
 
 /// Sizes and policies of one worker.

@@ -9,7 +9,9 @@ use crate::frame::{BufFrame, Frame};
 use crate::net::arp::MIN_FRAME_LEN;
 use crate::net::Ipv4Cidr;
 use crate::service::snapshot::LocalAddr;
-use crate::service::{DestSpec, ForwardMethod, SchedulerKind, ServiceKey, ServiceSpec, Snapshot, SnapshotEditor};
+use crate::service::{
+    DestSpec, ForwardMethod, NetView, PortView, SchedulerKind, ServiceKey, ServiceSpec, Snapshot, SnapshotEditor,
+};
 use crate::wire::tcp::{flags, TcpPacket};
 use crate::wire::{DropReason, MacAddr};
 use crate::xmit::test_support::{assert_checksums_valid, tcp_frame, udp_frame};
