@@ -28,9 +28,8 @@ use std::time::Instant;
 use gateway::frame::{BufFrame, ChecksumStatus, Frame, RxChecksum};
 use gateway::synproxy::{self, SynAckConfig, SynCookies};
 use gateway::wire::classify::{classify, Classified, ClassifyPolicy};
-use gateway::wire::ipv4::Ipv4Packet;
-use gateway::wire::tcp::TcpPacket;
-use gateway::wire::MacAddr;
+use gateway::wire::tcp::{TcpPacket, TcpRepr};
+use gateway::wire::{build, MacAddr};
 use gateway::xmit::{dr, fnat, nat, tun, DrRewrite, FnatRewrite, NatRewrite, Offload, Toa, TunEncap};
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
@@ -45,31 +44,16 @@ const POLICY: ClassifyPolicy = ClassifyPolicy { verify_ip_checksum: true, verify
 /// A TCP segment: an established connection's as Linux sends it (ACK|PSH,
 /// NOP NOP timestamps, 100 bytes of data), or a handshake segment.
 fn tcp_packet(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), flags: u8, options: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut b = vec![0u8; 14 + 20 + 20 + options.len() + payload.len()];
-    b[..12].copy_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
-    b[12..14].copy_from_slice(&[8, 0]);
-    let total = b.len() - 14;
-    let mut ip = Ipv4Packet::new_unchecked(&mut b[14..]);
-    ip.set_version_and_header_len(20);
-    ip.set_total_len(total as u16);
-    ip.set_flags_and_frag_offset(true, false, 0);
-    ip.set_ttl(64);
-    ip.set_protocol(6);
-    ip.set_src_addr(src.0);
-    ip.set_dst_addr(dst.0);
-    ip.fill_checksum();
-    let mut t = TcpPacket::new_unchecked(&mut b[34..]);
-    t.set_src_port(src.1);
-    t.set_dst_port(dst.1);
-    t.set_seq_number(0x1234_5678);
-    t.set_ack_number(0x9abc_def0);
-    t.set_header_len(20 + options.len());
-    t.set_flags(flags);
-    t.set_window_len(502);
-    t.options_mut().copy_from_slice(options);
-    t.payload_mut().copy_from_slice(payload);
-    t.fill_checksum(src.0, dst.0);
-    b
+    build::ipv4(src.0, dst.0).tcp(&TcpRepr {
+        src_port: src.1,
+        dst_port: dst.1,
+        seq_number: 0x1234_5678,
+        ack_number: 0x9abc_def0,
+        flags,
+        window_len: 502,
+        options,
+        payload,
+    })
 }
 
 const TIMESTAMPS: [u8; 12] = [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
@@ -185,12 +169,16 @@ fn client_ack(syn: &[u8], cookies: &SynCookies) -> Vec<u8> {
     let tsval = u32::from_be_bytes(synack.options()[8..12].try_into().expect("TS after SACK-permitted"));
     let mut options = TIMESTAMPS;
     options[8..12].copy_from_slice(&tsval.to_be_bytes());
-    let mut ack = tcp_packet((CLIENT, 40000), (VIP, 80), ACK, &options, &[]);
-    let mut t = TcpPacket::new_unchecked(&mut ack[34..]);
-    t.set_seq_number(isn.wrapping_add(1));
-    t.set_ack_number(cookie.wrapping_add(1));
-    t.fill_checksum(CLIENT, VIP);
-    ack
+    build::ipv4(CLIENT, VIP).tcp(&TcpRepr {
+        src_port: 40000,
+        dst_port: 80,
+        seq_number: isn.wrapping_add(1),
+        ack_number: cookie.wrapping_add(1),
+        flags: ACK,
+        window_len: 502,
+        options: &options,
+        payload: &[],
+    })
 }
 
 /// Every measurable path: name, what it is.

@@ -19,6 +19,8 @@
 //! added file, not a redesign.
 
 pub mod arp;
+#[cfg(any(test, feature = "testing"))]
+pub mod build;
 pub mod checksum;
 pub mod classify;
 pub mod ethernet;
