@@ -57,6 +57,9 @@ fn tcp_packet(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), flags: u8, options: &[
 }
 
 const TIMESTAMPS: [u8; 12] = [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
+/// A SACKing ACK's options as Linux lays them out: NOP NOP TS, NOP NOP
+/// SACK with one block.
+const TIMESTAMPS_SACK: [u8; 24] = [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 1, 5, 10, 0, 0, 0x10, 0, 0, 0, 0x20, 0];
 const ACK_PSH: u8 = 0x18;
 const DATA: [u8; 100] = [0x61; 100];
 
@@ -187,6 +190,7 @@ const PATHS: &[(&str, &str)] = &[
     ("fnat_in", "classify + FNAT inbound, established, no seq delta"),
     ("fnat_in_seq", "classify + FNAT inbound, established, seq delta"),
     ("fnat_out_ack", "classify + FNAT outbound, ack delta (walks the TS option for SACK)"),
+    ("fnat_out_sack", "classify + FNAT outbound, ack delta, a SACK block after the TS option (walked)"),
     ("fnat_in_proxy", "classify + FNAT inbound of a SYN-proxied connection (ack and TSecr deltas)"),
     ("fnat_out_proxy", "classify + FNAT outbound of a SYN-proxied connection (seq and TSval deltas)"),
     ("fnat_in_rxgood", "classify + FNAT inbound, NIC verified the IP checksum"),
@@ -206,6 +210,7 @@ const PATHS: &[(&str, &str)] = &[
 fn run(path: &str, n: u64) -> Option<bool> {
     let inbound = tcp_packet((CLIENT, 40000), (VIP, 80), ACK_PSH, &TIMESTAMPS, &DATA);
     let outbound = tcp_packet((RIP, 8080), (LIP, 5001), ACK_PSH, &TIMESTAMPS, &DATA);
+    let sacking = tcp_packet((RIP, 8080), (LIP, 5001), ACK, &TIMESTAMPS_SACK, &[]);
     let syn = tcp_packet((CLIENT, 40000), (VIP, 80), SYN, &SYN_OPTIONS, &[]);
     let mut cookies = SynCookies::new(*b"bench-cookie-key");
     cookies.rotate(COOKIE_TIME);
@@ -227,6 +232,7 @@ fn run(path: &str, n: u64) -> Option<bool> {
 
     let packet = match path {
         "fnat_out_ack" | "fnat_out_proxy" | "nat_out" => &outbound,
+        "fnat_out_sack" => &sacking,
         "synack" | "synack_offload" => &syn,
         "cookie_ack" => &ack,
         _ => &inbound,
@@ -241,7 +247,7 @@ fn run(path: &str, n: u64) -> Option<bool> {
             "classify" => measured_classify(f),
             "fnat_in" => measured_fnat(f, black_box(&fnat_in)),
             "fnat_in_seq" => measured_fnat(f, black_box(&fnat_in_seq)),
-            "fnat_out_ack" => measured_fnat(f, black_box(&fnat_out)),
+            "fnat_out_ack" | "fnat_out_sack" => measured_fnat(f, black_box(&fnat_out)),
             "fnat_in_proxy" => measured_fnat(f, black_box(&fnat_in_proxy)),
             "fnat_out_proxy" => measured_fnat(f, black_box(&fnat_out_proxy)),
             "fnat_in_rxgood" => {

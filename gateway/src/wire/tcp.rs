@@ -3,9 +3,13 @@
 //! The view is over the whole segment (the IPv4 payload, header through
 //! data). A checked view guarantees `20 <= header_len <= len`.
 //!
-//! [`TcpOptions`] walks the option space and yields each option with its
-//! offset, so the rewrites in `xmit::tcp_opts` can patch values in place
-//! (MSS clamp, SACK edges) at whatever alignment the sender chose. Known
+//! [`TcpOptions`] is the crate's one option walker. It yields each option
+//! with its offset, so the rewrites in `xmit::tcp_opts` can patch values in
+//! place (MSS clamp, SACK edges, timestamps) at whatever alignment the
+//! sender chose, resuming the walk after each edit
+//! ([`TcpOptions::from_offset`]); the SYN proxy (`synproxy::handshake`)
+//! reads the handshake options with it. Both first compare a few bytes
+//! against Linux's own layouts and walk only what differs. Known
 //! kinds with an impossible length are errors, as are options that run past
 //! the header; unknown kinds are yielded with their bytes so nothing a peer
 //! sends is lost. Kind 254 with length 8 is the TOA client-address option
@@ -184,11 +188,27 @@ impl<'a> TcpOptions<'a> {
     pub fn new(data: &'a [u8]) -> Self {
         TcpOptions { data, pos: 0 }
     }
+
+    /// A walk that starts at `offset` of the option space: at an option a
+    /// previous walk reached ([`offset`](Self::offset)), or past a prefix
+    /// the caller has recognised itself. A caller that edits options in
+    /// place walks one option at a time this way, the borrow of the space
+    /// ending between two steps.
+    pub fn from_offset(data: &'a [u8], offset: usize) -> Self {
+        TcpOptions { data, pos: offset }
+    }
+
+    /// Where the next option starts; the end of the space once the walk
+    /// is over (after End-of-List or a malformed option too).
+    pub fn offset(&self) -> usize {
+        self.pos
+    }
 }
 
 impl<'a> Iterator for TcpOptions<'a> {
     type Item = Result<(usize, TcpOption<'a>), Error>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let at = self.pos;
         let rest = self.data.get(at..).filter(|r| !r.is_empty())?;
@@ -549,6 +569,23 @@ mod tests {
         assert_eq!(got[2].1.emit(&mut out), Some(18));
         assert_eq!(&out[..], &opts[2..20]);
         assert_eq!(got[2].1.emit(&mut out[..17]), None);
+    }
+
+    #[test]
+    fn a_walk_resumes_where_another_stopped() {
+        let b = syn_with_checksum();
+        let options = &b[20..52];
+        let mut walk = TcpOptions::new(options);
+        walk.next();
+        walk.next();
+        assert_eq!(walk.offset(), 6);
+        let rest: Vec<_> = TcpOptions::from_offset(options, walk.offset()).map(|o| o.unwrap()).collect();
+        assert_eq!(rest, walk.collect::<Vec<_>>().into_iter().map(|o| o.unwrap()).collect::<Vec<_>>());
+        assert_eq!(rest[0], (6, TcpOption::Timestamps { tsval: 123, tsecr: 0 }));
+        let mut end = TcpOptions::from_offset(&[2, 4, 5, 0xb4, 0, 1, 1], 4);
+        assert_eq!(end.next(), Some(Ok((4, TcpOption::EndOfList))));
+        assert_eq!((end.offset(), end.next()), (7, None));
+        assert_eq!(TcpOptions::from_offset(&[1, 1], 9).next(), None, "an offset past the end walks nothing");
     }
 
     #[test]
