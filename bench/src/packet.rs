@@ -9,7 +9,11 @@
 
 use std::net::Ipv4Addr;
 
+use gateway::wire::arp::{ArpPacket, ArpRepr, OP_REPLY, OP_REQUEST};
 use gateway::wire::checksum::{finish, pseudo_header_v4, sum};
+use gateway::wire::ethernet::{EthernetFrame, EthernetRepr, MacAddr};
+use gateway::wire::ipv4::{Ipv4Packet, Ipv4Repr};
+use gateway::wire::tcp::{TcpPacket, TcpRepr};
 
 pub const ETH_LEN: usize = 14;
 pub const IP_LEN: usize = 20;
@@ -72,14 +76,6 @@ pub fn client_isn(i: u32) -> u32 {
     i.wrapping_mul(0x9e37_79b1)
 }
 
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
 /// Client segments toward one destination (VIP:port, or a real server when
 /// a test bypasses the gateway) with a fixed payload length.
 #[derive(Clone)]
@@ -97,28 +93,43 @@ impl TcpTemplate {
     /// `payload` bytes (at most [`MAX_PAYLOAD`]) of a repeating pattern.
     pub fn new(src_mac: [u8; 6], dst_mac: [u8; 6], dst: Ipv4Addr, dport: u16, payload: usize) -> TcpTemplate {
         assert!(payload <= MAX_PAYLOAD, "payload {payload} > {MAX_PAYLOAD}");
-        let mut b = [0u8; HDR_LEN + MAX_PAYLOAD];
-        b[0..6].copy_from_slice(&dst_mac);
-        b[6..12].copy_from_slice(&src_mac);
-        b[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-        let ip = &mut b[ETH_LEN..ETH_LEN + IP_LEN];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&((IP_LEN + TCP_LEN + payload) as u16).to_be_bytes());
-        ip[6] = 0x40; // DF
-        ip[8] = 64;
-        ip[9] = PROTO_TCP;
-        ip[16..20].copy_from_slice(&dst.octets());
-        let ip_base = sum(ip);
-        let t = ETH_LEN + IP_LEN;
-        b[t + 2..t + 4].copy_from_slice(&dport.to_be_bytes());
-        b[t + 12] = 0x50;
-        b[t + 14..t + 16].copy_from_slice(&0xffffu16.to_be_bytes());
-        for (k, byte) in b[HDR_LEN..HDR_LEN + payload].iter_mut().enumerate() {
+        let mut pattern = [0u8; MAX_PAYLOAD];
+        for (k, byte) in pattern.iter_mut().enumerate() {
             *byte = b'a' + (k % 26) as u8;
         }
-        let l4 = (TCP_LEN + payload) as u16;
-        let tcp_base = pseudo_header_v4([0; 4], dst.octets(), PROTO_TCP, l4) + sum(&b[t..HDR_LEN + payload]);
-        TcpTemplate { bytes: b, len: HDR_LEN + payload, ip_base, tcp_base }
+        // The varying fields (source address and port, seq, ack, flags) are
+        // written zero, and the checksums zeroed after the emit, so the sums
+        // below are those of the constant part.
+        let tcp = TcpRepr {
+            src_port: 0,
+            dst_port: dport,
+            seq_number: 0,
+            ack_number: 0,
+            flags: 0,
+            window_len: 0xffff,
+            options: &[],
+            payload: &pattern[..payload],
+        };
+        let ip = Ipv4Repr::new(Ipv4Addr::UNSPECIFIED, dst, PROTO_TCP, tcp.buffer_len());
+        let eth = EthernetRepr {
+            src_addr: MacAddr(src_mac),
+            dst_addr: MacAddr(dst_mac),
+            vlan: None,
+            ethertype: ETHERTYPE_IPV4,
+        };
+        let mut b = [0u8; HDR_LEN + MAX_PAYLOAD];
+        let len = HDR_LEN + payload;
+        eth.emit(&mut EthernetFrame::new_unchecked(&mut b[..]));
+        let mut ip_packet = Ipv4Packet::new_unchecked(&mut b[ETH_LEN..len]);
+        ip.emit(&mut ip_packet);
+        ip_packet.set_checksum(0);
+        let mut tcp_packet = TcpPacket::new_unchecked(&mut b[ETH_LEN + IP_LEN..len]);
+        tcp.emit(&mut tcp_packet, ip.src_addr, dst);
+        tcp_packet.set_checksum(0);
+        let ip_base = sum(&b[ETH_LEN..ETH_LEN + IP_LEN]);
+        let tcp_base =
+            pseudo_header_v4([0; 4], dst.octets(), PROTO_TCP, tcp.buffer_len() as u16) + sum(&b[ETH_LEN + IP_LEN..len]);
+        TcpTemplate { bytes: b, len, ip_base, tcp_base }
     }
 
     /// Frame length.
@@ -136,17 +147,19 @@ impl TcpTemplate {
     pub fn write(&self, out: &mut [u8], src: u32, sport: u16, seq: u32, ack: u32, tcp_flags: u8) {
         let out = &mut out[..self.len];
         out.copy_from_slice(&self.bytes[..self.len]);
-        out[26..30].copy_from_slice(&src.to_be_bytes());
-        let ip_sum = finish(self.ip_base + u64::from(src));
-        out[24..26].copy_from_slice(&ip_sum.to_be_bytes());
-        out[34..36].copy_from_slice(&sport.to_be_bytes());
-        out[38..42].copy_from_slice(&seq.to_be_bytes());
-        out[42..46].copy_from_slice(&ack.to_be_bytes());
-        out[47] = tcp_flags;
-        let tcp_sum = finish(
+        let (ip, tcp) = out[ETH_LEN..].split_at_mut(IP_LEN);
+        let mut ip = Ipv4Packet::new_unchecked(ip);
+        ip.set_src_addr(Ipv4Addr::from(src));
+        ip.set_checksum(finish(self.ip_base + u64::from(src)));
+        let mut tcp = TcpPacket::new_unchecked(tcp);
+        tcp.set_src_port(sport);
+        tcp.set_seq_number(seq);
+        tcp.set_ack_number(ack);
+        tcp.set_flags(tcp_flags);
+        // The flags byte is the low byte of its 16-bit word, so it adds as is.
+        tcp.set_checksum(finish(
             self.tcp_base + u64::from(src) + u64::from(sport) + u64::from(seq) + u64::from(ack) + u64::from(tcp_flags),
-        );
-        out[50..52].copy_from_slice(&tcp_sum.to_be_bytes());
+        ));
     }
 }
 
@@ -165,51 +178,36 @@ pub struct Segment {
     pub tunnelled: bool,
 }
 
-/// Parses an Ethernet/IPv4/TCP frame, looking inside one IPIP layer.
+/// Parses an untagged Ethernet/IPv4/TCP frame, looking inside one IPIP layer.
 pub fn parse(b: &[u8]) -> Option<Segment> {
-    if b.len() < HDR_LEN || be16(b, 12) != ETHERTYPE_IPV4 {
+    let frame = EthernetFrame::new_checked(b).ok()?;
+    if frame.outer_ethertype() != ETHERTYPE_IPV4 {
         return None;
     }
-    let mut l3 = ETH_LEN;
-    let mut tunnelled = false;
-    loop {
-        let ihl = usize::from(b.get(l3)? & 0x0f) * 4;
-        if b.get(l3)? >> 4 != 4 || ihl < IP_LEN || b.len() < l3 + ihl {
-            return None;
-        }
-        let total = usize::from(be16(b, l3 + 2));
-        if total < ihl || b.len() < l3 + total {
-            return None;
-        }
-        match b[l3 + 9] {
-            PROTO_IPIP if !tunnelled => {
-                tunnelled = true;
-                l3 += ihl;
-            }
-            PROTO_TCP => {
-                let t = l3 + ihl;
-                if total < ihl + TCP_LEN {
-                    return None;
-                }
-                let doff = usize::from(b[t + 12] >> 4) * 4;
-                if doff < TCP_LEN || total < ihl + doff {
-                    return None;
-                }
-                return Some(Segment {
-                    src: be32(b, l3 + 12),
-                    dst: be32(b, l3 + 16),
-                    sport: be16(b, t),
-                    dport: be16(b, t + 2),
-                    seq: be32(b, t + 4),
-                    ack: be32(b, t + 8),
-                    flags: b[t + 13],
-                    payload: total - ihl - doff,
-                    tunnelled,
-                });
-            }
-            _ => return None,
-        }
+    let outer = Ipv4Packet::new_checked(frame.payload()).ok()?;
+    let tunnelled = outer.protocol() == PROTO_IPIP;
+    let inner;
+    let ip = if tunnelled {
+        inner = Ipv4Packet::new_checked(outer.payload()).ok()?;
+        &inner
+    } else {
+        &outer
+    };
+    if ip.protocol() != PROTO_TCP {
+        return None;
     }
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    Some(Segment {
+        src: ip.src_addr().to_bits(),
+        dst: ip.dst_addr().to_bits(),
+        sport: tcp.src_port(),
+        dport: tcp.dst_port(),
+        seq: tcp.seq_number(),
+        ack: tcp.ack_number(),
+        flags: tcp.flags(),
+        payload: tcp.payload().len(),
+        tunnelled,
+    })
 }
 
 /// What the answer to a segment is, by TCP's rules as a real server (or a
@@ -248,29 +246,29 @@ pub fn answer(s: &Segment) -> Answer {
 /// and TCP headers without options or payload, both checksums. Returns the
 /// new frame length ([`HDR_LEN`]); the caller trims the buffer to it.
 pub fn write_answer(b: &mut [u8], s: &Segment, seq: u32, ack: u32, tcp_flags: u8) -> usize {
-    let mut macs = [0u8; 12];
-    macs[..6].copy_from_slice(&b[6..12]);
-    macs[6..].copy_from_slice(&b[0..6]);
-    b[..12].copy_from_slice(&macs);
-    b[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-    let ip = &mut b[ETH_LEN..ETH_LEN + IP_LEN];
-    ip[..12].copy_from_slice(&[0x45, 0, 0, (IP_LEN + TCP_LEN) as u8, 0, 0, 0x40, 0, 64, PROTO_TCP, 0, 0]);
-    ip[12..16].copy_from_slice(&s.dst.to_be_bytes());
-    ip[16..20].copy_from_slice(&s.src.to_be_bytes());
-    let ip_sum = finish(sum(ip));
-    ip[10..12].copy_from_slice(&ip_sum.to_be_bytes());
-    let t = &mut b[ETH_LEN + IP_LEN..HDR_LEN];
-    t[0..2].copy_from_slice(&s.dport.to_be_bytes());
-    t[2..4].copy_from_slice(&s.sport.to_be_bytes());
-    t[4..8].copy_from_slice(&seq.to_be_bytes());
-    t[8..12].copy_from_slice(&ack.to_be_bytes());
-    t[12] = 0x50;
-    t[13] = tcp_flags;
-    t[14..16].copy_from_slice(&0xffffu16.to_be_bytes());
-    t[16..20].copy_from_slice(&[0; 4]);
-    let tcp_sum =
-        finish(pseudo_header_v4(s.dst.to_be_bytes(), s.src.to_be_bytes(), PROTO_TCP, TCP_LEN as u16) + sum(t));
-    t[16..18].copy_from_slice(&tcp_sum.to_be_bytes());
+    let b = &mut b[..HDR_LEN];
+    let received = EthernetRepr::parse(&EthernetFrame::new_unchecked(&*b));
+    let eth = EthernetRepr {
+        src_addr: received.dst_addr,
+        dst_addr: received.src_addr,
+        vlan: None,
+        ethertype: ETHERTYPE_IPV4,
+    };
+    let tcp = TcpRepr {
+        src_port: s.dport,
+        dst_port: s.sport,
+        seq_number: seq,
+        ack_number: ack,
+        flags: tcp_flags,
+        window_len: 0xffff,
+        options: &[],
+        payload: &[],
+    };
+    let ip = Ipv4Repr::new(Ipv4Addr::from(s.dst), Ipv4Addr::from(s.src), PROTO_TCP, tcp.buffer_len());
+    eth.emit(&mut EthernetFrame::new_unchecked(&mut *b));
+    let (ip_header, segment) = b[ETH_LEN..].split_at_mut(IP_LEN);
+    ip.emit(&mut Ipv4Packet::new_unchecked(ip_header));
+    tcp.emit(&mut TcpPacket::new_unchecked(segment), ip.src_addr, ip.dst_addr);
     HDR_LEN
 }
 
@@ -278,45 +276,46 @@ pub fn write_answer(b: &mut [u8], s: &Segment, seq: u32, ack: u32, tcp_flags: u8
 /// every client and real server on its link). Returns the reply's length,
 /// or `None` when the frame is not an ARP request.
 pub fn arp_reply(b: &mut [u8], our_mac: [u8; 6]) -> Option<usize> {
-    const ARP_LEN: usize = ETH_LEN + 28;
-    if b.len() < ARP_LEN || be16(b, 12) != ETHERTYPE_ARP || be16(b, 14) != 1 || be16(b, 16) != 0x0800 {
+    let our_mac = MacAddr(our_mac);
+    let frame = EthernetFrame::new_checked(&*b).ok()?;
+    if frame.outer_ethertype() != ETHERTYPE_ARP || frame.src_addr() == our_mac {
         return None;
     }
-    if be16(b, 20) != 1 || b[6..12] == our_mac {
+    let request = ArpRepr::parse(&ArpPacket::new_checked(frame.payload()).ok()?);
+    if request.operation != OP_REQUEST {
         return None;
     }
-    let (mut sha, mut spa, mut tpa) = ([0u8; 6], [0u8; 4], [0u8; 4]);
-    sha.copy_from_slice(&b[22..28]);
-    spa.copy_from_slice(&b[28..32]);
-    tpa.copy_from_slice(&b[38..42]);
-    b[0..6].copy_from_slice(&sha);
-    b[6..12].copy_from_slice(&our_mac);
-    b[20..22].copy_from_slice(&2u16.to_be_bytes());
-    b[22..28].copy_from_slice(&our_mac);
-    b[28..32].copy_from_slice(&tpa);
-    b[32..38].copy_from_slice(&sha);
-    b[38..42].copy_from_slice(&spa);
-    Some(ARP_LEN)
+    let eth = EthernetRepr {
+        src_addr: our_mac,
+        dst_addr: request.sender_hardware_addr,
+        vlan: None,
+        ethertype: ETHERTYPE_ARP,
+    };
+    let reply = ArpRepr {
+        operation: OP_REPLY,
+        sender_hardware_addr: our_mac,
+        sender_protocol_addr: request.target_protocol_addr,
+        target_hardware_addr: request.sender_hardware_addr,
+        target_protocol_addr: request.sender_protocol_addr,
+    };
+    eth.emit(&mut EthernetFrame::new_unchecked(&mut *b));
+    reply.emit(&mut ArpPacket::new_unchecked(&mut b[ETH_LEN..]));
+    Some(ETH_LEN + reply.buffer_len())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gateway::wire::checksum::{verify, verify_ipv4_header};
+    use gateway::wire::build;
 
     const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
     const B: [u8; 6] = [2, 0, 0, 0, 0, 2];
     const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 
     fn checksums_ok(b: &[u8]) -> bool {
-        let ihl = usize::from(b[14] & 0xf) * 4;
-        let total = usize::from(be16(b, 16));
-        let l4 = &b[14 + ihl..14 + total];
-        let mut src = [0; 4];
-        let mut dst = [0; 4];
-        src.copy_from_slice(&b[26..30]);
-        dst.copy_from_slice(&b[30..34]);
-        verify_ipv4_header(&b[14..14 + ihl]) && verify(l4, pseudo_header_v4(src, dst, PROTO_TCP, l4.len() as u16))
+        let ip = Ipv4Packet::new_checked(&b[ETH_LEN..]).unwrap();
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        ip.verify_checksum() && tcp.verify_checksum(ip.src_addr(), ip.dst_addr())
     }
 
     #[test]
@@ -346,6 +345,25 @@ mod tests {
             assert_eq!((s.seq, s.ack, s.flags, s.payload, s.tunnelled), (client_isn(i), 77, fl, 6, false));
             assert_eq!(&b[0..6], &B);
         }
+    }
+
+    #[test]
+    fn the_templates_fast_path_writes_what_the_builder_writes() {
+        let t = TcpTemplate::new(A, B, VIP, 80, 30);
+        let mut buf = [0u8; 128];
+        let (src, sport) = Flows::CLIENTS.addr(77_777);
+        t.write(&mut buf, src, sport, 0xfedc_ba98, 0x0123_4567, flags::ACK | flags::PSH);
+        let built = build::ipv4(Ipv4Addr::from(src), VIP).macs(MacAddr(A), MacAddr(B)).tcp(&TcpRepr {
+            src_port: sport,
+            dst_port: 80,
+            seq_number: 0xfedc_ba98,
+            ack_number: 0x0123_4567,
+            flags: flags::ACK | flags::PSH,
+            window_len: 0xffff,
+            options: &[],
+            payload: b"abcdefghijklmnopqrstuvwxyzabcd",
+        });
+        assert_eq!(&buf[..t.len()], &built[..]);
     }
 
     #[test]
@@ -397,12 +415,7 @@ mod tests {
         let t = TcpTemplate::new(A, B, VIP, 80, 6);
         let mut inner = [0u8; 128];
         t.write(&mut inner, 0x0a01_0003, 2000, 9, 0, flags::ACK);
-        let mut frame = vec![0u8; 14 + 20];
-        frame[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-        frame[14] = 0x45;
-        frame[16..18].copy_from_slice(&((20 + t.len() - 14) as u16).to_be_bytes());
-        frame[23] = PROTO_IPIP;
-        frame.extend_from_slice(&inner[14..t.len()]);
+        let frame = build::ipv4(Ipv4Addr::new(10, 9, 9, 9), VIP).ip_payload(PROTO_IPIP, &inner[ETH_LEN..t.len()]);
         let s = parse(&frame).unwrap();
         assert!(s.tunnelled);
         assert_eq!((s.src, s.sport, s.payload), (0x0a01_0003, 2000, 6));
@@ -411,14 +424,14 @@ mod tests {
 
     #[test]
     fn arp_requests_are_answered() {
-        let mut b = [0u8; 60];
-        b[0..6].copy_from_slice(&[0xff; 6]);
-        b[6..12].copy_from_slice(&B);
-        b[12..14].copy_from_slice(&ETHERTYPE_ARP.to_be_bytes());
-        b[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
-        b[22..28].copy_from_slice(&B);
-        b[28..32].copy_from_slice(&[192, 168, 1, 254]);
-        b[38..42].copy_from_slice(&[192, 168, 1, 10]);
+        let who_has = ArpRepr {
+            operation: OP_REQUEST,
+            sender_hardware_addr: MacAddr(B),
+            sender_protocol_addr: Ipv4Addr::new(192, 168, 1, 254),
+            target_hardware_addr: MacAddr::default(),
+            target_protocol_addr: Ipv4Addr::new(192, 168, 1, 10),
+        };
+        let mut b = build::arp(MacAddr(B), MacAddr::BROADCAST, &who_has);
         assert_eq!(arp_reply(&mut b, A), Some(42));
         assert_eq!(&b[0..6], &B);
         assert_eq!(&b[22..28], &A);

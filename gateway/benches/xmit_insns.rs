@@ -28,9 +28,8 @@ use std::time::Instant;
 use gateway::frame::{BufFrame, ChecksumStatus, Frame, RxChecksum};
 use gateway::synproxy::{self, SynAckConfig, SynCookies};
 use gateway::wire::classify::{classify, Classified, ClassifyPolicy};
-use gateway::wire::ipv4::Ipv4Packet;
-use gateway::wire::tcp::TcpPacket;
-use gateway::wire::MacAddr;
+use gateway::wire::tcp::{TcpPacket, TcpRepr};
+use gateway::wire::{build, MacAddr};
 use gateway::xmit::{dr, fnat, nat, tun, DrRewrite, FnatRewrite, NatRewrite, Offload, Toa, TunEncap};
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
@@ -45,34 +44,22 @@ const POLICY: ClassifyPolicy = ClassifyPolicy { verify_ip_checksum: true, verify
 /// A TCP segment: an established connection's as Linux sends it (ACK|PSH,
 /// NOP NOP timestamps, 100 bytes of data), or a handshake segment.
 fn tcp_packet(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), flags: u8, options: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut b = vec![0u8; 14 + 20 + 20 + options.len() + payload.len()];
-    b[..12].copy_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
-    b[12..14].copy_from_slice(&[8, 0]);
-    let total = b.len() - 14;
-    let mut ip = Ipv4Packet::new_unchecked(&mut b[14..]);
-    ip.set_version_and_header_len(20);
-    ip.set_total_len(total as u16);
-    ip.set_flags_and_frag_offset(true, false, 0);
-    ip.set_ttl(64);
-    ip.set_protocol(6);
-    ip.set_src_addr(src.0);
-    ip.set_dst_addr(dst.0);
-    ip.fill_checksum();
-    let mut t = TcpPacket::new_unchecked(&mut b[34..]);
-    t.set_src_port(src.1);
-    t.set_dst_port(dst.1);
-    t.set_seq_number(0x1234_5678);
-    t.set_ack_number(0x9abc_def0);
-    t.set_header_len(20 + options.len());
-    t.set_flags(flags);
-    t.set_window_len(502);
-    t.options_mut().copy_from_slice(options);
-    t.payload_mut().copy_from_slice(payload);
-    t.fill_checksum(src.0, dst.0);
-    b
+    build::ipv4(src.0, dst.0).tcp(&TcpRepr {
+        src_port: src.1,
+        dst_port: dst.1,
+        seq_number: 0x1234_5678,
+        ack_number: 0x9abc_def0,
+        flags,
+        window_len: 502,
+        options,
+        payload,
+    })
 }
 
 const TIMESTAMPS: [u8; 12] = [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
+/// A SACKing ACK's options as Linux lays them out: NOP NOP TS, NOP NOP
+/// SACK with one block.
+const TIMESTAMPS_SACK: [u8; 24] = [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 1, 5, 10, 0, 0, 0x10, 0, 0, 0, 0x20, 0];
 const ACK_PSH: u8 = 0x18;
 const DATA: [u8; 100] = [0x61; 100];
 
@@ -185,12 +172,16 @@ fn client_ack(syn: &[u8], cookies: &SynCookies) -> Vec<u8> {
     let tsval = u32::from_be_bytes(synack.options()[8..12].try_into().expect("TS after SACK-permitted"));
     let mut options = TIMESTAMPS;
     options[8..12].copy_from_slice(&tsval.to_be_bytes());
-    let mut ack = tcp_packet((CLIENT, 40000), (VIP, 80), ACK, &options, &[]);
-    let mut t = TcpPacket::new_unchecked(&mut ack[34..]);
-    t.set_seq_number(isn.wrapping_add(1));
-    t.set_ack_number(cookie.wrapping_add(1));
-    t.fill_checksum(CLIENT, VIP);
-    ack
+    build::ipv4(CLIENT, VIP).tcp(&TcpRepr {
+        src_port: 40000,
+        dst_port: 80,
+        seq_number: isn.wrapping_add(1),
+        ack_number: cookie.wrapping_add(1),
+        flags: ACK,
+        window_len: 502,
+        options: &options,
+        payload: &[],
+    })
 }
 
 /// Every measurable path: name, what it is.
@@ -199,6 +190,7 @@ const PATHS: &[(&str, &str)] = &[
     ("fnat_in", "classify + FNAT inbound, established, no seq delta"),
     ("fnat_in_seq", "classify + FNAT inbound, established, seq delta"),
     ("fnat_out_ack", "classify + FNAT outbound, ack delta (walks the TS option for SACK)"),
+    ("fnat_out_sack", "classify + FNAT outbound, ack delta, a SACK block after the TS option (walked)"),
     ("fnat_in_proxy", "classify + FNAT inbound of a SYN-proxied connection (ack and TSecr deltas)"),
     ("fnat_out_proxy", "classify + FNAT outbound of a SYN-proxied connection (seq and TSval deltas)"),
     ("fnat_in_rxgood", "classify + FNAT inbound, NIC verified the IP checksum"),
@@ -218,6 +210,7 @@ const PATHS: &[(&str, &str)] = &[
 fn run(path: &str, n: u64) -> Option<bool> {
     let inbound = tcp_packet((CLIENT, 40000), (VIP, 80), ACK_PSH, &TIMESTAMPS, &DATA);
     let outbound = tcp_packet((RIP, 8080), (LIP, 5001), ACK_PSH, &TIMESTAMPS, &DATA);
+    let sacking = tcp_packet((RIP, 8080), (LIP, 5001), ACK, &TIMESTAMPS_SACK, &[]);
     let syn = tcp_packet((CLIENT, 40000), (VIP, 80), SYN, &SYN_OPTIONS, &[]);
     let mut cookies = SynCookies::new(*b"bench-cookie-key");
     cookies.rotate(COOKIE_TIME);
@@ -239,6 +232,7 @@ fn run(path: &str, n: u64) -> Option<bool> {
 
     let packet = match path {
         "fnat_out_ack" | "fnat_out_proxy" | "nat_out" => &outbound,
+        "fnat_out_sack" => &sacking,
         "synack" | "synack_offload" => &syn,
         "cookie_ack" => &ack,
         _ => &inbound,
@@ -253,7 +247,7 @@ fn run(path: &str, n: u64) -> Option<bool> {
             "classify" => measured_classify(f),
             "fnat_in" => measured_fnat(f, black_box(&fnat_in)),
             "fnat_in_seq" => measured_fnat(f, black_box(&fnat_in_seq)),
-            "fnat_out_ack" => measured_fnat(f, black_box(&fnat_out)),
+            "fnat_out_ack" | "fnat_out_sack" => measured_fnat(f, black_box(&fnat_out)),
             "fnat_in_proxy" => measured_fnat(f, black_box(&fnat_in_proxy)),
             "fnat_out_proxy" => measured_fnat(f, black_box(&fnat_out_proxy)),
             "fnat_in_rxgood" => {

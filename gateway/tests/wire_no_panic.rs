@@ -171,59 +171,49 @@ pub fn exercise(input: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gateway::wire::ipv4::Ipv4Packet;
-    use gateway::wire::tcp::TcpPacket;
+    use gateway::wire::arp::{ArpRepr, OP_REQUEST};
+    use gateway::wire::build;
+    use gateway::wire::ethernet::VlanTag;
+    use gateway::wire::icmp::Icmpv4Repr;
+    use gateway::wire::tcp::{flags, TcpRepr};
+    use gateway::wire::udp::UdpRepr;
     use proptest::prelude::*;
 
     /// Valid packets of every kind, as starting points for mutation.
     fn seeds() -> Vec<Vec<u8>> {
-        let tcp = |opts: &[u8], payload: &[u8], flags: u8| {
-            let mut b = vec![0u8; 14 + 20 + 20 + opts.len() + payload.len()];
-            b[12..14].copy_from_slice(&[8, 0]);
-            let total = b.len() - 14;
-            let mut ip = Ipv4Packet::new_unchecked(&mut b[14..]);
-            ip.set_version_and_header_len(20);
-            ip.set_total_len(total as u16);
-            ip.set_ttl(64);
-            ip.set_protocol(6);
-            ip.set_src_addr(Ipv4Addr::new(192, 168, 1, 10));
-            ip.set_dst_addr(Ipv4Addr::new(10, 0, 0, 100));
-            ip.fill_checksum();
-            let mut t = TcpPacket::new_unchecked(&mut b[34..]);
-            t.set_src_port(40000);
-            t.set_dst_port(80);
-            t.set_seq_number(0xffff_ff00);
-            t.set_ack_number(0x10);
-            t.set_header_len(20 + opts.len());
-            t.set_flags(flags);
-            t.options_mut().copy_from_slice(opts);
-            t.payload_mut().copy_from_slice(payload);
-            t.fill_checksum(Ipv4Addr::new(192, 168, 1, 10), Ipv4Addr::new(10, 0, 0, 100));
-            b
+        let (client, vip) = (Ipv4Addr::new(192, 168, 1, 10), Ipv4Addr::new(10, 0, 0, 100));
+        let tcp = |tag: Option<VlanTag>, options: &[u8], payload: &[u8], flags: u8| {
+            let mut frame = build::ipv4(client, vip).dont_frag(false);
+            if let Some(tag) = tag {
+                frame = frame.vlan(tag);
+            }
+            frame.tcp(&TcpRepr {
+                src_port: 40000,
+                dst_port: 80,
+                seq_number: 0xffff_ff00,
+                ack_number: 0x10,
+                flags,
+                window_len: 0,
+                options,
+                payload,
+            })
         };
-        let syn = tcp(&[2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7], b"", 0x02);
-        let ack =
-            tcp(&[1, 1, 5, 18, 0, 0, 0, 1, 0, 0, 0, 9, 0xff, 0xff, 0xff, 0, 0xff, 0xff, 0xff, 0x80], b"data", 0x10);
-        let mut udp = syn.clone();
-        udp[23] = 17;
-        udp[38..40].copy_from_slice(&16u16.to_be_bytes());
-        udp[40..42].copy_from_slice(&[0, 0]);
-        Ipv4Packet::new_unchecked(&mut udp[14..]).fill_checksum();
-        let mut icmp = vec![0u8; 14 + 20 + 8];
-        icmp[12..14].copy_from_slice(&[8, 0]);
-        icmp[14] = 0x45;
-        icmp[17] = (28 + ack.len() - 14) as u8;
-        icmp[22] = 64;
-        icmp[23] = 1;
-        icmp[34] = 3;
-        icmp[35] = 4;
-        icmp.extend_from_slice(&ack[14..]);
-        Ipv4Packet::new_unchecked(&mut icmp[14..]).fill_checksum();
-        gateway::wire::icmp::Icmpv4Packet::new_unchecked(&mut icmp[34..]).fill_checksum();
-        let mut tagged = ack.clone();
-        tagged.splice(12..12, [0x81, 0, 0, 7]);
-        let mut arp = vec![0u8; 42];
-        arp[12..22].copy_from_slice(&[8, 6, 0, 1, 8, 0, 6, 4, 0, 1]);
+        let syn = tcp(None, &[2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7], b"", flags::SYN);
+        let sack = [1, 1, 5, 18, 0, 0, 0, 1, 0, 0, 0, 9, 0xff, 0xff, 0xff, 0, 0xff, 0xff, 0xff, 0x80];
+        let ack = tcp(None, &sack, b"data", flags::ACK);
+        let tagged = tcp(Some(VlanTag { pcp: 0, dei: false, vid: 7 }), &sack, b"data", flags::ACK);
+        let dns = UdpRepr { src_port: 40000, dst_port: 53, payload: b"\x12\x34\x01\x00" };
+        let udp = build::ipv4(client, vip).dont_frag(false).udp(&dns, false);
+        let frag_needed = Icmpv4Repr { msg_type: 3, msg_code: 4, rest_of_header: 0, data: &ack[14..] };
+        let icmp = build::ipv4(vip, client).dont_frag(false).icmp(&frag_needed);
+        let who_has = ArpRepr {
+            operation: OP_REQUEST,
+            sender_hardware_addr: MacAddr::default(),
+            sender_protocol_addr: Ipv4Addr::UNSPECIFIED,
+            target_hardware_addr: MacAddr::default(),
+            target_protocol_addr: Ipv4Addr::UNSPECIFIED,
+        };
+        let arp = build::arp(MacAddr::default(), MacAddr::default(), &who_has);
         vec![syn, ack, udp, icmp, tagged, arp]
     }
 

@@ -21,8 +21,10 @@
 //! received packet are dropped, as is any payload: a SYN's data is not
 //! acknowledged, and the payload of the client's ACK travels in that copy).
 //!
-//! Options are read with the one walker the crate has
-//! ([`crate::wire::tcp::TcpOptions`]) and written in Linux's layout (MSS,
+//! Options in Linux's two handshake layouts are recognised by comparing a
+//! few bytes at fixed offsets; any other block is read with the crate's one
+//! option walker ([`crate::wire::tcp::TcpOptions`], which `xmit::tcp_opts`
+//! edits with too). They are written in Linux's layout (MSS,
 //! SACK-permitted in the padding of the timestamps, NOP + window scale).
 //! Checksums are computed in full over the 40 to 60 header bytes (there is
 //! no payload to sum), or left to the NIC under [`Offload`] with the

@@ -114,6 +114,45 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ArpPacket<T> {
     }
 }
 
+/// An Ethernet/IPv4 ARP packet as values: what [`ArpRepr::emit`] writes
+/// and [`ArpRepr::parse`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArpRepr {
+    /// [`OP_REQUEST`] or [`OP_REPLY`].
+    pub operation: u16,
+    pub sender_hardware_addr: MacAddr,
+    pub sender_protocol_addr: Ipv4Addr,
+    pub target_hardware_addr: MacAddr,
+    pub target_protocol_addr: Ipv4Addr,
+}
+
+impl ArpRepr {
+    /// The packet's values (a checked view is already Ethernet/IPv4).
+    pub fn parse<T: AsRef<[u8]>>(packet: &ArpPacket<T>) -> ArpRepr {
+        ArpRepr {
+            operation: packet.operation(),
+            sender_hardware_addr: packet.sender_hardware_addr(),
+            sender_protocol_addr: packet.sender_protocol_addr(),
+            target_hardware_addr: packet.target_hardware_addr(),
+            target_protocol_addr: packet.target_protocol_addr(),
+        }
+    }
+
+    pub fn buffer_len(&self) -> usize {
+        PACKET_LEN
+    }
+
+    /// Writes the packet; the buffer must hold [`PACKET_LEN`] bytes.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut ArpPacket<T>) {
+        packet.set_ethernet_ipv4();
+        packet.set_operation(self.operation);
+        packet.set_sender_hardware_addr(self.sender_hardware_addr);
+        packet.set_sender_protocol_addr(self.sender_protocol_addr);
+        packet.set_target_hardware_addr(self.target_hardware_addr);
+        packet.set_target_protocol_addr(self.target_protocol_addr);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +202,23 @@ mod tests {
             ArpPacket::new_checked(&ipv6[..]).unwrap_err(),
             Error::UnsupportedArp { hardware: 1, protocol: 0x86dd, hlen: 6, plen: 4 }
         );
+    }
+
+    #[test]
+    fn repr_round_trips_the_literal_request() {
+        let repr = ArpRepr::parse(&ArpPacket::new_checked(&REQUEST[..]).unwrap());
+        assert_eq!(
+            repr,
+            ArpRepr {
+                operation: OP_REQUEST,
+                sender_hardware_addr: MacAddr([0x52, 0x54, 0, 0, 0, 1]),
+                sender_protocol_addr: Ipv4Addr::new(10, 0, 0, 1),
+                target_hardware_addr: MacAddr::default(),
+                target_protocol_addr: Ipv4Addr::new(10, 0, 0, 2),
+            }
+        );
+        let mut buf = [0xeeu8; 28];
+        repr.emit(&mut ArpPacket::new_unchecked(&mut buf[..]));
+        assert_eq!(buf, REQUEST);
     }
 }

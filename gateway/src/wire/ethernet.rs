@@ -211,6 +211,48 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     }
 }
 
+/// The header of an Ethernet frame as values: what [`EthernetRepr::emit`]
+/// writes and [`EthernetRepr::parse`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EthernetRepr {
+    pub src_addr: MacAddr,
+    pub dst_addr: MacAddr,
+    /// The 802.1Q tag, if the frame carries one.
+    pub vlan: Option<VlanTag>,
+    /// The EtherType of the payload (past the tag).
+    pub ethertype: u16,
+}
+
+impl EthernetRepr {
+    pub fn parse<T: AsRef<[u8]>>(frame: &EthernetFrame<T>) -> EthernetRepr {
+        EthernetRepr {
+            src_addr: frame.src_addr(),
+            dst_addr: frame.dst_addr(),
+            vlan: frame.vlan(),
+            ethertype: frame.ethertype(),
+        }
+    }
+
+    /// Header length: 14, or 18 with a tag.
+    pub fn header_len(&self) -> usize {
+        if self.vlan.is_some() {
+            VLAN_HEADER_LEN
+        } else {
+            HEADER_LEN
+        }
+    }
+
+    /// Writes the header; the buffer must hold [`header_len`](Self::header_len) bytes.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut EthernetFrame<T>) {
+        frame.set_dst_addr(self.dst_addr);
+        frame.set_src_addr(self.src_addr);
+        match self.vlan {
+            Some(tag) => frame.set_vlan(tag, self.ethertype),
+            None => frame.set_outer_ethertype(self.ethertype),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +342,29 @@ mod tests {
     fn tci_round_trips() {
         for tci in [0u16, 0xffff, 0x1001, 0xe00f] {
             assert_eq!(VlanTag::from_tci(tci).tci(), tci);
+        }
+    }
+
+    #[test]
+    fn repr_round_trips_the_literal_frames() {
+        let untagged = EthernetRepr {
+            src_addr: MacAddr([2, 0, 0, 0, 0, 2]),
+            dst_addr: MacAddr([2, 0, 0, 0, 0, 1]),
+            vlan: None,
+            ethertype: ETHERTYPE_IPV4,
+        };
+        let tagged = EthernetRepr {
+            src_addr: MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x56]),
+            dst_addr: MacAddr::BROADCAST,
+            vlan: Some(VlanTag { pcp: 5, dei: false, vid: 100 }),
+            ethertype: ETHERTYPE_ARP,
+        };
+        for (bytes, repr) in [(&UNTAGGED[..], untagged), (&TAGGED[..], tagged)] {
+            assert_eq!(EthernetRepr::parse(&EthernetFrame::new_checked(bytes).unwrap()), repr);
+            let mut buf = bytes.to_vec();
+            buf[..repr.header_len()].fill(0);
+            repr.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
+            assert_eq!(buf, bytes);
         }
     }
 }

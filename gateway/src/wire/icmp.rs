@@ -138,6 +138,45 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv4Packet<T> {
     }
 }
 
+/// An ICMPv4 message as values: what [`Icmpv4Repr::emit`] writes and
+/// [`Icmpv4Repr::parse`] reads. The second header word is kept whole
+/// (echo identifier and sequence, an MTU, a pointer, or unused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Icmpv4Repr<'a> {
+    pub msg_type: u8,
+    pub msg_code: u8,
+    pub rest_of_header: u32,
+    /// Echo data, or the quoted datagram of an error.
+    pub data: &'a [u8],
+}
+
+impl<'a> Icmpv4Repr<'a> {
+    /// The message's values, borrowing its data.
+    pub fn parse(packet: &Icmpv4Packet<&'a [u8]>) -> Icmpv4Repr<'a> {
+        let b: &'a [u8] = packet.buffer;
+        Icmpv4Repr {
+            msg_type: packet.msg_type(),
+            msg_code: packet.msg_code(),
+            rest_of_header: packet.rest_of_header(),
+            data: &b[HEADER_LEN..],
+        }
+    }
+
+    pub fn buffer_len(&self) -> usize {
+        HEADER_LEN + self.data.len()
+    }
+
+    /// Writes the message with its checksum; the buffer must hold exactly
+    /// [`buffer_len`](Self::buffer_len) bytes.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Icmpv4Packet<T>) {
+        packet.set_msg_type(self.msg_type);
+        packet.set_msg_code(self.msg_code);
+        packet.set_rest_of_header(self.rest_of_header);
+        packet.data_mut().copy_from_slice(self.data);
+        packet.fill_checksum();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,5 +253,27 @@ mod tests {
             Icmpv4Packet::new_checked(&ECHO[..7]).unwrap_err(),
             Error::Truncated { layer: Layer::Icmp, needed: 8, len: 7 }
         );
+    }
+
+    #[test]
+    fn repr_round_trips_the_literal_messages() {
+        let b = with_checksum(ECHO);
+        assert_eq!(&b[2..4], &[0x06, 0xfa], "the checksum of the literal echo request");
+        let repr = Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&b[..]).unwrap());
+        assert_eq!(
+            repr,
+            Icmpv4Repr { msg_type: msg_type::ECHO_REQUEST, msg_code: 0, rest_of_header: 0x1234_0001, data: b"ping" }
+        );
+        let mut buf = [0xeeu8; 12];
+        repr.emit(&mut Icmpv4Packet::new_unchecked(&mut buf[..]));
+        assert_eq!(buf, b);
+
+        let b = with_checksum(UNREACHABLE);
+        let repr = Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&b[..]).unwrap());
+        assert_eq!((repr.msg_type, repr.msg_code, repr.rest_of_header), (msg_type::DEST_UNREACHABLE, 3, 0));
+        assert_eq!(repr.data, &UNREACHABLE[8..]);
+        let mut buf = [0xeeu8; 36];
+        repr.emit(&mut Icmpv4Packet::new_unchecked(&mut buf[..]));
+        assert_eq!(buf, b);
     }
 }

@@ -207,6 +207,69 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 }
 
+/// An IPv4 header without options, as values: what [`Ipv4Repr::emit`]
+/// writes and [`Ipv4Repr::parse`] reads. Options, when a packet has them,
+/// are carried by the view, not the repr (a load balancer never builds them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Repr {
+    pub src_addr: Ipv4Addr,
+    pub dst_addr: Ipv4Addr,
+    pub protocol: u8,
+    /// Bytes after the header (the total length less the header).
+    pub payload_len: usize,
+    pub ttl: u8,
+    pub ident: u16,
+    pub dont_frag: bool,
+    pub dscp: u8,
+    pub ecn: u8,
+}
+
+impl Ipv4Repr {
+    /// A header with the common defaults: TTL 64, ident 0, DF set, best effort.
+    pub fn new(src_addr: Ipv4Addr, dst_addr: Ipv4Addr, protocol: u8, payload_len: usize) -> Ipv4Repr {
+        Ipv4Repr { src_addr, dst_addr, protocol, payload_len, ttl: 64, ident: 0, dont_frag: true, dscp: 0, ecn: 0 }
+    }
+
+    /// The header's values; options and fragmentation, if any, are left out.
+    pub fn parse<T: AsRef<[u8]>>(packet: &Ipv4Packet<T>) -> Ipv4Repr {
+        Ipv4Repr {
+            src_addr: packet.src_addr(),
+            dst_addr: packet.dst_addr(),
+            protocol: packet.protocol(),
+            payload_len: usize::from(packet.total_len()).saturating_sub(packet.header_len()),
+            ttl: packet.ttl(),
+            ident: packet.ident(),
+            dont_frag: packet.dont_frag(),
+            dscp: packet.dscp(),
+            ecn: packet.ecn(),
+        }
+    }
+
+    pub fn header_len(&self) -> usize {
+        MIN_HEADER_LEN
+    }
+
+    pub fn buffer_len(&self) -> usize {
+        MIN_HEADER_LEN + self.payload_len
+    }
+
+    /// Writes the 20-byte header with its checksum (not the payload); the
+    /// buffer must hold [`MIN_HEADER_LEN`] bytes and the total length must
+    /// fit 16 bits.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Ipv4Packet<T>) {
+        packet.set_version_and_header_len(MIN_HEADER_LEN);
+        packet.set_dscp_ecn(self.dscp, self.ecn);
+        packet.set_total_len(self.buffer_len() as u16);
+        packet.set_ident(self.ident);
+        packet.set_flags_and_frag_offset(self.dont_frag, false, 0);
+        packet.set_ttl(self.ttl);
+        packet.set_protocol(self.protocol);
+        packet.set_src_addr(self.src_addr);
+        packet.set_dst_addr(self.dst_addr);
+        packet.fill_checksum();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,5 +371,32 @@ mod tests {
         let mut b = PACKET;
         b[8] = 63;
         assert!(!Ipv4Packet::new_checked(&b[..]).unwrap().verify_checksum());
+    }
+
+    /// 192.168.1.10 -> 10.0.0.53, UDP, no options, dscp 46, 8 bytes of payload.
+    const PLAIN_HEADER: [u8; 20] = [
+        0x45, 0xb8, 0x00, 0x1c, // v4, ihl 5, dscp 46, total 28
+        0x12, 0x34, 0x40, 0x00, // ident, DF
+        0x40, 0x11, 0x5b, 0xfe, // ttl 64, udp, checksum
+        192, 168, 1, 10, 10, 0, 0, 53, // addresses
+    ];
+
+    #[test]
+    fn repr_round_trips_a_literal_header() {
+        let repr = Ipv4Repr {
+            dscp: 46,
+            ident: 0x1234,
+            ..Ipv4Repr::new(Ipv4Addr::new(192, 168, 1, 10), Ipv4Addr::new(10, 0, 0, 53), 17, 8)
+        };
+        let mut packet = PLAIN_HEADER.to_vec();
+        packet.extend_from_slice(&[0xab; 8]);
+        assert_eq!(Ipv4Repr::parse(&Ipv4Packet::new_checked(&packet[..]).unwrap()), repr);
+        assert_eq!(repr.buffer_len(), 28);
+        let mut buf = [0xeeu8; 20];
+        repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]));
+        assert_eq!(buf, PLAIN_HEADER);
+        // The header with options parses to its values, options left out.
+        let with_options = Ipv4Repr::parse(&Ipv4Packet::new_checked(&PACKET[..]).unwrap());
+        assert_eq!((with_options.payload_len, with_options.protocol, with_options.dscp), (4, 6, 46));
     }
 }

@@ -7,8 +7,13 @@
 //! checked view cannot go out of bounds) and `new_unchecked` is for buffers
 //! the caller has already sized, such as one being emitted. Getters and
 //! setters read and write the bytes in place; nothing is copied or allocated.
+//! Each layer also has a `Repr` (its header as values: `EthernetRepr`,
+//! `ArpRepr`, `Ipv4Repr`, `TcpRepr`, `UdpRepr`, `Icmpv4Repr`) that `parse`
+//! reads from a view and `emit` writes into one. `build` (the `testing`
+//! feature) composes the reprs into whole frames: the one packet builder of
+//! the tests, benches, fuzz seeds and gwbench.
 //!
-//! [`classify`] is the one pass the dataplane runs on every received frame:
+//! [`classify()`] is the one pass the dataplane runs on every received frame:
 //! it length-checks the layers it will touch and either returns their offsets
 //! and the flow tuple or a [`DropReason`]. The rewrites in [`crate::xmit`]
 //! then work on the offsets it returned.
@@ -19,6 +24,8 @@
 //! added file, not a redesign.
 
 pub mod arp;
+#[cfg(any(test, feature = "testing"))]
+pub mod build;
 pub mod checksum;
 pub mod classify;
 pub mod ethernet;

@@ -3,9 +3,13 @@
 //! The view is over the whole segment (the IPv4 payload, header through
 //! data). A checked view guarantees `20 <= header_len <= len`.
 //!
-//! [`TcpOptions`] walks the option space and yields each option with its
-//! offset, so the rewrites in `xmit::tcp_opts` can patch values in place
-//! (MSS clamp, SACK edges) at whatever alignment the sender chose. Known
+//! [`TcpOptions`] is the crate's one option walker. It yields each option
+//! with its offset, so the rewrites in `xmit::tcp_opts` can patch values in
+//! place (MSS clamp, SACK edges, timestamps) at whatever alignment the
+//! sender chose, resuming the walk after each edit
+//! ([`TcpOptions::from_offset`]); the SYN proxy (`synproxy::handshake`)
+//! reads the handshake options with it. Both first compare a few bytes
+//! against Linux's own layouts and walk only what differs. Known
 //! kinds with an impossible length are errors, as are options that run past
 //! the header; unknown kinds are yielded with their bytes so nothing a peer
 //! sends is lost. Kind 254 with length 8 is the TOA client-address option
@@ -184,11 +188,27 @@ impl<'a> TcpOptions<'a> {
     pub fn new(data: &'a [u8]) -> Self {
         TcpOptions { data, pos: 0 }
     }
+
+    /// A walk that starts at `offset` of the option space: at an option a
+    /// previous walk reached ([`offset`](Self::offset)), or past a prefix
+    /// the caller has recognised itself. A caller that edits options in
+    /// place walks one option at a time this way, the borrow of the space
+    /// ending between two steps.
+    pub fn from_offset(data: &'a [u8], offset: usize) -> Self {
+        TcpOptions { data, pos: offset }
+    }
+
+    /// Where the next option starts; the end of the space once the walk
+    /// is over (after End-of-List or a malformed option too).
+    pub fn offset(&self) -> usize {
+        self.pos
+    }
 }
 
 impl<'a> Iterator for TcpOptions<'a> {
     type Item = Result<(usize, TcpOption<'a>), Error>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let at = self.pos;
         let rest = self.data.get(at..).filter(|r| !r.is_empty())?;
@@ -369,6 +389,74 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     }
 }
 
+/// A TCP segment as values: what [`TcpRepr::emit`] writes and
+/// [`TcpRepr::parse`] reads. Options stay bytes (as the sender laid them
+/// out, alignment and padding included); [`TcpOption::emit`] writes typed
+/// ones into them and [`TcpOptions`] reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpRepr<'a> {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq_number: u32,
+    pub ack_number: u32,
+    /// The flag byte ([`flags`]).
+    pub flags: u8,
+    pub window_len: u16,
+    /// The option space, at most 40 bytes; [`emit`](Self::emit) pads it
+    /// with End-of-List bytes to a whole number of words.
+    pub options: &'a [u8],
+    pub payload: &'a [u8],
+}
+
+impl<'a> TcpRepr<'a> {
+    /// The segment's values, borrowing its options and payload.
+    pub fn parse(packet: &TcpPacket<&'a [u8]>) -> TcpRepr<'a> {
+        let b: &'a [u8] = packet.buffer;
+        let header_len = packet.header_len();
+        TcpRepr {
+            src_port: packet.src_port(),
+            dst_port: packet.dst_port(),
+            seq_number: packet.seq_number(),
+            ack_number: packet.ack_number(),
+            flags: packet.flags(),
+            window_len: packet.window_len(),
+            options: &b[MIN_HEADER_LEN..header_len],
+            payload: &b[header_len..],
+        }
+    }
+
+    /// Header length: the fixed 20 bytes and the options, padded to a word.
+    pub fn header_len(&self) -> usize {
+        MIN_HEADER_LEN + self.options.len().next_multiple_of(4)
+    }
+
+    pub fn buffer_len(&self) -> usize {
+        self.header_len() + self.payload.len()
+    }
+
+    /// Writes the whole segment with its checksum over the pseudo-header of
+    /// `src` and `dst`; the buffer must hold exactly
+    /// [`buffer_len`](Self::buffer_len) bytes.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut TcpPacket<T>, src: Ipv4Addr, dst: Ipv4Addr) {
+        debug_assert!(self.options.len() <= MAX_HEADER_LEN - MIN_HEADER_LEN, "more than 40 bytes of options");
+        packet.set_src_port(self.src_port);
+        packet.set_dst_port(self.dst_port);
+        packet.set_seq_number(self.seq_number);
+        packet.set_ack_number(self.ack_number);
+        packet.buffer.as_mut()[field::DATA_OFFSET] = 0;
+        packet.set_header_len(self.header_len());
+        packet.set_flags(self.flags);
+        packet.set_window_len(self.window_len);
+        packet.set_urgent_at(0);
+        let options = packet.options_mut();
+        let (given, padding) = options.split_at_mut(self.options.len());
+        given.copy_from_slice(self.options);
+        padding.fill(kind::END);
+        packet.payload_mut().copy_from_slice(self.payload);
+        packet.fill_checksum(src, dst);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,6 +572,23 @@ mod tests {
     }
 
     #[test]
+    fn a_walk_resumes_where_another_stopped() {
+        let b = syn_with_checksum();
+        let options = &b[20..52];
+        let mut walk = TcpOptions::new(options);
+        walk.next();
+        walk.next();
+        assert_eq!(walk.offset(), 6);
+        let rest: Vec<_> = TcpOptions::from_offset(options, walk.offset()).map(|o| o.unwrap()).collect();
+        assert_eq!(rest, walk.collect::<Vec<_>>().into_iter().map(|o| o.unwrap()).collect::<Vec<_>>());
+        assert_eq!(rest[0], (6, TcpOption::Timestamps { tsval: 123, tsecr: 0 }));
+        let mut end = TcpOptions::from_offset(&[2, 4, 5, 0xb4, 0, 1, 1], 4);
+        assert_eq!(end.next(), Some(Ok((4, TcpOption::EndOfList))));
+        assert_eq!((end.offset(), end.next()), (7, None));
+        assert_eq!(TcpOptions::from_offset(&[1, 1], 9).next(), None, "an offset past the end walks nothing");
+    }
+
+    #[test]
     fn malformed_options_stop_the_walk() {
         for (bytes, kind, len) in [
             (&[2u8, 3, 5][..], 2u8, 3u8),                        // MSS with length 3
@@ -515,5 +620,49 @@ mod tests {
         let mut b = b;
         b[12] = 0x40;
         assert_eq!(TcpPacket::new_checked(&b[..]).unwrap_err(), Error::BadTcpDataOffset { data_offset: 4, len: 56 });
+    }
+
+    #[test]
+    fn repr_round_trips_the_literal_syn() {
+        let b = syn_with_checksum();
+        assert_eq!(&b[16..18], &[0xb8, 0x24], "the checksum of the literal SYN");
+        let packet = TcpPacket::new_checked(&b[..]).unwrap();
+        let repr = TcpRepr::parse(&packet);
+        assert_eq!(
+            repr,
+            TcpRepr {
+                src_port: 50000,
+                dst_port: 80,
+                seq_number: 0x01020304,
+                ack_number: 0,
+                flags: flags::SYN,
+                window_len: 64240,
+                options: &SYN[20..52],
+                payload: &[0x05, 0x0a, 0x00, 0x00],
+            }
+        );
+        let mut buf = [0xeeu8; 56];
+        repr.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), SRC, DST);
+        assert_eq!(buf, b);
+    }
+
+    #[test]
+    fn repr_pads_options_to_a_word() {
+        let repr = TcpRepr {
+            src_port: 1,
+            dst_port: 2,
+            seq_number: 3,
+            ack_number: 4,
+            flags: flags::ACK,
+            window_len: 5,
+            options: &[kind::NOP, kind::WINDOW_SCALE, 3, 7, kind::SACK_PERMITTED, 2],
+            payload: b"x",
+        };
+        assert_eq!((repr.header_len(), repr.buffer_len()), (28, 29));
+        let mut buf = [0xeeu8; 29];
+        repr.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), SRC, DST);
+        assert_eq!(&buf[12..14], &[0x70, flags::ACK]);
+        assert_eq!(&buf[20..29], &[1, 3, 3, 7, 4, 2, 0, 0, b'x']);
+        assert!(TcpPacket::new_checked(&buf[..]).unwrap().verify_checksum(SRC, DST));
     }
 }

@@ -112,6 +112,52 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     }
 }
 
+/// A UDP datagram as values: what [`UdpRepr::emit`] writes and
+/// [`UdpRepr::parse`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpRepr<'a> {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub payload: &'a [u8],
+}
+
+impl<'a> UdpRepr<'a> {
+    /// The datagram's values, borrowing its payload (up to the length field).
+    pub fn parse(packet: &UdpPacket<&'a [u8]>) -> UdpRepr<'a> {
+        let b: &'a [u8] = packet.buffer;
+        UdpRepr {
+            src_port: packet.src_port(),
+            dst_port: packet.dst_port(),
+            payload: &b[HEADER_LEN..usize::from(packet.len())],
+        }
+    }
+
+    pub fn buffer_len(&self) -> usize {
+        HEADER_LEN + self.payload.len()
+    }
+
+    /// Writes the datagram; the buffer must hold
+    /// [`buffer_len`](Self::buffer_len) bytes, at most 65535. With
+    /// `checksum` the checksum over the pseudo-header of `src` and `dst` is
+    /// filled, without it the field is zero ("not computed").
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut UdpPacket<T>,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        checksum: bool,
+    ) {
+        packet.set_src_port(self.src_port);
+        packet.set_dst_port(self.dst_port);
+        packet.set_len(self.buffer_len() as u16);
+        packet.set_checksum(0);
+        packet.payload_mut().copy_from_slice(self.payload);
+        if checksum {
+            packet.fill_checksum(src, dst);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +218,18 @@ mod tests {
         let mut b = DATAGRAM;
         b[5] = 7;
         assert_eq!(UdpPacket::new_checked(&b[..]).unwrap_err(), Error::BadUdpLength { udp_len: 7, len: 14 });
+    }
+
+    #[test]
+    fn repr_round_trips_the_literal_datagram() {
+        let b = with_checksum();
+        assert_eq!(&b[6..8], &[0x11, 0xbc], "the checksum of the literal datagram");
+        let repr = UdpRepr::parse(&UdpPacket::new_checked(&b[..]).unwrap());
+        assert_eq!(repr, UdpRepr { src_port: 40000, dst_port: 53, payload: &[0xca, 0xfe, 0xba, 0xbe] });
+        let mut buf = [0xeeu8; 12];
+        repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), SRC, DST, true);
+        assert_eq!(buf, b[..12]);
+        repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), SRC, DST, false);
+        assert_eq!(buf, DATAGRAM[..12]);
     }
 }

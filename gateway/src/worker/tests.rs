@@ -6,14 +6,15 @@ use std::sync::Arc;
 
 use super::*;
 use crate::frame::{BufFrame, Frame};
-use crate::net::arp::MIN_FRAME_LEN;
 use crate::net::Ipv4Cidr;
 use crate::service::snapshot::LocalAddr;
 use crate::service::{
     DestSpec, ForwardMethod, NetView, PortView, SchedulerKind, ServiceKey, ServiceSpec, Snapshot, SnapshotEditor,
 };
-use crate::wire::tcp::{flags, TcpPacket};
-use crate::wire::{DropReason, MacAddr};
+use crate::wire::arp::{ArpRepr, OP_REPLY};
+use crate::wire::icmp::{msg_type, Icmpv4Repr};
+use crate::wire::tcp::{flags, TcpOption, TcpPacket};
+use crate::wire::{build, DropReason, MacAddr};
 use crate::xmit::test_support::{assert_checksums_valid, tcp_frame, udp_frame};
 use crate::xmit::Offload;
 
@@ -139,16 +140,14 @@ fn on_wire(src_mac: MacAddr, dst_mac: MacAddr, ip_frame: &[u8]) -> BufFrame {
 }
 
 fn arp_reply(from_ip: Ipv4Addr, from_mac: MacAddr, to_ip: Ipv4Addr, to_mac: MacAddr) -> BufFrame {
-    let mut b = vec![0u8; MIN_FRAME_LEN];
-    b[..6].copy_from_slice(&to_mac.0);
-    b[6..12].copy_from_slice(&from_mac.0);
-    b[12..14].copy_from_slice(&[0x08, 0x06]);
-    b[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
-    b[22..28].copy_from_slice(&from_mac.0);
-    b[28..32].copy_from_slice(&from_ip.octets());
-    b[32..38].copy_from_slice(&to_mac.0);
-    b[38..42].copy_from_slice(&to_ip.octets());
-    BufFrame::new(&b)
+    let reply = ArpRepr {
+        operation: OP_REPLY,
+        sender_hardware_addr: from_mac,
+        sender_protocol_addr: from_ip,
+        target_hardware_addr: to_mac,
+        target_protocol_addr: to_ip,
+    };
+    BufFrame::new(&build::arp(from_mac, to_mac, &reply))
 }
 
 fn arp_request(from_ip: Ipv4Addr, from_mac: MacAddr, target: Ipv4Addr) -> BufFrame {
@@ -171,20 +170,10 @@ fn macs(b: &[u8]) -> (MacAddr, MacAddr) {
 
 fn toa_of(b: &[u8]) -> Option<(u16, Ipv4Addr)> {
     let tcp = TcpPacket::new_checked(&b[34..]).unwrap();
-    let opts = tcp.options();
-    let mut i = 0;
-    while i + 1 < opts.len() {
-        match opts[i] {
-            0 => return None,
-            1 => i += 1,
-            254 if opts[i + 1] == 8 => {
-                let o = &opts[i..i + 8];
-                return Some((u16::from_be_bytes([o[2], o[3]]), Ipv4Addr::new(o[4], o[5], o[6], o[7])));
-            }
-            _ => i += usize::from(opts[i + 1].max(2)),
-        }
-    }
-    None
+    tcp.option_iter().find_map(|o| match o {
+        Ok((_, TcpOption::ClientAddress { port, addr })) => Some((port, addr)),
+        _ => None,
+    })
 }
 
 /// Resolves RS1 and the client by feeding the ARP replies the network would send.
@@ -602,20 +591,8 @@ fn arp_and_ping_for_our_addresses() {
     assert!(io.sent.is_empty(), "no answer for addresses that are not ours");
     assert_eq!(w.neighbours().lookup(CLIENT, 1000).map(|n| n.mac), Some(MAC_CLIENT), "learned from requests to us");
 
-    let mut ping = vec![0u8; 14 + 20 + 8 + 4];
-    ping[12..14].copy_from_slice(&[8, 0]);
-    let mut ip = crate::wire::ipv4::Ipv4Packet::new_unchecked(&mut ping[14..]);
-    ip.set_version_and_header_len(20);
-    ip.set_total_len(32);
-    ip.set_ttl(64);
-    ip.set_protocol(1);
-    ip.set_src_addr(CLIENT);
-    ip.set_dst_addr(VIP);
-    ip.fill_checksum();
-    ping[34] = 8;
-    ping[42..46].copy_from_slice(b"ping");
-    let sum = crate::wire::checksum::checksum(&ping[34..]);
-    ping[36..38].copy_from_slice(&sum.to_be_bytes());
+    let echo = Icmpv4Repr { msg_type: msg_type::ECHO_REQUEST, msg_code: 0, rest_of_header: 0, data: b"ping" };
+    let ping = build::ipv4(CLIENT, VIP).dont_frag(false).icmp(&echo);
     w.process(on_wire(MAC_CLIENT, MAC_PORT0, &ping), 0, 1000, &mut io);
     let (port, pong) = io.take_sent().remove(0);
     assert_eq!((port, pong[34], &pong[26..30], &pong[30..34]), (0, 0, &VIP.octets()[..], &CLIENT.octets()[..]));

@@ -373,8 +373,8 @@ pub(crate) fn request_offload<F: Frame>(frame: &mut F, meta: &Ipv4Meta, ipv4_che
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    //! Packet builders and a full-recomputation checksum oracle shared by the
-    //! rewrite tests.
+    //! Addresses, the packet builders of `wire::build`, and a
+    //! full-recomputation checksum oracle shared by the rewrite tests.
 
     use super::*;
     use crate::frame::{BufFrame, Frame};
@@ -389,93 +389,7 @@ pub(crate) mod test_support {
     pub const LIP: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 1);
     pub const RIP: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 20);
 
-    /// An Ethernet + IPv4 + TCP frame with valid checksums.
-    pub fn tcp_frame(
-        src: (Ipv4Addr, u16),
-        dst: (Ipv4Addr, u16),
-        seq: u32,
-        ack: u32,
-        flags: u8,
-        options: &[u8],
-        payload: &[u8],
-    ) -> Vec<u8> {
-        assert!(options.len() & 3 == 0 && options.len() <= 40, "options must be whole words");
-        let tcp_len = 20 + options.len() + payload.len();
-        let mut b = vec![0u8; 14 + 20 + tcp_len];
-        b[..12].copy_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
-        b[12..14].copy_from_slice(&[8, 0]);
-        let mut ip = Ipv4Packet::new_unchecked(&mut b[14..]);
-        ip.set_version_and_header_len(20);
-        ip.set_total_len((20 + tcp_len) as u16);
-        ip.set_ident(0x4242);
-        ip.set_flags_and_frag_offset(true, false, 0);
-        ip.set_ttl(64);
-        ip.set_protocol(ip_proto::TCP);
-        ip.set_src_addr(src.0);
-        ip.set_dst_addr(dst.0);
-        ip.fill_checksum();
-        let mut t = TcpPacket::new_unchecked(&mut b[34..]);
-        t.set_src_port(src.1);
-        t.set_dst_port(dst.1);
-        t.set_seq_number(seq);
-        t.set_ack_number(ack);
-        t.set_header_len(20 + options.len());
-        t.set_flags(flags);
-        t.set_window_len(65535);
-        t.options_mut().copy_from_slice(options);
-        t.payload_mut().copy_from_slice(payload);
-        t.fill_checksum(src.0, dst.0);
-        b
-    }
-
-    /// An Ethernet + IPv4 + ICMP error from `from` to `to` quoting `quoted`
-    /// (an IPv4 packet without Ethernet), cut to `quote_len` bytes.
-    pub fn icmp_error(from: Ipv4Addr, to: Ipv4Addr, t: u8, c: u8, quoted: &[u8], quote_len: usize) -> Vec<u8> {
-        let q = &quoted[..quote_len.min(quoted.len())];
-        let mut b = vec![0u8; 14 + 20 + 8 + q.len()];
-        b[..12].copy_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
-        b[12..14].copy_from_slice(&[8, 0]);
-        let total = b.len() - 14;
-        let mut ip = Ipv4Packet::new_unchecked(&mut b[14..]);
-        ip.set_version_and_header_len(20);
-        ip.set_total_len(total as u16);
-        ip.set_ttl(60);
-        ip.set_protocol(ip_proto::ICMP);
-        ip.set_src_addr(from);
-        ip.set_dst_addr(to);
-        ip.fill_checksum();
-        let mut m = Icmpv4Packet::new_unchecked(&mut b[34..]);
-        m.set_msg_type(t);
-        m.set_msg_code(c);
-        m.data_mut().copy_from_slice(q);
-        m.fill_checksum();
-        b
-    }
-
-    /// An Ethernet + IPv4 + UDP frame with a valid (or absent) checksum.
-    pub fn udp_frame(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8], with_checksum: bool) -> Vec<u8> {
-        let udp_len = 8 + payload.len();
-        let mut b = vec![0u8; 14 + 20 + udp_len];
-        b[..12].copy_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
-        b[12..14].copy_from_slice(&[8, 0]);
-        let mut ip = Ipv4Packet::new_unchecked(&mut b[14..]);
-        ip.set_version_and_header_len(20);
-        ip.set_total_len((20 + udp_len) as u16);
-        ip.set_ttl(64);
-        ip.set_protocol(ip_proto::UDP);
-        ip.set_src_addr(src.0);
-        ip.set_dst_addr(dst.0);
-        ip.fill_checksum();
-        let mut u = UdpPacket::new_unchecked(&mut b[34..]);
-        u.set_src_port(src.1);
-        u.set_dst_port(dst.1);
-        u.set_len(udp_len as u16);
-        u.payload_mut().copy_from_slice(payload);
-        if with_checksum {
-            u.fill_checksum(src.0, dst.0);
-        }
-        b
-    }
+    pub use crate::wire::build::{icmp_error, tcp_frame, udp_frame};
 
     pub fn meta_of(b: &[u8]) -> Ipv4Meta {
         match classify_bytes(

@@ -3,14 +3,16 @@
 //! TOA client-address option.
 //!
 //! Edits happen in place during one walk over the option space
-//! ([`edit_options`], with the edits in one [`OptionEdits`]). Options can
-//! sit at any alignment (a sender may put a lone NOP before MSS, or a
-//! single NOP before the timestamps), so each changed value enters the
-//! checksum with its parity (see [`Delta::replace_bytes`]). A malformed
-//! option ends the walk: what was already edited stays consistent, the rest
-//! is forwarded untouched. An option of a known kind with an unexpected
-//! length (a timestamps option that is not 10 bytes long) is skipped, not
-//! edited: its fields are not where the edit would write.
+//! ([`edit_options`], with the edits in one [`OptionEdits`]), made with the
+//! crate's one option walker, [`TcpOptions`], after a byte comparison that
+//! recognises the NOP NOP timestamps opening of almost every segment.
+//! Options can sit at any alignment (a sender may put a lone NOP before
+//! MSS, or a single NOP before the timestamps), so each changed value
+//! enters the checksum with its parity (see [`Delta::replace_bytes`]). A
+//! malformed option ends the walk, and so does an option of a known kind
+//! with an impossible length (a timestamps option that is not 10 bytes
+//! long): what was already edited stays consistent, the rest is forwarded
+//! untouched, since no field of it is where an edit would write.
 //!
 //! TOA is inserted right after the fixed 20-byte header, before the existing
 //! options. Appending it after them instead would put it behind an
@@ -22,7 +24,7 @@
 
 use crate::frame::{Frame, L4Offload};
 use crate::wire::checksum::Delta;
-use crate::wire::tcp::{self, kind, toa_bytes, TOA_LEN};
+use crate::wire::tcp::{self, kind, toa_bytes, TcpOption, TcpOptions, TOA_LEN};
 use crate::wire::{ip_proto, ipv4, Ipv4Meta};
 
 use super::{pseudo_header_checksum, request_offload, Offload};
@@ -47,7 +49,7 @@ pub struct OptionEdits {
 /// recorded in `delta`, with the parity of its offset.
 pub fn edit_options(options: &mut [u8], edits: OptionEdits, delta: &mut Delta) {
     let ts_edit = (edits.tsval_delta | edits.tsecr_delta) != 0;
-    let mut at = 0;
+    let mut next = 0;
     // Linux, the BSDs and Windows open the options of every segment after
     // the handshake with NOP NOP TS (RFC 7323 Appendix A): that layout is
     // recognised in one comparison, its timestamps sit at even offsets, and
@@ -57,45 +59,47 @@ pub fn edit_options(options: &mut [u8], edits: OptionEdits, delta: &mut Delta) {
             if ts_edit {
                 edit_timestamps(&mut head[4..12], false, edits, delta);
             }
-            at = 12;
+            next = 12;
         }
     }
-    while let Some(&k) = options.get(at) {
-        if k == kind::END {
-            return;
-        }
-        if k == kind::NOP {
-            at += 1;
-            continue;
-        }
-        let Some(len) = options.get(at + 1).map(|&l| usize::from(l)) else { return };
-        let Some(option) = options.get_mut(at..at + len).filter(|_| len >= 2) else { return };
+    edit_walked(options, next, edits, delta);
+}
+
+/// The walk of [`edit_options`] from `next` on, one option a step, so the
+/// walk's borrow of `options` ends before the option is edited; a malformed
+/// option or End-of-List ends it.
+#[inline(always)]
+fn edit_walked(options: &mut [u8], mut next: usize, edits: OptionEdits, delta: &mut Delta) {
+    let ts_edit = (edits.tsval_delta | edits.tsecr_delta) != 0;
+    // The bound checked here as well as in the walker: after NOP NOP TS it
+    // is all an established segment's walk costs.
+    while next < options.len() {
+        let mut walk = TcpOptions::from_offset(options, next);
+        let Some(Ok((at, option))) = walk.next() else { return };
+        next = walk.offset();
+        // The option is `options[at..next]`; its value starts at `at + 2`.
         // Every value edited here starts at `at + 2` plus a multiple of 4,
         // so it has the parity of `at`.
         let odd = at % 2 == 1;
-        match (k, len) {
-            (kind::MSS, 4) => {
-                if let Some(clamp) = edits.mss_clamp {
-                    let old = [option[2], option[3]];
-                    if u16::from_be_bytes(old) > clamp {
-                        let new = clamp.to_be_bytes();
-                        option[2..4].copy_from_slice(&new);
-                        delta.replace_bytes(odd, &old, &new);
-                    }
+        match option {
+            TcpOption::MaxSegmentSize(mss) => {
+                if let Some(clamp) = edits.mss_clamp.filter(|&clamp| mss > clamp) {
+                    let (old, new) = (mss.to_be_bytes(), clamp.to_be_bytes());
+                    options[at + 2..next].copy_from_slice(&new);
+                    delta.replace_bytes(odd, &old, &new);
                 }
             }
-            (kind::SACK, 10 | 18 | 26 | 34) if edits.sack_delta != 0 => {
-                for edge in option[2..].chunks_exact_mut(4) {
+            TcpOption::Sack(_) if edits.sack_delta != 0 => {
+                for edge in options[at + 2..next].chunks_exact_mut(4) {
                     let old = [edge[0], edge[1], edge[2], edge[3]];
                     let new = u32::from_be_bytes(old).wrapping_sub(edits.sack_delta).to_be_bytes();
                     edge.copy_from_slice(&new);
                     replace4_at(delta, odd, old, new);
                 }
             }
-            (kind::TIMESTAMPS, 10) if ts_edit => edit_timestamps(&mut option[2..10], odd, edits, delta),
+            TcpOption::Timestamps { .. } if ts_edit => edit_timestamps(&mut options[at + 2..next], odd, edits, delta),
             _ => {}
         }
-        at += len;
     }
 }
 
@@ -227,7 +231,7 @@ mod tests {
     use super::*;
     use crate::frame::{BufFrame, Frame};
     use crate::wire::checksum;
-    use crate::wire::tcp::{TcpOption, TcpPacket};
+    use crate::wire::tcp::TcpPacket;
     use crate::xmit::test_support::*;
 
     fn edit(options: &[u8], edits: OptionEdits) -> Vec<u8> {

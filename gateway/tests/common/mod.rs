@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use gateway::dpdk::{Burst, Eal, Mempool, Port, PortConfig, Ring, RingSync, BURST_SIZE};
 use gateway::frame::Frame;
+use gateway::wire::ethernet::{EthernetFrame, EthernetRepr, MacAddr};
 
 pub const POOL_SIZE: u32 = 4095;
 
@@ -26,9 +27,13 @@ pub fn base_args(file_prefix: &str) -> Vec<String> {
 pub fn test_frame(i: u32) -> Vec<u8> {
     let len = 60 + (i as usize * 37) % (1514 - 60);
     let mut f = vec![0u8; len];
-    f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
-    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
-    f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes()); // local experimental ethertype
+    let eth = EthernetRepr {
+        src_addr: MacAddr([0x02, 0, 0, 0, 0, 0x02]),
+        dst_addr: MacAddr([0x02, 0, 0, 0, 0, 0x01]),
+        vlan: None,
+        ethertype: 0x88b5, // local experimental ethertype
+    };
+    eth.emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
     f[14..18].copy_from_slice(&i.to_be_bytes());
     for (k, b) in f[18..].iter_mut().enumerate() {
         *b = (i as usize).wrapping_mul(31).wrapping_add(k) as u8;
