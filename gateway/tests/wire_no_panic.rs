@@ -150,11 +150,12 @@ pub fn exercise(input: &[u8]) {
         }
 
         let mut f = frame.clone();
-        if icmp_error::error_reply(&mut f, &m, Ipv4Addr::from(word), icmp_error::OwnError::TimeExceeded).is_ok() {
+        if icmp_error::error_reply(&mut f, &m, Ipv4Addr::from(word), icmp_error::OriginatedError::TimeExceeded).is_ok()
+        {
             still_valid(&f, honest, "time exceeded");
         }
         let mut f = frame.clone();
-        let too_big = icmp_error::OwnError::FragmentationNeeded { next_hop_mtu: mtu };
+        let too_big = icmp_error::OriginatedError::FragmentationNeeded { next_hop_mtu: mtu };
         if icmp_error::error_reply(&mut f, &m, Ipv4Addr::from(word), too_big).is_ok() {
             still_valid(&f, honest, "fragmentation needed");
         }

@@ -53,7 +53,7 @@ pub fn echo_reply_in_place<F: Frame>(frame: &mut F, meta: &Ipv4Meta) -> Result<(
 
 /// Why no ICMP error is sent about a packet (RFC 1122 3.2.2 and 1812 4.3.2.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoError {
+pub enum ErrorSuppressed {
     /// The offending packet is itself an ICMP error.
     AboutAnError,
     /// Not the first fragment.
@@ -66,23 +66,23 @@ pub enum NoError {
 
 /// Checks whether an error may be sent about `offending` (bytes from its IPv4
 /// header) and returns its source, the error's destination.
-pub fn error_destination(offending: &[u8]) -> Result<Ipv4Addr, NoError> {
+pub fn error_destination(offending: &[u8]) -> Result<Ipv4Addr, ErrorSuppressed> {
     let ip = Ipv4Packet::new_unchecked(offending);
     if offending.len() < MIN_HEADER_LEN || ip.version() != 4 || ip.header_len() > offending.len() {
-        return Err(NoError::Malformed);
+        return Err(ErrorSuppressed::Malformed);
     }
     let src = ip.src_addr();
     if src.is_unspecified() || src.is_broadcast() || src.is_multicast() || src.is_loopback() {
-        return Err(NoError::SourceNotAHost);
+        return Err(ErrorSuppressed::SourceNotAHost);
     }
     if ip.frag_offset() != 0 {
-        return Err(NoError::LaterFragment);
+        return Err(ErrorSuppressed::LaterFragment);
     }
     if ip.protocol() == ip_proto::ICMP {
         let t = offending.get(ip.header_len()).copied();
         if t.is_none_or(icmp::is_relayed_error) || t.is_some_and(|t| !matches!(t, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18))
         {
-            return Err(NoError::AboutAnError);
+            return Err(ErrorSuppressed::AboutAnError);
         }
     }
     Ok(src)
@@ -191,14 +191,14 @@ mod tests {
         let req = echo_request();
         let mut err = req.clone();
         err[34] = msg_type::DEST_UNREACHABLE;
-        assert_eq!(error_destination(&err[14..]), Err(NoError::AboutAnError));
+        assert_eq!(error_destination(&err[14..]), Err(ErrorSuppressed::AboutAnError));
         let mut frag = req.clone();
         frag[20..22].copy_from_slice(&0x0010u16.to_be_bytes());
-        assert_eq!(error_destination(&frag[14..]), Err(NoError::LaterFragment));
+        assert_eq!(error_destination(&frag[14..]), Err(ErrorSuppressed::LaterFragment));
         let mut bcast = req.clone();
         bcast[26..30].copy_from_slice(&[255, 255, 255, 255]);
-        assert_eq!(error_destination(&bcast[14..]), Err(NoError::SourceNotAHost));
-        assert_eq!(error_destination(&req[14..20]), Err(NoError::Malformed));
+        assert_eq!(error_destination(&bcast[14..]), Err(ErrorSuppressed::SourceNotAHost));
+        assert_eq!(error_destination(&req[14..20]), Err(ErrorSuppressed::Malformed));
         assert_eq!(error_destination(&req[14..]), Ok(Ipv4Addr::new(10, 0, 0, 2)));
     }
 

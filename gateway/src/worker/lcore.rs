@@ -111,15 +111,15 @@ impl Outlet for RingSender {
 
 /// Frames queued toward one outlet, flushed when the burst fills and at the
 /// end of every loop iteration; what the outlet refuses is counted and freed.
-struct Pending<O> {
+struct OutletQueue<O> {
     outlet: O,
     burst: Burst,
     refused: Discard,
 }
 
-impl<O: Outlet> Pending<O> {
+impl<O: Outlet> OutletQueue<O> {
     fn new(outlet: O, refused: Discard) -> Self {
-        Pending { outlet, burst: Burst::new(), refused }
+        OutletQueue { outlet, burst: Burst::new(), refused }
     }
 
     fn flush(&mut self, counters: &WorkerCounters) {
@@ -140,9 +140,9 @@ impl<O: Outlet> Pending<O> {
 
 struct LcoreIo<'a> {
     /// Indexed by port id (`None` for ids this gateway did not open).
-    tx: &'a mut [Option<Pending<TxQueue>>],
+    tx: &'a mut [Option<OutletQueue<TxQueue>>],
     /// Indexed by worker id (`None` for this worker).
-    redirect: &'a mut [Option<Pending<RingSender>>],
+    redirect: &'a mut [Option<OutletQueue<RingSender>>],
     pool: &'a Mempool,
     learned: &'a mut Vec<NeighbourUpdate>,
     counters: &'a WorkerCounters,
@@ -215,13 +215,13 @@ impl LcoreWorker {
         } = self;
         let mut redirect_in = redirect_in;
         let ports = tx.iter().map(|(p, _)| usize::from(*p) + 1).max().unwrap_or(0);
-        let mut by_port: Vec<Option<Pending<TxQueue>>> = (0..ports).map(|_| None).collect();
+        let mut by_port: Vec<Option<OutletQueue<TxQueue>>> = (0..ports).map(|_| None).collect();
         for (port, queue) in tx {
-            by_port[usize::from(port)] = Some(Pending::new(queue, Discard::TxFull));
+            by_port[usize::from(port)] = Some(OutletQueue::new(queue, Discard::TxFull));
         }
         let mut tx = by_port;
-        let mut redirect: Vec<Option<Pending<RingSender>>> =
-            redirect_out.into_iter().map(|r| r.map(|r| Pending::new(r, Discard::RedirectFull))).collect();
+        let mut redirect: Vec<Option<OutletQueue<RingSender>>> =
+            redirect_out.into_iter().map(|r| r.map(|r| OutletQueue::new(r, Discard::RedirectFull))).collect();
         let mut learned = Vec::with_capacity(MAX_UPDATES);
         let counters = worker.counters().clone();
         let hz = dpdk::tsc_hz();

@@ -160,7 +160,7 @@ pub fn rewrite<F: Frame>(
 
 /// An ICMP error the gateway originates about a packet it cannot forward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OwnError {
+pub enum OriginatedError {
     /// The TTL ran out here (RFC 792 time exceeded in transit).
     TimeExceeded,
     /// Too big for the next link with DF set (RFC 1191): the largest packet
@@ -168,12 +168,12 @@ pub enum OwnError {
     FragmentationNeeded { next_hop_mtu: u16 },
 }
 
-impl OwnError {
+impl OriginatedError {
     /// Type, code and the 4 bytes after the checksum.
     fn header(self) -> [u8; 8] {
         match self {
-            OwnError::TimeExceeded => [msg_type::TIME_EXCEEDED, code::TTL_EXCEEDED, 0, 0, 0, 0, 0, 0],
-            OwnError::FragmentationNeeded { next_hop_mtu } => {
+            OriginatedError::TimeExceeded => [msg_type::TIME_EXCEEDED, code::TTL_EXCEEDED, 0, 0, 0, 0, 0, 0],
+            OriginatedError::FragmentationNeeded { next_hop_mtu } => {
                 let m = next_hop_mtu.to_be_bytes();
                 [msg_type::DEST_UNREACHABLE, code::FRAG_NEEDED, 0, 0, 0, 0, m[0], m[1]]
             }
@@ -186,7 +186,12 @@ impl OwnError {
 /// 8 bytes (the RFC 792 minimum, which holds the ports), sent back to the
 /// Ethernet address it came from. Checksums are computed in software: this
 /// is not the fast path.
-pub fn error_reply<F: Frame>(frame: &mut F, meta: &Ipv4Meta, from: Ipv4Addr, error: OwnError) -> Result<(), XmitError> {
+pub fn error_reply<F: Frame>(
+    frame: &mut F,
+    meta: &Ipv4Meta,
+    from: Ipv4Addr,
+    error: OriginatedError,
+) -> Result<(), XmitError> {
     const HEADERS: usize = ipv4::MIN_HEADER_LEN + icmp::HEADER_LEN;
     let l2 = meta.l3_offset();
     let quoted = usize::from(meta.l3_len) + usize::from(meta.l4_len).min(8);
@@ -311,7 +316,7 @@ mod tests {
             let before = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 2, flags::ACK, &[], payload);
             let meta = meta_of(&before);
             let mut f = BufFrame::new(&before);
-            error_reply(&mut f, &meta, gw, OwnError::TimeExceeded).unwrap();
+            error_reply(&mut f, &meta, gw, OriginatedError::TimeExceeded).unwrap();
             let out = bytes(&f);
             assert_checksums_valid(&out);
             assert_eq!(&out[..6], &before[6..12]);
@@ -335,7 +340,7 @@ mod tests {
         let before = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 2, flags::ACK, &[], &[0x55; 1460]);
         let meta = meta_of(&before);
         let mut f = BufFrame::new(&before);
-        error_reply(&mut f, &meta, gw, OwnError::FragmentationNeeded { next_hop_mtu: 1480 }).unwrap();
+        error_reply(&mut f, &meta, gw, OriginatedError::FragmentationNeeded { next_hop_mtu: 1480 }).unwrap();
         let out = bytes(&f);
         assert_checksums_valid(&out);
         assert_eq!(out.len(), 14 + 20 + 8 + 28, "the header and 8 bytes are quoted, not the payload");

@@ -14,7 +14,7 @@ use crate::service::Protocol;
 use crate::wire::classify::icmp_error_inner;
 use crate::wire::{ip_proto, ipv4, Ipv4Meta};
 use crate::worker::counters::Discard;
-use crate::xmit::icmp_error::OwnError;
+use crate::xmit::icmp_error::OriginatedError;
 use crate::xmit::{self, Egress, Ends, Rewrite, Shift, ToaOutcome, TunEncap, XmitError};
 
 use super::local::send_to_neighbour;
@@ -108,11 +108,11 @@ impl<F: Frame> Worker<F> {
     pub(super) fn refuse(&mut self, mut frame: F, received: &Ipv4Meta, e: XmitError, at: Arrival, io: &mut impl Io<F>) {
         self.counters.count(e.drop_reason().into());
         let error = match e {
-            XmitError::TtlExpired { .. } => OwnError::TimeExceeded,
+            XmitError::TtlExpired { .. } => OriginatedError::TimeExceeded,
             XmitError::MtuExceeded { len, mtu } if dont_fragment(&frame, received) => {
                 // The sender's packet must shrink by what we would add to it.
                 let overhead = len.saturating_sub(received.ip_total_len());
-                OwnError::FragmentationNeeded { next_hop_mtu: mtu.saturating_sub(overhead as u16).max(68) }
+                OriginatedError::FragmentationNeeded { next_hop_mtu: mtu.saturating_sub(overhead as u16).max(68) }
             }
             _ => return io.free(frame),
         };
