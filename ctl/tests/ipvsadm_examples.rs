@@ -30,7 +30,7 @@ fn configure(gw: &Gateway) {
 fn bind_connections(gw: &Gateway) {
     let running = gw.running();
     let snap = &running.services;
-    let id = snap.service_id(&gateway::service::ServiceKey::tcp(common::ip("192.168.0.200"), 80)).unwrap();
+    let id = snap.service_id(&gateway::model::ServiceKey::tcp(common::ip("192.168.0.200"), 80)).unwrap();
     let svc = snap.service(id);
     let dest = &svc.dests()[svc.dest_index(common::ip("172.16.100.10"), 80).unwrap()];
     dest.counters().bind();
@@ -46,12 +46,12 @@ fn bind_connections(gw: &Gateway) {
 fn record_traffic(gw: &Gateway) {
     let running = gw.running();
     let snap = &running.services;
-    let key = gateway::service::ServiceKey::tcp(common::ip("192.168.0.200"), 80);
+    let key = gateway::model::ServiceKey::tcp(common::ip("192.168.0.200"), 80);
     let svc = snap.service(snap.service_id(&key).unwrap());
     let dest = |addr: &str, port| svc.dests()[svc.dest_index(common::ip(addr), port).unwrap()].counters();
     let (rs10, rs11) = (dest("172.16.100.10", 80), dest("172.16.100.11", 8080));
     // (conns, in packets, in bytes, out packets, out bytes)
-    let feed = |d: &gateway::service::DestCounters, (conns, ip, ib, op, ob): (u64, u64, u64, u64, u64)| {
+    let feed = |d: &gateway::model::DestCounters, (conns, ip, ib, op, ob): (u64, u64, u64, u64, u64)| {
         for _ in 0..conns {
             d.count_connection(0);
         }

@@ -70,8 +70,8 @@ fn mark_rules_select_fwmark_services() {
     gw.ok("mark add 10 -d 172.18.100.7 -p tcp --dports 80,443");
     expect(&gw, "mark show", 0, "10 -d 172.18.100.7/32 -p tcp --dports 80,443\n", "");
     let running = gw.running();
-    let id = running.services.find(gateway::service::Protocol::Tcp, common::ip("172.18.100.7"), 443).unwrap();
-    assert_eq!(running.services.service(id).key(), gateway::service::ServiceKey::Fwmark(10));
+    let id = running.services.find(gateway::model::Protocol::Tcp, common::ip("172.18.100.7"), 443).unwrap();
+    assert_eq!(running.services.service(id).key(), gateway::model::ServiceKey::Fwmark(10));
     expect(&gw, "mark del 11", 1, "", "no match rule for mark 11\n");
     gw.ok("mark del 10");
     expect(&gw, "mark", 0, "", "");

@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use gateway::conn::table::Conn;
 use gateway::conn::{tcp_flags, ConnTable, Direction, Director, DirectorConfig, FlowKey, NewConn, NO_TEMPLATE};
-use gateway::service::{
+use gateway::model::{
     DestCounters, DestSpec, ForwardMethod, LocalAddr, PortPartition, Protocol, SchedulerKind, ServiceKey, ServiceSpec,
     Snapshot,
 };

@@ -18,10 +18,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gateway::frame::{BufFrame, Frame};
+use gateway::model::snapshot::LocalAddr;
+use gateway::model::{DestSpec, ForwardMethod, SchedulerKind, ServiceKey, ServiceSpec, Snapshot};
+use gateway::model::{NetView, PortView};
 use gateway::net::Ipv4Cidr;
-use gateway::service::snapshot::LocalAddr;
-use gateway::service::{DestSpec, ForwardMethod, SchedulerKind, ServiceKey, ServiceSpec, Snapshot};
-use gateway::service::{NetView, PortView};
 use gateway::wire::checksum::Delta;
 use gateway::wire::tcp::{flags, TcpPacket, TcpRepr};
 use gateway::wire::{build, MacAddr};

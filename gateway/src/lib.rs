@@ -1,24 +1,26 @@
 //! The gateway: a DPDK poll-mode layer-4 load balancer in the LVS tradition.
 //!
-//! Data flows top to bottom through the modules (see `shared/DESIGN.md`):
-//! `dpdk` (the only `unsafe` wrapper over the EAL) feeds frames to `wire`
-//! (typed views over bytes) and `xmit` (the per-mode rewrites), steered by
-//! `service`, `sched` and `conn`. Everything but `dpdk` is safe Rust that is
-//! written against [`frame::Frame`], so it runs on a plain byte buffer in
-//! tests, fuzzers and the instruction-count benchmark.
+//! One module per concern, data flowing top to bottom (see `shared/DESIGN.md`):
+//! `daemon` assembles the process; `control` applies requests to the `model`
+//! and publishes it to the `worker`s, which forward with `sched`, `synproxy`,
+//! `conn`, `xmit` (the per-mode rewrites), `net` (the gateway's own addresses)
+//! and `wire` (typed views over bytes). `dpdk` is the only `unsafe` wrapper
+//! over the EAL; everything else is safe Rust written against
+//! [`frame::Frame`], so it runs on a plain byte buffer in tests, fuzzers and
+//! the instruction-count benchmark.
 
+pub mod conn;
+pub mod control;
 #[cfg(feature = "dpdk")]
 pub mod daemon;
 // The one module allowed `unsafe` (the workspace denies it everywhere else).
-pub mod conn;
-pub mod control;
 #[cfg(feature = "dpdk")]
 #[allow(unsafe_code)]
 pub mod dpdk;
 pub mod frame;
+pub mod model;
 pub mod net;
 pub mod sched;
-pub mod service;
 pub mod stats;
 pub mod synproxy;
 pub mod wire;

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use gateway::conn::{tcp_flags::*, Direction, Director, DirectorConfig, FlowKey, Refused};
-use gateway::service::{
+use gateway::model::{
     DestCounters, DestSpec, ForwardMethod, LocalAddr, Persistence, PortPartition, Protocol, SchedulerKind, ServiceKey,
     ServiceSpec, Snapshot,
 };

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use gateway::conn::{tcp_flags::*, Direction, Director, DirectorConfig, FlowKey, Refused};
-use gateway::service::{
+use gateway::model::{
     DestSpec, ForwardMethod, LocalAddr, PortPartition, Protocol, SchedulerKind, ServiceKey, ServiceSpec, Snapshot,
 };
 

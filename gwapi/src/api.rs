@@ -4,7 +4,7 @@
 //! Design choices:
 //!
 //! - **A wire vocabulary of its own.** These types mirror the gateway's model
-//!   (`gateway::service`) but are separate from it, in a crate of their own: the model is free
+//!   (`gateway::model`) but are separate from it, in a crate of their own: the model is free
 //!   to change its internal representation, while what is on the socket is versioned
 //!   ([`PROTOCOL_VERSION`]) and stable. The conversions live in `gateway::control::apply`.
 //! - **Mutations are lists.** [`Request::Apply`] carries a list of [`Change`]s that the server

@@ -24,7 +24,7 @@ use gateway::control::publish::broadcast;
 use gateway::control::{
     ConnectionListing, ControlServer, ControlState, DataplaneView, GatewayConfig, ServerHandle, ServerOptions,
 };
-use gateway::service::ServiceKey;
+use gateway::model::ServiceKey;
 use gwapi::api::{ConnectionInfo, LinkInfo, QueueInfo, TransportProtocol, WorkerStats};
 
 pub struct Output {

@@ -20,10 +20,10 @@ use std::sync::Arc;
 use super::key::{Family, FlowKey};
 use super::state::{Direction, State};
 use super::table::{Conn, ConnId, ConnTable, InsertError, NewConn, NO_TEMPLATE};
+use crate::model::laddr::{LaddrPools, PortPartition};
+use crate::model::persist::{PersistTable, TemplateKey};
+use crate::model::{ForwardMethod, Protocol, Snapshot};
 use crate::sched::{Flow, Schedulers};
-use crate::service::laddr::{LaddrPools, PortPartition};
-use crate::service::persist::{PersistTable, TemplateKey};
-use crate::service::{ForwardMethod, Protocol, Snapshot};
 
 /// Why a new connection was not created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,7 +271,7 @@ impl<A: Family> Director<A> {
     /// every connection bound to the server with these counters ends at the next
     /// [`Director::expire`]. A scan of the table, for the control path, not per packet.
     /// Returns how many were marked.
-    pub fn expire_dest_conns(&mut self, dest: &Arc<crate::service::DestCounters>, now: u32) -> usize {
+    pub fn expire_dest_conns(&mut self, dest: &Arc<crate::model::DestCounters>, now: u32) -> usize {
         let ids: Vec<ConnId> = self
             .conns
             .iter()
@@ -323,8 +323,8 @@ fn release<A: Family>(pools: &mut LaddrPools, persist: &mut PersistTable, c: &Co
 mod tests {
     use super::*;
     use crate::conn::state::tcp_flags::*;
-    use crate::service::snapshot::LocalAddr;
-    use crate::service::{DestSpec, Persistence, SchedulerKind, ServiceKey, ServiceSpec};
+    use crate::model::snapshot::LocalAddr;
+    use crate::model::{DestSpec, Persistence, SchedulerKind, ServiceKey, ServiceSpec};
     use std::net::Ipv4Addr;
 
     fn ip(s: &str) -> IpAddr {

@@ -8,7 +8,7 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::service::Protocol;
+use crate::model::Protocol;
 
 /// An address family the connection table can hold.
 pub trait Family: Copy + Eq + Hash + Debug + 'static {

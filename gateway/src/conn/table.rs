@@ -44,7 +44,7 @@ use std::sync::Arc;
 use super::key::{Family, FlowKey, HashSeed};
 use super::state::{tcp_transition, Direction, State, Timeouts};
 use super::timer::{Link, Timed, TimerWheel, NIL};
-use crate::service::{DestCounters, ForwardMethod, Protocol};
+use crate::model::{DestCounters, ForwardMethod, Protocol};
 
 /// Index of a connection in its worker's table.
 pub type ConnId = u32;

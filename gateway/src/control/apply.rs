@@ -24,8 +24,8 @@ use gwapi::api::{
 
 use super::dataplane::DataplaneView;
 use super::publish::{GatewayConfig, SnapshotSink};
-use crate::service::net::NetError;
-use crate::service::{
+use crate::model::net::NetError;
+use crate::model::{
     ConfigError, DestSpec, ForwardMethod, LocalAddr, MarkRule, NetConfig, Persistence, Protocol, SchedulerKind,
     Service, ServiceKey, ServiceSpec, SnapshotEditor,
 };

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use gwapi::api::{ConnectionInfo, LinkInfo, WorkerStats};
 
-use crate::service::ServiceKey;
+use crate::model::ServiceKey;
 
 /// Read access to the running dataplane's state. Every answer but the table size
 /// defaults to "nothing seen" (zero counters, empty lists), so a view states only

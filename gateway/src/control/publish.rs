@@ -17,7 +17,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryS
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::service::{NetConfig, Snapshot};
+use crate::model::{NetConfig, Snapshot};
 
 /// Everything the control plane publishes at once. Cheap to clone (two `Arc`s).
 #[derive(Debug, Clone)]

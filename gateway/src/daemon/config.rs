@@ -18,8 +18,8 @@ use gwapi::cmdline;
 use gwapi::names::Names;
 
 use crate::control::GatewayConfig;
+use crate::model::{NetConfig, Snapshot};
 use crate::net::Ipv4Cidr;
-use crate::service::{NetConfig, Snapshot};
 use crate::synproxy;
 
 /// The configuration file.

@@ -50,7 +50,7 @@ struct RunningDataplane {
 }
 
 impl control::DataplaneView for RunningDataplane {
-    fn laddr_stats(&self, _service: &crate::service::ServiceKey, addr: std::net::IpAddr) -> (u64, u64) {
+    fn laddr_stats(&self, _service: &crate::model::ServiceKey, addr: std::net::IpAddr) -> (u64, u64) {
         self.laddrs.usage(addr)
     }
 

@@ -36,11 +36,11 @@ use crate::conn::{ConnTable, Family};
 use crate::control::dataplane::ConnectionListing;
 use crate::control::publish::{Convert, GatewayConfig, Generation, PublishError};
 use crate::control::query::Asker;
+use crate::model::laddr::LaddrPools;
+use crate::model::{ForwardMethod, NetConfig, Protocol, Snapshot};
+use crate::model::{NetView, PortView};
 use crate::net::rss::ReplySteering;
 use crate::net::{Ipv4Cidr, Route, RouteError};
-use crate::service::laddr::LaddrPools;
-use crate::service::{ForwardMethod, NetConfig, Protocol, Snapshot};
-use crate::service::{NetView, PortView};
 use crate::wire::ethernet::MacAddr;
 use crate::worker::counters::WorkerCounters;
 use crate::worker::watchdog::Liveness;
@@ -351,7 +351,7 @@ impl ConnectionLister {
 mod tests {
     use super::*;
     use crate::control::dataplane::NoDataplane;
-    use crate::service::ServiceKey;
+    use crate::model::ServiceKey;
     use crate::worker::counters::Discard;
     use gwapi::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
 
@@ -448,8 +448,8 @@ mod tests {
     fn director_with(n: u16) -> crate::conn::Director<Ipv4Addr> {
         use crate::conn::state::tcp_flags::SYN;
         use crate::conn::{Direction, Director, DirectorConfig};
-        use crate::service::laddr::PortPartition;
-        use crate::service::{DestSpec, LocalAddr, SchedulerKind, ServiceSpec};
+        use crate::model::laddr::PortPartition;
+        use crate::model::{DestSpec, LocalAddr, SchedulerKind, ServiceSpec};
 
         let key = ServiceKey::tcp(ip("10.0.0.1"), 80);
         let mut ed = Snapshot::empty().edit();
@@ -547,8 +547,8 @@ mod tests {
     fn laddr_usage_comes_from_the_workers_pools_through_a_query() {
         use crate::conn::{Director, DirectorConfig, Refused};
         use crate::control::query::queries;
-        use crate::service::laddr::PortPartition;
-        use crate::service::{DestSpec, LocalAddr, ServiceSpec};
+        use crate::model::laddr::PortPartition;
+        use crate::model::{DestSpec, LocalAddr, ServiceSpec};
         use std::time::Duration;
 
         let key = ServiceKey::tcp(ip("10.0.0.1"), 80);

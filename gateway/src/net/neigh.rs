@@ -29,7 +29,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use crate::service::fasthash::FastMap;
+use crate::model::fasthash::FastMap;
 use crate::wire::MacAddr;
 
 /// The most static (permanent) neighbours a table holds, on top of its learned

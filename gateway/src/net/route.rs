@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use super::cidr::{mask_bits, Ipv4Cidr};
-use crate::service::fasthash::FastMap;
+use crate::model::fasthash::FastMap;
 
 /// One route: packets to `dst` leave by `port`, to `via` when set, otherwise
 /// straight to their destination (a connected network).

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use super::hash::{addr_fold, hash_32};
 use super::NO_DEST;
-use crate::service::snapshot::Dest;
+use crate::model::snapshot::Dest;
 
 pub(super) const TAB_BITS: u32 = 8;
 pub(super) const TAB_SIZE: usize = 1 << TAB_BITS;
@@ -41,9 +41,9 @@ impl DestHash {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::SchedulerKind;
     use crate::sched::testutil::*;
     use crate::sched::{Flow, Scheduler};
-    use crate::service::SchedulerKind;
     use std::net::{IpAddr, Ipv4Addr};
 
     #[test]

@@ -3,7 +3,7 @@
 //! lowering the primary's weight (or its reaching its upper threshold) fails over to the
 //! next heaviest.
 
-use crate::service::snapshot::Dest;
+use crate::model::snapshot::Dest;
 
 pub fn pick(dests: &[Dest]) -> Option<usize> {
     heaviest(dests, Dest::is_available)
@@ -23,10 +23,10 @@ pub(super) fn heaviest(dests: &[Dest], eligible: impl Fn(&Dest) -> bool) -> Opti
 
 #[cfg(test)]
 mod tests {
+    use crate::model::snapshot::Snapshot;
+    use crate::model::{DestSpec, ForwardMethod, SchedulerKind, ServiceSpec};
     use crate::sched::testutil::*;
     use crate::sched::Scheduler;
-    use crate::service::snapshot::Snapshot;
-    use crate::service::{DestSpec, ForwardMethod, SchedulerKind, ServiceSpec};
 
     #[test]
     fn the_heaviest_server_takes_everything_whatever_its_load() {

@@ -18,8 +18,8 @@ use std::net::IpAddr;
 
 use super::locality::{LocalityMap, CAPACITY};
 use super::{least_weighted, remap};
-use crate::service::snapshot::Dest;
-use crate::service::DestCounters;
+use crate::model::snapshot::Dest;
+use crate::model::DestCounters;
 
 /// IPVS `sysctl_lblc_expiration` default.
 pub const DEFAULT_EXPIRATION: u32 = 24 * 60 * 60;
@@ -108,8 +108,8 @@ pub(super) fn is_overloaded(dest: &Dest, dests: &[Dest]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SchedulerKind;
     use crate::sched::testutil::*;
-    use crate::service::SchedulerKind;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

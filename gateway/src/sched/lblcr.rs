@@ -14,8 +14,8 @@ use std::net::IpAddr;
 use super::lblc::{is_overloaded, CHECK_INTERVAL, DEFAULT_EXPIRATION};
 use super::locality::{LocalityMap, CAPACITY};
 use super::{least_weighted, remap};
-use crate::service::snapshot::Dest;
-use crate::service::DestCounters;
+use crate::model::snapshot::Dest;
+use crate::model::DestCounters;
 
 #[derive(Debug, Clone, Default)]
 struct Entry {
@@ -144,8 +144,8 @@ fn set_max(set: &[usize], dests: &[Dest]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SchedulerKind;
     use crate::sched::testutil::*;
-    use crate::service::SchedulerKind;
 
     #[test]
     fn a_full_map_evicts_its_stalest_destination_and_counts_it() {

@@ -2,7 +2,7 @@
 //! `active * 256 + inactive`, ignoring weights except that weight 0 is skipped. Ties go to
 //! the first in list order.
 
-use crate::service::snapshot::Dest;
+use crate::model::snapshot::Dest;
 
 pub fn pick(dests: &[Dest]) -> Option<usize> {
     let mut best: Option<(usize, u64)> = None;
@@ -20,8 +20,8 @@ pub fn pick(dests: &[Dest]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::SchedulerKind;
     use crate::sched::testutil::*;
-    use crate::service::SchedulerKind;
 
     #[test]
     fn counts_active_as_256_inactive() {

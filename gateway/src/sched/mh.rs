@@ -23,8 +23,8 @@ use std::net::IpAddr;
 
 use super::hash::hash_addr;
 use super::NO_DEST;
-use crate::service::snapshot::Dest;
-use crate::service::ConfigError;
+use crate::model::snapshot::Dest;
+use crate::model::ConfigError;
 
 /// The default table size, IPVS's and Google's choice: the prime 65537.
 pub const DEFAULT_TABLE_SIZE: usize = 65537;
@@ -118,11 +118,11 @@ impl Maglev {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SchedulerKind;
     use crate::sched::testutil::*;
     use crate::sched::Prepared;
-    use crate::service::SchedulerKind;
 
-    fn table(snap: &crate::service::snapshot::Snapshot) -> &Maglev {
+    fn table(snap: &crate::model::snapshot::Snapshot) -> &Maglev {
         match snap.service(0).prepared() {
             Some(Prepared::Mh(t)) => t,
             other => panic!("no Maglev table: {other:?}"),
@@ -167,7 +167,7 @@ mod tests {
             let mut ed = before.edit();
             ed.delete_dest(&key(), rs(n / 3), 80).unwrap();
             let after = ed.finish();
-            let addr = |snap: &crate::service::snapshot::Snapshot, i: u16| snap.service(0).dests()[i as usize].addr();
+            let addr = |snap: &crate::model::snapshot::Snapshot, i: u16| snap.service(0).dests()[i as usize].addr();
             let (tb, ta) = (table(&before), table(&after));
             let moved = (0..tb.len()).filter(|&c| addr(&before, tb.slots()[c]) != addr(&after, ta.slots()[c])).count();
             let share = moved as f64 / tb.len() as f64;

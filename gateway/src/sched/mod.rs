@@ -48,8 +48,8 @@ mod wrr;
 
 use std::net::IpAddr;
 
-use crate::service::snapshot::{Dest, Service, ServiceId, Snapshot};
-use crate::service::{DestCounters, SchedulerKind};
+use crate::model::snapshot::{Dest, Service, ServiceId, Snapshot};
+use crate::model::{DestCounters, SchedulerKind};
 
 pub use dh::DestHash;
 pub use lblc::Lblc;
@@ -381,8 +381,8 @@ fn remap(old: &[Dest], new: &[Dest], idx: usize, removed: &[(IpAddr, u16)]) -> O
 #[cfg(test)]
 pub(crate) mod testutil {
     use super::*;
-    use crate::service::snapshot::{Snapshot, SnapshotEditor};
-    use crate::service::{DestSpec, ForwardMethod, ServiceKey, ServiceSpec};
+    use crate::model::snapshot::{Snapshot, SnapshotEditor};
+    use crate::model::{DestSpec, ForwardMethod, ServiceKey, ServiceSpec};
     use std::sync::Arc;
 
     pub fn key() -> ServiceKey {
@@ -435,19 +435,19 @@ pub(crate) mod testutil {
 mod tests {
     use super::testutil::*;
     use super::*;
-    use crate::service::snapshot::SnapshotEditor;
-    use crate::service::{ServiceKey, ServiceSpec};
+    use crate::model::snapshot::SnapshotEditor;
+    use crate::model::{ServiceKey, ServiceSpec};
 
     #[test]
     fn every_scheduler_skips_quiescent_and_overloaded_servers() {
         for kind in SchedulerKind::ALL {
             // Server 0 is quiescent, server 1 is over its threshold, server 2 is usable.
             let mut ed = Snapshot::empty().edit();
-            ed.add_service(crate::service::ServiceSpec { scheduler: kind, ..crate::service::ServiceSpec::new(key()) })
+            ed.add_service(crate::model::ServiceSpec { scheduler: kind, ..crate::model::ServiceSpec::new(key()) })
                 .unwrap();
             add(&mut ed, 0, 0);
-            let spec = crate::service::DestSpec::new(rs(1), 80)
-                .with_method(crate::service::ForwardMethod::Masq)
+            let spec = crate::model::DestSpec::new(rs(1), 80)
+                .with_method(crate::model::ForwardMethod::Masq)
                 .with_thresholds(1, 0);
             ed.add_dest(&key(), spec).unwrap();
             add(&mut ed, 2, 1);
@@ -473,14 +473,13 @@ mod tests {
     #[test]
     fn threshold_blocks_until_below_lower() {
         let mut ed = Snapshot::empty().edit();
-        ed.add_service(crate::service::ServiceSpec {
+        ed.add_service(crate::model::ServiceSpec {
             scheduler: SchedulerKind::Rr,
-            ..crate::service::ServiceSpec::new(key())
+            ..crate::model::ServiceSpec::new(key())
         })
         .unwrap();
-        let spec = crate::service::DestSpec::new(rs(0), 80)
-            .with_method(crate::service::ForwardMethod::Masq)
-            .with_thresholds(4, 2);
+        let spec =
+            crate::model::DestSpec::new(rs(0), 80).with_method(crate::model::ForwardMethod::Masq).with_thresholds(4, 2);
         ed.add_dest(&key(), spec).unwrap();
         let snap = ed.finish();
         let svc = snap.service(0);
@@ -604,9 +603,9 @@ mod tests {
         }
         assert_eq!(set.evictions(), 1);
         let mut ed = old.edit();
-        ed.edit_service(crate::service::ServiceSpec {
+        ed.edit_service(crate::model::ServiceSpec {
             scheduler: SchedulerKind::Rr,
-            ..crate::service::ServiceSpec::new(key())
+            ..crate::model::ServiceSpec::new(key())
         })
         .unwrap();
         let new = ed.finish();

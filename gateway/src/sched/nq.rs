@@ -1,7 +1,7 @@
 //! Never queue (IPVS `ip_vs_nq.c`): an idle server (no active connection) if there is one,
 //! the first in list order; otherwise sed's choice.
 
-use crate::service::snapshot::Dest;
+use crate::model::snapshot::Dest;
 
 pub fn pick(dests: &[Dest]) -> Option<usize> {
     let mut best: Option<(usize, u64, u64)> = None;
@@ -23,8 +23,8 @@ pub fn pick(dests: &[Dest]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::SchedulerKind;
     use crate::sched::testutil::*;
-    use crate::service::SchedulerKind;
 
     #[test]
     fn picks_an_idle_server_first() {

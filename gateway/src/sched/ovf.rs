@@ -6,7 +6,7 @@
 //! penalised: with every server over its weight there is no server.
 
 use super::fo::heaviest;
-use crate::service::snapshot::Dest;
+use crate::model::snapshot::Dest;
 
 pub fn pick(dests: &[Dest]) -> Option<usize> {
     // IPVS skips a server when `activeconns > weight`: one at exactly its weight still
@@ -16,11 +16,11 @@ pub fn pick(dests: &[Dest]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::SchedulerKind;
     use crate::sched::testutil::*;
     use crate::sched::Scheduler;
-    use crate::service::SchedulerKind;
 
-    fn pick_one(snap: &crate::service::snapshot::Snapshot) -> Option<usize> {
+    fn pick_one(snap: &crate::model::snapshot::Snapshot) -> Option<usize> {
         let svc = snap.service(0);
         Scheduler::new(svc).pick(svc, &flow("1.1.1.1"), 0)
     }

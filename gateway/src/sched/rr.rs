@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::remap;
-use crate::service::snapshot::Dest;
+use crate::model::snapshot::Dest;
 
 #[derive(Debug, Default, Clone)]
 pub struct RoundRobin {
@@ -29,8 +29,8 @@ impl RoundRobin {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::SchedulerKind;
     use crate::sched::testutil::*;
-    use crate::service::SchedulerKind;
 
     #[test]
     fn cycles_in_list_order() {

@@ -3,7 +3,7 @@
 //! active ones. Inactive connections are ignored.
 
 use super::least_weighted;
-use crate::service::snapshot::Dest;
+use crate::model::snapshot::Dest;
 
 pub fn pick(dests: &[Dest]) -> Option<usize> {
     least_weighted(dests, |c| c.active() as u64 + 1)
@@ -11,8 +11,8 @@ pub fn pick(dests: &[Dest]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::SchedulerKind;
     use crate::sched::testutil::*;
-    use crate::service::SchedulerKind;
 
     #[test]
     fn weights_1_2_3_active_1_2_3_picks_the_third() {

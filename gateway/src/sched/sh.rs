@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use super::dh::{TAB_BITS, TAB_SIZE};
 use super::hash::{addr_fold, hash_32};
 use super::NO_DEST;
-use crate::service::snapshot::Dest;
+use crate::model::snapshot::Dest;
 
 #[derive(Debug, Clone)]
 pub struct SourceHash {
@@ -45,9 +45,9 @@ impl SourceHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SchedulerKind;
     use crate::sched::testutil::*;
     use crate::sched::Prepared;
-    use crate::service::SchedulerKind;
 
     #[test]
     fn weighted_buckets_and_stable_mapping() {

@@ -16,7 +16,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
 use super::hash::mix64;
-use crate::service::snapshot::Dest;
+use crate::model::snapshot::Dest;
 
 /// splitmix64's increment: an odd constant, so the sequence runs through every `u64`.
 const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -97,9 +97,9 @@ fn settle(dests: &[Dest], first: u64, second: u64, last: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::snapshot::Snapshot;
+    use crate::model::{DestSpec, ForwardMethod, SchedulerKind, ServiceSpec};
     use crate::sched::testutil::*;
-    use crate::service::snapshot::Snapshot;
-    use crate::service::{DestSpec, ForwardMethod, SchedulerKind, ServiceSpec};
 
     /// How many of the `(total + 1)^2` pairs of draws give each server.
     fn outcomes(dests: &[Dest]) -> Vec<u64> {

@@ -2,8 +2,8 @@
 //! server with the smallest `overhead / weight`, compared as `loh * dw > doh * lw`.
 
 use super::least_weighted;
-use crate::service::snapshot::Dest;
-use crate::service::DestCounters;
+use crate::model::snapshot::Dest;
+use crate::model::DestCounters;
 
 pub fn pick(dests: &[Dest]) -> Option<usize> {
     least_weighted(dests, DestCounters::overhead)
@@ -11,8 +11,8 @@ pub fn pick(dests: &[Dest]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::SchedulerKind;
     use crate::sched::testutil::*;
-    use crate::service::SchedulerKind;
 
     #[test]
     fn divides_by_weight() {

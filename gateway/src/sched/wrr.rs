@@ -5,7 +5,7 @@
 //! are therefore interleaved rather than served in runs: weights 4, 3, 2 give
 //! A A B A B C A B C. The gcd step skips passes that would pick nothing.
 
-use crate::service::snapshot::Dest;
+use crate::model::snapshot::Dest;
 
 #[derive(Debug, Clone)]
 pub struct WeightedRoundRobin {
@@ -91,8 +91,8 @@ impl WeightedRoundRobin {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::SchedulerKind;
     use crate::sched::testutil::*;
-    use crate::service::SchedulerKind;
 
     #[test]
     fn weights_4_3_2_over_9_picks() {

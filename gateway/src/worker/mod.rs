@@ -1,7 +1,7 @@
 //! The per-lcore worker: the packet pipeline ([`pipeline`]), its counters
-//! ([`counters`]) and its heartbeat ([`watchdog`]). The DPDK poll loop around it lives with the daemon; the
-//! pipeline itself is pure Rust, so it is tested and benchmarked on byte
-//! buffers.
+//! ([`counters`]), its heartbeat ([`watchdog`]) and the DPDK poll loop around
+//! them (`lcore`, with the `dpdk` feature). The pipeline itself is pure Rust,
+//! so it is tested and benchmarked on byte buffers.
 
 pub mod counters;
 #[cfg(feature = "dpdk")]

@@ -32,11 +32,11 @@ use super::counters::{Discard, WorkerCounters};
 use crate::conn::director::{Director, DirectorConfig};
 use crate::conn::{ConnId, Direction};
 use crate::frame::Frame;
+use crate::model::fasthash::FastBuildHasher;
+use crate::model::laddr::PortPartition;
+use crate::model::{NetView, ServiceKey, Snapshot};
 use crate::net::icmp::RateLimiter;
 use crate::net::{NeighbourTable, PendingQueue, RouteTable};
-use crate::service::fasthash::FastBuildHasher;
-use crate::service::laddr::PortPartition;
-use crate::service::{NetView, ServiceKey, Snapshot};
 use crate::wire::{ClassifyPolicy, MacAddr};
 
 mod dispatch;
@@ -188,7 +188,7 @@ impl<F: Frame> Worker<F> {
                 conn_capacity: cfg.conn_capacity,
                 template_capacity: cfg.template_capacity,
                 partition,
-                ports: crate::service::laddr::DEFAULT_PORTS,
+                ports: crate::model::laddr::DEFAULT_PORTS,
             },
             now,
         );

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use super::*;
 use crate::frame::{BufFrame, Frame};
-use crate::net::Ipv4Cidr;
-use crate::service::snapshot::LocalAddr;
-use crate::service::{
+use crate::model::snapshot::LocalAddr;
+use crate::model::{
     DestSpec, ForwardMethod, NetView, PortView, SchedulerKind, ServiceKey, ServiceSpec, Snapshot, SnapshotEditor,
 };
+use crate::net::Ipv4Cidr;
 use crate::wire::arp::{ArpRepr, OP_REPLY};
 use crate::wire::icmp::{msg_type, Icmpv4Repr};
 use crate::wire::tcp::{flags, TcpOption, TcpPacket};
@@ -309,7 +309,7 @@ fn rr_alternates_real_servers_and_udp_works() {
 #[test]
 fn wrr_after_a_restore_starts_where_typing_the_lines_would() {
     let key = ServiceKey::tcp(VIP.into(), 80);
-    let lines: [&dyn Fn(&mut crate::service::SnapshotEditor); 4] = [
+    let lines: [&dyn Fn(&mut crate::model::SnapshotEditor); 4] = [
         &|ed| ed.add_service(ServiceSpec { scheduler: SchedulerKind::Wrr, ..ServiceSpec::new(key) }).unwrap(),
         &|ed| ed.add_laddr(&key, LocalAddr { addr: LIP.into(), ifname: "port1".into() }).unwrap(),
         &|ed| ed.add_dest(&key, DestSpec::new(RS1.into(), 8080).with_method(ForwardMethod::FullNat)).unwrap(),
@@ -1426,7 +1426,7 @@ mod synproxy {
 /// only a mark rule leads to the service (the seed's LVS-FWM example).
 mod fwmark {
     use super::*;
-    use crate::service::MarkRule;
+    use crate::model::MarkRule;
 
     /// Held by the gateway as an interface address (`gwctl addr add`), as
     /// the seed's director holds it with ifconfig; no Inet service has it.

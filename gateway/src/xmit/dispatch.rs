@@ -20,7 +20,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::conn::Direction;
 use crate::frame::Frame;
-use crate::service::ForwardMethod;
+use crate::model::ForwardMethod;
 use crate::wire::{ip_proto, Ipv4Meta};
 
 use super::tcp_opts::{insert_toa, ToaOutcome};

@@ -14,7 +14,7 @@ use super::{Arrival, Io, Leg, Worker};
 use crate::conn::director::Refused;
 use crate::conn::{ConnId, Direction, FlowKey, State};
 use crate::frame::Frame;
-use crate::service::Protocol;
+use crate::model::Protocol;
 use crate::wire::tcp::flags as tcp_flags;
 use crate::wire::{classify, ip_proto, Classified, DropReason, Ipv4Meta};
 use crate::worker::counters::Discard;

@@ -6,10 +6,10 @@ use std::net::Ipv4Addr;
 
 use super::{Io, Worker};
 use crate::frame::Frame;
+use crate::model::NetView;
 use crate::net::arp::{handle_arp, write_arp_request, ArpSeen, ArpVerdict};
 use crate::net::icmp::echo_reply_in_place;
 use crate::net::{Learned, Origin};
-use crate::service::NetView;
 use crate::wire::icmp::msg_type;
 use crate::wire::{DropReason, Ipv4Meta, MacAddr};
 use crate::worker::counters::{Discard, WorkerCounters};

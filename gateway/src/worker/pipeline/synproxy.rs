@@ -26,8 +26,8 @@ use super::dispatch::{flow_key, refusal_drop};
 use super::{Arrival, Io, Leg, Worker};
 use crate::conn::{ConnId, Direction, Proxy};
 use crate::frame::Frame;
-use crate::service::snapshot::ServiceId;
-use crate::service::Protocol;
+use crate::model::snapshot::ServiceId;
+use crate::model::Protocol;
 use crate::synproxy::{
     parse_client_ack, parse_server_synack, reset_in_place, server_syn_in_place, synack_in_place, Handshake, Handshakes,
     InvalidAck, ProxyDeltas, Settings, SynCookies,

@@ -280,7 +280,7 @@ fn addr_key(addr: IpAddr) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::{ServiceKey, ServiceSpec};
+    use crate::model::{ServiceKey, ServiceSpec};
     use std::collections::HashSet;
 
     fn ip(s: &str) -> IpAddr {
