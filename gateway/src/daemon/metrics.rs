@@ -657,6 +657,42 @@ mod tests {
         assert_eq!(samples(&text, "gateway_port_up"), [r#"gateway_port_up{port="a\"b\\c"} 1"#], "{text}");
     }
 
+    /// The Grafana dashboard in the repository asks only for what the exporter serves.
+    #[test]
+    fn the_dashboard_uses_the_served_metrics_and_labels() {
+        let text = scrape().exposition();
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../../../docs/grafana/gatewayd.json")).expect("the dashboard is JSON");
+        let mut targets = Vec::new();
+        let mut panels: Vec<&serde_json::Value> = dashboard["panels"].as_array().expect("panels").iter().collect();
+        while let Some(panel) = panels.pop() {
+            panels.extend(panel["panels"].as_array().into_iter().flatten());
+            targets.extend(panel["targets"].as_array().into_iter().flatten());
+        }
+        assert!(targets.len() > 20, "{} queries", targets.len());
+        for target in targets {
+            let expr = target["expr"].as_str().expect("a PromQL expression");
+            let names: Vec<&str> = expr
+                .match_indices("gateway_")
+                .map(|(at, _)| {
+                    let rest = &expr[at..];
+                    &rest[..rest.find(|c: char| !c.is_ascii_alphanumeric() && c != '_').unwrap_or(rest.len())]
+                })
+                .collect();
+            assert!(!names.is_empty(), "{expr}");
+            for name in names {
+                assert!(
+                    text.lines().any(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(['{', ' ']))),
+                    "the dashboard asks for {name}, which is not served: {expr}"
+                );
+            }
+            let legend = target["legendFormat"].as_str().unwrap_or_default();
+            for label in legend.split("{{").skip(1).filter_map(|l| l.split_once("}}")).map(|(l, _)| l) {
+                assert!(text.contains(&format!("{label}=\"")), "legend label {label} is on no metric: {legend}");
+            }
+        }
+    }
+
     #[test]
     fn event_names_become_label_values() {
         assert_eq!(label_value("icmp errors rate-limited"), "icmp_errors_rate_limited");
