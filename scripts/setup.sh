@@ -16,6 +16,8 @@ PACKAGES=(
     libdpdk-dev dpdk clang libclang-dev pkg-config build-essential
     # test harness: namespaces, captures, real clients and servers
     iproute2 iputils-ping tcpdump nginx curl wrk iperf3 hping3 python3-scapy python3
+    # the metrics test's Prometheus text parser
+    python3-prometheus-client
     # benchmarks: exact instruction counts, the plot of scripts/bench.sh, the
     # kernel NAT peer (nftables)
     valgrind python3-matplotlib nftables

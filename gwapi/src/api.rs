@@ -484,7 +484,11 @@ pub struct LinkInfo {
     pub state_unknown: bool,
     pub rx_packets: u64,
     pub rx_bytes: u64,
+    /// Receive errors, those for want of an mbuf (`rx_nombuf`) included.
     pub rx_errors: u64,
+    /// Of `rx_errors`, packets received with no mbuf to put them in (the pool ran dry).
+    #[serde(default)]
+    pub rx_nombuf: u64,
     /// Packets the NIC dropped because no descriptor was free.
     pub rx_missed: u64,
     pub tx_packets: u64,

@@ -86,6 +86,7 @@ impl DataplaneView for FixedCounters {
             rx_packets: 10,
             rx_bytes: 1000,
             rx_errors: 0,
+            rx_nombuf: 0,
             rx_missed: 2,
             tx_packets: 9,
             tx_bytes: 900,

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -55,6 +55,21 @@ pub struct Config {
     /// When a worker counts as stalled, and what a stopped or stalled worker does to the daemon.
     #[serde(default)]
     pub watchdog: WatchdogSpec,
+    /// Where the Prometheus exporter listens (`"127.0.0.1:9469"`; port 0: any free
+    /// port, which gatewayd prints); absent: no exporter. See [`super::metrics`].
+    #[serde(default, deserialize_with = "listen_addr")]
+    pub metrics: Option<SocketAddr>,
+}
+
+/// `"metrics"`: an IP address and a port, named in the refusal (serde's own
+/// message for a `SocketAddr` names neither the key nor the value).
+fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "\"metrics\": {text:?} is not an IP address and port (such as \"127.0.0.1:9469\")"
+        ))
+    })
 }
 
 /// The `watchdog` object: see [`crate::worker::watchdog`].
@@ -492,11 +507,26 @@ mod tests {
                 r#", "routes": [{"dst": "10.1.2.3/16", "dev": "a"}]"#,
                 "\"routes\"[0]: invalid prefix for given prefix length: 10.1.2.3/16 has host bits set",
             ),
+            (
+                r#", "metrics": "localhost:9469""#,
+                "\"metrics\": \"localhost:9469\" is not an IP address and port (such as \"127.0.0.1:9469\")",
+            ),
+            (r#", "metrics": "127.0.0.1""#, "\"metrics\": \"127.0.0.1\" is not an IP address and port"),
+            (r#", "metrics": "127.0.0.1:65536""#, "\"metrics\": \"127.0.0.1:65536\" is not an IP address and port"),
+            (r#", "metrics": 9469"#, "invalid type: integer `9469`, expected a string"),
         ];
         for (members, want) in cases {
             let got = refusal(members);
             assert!(got.contains(want), "{members}: expected {want:?} in {got:?}");
         }
+    }
+
+    #[test]
+    fn the_metrics_listener_is_off_unless_an_address_is_given() {
+        let parse = |members: &str| Config::parse(&format!(r#"{{"eal": [], {TWO_PORTS}{members}}}"#)).unwrap().metrics;
+        assert_eq!(parse(""), None);
+        assert_eq!(parse(r#", "metrics": "127.0.0.1:9469""#), Some("127.0.0.1:9469".parse().unwrap()));
+        assert_eq!(parse(r#", "metrics": "[::1]:0""#), Some("[::1]:0".parse().unwrap()));
     }
 
     #[test]

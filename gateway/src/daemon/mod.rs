@@ -6,8 +6,11 @@
 //! - [`workers`]: the workers as the control plane reaches them: what they receive (the
 //!   service snapshot and the network view resolved from the configuration) and what they
 //!   report (counters, connection tables, local-address usage).
+//! - [`metrics`]: the Prometheus exporter (`"metrics"` in the file), which serves the control
+//!   plane's answers over HTTP.
 
 pub mod config;
+pub mod metrics;
 pub mod workers;
 
 use std::fmt;
@@ -78,6 +81,7 @@ impl control::DataplaneView for RunningDataplane {
                     rx_packets: s.ipackets,
                     rx_bytes: s.ibytes,
                     rx_errors: s.ierrors + s.rx_nombuf,
+                    rx_nombuf: s.rx_nombuf,
                     rx_missed: s.imissed,
                     tx_packets: s.opackets,
                     tx_bytes: s.obytes,
@@ -146,6 +150,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let path = gwapi::socket_path(socket.or(config.control_socket.as_deref()).map(std::ffi::OsStr::new));
     let control_socket = ControlSocket::bind(ServerOptions::new(&path))
         .map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    let metrics_listener = config.metrics.map(metrics::bind).transpose()?;
     let eal = Eal::init(&config.eal).map_err(|e| e.to_string())?;
     let lcores = eal.worker_lcores();
     if lcores.is_empty() {
@@ -335,6 +340,10 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     };
     let state = ControlState::new(initial, Box::new(sink), Box::new(view));
     let server = control_socket.serve(state).spawn().map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    let exporter = metrics_listener.map(|listener| metrics::Exporter::spawn(listener, &path)).transpose()?;
+    if let Some(exporter) = &exporter {
+        say(format_args!("gatewayd: metrics at http://{}{}", exporter.local_addr(), metrics::METRICS_PATH));
+    }
     say(format_args!(
         "gatewayd: running with {workers} worker(s) on lcores {lcores:?}, {} port(s); control socket {}",
         open_ports.len(),
@@ -389,6 +398,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let joined = join_workers(jobs.into_iter().flatten().collect());
     drop(fence);
     drop(watched);
+    drop(exporter);
     server.shutdown();
     for c in &counters {
         say(format_args!(

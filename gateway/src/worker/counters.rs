@@ -260,6 +260,13 @@ impl WorkerCounters {
 
     /// The counts of events other than traffic and drops, by name, where non-zero.
     pub fn nonzero_events(&self) -> Vec<(&'static str, u64)> {
+        self.events().filter(|(_, n)| *n > 0).collect()
+    }
+
+    /// The counts of every event other than traffic and drops, by name (the
+    /// SYN proxy's start with "synproxy "), zero or not: a metrics exporter
+    /// lists them all from the start.
+    pub fn events(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         [
             ("arp replies", &self.arp_replies),
             ("arp requests", &self.arp_requests),
@@ -281,8 +288,6 @@ impl WorkerCounters {
         .into_iter()
         .map(|(name, c)| (name, c.get()))
         .chain(self.synproxy.values())
-        .filter(|(_, n)| *n > 0)
-        .collect()
     }
 
     pub fn total_drops(&self) -> u64 {
