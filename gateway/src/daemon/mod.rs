@@ -306,8 +306,9 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
                     mailbox.poll(|update: &workers::WorkerUpdate| {
                         worker.switch(update.services.clone(), update.net.clone());
                     });
-                    answerer.poll(|query| workers::connections_of(worker.director().conns(), u32::from(w), now, query));
-                    laddr_answerer.poll(|query| workers::laddr_usage_of(worker.director().pools(), query));
+                    answerer
+                        .poll(|query| workers::connections_of(worker.director().conns(), u32::from(w), now, &query));
+                    laddr_answerer.poll(|query| workers::laddr_usage_of(worker.director().pools(), &query));
                 })
             })
             .map_err(|e| e.to_string())?;

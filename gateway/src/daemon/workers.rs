@@ -498,7 +498,7 @@ mod tests {
                     let until = std::time::Instant::now() + Duration::from_secs(10);
                     while !stop.load(Ordering::SeqCst) && std::time::Instant::now() < until {
                         if let Some(d) = &director {
-                            if answerer.poll(|q| connections_of(d.conns(), w as u32, 25, q)) {
+                            if answerer.poll(|q| connections_of(d.conns(), w as u32, 25, &q)) {
                                 answered += 1;
                             }
                         }
@@ -589,7 +589,8 @@ mod tests {
             .map(|(director, mut answerer)| {
                 std::thread::spawn(move || {
                     let until = std::time::Instant::now() + Duration::from_secs(10);
-                    while std::time::Instant::now() < until && !answerer.poll(|q| laddr_usage_of(director.pools(), q)) {
+                    while std::time::Instant::now() < until && !answerer.poll(|q| laddr_usage_of(director.pools(), &q))
+                    {
                         std::thread::yield_now();
                     }
                 })
