@@ -2,7 +2,7 @@
 //! [`GatewayConfig`] to every worker and returns only when every worker runs it (DESIGN.md
 //! invariant 3).
 //!
-//! [`broadcast`] is an implementation on the workers' [`mailbox`](super::mailbox): the control
+//! [`broadcast`] is an implementation on the workers' [`mailbox`]: the control
 //! thread posts the new configuration to one [`Mailbox`] per worker and waits, with a deadline,
 //! for each to acknowledge it. A worker calls [`Mailbox::poll`] between bursts with a closure
 //! that installs the configuration; the acknowledgement is sent after the closure returns, so

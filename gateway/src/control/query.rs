@@ -1,7 +1,7 @@
 //! Questions the control plane asks every worker about state only the worker holds (its
 //! connection table for `gwctl -Lc`, its port pools for `-G`), answered between bursts.
 //!
-//! A use of the workers' [`mailbox`](super::mailbox): the control thread posts the question to
+//! A use of the workers' [`mailbox`]: the control thread posts the question to
 //! one [`Answerer`] per worker and waits, with a deadline, for every answer; a worker calls
 //! [`Answerer::poll`] between bursts with a closure that computes its answer. A worker that
 //! has not taken the previous question is not asked again but reported at once, so one stuck

@@ -265,7 +265,7 @@ pub struct LaddrQuery {
 }
 
 /// A worker's answer to [`LaddrQuery`]: (port conflicts, connections), as
-/// [`DataplaneView::laddr_stats`] gives them.
+/// [`DataplaneView::laddr_stats`](crate::control::DataplaneView::laddr_stats) gives them.
 pub fn laddr_usage_of(pools: &LaddrPools, query: &LaddrQuery) -> (u64, u64) {
     let u = pools.usage(query.addr);
     (u.conflicts, u.conns)
