@@ -109,6 +109,35 @@ pub fn inboxes<Q, R>(workers: usize, timeout: Duration) -> (Requester<Q, R>, Vec
     (Requester { slots, answers: answer_rx, seq: 0, timeout }, inboxes)
 }
 
+impl<Q: Clone, R> Requester<Q, R> {
+    /// Leaves `request` in every worker's slot, as `if_pending` says for a worker that has not
+    /// taken the previous one. Returns at once.
+    pub fn post(&mut self, request: &Q, if_pending: IfPending) -> Round {
+        self.seq += 1;
+        let seq = self.seq;
+        let refused = self
+            .slots
+            .iter()
+            .map(|slot| {
+                if slot.closed.load(Ordering::Acquire) {
+                    return Some(NoAnswer::Stopped);
+                }
+                let mut pending = slot.lock();
+                if pending.is_some() && if_pending == IfPending::Skip {
+                    return Some(NoAnswer::Pending);
+                }
+                let replaced = pending.replace((seq, request.clone()));
+                slot.posted.store(true, Ordering::Release);
+                drop(pending);
+                // On this thread, outside the lock: a worker never frees a request it did not take.
+                drop(replaced);
+                None
+            })
+            .collect();
+        Round { seq, refused }
+    }
+}
+
 impl<Q, R> Requester<Q, R> {
     /// How many workers there are.
     pub fn workers(&self) -> usize {
@@ -139,35 +168,6 @@ impl<Q, R> Requester<Q, R> {
             }
         }
         got.into_iter().map(|g| g.unwrap_or(Err(NoAnswer::Late))).collect()
-    }
-}
-
-impl<Q: Clone, R> Requester<Q, R> {
-    /// Leaves `request` in every worker's slot, as `if_pending` says for a worker that has not
-    /// taken the previous one. Returns at once.
-    pub fn post(&mut self, request: &Q, if_pending: IfPending) -> Round {
-        self.seq += 1;
-        let seq = self.seq;
-        let refused = self
-            .slots
-            .iter()
-            .map(|slot| {
-                if slot.closed.load(Ordering::Acquire) {
-                    return Some(NoAnswer::Stopped);
-                }
-                let mut pending = slot.lock();
-                if pending.is_some() && if_pending == IfPending::Skip {
-                    return Some(NoAnswer::Pending);
-                }
-                let replaced = pending.replace((seq, request.clone()));
-                slot.posted.store(true, Ordering::Release);
-                drop(pending);
-                // On this thread, outside the lock: a worker never frees a request it did not take.
-                drop(replaced);
-                None
-            })
-            .collect();
-        Round { seq, refused }
     }
 }
 
