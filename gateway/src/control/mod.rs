@@ -4,10 +4,13 @@
 //!
 //! - [`apply`]: [`ControlState`], which validates each request in full against a private copy
 //!   of the configuration, publishes the result and only then makes it current.
-//! - [`publish`]: the seam to the workers ([`SnapshotSink`]) and a channel-based
-//!   implementation ([`publish::broadcast`]) whose mailboxes workers poll between bursts.
+//! - [`mailbox`]: the one channel to the workers: the control thread posts a request to every
+//!   worker's slot, each answers between bursts, and the answers are collected with a deadline.
+//! - [`publish`]: the seam to the workers ([`SnapshotSink`]) and its implementation on the
+//!   mailbox ([`publish::broadcast`]): every worker switches to the newest configuration.
 //! - [`dataplane`]: the read-only seam to counters the workers keep ([`DataplaneView`]).
-//! - [`query`]: questions answered by every worker between bursts (its connection table).
+//! - [`query`]: questions every worker answers through the mailbox (its connection table, its
+//!   port pools).
 //! - [`server`]: the server end of the socket.
 //!
 //! Embedding in `gatewayd`:
@@ -28,6 +31,7 @@
 
 pub mod apply;
 pub mod dataplane;
+pub mod mailbox;
 pub mod publish;
 pub mod query;
 pub mod server;

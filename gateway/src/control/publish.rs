@@ -2,21 +2,22 @@
 //! [`GatewayConfig`] to every worker and returns only when every worker runs it (DESIGN.md
 //! invariant 3).
 //!
-//! [`broadcast`] is an implementation on plain std channels: the control thread sends the
-//! new configuration to one [`Mailbox`] per worker and waits, with a deadline, for each to
-//! acknowledge it. A worker calls [`Mailbox::poll`] between bursts with a closure that
-//! installs the configuration; the acknowledgement is sent after the closure returns, so
-//! "confirmed" means "running". Polling never blocks and, with nothing published, never
-//! allocates (`try_recv` on an empty channel is a couple of atomic loads), so it fits a
-//! poll-mode loop. Old configurations are freed on the control thread, not on a worker: the
-//! broadcaster keeps the last confirmed payload until every worker has confirmed the next.
+//! [`broadcast`] is an implementation on the workers' [`mailbox`]: the control
+//! thread posts the new configuration to one [`Mailbox`] per worker and waits, with a deadline,
+//! for each to acknowledge it. A worker calls [`Mailbox::poll`] between bursts with a closure
+//! that installs the configuration; the acknowledgement is sent after the closure returns, so
+//! "confirmed" means "running". Newest wins: a configuration a worker has not taken yet (an
+//! earlier publish timed out on it) is replaced by the next one, so a worker that wakes
+//! switches once, to the newest, and a rollback reaches it. Old configurations are freed on
+//! the control thread, not on a worker: the broadcaster keeps the last confirmed payload until
+//! every worker has confirmed the next, and a replaced one is dropped by the broadcaster.
 //! [`broadcast_with`] sends workers a converted payload instead (see `daemon::workers`).
 
 use std::fmt;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::mailbox::{self, IfPending, Inbox, NoAnswer, Requester};
 use crate::model::{NetConfig, Snapshot};
 
 /// Everything the control plane publishes at once. Cheap to clone (two `Arc`s).
@@ -89,28 +90,23 @@ pub type Convert<P> = Box<dyn FnMut(&GatewayConfig) -> Result<P, PublishError> +
 
 /// The control side of [`broadcast`].
 pub struct Broadcaster<P: Generation> {
-    /// Each payload travels with the sequence number of its publish attempt, which is what
-    /// workers acknowledge: generations can repeat after a refused publish, attempts cannot,
-    /// so a late acknowledgement of a failed attempt is never taken for a new one's.
-    to_workers: Vec<SyncSender<(u64, P)>>,
-    acks: Receiver<(usize, u64)>,
-    seq: u64,
-    /// Whether a publish failed after sending: workers may then run something other than
+    /// Each payload is posted with the number of its publish attempt, which is what workers
+    /// acknowledge: generations can repeat after a refused publish, attempts cannot, so a late
+    /// acknowledgement of a failed attempt is never taken for a new one's.
+    workers: Requester<P, ()>,
+    /// Whether a publish failed after posting: workers may then run something other than
     /// `last`, and republishing `last` must reach them.
     diverged: bool,
-    timeout: Duration,
     convert: Convert<P>,
     /// The last payload every worker confirmed: kept so that the worker never drops the
     /// last reference to a configuration (freeing it is control-thread work).
     last: Option<P>,
 }
 
-/// A worker's side of [`broadcast`].
+/// A worker's side of [`broadcast`]: its inbox of configurations and the one it runs.
 #[derive(Debug)]
 pub struct Mailbox<P: Generation> {
-    index: usize,
-    inbox: Receiver<(u64, P)>,
-    ack: Sender<(usize, u64)>,
+    inbox: Inbox<P, ()>,
     current: P,
 }
 
@@ -133,17 +129,9 @@ pub fn broadcast_with<P: Generation>(
     timeout: Duration,
     convert: Convert<P>,
 ) -> (Broadcaster<P>, Vec<Mailbox<P>>) {
-    let (ack, acks) = mpsc::channel();
-    let mut to_workers = Vec::with_capacity(workers);
-    let mut mailboxes = Vec::with_capacity(workers);
-    for index in 0..workers {
-        // Capacity 1: a worker has at most one configuration waiting; see `publish`.
-        let (tx, inbox) = mpsc::sync_channel(1);
-        to_workers.push(tx);
-        mailboxes.push(Mailbox { index, inbox, ack: ack.clone(), current: initial.clone() });
-    }
-    let broadcaster = Broadcaster { to_workers, acks, seq: 0, diverged: false, timeout, convert, last: Some(initial) };
-    (broadcaster, mailboxes)
+    let (requester, inboxes) = mailbox::inboxes(workers, timeout);
+    let mailboxes = inboxes.into_iter().map(|inbox| Mailbox { inbox, current: initial.clone() }).collect();
+    (Broadcaster { workers: requester, diverged: false, convert, last: Some(initial) }, mailboxes)
 }
 
 impl<P: Generation> SnapshotSink for Broadcaster<P> {
@@ -155,57 +143,21 @@ impl<P: Generation> SnapshotSink for Broadcaster<P> {
         if !self.diverged && self.last.as_ref().is_some_and(|l| l.generation() == generation) {
             return Ok(());
         }
-        let deadline = Instant::now() + self.timeout;
-        self.seq += 1;
-        let seq = self.seq;
         self.diverged = true;
-        // Acks of an earlier attempt that timed out may still be queued; they carry an older
-        // sequence number and are skipped below.
-        for (i, tx) in self.to_workers.iter().enumerate() {
-            let mut pending = (seq, payload.clone());
-            loop {
-                match tx.try_send(pending) {
-                    Ok(()) => break,
-                    // The worker has not taken the previous configuration yet (an earlier
-                    // publish timed out); wait for it within the same deadline.
-                    Err(TrySendError::Full(back)) => {
-                        if Instant::now() >= deadline {
-                            return Err(PublishError {
-                                message: format!(
-                                    "worker {i} did not take configuration {generation} within {:?}",
-                                    self.timeout
-                                ),
-                            });
-                        }
-                        pending = back;
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    Err(TrySendError::Disconnected(_)) => {
-                        return Err(PublishError { message: format!("worker {i} has stopped") });
-                    }
-                }
-            }
+        let round = self.workers.post(&payload, IfPending::Replace);
+        // A stopped worker fails the publish for certain: no use waiting for the others.
+        if let Some((i, _)) = round.refused().find(|&(_, why)| why == NoAnswer::Stopped) {
+            return Err(PublishError { message: format!("worker {i} has stopped") });
         }
-        let mut confirmed = vec![false; self.to_workers.len()];
-        let mut missing = confirmed.len();
-        while missing > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.acks.recv_timeout(left) {
-                Ok((i, s)) if s == seq && !confirmed[i] => {
-                    confirmed[i] = true;
-                    missing -= 1;
-                }
-                Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    let late: Vec<usize> = (0..confirmed.len()).filter(|&i| !confirmed[i]).collect();
-                    return Err(PublishError {
-                        message: format!(
-                            "workers {late:?} did not confirm configuration {generation} within {:?}",
-                            self.timeout
-                        ),
-                    });
-                }
-            }
+        let answers = self.workers.collect(round);
+        let late: Vec<usize> = (0..answers.len()).filter(|&i| answers[i] == Err(NoAnswer::Late)).collect();
+        if !late.is_empty() {
+            return Err(PublishError {
+                message: format!(
+                    "workers {late:?} did not confirm configuration {generation} within {:?}",
+                    self.workers.timeout()
+                ),
+            });
         }
         self.last = Some(payload);
         self.diverged = false;
@@ -222,34 +174,15 @@ impl<P: Generation> Mailbox<P> {
     /// Takes the newest published configuration, if any, lets `switch` install it in the
     /// worker, and only then confirms it to the control plane: a confirmed configuration is
     /// one the worker runs. Returns whether there was one. Call between bursts; it does not
-    /// block, and with nothing published it costs a `try_recv` on an empty channel.
+    /// block, and with nothing published it is one atomic load.
     pub fn poll(&mut self, switch: impl FnOnce(&P)) -> bool {
-        let Some((seq, next)) = self.take_newest() else {
-            return false;
-        };
-        switch(&next);
-        self.install(next);
-        self.confirm(seq);
-        true
-    }
-
-    fn take_newest(&mut self) -> Option<(u64, P)> {
-        let mut newest = None;
-        while let Ok(next) = self.inbox.try_recv() {
-            newest = Some(next);
-        }
-        newest
-    }
-
-    fn install(&mut self, next: P) {
-        // The control thread holds its own reference (see `Broadcaster::last`), so this
-        // replacement never frees a configuration here.
-        self.current = next;
-    }
-
-    fn confirm(&self, seq: u64) {
-        // The control thread may have given up waiting; a lost ack is harmless.
-        let _ = self.ack.send((self.index, seq));
+        let current = &mut self.current;
+        self.inbox.poll(|next| {
+            switch(&next);
+            // The control thread holds its own reference (see `Broadcaster::last`), so this
+            // replacement never frees a configuration here.
+            *current = next;
+        })
     }
 }
 
@@ -257,6 +190,7 @@ impl<P: Generation> Mailbox<P> {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
 
     fn next(config: &GatewayConfig) -> GatewayConfig {
         GatewayConfig { services: config.services.edit().finish(), ..config.clone() }
@@ -316,5 +250,36 @@ mod tests {
         // names it instead of waiting for it.
         let later = next(&config);
         assert_eq!(sink.publish(&later).unwrap_err().message, "worker 0 has stopped");
+    }
+
+    /// Newest wins: a worker that slept through a failed publish and its rollback switches
+    /// once, to the rolled-back configuration, never to the refused one.
+    #[test]
+    fn a_worker_that_wakes_switches_straight_to_the_newest() {
+        let initial = GatewayConfig::empty();
+        let (mut sink, mut mailboxes) = broadcast(1, &initial, Duration::from_millis(100));
+        let refused = next(&initial);
+        assert_eq!(
+            sink.publish(&refused).unwrap_err().message,
+            "workers [0] did not confirm configuration 1 within 100ms"
+        );
+        // The control server's rollback: the previous configuration again, posted in place
+        // of the refused one, which the worker never sees.
+        assert!(sink.publish(&initial).is_err());
+        let mut seen = Vec::new();
+        while mailboxes[0].poll(|c| seen.push(c.generation())) {}
+        assert_eq!(seen, vec![0]);
+        // Every worker runs `initial` again, so the next publish is confirmed as usual.
+        let mut zero = mailboxes.remove(0);
+        let poller = std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < until && !zero.poll(|_| {}) {
+                std::thread::yield_now();
+            }
+            zero.current().generation()
+        });
+        let later = next(&refused);
+        sink.publish(&later).unwrap();
+        assert_eq!(poller.join().unwrap(), 2);
     }
 }

@@ -1,17 +1,17 @@
 //! Questions the control plane asks every worker about state only the worker holds (its
-//! connection table, for `gwctl -Lc`), answered between bursts.
+//! connection table for `gwctl -Lc`, its port pools for `-G`), answered between bursts.
 //!
-//! Same shape as [`publish`](super::publish): the control thread sends the question to one
-//! [`Answerer`] per worker and waits, with a deadline, for every answer; a worker calls
-//! [`Answerer::poll`] between bursts with a closure that computes its answer. Polling with
-//! no question pending is a `try_recv` on an empty channel. Each question carries a sequence
-//! number that its answers repeat, so an answer that arrives after its question timed out is
-//! never taken for the answer to a later one.
+//! A use of the workers' [`mailbox`]: the control thread posts the question to
+//! one [`Answerer`] per worker and waits, with a deadline, for every answer; a worker calls
+//! [`Answerer::poll`] between bursts with a closure that computes its answer. A worker that
+//! has not taken the previous question is not asked again but reported at once, so one stuck
+//! worker does not cost the full timeout per question (`-G` asks once per local address).
 
 use std::fmt;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use super::mailbox::{self, IfPending, Inbox, NoAnswer, Requester};
 
 /// Why a question got no complete answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,46 +27,31 @@ impl fmt::Display for QueryError {
 
 impl std::error::Error for QueryError {}
 
-/// The number of the question being asked, and where the workers' answers
-/// (question number, worker, answer) arrive.
-type Answers<R> = (u64, Receiver<(u64, usize, R)>);
-
 /// The control side: asks every worker.
 pub struct Asker<Q, R> {
-    to_workers: Vec<SyncSender<(u64, Q)>>,
     /// Behind a mutex so `ask` takes `&self` (a `DataplaneView` answers through `&self`);
     /// the control server asks one question at a time anyway.
-    answers: Mutex<Answers<R>>,
-    timeout: Duration,
+    workers: Mutex<Requester<Q, R>>,
 }
 
-/// A worker's side.
-pub struct Answerer<Q, R> {
-    index: usize,
-    questions: Receiver<(u64, Q)>,
-    answers: Sender<(u64, usize, R)>,
-}
+/// A worker's side: it answers each question with `poll(|question| answer)`.
+pub type Answerer<Q, R> = Inbox<Q, R>;
 
 /// An asker and `workers` answerers; `timeout` bounds how long [`Asker::ask`] waits for the
 /// slowest worker.
 pub fn queries<Q: Clone + Send, R: Send>(workers: usize, timeout: Duration) -> (Asker<Q, R>, Vec<Answerer<Q, R>>) {
-    let (answer_tx, answer_rx) = mpsc::channel();
-    let mut to_workers = Vec::with_capacity(workers);
-    let mut answerers = Vec::with_capacity(workers);
-    for index in 0..workers {
-        // Capacity 1: a worker has at most one question waiting.
-        let (tx, rx) = mpsc::sync_channel(1);
-        to_workers.push(tx);
-        answerers.push(Answerer { index, questions: rx, answers: answer_tx.clone() });
-    }
-    let asker = Asker { to_workers, answers: Mutex::new((0, answer_rx)), timeout };
-    (asker, answerers)
+    let (requester, answerers) = mailbox::inboxes(workers, timeout);
+    (Asker { workers: Mutex::new(requester) }, answerers)
 }
 
 impl<Q: Clone + Send, R: Send> Asker<Q, R> {
     /// How many workers are asked.
     pub fn workers(&self) -> usize {
-        self.to_workers.len()
+        self.requester().workers()
+    }
+
+    fn requester(&self) -> MutexGuard<'_, Requester<Q, R>> {
+        self.workers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Asks every worker `question`; returns the answers in worker order.
@@ -81,65 +66,34 @@ impl<Q: Clone + Send, R: Send> Asker<Q, R> {
                 .nth(*one)
                 .and_then(Result::err)
                 .unwrap_or_else(|| QueryError { message: format!("worker {one} did not answer") })),
-            _ => Err(QueryError { message: format!("workers {late:?} did not answer within {:?}", self.timeout) }),
+            _ => Err(QueryError {
+                message: format!("workers {late:?} did not answer within {:?}", self.requester().timeout()),
+            }),
         }
     }
 
     /// Asks every worker `question`; returns each worker's answer, or why it has none, in
     /// worker order, so the answers of the others are not lost to one silent worker.
     pub fn ask_each(&self, question: Q) -> Vec<Result<R, QueryError>> {
-        let mut guard = self.answers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (seq, answers) = &mut *guard;
-        *seq += 1;
-        let seq = *seq;
-        let deadline = Instant::now() + self.timeout;
-        let mut got: Vec<Option<Result<R, QueryError>>> = (0..self.to_workers.len()).map(|_| None).collect();
-        let mut missing = 0;
-        for (i, tx) in self.to_workers.iter().enumerate() {
-            match tx.try_send((seq, question.clone())) {
-                Ok(()) => missing += 1,
-                // A question from an earlier, timed-out ask is still waiting: this worker
-                // is not polling.
-                Err(TrySendError::Full(_)) => {
-                    got[i] = Some(Err(QueryError { message: format!("worker {i} is not answering") }))
-                }
-                Err(TrySendError::Disconnected(_)) => {
-                    got[i] = Some(Err(QueryError { message: format!("worker {i} has stopped") }))
-                }
-            }
-        }
-        while missing > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match answers.recv_timeout(left) {
-                Ok((s, i, r)) if s == seq && i < got.len() && got[i].is_none() => {
-                    got[i] = Some(Ok(r));
-                    missing -= 1;
-                }
-                Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        got.into_iter()
+        let mut workers = self.requester();
+        let timeout = workers.timeout();
+        let round = workers.post(&question, IfPending::Skip);
+        workers
+            .collect(round)
+            .into_iter()
             .enumerate()
-            .map(|(i, r)| {
-                r.unwrap_or_else(|| {
-                    Err(QueryError { message: format!("worker {i} did not answer within {:?}", self.timeout) })
+            .map(|(i, answer)| {
+                answer.map_err(|why| QueryError {
+                    message: match why {
+                        NoAnswer::Stopped => format!("worker {i} has stopped"),
+                        // A question from an earlier, timed-out ask is still waiting: this
+                        // worker is not polling.
+                        NoAnswer::Pending => format!("worker {i} is not answering"),
+                        NoAnswer::Late => format!("worker {i} did not answer within {timeout:?}"),
+                    },
                 })
             })
             .collect()
-    }
-}
-
-impl<Q, R> Answerer<Q, R> {
-    /// Answers the pending question, if any, with `answer(question)`. Returns whether there
-    /// was one. Call between bursts.
-    pub fn poll(&mut self, answer: impl FnOnce(&Q) -> R) -> bool {
-        let Ok((seq, question)) = self.questions.try_recv() else {
-            return false;
-        };
-        // The asker may have given up waiting; a lost answer is harmless.
-        let _ = self.answers.send((seq, self.index, answer(&question)));
-        true
     }
 }
 
@@ -148,6 +102,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
+    use std::time::Instant;
 
     #[test]
     fn every_worker_answers_in_order() {
@@ -180,7 +135,7 @@ mod tests {
         let err = asker.ask(1).unwrap_err();
         assert_eq!(err.message, "worker 0 did not answer within 1s");
         // The worker answers the old question late; the next ask does not take that answer.
-        assert!(answerers[0].poll(|q| *q));
+        assert!(answerers[0].poll(|q| q));
         let worker = {
             let mut a = answerers.remove(0);
             std::thread::spawn(move || {

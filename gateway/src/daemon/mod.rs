@@ -255,25 +255,20 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let initial = config.initial(usize::from(workers)).map_err(|e| e.to_string())?;
     let (first, convert) =
         workers::worker_updates(ports, &initial).map_err(|e| format!("network configuration: {e}"))?;
-    let (sink, mailboxes) =
-        control::publish::broadcast_with(usize::from(workers), first.clone(), Duration::from_secs(2), convert);
+    let channels = workers::control_channels(usize::from(workers), first.clone(), convert, Duration::from_secs(2));
     // One cookie secret for every worker: a cookie minted on one validates on any.
     let synproxy = config.synproxy.settings(synproxy::random_seed()).map_err(|e| e.to_string())?;
     let epoch = crate::dpdk::rdtsc();
     let mut jobs = Vec::new();
     let mut handles = Vec::new();
-    let (asker, answerers) = control::query::queries(usize::from(workers), Duration::from_secs(2));
-    let (laddr_asker, laddr_answerers) = control::query::queries(usize::from(workers), Duration::from_secs(2));
-    let mut laddr_answerers = laddr_answerers.into_iter();
-    for (w, (((mut mailbox, mut answerer), rx), (tx, (redirect_in, neigh_in)))) in mailboxes
+    for (w, ((mut inbox, rx), (tx, (redirect_in, neigh_in)))) in channels
+        .inboxes
         .into_iter()
-        .zip(answerers)
         .zip(rx_per_worker)
         .zip(tx_per_worker.into_iter().zip(ring_rx.into_iter().zip(neigh_rx)))
         .enumerate()
     {
         let w = w as u16;
-        let mut laddr_answerer = laddr_answerers.next().ok_or("one -G answerer per worker")?;
         let mut cfg = WorkerConfig::new(w, workers);
         cfg.conn_capacity = config.conn_capacity;
         cfg.synproxy = synproxy;
@@ -306,15 +301,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         };
         let stop = stop.clone();
         let job = eal
-            .launch(lcore, move || {
-                lcore_worker.run(stop, move |worker, now| {
-                    mailbox.poll(|update: &workers::WorkerUpdate| {
-                        worker.switch(update.services.clone(), update.net.clone());
-                    });
-                    answerer.poll(|query| workers::connections_of(worker.director().conns(), u32::from(w), now, query));
-                    laddr_answerer.poll(|query| workers::laddr_usage_of(worker.director().pools(), query));
-                })
-            })
+            .launch(lcore, move || lcore_worker.run(stop, move |worker, now| inbox.poll(worker, now)))
             .map_err(|e| e.to_string())?;
         jobs.push(job);
     }
@@ -335,10 +322,14 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             .collect(),
         conn_capacity: u64::from(config.conn_capacity) * u64::from(workers),
         stats: workers::WorkerStatsReader { workers: handles },
-        laddrs: workers::LaddrUsageReader { asker: laddr_asker },
-        connections: workers::ConnectionLister { asker, page: CONNECTIONS_PER_PAGE, max_rows: CONNECTIONS_LISTED },
+        laddrs: workers::LaddrUsageReader { asker: channels.laddrs },
+        connections: workers::ConnectionLister {
+            asker: channels.connections,
+            page: CONNECTIONS_PER_PAGE,
+            max_rows: CONNECTIONS_LISTED,
+        },
     };
-    let state = ControlState::new(initial, Box::new(sink), Box::new(view));
+    let state = ControlState::new(initial, Box::new(channels.sink), Box::new(view));
     let server = control_socket.serve(state).spawn().map_err(|e| format!("control socket {}: {e}", path.display()))?;
     let exporter = metrics_listener.map(|listener| metrics::Exporter::spawn(listener, &path)).transpose()?;
     if let Some(exporter) = &exporter {

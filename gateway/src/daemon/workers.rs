@@ -3,7 +3,7 @@
 //! its ports and hand over its workers' counters.
 //!
 //! - [`worker_updates`] converts each published configuration into the [`WorkerUpdate`]
-//!   every worker's mailbox receives (the service snapshot and the network view), computing
+//!   every worker receives (the service snapshot and the network view), computing
 //!   the view again only when the network configuration changed.
 //! - [`net_view`] turns the network configuration (`gwctl addr|route|neigh`, by interface
 //!   name) into the [`NetView`] workers route with (by port id). It refuses what the
@@ -13,7 +13,7 @@
 //! - [`WorkerStatsReader`] serves `gwctl stats` from the workers' [`WorkerCounters`]
 //!   (relaxed atomics the workers already keep; reading them costs a worker nothing).
 //! - [`ConnectionLister`] serves `gwctl -Lc` by asking every worker for its connection table
-//!   through a [`query`](crate::control::query) channel, one page at a time; a worker answers with
+//!   through a [`query`] channel, one page at a time; a worker answers with
 //!   [`connections_of`] over its `Director`'s table. A page is bounded so answering costs a
 //!   worker a bounded pause between bursts (copying a table of millions in one go would
 //!   stall its forwarding for as long); the listing pages through every table, so nothing
@@ -22,6 +22,9 @@
 //! - [`LaddrUsageReader`] serves `gwctl -G` the same way: every worker answers from its port pool
 //!   of the address ([`LaddrPools::usage`]), and the answers are summed. Ports are pooled
 //!   per address, so an address that several services list shows their usage together.
+//! - [`control_channels`] makes both ends: each worker's [`ControlInbox`] (the updates
+//!   published to it and the questions asked of it, polled together between bursts) and the
+//!   control plane's sink and askers.
 //!
 //! The daemon's one [`DataplaneView`](crate::control::DataplaneView) holds these three
 //! readers and the ports, and answers each question from the one that has it.
@@ -29,13 +32,15 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use gwapi::api::{ConnectionInfo, TransportProtocol, WorkerStats};
 
 use crate::conn::{ConnTable, Family};
 use crate::control::dataplane::ConnectionListing;
-use crate::control::publish::{Convert, GatewayConfig, Generation, PublishError};
-use crate::control::query::Asker;
+use crate::control::publish::{self, Broadcaster, Convert, GatewayConfig, Generation, Mailbox, PublishError};
+use crate::control::query::{self, Answerer, Asker};
+use crate::frame::Frame;
 use crate::model::laddr::LaddrPools;
 use crate::model::{ForwardMethod, NetConfig, Protocol, Snapshot};
 use crate::model::{NetView, PortView};
@@ -43,6 +48,7 @@ use crate::net::rss::ReplySteering;
 use crate::net::{Ipv4Cidr, Route, RouteError};
 use crate::wire::ethernet::MacAddr;
 use crate::worker::counters::WorkerCounters;
+use crate::worker::pipeline::Worker;
 use crate::worker::watchdog::Liveness;
 use crate::xmit::Offload;
 
@@ -127,9 +133,9 @@ pub fn net_view(net: &NetConfig, ports: &[OpenedPort]) -> Result<NetView, NetVie
     Ok(view)
 }
 
-/// What each worker receives through its mailboxes (`publish::broadcast_with`): the
-/// service snapshot and the network view, resolved once on the control thread. A worker installs it with `Worker::switch(update.services.clone(),
-/// update.net.clone())` inside `Mailbox::poll`.
+/// What each worker receives when a configuration is published: the service snapshot and
+/// the network view, resolved once on the control thread. A worker installs it in
+/// [`ControlInbox::poll`].
 #[derive(Debug, Clone)]
 pub struct WorkerUpdate {
     pub services: Arc<Snapshot>,
@@ -142,7 +148,7 @@ impl Generation for WorkerUpdate {
     }
 }
 
-/// The converter for `publish::broadcast_with`, and the update for `initial`
+/// The converter for [`control_channels`], and the update for `initial`
 /// (what the workers start with). Each update recomputes the network view only
 /// when the network configuration changed. A configuration the dataplane
 /// cannot run fails the publish with the reason, and so the request.
@@ -265,7 +271,7 @@ pub struct LaddrQuery {
 }
 
 /// A worker's answer to [`LaddrQuery`]: (port conflicts, connections), as
-/// [`DataplaneView::laddr_stats`] gives them.
+/// [`DataplaneView::laddr_stats`](crate::control::DataplaneView::laddr_stats) gives them.
 pub fn laddr_usage_of(pools: &LaddrPools, query: &LaddrQuery) -> (u64, u64) {
     let u = pools.usage(query.addr);
     (u.conflicts, u.conns)
@@ -345,6 +351,60 @@ impl ConnectionLister {
         }
         listing
     }
+}
+
+/// One worker's end of the control plane: the updates published to it and the `-Lc` and `-G`
+/// questions asked of it, each an inbox of the control [`mailbox`](crate::control::mailbox),
+/// polled together once between bursts.
+pub struct ControlInbox {
+    updates: Mailbox<WorkerUpdate>,
+    connections: Answerer<ConnectionsQuery, ConnectionsPage>,
+    laddrs: Answerer<LaddrQuery, (u64, u64)>,
+}
+
+impl ControlInbox {
+    /// Switches `worker` to a newly published update, if any, and answers the questions
+    /// pending for it; `now` is the worker's clock. With nothing pending it is three atomic
+    /// loads.
+    pub fn poll<F: Frame>(&mut self, worker: &mut Worker<F>, now: u32) {
+        self.updates.poll(|update| worker.switch(update.services.clone(), update.net.clone()));
+        let id = u32::from(worker.id());
+        self.connections.poll(|query| connections_of(worker.director().conns(), id, now, &query));
+        self.laddrs.poll(|query| laddr_usage_of(worker.director().pools(), &query));
+    }
+}
+
+/// Both ends of the control plane's channels to the workers.
+pub struct ControlChannels {
+    /// Publishes each configuration to every worker.
+    pub sink: Broadcaster<WorkerUpdate>,
+    /// Asks `-Lc`'s question (for [`ConnectionLister`]).
+    pub connections: Asker<ConnectionsQuery, ConnectionsPage>,
+    /// Asks `-G`'s question (for [`LaddrUsageReader`]).
+    pub laddrs: Asker<LaddrQuery, (u64, u64)>,
+    /// One per worker, in worker order.
+    pub inboxes: Vec<ControlInbox>,
+}
+
+/// The channels to `workers` workers that start with `first`; each published configuration
+/// reaches them as `convert` makes it (see [`worker_updates`]). `timeout` bounds how long a
+/// publish or a question waits for the slowest worker.
+pub fn control_channels(
+    workers: usize,
+    first: WorkerUpdate,
+    convert: Convert<WorkerUpdate>,
+    timeout: Duration,
+) -> ControlChannels {
+    let (sink, updates) = publish::broadcast_with(workers, first, timeout, convert);
+    let (connections, connection_answerers) = query::queries(workers, timeout);
+    let (laddrs, laddr_answerers) = query::queries(workers, timeout);
+    let inboxes = updates
+        .into_iter()
+        .zip(connection_answerers)
+        .zip(laddr_answerers)
+        .map(|((updates, connections), laddrs)| ControlInbox { updates, connections, laddrs })
+        .collect();
+    ControlChannels { sink, connections, laddrs, inboxes }
 }
 
 #[cfg(test)]
@@ -444,6 +504,49 @@ mod tests {
         assert_eq!(worker.join().unwrap(), vec![(1, 1)], "the worker switched to the accepted change only");
     }
 
+    /// What gatewayd's workers poll between bursts: each switches to a published
+    /// configuration and answers `-Lc` and `-G` through its one inbox.
+    #[test]
+    fn a_worker_polling_its_control_inbox_switches_and_answers_both_questions() {
+        use crate::control::SnapshotSink;
+        use crate::frame::BufFrame;
+        use crate::worker::pipeline::WorkerConfig;
+        use std::sync::atomic::{AtomicBool, Ordering};
+
+        let initial = GatewayConfig::empty();
+        let (first, convert) = worker_updates(ports(), &initial).unwrap();
+        let channels = control_channels(2, first.clone(), convert, Duration::from_secs(10));
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = channels
+            .inboxes
+            .into_iter()
+            .enumerate()
+            .map(|(w, mut inbox)| {
+                let (stop, first) = (stop.clone(), first.clone());
+                std::thread::spawn(move || {
+                    let mut cfg = WorkerConfig::new(w as u16, 2);
+                    cfg.conn_capacity = 64;
+                    let mut worker =
+                        Worker::<BufFrame>::new(&cfg, first.services.clone(), first.net.clone(), 0).unwrap();
+                    while !stop.load(Ordering::SeqCst) {
+                        inbox.poll(&mut worker, 25);
+                        std::thread::yield_now();
+                    }
+                    worker.director().snapshot().generation()
+                })
+            })
+            .collect();
+        let config = GatewayConfig { services: initial.services.edit().finish(), ..initial };
+        let mut sink = channels.sink;
+        sink.publish(&config).unwrap();
+        assert_eq!(channels.laddrs.ask(LaddrQuery { addr: ip("192.168.1.254") }), Ok(vec![(0, 0), (0, 0)]));
+        let listing = ConnectionLister { asker: channels.connections, page: 10, max_rows: 100 }.connections();
+        assert_eq!((listing.connections.len(), listing.incomplete), (0, Vec::<String>::new()), "both answered");
+        stop.store(true, Ordering::SeqCst);
+        let running: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(running, vec![1, 1]);
+    }
+
     /// A worker's director with `n` FNAT connections from 203.0.113.5, ports 40000 on, at t=10.
     fn director_with(n: u16) -> crate::conn::Director<Ipv4Addr> {
         use crate::conn::state::tcp_flags::SYN;
@@ -498,7 +601,7 @@ mod tests {
                     let until = std::time::Instant::now() + Duration::from_secs(10);
                     while !stop.load(Ordering::SeqCst) && std::time::Instant::now() < until {
                         if let Some(d) = &director {
-                            if answerer.poll(|q| connections_of(d.conns(), w as u32, 25, q)) {
+                            if answerer.poll(|q| connections_of(d.conns(), w as u32, 25, &q)) {
                                 answered += 1;
                             }
                         }
@@ -589,7 +692,8 @@ mod tests {
             .map(|(director, mut answerer)| {
                 std::thread::spawn(move || {
                     let until = std::time::Instant::now() + Duration::from_secs(10);
-                    while std::time::Instant::now() < until && !answerer.poll(|q| laddr_usage_of(director.pools(), q)) {
+                    while std::time::Instant::now() < until && !answerer.poll(|q| laddr_usage_of(director.pools(), &q))
+                    {
                         std::thread::yield_now();
                     }
                 })
