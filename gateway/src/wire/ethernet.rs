@@ -54,40 +54,6 @@ impl fmt::Display for MacAddr {
     }
 }
 
-/// Text that is not a MAC address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseMacError(pub String);
-
-impl fmt::Display for ParseMacError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} is not a MAC address (aa:bb:cc:dd:ee:ff)", self.0)
-    }
-}
-
-impl std::error::Error for ParseMacError {}
-
-impl std::str::FromStr for MacAddr {
-    type Err = ParseMacError;
-
-    /// `aa:bb:cc:dd:ee:ff`, one or two hex digits per byte, as iproute2 accepts.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || ParseMacError(s.to_owned());
-        let mut mac = [0u8; 6];
-        let mut parts = s.split(':');
-        for byte in &mut mac {
-            let part = parts.next().ok_or_else(bad)?;
-            if part.is_empty() || part.len() > 2 {
-                return Err(bad());
-            }
-            *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
-        }
-        match parts.next() {
-            None => Ok(MacAddr(mac)),
-            Some(_) => Err(bad()),
-        }
-    }
-}
-
 /// An 802.1Q tag control field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VlanTag {
@@ -258,14 +224,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn macs_parse_and_print() {
-        let mac: MacAddr = "52:54:0:12:34:5f".parse().unwrap();
-        assert_eq!(mac, MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x5f]));
-        assert_eq!(mac.to_string(), "52:54:00:12:34:5f");
-        for bad in ["", "52:54:00:12:34", "52:54:00:12:34:56:78", "52:54:00:12:34:5g", "123:0:0:0:0:0"] {
-            assert_eq!(bad.parse::<MacAddr>(), Err(ParseMacError(bad.into())), "{bad}");
-        }
-        assert_eq!("xx".parse::<MacAddr>().unwrap_err().to_string(), "\"xx\" is not a MAC address (aa:bb:cc:dd:ee:ff)");
+    fn macs_print_as_iproute2_does() {
+        assert_eq!(MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x5f]).to_string(), "52:54:00:12:34:5f");
     }
 
     const UNTAGGED: [u8; 16] = [
