@@ -60,8 +60,12 @@ fn a_syn_flood_sheds_half_open_entries_and_a_real_client_gets_in() {
         topo.stats().0
     );
     let after = topo.stats();
+    // Shed relative to what reached the gateway: a loaded machine's tap
+    // drops part of hping3's burst before the worker sees it (seen in CI:
+    // 3378 of 5000).
     let shed = after.counter("half-open connections shed");
-    assert!(shed >= FLOOD - CAPACITY - 500, "a full table shed half-open entries for new ones:\n{}", after.0);
+    let arrived = flooded.counter("new connections");
+    assert!(shed >= arrived - CAPACITY - 500, "a full table shed half-open entries for new ones:\n{}", after.0);
     assert_eq!(after.counter("drop conn_table_full"), 0, "nothing refused:\n{}", after.0);
     // Every connection made is accounted for: live, expired, reclaimed or shed.
     let gone = after.counter("connections expired") + after.counter("expired connections reclaimed") + shed;
