@@ -1,6 +1,6 @@
 //! gatewayd's log: the `log` facade, written to standard error in one of two forms.
 //!
-//! - **Under systemd** (`$JOURNAL_STREAM` set: stderr is connected to journald) each line
+//! - **Under systemd** (`$JOURNAL_STREAM` names stderr: it is connected to journald) each line
 //!   starts with its syslog priority in angle brackets, as sd-daemon(3) describes
 //!   (`<4>gatewayd: worker 0 (lcore 1) stalled: ...`), and has no timestamp: journald
 //!   stamps the entry and reads the priority from the prefix, so `journalctl -p warning`
@@ -50,14 +50,24 @@ pub enum LineStyle {
 }
 
 impl LineStyle {
-    /// The style for a process whose environment has `journal_stream` as
-    /// `$JOURNAL_STREAM` (systemd sets it when stdout/stderr go to journald).
-    pub fn for_journal_stream(journal_stream: Option<&std::ffi::OsStr>) -> LineStyle {
-        match journal_stream {
-            Some(v) if !v.is_empty() => LineStyle::Journal,
+    /// The style for a stream whose device and inode are `stream`, in a process whose
+    /// `$JOURNAL_STREAM` is `journal_stream`. systemd sets that to `DEVICE:INODE` of the
+    /// stream it connected to journald; it is inherited by whatever the service starts, so
+    /// only a match says the lines reach journald (systemd.exec(5)), not a gatewayd run by
+    /// hand from a unit's shell with stderr in a file.
+    pub fn for_stream(journal_stream: Option<&std::ffi::OsStr>, stream: Option<(u64, u64)>) -> LineStyle {
+        let journal = journal_stream.and_then(|v| v.to_str()).and_then(device_and_inode);
+        match (journal, stream) {
+            (Some(journal), Some(stream)) if journal == stream => LineStyle::Journal,
             _ => LineStyle::Plain,
         }
     }
+}
+
+/// `DEVICE:INODE`, both decimal, as `$JOURNAL_STREAM` holds them.
+fn device_and_inode(text: &str) -> Option<(u64, u64)> {
+    let (device, inode) = text.split_once(':')?;
+    Some((device.parse().ok()?, inode.parse().ok()?))
 }
 
 /// The syslog priority of a level (sd-daemon(3): `<3>` error, `<4>` warning, `<6>` info,
@@ -90,7 +100,10 @@ pub fn write_line(
 /// logger per process) changes nothing.
 #[cfg(feature = "dpdk")]
 pub fn init(level: LevelFilter) {
-    let style = LineStyle::for_journal_stream(std::env::var_os("JOURNAL_STREAM").as_deref());
+    use std::os::unix::fs::MetadataExt;
+    // The stat of the stream itself (a pipe or socket too): /proc's fd links resolve to it.
+    let stderr = std::fs::metadata("/proc/self/fd/2").ok().map(|m| (m.dev(), m.ino()));
+    let style = LineStyle::for_stream(std::env::var_os("JOURNAL_STREAM").as_deref(), stderr);
     let _ = env_logger::Builder::new()
         .filter_level(level)
         .parse_env(env_logger::Env::new().filter(LEVEL_ENV))
@@ -169,11 +182,18 @@ mod tests {
     }
 
     #[test]
-    fn the_style_follows_journal_stream() {
+    fn the_journal_style_only_for_the_stream_journal_stream_names() {
         use std::ffi::OsStr;
-        assert_eq!(LineStyle::for_journal_stream(Some(OsStr::new("8:12345"))), LineStyle::Journal);
-        assert_eq!(LineStyle::for_journal_stream(None), LineStyle::Plain);
-        assert_eq!(LineStyle::for_journal_stream(Some(OsStr::new(""))), LineStyle::Plain);
+        let style = |v: Option<&str>, stream| LineStyle::for_stream(v.map(OsStr::new), stream);
+        assert_eq!(style(Some("8:12345"), Some((8, 12345))), LineStyle::Journal);
+        // Inherited by a process whose stderr went elsewhere.
+        assert_eq!(style(Some("8:12345"), Some((8, 12346))), LineStyle::Plain);
+        assert_eq!(style(Some("8:12345"), Some((9, 12345))), LineStyle::Plain);
+        assert_eq!(style(Some("8:12345"), None), LineStyle::Plain);
+        assert_eq!(style(None, Some((8, 12345))), LineStyle::Plain);
+        for bad in ["", "8", "8:", ":12345", "8:12345:1", "x:12345", "-8:12345"] {
+            assert_eq!(style(Some(bad), Some((8, 12345))), LineStyle::Plain, "{bad:?}");
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //! `cargo build -p gateway --features failpoints`.
 
 use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -157,20 +159,23 @@ fn sighup_is_ignored_and_a_closed_stderr_does_not_panic_the_shutdown() {
     // lines carry their syslog priority, no timestamp; DPDK's own are plain), with stderr a pipe whose
     // reader leaves once the daemon runs: the shutdown's log lines must not
     // panic on it.
+    // systemd names the journal's stream by device and inode; so does this test.
+    let (reader, writer) = std::io::pipe().unwrap();
+    let pipe = std::fs::metadata(format!("/proc/self/fd/{}", writer.as_raw_fd())).unwrap();
     let mut daemon = KillOnDrop(
         Command::new(gatewayd_bin())
             .arg("--config")
             .arg(topo.config_path())
             .arg("--socket")
             .arg(topo.socket())
-            .env("JOURNAL_STREAM", "8:12345")
+            .env("JOURNAL_STREAM", format!("{}:{}", pipe.dev(), pipe.ino()))
             .env_remove("GATEWAYD_LOG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(writer)
             .spawn()
             .unwrap(),
     );
-    let mut stderr = BufReader::new(daemon.0.stderr.take().unwrap());
+    let mut stderr = BufReader::new(reader);
     let mut line = String::new();
     while !line.contains("running") {
         line.clear();
