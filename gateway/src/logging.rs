@@ -147,6 +147,17 @@ impl RateLimit {
         self.written += 1;
         Some(std::mem::take(&mut self.suppressed))
     }
+
+    /// The lines suppressed in a window that is over, taken (so said once), for a summary
+    /// line when no later line came to carry the count; `None` when there are none yet to
+    /// report.
+    pub fn take_suppressed(&mut self, now: Instant) -> Option<u64> {
+        let window_over = self.window_start.is_some_and(|start| now.saturating_duration_since(start) >= Self::WINDOW);
+        if !window_over || self.suppressed == 0 {
+            return None;
+        }
+        Some(std::mem::take(&mut self.suppressed))
+    }
 }
 
 #[cfg(test)]
@@ -236,5 +247,23 @@ mod tests {
         assert_eq!(limit.admit(ms(6401)), Some(0));
         assert_eq!(limit.admit(ms(6402)), None);
         assert_eq!(limit.admit(ms(6500)), Some(1));
+    }
+
+    #[test]
+    fn suppressed_lines_are_summed_up_once_their_window_is_over() {
+        let t0 = Instant::now();
+        let mut limit = RateLimit::new(1);
+        let ms = |n| t0 + Duration::from_millis(n);
+        assert_eq!(limit.take_suppressed(ms(0)), None, "nothing yet");
+        assert_eq!(limit.admit(ms(0)), Some(0));
+        assert_eq!(limit.take_suppressed(ms(2000)), None, "nothing suppressed");
+        assert_eq!(limit.admit(ms(2000)), Some(0));
+        assert_eq!(limit.admit(ms(2001)), None);
+        assert_eq!(limit.admit(ms(2002)), None);
+        assert_eq!(limit.take_suppressed(ms(2999)), None, "the window is still open");
+        assert_eq!(limit.take_suppressed(ms(3000)), Some(2));
+        assert_eq!(limit.take_suppressed(ms(3500)), None, "said once");
+        // Taken by the summary, the count is not repeated on the next line.
+        assert_eq!(limit.admit(ms(3600)), Some(0));
     }
 }

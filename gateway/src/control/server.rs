@@ -30,7 +30,8 @@
 //!   gatewayd) is an error, so two daemons never fight over one socket path.
 //! - **Refusals are logged, at most [`REFUSALS_LOGGED_PER_SECOND`] a second**: each as a
 //!   warning naming the request and the error, the ones held back counted in the next line
-//!   written, so a client looping on a bad request cannot flood the log.
+//!   written (or, if none comes, in a line of their own once their second is over), so a
+//!   client looping on a bad request cannot flood the log.
 //! - **Shutdown** sets a flag and connects to the socket to wake the `accept`, then waits for
 //!   the clients in progress (each bounded by its deadline).
 
@@ -130,6 +131,18 @@ impl Shared {
             if suppressed > 0 { format!("; suppressed {suppressed} earlier refusal(s)") } else { String::new() };
         log::warn!("gatewayd: refused {what}{change}: {:?}: {}{held_back}", error.kind, error.message);
     }
+
+    /// Says how many refusals went unlogged in a second that is over, when no refusal
+    /// since has carried the count.
+    fn log_suppressed_refusals(&self) {
+        let taken =
+            self.refusals.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take_suppressed(Instant::now());
+        if let Some(suppressed) = taken {
+            log::warn!(
+                "gatewayd: suppressed {suppressed} refusal(s) past the {REFUSALS_LOGGED_PER_SECOND} a second logged"
+            );
+        }
+    }
 }
 
 /// A request's name, as its `"command"` field on the wire spells it (a streamed apply has
@@ -222,6 +235,7 @@ impl ControlServer {
         let mut clients: Vec<JoinHandle<()>> = Vec::new();
         while !self.stop.load(Ordering::Relaxed) {
             clients.retain(|c| !c.is_finished());
+            self.shared.log_suppressed_refusals();
             let since = last_estimate.elapsed();
             if since >= interval {
                 self.shared.state().estimate_rates(since);
