@@ -18,6 +18,7 @@ pub mod daemon;
 #[allow(unsafe_code)]
 pub mod dpdk;
 pub mod frame;
+pub mod logging;
 pub mod model;
 pub mod net;
 pub mod sched;

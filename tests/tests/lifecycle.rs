@@ -2,8 +2,10 @@
 //! named in the log and makes the daemon exit non-zero (or, with
 //! `"watchdog": {"on_failure": "continue"}`, shows in `gwctl stats`); a
 //! second daemon on a taken socket stops before it touches a device; SIGHUP
-//! is ignored; a closed stdout does not panic the shutdown; a bad command
-//! line is refused with exit code 2 and the usage.
+//! is ignored; a closed stderr does not panic the shutdown; a bad command
+//! line is refused with exit code 2 and the usage; configuration changes and
+//! refused requests are logged (the refusals rate-limited), with timestamps,
+//! or with syslog priorities under systemd, at the file's `"log_level"`.
 //!
 //! Workers are made to panic or stall with the gateway's failpoints
 //! (`FAILPOINTS=worker-poll=...`), which only a gatewayd built with the
@@ -12,6 +14,8 @@
 //! `cargo build -p gateway --features failpoints`.
 
 use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -138,12 +142,12 @@ fn a_second_gatewayd_on_a_taken_socket_refuses_before_opening_its_ports() {
 }
 
 #[test]
-fn sighup_is_ignored_and_a_closed_stdout_does_not_panic_the_shutdown() {
+fn sighup_is_ignored_and_a_closed_stderr_does_not_panic_the_shutdown() {
     let mut topo = Topology::start("hup", Options { servers: 1, ..Options::default() });
     topo.gwctl_line(&format!("-A -t {VIP}:80 -s rr"));
     run("kill", &["-HUP", &topo.gatewayd_pid().to_string()]);
     assert!(
-        wait_until(Duration::from_secs(5), || topo.gatewayd_log().contains("gatewayd: SIGHUP ignored")),
+        wait_until(Duration::from_secs(5), || topo.gatewayd_log().contains("WARN  gatewayd: SIGHUP ignored")),
         "{}",
         topo.gatewayd_log()
     );
@@ -151,35 +155,134 @@ fn sighup_is_ignored_and_a_closed_stdout_does_not_panic_the_shutdown() {
     topo.stop();
     assert!(!topo.socket().exists(), "a clean exit removes the socket");
 
-    // Again from the same file, with stdout a pipe whose reader leaves once
-    // the daemon runs: the shutdown's report must not panic on it.
+    // Again from the same file, as systemd runs it (stderr to journald: our
+    // lines carry their syslog priority, no timestamp; DPDK's own are plain), with stderr a pipe whose
+    // reader leaves once the daemon runs: the shutdown's log lines must not
+    // panic on it.
+    // systemd names the journal's stream by device and inode; so does this test.
+    let (reader, writer) = std::io::pipe().unwrap();
+    let pipe = std::fs::metadata(format!("/proc/self/fd/{}", writer.as_raw_fd())).unwrap();
     let mut daemon = KillOnDrop(
         Command::new(gatewayd_bin())
             .arg("--config")
             .arg(topo.config_path())
             .arg("--socket")
             .arg(topo.socket())
+            .env("JOURNAL_STREAM", format!("{}:{}", pipe.dev(), pipe.ino()))
+            .env_remove("GATEWAYD_LOG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(writer)
             .spawn()
             .unwrap(),
     );
-    let mut stdout = BufReader::new(daemon.0.stdout.take().unwrap());
+    let mut stderr = BufReader::new(reader);
     let mut line = String::new();
     while !line.contains("running") {
         line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "gatewayd ended before running");
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "gatewayd ended before running");
     }
-    drop(stdout);
+    assert!(line.starts_with("<6>gatewayd: running with 1 worker(s)"), "{line:?}");
+    drop(stderr);
     run("kill", &["-TERM", &daemon.0.id().to_string()]);
     let deadline = Instant::now() + Duration::from_secs(15);
     while daemon.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = daemon.output();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {}: {err}", out.status);
-    assert!(!err.contains("panicked"), "{err}");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "exit {}: {printed}", out.status);
+    assert!(!printed.contains("panicked"), "{printed}");
+}
+
+/// The log line containing `text`, if any.
+fn log_line(log: &str, text: &str) -> Option<String> {
+    log.lines().find(|l| l.contains(text)).map(str::to_owned)
+}
+
+#[test]
+fn changes_and_refused_requests_are_logged_and_a_bad_log_level_is_refused() {
+    let topo = Topology::start("log", Options { servers: 1, ..Options::default() });
+    topo.gwctl_line(&format!("-A -t {VIP}:80 -s rr"));
+    topo.gwctl(&["addr", "add", "10.0.0.77/32", "dev", "client"]);
+    let log = topo.gatewayd_log();
+    // One info line per applied request, stamped in RFC 3339 UTC.
+    let changed = log_line(&log, "gatewayd: configuration changed: 1 change: add_service 1; generation ")
+        .unwrap_or_else(|| panic!("{log}"));
+    let (stamp, rest) = changed.split_once(' ').unwrap();
+    assert!(
+        stamp.len() == "2026-12-04T17:58:45.123Z".len() && stamp.as_bytes()[10] == b'T' && stamp.ends_with('Z'),
+        "{changed}"
+    );
+    assert!(rest.starts_with("INFO  gatewayd: configuration changed"), "{changed}");
+    assert!(log.contains("INFO  gatewayd: configuration changed: 1 change: add_addr 1; generation "), "{log}");
+    assert!(log.contains("INFO  gatewayd: address 10.0.0.77/32 added on client"), "{log}");
+
+    // A refused request is a warning naming the request and the error.
+    let missing = ["-a", "-t", "10.0.0.99:80", "-r", "10.0.0.98:80"];
+    let out = topo.gwctl_output(&missing, None);
+    assert!(!out.status.success());
+    let log = topo.gatewayd_log();
+    let refused = log_line(&log, "gatewayd: refused apply (change 0): ").unwrap_or_else(|| panic!("{log}"));
+    assert!(refused.contains(" WARN  gatewayd: refused apply (change 0): ServiceNotFound: "), "{refused}");
+    assert!(refused.contains("10.0.0.99:80"), "{refused}");
+    assert!(!log.contains("configuration changed: 1 change: add_server"), "nothing applied: {log}");
+
+    // A client looping on bad requests gets at most 10 lines a second logged;
+    // the ones held back are counted, in the next line let through or, when
+    // none comes, in a line of their own: every refusal is accounted for.
+    let before = log.matches("gatewayd: refused ").count();
+    let started = Instant::now();
+    let tries = 40;
+    for _ in 0..tries {
+        assert!(!topo.gwctl_output(&missing, None).status.success());
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    let logged = || topo.gatewayd_log().matches("gatewayd: refused ").count() - before;
+    let suppressed = || -> usize {
+        let log = topo.gatewayd_log();
+        let count_after = |marker: &str| {
+            log.lines()
+                .filter_map(|l| l.split_once(marker))
+                .map(|(_, rest)| rest.split(' ').next().unwrap().parse::<usize>().unwrap())
+                .sum::<usize>()
+        };
+        count_after("; suppressed ") + count_after("gatewayd: suppressed ")
+    };
+    assert!(logged() as u64 <= 10 * (seconds + 1), "{} refusals logged in {seconds} s", logged());
+    assert!(
+        wait_until(Duration::from_secs(6), || logged() + suppressed() == tries),
+        "{} logged + {} suppressed of {tries}:\n{}",
+        logged(),
+        suppressed(),
+        topo.gatewayd_log()
+    );
+    if seconds <= 2 {
+        assert!(suppressed() > 0, "{tries} refusals in {seconds} s, none suppressed");
+    }
+
+    // A log level that is none is refused at start, by --check-config too.
+    let file = std::fs::read_to_string(topo.config_path()).unwrap();
+    let bad = topo.config_path().with_file_name("bad-log-level.json");
+    let with_level = file.replacen('{', r#"{"log_level": "nonsense", "#, 1);
+    std::fs::write(&bad, with_level).unwrap();
+    for check in [true, false] {
+        let mut command = Command::new(gatewayd_bin());
+        command.arg("--config").arg(&bad).arg("--socket").arg(topo.socket().with_file_name("bad.sock"));
+        if check {
+            command.arg("--check-config");
+        }
+        let out = command.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.starts_with("gatewayd: bad configuration: "), "{err}");
+        assert!(
+            err.contains(r#""log_level": "nonsense" is not a log level (one of error, warn, info, debug, trace)"#),
+            "{err}"
+        );
+        assert!(!err.contains("EAL"), "refused before the EAL started: {err}");
+    }
+    // The running gateway was not disturbed.
+    assert!(topo.gwctl(&["-Ln"]).contains(&format!("TCP  {VIP}:80 rr")));
 }
 
 /// A gatewayd this test started by hand, killed (by its PID) if the test fails.

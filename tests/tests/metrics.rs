@@ -103,7 +103,11 @@ fn parse(exposition: &str) -> Samples {
 /// The exporter's URL, from gatewayd's log (the file asks for port 0: any free port).
 fn metrics_url(topo: &Topology) -> String {
     let log = topo.gatewayd_log();
-    let line = log.lines().find_map(|l| l.strip_prefix("gatewayd: metrics at ")).unwrap_or_else(|| panic!("{log}"));
+    // The line starts with the log's timestamp and level.
+    let line = log
+        .lines()
+        .find_map(|l| l.split_once("gatewayd: metrics at ").map(|(_, url)| url))
+        .unwrap_or_else(|| panic!("{log}"));
     line.trim().to_owned()
 }
 

@@ -53,10 +53,13 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    // From here on every line goes through the log (see `gateway::logging`); a bad
+    // configuration was said before, plainly, since the file names the level.
+    gateway::logging::init(config.log_level);
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
-            eprintln!("gatewayd: cannot handle signal {signal}: {e}");
+            log::error!("gatewayd: cannot handle signal {signal}: {e}");
             return ExitCode::FAILURE;
         }
     }
@@ -68,16 +71,14 @@ fn main() -> ExitCode {
         Ok(mut hangups) => {
             std::thread::spawn(move || {
                 for _ in hangups.forever() {
-                    use std::io::Write;
-                    let _ = writeln!(
-                        std::io::stderr(),
+                    log::warn!(
                         "gatewayd: SIGHUP ignored: the configuration file is read only at start; change the running gateway with gwctl"
                     );
                 }
             });
         }
         Err(e) => {
-            eprintln!("gatewayd: cannot handle SIGHUP: {e}");
+            log::error!("gatewayd: cannot handle SIGHUP: {e}");
             return ExitCode::FAILURE;
         }
     }
@@ -87,7 +88,7 @@ fn main() -> ExitCode {
     match gateway::daemon::run(config, opts.socket.as_deref(), stop) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
-            eprintln!("gatewayd: {msg}");
+            log::error!("gatewayd: {msg}");
             ExitCode::FAILURE
         }
     }

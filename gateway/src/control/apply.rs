@@ -219,7 +219,63 @@ impl ControlState {
             return Err(ApiError::new(ErrorKind::PublishFailed, format!("configuration not applied: {e}")));
         }
         self.current = config;
-        Ok(Reply::Applied { generation: self.current.generation() })
+        let generation = self.current.generation();
+        log::info!("gatewayd: configuration changed: {}; generation {generation}", change_summary(changes));
+        for change in changes {
+            match change {
+                Change::AddAddr { addr: a } => {
+                    log::info!("gatewayd: address {}/{} added on {}", a.addr, a.prefix_len, a.ifname)
+                }
+                Change::DeleteAddr { addr: a } => {
+                    log::info!("gatewayd: address {}/{} removed from {}", a.addr, a.prefix_len, a.ifname)
+                }
+                _ => {}
+            }
+        }
+        Ok(Reply::Applied { generation })
+    }
+}
+
+/// What an applied request did, for its log line: how many changes of each kind, in the
+/// order the kinds first appear (`3 changes: add_service 1, add_server 2`). A restored rule
+/// file of thousands of changes is still one short line.
+fn change_summary(changes: &[Change]) -> String {
+    let mut kinds: Vec<(&'static str, usize)> = Vec::new();
+    for change in changes {
+        let name = change_name(change);
+        match kinds.iter_mut().find(|(k, _)| *k == name) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((name, 1)),
+        }
+    }
+    let counts: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let plural = if changes.len() == 1 { "" } else { "s" };
+    format!("{} change{plural}: {}", changes.len(), counts.join(", "))
+}
+
+/// A change's name, as its `"change"` field on the wire spells it.
+fn change_name(change: &Change) -> &'static str {
+    match change {
+        Change::AddService { .. } => "add_service",
+        Change::EditService { .. } => "edit_service",
+        Change::DeleteService { .. } => "delete_service",
+        Change::Clear => "clear",
+        Change::AddServer { .. } => "add_server",
+        Change::EditServer { .. } => "edit_server",
+        Change::DeleteServer { .. } => "delete_server",
+        Change::SetTimeouts { .. } => "set_timeouts",
+        Change::AddLaddr { .. } => "add_laddr",
+        Change::DeleteLaddr { .. } => "delete_laddr",
+        Change::StartDaemon { .. } => "start_daemon",
+        Change::StopDaemon { .. } => "stop_daemon",
+        Change::AddMark { .. } => "add_mark",
+        Change::DeleteMark { .. } => "delete_mark",
+        Change::AddAddr { .. } => "add_addr",
+        Change::DeleteAddr { .. } => "delete_addr",
+        Change::AddRoute { .. } => "add_route",
+        Change::DeleteRoute { .. } => "delete_route",
+        Change::AddNeighbour { .. } => "add_neighbour",
+        Change::DeleteNeighbour { .. } => "delete_neighbour",
     }
 }
 
@@ -516,6 +572,21 @@ mod tests {
             upper_threshold: 0,
             lower_threshold: 0,
         }
+    }
+
+    #[test]
+    fn a_change_summary_counts_each_kind_in_wire_names() {
+        let rs = |port| Change::AddServer { service: web(), server: server("10.0.0.2", port) };
+        assert_eq!(change_summary(&[add_web()]), "1 change: add_service 1");
+        assert_eq!(
+            change_summary(&[add_web(), rs(80), rs(81), Change::DeleteService { service: web() }, rs(82)]),
+            "5 changes: add_service 1, add_server 3, delete_service 1"
+        );
+        // The names are the wire's own (`"change": "add_server"`).
+        let wire = serde_json::to_value(rs(80)).unwrap();
+        assert_eq!(wire["change"], change_name(&rs(80)));
+        let wire = serde_json::to_value(Change::Clear).unwrap();
+        assert_eq!(wire["change"], change_name(&Change::Clear));
     }
 
     #[test]

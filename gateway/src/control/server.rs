@@ -28,6 +28,10 @@
 //!   root, credentials cannot be forged.
 //! - **A stale socket** (the file of a gatewayd that died) is replaced; a live one (a second
 //!   gatewayd) is an error, so two daemons never fight over one socket path.
+//! - **Refusals are logged, at most [`REFUSALS_LOGGED_PER_SECOND`] a second**: each as a
+//!   warning naming the request and the error, the ones held back counted in the next line
+//!   written (or, if none comes, in a line of their own once their second is over), so a
+//!   client looping on a bad request cannot flood the log.
 //! - **Shutdown** sets a flag and connects to the socket to wake the `accept`, then waits for
 //!   the clients in progress (each bounded by its deadline).
 
@@ -47,7 +51,11 @@ use gwapi::api::{ApiError, ErrorKind, Request, MAX_REQUEST_BYTES, MAX_STREAMED_C
 use gwapi::protocol::{decode_change, decode_request, encode_response, FrameError, FrameReader};
 
 use super::apply::ControlState;
+use crate::logging::RateLimit;
 use crate::stats::ESTIMATE_INTERVAL;
+
+/// Refused requests logged per second at most (see [`RateLimit`]).
+pub const REFUSALS_LOGGED_PER_SECOND: u32 = 10;
 
 /// How the server listens and what it tolerates.
 #[derive(Debug, Clone)]
@@ -102,6 +110,8 @@ struct Shared {
     state: Mutex<ControlState>,
     /// Client threads running.
     clients: AtomicUsize,
+    /// Bounds the warnings about refused requests.
+    refusals: Mutex<RateLimit>,
 }
 
 impl Shared {
@@ -109,6 +119,50 @@ impl Shared {
         // `handle` never panics on any input; if it ever did, the state it left is still
         // the last one published in full, so serving on is right.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Logs that the request `what` was refused with `error`, unless this second's
+    /// budget of such lines is spent.
+    fn log_refusal(&self, what: &str, error: &ApiError) {
+        let admitted = self.refusals.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).admit(Instant::now());
+        let Some(suppressed) = admitted else { return };
+        let change = error.change_index.map(|i| format!(" (change {i})")).unwrap_or_default();
+        let held_back =
+            if suppressed > 0 { format!("; suppressed {suppressed} earlier refusal(s)") } else { String::new() };
+        log::warn!("gatewayd: refused {what}{change}: {:?}: {}{held_back}", error.kind, error.message);
+    }
+
+    /// Says how many refusals went unlogged in a second that is over, when no refusal
+    /// since has carried the count.
+    fn log_suppressed_refusals(&self) {
+        let taken =
+            self.refusals.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take_suppressed(Instant::now());
+        if let Some(suppressed) = taken {
+            log::warn!(
+                "gatewayd: suppressed {suppressed} refusal(s) past the {REFUSALS_LOGGED_PER_SECOND} a second logged"
+            );
+        }
+    }
+}
+
+/// A request's name, as its `"command"` field on the wire spells it (a streamed apply has
+/// become an `apply` by the time it is handled).
+fn request_name(request: &Request) -> &'static str {
+    match request {
+        Request::Apply { .. } => "apply",
+        Request::ApplyStream { .. } => "apply_stream",
+        Request::Zero { .. } => "zero",
+        Request::ListServices { .. } => "list_services",
+        Request::ListConnections => "list_connections",
+        Request::GetTimeouts => "get_timeouts",
+        Request::ListLaddrs { .. } => "list_laddrs",
+        Request::ListMarks => "list_marks",
+        Request::ListAddrs => "list_addrs",
+        Request::ListRoutes => "list_routes",
+        Request::ListNeighbours => "list_neighbours",
+        Request::ListLinks => "list_links",
+        Request::GetStats => "get_stats",
+        Request::Info => "info",
     }
 }
 
@@ -138,8 +192,12 @@ impl ControlSocket {
 
     /// The server answering on this socket from `state`.
     pub fn serve(self, state: ControlState) -> ControlServer {
-        let shared =
-            Arc::new(Shared { options: self.options.clone(), state: Mutex::new(state), clients: AtomicUsize::new(0) });
+        let shared = Arc::new(Shared {
+            options: self.options.clone(),
+            state: Mutex::new(state),
+            clients: AtomicUsize::new(0),
+            refusals: Mutex::new(RateLimit::new(REFUSALS_LOGGED_PER_SECOND)),
+        });
         ControlServer { socket: self, shared, stop: Arc::new(AtomicBool::new(false)) }
     }
 }
@@ -177,6 +235,7 @@ impl ControlServer {
         let mut clients: Vec<JoinHandle<()>> = Vec::new();
         while !self.stop.load(Ordering::Relaxed) {
             clients.retain(|c| !c.is_finished());
+            self.shared.log_suppressed_refusals();
             let since = last_estimate.elapsed();
             if since >= interval {
                 self.shared.state().estimate_rates(since);
@@ -218,20 +277,18 @@ impl ControlServer {
     fn admit(&self, stream: UnixStream) -> Option<JoinHandle<()>> {
         let options = &self.shared.options;
         if let Err(e) = peer_allowed(&stream) {
+            self.shared.log_refusal("connection", &e);
             refuse(stream, e);
             return None;
         }
         let serving = self.shared.clients.load(Ordering::Acquire);
         if serving >= options.max_clients {
-            refuse(
-                stream,
-                ApiError::new(
-                    ErrorKind::Busy,
-                    format!(
-                        "gatewayd is busy: {serving} control clients are being served, the most it serves at once; try again"
-                    ),
-                ),
+            let e = ApiError::new(
+                ErrorKind::Busy,
+                format!("gatewayd is busy: {serving} control clients are being served, the most it serves at once; try again"),
             );
+            self.shared.log_refusal("connection", &e);
+            refuse(stream, e);
             return None;
         }
         self.shared.clients.fetch_add(1, Ordering::AcqRel);
@@ -264,11 +321,14 @@ fn refuse(mut stream: UnixStream, error: ApiError) {
 fn serve(shared: &Shared, mut stream: UnixStream) {
     let options = &shared.options;
     let _ = stream.set_write_timeout(Some(options.io_timeout));
-    let reply = match receive(&mut stream, options) {
+    let (what, reply) = match receive(&mut stream, options) {
         None => return,
-        Some(Err(e)) => Err(e),
-        Some(Ok(request)) => shared.state().handle(request),
+        Some(Err(e)) => ("request", Err(e)),
+        Some(Ok(request)) => (request_name(&request), shared.state().handle(request)),
     };
+    if let Err(e) = &reply {
+        shared.log_refusal(what, e);
+    }
     let _ = stream.write_all(&encode_response(reply));
     let _ = stream.shutdown(std::net::Shutdown::Both);
 }
@@ -403,5 +463,34 @@ impl ServerHandle {
 impl Drop for ServerHandle {
     fn drop(&mut self) {
         let _ = self.stop_thread();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_names_are_the_wire_commands() {
+        let requests = [
+            Request::Apply { changes: Vec::new() },
+            Request::ApplyStream { changes: 2 },
+            Request::Zero { service: None },
+            Request::ListServices { service: None },
+            Request::ListConnections,
+            Request::GetTimeouts,
+            Request::ListLaddrs { service: gwapi::api::VirtualService::Fwmark { mark: 1 } },
+            Request::ListMarks,
+            Request::ListAddrs,
+            Request::ListRoutes,
+            Request::ListNeighbours,
+            Request::ListLinks,
+            Request::GetStats,
+            Request::Info,
+        ];
+        for request in requests {
+            let wire = serde_json::to_value(&request).unwrap();
+            assert_eq!(wire["command"], request_name(&request), "{request:?}");
+        }
     }
 }

@@ -59,6 +59,25 @@ pub struct Config {
     /// port, which gatewayd prints); absent: no exporter. See [`super::metrics`].
     #[serde(default, deserialize_with = "listen_addr")]
     pub metrics: Option<SocketAddr>,
+    /// The least severe log lines written: `"error"`, `"warn"`, `"info"` (the default),
+    /// `"debug"` or `"trace"`; `$GATEWAYD_LOG` overrides it. See [`crate::logging`].
+    #[serde(default = "default_log_level", deserialize_with = "log_level")]
+    pub log_level: log::LevelFilter,
+}
+
+fn default_log_level() -> log::LevelFilter {
+    log::LevelFilter::Info
+}
+
+/// `"log_level"`: one of the level names, the others named in the refusal.
+fn log_level<'de, D: serde::Deserializer<'de>>(d: D) -> Result<log::LevelFilter, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::logging::parse_level(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "\"log_level\": {text:?} is not a log level (one of {})",
+            crate::logging::LEVEL_NAMES.join(", ")
+        ))
+    })
 }
 
 /// `"metrics"`: an IP address and a port, named in the refusal (serde's own
@@ -514,6 +533,12 @@ mod tests {
             (r#", "metrics": "127.0.0.1""#, "\"metrics\": \"127.0.0.1\" is not an IP address and port"),
             (r#", "metrics": "127.0.0.1:65536""#, "\"metrics\": \"127.0.0.1:65536\" is not an IP address and port"),
             (r#", "metrics": 9469"#, "invalid type: integer `9469`, expected a string"),
+            (
+                r#", "log_level": "nonsense""#,
+                "\"log_level\": \"nonsense\" is not a log level (one of error, warn, info, debug, trace)",
+            ),
+            (r#", "log_level": "INFO""#, "\"log_level\": \"INFO\" is not a log level"),
+            (r#", "log_level": 3"#, "invalid type: integer `3`, expected a string"),
         ];
         for (members, want) in cases {
             let got = refusal(members);
@@ -527,6 +552,15 @@ mod tests {
         assert_eq!(parse(""), None);
         assert_eq!(parse(r#", "metrics": "127.0.0.1:9469""#), Some("127.0.0.1:9469".parse().unwrap()));
         assert_eq!(parse(r#", "metrics": "[::1]:0""#), Some("[::1]:0".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_log_level_is_info_unless_another_is_given() {
+        let parse =
+            |members: &str| Config::parse(&format!(r#"{{"eal": [], {TWO_PORTS}{members}}}"#)).unwrap().log_level;
+        assert_eq!(parse(""), log::LevelFilter::Info);
+        assert_eq!(parse(r#", "log_level": "debug""#), log::LevelFilter::Debug);
+        assert_eq!(parse(r#", "log_level": "error""#), log::LevelFilter::Error);
     }
 
     #[test]

@@ -13,7 +13,6 @@ pub mod config;
 pub mod metrics;
 pub mod workers;
 
-use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -97,19 +96,6 @@ impl control::DataplaneView for RunningDataplane {
     }
 }
 
-/// Writes a line to standard output. A reader that went away (a closed
-/// pipe) loses the line; it must not panic the daemon, least of all at shutdown.
-fn say(line: fmt::Arguments) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stdout(), "{line}");
-}
-
-/// As [`say`], on standard error.
-fn warn(line: fmt::Arguments) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
 /// How often the main lcore checks the stop flag and the workers' heartbeats.
 const MAIN_LOOP_PERIOD: Duration = Duration::from_millis(100);
 
@@ -130,14 +116,14 @@ fn watch_links(ports: &[(Port, String)], down: &DownPorts, at_start: bool) {
             LinkState::Unknown => "state unknown (the kernel interface is in another network namespace): forwarding",
         };
         if at_start {
-            say(format_args!("gatewayd: port {name} ({}): link {what}", port.driver()));
+            log::info!("gatewayd: port {name} ({}): link {what}", port.driver());
+        } else if changed && state == LinkState::Down {
+            log::warn!(
+                "gatewayd: port {name} ({}): link went down: not polled, its traffic dropped as link_down",
+                port.driver()
+            );
         } else if changed {
-            let went = if state == LinkState::Down {
-                "went down: not polled, its traffic dropped as link_down"
-            } else {
-                "came up"
-            };
-            say(format_args!("gatewayd: port {name} ({}): link {went}", port.driver()));
+            log::info!("gatewayd: port {name} ({}): link came up", port.driver());
         }
     }
 }
@@ -333,13 +319,13 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let server = control_socket.serve(state).spawn().map_err(|e| format!("control socket {}: {e}", path.display()))?;
     let exporter = metrics_listener.map(|listener| metrics::Exporter::spawn(listener, &path)).transpose()?;
     if let Some(exporter) = &exporter {
-        say(format_args!("gatewayd: metrics at http://{}{}", exporter.local_addr(), metrics::METRICS_PATH));
+        log::info!("gatewayd: metrics at http://{}{}", exporter.local_addr(), metrics::METRICS_PATH);
     }
-    say(format_args!(
+    log::info!(
         "gatewayd: running with {workers} worker(s) on lcores {lcores:?}, {} port(s); control socket {}",
         open_ports.len(),
         path.display()
-    ));
+    );
 
     // Watch the workers until stopped. A job that ended is joined at once
     // (its lcore is idle, so join does not wait) to learn why.
@@ -364,7 +350,10 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
                 Verdict::Stalled { worker, for_ } => (*worker, format!("stalled: no poll for {} s", for_.as_secs())),
                 Verdict::Resumed { worker } => (*worker, "polls again".to_string()),
             };
-            warn(format_args!("gatewayd: {} {what}", names[w]));
+            match &verdict {
+                Verdict::Resumed { .. } => log::info!("gatewayd: {} {what}", names[w]),
+                _ => log::error!("gatewayd: {} {what}", names[w]),
+            }
             if config.watchdog.on_failure == OnWorkerFailure::Exit && !matches!(verdict, Verdict::Resumed { .. }) {
                 failure.get_or_insert(format!(
                     "{} {what}; exiting (\"watchdog\": {{\"on_failure\": \"continue\"}} keeps running)",
@@ -375,7 +364,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
                     // closed under it: remove the socket and leave the rest
                     // (hugepages, devices) to the process's exit.
                     server.shutdown();
-                    warn(format_args!("gatewayd: {}", failure.as_deref().unwrap_or_default()));
+                    log::error!("gatewayd: {}", failure.as_deref().unwrap_or_default());
                     std::process::exit(1);
                 }
             }
@@ -392,7 +381,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     drop(exporter);
     server.shutdown();
     for c in &counters {
-        say(format_args!(
+        log::info!(
             "worker: rx {} tx {} new_conns {} redirected_out {} redirected_in {} drops {:?}",
             c.rx_packets.get(),
             c.tx_packets.get(),
@@ -400,7 +389,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             c.redirected_out.get(),
             c.redirected_in.get(),
             c.nonzero_drops()
-        ));
+        );
     }
     release(open_ports, pool, eal);
     match failure {
@@ -425,10 +414,10 @@ pub fn join_workers<T>(jobs: Vec<LcoreJob<T>>) -> Result<(), String> {
 pub fn release(ports: Vec<Port>, pool: Mempool, eal: Eal) {
     drop(ports);
     if !pool.is_full() {
-        warn(format_args!("gatewayd: {} mbufs not returned to the pool at exit", pool.in_use_count()));
+        log::warn!("gatewayd: {} mbufs not returned to the pool at exit", pool.in_use_count());
     }
     drop(pool);
     if let Err((_, e)) = eal.cleanup() {
-        warn(format_args!("gatewayd: {e}"));
+        log::warn!("gatewayd: {e}");
     }
 }
