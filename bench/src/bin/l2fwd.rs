@@ -187,7 +187,10 @@ fn report(counters: &[Arc<ForwardCounters>], ports: &[Port]) {
 }
 
 fn main() -> ExitCode {
-    match run(Options::parse()) {
+    let opts = Options::parse();
+    // The shared teardown (gateway::daemon::release) warns through the log.
+    gateway::logging::init(log::LevelFilter::Info);
+    match run(opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
             eprintln!("l2fwd: {msg}");
