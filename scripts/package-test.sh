@@ -8,7 +8,8 @@
 #     and gwctl(8) describes every long option `gwctl --help` lists;
 #   - systemd-analyze verify accepts the installed unit;
 #   - the unit's ExecStartPre and ExecStart, run as systemd would (in a network
-#     namespace of their own, so the demo's taps touch nothing), start gatewayd
+#     namespace of their own, so the demo's taps touch nothing, and with only the
+#     unit's capabilities and no new privileges, by setpriv), start gatewayd
 #     with the demo configuration: READY=1 arrives on $NOTIFY_SOCKET, gwctl
 #     lists the demo's service, and SIGTERM gives STOPPING=1 and exit 0.
 # Needs root, mmdebstrap and systemd (for systemd-analyze; scripts/setup.sh),
@@ -93,6 +94,11 @@ grep -qx 'Type=notify' "$unit" || fail "the unit is not Type=notify"
 # shellcheck disable=SC2086 # the unit's command lines are split on spaces, as systemd does here
 in_chroot $pre >/dev/null || fail "ExecStartPre failed: $pre"
 mkdir -m 0700 -p "$ROOTFS/run/gatewayd"
+# The unit's CapabilityBoundingSet and NoNewPrivileges, applied with setpriv:
+# gatewayd must start with only the capabilities the unit leaves it.
+caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit")
+[[ -n "$caps" ]] && grep -qx 'NoNewPrivileges=yes' "$unit" || fail "the unit lost its capability bounding set or NoNewPrivileges"
+bounding="-all$(for c in $caps; do c=${c#CAP_}; printf ',+%s' "${c,,}"; done)"
 python3 -u - "$ROOTFS/run/notify.sock" >"$ROOTFS/notify.log" 2>&1 <<'PY' &
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -110,7 +116,9 @@ for _ in $(seq 50); do [[ -S "$ROOTFS/run/notify.sock" ]] && break; sleep 0.1; d
 # chroot vanish with it, and the demo's net_tap interfaces live and die there.
 unshare --mount --net --fork --propagation private sh -c '
     ip link set lo up && mount --rbind /dev "$0/dev" && mount -t proc proc "$0/proc" && mount -t sysfs sysfs "$0/sys" &&
-    exec chroot "$0" env NOTIFY_SOCKET=/run/notify.sock "$@"' "$ROOTFS" $start >"$ROOTFS/gatewayd.log" 2>&1 &
+    bounding=$1 && shift &&
+    exec chroot "$0" setpriv --no-new-privs --bounding-set="$bounding" env NOTIFY_SOCKET=/run/notify.sock "$@"' \
+    "$ROOTFS" "$bounding" $start >"$ROOTFS/gatewayd.log" 2>&1 &
 UNSHARE_PID=$!
 for _ in $(seq 300); do
     grep -q 'READY=1' "$ROOTFS/notify.log" && break
