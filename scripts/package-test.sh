@@ -93,7 +93,7 @@ start=$(sed -n 's/^ExecStart=//p' "$unit")
 grep -qx 'Type=notify' "$unit" || fail "the unit is not Type=notify"
 # shellcheck disable=SC2086 # the unit's command lines are split on spaces, as systemd does here
 in_chroot $pre >/dev/null || fail "ExecStartPre failed: $pre"
-mkdir -m 0700 -p "$ROOTFS/run/gatewayd"
+mkdir -p "$ROOTFS/run/gatewayd" && chmod 0700 "$ROOTFS/run/gatewayd"
 # The unit's CapabilityBoundingSet and NoNewPrivileges, applied with setpriv:
 # gatewayd must start with only the capabilities the unit leaves it.
 caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit")
@@ -112,6 +112,7 @@ while True:
 PY
 LISTENER_PID=$!
 for _ in $(seq 50); do [[ -S "$ROOTFS/run/notify.sock" ]] && break; sleep 0.1; done
+# shellcheck disable=SC2086 # $start: the unit's command line, split as above
 # A mount and network namespace of its own: /dev, /proc and /sys inside the
 # chroot vanish with it, and the demo's net_tap interfaces live and die there.
 unshare --mount --net --fork --propagation private sh -c '

@@ -29,5 +29,6 @@ bash scripts/docker-test.sh
 
 # The Debian package: built with cargo-deb (scripts/package.sh; installed the
 # first time, a few minutes), installed in a clean bookworm chroot, its unit
-# verified and started as systemd would. About 40 s after the release build above.
+# verified and started as systemd would: 40 s to 2 min (the mirror) after the
+# release build above.
 bash scripts/package-test.sh
