@@ -24,6 +24,9 @@ PACKAGES=(
     # the container harness (docker/harness.sh): its own dockerd, and the
     # offline base image built from Debian packages
     docker.io mmdebstrap
+    # the package test (scripts/package-test.sh): systemd-analyze verify, and
+    # dpkg-shlibdeps for cargo-deb's $auto dependencies
+    systemd dpkg-dev
 )
 
 missing=()

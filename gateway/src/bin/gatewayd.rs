@@ -6,30 +6,16 @@
 //! validates FILE (for a unit's `ExecStartPre` or before a restart). The
 //! benchmark's plain L2 forwarder is a program of its own, the bench crate's `l2fwd`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use clap::Parser;
 
-/// The gateway daemon: a DPDK layer-4 load balancer, configured by gwctl.
-#[derive(Debug, Parser)]
-#[command(name = "gatewayd", version)]
-struct Options {
-    /// The configuration file (JSON; see the README): DPDK's arguments, the
-    /// ports, and the services to start with.
-    #[arg(long, value_name = "FILE")]
-    config: PathBuf,
-    /// The control socket gwctl talks to; else the file's "control_socket",
-    /// else $GATEWAYD_SOCKET, else the default.
-    #[arg(long, value_name = "PATH")]
-    socket: Option<String>,
-    /// Validate the configuration file as gatewayd does before it starts DPDK,
-    /// then exit: 0 when valid, 2 with what is wrong. Nothing is started or bound.
-    #[arg(long)]
-    check_config: bool,
-}
+// The command line, shared with the man page generator (examples/gatewayd_man.rs).
+#[path = "gatewayd/options.rs"]
+mod options;
+use options::Options;
 
 fn main() -> ExitCode {
     // On a bad command line clap prints what is wrong and the usage, and exits 2.

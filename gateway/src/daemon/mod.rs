@@ -326,6 +326,8 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         open_ports.len(),
         path.display()
     );
+    // systemd's Type=notify (packaging/gatewayd.service): ready once workers poll and gwctl is served.
+    notify_systemd(sd_notify::NotifyState::Ready);
 
     // Watch the workers until stopped. A job that ended is joined at once
     // (its lcore is idle, so join does not wait) to learn why.
@@ -374,6 +376,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         }
     }
     stop.store(true, Ordering::Relaxed);
+    notify_systemd(sd_notify::NotifyState::Stopping);
     // Workers stop first (stop is set), then the fence, the control server, then ports.
     let joined = join_workers(jobs.into_iter().flatten().collect());
     drop(fence);
@@ -395,6 +398,14 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     match failure {
         Some(failure) => Err(failure),
         None => joined,
+    }
+}
+
+/// Tells systemd (a Type=notify unit) what gatewayd is doing; nothing when
+/// $NOTIFY_SOCKET is unset (not started by systemd).
+fn notify_systemd(state: sd_notify::NotifyState) {
+    if let Err(e) = sd_notify::notify(false, &[state]) {
+        log::warn!("gatewayd: cannot notify systemd ($NOTIFY_SOCKET): {e}");
     }
 }
 
