@@ -11,7 +11,8 @@ TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
 
 if ! cargo deb --version >/dev/null 2>&1; then
     echo "package.sh: installing cargo-deb"
-    cargo install --locked cargo-deb
+    # Pinned: the version this packaging was written and tested with.
+    cargo install --locked cargo-deb --version 3.8.0
 fi
 
 cargo build --locked --release -p gateway --bin gatewayd -p gwctl --bin gwctl
