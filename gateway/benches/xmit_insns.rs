@@ -25,12 +25,14 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
+use gateway::conn::Direction;
 use gateway::frame::{BufFrame, ChecksumStatus, Frame, RxChecksum};
+use gateway::model::ForwardMethod;
 use gateway::synproxy::{self, SynAckConfig, SynCookies};
 use gateway::wire::classify::{classify, Classified, ClassifyPolicy};
 use gateway::wire::tcp::{TcpPacket, TcpRepr};
 use gateway::wire::{build, MacAddr};
-use gateway::xmit::{dr, fnat, nat, tun, DrRewrite, FnatRewrite, NatRewrite, Offload, Toa, TunEncap};
+use gateway::xmit::{dr, tun, DrRewrite, Egress, Endpoints, Ends, Offload, Rewrite, Shift, TunEncap};
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
@@ -83,33 +85,51 @@ fn measured_classify(frame: &mut BufFrame) -> bool {
 }
 
 #[inline(never)]
-fn measured_fnat(frame: &mut BufFrame, rw: &FnatRewrite) -> bool {
-    match classify(frame, POLICY) {
-        Ok(Classified::Ipv4(mut m)) => fnat::rewrite(frame, &mut m, rw, Offload::NONE).is_ok(),
-        _ => false,
-    }
+fn measured_fnat(frame: &mut BufFrame, rw: &Translated) -> bool {
+    translate(frame, rw, Offload::NONE)
 }
 
 #[inline(never)]
-fn measured_fnat_offload(frame: &mut BufFrame, rw: &FnatRewrite) -> bool {
-    match classify(frame, POLICY) {
-        Ok(Classified::Ipv4(mut m)) => fnat::rewrite(frame, &mut m, rw, Offload::ALL).is_ok(),
-        _ => false,
-    }
+fn measured_fnat_offload(frame: &mut BufFrame, rw: &Translated) -> bool {
+    translate(frame, rw, Offload::ALL)
 }
 
 #[inline(never)]
-fn measured_nat_in(frame: &mut BufFrame, rw: &NatRewrite) -> bool {
-    match classify(frame, POLICY) {
-        Ok(Classified::Ipv4(mut m)) => nat::rewrite_inbound(frame, &mut m, rw, Offload::NONE).is_ok(),
-        _ => false,
-    }
+fn measured_nat_in(frame: &mut BufFrame, rw: &Translated) -> bool {
+    translate(frame, rw, Offload::NONE)
 }
 
 #[inline(never)]
-fn measured_nat_out(frame: &mut BufFrame, rw: &NatRewrite) -> bool {
+fn measured_nat_out(frame: &mut BufFrame, rw: &Translated) -> bool {
+    translate(frame, rw, Offload::NONE)
+}
+
+/// A connection's packet as the worker translates it: the endpoints
+/// [`Rewrite::of`] picks for its mode and direction, its sequence shifts,
+/// and whether a TOA is asked for.
+struct Translated {
+    endpoints: Endpoints,
+    shift: Shift,
+    with_toa: bool,
+}
+
+impl Translated {
+    fn of(method: ForwardMethod, dir: Direction, shift: Shift, with_toa: bool) -> Translated {
+        let ends =
+            Ends { client: (CLIENT, 40000), virtual_service: (VIP, 80), local: (LIP, 5001), real_server: (RIP, 8080) };
+        let Rewrite::Translate(endpoints) = Rewrite::of(method, dir, &ends) else {
+            unreachable!("{method:?} translates")
+        };
+        Translated { endpoints, shift, with_toa }
+    }
+}
+
+#[inline(always)]
+fn translate(frame: &mut BufFrame, rw: &Translated, offload: Offload) -> bool {
     match classify(frame, POLICY) {
-        Ok(Classified::Ipv4(mut m)) => nat::rewrite_outbound(frame, &mut m, rw, Offload::NONE).is_ok(),
+        Ok(Classified::Ipv4(mut m)) => {
+            rw.endpoints.translate(frame, &mut m, rw.shift, rw.with_toa, Egress { mtu: 1500, offload }).is_ok()
+        }
         _ => false,
     }
 }
@@ -215,18 +235,16 @@ fn run(path: &str, n: u64) -> Option<bool> {
     let mut cookies = SynCookies::new(*b"bench-cookie-key");
     cookies.rotate(COOKIE_TIME);
     let ack = client_ack(&syn, &cookies);
-    let fnat_in = FnatRewrite::inbound(ip(LIP), 5001, ip(RIP), 8080);
-    let fnat_in_seq = FnatRewrite { seq_delta: 0x0101_0101, ..fnat_in };
-    let fnat_out = FnatRewrite { ack_delta: 0x0101_0101, ..FnatRewrite::outbound(ip(VIP), 80, ip(CLIENT), 40000) };
-    let fnat_in_proxy = FnatRewrite { ack_delta: 0x0101_0101, tsecr_delta: 0x0202_0202, ..fnat_in };
-    let fnat_out_proxy = FnatRewrite {
-        seq_delta: 0x0101_0101,
-        tsval_delta: 0x0202_0202,
-        ..FnatRewrite::outbound(ip(VIP), 80, ip(CLIENT), 40000)
-    };
-    let fnat_toa = FnatRewrite { toa: Some(Toa { addr: ip(CLIENT), port: 40000 }), ..fnat_in };
-    let nat_in = NatRewrite::new(ip(RIP), 8080);
-    let nat_out = NatRewrite::new(ip(VIP), 80);
+    let delta = 0x0101_0101;
+    let fnat = |dir, shift, with_toa| Translated::of(ForwardMethod::FullNat, dir, shift, with_toa);
+    let fnat_in = fnat(Direction::In, Shift::NONE, false);
+    let fnat_in_seq = fnat(Direction::In, Shift { seq: delta, ..Shift::NONE }, false);
+    let fnat_out = fnat(Direction::Out, Shift { ack: delta, ..Shift::NONE }, false);
+    let fnat_in_proxy = fnat(Direction::In, Shift::proxied(delta, 0x0202_0202, Direction::In), false);
+    let fnat_out_proxy = fnat(Direction::Out, Shift::proxied(delta, 0x0202_0202, Direction::Out), false);
+    let fnat_toa = fnat(Direction::In, Shift::NONE, true);
+    let nat_in = Translated::of(ForwardMethod::Masq, Direction::In, Shift::NONE, false);
+    let nat_out = Translated::of(ForwardMethod::Masq, Direction::Out, Shift::NONE, false);
     let dr_rw = DrRewrite { dst_mac: MacAddr([0x52, 0x54, 0, 0, 0, 0x20]), src_mac: MacAddr([2, 0, 0, 0, 0, 0xaa]) };
     let encap = TunEncap { src: ip(LIP), dst: ip(RIP), ttl: 64, ident: 1, mtu: 1500 };
 

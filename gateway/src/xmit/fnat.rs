@@ -2,9 +2,11 @@
 //!
 //! Inbound (client to real server), `CIP:cport -> VIP:vport` becomes
 //! `LIP:lport -> RIP:rport`; outbound (real server to client), `RIP:rport ->
-//! LIP:lport` becomes `VIP:vport -> CIP:cport`. Both directions are the same
-//! operation with different parameters, so there is one [`rewrite`] and two
-//! constructors that say which endpoint is which.
+//! LIP:lport` becomes `VIP:vport -> CIP:cport`. The worker's packets take
+//! these endpoints from [`super::dispatch::Rewrite::of`]; the [`FnatRewrite`]
+//! here, built only for tests (and the `testing` feature), states one direction by hand: it is the
+//! reference the dispatch is checked against byte for byte, and the golden
+//! tests below pin the shared core ([`super::translate`]) through it.
 //!
 //! Sequence numbers: when the director shifts a direction's sequence space
 //! (its own ISN towards the real server, or a SYN-proxy cookie), the packets
@@ -22,16 +24,22 @@
 //! [`super::tcp_opts::insert_toa`]); the connection code decides which
 //! packets carry it (DPVS: the handshake's ACK and first data packets).
 
+#[cfg(any(test, feature = "testing"))]
 use std::net::IpAddr;
 
+#[cfg(any(test, feature = "testing"))]
 use crate::frame::Frame;
+#[cfg(any(test, feature = "testing"))]
 use crate::wire::{ip_proto, Ipv4Meta};
 
+#[cfg(any(test, feature = "testing"))]
 use super::tcp_opts::insert_toa;
 pub use super::tcp_opts::ToaOutcome;
+#[cfg(any(test, feature = "testing"))]
 use super::{translate, Offload, Translation, XmitError};
 
 /// The client address to carry to the real server.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Toa {
     pub addr: IpAddr,
@@ -39,6 +47,7 @@ pub struct Toa {
 }
 
 /// The endpoints and TCP adjustments of one FNAT direction.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FnatRewrite {
     /// New source: the local address and port (inbound), or the VIP and
@@ -67,6 +76,7 @@ pub struct FnatRewrite {
     pub mtu: u16,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl FnatRewrite {
     /// Client to real server: the packet leaves from `laddr:lport` to
     /// `raddr:rport`.
@@ -99,11 +109,7 @@ impl FnatRewrite {
 /// was received (the connection's key, which the caller already holds); its
 /// lengths follow the frame (`l4_len` grows by 8 with a TOA). On error the frame is unchanged: every check (lengths,
 /// protocol, address family, TTL) happens before the first write.
-///
-/// Always inlined: it is the per-packet work of an established FNAT
-/// connection, and as a call it costs ~30 instructions of register saves
-/// and argument passing (measured with `benches/xmit_insns.rs`).
-#[inline(always)]
+#[cfg(any(test, feature = "testing"))]
 pub fn rewrite<F: Frame>(
     frame: &mut F,
     meta: &mut Ipv4Meta,

@@ -57,8 +57,11 @@ use crate::wire::{ip_proto, ipv4, tcp, udp, DropReason, Ipv4Meta};
 
 pub use dispatch::{Egress, Endpoints, Ends, Rewrite, Shift};
 pub use dr::DrRewrite;
-pub use fnat::{FnatRewrite, Toa, ToaOutcome};
+pub use fnat::ToaOutcome;
+#[cfg(any(test, feature = "testing"))]
+pub use fnat::{FnatRewrite, Toa};
 pub use icmp_error::IcmpErrorRewrite;
+#[cfg(any(test, feature = "testing"))]
 pub use nat::NatRewrite;
 pub use tun::TunEncap;
 

@@ -6,6 +6,12 @@
 //! FNAT, a shifted sequence space (SYN proxy) is carried by `seq_delta` and
 //! `ack_delta`, and a shifted timestamp clock by `tsval_delta` (outbound)
 //! and `tsecr_delta` (inbound).
+//!
+//! The worker's packets take these endpoints from
+//! [`super::dispatch::Rewrite::of`]; [`NatRewrite`] and its two rewrites,
+//! built only for tests (and the `testing` feature), are the reference the dispatch is checked against.
+
+#![cfg(any(test, feature = "testing"))]
 
 use std::net::IpAddr;
 
@@ -56,7 +62,6 @@ impl NatRewrite {
 /// Client to real server: the destination becomes `rw.addr:rw.port`. On
 /// error the frame is unchanged. `meta` keeps the tuple as received (it is
 /// `&mut` like every rewrite's, for rewrites that change the layout).
-#[inline(always)]
 pub fn rewrite_inbound<F: Frame>(
     frame: &mut F,
     meta: &mut Ipv4Meta,
@@ -68,7 +73,6 @@ pub fn rewrite_inbound<F: Frame>(
 
 /// Real server to client: the source becomes `rw.addr:rw.port`. On error
 /// the frame is unchanged. `meta` keeps the tuple as received.
-#[inline(always)]
 pub fn rewrite_outbound<F: Frame>(
     frame: &mut F,
     meta: &mut Ipv4Meta,
