@@ -56,6 +56,10 @@ impl Io<BufFrame> for Loopback {
         Some(BufFrame::new(&[]))
     }
     fn neighbour_learned(&mut self, _ip: Ipv4Addr, _mac: MacAddr, _port: u16) {}
+    fn to_kernel(&mut self, _port: u16, frame: BufFrame, _class: gateway::net::KernelClass) {
+        self.lost += 1;
+        self.sent = Some(frame);
+    }
 }
 
 /// A segment of this benchmark's connections: seq 1000, ack 2000, no options.
@@ -93,6 +97,7 @@ fn setup(synproxy: bool) -> (Worker<BufFrame>, Loopback, u16) {
             offload: Offload::NONE,
             addrs: vec![cidr("10.0.0.254/24")],
             steering: None,
+            kernel: false,
         },
         PortView {
             mac: MacAddr([2, 0, 0, 0, 0, 2]),
@@ -100,6 +105,7 @@ fn setup(synproxy: bool) -> (Worker<BufFrame>, Loopback, u16) {
             offload: Offload::NONE,
             addrs: vec![cidr("192.168.1.254/24")],
             steering: None,
+            kernel: false,
         },
     ];
     let net = Arc::new(NetView::with_connected_routes(ports, &[]).unwrap());

@@ -284,6 +284,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             liveness,
             down_ports: down_ports.clone(),
             fence: fence_workers.next().flatten(),
+            kernel: None,
         };
         let stop = stop.clone();
         let job = eal

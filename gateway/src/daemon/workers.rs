@@ -115,6 +115,7 @@ pub fn net_view(net: &NetConfig, ports: &[OpenedPort]) -> Result<NetView, NetVie
             offload: p.offload,
             addrs: Vec::new(),
             steering: p.steering.clone(),
+            kernel: false,
         })
         .collect();
     for a in net.addrs() {

@@ -305,6 +305,10 @@ pub struct PortView {
     /// port whose replies land on its own worker's queue, so they need no
     /// redirect even without flow rules (DESIGN.md invariant 2).
     pub steering: Option<Arc<ReplySteering>>,
+    /// Whether the port has a kernel exception interface: what the datapath
+    /// does not consume of the gateway's own traffic goes there (see
+    /// [`crate::net::exception`]) instead of being dropped.
+    pub kernel: bool,
 }
 
 /// The gateway's layer-2/3 configuration as the workers route with it (ports by DPDK
@@ -316,6 +320,11 @@ pub struct NetView {
     pub routes: RouteTable,
     /// Permanent neighbours: (address, MAC, port).
     pub static_neighbours: Vec<(Ipv4Addr, MacAddr, u16)>,
+    /// The addresses the kernel interfaces carry, when any port has one: a
+    /// VIP or local address is served (ARP answered, new connections
+    /// accepted) only while it is among them, so keepalived moves it between
+    /// directors. `None` (no kernel interface): every address is held.
+    pub held: Option<Vec<Ipv4Addr>>,
 }
 
 impl NetView {
@@ -337,7 +346,7 @@ impl NetView {
         for r in routes {
             table.add(*r)?;
         }
-        Ok(NetView { ports, routes: table, static_neighbours: Vec::new() })
+        Ok(NetView { ports, routes: table, static_neighbours: Vec::new(), held: None })
     }
 
     /// The source of the gateway's own packets on `port`: its first address.

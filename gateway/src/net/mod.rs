@@ -5,11 +5,13 @@
 
 pub mod arp;
 pub mod cidr;
+pub mod exception;
 pub mod icmp;
 pub mod neigh;
 pub mod route;
 pub mod rss;
 
 pub use cidr::{CidrError, Ipv4Cidr};
+pub use exception::KernelClass;
 pub use neigh::{Learned, Neighbour, NeighbourTable, Origin, PendingQueue, Queued, MAX_STATIC_NEIGHBOURS};
 pub use route::{NextHop, Route, RouteError, RouteTable};

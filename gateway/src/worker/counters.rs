@@ -57,11 +57,15 @@ pub enum Discard {
     SynProxyUnexpected,
     /// The egress port's link is down (its memif peer is gone, its cable out).
     LinkDown,
+    /// For the kernel interface, but the ring toward the main lcore was full.
+    KernelQueueFull,
+    /// For the kernel interface, but this worker has no ring toward it.
+    NoKernel,
 }
 
 impl Discard {
     /// The worker's own reasons, in index order after the wire layer's.
-    const OWN: [Discard; 20] = [
+    const OWN: [Discard; 22] = [
         Discard::NotForUs,
         Discard::NoService,
         Discard::NoDest,
@@ -82,6 +86,8 @@ impl Discard {
         Discard::SynProxyHoldFull,
         Discard::SynProxyUnexpected,
         Discard::LinkDown,
+        Discard::KernelQueueFull,
+        Discard::NoKernel,
     ];
 
     /// Number of reasons: the length of a per-reason counter array.
@@ -114,6 +120,8 @@ impl Discard {
                 Discard::SynProxyHoldFull => 17,
                 Discard::SynProxyUnexpected => 18,
                 Discard::LinkDown => 19,
+                Discard::KernelQueueFull => 20,
+                Discard::NoKernel => 21,
             }
     }
 
@@ -146,6 +154,8 @@ impl Discard {
             Discard::SynProxyHoldFull => "synproxy_hold_full",
             Discard::SynProxyUnexpected => "synproxy_unexpected",
             Discard::LinkDown => "link_down",
+            Discard::KernelQueueFull => "kernel_queue_full",
+            Discard::NoKernel => "no_kernel",
         }
     }
 }

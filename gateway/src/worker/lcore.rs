@@ -28,6 +28,7 @@ use super::pipeline::{Io, Worker};
 use super::watchdog::Liveness;
 use crate::dpdk::{self, Burst, FenceWorker, Mbuf, Mempool, RingReceiver, RingSender, RxQueue, TxQueue};
 use crate::net::route::port_is_down;
+use crate::net::KernelClass;
 use crate::wire::MacAddr;
 
 /// A neighbour one worker learned, for the others.
@@ -58,6 +59,11 @@ impl DownPorts {
     }
 }
 
+/// This worker's rings toward the main lcore's exception path, one per
+/// [`KernelClass`] (indexed by [`KernelClass::index`]); the main lcore
+/// drains the control ring first.
+pub struct KernelRings(pub [RingSender; 2]);
+
 /// Everything one worker lcore owns.
 pub struct LcoreWorker {
     pub worker: Worker<Mbuf>,
@@ -81,6 +87,8 @@ pub struct LcoreWorker {
     pub down_ports: Arc<DownPorts>,
     /// This worker's side of the I/O fence, when a port needs one.
     pub fence: Option<FenceWorker>,
+    /// Toward the kernel interfaces, when any port has one.
+    pub kernel: Option<KernelRings>,
 }
 
 /// Whole seconds since `epoch`, counted from 1, at TSC value `tsc`. A TSC
@@ -148,6 +156,8 @@ struct LcoreIo<'a> {
     counters: &'a WorkerCounters,
     /// [`DownPorts`] as this iteration read it.
     down: u64,
+    /// Toward the main lcore's exception path, by [`KernelClass::index`].
+    kernel: &'a mut [OutletQueue<RingSender>],
 }
 
 impl LcoreIo<'_> {
@@ -156,6 +166,9 @@ impl LcoreIo<'_> {
             out.flush(self.counters);
         }
         for out in self.redirect.iter_mut().flatten() {
+            out.flush(self.counters);
+        }
+        for out in self.kernel.iter_mut() {
             out.flush(self.counters);
         }
     }
@@ -192,6 +205,15 @@ impl Io<Mbuf> for LcoreIo<'_> {
             self.learned.push((ip, mac, port));
         }
     }
+
+    fn to_kernel(&mut self, _port: u16, frame: Mbuf, class: KernelClass) {
+        // The frame keeps its rx port id (mbuf.port): the main lcore sends it
+        // to that port's kernel interface.
+        match self.kernel.get_mut(class.index()) {
+            Some(out) => out.push(frame, self.counters),
+            None => self.counters.count(Discard::NoKernel),
+        }
+    }
 }
 
 impl LcoreWorker {
@@ -212,6 +234,7 @@ impl LcoreWorker {
             down_ports,
             mut fence,
             liveness,
+            kernel,
         } = self;
         let mut redirect_in = redirect_in;
         let ports = tx.iter().map(|(p, _)| usize::from(*p) + 1).max().unwrap_or(0);
@@ -222,6 +245,9 @@ impl LcoreWorker {
         let mut tx = by_port;
         let mut redirect: Vec<Option<OutletQueue<RingSender>>> =
             redirect_out.into_iter().map(|r| r.map(|r| OutletQueue::new(r, Discard::RedirectFull))).collect();
+        let mut kernel: Vec<OutletQueue<RingSender>> = kernel
+            .map(|KernelRings(rings)| rings.map(|r| OutletQueue::new(r, Discard::KernelQueueFull)).into())
+            .unwrap_or_default();
         let mut learned = Vec::with_capacity(MAX_UPDATES);
         let counters = worker.counters().clone();
         let hz = dpdk::tsc_hz();
@@ -248,6 +274,7 @@ impl LcoreWorker {
                 learned: &mut learned,
                 counters: &counters,
                 down,
+                kernel: &mut kernel,
             };
             while let Ok((ip, mac, port)) = neighbours_in.try_recv() {
                 worker.learn_neighbour(ip, mac, port, now, &mut io);

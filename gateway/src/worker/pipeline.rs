@@ -36,7 +36,7 @@ use crate::model::fasthash::FastBuildHasher;
 use crate::model::laddr::PortPartition;
 use crate::model::{NetView, ServiceKey, Snapshot};
 use crate::net::icmp::RateLimiter;
-use crate::net::{NeighbourTable, PendingQueue, RouteTable};
+use crate::net::{KernelClass, NeighbourTable, PendingQueue, RouteTable};
 use crate::wire::{ClassifyPolicy, MacAddr};
 
 mod dispatch;
@@ -60,6 +60,10 @@ pub trait Io<F> {
     /// This worker learned a neighbour from the network that the others may
     /// need (an answer to a request, or an address we send to): tell them.
     fn neighbour_learned(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16);
+    /// Hand to the kernel interface of `port` (the port it arrived on),
+    /// through the main lcore, with precedence `class`. Only called for a
+    /// port whose [`PortView::kernel`](crate::model::PortView) is set.
+    fn to_kernel(&mut self, port: u16, frame: F, class: KernelClass);
 }
 
 /// Sizes and policies of one worker.

@@ -39,6 +39,8 @@ struct Recorder {
     redirected: Vec<(u16, Vec<u8>)>,
     freed: usize,
     learned: Vec<(Ipv4Addr, MacAddr, u16)>,
+    /// Handed to the kernel interface: (port, class, bytes).
+    kernel: Vec<(u16, crate::net::KernelClass, Vec<u8>)>,
     no_mbufs: bool,
 }
 
@@ -57,6 +59,9 @@ impl Io<BufFrame> for Recorder {
     }
     fn neighbour_learned(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16) {
         self.learned.push((ip, mac, port));
+    }
+    fn to_kernel(&mut self, port: u16, frame: BufFrame, class: crate::net::KernelClass) {
+        self.kernel.push((port, class, frame.data().to_vec()));
     }
 }
 
@@ -78,6 +83,7 @@ fn net() -> Arc<NetView> {
             offload: Offload::NONE,
             addrs: vec![cidr("10.0.0.254/24")],
             steering: None,
+            kernel: false,
         },
         PortView {
             mac: MAC_PORT1,
@@ -85,6 +91,7 @@ fn net() -> Arc<NetView> {
             offload: Offload::NONE,
             addrs: vec![cidr("192.168.1.254/24")],
             steering: None,
+            kernel: false,
         },
     ];
     Arc::new(NetView::with_connected_routes(ports, &[]).unwrap())
