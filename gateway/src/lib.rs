@@ -18,6 +18,8 @@ pub mod daemon;
 #[allow(unsafe_code)]
 pub mod dpdk;
 pub mod frame;
+#[cfg(feature = "dpdk")]
+pub mod local;
 pub mod logging;
 pub mod model;
 pub mod net;
