@@ -72,6 +72,11 @@ pub struct Options {
     /// Environment variables of gatewayd (`FAILPOINTS` in a build with the
     /// gateway's `failpoints` feature).
     pub env: Vec<(String, String)>,
+    /// The configuration file's `"idle"`. The tests' default is `"sleep"`:
+    /// a gatewayd whose workers poll flat out takes a core each, and the
+    /// test machine has two for the clients, the servers, the test itself
+    /// and whatever else runs there.
+    pub idle: String,
 }
 
 impl Default for Options {
@@ -87,6 +92,7 @@ impl Default for Options {
             conn_capacity: 65536,
             extra_config: String::new(),
             env: Vec::new(),
+            idle: "sleep".into(),
         }
     }
 }
@@ -237,6 +243,7 @@ impl Topology {
             &dev_s,
             self.opts.conn_capacity,
             &self.opts.services,
+            &self.opts.idle,
             &self.opts.extra_config,
         );
         let path = self.dir.join("gatewayd.json");
@@ -702,6 +709,7 @@ fn serde_json_like(
     dev_s: &str,
     conn_capacity: u32,
     services: &[String],
+    idle: &str,
     extra: &str,
 ) -> String {
     let quoted = |v: &[String]| v.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
@@ -714,6 +722,7 @@ fn serde_json_like(
     {{"device": "{dev_s}", "name": "servers", "addrs": ["{GW_SERVERS}/24"]}}
   ],
   "conn_capacity": {conn_capacity},
+  "idle": "{idle}",
   "services": [{}]{extra}
 }}"#,
         quoted(eal),
