@@ -295,44 +295,34 @@ const KEYWORD_SUBCOMMANDS: [&str; 3] = ["addr", "route", "neigh"];
 /// which clap then reports as missing its value.
 pub fn spell_keywords(args: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
-    let mut rewriting = false;
-    let mut i = 0;
-    while i < args.len() {
-        let word = args[i].as_str();
-        if !rewriting {
-            if word == "--socket" {
-                out.extend(args[i..].iter().take(2).cloned());
-                i += 2;
-                continue;
+    let mut in_keyword_subcommand = false;
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            // Its value is a path, whatever it reads.
+            "--socket" => {
+                out.push(word.clone());
+                out.extend(words.next().cloned());
             }
-            if !word.starts_with('-') {
-                rewriting = KEYWORD_SUBCOMMANDS.contains(&word);
-                if !rewriting {
-                    // Another subcommand: nothing to rewrite.
-                    out.extend(args[i..].iter().cloned());
-                    return out;
+            "--" => {
+                out.extend(std::iter::once(word).chain(words).cloned());
+                break;
+            }
+            w if in_keyword_subcommand && KEYWORDS.contains(&w) => match words.next() {
+                Some(value) => out.push(format!("--{w}={value}")),
+                None => out.push(format!("--{w}")),
+            },
+            w if !in_keyword_subcommand && !w.starts_with('-') => {
+                if !KEYWORD_SUBCOMMANDS.contains(&w) {
+                    // A subcommand without keywords.
+                    out.extend(std::iter::once(word).chain(words).cloned());
+                    break;
                 }
+                in_keyword_subcommand = true;
+                out.push(word.clone());
             }
-            out.push(word.to_string());
-        } else if word == "--" {
-            out.extend(args[i..].iter().cloned());
-            return out;
-        } else if word == "--socket" {
-            out.extend(args[i..].iter().take(2).cloned());
-            i += 2;
-            continue;
-        } else if KEYWORDS.contains(&word) {
-            match args.get(i + 1) {
-                Some(value) => {
-                    out.push(format!("--{word}={value}"));
-                    i += 1;
-                }
-                None => out.push(format!("--{word}")),
-            }
-        } else {
-            out.push(word.to_string());
+            _ => out.push(word.clone()),
         }
-        i += 1;
     }
     out
 }
