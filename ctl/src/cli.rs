@@ -359,8 +359,9 @@ pub fn report(e: &clap::Error, io: &mut Io) -> i32 {
 }
 
 /// Writes gwctl's completion script for `shell`: the subcommands here with their options,
-/// and, at the top level, ipvsadm's options from the table its parser reads. Generated into memory first: clap_complete panics on a failed write, and a closed
-/// standard output (`gwctl completions bash | head`) is not worth a panic.
+/// and, at the top level, ipvsadm's options from the table its parser reads. Generated
+/// into memory first: clap_complete panics on a failed write, and a closed standard
+/// output (`gwctl completions bash | head`) is not worth a panic.
 pub fn write_completions(shell: clap_complete::Shell, out: &mut dyn Write) {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut completion_command(), "gwctl", &mut script);
