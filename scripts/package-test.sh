@@ -4,8 +4,12 @@
 # checks it as an operator would, without a running systemd:
 #   - apt resolves the dependencies and installs it; the files are in place,
 #     /etc files are conffiles; the man pages are there;
+#   - the programs carry no debug information; the shell completions are in
+#     bash's, zsh's and fish's vendor directories, equal to what gwctl generates,
+#     and bash completes gwctl's subcommands and ipvsadm's options with them;
 #   - gatewayd --version, --check-config on the packaged configuration, gwctl --help,
-#     and gwctl(8) describes every long option `gwctl --help` lists;
+#     and gwctl(8) describes every long option `gwctl --help` and its
+#     subcommands' --help list;
 #   - systemd-analyze verify accepts the installed unit;
 #   - the unit's ExecStartPre and ExecStart, run as systemd would (in a network
 #     namespace of their own, so the demo's taps touch nothing, and with only the
@@ -52,14 +56,22 @@ in_chroot() { chroot "$ROOTFS" "$@"; }
 
 for f in /usr/sbin/gatewayd /usr/sbin/gwctl /lib/systemd/system/gatewayd.service \
     /etc/gatewayd/gatewayd.json /etc/sysctl.d/60-gatewayd-hugepages.conf \
-    /usr/share/man/man8/gatewayd.8.gz /usr/share/man/man8/gwctl.8.gz; do
+    /usr/share/man/man8/gatewayd.8.gz /usr/share/man/man8/gwctl.8.gz \
+    /usr/share/bash-completion/completions/gwctl /usr/share/zsh/vendor-completions/_gwctl \
+    /usr/share/fish/vendor_completions.d/gwctl.fish; do
     [[ -e "$ROOTFS$f" ]] || fail "$f is not installed"
+done
+for f in /usr/sbin/gatewayd /usr/sbin/gwctl; do
+    # .debug_gdb_scripts is no debug information: a loaded section, which strip keeps.
+    if readelf --wide --section-headers "$ROOTFS$f" | grep -qE '\.debug_(info|line|abbrev|str|ranges|loc)'; then
+        fail "$f carries debug information"
+    fi
 done
 conffiles=$(in_chroot dpkg-query -W -f='${Conffiles}' gatewayd)
 for f in /etc/gatewayd/gatewayd.json /etc/sysctl.d/60-gatewayd-hugepages.conf; do
     grep -q " $f " <<<"$conffiles" || fail "$f is not a conffile: $conffiles"
 done
-say "installed: files in place, /etc files are conffiles"
+say "installed: files in place, programs stripped, /etc files are conffiles"
 
 in_chroot gatewayd --version | grep -q '^gatewayd ' || fail "gatewayd --version"
 in_chroot gatewayd --check-config --config /etc/gatewayd/gatewayd.json | grep -q 'configuration valid' \
@@ -69,10 +81,28 @@ grep -q '^Usage:' <<<"$help" || fail "gwctl --help: $help"
 zcat "$ROOTFS/usr/share/man/man8/gatewayd.8.gz" | grep -q '^\.TH gatewayd 8' || fail "gatewayd.8 is not a man page"
 zcat "$ROOTFS/usr/share/man/man8/gatewayd.8.gz" | grep -q 'check\\-config' || fail "gatewayd.8 lacks --check-config"
 gwctl_man=$(zcat "$ROOTFS/usr/share/man/man8/gwctl.8.gz" | sed 's/\\-/-/g')
+# The subcommands' options too, from each one's --help.
+for sub in "addr add" "route add" "neigh add" "link" "stats" "mark add" "completions"; do
+    # shellcheck disable=SC2086 # the subcommand's words
+    help+=$'\n'$(in_chroot gwctl $sub --help)
+done
 for opt in $(grep -o -- '--[a-z][a-z-]*' <<<"$help" | sort -u); do
     grep -q -- "$opt" <<<"$gwctl_man" || fail "gwctl.8 does not describe $opt"
 done
 say "gatewayd --version, --check-config, gwctl --help and the man pages: ok"
+
+# The installed completions are what the installed gwctl generates, and bash
+# completes with them as bash-completion would load them (by name, on first use).
+for shell_file in bash:/usr/share/bash-completion/completions/gwctl zsh:/usr/share/zsh/vendor-completions/_gwctl \
+    fish:/usr/share/fish/vendor_completions.d/gwctl.fish; do
+    in_chroot gwctl completions "${shell_file%%:*}" | cmp -s - "$ROOTFS${shell_file#*:}" \
+        || fail "${shell_file#*:} is not what gwctl completions ${shell_file%%:*} prints"
+done
+completed=$(in_chroot bash -c 'source /usr/share/bash-completion/completions/gwctl
+    COMP_WORDS=(gwctl ro); COMP_CWORD=1; _gwctl gwctl ro gwctl; echo "${COMPREPLY[*]}"
+    COMP_WORDS=(gwctl --add-se); COMP_CWORD=1; _gwctl gwctl --add-se gwctl; echo "${COMPREPLY[*]}"')
+[[ "$completed" == $'route\n--add-service --add-server' ]] || fail "bash completion of gwctl: $completed"
+say "shell completions installed; bash completes gwctl's subcommands and ipvsadm's options"
 
 # systemd-analyze checks the unit's syntax, directives, dependencies and that
 # its programs exist, under --root (the chroot has systemd's own units for the

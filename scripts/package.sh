@@ -2,7 +2,8 @@
 # Builds the Debian package of gatewayd and gwctl with cargo-deb:
 # target/debian/gatewayd_VERSION-1_ARCH.deb. What it holds is listed under
 # [package.metadata.deb] in gateway/Cargo.toml (the programs, the systemd unit,
-# the demo configuration, the hugepage sysctl, the man pages). Needs the build
+# the demo configuration, the hugepage sysctl, the man pages, gwctl's shell
+# completions), the programs stripped of debug information. Needs the build
 # set-up of scripts/setup.sh; installs cargo-deb (a few minutes) if missing.
 # scripts/package-test.sh installs the result in a clean bookworm and checks it.
 set -euo pipefail
@@ -25,7 +26,17 @@ mkdir -p "$TARGET/release/man"
 cargo run --locked --quiet -p gateway --example gatewayd_man | gzip -9n >"$TARGET/release/man/gatewayd.8.gz.partial"
 mv "$TARGET/release/man/gatewayd.8.gz.partial" "$TARGET/release/man/gatewayd.8.gz"
 
+# gwctl's shell completions, from the clap definition it parses (`gwctl
+# completions SHELL`), named as each shell's vendor directory expects.
+mkdir -p "$TARGET/release/completions"
+"$TARGET/release/gwctl" completions bash >"$TARGET/release/completions/gwctl"
+"$TARGET/release/gwctl" completions zsh >"$TARGET/release/completions/_gwctl"
+"$TARGET/release/gwctl" completions fish >"$TARGET/release/completions/gwctl.fish"
+
 # --no-build: both programs are built above (cargo-deb would build only the
-# gateway package's binaries, not gwctl).
-cargo deb --locked -p gateway --no-build --output "$TARGET/debian/"
+# gateway package's binaries, not gwctl). --strip: the release profile keeps
+# limited debug information (debug = 1: line tables, for profiles and
+# backtraces of a source build), which cargo-deb would package as it is; the
+# package carries none.
+cargo deb --locked -p gateway --no-build --strip --output "$TARGET/debian/"
 ls -1 "$TARGET"/debian/gatewayd_*.deb

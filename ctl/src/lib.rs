@@ -1,17 +1,17 @@
 //! gwctl: the gateway's control tool. A drop-in ipvsadm (every command line of ipvsadm's,
 //! with the same output) plus iproute2-style management of the gateway itself
-//! (`gwctl addr|route|neigh|link|stats|mark`).
+//! (`gwctl addr|route|neigh|link|stats|mark`, whose command line is clap's: [`cli`]).
 //!
-//! It builds without the data plane: it depends only on the API crate (`gwapi`: requests,
-//! replies, the client and the ipvsadm command language).
+//! It builds without the data plane: it depends on the API crate (`gwapi`: requests,
+//! replies, the client and the ipvsadm command language), and on clap for its own subcommands.
 //! Everything is written against [`Io`], so the whole tool runs in-process in tests as well
 //! as in the binary.
 
+pub mod cli;
 pub mod ipvsadm;
 pub mod manage;
 pub use gwapi::names;
 
-use std::ffi::OsString;
 use std::io::{BufRead, Write};
 
 use gwapi::Client;
@@ -31,25 +31,28 @@ pub fn client(globals: &ipvsadm::args::Globals) -> Client {
 
 /// Runs gwctl with `args` (without the program name); returns the exit status.
 pub fn run(args: &[String], io: &mut Io) -> i32 {
-    // Global options may precede a management subcommand: `gwctl --socket S addr show`.
-    let mut globals = ipvsadm::args::Globals::default();
+    // Global options may precede a subcommand: `gwctl --socket S addr show`.
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
-            "--json" => globals.json = true,
-            "--socket" if i + 1 < args.len() => {
-                globals.socket = Some(OsString::from(&args[i + 1]));
-                i += 1;
-            }
-            a if a.starts_with("--socket=") => {
-                globals.socket = Some(OsString::from(&a["--socket=".len()..]));
-            }
+            "--json" => {}
+            "--socket" if i + 1 < args.len() => i += 1,
+            a if a.starts_with("--socket=") => {}
             _ => break,
         }
         i += 1;
     }
     match args.get(i).map(String::as_str) {
-        Some(word) if manage::SUBCOMMANDS.contains(&word) => manage::run(word, &args[i + 1..], globals, io),
+        Some(word) if cli::is_subcommand(word) => match cli::parse(args) {
+            Ok(cli::Cli { command: cli::Command::Completions { shell }, .. }) => {
+                cli::write_completions(shell, io.out);
+                0
+            }
+            Ok(cli::Cli { json, socket, command: cli::Command::Manage(m) }) => {
+                manage::run(m, ipvsadm::args::Globals { json, socket }, io)
+            }
+            Err(e) => cli::report(&e, io),
+        },
         // Only global options (`gwctl --json`): what a bare `gwctl` does, list the table.
         None if i > 0 => {
             let mut list = vec!["-L".to_string()];

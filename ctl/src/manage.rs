@@ -12,30 +12,23 @@
 //! gwctl mark del MARK                              gwctl mark [show]
 //! ```
 //!
-//! `show` output is one line per entry in the syntax that adds it (so it can be fed back),
-//! and `--json` prints the reply structure instead.
+//! The lines are parsed by clap ([`crate::cli`], with each one's `--help`); here they become
+//! requests, and replies text. `show` output is one line per entry in the syntax that adds
+//! it (so it can be fed back), and `--json` prints the reply structure instead.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use gwapi::addr::{family_bits, LinkAddr};
+use gwapi::addr::LinkAddr;
 use gwapi::api::{
     Change, InterfaceAddr, LinkInfo, MarkRuleConfig, NeighbourConfig, Reply, Request, RouteConfig, TransportProtocol,
     WorkerStats,
 };
 use gwapi::ClientError;
 
+use crate::cli::{AddrAction, AddrArgs, Management, MarkAction, NeighAction, RouteAction, ShowAction};
 use crate::ipvsadm::args::Globals;
 use crate::Io;
-
-/// The words that select a management subcommand instead of an ipvsadm command line.
-pub const SUBCOMMANDS: [&str; 6] = ["addr", "route", "neigh", "link", "stats", "mark"];
-
-struct Usage(String);
-
-fn usage<T>(message: impl Into<String>) -> Result<T, Usage> {
-    Err(Usage(message.into()))
-}
 
 /// What a subcommand line asks for.
 enum Plan {
@@ -43,29 +36,9 @@ enum Plan {
     Show(Request),
 }
 
-/// Runs `gwctl SUBCOMMAND ARGS...`.
-pub fn run(sub: &str, args: &[String], mut globals: Globals, io: &mut Io) -> i32 {
-    let mut words: Vec<&str> = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--json" => globals.json = true,
-            "--socket" if i + 1 < args.len() => {
-                globals.socket = Some(args[i + 1].clone().into());
-                i += 1;
-            }
-            w => words.push(w),
-        }
-        i += 1;
-    }
-    let plan = match plan(sub, &words) {
-        Ok(p) => p,
-        Err(Usage(m)) => {
-            let _ = writeln!(io.err, "{m}");
-            let _ = writeln!(io.err, "Try `gwctl -h' or 'gwctl --help' for more information.");
-            return 2;
-        }
-    };
+/// Runs one management subcommand, parsed ([`crate::cli`]).
+pub fn run(command: Management, globals: Globals, io: &mut Io) -> i32 {
+    let plan = plan(command);
     let client = crate::client(&globals);
     let request = match &plan {
         Plan::Change(c) => Request::Apply { changes: vec![c.clone()] },
@@ -113,159 +86,49 @@ pub fn run(sub: &str, args: &[String], mut globals: Globals, io: &mut Io) -> i32
     0
 }
 
-fn plan(sub: &str, w: &[&str]) -> Result<Plan, Usage> {
-    let verb = w.first().copied().unwrap_or("show");
-    let rest = if w.is_empty() { &[][..] } else { &w[1..] };
-    let is_show = matches!(verb, "show" | "list" | "ls");
-    if is_show && !rest.is_empty() {
-        return usage(format!("unexpected argument {}", rest[0]));
-    }
-    Ok(match (sub, verb) {
-        ("addr", "add") | ("addr", "del") => {
-            let (addr, prefix_len) = prefix_arg(rest.first().copied(), true)?;
-            let ifname = dev(&rest[1..])?;
-            let a = InterfaceAddr { addr, prefix_len, ifname };
-            Plan::Change(if verb == "add" { Change::AddAddr { addr: a } } else { Change::DeleteAddr { addr: a } })
+fn plan(command: Management) -> Plan {
+    match command {
+        Management::Addr { action: Some(AddrAction::Add(a)) } => {
+            Plan::Change(Change::AddAddr { addr: interface_addr(a) })
         }
-        ("addr", _) if is_show => Plan::Show(Request::ListAddrs),
-        ("route", "add") => {
-            let (dst, prefix_len) = prefix_arg(rest.first().copied(), false)?;
-            let mut via = None;
-            let mut ifname = None;
-            let mut k = 1;
-            while k < rest.len() {
-                match (rest[k], rest.get(k + 1)) {
-                    ("via", Some(v)) => via = Some(addr_arg(v)?),
-                    ("dev", Some(d)) => ifname = Some(d.to_string()),
-                    (other, _) => return usage(format!("unexpected argument {other}")),
-                }
-                k += 2;
-            }
-            let ifname = ifname.ok_or(Usage("route add needs dev IFNAME".into()))?;
-            Plan::Change(Change::AddRoute { route: RouteConfig { dst, prefix_len, via, ifname } })
+        Management::Addr { action: Some(AddrAction::Del(a)) } => {
+            Plan::Change(Change::DeleteAddr { addr: interface_addr(a) })
         }
-        ("route", "del") => {
-            let (dst, prefix_len) = prefix_arg(rest.first().copied(), false)?;
-            if let Some(extra) = rest.get(1) {
-                return usage(format!("unexpected argument {extra}"));
-            }
-            Plan::Change(Change::DeleteRoute { dst, prefix_len })
+        Management::Addr { action: None | Some(AddrAction::Show) } => Plan::Show(Request::ListAddrs),
+        Management::Route { action: Some(RouteAction::Add { dst, via, dev }) } => Plan::Change(Change::AddRoute {
+            route: RouteConfig { dst: dst.addr, prefix_len: dst.len, via, ifname: dev },
+        }),
+        Management::Route { action: Some(RouteAction::Del { dst }) } => {
+            Plan::Change(Change::DeleteRoute { dst: dst.addr, prefix_len: dst.len })
         }
-        ("route", _) if is_show => Plan::Show(Request::ListRoutes),
-        ("neigh", "add") => {
-            let addr = addr_arg(rest.first().copied().unwrap_or(""))?;
-            let mut lladdr = None;
-            let mut ifname = None;
-            let mut k = 1;
-            while k < rest.len() {
-                match (rest[k], rest.get(k + 1)) {
-                    ("lladdr", Some(m)) => {
-                        lladdr = Some(
-                            m.parse::<LinkAddr>().map_err(|_| Usage(format!("invalid link-layer address {m:?}")))?.0,
-                        )
-                    }
-                    ("dev", Some(d)) => ifname = Some(d.to_string()),
-                    (other, _) => return usage(format!("unexpected argument {other}")),
-                }
-                k += 2;
-            }
-            let lladdr = lladdr.ok_or(Usage("neigh add needs lladdr MAC".into()))?;
-            let ifname = ifname.ok_or(Usage("neigh add needs dev IFNAME".into()))?;
-            Plan::Change(Change::AddNeighbour { neighbour: NeighbourConfig { addr, lladdr, ifname } })
+        Management::Route { action: None | Some(RouteAction::Show) } => Plan::Show(Request::ListRoutes),
+        Management::Neigh { action: Some(NeighAction::Add { addr, lladdr, dev }) } => {
+            Plan::Change(Change::AddNeighbour { neighbour: NeighbourConfig { addr, lladdr: lladdr.0, ifname: dev } })
         }
-        ("neigh", "del") => {
-            let addr = addr_arg(rest.first().copied().unwrap_or(""))?;
-            let ifname = dev(&rest[1..])?;
-            Plan::Change(Change::DeleteNeighbour { addr, ifname })
+        Management::Neigh { action: Some(NeighAction::Del { addr, dev }) } => {
+            Plan::Change(Change::DeleteNeighbour { addr, ifname: dev })
         }
-        ("neigh", _) if is_show => Plan::Show(Request::ListNeighbours),
-        ("link", _) if is_show => Plan::Show(Request::ListLinks),
-        ("stats", _) if is_show => Plan::Show(Request::GetStats),
-        ("mark", "add") => Plan::Change(Change::AddMark { rule: mark_rule(rest)? }),
-        ("mark", "del") => {
-            let mark = mark_arg(rest.first().copied().unwrap_or(""))?;
-            if let Some(extra) = rest.get(1) {
-                return usage(format!("unexpected argument {extra}"));
-            }
-            Plan::Change(Change::DeleteMark { mark })
+        Management::Neigh { action: None | Some(NeighAction::Show) } => Plan::Show(Request::ListNeighbours),
+        Management::Link { action: None | Some(ShowAction::Show) } => Plan::Show(Request::ListLinks),
+        Management::Stats { action: None | Some(ShowAction::Show) } => Plan::Show(Request::GetStats),
+        Management::Mark { action: Some(MarkAction::Add { mark, dst, protocol, ports }) } => {
+            Plan::Change(Change::AddMark {
+                rule: MarkRuleConfig {
+                    mark,
+                    dst: dst.addr,
+                    prefix_len: dst.len,
+                    protocol: protocol.map(TransportProtocol::from),
+                    ports: ports.into_iter().flat_map(|p| p.0).collect(),
+                },
+            })
         }
-        ("mark", _) if is_show => Plan::Show(Request::ListMarks),
-        (_, verb) => return usage(format!("gwctl {sub}: unknown command {verb:?}")),
-    })
-}
-
-fn addr_arg(s: &str) -> Result<IpAddr, Usage> {
-    s.parse().map_err(|_| Usage(format!("invalid address {s:?}")))
-}
-
-/// `ADDR/LEN`, `ADDR` (a host prefix), or for routes `default`.
-fn prefix_arg(s: Option<&str>, is_addr: bool) -> Result<(IpAddr, u8), Usage> {
-    let Some(s) = s else {
-        return usage(if is_addr { "missing address" } else { "missing prefix" });
-    };
-    if !is_addr && s == "default" {
-        return Ok((IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0));
-    }
-    let (a, len) = match s.split_once('/') {
-        Some((a, l)) => (a, Some(l)),
-        None => (s, None),
-    };
-    let addr = addr_arg(a)?;
-    let prefix_len = match len {
-        None => family_bits(addr),
-        Some(l) => match l.parse::<u8>() {
-            Ok(n) if n <= family_bits(addr) => n,
-            _ => return usage(format!("invalid prefix length {l:?} for {addr}")),
-        },
-    };
-    Ok((addr, prefix_len))
-}
-
-fn dev(rest: &[&str]) -> Result<String, Usage> {
-    match rest {
-        ["dev", name] => Ok(name.to_string()),
-        [] | ["dev"] => usage("missing dev IFNAME"),
-        [other, ..] if *other != "dev" => usage(format!("unexpected argument {other}")),
-        [_, _, extra, ..] => usage(format!("unexpected argument {extra}")),
-        _ => usage("missing dev IFNAME"),
+        Management::Mark { action: Some(MarkAction::Del { mark }) } => Plan::Change(Change::DeleteMark { mark }),
+        Management::Mark { action: None | Some(MarkAction::Show) } => Plan::Show(Request::ListMarks),
     }
 }
 
-fn mark_arg(s: &str) -> Result<u32, Usage> {
-    crate::ipvsadm::args::number(s, 1, u32::MAX).ok_or(Usage(format!("invalid fwmark value `{s}' specified")))
-}
-
-fn mark_rule(w: &[&str]) -> Result<MarkRuleConfig, Usage> {
-    let mark = mark_arg(w.first().copied().unwrap_or(""))?;
-    let mut dst = None;
-    let mut protocol = None;
-    let mut ports = Vec::new();
-    let mut k = 1;
-    while k < w.len() {
-        let value = w.get(k + 1).copied();
-        match (w[k], value) {
-            ("-d" | "--destination", Some(v)) => dst = Some(prefix_arg(Some(v), true)?),
-            ("-p" | "--protocol", Some(v)) => {
-                protocol = Some(match v {
-                    "tcp" => TransportProtocol::Tcp,
-                    "udp" => TransportProtocol::Udp,
-                    _ => return usage(format!("unknown protocol {v:?} (tcp or udp)")),
-                })
-            }
-            ("--dports" | "--dport", Some(v)) => {
-                for part in v.split(',') {
-                    let (lo, hi) = part.split_once(['-', ':']).unwrap_or((part, part));
-                    let port = |p: &str| p.parse::<u16>().map_err(|_| Usage(format!("invalid port {p:?}")));
-                    ports.push((port(lo)?, port(hi)?));
-                }
-            }
-            (other, None) if other.starts_with('-') => return usage(format!("{other}: missing argument")),
-            (other, _) => return usage(format!("unexpected argument {other}")),
-        }
-        k += 2;
-    }
-    let (dst, prefix_len) = dst.ok_or(Usage("mark add needs -d ADDR[/LEN]".into()))?;
-    Ok(MarkRuleConfig { mark, dst, prefix_len, protocol, ports })
+fn interface_addr(a: AddrArgs) -> InterfaceAddr {
+    InterfaceAddr { addr: a.addr.addr, prefix_len: a.addr.len, ifname: a.dev }
 }
 
 fn prefix_text(addr: IpAddr, len: u8) -> String {
@@ -374,22 +237,18 @@ fn show_marks(rules: &[MarkRuleConfig]) -> String {
 mod tests {
     use super::*;
 
-    fn plan_of(line: &str) -> Result<Plan, Usage> {
-        let w: Vec<&str> = line.split_whitespace().collect();
-        plan(w[0], &w[1..])
+    fn plan_of(line: &str) -> Plan {
+        let words: Vec<String> = line.split_whitespace().map(String::from).collect();
+        match crate::cli::parse(&words) {
+            Ok(crate::cli::Cli { command: crate::cli::Command::Manage(m), .. }) => plan(m),
+            other => panic!("{line} is not a management line: {other:?}"),
+        }
     }
 
     fn change(line: &str) -> Change {
         match plan_of(line) {
-            Ok(Plan::Change(c)) => c,
-            _ => panic!("{line} is not a change"),
-        }
-    }
-
-    fn usage_message(line: &str) -> String {
-        match plan_of(line) {
-            Err(Usage(m)) => m,
-            Ok(_) => panic!("{line} parsed"),
+            Plan::Change(c) => c,
+            Plan::Show(r) => panic!("{line} is not a change but {r:?}"),
         }
     }
 
@@ -402,18 +261,42 @@ mod tests {
             }
         );
         assert_eq!(
-            change("route add default via 10.0.0.254 dev dpdk0"),
-            Change::AddRoute {
-                route: RouteConfig {
-                    dst: "0.0.0.0".parse().unwrap(),
-                    prefix_len: 0,
-                    via: Some("10.0.0.254".parse().unwrap()),
+            change("addr del 2001:db8::1 --dev dpdk1"),
+            Change::DeleteAddr {
+                addr: InterfaceAddr { addr: "2001:db8::1".parse().unwrap(), prefix_len: 128, ifname: "dpdk1".into() }
+            }
+        );
+        let default_route = Change::AddRoute {
+            route: RouteConfig {
+                dst: "0.0.0.0".parse().unwrap(),
+                prefix_len: 0,
+                via: Some("10.0.0.254".parse().unwrap()),
+                ifname: "dpdk0".into(),
+            },
+        };
+        assert_eq!(change("route add default via 10.0.0.254 dev dpdk0"), default_route);
+        // Keyword pairs in either order, as iproute2 takes them.
+        assert_eq!(change("route add default dev dpdk0 via 10.0.0.254"), default_route);
+        assert_eq!(
+            change("route del 192.168.0.0/16"),
+            Change::DeleteRoute { dst: "192.168.0.0".parse().unwrap(), prefix_len: 16 }
+        );
+        assert_eq!(
+            change("neigh add 10.0.0.254 dev dpdk0 lladdr 52:54:0:12:34:56"),
+            Change::AddNeighbour {
+                neighbour: NeighbourConfig {
+                    addr: "10.0.0.254".parse().unwrap(),
+                    lladdr: [0x52, 0x54, 0, 0x12, 0x34, 0x56],
                     ifname: "dpdk0".into()
                 }
             }
         );
         assert_eq!(
-            change("mark add 10 -d 172.18.100.7 -p tcp --dports 80,443,8000-8080"),
+            change("neigh del 10.0.0.254 dev dpdk0"),
+            Change::DeleteNeighbour { addr: "10.0.0.254".parse().unwrap(), ifname: "dpdk0".into() }
+        );
+        assert_eq!(
+            change("mark add 10 -d 172.18.100.7 -p tcp --dports 80,443 --dport 8000-8080"),
             Change::AddMark {
                 rule: MarkRuleConfig {
                     mark: 10,
@@ -424,22 +307,27 @@ mod tests {
                 }
             }
         );
-        assert!(matches!(plan_of("link"), Ok(Plan::Show(Request::ListLinks))));
-        assert!(matches!(plan_of("stats"), Ok(Plan::Show(Request::GetStats))));
+        assert_eq!(change("mark del 10"), Change::DeleteMark { mark: 10 });
     }
 
     #[test]
-    fn bad_subcommand_lines_name_the_problem() {
-        assert_eq!(usage_message("addr add 10.0.0.1/33 dev dpdk0"), "invalid prefix length \"33\" for 10.0.0.1");
-        assert_eq!(usage_message("addr add 10.0.0.1/24"), "missing dev IFNAME");
-        assert_eq!(
-            usage_message("neigh add 10.0.0.254 lladdr 52:54 dev dpdk0"),
-            "invalid link-layer address \"52:54\""
-        );
-        assert_eq!(usage_message("route add 10.0.0.0/8"), "route add needs dev IFNAME");
-        assert_eq!(usage_message("mark add 0 -d 10.0.0.1"), "invalid fwmark value `0' specified");
-        assert_eq!(usage_message("link flap"), "gwctl link: unknown command \"flap\"");
-        assert_eq!(usage_message("addr show extra"), "unexpected argument extra");
+    fn show_is_the_default_and_has_iproute2s_aliases() {
+        let shows = [
+            ("addr", Request::ListAddrs),
+            ("route", Request::ListRoutes),
+            ("neigh", Request::ListNeighbours),
+            ("link", Request::ListLinks),
+            ("stats", Request::GetStats),
+            ("mark", Request::ListMarks),
+        ];
+        for (sub, request) in shows {
+            for verb in ["", " show", " list", " ls"] {
+                match plan_of(&format!("{sub}{verb}")) {
+                    Plan::Show(r) => assert_eq!(r, request, "{sub}{verb}"),
+                    Plan::Change(c) => panic!("{sub}{verb} planned {c:?}"),
+                }
+            }
+        }
     }
 
     #[test]

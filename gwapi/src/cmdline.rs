@@ -235,24 +235,30 @@ pub struct Globals {
     pub socket: Option<OsString>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Arg {
+/// Whether an option takes an argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arg {
     None,
     Required,
+    /// In the same word (`-p300`, `--persistent=300`) or the next one unless it starts with `-`.
     Optional,
 }
 
-struct OptSpec {
-    long: &'static str,
-    short: Option<char>,
-    arg: Arg,
+/// One option of ipvsadm's getopt table.
+#[derive(Debug)]
+pub struct OptSpec {
+    pub long: &'static str,
+    pub short: Option<char>,
+    pub arg: Arg,
 }
 
 const fn o(long: &'static str, short: Option<char>, arg: Arg) -> OptSpec {
     OptSpec { long, short, arg }
 }
 
-const OPTIONS: &[OptSpec] = &[
+/// Every option the parser knows, as ipvsadm's getopt table lists them (gwctl's shell
+/// completions are generated from it).
+pub const OPTIONS: &[OptSpec] = &[
     o("add-service", Some('A'), Arg::None),
     o("edit-service", Some('E'), Arg::None),
     o("delete-service", Some('D'), Arg::None),

@@ -102,6 +102,8 @@ Gateway management:
   {p} link show                            (port and queue counters)
   {p} stats                                (per-worker packet and drop counters)
   {p} mark  add MARK -d PREFIX [-p tcp|udp] [--dports P[,LO-HI]...]   {p} mark del MARK   {p} mark show
+  {p} addr|route|neigh|link|stats|mark|completions --help   (each one's own help)
+  {p} completions bash|zsh|fish|elvish|powershell   (shell completion script)
 ",
         version = version(),
         default = gwapi::DEFAULT_SOCKET_PATH,
@@ -112,7 +114,7 @@ pub fn version() -> String {
     format!("gwctl v{} (ipvsadm 1.31 compatible, IPVS v{})\n", env!("CARGO_PKG_VERSION"), gwapi::api::IPVS_VERSION)
 }
 
-fn try_help() -> &'static str {
+pub(crate) fn try_help() -> &'static str {
     "Try `gwctl -h' or 'gwctl --help' for more information.\n"
 }
 
