@@ -110,6 +110,10 @@ impl ExceptionLoop {
         let mut burst = Burst::new();
         let mut backoff = IdleBackoff::default();
         while !stop.load(Ordering::Relaxed) {
+            // A test build can make the loop panic here
+            // (FAILPOINTS=exception-loop=panic(..)); a release has no failpoints.
+            #[cfg(feature = "failpoints")]
+            fail::fail_point!("exception-loop");
             if let Some(fence) = &mut fence {
                 if !fence.may_poll() {
                     backoff.rest_after(false);
