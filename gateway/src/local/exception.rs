@@ -9,9 +9,10 @@
 //! the kernel interface of the port it arrived on (`mbuf.port()`). What the
 //! kernel sends leaves by its data port's own extra tx queue (index = number
 //! of workers), which no worker touches. A port whose driver pairs rx and tx
-//! queues (`net_tap`) has an extra rx queue as well, which its peer's flows
-//! hash to like any other: the loop polls it and hands what arrives to a
-//! worker over that worker's redirect ring, as another worker would.
+//! queues (`net_tap`, `net_af_packet`) has an extra rx queue as well, which
+//! its peer's flows hash to like any other: the loop polls it and hands what
+//! arrives to a worker over that worker's redirect ring, as another worker
+//! would.
 //!
 //! It runs on a plain thread, not an EAL lcore, beside the main lcore's
 //! control thread: DPDK's rx and tx bursts need only that no other thread use
