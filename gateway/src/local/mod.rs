@@ -6,3 +6,5 @@
 //! Workers decide what leaves the fast path ([`crate::net::exception`]) and
 //! hand it over rings ([`crate::worker::lcore::KernelRings`]); everything
 //! here runs on the main lcore, never on a worker.
+
+pub mod held;
