@@ -7,4 +7,6 @@
 //! hand it over rings ([`crate::worker::lcore::KernelRings`]); everything
 //! here runs on the main lcore, never on a worker.
 
+pub mod exception;
 pub mod held;
+pub mod kernel_iface;
