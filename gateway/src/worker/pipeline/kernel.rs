@@ -112,7 +112,7 @@ impl<F: Frame> Worker<F> {
         let class = match reason {
             _ if !self.has_kernel(at.port) => None,
             DropReason::UnknownProtocol => other_ipv4(frame.data())
-                .filter(|&(_, dst)| self.is_own(dst) || self.is_group(dst, at.port))
+                .filter(|&(_, dst)| self.is_own(dst) || self.is_group_or_broadcast(dst, at.port))
                 .map(|(protocol, _)| KernelClass::of_ipv4(protocol, 0, 0)),
             DropReason::UnsupportedEthertype => {
                 let port_mac = self.net.ports.get(usize::from(at.port)).map(|p| p.mac);
@@ -136,6 +136,12 @@ impl<F: Frame> Worker<F> {
     #[cold]
     #[inline(never)]
     pub(super) fn unconsumed_flow(&mut self, frame: F, reason: Discard, at: Arrival, io: &mut impl Io<F>) {
+        // A service matched but could not take the packet (no server, no
+        // local port, a full table): the datapath's, flood or not.
+        let served = matches!(reason, Discard::NoDest | Discard::NoLocalPort | Discard::TableFull);
+        if served || !self.has_kernel(at.port) {
+            return self.discard(frame, reason, io);
+        }
         let class = match classify(&frame, self.classify) {
             Ok(Classified::Ipv4(meta)) => self.kernel_flow(&meta, at.port),
             _ => None,
@@ -165,7 +171,7 @@ impl<F: Frame> Worker<F> {
             return None;
         }
         let class = KernelClass::of_ipv4(meta.protocol, meta.src_port, meta.dst_port);
-        if self.is_group(meta.dst, port) {
+        if self.is_group_or_broadcast(meta.dst, port) {
             return Some(class);
         }
         let local_address_only = self.lips.contains(&meta.dst) && !self.interface_addrs.contains(&meta.dst);
@@ -179,7 +185,7 @@ impl<F: Frame> Worker<F> {
 
     /// Whether `ip` is a multicast group or a broadcast address on `port`:
     /// the limited broadcast, or the directed broadcast of one of its prefixes.
-    fn is_group(&self, ip: Ipv4Addr, port: u16) -> bool {
+    fn is_group_or_broadcast(&self, ip: Ipv4Addr, port: u16) -> bool {
         let directed = |p: &crate::model::PortView| {
             p.addrs.iter().any(|a| a.prefix_len() <= 30 && u32::from(ip) == u32::from(a.addr()) | !a.mask_bits())
         };
