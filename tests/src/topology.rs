@@ -686,6 +686,23 @@ impl Stats {
             })
             .sum()
     }
+
+    /// The packets the workers handed toward port `port`'s kernel interface
+    /// as `class` ("control", "bulk"), and those its rate refused, summed
+    /// over the workers (lines "kernel port 0 bulk: handed 20 rate-limited 4").
+    pub fn kernel(&self, port: u16, class: &str) -> (u64, u64) {
+        let prefix = format!("kernel port {port} {class}: handed ");
+        self.0.lines().filter_map(|l| l.trim().strip_prefix(&prefix)).fold((0, 0), |(h, r), rest| {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            match f.as_slice() {
+                [handed, "rate-limited", limited] => (
+                    h + handed.parse::<u64>().expect("handed count"),
+                    r + limited.parse::<u64>().expect("rate-limited count"),
+                ),
+                _ => panic!("unexpected kernel counters line {rest:?} in {}", self.0),
+            }
+        })
+    }
 }
 
 /// Python HTTP servers in `ns` on `rips` port 8080, serving from
