@@ -21,6 +21,7 @@ use crate::control::GatewayConfig;
 use crate::model::{NetConfig, Snapshot};
 use crate::net::Ipv4Cidr;
 use crate::synproxy;
+use crate::worker::idle::IdleMode;
 
 /// The configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -63,6 +64,11 @@ pub struct Config {
     /// `"debug"` or `"trace"`; `$GATEWAYD_LOG` overrides it. See [`crate::logging`].
     #[serde(default = "default_log_level", deserialize_with = "log_level")]
     pub log_level: log::LevelFilter,
+    /// What a worker does when a poll finds nothing: `"poll"` (the default: poll
+    /// again at once, a whole core per worker) or `"sleep"` (back off, up to a
+    /// millisecond, so other programs get the cores). See [`crate::worker::idle`].
+    #[serde(default, deserialize_with = "idle_mode")]
+    pub idle: IdleMode,
 }
 
 fn default_log_level() -> log::LevelFilter {
@@ -76,6 +82,17 @@ fn log_level<'de, D: serde::Deserializer<'de>>(d: D) -> Result<log::LevelFilter,
         serde::de::Error::custom(format!(
             "\"log_level\": {text:?} is not a log level (one of {})",
             crate::logging::LEVEL_NAMES.join(", ")
+        ))
+    })
+}
+
+/// `"idle"`: one of the mode names, the others named in the refusal.
+fn idle_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<IdleMode, D::Error> {
+    let text = String::deserialize(d)?;
+    IdleMode::parse(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "\"idle\": {text:?} is not an idle mode (one of {})",
+            IdleMode::NAMES.join(", ")
         ))
     })
 }
@@ -539,6 +556,9 @@ mod tests {
             ),
             (r#", "log_level": "INFO""#, "\"log_level\": \"INFO\" is not a log level"),
             (r#", "log_level": 3"#, "invalid type: integer `3`, expected a string"),
+            (r#", "idle": "spin""#, "\"idle\": \"spin\" is not an idle mode (one of poll, sleep)"),
+            (r#", "idle": "Sleep""#, "\"idle\": \"Sleep\" is not an idle mode"),
+            (r#", "idle": true"#, "invalid type: boolean `true`, expected a string"),
         ];
         for (members, want) in cases {
             let got = refusal(members);
@@ -561,6 +581,14 @@ mod tests {
         assert_eq!(parse(""), log::LevelFilter::Info);
         assert_eq!(parse(r#", "log_level": "debug""#), log::LevelFilter::Debug);
         assert_eq!(parse(r#", "log_level": "error""#), log::LevelFilter::Error);
+    }
+
+    #[test]
+    fn workers_poll_unless_told_to_sleep_when_idle() {
+        let parse = |members: &str| Config::parse(&format!(r#"{{"eal": [], {TWO_PORTS}{members}}}"#)).unwrap().idle;
+        assert_eq!(parse(""), IdleMode::Poll);
+        assert_eq!(parse(r#", "idle": "poll""#), IdleMode::Poll);
+        assert_eq!(parse(r#", "idle": "sleep""#), IdleMode::Sleep);
     }
 
     #[test]

@@ -279,6 +279,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             redirect_out,
             neighbours_in: neigh_in,
             neighbours_out,
+            idle: config.idle,
             pool: pool.clone(),
             epoch,
             liveness,

@@ -5,7 +5,12 @@
 //! port's queue and run each packet through the pipeline, then the packets
 //! other workers redirected here, then flush what the pipeline queued for
 //! transmission and redirection. Connections expire every iteration (a
-//! bounded slice each); the other timers run once per second.
+//! bounded slice each); the other timers run once per second. With
+//! `"idle": "sleep"`, an iteration that received nothing and queued nothing
+//! is idle, and a run of them backs off
+//! ([`IdleBackoff`](super::idle::IdleBackoff)); the heartbeat and the
+//! control plane's poll still come every iteration, so the watchdog sees a
+//! resting worker beat and configuration changes apply within a pause.
 //!
 //! Two things can keep a worker off its ports. A port whose link is down
 //! ([`DownPorts`], kept by the control thread from the driver's link state)
@@ -24,6 +29,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 
 use super::counters::{Discard, WorkerCounters};
+use super::idle::IdleMode;
 use super::pipeline::{Io, Worker};
 use super::watchdog::Liveness;
 use crate::dpdk::{self, Burst, FenceWorker, Mbuf, Mempool, RingReceiver, RingSender, RxQueue, TxQueue};
@@ -89,6 +95,8 @@ pub struct LcoreWorker {
     pub fence: Option<FenceWorker>,
     /// Toward the kernel interfaces, when any port has one.
     pub kernel: Option<KernelRings>,
+    /// What an iteration with nothing to do is followed by.
+    pub idle: IdleMode,
 }
 
 /// Whole seconds since `epoch`, counted from 1, at TSC value `tsc`. A TSC
@@ -158,6 +166,8 @@ struct LcoreIo<'a> {
     down: u64,
     /// Toward the main lcore's exception path, by [`KernelClass::index`].
     kernel: &'a mut [OutletQueue<RingSender>],
+    /// Whether this iteration queued a frame toward any outlet.
+    queued: bool,
 }
 
 impl LcoreIo<'_> {
@@ -179,6 +189,7 @@ impl Io<Mbuf> for LcoreIo<'_> {
         if port_is_down(self.down, port) {
             return self.counters.count(Discard::LinkDown);
         }
+        self.queued = true;
         match self.tx.get_mut(usize::from(port)) {
             Some(Some(out)) => out.push(frame, self.counters),
             _ => self.counters.count(Discard::NoRoute),
@@ -186,6 +197,7 @@ impl Io<Mbuf> for LcoreIo<'_> {
     }
 
     fn redirect(&mut self, worker: u16, frame: Mbuf) {
+        self.queued = true;
         match self.redirect.get_mut(usize::from(worker)) {
             Some(Some(out)) => out.push(frame, self.counters),
             _ => self.counters.count(Discard::NoOwner),
@@ -209,6 +221,7 @@ impl Io<Mbuf> for LcoreIo<'_> {
     fn to_kernel(&mut self, _port: u16, frame: Mbuf, class: KernelClass) {
         // The frame keeps its rx port id (mbuf.port): the main lcore sends it
         // to that port's kernel interface.
+        self.queued = true;
         match self.kernel.get_mut(class.index()) {
             Some(out) => out.push(frame, self.counters),
             None => self.counters.count(Discard::NoKernel),
@@ -235,6 +248,7 @@ impl LcoreWorker {
             mut fence,
             liveness,
             kernel,
+            idle,
         } = self;
         let mut redirect_in = redirect_in;
         let ports = tx.iter().map(|(p, _)| usize::from(*p) + 1).max().unwrap_or(0);
@@ -253,6 +267,7 @@ impl LcoreWorker {
         let hz = dpdk::tsc_hz();
         let mut last_tick = 0u32;
         let mut burst = Burst::new();
+        let mut backoff = idle.backoff();
 
         while !stop.load(Ordering::Relaxed) {
             liveness.beat();
@@ -275,14 +290,18 @@ impl LcoreWorker {
                 counters: &counters,
                 down,
                 kernel: &mut kernel,
+                queued: false,
             };
+            let mut received = false;
             while let Ok((ip, mac, port)) = neighbours_in.try_recv() {
+                received = true;
                 worker.learn_neighbour(ip, mac, port, now, &mut io);
             }
             for (port, queue) in rx.iter_mut() {
                 if port_is_down(down, *port) || queue.rx_burst(&mut burst) == 0 {
                     continue;
                 }
+                received = true;
                 for m in burst.drain() {
                     if m.segments() != 1 {
                         // Jumbo frames chained over mbufs are not forwarded.
@@ -293,6 +312,7 @@ impl LcoreWorker {
                 }
             }
             if redirect_in.recv_burst(&mut burst) > 0 {
+                received = true;
                 for m in burst.drain() {
                     let port = m.port();
                     worker.process_redirected(m, port, now, &mut io);
@@ -305,11 +325,15 @@ impl LcoreWorker {
                 worker.expire(now);
             }
             io.flush();
+            let worked = received || io.queued;
             for update in learned.drain(..) {
                 for peer in &neighbours_out {
                     // A full channel drops the update; the peer resolves by ARP.
                     let _ = peer.try_send(update);
                 }
+            }
+            if let Some(backoff) = backoff.as_mut() {
+                backoff.rest_after(worked);
             }
         }
     }
