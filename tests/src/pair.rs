@@ -67,6 +67,13 @@ pub struct PairOptions {
     pub extra_config: String,
 }
 
+/// One of the pair's two L2 segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    Client,
+    Servers,
+}
+
 /// One director: its namespace, gatewayd and keepalived.
 pub struct Director {
     /// 1 or 2.
@@ -268,12 +275,18 @@ impl Pair {
                 kernel: Some(KERNEL_SERVERS),
             },
         ];
+        // Two directors, keepalived and the clients share a small machine:
+        // idle workers sleep rather than spin.
+        let extra = match self.opts.extra_config.trim() {
+            "" => r#""idle": "sleep""#.to_owned(),
+            more => format!(r#""idle": "sleep", {more}"#),
+        };
         let config = gatewayd_config(
             &eal_args(&format!("{}d{n}", self.id), 1, vdevs),
             &ports,
             65536,
             &self.opts.services,
-            &self.opts.extra_config,
+            &extra,
         );
         let path = d.dir.join("gatewayd.json");
         std::fs::write(&path, config).expect("write the configuration");
@@ -378,10 +391,14 @@ impl Pair {
         self.directors.iter().filter(|d| d.gatewayd.is_some() && d.carries(KERNEL_CLIENT, VIP)).map(|d| d.n).collect()
     }
 
-    /// The MACs that answer ARP for `addr` on the client segment (arping,
-    /// three requests).
-    pub fn arp_answers(&self, addr: &str) -> Vec<String> {
-        let out = self.client.output("arping", &["-c", "3", "-w", "4", "-I", &self.client_bridge, addr]);
+    /// The MACs that answer ARP for `addr` on `segment` (arping from the
+    /// client or a real server, three requests).
+    pub fn arp_answers(&self, segment: Segment, addr: &str) -> Vec<String> {
+        let (ns, bridge) = match segment {
+            Segment::Client => (&self.client, &self.client_bridge),
+            Segment::Servers => (&self.servers, &self.servers_bridge),
+        };
+        let out = ns.output("arping", &["-c", "3", "-w", "4", "-I", bridge, addr]);
         // "Unicast reply from 10.0.0.100 [02:00:00:00:01:00]  0.711ms"
         let mut macs: Vec<String> = String::from_utf8_lossy(&out.stdout)
             .lines()
