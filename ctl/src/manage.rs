@@ -13,15 +13,17 @@
 //! ```
 //!
 //! `show` output is one line per entry in the syntax that adds it (so it can be fed back),
-//! and `--json` prints the reply structure instead.
+//! and `--json` prints the reply structure instead. With a kernel interface, `addr show`
+//! then says which VIPs and local addresses are held (`held ADDR`, `not held ADDR`): a
+//! runtime state keepalived sets, which no command adds.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use gwapi::addr::{family_bits, LinkAddr};
 use gwapi::api::{
-    Change, InterfaceAddr, LinkInfo, MarkRuleConfig, NeighbourConfig, Reply, Request, RouteConfig, TransportProtocol,
-    WorkerStats,
+    Change, HeldAddr, InterfaceAddr, LinkInfo, MarkRuleConfig, NeighbourConfig, Reply, Request, RouteConfig,
+    TransportProtocol, WorkerStats,
 };
 use gwapi::ClientError;
 
@@ -98,7 +100,7 @@ pub fn run(sub: &str, args: &[String], mut globals: Globals, io: &mut Io) -> i32
         };
     }
     let text = match &reply {
-        Reply::Addrs { addrs } => show_addrs(addrs),
+        Reply::Addrs { addrs, held } => show_addrs(addrs, held.as_deref()),
         Reply::Routes { routes } => show_routes(routes),
         Reply::Neighbours { neighbours } => show_neighbours(neighbours),
         Reply::Links { links } => show_links(links),
@@ -276,12 +278,18 @@ fn prefix_text(addr: IpAddr, len: u8) -> String {
     }
 }
 
-fn show_addrs(addrs: &[InterfaceAddr]) -> String {
-    addrs.iter().fold(String::new(), |mut s, a| {
+/// The interface addresses; then, with a kernel interface, whether each VIP, local
+/// address and kernel interface address is held (`held ADDR`, `not held ADDR`).
+fn show_addrs(addrs: &[InterfaceAddr], held: Option<&[HeldAddr]>) -> String {
+    let mut s = addrs.iter().fold(String::new(), |mut s, a| {
         let family = if a.addr.is_ipv4() { "inet" } else { "inet6" };
         let _ = writeln!(s, "{family} {}/{} dev {}", a.addr, a.prefix_len, a.ifname);
         s
-    })
+    });
+    for h in held.unwrap_or_default() {
+        let _ = writeln!(s, "{} {}", if h.held { "held" } else { "not held" }, h.addr);
+    }
+    s
 }
 
 fn show_routes(routes: &[RouteConfig]) -> String {
@@ -457,5 +465,19 @@ mod tests {
         let routes =
             vec![RouteConfig { dst: "0.0.0.0".parse().unwrap(), prefix_len: 0, via: None, ifname: "dpdk0".into() }];
         assert_eq!(show_routes(&routes), "default dev dpdk0\n");
+    }
+
+    #[test]
+    fn addr_show_says_which_addresses_are_held_only_with_a_kernel_interface() {
+        let addrs = vec![InterfaceAddr { addr: "10.0.0.254".parse().unwrap(), prefix_len: 24, ifname: "dpdk0".into() }];
+        assert_eq!(show_addrs(&addrs, None), "inet 10.0.0.254/24 dev dpdk0\n", "unchanged without one");
+        let held = vec![
+            HeldAddr { addr: "10.0.0.100".parse().unwrap(), held: true },
+            HeldAddr { addr: "192.168.1.200".parse().unwrap(), held: false },
+        ];
+        assert_eq!(
+            show_addrs(&addrs, Some(&held)),
+            "inet 10.0.0.254/24 dev dpdk0\nheld 10.0.0.100\nnot held 192.168.1.200\n"
+        );
     }
 }

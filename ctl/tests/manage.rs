@@ -122,3 +122,49 @@ fn static_neighbours_past_the_limit_are_refused_not_dropped() {
     gw.ok("neigh del 10.0.0.1 dev dpdk0");
     gw.ok("neigh add 10.0.4.1 lladdr 52:54:00:00:04:00 dev dpdk0");
 }
+
+/// Held addresses (issue 14) are a runtime input from the kernel interfaces, not
+/// configuration: `gwctl addr` shows them, the workers run them, and `-S`, `-C` and `-R`
+/// neither save nor clear them.
+#[test]
+fn held_addresses_are_shown_published_and_never_saved() {
+    let gw = Gateway::start("held");
+    gw.ok("addr add 10.0.0.254/24 dev dpdk0");
+    gw.ok("-A -t 10.0.0.100:80 -s rr");
+    gw.ok("-a -t 10.0.0.100:80 -r 192.168.1.10:8080 -m");
+    gw.ok("-A -u 10.0.0.101:53 -s rr");
+    let saved = gw.gwctl("-S -n");
+    assert_eq!(saved.code, 0);
+    expect(&gw, "addr", 0, "inet 10.0.0.254/24 dev dpdk0\n", "");
+    assert!(!gw.gwctl("addr --json").stdout.contains("held"), "no kernel interface: the reply is as before");
+
+    // keepalived put the VIP 10.0.0.100 on the kernel interface, beside the port's address.
+    gw.hold(Some(&["10.0.0.254", "10.0.0.100"]));
+    let held = gw.running().held.expect("published to the worker");
+    assert_eq!(held.iter().map(|a| a.to_string()).collect::<Vec<_>>(), ["10.0.0.100", "10.0.0.254"]);
+    expect(&gw, "addr", 0, "inet 10.0.0.254/24 dev dpdk0\nheld 10.0.0.100\nnot held 10.0.0.101\nheld 10.0.0.254\n", "");
+    let json: serde_json::Value = serde_json::from_str(&gw.gwctl("addr --json").stdout).unwrap();
+    assert_eq!(json["held"][1], serde_json::json!({"addr": "10.0.0.101", "held": false}));
+    assert_eq!(gw.gwctl("-S -n").stdout, saved.stdout, "-S saves services only");
+
+    // -C clears the services, -R restores them: the held set stays as the kernel has it.
+    gw.ok("-C");
+    expect(&gw, "addr", 0, "inet 10.0.0.254/24 dev dpdk0\nheld 10.0.0.100\nheld 10.0.0.254\n", "");
+    let restored = gw.gwctl_in("-R", &saved.stdout);
+    assert_eq!(restored.code, 0, "{}", restored.stderr);
+    assert!(gw.running().held.is_some());
+    expect(&gw, "addr", 0, "inet 10.0.0.254/24 dev dpdk0\nheld 10.0.0.100\nnot held 10.0.0.101\nheld 10.0.0.254\n", "");
+
+    // The VIP moved to the other director.
+    gw.hold(Some(&["10.0.0.254"]));
+    expect(
+        &gw,
+        "addr",
+        0,
+        "inet 10.0.0.254/24 dev dpdk0\nnot held 10.0.0.100\nnot held 10.0.0.101\nheld 10.0.0.254\n",
+        "",
+    );
+    gw.hold(None);
+    expect(&gw, "addr", 0, "inet 10.0.0.254/24 dev dpdk0\n", "");
+    assert!(gw.running().held.is_none());
+}

@@ -325,6 +325,15 @@ pub struct InterfaceAddr {
     pub ifname: String,
 }
 
+/// Whether the gateway serves an address now. With a kernel interface, a VIP or local
+/// address is served (ARP answered, new connections accepted) only while a kernel interface
+/// carries it, so keepalived's `virtual_ipaddress` moves it between directors.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HeldAddr {
+    pub addr: IpAddr,
+    pub held: bool,
+}
+
 /// A route (`gwctl route add 192.168.0.0/16 via 10.0.0.254 dev dpdk0`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -375,6 +384,12 @@ pub enum Reply {
     },
     Addrs {
         addrs: Vec<InterfaceAddr>,
+        /// With a kernel interface on some port: the VIPs and local addresses of the
+        /// services and the addresses the kernel interfaces carry, each with whether it is
+        /// held (served here). Absent without kernel interfaces, where every address is
+        /// held; older clients ignore it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        held: Option<Vec<HeldAddr>>,
     },
     Routes {
         routes: Vec<RouteConfig>,

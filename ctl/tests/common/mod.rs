@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use gateway::control::publish::broadcast;
 use gateway::control::{
-    ConnectionListing, ControlServer, ControlState, DataplaneView, GatewayConfig, ServerHandle, ServerOptions,
+    ConnectionListing, ControlServer, ControlState, DataplaneView, GatewayConfig, HeldInput, ServerHandle,
+    ServerOptions,
 };
 use gateway::model::ServiceKey;
 use gwapi::api::{ConnectionInfo, LinkInfo, QueueInfo, TransportProtocol, WorkerStats};
@@ -132,6 +133,8 @@ pub struct Gateway {
     stop: Arc<AtomicBool>,
     worker: Option<JoinHandle<()>>,
     running: Arc<Mutex<GatewayConfig>>,
+    /// Where gatewayd's watch of its kernel interfaces hands the held addresses.
+    held: HeldInput,
 }
 
 impl Gateway {
@@ -167,13 +170,22 @@ impl Gateway {
         // The test drives the rate estimator itself, so its figures are exact.
         let options =
             ServerOptions { estimate_interval: Duration::from_secs(24 * 3600), ..ServerOptions::new(&socket) };
-        let server = ControlServer::bind(options, state).unwrap().spawn().unwrap();
-        Gateway { socket, server: Some(server), stop, worker: Some(worker), running }
+        let server = ControlServer::bind(options, state).unwrap();
+        let held = server.held_input();
+        let server = server.spawn().unwrap();
+        Gateway { socket, server: Some(server), stop, worker: Some(worker), running, held }
     }
 
     /// The configuration the worker runs.
     pub fn running(&self) -> GatewayConfig {
         self.running.lock().unwrap().clone()
+    }
+
+    /// Publishes what the kernel interfaces carry, as gatewayd's watch of them does
+    /// (`None`: no kernel interface).
+    pub fn hold(&self, addrs: Option<&[&str]>) {
+        let held = addrs.map(|a| a.iter().map(|s| s.parse().unwrap()).collect());
+        self.held.set_held(held).unwrap();
     }
 
     /// Runs gwctl with whitespace-separated arguments.

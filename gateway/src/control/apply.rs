@@ -14,16 +14,17 @@
 //! (DESIGN.md invariant 3). If publishing fails, the previous configuration is published
 //! again so no worker is left on the refused one.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use gwapi::api::{
-    ApiError, Change, ErrorKind, Forwarding, GatewayInfo, LaddrConfig, LaddrInfo, MarkRuleConfig, PersistenceConfig,
-    Reply, Request, ServerConfig, ServerInfo, ServiceConfig, ServiceInfo, ServiceTable, TimeoutsInfo, TrafficStats,
-    TransportProtocol, VirtualService, IPVS_VERSION,
+    ApiError, Change, ErrorKind, Forwarding, GatewayInfo, HeldAddr, LaddrConfig, LaddrInfo, MarkRuleConfig,
+    PersistenceConfig, Reply, Request, ServerConfig, ServerInfo, ServiceConfig, ServiceInfo, ServiceTable,
+    TimeoutsInfo, TrafficStats, TransportProtocol, VirtualService, IPVS_VERSION,
 };
 
 use super::dataplane::DataplaneView;
-use super::publish::{GatewayConfig, SnapshotSink};
+use super::publish::{GatewayConfig, PublishError, SnapshotSink};
 use crate::model::net::NetError;
 use crate::model::{
     ConfigError, DestSpec, ForwardMethod, LocalAddr, MarkRule, NetConfig, Persistence, Protocol, SchedulerKind,
@@ -127,6 +128,7 @@ impl ControlState {
             }),
             Request::ListAddrs => Ok(Reply::Addrs {
                 addrs: self.current.net.addrs().to_vec(),
+                held: self.held_addrs(),
             }),
             Request::ListRoutes => Ok(Reply::Routes {
                 routes: self.current.net.routes().to_vec(),
@@ -205,6 +207,72 @@ impl ControlState {
             servers,
             laddrs: laddr_configs(svc),
         }
+    }
+
+    /// The service addresses the workers serve while held (IPv4 VIPs and local
+    /// addresses) and every address the kernel interfaces carry, sorted, each with
+    /// whether it is held; `None` without kernel interfaces (every address held).
+    fn held_addrs(&self) -> Option<Vec<HeldAddr>> {
+        let held = self.current.held.as_deref()?;
+        let mut addrs: Vec<Ipv4Addr> = held.to_vec();
+        for svc in self.current.services.services() {
+            if let ServiceKey::Inet { addr: IpAddr::V4(a), .. } = svc.key() {
+                addrs.push(a);
+            }
+            addrs.extend(svc.laddrs().iter().filter_map(|l| match l.addr {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            }));
+        }
+        addrs.sort_unstable();
+        addrs.dedup();
+        Some(addrs.into_iter().map(|a| HeldAddr { addr: a.into(), held: held.binary_search(&a).is_ok() }).collect())
+    }
+
+    /// Publishes `held`, the addresses the kernel interfaces carry now (see
+    /// [`GatewayConfig::held`]), as its own configuration: a new generation every worker
+    /// confirms before this returns, as for a request (DESIGN.md invariant 3). Logs each
+    /// address that became held or stopped being held. Nothing changes (and the previous
+    /// set stays in force) if a worker does not confirm; the caller tries again.
+    pub fn set_held(&mut self, held: Option<Vec<Ipv4Addr>>) -> Result<(), PublishError> {
+        let held: Option<Arc<[Ipv4Addr]>> = held.map(|mut h| {
+            h.sort_unstable();
+            h.dedup();
+            h.into()
+        });
+        if held == self.current.held {
+            return Ok(());
+        }
+        let config = GatewayConfig {
+            services: self.current.services.edit().finish(),
+            net: Arc::clone(&self.current.net),
+            held: held.clone(),
+        };
+        if let Err(e) = self.sink.publish(&config) {
+            let _ = self.sink.publish(&self.current);
+            return Err(e);
+        }
+        let before = std::mem::replace(&mut self.current, config).held;
+        let generation = self.current.generation();
+        match (&before, &held) {
+            (_, None) => log::info!("gatewayd: every address held (no kernel interface); generation {generation}"),
+            (None, Some(_)) => {
+                log::info!(
+                    "gatewayd: addresses held only while a kernel interface carries them; generation {generation}"
+                )
+            }
+            _ => {}
+        }
+        let (before, after) = (before.as_deref().unwrap_or_default(), held.as_deref().unwrap_or_default());
+        for a in after.iter().filter(|a| !before.contains(a)) {
+            log::info!(
+                "gatewayd: address {a} held (a kernel interface carries it): served here; generation {generation}"
+            );
+        }
+        for a in before.iter().filter(|a| !after.contains(a)) {
+            log::info!("gatewayd: address {a} not held (no kernel interface carries it): no ARP answer or new connection here; generation {generation}");
+        }
+        Ok(())
     }
 
     fn apply(&mut self, changes: &[Change]) -> Result<Reply, ApiError> {
@@ -292,7 +360,7 @@ impl GatewayConfig {
                 e
             })?;
         }
-        Ok(GatewayConfig { services: next.editor.finish(), net: next.net })
+        Ok(GatewayConfig { services: next.editor.finish(), net: next.net, held: self.held.clone() })
     }
 }
 
@@ -776,5 +844,49 @@ mod tests {
         assert_eq!(e.message, "configuration not applied: worker 1 did not confirm");
         assert_eq!(*calls.lock().unwrap(), vec![1, 0]);
         assert!(st.config().services.services().is_empty());
+    }
+
+    #[test]
+    fn a_held_set_the_workers_did_not_confirm_is_not_in_force() {
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut st = ControlState::new(
+            GatewayConfig::empty(),
+            Box::new(Refusing { calls: calls.clone() }),
+            Box::new(NoDataplane::default()),
+        );
+        let e = st.set_held(Some(vec![Ipv4Addr::new(10, 0, 0, 1)])).unwrap_err();
+        assert_eq!(e.message, "worker 1 did not confirm");
+        assert_eq!(*calls.lock().unwrap(), vec![1, 0], "published, then the configuration in force again");
+        assert_eq!(st.config().held, None);
+        match st.handle(Request::ListAddrs).unwrap() {
+            Reply::Addrs { held, .. } => assert_eq!(held, None),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn held_addresses_survive_requests_and_list_with_the_services_addresses() {
+        let mut st = state();
+        st.handle(Request::Apply { changes: vec![add_web()] }).unwrap();
+        let v4 = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        st.set_held(Some(vec![v4("10.0.0.9"), v4("10.0.0.1"), v4("10.0.0.9")])).unwrap();
+        assert_eq!(st.config().held.as_deref(), Some(&[v4("10.0.0.1"), v4("10.0.0.9")][..]), "sorted, each once");
+        let generation = st.config().generation();
+        st.set_held(Some(vec![v4("10.0.0.1"), v4("10.0.0.9")])).unwrap();
+        assert_eq!(st.config().generation(), generation, "the same set again publishes nothing");
+        st.set_held(Some(vec![v4("10.0.0.9")])).unwrap();
+        assert_eq!(st.config().generation(), generation + 1);
+        st.handle(Request::Apply { changes: vec![Change::Clear] }).unwrap();
+        st.handle(Request::Apply { changes: vec![add_web()] }).unwrap();
+        assert_eq!(st.config().held.as_deref(), Some(&[v4("10.0.0.9")][..]), "requests keep it");
+        let held = match st.handle(Request::ListAddrs).unwrap() {
+            Reply::Addrs { held, .. } => held.unwrap(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            held,
+            vec![HeldAddr { addr: ip("10.0.0.1"), held: false }, HeldAddr { addr: ip("10.0.0.9"), held: true }],
+            "the VIP (not held) and what the kernel interfaces carry"
+        );
     }
 }

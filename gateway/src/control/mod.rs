@@ -39,4 +39,4 @@ pub mod server;
 pub use apply::ControlState;
 pub use dataplane::{ConnectionListing, DataplaneView, NoDataplane};
 pub use publish::{GatewayConfig, NoWorkers, PublishError, SnapshotSink};
-pub use server::{ControlServer, ControlSocket, ServerHandle, ServerOptions};
+pub use server::{ControlServer, ControlSocket, HeldInput, ServerHandle, ServerOptions};

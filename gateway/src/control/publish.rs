@@ -14,24 +14,30 @@
 //! [`broadcast_with`] sends workers a converted payload instead (see `daemon::workers`).
 
 use std::fmt;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::mailbox::{self, IfPending, Inbox, NoAnswer, Requester};
 use crate::model::{NetConfig, Snapshot};
 
-/// Everything the control plane publishes at once. Cheap to clone (two `Arc`s).
+/// Everything the control plane publishes at once. Cheap to clone (three `Arc`s).
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     pub services: Arc<Snapshot>,
     pub net: Arc<NetConfig>,
+    /// The addresses the kernel interfaces carry, sorted, when any port has one (see
+    /// [`crate::model::NetView::held`]); `None`: every address is held. A runtime input
+    /// (keepalived moves addresses, `local::held` follows them), not configuration: no
+    /// request sets or clears it, so `gwctl -S` never saves it and `-C`/`-R` keep it.
+    pub held: Option<Arc<[Ipv4Addr]>>,
 }
 
 impl GatewayConfig {
     /// No services, no addresses, default timeouts: what `gatewayd` starts with before it
     /// reads its configuration file.
     pub fn empty() -> GatewayConfig {
-        GatewayConfig { services: Snapshot::empty(), net: Arc::default() }
+        GatewayConfig { services: Snapshot::empty(), net: Arc::default(), held: None }
     }
 
     /// The generation of the service snapshot; every published configuration has a new one.

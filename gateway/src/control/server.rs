@@ -34,14 +34,18 @@
 //!   client looping on a bad request cannot flood the log.
 //! - **Shutdown** sets a flag and connects to the socket to wake the `accept`, then waits for
 //!   the clients in progress (each bounded by its deadline).
+//! - **Runtime inputs** that are no request (the held addresses `local::held` follows) reach
+//!   the state through a [`HeldInput`], under the same lock as requests, so they are
+//!   serialised with them; it holds the state weakly and fails once the server has stopped.
 
 use std::fs;
 use std::io::{self, Write};
+use std::net::Ipv4Addr;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -51,6 +55,7 @@ use gwapi::api::{ApiError, ErrorKind, Request, MAX_REQUEST_BYTES, MAX_STREAMED_C
 use gwapi::protocol::{decode_change, decode_request, encode_response, FrameError, FrameReader};
 
 use super::apply::ControlState;
+use super::publish::PublishError;
 use crate::logging::RateLimit;
 use crate::stats::ESTIMATE_INTERVAL;
 
@@ -166,6 +171,26 @@ fn request_name(request: &Request) -> &'static str {
     }
 }
 
+/// Where the addresses the kernel interfaces carry enter the control plane: a runtime
+/// input, not a request (see [`ControlState::set_held`]). Cheap to clone; outlives the
+/// server harmlessly.
+#[derive(Clone)]
+pub struct HeldInput {
+    shared: Weak<Shared>,
+}
+
+impl HeldInput {
+    /// [`ControlState::set_held`] under the state's lock, between requests. Fails when a
+    /// worker did not confirm (the previous set stays in force) or the server has stopped.
+    pub fn set_held(&self, held: Option<Vec<Ipv4Addr>>) -> Result<(), PublishError> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Err(PublishError { message: "the control server has stopped".into() });
+        };
+        let mut state = shared.state();
+        state.set_held(held)
+    }
+}
+
 /// A running server thread.
 pub struct ServerHandle {
     stop: Arc<AtomicBool>,
@@ -218,6 +243,11 @@ impl ControlServer {
         &self.shared.options.socket_path
     }
 
+    /// Where the held addresses enter this server's state (see [`HeldInput`]).
+    pub fn held_input(&self) -> HeldInput {
+        HeldInput { shared: Arc::downgrade(&self.shared) }
+    }
+
     /// Serves on a new thread named `gw-control` until [`ServerHandle::shutdown`].
     pub fn spawn(self) -> io::Result<ServerHandle> {
         let stop = Arc::clone(&self.stop);
@@ -263,10 +293,17 @@ impl ControlServer {
         for c in clients {
             let _ = c.join();
         }
-        // Every client thread has ended, so no other reference to `shared` remains.
-        let Shared { state, .. } = match Arc::try_unwrap(self.shared) {
-            Ok(shared) => shared,
-            Err(_) => unreachable!("every client thread was joined"),
+        // Every client thread has ended; a `HeldInput` may still hold `shared` for the
+        // publish in progress (bounded by the publish timeout), never longer.
+        let mut shared = self.shared;
+        let Shared { state, .. } = loop {
+            match Arc::try_unwrap(shared) {
+                Ok(shared) => break shared,
+                Err(busy) => {
+                    shared = busy;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
         };
         state.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
     }

@@ -420,7 +420,8 @@ impl Config {
     /// The configuration the gateway starts with: the file's network, timeouts and
     /// services, validated together, with traffic counters for `workers` workers.
     pub fn initial(&self, workers: usize) -> Result<GatewayConfig, ConfigError> {
-        let mut base = GatewayConfig { services: Snapshot::for_workers(workers), net: Arc::new(self.net()?) };
+        let mut base =
+            GatewayConfig { services: Snapshot::for_workers(workers), net: Arc::new(self.net()?), held: None };
         if self.timeouts.syn_recv != 0 {
             let mut ed = base.services.edit();
             ed.set_state_timeout(crate::conn::State::SynRecv, self.timeouts.syn_recv);

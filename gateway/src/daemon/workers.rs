@@ -159,15 +159,20 @@ pub fn worker_updates(
 ) -> Result<(WorkerUpdate, Convert<WorkerUpdate>), NetViewError> {
     let update =
         |config: &GatewayConfig, net: Arc<NetView>| WorkerUpdate { services: Arc::clone(&config.services), net };
-    let first_view = Arc::new(net_view(&initial.net, &ports)?);
+    // The held addresses ride in the view: the workers decide by them what they answer.
+    let view_of = |config: &GatewayConfig, ports: &[OpenedPort]| {
+        net_view(&config.net, ports)
+            .map(|view| Arc::new(NetView { held: config.held.as_deref().map(<[_]>::to_vec), ..view }))
+    };
+    let first_view = view_of(initial, &ports)?;
     let first = update(initial, Arc::clone(&first_view));
-    let mut cache = (Arc::clone(&initial.net), first_view);
+    let mut cache = (Arc::clone(&initial.net), initial.held.clone(), first_view);
     let convert: Convert<WorkerUpdate> = Box::new(move |config: &GatewayConfig| {
-        if !Arc::ptr_eq(&cache.0, &config.net) {
-            let view = net_view(&config.net, &ports).map_err(|e| PublishError { message: e.to_string() })?;
-            cache = (Arc::clone(&config.net), Arc::new(view));
+        if !Arc::ptr_eq(&cache.0, &config.net) || cache.1 != config.held {
+            let view = view_of(config, &ports).map_err(|e| PublishError { message: e.to_string() })?;
+            cache = (Arc::clone(&config.net), config.held.clone(), view);
         }
-        Ok(update(config, Arc::clone(&cache.1)))
+        Ok(update(config, Arc::clone(&cache.2)))
     });
     Ok((first, convert))
 }
@@ -503,6 +508,39 @@ mod tests {
         assert!(state.config().net.addrs().is_empty());
         state.handle(add("dpdk0")).unwrap();
         assert_eq!(worker.join().unwrap(), vec![(1, 1)], "the worker switched to the accepted change only");
+    }
+
+    /// The held addresses reach the workers in their network view, a configuration of
+    /// their own confirmed like any other; a view is made again for a new held set alone.
+    #[test]
+    fn held_addresses_reach_the_workers_view() {
+        use crate::control::apply::ControlState;
+        use crate::control::publish::broadcast_with;
+        use std::time::Duration;
+
+        let initial = GatewayConfig::empty();
+        let (first, convert) = worker_updates(ports(), &initial).unwrap();
+        assert_eq!(first.net.held, None, "no kernel interface: every address held");
+        let (sink, mut mailboxes) = broadcast_with(1, first, Duration::from_secs(5), convert);
+        let mut mailbox = mailboxes.remove(0);
+        let worker = std::thread::spawn(move || {
+            let mut switched = Vec::new();
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            while switched.len() < 3 && std::time::Instant::now() < until {
+                mailbox.poll(|u| switched.push((u.generation(), u.net.held.clone(), u.net.ports.len())));
+            }
+            switched
+        });
+        let mut state = ControlState::new(initial, Box::new(sink), Box::new(NoDataplane::default()));
+        let vip = Ipv4Addr::new(10, 0, 0, 100);
+        state.set_held(Some(vec![vip])).unwrap();
+        state.set_held(Some(Vec::new())).unwrap();
+        state.set_held(None).unwrap();
+        assert_eq!(
+            worker.join().unwrap(),
+            vec![(1, Some(vec![vip]), 2), (2, Some(Vec::new()), 2), (3, None, 2)],
+            "each set confirmed in turn, the ports kept"
+        );
     }
 
     /// What gatewayd's workers poll between bursts: each switches to a published

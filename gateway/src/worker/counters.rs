@@ -61,11 +61,14 @@ pub enum Discard {
     KernelQueueFull,
     /// For the kernel interface, but this worker has no ring toward it.
     NoKernel,
+    /// Would open a connection to a VIP or local address that no kernel
+    /// interface carries now (another director holds it).
+    NotHeld,
 }
 
 impl Discard {
     /// The worker's own reasons, in index order after the wire layer's.
-    const OWN: [Discard; 22] = [
+    const OWN: [Discard; 23] = [
         Discard::NotForUs,
         Discard::NoService,
         Discard::NoDest,
@@ -88,6 +91,7 @@ impl Discard {
         Discard::LinkDown,
         Discard::KernelQueueFull,
         Discard::NoKernel,
+        Discard::NotHeld,
     ];
 
     /// Number of reasons: the length of a per-reason counter array.
@@ -122,6 +126,7 @@ impl Discard {
                 Discard::LinkDown => 19,
                 Discard::KernelQueueFull => 20,
                 Discard::NoKernel => 21,
+                Discard::NotHeld => 22,
             }
     }
 
@@ -156,6 +161,7 @@ impl Discard {
             Discard::LinkDown => "link_down",
             Discard::KernelQueueFull => "kernel_queue_full",
             Discard::NoKernel => "no_kernel",
+            Discard::NotHeld => "not_held",
         }
     }
 }

@@ -134,6 +134,14 @@ pub struct Worker<F> {
     vips: AddrSet,
     /// FNAT local addresses (ARP, replies from real servers).
     lips: AddrSet,
+    /// The addresses ARP and ICMP echo are answered for: the interface
+    /// addresses, and the VIPs and local addresses held now.
+    own: AddrSet,
+    /// The VIPs and local addresses no kernel interface carries now
+    /// ([`NetView::held`]): another director serves them, so they open no
+    /// connection here; their existing connections run on. Empty when every
+    /// address is held.
+    unheld: AddrSet,
     /// Real servers' addresses and routes' gateways: addresses the gateway
     /// sends to, so their ARP is learned as needed (see [`crate::net::neigh`]).
     dest_addrs: AddrSet,
@@ -211,6 +219,8 @@ impl<F: Frame> Worker<F> {
             interface_addrs: AddrSet::default(),
             vips: AddrSet::default(),
             lips: AddrSet::default(),
+            own: AddrSet::default(),
+            unheld: AddrSet::default(),
             dest_addrs: AddrSet::default(),
             gateways: AddrSet::default(),
             last_arp_retry: now,
@@ -277,6 +287,7 @@ impl<F: Frame> Worker<F> {
         }
         self.routes = net.routes.without_ports(self.down_ports);
         self.net = net;
+        self.index_held();
     }
 
     /// Follows the ports' links (`down`: bit `p` set while port `p`'s link is
@@ -313,10 +324,35 @@ impl<F: Frame> Worker<F> {
             }
         }
         self.any_proxied = self.proxied.contains(&true);
+        self.index_held();
+    }
+
+    /// Splits the VIPs and local addresses into those held now ([`own`],
+    /// with the interface addresses) and the rest ([`unheld`]), after the
+    /// services or the network view changed; never per packet.
+    ///
+    /// [`own`]: Worker::own
+    /// [`unheld`]: Worker::unheld
+    fn index_held(&mut self) {
+        let held: Option<AddrSet> = self.net.held.as_ref().map(|h| h.iter().copied().collect());
+        self.own.clone_from(&self.interface_addrs);
+        self.unheld.clear();
+        for &a in self.vips.iter().chain(&self.lips) {
+            if held.as_ref().is_none_or(|h| h.contains(&a)) {
+                self.own.insert(a);
+            } else {
+                self.unheld.insert(a);
+            }
+        }
     }
 
     fn is_own(&self, ip: Ipv4Addr) -> bool {
-        self.interface_addrs.contains(&ip) || self.vips.contains(&ip) || self.lips.contains(&ip)
+        self.own.contains(&ip)
+    }
+
+    /// Whether `ip` is a VIP or local address another director holds now.
+    fn is_unheld(&self, ip: Ipv4Addr) -> bool {
+        !self.unheld.is_empty() && self.unheld.contains(&ip)
     }
 
     fn discard(&self, frame: F, reason: Discard, io: &mut impl Io<F>) {

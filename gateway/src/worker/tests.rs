@@ -1741,3 +1741,154 @@ mod fwmark_synproxy {
         assert_eq!(w.director().conns().len(), 1);
     }
 }
+
+/// Held addresses (issue 14): with a kernel interface, a VIP or local address
+/// is answered and opens connections only while the kernel interfaces carry
+/// it; keepalived moves it between directors.
+mod held {
+    use super::*;
+
+    /// [`net`] with `held` as the kernel interfaces' addresses.
+    fn net_holding(held: Option<&[Ipv4Addr]>) -> Arc<NetView> {
+        let mut view = Arc::into_inner(net()).unwrap();
+        view.held = held.map(<[_]>::to_vec);
+        Arc::new(view)
+    }
+
+    /// The worker's services, over a view holding `held`.
+    fn hold(w: &mut Worker<BufFrame>, held: Option<&[Ipv4Addr]>) {
+        let snap = w.director().snapshot().clone();
+        w.switch(snap, net_holding(held));
+    }
+
+    /// Whether ARP for `target` on `port` is answered.
+    fn answers_arp(w: &mut Worker<BufFrame>, io: &mut Recorder, port: u16, target: Ipv4Addr) -> bool {
+        w.process(arp_request(CLIENT, MAC_CLIENT, target), port, 1000, io);
+        let sent = io.take_sent();
+        assert!(sent.len() <= 1);
+        sent.first().is_some_and(|(p, reply)| *p == port && reply[20..22] == [0, 2] && reply[28..32] == target.octets())
+    }
+
+    fn client(w: &mut Worker<BufFrame>, io: &mut Recorder, frame: &[u8]) -> Vec<(u16, Vec<u8>)> {
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, frame), 0, 1000, io);
+        io.take_sent()
+    }
+
+    #[test]
+    fn arp_for_a_vip_or_local_address_is_answered_only_while_held() {
+        let mut w = worker(0, 1, ForwardMethod::FullNat);
+        let mut io = Recorder::default();
+        hold(&mut w, Some(&[]));
+        assert!(!answers_arp(&mut w, &mut io, 0, VIP), "an unheld VIP gets no ARP answer");
+        assert!(!answers_arp(&mut w, &mut io, 1, LIP), "an unheld local address gets no ARP answer");
+        assert!(answers_arp(&mut w, &mut io, 0, GW_CLIENT_SIDE), "the port's own address is always answered");
+        let echo = Icmpv4Repr { msg_type: msg_type::ECHO_REQUEST, msg_code: 0, rest_of_header: 0, data: b"ping" };
+        let ping = build::ipv4(CLIENT, VIP).dont_frag(false).icmp(&echo);
+        assert!(client(&mut w, &mut io, &ping).is_empty(), "nor is a ping to an unheld VIP");
+
+        hold(&mut w, Some(&[VIP]));
+        assert!(answers_arp(&mut w, &mut io, 0, VIP), "held: answered");
+        assert!(!answers_arp(&mut w, &mut io, 1, LIP), "the local address is still not held");
+        assert_eq!(client(&mut w, &mut io, &ping).len(), 1, "a held VIP answers pings");
+
+        hold(&mut w, Some(&[VIP, LIP, Ipv4Addr::new(10, 0, 0, 77)]));
+        assert!(answers_arp(&mut w, &mut io, 1, LIP));
+        assert!(
+            !answers_arp(&mut w, &mut io, 0, Ipv4Addr::new(10, 0, 0, 77)),
+            "holding an address that is no VIP or local address makes it no address of ours"
+        );
+
+        // No kernel interface: every address is held, as without this feature.
+        hold(&mut w, Some(&[]));
+        hold(&mut w, None);
+        assert!(answers_arp(&mut w, &mut io, 0, VIP));
+        assert!(answers_arp(&mut w, &mut io, 1, LIP));
+        assert_eq!(w.counters().dropped(Discard::NotHeld), 0, "ARP and pings are not connections");
+    }
+
+    #[test]
+    fn a_syn_to_an_unheld_vip_is_dropped_while_its_connections_continue() {
+        let (mut w, mut io) = resolved(ForwardMethod::FullNat);
+        let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+        let sent = client(&mut w, &mut io, &syn);
+        assert_eq!(sent.len(), 1);
+        let (_, lport) = ip_src(&sent[0].1);
+
+        // keepalived moved the VIP and the local address to the other director.
+        hold(&mut w, Some(&[]));
+        let data = tcp_frame((CLIENT, 40000), (VIP, 80), 2, 1, flags::ACK, &[], b"GET");
+        let sent = client(&mut w, &mut io, &data);
+        assert_eq!(sent.len(), 1, "the established connection is still forwarded");
+        assert_eq!((ip_src(&sent[0].1), ip_dst(&sent[0].1)), ((LIP, lport), (RS1, 8080)));
+        let reply = tcp_frame((RS1, 8080), (LIP, lport), 5, 5, flags::ACK, &[], b"200");
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &reply), 1, 1000, &mut io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "a reply to the unheld local address is still forwarded");
+        assert_eq!((sent[0].0, ip_src(&sent[0].1), ip_dst(&sent[0].1)), (0, (VIP, 80), (CLIENT, 40000)));
+
+        let syn2 = tcp_frame((CLIENT, 40001), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+        assert!(client(&mut w, &mut io, &syn2).is_empty());
+        let dns = udp_frame((CLIENT, 5353), (VIP, 53), b"query", true);
+        assert!(client(&mut w, &mut io, &dns).is_empty());
+        let elsewhere = tcp_frame((CLIENT, 40002), (VIP, 8443), 1, 0, flags::SYN, &[], &[]);
+        assert!(client(&mut w, &mut io, &elsewhere).is_empty());
+        let c = w.counters();
+        assert_eq!(c.dropped(Discard::NotHeld), 3, "each new flow to the unheld VIP counted");
+        assert_eq!((c.new_conns.get(), c.total_drops()), (1, 3));
+
+        // A bare SYN on the ports of the connection once it is finished would
+        // open it afresh: not while unheld.
+        let fin = tcp_frame((CLIENT, 40000), (VIP, 80), 5, 1, flags::RST, &[], &[]);
+        assert_eq!(client(&mut w, &mut io, &fin).len(), 1);
+        assert!(client(&mut w, &mut io, &syn).is_empty());
+        assert_eq!(w.counters().dropped(Discard::NotHeld), 4);
+
+        // Held again: new connections open.
+        hold(&mut w, Some(&[VIP, LIP]));
+        assert_eq!(client(&mut w, &mut io, &syn2).len(), 1);
+        assert_eq!(w.counters().new_conns.get(), 2);
+    }
+
+    #[test]
+    fn replies_to_an_unheld_local_address_still_reach_their_owner() {
+        let mut w0 = worker(0, 2, ForwardMethod::FullNat);
+        let mut w1 = worker(1, 2, ForwardMethod::FullNat);
+        let (mut io0, mut io1) = (Recorder::default(), Recorder::default());
+        resolve(&mut w0, &mut io0, 1000);
+        resolve(&mut w1, &mut io1, 1000);
+        let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+        let (_, out) = client(&mut w0, &mut io0, &syn).remove(0);
+        let (_, lport) = ip_src(&out);
+        hold(&mut w0, Some(&[VIP]));
+        hold(&mut w1, Some(&[VIP]));
+
+        // The reply lands on worker 1's queue, which has no connection of it.
+        let synack = tcp_frame((RS1, 8080), (LIP, lport), 5, 2, flags::SYN | flags::ACK, &[], &[]);
+        w1.process(on_wire(MAC_RS1, MAC_PORT1, &synack), 1, 1000, &mut io1);
+        let (to, frame) = io1.redirected.remove(0);
+        assert_eq!(to, 0, "handed to the owner as when held");
+        w0.process_redirected(BufFrame::new(&frame), 1, 1000, &mut io0);
+        let (port, back) = io0.take_sent().remove(0);
+        assert_eq!((port, ip_src(&back), ip_dst(&back)), (0, (VIP, 80), (CLIENT, 40000)));
+        assert_eq!(w0.counters().total_drops() + w1.counters().total_drops(), 0);
+    }
+
+    #[test]
+    fn an_unheld_vip_gets_no_cookie_and_a_fwmark_destination_is_unaffected() {
+        let vip = ServiceKey::tcp(VIP.into(), 80);
+        let (mut w, mut io) = super::fwmark::worker_with_fwmark(ForwardMethod::Masq, &[vip]);
+        let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+        let sent = client(&mut w, &mut io, &syn);
+        assert_eq!(sent.len(), 1);
+        assert_eq!((sent[0].0, ip_src(&sent[0].1)), (0, (VIP, 80)), "held: the SYN proxy answers");
+
+        hold(&mut w, Some(&[]));
+        assert!(client(&mut w, &mut io, &syn).is_empty(), "unheld: no SYN-ACK");
+        assert_eq!(w.counters().dropped(Discard::NotHeld), 1);
+        let fwm = tcp_frame((CLIENT, 40001), (super::fwmark::FWM_VIP, 80), 1, 0, flags::SYN, &[], &[]);
+        let sent = client(&mut w, &mut io, &fwm);
+        assert_eq!(sent.len(), 1, "the fwmark service's destination is not a VIP: it is scheduled as ever");
+        assert_eq!(sent[0].0, 1);
+        assert_eq!(w.counters().dropped(Discard::NotHeld), 1);
+    }
+}

@@ -66,6 +66,11 @@ impl<F: Frame> Worker<F> {
             self.counters.redirected_out.inc();
             return io.redirect(owner, frame);
         }
+        if self.is_unheld(meta.dst) {
+            // Another director serves it now (keepalived moved it): checked
+            // before the service lookup below, which would find its service.
+            return self.discard(frame, Discard::NotHeld, io);
+        }
         let to_vip = self.vips.contains(&meta.dst);
         let snap = self.director.snapshot();
         let service =

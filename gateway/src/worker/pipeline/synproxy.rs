@@ -71,10 +71,13 @@ impl<F: Frame> Worker<F> {
     /// lookup would crowd the forwarding path.
     #[inline(never)]
     fn proxies_service_of(&self, meta: &Ipv4Meta) -> bool {
-        self.director
-            .snapshot()
-            .find(Protocol::Tcp, IpAddr::V4(meta.dst), meta.dst_port)
-            .is_some_and(|id| self.service_proxied(id))
+        // An address another director holds gets no cookie from us.
+        !self.is_unheld(meta.dst)
+            && self
+                .director
+                .snapshot()
+                .find(Protocol::Tcp, IpAddr::V4(meta.dst), meta.dst_port)
+                .is_some_and(|id| self.service_proxied(id))
     }
 
     /// Whether the SYN proxy answers service `id` of the current snapshot
