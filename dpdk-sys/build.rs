@@ -134,6 +134,8 @@ const ALLOWED_FUNCTIONS: &[&str] = &[
     "rte_mempool_lookup",
     "rte_ring_create",
     "rte_ring_free",
+    "rte_eal_hotplug_add",
+    "rte_eal_hotplug_remove",
 ];
 
 const ALLOWED_TYPES: &[&str] = &[

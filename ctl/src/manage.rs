@@ -332,6 +332,19 @@ fn show_links(links: &[LinkInfo]) -> String {
                 q.queue, q.worker, q.rx_packets, q.rx_bytes, q.tx_packets, q.tx_bytes
             );
         }
+        if let Some(k) = &l.kernel {
+            let _ = write!(
+                s,
+                "    kernel {}: to kernel packets {} from kernel packets {}",
+                k.name.as_deref().unwrap_or("(none)"),
+                k.to_kernel,
+                k.from_kernel
+            );
+            for (reason, n) in &k.drops {
+                let _ = write!(s, " {reason} {n}");
+            }
+            s.push('\n');
+        }
         s
     })
 }
@@ -478,6 +491,45 @@ mod tests {
         assert_eq!(
             show_addrs(&addrs, Some(&held)),
             "inet 10.0.0.254/24 dev dpdk0\nheld 10.0.0.100\nnot held 192.168.1.200\n"
+        );
+    }
+
+    #[test]
+    fn a_port_with_a_kernel_interface_shows_one_more_line() {
+        let plain = LinkInfo {
+            name: "dpdk0".into(),
+            port_id: 0,
+            mac: [2, 0, 0, 0, 0, 1],
+            mtu: 1500,
+            up: true,
+            state_unknown: false,
+            rx_packets: 10,
+            rx_bytes: 1000,
+            rx_errors: 0,
+            rx_nombuf: 0,
+            rx_missed: 0,
+            tx_packets: 9,
+            tx_bytes: 900,
+            tx_errors: 0,
+            queues: Vec::new(),
+            kernel: None,
+        };
+        let lines = "0: dpdk0: <UP> mtu 1500\n    link/ether 02:00:00:00:00:01\n    RX: packets 10 bytes 1000 errors 0 missed 0\n    TX: packets 9 bytes 900 errors 0\n";
+        assert_eq!(show_links(std::slice::from_ref(&plain)), lines);
+        let with_kernel = LinkInfo {
+            kernel: Some(gwapi::api::KernelLinkInfo {
+                name: Some("gwk0".into()),
+                to_kernel: 7,
+                from_kernel: 5,
+                drops: vec![("tap_full".into(), 2), ("port_full".into(), 0), ("no_kernel".into(), 0)],
+            }),
+            ..plain
+        };
+        assert_eq!(
+            show_links(&[with_kernel]),
+            format!(
+                "{lines}    kernel gwk0: to kernel packets 7 from kernel packets 5 tap_full 2 port_full 0 no_kernel 0\n"
+            )
         );
     }
 }

@@ -510,6 +510,27 @@ pub struct LinkInfo {
     pub tx_bytes: u64,
     pub tx_errors: u64,
     pub queues: Vec<QueueInfo>,
+    /// The port's kernel exception interface and what crossed it; absent
+    /// for a port without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelLinkInfo>,
+}
+
+/// A port's kernel exception interface (`"kernel"` in gatewayd's
+/// configuration) as `gwctl link` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelLinkInfo {
+    /// The Linux interface's name; `None` when the port has no kernel
+    /// interface but frames for one were dropped (`no_kernel`).
+    pub name: Option<String>,
+    /// Frames handed to the kernel interface.
+    pub to_kernel: u64,
+    /// Frames the kernel sent that left by the port.
+    pub from_kernel: u64,
+    /// Frames lost on the way, by reason (`tap_full`: the kernel interface
+    /// refused them; `port_full`: the port's tx queue did; `no_kernel`: for a
+    /// port without a kernel interface).
+    pub drops: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

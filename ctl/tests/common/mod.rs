@@ -100,6 +100,7 @@ impl DataplaneView for FixedCounters {
                 tx_packets: 9,
                 tx_bytes: 900,
             }],
+            kernel: None,
         }]
     }
 

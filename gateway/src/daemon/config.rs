@@ -255,7 +255,32 @@ pub struct PortSpec {
     pub addrs: Vec<String>,
     #[serde(default = "default_mtu")]
     pub mtu: u16,
+    /// The name of this port's kernel exception interface (`"gwk0"`): gatewayd
+    /// creates it (a DPDK `net_tap`) with the port's MAC, MTU and addresses, and
+    /// what the datapath does not consume of the gateway's own traffic goes
+    /// there (see `local`). Absent: no kernel interface.
+    #[serde(default)]
+    pub kernel: Option<String>,
 }
+
+/// Why `name` cannot be a Linux interface name (`dev_valid_name` in the
+/// kernel): 1 to 15 bytes, not `.` or `..`, no `/`, `:` or whitespace.
+pub fn interface_name_error(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name.len() > MAX_INTERFACE_NAME {
+        Some("is longer than 15 bytes")
+    } else if name == "." || name == ".." {
+        Some("is not a name")
+    } else if name.contains(['/', ':']) || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("contains '/', ':', whitespace or a control character")
+    } else {
+        None
+    }
+}
+
+/// The longest Linux interface name (IFNAMSIZ less its NUL).
+pub const MAX_INTERFACE_NAME: usize = 15;
 
 fn default_mtu() -> u16 {
     1500
@@ -295,26 +320,45 @@ pub(super) const TX_DESCRIPTORS: u16 = 1024;
 /// The per-lcore cache of the mbuf pool.
 pub(super) const POOL_CACHE: u32 = 256;
 
-/// The fewest mbufs with which `workers` workers forward on `ports` ports:
-/// every rx ring filled and every tx ring full (each queue holds its
-/// descriptors' mbufs), each lcore's pool cache at its flush threshold (1.5
-/// times its size), and the bursts a worker holds while it works (one being
-/// received, one pending per port and per peer worker). With fewer, rx
-/// queues starve: every packet is an `rx_nombuf` and nothing is forwarded.
-pub fn min_mbufs(ports: usize, workers: usize) -> u64 {
-    let (ports, workers) = (ports as u64, workers as u64);
+/// Descriptors of a kernel interface's rx and tx queue (its `net_tap`).
+pub(super) const KERNEL_RX_DESCRIPTORS: u16 = 512;
+pub(super) const KERNEL_TX_DESCRIPTORS: u16 = 512;
+
+/// Mbufs each ring toward the exception loop holds (control and bulk): a
+/// few milliseconds of a flood at the rate limits, while the loop drains them.
+pub(super) const KERNEL_RING: u32 = 1024;
+
+/// The fewest mbufs with which `workers` workers forward on `ports` ports,
+/// `kernels` of them with a kernel interface: every rx ring filled and every
+/// tx ring full (each queue holds its descriptors' mbufs), each lcore's pool
+/// cache at its flush threshold (1.5 times its size), and the bursts a worker
+/// holds while it works (one being received, one pending per port and per
+/// peer worker); with kernel interfaces, their queues (the tap's rx and tx,
+/// the port's extra tx queue), the two rings toward them full and the
+/// exception loop's bursts. With fewer, rx queues starve: every packet is an
+/// `rx_nombuf` and nothing is forwarded.
+pub fn min_mbufs(ports: usize, workers: usize, kernels: usize) -> u64 {
+    let (ports, workers, kernels) = (ports as u64, workers as u64, kernels as u64);
     let queues = ports * workers * u64::from(RX_DESCRIPTORS + TX_DESCRIPTORS);
     let caches = (workers + 1) * u64::from(POOL_CACHE) * 3 / 2;
     let bursts = workers * (1 + ports + workers) * crate::dpdk::BURST_SIZE as u64;
-    queues + caches + bursts
+    let kernel = if kernels == 0 {
+        0
+    } else {
+        let per_interface = u64::from(KERNEL_RX_DESCRIPTORS + KERNEL_TX_DESCRIPTORS + TX_DESCRIPTORS)
+            + 2 * crate::dpdk::BURST_SIZE as u64;
+        kernels * per_interface + 2 * u64::from(KERNEL_RING)
+    };
+    queues + caches + bursts + kernel
 }
 
 /// Refuses a `"mbufs"` the queues cannot run with or that cannot be installed.
-pub(super) fn check_mbufs(mbufs: u32, ports: usize, workers: usize) -> Result<(), ConfigError> {
-    let least = min_mbufs(ports, workers);
+pub(super) fn check_mbufs(mbufs: u32, ports: usize, workers: usize, kernels: usize) -> Result<(), ConfigError> {
+    let least = min_mbufs(ports, workers, kernels);
     if u64::from(mbufs) < least {
+        let with_kernel = if kernels == 0 { String::new() } else { format!(", {kernels} kernel interface(s)") };
         return Err(ConfigError(format!(
-            "\"mbufs\": {mbufs} is fewer than the {least} that {ports} port(s) with {workers} worker(s) need \
+            "\"mbufs\": {mbufs} is fewer than the {least} that {ports} port(s) with {workers} worker(s){with_kernel} need \
              ({RX_DESCRIPTORS} rx and {TX_DESCRIPTORS} tx descriptors per queue, pool caches, bursts)"
         )));
     }
@@ -403,7 +447,7 @@ impl Config {
         if let Some(mbufs) = config.mbufs {
             // The workers' count is known once the EAL has read its lcores;
             // one worker's needs are the least any configuration has.
-            check_mbufs(mbufs, config.ports.len(), 1)?;
+            check_mbufs(mbufs, config.ports.len(), 1, config.kernel_interfaces())?;
         }
         config.synproxy.settings([0; 16])?;
         if !(1..=3600).contains(&config.watchdog.stall_seconds) {
@@ -445,6 +489,11 @@ impl Config {
         })
     }
 
+    /// How many ports have a kernel interface.
+    pub fn kernel_interfaces(&self) -> usize {
+        self.ports.iter().filter(|p| p.kernel.is_some()).count()
+    }
+
     fn port_index(&self, name: &str, key: &str) -> Result<u16, ConfigError> {
         self.ports
             .iter()
@@ -466,6 +515,18 @@ impl Config {
             }
             if !(68..=9000).contains(&p.mtu) {
                 return Err(ConfigError(format!("\"ports\"[{i}].\"mtu\": {} is not in 68..=9000", p.mtu)));
+            }
+            if let Some(kernel) = &p.kernel {
+                if let Some(why) = interface_name_error(kernel) {
+                    return Err(ConfigError(format!(
+                        "\"ports\"[{i}].\"kernel\": {kernel:?} {why}: not a Linux interface name"
+                    )));
+                }
+                if let Some(first) = self.ports[..i].iter().position(|q| q.kernel.as_ref() == Some(kernel)) {
+                    return Err(ConfigError(format!(
+                        "\"ports\"[{i}].\"kernel\": {kernel:?} is already the kernel interface of port {first}"
+                    )));
+                }
             }
             for a in &p.addrs {
                 let c: Ipv4Cidr = a.parse().map_err(|e| ConfigError(format!("\"ports\"[{i}].\"addrs\": {e}")))?;
@@ -632,16 +693,59 @@ mod tests {
     }
 
     #[test]
+    fn a_kernel_interface_needs_a_linux_interface_name_of_its_own() {
+        let parse = |a: &str, b: &str| {
+            let text = format!(
+                r#"{{"eal": [], "ports": [{{"device": "d0", "name": "a"{a}}}, {{"device": "d1", "name": "b"{b}}}]}}"#
+            );
+            Config::parse(&text).map(|c| c.ports.iter().map(|p| p.kernel.clone()).collect::<Vec<_>>()).map_err(|e| e.0)
+        };
+        assert_eq!(parse("", ""), Ok(vec![None, None]));
+        assert_eq!(
+            parse(r#", "kernel": "gwk0""#, r#", "kernel": "abcdefghijklmno""#),
+            Ok(vec![Some("gwk0".into()), Some("abcdefghijklmno".into())])
+        );
+        let refused = [
+            (r#", "kernel": """#, "\"ports\"[0].\"kernel\": \"\" is empty: not a Linux interface name"),
+            (
+                r#", "kernel": "abcdefghijklmnop""#,
+                "\"ports\"[0].\"kernel\": \"abcdefghijklmnop\" is longer than 15 bytes: not a Linux interface name",
+            ),
+            (r#", "kernel": "gw/k0""#, "\"ports\"[0].\"kernel\": \"gw/k0\" contains '/', ':', whitespace"),
+            (r#", "kernel": "gwk0:1""#, "\"ports\"[0].\"kernel\": \"gwk0:1\" contains '/', ':', whitespace"),
+            (r#", "kernel": "gw k0""#, "\"ports\"[0].\"kernel\": \"gw k0\" contains '/', ':', whitespace"),
+            (r#", "kernel": "..""#, "\"ports\"[0].\"kernel\": \"..\" is not a name"),
+            (r#", "kernel": 7"#, "invalid type: integer `7`, expected a string"),
+        ];
+        for (member, want) in refused {
+            let got = parse(member, "").unwrap_err();
+            assert!(got.contains(want), "{member}: expected {want:?} in {got:?}");
+        }
+        assert_eq!(
+            parse(r#", "kernel": "gwk0""#, r#", "kernel": "gwk0""#),
+            Err("\"ports\"[1].\"kernel\": \"gwk0\" is already the kernel interface of port 0".into())
+        );
+    }
+
+    #[test]
     fn the_mbuf_bounds_follow_the_queues() {
         // 2 ports, 1 worker: 4096 descriptors' mbufs, 2 caches of 384, 4 bursts of 32.
-        assert_eq!(min_mbufs(2, 1), 4096 + 768 + 128);
-        assert!(min_mbufs(2, 2) > 2 * min_mbufs(2, 1) - 1000);
-        assert!(check_mbufs(4992, 2, 1).is_ok());
-        assert!(check_mbufs(4991, 2, 1).is_err());
+        assert_eq!(min_mbufs(2, 1, 0), 4096 + 768 + 128);
+        assert!(min_mbufs(2, 2, 0) > 2 * min_mbufs(2, 1, 0) - 1000);
+        assert!(check_mbufs(4992, 2, 1, 0).is_ok());
+        assert!(check_mbufs(4991, 2, 1, 0).is_err());
         // What parses with one worker can still be too few for the workers the EAL gives.
-        let err = check_mbufs(8191, 2, 2).unwrap_err().0;
+        let err = check_mbufs(8191, 2, 2, 0).unwrap_err().0;
         assert!(err.contains("\"mbufs\": 8191 is fewer than the 9664 that 2 port(s) with 2 worker(s) need"), "{err}");
-        assert!(check_mbufs(MAX_MBUFS, 2, 1).is_ok() && check_mbufs(MAX_MBUFS + 1, 2, 1).is_err());
+        assert!(check_mbufs(MAX_MBUFS, 2, 1, 0).is_ok() && check_mbufs(MAX_MBUFS + 1, 2, 1, 0).is_err());
+        // A kernel interface: the tap's queues (512 + 512), the port's extra
+        // tx queue (1024), two bursts, and the two rings toward it (2 x 1024).
+        assert_eq!(min_mbufs(2, 1, 1), min_mbufs(2, 1, 0) + 2048 + 64 + 2048);
+        let err = check_mbufs(4992, 2, 1, 1).unwrap_err().0;
+        assert!(
+            err.contains("fewer than the 9152 that 2 port(s) with 1 worker(s), 1 kernel interface(s) need"),
+            "{err}"
+        );
         // The README's example and the defaults are accepted.
         let readme = format!(
             r#"{{"eal": [], {TWO_PORTS}, "mbufs": 32767, "conn_capacity": 1048576, "synproxy": {{"handshakes": 4096}}}}"#

@@ -302,6 +302,36 @@ impl Collector for Scrape {
             "Packets the port failed to send (DPDK oerrors).",
             Counter,
             per_port(|l| l.tx_errors),
+        )?;
+        // The exception path, for ports with a kernel interface (or frames for one).
+        let kernel = || self.links.iter().filter_map(|l| l.kernel.as_ref().map(|k| (port(l), k)));
+        family(
+            e,
+            "port_kernel_packets",
+            "Frames between the port and its kernel interface: to_kernel (the gateway's own traffic handed to the \
+             kernel), from_kernel (what the kernel sent out of the port).",
+            Counter,
+            kernel().flat_map(|(labels, k)| {
+                [("to_kernel", k.to_kernel), ("from_kernel", k.from_kernel)].map(|(direction, n)| {
+                    let mut l = labels.clone();
+                    l.push(("direction", direction.to_string()));
+                    (l, n)
+                })
+            }),
+        )?;
+        family(
+            e,
+            "port_kernel_dropped_packets",
+            "Frames lost between the port and its kernel interface, by reason: tap_full (the kernel interface \
+             refused them), port_full (the port's tx queue did), no_kernel (for a port without one).",
+            Counter,
+            kernel().flat_map(|(labels, k)| {
+                k.drops.iter().map(move |(reason, n)| {
+                    let mut l = labels.clone();
+                    l.push(("reason", reason.clone()));
+                    (l, *n)
+                })
+            }),
         )
     }
 }
@@ -559,6 +589,7 @@ mod tests {
                 tx_bytes: 3900,
                 tx_errors: 0,
                 queues: Vec::new(),
+                kernel: None,
             }],
         }
     }
@@ -639,6 +670,43 @@ mod tests {
             [r#"gateway_port_rx_missed_packets_total{port="client"} 1"#]
         );
         assert_eq!(samples(&text, "gateway_port_up"), [r#"gateway_port_up{port="client"} 1"#]);
+    }
+
+    #[test]
+    fn the_exception_path_is_counted_for_ports_with_a_kernel_interface_only() {
+        assert!(
+            !scrape().exposition().contains("gateway_port_kernel_packets_total{"),
+            "no kernel interface, no samples"
+        );
+        let mut s = scrape();
+        s.links[0].kernel = Some(gwapi::api::KernelLinkInfo {
+            name: Some("gwk0".into()),
+            to_kernel: 12,
+            from_kernel: 11,
+            drops: vec![
+                ("tap_full".into(), 1),
+                ("port_full".into(), 0),
+                ("no_kernel".into(), 0),
+                ("relay_full".into(), 0),
+            ],
+        });
+        let text = s.exposition();
+        assert_eq!(
+            samples(&text, "gateway_port_kernel_packets_total"),
+            [
+                r#"gateway_port_kernel_packets_total{port="client",direction="to_kernel"} 12"#,
+                r#"gateway_port_kernel_packets_total{port="client",direction="from_kernel"} 11"#,
+            ]
+        );
+        assert_eq!(
+            samples(&text, "gateway_port_kernel_dropped_packets_total"),
+            [
+                r#"gateway_port_kernel_dropped_packets_total{port="client",reason="tap_full"} 1"#,
+                r#"gateway_port_kernel_dropped_packets_total{port="client",reason="port_full"} 0"#,
+                r#"gateway_port_kernel_dropped_packets_total{port="client",reason="no_kernel"} 0"#,
+                r#"gateway_port_kernel_dropped_packets_total{port="client",reason="relay_full"} 0"#,
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `gatewayd`: the assembly of the running gateway from its configuration file: EAL,
-//! mempool, ports (one rx and one tx queue per worker on each), redirect rings, workers on
-//! their lcores, and the control server on the main lcore.
+//! mempool, ports (one rx and one tx queue per worker on each, and one more tx queue on a
+//! port with a kernel interface), the kernel interfaces and the exception loop between them
+//! ([`crate::local`]), redirect rings, workers on their lcores, and the control server on
+//! the main lcore.
 //!
 //! - [`config`]: the configuration file, validated in full before anything starts.
 //! - [`workers`]: the workers as the control plane reaches them: what they receive (the
@@ -20,16 +22,23 @@ use std::time::Duration;
 
 use crate::control::{self, ControlSocket, ControlState, ServerOptions};
 use crate::dpdk::{
-    needs_fence, Eal, IoFence, LcoreJob, LinkState, Mempool, Port, PortConfig, Ring, RingSync, MBUF_DEFAULT_BUF_SIZE,
+    needs_fence, pairs_queues, Eal, IoFence, LcoreJob, LinkState, Mempool, Port, PortConfig, Ring, RingSender,
+    RingSync, MBUF_DEFAULT_BUF_SIZE,
 };
+use crate::local::exception::{ExceptionCounters, ExceptionLoop, KernelPath};
+use crate::local::kernel_iface::{KernelIface, KernelIfaceSpec};
+use crate::net::{Ipv4Cidr, KernelClass};
 use crate::synproxy;
 use crate::wire::MacAddr;
-use crate::worker::lcore::{DownPorts, LcoreWorker};
+use crate::worker::lcore::{DownPorts, KernelRings, LcoreWorker};
 use crate::worker::watchdog::{Liveness, Verdict, Watchdog};
 use crate::worker::{Worker, WorkerConfig, WorkerCounters};
 use crate::xmit::Offload;
 pub use config::Config;
-use config::{check_mbufs, min_mbufs, OnWorkerFailure, MAX_MBUFS, POOL_CACHE, RX_DESCRIPTORS, TX_DESCRIPTORS};
+use config::{
+    check_mbufs, min_mbufs, OnWorkerFailure, KERNEL_RING, KERNEL_RX_DESCRIPTORS, KERNEL_TX_DESCRIPTORS, MAX_MBUFS,
+    POOL_CACHE, RX_DESCRIPTORS, TX_DESCRIPTORS,
+};
 
 /// Connections a worker copies per `gwctl -Lc` page: copying a worker's table
 /// stalls its forwarding for as long as the copy takes, so the listing pages
@@ -44,7 +53,7 @@ const CONNECTIONS_LISTED: usize = 1_000_000;
 /// ports' own counters, the rest from the [`workers`] readers (their counters,
 /// port pools and connection tables).
 struct RunningDataplane {
-    ports: Vec<(Port, String, u16)>,
+    ports: Vec<ShownPort>,
     conn_capacity: u64,
     stats: workers::WorkerStatsReader,
     laddrs: workers::LaddrUsageReader,
@@ -67,7 +76,7 @@ impl control::DataplaneView for RunningDataplane {
     fn links(&self) -> Vec<gwapi::api::LinkInfo> {
         self.ports
             .iter()
-            .map(|(port, name, mtu)| {
+            .map(|ShownPort { port, name, mtu, kernel, exception }| {
                 let s = port.stats().unwrap_or_default();
                 let state = port.link_state();
                 gwapi::api::LinkInfo {
@@ -86,6 +95,7 @@ impl control::DataplaneView for RunningDataplane {
                     tx_bytes: s.obytes,
                     tx_errors: s.oerrors,
                     queues: Vec::new(),
+                    kernel: kernel_link(kernel.as_deref(), exception),
                 }
             })
             .collect()
@@ -94,6 +104,28 @@ impl control::DataplaneView for RunningDataplane {
     fn conn_table_size(&self) -> u64 {
         self.conn_capacity
     }
+}
+
+/// A port as `gwctl link` shows it.
+struct ShownPort {
+    port: Port,
+    name: String,
+    mtu: u16,
+    /// Its kernel interface's name, if it has one.
+    kernel: Option<String>,
+    exception: Arc<ExceptionCounters>,
+}
+
+/// The kernel-interface part of a port's `gwctl link`: for a port with a
+/// kernel interface, or one whose frames found none (which the workers
+/// should never send).
+fn kernel_link(name: Option<&str>, c: &ExceptionCounters) -> Option<gwapi::api::KernelLinkInfo> {
+    (name.is_some() || c.no_kernel.get() != 0).then(|| gwapi::api::KernelLinkInfo {
+        name: name.map(str::to_owned),
+        to_kernel: c.to_kernel.get(),
+        from_kernel: c.from_kernel.get(),
+        drops: c.drops().iter().map(|(reason, n)| (reason.to_string(), *n)).collect(),
+    })
 }
 
 /// How often the main lcore checks the stop flag and the workers' heartbeats.
@@ -144,40 +176,71 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     }
     let workers = lcores.len() as u16;
     let queues = workers;
+    let kernels = config.kernel_interfaces();
     let mbufs = match config.mbufs {
         Some(mbufs) => {
-            check_mbufs(mbufs, config.ports.len(), usize::from(workers))
+            check_mbufs(mbufs, config.ports.len(), usize::from(workers), kernels)
                 .map_err(|e| format!("bad configuration: {e}"))?;
             mbufs
         }
         // Room for traffic beyond the queues' needs, rounded as DPDK likes it (2^n - 1).
-        None => ((min_mbufs(config.ports.len(), usize::from(workers)) + 8192).next_power_of_two() - 1)
+        None => ((min_mbufs(config.ports.len(), usize::from(workers), kernels) + 8192).next_power_of_two() - 1)
             .min(u64::from(MAX_MBUFS)) as u32,
     };
     let pool = Mempool::new(&eal, "gw_pool", mbufs, POOL_CACHE, MBUF_DEFAULT_BUF_SIZE).map_err(|e| e.to_string())?;
 
-    // Ports: each worker gets rx and tx queue `w` of every port.
+    // Ports: each worker gets rx and tx queue `w` of every port; a port with a
+    // kernel interface has one more tx queue, the exception loop's.
     let mut specs: Vec<(u16, workers::OpenedPort)> = Vec::new();
     let mut open_ports = Vec::new();
+    let mut kernel_paths = Vec::new();
     let mut rx_per_worker: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
     let mut tx_per_worker: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
     for spec in &config.ports {
+        // A driver that pairs rx and tx queues gets the extra rx queue too,
+        // which the exception loop relays to a worker.
+        let extra_rx = spec.kernel.is_some()
+            && pairs_queues(&Port::driver_by_name(&spec.device).map_err(|e| format!("port {:?}: {e}", spec.name))?);
         let pc = PortConfig {
-            rx_queues: queues,
-            tx_queues: queues,
+            rx_queues: queues + u16::from(extra_rx),
+            tx_queues: queues + u16::from(spec.kernel.is_some()),
             rx_descriptors: RX_DESCRIPTORS,
             tx_descriptors: TX_DESCRIPTORS,
             mtu: None,
             ..PortConfig::default()
         };
-        let (port, rxq, txq) =
+        let (port, mut rxq, mut txq) =
             Port::open(&eal, &spec.device, &pc, &pool).map_err(|e| format!("port {:?}: {e}", spec.name))?;
         let caps = port.caps();
+        let mac = MacAddr(port.mac_addr().map_err(|e| e.to_string())?);
+        if let Some(name) = &spec.kernel {
+            let out = txq.pop().expect("the port was opened with the exception loop's tx queue");
+            let relay = if extra_rx { rxq.pop() } else { None };
+            let addrs = spec.addrs.iter().map(|a| a.parse::<Ipv4Cidr>()).collect::<Result<Vec<_>, _>>();
+            let iface_spec = KernelIfaceSpec {
+                name: name.clone(),
+                mac,
+                mtu: spec.mtu,
+                addrs: addrs.map_err(|e| format!("port {:?}: {e}", spec.name))?,
+                rx_descriptors: KERNEL_RX_DESCRIPTORS,
+                tx_descriptors: KERNEL_TX_DESCRIPTORS,
+            };
+            let iface =
+                KernelIface::create(&eal, &pool, &iface_spec).map_err(|e| format!("port {:?}: {e}", spec.name))?;
+            log::info!(
+                "gatewayd: port {}: kernel interface {name} (mac {mac}, mtu {}, {} address(es))",
+                spec.name,
+                spec.mtu,
+                iface_spec.addrs.len()
+            );
+            kernel_paths.push((port.id(), iface, out, relay));
+        }
         specs.push((
             port.id(),
             workers::OpenedPort {
                 name: spec.name.clone(),
-                mac: MacAddr(port.mac_addr().map_err(|e| e.to_string())?),
+                mac,
+                kernel: spec.kernel.is_some(),
                 mtu: spec.mtu,
                 offload: Offload {
                     ipv4_checksum: caps.tx_ipv4_checksum,
@@ -200,14 +263,29 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let watched: Vec<(Port, String)> =
         open_ports.iter().zip(&config.ports).map(|(p, spec)| (p.clone_handle(), spec.name.clone())).collect();
     watch_links(&watched, &down_ports, true);
-    // A fence for PMDs that unmap a port's data path from the interrupt thread.
+    // A fence for PMDs that unmap a port's data path from the interrupt thread;
+    // the exception loop, which transmits on data ports too, has the last handle.
+    let exception_loop = !kernel_paths.is_empty();
+    let fenced = usize::from(workers) + usize::from(exception_loop);
     let (fence, fence_workers) = if open_ports.iter().any(|p| needs_fence(p.driver())) {
-        let (fence, handles) = IoFence::new(&eal, usize::from(workers), FENCE_HOLD).map_err(|e| e.to_string())?;
+        let (fence, handles) = IoFence::new(&eal, fenced, FENCE_HOLD).map_err(|e| e.to_string())?;
         (Some(fence), handles.into_iter().map(Some).collect())
     } else {
-        (None, (0..workers).map(|_| None).collect::<Vec<_>>())
+        (None, (0..fenced).map(|_| None).collect::<Vec<_>>())
     };
     let mut fence_workers = fence_workers.into_iter();
+
+    // Toward the kernel interfaces: two rings (control, bulk) that every worker
+    // feeds and the exception loop drains, only when some port has one.
+    let kernel_rings: Option<[(RingSender, _); 2]> = if exception_loop {
+        let ring = |class: KernelClass| {
+            Ring::new(&eal, &format!("gw_kernel_{}", class.name()), KERNEL_RING, RingSync::Multi, RingSync::Single)
+                .map_err(|e| e.to_string())
+        };
+        Some([ring(KernelClass::Control)?, ring(KernelClass::Bulk)?])
+    } else {
+        None
+    };
 
     // Redirect rings (many producers, one consumer each) and neighbour channels.
     let mut ring_tx = Vec::new();
@@ -227,6 +305,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         .map(|i| workers::OpenedPort {
             name: format!("\0unused{i}"),
             mac: MacAddr([0; 6]),
+            kernel: false,
             mtu: 0,
             offload: Offload::NONE,
             steering: None,
@@ -285,7 +364,11 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             liveness,
             down_ports: down_ports.clone(),
             fence: fence_workers.next().flatten(),
-            kernel: None,
+            kernel: kernel_rings.as_ref().map(|rings| {
+                KernelRings(
+                    rings.each_ref().map(|(tx, _)| tx.try_clone().expect("the kernel rings are multi-producer")),
+                )
+            }),
         };
         let stop = stop.clone();
         let job = eal
@@ -293,8 +376,34 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             .map_err(|e| e.to_string())?;
         jobs.push(job);
     }
-    drop(ring_tx);
     drop(neigh_tx);
+    // Every port's exception counters, by port id (the loop's frames name their port by id).
+    let exception_counters: Vec<Arc<ExceptionCounters>> =
+        (0..=open_ports.iter().map(|p| usize::from(p.id())).max().unwrap_or(0)).map(|_| Arc::default()).collect();
+    let exception = match kernel_rings {
+        Some([(control_tx, control), (bulk_tx, bulk)]) => {
+            // The workers have their senders; these would keep the rings past release().
+            drop((control_tx, bulk_tx));
+            let paths = kernel_paths
+                .into_iter()
+                .enumerate()
+                .map(|(i, (port, iface, out, relay))| {
+                    let worker = &ring_tx[i % ring_tx.len()];
+                    let relay = relay.map(|rx| (rx, worker.try_clone().expect("redirect rings are multi-producer")));
+                    KernelPath { port, iface, out, relay }
+                })
+                .collect();
+            let exception = ExceptionLoop {
+                rings: [control, bulk],
+                paths,
+                counters: exception_counters.clone(),
+                fence: fence_workers.next().flatten(),
+            };
+            Some(exception.spawn(stop.clone()).map_err(|e| format!("cannot start the exception loop's thread: {e}"))?)
+        }
+        None => None,
+    };
+    drop(ring_tx);
     let counters: Vec<Arc<WorkerCounters>> = handles.iter().map(|h| h.counters.clone()).collect();
     let names: Vec<String> = handles.iter().map(|h| format!("worker {} (lcore {})", h.worker, h.lcore)).collect();
     let mut watchdog = Watchdog::new(
@@ -306,7 +415,13 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         ports: open_ports
             .iter()
             .zip(&config.ports)
-            .map(|(p, spec)| (p.clone_handle(), spec.name.clone(), spec.mtu))
+            .map(|(p, spec)| ShownPort {
+                port: p.clone_handle(),
+                name: spec.name.clone(),
+                mtu: spec.mtu,
+                kernel: spec.kernel.clone(),
+                exception: exception_counters[usize::from(p.id())].clone(),
+            })
             .collect(),
         conn_capacity: u64::from(config.conn_capacity) * u64::from(workers),
         stats: workers::WorkerStatsReader { workers: handles },
@@ -334,10 +449,26 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     // Watch the workers until stopped. A job that ended is joined at once
     // (its lcore is idle, so join does not wait) to learn why.
     let mut jobs: Vec<Option<LcoreJob<()>>> = jobs.into_iter().map(Some).collect();
+    let mut exception = exception;
     let mut failure = None;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(MAIN_LOOP_PERIOD);
         watch_links(&watched, &down_ports, false);
+        // The exception loop ends only when stopped; ended otherwise, it is a
+        // failure like a worker's (the kernel interfaces are cut off).
+        if let Some(thread) = exception.take_if(|t| t.is_finished() && !stop.load(Ordering::Relaxed)) {
+            let why = match thread.join() {
+                Ok(()) => "its loop returned".to_string(),
+                Err(payload) => format!("panicked: {}", panic_text(payload.as_ref())),
+            };
+            log::error!("gatewayd: the exception loop (kernel interfaces) stopped: {why}");
+            if config.watchdog.on_failure == OnWorkerFailure::Exit {
+                failure.get_or_insert(format!(
+                    "the exception loop stopped: {why}; exiting (\"watchdog\": {{\"on_failure\": \"continue\"}} keeps running)"
+                ));
+                break;
+            }
+        }
         let verdicts = watchdog.check(std::time::Instant::now(), |w| {
             // A worker that ended after the stop flag (SIGTERM) just obeyed
             // it; seeing its job finished orders its read of the flag before ours.
@@ -379,12 +510,28 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     }
     stop.store(true, Ordering::Relaxed);
     notify_systemd(sd_notify::NotifyState::Stopping);
-    // Workers stop first (stop is set), then the fence, the control server, then ports.
+    // Workers stop first (stop is set), then the exception loop (its kernel
+    // interfaces go with it), the fence, the control server, then ports.
     let joined = join_workers(jobs.into_iter().flatten().collect());
+    if let Some(Err(payload)) = exception.map(|t| t.join()) {
+        log::error!("gatewayd: the exception loop panicked: {}", panic_text(payload.as_ref()));
+    }
     drop(fence);
     drop(watched);
     drop(exporter);
     server.shutdown();
+    for (port, spec) in open_ports.iter().zip(&config.ports) {
+        let c = &exception_counters[usize::from(port.id())];
+        if spec.kernel.is_some() || c.no_kernel.get() != 0 {
+            log::info!(
+                "exception: port {} to_kernel {} from_kernel {} drops {:?}",
+                spec.name,
+                c.to_kernel.get(),
+                c.from_kernel.get(),
+                c.drops()
+            );
+        }
+    }
     for c in &counters {
         log::info!(
             "worker: rx {} tx {} new_conns {} redirected_out {} redirected_in {} drops {:?}",
@@ -401,6 +548,15 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         Some(failure) => Err(failure),
         None => joined,
     }
+}
+
+/// A thread's panic message.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("non-string panic payload")
 }
 
 /// Tells systemd (a Type=notify unit) what gatewayd is doing; nothing when

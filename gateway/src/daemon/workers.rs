@@ -58,6 +58,8 @@ use crate::xmit::Offload;
 pub struct OpenedPort {
     pub name: String,
     pub mac: MacAddr,
+    /// Whether the port has a kernel exception interface (see [`PortView::kernel`]).
+    pub kernel: bool,
     pub mtu: u16,
     pub offload: Offload,
     /// Predicts the rx queue of replies arriving on this port (see [`PortView::steering`]).
@@ -115,7 +117,7 @@ pub fn net_view(net: &NetConfig, ports: &[OpenedPort]) -> Result<NetView, NetVie
             offload: p.offload,
             addrs: Vec::new(),
             steering: p.steering.clone(),
-            kernel: false,
+            kernel: p.kernel,
         })
         .collect();
     for a in net.addrs() {
@@ -432,6 +434,8 @@ mod tests {
             .map(|(i, n)| OpenedPort {
                 name: n.to_string(),
                 mac: MacAddr([2, 0, 0, 0, 0, i as u8]),
+                // dpdk1 has a kernel interface.
+                kernel: i == 1,
                 mtu: 1500,
                 offload: Offload::NONE,
                 steering: None,
@@ -463,6 +467,7 @@ mod tests {
         assert_eq!((hop.via, hop.port), (Some(Ipv4Addr::new(10, 0, 0, 254)), 1));
         assert_eq!(view.routes.lookup(Ipv4Addr::new(10, 0, 0, 9)).unwrap().port, 1, "connected route");
         assert_eq!(view.static_neighbours, vec![(Ipv4Addr::new(10, 0, 0, 254), MacAddr([2, 1, 2, 3, 4, 5]), 1)]);
+        assert_eq!((view.ports[0].kernel, view.ports[1].kernel), (false, true), "the port with a kernel interface");
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub enum DpdkError {
     LcorePanicked { lcore: u32, message: String },
     /// `rte_eal_alarm_set` refused (the I/O fence's alarm).
     Alarm { code: i32, reason: String },
+    /// `rte_eal_hotplug_add` could not create the virtual device.
+    Vdev { name: String, args: String, code: i32, reason: String },
 }
 
 impl fmt::Display for DpdkError {
@@ -63,6 +65,9 @@ impl fmt::Display for DpdkError {
             DpdkError::Lcore { lcore, reason } => write!(f, "lcore {lcore}: {reason}"),
             DpdkError::LcorePanicked { lcore, message } => write!(f, "the job on lcore {lcore} panicked: {message}"),
             DpdkError::Alarm { code, reason } => write!(f, "cannot set an EAL alarm: {reason} (error {code})"),
+            DpdkError::Vdev { name, args, code, reason } => {
+                write!(f, "cannot create virtual device {name:?} with {args:?}: {reason} (error {code})")
+            }
         }
     }
 }

@@ -20,15 +20,17 @@ mod mbuf;
 mod mempool;
 mod port;
 mod ring;
+mod vdev;
 
 pub use eal::{Eal, EalRef, LcoreJob};
 pub use error::DpdkError;
 pub use fence::{needs_fence, FenceWorker, IoFence};
 pub use mbuf::{Burst, Mbuf, BURST_SIZE, MBUF_DEFAULT_BUF_SIZE, MBUF_HEADROOM};
 pub use mempool::Mempool;
-pub use port::port_name;
+pub use port::{pairs_queues, port_name};
 pub use port::{LinkState, LinkStatus, Port, PortCaps, PortConfig, PortStats, RxQueue, TxQueue};
 pub use ring::{Ring, RingReceiver, RingSender, Sync as RingSync};
+pub use vdev::Vdev;
 
 use std::ffi::CStr;
 

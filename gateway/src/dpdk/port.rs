@@ -9,7 +9,7 @@ use std::ffi::{CStr, CString};
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 
-use super::{strerror, Burst, DpdkError, Eal, EalRef, Mempool};
+use super::{strerror, Burst, DpdkError, Eal, EalRef, Mempool, Vdev};
 
 /// How to open a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +109,9 @@ struct PortShared {
     if_index: u32,
     caps: PortCaps,
     _pool: Mempool,
+    /// The virtual device the port was opened on, when it is ours to remove:
+    /// a field, so it goes after `drop` has closed the port.
+    _vdev: Option<Vdev>,
     _eal: EalRef,
 }
 
@@ -171,11 +174,39 @@ impl Port {
         Ok(id)
     }
 
+    /// The driver of the device named `name` (`net_tap`, `net_memif`, ...),
+    /// before it is opened.
+    pub fn driver_by_name(name: &str) -> Result<String, DpdkError> {
+        Ok(driver_name(&dev_info(Self::id_by_name(name)?)?))
+    }
+
     /// Configures and starts the port named `name`, with every queue's rx
     /// buffers from `pool`, and returns it with its queues.
     pub fn open(
         eal: &Eal,
         name: &str,
+        config: &PortConfig,
+        pool: &Mempool,
+    ) -> Result<(Port, Vec<RxQueue>, Vec<TxQueue>), DpdkError> {
+        Self::open_device(eal, name, None, config, pool)
+    }
+
+    /// Like [`Port::open`], on a virtual device this process created: the
+    /// device is removed when the port closes (or at once, if it cannot be opened).
+    pub fn open_vdev(
+        eal: &Eal,
+        vdev: Vdev,
+        config: &PortConfig,
+        pool: &Mempool,
+    ) -> Result<(Port, Vec<RxQueue>, Vec<TxQueue>), DpdkError> {
+        let name = vdev.name().to_owned();
+        Self::open_device(eal, &name, Some(vdev), config, pool)
+    }
+
+    fn open_device(
+        eal: &Eal,
+        name: &str,
+        vdev: Option<Vdev>,
         config: &PortConfig,
         pool: &Mempool,
     ) -> Result<(Port, Vec<RxQueue>, Vec<TxQueue>), DpdkError> {
@@ -261,6 +292,7 @@ impl Port {
             if_index: info.if_index,
             caps,
             _pool: pool.clone(),
+            _vdev: vdev,
             _eal: eal.handle(),
         });
         // SAFETY: valid port id; returns a socket id or -1.
@@ -427,6 +459,13 @@ impl Port {
         }
         Ok(())
     }
+}
+
+/// Whether a port of driver `driver` must have as many rx queues as tx
+/// queues: a `net_tap` queue is one file descriptor of a multi-queue tap,
+/// which does both.
+pub fn pairs_queues(driver: &str) -> bool {
+    driver == "net_tap"
 }
 
 /// Whether interface `index` exists in this process's network namespace.

@@ -6,3 +6,6 @@
 //! Workers decide what leaves the fast path ([`crate::net::exception`]) and
 //! hand it over rings ([`crate::worker::lcore::KernelRings`]); everything
 //! here runs on the main lcore, never on a worker.
+
+pub mod exception;
+pub mod kernel_iface;
