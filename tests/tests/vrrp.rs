@@ -36,6 +36,13 @@ fn start(short: &str) -> (Pair, Vec<Daemon>) {
     pair.start_keepalived(1, &Pair::keepalived_conf(1, "MASTER", 150));
     pair.start_keepalived(2, &Pair::keepalived_conf(2, "BACKUP", 100));
     wait_for_master(&pair, 1, Duration::from_secs(10));
+    // The backup hears the master's adverts: past its master-down interval
+    // (3 adverts and its skew, 3.6 s) it has still not taken over.
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        assert_eq!(pair.vip_carriers(), [1], "the backup stays backup:\n{}", pair.director(2).keepalived_log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
     (pair, servers)
 }
 
