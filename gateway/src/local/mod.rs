@@ -8,4 +8,5 @@
 //! here runs on the main lcore, never on a worker.
 
 pub mod exception;
+pub mod held;
 pub mod kernel_iface;
