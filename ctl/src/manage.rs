@@ -369,6 +369,13 @@ fn show_stats(workers: &[WorkerStats]) -> String {
         for (reason, n) in &w.drops {
             let _ = writeln!(s, "    drop {reason} {n}");
         }
+        for k in &w.kernel {
+            let _ = writeln!(
+                s,
+                "    kernel port {} {}: handed {} rate-limited {}",
+                k.port_id, k.class, k.handed, k.rate_limited
+            );
+        }
         s
     })
 }

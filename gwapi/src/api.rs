@@ -571,6 +571,22 @@ pub struct WorkerStats {
     pub events: Vec<(String, u64)>,
     /// Nonzero drop counters by reason name (the classifier's and the pipeline's).
     pub drops: Vec<(String, u64)>,
+    /// The gateway's own packets toward the ports' kernel interfaces, per port
+    /// and class where any was handed over or refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel: Vec<KernelPathStats>,
+}
+
+/// What one worker handed toward one port's kernel interface, of one class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelPathStats {
+    pub port_id: u16,
+    /// `"control"` (ARP, VRRP, IGMP, OSPF, BGP, IPv6 neighbour discovery) or `"bulk"`.
+    pub class: String,
+    /// Handed to the ring toward the main lcore (a full ring is the drop `kernel_queue_full`).
+    pub handed: u64,
+    /// Refused by the port's rate for the class (the drop `kernel_rate_limited`).
+    pub rate_limited: u64,
 }
 
 /// A refused request.

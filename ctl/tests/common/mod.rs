@@ -26,7 +26,7 @@ use gateway::control::{
     ServerOptions,
 };
 use gateway::model::ServiceKey;
-use gwapi::api::{ConnectionInfo, LinkInfo, QueueInfo, TransportProtocol, WorkerStats};
+use gwapi::api::{ConnectionInfo, KernelPathStats, LinkInfo, QueueInfo, TransportProtocol, WorkerStats};
 
 pub struct Output {
     pub stdout: String,
@@ -119,7 +119,11 @@ impl DataplaneView for FixedCounters {
             connections: 1,
             connection_capacity: 4096,
             events: vec![("arp replies".into(), 3)],
-            drops: vec![("truncated".into(), 1)],
+            drops: vec![("truncated".into(), 1), ("kernel_rate_limited".into(), 4)],
+            kernel: vec![
+                KernelPathStats { port_id: 0, class: "control".into(), handed: 7, rate_limited: 0 },
+                KernelPathStats { port_id: 0, class: "bulk".into(), handed: 20, rate_limited: 4 },
+            ],
         }]
     }
 

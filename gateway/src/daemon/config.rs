@@ -19,6 +19,7 @@ use gwapi::names::Names;
 
 use crate::control::GatewayConfig;
 use crate::model::{NetConfig, Snapshot};
+use crate::net::exception::KernelRate;
 use crate::net::Ipv4Cidr;
 use crate::synproxy;
 use crate::worker::idle::IdleMode;
@@ -56,6 +57,11 @@ pub struct Config {
     /// When a worker counts as stalled, and what a stopped or stalled worker does to the daemon.
     #[serde(default)]
     pub watchdog: WatchdogSpec,
+    /// Packets per second the workers together hand to each port's kernel
+    /// interface, by class: `{"control": 5000, "bulk": 20000}` (the defaults;
+    /// either may be left out). See [`crate::net::exception`].
+    #[serde(default)]
+    pub kernel_rate: KernelRateSpec,
     /// Where the Prometheus exporter listens (`"127.0.0.1:9469"`; port 0: any free
     /// port, which gatewayd prints); absent: no exporter. See [`super::metrics`].
     #[serde(default, deserialize_with = "listen_addr")]
@@ -222,6 +228,38 @@ impl SynProxySpec {
     }
 }
 
+/// The `kernel_rate` object: packets per second per port, by class.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KernelRateSpec {
+    pub control: u32,
+    pub bulk: u32,
+}
+
+impl Default for KernelRateSpec {
+    fn default() -> KernelRateSpec {
+        let d = KernelRate::default();
+        KernelRateSpec { control: d.control, bulk: d.bulk }
+    }
+}
+
+impl KernelRateSpec {
+    /// The workers' rates, each within [`KernelRate::LIMITS`].
+    pub fn rate(&self) -> Result<KernelRate, ConfigError> {
+        let limits = KernelRate::LIMITS;
+        for (class, pps) in [("control", self.control), ("bulk", self.bulk)] {
+            if !limits.contains(&pps) {
+                return Err(ConfigError(format!(
+                    "\"kernel_rate\".\"{class}\": {pps} is not in {}..={} (packets per second per port)",
+                    limits.start(),
+                    limits.end()
+                )));
+            }
+        }
+        Ok(KernelRate { control: self.control, bulk: self.bulk })
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutsSpec {
@@ -380,7 +418,7 @@ fn check_objects(value: &serde_json::Value) -> Result<(), ConfigError> {
         }
     }
     object(value, "the configuration")?;
-    for key in ["timeouts", "synproxy", "watchdog"] {
+    for key in ["timeouts", "synproxy", "watchdog", "kernel_rate"] {
         if let Some(v) = value.get(key) {
             object(v, &format!("\"{key}\""))?;
         }
@@ -450,6 +488,7 @@ impl Config {
             check_mbufs(mbufs, config.ports.len(), 1, config.kernel_interfaces())?;
         }
         config.synproxy.settings([0; 16])?;
+        config.kernel_rate.rate()?;
         if !(1..=3600).contains(&config.watchdog.stall_seconds) {
             return Err(ConfigError(format!(
                 "\"watchdog\".\"stall_seconds\": {} is not in 1..=3600",
@@ -621,6 +660,14 @@ mod tests {
             (r#", "idle": "spin""#, "\"idle\": \"spin\" is not an idle mode (one of poll, sleep)"),
             (r#", "idle": "Sleep""#, "\"idle\": \"Sleep\" is not an idle mode"),
             (r#", "idle": true"#, "invalid type: boolean `true`, expected a string"),
+            (
+                r#", "kernel_rate": {"control": 0}"#,
+                "\"kernel_rate\".\"control\": 0 is not in 1..=1000000 (packets per second per port)",
+            ),
+            (r#", "kernel_rate": {"bulk": 1000001}"#, "\"kernel_rate\".\"bulk\": 1000001 is not in 1..=1000000"),
+            (r#", "kernel_rate": {"bulk": -1}"#, "invalid value: integer `-1`, expected u32"),
+            (r#", "kernel_rate": {"arp": 10}"#, "unknown field `arp`, expected `control` or `bulk`"),
+            (r#", "kernel_rate": 5000"#, "\"kernel_rate\": expected an object"),
         ];
         for (members, want) in cases {
             let got = refusal(members);
@@ -651,6 +698,19 @@ mod tests {
         assert_eq!(parse(""), IdleMode::Poll);
         assert_eq!(parse(r#", "idle": "poll""#), IdleMode::Poll);
         assert_eq!(parse(r#", "idle": "sleep""#), IdleMode::Sleep);
+    }
+
+    #[test]
+    fn the_kernel_rate_has_defaults_and_either_class_may_be_set() {
+        let parse = |members: &str| {
+            Config::parse(&format!(r#"{{"eal": [], {TWO_PORTS}{members}}}"#)).unwrap().kernel_rate.rate().unwrap()
+        };
+        assert_eq!(parse(""), KernelRate { control: 5000, bulk: 20_000 });
+        assert_eq!(parse(r#", "kernel_rate": {"bulk": 100}"#), KernelRate { control: 5000, bulk: 100 });
+        assert_eq!(
+            parse(r#", "kernel_rate": {"control": 1, "bulk": 1000000}"#),
+            KernelRate { control: 1, bulk: 1_000_000 }
+        );
     }
 
     #[test]

@@ -31,7 +31,9 @@
 //! - per worker (`worker="0"`): up (polling), received and sent packets and bytes,
 //!   redirected packets by `direction`, connections created and live, the table's
 //!   capacity, drops by `reason` and other events by `event` (zero included, so a rate
-//!   is right from the first one), the SYN proxy's events apart;
+//!   is right from the first one), the SYN proxy's events apart, and the gateway's own
+//!   packets handed toward each port's kernel interface or refused by its rate, by
+//!   `port` and `class` (zero included for every port);
 //! - per port (`port="client"`, the configuration's name): link up, the DPDK port
 //!   counters (received, missed for want of a descriptor, lost for want of an mbuf,
 //!   errors; sent, errors);
@@ -53,11 +55,12 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use gwapi::api::{LinkInfo, Reply, Request, ServiceInfo, TrafficStats, WorkerStats};
+use gwapi::api::{KernelPathStats, LinkInfo, Reply, Request, ServiceInfo, TrafficStats, WorkerStats};
 use gwapi::client::Client;
 
 use crate::control::apply::service_key;
 use crate::model::types::SockAddr;
+use crate::net::KernelClass;
 use crate::worker::counters::{Discard, WorkerCounters};
 
 /// The path scrapes ask for.
@@ -504,6 +507,33 @@ impl Scrape {
             "The SYN proxy's work on the worker: SYN-ACKs with cookies, cookies checked, server handshakes.",
             Counter,
             events(true),
+        )?;
+        let kernel = |value: fn(&KernelPathStats) -> u64| {
+            self.workers.iter().flat_map(move |w| {
+                self.links.iter().flat_map(move |l| {
+                    KernelClass::ALL.map(|class| {
+                        let n = w.kernel.iter().find(|k| k.port_id == l.port_id && k.class == class.name());
+                        let mut labels = worker(w);
+                        labels.push(("port", l.name.clone()));
+                        labels.push(("class", class.name().to_string()));
+                        (labels, n.map_or(0, value))
+                    })
+                })
+            })
+        };
+        family(
+            e,
+            "worker_kernel_packets",
+            "The gateway's own packets the worker handed toward the port's kernel interface, by class.",
+            Counter,
+            kernel(|k| k.handed),
+        )?;
+        family(
+            e,
+            "worker_kernel_rate_limited_packets",
+            "The gateway's own packets for the port's kernel interface the worker dropped over its rate, by class.",
+            Counter,
+            kernel(|k| k.rate_limited),
         )
     }
 }
@@ -572,6 +602,7 @@ mod tests {
                 connection_capacity: 65536,
                 events: vec![("arp replies".into(), 2), ("synproxy syn-acks sent".into(), 6)],
                 drops: vec![("no_service".into(), 9)],
+                kernel: vec![KernelPathStats { port_id: 0, class: "bulk".into(), handed: 12, rate_limited: 3 }],
             }],
             links: vec![LinkInfo {
                 name: "client".into(),
@@ -652,6 +683,26 @@ mod tests {
             ]
         );
         assert_eq!(samples(&text, "gateway_worker_up"), [r#"gateway_worker_up{worker="0"} 1"#]);
+    }
+
+    #[test]
+    fn the_kernel_path_is_counted_per_port_and_class_zero_or_not() {
+        let text = scrape().exposition();
+        assert!(text.contains("# TYPE gateway_worker_kernel_packets_total counter\n"), "{text}");
+        assert_eq!(
+            samples(&text, "gateway_worker_kernel_packets_total"),
+            [
+                r#"gateway_worker_kernel_packets_total{worker="0",port="client",class="control"} 0"#,
+                r#"gateway_worker_kernel_packets_total{worker="0",port="client",class="bulk"} 12"#,
+            ]
+        );
+        assert_eq!(
+            samples(&text, "gateway_worker_kernel_rate_limited_packets_total"),
+            [
+                r#"gateway_worker_kernel_rate_limited_packets_total{worker="0",port="client",class="control"} 0"#,
+                r#"gateway_worker_kernel_rate_limited_packets_total{worker="0",port="client",class="bulk"} 3"#,
+            ]
+        );
     }
 
     #[test]

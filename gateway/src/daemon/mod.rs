@@ -323,6 +323,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let channels = workers::control_channels(usize::from(workers), first.clone(), convert, Duration::from_secs(2));
     // One cookie secret for every worker: a cookie minted on one validates on any.
     let synproxy = config.synproxy.settings(synproxy::random_seed()).map_err(|e| e.to_string())?;
+    let kernel_rate = config.kernel_rate.rate().map_err(|e| e.to_string())?;
     let epoch = crate::dpdk::rdtsc();
     let mut jobs = Vec::new();
     let mut handles = Vec::new();
@@ -337,6 +338,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         let mut cfg = WorkerConfig::new(w, workers);
         cfg.conn_capacity = config.conn_capacity;
         cfg.synproxy = synproxy;
+        cfg.kernel_rate = kernel_rate;
         let mut worker = Worker::new(&cfg, first.services.clone(), first.net.clone(), 1).map_err(|e| e.to_string())?;
         worker.switch(first.services.clone(), first.net.clone());
         let redirect_out =

@@ -34,7 +34,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gwapi::api::{ConnectionInfo, TransportProtocol, WorkerStats};
+use gwapi::api::{ConnectionInfo, KernelPathStats, TransportProtocol, WorkerStats};
 
 use crate::conn::{ConnTable, Family};
 use crate::control::dataplane::ConnectionListing;
@@ -215,6 +215,17 @@ impl WorkerStatsReader {
                     connection_capacity: c.conns_capacity.get(),
                     events: c.nonzero_events().into_iter().map(|(e, n)| (e.to_string(), n)).collect(),
                     drops: c.nonzero_drops().into_iter().map(|(r, n)| (r.to_string(), n)).collect(),
+                    kernel: c
+                        .kernel
+                        .nonzero()
+                        .into_iter()
+                        .map(|k| KernelPathStats {
+                            port_id: k.port,
+                            class: k.class.name().to_string(),
+                            handed: k.handed,
+                            rate_limited: k.rate_limited,
+                        })
+                        .collect(),
                 }
             })
             .collect()

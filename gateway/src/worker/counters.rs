@@ -5,6 +5,7 @@
 //! see a value that is at most a few packets old. The block is aligned to a
 //! cache line so two workers' counters never share one.
 
+use crate::net::exception::{KernelClass, MAX_KERNEL_PORTS};
 pub use crate::stats::Counter;
 use crate::synproxy::SynProxyCounters;
 use crate::wire::DropReason;
@@ -64,11 +65,14 @@ pub enum Discard {
     /// Would open a connection to a VIP or local address that no kernel
     /// interface carries now (another director holds it).
     NotHeld,
+    /// For the kernel interface, beyond its rate for the port and class
+    /// (counted per port and class in [`KernelCounters`] too).
+    KernelRateLimited,
 }
 
 impl Discard {
     /// The worker's own reasons, in index order after the wire layer's.
-    const OWN: [Discard; 23] = [
+    const OWN: [Discard; 24] = [
         Discard::NotForUs,
         Discard::NoService,
         Discard::NoDest,
@@ -92,6 +96,7 @@ impl Discard {
         Discard::KernelQueueFull,
         Discard::NoKernel,
         Discard::NotHeld,
+        Discard::KernelRateLimited,
     ];
 
     /// Number of reasons: the length of a per-reason counter array.
@@ -127,6 +132,7 @@ impl Discard {
                 Discard::KernelQueueFull => 20,
                 Discard::NoKernel => 21,
                 Discard::NotHeld => 22,
+                Discard::KernelRateLimited => 23,
             }
     }
 
@@ -162,6 +168,7 @@ impl Discard {
             Discard::KernelQueueFull => "kernel_queue_full",
             Discard::NoKernel => "no_kernel",
             Discard::NotHeld => "not_held",
+            Discard::KernelRateLimited => "kernel_rate_limited",
         }
     }
 }
@@ -222,6 +229,8 @@ pub struct WorkerCounters {
     pub conns_reclaimed: Counter,
     pub conns_shed: Counter,
     pub synproxy: SynProxyCounters,
+    /// Toward the ports' kernel interfaces.
+    pub kernel: KernelCounters,
     pub drops: [Counter; Discard::COUNT],
 }
 
@@ -254,6 +263,7 @@ impl Default for WorkerCounters {
             conns_reclaimed: Counter::default(),
             conns_shed: Counter::default(),
             synproxy: SynProxyCounters::default(),
+            kernel: KernelCounters::default(),
             drops: std::array::from_fn(|_| Counter::default()),
         }
     }
@@ -308,6 +318,63 @@ impl WorkerCounters {
 
     pub fn total_drops(&self) -> u64 {
         self.drops.iter().map(Counter::get).sum()
+    }
+}
+
+/// The gateway's own packets a worker handed toward a port's kernel
+/// interface (to the ring toward the main lcore: a full ring is the drop
+/// `kernel_queue_full`), or refused by the port's rate for their class, per
+/// port and [`KernelClass`].
+#[derive(Debug)]
+pub struct KernelCounters {
+    handed: [[Counter; 2]; MAX_KERNEL_PORTS],
+    rate_limited: [[Counter; 2]; MAX_KERNEL_PORTS],
+}
+
+/// One port's and class's [`KernelCounters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelCount {
+    pub port: u16,
+    pub class: KernelClass,
+    pub handed: u64,
+    pub rate_limited: u64,
+}
+
+impl Default for KernelCounters {
+    fn default() -> Self {
+        let per_class = || std::array::from_fn(|_| Counter::default());
+        KernelCounters {
+            handed: std::array::from_fn(|_| per_class()),
+            rate_limited: std::array::from_fn(|_| per_class()),
+        }
+    }
+}
+
+impl KernelCounters {
+    /// The count of packets handed to `port`'s kernel interface (`port` below
+    /// [`MAX_KERNEL_PORTS`], which the rate limit already checked).
+    pub fn handed(&self, port: u16, class: KernelClass) -> &Counter {
+        &self.handed[usize::from(port)][class.index()]
+    }
+
+    /// The count of packets refused by `port`'s rate for `class`, or `None`
+    /// for a port beyond [`MAX_KERNEL_PORTS`].
+    pub fn rate_limited(&self, port: u16, class: KernelClass) -> Option<&Counter> {
+        self.rate_limited.get(usize::from(port)).map(|c| &c[class.index()])
+    }
+
+    /// Every port and class with a packet handed or refused.
+    pub fn nonzero(&self) -> Vec<KernelCount> {
+        let mut counts = Vec::new();
+        for (port, (handed, limited)) in self.handed.iter().zip(&self.rate_limited).enumerate() {
+            for class in KernelClass::ALL {
+                let (handed, rate_limited) = (handed[class.index()].get(), limited[class.index()].get());
+                if handed != 0 || rate_limited != 0 {
+                    counts.push(KernelCount { port: port as u16, class, handed, rate_limited });
+                }
+            }
+        }
+        counts
     }
 }
 

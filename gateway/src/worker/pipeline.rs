@@ -17,6 +17,8 @@
 //!   rewritten for its mode (see [`crate::xmit::dispatch`]) and sent.
 //! - [`local`]: the gateway's own addresses (ARP, ICMP echo), neighbours, and
 //!   the sends every path ends in.
+//! - [`kernel`]: what of the gateway's own traffic goes to a port's kernel
+//!   interface instead of being dropped.
 //! - [`synproxy`]: the SYN proxy's handshakes.
 //!
 //! The verbs: a frame is *forwarded* when it passes through as a packet of a
@@ -35,12 +37,14 @@ use crate::frame::Frame;
 use crate::model::fasthash::FastBuildHasher;
 use crate::model::laddr::PortPartition;
 use crate::model::{NetView, ServiceKey, Snapshot};
+use crate::net::exception::{KernelLimiter, KernelRate};
 use crate::net::icmp::RateLimiter;
 use crate::net::{KernelClass, NeighbourTable, PendingQueue, RouteTable};
 use crate::wire::{ClassifyPolicy, MacAddr};
 
 mod dispatch;
 mod forward;
+mod kernel;
 mod local;
 mod synproxy;
 
@@ -84,6 +88,9 @@ pub struct WorkerConfig {
     pub classify: ClassifyPolicy,
     /// The SYN proxy's settings; the seed must be the same on every worker.
     pub synproxy: crate::synproxy::Settings,
+    /// What the workers together hand to each port's kernel interface, per
+    /// second and class: each worker takes its share.
+    pub kernel_rate: KernelRate,
 }
 
 impl WorkerConfig {
@@ -100,6 +107,7 @@ impl WorkerConfig {
             pending_max_wait: 3,
             classify: ClassifyPolicy::default(),
             synproxy: crate::synproxy::Settings::new(),
+            kernel_rate: KernelRate::default(),
         }
     }
 }
@@ -154,6 +162,8 @@ pub struct Worker<F> {
     /// ICMP errors the gateway originates, at most 1000 a second (Linux's
     /// icmp_msgs_per_sec), so a flood of expiring packets cannot double.
     icmp_errors: RateLimiter,
+    /// This worker's share of the ports' kernel rates (see [`kernel`]).
+    kernel_limiter: KernelLimiter,
     /// By service id of the current snapshot, whether the SYN proxy answers
     /// the service.
     proxied: Vec<bool>,
@@ -226,6 +236,7 @@ impl<F: Frame> Worker<F> {
             last_arp_retry: now,
             ident: cfg.id.wrapping_mul(0x1000),
             icmp_errors: RateLimiter::new(1000, 50),
+            kernel_limiter: KernelLimiter::new(cfg.kernel_rate, cfg.workers),
             steering_tries: 0,
             proxied: Vec::new(),
             any_proxied: false,

@@ -1892,3 +1892,321 @@ mod held {
         assert_eq!(w.counters().dropped(Discard::NotHeld), 1);
     }
 }
+
+/// The gateway's own traffic toward the ports' kernel interfaces (see
+/// `pipeline::kernel` for the rules).
+mod kernel_path {
+    use super::*;
+    use crate::net::exception::KernelRate;
+    use crate::net::KernelClass::{self, Bulk, Control};
+    use crate::xmit::test_support::icmp_error;
+
+    const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const MAC_PEER: MacAddr = MacAddr([0x52, 0x54, 0, 0, 0, 0x02]);
+    const ELSEWHERE: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 99);
+    const MAC_VRRP: MacAddr = MacAddr([0x01, 0x00, 0x5e, 0x00, 0x00, 0x12]);
+
+    /// [`net`], with a kernel interface on both ports or on none.
+    fn net_with_kernel(kernel: bool) -> Arc<NetView> {
+        let mut ports = net().ports.clone();
+        for p in &mut ports {
+            p.kernel = kernel;
+        }
+        Arc::new(NetView::with_connected_routes(ports, &[]).unwrap())
+    }
+
+    /// A FNAT worker (one of `workers`) with neighbours resolved and the
+    /// kernel rates `rate`.
+    fn worker_with(kernel: bool, rate: KernelRate, workers: u16) -> (Worker<BufFrame>, Recorder) {
+        let mut cfg = WorkerConfig::new(0, workers);
+        cfg.conn_capacity = 1024;
+        cfg.template_capacity = 64;
+        cfg.kernel_rate = rate;
+        let snap = service(ForwardMethod::FullNat, SchedulerKind::Rr);
+        let mut w = Worker::new(&cfg, snap.clone(), net_with_kernel(false), 1000).unwrap();
+        let mut io = Recorder::default();
+        resolve(&mut w, &mut io, 1000);
+        io.freed = 0;
+        // The kernel interfaces appear once the neighbours are known: their
+        // ARP replies are not what the tests count.
+        w.switch(snap, net_with_kernel(kernel));
+        (w, io)
+    }
+
+    fn kernel_worker() -> (Worker<BufFrame>, Recorder) {
+        worker_with(true, KernelRate::default(), 1)
+    }
+
+    fn ip_proto_frame(protocol: u8, dst: Ipv4Addr, dst_mac: MacAddr) -> Vec<u8> {
+        build::ipv4(PEER, dst)
+            .macs(MAC_PEER, dst_mac)
+            .ttl(255)
+            .ip_payload(protocol, &[0x21, 0x01, 0x64, 0x01, 0, 0, 0, 0])
+    }
+
+    fn ipv6_frame(dst_mac: MacAddr, next_header: u8, icmp_type: u8) -> Vec<u8> {
+        let mut f = dst_mac.0.to_vec();
+        f.extend_from_slice(&MAC_PEER.0);
+        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 8, next_header, 255]);
+        f.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        f.extend_from_slice(&[0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 1]);
+        f.extend_from_slice(&[icmp_type, 0, 0, 0, 0, 0, 0, 0]);
+        f
+    }
+
+    fn lldp_frame() -> Vec<u8> {
+        let mut f = vec![0x01, 0x80, 0xc2, 0, 0, 0x0e];
+        f.extend_from_slice(&MAC_PEER.0);
+        f.extend_from_slice(&[0x88, 0xcc, 0x02, 0x07, 0x04, 0x52, 0x54, 0, 0, 0, 0x02, 0, 0]);
+        f
+    }
+
+    fn echo(msg_type: u8, dst: Ipv4Addr) -> Vec<u8> {
+        let echo = Icmpv4Repr { msg_type, msg_code: 0, rest_of_header: 0x0042_0001, data: b"ping" };
+        build::ipv4(PEER, dst).macs(MAC_PEER, MAC_PORT0).icmp(&echo)
+    }
+
+    /// What the kernel's own traffic looks like, each with the class it goes
+    /// to the kernel as, and the drop it is on a port without a kernel
+    /// interface (`None`: an ARP frame the worker consumes, freed).
+    fn the_kernels_own() -> Vec<(&'static str, Vec<u8>, KernelClass, Option<Discard>)> {
+        let ssh_to_us = tcp_frame((PEER, 40000), (GW_CLIENT_SIDE, 22), 1, 0, flags::SYN, &[], &[]);
+        let ssh_to_vip = tcp_frame((PEER, 40000), (VIP, 22), 1, 1, flags::ACK | flags::PSH, &[], b"ls\n");
+        let syn_to_vip_no_service = tcp_frame((PEER, 40000), (VIP, 81), 1, 0, flags::SYN, &[], &[]);
+        let udp_to_vip_no_service = udp_frame((PEER, 5000), (VIP, 54), b"q", true);
+        let bgp_in = tcp_frame((PEER, 179), (GW_CLIENT_SIDE, 40000), 1, 1, flags::ACK, &[], b"keepalive");
+        let bgp_out = with_ttl(tcp_frame((PEER, 40001), (GW_CLIENT_SIDE, 179), 1, 0, flags::SYN, &[], &[]), 1);
+        let ssh_ttl1 = with_ttl(tcp_frame((PEER, 40002), (GW_CLIENT_SIDE, 22), 1, 0, flags::SYN, &[], &[]), 1);
+        let never_sent = tcp_frame((GW_CLIENT_SIDE, 22), (PEER, 40000), 1, 0, flags::SYN | flags::ACK, &[], &[]);
+        let unreachable = icmp_error(PEER, GW_CLIENT_SIDE, 3, 3, &never_sent[14..], 28);
+        let bcast = |dst| udp_frame((PEER, 68), (dst, 67), b"dhcp", true);
+        let mdns = udp_frame((PEER, 5353), (Ipv4Addr::new(224, 0, 0, 251), 5353), b"mdns", true);
+        let mut gratuitous = arp_request(PEER, MAC_PEER, PEER).data().to_vec();
+        gratuitous[..6].copy_from_slice(&MacAddr::BROADCAST.0);
+        vec![
+            ("ssh to our address", ssh_to_us, Bulk, Some(Discard::LocalUnhandled)),
+            ("ssh to the VIP, no service on 22", ssh_to_vip, Bulk, Some(Discard::NoConnection)),
+            ("SYN to the VIP, no service on 81", syn_to_vip_no_service, Bulk, Some(Discard::NoService)),
+            ("UDP to the VIP, no service on 54", udp_to_vip_no_service, Bulk, Some(Discard::NoService)),
+            ("BGP from the peer's port 179", bgp_in, Control, Some(Discard::LocalUnhandled)),
+            ("eBGP open, TTL 1", bgp_out, Control, Some(Discard::Wire(DropReason::TtlExpired))),
+            ("ssh with TTL 1", ssh_ttl1, Bulk, Some(Discard::Wire(DropReason::TtlExpired))),
+            (
+                "echo reply to the kernel's ping",
+                echo(msg_type::ECHO_REPLY, GW_CLIENT_SIDE),
+                Bulk,
+                Some(Discard::LocalUnhandled),
+            ),
+            ("port unreachable about no connection", unreachable, Bulk, Some(Discard::NoConnection)),
+            ("UDP to the limited broadcast", bcast(Ipv4Addr::BROADCAST), Bulk, Some(Discard::NotForUs)),
+            ("UDP to the directed broadcast", bcast(Ipv4Addr::new(10, 0, 0, 255)), Bulk, Some(Discard::NotForUs)),
+            ("UDP to a multicast group", mdns, Bulk, Some(Discard::NotForUs)),
+            (
+                "VRRP advert",
+                ip_proto_frame(112, Ipv4Addr::new(224, 0, 0, 18), MAC_VRRP),
+                Control,
+                Some(DropReason::UnknownProtocol.into()),
+            ),
+            (
+                "IGMP report",
+                ip_proto_frame(2, Ipv4Addr::new(224, 0, 0, 22), MAC_VRRP),
+                Control,
+                Some(DropReason::UnknownProtocol.into()),
+            ),
+            (
+                "OSPF hello",
+                ip_proto_frame(89, Ipv4Addr::new(224, 0, 0, 5), MAC_VRRP),
+                Control,
+                Some(DropReason::UnknownProtocol.into()),
+            ),
+            (
+                "GRE to our address",
+                ip_proto_frame(47, GW_CLIENT_SIDE, MAC_PORT0),
+                Bulk,
+                Some(DropReason::UnknownProtocol.into()),
+            ),
+            ("GRE to the VIP", ip_proto_frame(47, VIP, MAC_PORT0), Bulk, Some(DropReason::UnknownProtocol.into())),
+            (
+                "IPv6 neighbour solicitation",
+                ipv6_frame(MacAddr([0x33, 0x33, 0xff, 0, 0, 1]), 58, 135),
+                Control,
+                Some(DropReason::UnsupportedEthertype.into()),
+            ),
+            (
+                "IPv6 router advertisement",
+                ipv6_frame(MacAddr([0x33, 0x33, 0, 0, 0, 1]), 58, 134),
+                Control,
+                Some(DropReason::UnsupportedEthertype.into()),
+            ),
+            ("IPv6 to our MAC", ipv6_frame(MAC_PORT0, 6, 0), Bulk, Some(DropReason::UnsupportedEthertype.into())),
+            ("LLDP", lldp_frame(), Bulk, Some(DropReason::UnsupportedEthertype.into())),
+            ("ARP request for another address", arp_request(PEER, MAC_PEER, ELSEWHERE).data().to_vec(), Control, None),
+            ("ARP reply", arp_reply(PEER, MAC_PEER, GW_CLIENT_SIDE, MAC_PORT0).data().to_vec(), Control, None),
+            ("gratuitous ARP", gratuitous, Control, None),
+        ]
+    }
+
+    #[test]
+    fn the_kernels_own_traffic_goes_to_the_kernel_as_it_came_with_its_class() {
+        for (what, bytes, class, _) in the_kernels_own() {
+            let (mut w, mut io) = kernel_worker();
+            w.process(BufFrame::new(&bytes), 0, 1000, &mut io);
+            assert_eq!(io.kernel, vec![(0, class, bytes.clone())], "{what}");
+            assert!(io.sent.is_empty(), "{what}: nothing answered or forwarded: {:?}", io.sent);
+            assert_eq!((io.freed, w.counters().total_drops()), (0, 0), "{what}: {:?}", w.counters().nonzero_drops());
+            let counted = w.counters().kernel.nonzero();
+            assert_eq!(
+                counted,
+                [crate::worker::counters::KernelCount { port: 0, class, handed: 1, rate_limited: 0 }],
+                "{what}"
+            );
+            assert_eq!(w.director().conns().len(), 0, "{what}: no connection");
+        }
+    }
+
+    #[test]
+    fn without_a_kernel_interface_the_same_traffic_is_dropped_as_before() {
+        for (what, bytes, _, drop) in the_kernels_own() {
+            let (mut w, mut io) = worker_with(false, KernelRate::default(), 1);
+            w.process(BufFrame::new(&bytes), 0, 1000, &mut io);
+            assert!(io.kernel.is_empty(), "{what}");
+            let drops = w.counters().nonzero_drops();
+            // A router's answer to TTL 1, as before, in the frame itself.
+            let answers = io.sent.iter().filter(|(_, b)| b[34] == 11).count();
+            assert_eq!(answers, usize::from(drop == Some(DropReason::TtlExpired.into())), "{what}");
+            assert_eq!(io.freed + answers, 1, "{what}");
+            match drop {
+                Some(reason) => assert_eq!(drops, [(reason.name(), 1)], "{what}"),
+                None => assert!(drops.is_empty() && io.sent.is_empty(), "{what}: an ARP frame consumed: {drops:?}"),
+            }
+            assert!(w.counters().kernel.nonzero().is_empty(), "{what}");
+        }
+    }
+
+    #[test]
+    fn arp_is_learned_before_it_goes_to_the_kernel() {
+        let (mut w, mut io) = kernel_worker();
+        w.process(arp_reply(PEER, MAC_PEER, GW_CLIENT_SIDE, MAC_PORT0), 0, 1000, &mut io);
+        assert_eq!(w.neighbours().lookup(PEER, 1000).map(|n| n.mac), Some(MAC_PEER), "a reply to us is learned");
+        assert_eq!(io.kernel.len(), 1);
+        // A server's new MAC, announced by gratuitous ARP: the entry follows it
+        // and the kernel hears it too.
+        let moved = MacAddr([0x52, 0x54, 0, 0, 1, 0x99]);
+        let mut gratuitous = arp_request(RS1, moved, RS1).data().to_vec();
+        gratuitous[..6].copy_from_slice(&MacAddr::BROADCAST.0);
+        w.process(BufFrame::new(&gratuitous), 1, 1000, &mut io);
+        assert_eq!(w.neighbours().lookup(RS1, 1000).map(|n| n.mac), Some(moved));
+        assert_eq!(io.kernel[1], (1, Control, gratuitous));
+    }
+
+    #[test]
+    fn vip_traffic_and_the_workers_own_answers_never_reach_the_kernel() {
+        let (mut w, mut io) = kernel_worker();
+        // A connection through the VIP, both ways.
+        let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+        let (_, out) = io.take_sent().remove(0);
+        let lport = ip_src(&out).1;
+        let synack = tcp_frame((RS1, 8080), (LIP, lport), 5, 2, flags::SYN | flags::ACK, &[], &[]);
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &synack), 1, 1000, &mut io);
+        let dns = udp_frame((CLIENT, 5353), (VIP, 53), b"query", true);
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &dns), 0, 1000, &mut io);
+        assert_eq!(io.take_sent().len(), 2, "the SYN-ACK and the query are forwarded");
+        // ARP and ping for our addresses: the worker answers alone.
+        for target in [VIP, GW_CLIENT_SIDE] {
+            w.process(arp_request(CLIENT, MAC_CLIENT, target), 0, 1000, &mut io);
+            w.process(on_wire(MAC_CLIENT, MAC_PORT0, &echo(msg_type::ECHO_REQUEST, target)), 0, 1000, &mut io);
+        }
+        w.process(arp_request(RS1, MAC_RS1, LIP), 1, 1000, &mut io);
+        assert_eq!(io.take_sent().len(), 5, "three ARP replies, two echo replies");
+        // A service's packets of no connection stay the datapath's drops.
+        let stray_ack = tcp_frame((CLIENT, 40001), (VIP, 80), 1, 1, flags::ACK, &[], &[]);
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &stray_ack), 0, 1000, &mut io);
+        let late_reply = tcp_frame((RS1, 8080), (LIP, lport ^ 0x100), 5, 2, flags::ACK, &[], &[]);
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &late_reply), 1, 1000, &mut io);
+        let ttl1 = with_ttl(tcp_frame((CLIENT, 40002), (VIP, 80), 1, 0, flags::SYN, &[], &[]), 1);
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &ttl1), 0, 1000, &mut io);
+        assert_eq!(io.take_sent().len(), 1, "time exceeded, as a router's");
+        // Not ours at all: transit, and other hosts' unicast MACs.
+        let transit = tcp_frame((CLIENT, 40003), (ELSEWHERE, 22), 1, 0, flags::SYN, &[], &[]);
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &transit), 0, 1000, &mut io);
+        w.process(BufFrame::new(&ip_proto_frame(47, ELSEWHERE, MAC_PORT0)), 0, 1000, &mut io);
+        w.process(BufFrame::new(&ipv6_frame(MAC_CLIENT, 6, 0)), 0, 1000, &mut io);
+        w.process(BufFrame::new(&echo(msg_type::ECHO_REPLY, ELSEWHERE)), 0, 1000, &mut io);
+
+        assert!(io.kernel.is_empty(), "{:?}", io.kernel);
+        assert!(w.counters().kernel.nonzero().is_empty());
+        let c = w.counters();
+        assert_eq!(c.dropped(Discard::NoConnection), 2, "{:?}", c.nonzero_drops());
+        assert_eq!(c.dropped(DropReason::TtlExpired.into()), 1);
+        assert_eq!(c.dropped(Discard::NotForUs), 2);
+        assert_eq!(c.dropped(DropReason::UnknownProtocol.into()), 1);
+        assert_eq!(c.dropped(DropReason::UnsupportedEthertype.into()), 1);
+    }
+
+    #[test]
+    fn malformed_packets_to_us_stay_counted_drops() {
+        let (mut w, mut io) = kernel_worker();
+        let ssh = tcp_frame((PEER, 40000), (GW_CLIENT_SIDE, 22), 1, 0, flags::SYN, &[], &[]);
+        let mut bad_sum = ssh.clone();
+        bad_sum[24] ^= 0xff;
+        let mut frag = with_ttl(ssh.clone(), 64);
+        frag[20] |= 0x20;
+        let frag = with_ttl(frag, 64);
+        let mut bad_op = arp_request(PEER, MAC_PEER, ELSEWHERE).data().to_vec();
+        bad_op[21] = 9;
+        let vrrp = ip_proto_frame(112, Ipv4Addr::new(224, 0, 0, 18), MAC_VRRP);
+        let mut vrrp_bad_len = vrrp.clone();
+        vrrp_bad_len[16..18].copy_from_slice(&0xffffu16.to_be_bytes());
+        for bytes in [&ssh[..30], &bad_sum, &frag, &bad_op, &vrrp_bad_len, &lldp_frame()[..13]] {
+            w.process(BufFrame::new(bytes), 0, 1000, &mut io);
+        }
+        assert!(io.kernel.is_empty(), "{:?}", io.kernel);
+        let c = w.counters();
+        for (reason, n) in [
+            (Discard::Wire(DropReason::Truncated), 2),
+            (Discard::Wire(DropReason::BadIpChecksum), 1),
+            (Discard::Wire(DropReason::Fragment), 1),
+            (Discard::Wire(DropReason::BadTotalLength), 1),
+            (Discard::BadArp, 1),
+        ] {
+            assert_eq!(c.dropped(reason), n, "{}: {:?}", reason.name(), c.nonzero_drops());
+        }
+        assert_eq!(io.freed, 6);
+    }
+
+    #[test]
+    fn a_bulk_flood_is_rate_limited_while_control_still_passes() {
+        // 300 bulk and 30 control a second per port, over 3 workers: this
+        // worker's share is 100 and 10.
+        let (mut w, mut io) = worker_with(true, KernelRate { control: 30, bulk: 300 }, 3);
+        let flood = tcp_frame((PEER, 40000), (GW_CLIENT_SIDE, 22), 1, 0, flags::SYN, &[], &[]);
+        let vrrp = ip_proto_frame(112, Ipv4Addr::new(224, 0, 0, 18), MAC_VRRP);
+        for second in [1000, 1001] {
+            for i in 0..1000 {
+                w.process(BufFrame::new(&flood), 0, second, &mut io);
+                if i % 100 == 0 {
+                    w.process(BufFrame::new(&vrrp), 0, second, &mut io);
+                }
+            }
+        }
+        let handed = |class| io.kernel.iter().filter(|(_, c, _)| *c == class).count();
+        assert_eq!((handed(Control), handed(Bulk)), (20, 200), "every advert, and 100 of the flood a second");
+        let c = w.counters().clone();
+        assert_eq!(c.dropped(Discard::KernelRateLimited), 1800);
+        let count = |port, class, handed, rate_limited| crate::worker::counters::KernelCount {
+            port,
+            class,
+            handed,
+            rate_limited,
+        };
+        assert_eq!(c.kernel.nonzero(), [count(0, Control, 20, 0), count(0, Bulk, 200, 1800)]);
+
+        // The other port has its own buckets; a control flood beyond its rate is limited too.
+        let arp = arp_request(RS1, MAC_RS1, Ipv4Addr::new(192, 168, 1, 99)).data().to_vec();
+        for _ in 0..15 {
+            w.process(BufFrame::new(&arp), 1, 1001, &mut io);
+        }
+        assert_eq!(c.kernel.nonzero()[2..], [count(1, Control, 10, 5)]);
+    }
+}

@@ -18,12 +18,11 @@ use crate::model::Protocol;
 use crate::wire::tcp::flags as tcp_flags;
 use crate::wire::{classify, ip_proto, Classified, DropReason, Ipv4Meta};
 use crate::worker::counters::Discard;
-use crate::xmit::XmitError;
 
 impl<F: Frame> Worker<F> {
     pub(super) fn handle(&mut self, frame: F, in_port: u16, now: u32, io: &mut impl Io<F>) {
         match classify(&frame, self.classify) {
-            Err(reason) => self.discard(frame, reason.into(), io),
+            Err(reason) => self.unclassified(frame, reason, Arrival { port: in_port, now }, io),
             Ok(Classified::Arp { l2_len }) => self.arp(frame, usize::from(l2_len), in_port, now, io),
             Ok(Classified::Ipv4(meta)) if meta.protocol == ip_proto::ICMP => self.icmp(frame, meta, in_port, now, io),
             Ok(Classified::Ipv4(meta)) => self.handle_flow(frame, meta, Arrival { port: in_port, now }, io),
@@ -39,7 +38,7 @@ impl<F: Frame> Worker<F> {
         // Everything from here is forwarded, as a router hop: refused before it
         // can create a connection.
         if meta.ttl <= 1 {
-            return self.refuse(frame, &meta, XmitError::TtlExpired { ttl: meta.ttl }, at, io);
+            return self.expiring(frame, &meta, at, io);
         }
         let bare_syn = proto == Protocol::Tcp
             && meta.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN;
@@ -58,10 +57,10 @@ impl<F: Frame> Worker<F> {
             // A reply to a local port: its owner has the connection.
             let owner = self.partition.owner(meta.dst_port);
             if owner == self.id {
-                return self.discard(frame, Discard::NoConnection, io);
+                return self.unconsumed_flow(frame, &meta, Discard::NoConnection, at, io);
             }
             if owner >= self.workers {
-                return self.discard(frame, Discard::NoOwner, io);
+                return self.unconsumed_flow(frame, &meta, Discard::NoOwner, at, io);
             }
             self.counters.redirected_out.inc();
             return io.redirect(owner, frame);
@@ -82,15 +81,16 @@ impl<F: Frame> Worker<F> {
         if to_vip || service.is_some() {
             // IPVS creates TCP connections on SYN only.
             if proto == Protocol::Tcp && !bare_syn {
-                return self.discard(frame, Discard::NoConnection, io);
+                return self.unconsumed_flow(frame, &meta, Discard::NoConnection, at, io);
             }
             return match self.open(&key, at.now) {
                 Ok(id) => self.forward(frame, meta, Leg { id, dir: Direction::In }, at, io),
+                Err(Refused::NoService) => self.unconsumed_flow(frame, &meta, Discard::NoService, at, io),
                 Err(refused) => self.discard(frame, refusal_drop(refused), io),
             };
         }
         let reason = if self.interface_addrs.contains(&meta.dst) { Discard::LocalUnhandled } else { Discard::NotForUs };
-        self.discard(frame, reason, io)
+        self.unconsumed_flow(frame, &meta, reason, at, io)
     }
 
     /// Whether a client packet on the ports of connection `id` opens a new

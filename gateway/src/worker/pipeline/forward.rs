@@ -10,7 +10,7 @@ use crate::conn::{Direction, FlowKey, Proxy, State};
 use crate::frame::Frame;
 use crate::model::Protocol;
 use crate::net::icmp::error_destination;
-use crate::net::{NextHop, Queued};
+use crate::net::{KernelClass, NextHop, Queued};
 use crate::wire::classify::icmp_error_inner;
 use crate::wire::{ip_proto, ipv4, Ipv4Meta};
 use crate::worker::counters::Discard;
@@ -136,7 +136,9 @@ impl<F: Frame> Worker<F> {
     /// client): rewritten as the connection rewrites and passed to the other
     /// side, which recognises its own packet in the quote (IPVS `ip_vs_in_icmp`
     /// and `ip_vs_out_icmp`). Path MTU discovery through the gateway rests on it.
-    pub(super) fn forward_icmp_error(&mut self, mut frame: F, mut meta: Ipv4Meta, now: u32, io: &mut impl Io<F>) {
+    /// An error about no connection of ours (the kernel's own traffic) goes
+    /// to the port's kernel interface, if it has one.
+    pub(super) fn forward_icmp_error(&mut self, mut frame: F, mut meta: Ipv4Meta, at: Arrival, io: &mut impl Io<F>) {
         let quote = match icmp_error_inner(frame.data(), &meta) {
             Ok(q) => q.tuple,
             Err(reason) => return self.discard(frame, reason.into(), io),
@@ -144,12 +146,12 @@ impl<F: Frame> Worker<F> {
         let (Some(proto), IpAddr::V4(qsrc), IpAddr::V4(qdst)) =
             (Protocol::from_number(quote.protocol), quote.src, quote.dst)
         else {
-            return self.discard(frame, Discard::NoConnection, io);
+            return self.hand_to_kernel_or_discard(frame, KernelClass::Bulk, Discard::NoConnection, at, io);
         };
         // The quote is a packet we sent; its reverse is a packet of the connection.
         let key = FlowKey { proto, src: qdst, sport: quote.dst_port, dst: qsrc, dport: quote.src_port };
         let Some((id, dir)) = self.director.lookup(&key) else {
-            return self.discard(frame, Discard::NoConnection, io);
+            return self.hand_to_kernel_or_discard(frame, KernelClass::Bulk, Discard::NoConnection, at, io);
         };
         let c = self.director.conn(id);
         let (ends, method) = (ends_of(c), c.method);
@@ -179,7 +181,7 @@ impl<F: Frame> Worker<F> {
             return self.discard(frame, e.drop_reason().into(), io);
         }
         self.counters.icmp_errors_relayed.inc();
-        self.send_via(frame, hop, now, io);
+        self.send_via(frame, hop, at.now, io);
     }
 
     /// The next hop toward `to`, with the MTU and offloads of its port.

@@ -4,12 +4,12 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Io, Worker};
+use super::{Arrival, Io, Worker};
 use crate::frame::Frame;
 use crate::model::NetView;
 use crate::net::arp::{handle_arp, write_arp_request, ArpSeen, ArpVerdict};
 use crate::net::icmp::echo_reply_in_place;
-use crate::net::{Learned, Origin};
+use crate::net::{KernelClass, Learned, Origin};
 use crate::wire::icmp::msg_type;
 use crate::wire::{DropReason, Ipv4Meta, MacAddr};
 use crate::worker::counters::{Discard, WorkerCounters};
@@ -32,6 +32,11 @@ impl<F: Frame> Worker<F> {
             ArpVerdict::Reply => {
                 self.counters.arp_replies.inc();
                 self.send_on_port(in_port, frame, io);
+            }
+            // Requests for other addresses, replies, gratuitous ARP: the
+            // kernel learns from them too.
+            ArpVerdict::Consumed if self.has_kernel(in_port) => {
+                self.hand_to_kernel(frame, KernelClass::Control, Arrival { port: in_port, now }, io)
             }
             ArpVerdict::Consumed => io.free(frame),
         }
@@ -117,16 +122,18 @@ impl<F: Frame> Worker<F> {
     }
 
     /// ICMP to one of our addresses: an echo request is answered, an error
-    /// about a connection's packet is forwarded to its other side.
+    /// about a connection's packet is forwarded to its other side; the rest
+    /// is the kernel interface's, if the port has one.
     pub(super) fn icmp(&mut self, mut frame: F, meta: Ipv4Meta, in_port: u16, now: u32, io: &mut impl Io<F>) {
         if !self.is_own(meta.dst) {
             return self.discard(frame, Discard::NotForUs, io);
         }
+        let at = Arrival { port: in_port, now };
         if meta.is_icmp_error() {
-            return self.forward_icmp_error(frame, meta, now, io);
+            return self.forward_icmp_error(frame, meta, at, io);
         }
         if meta.icmp_type != msg_type::ECHO_REQUEST {
-            return self.discard(frame, Discard::LocalUnhandled, io);
+            return self.hand_to_kernel_or_discard(frame, KernelClass::Bulk, Discard::LocalUnhandled, at, io);
         }
         match echo_reply_in_place(&mut frame, &meta) {
             Ok(()) => {
