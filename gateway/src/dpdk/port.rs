@@ -461,11 +461,13 @@ impl Port {
     }
 }
 
-/// Whether a port of driver `driver` must have as many rx queues as tx
-/// queues: a `net_tap` queue is one file descriptor of a multi-queue tap,
-/// which does both.
+/// Whether a port of driver `driver` needs as many rx queues as tx queues:
+/// a `net_tap` queue is one file descriptor of a multi-queue tap, which does
+/// both (the PMD refuses unequal counts), and a `net_af_packet` queue pair
+/// one socket of a fanout group; either way the kernel spreads received
+/// flows over every pair, so a pair's rx side must be polled.
 pub fn pairs_queues(driver: &str) -> bool {
-    driver == "net_tap"
+    matches!(driver, "net_tap" | "net_af_packet")
 }
 
 /// Whether interface `index` exists in this process's network namespace.

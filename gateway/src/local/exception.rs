@@ -3,15 +3,17 @@
 //! gateway's own traffic").
 //!
 //! Toward the kernel, the workers' frames arrive on two rings shared by all
-//! of them, by [`KernelClass`]: the control ring is drained whole every turn,
-//! the bulk ring by at most [`BULK_BURSTS_PER_TURN`] bursts, so a flood at the
-//! gateway's address (bulk) never delays ARP, VRRP or BGP. Each frame goes to
+//! of them, by [`KernelClass`]: each turn takes all the control ring holds
+//! when the turn starts, then at most [`BULK_BURSTS_PER_TURN`] bursts of the
+//! bulk ring, so a flood at the gateway's address (bulk) never delays ARP,
+//! VRRP or BGP. Each frame goes to
 //! the kernel interface of the port it arrived on (`mbuf.port()`). What the
 //! kernel sends leaves by its data port's own extra tx queue (index = number
 //! of workers), which no worker touches. A port whose driver pairs rx and tx
-//! queues (`net_tap`) has an extra rx queue as well, which its peer's flows
-//! hash to like any other: the loop polls it and hands what arrives to a
-//! worker over that worker's redirect ring, as another worker would.
+//! queues (`net_tap`, `net_af_packet`) has an extra rx queue as well, which
+//! its peer's flows hash to like any other: the loop polls it and hands what
+//! arrives to a worker over that worker's redirect ring, as another worker
+//! would.
 //!
 //! It runs on a plain thread, not an EAL lcore, beside the main lcore's
 //! control thread: DPDK's rx and tx bursts need only that no other thread use
@@ -110,6 +112,10 @@ impl ExceptionLoop {
         let mut burst = Burst::new();
         let mut backoff = IdleBackoff::default();
         while !stop.load(Ordering::Relaxed) {
+            // A test build can make the loop panic here
+            // (FAILPOINTS=exception-loop=panic(..)); a release has no failpoints.
+            #[cfg(feature = "failpoints")]
+            fail::fail_point!("exception-loop");
             if let Some(fence) = &mut fence {
                 if !fence.may_poll() {
                     backoff.rest_after(false);
@@ -117,7 +123,15 @@ impl ExceptionLoop {
                 }
             }
             let mut worked = false;
-            while control.recv_burst(&mut burst) > 0 {
+            // All the control ring holds now, not what keeps arriving: the
+            // workers' rate limit bounds it, this bounds the turn regardless.
+            let mut control_left = control.len();
+            while control_left > 0 {
+                let n = control.recv_burst(&mut burst);
+                if n == 0 {
+                    break;
+                }
+                control_left = control_left.saturating_sub(n);
                 worked = true;
                 taps.sort(&mut burst, &mut pending);
             }
