@@ -26,6 +26,7 @@ use crate::dpdk::{
     RingSync, MBUF_DEFAULT_BUF_SIZE,
 };
 use crate::local::exception::{ExceptionCounters, ExceptionLoop, KernelPath};
+use crate::local::held::HeldWatch;
 use crate::local::kernel_iface::{KernelIface, KernelIfaceSpec};
 use crate::net::{Ipv4Cidr, KernelClass};
 use crate::synproxy;
@@ -317,7 +318,16 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
 
     // The control plane and its seam to the workers: each published
     // configuration is resolved to a WorkerUpdate once, on the control thread.
-    let initial = config.initial(usize::from(workers)).map_err(|e| e.to_string())?;
+    let mut initial = config.initial(usize::from(workers)).map_err(|e| e.to_string())?;
+    // With kernel interfaces, a VIP or local address is served only while one of
+    // them carries it (local::held): nothing is held until the watch first reads them.
+    let kernel_names: Vec<String> = config.ports.iter().filter_map(|p| p.kernel.clone()).collect();
+    let held_watch = if kernel_names.is_empty() {
+        None
+    } else {
+        initial.held = Some(Arc::from([]));
+        Some(HeldWatch::open(kernel_names).map_err(|e| format!("the kernel interfaces' addresses: {e}"))?)
+    };
     let (first, convert) =
         workers::worker_updates(ports, &initial).map_err(|e| format!("network configuration: {e}"))?;
     let channels = workers::control_channels(usize::from(workers), first.clone(), convert, Duration::from_secs(2));
@@ -435,7 +445,12 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         },
     };
     let state = ControlState::new(initial, Box::new(channels.sink), Box::new(view));
-    let server = control_socket.serve(state).spawn().map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    let server = control_socket.serve(state);
+    let held = held_watch
+        .map(|watch| watch.follow(&server, stop.clone()))
+        .transpose()
+        .map_err(|e| format!("cannot start the held addresses' thread: {e}"))?;
+    let server = server.spawn().map_err(|e| format!("control socket {}: {e}", path.display()))?;
     let exporter = metrics_listener.map(|listener| metrics::Exporter::spawn(listener, &path)).transpose()?;
     if let Some(exporter) = &exporter {
         log::info!("gatewayd: metrics at http://{}{}", exporter.local_addr(), metrics::METRICS_PATH);
@@ -512,6 +527,10 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     }
     stop.store(true, Ordering::Relaxed);
     notify_systemd(sd_notify::NotifyState::Stopping);
+    // The held addresses' watch first, so it publishes nothing to stopping workers.
+    if let Some(Err(payload)) = held.map(|t| t.join()) {
+        log::error!("gatewayd: the held addresses' watch panicked: {}", panic_text(payload.as_ref()));
+    }
     // Workers stop first (stop is set), then the exception loop (its kernel
     // interfaces go with it), the fence, the control server, then ports.
     let joined = join_workers(jobs.into_iter().flatten().collect());

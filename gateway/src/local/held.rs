@@ -45,6 +45,8 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
+use crate::control::ControlServer;
+
 /// rtnetlink's multicast group of link changes (`RTNLGRP_LINK`).
 const RTNLGRP_LINK: u32 = 1;
 /// rtnetlink's multicast group of IPv4 address changes (`RTNLGRP_IPV4_IFADDR`).
@@ -273,6 +275,13 @@ impl HeldWatch {
             seq: 0,
             datagram: Vec::with_capacity(DATAGRAM_BYTES),
         })
+    }
+
+    /// Follows the addresses for `server` until `stop`: each new held set is
+    /// published to the workers through the server's state.
+    pub fn follow(self, server: &ControlServer, stop: Arc<AtomicBool>) -> io::Result<JoinHandle<()>> {
+        let input = server.held_input();
+        self.spawn(move |held| input.set_held(Some(held)).map_err(|e| e.to_string()), stop)
     }
 
     /// Follows the addresses on a thread of its own until `stop`, handing

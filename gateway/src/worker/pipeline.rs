@@ -362,8 +362,18 @@ impl<F: Frame> Worker<F> {
     }
 
     /// Whether `ip` is a VIP or local address another director holds now.
+    /// Only the emptiness test is inlined: the lookup stays out of the
+    /// forwarding path's code (packets to an unheld address are rare, as
+    /// nobody is told by ARP to send them here).
+    #[inline(always)]
     fn is_unheld(&self, ip: Ipv4Addr) -> bool {
-        !self.unheld.is_empty() && self.unheld.contains(&ip)
+        !self.unheld.is_empty() && self.unheld_contains(ip)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unheld_contains(&self, ip: Ipv4Addr) -> bool {
+        self.unheld.contains(&ip)
     }
 
     fn discard(&self, frame: F, reason: Discard, io: &mut impl Io<F>) {
