@@ -96,14 +96,15 @@ struct Probe {
 }
 
 /// Requests the VIP from the client namespace every 100 ms (a new connection
-/// each, given up after 300 ms without a connection) until `stop`.
+/// each, given up after 2 s: a SYN lost to the dead master's MAC is resent
+/// after 1 s) until `stop`.
 fn probe(client_ns: &str, stop: &AtomicBool) -> Vec<Probe> {
     let url = format!("http://{VIP}/");
     let mut probes = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         let out = Command::new("ip")
-            .args(["netns", "exec", client_ns, "curl", "-sS", "--connect-timeout", "0.3", "--max-time", "2", &url])
+            .args(["netns", "exec", client_ns, "curl", "-sS", "--max-time", "2", &url])
             .output()
             .expect("run curl");
         let body = String::from_utf8_lossy(&out.stdout);
@@ -130,12 +131,30 @@ fn failover(pair: &mut Pair, after: Duration, fault: impl FnOnce(&mut Pair)) -> 
         stop.store(true, Ordering::Relaxed);
         (prober.join().expect("the prober"), at)
     });
+    // Each request as "+START(DURATION)" or "-START(DURATION)" failed, in
+    // seconds from the fault.
+    let timeline: Vec<String> = probes
+        .iter()
+        .map(|p| {
+            let start = p.started.saturating_duration_since(at).as_secs_f64()
+                - at.saturating_duration_since(p.started).as_secs_f64();
+            let took = (p.finished - p.started).as_secs_f64();
+            format!("{}{start:.2}({took:.2})", if p.ok { '+' } else { '-' })
+        })
+        .collect();
+    let timeline = timeline.join(" ");
     let (before, since): (Vec<Probe>, Vec<Probe>) = probes.iter().partition(|p| p.started < at);
-    assert!(!before.is_empty() && before.iter().all(|p| p.ok), "the master served before the fault: {probes:?}");
-    let first = since.iter().position(|p| p.ok).unwrap_or_else(|| panic!("no answer after the fault: {since:?}"));
+    assert!(!before.is_empty() && before.iter().all(|p| p.ok), "the master served before the fault: {timeline}");
+    let first = since.iter().position(|p| p.ok).unwrap_or_else(|| panic!("no answer after the fault: {timeline}"));
     let failed: Vec<&Probe> = since[first..].iter().filter(|p| !p.ok).collect();
-    assert!(failed.is_empty(), "requests failed after the failover window: {failed:?} of {since:?}");
-    assert!(since.len() - first >= 10, "enough requests after the failover: {since:?}");
+    assert!(failed.is_empty(), "{} requests failed after the failover window: {timeline}", failed.len());
+    assert!(since.len() - first >= 10, "enough requests after the failover: {timeline}");
+    let slowest = since[first..].iter().map(|p| p.finished - p.started).max().unwrap_or_default();
+    eprintln!(
+        "{} requests after the failover, all answered, the slowest in {:.2} s",
+        since.len() - first,
+        slowest.as_secs_f64()
+    );
     since[first].finished - at
 }
 
