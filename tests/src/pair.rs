@@ -119,9 +119,10 @@ impl Director {
         Stats(self.gwctl(&["stats"]))
     }
 
-    /// The IPv4 addresses of `ifname` in this director's namespace.
+    /// The IPv4 addresses of `ifname` in this director's namespace (none
+    /// while it does not exist: gatewayd is down).
     pub fn kernel_addrs(&self, ifname: &str) -> Vec<String> {
-        let out = self.ns.ip(&["-4", "-o", "addr", "show", "dev", ifname]);
+        let out = self.ns.output("ip", &["-4", "-o", "addr", "show", "dev", ifname]);
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1))

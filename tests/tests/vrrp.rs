@@ -95,16 +95,15 @@ struct Probe {
     ok: bool,
 }
 
-/// Requests the VIP from the client namespace every 100 ms (a new connection
-/// each, given up after 2 s: a SYN lost to the dead master's MAC is resent
-/// after 1 s) until `stop`.
-fn probe(client_ns: &str, stop: &AtomicBool) -> Vec<Probe> {
+/// Requests the VIP from the client namespace every 100 ms, a new
+/// connection each, given up after `max_time` seconds, until `stop`.
+fn probe(client_ns: &str, max_time: &str, stop: &AtomicBool) -> Vec<Probe> {
     let url = format!("http://{VIP}/");
     let mut probes = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         let out = Command::new("ip")
-            .args(["netns", "exec", client_ns, "curl", "-sS", "--max-time", "2", &url])
+            .args(["netns", "exec", client_ns, "curl", "-sS", "--max-time", max_time, &url])
             .output()
             .expect("run curl");
         let body = String::from_utf8_lossy(&out.stdout);
@@ -115,47 +114,59 @@ fn probe(client_ns: &str, stop: &AtomicBool) -> Vec<Probe> {
     probes
 }
 
-/// Runs the prober for a second, then `fault`, then `after` more; returns
-/// how long after the fault the first request that succeeded finished,
-/// asserting every request before the fault and every one after that first
-/// success succeeded.
+/// The probes as "+START(DURATION)", or "-START(DURATION)" for a failure,
+/// in seconds from `at`.
+fn timeline(probes: &[Probe], at: Instant) -> String {
+    let secs =
+        |t: Instant| t.saturating_duration_since(at).as_secs_f64() - at.saturating_duration_since(t).as_secs_f64();
+    let each: Vec<String> = probes
+        .iter()
+        .map(|p| {
+            let took = (p.finished - p.started).as_secs_f64();
+            format!("{}{:.2}({took:.2})", if p.ok { '+' } else { '-' }, secs(p.started))
+        })
+        .collect();
+    each.join(" ")
+}
+
+/// Runs two probers for a second, then `fault`, then `after` more. The
+/// quick one (each request given up after 0.5 s) times the failover: the
+/// first of its requests after the fault that is answered. The patient one
+/// (2 s: a SYN lost on the way is resent after 1 s) checks that once
+/// answers came back every new connection is answered. Every request
+/// before the fault must succeed. Returns the failover time.
 fn failover(pair: &mut Pair, after: Duration, fault: impl FnOnce(&mut Pair)) -> Duration {
     let client_ns = pair.client.name().to_owned();
     let stop = AtomicBool::new(false);
-    let (probes, at) = std::thread::scope(|s| {
-        let prober = s.spawn(|| probe(&client_ns, &stop));
+    let (quick, patient, at) = std::thread::scope(|s| {
+        let quick = s.spawn(|| probe(&client_ns, "0.5", &stop));
+        let patient = s.spawn(|| probe(&client_ns, "2", &stop));
         std::thread::sleep(Duration::from_secs(1));
         let at = Instant::now();
         fault(pair);
         std::thread::sleep(after);
         stop.store(true, Ordering::Relaxed);
-        (prober.join().expect("the prober"), at)
+        (quick.join().expect("the quick prober"), patient.join().expect("the patient prober"), at)
     });
-    // Each request as "+START(DURATION)" or "-START(DURATION)" failed, in
-    // seconds from the fault.
-    let timeline: Vec<String> = probes
+    let report = || format!("quick: {}\npatient: {}", timeline(&quick, at), timeline(&patient, at));
+    for p in quick.iter().chain(&patient).filter(|p| p.started < at) {
+        assert!(p.ok, "the master served before the fault:\n{}", report());
+    }
+    let back = quick
         .iter()
-        .map(|p| {
-            let start = p.started.saturating_duration_since(at).as_secs_f64()
-                - at.saturating_duration_since(p.started).as_secs_f64();
-            let took = (p.finished - p.started).as_secs_f64();
-            format!("{}{start:.2}({took:.2})", if p.ok { '+' } else { '-' })
-        })
-        .collect();
-    let timeline = timeline.join(" ");
-    let (before, since): (Vec<Probe>, Vec<Probe>) = probes.iter().partition(|p| p.started < at);
-    assert!(!before.is_empty() && before.iter().all(|p| p.ok), "the master served before the fault: {timeline}");
-    let first = since.iter().position(|p| p.ok).unwrap_or_else(|| panic!("no answer after the fault: {timeline}"));
-    let failed: Vec<&Probe> = since[first..].iter().filter(|p| !p.ok).collect();
-    assert!(failed.is_empty(), "{} requests failed after the failover window: {timeline}", failed.len());
-    assert!(since.len() - first >= 10, "enough requests after the failover: {timeline}");
-    let slowest = since[first..].iter().map(|p| p.finished - p.started).max().unwrap_or_default();
+        .find(|p| p.started >= at && p.ok)
+        .unwrap_or_else(|| panic!("no answer after the fault:\n{}", report()))
+        .finished;
+    let after_window: Vec<&Probe> = patient.iter().filter(|p| p.started >= back).collect();
+    assert!(after_window.len() >= 10, "enough requests after the failover:\n{}", report());
+    assert!(after_window.iter().all(|p| p.ok), "requests failed after the failover window:\n{}", report());
+    let slowest = after_window.iter().map(|p| p.finished - p.started).max().unwrap_or_default();
     eprintln!(
         "{} requests after the failover, all answered, the slowest in {:.2} s",
-        since.len() - first,
+        after_window.len(),
         slowest.as_secs_f64()
     );
-    since[first].finished - at
+    back - at
 }
 
 #[test]
