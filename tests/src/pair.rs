@@ -8,8 +8,15 @@
 //!   bridge 10.0.0.1 --tap-- client 10.0.0.251 | servers 192.168.1.251 --tap-- bridge 192.168.1.10..
 //!                   --tap-- client 10.0.0.252 | servers 192.168.1.252 --tap--
 //!                                  director ns 2 (gatewayd, gwk0, gwk1)
-//!   floating, moved by keepalived: VIP 10.0.0.100 (gwk0), FNAT local address 192.168.1.200 (gwk1)
+//!   floating, moved by keepalived: VIP 10.0.0.100 (gwk0)
+//!   each director's own FNAT local address, on its gwk1 for good: 192.168.1.201, 192.168.1.202
 //! ```
+//!
+//! The local addresses do not float: a director that takes over allocates
+//! local ports from the start of the range, as the other did, and the real
+//! servers may still hold the other director's connections on those very
+//! (address, port) pairs (in flight when it died, or in TIME_WAIT): with one
+//! shared local address, some of the new master's first connections fail.
 //!
 //! A data tap's kernel end carries its DPDK port's MAC; enslaved to a bridge
 //! as it is, the bridge would take the frames addressed to the gateway for
@@ -28,7 +35,7 @@ use std::time::Duration;
 
 use crate::topology::{
     eal_args, gatewayd_config, gwctl_at, gwctl_ok, python_http_in, serial, spawn_gatewayd, PortConfig, Stats,
-    KERNEL_CLIENT, KERNEL_SERVERS, LIP, VIP,
+    KERNEL_CLIENT, KERNEL_SERVERS, VIP,
 };
 use crate::{tag, wait_until, Daemon, Netns};
 
@@ -43,6 +50,11 @@ pub fn director_client_addr(n: u8) -> String {
 /// Director `n`'s address on the servers' segment.
 pub fn director_servers_addr(n: u8) -> String {
     format!("192.168.1.{}", 250 + n)
+}
+
+/// Director `n`'s own FNAT local address, on its servers-side kernel interface.
+pub fn director_lip(n: u8) -> String {
+    format!("192.168.1.{}", 200 + n)
 }
 
 /// The MAC of director `n`'s DPDK port `port` (0 client, 1 servers), and of
@@ -61,8 +73,8 @@ pub fn tap_end_mac(n: u8, port: u8) -> String {
 pub struct PairOptions {
     /// Real-server addresses: 192.168.1.10 .. 192.168.1.(10+n-1).
     pub servers: u8,
-    /// The `"services"` both directors start with (ipvsadm rules).
-    pub services: Vec<String>,
+    /// The `"services"` director `n` starts with (ipvsadm rules), given `n`.
+    pub services: fn(u8) -> Vec<String>,
     /// Further top-level members of both configuration files (JSON text without braces).
     pub extra_config: String,
 }
@@ -286,7 +298,7 @@ impl Pair {
             &eal_args(&format!("{}d{n}", self.id), 1, vdevs),
             &ports,
             65536,
-            &self.opts.services,
+            &(self.opts.services)(n),
             &extra,
         );
         let path = d.dir.join("gatewayd.json");
@@ -312,6 +324,9 @@ impl Pair {
             let line = String::from_utf8_lossy(&out.stdout).into_owned();
             assert!(line.contains(&format!("link/ether {}", port_mac(n, port))), "director {n}'s {kernel}: {line}");
         }
+        // The director's own local address, held for good (as an operator's
+        // `ExecStartPost=ip addr add ...` would).
+        d.ns.ip(&["addr", "add", &format!("{}/32", director_lip(n)), "dev", KERNEL_SERVERS]);
         let addr = director_client_addr(n);
         assert!(
             wait_until(Duration::from_secs(15), || self
@@ -342,14 +357,13 @@ impl Pair {
     }
 
     /// director `n`'s keepalived.conf: one VRRP instance on the client
-    /// segment's kernel interface; `virtual_ipaddress` the VIP there and the
-    /// FNAT local address on the servers' kernel interface.
+    /// segment's kernel interface, whose `virtual_ipaddress` is the VIP there.
     pub fn keepalived_conf(n: u8, state: &str, priority: u8) -> String {
         format!(
             "global_defs {{\n    router_id director{n}\n}}\n\
              vrrp_instance gateway {{\n    state {state}\n    interface {KERNEL_CLIENT}\n    \
              virtual_router_id {VRID}\n    priority {priority}\n    advert_int 1\n    \
-             virtual_ipaddress {{\n        {VIP}/32 dev {KERNEL_CLIENT}\n        {LIP}/32 dev {KERNEL_SERVERS}\n    }}\n}}\n"
+             virtual_ipaddress {{\n        {VIP}/32 dev {KERNEL_CLIENT}\n    }}\n}}\n"
         )
     }
 

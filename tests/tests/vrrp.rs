@@ -2,36 +2,40 @@
 //! gatewayd, each in its own namespace with kernel interfaces gwk0 (client
 //! segment) and gwk1 (servers' segment), one keepalived per director running
 //! VRRP on gwk0 (advert_int 1, priorities 150 and 100), whose
-//! `virtual_ipaddress` is the VIP on gwk0 and the FNAT local address on gwk1.
-//! The gateway holds (answers ARP for, accepts) only what its kernel
-//! interfaces carry, so keepalived moving the addresses moves the service.
+//! `virtual_ipaddress` is the VIP on gwk0. The gateway holds (answers ARP
+//! for, accepts) only what its kernel interfaces carry, so keepalived moving
+//! the VIP moves the service.
 //!
 //! FNAT rather than NAT or DR: its real servers need nothing but their own
 //! address (no default route through a floating gateway address as NAT needs,
-//! no VIP on lo and ARP sysctls as DR needs), and the local address moving
-//! with the VIP exercises the held addresses on both ports. Established
-//! connections do not survive a failover (that is connection sync, another
-//! issue): each probe here is a new connection.
+//! no VIP on lo and ARP sysctls as DR needs). Each director has a local
+//! address of its own, held for good (see `pair.rs` for why it does not
+//! float). Established connections do not survive a failover (that is
+//! connection sync, another issue): each probe here is a new connection.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use gateway_e2e::pair::{port_mac, Pair, PairOptions, Segment};
-use gateway_e2e::topology::{fnat_rules, rip, KERNEL_SERVERS, LIP, VIP};
+use gateway_e2e::pair::{director_lip, port_mac, Pair, PairOptions, Segment};
+use gateway_e2e::topology::{rip, VIP};
 use gateway_e2e::{wait_until, Daemon};
 
 /// What the issue promises: answers again within this long after the master fails.
 const FAILOVER_BOUND: Duration = Duration::from_secs(4);
 
+/// Director `n`'s FNAT service: VIP:80 over the two python servers, from
+/// its own local address.
+fn services(n: u8) -> Vec<String> {
+    let mut rules = vec![format!("-A -t {VIP}:80 -s rr"), format!("-P -t {VIP}:80 -z {} -F servers", director_lip(n))];
+    rules.extend((0..2).map(|i| format!("-a -t {VIP}:80 -r {}:8080 -b", rip(i))));
+    rules
+}
+
 /// A pair serving FNAT VIP:80 over two python servers, director 1 MASTER
-/// (priority 150) and director 2 BACKUP (100), with the VIP and the local
-/// address on director 1.
+/// (priority 150) and director 2 BACKUP (100), with the VIP on director 1.
 fn start(short: &str) -> (Pair, Vec<Daemon>) {
-    let mut pair = Pair::start(
-        short,
-        PairOptions { servers: 2, services: fnat_rules("-s rr", &["", ""]), extra_config: String::new() },
-    );
+    let mut pair = Pair::start(short, PairOptions { servers: 2, services, extra_config: String::new() });
     let servers = pair.python_http(&[rip(0), rip(1)]);
     pair.start_keepalived(1, &Pair::keepalived_conf(1, "MASTER", 150));
     pair.start_keepalived(2, &Pair::keepalived_conf(2, "BACKUP", 100));
@@ -46,13 +50,10 @@ fn start(short: &str) -> (Pair, Vec<Daemon>) {
     (pair, servers)
 }
 
-/// Waits until director `n` alone carries the VIP and the local address.
+/// Waits until director `n` alone carries the VIP.
 fn wait_for_master(pair: &Pair, n: u8, timeout: Duration) {
-    let other = 3 - n;
     assert!(
-        wait_until(timeout, || pair.vip_carriers() == [n]
-            && pair.director(n).carries(KERNEL_SERVERS, LIP)
-            && !pair.director(other).carries(KERNEL_SERVERS, LIP)),
+        wait_until(timeout, || pair.vip_carriers() == [n]),
         "director {n} did not become the only master in {timeout:?}: carriers {:?}\n\
          director 1's keepalived:\n{}\ndirector 2's keepalived:\n{}",
         pair.vip_carriers(),
@@ -81,9 +82,9 @@ fn served_by(pair: &Pair, n: u8, count: u64) {
     }
     assert!(new_connections(pair, n) - mine >= count, "director {n} carried the requests");
     assert_eq!(new_connections(pair, other), theirs, "director {other} carried none");
-    // ARP for the VIP and the local address: only director n answers.
+    // ARP for the VIP: only director n answers; each local address is its own director's.
     assert_eq!(pair.arp_answers(Segment::Client, VIP), [port_mac(n, 0)], "who answers ARP for the VIP");
-    assert_eq!(pair.arp_answers(Segment::Servers, LIP), [port_mac(n, 1)], "who answers ARP for the local address");
+    assert_eq!(pair.arp_answers(Segment::Servers, &director_lip(n)), [port_mac(n, 1)], "director {n}'s local address");
     assert_eq!(pair.client_neighbour(VIP).as_deref(), Some(port_mac(n, 0).as_str()), "the client's neighbour entry");
 }
 
@@ -133,8 +134,8 @@ fn timeline(probes: &[Probe], at: Instant) -> String {
 /// quick one (each request given up after 0.5 s) times the failover: the
 /// first of its requests after the fault that is answered. The patient one
 /// (2 s: a SYN lost on the way is resent after 1 s) checks that once
-/// answers came back every new connection is answered. Every request
-/// before the fault must succeed. Returns the failover time.
+/// answers came back every new connection is answered. Every request that
+/// ended before the fault must have succeeded. Returns the failover time.
 fn failover(pair: &mut Pair, after: Duration, fault: impl FnOnce(&mut Pair)) -> Duration {
     let client_ns = pair.client.name().to_owned();
     let stop = AtomicBool::new(false);
@@ -149,7 +150,7 @@ fn failover(pair: &mut Pair, after: Duration, fault: impl FnOnce(&mut Pair)) -> 
         (quick.join().expect("the quick prober"), patient.join().expect("the patient prober"), at)
     });
     let report = || format!("quick: {}\npatient: {}", timeline(&quick, at), timeline(&patient, at));
-    for p in quick.iter().chain(&patient).filter(|p| p.started < at) {
+    for p in quick.iter().chain(&patient).filter(|p| p.finished < at) {
         assert!(p.ok, "the master served before the fault:\n{}", report());
     }
     let back = quick
@@ -192,12 +193,6 @@ fn the_backup_takes_over_when_the_masters_gatewayd_dies_and_gives_the_vip_back()
         "the returning master took the VIP back {:.2} s after its gatewayd started",
         back.elapsed().as_secs_f64()
     );
-    // Its gratuitous ARPs reached the client.
-    assert!(
-        wait_until(Duration::from_secs(3), || pair.client_neighbour(VIP) == Some(port_mac(1, 0))),
-        "the client follows the returning master: {:?}",
-        pair.client_neighbour(VIP)
-    );
     served_by(&pair, 1, 4);
     pair.stop_gatewayd(2);
 }
@@ -219,11 +214,6 @@ fn the_backup_takes_over_when_only_the_masters_keepalived_dies_and_the_master_le
     // keepalived back on the master: priority 150 takes the VIP back.
     pair.start_keepalived(1, &Pair::keepalived_conf(1, "MASTER", 150));
     wait_for_master(&pair, 1, Duration::from_secs(10));
-    assert!(
-        wait_until(Duration::from_secs(3), || pair.client_neighbour(VIP) == Some(port_mac(1, 0))),
-        "the client follows the returning master: {:?}",
-        pair.client_neighbour(VIP)
-    );
     served_by(&pair, 1, 4);
     for n in [1, 2] {
         pair.stop_gatewayd(n);
