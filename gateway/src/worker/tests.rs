@@ -2209,4 +2209,31 @@ mod kernel_path {
         }
         assert_eq!(c.kernel.nonzero()[2..], [count(1, Control, 10, 5)]);
     }
+
+    /// A local address that is also an interface address: the kernel's own
+    /// connections from it come back as replies to a local port; what no
+    /// connection of the datapath's takes is the kernel's, through the
+    /// port's owner.
+    #[test]
+    fn a_local_address_that_is_an_interface_address_shares_it_with_the_kernel() {
+        let mut ports = net_with_kernel(true).ports.clone();
+        ports[1].addrs.push(cidr("192.168.1.200/24"));
+        let net = Arc::new(NetView::with_connected_routes(ports, &[]).unwrap());
+        let (mut w, mut io) = worker_with(true, KernelRate::default(), 2);
+        w.switch(w.director().snapshot().clone(), net);
+        let from_server = |frame: Vec<u8>| on_wire(MAC_RS1, MAC_PORT1, &frame).data().to_vec();
+        let ssh = from_server(tcp_frame((RS1, 40000), (LIP, 22), 1, 0, flags::SYN, &[], &[]));
+        w.process(BufFrame::new(&ssh), 1, 1000, &mut io);
+        assert_eq!(io.kernel, [(1, Bulk, ssh)], "port 22 is no worker's local port");
+        let partition = crate::model::laddr::PortPartition::new(2, 0).unwrap();
+        let mine = (1024..).find(|&p| partition.owner(p) == 0).unwrap();
+        let reply = from_server(tcp_frame((RS1, 179), (LIP, mine), 1, 1, flags::ACK, &[], &[]));
+        w.process(BufFrame::new(&reply), 1, 1000, &mut io);
+        assert_eq!(io.kernel[1], (1, Control, reply), "BGP from the local address");
+        let theirs = (1024..).find(|&p| partition.owner(p) == 1).unwrap();
+        let reply = from_server(tcp_frame((RS1, 8080), (LIP, theirs), 1, 1, flags::ACK, &[], &[]));
+        w.process(BufFrame::new(&reply), 1, 1000, &mut io);
+        assert_eq!(io.redirected, [(1, reply)], "the owner decides");
+        assert_eq!(w.counters().total_drops(), 0, "{:?}", w.counters().nonzero_drops());
+    }
 }

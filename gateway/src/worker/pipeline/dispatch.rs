@@ -38,7 +38,7 @@ impl<F: Frame> Worker<F> {
         // Everything from here is forwarded, as a router hop: refused before it
         // can create a connection.
         if meta.ttl <= 1 {
-            return self.expiring(frame, &meta, at, io);
+            return self.expiring(frame, meta, at, io);
         }
         let bare_syn = proto == Protocol::Tcp
             && meta.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN;
@@ -57,10 +57,10 @@ impl<F: Frame> Worker<F> {
             // A reply to a local port: its owner has the connection.
             let owner = self.partition.owner(meta.dst_port);
             if owner == self.id {
-                return self.unconsumed_flow(frame, &meta, Discard::NoConnection, at, io);
+                return self.unconsumed_flow(frame, Discard::NoConnection, at, io);
             }
             if owner >= self.workers {
-                return self.unconsumed_flow(frame, &meta, Discard::NoOwner, at, io);
+                return self.unconsumed_flow(frame, Discard::NoOwner, at, io);
             }
             self.counters.redirected_out.inc();
             return io.redirect(owner, frame);
@@ -81,16 +81,15 @@ impl<F: Frame> Worker<F> {
         if to_vip || service.is_some() {
             // IPVS creates TCP connections on SYN only.
             if proto == Protocol::Tcp && !bare_syn {
-                return self.unconsumed_flow(frame, &meta, Discard::NoConnection, at, io);
+                return self.unconsumed_flow(frame, Discard::NoConnection, at, io);
             }
             return match self.open(&key, at.now) {
                 Ok(id) => self.forward(frame, meta, Leg { id, dir: Direction::In }, at, io),
-                Err(Refused::NoService) => self.unconsumed_flow(frame, &meta, Discard::NoService, at, io),
-                Err(refused) => self.discard(frame, refusal_drop(refused), io),
+                Err(refused) => self.unconsumed_flow(frame, refusal_drop(refused), at, io),
             };
         }
         let reason = if self.interface_addrs.contains(&meta.dst) { Discard::LocalUnhandled } else { Discard::NotForUs };
-        self.unconsumed_flow(frame, &meta, reason, at, io)
+        self.unconsumed_flow(frame, reason, at, io)
     }
 
     /// Whether a client packet on the ports of connection `id` opens a new

@@ -50,7 +50,7 @@ use super::{Arrival, Io, Worker};
 use crate::frame::Frame;
 use crate::net::exception::{non_ipv4, other_ipv4};
 use crate::net::KernelClass;
-use crate::wire::{DropReason, Ipv4Meta};
+use crate::wire::{classify, Classified, DropReason, Ipv4Meta};
 use crate::worker::counters::Discard;
 use crate::xmit::XmitError;
 
@@ -92,6 +92,18 @@ impl<F: Frame> Worker<F> {
         self.discard(frame, reason, io);
     }
 
+    /// An ARP packet the worker learned from and does not answer (a request
+    /// for another address, a reply, a gratuitous ARP): the kernel learns
+    /// from it too, when the port has a kernel interface; else it is freed.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn consumed_arp(&mut self, frame: F, at: Arrival, io: &mut impl Io<F>) {
+        if self.has_kernel(at.port) {
+            return self.hand_to_kernel(frame, KernelClass::Control, at, io);
+        }
+        io.free(frame);
+    }
+
     /// A frame the classifier refused as `reason`: an unknown IPv4 protocol
     /// or EtherType may be the kernel's; anything else is dropped.
     #[cold]
@@ -100,7 +112,7 @@ impl<F: Frame> Worker<F> {
         let class = match reason {
             _ if !self.has_kernel(at.port) => None,
             DropReason::UnknownProtocol => other_ipv4(frame.data())
-                .filter(|&(_, dst)| self.is_own(dst) || self.is_group(dst, at.port))
+                .filter(|&(_, dst)| self.is_own(dst) || self.is_group_or_broadcast(dst, at.port))
                 .map(|(protocol, _)| KernelClass::of_ipv4(protocol, 0, 0)),
             DropReason::UnsupportedEthertype => {
                 let port_mac = self.net.ports.get(usize::from(at.port)).map(|p| p.mac);
@@ -118,18 +130,23 @@ impl<F: Frame> Worker<F> {
 
     /// A TCP or UDP packet the datapath does not forward, which it would
     /// drop as `reason`: to the kernel interface when it is the kernel's
-    /// (see the module's rules), else dropped.
+    /// (see the module's rules), else dropped. Its headers are read again
+    /// here rather than passed: the forwarding path keeps nothing alive for
+    /// this one.
     #[cold]
     #[inline(never)]
-    pub(super) fn unconsumed_flow(
-        &mut self,
-        frame: F,
-        meta: &Ipv4Meta,
-        reason: Discard,
-        at: Arrival,
-        io: &mut impl Io<F>,
-    ) {
-        match self.kernel_flow(meta, at.port) {
+    pub(super) fn unconsumed_flow(&mut self, frame: F, reason: Discard, at: Arrival, io: &mut impl Io<F>) {
+        // A service matched but could not take the packet (no server, no
+        // local port, a full table): the datapath's, flood or not.
+        let served = matches!(reason, Discard::NoDest | Discard::NoLocalPort | Discard::TableFull);
+        if served || !self.has_kernel(at.port) {
+            return self.discard(frame, reason, io);
+        }
+        let class = match classify(&frame, self.classify) {
+            Ok(Classified::Ipv4(meta)) => self.kernel_flow(&meta, at.port),
+            _ => None,
+        };
+        match class {
             Some(class) => self.hand_to_kernel(frame, class, at, io),
             None => self.discard(frame, reason, io),
         }
@@ -140,10 +157,10 @@ impl<F: Frame> Worker<F> {
     /// refuses it.
     #[cold]
     #[inline(never)]
-    pub(super) fn expiring(&mut self, frame: F, meta: &Ipv4Meta, at: Arrival, io: &mut impl Io<F>) {
-        match self.kernel_flow(meta, at.port) {
+    pub(super) fn expiring(&mut self, frame: F, meta: Ipv4Meta, at: Arrival, io: &mut impl Io<F>) {
+        match self.kernel_flow(&meta, at.port) {
             Some(class) => self.hand_to_kernel(frame, class, at, io),
-            None => self.refuse(frame, meta, XmitError::TtlExpired { ttl: meta.ttl }, at, io),
+            None => self.refuse(frame, &meta, XmitError::TtlExpired { ttl: meta.ttl }, at, io),
         }
     }
 
@@ -154,7 +171,7 @@ impl<F: Frame> Worker<F> {
             return None;
         }
         let class = KernelClass::of_ipv4(meta.protocol, meta.src_port, meta.dst_port);
-        if self.is_group(meta.dst, port) {
+        if self.is_group_or_broadcast(meta.dst, port) {
             return Some(class);
         }
         let local_address_only = self.lips.contains(&meta.dst) && !self.interface_addrs.contains(&meta.dst);
@@ -168,7 +185,7 @@ impl<F: Frame> Worker<F> {
 
     /// Whether `ip` is a multicast group or a broadcast address on `port`:
     /// the limited broadcast, or the directed broadcast of one of its prefixes.
-    fn is_group(&self, ip: Ipv4Addr, port: u16) -> bool {
+    fn is_group_or_broadcast(&self, ip: Ipv4Addr, port: u16) -> bool {
         let directed = |p: &crate::model::PortView| {
             p.addrs.iter().any(|a| a.prefix_len() <= 30 && u32::from(ip) == u32::from(a.addr()) | !a.mask_bits())
         };

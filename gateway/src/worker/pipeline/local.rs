@@ -33,12 +33,7 @@ impl<F: Frame> Worker<F> {
                 self.counters.arp_replies.inc();
                 self.send_on_port(in_port, frame, io);
             }
-            // Requests for other addresses, replies, gratuitous ARP: the
-            // kernel learns from them too.
-            ArpVerdict::Consumed if self.has_kernel(in_port) => {
-                self.hand_to_kernel(frame, KernelClass::Control, Arrival { port: in_port, now }, io)
-            }
-            ArpVerdict::Consumed => io.free(frame),
+            ArpVerdict::Consumed => self.consumed_arp(frame, Arrival { port: in_port, now }, io),
         }
     }
 
