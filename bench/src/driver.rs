@@ -34,6 +34,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use gateway::worker::idle::IdleMode;
+
 use crate::result::GenResult;
 
 pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
@@ -563,6 +565,8 @@ pub struct Env {
     pub stop: Arc<AtomicBool>,
     pub lips: u8,
     pub verbose: bool,
+    /// gatewayd's `"idle"`: what its worker does when a poll finds nothing.
+    pub idle: IdleMode,
 }
 
 fn wait_for(deadline: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -631,7 +635,8 @@ impl Env {
             None
         };
         let capacity = (u64::from(load.flows) * 2).next_power_of_two().clamp(1 << 16, 1 << 22) as u32;
-        let write_config = |config: serde_json::Value| -> Result<PathBuf, String> {
+        let write_config = |mut config: serde_json::Value| -> Result<PathBuf, String> {
+            config["idle"] = json!(self.idle.to_string());
             let path = dir.path().join("gatewayd.json");
             std::fs::write(&path, serde_json::to_string_pretty(&config).expect("json")).map_err(|e| e.to_string())?;
             Ok(path)

@@ -335,6 +335,7 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
         "options": {
             "rounds": o.rounds, "seconds": o.seconds, "flows": o.flows, "connect_flows": o.connect_flows,
             "sweep": o.sweep, "sweep_rounds": o.sweep_rounds, "window": o.window, "payload": o.payload,
+            "idle": env.idle.to_string(),
         },
         "rows": rows,
         "instructions": insns,

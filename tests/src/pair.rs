@@ -290,16 +290,13 @@ impl Pair {
         ];
         // Two directors, keepalived and the clients share a small machine:
         // idle workers sleep rather than spin.
-        let extra = match self.opts.extra_config.trim() {
-            "" => r#""idle": "sleep""#.to_owned(),
-            more => format!(r#""idle": "sleep", {more}"#),
-        };
         let config = gatewayd_config(
             &eal_args(&format!("{}d{n}", self.id), 1, vdevs),
             &ports,
             65536,
             &(self.opts.services)(n),
-            &extra,
+            "sleep",
+            &self.opts.extra_config,
         );
         let path = d.dir.join("gatewayd.json");
         std::fs::write(&path, config).expect("write the configuration");

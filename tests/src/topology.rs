@@ -91,6 +91,11 @@ pub struct Options {
     /// Each port has a kernel interface ([`KERNEL_CLIENT`], [`KERNEL_SERVERS`]),
     /// in the director's namespace (needs [`Options::director_netns`]).
     pub kernel: bool,
+    /// The configuration file's `"idle"`. The tests' default is `"sleep"`:
+    /// a gatewayd whose workers poll flat out takes a core each, and the
+    /// test machine has two for the clients, the servers, the test itself
+    /// and whatever else runs there.
+    pub idle: String,
 }
 
 impl Default for Options {
@@ -108,6 +113,7 @@ impl Default for Options {
             env: Vec::new(),
             director_netns: false,
             kernel: false,
+            idle: "sleep".into(),
         }
     }
 }
@@ -273,6 +279,7 @@ impl Topology {
             &ports,
             self.opts.conn_capacity,
             &self.opts.services,
+            &self.opts.idle,
             &self.opts.extra_config,
         );
         let path = self.dir.join("gatewayd.json");
@@ -775,6 +782,7 @@ pub(crate) fn gatewayd_config(
     ports: &[PortConfig],
     conn_capacity: u32,
     services: &[String],
+    idle: &str,
     extra: &str,
 ) -> String {
     let quoted = |v: &[String]| v.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
@@ -793,6 +801,7 @@ pub(crate) fn gatewayd_config(
 {}
   ],
   "conn_capacity": {conn_capacity},
+  "idle": "{idle}",
   "services": [{}]{extra}
 }}"#,
         quoted(eal),

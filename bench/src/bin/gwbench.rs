@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use gateway::worker::idle::IdleMode;
 use gwbench::driver::Env;
 use gwbench::gen::{self, GenOptions, Mode};
 use gwbench::suite::{self, SuiteOptions};
@@ -20,7 +21,7 @@ usage: gwbench gen [--mode established|connect|synflood] [--flows N] [--count N]
                    [--sweep N,N,...] [--sweep-rounds N] [--window N] [--payload BYTES]
                    [--figures established,connect,synflood,sweep,peer,insns,table]
                    [--out FILE] [--repo DIR] [--target-dir DIR] [--bin-dir DIR]
-                   [--lips N] [--copy-generator] [--verbose]
+                   [--lips N] [--idle poll|sleep] [--copy-generator] [--verbose]
 
 gen runs the traffic generator alone (one JSON result on stdout). all runs the
 whole benchmark: the plain forwarder (l2fwd) and gatewayd as the gateway, each
@@ -88,6 +89,7 @@ fn parse_all(args: &[String]) -> Result<(SuiteOptions, Env), String> {
         stop: Arc::new(AtomicBool::new(false)),
         lips: gwbench::driver::DEFAULT_LIPS,
         verbose: false,
+        idle: IdleMode::Poll,
     };
     o.target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target"));
     let mut it = args.iter();
@@ -134,6 +136,10 @@ fn parse_all(args: &[String]) -> Result<(SuiteOptions, Env), String> {
             "--target-dir" => o.target_dir = PathBuf::from(v),
             "--bin-dir" => bin_dir = PathBuf::from(v),
             "--lips" => env.lips = num(arg)?.clamp(1.0, 100.0) as u8,
+            "--idle" => {
+                env.idle = IdleMode::parse(v)
+                    .ok_or_else(|| format!("--idle {v:?}: not an idle mode (one of {})", IdleMode::NAMES.join(", ")))?
+            }
             other => return Err(format!("unknown option {other:?}")),
         }
     }
