@@ -16,6 +16,9 @@ PACKAGES=(
     libdpdk-dev dpdk clang libclang-dev pkg-config build-essential
     # test harness: namespaces, captures, real clients and servers
     iproute2 iputils-ping tcpdump nginx curl wrk iperf3 hping3 python3-scapy python3
+    # the exception-path and VRRP tests: keepalived in the directors'
+    # namespaces, arping and nc from the client
+    keepalived iputils-arping netcat-openbsd
     # the metrics test's Prometheus text parser
     python3-prometheus-client
     # benchmarks: exact instruction counts, the plot of scripts/bench.sh, the
@@ -40,10 +43,13 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# nginx is a test fixture only: never leave the distribution's service running.
-if command -v systemctl >/dev/null && systemctl is-active --quiet nginx 2>/dev/null; then
-    systemctl stop nginx || true
-fi
+# nginx and keepalived are test fixtures only: never leave the distribution's
+# services running.
+for service in nginx keepalived; do
+    if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
+        systemctl stop "$service" || true
+    fi
+done
 
 # Hugepages: reserve 2 MiB pages and mount hugetlbfs. Tests that cannot get
 # them fall back to --no-huge, so a failure here is reported but not fatal.

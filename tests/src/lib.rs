@@ -11,6 +11,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod pair;
 pub mod tcp;
 pub mod topology;
 pub use topology::{Link, Options, Stats, Topology};
@@ -112,9 +113,18 @@ impl Netns {
     /// Moves interface `ifname` (from the root namespace) into this one and
     /// gives it `cidr`.
     pub fn adopt(&self, ifname: &str, cidr: &str) {
-        run("ip", &["link", "set", ifname, "netns", &self.name]);
+        self.take(None, ifname);
         self.ip(&["addr", "add", cidr, "dev", ifname]);
         self.ip(&["link", "set", ifname, "up"]);
+    }
+
+    /// Moves interface `ifname` into this namespace from `from` (None: the
+    /// root namespace), as it is: down, without addresses.
+    pub fn take(&self, from: Option<&Netns>, ifname: &str) {
+        match from {
+            None => run("ip", &["link", "set", ifname, "netns", &self.name]),
+            Some(ns) => ns.ip(&["link", "set", ifname, "netns", &self.name]),
+        };
     }
 
     /// Starts a long-running program inside the namespace, killed when the
@@ -276,6 +286,13 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Sends SIGKILL (a crash: no clean-up of its own) and returns the exit status.
+    pub fn kill(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = child.kill();
+        child.wait().ok()
     }
 
     /// Sends SIGTERM and waits up to `timeout` for the exit status.

@@ -9,7 +9,14 @@
 //! ```
 //!
 //! The links are DPDK taps moved into the namespaces, or veth pairs whose
-//! root-namespace ends are `net_af_packet` ports. Every gatewayd busy-polls
+//! root-namespace ends are `net_af_packet` ports.
+//!
+//! With [`Options::director_netns`], gatewayd runs in a network namespace of
+//! its own (the director's, `ip netns exec`): its taps are created there and
+//! moved from there, and the kernel interfaces of [`Options::kernel`]
+//! (`gwk0` on the client port, `gwk1` on the servers' port, carrying the
+//! gateway's 10.0.0.254 and 192.168.1.254) stay there, apart from the root
+//! namespace where concurrent tests and the host live. Every gatewayd busy-polls
 //! a core, so topologies of one test process never overlap: each holds a
 //! process-wide lock for its life (cargo runs test binaries one at a time,
 //! so no two topologies ever run at once).
@@ -23,12 +30,18 @@ use crate::{gatewayd_bin, gwctl_bin, l2fwd_bin, run, tag, wait_until, Daemon, Ne
 
 /// The client's first address; more follow (10.0.0.2, ...).
 pub const CLIENT: &str = "10.0.0.1";
+/// The gateway's address on the client link.
+pub const GW_CLIENT: &str = "10.0.0.254";
 /// The virtual service address.
 pub const VIP: &str = "10.0.0.100";
 /// The gateway's address on the servers' link.
 pub const GW_SERVERS: &str = "192.168.1.254";
 /// The FNAT local address.
 pub const LIP: &str = "192.168.1.200";
+/// The kernel interfaces of [`Options::kernel`], in the director's namespace:
+/// the client port's and the servers' port's.
+pub const KERNEL_CLIENT: &str = "gwk0";
+pub const KERNEL_SERVERS: &str = "gwk1";
 /// The client's end of the bypass link (DR and TUN replies).
 pub const BYPASS_CLIENT: &str = "172.16.0.1";
 pub const BYPASS_SERVERS: &str = "172.16.0.2";
@@ -72,6 +85,12 @@ pub struct Options {
     /// Environment variables of gatewayd (`FAILPOINTS` in a build with the
     /// gateway's `failpoints` feature).
     pub env: Vec<(String, String)>,
+    /// gatewayd runs in a network namespace of its own, [`Topology::director`]
+    /// (only with [`Link::Tap`]).
+    pub director_netns: bool,
+    /// Each port has a kernel interface ([`KERNEL_CLIENT`], [`KERNEL_SERVERS`]),
+    /// in the director's namespace (needs [`Options::director_netns`]).
+    pub kernel: bool,
     /// The configuration file's `"idle"`. The tests' default is `"sleep"`:
     /// a gatewayd whose workers poll flat out takes a core each, and the
     /// test machine has two for the clients, the servers, the test itself
@@ -92,6 +111,8 @@ impl Default for Options {
             conn_capacity: 65536,
             extra_config: String::new(),
             env: Vec::new(),
+            director_netns: false,
+            kernel: false,
             idle: "sleep".into(),
         }
     }
@@ -119,6 +140,11 @@ pub fn client_addr(i: usize) -> String {
 /// Only one topology at a time in a test process (see the module docs).
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Takes the process-wide topology lock (see the module docs).
+pub(crate) fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The running topology. Fields drop in order after `Drop::drop` stopped
 /// gatewayd: namespaces (taking the moved links with them), root-namespace
 /// link ends, the work directory, then the lock.
@@ -130,6 +156,8 @@ pub struct Topology {
     memif_peer: Option<Daemon>,
     pub client: Netns,
     pub servers: Netns,
+    /// gatewayd's own namespace ([`Options::director_netns`]).
+    director: Option<Netns>,
     /// Interface names on the client and the servers side (inside their namespaces).
     pub client_if: String,
     pub servers_if: String,
@@ -150,7 +178,7 @@ impl Drop for RootLink {
 }
 
 /// The CPUs this process may run on, as the kernel lists them ("0-1").
-fn allowed_cpus() -> String {
+pub(crate) fn allowed_cpus() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:").map(|v| v.trim().to_owned())))
@@ -162,7 +190,9 @@ impl Topology {
     /// its names apart from other tests of the same process.
     pub fn start(short: &str, opts: Options) -> Topology {
         assert!(short.len() <= 3 && opts.workers >= 1 && opts.clients >= 1 && opts.servers >= 1);
-        let serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        assert!(!opts.kernel || opts.director_netns, "kernel interfaces live in the director's namespace");
+        assert!(!opts.director_netns || opts.link == Link::Tap, "a director namespace takes tap links only");
+        let serial = serial();
         let id = format!("gwt{}{short}", tag());
         let dir = std::env::temp_dir().join(format!("{id}-work"));
         let _ = std::fs::remove_dir_all(&dir);
@@ -170,6 +200,7 @@ impl Topology {
         let socket = dir.join("gatewayd.sock");
         let client = Netns::new(&format!("{id}-c"));
         let servers = Netns::new(&format!("{id}-s"));
+        let director = opts.director_netns.then(|| Netns::new(&format!("{id}-d")));
         let mut topo = Topology {
             client_if: format!("{id}c"),
             servers_if: format!("{id}s"),
@@ -178,6 +209,7 @@ impl Topology {
             memif_peer: None,
             client,
             servers,
+            director,
             root_links: Vec::new(),
             dir,
             socket,
@@ -227,20 +259,24 @@ impl Topology {
                 ],
             ),
         };
-        // Lcore 0 is the main (control) lcore, 1..=n the workers. They float
-        // over the CPUs we may use, so the test runs on any machine size.
-        let mut eal = vec![
-            format!("--lcores=(0-{})@({})", self.opts.workers, allowed_cpus()),
-            "--no-pci".into(),
-            "--in-memory".into(),
-            format!("--file-prefix={id}"),
-            "--log-level=lib.eal:error".into(),
+        let kernel = |name| self.opts.kernel.then_some(name);
+        let ports = [
+            PortConfig {
+                device: &dev_c,
+                name: "client",
+                cidr: &format!("{GW_CLIENT}/24"),
+                kernel: kernel(KERNEL_CLIENT),
+            },
+            PortConfig {
+                device: &dev_s,
+                name: "servers",
+                cidr: &format!("{GW_SERVERS}/24"),
+                kernel: kernel(KERNEL_SERVERS),
+            },
         ];
-        eal.extend(vdevs);
-        let config = serde_json_like(
-            &eal,
-            &dev_c,
-            &dev_s,
+        let config = gatewayd_config(
+            &eal_args(id, self.opts.workers, vdevs),
+            &ports,
             self.opts.conn_capacity,
             &self.opts.services,
             &self.opts.idle,
@@ -248,20 +284,13 @@ impl Topology {
         );
         let path = self.dir.join("gatewayd.json");
         std::fs::write(&path, config).expect("write the configuration");
-        let mut command = Command::new(gatewayd_bin());
-        command.arg("--config").arg(&path).arg("--socket").arg(&self.socket);
-        command.envs(self.opts.env.iter().map(|(k, v)| (k, v)));
-        let mut gatewayd = Daemon::spawn(&format!("{id}-gatewayd"), command);
-        assert!(
-            wait_until(Duration::from_secs(30), || gatewayd.log().contains("running") || !gatewayd.is_running()),
-            "gatewayd did not start in 30 s"
-        );
-        assert!(
-            gatewayd.is_running() && gatewayd.log().contains("running"),
-            "gatewayd did not start:\n{}",
-            gatewayd.log()
-        );
-        self.gatewayd = Some(gatewayd);
+        self.gatewayd = Some(spawn_gatewayd(
+            &format!("{id}-gatewayd"),
+            self.director.as_ref(),
+            &path,
+            &self.socket,
+            &self.opts.env,
+        ));
     }
 
     /// The control socket of [`Link::Memif`]'s memif link.
@@ -299,7 +328,7 @@ impl Topology {
         assert!(
             wait_until(Duration::from_secs(15), || self
                 .client
-                .output("ping", &["-c", "1", "-W", "1", "10.0.0.254"])
+                .output("ping", &["-c", "1", "-W", "1", GW_CLIENT])
                 .status
                 .success()),
             "the client does not reach gatewayd through the memif peer; gatewayd log:\n{}",
@@ -323,7 +352,9 @@ impl Topology {
 
     /// Moves the client link into its namespace, with the client addresses.
     fn wire_client(&self) {
-        self.client.adopt(&self.client_if, &format!("{CLIENT}/24"));
+        self.client.take(self.director.as_ref(), &self.client_if);
+        self.client.ip(&["addr", "add", &format!("{CLIENT}/24"), "dev", &self.client_if]);
+        self.client.ip(&["link", "set", &self.client_if, "up"]);
         for i in 1..usize::from(self.opts.clients) {
             self.client.ip(&["addr", "add", &format!("{}/24", client_addr(i)), "dev", &self.client_if]);
         }
@@ -336,7 +367,9 @@ impl Topology {
             // Link::Memif's client link is the peer's tap (start_memif_peer).
             self.wire_client();
         }
-        self.servers.adopt(&self.servers_if, &format!("{}/24", rip(0)));
+        self.servers.take(self.director.as_ref(), &self.servers_if);
+        self.servers.ip(&["addr", "add", &format!("{}/24", rip(0)), "dev", &self.servers_if]);
+        self.servers.ip(&["link", "set", &self.servers_if, "up"]);
         for i in 1..usize::from(o.servers) {
             self.servers.ip(&["addr", "add", &format!("{}/24", rip(i)), "dev", &self.servers_if]);
         }
@@ -385,6 +418,13 @@ impl Topology {
         (format!("{}bc", self.id), format!("{}bs", self.id))
     }
 
+    /// gatewayd's own namespace ([`Options::director_netns`]), where its kernel
+    /// interfaces are and where the gateway's own daemons (a listener, tcpdump,
+    /// keepalived) run.
+    pub fn director(&self) -> &Netns {
+        self.director.as_ref().expect("a topology with Options::director_netns")
+    }
+
     /// The name prefix of this topology (for further interfaces: keep the total under 16 bytes).
     pub fn id(&self) -> &str {
         &self.id
@@ -421,34 +461,12 @@ impl Topology {
 
     /// Runs gwctl with `stdin`, whatever its status.
     pub fn gwctl_output(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new(gwctl_bin())
-            .env("GATEWAYD_SOCKET", &self.socket)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run gwctl");
-        {
-            use std::io::Write;
-            let mut input = child.stdin.take().expect("gwctl stdin");
-            if let Some(text) = stdin {
-                input.write_all(text.as_bytes()).expect("write gwctl's stdin");
-            }
-        }
-        child.wait_with_output().expect("gwctl output")
+        gwctl_at(&self.socket, args, stdin)
     }
 
     /// Runs gwctl, panicking when it fails; returns its standard output.
     pub fn gwctl(&self, args: &[&str]) -> String {
-        let out = self.gwctl_output(args, None);
-        assert!(
-            out.status.success(),
-            "gwctl {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("gwctl prints UTF-8")
+        gwctl_ok(&self.socket, args)
     }
 
     /// `gwctl` with a command line written as one would type it (no quoting).
@@ -556,23 +574,7 @@ impl Topology {
     /// Python HTTP servers on `rips` port 8080 (one connection per request:
     /// HTTP/1.0), each answering `/` with "rsN" (N = 1 + index in `rips`).
     pub fn python_http(&self, rips: &[String]) -> Vec<Daemon> {
-        let servers: Vec<Daemon> = rips
-            .iter()
-            .enumerate()
-            .map(|(i, addr)| {
-                let root = self.dir.join(format!("py-rs{}", i + 1));
-                std::fs::create_dir_all(&root).unwrap();
-                std::fs::write(root.join("index.html"), format!("rs{}\n", i + 1)).unwrap();
-                self.servers.spawn(
-                    &format!("{}-py-rs{}", self.id, i + 1),
-                    "python3",
-                    &["-m", "http.server", "8080", "--bind", addr, "--directory", root.to_str().unwrap()],
-                )
-            })
-            .collect();
-        let listens: Vec<String> = rips.iter().map(|r| format!("{r}:8080")).collect();
-        self.wait_listening(&self.servers, &listens);
-        servers
+        python_http_in(&self.servers, &self.dir, &self.id, rips)
     }
 
     /// One nginx serving every address of `rips` on port 8080: `/who`
@@ -648,16 +650,7 @@ impl Topology {
     /// Waits until every `addr:port` of `listens` answers HTTP inside
     /// `ns` (nginx does not log `/ready`; python answers it 404, which is fine).
     pub fn wait_listening(&self, ns: &Netns, listens: &[String]) {
-        for a in listens {
-            assert!(
-                wait_until(Duration::from_secs(10), || ns
-                    .output("curl", &["-s", "-o", "/dev/null", "--max-time", "1", &format!("http://{a}/ready")])
-                    .status
-                    .success()),
-                "nothing listens on {a} in {}",
-                ns.name()
-            );
-        }
+        wait_listening_in(ns, listens);
     }
 
     /// Stops gatewayd with SIGTERM and asserts a clean exit with every mbuf
@@ -700,13 +693,93 @@ impl Stats {
             })
             .sum()
     }
+
+    /// The packets the workers handed toward port `port`'s kernel interface
+    /// as `class` ("control", "bulk"), and those its rate refused, summed
+    /// over the workers (lines "kernel port 0 bulk: handed 20 rate-limited 4").
+    pub fn kernel(&self, port: u16, class: &str) -> (u64, u64) {
+        let prefix = format!("kernel port {port} {class}: handed ");
+        self.0.lines().filter_map(|l| l.trim().strip_prefix(&prefix)).fold((0, 0), |(h, r), rest| {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            match f.as_slice() {
+                [handed, "rate-limited", limited] => (
+                    h + handed.parse::<u64>().expect("handed count"),
+                    r + limited.parse::<u64>().expect("rate-limited count"),
+                ),
+                _ => panic!("unexpected kernel counters line {rest:?} in {}", self.0),
+            }
+        })
+    }
+}
+
+/// Python HTTP servers in `ns` on `rips` port 8080, serving from
+/// directories under `dir` (see [`Topology::python_http`]); `id` prefixes
+/// their labels.
+pub fn python_http_in(ns: &Netns, dir: &Path, id: &str, rips: &[String]) -> Vec<Daemon> {
+    let servers: Vec<Daemon> = rips
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| {
+            let root = dir.join(format!("py-rs{}", i + 1));
+            std::fs::create_dir_all(&root).unwrap();
+            std::fs::write(root.join("index.html"), format!("rs{}\n", i + 1)).unwrap();
+            ns.spawn(
+                &format!("{id}-py-rs{}", i + 1),
+                "python3",
+                &["-m", "http.server", "8080", "--bind", addr, "--directory", root.to_str().unwrap()],
+            )
+        })
+        .collect();
+    let listens: Vec<String> = rips.iter().map(|r| format!("{r}:8080")).collect();
+    wait_listening_in(ns, &listens);
+    servers
+}
+
+/// Waits until every `addr:port` of `listens` answers HTTP inside `ns`
+/// (see [`Topology::wait_listening`]).
+pub fn wait_listening_in(ns: &Netns, listens: &[String]) {
+    for a in listens {
+        assert!(
+            wait_until(Duration::from_secs(10), || ns
+                .output("curl", &["-s", "-o", "/dev/null", "--max-time", "1", &format!("http://{a}/ready")])
+                .status
+                .success()),
+            "nothing listens on {a} in {}",
+            ns.name()
+        );
+    }
+}
+
+/// One port of a configuration file.
+pub(crate) struct PortConfig<'a> {
+    pub device: &'a str,
+    pub name: &'a str,
+    /// The port's address, "10.0.0.254/24".
+    pub cidr: &'a str,
+    /// The port's kernel interface (`"kernel"`), if any.
+    pub kernel: Option<&'a str>,
+}
+
+/// The EAL arguments of a gatewayd with `workers` worker lcores and
+/// `vdevs` ("--vdev=..."); `prefix` keeps its runtime files apart.
+pub(crate) fn eal_args(prefix: &str, workers: u16, vdevs: Vec<String>) -> Vec<String> {
+    // Lcore 0 is the main (control) lcore, 1..=n the workers. They float
+    // over the CPUs we may use, so the test runs on any machine size.
+    let mut eal = vec![
+        format!("--lcores=(0-{workers})@({})", allowed_cpus()),
+        "--no-pci".into(),
+        "--in-memory".into(),
+        format!("--file-prefix={prefix}"),
+        "--log-level=lib.eal:error".into(),
+    ];
+    eal.extend(vdevs);
+    eal
 }
 
 /// The configuration file (JSON written by hand: the harness has no serde).
-fn serde_json_like(
+pub(crate) fn gatewayd_config(
     eal: &[String],
-    dev_c: &str,
-    dev_s: &str,
+    ports: &[PortConfig],
     conn_capacity: u32,
     services: &[String],
     idle: &str,
@@ -714,20 +787,84 @@ fn serde_json_like(
 ) -> String {
     let quoted = |v: &[String]| v.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
     let extra = if extra.trim().is_empty() { String::new() } else { format!(",\n  {}", extra.trim()) };
+    let ports: Vec<String> = ports
+        .iter()
+        .map(|p| {
+            let kernel = p.kernel.map(|k| format!(", \"kernel\": \"{k}\"")).unwrap_or_default();
+            format!(r#"    {{"device": "{}", "name": "{}", "addrs": ["{}"]{kernel}}}"#, p.device, p.name, p.cidr)
+        })
+        .collect();
     format!(
         r#"{{
   "eal": [{}],
   "ports": [
-    {{"device": "{dev_c}", "name": "client", "addrs": ["10.0.0.254/24"]}},
-    {{"device": "{dev_s}", "name": "servers", "addrs": ["{GW_SERVERS}/24"]}}
+{}
   ],
   "conn_capacity": {conn_capacity},
   "idle": "{idle}",
   "services": [{}]{extra}
 }}"#,
         quoted(eal),
+        ports.join(",\n"),
         quoted(services)
     )
+}
+
+/// Starts gatewayd (inside `netns`, else in the root namespace) and waits
+/// until it reports running.
+pub(crate) fn spawn_gatewayd(
+    label: &str,
+    netns: Option<&Netns>,
+    config: &Path,
+    socket: &Path,
+    env: &[(String, String)],
+) -> Daemon {
+    // `ip netns exec` execs the program: the daemon's pid is gatewayd's.
+    let mut command = match netns {
+        Some(ns) => ns.command(gatewayd_bin().to_str().expect("UTF-8 path")),
+        None => Command::new(gatewayd_bin()),
+    };
+    command.arg("--config").arg(config).arg("--socket").arg(socket);
+    command.envs(env.iter().map(|(k, v)| (k, v)));
+    let mut gatewayd = Daemon::spawn(label, command);
+    assert!(
+        wait_until(Duration::from_secs(30), || gatewayd.log().contains("running") || !gatewayd.is_running()),
+        "gatewayd did not start in 30 s"
+    );
+    assert!(gatewayd.is_running() && gatewayd.log().contains("running"), "gatewayd did not start:\n{}", gatewayd.log());
+    gatewayd
+}
+
+/// Runs gwctl on the control socket `socket` with `stdin`, whatever its status.
+pub fn gwctl_at(socket: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(gwctl_bin())
+        .env("GATEWAYD_SOCKET", socket)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run gwctl");
+    {
+        use std::io::Write;
+        let mut input = child.stdin.take().expect("gwctl stdin");
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).expect("write gwctl's stdin");
+        }
+    }
+    child.wait_with_output().expect("gwctl output")
+}
+
+/// As [`gwctl_at`], panicking when gwctl fails; returns its standard output.
+pub fn gwctl_ok(socket: &Path, args: &[&str]) -> String {
+    let out = gwctl_at(socket, args, None);
+    assert!(
+        out.status.success(),
+        "gwctl {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("gwctl prints UTF-8")
 }
 
 /// Turns an interface's transmit checksum offload on or off (`ethtool -K
