@@ -1874,6 +1874,33 @@ mod held {
     }
 
     #[test]
+    fn icmp_errors_about_a_connection_of_an_unheld_local_address_still_reach_its_client() {
+        let mut w = worker(0, 1, ForwardMethod::FullNat);
+        let mut io = Recorder::default();
+        resolve(&mut w, &mut io, 1000);
+        let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+        let (_, sent) = client(&mut w, &mut io, &syn).remove(0);
+        let (lip, lport) = ip_src(&sent);
+        // keepalived moved the VIP and the local address to the other director.
+        hold(&mut w, Some(&[]));
+
+        let unreachable = crate::xmit::test_support::icmp_error(RS1, lip, 3, 3, &sent[14..], 28);
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &unreachable), 1, 1000, &mut io);
+        let (port, out) = io.take_sent().remove(0);
+        assert_eq!((port, ip_src(&out).0, ip_dst(&out).0), (0, VIP, CLIENT), "relayed to the client as when held");
+        assert_eq!(w.counters().icmp_errors_relayed.get(), 1);
+
+        // One about no connection is nobody's: not_held, not the kernel's.
+        let mut stranger = sent.clone();
+        stranger[36..38].copy_from_slice(&(lport ^ 1).to_be_bytes());
+        let unknown = crate::xmit::test_support::icmp_error(RS1, lip, 3, 3, &stranger[14..], 28);
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &unknown), 1, 1000, &mut io);
+        assert!(io.take_sent().is_empty() && io.kernel.is_empty());
+        assert_eq!(w.counters().dropped(Discard::NotHeld), 1);
+        assert_eq!(w.counters().dropped(Discard::NotForUs), 0);
+    }
+
+    #[test]
     fn an_unheld_vip_gets_no_cookie_and_a_fwmark_destination_is_unaffected() {
         let vip = ServiceKey::tcp(VIP.into(), 80);
         let (mut w, mut io) = super::fwmark::worker_with_fwmark(ForwardMethod::Masq, &[vip]);

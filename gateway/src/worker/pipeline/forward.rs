@@ -12,7 +12,7 @@ use crate::model::Protocol;
 use crate::net::icmp::error_destination;
 use crate::net::{KernelClass, NextHop, Queued};
 use crate::wire::classify::icmp_error_inner;
-use crate::wire::{ip_proto, ipv4, Ipv4Meta};
+use crate::wire::{ip_proto, ipv4, DropReason, Ipv4Meta};
 use crate::worker::counters::Discard;
 use crate::xmit::icmp_error::OriginatedError;
 use crate::xmit::{self, Egress, Ends, Rewrite, Shift, ToaOutcome, TunEncap, XmitError};
@@ -131,6 +131,21 @@ impl<F: Frame> Worker<F> {
         self.send_on_port(at.port, frame, io);
     }
 
+    /// An ICMP error to a VIP or local address another director holds now:
+    /// forwarded like any other when it is about a connection still here,
+    /// else dropped as `not_held` (no kernel interface carries the address
+    /// either, so it is nobody's).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn forward_icmp_error_unheld(&mut self, frame: F, meta: Ipv4Meta, at: Arrival, io: &mut impl Io<F>) {
+        let about_a_connection =
+            matches!(quoted_flow(&frame, &meta), Ok(Some(key)) if self.director.lookup(&key).is_some());
+        if !about_a_connection {
+            return self.discard(frame, Discard::NotHeld, io);
+        }
+        self.forward_icmp_error(frame, meta, at, io)
+    }
+
     /// An ICMP error about a packet of one of our connections (a real server's
     /// port unreachable, a router's fragmentation needed on the way to the
     /// client): rewritten as the connection rewrites and passed to the other
@@ -139,17 +154,11 @@ impl<F: Frame> Worker<F> {
     /// An error about no connection of ours (the kernel's own traffic) goes
     /// to the port's kernel interface, if it has one.
     pub(super) fn forward_icmp_error(&mut self, mut frame: F, mut meta: Ipv4Meta, at: Arrival, io: &mut impl Io<F>) {
-        let quote = match icmp_error_inner(frame.data(), &meta) {
-            Ok(q) => q.tuple,
+        let key = match quoted_flow(&frame, &meta) {
+            Ok(Some(key)) => key,
+            Ok(None) => return self.hand_to_kernel_or_discard(frame, KernelClass::Bulk, Discard::NoConnection, at, io),
             Err(reason) => return self.discard(frame, reason.into(), io),
         };
-        let (Some(proto), IpAddr::V4(qsrc), IpAddr::V4(qdst)) =
-            (Protocol::from_number(quote.protocol), quote.src, quote.dst)
-        else {
-            return self.hand_to_kernel_or_discard(frame, KernelClass::Bulk, Discard::NoConnection, at, io);
-        };
-        // The quote is a packet we sent; its reverse is a packet of the connection.
-        let key = FlowKey { proto, src: qdst, sport: quote.dst_port, dst: qsrc, dport: quote.src_port };
         let Some((id, dir)) = self.director.lookup(&key) else {
             return self.hand_to_kernel_or_discard(frame, KernelClass::Bulk, Discard::NoConnection, at, io);
         };
@@ -234,4 +243,18 @@ fn ends_of(c: &Conn<Ipv4Addr>) -> Ends {
 fn dont_fragment<F: Frame>(frame: &F, meta: &Ipv4Meta) -> bool {
     let at = meta.l3_offset() + ipv4::offset::FLAGS_FRAG;
     frame.data().get(at..at + 2).is_some_and(|b| u16::from_be_bytes([b[0], b[1]]) & ipv4::FLAG_DF != 0)
+}
+
+/// The connection key of the packet an ICMP error quotes, as the connection
+/// receives it: the quote is a packet the gateway sent, its reverse a packet
+/// of the connection. `None` when the quote is of no protocol or address
+/// family the datapath tracks; an error when it is malformed.
+fn quoted_flow<F: Frame>(frame: &F, meta: &Ipv4Meta) -> Result<Option<FlowKey<Ipv4Addr>>, DropReason> {
+    let quote = icmp_error_inner(frame.data(), meta)?.tuple;
+    Ok(match (Protocol::from_number(quote.protocol), quote.src, quote.dst) {
+        (Some(proto), IpAddr::V4(qsrc), IpAddr::V4(qdst)) => {
+            Some(FlowKey { proto, src: qdst, sport: quote.dst_port, dst: qsrc, dport: quote.src_port })
+        }
+        _ => None,
+    })
 }

@@ -120,10 +120,16 @@ impl<F: Frame> Worker<F> {
     /// about a connection's packet is forwarded to its other side; the rest
     /// is the kernel interface's, if the port has one.
     pub(super) fn icmp(&mut self, mut frame: F, meta: Ipv4Meta, in_port: u16, now: u32, io: &mut impl Io<F>) {
+        let at = Arrival { port: in_port, now };
         if !self.is_own(meta.dst) {
+            // An address another director holds now still has its
+            // connections here (they go on, as their packets do): an error
+            // about one of them reaches its other side.
+            if meta.is_icmp_error() && self.is_unheld(meta.dst) {
+                return self.forward_icmp_error_unheld(frame, meta, at, io);
+            }
             return self.discard(frame, Discard::NotForUs, io);
         }
-        let at = Arrival { port: in_port, now };
         if meta.is_icmp_error() {
             return self.forward_icmp_error(frame, meta, at, io);
         }
