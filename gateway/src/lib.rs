@@ -25,6 +25,7 @@ pub mod model;
 pub mod net;
 pub mod sched;
 pub mod stats;
+pub mod sync;
 pub mod synproxy;
 pub mod wire;
 pub mod worker;
