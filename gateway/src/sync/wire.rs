@@ -130,6 +130,21 @@ pub mod option {
     pub const SYNPROXY_LEN: usize = 8;
 }
 
+/// The `flags` bits a record carries, as `include/uapi/linux/ip_vs.h` defines them.
+pub mod conn_flags {
+    /// The forwarding method is the low 3 bits.
+    pub const FWD_MASK: u32 = 0x0007;
+    pub const MASQ: u32 = 0x0000;
+    pub const TUNNEL: u32 = 0x0002;
+    pub const DROUTE: u32 = 0x0003;
+    /// Not established (counted as an inactive connection).
+    pub const INACTIVE: u32 = 0x0100;
+    pub const OUT_SEQ: u32 = 0x0200;
+    pub const IN_SEQ: u32 = 0x0400;
+    /// A persistence template, not a connection.
+    pub const TEMPLATE: u32 = 0x1000;
+}
+
 /// The part of a datagram a [`Error::Truncated`] refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
@@ -844,7 +859,7 @@ mod tests {
     fn plain_conn() -> ConnRepr {
         ConnRepr {
             protocol: 6,
-            flags: 3,
+            flags: conn_flags::DROUTE,
             state: 1,
             client: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 50000),
             virtual_service: SocketAddrV4::new(Ipv4Addr::new(192, 168, 1, 10), 80),
@@ -882,7 +897,7 @@ mod tests {
 
     fn options_conn() -> ConnRepr {
         ConnRepr {
-            flags: 0x600,
+            flags: conn_flags::OUT_SEQ | conn_flags::IN_SEQ | conn_flags::MASQ,
             fwmark: 0,
             seq_data: Some(SeqData {
                 in_seq: SeqAdjust { init_seq: 4096, delta: 5, previous_delta: 2 },
