@@ -4,7 +4,8 @@
 //! `daemon` assembles the process; `control` applies requests to the `model`
 //! and publishes it to the `worker`s, which forward with `sched`, `synproxy`,
 //! `conn`, `xmit` (the per-mode rewrites), `net` (the gateway's own addresses)
-//! and `wire` (typed views over bytes). `dpdk` is the only `unsafe` wrapper
+//! and `wire` (typed views over bytes). `sync` holds connection sync between
+//! directors (so far its datagram format). `dpdk` is the only `unsafe` wrapper
 //! over the EAL; everything else is safe Rust written against
 //! [`frame::Frame`], so it runs on a plain byte buffer in tests, fuzzers and
 //! the instruction-count benchmark.
@@ -25,6 +26,7 @@ pub mod model;
 pub mod net;
 pub mod sched;
 pub mod stats;
+pub mod sync;
 pub mod synproxy;
 pub mod wire;
 pub mod worker;
