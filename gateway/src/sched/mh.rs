@@ -11,6 +11,12 @@
 //! - minimal disruption: removing a server frees only its slots, and the others' preference
 //!   lists are unchanged, so most of them re-claim the same slots; measured in the tests.
 //!
+//! The table is a pure function of the servers' addresses, ports and weights: the hashes are
+//! seeded with constants and the servers take their turns in address order, whatever order
+//! they were added in. Directors with the same configuration (scale-out behind ECMP) pick
+//! the same server for a flow, including after servers were added or removed on each in a
+//! different order.
+//!
 //! Weights are turns per round: a server of weight `w` claims `w / gcd` slots per round.
 //! Servers of weight 0 get no slots. A connection goes to the slot of its source address
 //! (as IPVS mh does by default), so a client keeps its server while the list is unchanged.
@@ -67,6 +73,14 @@ impl Maglev {
                 (i as u16, offset, skip, d.weight() as u64 / g, 0)
             })
             .collect();
+        // Turns are taken in the servers' (address, port) order, not the
+        // order they were added in: two directors with the same servers build
+        // the same table however the servers arrived, so a flow an ECMP
+        // router moves to the other director keeps its real server.
+        servers.sort_unstable_by_key(|&(idx, ..)| {
+            let d = &dests[usize::from(idx)];
+            (d.addr(), d.port())
+        });
         if servers.is_empty() {
             return Ok(Maglev { table });
         }
@@ -121,6 +135,7 @@ mod tests {
     use crate::model::SchedulerKind;
     use crate::sched::testutil::*;
     use crate::sched::Prepared;
+    use std::sync::Arc;
 
     fn table(snap: &crate::model::snapshot::Snapshot) -> &Maglev {
         match snap.service(0).prepared() {
@@ -176,6 +191,50 @@ mod tests {
             assert!(share >= ideal * 0.99, "at least the removed server's slots move");
             assert!(share < ideal * 2.0, "disruption {share} too far above 1/N");
         }
+    }
+
+    /// The server each of a spread of sources is given, by address.
+    fn picks(snap: &crate::model::snapshot::Snapshot) -> Vec<IpAddr> {
+        let (t, dests) = (table(snap), snap.service(0).dests());
+        (0..2000u32)
+            .map(|i| {
+                let src = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i * 7919));
+                dests[t.pick(dests, src).unwrap()].addr()
+            })
+            .collect()
+    }
+
+    fn with_servers(order: &[(usize, u32)]) -> Arc<crate::model::snapshot::Snapshot> {
+        let mut ed = service(SchedulerKind::Mh, &[]).edit();
+        for &(i, w) in order {
+            add(&mut ed, i, w);
+        }
+        ed.finish()
+    }
+
+    #[test]
+    fn directors_with_the_same_servers_pick_the_same_one_whatever_order_they_came_in() {
+        let one = with_servers(&[(0, 1), (1, 2), (2, 1), (3, 3), (4, 1)]);
+        let other = with_servers(&[(3, 3), (4, 1), (0, 1), (2, 1), (1, 2)]);
+        assert_ne!(
+            one.service(0).dests()[0].addr(),
+            other.service(0).dests()[0].addr(),
+            "the lists really are in other orders"
+        );
+        assert_eq!(picks(&one), picks(&other));
+
+        // A server added on one and removed on the other, then the reverse:
+        // both end with the same set, by different paths.
+        let mut ed = one.edit();
+        ed.delete_dest(&key(), rs(2), 80).unwrap();
+        add(&mut ed, 5, 2);
+        let one = ed.finish();
+        let mut ed = other.edit();
+        add(&mut ed, 5, 2);
+        ed.delete_dest(&key(), rs(2), 80).unwrap();
+        let other = ed.finish();
+        assert_eq!(picks(&one), picks(&other));
+        assert!(picks(&one).iter().all(|&a| a != rs(2)), "the removed server is picked by nobody");
     }
 
     #[test]
