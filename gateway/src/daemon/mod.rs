@@ -28,6 +28,7 @@ use crate::dpdk::{
 use crate::local::exception::{ExceptionCounters, ExceptionLoop, KernelPath};
 use crate::local::held::HeldWatch;
 use crate::local::kernel_iface::{KernelIface, KernelIfaceSpec};
+use crate::net::exception::MAX_KERNEL_PORTS;
 use crate::net::{Ipv4Cidr, KernelClass};
 use crate::synproxy;
 use crate::wire::MacAddr;
@@ -215,6 +216,17 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         let caps = port.caps();
         let mac = MacAddr(port.mac_addr().map_err(|e| e.to_string())?);
         if let Some(name) = &spec.kernel {
+            // The workers keep a rate budget and counters for the first
+            // MAX_KERNEL_PORTS port ids only: beyond, every packet for the
+            // kernel would be refused.
+            if usize::from(port.id()) >= MAX_KERNEL_PORTS {
+                return Err(format!(
+                    "port {:?}: \"kernel\": {name:?} on DPDK port {}: kernel interfaces are supported on ports 0 to {} only",
+                    spec.name,
+                    port.id(),
+                    MAX_KERNEL_PORTS - 1
+                ));
+            }
             let out = txq.pop().expect("the port was opened with the exception loop's tx queue");
             let relay = if extra_rx { rxq.pop() } else { None };
             let addrs = spec.addrs.iter().map(|a| a.parse::<Ipv4Cidr>()).collect::<Result<Vec<_>, _>>();
