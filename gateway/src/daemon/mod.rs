@@ -347,6 +347,9 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let synproxy = config.synproxy.settings(synproxy::random_seed()).map_err(|e| e.to_string())?;
     let kernel_rate = config.kernel_rate.rate().map_err(|e| e.to_string())?;
     let epoch = crate::dpdk::rdtsc();
+    // Connection sync: each worker's queues to the sync daemon, and the daemon's ends.
+    let (sync_queues, sync_worker_queues) = crate::sync::queue::queues(workers);
+    let mut sync_worker_queues = sync_worker_queues.into_iter();
     let mut jobs = Vec::new();
     let mut handles = Vec::new();
     for (w, ((mut inbox, rx), (tx, (redirect_in, neigh_in)))) in channels
@@ -363,6 +366,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         cfg.kernel_rate = kernel_rate;
         let mut worker = Worker::new(&cfg, first.services.clone(), first.net.clone(), 1).map_err(|e| e.to_string())?;
         worker.switch(first.services.clone(), first.net.clone());
+        worker.set_sync(sync_worker_queues.next().expect("one set of sync queues per worker"));
         let redirect_out =
             (0..workers).map(|peer| if peer == w { None } else { ring_tx[usize::from(peer)].try_clone() }).collect();
         let neighbours_out = (0..workers).filter(|&p| p != w).map(|p| neigh_tx[usize::from(p)].clone()).collect();
@@ -401,6 +405,8 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         jobs.push(job);
     }
     drop(neigh_tx);
+    // Until the sync daemon takes its ends, the workers' queues lead nowhere.
+    drop(sync_queues);
     // Every port's exception counters, by port id (the loop's frames name their port by id).
     let exception_counters: Vec<Arc<ExceptionCounters>> =
         (0..=open_ports.iter().map(|p| usize::from(p.id())).max().unwrap_or(0)).map(|_| Arc::default()).collect();

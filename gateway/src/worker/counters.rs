@@ -7,6 +7,7 @@
 
 use crate::net::exception::{KernelClass, MAX_KERNEL_PORTS};
 pub use crate::stats::Counter;
+use crate::sync::queue::WorkerSyncCounters;
 use crate::synproxy::SynProxyCounters;
 use crate::wire::DropReason;
 
@@ -229,6 +230,8 @@ pub struct WorkerCounters {
     pub conns_reclaimed: Counter,
     pub conns_shed: Counter,
     pub synproxy: SynProxyCounters,
+    /// Connection sync: records queued toward the daemon, received ones installed.
+    pub sync: WorkerSyncCounters,
     /// Toward the ports' kernel interfaces.
     pub kernel: KernelCounters,
     pub drops: [Counter; Discard::COUNT],
@@ -263,6 +266,7 @@ impl Default for WorkerCounters {
             conns_reclaimed: Counter::default(),
             conns_shed: Counter::default(),
             synproxy: SynProxyCounters::default(),
+            sync: WorkerSyncCounters::default(),
             kernel: KernelCounters::default(),
             drops: std::array::from_fn(|_| Counter::default()),
         }

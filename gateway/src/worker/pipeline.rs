@@ -40,6 +40,7 @@ use crate::model::{NetView, ServiceKey, Snapshot};
 use crate::net::exception::{KernelLimiter, KernelRate};
 use crate::net::icmp::RateLimiter;
 use crate::net::{KernelClass, NeighbourTable, PendingQueue, RouteTable};
+use crate::sync::queue::WorkerQueues;
 use crate::wire::{ClassifyPolicy, MacAddr};
 
 mod dispatch;
@@ -171,6 +172,9 @@ pub struct Worker<F> {
     /// the proxy needs.
     any_proxied: bool,
     synproxy: SynProxy<F>,
+    /// Toward and from the sync daemon ([`crate::sync`]); `None` in a
+    /// gateway built without it (tests).
+    sync: Option<WorkerQueues>,
     counters: Arc<WorkerCounters>,
 }
 
@@ -241,6 +245,7 @@ impl<F: Frame> Worker<F> {
             proxied: Vec::new(),
             any_proxied: false,
             synproxy: SynProxy::new(&cfg.synproxy, now),
+            sync: None,
             counters: Arc::new(WorkerCounters::default()),
         };
         w.set_net(net);
@@ -256,6 +261,12 @@ impl<F: Frame> Worker<F> {
     /// The counters, shared with the control thread.
     pub fn counters(&self) -> &Arc<WorkerCounters> {
         &self.counters
+    }
+
+    /// Connects the worker to the sync daemon: it queues records of its
+    /// connections while a master runs, and installs what a backup received.
+    pub fn set_sync(&mut self, queues: WorkerQueues) {
+        self.sync = Some(queues);
     }
 
     pub fn director(&self) -> &Director<Ipv4Addr> {
