@@ -20,10 +20,13 @@ use std::sync::Arc;
 use super::key::{Family, FlowKey};
 use super::state::{Direction, State};
 use super::table::{Conn, ConnId, ConnTable, InsertError, NewConn, NO_TEMPLATE};
-use crate::model::laddr::{LaddrPools, PortPartition};
+use crate::model::laddr::{LaddrPools, PortPartition, TakeError};
 use crate::model::persist::{PersistTable, TemplateKey};
 use crate::model::{ForwardMethod, Protocol, Snapshot};
 use crate::sched::{Flow, Schedulers};
+use crate::sync::queue::Refusal;
+use crate::sync::record::{close_rank, Synced};
+use crate::sync::BACKUP_GRACE_SECS;
 
 /// Why a new connection was not created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +42,15 @@ pub enum Refused {
     TableFull,
     /// The 5-tuple already belongs to a connection.
     Exists,
+}
+
+/// What [`Director::install_synced`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installed {
+    /// A new connection.
+    Created(ConnId),
+    /// An existing one moved to the record's state and deadline.
+    Refreshed(ConnId),
 }
 
 /// Refusal counters of one worker.
@@ -130,6 +142,11 @@ impl<A: Family> Director<A> {
 
     pub fn conn(&self, id: ConnId) -> &Conn<A> {
         self.conns.get(id)
+    }
+
+    /// Notes that a record of connection `id` went to the sync daemon.
+    pub fn mark_synced(&mut self, id: ConnId) {
+        self.conns.mark_synced(id);
     }
 
     /// Sets where connection `id` stands with the SYN proxy.
@@ -267,6 +284,119 @@ impl<A: Family> Director<A> {
         }
     }
 
+    /// Installs or refreshes the connection a sync record describes (see [`crate::sync`]):
+    /// bound to the configured service's real server (its counters counted once, however
+    /// many records refresh it), FNAT's local port taken from this worker's pool, the
+    /// client's persistence template found or made. Lives until `timeout_secs` plus the
+    /// backup's grace from `now`.
+    pub fn install_synced(&mut self, s: &Synced, now: u32) -> Result<Installed, Refusal> {
+        let (client, vaddr, raddr) =
+            (IpAddr::V4(*s.client.ip()), IpAddr::V4(*s.virtual_service.ip()), IpAddr::V4(*s.real_server.ip()));
+        let (Some(client_a), Some(vaddr_a), Some(raddr_a)) = (A::from_ip(client), A::from_ip(vaddr), A::from_ip(raddr))
+        else {
+            return Err(Refusal::Unsupported);
+        };
+        let (laddr, lport) = match s.local {
+            Some(l) => (A::from_ip(IpAddr::V4(*l.ip())).ok_or(Refusal::Unsupported)?, l.port()),
+            None => (client_a, s.client.port()),
+        };
+        let expires = now.saturating_add(s.timeout_secs).saturating_add(BACKUP_GRACE_SECS);
+        let key = FlowKey {
+            proto: s.proto,
+            src: client_a,
+            sport: s.client.port(),
+            dst: vaddr_a,
+            dport: s.virtual_service.port(),
+        };
+        if let Some((id, dir)) = self.conns.lookup(&key) {
+            let c = self.conns.get(id);
+            let same = dir == Direction::In
+                && c.method == s.method
+                && c.raddr == raddr_a
+                && c.rport == s.real_server.port()
+                && c.laddr == laddr
+                && c.lport == lport;
+            let finished = matches!(c.state(), State::TimeWait | State::Close);
+            if same {
+                if s.proto == Protocol::Tcp && close_rank(s.state) < close_rank(c.state()) {
+                    return Err(Refusal::Stale);
+                }
+                self.conns.refresh(id, s.state, expires, s.proxy);
+                return Ok(Installed::Refreshed(id));
+            }
+            if !(finished && s.state == State::Established) {
+                return Err(Refusal::Conflict);
+            }
+            // The client reopened its ports (IPVS conn_reuse_mode) on the master: the old
+            // connection here ends and the new one takes its place.
+            self.end_now(id);
+        }
+        let sid = self.snap.find(s.proto, vaddr, s.virtual_service.port()).ok_or(Refusal::NoService)?;
+        let svc = self.snap.service(sid);
+        let rport = s.real_server.port();
+        let i = svc.dest_index(raddr, rport).or_else(|| svc.dest_index(raddr, 0)).ok_or(Refusal::NoDest)?;
+        let dest = &svc.dests()[i];
+        if let Some(l) = s.local {
+            let lip = IpAddr::V4(*l.ip());
+            if !svc.laddrs().iter().any(|a| a.addr == lip) {
+                return Err(Refusal::NoLocalAddress);
+            }
+            self.pools.take(lip, lport).map_err(|e| match e {
+                TakeError::NotOwned => Refusal::NoLocalAddress,
+                TakeError::InUse => Refusal::PortInUse,
+            })?;
+        }
+        let mut template = None;
+        if let Some(p) = svc.persistence() {
+            let tkey = TemplateKey::new(svc.key(), client, p.netmask);
+            template = match self.persist.find(&tkey, now) {
+                Some(t) => Some(t),
+                None => self.persist.create(tkey, dest.addr(), dest.port(), dest.counters(), p.timeout, now),
+            };
+        }
+        let release_port = |pools: &mut LaddrPools| {
+            if let Some(l) = s.local {
+                pools.release(IpAddr::V4(*l.ip()), l.port());
+            }
+        };
+        if self.conns.is_full() {
+            let (pools, persist) = (&mut self.pools, &mut self.persist);
+            if !self.conns.make_room(now, |c| release(pools, persist, c)) {
+                release_port(&mut self.pools);
+                return Err(Refusal::TableFull);
+            }
+        }
+        let new = NewConn {
+            proto: s.proto,
+            client: client_a,
+            cport: s.client.port(),
+            vaddr: vaddr_a,
+            vport: s.virtual_service.port(),
+            laddr,
+            lport,
+            raddr: raddr_a,
+            rport,
+            method: s.method,
+            dest: Arc::clone(dest.counters()),
+            template: template.unwrap_or(NO_TEMPLATE),
+        };
+        match self.conns.install(new, s.state, expires, s.proxy) {
+            Ok(id) => {
+                if let (Some(t), Some(p)) = (template, svc.persistence()) {
+                    self.persist.hold(t, p.timeout, now);
+                }
+                Ok(Installed::Created(id))
+            }
+            Err(e) => {
+                release_port(&mut self.pools);
+                Err(match e {
+                    InsertError::Full => Refusal::TableFull,
+                    InsertError::Exists => Refusal::Conflict,
+                })
+            }
+        }
+    }
+
     /// An explicit expiry policy for a removed real server (IPVS's `expire_nodest_conn`):
     /// every connection bound to the server with these counters ends at the next
     /// [`Director::expire`]. A scan of the table, for the control path, not per packet.
@@ -288,8 +418,14 @@ impl<A: Family> Director<A> {
     /// and due templates, looking at most at `budget` of each. Returns the connections
     /// expired. Call it every burst: what one call leaves is taken up by the next.
     pub fn expire(&mut self, now: u32, budget: usize) -> usize {
+        self.expire_refiling(now, budget, |_| {})
+    }
+
+    /// [`Director::expire`], calling `on_refile` with each connection a packet kept alive
+    /// ([`ConnTable::expire_refiling`]).
+    pub fn expire_refiling(&mut self, now: u32, budget: usize, on_refile: impl FnMut(&mut Conn<A>)) -> usize {
         let (pools, persist) = (&mut self.pools, &mut self.persist);
-        let n = self.conns.expire(now, budget, |c| release(pools, persist, c));
+        let n = self.conns.expire_refiling(now, budget, |c| release(pools, persist, c), on_refile);
         self.persist.expire(now, budget);
         n
     }

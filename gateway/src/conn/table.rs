@@ -63,6 +63,9 @@ const FLAG_PROXIED: u8 = 8;
 const FLAG_PROXY_TS: u8 = 16;
 /// Filed in the half-open wheel (else in the other).
 const FLAG_HALF_OPEN_WHEEL: u8 = 32;
+/// A record of the connection went to the sync daemon ([`crate::sync`]): its later state
+/// changes and refreshes follow it.
+const FLAG_SYNCED: u8 = 64;
 
 /// Where a connection stands with the SYN proxy (`crate::synproxy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +135,15 @@ impl<A: Family> Conn<A> {
     }
     fn is_live(&self) -> bool {
         self.flags & FLAG_LIVE != 0
+    }
+    /// Whether a record of it went to the sync daemon.
+    #[inline(always)]
+    pub fn is_synced(&self) -> bool {
+        self.flags & FLAG_SYNCED != 0
+    }
+    /// Notes that a record of it went to the sync daemon.
+    pub fn mark_synced(&mut self) {
+        self.flags |= FLAG_SYNCED;
     }
     /// Where the connection stands with the SYN proxy.
     #[inline(always)]
@@ -359,6 +371,57 @@ impl<A: Family> ConnTable<A> {
             Protocol::Tcp => State::SynRecv,
             Protocol::Udp => State::Udp,
         };
+        let expires = now.saturating_add(self.timeouts.of(state));
+        self.insert_as(c, state, expires)
+    }
+
+    /// Adds a connection another director carries, as its sync record describes it: in
+    /// `state` (its real server counts it active if that is ESTABLISHED), until `expires`,
+    /// with the SYN proxy's deltas. It counts as synced (its changes are synced on if this
+    /// director becomes a master). Refused as [`ConnTable::insert`] refuses.
+    pub fn install(&mut self, c: NewConn<A>, state: State, expires: u32, proxy: Proxy) -> Result<ConnId, InsertError> {
+        let id = self.insert_as(c, state, expires)?;
+        let e = &mut self.entries[id as usize];
+        e.flags |= FLAG_SYNCED;
+        if state.is_active() {
+            e.flags |= FLAG_ACTIVE;
+            if let Some(d) = &e.dest {
+                d.set_active(true);
+            }
+        }
+        self.set_proxy(id, proxy);
+        Ok(id)
+    }
+
+    /// Moves connection `id` to what a newer sync record says: `state` (keeping its real
+    /// server's active and inactive counts in step, as a packet would), `expires`, and the
+    /// SYN proxy's deltas.
+    pub fn refresh(&mut self, id: ConnId, state: State, expires: u32, proxy: Proxy) {
+        let e = &mut self.entries[id as usize];
+        if !e.is_live() {
+            return;
+        }
+        if state != e.state {
+            e.state = state;
+            if state.is_active() != e.is_active() {
+                e.flags ^= FLAG_ACTIVE;
+                if let Some(d) = &e.dest {
+                    d.set_active(state.is_active());
+                }
+            }
+        }
+        e.flags |= FLAG_SYNCED;
+        e.expires = expires;
+        if expires < e.link.armed {
+            self.refile(id, expires);
+        }
+        if !matches!(self.entries[id as usize].proxy(), Proxy::Handshake(_)) {
+            self.set_proxy(id, proxy);
+        }
+    }
+
+    #[inline(always)]
+    fn insert_as(&mut self, c: NewConn<A>, state: State, expires: u32) -> Result<ConnId, InsertError> {
         let conn = Conn {
             client: c.client,
             vaddr: c.vaddr,
@@ -372,7 +435,7 @@ impl<A: Family> ConnTable<A> {
             method: c.method,
             state,
             flags: FLAG_LIVE,
-            expires: now.saturating_add(self.timeouts.of(state)),
+            expires,
             link: Link::default(),
             template: c.template,
             dest: None,
@@ -486,6 +549,11 @@ impl<A: Family> ConnTable<A> {
         self.file(id, deadline);
     }
 
+    /// Notes that a record of connection `id` went to the sync daemon.
+    pub fn mark_synced(&mut self, id: ConnId) {
+        self.entries[id as usize].mark_synced();
+    }
+
     /// Sets where connection `id` stands with the SYN proxy.
     pub fn set_proxy(&mut self, id: ConnId, proxy: Proxy) {
         let e = &mut self.entries[id as usize];
@@ -532,7 +600,20 @@ impl<A: Family> ConnTable<A> {
     /// template. Looks at most at `budget` connections (expired, or re-filed because a
     /// packet extended them), bounding the time one call takes; a caller that calls again
     /// (every burst) catches up with any backlog at that pace. Returns how many went.
-    pub fn expire(&mut self, now: u32, budget: usize, mut on_expire: impl FnMut(&Conn<A>)) -> usize {
+    pub fn expire(&mut self, now: u32, budget: usize, on_expire: impl FnMut(&Conn<A>)) -> usize {
+        self.expire_refiling(now, budget, on_expire, |_| {})
+    }
+
+    /// [`ConnTable::expire`], calling `on_refile` with each connection that is filed again
+    /// because a packet moved its deadline since it was filed (the connection sync's
+    /// refresh: at most once per timeout, for a connection with traffic).
+    pub fn expire_refiling(
+        &mut self,
+        now: u32,
+        budget: usize,
+        mut on_expire: impl FnMut(&Conn<A>),
+        mut on_refile: impl FnMut(&mut Conn<A>),
+    ) -> usize {
         let mut gone = 0;
         let mut seen = 0;
         // Both wheels in turn, so neither starves the other.
@@ -548,6 +629,8 @@ impl<A: Family> ConnTable<A> {
                 seen += 1;
                 if self.expire_or_refile(id, now, &mut on_expire) {
                     gone += 1;
+                } else {
+                    on_refile(&mut self.entries[id as usize]);
                 }
             }
             if !any {

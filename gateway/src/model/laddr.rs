@@ -73,32 +73,64 @@ impl PortPartition {
 pub const DEFAULT_PORTS: RangeInclusive<u16> = 1025..=65535;
 
 /// One worker's free ports of one local address.
+///
+/// `free` is a ring in release order; `in_use` is the truth. A port [`PortPool::take`]n
+/// out of turn (a connection a sync record brought) stays in the ring, marked in use, and is
+/// passed over when the ring reaches it, so taking one costs no search through the ring.
 #[derive(Debug, Clone)]
 pub struct PortPool {
     free: VecDeque<u16>,
     in_use: Box<[u64; 1024]>,
     used: u32,
+    /// The ports this pool hands out (its worker's share of the range).
+    owned: u32,
+    partition: PortPartition,
+    range: RangeInclusive<u16>,
+}
+
+/// Why [`PortPool::take`] refused a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TakeError {
+    /// Outside the range, or another worker's.
+    NotOwned,
+    /// Already in use.
+    InUse,
 }
 
 impl PortPool {
     pub fn new(partition: PortPartition, range: RangeInclusive<u16>) -> PortPool {
-        let ports: Vec<u16> = range.filter(|&p| partition.owns(p)).collect();
+        let ports: Vec<u16> = range.clone().filter(|&p| partition.owns(p)).collect();
         let mut free = VecDeque::with_capacity(ports.len());
+        let owned = ports.len() as u32;
         free.extend(ports);
-        PortPool { free, in_use: Box::new([0; 1024]), used: 0 }
+        PortPool { free, in_use: Box::new([0; 1024]), used: 0, owned, partition, range }
     }
 
     pub fn available(&self) -> usize {
-        self.free.len()
+        (self.owned - self.used) as usize
     }
 
     pub fn in_use(&self) -> u32 {
         self.used
     }
 
+    fn is_used(&self, port: u16) -> bool {
+        self.in_use[(port / 64) as usize] & (1 << (port % 64)) != 0
+    }
+
+    /// The next free port in the ring, passing over ports taken out of turn.
+    fn next_free(&mut self) -> Option<u16> {
+        while let Some(port) = self.free.pop_front() {
+            if !self.is_used(port) {
+                return Some(port);
+            }
+        }
+        None
+    }
+
     /// The longest-free port, or `None` when every port is in use.
     pub fn alloc(&mut self) -> Option<u16> {
-        let port = self.free.pop_front()?;
+        let port = self.next_free()?;
         self.mark(port);
         Some(port)
     }
@@ -107,7 +139,7 @@ impl PortPool {
     /// accepts (rejected ones go to the back of the ring), else takes the next free one.
     pub fn alloc_preferring(&mut self, tries: usize, mut prefer: impl FnMut(u16) -> bool) -> Option<u16> {
         for _ in 0..tries.min(self.free.len()) {
-            let port = self.free.pop_front()?;
+            let port = self.next_free()?;
             if prefer(port) {
                 self.mark(port);
                 return Some(port);
@@ -115,6 +147,19 @@ impl PortPool {
             self.free.push_back(port);
         }
         self.alloc()
+    }
+
+    /// Takes `port` out of turn, for a connection that already uses it (another director
+    /// gave it, and a sync record brought it here).
+    pub fn take(&mut self, port: u16) -> Result<(), TakeError> {
+        if !self.range.contains(&port) || !self.partition.owns(port) {
+            return Err(TakeError::NotOwned);
+        }
+        if self.is_used(port) {
+            return Err(TakeError::InUse);
+        }
+        self.mark(port);
+        Ok(())
     }
 
     /// Returns `port`; `false` (and no change) if it was not handed out by this pool.
@@ -252,7 +297,14 @@ impl LaddrPools {
         })
     }
 
-    /// Returns a port taken with [`LaddrPools::alloc`].
+    /// Takes port `port` of local address `addr` out of turn (see [`PortPool::take`]);
+    /// `NotOwned` too if no service has the address.
+    pub fn take(&mut self, addr: IpAddr, port: u16) -> Result<(), TakeError> {
+        let pool = self.pools.get_mut(&addr_key(addr)).filter(|p| !p.retired).ok_or(TakeError::NotOwned)?;
+        pool.ports.take(port)
+    }
+
+    /// Returns a port taken with [`LaddrPools::alloc`] or [`LaddrPools::take`].
     pub fn release(&mut self, addr: IpAddr, port: u16) {
         let key = addr_key(addr);
         let Some(pool) = self.pools.get_mut(&key) else {
@@ -295,6 +347,24 @@ mod tests {
     fn partition_rejects_bad_worker_numbers() {
         assert_eq!(PortPartition::new(4, 4).unwrap_err().to_string(), "worker 4 does not exist (0..4)");
         assert!(PortPartition::new(0, 0).is_err());
+    }
+
+    #[test]
+    fn a_port_taken_out_of_turn_is_passed_over_and_comes_back() {
+        let mut pool = PortPool::new(PortPartition::new(2, 0).unwrap(), 2000..=2007);
+        assert_eq!(pool.take(2003), Err(TakeError::NotOwned), "worker 1's");
+        assert_eq!(pool.take(1998), Err(TakeError::NotOwned), "outside the range");
+        assert_eq!(pool.take(2002), Ok(()));
+        assert_eq!(pool.take(2002), Err(TakeError::InUse));
+        assert_eq!((pool.in_use(), pool.available()), (1, 3));
+        assert_eq!(
+            [pool.alloc(), pool.alloc(), pool.alloc(), pool.alloc()],
+            [Some(2000), Some(2004), Some(2006), None]
+        );
+        assert!(pool.release(2002));
+        assert_eq!(pool.alloc(), Some(2002), "released, it is free again, once");
+        assert!(pool.release(2000) && pool.release(2002));
+        assert_eq!([pool.alloc(), pool.alloc(), pool.alloc()], [Some(2000), Some(2002), None]);
     }
 
     #[test]

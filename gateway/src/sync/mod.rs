@@ -31,6 +31,7 @@
 
 pub mod owner;
 pub mod queue;
+pub mod record;
 pub mod wire;
 
 /// Seconds a backup keeps a synced connection past the time its record gave it: the master

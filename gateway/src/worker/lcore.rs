@@ -277,6 +277,7 @@ impl LcoreWorker {
             fail::fail_point!("worker-poll");
             let now = seconds_since(epoch, dpdk::rdtsc(), hz);
             poll_control(&mut worker, now);
+            worker.take_synced(now);
             if fence.as_mut().is_some_and(|f| !f.may_poll()) {
                 continue;
             }

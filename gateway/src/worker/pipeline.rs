@@ -31,16 +31,18 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use super::counters::{Discard, WorkerCounters};
-use crate::conn::director::{Director, DirectorConfig};
-use crate::conn::{ConnId, Direction};
+use crate::conn::director::{Director, DirectorConfig, Installed};
+use crate::conn::{ConnId, Direction, State};
 use crate::frame::Frame;
 use crate::model::fasthash::FastBuildHasher;
 use crate::model::laddr::PortPartition;
+use crate::model::Protocol;
 use crate::model::{NetView, ServiceKey, Snapshot};
 use crate::net::exception::{KernelLimiter, KernelRate};
 use crate::net::icmp::RateLimiter;
 use crate::net::{KernelClass, NeighbourTable, PendingQueue, RouteTable};
 use crate::sync::queue::WorkerQueues;
+use crate::sync::record::{record_of, Synced};
 use crate::wire::{ClassifyPolicy, MacAddr};
 
 mod dispatch;
@@ -120,6 +122,11 @@ type AddrSet = HashSet<Ipv4Addr, FastBuildHasher>;
 /// redirects), so expiry outpaces any arrival rate, while one call stays a
 /// few microseconds.
 pub const EXPIRY_BUDGET: usize = 128;
+
+/// Sync records one [`Worker::take_synced`] installs: a backup catching up
+/// with a master's whole table takes a few thousand iterations, each a few
+/// microseconds longer.
+pub const SYNC_BUDGET: usize = 64;
 
 /// Everything one worker owns.
 pub struct Worker<F> {
@@ -409,7 +416,56 @@ impl<F: Frame> Worker<F> {
     /// [`EXPIRY_BUDGET`] of each. Call every burst: a backlog (a flood's
     /// entries all due in the same second) drains at that pace, not once a second.
     pub fn expire(&mut self, now: u32) {
-        self.director.expire(now, EXPIRY_BUDGET);
+        match self.sync.as_ref().filter(|q| q.master.is_on()) {
+            Some(queues) => {
+                let counters = &self.counters.sync;
+                self.director.expire_refiling(now, EXPIRY_BUDGET, |c| {
+                    if c.is_synced() || (c.proto == Protocol::Udp && !c.method.sees_replies()) {
+                        c.mark_synced();
+                        queues.push(record_of(c, now), counters);
+                    }
+                });
+            }
+            None => {
+                self.director.expire(now, EXPIRY_BUDGET);
+            }
+        }
+    }
+
+    /// Installs what the backup sync daemon received for this worker's
+    /// connections, at most [`SYNC_BUDGET`] records a call. Call every loop
+    /// iteration.
+    pub fn take_synced(&mut self, now: u32) {
+        let Some(queues) = self.sync.as_ref() else { return };
+        for _ in 0..SYNC_BUDGET {
+            let Ok(record) = queues.inbox.try_recv() else { return };
+            let counters = &self.counters.sync;
+            let installed = Synced::of(&record).and_then(|s| self.director.install_synced(&s, now));
+            match installed {
+                Ok(Installed::Created(_)) => counters.installed.inc(),
+                Ok(Installed::Refreshed(_)) => counters.updated.inc(),
+                Err(why) => counters.refuse(why),
+            }
+        }
+    }
+
+    /// A packet changed connection `id`'s state from `before` to `after`, or
+    /// is a UDP connection's reply: syncs it when a master runs and the rules
+    /// of [`crate::sync`] say so. Off the forwarding path's code: state
+    /// changes are a few packets per connection.
+    #[cold]
+    #[inline(never)]
+    fn sync_changed(&mut self, id: ConnId, after: State, now: u32) {
+        let Some(queues) = self.sync.as_ref().filter(|q| q.master.is_on()) else { return };
+        let c = self.director.conn(id);
+        let due = match c.proto {
+            Protocol::Tcp => after == State::Established || (c.is_synced() && !after.is_half_open()),
+            Protocol::Udp => !c.is_synced(),
+        };
+        if due {
+            queues.push(record_of(c, now), &self.counters.sync);
+            self.director.mark_synced(id);
+        }
     }
 
     /// Timers: expired connections, neighbours and waiting packets; ARP

@@ -2264,3 +2264,149 @@ mod kernel_path {
         assert_eq!(w.counters().total_drops(), 0, "{:?}", w.counters().nonzero_drops());
     }
 }
+
+/// Connection sync between two workers standing for two directors: the
+/// master's worker queues records as the rules of `crate::sync` say, and the
+/// backup's installs them and carries the connection on.
+mod sync {
+    use super::*;
+    use crate::conn::State;
+    use crate::sync::queue::{queues, DaemonQueues, Refusal};
+    use crate::sync::wire::ConnRepr;
+
+    fn synced(method: ForwardMethod) -> (Worker<BufFrame>, Recorder, DaemonQueues) {
+        let (mut w, io) = resolved(method);
+        let (daemon, mut ends) = queues(1);
+        w.set_sync(ends.pop().unwrap());
+        (w, io, daemon)
+    }
+
+    fn records(daemon: &DaemonQueues) -> Vec<ConnRepr> {
+        daemon.from_workers[0].try_iter().collect()
+    }
+
+    fn client(w: &mut Worker<BufFrame>, io: &mut Recorder, flags: u8, payload: &[u8], now: u32) {
+        let f = tcp_frame((CLIENT, 40000), (VIP, 80), 1001, 5001, flags, &[], payload);
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &f), 0, now, io);
+    }
+
+    #[test]
+    fn an_established_fnat_connection_moves_to_the_backup_and_carries_on() {
+        let (mut master, mut io, daemon) = synced(ForwardMethod::FullNat);
+        daemon.master.set(true);
+        let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1000, 0, flags::SYN, &[], &[]);
+        master.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+        let (_, lport) = ip_src(&io.take_sent()[0].1);
+        assert!(records(&daemon).is_empty(), "SYN_RECV is never synced");
+        let synack = tcp_frame((RS1, 8080), (LIP, lport), 5000, 1001, flags::SYN | flags::ACK, &[], &[]);
+        master.process(on_wire(MAC_RS1, MAC_PORT1, &synack), 1, 1000, &mut io);
+        assert!(records(&daemon).is_empty());
+        client(&mut master, &mut io, flags::ACK, &[], 1001);
+        let sent = records(&daemon);
+        assert_eq!(sent.len(), 1, "synced once it is established");
+        let record = sent[0];
+        assert_eq!((record.protocol, record.state, record.timeout_secs), (6, 1, 900));
+        assert_eq!(record.client, "10.0.0.1:40000".parse().unwrap());
+        assert_eq!(record.real_server, std::net::SocketAddrV4::new(RS1, 8080));
+        assert_eq!(record.fnat_local, Some(std::net::SocketAddrV4::new(LIP, lport)));
+        client(&mut master, &mut io, flags::ACK | flags::PSH, b"more", 1002);
+        assert!(records(&daemon).is_empty(), "no state change, no record");
+        assert_eq!(master.counters().sync.queued.get(), 1);
+
+        // The backup installs it; the real server is counted active once.
+        let (mut backup, mut bio, bdaemon) = synced(ForwardMethod::FullNat);
+        bdaemon.to_workers[0].send(record).unwrap();
+        backup.take_synced(1010);
+        let c = backup.counters().clone();
+        assert_eq!((c.sync.installed.get(), c.sync.updated.get()), (1, 0));
+        let rs1 = backup.director().snapshot().services()[0].dests()[0].counters().clone();
+        assert_eq!((rs1.active(), rs1.inactive()), (1, 0));
+        let (id, _) = backup.director().conns().iter().next().unwrap();
+        let conn = backup.director().conn(id);
+        assert_eq!((conn.state(), conn.expires()), (State::Established, 1010 + 900 + crate::sync::BACKUP_GRACE_SECS));
+        assert_eq!(backup.director().pools().pool(LIP.into()).unwrap().in_use(), 1, "the port is taken");
+
+        // Client data and the server's reply pass through the backup, as through the master.
+        client(&mut backup, &mut bio, flags::ACK | flags::PSH, b"after failover", 1011);
+        let reply = tcp_frame((RS1, 8080), (LIP, lport), 5001, 1015, flags::ACK, &[], b"ok");
+        backup.process(on_wire(MAC_RS1, MAC_PORT1, &reply), 1, 1011, &mut bio);
+        let sent = bio.take_sent();
+        assert_eq!(sent.len(), 2, "both forwarded: {:?}", backup.counters().total_drops());
+        assert_eq!((ip_src(&sent[0].1), ip_dst(&sent[0].1)), ((LIP, lport), (RS1, 8080)));
+        assert_eq!((ip_src(&sent[1].1), ip_dst(&sent[1].1)), ((VIP, 80), (CLIENT, 40000)));
+
+        // The same record again refreshes, counting nothing twice.
+        bdaemon.to_workers[0].send(record).unwrap();
+        backup.take_synced(1050);
+        assert_eq!((c.sync.installed.get(), c.sync.updated.get()), (1, 1));
+        assert_eq!((rs1.active(), rs1.inactive()), (1, 0));
+
+        // The master's FIN moves it on, synced; the old ESTABLISHED record is then stale.
+        client(&mut master, &mut io, flags::FIN | flags::ACK, &[], 1003);
+        let fin = records(&daemon);
+        assert_eq!(fin.len(), 1);
+        assert_eq!(fin[0].state, 7, "CLOSE_WAIT (IPVS names the state after the client's FIN so)");
+        for r in [fin[0], record] {
+            bdaemon.to_workers[0].send(r).unwrap();
+        }
+        backup.take_synced(1060);
+        assert_eq!(c.sync.updated.get(), 2);
+        assert_eq!(c.sync.refused[Refusal::Stale.index()].get(), 1);
+        assert_eq!(backup.director().conn(id).state(), State::CloseWait);
+        assert_eq!((rs1.active(), rs1.inactive()), (0, 1));
+
+        // What this backup cannot carry is refused, by reason.
+        let other_client = ConnRepr { client: "10.0.0.2:1".parse().unwrap(), ..record };
+        let cases = [
+            (ConnRepr { virtual_service: "10.0.0.100:81".parse().unwrap(), ..record }, Refusal::NoService),
+            (ConnRepr { real_server: "192.168.1.99:8080".parse().unwrap(), ..other_client }, Refusal::NoDest),
+            (
+                ConnRepr { fnat_local: Some("192.168.1.77:2000".parse().unwrap()), ..other_client },
+                Refusal::NoLocalAddress,
+            ),
+            (other_client, Refusal::PortInUse),
+            (ConnRepr { real_server: std::net::SocketAddrV4::new(RS2, 8080), ..record }, Refusal::Conflict),
+            (ConnRepr { flags: crate::sync::wire::conn_flags::TEMPLATE, ..other_client }, Refusal::Unsupported),
+        ];
+        for (r, _) in &cases {
+            bdaemon.to_workers[0].send(*r).unwrap();
+        }
+        backup.take_synced(1070);
+        for (_, why) in cases {
+            assert_eq!(c.sync.refused[why.index()].get(), 1 + u64::from(why == Refusal::Stale), "{why:?}");
+        }
+        assert_eq!(backup.director().conns().len(), 1, "nothing half-installed");
+        assert_eq!(backup.director().pools().pool(LIP.into()).unwrap().in_use(), 1);
+
+        // Without a master running, the workers queue nothing.
+        daemon.master.set(false);
+        client(&mut master, &mut io, flags::RST, &[], 1004);
+        assert!(records(&daemon).is_empty());
+    }
+
+    #[test]
+    fn udp_is_synced_at_its_first_reply_then_on_refreshes() {
+        let (mut master, mut io, daemon) = synced(ForwardMethod::Masq);
+        daemon.master.set(true);
+        let query = udp_frame((CLIENT, 5353), (VIP, 53), b"q", true);
+        master.process(on_wire(MAC_CLIENT, MAC_PORT0, &query), 0, 1000, &mut io);
+        master.process(on_wire(MAC_CLIENT, MAC_PORT0, &query), 0, 1000, &mut io);
+        assert!(records(&daemon).is_empty(), "no reply yet: maybe a one-way flow");
+        let answer = udp_frame((RS1, 53), (CLIENT, 5353), b"a", true);
+        master.process(on_wire(MAC_RS1, MAC_PORT1, &answer), 1, 1001, &mut io);
+        master.process(on_wire(MAC_RS1, MAC_PORT1, &answer), 1, 1001, &mut io);
+        let sent = records(&daemon);
+        assert_eq!(sent.len(), 1, "the first reply syncs it, once");
+        assert_eq!((sent[0].protocol, sent[0].state, sent[0].fnat_local), (17, 0, None));
+        assert_eq!(sent[0].timeout_secs, 300);
+        // A packet at 1200 moves the deadline past the one it was filed by
+        // (1301): the wheel re-files it then, and the refresh carries the rest.
+        master.process(on_wire(MAC_CLIENT, MAC_PORT0, &query), 0, 1200, &mut io);
+        for now in 1290..1320 {
+            master.expire(now);
+        }
+        let refresh = records(&daemon);
+        assert_eq!(refresh.len(), 1, "one refresh when the wheel re-files it");
+        assert!((180..=200).contains(&refresh[0].timeout_secs), "{}", refresh[0].timeout_secs);
+    }
+}
