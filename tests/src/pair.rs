@@ -34,7 +34,7 @@ use std::sync::MutexGuard;
 use std::time::Duration;
 
 use crate::topology::{
-    eal_args, gatewayd_config, gwctl_at, gwctl_ok, python_http_in, serial, spawn_gatewayd, PortConfig, Stats,
+    eal_args, gatewayd_config, gwctl_at, gwctl_ok, nginx_in, python_http_in, serial, spawn_gatewayd, PortConfig, Stats,
     KERNEL_CLIENT, KERNEL_SERVERS, VIP,
 };
 use crate::{tag, wait_until, Daemon, Netns};
@@ -432,6 +432,18 @@ impl Pair {
     /// Python HTTP servers on the first `n` real-server addresses, answering "rsN".
     pub fn python_http(&self, rips: &[String]) -> Vec<Daemon> {
         python_http_in(&self.servers, &self.dir, &self.id, rips)
+    }
+
+    /// One nginx on the real-server addresses `rips`, port 8080 (see
+    /// [`Topology::nginx`](crate::Topology::nginx)); its files under [`Pair::www`].
+    pub fn nginx(&self, rips: &[String], keepalive: bool) -> Daemon {
+        let listens: Vec<String> = rips.iter().map(|r| format!("{r}:8080")).collect();
+        nginx_in(&self.servers, &self.dir, &self.id, &listens, keepalive)
+    }
+
+    /// nginx's document root.
+    pub fn www(&self) -> PathBuf {
+        self.dir.join("www")
     }
 
     /// curl from the client namespace with a `max_time` in seconds; the body,

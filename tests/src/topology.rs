@@ -589,40 +589,7 @@ impl Topology {
 
     /// As [`Topology::nginx`], on the given `addr:port` pairs.
     pub fn nginx_on(&self, listens: &[String], keepalive: bool) -> Daemon {
-        let d = self.dir.display();
-        let www = self.www();
-        std::fs::create_dir_all(&www).unwrap();
-        std::fs::create_dir_all(self.dir.join("nginx-tmp")).unwrap();
-        let mut servers = String::new();
-        for (i, addr) in listens.iter().enumerate() {
-            let n = i + 1;
-            servers += &format!(
-                "  server {{ listen {addr} backlog=4096; access_log {d}/rs{n}.access main;\n\
-                 \x20   location = /who {{ return 200 \"rs{n}\\n\"; }}\n\
-                 \x20   location = /ready {{ access_log off; return 204; }}\n\
-                 \x20   location / {{ root {www}; }} }}\n",
-                www = www.display()
-            );
-        }
-        let keepalive_timeout = if keepalive { 60 } else { 0 };
-        let conf = format!(
-            "daemon off;\nmaster_process on;\nworker_processes 1;\nworker_rlimit_nofile 20000;\n\
-             pid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\n\
-             events {{ worker_connections 10000; }}\n\
-             http {{\n  log_format main '$remote_addr $status $remote_port';\n  keepalive_timeout {keepalive_timeout};\n  \
-             sendfile on;\n  client_body_temp_path {d}/nginx-tmp/b; proxy_temp_path {d}/nginx-tmp/p;\n  \
-             fastcgi_temp_path {d}/nginx-tmp/f; uwsgi_temp_path {d}/nginx-tmp/u; scgi_temp_path {d}/nginx-tmp/s;\n\
-             {servers}}}\n"
-        );
-        let path = self.dir.join("nginx.conf");
-        std::fs::write(&path, conf).unwrap();
-        let nginx = self.servers.spawn(
-            &format!("{}-nginx", self.id),
-            "nginx",
-            &["-c", path.to_str().unwrap(), "-p", &format!("{d}/"), "-e", &format!("{d}/nginx-error.log")],
-        );
-        self.wait_listening(&self.servers, listens);
-        nginx
+        nginx_in(&self.servers, &self.dir, &self.id, listens, keepalive)
     }
 
     /// nginx's document root (files for downloads go here).
@@ -710,6 +677,46 @@ impl Stats {
             }
         })
     }
+}
+
+/// One nginx in `ns` on the given `addr:port` pairs, with its files under
+/// `dir` and its document root `dir/www` (see [`Topology::nginx`]); `id`
+/// prefixes its label.
+pub fn nginx_in(ns: &Netns, dir: &Path, id: &str, listens: &[String], keepalive: bool) -> Daemon {
+    let d = dir.display();
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::create_dir_all(dir.join("nginx-tmp")).unwrap();
+    let mut servers = String::new();
+    for (i, addr) in listens.iter().enumerate() {
+        let n = i + 1;
+        servers += &format!(
+            "  server {{ listen {addr} backlog=4096; access_log {d}/rs{n}.access main;\n\
+             \x20   location = /who {{ return 200 \"rs{n}\\n\"; }}\n\
+             \x20   location = /ready {{ access_log off; return 204; }}\n\
+             \x20   location / {{ root {www}; }} }}\n",
+            www = www.display()
+        );
+    }
+    let keepalive_timeout = if keepalive { 60 } else { 0 };
+    let conf = format!(
+        "daemon off;\nmaster_process on;\nworker_processes 1;\nworker_rlimit_nofile 20000;\n\
+         pid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\n\
+         events {{ worker_connections 10000; }}\n\
+         http {{\n  log_format main '$remote_addr $status $remote_port';\n  keepalive_timeout {keepalive_timeout};\n  \
+         sendfile on;\n  client_body_temp_path {d}/nginx-tmp/b; proxy_temp_path {d}/nginx-tmp/p;\n  \
+         fastcgi_temp_path {d}/nginx-tmp/f; uwsgi_temp_path {d}/nginx-tmp/u; scgi_temp_path {d}/nginx-tmp/s;\n\
+         {servers}}}\n"
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let nginx = ns.spawn(
+        &format!("{id}-nginx"),
+        "nginx",
+        &["-c", path.to_str().unwrap(), "-p", &format!("{d}/"), "-e", &format!("{d}/nginx-error.log")],
+    );
+    wait_listening_in(ns, listens);
+    nginx
 }
 
 /// Python HTTP servers in `ns` on `rips` port 8080, serving from

@@ -144,6 +144,11 @@ impl<A: Family> Director<A> {
         self.conns.get(id)
     }
 
+    /// See [`ConnTable::drain_sync_due`].
+    pub fn drain_sync_due(&mut self, f: impl FnMut(&mut Conn<A>)) {
+        self.conns.drain_sync_due(f);
+    }
+
     /// Notes that a record of connection `id` went to the sync daemon.
     pub fn mark_synced(&mut self, id: ConnId) {
         self.conns.mark_synced(id);

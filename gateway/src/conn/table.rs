@@ -136,6 +136,10 @@ impl<A: Family> Conn<A> {
     fn is_live(&self) -> bool {
         self.flags & FLAG_LIVE != 0
     }
+    /// Whether the entry holds a connection (it may be free, between connections).
+    pub fn is_in_use(&self) -> bool {
+        self.is_live()
+    }
     /// Whether a record of it went to the sync daemon.
     #[inline(always)]
     pub fn is_synced(&self) -> bool {
@@ -205,6 +209,8 @@ pub struct TableStats {
     pub reclaimed: u64,
     /// Half-open connections removed before their deadline to admit a new connection.
     pub shed: u64,
+    /// Connections not noted for the connection sync: the note list was full.
+    pub sync_due_dropped: u64,
 }
 
 const EMPTY: u64 = u64::MAX;
@@ -229,7 +235,14 @@ pub struct ConnTable<A> {
     half_open: TimerWheel,
     timeouts: Timeouts,
     stats: TableStats,
+    /// Connections a packet moved to where the connection sync may want them
+    /// ([`ConnTable::drain_sync_due`]), noted on `on_packet`'s rare branches.
+    sync_due: Vec<ConnId>,
 }
+
+/// The most connections [`ConnTable::drain_sync_due`] holds between two calls: more state
+/// changes than one loop iteration's packets can make.
+pub const SYNC_DUE_CAPACITY: usize = 512;
 
 impl<A: Family> ConnTable<A> {
     /// A table for `capacity` connections (at most [`MAX_CAPACITY`]), its timers starting
@@ -255,6 +268,7 @@ impl<A: Family> ConnTable<A> {
             half_open: TimerWheel::new(now),
             timeouts: Timeouts::default(),
             stats: TableStats::default(),
+            sync_due: Vec::with_capacity(SYNC_DUE_CAPACITY),
         }
     }
 
@@ -493,9 +507,14 @@ impl<A: Family> ConnTable<A> {
     #[inline(always)]
     pub fn on_packet(&mut self, id: ConnId, dir: Direction, tcp_flags: u8, now: u32) -> State {
         let e = &mut self.entries[id as usize];
+        // Whether the connection sync wants a record now (see `drain_sync_due`): decided on
+        // the branches a packet rarely takes.
+        let mut sync_due = false;
         let state = if e.proto == Protocol::Tcp {
             tcp_transition(e.state, dir, e.method.sees_replies(), tcp_flags)
         } else {
+            // A UDP connection's first reply: no longer a one-packet flow.
+            sync_due = dir == Direction::Out && e.flags & FLAG_SYNCED == 0;
             e.state
         };
         if state != e.state {
@@ -507,14 +526,28 @@ impl<A: Family> ConnTable<A> {
                     d.set_active(active);
                 }
             }
+            sync_due = active || (e.flags & FLAG_SYNCED != 0 && !state.is_half_open());
         }
         let expires = now.saturating_add(self.timeouts.of(state));
         e.expires = expires;
         // The common case is a later deadline: one store, re-filed lazily at expiry.
-        if expires < e.link.armed {
-            self.refile(id, expires);
+        let refile = expires < e.link.armed;
+        if refile | sync_due {
+            self.on_packet_rare(id, expires, refile, sync_due);
         }
         state
+    }
+
+    /// What a packet rarely needs: filing the connection earlier, noting it for the sync.
+    #[cold]
+    #[inline(never)]
+    fn on_packet_rare(&mut self, id: ConnId, expires: u32, refile: bool, sync_due: bool) {
+        if sync_due {
+            self.note_sync_due(id);
+        }
+        if refile {
+            self.refile(id, expires);
+        }
     }
 
     /// Files connection `id` (not filed) in the wheel of its state, to be looked at by
@@ -547,6 +580,26 @@ impl<A: Family> ConnTable<A> {
     fn refile(&mut self, id: ConnId, deadline: u32) {
         self.unfile(id);
         self.file(id, deadline);
+    }
+
+    fn note_sync_due(&mut self, id: ConnId) {
+        if self.sync_due.len() < SYNC_DUE_CAPACITY {
+            self.sync_due.push(id);
+        } else {
+            self.stats.sync_due_dropped += 1;
+        }
+    }
+
+    /// Hands `f` each connection packets moved to where the connection sync wants a record
+    /// since the last call (see [`crate::sync`]): a TCP connection that became ESTABLISHED
+    /// or changed state after a record of it went, a UDP connection's first reply. Noted on
+    /// the packet path's rare branches, so the common path pays nothing for the sync; a
+    /// connection may come twice, or have ended since (check [`Conn::is_in_use`]).
+    pub fn drain_sync_due(&mut self, mut f: impl FnMut(&mut Conn<A>)) {
+        for &id in &self.sync_due {
+            f(&mut self.entries[id as usize]);
+        }
+        self.sync_due.clear();
     }
 
     /// Notes that a record of connection `id` went to the sync daemon.

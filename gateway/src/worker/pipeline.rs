@@ -412,10 +412,12 @@ impl<F: Frame> Worker<F> {
         self.handle(frame, in_port, now, io);
     }
 
-    /// Expires due connections and templates, looking at most at
+    /// Queues the sync records packets made due (see [`crate::sync`]), then
+    /// expires due connections and templates, looking at most at
     /// [`EXPIRY_BUDGET`] of each. Call every burst: a backlog (a flood's
     /// entries all due in the same second) drains at that pace, not once a second.
     pub fn expire(&mut self, now: u32) {
+        self.sync_due(now);
         match self.sync.as_ref().filter(|q| q.master.is_on()) {
             Some(queues) => {
                 let counters = &self.counters.sync;
@@ -449,23 +451,26 @@ impl<F: Frame> Worker<F> {
         }
     }
 
-    /// A packet changed connection `id`'s state from `before` to `after`, or
-    /// is a UDP connection's reply: syncs it when a master runs and the rules
-    /// of [`crate::sync`] say so. Off the forwarding path's code: state
-    /// changes are a few packets per connection.
-    #[cold]
-    #[inline(never)]
-    fn sync_changed(&mut self, id: ConnId, after: State, now: u32) {
-        let Some(queues) = self.sync.as_ref().filter(|q| q.master.is_on()) else { return };
-        let c = self.director.conn(id);
-        let due = match c.proto {
-            Protocol::Tcp => after == State::Established || (c.is_synced() && !after.is_half_open()),
-            Protocol::Udp => !c.is_synced(),
-        };
-        if due {
-            queues.push(record_of(c, now), &self.counters.sync);
-            self.director.mark_synced(id);
-        }
+    /// Queues a record of each connection packets moved to where the sync
+    /// wants one ([`ConnTable::drain_sync_due`](crate::conn::table::ConnTable::drain_sync_due)),
+    /// while a master runs; with none running, notes them as synced all the
+    /// same, so their later changes follow if one starts.
+    fn sync_due(&mut self, now: u32) {
+        let master = self.sync.as_ref().filter(|q| q.master.is_on());
+        let counters = &self.counters.sync;
+        self.director.drain_sync_due(|c| {
+            let wanted = c.is_in_use()
+                && match c.proto {
+                    Protocol::Tcp => c.state() == State::Established || (c.is_synced() && !c.state().is_half_open()),
+                    Protocol::Udp => !c.is_synced(),
+                };
+            if wanted {
+                if let Some(queues) = master {
+                    queues.push(record_of(c, now), counters);
+                }
+                c.mark_synced();
+            }
+        });
     }
 
     /// Timers: expired connections, neighbours and waiting packets; ARP

@@ -2281,7 +2281,9 @@ mod sync {
         (w, io, daemon)
     }
 
-    fn records(daemon: &DaemonQueues) -> Vec<ConnRepr> {
+    /// What the worker queued by the end of its loop iteration at `now`.
+    fn records(w: &mut Worker<BufFrame>, daemon: &DaemonQueues, now: u32) -> Vec<ConnRepr> {
+        w.expire(now);
         daemon.from_workers[0].try_iter().collect()
     }
 
@@ -2297,12 +2299,12 @@ mod sync {
         let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1000, 0, flags::SYN, &[], &[]);
         master.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
         let (_, lport) = ip_src(&io.take_sent()[0].1);
-        assert!(records(&daemon).is_empty(), "SYN_RECV is never synced");
+        assert!(records(&mut master, &daemon, 1000).is_empty(), "SYN_RECV is never synced");
         let synack = tcp_frame((RS1, 8080), (LIP, lport), 5000, 1001, flags::SYN | flags::ACK, &[], &[]);
         master.process(on_wire(MAC_RS1, MAC_PORT1, &synack), 1, 1000, &mut io);
-        assert!(records(&daemon).is_empty());
+        assert!(records(&mut master, &daemon, 1000).is_empty());
         client(&mut master, &mut io, flags::ACK, &[], 1001);
-        let sent = records(&daemon);
+        let sent = records(&mut master, &daemon, 1001);
         assert_eq!(sent.len(), 1, "synced once it is established");
         let record = sent[0];
         assert_eq!((record.protocol, record.state, record.timeout_secs), (6, 1, 900));
@@ -2310,7 +2312,7 @@ mod sync {
         assert_eq!(record.real_server, std::net::SocketAddrV4::new(RS1, 8080));
         assert_eq!(record.fnat_local, Some(std::net::SocketAddrV4::new(LIP, lport)));
         client(&mut master, &mut io, flags::ACK | flags::PSH, b"more", 1002);
-        assert!(records(&daemon).is_empty(), "no state change, no record");
+        assert!(records(&mut master, &daemon, 1002).is_empty(), "no state change, no record");
         assert_eq!(master.counters().sync.queued.get(), 1);
 
         // The backup installs it; the real server is counted active once.
@@ -2343,7 +2345,7 @@ mod sync {
 
         // The master's FIN moves it on, synced; the old ESTABLISHED record is then stale.
         client(&mut master, &mut io, flags::FIN | flags::ACK, &[], 1003);
-        let fin = records(&daemon);
+        let fin = records(&mut master, &daemon, 1003);
         assert_eq!(fin.len(), 1);
         assert_eq!(fin[0].state, 7, "CLOSE_WAIT (IPVS names the state after the client's FIN so)");
         for r in [fin[0], record] {
@@ -2381,7 +2383,7 @@ mod sync {
         // Without a master running, the workers queue nothing.
         daemon.master.set(false);
         client(&mut master, &mut io, flags::RST, &[], 1004);
-        assert!(records(&daemon).is_empty());
+        assert!(records(&mut master, &daemon, 1004).is_empty());
     }
 
     #[test]
@@ -2391,11 +2393,11 @@ mod sync {
         let query = udp_frame((CLIENT, 5353), (VIP, 53), b"q", true);
         master.process(on_wire(MAC_CLIENT, MAC_PORT0, &query), 0, 1000, &mut io);
         master.process(on_wire(MAC_CLIENT, MAC_PORT0, &query), 0, 1000, &mut io);
-        assert!(records(&daemon).is_empty(), "no reply yet: maybe a one-way flow");
+        assert!(records(&mut master, &daemon, 1000).is_empty(), "no reply yet: maybe a one-way flow");
         let answer = udp_frame((RS1, 53), (CLIENT, 5353), b"a", true);
         master.process(on_wire(MAC_RS1, MAC_PORT1, &answer), 1, 1001, &mut io);
         master.process(on_wire(MAC_RS1, MAC_PORT1, &answer), 1, 1001, &mut io);
-        let sent = records(&daemon);
+        let sent = records(&mut master, &daemon, 1001);
         assert_eq!(sent.len(), 1, "the first reply syncs it, once");
         assert_eq!((sent[0].protocol, sent[0].state, sent[0].fnat_local), (17, 0, None));
         assert_eq!(sent[0].timeout_secs, 300);
@@ -2405,7 +2407,7 @@ mod sync {
         for now in 1290..1320 {
             master.expire(now);
         }
-        let refresh = records(&daemon);
+        let refresh = records(&mut master, &daemon, 1320);
         assert_eq!(refresh.len(), 1, "one refresh when the wheel re-files it");
         assert!((180..=200).contains(&refresh[0].timeout_secs), "{}", refresh[0].timeout_secs);
     }

@@ -45,7 +45,6 @@ impl<F: Frame> Worker<F> {
         // Everything but the state is fixed for the connection's life: read it once.
         let c = self.director.conn(id);
         let before = c.state();
-        let unsynced_udp_reply = dir == Direction::Out && c.proto == Protocol::Udp && !c.is_synced();
         let (ends, method) = (ends_of(c), c.method);
         if let Some(d) = c.dest() {
             // IPVS counts the IP length, before the rewrite changes it.
@@ -55,10 +54,7 @@ impl<F: Frame> Worker<F> {
                 Direction::Out => d.count_outbound(self.id, 1, bytes),
             }
         }
-        let after = self.director.on_packet(id, dir, meta.tcp_flags, at.now);
-        if after != before || unsynced_udp_reply {
-            self.sync_changed(id, after, at.now);
-        }
+        self.director.on_packet(id, dir, meta.tcp_flags, at.now);
 
         // Where the rewritten packet goes decides the MTU and the source of a tunnel.
         let to = ends.destination(dir);

@@ -1,0 +1,285 @@
+//! Connection sync (`--start-daemon master|backup`) with the active/backup
+//! pair of `pair.rs` and the real keepalived: established connections
+//! survive the master's crash.
+//!
+//! One pair carries three services at once, so one failover tests them all:
+//!
+//! - VIP:80, FNAT;
+//! - VIP:81, FNAT with the SYN proxy (`-j enable`: its sequence deltas travel
+//!   in the records);
+//! - VIP:82, NAT with persistence (`-p`: a new connection after the failover
+//!   goes to the server the client's template names).
+//!
+//! For the connections to live on, everything they are addressed to floats
+//! with the VIP in one VRRP instance: the VIP on gwk0, the FNAT local address
+//! 192.168.1.200 and the NAT servers' gateway 192.168.1.254 on gwk1. The
+//! directors sync on gwk1 (IPVS's group 224.0.0.81:8848), director 1 as
+//! master, director 2 as backup.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use gateway_e2e::pair::{Pair, PairOptions, VRID};
+use gateway_e2e::topology::{rip, KERNEL_CLIENT, KERNEL_SERVERS, VIP};
+use gateway_e2e::{run, wait_until, Daemon, Netns};
+
+const SYNCID: &str = "7";
+/// The FNAT services' local address, floating with the VIP.
+const LIP: &str = "192.168.1.200";
+/// The NAT servers' default gateway, floating with the VIP.
+const NAT_GATEWAY: &str = "192.168.1.254";
+/// A second client address, whose connection before the failover makes
+/// persistence observable (see `persistence_holds`).
+const CLIENT2: &str = "10.0.0.2";
+/// Each download's size and rate: long enough to straddle the failover.
+const BLOB_MB: u64 = 100;
+const RATE: &str = "6M";
+
+/// The same services on both directors.
+fn services(_n: u8) -> Vec<String> {
+    let mut rules = Vec::new();
+    for (port, options) in [(80, "-s rr"), (81, "-s rr -j enable")] {
+        rules.push(format!("-A -t {VIP}:{port} {options}"));
+        rules.push(format!("-P -t {VIP}:{port} -z {LIP} -F servers"));
+        rules.extend((0..2).map(|i| format!("-a -t {VIP}:{port} -r {}:8080 -b", rip(i))));
+    }
+    rules.push(format!("-A -t {VIP}:82 -s rr -p 300"));
+    rules.extend((0..2).map(|i| format!("-a -t {VIP}:82 -r {}:8080 -m", rip(i))));
+    rules
+}
+
+/// keepalived.conf of director `n`: one instance, everything the
+/// connections are addressed to floating in it.
+fn keepalived_conf(n: u8, state: &str, priority: u8) -> String {
+    format!(
+        "global_defs {{\n    router_id director{n}\n}}\n\
+         vrrp_instance gateway {{\n    state {state}\n    interface {KERNEL_CLIENT}\n    \
+         virtual_router_id {VRID}\n    priority {priority}\n    advert_int 1\n    \
+         virtual_ipaddress {{\n        {VIP}/32 dev {KERNEL_CLIENT}\n        \
+         {LIP}/32 dev {KERNEL_SERVERS}\n        {NAT_GATEWAY}/24 dev {KERNEL_SERVERS}\n    }}\n}}\n"
+    )
+}
+
+/// The TCP counters of a namespace's stack (`/proc/net/snmp`): (EstabResets, OutRsts).
+fn resets(ns: &Netns) -> (u64, u64) {
+    let out = ns.output("cat", &["/proc/net/snmp"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next().expect("Tcp: names"), tcp.next().expect("Tcp: values"));
+    let field = |name: &str| -> u64 {
+        let i = names.split_whitespace().position(|n| n == name).unwrap_or_else(|| panic!("no {name}"));
+        values.split_whitespace().nth(i).and_then(|v| v.parse().ok()).expect("a number")
+    };
+    (field("EstabResets"), field("OutRsts"))
+}
+
+/// The ESTABLISHED rows of `gwctl -Lnc` as (protocol, source, virtual, destination).
+fn established(listing: &str) -> Vec<(String, String, String, String)> {
+    let mut rows: Vec<_> = listing
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.as_slice() {
+                [pro, _expire, "ESTABLISHED", src, vip, dst] => {
+                    Some((pro.to_string(), src.to_string(), vip.to_string(), dst.to_string()))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn sha256(path: &Path) -> String {
+    let out = run("sha256sum", &[path.to_str().unwrap()]);
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_owned()
+}
+
+/// A client holding one HTTP keep-alive connection to VIP:80: it asks
+/// `/who`, waits until `go` exists, asks again on the same connection, and
+/// prints both answers.
+const KEEPALIVE_CLIENT: &str = r#"
+import os, socket, sys, time
+s = socket.create_connection((sys.argv[1], 80), timeout=30)
+def who():
+    s.sendall(b"GET /who HTTP/1.1\r\nHost: gw\r\n\r\n")
+    data = b""
+    while not (b"\r\n\r\n" in data and data.split(b"\r\n\r\n", 1)[1].endswith(b"\n")):
+        chunk = s.recv(4096)
+        if not chunk:
+            sys.exit("the connection closed")
+        data += chunk
+    return data.split(b"\r\n\r\n", 1)[1].decode().strip()
+print("first", who(), flush=True)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.1)
+print("second", who(), flush=True)
+"#;
+
+/// Sends each payload (hex) to the sync group from `ns`, out of `ifname`'s address `src`.
+fn send_to_group(ns: &Netns, src: &str, payloads: &[String]) {
+    let script = format!(
+        "import socket, sys\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton('{src}'))\n\
+         s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)\n\
+         for h in sys.argv[1:]:\n    s.sendto(bytes.fromhex(h), ('224.0.0.81', 8848))\n"
+    );
+    let mut args = vec!["-c", script.as_str()];
+    args.extend(payloads.iter().map(String::as_str));
+    let out = ns.output("python3", &args);
+    assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn established_connections_survive_the_masters_crash() {
+    let mut pair = Pair::start("syn", PairOptions { servers: 2, services, extra_config: String::new() });
+    let nginx = pair.nginx(&[rip(0), rip(1)], true);
+    let blob = pair.www().join("blob");
+    run("sh", &["-c", &format!("head -c {BLOB_MB}M /dev/urandom > {}", blob.display())]);
+    pair.servers.ip(&["route", "add", "default", "via", NAT_GATEWAY]);
+    pair.client.ip(&["addr", "add", &format!("{CLIENT2}/24"), "dev", &pair.client_bridge.clone()]);
+    pair.start_keepalived(1, &keepalived_conf(1, "MASTER", 150));
+    pair.start_keepalived(2, &keepalived_conf(2, "BACKUP", 100));
+    assert!(
+        wait_until(Duration::from_secs(10), || pair.vip_carriers() == [1]
+            && pair.director(1).carries(KERNEL_SERVERS, LIP)),
+        "director 1 did not become master:\n{}",
+        pair.director(1).keepalived_log()
+    );
+    pair.director(1).gwctl(&["--start-daemon", "master", "--mcast-interface", KERNEL_SERVERS, "--syncid", SYNCID]);
+    pair.director(2).gwctl(&["--start-daemon", "backup", "--mcast-interface", KERNEL_SERVERS, "--syncid", SYNCID]);
+    assert_eq!(
+        pair.director(1).gwctl(&["-L", "--daemon"]),
+        format!("master sync daemon (mcast={KERNEL_SERVERS}, syncid={SYNCID})\n")
+    );
+    assert_eq!(
+        pair.director(2).gwctl(&["-L", "--daemon"]),
+        format!("backup sync daemon (mcast={KERNEL_SERVERS}, syncid={SYNCID})\n")
+    );
+    let capture_file = pair.dir().join("sync.pcap");
+    let capture = pair.servers.capture("sync-capture", &pair.servers_bridge.clone(), "udp port 8848", &capture_file);
+
+    // Persistence: CLIENT2 first (rr gives it the first server), then the
+    // client's template names the second.
+    let who = |pair: &Pair, port: u16, from: &str| -> String {
+        let out = pair
+            .client
+            .output("curl", &["-sS", "--max-time", "5", "--interface", from, &format!("http://{VIP}:{port}/who")]);
+        assert!(out.status.success(), "curl {VIP}:{port} from {from}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(who(&pair, 82, CLIENT2), "rs1");
+    let persistent = who(&pair, 82, "10.0.0.1");
+    assert_eq!(persistent, "rs2", "rr moved on for the other client");
+
+    let resets_before = resets(&pair.servers);
+    let go = pair.dir().join("go");
+    let mut keepalive = pair.client.spawn("keepalive", "python3", &["-c", KEEPALIVE_CLIENT, VIP, go.to_str().unwrap()]);
+    assert!(
+        wait_until(Duration::from_secs(10), || keepalive.log().contains("first rs")),
+        "the keep-alive client's first answer:\n{}",
+        keepalive.log()
+    );
+    let downloads: Vec<(u16, std::path::PathBuf, Daemon)> = [80u16, 81, 82]
+        .into_iter()
+        .map(|port| {
+            let got = pair.dir().join(format!("got{port}"));
+            let curl = pair.client.spawn(
+                &format!("download-{port}"),
+                "curl",
+                &[
+                    "-sS",
+                    "--limit-rate",
+                    RATE,
+                    "--max-time",
+                    "90",
+                    "-o",
+                    got.to_str().unwrap(),
+                    &format!("http://{VIP}:{port}/blob"),
+                ],
+            );
+            (port, got, curl)
+        })
+        .collect();
+
+    // The backup lists the master's established connections, with the same servers.
+    let (d1, d2) = (pair.director(1), pair.director(2));
+    let mut listed = (Vec::new(), Vec::new());
+    let agree = wait_until(Duration::from_secs(10), || {
+        listed = (established(&d1.gwctl(&["-Lnc"])), established(&d2.gwctl(&["-Lnc"])));
+        listed.0.len() >= 4 && listed.0 == listed.1
+    });
+    assert!(agree, "the backup's connections {:?}\nthe master's {:?}", listed.1, listed.0);
+    for port in [80, 81, 82] {
+        assert!(listed.1.iter().any(|(_, _, v, _)| *v == format!("{VIP}:{port}")), "{port}: {:?}", listed.1);
+    }
+
+    // Bad input into the group changes nothing: garbage, a truncated
+    // header, a good header with another syncid, and the master's own
+    // datagrams replayed (the short connections' ESTABLISHED records are
+    // older than the states the backup holds for them now).
+    std::thread::sleep(Duration::from_secs(1));
+    let datagrams: Vec<String> = capture
+        .frames()
+        .iter()
+        .filter(|f| f.len() > 42)
+        .map(|f| f[42..].iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    assert!(!datagrams.is_empty(), "the capture holds the master's datagrams");
+    let before = d2.gwctl(&["-Lnc"]);
+    let stats_before = d2.gwctl(&["sync"]);
+    let wrong_syncid = format!("00{:02x}{}", 8u8, &datagrams[0][4..]);
+    let mut bad = vec!["deadbeef".repeat(10), "0007".to_owned(), wrong_syncid];
+    bad.extend(datagrams.iter().cloned());
+    send_to_group(&pair.servers, &rip(0), &bad);
+    std::thread::sleep(Duration::from_secs(1));
+    let stats_after = d2.gwctl(&["sync"]);
+    eprintln!("backup's sync counters before the bad input:\n{stats_before}\nafter:\n{stats_after}");
+    let count = |text: &str, name: &str| -> u64 {
+        text.lines().filter_map(|l| l.trim().strip_prefix(name)?.split_whitespace().next()?.parse::<u64>().ok()).sum()
+    };
+    for name in ["malformed", "syncid mismatch", "stale"] {
+        assert!(count(&stats_after, name) > count(&stats_before, name), "{name} counted:\n{stats_after}");
+    }
+    let after = d2.gwctl(&["-Lnc"]);
+    assert_eq!(established(&after), established(&before), "nothing revived or added");
+
+    // The master crashes mid-transfer.
+    let done_before: Vec<u64> =
+        downloads.iter().map(|(_, got, _)| std::fs::metadata(got).map_or(0, |m| m.len())).collect();
+    assert!(
+        done_before.iter().all(|&n| n < BLOB_MB << 20),
+        "the downloads were still running at the failover: {done_before:?}"
+    );
+    let killed = Instant::now();
+    pair.kill_gatewayd(1);
+    assert!(
+        wait_until(Duration::from_secs(10), || pair.vip_carriers() == [2]),
+        "director 2 did not take over:\n{}",
+        pair.director(2).keepalived_log()
+    );
+    let took_over = killed.elapsed();
+    std::fs::write(&go, b"").unwrap();
+
+    // The downloads complete, intact; the keep-alive connection answers again.
+    let want = sha256(&blob);
+    for (port, got, mut curl) in downloads {
+        let status = curl.wait(Duration::from_secs(90)).expect("the download ends");
+        assert!(status.success(), "download from {VIP}:{port}: {status}\n{}", curl.log());
+        assert_eq!(std::fs::metadata(&got).map_or(0, |m| m.len()), BLOB_MB << 20, "{port}: length");
+        assert_eq!(sha256(&got), want, "{port}: the download arrives intact");
+        let _ = std::fs::remove_file(&got);
+    }
+    let status = keepalive.wait(Duration::from_secs(30)).expect("the keep-alive client ends");
+    assert!(status.success() && keepalive.log().contains("second rs"), "keep-alive:\n{}", keepalive.log());
+    let served = pair.director(2).stats();
+    eprintln!("the backup took over {took_over:?} after the kill; its counters:\n{}", served.0);
+
+    // Persistence held: the client's new connection goes to its server.
+    assert_eq!(who(&pair, 82, "10.0.0.1"), persistent, "the client's template came with its connection");
+    assert_eq!(resets(&pair.servers), resets_before, "the real servers saw no reset (EstabResets, OutRsts)");
+    drop(nginx);
+    let _ = std::fs::remove_file(&blob);
+}
