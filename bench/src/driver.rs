@@ -92,8 +92,16 @@ impl Method {
 pub enum Target {
     /// `l2fwd --pair`: rx -> tx, no processing.
     Forwarder,
-    /// `gatewayd --config` with one TCP service on the VIP.
-    Gateway { method: Method, scheduler: String, synproxy: bool },
+    /// `gatewayd --config` with one TCP service on the VIP; `sync`: with a
+    /// connection-sync master running (`--start-daemon master`), its
+    /// datagrams going to a dummy interface of the run's own.
+    Gateway {
+        method: Method,
+        scheduler: String,
+        synproxy: bool,
+        #[serde(default)]
+        sync: bool,
+    },
     /// The kernel peer: Linux's own NAT (nftables DNAT + SNAT, conntrack) in
     /// a router namespace between two veth pairs; the generator on
     /// `net_af_xdp` on the far ends.
@@ -106,15 +114,23 @@ pub enum Target {
 
 impl Target {
     pub fn gateway(method: Method, scheduler: &str) -> Target {
-        Target::Gateway { method, scheduler: scheduler.into(), synproxy: false }
+        Target::Gateway { method, scheduler: scheduler.into(), synproxy: false, sync: false }
+    }
+
+    /// [`Target::gateway`] with a connection-sync master running.
+    pub fn gateway_syncing(method: Method, scheduler: &str) -> Target {
+        Target::Gateway { method, scheduler: scheduler.into(), synproxy: false, sync: true }
     }
 
     pub fn label(&self) -> String {
         match self {
             Target::Forwarder => "forwarder".into(),
-            Target::Gateway { method, scheduler, synproxy } => {
-                format!("{} {scheduler}{}", method.name().to_uppercase(), if *synproxy { " synproxy" } else { "" })
-            }
+            Target::Gateway { method, scheduler, synproxy, sync } => format!(
+                "{} {scheduler}{}{}",
+                method.name().to_uppercase(),
+                if *synproxy { " synproxy" } else { "" },
+                if *sync { " sync" } else { "" }
+            ),
             Target::KernelNat => "kernel nftables".into(),
             Target::GatewayXdp => "FNAT rr af_xdp".into(),
             Target::ForwarderXdp => "forwarder af_xdp".into(),
@@ -242,6 +258,30 @@ pub fn gwctl_commands(method: Method, scheduler: &str, synproxy: bool, lips: u8)
         );
     }
     cmds
+}
+
+/// A dummy interface for a sync master's datagrams: multicast on, an address
+/// from the benchmarking range (RFC 2544) for their source; they go nowhere.
+/// Removed when dropped.
+struct SyncLink {
+    name: String,
+}
+
+impl SyncLink {
+    fn create(name: &str) -> Result<SyncLink, String> {
+        let _ = Command::new("ip").args(["link", "del", name]).output();
+        sh(&["ip", "link", "add", name, "type", "dummy"])?;
+        let link = SyncLink { name: name.to_owned() };
+        sh(&["ip", "link", "set", name, "multicast", "on", "up"])?;
+        sh(&["ip", "addr", "add", "198.18.77.1/32", "dev", name])?;
+        Ok(link)
+    }
+}
+
+impl Drop for SyncLink {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.name]).output();
+    }
 }
 
 /// Runs a command, failing with its output.
@@ -681,10 +721,20 @@ impl Env {
                 return Err(format!("{} did not start:\n{}", dut.name, dut.log_text()));
             }
         }
+        let sync_link = match target {
+            Target::Gateway { sync: true, .. } => {
+                Some(SyncLink::create(&format!("gwbs{}", std::process::id() % 100_000))?)
+            }
+            _ => None,
+        };
         match target {
-            Target::Gateway { method, scheduler, synproxy } => {
+            Target::Gateway { method, scheduler, synproxy, .. } => {
                 for args in gwctl_commands(*method, scheduler, *synproxy, self.lips) {
                     self.gwctl(&socket, &args)?;
+                }
+                if let Some(link) = &sync_link {
+                    let start = ["--start-daemon", "master", "--mcast-interface", &link.name, "--syncid", "1"];
+                    self.gwctl(&socket, &start.map(String::from))?;
                 }
             }
             Target::GatewayXdp => {

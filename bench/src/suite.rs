@@ -171,12 +171,14 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
         let two = load(o, "established", o.flows, false);
         let one = load(o, "established", o.flows, true);
         let fnat = Target::gateway(Method::Fnat, "rr");
+        let fnat_sync = Target::gateway_syncing(Method::Fnat, "rr");
         let nat = Target::gateway(Method::Nat, "rr");
         let dr = Target::gateway(Method::Dr, "rr");
         let tun = Target::gateway(Method::Tun, "rr");
         let pairs = [
             (fwd.clone(), two.clone()),
             (fnat.clone(), two.clone()),
+            (fnat_sync.clone(), two.clone()),
             (nat.clone(), two.clone()),
             (fwd.clone(), one.clone()),
             (dr.clone(), one.clone()),
@@ -186,6 +188,7 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
         let f = "1 established";
         specs.push(spec(f, &fwd, &two, None, "reference: rx->tx, both ways"));
         specs.push(spec(f, &fnat, &two, Some((&fwd, &two)), "answers/s; the gateway forwards 2 packets per answer"));
+        specs.push(spec(f, &fnat_sync, &two, Some((&fwd, &two)), "the same with a connection-sync master running"));
         specs.push(spec(f, &nat, &two, Some((&fwd, &two)), "answers/s; 2 packets per answer"));
         specs.push(spec(f, &fwd, &one, None, "reference: rx->tx, one way"));
         specs.push(spec(f, &dr, &one, Some((&fwd, &one)), "one way: replies bypass the director"));
@@ -196,16 +199,23 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
         eprintln!("figure 2: new connections, up to {} per run, {} rounds", o.connect_flows, o.rounds);
         let l = load(o, "connect", o.connect_flows, false);
         let wlc = Target::gateway(Method::Fnat, "wlc");
+        let wlc_sync = Target::gateway_syncing(Method::Fnat, "wlc");
         let mh = Target::gateway(Method::Fnat, "mh");
         rounds(
             env,
-            &[(fwd.clone(), l.clone()), (wlc.clone(), l.clone()), (mh.clone(), l.clone())],
+            &[
+                (fwd.clone(), l.clone()),
+                (wlc.clone(), l.clone()),
+                (wlc_sync.clone(), l.clone()),
+                (mh.clone(), l.clone()),
+            ],
             o.rounds,
             &mut runs,
         );
         let f = "2 new connections";
         specs.push(spec(f, &fwd, &l, None, "reference: SYN, SYN-ACK, ACK through rx->tx"));
         specs.push(spec(f, &wlc, &l, Some((&fwd, &l)), "handshakes/s (SYN, SYN-ACK, ACK through the gateway)"));
+        specs.push(spec(f, &wlc_sync, &l, Some((&fwd, &l)), "the same with a connection-sync master: a record each"));
         specs.push(spec(f, &mh, &l, Some((&fwd, &l)), "handshakes/s"));
     }
 
@@ -213,7 +223,7 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
     if want("synflood") {
         eprintln!("SYN flood: spoofed sources, {} rounds", o.rounds);
         let l = load(o, "synflood", o.connect_flows, false);
-        let proxied = Target::Gateway { method: Method::Fnat, scheduler: "rr".into(), synproxy: true };
+        let proxied = Target::Gateway { method: Method::Fnat, scheduler: "rr".into(), synproxy: true, sync: false };
         // Is the SYN proxy there? gwctl must accept -j and the servers must
         // see no SYN (the gateway answers them itself).
         let probe = env.run(&proxied, &load(o, "synflood", 1000, false), 0);
