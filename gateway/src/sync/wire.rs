@@ -36,12 +36,14 @@
 //! | `2`, `3` | IPVS | any   | `PE_DATA`, `PE_NAME`: a persistence engine's data (SIP); not supported, the record is skipped |
 //! | `0x20` | ours  | 6      | `FNAT_LOCAL`: the local address (4 bytes) and local port (u16) the director talks to the real server from |
 //! | `0x21` | ours  | 8      | `SYNPROXY`: the SYN proxy's sequence delta and timestamp delta (u32 each), as the connection entry holds them |
+//! | `0x62` | ours  | 8      | `STAMP` (optional bit set), on a datagram's first record only: the sender's run (u32, the time it started, in seconds) and the datagram's number in that run (u32): a backup drops a datagram it has seen (a replay) or one of an earlier run |
 //!
 //! Why 0x20 and 0x21: IPVS numbers its options upwards from 1 (1 to 3 are taken; 7 is the bit
 //! index of the 0x40 flag), so 0x20 leaves room for whatever IPVS adds next while staying
 //! below 0x40. The 0x40 bit is left clear on purpose: an FNAT or SYN-proxied connection cannot
 //! be carried without these options (no local address to rewrite to; sequence numbers off by
-//! the delta), so a kernel backup must skip such a record, not install half of it.
+//! the delta), so a kernel backup must skip such a record, not install half of it. `STAMP`
+//! is 0x22 with the 0x40 bit set: a kernel backup skips it and installs the record.
 //!
 //! The views ([`Header`], [`ConnRecord`]) follow [`crate::wire`]: field offsets in one `field`
 //! module, `new_checked` checks every length a getter relies on. [`parse`] walks a received
@@ -94,6 +96,10 @@ mod field {
         pub const SEQ_DELTA: usize = 0;
         pub const TS_DELTA: usize = 4;
     }
+    pub mod stamp {
+        pub const RUN: usize = 0;
+        pub const NUMBER: usize = 4;
+    }
 }
 
 /// Length of the datagram header.
@@ -122,12 +128,14 @@ pub mod option {
     pub const PE_NAME: u8 = 3;
     pub const FNAT_LOCAL: u8 = 0x20;
     pub const SYNPROXY: u8 = 0x21;
+    pub const STAMP: u8 = 0x22 | OPTIONAL;
     /// Set on an option a receiver that does not know it may skip (`IPVS_OPT_F_PARAM`).
     pub const OPTIONAL: u8 = 0x40;
 
     pub const SEQ_DATA_LEN: usize = 24;
     pub const FNAT_LOCAL_LEN: usize = 6;
     pub const SYNPROXY_LEN: usize = 8;
+    pub const STAMP_LEN: usize = 8;
 }
 
 /// The `flags` bits a record carries, as `include/uapi/linux/ip_vs.h` defines them.
@@ -591,6 +599,34 @@ pub struct SynProxyDeltas {
     pub ts_delta: u32,
 }
 
+/// Our `STAMP` option: which run of the sender sent a datagram, and its number in that run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// The sender's start, in seconds since the Unix epoch: a later run has a larger one.
+    pub run: u32,
+    /// Counts the run's datagrams from 0, wrapping.
+    pub number: u32,
+}
+
+impl Stamp {
+    /// Whether a datagram stamped `self` comes after one stamped `last` from the same
+    /// sender: a later run, or a later number in the same run (numbers compare with
+    /// wrapping, as TCP sequence numbers do).
+    pub fn follows(self, last: Stamp) -> bool {
+        self.run > last.run || (self.run == last.run && (self.number.wrapping_sub(last.number) as i32) > 0)
+    }
+}
+
+/// The stamp of a received datagram (on its first record), if it has one. Only for a
+/// datagram [`parse`] accepted; anything unreadable reads as no stamp.
+pub fn stamp_of(datagram: &[u8]) -> Option<Stamp> {
+    let record = ConnRecord::new_checked(datagram.get(HEADER_LEN..)?).ok()?;
+    record.options().filter_map(Result::ok).find_map(|(kind, data)| {
+        (kind == option::STAMP && data.len() == option::STAMP_LEN)
+            .then(|| Stamp { run: be32(data, field::stamp::RUN), number: be32(data, field::stamp::NUMBER) })
+    })
+}
+
 /// An IPv4 connection record as values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnRepr {
@@ -783,6 +819,8 @@ pub struct DatagramWriter<'a> {
     syncid: u8,
     len: usize,
     nr_conns: u8,
+    /// Written on the first record.
+    stamp: Option<Stamp>,
 }
 
 impl<'a> DatagramWriter<'a> {
@@ -791,7 +829,14 @@ impl<'a> DatagramWriter<'a> {
         if buffer.len() < HEADER_LEN {
             return Err(EmitError::NoRoom { needed: HEADER_LEN, left: buffer.len() });
         }
-        Ok(DatagramWriter { buffer, syncid, len: HEADER_LEN, nr_conns: 0 })
+        Ok(DatagramWriter { buffer, syncid, len: HEADER_LEN, nr_conns: 0, stamp: None })
+    }
+
+    /// Stamps the datagram (see [`Stamp`]); call before the first [`DatagramWriter::push`].
+    pub fn stamped(mut self, stamp: Stamp) -> Self {
+        debug_assert_eq!(self.nr_conns, 0, "the stamp rides on the first record");
+        self.stamp = Some(stamp);
+        self
     }
 
     /// Appends a record (after the padding the previous one needs); on error the datagram is
@@ -801,14 +846,26 @@ impl<'a> DatagramWriter<'a> {
             return Err(EmitError::TooManyRecords);
         }
         let start = padded(self.len);
-        let needed = start - self.len + conn.record_len();
+        let stamp = self.stamp.filter(|_| self.nr_conns == 0);
+        let stamp_len = if stamp.is_some() { OPTION_HEADER_LEN + option::STAMP_LEN } else { 0 };
+        let record_len = conn.record_len() + stamp_len;
+        let needed = start - self.len + record_len;
         let left = self.buffer.len().min(MAX_DATAGRAM_LEN) - self.len;
         if needed > left {
             return Err(EmitError::NoRoom { needed, left });
         }
         self.buffer[self.len..start].fill(0);
-        conn.emit(&mut ConnRecord::new_unchecked(&mut self.buffer[start..start + conn.record_len()]));
-        self.len = start + conn.record_len();
+        let mut record = ConnRecord::new_unchecked(&mut self.buffer[start..start + record_len]);
+        conn.emit(&mut record);
+        if let Some(stamp) = stamp {
+            // At most 36 + 26 + 8 + 10 + 10 bytes: still fits the 12-bit size.
+            record.set_v4_size(record_len as u16);
+            let mut at = conn.record_len();
+            let data = start_option(record.buffer.as_mut(), &mut at, option::STAMP, option::STAMP_LEN);
+            put32(data, field::stamp::RUN, stamp.run);
+            put32(data, field::stamp::NUMBER, stamp.number);
+        }
+        self.len = start + record_len;
         self.nr_conns += 1;
         Ok(())
     }
@@ -945,6 +1002,39 @@ mod tests {
         assert_eq!(record, OPTIONS_RECORD);
         let parsed = ConnRepr::parse(&ConnRecord::new_checked(&OPTIONS_RECORD[..]).unwrap()).unwrap();
         assert_eq!(parsed, options_conn());
+    }
+
+    #[test]
+    fn a_stamp_rides_on_the_first_record_and_leaves_the_records_as_they_were() {
+        let mut buf = vec![0xaa; 1500];
+        let stamp = Stamp { run: 0x6750_0000, number: 7 };
+        let mut writer = DatagramWriter::new(&mut buf, 5).unwrap().stamped(stamp);
+        writer.push(&plain_conn()).unwrap();
+        writer.push(&plain_conn()).unwrap();
+        let len = writer.finish();
+        let datagram = &buf[..len];
+        // 8 + (36 + 10, padded to 48) + 36.
+        assert_eq!(len, 92);
+        let first = &datagram[HEADER_LEN..HEADER_LEN + 46];
+        assert_eq!(&first[2..4], &[0x00, 46], "ver_size counts the stamp");
+        assert_eq!(&first[36..], &[0x62, 8, 0x67, 0x50, 0, 0, 0, 0, 0, 7], "type, length, run, number");
+        let (h, records) = read(datagram).unwrap();
+        assert_eq!(h.nr_conns, 2);
+        assert_eq!(records, vec![Ok(plain_conn()), Ok(plain_conn())], "a receiver that does not know it skips it");
+        assert_eq!(stamp_of(datagram), Some(stamp));
+        assert_eq!(stamp_of(&ONE_RECORD), None, "unstamped (a kernel IPVS master's)");
+        assert_eq!(stamp_of(&ONE_RECORD[..20]), None, "unreadable reads as unstamped");
+    }
+
+    #[test]
+    fn a_stamp_follows_another_of_an_earlier_run_or_an_earlier_number() {
+        let at = |run, number| Stamp { run, number };
+        assert!(at(10, 5).follows(at(10, 4)));
+        assert!(!at(10, 4).follows(at(10, 4)), "the same datagram again: a replay");
+        assert!(!at(10, 3).follows(at(10, 4)));
+        assert!(at(11, 0).follows(at(10, 4)), "the sender restarted");
+        assert!(!at(9, 1000).follows(at(10, 4)), "an earlier run");
+        assert!(at(10, 2).follows(at(10, u32::MAX - 1)), "numbers wrap");
     }
 
     #[test]
