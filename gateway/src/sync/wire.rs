@@ -861,7 +861,7 @@ impl<'a> DatagramWriter<'a> {
             // At most 36 + 26 + 8 + 10 + 10 bytes: still fits the 12-bit size.
             record.set_v4_size(record_len as u16);
             let mut at = conn.record_len();
-            let data = start_option(record.buffer.as_mut(), &mut at, option::STAMP, option::STAMP_LEN);
+            let data = start_option(record.buffer, &mut at, option::STAMP, option::STAMP_LEN);
             put32(data, field::stamp::RUN, stamp.run);
             put32(data, field::stamp::NUMBER, stamp.number);
         }
