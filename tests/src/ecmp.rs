@@ -50,10 +50,16 @@ pub const CLIENTS_NET: &str = "172.16.0.0/24";
 /// The router's AS and the directors' (one AS for all directors).
 pub const ROUTER_AS: u32 = 65000;
 pub const DIRECTORS_AS: u32 = 65001;
-/// BGP timers of every session: a director that dies silently is dropped
-/// by the router this long after its last keepalive (BIRD's least hold time).
+/// BGP timers of every session: without BFD, a director that dies silently
+/// would be dropped by the router this long after its last keepalive
+/// (BIRD's least hold time).
 pub const HOLD_TIME: Duration = Duration::from_secs(3);
 pub const KEEPALIVE_TIME: Duration = Duration::from_secs(1);
+/// BFD on every session (BIRD's `protocol bfd`, `bfd on`): a packet each
+/// way every [`BFD_INTERVAL`], a peer silent for [`BFD_MULTIPLIER`] of them
+/// is down, and its BGP session with it.
+pub const BFD_INTERVAL: Duration = Duration::from_millis(100);
+pub const BFD_MULTIPLIER: u32 = 5;
 /// Real servers.
 pub const SERVERS: usize = 3;
 
@@ -103,8 +109,10 @@ pub fn router_bird_conf() -> String {
          log stderr all;\n\
          protocol device {{\n    scan time 10;\n}}\n\
          protocol kernel {{\n    ipv4 {{ import none; export all; }};\n    merge paths on;\n}}\n\
+         {}\
          template bgp directors {{\n    local {ROUTER} as {ROUTER_AS};\n{}    \
          ipv4 {{ import all; export none; }};\n}}\n{sessions}",
+        bfd(),
         timers()
     )
 }
@@ -118,20 +126,31 @@ pub fn director_bird_conf(n: u8) -> String {
          log stderr all;\n\
          protocol device {{\n    scan time 10;\n}}\n\
          protocol direct vips {{\n    ipv4;\n    interface \"gwk0\";\n}}\n\
+         {}\
          protocol bgp uplink {{\n    local {me} as {DIRECTORS_AS};\n    neighbor {ROUTER} as {ROUTER_AS};\n{}    \
          ipv4 {{ import none; export where source = RTS_DEVICE && net.len = 32; }};\n}}\n",
+        bfd(),
         timers()
     )
 }
 
-/// The BGP timers of every session (inside a `protocol bgp` block): short
-/// hold and keepalive, and a quick retry after a failure (BIRD waits a
-/// minute by default).
+/// The BGP timers of every session (inside a `protocol bgp` block): BFD,
+/// short hold and keepalive, and a quick retry after a failure (BIRD waits
+/// a minute by default).
 fn timers() -> String {
     format!(
-        "    hold time {};\n    keepalive time {};\n    connect retry time 1;\n    error wait time 1, 2;\n",
+        "    bfd on;\n    hold time {};\n    keepalive time {};\n    connect retry time 1;\n    error wait time 1, 2;\n",
         HOLD_TIME.as_secs(),
         KEEPALIVE_TIME.as_secs()
+    )
+}
+
+/// The `protocol bfd` block of every BIRD.
+fn bfd() -> String {
+    let ms = BFD_INTERVAL.as_millis();
+    format!(
+        "protocol bfd {{\n    interface \"*\" {{\n        min rx interval {ms} ms;\n        min tx interval {ms} ms;\n        \
+         multiplier {BFD_MULTIPLIER};\n    }};\n}}\n"
     )
 }
 
@@ -312,7 +331,20 @@ impl Ecmp {
         for vip in [VIP_DR, VIP_NAT] {
             ecmp.wait_next_hops(vip, &[1, 2], Duration::from_secs(20));
         }
+        assert!(
+            wait_until(Duration::from_secs(10), || ecmp.bfd_sessions_up() == 2),
+            "the router's BFD sessions with both directors come up:\n{}\n{}",
+            ecmp.birdc("router", &["show", "bfd", "sessions"]),
+            ecmp.bird_logs()
+        );
         ecmp
+    }
+
+    /// The router's BFD sessions that are up.
+    pub fn bfd_sessions_up(&self) -> usize {
+        let sessions = self.birdc("router", &["show", "bfd", "sessions"]);
+        // "10.0.0.251      gwt123ecmcb   Up        22:40:01.123    0.100    0.500"
+        sessions.lines().filter(|l| l.split_whitespace().nth(2) == Some("Up")).count()
     }
 
     /// On every real server: HTTP on port 80 (python's http.server: one
@@ -383,12 +415,18 @@ impl Ecmp {
         self.birds.push((who.to_owned(), bird));
     }
 
+    /// `birdc ARGS` of `who`'s BIRD: its output.
+    pub fn birdc(&self, who: &str, args: &[&str]) -> String {
+        let Some((_, bird)) = self.birds.iter().find(|(w, _)| w == who) else { return format!("no BIRD {who}") };
+        let mut all = vec!["-s", bird.socket.to_str().unwrap_or_default()];
+        all.extend_from_slice(args);
+        let out = self.ns_of(who).output("birdc", &all);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// `birdc show protocols` of `who` (for failure messages).
     pub fn bird_protocols(&self, who: &str) -> String {
-        let Some((_, bird)) = self.birds.iter().find(|(w, _)| w == who) else { return format!("no BIRD {who}") };
-        let out =
-            self.ns_of(who).output("birdc", &["-s", bird.socket.to_str().unwrap_or_default(), "show", "protocols"]);
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.birdc(who, &["show", "protocols"])
     }
 
     /// Every BIRD's log (for failure messages).

@@ -7,7 +7,8 @@
 //!   that VIP (the router keeps the other director only), and announces it
 //!   again when one is back;
 //! - a director killed (SIGKILL of gatewayd: its kernel interface and the
-//!   BGP session go) is dropped by the router within the hold time, while
+//!   BGP session go) is dropped by the router within BFD's detection time
+//!   (0.5 s; the BGP hold time, 3 s, is the backstop), while
 //!   long-lived UDP flows and new connections carry on through the other
 //!   director to the same real servers: the same client tuple gets the same
 //!   server through either director. The failover time and the share of flows
@@ -24,7 +25,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gateway_e2e::ecmp::{
-    client_addr, rip, Ecmp, HOLD_TIME, KEEPALIVE_TIME, SESSIONS_CLIENT, UDP_PORT, VIP_DR, VIP_NAT,
+    client_addr, rip, Ecmp, BFD_INTERVAL, BFD_MULTIPLIER, HOLD_TIME, KEEPALIVE_TIME, SESSIONS_CLIENT, UDP_PORT, VIP_DR,
+    VIP_NAT,
 };
 
 /// TCP and UDP flows per VIP: 4 client addresses, 12 source ports each.
@@ -141,16 +143,20 @@ fn two_directors_behind_an_ecmp_router_share_flows_and_keep_their_servers_when_o
         ecmp.pair.kill_gatewayd(1);
         let mut took = Duration::ZERO;
         for vip in [VIP_DR, VIP_NAT] {
-            took = took.max(ecmp.wait_next_hops(vip, &[2], HOLD_TIME + KEEPALIVE_TIME + Duration::from_secs(2)));
+            took = took.max(ecmp.wait_next_hops(vip, &[2], HOLD_TIME + KEEPALIVE_TIME));
         }
         (prober.join().expect("the sessions' thread"), killed_at, took)
     });
     assert!(prober.status.success(), "sessions' client: {}", String::from_utf8_lossy(&prober.stderr));
+    let detection = BFD_INTERVAL * BFD_MULTIPLIER;
     eprintln!(
-        "director 1 killed: the router withdrew its routes {:.2} s later (hold time {} s)",
+        "director 1 killed: the router withdrew its routes {:.2} s later (BFD detection {:.1} s, BGP hold time {} s)",
         withdrawn_after.as_secs_f64(),
+        detection.as_secs_f64(),
         HOLD_TIME.as_secs()
     );
+    // BFD's, not the hold timer's (2 to 3 s after the kill).
+    assert!(withdrawn_after < detection + Duration::from_secs(1), "BFD ended the session: {withdrawn_after:?}");
 
     // Every session kept one server; those the router moved (a gap in
     // their answers) came back within the hold time and a bit.
@@ -183,8 +189,8 @@ fn two_directors_behind_an_ecmp_router_share_flows_and_keep_their_servers_when_o
     }
     assert!(moved > 0, "some sessions went through director 1");
     assert!(
-        failover <= (HOLD_TIME + KEEPALIVE_TIME + Duration::from_secs(1)).as_secs_f64(),
-        "the moved sessions are answered again within the hold time: {failover:.2} s"
+        failover <= (detection + Duration::from_secs(1)).as_secs_f64(),
+        "the moved sessions are answered again soon after BFD's detection time: {failover:.2} s"
     );
     eprintln!(
         "{moved} of {} long-lived UDP flows moved to director 2, all to the same server, answered again {failover:.2} s \
