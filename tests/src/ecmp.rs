@@ -58,7 +58,7 @@ pub const KEEPALIVE_TIME: Duration = Duration::from_secs(1);
 /// BFD on every session (BIRD's `protocol bfd`, `bfd on`): a packet each
 /// way every [`BFD_INTERVAL`], a peer silent for [`BFD_MULTIPLIER`] of them
 /// is down, and its BGP session with it.
-pub const BFD_INTERVAL: Duration = Duration::from_millis(100);
+pub const BFD_INTERVAL: Duration = Duration::from_millis(200);
 pub const BFD_MULTIPLIER: u32 = 5;
 /// Real servers.
 pub const SERVERS: usize = 3;
@@ -87,9 +87,14 @@ pub fn services() -> Vec<String> {
 }
 
 /// The top-level members both gatewayd configurations add: announce on
-/// gwk0, and the route back to the clients (NAT answers) through the router.
+/// gwk0, the route back to the clients (NAT answers) through the router,
+/// and a watchdog that keeps gatewayd running when a worker fails (so that
+/// the withdrawal is the announcer's, not the end of the process).
 pub fn extra_config() -> String {
-    format!(r#""announce": "gwk0", "routes": [{{"dst": "{CLIENTS_NET}", "via": "{ROUTER}", "dev": "client"}}]"#)
+    format!(
+        r#""announce": "gwk0", "routes": [{{"dst": "{CLIENTS_NET}", "via": "{ROUTER}", "dev": "client"}}],
+  "watchdog": {{"on_failure": "continue"}}"#
+    )
 }
 
 /// The router's bird.conf: a passive-enough BGP session per director, every

@@ -268,6 +268,12 @@ impl Pair {
     /// Starts director `n`'s gatewayd in its namespace and cables its data
     /// taps into the two segments; waits until the client reaches it.
     pub fn start_gatewayd(&mut self, n: u8) {
+        self.start_gatewayd_with_env(n, &[]);
+    }
+
+    /// As [`Pair::start_gatewayd`], with environment variables for gatewayd
+    /// (`FAILPOINTS` in a build with the gateway's `failpoints` feature).
+    pub fn start_gatewayd_with_env(&mut self, n: u8, env: &[(String, String)]) {
         let d = self.director(n);
         assert!(d.gatewayd.is_none(), "director {n}'s gatewayd runs already");
         let (ct, st) = (d.client_tap.clone(), d.servers_tap.clone());
@@ -301,7 +307,7 @@ impl Pair {
         );
         let path = d.dir.join("gatewayd.json");
         std::fs::write(&path, config).expect("write the configuration");
-        let gatewayd = spawn_gatewayd(&format!("{}-d{n}-gatewayd", self.id), Some(&d.ns), &path, &d.socket, &[]);
+        let gatewayd = spawn_gatewayd(&format!("{}-d{n}-gatewayd", self.id), Some(&d.ns), &path, &d.socket, env);
         self.director_mut(n).gatewayd = Some(gatewayd);
         let d = self.director(n);
         for (port, tap, ns, bridge) in

@@ -8,13 +8,17 @@
 //!   again when one is back;
 //! - a director killed (SIGKILL of gatewayd: its kernel interface and the
 //!   BGP session go) is dropped by the router within BFD's detection time
-//!   (0.5 s; the BGP hold time, 3 s, is the backstop), while
+//!   (1 s; the BGP hold time, 3 s, is the backstop), while
 //!   long-lived UDP flows and new connections carry on through the other
 //!   director to the same real servers: the same client tuple gets the same
 //!   server through either director. The failover time and the share of flows
 //!   that kept their server are printed;
 //! - a director stopped cleanly (SIGTERM) withdraws its VIPs at once (a BGP
-//!   UPDATE before it stops), well inside the hold time.
+//!   UPDATE before it stops), well inside the hold time;
+//! - a director whose worker fails (a failpoint's panic; the watchdog's
+//!   `"on_failure": "continue"` keeps gatewayd running) withdraws them too.
+//!   This needs a gatewayd built with the `failpoints` feature (see
+//!   `lifecycle.rs`).
 //!
 //! Established TCP connections of a killed director do not move: the other
 //! director has no entry for them and drops their segments (no_connection, as
@@ -24,10 +28,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use gateway_e2e::wait_until;
+
 use gateway_e2e::ecmp::{
     client_addr, rip, Ecmp, BFD_INTERVAL, BFD_MULTIPLIER, HOLD_TIME, KEEPALIVE_TIME, SESSIONS_CLIENT, UDP_PORT, VIP_DR,
     VIP_NAT,
 };
+
+/// How many loop iterations director 2's worker makes before the failpoint
+/// makes it panic: a few seconds of an idle worker that sleeps, enough for
+/// its routes to come back first.
+const WORKER_POLLS_BEFORE_PANIC: u32 = 20000;
 
 /// TCP and UDP flows per VIP: 4 client addresses, 12 source ports each.
 fn flow_sources(first_port: u16) -> Vec<String> {
@@ -130,7 +141,7 @@ fn two_directors_behind_an_ecmp_router_share_flows_and_keep_their_servers_when_o
     let mut args = vec!["-c", SESSIONS_CLIENT, "9"];
     args.extend(sessions.iter().map(String::as_str));
     let clients = ecmp.clients.name().to_owned();
-    let (prober, killed_at, withdrawn_after) = std::thread::scope(|s| {
+    let (prober, killed_at, withdrawn_after, why_down) = std::thread::scope(|s| {
         let prober = s.spawn(|| {
             std::process::Command::new("ip")
                 .args(["netns", "exec", &clients, "python3"])
@@ -145,7 +156,8 @@ fn two_directors_behind_an_ecmp_router_share_flows_and_keep_their_servers_when_o
         for vip in [VIP_DR, VIP_NAT] {
             took = took.max(ecmp.wait_next_hops(vip, &[2], HOLD_TIME + KEEPALIVE_TIME));
         }
-        (prober.join().expect("the sessions' thread"), killed_at, took)
+        let why_down = ecmp.bird_protocols("router");
+        (prober.join().expect("the sessions' thread"), killed_at, took, why_down)
     });
     assert!(prober.status.success(), "sessions' client: {}", String::from_utf8_lossy(&prober.stderr));
     let detection = BFD_INTERVAL * BFD_MULTIPLIER;
@@ -155,8 +167,12 @@ fn two_directors_behind_an_ecmp_router_share_flows_and_keep_their_servers_when_o
         detection.as_secs_f64(),
         HOLD_TIME.as_secs()
     );
-    // BFD's, not the hold timer's (2 to 3 s after the kill).
-    assert!(withdrawn_after < detection + Duration::from_secs(1), "BFD ended the session: {withdrawn_after:?}");
+    assert!(withdrawn_after < HOLD_TIME, "within the hold time: {withdrawn_after:?}");
+    // BFD's doing, not the hold timer's.
+    assert!(
+        why_down.lines().any(|l| l.starts_with("director1 ") && l.contains("BFD session down")),
+        "BFD ended the session with director 1:\n{why_down}"
+    );
 
     // Every session kept one server; those the router moved (a gap in
     // their answers) came back within the hold time and a bit.
@@ -229,4 +245,30 @@ fn two_directors_behind_an_ecmp_router_share_flows_and_keep_their_servers_when_o
     assert!(log.contains(&format!("withdrawing {VIP_DR}")), "gatewayd logs its withdrawals:\n{log}");
     let last = run_flows(&ecmp, &sources);
     assert_eq!(kept(&before, &last, |_, _, _| true), (total, total), "director 1 alone: the same servers");
+
+    // Director 2 back, with a worker that panics after a while (the
+    // gateway's failpoint): gatewayd runs on ("on_failure": "continue"),
+    // but withdraws its VIPs.
+    let failpoint = format!("worker-poll={WORKER_POLLS_BEFORE_PANIC}*off->panic(injected failure)");
+    ecmp.pair.start_gatewayd_with_env(2, &[("FAILPOINTS".into(), failpoint), ("RUST_BACKTRACE".into(), "0".into())]);
+    let panicked = |ecmp: &Ecmp| ecmp.pair.director(2).gatewayd_log().contains("stopped: panicked: injected failure");
+    let both = |ecmp: &Ecmp| [VIP_DR, VIP_NAT].iter().all(|vip| ecmp.next_hops(vip) == [1, 2]);
+    assert!(
+        wait_until(Duration::from_secs(20), || both(&ecmp) || panicked(&ecmp)) && !panicked(&ecmp),
+        "director 2 announced again before its worker failed (is gatewayd built with the failpoints feature?):\n{}",
+        ecmp.pair.director(2).gatewayd_log()
+    );
+    assert!(wait_until(Duration::from_secs(30), || panicked(&ecmp)), "the failpoint fired");
+    let mut took = Duration::ZERO;
+    for vip in [VIP_DR, VIP_NAT] {
+        took = took.max(ecmp.wait_next_hops(vip, &[1], Duration::from_secs(2)));
+    }
+    eprintln!("director 2's worker panicked: its routes were gone {:.2} s after it was seen", took.as_secs_f64());
+    let log = ecmp.pair.director(2).gatewayd_log();
+    assert!(
+        log.contains(&format!("withdrawing {VIP_DR}: off gwk0 (worker 0 stopped: panicked: injected failure)")),
+        "gatewayd names why it withdraws:\n{log}"
+    );
+    let last = run_flows(&ecmp, &sources);
+    assert_eq!(kept(&before, &last, |_, _, _| true), (total, total), "director 1 alone again: the same servers");
 }
