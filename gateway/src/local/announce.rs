@@ -32,6 +32,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -142,24 +143,56 @@ fn query(client: &Client) -> Result<Health, QueryError> {
     Ok(Health::of(&services, &workers))
 }
 
-/// The addresses this thread put on the interface, and the interface.
-struct Announcer {
-    dev: String,
-    index: u32,
+/// Where announced VIPs go: the kernel interface ([`Interface`]), or a
+/// test's table.
+trait VipTable {
+    /// Puts `vip`/32 there (putting it twice is no error).
+    fn add(&mut self, vip: Ipv4Addr) -> io::Result<()>;
+    /// Takes `vip`/32 away (EADDRNOTAVAIL when it is not there).
+    fn remove(&mut self, vip: Ipv4Addr) -> io::Result<()>;
+}
+
+/// The kernel interface, by index, over rtnetlink.
+struct Interface {
     rtnl: Rtnl,
+    index: u32,
+}
+
+impl VipTable for Interface {
+    fn add(&mut self, vip: Ipv4Addr) -> io::Result<()> {
+        self.rtnl.add_addr(self.index, host(vip))
+    }
+
+    fn remove(&mut self, vip: Ipv4Addr) -> io::Result<()> {
+        self.rtnl.del_addr(self.index, host(vip))
+    }
+}
+
+/// The VIPs this thread put on the interface, and the interface.
+struct Announcer<T: VipTable> {
+    dev: String,
+    table: T,
     /// The port's own addresses: never added nor removed here.
     own: BTreeSet<Ipv4Addr>,
     announced: BTreeSet<Ipv4Addr>,
-    /// Additions that failed, so each failure is logged once, not every period.
+    /// VIPs whose addition or removal failed, so that each failure is
+    /// logged once, not every period, while it is retried.
     failing: BTreeSet<Ipv4Addr>,
 }
 
-impl Announcer {
+impl<T: VipTable> Announcer<T> {
+    fn new(dev: &str, table: T, own: BTreeSet<Ipv4Addr>) -> Announcer<T> {
+        Announcer { dev: dev.to_owned(), table, own, announced: BTreeSet::new(), failing: BTreeSet::new() }
+    }
+
     /// Makes the interface carry the wanted VIPs; `why_not` names the reason of each withdrawal.
     fn converge(&mut self, wanted: &BTreeSet<Ipv4Addr>, why_not: impl Fn(Ipv4Addr) -> String) {
         let wanted: BTreeSet<Ipv4Addr> = wanted.difference(&self.own).copied().collect();
+        // Only a VIP still to add or to remove can be failing.
+        let pending: BTreeSet<Ipv4Addr> = wanted.symmetric_difference(&self.announced).copied().collect();
+        self.failing.retain(|v| pending.contains(v));
         for vip in wanted.difference(&self.announced).copied().collect::<Vec<_>>() {
-            match self.rtnl.add_addr(self.index, host(vip)) {
+            match self.table.add(vip) {
                 Ok(()) => {
                     self.announced.insert(vip);
                     self.failing.remove(&vip);
@@ -171,21 +204,23 @@ impl Announcer {
                 Err(_) => {}
             }
         }
-        self.failing.retain(|v| wanted.contains(v));
         for vip in self.announced.difference(&wanted).copied().collect::<Vec<_>>() {
-            match self.rtnl.del_addr(self.index, host(vip)) {
+            match self.table.remove(vip) {
                 Ok(()) => log::info!("gatewayd: withdrawing {vip}: off {} ({})", self.dev, why_not(vip)),
                 // Removed by someone else already: it is not announced either way.
                 Err(e) if e.raw_os_error() == Some(rustix::io::Errno::ADDRNOTAVAIL.raw_os_error()) => {
                     log::warn!("gatewayd: {vip} was no longer on {} when withdrawn ({})", self.dev, why_not(vip));
                 }
                 Err(e) => {
-                    // Still on the interface: try again next period.
-                    log::warn!("gatewayd: cannot withdraw {vip}: removing {vip}/32 from {} failed: {e}", self.dev);
+                    // Still there: tried again next period.
+                    if self.failing.insert(vip) {
+                        log::warn!("gatewayd: cannot withdraw {vip}: removing {vip}/32 from {} failed: {e}", self.dev);
+                    }
                     continue;
                 }
             }
             self.announced.remove(&vip);
+            self.failing.remove(&vip);
         }
     }
 
@@ -230,11 +265,11 @@ fn host(vip: Ipv4Addr) -> Ipv4Cidr {
 #[derive(Debug)]
 pub enum AnnounceError {
     /// The netlink socket could not be opened or the interface looked up.
-    Netlink { dev: String, error: std::io::Error },
+    Netlink { dev: String, error: io::Error },
     /// No interface of that name (gatewayd creates it before this starts).
     NoInterface { dev: String },
     /// The thread could not be started.
-    Thread(std::io::Error),
+    Thread(io::Error),
 }
 
 impl fmt::Display for AnnounceError {
@@ -263,8 +298,7 @@ pub fn spawn(
     let mut rtnl = Rtnl::open().map_err(netlink)?;
     let index =
         rtnl.link(dev).map_err(netlink)?.ok_or_else(|| AnnounceError::NoInterface { dev: dev.to_owned() })?.index;
-    let announcer =
-        Announcer { dev: dev.to_owned(), index, rtnl, own, announced: BTreeSet::new(), failing: BTreeSet::new() };
+    let announcer = Announcer::new(dev, Interface { rtnl, index }, own);
     let client = Client::new(control_socket).with_timeout(QUERY_TIMEOUT);
     std::thread::Builder::new()
         .name("gw-announce".into())
@@ -366,6 +400,87 @@ mod tests {
             assert_eq!(health.wanted(), BTreeSet::new(), "{why}");
             assert_eq!(health.why_not(Ipv4Addr::new(10, 100, 0, 1)), format!("worker 1 {why}"));
         }
+    }
+
+    /// A table that records what it holds and refuses what it is told to.
+    #[derive(Default)]
+    struct Table {
+        held: BTreeSet<Ipv4Addr>,
+        calls: Vec<String>,
+        refuse_add: BTreeSet<Ipv4Addr>,
+        refuse_remove: Option<(Ipv4Addr, rustix::io::Errno)>,
+    }
+
+    impl VipTable for Table {
+        fn add(&mut self, vip: Ipv4Addr) -> io::Result<()> {
+            self.calls.push(format!("add {vip}"));
+            if self.refuse_add.contains(&vip) {
+                return Err(io::Error::from_raw_os_error(rustix::io::Errno::NOBUFS.raw_os_error()));
+            }
+            self.held.insert(vip);
+            Ok(())
+        }
+
+        fn remove(&mut self, vip: Ipv4Addr) -> io::Result<()> {
+            self.calls.push(format!("remove {vip}"));
+            if let Some((_, errno)) = self.refuse_remove.filter(|(v, _)| *v == vip) {
+                return Err(io::Error::from_raw_os_error(errno.raw_os_error()));
+            }
+            self.held.remove(&vip);
+            Ok(())
+        }
+    }
+
+    fn announcer(own: &[[u8; 4]]) -> Announcer<Table> {
+        Announcer::new("gwk0", Table::default(), set(own))
+    }
+
+    fn calls(a: &mut Announcer<Table>) -> Vec<String> {
+        std::mem::take(&mut a.table.calls)
+    }
+
+    #[test]
+    fn converging_adds_what_is_wanted_removes_what_is_not_and_leaves_the_ports_addresses_alone() {
+        let mut a = announcer(&[[10, 0, 0, 251]]);
+        a.converge(&set(&[[10, 100, 0, 1], [10, 100, 0, 2], [10, 0, 0, 251]]), |_| String::new());
+        assert_eq!(calls(&mut a), ["add 10.100.0.1", "add 10.100.0.2"], "the port's own address is not touched");
+        assert_eq!(a.table.held, set(&[[10, 100, 0, 1], [10, 100, 0, 2]]));
+        a.converge(&set(&[[10, 100, 0, 1], [10, 100, 0, 2]]), |_| String::new());
+        assert_eq!(calls(&mut a), Vec::<String>::new(), "nothing changes: nothing is asked");
+        a.converge(&set(&[[10, 100, 0, 2]]), |_| String::new());
+        assert_eq!(calls(&mut a), ["remove 10.100.0.1"]);
+        a.converge(&BTreeSet::new(), |_| String::new());
+        assert_eq!(calls(&mut a), ["remove 10.100.0.2"], "the port's own address stays too");
+        assert!(a.table.held.is_empty() && a.announced.is_empty());
+    }
+
+    #[test]
+    fn a_refused_change_is_tried_again_until_it_is_made() {
+        let mut a = announcer(&[]);
+        let vip = Ipv4Addr::new(10, 100, 0, 1);
+        a.table.refuse_add.insert(vip);
+        for _ in 0..2 {
+            a.converge(&set(&[[10, 100, 0, 1]]), |_| String::new());
+            assert_eq!(calls(&mut a), ["add 10.100.0.1"]);
+            assert!(a.announced.is_empty() && a.failing.contains(&vip));
+        }
+        a.table.refuse_add.clear();
+        a.converge(&set(&[[10, 100, 0, 1]]), |_| String::new());
+        assert_eq!(calls(&mut a), ["add 10.100.0.1"]);
+        assert!(a.announced.contains(&vip) && a.failing.is_empty());
+
+        // A removal refused for another reason than "not there" keeps it announced, and is tried again.
+        a.table.refuse_remove = Some((vip, rustix::io::Errno::NOBUFS));
+        for _ in 0..2 {
+            a.converge(&BTreeSet::new(), |_| String::new());
+            assert_eq!(calls(&mut a), ["remove 10.100.0.1"]);
+            assert!(a.announced.contains(&vip) && a.failing.contains(&vip));
+        }
+        // Taken away by someone else: withdrawn all the same.
+        a.table.refuse_remove = Some((vip, rustix::io::Errno::ADDRNOTAVAIL));
+        a.converge(&BTreeSet::new(), |_| String::new());
+        assert_eq!(calls(&mut a), ["remove 10.100.0.1"]);
+        assert!(a.announced.is_empty() && a.failing.is_empty());
     }
 
     #[test]
