@@ -1,6 +1,6 @@
 //! Two active directors behind an ECMP router, the VIPs announced by BGP
-//! (BIRD 2 in every namespace), as README's "Several active directors
-//! behind a router (ECMP)" deploys them:
+//! (BIRD 2 in every namespace), as README's "Several active directors behind
+//! an ECMP router (BGP)" deploys them:
 //!
 //! ```text
 //!   clients ns 172.16.0.10.. --veth-- router ns (BIRD, AS 65000, ECMP with the L4 hash)

@@ -561,7 +561,8 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     }
     stop.store(true, Ordering::Relaxed);
     notify_systemd(sd_notify::NotifyState::Stopping);
-    // Withdraw the announced VIPs while the routing daemon's session is up and the workers still forward.
+    // Withdraw the announced VIPs while the routing daemon's session is up: the exception loop
+    // (kernel_stop) still carries its UPDATE out.
     if let Some(Err(payload)) = announcer.map(|t| t.join()) {
         log::error!("gatewayd: the announcing thread panicked: {}", panic_text(payload.as_ref()));
     }
