@@ -19,6 +19,9 @@ PACKAGES=(
     # the exception-path and VRRP tests: keepalived in the directors'
     # namespaces, arping and nc from the client
     keepalived iputils-arping netcat-openbsd
+    # the ECMP test: BIRD 2 (BGP) on the directors' kernel interfaces and
+    # the router; nft for the NAT servers' return routing
+    bird2
     # the metrics test's Prometheus text parser
     python3-prometheus-client
     # benchmarks: exact instruction counts, the plot of scripts/bench.sh, the
@@ -43,9 +46,9 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# nginx and keepalived are test fixtures only: never leave the distribution's
-# services running.
-for service in nginx keepalived; do
+# nginx, keepalived and bird are test fixtures only: never leave the
+# distribution's services running.
+for service in nginx keepalived bird; do
     if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
         systemctl stop "$service" || true
     fi

@@ -71,7 +71,8 @@ pub fn tap_end_mac(n: u8, port: u8) -> String {
 
 #[derive(Debug, Clone)]
 pub struct PairOptions {
-    /// Real-server addresses: 192.168.1.10 .. 192.168.1.(10+n-1).
+    /// Real-server addresses on the servers' bridge: 192.168.1.10 ..
+    /// 192.168.1.(10+n-1); 0 for none (real servers of the test's own).
     pub servers: u8,
     /// The `"services"` director `n` starts with (ipvsadm rules), given `n`.
     pub services: fn(u8) -> Vec<String>,
@@ -207,7 +208,7 @@ impl Pair {
     /// Builds the pair with both gatewayd running (no keepalived yet);
     /// `short` (at most 3 characters) keeps its names apart from other tests.
     pub fn start(short: &str, opts: PairOptions) -> Pair {
-        assert!(short.len() <= 3 && opts.servers >= 1);
+        assert!(short.len() <= 3);
         let serial = serial();
         let id = format!("gwt{}{short}", tag());
         let dir = std::env::temp_dir().join(format!("{id}-work"));
@@ -267,6 +268,12 @@ impl Pair {
     /// Starts director `n`'s gatewayd in its namespace and cables its data
     /// taps into the two segments; waits until the client reaches it.
     pub fn start_gatewayd(&mut self, n: u8) {
+        self.start_gatewayd_with_env(n, &[]);
+    }
+
+    /// As [`Pair::start_gatewayd`], with environment variables for gatewayd
+    /// (`FAILPOINTS` in a build with the gateway's `failpoints` feature).
+    pub fn start_gatewayd_with_env(&mut self, n: u8, env: &[(String, String)]) {
         let d = self.director(n);
         assert!(d.gatewayd.is_none(), "director {n}'s gatewayd runs already");
         let (ct, st) = (d.client_tap.clone(), d.servers_tap.clone());
@@ -300,7 +307,7 @@ impl Pair {
         );
         let path = d.dir.join("gatewayd.json");
         std::fs::write(&path, config).expect("write the configuration");
-        let gatewayd = spawn_gatewayd(&format!("{}-d{n}-gatewayd", self.id), Some(&d.ns), &path, &d.socket, &[]);
+        let gatewayd = spawn_gatewayd(&format!("{}-d{n}-gatewayd", self.id), Some(&d.ns), &path, &d.socket, env);
         self.director_mut(n).gatewayd = Some(gatewayd);
         let d = self.director(n);
         for (port, tap, ns, bridge) in

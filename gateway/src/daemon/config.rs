@@ -75,6 +75,11 @@ pub struct Config {
     /// millisecond, so other programs get the cores). See [`crate::worker::idle`].
     #[serde(default, deserialize_with = "idle_mode")]
     pub idle: IdleMode,
+    /// A port's kernel interface (`"gwk0"`) on which gatewayd puts each VIP it
+    /// can serve, as a /32, for a routing daemon to announce; absent: none.
+    /// See [`crate::local::announce`].
+    #[serde(default)]
+    pub announce: Option<String>,
 }
 
 fn default_log_level() -> log::LevelFilter {
@@ -489,6 +494,13 @@ impl Config {
         }
         config.synproxy.settings([0; 16])?;
         config.kernel_rate.rate()?;
+        if let Some(dev) = &config.announce {
+            if !config.ports.iter().any(|p| p.kernel.as_ref() == Some(dev)) {
+                return Err(ConfigError(format!(
+                    "\"announce\": {dev:?} is not the kernel interface of any port (a port's \"kernel\")"
+                )));
+            }
+        }
         if !(1..=3600).contains(&config.watchdog.stall_seconds) {
             return Err(ConfigError(format!(
                 "\"watchdog\".\"stall_seconds\": {} is not in 1..=3600",
@@ -668,11 +680,26 @@ mod tests {
             (r#", "kernel_rate": {"bulk": -1}"#, "invalid value: integer `-1`, expected u32"),
             (r#", "kernel_rate": {"arp": 10}"#, "unknown field `arp`, expected `control` or `bulk`"),
             (r#", "kernel_rate": 5000"#, "\"kernel_rate\": expected an object"),
+            (
+                r#", "announce": "gwk0""#,
+                "\"announce\": \"gwk0\" is not the kernel interface of any port (a port's \"kernel\")",
+            ),
+            (r#", "announce": ["gwk0"]"#, "invalid type: sequence, expected a string"),
         ];
         for (members, want) in cases {
             let got = refusal(members);
             assert!(got.contains(want), "{members}: expected {want:?} in {got:?}");
         }
+    }
+
+    #[test]
+    fn announcing_names_a_ports_kernel_interface() {
+        let ports = r#""ports": [{"device": "net_tap0", "name": "a", "addrs": ["10.0.0.254/24"], "kernel": "gwk0"}]"#;
+        let parse = |members: &str| Config::parse(&format!(r#"{{"eal": [], {ports}{members}}}"#));
+        assert_eq!(parse("").unwrap().announce, None);
+        assert_eq!(parse(r#", "announce": "gwk0""#).unwrap().announce.as_deref(), Some("gwk0"));
+        let refused = parse(r#", "announce": "gwk1""#).expect_err("another name is refused").0;
+        assert!(refused.contains("\"announce\": \"gwk1\" is not the kernel interface of any port"), "{refused}");
     }
 
     #[test]

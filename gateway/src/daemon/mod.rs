@@ -410,6 +410,9 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     // Every port's exception counters, by port id (the loop's frames name their port by id).
     let exception_counters: Vec<Arc<ExceptionCounters>> =
         (0..=open_ports.iter().map(|p| usize::from(p.id())).max().unwrap_or(0)).map(|_| Arc::default()).collect();
+    // The exception loop (and the kernel interfaces with it) stops after the
+    // announced VIPs were withdrawn, so the routing daemon's withdrawal leaves.
+    let kernel_stop = Arc::new(AtomicBool::new(false));
     let exception = match kernel_rings {
         Some([(control_tx, control), (bulk_tx, bulk)]) => {
             // The workers have their senders; these would keep the rings past release().
@@ -429,7 +432,11 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
                 counters: exception_counters.clone(),
                 fence: fence_workers.next().flatten(),
             };
-            Some(exception.spawn(stop.clone()).map_err(|e| format!("cannot start the exception loop's thread: {e}"))?)
+            Some(
+                exception
+                    .spawn(kernel_stop.clone())
+                    .map_err(|e| format!("cannot start the exception loop's thread: {e}"))?,
+            )
         }
         None => None,
     };
@@ -469,6 +476,15 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         .transpose()
         .map_err(|e| format!("cannot start the held addresses' thread: {e}"))?;
     let server = server.spawn().map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    // The VIPs to announce go on their kernel interface once gwctl is served (local::announce).
+    let announcer = match &config.announce {
+        None => None,
+        Some(dev) => {
+            let own = config.ports.iter().filter(|p| p.kernel.as_ref() == Some(dev)).flat_map(|p| &p.addrs);
+            let own = own.filter_map(|a| a.parse::<crate::net::Ipv4Cidr>().ok()).map(|c| c.addr()).collect();
+            Some(crate::local::announce::spawn(dev, own, &path, stop.clone()).map_err(|e| e.to_string())?)
+        }
+    };
     let exporter = metrics_listener.map(|listener| metrics::Exporter::spawn(listener, &path)).transpose()?;
     if let Some(exporter) = &exporter {
         log::info!("gatewayd: metrics at http://{}{}", exporter.local_addr(), metrics::METRICS_PATH);
@@ -545,6 +561,12 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     }
     stop.store(true, Ordering::Relaxed);
     notify_systemd(sd_notify::NotifyState::Stopping);
+    // Withdraw the announced VIPs while the routing daemon's session is up: the exception loop
+    // (kernel_stop) still carries its UPDATE out.
+    if let Some(Err(payload)) = announcer.map(|t| t.join()) {
+        log::error!("gatewayd: the announcing thread panicked: {}", panic_text(payload.as_ref()));
+    }
+    kernel_stop.store(true, Ordering::Relaxed);
     // The held addresses' watch first, so it publishes nothing to stopping workers.
     if let Some(Err(payload)) = held.map(|t| t.join()) {
         log::error!("gatewayd: the held addresses' watch panicked: {}", panic_text(payload.as_ref()));

@@ -136,20 +136,21 @@ impl KernelIface {
 
 /// An interface as RTM_GETLINK describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Link {
-    index: u32,
+pub(super) struct Link {
+    pub(super) index: u32,
     mac: Option<MacAddr>,
 }
 
-/// A blocking rtnetlink socket for one request at a time.
-struct Rtnl {
+/// A blocking rtnetlink socket for one request at a time (also the
+/// announcer's, [`super::announce`]).
+pub(super) struct Rtnl {
     socket: Socket,
     sequence: u32,
     buf: Vec<u8>,
 }
 
 impl Rtnl {
-    fn open() -> io::Result<Rtnl> {
+    pub(super) fn open() -> io::Result<Rtnl> {
         let mut socket = Socket::new(NETLINK_ROUTE)?;
         socket.bind_auto()?;
         socket.connect(&SocketAddr::new(0, 0))?;
@@ -193,7 +194,7 @@ impl Rtnl {
     }
 
     /// The interface named `name`, if there is one.
-    fn link(&mut self, name: &str) -> io::Result<Option<Link>> {
+    pub(super) fn link(&mut self, name: &str) -> io::Result<Option<Link>> {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(name.to_owned()));
         let answers = match self.request(RouteNetlinkMessage::GetLink(m), 0) {
@@ -229,7 +230,20 @@ impl Rtnl {
         self.request(RouteNetlinkMessage::SetLink(m), 0).map(drop)
     }
 
-    fn add_addr(&mut self, index: u32, cidr: Ipv4Cidr) -> io::Result<()> {
+    /// Adds `cidr` to interface `index` (or replaces it: adding it twice is no error).
+    pub(super) fn add_addr(&mut self, index: u32, cidr: Ipv4Cidr) -> io::Result<()> {
+        let m = Self::address(index, cidr);
+        self.request(RouteNetlinkMessage::NewAddress(m), NLM_F_CREATE | NLM_F_REPLACE).map(drop)
+    }
+
+    /// Removes `cidr` from interface `index` (EADDRNOTAVAIL when it is not there).
+    pub(super) fn del_addr(&mut self, index: u32, cidr: Ipv4Cidr) -> io::Result<()> {
+        let m = Self::address(index, cidr);
+        self.request(RouteNetlinkMessage::DelAddress(m), 0).map(drop)
+    }
+
+    /// The message that names `cidr` on interface `index`.
+    fn address(index: u32, cidr: Ipv4Cidr) -> AddressMessage {
         let mut m = AddressMessage::default();
         m.header.family = AddressFamily::Inet;
         m.header.prefix_len = cidr.prefix_len();
@@ -242,6 +256,6 @@ impl Rtnl {
             let broadcast = Ipv4Addr::from(u32::from(cidr.addr()) | !cidr.mask_bits());
             m.attributes.push(AddressAttribute::Broadcast(broadcast));
         }
-        self.request(RouteNetlinkMessage::NewAddress(m), NLM_F_CREATE | NLM_F_REPLACE).map(drop)
+        m
     }
 }
