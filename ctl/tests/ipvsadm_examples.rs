@@ -203,7 +203,32 @@ fn every_example_prints_what_ipvsadm_prints() {
     expect(&gw, "-Ln --thresholds -t 192.168.0.200:80", THRESHOLDS);
     expect(&gw, "-Ln --persistent-conn -t 192.168.0.200:80", PERSISTENT_CONN);
     expect(&gw, "-L --daemon", "");
+    // ipvsadm's list_daemon, master first whatever the order they started in.
+    gw.ok("--start-daemon backup --mcast-interface lo");
+    gw.ok("--start-daemon master --mcast-interface lo --syncid 7");
+    let daemons = "master sync daemon (mcast=lo, syncid=7)\nbackup sync daemon (mcast=lo, syncid=255)\n";
+    expect(&gw, "-L --daemon", daemons);
+    expect(&gw, "-Ln --daemon", daemons);
+    let sync = gw.gwctl("sync");
+    assert_eq!((sync.code, sync.stderr.as_str()), (0, ""));
+    assert!(sync.stdout.starts_with(daemons), "{}", sync.stdout);
+    assert!(sync.stdout.contains("\nmaster: records sent 0 datagrams sent 0 send errors 0 rate dropped 0\n"));
+    assert!(sync
+        .stdout
+        .contains("\n    malformed: truncated 0 bad_version 0 size_mismatch 0 bad_record 0 bad_option 0\n"));
+    assert!(sync
+        .stdout
+        .contains("\n    refused: no_service 0 no_dest 0 no_local_address 0 port_in_use 0 table_full 0"));
+    let json = gw.gwctl("--json sync");
+    let reply: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(reply["reply"], "daemons");
+    assert_eq!(reply["daemons"][0], serde_json::json!({"state": "master", "mcast_interface": "lo", "syncid": 7}));
+    assert_eq!(reply["backup"]["datagrams_received"], 0);
+    // ipvsadm's save has no daemons.
     expect(&gw, "-S -n", SAVED);
+    gw.ok("--stop-daemon master");
+    gw.ok("--stop-daemon backup");
+    expect(&gw, "-L --daemon", "");
     gw.ok("--set 900 120 300");
     gw.ok("--set 0 60 0");
     expect(&gw, "-L --timeout", "Timeout (tcp tcpfin udp): 900 60 300\n");
