@@ -364,6 +364,12 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let epoch = crate::dpdk::rdtsc();
     // Connection sync: each worker's queues to the sync daemon, and the daemon's ends.
     let (sync_queues, sync_worker_queues) = crate::sync::queue::queues(workers);
+    // The sync daemons the file asks for, on their (kernel) interfaces, which exist by now;
+    // a master polls queues no worker fills yet, so it may start before them.
+    let mut sync = SyncDaemons::new(sync_queues, sync_net);
+    for spec in config.sync_daemons().map_err(|e| e.to_string())? {
+        sync.start(&spec).map_err(|e| format!("\"sync\": {e}"))?;
+    }
     let mut sync_worker_queues = sync_worker_queues.into_iter();
     let mut jobs = Vec::new();
     let mut handles = Vec::new();
@@ -420,11 +426,6 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         jobs.push(job);
     }
     drop(neigh_tx);
-    // The sync daemons the file asks for, on their (kernel) interfaces, which exist by now.
-    let mut sync = SyncDaemons::new(sync_queues, sync_net);
-    for spec in config.sync_daemons().map_err(|e| e.to_string())? {
-        sync.start(&spec).map_err(|e| format!("\"sync\": {e}"))?;
-    }
     // Every port's exception counters, by port id (the loop's frames name their port by id).
     let exception_counters: Vec<Arc<ExceptionCounters>> =
         (0..=open_ports.iter().map(|p| usize::from(p.id())).max().unwrap_or(0)).map(|_| Arc::default()).collect();
