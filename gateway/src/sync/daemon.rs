@@ -9,13 +9,18 @@
 //!   record, at most [`DATAGRAMS_PER_SEC`] a second (what is over is dropped and counted),
 //!   to IPVS's group [`SYNC_GROUP`]:[`SYNC_PORT`] out of the `--mcast-interface` (TTL 1, no
 //!   loopback: a backup on this director never reads its own master).
-//! - **Backup** ([`Receiver`]): a socket bound to the group's address and port, joined to
+//! - **Backup** ([`BackupReceiver`]): a socket bound to the group's address and port, joined to
 //!   the group on the `--mcast-interface` only. Each datagram is checked whole first: a
 //!   malformed one is dropped and counted by [`Malformed`] reason, one of another syncid is
 //!   dropped (syncid 0 on the backup accepts any, as IPVS); then each record the gateway
 //!   cannot read alone ([`wire::Error::drops_datagram`] false) is skipped and counted and
 //!   each good one is handed to the worker that is to carry it ([`owning_worker`]) with
 //!   `try_send` (a full queue is a counted drop).
+//!
+//! Sockets are made with `rustix` (no `unsafe` here), which has no `SO_BINDTODEVICE`: the
+//! backup's socket is tied to its interface by its group membership, the kernel's
+//! equivalent for multicast. A datagram for the group that arrives on another interface
+//! is delivered only if something on this host joined the group there too.
 //!
 //! The daemons' counters ([`SyncCounters`]) outlive the daemons: a restart goes on counting.
 //! Each counter has one writer, the thread of its role (a role's next thread starts after
@@ -364,15 +369,15 @@ impl SharedNetView {
 }
 
 /// The backup's checks and routing of one datagram.
-pub struct Receiver {
+pub struct BackupReceiver {
     /// 0: any.
     syncid: u8,
     to_workers: Vec<SyncSender<ConnRepr>>,
 }
 
-impl Receiver {
-    pub fn new(syncid: u8, to_workers: Vec<SyncSender<ConnRepr>>) -> Receiver {
-        Receiver { syncid, to_workers }
+impl BackupReceiver {
+    pub fn new(syncid: u8, to_workers: Vec<SyncSender<ConnRepr>>) -> BackupReceiver {
+        BackupReceiver { syncid, to_workers }
     }
 
     /// Checks `datagram` whole, then hands each good record to its worker; counts all.
@@ -522,7 +527,7 @@ impl SyncDaemons {
                 let socket = backup_socket(&spec.mcast_interface)?;
                 let backup = BackupLoop {
                     socket,
-                    receiver: Receiver::new(spec.syncid, self.to_workers.clone()),
+                    receiver: BackupReceiver::new(spec.syncid, self.to_workers.clone()),
                     net: Arc::clone(&self.net),
                     counters: Arc::clone(&self.counters),
                     stop: Arc::clone(&stop),
@@ -722,7 +727,7 @@ impl MasterLoop {
 
 struct BackupLoop {
     socket: UdpSocket,
-    receiver: Receiver,
+    receiver: BackupReceiver,
     net: Arc<SharedNetView>,
     counters: Arc<SyncCounters>,
     stop: Arc<AtomicBool>,
@@ -887,7 +892,7 @@ mod tests {
     #[test]
     fn each_record_reaches_the_worker_that_owns_it() {
         let (daemon_ends, workers) = queues(4);
-        let receiver = Receiver::new(7, daemon_ends.to_workers);
+        let receiver = BackupReceiver::new(7, daemon_ends.to_workers);
         let counters = BackupCounters::default();
         let net = NetView::default();
         receiver.receive(&datagram(7, &[record(1, 1027), record(2, 1026), record(3, 1030)]), &net, &counters);
@@ -902,11 +907,11 @@ mod tests {
         let (daemon_ends, workers) = queues(4);
         let counters = BackupCounters::default();
         let net = NetView::default();
-        let strict = Receiver::new(7, daemon_ends.to_workers.clone());
+        let strict = BackupReceiver::new(7, daemon_ends.to_workers.clone());
         strict.receive(&datagram(8, &[record(1, 1024)]), &net, &counters);
         assert_eq!(tally(&counters), [1, 1, 0, 0, 0, 0]);
         assert!(workers[0].inbox.try_recv().is_err());
-        let any = Receiver::new(0, daemon_ends.to_workers);
+        let any = BackupReceiver::new(0, daemon_ends.to_workers);
         any.receive(&datagram(8, &[record(1, 1024)]), &net, &counters);
         any.receive(&datagram(255, &[record(2, 1024)]), &net, &counters);
         assert_eq!(tally(&counters), [3, 1, 2, 0, 2, 0]);
@@ -916,7 +921,7 @@ mod tests {
     #[test]
     fn a_malformed_datagram_is_dropped_whole_and_counted_by_reason() {
         let (daemon_ends, workers) = queues(4);
-        let receiver = Receiver::new(7, daemon_ends.to_workers);
+        let receiver = BackupReceiver::new(7, daemon_ends.to_workers);
         let counters = BackupCounters::default();
         let net = NetView::default();
         let good = datagram(7, &[record(1, 1024), record(2, 1024)]);
@@ -946,7 +951,7 @@ mod tests {
     #[test]
     fn a_record_that_cannot_be_read_alone_is_skipped_and_the_rest_taken() {
         let (daemon_ends, workers) = queues(4);
-        let receiver = Receiver::new(7, daemon_ends.to_workers);
+        let receiver = BackupReceiver::new(7, daemon_ends.to_workers);
         let counters = BackupCounters::default();
         let mut d = datagram(7, &[record(1, 1024), record(2, 1024), record(3, 1024)]);
         d[8 + 44] = 1; // the second record says it is IPv6
@@ -958,12 +963,12 @@ mod tests {
     #[test]
     fn a_full_worker_queue_or_no_worker_drops_the_record() {
         let (tx, rx) = mpsc::sync_channel(1);
-        let receiver = Receiver::new(7, vec![tx]);
+        let receiver = BackupReceiver::new(7, vec![tx]);
         let counters = BackupCounters::default();
         receiver.receive(&datagram(7, &[record(1, 1024), record(2, 1024)]), &NetView::default(), &counters);
         assert_eq!(tally(&counters), [1, 0, 2, 0, 1, 1]);
         assert_eq!(rx.try_recv().unwrap().client.port(), 1);
-        let none = Receiver::new(7, Vec::new());
+        let none = BackupReceiver::new(7, Vec::new());
         none.receive(&datagram(7, &[record(1, 1024)]), &NetView::default(), &counters);
         assert_eq!(tally(&counters), [2, 0, 3, 0, 1, 2]);
     }
