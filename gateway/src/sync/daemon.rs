@@ -566,8 +566,29 @@ impl SyncDaemons {
         }
         let spec = running.spec.clone();
         running.stop();
+        let (m, b) = (&self.counters.master, &self.counters.backup);
+        let counted = match role {
+            Role::Master => format!(
+                "records sent {} datagrams sent {} send errors {} rate dropped {}",
+                m.records_sent.get(),
+                m.datagrams_sent.get(),
+                m.send_errors.get(),
+                m.rate_dropped.get()
+            ),
+            Role::Backup => format!(
+                "datagrams received {} malformed {} syncid mismatch {} records received {} skipped {} handed {} \
+                 worker queue full {}",
+                b.datagrams_received.get(),
+                b.malformed.iter().map(Counter::get).sum::<u64>(),
+                b.syncid_mismatch.get(),
+                b.records_received.get(),
+                b.records_skipped.get(),
+                b.records_handed.get(),
+                b.worker_queue_full.get()
+            ),
+        };
         log::info!(
-            "gatewayd: {} sync daemon stopped (mcast={}, syncid={})",
+            "gatewayd: {} sync daemon stopped (mcast={}, syncid={}); since gatewayd started: {counted}",
             role.name(),
             spec.mcast_interface,
             spec.syncid
