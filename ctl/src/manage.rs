@@ -246,34 +246,56 @@ fn show_stats(workers: &[WorkerStats]) -> String {
     })
 }
 
-/// The daemons as `-L --daemon` lists them, then one line of counters per role and one for
-/// the workers, with their reasons (every one, zero or not) on a line of their own.
+/// The daemons as `-L --daemon` lists them, then each role's counters and the workers',
+/// one a line (`    NAME VALUE`, as `gwctl stats`), every reason listed, zero or not.
 fn show_sync(info: &SyncInfo) -> String {
     let mut s = crate::ipvsadm::format::daemons(&info.daemons);
-    let reasons = |counts: &[(String, u64)]| counts.iter().fold(String::new(), |s, (r, n)| format!("{s} {r} {n}"));
     let (m, b, w) = (&info.master, &info.backup, &info.workers);
-    let _ = writeln!(
-        s,
-        "master: records sent {} datagrams sent {} send errors {} rate dropped {}",
-        m.records_sent, m.datagrams_sent, m.send_errors, m.rate_dropped
+    let mut section = |title: &str, lines: &[(&str, u64)], reasons: (&str, &[(String, u64)])| {
+        let _ = writeln!(s, "{title}");
+        for (name, n) in lines {
+            let _ = writeln!(s, "    {name} {n}");
+        }
+        let (what, counts) = reasons;
+        for (reason, n) in counts {
+            let _ = writeln!(s, "    {what} {reason} {n}");
+        }
+    };
+    section(
+        "master",
+        &[
+            ("records sent", m.records_sent),
+            ("datagrams sent", m.datagrams_sent),
+            ("send errors", m.send_errors),
+            ("rate dropped", m.rate_dropped),
+        ],
+        ("", &[]),
     );
-    let _ = writeln!(
-        s,
-        "backup: datagrams received {} syncid mismatch {} records received {} skipped {} handed {} worker queue full {}",
-        b.datagrams_received,
-        b.syncid_mismatch,
-        b.records_received,
-        b.records_skipped,
-        b.records_handed,
-        b.worker_queue_full
+    section(
+        "backup",
+        &[
+            ("datagrams received", b.datagrams_received),
+            ("malformed", b.malformed.iter().map(|(_, n)| n).sum()),
+            ("syncid mismatch", b.syncid_mismatch),
+            ("stale", b.stale),
+            ("records received", b.records_received),
+            ("records skipped", b.records_skipped),
+            ("records handed", b.records_handed),
+            ("worker queue full", b.worker_queue_full),
+        ],
+        ("malformed", &b.malformed),
     );
-    let _ = writeln!(s, "    malformed:{}", reasons(&b.malformed));
-    let _ = writeln!(
-        s,
-        "workers: queued {} queue full {} installed {} updated {}",
-        w.queued, w.queue_full, w.installed, w.updated
+    section(
+        "workers",
+        &[
+            ("records queued", w.queued),
+            ("queue full", w.queue_full),
+            ("installed", w.installed),
+            ("updated", w.updated),
+            ("refused", w.refused.iter().map(|(_, n)| n).sum()),
+        ],
+        ("refused", &w.refused),
     );
-    let _ = writeln!(s, "    refused:{}", reasons(&w.refused));
     s
 }
 
@@ -452,12 +474,32 @@ mod tests {
         };
         assert_eq!(
             show_sync(&info),
-            "master sync daemon (mcast=gwk0, syncid=7)\n\
-             master: records sent 100 datagrams sent 4 send errors 1 rate dropped 2\n\
-             backup: datagrams received 0 syncid mismatch 0 records received 0 skipped 0 handed 0 worker queue full 0\n\
-             \x20   malformed: truncated 3 bad_version 0\n\
-             workers: queued 101 queue full 1 installed 0 updated 0\n\
-             \x20   refused: no_service 0 stale 2\n"
+            "master sync daemon (mcast=gwk0, syncid=7)
+master
+    records sent 100
+    datagrams sent 4
+    send errors 1
+    rate dropped 2
+backup
+    datagrams received 0
+    malformed 3
+    syncid mismatch 0
+    stale 0
+    records received 0
+    records skipped 0
+    records handed 0
+    worker queue full 0
+    malformed truncated 3
+    malformed bad_version 0
+workers
+    records queued 101
+    queue full 1
+    installed 0
+    updated 0
+    refused 2
+    refused no_service 0
+    refused stale 2
+"
         );
     }
 

@@ -331,6 +331,10 @@ pub struct SyncBackupStats {
     pub malformed: Vec<(String, u64)>,
     /// Datagrams of another syncid, dropped.
     pub syncid_mismatch: u64,
+    /// Datagrams that do not follow the last one of their sender (a replay, or one of an
+    /// earlier run of it), dropped.
+    #[serde(default)]
+    pub stale: u64,
     /// Records of the datagrams taken.
     pub records_received: u64,
     /// Records that cannot be read alone (IPv6, an unknown mandatory option, persistence

@@ -184,6 +184,7 @@ impl ControlState {
                     .map(|&why| (why.name().to_string(), b.malformed[why as usize].get()))
                     .collect(),
                 syncid_mismatch: b.syncid_mismatch.get(),
+                stale: b.stale.get(),
                 records_received: b.records_received.get(),
                 records_skipped: b.records_skipped.get(),
                 records_handed: b.records_handed.get(),

@@ -40,8 +40,8 @@
 //! - connection sync (`gwctl sync`, [`Request::ListDaemons`]): which daemons run (by
 //!   `state`), the master's records and datagrams sent, send errors and records over its
 //!   rate; the backup's datagrams received, malformed ones by `reason`, syncid mismatches,
-//!   records received, skipped, handed to a worker and dropped at a full worker queue; the
-//!   workers' records queued, dropped at a full queue, installed, updated and refused by
+//!   stale ones (replays), records received, skipped, handed to a worker and dropped at a
+//!   full worker queue; the workers' records queued, dropped at a full queue, installed, updated and refused by
 //!   `reason` (every reason listed, zero included);
 //! - the configuration's generation.
 
@@ -401,6 +401,13 @@ impl Scrape {
             "Datagrams of another syncid, dropped by the backup.",
             Counter,
             one(b.syncid_mismatch),
+        )?;
+        family(
+            e,
+            "sync_stale_datagrams",
+            "Datagrams the backup dropped as stale: a replay, or one of an earlier run of their sender.",
+            Counter,
+            one(b.stale),
         )?;
         family(
             e,

@@ -8,11 +8,16 @@
 //!   sends a datagram when the next record does not fit or [`FLUSH_PERIOD`] after its first
 //!   record, at most [`DATAGRAMS_PER_SEC`] a second (what is over is dropped and counted),
 //!   to IPVS's group [`SYNC_GROUP`]:[`SYNC_PORT`] out of the `--mcast-interface` (TTL 1, no
-//!   loopback: a backup on this director never reads its own master).
+//!   loopback: a backup on this director never reads its own master). Each datagram is
+//!   stamped ([`wire::Stamp`]) with the master's run (when it started, in seconds; a later
+//!   start of a master of this process always has a later run) and its number in the run.
 //! - **Backup** ([`BackupReceiver`]): a socket bound to the group's address and port, joined to
 //!   the group on the `--mcast-interface` only. Each datagram is checked whole first: a
 //!   malformed one is dropped and counted by [`Malformed`] reason, one of another syncid is
-//!   dropped (syncid 0 on the backup accepts any, as IPVS); then each record the gateway
+//!   dropped (syncid 0 on the backup accepts any, as IPVS), and so is a stamped one that
+//!   does not follow the last one taken from its sender (a replay, or an earlier run of the
+//!   sender: counted as stale; an unstamped one, a kernel IPVS master's, is taken); then each
+//!   record the gateway
 //!   cannot read alone ([`wire::Error::drops_datagram`] false) is skipped and counted and
 //!   each good one is handed to the worker that is to carry it ([`owning_worker`]) with
 //!   `try_send` (a full queue is a counted drop).
@@ -29,7 +34,7 @@
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -39,7 +44,7 @@ use rustix::net::{netdevice, sockopt, AddressFamily, SocketType};
 
 use super::owner::owning_worker;
 use super::queue::{DaemonQueues, MasterSwitch};
-use super::wire::{self, ConnRepr, DatagramWriter};
+use super::wire::{self, ConnRepr, DatagramWriter, Stamp};
 use crate::model::NetView;
 use crate::stats::Counter;
 
@@ -62,6 +67,12 @@ const IP_UDP_HEADERS: usize = 28;
 /// The longest record a master writes: the fixed part and every option this gateway sends
 /// (`SEQ_DATA` 2 + 24, `FNAT_LOCAL` 2 + 6, `SYNPROXY` 2 + 8).
 const MAX_RECORD_LEN: usize = wire::CONN_V4_LEN + 26 + 8 + 10;
+/// What the stamp adds to a datagram at most: its option on the first record, and the
+/// padding it may add after that record.
+const STAMP_SPACE: usize = (2 + wire::option::STAMP_LEN + 3) & !3;
+/// Senders whose last stamp a backup remembers (the directors of one segment; an entry
+/// forgotten for a new sender costs only a replay check).
+const STAMPED_SENDERS: usize = 16;
 
 /// Which daemon: IPVS's two states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -137,7 +148,7 @@ impl fmt::Display for SyncError {
             SyncError::MtuTooSmall { name, mtu } => write!(
                 f,
                 "interface {name:?} has an MTU of {mtu}: a sync datagram of one record needs {}",
-                IP_UDP_HEADERS + wire::HEADER_LEN + MAX_RECORD_LEN
+                IP_UDP_HEADERS + wire::HEADER_LEN + STAMP_SPACE + MAX_RECORD_LEN
             ),
             SyncError::Socket { role, what, name, error } => {
                 write!(f, "{} sync daemon on {name:?}: cannot {what}: {error}", role.name())
@@ -225,6 +236,9 @@ pub struct BackupCounters {
     pub malformed: [Counter; Malformed::COUNT],
     /// Datagrams of another syncid.
     pub syncid_mismatch: Counter,
+    /// Stamped datagrams that do not follow the last one taken from their sender: a replay,
+    /// or one of an earlier run of it.
+    pub stale: Counter,
     /// Records of accepted datagrams, skipped ones included.
     pub records_received: Counter,
     /// Records this gateway cannot read (IPv6, an unknown mandatory option,
@@ -243,15 +257,17 @@ pub struct SyncCounters {
     pub backup: BackupCounters,
 }
 
-/// Packs records into datagrams of at most `max_len` bytes, on the master.
+/// Packs records into stamped datagrams of at most `max_len` bytes, on the master.
 #[derive(Debug)]
 pub struct Batcher {
     syncid: u8,
     max_len: usize,
+    /// The next datagram's stamp.
+    stamp: Stamp,
     pending: Vec<ConnRepr>,
-    /// Bytes the pending records take in a datagram, header included (each counted with the
-    /// padding to the next 4-byte boundary, which the last one does not get: an upper bound
-    /// by at most 3 bytes).
+    /// Bytes the pending records take in a datagram, header and stamp included (each counted
+    /// with the padding to the next 4-byte boundary, which the last one does not get: an
+    /// upper bound by a few bytes).
     len: usize,
     /// When the oldest pending record was added.
     since: Option<Instant>,
@@ -260,14 +276,16 @@ pub struct Batcher {
 
 impl Batcher {
     /// A batcher of datagrams of at most `max_len` bytes (capped at the sync header's
-    /// 16-bit size); `max_len` must hold a header and one record of [`MAX_RECORD_LEN`].
-    pub fn new(syncid: u8, max_len: usize) -> Batcher {
+    /// 16-bit size), stamped `run` and numbered from 0; `max_len` must hold a header, a
+    /// stamp and one record of [`MAX_RECORD_LEN`].
+    pub fn new(syncid: u8, max_len: usize, run: u32) -> Batcher {
         let max_len = max_len.min(wire::MAX_DATAGRAM_LEN);
         Batcher {
             syncid,
             max_len,
+            stamp: Stamp { run, number: 0 },
             pending: Vec::with_capacity(wire::MAX_RECORDS),
-            len: wire::HEADER_LEN,
+            len: wire::HEADER_LEN + STAMP_SPACE,
             since: None,
             buffer: vec![0; max_len],
         }
@@ -303,16 +321,31 @@ impl Batcher {
             return;
         }
         // `new` sized the buffer past a header; `push` kept the records within it.
-        if let Ok(mut writer) = DatagramWriter::new(&mut self.buffer, self.syncid) {
+        if let Ok(writer) = DatagramWriter::new(&mut self.buffer, self.syncid) {
+            let mut writer = writer.stamped(self.stamp);
             let written = self.pending.iter().take_while(|r| writer.push(r).is_ok()).count();
             debug_assert_eq!(written, self.pending.len(), "the batcher's bound is the writer's");
             let len = writer.finish();
             send(&self.buffer[..len], written);
+            self.stamp.number = self.stamp.number.wrapping_add(1);
         }
         self.pending.clear();
-        self.len = wire::HEADER_LEN;
+        self.len = wire::HEADER_LEN + STAMP_SPACE;
         self.since = None;
     }
+}
+
+/// The run of a master starting now: the time in seconds, later than every run this
+/// process gave before (a master stopped and started within a second is a new run).
+fn next_run() -> u32 {
+    static LAST: AtomicU32 = AtomicU32::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+    let previous = LAST.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(now.max(last.wrapping_add(1))));
+    // `fetch_update` with a closure that always answers cannot fail.
+    let last = previous.unwrap_or_else(|last| last);
+    now.max(last.wrapping_add(1))
 }
 
 /// A token bucket of datagrams: [`TokenBucket::take`] says whether one may go now.
@@ -373,15 +406,18 @@ pub struct BackupReceiver {
     /// 0: any.
     syncid: u8,
     to_workers: Vec<SyncSender<ConnRepr>>,
+    /// The last stamp taken from each sender, oldest entry first.
+    stamps: Vec<(Ipv4Addr, Stamp)>,
 }
 
 impl BackupReceiver {
     pub fn new(syncid: u8, to_workers: Vec<SyncSender<ConnRepr>>) -> BackupReceiver {
-        BackupReceiver { syncid, to_workers }
+        BackupReceiver { syncid, to_workers, stamps: Vec::with_capacity(STAMPED_SENDERS) }
     }
 
-    /// Checks `datagram` whole, then hands each good record to its worker; counts all.
-    pub fn receive(&self, datagram: &[u8], net: &NetView, counters: &BackupCounters) {
+    /// Checks `datagram` (sent by `from`) whole, then hands each good record to its worker;
+    /// counts all.
+    pub fn receive(&mut self, datagram: &[u8], from: Ipv4Addr, net: &NetView, counters: &BackupCounters) {
         counters.datagrams_received.inc();
         let (header, records) = match wire::parse(datagram) {
             Ok(parsed) => parsed,
@@ -395,6 +431,12 @@ impl BackupReceiver {
         if self.syncid != 0 && header.syncid != self.syncid {
             counters.syncid_mismatch.inc();
             return;
+        }
+        if let Some(stamp) = wire::stamp_of(datagram) {
+            if !self.take_stamp(from, stamp) {
+                counters.stale.inc();
+                return;
+            }
         }
         let workers = u16::try_from(self.to_workers.len()).unwrap_or(u16::MAX);
         for record in records {
@@ -412,6 +454,24 @@ impl BackupReceiver {
                 }
             }
         }
+    }
+}
+
+impl BackupReceiver {
+    /// Whether `stamp` follows the last one taken from `from`; if so it becomes the last.
+    fn take_stamp(&mut self, from: Ipv4Addr, stamp: Stamp) -> bool {
+        match self.stamps.iter().position(|(sender, _)| *sender == from) {
+            Some(i) if !stamp.follows(self.stamps[i].1) => return false,
+            Some(i) => {
+                self.stamps.remove(i);
+            }
+            None if self.stamps.len() == STAMPED_SENDERS => {
+                self.stamps.remove(0);
+            }
+            None => {}
+        }
+        self.stamps.push((from, stamp));
+        true
     }
 }
 
@@ -515,7 +575,7 @@ impl SyncDaemons {
                 let (socket, max_len) = master_socket(&spec.mcast_interface)?;
                 let master = MasterLoop {
                     socket,
-                    batcher: Batcher::new(spec.syncid, max_len),
+                    batcher: Batcher::new(spec.syncid, max_len, next_run()),
                     bucket: TokenBucket::new(DATAGRAMS_PER_SEC, DATAGRAM_BURST, Instant::now()),
                     from_workers: Arc::clone(&self.from_workers),
                     counters: Arc::clone(&self.counters),
@@ -576,11 +636,12 @@ impl SyncDaemons {
                 m.rate_dropped.get()
             ),
             Role::Backup => format!(
-                "datagrams received {} malformed {} syncid mismatch {} records received {} skipped {} handed {} \
-                 worker queue full {}",
+                "datagrams received {} malformed {} syncid mismatch {} stale {} records received {} skipped {} \
+                 handed {} worker queue full {}",
                 b.datagrams_received.get(),
                 b.malformed.iter().map(Counter::get).sum::<u64>(),
                 b.syncid_mismatch.get(),
+                b.stale.get(),
                 b.records_received.get(),
                 b.records_skipped.get(),
                 b.records_handed.get(),
@@ -655,7 +716,7 @@ fn master_socket(name: &str) -> Result<(UdpSocket, usize), SyncError> {
     ))?;
     let mtu = sockopt::ip_mtu(&fd).map_err(socket_error(role, "read the interface's MTU", name))?;
     let max_len = (mtu as usize).saturating_sub(IP_UDP_HEADERS);
-    if max_len < wire::HEADER_LEN + MAX_RECORD_LEN {
+    if max_len < wire::HEADER_LEN + STAMP_SPACE + MAX_RECORD_LEN {
         return Err(SyncError::MtuTooSmall { name: name.to_string(), mtu });
     }
     let socket = UdpSocket::from(fd);
@@ -755,11 +816,17 @@ struct BackupLoop {
 }
 
 impl BackupLoop {
-    fn run(self) {
+    fn run(mut self) {
         let mut buffer = vec![0u8; wire::MAX_DATAGRAM_LEN];
         while !self.stop.load(Ordering::Relaxed) {
-            match self.socket.recv(&mut buffer) {
-                Ok(len) => self.receiver.receive(&buffer[..len], &self.net.get(), &self.counters.backup),
+            match self.socket.recv_from(&mut buffer) {
+                Ok((len, from)) => {
+                    let from = match from.ip() {
+                        std::net::IpAddr::V4(a) => a,
+                        std::net::IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+                    };
+                    self.receiver.receive(&buffer[..len], from, &self.net.get(), &self.counters.backup)
+                }
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -796,15 +863,18 @@ mod tests {
         }
     }
 
-    /// Every datagram a batcher sends, parsed back.
+    /// Every datagram a batcher sends, parsed back; each is stamped with run 5 and the next
+    /// number (`numbers`).
     fn sent(
         batcher: &mut Batcher,
+        numbers: &mut std::ops::RangeFrom<u32>,
         push: impl FnOnce(&mut Batcher, &mut dyn FnMut(&[u8], usize)),
     ) -> Vec<Vec<ConnRepr>> {
         let mut datagrams = Vec::new();
         let mut send = |d: &[u8], n: usize| {
             let (header, records) = wire::parse(d).unwrap();
             assert_eq!((usize::from(header.nr_conns), header.syncid), (n, 9));
+            assert_eq!(wire::stamp_of(d), Some(Stamp { run: 5, number: numbers.next().unwrap() }));
             datagrams.push(records.map(Result::unwrap).collect());
         };
         push(batcher, &mut send);
@@ -813,31 +883,35 @@ mod tests {
 
     #[test]
     fn a_datagram_goes_when_the_next_record_does_not_fit() {
-        // A header and three 44-byte records: 140 bytes.
-        let mut batcher = Batcher::new(9, 140);
+        // A header, a stamp and three 44-byte records: 8 + 12 + 132 bytes.
+        let mut batcher = Batcher::new(9, 152, 5);
+        let numbers = &mut (0..);
         let now = Instant::now();
         let records: Vec<ConnRepr> = (0..4).map(|i| record(4000 + i, 1024 + i)).collect();
-        let datagrams = sent(&mut batcher, |b, send| {
+        let datagrams = sent(&mut batcher, numbers, |b, send| {
             for r in &records {
                 b.push(*r, now, &mut |d, n| send(d, n));
             }
         });
         assert_eq!(datagrams, vec![records[..3].to_vec()]);
         assert_eq!(batcher.pending(), 1);
-        let rest = sent(&mut batcher, |b, send| b.flush(&mut |d, n| send(d, n)));
+        let rest = sent(&mut batcher, numbers, |b, send| b.flush(&mut |d, n| send(d, n)));
         assert_eq!(rest, vec![records[3..].to_vec()]);
-        assert!(sent(&mut batcher, |b, send| b.flush(&mut |d, n| send(d, n))).is_empty(), "nothing left to send");
+        let none = sent(&mut batcher, numbers, |b, send| b.flush(&mut |d, n| send(d, n)));
+        assert!(none.is_empty(), "nothing left to send");
+        assert_eq!(numbers.next(), Some(2), "two datagrams, numbered 0 and 1");
     }
 
     #[test]
     fn records_of_odd_lengths_are_padded_and_fit_the_bound() {
-        // 36 + 10 = 46 bytes each, 48 with padding: a header and two take 8 + 48 + 46.
+        // 36 + 10 = 46 bytes each, 48 with padding, the first 56 with the stamp: a header
+        // and two take 8 + 56 + 46.
         let odd = |port| ConnRepr {
             fnat_local: None,
             synproxy: Some(SynProxyDeltas { seq_delta: 1, ts_delta: 2 }),
             ..record(port, 1024)
         };
-        let mut batcher = Batcher::new(9, 8 + 48 + 48);
+        let mut batcher = Batcher::new(9, 8 + 12 + 48 + 48, 5);
         let now = Instant::now();
         let mut lens = Vec::new();
         let mut got = Vec::new();
@@ -847,13 +921,13 @@ mod tests {
                 got.extend(wire::parse(d).unwrap().1.map(Result::unwrap));
             });
         }
-        assert_eq!(lens, vec![102]);
+        assert_eq!(lens, vec![110]);
         assert_eq!(got, vec![odd(1), odd(2)]);
     }
 
     #[test]
     fn a_datagram_goes_after_the_flush_period_or_at_255_records() {
-        let mut batcher = Batcher::new(9, wire::MAX_DATAGRAM_LEN);
+        let mut batcher = Batcher::new(9, wire::MAX_DATAGRAM_LEN, 5);
         let t0 = Instant::now();
         let mut count = 0;
         batcher.push(record(1, 1024), t0, &mut |_, _| count += 1);
@@ -883,6 +957,8 @@ mod tests {
         assert!(!bucket.take(t0 + Duration::from_secs(60)), "an idle minute refills the burst, no more");
     }
 
+    const SENDER: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 251);
+
     fn datagram(syncid: u8, records: &[ConnRepr]) -> Vec<u8> {
         let mut buf = vec![0; 1500];
         let mut writer = DatagramWriter::new(&mut buf, syncid).unwrap();
@@ -898,11 +974,12 @@ mod tests {
         Malformed::ALL.iter().map(|m| (m.name(), c.malformed[*m as usize].get())).filter(|(_, n)| *n != 0).collect()
     }
 
-    /// `(received, mismatched, records received, skipped, handed, queue full)`.
-    fn tally(c: &BackupCounters) -> [u64; 6] {
+    /// `(received, mismatched, stale, records received, skipped, handed, queue full)`.
+    fn tally(c: &BackupCounters) -> [u64; 7] {
         [
             c.datagrams_received.get(),
             c.syncid_mismatch.get(),
+            c.stale.get(),
             c.records_received.get(),
             c.records_skipped.get(),
             c.records_handed.get(),
@@ -913,11 +990,11 @@ mod tests {
     #[test]
     fn each_record_reaches_the_worker_that_owns_it() {
         let (daemon_ends, workers) = queues(4);
-        let receiver = BackupReceiver::new(7, daemon_ends.to_workers);
+        let mut receiver = BackupReceiver::new(7, daemon_ends.to_workers);
         let counters = BackupCounters::default();
         let net = NetView::default();
-        receiver.receive(&datagram(7, &[record(1, 1027), record(2, 1026), record(3, 1030)]), &net, &counters);
-        assert_eq!(tally(&counters), [1, 0, 3, 0, 3, 0]);
+        receiver.receive(&datagram(7, &[record(1, 1027), record(2, 1026), record(3, 1030)]), SENDER, &net, &counters);
+        assert_eq!(tally(&counters), [1, 0, 0, 3, 0, 3, 0]);
         let got: Vec<Vec<u16>> =
             workers.iter().map(|w| w.inbox.try_iter().map(|r| r.client.port()).collect()).collect();
         assert_eq!(got, vec![vec![], vec![], vec![2, 3], vec![1]]);
@@ -928,21 +1005,21 @@ mod tests {
         let (daemon_ends, workers) = queues(4);
         let counters = BackupCounters::default();
         let net = NetView::default();
-        let strict = BackupReceiver::new(7, daemon_ends.to_workers.clone());
-        strict.receive(&datagram(8, &[record(1, 1024)]), &net, &counters);
-        assert_eq!(tally(&counters), [1, 1, 0, 0, 0, 0]);
+        let mut strict = BackupReceiver::new(7, daemon_ends.to_workers.clone());
+        strict.receive(&datagram(8, &[record(1, 1024)]), SENDER, &net, &counters);
+        assert_eq!(tally(&counters), [1, 1, 0, 0, 0, 0, 0]);
         assert!(workers[0].inbox.try_recv().is_err());
-        let any = BackupReceiver::new(0, daemon_ends.to_workers);
-        any.receive(&datagram(8, &[record(1, 1024)]), &net, &counters);
-        any.receive(&datagram(255, &[record(2, 1024)]), &net, &counters);
-        assert_eq!(tally(&counters), [3, 1, 2, 0, 2, 0]);
+        let mut any = BackupReceiver::new(0, daemon_ends.to_workers);
+        any.receive(&datagram(8, &[record(1, 1024)]), SENDER, &net, &counters);
+        any.receive(&datagram(255, &[record(2, 1024)]), SENDER, &net, &counters);
+        assert_eq!(tally(&counters), [3, 1, 0, 2, 0, 2, 0]);
         assert_eq!(workers[0].inbox.try_iter().count(), 2);
     }
 
     #[test]
     fn a_malformed_datagram_is_dropped_whole_and_counted_by_reason() {
         let (daemon_ends, workers) = queues(4);
-        let receiver = BackupReceiver::new(7, daemon_ends.to_workers);
+        let mut receiver = BackupReceiver::new(7, daemon_ends.to_workers);
         let counters = BackupCounters::default();
         let net = NetView::default();
         let good = datagram(7, &[record(1, 1024), record(2, 1024)]);
@@ -959,39 +1036,92 @@ mod tests {
         let mut bad_option = good.clone();
         bad_option[8 + 36 + 1] = 5;
         for d in [&good[..3], &bad_version, &version0, &longer, &bad_record, &bad_option, &[][..]] {
-            receiver.receive(d, &net, &counters);
+            receiver.receive(d, SENDER, &net, &counters);
         }
         assert_eq!(
             malformed(&counters),
             vec![("truncated", 2), ("bad_version", 2), ("size_mismatch", 1), ("bad_record", 1), ("bad_option", 1)]
         );
-        assert_eq!(tally(&counters), [7, 0, 0, 0, 0, 0]);
+        assert_eq!(tally(&counters), [7, 0, 0, 0, 0, 0, 0]);
         assert!(workers[0].inbox.try_recv().is_err(), "nothing of a malformed datagram is handed on");
     }
 
     #[test]
     fn a_record_that_cannot_be_read_alone_is_skipped_and_the_rest_taken() {
         let (daemon_ends, workers) = queues(4);
-        let receiver = BackupReceiver::new(7, daemon_ends.to_workers);
+        let mut receiver = BackupReceiver::new(7, daemon_ends.to_workers);
         let counters = BackupCounters::default();
         let mut d = datagram(7, &[record(1, 1024), record(2, 1024), record(3, 1024)]);
         d[8 + 44] = 1; // the second record says it is IPv6
-        receiver.receive(&d, &NetView::default(), &counters);
-        assert_eq!(tally(&counters), [1, 0, 3, 1, 2, 0]);
+        receiver.receive(&d, SENDER, &NetView::default(), &counters);
+        assert_eq!(tally(&counters), [1, 0, 0, 3, 1, 2, 0]);
         assert_eq!(workers[0].inbox.try_iter().map(|r| r.client.port()).collect::<Vec<_>>(), vec![1, 3]);
     }
 
     #[test]
     fn a_full_worker_queue_or_no_worker_drops_the_record() {
         let (tx, rx) = mpsc::sync_channel(1);
-        let receiver = BackupReceiver::new(7, vec![tx]);
+        let mut receiver = BackupReceiver::new(7, vec![tx]);
         let counters = BackupCounters::default();
-        receiver.receive(&datagram(7, &[record(1, 1024), record(2, 1024)]), &NetView::default(), &counters);
-        assert_eq!(tally(&counters), [1, 0, 2, 0, 1, 1]);
+        receiver.receive(&datagram(7, &[record(1, 1024), record(2, 1024)]), SENDER, &NetView::default(), &counters);
+        assert_eq!(tally(&counters), [1, 0, 0, 2, 0, 1, 1]);
         assert_eq!(rx.try_recv().unwrap().client.port(), 1);
-        let none = BackupReceiver::new(7, Vec::new());
-        none.receive(&datagram(7, &[record(1, 1024)]), &NetView::default(), &counters);
-        assert_eq!(tally(&counters), [2, 0, 3, 0, 1, 2]);
+        let mut none = BackupReceiver::new(7, Vec::new());
+        none.receive(&datagram(7, &[record(1, 1024)]), SENDER, &NetView::default(), &counters);
+        assert_eq!(tally(&counters), [2, 0, 0, 3, 0, 1, 2]);
+    }
+
+    fn stamped(run: u32, number: u32, client_port: u16) -> Vec<u8> {
+        let mut buf = vec![0; 1500];
+        let mut writer = DatagramWriter::new(&mut buf, 7).unwrap().stamped(Stamp { run, number });
+        writer.push(&record(client_port, 1024)).unwrap();
+        let len = writer.finish();
+        buf.truncate(len);
+        buf
+    }
+
+    #[test]
+    fn a_replayed_or_earlier_datagram_of_a_sender_is_stale() {
+        let (daemon_ends, workers) = queues(4);
+        let mut receiver = BackupReceiver::new(7, daemon_ends.to_workers);
+        let counters = BackupCounters::default();
+        let net = NetView::default();
+        let other = Ipv4Addr::new(192, 168, 1, 252);
+        let cases = [
+            (stamped(100, 5, 1), SENDER),
+            (stamped(100, 5, 2), SENDER),              // the same stamp again: a replay
+            (stamped(100, 4, 3), SENDER),              // an earlier number
+            (stamped(100, 5, 4), other),               // another sender counts apart
+            (stamped(100, 7, 5), SENDER),              // a later one (6 was lost)
+            (stamped(99, 1000, 6), SENDER),            // an earlier run
+            (stamped(101, 0, 7), SENDER),              // the sender restarted
+            (datagram(7, &[record(8, 1024)]), SENDER), // unstamped (a kernel IPVS master's): taken
+            (datagram(7, &[record(8, 1024)]), SENDER), // every time
+        ];
+        for (d, from) in &cases {
+            receiver.receive(d, *from, &net, &counters);
+        }
+        assert_eq!(tally(&counters), [9, 0, 3, 6, 0, 6, 0]);
+        let got: Vec<u16> = workers[0].inbox.try_iter().map(|r| r.client.port()).collect();
+        assert_eq!(got, vec![1, 4, 5, 7, 8, 8]);
+        // A sender pushed out by newer ones has no last stamp: its next datagram is taken,
+        // even an old one.
+        for i in 0..STAMPED_SENDERS as u8 {
+            receiver.receive(&stamped(100, 0, 10), Ipv4Addr::new(10, 9, 9, i), &net, &counters);
+        }
+        receiver.receive(&stamped(100, 1, 11), SENDER, &net, &counters);
+        assert_eq!(counters.stale.get(), 3);
+        // One it remembers still refuses a replay.
+        receiver.receive(&stamped(100, 0, 12), Ipv4Addr::new(10, 9, 9, 15), &net, &counters);
+        assert_eq!(counters.stale.get(), 4);
+    }
+
+    #[test]
+    fn runs_only_move_forward() {
+        let (a, b) = (next_run(), next_run());
+        assert!(b > a, "{a} then {b}");
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as u32;
+        assert!(a >= now - 1, "a run is the time it started, in seconds: {a} at {now}");
     }
 
     fn spec(role: Role, ifname: &str, syncid: u8) -> DaemonSpec {
@@ -1117,7 +1247,15 @@ mod tests {
             let mut last: Vec<u16> = backup_workers[0].inbox.try_iter().map(|r| r.client.port()).collect();
             last.sort_unstable();
             assert_eq!(last, (6000..6005).collect::<Vec<u16>>());
+            // Started again (a new run, within the same second): taken.
             master.start(&spec(Role::Master, "lo", 7)).unwrap();
+            master_workers[1].push(record(7000, 1024), &queued);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while b.records_handed.get() < 106 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!((b.records_handed.get(), b.stale.get()), (106, 0));
+            assert_eq!(backup_workers[0].inbox.try_recv().map(|r| r.client.port()), Ok(7000));
             // Another syncid is not taken. (The master's loopback is off, but `lo` reflects
             // what is sent out of it, so a backup of the master's namespace would read it
             // here, unlike on the kernel interface of a director.)
@@ -1129,7 +1267,7 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(5));
             }
             assert_eq!(b.syncid_mismatch.get(), 1);
-            assert_eq!(b.records_handed.get(), 105);
+            assert_eq!(b.records_handed.get(), 106);
             assert!(backup_workers.iter().all(|w| w.inbox.try_recv().is_err()));
         });
         thread.join().unwrap();
