@@ -14,9 +14,10 @@
 //! - **Backup** ([`BackupReceiver`]): a socket bound to the group's address and port, joined to
 //!   the group on the `--mcast-interface` only. Each datagram is checked whole first: a
 //!   malformed one is dropped and counted by [`Malformed`] reason, one of another syncid is
-//!   dropped (syncid 0 on the backup accepts any, as IPVS), and so is a stamped one that
-//!   does not follow the last one taken from its sender (a replay, or an earlier run of the
-//!   sender: counted as stale; an unstamped one, a kernel IPVS master's, is taken); then each
+//!   dropped (syncid 0 on the backup accepts any, as IPVS), and so is a stamped one whose
+//!   number of its run was taken already (a replay, from whatever address) or whose run is
+//!   older than its sender's last (counted as stale; an unstamped one, a kernel IPVS
+//!   master's, is taken); then each
 //!   record the gateway
 //!   cannot read alone ([`wire::Error::drops_datagram`] false) is skipped and counted and
 //!   each good one is handed to the worker that is to carry it ([`owning_worker`]) with
@@ -70,9 +71,9 @@ const MAX_RECORD_LEN: usize = wire::CONN_V4_LEN + 26 + 8 + 10;
 /// What the stamp adds to a datagram at most: its option on the first record, and the
 /// padding it may add after that record.
 const STAMP_SPACE: usize = (2 + wire::option::STAMP_LEN + 3) & !3;
-/// Senders whose last stamp a backup remembers (the directors of one segment; an entry
-/// forgotten for a new sender costs only a replay check).
-const STAMPED_SENDERS: usize = 16;
+/// Runs, and senders, whose last stamp a backup remembers (the masters of one segment; an
+/// entry forgotten for a newer one costs only a replay check).
+const STAMPS_KEPT: usize = 16;
 
 /// Which daemon: IPVS's two states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -236,8 +237,7 @@ pub struct BackupCounters {
     pub malformed: [Counter; Malformed::COUNT],
     /// Datagrams of another syncid.
     pub syncid_mismatch: Counter,
-    /// Stamped datagrams that do not follow the last one taken from their sender: a replay,
-    /// or one of an earlier run of it.
+    /// Stamped datagrams taken already (a replay) or of an earlier run of their sender.
     pub stale: Counter,
     /// Records of accepted datagrams, skipped ones included.
     pub records_received: Counter,
@@ -406,13 +406,20 @@ pub struct BackupReceiver {
     /// 0: any.
     syncid: u8,
     to_workers: Vec<SyncSender<ConnRepr>>,
-    /// The last stamp taken from each sender, oldest entry first.
-    stamps: Vec<(Ipv4Addr, Stamp)>,
+    /// The last number taken of each run, and the last run taken from each sender (by
+    /// source address), least recently taken first.
+    runs: Vec<(u32, u32)>,
+    senders: Vec<(Ipv4Addr, u32)>,
 }
 
 impl BackupReceiver {
     pub fn new(syncid: u8, to_workers: Vec<SyncSender<ConnRepr>>) -> BackupReceiver {
-        BackupReceiver { syncid, to_workers, stamps: Vec::with_capacity(STAMPED_SENDERS) }
+        BackupReceiver {
+            syncid,
+            to_workers,
+            runs: Vec::with_capacity(STAMPS_KEPT),
+            senders: Vec::with_capacity(STAMPS_KEPT),
+        }
     }
 
     /// Checks `datagram` (sent by `from`) whole, then hands each good record to its worker;
@@ -458,21 +465,43 @@ impl BackupReceiver {
 }
 
 impl BackupReceiver {
-    /// Whether `stamp` follows the last one taken from `from`; if so it becomes the last.
+    /// Whether a datagram stamped `stamp` from `from` is new: not a number of its run taken
+    /// already (whoever sends it again: a replay from any address is one), and not of a run
+    /// older than the last one its sender sent. If so, it becomes the last of both.
+    ///
+    /// A run is its master's start in seconds, so two masters started in the same second
+    /// that send to one backup with one syncid share a run, and each one's datagrams that
+    /// do not follow the other's last are taken for stale.
     fn take_stamp(&mut self, from: Ipv4Addr, stamp: Stamp) -> bool {
-        match self.stamps.iter().position(|(sender, _)| *sender == from) {
-            Some(i) if !stamp.follows(self.stamps[i].1) => return false,
-            Some(i) => {
-                self.stamps.remove(i);
+        let run = self.runs.iter().position(|&(run, _)| run == stamp.run);
+        if let Some(i) = run {
+            if !stamp.follows(Stamp { run: stamp.run, number: self.runs[i].1 }) {
+                return false;
             }
-            None if self.stamps.len() == STAMPED_SENDERS => {
-                self.stamps.remove(0);
-            }
-            None => {}
         }
-        self.stamps.push((from, stamp));
+        let sender = self.senders.iter().position(|&(sender, _)| sender == from);
+        if sender.is_some_and(|i| stamp.run < self.senders[i].1) {
+            return false;
+        }
+        keep_last(&mut self.runs, run, (stamp.run, stamp.number));
+        keep_last(&mut self.senders, sender, (from, stamp.run));
         true
     }
+}
+
+/// Makes `entry` the most recent of `entries` (replacing the one at `at`, or else the least
+/// recent when [`STAMPS_KEPT`] are kept already).
+fn keep_last<T>(entries: &mut Vec<T>, at: Option<usize>, entry: T) {
+    match at {
+        Some(i) => {
+            entries.remove(i);
+        }
+        None if entries.len() == STAMPS_KEPT => {
+            entries.remove(0);
+        }
+        None => {}
+    }
+    entries.push(entry);
 }
 
 fn count_malformed(e: &wire::Error, counters: &BackupCounters) {
@@ -1081,7 +1110,7 @@ mod tests {
     }
 
     #[test]
-    fn a_replayed_or_earlier_datagram_of_a_sender_is_stale() {
+    fn a_replayed_or_earlier_datagram_is_stale() {
         let (daemon_ends, workers) = queues(4);
         let mut receiver = BackupReceiver::new(7, daemon_ends.to_workers);
         let counters = BackupCounters::default();
@@ -1089,31 +1118,32 @@ mod tests {
         let other = Ipv4Addr::new(192, 168, 1, 252);
         let cases = [
             (stamped(100, 5, 1), SENDER),
-            (stamped(100, 5, 2), SENDER),              // the same stamp again: a replay
-            (stamped(100, 4, 3), SENDER),              // an earlier number
-            (stamped(100, 5, 4), other),               // another sender counts apart
-            (stamped(100, 7, 5), SENDER),              // a later one (6 was lost)
-            (stamped(99, 1000, 6), SENDER),            // an earlier run
-            (stamped(101, 0, 7), SENDER),              // the sender restarted
-            (datagram(7, &[record(8, 1024)]), SENDER), // unstamped (a kernel IPVS master's): taken
-            (datagram(7, &[record(8, 1024)]), SENDER), // every time
+            (stamped(100, 5, 2), SENDER),               // the same stamp again: a replay
+            (stamped(100, 5, 3), other),                // a replay from another address too
+            (stamped(100, 4, 4), SENDER),               // an earlier number
+            (stamped(200, 9, 5), other),                // another master's run counts apart
+            (stamped(100, 7, 6), SENDER),               // a later one (6 was lost)
+            (stamped(99, 1000, 7), SENDER),             // an earlier run of the sender
+            (stamped(101, 0, 8), SENDER),               // the sender restarted
+            (stamped(100, 8, 9), SENDER),               // then its previous run is over
+            (datagram(7, &[record(10, 1024)]), SENDER), // unstamped (a kernel IPVS master's): taken
+            (datagram(7, &[record(10, 1024)]), SENDER), // every time
         ];
         for (d, from) in &cases {
             receiver.receive(d, *from, &net, &counters);
         }
-        assert_eq!(tally(&counters), [9, 0, 3, 6, 0, 6, 0]);
+        assert_eq!(tally(&counters), [11, 0, 5, 6, 0, 6, 0]);
         let got: Vec<u16> = workers[0].inbox.try_iter().map(|r| r.client.port()).collect();
-        assert_eq!(got, vec![1, 4, 5, 7, 8, 8]);
-        // A sender pushed out by newer ones has no last stamp: its next datagram is taken,
-        // even an old one.
-        for i in 0..STAMPED_SENDERS as u8 {
-            receiver.receive(&stamped(100, 0, 10), Ipv4Addr::new(10, 9, 9, i), &net, &counters);
+        assert_eq!(got, vec![1, 5, 6, 8, 10, 10]);
+        // Runs pushed out by newer ones are forgotten: a replay of one is taken again.
+        for run in 1000..1000 + STAMPS_KEPT as u32 {
+            receiver.receive(&stamped(run, 0, 11), Ipv4Addr::new(10, 9, 9, 1), &net, &counters);
         }
-        receiver.receive(&stamped(100, 1, 11), SENDER, &net, &counters);
-        assert_eq!(counters.stale.get(), 3);
-        // One it remembers still refuses a replay.
-        receiver.receive(&stamped(100, 0, 12), Ipv4Addr::new(10, 9, 9, 15), &net, &counters);
-        assert_eq!(counters.stale.get(), 4);
+        receiver.receive(&stamped(200, 9, 12), Ipv4Addr::new(10, 9, 9, 2), &net, &counters);
+        assert_eq!(counters.stale.get(), 5);
+        // One it keeps is still refused.
+        receiver.receive(&stamped(1015, 0, 13), Ipv4Addr::new(10, 9, 9, 2), &net, &counters);
+        assert_eq!(counters.stale.get(), 6);
     }
 
     #[test]
