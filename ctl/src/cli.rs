@@ -1,5 +1,5 @@
 //! The command line of gwctl's own subcommands (`addr`, `route`, `neigh`, `link`, `stats`,
-//! `mark`, `completions`), parsed with clap: each has its `--help`, and an unknown option or
+//! `sync`, `mark`, `completions`), parsed with clap: each has its `--help`, and an unknown option or
 //! a bad value is refused naming it. Any other command line is ipvsadm's and never comes
 //! here: its getopt grammar and messages are ipvsadm's own ([`crate::ipvsadm`]).
 //!
@@ -78,6 +78,12 @@ pub enum Management {
     },
     /// Per-worker packet, event and drop counters
     Stats {
+        #[command(subcommand)]
+        action: Option<ShowAction>,
+    },
+    /// Connection sync: the daemons running (ipvsadm's --start-daemon) and the counters of
+    /// the master, the backup and the workers
+    Sync {
         #[command(subcommand)]
         action: Option<ShowAction>,
     },
@@ -483,7 +489,7 @@ mod tests {
 
     #[test]
     fn the_subcommands_are_the_ones_dispatched_here() {
-        for word in ["addr", "route", "neigh", "link", "stats", "mark", "completions"] {
+        for word in ["addr", "route", "neigh", "link", "stats", "sync", "mark", "completions"] {
             assert!(is_subcommand(word), "{word}");
         }
         // ipvsadm's words stay ipvsadm's.

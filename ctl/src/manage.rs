@@ -8,6 +8,7 @@
 //! gwctl neigh del ADDR dev IFNAME                  gwctl neigh [show]
 //! gwctl link [show]                                port and queue counters
 //! gwctl stats                                      per-worker packet and drop counters
+//! gwctl sync                                       sync daemons and their counters
 //! gwctl mark add MARK -d PREFIX [-p tcp|udp] [--dports P[,LO-HI]...]
 //! gwctl mark del MARK                              gwctl mark [show]
 //! ```
@@ -23,7 +24,7 @@ use std::net::IpAddr;
 
 use gwapi::addr::LinkAddr;
 use gwapi::api::{
-    Change, HeldAddr, InterfaceAddr, LinkInfo, MarkRuleConfig, NeighbourConfig, Reply, Request, RouteConfig,
+    Change, HeldAddr, InterfaceAddr, LinkInfo, MarkRuleConfig, NeighbourConfig, Reply, Request, RouteConfig, SyncInfo,
     TransportProtocol, WorkerStats,
 };
 use gwapi::ClientError;
@@ -78,6 +79,7 @@ pub fn run(command: Management, globals: Globals, io: &mut Io) -> i32 {
         Reply::Neighbours { neighbours } => show_neighbours(neighbours),
         Reply::Links { links } => show_links(links),
         Reply::Stats { workers } => show_stats(workers),
+        Reply::Daemons(info) => show_sync(info),
         Reply::Marks { rules } => show_marks(rules),
         other => {
             let _ = writeln!(io.err, "gwctl: unexpected reply from gatewayd: {other:?}");
@@ -113,6 +115,7 @@ fn plan(command: Management) -> Plan {
         Management::Neigh { action: None | Some(NeighAction::Show) } => Plan::Show(Request::ListNeighbours),
         Management::Link { action: None | Some(ShowAction::Show) } => Plan::Show(Request::ListLinks),
         Management::Stats { action: None | Some(ShowAction::Show) } => Plan::Show(Request::GetStats),
+        Management::Sync { action: None | Some(ShowAction::Show) } => Plan::Show(Request::ListDaemons),
         Management::Mark { action: Some(MarkAction::Add { mark, dst, protocol, ports }) } => {
             Plan::Change(Change::AddMark {
                 rule: MarkRuleConfig {
@@ -243,6 +246,59 @@ fn show_stats(workers: &[WorkerStats]) -> String {
     })
 }
 
+/// The daemons as `-L --daemon` lists them, then each role's counters and the workers',
+/// one a line (`    NAME VALUE`, as `gwctl stats`), every reason listed, zero or not.
+fn show_sync(info: &SyncInfo) -> String {
+    let mut s = crate::ipvsadm::format::daemons(&info.daemons);
+    let (m, b, w) = (&info.master, &info.backup, &info.workers);
+    let mut section = |title: &str, lines: &[(&str, u64)], reasons: (&str, &[(String, u64)])| {
+        let _ = writeln!(s, "{title}");
+        for (name, n) in lines {
+            let _ = writeln!(s, "    {name} {n}");
+        }
+        let (what, counts) = reasons;
+        for (reason, n) in counts {
+            let _ = writeln!(s, "    {what} {reason} {n}");
+        }
+    };
+    section(
+        "master",
+        &[
+            ("records sent", m.records_sent),
+            ("datagrams sent", m.datagrams_sent),
+            ("send errors", m.send_errors),
+            ("rate dropped", m.rate_dropped),
+        ],
+        ("", &[]),
+    );
+    section(
+        "backup",
+        &[
+            ("datagrams received", b.datagrams_received),
+            ("malformed", b.malformed.iter().map(|(_, n)| n).sum()),
+            ("syncid mismatch", b.syncid_mismatch),
+            ("stale", b.stale),
+            ("records received", b.records_received),
+            ("records skipped", b.records_skipped),
+            ("records handed", b.records_handed),
+            ("worker queue full", b.worker_queue_full),
+        ],
+        ("malformed", &b.malformed),
+    );
+    section(
+        "workers",
+        &[
+            ("records queued", w.queued),
+            ("queue full", w.queue_full),
+            ("installed", w.installed),
+            ("updated", w.updated),
+            ("refused", w.refused.iter().map(|(_, n)| n).sum()),
+        ],
+        ("refused", &w.refused),
+    );
+    s
+}
+
 fn show_marks(rules: &[MarkRuleConfig]) -> String {
     rules.iter().fold(String::new(), |mut s, r| {
         let _ = write!(s, "{} -d {}/{}", r.mark, r.dst, r.prefix_len);
@@ -346,6 +402,7 @@ mod tests {
             ("neigh", Request::ListNeighbours),
             ("link", Request::ListLinks),
             ("stats", Request::GetStats),
+            ("sync", Request::ListDaemons),
             ("mark", Request::ListMarks),
         ];
         for (sub, request) in shows {
@@ -386,6 +443,63 @@ mod tests {
         assert_eq!(
             show_addrs(&addrs, Some(&held)),
             "inet 10.0.0.254/24 dev dpdk0\nheld 10.0.0.100\nnot held 192.168.1.200\n"
+        );
+    }
+
+    #[test]
+    fn sync_shows_the_daemons_then_every_counter() {
+        let info = SyncInfo {
+            daemons: vec![gwapi::api::SyncDaemonConfig {
+                state: gwapi::api::SyncState::Master,
+                mcast_interface: "gwk0".into(),
+                syncid: 7,
+            }],
+            master: gwapi::api::SyncMasterStats {
+                records_sent: 100,
+                datagrams_sent: 4,
+                send_errors: 1,
+                rate_dropped: 2,
+            },
+            backup: gwapi::api::SyncBackupStats {
+                malformed: vec![("truncated".into(), 3), ("bad_version".into(), 0)],
+                ..Default::default()
+            },
+            workers: gwapi::api::WorkerSyncStats {
+                queued: 101,
+                queue_full: 1,
+                installed: 0,
+                updated: 0,
+                refused: vec![("no_service".into(), 0), ("stale".into(), 2)],
+            },
+        };
+        assert_eq!(
+            show_sync(&info),
+            "master sync daemon (mcast=gwk0, syncid=7)
+master
+    records sent 100
+    datagrams sent 4
+    send errors 1
+    rate dropped 2
+backup
+    datagrams received 0
+    malformed 3
+    syncid mismatch 0
+    stale 0
+    records received 0
+    records skipped 0
+    records handed 0
+    worker queue full 0
+    malformed truncated 3
+    malformed bad_version 0
+workers
+    records queued 101
+    queue full 1
+    installed 0
+    updated 0
+    refused 2
+    refused no_service 0
+    refused stale 2
+"
         );
     }
 

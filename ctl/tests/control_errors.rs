@@ -85,12 +85,14 @@ fn bad_command_lines_and_refused_changes_leave_the_table_unchanged() {
         1,
         "local address 192.168.1.254 not found in service TCP 192.168.0.200:80\n",
     );
-    fails(
-        &gw,
-        "--start-daemon master",
-        1,
-        "connection synchronisation (--start-daemon/--stop-daemon) is not supported by this gateway\n",
-    );
+    // The sync daemons: ipvsadm's texts for IPVS's ENODEV, ESRCH and EEXIST.
+    fails(&gw, "--start-daemon master --mcast-interface nosuchif0", 1, "No such device\n");
+    fails(&gw, "--stop-daemon backup", 1, "No daemon is running\n");
+    fails(&gw, "--start-daemon backup --mcast-interface lo --syncid 256", 2, "illegal syncid specified\n");
+    gw.ok("--start-daemon backup --mcast-interface lo --syncid 3");
+    fails(&gw, "--start-daemon backup --mcast-interface lo", 1, "Daemon has already run\n");
+    gw.ok("--stop-daemon backup");
+    fails(&gw, "--stop-daemon backup", 1, "No daemon is running\n");
 
     // A restore with one bad line changes nothing, and says which line.
     let rules = "-A -t 10.0.0.3:80 -s rr\n-a -t 10.0.0.3:80 -r 10.1.1.1 -m\n-a -t 10.0.0.3:80 -r 10.1.1.1 -m\n";

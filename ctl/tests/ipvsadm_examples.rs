@@ -203,7 +203,32 @@ fn every_example_prints_what_ipvsadm_prints() {
     expect(&gw, "-Ln --thresholds -t 192.168.0.200:80", THRESHOLDS);
     expect(&gw, "-Ln --persistent-conn -t 192.168.0.200:80", PERSISTENT_CONN);
     expect(&gw, "-L --daemon", "");
+    // ipvsadm's list_daemon, master first whatever the order they started in.
+    gw.ok("--start-daemon backup --mcast-interface lo");
+    gw.ok("--start-daemon master --mcast-interface lo --syncid 7");
+    let daemons = "master sync daemon (mcast=lo, syncid=7)\nbackup sync daemon (mcast=lo, syncid=255)\n";
+    expect(&gw, "-L --daemon", daemons);
+    expect(&gw, "-Ln --daemon", daemons);
+    let sync = gw.gwctl("sync");
+    assert_eq!((sync.code, sync.stderr.as_str()), (0, ""));
+    assert!(sync.stdout.starts_with(daemons), "{}", sync.stdout);
+    assert!(sync.stdout.contains("\nmaster\n    records sent 0\n    datagrams sent 0\n    send errors 0\n"));
+    for reason in ["truncated", "bad_version", "size_mismatch", "bad_record", "bad_option"] {
+        assert!(sync.stdout.contains(&format!("\n    malformed {reason} 0\n")), "{reason}: {}", sync.stdout);
+    }
+    for reason in ["no_service", "no_dest", "no_local_address", "port_in_use", "table_full", "stale"] {
+        assert!(sync.stdout.contains(&format!("\n    refused {reason} 0\n")), "{reason}: {}", sync.stdout);
+    }
+    let json = gw.gwctl("--json sync");
+    let reply: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(reply["reply"], "daemons");
+    assert_eq!(reply["daemons"][0], serde_json::json!({"state": "master", "mcast_interface": "lo", "syncid": 7}));
+    assert_eq!(reply["backup"]["datagrams_received"], 0);
+    // ipvsadm's save has no daemons.
     expect(&gw, "-S -n", SAVED);
+    gw.ok("--stop-daemon master");
+    gw.ok("--stop-daemon backup");
+    expect(&gw, "-L --daemon", "");
     gw.ok("--set 900 120 300");
     gw.ok("--set 0 60 0");
     expect(&gw, "-L --timeout", "Timeout (tcp tcpfin udp): 900 60 300\n");

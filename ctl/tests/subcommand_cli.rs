@@ -64,6 +64,7 @@ fn each_subcommand_has_its_help() {
         ),
         (&["link", "--help"], "The ports: state, MTU, MAC and counters per port and queue\n"),
         (&["stats", "--help"], "Per-worker packet, event and drop counters\n"),
+        (&["sync", "--help"], "Connection sync: the daemons running (ipvsadm's --start-daemon) and the counters"),
         (&["mark", "add", "--help"], "Add a rule: packets to PREFIX"),
         (&["--socket", "/nowhere", "completions", "--help"], "Print gwctl's completion script for a shell"),
     ] {
@@ -77,7 +78,7 @@ fn each_subcommand_has_its_help() {
     }
     // ipvsadm's help names them.
     let o = gwctl(&["--help"]);
-    assert!(o.stdout.contains("gwctl addr|route|neigh|link|stats|mark|completions --help"), "{}", o.stdout);
+    assert!(o.stdout.contains("gwctl addr|route|neigh|link|stats|sync|mark|completions --help"), "{}", o.stdout);
 }
 
 #[test]

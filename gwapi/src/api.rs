@@ -107,12 +107,14 @@ pub enum Request {
     GetStats,
     /// Version and table size (the first line of `-L`).
     Info,
+    /// `-L --daemon`, `gwctl sync`: the sync daemons running and the sync counters.
+    ListDaemons,
 }
 
 impl Request {
     /// Every `command` name the server understands: a request naming another one is an
     /// unknown command, reported as such rather than as malformed JSON.
-    pub const COMMANDS: [&'static str; 14] = [
+    pub const COMMANDS: [&'static str; 15] = [
         "apply",
         "apply_stream",
         "zero",
@@ -127,6 +129,7 @@ impl Request {
         "list_links",
         "get_stats",
         "info",
+        "list_daemons",
     ];
 }
 
@@ -154,10 +157,11 @@ pub enum Change {
     AddLaddr { service: VirtualService, laddr: LaddrConfig },
     /// `-Q -z addr`.
     DeleteLaddr { service: VirtualService, addr: IpAddr },
-    /// `--start-daemon`: connection synchronisation. Accepted on the wire so the refusal is
-    /// a clear [`ErrorKind::Unsupported`] rather than an unknown change.
+    /// `--start-daemon`: a connection sync daemon. Not part of the configuration snapshot:
+    /// the daemon starts when the change is applied (a running one of the same state is
+    /// [`ErrorKind::DaemonRunning`], an interface that does not exist [`ErrorKind::NoDevice`]).
     StartDaemon { daemon: SyncDaemonConfig },
-    /// `--stop-daemon`.
+    /// `--stop-daemon` ([`ErrorKind::DaemonNotRunning`] if none of that state runs).
     StopDaemon { state: SyncState },
     /// `gwctl mark add`.
     AddMark { rule: MarkRuleConfig },
@@ -289,8 +293,72 @@ pub enum SyncState {
 #[serde(deny_unknown_fields)]
 pub struct SyncDaemonConfig {
     pub state: SyncState,
+    /// The Linux interface the sync group is sent to or joined on (a kernel exception
+    /// interface of gatewayd, such as `gwk0`).
     pub mcast_interface: String,
+    /// 0..=255; a backup with 0 takes every syncid.
     pub syncid: u32,
+}
+
+/// The sync daemons running, master first, and the sync counters (`-L --daemon`,
+/// `gwctl sync`). The counters outlive the daemons: a restarted one goes on counting.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SyncInfo {
+    pub daemons: Vec<SyncDaemonConfig>,
+    pub master: SyncMasterStats,
+    pub backup: SyncBackupStats,
+    /// The workers' side, summed over the workers.
+    pub workers: WorkerSyncStats,
+}
+
+/// What the master daemon sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SyncMasterStats {
+    pub records_sent: u64,
+    pub datagrams_sent: u64,
+    /// Datagrams the socket refused.
+    pub send_errors: u64,
+    /// Records dropped: their datagram was over the daemon's rate.
+    pub rate_dropped: u64,
+}
+
+/// What the backup daemon received.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SyncBackupStats {
+    pub datagrams_received: u64,
+    /// Datagrams dropped whole, by reason (`truncated`, `bad_version`, `size_mismatch`,
+    /// `bad_record`, `bad_option`), every reason listed.
+    pub malformed: Vec<(String, u64)>,
+    /// Datagrams of another syncid, dropped.
+    pub syncid_mismatch: u64,
+    /// Datagrams that do not follow the last one of their sender (a replay, or one of an
+    /// earlier run of it), dropped.
+    #[serde(default)]
+    pub stale: u64,
+    /// Records of the datagrams taken.
+    pub records_received: u64,
+    /// Records that cannot be read alone (IPv6, an unknown mandatory option, persistence
+    /// engine data): skipped.
+    pub records_skipped: u64,
+    /// Records handed to the worker that is to carry them.
+    pub records_handed: u64,
+    /// Records dropped: that worker's queue was full.
+    pub worker_queue_full: u64,
+}
+
+/// The workers' sync counters, summed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WorkerSyncStats {
+    /// Records queued toward the master daemon.
+    pub queued: u64,
+    /// Records dropped: the queue toward the daemon was full.
+    pub queue_full: u64,
+    /// Received records that created a connection.
+    pub installed: u64,
+    /// Received records that refreshed one.
+    pub updated: u64,
+    /// Received records refused, by reason, every reason listed.
+    pub refused: Vec<(String, u64)>,
 }
 
 /// `gwctl mark add MARK -d PREFIX [-p PROTO] [--dports P,LO-HI]`.
@@ -404,6 +472,7 @@ pub enum Reply {
         workers: Vec<WorkerStats>,
     },
     Info(GatewayInfo),
+    Daemons(SyncInfo),
 }
 
 /// The IPVS-compatible version and the connection table size shown by `-L`.
@@ -642,8 +711,16 @@ pub enum ErrorKind {
     EntryNotFound,
     /// A value out of range or inconsistent with the rest of the request.
     InvalidArgument,
-    /// A feature this gateway does not have (connection sync).
+    /// A feature this gateway does not have.
     Unsupported,
+    /// `--start-daemon` of a state whose daemon runs (ipvsadm: "Daemon has already run").
+    DaemonRunning,
+    /// `--stop-daemon` of a state whose daemon does not run ("No daemon is running").
+    DaemonNotRunning,
+    /// `--mcast-interface` names no interface ("No such device").
+    NoDevice,
+    /// The sync daemon's socket or thread could not be set up.
+    DaemonFailed,
     /// The workers did not confirm the new configuration; the previous one stays.
     PublishFailed,
     /// The server is serving as many clients as it serves at once; try again.

@@ -961,8 +961,8 @@ impl std::error::Error for RuleError {}
 
 /// Reads ipvsadm rules, the format `-S` prints and `-R` reads: one command line per line,
 /// with or without a leading program name, blank lines and `#` comments allowed. Only
-/// changes are rules (`-A -E -D -C -a -e -d --set -P -Q`, and the daemon commands, which
-/// the gateway refuses).
+/// changes are rules (`-A -E -D -C -a -e -d --set -P -Q`, and `--start-daemon` and
+/// `--stop-daemon`, which `-S` never prints, as ipvsadm).
 pub fn parse_rules(text: &str, names: &Names) -> Result<Vec<Rule>, RuleError> {
     let mut rules = Vec::new();
     for (i, line) in text.lines().enumerate() {

@@ -12,8 +12,8 @@ use std::net::IpAddr;
 use gwapi::addr::{family_bits, mask_prefix_len};
 
 use gwapi::api::{
-    ConnectionInfo, Forwarding, LaddrInfo, ServerInfo, ServiceInfo, ServiceTable, TimeoutsInfo, TransportProtocol,
-    VirtualService,
+    ConnectionInfo, Forwarding, LaddrInfo, ServerInfo, ServiceInfo, ServiceTable, SyncDaemonConfig, SyncState,
+    TimeoutsInfo, TransportProtocol, VirtualService,
 };
 
 use super::args::Format;
@@ -333,6 +333,18 @@ pub fn list_connections(conns: &[ConnectionInfo], fmt: &Format, names: &Names) -
 /// `list_timeout`.
 pub fn timeouts(t: &TimeoutsInfo) -> String {
     format!("Timeout (tcp tcpfin udp): {} {} {}\n", t.tcp, t.tcp_fin, t.udp)
+}
+
+/// `-L --daemon`: ipvsadm's `list_daemon`, master first (a running daemon per line).
+pub fn daemons(daemons: &[SyncDaemonConfig]) -> String {
+    let mut out = String::new();
+    for state in [SyncState::Master, SyncState::Backup] {
+        for d in daemons.iter().filter(|d| d.state == state) {
+            let name = if state == SyncState::Master { "master" } else { "backup" };
+            let _ = writeln!(out, "{name} sync daemon (mcast={}, syncid={})", d.mcast_interface, d.syncid);
+        }
+    }
+    out
 }
 
 /// DPVS's `-G` listing of a service's local addresses (always numeric, as DPVS prints it).

@@ -101,8 +101,9 @@ Gateway management:
   {p} neigh add ADDR lladdr MAC dev IFNAME   {p} neigh del ADDR dev IFNAME   {p} neigh show
   {p} link show                            (port and queue counters)
   {p} stats                                (per-worker packet and drop counters)
+  {p} sync                                 (connection sync: the daemons and their counters)
   {p} mark  add MARK -d PREFIX [-p tcp|udp] [--dports P[,LO-HI]...]   {p} mark del MARK   {p} mark show
-  {p} addr|route|neigh|link|stats|mark|completions --help   (each one's own help)
+  {p} addr|route|neigh|link|stats|sync|mark|completions --help   (each one's own help)
   {p} completions bash|zsh|fish|elvish|powershell   (shell completion script)
 ",
         version = version(),
@@ -171,6 +172,9 @@ pub fn refusal_text(cmd: Cmd, e: &ApiError) -> String {
         ErrorKind::DestExists => "Destination already exists".into(),
         ErrorKind::DestNotFound => "No such destination".into(),
         ErrorKind::PermissionDenied => "Permission denied (you must be root)".into(),
+        ErrorKind::DaemonRunning => "Daemon has already run".into(),
+        ErrorKind::DaemonNotRunning => "No daemon is running".into(),
+        ErrorKind::NoDevice => "No such device".into(),
         _ => e.message.clone(),
     }
 }
@@ -256,10 +260,8 @@ fn execute(c: &Command, globals: &Globals, client: &Client, names: &Names, io: &
                     _ => None,
                 })
             } else if c.options & opt::DAEMON != 0 {
-                // No sync daemon can run here, so ipvsadm would print nothing; still ask the
-                // gateway, so an unreachable one is reported.
-                listing(Request::Info, io, &|r| match r {
-                    Reply::Info(_) => Some(String::new()),
+                listing(Request::ListDaemons, io, &|r| match r {
+                    Reply::Daemons(info) => Some(format::daemons(&info.daemons)),
                     _ => None,
                 })
             } else {

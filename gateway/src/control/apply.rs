@@ -13,6 +13,13 @@
 //! So a request is answered after the whole change runs everywhere, or it changed nothing
 //! (DESIGN.md invariant 3). If publishing fails, the previous configuration is published
 //! again so no worker is left on the refused one.
+//!
+//! The connection sync daemons (`--start-daemon`, `--stop-daemon`) are no part of the
+//! configuration: they are threads the state owns ([`SyncDaemons`]), started and stopped
+//! when their change is applied. A request's daemon changes are checked (against the
+//! daemons running and the ones before them in the request) before anything happens, run
+//! before the configuration is published, and undone if a later daemon change or the
+//! publish fails, so a request mixing both is still all or nothing.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -20,7 +27,8 @@ use std::sync::Arc;
 use gwapi::api::{
     ApiError, Change, ErrorKind, Forwarding, GatewayInfo, HeldAddr, LaddrConfig, LaddrInfo, MarkRuleConfig,
     PersistenceConfig, Reply, Request, ServerConfig, ServerInfo, ServiceConfig, ServiceInfo, ServiceTable,
-    TimeoutsInfo, TrafficStats, TransportProtocol, VirtualService, IPVS_VERSION,
+    SyncBackupStats, SyncDaemonConfig, SyncInfo, SyncMasterStats, SyncState, TimeoutsInfo, TrafficStats,
+    TransportProtocol, VirtualService, IPVS_VERSION,
 };
 
 use super::dataplane::DataplaneView;
@@ -31,18 +39,29 @@ use crate::model::{
     Service, ServiceKey, ServiceSpec, SnapshotEditor,
 };
 use crate::stats::Traffic;
+use crate::sync::daemon::{DaemonSpec, Malformed, Role, SyncDaemons, SyncError};
 
 /// The configuration in force and the seams to the workers.
 pub struct ControlState {
     current: GatewayConfig,
     sink: Box<dyn SnapshotSink>,
     dataplane: Box<dyn DataplaneView>,
+    sync: SyncDaemons,
 }
 
 impl ControlState {
-    /// `initial` must be what the workers already run (they start from it).
+    /// `initial` must be what the workers already run (they start from it). Its sync
+    /// daemons have no workers to serve ([`SyncDaemons::without_workers`]) until
+    /// [`ControlState::with_sync`] gives it the gateway's.
     pub fn new(initial: GatewayConfig, sink: Box<dyn SnapshotSink>, dataplane: Box<dyn DataplaneView>) -> ControlState {
-        ControlState { current: initial, sink, dataplane }
+        ControlState { current: initial, sink, dataplane, sync: SyncDaemons::without_workers() }
+    }
+
+    /// The state with `sync` as its sync daemons (gatewayd's, on the workers' queues,
+    /// possibly running already: those the configuration file starts).
+    pub fn with_sync(mut self, sync: SyncDaemons) -> ControlState {
+        self.sync = sync;
+        self
     }
 
     /// The configuration every worker runs.
@@ -143,6 +162,35 @@ impl ControlState {
                 workers: self.dataplane.worker_stats(),
             }),
             Request::Info => Ok(Reply::Info(self.info())),
+            Request::ListDaemons => Ok(Reply::Daemons(self.sync_info())),
+        }
+    }
+
+    fn sync_info(&self) -> SyncInfo {
+        let counters = self.sync.counters();
+        let (m, b) = (&counters.master, &counters.backup);
+        SyncInfo {
+            daemons: self.sync.running().iter().map(daemon_config).collect(),
+            master: SyncMasterStats {
+                records_sent: m.records_sent.get(),
+                datagrams_sent: m.datagrams_sent.get(),
+                send_errors: m.send_errors.get(),
+                rate_dropped: m.rate_dropped.get(),
+            },
+            backup: SyncBackupStats {
+                datagrams_received: b.datagrams_received.get(),
+                malformed: Malformed::ALL
+                    .iter()
+                    .map(|&why| (why.name().to_string(), b.malformed[why as usize].get()))
+                    .collect(),
+                syncid_mismatch: b.syncid_mismatch.get(),
+                stale: b.stale.get(),
+                records_received: b.records_received.get(),
+                records_skipped: b.records_skipped.get(),
+                records_handed: b.records_handed.get(),
+                worker_queue_full: b.worker_queue_full.get(),
+            },
+            workers: self.dataplane.worker_sync(),
         }
     }
 
@@ -280,10 +328,17 @@ impl ControlState {
             // Nothing to publish (an empty `-R`): the workers already run the answer.
             return Ok(Reply::Applied { generation: self.current.generation() });
         }
+        let daemon_changes = self.check_daemon_changes(changes)?;
+        if daemon_changes.len() == changes.len() {
+            self.run_daemon_changes(&daemon_changes)?;
+            return Ok(Reply::Applied { generation: self.current.generation() });
+        }
         let config = self.current.with_changes(changes)?;
+        let undo = self.run_daemon_changes(&daemon_changes)?;
         if let Err(e) = self.sink.publish(&config) {
             // Some workers may run `config`; put everyone back on the configuration in force.
             let _ = self.sink.publish(&self.current);
+            self.undo_daemon_changes(undo);
             return Err(ApiError::new(ErrorKind::PublishFailed, format!("configuration not applied: {e}")));
         }
         self.current = config;
@@ -302,6 +357,123 @@ impl ControlState {
         }
         Ok(Reply::Applied { generation })
     }
+}
+
+impl ControlState {
+    /// The request's daemon changes with their indexes, each checked against the daemons
+    /// running and the changes before it: nothing has run yet when one is refused.
+    fn check_daemon_changes(&self, changes: &[Change]) -> Result<Vec<(usize, DaemonChange)>, ApiError> {
+        let mut running = [Role::Master, Role::Backup].map(|role| self.sync.spec(role).cloned());
+        let slot = |role: Role| role as usize;
+        let mut checked = Vec::new();
+        for (i, change) in changes.iter().enumerate() {
+            let at = |e: ApiError| ApiError { change_index: Some(i), ..e };
+            let change = match change {
+                Change::StartDaemon { daemon } => {
+                    let spec = daemon_spec(daemon).map_err(at)?;
+                    if let Some(r) = &running[slot(spec.role)] {
+                        return Err(at(sync_error(SyncError::AlreadyRunning {
+                            role: r.role,
+                            mcast_interface: r.mcast_interface.clone(),
+                            syncid: r.syncid,
+                        })));
+                    }
+                    if !SyncDaemons::interface_exists(&spec.mcast_interface).map_err(|e| at(sync_error(e)))? {
+                        return Err(at(sync_error(SyncError::NoDevice { name: spec.mcast_interface })));
+                    }
+                    running[slot(spec.role)] = Some(spec.clone());
+                    DaemonChange::Start(spec)
+                }
+                Change::StopDaemon { state } => {
+                    let role = role(*state);
+                    if running[slot(role)].take().is_none() {
+                        return Err(at(sync_error(SyncError::NotRunning { role })));
+                    }
+                    DaemonChange::Stop(role)
+                }
+                _ => continue,
+            };
+            checked.push((i, change));
+        }
+        Ok(checked)
+    }
+
+    /// Runs checked daemon changes; returns how to undo them. If one fails (its socket or
+    /// thread), those before it are undone and the error names it.
+    fn run_daemon_changes(&mut self, changes: &[(usize, DaemonChange)]) -> Result<Vec<DaemonChange>, ApiError> {
+        let mut undo = Vec::new();
+        for (i, change) in changes {
+            let done = match change {
+                DaemonChange::Start(spec) => self.sync.start(spec).map(|()| DaemonChange::Stop(spec.role)),
+                DaemonChange::Stop(role) => self.sync.stop(*role).map(DaemonChange::Start),
+            };
+            match done {
+                Ok(reverse) => undo.push(reverse),
+                Err(e) => {
+                    self.undo_daemon_changes(undo);
+                    return Err(ApiError { change_index: Some(*i), ..sync_error(e) });
+                }
+            }
+        }
+        Ok(undo)
+    }
+
+    /// Puts the daemons back as they were before [`ControlState::run_daemon_changes`].
+    fn undo_daemon_changes(&mut self, undo: Vec<DaemonChange>) {
+        for change in undo.into_iter().rev() {
+            let result = match &change {
+                DaemonChange::Start(spec) => self.sync.start(spec),
+                DaemonChange::Stop(role) => self.sync.stop(*role).map(drop),
+            };
+            if let Err(e) = result {
+                log::error!("gatewayd: cannot undo a sync daemon change of a refused request: {e}");
+            }
+        }
+    }
+}
+
+/// A checked `--start-daemon` or `--stop-daemon`, or how to undo one.
+#[derive(Debug, Clone)]
+enum DaemonChange {
+    Start(DaemonSpec),
+    Stop(Role),
+}
+
+fn role(state: SyncState) -> Role {
+    match state {
+        SyncState::Master => Role::Master,
+        SyncState::Backup => Role::Backup,
+    }
+}
+
+/// The daemon a `--start-daemon` asks for, its syncid checked.
+pub fn daemon_spec(c: &SyncDaemonConfig) -> Result<DaemonSpec, ApiError> {
+    let syncid = u8::try_from(c.syncid).map_err(|_| invalid(format!("syncid {} is out of range 0..=255", c.syncid)))?;
+    Ok(DaemonSpec { role: role(c.state), mcast_interface: c.mcast_interface.clone(), syncid })
+}
+
+fn daemon_config(spec: &DaemonSpec) -> SyncDaemonConfig {
+    SyncDaemonConfig {
+        state: match spec.role {
+            Role::Master => SyncState::Master,
+            Role::Backup => SyncState::Backup,
+        },
+        mcast_interface: spec.mcast_interface.clone(),
+        syncid: u32::from(spec.syncid),
+    }
+}
+
+/// The sync daemons' error as an API error: the kind tells `gwctl` which ipvsadm text
+/// to print.
+fn sync_error(e: SyncError) -> ApiError {
+    let kind = match &e {
+        SyncError::AlreadyRunning { .. } => ErrorKind::DaemonRunning,
+        SyncError::NotRunning { .. } => ErrorKind::DaemonNotRunning,
+        SyncError::NoDevice { .. } => ErrorKind::NoDevice,
+        SyncError::MtuTooSmall { .. } => ErrorKind::InvalidArgument,
+        SyncError::Socket { .. } | SyncError::Thread { .. } => ErrorKind::DaemonFailed,
+    };
+    ApiError::new(kind, e.to_string())
 }
 
 /// What an applied request did, for its log line: how many changes of each kind, in the
@@ -427,13 +599,8 @@ impl Draft {
             Change::DeleteLaddr { service, addr } => {
                 self.editor.delete_laddr(&service_key(service), *addr).map_err(config_error)?;
             }
-            Change::StartDaemon { .. } | Change::StopDaemon { .. } => {
-                return Err(ApiError::new(
-                    ErrorKind::Unsupported,
-                    "connection synchronisation (--start-daemon/--stop-daemon) is not supported \
-                     by this gateway",
-                ));
-            }
+            // Not configuration: `ControlState::apply` runs them on the sync daemons.
+            Change::StartDaemon { .. } | Change::StopDaemon { .. } => {}
             Change::AddMark { rule } => {
                 self.editor.add_mark_rule(mark_rule(rule)).map_err(config_error)?;
             }
@@ -804,16 +971,123 @@ mod tests {
             Change::StartDaemon {
                 daemon: gwapi::api::SyncDaemonConfig {
                     state: gwapi::api::SyncState::Master,
-                    mcast_interface: "eth0".into(),
+                    mcast_interface: "nosuchif0".into(),
                     syncid: 255,
                 },
             },
         );
-        assert_eq!(e.kind, ErrorKind::Unsupported);
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::NoDevice, "no interface named \"nosuchif0\" for the sync daemon")
+        );
         let e = one(&mut st, Change::SetTimeouts { tcp: 86400 * 32, tcp_fin: 0, udp: 0 });
         assert_eq!(e.message, "timeout 2764800 is out of range 0..2678400 seconds");
         let e = st.handle(Request::Zero { service: Some(VirtualService::Fwmark { mark: 3 }) }).unwrap_err();
         assert_eq!((e.kind, e.message.as_str()), (ErrorKind::ServiceNotFound, "service FWM 3 not defined"));
+    }
+
+    fn start(state: SyncState, ifname: &str, syncid: u32) -> Change {
+        Change::StartDaemon { daemon: SyncDaemonConfig { state, mcast_interface: ifname.into(), syncid } }
+    }
+
+    fn daemons(st: &mut ControlState) -> Vec<SyncDaemonConfig> {
+        match st.handle(Request::ListDaemons).unwrap() {
+            Reply::Daemons(info) => info.daemons,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn apply(st: &mut ControlState, changes: Vec<Change>) -> Result<Reply, ApiError> {
+        st.handle(Request::Apply { changes })
+    }
+
+    #[test]
+    fn sync_daemons_start_stop_and_list_master_first() {
+        let mut st = state();
+        let before = st.config().generation();
+        assert_eq!(daemons(&mut st), vec![]);
+        apply(&mut st, vec![start(SyncState::Backup, "lo", 0)]).unwrap();
+        apply(&mut st, vec![start(SyncState::Master, "lo", 7)]).unwrap();
+        assert_eq!(
+            daemons(&mut st),
+            vec![
+                SyncDaemonConfig { state: SyncState::Master, mcast_interface: "lo".into(), syncid: 7 },
+                SyncDaemonConfig { state: SyncState::Backup, mcast_interface: "lo".into(), syncid: 0 },
+            ]
+        );
+        assert_eq!(st.config().generation(), before, "the daemons are no configuration: nothing published");
+        apply(&mut st, vec![Change::StopDaemon { state: SyncState::Backup }]).unwrap();
+        assert_eq!(
+            daemons(&mut st),
+            vec![SyncDaemonConfig { state: SyncState::Master, mcast_interface: "lo".into(), syncid: 7 }]
+        );
+        // Every counter is listed, zero or not.
+        let Reply::Daemons(info) = st.handle(Request::ListDaemons).unwrap() else { panic!() };
+        assert_eq!(info.backup.malformed.len(), 5);
+        assert_eq!(info.workers.refused.len(), 8);
+        // Stopped and started again in one request: the new settings.
+        apply(&mut st, vec![Change::StopDaemon { state: SyncState::Master }, start(SyncState::Master, "lo", 9)])
+            .unwrap();
+        assert_eq!(daemons(&mut st)[0].syncid, 9);
+    }
+
+    #[test]
+    fn sync_daemon_refusals_say_what_and_change_nothing() {
+        let mut st = state();
+        apply(&mut st, vec![start(SyncState::Master, "lo", 7)]).unwrap();
+        let e = apply(&mut st, vec![start(SyncState::Master, "lo", 8)]).unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str(), e.change_index),
+            (ErrorKind::DaemonRunning, "a master sync daemon is already running (mcast=lo, syncid=7)", Some(0))
+        );
+        let e = apply(&mut st, vec![Change::StopDaemon { state: SyncState::Backup }]).unwrap_err();
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::DaemonNotRunning, "no backup sync daemon is running"));
+        let e = apply(&mut st, vec![start(SyncState::Backup, "lo", 256)]).unwrap_err();
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::InvalidArgument, "syncid 256 is out of range 0..=255"));
+        // Checked in order, against the changes before: two backups in one request.
+        let e = apply(&mut st, vec![start(SyncState::Backup, "lo", 1), start(SyncState::Backup, "lo", 2)]).unwrap_err();
+        assert_eq!((e.kind, e.change_index), (ErrorKind::DaemonRunning, Some(1)));
+        // A refused service change after a daemon change: neither happens.
+        let before = st.config().generation();
+        let e =
+            apply(&mut st, vec![Change::StopDaemon { state: SyncState::Master }, add_web(), add_web()]).unwrap_err();
+        assert_eq!((e.kind, e.change_index), (ErrorKind::ServiceExists, Some(2)));
+        let e = apply(
+            &mut st,
+            vec![
+                start(SyncState::Backup, "lo", 1),
+                Change::StopDaemon { state: SyncState::Master },
+                start(SyncState::Master, "nosuchif0", 1),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!((e.kind, e.change_index), (ErrorKind::NoDevice, Some(2)));
+        assert_eq!(
+            daemons(&mut st),
+            vec![SyncDaemonConfig { state: SyncState::Master, mcast_interface: "lo".into(), syncid: 7 }]
+        );
+        assert_eq!(st.config().generation(), before);
+    }
+
+    #[test]
+    fn a_failed_publish_undoes_the_requests_daemon_changes() {
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut st = ControlState::new(
+            GatewayConfig::empty(),
+            Box::new(Refusing { calls: calls.clone() }),
+            Box::new(NoDataplane::default()),
+        );
+        apply(&mut st, vec![start(SyncState::Master, "lo", 7)]).unwrap();
+        let e = apply(
+            &mut st,
+            vec![Change::StopDaemon { state: SyncState::Master }, start(SyncState::Backup, "lo", 3), add_web()],
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::PublishFailed);
+        assert_eq!(
+            daemons(&mut st),
+            vec![SyncDaemonConfig { state: SyncState::Master, mcast_interface: "lo".into(), syncid: 7 }]
+        );
     }
 
     struct Refusing {

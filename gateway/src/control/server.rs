@@ -168,6 +168,7 @@ fn request_name(request: &Request) -> &'static str {
         Request::ListLinks => "list_links",
         Request::GetStats => "get_stats",
         Request::Info => "info",
+        Request::ListDaemons => "list_daemons",
     }
 }
 
@@ -524,6 +525,7 @@ mod tests {
             Request::ListLinks,
             Request::GetStats,
             Request::Info,
+            Request::ListDaemons,
         ];
         for request in requests {
             let wire = serde_json::to_value(&request).unwrap();

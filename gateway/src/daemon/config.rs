@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use gwapi::addr::LinkAddr;
-use gwapi::api::{Change, InterfaceAddr, NeighbourConfig, RouteConfig};
+use gwapi::api::{Change, InterfaceAddr, NeighbourConfig, RouteConfig, SyncDaemonConfig};
 use gwapi::cmdline;
 use gwapi::names::Names;
 
@@ -21,6 +21,7 @@ use crate::control::GatewayConfig;
 use crate::model::{NetConfig, Snapshot};
 use crate::net::exception::KernelRate;
 use crate::net::Ipv4Cidr;
+use crate::sync::daemon::DaemonSpec;
 use crate::synproxy;
 use crate::worker::idle::IdleMode;
 
@@ -80,6 +81,12 @@ pub struct Config {
     /// See [`crate::local::announce`].
     #[serde(default)]
     pub announce: Option<String>,
+    /// Connection sync daemons started with the gateway, as `gwctl --start-daemon` starts
+    /// them: `[{"state": "master", "mcast_interface": "gwk0", "syncid": 7}]`, at most one
+    /// master and one backup. The interface is a Linux one (normally a port's kernel
+    /// interface); it must exist once the ports are open. See [`crate::sync::daemon`].
+    #[serde(default)]
+    pub sync: Vec<SyncDaemonConfig>,
 }
 
 fn default_log_level() -> log::LevelFilter {
@@ -428,7 +435,7 @@ fn check_objects(value: &serde_json::Value) -> Result<(), ConfigError> {
             object(v, &format!("\"{key}\""))?;
         }
     }
-    for key in ["ports", "routes", "neighbours"] {
+    for key in ["ports", "routes", "neighbours", "sync"] {
         if let Some(Value::Array(items)) = value.get(key) {
             for (i, item) in items.iter().enumerate() {
                 object(item, &format!("\"{key}\"[{i}]"))?;
@@ -507,9 +514,32 @@ impl Config {
                 config.watchdog.stall_seconds
             )));
         }
+        config.sync_daemons()?;
         // The network, timeouts and services, as the gateway would start with them.
         config.initial(1)?;
         Ok(config)
+    }
+
+    /// The sync daemons to start, checked: a syncid in 0..=255, an interface name Linux
+    /// takes, one daemon per state.
+    pub fn sync_daemons(&self) -> Result<Vec<DaemonSpec>, ConfigError> {
+        let mut specs: Vec<DaemonSpec> = Vec::new();
+        for (i, daemon) in self.sync.iter().enumerate() {
+            let key = format!("\"sync\"[{i}]");
+            let spec =
+                crate::control::apply::daemon_spec(daemon).map_err(|e| ConfigError(format!("{key}: {}", e.message)))?;
+            if let Some(why) = interface_name_error(&spec.mcast_interface) {
+                return Err(ConfigError(format!("{key}.\"mcast_interface\": {:?} {why}", spec.mcast_interface)));
+            }
+            if let Some(first) = specs.iter().position(|s| s.role == spec.role) {
+                return Err(ConfigError(format!(
+                    "{key}: a second {} sync daemon (\"sync\"[{first}] is one)",
+                    spec.role.name()
+                )));
+            }
+            specs.push(spec);
+        }
+        Ok(specs)
     }
 
     /// The configuration the gateway starts with: the file's network, timeouts and
@@ -526,6 +556,15 @@ impl Config {
             let text = e.usage.as_ref().and_then(|u| u.message.clone()).unwrap_or_else(|| "not an ipvsadm rule".into());
             ConfigError(format!("\"services\"[{}]: {:?}: {text}", e.line - 1, e.text))
         })?;
+        if let Some(rule) =
+            rules.iter().find(|r| matches!(r.change, Change::StartDaemon { .. } | Change::StopDaemon { .. }))
+        {
+            return Err(ConfigError(format!(
+                "\"services\"[{}]: {:?}: sync daemons are started by the \"sync\" key, not in \"services\"",
+                rule.line - 1,
+                self.services[rule.line - 1]
+            )));
+        }
         let mut changes: Vec<Change> = rules.iter().map(|r| r.change.clone()).collect();
         let t = self.timeouts;
         if (t.tcp, t.tcp_fin, t.udp) != (0, 0, 0) {
@@ -685,6 +724,26 @@ mod tests {
                 "\"announce\": \"gwk0\" is not the kernel interface of any port (a port's \"kernel\")",
             ),
             (r#", "announce": ["gwk0"]"#, "invalid type: sequence, expected a string"),
+            (
+                r#", "sync": [{"state": "master", "mcast_interface": "gwk0", "syncid": 256}]"#,
+                "\"sync\"[0]: syncid 256 is out of range 0..=255",
+            ),
+            (
+                r#", "sync": [{"state": "backup", "mcast_interface": "gw k0", "syncid": 1}]"#,
+                "\"sync\"[0].\"mcast_interface\": \"gw k0\" contains '/', ':', whitespace or a control character",
+            ),
+            (
+                r#", "sync": [{"state": "backup", "mcast_interface": "gwk0", "syncid": 1},
+                              {"state": "master", "mcast_interface": "gwk0", "syncid": 1},
+                              {"state": "backup", "mcast_interface": "gwk1", "syncid": 2}]"#,
+                "\"sync\"[2]: a second backup sync daemon (\"sync\"[0] is one)",
+            ),
+            (r#", "sync": [{"state": "primary", "mcast_interface": "gwk0", "syncid": 1}]"#, "unknown variant `primary`"),
+            (r#", "sync": [{"state": "master", "syncid": 1}]"#, "missing field `mcast_interface`"),
+            (
+                r#", "services": ["-A -t 10.0.0.1:80", "--start-daemon master --mcast-interface gwk0"]"#,
+                "\"services\"[1]: \"--start-daemon master --mcast-interface gwk0\": sync daemons are started by the \"sync\" key",
+            ),
         ];
         for (members, want) in cases {
             let got = refusal(members);
@@ -700,6 +759,20 @@ mod tests {
         assert_eq!(parse(r#", "announce": "gwk0""#).unwrap().announce.as_deref(), Some("gwk0"));
         let refused = parse(r#", "announce": "gwk1""#).expect_err("another name is refused").0;
         assert!(refused.contains("\"announce\": \"gwk1\" is not the kernel interface of any port"), "{refused}");
+    }
+
+    #[test]
+    fn sync_daemons_are_read_master_and_backup() {
+        let text = format!(
+            r#"{{"eal": [], {TWO_PORTS}, "sync": [{{"state": "backup", "mcast_interface": "gwk0", "syncid": 0}},
+                                                {{"state": "master", "mcast_interface": "gwk1", "syncid": 7}}]}}"#
+        );
+        let specs = Config::parse(&text).unwrap().sync_daemons().unwrap();
+        let specs: Vec<(&str, &str, u8)> =
+            specs.iter().map(|s| (s.role.name(), s.mcast_interface.as_str(), s.syncid)).collect();
+        assert_eq!(specs, vec![("backup", "gwk0", 0), ("master", "gwk1", 7)]);
+        let none = Config::parse(&format!(r#"{{"eal": [], {TWO_PORTS}}}"#)).unwrap();
+        assert!(none.sync_daemons().unwrap().is_empty());
     }
 
     #[test]

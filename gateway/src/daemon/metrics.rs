@@ -37,6 +37,12 @@
 //! - per port (`port="client"`, the configuration's name): link up, the DPDK port
 //!   counters (received, missed for want of a descriptor, lost for want of an mbuf,
 //!   errors; sent, errors);
+//! - connection sync (`gwctl sync`, [`Request::ListDaemons`]): which daemons run (by
+//!   `state`), the master's records and datagrams sent, send errors and records over its
+//!   rate; the backup's datagrams received, malformed ones by `reason`, syncid mismatches,
+//!   stale ones (replays), records received, skipped, handed to a worker and dropped at a
+//!   full worker queue; the workers' records queued, dropped at a full queue, installed, updated and refused by
+//!   `reason` (every reason listed, zero included);
 //! - the configuration's generation.
 
 use std::collections::BTreeMap;
@@ -55,7 +61,9 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use gwapi::api::{KernelPathStats, LinkInfo, Reply, Request, ServiceInfo, TrafficStats, WorkerStats};
+use gwapi::api::{
+    KernelPathStats, LinkInfo, Reply, Request, ServiceInfo, SyncInfo, SyncState, TrafficStats, WorkerStats,
+};
 use gwapi::client::Client;
 
 use crate::control::apply::service_key;
@@ -165,6 +173,7 @@ pub struct Scrape {
     pub services: Vec<ServiceInfo>,
     pub workers: Vec<WorkerStats>,
     pub links: Vec<LinkInfo>,
+    pub sync: SyncInfo,
 }
 
 impl Scrape {
@@ -183,7 +192,11 @@ impl Scrape {
             Reply::Links { links } => links,
             other => return Err(unexpected("ports", other)),
         };
-        Ok(Scrape { generation: table.info.generation, services: table.services, workers, links })
+        let sync = match client.call(&Request::ListDaemons).map_err(|e| e.to_string())? {
+            Reply::Daemons(sync) => sync,
+            other => return Err(unexpected("sync daemons", other)),
+        };
+        Ok(Scrape { generation: table.info.generation, services: table.services, workers, links, sync })
     }
 
     /// The Prometheus text exposition of these answers.
@@ -258,6 +271,7 @@ impl Collector for Scrape {
         )?;
         self.encode_services(e)?;
         self.encode_workers(e)?;
+        self.encode_sync(e)?;
 
         let port = |l: &LinkInfo| vec![("port", l.name.clone())];
         let per_port = |value: fn(&LinkInfo) -> u64| self.links.iter().map(move |l| (port(l), value(l)));
@@ -340,6 +354,102 @@ impl Collector for Scrape {
 }
 
 impl Scrape {
+    fn encode_sync(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        use MetricType::{Counter, Gauge};
+        let sync = &self.sync;
+        let running = |state: SyncState| u64::from(sync.daemons.iter().any(|d| d.state == state));
+        family(
+            e,
+            "sync_daemon_running",
+            "1 while the connection sync daemon of the state (master, backup) runs, else 0.",
+            Gauge,
+            [("master", running(SyncState::Master)), ("backup", running(SyncState::Backup))]
+                .map(|(state, n)| (vec![("state", state.to_string())], n)),
+        )?;
+        let one = |n: u64| [(Labels::new(), n)];
+        let by_reason = |counts: &[(String, u64)]| {
+            counts.iter().map(|(reason, n)| (vec![("reason", reason.clone())], *n)).collect::<Vec<_>>()
+        };
+        let (m, b, w) = (&sync.master, &sync.backup, &sync.workers);
+        family(e, "sync_sent_records", "Records the master sync daemon sent.", Counter, one(m.records_sent))?;
+        family(e, "sync_sent_datagrams", "Datagrams the master sync daemon sent.", Counter, one(m.datagrams_sent))?;
+        family(e, "sync_send_errors", "Datagrams the master's socket refused.", Counter, one(m.send_errors))?;
+        family(
+            e,
+            "sync_rate_dropped_records",
+            "Records the master dropped: their datagram was over its rate.",
+            Counter,
+            one(m.rate_dropped),
+        )?;
+        family(
+            e,
+            "sync_received_datagrams",
+            "Datagrams the backup sync daemon received.",
+            Counter,
+            one(b.datagrams_received),
+        )?;
+        family(
+            e,
+            "sync_malformed_datagrams",
+            "Datagrams the backup dropped whole as malformed, by reason.",
+            Counter,
+            by_reason(&b.malformed),
+        )?;
+        family(
+            e,
+            "sync_syncid_mismatch_datagrams",
+            "Datagrams of another syncid, dropped by the backup.",
+            Counter,
+            one(b.syncid_mismatch),
+        )?;
+        family(
+            e,
+            "sync_stale_datagrams",
+            "Datagrams the backup dropped as stale: a replay, or one of an earlier run of their sender.",
+            Counter,
+            one(b.stale),
+        )?;
+        family(
+            e,
+            "sync_received_records",
+            "Records of the datagrams the backup took.",
+            Counter,
+            one(b.records_received),
+        )?;
+        family(
+            e,
+            "sync_skipped_records",
+            "Records the backup cannot read alone (IPv6, unknown mandatory option), skipped.",
+            Counter,
+            one(b.records_skipped),
+        )?;
+        family(e, "sync_handed_records", "Records the backup handed to a worker.", Counter, one(b.records_handed))?;
+        family(
+            e,
+            "sync_worker_queue_full_records",
+            "Records the backup dropped: the owning worker's queue was full.",
+            Counter,
+            one(b.worker_queue_full),
+        )?;
+        family(e, "sync_queued_records", "Records the workers queued toward the master.", Counter, one(w.queued))?;
+        family(
+            e,
+            "sync_queue_full_records",
+            "Records the workers dropped: the queue toward the master was full.",
+            Counter,
+            one(w.queue_full),
+        )?;
+        family(e, "sync_installed_records", "Received records that created a connection.", Counter, one(w.installed))?;
+        family(e, "sync_updated_records", "Received records that refreshed a connection.", Counter, one(w.updated))?;
+        family(
+            e,
+            "sync_refused_records",
+            "Received records the workers refused, by reason.",
+            Counter,
+            by_reason(&w.refused),
+        )
+    }
+
     fn encode_services(&self, e: &mut DescriptorEncoder) -> fmt::Result {
         use MetricType::{Counter, Gauge};
         let services: Vec<(Labels, &ServiceInfo)> =
@@ -622,7 +732,57 @@ mod tests {
                 queues: Vec::new(),
                 kernel: None,
             }],
+            sync: SyncInfo {
+                daemons: vec![gwapi::api::SyncDaemonConfig {
+                    state: SyncState::Backup,
+                    mcast_interface: "gwk0".into(),
+                    syncid: 7,
+                }],
+                backup: gwapi::api::SyncBackupStats {
+                    datagrams_received: 12,
+                    malformed: vec![("truncated".into(), 2), ("bad_version".into(), 0)],
+                    records_handed: 30,
+                    ..Default::default()
+                },
+                workers: gwapi::api::WorkerSyncStats {
+                    installed: 25,
+                    refused: vec![("no_service".into(), 5), ("stale".into(), 0)],
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
         }
+    }
+
+    #[test]
+    fn sync_is_counted_by_role_and_reason() {
+        let text = scrape().exposition();
+        assert_eq!(
+            samples(&text, "gateway_sync_daemon_running"),
+            [r#"gateway_sync_daemon_running{state="master"} 0"#, r#"gateway_sync_daemon_running{state="backup"} 1"#],
+            "{text}"
+        );
+        assert_eq!(
+            samples(&text, "gateway_sync_received_datagrams_total"),
+            ["gateway_sync_received_datagrams_total 12"]
+        );
+        assert_eq!(samples(&text, "gateway_sync_handed_records_total"), ["gateway_sync_handed_records_total 30"]);
+        assert_eq!(samples(&text, "gateway_sync_sent_records_total"), ["gateway_sync_sent_records_total 0"]);
+        assert_eq!(
+            samples(&text, "gateway_sync_malformed_datagrams_total"),
+            [
+                r#"gateway_sync_malformed_datagrams_total{reason="truncated"} 2"#,
+                r#"gateway_sync_malformed_datagrams_total{reason="bad_version"} 0"#
+            ]
+        );
+        assert_eq!(samples(&text, "gateway_sync_installed_records_total"), ["gateway_sync_installed_records_total 25"]);
+        assert_eq!(
+            samples(&text, "gateway_sync_refused_records_total"),
+            [
+                r#"gateway_sync_refused_records_total{reason="no_service"} 5"#,
+                r#"gateway_sync_refused_records_total{reason="stale"} 0"#
+            ]
+        );
     }
 
     /// The sample lines of `name` (`name{...} value` or `name value`).

@@ -20,7 +20,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::control::{self, ControlSocket, ControlState, ServerOptions};
+use crate::control::{self, publish, ControlSocket, ControlState, ServerOptions};
 use crate::dpdk::{
     needs_fence, pairs_queues, Eal, IoFence, LcoreJob, LinkState, Mempool, Port, PortConfig, Ring, RingSender,
     RingSync, MBUF_DEFAULT_BUF_SIZE,
@@ -30,6 +30,7 @@ use crate::local::held::HeldWatch;
 use crate::local::kernel_iface::{KernelIface, KernelIfaceSpec};
 use crate::net::exception::MAX_KERNEL_PORTS;
 use crate::net::{Ipv4Cidr, KernelClass};
+use crate::sync::daemon::{SharedNetView, SyncDaemons};
 use crate::synproxy;
 use crate::wire::MacAddr;
 use crate::worker::lcore::{DownPorts, KernelRings, LcoreWorker};
@@ -73,6 +74,10 @@ impl control::DataplaneView for RunningDataplane {
 
     fn worker_stats(&self) -> Vec<gwapi::api::WorkerStats> {
         self.stats.worker_stats()
+    }
+
+    fn worker_sync(&self) -> gwapi::api::WorkerSyncStats {
+        control::dataplane::sum_worker_sync(self.stats.workers.iter().map(|w| &w.counters.sync))
     }
 
     fn links(&self) -> Vec<gwapi::api::LinkInfo> {
@@ -340,8 +345,18 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         initial.held = Some(Arc::from([]));
         Some(HeldWatch::open(kernel_names).map_err(|e| format!("the kernel interfaces' addresses: {e}"))?)
     };
-    let (first, convert) =
+    let (first, mut convert) =
         workers::worker_updates(ports, &initial).map_err(|e| format!("network configuration: {e}"))?;
+    // The backup sync daemon routes received records by the network view the workers run.
+    let sync_net = Arc::new(SharedNetView::new(first.net.clone()));
+    let convert: publish::Convert<workers::WorkerUpdate> = {
+        let sync_net = sync_net.clone();
+        Box::new(move |config| {
+            let update = convert(config)?;
+            sync_net.set(update.net.clone());
+            Ok(update)
+        })
+    };
     let channels = workers::control_channels(usize::from(workers), first.clone(), convert, Duration::from_secs(2));
     // One cookie secret for every worker: a cookie minted on one validates on any.
     let synproxy = config.synproxy.settings(synproxy::random_seed()).map_err(|e| e.to_string())?;
@@ -349,6 +364,12 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let epoch = crate::dpdk::rdtsc();
     // Connection sync: each worker's queues to the sync daemon, and the daemon's ends.
     let (sync_queues, sync_worker_queues) = crate::sync::queue::queues(workers);
+    // The sync daemons the file asks for, on their (kernel) interfaces, which exist by now;
+    // a master polls queues no worker fills yet, so it may start before them.
+    let mut sync = SyncDaemons::new(sync_queues, sync_net);
+    for spec in config.sync_daemons().map_err(|e| e.to_string())? {
+        sync.start(&spec).map_err(|e| format!("\"sync\": {e}"))?;
+    }
     let mut sync_worker_queues = sync_worker_queues.into_iter();
     let mut jobs = Vec::new();
     let mut handles = Vec::new();
@@ -405,8 +426,6 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         jobs.push(job);
     }
     drop(neigh_tx);
-    // Until the sync daemon takes its ends, the workers' queues lead nowhere.
-    drop(sync_queues);
     // Every port's exception counters, by port id (the loop's frames name their port by id).
     let exception_counters: Vec<Arc<ExceptionCounters>> =
         (0..=open_ports.iter().map(|p| usize::from(p.id())).max().unwrap_or(0)).map(|_| Arc::default()).collect();
@@ -469,7 +488,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             max_rows: CONNECTIONS_LISTED,
         },
     };
-    let state = ControlState::new(initial, Box::new(channels.sink), Box::new(view));
+    let state = ControlState::new(initial, Box::new(channels.sink), Box::new(view)).with_sync(sync);
     let server = control_socket.serve(state);
     let held = held_watch
         .map(|watch| watch.follow(&server, stop.clone()))

@@ -10,7 +10,7 @@
 //!   a full queue is a counted drop) and takes the records a backup daemon received for the
 //!   connections it is to carry, between bursts.
 //! - [`owner`]: which worker of a backup carries a received connection.
-//! - the daemon (a thread of gatewayd, not a worker): as master it batches the workers'
+//! - [`daemon`]: the daemons (threads of gatewayd, not workers): as master it batches the workers'
 //!   records into datagrams and multicasts them on the `--mcast-interface`, a kernel
 //!   exception interface; as backup it receives the group's datagrams there, checks them and
 //!   hands each record to its owning worker.
@@ -29,6 +29,7 @@
 //! A record carries the time left, not IPVS's full state timeout, so the backup's deadline
 //! follows the master's.
 
+pub mod daemon;
 pub mod owner;
 pub mod queue;
 pub mod record;
