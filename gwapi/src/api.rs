@@ -25,6 +25,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::health::{HealthCheckConfig, ServerHealth};
+
 /// The protocol version this build speaks. A request with another version gets
 /// [`ErrorKind::UnsupportedVersion`].
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -107,12 +109,14 @@ pub enum Request {
     GetStats,
     /// Version and table size (the first line of `-L`).
     Info,
+    /// `gwctl --health -L`: every checked server with its checker's state.
+    ListHealth,
 }
 
 impl Request {
     /// Every `command` name the server understands: a request naming another one is an
     /// unknown command, reported as such rather than as malformed JSON.
-    pub const COMMANDS: [&'static str; 14] = [
+    pub const COMMANDS: [&'static str; 15] = [
         "apply",
         "apply_stream",
         "zero",
@@ -127,6 +131,7 @@ impl Request {
         "list_links",
         "get_stats",
         "info",
+        "list_health",
     ];
 }
 
@@ -175,6 +180,22 @@ pub enum Change {
     AddNeighbour { neighbour: NeighbourConfig },
     /// `gwctl neigh del`.
     DeleteNeighbour { addr: IpAddr, ifname: String },
+    /// `gwctl --health -t VIP:PORT [-r RIP:PORT] --check ...`: the check of one real server,
+    /// or (without `server`) of every server of the service that has none of its own;
+    /// replaces the one there was.
+    SetHealthCheck {
+        service: VirtualService,
+        #[serde(default)]
+        server: Option<(IpAddr, u16)>,
+        check: HealthCheckConfig,
+    },
+    /// `gwctl --health -D -t VIP:PORT [-r RIP:PORT]`: a server held down by it gets its
+    /// configured weight back.
+    DeleteHealthCheck {
+        service: VirtualService,
+        #[serde(default)]
+        server: Option<(IpAddr, u16)>,
+    },
 }
 
 /// The identity of a virtual service: `-t addr:port`, `-u addr:port` or `-f mark`.
@@ -404,6 +425,10 @@ pub enum Reply {
         workers: Vec<WorkerStats>,
     },
     Info(GatewayInfo),
+    /// `gwctl --health -L`.
+    Health {
+        servers: Vec<ServerHealth>,
+    },
 }
 
 /// The IPVS-compatible version and the connection table size shown by `-L`.
@@ -441,6 +466,11 @@ pub struct ServerInfo {
     pub inactive_conns: u32,
     pub persistent_conns: u32,
     pub stats: TrafficStats,
+    /// The weight the workers schedule with when a health check holds the server at another
+    /// than `config.weight`, the configured one (0 while it is down and inhibited): `-L`
+    /// shows this one, `-S` the configured one. Older clients ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_weight: Option<u32>,
 }
 
 /// Traffic counters and rates of a service or real server (`--stats`, `--rate`).

@@ -350,6 +350,7 @@ mod tests {
             Request::ListLinks,
             Request::GetStats,
             Request::Info,
+            Request::ListHealth,
         ];
         assert_eq!(requests.len(), Request::COMMANDS.len());
         for r in requests {

@@ -557,6 +557,7 @@ mod tests {
             active_conns: active,
             inactive_conns: 2,
             persistent_conns: 0,
+            checked_weight: None,
             stats: TrafficStats {
                 conns,
                 in_packets: 7,
