@@ -91,24 +91,24 @@ pub fn list(servers: &[ServerHealth]) -> String {
         };
         let weight = s.weight.map_or("-".to_string(), |w| w.to_string());
         let since = s.since_change_secs.map_or("-".to_string(), |t| format!("{t}s"));
-        let _ = std::fmt::Write::write_fmt(
-            &mut out,
-            format_args!(
-                "{:<27} {:<27} {:<5} {:<5} {:>6} {:>6} {:<7} {:>8} {:>8} {:>5} {:>7}  {}\n",
-                service_name(&s.service),
-                SocketAddr::new(s.addr, s.port).to_string(),
-                check,
-                state,
-                weight,
-                s.configured_weight,
-                s.last_result.as_deref().unwrap_or("-"),
-                s.checks,
-                s.failures,
-                s.transitions,
-                since,
-                s.reason
-            ),
+        let line = format!(
+            "{:<27} {:<27} {:<5} {:<5} {:>6} {:>6} {:<7} {:>8} {:>8} {:>5} {:>7}  {}",
+            service_name(&s.service),
+            SocketAddr::new(s.addr, s.port).to_string(),
+            check,
+            state,
+            weight,
+            s.configured_weight,
+            s.last_result.as_deref().unwrap_or("-"),
+            s.checks,
+            s.failures,
+            s.transitions,
+            since,
+            s.reason
         );
+        // No reason yet: no trailing blanks.
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }

@@ -717,6 +717,34 @@ mod tests {
     }
 
     #[test]
+    fn health_checks_are_gwctl_command_lines_refused_by_entry() {
+        let service = r#", "services": ["-A -t 10.0.0.100:80 -s rr", "-a -t 10.0.0.100:80 -r 192.168.1.10:8080 -m"]"#;
+        let with = |health: &str| format!(r#"{{"eal": [], {TWO_PORTS}{service}, "health": {health}}}"#);
+        let config = Config::parse(&with(
+            r#"["-t 10.0.0.100:80 --check http --url /ok --delay-loop 2", "--health -t 10.0.0.100:80 -r 192.168.1.10:8080 --check tcp"]"#,
+        ))
+        .unwrap();
+        assert_eq!(config.health.len(), 2);
+        for (health, message) in [
+            (
+                r#"["-t 10.0.0.100:80 --check tcp", "-t 10.0.0.100:80 --check ping"]"#,
+                "\"health\"[1]: \"-t 10.0.0.100:80 --check ping\": unknown check `ping' specified (tcp, http, udp or misc)",
+            ),
+            (
+                r#"["-t 10.0.0.1:80 --check tcp"]"#,
+                "\"health\"[0]: \"-t 10.0.0.1:80 --check tcp\": service TCP 10.0.0.1:80 not defined",
+            ),
+            (r#"["-L"]"#, "\"health\"[0]: \"-L\": not a health check (-L lists them)"),
+            (
+                r#"["-t 10.0.0.100:80 --check misc --script /nonexistent/check"]"#,
+                "\"health\"[0]: \"-t 10.0.0.100:80 --check misc --script /nonexistent/check\": misc script /nonexistent/check: No such file or directory (os error 2)",
+            ),
+        ] {
+            assert_eq!(Config::parse(&with(health)).map(drop).unwrap_err().0, message);
+        }
+    }
+
+    #[test]
     fn the_metrics_listener_is_off_unless_an_address_is_given() {
         let parse = |members: &str| Config::parse(&format!(r#"{{"eal": [], {TWO_PORTS}{members}}}"#)).unwrap().metrics;
         assert_eq!(parse(""), None);

@@ -160,10 +160,14 @@ impl Engine {
         self.targets = next;
     }
 
-    /// The probes due at `now`; each server has at most one in flight.
-    pub fn due(&mut self, now: Duration) -> Vec<ProbeJob> {
+    /// The probes due at `now`, at most `max` of them (the rest stay due); each server has
+    /// at most one in flight.
+    pub fn due(&mut self, now: Duration, max: usize) -> Vec<ProbeJob> {
         let mut jobs = Vec::new();
         for (key, t) in &mut self.targets {
+            if jobs.len() >= max {
+                break;
+            }
             if t.next.is_some_and(|at| at <= now) {
                 t.next = None;
                 jobs.push(ProbeJob { key: *key, check: Arc::clone(&t.status.check), ticket: t.ticket });
@@ -285,7 +289,7 @@ mod tests {
     /// A fake prober: runs whatever is due at `now` with `outcome`; returns the transitions
     /// and how many probes ran.
     fn run(engine: &mut Engine, now: Duration, outcome: &Outcome) -> (Vec<Transition>, usize) {
-        let jobs = engine.due(now);
+        let jobs = engine.due(now, usize::MAX);
         let n = jobs.len();
         let t = jobs.into_iter().filter_map(|j| engine.complete(&j.key, j.ticket, outcome.clone(), now)).collect();
         (t, n)
@@ -374,7 +378,7 @@ mod tests {
         let mut e = Engine::new();
         let t0 = started(&mut e, check(0, 1));
         run(&mut e, t0 + secs(10.0), &down("refused"));
-        let job = e.due(t0 + secs(20.0)).pop().unwrap();
+        let job = e.due(t0 + secs(20.0), usize::MAX).pop().unwrap();
         e.sync(vec![(key(1), check(0, 2), true)], t0 + secs(20.5));
         assert_eq!(e.complete(&job.key, job.ticket, UP, t0 + secs(21.0)), None, "a stale ticket");
         assert_eq!(e.health(&key(1)), Some(Health::Down));
