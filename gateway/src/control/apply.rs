@@ -386,7 +386,8 @@ impl ControlState {
             e.change_index = e.change_index.and_then(|i| origin.get(i).copied());
             e
         })?;
-        let health = plan.finish(&mut config)?;
+        let checker = &self.checker;
+        let health = plan.finish(&mut config, |k| checker.engine().health(k) == Some(Health::Down))?;
         if let Err(e) = self.sink.publish(&config) {
             // Some workers may run `config`; put everyone back on the configuration in force.
             let _ = self.sink.publish(&self.current);

@@ -149,9 +149,14 @@ impl HealthTable {
 
 impl Plan {
     /// Applies the health changes to `config` (what the other changes made): validates them,
-    /// forgets the checks and holds of what is gone, and gives a server no check holds any
-    /// more its configured spec back. Returns the next health table.
-    pub fn finish(mut self, config: &mut GatewayConfig) -> Result<HealthTable, ApiError> {
+    /// forgets the checks and holds of what is gone, gives a server no check holds any more
+    /// its configured spec back, and holds a server that is `down` as its check's
+    /// `on_failure` now says (inhibited or removed). Returns the next health table.
+    pub fn finish(
+        mut self,
+        config: &mut GatewayConfig,
+        down: impl Fn(&TargetKey) -> bool,
+    ) -> Result<HealthTable, ApiError> {
         let snapshot = Arc::clone(&config.services);
         let table = &mut self.table;
         let exists =
@@ -221,12 +226,36 @@ impl Plan {
             Some((addr, port)) => live(&key(service, *addr, *port)) || held.contains_key(&key(service, *addr, *port)),
         });
         let lifted: Vec<TargetKey> = table.held.keys().filter(|k| table.check(k).is_none()).copied().collect();
-        if !lifted.is_empty() {
+        // A down server whose check changed its on_failure: inhibited where it was removed,
+        // or the other way round.
+        let switched: Vec<(TargetKey, Option<u32>)> = table
+            .held
+            .iter()
+            .filter(|(k, _)| down(k))
+            .filter_map(|(k, h)| {
+                let wanted = match table.check(k)?.0.on_failure() {
+                    OnFailure::Inhibit => Some(0),
+                    OnFailure::Remove => None,
+                };
+                (wanted != h.weight && (wanted.is_none() || h.weight.is_none())).then_some((*k, wanted))
+            })
+            .collect();
+        if !lifted.is_empty() || !switched.is_empty() {
             let mut editor = config.services.edit();
             for k in lifted {
                 if let Some(h) = table.held.remove(&k) {
                     restore(&mut editor, &k, &h).map_err(config_error)?;
                 }
+            }
+            for (k, wanted) in switched {
+                let Some(h) = table.held.get_mut(&k) else { continue };
+                let skey = service_key(&k.service);
+                match wanted {
+                    Some(w) => editor.add_dest(&skey, h.configured.with_weight(w)),
+                    None => editor.delete_dest(&skey, k.addr, k.port),
+                }
+                .map_err(config_error)?;
+                h.weight = wanted;
             }
             config.services = editor.finish();
         }
@@ -472,6 +501,36 @@ mod tests {
         health(&mut s, 10, Health::Up { weight: None });
         assert_eq!(in_force(&s, 10), None);
         assert_eq!(s.checker().engine().statuses().count(), 1);
+    }
+
+    #[test]
+    fn a_down_server_follows_its_check_s_new_on_failure() {
+        let mut s = state(OnFailure::Inhibit);
+        health(&mut s, 10, Health::Down);
+        let checker = s.checker();
+        // The engine knows it is down too (it is what tells the control state).
+        let down = |s: &mut ControlState, on_failure| {
+            apply(s, vec![Change::SetHealthCheck { service: vs(), server: None, check: tcp_check(on_failure) }])
+        };
+        {
+            // Two failures (the default retry 1) of its probes, at a time they are due.
+            let mut engine = checker.engine();
+            for round in 1..=2u64 {
+                let now = std::time::Duration::from_secs(3600 * round);
+                for job in engine.due(now, usize::MAX).into_iter().filter(|j| j.key == tk(10)) {
+                    engine.complete(&job.key, job.ticket, crate::health::Outcome::Down("refused".into()), now);
+                }
+            }
+            assert_eq!(engine.health(&tk(10)), Some(Health::Down));
+        }
+        down(&mut s, OnFailure::Remove).unwrap();
+        assert_eq!(in_force(&s, 10), None, "removed now");
+        down(&mut s, OnFailure::Inhibit).unwrap();
+        assert_eq!(in_force(&s, 10), Some(0), "inhibited again");
+        // Back in the service after the other, as a removed server comes back.
+        assert_eq!(weights(&mut s), vec![(11, 1, 1), (10, 3, 0)]);
+        health(&mut s, 10, Health::Up { weight: None });
+        assert_eq!(in_force(&s, 10), Some(3));
     }
 
     #[test]
