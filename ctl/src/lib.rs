@@ -8,6 +8,7 @@
 //! as in the binary.
 
 pub mod cli;
+pub mod health;
 pub mod ipvsadm;
 pub mod manage;
 pub use gwapi::names;

@@ -19,6 +19,7 @@ pub mod daemon;
 #[allow(unsafe_code)]
 pub mod dpdk;
 pub mod frame;
+pub mod health;
 #[cfg(feature = "dpdk")]
 pub mod local;
 pub mod logging;

@@ -25,6 +25,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::health::{HealthCheckConfig, ServerHealth};
+
 /// The protocol version this build speaks. A request with another version gets
 /// [`ErrorKind::UnsupportedVersion`].
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -109,12 +111,14 @@ pub enum Request {
     Info,
     /// `-L --daemon`, `gwctl sync`: the sync daemons running and the sync counters.
     ListDaemons,
+    /// `gwctl --health -L`: every checked server with its checker's state.
+    ListHealth,
 }
 
 impl Request {
     /// Every `command` name the server understands: a request naming another one is an
     /// unknown command, reported as such rather than as malformed JSON.
-    pub const COMMANDS: [&'static str; 15] = [
+    pub const COMMANDS: [&'static str; 16] = [
         "apply",
         "apply_stream",
         "zero",
@@ -130,6 +134,7 @@ impl Request {
         "get_stats",
         "info",
         "list_daemons",
+        "list_health",
     ];
 }
 
@@ -179,6 +184,22 @@ pub enum Change {
     AddNeighbour { neighbour: NeighbourConfig },
     /// `gwctl neigh del`.
     DeleteNeighbour { addr: IpAddr, ifname: String },
+    /// `gwctl --health -t VIP:PORT [-r RIP:PORT] --check ...`: the check of one real server,
+    /// or (without `server`) of every server of the service that has none of its own;
+    /// replaces the one there was.
+    SetHealthCheck {
+        service: VirtualService,
+        #[serde(default)]
+        server: Option<(IpAddr, u16)>,
+        check: HealthCheckConfig,
+    },
+    /// `gwctl --health -D -t VIP:PORT [-r RIP:PORT]`: a server held down by it gets its
+    /// configured weight back.
+    DeleteHealthCheck {
+        service: VirtualService,
+        #[serde(default)]
+        server: Option<(IpAddr, u16)>,
+    },
 }
 
 /// The identity of a virtual service: `-t addr:port`, `-u addr:port` or `-f mark`.
@@ -473,6 +494,10 @@ pub enum Reply {
     },
     Info(GatewayInfo),
     Daemons(SyncInfo),
+    /// `gwctl --health -L`.
+    Health {
+        servers: Vec<ServerHealth>,
+    },
 }
 
 /// The IPVS-compatible version and the connection table size shown by `-L`.
@@ -510,6 +535,11 @@ pub struct ServerInfo {
     pub inactive_conns: u32,
     pub persistent_conns: u32,
     pub stats: TrafficStats,
+    /// The weight the workers schedule with when a health check holds the server at another
+    /// than `config.weight`, the configured one (0 while it is down and inhibited): `-L`
+    /// shows this one, `-S` the configured one. Older clients ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_weight: Option<u32>,
 }
 
 /// Traffic counters and rates of a service or real server (`--stats`, `--rate`).

@@ -23,6 +23,8 @@ use crate::api::{
 };
 use crate::names::Names;
 
+pub mod health;
+
 /// ipvsadm's MAX_TIMEOUT: 31 days.
 pub const MAX_TIMEOUT: u32 = 86400 * 31;
 
@@ -199,6 +201,8 @@ pub enum Action {
     Help,
     Version,
     Ipvs(Box<Command>),
+    /// `--health ...` (see [`health`]).
+    Health(health::HealthCommand),
 }
 
 /// One ipvsadm command with everything it needs, defaults applied.
@@ -419,6 +423,9 @@ fn scan(args: &[String]) -> Result<(Vec<Scanned>, Vec<String>), UsageError> {
 
 /// Parses an ipvsadm command line (without the program name).
 pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageError> {
+    if health::is_health(args) {
+        return health::parse(args, names).map(|(c, g)| (Action::Health(c), g));
+    }
     let (scanned, mut positional) = scan(args)?;
     let mut globals = Globals::default();
     let mut cmd: Option<Cmd> = None;

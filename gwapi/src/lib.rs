@@ -16,6 +16,7 @@ pub mod addr;
 pub mod api;
 pub mod client;
 pub mod cmdline;
+pub mod health;
 pub mod names;
 pub mod protocol;
 

@@ -351,6 +351,7 @@ mod tests {
             Request::GetStats,
             Request::Info,
             Request::ListDaemons,
+            Request::ListHealth,
         ];
         assert_eq!(requests.len(), Request::COMMANDS.len());
         for r in requests {

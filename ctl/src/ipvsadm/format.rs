@@ -262,14 +262,19 @@ pub fn service_entry(svc: &ServiceInfo, fmt: &Format, names: &Names) -> String {
             let _ = writeln!(
                 out,
                 "  -> {dname:<28} {:<9} {:<11} {:<10} {:<10}",
-                cfg.weight, d.persistent_conns, d.active_conns, d.inactive_conns
+                d.checked_weight.unwrap_or(cfg.weight),
+                d.persistent_conns,
+                d.active_conns,
+                d.inactive_conns
             );
         } else {
             let _ = writeln!(
                 out,
                 "  -> {dname:<28} {:<7} {:<6} {:<10} {:<10}",
                 fwd_name(cfg.forwarding),
-                cfg.weight,
+                // A server a health check holds shows the weight in force, as keepalived's
+                // inhibited server does in ipvsadm's listing; -S saves the configured one.
+                d.checked_weight.unwrap_or(cfg.weight),
                 d.active_conns,
                 d.inactive_conns
             );
@@ -505,6 +510,7 @@ mod tests {
                     inactive_conns: 0,
                     persistent_conns: 0,
                     stats: TrafficStats::default(),
+                    checked_weight: None,
                 })
                 .collect(),
             laddrs: vec![],
@@ -541,6 +547,26 @@ mod tests {
         );
         assert_eq!(service_entry(&fwm6, &numeric(), &Names::none()), "FWM  7 IPv6 rr persistent 300\n");
         assert_eq!(service_entry(&fwm6, &rule, &Names::none()), "-A -f 7 -6 -s rr -p 300\n");
+    }
+
+    #[test]
+    fn a_server_held_by_its_health_check_lists_the_weight_in_force_and_saves_the_configured_one() {
+        let vip = VirtualService::Tcp { addr: "10.0.0.100".parse().unwrap(), port: 80 };
+        let mut svc = service(vip, None, &[("192.168.1.10", 80), ("192.168.1.11", 80)]);
+        svc.servers[0].config.weight = 5;
+        svc.servers[0].checked_weight = Some(0);
+        assert_eq!(
+            service_entry(&svc, &numeric(), &Names::none()),
+            "TCP  10.0.0.100:80 rr\n  -> 192.168.1.10:80              Masq    0      0          0         \n  -> 192.168.1.11:80              Masq    1      0          0         \n"
+        );
+        let persistent = Format { persistent_conn: true, ..numeric() };
+        assert!(service_entry(&svc, &persistent, &Names::none())
+            .contains(&format!("  -> {:<28} {:<9} 0", "192.168.1.10:80", 0)));
+        let rule = Format { rule: true, ..numeric() };
+        assert_eq!(
+            service_entry(&svc, &rule, &Names::none()),
+            "-A -t 10.0.0.100:80 -s rr\n-a -t 10.0.0.100:80 -r 192.168.1.10:80 -m -w 5\n-a -t 10.0.0.100:80 -r 192.168.1.11:80 -m -w 1\n"
+        );
     }
 
     #[test]

@@ -34,6 +34,9 @@ Usage:
   {p} --stop-daemon state
   {p} -P|Q -t|u|f service-address -z local-address [-F ifname]
   {p} -G -t|u|f service-address
+  {p} --health -t|u|f service-address [-r server-address] --check tcp|http|udp|misc [check options]
+  {p} --health -D -t|u|f service-address [-r server-address]
+  {p} --health -L [--json]
   {p} addr|route|neigh|link|stats|mark ...   (gateway management, see below)
   {p} -h
 
@@ -94,6 +97,16 @@ Options:
   --numeric      -n                   numeric output of addresses and ports
   --json                              print listings as JSON, for automation
   --socket PATH                       control socket (default $GATEWAYD_SOCKET, else {default})
+
+Health checks (--health; keepalived's checkers and timing, durations in seconds):
+  --check tcp|http|udp|misc           what a probe asks of the server
+  --url /path  --host NAME            http: the page and its Host header
+  --status CODE  --digest MD5         http: expected status (200) and body digest (genhash's)
+  --payload TEXT  --expect TEXT       udp: datagram sent, text the reply must contain
+  --script PATH  --dynamic            misc: run with the server in its environment; with
+                                      --dynamic exit 2..255 is up with weight exit-2
+  --delay-loop S (60)  --connect-timeout S (5)  --retry N (1; misc 0)
+  --delay-before-retry S (1)  --rise N (1)  --on-failure inhibit|remove (inhibit)
 
 Gateway management:
   {p} addr  add|del ADDR/LEN dev IFNAME     {p} addr show
@@ -156,6 +169,7 @@ pub fn run(args: &[String], io: &mut Io) -> i32 {
             let client = crate::client(&globals);
             execute(&c, &globals, &client, &names, io)
         }
+        Action::Health(c) => crate::health::run(&c, &globals, io),
     }
 }
 

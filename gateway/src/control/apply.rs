@@ -32,7 +32,9 @@ use gwapi::api::{
 };
 
 use super::dataplane::DataplaneView;
+use super::health::HealthTable;
 use super::publish::{GatewayConfig, PublishError, SnapshotSink};
+use crate::health::{Checker, Health, TargetKey, Transition};
 use crate::model::net::NetError;
 use crate::model::{
     ConfigError, DestSpec, ForwardMethod, LocalAddr, MarkRule, NetConfig, Persistence, Protocol, SchedulerKind,
@@ -47,6 +49,10 @@ pub struct ControlState {
     sink: Box<dyn SnapshotSink>,
     dataplane: Box<dyn DataplaneView>,
     sync: SyncDaemons,
+    /// The configured health checks and the servers they hold (see [`super::health`]).
+    health: HealthTable,
+    /// The checker's engine, told the servers to check after every change.
+    checker: Arc<Checker>,
 }
 
 impl ControlState {
@@ -54,7 +60,14 @@ impl ControlState {
     /// daemons have no workers to serve ([`SyncDaemons::without_workers`]) until
     /// [`ControlState::with_sync`] gives it the gateway's.
     pub fn new(initial: GatewayConfig, sink: Box<dyn SnapshotSink>, dataplane: Box<dyn DataplaneView>) -> ControlState {
-        ControlState { current: initial, sink, dataplane, sync: SyncDaemons::without_workers() }
+        ControlState {
+            current: initial,
+            sink,
+            dataplane,
+            sync: SyncDaemons::without_workers(),
+            health: HealthTable::default(),
+            checker: Checker::new(),
+        }
     }
 
     /// The state with `sync` as its sync daemons (gatewayd's, on the workers' queues,
@@ -62,6 +75,12 @@ impl ControlState {
     pub fn with_sync(mut self, sync: SyncDaemons) -> ControlState {
         self.sync = sync;
         self
+    }
+
+    /// The checker whose transitions [`ControlState::set_server_health`] takes: gatewayd
+    /// runs it ([`Checker::spawn`]).
+    pub fn checker(&self) -> Arc<Checker> {
+        Arc::clone(&self.checker)
     }
 
     /// The configuration every worker runs.
@@ -163,6 +182,7 @@ impl ControlState {
             }),
             Request::Info => Ok(Reply::Info(self.info())),
             Request::ListDaemons => Ok(Reply::Daemons(self.sync_info())),
+            Request::ListHealth => Ok(Reply::Health { servers: self.health_listing() }),
         }
     }
 
@@ -192,6 +212,88 @@ impl ControlState {
             },
             workers: self.dataplane.worker_sync(),
         }
+    }
+
+    /// `--health -L`: every checked server, in service and server order.
+    fn health_listing(&self) -> Vec<gwapi::health::ServerHealth> {
+        let now = self.checker.now();
+        let engine = self.checker.engine();
+        engine
+            .statuses()
+            .map(|st| {
+                let k = &st.key;
+                let held = self.health.held(k);
+                let in_force = self.current.services.service_id(&service_key(&k.service)).and_then(|id| {
+                    let svc = self.current.services.service(id);
+                    svc.dest_index(k.addr, k.port).map(|i| svc.dests()[i].weight())
+                });
+                gwapi::health::ServerHealth {
+                    service: k.service,
+                    addr: k.addr,
+                    port: k.port,
+                    check: st.check.config.clone(),
+                    inherited: st.inherited,
+                    state: match st.health {
+                        Health::Up { .. } => gwapi::health::HealthState::Up,
+                        Health::Down => gwapi::health::HealthState::Down,
+                    },
+                    configured_weight: held.map(|h| h.configured.weight).or(in_force).unwrap_or(0),
+                    weight: in_force,
+                    last_result: st.last_ok.map(|ok| if ok { "ok" } else { "failed" }.to_string()),
+                    reason: st.reason.clone(),
+                    since_change_secs: st.last_change.map(|at| now.saturating_sub(at).as_secs()),
+                    checks: st.checks,
+                    failures: st.failures,
+                    transitions: st.transitions,
+                }
+            })
+            .collect()
+    }
+
+    /// Applies the checker's `transition` to the weight in force: a down server to weight 0
+    /// (or out of its service), an up one to its configured weight (or a dynamic MISC
+    /// check's), published to every worker before this returns, as a request's change is
+    /// (DESIGN.md invariant 3), and logged. Nothing changes when the server or its check has
+    /// gone meanwhile, or it is already held so; nor (the previous configuration staying in
+    /// force) when a worker does not confirm, and the checker's next transition tries again.
+    pub fn set_server_health(&mut self, transition: &Transition) -> Result<(), PublishError> {
+        let k: &TargetKey = &transition.key;
+        let Some((config, table)) = self.health.transition(&self.current, k, transition.health) else {
+            return Ok(());
+        };
+        if let Err(e) = self.sink.publish(&config) {
+            let _ = self.sink.publish(&self.current);
+            return Err(e);
+        }
+        self.current = config;
+        let generation = self.current.generation();
+        let configured = table.held(k).map(|h| h.configured.weight);
+        let in_force = match table.held(k) {
+            Some(h) => h.weight.map_or("out of the service".to_string(), |w| format!("weight {w}")),
+            None => "its configured weight".to_string(),
+        };
+        self.health = table;
+        let state = if transition.health == Health::Down { "down" } else { "up" };
+        let configured = configured.map(|w| format!(" (configured {w})")).unwrap_or_default();
+        let server = crate::model::SockAddr(k.addr, k.port);
+        let service = service_key(&k.service);
+        let line = format!(
+            "gatewayd: health: server {server} of {service} {state} ({}): {in_force}{configured}; generation {generation}",
+            transition.reason
+        );
+        if transition.health == Health::Down {
+            log::warn!("{line}");
+        } else {
+            log::info!("{line}");
+        }
+        Ok(())
+    }
+
+    /// Tells the checker the servers to check now.
+    fn sync_checker(&self) {
+        let targets = self.health.targets(&self.current);
+        let now = self.checker.now();
+        self.checker.engine().sync(targets, now);
     }
 
     fn info(&self) -> GatewayInfo {
@@ -226,7 +328,11 @@ impl ControlState {
             .dests()
             .iter()
             .map(|d| {
-                let spec = d.spec();
+                // A server the checker holds shows its configured spec, and the weight in
+                // force beside it.
+                let held =
+                    self.health.held(&TargetKey { service: virtual_service(&key), addr: d.addr(), port: d.port() });
+                let spec = held.map_or(d.spec(), |h| &h.configured);
                 ServerInfo {
                     config: ServerConfig {
                         addr: spec.addr,
@@ -236,6 +342,7 @@ impl ControlState {
                         upper_threshold: spec.upper_threshold,
                         lower_threshold: spec.lower_threshold,
                     },
+                    checked_weight: held.map(|_| d.weight()),
                     active_conns: d.counters().active(),
                     inactive_conns: d.counters().inactive(),
                     persistent_conns: d.counters().persistent(),
@@ -333,7 +440,14 @@ impl ControlState {
             self.run_daemon_changes(&daemon_changes)?;
             return Ok(Reply::Applied { generation: self.current.generation() });
         }
-        let config = self.current.with_changes(changes)?;
+        let plan = self.health.plan(changes)?;
+        let origin = plan.origin.clone();
+        let mut config = self.current.with_changes(&plan.changes).map_err(|mut e| {
+            e.change_index = e.change_index.and_then(|i| origin.get(i).copied());
+            e
+        })?;
+        let checker = &self.checker;
+        let health = plan.finish(&mut config, |k| checker.engine().health(k) == Some(Health::Down))?;
         let undo = self.run_daemon_changes(&daemon_changes)?;
         if let Err(e) = self.sink.publish(&config) {
             // Some workers may run `config`; put everyone back on the configuration in force.
@@ -342,6 +456,8 @@ impl ControlState {
             return Err(ApiError::new(ErrorKind::PublishFailed, format!("configuration not applied: {e}")));
         }
         self.current = config;
+        self.health = health;
+        self.sync_checker();
         let generation = self.current.generation();
         log::info!("gatewayd: configuration changed: {}; generation {generation}", change_summary(changes));
         for change in changes {
@@ -516,6 +632,8 @@ fn change_name(change: &Change) -> &'static str {
         Change::DeleteRoute { .. } => "delete_route",
         Change::AddNeighbour { .. } => "add_neighbour",
         Change::DeleteNeighbour { .. } => "delete_neighbour",
+        Change::SetHealthCheck { .. } => "set_health_check",
+        Change::DeleteHealthCheck { .. } => "delete_health_check",
     }
 }
 
@@ -621,6 +739,11 @@ impl Draft {
             Change::DeleteNeighbour { addr, ifname } => {
                 Arc::make_mut(&mut self.net).delete_neighbour(*addr, ifname).map_err(net_error)?
             }
+            // They act on the control state's health table, which takes them out of a
+            // request before the rest reaches a draft (`ControlState::apply`).
+            Change::SetHealthCheck { .. } | Change::DeleteHealthCheck { .. } => {
+                return Err(invalid("a health check is applied by the control state, not to a configuration".into()))
+            }
         }
         Ok(())
     }
@@ -691,7 +814,7 @@ fn service_spec(c: &ServiceConfig) -> Result<ServiceSpec, ApiError> {
     Ok(ServiceSpec { key, scheduler, persistence, synproxy: c.synproxy })
 }
 
-fn dest_spec(s: &ServerConfig) -> DestSpec {
+pub fn dest_spec(s: &ServerConfig) -> DestSpec {
     DestSpec::new(s.addr, s.port)
         .with_method(forward_method(s.forwarding))
         .with_weight(s.weight)

@@ -9,6 +9,8 @@
 //! - [`publish`]: the seam to the workers ([`SnapshotSink`]) and its implementation on the
 //!   mailbox ([`publish::broadcast`]): every worker switches to the newest configuration.
 //! - [`dataplane`]: the read-only seam to counters the workers keep ([`DataplaneView`]).
+//! - [`health`]: the configured health checks and the servers the checker holds at another
+//!   weight than their configured one.
 //! - [`query`]: questions every worker answers through the mailbox (its connection table, its
 //!   port pools).
 //! - [`server`]: the server end of the socket.
@@ -31,6 +33,7 @@
 
 pub mod apply;
 pub mod dataplane;
+pub mod health;
 pub mod mailbox;
 pub mod publish;
 pub mod query;
@@ -39,4 +42,4 @@ pub mod server;
 pub use apply::ControlState;
 pub use dataplane::{ConnectionListing, DataplaneView, NoDataplane};
 pub use publish::{GatewayConfig, NoWorkers, PublishError, SnapshotSink};
-pub use server::{ControlServer, ControlSocket, HeldInput, ServerHandle, ServerOptions};
+pub use server::{ControlServer, ControlSocket, HealthInput, HeldInput, ServerHandle, ServerOptions};

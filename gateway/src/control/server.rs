@@ -169,6 +169,7 @@ fn request_name(request: &Request) -> &'static str {
         Request::GetStats => "get_stats",
         Request::Info => "info",
         Request::ListDaemons => "list_daemons",
+        Request::ListHealth => "list_health",
     }
 }
 
@@ -189,6 +190,26 @@ impl HeldInput {
         };
         let mut state = shared.state();
         state.set_held(held)
+    }
+}
+
+/// Where the health checker's transitions enter the control plane: a runtime input, not a
+/// request (see [`ControlState::set_server_health`]), serialised with requests under the
+/// state's lock, as [`HeldInput`]'s.
+#[derive(Clone)]
+pub struct HealthInput {
+    shared: Weak<Shared>,
+}
+
+impl HealthInput {
+    /// [`ControlState::set_server_health`] under the state's lock. Fails when a worker did
+    /// not confirm (the previous weights stay in force) or the server has stopped.
+    pub fn set_server_health(&self, transition: &crate::health::Transition) -> Result<(), PublishError> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Err(PublishError { message: "the control server has stopped".into() });
+        };
+        let mut state = shared.state();
+        state.set_server_health(transition)
     }
 }
 
@@ -247,6 +268,12 @@ impl ControlServer {
     /// Where the held addresses enter this server's state (see [`HeldInput`]).
     pub fn held_input(&self) -> HeldInput {
         HeldInput { shared: Arc::downgrade(&self.shared) }
+    }
+
+    /// Where the health checker's transitions enter this server's state (see
+    /// [`HealthInput`]).
+    pub fn health_input(&self) -> HealthInput {
+        HealthInput { shared: Arc::downgrade(&self.shared) }
     }
 
     /// Serves on a new thread named `gw-control` until [`ServerHandle::shutdown`].
@@ -526,6 +553,7 @@ mod tests {
             Request::GetStats,
             Request::Info,
             Request::ListDaemons,
+            Request::ListHealth,
         ];
         for request in requests {
             let wire = serde_json::to_value(&request).unwrap();

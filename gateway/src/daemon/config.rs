@@ -52,6 +52,10 @@ pub struct Config {
     /// (`"-A -t 10.0.0.100:80 -s rr"`, `"-a -t 10.0.0.100:80 -r 192.168.1.10:8080 -b"`).
     #[serde(default)]
     pub services: Vec<String>,
+    /// Health checks of the services' real servers: one `gwctl --health` command line per
+    /// entry, with or without the `--health` (`"-t 10.0.0.100:80 --check http --url /"`).
+    #[serde(default)]
+    pub health: Vec<String>,
     /// What the SYN proxy (`-j enable`) offers and how it treats failures.
     #[serde(default)]
     pub synproxy: SynProxySpec,
@@ -515,8 +519,14 @@ impl Config {
             )));
         }
         config.sync_daemons()?;
-        // The network, timeouts and services, as the gateway would start with them.
-        config.initial(1)?;
+        // The network, timeouts and services, as the gateway would start with them, and
+        // their health checks.
+        let initial = config.initial(1)?;
+        config.apply_health(&mut crate::control::ControlState::new(
+            initial,
+            Box::new(crate::control::NoWorkers),
+            Box::new(crate::control::NoDataplane::default()),
+        ))?;
         Ok(config)
     }
 
@@ -576,6 +586,37 @@ impl Config {
                 None => "\"timeouts\"".to_string(),
             };
             ConfigError(format!("{key}: {}", e.message))
+        })
+    }
+
+    /// Applies the `"health"` checks to `state` (which runs [`Config::initial`]), as one
+    /// change; a refusal names the entry.
+    pub fn apply_health(&self, state: &mut crate::control::ControlState) -> Result<(), ConfigError> {
+        let mut changes = Vec::new();
+        for (i, line) in self.health.iter().enumerate() {
+            let mut words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+            if words.iter().all(|w| w != "--health") {
+                words.insert(0, "--health".into());
+            }
+            let refused = |message: String| ConfigError(format!("\"health\"[{i}]: {line:?}: {message}"));
+            match cmdline::health::parse(&words, &Names::system()) {
+                Ok((command, _)) => match command.change() {
+                    Some(change) => changes.push(change),
+                    None => return Err(refused("not a health check (-L lists them)".into())),
+                },
+                Err(e) => return Err(refused(e.message.unwrap_or_default())),
+            }
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        state.handle(gwapi::api::Request::Apply { changes }).map(drop).map_err(|e| {
+            let i = e.change_index.unwrap_or(0);
+            ConfigError(format!(
+                "\"health\"[{i}]: {:?}: {}",
+                self.health.get(i).cloned().unwrap_or_default(),
+                e.message
+            ))
         })
     }
 
@@ -773,6 +814,34 @@ mod tests {
         assert_eq!(specs, vec![("backup", "gwk0", 0), ("master", "gwk1", 7)]);
         let none = Config::parse(&format!(r#"{{"eal": [], {TWO_PORTS}}}"#)).unwrap();
         assert!(none.sync_daemons().unwrap().is_empty());
+    }
+
+    #[test]
+    fn health_checks_are_gwctl_command_lines_refused_by_entry() {
+        let service = r#", "services": ["-A -t 10.0.0.100:80 -s rr", "-a -t 10.0.0.100:80 -r 192.168.1.10:8080 -m"]"#;
+        let with = |health: &str| format!(r#"{{"eal": [], {TWO_PORTS}{service}, "health": {health}}}"#);
+        let config = Config::parse(&with(
+            r#"["-t 10.0.0.100:80 --check http --url /ok --delay-loop 2", "--health -t 10.0.0.100:80 -r 192.168.1.10:8080 --check tcp"]"#,
+        ))
+        .unwrap();
+        assert_eq!(config.health.len(), 2);
+        for (health, message) in [
+            (
+                r#"["-t 10.0.0.100:80 --check tcp", "-t 10.0.0.100:80 --check ping"]"#,
+                "\"health\"[1]: \"-t 10.0.0.100:80 --check ping\": unknown check `ping' specified (tcp, http, udp or misc)",
+            ),
+            (
+                r#"["-t 10.0.0.1:80 --check tcp"]"#,
+                "\"health\"[0]: \"-t 10.0.0.1:80 --check tcp\": service TCP 10.0.0.1:80 not defined",
+            ),
+            (r#"["-L"]"#, "\"health\"[0]: \"-L\": not a health check (-L lists them)"),
+            (
+                r#"["-t 10.0.0.100:80 --check misc --script /nonexistent/check"]"#,
+                "\"health\"[0]: \"-t 10.0.0.100:80 --check misc --script /nonexistent/check\": misc script /nonexistent/check: No such file or directory (os error 2)",
+            ),
+        ] {
+            assert_eq!(Config::parse(&with(health)).map(drop).unwrap_err().0, message);
+        }
     }
 
     #[test]

@@ -515,9 +515,9 @@ impl Scrape {
         family(
             e,
             "server_weight",
-            "The real server's weight (0: quiesced).",
+            "The real server's weight in force (0: quiesced, or down and inhibited by its health check).",
             Gauge,
-            per_server(|r| u64::from(r.config.weight)),
+            per_server(|r| u64::from(r.checked_weight.unwrap_or(r.config.weight))),
         )
     }
 
@@ -667,6 +667,7 @@ mod tests {
             active_conns: active,
             inactive_conns: 2,
             persistent_conns: 0,
+            checked_weight: None,
             stats: TrafficStats {
                 conns,
                 in_packets: 7,
@@ -817,6 +818,17 @@ mod tests {
             ]
         );
         assert_eq!(samples(&text, "gateway_server_weight").len(), 2);
+        // A server its health check holds down shows the weight in force, as `-L` does.
+        let mut held = scrape();
+        held.services[0].servers[0].checked_weight = Some(0);
+        let text = held.exposition();
+        assert_eq!(
+            samples(&text, "gateway_server_weight"),
+            [
+                r#"gateway_server_weight{service="TCP 10.0.0.100:80",server="192.168.1.10:8080"} 0"#,
+                r#"gateway_server_weight{service="TCP 10.0.0.100:80",server="192.168.1.11:8080"} 11"#,
+            ]
+        );
         assert_eq!(samples(&text, "gateway_config_generation"), ["gateway_config_generation 3"]);
     }
 

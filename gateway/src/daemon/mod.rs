@@ -488,8 +488,22 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             max_rows: CONNECTIONS_LISTED,
         },
     };
-    let state = ControlState::new(initial, Box::new(channels.sink), Box::new(view)).with_sync(sync);
+    let mut state = ControlState::new(initial, Box::new(channels.sink), Box::new(view)).with_sync(sync);
+    config.apply_health(&mut state).map_err(|e| e.to_string())?;
+    let checker = state.checker();
     let server = control_socket.serve(state);
+    let health_input = server.health_input();
+    let health = checker
+        .spawn(
+            Arc::new(crate::health::SocketProber),
+            move |transition| {
+                if let Err(e) = health_input.set_server_health(&transition) {
+                    log::warn!("gatewayd: health: {:?} of {:?} not applied: {e}", transition.health, transition.key);
+                }
+            },
+            stop.clone(),
+        )
+        .map_err(|e| format!("cannot start the health checker's thread: {e}"))?;
     let held = held_watch
         .map(|watch| watch.follow(&server, stop.clone()))
         .transpose()
@@ -586,7 +600,11 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         log::error!("gatewayd: the announcing thread panicked: {}", panic_text(payload.as_ref()));
     }
     kernel_stop.store(true, Ordering::Relaxed);
-    // The held addresses' watch first, so it publishes nothing to stopping workers.
+    // The checker and the held addresses' watch first, so they publish nothing to
+    // stopping workers.
+    if let Err(payload) = health.join() {
+        log::error!("gatewayd: the health checker panicked: {}", panic_text(payload.as_ref()));
+    }
     if let Some(Err(payload)) = held.map(|t| t.join()) {
         log::error!("gatewayd: the held addresses' watch panicked: {}", panic_text(payload.as_ref()));
     }

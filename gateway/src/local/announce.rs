@@ -337,6 +337,7 @@ mod tests {
                     inactive_conns: 0,
                     persistent_conns: 0,
                     stats: TrafficStats::default(),
+                    checked_weight: None,
                 })
                 .collect(),
             laddrs: Vec::new(),
