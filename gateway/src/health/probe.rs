@@ -295,11 +295,19 @@ mod tests {
         assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
         let child: i32 = std::fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
         std::fs::remove_file(&marker).unwrap();
-        // The background sleep went with the script's group (it may linger a moment as the
-        // zombie of the shell's reaper, never running).
-        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-        let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next()).unwrap_or("gone");
-        assert!(matches!(state, "gone" | "Z" | "X"), "the script's child is {state}");
+        // The background sleep went with the script's group: a SIGKILLed process may still
+        // be running its exit for a moment, then lingers as the zombie of the shell's
+        // reaper, never running again.
+        let state = || {
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            stat.rsplit(')').next().and_then(|s| s.split_whitespace().next()).unwrap_or("gone").to_owned()
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !matches!(state().as_str(), "gone" | "Z" | "X") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let state = state();
+        assert!(matches!(state.as_str(), "gone" | "Z" | "X"), "the script's child is {state}");
     }
 
     #[test]
