@@ -17,11 +17,10 @@
 //!   dropped (syncid 0 on the backup accepts any, as IPVS), and so is a stamped one whose
 //!   number of its run was taken already (a replay, from whatever address) or whose run is
 //!   older than its sender's last (counted as stale; an unstamped one, a kernel IPVS
-//!   master's, is taken); then each
-//!   record the gateway
-//!   cannot read alone ([`wire::Error::drops_datagram`] false) is skipped and counted and
-//!   each good one is handed to the worker that is to carry it ([`owning_worker`]) with
-//!   `try_send` (a full queue is a counted drop).
+//!   master's, is taken); then each record the gateway cannot read alone
+//!   ([`wire::Error::drops_datagram`] false) is skipped and counted and each good one is
+//!   handed to the worker that is to carry it ([`owning_worker`]) with `try_send` (a full
+//!   queue is a counted drop).
 //!
 //! Sockets are made with `rustix` (no `unsafe` here), which has no `SO_BINDTODEVICE`: the
 //! backup's socket is tied to its interface by its group membership, the kernel's
