@@ -47,6 +47,17 @@ impl State {
         State::Synack,
     ];
 
+    /// IPVS's number of a TCP state (`IP_VS_TCP_S_*`, what a sync record carries), which
+    /// is its place in [`State`]; `None` for UDP's state.
+    pub fn tcp_number(self) -> Option<u16> {
+        Self::TCP.iter().position(|&s| s == self).map(|n| n as u16)
+    }
+
+    /// The TCP state IPVS numbers `n`, if there is one.
+    pub fn from_tcp_number(n: u16) -> Option<State> {
+        Self::TCP.get(usize::from(n)).copied()
+    }
+
     /// The name `ipvsadm -lnc` prints.
     pub const fn name(self) -> &'static str {
         match self {

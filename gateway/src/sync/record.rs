@@ -5,7 +5,7 @@
 //!
 //! - forwarding method: the `flags`' low 3 bits (`MASQ` 0, `TUNNEL` 2, `DROUTE` 3); FNAT is
 //!   `MASQ` with our `FNAT_LOCAL` option, which a kernel backup cannot skip (see [`super::wire`]).
-//! - state: IPVS's TCP state numbers, which [`State`]'s order is; UDP's one state is 0.
+//! - state: IPVS's TCP state numbers ([`State::tcp_number`]); UDP's one state is 0.
 //!   A TCP connection not ESTABLISHED carries `INACTIVE`, as IPVS's do.
 //! - timeout: the seconds the connection has left (IPVS sends the whole state timeout; ours
 //!   follows the master's deadline, see the [module doc](super)).
@@ -21,26 +21,12 @@ use crate::model::{ForwardMethod, Protocol};
 
 /// IPVS's UDP state (`IP_VS_UDP_S_NORMAL`).
 const UDP_STATE: u16 = 0;
-/// TCP states by IPVS number (`IP_VS_TCP_S_*`).
-const TCP_STATES: [State; 11] = [
-    State::None,
-    State::Established,
-    State::SynSent,
-    State::SynRecv,
-    State::FinWait,
-    State::TimeWait,
-    State::Close,
-    State::CloseWait,
-    State::LastAck,
-    State::Listen,
-    State::Synack,
-];
 
 /// The record of connection `c` at time `now`.
 pub fn record_of(c: &Conn<Ipv4Addr>, now: u32) -> ConnRepr {
     let state = c.state();
     let (protocol, state_number) = match c.proto {
-        Protocol::Tcp => (6, TCP_STATES.iter().position(|&s| s == state).unwrap_or(0) as u16),
+        Protocol::Tcp => (6, state.tcp_number().unwrap_or(0)),
         Protocol::Udp => (17, UDP_STATE),
     };
     let mut flags = match c.method {
@@ -94,7 +80,7 @@ impl Synced {
         }
         let proto = Protocol::from_number(record.protocol).ok_or(Refusal::Unsupported)?;
         let state = match proto {
-            Protocol::Tcp => *TCP_STATES.get(usize::from(record.state)).ok_or(Refusal::Unsupported)?,
+            Protocol::Tcp => State::from_tcp_number(record.state).ok_or(Refusal::Unsupported)?,
             Protocol::Udp if record.state == UDP_STATE => State::Udp,
             Protocol::Udp => return Err(Refusal::Unsupported),
         };
