@@ -86,14 +86,26 @@ pub fn services() -> Vec<String> {
     rules
 }
 
+/// The sync id both directors' sync daemons use.
+pub const SYNCID: u8 = 9;
+
+/// The size of the file each real server serves as `/blob` (the same bytes
+/// on each), for downloads that outlive a director.
+pub const BLOB_BYTES: usize = 3 << 20;
+
 /// The top-level members both gatewayd configurations add: announce on
 /// gwk0, the route back to the clients (NAT answers) through the router,
-/// and a watchdog that keeps gatewayd running when a worker fails (so that
-/// the withdrawal is the announcer's, not the end of the process).
+/// a watchdog that keeps gatewayd running when a worker fails (so that
+/// the withdrawal is the announcer's, not the end of the process), and
+/// connection sync both ways on the servers' segment (each director a
+/// master and the other's backup), so a flow the router moves finds its
+/// connection on the other director.
 pub fn extra_config() -> String {
     format!(
         r#""announce": "gwk0", "routes": [{{"dst": "{CLIENTS_NET}", "via": "{ROUTER}", "dev": "client"}}],
-  "watchdog": {{"on_failure": "continue"}}"#
+  "watchdog": {{"on_failure": "continue"}},
+  "sync": [{{"state": "master", "mcast_interface": "gwk1", "syncid": {SYNCID}}},
+           {{"state": "backup", "mcast_interface": "gwk1", "syncid": {SYNCID}}}]"#
     )
 }
 
@@ -353,16 +365,20 @@ impl Ecmp {
     }
 
     /// On every real server: HTTP on port 80 (python's http.server: one
-    /// connection per request) answering "rsN", and a UDP echo on the DR VIP
-    /// and on its own address, port 5353, answering "rsN ...".
+    /// connection per request) answering "rsN" and serving the same
+    /// [`BLOB_BYTES`] as `/blob` ([`Ecmp::blob`]), and a UDP echo on the DR
+    /// VIP and on its own address, port 5353, answering "rsN ...".
     fn start_servers(&mut self) {
         let dir = self.pair.dir().to_owned();
         let id = self.pair.id().to_owned();
+        let blob = self.blob();
+        crate::run("sh", &["-c", &format!("head -c {BLOB_BYTES} /dev/urandom > {}", blob.display())]);
         for (i, ns) in self.real_servers.iter().enumerate() {
             let name = format!("rs{}", i + 1);
             let root = dir.join(format!("www-{name}"));
             std::fs::create_dir_all(&root).expect("document root");
             std::fs::write(root.join("index.html"), format!("{name}\n")).expect("index.html");
+            std::fs::copy(&blob, root.join("blob")).expect("the blob");
             let root = root.to_str().expect("UTF-8 path").to_owned();
             self.servers_daemons.push(ns.spawn(
                 &format!("{id}-{name}-http"),
@@ -493,6 +509,11 @@ impl Ecmp {
             .lines()
             .filter_map(|l| l.split_once(' ').map(|(f, a)| (f.to_owned(), a.to_owned())))
             .collect()
+    }
+
+    /// The bytes every real server serves as `/blob`.
+    pub fn blob(&self) -> PathBuf {
+        self.pair.dir().join("blob")
     }
 
     /// Director `n`'s connections (`gwctl -Lnc`), each as (UDP?, client

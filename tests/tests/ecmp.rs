@@ -20,10 +20,12 @@
 //!   This needs a gatewayd built with the `failpoints` feature (see
 //!   `lifecycle.rs`).
 //!
-//! Established TCP connections of a killed director do not move: the other
-//! director has no entry for them and drops their segments (no_connection, as
-//! IPVS without connection sync). New connections, also from the same
-//! source port, and UDP flows (a datagram opens a connection) do.
+//! Established TCP connections of a killed director move too: each director
+//! is a connection-sync master and the other's backup (`"sync"`), so the
+//! other has their entries and carries them on (TCP downloads through both
+//! VIPs complete, intact). Without sync it would drop their segments
+//! (no_connection, as IPVS); new connections and UDP flows (a datagram opens
+//! a connection) would carry on.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -31,8 +33,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use gateway_e2e::wait_until;
 
 use gateway_e2e::ecmp::{
-    client_addr, rip, Ecmp, BFD_INTERVAL, BFD_MULTIPLIER, HOLD_TIME, KEEPALIVE_TIME, SESSIONS_CLIENT, UDP_PORT, VIP_DR,
-    VIP_NAT,
+    client_addr, rip, Ecmp, BFD_INTERVAL, BFD_MULTIPLIER, BLOB_BYTES, HOLD_TIME, KEEPALIVE_TIME, SESSIONS_CLIENT,
+    UDP_PORT, VIP_DR, VIP_NAT,
 };
 
 /// How many loop iterations director 2's worker makes before the failpoint
@@ -131,6 +133,36 @@ fn two_directors_behind_an_ecmp_router_share_flows_and_keep_their_servers_when_o
     quiesce("1");
     ecmp.wait_next_hops(VIP_NAT, &[1, 2], Duration::from_secs(3));
 
+    // Downloads over TCP that will outlive director 1: 8 flows of known
+    // source ports to both VIPs, slow enough to span the failover.
+    let downloads: Vec<(String, &str, std::path::PathBuf, gateway_e2e::Daemon)> = (0..8)
+        .map(|i| {
+            let (vip, from) =
+                (if i % 2 == 0 { VIP_DR } else { VIP_NAT }, format!("{}:{}", client_addr(i % 4), 45000 + i));
+            let got = ecmp.pair.dir().join(format!("got{i}"));
+            let (addr, port) = from.split_once(':').expect("addr:port");
+            let curl = ecmp.clients.spawn(
+                &format!("download-{i}"),
+                "curl",
+                &[
+                    "-sS",
+                    "--interface",
+                    addr,
+                    "--local-port",
+                    port,
+                    "--limit-rate",
+                    "400k",
+                    "--max-time",
+                    "40",
+                    "-o",
+                    got.to_str().expect("UTF-8 path"),
+                    &format!("http://{vip}/blob"),
+                ],
+            );
+            (from, vip, got, curl)
+        })
+        .collect();
+
     // Director 1 dies. Long-lived UDP flows run through it all.
     let sessions: Vec<String> = (0..16)
         .map(|i| {
@@ -141,7 +173,7 @@ fn two_directors_behind_an_ecmp_router_share_flows_and_keep_their_servers_when_o
     let mut args = vec!["-c", SESSIONS_CLIENT, "9"];
     args.extend(sessions.iter().map(String::as_str));
     let clients = ecmp.clients.name().to_owned();
-    let (prober, killed_at, withdrawn_after, why_down) = std::thread::scope(|s| {
+    let (prober, killed_at, withdrawn_after, why_down, on_d1) = std::thread::scope(|s| {
         let prober = s.spawn(|| {
             std::process::Command::new("ip")
                 .args(["netns", "exec", &clients, "python3"])
@@ -150,6 +182,7 @@ fn two_directors_behind_an_ecmp_router_share_flows_and_keep_their_servers_when_o
                 .expect("run the sessions' client")
         });
         std::thread::sleep(Duration::from_secs(2));
+        let on_d1 = ecmp.connections_of(1);
         let killed_at = unix_now();
         ecmp.pair.kill_gatewayd(1);
         let mut took = Duration::ZERO;
@@ -157,7 +190,7 @@ fn two_directors_behind_an_ecmp_router_share_flows_and_keep_their_servers_when_o
             took = took.max(ecmp.wait_next_hops(vip, &[2], HOLD_TIME + KEEPALIVE_TIME));
         }
         let why_down = ecmp.bird_protocols("router");
-        (prober.join().expect("the sessions' thread"), killed_at, took, why_down)
+        (prober.join().expect("the sessions' thread"), killed_at, took, why_down, on_d1)
     });
     assert!(prober.status.success(), "sessions' client: {}", String::from_utf8_lossy(&prober.stderr));
     let detection = BFD_INTERVAL * BFD_MULTIPLIER;
@@ -212,6 +245,30 @@ fn two_directors_behind_an_ecmp_router_share_flows_and_keep_their_servers_when_o
         "{moved} of {} long-lived UDP flows moved to director 2, all to the same server, answered again {failover:.2} s \
          after the kill",
         sessions.len()
+    );
+
+    // The downloads complete, intact, also those director 1 carried: its
+    // connections were synced to director 2 (each director is the other's
+    // sync master and backup), which carries them on.
+    let sha = |p: &std::path::Path| {
+        let out = gateway_e2e::run("sha256sum", &[p.to_str().expect("UTF-8 path")]);
+        String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_owned()
+    };
+    let want = sha(&ecmp.blob());
+    let mut carried_on = 0;
+    for (from, vip, got, mut curl) in downloads {
+        let status = curl.wait(Duration::from_secs(60)).expect("the download ends");
+        assert!(status.success(), "download from {from} to {vip}: {status}\n{}", curl.log());
+        assert_eq!(std::fs::metadata(&got).map_or(0, |m| m.len()), BLOB_BYTES as u64, "{from} to {vip}: length");
+        assert_eq!(sha(&got), want, "{from} to {vip}: the download arrives intact");
+        let _ = std::fs::remove_file(&got);
+        if on_d1.contains(&(false, from.clone(), format!("{vip}:80"))) {
+            carried_on += 1;
+        }
+    }
+    assert!(carried_on > 0, "director 1 carried some downloads when it died: {on_d1:?}");
+    eprintln!(
+        "{carried_on} of 8 TCP downloads were on director 1 when it died and completed through director 2 (synced)"
     );
 
     // The same tuples again, all through director 2 now: the same servers,
