@@ -86,7 +86,8 @@ pub fn services() -> Vec<String> {
     rules
 }
 
-/// The sync id both directors' sync daemons use.
+/// The sync id both directors' sync daemons use (each is a master and the
+/// other's backup, on the servers' segment: [`Ecmp::start_sync`]).
 pub const SYNCID: u8 = 9;
 
 /// The size of the file each real server serves as `/blob` (the same bytes
@@ -95,17 +96,12 @@ pub const BLOB_BYTES: usize = 3 << 20;
 
 /// The top-level members both gatewayd configurations add: announce on
 /// gwk0, the route back to the clients (NAT answers) through the router,
-/// a watchdog that keeps gatewayd running when a worker fails (so that
-/// the withdrawal is the announcer's, not the end of the process), and
-/// connection sync both ways on the servers' segment (each director a
-/// master and the other's backup), so a flow the router moves finds its
-/// connection on the other director.
+/// and a watchdog that keeps gatewayd running when a worker fails (so that
+/// the withdrawal is the announcer's, not the end of the process).
 pub fn extra_config() -> String {
     format!(
         r#""announce": "gwk0", "routes": [{{"dst": "{CLIENTS_NET}", "via": "{ROUTER}", "dev": "client"}}],
-  "watchdog": {{"on_failure": "continue"}},
-  "sync": [{{"state": "master", "mcast_interface": "gwk1", "syncid": {SYNCID}}},
-           {{"state": "backup", "mcast_interface": "gwk1", "syncid": {SYNCID}}}]"#
+  "watchdog": {{"on_failure": "continue"}}"#
     )
 }
 
@@ -509,6 +505,39 @@ impl Ecmp {
             .lines()
             .filter_map(|l| l.split_once(' ').map(|(f, a)| (f.to_owned(), a.to_owned())))
             .collect()
+    }
+
+    /// Connection sync both ways: each director a master and the other's
+    /// backup on gwk1, so a flow the router moves finds its connection on
+    /// the other director.
+    pub fn start_sync(&self) {
+        for n in [1, 2] {
+            for state in ["master", "backup"] {
+                let syncid = SYNCID.to_string();
+                self.pair.director(n).gwctl(&[
+                    "--start-daemon",
+                    state,
+                    "--mcast-interface",
+                    "gwk1",
+                    "--syncid",
+                    &syncid,
+                ]);
+            }
+        }
+    }
+
+    /// Which director the router sends a TCP flow from `client` ("addr:port")
+    /// to `vip`:80 to now (its multipath hash, as `ip route get` computes it).
+    pub fn director_of(&self, client: &str, vip: &str) -> u8 {
+        let (addr, port) = client.split_once(':').expect("addr:port");
+        let iif = format!("{}rc", self.pair.id());
+        let args = ["route", "get", vip, "from", addr, "iif", &iif, "ipproto", "tcp", "sport", port, "dport", "80"];
+        let out = self.pair.client.ip(&args);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        match [1u8, 2].into_iter().find(|&n| text.contains(&format!("via {} ", director_client_addr(n)))) {
+            Some(n) => n,
+            None => panic!("ip route get {vip} from {client}: {text}{}", String::from_utf8_lossy(&out.stderr)),
+        }
     }
 
     /// The bytes every real server serves as `/blob`.
