@@ -94,7 +94,7 @@ pub enum Target {
     Forwarder,
     /// `gatewayd --config` with one TCP service on the VIP; `sync`: with a
     /// connection-sync master running (`--start-daemon master`), its
-    /// datagrams going to a dummy interface of the run's own.
+    /// datagrams going to a veth pair of the run's own.
     Gateway {
         method: Method,
         scheduler: String,
@@ -260,18 +260,21 @@ pub fn gwctl_commands(method: Method, scheduler: &str, synproxy: bool, lips: u8)
     cmds
 }
 
-/// A dummy interface for a sync master's datagrams: multicast on, an address
-/// from the benchmarking range (RFC 2544) for their source; they go nowhere.
-/// Removed when dropped.
+/// An interface for a sync master's datagrams: one end of a veth pair (the
+/// kernels this runs on may lack the dummy driver), multicast on, an address
+/// from the benchmarking range (RFC 2544) for their source; they end at the
+/// pair's other end, where nothing listens. Removed, both ends, when dropped.
 struct SyncLink {
     name: String,
 }
 
 impl SyncLink {
     fn create(name: &str) -> Result<SyncLink, String> {
+        let peer = format!("{name}p");
         let _ = Command::new("ip").args(["link", "del", name]).output();
-        sh(&["ip", "link", "add", name, "type", "dummy"])?;
+        sh(&["ip", "link", "add", name, "type", "veth", "peer", "name", &peer])?;
         let link = SyncLink { name: name.to_owned() };
+        sh(&["ip", "link", "set", &peer, "up"])?;
         sh(&["ip", "link", "set", name, "multicast", "on", "up"])?;
         sh(&["ip", "addr", "add", "198.18.77.1/32", "dev", name])?;
         Ok(link)
