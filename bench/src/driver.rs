@@ -816,7 +816,12 @@ impl Env {
             }
         }
         if matches!(target, Target::Gateway { .. } | Target::GatewayXdp) {
-            run.gateway_stats = Some(self.gwctl(&socket, &["stats".into()]).unwrap_or_else(|e| e));
+            let mut stats = self.gwctl(&socket, &["stats".into()]).unwrap_or_else(|e| e);
+            if sync_link.is_some() {
+                // What the sync master sent (records, datagrams, drops), beside the workers'.
+                stats += &self.gwctl(&socket, &["sync".into()]).unwrap_or_else(|e| e);
+            }
+            run.gateway_stats = Some(stats);
         }
         if *target == Target::KernelNat {
             if let Some(t) = &topo {
