@@ -210,3 +210,25 @@ fn a_file_that_does_not_map_is_refused_by_keyword_and_changes_nothing() {
     assert_eq!(o.code, 2);
     assert!(o.stderr.starts_with("gwctl: cannot read /nonexistent/keepalived.conf: No such file"), "{}", o.stderr);
 }
+
+#[test]
+fn dpvs_s_fullnat_imports_with_its_local_addresses() {
+    let gw = Gateway::start("keepalived-fnat");
+    let file = conf(
+        &gw,
+        "fnat.conf",
+        "local_address_group laddr_g1 {\n    192.168.100.200 dpdk1\n}\n\
+         virtual_server 10.0.0.100 80 {\n    lb_algo rr\n    lb_kind FNAT\n    syn_proxy\n    \
+         laddr_group_name laddr_g1\n    real_server 192.168.1.10 8080 {\n        TCP_CHECK {\n        }\n    }\n}\n",
+    );
+    let o = gw.gwctl(&format!("import-keepalived {}", file.display()));
+    assert_eq!((o.code, o.stderr.as_str()), (0, ""));
+    assert_eq!(
+        gw.gwctl("-S -n").stdout,
+        "\
+-A -t 10.0.0.100:80 -s rr -j enable
+-a -t 10.0.0.100:80 -r 192.168.1.10:8080 -b -w 1
+-P -t 10.0.0.100:80 -z 192.168.100.200 -F dpdk1
+"
+    );
+}

@@ -7,6 +7,10 @@
 //! not the LVS part (VRRP, `global_defs`, ...) are skipped whole: gatewayd leaves them to
 //! keepalived itself, which can keep running them beside it.
 //!
+//! DPVS's keepalived (the fullnat one) adds `lb_kind FNAT`, `syn_proxy`, and the top-level
+//! `local_address_group NAME { ADDRESS IFNAME ... }` a service names with
+//! `laddr_group_name`: they map to `-b`, `-j enable` and `-P` local addresses.
+//!
 //! keepalived's defaults apply where a keyword is absent: `delay_loop` 60 s,
 //! `connect_timeout` 5 s, `retry` 1 (`MISC_CHECK`: 0), `delay_before_retry` 1 s, protocol
 //! TCP, weight 1, and a failed server removed from the service unless `inhibit_on_failure`
@@ -17,7 +21,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use gwapi::addr::mask_prefix_len;
-use gwapi::api::{Change, Forwarding, PersistenceConfig, ServerConfig, ServiceConfig, VirtualService};
+use gwapi::api::{Change, Forwarding, LaddrConfig, PersistenceConfig, ServerConfig, ServiceConfig, VirtualService};
 use gwapi::cmdline::health::duration_ms;
 use gwapi::cmdline::{number, MAX_TIMEOUT};
 use gwapi::health::{CheckKind, HealthCheckConfig, OnFailure, MAX_COUNT};
@@ -47,6 +51,9 @@ pub struct ImportedService {
     pub line: usize,
     pub config: ServiceConfig,
     pub servers: Vec<ImportedServer>,
+    /// A fullnat service's local addresses (`laddr_group_name`), each with the line that
+    /// names it.
+    pub laddrs: Vec<(usize, LaddrConfig)>,
 }
 
 /// One `real_server`, mapped.
@@ -75,6 +82,9 @@ impl Import {
         for s in &self.services {
             let vs = s.config.service;
             changes.push((s.line, Change::AddService { service: s.config.clone() }));
+            changes.extend(
+                s.laddrs.iter().map(|(line, laddr)| (*line, Change::AddLaddr { service: vs, laddr: laddr.clone() })),
+            );
             changes.extend(s.servers.iter().map(|r| (r.line, Change::AddServer { service: vs, server: r.config })));
             changes.extend(s.servers.iter().filter_map(|r| {
                 let check = r.check.clone()?;
@@ -194,9 +204,18 @@ fn once<'a>(s: &'a Statement, seen: &mut Vec<(&'a str, usize)>) -> Result<(), Im
 pub fn import(statements: &[Statement]) -> Result<Import, Vec<ImportError>> {
     let mut out = Import::default();
     let mut errors = Vec::new();
+    // Groups first: a virtual_server may name one defined further down.
+    let mut groups = Vec::new();
+    for s in statements.iter().filter(|s| s.keyword == "local_address_group") {
+        match local_address_group(s) {
+            Ok(group) => groups.push(group),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
     for s in statements {
         match s.keyword.as_str() {
-            "virtual_server" => match virtual_server(s) {
+            "local_address_group" => {}
+            "virtual_server" => match virtual_server(s, &groups) {
                 Ok(service) => out.services.push(service),
                 Err(mut e) => errors.append(&mut e),
             },
@@ -215,6 +234,42 @@ pub fn import(statements: &[Statement]) -> Result<Import, Vec<ImportError>> {
     }
 }
 
+/// DPVS keepalived's `local_address_group NAME { ADDRESS IFNAME ... }`: a fullnat
+/// service's local addresses (`-P -z ADDRESS -F IFNAME`).
+struct LocalAddressGroup<'a> {
+    name: &'a str,
+    laddrs: Vec<(usize, LaddrConfig)>,
+}
+
+fn local_address_group(g: &Statement) -> Result<LocalAddressGroup<'_>, Vec<ImportError>> {
+    let name = one_value_of_block(g).map_err(|e| vec![e])?;
+    let mut laddrs = Vec::new();
+    let mut errors = Vec::new();
+    for s in inner(g).map_err(|e| vec![e])? {
+        let entry = match (s.values.as_slice(), &s.block) {
+            ([ifname], None) => address(s, &s.keyword).map(|addr| LaddrConfig { addr, ifname: ifname.clone() }),
+            _ => Err(error(s, Problem::ValueCount { expected: "ADDRESS IFNAME (one address a line, no range)" })),
+        };
+        match entry {
+            Ok(laddr) => laddrs.push((s.line, laddr)),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(LocalAddressGroup { name, laddrs })
+    } else {
+        Err(errors)
+    }
+}
+
+/// The one value before a block (`local_address_group NAME {`).
+fn one_value_of_block(s: &Statement) -> Result<&str, ImportError> {
+    match s.values.as_slice() {
+        [v] => Ok(v),
+        _ => Err(error(s, Problem::ValueCount { expected: "one name before the block" })),
+    }
+}
+
 /// What a virtual_server's `real_server`s inherit from it.
 struct ServiceDefaults {
     service: VirtualService,
@@ -224,7 +279,7 @@ struct ServiceDefaults {
     virtualhost: Option<String>,
 }
 
-fn virtual_server(vs: &Statement) -> Result<ImportedService, Vec<ImportError>> {
+fn virtual_server(vs: &Statement, groups: &[LocalAddressGroup]) -> Result<ImportedService, Vec<ImportError>> {
     let mut errors = Vec::new();
     let block = inner(vs).map_err(|e| vec![e])?;
     // The address: the protocol is known only once the block is read.
@@ -254,6 +309,8 @@ fn virtual_server(vs: &Statement) -> Result<ImportedService, Vec<ImportError>> {
     let mut defaults_delay = gwapi::health::DEFAULT_DELAY_LOOP_MS;
     let mut inhibit = false;
     let mut virtualhost = None;
+    let mut synproxy = false;
+    let mut laddrs = Vec::new();
     let mut real_servers = Vec::new();
     for s in block {
         if s.keyword != "real_server" {
@@ -277,14 +334,14 @@ fn virtual_server(vs: &Statement) -> Result<ImportedService, Vec<ImportError>> {
                         "NAT" => Forwarding::Masq,
                         "DR" => Forwarding::Route,
                         "TUN" => Forwarding::Tunnel,
-                        "FNAT" => {
-                            return Err(unsupported(
+                        // DPVS's keepalived spells fullnat so.
+                        "FNAT" => Forwarding::FullNat,
+                        v => {
+                            return Err(error(
                                 s,
-                                "FNAT is DPVS's keepalived (with local_address_group), not keepalived's: import \
-                                 the service as NAT, then make it fullnat with gwctl -e ... -b and -P",
+                                Problem::BadValue { value: v.into(), expected: "NAT, DR, TUN or FNAT" },
                             ))
                         }
-                        v => return Err(error(s, Problem::BadValue { value: v.into(), expected: "NAT, DR or TUN" })),
                     }
                 }
                 "persistence_timeout" => {
@@ -305,6 +362,21 @@ fn virtual_server(vs: &Statement) -> Result<ImportedService, Vec<ImportError>> {
                     inhibit = true;
                 }
                 "virtualhost" => virtualhost = Some(one_value(s)?.to_string()),
+                // DPVS keepalived's.
+                "syn_proxy" => {
+                    flag(s)?;
+                    synproxy = true;
+                }
+                "laddr_group_name" => {
+                    let name = one_value(s)?;
+                    let group = groups.iter().find(|g| g.name == name).ok_or_else(|| {
+                        error(
+                            s,
+                            Problem::BadValue { value: name.into(), expected: "the name of a local_address_group" },
+                        )
+                    })?;
+                    laddrs = group.laddrs.clone();
+                }
                 _ => return Err(error(s, Problem::Unknown { within: "virtual_server" })),
             }
             Ok(())
@@ -347,10 +419,17 @@ fn virtual_server(vs: &Statement) -> Result<ImportedService, Vec<ImportError>> {
         scheduler,
         persistence: persistence_timeout.map(|timeout| PersistenceConfig { timeout, netmask }),
         one_packet: false,
-        synproxy: false,
+        synproxy,
     };
+    if let (Some(s), false) = (seen.iter().find(|(k, _)| *k == "laddr_group_name"), forwarding == Forwarding::FullNat) {
+        errors.push(ImportError {
+            line: s.1,
+            keyword: s.0.to_string(),
+            problem: Problem::Unsupported("local addresses are a fullnat (lb_kind FNAT) service's".into()),
+        });
+    }
     let defaults = ServiceDefaults { service, forwarding, delay_loop_ms: defaults_delay, inhibit, virtualhost };
-    let mut imported = ImportedService { line: vs.line, config, servers: Vec::new() };
+    let mut imported = ImportedService { line: vs.line, config, servers: Vec::new(), laddrs };
     for rs in real_servers {
         match real_server(rs, &defaults) {
             Ok((config, check)) => imported.servers.push(ImportedServer { line: rs.line, config, check }),
@@ -748,6 +827,7 @@ virtual_server 10.0.0.100 53 {
                             check: None
                         },
                     ],
+                    laddrs: vec![],
                 },
                 ImportedService {
                     line: 48,
@@ -770,6 +850,7 @@ virtual_server 10.0.0.100 53 {
                             check: Some(misc)
                         },
                     ],
+                    laddrs: vec![],
                 },
             ]
         );
@@ -829,6 +910,48 @@ virtual_server 10.0.0.100 53 {
     }
 
     #[test]
+    fn dpvs_fullnat_with_its_local_address_group_and_syn_proxy() {
+        let text = "virtual_server 10.0.0.100 80 {\n\
+                    \x20 lb_kind FNAT\n\
+                    \x20 syn_proxy\n\
+                    \x20 laddr_group_name laddr_g1\n\
+                    \x20 real_server 192.168.1.10 8080\n\
+                    }\n\
+                    local_address_group laddr_g1 {\n\
+                    \x20 192.168.100.200 dpdk1\n\
+                    \x20 192.168.100.201 dpdk1\n\
+                    }\n";
+        let got = import_text(text).unwrap();
+        assert_eq!(
+            crate::keepalived::dry_run_text(&got),
+            "\
+-A -t 10.0.0.100:80 -s wlc -j enable
+-a -t 10.0.0.100:80 -r 192.168.1.10:8080 -b -w 1
+-P -t 10.0.0.100:80 -z 192.168.100.200 -F dpdk1
+-P -t 10.0.0.100:80 -z 192.168.100.201 -F dpdk1
+"
+        );
+        // The local addresses come right after their service, before its servers.
+        let lines: Vec<usize> = got.changes().iter().map(|(line, _)| *line).collect();
+        assert_eq!(lines, vec![1, 8, 9, 5]);
+
+        for (text, message) in [
+            (
+                "local_address_group g {\n 192.168.100.200-210 dpdk1\n}\n",
+                "line 2: 192.168.100.200-210: invalid value `192.168.100.200-210' (expected an IP address)",
+            ),
+            ("local_address_group g {\n 192.168.100.200\n}\n", "line 2: 192.168.100.200: expected ADDRESS IFNAME"),
+            (
+                "local_address_group g {\n}\nvirtual_server 10.0.0.100 80 {\n lb_kind NAT\n laddr_group_name g\n}\n",
+                "line 5: `laddr_group_name' is not supported: local addresses are a fullnat (lb_kind FNAT) service's",
+            ),
+        ] {
+            let errors = import_text(text).unwrap_err();
+            assert!(errors.len() == 1 && errors[0].starts_with(message), "{text}\n{errors:?}");
+        }
+    }
+
+    #[test]
     fn fwmark_services_and_a_server_without_a_port() {
         let got = import_text(
             "virtual_server fwmark 7 {\n lvs_method TUN\n real_server 192.168.1.30 {\n  weight 0\n }\n real_server 192.168.1.31\n}\n",
@@ -844,7 +967,7 @@ virtual_server 10.0.0.100 53 {
     #[test]
     fn every_keyword_that_does_not_map_is_named_with_its_line() {
         let text = "virtual_server 10.0.0.100 80 {\n\
-                    \x20 lvs_method FNAT\n\
+                    \x20 lvs_method LVS\n\
                     \x20 sorry_server 192.168.1.99 80\n\
                     \x20 real_server 192.168.1.10 80 {\n\
                     \x20   weight 3\n\
@@ -863,8 +986,7 @@ virtual_server 10.0.0.100 53 {
         assert_eq!(
             import_text(text).unwrap_err(),
             vec![
-                "line 2: `lvs_method' is not supported: FNAT is DPVS's keepalived (with local_address_group), not \
-                 keepalived's: import the service as NAT, then make it fullnat with gwctl -e ... -b and -P",
+                "line 2: lvs_method: invalid value `LVS' (expected NAT, DR, TUN or FNAT)",
                 "line 3: unknown keyword `sorry_server' in virtual_server",
                 "line 6: unknown keyword `notify_up' in real_server",
                 "line 7: `SSL_GET' is not supported: gatewayd's checks speak no TLS: use TCP_CHECK, or MISC_CHECK \
@@ -882,7 +1004,11 @@ virtual_server 10.0.0.100 53 {
             |body: &str| format!("virtual_server 10.0.0.100 80 {{\n real_server 192.168.1.10 80 {{\n{body}\n }}\n}}\n");
         let service = |body: &str| format!("virtual_server 10.0.0.100 80 {{\n{body}\n}}\n");
         for (text, message) in [
-            (service("lvs_method LVS"), "line 2: lvs_method: invalid value `LVS' (expected NAT, DR or TUN)"),
+            (service("lvs_method LVS"), "line 2: lvs_method: invalid value `LVS' (expected NAT, DR, TUN or FNAT)"),
+            (
+                service("lb_kind FNAT\nladdr_group_name nowhere"),
+                "line 3: laddr_group_name: invalid value `nowhere' (expected the name of a local_address_group)",
+            ),
             (service("delay_loop ten"), "line 2: delay_loop: invalid value `ten' (expected seconds, 0.01 to 86400)"),
             (service("persistence_timeout 0"), "line 2: persistence_timeout: invalid value `0'"),
             (

@@ -53,7 +53,7 @@ pub fn dry_run_text(import: &Import) -> String {
                     checked_weight: None,
                 })
                 .collect(),
-            laddrs: Vec::new(),
+            laddrs: s.laddrs.iter().map(|(_, laddr)| laddr.clone()).collect(),
         };
         out.push_str(&crate::ipvsadm::format::service_entry(&info, &fmt, &Names::none()));
     }
