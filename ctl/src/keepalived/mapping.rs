@@ -71,6 +71,8 @@ pub struct Import {
     pub services: Vec<ImportedService>,
     /// The top-level blocks skipped: (line, keyword).
     pub skipped: Vec<(usize, String)>,
+    /// Where gatewayd's check is stricter than keepalived's: (line, what differs).
+    pub notes: Vec<(usize, String)>,
 }
 
 impl Import {
@@ -190,12 +192,22 @@ fn port(s: &Statement, v: &str) -> Result<u16, ImportError> {
         .ok_or_else(|| error(s, Problem::BadValue { value: v.into(), expected: "a port, 0 to 65535" }))
 }
 
-/// Refuses a keyword seen before in the same block (`seen` holds the block's keywords).
+/// keepalived's older spellings and the keyword each stands for.
+const ALIASES: &[(&str, &str)] = &[("lb_algo", "lvs_sched"), ("lb_kind", "lvs_method"), ("nb_get_retry", "retry")];
+
+/// The keyword `keyword` stands for.
+fn canonical(keyword: &str) -> &str {
+    ALIASES.iter().find(|(alias, _)| *alias == keyword).map_or(keyword, |(_, k)| k)
+}
+
+/// Refuses a keyword seen before in the same block, under either of its spellings (`seen`
+/// holds the block's keywords).
 fn once<'a>(s: &'a Statement, seen: &mut Vec<(&'a str, usize)>) -> Result<(), ImportError> {
-    if let Some(&(_, first)) = seen.iter().find(|(k, _)| *k == s.keyword) {
+    let keyword = canonical(&s.keyword);
+    if let Some(&(_, first)) = seen.iter().find(|(k, _)| *k == keyword) {
         return Err(error(s, Problem::Repeated { first }));
     }
-    seen.push((&s.keyword, s.line));
+    seen.push((keyword, s.line));
     Ok(())
 }
 
@@ -228,10 +240,29 @@ pub fn import(statements: &[Statement]) -> Result<Import, Vec<ImportError>> {
         }
     }
     if errors.is_empty() {
+        out.notes = stricter_checks(statements);
         Ok(out)
     } else {
         Err(errors)
     }
+}
+
+/// The HTTP_GET urls without a status_code: keepalived takes any 2xx there, gatewayd's
+/// check one status, 200.
+fn stricter_checks(statements: &[Statement]) -> Vec<(usize, String)> {
+    let mut notes = Vec::new();
+    for s in statements {
+        let block = s.block.as_deref().unwrap_or_default();
+        if s.keyword == "url" && !block.iter().any(|u| u.keyword == "status_code") {
+            notes.push((
+                s.line,
+                "url without status_code: gatewayd expects 200 (keepalived any 2xx); add status_code for another"
+                    .into(),
+            ));
+        }
+        notes.extend(stricter_checks(block));
+    }
+    notes
 }
 
 /// DPVS keepalived's `local_address_group NAME { ADDRESS IFNAME ... }`: a fullnat
@@ -952,6 +983,21 @@ virtual_server 10.0.0.100 53 {
     }
 
     #[test]
+    fn an_http_check_without_status_code_is_noted_as_stricter_than_keepalived_s() {
+        let text = "virtual_server 10.0.0.100 80 {\n real_server 192.168.1.10 80 {\n  HTTP_GET {\n   url {\n    path /\n   }\n  }\n }\n}\n";
+        let got = import_text(text).unwrap();
+        assert_eq!(
+            got.notes,
+            vec![(
+                4,
+                "url without status_code: gatewayd expects 200 (keepalived any 2xx); add status_code for another"
+                    .to_string()
+            )]
+        );
+        assert!(import_text(REALISTIC).unwrap().notes.is_empty());
+    }
+
+    #[test]
     fn fwmark_services_and_a_server_without_a_port() {
         let got = import_text(
             "virtual_server fwmark 7 {\n lvs_method TUN\n real_server 192.168.1.30 {\n  weight 0\n }\n real_server 192.168.1.31\n}\n",
@@ -1017,6 +1063,8 @@ virtual_server 10.0.0.100 53 {
             ),
             (service("protocol SCTP"), "line 2: `protocol' is not supported: gatewayd balances TCP and UDP"),
             (service("lvs_sched rr\nlvs_sched wrr"), "line 3: lvs_sched given twice (first at line 2)"),
+            (service("lb_algo rr\nlvs_sched wrr"), "line 3: lvs_sched given twice (first at line 2)"),
+            (server("TCP_CHECK {\n retry 2\n nb_get_retry 3\n}"), "line 5: nb_get_retry given twice (first at line 4)"),
             (service("inhibit_on_failure yes"), "line 2: inhibit_on_failure: expected no value"),
             (service("delay_loop"), "line 2: delay_loop: expected one value"),
             (

@@ -106,6 +106,9 @@ pub fn run(file: &Path, dry_run: bool, globals: &Globals, io: &mut Io) -> i32 {
             lines.join(", ")
         );
     }
+    for (line, note) in &import.notes {
+        let _ = writeln!(io.err, "gwctl: {shown}: line {line}: {note}");
+    }
     if import.services.is_empty() {
         let _ = writeln!(io.err, "gwctl: {shown} has no virtual_server; nothing to apply");
         return 0;
