@@ -329,7 +329,11 @@ fn virtual_server(vs: &Statement, groups: &[LocalAddressGroup]) -> Result<Import
         [addr, p] => address(vs, addr).and_then(|a| Ok(Address::Inet(a, port(vs, p)?))),
         _ => Err(error(vs, Problem::ValueCount { expected: "ADDRESS PORT, fwmark MARK or group NAME" })),
     };
-    let address = address.map_err(|e| vec![e])?;
+    // A bad address is one error; the block is still read for the others.
+    let address = address.unwrap_or_else(|e| {
+        errors.push(e);
+        Address::Fwmark(1)
+    });
 
     let mut seen = Vec::new();
     let mut scheduler = "wlc".to_string();
@@ -1040,6 +1044,17 @@ virtual_server 10.0.0.100 53 {
                 "line 12: `virtual_server' is not supported: virtual_server groups are not imported: write one \
                  virtual_server per address and port",
                 "line 16: unknown keyword `bogus_block' in keepalived.conf's top level",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_address_does_not_hide_the_errors_of_its_block() {
+        assert_eq!(
+            import_text("virtual_server 10.0.0.300 80 {\n ha_suspend\n}\n").unwrap_err(),
+            vec![
+                "line 1: virtual_server: invalid value `10.0.0.300' (expected an IP address)",
+                "line 2: unknown keyword `ha_suspend' in virtual_server",
             ]
         );
     }
