@@ -13,7 +13,8 @@
 //!
 //! keepalived's defaults apply where a keyword is absent: `delay_loop` 60 s,
 //! `connect_timeout` 5 s, `retry` 1 (`MISC_CHECK`: 0), `delay_before_retry` 1 s, protocol
-//! TCP, weight 1, and a failed server removed from the service unless `inhibit_on_failure`
+//! TCP, `lvs_method` NAT, `lvs_sched` wlc (ipvsadm's), weight 1, a real server's port the
+//! service's, and a failed server removed from the service unless `inhibit_on_failure`
 //! (of the `virtual_server` or of the `real_server`) keeps it at weight 0. A real server
 //! without a checker is not checked, as in keepalived.
 
