@@ -82,7 +82,7 @@ zcat "$ROOTFS/usr/share/man/man8/gatewayd.8.gz" | grep -q '^\.TH gatewayd 8' || 
 zcat "$ROOTFS/usr/share/man/man8/gatewayd.8.gz" | grep -q 'check\\-config' || fail "gatewayd.8 lacks --check-config"
 gwctl_man=$(zcat "$ROOTFS/usr/share/man/man8/gwctl.8.gz" | sed 's/\\-/-/g')
 # The subcommands' options too, from each one's --help.
-for sub in "addr add" "route add" "neigh add" "link" "stats" "mark add" "completions"; do
+for sub in "addr add" "route add" "neigh add" "link" "stats" "mark add" "import-keepalived" "completions"; do
     # shellcheck disable=SC2086 # the subcommand's words
     help+=$'\n'$(in_chroot gwctl $sub --help)
 done

@@ -1,5 +1,5 @@
 //! The command line of gwctl's own subcommands (`addr`, `route`, `neigh`, `link`, `stats`,
-//! `sync`, `mark`, `completions`), parsed with clap: each has its `--help`, and an unknown option or
+//! `sync`, `mark`, `import-keepalived`, `completions`), parsed with clap: each has its `--help`, and an unknown option or
 //! a bad value is refused naming it. Any other command line is ipvsadm's and never comes
 //! here: its getopt grammar and messages are ipvsadm's own ([`crate::ipvsadm`]).
 //!
@@ -41,6 +41,20 @@ pub struct Cli {
 pub enum Command {
     #[command(flatten)]
     Manage(Management),
+    /// Apply a keepalived.conf's virtual_server blocks as services, servers and health checks
+    #[command(
+        long_about = "Apply the virtual_server blocks of a keepalived.conf as services, real servers and health checks, \
+                      in one change (all or nothing). Every keyword that cannot be mapped is named with its line and \
+                      nothing is applied; VRRP and global_defs blocks are skipped (left to keepalived)."
+    )]
+    ImportKeepalived {
+        /// The keepalived.conf to read
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+        /// Print the ipvsadm rules and --health lines it would apply, and apply nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print gwctl's completion script for a shell
     #[command(
         long_about = "Print gwctl's completion script for a shell: its subcommands, their options and ipvsadm's options.\n\
@@ -489,7 +503,7 @@ mod tests {
 
     #[test]
     fn the_subcommands_are_the_ones_dispatched_here() {
-        for word in ["addr", "route", "neigh", "link", "stats", "sync", "mark", "completions"] {
+        for word in ["addr", "route", "neigh", "link", "stats", "sync", "mark", "import-keepalived", "completions"] {
             assert!(is_subcommand(word), "{word}");
         }
         // ipvsadm's words stay ipvsadm's.

@@ -6,12 +6,13 @@
 //! down, inhibited server: `0` of its configured weight), the last result and why, how long
 //! ago it last changed state, and its counts. `--json` prints the reply's structure.
 
-use std::net::SocketAddr;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
 
 use gwapi::api::{Reply, Request, VirtualService};
 use gwapi::cmdline::health::HealthCommand;
 use gwapi::cmdline::Globals;
-use gwapi::health::{HealthState, ServerHealth};
+use gwapi::health::{CheckKind, HealthCheckConfig, HealthState, OnFailure, ServerHealth};
 
 use crate::Io;
 
@@ -66,6 +67,61 @@ fn service_name(service: &VirtualService) -> String {
     }
 }
 
+/// The `--health` command line that sets `check` (numeric, every option written out), as
+/// `gwctl --health` and the configuration file's `"health"` read it back.
+pub fn command_line(service: &VirtualService, server: Option<(IpAddr, u16)>, check: &HealthCheckConfig) -> String {
+    let mut line = match *service {
+        VirtualService::Tcp { addr, port } => format!("--health -t {}", SocketAddr::new(addr, port)),
+        VirtualService::Udp { addr, port } => format!("--health -u {}", SocketAddr::new(addr, port)),
+        VirtualService::Fwmark { mark } => format!("--health -f {mark}"),
+    };
+    if let Some((addr, port)) = server {
+        let _ = write!(line, " -r {}", SocketAddr::new(addr, port));
+    }
+    let _ = write!(line, " --check {}", check.kind.name());
+    match &check.kind {
+        CheckKind::Tcp => {}
+        CheckKind::Http { path, host, status, digest } => {
+            let _ = write!(line, " --url {path}");
+            if let Some(h) = host {
+                let _ = write!(line, " --host {h}");
+            }
+            let _ = write!(line, " --status {status}");
+            if let Some(d) = digest {
+                let _ = write!(line, " --digest {d}");
+            }
+        }
+        CheckKind::Udp { payload, expect } => {
+            let _ = write!(line, " --payload {payload}");
+            if let Some(e) = expect {
+                let _ = write!(line, " --expect {e}");
+            }
+        }
+        CheckKind::Misc { script, dynamic } => {
+            let _ = write!(line, " --script {script}");
+            if *dynamic {
+                line.push_str(" --dynamic");
+            }
+        }
+    }
+    // f64's shortest form: 60000 is `60`, 1500 `1.5`, 10 `0.01`.
+    let secs = |ms: u64| (ms as f64 / 1000.0).to_string();
+    let on_failure = match check.on_failure {
+        OnFailure::Inhibit => "inhibit",
+        OnFailure::Remove => "remove",
+    };
+    let _ = write!(
+        line,
+        " --delay-loop {} --connect-timeout {} --retry {} --delay-before-retry {} --rise {} --on-failure {on_failure}",
+        secs(check.delay_loop_ms),
+        secs(check.connect_timeout_ms),
+        check.retry,
+        secs(check.delay_before_retry_ms),
+        check.rise
+    );
+    line
+}
+
 /// The text listing.
 pub fn list(servers: &[ServerHealth]) -> String {
     let mut out = format!(
@@ -116,7 +172,38 @@ pub fn list(servers: &[ServerHealth]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gwapi::health::{CheckKind, HealthCheckConfig};
+    use gwapi::names::Names;
+
+    #[test]
+    fn a_check_s_command_line_reads_back_as_the_same_check() {
+        let vs = VirtualService::Tcp { addr: "10.0.0.100".parse().unwrap(), port: 80 };
+        let server = Some(("192.168.1.10".parse().unwrap(), 8080));
+        let mut http = HealthCheckConfig::new(CheckKind::Http {
+            path: "/health".into(),
+            host: Some("www.example.com".into()),
+            status: 204,
+            digest: Some("9b3a0c85a887a256d6939da88aabd8cd".into()),
+        });
+        http.delay_loop_ms = 2500;
+        http.on_failure = OnFailure::Remove;
+        let misc = HealthCheckConfig::new(CheckKind::Misc { script: "/bin/check".into(), dynamic: true });
+        let udp = HealthCheckConfig::new(CheckKind::Udp { payload: "ping".into(), expect: Some("pong".into()) });
+        for (service, server, check) in [
+            (vs, server, http),
+            (VirtualService::Fwmark { mark: 7 }, None, misc),
+            (VirtualService::Udp { addr: "10.0.0.100".parse().unwrap(), port: 53 }, None, udp),
+        ] {
+            let line = command_line(&service, server, &check);
+            let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+            let (parsed, _) = gwapi::cmdline::health::parse(&words, &Names::none()).unwrap();
+            assert_eq!(parsed, HealthCommand::Set { service, server, check }, "{line}");
+        }
+        assert_eq!(
+            command_line(&vs, server, &HealthCheckConfig::new(CheckKind::Tcp)),
+            "--health -t 10.0.0.100:80 -r 192.168.1.10:8080 --check tcp --delay-loop 60 --connect-timeout 5 \
+             --retry 1 --delay-before-retry 1 --rise 1 --on-failure inhibit"
+        );
+    }
 
     #[test]
     fn one_line_per_server_with_the_weight_in_force_beside_the_configured_one() {

@@ -1,6 +1,7 @@
 //! gwctl: the gateway's control tool. A drop-in ipvsadm (every command line of ipvsadm's,
 //! with the same output) plus iproute2-style management of the gateway itself
-//! (`gwctl addr|route|neigh|link|stats|mark`, whose command line is clap's: [`cli`]).
+//! (`gwctl addr|route|neigh|link|stats|mark`, whose command line is clap's: [`cli`]), and
+//! `gwctl import-keepalived`, the migration from a keepalived.conf ([`keepalived`]).
 //!
 //! It builds without the data plane: it depends on the API crate (`gwapi`: requests,
 //! replies, the client and the ipvsadm command language), and on clap for its own subcommands.
@@ -10,6 +11,7 @@
 pub mod cli;
 pub mod health;
 pub mod ipvsadm;
+pub mod keepalived;
 pub mod manage;
 pub use gwapi::names;
 
@@ -48,6 +50,9 @@ pub fn run(args: &[String], io: &mut Io) -> i32 {
             Ok(cli::Cli { command: cli::Command::Completions { shell }, .. }) => {
                 cli::write_completions(shell, io.out);
                 0
+            }
+            Ok(cli::Cli { json, socket, command: cli::Command::ImportKeepalived { file, dry_run } }) => {
+                keepalived::run(&file, dry_run, &ipvsadm::args::Globals { json, socket }, io)
             }
             Ok(cli::Cli { json, socket, command: cli::Command::Manage(m) }) => {
                 manage::run(m, ipvsadm::args::Globals { json, socket }, io)

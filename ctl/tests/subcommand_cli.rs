@@ -67,6 +67,7 @@ fn each_subcommand_has_its_help() {
         (&["sync", "--help"], "Connection sync: the daemons running (ipvsadm's --start-daemon) and the counters"),
         (&["mark", "add", "--help"], "Add a rule: packets to PREFIX"),
         (&["--socket", "/nowhere", "completions", "--help"], "Print gwctl's completion script for a shell"),
+        (&["import-keepalived", "--help"], "Apply the virtual_server blocks of a keepalived.conf as services"),
     ] {
         let o = gwctl(args);
         assert_eq!((o.code, o.stderr.as_str()), (0, ""), "{args:?}");
@@ -78,7 +79,11 @@ fn each_subcommand_has_its_help() {
     }
     // ipvsadm's help names them.
     let o = gwctl(&["--help"]);
-    assert!(o.stdout.contains("gwctl addr|route|neigh|link|stats|sync|mark|completions --help"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("gwctl addr|route|neigh|link|stats|sync|mark|import-keepalived|completions --help"),
+        "{}",
+        o.stdout
+    );
 }
 
 #[test]

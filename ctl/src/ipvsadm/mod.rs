@@ -37,6 +37,7 @@ Usage:
   {p} --health -t|u|f service-address [-r server-address] --check tcp|http|udp|misc [check options]
   {p} --health -D -t|u|f service-address [-r server-address]
   {p} --health -L [--json]
+  {p} import-keepalived FILE [--dry-run]
   {p} addr|route|neigh|link|stats|mark ...   (gateway management, see below)
   {p} -h
 
@@ -108,6 +109,11 @@ Health checks (--health; keepalived's checkers and timing, durations in seconds)
   --delay-loop S (60)  --connect-timeout S (5)  --retry N (1; misc 0)
   --delay-before-retry S (1)  --rise N (1)  --on-failure inhibit|remove (inhibit)
 
+Migration from keepalived:
+  {p} import-keepalived FILE [--dry-run]   apply a keepalived.conf's virtual_server blocks as
+                                      services, servers and checks, all or nothing; --dry-run
+                                      prints the ipvsadm rules and --health lines instead
+
 Gateway management:
   {p} addr  add|del ADDR/LEN dev IFNAME     {p} addr show
   {p} route add|del PREFIX [via GW] dev IFNAME   {p} route show
@@ -116,7 +122,7 @@ Gateway management:
   {p} stats                                (per-worker packet and drop counters)
   {p} sync                                 (connection sync: the daemons and their counters)
   {p} mark  add MARK -d PREFIX [-p tcp|udp] [--dports P[,LO-HI]...]   {p} mark del MARK   {p} mark show
-  {p} addr|route|neigh|link|stats|sync|mark|completions --help   (each one's own help)
+  {p} addr|route|neigh|link|stats|sync|mark|import-keepalived|completions --help   (each one's own help)
   {p} completions bash|zsh|fish|elvish|powershell   (shell completion script)
 ",
         version = version(),
