@@ -542,6 +542,21 @@ pub struct ServerInfo {
     pub checked_weight: Option<u32>,
 }
 
+impl ServerInfo {
+    /// A server as configured, with no connections or traffic yet and no health check
+    /// holding its weight (a listing of a configuration not yet applied).
+    pub fn configured(config: ServerConfig) -> ServerInfo {
+        ServerInfo {
+            config,
+            active_conns: 0,
+            inactive_conns: 0,
+            persistent_conns: 0,
+            stats: TrafficStats::default(),
+            checked_weight: None,
+        }
+    }
+}
+
 /// Traffic counters and rates of a service or real server (`--stats`, `--rate`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrafficStats {

@@ -497,20 +497,15 @@ mod tests {
             stats: TrafficStats::default(),
             servers: servers
                 .iter()
-                .map(|(a, p)| ServerInfo {
-                    config: ServerConfig {
+                .map(|(a, p)| {
+                    ServerInfo::configured(ServerConfig {
                         addr: a.parse().unwrap(),
                         port: *p,
                         forwarding: Forwarding::Masq,
                         weight: 1,
                         upper_threshold: 0,
                         lower_threshold: 0,
-                    },
-                    active_conns: 0,
-                    inactive_conns: 0,
-                    persistent_conns: 0,
-                    stats: TrafficStats::default(),
-                    checked_weight: None,
+                    })
                 })
                 .collect(),
             laddrs: vec![],

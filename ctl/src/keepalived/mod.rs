@@ -41,18 +41,7 @@ pub fn dry_run_text(import: &Import) -> String {
         let info = ServiceInfo {
             config: s.config.clone(),
             stats: TrafficStats::default(),
-            servers: s
-                .servers
-                .iter()
-                .map(|r| ServerInfo {
-                    config: r.config,
-                    active_conns: 0,
-                    inactive_conns: 0,
-                    persistent_conns: 0,
-                    stats: TrafficStats::default(),
-                    checked_weight: None,
-                })
-                .collect(),
+            servers: s.servers.iter().map(|r| ServerInfo::configured(r.config)).collect(),
             laddrs: s.laddrs.iter().map(|(_, laddr)| laddr.clone()).collect(),
         };
         out.push_str(&crate::ipvsadm::format::service_entry(&info, &fmt, &Names::none()));

@@ -324,20 +324,15 @@ mod tests {
             servers: weights
                 .iter()
                 .enumerate()
-                .map(|(i, &weight)| ServerInfo {
-                    config: ServerConfig {
+                .map(|(i, &weight)| {
+                    ServerInfo::configured(ServerConfig {
                         addr: IpAddr::V4(Ipv4Addr::new(192, 168, 1, 10 + i as u8)),
                         port: 80,
                         forwarding: Forwarding::Route,
                         weight,
                         upper_threshold: 0,
                         lower_threshold: 0,
-                    },
-                    active_conns: 0,
-                    inactive_conns: 0,
-                    persistent_conns: 0,
-                    stats: TrafficStats::default(),
-                    checked_weight: None,
+                    })
                 })
                 .collect(),
             laddrs: Vec::new(),
