@@ -149,11 +149,6 @@ impl<A: Family> Director<A> {
         self.conns.drain_sync_due(f);
     }
 
-    /// Notes that a record of connection `id` went to the sync daemon.
-    pub fn mark_synced(&mut self, id: ConnId) {
-        self.conns.mark_synced(id);
-    }
-
     /// Sets where connection `id` stands with the SYN proxy.
     pub fn set_proxy(&mut self, id: ConnId, proxy: crate::conn::Proxy) {
         self.conns.set_proxy(id, proxy);

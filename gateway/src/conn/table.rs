@@ -133,12 +133,23 @@ impl<A: Family> Conn<A> {
     pub fn dest(&self) -> Option<&Arc<DestCounters>> {
         self.dest.as_ref()
     }
-    fn is_live(&self) -> bool {
+    /// Whether the entry holds a connection (it may be free, between connections).
+    pub fn is_live(&self) -> bool {
         self.flags & FLAG_LIVE != 0
     }
-    /// Whether the entry holds a connection (it may be free, between connections).
-    pub fn is_in_use(&self) -> bool {
-        self.is_live()
+    /// Moves to `state`, keeping the real server's active and inactive counts in step;
+    /// returns whether the connection is active now.
+    #[inline(always)]
+    fn enter(&mut self, state: State) -> bool {
+        self.state = state;
+        let active = state.is_active();
+        if active != self.is_active() {
+            self.flags ^= FLAG_ACTIVE;
+            if let Some(d) = &self.dest {
+                d.set_active(active);
+            }
+        }
+        active
     }
     /// Whether a record of it went to the sync daemon.
     #[inline(always)]
@@ -416,13 +427,7 @@ impl<A: Family> ConnTable<A> {
             return;
         }
         if state != e.state {
-            e.state = state;
-            if state.is_active() != e.is_active() {
-                e.flags ^= FLAG_ACTIVE;
-                if let Some(d) = &e.dest {
-                    d.set_active(state.is_active());
-                }
-            }
+            e.enter(state);
         }
         e.flags |= FLAG_SYNCED;
         e.expires = expires;
@@ -518,14 +523,7 @@ impl<A: Family> ConnTable<A> {
             e.state
         };
         if state != e.state {
-            e.state = state;
-            let active = state.is_active();
-            if active != e.is_active() {
-                e.flags ^= FLAG_ACTIVE;
-                if let Some(d) = &e.dest {
-                    d.set_active(active);
-                }
-            }
+            let active = e.enter(state);
             sync_due = active || (e.flags & FLAG_SYNCED != 0 && !state.is_half_open());
         }
         let expires = now.saturating_add(self.timeouts.of(state));
@@ -594,17 +592,12 @@ impl<A: Family> ConnTable<A> {
     /// since the last call (see [`crate::sync`]): a TCP connection that became ESTABLISHED
     /// or changed state after a record of it went, a UDP connection's first reply. Noted on
     /// the packet path's rare branches, so the common path pays nothing for the sync; a
-    /// connection may come twice, or have ended since (check [`Conn::is_in_use`]).
+    /// connection may come twice, or have ended since (check [`Conn::is_live`]).
     pub fn drain_sync_due(&mut self, mut f: impl FnMut(&mut Conn<A>)) {
         for &id in &self.sync_due {
             f(&mut self.entries[id as usize]);
         }
         self.sync_due.clear();
-    }
-
-    /// Notes that a record of connection `id` went to the sync daemon.
-    pub fn mark_synced(&mut self, id: ConnId) {
-        self.entries[id as usize].mark_synced();
     }
 
     /// Sets where connection `id` stands with the SYN proxy.

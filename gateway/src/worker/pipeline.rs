@@ -459,7 +459,7 @@ impl<F: Frame> Worker<F> {
         let master = self.sync.as_ref().filter(|q| q.master.is_on());
         let counters = &self.counters.sync;
         self.director.drain_sync_due(|c| {
-            let wanted = c.is_in_use()
+            let wanted = c.is_live()
                 && match c.proto {
                     Protocol::Tcp => c.state() == State::Established || (c.is_synced() && !c.state().is_half_open()),
                     Protocol::Udp => !c.is_synced(),
