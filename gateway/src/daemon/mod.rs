@@ -493,12 +493,19 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let checker = state.checker();
     let server = control_socket.serve(state);
     let health_input = server.health_input();
+    let retract = Arc::clone(&checker);
     let health = checker
         .spawn(
             Arc::new(crate::health::SocketProber),
             move |transition| {
                 if let Err(e) = health_input.set_server_health(&transition) {
-                    log::warn!("gatewayd: health: {:?} of {:?} not applied: {e}", transition.health, transition.key);
+                    // Not published: the checker takes it back and reports it again.
+                    log::warn!(
+                        "gatewayd: health: {:?} of {:?} not applied ({e}); it is checked again",
+                        transition.health,
+                        transition.key
+                    );
+                    retract.engine().retract(&transition);
                 }
             },
             stop.clone(),

@@ -239,6 +239,25 @@ impl Engine {
         Some(Transition { key: *key, health: s.health, reason: s.reason.clone() })
     }
 
+    /// Takes back `transition`, which the control plane could not apply (its configuration
+    /// change was not published): the server is held at what it was before, so the probes
+    /// that find it so again report the transition again (after `retry` failures or `rise`
+    /// successes), instead of the checker and the workers disagreeing until it changes
+    /// back. A dynamic weight that was not applied is taken back to the plain up.
+    pub fn retract(&mut self, transition: &Transition) {
+        let Some(t) = self.targets.get_mut(&transition.key) else { return };
+        if t.status.health != transition.health {
+            return;
+        }
+        t.status.health = match transition.health {
+            Health::Down => Health::Up { weight: None },
+            Health::Up { weight: Some(_) } => Health::Up { weight: None },
+            Health::Up { weight: None } => Health::Down,
+        };
+        t.status.transitions = t.status.transitions.saturating_sub(1);
+        (t.fails, t.rises) = (0, 0);
+    }
+
     /// The health the checker holds `key` at.
     pub fn health(&self, key: &TargetKey) -> Option<Health> {
         self.targets.get(key).map(|t| t.status.health)
@@ -309,6 +328,33 @@ mod tests {
         let per_second: Vec<usize> = (0..10).map(|s| run(&mut e, secs(f64::from(s) + 0.999), &UP).1).collect();
         assert_eq!(per_second.iter().sum::<usize>(), 200, "every server probed within one delay loop");
         assert!(per_second.iter().all(|&n| n < 40), "no burst: {per_second:?}");
+    }
+
+    #[test]
+    fn a_transition_not_applied_is_reported_again() {
+        let mut e = Engine::new();
+        let t0 = started(&mut e, check(0, 2));
+        let (t, _) = run(&mut e, t0 + secs(10.0), &down("refused"));
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].health, Health::Down);
+        e.retract(&t[0]);
+        assert_eq!(e.health(&key(1)), Some(Health::Up { weight: None }), "held up, as the workers still have it");
+        let (again, _) = run(&mut e, t0 + secs(20.0), &down("refused"));
+        assert_eq!(
+            again.iter().map(|t| t.health).collect::<Vec<_>>(),
+            vec![Health::Down],
+            "the next failure reports it again"
+        );
+        // Coming back: retracted, it takes `rise` successes again.
+        let (up, _) = run(&mut e, t0 + secs(30.0), &UP);
+        assert!(up.is_empty());
+        let (up, _) = run(&mut e, t0 + secs(40.0), &UP);
+        assert_eq!(up[0].health, Health::Up { weight: None });
+        e.retract(&up[0]);
+        assert_eq!(e.health(&key(1)), Some(Health::Down));
+        let stale = Transition { key: key(9), health: Health::Down, reason: String::new() };
+        e.retract(&stale);
+        assert_eq!(e.health(&key(9)), None, "an unknown server is left alone");
     }
 
     /// Starts one server and runs its first probe (up) at `t0`; returns `t0`.
