@@ -23,6 +23,15 @@ pub fn tag() -> String {
     format!("{:05}", std::process::id() % 100_000)
 }
 
+/// The SHA-256 of a file, as `sha256sum` prints it (64 hex digits): how the
+/// tests compare a download with what the server sent.
+pub fn sha256(path: &std::path::Path) -> String {
+    let out = run("sha256sum", &[path.to_str().expect("UTF-8 path")]);
+    let digest = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_owned();
+    assert_eq!(digest.len(), 64, "sha256sum {}: {digest:?}", path.display());
+    digest
+}
+
 /// Runs a command to completion, panicking with its output when it fails.
 pub fn run(program: &str, args: &[&str]) -> Output {
     let out = Command::new(program)

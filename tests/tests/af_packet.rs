@@ -26,10 +26,7 @@ fn fnat_over_af_packet_on_veth() {
         .client
         .output("curl", &["-sS", "--max-time", "60", "-o", got.to_str().unwrap(), &format!("http://{VIP}/blob")]);
     assert!(download.status.success(), "download: {}", String::from_utf8_lossy(&download.stderr));
-    let sha = |p: &std::path::Path| {
-        String::from_utf8_lossy(&run("sha256sum", &[p.to_str().unwrap()]).stdout)[..64].to_owned()
-    };
-    assert_eq!(sha(&got), sha(&blob), "the download arrives intact");
+    assert_eq!(gateway_e2e::sha256(&got), gateway_e2e::sha256(&blob), "the download arrives intact");
 
     let wrk = topo.client.sh(&format!("ulimit -n 20000 && exec wrk -t2 -c200 -d2s --timeout 10s http://{VIP}/who"));
     let out = String::from_utf8_lossy(&wrk.stdout).into_owned();

@@ -252,16 +252,12 @@ fn two_directors_behind_an_ecmp_router_share_flows_and_keep_their_servers_when_o
     // The downloads complete, intact, also those director 1 carried: its
     // connections were synced to director 2 (each director is the other's
     // sync master and backup), which carries them on.
-    let sha = |p: &std::path::Path| {
-        let out = gateway_e2e::run("sha256sum", &[p.to_str().expect("UTF-8 path")]);
-        String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_owned()
-    };
-    let want = sha(&ecmp.blob());
+    let want = gateway_e2e::sha256(&ecmp.blob());
     for (from, vip, got, mut curl) in downloads {
         let status = curl.wait(Duration::from_secs(60)).expect("the download ends");
         assert!(status.success(), "download from {from} to {vip}: {status}\n{}", curl.log());
         assert_eq!(std::fs::metadata(&got).map_or(0, |m| m.len()), BLOB_BYTES as u64, "{from} to {vip}: length");
-        assert_eq!(sha(&got), want, "{from} to {vip}: the download arrives intact");
+        assert_eq!(gateway_e2e::sha256(&got), want, "{from} to {vip}: the download arrives intact");
         let _ = std::fs::remove_file(&got);
     }
     let carried_on = on_d1.iter().filter(|&&on| on).count();

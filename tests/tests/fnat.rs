@@ -93,12 +93,8 @@ fn fnat_large_download_and_a_thousand_concurrent_connections() {
         .client
         .output("curl", &["-sS", "--max-time", "90", "-o", got.to_str().unwrap(), &format!("http://{VIP}/blob")]);
     assert!(download.status.success(), "download: {}", String::from_utf8_lossy(&download.stderr));
-    let sha = |p: &std::path::Path| {
-        let out = gateway_e2e::run("sha256sum", &[p.to_str().unwrap()]);
-        String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_owned()
-    };
     assert_eq!(std::fs::metadata(&got).unwrap().len(), 100 << 20, "download length");
-    assert_eq!(sha(&got), sha(&blob), "the download arrives intact");
+    assert_eq!(gateway_e2e::sha256(&got), gateway_e2e::sha256(&blob), "the download arrives intact");
     let _ = std::fs::remove_file(&got);
     let _ = std::fs::remove_file(&blob);
 

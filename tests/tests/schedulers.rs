@@ -125,10 +125,7 @@ fn weight_zero_takes_no_new_connections_while_an_old_one_finishes() {
 
     let status = slow.wait(Duration::from_secs(20)).expect("the slow download finishes");
     assert!(status.success(), "the download on the quiesced server completes: {}", slow.log());
-    let sha = |p: &std::path::Path| {
-        String::from_utf8_lossy(&run("sha256sum", &[p.to_str().unwrap()]).stdout)[..64].to_owned()
-    };
-    assert_eq!(sha(&got), sha(&blob), "and arrives intact");
+    assert_eq!(gateway_e2e::sha256(&got), gateway_e2e::sha256(&blob), "and arrives intact");
     topo.stop();
 }
 

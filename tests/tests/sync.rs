@@ -16,12 +16,11 @@
 //! directors sync on gwk1 (IPVS's group 224.0.0.81:8848), director 1 as
 //! master, director 2 as backup.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use gateway_e2e::pair::{Pair, PairOptions, VRID};
 use gateway_e2e::topology::{rip, KERNEL_CLIENT, KERNEL_SERVERS, VIP};
-use gateway_e2e::{run, wait_until, Daemon, Netns};
+use gateway_e2e::{run, sha256, wait_until, Daemon, Netns};
 
 const SYNCID: &str = "7";
 /// The FNAT services' local address, floating with the VIP.
@@ -89,11 +88,6 @@ fn established(listing: &str) -> Vec<(String, String, String, String)> {
         .collect();
     rows.sort();
     rows
-}
-
-fn sha256(path: &Path) -> String {
-    let out = run("sha256sum", &[path.to_str().unwrap()]);
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_owned()
 }
 
 /// A client holding one HTTP keep-alive connection to VIP:80: it asks

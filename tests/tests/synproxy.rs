@@ -243,12 +243,8 @@ fn synproxy_fnat_100mb_with_sack_window_scaling_and_loss() {
     let (client_side, server_side) = (tcp::segments(&client_cap.frames()), tcp::segments(&server_cap.frames()));
     assert!(download.status.success(), "download: {}", String::from_utf8_lossy(&download.stderr));
     eprintln!("100 MB with 1% loss through the SYN proxy in {took:?}");
-    let sha = |p: &std::path::Path| {
-        let out = gateway_e2e::run("sha256sum", &[p.to_str().unwrap()]);
-        String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_owned()
-    };
     assert_eq!(std::fs::metadata(&got).unwrap().len(), SIZE, "download length");
-    assert_eq!(sha(&got), sha(&blob), "the download arrives intact");
+    assert_eq!(gateway_e2e::sha256(&got), gateway_e2e::sha256(&blob), "the download arrives intact");
     let _ = std::fs::remove_file(&got);
     let _ = std::fs::remove_file(&blob);
 
