@@ -4,7 +4,10 @@
 //! frame geometry and NIC checksum verdicts taken from the input, and with a
 //! classification that does not match the frame. Beyond "no panic, no
 //! out-of-bounds", it asserts that a rewrite never turns a packet with valid
-//! checksums into one with a wrong checksum.
+//! checksums into one with a wrong checksum. The same bytes go through the
+//! IPv6 parsers (`classify_ipv6`, checked against the typed views, and the
+//! IPv6 and ICMPv6 views, reprs, extension-header and neighbour-discovery
+//! option walks on their own).
 //!
 //! The body is `exercise` in `gateway/tests/wire_no_panic.rs`, which the
 //! normal test suite also runs under proptest.

@@ -11,13 +11,25 @@
 //! when the input passed strict classification (all checksums verified in
 //! software) and a rewrite succeeded with software checksums, the result
 //! passes strict classification too.
+//!
+//! The same bytes also go through the IPv6 parsers ([`exercise_ipv6`]):
+//! `classify_ipv6`, whose every acceptance the typed views must agree
+//! with, and the views, reprs, extension-header and neighbour-discovery
+//! option walks on their own.
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use gateway::frame::{BufFrame, ChecksumStatus, Frame, RxChecksum};
 use gateway::wire::arp::ArpPacket;
-use gateway::wire::classify::{classify, Classified, ClassifyPolicy, Ipv4Meta};
-use gateway::wire::MacAddr;
+use gateway::wire::classify::{
+    classify, classify_ipv6_bytes, icmpv6_error_inner, Classified, ClassifyPolicy, Ipv4Meta,
+};
+use gateway::wire::ethernet::EthernetFrame;
+use gateway::wire::icmpv6::{Icmpv6Packet, Icmpv6Repr, NdOptions, NdiscRepr, Quoted};
+use gateway::wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
+use gateway::wire::tcp::TcpPacket;
+use gateway::wire::udp::UdpPacket;
+use gateway::wire::{ip_proto, MacAddr};
 use gateway::xmit::{dr, fnat, icmp_error, nat, tcp_opts, tun};
 use gateway::xmit::{DrRewrite, FnatRewrite, IcmpErrorRewrite, NatRewrite, Offload, Toa, ToaOutcome, TunEncap};
 
@@ -55,6 +67,7 @@ pub fn exercise(input: &[u8]) {
     let policy = ClassifyPolicy { verify_ip_checksum: c(2) & 1 != 0, verify_l4_checksum: c(2) & 2 != 0 };
     let offload = Offload { ipv4_checksum: c(2) & 8 != 0, tcp_checksum: c(2) & 16 != 0, udp_checksum: c(2) & 32 != 0 };
     let was_valid = matches!(classify(&frame, STRICT), Ok(Classified::Ipv4(_))) && offload == Offload::NONE;
+    exercise_ipv6(bytes, received.rx_checksum(), policy);
 
     let meta = match classify(&received, policy) {
         Ok(Classified::Ipv4(m)) => m,
@@ -169,6 +182,89 @@ pub fn exercise(input: &[u8]) {
     let _ = gateway::wire::icmp_error_inner(&bytes[..bytes.len().min(usize::from(c(7)) * 4)], &meta);
 }
 
+/// The IPv6 parsers on `bytes`: the classification pass (checked against
+/// the typed views when it accepts), then every view on its own.
+pub fn exercise_ipv6(bytes: &[u8], rx: RxChecksum, policy: ClassifyPolicy) {
+    if let Ok(m) = classify_ipv6_bytes(bytes, rx, policy) {
+        let eth = EthernetFrame::new_checked(bytes).expect("classify_ipv6 accepted a bad ethernet header");
+        assert_eq!(eth.header_len(), usize::from(m.l2_len));
+        let ip = Ipv6Packet::new_checked(eth.payload()).expect("classify_ipv6 accepted a bad ipv6 header");
+        let upper = ip.upper_layer().expect("classify_ipv6 accepted a bad extension-header chain");
+        assert!(!upper.is_fragment(), "classify_ipv6 accepted a fragment");
+        assert_eq!((ipv6::HEADER_LEN + upper.ext_len, upper.protocol), (usize::from(m.l3_len), m.protocol));
+        let l4 = &ip.payload()[upper.ext_len..];
+        assert_eq!(l4.len(), usize::from(m.l4_len));
+        let strict = classify_ipv6_bytes(bytes, RxChecksum::default(), STRICT).is_ok();
+        match m.protocol {
+            ip_proto::TCP => {
+                let t = TcpPacket::new_checked(l4).expect("classify_ipv6 accepted a bad tcp header");
+                assert_eq!((t.src_port(), t.dst_port(), t.flags()), (m.src_port, m.dst_port, m.tcp_flags));
+                assert_eq!(t.verify_checksum_v6(m.src, m.dst), strict);
+            }
+            ip_proto::UDP => {
+                let u = UdpPacket::new_checked(l4).expect("classify_ipv6 accepted a bad udp header");
+                assert_eq!((u.src_port(), u.dst_port()), (m.src_port, m.dst_port));
+                assert_ne!(u.checksum(), 0, "classify_ipv6 accepted udp without a checksum");
+                assert_eq!(u.verify_checksum_v6(m.src, m.dst), strict);
+            }
+            _ => {
+                let i = Icmpv6Packet::new_checked(l4).expect("classify_ipv6 accepted a bad icmpv6 header");
+                assert_eq!((i.msg_type(), i.msg_code()), (m.icmp_type, m.icmp_code));
+                assert_eq!(i.verify_checksum(m.src, m.dst), strict);
+                let _ = i.quoted();
+                if let Ok(q) = icmpv6_error_inner(bytes, &m) {
+                    assert!(q.l3_offset + q.l3_len + 8 <= bytes.len(), "a quote beyond the frame");
+                }
+                if let Ok(nd) = NdiscRepr::parse(&i) {
+                    // What is read is written back the same (the options
+                    // kept, in the repr's order) and read again.
+                    let mut out = vec![0u8; nd.buffer_len()];
+                    nd.emit(&mut Icmpv6Packet::new_unchecked(&mut out[..]), m.src, m.dst);
+                    let again = Icmpv6Packet::new_checked(&out[..]).unwrap();
+                    assert_eq!(NdiscRepr::parse(&again), Ok(nd));
+                    assert!(again.verify_checksum(m.src, m.dst));
+                }
+                if strict {
+                    // A valid message is emitted back to the same bytes, but
+                    // for the checksum's two encodings of zero.
+                    let repr = Icmpv6Repr::parse(&i);
+                    let mut out = vec![0u8; repr.buffer_len()];
+                    repr.emit(&mut Icmpv6Packet::new_unchecked(&mut out[..]), m.src, m.dst);
+                    assert_eq!((&out[..2], &out[4..]), (&l4[..2], &l4[4..]));
+                    let (ours, theirs) = (Icmpv6Packet::new_unchecked(&out[..]).checksum(), i.checksum());
+                    assert!(ours == theirs || (ours, theirs) == (0, 0xffff), "{ours:#x} for {theirs:#x}");
+                }
+            }
+        }
+        // The fixed header round-trips through its repr.
+        let mut header = [0u8; ipv6::HEADER_LEN];
+        Ipv6Repr::parse(&ip).emit(&mut Ipv6Packet::new_unchecked(&mut header[..]));
+        assert_eq!(&header[..], &eth.payload()[..ipv6::HEADER_LEN]);
+    }
+    // The views on their own, on the bytes with and without the Ethernet
+    // header, as if they were any layer.
+    for at in [0, 14.min(bytes.len())] {
+        let b = &bytes[at..];
+        if let Ok(ip) = Ipv6Packet::new_checked(b) {
+            if let Ok(upper) = ip.upper_layer() {
+                assert!(upper.ext_len <= ip.payload().len());
+            }
+        }
+        for next_header in [ipv6::ext::HOP_BY_HOP, ipv6::ext::FRAGMENT, b.first().copied().unwrap_or(0)] {
+            if let Ok(upper) = ipv6::upper_layer(next_header, b) {
+                assert!(upper.ext_len <= b.len());
+            }
+        }
+        if let Ok(q) = Quoted::parse(b) {
+            assert!(q.l4.len() + ipv6::HEADER_LEN + q.upper.ext_len <= b.len());
+        }
+        if let Ok(i) = Icmpv6Packet::new_checked(b) {
+            let _ = (i.mtu(), i.echo_ident(), Icmpv6Repr::parse(&i), i.quoted(), NdiscRepr::parse(&i));
+        }
+        assert!(NdOptions::new(b).count() <= b.len() / 8 + 1, "an option walk that does not advance");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +275,7 @@ mod tests {
     use gateway::wire::tcp::{flags, TcpRepr};
     use gateway::wire::udp::UdpRepr;
     use proptest::prelude::*;
+    use std::net::Ipv6Addr;
 
     /// Valid packets of every kind, as starting points for mutation.
     fn seeds() -> Vec<Vec<u8>> {
@@ -218,11 +315,61 @@ mod tests {
         vec![syn, ack, udp, icmp, tagged, arp]
     }
 
+    /// Valid IPv6 packets of every kind.
+    fn seeds_v6() -> Vec<Vec<u8>> {
+        use gateway::wire::ipv6::ext;
+        let client: Ipv6Addr = "2001:db8::10".parse().unwrap();
+        let vip: Ipv6Addr = "2001:db8::100".parse().unwrap();
+        let sack = [1, 1, 5, 18, 0, 0, 0, 1, 0, 0, 0, 9, 0xff, 0xff, 0xff, 0, 0xff, 0xff, 0xff, 0x80];
+        let syn = build::tcp_frame_v6((client, 40000), (vip, 80), 0xffff_ff00, 0, flags::SYN, &[2, 4, 5, 0xa0], b"");
+        let ack = build::tcp_frame_v6((client, 40000), (vip, 80), 1, 2, flags::ACK, &sack, b"data");
+        let chain = [
+            ext::DEST_OPTS,
+            0,
+            1,
+            4,
+            0,
+            0,
+            0,
+            0,
+            ext::ROUTING,
+            0,
+            1,
+            4,
+            0,
+            0,
+            0,
+            0,
+            ip_proto::UDP,
+            0,
+            4,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ];
+        let dns = UdpRepr { src_port: 40000, dst_port: 53, payload: b"\x12\x34\x01\x00" };
+        let udp = build::ipv6(client, vip)
+            .vlan(VlanTag { pcp: 0, dei: false, vid: 7 })
+            .ext_headers(ext::HOP_BY_HOP, &chain)
+            .udp(&dns);
+        let too_big = build::icmpv6_error(vip, client, 2, 0, 1280, &ack[14..], 60);
+        let echo = Icmpv6Repr { msg_type: 128, msg_code: 0, rest_of_header: 0x1234_0001, data: b"ping" };
+        let echo = build::ipv6(client, vip).icmpv6(&echo);
+        let ns = build::neighbor_solicit(MacAddr([2, 0, 0, 0, 0, 9]), client, vip);
+        vec![syn, ack, udp, too_big, echo, ns]
+    }
+
     #[test]
     fn seeds_are_valid_and_exercised() {
         for (i, s) in seeds().into_iter().enumerate() {
             let f = BufFrame::new(&s);
             assert!(classify(&f, STRICT).is_ok(), "seed {i}");
+            exercise(&[&[128, 250, 3, 0, 1, 2, 3, 4][..], &s].concat());
+        }
+        for (i, s) in seeds_v6().into_iter().enumerate() {
+            assert!(classify_ipv6_bytes(&s, RxChecksum::default(), STRICT).is_ok(), "ipv6 seed {i}");
             exercise(&[&[128, 250, 3, 0, 1, 2, 3, 4][..], &s].concat());
         }
     }
@@ -238,7 +385,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let controls: [[u8; CONTROL]; 3] =
             [[128, 64, 3, 0, 1, 2, 3, 4], [128, 0, 7, 5, 0xff, 0xff, 0xff, 0xf0], [8, 200, 56, 0, 9, 9, 9, 9]];
-        for (i, s) in seeds().into_iter().enumerate() {
+        for (i, s) in seeds().into_iter().chain(seeds_v6()).enumerate() {
             for (j, c) in controls.iter().enumerate() {
                 std::fs::write(dir.join(format!("seed-{i}-{j}")), [&c[..], &s].concat()).unwrap();
             }
@@ -248,7 +395,7 @@ mod tests {
     fn mutated() -> impl Strategy<Value = Vec<u8>> {
         (
             proptest::collection::vec(any::<u8>(), CONTROL),
-            proptest::sample::select(seeds()),
+            proptest::sample::select([seeds(), seeds_v6()].concat()),
             proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
             any::<usize>(),
             any::<bool>(),

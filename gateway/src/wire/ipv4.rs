@@ -64,7 +64,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         }
         let p = Ipv4Packet { buffer };
         if p.version() != 4 {
-            return Err(Error::BadIpVersion(p.version()));
+            return Err(Error::BadIpVersion { found: p.version(), expected: 4 });
         }
         let header_len = p.header_len();
         if header_len < MIN_HEADER_LEN || header_len > len {
@@ -348,7 +348,7 @@ mod tests {
         );
         let mut b = PACKET;
         b[0] = 0x66;
-        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), Error::BadIpVersion(6));
+        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), Error::BadIpVersion { found: 6, expected: 4 });
         b[0] = 0x44;
         assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), Error::BadIhl { ihl: 4, len: 30 });
         b[0] = 0x4f;

@@ -3,9 +3,10 @@
 //! The view is over the IPv4 payload. A checked view guarantees
 //! `8 <= length field <= len`; [`UdpPacket::payload`] stops at the length
 //! field. A zero checksum means the sender did not compute one; rewrites
-//! must keep it zero, and a computed zero is sent as 0xffff.
+//! must keep it zero, and a computed zero is sent as 0xffff. Over IPv6 the
+//! checksum is mandatory (RFC 8200 §8.1): zero there is a wrong checksum.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::checksum;
 use super::{be16, ip_proto, put16, Error, Layer};
@@ -82,6 +83,16 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         let b = &self.buffer.as_ref()[..usize::from(len)];
         checksum::verify(b, checksum::pseudo_header_v4(src.octets(), dst.octets(), ip_proto::UDP, len))
     }
+    /// True when the checksum over the IPv6 pseudo-header is right; zero
+    /// (no checksum) is wrong over IPv6.
+    pub fn verify_checksum_v6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
+        if self.checksum() == 0 {
+            return false;
+        }
+        let len = self.len();
+        let b = &self.buffer.as_ref()[..usize::from(len)];
+        checksum::verify(b, checksum::pseudo_header_v6(src.octets(), dst.octets(), ip_proto::UDP, u32::from(len)))
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
@@ -107,6 +118,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
         let len = self.len();
         let b = &self.buffer.as_ref()[..usize::from(len)];
         let pseudo = checksum::pseudo_header_v4(src.octets(), dst.octets(), ip_proto::UDP, len);
+        let c = checksum::finish(checksum::sum(b) + pseudo);
+        self.set_checksum(if c == 0 { 0xffff } else { c });
+    }
+    /// [`fill_checksum`](Self::fill_checksum) over the IPv6 pseudo-header.
+    pub fn fill_checksum_v6(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
+        self.set_checksum(0);
+        let len = self.len();
+        let b = &self.buffer.as_ref()[..usize::from(len)];
+        let pseudo = checksum::pseudo_header_v6(src.octets(), dst.octets(), ip_proto::UDP, u32::from(len));
         let c = checksum::finish(checksum::sum(b) + pseudo);
         self.set_checksum(if c == 0 { 0xffff } else { c });
     }
@@ -147,14 +167,26 @@ impl<'a> UdpRepr<'a> {
         dst: Ipv4Addr,
         checksum: bool,
     ) {
+        self.emit_fields(packet);
+        if checksum {
+            packet.fill_checksum(src, dst);
+        }
+    }
+
+    /// Writes the datagram with its checksum over the IPv6 pseudo-header
+    /// (always: it is mandatory over IPv6).
+    pub fn emit_v6<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut UdpPacket<T>, src: Ipv6Addr, dst: Ipv6Addr) {
+        self.emit_fields(packet);
+        packet.fill_checksum_v6(src, dst);
+    }
+
+    /// Everything but the checksum, which is left zero.
+    fn emit_fields<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut UdpPacket<T>) {
         packet.set_src_port(self.src_port);
         packet.set_dst_port(self.dst_port);
         packet.set_len(self.buffer_len() as u16);
         packet.set_checksum(0);
         packet.payload_mut().copy_from_slice(self.payload);
-        if checksum {
-            packet.fill_checksum(src, dst);
-        }
     }
 }
 
@@ -218,6 +250,37 @@ mod tests {
         let mut b = DATAGRAM;
         b[5] = 7;
         assert_eq!(UdpPacket::new_checked(&b[..]).unwrap_err(), Error::BadUdpLength { udp_len: 7, len: 14 });
+    }
+
+    /// The same datagram [2001:db8::1] -> [2001:db8::35]; 0x81fb was
+    /// computed outside this crate.
+    const V6_SRC: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+    const V6_DST: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x35);
+
+    #[test]
+    fn ipv6_checksum_is_mandatory() {
+        let mut b = DATAGRAM;
+        let repr = UdpRepr { src_port: 40000, dst_port: 53, payload: &[0xca, 0xfe, 0xba, 0xbe] };
+        repr.emit_v6(&mut UdpPacket::new_unchecked(&mut b[..12]), V6_SRC, V6_DST);
+        assert_eq!(&b[6..8], &[0x81, 0xfb]);
+        let p = UdpPacket::new_checked(&b[..]).unwrap();
+        assert!(p.verify_checksum_v6(V6_SRC, V6_DST));
+        assert!(!p.verify_checksum_v6(V6_SRC, V6_SRC));
+        // No checksum is fine over IPv4, wrong over IPv6.
+        let bare = UdpPacket::new_checked(&DATAGRAM[..]).unwrap();
+        assert!(bare.verify_checksum(SRC, DST));
+        assert!(!bare.verify_checksum_v6(V6_SRC, V6_DST));
+        // A sum that computes to zero is sent as 0xffff: payload chosen so.
+        let mut zero = [0x9c, 0x40, 0x00, 0x35, 0x00, 0x0a, 0x00, 0x00, 0x00, 0x00];
+        let mut p = UdpPacket::new_unchecked(&mut zero[..]);
+        p.fill_checksum_v6(V6_SRC, V6_DST);
+        let c = p.checksum();
+        // Put the checksum's complement into the data so the sum is zero.
+        zero[8..10].copy_from_slice(&c.to_be_bytes());
+        let mut p = UdpPacket::new_unchecked(&mut zero[..]);
+        p.fill_checksum_v6(V6_SRC, V6_DST);
+        assert_eq!(p.checksum(), 0xffff);
+        assert!(p.verify_checksum_v6(V6_SRC, V6_DST));
     }
 
     #[test]
