@@ -24,6 +24,8 @@ PACKAGES=(
     bird2
     # the metrics test's Prometheus text parser
     python3-prometheus-client
+    # the PROXY protocol test's second consumer (accept-proxy)
+    haproxy
     # benchmarks: exact instruction counts, the plot of scripts/bench.sh, the
     # kernel NAT peer (nftables)
     valgrind python3-matplotlib nftables
@@ -46,9 +48,9 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# nginx, keepalived and bird are test fixtures only: never leave the
+# nginx, keepalived, bird and haproxy are test fixtures only: never leave the
 # distribution's services running.
-for service in nginx keepalived bird; do
+for service in nginx keepalived bird haproxy; do
     if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
         systemctl stop "$service" || true
     fi

@@ -94,13 +94,20 @@ pub enum Target {
     Forwarder,
     /// `gatewayd --config` with one TCP service on the VIP; `sync`: with a
     /// connection-sync master running (`--start-daemon master`), its
-    /// datagrams going to a veth pair of the run's own.
+    /// datagrams going to a veth pair of the run's own; `checked`: with a
+    /// second service of [`CHECKED_SERVERS`] real servers, each checked every
+    /// second (TCP), whose probes share the worker with the measured traffic;
+    /// `proxy_protocol`: the service sends a PROXY protocol v2 header (FNAT).
     Gateway {
         method: Method,
         scheduler: String,
         synproxy: bool,
         #[serde(default)]
         sync: bool,
+        #[serde(default)]
+        checked: bool,
+        #[serde(default)]
+        proxy_protocol: bool,
     },
     /// The kernel peer: Linux's own NAT (nftables DNAT + SNAT, conntrack) in
     /// a router namespace between two veth pairs; the generator on
@@ -114,22 +121,38 @@ pub enum Target {
 
 impl Target {
     pub fn gateway(method: Method, scheduler: &str) -> Target {
-        Target::Gateway { method, scheduler: scheduler.into(), synproxy: false, sync: false }
+        Target::gateway_with(method, scheduler, false, false, false)
     }
 
     /// [`Target::gateway`] with a connection-sync master running.
     pub fn gateway_syncing(method: Method, scheduler: &str) -> Target {
-        Target::Gateway { method, scheduler: scheduler.into(), synproxy: false, sync: true }
+        Target::gateway_with(method, scheduler, true, false, false)
+    }
+
+    /// [`Target::gateway`] with [`CHECKED_SERVERS`] health-checked servers beside.
+    pub fn gateway_checked(method: Method, scheduler: &str) -> Target {
+        Target::gateway_with(method, scheduler, false, true, false)
+    }
+
+    /// [`Target::gateway`] sending a PROXY protocol v2 header on each connection.
+    pub fn gateway_proxy_protocol(method: Method, scheduler: &str) -> Target {
+        Target::gateway_with(method, scheduler, false, false, true)
+    }
+
+    fn gateway_with(method: Method, scheduler: &str, sync: bool, checked: bool, proxy_protocol: bool) -> Target {
+        Target::Gateway { method, scheduler: scheduler.into(), synproxy: false, sync, checked, proxy_protocol }
     }
 
     pub fn label(&self) -> String {
         match self {
             Target::Forwarder => "forwarder".into(),
-            Target::Gateway { method, scheduler, synproxy, sync } => format!(
-                "{} {scheduler}{}{}",
+            Target::Gateway { method, scheduler, synproxy, sync, checked, proxy_protocol } => format!(
+                "{} {scheduler}{}{}{}{}",
                 method.name().to_uppercase(),
                 if *synproxy { " synproxy" } else { "" },
-                if *sync { " sync" } else { "" }
+                if *sync { " sync" } else { "" },
+                if *checked { " +1000 checked" } else { "" },
+                if *proxy_protocol { " proxy-protocol" } else { "" }
             ),
             Target::KernelNat => "kernel nftables".into(),
             Target::GatewayXdp => "FNAT rr af_xdp".into(),
@@ -258,6 +281,23 @@ pub fn gwctl_commands(method: Method, scheduler: &str, synproxy: bool, lips: u8)
         );
     }
     cmds
+}
+
+/// The servers of [`Target::Gateway`]'s `checked` service.
+pub const CHECKED_SERVERS: usize = 1000;
+
+/// The `checked` service (VIP port 81, FNAT): [`CHECKED_SERVERS`] servers, 200
+/// addresses of the servers' link with five ports each (the generator answers
+/// ARP for any address and SYNs on any port), for `gwctl -R`; then its check,
+/// each server every second.
+pub fn checked_service() -> (String, Vec<String>) {
+    let svc = format!("{VIP}:81");
+    let mut rules = format!("-A -t {svc} -s rr\n-P -t {svc} -z 192.168.1.100 -F servers\n");
+    for i in 0..CHECKED_SERVERS {
+        rules += &format!("-a -t {svc} -r 192.168.1.{}:{} -b\n", 20 + i / 5, 9000 + i % 5);
+    }
+    let check = format!("--health -t {svc} --check tcp --delay-loop 1 --connect-timeout 1 --retry 1 --rise 1");
+    (rules, check.split(' ').map(String::from).collect())
 }
 
 /// An interface for a sync master's datagrams: one end of a veth pair (the
@@ -625,12 +665,24 @@ fn wait_for(deadline: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 impl Env {
     fn gwctl(&self, socket: &Path, args: &[String]) -> Result<String, String> {
-        let out = Command::new(&self.gwctl)
+        self.gwctl_with_input(socket, args, "")
+    }
+
+    /// [`Self::gwctl`] with `input` on its standard input.
+    fn gwctl_with_input(&self, socket: &Path, args: &[String], input: &str) -> Result<String, String> {
+        let mut child = Command::new(&self.gwctl)
             .env("GATEWAYD_SOCKET", socket)
             .args(args)
-            .stdin(Stdio::null())
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .map_err(|e| format!("cannot run gwctl: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            stdin.write_all(input.as_bytes()).map_err(|e| format!("gwctl's input: {e}"))?;
+        }
+        let out = child.wait_with_output().map_err(|e| format!("gwctl: {e}"))?;
         if !out.status.success() {
             return Err(format!(
                 "gwctl {}: {}{}",
@@ -731,9 +783,19 @@ impl Env {
             _ => None,
         };
         match target {
-            Target::Gateway { method, scheduler, synproxy, .. } => {
+            Target::Gateway { method, scheduler, synproxy, checked, proxy_protocol, .. } => {
                 for args in gwctl_commands(*method, scheduler, *synproxy, self.lips) {
                     self.gwctl(&socket, &args)?;
+                }
+                if *proxy_protocol {
+                    let svc = format!("{VIP}:{VPORT}");
+                    let edit = ["-E", "-t", &svc, "-s", scheduler, "--proxy-protocol", "v2"];
+                    self.gwctl(&socket, &edit.map(String::from))?;
+                }
+                if *checked {
+                    let (rules, check) = checked_service();
+                    self.gwctl_with_input(&socket, &["-R".into()], &rules)?;
+                    self.gwctl(&socket, &check)?;
                 }
                 if let Some(link) = &sync_link {
                     let start = ["--start-daemon", "master", "--mcast-interface", &link.name, "--syncid", "1"];
@@ -820,6 +882,12 @@ impl Env {
             if sync_link.is_some() {
                 // What the sync master sent (records, datagrams, drops), beside the workers'.
                 stats += &self.gwctl(&socket, &["sync".into()]).unwrap_or_else(|e| e);
+            }
+            if matches!(target, Target::Gateway { checked: true, .. }) {
+                // How many of the checked servers the probes found up at the end.
+                let listing = self.gwctl(&socket, &["--health".into(), "-L".into()]).unwrap_or_else(|e| e);
+                let up = listing.lines().filter(|l| l.split_whitespace().nth(4) == Some("up")).count();
+                stats += &format!("checked servers up at the end: {up} of {CHECKED_SERVERS}\n");
             }
             run.gateway_stats = Some(stats);
         }

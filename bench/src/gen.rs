@@ -25,6 +25,7 @@ use std::net::Ipv4Addr;
 
 use gateway::dpdk::{self, Burst, Eal, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue, MBUF_DEFAULT_BUF_SIZE};
 use gateway::frame::Frame;
+use gateway::net::probe::is_probe_port;
 
 use crate::packet::{self, answer, arp_reply, client_isn, flags, parse, write_answer, Answer, Flows, TcpTemplate};
 use crate::result::{GenResult, LinkCounters, Phase};
@@ -312,6 +313,17 @@ impl Generator {
                 self.c.unexpected += 1;
                 continue;
             };
+            if is_probe_port(s.sport) {
+                // The gateway's health probe of a real server: answered as a
+                // server would, and no part of the measured traffic.
+                if let Answer::Reply { seq, ack, flags: f } = answer(&s) {
+                    let n = write_answer(m.data_mut(), &s, seq, ack, f);
+                    let len = m.len();
+                    let _ = m.trim(len - n);
+                    self.server.queue(m);
+                }
+                continue;
+            }
             self.c.server_seen += 1;
             let pure_ack = s.flags & (flags::SYN | flags::FIN | flags::RST) == 0 && s.payload == 0;
             if pure_ack {

@@ -172,6 +172,8 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
         let one = load(o, "established", o.flows, true);
         let fnat = Target::gateway(Method::Fnat, "rr");
         let fnat_sync = Target::gateway_syncing(Method::Fnat, "rr");
+        let fnat_checked = Target::gateway_checked(Method::Fnat, "rr");
+        let fnat_pp = Target::gateway_proxy_protocol(Method::Fnat, "rr");
         let nat = Target::gateway(Method::Nat, "rr");
         let dr = Target::gateway(Method::Dr, "rr");
         let tun = Target::gateway(Method::Tun, "rr");
@@ -179,6 +181,8 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
             (fwd.clone(), two.clone()),
             (fnat.clone(), two.clone()),
             (fnat_sync.clone(), two.clone()),
+            (fnat_checked.clone(), two.clone()),
+            (fnat_pp.clone(), two.clone()),
             (nat.clone(), two.clone()),
             (fwd.clone(), one.clone()),
             (dr.clone(), one.clone()),
@@ -189,6 +193,20 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
         specs.push(spec(f, &fwd, &two, None, "reference: rx->tx, both ways"));
         specs.push(spec(f, &fnat, &two, Some((&fwd, &two)), "answers/s; the gateway forwards 2 packets per answer"));
         specs.push(spec(f, &fnat_sync, &two, Some((&fwd, &two)), "the same with a connection-sync master running"));
+        specs.push(spec(
+            f,
+            &fnat_checked,
+            &two,
+            Some((&fwd, &two)),
+            "the same beside 1000 servers health-checked every second through the worker",
+        ));
+        specs.push(spec(
+            f,
+            &fnat_pp,
+            &two,
+            Some((&fwd, &two)),
+            "the same sending a PROXY protocol v2 header: every packet shifted by its length",
+        ));
         specs.push(spec(f, &nat, &two, Some((&fwd, &two)), "answers/s; 2 packets per answer"));
         specs.push(spec(f, &fwd, &one, None, "reference: rx->tx, one way"));
         specs.push(spec(f, &dr, &one, Some((&fwd, &one)), "one way: replies bypass the director"));
@@ -223,7 +241,14 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
     if want("synflood") {
         eprintln!("SYN flood: spoofed sources, {} rounds", o.rounds);
         let l = load(o, "synflood", o.connect_flows, false);
-        let proxied = Target::Gateway { method: Method::Fnat, scheduler: "rr".into(), synproxy: true, sync: false };
+        let proxied = Target::Gateway {
+            method: Method::Fnat,
+            scheduler: "rr".into(),
+            synproxy: true,
+            sync: false,
+            checked: false,
+            proxy_protocol: false,
+        };
         // Is the SYN proxy there? gwctl must accept -j and the servers must
         // see no SYN (the gateway answers them itself).
         let probe = env.run(&proxied, &load(o, "synflood", 1000, false), 0);

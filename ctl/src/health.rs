@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use gwapi::api::{Reply, Request, VirtualService};
 use gwapi::cmdline::health::HealthCommand;
 use gwapi::cmdline::Globals;
-use gwapi::health::{CheckKind, HealthCheckConfig, HealthState, OnFailure, ServerHealth};
+use gwapi::health::{CheckKind, HealthCheckConfig, HealthState, OnFailure, PassiveState, ServerHealth};
 
 use crate::Io;
 
@@ -81,7 +81,7 @@ pub fn command_line(service: &VirtualService, server: Option<(IpAddr, u16)>, che
     let _ = write!(line, " --check {}", check.kind.name());
     match &check.kind {
         CheckKind::Tcp => {}
-        CheckKind::Http { path, host, status, digest } => {
+        CheckKind::Http { path, host, status, digest, .. } => {
             let _ = write!(line, " --url {path}");
             if let Some(h) = host {
                 let _ = write!(line, " --host {h}");
@@ -122,10 +122,12 @@ pub fn command_line(service: &VirtualService, server: Option<(IpAddr, u16)>, che
     line
 }
 
-/// The text listing.
+/// The text listing. `Passive` is `-` without passive detection, else the failures in a
+/// row against the ones that inhibit (`1/3`), the back-off left while it is down (`3/3 5s`),
+/// or `trial`.
 pub fn list(servers: &[ServerHealth]) -> String {
     let mut out = format!(
-        "{:<27} {:<27} {:<5} {:<5} {:>6} {:>6} {:<7} {:>8} {:>8} {:>5} {:>7}  {}\n",
+        "{:<27} {:<27} {:<6} {:<12} {:>6} {:>6} {:<7} {:>8} {:>8} {:>5} {:>7}  {:<10}  {}\n",
         "Prot LocalAddress:Port",
         "RemoteAddress:Port",
         "Check",
@@ -137,18 +139,38 @@ pub fn list(servers: &[ServerHealth]) -> String {
         "Failed",
         "Trans",
         "Since",
+        "Passive",
         "Reason"
     );
     for s in servers {
-        let check = if s.inherited { format!("{}*", s.check.kind.name()) } else { s.check.kind.name().to_string() };
+        let check = match &s.check {
+            Some(c) if s.inherited => format!("{}*", c.kind.name()),
+            Some(c) => c.kind.name().to_string(),
+            None => "-".to_string(),
+        };
         let state = match s.state {
             HealthState::Up => "up",
             HealthState::Down => "down",
+            HealthState::PassiveDown => "passive-down",
         };
         let weight = s.weight.map_or("-".to_string(), |w| w.to_string());
         let since = s.since_change_secs.map_or("-".to_string(), |t| format!("{t}s"));
+        let passive = match &s.passive {
+            None => "-".to_string(),
+            Some(p) => match p.state {
+                PassiveState::Trial => "trial".to_string(),
+                PassiveState::Serving => format!("{}/{}", p.streak, p.config.failures),
+                PassiveState::Down => {
+                    format!("{}/{} {}s", p.streak, p.config.failures, p.backoff_left_ms.unwrap_or(0).div_ceil(1000))
+                }
+            },
+        };
+        let reason = match (&s.passive, s.state, &s.check) {
+            (Some(p), HealthState::PassiveDown, _) | (Some(p), _, None) => p.reason.as_str(),
+            _ => s.reason.as_str(),
+        };
         let line = format!(
-            "{:<27} {:<27} {:<5} {:<5} {:>6} {:>6} {:<7} {:>8} {:>8} {:>5} {:>7}  {}",
+            "{:<27} {:<27} {:<6} {:<12} {:>6} {:>6} {:<7} {:>8} {:>8} {:>5} {:>7}  {:<10}  {}",
             service_name(&s.service),
             SocketAddr::new(s.addr, s.port).to_string(),
             check,
@@ -160,7 +182,8 @@ pub fn list(servers: &[ServerHealth]) -> String {
             s.failures,
             s.transitions,
             since,
-            s.reason
+            passive,
+            reason
         );
         // No reason yet: no trailing blanks.
         out.push_str(line.trim_end());
@@ -172,6 +195,7 @@ pub fn list(servers: &[ServerHealth]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gwapi::health::{PassiveConfig, PassiveCounts, PassiveHealth};
     use gwapi::names::Names;
 
     #[test]
@@ -183,13 +207,22 @@ mod tests {
             host: Some("www.example.com".into()),
             status: 204,
             digest: Some("9b3a0c85a887a256d6939da88aabd8cd".into()),
+            tls: false,
         });
         http.delay_loop_ms = 2500;
+        let https = HealthCheckConfig::new(CheckKind::Http {
+            path: "/health.html".into(),
+            host: Some("www.example.com".into()),
+            status: 200,
+            digest: None,
+            tls: true,
+        });
         http.on_failure = OnFailure::Remove;
         let misc = HealthCheckConfig::new(CheckKind::Misc { script: "/bin/check".into(), dynamic: true });
         let udp = HealthCheckConfig::new(CheckKind::Udp { payload: "ping".into(), expect: Some("pong".into()) });
         for (service, server, check) in [
             (vs, server, http),
+            (vs, None, https),
             (VirtualService::Fwmark { mark: 7 }, None, misc),
             (VirtualService::Udp { addr: "10.0.0.100".parse().unwrap(), port: 53 }, None, udp),
         ] {
@@ -212,7 +245,8 @@ mod tests {
             service: VirtualService::Tcp { addr: vip, port: 80 },
             addr: "192.168.1.10".parse().unwrap(),
             port: 80,
-            check: HealthCheckConfig::new(CheckKind::Tcp),
+            check: Some(HealthCheckConfig::new(CheckKind::Tcp)),
+            passive: None,
             inherited: true,
             state: HealthState::Up,
             configured_weight: 3,
@@ -227,7 +261,13 @@ mod tests {
         let down = ServerHealth {
             addr: "192.168.1.11".parse().unwrap(),
             port: 8080,
-            check: HealthCheckConfig::new(CheckKind::Http { path: "/".into(), host: None, status: 200, digest: None }),
+            check: Some(HealthCheckConfig::new(CheckKind::Http {
+                path: "/".into(),
+                host: None,
+                status: 200,
+                digest: None,
+                tls: false,
+            })),
             inherited: false,
             state: HealthState::Down,
             weight: Some(0),
@@ -240,13 +280,61 @@ mod tests {
             ..up.clone()
         };
         let removed = ServerHealth { addr: "192.168.1.12".parse().unwrap(), weight: None, ..down.clone() };
+        // Passive detection alone: no check, its own state, back-off and reason.
+        let passive = PassiveHealth {
+            config: PassiveConfig::default(),
+            state: PassiveState::Down,
+            backoff_left_ms: Some(4200),
+            streak: 3,
+            counts: PassiveCounts { refused: 3, ..Default::default() },
+            inhibitions: 1,
+            reason: "3 new connections failed in a row (3 refused); inhibited for 5s".into(),
+        };
+        let passive_down = ServerHealth {
+            addr: "192.168.1.13".parse().unwrap(),
+            check: None,
+            passive: Some(passive.clone()),
+            inherited: false,
+            state: HealthState::PassiveDown,
+            weight: Some(0),
+            last_result: None,
+            reason: String::new(),
+            since_change_secs: None,
+            checks: 0,
+            failures: 0,
+            transitions: 0,
+            ..up.clone()
+        };
+        let trial = ServerHealth {
+            addr: "192.168.1.14".parse().unwrap(),
+            state: HealthState::Up,
+            weight: Some(3),
+            passive: Some(PassiveHealth { state: PassiveState::Trial, backoff_left_ms: None, ..passive }),
+            ..up.clone()
+        };
+        let https = ServerHealth {
+            addr: "192.168.1.15".parse().unwrap(),
+            check: Some(HealthCheckConfig::new(CheckKind::Http {
+                path: "/".into(),
+                host: None,
+                status: 200,
+                digest: None,
+                tls: true,
+            })),
+            inherited: true,
+            reason: "TLS handshake failed: corrupt message".into(),
+            ..down.clone()
+        };
         assert_eq!(
-            list(&[up, down, removed]),
+            list(&[up, down, removed, passive_down, trial, https]),
             "\
-Prot LocalAddress:Port      RemoteAddress:Port          Check State Weight Config Result    Checks   Failed Trans   Since  Reason
-TCP  10.0.0.100:80          192.168.1.10:80             tcp*  up         3      3 ok            12        0     0       -  ok
-TCP  10.0.0.100:80          192.168.1.11:8080           http  down       0      3 failed        13        2     1      7s  status 404, expected 200
-TCP  10.0.0.100:80          192.168.1.12:8080           http  down       -      3 failed        13        2     1      7s  status 404, expected 200
+Prot LocalAddress:Port      RemoteAddress:Port          Check  State        Weight Config Result    Checks   Failed Trans   Since  Passive     Reason
+TCP  10.0.0.100:80          192.168.1.10:80             tcp*   up                3      3 ok            12        0     0       -  -           ok
+TCP  10.0.0.100:80          192.168.1.11:8080           http   down              0      3 failed        13        2     1      7s  -           status 404, expected 200
+TCP  10.0.0.100:80          192.168.1.12:8080           http   down              -      3 failed        13        2     1      7s  -           status 404, expected 200
+TCP  10.0.0.100:80          192.168.1.13:80             -      passive-down      0      3 -              0        0     0       -  3/3 5s      3 new connections failed in a row (3 refused); inhibited for 5s
+TCP  10.0.0.100:80          192.168.1.14:80             tcp*   up                3      3 ok            12        0     0       -  trial       ok
+TCP  10.0.0.100:80          192.168.1.15:8080           https* down              0      3 failed        13        2     1      7s  -           TLS handshake failed: corrupt message
 "
         );
     }

@@ -116,10 +116,10 @@ fn a_keepalived_conf_imports_as_services_servers_and_checks_in_one_change() {
     assert_eq!(
         gw.gwctl("--health -L").stdout,
         "\
-Prot LocalAddress:Port      RemoteAddress:Port          Check State Weight Config Result    Checks   Failed Trans   Since  Reason
-TCP  10.0.0.100:80          192.168.1.10:8080           http  up         3      3 -              0        0     0       -
-TCP  10.0.0.100:80          192.168.1.11:8080           tcp   up         1      1 -              0        0     0       -
-TCP  10.0.0.100:443         192.168.1.12:443            misc  up         1      1 -              0        0     0       -
+Prot LocalAddress:Port      RemoteAddress:Port          Check  State        Weight Config Result    Checks   Failed Trans   Since  Passive     Reason
+TCP  10.0.0.100:80          192.168.1.10:8080           http   up                3      3 -              0        0     0       -  -
+TCP  10.0.0.100:80          192.168.1.11:8080           tcp    up                1      1 -              0        0     0       -  -
+TCP  10.0.0.100:443         192.168.1.12:443            misc   up                1      1 -              0        0     0       -  -
 "
     );
     let json: serde_json::Value = serde_json::from_str(&gw.gwctl("--health -L --json").stdout).unwrap();
@@ -160,7 +160,7 @@ fn a_file_that_does_not_map_is_refused_by_keyword_and_changes_nothing() {
         &gw,
         "unknown.conf",
         "virtual_server 10.0.0.100 80 {\n    lvs_method NAT\n    sorry_server 192.168.1.99 80\n    \
-         real_server 192.168.1.10 80 {\n        SSL_GET {\n            url { path / }\n        }\n    }\n}\n",
+         real_server 192.168.1.10 80 {\n        SMTP_CHECK {\n            helo_name gw\n        }\n    }\n}\n",
     );
     let unknown = unknown.to_str().unwrap();
     let o = gw.gwctl(&format!("import-keepalived {unknown}"));
@@ -171,8 +171,8 @@ fn a_file_that_does_not_map_is_refused_by_keyword_and_changes_nothing() {
             "",
             format!(
                 "{unknown}: line 3: unknown keyword `sorry_server' in virtual_server\n\
-                 {unknown}: line 5: `SSL_GET' is not supported: gatewayd's checks speak no TLS: use TCP_CHECK, or \
-                 MISC_CHECK with a script running curl\n\
+                 {unknown}: line 5: `SMTP_CHECK' is not supported: gatewayd's checks are TCP_CHECK, HTTP_GET, \
+                 SSL_GET and MISC_CHECK (and gwctl --health's udp)\n\
                  gwctl: {unknown} cannot be imported; nothing was applied\n"
             )
         )

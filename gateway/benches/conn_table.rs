@@ -92,6 +92,7 @@ fn filled_table(n: u32) -> ConnTable<Ipv4Addr> {
             method: ForwardMethod::DirectRoute,
             dest: Arc::clone(&dest),
             template: NO_TEMPLATE,
+            proxy_header: None,
         };
         let id = t.insert(c, 0).expect("capacity");
         t.on_packet(id, Direction::In, tcp_flags::SYN, 0);

@@ -10,7 +10,9 @@
 //! that creates a connection: schedule, local port, insert, rewrite with TOA;
 //! the connection is expired right after so the table never fills),
 //! `synproxy` (a SYN to a `-j` service, answered with a cookie SYN-ACK: the
-//! cost of a SYN flood).
+//! cost of a SYN flood), `proxied` and `proxied-reply` (`established` and
+//! `reply` of a connection whose service sends a PROXY protocol header,
+//! `--proxy-protocol v2`, past its header: what the sequence shift costs).
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -60,6 +62,10 @@ impl Io<BufFrame> for Loopback {
         self.lost += 1;
         self.sent = Some(frame);
     }
+    fn to_prober(&mut self, frame: BufFrame) {
+        self.lost += 1;
+        self.sent = Some(frame);
+    }
 }
 
 /// A segment of this benchmark's connections: seq 1000, ack 2000, no options.
@@ -78,8 +84,9 @@ fn tcp(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), tcp_flags: u8, payload: &[u8]
 
 /// The worker with its FNAT service on VIP:80 and, when `synproxy`, a `-j`
 /// service on VIP:81 (only then: a proxied service costs every new flow a
-/// service lookup).
-fn setup(synproxy: bool) -> (Worker<BufFrame>, Loopback, u16) {
+/// service lookup), and when `header`, a `--proxy-protocol v2` service on
+/// VIP:82 whose connection is the one set up (else VIP:80's).
+fn setup(synproxy: bool, header: bool) -> (Worker<BufFrame>, Loopback, u16) {
     let key = ServiceKey::tcp(VIP.into(), 80);
     let mut ed = Snapshot::empty().edit();
     ed.add_service(ServiceSpec { scheduler: SchedulerKind::Wlc, ..ServiceSpec::new(key) }).unwrap();
@@ -89,6 +96,14 @@ fn setup(synproxy: bool) -> (Worker<BufFrame>, Loopback, u16) {
     ed.add_service(ServiceSpec { scheduler: SchedulerKind::Wlc, synproxy, ..ServiceSpec::new(proxied) }).unwrap();
     ed.add_dest(&proxied, DestSpec::new(RS.into(), 8080).with_method(ForwardMethod::FullNat)).unwrap();
     ed.add_laddr(&proxied, LocalAddr { addr: LIP.into(), ifname: "servers".into() }).unwrap();
+    let vport = if header { 82 } else { 80 };
+    if header {
+        let with_header = ServiceKey::tcp(VIP.into(), 82);
+        let proxy_protocol = Some(gateway::wire::proxy_protocol::Version::V2);
+        ed.add_service(ServiceSpec { proxy_protocol, ..ServiceSpec::new(with_header) }).unwrap();
+        ed.add_dest(&with_header, DestSpec::new(RS.into(), 8080).with_method(ForwardMethod::FullNat)).unwrap();
+        ed.add_laddr(&with_header, LocalAddr { addr: LIP.into(), ifname: "servers".into() }).unwrap();
+    }
     let cidr = |s: &str| s.parse::<Ipv4Cidr>().unwrap();
     let ports = vec![
         PortView {
@@ -116,7 +131,7 @@ fn setup(synproxy: bool) -> (Worker<BufFrame>, Loopback, u16) {
     let mut io = Loopback::default();
     w.learn_neighbour(RS, MacAddr([0x52, 0x54, 0, 0, 1, 0x10]), 1, 1, &mut io);
     w.learn_neighbour(CLIENT, MacAddr([0x52, 0x54, 0, 0, 0, 1]), 0, 1, &mut io);
-    w.process(BufFrame::new(&tcp((CLIENT, 40000), (VIP, 80), flags::SYN, &[])), 0, 1, &mut io);
+    w.process(BufFrame::new(&tcp((CLIENT, 40000), (VIP, vport), flags::SYN, &[])), 0, 1, &mut io);
     let syn = io.sent.take().expect("the SYN was forwarded");
     let lport = u16::from_be_bytes([syn.data()[34], syn.data()[35]]);
     (w, io, lport)
@@ -129,10 +144,12 @@ fn measured_pipeline(w: &mut Worker<BufFrame>, frame: BufFrame, port: u16, io: &
 
 /// Runs `n` packets of `path`; false when the path is unknown or a packet was lost.
 fn run(path: &str, n: u64) -> bool {
-    let (mut w, mut io, lport) = setup(path == "synproxy");
+    let (mut w, mut io, lport) = setup(path == "synproxy", path.starts_with("proxied"));
     let (template, port) = match path {
         "reset" | "established" => (tcp((CLIENT, 40000), (VIP, 80), flags::ACK | flags::PSH, &[0x5a; 64]), 0),
-        "reply" => (tcp((RS, 8080), (LIP, lport), flags::ACK | flags::PSH, &[0x5a; 64]), 1),
+        "reply" | "proxied-reply" => (tcp((RS, 8080), (LIP, lport), flags::ACK | flags::PSH, &[0x5a; 64]), 1),
+        // seq 1000 is the SYN's: past the header's start (1001), so shifted.
+        "proxied" => (tcp((CLIENT, 40000), (VIP, 82), flags::ACK | flags::PSH, &[0x5a; 64]), 0),
         "new" => (tcp((CLIENT, 50000), (VIP, 80), flags::SYN, &[]), 0),
         "synproxy" => (tcp((CLIENT, 50000), (VIP, 81), flags::SYN, &[]), 0),
         _ => return false,
@@ -174,7 +191,7 @@ fn main() {
         return;
     }
     const N: u64 = 1_000_000;
-    for path in ["reset", "established", "reply", "new", "synproxy"] {
+    for path in ["reset", "established", "reply", "new", "synproxy", "proxied", "proxied-reply"] {
         let n = if path == "new" { N / 10 } else { N };
         let start = Instant::now();
         assert!(run(path, n), "{path}");

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use gateway::control::{ControlState, GatewayConfig, NoDataplane, NoWorkers};
 use gwapi::api::{
-    Change, Forwarding, InterfaceAddr, LaddrConfig, MarkRuleConfig, PersistenceConfig, Reply, Request, RouteConfig,
-    ServerConfig, ServiceConfig, TransportProtocol, VirtualService,
+    Change, Forwarding, InterfaceAddr, LaddrConfig, MarkRuleConfig, PersistenceConfig, ProxyProtocol, Reply, Request,
+    RouteConfig, ServerConfig, ServiceConfig, TransportProtocol, VirtualService,
 };
 use gwapi::protocol::decode_request;
 use proptest::prelude::*;
@@ -57,13 +57,15 @@ fn service_config() -> impl Strategy<Value = ServiceConfig> {
         prop_oneof![3 => Just(None), 1 => (0u32..1000, netmask()).prop_map(Some)],
         any::<bool>(),
         any::<bool>(),
+        prop_oneof![Just(None), Just(Some(ProxyProtocol::V1)), Just(Some(ProxyProtocol::V2))],
     )
-        .prop_map(|(service, sched, persistence, one_packet, synproxy)| ServiceConfig {
+        .prop_map(|(service, sched, persistence, one_packet, synproxy, proxy_protocol)| ServiceConfig {
             service,
             scheduler: sched.to_string(),
             persistence: persistence.map(|(timeout, netmask)| PersistenceConfig { timeout, netmask }),
             one_packet,
             synproxy,
+            proxy_protocol,
         })
 }
 

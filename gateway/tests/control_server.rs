@@ -96,6 +96,7 @@ fn configure(client: &Client) {
                 persistence: None,
                 one_packet: false,
                 synproxy: false,
+                proxy_protocol: None,
             },
         },
         Change::AddServer {
@@ -354,6 +355,7 @@ fn a_streamed_apply_is_all_or_nothing() {
             persistence: None,
             one_packet: false,
             synproxy: false,
+            proxy_protocol: None,
         },
     };
     let mut changes = vec![add_service];

@@ -25,7 +25,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::health::{HealthCheckConfig, ServerHealth};
+use crate::health::{HealthCheckConfig, PassiveConfig, PassiveCounts, ServerHealth};
 
 /// The protocol version this build speaks. A request with another version gets
 /// [`ErrorKind::UnsupportedVersion`].
@@ -200,6 +200,12 @@ pub enum Change {
         #[serde(default)]
         server: Option<(IpAddr, u16)>,
     },
+    /// `gwctl --health -t VIP:PORT --passive ...`: passive detection of the service's
+    /// failing servers, on (or its settings replaced).
+    SetPassive { service: VirtualService, passive: PassiveConfig },
+    /// `gwctl --health -D -t VIP:PORT --passive`: off; the servers it held get their
+    /// weight back.
+    DeletePassive { service: VirtualService },
 }
 
 /// The identity of a virtual service: `-t addr:port`, `-u addr:port` or `-f mark`.
@@ -229,6 +235,39 @@ pub struct ServiceConfig {
     /// `-j enable`: SYN proxy (DPVS extension).
     #[serde(default)]
     pub synproxy: bool,
+    /// `--proxy-protocol v1|v2`: the client's address in a PROXY protocol header in front
+    /// of the stream to the real server (TCP, FNAT and NAT servers; no TOA then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<ProxyProtocol>,
+}
+
+/// A PROXY protocol version (HAProxy's specification).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyProtocol {
+    /// The text header, `PROXY TCP4 ...\r\n`.
+    V1,
+    /// The binary header.
+    V2,
+}
+
+impl ProxyProtocol {
+    /// The word gwctl takes and prints: `v1` or `v2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyProtocol::V1 => "v1",
+            ProxyProtocol::V2 => "v2",
+        }
+    }
+
+    /// Reads `v1` or `v2`.
+    pub fn parse(s: &str) -> Option<ProxyProtocol> {
+        match s {
+            "v1" => Some(ProxyProtocol::V1),
+            "v2" => Some(ProxyProtocol::V2),
+            _ => None,
+        }
+    }
 }
 
 fn default_scheduler() -> String {
@@ -540,6 +579,9 @@ pub struct ServerInfo {
     /// shows this one, `-S` the configured one. Older clients ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked_weight: Option<u32>,
+    /// How its new connections ended (passive health detection's counts).
+    #[serde(default)]
+    pub passive: PassiveCounts,
 }
 
 impl ServerInfo {
@@ -553,6 +595,7 @@ impl ServerInfo {
             persistent_conns: 0,
             stats: TrafficStats::default(),
             checked_weight: None,
+            passive: PassiveCounts::default(),
         }
     }
 }

@@ -18,8 +18,8 @@ use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::api::{
-    Change, Forwarding, LaddrConfig, PersistenceConfig, ServerConfig, ServiceConfig, SyncDaemonConfig, SyncState,
-    TransportProtocol, VirtualService,
+    Change, Forwarding, LaddrConfig, PersistenceConfig, ProxyProtocol, ServerConfig, ServiceConfig, SyncDaemonConfig,
+    SyncState, TransportProtocol, VirtualService,
 };
 use crate::names::Names;
 
@@ -121,7 +121,8 @@ pub mod opt {
     pub const LADDR: u32 = 1 << 22;
     pub const IFNAME: u32 = 1 << 23;
     pub const SYNPROXY: u32 = 1 << 24;
-    pub const COUNT: usize = 25;
+    pub const PROXYPROTOCOL: u32 = 1 << 25;
+    pub const COUNT: usize = 26;
 
     pub const NAMES: [&str; COUNT] = [
         "numeric",
@@ -149,30 +150,31 @@ pub mod opt {
         "laddr",
         "ifname",
         "synproxy",
+        "proxy-protocol",
     ];
 }
 
 /// ipvsadm's `commands_v_options` plus the extension columns and rows.
 /// '+' required, 'x' illegal, '1' at most one of the '1's, ' ' optional.
 const COMMANDS_V_OPTIONS: [&[u8; opt::COUNT]; 17] = [
-    //  n c s s p M r f w x y m t d s r t p s s e o z F j
-    b"xx+   xxxxxxxxxxxxxxx xx ", // ADD
-    b"xx+   xxxxxxxxxxxxxxx xx ", // EDIT
-    b"xx+xxxxxxxxxxxxxxxxxxxxxx", // DEL
-    b"xxxxxxxxxxxxxxxxxxxxxxxxx", // FLUSH
-    b" 11xxxxxxxxx11       xxxx", // LIST
-    b"xx+xxx+    xxxxxxxxxxxxxx", // ADDSRV
-    b"xx+xxx+xxxxxxxxxxxxxxxxxx", // DELSRV
-    b"xx+xxx+    xxxxxxxxxxxxxx", // EDITSRV
-    b"xxxxxxxxxxxxxxxxxxxxxxxxx", // TIMEOUT
-    b"xxxxxxxxxxx xxxxxxx xxxxx", // STARTD
-    b"xxxxxxxxxxxxxxxxxxx xxxxx", // STOPD
-    b"xxxxxxxxxxxxxxxxxxxxxxxxx", // RESTORE
-    b" xxxxxxxxxxxxxxxxxxxxxxxx", // SAVE
-    b"xx xxxxxxxxxxxxxxxxxxxxxx", // ZERO
-    b"xx+xxxxxxxxxxxxxxxxxxx++x", // ADDLADDR
-    b"xx+xxxxxxxxxxxxxxxxxxx+ x", // DELLADDR
-    b"xx+xxxxxxxxxxxxxxxxxxxxxx", // GETLADDR
+    //  n c s s p M r f w x y m t d s r t p s s e o z F j p
+    b"xx+   xxxxxxxxxxxxxxx xx  ", // ADD
+    b"xx+   xxxxxxxxxxxxxxx xx  ", // EDIT
+    b"xx+xxxxxxxxxxxxxxxxxxxxxxx", // DEL
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxx", // FLUSH
+    b" 11xxxxxxxxx11       xxxxx", // LIST
+    b"xx+xxx+    xxxxxxxxxxxxxxx", // ADDSRV
+    b"xx+xxx+xxxxxxxxxxxxxxxxxxx", // DELSRV
+    b"xx+xxx+    xxxxxxxxxxxxxxx", // EDITSRV
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxx", // TIMEOUT
+    b"xxxxxxxxxxx xxxxxxx xxxxxx", // STARTD
+    b"xxxxxxxxxxxxxxxxxxx xxxxxx", // STOPD
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxx", // RESTORE
+    b" xxxxxxxxxxxxxxxxxxxxxxxxx", // SAVE
+    b"xx xxxxxxxxxxxxxxxxxxxxxxx", // ZERO
+    b"xx+xxxxxxxxxxxxxxxxxxx++xx", // ADDLADDR
+    b"xx+xxxxxxxxxxxxxxxxxxx+ xx", // DELLADDR
+    b"xx+xxxxxxxxxxxxxxxxxxxxxxx", // GETLADDR
 ];
 
 /// How listings are printed (ipvsadm's FMT_* flags).
@@ -224,6 +226,8 @@ pub struct Command {
     pub l_threshold: u32,
     pub one_packet: bool,
     pub synproxy: bool,
+    /// `--proxy-protocol v1|v2`.
+    pub proxy_protocol: Option<ProxyProtocol>,
     pub laddr: Option<IpAddr>,
     pub ifname: Option<String>,
     pub timeouts: (u32, u32, u32),
@@ -315,6 +319,7 @@ pub const OPTIONS: &[OptSpec] = &[
     o("laddr", Some('z'), Arg::Required),
     o("ifname", Some('F'), Arg::Required),
     o("synproxy", Some('j'), Arg::Required),
+    o("proxy-protocol", None, Arg::Required),
     o("json", None, Arg::None),
     o("socket", None, Arg::Required),
 ];
@@ -466,6 +471,7 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
         l_threshold: 0,
         one_packet: false,
         synproxy: false,
+        proxy_protocol: None,
         laddr: None,
         ifname: None,
         timeouts: (0, 0, 0),
@@ -627,6 +633,12 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
                         )))
                     }
                 };
+            }
+            "proxy-protocol" => {
+                set_opt(&mut options, opt::PROXYPROTOCOL)?;
+                c.proxy_protocol = Some(ProxyProtocol::parse(&v).ok_or_else(|| {
+                    UsageError::fail(format!("illegal proxy-protocol value `{v}' specified (v1 or v2)"))
+                })?);
             }
             "json" => globals.json = true,
             "socket" => globals.socket = Some(OsString::from(v)),
@@ -868,6 +880,7 @@ pub fn changes(c: &Command) -> Option<Vec<Change>> {
         persistence: c.persistent.map(|timeout| PersistenceConfig { timeout, netmask: c.netmask }),
         one_packet: c.one_packet,
         synproxy: c.synproxy,
+        proxy_protocol: c.proxy_protocol,
     };
     let change = match (c.cmd, service) {
         (Cmd::Add, Some(vs)) => Change::AddService { service: service_config(vs) },

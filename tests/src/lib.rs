@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod ecmp;
+pub mod health;
 pub mod pair;
 pub mod tcp;
 pub mod topology;

@@ -683,15 +683,43 @@ impl Stats {
 /// `dir` and its document root `dir/www` (see [`Topology::nginx`]); `id`
 /// prefixes its label.
 pub fn nginx_in(ns: &Netns, dir: &Path, id: &str, listens: &[String], keepalive: bool) -> Daemon {
+    nginx_with_tls_in(ns, dir, id, listens, &[], keepalive)
+}
+
+/// As [`nginx_in`], also serving HTTPS on the `tls` pairs, with a self-signed RSA
+/// certificate made for the test (`dir/c`, its key `dir/k`; CN `rs`, which no client
+/// asks for).
+pub fn nginx_with_tls_in(
+    ns: &Netns,
+    dir: &Path,
+    id: &str,
+    listens: &[String],
+    tls: &[String],
+    keepalive: bool,
+) -> Daemon {
     let d = dir.display();
     let www = dir.join("www");
     std::fs::create_dir_all(&www).unwrap();
     std::fs::create_dir_all(dir.join("nginx-tmp")).unwrap();
+    if !tls.is_empty() {
+        let (key, cert) = (dir.join("k"), dir.join("c"));
+        let made = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=rs", "-days", "1", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "openssl req: {}", String::from_utf8_lossy(&made.stderr));
+    }
     let mut servers = String::new();
-    for (i, addr) in listens.iter().enumerate() {
+    let all = listens.iter().map(|a| (a, "")).chain(tls.iter().map(|a| (a, " ssl")));
+    for (i, (addr, ssl)) in all.enumerate() {
         let n = i + 1;
+        let certificate =
+            if ssl.is_empty() { String::new() } else { format!(" ssl_certificate {d}/c; ssl_certificate_key {d}/k;") };
         servers += &format!(
-            "  server {{ listen {addr} backlog=4096; access_log {d}/rs{n}.access main;\n\
+            "  server {{ listen {addr}{ssl} backlog=4096; access_log {d}/rs{n}.access main;{certificate}\n\
              \x20   location = /who {{ return 200 \"rs{n}\\n\"; }}\n\
              \x20   location = /ready {{ access_log off; return 204; }}\n\
              \x20   location / {{ root {www}; }} }}\n",
@@ -716,6 +744,7 @@ pub fn nginx_in(ns: &Netns, dir: &Path, id: &str, listens: &[String], keepalive:
         &["-c", path.to_str().unwrap(), "-p", &format!("{d}/"), "-e", &format!("{d}/nginx-error.log")],
     );
     wait_listening_in(ns, listens);
+    wait_answering_in(ns, "https", tls);
     nginx
 }
 
@@ -745,10 +774,16 @@ pub fn python_http_in(ns: &Netns, dir: &Path, id: &str, rips: &[String]) -> Vec<
 /// Waits until every `addr:port` of `listens` answers HTTP inside `ns`
 /// (see [`Topology::wait_listening`]).
 pub fn wait_listening_in(ns: &Netns, listens: &[String]) {
+    wait_answering_in(ns, "http", listens);
+}
+
+/// Waits until every `addr:port` of `listens` answers `scheme` (http, or https with
+/// any certificate) inside `ns`.
+fn wait_answering_in(ns: &Netns, scheme: &str, listens: &[String]) {
     for a in listens {
         assert!(
             wait_until(Duration::from_secs(10), || ns
-                .output("curl", &["-s", "-o", "/dev/null", "--max-time", "1", &format!("http://{a}/ready")])
+                .output("curl", &["-s", "-k", "-o", "/dev/null", "--max-time", "1", &format!("{scheme}://{a}/ready")])
                 .status
                 .success()),
             "nothing listens on {a} in {}",

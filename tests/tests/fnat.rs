@@ -195,7 +195,7 @@ fn a_bad_configuration_is_refused_before_anything_starts() {
         (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "timeouts": [1000, 2000, 3000]}"#, "\"timeouts\": expected an object {\"name\": value, ...}, not [1000,2000,3000]"),
         (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "synproxy": {"handshakes": 4294967295}}"#, "\"synproxy\".\"handshakes\": 4294967295 is above 1048576"),
         (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "conn_capacity": 4294967295}"#, "\"conn_capacity\": 4294967295 is not in 1..=134217726"),
-        (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}, {"device": "e", "name": "b"}], "mbufs": 2047}"#, "\"mbufs\": 2047 is fewer than the 4992 that 2 port(s) with 1 worker(s) need"),
+        (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}, {"device": "e", "name": "b"}], "mbufs": 2047}"#, "\"mbufs\": 2047 is fewer than the 5120 that 2 port(s) with 1 worker(s) need"),
         (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}], "mbufs": 3000000000}"#, "\"mbufs\": 3000000000 is above 67108864"),
         (r#"{"eal": [], "ports": [{"device": "d", "name": "a"}, {"device": "d", "name": "b"}]}"#, "\"ports\"[1].\"device\": \"d\" is already port 0"),
         (

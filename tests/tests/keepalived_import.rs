@@ -1,6 +1,6 @@
 //! `gwctl import-keepalived` into a running gatewayd: a keepalived.conf with two
 //! virtual_servers (one HTTP_GET with a digest and a status, one TCP_CHECK, one MISC_CHECK
-//! server) imports as the services `gwctl -Sn` saves and the checks `gwctl --health -L`
+//! server, one SSL_GET of nginx over TLS) imports as the services `gwctl -Sn` saves and the checks `gwctl --health -L`
 //! lists, and the checks run: a server whose nginx stops is inhibited (keepalived's
 //! `inhibit_on_failure`) and comes back. A file with a keyword that does not map is refused
 //! naming it, and the table is unchanged.
@@ -11,7 +11,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use gateway_e2e::topology::{nginx_in, rip, Options, Topology, VIP};
+use gateway_e2e::topology::{nginx_in, nginx_with_tls_in, rip, Options, Topology, VIP};
 use gateway_e2e::wait_until;
 
 /// The health page and its MD5, as `genhash` prints it (`printf 'healthy\n' | md5sum`).
@@ -45,11 +45,14 @@ fn a_keepalived_conf_imports_and_its_checks_run() {
         let www = dir.join("www");
         std::fs::create_dir_all(&www).unwrap();
         std::fs::write(www.join("health.html"), HEALTH_PAGE).unwrap();
-        nginx.push(Some(nginx_in(
+        // The first also speaks TLS on 8443, for the SSL_GET.
+        let tls = if i == 0 { vec![format!("{}:8443", rip(i))] } else { Vec::new() };
+        nginx.push(Some(nginx_with_tls_in(
             &topo.servers,
             &dir,
             &format!("{}-{i}", topo.id()),
             &[format!("{}:8080", rip(i))],
+            &tls,
             true,
         )));
     }
@@ -103,6 +106,24 @@ virtual_server {VIP} 80 {{
     }}
 }}
 
+virtual_server {VIP} 443 {{
+    delay_loop 0.5
+    lvs_sched rr
+    lvs_method NAT
+    inhibit_on_failure
+    real_server {rs0} 8443 {{
+        SSL_GET {{
+            url {{
+                path /health.html
+                digest {HEALTH_DIGEST}
+            }}
+            connect_timeout 1
+            retry 1
+            delay_before_retry 0.2
+        }}
+    }}
+}}
+
 virtual_server {VIP} 8080 {{
     delay_loop 0.5
     lvs_sched wlc
@@ -131,6 +152,8 @@ virtual_server {VIP} 8080 {{
         "-A -t {VIP}:80 -s rr\n\
          -a -t {VIP}:80 -r {rs0}:8080 -m -w 2\n\
          -a -t {VIP}:80 -r {rs1}:8080 -m -w 3\n\
+         -A -t {VIP}:443 -s rr\n\
+         -a -t {VIP}:443 -r {rs0}:8443 -m -w 1\n\
          -A -t {VIP}:8080 -s wlc -p 60\n\
          -a -t {VIP}:8080 -r {rs0}:8080 -m -w 1\n"
     );
@@ -146,7 +169,7 @@ virtual_server {VIP} 8080 {{
     assert!(
         wait_until(Duration::from_secs(10), || {
             let r = rows(&topo);
-            r.len() == 3 && r.iter().all(|row| row[7] == "ok")
+            r.len() == 4 && r.iter().all(|row| row[7] == "ok")
         }),
         "{}\n{}",
         topo.gwctl(&["--health", "-L"]),
@@ -158,6 +181,7 @@ virtual_server {VIP} 8080 {{
         [
             format!("{VIP}:80 {rs0}:8080 http up 2 2"),
             format!("{VIP}:80 {rs1}:8080 tcp up 3 3"),
+            format!("{VIP}:443 {rs0}:8443 https up 1 1"),
             format!("{VIP}:8080 {rs0}:8080 misc up 1 1"),
         ]
     );

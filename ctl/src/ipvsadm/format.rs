@@ -187,6 +187,9 @@ pub fn service_entry(svc: &ServiceInfo, fmt: &Format, names: &Names) -> String {
         if c.synproxy {
             out.push_str(" -j enable");
         }
+        if let Some(v) = c.proxy_protocol {
+            let _ = write!(out, " --proxy-protocol {}", v.as_str());
+        }
     } else if fmt.stats || fmt.rate {
         let _ = write!(out, "{name:<33}");
         let s = &svc.stats;
@@ -217,6 +220,9 @@ pub fn service_entry(svc: &ServiceInfo, fmt: &Format, names: &Names) -> String {
         }
         if c.synproxy {
             out.push_str(" synproxy");
+        }
+        if let Some(v) = c.proxy_protocol {
+            let _ = write!(out, " proxy-protocol {}", v.as_str());
         }
     }
     out.push('\n');
@@ -493,6 +499,7 @@ mod tests {
                 persistence,
                 one_packet: false,
                 synproxy: false,
+                proxy_protocol: None,
             },
             stats: TrafficStats::default(),
             servers: servers
@@ -634,6 +641,13 @@ mod tests {
         assert_eq!(
             service_entry(&svc, &Format { rule: true, ..numeric() }, &Names::none()),
             "-A -u 10.0.0.1:53 -s rr -o\n"
+        );
+        let mut web = service(VirtualService::Tcp { addr: "10.0.0.1".parse().unwrap(), port: 80 }, None, &[]);
+        (web.config.synproxy, web.config.proxy_protocol) = (true, Some(gwapi::api::ProxyProtocol::V2));
+        assert_eq!(service_entry(&web, &numeric(), &Names::none()), "TCP  10.0.0.1:80 rr synproxy proxy-protocol v2\n");
+        assert_eq!(
+            service_entry(&web, &Format { rule: true, ..numeric() }, &Names::none()),
+            "-A -t 10.0.0.1:80 -s rr -j enable --proxy-protocol v2\n"
         );
     }
 

@@ -34,8 +34,10 @@ Usage:
   {p} --stop-daemon state
   {p} -P|Q -t|u|f service-address -z local-address [-F ifname]
   {p} -G -t|u|f service-address
-  {p} --health -t|u|f service-address [-r server-address] --check tcp|http|udp|misc [check options]
+  {p} --health -t|u|f service-address [-r server-address] --check tcp|http|https|udp|misc [check options]
   {p} --health -D -t|u|f service-address [-r server-address]
+  {p} --health -t|u|f service-address --passive [--passive-failures n] [--passive-backoff s[:max]]
+  {p} --health -D -t|u|f service-address --passive
   {p} --health -L [--json]
   {p} import-keepalived FILE [--dry-run]
   {p} addr|route|neigh|link|stats|mark ...   (gateway management, see below)
@@ -82,6 +84,7 @@ Options:
   --laddr        -z local-address     local address of a fullnat service
   --ifname       -F ifname            interface that owns the local address
   --synproxy     -j enable|disable    SYN proxy for a TCP service
+  --proxy-protocol v1|v2              client address in a PROXY header (TCP, FNAT/NAT)
   --mcast-interface interface         multicast interface for connection sync
   --syncid sid                        syncid for connection sync (default=255)
   --connection   -c                   output of current IPVS connections
@@ -100,14 +103,18 @@ Options:
   --socket PATH                       control socket (default $GATEWAYD_SOCKET, else {default})
 
 Health checks (--health; keepalived's checkers and timing, durations in seconds):
-  --check tcp|http|udp|misc           what a probe asks of the server
-  --url /path  --host NAME            http: the page and its Host header
-  --status CODE  --digest MD5         http: expected status (200) and body digest (genhash's)
+  --check tcp|http|https|udp|misc     what a probe asks of the server
+  --url /path  --host NAME            http, https: the page and its Host header (and SNI)
+  --status CODE  --digest MD5         http, https: expected status (200) and body digest
+                                      (genhash's); https: certificate not verified
   --payload TEXT  --expect TEXT       udp: datagram sent, text the reply must contain
   --script PATH  --dynamic            misc: run with the server in its environment; with
                                       --dynamic exit 2..255 is up with weight exit-2
   --delay-loop S (60)  --connect-timeout S (5)  --retry N (1; misc 0)
   --delay-before-retry S (1)  --rise N (1)  --on-failure inhibit|remove (inhibit)
+  --passive                           passive detection of failing servers (per service, off)
+  --passive-failures N (3)            new connections failed in a row that inhibit a server
+  --passive-backoff S[:MAX] (5:300)   inhibition, doubled on each repeat up to MAX
 
 Migration from keepalived:
   {p} import-keepalived FILE [--dry-run]   apply a keepalived.conf's virtual_server blocks as

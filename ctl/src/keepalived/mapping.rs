@@ -456,6 +456,8 @@ fn virtual_server(vs: &Statement, groups: &[LocalAddressGroup]) -> Result<Import
         persistence: persistence_timeout.map(|timeout| PersistenceConfig { timeout, netmask }),
         one_packet: false,
         synproxy,
+        // keepalived.conf has no PROXY protocol keyword.
+        proxy_protocol: None,
     };
     if let (Some(s), false) = (seen.iter().find(|(k, _)| *k == "laddr_group_name"), forwarding == Forwarding::FullNat) {
         errors.push(ImportError {
@@ -514,7 +516,7 @@ fn real_server(
                     flag(s)?;
                     inhibit = true;
                 }
-                "TCP_CHECK" | "HTTP_GET" | "MISC_CHECK" => match checker {
+                "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" => match checker {
                     Some(first) => {
                         return Err(unsupported(
                             s,
@@ -526,16 +528,10 @@ fn real_server(
                     }
                     None => checker = Some(s),
                 },
-                "SSL_GET" => {
-                    return Err(unsupported(
-                        s,
-                        "gatewayd's checks speak no TLS: use TCP_CHECK, or MISC_CHECK with a script running curl",
-                    ))
-                }
                 "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" | "BFD_CHECK" | "FILE_CHECK" | "PING_CHECK" => {
                     return Err(unsupported(
                         s,
-                        "gatewayd's checks are TCP_CHECK, HTTP_GET and MISC_CHECK (and gwctl --health's udp)",
+                        "gatewayd's checks are TCP_CHECK, HTTP_GET, SSL_GET and MISC_CHECK (and gwctl --health's udp)",
                     ))
                 }
                 _ => return Err(error(s, Problem::Unknown { within: "real_server" })),
@@ -567,7 +563,8 @@ fn real_server(
     }
 }
 
-/// A `TCP_CHECK`, `HTTP_GET` or `MISC_CHECK` block.
+/// A `TCP_CHECK`, `HTTP_GET`, `SSL_GET` (`HTTP_GET` over TLS: gwctl's https check) or
+/// `MISC_CHECK` block.
 fn check(c: &Statement, server: &ServerConfig, d: &ServiceDefaults) -> Result<HealthCheckConfig, Vec<ImportError>> {
     let block = inner(c).map_err(|e| vec![e])?;
     if !c.values.is_empty() {
@@ -587,9 +584,9 @@ fn check(c: &Statement, server: &ServerConfig, d: &ServiceDefaults) -> Result<He
         }
         let mapped: Result<(), ImportError> = (|| {
             match (kind, s.keyword.as_str()) {
-                ("TCP_CHECK" | "HTTP_GET", "connect_timeout")
+                ("TCP_CHECK" | "HTTP_GET" | "SSL_GET", "connect_timeout")
                 | (_, "retry" | "nb_get_retry" | "delay_before_retry" | "delay_loop") => timing.push(s),
-                ("TCP_CHECK" | "HTTP_GET", "connect_port") => {
+                ("TCP_CHECK" | "HTTP_GET" | "SSL_GET", "connect_port") => {
                     let p = port(s, one_value(s)?)?;
                     if p != server.port {
                         return Err(unsupported(
@@ -598,7 +595,7 @@ fn check(c: &Statement, server: &ServerConfig, d: &ServiceDefaults) -> Result<He
                         ));
                     }
                 }
-                ("TCP_CHECK" | "HTTP_GET", "connect_ip") => {
+                ("TCP_CHECK" | "HTTP_GET" | "SSL_GET", "connect_ip") => {
                     let a = address(s, one_value(s)?)?;
                     if a != server.addr {
                         return Err(unsupported(
@@ -610,8 +607,8 @@ fn check(c: &Statement, server: &ServerConfig, d: &ServiceDefaults) -> Result<He
                         ));
                     }
                 }
-                ("HTTP_GET", "virtualhost") => host = Some(one_value(s)?.to_string()),
-                ("HTTP_GET", "url") => {
+                ("HTTP_GET" | "SSL_GET", "virtualhost") => host = Some(one_value(s)?.to_string()),
+                ("HTTP_GET" | "SSL_GET", "url") => {
                     let mut url_seen = Vec::new();
                     for u in inner(s)? {
                         once(u, &mut url_seen)?;
@@ -668,6 +665,7 @@ fn check(c: &Statement, server: &ServerConfig, d: &ServiceDefaults) -> Result<He
                             within: match kind {
                                 "TCP_CHECK" => "TCP_CHECK",
                                 "HTTP_GET" => "HTTP_GET",
+                                "SSL_GET" => "SSL_GET",
                                 _ => "MISC_CHECK",
                             },
                         },
@@ -682,8 +680,8 @@ fn check(c: &Statement, server: &ServerConfig, d: &ServiceDefaults) -> Result<He
     }
     let kind = match kind {
         "TCP_CHECK" => CheckKind::Tcp,
-        "HTTP_GET" => match path {
-            Some(path) => CheckKind::Http { path, host, status: status.unwrap_or(200), digest },
+        "HTTP_GET" | "SSL_GET" => match path {
+            Some(path) => CheckKind::Http { path, host, status: status.unwrap_or(200), digest, tls: kind == "SSL_GET" },
             None => {
                 // A url refused above is not said missing as well.
                 if errors.is_empty() {
@@ -823,6 +821,7 @@ virtual_server 10.0.0.100 53 {
             host: None,
             status: 200,
             digest: Some("3b1fb749c971d7a2c6a517b37f735df2".into()),
+            tls: false,
         });
         (http.delay_loop_ms, http.connect_timeout_ms, http.retry, http.delay_before_retry_ms) = (6000, 3000, 3, 2000);
         // keepalived's defaults: delay_loop 60, retry 1 (misc 0); removed without
@@ -850,6 +849,7 @@ virtual_server 10.0.0.100 53 {
                         }),
                         one_packet: false,
                         synproxy: false,
+                        proxy_protocol: None,
                     },
                     servers: vec![
                         ImportedServer {
@@ -873,6 +873,7 @@ virtual_server 10.0.0.100 53 {
                         persistence: None,
                         one_packet: false,
                         synproxy: false,
+                        proxy_protocol: None,
                     },
                     servers: vec![
                         ImportedServer {
@@ -1016,6 +1017,46 @@ virtual_server 10.0.0.100 53 {
     }
 
     #[test]
+    fn ssl_get_is_the_https_check() {
+        let text = "virtual_server 10.0.0.100 443 {\n\
+                    \x20 real_server 192.168.1.10 443 {\n\
+                    \x20   inhibit_on_failure\n\
+                    \x20   SSL_GET {\n\
+                    \x20     url {\n\
+                    \x20       path /health.html\n\
+                    \x20       digest 3B1FB749C971D7A2C6A517B37F735DF2\n\
+                    \x20       status_code 204\n\
+                    \x20     }\n\
+                    \x20     virtualhost www.example\n\
+                    \x20     connect_timeout 3\n\
+                    \x20     retry 2\n\
+                    \x20     delay_before_retry 0.5\n\
+                    \x20   }\n\
+                    \x20 }\n\
+                    }\n";
+        let got = import_text(text).unwrap();
+        let mut https = HealthCheckConfig::new(CheckKind::Http {
+            path: "/health.html".into(),
+            host: Some("www.example".into()),
+            status: 204,
+            digest: Some("3b1fb749c971d7a2c6a517b37f735df2".into()),
+            tls: true,
+        });
+        (https.connect_timeout_ms, https.retry, https.delay_before_retry_ms) = (3000, 2, 500);
+        assert_eq!(got.services[0].servers[0].check, Some(https));
+        // Its block takes what HTTP_GET's takes, and nothing else.
+        let text = "virtual_server 10.0.0.100 443 {\n\
+                    \x20 real_server 192.168.1.10 443 {\n\
+                    \x20   SSL_GET {\n\
+                    \x20     url { path / }\n\
+                    \x20     misc_path /bin/true\n\
+                    \x20   }\n\
+                    \x20 }\n\
+                    }\n";
+        assert_eq!(import_text(text).unwrap_err(), vec!["line 5: unknown keyword `misc_path' in SSL_GET"]);
+    }
+
+    #[test]
     fn every_keyword_that_does_not_map_is_named_with_its_line() {
         let text = "virtual_server 10.0.0.100 80 {\n\
                     \x20 lvs_method LVS\n\
@@ -1023,8 +1064,8 @@ virtual_server 10.0.0.100 53 {
                     \x20 real_server 192.168.1.10 80 {\n\
                     \x20   weight 3\n\
                     \x20   notify_up /bin/up\n\
-                    \x20   SSL_GET {\n\
-                    \x20     url { path / }\n\
+                    \x20   SMTP_CHECK {\n\
+                    \x20     helo_name gw\n\
                     \x20   }\n\
                     \x20 }\n\
                     }\n\
@@ -1040,8 +1081,8 @@ virtual_server 10.0.0.100 53 {
                 "line 2: lvs_method: invalid value `LVS' (expected NAT, DR, TUN or FNAT)",
                 "line 3: unknown keyword `sorry_server' in virtual_server",
                 "line 6: unknown keyword `notify_up' in real_server",
-                "line 7: `SSL_GET' is not supported: gatewayd's checks speak no TLS: use TCP_CHECK, or MISC_CHECK \
-                 with a script running curl",
+                "line 7: `SMTP_CHECK' is not supported: gatewayd's checks are TCP_CHECK, HTTP_GET, SSL_GET and \
+                 MISC_CHECK (and gwctl --health's udp)",
                 "line 12: `virtual_server' is not supported: virtual_server groups are not imported: write one \
                  virtual_server per address and port",
                 "line 16: unknown keyword `bogus_block' in keepalived.conf's top level",

@@ -18,6 +18,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::key::{Family, FlowKey};
+use super::proxy_protocol::HeaderState;
 use super::state::{Direction, State};
 use super::table::{Conn, ConnId, ConnTable, InsertError, NewConn, NO_TEMPLATE};
 use crate::model::laddr::{LaddrPools, PortPartition, TakeError};
@@ -27,6 +28,28 @@ use crate::sched::{Flow, Schedulers};
 use crate::sync::queue::Refusal;
 use crate::sync::record::{close_rank, Synced};
 use crate::sync::BACKUP_GRACE_SECS;
+use crate::wire::proxy_protocol::Version;
+
+/// Whether a service of `snap` sends PROXY protocol headers.
+fn sends_proxy_headers(snap: &Snapshot) -> bool {
+    snap.services().iter().any(|s| s.spec().proxy_protocol.is_some())
+}
+
+/// The PROXY header state of a new connection of a service sending `version`: TCP over
+/// IPv4 only (the service's validation refuses the rest).
+fn proxy_header(
+    version: Option<Version>,
+    proto: Protocol,
+    client: (IpAddr, u16),
+    virtual_service: (IpAddr, u16),
+) -> Option<HeaderState> {
+    match (version?, proto, client.0, virtual_service.0) {
+        (v, Protocol::Tcp, IpAddr::V4(c), IpAddr::V4(vs)) => {
+            Some(HeaderState::new(v, (c, client.1), (vs, virtual_service.1)))
+        }
+        _ => None,
+    }
+}
 
 /// Why a new connection was not created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +111,9 @@ impl<A: Family> Director<A> {
         pools.sync(&snap);
         let mut conns = ConnTable::new(cfg.conn_capacity, now);
         conns.set_timeouts(snap.timeouts());
+        if sends_proxy_headers(&snap) {
+            conns.enable_proxy_headers();
+        }
         Director {
             scheds: Schedulers::new(&snap),
             persist: PersistTable::new(cfg.template_capacity, now),
@@ -126,6 +152,9 @@ impl<A: Family> Director<A> {
         self.scheds.switch(&self.snap, &new);
         self.pools.sync(&new);
         self.conns.set_timeouts(new.timeouts());
+        if sends_proxy_headers(&new) {
+            self.conns.enable_proxy_headers();
+        }
         self.snap = new;
     }
 
@@ -147,6 +176,12 @@ impl<A: Family> Director<A> {
     /// See [`ConnTable::drain_sync_due`].
     pub fn drain_sync_due(&mut self, f: impl FnMut(&mut Conn<A>)) {
         self.conns.drain_sync_due(f);
+    }
+
+    /// The PROXY header state of connection `id`, if it sends one.
+    #[inline(always)]
+    pub fn header_mut(&mut self, id: ConnId) -> Option<&mut HeaderState> {
+        self.conns.header_mut(id)
     }
 
     /// Sets where connection `id` stands with the SYN proxy.
@@ -264,6 +299,7 @@ impl<A: Family> Director<A> {
             method: dest.method(),
             dest: Arc::clone(dest.counters()),
             template: template.unwrap_or(NO_TEMPLATE),
+            proxy_header: proxy_header(svc.spec().proxy_protocol, key.proto, (client, key.sport), (vaddr, key.dport)),
         };
         match self.conns.insert(new, now) {
             Ok(id) => {
@@ -379,6 +415,15 @@ impl<A: Family> Director<A> {
             method: s.method,
             dest: Arc::clone(dest.counters()),
             template: template.unwrap_or(NO_TEMPLATE),
+            // Established elsewhere: the header went from the other director, only the
+            // shift is left (with this director's configuration of the service).
+            proxy_header: proxy_header(
+                svc.spec().proxy_protocol,
+                s.proto,
+                (client, s.client.port()),
+                (vaddr, s.virtual_service.port()),
+            )
+            .map(|h| if s.state == State::SynRecv { h } else { h.established() }),
         };
         match self.conns.install(new, s.state, expires, s.proxy) {
             Ok(id) => {
@@ -491,6 +536,44 @@ mod tests {
 
     fn key(client: &str, cport: u16, vport: u16) -> FlowKey<Ipv4Addr> {
         Director::<Ipv4Addr>::key(Protocol::Tcp, ip(client), cport, ip("10.0.0.1"), vport).unwrap()
+    }
+
+    #[test]
+    fn connections_of_a_proxy_protocol_service_carry_its_header_state() {
+        let key80 = ServiceKey::tcp(ip("10.0.0.1"), 80);
+        let mut ed = fnat(false, 80).edit();
+        let spec = *ed.current().service(0).spec();
+        ed.edit_service(ServiceSpec { proxy_protocol: Some(Version::V1), ..spec }).unwrap();
+        let snap = ed.finish();
+        assert_eq!(snap.service_id(&key80), Some(0));
+        let mut d = Director::<Ipv4Addr>::new(snap, cfg(16), 0);
+        let id = d.connect(&key("1.2.3.4", 40000, 80), 0).unwrap();
+        assert!(d.conn(id).has_proxy_header());
+        // "PROXY TCP4 1.2.3.4 10.0.0.1 40000 80\r\n"
+        let h = *d.header_mut(id).unwrap();
+        assert_eq!((h.version(), h.len(), h.acked()), (Version::V1, 38, false));
+
+        // A connection the sync installs established: only the shift is left.
+        let c = d.conn(id).clone();
+        let synced = Synced {
+            proto: Protocol::Tcp,
+            client: "1.2.3.5:40000".parse().unwrap(),
+            virtual_service: "10.0.0.1:80".parse().unwrap(),
+            real_server: std::net::SocketAddrV4::new(c.raddr, 8080),
+            method: ForwardMethod::FullNat,
+            local: Some(std::net::SocketAddrV4::new(c.laddr, 50000)),
+            state: State::Established,
+            timeout_secs: 900,
+            proxy: crate::conn::Proxy::Off,
+        };
+        let Ok(Installed::Created(synced_id)) = d.install_synced(&synced, 0) else { panic!("installed") };
+        let h = *d.header_mut(synced_id).unwrap();
+        assert_eq!((h.version(), h.len(), h.acked()), (Version::V1, 38, true));
+
+        // Another service's connections have none.
+        let mut d = Director::<Ipv4Addr>::new(fnat(false, 80), cfg(16), 0);
+        let id = d.connect(&key("1.2.3.4", 40000, 80), 0).unwrap();
+        assert!(!d.conn(id).has_proxy_header());
     }
 
     #[test]

@@ -4,12 +4,15 @@
 //!   schedulers, port pools, templates, table) and the new-connection path.
 //! - [`table`]: the table itself (slab of 64-byte entries, open-addressing index over both
 //!   directions' 5-tuples, lazy timer wheel, per-server counters kept in step).
+//! - [`proxy_protocol`]: when a connection's PROXY protocol header goes and how it shifts the
+//!   client's numbers (its state is beside the table, not in the entry).
 //! - [`key`]: 5-tuple keys generic over the address family, and their seeded hash.
 //! - [`state`]: IPVS's TCP state table and the per-state timeouts (`--set tcp tcpfin udp`).
 //! - [`timer`]: the timer wheel.
 
 pub mod director;
 pub mod key;
+pub mod proxy_protocol;
 pub mod state;
 pub mod table;
 pub mod timer;

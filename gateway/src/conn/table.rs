@@ -35,6 +35,27 @@
 //! - **Counters**: the entry holds an `Arc` of its real server's counters; the table keeps
 //!   active/inactive in step with the TCP state and unbinds when the entry goes, even if
 //!   the server left the configuration meanwhile.
+//! - **Passive health detection** (DPVS's `dest-check`): the table tells the server's
+//!   [`crate::model::counters::PassiveCounters`] how each new connection's handshake ended, once per
+//!   connection, on branches the established path never takes:
+//!   - success: the connection became ESTABLISHED (TCP), or its first reply came (UDP);
+//!   - refused: the server answered the handshake with a RST (SYN_RECV -> CLOSE by a
+//!     server packet; NAT and FNAT, whose replies pass here);
+//!   - timed out: a TCP connection expired half-open (SYN_RECV). With NAT and FNAT only if
+//!     the server never sent its SYN-ACK: a client that never completes a handshake the
+//!     server answered (a spoofed SYN flood) is not the server's failure. DR and TUN never
+//!     show the server's packets, so there it counts only if the client sent its SYN again
+//!     past the first deadline (seen when expiry re-files the connection): a real client
+//!     retransmits to a silent server, a spoofed SYN is sent once;
+//!   - unanswered: a UDP connection (NAT, FNAT) expired without one reply.
+//!
+//!   The mark is one flag bit (`FLAG_ANSWERED`). A packet that changes the state or
+//!   carries a SYN (a few per connection) goes out of line (`Conn::tcp_event`), where the
+//!   state change, the mark and the counting happen; an established packet pays the SYN
+//!   test of the flags byte it already holds (`measure_pipeline.sh`: established 782 -> 786
+//!   instructions a packet, reply 767 -> 766). Connections removed before their deadline
+//!   (shed by a full table, flushed with their server) say nothing about the server and
+//!   are not counted.
 //!
 //! Time is a parameter (`now`, seconds from the worker's clock, read once per burst); the
 //! table never reads a clock, so tests are deterministic.
@@ -42,8 +63,10 @@
 use std::sync::Arc;
 
 use super::key::{Family, FlowKey, HashSeed};
+use super::proxy_protocol::HeaderState;
 use super::state::{tcp_transition, Direction, State, Timeouts};
 use super::timer::{Link, Timed, TimerWheel, NIL};
+use crate::model::counters::ConnFailure;
 use crate::model::{DestCounters, ForwardMethod, Protocol};
 
 /// Index of a connection in its worker's table.
@@ -66,6 +89,19 @@ const FLAG_HALF_OPEN_WHEEL: u8 = 32;
 /// A record of the connection went to the sync daemon ([`crate::sync`]): its later state
 /// changes and refreshes follow it.
 const FLAG_SYNCED: u8 = 64;
+/// The connection sends a PROXY protocol header: its state is in the table's side array
+/// ([`ConnTable::header_mut`], see [`super::proxy_protocol`]).
+const FLAG_PROXY_HEADER: u8 = 128;
+/// Passive detection's mark, on a connection the SYN proxy does not carry (whose
+/// `FLAG_PROXY_TS` bit it takes: the byte is full, and that bit means something only
+/// with `FLAG_PROXIED`): the server answered (NAT and FNAT TCP: it sent its SYN-ACK;
+/// UDP, which the SYN proxy never carries: a reply came). Of a SYN-proxied connection,
+/// the server answered once its handshake is no longer open ([`Conn::answered`]).
+const FLAG_ANSWERED: u8 = FLAG_PROXY_TS;
+/// DR and TUN TCP (whose server packets never pass here, and which the SYN proxy never
+/// carries), the same bit: the client's handshake was extended past its first deadline
+/// (it sent its SYN again).
+const FLAG_RETRIED: u8 = FLAG_ANSWERED;
 
 /// Where a connection stands with the SYN proxy (`crate::synproxy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +187,80 @@ impl<A: Family> Conn<A> {
         }
         active
     }
+    /// How its handshake failed, if it did, for a connection that expires now (see the
+    /// module doc, passive health detection).
+    fn failed_at_expiry(&self) -> Option<ConnFailure> {
+        let marked = self.answered();
+        if self.flags & FLAG_SYNCED != 0 {
+            // Installed or recorded for the connection sync: its handshake ran on another
+            // director, or got past its start here.
+            return None;
+        }
+        match (self.proto, self.method.sees_replies()) {
+            (Protocol::Tcp, _) if !self.state.is_half_open() => None,
+            (Protocol::Tcp, true) => (!marked).then_some(ConnFailure::TimedOut),
+            (Protocol::Tcp, false) => (self.flags & FLAG_RETRIED != 0).then_some(ConnFailure::TimedOut),
+            (Protocol::Udp, true) => (!marked).then_some(ConnFailure::Unanswered),
+            (Protocol::Udp, false) => None,
+        }
+    }
+    /// Whether its server answered (see [`FLAG_ANSWERED`]).
+    fn answered(&self) -> bool {
+        match self.flags & (FLAG_PROXY_HANDSHAKE | FLAG_PROXIED) {
+            0 => self.flags & FLAG_ANSWERED != 0,
+            proxy => proxy == FLAG_PROXIED,
+        }
+    }
+    /// A reply of a UDP connection the sync has not recorded or that had none before: the
+    /// first one is its success (passive detection). Returns whether the sync wants a
+    /// record of it.
+    #[cold]
+    #[inline(never)]
+    fn udp_reply(&mut self) -> bool {
+        if self.flags & FLAG_ANSWERED == 0 {
+            self.flags |= FLAG_ANSWERED;
+            if let Some(d) = &self.dest {
+                d.passive().succeed();
+            }
+        }
+        self.flags & FLAG_SYNCED == 0
+    }
+    /// A TCP packet going `dir` with `tcp_flags` that moves the connection to `state` or
+    /// carries a SYN: enters the state; notes the server's SYN-ACK; counts how a handshake
+    /// ended when it leaves its half-open state (ESTABLISHED a success, the server's RST a
+    /// refusal). Returns whether the sync wants a record of it.
+    #[cold]
+    #[inline(never)]
+    fn tcp_event(&mut self, state: State, dir: Direction, tcp_flags: u8) -> bool {
+        use crate::wire::tcp::flags::{RST, SYN};
+        if tcp_flags & SYN != 0 && dir == Direction::Out && self.flags & (FLAG_PROXY_HANDSHAKE | FLAG_PROXIED) == 0 {
+            self.flags |= FLAG_ANSWERED;
+        }
+        if state == self.state {
+            return false;
+        }
+        let handshake = self.state.is_half_open();
+        let active = self.enter(state);
+        if let (true, Some(d)) = (handshake, &self.dest) {
+            if active {
+                d.passive().succeed();
+            } else if dir == Direction::Out && tcp_flags & RST != 0 {
+                d.passive().fail(ConnFailure::Refused);
+            }
+        }
+        active || (self.flags & FLAG_SYNCED != 0 && !state.is_half_open())
+    }
+    /// Whether its packets take the worker's rare path: in the SYN proxy's handshake, or
+    /// sending a PROXY protocol header. One test of the flags for both.
+    #[inline(always)]
+    pub fn is_rare(&self) -> bool {
+        self.flags & (FLAG_PROXY_HANDSHAKE | FLAG_PROXY_HEADER) != 0
+    }
+    /// Whether the connection sends a PROXY protocol header (its service asked for one).
+    #[inline(always)]
+    pub fn has_proxy_header(&self) -> bool {
+        self.flags & FLAG_PROXY_HEADER != 0
+    }
     /// Whether a record of it went to the sync daemon.
     #[inline(always)]
     pub fn is_synced(&self) -> bool {
@@ -196,6 +306,8 @@ pub struct NewConn<A> {
     pub method: ForwardMethod,
     pub dest: Arc<DestCounters>,
     pub template: u32,
+    /// Its PROXY protocol header, when its service sends one.
+    pub proxy_header: Option<HeaderState>,
 }
 
 /// Why an insert was refused. The table is unchanged either way.
@@ -249,6 +361,9 @@ pub struct ConnTable<A> {
     /// Connections a packet moved to where the connection sync may want them
     /// ([`ConnTable::drain_sync_due`]), noted on `on_packet`'s rare branches.
     sync_due: Vec<ConnId>,
+    /// The PROXY header state of the connections that send one, by connection id; empty
+    /// until some service asks for it ([`ConnTable::enable_proxy_headers`]).
+    headers: Vec<HeaderState>,
 }
 
 /// The most connections [`ConnTable::drain_sync_due`] holds between two calls: more state
@@ -280,7 +395,24 @@ impl<A: Family> ConnTable<A> {
             timeouts: Timeouts::default(),
             stats: TableStats::default(),
             sync_due: Vec::with_capacity(SYNC_DUE_CAPACITY),
+            headers: Vec::new(),
         }
+    }
+
+    /// Makes room for the PROXY header state of every connection the table can hold
+    /// (8 bytes each), once: called when a snapshot first has a service sending the
+    /// header, off the packet path. Until then, and on gateways with no such service, the
+    /// table holds none (see [`super::proxy_protocol`]).
+    pub fn enable_proxy_headers(&mut self) {
+        if self.headers.is_empty() {
+            self.headers = vec![HeaderState::default(); self.capacity as usize];
+        }
+    }
+
+    /// The PROXY header state of connection `id` (one with [`Conn::has_proxy_header`]).
+    #[inline(always)]
+    pub fn header_mut(&mut self, id: ConnId) -> Option<&mut HeaderState> {
+        self.headers.get_mut(id as usize)
     }
 
     pub fn len(&self) -> usize {
@@ -303,9 +435,11 @@ impl<A: Family> ConnTable<A> {
     pub fn stats(&self) -> TableStats {
         self.stats
     }
-    /// Memory the table holds per connection of capacity: entry plus index share.
+    /// Memory the table holds per connection of capacity: entry plus index share, plus the
+    /// PROXY header state once some service uses it.
     pub fn bytes_per_conn(&self) -> usize {
-        std::mem::size_of::<Conn<A>>() + self.index.len() * 8 / self.capacity as usize
+        let headers = if self.headers.is_empty() { 0 } else { std::mem::size_of::<HeaderState>() };
+        std::mem::size_of::<Conn<A>>() + self.index.len() * 8 / self.capacity as usize + headers
     }
 
     /// Timeouts for later packets (from the snapshot; `--set`). Running connections pick
@@ -486,6 +620,11 @@ impl<A: Family> ConnTable<A> {
             return Err(InsertError::Full);
         };
         c.dest.bind();
+        if let Some(h) = c.proxy_header {
+            self.enable_proxy_headers();
+            self.headers[id as usize] = h;
+            self.entries[id as usize].flags |= FLAG_PROXY_HEADER;
+        }
         let e = &mut self.entries[id as usize];
         e.dest = Some(c.dest);
         let expires = e.expires;
@@ -516,16 +655,21 @@ impl<A: Family> ConnTable<A> {
         // the branches a packet rarely takes.
         let mut sync_due = false;
         let state = if e.proto == Protocol::Tcp {
-            tcp_transition(e.state, dir, e.method.sees_replies(), tcp_flags)
+            let state = tcp_transition(e.state, dir, e.method.sees_replies(), tcp_flags);
+            // A new state, or a handshake's packet (only those carry a SYN): a few per
+            // connection, out of line.
+            if (state != e.state) | (tcp_flags & crate::wire::tcp::flags::SYN != 0) {
+                sync_due = e.tcp_event(state, dir, tcp_flags);
+            }
+            state
         } else {
-            // A UDP connection's first reply: no longer a one-packet flow.
-            sync_due = dir == Direction::Out && e.flags & FLAG_SYNCED == 0;
+            if dir == Direction::Out && e.flags & (FLAG_ANSWERED | FLAG_SYNCED) != FLAG_ANSWERED | FLAG_SYNCED {
+                // A UDP connection's first reply (no longer a one-packet flow), or one the
+                // sync has not recorded yet.
+                sync_due = e.udp_reply();
+            }
             e.state
         };
-        if state != e.state {
-            let active = e.enter(state);
-            sync_due = active || (e.flags & FLAG_SYNCED != 0 && !state.is_half_open());
-        }
         let expires = now.saturating_add(self.timeouts.of(state));
         e.expires = expires;
         // The common case is a later deadline: one store, re-filed lazily at expiry.
@@ -691,10 +835,18 @@ impl<A: Family> ConnTable<A> {
     /// is filed again by its deadline and state. Returns whether it went.
     #[inline]
     fn expire_or_refile(&mut self, id: ConnId, now: u32, on_expire: &mut impl FnMut(&Conn<A>)) -> bool {
-        let expires = self.entries[id as usize].expires;
+        let e = &mut self.entries[id as usize];
+        let expires = e.expires;
         if expires > now {
+            // A DR/TUN handshake a packet extended: the client sent its SYN again.
+            if e.state.is_half_open() && !e.method.sees_replies() {
+                e.flags |= FLAG_RETRIED;
+            }
             self.file(id, expires);
             return false;
+        }
+        if let (Some(how), Some(d)) = (e.failed_at_expiry(), &e.dest) {
+            d.passive().fail(how);
         }
         on_expire(&self.entries[id as usize]);
         self.remove(id);
@@ -835,6 +987,7 @@ mod tests {
             method: ForwardMethod::FullNat,
             dest: Arc::clone(dest),
             template: NO_TEMPLATE,
+            proxy_header: None,
         }
     }
 
@@ -892,8 +1045,31 @@ mod tests {
     fn entry_is_one_cache_line() {
         assert_eq!(std::mem::size_of::<Conn<Ipv4Addr>>(), 64);
         assert_eq!(std::mem::align_of::<Conn<Ipv4Addr>>(), 64);
-        let t = ConnTable::<Ipv4Addr>::new(1 << 20, 0);
-        assert!(t.bytes_per_conn() <= 128, "{}", t.bytes_per_conn());
+        let mut t = ConnTable::<Ipv4Addr>::new(1 << 20, 0);
+        let without = t.bytes_per_conn();
+        assert!(without <= 128, "{without}");
+        // The PROXY header state is beside the entries, only once a service uses it.
+        t.enable_proxy_headers();
+        assert_eq!(t.bytes_per_conn(), without + 8);
+        assert_eq!(std::mem::size_of::<Conn<Ipv4Addr>>(), 64);
+    }
+
+    #[test]
+    fn a_connection_with_a_proxy_header_has_its_state_and_the_next_in_its_slot_none() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::<Ipv4Addr>::new(16, 0);
+        let v2 = HeaderState::new(
+            crate::wire::proxy_protocol::Version::V2,
+            (Ipv4Addr::new(1, 1, 1, 1), 40000),
+            (Ipv4Addr::new(10, 0, 0, 1), 80),
+        );
+        let id = t.insert(NewConn { proxy_header: Some(v2), ..conn(0x0101_0101, 40000, 1025, &dest) }, 0).unwrap();
+        assert!(t.get(id).has_proxy_header() && t.get(id).is_rare());
+        assert_eq!(t.header_mut(id).copied(), Some(v2));
+        t.remove_now(id, |_| {});
+        let again = t.insert(conn(0x0101_0101, 40000, 1025, &dest), 0).unwrap();
+        assert_eq!(again, id, "the same slot");
+        assert!(!t.get(again).has_proxy_header() && !t.get(again).is_rare());
     }
 
     #[test]
@@ -1105,6 +1281,155 @@ mod tests {
         assert_eq!((dest.active(), dest.inactive()), (0, 0));
         assert_eq!(t.stats().inserted, 1_000_000);
         assert_eq!(t.stats().expired, 1_000_000);
+    }
+
+    /// (refused, timed out, unanswered, succeeded, streak) of `dest`.
+    fn passive(dest: &DestCounters) -> (u64, u64, u64, u64, u32) {
+        let r = dest.passive().read();
+        (r.refused, r.timed_out, r.unanswered, r.succeeded, r.streak)
+    }
+
+    #[test]
+    fn passive_a_server_rst_to_the_syn_is_refused_once() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::new(16, 0);
+        for method in [ForwardMethod::FullNat, ForwardMethod::Masq] {
+            let id = t.insert(NewConn { method, ..conn(1, 1, 1, &dest) }, 0).unwrap();
+            t.on_packet(id, Direction::In, SYN, 0);
+            assert_eq!(t.on_packet(id, Direction::Out, RST | ACK, 0), State::Close);
+            // The client's RST after it, and the connection's expiry, add nothing.
+            t.on_packet(id, Direction::In, RST, 0);
+            t.expire(100, usize::MAX, |_| {});
+        }
+        assert_eq!(passive(&dest), (2, 0, 0, 0, 2));
+    }
+
+    #[test]
+    fn passive_a_handshake_the_server_never_answered_times_out() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::new(16, 0);
+        // The client sends its SYN three times; the server says nothing.
+        let silent = t.insert(conn(1, 1, 1, &dest), 0).unwrap();
+        for now in [0, 1, 3] {
+            t.on_packet(silent, Direction::In, SYN, now);
+        }
+        // A server that sent its SYN-ACK to a client that never came back (a spoofed SYN):
+        // not the server's failure.
+        let spoofed = t.insert(conn(2, 2, 2, &dest), 0).unwrap();
+        t.on_packet(spoofed, Direction::In, SYN, 0);
+        t.on_packet(spoofed, Direction::Out, SYN | ACK, 0);
+        assert_eq!(t.expire(62, usize::MAX, |_| {}), 1, "the spoofed one at 60 s");
+        assert_eq!(passive(&dest), (0, 0, 0, 0, 0));
+        assert_eq!(t.expire(63, usize::MAX, |_| {}), 1, "the silent one 60 s after its last SYN");
+        assert_eq!(passive(&dest), (0, 1, 0, 0, 1));
+    }
+
+    #[test]
+    fn passive_a_syn_proxied_handshake_is_answered_once_it_is_no_longer_open() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::new(16, 0);
+        // As the SYN proxy runs it: its SYN to the server, then the handshake open.
+        let mut proxied = |client: u16| {
+            let id = t.insert(conn(u32::from(client), client, client, &dest), 0).unwrap();
+            t.on_packet(id, Direction::In, SYN, 0);
+            t.set_proxy(id, Proxy::Handshake(u32::from(client)));
+            id
+        };
+        let (_silent, answered) = (proxied(1), proxied(2));
+        // The server answers the second: the deltas (no timestamps), then its SYN-ACK,
+        // which must not set the timestamp flag the mark shares a bit with.
+        t.set_proxy(answered, Proxy::Deltas { seq: 9, ts: None });
+        t.on_packet(answered, Direction::Out, SYN | ACK, 0);
+        assert_eq!(t.get(answered).proxy(), Proxy::Deltas { seq: 9, ts: None });
+        // Neither client's side completes: only the silent server timed out.
+        t.expire(1000, usize::MAX, |_| {});
+        assert_eq!(passive(&dest), (0, 1, 0, 0, 1));
+    }
+
+    #[test]
+    fn passive_direct_routing_times_out_only_a_retried_handshake() {
+        let dest = Arc::new(DestCounters::default());
+        for method in [ForwardMethod::DirectRoute, ForwardMethod::Tunnel] {
+            let mut t = ConnTable::new(16, 0);
+            let dr = |client| NewConn { method, laddr: Ipv4Addr::from(client), ..conn(client, 5, 5, &dest) };
+            // One SYN and nothing more (a spoofed SYN, or a server whose RST went to the
+            // client directly): nothing counted.
+            let once = t.insert(dr(1), 0).unwrap();
+            t.on_packet(once, Direction::In, SYN, 0);
+            // A client sending its SYN again and again: the server is silent.
+            let retried = t.insert(dr(2), 0).unwrap();
+            for now in [0, 1, 3, 7] {
+                t.on_packet(retried, Direction::In, SYN, now);
+            }
+            // The client's ACK: the server answered it.
+            let ok = t.insert(dr(3), 0).unwrap();
+            t.on_packet(ok, Direction::In, SYN, 0);
+            assert_eq!(t.on_packet(ok, Direction::In, ACK, 0), State::Established);
+            for now in (0..=1000).step_by(10) {
+                t.expire(now, usize::MAX, |_| {});
+            }
+            assert!(t.is_empty());
+        }
+        assert_eq!(passive(&dest), (0, 2, 0, 2, 1), "the last timeout after the last success");
+    }
+
+    #[test]
+    fn passive_udp_without_a_reply_is_unanswered_and_a_reply_succeeds() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::new(16, 0);
+        let udp = |client| NewConn { proto: Protocol::Udp, ..conn(client, 53, client as u16, &dest) };
+        let one_way = t.insert(udp(1), 0).unwrap();
+        t.on_packet(one_way, Direction::In, 0, 0);
+        t.on_packet(one_way, Direction::In, 0, 1);
+        let answered = t.insert(udp(2), 0).unwrap();
+        t.on_packet(answered, Direction::In, 0, 0);
+        for _ in 0..3 {
+            t.on_packet(answered, Direction::Out, 0, 0);
+        }
+        assert_eq!(passive(&dest), (0, 0, 0, 1, 0), "one success for three replies");
+        // DR replies never pass here: nothing to conclude from their silence.
+        let dr = t.insert(NewConn { method: ForwardMethod::DirectRoute, ..udp(3) }, 0).unwrap();
+        t.on_packet(dr, Direction::In, 0, 0);
+        assert_eq!(t.expire(1000, usize::MAX, |_| {}), 3);
+        assert_eq!(passive(&dest), (0, 0, 1, 1, 1));
+    }
+
+    #[test]
+    fn passive_a_success_ends_the_streak_and_removals_before_the_deadline_say_nothing() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::new(4, 0);
+        for client in 0..3 {
+            let id = t.insert(conn(client, 1, client as u16, &dest), 0).unwrap();
+            t.on_packet(id, Direction::In, SYN, 0);
+            t.on_packet(id, Direction::Out, RST, 0);
+        }
+        assert_eq!(passive(&dest).4, 3);
+        t.expire(100, usize::MAX, |_| {});
+        let id = t.insert(conn(9, 1, 9, &dest), 100).unwrap();
+        establish(&mut t, id, 100);
+        assert_eq!(passive(&dest), (3, 0, 0, 1, 0));
+        // Still ESTABLISHED after more packets: counted once.
+        t.on_packet(id, Direction::In, ACK, 100);
+        t.on_packet(id, Direction::Out, ACK, 100);
+        assert_eq!(passive(&dest).3, 1);
+        // Flushed (remove_now) or shed half-open: the server is not to blame.
+        let flushed = t.insert(conn(10, 1, 10, &dest), 100).unwrap();
+        t.remove_now(flushed, |_| {});
+        for client in 11..14 {
+            t.insert(conn(client, 1, client as u16, &dest), 100).unwrap();
+        }
+        assert!(t.make_room(101, |_| {}));
+        assert_eq!(t.stats().shed, 1);
+        assert_eq!(passive(&dest), (3, 0, 0, 1, 0));
+    }
+
+    #[test]
+    fn passive_a_synced_connection_is_not_judged() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::new(4, 0);
+        t.install(conn(1, 1, 1, &dest), State::SynRecv, 10, Proxy::Off).unwrap();
+        t.expire(100, usize::MAX, |_| {});
+        assert_eq!(passive(&dest), (0, 0, 0, 0, 0));
     }
 
     #[derive(Debug, Clone)]

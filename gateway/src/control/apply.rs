@@ -26,14 +26,16 @@ use std::sync::Arc;
 
 use gwapi::api::{
     ApiError, Change, ErrorKind, Forwarding, GatewayInfo, HeldAddr, LaddrConfig, LaddrInfo, MarkRuleConfig,
-    PersistenceConfig, Reply, Request, ServerConfig, ServerInfo, ServiceConfig, ServiceInfo, ServiceTable,
-    SyncBackupStats, SyncDaemonConfig, SyncInfo, SyncMasterStats, SyncState, TimeoutsInfo, TrafficStats,
+    PersistenceConfig, ProxyProtocol, Reply, Request, ServerConfig, ServerInfo, ServiceConfig, ServiceInfo,
+    ServiceTable, SyncBackupStats, SyncDaemonConfig, SyncInfo, SyncMasterStats, SyncState, TimeoutsInfo, TrafficStats,
     TransportProtocol, VirtualService, IPVS_VERSION,
 };
 
 use super::dataplane::DataplaneView;
 use super::health::HealthTable;
 use super::publish::{GatewayConfig, PublishError, SnapshotSink};
+use crate::health::passive::{Observation, PassiveEngine, PassiveTransition};
+use crate::health::routes::PublishedRoutes;
 use crate::health::{Checker, Health, TargetKey, Transition};
 use crate::model::net::NetError;
 use crate::model::{
@@ -42,6 +44,7 @@ use crate::model::{
 };
 use crate::stats::Traffic;
 use crate::sync::daemon::{DaemonSpec, Malformed, Role, SyncDaemons, SyncError};
+use crate::wire::proxy_protocol::Version;
 
 /// The configuration in force and the seams to the workers.
 pub struct ControlState {
@@ -53,6 +56,12 @@ pub struct ControlState {
     health: HealthTable,
     /// The checker's engine, told the servers to check after every change.
     checker: Arc<Checker>,
+    /// What the prober routes by, told the servers out of their service (see
+    /// [`crate::health::routes`]); `None` without a prober (tests).
+    probe_routes: Option<Arc<PublishedRoutes>>,
+    /// Passive detection's policy ([`crate::health::passive`]), told the servers to watch
+    /// after every change, run by [`ControlState::passive_tick`].
+    passive: PassiveEngine,
 }
 
 impl ControlState {
@@ -67,7 +76,15 @@ impl ControlState {
             sync: SyncDaemons::without_workers(),
             health: HealthTable::default(),
             checker: Checker::new(),
+            probe_routes: None,
+            passive: PassiveEngine::new(),
         }
+    }
+
+    /// The state with `routes` as what gatewayd's prober routes by.
+    pub fn with_probe_routes(mut self, routes: Arc<PublishedRoutes>) -> ControlState {
+        self.probe_routes = Some(routes);
+        self
     }
 
     /// The state with `sync` as its sync daemons (gatewayd's, on the workers' queues,
@@ -81,6 +98,11 @@ impl ControlState {
     /// runs it ([`Checker::spawn`]).
     pub fn checker(&self) -> Arc<Checker> {
         Arc::clone(&self.checker)
+    }
+
+    /// The configured health checks, passive detection and the servers they hold.
+    pub fn health_table(&self) -> &HealthTable {
+        &self.health
     }
 
     /// The configuration every worker runs.
@@ -214,40 +236,126 @@ impl ControlState {
         }
     }
 
-    /// `--health -L`: every checked server, in service and server order.
+    /// `--health -L`: every server an active check or passive detection watches, in
+    /// service and server order.
     fn health_listing(&self) -> Vec<gwapi::health::ServerHealth> {
+        use gwapi::health::HealthState;
         let now = self.checker.now();
         let engine = self.checker.engine();
-        engine
-            .statuses()
-            .map(|st| {
-                let k = &st.key;
-                let held = self.health.held(k);
+        let mut active: std::collections::BTreeMap<TargetKey, &crate::health::TargetStatus> =
+            engine.statuses().map(|st| (st.key, st)).collect();
+        let mut keys: Vec<TargetKey> = active.keys().chain(self.passive.keys()).copied().collect();
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .map(|k| {
+                let st = active.remove(&k);
+                let passive = self.passive.status(&k, now);
+                let held = self.health.held(&k);
                 let in_force = self.current.services.service_id(&service_key(&k.service)).and_then(|id| {
                     let svc = self.current.services.service(id);
                     svc.dest_index(k.addr, k.port).map(|i| svc.dests()[i].weight())
                 });
+                let state = match st.map(|st| st.health) {
+                    Some(Health::Down) => HealthState::Down,
+                    _ if self.health.is_passive_down(&k) => HealthState::PassiveDown,
+                    _ => HealthState::Up,
+                };
                 gwapi::health::ServerHealth {
                     service: k.service,
                     addr: k.addr,
                     port: k.port,
-                    check: st.check.config.clone(),
-                    inherited: st.inherited,
-                    state: match st.health {
-                        Health::Up { .. } => gwapi::health::HealthState::Up,
-                        Health::Down => gwapi::health::HealthState::Down,
-                    },
+                    check: st.map(|st| st.check.config.clone()),
+                    passive,
+                    inherited: st.is_some_and(|st| st.inherited),
+                    state,
                     configured_weight: held.map(|h| h.configured.weight).or(in_force).unwrap_or(0),
                     weight: in_force,
-                    last_result: st.last_ok.map(|ok| if ok { "ok" } else { "failed" }.to_string()),
-                    reason: st.reason.clone(),
-                    since_change_secs: st.last_change.map(|at| now.saturating_sub(at).as_secs()),
-                    checks: st.checks,
-                    failures: st.failures,
-                    transitions: st.transitions,
+                    last_result: st.and_then(|st| st.last_ok).map(|ok| if ok { "ok" } else { "failed" }.to_string()),
+                    reason: st.map(|st| st.reason.clone()).unwrap_or_default(),
+                    since_change_secs: st.and_then(|st| st.last_change).map(|at| now.saturating_sub(at).as_secs()),
+                    checks: st.map_or(0, |st| st.checks),
+                    failures: st.map_or(0, |st| st.failures),
+                    transitions: st.map_or(0, |st| st.transitions),
                 }
             })
             .collect()
+    }
+
+    /// One look of passive detection at the servers it watches (call every
+    /// [`crate::health::passive::TICK`], on the control side): inhibits those whose new
+    /// connections keep failing and gives back those whose back-off ended or that
+    /// succeeded, each published to every worker before the next, as the active checker's
+    /// transitions are. A transition a worker did not confirm is taken back (the previous
+    /// configuration stays in force) and decided again at the next look.
+    pub fn passive_tick(&mut self) -> Result<(), PublishError> {
+        let now = self.checker.now();
+        let transitions = {
+            let engine = self.checker.engine();
+            let active: std::collections::BTreeMap<TargetKey, (u64, Option<bool>)> =
+                engine.statuses().map(|st| (st.key, (st.checks, st.last_ok))).collect();
+            let snapshot = &self.current.services;
+            self.passive.tick(now, |k| {
+                let svc = snapshot.service(snapshot.service_id(&service_key(&k.service))?);
+                let d = &svc.dests()[svc.dest_index(k.addr, k.port)?];
+                Some(Observation { reading: d.counters().passive().read(), active: active.get(k).copied() })
+            })
+        };
+        let mut result = Ok(());
+        for t in transitions {
+            if let Err(e) = self.set_passive(&t) {
+                log::warn!(
+                    "gatewayd: health: passive {} of server {} not applied ({e}); decided again",
+                    if t.down { "inhibition" } else { "return" },
+                    crate::model::SockAddr(t.key.addr, t.key.port)
+                );
+                self.passive.retract(&t);
+                result = Err(e);
+            }
+        }
+        result
+    }
+
+    /// Applies passive detection's `transition` to the weight in force, published as
+    /// [`ControlState::set_server_health`] publishes, and logged.
+    pub(crate) fn set_passive(&mut self, t: &PassiveTransition) -> Result<(), PublishError> {
+        let k = &t.key;
+        let active = self.checker.engine().health(k);
+        let Some((config, table)) = self.health.passive_transition(&self.current, k, t.down, active) else {
+            return Ok(());
+        };
+        if let Some(config) = config {
+            if let Err(e) = self.sink.publish(&config) {
+                let _ = self.sink.publish(&self.current);
+                return Err(e);
+            }
+            self.current = config;
+        }
+        let in_force = match table.held(k) {
+            Some(h) => h.weight.map_or("out of the service".to_string(), |w| format!("weight {w}")),
+            None => "its configured weight".to_string(),
+        };
+        self.health = table;
+        let line = format!(
+            "gatewayd: health: server {} of {} passive-{} ({}): {in_force}; generation {}",
+            crate::model::SockAddr(k.addr, k.port),
+            service_key(&k.service),
+            if t.down { "down" } else { "up" },
+            t.reason,
+            self.current.generation()
+        );
+        if t.down {
+            log::warn!("{line}");
+        } else {
+            log::info!("{line}");
+        }
+        Ok(())
+    }
+
+    /// Tells passive detection the servers to watch now.
+    fn sync_passive(&mut self) {
+        let targets = self.health.passive_targets(&self.current);
+        self.passive.sync(targets.into_iter().map(|(k, c, d)| (k, c, d.passive().read())).collect());
     }
 
     /// Applies the checker's `transition` to the weight in force: a down server to weight 0
@@ -261,8 +369,15 @@ impl ControlState {
         let Some((config, table)) = self.health.transition(&self.current, k, transition.health) else {
             return Ok(());
         };
+        // Before the publish: from it on, a server taken out is in no snapshot.
+        if let Some(routes) = &self.probe_routes {
+            routes.set_removed(table.removed());
+        }
         if let Err(e) = self.sink.publish(&config) {
             let _ = self.sink.publish(&self.current);
+            if let Some(routes) = &self.probe_routes {
+                routes.set_removed(self.health.removed());
+            }
             return Err(e);
         }
         self.current = config;
@@ -291,6 +406,9 @@ impl ControlState {
 
     /// Tells the checker the servers to check now.
     fn sync_checker(&self) {
+        if let Some(routes) = &self.probe_routes {
+            routes.set_removed(self.health.removed());
+        }
         let targets = self.health.targets(&self.current);
         let now = self.checker.now();
         self.checker.engine().sync(targets, now);
@@ -343,6 +461,7 @@ impl ControlState {
                         lower_threshold: spec.lower_threshold,
                     },
                     checked_weight: held.map(|_| d.weight()),
+                    passive: crate::health::passive::counts(&d.counters().passive().read()),
                     active_conns: d.counters().active(),
                     inactive_conns: d.counters().inactive(),
                     persistent_conns: d.counters().persistent(),
@@ -357,6 +476,10 @@ impl ControlState {
                 persistence: svc.persistence().map(|p| PersistenceConfig { timeout: p.timeout, netmask: p.netmask }),
                 one_packet: false,
                 synproxy: svc.spec().synproxy,
+                proxy_protocol: svc.spec().proxy_protocol.map(|v| match v {
+                    Version::V1 => ProxyProtocol::V1,
+                    Version::V2 => ProxyProtocol::V2,
+                }),
             },
             stats: traffic_stats(svc.traffic()),
             servers,
@@ -447,7 +570,7 @@ impl ControlState {
             e
         })?;
         let checker = &self.checker;
-        let health = plan.finish(&mut config, |k| checker.engine().health(k) == Some(Health::Down))?;
+        let health = plan.finish(&mut config, |k| checker.engine().health(k))?;
         let undo = self.run_daemon_changes(&daemon_changes)?;
         if let Err(e) = self.sink.publish(&config) {
             // Some workers may run `config`; put everyone back on the configuration in force.
@@ -458,6 +581,7 @@ impl ControlState {
         self.current = config;
         self.health = health;
         self.sync_checker();
+        self.sync_passive();
         let generation = self.current.generation();
         log::info!("gatewayd: configuration changed: {}; generation {generation}", change_summary(changes));
         for change in changes {
@@ -634,6 +758,8 @@ fn change_name(change: &Change) -> &'static str {
         Change::DeleteNeighbour { .. } => "delete_neighbour",
         Change::SetHealthCheck { .. } => "set_health_check",
         Change::DeleteHealthCheck { .. } => "delete_health_check",
+        Change::SetPassive { .. } => "set_passive",
+        Change::DeletePassive { .. } => "delete_passive",
     }
 }
 
@@ -741,7 +867,10 @@ impl Draft {
             }
             // They act on the control state's health table, which takes them out of a
             // request before the rest reaches a draft (`ControlState::apply`).
-            Change::SetHealthCheck { .. } | Change::DeleteHealthCheck { .. } => {
+            Change::SetHealthCheck { .. }
+            | Change::DeleteHealthCheck { .. }
+            | Change::SetPassive { .. }
+            | Change::DeletePassive { .. } => {
                 return Err(invalid("a health check is applied by the control state, not to a configuration".into()))
             }
         }
@@ -784,11 +913,7 @@ pub fn config_error(e: ConfigError) -> ApiError {
 }
 
 pub fn service_key(vs: &VirtualService) -> ServiceKey {
-    match *vs {
-        VirtualService::Tcp { addr, port } => ServiceKey::tcp(addr, port),
-        VirtualService::Udp { addr, port } => ServiceKey::udp(addr, port),
-        VirtualService::Fwmark { mark } => ServiceKey::Fwmark(mark),
-    }
+    ServiceKey::from(vs)
 }
 
 pub fn virtual_service(key: &ServiceKey) -> VirtualService {
@@ -811,7 +936,11 @@ fn service_spec(c: &ServiceConfig) -> Result<ServiceSpec, ApiError> {
         return Err(invalid(format!("one-packet scheduling (-o) is not supported by this gateway: {key}")));
     }
     let persistence = c.persistence.map(|p| Persistence { timeout: p.timeout, netmask: p.netmask });
-    Ok(ServiceSpec { key, scheduler, persistence, synproxy: c.synproxy })
+    let proxy_protocol = c.proxy_protocol.map(|v| match v {
+        ProxyProtocol::V1 => Version::V1,
+        ProxyProtocol::V2 => Version::V2,
+    });
+    Ok(ServiceSpec { key, scheduler, persistence, synproxy: c.synproxy, proxy_protocol })
 }
 
 pub fn dest_spec(s: &ServerConfig) -> DestSpec {
@@ -917,6 +1046,7 @@ mod tests {
                 persistence: None,
                 one_packet: false,
                 synproxy: true,
+                proxy_protocol: None,
             },
         }
     }
@@ -1003,6 +1133,7 @@ mod tests {
                         persistence: None,
                         one_packet: true,
                         synproxy: false,
+                        proxy_protocol: None,
                     },
                 },
                 "UDP 10.0.0.1:53",
@@ -1015,6 +1146,7 @@ mod tests {
                         persistence: None,
                         one_packet: true,
                         synproxy: false,
+                        proxy_protocol: None,
                     },
                 },
                 "FWM 3",
@@ -1027,6 +1159,7 @@ mod tests {
                         persistence: None,
                         one_packet: true,
                         synproxy: false,
+                        proxy_protocol: None,
                     },
                 },
                 "",

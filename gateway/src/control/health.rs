@@ -13,15 +13,19 @@
 //!   server changes its configured spec (what it comes back with) while the checker's weight
 //!   stays in force; `-d` forgets it; a check deleted lifts its hold. So a manual weight is
 //!   never overwritten by the checker, and the checker's 0 never leaks into `-S`.
+//! - **Passive detection joins in** (`health::passive` has the policy and the interplay): a
+//!   server it inhibits is in `passive_down`, and the weight in force is the stricter of the
+//!   two judges (`HealthTable::wanted`): an active down as its check's `on_failure` says,
+//!   else a passive down at 0, else an active dynamic weight, else the configured one.
 //! - **All or nothing.** Health changes travel in the same [`Change`] list as the others and
 //!   are validated against the configuration those make; a refused one refuses the request.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use gwapi::api::{ApiError, Change, ErrorKind, VirtualService};
-use gwapi::health::{CheckKind, OnFailure};
+use gwapi::health::{CheckKind, OnFailure, PassiveConfig};
 
 use super::apply::{config_error, dest_spec, service_key, virtual_service};
 use super::publish::GatewayConfig;
@@ -46,6 +50,10 @@ pub struct HealthTable {
     /// By service, then server; `None`: the service's own, inherited by its servers.
     checks: BTreeMap<CheckSlot, Arc<Check>>,
     held: BTreeMap<TargetKey, Held>,
+    /// Services with passive detection on.
+    passive: BTreeMap<VirtualService, PassiveConfig>,
+    /// Servers passive detection inhibits now.
+    passive_down: BTreeSet<TargetKey>,
 }
 
 /// A request's changes as the configuration takes them, and the health table they make.
@@ -81,13 +89,41 @@ impl HealthTable {
         self.held.get(key)
     }
 
+    /// The passive detection of `service`, if on.
+    pub fn passive(&self, service: &VirtualService) -> Option<&PassiveConfig> {
+        self.passive.get(service)
+    }
+
+    /// Whether passive detection inhibits `key`.
+    pub fn is_passive_down(&self, key: &TargetKey) -> bool {
+        self.passive_down.contains(key)
+    }
+
+    /// The weight `key` should be held at, given its active check's health (`None`:
+    /// unchecked): `None` its configured one, `Some(None)` out of the service.
+    fn wanted(&self, k: &TargetKey, active: Option<Health>) -> Option<Option<u32>> {
+        let check = self.check(k).map(|(c, _)| c);
+        match (active, check) {
+            (Some(Health::Down), Some(check)) => Some(match check.on_failure() {
+                OnFailure::Inhibit => Some(0),
+                OnFailure::Remove => None,
+            }),
+            _ if self.passive_down.contains(k) => Some(Some(0)),
+            (Some(Health::Up { weight: Some(w) }), Some(_)) => Some(Some(w.min(DestSpec::MAX_WEIGHT))),
+            _ => None,
+        }
+    }
+
     /// Splits `changes` into the ones the snapshot takes and the health ones, and makes the
     /// edits of held servers change their configured spec.
     pub fn plan(&self, changes: &[Change]) -> Result<Plan, ApiError> {
         let mut plan = Plan { changes: Vec::new(), origin: Vec::new(), health: Vec::new(), table: self.clone() };
         for (i, change) in changes.iter().enumerate() {
             let pass = match change {
-                Change::SetHealthCheck { .. } | Change::DeleteHealthCheck { .. } => {
+                Change::SetHealthCheck { .. }
+                | Change::DeleteHealthCheck { .. }
+                | Change::SetPassive { .. }
+                | Change::DeletePassive { .. } => {
                     plan.health.push((i, change.clone()));
                     None
                 }
@@ -113,6 +149,7 @@ impl HealthTable {
                     }
                 }
                 Change::DeleteServer { service, addr, port } => {
+                    plan.table.passive_down.remove(&key(service, *addr, *port));
                     match plan.table.held.remove(&key(service, *addr, *port)) {
                         Some(Held { weight: None, .. }) => None,
                         _ => Some(change.clone()),
@@ -155,8 +192,9 @@ impl Plan {
     pub fn finish(
         mut self,
         config: &mut GatewayConfig,
-        down: impl Fn(&TargetKey) -> bool,
+        health: impl Fn(&TargetKey) -> Option<Health>,
     ) -> Result<HealthTable, ApiError> {
+        let down = |k: &TargetKey| health(k) == Some(Health::Down);
         let snapshot = Arc::clone(&config.services);
         let table = &mut self.table;
         let exists =
@@ -208,6 +246,20 @@ impl Plan {
                         ),
                     ));
                 }
+                Change::SetPassive { service, passive } => {
+                    exists(table, &service, None).map_err(|e| at(i, e))?;
+                    passive.validate().map_err(|m| at(i, ApiError::new(ErrorKind::InvalidArgument, m)))?;
+                    table.passive.insert(service, passive);
+                }
+                Change::DeletePassive { service } if table.passive.remove(&service).is_none() => {
+                    return Err(at(
+                        i,
+                        ApiError::new(
+                            ErrorKind::EntryNotFound,
+                            format!("no passive detection on service {}", service_key(&service)),
+                        ),
+                    ));
+                }
                 _ => {}
             }
         }
@@ -225,7 +277,24 @@ impl Plan {
             None => snapshot.service_id(&service_key(service)).is_some(),
             Some((addr, port)) => live(&key(service, *addr, *port)) || held.contains_key(&key(service, *addr, *port)),
         });
-        let lifted: Vec<TargetKey> = table.held.keys().filter(|k| table.check(k).is_none()).copied().collect();
+        let passive_on = |t: &HealthTable, k: &TargetKey| t.passive.contains_key(&k.service) && live(k);
+        let unheld: Vec<TargetKey> = table.passive_down.iter().filter(|k| !passive_on(table, k)).copied().collect();
+        for k in &unheld {
+            table.passive_down.remove(k);
+        }
+        let lifted: Vec<TargetKey> = table
+            .held
+            .keys()
+            .filter(|k| table.check(k).is_none() && !table.passive_down.contains(k))
+            .copied()
+            .collect();
+        // Passive detection gone from a server its active check holds up: the check's
+        // weight (configured or dynamic) is in force again.
+        let released: Vec<(TargetKey, Option<Option<u32>>)> = unheld
+            .iter()
+            .filter(|k| table.check(k).is_some() && table.held.contains_key(k))
+            .map(|k| (*k, table.wanted(k, health(k))))
+            .collect();
         // A down server whose check changed its on_failure: inhibited where it was removed,
         // or the other way round.
         let switched: Vec<(TargetKey, Option<u32>)> = table
@@ -240,8 +309,26 @@ impl Plan {
                 (wanted != h.weight && (wanted.is_none() || h.weight.is_none())).then_some((*k, wanted))
             })
             .collect();
-        if !lifted.is_empty() || !switched.is_empty() {
+        if !lifted.is_empty() || !switched.is_empty() || !released.is_empty() {
             let mut editor = config.services.edit();
+            for (k, wanted) in released {
+                let skey = service_key(&k.service);
+                match wanted {
+                    None => {
+                        if let Some(h) = table.held.remove(&k) {
+                            restore(&mut editor, &k, &h).map_err(config_error)?;
+                        }
+                    }
+                    Some(Some(w)) => {
+                        if let Some(h) = table.held.get_mut(&k) {
+                            editor.edit_dest(&skey, h.configured.with_weight(w)).map_err(config_error)?;
+                            h.weight = Some(w);
+                        }
+                    }
+                    // Out of the service: its active check already holds it so.
+                    Some(None) => {}
+                }
+            }
             for k in lifted {
                 if let Some(h) = table.held.remove(&k) {
                     restore(&mut editor, &k, &h).map_err(config_error)?;
@@ -275,6 +362,12 @@ fn restore(editor: &mut SnapshotEditor, k: &TargetKey, held: &Held) -> Result<()
 impl HealthTable {
     /// Every server a check applies to in `config`, with its check and whether it is the
     /// service's.
+    /// The servers held out of their service, with their configured forwarding method
+    /// (their probes still need it).
+    pub fn removed(&self) -> crate::health::routes::Removed {
+        self.held.iter().filter(|(_, h)| h.weight.is_none()).map(|(k, h)| (*k, h.configured.method)).collect()
+    }
+
     pub fn targets(&self, config: &GatewayConfig) -> Vec<(TargetKey, Arc<Check>, bool)> {
         let mut out = Vec::new();
         for svc in config.services.services() {
@@ -291,45 +384,70 @@ impl HealthTable {
         out
     }
 
-    /// The configuration in which `key` is held as `health` makes it, and the next table;
-    /// `None` when nothing changes (a server or check gone meanwhile, the same health).
+    /// The configuration in which `key` is held as its active check's `health` makes it, and
+    /// the next table; `None` when nothing changes (a server or check gone meanwhile, the
+    /// same weight).
     pub fn transition(
         &self,
         config: &GatewayConfig,
         k: &TargetKey,
         health: Health,
     ) -> Option<(GatewayConfig, HealthTable)> {
-        let (check, _) = self.check(k)?;
+        self.check(k)?;
+        let (config, table) = self.clone().settle(config, k, Some(health))?;
+        Some((config?, table))
+    }
+
+    /// The next table with `key` inhibited by passive detection (`down`) or not, given its
+    /// active check's `health` (`None`: unchecked), and the configuration with the weight
+    /// that makes, if the weight changes; `None` when the server is gone.
+    pub fn passive_transition(
+        &self,
+        config: &GatewayConfig,
+        k: &TargetKey,
+        down: bool,
+        health: Option<Health>,
+    ) -> Option<(Option<GatewayConfig>, HealthTable)> {
+        let mut table = self.clone();
+        if down {
+            table.passive_down.insert(*k);
+        } else {
+            table.passive_down.remove(k);
+        }
+        table.settle(config, k, health)
+    }
+
+    /// Puts the weight [`HealthTable::wanted`] says in force for `key`: the next table, and
+    /// the configuration if the weight changed. `None` when the server is gone or the edit
+    /// is refused (logged).
+    fn settle(
+        mut self,
+        config: &GatewayConfig,
+        k: &TargetKey,
+        health: Option<Health>,
+    ) -> Option<(Option<GatewayConfig>, HealthTable)> {
         let skey: ServiceKey = service_key(&k.service);
         let snapshot = &config.services;
         let svc = snapshot.service(snapshot.service_id(&skey)?);
         let in_force = svc.dest_index(k.addr, k.port).map(|i| *svc.dests()[i].spec());
-        let current = self.held.get(k);
-        let configured = match (current, in_force) {
+        let current = self.held.get(k).map(|h| h.weight);
+        let configured = match (self.held.get(k), in_force) {
             (Some(h), _) => h.configured,
             (None, Some(spec)) => spec,
             (None, None) => return None,
         };
-        let wanted: Option<Option<u32>> = match health {
-            Health::Up { weight: None } => None,
-            Health::Up { weight: Some(w) } => Some(Some(w.min(DestSpec::MAX_WEIGHT))),
-            Health::Down => match check.on_failure() {
-                OnFailure::Inhibit => Some(Some(0)),
-                OnFailure::Remove => Some(None),
-            },
-        };
-        if wanted == current.map(|h| h.weight) {
-            return None;
+        let wanted = self.wanted(k, health);
+        if wanted == current {
+            return Some((None, self));
         }
         let mut editor = snapshot.edit();
-        let mut table = self.clone();
         let result = match wanted {
             None => {
-                let h = table.held.remove(k)?;
+                let h = self.held.remove(k)?;
                 restore(&mut editor, k, &h)
             }
             Some(weight) => {
-                table.held.insert(*k, Held { configured, weight });
+                self.held.insert(*k, Held { configured, weight });
                 match (weight, in_force) {
                     (Some(w), Some(_)) => editor.edit_dest(&skey, configured.with_weight(w)),
                     (Some(w), None) => editor.add_dest(&skey, configured.with_weight(w)),
@@ -340,12 +458,29 @@ impl HealthTable {
         };
         if let Err(e) = result {
             log::warn!(
-                "gatewayd: health: cannot apply {health:?} to server {} of {skey}: {e}",
+                "gatewayd: health: cannot hold server {} of {skey} at {wanted:?}: {e}",
                 crate::model::SockAddr(k.addr, k.port)
             );
             return None;
         }
-        Some((GatewayConfig { services: editor.finish(), ..config.clone() }, table))
+        Some((Some(GatewayConfig { services: editor.finish(), ..config.clone() }), self))
+    }
+
+    /// Every server of a service with passive detection on that is in `config`, with the
+    /// service's settings and the server's counters.
+    pub fn passive_targets(
+        &self,
+        config: &GatewayConfig,
+    ) -> Vec<(TargetKey, PassiveConfig, Arc<crate::model::DestCounters>)> {
+        let mut out = Vec::new();
+        for svc in config.services.services() {
+            let service = virtual_service(&svc.key());
+            let Some(passive) = self.passive.get(&service) else { continue };
+            for d in svc.dests() {
+                out.push((key(&service, d.addr(), d.port()), *passive, Arc::clone(d.counters())));
+            }
+        }
+        out
     }
 }
 
@@ -355,7 +490,7 @@ mod tests {
     use crate::control::{ControlState, NoDataplane, NoWorkers};
     use crate::health::Transition;
     use gwapi::api::{Forwarding, Reply, Request, ServerConfig, ServiceConfig, ServiceInfo};
-    use gwapi::health::{HealthCheckConfig, HealthState};
+    use gwapi::health::{HealthCheckConfig, HealthState, PassiveConfig};
 
     fn vs() -> VirtualService {
         VirtualService::Tcp { addr: "10.0.0.100".parse().unwrap(), port: 80 }
@@ -395,6 +530,7 @@ mod tests {
             persistence: None,
             one_packet: false,
             synproxy: false,
+            proxy_protocol: None,
         };
         apply(
             &mut s,
@@ -551,7 +687,13 @@ mod tests {
         assert_eq!(in_force(&s, 10), Some(3));
         assert_eq!(s.checker().engine().statuses().count(), 0);
         // A server's own check replaces the service's for it alone.
-        let http = HealthCheckConfig::new(CheckKind::Http { path: "/".into(), host: None, status: 200, digest: None });
+        let http = HealthCheckConfig::new(CheckKind::Http {
+            path: "/".into(),
+            host: None,
+            status: 200,
+            digest: None,
+            tls: false,
+        });
         apply(
             &mut s,
             vec![
@@ -572,6 +714,108 @@ mod tests {
         // Deleting the service takes its checks along.
         apply(&mut s, vec![Change::DeleteService { service: vs() }]).unwrap();
         assert_eq!(s.checker().engine().statuses().count(), 0);
+    }
+
+    /// Passive detection's inhibition of .10 (`down`), as the policy's transition makes it.
+    fn passive(s: &mut ControlState, down: bool) {
+        let t = crate::health::passive::PassiveTransition { key: tk(10), down, reason: "test".into() };
+        s.set_passive(&t).unwrap();
+    }
+
+    #[test]
+    fn passive_and_active_the_stricter_wins() {
+        let mut s = state(OnFailure::Remove);
+        apply(&mut s, vec![Change::SetPassive { service: vs(), passive: PassiveConfig::default() }]).unwrap();
+        // Passive down of a server its check holds up: inhibited, not removed.
+        passive(&mut s, true);
+        assert_eq!(in_force(&s, 10), Some(0));
+        assert_eq!(weights(&mut s), vec![(10, 3, 0), (11, 1, 1)]);
+        // The active check's down holds it as its on_failure says; its up leaves passive's 0.
+        health(&mut s, 10, Health::Down);
+        assert_eq!(in_force(&s, 10), None, "removed");
+        health(&mut s, 10, Health::Up { weight: None });
+        assert_eq!(in_force(&s, 10), Some(0), "still passive-down");
+        // A manual weight while inhibited is the one it comes back with.
+        apply(&mut s, vec![Change::EditServer { service: vs(), server: server(10, 5) }]).unwrap();
+        assert_eq!(in_force(&s, 10), Some(0));
+        passive(&mut s, false);
+        assert_eq!(in_force(&s, 10), Some(5));
+        // Passive detection turned off gives an inhibited server its weight back.
+        passive(&mut s, true);
+        apply(&mut s, vec![Change::DeletePassive { service: vs() }]).unwrap();
+        assert_eq!(in_force(&s, 10), Some(5));
+        assert!(!s.health_table().is_passive_down(&tk(10)));
+        let e = apply(&mut s, vec![Change::DeletePassive { service: vs() }]).unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::EntryNotFound, "no passive detection on service TCP 10.0.0.100:80")
+        );
+        let bad = PassiveConfig { failures: 0, ..PassiveConfig::default() };
+        let e = apply(&mut s, vec![Change::SetPassive { service: vs(), passive: bad }]).unwrap_err();
+        assert_eq!(e.message, "passive failures 0 out of range 1..1000");
+    }
+
+    #[test]
+    fn passive_tick_reads_the_servers_counters_and_publishes() {
+        let mut s = state(OnFailure::Inhibit);
+        apply(&mut s, vec![Change::DeleteHealthCheck { service: vs(), server: None }]).unwrap();
+        let passive = PassiveConfig { failures: 2, backoff_ms: 10, max_backoff_ms: 10 };
+        apply(&mut s, vec![Change::SetPassive { service: vs(), passive }]).unwrap();
+        let counters = {
+            let snap = &s.config().services;
+            let svc = snap.service(snap.service_id(&service_key(&vs())).unwrap());
+            Arc::clone(svc.dests()[svc.dest_index(tk(10).addr, 80).unwrap()].counters())
+        };
+        counters.passive().fail(crate::model::counters::ConnFailure::Refused);
+        s.passive_tick().unwrap();
+        assert_eq!(in_force(&s, 10), Some(3), "one failure of two");
+        counters.passive().fail(crate::model::counters::ConnFailure::TimedOut);
+        let generation = s.config().generation();
+        s.passive_tick().unwrap();
+        assert_eq!(in_force(&s, 10), Some(0));
+        assert!(s.config().generation() > generation, "published");
+        let listing = match s.handle(Request::ListHealth).unwrap() {
+            Reply::Health { servers } => servers,
+            other => panic!("{other:?}"),
+        };
+        let p = listing[0].passive.as_ref().unwrap();
+        assert_eq!((listing[0].state, p.counts.refused, p.counts.timed_out), (HealthState::PassiveDown, 1, 1));
+        assert_eq!(p.reason, "2 new connections failed in a row (1 refused, 1 timed out); inhibited for 0.01s");
+        // The 10 ms back-off ends: on trial with its weight.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        s.passive_tick().unwrap();
+        assert_eq!(in_force(&s, 10), Some(3));
+        // A success on the trial: serving.
+        counters.passive().succeed();
+        s.passive_tick().unwrap();
+        assert_eq!(in_force(&s, 10), Some(3));
+        match s.handle(Request::ListHealth).unwrap() {
+            Reply::Health { servers } => {
+                assert_eq!(servers[0].passive.as_ref().unwrap().state, gwapi::health::PassiveState::Serving)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn passive_alone_inhibits_and_gives_back_with_no_check() {
+        let mut s = state(OnFailure::Inhibit);
+        apply(&mut s, vec![Change::DeleteHealthCheck { service: vs(), server: None }]).unwrap();
+        apply(&mut s, vec![Change::SetPassive { service: vs(), passive: PassiveConfig::default() }]).unwrap();
+        passive(&mut s, true);
+        assert_eq!(in_force(&s, 10), Some(0));
+        let listing = match s.handle(Request::ListHealth).unwrap() {
+            Reply::Health { servers } => servers,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(listing.len(), 2, "both servers watched");
+        assert_eq!((listing[0].state, listing[0].check.is_none()), (HealthState::PassiveDown, true));
+        passive(&mut s, false);
+        assert_eq!(in_force(&s, 10), Some(3));
+        // Deleting the server while inhibited forgets it.
+        passive(&mut s, true);
+        apply(&mut s, vec![Change::DeleteServer { service: vs(), addr: tk(10).addr, port: 80 }]).unwrap();
+        assert!(!s.health_table().is_passive_down(&tk(10)));
     }
 
     #[test]

@@ -211,6 +211,16 @@ impl HealthInput {
         let mut state = shared.state();
         state.set_server_health(transition)
     }
+
+    /// [`ControlState::passive_tick`] under the state's lock. Fails when a worker did not
+    /// confirm (logged; decided again at the next tick) or the server has stopped.
+    pub fn passive_tick(&self) -> Result<(), PublishError> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Err(PublishError { message: "the control server has stopped".into() });
+        };
+        let mut state = shared.state();
+        state.passive_tick()
+    }
 }
 
 /// A running server thread.

@@ -382,6 +382,10 @@ pub(super) const KERNEL_TX_DESCRIPTORS: u16 = 512;
 /// few milliseconds of a flood at the rate limits, while the loop drains them.
 pub(super) const KERNEL_RING: u32 = 1024;
 
+/// Mbufs each health-probe ring holds (one into each worker, one back): a
+/// probe is a handful of packets and a check runs a few a second per server.
+pub(super) const PROBE_RING: u32 = 64;
+
 /// The fewest mbufs with which `workers` workers forward on `ports` ports,
 /// `kernels` of them with a kernel interface: every rx ring filled and every
 /// tx ring full (each queue holds its descriptors' mbufs), each lcore's pool
@@ -389,7 +393,7 @@ pub(super) const KERNEL_RING: u32 = 1024;
 /// holds while it works (one being received, one pending per port and per
 /// peer worker); with kernel interfaces, their queues (the tap's rx and tx,
 /// the port's extra tx queue), the two rings toward them full and the
-/// exception loop's bursts. With fewer, rx queues starve: every packet is an
+/// exception loop's bursts; the health probes' rings full. With fewer, rx queues starve: every packet is an
 /// `rx_nombuf` and nothing is forwarded.
 pub fn min_mbufs(ports: usize, workers: usize, kernels: usize) -> u64 {
     let (ports, workers, kernels) = (ports as u64, workers as u64, kernels as u64);
@@ -403,7 +407,8 @@ pub fn min_mbufs(ports: usize, workers: usize, kernels: usize) -> u64 {
             + 2 * crate::dpdk::BURST_SIZE as u64;
         kernels * per_interface + 2 * u64::from(KERNEL_RING)
     };
-    queues + caches + bursts + kernel
+    let probes = (workers + 1) * u64::from(PROBE_RING);
+    queues + caches + bursts + kernel + probes
 }
 
 /// Refuses a `"mbufs"` the queues cannot run with or that cannot be installed.
@@ -730,7 +735,7 @@ mod tests {
             (r#", "synproxy": {"handshakes": 4294967295}"#, "\"synproxy\".\"handshakes\": 4294967295 is above 1048576"),
             (r#", "conn_capacity": 4294967295"#, "\"conn_capacity\": 4294967295 is not in 1..=134217726"),
             (r#", "conn_capacity": 0"#, "\"conn_capacity\": 0 is not in 1..="),
-            (r#", "mbufs": 2047"#, "\"mbufs\": 2047 is fewer than the 4992 that 2 port(s) with 1 worker(s) need"),
+            (r#", "mbufs": 2047"#, "\"mbufs\": 2047 is fewer than the 5120 that 2 port(s) with 1 worker(s) need"),
             (r#", "mbufs": 3000000000"#, "\"mbufs\": 3000000000 is above 67108864"),
             (
                 r#", "routes": [{"dst": "10.1.2.3/16", "dev": "a"}]"#,
@@ -821,14 +826,14 @@ mod tests {
         let service = r#", "services": ["-A -t 10.0.0.100:80 -s rr", "-a -t 10.0.0.100:80 -r 192.168.1.10:8080 -m"]"#;
         let with = |health: &str| format!(r#"{{"eal": [], {TWO_PORTS}{service}, "health": {health}}}"#);
         let config = Config::parse(&with(
-            r#"["-t 10.0.0.100:80 --check http --url /ok --delay-loop 2", "--health -t 10.0.0.100:80 -r 192.168.1.10:8080 --check tcp"]"#,
+            r#"["-t 10.0.0.100:80 --check http --url /ok --delay-loop 2", "--health -t 10.0.0.100:80 -r 192.168.1.10:8080 --check tcp", "-t 10.0.0.100:80 --passive --passive-failures 2"]"#,
         ))
         .unwrap();
-        assert_eq!(config.health.len(), 2);
+        assert_eq!(config.health.len(), 3);
         for (health, message) in [
             (
                 r#"["-t 10.0.0.100:80 --check tcp", "-t 10.0.0.100:80 --check ping"]"#,
-                "\"health\"[1]: \"-t 10.0.0.100:80 --check ping\": unknown check `ping' specified (tcp, http, udp or misc)",
+                "\"health\"[1]: \"-t 10.0.0.100:80 --check ping\": unknown check `ping' specified (tcp, http, https, udp or misc)",
             ),
             (
                 r#"["-t 10.0.0.1:80 --check tcp"]"#,
@@ -836,11 +841,48 @@ mod tests {
             ),
             (r#"["-L"]"#, "\"health\"[0]: \"-L\": not a health check (-L lists them)"),
             (
+                r#"["-t 10.0.0.100:80 --passive --passive-backoff 0"]"#,
+                "\"health\"[0]: \"-t 10.0.0.100:80 --passive --passive-backoff 0\": illegal --passive-backoff `0' specified (seconds S or S:MAX, each 0.01 to 86400, MAX not under S)",
+            ),
+            (
+                r#"["-t 10.0.0.1:80 --passive"]"#,
+                "\"health\"[0]: \"-t 10.0.0.1:80 --passive\": service TCP 10.0.0.1:80 not defined",
+            ),
+            (
                 r#"["-t 10.0.0.100:80 --check misc --script /nonexistent/check"]"#,
                 "\"health\"[0]: \"-t 10.0.0.100:80 --check misc --script /nonexistent/check\": misc script /nonexistent/check: No such file or directory (os error 2)",
             ),
         ] {
             assert_eq!(Config::parse(&with(health)).map(drop).unwrap_err().0, message);
+        }
+    }
+
+    #[test]
+    fn services_may_send_the_proxy_protocol_header() {
+        let with = |services: &str| format!(r#"{{"eal": [], {TWO_PORTS}, "services": {services}}}"#);
+        let config = Config::parse(&with(
+            r#"["-A -t 10.0.0.100:80 -s rr --proxy-protocol v2", "-a -t 10.0.0.100:80 -r 192.168.1.10:8080 -b"]"#,
+        ))
+        .unwrap();
+        let initial = config.initial(1).unwrap();
+        let spec = *initial.services.services()[0].spec();
+        assert_eq!(spec.proxy_protocol, Some(crate::wire::proxy_protocol::Version::V2));
+        for (services, message) in [
+            (
+                r#"["-A -u 10.0.0.100:53 --proxy-protocol v1"]"#,
+                "\"services\"[0]: \"-A -u 10.0.0.100:53 --proxy-protocol v1\": the PROXY protocol is only for TCP services (-t), not UDP 10.0.0.100:53",
+            ),
+            (
+                r#"["-A -t 10.0.0.100:80 --proxy-protocol v3"]"#,
+                "\"services\"[0]: \"-A -t 10.0.0.100:80 --proxy-protocol v3\": illegal proxy-protocol value `v3' specified (v1 or v2)",
+            ),
+            (
+                r#"["-A -t 10.0.0.100:80 --proxy-protocol v1", "-a -t 10.0.0.100:80 -r 192.168.1.10 -g"]"#,
+                "\"services\"[1]: \"-a -t 10.0.0.100:80 -r 192.168.1.10 -g\": the PROXY protocol on TCP 10.0.0.100:80 needs the replies to pass the gateway, but real server 192.168.1.10:80 is direct-routed (-g): use masquerading (-m) or fullnat (-b)",
+            ),
+        ] {
+            let refused = Config::parse(&with(services)).and_then(|c| c.initial(1).map(drop));
+            assert_eq!(refused.unwrap_err().0, message);
         }
     }
 
@@ -958,21 +1000,22 @@ mod tests {
 
     #[test]
     fn the_mbuf_bounds_follow_the_queues() {
-        // 2 ports, 1 worker: 4096 descriptors' mbufs, 2 caches of 384, 4 bursts of 32.
-        assert_eq!(min_mbufs(2, 1, 0), 4096 + 768 + 128);
+        // 2 ports, 1 worker: 4096 descriptors' mbufs, 2 caches of 384, 4 bursts of 32,
+        // the probe rings into the worker and back (64 each).
+        assert_eq!(min_mbufs(2, 1, 0), 4096 + 768 + 128 + 2 * 64);
         assert!(min_mbufs(2, 2, 0) > 2 * min_mbufs(2, 1, 0) - 1000);
-        assert!(check_mbufs(4992, 2, 1, 0).is_ok());
-        assert!(check_mbufs(4991, 2, 1, 0).is_err());
+        assert!(check_mbufs(5120, 2, 1, 0).is_ok());
+        assert!(check_mbufs(5119, 2, 1, 0).is_err());
         // What parses with one worker can still be too few for the workers the EAL gives.
         let err = check_mbufs(8191, 2, 2, 0).unwrap_err().0;
-        assert!(err.contains("\"mbufs\": 8191 is fewer than the 9664 that 2 port(s) with 2 worker(s) need"), "{err}");
+        assert!(err.contains("\"mbufs\": 8191 is fewer than the 9856 that 2 port(s) with 2 worker(s) need"), "{err}");
         assert!(check_mbufs(MAX_MBUFS, 2, 1, 0).is_ok() && check_mbufs(MAX_MBUFS + 1, 2, 1, 0).is_err());
         // A kernel interface: the tap's queues (512 + 512), the port's extra
         // tx queue (1024), two bursts, and the two rings toward it (2 x 1024).
         assert_eq!(min_mbufs(2, 1, 1), min_mbufs(2, 1, 0) + 2048 + 64 + 2048);
         let err = check_mbufs(4992, 2, 1, 1).unwrap_err().0;
         assert!(
-            err.contains("fewer than the 9152 that 2 port(s) with 1 worker(s), 1 kernel interface(s) need"),
+            err.contains("fewer than the 9280 that 2 port(s) with 1 worker(s), 1 kernel interface(s) need"),
             "{err}"
         );
         // The README's example and the defaults are accepted.

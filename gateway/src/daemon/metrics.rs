@@ -27,7 +27,8 @@
 //! - per service (`service="TCP 10.0.0.100:80"`, ipvsadm's naming) and real server
 //!   (`server="192.168.1.10:8080"`): connections, packets and bytes by `direction` (`in`:
 //!   client to server, `out`: back), and per server the active, inactive and persistent
-//!   connections and the weight;
+//!   connections and the weight, and how its new connections ended (passive health
+//!   detection's counts: failures by `reason`, successes);
 //! - per worker (`worker="0"`): up (polling), received and sent packets and bytes,
 //!   redirected packets by `direction`, connections created and live, the table's
 //!   capacity, drops by `reason` and other events by `event` (zero included, so a rate
@@ -514,6 +515,32 @@ impl Scrape {
         )?;
         family(
             e,
+            "server_passive_failures",
+            "The real server's new connections that failed, by how (refused: its RST to the SYN; timed_out: the \
+             handshake; unanswered: UDP without a reply), counted whether passive detection is on or not.",
+            Counter,
+            servers.iter().flat_map(|(l, r)| {
+                [
+                    ("refused", r.passive.refused),
+                    ("timed_out", r.passive.timed_out),
+                    ("unanswered", r.passive.unanswered),
+                ]
+                .map(|(how, n)| {
+                    let mut l = l.clone();
+                    l.push(("reason", how.to_string()));
+                    (l, n)
+                })
+            }),
+        )?;
+        family(
+            e,
+            "server_passive_successes",
+            "The real server's new connections that succeeded (ESTABLISHED; UDP: a reply).",
+            Counter,
+            per_server(|r| r.passive.succeeded),
+        )?;
+        family(
+            e,
             "server_weight",
             "The real server's weight in force (0: quiesced, or down and inhibited by its health check).",
             Gauge,
@@ -668,6 +695,7 @@ mod tests {
             inactive_conns: 2,
             persistent_conns: 0,
             checked_weight: None,
+            passive: gwapi::health::PassiveCounts { refused: 3, timed_out: 1, unanswered: 0, succeeded: conns },
             stats: TrafficStats {
                 conns,
                 in_packets: 7,
@@ -686,6 +714,7 @@ mod tests {
                     persistence: None,
                     one_packet: false,
                     synproxy: false,
+                    proxy_protocol: None,
                 },
                 stats: TrafficStats {
                     conns: 4,
@@ -818,6 +847,16 @@ mod tests {
             ]
         );
         assert_eq!(samples(&text, "gateway_server_weight").len(), 2);
+        // Passive detection's counts, whether it is on or not.
+        let failures = samples(&text, "gateway_server_passive_failures_total");
+        assert_eq!(failures.len(), 6, "three reasons for two servers: {text}");
+        assert!(failures.contains(
+            &r#"gateway_server_passive_failures_total{service="TCP 10.0.0.100:80",server="192.168.1.10:8080",reason="refused"} 3"#
+        ));
+        assert!(failures.contains(
+            &r#"gateway_server_passive_failures_total{service="TCP 10.0.0.100:80",server="192.168.1.11:8080",reason="unanswered"} 0"#
+        ));
+        assert_eq!(samples(&text, "gateway_server_passive_successes_total").len(), 2);
         // A server its health check holds down shows the weight in force, as `-L` does.
         let mut held = scrape();
         held.services[0].servers[0].checked_weight = Some(0);

@@ -25,22 +25,25 @@ use crate::dpdk::{
     needs_fence, pairs_queues, Eal, IoFence, LcoreJob, LinkState, Mempool, Port, PortConfig, Ring, RingSender,
     RingSync, MBUF_DEFAULT_BUF_SIZE,
 };
+use crate::health::routes::PublishedRoutes;
+use crate::health::PathProber;
 use crate::local::exception::{ExceptionCounters, ExceptionLoop, KernelPath};
 use crate::local::held::HeldWatch;
 use crate::local::kernel_iface::{KernelIface, KernelIfaceSpec};
+use crate::local::probe_link::RingProbeLink;
 use crate::net::exception::MAX_KERNEL_PORTS;
 use crate::net::{Ipv4Cidr, KernelClass};
 use crate::sync::daemon::{SharedNetView, SyncDaemons};
 use crate::synproxy;
 use crate::wire::MacAddr;
-use crate::worker::lcore::{DownPorts, KernelRings, LcoreWorker};
+use crate::worker::lcore::{DownPorts, KernelRings, LcoreWorker, ProbeRings};
 use crate::worker::watchdog::{Liveness, Verdict, Watchdog};
 use crate::worker::{Worker, WorkerConfig, WorkerCounters};
 use crate::xmit::Offload;
 pub use config::Config;
 use config::{
     check_mbufs, min_mbufs, OnWorkerFailure, KERNEL_RING, KERNEL_RX_DESCRIPTORS, KERNEL_TX_DESCRIPTORS, MAX_MBUFS,
-    POOL_CACHE, RX_DESCRIPTORS, TX_DESCRIPTORS,
+    POOL_CACHE, PROBE_RING, RX_DESCRIPTORS, TX_DESCRIPTORS,
 };
 
 /// Connections a worker copies per `gwctl -Lc` page: copying a worker's table
@@ -315,6 +318,20 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         ring_rx.push(rx);
     }
     let (neigh_tx, neigh_rx): (Vec<_>, Vec<_>) = (0..workers).map(|_| mpsc::sync_channel(256)).unzip();
+    // The health probes: one ring into each worker (from the prober alone), one
+    // back that every worker feeds (see net::probe).
+    let (probe_replies_tx, probe_replies) =
+        Ring::new(&eal, "gw_probe_replies", PROBE_RING, RingSync::Multi, RingSync::Single)
+            .map_err(|e| e.to_string())?;
+    let mut probes_in = Vec::new();
+    let mut probes_out = Vec::new();
+    for w in 0..workers {
+        let (tx, rx) = Ring::new(&eal, &format!("gw_probe_{w}"), PROBE_RING, RingSync::Single, RingSync::Single)
+            .map_err(|e| e.to_string())?;
+        probes_out.push(tx);
+        probes_in.push(rx);
+    }
+    let mut probes_in = probes_in.into_iter();
 
     // workers::net_view wants the ports indexed by DPDK port id; ids the file
     // does not name (none, normally) get a name no configuration can use.
@@ -349,11 +366,14 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         workers::worker_updates(ports, &initial).map_err(|e| format!("network configuration: {e}"))?;
     // The backup sync daemon routes received records by the network view the workers run.
     let sync_net = Arc::new(SharedNetView::new(first.net.clone()));
+    // The health probes are routed by the configuration the workers run.
+    let probe_routes = Arc::new(PublishedRoutes::new(first.services.clone(), first.net.clone()));
     let convert: publish::Convert<workers::WorkerUpdate> = {
-        let sync_net = sync_net.clone();
+        let (sync_net, probe_routes) = (sync_net.clone(), probe_routes.clone());
         Box::new(move |config| {
             let update = convert(config)?;
             sync_net.set(update.net.clone());
+            probe_routes.set(update.services.clone(), update.net.clone());
             Ok(update)
         })
     };
@@ -418,6 +438,10 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
                     rings.each_ref().map(|(tx, _)| tx.try_clone().expect("the kernel rings are multi-producer")),
                 )
             }),
+            probes: ProbeRings {
+                from_prober: probes_in.next().expect("one probe ring per worker"),
+                to_prober: probe_replies_tx.try_clone().expect("the probe replies' ring is multi-producer"),
+            },
         };
         let stop = stop.clone();
         let job = eal
@@ -425,7 +449,8 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             .map_err(|e| e.to_string())?;
         jobs.push(job);
     }
-    drop(neigh_tx);
+    drop((neigh_tx, probe_replies_tx));
+    let probe_link = RingProbeLink::new(pool.clone(), probes_out, probe_replies);
     // Every port's exception counters, by port id (the loop's frames name their port by id).
     let exception_counters: Vec<Arc<ExceptionCounters>> =
         (0..=open_ports.iter().map(|p| usize::from(p.id())).max().unwrap_or(0)).map(|_| Arc::default()).collect();
@@ -488,15 +513,34 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             max_rows: CONNECTIONS_LISTED,
         },
     };
-    let mut state = ControlState::new(initial, Box::new(channels.sink), Box::new(view)).with_sync(sync);
+    let mut state = ControlState::new(initial, Box::new(channels.sink), Box::new(view))
+        .with_sync(sync)
+        .with_probe_routes(probe_routes.clone());
     config.apply_health(&mut state).map_err(|e| e.to_string())?;
     let checker = state.checker();
     let server = control_socket.serve(state);
     let health_input = server.health_input();
+    // Passive detection's policy, on a thread of its own beside the checker's (never a
+    // worker): a publish it makes may wait for the workers, which the main loop must not.
+    let passive = {
+        let (input, stop) = (health_input.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("gw-passive".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(crate::health::passive::TICK);
+                    // A refusal is logged where it happens and decided again next time.
+                    let _ = input.passive_tick();
+                }
+            })
+            .map_err(|e| format!("cannot start passive health detection's thread: {e}"))?
+    };
     let retract = Arc::clone(&checker);
+    let (prober, probe_stack) = PathProber::spawn(Box::new(probe_link), probe_routes, stop.clone())
+        .map_err(|e| format!("cannot start the health prober's thread: {e}"))?;
     let health = checker
         .spawn(
-            Arc::new(crate::health::SocketProber),
+            prober,
             move |transition| {
                 if let Err(e) = health_input.set_server_health(&transition) {
                     // Not published: the checker takes it back and reports it again.
@@ -611,6 +655,12 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     // stopping workers.
     if let Err(payload) = health.join() {
         log::error!("gatewayd: the health checker panicked: {}", panic_text(payload.as_ref()));
+    }
+    if let Err(payload) = probe_stack.join() {
+        log::error!("gatewayd: the health prober panicked: {}", panic_text(payload.as_ref()));
+    }
+    if let Err(payload) = passive.join() {
+        log::error!("gatewayd: passive health detection panicked: {}", panic_text(payload.as_ref()));
     }
     if let Some(Err(payload)) = held.map(|t| t.join()) {
         log::error!("gatewayd: the held addresses' watch panicked: {}", panic_text(payload.as_ref()));

@@ -42,13 +42,25 @@ impl Check {
 /// Why a check was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckError {
-    DurationOutOfRange { name: &'static str, ms: u64 },
-    CountOutOfRange { name: &'static str, value: u32, min: u32 },
+    DurationOutOfRange {
+        name: &'static str,
+        ms: u64,
+    },
+    CountOutOfRange {
+        name: &'static str,
+        value: u32,
+        min: u32,
+    },
     BadPath(String),
     BadHost(String),
+    /// An https check's host no TLS server name can be.
+    BadSni(String),
     BadStatus(u16),
     BadDigest(String),
-    ScriptNotFound { script: String, error: String },
+    ScriptNotFound {
+        script: String,
+        error: String,
+    },
     ScriptNotExecutable(String),
 }
 
@@ -63,6 +75,7 @@ impl fmt::Display for CheckError {
             }
             CheckError::BadPath(p) => write!(f, "url {p:?} is not a path starting with / without spaces"),
             CheckError::BadHost(h) => write!(f, "host {h:?} is empty or holds spaces"),
+            CheckError::BadSni(h) => f.write_str(&super::tls::sni_refusal(h)),
             CheckError::BadStatus(s) => write!(f, "status {s} is out of range 100..599"),
             CheckError::BadDigest(d) => write!(f, "digest {d:?} is not an MD5 digest (32 hex digits)"),
             CheckError::ScriptNotFound { script, error } => write!(f, "misc script {script}: {error}"),
@@ -95,13 +108,16 @@ impl Check {
         let mut digest = None;
         match &config.kind {
             CheckKind::Tcp | CheckKind::Udp { .. } => {}
-            CheckKind::Http { path, host, status, digest: hex } => {
+            CheckKind::Http { path, host, status, digest: hex, tls } => {
                 if !path.starts_with('/') || path.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
                     return Err(CheckError::BadPath(path.clone()));
                 }
                 if let Some(h) = host {
                     if h.is_empty() || h.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
                         return Err(CheckError::BadHost(h.clone()));
+                    }
+                    if *tls && super::tls::server_name(h).is_none() {
+                        return Err(CheckError::BadSni(h.clone()));
                     }
                 }
                 if !(100..=599).contains(status) {
@@ -144,6 +160,7 @@ mod tests {
             host: None,
             status: 200,
             digest: Some(digest.into()),
+            tls: false,
         })
     }
 
@@ -159,6 +176,20 @@ mod tests {
             Check::new(&http("zz")).unwrap_err().to_string(),
             "digest \"zz\" is not an MD5 digest (32 hex digits)"
         );
+        let https = |host: &str| {
+            HealthCheckConfig::new(CheckKind::Http {
+                path: "/".into(),
+                host: Some(host.into()),
+                status: 200,
+                digest: None,
+                tls: true,
+            })
+        };
+        assert_eq!(
+            Check::new(&https("bad_name!")).unwrap_err().to_string(),
+            "host \"bad_name!\" is neither a DNS name nor an address for the TLS SNI"
+        );
+        assert!(Check::new(&https("www.example:8443")).is_ok());
         let c = HealthCheckConfig::new(CheckKind::Misc { script: "/nonexistent/check.sh".into(), dynamic: false });
         assert!(Check::new(&c).unwrap_err().to_string().starts_with("misc script /nonexistent/check.sh: "));
         // A file that exists but may not be executed.

@@ -1,6 +1,7 @@
-//! The checker's thread: runs the probes the [`Engine`] says are due, each on a thread of its
-//! own (a probe blocks for up to its timeout; others must not wait for it), takes their
-//! outcomes back over a channel and hands every transition to the control plane.
+//! The checker's thread: starts the probes the [`Engine`] says are due (the prober runs them:
+//! gatewayd's all on its one thread, a blocking prober each on a thread of its own; see
+//! [`Prober::start`]), takes their outcomes back over a channel and hands every transition
+//! to the control plane.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,15 +11,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::engine::{Engine, Outcome, ProbeJob, Transition};
-use super::probe::Prober;
+use super::probe::{Completion, Prober};
 
 /// The longest the thread sleeps without looking at the engine: the bound on how late a
 /// check configured meanwhile starts, and on how long a stop takes.
 const MAX_IDLE: Duration = Duration::from_millis(100);
 
-/// Probes in flight at most: each is a thread for up to its timeout. A check configured for
-/// more servers than this at once spreads over its delay loop anyway; past it, due probes
-/// wait their turn rather than the checker spawning without bound.
+/// Probes in flight at most (for a blocking prober, each is a thread for up to its timeout).
+/// A check configured for more servers than this at once spreads over its delay loop
+/// anyway; past it, due probes wait their turn rather than starting without bound.
 pub const MAX_PROBES_IN_FLIGHT: usize = 512;
 
 /// The engine and its clock, shared by the checker's thread and the control plane (which
@@ -60,20 +61,15 @@ impl Checker {
             while !stop.load(Ordering::Relaxed) {
                 let jobs = checker.engine().due(checker.now(), MAX_PROBES_IN_FLIGHT - in_flight);
                 for job in jobs {
-                    let (prober, done) = (Arc::clone(&prober), done.clone());
-                    let key = job.key;
-                    let ticket = job.ticket;
-                    let spawned = std::thread::Builder::new().name("gw-health-probe".into()).spawn(move || {
-                        let outcome = prober.probe(&job);
-                        let _ = done.send((job, outcome));
-                    });
+                    let done = done.clone();
+                    let finished = job.clone();
                     in_flight += 1;
-                    if let Err(e) = spawned {
-                        in_flight -= 1;
-                        let outcome = Outcome::Down(format!("no thread for the probe: {e}"));
-                        let transition = checker.engine().complete(&key, ticket, outcome, checker.now());
-                        transition.into_iter().for_each(&mut on_transition);
-                    }
+                    Arc::clone(&prober).start(
+                        job,
+                        Completion::new(move |outcome| {
+                            let _ = done.send((finished, outcome));
+                        }),
+                    );
                 }
                 let wait = match checker.engine().next_due() {
                     Some(at) => at.saturating_sub(checker.now()).min(MAX_IDLE),

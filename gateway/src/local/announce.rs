@@ -319,6 +319,7 @@ mod tests {
                 persistence: None,
                 one_packet: false,
                 synproxy: false,
+                proxy_protocol: None,
             },
             stats: TrafficStats::default(),
             servers: weights

@@ -12,3 +12,4 @@ pub mod announce;
 pub mod exception;
 pub mod held;
 pub mod kernel_iface;
+pub mod probe_link;

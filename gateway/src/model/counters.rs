@@ -13,12 +13,17 @@
 //! re-evaluated when a connection ends, possibly after its server left the snapshot: the
 //! check needs the thresholds in force, which the editor stores here when it publishes.
 //!
+//! The passive health detection's counts are here too ([`PassiveCounters`]): a real
+//! server's new connections that failed (by how) or succeeded, counted by the connection
+//! table once per connection when its handshake ends, and read by the control plane's
+//! passive policy (`health::passive`), which decides what they mean.
+//!
 //! The traffic counters (`--stats`) are here too, for the server and for its service, so a
 //! packet reaches both through the one pointer its connection already holds. They are
 //! counted per packet, but each worker writes its own slot ([`Traffic`]), so they share
 //! nothing between workers either.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crate::stats::Traffic;
@@ -32,6 +37,7 @@ pub struct DestCounters {
     upper_threshold: AtomicU32,
     lower_threshold: AtomicU32,
     overloaded: AtomicBool,
+    passive: PassiveCounters,
     traffic: Traffic,
     /// The traffic of the service the server belongs to.
     service: Arc<Traffic>,
@@ -66,9 +72,15 @@ impl DestCounters {
             upper_threshold: AtomicU32::new(upper_threshold),
             lower_threshold: AtomicU32::new(lower_threshold),
             overloaded: AtomicBool::new(false),
+            passive: PassiveCounters::default(),
             traffic: Traffic::new(workers),
             service: Arc::clone(service),
         }
+    }
+
+    /// How this server's new connections ended (passive health detection).
+    pub fn passive(&self) -> &PassiveCounters {
+        &self.passive
     }
 
     /// This server's traffic (`--stats` of a real server).
@@ -214,6 +226,83 @@ impl DestCounters {
     }
 }
 
+/// How a new connection to a real server failed, as the connection table sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnFailure {
+    /// The server answered the SYN with a RST (NAT, FNAT: the table sees its replies).
+    Refused,
+    /// The handshake timed out: the connection expired half-open, the server never having
+    /// answered (NAT, FNAT) or the client having sent its SYN again (DR, TUN).
+    TimedOut,
+    /// A UDP connection expired without a single reply (NAT, FNAT).
+    Unanswered,
+}
+
+/// A real server's new connections by how they ended, and the failures since the last
+/// success. Written once per connection (when its handshake succeeds or fails), by any
+/// worker, with relaxed atomics, like the connection counts beside them; never per packet.
+#[derive(Debug, Default)]
+pub struct PassiveCounters {
+    refused: AtomicU64,
+    timed_out: AtomicU64,
+    unanswered: AtomicU64,
+    succeeded: AtomicU64,
+    /// Failures since the last success, over every worker (what the passive policy counts
+    /// from when a success came since its last look).
+    streak: AtomicU32,
+}
+
+/// [`PassiveCounters`] read at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassiveReading {
+    pub refused: u64,
+    pub timed_out: u64,
+    pub unanswered: u64,
+    pub succeeded: u64,
+    pub streak: u32,
+}
+
+impl PassiveReading {
+    /// Failures of every kind.
+    pub fn failed(&self) -> u64 {
+        self.refused.wrapping_add(self.timed_out).wrapping_add(self.unanswered)
+    }
+}
+
+impl PassiveCounters {
+    /// A new connection failed.
+    #[cold]
+    pub fn fail(&self, how: ConnFailure) {
+        let counter = match how {
+            ConnFailure::Refused => &self.refused,
+            ConnFailure::TimedOut => &self.timed_out,
+            ConnFailure::Unanswered => &self.unanswered,
+        };
+        counter.fetch_add(1, Relaxed);
+        self.streak.fetch_add(1, Relaxed);
+    }
+
+    /// A new connection succeeded (TCP ESTABLISHED, a UDP reply).
+    #[inline]
+    pub fn succeed(&self) {
+        self.succeeded.fetch_add(1, Relaxed);
+        // Read first: a server whose connections succeed keeps the line clean of a store.
+        if self.streak.load(Relaxed) != 0 {
+            self.streak.store(0, Relaxed);
+        }
+    }
+
+    pub fn read(&self) -> PassiveReading {
+        PassiveReading {
+            refused: self.refused.load(Relaxed),
+            timed_out: self.timed_out.load(Relaxed),
+            unanswered: self.unanswered.load(Relaxed),
+            succeeded: self.succeeded.load(Relaxed),
+            streak: self.streak.load(Relaxed),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +348,22 @@ mod tests {
         assert_eq!((c.active(), c.inactive()), (0, 0));
         c.unbind(false);
         assert_eq!(c.inactive(), 0, "a stray unbind saturates instead of wrapping");
+    }
+
+    #[test]
+    fn passive_counts_by_kind_and_a_success_ends_the_streak() {
+        let c = DestCounters::default();
+        let p = c.passive();
+        p.fail(ConnFailure::Refused);
+        p.fail(ConnFailure::TimedOut);
+        p.fail(ConnFailure::Unanswered);
+        p.fail(ConnFailure::Refused);
+        let r = p.read();
+        assert_eq!((r.refused, r.timed_out, r.unanswered, r.succeeded, r.streak), (2, 1, 1, 0, 4));
+        assert_eq!(r.failed(), 4);
+        p.succeed();
+        assert_eq!((p.read().succeeded, p.read().streak, p.read().failed()), (1, 0, 4));
+        assert_eq!(p.read().streak, 0);
     }
 
     #[test]

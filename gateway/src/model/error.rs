@@ -80,6 +80,16 @@ pub enum ConfigError {
         dest: SockAddr,
         method: ForwardMethod,
     },
+    /// A PROXY protocol header goes in front of a TCP stream: not for UDP, and not for a
+    /// fwmark service, which may carry UDP.
+    ProxyProtocolNotTcp(ServiceKey),
+    /// The header shifts the client's sequence numbers for the connection's life, so the
+    /// server's replies must pass the gateway (FNAT or NAT), as with the SYN proxy.
+    ProxyProtocolBypassed {
+        service: ServiceKey,
+        dest: SockAddr,
+        method: ForwardMethod,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -140,6 +150,20 @@ impl fmt::Display for ConfigError {
                     f,
                     "SYN proxy on {service} needs the replies to pass the gateway, but real server {dest} is {how}: \
                      use masquerading (-m) or fullnat (-b), or disable the SYN proxy (-j disable)"
+                )
+            }
+            ProxyProtocolNotTcp(k) => {
+                write!(f, "the PROXY protocol is only for TCP services (-t), not {k}")
+            }
+            ProxyProtocolBypassed { service, dest, method } => {
+                let how = match method {
+                    ForwardMethod::Tunnel => "tunnelled (-i)",
+                    _ => "direct-routed (-g)",
+                };
+                write!(
+                    f,
+                    "the PROXY protocol on {service} needs the replies to pass the gateway, but real server {dest} \
+                     is {how}: use masquerading (-m) or fullnat (-b)"
                 )
             }
         }

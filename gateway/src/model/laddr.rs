@@ -69,8 +69,9 @@ impl PortPartition {
     }
 }
 
-/// The default local port range: everything above the well-known ports, as DPVS.
-pub const DEFAULT_PORTS: RangeInclusive<u16> = 1025..=65535;
+/// The local port range: everything above the well-known ports, as DPVS, but
+/// the health probes' ports at the top ([`crate::net::probe::PROBE_PORTS`]).
+pub const DEFAULT_PORTS: RangeInclusive<u16> = 1025..=64511;
 
 /// One worker's free ports of one local address.
 ///
@@ -372,7 +373,7 @@ mod tests {
         let p = PortPartition::new(3, 2).unwrap();
         assert_eq!(p.mask(), 3);
         let pool = PortPool::new(p, DEFAULT_PORTS);
-        assert_eq!(pool.available(), (1025..=65535).filter(|x| x & 3 == 2).count());
+        assert_eq!(pool.available(), (1025..=64511).filter(|x| x & 3 == 2).count());
         let mut pool = pool;
         while let Some(port) = pool.alloc() {
             assert_eq!(port & 3, 2);

@@ -280,6 +280,11 @@ impl SnapshotEditor {
                 return Err(synproxy_bypassed(spec.key, &d.spec));
             }
         }
+        if spec.proxy_protocol.is_some() {
+            if let Some(d) = self.service(&spec.key)?.dests.iter().find(|d| !d.spec.method.sees_replies()) {
+                return Err(proxy_protocol_bypassed(spec.key, &d.spec));
+            }
+        }
         let generation = self.next.generation + 1;
         let svc = self.service_mut(&spec.key)?;
         if svc.spec.scheduler != spec.scheduler {
@@ -518,6 +523,9 @@ fn validate_service(spec: &ServiceSpec) -> Result<(), ConfigError> {
     if spec.synproxy && matches!(spec.key, ServiceKey::Inet { proto: Protocol::Udp, .. }) {
         return Err(ConfigError::SynproxyNotTcp(spec.key));
     }
+    if spec.proxy_protocol.is_some() && !matches!(spec.key, ServiceKey::Inet { proto: Protocol::Tcp, .. }) {
+        return Err(ConfigError::ProxyProtocolNotTcp(spec.key));
+    }
     if let Some(p) = spec.persistence {
         if p.timeout == 0 {
             return Err(ConfigError::PersistenceTimeoutZero);
@@ -537,6 +545,10 @@ fn synproxy_bypassed(service: ServiceKey, dest: &DestSpec) -> ConfigError {
     ConfigError::SynproxyBypassed { service, dest: SockAddr(dest.addr, dest.port), method: dest.method }
 }
 
+fn proxy_protocol_bypassed(service: ServiceKey, dest: &DestSpec) -> ConfigError {
+    ConfigError::ProxyProtocolBypassed { service, dest: SockAddr(dest.addr, dest.port), method: dest.method }
+}
+
 fn validate_dest(svc: &Service, spec: &DestSpec) -> Result<(), ConfigError> {
     let key = svc.spec.key;
     let dest = SockAddr(spec.addr, spec.port);
@@ -549,6 +561,9 @@ fn validate_dest(svc: &Service, spec: &DestSpec) -> Result<(), ConfigError> {
     }
     if svc.spec.synproxy && !spec.method.sees_replies() {
         return Err(synproxy_bypassed(key, spec));
+    }
+    if svc.spec.proxy_protocol.is_some() && !spec.method.sees_replies() {
+        return Err(proxy_protocol_bypassed(key, spec));
     }
     if let ServiceKey::Inet { addr, port, .. } = key {
         // FNAT could bridge families (DPVS's NAT64); until the rewrite exists, refuse it.

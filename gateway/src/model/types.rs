@@ -202,6 +202,17 @@ pub enum ServiceKey {
     Fwmark(u32),
 }
 
+impl From<&gwapi::api::VirtualService> for ServiceKey {
+    fn from(vs: &gwapi::api::VirtualService) -> ServiceKey {
+        use gwapi::api::VirtualService;
+        match *vs {
+            VirtualService::Tcp { addr, port } => ServiceKey::tcp(addr, port),
+            VirtualService::Udp { addr, port } => ServiceKey::udp(addr, port),
+            VirtualService::Fwmark { mark } => ServiceKey::Fwmark(mark),
+        }
+    }
+}
+
 impl ServiceKey {
     pub const fn tcp(addr: IpAddr, port: u16) -> ServiceKey {
         ServiceKey::Inet { proto: Protocol::Tcp, addr, port }
@@ -273,12 +284,22 @@ pub struct ServiceSpec {
     /// The SYN proxy answers the handshakes (`-j enable`): TCP and fwmark services only,
     /// and every real server's replies must pass the gateway (FNAT or NAT).
     pub synproxy: bool,
+    /// A PROXY protocol header carries the client's address to the real server
+    /// (`--proxy-protocol`): TCP services only, FNAT or NAT servers only; no TOA then.
+    pub proxy_protocol: Option<crate::wire::proxy_protocol::Version>,
 }
 
 impl ServiceSpec {
-    /// A service with ipvsadm's defaults: `wlc`, not persistent, no SYN proxy.
+    /// A service with ipvsadm's defaults: `wlc`, not persistent, no SYN proxy, no PROXY
+    /// protocol.
     pub fn new(key: ServiceKey) -> ServiceSpec {
-        ServiceSpec { key, scheduler: SchedulerKind::default(), persistence: None, synproxy: false }
+        ServiceSpec {
+            key,
+            scheduler: SchedulerKind::default(),
+            persistence: None,
+            synproxy: false,
+            proxy_protocol: None,
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod cidr;
 pub mod exception;
 pub mod icmp;
 pub mod neigh;
+pub mod probe;
 pub mod route;
 pub mod rss;
 

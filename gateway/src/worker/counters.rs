@@ -69,11 +69,16 @@ pub enum Discard {
     /// For the kernel interface, beyond its rate for the port and class
     /// (counted per port and class in [`KernelCounters`] too).
     KernelRateLimited,
+    /// A reply to a health probe, but the ring toward the prober was full.
+    ProbeQueueFull,
+    /// A health probe from the prober too short to hold its prefix and an
+    /// IPv4 header (see [`crate::net::probe`]).
+    BadProbe,
 }
 
 impl Discard {
     /// The worker's own reasons, in index order after the wire layer's.
-    const OWN: [Discard; 24] = [
+    const OWN: [Discard; 26] = [
         Discard::NotForUs,
         Discard::NoService,
         Discard::NoDest,
@@ -98,6 +103,8 @@ impl Discard {
         Discard::NoKernel,
         Discard::NotHeld,
         Discard::KernelRateLimited,
+        Discard::ProbeQueueFull,
+        Discard::BadProbe,
     ];
 
     /// Number of reasons: the length of a per-reason counter array.
@@ -134,6 +141,8 @@ impl Discard {
                 Discard::NoKernel => 21,
                 Discard::NotHeld => 22,
                 Discard::KernelRateLimited => 23,
+                Discard::ProbeQueueFull => 24,
+                Discard::BadProbe => 25,
             }
     }
 
@@ -170,6 +179,8 @@ impl Discard {
             Discard::NoKernel => "no_kernel",
             Discard::NotHeld => "not_held",
             Discard::KernelRateLimited => "kernel_rate_limited",
+            Discard::ProbeQueueFull => "probe_queue_full",
+            Discard::BadProbe => "bad_probe",
         }
     }
 }
@@ -214,6 +225,21 @@ pub struct WorkerCounters {
     /// FNAT handshake packets sent without the client-address option (no
     /// option space, MTU, or headroom).
     pub toa_not_inserted: Counter,
+    /// Health probes this worker sent for the prober, and replies to probes
+    /// it handed to the prober (see [`crate::net::probe`]).
+    pub probes_sent: Counter,
+    pub probe_replies: Counter,
+    /// PROXY protocol headers sent in front of a client segment's payload.
+    pub proxy_headers_inserted: Counter,
+    /// ... sent alone, in a segment of their own, before a client segment they
+    /// would have pushed past the MTU (or that had no headroom).
+    pub proxy_headers_alone: Counter,
+    /// Client segments that had to carry a header and were dropped: no frame for
+    /// the header's own segment (the client sends the segment again).
+    pub proxy_headers_refused_no_mbuf: Counter,
+    /// SYNs to a service sending the header that carried data (TCP Fast Open):
+    /// sent without it, which the client sends again after the handshake.
+    pub proxy_syn_data_stripped: Counter,
     /// A client's new SYN found its ports' previous connection finished
     /// (TIME_WAIT or CLOSE): that one ended and a new one was scheduled.
     pub conns_reused: Counter,
@@ -258,6 +284,12 @@ impl Default for WorkerCounters {
             icmp_errors_limited: Counter::default(),
             icmp_errors_relayed: Counter::default(),
             toa_not_inserted: Counter::default(),
+            probes_sent: Counter::default(),
+            probe_replies: Counter::default(),
+            proxy_headers_inserted: Counter::default(),
+            proxy_headers_alone: Counter::default(),
+            proxy_headers_refused_no_mbuf: Counter::default(),
+            proxy_syn_data_stripped: Counter::default(),
             conns_reused: Counter::default(),
             lblc_evictions: Counter::default(),
             conns_live: Counter::default(),
@@ -309,6 +341,12 @@ impl WorkerCounters {
             ("icmp errors rate-limited", &self.icmp_errors_limited),
             ("icmp errors relayed", &self.icmp_errors_relayed),
             ("toa not inserted", &self.toa_not_inserted),
+            ("health probes sent", &self.probes_sent),
+            ("health probe replies", &self.probe_replies),
+            ("proxy headers inserted", &self.proxy_headers_inserted),
+            ("proxy headers sent alone", &self.proxy_headers_alone),
+            ("proxy headers refused no mbuf", &self.proxy_headers_refused_no_mbuf),
+            ("proxy syn data stripped", &self.proxy_syn_data_stripped),
             ("connections reused", &self.conns_reused),
             ("lblc destinations evicted", &self.lblc_evictions),
             ("connections expired", &self.conns_expired),

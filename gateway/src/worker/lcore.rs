@@ -70,6 +70,14 @@ impl DownPorts {
 /// drains the control ring first.
 pub struct KernelRings(pub [RingSender; 2]);
 
+/// This worker's rings to and from the health checker's prober (see
+/// [`crate::net::probe`]): probes to send come in on a ring of its own, the
+/// replies go out on one all workers share.
+pub struct ProbeRings {
+    pub from_prober: RingReceiver,
+    pub to_prober: RingSender,
+}
+
 /// Everything one worker lcore owns.
 pub struct LcoreWorker {
     pub worker: Worker<Mbuf>,
@@ -95,6 +103,8 @@ pub struct LcoreWorker {
     pub fence: Option<FenceWorker>,
     /// Toward the kernel interfaces, when any port has one.
     pub kernel: Option<KernelRings>,
+    /// To and from the prober.
+    pub probes: ProbeRings,
     /// What an iteration with nothing to do is followed by.
     pub idle: IdleMode,
 }
@@ -166,6 +176,8 @@ struct LcoreIo<'a> {
     down: u64,
     /// Toward the main lcore's exception path, by [`KernelClass::index`].
     kernel: &'a mut [OutletQueue<RingSender>],
+    /// Toward the prober.
+    prober: &'a mut OutletQueue<RingSender>,
     /// Whether this iteration queued a frame toward any outlet.
     queued: bool,
 }
@@ -181,6 +193,7 @@ impl LcoreIo<'_> {
         for out in self.kernel.iter_mut() {
             out.flush(self.counters);
         }
+        self.prober.flush(self.counters);
     }
 }
 
@@ -227,6 +240,11 @@ impl Io<Mbuf> for LcoreIo<'_> {
             None => self.counters.count(Discard::NoKernel),
         }
     }
+
+    fn to_prober(&mut self, frame: Mbuf) {
+        self.queued = true;
+        self.prober.push(frame, self.counters);
+    }
 }
 
 impl LcoreWorker {
@@ -248,6 +266,7 @@ impl LcoreWorker {
             mut fence,
             liveness,
             kernel,
+            probes,
             idle,
         } = self;
         let mut redirect_in = redirect_in;
@@ -262,6 +281,8 @@ impl LcoreWorker {
         let mut kernel: Vec<OutletQueue<RingSender>> = kernel
             .map(|KernelRings(rings)| rings.map(|r| OutletQueue::new(r, Discard::KernelQueueFull)).into())
             .unwrap_or_default();
+        let ProbeRings { mut from_prober, to_prober } = probes;
+        let mut to_prober = OutletQueue::new(to_prober, Discard::ProbeQueueFull);
         let mut learned = Vec::with_capacity(MAX_UPDATES);
         let counters = worker.counters().clone();
         let hz = dpdk::tsc_hz();
@@ -291,6 +312,7 @@ impl LcoreWorker {
                 counters: &counters,
                 down,
                 kernel: &mut kernel,
+                prober: &mut to_prober,
                 queued: false,
             };
             let mut received = false;
@@ -317,6 +339,12 @@ impl LcoreWorker {
                 for m in burst.drain() {
                     let port = m.port();
                     worker.process_redirected(m, port, now, &mut io);
+                }
+            }
+            if from_prober.recv_burst(&mut burst) > 0 {
+                received = true;
+                for m in burst.drain() {
+                    worker.send_probe(m, now, &mut io);
                 }
             }
             if now != last_tick {

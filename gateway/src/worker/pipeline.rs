@@ -20,6 +20,8 @@
 //! - [`kernel`]: what of the gateway's own traffic goes to a port's kernel
 //!   interface instead of being dropped.
 //! - [`synproxy`]: the SYN proxy's handshakes.
+//! - [`probe`]: the health checker's probes, sent and answered.
+//! - [`proxy_protocol`]: the packets of connections sending a PROXY protocol header.
 //!
 //! The verbs: a frame is *forwarded* when it passes through as a packet of a
 //! connection (rewritten, then sent); it is *sent* when it leaves: `send_via`
@@ -49,6 +51,8 @@ mod dispatch;
 mod forward;
 mod kernel;
 mod local;
+mod probe;
+mod proxy_protocol;
 mod synproxy;
 
 use local::send_arp_request;
@@ -71,6 +75,8 @@ pub trait Io<F> {
     /// through the main lcore, with precedence `class`. Only called for a
     /// port whose [`PortView::kernel`](crate::model::PortView) is set.
     fn to_kernel(&mut self, port: u16, frame: F, class: KernelClass);
+    /// Hand a reply to a health probe to the prober (see [`crate::net::probe`]).
+    fn to_prober(&mut self, frame: F);
 }
 
 /// Sizes and policies of one worker.

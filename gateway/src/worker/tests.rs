@@ -41,6 +41,8 @@ struct Recorder {
     learned: Vec<(Ipv4Addr, MacAddr, u16)>,
     /// Handed to the kernel interface: (port, class, bytes).
     kernel: Vec<(u16, crate::net::KernelClass, Vec<u8>)>,
+    /// Handed to the health prober.
+    prober: Vec<Vec<u8>>,
     no_mbufs: bool,
 }
 
@@ -62,6 +64,9 @@ impl Io<BufFrame> for Recorder {
     }
     fn to_kernel(&mut self, port: u16, frame: BufFrame, class: crate::net::KernelClass) {
         self.kernel.push((port, class, frame.data().to_vec()));
+    }
+    fn to_prober(&mut self, frame: BufFrame) {
+        self.prober.push(frame.data().to_vec());
     }
 }
 
@@ -1158,6 +1163,111 @@ mod synproxy {
             .unwrap();
         assert_eq!(edges, [(SERVER_ISN + 1, SERVER_ISN + 3)]);
         assert_eq!(timestamps(b).unwrap(), (5003, SERVER_TSVAL + 7));
+    }
+
+    /// The SYN proxy and a PROXY header on one service: the server's numbers
+    /// shift by the cookie's delta, the client's by the header, at once.
+    #[test]
+    fn a_proxied_connection_with_a_proxy_header_shifts_both_ways() {
+        let mut cfg = WorkerConfig::new(0, 1);
+        cfg.conn_capacity = 1024;
+        cfg.template_capacity = 64;
+        cfg.synproxy.seed = *b"worker-test-seed";
+        let key = ServiceKey::tcp(VIP.into(), 80);
+        let mut ed = service(ForwardMethod::FullNat, SchedulerKind::Rr).edit();
+        let spec = *ed.current().service(ed.current().service_id(&key).unwrap()).spec();
+        let v2 = Some(crate::wire::proxy_protocol::Version::V2);
+        ed.edit_service(ServiceSpec { synproxy: true, proxy_protocol: v2, ..spec }).unwrap();
+        let mut w = Worker::new(&cfg, ed.finish(), net(), 1000).unwrap();
+        let mut io = Recorder::default();
+        resolve(&mut w, &mut io, 1000);
+        let header = crate::wire::proxy_protocol::Repr {
+            version: crate::wire::proxy_protocol::Version::V2,
+            src: std::net::SocketAddrV4::new(CLIENT, 40000),
+            dst: std::net::SocketAddrV4::new(VIP, 80),
+        };
+        let mut buf = [0; crate::wire::proxy_protocol::MAX_LEN];
+        let len = header.emit(&mut buf);
+        let hdr = buf[..len].to_vec();
+        let payload = |b: &[u8]| TcpPacket::new_checked(&b[34..]).unwrap().payload().to_vec();
+
+        let (cookie, our_tsval) = syn_ack(&mut w, &mut io);
+        let ack =
+            tcp_frame((CLIENT, 40000), (VIP, 80), ISN + 1, cookie + 1, flags::ACK, &ts_option(5001, our_tsval), b"");
+        client(&mut w, &mut io, ack, 1000);
+        let sent = io.take_sent();
+        assert_eq!(seq_ack(&sent[0].1).0, ISN, "the SYN to the server: the client's ISN");
+        assert_eq!(toa_of(&sent[0].1), None, "no TOA with the PROXY protocol");
+        let lport = ip_src(&sent[0].1).1;
+        let synack = tcp_frame(
+            (RS1, 8080),
+            (LIP, lport),
+            SERVER_ISN,
+            ISN + 1,
+            flags::SYN | flags::ACK,
+            &[&[2, 4, 5, 0xb4, 4, 2][..], &ts_option(SERVER_TSVAL, 5001)[2..], &[1, 3, 3, 7]].concat(),
+            b"",
+        );
+        server(&mut w, &mut io, synack, 1000);
+        // The client's held ACK completes the server's handshake with the header.
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1);
+        assert_checksums_valid(&sent[0].1);
+        assert_eq!(seq_ack(&sent[0].1), (ISN + 1, SERVER_ISN + 1));
+        assert_eq!(payload(&sent[0].1), hdr);
+
+        // The request goes with the header again (not acknowledged yet).
+        let request = tcp_frame(
+            (CLIENT, 40000),
+            (VIP, 80),
+            ISN + 1,
+            cookie + 1,
+            flags::ACK | flags::PSH,
+            &ts_option(5002, our_tsval),
+            b"GET /",
+        );
+        client(&mut w, &mut io, request, 1000);
+        let sent = io.take_sent();
+        assert_checksums_valid(&sent[0].1);
+        assert_eq!(seq_ack(&sent[0].1), (ISN + 1, SERVER_ISN + 1));
+        assert_eq!(payload(&sent[0].1), [&hdr[..], b"GET /"].concat());
+        assert_eq!(timestamps(&sent[0].1).unwrap(), (5002, SERVER_TSVAL));
+
+        // The answer: the server's seq into the cookie's space, its ack out of the header's.
+        let n = hdr.len() as u32;
+        let reply = tcp_frame(
+            (RS1, 8080),
+            (LIP, lport),
+            SERVER_ISN + 1,
+            ISN + 1 + n + 5,
+            flags::ACK,
+            &ts_option(SERVER_TSVAL + 7, 5002),
+            b"200 OK",
+        );
+        server(&mut w, &mut io, reply, 1001);
+        let sent = io.take_sent();
+        let b = &sent[0].1;
+        assert_checksums_valid(b);
+        assert_eq!((ip_src(b), ip_dst(b)), ((VIP, 80), (CLIENT, 40000)));
+        assert_eq!(seq_ack(b), (cookie + 1, ISN + 6));
+        assert_eq!(timestamps(b).unwrap(), (our_tsval + 7, 5002));
+
+        // The client's next segment: its seq past the header, its ack into the server's space.
+        let next = tcp_frame(
+            (CLIENT, 40000),
+            (VIP, 80),
+            ISN + 6,
+            cookie + 7,
+            flags::ACK,
+            &ts_option(5003, our_tsval + 7),
+            b"",
+        );
+        client(&mut w, &mut io, next, 1001);
+        let sent = io.take_sent();
+        assert_checksums_valid(&sent[0].1);
+        assert_eq!(seq_ack(&sent[0].1), (ISN + 6 + n, SERVER_ISN + 7));
+        assert!(payload(&sent[0].1).is_empty());
+        assert_eq!(w.counters().proxy_headers_inserted.get(), 2);
     }
 
     #[test]
@@ -2410,5 +2520,323 @@ mod sync {
         let refresh = records(&mut master, &daemon, 1320);
         assert_eq!(refresh.len(), 1, "one refresh when the wheel re-files it");
         assert!((180..=200).contains(&refresh[0].timeout_secs), "{}", refresh[0].timeout_secs);
+    }
+}
+
+/// The health checker's probes: sent as the prober hands them, replies handed back.
+mod probes {
+    use super::*;
+    use crate::net::probe::{self, PROBE_PORTS};
+
+    /// A probe frame as the prober's link makes it: the route target, then the packet.
+    fn probe_frame(toward: Ipv4Addr, ip_packet: &[u8]) -> BufFrame {
+        let mut bytes = Vec::new();
+        probe::emit(toward, ip_packet, &mut bytes);
+        BufFrame::new(&bytes)
+    }
+
+    #[test]
+    fn a_probe_is_routed_toward_its_target_and_waits_for_arp_like_any_packet() {
+        let mut w = worker(0, 1, ForwardMethod::DirectRoute);
+        let mut io = Recorder::default();
+        // A DR probe: addressed to the VIP, routed toward the server.
+        let syn = tcp_frame((GW_SERVER_SIDE, 64600), (VIP, 80), 7, 0, flags::SYN, &[], &[]);
+        w.send_probe(probe_frame(RS1, &syn[14..]), 1000, &mut io);
+        let sent = io.take_sent();
+        let mut want = BufFrame::new(&[]);
+        crate::net::arp::write_arp_request(&mut want, MAC_PORT1, GW_SERVER_SIDE, RS1).unwrap();
+        assert_eq!(sent, vec![(1, want.data().to_vec())], "who-has the server, not the VIP");
+        w.process(arp_reply(RS1, MAC_RS1, GW_SERVER_SIDE, MAC_PORT1), 1, 1000, &mut io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1);
+        let (port, out) = &sent[0];
+        assert_eq!(*port, 1);
+        assert_eq!(macs(out), (MAC_RS1, MAC_PORT1), "to the server's MAC");
+        assert_eq!(&out[12..14], &[0x08, 0x00]);
+        assert_eq!(&out[14..], &syn[14..], "the packet itself untouched");
+        assert_eq!(w.counters().probes_sent.get(), 1);
+    }
+
+    #[test]
+    fn a_probe_without_a_route_or_a_whole_header_is_counted_and_freed() {
+        let (mut w, mut io) = resolved(ForwardMethod::FullNat);
+        let freed = io.freed;
+        let syn = tcp_frame((LIP, 64600), (RS1, 8080), 7, 0, flags::SYN, &[], &[]);
+        w.send_probe(probe_frame(Ipv4Addr::new(172, 16, 0, 1), &syn[14..]), 1000, &mut io);
+        w.send_probe(BufFrame::new(&[192, 168, 1, 10, 0x45]), 1000, &mut io);
+        assert!(io.take_sent().is_empty());
+        assert_eq!((w.counters().dropped(Discard::NoRoute), w.counters().dropped(Discard::BadProbe)), (1, 1));
+        assert_eq!(io.freed - freed, 2);
+        assert_eq!(w.counters().probes_sent.get(), 0);
+    }
+
+    #[test]
+    fn replies_to_probe_ports_go_to_the_prober_and_nothing_else_does() {
+        let (mut w, mut io) = resolved(ForwardMethod::FullNat);
+        // FNAT: the server answers the local address; NAT, DR, TUN: the gateway's address.
+        let to_lip = tcp_frame((RS1, 8080), (LIP, *PROBE_PORTS.start()), 9, 8, flags::SYN | flags::ACK, &[], &[]);
+        let to_gw = tcp_frame((VIP, 80), (GW_SERVER_SIDE, *PROBE_PORTS.end()), 9, 8, flags::RST, &[], &[]);
+        let (to_lip, to_gw) = (on_wire(MAC_RS1, MAC_PORT1, &to_lip), on_wire(MAC_RS1, MAC_PORT1, &to_gw));
+        let want = vec![to_lip.data().to_vec(), to_gw.data().to_vec()];
+        w.process(to_lip, 1, 1000, &mut io);
+        w.process(to_gw, 1, 1000, &mut io);
+        assert_eq!(io.prober, want, "as received");
+        assert_eq!(w.counters().probe_replies.get(), 2);
+        // Below the probe ports: a reply to an unused local port, a packet to the gateway.
+        let below = *PROBE_PORTS.start() - 1;
+        let other = tcp_frame((RS1, 8080), (LIP, below), 9, 8, flags::ACK, &[], &[]);
+        let local = tcp_frame((RS1, 8080), (GW_SERVER_SIDE, below), 9, 8, flags::ACK, &[], &[]);
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &other), 1, 1000, &mut io);
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &local), 1, 1000, &mut io);
+        assert_eq!(io.prober.len(), 2);
+        assert_eq!(w.counters().dropped(Discard::NoConnection), 1);
+        assert_eq!(w.counters().dropped(Discard::LocalUnhandled), 1);
+        // A probe port of an address that is not ours is not a probe's.
+        let stranger = tcp_frame((RS1, 8080), (Ipv4Addr::new(192, 168, 1, 77), 65000), 9, 8, flags::ACK, &[], &[]);
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &stranger), 1, 1000, &mut io);
+        assert_eq!((io.prober.len(), w.counters().dropped(Discard::NotForUs)), (2, 1));
+    }
+
+    #[test]
+    fn an_icmp_error_about_a_probe_goes_to_the_prober() {
+        let (mut w, mut io) = resolved(ForwardMethod::Masq);
+        // The server's port unreachable about a UDP probe from the gateway's address.
+        let probe = crate::wire::build::udp_frame((GW_SERVER_SIDE, 65000), (RS1, 53), b"ping", true);
+        let error = crate::xmit::test_support::icmp_error(RS1, GW_SERVER_SIDE, 3, 3, &probe[14..], 32);
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &error), 1, 1000, &mut io);
+        assert_eq!(io.prober.len(), 1);
+        assert!(io.kernel.is_empty() && io.sent.is_empty());
+    }
+}
+
+/// Connections of a service sending a PROXY protocol header, through the
+/// whole pipeline.
+mod proxy_header {
+    use super::*;
+    use crate::wire::proxy_protocol::{Repr, Version};
+
+    const ISN: u32 = 0xffff_fff0;
+
+    fn worker_sending(method: ForwardMethod, version: Version, synproxy: bool) -> (Worker<BufFrame>, Recorder) {
+        let mut cfg = WorkerConfig::new(0, 1);
+        cfg.conn_capacity = 1024;
+        cfg.template_capacity = 64;
+        let key = ServiceKey::tcp(VIP.into(), 80);
+        let mut ed = service(method, SchedulerKind::Rr).edit();
+        let spec = *ed.current().service(ed.current().service_id(&key).unwrap()).spec();
+        ed.edit_service(ServiceSpec { proxy_protocol: Some(version), synproxy, ..spec }).unwrap();
+        let mut w = Worker::new(&cfg, ed.finish(), net(), 1000).unwrap();
+        let mut io = Recorder::default();
+        resolve(&mut w, &mut io, 1000);
+        (w, io)
+    }
+
+    fn seq_ack(b: &[u8]) -> (u32, u32) {
+        let tcp = TcpPacket::new_checked(&b[34..]).unwrap();
+        (tcp.seq_number(), tcp.ack_number())
+    }
+
+    fn payload(b: &[u8]) -> Vec<u8> {
+        TcpPacket::new_checked(&b[34..]).unwrap().payload().to_vec()
+    }
+
+    fn client(w: &mut Worker<BufFrame>, io: &mut Recorder, frame: Vec<u8>) -> Vec<(u16, Vec<u8>)> {
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &frame), 0, 1000, io);
+        io.take_sent()
+    }
+
+    fn server(w: &mut Worker<BufFrame>, io: &mut Recorder, frame: Vec<u8>) -> Vec<(u16, Vec<u8>)> {
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &frame), 1, 1000, io);
+        io.take_sent()
+    }
+
+    fn header(version: Version) -> Vec<u8> {
+        let repr = crate::conn::proxy_protocol::repr(version, (CLIENT, 40000), (VIP, 80));
+        let mut buf = [0; crate::wire::proxy_protocol::MAX_LEN];
+        let n = repr.emit(&mut buf);
+        buf[..n].to_vec()
+    }
+
+    /// The SYN and SYN-ACK: returns the local port (or the client's, NAT).
+    fn handshake(w: &mut Worker<BufFrame>, io: &mut Recorder, method: ForwardMethod) -> (Ipv4Addr, u16) {
+        let sent = client(w, io, tcp_frame((CLIENT, 40000), (VIP, 80), ISN, 0, flags::SYN, &[2, 4, 5, 0xb4], b""));
+        assert_eq!(sent.len(), 1);
+        assert_eq!(seq_ack(&sent[0].1).0, ISN, "the SYN passes unshifted");
+        assert_eq!(toa_of(&sent[0].1), None, "no TOA with the PROXY protocol");
+        let to = ip_src(&sent[0].1);
+        assert_eq!(to.0, if method == ForwardMethod::FullNat { LIP } else { CLIENT });
+        let synack = tcp_frame((RS1, 8080), to, 7000, ISN.wrapping_add(1), flags::SYN | flags::ACK, &[], b"");
+        let sent = server(w, io, synack);
+        assert_eq!(seq_ack(&sent[0].1), (7000, ISN.wrapping_add(1)), "the SYN-ACK acknowledges the client's ISN");
+        to
+    }
+
+    #[test]
+    fn the_header_goes_before_the_first_byte_and_the_numbers_shift() {
+        for version in [Version::V2, Version::V1] {
+            let (mut w, mut io) = worker_sending(ForwardMethod::FullNat, version, false);
+            let hdr = header(version);
+            let n = hdr.len() as u32;
+            let to = handshake(&mut w, &mut io, ForwardMethod::FullNat);
+            let start = ISN.wrapping_add(1);
+
+            // The ACK completing the handshake carries the header (a server
+            // that speaks first needs it now).
+            let sent =
+                client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), start, 7001, flags::ACK, &[], b""));
+            assert_eq!(sent.len(), 1);
+            assert_checksums_valid(&sent[0].1);
+            assert_eq!(seq_ack(&sent[0].1), (start, 7001));
+            assert_eq!(payload(&sent[0].1), hdr);
+            let (repr, len) = Repr::parse(&payload(&sent[0].1)).unwrap();
+            assert_eq!(
+                (repr.src.to_string(), repr.dst.to_string(), len),
+                ("10.0.0.1:40000".into(), "10.0.0.100:80".into(), hdr.len())
+            );
+
+            // The request, before the server acknowledged the header: it
+            // carries the same header again, and again when retransmitted.
+            let request = tcp_frame((CLIENT, 40000), (VIP, 80), start, 7001, flags::ACK | flags::PSH, &[], b"GET /");
+            for _ in 0..2 {
+                let sent = client(&mut w, &mut io, request.clone());
+                assert_checksums_valid(&sent[0].1);
+                assert_eq!(seq_ack(&sent[0].1), (start, 7001));
+                assert_eq!(payload(&sent[0].1), [&hdr[..], b"GET /"].concat());
+            }
+
+            // The server acknowledges part of the header: the client sees
+            // nothing of its own acknowledged.
+            let partial = tcp_frame((RS1, 8080), to, 7001, start.wrapping_add(3), flags::ACK, &[], b"");
+            let sent = server(&mut w, &mut io, partial);
+            assert_checksums_valid(&sent[0].1);
+            assert_eq!(seq_ack(&sent[0].1), (7001, start));
+
+            // The answer acknowledges header and request, SACKing a block.
+            let edge = start.wrapping_add(n + 100);
+            let sack = [&[1, 1, 5, 10][..], &edge.to_be_bytes(), &edge.wrapping_add(10).to_be_bytes()].concat();
+            let reply = tcp_frame((RS1, 8080), to, 7001, start.wrapping_add(n + 5), flags::ACK, &sack, b"200 OK");
+            let sent = server(&mut w, &mut io, reply);
+            let b = &sent[0].1;
+            assert_checksums_valid(b);
+            assert_eq!((ip_src(b), ip_dst(b)), ((VIP, 80), (CLIENT, 40000)));
+            assert_eq!(seq_ack(b), (7001, start.wrapping_add(5)));
+            let blocks: Vec<(u32, u32)> = TcpPacket::new_checked(&b[34..])
+                .unwrap()
+                .option_iter()
+                .find_map(|o| match o {
+                    Ok((_, TcpOption::Sack(blocks))) => Some(blocks.iter().collect()),
+                    _ => None,
+                })
+                .unwrap();
+            assert_eq!(blocks, [(start.wrapping_add(100), start.wrapping_add(110))]);
+
+            // From now on the client's segments are shifted, even one at the
+            // start (a retransmission the server has), and carry no header.
+            for (seq, data) in [(start, &b"GET /"[..]), (start.wrapping_add(5), &b""[..])] {
+                let f = tcp_frame((CLIENT, 40000), (VIP, 80), seq, 7007, flags::ACK, &[], data);
+                let sent = client(&mut w, &mut io, f);
+                assert_checksums_valid(&sent[0].1);
+                assert_eq!(seq_ack(&sent[0].1), (seq.wrapping_add(n), 7007));
+                assert_eq!(payload(&sent[0].1), data);
+            }
+            let c = w.counters();
+            assert_eq!((c.proxy_headers_inserted.get(), c.proxy_headers_alone.get(), c.total_drops()), (3, 0, 0));
+        }
+    }
+
+    #[test]
+    fn a_full_first_segment_follows_its_header_sent_alone() {
+        let (mut w, mut io) = worker_sending(ForwardMethod::FullNat, Version::V2, false);
+        let hdr = header(Version::V2);
+        handshake(&mut w, &mut io, ForwardMethod::FullNat);
+        let start = ISN.wrapping_add(1);
+        let full = vec![0x42; 1460];
+        let f = tcp_frame((CLIENT, 40000), (VIP, 80), start, 7001, flags::ACK | flags::PSH, &[], &full);
+        let sent = client(&mut w, &mut io, f.clone());
+        assert_eq!(sent.len(), 2, "the header's own segment, then the data");
+        for (_, b) in &sent {
+            assert_checksums_valid(b);
+            assert_eq!((ip_src(b).0, ip_dst(b)), (LIP, (RS1, 8080)));
+            assert!(b.len() <= 14 + 1500);
+        }
+        assert_eq!(seq_ack(&sent[0].1), (start, 7001));
+        assert_eq!(payload(&sent[0].1), hdr);
+        assert_eq!(seq_ack(&sent[1].1), (start.wrapping_add(28), 7001));
+        assert_eq!(payload(&sent[1].1), full);
+        assert_eq!(w.counters().proxy_headers_alone.get(), 1);
+
+        // No frame for the header: the segment is dropped and counted; the
+        // client's retransmission tries again.
+        io.no_mbufs = true;
+        assert!(client(&mut w, &mut io, f).is_empty());
+        assert_eq!(w.counters().proxy_headers_refused_no_mbuf.get(), 1);
+        assert_eq!(w.counters().dropped(Discard::NoMbuf), 1);
+    }
+
+    #[test]
+    fn nat_and_a_fin_without_data() {
+        let (mut w, mut io) = worker_sending(ForwardMethod::Masq, Version::V1, false);
+        let hdr = header(Version::V1);
+        let to = handshake(&mut w, &mut io, ForwardMethod::Masq);
+        assert_eq!(to, (CLIENT, 40000));
+        let start = ISN.wrapping_add(1);
+        let fin = tcp_frame((CLIENT, 40000), (VIP, 80), start, 7001, flags::ACK | flags::FIN, &[], b"");
+        let sent = client(&mut w, &mut io, fin);
+        let b = &sent[0].1;
+        assert_checksums_valid(b);
+        assert_eq!((ip_src(b), ip_dst(b)), ((CLIENT, 40000), (RS1, 8080)));
+        assert_eq!(TcpPacket::new_checked(&b[34..]).unwrap().flags(), flags::ACK | flags::FIN);
+        assert_eq!(payload(b), hdr);
+        // The server acknowledges header and FIN: the client sees its FIN acknowledged.
+        let n = hdr.len() as u32;
+        let ack = tcp_frame((RS1, 8080), to, 7001, start.wrapping_add(n + 1), flags::ACK | flags::FIN, &[], b"");
+        let sent = server(&mut w, &mut io, ack);
+        assert_eq!(seq_ack(&sent[0].1), (7001, start.wrapping_add(1)));
+        assert_eq!(ip_src(&sent[0].1), (VIP, 80));
+    }
+
+    #[test]
+    fn a_syn_with_data_goes_without_it() {
+        let (mut w, mut io) = worker_sending(ForwardMethod::FullNat, Version::V2, false);
+        // TCP Fast Open: a cookie option and data on the SYN.
+        let opts = [2, 4, 5, 0xb4, 34, 2, 1, 1];
+        let syn = tcp_frame((CLIENT, 40000), (VIP, 80), ISN, 0, flags::SYN, &opts, b"GET /");
+        let sent = client(&mut w, &mut io, syn);
+        assert_eq!(sent.len(), 1);
+        assert_checksums_valid(&sent[0].1);
+        assert_eq!(seq_ack(&sent[0].1).0, ISN);
+        assert!(payload(&sent[0].1).is_empty(), "the data would come before the header");
+        assert_eq!(w.counters().proxy_syn_data_stripped.get(), 1);
+    }
+
+    #[test]
+    fn an_icmp_error_from_the_servers_side_quotes_the_clients_numbers() {
+        let (mut w, mut io) = worker_sending(ForwardMethod::FullNat, Version::V2, false);
+        let to = handshake(&mut w, &mut io, ForwardMethod::FullNat);
+        let start = ISN.wrapping_add(1);
+        client(&mut w, &mut io, tcp_frame((CLIENT, 40000), (VIP, 80), start, 7001, flags::ACK, &[], b""));
+        let later = tcp_frame((CLIENT, 40000), (VIP, 80), start.wrapping_add(100), 7001, flags::ACK, &[], b"more");
+        let sent = client(&mut w, &mut io, later);
+        assert_eq!(seq_ack(&sent[0].1).0, start.wrapping_add(128));
+        // A router on the servers' side: fragmentation needed for that segment.
+        let too_big = crate::xmit::test_support::icmp_error(RS2, to.0, 3, 4, &sent[0].1[14..], 48);
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &too_big), 1, 1000, &mut io);
+        let (port, out) = io.take_sent().remove(0);
+        assert_eq!(port, 0);
+        assert_checksums_valid(&out);
+        let quoted = &out[42..];
+        assert_eq!((&quoted[12..16], &quoted[16..20]), (&CLIENT.octets()[..], &VIP.octets()[..]));
+        let seq = u32::from_be_bytes([quoted[24], quoted[25], quoted[26], quoted[27]]);
+        assert_eq!(seq, start.wrapping_add(100), "the client's own sequence number");
+    }
+
+    #[test]
+    fn connections_of_other_services_carry_nothing() {
+        let (mut w, mut io) = worker_sending(ForwardMethod::FullNat, Version::V2, false);
+        let q = udp_frame((CLIENT, 5353), (VIP, 53), b"query", true);
+        let sent = client(&mut w, &mut io, q);
+        assert_eq!(&sent[0].1[42..], b"query");
+        let (_, c) = w.director().conns().iter().next().unwrap();
+        assert!(!c.has_proxy_header());
     }
 }

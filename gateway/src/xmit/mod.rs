@@ -45,6 +45,7 @@ pub mod dr;
 pub mod fnat;
 pub mod icmp_error;
 pub mod nat;
+pub mod proxy_header;
 pub mod tcp_opts;
 pub mod tun;
 

@@ -1,10 +1,15 @@
 //! `gwctl --health ...`: health checks of real servers, in ipvsadm's style.
 //!
 //! ```text
-//! gwctl --health -t|u|f service [-r server] --check tcp|http|udp|misc [check options] [timing]
+//! gwctl --health -t|u|f service [-r server] --check tcp|http|https|udp|misc [check options] [timing]
 //! gwctl --health -D -t|u|f service [-r server]
+//! gwctl --health -t|u|f service --passive [--passive-failures N] [--passive-backoff S[:MAX]]
+//! gwctl --health -D -t|u|f service --passive
 //! gwctl --health -L [--json]
 //! ```
+//!
+//! `--passive` turns on passive detection for a service (it is per service: no `-r`, no
+//! check options beside it); `-D ... --passive` turns it off, leaving the active checks.
 //!
 //! Without `-r` the check is the service's, inherited by every server of it that has none of
 //! its own. Durations are seconds (`0.5` allowed). Options that do not belong to the check
@@ -16,7 +21,10 @@ use std::net::IpAddr;
 
 use super::{number, parse_fwmark, parse_service, virtual_service, Globals, ServiceArg, UsageError};
 use crate::api::{Change, TransportProtocol, VirtualService};
-use crate::health::{CheckKind, HealthCheckConfig, OnFailure, MAX_COUNT, MAX_INTERVAL_MS, MIN_INTERVAL_MS};
+use crate::health::{
+    CheckKind, HealthCheckConfig, OnFailure, PassiveConfig, DEFAULT_PASSIVE_MAX_BACKOFF_MS, MAX_COUNT, MAX_INTERVAL_MS,
+    MIN_INTERVAL_MS,
+};
 use crate::names::Names;
 
 /// What a `--health` command line asks for.
@@ -24,6 +32,8 @@ use crate::names::Names;
 pub enum HealthCommand {
     Set { service: VirtualService, server: Option<(IpAddr, u16)>, check: HealthCheckConfig },
     Delete { service: VirtualService, server: Option<(IpAddr, u16)> },
+    SetPassive { service: VirtualService, passive: PassiveConfig },
+    DeletePassive { service: VirtualService },
     List,
 }
 
@@ -37,6 +47,10 @@ impl HealthCommand {
             HealthCommand::Delete { service, server } => {
                 Some(Change::DeleteHealthCheck { service: *service, server: *server })
             }
+            HealthCommand::SetPassive { service, passive } => {
+                Some(Change::SetPassive { service: *service, passive: *passive })
+            }
+            HealthCommand::DeletePassive { service } => Some(Change::DeletePassive { service: *service }),
             HealthCommand::List => None,
         }
     }
@@ -66,6 +80,9 @@ const OPTIONS: &[(&str, Option<char>, bool)] = &[
     ("delay-before-retry", None, true),
     ("rise", None, true),
     ("on-failure", None, true),
+    ("passive", None, false),
+    ("passive-failures", None, true),
+    ("passive-backoff", None, true),
     ("json", None, false),
     ("socket", None, true),
 ];
@@ -165,6 +182,64 @@ pub fn parse(args: &[String], names: &Names) -> Result<(HealthCommand, Globals),
     };
     let service = virtual_service(&service_arg);
 
+    if get("passive").is_some() {
+        if server.is_some() {
+            return Err(UsageError::fail("--passive is set per service: -r is not taken with it"));
+        }
+        let delete = get("delete-service").is_some();
+        if let Some((other, _)) = given.iter().find(|(n, _)| {
+            !matches!(
+                *n,
+                "health"
+                    | "passive"
+                    | "delete-service"
+                    | "tcp-service"
+                    | "udp-service"
+                    | "fwmark-service"
+                    | "json"
+                    | "socket"
+            ) && (delete || !matches!(*n, "passive-failures" | "passive-backoff"))
+        }) {
+            let with = if delete { "--health -D --passive" } else { "--passive" };
+            return Err(UsageError::fail(format!("Illegal '{other}' option with {with}")));
+        }
+        if delete {
+            return Ok((HealthCommand::DeletePassive { service }, globals));
+        }
+        let mut passive = PassiveConfig::default();
+        if let Some(v) = get("passive-failures") {
+            passive.failures = number(v, 1, MAX_COUNT).ok_or_else(|| {
+                UsageError::fail(format!("illegal --passive-failures `{v}' specified (1 to {MAX_COUNT})"))
+            })?;
+        }
+        if let Some(v) = get("passive-backoff") {
+            let bad = || {
+                UsageError::fail(format!(
+                    "illegal --passive-backoff `{v}' specified (seconds S or S:MAX, each {} to {}, MAX not under S)",
+                    MIN_INTERVAL_MS as f64 / 1000.0,
+                    MAX_INTERVAL_MS / 1000
+                ))
+            };
+            let (first, max) = match v.split_once(':') {
+                Some((a, b)) => (duration_ms(a).ok_or_else(bad)?, duration_ms(b).ok_or_else(bad)?),
+                None => {
+                    let first = duration_ms(v).ok_or_else(bad)?;
+                    (first, first.max(DEFAULT_PASSIVE_MAX_BACKOFF_MS))
+                }
+            };
+            if max < first {
+                return Err(bad());
+            }
+            (passive.backoff_ms, passive.max_backoff_ms) = (first, max);
+        }
+        return Ok((HealthCommand::SetPassive { service, passive }, globals));
+    }
+    for option in ["passive-failures", "passive-backoff"] {
+        if get(option).is_some() {
+            return Err(UsageError::fail(format!("--{option} is an option of --passive")));
+        }
+    }
+
     if get("delete-service").is_some() {
         if let Some((other, _)) = given.iter().find(|(n, _)| {
             !matches!(
@@ -187,7 +262,9 @@ pub fn parse(args: &[String], names: &Names) -> Result<(HealthCommand, Globals),
     let kind_name =
         get("check").ok_or_else(|| UsageError::fail("You need to supply the 'check' option for --health"))?;
     for (option, belongs) in CHECK_OPTIONS {
-        if get(option).is_some() && *belongs != kind_name {
+        // The https check is the http check over TLS: it takes the same options.
+        let same = *belongs == kind_name || (*belongs == "http" && kind_name == "https");
+        if get(option).is_some() && !same {
             return Err(UsageError::fail(format!(
                 "--{option} is an option of the {belongs} check, not of `{kind_name}'"
             )));
@@ -195,7 +272,7 @@ pub fn parse(args: &[String], names: &Names) -> Result<(HealthCommand, Globals),
     }
     let kind = match kind_name {
         "tcp" => CheckKind::Tcp,
-        "http" => {
+        "http" | "https" => {
             let path = get("url").unwrap_or("/").to_string();
             if !path.starts_with('/') || path.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
                 return Err(UsageError::fail(format!(
@@ -222,7 +299,7 @@ pub fn parse(args: &[String], names: &Names) -> Result<(HealthCommand, Globals),
                     )));
                 }
             }
-            CheckKind::Http { path, host, status, digest }
+            CheckKind::Http { path, host, status, digest, tls: kind_name == "https" }
         }
         "udp" => CheckKind::Udp {
             payload: get("payload").unwrap_or_default().to_string(),
@@ -233,7 +310,9 @@ pub fn parse(args: &[String], names: &Names) -> Result<(HealthCommand, Globals),
                 .ok_or_else(|| UsageError::fail("You need to supply the 'script' option for a misc check"))?;
             CheckKind::Misc { script: script.to_string(), dynamic: get("dynamic").is_some() }
         }
-        other => return Err(UsageError::fail(format!("unknown check `{other}' specified (tcp, http, udp or misc)"))),
+        other => {
+            return Err(UsageError::fail(format!("unknown check `{other}' specified (tcp, http, https, udp or misc)")))
+        }
     };
     let mut check = HealthCheckConfig::new(kind);
     let seconds = |name: &str, into: &mut u64| -> Result<(), UsageError> {
@@ -318,6 +397,7 @@ mod tests {
             host: None,
             status: 204,
             digest: Some("9b3a0c85a887a256d6939da88aabd8cd".into()),
+            tls: false,
         });
         check.delay_loop_ms = 500;
         check.connect_timeout_ms = 2000;
@@ -328,6 +408,36 @@ mod tests {
         // The server's port is the service's, as with ipvsadm's -r.
         let server = Some(("192.168.1.10".parse().unwrap(), 80));
         assert_eq!(got, HealthCommand::Set { service: vs(), server, check });
+    }
+
+    #[test]
+    fn an_https_check_takes_the_http_check_s_options() {
+        let HealthCommand::Set { check, .. } = parse_line(
+            "--health -t 10.0.0.100:443 --check https --url /health.html --host www.example --status 204 \
+             --digest 9B3A0C85A887A256D6939DA88AABD8CD",
+        )
+        .unwrap() else {
+            panic!("not a set")
+        };
+        assert_eq!(
+            check.kind,
+            CheckKind::Http {
+                path: "/health.html".into(),
+                host: Some("www.example".into()),
+                status: 204,
+                digest: Some("9b3a0c85a887a256d6939da88aabd8cd".into()),
+                tls: true,
+            }
+        );
+        assert_eq!(check.kind.name(), "https");
+        let HealthCommand::Set { check, .. } = parse_line("--health -t 10.0.0.100:443 --check https").unwrap() else {
+            panic!("not a set")
+        };
+        let defaults = CheckKind::Http { path: "/".into(), host: None, status: 200, digest: None, tls: true };
+        assert_eq!(check.kind, defaults);
+        // The API's JSON of an http check written before https existed still reads.
+        let old: CheckKind = serde_json::from_str(r#"{"type":"http","path":"/"}"#).unwrap();
+        assert_eq!(old, CheckKind::Http { path: "/".into(), host: None, status: 200, digest: None, tls: false });
     }
 
     #[test]
@@ -360,8 +470,17 @@ mod tests {
     #[test]
     fn bad_input_is_named() {
         for (line, message) in [
-            ("--health -t 10.0.0.100:80 --check ping", "unknown check `ping' specified (tcp, http, udp or misc)"),
+            (
+                "--health -t 10.0.0.100:80 --check ping",
+                "unknown check `ping' specified (tcp, http, https, udp or misc)",
+            ),
             ("--health -t 10.0.0.100:80 --check http --url health", "illegal url `health' specified"),
+            ("--health -t 10.0.0.100:80 --check https --url health", "illegal url `health' specified"),
+            ("--health -t 10.0.0.100:80 --check https --host", "--host: missing argument"),
+            (
+                "--health -t 10.0.0.100:80 --check https --payload x",
+                "--payload is an option of the udp check, not of `https'",
+            ),
             ("--health -t 10.0.0.100:80 --check http --status 700", "illegal status `700' specified (100..599)"),
             ("--health -t 10.0.0.100:80 --check http --digest abc", "illegal digest `abc' specified"),
             ("--health -t 10.0.0.100:80 --check tcp --connect-timeout 0", "illegal --connect-timeout `0' specified"),
@@ -377,6 +496,54 @@ mod tests {
             ("--health -D -t 10.0.0.100:80 --check tcp", "Illegal 'check' option with --health -D"),
             ("--health -t 10.0.0.100:80 --check tcp --bogus", "--bogus: unknown option for --health"),
             ("--health -t 10.0.0.100:80 --check tcp --check http", "multiple 'check' options specified"),
+        ] {
+            let got = parse_line(line).unwrap_err();
+            assert!(got.starts_with(message), "{line}: {got}");
+        }
+    }
+
+    #[test]
+    fn passive_detection_per_service_with_its_defaults() {
+        assert_eq!(
+            parse_line("--health -t 10.0.0.100:80 --passive").unwrap(),
+            HealthCommand::SetPassive { service: vs(), passive: PassiveConfig::default() }
+        );
+        assert_eq!(
+            parse_line("--health -t 10.0.0.100:80 --passive --passive-failures 5 --passive-backoff 2:60").unwrap(),
+            HealthCommand::SetPassive {
+                service: vs(),
+                passive: PassiveConfig { failures: 5, backoff_ms: 2000, max_backoff_ms: 60_000 }
+            }
+        );
+        // A first back-off past the default longest one is its own longest.
+        let HealthCommand::SetPassive { passive, .. } =
+            parse_line("--health -t 10.0.0.100:80 --passive --passive-backoff 600").unwrap()
+        else {
+            panic!("not passive")
+        };
+        assert_eq!((passive.backoff_ms, passive.max_backoff_ms), (600_000, 600_000));
+        assert_eq!(
+            parse_line("--health -D -t 10.0.0.100:80 --passive").unwrap(),
+            HealthCommand::DeletePassive { service: vs() }
+        );
+        for (line, message) in [
+            ("--health -t 10.0.0.100:80 -r 192.168.1.10 --passive", "--passive is set per service: -r is not taken"),
+            ("--health -t 10.0.0.100:80 --passive --check tcp", "Illegal 'check' option with --passive"),
+            ("--health -t 10.0.0.100:80 --passive --retry 2", "Illegal 'retry' option with --passive"),
+            ("--health -t 10.0.0.100:80 --passive --passive-failures 0", "illegal --passive-failures `0' specified"),
+            ("--health -t 10.0.0.100:80 --passive --passive-failures x", "illegal --passive-failures `x' specified"),
+            ("--health -t 10.0.0.100:80 --passive --passive-backoff 10:5", "illegal --passive-backoff `10:5'"),
+            ("--health -t 10.0.0.100:80 --passive --passive-backoff 0", "illegal --passive-backoff `0'"),
+            ("--health -t 10.0.0.100:80 --passive --passive-backoff 1:", "illegal --passive-backoff `1:'"),
+            (
+                "--health -t 10.0.0.100:80 --check tcp --passive-failures 3",
+                "--passive-failures is an option of --passive",
+            ),
+            (
+                "--health -D -t 10.0.0.100:80 --passive --passive-backoff 2",
+                "Illegal 'passive-backoff' option with --health -D --passive",
+            ),
+            ("--health -t 10.0.0.100:80 --passive --passive", "multiple 'passive' options specified"),
         ] {
             let got = parse_line(line).unwrap_err();
             assert!(got.starts_with(message), "{line}: {got}");

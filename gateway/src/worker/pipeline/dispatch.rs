@@ -15,6 +15,7 @@ use crate::conn::director::Refused;
 use crate::conn::{ConnId, Direction, FlowKey, State};
 use crate::frame::Frame;
 use crate::model::Protocol;
+use crate::net::probe::is_probe_port;
 use crate::wire::tcp::flags as tcp_flags;
 use crate::wire::{classify, ip_proto, Classified, DropReason, Ipv4Meta};
 use crate::worker::counters::Discard;
@@ -54,6 +55,9 @@ impl<F: Frame> Worker<F> {
             self.counters.conns_reused.inc();
         }
         if self.lips.contains(&meta.dst) {
+            if is_probe_port(meta.dst_port) {
+                return self.hand_to_prober(frame, io);
+            }
             // A reply to a local port: its owner has the connection.
             let owner = self.partition.owner(meta.dst_port);
             if owner == self.id {
@@ -87,6 +91,9 @@ impl<F: Frame> Worker<F> {
                 Ok(id) => self.forward(frame, meta, Leg { id, dir: Direction::In }, at, io),
                 Err(refused) => self.unconsumed_flow(frame, refusal_drop(refused), at, io),
             };
+        }
+        if self.answers_probe(meta.dst, meta.dst_port) {
+            return self.hand_to_prober(frame, io);
         }
         let reason = if self.interface_addrs.contains(&meta.dst) { Discard::LocalUnhandled } else { Discard::NotForUs };
         self.unconsumed_flow(frame, reason, at, io)

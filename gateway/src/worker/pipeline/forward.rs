@@ -14,7 +14,7 @@ use crate::net::{KernelClass, NextHop, Queued};
 use crate::wire::classify::icmp_error_inner;
 use crate::wire::{ip_proto, ipv4, DropReason, Ipv4Meta};
 use crate::worker::counters::Discard;
-use crate::xmit::icmp_error::OriginatedError;
+use crate::xmit::icmp_error::{IcmpErrorRewrite, OriginatedError};
 use crate::xmit::{self, Egress, Ends, Rewrite, Shift, ToaOutcome, TunEncap, XmitError};
 
 use super::local::send_to_neighbour;
@@ -23,17 +23,63 @@ impl<F: Frame> Worker<F> {
     /// A packet of a connection: held while the SYN proxy's handshake with
     /// the server is open, else rewritten and sent.
     pub(super) fn forward(&mut self, frame: F, meta: Ipv4Meta, leg: Leg, at: Arrival, io: &mut impl Io<F>) {
+        let c = self.director.conn(leg.id);
+        // One test for both rare cases, out of line.
+        if c.is_rare() {
+            return self.forward_rare(frame, meta, leg, at, io);
+        }
+        let proxy = c.proxy();
+        self.rewrite_with::<false>(frame, meta, leg, proxy, at, io);
+    }
+
+    /// [`Worker::forward`] for a connection in the SYN proxy's handshake or
+    /// sending a PROXY header.
+    #[cold]
+    #[inline(never)]
+    fn forward_rare(&mut self, frame: F, meta: Ipv4Meta, leg: Leg, at: Arrival, io: &mut impl Io<F>) {
         let proxy = self.director.conn(leg.id).proxy();
         if let Proxy::Handshake(slot) = proxy {
             return self.synproxy_handshaking(frame, meta, leg, slot, at, io);
         }
-        self.rewrite_and_send(frame, meta, leg, proxy, at, io);
+        self.rewrite_with::<true>(frame, meta, leg, proxy, at, io);
     }
 
     /// Rewrites a packet of a connection for its mode (and the SYN proxy's
     /// deltas, `proxy`), then routes and sends it.
-    #[inline(always)]
     pub(super) fn rewrite_and_send(
+        &mut self,
+        frame: F,
+        meta: Ipv4Meta,
+        leg: Leg,
+        proxy: Proxy,
+        at: Arrival,
+        io: &mut impl Io<F>,
+    ) {
+        if self.director.conn(leg.id).has_proxy_header() {
+            return self.rewrite_and_send_with_header(frame, meta, leg, proxy, at, io);
+        }
+        self.rewrite_with::<false>(frame, meta, leg, proxy, at, io);
+    }
+
+    /// [`Worker::rewrite_and_send`] for a connection sending a PROXY
+    /// header: out of line, so no other connection's path holds its code.
+    #[inline(never)]
+    fn rewrite_and_send_with_header(
+        &mut self,
+        frame: F,
+        meta: Ipv4Meta,
+        leg: Leg,
+        proxy: Proxy,
+        at: Arrival,
+        io: &mut impl Io<F>,
+    ) {
+        self.rewrite_with::<true>(frame, meta, leg, proxy, at, io);
+    }
+
+    /// [`Worker::rewrite_and_send`], compiled once for connections with a
+    /// PROXY header (`HEADER`) and once for the others.
+    #[inline(always)]
+    fn rewrite_with<const HEADER: bool>(
         &mut self,
         mut frame: F,
         mut meta: Ipv4Meta,
@@ -62,6 +108,11 @@ impl<F: Frame> Worker<F> {
             return self.discard(frame, Discard::NoRoute, io);
         };
         let result = match Rewrite::of(method, dir, &ends) {
+            // Its own path: the connection's numbers shift, the header goes in.
+            Rewrite::Translate(endpoints) if HEADER => {
+                let leg = Leg { id, dir };
+                return self.forward_with_header(frame, meta, leg, proxy, endpoints, hop, egress, at, io);
+            }
             Rewrite::Translate(endpoints) => {
                 // The TOA rides the handshake (the toa module reads it from
                 // the packet completing it) and the packets before it settles.
@@ -160,17 +211,29 @@ impl<F: Frame> Worker<F> {
             Err(reason) => return self.discard(frame, reason.into(), io),
         };
         let Some((id, dir)) = self.director.lookup(&key) else {
+            // The quote is of a packet we sent from (key.dst, key.dport).
+            if self.answers_probe(key.dst, key.dport) {
+                return self.hand_to_prober(frame, io);
+            }
             return self.hand_to_kernel_or_discard(frame, KernelClass::Bulk, Discard::NoConnection, at, io);
         };
         let c = self.director.conn(id);
         let (ends, method) = (ends_of(c), c.method);
+        // From the server's side, about a client segment a PROXY header
+        // shifted: its quote goes back into the client's numbering.
+        let header = dir == Direction::Out && c.has_proxy_header();
+        let inner_seq_delta = match header.then(|| quoted_tcp_seq(&frame, &meta)).flatten() {
+            Some(seq) => self.director.header_mut(id).map_or(0, |h| h.quoted_delta(seq)),
+            None => 0,
+        };
         let to = ends.destination(dir);
         let Some((mut hop, egress)) = self.egress(to) else {
             return self.discard(frame, Discard::NoRoute, io);
         };
         let result = match Rewrite::of(method, dir, &ends) {
             Rewrite::Translate(endpoints) => {
-                xmit::icmp_error::rewrite(&mut frame, &mut meta, &endpoints.icmp_error(), egress.offload)
+                let rw = IcmpErrorRewrite { inner_seq_delta, ..endpoints.icmp_error() };
+                xmit::icmp_error::rewrite(&mut frame, &mut meta, &rw, egress.offload)
             }
             // The real server sent the quoted packet itself (from the VIP): it
             // gets the error as the client's packets reach it.
@@ -213,7 +276,7 @@ impl<F: Frame> Worker<F> {
 
     /// Sends the frame to next hop `hop`, or queues it while the neighbour
     /// resolves.
-    fn send_via(&mut self, frame: F, hop: NextHop, now: u32, io: &mut impl Io<F>) {
+    pub(super) fn send_via(&mut self, frame: F, hop: NextHop, now: u32, io: &mut impl Io<F>) {
         let Some(src_mac) = self.net.ports.get(usize::from(hop.port)).map(|p| p.mac) else {
             return self.discard(frame, Discard::NoRoute, io);
         };
@@ -243,6 +306,18 @@ fn ends_of(c: &Conn<Ipv4Addr>) -> Ends {
 fn dont_fragment<F: Frame>(frame: &F, meta: &Ipv4Meta) -> bool {
     let at = meta.l3_offset() + ipv4::offset::FLAGS_FRAG;
     frame.data().get(at..at + 2).is_some_and(|b| u16::from_be_bytes([b[0], b[1]]) & ipv4::FLAG_DF != 0)
+}
+
+/// The TCP sequence number of the segment an ICMP error quotes, if it
+/// quotes one.
+fn quoted_tcp_seq<F: Frame>(frame: &F, meta: &Ipv4Meta) -> Option<u32> {
+    let quote = icmp_error_inner(frame.data(), meta).ok()?;
+    if quote.tuple.protocol != ip_proto::TCP {
+        return None;
+    }
+    let at = quote.l3_offset + quote.l3_len + crate::wire::tcp::offset::SEQ;
+    let b = frame.data().get(at..at + 4)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// The connection key of the packet an ICMP error quotes, as the connection
