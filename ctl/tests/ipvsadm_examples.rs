@@ -408,7 +408,11 @@ fn an_incomplete_connection_listing_says_so_and_fails() {
         "worker 1 did not answer within 2s: its connections after the first 0 are missing".to_string(),
         "the listing stops at 1000000 connections, its bound; the workers' tables hold more".to_string(),
     ];
-    let gw = Gateway::start_with(&std::env::temp_dir(), "incomplete", common::FixedCounters { missing });
+    let gw = Gateway::start_with(
+        &std::env::temp_dir(),
+        "incomplete",
+        common::FixedCounters { missing, ..Default::default() },
+    );
     let o = gw.gwctl("-lnc");
     assert_eq!(o.stdout, CONNS, "the rows it has, byte for byte");
     assert_eq!(

@@ -697,6 +697,13 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
         c.netmask = if svc_v6 {
             let bits = number(&raw, 1, 128).ok_or_else(|| UsageError::fail("illegal ipv6 netmask specified"))?;
             IpAddr::V6(Ipv6Addr::from(u128::MAX << (128 - bits)))
+        } else if number(&raw, 0, 128).is_some() {
+            // ipvsadm's `inet_aton` would take `64` as the mask 0.0.0.64, which the kernel
+            // keeps and applies; a prefix length is what was meant, and only IPv6 takes one.
+            return Err(UsageError::fail(format!(
+                "illegal virtual server persistent mask specified: `{raw}' is a prefix length, \
+                 which only an IPv6 service takes; an IPv4 service's mask is dotted (255.255.255.0)"
+            )));
         } else {
             let mask = raw
                 .parse::<Ipv4Addr>()
@@ -740,16 +747,27 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
         }
         Cmd::StartDaemon if c.mcast_interface.is_empty() => c.mcast_interface = "eth0".to_string(),
         // DR and TUN cannot change the port: ipvsadm quietly uses the service's.
-        Cmd::AddDest | Cmd::EditDest
-            if !is_fwmark && matches!(c.forwarding, Forwarding::Route | Forwarding::Tunnel) =>
-        {
-            if let Some((addr, _)) = c.server {
-                c.server = Some((addr, svc_port));
+        Cmd::AddDest | Cmd::EditDest => {
+            if !is_fwmark && matches!(c.forwarding, Forwarding::Route | Forwarding::Tunnel) {
+                if let Some((addr, _)) = c.server {
+                    c.server = Some((addr, svc_port));
+                }
+            }
+            // ipvsadm's own check; the gateway then refuses a tunnelled server of the other
+            // family too. Not for a fwmark service: here its mark rules may match both
+            // families (`gwctl mark add`), so its servers may be of both.
+            if !is_fwmark
+                && c.server.is_some_and(|(addr, _)| addr.is_ipv6() != svc_v6)
+                && c.forwarding != Forwarding::Tunnel
+            {
+                return Err(UsageError::fail("Different address family is allowed only for tunneling servers"));
             }
         }
+        // `-c --persistent-conn` is allowed: the connection listing's wider title.
         Cmd::List
-            if options & (opt::CONNECTION | opt::TIMEOUT | opt::DAEMON) != 0
-                && options & (opt::STATS | opt::PERSISTENTCONN | opt::RATE | opt::THRESHOLDS) != 0 =>
+            if (options & (opt::CONNECTION | opt::TIMEOUT | opt::DAEMON) != 0
+                && options & (opt::STATS | opt::RATE | opt::THRESHOLDS) != 0)
+                || (options & (opt::TIMEOUT | opt::DAEMON) != 0 && options & opt::PERSISTENTCONN != 0) =>
         {
             return Err(UsageError::fail("options conflicts in the list command"));
         }
@@ -1105,5 +1123,75 @@ mod tests {
         assert_eq!(err("-Lq"), "-q: unknown option");
         assert_eq!(err("--frobnicate"), "--frobnicate: unknown option");
         assert_eq!(err("-A -t"), "-t: missing argument");
+    }
+
+    /// IPv6 paths of ipvsadm's `parse_service`, `-M` and the family check (ipvsadm.c 1.31,
+    /// `parse_options` and `process_options`).
+    #[test]
+    fn ipv6_addresses_prefix_lengths_and_families() {
+        let c = cmd("-A -t [2001:db8::1]:80 -s rr -p 60 -M 64");
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            c.service,
+            Some(ServiceArg::Inet { proto: TransportProtocol::Tcp, addr: v6("2001:db8::1"), port: 80 })
+        );
+        assert_eq!(c.netmask, v6("ffff:ffff:ffff:ffff::"));
+        // The family is the service's, whatever the order of -M and -t (ipvsadm's depends on it).
+        assert_eq!(cmd("-A -p 60 -M 64 -t [2001:db8::1]:80").netmask, v6("ffff:ffff:ffff:ffff::"));
+        assert_eq!(cmd("-A -t [2001:db8::1]:80 -p").netmask, v6("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"));
+        assert_eq!(cmd("-A -f 7 -6 -p -M 48").netmask, v6("ffff:ffff:ffff::"));
+        // A bare IPv6 address is a service without a port; a server without one takes the service's.
+        assert_eq!(
+            cmd("-A -u 2001:db8::53 -p").service,
+            Some(ServiceArg::Inet { proto: TransportProtocol::Udp, addr: v6("2001:db8::53"), port: 0 })
+        );
+        assert_eq!(cmd("-a -t [2001:db8::1]:80 -r 2001:db8::10 -m").server, Some((v6("2001:db8::10"), 80)));
+        assert_eq!(cmd("-a -t [2001:db8::1]:80 -r [2001:db8::10]:8080 -m").server, Some((v6("2001:db8::10"), 8080)));
+        // A tunnelled server of the other family passes ipvsadm's check (the gateway decides).
+        assert_eq!(cmd("-a -t [2001:db8::1]:80 -r 10.0.0.2 -i").server, Some((v6("10.0.0.2"), 80)));
+        // A fwmark service's servers may be of either family here.
+        assert_eq!(cmd("-a -f 7 -r [2001:db8::10]:0 -g").server, Some((v6("2001:db8::10"), 0)));
+
+        for bad in [
+            "[2001:db8::1:80",
+            "2001:db8::1]:80",
+            "[2001:db8::1]",
+            "[2001:db8::1]80",
+            "[2001:db8::1]:",
+            "[2001:db8::g]:80",
+        ] {
+            assert_eq!(err(&format!("-A -t {bad}")), "illegal virtual server address[:port] specified", "{bad}");
+            assert_eq!(
+                err(&format!("-a -t [2001:db8::1]:80 -r {bad} -m")),
+                "illegal real server address[:port] specified",
+                "{bad}"
+            );
+        }
+        for mask in ["129", "0", "255.255.255.0", "ffff:ffff::", "x"] {
+            assert_eq!(
+                err(&format!("-A -t [2001:db8::1]:80 -p -M {mask}")),
+                "illegal ipv6 netmask specified",
+                "{mask}"
+            );
+        }
+        assert_eq!(err("-A -f 7 -6 -p -M 129"), "illegal ipv6 netmask specified");
+        let v4_prefix = "illegal virtual server persistent mask specified: `64' is a prefix length, which only an \
+                         IPv6 service takes; an IPv4 service's mask is dotted (255.255.255.0)";
+        assert_eq!(err("-A -t 10.0.0.1:80 -p -M 64"), v4_prefix);
+        assert_eq!(err("-A -f 7 -p -M 64"), v4_prefix);
+        let family = "Different address family is allowed only for tunneling servers";
+        for line in [
+            "-a -t [2001:db8::1]:80 -r 10.0.0.2 -m",
+            "-a -t [2001:db8::1]:80 -r 10.0.0.2",
+            "-e -u [2001:db8::1]:53 -r 10.0.0.2:53 -b",
+            "-a -t 10.0.0.1:80 -r [2001:db8::10]:80 -m",
+            "-a -t 10.0.0.1:80 -r 2001:db8::10 -g",
+            "-e -t 10.0.0.1:80 -r [2001:db8::10]:80 -b -w 2",
+        ] {
+            assert_eq!(err(line), family, "{line}");
+        }
+        // ipvsadm allows the persistence engine's columns in the connection listing.
+        assert!(cmd("-L -c --persistent-conn").format.persistent_conn);
+        assert_eq!(err("-L --timeout --persistent-conn"), "options conflicts in the list command");
     }
 }

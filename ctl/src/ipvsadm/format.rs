@@ -19,15 +19,34 @@ use gwapi::api::{
 use super::args::Format;
 use crate::names::Names;
 
-/// `addrport_to_anyname`.
+/// `addrport_to_anyname`: IPv6 addresses in brackets, `[2001:db8::1]:80`, and the whole
+/// cut at 59 bytes (ipvsadm `snprintf`s it into 60), which only a long host name reaches.
 pub fn addr_port(addr: IpAddr, port: u16, proto: TransportProtocol, fmt: &Format, names: &Names) -> String {
     let (open, close) = if addr.is_ipv4() { ("", "") } else { ("[", "]") };
     if fmt.numeric {
-        return format!("{open}{addr}{close}:{port}");
+        return format!("{open}{}{close}:{port}", ntop(addr));
     }
-    let host = names.host_name(addr).map(str::to_string).unwrap_or_else(|| addr.to_string());
+    let host = names.host_name(addr).map(str::to_string).unwrap_or_else(|| ntop(addr));
     let port = names.service_name(port, proto).map(str::to_string).unwrap_or_else(|| port.to_string());
-    format!("{open}{host}{close}:{port}")
+    truncate(format!("{open}{host}{close}:{port}"), 59)
+}
+
+/// glibc's `inet_ntop`. It differs from Rust's `Display` in one case: an IPv4-compatible
+/// IPv6 address (96 zero bits, then an IPv4 address not in `0.0.0.0/16`) is printed with
+/// the IPv4 address dotted, `::192.0.2.1`, where Rust prints `::c000:201`.
+pub fn ntop(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V6(a) => {
+            let w = a.segments();
+            if w[..6] == [0; 6] && w[6] != 0 {
+                let o = a.octets();
+                format!("::{}.{}.{}.{}", o[12], o[13], o[14], o[15])
+            } else {
+                a.to_string()
+            }
+        }
+        IpAddr::V4(a) => a.to_string(),
+    }
 }
 
 /// `print_largenum`.
@@ -235,7 +254,8 @@ pub fn service_entry(svc: &ServiceInfo, fmt: &Format, names: &Names) -> String {
     for d in servers {
         let cfg = &d.config;
         let dname = addr_port(cfg.addr, cfg.port, proto, fmt, names);
-        let dname = if !fmt.rule && !v6 { truncate(dname, 28) } else { dname };
+        // The server's own family decides, as `e->af` does in ipvsadm.
+        let dname = if !fmt.rule && cfg.addr.is_ipv4() { truncate(dname, 28) } else { dname };
         if fmt.rule {
             let _ = write!(out, "-a {name} -r {dname} {} -w {}", fwd_switch(cfg.forwarding), cfg.weight);
             if cfg.upper_threshold != 0 {
@@ -288,7 +308,7 @@ pub fn service_entry(svc: &ServiceInfo, fmt: &Format, names: &Names) -> String {
     }
     if fmt.rule {
         for l in &svc.laddrs {
-            let _ = writeln!(out, "-P {name} -z {} -F {}", l.addr, l.ifname);
+            let _ = writeln!(out, "-P {name} -z {} -F {}", ntop(l.addr), l.ifname);
         }
     }
     out
@@ -322,10 +342,20 @@ pub fn list_service(svc: &ServiceInfo, fmt: &Format, names: &Names) -> String {
     out
 }
 
-/// `list_conn`.
+/// `list_conn` and `print_conn`. With `--persistent-conn` the title has ipvsadm's two
+/// persistence-engine columns; rows fill them only for a connection with engine data
+/// (IPVS's SIP engine), which this gateway does not have, so rows keep their six columns.
 pub fn list_connections(conns: &[ConnectionInfo], fmt: &Format, names: &Names) -> String {
     let mut out = String::from("IPVS connection entries\n");
-    let _ = writeln!(out, "pro expire {:<11} {:<18} {:<18} destination", "state", "source", "virtual");
+    if fmt.persistent_conn {
+        let _ = writeln!(
+            out,
+            "pro expire {:<11} {:<18} {:<18} {:<18} {:<16} pe_data",
+            "state", "source", "virtual", "destination", "pe name"
+        );
+    } else {
+        let _ = writeln!(out, "pro expire {:<11} {:<18} {:<18} destination", "state", "source", "virtual");
+    }
     for c in conns {
         let proto = c.protocol;
         let word = match proto {
@@ -369,8 +399,7 @@ pub fn laddrs(service: &VirtualService, laddrs: &[LaddrInfo]) -> String {
     };
     let _ = writeln!(out, "{vname:<20} {:<8} ", laddrs.len());
     for l in laddrs {
-        let _ =
-            writeln!(out, "{:<20} {:<8} {:<20} {:<10} {:<10}", "", "", l.addr.to_string(), l.port_conflicts, l.conns);
+        let _ = writeln!(out, "{:<20} {:<8} {:<20} {:<10} {:<10}", "", "", ntop(l.addr), l.port_conflicts, l.conns);
     }
     out
 }

@@ -39,10 +39,12 @@ pub fn ip(s: &str) -> IpAddr {
 }
 
 /// What a running dataplane would report, with fixed values; `missing` is why its
-/// connection listing is incomplete (empty: it is complete).
+/// connection listing is incomplete (empty: it is complete); `more_connections` follow
+/// the two fixed IPv4 ones in the connection listing.
 #[derive(Default)]
 pub struct FixedCounters {
     pub missing: Vec<String>,
+    pub more_connections: Vec<ConnectionInfo>,
 }
 
 impl DataplaneView for FixedCounters {
@@ -73,6 +75,7 @@ impl DataplaneView for FixedCounters {
                 worker: 1,
             },
         ];
+        let connections = connections.into_iter().chain(self.more_connections.iter().cloned()).collect();
         ConnectionListing { connections, incomplete: self.missing.clone() }
     }
 
