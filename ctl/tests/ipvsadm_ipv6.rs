@@ -260,3 +260,157 @@ fn ipv6_services_list_in_every_format_as_ipvsadm_prints_them() {
         assert!(snap.service_id(&ServiceKey::tcp(ip(vip), port)).is_some(), "{vip}");
     }
 }
+
+#[test]
+fn a_mixed_family_save_clears_and_restores_to_the_same_save() {
+    let gw = Gateway::start("v6-roundtrip");
+    configure(&gw);
+    gw.ok("-a -u [2001:db8::53]:53 -r [2001:db8:1::54]:53 -g -w 0 -x 100 -y 50");
+    let saved = gw.gwctl("-S -n");
+    assert_eq!((saved.code, saved.stderr.as_str()), (0, ""));
+    assert!(
+        saved.stdout.contains("-a -u [2001:db8::53]:53 -r [2001:db8:1::54]:53 -g -w 0 -x 100 -y 50\n"),
+        "{}",
+        saved.stdout
+    );
+    gw.ok("-C");
+    expect(&gw, "-S -n", "");
+    let o = gw.gwctl_in("-R", &saved.stdout);
+    assert_eq!((o.code, o.stderr.as_str(), o.stdout.as_str()), (0, "", ""));
+    expect(&gw, "-S -n", &saved.stdout);
+    assert_eq!(gw.running().services.services().len(), 8);
+
+    // A rule file whose last line puts an IPv4 server behind a v6 service: ipvsadm's text,
+    // the line, and nothing restored.
+    gw.ok("-C");
+    let bad = format!("{}-a -t [2001:db8::2]:443 -r 10.0.0.2:8443 -b\n", saved.stdout);
+    let o = gw.gwctl_in("-R", &bad);
+    let line = saved.stdout.lines().count() + 1;
+    assert_eq!(
+        (o.code, o.stderr.as_str()),
+        (
+            2,
+            format!(
+                "Different address family is allowed only for tunneling servers\n\
+                 line {line}: -a -t [2001:db8::2]:443 -r 10.0.0.2:8443 -b; nothing was restored\n"
+            )
+            .as_str()
+        )
+    );
+    expect(&gw, "-S -n", "");
+}
+
+/// Run `args`, expect a refusal with `status` and exactly `stderr`, and no change.
+fn refused(gw: &Gateway, args: &str, status: i32, stderr: &str) {
+    let before = gw.gwctl("-S -n").stdout;
+    let o = gw.gwctl(args);
+    assert_eq!((o.code, o.stdout.as_str(), o.stderr.as_str()), (status, "", stderr), "gwctl {args}");
+    assert_eq!(gw.gwctl("-S -n").stdout, before, "gwctl {args} changed nothing");
+}
+
+#[test]
+fn bad_ipv6_input_gets_ipvsadms_error_texts() {
+    let gw = Gateway::start("v6-errors");
+    gw.ok("-A -t [2001:db8::1]:80 -s rr");
+    gw.ok("-A -t 10.0.0.1:80 -s rr");
+    let family = "Different address family is allowed only for tunneling servers\n";
+    // ipvsadm checks the family before asking the kernel; both directions, every method
+    // but tunnelling (DR is the default).
+    for args in [
+        "-a -t [2001:db8::1]:80 -r 192.168.1.2:80 -m",
+        "-a -t [2001:db8::1]:80 -r 192.168.1.2",
+        "-a -t [2001:db8::1]:80 -r 192.168.1.2:80 -b",
+        "-a -t 10.0.0.1:80 -r [2001:db8::10]:80 -m",
+        "-a -t 10.0.0.1:80 -r 2001:db8::10 -g",
+        "-a -t 10.0.0.1:80 -r [2001:db8::10]:80 -b",
+    ] {
+        refused(&gw, args, 2, family);
+    }
+    // A tunnelled server passes ipvsadm's check; this gateway has no v4-in-v6 tunnel yet
+    // and says so with the values.
+    refused(
+        &gw,
+        "-a -t [2001:db8::1]:80 -r 192.168.1.2 -i",
+        1,
+        "real server 192.168.1.2:80 is not of the same address family as service TCP [2001:db8::1]:80\n",
+    );
+    refused(
+        &gw,
+        "-a -t 10.0.0.1:80 -r 2001:db8::10 -i",
+        1,
+        "real server [2001:db8::10]:80 is not of the same address family as service TCP 10.0.0.1:80\n",
+    );
+    let service = "illegal virtual server address[:port] specified\n";
+    let server = "illegal real server address[:port] specified\n";
+    for bad in
+        ["[2001:db8::1:80", "2001:db8::1]:80", "[2001:db8::1]", "[2001:db8::1]:no-such-service", "[2001:db8::1]:65536"]
+    {
+        refused(&gw, &format!("-A -t {bad} -s rr"), 2, service);
+        refused(&gw, &format!("-a -t [2001:db8::1]:80 -r {bad} -m"), 2, server);
+    }
+    let v6_mask = "illegal ipv6 netmask specified\n";
+    refused(&gw, "-E -t [2001:db8::1]:80 -s rr -p 60 -M 129", 2, v6_mask);
+    refused(&gw, "-E -t [2001:db8::1]:80 -s rr -p 60 -M 255.255.255.0", 2, v6_mask);
+    refused(&gw, "-A -t [2001:db8::5]:80 -p -M 0", 2, v6_mask);
+    refused(
+        &gw,
+        "-E -t 10.0.0.1:80 -s rr -p 60 -M 64",
+        2,
+        "illegal virtual server persistent mask specified: `64' is a prefix length, which only an IPv6 service takes; an IPv4 service's mask is dotted (255.255.255.0)\n",
+    );
+    // A local address must be of the service's family.
+    gw.ok("-a -t [2001:db8::1]:80 -r [2001:db8::10]:80 -b");
+    refused(
+        &gw,
+        "-P -t [2001:db8::1]:80 -z 192.168.1.254 -F dpdk1",
+        1,
+        "local address 192.168.1.254 is not of the same address family as service TCP [2001:db8::1]:80\n",
+    );
+    // The edges that are accepted: -M 128 (the default, so not shown) and -M 1.
+    gw.ok("-E -t [2001:db8::1]:80 -s rr -p 60 -M 128");
+    let listed = |gw: &Gateway| gw.gwctl("-Ln -t [2001:db8::1]:80").stdout.lines().nth(2).unwrap().to_string();
+    assert_eq!(listed(&gw), "TCP  [2001:db8::1]:80 rr persistent 60");
+    gw.ok("-E -t [2001:db8::1]:80 -s rr -p 60 -M 1");
+    assert_eq!(listed(&gw), "TCP  [2001:db8::1]:80 rr persistent 60 mask 1");
+}
+
+/// Without `-n`, v6 addresses take their hosts-file names inside the brackets, are not cut
+/// at 28 or 33 bytes, and are cut at 59 (`addrport_to_anyname`'s 60-byte buffer); the
+/// order is still the addresses' (`ipvs_cmp_dests`).
+#[test]
+fn ipv6_names_are_bracketed_and_cut_only_at_59_bytes() {
+    let gw = Gateway::start("v6-names");
+    gw.ok("-A -t [2001:db8::1]:80 -s rr");
+    gw.ok("-a -t [2001:db8::1]:80 -r [2001:db8::10]:8080 -m");
+    gw.ok("-a -t [2001:db8::1]:80 -r [2001:db8::11]:80 -m");
+    let dir = gw.socket.parent().unwrap().to_path_buf();
+    let (hosts, services) = (dir.join("hosts"), dir.join("services"));
+    std::fs::write(
+        &hosts,
+        "2001:db8::1 www6.example.org www6\n2001:db8::10 rs10.example\n\
+         2001:db8::11 a-very-long-host-name-for-an-ipv6-real-server.example.org.x\n",
+    )
+    .unwrap();
+    std::fs::write(&services, "http 80/tcp www\n").unwrap();
+    let env = [("GWCTL_HOSTS", hosts.to_str().unwrap()), ("GWCTL_SERVICES", services.to_str().unwrap())];
+    let o = common::gwctl_with(&gw.socket, ["-L"], "", &env);
+    assert_eq!((o.code, o.stderr.as_str()), (0, ""));
+    assert_eq!(
+        o.stdout,
+        "IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  [www6.example.org]:http rr
+  -> [rs10.example]:8080          Masq    1      0          0         
+  -> [a-very-long-host-name-for-an-ipv6-real-server.example.org. Masq    1      0          0         
+"
+    );
+    let o = common::gwctl_with(&gw.socket, ["-S"], "", &env);
+    assert_eq!(
+        o.stdout,
+        "-A -t [www6.example.org]:http -s rr
+-a -t [www6.example.org]:http -r [rs10.example]:8080 -m -w 1
+-a -t [www6.example.org]:http -r [a-very-long-host-name-for-an-ipv6-real-server.example.org. -m -w 1
+"
+    );
+}

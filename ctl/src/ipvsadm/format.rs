@@ -681,6 +681,22 @@ mod tests {
     }
 
     #[test]
+    fn addresses_print_as_glibc_inet_ntop_prints_them() {
+        for (addr, text) in [
+            ("::192.0.2.7", "::192.0.2.7"),
+            ("::ffff:192.0.2.7", "::ffff:192.0.2.7"),
+            ("::1", "::1"),
+            ("::", "::"),
+            ("::0.0.1.0", "::100"),
+            ("1:0:1:0:0:1:0:0", "1:0:1::1:0:0"),
+            ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"),
+            ("10.0.0.1", "10.0.0.1"),
+        ] {
+            assert_eq!(ntop(addr.parse().unwrap()), text, "{addr}");
+        }
+    }
+
+    #[test]
     fn addresses_compare_like_libipvs() {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "192.168.0.200".parse().unwrap();
