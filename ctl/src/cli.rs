@@ -144,9 +144,10 @@ pub enum RouteAction {
     /// Add a route
     #[command(override_usage = "gwctl route add PREFIX|default [via GW] dev IFNAME")]
     Add {
-        /// The destination: ADDR/LEN, a host address, or default
+        /// The destination: ADDR/LEN, a host address, or default (0.0.0.0/0; ::/0 with an
+        /// IPv6 next hop, as iproute2 takes it)
         #[arg(value_name = "PREFIX", value_parser = route_prefix)]
-        dst: Prefix,
+        dst: RouteDst,
         /// The next hop, written `via GW` (without one, the destination is on the link)
         #[arg(long, value_name = "GW", value_parser = address)]
         via: Option<IpAddr>,
@@ -157,9 +158,9 @@ pub enum RouteAction {
     /// Delete a route
     #[command(override_usage = "gwctl route del PREFIX|default")]
     Del {
-        /// The destination, as it was added
+        /// The destination, as it was added (default: 0.0.0.0/0, as `ip route del default`)
         #[arg(value_name = "PREFIX", value_parser = route_prefix)]
-        dst: Prefix,
+        dst: RouteDst,
     },
     /// List the routes (the default)
     #[command(visible_aliases = ["list", "ls"])]
@@ -272,12 +273,36 @@ fn host_prefix(s: &str) -> Result<Prefix, String> {
     Ok(Prefix { addr, len })
 }
 
-/// A route's destination: [`host_prefix`], or `default` (0.0.0.0/0).
-fn route_prefix(s: &str) -> Result<Prefix, String> {
-    if s == "default" {
-        return Ok(Prefix { addr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), len: 0 });
+/// A route's destination as written: a prefix, or `default`, whose family is the next
+/// hop's (iproute2's `ip route add default via 2001:db8::1`), else IPv4's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteDst {
+    Default,
+    Prefix(Prefix),
+}
+
+impl RouteDst {
+    /// The prefix meant, given the route's next hop.
+    pub fn resolve(self, via: Option<IpAddr>) -> Prefix {
+        match self {
+            RouteDst::Prefix(p) => p,
+            RouteDst::Default => {
+                let any = match via {
+                    Some(IpAddr::V6(_)) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                    _ => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                };
+                Prefix { addr: any, len: 0 }
+            }
+        }
     }
-    host_prefix(s)
+}
+
+/// A route's destination: [`host_prefix`], or `default`.
+fn route_prefix(s: &str) -> Result<RouteDst, String> {
+    if s == "default" {
+        return Ok(RouteDst::Default);
+    }
+    host_prefix(s).map(RouteDst::Prefix)
 }
 
 fn fwmark(s: &str) -> Result<u32, String> {

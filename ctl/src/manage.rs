@@ -99,10 +99,14 @@ fn plan(command: Management) -> Plan {
             Plan::Change(Change::DeleteAddr { addr: interface_addr(a) })
         }
         Management::Addr { action: None | Some(AddrAction::Show) } => Plan::Show(Request::ListAddrs),
-        Management::Route { action: Some(RouteAction::Add { dst, via, dev }) } => Plan::Change(Change::AddRoute {
-            route: RouteConfig { dst: dst.addr, prefix_len: dst.len, via, ifname: dev },
-        }),
+        Management::Route { action: Some(RouteAction::Add { dst, via, dev }) } => {
+            let dst = dst.resolve(via);
+            Plan::Change(Change::AddRoute {
+                route: RouteConfig { dst: dst.addr, prefix_len: dst.len, via, ifname: dev },
+            })
+        }
         Management::Route { action: Some(RouteAction::Del { dst }) } => {
+            let dst = dst.resolve(None);
             Plan::Change(Change::DeleteRoute { dst: dst.addr, prefix_len: dst.len })
         }
         Management::Route { action: None | Some(RouteAction::Show) } => Plan::Show(Request::ListRoutes),

@@ -168,3 +168,92 @@ fn held_addresses_are_shown_published_and_never_saved() {
     expect(&gw, "addr", 0, "inet 10.0.0.254/24 dev dpdk0\n", "");
     assert!(gw.running().held.is_none());
 }
+
+#[test]
+fn ipv6_addresses_routes_and_neighbours() {
+    let gw = Gateway::start("net6");
+    gw.ok("addr add 10.0.0.1/24 dev dpdk0");
+    gw.ok("addr add 2001:db8::1/64 dev dpdk0");
+    gw.ok("addr add 2001:db8:1::1/64 dev dpdk1");
+    // A host address: the family's full length.
+    gw.ok("addr add 2001:db8:ff::1 dev dpdk1");
+    // `default` with an IPv6 next hop is ::/0, as iproute2 takes it; both defaults coexist.
+    gw.ok("route add default via 10.0.0.254 dev dpdk0");
+    gw.ok("route add default via 2001:db8::fe dev dpdk0");
+    gw.ok("route add 2001:db8:100::/48 via 2001:db8:1::fe dev dpdk1");
+    gw.ok("route add 2001:db8:200::/40 dev dpdk1");
+    gw.ok("neigh add 2001:db8::fe lladdr 52:54:00:12:34:57 dev dpdk0");
+    gw.ok("neigh add 10.0.0.254 lladdr 52:54:00:12:34:56 dev dpdk0");
+    expect(
+        &gw,
+        "addr show",
+        0,
+        "inet 10.0.0.1/24 dev dpdk0\ninet6 2001:db8::1/64 dev dpdk0\ninet6 2001:db8:1::1/64 dev dpdk1\ninet6 2001:db8:ff::1/128 dev dpdk1\n",
+        "",
+    );
+    expect(
+        &gw,
+        "route show",
+        0,
+        "default via 10.0.0.254 dev dpdk0\n::/0 via 2001:db8::fe dev dpdk0\n2001:db8:100::/48 via 2001:db8:1::fe dev dpdk1\n2001:db8:200::/40 dev dpdk1\n",
+        "",
+    );
+    expect(
+        &gw,
+        "neigh show",
+        0,
+        "2001:db8::fe dev dpdk0 lladdr 52:54:00:12:34:57 PERMANENT\n10.0.0.254 dev dpdk0 lladdr 52:54:00:12:34:56 PERMANENT\n",
+        "",
+    );
+    assert_eq!(gw.running().net.routes().len(), 4);
+
+    expect(&gw, "addr add 2001:db8::1/64 dev dpdk0", 1, "", "address 2001:db8::1 already exists on dpdk0\n");
+    expect(
+        &gw,
+        "addr add 2001:db8::2/48 dev dpdk1",
+        1,
+        "",
+        "2001:db8::2/48 overlaps 2001:db8::1/64 on dpdk0: each subnet belongs to one interface\n",
+    );
+    expect(
+        &gw,
+        "addr add 2001:db8::1/129 dev dpdk0",
+        2,
+        "",
+        "invalid prefix length \"129\" for 2001:db8::1\nTry `gwctl -h' or 'gwctl --help' for more information.\n",
+    );
+    expect(
+        &gw,
+        "route add 2001:db8:300::1/48 dev dpdk1",
+        1,
+        "",
+        "invalid prefix for given prefix length: 2001:db8:300::1/48 has host bits set\n",
+    );
+    expect(
+        &gw,
+        "route add 2001:db8:300::/48 via 10.0.0.254 dev dpdk1",
+        1,
+        "",
+        "gateway 10.0.0.254 is not of the same address family as 2001:db8:300::\n",
+    );
+    expect(
+        &gw,
+        "neigh add 2001:db8::fd lladdr 52:54:00:12:34 dev dpdk0",
+        2,
+        "",
+        "\"52:54:00:12:34\" is not a MAC address (aa:bb:cc:dd:ee:ff)\nTry `gwctl -h' or 'gwctl --help' for more information.\n",
+    );
+    expect(&gw, "neigh del 2001:db8::fd dev dpdk0", 1, "", "neighbour 2001:db8::fd not found on dpdk0\n");
+
+    // `route del default` is IPv4's, as `ip route del default`; ::/0 names the other.
+    gw.ok("route del default");
+    gw.ok("route del ::/0");
+    gw.ok("route del 2001:db8:100::/48");
+    gw.ok("addr del 2001:db8:ff::1/128 dev dpdk1");
+    gw.ok("addr del 2001:db8::1/64 dev dpdk0");
+    gw.ok("neigh del 2001:db8::fe dev dpdk0");
+    expect(&gw, "addr", 0, "inet 10.0.0.1/24 dev dpdk0\ninet6 2001:db8:1::1/64 dev dpdk1\n", "");
+    expect(&gw, "route", 0, "2001:db8:200::/40 dev dpdk1\n", "");
+    expect(&gw, "neigh", 0, "10.0.0.254 dev dpdk0 lladdr 52:54:00:12:34:56 PERMANENT\n", "");
+    assert_eq!(gw.running().net.routes().len(), 1);
+}
