@@ -232,3 +232,114 @@ fn dpvs_s_fullnat_imports_with_its_local_addresses() {
 "
     );
 }
+
+/// keepalived's IPv6 virtual_servers: the address and the real servers' as keepalived
+/// writes them (bare, port apart), `persistence_granularity` as a prefix length, and
+/// DPVS's fullnat with a v6 local address; the dry run prints them in the bracketed form
+/// `gwctl -R` and `gwctl --health` read back.
+#[test]
+fn ipv6_virtual_servers_import_with_their_real_servers_and_local_addresses() {
+    let gw = Gateway::start("keepalived-v6");
+    let text = "\
+local_address_group laddr_v6 {
+    2001:db8:ff::1 dpdk1
+}
+virtual_server 2001:db8::1 80 {
+    delay_loop 10
+    lb_algo wrr
+    lb_kind NAT
+    persistence_timeout 600
+    persistence_granularity 64
+    protocol TCP
+    real_server 2001:db8::10 8080 {
+        weight 2
+        TCP_CHECK {
+            connect_timeout 3
+        }
+    }
+    real_server 2001:db8::11 8080 {
+        weight 1
+    }
+}
+virtual_server 2001:db8::2 443 {
+    lb_algo rr
+    lb_kind FNAT
+    laddr_group_name laddr_v6
+    real_server 2001:db8:1::20 8443 {
+        TCP_CHECK {
+        }
+    }
+}
+virtual_server 2001:db8::53 53 {
+    lb_algo sh
+    lb_kind DR
+    protocol UDP
+    real_server 2001:db8:1::53 53
+}
+";
+    let file = conf(&gw, "v6.conf", text);
+    let file = file.to_str().unwrap();
+    let saved = "\
+-A -t [2001:db8::1]:80 -s wrr -p 600 -M 64
+-a -t [2001:db8::1]:80 -r [2001:db8::10]:8080 -m -w 2
+-a -t [2001:db8::1]:80 -r [2001:db8::11]:8080 -m -w 1
+-A -t [2001:db8::2]:443 -s rr
+-a -t [2001:db8::2]:443 -r [2001:db8:1::20]:8443 -b -w 1
+-P -t [2001:db8::2]:443 -z 2001:db8:ff::1 -F dpdk1
+-A -u [2001:db8::53]:53 -s sh
+-a -u [2001:db8::53]:53 -r [2001:db8:1::53]:53 -g -w 1
+";
+    let dry = gw.gwctl(&format!("import-keepalived {file} --dry-run"));
+    assert_eq!((dry.code, dry.stderr.as_str()), (0, ""));
+    assert!(dry.stdout.starts_with(saved), "{}", dry.stdout);
+    let health = "--health -t [2001:db8::1]:80 -r [2001:db8::10]:8080 --check tcp --delay-loop 10 --connect-timeout 3";
+    assert!(dry.stdout.contains(health), "{}", dry.stdout);
+    // The dry run's rules are what -R takes: restored, they save as the import does.
+    let rules: String = dry.stdout.lines().filter(|l| !l.starts_with("--health")).map(|l| format!("{l}\n")).collect();
+    let o = gw.gwctl_in("-R", &rules);
+    assert_eq!((o.code, o.stderr.as_str()), (0, ""));
+    assert_eq!(gw.gwctl("-S -n").stdout, saved);
+    gw.ok("-C");
+
+    let o = gw.gwctl(&format!("import-keepalived {file}"));
+    assert_eq!((o.code, o.stdout.as_str(), o.stderr.as_str()), (0, "", ""));
+    assert_eq!(gw.gwctl("-S -n").stdout, saved);
+    let listed = gw.gwctl("--health -L").stdout;
+    assert!(listed.contains("TCP  [2001:db8::1]:80       [2001:db8::10]:8080         tcp    up"), "{listed}");
+    assert!(listed.contains("TCP  [2001:db8::2]:443      [2001:db8:1::20]:8443       tcp    up"), "{listed}");
+
+    // An IPv4 real server behind an IPv6 virtual_server: gatewayd refuses it by its line,
+    // and nothing of the file is applied.
+    gw.ok("-C");
+    let mixed = conf(
+        &gw,
+        "mixed.conf",
+        "virtual_server 2001:db8::5 80 {\n    lb_kind NAT\n    real_server 2001:db8::50 80\n    \
+         real_server 192.168.1.50 80\n}\n",
+    );
+    let mixed = mixed.to_str().unwrap();
+    let o = gw.gwctl(&format!("import-keepalived {mixed}"));
+    assert_eq!(
+        (o.code, o.stderr),
+        (
+            1,
+            format!(
+                "{mixed}: line 4: real server 192.168.1.50:80 is not of the same address family as service TCP \
+                 [2001:db8::5]:80\ngwctl: gatewayd refused {mixed}; nothing was applied\n"
+            )
+        )
+    );
+    assert_eq!(gw.gwctl("-S -n").stdout, "");
+
+    // A granularity that is not a prefix length, named with its line.
+    let bad = conf(
+        &gw,
+        "granularity.conf",
+        "virtual_server 2001:db8::6 80 {\n    persistence_timeout 60\n    persistence_granularity 255.255.255.0\n}\n",
+    );
+    let bad = bad.to_str().unwrap();
+    let o = gw.gwctl(&format!("import-keepalived {bad}"));
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.starts_with(&format!("{bad}: line 3: ")), "{}", o.stderr);
+    assert!(o.stderr.contains("a prefix length, 1 to 128"), "{}", o.stderr);
+}
