@@ -241,6 +241,17 @@ fn ipv6_services_list_in_every_format_as_ipvsadm_prints_them() {
     let rows = CONNS.split_once("destination\n").unwrap().1;
     expect(&gw, "-lnc --persistent-conn", &format!("{CONNS_PE_TITLE}{rows}"));
     expect(&gw, "-S -n", SAVED);
+    // -Z and -e by bracketed names.
+    gw.ok("-Z -t [2001:db8::1]:80");
+    let zero = "   0        0        0        0        0\n";
+    let zeroed = STATS
+        .replace("  12      340      330  123456K     5000\n", zero)
+        .replace("  10      300      290  100000K     4000\n", zero)
+        .replace("   2       40       40 23456789     1000\n", zero);
+    assert_ne!(zeroed, STATS);
+    expect(&gw, "-Ln --stats", &zeroed);
+    gw.ok("-e -t [2001:db8::1]:80 -r [2001:db8::11]:8080 -m -w 5");
+    assert!(gw.gwctl("-S -n").stdout.contains("\n-a -t [2001:db8::1]:80 -r [2001:db8::11]:8080 -m -w 5\n"));
     // One service by its bracketed name (`list_service`: no version line).
     let head = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n";
     let udp = "UDP  [2001:db8::53]:53 sh persistent 300\n  -> [2001:db8:1::53]:53          Route   1      0          0         \n";
