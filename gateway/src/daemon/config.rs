@@ -887,6 +887,29 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_services_are_rules_as_gwctl_saves_them() {
+        let with = |services: &str| format!(r#"{{"eal": [], {TWO_PORTS}, "services": {services}}}"#);
+        let config = Config::parse(&with(
+            r#"["-A -t [2001:db8::1]:443 -s rr -p 600 -M 64", "-a -t [2001:db8::1]:443 -r [2001:db8:1::20]:8443 -b -w 3", "-P -t [2001:db8::1]:443 -z 2001:db8:ff::1 -F b", "-A -u 2001:db8::53 -s sh -p", "-a -u [2001:db8::53]:0 -r 2001:db8:1::53 -g"]"#,
+        ))
+        .unwrap();
+        let initial = config.initial(1).unwrap();
+        let services = initial.services.services();
+        assert_eq!(services.len(), 2);
+        let key = crate::model::ServiceKey::tcp("2001:db8::1".parse().unwrap(), 443);
+        let web = initial.services.service(initial.services.service_id(&key).unwrap());
+        assert_eq!(web.spec().persistence.unwrap().netmask, "ffff:ffff:ffff:ffff::".parse::<IpAddr>().unwrap());
+        assert_eq!(web.dests().len(), 1);
+        // ipvsadm's own text for a server of the other family, with the entry.
+        let refused = Config::parse(&with(r#"["-A -t [2001:db8::1]:443", "-a -t [2001:db8::1]:443 -r 10.0.0.2 -m"]"#))
+            .and_then(|c| c.initial(1).map(drop));
+        assert_eq!(
+            refused.unwrap_err().0,
+            "\"services\"[1]: \"-a -t [2001:db8::1]:443 -r 10.0.0.2 -m\": Different address family is allowed only for tunneling servers"
+        );
+    }
+
+    #[test]
     fn the_metrics_listener_is_off_unless_an_address_is_given() {
         let parse = |members: &str| Config::parse(&format!(r#"{{"eal": [], {TWO_PORTS}{members}}}"#)).unwrap().metrics;
         assert_eq!(parse(""), None);
