@@ -274,7 +274,7 @@ pub fn service_entry(svc: &ServiceInfo, fmt: &Format, names: &Names) -> String {
             out.push('\n');
         } else if fmt.rate {
             let s = &d.stats;
-            let _ = write!(out, "  -> {dname:<28} {:>8} {:>8} {:>8}", s.cps as u32, s.in_pps as u32, s.out_pps as u32);
+            let _ = write!(out, "  -> {dname:<28} {:>8} {:>8} {:>8}", s.cps, s.in_pps, s.out_pps);
             out.push_str(&largenum(s.in_bps, fmt.exact));
             out.push_str(&largenum(s.out_bps, fmt.exact));
             out.push('\n');
@@ -677,6 +677,22 @@ mod tests {
         assert_eq!(
             service_entry(&web, &Format { rule: true, ..numeric() }, &Names::none()),
             "-A -t 10.0.0.1:80 -s rr -j enable --proxy-protocol v2\n"
+        );
+    }
+
+    #[test]
+    fn server_rates_are_64_bit_as_in_ipvsadm_1_31() {
+        let mut svc = service(
+            VirtualService::Tcp { addr: "2001:db8::1".parse().unwrap(), port: 80 },
+            None,
+            &[("2001:db8::10", 80)],
+        );
+        svc.servers[0].stats.in_pps = 5_000_000_000;
+        let rate = Format { rate: true, ..numeric() };
+        // `"  -> %-28s %8llu %8llu %8llu"` of `stats64`, then two `print_largenum`s.
+        assert_eq!(
+            service_entry(&svc, &rate, &Names::none()).lines().nth(1).unwrap(),
+            "  -> [2001:db8::10]:80                   0 5000000000        0        0        0"
         );
     }
 
