@@ -299,6 +299,13 @@ virtual_server 2001:db8::53 53 {
     let o = gw.gwctl_in("-R", &rules);
     assert_eq!((o.code, o.stderr.as_str()), (0, ""));
     assert_eq!(gw.gwctl("-S -n").stdout, saved);
+    // And its --health lines are what gwctl --health takes.
+    let checks: Vec<&str> = dry.stdout.lines().filter(|l| l.starts_with("--health")).collect();
+    assert_eq!(checks.len(), 2, "{}", dry.stdout);
+    for line in &checks {
+        gw.ok(line);
+    }
+    let restored_checks = gw.gwctl("--health -L").stdout;
     gw.ok("-C");
 
     let o = gw.gwctl(&format!("import-keepalived {file}"));
@@ -307,6 +314,7 @@ virtual_server 2001:db8::53 53 {
     let listed = gw.gwctl("--health -L").stdout;
     assert!(listed.contains("TCP  [2001:db8::1]:80       [2001:db8::10]:8080         tcp    up"), "{listed}");
     assert!(listed.contains("TCP  [2001:db8::2]:443      [2001:db8:1::20]:8443       tcp    up"), "{listed}");
+    assert_eq!(listed, restored_checks);
 
     // An IPv4 real server behind an IPv6 virtual_server: gatewayd refuses it by its line,
     // and nothing of the file is applied.
