@@ -193,6 +193,14 @@ fn the_backup_takes_over_when_the_masters_gatewayd_dies_and_gives_the_vip_back()
         "the returning master took the VIP back {:.2} s after its gatewayd started",
         back.elapsed().as_secs_f64()
     );
+    // keepalived put the VIP on gwk0; gatewayd serves it once it has seen
+    // that (it follows the kernel interface's addresses), and the client
+    // once the gratuitous ARP arrived: on a loaded machine that can take
+    // longer than one curl's timeout, so wait for it before counting.
+    assert!(
+        wait_until(Duration::from_secs(10), || pair.curl(&format!("http://{VIP}/"), "1").is_some()),
+        "the returning master serves the VIP"
+    );
     served_by(&pair, 1, 4);
     pair.stop_gatewayd(2);
 }
