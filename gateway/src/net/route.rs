@@ -67,10 +67,13 @@ pub fn port_is_down(down: u64, port: u16) -> bool {
     1u64.checked_shl(u32::from(port)).is_some_and(|bit| down & bit != 0)
 }
 
+/// The routes of one prefix length, by network address.
+type Prefixes<A> = FastMap<<A as FamilyAddr>::Bits, Route<A>>;
+
 #[derive(Debug, Clone)]
 pub struct RouteTable<A: FamilyAddr = Ipv4Addr> {
     /// Per prefix length present, longest first: network address -> route.
-    by_len: Vec<(u8, FastMap<A::Bits, Route<A>>)>,
+    by_len: Vec<(u8, Prefixes<A>)>,
     len: usize,
 }
 
