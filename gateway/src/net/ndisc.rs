@@ -127,8 +127,8 @@ pub struct NdiscSeen {
     /// The neighbour the message tells where it is: a solicitation's source
     /// with its source link-layer address option, an advertisement's target
     /// with its target link-layer address option. `None` without the
-    /// option, for duplicate address detection, or when the address or the
-    /// MAC is not a single host's.
+    /// option, for duplicate address detection, when the address or the
+    /// MAC is not a single host's, or when the address is one of ours.
     pub neighbour: Option<(Ipv6Addr, MacAddr)>,
     /// A solicitation for one of our addresses, or a solicited advertisement
     /// to one of them: its neighbour may be learned even if unknown
@@ -198,7 +198,10 @@ pub fn handle_ndisc<F: Frame>(
     if !packet.verify_checksum(meta.src, meta.dst) {
         return Err(NdiscDrop::BadChecksum);
     }
+    // A neighbour is a single host, and never one of our own addresses
+    // (another host claiming one of them is not to be believed).
     let unicast = |ip: Ipv6Addr| !ip.is_unspecified() && !ip.is_multicast();
+    let other_host = |ip: Ipv6Addr| unicast(ip) && !is_ours(ip);
     match NdiscRepr::parse(&packet).map_err(parse_error)? {
         NdiscRepr::NeighborSolicit { target_addr: target, lladdr } => {
             if target.is_multicast() {
@@ -209,7 +212,7 @@ pub fn handle_ndisc<F: Frame>(
                 return Err(NdiscDrop::BadDad);
             }
             let for_us = is_ours(target);
-            let neighbour = lladdr.filter(|m| !m.is_multicast() && unicast(meta.src)).map(|m| (meta.src, m));
+            let neighbour = lladdr.filter(|m| !m.is_multicast() && other_host(meta.src)).map(|m| (meta.src, m));
             let frame_src = EthernetFrame::new_unchecked(frame.data()).src_addr();
             let (to, to_mac, flags) = if dad {
                 (ALL_NODES, multicast_mac(ALL_NODES), OUR_FLAGS)
@@ -234,7 +237,7 @@ pub fn handle_ndisc<F: Frame>(
             if solicited && meta.dst.is_multicast() {
                 return Err(NdiscDrop::SolicitedToMulticast);
             }
-            let neighbour = lladdr.filter(|m| !m.is_multicast() && unicast(target)).map(|m| (target, m));
+            let neighbour = lladdr.filter(|m| !m.is_multicast() && other_host(target)).map(|m| (target, m));
             Ok(NdiscSeen {
                 verdict: NdiscVerdict::Consumed,
                 target,
@@ -474,7 +477,7 @@ mod tests {
     #[test]
     fn a_solicitation_for_another_address_is_only_seen() {
         let b = solicitation();
-        let (seen, f) = handle(&b, |ip| ip == PEER);
+        let (seen, f) = handle(&b, |ip| ip == Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9));
         let seen = seen.unwrap();
         assert_eq!(
             (seen.verdict, seen.for_us, seen.neighbour),
@@ -633,5 +636,15 @@ mod tests {
         let seen = handle(&solicitation(), |ip| ip == OURS).0.unwrap();
         let table: NeighbourTable<Ipv6Addr> = NeighbourTable::new(16, 300);
         assert_eq!(seen.learnable(&table, 0), Some((PEER, PEER_MAC)));
+    }
+
+    #[test]
+    fn a_host_claiming_one_of_our_addresses_is_not_learned() {
+        let claim = NdiscRepr::NeighborAdvert { flags: na_flags::OVERRIDE, target_addr: OURS, lladdr: Some(PEER_MAC) };
+        let b = build::ipv6(PEER, ALL_NODES).hop_limit(255).ndisc(&claim);
+        assert_eq!(handle(&b, |ip| ip == OURS).0.unwrap().neighbour, None);
+        let b = build::neighbor_solicit(PEER_MAC, OURS, PEER);
+        let seen = handle(&b, |ip| ip == OURS).0.unwrap();
+        assert_eq!((seen.verdict, seen.neighbour), (NdiscVerdict::Consumed, None));
     }
 }
