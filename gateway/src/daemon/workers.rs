@@ -30,7 +30,7 @@
 //! readers and the ports, and answers each question from the one that has it.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,9 +43,9 @@ use crate::control::query::{self, Answerer, Asker};
 use crate::frame::Frame;
 use crate::model::laddr::LaddrPools;
 use crate::model::{ForwardMethod, NetConfig, Protocol, Snapshot};
-use crate::model::{NetView, PortView};
+use crate::model::{NetView, NetView6, PortView};
 use crate::net::rss::ReplySteering;
-use crate::net::{Ipv4Cidr, Route, RouteError};
+use crate::net::{Cidr, FamilyAddr, Route, RouteError};
 use crate::wire::ethernet::MacAddr;
 use crate::worker::counters::WorkerCounters;
 use crate::worker::pipeline::Worker;
@@ -70,37 +70,39 @@ pub struct OpenedPort {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetViewError {
     UnknownInterface(String),
-    /// The dataplane routes IPv4 only.
-    Ipv6(IpAddr),
+    /// A prefix length longer than its address, or a route's gateway of the other
+    /// family than its destination (both of which [`NetConfig`] refuses before).
+    BadPrefix(IpAddr, u8),
+    FamilyMismatch {
+        dst: IpAddr,
+        via: IpAddr,
+    },
     Route(RouteError),
+    RouteV6(RouteError<Ipv6Addr>),
 }
 
 impl fmt::Display for NetViewError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NetViewError::UnknownInterface(name) => write!(f, "no port is named {name:?}"),
-            NetViewError::Ipv6(a) => write!(f, "{a}: the dataplane routes IPv4 only"),
+            NetViewError::BadPrefix(a, len) => write!(f, "{a}/{len} is not a prefix"),
+            NetViewError::FamilyMismatch { dst, via } => write!(f, "gateway {via} is not of the same family as {dst}"),
             NetViewError::Route(e) => write!(f, "{e}"),
+            NetViewError::RouteV6(e) => write!(f, "{e}"),
         }
     }
 }
 
 impl std::error::Error for NetViewError {}
 
-fn v4(addr: IpAddr) -> Result<Ipv4Addr, NetViewError> {
-    match addr {
-        IpAddr::V4(a) => Ok(a),
-        IpAddr::V6(_) => Err(NetViewError::Ipv6(addr)),
-    }
-}
-
-fn cidr(addr: IpAddr, prefix_len: u8) -> Result<Ipv4Cidr, NetViewError> {
+fn cidr<A: FamilyAddr + Into<IpAddr>>(addr: A, prefix_len: u8) -> Result<Cidr<A>, NetViewError> {
     // NetConfig has checked the prefix length against the family already.
-    Ipv4Cidr::new(v4(addr)?, prefix_len).ok_or(NetViewError::Ipv6(addr))
+    Cidr::new(addr, prefix_len).ok_or(NetViewError::BadPrefix(addr.into(), prefix_len))
 }
 
-/// The workers' view of `net` on `ports`: interface addresses (each with its connected
-/// route), static routes and permanent neighbours.
+/// The workers' view of `net` on `ports`, for each family: interface addresses (each with
+/// its connected route), static routes and permanent neighbours. [`NetConfig`] has made
+/// sure a route's gateway is of its destination's family.
 pub fn net_view(net: &NetConfig, ports: &[OpenedPort]) -> Result<NetView, NetViewError> {
     let port_id = |name: &str| -> Result<u16, NetViewError> {
         ports
@@ -120,18 +122,37 @@ pub fn net_view(net: &NetConfig, ports: &[OpenedPort]) -> Result<NetView, NetVie
             kernel: p.kernel,
         })
         .collect();
+    let mut addrs6 = Vec::new();
     for a in net.addrs() {
         let port = port_id(&a.ifname)?;
-        views[usize::from(port)].addrs.push(cidr(a.addr, a.prefix_len)?);
+        match a.addr {
+            IpAddr::V4(addr) => views[usize::from(port)].addrs.push(cidr(addr, a.prefix_len)?),
+            IpAddr::V6(addr) => addrs6.push((port, cidr(addr, a.prefix_len)?)),
+        }
     }
-    let mut routes = Vec::with_capacity(net.routes().len());
+    let (mut routes, mut routes6) = (Vec::new(), Vec::new());
     for r in net.routes() {
-        let via = r.via.map(v4).transpose()?;
-        routes.push(Route { dst: cidr(r.dst, r.prefix_len)?.network(), via, port: port_id(&r.ifname)?, src: None });
+        let port = port_id(&r.ifname)?;
+        let mismatch = |via| NetViewError::FamilyMismatch { dst: r.dst, via };
+        match r.dst {
+            IpAddr::V4(dst) => {
+                let via = r.via.map(|v| if let IpAddr::V4(v) = v { Ok(v) } else { Err(mismatch(v)) }).transpose()?;
+                routes.push(Route { dst: cidr(dst, r.prefix_len)?.network(), via, port, src: None });
+            }
+            IpAddr::V6(dst) => {
+                let via = r.via.map(|v| if let IpAddr::V6(v) = v { Ok(v) } else { Err(mismatch(v)) }).transpose()?;
+                routes6.push(Route { dst: cidr(dst, r.prefix_len)?.network(), via, port, src: None });
+            }
+        }
     }
     let mut view = NetView::with_connected_routes(views, &routes).map_err(NetViewError::Route)?;
+    view.v6 = NetView6::new(&view.ports, &addrs6, &routes6).map_err(NetViewError::RouteV6)?;
     for n in net.neighbours() {
-        view.static_neighbours.push((v4(n.addr)?, MacAddr(n.lladdr), port_id(&n.ifname)?));
+        let neighbour = (MacAddr(n.lladdr), port_id(&n.ifname)?);
+        match n.addr {
+            IpAddr::V4(addr) => view.static_neighbours.push((addr, neighbour.0, neighbour.1)),
+            IpAddr::V6(addr) => view.v6.static_neighbours.push((addr, neighbour.0, neighbour.1)),
+        }
     }
     Ok(view)
 }
@@ -431,8 +452,10 @@ mod tests {
     use super::*;
     use crate::control::dataplane::NoDataplane;
     use crate::model::ServiceKey;
+    use crate::net::{Ipv4Cidr, Ipv6Cidr};
     use crate::worker::counters::Discard;
     use gwapi::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
+    use std::net::Ipv4Addr;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -486,9 +509,51 @@ mod tests {
         let mut net = NetConfig::default();
         net.add_addr(InterfaceAddr { addr: ip("10.0.0.1"), prefix_len: 24, ifname: "eth9".into() }).unwrap();
         assert_eq!(net_view(&net, &ports()).unwrap_err().to_string(), "no port is named \"eth9\"");
+    }
+
+    #[test]
+    fn ipv6_addresses_routes_and_neighbours_reach_the_workers_view() {
         let mut net = NetConfig::default();
-        net.add_addr(InterfaceAddr { addr: ip("2001:db8::1"), prefix_len: 64, ifname: "dpdk0".into() }).unwrap();
-        assert_eq!(net_view(&net, &ports()).unwrap_err().to_string(), "2001:db8::1: the dataplane routes IPv4 only");
+        net.add_addr(InterfaceAddr { addr: ip("10.0.0.1"), prefix_len: 24, ifname: "dpdk1".into() }).unwrap();
+        net.add_addr(InterfaceAddr { addr: ip("2001:db8::1"), prefix_len: 64, ifname: "dpdk1".into() }).unwrap();
+        net.add_addr(InterfaceAddr { addr: ip("2001:db8:1::1"), prefix_len: 64, ifname: "dpdk0".into() }).unwrap();
+        let route = |dst: &str, prefix_len, via: &str, dev: &str| RouteConfig {
+            dst: ip(dst),
+            prefix_len,
+            via: Some(ip(via)),
+            ifname: dev.into(),
+        };
+        net.add_route(route("2001:db8:100::", 48, "2001:db8::fe", "dpdk1")).unwrap();
+        net.add_route(route("::", 0, "fe80::1", "dpdk0")).unwrap();
+        net.add_route(route("0.0.0.0", 0, "10.0.0.254", "dpdk1")).unwrap();
+        net.add_neighbour(NeighbourConfig {
+            addr: ip("2001:db8::fe"),
+            lladdr: [2, 1, 2, 3, 4, 5],
+            ifname: "dpdk1".into(),
+        })
+        .unwrap();
+        let view = net_view(&net, &ports()).unwrap();
+        // The IPv4 side has only its own family.
+        assert_eq!(view.ports[1].addrs, vec![Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, 1), 24).unwrap()]);
+        assert_eq!((view.routes.len(), view.static_neighbours.len()), (2, 0));
+        let v6 = &view.v6;
+        assert_eq!(v6.ports[1].addrs, vec!["2001:db8::1/64".parse::<Ipv6Cidr>().unwrap()]);
+        assert_eq!(v6.ports[0].link_local, "fe80::ff:fe00:0".parse::<Ipv6Addr>().unwrap(), "02:00:00:00:00:00");
+        let hop = |to: &str| v6.routes.next_hop(to.parse().unwrap()).unwrap();
+        assert_eq!((hop("2001:db8:100:5::1").addr, hop("2001:db8:100:5::1").port), (ip6("2001:db8::fe"), 1));
+        assert_eq!((hop("2001:db8::9").addr, hop("2001:db8::9").port), (ip6("2001:db8::9"), 1), "connected");
+        assert_eq!(hop("2001:db8::9").src, Some(ip6("2001:db8::1")));
+        assert_eq!((hop("2001:db8:1::9").port, hop("2001:db9::1").port), (0, 0));
+        assert_eq!(hop("2001:db9::1").addr, ip6("fe80::1"), "the default route's link-local gateway");
+        assert_eq!(v6.static_neighbours, vec![(ip6("2001:db8::fe"), MacAddr([2, 1, 2, 3, 4, 5]), 1)]);
+        assert_eq!(v6.port_of(ip6("2001:db8:1::1")), Some(0));
+        assert_eq!(v6.port_of(v6.ports[1].link_local), Some(1));
+        assert_eq!(v6.source_on(1, ip6("2001:db8::9")), Some(ip6("2001:db8::1")));
+        assert_eq!(v6.source_on(0, ip6("fe80::1")), Some(v6.ports[0].link_local));
+    }
+
+    fn ip6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
     }
 
     #[test]

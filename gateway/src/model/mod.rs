@@ -24,7 +24,7 @@ pub mod types;
 pub use counters::DestCounters;
 pub use error::ConfigError;
 pub use laddr::{LaddrPools, PortPartition, PortPool};
-pub use net::{NetConfig, NetView, PortView};
+pub use net::{NetConfig, NetView, NetView6, PortView, PortView6};
 pub use persist::{PersistTable, TemplateKey};
 pub use snapshot::{Dest, LocalAddr, Service, ServiceId, Snapshot, SnapshotEditor};
 pub use types::{

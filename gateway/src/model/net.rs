@@ -7,7 +7,7 @@
 //! change before making it, so a refused change leaves the table as it was.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use gwapi::addr::family_bits;
@@ -15,7 +15,8 @@ use gwapi::api::{InterfaceAddr, NeighbourConfig, RouteConfig};
 
 use crate::net::cidr::network_of;
 use crate::net::rss::ReplySteering;
-use crate::net::{Ipv4Cidr, RouteTable, MAX_STATIC_NEIGHBOURS};
+use crate::net::{Ipv4Cidr, Ipv6Cidr, Route, RouteError, RouteTable, MAX_STATIC_NEIGHBOURS};
+use crate::wire::ipv6::link_local;
 use crate::wire::MacAddr;
 use crate::xmit::Offload;
 
@@ -320,6 +321,10 @@ pub struct NetView {
     pub routes: RouteTable,
     /// Permanent neighbours: (address, MAC, port).
     pub static_neighbours: Vec<(Ipv4Addr, MacAddr, u16)>,
+    /// The IPv6 side: each port's addresses, the IPv6 routes and permanent
+    /// neighbours. Beside the IPv4 fields rather than in them, so the IPv4
+    /// path reads what it did.
+    pub v6: NetView6,
     /// The addresses the kernel interfaces carry, when any port has one: a
     /// VIP or local address is served (ARP answered, new connections
     /// accepted) only while it is among them, so keepalived moves it between
@@ -329,16 +334,13 @@ pub struct NetView {
 
 impl NetView {
     /// Connected routes for every interface address, plus `routes`.
-    pub fn with_connected_routes(
-        ports: Vec<PortView>,
-        routes: &[crate::net::Route],
-    ) -> Result<NetView, crate::net::RouteError> {
+    pub fn with_connected_routes(ports: Vec<PortView>, routes: &[Route]) -> Result<NetView, RouteError> {
         let mut table = RouteTable::new();
         for (port, view) in ports.iter().enumerate() {
             for a in &view.addrs {
-                let route = crate::net::Route { dst: a.network(), via: None, port: port as u16, src: Some(a.addr()) };
+                let route = Route { dst: a.network(), via: None, port: port as u16, src: Some(a.addr()) };
                 match table.add(route) {
-                    Ok(()) | Err(crate::net::RouteError::Exists(_)) => {}
+                    Ok(()) | Err(RouteError::Exists(_)) => {}
                     Err(e) => return Err(e),
                 }
             }
@@ -346,7 +348,8 @@ impl NetView {
         for r in routes {
             table.add(*r)?;
         }
-        Ok(NetView { ports, routes: table, static_neighbours: Vec::new(), held: None })
+        let v6 = NetView6::link_local_only(&ports);
+        Ok(NetView { ports, routes: table, static_neighbours: Vec::new(), v6, held: None })
     }
 
     /// The source of the gateway's own packets on `port`: its first address.
@@ -355,9 +358,99 @@ impl NetView {
     }
 }
 
+/// A port's IPv6 addresses as the workers see them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortView6 {
+    /// `fe80::/64` with the port's MAC as modified EUI-64: what neighbour
+    /// discovery and routers on the link use, the source of solicitations
+    /// when no configured address fits. Every port has one; it has no
+    /// route (each port's link is its own `fe80::/64`).
+    pub link_local: Ipv6Addr,
+    /// Configured interface addresses on this port.
+    pub addrs: Vec<Ipv6Cidr>,
+}
+
+impl PortView6 {
+    /// Whether `ip` is an address of this port (its link-local one
+    /// included): a neighbour solicitation for it is answered.
+    pub fn holds(&self, ip: Ipv6Addr) -> bool {
+        ip == self.link_local || self.addrs.iter().any(|a| a.addr() == ip)
+    }
+
+    /// The source of the gateway's own packets toward `toward` on this
+    /// port (RFC 4861 §7.2.2 leaves the choice among the port's
+    /// addresses): the link-local address toward a link-local one, else an
+    /// address whose subnet holds `toward`, else the first address, else
+    /// the link-local one.
+    pub fn source_toward(&self, toward: Ipv6Addr) -> Ipv6Addr {
+        if toward.is_unicast_link_local() {
+            return self.link_local;
+        }
+        let on_link = self.addrs.iter().find(|a| a.contains(toward));
+        on_link.or(self.addrs.first()).map_or(self.link_local, |a| a.addr())
+    }
+}
+
+/// The IPv6 side of [`NetView`].
+#[derive(Debug, Clone, Default)]
+pub struct NetView6 {
+    /// Indexed by DPDK port id, as [`NetView::ports`].
+    pub ports: Vec<PortView6>,
+    /// Connected routes of the interface addresses, and the static routes.
+    pub routes: RouteTable<Ipv6Addr>,
+    /// Permanent neighbours: (address, MAC, port).
+    pub static_neighbours: Vec<(Ipv6Addr, MacAddr, u16)>,
+}
+
+impl NetView6 {
+    /// Each of `ports` with its link-local address only, no route.
+    pub fn link_local_only(ports: &[PortView]) -> NetView6 {
+        let ports = ports.iter().map(|p| PortView6 { link_local: link_local(p.mac), addrs: Vec::new() }).collect();
+        NetView6 { ports, routes: RouteTable::new(), static_neighbours: Vec::new() }
+    }
+
+    /// The IPv6 view of `ports`: their link-local addresses, `addrs` (port
+    /// id and address; a port id past `ports` is ignored, as the caller
+    /// resolved it from the same ports) each with its connected route, then
+    /// `routes`. Refused, naming it, when a static route repeats another or
+    /// the table is full.
+    pub fn new(
+        ports: &[PortView],
+        addrs: &[(u16, Ipv6Cidr)],
+        routes: &[Route<Ipv6Addr>],
+    ) -> Result<NetView6, RouteError<Ipv6Addr>> {
+        let mut view = NetView6::link_local_only(ports);
+        for (port, a) in addrs {
+            let Some(p) = view.ports.get_mut(usize::from(*port)) else { continue };
+            p.addrs.push(*a);
+            let route = Route { dst: a.network(), via: None, port: *port, src: Some(a.addr()) };
+            match view.routes.add(route) {
+                Ok(()) | Err(RouteError::Exists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for r in routes {
+            view.routes.add(*r)?;
+        }
+        Ok(view)
+    }
+
+    /// The port whose address (link-local included) `ip` is.
+    pub fn port_of(&self, ip: Ipv6Addr) -> Option<u16> {
+        self.ports.iter().position(|p| p.holds(ip)).and_then(|i| u16::try_from(i).ok())
+    }
+
+    /// The source of the gateway's own packets on `port` toward `toward`
+    /// (see [`PortView6::source_toward`]).
+    pub fn source_on(&self, port: u16, toward: Ipv6Addr) -> Option<Ipv6Addr> {
+        Some(self.ports.get(usize::from(port))?.source_toward(toward))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xmit::Offload;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -474,5 +567,122 @@ mod tests {
         net.delete_route(ip("0.0.0.0"), 0).unwrap();
         net.delete_neighbour(ip("10.0.0.254"), "dpdk0").unwrap();
         assert_eq!(net, NetConfig::default());
+    }
+
+    #[test]
+    fn ipv6_changes_are_checked_as_ipv4_ones() {
+        let mut net = NetConfig::default();
+        let a = InterfaceAddr { addr: ip("2001:db8::1"), prefix_len: 64, ifname: "dpdk0".into() };
+        net.add_addr(a.clone()).unwrap();
+        // The families do not overlap each other: ::ffff:10.0.0.1 is not 10.0.0.1.
+        net.add_addr(InterfaceAddr { addr: ip("10.0.0.1"), prefix_len: 8, ifname: "dpdk1".into() }).unwrap();
+        net.add_addr(InterfaceAddr { addr: ip("::ffff:10.0.0.2"), prefix_len: 120, ifname: "dpdk0".into() }).unwrap();
+        let before = net.clone();
+        let route = |dst: &str, prefix_len, via: Option<&str>| RouteConfig {
+            dst: ip(dst),
+            prefix_len,
+            via: via.map(ip),
+            ifname: "dpdk0".into(),
+        };
+        let cases: Vec<(Result<(), NetError>, &str)> = vec![
+            (net.add_addr(a.clone()), "address 2001:db8::1 already exists on dpdk0"),
+            (
+                net.add_addr(InterfaceAddr { addr: ip("2001:db8::2"), prefix_len: 48, ifname: "dpdk1".into() }),
+                "2001:db8::2/48 overlaps 2001:db8::1/64 on dpdk0: each subnet belongs to one interface",
+            ),
+            (
+                net.add_addr(InterfaceAddr { prefix_len: 129, ..a.clone() }),
+                "prefix length 129 is too long for 2001:db8::1",
+            ),
+            (net.add_addr(InterfaceAddr { addr: ip("ff02::1"), ..a.clone() }), "ff02::1 is not a unicast address"),
+            (
+                net.add_route(route("2001:db8:1::1", 64, None)),
+                "invalid prefix for given prefix length: 2001:db8:1::1/64 has host bits set",
+            ),
+            (
+                net.add_route(route("2001:db8:1::", 64, Some("10.0.0.254"))),
+                "gateway 10.0.0.254 is not of the same address family as 2001:db8:1::",
+            ),
+            (net.add_route(route("::", 0, Some("::"))), ":: is not a unicast address"),
+            (net.delete_route(ip("::"), 0), "route ::/0 not found"),
+            (
+                net.add_neighbour(NeighbourConfig {
+                    addr: ip("ff02::1:ff00:1"),
+                    lladdr: [0x52, 0x54, 0, 0, 0, 1],
+                    ifname: "dpdk0".into(),
+                }),
+                "ff02::1:ff00:1 is not a unicast address",
+            ),
+            (
+                net.add_neighbour(NeighbourConfig {
+                    addr: ip("2001:db8::fe"),
+                    lladdr: [0x33, 0x33, 0, 0, 0, 1],
+                    ifname: "dpdk0".into(),
+                }),
+                "link-layer address 33:33:00:00:00:01 is not a unicast MAC",
+            ),
+            (net.delete_addr(ip("2001:db8::1"), "dpdk1"), "address 2001:db8::1 not found on dpdk1"),
+        ];
+        for (result, message) in cases {
+            assert_eq!(result.unwrap_err().to_string(), message);
+        }
+        assert_eq!(net, before);
+        // Each kind added and deleted.
+        net.add_route(route("2001:db8:100::", 48, Some("2001:db8::fe"))).unwrap();
+        net.add_route(route("::", 0, Some("fe80::1"))).unwrap();
+        assert_eq!(net.add_route(route("::", 0, None)).unwrap_err().to_string(), "route ::/0 already exists");
+        let fe =
+            NeighbourConfig { addr: ip("2001:db8::fe"), lladdr: [0x52, 0x54, 0, 0, 0, 0xfe], ifname: "dpdk0".into() };
+        net.add_neighbour(fe.clone()).unwrap();
+        assert!(net.add_neighbour(fe).unwrap_err().is_exists());
+        assert_eq!((net.routes().len(), net.neighbours().len()), (2, 1));
+        net.delete_route(ip("::"), 0).unwrap();
+        net.delete_route(ip("2001:db8:100::"), 48).unwrap();
+        net.delete_neighbour(ip("2001:db8::fe"), "dpdk0").unwrap();
+        assert_eq!(net, before);
+    }
+
+    fn port(mac: [u8; 6], addr: &str) -> PortView {
+        PortView {
+            mac: MacAddr(mac),
+            mtu: 1500,
+            offload: Offload::NONE,
+            addrs: vec![addr.parse().unwrap()],
+            steering: None,
+            kernel: false,
+        }
+    }
+
+    #[test]
+    fn the_ipv6_view_has_link_local_and_connected_routes() {
+        let ports =
+            vec![port([0x52, 0x54, 0, 0x12, 0x34, 0x56], "10.0.0.1/24"), port([2, 0, 0, 0, 0, 2], "10.0.1.1/24")];
+        let v4_only = NetView::with_connected_routes(ports.clone(), &[]).unwrap();
+        assert_eq!(v4_only.v6.ports[0].link_local, "fe80::5054:ff:fe12:3456".parse::<Ipv6Addr>().unwrap());
+        assert!(v4_only.v6.routes.is_empty() && v4_only.v6.ports[1].addrs.is_empty());
+        let a = |s: &str| s.parse::<Ipv6Cidr>().unwrap();
+        let ip6 = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        let addrs = [
+            (0, a("2001:db8::1/64")),
+            (0, a("2001:db8::2/64")),
+            (1, a("2001:db8:1::1/64")),
+            (7, a("2001:db8:7::1/64")),
+        ];
+        let statics = [Route { dst: a("2001:db8:1::/64"), via: None, port: 0, src: None }];
+        assert_eq!(
+            NetView6::new(&ports, &addrs, &statics).unwrap_err().to_string(),
+            "a route to 2001:db8:1::/64 already exists",
+            "a static route repeating a connected one"
+        );
+        let v6 = NetView6::new(&ports, &addrs, &[]).unwrap();
+        assert_eq!(v6.routes.len(), 2, "one connected route per subnet; the unknown port 7 is left out");
+        assert_eq!(v6.routes.next_hop(ip6("2001:db8::9")).unwrap().src, Some(ip6("2001:db8::1")));
+        assert_eq!(v6.port_of(ip6("2001:db8::2")), Some(0));
+        assert_eq!(v6.port_of(ip6("2001:db8:7::1")), None);
+        assert_eq!(v6.source_on(1, ip6("2001:db9::1")), Some(ip6("2001:db8:1::1")), "off-link: the first address");
+        assert_eq!(v6.source_on(0, ip6("2001:db8::9")), Some(ip6("2001:db8::1")));
+        assert_eq!(v6.source_on(9, ip6("2001:db8::9")), None);
+        let bare = NetView6::link_local_only(&ports);
+        assert_eq!(bare.source_on(1, ip6("2001:db8::9")), Some(bare.ports[1].link_local), "no address: link-local");
     }
 }

@@ -1,46 +1,114 @@
-//! IPv4 prefixes (`10.0.0.0/24`) as the configuration and the route table use them.
+//! IP prefixes (`10.0.0.0/24`, `2001:db8::/64`) as the configuration and the
+//! route tables use them, for either family through [`FamilyAddr`].
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::BitAnd;
 use std::str::FromStr;
 
-/// An IPv4 address with a prefix length. The address keeps its host bits, so
+/// An address of one IP family, as the prefix and route code needs it: its
+/// bits as an integer and the netmask of a prefix length. Implemented by
+/// [`Ipv4Addr`] (`u32`) and [`Ipv6Addr`] (`u128`); code generic over it is
+/// monomorphised, so the IPv4 instance does exactly the `u32` work it did
+/// before there was a second family.
+pub trait FamilyAddr: Copy + Eq + Hash + fmt::Debug + fmt::Display + FromStr + Send + Sync + 'static {
+    /// The address as a host-order integer.
+    type Bits: Copy + Eq + Hash + fmt::Debug + BitAnd<Output = Self::Bits> + Send + Sync + 'static;
+    /// Address length in bits: the longest prefix.
+    const BITS: u8;
+    /// The family's version number, for messages ("IPv4", "IPv6").
+    const VERSION: u8;
+
+    fn to_bits(self) -> Self::Bits;
+    fn from_bits(bits: Self::Bits) -> Self;
+    /// The netmask of `prefix_len` (capped at [`BITS`](Self::BITS)).
+    fn mask(prefix_len: u8) -> Self::Bits;
+}
+
+impl FamilyAddr for Ipv4Addr {
+    type Bits = u32;
+    const BITS: u8 = 32;
+    const VERSION: u8 = 4;
+
+    #[inline]
+    fn to_bits(self) -> u32 {
+        u32::from(self)
+    }
+    #[inline]
+    fn from_bits(bits: u32) -> Ipv4Addr {
+        Ipv4Addr::from(bits)
+    }
+    #[inline]
+    fn mask(prefix_len: u8) -> u32 {
+        mask_bits(prefix_len)
+    }
+}
+
+impl FamilyAddr for Ipv6Addr {
+    type Bits = u128;
+    const BITS: u8 = 128;
+    const VERSION: u8 = 6;
+
+    #[inline]
+    fn to_bits(self) -> u128 {
+        u128::from(self)
+    }
+    #[inline]
+    fn from_bits(bits: u128) -> Ipv6Addr {
+        Ipv6Addr::from(bits)
+    }
+    #[inline]
+    fn mask(prefix_len: u8) -> u128 {
+        mask_bits_v6(prefix_len)
+    }
+}
+
+/// An address with a prefix length. The address keeps its host bits, so
 /// the same type describes an interface address (`10.0.0.1/24`) and, through
-/// [`Ipv4Cidr::network`], the network it is on.
+/// [`Cidr::network`], the network it is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Ipv4Cidr {
-    addr: Ipv4Addr,
+pub struct Cidr<A: FamilyAddr = Ipv4Addr> {
+    addr: A,
     prefix_len: u8,
 }
 
-/// Why text is not an IPv4 prefix.
+/// An IPv4 prefix.
+pub type Ipv4Cidr = Cidr<Ipv4Addr>;
+/// An IPv6 prefix.
+pub type Ipv6Cidr = Cidr<Ipv6Addr>;
+
+/// Why text is not a prefix of the family asked for (`version`: 4 or 6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CidrError {
-    BadAddress(String),
-    BadPrefixLength(String),
+    BadAddress { text: String, version: u8 },
+    BadPrefixLength { text: String, version: u8 },
 }
 
 impl fmt::Display for CidrError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CidrError::BadAddress(s) => write!(f, "{s:?} is not an IPv4 address"),
-            CidrError::BadPrefixLength(s) => write!(f, "{s:?} is not a prefix length (0..=32)"),
+            CidrError::BadAddress { text, version } => write!(f, "{text:?} is not an IPv{version} address"),
+            CidrError::BadPrefixLength { text, version } => {
+                let bits = if *version == 4 { 32 } else { 128 };
+                write!(f, "{text:?} is not a prefix length (0..={bits})")
+            }
         }
     }
 }
 
 impl std::error::Error for CidrError {}
 
-impl Ipv4Cidr {
-    /// `None` when `prefix_len` is over 32.
-    pub const fn new(addr: Ipv4Addr, prefix_len: u8) -> Option<Ipv4Cidr> {
-        if prefix_len > 32 {
+impl<A: FamilyAddr> Cidr<A> {
+    /// `None` when `prefix_len` is longer than the family's addresses.
+    pub const fn new(addr: A, prefix_len: u8) -> Option<Cidr<A>> {
+        if prefix_len > A::BITS {
             return None;
         }
-        Some(Ipv4Cidr { addr, prefix_len })
+        Some(Cidr { addr, prefix_len })
     }
 
-    pub fn addr(&self) -> Ipv4Addr {
+    pub fn addr(&self) -> A {
         self.addr
     }
 
@@ -49,17 +117,19 @@ impl Ipv4Cidr {
     }
 
     /// The netmask as a host-order integer.
-    pub fn mask_bits(&self) -> u32 {
-        mask_bits(self.prefix_len)
+    #[inline]
+    pub fn mask_bits(&self) -> A::Bits {
+        A::mask(self.prefix_len)
     }
 
     /// The same prefix with the host bits cleared.
-    pub fn network(&self) -> Ipv4Cidr {
-        Ipv4Cidr { addr: Ipv4Addr::from(u32::from(self.addr) & self.mask_bits()), prefix_len: self.prefix_len }
+    pub fn network(&self) -> Cidr<A> {
+        Cidr { addr: A::from_bits(self.addr.to_bits() & self.mask_bits()), prefix_len: self.prefix_len }
     }
 
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        (u32::from(ip) ^ u32::from(self.addr)) & self.mask_bits() == 0
+    pub fn contains(&self, ip: A) -> bool {
+        let mask = self.mask_bits();
+        ip.to_bits() & mask == self.addr.to_bits() & mask
     }
 }
 
@@ -68,10 +138,7 @@ impl Ipv4Cidr {
 pub fn network_of(addr: IpAddr, prefix_len: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask_bits(prefix_len))),
-        IpAddr::V6(a) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(prefix_len.min(128))).unwrap_or(0);
-            IpAddr::V6((u128::from(a) & mask).into())
-        }
+        IpAddr::V6(a) => IpAddr::V6((u128::from(a) & mask_bits_v6(prefix_len)).into()),
     }
 }
 
@@ -85,31 +152,42 @@ pub(crate) fn mask_bits(prefix_len: u8) -> u32 {
     }
 }
 
-impl fmt::Display for Ipv4Cidr {
+/// The IPv6 netmask of a prefix length (at most 128).
+#[inline]
+fn mask_bits_v6(prefix_len: u8) -> u128 {
+    match prefix_len {
+        0 => 0,
+        n => u128::MAX << (128 - u32::from(n.min(128))),
+    }
+}
+
+impl<A: FamilyAddr> fmt::Display for Cidr<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.addr, self.prefix_len)
     }
 }
 
-impl FromStr for Ipv4Cidr {
+impl<A: FamilyAddr> FromStr for Cidr<A> {
     type Err = CidrError;
 
-    /// `a.b.c.d/n`, or a bare address meaning `/32`.
+    /// `address/n`, or a bare address meaning the whole address (`/32`,
+    /// `/128`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (addr, len) = match s.split_once('/') {
             Some((a, l)) => (a, Some(l)),
             None => (s, None),
         };
-        let addr: Ipv4Addr = addr.parse().map_err(|_| CidrError::BadAddress(addr.to_owned()))?;
+        let version = A::VERSION;
+        let addr: A = addr.parse().map_err(|_| CidrError::BadAddress { text: addr.to_owned(), version })?;
         let prefix_len = match len {
-            None => 32,
+            None => A::BITS,
             Some(l) => l
                 .parse::<u8>()
                 .ok()
-                .filter(|n| *n <= 32 && !l.starts_with('+'))
-                .ok_or_else(|| CidrError::BadPrefixLength(l.to_owned()))?,
+                .filter(|n| *n <= A::BITS && !l.starts_with('+'))
+                .ok_or_else(|| CidrError::BadPrefixLength { text: l.to_owned(), version })?,
         };
-        Ok(Ipv4Cidr { addr, prefix_len })
+        Ok(Cidr { addr, prefix_len })
     }
 }
 
@@ -148,14 +226,49 @@ mod tests {
 
     #[test]
     fn bad_text_is_refused_with_the_value() {
-        assert_eq!("10.0.0.256/8".parse::<Ipv4Cidr>(), Err(CidrError::BadAddress("10.0.0.256".into())));
-        assert_eq!("10.0.0.0/33".parse::<Ipv4Cidr>(), Err(CidrError::BadPrefixLength("33".into())));
-        assert_eq!("10.0.0.0/+8".parse::<Ipv4Cidr>(), Err(CidrError::BadPrefixLength("+8".into())));
-        assert_eq!("10.0.0.0/".parse::<Ipv4Cidr>(), Err(CidrError::BadPrefixLength("".into())));
+        assert_eq!(
+            "10.0.0.256/8".parse::<Ipv4Cidr>(),
+            Err(CidrError::BadAddress { text: "10.0.0.256".into(), version: 4 })
+        );
+        assert_eq!(
+            "10.0.0.0/33".parse::<Ipv4Cidr>(),
+            Err(CidrError::BadPrefixLength { text: "33".into(), version: 4 })
+        );
+        assert_eq!(
+            "10.0.0.0/+8".parse::<Ipv4Cidr>(),
+            Err(CidrError::BadPrefixLength { text: "+8".into(), version: 4 })
+        );
+        assert_eq!("10.0.0.0/".parse::<Ipv4Cidr>(), Err(CidrError::BadPrefixLength { text: "".into(), version: 4 }));
         assert_eq!(
             "10.0.0.0/33".parse::<Ipv4Cidr>().unwrap_err().to_string(),
             "\"33\" is not a prefix length (0..=32)"
         );
         assert!(Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 33).is_none());
+    }
+
+    #[test]
+    fn ipv6_prefixes_parse_contain_and_refuse() {
+        let c: Ipv6Cidr = "2001:db8:1:2::5/48".parse().unwrap();
+        assert_eq!(c.to_string(), "2001:db8:1:2::5/48");
+        assert_eq!(c.network().to_string(), "2001:db8:1::/48");
+        assert_eq!(c.mask_bits(), u128::MAX << 80);
+        assert!(c.contains("2001:db8:1:ffff::1".parse().unwrap()));
+        assert!(!c.contains("2001:db8:2::1".parse().unwrap()));
+        assert_eq!("::/0".parse::<Ipv6Cidr>().unwrap().mask_bits(), 0);
+        assert!("::/0".parse::<Ipv6Cidr>().unwrap().contains("fe80::1".parse().unwrap()));
+        let host: Ipv6Cidr = "2001:db8::1".parse().unwrap();
+        assert_eq!((host.prefix_len(), host.mask_bits()), (128, u128::MAX));
+        assert!(host.contains("2001:db8::1".parse().unwrap()) && !host.contains("2001:db8::2".parse().unwrap()));
+        assert_eq!(
+            "2001:db8::/129".parse::<Ipv6Cidr>().unwrap_err().to_string(),
+            "\"129\" is not a prefix length (0..=128)"
+        );
+        assert_eq!("10.0.0.0/8".parse::<Ipv6Cidr>().unwrap_err().to_string(), "\"10.0.0.0\" is not an IPv6 address");
+        assert_eq!(
+            "2001:db8::/32".parse::<Ipv4Cidr>().unwrap_err().to_string(),
+            "\"2001:db8::\" is not an IPv4 address"
+        );
+        assert!(Ipv6Cidr::new(Ipv6Addr::UNSPECIFIED, 129).is_none());
+        assert!(Ipv6Cidr::new(Ipv6Addr::UNSPECIFIED, 128).is_some());
     }
 }

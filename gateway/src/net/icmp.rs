@@ -1,5 +1,5 @@
-//! ICMP for the gateway itself: echo replies for its own addresses (turned
-//! around in place), the RFC 1122/1812 rule of when an error may be sent at
+//! ICMP for the gateway itself: echo replies for its own addresses, IPv4 and
+//! IPv6 (turned around in place), the RFC 1122/1812 rule of when an error may be sent at
 //! all, and a token bucket to rate-limit errors. The errors themselves are
 //! built in place by `xmit::icmp_error`.
 
@@ -9,8 +9,10 @@ use crate::frame::Frame;
 use crate::wire::checksum::{self, Delta};
 use crate::wire::ethernet::EthernetFrame;
 use crate::wire::icmp::{self, msg_type, Icmpv4Packet};
+use crate::wire::icmpv6::{self, Icmpv6Packet};
 use crate::wire::ipv4::{Ipv4Packet, MIN_HEADER_LEN};
-use crate::wire::{ip_proto, DropReason, Ipv4Meta};
+use crate::wire::ipv6::{self, Ipv6Packet};
+use crate::wire::{ip_proto, DropReason, Ipv4Meta, Ipv6Meta};
 
 /// TTL of packets the gateway originates.
 pub const DEFAULT_TTL: u8 = 64;
@@ -47,6 +49,54 @@ pub fn echo_reply_in_place<F: Frame>(frame: &mut F, meta: &Ipv4Meta) -> Result<(
     delta.replace16(u16::from(msg_type::ECHO_REQUEST) << 8, u16::from(msg_type::ECHO_REPLY) << 8);
     let sum = msg.checksum();
     msg.set_msg_type(msg_type::ECHO_REPLY);
+    msg.set_checksum(delta.apply(sum));
+    Ok(())
+}
+
+/// Turns an ICMPv6 echo request to one of our addresses into its reply, in
+/// place: addresses swapped, type 129, hop limit [`DEFAULT_TTL`], the
+/// checksum adjusted for the type alone (the pseudo-header sums the same
+/// with the addresses swapped). Refused as [`DropReason::NotRewritable`]: a
+/// request to a multicast address or from `::` or a multicast one (the
+/// reply would have no unicast source or no destination), and one with
+/// extension headers (rare for a ping; answering would mean turning a
+/// routing header around).
+pub fn echo_reply_in_place_v6<F: Frame>(frame: &mut F, meta: &Ipv6Meta) -> Result<(), DropReason> {
+    if meta.protocol != ip_proto::ICMPV6
+        || meta.icmp_type != icmpv6::msg_type::ECHO_REQUEST
+        || meta.icmp_code != 0
+        || usize::from(meta.l3_len) != ipv6::HEADER_LEN
+        || meta.dst.is_multicast()
+        || meta.src.is_multicast()
+        || meta.src.is_unspecified()
+    {
+        return Err(DropReason::NotRewritable);
+    }
+    let l3 = meta.l3_offset();
+    let l4 = meta.l4_offset();
+    let end = l3 + meta.ip_total_len();
+    let data = frame.data_mut();
+    if data.len() < end {
+        return Err(DropReason::Truncated);
+    }
+    if !Icmpv6Packet::new_unchecked(&data[l4..end]).verify_checksum(meta.src, meta.dst) {
+        return Err(DropReason::BadL4Checksum);
+    }
+    let mut eth = EthernetFrame::new_unchecked(&mut data[..]);
+    let (src_mac, dst_mac) = (eth.src_addr(), eth.dst_addr());
+    eth.set_dst_addr(src_mac);
+    eth.set_src_addr(dst_mac);
+
+    let mut ip = Ipv6Packet::new_unchecked(&mut data[l3..l4]);
+    ip.set_src_addr(meta.dst);
+    ip.set_dst_addr(meta.src);
+    ip.set_hop_limit(DEFAULT_TTL);
+
+    let mut msg = Icmpv6Packet::new_unchecked(&mut data[l4..end]);
+    let mut delta = Delta::default();
+    delta.replace16(u16::from(icmpv6::msg_type::ECHO_REQUEST) << 8, u16::from(icmpv6::msg_type::ECHO_REPLY) << 8);
+    let sum = msg.checksum();
+    msg.set_msg_type(icmpv6::msg_type::ECHO_REPLY);
     msg.set_checksum(delta.apply(sum));
     Ok(())
 }
@@ -184,6 +234,60 @@ mod tests {
         reply[34] = msg_type::ECHO_REPLY;
         let m = meta(&reply);
         assert_eq!(echo_reply_in_place(&mut BufFrame::new(&reply), &m), Err(DropReason::NotRewritable));
+    }
+
+    const HOST6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+    const PEER6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+
+    /// ping6 2001:db8::1 from 2001:db8::2: id 0x1234, seq 1, "ping".
+    fn echo_request_v6(to: std::net::Ipv6Addr) -> Vec<u8> {
+        let echo = crate::wire::icmpv6::Icmpv6Repr {
+            msg_type: icmpv6::msg_type::ECHO_REQUEST,
+            msg_code: 0,
+            rest_of_header: 0x1234_0001,
+            data: b"ping",
+        };
+        crate::wire::build::ipv6(PEER6, to).macs(PEER_MAC, OUR_MAC).icmpv6(&echo)
+    }
+
+    fn meta6(bytes: &[u8]) -> Ipv6Meta {
+        crate::wire::classify_ipv6(&BufFrame::new(bytes), ClassifyPolicy::default()).unwrap()
+    }
+
+    /// The reply [`HOST6`] -> [`PEER6`] (its checksum computed outside this
+    /// crate).
+    #[rustfmt::skip]
+    const ECHO_REPLY_V6: [u8; 66] = [
+        0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x02, 0x47, 0x57, 0x00, 0x00, 0x01, 0x86, 0xdd,
+        0x60, 0, 0, 0, 0x00, 0x0c, 58, 64,
+        0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+        0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+        129, 0, 0x32, 0x3e, 0x12, 0x34, 0x00, 0x01, b'p', b'i', b'n', b'g',
+    ];
+
+    #[test]
+    fn echo_request_v6_becomes_the_reply() {
+        let req = echo_request_v6(HOST6);
+        let mut f = BufFrame::new(&req);
+        echo_reply_in_place_v6(&mut f, &meta6(&req)).unwrap();
+        assert_eq!(f.data(), &ECHO_REPLY_V6[..]);
+        let icmp = etherparse::Icmpv6Slice::from_slice(&f.data()[54..]).unwrap();
+        assert!(icmp.is_checksum_valid(HOST6.octets(), PEER6.octets()));
+    }
+
+    #[test]
+    fn echo_requests_v6_that_cannot_be_answered_are_refused() {
+        let mut bad = echo_request_v6(HOST6);
+        bad[60] ^= 1;
+        let m = meta6(&bad);
+        assert_eq!(echo_reply_in_place_v6(&mut BufFrame::new(&bad), &m), Err(DropReason::BadL4Checksum));
+        let all_nodes = echo_request_v6(crate::wire::ipv6::ALL_NODES);
+        let m = meta6(&all_nodes);
+        assert_eq!(echo_reply_in_place_v6(&mut BufFrame::new(&all_nodes), &m), Err(DropReason::NotRewritable));
+        let mut reply = echo_request_v6(HOST6);
+        reply[54] = icmpv6::msg_type::ECHO_REPLY;
+        let m = meta6(&reply);
+        assert_eq!(echo_reply_in_place_v6(&mut BufFrame::new(&reply), &m), Err(DropReason::NotRewritable));
     }
 
     #[test]

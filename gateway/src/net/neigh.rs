@@ -1,4 +1,6 @@
-//! Neighbours (the ARP cache) and the packets waiting for one to resolve.
+//! Neighbours (the ARP cache, and its IPv6 counterpart filled by neighbour
+//! discovery) and the packets waiting for one to resolve. Both types are
+//! generic over the address ([`FamilyAddr`]) and default to IPv4.
 //!
 //! The table is bounded: entries come from the network (ARP), so a flood of
 //! forged senders must not grow it without limit nor crowd out the addresses
@@ -29,6 +31,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use super::cidr::FamilyAddr;
 use crate::model::fasthash::FastMap;
 use crate::wire::MacAddr;
 
@@ -77,13 +80,13 @@ pub enum Learned {
 
 /// Why a configuration change to the table was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NeighError {
+pub enum NeighError<A: FamilyAddr = Ipv4Addr> {
     /// Already [`MAX_STATIC_NEIGHBOURS`] (the value) static entries.
     TooManyStatic(usize),
-    NotFound(Ipv4Addr),
+    NotFound(A),
 }
 
-impl fmt::Display for NeighError {
+impl<A: FamilyAddr> fmt::Display for NeighError<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NeighError::TooManyStatic(n) => write!(f, "the neighbour table holds at most {n} static entries"),
@@ -92,11 +95,11 @@ impl fmt::Display for NeighError {
     }
 }
 
-impl std::error::Error for NeighError {}
+impl<A: FamilyAddr> std::error::Error for NeighError<A> {}
 
 #[derive(Debug, Clone)]
-pub struct NeighbourTable {
-    entries: FastMap<Ipv4Addr, Neighbour>,
+pub struct NeighbourTable<A: FamilyAddr = Ipv4Addr> {
+    entries: FastMap<A, Neighbour>,
     /// Learned entries (needed and unsolicited) at most.
     capacity: usize,
     /// Unsolicited entries at most: a quarter of `capacity`.
@@ -106,12 +109,12 @@ pub struct NeighbourTable {
     unsolicited: usize,
 }
 
-impl NeighbourTable {
+impl<A: FamilyAddr> NeighbourTable<A> {
     /// A table of at most `capacity` learned entries (a quarter of them
     /// unsolicited) plus [`MAX_STATIC_NEIGHBOURS`] static ones, whose learned
     /// entries live `lifetime` seconds after their last confirmation. The
     /// whole is reserved now: learning never allocates.
-    pub fn new(capacity: usize, lifetime: u32) -> NeighbourTable {
+    pub fn new(capacity: usize, lifetime: u32) -> NeighbourTable<A> {
         let mut entries = FastMap::default();
         entries.reserve(capacity + MAX_STATIC_NEIGHBOURS);
         NeighbourTable { entries, capacity, unsolicited_capacity: capacity / 4, lifetime, statics: 0, unsolicited: 0 }
@@ -137,7 +140,7 @@ impl NeighbourTable {
     /// Records what the network said about `ip` at time `now`. A known entry
     /// is updated whatever `origin` (and becomes needed if this one is); a new
     /// one is added within its kind's share.
-    pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16, origin: Origin, now: u32) -> Learned {
+    pub fn learn(&mut self, ip: A, mac: MacAddr, port: u16, origin: Origin, now: u32) -> Learned {
         let needed = origin == Origin::Needed;
         if let Some(n) = self.entries.get_mut(&ip) {
             if n.confirmed.is_none() {
@@ -185,7 +188,7 @@ impl NeighbourTable {
 
     /// Adds or replaces a permanent entry (configuration), replacing a
     /// learned one for the same address.
-    pub fn add_static(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16) -> Result<(), NeighError> {
+    pub fn add_static(&mut self, ip: A, mac: MacAddr, port: u16) -> Result<(), NeighError<A>> {
         let is_static = self.entries.get(&ip).is_some_and(|n| n.confirmed.is_none());
         if !is_static {
             if self.statics >= MAX_STATIC_NEIGHBOURS {
@@ -199,7 +202,7 @@ impl NeighbourTable {
     }
 
     /// Removes an entry, static or learned.
-    pub fn delete(&mut self, ip: Ipv4Addr) -> Result<Neighbour, NeighError> {
+    pub fn delete(&mut self, ip: A) -> Result<Neighbour, NeighError<A>> {
         let n = self.entries.remove(&ip).ok_or(NeighError::NotFound(ip))?;
         if n.confirmed.is_none() {
             self.statics -= 1;
@@ -211,7 +214,7 @@ impl NeighbourTable {
 
     /// The live entry for `ip` at time `now`.
     #[inline]
-    pub fn lookup(&self, ip: Ipv4Addr, now: u32) -> Option<&Neighbour> {
+    pub fn lookup(&self, ip: A, now: u32) -> Option<&Neighbour> {
         self.entries.get(&ip).filter(|n| self.is_live(n, now))
     }
 
@@ -236,7 +239,7 @@ impl NeighbourTable {
     }
 
     /// Every entry (live or not yet expired), in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Ipv4Addr, &Neighbour)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&A, &Neighbour)> {
         self.entries.iter()
     }
 }
@@ -254,21 +257,21 @@ pub enum Queued<F> {
 }
 
 /// Packets waiting for their next hop's MAC, oldest first.
-pub struct PendingQueue<F> {
-    items: VecDeque<Waiting<F>>,
+pub struct PendingQueue<F, A: FamilyAddr = Ipv4Addr> {
+    items: VecDeque<Waiting<F, A>>,
     capacity: usize,
     per_hop: usize,
 }
 
-struct Waiting<F> {
-    hop: Ipv4Addr,
+struct Waiting<F, A> {
+    hop: A,
     since: u32,
     frame: F,
 }
 
-impl<F> PendingQueue<F> {
+impl<F, A: FamilyAddr> PendingQueue<F, A> {
     /// At most `capacity` packets in all and `per_hop` per next hop.
-    pub fn new(capacity: usize, per_hop: usize) -> PendingQueue<F> {
+    pub fn new(capacity: usize, per_hop: usize) -> PendingQueue<F, A> {
         PendingQueue { items: VecDeque::with_capacity(capacity), capacity, per_hop }
     }
 
@@ -281,7 +284,7 @@ impl<F> PendingQueue<F> {
     }
 
     /// Queues `frame` for next hop `hop` at time `now`.
-    pub fn push(&mut self, hop: Ipv4Addr, frame: F, now: u32) -> Queued<F> {
+    pub fn push(&mut self, hop: A, frame: F, now: u32) -> Queued<F> {
         let same_hop = self.items.iter().filter(|w| w.hop == hop).count();
         if self.items.len() >= self.capacity || same_hop >= self.per_hop {
             return Queued::Full(frame);
@@ -295,12 +298,12 @@ impl<F> PendingQueue<F> {
     }
 
     /// Whether anything waits for `hop`.
-    pub fn is_waiting(&self, hop: Ipv4Addr) -> bool {
+    pub fn is_waiting(&self, hop: A) -> bool {
         self.items.iter().any(|w| w.hop == hop)
     }
 
     /// Takes out, in arrival order, every packet waiting for `hop`.
-    pub fn release(&mut self, hop: Ipv4Addr, mut out: impl FnMut(F)) -> usize {
+    pub fn release(&mut self, hop: A, mut out: impl FnMut(F)) -> usize {
         self.take_where(|w| w.hop == hop, &mut out)
     }
 
@@ -310,7 +313,7 @@ impl<F> PendingQueue<F> {
     }
 
     /// Distinct next hops with packets waiting, for re-sending ARP requests.
-    pub fn hops(&self, mut each: impl FnMut(Ipv4Addr)) {
+    pub fn hops(&self, mut each: impl FnMut(A)) {
         for (i, w) in self.items.iter().enumerate() {
             if self.items.iter().take(i).all(|earlier| earlier.hop != w.hop) {
                 each(w.hop);
@@ -318,7 +321,7 @@ impl<F> PendingQueue<F> {
         }
     }
 
-    fn take_where(&mut self, pred: impl Fn(&Waiting<F>) -> bool, out: &mut impl FnMut(F)) -> usize {
+    fn take_where(&mut self, pred: impl Fn(&Waiting<F, A>) -> bool, out: &mut impl FnMut(F)) -> usize {
         // Rotate through the queue once, keeping order: no allocation.
         let mut taken = 0;
         for _ in 0..self.items.len() {
@@ -337,6 +340,7 @@ impl<F> PendingQueue<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv6Addr;
 
     const MAC_A: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xa]);
     const MAC_B: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xb]);
@@ -431,7 +435,7 @@ mod tests {
         }
         assert_eq!(t.add_static(ip(3), MAC_B, 1), Err(NeighError::TooManyStatic(MAX_STATIC_NEIGHBOURS)));
         assert_eq!(
-            NeighError::TooManyStatic(MAX_STATIC_NEIGHBOURS).to_string(),
+            NeighError::<Ipv4Addr>::TooManyStatic(MAX_STATIC_NEIGHBOURS).to_string(),
             "the neighbour table holds at most 1024 static entries"
         );
         t.add_static(ip_n(0), MAC_A, 0).expect("replacing a static entry takes no room");
@@ -463,6 +467,47 @@ mod tests {
         assert_eq!(q.expire(2, 3, |f| dropped.push(f)), 0);
         assert_eq!(q.expire(3, 3, |f| dropped.push(f)), 1);
         assert_eq!(dropped, vec!["b1"]);
+        assert!(q.is_empty());
+    }
+
+    fn ip6(last: u16) -> Ipv6Addr {
+        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last)
+    }
+
+    #[test]
+    fn ipv6_neighbours_learn_expire_and_stay_static() {
+        let mut t: NeighbourTable<Ipv6Addr> = NeighbourTable::new(8, 300);
+        assert_eq!(t.learn(ip6(1), MAC_A, 0, Needed, 100), Learned::New);
+        assert_eq!(t.learn(ip6(1), MAC_A, 0, Needed, 200), Learned::Refreshed);
+        assert_eq!(t.learn(ip6(1), MAC_B, 1, Needed, 250), Learned::Changed);
+        assert_eq!(t.lookup(ip6(1), 549).map(|n| (n.mac, n.port)), Some((MAC_B, 1)));
+        assert_eq!(t.lookup(ip6(1), 550), None, "expired 300 s after the last confirmation");
+        t.add_static(ip6(2), MAC_A, 0).unwrap();
+        assert_eq!(t.learn(ip6(2), MAC_B, 0, Needed, 5), Learned::Static);
+        assert_eq!(t.expire(1_000_000), 1);
+        assert_eq!(t.lookup(ip6(2), 1_000_000).unwrap().mac, MAC_A);
+        assert_eq!(t.delete(ip6(1)), Err(NeighError::NotFound(ip6(1))));
+        assert_eq!(NeighError::NotFound(ip6(1)).to_string(), "no neighbour entry for 2001:db8::1");
+        // Unsolicited senders keep to their quarter here too.
+        assert_eq!(t.learn(ip6(10), MAC_A, 0, Unsolicited, 0), Learned::New);
+        assert_eq!(t.learn(ip6(11), MAC_A, 0, Unsolicited, 0), Learned::New);
+        assert_eq!(t.learn(ip6(12), MAC_A, 0, Unsolicited, 0), Learned::UnsolicitedFull);
+    }
+
+    #[test]
+    fn ipv6_pending_queue_is_bounded_per_hop() {
+        let mut q: PendingQueue<&str, Ipv6Addr> = PendingQueue::new(3, 2);
+        assert_eq!(q.push(ip6(1), "a1", 0), Queued::First);
+        assert_eq!(q.push(ip6(1), "a2", 0), Queued::Behind);
+        assert_eq!(q.push(ip6(1), "a3", 0), Queued::Full("a3"));
+        assert_eq!(q.push(ip6(2), "b1", 1), Queued::First);
+        let mut hops = Vec::new();
+        q.hops(|h| hops.push(h));
+        assert_eq!(hops, vec![ip6(1), ip6(2)]);
+        let mut out = Vec::new();
+        assert_eq!(q.release(ip6(1), |f| out.push(f)), 2);
+        assert_eq!(out, vec!["a1", "a2"]);
+        assert_eq!(q.expire(4, 3, |f| out.push(f)), 1);
         assert!(q.is_empty());
     }
 }

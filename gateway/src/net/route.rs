@@ -1,4 +1,6 @@
-//! Static routes with longest-prefix match.
+//! Static routes with longest-prefix match, for either family: the tables
+//! are generic over the address ([`FamilyAddr`]) and default to IPv4, so
+//! `RouteTable` is the IPv4 table and `RouteTable<Ipv6Addr>` the IPv6 one.
 //!
 //! Routes are few (connected networks plus a handful of static ones) and read
 //! on every packet that leaves, so lookup is one hash probe per distinct
@@ -9,40 +11,40 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use super::cidr::{mask_bits, Ipv4Cidr};
+use super::cidr::{Cidr, FamilyAddr};
 use crate::model::fasthash::FastMap;
 
 /// One route: packets to `dst` leave by `port`, to `via` when set, otherwise
 /// straight to their destination (a connected network).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Route {
+pub struct Route<A: FamilyAddr = Ipv4Addr> {
     /// The destination network (host bits clear).
-    pub dst: Ipv4Cidr,
-    pub via: Option<Ipv4Addr>,
+    pub dst: Cidr<A>,
+    pub via: Option<A>,
     pub port: u16,
     /// Preferred source address for packets the gateway itself sends.
-    pub src: Option<Ipv4Addr>,
+    pub src: Option<A>,
 }
 
 /// Where a packet goes next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NextHop {
+pub struct NextHop<A: FamilyAddr = Ipv4Addr> {
     pub port: u16,
     /// The address whose MAC the frame is sent to.
-    pub addr: Ipv4Addr,
-    pub src: Option<Ipv4Addr>,
+    pub addr: A,
+    pub src: Option<A>,
 }
 
 /// Why a route change was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RouteError {
-    Exists(Ipv4Cidr),
-    NotFound(Ipv4Cidr),
+pub enum RouteError<A: FamilyAddr = Ipv4Addr> {
+    Exists(Cidr<A>),
+    NotFound(Cidr<A>),
     /// The table holds at most this many routes.
     Full(usize),
 }
 
-impl fmt::Display for RouteError {
+impl<A: FamilyAddr> fmt::Display for RouteError<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RouteError::Exists(d) => write!(f, "a route to {d} already exists"),
@@ -52,7 +54,7 @@ impl fmt::Display for RouteError {
     }
 }
 
-impl std::error::Error for RouteError {}
+impl<A: FamilyAddr> std::error::Error for RouteError<A> {}
 
 /// The most routes a table holds: static configuration, not a full BGP view.
 pub const MAX_ROUTES: usize = 65536;
@@ -65,15 +67,24 @@ pub fn port_is_down(down: u64, port: u16) -> bool {
     1u64.checked_shl(u32::from(port)).is_some_and(|bit| down & bit != 0)
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct RouteTable {
+/// The routes of one prefix length, by network address.
+type Prefixes<A> = FastMap<<A as FamilyAddr>::Bits, Route<A>>;
+
+#[derive(Debug, Clone)]
+pub struct RouteTable<A: FamilyAddr = Ipv4Addr> {
     /// Per prefix length present, longest first: network address -> route.
-    by_len: Vec<(u8, FastMap<u32, Route>)>,
+    by_len: Vec<(u8, Prefixes<A>)>,
     len: usize,
 }
 
-impl RouteTable {
-    pub fn new() -> RouteTable {
+impl<A: FamilyAddr> Default for RouteTable<A> {
+    fn default() -> Self {
+        RouteTable { by_len: Vec::new(), len: 0 }
+    }
+}
+
+impl<A: FamilyAddr> RouteTable<A> {
+    pub fn new() -> RouteTable<A> {
         RouteTable::default()
     }
 
@@ -86,7 +97,7 @@ impl RouteTable {
     }
 
     /// Adds a route; its destination's host bits are cleared first.
-    pub fn add(&mut self, mut route: Route) -> Result<(), RouteError> {
+    pub fn add(&mut self, mut route: Route<A>) -> Result<(), RouteError<A>> {
         route.dst = route.dst.network();
         if self.len >= MAX_ROUTES {
             return Err(RouteError::Full(MAX_ROUTES));
@@ -103,7 +114,7 @@ impl RouteTable {
                 self.by_len.len() - 1
             }
         };
-        let key = u32::from(route.dst.addr());
+        let key = route.dst.addr().to_bits();
         if self.by_len[pos].1.contains_key(&key) {
             return Err(RouteError::Exists(route.dst));
         }
@@ -113,10 +124,10 @@ impl RouteTable {
     }
 
     /// Removes the route to exactly `dst`.
-    pub fn delete(&mut self, dst: Ipv4Cidr) -> Result<Route, RouteError> {
+    pub fn delete(&mut self, dst: Cidr<A>) -> Result<Route<A>, RouteError<A>> {
         let dst = dst.network();
         let pos = self.by_len.iter().position(|(l, _)| *l == dst.prefix_len()).ok_or(RouteError::NotFound(dst))?;
-        let route = self.by_len[pos].1.remove(&u32::from(dst.addr())).ok_or(RouteError::NotFound(dst))?;
+        let route = self.by_len[pos].1.remove(&dst.addr().to_bits()).ok_or(RouteError::NotFound(dst))?;
         if self.by_len[pos].1.is_empty() {
             self.by_len.remove(pos);
         }
@@ -126,19 +137,19 @@ impl RouteTable {
 
     /// The most specific route to `ip`.
     #[inline]
-    pub fn lookup(&self, ip: Ipv4Addr) -> Option<&Route> {
-        let ip = u32::from(ip);
-        self.by_len.iter().find_map(|(plen, routes)| routes.get(&(ip & mask_bits(*plen))))
+    pub fn lookup(&self, ip: A) -> Option<&Route<A>> {
+        let ip = ip.to_bits();
+        self.by_len.iter().find_map(|(plen, routes)| routes.get(&(ip & A::mask(*plen))))
     }
 
     /// Where a packet to `ip` goes next.
     #[inline]
-    pub fn next_hop(&self, ip: Ipv4Addr) -> Option<NextHop> {
+    pub fn next_hop(&self, ip: A) -> Option<NextHop<A>> {
         self.lookup(ip).map(|r| NextHop { port: r.port, addr: r.via.unwrap_or(ip), src: r.src })
     }
 
     /// Every route, most specific first.
-    pub fn iter(&self) -> impl Iterator<Item = &Route> {
+    pub fn iter(&self) -> impl Iterator<Item = &Route<A>> {
         self.by_len.iter().flat_map(|(_, routes)| routes.values())
     }
 
@@ -148,7 +159,7 @@ impl RouteTable {
     /// is one, takes their traffic until the link returns (where there is
     /// none, the worker still sends by the configured route, to be dropped
     /// as `link_down`). Built when a link changes, never per packet.
-    pub fn without_ports(&self, down: u64) -> RouteTable {
+    pub fn without_ports(&self, down: u64) -> RouteTable<A> {
         let mut usable = self.clone();
         if down == 0 {
             return usable;
@@ -165,6 +176,8 @@ impl RouteTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::Ipv4Cidr;
+    use std::net::Ipv6Addr;
 
     fn route(dst: &str, via: Option<&str>, port: u16) -> Route {
         Route { dst: dst.parse().unwrap(), via: via.map(|v| v.parse().unwrap()), port, src: None }
@@ -229,8 +242,68 @@ mod tests {
         assert_eq!(t.delete("10.0.0.0/24".parse().unwrap()).unwrap().port, 0);
         assert!(t.is_empty() && t.lookup(ip("10.0.0.1")).is_none());
         assert_eq!(
-            RouteError::Exists("10.0.0.0/24".parse().unwrap()).to_string(),
+            RouteError::Exists("10.0.0.0/24".parse::<Ipv4Cidr>().unwrap()).to_string(),
             "a route to 10.0.0.0/24 already exists"
         );
+    }
+
+    fn route6(dst: &str, via: Option<&str>, port: u16) -> Route<Ipv6Addr> {
+        Route { dst: dst.parse().unwrap(), via: via.map(|v| v.parse().unwrap()), port, src: None }
+    }
+
+    fn ip6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_longest_prefix_wins_at_every_length() {
+        let mut t: RouteTable<Ipv6Addr> = RouteTable::new();
+        t.add(route6("::/0", Some("fe80::1"), 0)).unwrap();
+        t.add(route6("2001:db8::/48", Some("2001:db8:ffff::1"), 1)).unwrap();
+        t.add(route6("2001:db8:0:1::/64", None, 2)).unwrap();
+        t.add(route6("2001:db8:0:1::42/128", Some("2001:db8:0:1::fe"), 3)).unwrap();
+        assert_eq!(t.len(), 4);
+        let hop = |s: &str| t.next_hop(ip6(s)).unwrap();
+        assert_eq!(hop("2001:db8:0:1::42"), NextHop { port: 3, addr: ip6("2001:db8:0:1::fe"), src: None });
+        assert_eq!(hop("2001:db8:0:1::43"), NextHop { port: 2, addr: ip6("2001:db8:0:1::43"), src: None });
+        assert_eq!(hop("2001:db8:0:2::1"), NextHop { port: 1, addr: ip6("2001:db8:ffff::1"), src: None });
+        assert_eq!(hop("2001:db8:1::1"), NextHop { port: 0, addr: ip6("fe80::1"), src: None });
+        assert_eq!(hop("::1").port, 0);
+        let order: Vec<u8> = t.iter().map(|r| r.dst.prefix_len()).collect();
+        assert_eq!(order, vec![128, 64, 48, 0]);
+        // Without a default route, what no prefix covers has no next hop.
+        t.delete("::/0".parse().unwrap()).unwrap();
+        assert_eq!(t.next_hop(ip6("2001:db9::1")), None);
+        assert_eq!(t.next_hop(ip6("2001:db8:0:1::42")).unwrap().port, 3);
+    }
+
+    #[test]
+    fn ipv6_routes_over_a_down_port_give_way_to_less_specific_ones() {
+        let mut t: RouteTable<Ipv6Addr> = RouteTable::new();
+        t.add(route6("::/0", Some("2001:db8::fe"), 0)).unwrap();
+        t.add(route6("2001:db8::/64", None, 0)).unwrap();
+        t.add(route6("2001:db8:1::/64", None, 1)).unwrap();
+        let usable = t.without_ports(1 << 1);
+        assert_eq!(usable.len(), 2);
+        assert_eq!(
+            usable.next_hop(ip6("2001:db8:1::5")),
+            Some(NextHop { port: 0, addr: ip6("2001:db8::fe"), src: None })
+        );
+        assert!(t.without_ports(0b11).next_hop(ip6("2001:db8:1::5")).is_none());
+        assert_eq!(t.len(), 3, "the configured table is untouched");
+    }
+
+    #[test]
+    fn ipv6_duplicates_and_missing_routes_are_refused() {
+        let mut t: RouteTable<Ipv6Addr> = RouteTable::new();
+        t.add(route6("2001:db8::9/64", None, 0)).unwrap();
+        let net: Cidr<Ipv6Addr> = "2001:db8::/64".parse().unwrap();
+        assert_eq!(t.add(route6("2001:db8::/64", None, 1)), Err(RouteError::Exists(net)));
+        assert_eq!(t.lookup(ip6("2001:db8::1")).unwrap().dst, net, "stored with the host bits clear");
+        let other: Cidr<Ipv6Addr> = "2001:db8::/63".parse().unwrap();
+        assert_eq!(t.delete(other), Err(RouteError::NotFound(other)));
+        assert_eq!(t.delete(net).unwrap().port, 0);
+        assert!(t.is_empty() && t.lookup(ip6("2001:db8::1")).is_none());
+        assert_eq!(RouteError::Exists(net).to_string(), "a route to 2001:db8::/64 already exists");
     }
 }

@@ -274,17 +274,9 @@ pub fn icmpv6_error(from: Ipv6Addr, to: Ipv6Addr, t: u8, c: u8, rest: u32, quote
     ipv6(from, to).hop_limit(60).icmpv6(&Icmpv6Repr { msg_type: t, msg_code: c, rest_of_header: rest, data })
 }
 
-/// The solicited-node multicast address of `addr` (RFC 4291 §2.7.1).
-pub fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
-    let o = addr.octets();
-    Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(o[13]), u16::from_be_bytes([o[14], o[15]]))
-}
-
-/// The Ethernet address of an IPv6 multicast group (RFC 2464 §7).
-pub fn multicast_mac(group: Ipv6Addr) -> MacAddr {
-    let o = group.octets();
-    MacAddr([0x33, 0x33, o[12], o[13], o[14], o[15]])
-}
+/// The multicast addresses neighbour solicitations use, defined with the
+/// IPv6 view and named here too for the callers of the builders.
+pub use super::ipv6::{multicast_mac, solicited_node};
 
 /// A neighbour solicitation from `src` (`src_mac`) for `target`, to its
 /// solicited-node group, hop limit 255, with the source link-layer address.

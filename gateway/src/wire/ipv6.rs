@@ -18,6 +18,7 @@
 
 use std::net::Ipv6Addr;
 
+use super::ethernet::MacAddr;
 use super::{be16, be32, put16, put32, Error, Layer};
 
 mod field {
@@ -354,6 +355,38 @@ impl Ipv6Repr {
     }
 }
 
+/// All nodes on the link (RFC 4291 §2.7.1): where unsolicited neighbour
+/// advertisements go, and the answer to duplicate address detection.
+pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+
+/// The solicited-node multicast address of `addr` (RFC 4291 §2.7.1),
+/// `ff02::1:ffXX:XXXX` with its last 24 bits: where a neighbour
+/// solicitation for `addr` goes.
+pub fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
+    let o = addr.octets();
+    Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(o[13]), u16::from_be_bytes([o[14], o[15]]))
+}
+
+/// The Ethernet address of an IPv6 multicast group (RFC 2464 §7),
+/// `33:33` and the group's last 32 bits.
+pub fn multicast_mac(group: Ipv6Addr) -> MacAddr {
+    let o = group.octets();
+    MacAddr([0x33, 0x33, o[12], o[13], o[14], o[15]])
+}
+
+/// The link-local address of an interface with Ethernet address `mac`:
+/// `fe80::/64` and the modified EUI-64 interface identifier (RFC 4291
+/// Appendix A, RFC 2464 §4): `ff:fe` in the middle of the MAC and its
+/// universal/local bit inverted.
+pub fn link_local(mac: MacAddr) -> Ipv6Addr {
+    let m = mac.0;
+    let id = [m[0] ^ 0x02, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]];
+    let mut o = [0u8; 16];
+    o[..2].copy_from_slice(&[0xfe, 0x80]);
+    o[8..].copy_from_slice(&id);
+    Ipv6Addr::from(o)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,5 +674,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn multicast_and_link_local_addresses() {
+        let ip = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        assert_eq!(solicited_node(ip("2001:db8::abcd:1234:5678")), ip("ff02::1:ff34:5678"));
+        assert_eq!(solicited_node(ip("fe80::5054:ff:fe12:3456")), ip("ff02::1:ff12:3456"));
+        assert_eq!(multicast_mac(ip("ff02::1:ff34:5678")), MacAddr([0x33, 0x33, 0xff, 0x34, 0x56, 0x78]));
+        assert_eq!(multicast_mac(ALL_NODES), MacAddr([0x33, 0x33, 0, 0, 0, 1]));
+        // What Linux gives an interface with this MAC (addr_gen_mode eui64).
+        assert_eq!(link_local(MacAddr([0x52, 0x54, 0x00, 0x12, 0x34, 0x56])), ip("fe80::5054:ff:fe12:3456"));
+        // A locally administered MAC loses the bit the identifier inverts.
+        assert_eq!(link_local(MacAddr([0x02, 0x47, 0x57, 0, 0, 1])), ip("fe80::47:57ff:fe00:1"));
     }
 }
