@@ -134,6 +134,24 @@ pub struct Endpoints<A = Ipv4Addr> {
     pub toa: Option<Endpoint<A>>,
 }
 
+impl<A: Copy + Into<IpAddr>> Endpoints<A> {
+    /// The rewrite of an ICMP error about a packet of the connection, relayed
+    /// the same way: the outer header as a packet going this way, the quote
+    /// (a packet that went the other way) with the reverse endpoints.
+    pub fn icmp_error(&self) -> IcmpErrorRewrite {
+        let addr = |e: Option<Endpoint<A>>| e.map(|(a, _)| a.into());
+        let endpoint = |e: Option<Endpoint<A>>| e.map(|(a, p)| (a.into(), p));
+        IcmpErrorRewrite {
+            outer_src: addr(self.src),
+            outer_dst: addr(self.dst),
+            inner_src: endpoint(self.dst),
+            inner_dst: endpoint(self.src),
+            inner_seq_delta: 0,
+            decrement_ttl: true,
+        }
+    }
+}
+
 impl Endpoints<Ipv4Addr> {
     /// Translates a classified TCP or UDP packet in place, as a router hop
     /// (TTL decremented), shifting its sequence space by `shift` and, when
@@ -179,22 +197,6 @@ impl Endpoints<Ipv4Addr> {
             (None, None, _) => translate(frame, meta, at.offload, || Ok(build(None, None)))?,
         }
         Ok(ToaOutcome::NotRequested)
-    }
-
-    /// The rewrite of an ICMP error about a packet of the connection, relayed
-    /// the same way: the outer header as a packet going this way, the quote
-    /// (a packet that went the other way) with the reverse endpoints.
-    pub fn icmp_error(&self) -> IcmpErrorRewrite {
-        let addr = |e: Option<Endpoint>| e.map(|(a, _)| IpAddr::V4(a));
-        let endpoint = |e: Option<Endpoint>| e.map(|(a, p)| (IpAddr::V4(a), p));
-        IcmpErrorRewrite {
-            outer_src: addr(self.src),
-            outer_dst: addr(self.dst),
-            inner_src: endpoint(self.dst),
-            inner_dst: endpoint(self.src),
-            inner_seq_delta: 0,
-            decrement_ttl: true,
-        }
     }
 }
 
