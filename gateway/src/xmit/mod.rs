@@ -39,6 +39,20 @@
 //! with TTL 0 is refused with [`XmitError::TtlExpired`]; the caller answers
 //! it with [`icmp_error::error_reply`] and counts
 //! [`DropReason::TtlExpired`].
+//!
+//! IPv6 ([`Ipv6Meta`], `Endpoints<Ipv6Addr>::translate`): the same core
+//! over 16-byte addresses, with what IPv6 changes. There is no header
+//! checksum, so an address change enters the TCP/UDP pseudo-header only and
+//! the hop limit (the TTL's counterpart, refused at 1 the same way) enters
+//! none. A router does not fragment IPv6: a packet longer than the egress
+//! MTU is refused with [`XmitError::MtuExceeded`], for the caller to answer
+//! with packet too big. UDP always leaves with a checksum (RFC 8200 §8.1).
+//! Under offload the L4 field holds the IPv6 pseudo-header sum and the
+//! request says IPv6 ([`TxOffload::ipv6`]). The pseudo-header is taken to
+//! carry the IPv6 destination: a packet with a routing header whose
+//! segments are not all visited (whose pseudo-header names its final
+//! destination) is not one the gateway should translate, which is the
+//! caller's to decide.
 
 pub mod dispatch;
 pub mod dr;

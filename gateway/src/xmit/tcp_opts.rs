@@ -164,11 +164,13 @@ pub fn insert_toa<F: Frame>(
         return ToaOutcome::NotApplicable;
     }
     let l3 = meta.l3_offset();
-    let toa = toa_bytes(port, addr.into());
-    let header_len = match make_room(frame, l3, meta.l4_offset(), meta.ip_total_len(), &toa, mtu) {
-        Ok(header_len) => header_len,
-        Err(outcome) => return outcome,
-    };
+    let (header_len, toa) =
+        match make_room(frame, l3, meta.l4_offset(), usize::from(meta.l4_len), meta.ip_total_len(), mtu, || {
+            toa_bytes(port, addr.into())
+        }) {
+            Ok(made) => made,
+            Err(outcome) => return outcome,
+        };
     let new_total = meta.ip_total_len() + TOA_LEN;
     let data = frame.data_mut();
     // Bounds: the frame held l3 + total >= l4 + 20 bytes before growing by 8.
@@ -219,11 +221,13 @@ pub fn insert_toa_v6<F: Frame>(
         return ToaOutcome::NotApplicable;
     }
     let l3 = meta.l3_offset();
-    let toa = toa_v6_bytes(port, addr.into());
-    let header_len = match make_room(frame, l3, meta.l4_offset(), meta.ip_total_len(), &toa, mtu) {
-        Ok(header_len) => header_len,
-        Err(outcome) => return outcome,
-    };
+    let (header_len, toa) =
+        match make_room(frame, l3, meta.l4_offset(), usize::from(meta.l4_len), meta.ip_total_len(), mtu, || {
+            toa_v6_bytes(port, addr.into())
+        }) {
+            Ok(made) => made,
+            Err(outcome) => return outcome,
+        };
     let data = frame.data_mut();
     // Bounds: the frame held l3 + total >= l4 + 20 bytes before growing.
     let (ip_part, tcp_part) = data[l3..].split_at_mut(usize::from(meta.l3_len));
@@ -247,42 +251,47 @@ pub fn insert_toa_v6<F: Frame>(
     ToaOutcome::Inserted
 }
 
-/// What both families check before a TOA goes into the TCP packet at `l4`
-/// (its IP header at `l3`, `total` bytes long), and the move that makes room
+/// What both families check before a TOA goes into the TCP packet at `l4`,
+/// `l4_len` bytes long (its IP header at `l3`, `total` bytes long: the
+/// classification's lengths), and the move that makes room
 /// for it: the frame grows at the front by the option's length and
 /// everything up to the end of the fixed TCP header moves there, the
-/// option written after it. Returns the TCP header length before the
-/// insertion, or the outcome of a refusal, the frame untouched.
+/// option (made by `toa` only then: held across the frame's calls it
+/// would cost register spills) written after it. Returns the TCP header
+/// length before the insertion and the option, or the outcome of a
+/// refusal, the frame untouched.
 #[inline(always)]
-fn make_room<F: Frame>(
+fn make_room<F: Frame, const N: usize>(
     frame: &mut F,
     l3: usize,
     l4: usize,
+    l4_len: usize,
     total: usize,
-    toa: &[u8],
     mtu: u16,
-) -> Result<usize, ToaOutcome> {
+    toa: impl FnOnce() -> [u8; N],
+) -> Result<(usize, [u8; N]), ToaOutcome> {
     let moved = l4 + tcp::MIN_HEADER_LEN;
-    if frame.len() < l3 + total || l3 + total < moved {
+    if frame.len() < l3 + total || l4_len < tcp::MIN_HEADER_LEN {
         return Err(ToaOutcome::NotApplicable);
     }
     let header_len = usize::from(frame.data()[l4 + tcp::offset::DATA_OFFSET] >> 4) * 4;
-    if header_len < tcp::MIN_HEADER_LEN || l4 + header_len > l3 + total {
+    if header_len < tcp::MIN_HEADER_LEN || header_len > l4_len {
         return Err(ToaOutcome::NotApplicable);
     }
-    if header_len + toa.len() > tcp::MAX_HEADER_LEN {
+    if header_len + N > tcp::MAX_HEADER_LEN {
         return Err(ToaOutcome::NoOptionSpace);
     }
-    if total + toa.len() > usize::from(mtu) {
+    if total + N > usize::from(mtu) {
         return Err(ToaOutcome::ExceedsMtu);
     }
-    if frame.prepend(toa.len()).is_err() {
+    if frame.prepend(N).is_err() {
         return Err(ToaOutcome::NoHeadroom);
     }
     let data = frame.data_mut();
-    data.copy_within(toa.len()..toa.len() + moved, 0);
-    data[moved..moved + toa.len()].copy_from_slice(toa);
-    Ok(header_len)
+    data.copy_within(N..N + moved, 0);
+    let toa = toa();
+    data[moved..moved + N].copy_from_slice(&toa);
+    Ok((header_len, toa))
 }
 
 /// Sets the data offset of the TCP header `th`, `header_len` bytes long
@@ -290,14 +299,14 @@ fn make_room<F: Frame>(
 /// the data offset, the option's bytes (at an even offset), and the
 /// pseudo-header's length, grown by the option's.
 #[inline(always)]
-fn grow_header(th: &mut [u8; tcp::MIN_HEADER_LEN], header_len: usize, toa: &[u8]) -> Delta {
+fn grow_header<const N: usize>(th: &mut [u8; tcp::MIN_HEADER_LEN], header_len: usize, toa: &[u8; N]) -> Delta {
     let old_word = u16::from_be_bytes([th[12], th[13]]);
-    th[12] = (th[12] & 0x0f) | ((((header_len + toa.len()) / 4) as u8) << 4);
+    th[12] = (th[12] & 0x0f) | ((((header_len + N) / 4) as u8) << 4);
     let new_word = u16::from_be_bytes([th[12], th[13]]);
     let mut d = Delta::new();
     d.replace16(old_word, new_word);
     d.add_bytes(toa);
-    d.add16(toa.len() as u16);
+    d.add16(N as u16);
     d
 }
 
