@@ -53,6 +53,7 @@ extern const uint64_t gw_RTE_MBUF_F_RX_L4_CKSUM_MASK;
 extern const uint64_t gw_RTE_MBUF_F_RX_L4_CKSUM_GOOD;
 extern const uint64_t gw_RTE_MBUF_F_RX_L4_CKSUM_BAD;
 extern const uint64_t gw_RTE_MBUF_F_TX_IPV4;
+extern const uint64_t gw_RTE_MBUF_F_TX_IPV6;
 extern const uint64_t gw_RTE_MBUF_F_TX_IP_CKSUM;
 extern const uint64_t gw_RTE_MBUF_F_TX_TCP_CKSUM;
 extern const uint64_t gw_RTE_MBUF_F_TX_UDP_CKSUM;

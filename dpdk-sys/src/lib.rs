@@ -32,6 +32,7 @@ pub const RTE_MBUF_F_TX_UDP_CKSUM: u64 = 3u64 << 52;
 pub const RTE_MBUF_F_TX_L4_MASK: u64 = 3u64 << 52;
 pub const RTE_MBUF_F_TX_IP_CKSUM: u64 = 1u64 << 54;
 pub const RTE_MBUF_F_TX_IPV4: u64 = 1u64 << 55;
+pub const RTE_MBUF_F_TX_IPV6: u64 = 1u64 << 56;
 
 pub const RTE_ETH_RX_OFFLOAD_IPV4_CKSUM: u64 = rte_bit64(1);
 pub const RTE_ETH_RX_OFFLOAD_UDP_CKSUM: u64 = rte_bit64(2);
@@ -89,6 +90,7 @@ mod tests {
                 ("RTE_MBUF_F_RX_L4_CKSUM_GOOD", RTE_MBUF_F_RX_L4_CKSUM_GOOD, gw_RTE_MBUF_F_RX_L4_CKSUM_GOOD),
                 ("RTE_MBUF_F_RX_L4_CKSUM_BAD", RTE_MBUF_F_RX_L4_CKSUM_BAD, gw_RTE_MBUF_F_RX_L4_CKSUM_BAD),
                 ("RTE_MBUF_F_TX_IPV4", RTE_MBUF_F_TX_IPV4, gw_RTE_MBUF_F_TX_IPV4),
+                ("RTE_MBUF_F_TX_IPV6", RTE_MBUF_F_TX_IPV6, gw_RTE_MBUF_F_TX_IPV6),
                 ("RTE_MBUF_F_TX_IP_CKSUM", RTE_MBUF_F_TX_IP_CKSUM, gw_RTE_MBUF_F_TX_IP_CKSUM),
                 ("RTE_MBUF_F_TX_TCP_CKSUM", RTE_MBUF_F_TX_TCP_CKSUM, gw_RTE_MBUF_F_TX_TCP_CKSUM),
                 ("RTE_MBUF_F_TX_UDP_CKSUM", RTE_MBUF_F_TX_UDP_CKSUM, gw_RTE_MBUF_F_TX_UDP_CKSUM),

@@ -35,7 +35,7 @@ total() { # path n [toggle]
 r1=$(total reset "$N1"); r2=$(total reset "$N2")
 reset=$(( (r2 - r1) / (N2 - N1) ))
 printf '%-16s %6s %6s   (reset alone: %s)\n' path exact diff "$reset"
-for p in ${PATHS:-classify classify_v6 fnat_in fnat_in_seq fnat_out_ack fnat_out_sack fnat_in_proxy fnat_out_proxy fnat_in_rxgood fnat_in_offload fnat_in_toa nat_in nat_out dr tun synack synack_offload cookie_ack}; do
+for p in ${PATHS:-classify classify_v6 fnat_in fnat_in_seq fnat_out_ack fnat_out_sack fnat_in_proxy fnat_out_proxy fnat_in_rxgood fnat_in_offload fnat_in_toa nat_in nat_out fnat_in_v6 fnat_in_proxy_v6 fnat_out_proxy_v6 fnat_in_offload_v6 fnat_in_toa_v6 nat_in_v6 nat_out_v6 dr tun synack synack_offload cookie_ack}; do
     exact=$(total "$p" "$N1" toggle)
     t1=$(total "$p" "$N1"); t2=$(total "$p" "$N2")
     printf '%-16s %6s %6s\n' "$p" "$((exact / N1))" "$(( (t2 - t1) / (N2 - N1) ))"

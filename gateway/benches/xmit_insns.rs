@@ -38,10 +38,28 @@ const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 const LIP: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 1);
 const RIP: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 20);
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+const LIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0x16, 0, 0, 0, 1);
+const RIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0x16, 0, 0, 0, 0x20);
 
 /// The receive path's policy: IPv4 header checksum verified in software,
 /// layer 4 left to the end host (as Linux IPVS).
 const POLICY: ClassifyPolicy = ClassifyPolicy { verify_ip_checksum: true, verify_l4_checksum: false };
+
+/// [`tcp_packet`] over IPv6.
+fn tcp_packet_v6(src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), flags: u8, options: &[u8], payload: &[u8]) -> Vec<u8> {
+    build::ipv6(src.0, dst.0).tcp(&TcpRepr {
+        src_port: src.1,
+        dst_port: dst.1,
+        seq_number: 0x1234_5678,
+        ack_number: 0x9abc_def0,
+        flags,
+        window_len: 502,
+        options,
+        payload,
+    })
+}
 
 /// A TCP segment: an established connection's as Linux sends it (ACK|PSH,
 /// NOP NOP timestamps, 100 bytes of data), or a handshake segment.
@@ -143,6 +161,50 @@ fn translate(frame: &mut BufFrame, rw: &Translated, offload: Offload) -> bool {
     }
 }
 
+/// An IPv6 connection's packet as the worker will translate it.
+struct Translated6 {
+    endpoints: Endpoints<Ipv6Addr>,
+    shift: Shift,
+    with_toa: bool,
+}
+
+impl Translated6 {
+    fn of(method: ForwardMethod, dir: Direction, shift: Shift, with_toa: bool) -> Translated6 {
+        let ends = Ends {
+            client: (CLIENT6, 40000),
+            virtual_service: (VIP6, 80),
+            local: (LIP6, 5001),
+            real_server: (RIP6, 8080),
+        };
+        let Rewrite::Translate(endpoints) = Rewrite::of(method, dir, &ends) else {
+            unreachable!("{method:?} translates")
+        };
+        Translated6 { endpoints, shift, with_toa }
+    }
+}
+
+/// classify_ipv6 + the IPv6 translation, next to the IPv4 paths (IPv6 is
+/// not on the worker's path yet).
+#[inline(never)]
+fn measured_v6(frame: &mut BufFrame, rw: &Translated6) -> bool {
+    translate_v6(frame, rw, Offload::NONE)
+}
+
+#[inline(never)]
+fn measured_v6_offload(frame: &mut BufFrame, rw: &Translated6) -> bool {
+    translate_v6(frame, rw, Offload::ALL)
+}
+
+#[inline(always)]
+fn translate_v6(frame: &mut BufFrame, rw: &Translated6, offload: Offload) -> bool {
+    match classify_ipv6(frame, POLICY) {
+        Ok(mut m) => {
+            rw.endpoints.translate(frame, &mut m, rw.shift, rw.with_toa, Egress { mtu: 1500, offload }).is_ok()
+        }
+        _ => false,
+    }
+}
+
 #[inline(never)]
 fn measured_dr(frame: &mut BufFrame, rw: &DrRewrite) -> bool {
     match classify(frame, POLICY) {
@@ -228,6 +290,13 @@ const PATHS: &[(&str, &str)] = &[
     ("fnat_in_toa", "classify + FNAT inbound with TOA insertion"),
     ("nat_in", "classify + NAT inbound"),
     ("nat_out", "classify + NAT outbound"),
+    ("fnat_in_v6", "classify_ipv6 + FNAT inbound, established, no seq delta"),
+    ("fnat_in_proxy_v6", "classify_ipv6 + FNAT inbound of a SYN-proxied connection (ack and TSecr deltas)"),
+    ("fnat_out_proxy_v6", "classify_ipv6 + FNAT outbound of a SYN-proxied connection (seq and TSval deltas)"),
+    ("fnat_in_offload_v6", "classify_ipv6 + FNAT inbound, TX checksum offload"),
+    ("fnat_in_toa_v6", "classify_ipv6 + FNAT inbound with the 20-byte IPv6 TOA"),
+    ("nat_in_v6", "classify_ipv6 + NAT inbound"),
+    ("nat_out_v6", "classify_ipv6 + NAT outbound"),
     ("dr", "classify + DR"),
     ("tun", "classify + TUN encapsulation"),
     ("synack", "classify + SYN-cookie SYN-ACK in place (Linux SYN options)"),
@@ -242,17 +311,9 @@ fn run(path: &str, n: u64) -> Option<bool> {
     let outbound = tcp_packet((RIP, 8080), (LIP, 5001), ACK_PSH, &TIMESTAMPS, &DATA);
     let sacking = tcp_packet((RIP, 8080), (LIP, 5001), ACK, &TIMESTAMPS_SACK, &[]);
     let syn = tcp_packet((CLIENT, 40000), (VIP, 80), SYN, &SYN_OPTIONS, &[]);
-    let (client6, vip6): (Ipv6Addr, Ipv6Addr) = ("2001:db8::10".parse().unwrap(), "2001:db8::100".parse().unwrap());
-    let inbound_v6 = build::ipv6(client6, vip6).tcp(&TcpRepr {
-        src_port: 40000,
-        dst_port: 80,
-        seq_number: 0x1234_5678,
-        ack_number: 0x9abc_def0,
-        flags: ACK_PSH,
-        window_len: 502,
-        options: &TIMESTAMPS,
-        payload: &DATA,
-    });
+    let inbound_v6 = tcp_packet_v6((CLIENT6, 40000), (VIP6, 80), ACK_PSH, &TIMESTAMPS, &DATA);
+    let outbound_v6 = tcp_packet_v6((RIP6, 8080), (LIP6, 5001), ACK_PSH, &TIMESTAMPS, &DATA);
+    let nat_outbound_v6 = tcp_packet_v6((RIP6, 8080), (CLIENT6, 40000), ACK_PSH, &TIMESTAMPS, &DATA);
     let mut cookies = SynCookies::new(*b"bench-cookie-key");
     cookies.rotate(COOKIE_TIME);
     let ack = client_ack(&syn, &cookies);
@@ -266,6 +327,13 @@ fn run(path: &str, n: u64) -> Option<bool> {
     let fnat_toa = fnat(Direction::In, Shift::NONE, true);
     let nat_in = Translated::of(ForwardMethod::Masq, Direction::In, Shift::NONE, false);
     let nat_out = Translated::of(ForwardMethod::Masq, Direction::Out, Shift::NONE, false);
+    let fnat6 = |dir, shift, with_toa| Translated6::of(ForwardMethod::FullNat, dir, shift, with_toa);
+    let fnat_in_v6 = fnat6(Direction::In, Shift::NONE, false);
+    let fnat_in_proxy_v6 = fnat6(Direction::In, Shift::proxied(delta, 0x0202_0202, Direction::In), false);
+    let fnat_out_proxy_v6 = fnat6(Direction::Out, Shift::proxied(delta, 0x0202_0202, Direction::Out), false);
+    let fnat_toa_v6 = fnat6(Direction::In, Shift::NONE, true);
+    let nat_in_v6 = Translated6::of(ForwardMethod::Masq, Direction::In, Shift::NONE, false);
+    let nat_out_v6 = Translated6::of(ForwardMethod::Masq, Direction::Out, Shift::NONE, false);
     let dr_rw = DrRewrite { dst_mac: MacAddr([0x52, 0x54, 0, 0, 0, 0x20]), src_mac: MacAddr([2, 0, 0, 0, 0, 0xaa]) };
     let encap = TunEncap { src: ip(LIP), dst: ip(RIP), ttl: 64, ident: 1, mtu: 1500 };
 
@@ -274,7 +342,11 @@ fn run(path: &str, n: u64) -> Option<bool> {
         "fnat_out_sack" => &sacking,
         "synack" | "synack_offload" => &syn,
         "cookie_ack" => &ack,
-        "classify_v6" => &inbound_v6,
+        "classify_v6" | "fnat_in_v6" | "fnat_in_proxy_v6" | "fnat_in_offload_v6" | "fnat_in_toa_v6" | "nat_in_v6" => {
+            &inbound_v6
+        }
+        "fnat_out_proxy_v6" => &outbound_v6,
+        "nat_out_v6" => &nat_outbound_v6,
         _ => &inbound,
     };
     let mut frame = BufFrame::new(packet);
@@ -299,6 +371,13 @@ fn run(path: &str, n: u64) -> Option<bool> {
             "fnat_in_toa" => measured_fnat(f, black_box(&fnat_toa)),
             "nat_in" => measured_nat_in(f, black_box(&nat_in)),
             "nat_out" => measured_nat_out(f, black_box(&nat_out)),
+            "fnat_in_v6" => measured_v6(f, black_box(&fnat_in_v6)),
+            "fnat_in_proxy_v6" => measured_v6(f, black_box(&fnat_in_proxy_v6)),
+            "fnat_out_proxy_v6" => measured_v6(f, black_box(&fnat_out_proxy_v6)),
+            "fnat_in_offload_v6" => measured_v6_offload(f, black_box(&fnat_in_v6)),
+            "fnat_in_toa_v6" => measured_v6(f, black_box(&fnat_toa_v6)),
+            "nat_in_v6" => measured_v6(f, black_box(&nat_in_v6)),
+            "nat_out_v6" => measured_v6(f, black_box(&nat_out_v6)),
             "dr" => measured_dr(f, black_box(&dr_rw)),
             "tun" => measured_tun(f, black_box(&encap)),
             "synack" => measured_synack(f, black_box(&cookies)),

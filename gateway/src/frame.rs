@@ -82,8 +82,14 @@ pub enum L4Offload {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TxOffload {
     pub l2_len: u8,
+    /// The IP header, with an IPv6 packet's extension headers: the offset
+    /// of the layer-4 header from the IP header.
     pub l3_len: u16,
     pub ipv4_checksum: bool,
+    /// The packet is IPv6 (DPDK's `RTE_MBUF_F_TX_IPV6` instead of
+    /// `RTE_MBUF_F_TX_IPV4`); `ipv4_checksum` is false then, IPv6 having no
+    /// header checksum.
+    pub ipv6: bool,
     pub l4: L4Offload,
 }
 
@@ -323,7 +329,7 @@ mod tests {
     fn reset_reuses_the_buffer() {
         let mut f = BufFrame::new(&[1, 2, 3]);
         f.prepend(10).unwrap();
-        f.set_tx_offload(TxOffload { l2_len: 14, l3_len: 20, ipv4_checksum: true, l4: L4Offload::Tcp });
+        f.set_tx_offload(TxOffload { l2_len: 14, l3_len: 20, ipv4_checksum: true, ipv6: false, l4: L4Offload::Tcp });
         f.reset(&[7, 7]);
         assert_eq!(f.data(), &[7, 7]);
         assert_eq!(f.headroom(), DEFAULT_HEADROOM);

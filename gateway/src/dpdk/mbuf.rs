@@ -189,7 +189,7 @@ impl Frame for Mbuf {
         use dpdk_sys::*;
         let mut set = 0;
         if offload.ipv4_checksum || offload.l4 != L4Offload::None {
-            set |= RTE_MBUF_F_TX_IPV4;
+            set |= if offload.ipv6 { RTE_MBUF_F_TX_IPV6 } else { RTE_MBUF_F_TX_IPV4 };
         }
         if offload.ipv4_checksum {
             set |= RTE_MBUF_F_TX_IP_CKSUM;
@@ -199,7 +199,7 @@ impl Frame for Mbuf {
             L4Offload::Tcp => RTE_MBUF_F_TX_TCP_CKSUM,
             L4Offload::Udp => RTE_MBUF_F_TX_UDP_CKSUM,
         };
-        let clear = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_L4_MASK;
+        let clear = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IPV6 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_L4_MASK;
         // tx_offload bit layout: l2_len:7, l3_len:9 (rte_mbuf_core.h).
         let lens = (offload.l2_len as u64 & 0x7f) | ((offload.l3_len as u64 & 0x1ff) << 7);
         // SAFETY: writes two fields of an owned, valid mbuf.
@@ -215,6 +215,7 @@ impl Frame for Mbuf {
             l2_len: (lens & 0x7f) as u8,
             l3_len: ((lens >> 7) & 0x1ff) as u16,
             ipv4_checksum: flags & RTE_MBUF_F_TX_IP_CKSUM != 0,
+            ipv6: flags & RTE_MBUF_F_TX_IPV6 != 0,
             l4: match flags & RTE_MBUF_F_TX_L4_MASK {
                 RTE_MBUF_F_TX_TCP_CKSUM => L4Offload::Tcp,
                 RTE_MBUF_F_TX_UDP_CKSUM => L4Offload::Udp,

@@ -940,7 +940,10 @@ mod tests {
         assert_eq!(&out[24..26], &[0, 0], "DPDK's contract: the IPv4 checksum field holds zero");
         let phdr = checksum::fold(checksum::pseudo_header_v4(VIP.octets(), CLIENT.octets(), 6, 40));
         assert_eq!(u16::from_be_bytes([out[50], out[51]]), phdr);
-        assert_eq!(f.tx_offload(), TxOffload { l2_len: 14, l3_len: 20, ipv4_checksum: true, l4: L4Offload::Tcp });
+        assert_eq!(
+            f.tx_offload(),
+            TxOffload { l2_len: 14, l3_len: 20, ipv4_checksum: true, ipv6: false, l4: L4Offload::Tcp }
+        );
         // What the NIC does: both checksums from scratch; then all is valid.
         let mut nic = out.clone();
         fill_checksums(&mut nic);

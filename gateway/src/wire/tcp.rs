@@ -13,8 +13,10 @@
 //! kinds with an impossible length are errors, as are options that run past
 //! the header; unknown kinds are yielded with their bytes so nothing a peer
 //! sends is lost. Kind 254 with length 8 is the TOA client-address option
-//! (port, then IPv4 address, as DPVS and the `toa` kernel module use it);
-//! 254 with another length is an RFC 6994 experiment and stays unknown.
+//! (port, then IPv4 address, as DPVS and the `toa` kernel module use it),
+//! with length 20 its IPv6 form (port, then IPv6 address: DPVS's
+//! `tcpopt_ip6_addr`, the module's `toa_ip6_data`); 254 with another length
+//! is an RFC 6994 experiment and stays unknown.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -75,6 +77,9 @@ pub mod kind {
 /// Length of the TOA option.
 pub const TOA_LEN: usize = 8;
 
+/// Length of the TOA option carrying an IPv6 address.
+pub const TOA_V6_LEN: usize = 20;
+
 /// The SACK blocks of one option: 1 to 4 (left, right) edge pairs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SackBlocks<'a>(&'a [u8]);
@@ -114,6 +119,11 @@ pub enum TcpOption<'a> {
         port: u16,
         addr: Ipv4Addr,
     },
+    /// TOA with an IPv6 client address.
+    ClientAddressV6 {
+        port: u16,
+        addr: Ipv6Addr,
+    },
     Unknown {
         kind: u8,
         data: &'a [u8],
@@ -131,6 +141,7 @@ impl TcpOption<'_> {
             TcpOption::Sack(b) => 2 + b.0.len(),
             TcpOption::Timestamps { .. } => 10,
             TcpOption::ClientAddress { .. } => TOA_LEN,
+            TcpOption::ClientAddressV6 { .. } => TOA_V6_LEN,
             TcpOption::Unknown { data, .. } => 2 + data.len(),
         }
     }
@@ -159,6 +170,7 @@ impl TcpOption<'_> {
                 put32(out, 6, tsecr);
             }
             TcpOption::ClientAddress { port, addr } => toa_bytes(port, addr).iter().zip(out).for_each(|(s, d)| *d = *s),
+            TcpOption::ClientAddressV6 { port, addr } => out.copy_from_slice(&toa_v6_bytes(port, addr)),
             TcpOption::Unknown { kind, data } => {
                 out[..2].copy_from_slice(&[kind, len as u8]);
                 out[2..].copy_from_slice(data);
@@ -174,6 +186,16 @@ pub fn toa_bytes(port: u16, addr: Ipv4Addr) -> [u8; TOA_LEN] {
     let p = port.to_be_bytes();
     let a = addr.octets();
     [kind::TOA, TOA_LEN as u8, p[0], p[1], a[0], a[1], a[2], a[3]]
+}
+
+/// The 20 bytes of an IPv6 TOA option: kind, length, port, address.
+#[inline]
+pub fn toa_v6_bytes(port: u16, addr: Ipv6Addr) -> [u8; TOA_V6_LEN] {
+    let mut b = [0; TOA_V6_LEN];
+    b[..2].copy_from_slice(&[kind::TOA, TOA_V6_LEN as u8]);
+    b[2..4].copy_from_slice(&port.to_be_bytes());
+    b[4..].copy_from_slice(&addr.octets());
+    b
 }
 
 /// Walks an option space, yielding `(offset, option)`; stops after the end
@@ -240,6 +262,11 @@ impl<'a> Iterator for TcpOptions<'a> {
                 port: be16(value, 0),
                 addr: Ipv4Addr::new(value[2], value[3], value[4], value[5]),
             },
+            (kind::TOA, 20) => {
+                let mut addr = [0; 16];
+                addr.copy_from_slice(&value[2..]);
+                TcpOption::ClientAddressV6 { port: be16(value, 0), addr: addr.into() }
+            }
             (kind::MSS | kind::WINDOW_SCALE | kind::SACK_PERMITTED | kind::SACK | kind::TIMESTAMPS, _) => {
                 return fail(self)
             }
@@ -656,6 +683,17 @@ mod tests {
             TcpOptions::new(&exp).next(),
             Some(Ok((0, TcpOption::Unknown { kind: 254, data: &[0xf9, 0x89, 1, 2] })))
         );
+        // Length 20 is the IPv6 TOA: port 8080, 2001:db8::1.
+        let mut toa6 = [254u8, 20, 0x1f, 0x90, 0x20, 0x01, 0x0d, 0xb8].to_vec();
+        toa6.extend_from_slice(&[0; 11]);
+        toa6.push(1);
+        let addr: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let want = TcpOption::ClientAddressV6 { port: 8080, addr };
+        assert_eq!(TcpOptions::new(&toa6).next(), Some(Ok((0, want))));
+        assert_eq!(toa_v6_bytes(8080, addr).as_slice(), toa6.as_slice());
+        let mut out = [0; 20];
+        assert_eq!(want.emit(&mut out), Some(20));
+        assert_eq!(out.as_slice(), toa6.as_slice());
     }
 
     #[test]

@@ -15,16 +15,21 @@
 //! error is dropped, never relayed with a fresh checksum) and recomputed
 //! after the rewrite, as Linux IPVS does (`ip_vs_nat_icmp`); ICMP errors are
 //! rare and at most a few hundred bytes.
+//!
+//! ICMPv6 errors ([`rewrite_v6`]) are relayed the same way, with what IPv6
+//! changes: no header checksums, a hop limit for the TTL, and an ICMPv6
+//! checksum that covers the outer pseudo-header too.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::frame::{Frame, L4Offload, TxOffload};
 use crate::wire::checksum::{self, Delta};
-use crate::wire::classify::icmp_error_inner;
+use crate::wire::classify::{icmp_error_inner, icmpv6_error_inner};
 use crate::wire::icmp::{self, code, msg_type};
-use crate::wire::{ip_proto, ipv4, Ipv4Meta};
+use crate::wire::icmpv6;
+use crate::wire::{ip_proto, ipv4, ipv6, Ipv4Meta, Ipv6Meta};
 
-use super::{request_offload, v4, Offload, XmitError};
+use super::{request_offload, request_offload_v6, v4, Offload, XmitError};
 
 /// How to rewrite one relayed ICMP error. `None` leaves a field as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -155,6 +160,120 @@ pub fn rewrite<F: Frame>(
     message[icmp::CHECKSUM_OFFSET..icmp::CHECKSUM_OFFSET + 2].copy_from_slice(&c.to_be_bytes());
 
     request_offload(frame, meta, offload.ipv4_checksum, L4Offload::None);
+    Ok(())
+}
+
+fn v6(addr: IpAddr) -> Result<Ipv6Addr, XmitError> {
+    match addr {
+        IpAddr::V6(a) => Ok(a),
+        IpAddr::V4(_) => Err(XmitError::AddressFamily(addr)),
+    }
+}
+
+#[inline]
+fn swap_addr_v6(b: &mut [u8], at: usize, new: Ipv6Addr, delta: &mut Delta) {
+    let mut old = [0; 16];
+    old.copy_from_slice(&b[at..at + 16]);
+    delta.replace_ipv6_addr(old, new.octets());
+    b[at..at + 16].copy_from_slice(&new.octets());
+}
+
+/// [`rewrite`] for an ICMPv6 error (see [`Ipv6Meta::is_icmp_error`]): the
+/// outer addresses and hop limit (no header checksum), the quoted packet's
+/// addresses and ports with its TCP/UDP checksum updated incrementally when
+/// quoted (IPv6 quotes carry no header checksum), and the ICMPv6 checksum,
+/// verified first and then recomputed over the whole message with the new
+/// outer pseudo-header, since both it and the quote changed. On error the
+/// frame is unchanged. `meta` describes the packet as received.
+pub fn rewrite_v6<F: Frame>(frame: &mut F, meta: &Ipv6Meta, rw: &IcmpErrorRewrite) -> Result<(), XmitError> {
+    let outer_src = rw.outer_src.map(v6).transpose()?;
+    let outer_dst = rw.outer_dst.map(v6).transpose()?;
+    let inner_src = rw.inner_src.map(|(a, p)| v6(a).map(|a| (a, p))).transpose()?;
+    let inner_dst = rw.inner_dst.map(|(a, p)| v6(a).map(|a| (a, p))).transpose()?;
+    if meta.protocol != ip_proto::ICMPV6 || !meta.is_icmp_error() {
+        return Err(XmitError::UnsupportedProtocol(meta.protocol));
+    }
+    let quote = icmpv6_error_inner(frame.data(), meta).map_err(|_| XmitError::BadIcmpQuote)?;
+    let (l3, l4, end) = (meta.l3_offset(), meta.l4_offset(), meta.l3_offset() + meta.ip_total_len());
+    let len = frame.len();
+    // icmpv6_error_inner proved l3..end is in the frame and holds the quote.
+    let message = frame.data().get(l4..end).ok_or(XmitError::Truncated { needed: end, len })?;
+    let received = |at: usize| {
+        let mut a = [0; 16];
+        a.copy_from_slice(&frame.data()[l3 + at..l3 + at + 16]);
+        a
+    };
+    let (src, dst) = (received(ipv6::offset::SRC), received(ipv6::offset::DST));
+    if !checksum::verify(message, checksum::pseudo_header_v6(src, dst, ip_proto::ICMPV6, message.len() as u32)) {
+        return Err(XmitError::BadIcmpChecksum);
+    }
+    let hop_limit = frame.data()[l3 + ipv6::offset::HOP_LIMIT];
+    if rw.decrement_ttl && hop_limit <= 1 {
+        return Err(XmitError::TtlExpired { ttl: hop_limit });
+    }
+    let src = outer_src.map_or(src, |a| a.octets());
+    let dst = outer_dst.map_or(dst, |a| a.octets());
+
+    let data = frame.data_mut();
+    // Outer header: in no checksum but the ICMPv6 one, recomputed below.
+    let ip = &mut data[l3..l3 + ipv6::HEADER_LEN];
+    if rw.decrement_ttl {
+        ip[ipv6::offset::HOP_LIMIT] = hop_limit - 1;
+    }
+    ip[ipv6::offset::SRC..ipv6::offset::SRC + 16].copy_from_slice(&src);
+    ip[ipv6::offset::DST..ipv6::offset::DST + 16].copy_from_slice(&dst);
+
+    // The quoted packet: its addresses enter only its own pseudo-header.
+    let quoted = &mut data[quote.l3_offset..end];
+    let mut l4_delta = Delta::new();
+    if let Some((a, _)) = inner_src {
+        swap_addr_v6(quoted, ipv6::offset::SRC, a, &mut l4_delta);
+    }
+    if let Some((a, _)) = inner_dst {
+        swap_addr_v6(quoted, ipv6::offset::DST, a, &mut l4_delta);
+    }
+    let protocol = quote.tuple.protocol;
+    let inner_l4 = &mut quoted[quote.l3_len..];
+    if matches!(protocol, ip_proto::TCP | ip_proto::UDP) {
+        if let Some((_, p)) = inner_src {
+            swap_word(inner_l4, 0, p.to_be_bytes(), &mut l4_delta);
+        }
+        if let Some((_, p)) = inner_dst {
+            swap_word(inner_l4, 2, p.to_be_bytes(), &mut l4_delta);
+        }
+        let checksum_at = if protocol == ip_proto::TCP {
+            if rw.inner_seq_delta != 0 {
+                let old = u32::from_be_bytes([inner_l4[4], inner_l4[5], inner_l4[6], inner_l4[7]]);
+                let new = old.wrapping_add(rw.inner_seq_delta);
+                l4_delta.replace32(old, new);
+                inner_l4[4..8].copy_from_slice(&new.to_be_bytes());
+            }
+            16
+        } else {
+            6
+        };
+        if let Some(field) = inner_l4.get_mut(checksum_at..checksum_at + 2) {
+            let old = u16::from_be_bytes([field[0], field[1]]);
+            // A quoted zero is what was sent (invalid over IPv6, but the
+            // sender's to own): it is not turned into a sum of nothing.
+            if old != 0 {
+                let new = match l4_delta.apply(old) {
+                    0 if protocol == ip_proto::UDP => 0xffff,
+                    c => c,
+                };
+                field.copy_from_slice(&new.to_be_bytes());
+            }
+        }
+    }
+
+    let message = &mut data[l4..end];
+    let at = icmpv6::CHECKSUM_OFFSET;
+    message[at..at + 2].copy_from_slice(&[0, 0]);
+    let phdr = checksum::pseudo_header_v6(src, dst, ip_proto::ICMPV6, message.len() as u32);
+    let c = checksum::finish(checksum::sum(message) + phdr);
+    message[at..at + 2].copy_from_slice(&c.to_be_bytes());
+
+    request_offload_v6(frame, meta, L4Offload::None);
     Ok(())
 }
 
@@ -349,5 +468,122 @@ mod tests {
         assert_eq!((m.msg_type(), m.msg_code()), (3, 4));
         assert_eq!(&out[38..42], &[0, 0, 0x05, 0xc8], "unused, then MTU 1480");
         assert_eq!(m.data(), &before[14..42]);
+    }
+
+    mod v6 {
+        use super::*;
+        use crate::conn::Direction;
+        use crate::model::ForwardMethod;
+        use crate::wire::build::icmpv6_error;
+        use crate::wire::icmpv6::msg_type as v6_type;
+        use crate::wire::tcp::TcpPacket;
+        use crate::xmit::{Ends, Rewrite};
+
+        const ROUTER6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0x16, 0, 0, 0, 9);
+        const ENDS6: Ends<Ipv6Addr> = Ends {
+            client: (CLIENT6, 40000),
+            virtual_service: (VIP6, 80),
+            local: (LIP6, 5001),
+            real_server: (RIP6, 8080),
+        };
+
+        fn relayed(method: ForwardMethod, dir: Direction) -> IcmpErrorRewrite {
+            match Rewrite::of(method, dir, &ENDS6) {
+                Rewrite::Translate(e) => e.icmp_error(),
+                other => panic!("{other:?}"),
+            }
+        }
+
+        /// The error as its sender built it, then with the hop limit it
+        /// leaves the gateway with.
+        fn error_frame(from: Ipv6Addr, to: Ipv6Addr, t: u8, rest: u32, quoted: &[u8], len: usize, hop: u8) -> Vec<u8> {
+            let mut b = icmpv6_error(from, to, t, 0, rest, quoted, len);
+            b[14 + ipv6::offset::HOP_LIMIT] = hop;
+            b
+        }
+
+        fn assert_icmpv6_valid(b: &[u8]) {
+            let meta = meta_v6_of(b);
+            let message = &b[meta.l4_offset()..meta.l3_offset() + meta.ip_total_len()];
+            let phdr = checksum::pseudo_header_v6(meta.src.octets(), meta.dst.octets(), 58, message.len() as u32);
+            assert!(checksum::verify(message, phdr), "icmpv6 checksum");
+        }
+
+        /// A packet too big from a router on the real server's side, about
+        /// `LIP:lport -> RIP:rport` (its seq shifted by 100), reaches the
+        /// client as `VIP -> CIP` quoting `CIP:cport -> VIP:vport`: every
+        /// byte as the client's own packet had it, whatever the quote's
+        /// length (the whole segment, the header and a part, 8 bytes).
+        #[test]
+        fn golden_fnat_packet_too_big_relayed_to_the_client() {
+            let sent = tcp_frame_v6((LIP6, 5001), (RIP6, 8080), 1100, 7, flags::ACK, &[], b"0123456789");
+            let original = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1000, 7, flags::ACK, &[], b"0123456789");
+            let rw = IcmpErrorRewrite {
+                inner_seq_delta: 100u32.wrapping_neg(),
+                ..relayed(ForwardMethod::FullNat, Direction::Out)
+            };
+            assert_eq!((rw.outer_src, rw.outer_dst), (Some(VIP6.into()), Some(CLIENT6.into())));
+            assert_eq!((rw.inner_src, rw.inner_dst), (Some((CLIENT6.into(), 40000)), Some((VIP6.into(), 80))));
+            let t = v6_type::PACKET_TOO_BIG;
+            for quote_len in [48, 60, 1000] {
+                let before = error_frame(ROUTER6, LIP6, t, 1400, &sent[14..], quote_len, 60);
+                let expected = error_frame(VIP6, CLIENT6, t, 1400, &original[14..], quote_len, 59);
+                let meta = meta_v6_of(&before);
+                let mut f = BufFrame::new(&before);
+                rewrite_v6(&mut f, &meta, &rw).unwrap();
+                let out = bytes(&f);
+                assert_eq!(out, expected, "quote of {quote_len} bytes");
+                assert_icmpv6_valid(&out);
+                if quote_len == 1000 {
+                    let quoted = TcpPacket::new_checked(&out[14 + 48 + 40..]).unwrap();
+                    assert!(quoted.verify_checksum_v6(CLIENT6, VIP6), "the quoted segment's checksum");
+                }
+            }
+        }
+
+        /// NAT: the real server's port unreachable about `CIP:cport ->
+        /// RIP:rport` goes out from the VIP, quoting `CIP:cport ->
+        /// VIP:vport` (the outer destination is the client already).
+        #[test]
+        fn golden_nat_udp_error() {
+            let sent = udp_frame_v6((CLIENT6, 5353), (RIP6, 8080), b"query");
+            let original = udp_frame_v6((CLIENT6, 5353), (VIP6, 80), b"query");
+            let rw = relayed(ForwardMethod::Masq, Direction::Out);
+            assert_eq!((rw.outer_src, rw.outer_dst), (Some(VIP6.into()), None));
+            assert_eq!((rw.inner_src, rw.inner_dst), (None, Some((VIP6.into(), 80))));
+            let t = v6_type::DEST_UNREACHABLE;
+            let before = error_frame(RIP6, CLIENT6, t, 0, &sent[14..], 200, 60);
+            let expected = error_frame(VIP6, CLIENT6, t, 0, &original[14..], 200, 59);
+            let mut f = BufFrame::new(&before);
+            rewrite_v6(&mut f, &meta_v6_of(&before), &rw).unwrap();
+            assert_eq!(bytes(&f), expected);
+            assert_icmpv6_valid(&expected);
+        }
+
+        #[test]
+        fn refusals_leave_the_error_untouched() {
+            let sent = tcp_frame_v6((LIP6, 5001), (RIP6, 8080), 1, 2, flags::ACK, &[], b"");
+            let rw = relayed(ForwardMethod::FullNat, Direction::Out);
+            let t = v6_type::TIME_EXCEEDED;
+            let good = error_frame(ROUTER6, LIP6, t, 0, &sent[14..], 48, 60);
+            let meta = meta_v6_of(&good);
+            let mut corrupt = good.clone();
+            corrupt[70] ^= 0xff;
+            let mut f = BufFrame::new(&corrupt);
+            assert_eq!(rewrite_v6(&mut f, &meta, &rw), Err(XmitError::BadIcmpChecksum));
+            assert_eq!(bytes(&f), corrupt);
+            let last_hop = error_frame(ROUTER6, LIP6, t, 0, &sent[14..], 48, 1);
+            let mut f = BufFrame::new(&last_hop);
+            assert_eq!(rewrite_v6(&mut f, &meta_v6_of(&last_hop), &rw), Err(XmitError::TtlExpired { ttl: 1 }));
+            assert_eq!(bytes(&f), last_hop);
+            let v4_addr = IcmpErrorRewrite { outer_dst: Some(CLIENT.into()), ..rw };
+            let mut f = BufFrame::new(&good);
+            assert_eq!(rewrite_v6(&mut f, &meta, &v4_addr), Err(XmitError::AddressFamily(CLIENT.into())));
+            // A quote without the ports.
+            let short = error_frame(ROUTER6, LIP6, t, 0, &sent[14..], 47, 60);
+            let mut f = BufFrame::new(&short);
+            assert_eq!(rewrite_v6(&mut f, &meta_v6_of(&short), &rw), Err(XmitError::BadIcmpQuote));
+            assert_eq!(bytes(&f), short);
+        }
     }
 }

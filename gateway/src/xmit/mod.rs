@@ -39,6 +39,20 @@
 //! with TTL 0 is refused with [`XmitError::TtlExpired`]; the caller answers
 //! it with [`icmp_error::error_reply`] and counts
 //! [`DropReason::TtlExpired`].
+//!
+//! IPv6 ([`Ipv6Meta`], `Endpoints<Ipv6Addr>::translate`): the same core
+//! over 16-byte addresses, with what IPv6 changes. There is no header
+//! checksum, so an address change enters the TCP/UDP pseudo-header only and
+//! the hop limit (the TTL's counterpart, refused at 1 the same way) enters
+//! none. A router does not fragment IPv6: a packet longer than the egress
+//! MTU is refused with [`XmitError::MtuExceeded`], for the caller to answer
+//! with packet too big. UDP always leaves with a checksum (RFC 8200 §8.1).
+//! Under offload the L4 field holds the IPv6 pseudo-header sum and the
+//! request says IPv6 ([`TxOffload::ipv6`]). The pseudo-header is taken to
+//! carry the IPv6 destination: a packet with a routing header whose
+//! segments are not all visited (whose pseudo-header names its final
+//! destination) is not one the gateway should translate, which is the
+//! caller's to decide.
 
 pub mod dispatch;
 pub mod dr;
@@ -54,7 +68,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::frame::{Frame, FrameError, L4Offload, TxOffload};
 use crate::wire::checksum::{self, Delta};
-use crate::wire::{ip_proto, ipv4, tcp, udp, DropReason, Ipv4Meta};
+use crate::wire::{ip_proto, ipv4, ipv6, tcp, udp, DropReason, Ipv4Meta, Ipv6Meta};
 
 pub use dispatch::{Egress, Endpoints, Ends, Rewrite, Shift};
 pub use dr::DrRewrite;
@@ -147,13 +161,14 @@ pub(crate) fn v4(addr: IpAddr) -> Result<Ipv4Addr, XmitError> {
     }
 }
 
-/// An endpoint to write: address and port.
-pub(crate) type Endpoint = ([u8; 4], u16);
+/// An endpoint to write: address (4 bytes for IPv4, 16 for IPv6) and port.
+pub(crate) type Endpoint<A = [u8; 4]> = (A, u16);
 
-/// A layer-3/4 translation: the shared core of FNAT and NAT.
-pub(crate) struct Translation {
-    pub src: Option<Endpoint>,
-    pub dst: Option<Endpoint>,
+/// A layer-3/4 translation: the shared core of FNAT and NAT, over the
+/// address bytes of its family.
+pub(crate) struct Translation<A = [u8; 4]> {
+    pub src: Option<Endpoint<A>>,
+    pub dst: Option<Endpoint<A>>,
     /// Added to the TCP sequence number.
     pub seq_delta: u32,
     /// Subtracted from the TCP acknowledgment number and SACK edges.
@@ -246,16 +261,7 @@ fn translate_bytes(
         let Some((th, options)) = l4.split_first_chunk_mut::<{ tcp::MIN_HEADER_LEN }>() else {
             return Err(XmitError::Truncated { needed: meta.l4_offset() + tcp::MIN_HEADER_LEN, len });
         };
-        rewrite_ports(th, t, &mut l4_delta);
-        if t.seq_delta != 0 {
-            let new = u32::from_be_bytes(get4(th, tcp::offset::SEQ)).wrapping_add(t.seq_delta);
-            swap4(th, tcp::offset::SEQ, new.to_be_bytes(), &mut l4_delta);
-        }
-        // One test for the acknowledgment and every option edit: the
-        // common case (none) pays for it alone.
-        if (t.ack_delta | t.tsval_delta | t.tsecr_delta) != 0 || t.mss_clamp.is_some() {
-            edit_ack_and_options(th, options, t, &mut l4_delta);
-        }
+        edit_tcp(th, options, t, &mut l4_delta);
         if offload.tcp_checksum {
             put2(th, tcp::offset::CHECKSUM, pseudo_header_checksum(ip, ip_proto::TCP, meta.l4_len).to_be_bytes());
             L4Offload::Tcp
@@ -289,10 +295,165 @@ fn translate_bytes(
     Ok(l4_offload)
 }
 
+/// [`translate`] for an IPv6 packet, as a router forwards one: the hop
+/// limit decremented (refused at 1), no header checksum to update, and a
+/// packet longer than the egress `mtu` refused with
+/// [`XmitError::MtuExceeded`] (a router does not fragment IPv6; the caller
+/// answers with packet too big). Extension headers stay as they are: the
+/// offsets come from the classification, which walked them.
+#[inline(always)]
+pub(crate) fn translate_v6<F: Frame>(
+    frame: &mut F,
+    meta: &Ipv6Meta,
+    mtu: u16,
+    offload: Offload,
+    build: impl FnOnce() -> Translation<[u8; 16]>,
+) -> Result<(), XmitError> {
+    let data = frame.data_mut();
+    let t = &build();
+    let l4_offload = translate_bytes_v6(data, meta, t, mtu, offload)?;
+    if l4_offload != L4Offload::None {
+        request_offload_v6(frame, meta, l4_offload);
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn translate_bytes_v6(
+    data: &mut [u8],
+    meta: &Ipv6Meta,
+    t: &Translation<[u8; 16]>,
+    mtu: u16,
+    offload: Offload,
+) -> Result<L4Offload, XmitError> {
+    let l3 = meta.l3_offset();
+    let total = meta.ip_total_len();
+    let len = data.len();
+    let packet = data.get_mut(l3..l3 + total).ok_or(XmitError::Truncated { needed: l3 + total, len })?;
+    // total = l3_len + l4_len, so the split point is in range.
+    let (ip_headers, l4) = packet.split_at_mut(usize::from(meta.l3_len));
+    let ip = ip_headers
+        .first_chunk_mut::<{ ipv6::HEADER_LEN }>()
+        .ok_or(XmitError::Truncated { needed: l3 + ipv6::HEADER_LEN, len })?;
+    // Every refusal comes before the first write, as for IPv4.
+    let l4_min = match meta.protocol {
+        ip_proto::TCP => tcp::MIN_HEADER_LEN,
+        ip_proto::UDP => udp::HEADER_LEN,
+        other => return Err(XmitError::UnsupportedProtocol(other)),
+    };
+    if l4.len() < l4_min {
+        return Err(XmitError::Truncated { needed: meta.l4_offset() + l4_min, len });
+    }
+    // A router checks the hop limit before the link (RFC 8200 §3, RFC
+    // 4443 §3.2; Linux's ip6_forward in the same order).
+    let hop_limit = ip[ipv6::offset::HOP_LIMIT];
+    if t.decrement_ttl && hop_limit <= 1 {
+        return Err(XmitError::TtlExpired { ttl: hop_limit });
+    }
+    if total > usize::from(mtu) {
+        return Err(XmitError::MtuExceeded { len: total, mtu });
+    }
+
+    // The hop limit is in no checksum; the addresses are in the
+    // pseudo-header only.
+    if t.decrement_ttl {
+        ip[ipv6::offset::HOP_LIMIT] = hop_limit - 1;
+    }
+    let mut l4_delta = Delta::new();
+    if let Some((addr, _)) = t.src {
+        swap16(ip, ipv6::offset::SRC, addr, &mut l4_delta);
+    }
+    if let Some((addr, _)) = t.dst {
+        swap16(ip, ipv6::offset::DST, addr, &mut l4_delta);
+    }
+
+    let l4_offload = if meta.protocol == ip_proto::TCP {
+        // Length checked above.
+        let Some((th, options)) = l4.split_first_chunk_mut::<{ tcp::MIN_HEADER_LEN }>() else {
+            return Err(XmitError::Truncated { needed: meta.l4_offset() + tcp::MIN_HEADER_LEN, len });
+        };
+        edit_tcp(th, options, t, &mut l4_delta);
+        if offload.tcp_checksum {
+            let phdr = pseudo_header_checksum_v6(ip, ip_proto::TCP, u32::from(meta.l4_len));
+            put2(th, tcp::offset::CHECKSUM, phdr.to_be_bytes());
+            L4Offload::Tcp
+        } else {
+            let c = l4_delta.apply_bytes(get2(th, tcp::offset::CHECKSUM));
+            put2(th, tcp::offset::CHECKSUM, c);
+            L4Offload::None
+        }
+    } else {
+        let Some((uh, _)) = l4.split_first_chunk_mut::<{ udp::HEADER_LEN }>() else {
+            return Err(XmitError::Truncated { needed: meta.l4_offset() + udp::HEADER_LEN, len });
+        };
+        rewrite_ports(uh, t, &mut l4_delta);
+        let old = get2(uh, udp::offset::CHECKSUM);
+        if offload.udp_checksum {
+            let udp_len = u16::from_be_bytes(get2(uh, udp::offset::LENGTH));
+            let phdr = pseudo_header_checksum_v6(ip, ip_proto::UDP, u32::from(udp_len));
+            put2(uh, udp::offset::CHECKSUM, phdr.to_be_bytes());
+            L4Offload::Udp
+        } else if old == [0, 0] {
+            // No checksum, which IPv6 forbids (RFC 8200 §8.1): the
+            // classification drops such datagrams, but one that got here
+            // anyway leaves with a checksum computed in full, never with
+            // a delta applied to a value that was never a sum.
+            let (src, dst) = (addr_at(ip, ipv6::offset::SRC), addr_at(ip, ipv6::offset::DST));
+            fill_udp_checksum_v6(src, dst, l4);
+            L4Offload::None
+        } else {
+            let c = match l4_delta.apply_bytes(old) {
+                [0, 0] => [0xff, 0xff],
+                c => c,
+            };
+            put2(uh, udp::offset::CHECKSUM, c);
+            L4Offload::None
+        }
+    };
+    Ok(l4_offload)
+}
+
+/// Computes the checksum of a UDP datagram over IPv6 in full (its length
+/// field bounding it, at most `l4`), for one that arrived without any.
+#[cold]
+#[inline(never)]
+fn fill_udp_checksum_v6(src: [u8; 16], dst: [u8; 16], l4: &mut [u8]) {
+    let udp_len = usize::from(u16::from_be_bytes(get2(l4, udp::offset::LENGTH))).clamp(udp::HEADER_LEN, l4.len());
+    let datagram = &mut l4[..udp_len];
+    put2(datagram, udp::offset::CHECKSUM, [0, 0]);
+    let phdr = checksum::pseudo_header_v6(src, dst, ip_proto::UDP, udp_len as u32);
+    let c = match checksum::finish(checksum::sum(datagram) + phdr) {
+        0 => 0xffff,
+        c => c,
+    };
+    put2(datagram, udp::offset::CHECKSUM, c.to_be_bytes());
+}
+
+/// The TCP edits of a translation, either family: ports, `seq`, and when
+/// asked `ack` and the options.
+#[inline(always)]
+fn edit_tcp<A: Copy>(th: &mut [u8; tcp::MIN_HEADER_LEN], options: &mut [u8], t: &Translation<A>, delta: &mut Delta) {
+    rewrite_ports(th, t, delta);
+    if t.seq_delta != 0 {
+        let new = u32::from_be_bytes(get4(th, tcp::offset::SEQ)).wrapping_add(t.seq_delta);
+        swap4(th, tcp::offset::SEQ, new.to_be_bytes(), delta);
+    }
+    // One test for the acknowledgment and every option edit: the
+    // common case (none) pays for it alone.
+    if (t.ack_delta | t.tsval_delta | t.tsecr_delta) != 0 || t.mss_clamp.is_some() {
+        edit_ack_and_options(th, options, t, delta);
+    }
+}
+
 /// The edits of a translation after `seq`: `ack` (with ACK set) and the
 /// option block (SACK edges, timestamps, MSS of a SYN).
 #[inline(always)]
-fn edit_ack_and_options(th: &mut [u8; tcp::MIN_HEADER_LEN], options: &mut [u8], t: &Translation, delta: &mut Delta) {
+fn edit_ack_and_options<A>(
+    th: &mut [u8; tcp::MIN_HEADER_LEN],
+    options: &mut [u8],
+    t: &Translation<A>,
+    delta: &mut Delta,
+) {
     let flags = th[tcp::offset::FLAGS];
     let has_ack = flags & tcp::flags::ACK != 0;
     let ack_edit = t.ack_delta != 0 && has_ack;
@@ -317,7 +478,7 @@ fn edit_ack_and_options(th: &mut [u8; tcp::MIN_HEADER_LEN], options: &mut [u8], 
 
 /// Writes the ports a translation asks for (TCP and UDP share the layout).
 #[inline(always)]
-fn rewrite_ports(l4: &mut [u8], t: &Translation, delta: &mut Delta) {
+fn rewrite_ports<A>(l4: &mut [u8], t: &Translation<A>, delta: &mut Delta) {
     if let Some((_, port)) = t.src {
         swap2(l4, 0, port.to_be_bytes(), delta);
     }
@@ -355,6 +516,20 @@ fn swap4(b: &mut [u8], at: usize, new: [u8; 4], delta: &mut Delta) {
     b[at..at + 4].copy_from_slice(&new);
 }
 
+/// Replaces a 16-byte IPv6 address at an even offset, recording the change.
+#[inline(always)]
+fn swap16(b: &mut [u8], at: usize, new: [u8; 16], delta: &mut Delta) {
+    delta.replace_ipv6_addr(addr_at(b, at), new);
+    b[at..at + 16].copy_from_slice(&new);
+}
+
+#[inline(always)]
+fn addr_at(b: &[u8], at: usize) -> [u8; 16] {
+    let mut a = [0; 16];
+    a.copy_from_slice(&b[at..at + 16]);
+    a
+}
+
 /// The value DPDK wants in the TCP/UDP checksum field when the NIC is to
 /// finish it: the folded, not inverted, pseudo-header sum.
 #[inline(always)]
@@ -364,12 +539,38 @@ pub(crate) fn pseudo_header_checksum(ip: &[u8; ipv4::MIN_HEADER_LEN], protocol: 
     checksum::fold(checksum::pseudo_header_v4(src, dst, protocol, l4_len))
 }
 
+/// [`pseudo_header_checksum`] for IPv6 (RFC 8200 §8.1: the upper-layer
+/// length, not the payload length, which counts extension headers too).
+#[inline(always)]
+pub(crate) fn pseudo_header_checksum_v6(ip: &[u8; ipv6::HEADER_LEN], protocol: u8, l4_len: u32) -> u16 {
+    let (src, dst) = (addr_at(ip, ipv6::offset::SRC), addr_at(ip, ipv6::offset::DST));
+    checksum::fold(checksum::pseudo_header_v6(src, dst, protocol, l4_len))
+}
+
 /// Records the transmit checksum request, or clears a stale one (a frame
 /// rewritten twice, e.g. translated then tunnelled).
 #[inline(always)]
 pub(crate) fn request_offload<F: Frame>(frame: &mut F, meta: &Ipv4Meta, ipv4_checksum: bool, l4: L4Offload) {
     if ipv4_checksum || l4 != L4Offload::None {
-        frame.set_tx_offload(TxOffload { l2_len: meta.l2_len, l3_len: u16::from(meta.l3_len), ipv4_checksum, l4 });
+        let l3_len = u16::from(meta.l3_len);
+        frame.set_tx_offload(TxOffload { l2_len: meta.l2_len, l3_len, ipv4_checksum, ipv6: false, l4 });
+    } else if frame.tx_offload() != TxOffload::default() {
+        frame.set_tx_offload(TxOffload::default());
+    }
+}
+
+/// [`request_offload`] for an IPv6 packet: only the layer-4 checksum is
+/// asked for, `l3_len` spanning the extension headers.
+#[inline(always)]
+pub(crate) fn request_offload_v6<F: Frame>(frame: &mut F, meta: &Ipv6Meta, l4: L4Offload) {
+    if l4 != L4Offload::None {
+        frame.set_tx_offload(TxOffload {
+            l2_len: meta.l2_len,
+            l3_len: meta.l3_len,
+            ipv4_checksum: false,
+            ipv6: true,
+            l4,
+        });
     } else if frame.tx_offload() != TxOffload::default() {
         frame.set_tx_offload(TxOffload::default());
     }
@@ -382,11 +583,14 @@ pub(crate) mod test_support {
 
     use super::*;
     use crate::frame::{BufFrame, Frame};
-    use crate::wire::classify::{classify_bytes, Classified, ClassifyPolicy};
+    use crate::wire::classify::{
+        classify_bytes, classify_ipv6_bytes, verify_l4_checksum_v6, Classified, ClassifyPolicy,
+    };
     use crate::wire::icmp::Icmpv4Packet;
     use crate::wire::ipv4::Ipv4Packet;
     use crate::wire::tcp::TcpPacket;
     use crate::wire::udp::UdpPacket;
+    use std::net::Ipv6Addr;
 
     pub const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
     pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
@@ -438,5 +642,62 @@ pub(crate) mod test_support {
 
     pub fn bytes(f: &BufFrame) -> Vec<u8> {
         f.data().to_vec()
+    }
+
+    pub const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, 0x10);
+    pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+    pub const LIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0x16, 0, 0, 0, 1);
+    pub const RIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0x16, 0, 0, 0, 0x20);
+
+    pub use crate::wire::build::{tcp_frame_v6, udp_frame_v6};
+
+    /// An IPv6 TCP frame as [`tcp_frame_v6`] builds it, with hop limit `hop`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn tcp_frame_v6_hop(
+        src: (Ipv6Addr, u16),
+        dst: (Ipv6Addr, u16),
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        options: &[u8],
+        payload: &[u8],
+        hop: u8,
+    ) -> Vec<u8> {
+        let mut b = tcp_frame_v6(src, dst, seq, ack, flags, options, payload);
+        b[14 + ipv6::offset::HOP_LIMIT] = hop;
+        b
+    }
+
+    /// An IPv6 UDP frame as [`udp_frame_v6`] builds it, with hop limit `hop`.
+    pub fn udp_frame_v6_hop(src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), payload: &[u8], hop: u8) -> Vec<u8> {
+        let mut b = udp_frame_v6(src, dst, payload);
+        b[14 + ipv6::offset::HOP_LIMIT] = hop;
+        b
+    }
+
+    pub fn meta_v6_of(b: &[u8]) -> Ipv6Meta {
+        let policy = ClassifyPolicy { verify_ip_checksum: true, verify_l4_checksum: true };
+        match classify_ipv6_bytes(b, Default::default(), policy) {
+            Ok(m) => m,
+            other => panic!("test packet does not classify: {other:?}"),
+        }
+    }
+
+    /// The TCP or UDP checksum of an IPv6 frame verified by full
+    /// recomputation with the pseudo-header of the addresses it carries.
+    pub fn assert_checksums_valid_v6(b: &[u8]) {
+        let policy = ClassifyPolicy { verify_ip_checksum: false, verify_l4_checksum: false };
+        let meta = classify_ipv6_bytes(b, Default::default(), policy).expect("ipv6 frame");
+        let l4 = &b[meta.l4_offset()..meta.l3_offset() + meta.ip_total_len()];
+        assert!(matches!(meta.protocol, ip_proto::TCP | ip_proto::UDP), "protocol {}", meta.protocol);
+        assert!(verify_l4_checksum_v6(&meta, l4), "layer-4 checksum over ipv6");
+    }
+
+    /// Asserts that two frames of one length differ only inside `fields`.
+    pub fn assert_changed_only(before: &[u8], after: &[u8], fields: &[std::ops::Range<usize>]) {
+        assert_eq!(before.len(), after.len());
+        for i in (0..before.len()).filter(|&i| before[i] != after[i]) {
+            assert!(fields.iter().any(|f| f.contains(&i)), "byte {i} changed: {:#04x} -> {:#04x}", before[i], after[i]);
+        }
     }
 }

@@ -20,14 +20,15 @@
 //! `toa` module would never look. To make room the frame grows at the front
 //! (`prepend(8)`) and the Ethernet, IPv4 and fixed TCP headers (54 to 98
 //! bytes) move forward by 8: cheaper than moving the payload back, and
-//! what DPVS does too.
+//! what DPVS does too. The IPv6 TOA ([`insert_toa_v6`]) is 20 bytes, and
+//! moves the IPv6 header with any extension headers the same way.
 
 use crate::frame::{Frame, L4Offload};
 use crate::wire::checksum::Delta;
-use crate::wire::tcp::{self, kind, toa_bytes, TcpOption, TcpOptions, TOA_LEN};
-use crate::wire::{ip_proto, ipv4, Ipv4Meta};
+use crate::wire::tcp::{self, kind, toa_bytes, toa_v6_bytes, TcpOption, TcpOptions, TOA_LEN, TOA_V6_LEN};
+use crate::wire::{ip_proto, ipv4, ipv6, Ipv4Meta, Ipv6Meta};
 
-use super::{pseudo_header_checksum, request_offload, Offload};
+use super::{pseudo_header_checksum, pseudo_header_checksum_v6, request_offload, request_offload_v6, Offload};
 
 /// The edits of one walk over a TCP option block. The default (all zero,
 /// no clamp) changes nothing; callers skip the walk then.
@@ -159,35 +160,19 @@ pub fn insert_toa<F: Frame>(
     mtu: u16,
     offload: Offload,
 ) -> ToaOutcome {
+    if meta.protocol != ip_proto::TCP || usize::from(meta.l3_len) < ipv4::MIN_HEADER_LEN {
+        return ToaOutcome::NotApplicable;
+    }
     let l3 = meta.l3_offset();
-    let l4 = meta.l4_offset();
-    let moved = l4 + tcp::MIN_HEADER_LEN;
-    if meta.protocol != ip_proto::TCP
-        || frame.len() < l3 + meta.ip_total_len()
-        || usize::from(meta.l4_len) < tcp::MIN_HEADER_LEN
-        || usize::from(meta.l3_len) < ipv4::MIN_HEADER_LEN
-    {
-        return ToaOutcome::NotApplicable;
-    }
-    let header_len = usize::from(frame.data()[l4 + tcp::offset::DATA_OFFSET] >> 4) * 4;
-    if header_len < tcp::MIN_HEADER_LEN || header_len > usize::from(meta.l4_len) {
-        return ToaOutcome::NotApplicable;
-    }
-    if header_len + TOA_LEN > tcp::MAX_HEADER_LEN {
-        return ToaOutcome::NoOptionSpace;
-    }
+    let (header_len, toa) =
+        match make_room(frame, l3, meta.l4_offset(), usize::from(meta.l4_len), meta.ip_total_len(), mtu, || {
+            toa_bytes(port, addr.into())
+        }) {
+            Ok(made) => made,
+            Err(outcome) => return outcome,
+        };
     let new_total = meta.ip_total_len() + TOA_LEN;
-    if new_total > usize::from(mtu) {
-        return ToaOutcome::ExceedsMtu;
-    }
-    if frame.prepend(TOA_LEN).is_err() {
-        return ToaOutcome::NoHeadroom;
-    }
     let data = frame.data_mut();
-    data.copy_within(TOA_LEN..TOA_LEN + moved, 0);
-    let toa = toa_bytes(port, addr.into());
-    data[moved..moved + TOA_LEN].copy_from_slice(&toa);
-
     // Bounds: the frame held l3 + total >= l4 + 20 bytes before growing by 8.
     let (ip_part, tcp_part) = data[l3..].split_at_mut(usize::from(meta.l3_len));
     let Some(ip) = ip_part.first_chunk_mut::<{ ipv4::MIN_HEADER_LEN }>() else { return ToaOutcome::NotApplicable };
@@ -206,24 +191,123 @@ pub fn insert_toa<F: Frame>(
         ip[10..12].copy_from_slice(&c.to_be_bytes());
     }
 
-    let old_word = u16::from_be_bytes([th[12], th[13]]);
-    th[12] = (th[12] & 0x0f) | ((((header_len + TOA_LEN) / 4) as u8) << 4);
-    let new_word = u16::from_be_bytes([th[12], th[13]]);
+    let d = grow_header(th, header_len, &toa);
     meta.l4_len += TOA_LEN as u16;
     let c = if offload.tcp_checksum {
         pseudo_header_checksum(ip, ip_proto::TCP, meta.l4_len)
     } else {
-        let mut d = Delta::new();
-        d.replace16(old_word, new_word);
-        d.add_bytes(&toa);
-        // The pseudo-header's TCP length grew by 8 too.
-        d.add16(TOA_LEN as u16);
         d.apply(u16::from_be_bytes([th[16], th[17]]))
     };
     th[16..18].copy_from_slice(&c.to_be_bytes());
     let l4_offload = if offload.tcp_checksum { L4Offload::Tcp } else { L4Offload::None };
     request_offload(frame, meta, offload.ipv4_checksum, l4_offload);
     ToaOutcome::Inserted
+}
+
+/// [`insert_toa`] for an IPv6 packet: the 20-byte option DPVS sends and
+/// its `toa` module reads (kind 254, length 20, port, IPv6 address), right
+/// after the fixed TCP header; the IPv6 payload length grows by 20 (there
+/// is no header checksum), the extension headers, if any, move with the
+/// fixed headers. `meta.l4_len` grows by 20 on success; the same refusals.
+pub fn insert_toa_v6<F: Frame>(
+    frame: &mut F,
+    meta: &mut Ipv6Meta,
+    port: u16,
+    addr: [u8; 16],
+    mtu: u16,
+    offload: Offload,
+) -> ToaOutcome {
+    if meta.protocol != ip_proto::TCP || usize::from(meta.l3_len) < ipv6::HEADER_LEN {
+        return ToaOutcome::NotApplicable;
+    }
+    let l3 = meta.l3_offset();
+    let (header_len, toa) =
+        match make_room(frame, l3, meta.l4_offset(), usize::from(meta.l4_len), meta.ip_total_len(), mtu, || {
+            toa_v6_bytes(port, addr.into())
+        }) {
+            Ok(made) => made,
+            Err(outcome) => return outcome,
+        };
+    let data = frame.data_mut();
+    // Bounds: the frame held l3 + total >= l4 + 20 bytes before growing.
+    let (ip_part, tcp_part) = data[l3..].split_at_mut(usize::from(meta.l3_len));
+    let Some(ip) = ip_part.first_chunk_mut::<{ ipv6::HEADER_LEN }>() else { return ToaOutcome::NotApplicable };
+    let Some(th) = tcp_part.first_chunk_mut::<{ tcp::MIN_HEADER_LEN }>() else { return ToaOutcome::NotApplicable };
+
+    let at = ipv6::offset::PAYLOAD_LEN;
+    // The packet fits a u16 MTU, so its payload does.
+    let payload_len = u16::from_be_bytes([ip[at], ip[at + 1]]) + TOA_V6_LEN as u16;
+    ip[at..at + 2].copy_from_slice(&payload_len.to_be_bytes());
+    let d = grow_header(th, header_len, &toa);
+    meta.l4_len += TOA_V6_LEN as u16;
+    let c = if offload.tcp_checksum {
+        pseudo_header_checksum_v6(ip, ip_proto::TCP, u32::from(meta.l4_len))
+    } else {
+        d.apply(u16::from_be_bytes([th[16], th[17]]))
+    };
+    th[16..18].copy_from_slice(&c.to_be_bytes());
+    let l4_offload = if offload.tcp_checksum { L4Offload::Tcp } else { L4Offload::None };
+    request_offload_v6(frame, meta, l4_offload);
+    ToaOutcome::Inserted
+}
+
+/// What both families check before a TOA goes into the TCP packet at `l4`,
+/// `l4_len` bytes long (its IP header at `l3`, `total` bytes long: the
+/// classification's lengths), and the move that makes room
+/// for it: the frame grows at the front by the option's length and
+/// everything up to the end of the fixed TCP header moves there, the
+/// option (made by `toa` only then: held across the frame's calls it
+/// would cost register spills) written after it. Returns the TCP header
+/// length before the insertion and the option, or the outcome of a
+/// refusal, the frame untouched.
+#[inline(always)]
+fn make_room<F: Frame, const N: usize>(
+    frame: &mut F,
+    l3: usize,
+    l4: usize,
+    l4_len: usize,
+    total: usize,
+    mtu: u16,
+    toa: impl FnOnce() -> [u8; N],
+) -> Result<(usize, [u8; N]), ToaOutcome> {
+    let moved = l4 + tcp::MIN_HEADER_LEN;
+    if frame.len() < l3 + total || l4_len < tcp::MIN_HEADER_LEN {
+        return Err(ToaOutcome::NotApplicable);
+    }
+    let header_len = usize::from(frame.data()[l4 + tcp::offset::DATA_OFFSET] >> 4) * 4;
+    if header_len < tcp::MIN_HEADER_LEN || header_len > l4_len {
+        return Err(ToaOutcome::NotApplicable);
+    }
+    if header_len + N > tcp::MAX_HEADER_LEN {
+        return Err(ToaOutcome::NoOptionSpace);
+    }
+    if total + N > usize::from(mtu) {
+        return Err(ToaOutcome::ExceedsMtu);
+    }
+    if frame.prepend(N).is_err() {
+        return Err(ToaOutcome::NoHeadroom);
+    }
+    let data = frame.data_mut();
+    data.copy_within(N..N + moved, 0);
+    let toa = toa();
+    data[moved..moved + N].copy_from_slice(&toa);
+    Ok((header_len, toa))
+}
+
+/// Sets the data offset of the TCP header `th`, `header_len` bytes long
+/// before `toa` went in after it, and returns the change to its checksum:
+/// the data offset, the option's bytes (at an even offset), and the
+/// pseudo-header's length, grown by the option's.
+#[inline(always)]
+fn grow_header<const N: usize>(th: &mut [u8; tcp::MIN_HEADER_LEN], header_len: usize, toa: &[u8; N]) -> Delta {
+    let old_word = u16::from_be_bytes([th[12], th[13]]);
+    th[12] = (th[12] & 0x0f) | ((((header_len + N) / 4) as u8) << 4);
+    let new_word = u16::from_be_bytes([th[12], th[13]]);
+    let mut d = Delta::new();
+    d.replace16(old_word, new_word);
+    d.add_bytes(toa);
+    d.add16(N as u16);
+    d
 }
 
 #[cfg(test)]
@@ -488,6 +572,7 @@ mod tests {
         assert!(off.ipv4_checksum);
         assert_eq!(off.l4, L4Offload::Tcp);
         assert_eq!((off.l2_len, off.l3_len), (14, 20));
+        assert_eq!(after[46] >> 4, 8, "the data offset counts the option");
         assert_eq!(&after[24..26], &[0, 0], "DPDK's contract: the IPv4 checksum field holds zero");
         // What the NIC would do: fill both checksums from scratch.
         let mut nic = after.clone();
@@ -511,5 +596,51 @@ mod tests {
         let mut f = BufFrame::new(&before);
         assert_eq!(insert_toa(&mut f, &mut meta, 1, [1, 2, 3, 4], 1500, Offload::NONE), ToaOutcome::NotApplicable);
         assert_eq!(bytes(&f), before);
+    }
+
+    #[test]
+    fn v6_toa_is_dpvs_layout_after_the_fixed_header() {
+        let ts = [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
+        let before = tcp_frame_v6((CLIENT6, 40000), (RIP6, 8080), 7, 9, 0x18, &ts, b"GET /");
+        let mut meta = meta_v6_of(&before);
+        let mut f = BufFrame::new(&before);
+        let out = insert_toa_v6(&mut f, &mut meta, 40000, CLIENT6.octets(), 1500, Offload::NONE);
+        assert_eq!(out, ToaOutcome::Inserted);
+        let after = bytes(&f);
+        assert_eq!(after.len(), before.len() + 20);
+        assert_checksums_valid_v6(&after);
+        assert_eq!(meta, meta_v6_of(&after));
+        // Ethernet and IPv6 but for the payload length, the fixed TCP
+        // header but for the data offset and checksum, then the option:
+        // kind 254, length 20, port 40000, 2001:db8:c::10.
+        assert_eq!(&after[..18], &before[..18]);
+        assert_eq!(u16::from_be_bytes([after[18], after[19]]), 20 + 20 + 12 + 5);
+        assert_eq!(&after[20..66], &before[20..66]);
+        assert_eq!(after[66], 13 << 4);
+        assert_eq!(&after[67..70], &before[67..70]);
+        let toa = [254, 20, 0x9c, 0x40, 0x20, 0x01, 0x0d, 0xb8, 0, 0x0c, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10];
+        assert_eq!(&after[74..94], &toa);
+        assert_eq!(&after[94..], &before[74..]);
+    }
+
+    #[test]
+    fn v6_toa_refusals_leave_the_frame_untouched() {
+        let syn = tcp_frame_v6((CLIENT6, 40000), (RIP6, 8080), 7, 0, 0x02, &[2, 4, 5, 0xa0], b"");
+        let mut meta = meta_v6_of(&syn);
+        let mut f = BufFrame::with_geometry(&syn, 19, 256);
+        let addr = CLIENT6.octets();
+        assert_eq!(insert_toa_v6(&mut f, &mut meta, 1, addr, 1500, Offload::NONE), ToaOutcome::NoHeadroom);
+        assert_eq!(bytes(&f), syn);
+        let mut f = BufFrame::new(&syn);
+        // 40 + 24 + 20 = 84 bytes: an MTU of 83 leaves no room for it.
+        assert_eq!(insert_toa_v6(&mut f, &mut meta, 1, addr, 83, Offload::NONE), ToaOutcome::ExceedsMtu);
+        assert_eq!(bytes(&f), syn);
+        assert_eq!(insert_toa_v6(&mut f, &mut meta, 1, addr, 84, Offload::NONE), ToaOutcome::Inserted);
+        assert_checksums_valid_v6(&bytes(&f));
+        let dns = udp_frame_v6((CLIENT6, 1), (RIP6, 53), b"q");
+        let mut meta = meta_v6_of(&dns);
+        let mut f = BufFrame::new(&dns);
+        assert_eq!(insert_toa_v6(&mut f, &mut meta, 1, addr, 1500, Offload::NONE), ToaOutcome::NotApplicable);
+        assert_eq!(bytes(&f), dns);
     }
 }

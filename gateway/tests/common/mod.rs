@@ -196,7 +196,11 @@ pub fn mbuf_is_a_frame(pool: &Mempool) {
     assert_eq!(m.prepend(head + 1), Err(FrameError::NoHeadroom { wanted: head + 1, available: head }));
     assert_eq!(m.adj(3), Err(FrameError::TooShort { wanted: 3, len: 2 }));
     assert_eq!(m.data(), &[2, 3], "refused resizes change nothing");
-    let offload = TxOffload { l2_len: 14, l3_len: 20, ipv4_checksum: true, l4: L4Offload::Tcp };
+    let offload = TxOffload { l2_len: 14, l3_len: 20, ipv4_checksum: true, ipv6: false, l4: L4Offload::Tcp };
+    m.set_tx_offload(offload);
+    assert_eq!(m.tx_offload(), offload);
+    // IPv6 with extension headers: no header checksum, a longer l3_len.
+    let offload = TxOffload { l2_len: 18, l3_len: 48, ipv4_checksum: false, ipv6: true, l4: L4Offload::Udp };
     m.set_tx_offload(offload);
     assert_eq!(m.tx_offload(), offload);
     m.set_tx_offload(TxOffload::default());
