@@ -526,6 +526,16 @@ fn validate_service(spec: &ServiceSpec) -> Result<(), ConfigError> {
     if spec.proxy_protocol.is_some() && !matches!(spec.key, ServiceKey::Inet { proto: Protocol::Tcp, .. }) {
         return Err(ConfigError::ProxyProtocolNotTcp(spec.key));
     }
+    if matches!(spec.key, ServiceKey::Inet { addr: IpAddr::V6(_), .. }) {
+        let what = if spec.synproxy {
+            Some("the SYN proxy (-j enable)")
+        } else {
+            spec.proxy_protocol.map(|_| "the PROXY protocol (--proxy-protocol)")
+        };
+        if let Some(what) = what {
+            return Err(ConfigError::NotForIpv6 { service: spec.key, what });
+        }
+    }
     if let Some(p) = spec.persistence {
         if p.timeout == 0 {
             return Err(ConfigError::PersistenceTimeoutZero);
@@ -569,6 +579,9 @@ fn validate_dest(svc: &Service, spec: &DestSpec) -> Result<(), ConfigError> {
         // FNAT could bridge families (DPVS's NAT64); until the rewrite exists, refuse it.
         if addr.is_ipv4() != spec.addr.is_ipv4() {
             return Err(ConfigError::FamilyMismatch { dest, service: key });
+        }
+        if addr.is_ipv6() && spec.method == ForwardMethod::Tunnel {
+            return Err(ConfigError::NotForIpv6 { service: key, what: "tunnelling (-i)" });
         }
         if !spec.method.can_change_port() && spec.port != 0 && spec.port != port {
             return Err(ConfigError::PortChangeNeedsNat { dest, service: key });
@@ -679,6 +692,40 @@ mod tests {
         assert_eq!(svc.dests().len(), 1);
         assert_eq!(svc.persistence(), None);
         assert_eq!(svc.dests()[0].spec(), snap.service(0).dests()[0].spec());
+    }
+
+    #[test]
+    fn what_the_ipv6_datapath_lacks_is_refused_for_ipv6_services_by_name() {
+        let v6 = ServiceKey::tcp(ip("2001:db8::100"), 80);
+        let mut ed = Snapshot::empty().edit();
+        let refused = [
+            (
+                ed.add_service(ServiceSpec { synproxy: true, ..ServiceSpec::new(v6) }),
+                "the SYN proxy (-j enable) is not available for IPv6 services yet (TCP [2001:db8::100]:80)",
+            ),
+            (
+                ed.add_service(ServiceSpec {
+                    proxy_protocol: Some(crate::wire::proxy_protocol::Version::V2),
+                    ..ServiceSpec::new(v6)
+                }),
+                "the PROXY protocol (--proxy-protocol) is not available for IPv6 services yet (TCP [2001:db8::100]:80)",
+            ),
+        ];
+        for (result, message) in refused {
+            assert_eq!(result.unwrap_err().to_string(), message);
+        }
+        ed.add_service(ServiceSpec::new(v6)).unwrap();
+        let tunnel = DestSpec::new(ip("2001:db8:1::10"), 80).with_method(ForwardMethod::Tunnel);
+        assert_eq!(
+            ed.add_dest(&v6, tunnel).unwrap_err().to_string(),
+            "tunnelling (-i) is not available for IPv6 services yet (TCP [2001:db8::100]:80)"
+        );
+        for method in [ForwardMethod::FullNat, ForwardMethod::Masq, ForwardMethod::DirectRoute] {
+            ed.add_dest(&v6, DestSpec::new(ip("2001:db8:1::10"), 80).with_method(method)).unwrap();
+            ed.delete_dest(&v6, ip("2001:db8:1::10"), 80).unwrap();
+        }
+        // The IPv4 services keep every feature.
+        ed.add_service(ServiceSpec { synproxy: true, ..ServiceSpec::new(web()) }).unwrap();
     }
 
     #[test]
