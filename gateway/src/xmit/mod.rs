@@ -58,6 +58,7 @@ pub mod dispatch;
 pub mod dr;
 pub mod fnat;
 pub mod icmp_error;
+pub mod icmpv6_error;
 pub mod nat;
 pub mod proxy_header;
 pub mod tcp_opts;
