@@ -57,7 +57,7 @@ impl Io<BufFrame> for Loopback {
     fn alloc(&mut self) -> Option<BufFrame> {
         Some(BufFrame::new(&[]))
     }
-    fn neighbour_learned(&mut self, _ip: Ipv4Addr, _mac: MacAddr, _port: u16) {}
+    fn neighbour_learned(&mut self, _ip: std::net::IpAddr, _mac: MacAddr, _port: u16) {}
     fn to_kernel(&mut self, _port: u16, frame: BufFrame, _class: gateway::net::KernelClass) {
         self.lost += 1;
         self.sent = Some(frame);
@@ -129,8 +129,8 @@ fn setup(synproxy: bool, header: bool) -> (Worker<BufFrame>, Loopback, u16) {
     let snap = ed.finish();
     let mut w = Worker::new(&cfg, snap, net, 1).unwrap();
     let mut io = Loopback::default();
-    w.learn_neighbour(RS, MacAddr([0x52, 0x54, 0, 0, 1, 0x10]), 1, 1, &mut io);
-    w.learn_neighbour(CLIENT, MacAddr([0x52, 0x54, 0, 0, 0, 1]), 0, 1, &mut io);
+    w.learn_neighbour(RS.into(), MacAddr([0x52, 0x54, 0, 0, 1, 0x10]), 1, 1, &mut io);
+    w.learn_neighbour(CLIENT.into(), MacAddr([0x52, 0x54, 0, 0, 0, 1]), 0, 1, &mut io);
     w.process(BufFrame::new(&tcp((CLIENT, 40000), (VIP, vport), flags::SYN, &[])), 0, 1, &mut io);
     let syn = io.sent.take().expect("the SYN was forwarded");
     let lport = u16::from_be_bytes([syn.data()[34], syn.data()[35]]);

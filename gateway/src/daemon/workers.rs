@@ -269,6 +269,31 @@ pub struct ConnectionsPage {
     pub next: Option<u32>,
 }
 
+/// The bit of a [`ConnectionsQuery`] cursor that says it is in the worker's IPv6 table:
+/// entry indices stay below it ([`crate::conn::table::MAX_CAPACITY`]).
+const V6_CURSOR: u32 = 1 << 31;
+
+/// Worker `worker`'s answer to `query`: its IPv4 table, then its IPv6 table, one cursor
+/// running through both ([`V6_CURSOR`] set in the second).
+fn worker_connections<F: Frame>(w: &Worker<F>, worker: u32, now: u32, query: &ConnectionsQuery) -> ConnectionsPage {
+    let Some(Some(from)) = query.from.get(worker as usize).copied() else {
+        return ConnectionsPage::default();
+    };
+    let in_v6 = |page: ConnectionsPage| ConnectionsPage { next: page.next.map(|n| n | V6_CURSOR), ..page };
+    if from >= V6_CURSOR {
+        return in_v6(connections_page(w.director6().conns(), worker, now, from - V6_CURSOR, query.limit));
+    }
+    let mut page = connections_page(w.director().conns(), worker, now, from, query.limit);
+    if page.next.is_none() && !w.director6().conns().is_empty() {
+        // The rest of the page from the IPv6 table.
+        let room = query.limit - page.rows.len();
+        let more = in_v6(connections_page(w.director6().conns(), worker, now, 0, room));
+        page.next = if room == 0 { Some(V6_CURSOR) } else { more.next };
+        page.rows.extend(more.rows);
+    }
+    page
+}
+
 /// Worker `worker`'s answer to `query` from its table. `now` is the worker's clock in the
 /// seconds its table's expiry times use.
 pub fn connections_of<A: Family>(
@@ -277,13 +302,25 @@ pub fn connections_of<A: Family>(
     now: u32,
     query: &ConnectionsQuery,
 ) -> ConnectionsPage {
-    let Some(Some(from)) = query.from.get(worker as usize).copied() else {
-        return ConnectionsPage::default();
-    };
-    let mut rows = Vec::with_capacity(query.limit.min(table.len()));
+    match query.from.get(worker as usize).copied() {
+        Some(Some(from)) => connections_page(table, worker, now, from, query.limit),
+        _ => ConnectionsPage::default(),
+    }
+}
+
+/// At most `limit` of `table`'s connections from entry `from` on, and where the next page
+/// starts.
+fn connections_page<A: Family>(
+    table: &ConnTable<A>,
+    worker: u32,
+    now: u32,
+    from: u32,
+    limit: usize,
+) -> ConnectionsPage {
+    let mut rows = Vec::with_capacity(limit.min(table.len()));
     let mut next = None;
     for (id, c) in table.iter_from(from) {
-        if rows.len() == query.limit {
+        if rows.len() == limit {
             next = Some(id);
             break;
         }
@@ -409,8 +446,11 @@ impl ControlInbox {
     pub fn poll<F: Frame>(&mut self, worker: &mut Worker<F>, now: u32) {
         self.updates.poll(|update| worker.switch(update.services.clone(), update.net.clone()));
         let id = u32::from(worker.id());
-        self.connections.poll(|query| connections_of(worker.director().conns(), id, now, &query));
-        self.laddrs.poll(|query| laddr_usage_of(worker.director().pools(), &query));
+        self.connections.poll(|query| worker_connections(worker, id, now, &query));
+        self.laddrs.poll(|query| match query.addr {
+            IpAddr::V4(_) => laddr_usage_of(worker.director().pools(), &query),
+            IpAddr::V6(_) => laddr_usage_of(worker.director6().pools(), &query),
+        });
     }
 }
 

@@ -12,7 +12,7 @@
 //! its BGP sessions (DPVS users lose BGP sessions when a SYN flood fills the
 //! KNI path).
 //!
-//! Here: the classes ([`KernelClass::of_ipv4`], [`non_ipv4`]), the re-reading
+//! Here: the classes ([`KernelClass::of_ip`], [`non_ipv4`]), the re-reading
 //! of the headers the classifier refused ([`other_ipv4`]), and the rates
 //! ([`KernelRate`], [`KernelLimiter`]). Which packets a worker hands over is
 //! the worker's decision: see `worker::pipeline::kernel`.
@@ -20,7 +20,7 @@
 use std::net::Ipv4Addr;
 
 use crate::net::icmp::RateLimiter;
-use crate::wire::ethernet::{ETHERTYPE_IPV6, ETHERTYPE_VLAN};
+use crate::wire::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN};
 use crate::wire::{ip_proto, MacAddr};
 
 /// IP protocols of the control class besides BGP's TCP.
@@ -61,9 +61,10 @@ impl KernelClass {
         }
     }
 
-    /// The class of an IPv4 packet of `protocol` between layer-4 ports
+    /// The class of an IPv4 or IPv6 packet of `protocol` (the protocol
+    /// numbers are the same) between layer-4 ports
     /// `src_port` and `dst_port` (0 for protocols without ports).
-    pub fn of_ipv4(protocol: u8, src_port: u16, dst_port: u16) -> KernelClass {
+    pub fn of_ip(protocol: u8, src_port: u16, dst_port: u16) -> KernelClass {
         match protocol {
             control_proto::IGMP | control_proto::OSPF | control_proto::VRRP => KernelClass::Control,
             ip_proto::TCP if src_port == BGP_PORT || dst_port == BGP_PORT => KernelClass::Control,
@@ -85,8 +86,12 @@ fn layer3(frame: &[u8]) -> Option<(u16, usize)> {
 /// The protocol and destination of an IPv4 frame the classifier refused as
 /// an unknown protocol (its header was checked: version, lengths, checksum,
 /// not a fragment).
+/// `None` for a frame of another EtherType.
 pub fn other_ipv4(frame: &[u8]) -> Option<(u8, Ipv4Addr)> {
-    let (_, l3) = layer3(frame)?;
+    let (ethertype, l3) = layer3(frame)?;
+    if ethertype != ETHERTYPE_IPV4 {
+        return None;
+    }
     let h = frame.get(l3..l3 + 20)?;
     Some((h[9], Ipv4Addr::new(h[16], h[17], h[18], h[19])))
 }
@@ -96,19 +101,29 @@ pub fn other_ipv4(frame: &[u8]) -> Option<(u8, Ipv4Addr)> {
 const ND_TYPES: std::ops::RangeInclusive<u8> = 133..=137;
 const IPV6_NEXT_HEADER_ICMPV6: u8 = 58;
 
-/// The destination MAC and the class of a frame of an EtherType the
-/// datapath does not handle (IPv6, LLDP, ...): IPv6 neighbour discovery is
+/// The destination MAC and the class of a frame that is not IPv4 and that
+/// the datapath does not consume (IPv6 to the kernel's own addresses or of a
+/// protocol the datapath does not speak, LLDP, ...): IPv6 neighbour
+/// discovery and IPv6 VRRP, OSPF and IGMP-like control protocols are
 /// control, the rest bulk. `None` for a frame too short for its Ethernet
 /// header.
 pub fn non_ipv4(frame: &[u8]) -> Option<(MacAddr, KernelClass)> {
     let dst = MacAddr(frame.get(..6)?.try_into().ok()?);
     let (ethertype, l3) = layer3(frame)?;
+    if ethertype != ETHERTYPE_IPV6 {
+        return Some((dst, KernelClass::Bulk));
+    }
     // Neighbour discovery carries no extension header (it is sent with hop
-    // limit 255 and checked by it): ICMPv6 follows the fixed header.
-    let nd = ethertype == ETHERTYPE_IPV6
-        && frame.get(l3 + 6) == Some(&IPV6_NEXT_HEADER_ICMPV6)
-        && frame.get(l3 + 40).is_some_and(|t| ND_TYPES.contains(t));
-    Some((dst, if nd { KernelClass::Control } else { KernelClass::Bulk }))
+    // limit 255 and checked by it): ICMPv6 follows the fixed header; so do
+    // VRRP's and OSPF's packets.
+    let class = match frame.get(l3 + 6) {
+        Some(&IPV6_NEXT_HEADER_ICMPV6) if frame.get(l3 + 40).is_some_and(|t| ND_TYPES.contains(t)) => {
+            KernelClass::Control
+        }
+        Some(&next) => KernelClass::of_ip(next, 0, 0),
+        None => KernelClass::Bulk,
+    };
+    Some((dst, class))
 }
 
 /// Packets per second, per port, that the workers together hand to the
@@ -182,10 +197,10 @@ mod tests {
     #[test]
     fn control_protocols_and_bgp_either_way_are_control() {
         for (proto, sport, dport) in [(112, 0, 0), (2, 0, 0), (89, 0, 0), (6, 179, 40000), (6, 40000, 179)] {
-            assert_eq!(KernelClass::of_ipv4(proto, sport, dport), KernelClass::Control, "{proto} {sport} {dport}");
+            assert_eq!(KernelClass::of_ip(proto, sport, dport), KernelClass::Control, "{proto} {sport} {dport}");
         }
         for (proto, sport, dport) in [(6, 40000, 22), (17, 179, 179), (1, 0, 0), (47, 0, 0), (50, 0, 0)] {
-            assert_eq!(KernelClass::of_ipv4(proto, sport, dport), KernelClass::Bulk, "{proto} {sport} {dport}");
+            assert_eq!(KernelClass::of_ip(proto, sport, dport), KernelClass::Bulk, "{proto} {sport} {dport}");
         }
     }
 

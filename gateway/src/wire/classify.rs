@@ -249,6 +249,7 @@ pub enum Classified {
         l2_len: u8,
     },
     Ipv4(Ipv4Meta),
+    Ipv6(Ipv6Meta),
 }
 
 /// Classifies a received frame, taking the NIC's checksum verdicts into
@@ -279,6 +280,7 @@ pub fn classify_bytes(data: &[u8], rx: RxChecksum, policy: ClassifyPolicy) -> Re
         (u16::from_be_bytes(ethertype), 14, after_eth)
     };
     match ethertype {
+        ETHERTYPE_IPV6 => classify_ipv6_header(after_l2, l2_len, rx, policy).map(Classified::Ipv6),
         ETHERTYPE_ARP if after_l2.len() >= super::arp::PACKET_LEN => Ok(Classified::Arp { l2_len }),
         ETHERTYPE_ARP => Err(DropReason::Truncated),
         _ => Err(DropReason::UnsupportedEthertype),
@@ -460,10 +462,7 @@ impl Ipv6Meta {
 /// whatever the policy: over IPv6 the checksum is mandatory (RFC 8200
 /// §8.1), and reading it costs nothing. Hop-limit expiry is the rewrite's
 /// to decide, as TTL expiry is.
-///
-/// Not yet called by the worker, which still gives IPv6 frames to the
-/// kernel or drops them as [`DropReason::UnsupportedEthertype`]: this is
-/// the dataplane's parser for when it forwards IPv6.
+/// [`classify`] gives the same result as [`Classified::Ipv6`].
 #[inline(always)]
 pub fn classify_ipv6<F: Frame>(frame: &F, policy: ClassifyPolicy) -> Result<Ipv6Meta, DropReason> {
     classify_ipv6_bytes(frame.data(), frame.rx_checksum(), policy)
@@ -482,6 +481,13 @@ pub fn classify_ipv6_bytes(data: &[u8], rx: RxChecksum, policy: ClassifyPolicy) 
     if ethertype != ETHERTYPE_IPV6.to_be_bytes() {
         return Err(DropReason::UnsupportedEthertype);
     }
+    classify_ipv6_header(ip, l2_len, rx, policy)
+}
+
+/// [`classify_ipv6_bytes`] from the IPv6 header on (`ip`), the layer-2
+/// header being `l2_len` bytes.
+#[inline(always)]
+fn classify_ipv6_header(ip: &[u8], l2_len: u8, rx: RxChecksum, policy: ClassifyPolicy) -> Result<Ipv6Meta, DropReason> {
     let Some((h, after_fixed)) = ip.split_first_chunk::<{ ipv6::HEADER_LEN }>() else {
         return Err(DropReason::Truncated);
     };
@@ -750,7 +756,7 @@ mod tests {
         assert_eq!(run(&b), Ok(Classified::Arp { l2_len: 14 }));
         assert_eq!(run(&b[..41]), Err(DropReason::Truncated));
         b[12..14].copy_from_slice(&ethernet::ETHERTYPE_IPV6.to_be_bytes());
-        assert_eq!(run(&b), Err(DropReason::UnsupportedEthertype));
+        assert_eq!(run(&b), Err(DropReason::Truncated), "IPv6 is classified: 28 bytes hold no IPv6 header");
         b[12..14].copy_from_slice(&ethernet::ETHERTYPE_QINQ.to_be_bytes());
         assert_eq!(run(&b), Err(DropReason::UnsupportedEthertype));
     }
@@ -911,8 +917,8 @@ mod tests {
             m.tuple(),
             FlowTuple { protocol: 6, src: IpAddr::V6(CLIENT6), src_port: 50000, dst: IpAddr::V6(VIP6), dst_port: 80 }
         );
-        // The IPv4 classification leaves IPv6 alone, as before.
-        assert_eq!(run(&b), Err(DropReason::UnsupportedEthertype));
+        // The one classification gives the same.
+        assert_eq!(run(&b), Ok(Classified::Ipv6(m)));
         // And this one leaves IPv4 alone.
         assert_eq!(run6(&tcp_frame()), Err(DropReason::UnsupportedEthertype));
         // Tagged, with Ethernet padding after the packet.

@@ -6,6 +6,7 @@
 //! cache line so two workers' counters never share one.
 
 use crate::net::exception::{KernelClass, MAX_KERNEL_PORTS};
+use crate::net::ndisc::NdiscDrop;
 pub use crate::stats::Counter;
 use crate::sync::queue::WorkerSyncCounters;
 use crate::synproxy::SynProxyCounters;
@@ -74,6 +75,10 @@ pub enum Discard {
     /// A health probe from the prober too short to hold its prefix and an
     /// IPv4 header (see [`crate::net::probe`]).
     BadProbe,
+    /// A neighbour discovery message refused (RFC 4861 §7.1's checks, each
+    /// its own reason), or not a neighbour solicitation or advertisement on
+    /// a port without a kernel interface.
+    Ndisc(NdiscDrop),
 }
 
 impl Discard {
@@ -108,7 +113,7 @@ impl Discard {
     ];
 
     /// Number of reasons: the length of a per-reason counter array.
-    pub const COUNT: usize = DropReason::COUNT + Self::OWN.len();
+    pub const COUNT: usize = DropReason::COUNT + Self::OWN.len() + NdiscDrop::COUNT;
 
     /// Index into a per-reason counter array: a constant per reason (a drop
     /// flood must not cost a search per packet).
@@ -117,6 +122,7 @@ impl Discard {
         DropReason::COUNT
             + match self {
                 Discard::Wire(r) => return r.index(),
+                Discard::Ndisc(r) => Self::OWN.len() + r.index(),
                 Discard::NotForUs => 0,
                 Discard::NoService => 1,
                 Discard::NoDest => 2,
@@ -148,13 +154,14 @@ impl Discard {
 
     /// Every reason, in index order.
     pub fn all() -> impl Iterator<Item = Discard> {
-        DropReason::ALL.iter().map(|r| Discard::Wire(*r)).chain(Self::OWN)
+        DropReason::ALL.iter().map(|r| Discard::Wire(*r)).chain(Self::OWN).chain(NdiscDrop::ALL.map(Discard::Ndisc))
     }
 
     /// Stable snake_case name, for `gwctl stats` and exporters.
     pub fn name(self) -> &'static str {
         match self {
             Discard::Wire(r) => r.name(),
+            Discard::Ndisc(r) => r.name(),
             Discard::NotForUs => "not_for_us",
             Discard::NoService => "no_service",
             Discard::NoDest => "no_dest",
@@ -206,6 +213,10 @@ pub struct WorkerCounters {
     pub new_conns: Counter,
     pub arp_replies: Counter,
     pub arp_requests: Counter,
+    /// Neighbour advertisements sent, answering solicitations for our IPv6 addresses.
+    pub nd_advertisements: Counter,
+    /// Neighbour solicitations sent, resolving IPv6 next hops.
+    pub nd_solicitations: Counter,
     pub neighbours_learned: Counter,
     /// ARP senders not learned: the address is reached by another port (a
     /// frame on one segment claiming an address of another).
@@ -275,6 +286,8 @@ impl Default for WorkerCounters {
             new_conns: Counter::default(),
             arp_replies: Counter::default(),
             arp_requests: Counter::default(),
+            nd_advertisements: Counter::default(),
+            nd_solicitations: Counter::default(),
             neighbours_learned: Counter::default(),
             neighbours_wrong_port: Counter::default(),
             neighbours_table_full: Counter::default(),
@@ -332,6 +345,8 @@ impl WorkerCounters {
         [
             ("arp replies", &self.arp_replies),
             ("arp requests", &self.arp_requests),
+            ("neighbour advertisements", &self.nd_advertisements),
+            ("neighbour solicitations", &self.nd_solicitations),
             ("neighbours learned", &self.neighbours_learned),
             ("neighbours refused wrong port", &self.neighbours_wrong_port),
             ("neighbours refused table full", &self.neighbours_table_full),

@@ -23,7 +23,7 @@
 //! DPDK rings, and neighbour updates ride bounded std channels (lock-free
 //! `try_send`/`try_recv`), touched only when a neighbour changes.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
@@ -38,7 +38,7 @@ use crate::net::KernelClass;
 use crate::wire::MacAddr;
 
 /// A neighbour one worker learned, for the others.
-pub type NeighbourUpdate = (Ipv4Addr, MacAddr, u16);
+pub type NeighbourUpdate = (IpAddr, MacAddr, u16);
 
 /// The most neighbour updates one iteration collects before sending.
 const MAX_UPDATES: usize = 64;
@@ -225,7 +225,7 @@ impl Io<Mbuf> for LcoreIo<'_> {
         self.pool.alloc()
     }
 
-    fn neighbour_learned(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16) {
+    fn neighbour_learned(&mut self, ip: IpAddr, mac: MacAddr, port: u16) {
         if self.learned.len() < MAX_UPDATES {
             self.learned.push((ip, mac, port));
         }

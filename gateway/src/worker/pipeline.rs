@@ -29,7 +29,7 @@
 //! (the MACs known), `send_on_port` (fully addressed, counted as it goes).
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::counters::{Discard, WorkerCounters};
@@ -49,12 +49,14 @@ use crate::wire::{ClassifyPolicy, MacAddr};
 
 mod dispatch;
 mod forward;
+mod ipv6;
 mod kernel;
 mod local;
 mod probe;
 mod proxy_protocol;
 mod synproxy;
 
+use ipv6::Inet6;
 use local::send_arp_request;
 use synproxy::SynProxy;
 
@@ -70,7 +72,7 @@ pub trait Io<F> {
     fn alloc(&mut self) -> Option<F>;
     /// This worker learned a neighbour from the network that the others may
     /// need (an answer to a request, or an address we send to): tell them.
-    fn neighbour_learned(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16);
+    fn neighbour_learned(&mut self, ip: IpAddr, mac: MacAddr, port: u16);
     /// Hand to the kernel interface of `port` (the port it arrived on),
     /// through the main lcore, with precedence `class`. Only called for a
     /// port whose [`PortView::kernel`](crate::model::PortView) is set.
@@ -185,6 +187,9 @@ pub struct Worker<F> {
     /// the proxy needs.
     any_proxied: bool,
     synproxy: SynProxy<F>,
+    /// The IPv6 side: its connections, routes and neighbours ([`ipv6`]).
+    /// Boxed: the IPv4 path's fields stay together.
+    v6: Box<Inet6<F>>,
     /// Toward and from the sync daemon ([`crate::sync`]); `None` in a
     /// gateway built without it (tests).
     sync: Option<WorkerQueues>,
@@ -221,16 +226,20 @@ struct Leg {
 impl<F: Frame> Worker<F> {
     pub fn new(cfg: &WorkerConfig, snap: Arc<Snapshot>, net: Arc<NetView>, now: u32) -> Result<Worker<F>, WorkerError> {
         let partition = PortPartition::new(cfg.workers, cfg.id).map_err(|e| WorkerError(e.to_string()))?;
-        let director = Director::new(
-            snap,
-            DirectorConfig {
-                conn_capacity: cfg.conn_capacity,
-                template_capacity: cfg.template_capacity,
-                partition,
-                ports: crate::model::laddr::DEFAULT_PORTS,
-            },
+        let director_config = DirectorConfig {
+            conn_capacity: cfg.conn_capacity,
+            template_capacity: cfg.template_capacity,
+            partition,
+            ports: crate::model::laddr::DEFAULT_PORTS,
+        };
+        let v6 = Box::new(Inet6::new(
+            snap.clone(),
+            director_config.clone(),
+            NeighbourTable::new(cfg.neighbour_capacity, cfg.neighbour_lifetime),
+            PendingQueue::new(cfg.pending_capacity, cfg.pending_per_hop),
             now,
-        );
+        ));
+        let director = Director::new(snap, director_config, now);
         let mut w = Worker {
             id: cfg.id,
             workers: cfg.workers,
@@ -258,6 +267,7 @@ impl<F: Frame> Worker<F> {
             proxied: Vec::new(),
             any_proxied: false,
             synproxy: SynProxy::new(&cfg.synproxy, now),
+            v6,
             sync: None,
             counters: Arc::new(WorkerCounters::default()),
         };
@@ -286,13 +296,23 @@ impl<F: Frame> Worker<F> {
         &self.director
     }
 
+    /// The IPv6 connections' director.
+    pub fn director6(&self) -> &Director<Ipv6Addr> {
+        &self.v6.director
+    }
+
     pub fn neighbours(&self) -> &NeighbourTable {
         &self.neighbours
+    }
+
+    pub fn neighbours6(&self) -> &NeighbourTable<Ipv6Addr> {
+        self.v6.neighbours()
     }
 
     /// Switches to a new configuration between bursts.
     pub fn switch(&mut self, snap: Arc<Snapshot>, net: Arc<NetView>) {
         if !Arc::ptr_eq(&snap, self.director.snapshot()) {
+            self.v6.director.switch(snap.clone());
             self.director.switch(snap);
             self.index_services();
         }
@@ -321,6 +341,7 @@ impl<F: Frame> Worker<F> {
             debug_assert!(installed.is_ok(), "static neighbour {ip}: {installed:?}");
         }
         self.routes = net.routes.without_ports(self.down_ports);
+        self.v6.set_net(&self.net, &net, self.down_ports);
         self.net = net;
         self.index_held();
     }
@@ -333,6 +354,7 @@ impl<F: Frame> Worker<F> {
         if down != self.down_ports {
             self.down_ports = down;
             self.routes = self.net.routes.without_ports(down);
+            self.v6.follow_links(&self.net, down);
         }
     }
 
@@ -359,6 +381,7 @@ impl<F: Frame> Worker<F> {
             }
         }
         self.any_proxied = self.proxied.contains(&true);
+        self.v6.index_services(&self.net);
         self.index_held();
     }
 
@@ -379,6 +402,11 @@ impl<F: Frame> Worker<F> {
                 self.unheld.insert(a);
             }
         }
+    }
+
+    /// Connections in both families' tables.
+    fn conns_live(&self) -> u64 {
+        (self.director.conns().len() + self.v6.director.conns().len()) as u64
     }
 
     fn is_own(&self, ip: Ipv4Addr) -> bool {
@@ -438,6 +466,8 @@ impl<F: Frame> Worker<F> {
                 self.director.expire(now, EXPIRY_BUDGET);
             }
         }
+        // IPv6 connections are not synced (sync records carry IPv4 only).
+        self.v6.director.expire(now, EXPIRY_BUDGET);
     }
 
     /// Installs what the backup sync daemon received for this worker's
@@ -484,14 +514,15 @@ impl<F: Frame> Worker<F> {
     pub fn tick(&mut self, now: u32, io: &mut impl Io<F>) {
         self.synproxy_tick(now, io);
         self.expire(now);
-        let table = self.director.conns();
-        self.counters.conns_live.set(table.len() as u64);
+        self.tick6(now, io);
+        let (table, table6) = (self.director.conns(), self.v6.director.conns());
+        self.counters.conns_live.set(self.conns_live());
         self.counters.conns_capacity.set(table.capacity() as u64);
-        self.counters.lblc_evictions.set(self.director.locality_evictions());
-        let s = table.stats();
-        self.counters.conns_expired.set(s.expired);
-        self.counters.conns_reclaimed.set(s.reclaimed);
-        self.counters.conns_shed.set(s.shed);
+        self.counters.lblc_evictions.set(self.director.locality_evictions() + self.v6.director.locality_evictions());
+        let (s, s6) = (table.stats(), table6.stats());
+        self.counters.conns_expired.set(s.expired + s6.expired);
+        self.counters.conns_reclaimed.set(s.reclaimed + s6.reclaimed);
+        self.counters.conns_shed.set(s.shed + s6.shed);
         self.neighbours.expire(now);
         let counters = &self.counters;
         self.pending.expire(now, self.pending_max_wait, |f| {

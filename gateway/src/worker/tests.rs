@@ -38,7 +38,7 @@ struct Recorder {
     sent: Vec<(u16, Vec<u8>)>,
     redirected: Vec<(u16, Vec<u8>)>,
     freed: usize,
-    learned: Vec<(Ipv4Addr, MacAddr, u16)>,
+    learned: Vec<(IpAddr, MacAddr, u16)>,
     /// Handed to the kernel interface: (port, class, bytes).
     kernel: Vec<(u16, crate::net::KernelClass, Vec<u8>)>,
     /// Handed to the health prober.
@@ -59,7 +59,7 @@ impl Io<BufFrame> for Recorder {
     fn alloc(&mut self) -> Option<BufFrame> {
         (!self.no_mbufs).then(|| BufFrame::new(&[]))
     }
-    fn neighbour_learned(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16) {
+    fn neighbour_learned(&mut self, ip: IpAddr, mac: MacAddr, port: u16) {
         self.learned.push((ip, mac, port));
     }
     fn to_kernel(&mut self, port: u16, frame: BufFrame, class: crate::net::KernelClass) {
@@ -232,7 +232,7 @@ fn fnat_first_packet_waits_for_arp_then_flows_both_ways() {
     assert_eq!(ip_dst(out), (RS1, 8080));
     assert_eq!(toa_of(out), Some((40000, CLIENT)), "the client address rides in a TOA option");
     assert_checksums_valid(out);
-    assert_eq!(io.learned, vec![(RS1, MAC_RS1, 1)], "other workers are told");
+    assert_eq!(io.learned, vec![(RS1.into(), MAC_RS1, 1)], "other workers are told");
 
     // The SYN-ACK comes back to the local port and leaves for the client as from the VIP.
     w.process(arp_reply(CLIENT, MAC_CLIENT, GW_CLIENT_SIDE, MAC_PORT0), 0, 1000, &mut io);
@@ -693,7 +693,7 @@ fn a_flood_of_arp_senders_does_not_keep_out_a_server_resolved_afterwards() {
     );
     w.process(arp_reply(RS1, MAC_RS1, GW_SERVER_SIDE, MAC_PORT1), 1, 1001, &mut io);
     assert_eq!(io.take_sent().iter().map(|(p, b)| (*p, macs(b).0)).collect::<Vec<_>>(), vec![(1, MAC_RS1)]);
-    assert_eq!(io.learned, vec![(RS1, MAC_RS1, 1)], "and the other workers are told");
+    assert_eq!(io.learned, vec![(RS1.into(), MAC_RS1, 1)], "and the other workers are told");
     assert_eq!(c.neighbours_table_full.get(), 0);
 }
 
@@ -752,13 +752,13 @@ fn an_answer_reaches_the_worker_that_asked_and_requesters_stay_local() {
 
     w0.process(arp_request(Ipv4Addr::new(10, 0, 0, 2), MAC_SPOOF, GW_CLIENT_SIDE), 0, 1000, &mut io0);
     w0.process(arp_reply(CLIENT, MAC_CLIENT, GW_CLIENT_SIDE, MAC_PORT0), 0, 1000, &mut io0);
-    assert_eq!(io0.learned, vec![(CLIENT, MAC_CLIENT, 0)], "the answer is passed on, the requester is not");
-    w1.learn_neighbour(CLIENT, MAC_CLIENT, 0, 1000, &mut io1);
+    assert_eq!(io0.learned, vec![(CLIENT.into(), MAC_CLIENT, 0)], "the answer is passed on, the requester is not");
+    w1.learn_neighbour(CLIENT.into(), MAC_CLIENT, 0, 1000, &mut io1);
     assert_eq!(io1.take_sent().iter().map(|(p, b)| (*p, macs(b).0)).collect::<Vec<_>>(), vec![(0, MAC_CLIENT)]);
     assert!(w1.neighbours().lookup(CLIENT, 1000).unwrap().needed);
 
     // An update naming a port that does not reach the address is refused.
-    w1.learn_neighbour(RS2, MAC_SPOOF, 0, 1000, &mut io1);
+    w1.learn_neighbour(RS2.into(), MAC_SPOOF, 0, 1000, &mut io1);
     assert_eq!(w1.neighbours().lookup(RS2, 1000), None);
     assert_eq!(w1.counters().neighbours_wrong_port.get(), 1);
 }
@@ -2081,14 +2081,33 @@ mod kernel_path {
             .ip_payload(protocol, &[0x21, 0x01, 0x64, 0x01, 0, 0, 0, 0])
     }
 
-    fn ipv6_frame(dst_mac: MacAddr, next_header: u8, icmp_type: u8) -> Vec<u8> {
-        let mut f = dst_mac.0.to_vec();
-        f.extend_from_slice(&MAC_PEER.0);
-        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 8, next_header, 255]);
-        f.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-        f.extend_from_slice(&[0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 1]);
-        f.extend_from_slice(&[icmp_type, 0, 0, 0, 0, 0, 0, 0]);
-        f
+    const PEER6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
+
+    /// A neighbour solicitation from a peer for another peer's address.
+    fn ns_for_another() -> Vec<u8> {
+        build::neighbor_solicit(MAC_PEER, PEER6, std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1))
+    }
+
+    /// A router advertisement to all nodes.
+    fn router_advert() -> Vec<u8> {
+        let ra = crate::wire::icmpv6::NdiscRepr::RouterAdvert {
+            hop_limit: 64,
+            flags: 0,
+            router_lifetime: 1800,
+            reachable_time: 0,
+            retrans_timer: 0,
+            lladdr: Some(MAC_PEER),
+            mtu: None,
+        };
+        let all_nodes = crate::wire::ipv6::ALL_NODES;
+        build::ipv6(PEER6, all_nodes).macs(MAC_PEER, build::multicast_mac(all_nodes)).hop_limit(255).ndisc(&ra)
+    }
+
+    /// An IPv6 TCP SYN to `dst_mac`, for an address that is none of ours.
+    fn ipv6_syn(dst_mac: MacAddr) -> Vec<u8> {
+        let dst = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x99);
+        let syn = build::tcp_frame_v6((PEER6, 40000), (dst, 22), 1, 0, flags::SYN, &[], &[]);
+        on_wire(MAC_PEER, dst_mac, &syn).data().to_vec()
     }
 
     fn lldp_frame() -> Vec<u8> {
@@ -2163,19 +2182,14 @@ mod kernel_path {
                 Some(DropReason::UnknownProtocol.into()),
             ),
             ("GRE to the VIP", ip_proto_frame(47, VIP, MAC_PORT0), Bulk, Some(DropReason::UnknownProtocol.into())),
-            (
-                "IPv6 neighbour solicitation",
-                ipv6_frame(MacAddr([0x33, 0x33, 0xff, 0, 0, 1]), 58, 135),
-                Control,
-                Some(DropReason::UnsupportedEthertype.into()),
-            ),
+            ("IPv6 neighbour solicitation for another address", ns_for_another(), Control, None),
             (
                 "IPv6 router advertisement",
-                ipv6_frame(MacAddr([0x33, 0x33, 0, 0, 0, 1]), 58, 134),
+                router_advert(),
                 Control,
-                Some(DropReason::UnsupportedEthertype.into()),
+                Some(Discard::Ndisc(crate::net::ndisc::NdiscDrop::NotNeighbour)),
             ),
-            ("IPv6 to our MAC", ipv6_frame(MAC_PORT0, 6, 0), Bulk, Some(DropReason::UnsupportedEthertype.into())),
+            ("IPv6 to our MAC, not our address", ipv6_syn(MAC_PORT0), Bulk, Some(Discard::NotForUs)),
             ("LLDP", lldp_frame(), Bulk, Some(DropReason::UnsupportedEthertype.into())),
             ("ARP request for another address", arp_request(PEER, MAC_PEER, ELSEWHERE).data().to_vec(), Control, None),
             ("ARP reply", arp_reply(PEER, MAC_PEER, GW_CLIENT_SIDE, MAC_PORT0).data().to_vec(), Control, None),
@@ -2268,7 +2282,7 @@ mod kernel_path {
         let transit = tcp_frame((CLIENT, 40003), (ELSEWHERE, 22), 1, 0, flags::SYN, &[], &[]);
         w.process(on_wire(MAC_CLIENT, MAC_PORT0, &transit), 0, 1000, &mut io);
         w.process(BufFrame::new(&ip_proto_frame(47, ELSEWHERE, MAC_PORT0)), 0, 1000, &mut io);
-        w.process(BufFrame::new(&ipv6_frame(MAC_CLIENT, 6, 0)), 0, 1000, &mut io);
+        w.process(BufFrame::new(&ipv6_syn(MAC_CLIENT)), 0, 1000, &mut io);
         w.process(BufFrame::new(&echo(msg_type::ECHO_REPLY, ELSEWHERE)), 0, 1000, &mut io);
 
         assert!(io.kernel.is_empty(), "{:?}", io.kernel);
@@ -2276,9 +2290,8 @@ mod kernel_path {
         let c = w.counters();
         assert_eq!(c.dropped(Discard::NoConnection), 2, "{:?}", c.nonzero_drops());
         assert_eq!(c.dropped(DropReason::TtlExpired.into()), 1);
-        assert_eq!(c.dropped(Discard::NotForUs), 2);
+        assert_eq!(c.dropped(Discard::NotForUs), 3);
         assert_eq!(c.dropped(DropReason::UnknownProtocol.into()), 1);
-        assert_eq!(c.dropped(DropReason::UnsupportedEthertype.into()), 1);
     }
 
     #[test]
@@ -2838,5 +2851,284 @@ mod proxy_header {
         assert_eq!(&sent[0].1[42..], b"query");
         let (_, c) = w.director().conns().iter().next().unwrap();
         assert!(!c.has_proxy_header());
+    }
+}
+
+/// IPv6 through the pipeline: neighbour discovery for our addresses and our
+/// next hops, echo, FNAT, NAT and DR connections, the ICMPv6 errors a
+/// router sends, and IPv4 beside it.
+mod ipv6 {
+    use std::net::Ipv6Addr;
+
+    use super::*;
+    use crate::net::Ipv6Cidr;
+    use crate::wire::build::{self, tcp_frame_v6, udp_frame_v6};
+    use crate::wire::ethernet::EthernetFrame;
+    use crate::wire::icmpv6::{self, na_flags, Icmpv6Packet, Icmpv6Repr, NdiscRepr};
+    use crate::wire::ipv6::Ipv6Packet;
+    use crate::wire::tcp::TcpPacket;
+    use crate::wire::udp::UdpPacket;
+
+    const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+    const GW6_CLIENT_SIDE: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xfe);
+    const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+    const GW6_SERVER_SIDE: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0xfe);
+    const LIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x200);
+    const RS6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x10);
+
+    fn cidr6(s: &str) -> Ipv6Cidr {
+        s.parse().unwrap()
+    }
+
+    fn net6(mtu: u16) -> Arc<NetView> {
+        let mut ports = net().ports.clone();
+        ports[1].mtu = mtu;
+        let mut view = NetView::with_connected_routes(ports, &[]).unwrap();
+        let addrs = [(0, cidr6("2001:db8::fe/64")), (1, cidr6("2001:db8:1::fe/64"))];
+        view.v6 = crate::model::NetView6::new(&view.ports, &addrs, &[]).unwrap();
+        Arc::new(view)
+    }
+
+    /// A TCP service on [VIP6]:80 with RS6 in `method` (FNAT from LIP6), a
+    /// UDP one on [VIP6]:53, and the IPv4 services of [`service`].
+    fn services6(method: ForwardMethod) -> Arc<Snapshot> {
+        let mut ed = service(ForwardMethod::FullNat, SchedulerKind::Rr).edit();
+        let rport = rport(method);
+        for (key, port) in [(ServiceKey::tcp(VIP6.into(), 80), rport), (ServiceKey::udp(VIP6.into(), 53), 53)] {
+            ed.add_service(ServiceSpec::new(key)).unwrap();
+            ed.add_dest(&key, DestSpec::new(RS6.into(), port).with_method(method)).unwrap();
+            if method == ForwardMethod::FullNat {
+                ed.add_laddr(&key, LocalAddr { addr: LIP6.into(), ifname: "port1".into() }).unwrap();
+            }
+        }
+        ed.finish()
+    }
+
+    fn worker6(method: ForwardMethod, mtu: u16) -> (Worker<BufFrame>, Recorder) {
+        let mut cfg = WorkerConfig::new(0, 1);
+        cfg.conn_capacity = 1024;
+        cfg.template_capacity = 64;
+        (Worker::new(&cfg, services6(method), net6(mtu), 1000).unwrap(), Recorder::default())
+    }
+
+    fn ns(from_mac: MacAddr, from: Ipv6Addr, target: Ipv6Addr) -> BufFrame {
+        BufFrame::new(&build::neighbor_solicit(from_mac, from, target))
+    }
+
+    fn na(from_mac: MacAddr, from: Ipv6Addr, to_mac: MacAddr, to: Ipv6Addr) -> BufFrame {
+        let advert = NdiscRepr::NeighborAdvert {
+            flags: na_flags::SOLICITED | na_flags::OVERRIDE,
+            target_addr: from,
+            lladdr: Some(from_mac),
+        };
+        BufFrame::new(&build::ipv6(from, to).macs(from_mac, to_mac).hop_limit(255).ndisc(&advert))
+    }
+
+    /// The IPv6 header and what follows the Ethernet header of `frame`.
+    fn ip6(frame: &[u8]) -> Ipv6Packet<&[u8]> {
+        Ipv6Packet::new_checked(&frame[14..]).unwrap()
+    }
+
+    fn macs(frame: &[u8]) -> (MacAddr, MacAddr) {
+        let eth = EthernetFrame::new_checked(frame).unwrap();
+        (eth.src_addr(), eth.dst_addr())
+    }
+
+    /// The client solicits the VIP, which the gateway advertises as its own.
+    fn client_resolves_the_vip(w: &mut Worker<BufFrame>, io: &mut Recorder) {
+        w.process(ns(MAC_CLIENT, CLIENT6, VIP6), 0, 1000, io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "one advertisement: {sent:?}");
+        let (port, reply) = &sent[0];
+        assert_eq!(*port, 0);
+        assert_eq!(macs(reply), (MAC_PORT0, MAC_CLIENT));
+        let ip = ip6(reply);
+        assert_eq!((ip.src_addr(), ip.dst_addr(), ip.hop_limit()), (VIP6, CLIENT6, 255));
+        let msg = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+        assert!(msg.verify_checksum(VIP6, CLIENT6));
+        assert_eq!(
+            NdiscRepr::parse(&msg).unwrap(),
+            NdiscRepr::NeighborAdvert {
+                flags: na_flags::ROUTER | na_flags::SOLICITED | na_flags::OVERRIDE,
+                target_addr: VIP6,
+                lladdr: Some(MAC_PORT0)
+            }
+        );
+        assert_eq!(w.counters().nd_advertisements.get(), 1);
+    }
+
+    /// A first packet toward RS6 waits while the gateway solicits it; the
+    /// server's advertisement releases it. Returns the released frame.
+    fn server_resolved(w: &mut Worker<BufFrame>, io: &mut Recorder, first: Vec<u8>) -> Vec<u8> {
+        w.process(BufFrame::new(&first), 0, 1000, io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "only the solicitation leaves: {sent:?}");
+        let (port, solicit) = &sent[0];
+        assert_eq!(*port, 1);
+        assert_eq!(macs(solicit), (MAC_PORT1, build::multicast_mac(build::solicited_node(RS6))));
+        let ip = ip6(solicit);
+        assert_eq!((ip.src_addr(), ip.dst_addr(), ip.hop_limit()), (GW6_SERVER_SIDE, build::solicited_node(RS6), 255));
+        let msg = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+        assert!(msg.verify_checksum(GW6_SERVER_SIDE, build::solicited_node(RS6)));
+        assert_eq!(
+            NdiscRepr::parse(&msg).unwrap(),
+            NdiscRepr::NeighborSolicit { target_addr: RS6, lladdr: Some(MAC_PORT1) }
+        );
+        w.process(na(MAC_RS1, RS6, MAC_PORT1, GW6_SERVER_SIDE), 1, 1000, io);
+        let mut sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "the waiting packet: {sent:?}");
+        let (port, out) = sent.remove(0);
+        assert_eq!(port, 1);
+        assert_eq!(macs(&out), (MAC_PORT1, MAC_RS1));
+        out
+    }
+
+    #[test]
+    fn fnat_v6_resolves_both_sides_and_translates_both_ways() {
+        let (mut w, mut io) = worker6(ForwardMethod::FullNat, 1500);
+        client_resolves_the_vip(&mut w, &mut io);
+        let syn = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1000, 0, flags::SYN, &[], b"");
+        let out = server_resolved(&mut w, &mut io, syn);
+        let ip = ip6(&out);
+        assert_eq!((ip.src_addr(), ip.dst_addr(), ip.hop_limit()), (LIP6, RS6, 63));
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!(tcp.dst_port(), 8080);
+        assert!(tcp.verify_checksum_v6(LIP6, RS6), "the rewritten segment's checksum holds");
+        let lport = tcp.src_port();
+        assert_eq!(w.director6().conns().len(), 1);
+        assert_eq!(w.director().conns().len(), 0, "IPv4's table is untouched");
+
+        // The server answers; the client (learned from its solicitation) gets it from the VIP.
+        let syn_ack = tcp_frame_v6((RS6, 8080), (LIP6, lport), 5000, 1001, flags::SYN | flags::ACK, &[], b"");
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &syn_ack), 1, 1000, &mut io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let (port, back) = &sent[0];
+        assert_eq!(*port, 0);
+        assert_eq!(macs(back), (MAC_PORT0, MAC_CLIENT));
+        let ip = ip6(back);
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (VIP6, CLIENT6));
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((tcp.src_port(), tcp.dst_port()), (80, 40000));
+        assert!(tcp.verify_checksum_v6(VIP6, CLIENT6));
+
+        // IPv4 beside it, through the same worker.
+        w.process(arp_reply(RS1, MAC_RS1, GW_SERVER_SIDE, MAC_PORT1), 1, 1000, &mut io);
+        let syn4 = tcp_frame((CLIENT, 40000), (VIP, 80), 1, 0, flags::SYN, &[], b"");
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn4), 0, 1000, &mut io);
+        assert_eq!(w.director().conns().len(), 1);
+        assert_eq!(w.director6().conns().len(), 1);
+    }
+
+    #[test]
+    fn udp_over_v6_fnat_and_a_reply() {
+        let (mut w, mut io) = worker6(ForwardMethod::FullNat, 1500);
+        let q = udp_frame_v6((CLIENT6, 5353), (VIP6, 53), b"query");
+        let out = server_resolved(&mut w, &mut io, q);
+        let ip = ip6(&out);
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (LIP6, RS6));
+        let udp = UdpPacket::new_checked(ip.payload()).unwrap();
+        assert!(udp.verify_checksum_v6(LIP6, RS6));
+        assert_eq!(udp.payload(), b"query");
+    }
+
+    #[test]
+    fn nat_v6_keeps_the_client_and_dr_v6_sends_the_packet_unchanged() {
+        let (mut w, mut io) = worker6(ForwardMethod::Masq, 1500);
+        let syn = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1000, 0, flags::SYN, &[], b"");
+        let out = server_resolved(&mut w, &mut io, syn);
+        let ip = ip6(&out);
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (CLIENT6, RS6));
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((tcp.src_port(), tcp.dst_port()), (40000, 8080));
+        assert!(tcp.verify_checksum_v6(CLIENT6, RS6));
+
+        let (mut w, mut io) = worker6(ForwardMethod::DirectRoute, 1500);
+        let syn = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1000, 0, flags::SYN, &[], b"");
+        let out = server_resolved(&mut w, &mut io, syn.clone());
+        assert_eq!(&out[14..], &syn[14..], "DR: the IPv6 packet goes as it came");
+    }
+
+    #[test]
+    fn echo_requests_to_our_addresses_are_answered() {
+        let (mut w, mut io) = worker6(ForwardMethod::FullNat, 1500);
+        for to in [VIP6, GW6_CLIENT_SIDE] {
+            let echo = Icmpv6Repr {
+                msg_type: icmpv6::msg_type::ECHO_REQUEST,
+                msg_code: 0,
+                rest_of_header: 0x0042_0001,
+                data: b"ping",
+            };
+            let req = build::ipv6(CLIENT6, to).macs(MAC_CLIENT, MAC_PORT0).icmpv6(&echo);
+            w.process(BufFrame::new(&req), 0, 1000, &mut io);
+            let sent = io.take_sent();
+            assert_eq!(sent.len(), 1, "{to}: {sent:?}");
+            let ip = ip6(&sent[0].1);
+            assert_eq!((ip.src_addr(), ip.dst_addr()), (to, CLIENT6));
+            let msg = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+            assert_eq!(
+                (msg.msg_type(), msg.echo_ident(), msg.echo_seq(), msg.data()),
+                (icmpv6::msg_type::ECHO_REPLY, 0x42, 1, &b"ping"[..])
+            );
+            assert!(msg.verify_checksum(to, CLIENT6));
+        }
+        assert_eq!(w.counters().icmp_echo_replies.get(), 2);
+    }
+
+    #[test]
+    fn hop_limit_one_and_a_too_big_packet_get_the_routers_errors() {
+        let (mut w, mut io) = worker6(ForwardMethod::FullNat, 1280);
+        client_resolves_the_vip(&mut w, &mut io);
+        let expiring =
+            build::ipv6(CLIENT6, VIP6).macs(MAC_CLIENT, MAC_PORT0).hop_limit(1).tcp(&crate::wire::tcp::TcpRepr {
+                src_port: 40000,
+                dst_port: 80,
+                seq_number: 1,
+                ack_number: 0,
+                flags: flags::SYN,
+                window_len: 65535,
+                options: &[],
+                payload: &[],
+            });
+        w.process(BufFrame::new(&expiring), 0, 1000, &mut io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let ip = ip6(&sent[0].1);
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (GW6_CLIENT_SIDE, CLIENT6));
+        let msg = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+        assert_eq!((msg.msg_type(), msg.msg_code()), (icmpv6::msg_type::TIME_EXCEEDED, 0));
+        assert_eq!(w.counters().dropped(DropReason::TtlExpired.into()), 1);
+        assert_eq!(w.director6().conns().len(), 0, "no connection for it");
+
+        // A connection, then a segment too big for the servers' 1280-byte link.
+        let syn = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1000, 0, flags::SYN, &[], b"");
+        server_resolved(&mut w, &mut io, syn);
+        let big = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1001, 1, flags::ACK, &[], &[7; 1300]);
+        w.process(BufFrame::new(&big), 0, 1000, &mut io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0].0, 0, "back to the client");
+        let ip = ip6(&sent[0].1);
+        let msg = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+        assert_eq!(msg.msg_type(), icmpv6::msg_type::PACKET_TOO_BIG);
+        assert!(msg.mtu() <= 1280, "{}", msg.mtu());
+        assert!(msg.verify_checksum(GW6_CLIENT_SIDE, CLIENT6));
+    }
+
+    #[test]
+    fn malformed_neighbour_discovery_is_counted_and_solicitations_for_others_ignored() {
+        let (mut w, mut io) = worker6(ForwardMethod::FullNat, 1500);
+        // Hop limit 64: not from the link (RFC 4861 §7.1.1).
+        let forged = build::ipv6(CLIENT6, build::solicited_node(VIP6))
+            .macs(MAC_CLIENT, build::multicast_mac(build::solicited_node(VIP6)))
+            .hop_limit(64)
+            .ndisc(&NdiscRepr::NeighborSolicit { target_addr: VIP6, lladdr: Some(MAC_CLIENT) });
+        w.process(BufFrame::new(&forged), 0, 1000, &mut io);
+        assert_eq!(w.counters().dropped(Discard::Ndisc(crate::net::ndisc::NdiscDrop::BadHopLimit)), 1);
+        // A solicitation for an address that is not ours: no answer.
+        let other = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x99);
+        w.process(ns(MAC_CLIENT, CLIENT6, other), 0, 1000, &mut io);
+        assert!(io.take_sent().is_empty());
+        assert_eq!(w.counters().nd_advertisements.get(), 0);
     }
 }

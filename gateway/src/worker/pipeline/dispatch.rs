@@ -27,6 +27,7 @@ impl<F: Frame> Worker<F> {
             Ok(Classified::Arp { l2_len }) => self.arp(frame, usize::from(l2_len), in_port, now, io),
             Ok(Classified::Ipv4(meta)) if meta.protocol == ip_proto::ICMP => self.icmp(frame, meta, in_port, now, io),
             Ok(Classified::Ipv4(meta)) => self.handle_flow(frame, meta, Arrival { port: in_port, now }, io),
+            Ok(Classified::Ipv6(meta)) => self.handle_v6(frame, meta, Arrival { port: in_port, now }, io),
         }
     }
 
@@ -130,7 +131,7 @@ impl<F: Frame> Worker<F> {
         let id = self.director.connect_preferring(key, now, self.steering_tries, steered)?;
         self.counters.new_conns.inc();
         // The gauge follows inserts at once; expiry updates it each tick.
-        self.counters.conns_live.set(self.director.conns().len() as u64);
+        self.counters.conns_live.set(self.conns_live());
         if let Some(d) = self.director.conn(id).dest() {
             d.count_connection(self.id);
         }

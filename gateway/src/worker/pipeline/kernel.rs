@@ -111,15 +111,19 @@ impl<F: Frame> Worker<F> {
     pub(super) fn unclassified(&mut self, frame: F, reason: DropReason, at: Arrival, io: &mut impl Io<F>) {
         let class = match reason {
             _ if !self.has_kernel(at.port) => None,
-            DropReason::UnknownProtocol => other_ipv4(frame.data())
-                .filter(|&(_, dst)| self.is_own(dst) || self.is_group_or_broadcast(dst, at.port))
-                .map(|(protocol, _)| KernelClass::of_ipv4(protocol, 0, 0)),
-            DropReason::UnsupportedEthertype => {
-                let port_mac = self.net.ports.get(usize::from(at.port)).map(|p| p.mac);
-                non_ipv4(frame.data())
-                    .filter(|&(dst, _)| Some(dst) == port_mac || dst.is_multicast())
-                    .map(|(_, class)| class)
-            }
+            DropReason::UnknownProtocol | DropReason::UnsupportedEthertype => match other_ipv4(frame.data()) {
+                Some((protocol, dst)) => (self.is_own(dst) || self.is_group_or_broadcast(dst, at.port))
+                    .then(|| KernelClass::of_ip(protocol, 0, 0)),
+                // Other EtherTypes, and IPv6 of a protocol the datapath does
+                // not speak (VRRP, OSPF), by MAC: the rule IPv6 had before the
+                // gateway spoke it.
+                None => {
+                    let port_mac = self.net.ports.get(usize::from(at.port)).map(|p| p.mac);
+                    non_ipv4(frame.data())
+                        .filter(|&(dst, _)| Some(dst) == port_mac || dst.is_multicast())
+                        .map(|(_, class)| class)
+                }
+            },
             _ => None,
         };
         match class {
@@ -170,7 +174,7 @@ impl<F: Frame> Worker<F> {
         if !self.has_kernel(port) {
             return None;
         }
-        let class = KernelClass::of_ipv4(meta.protocol, meta.src_port, meta.dst_port);
+        let class = KernelClass::of_ip(meta.protocol, meta.src_port, meta.dst_port);
         if self.is_group_or_broadcast(meta.dst, port) {
             return Some(class);
         }

@@ -2,7 +2,7 @@
 //! addresses, senders learned as Linux learns them), ICMP echo, the packets
 //! waiting for a neighbour, and the sends every path ends in.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::{Arrival, Io, Worker};
 use crate::frame::Frame;
@@ -57,7 +57,7 @@ impl<F: Frame> Worker<F> {
             // whichever worker asked) and of what they need; a requester stays
             // here, so a flood of them does not spread.
             if seen.answer || self.neighbours.lookup(ip, now).is_some_and(|n| n.needed) {
-                io.neighbour_learned(ip, mac, in_port);
+                io.neighbour_learned(ip.into(), mac, in_port);
             }
         }
     }
@@ -80,7 +80,11 @@ impl<F: Frame> Worker<F> {
 
     /// Records a neighbour another worker learned, from the port it names, and
     /// sends what waited for it here.
-    pub fn learn_neighbour(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16, now: u32, io: &mut impl Io<F>) {
+    pub fn learn_neighbour(&mut self, ip: IpAddr, mac: MacAddr, port: u16, now: u32, io: &mut impl Io<F>) {
+        let ip = match ip {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(ip) => return self.learn_neighbour6(ip, mac, port, now, io),
+        };
         // The sender checked the port against the same routes, unless a new
         // configuration arrived in between.
         if !self.reached_by(ip, port) {
@@ -156,7 +160,7 @@ impl<F: Frame> Worker<F> {
 }
 
 /// Counts and hands a fully addressed frame to port `port`.
-fn send_on_port<F: Frame>(counters: &WorkerCounters, port: u16, frame: F, io: &mut impl Io<F>) {
+pub(super) fn send_on_port<F: Frame>(counters: &WorkerCounters, port: u16, frame: F, io: &mut impl Io<F>) {
     counters.tx_packets.inc();
     counters.tx_bytes.add(frame.len() as u64);
     io.send(port, frame);

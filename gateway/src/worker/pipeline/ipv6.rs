@@ -1,0 +1,561 @@
+//! IPv6: the gateway's own IPv6 addresses (neighbour discovery, echo) and the
+//! connections of IPv6 services in FNAT, NAT and DR, beside IPv4.
+//!
+//! The family has its own state in [`Inet6`]: its connection table and
+//! director (a table per family keeps the IPv4 entry at 64 bytes, see
+//! [`crate::conn::key`]), routes, neighbours and the packets waiting for
+//! them, and its address sets. The worker's own state (the configuration
+//! snapshot, the local-port partition, the counters, the kernel interface's
+//! limiter) is shared. The dispatch follows IPv4's ([`super::dispatch`])
+//! where IPVS's rules are the same (a TCP connection starts on a SYN, a
+//! reply to a local port goes to the worker owning it); what IPv6 services
+//! do not have yet (the SYN proxy, tunnels, the PROXY protocol) the
+//! configuration refuses for them, so no packet reaches it here.
+//!
+//! Packets for the gateway's addresses that the datapath does not consume
+//! go to the port's kernel interface as IPv4's do ([`super::kernel`]):
+//! router advertisements, neighbour discovery for addresses only the kernel
+//! holds, TCP to an address and port no service has.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
+
+use super::local::{send_on_port, send_to_neighbour};
+use super::{Arrival, Io, Leg, Worker};
+use crate::conn::director::{Director, DirectorConfig};
+use crate::conn::table::Conn;
+use crate::conn::{Direction, FlowKey, State};
+use crate::frame::Frame;
+use crate::model::fasthash::FastBuildHasher;
+use crate::model::{NetView, Protocol, ServiceKey, Snapshot};
+use crate::net::icmp::echo_reply_in_place_v6;
+use crate::net::ndisc::{handle_ndisc, write_neighbor_solicit, NdiscDrop, NdiscVerdict};
+use crate::net::{KernelClass, Learned, NeighbourTable, NextHop, Origin, PendingQueue, Queued, RouteTable};
+use crate::wire::icmpv6::msg_type;
+use crate::wire::tcp::flags as tcp_flags;
+use crate::wire::{icmpv6_error_inner, ip_proto, DropReason, Ipv6Meta, MacAddr};
+use crate::worker::counters::{Discard, WorkerCounters};
+use crate::xmit::icmpv6_error::{error_reply_v6, OriginatedErrorV6};
+use crate::xmit::{Egress, Ends, Rewrite, Shift, ToaOutcome, XmitError};
+
+type AddrSet6 = HashSet<Ipv6Addr, FastBuildHasher>;
+
+/// A worker's IPv6 state (see the module docs).
+pub(super) struct Inet6<F> {
+    pub(super) director: Director<Ipv6Addr>,
+    /// The view's IPv6 routes less those over ports whose link is down.
+    routes: RouteTable<Ipv6Addr>,
+    neighbours: NeighbourTable<Ipv6Addr>,
+    pending: PendingQueue<F, Ipv6Addr>,
+    /// Interface addresses, link-local ones included.
+    interface_addrs: AddrSet6,
+    vips: AddrSet6,
+    lips: AddrSet6,
+    /// The addresses neighbour solicitations and echo requests are answered
+    /// for: the interface addresses, the VIPs and the local addresses.
+    own: AddrSet6,
+    /// Real servers and routes' gateways: learned from the network as needed.
+    needed: AddrSet6,
+    last_solicit: u32,
+}
+
+impl<F: Frame> Inet6<F> {
+    pub(super) fn new(
+        snap: Arc<Snapshot>,
+        cfg: DirectorConfig,
+        neighbours: NeighbourTable<Ipv6Addr>,
+        pending: PendingQueue<F, Ipv6Addr>,
+        now: u32,
+    ) -> Inet6<F> {
+        Inet6 {
+            director: Director::new(snap, cfg, now),
+            routes: RouteTable::new(),
+            neighbours,
+            pending,
+            interface_addrs: AddrSet6::default(),
+            vips: AddrSet6::default(),
+            lips: AddrSet6::default(),
+            own: AddrSet6::default(),
+            needed: AddrSet6::default(),
+            last_solicit: now,
+        }
+    }
+
+    pub(super) fn neighbours(&self) -> &NeighbourTable<Ipv6Addr> {
+        &self.neighbours
+    }
+
+    /// Indexes the IPv6 services of the director's snapshot.
+    pub(super) fn index_services(&mut self, net: &NetView) {
+        self.vips.clear();
+        self.lips.clear();
+        self.needed.clear();
+        for svc in self.director.snapshot().clone().services() {
+            if let ServiceKey::Inet { addr: IpAddr::V6(a), .. } = svc.key() {
+                self.vips.insert(a);
+            }
+            for d in svc.dests() {
+                if let IpAddr::V6(a) = d.addr() {
+                    self.needed.insert(a);
+                }
+            }
+            for l in svc.laddrs() {
+                if let IpAddr::V6(a) = l.addr {
+                    self.lips.insert(a);
+                }
+            }
+        }
+        self.needed.extend(net.v6.routes.iter().filter_map(|r| r.via));
+        self.own.clone_from(&self.interface_addrs);
+        self.own.extend(self.vips.iter().chain(&self.lips).copied());
+    }
+
+    /// Takes a new network view: addresses, routes (less the ports down),
+    /// permanent neighbours.
+    pub(super) fn set_net(&mut self, old: &NetView, net: &NetView, down_ports: u64) {
+        let ports = &net.v6.ports;
+        self.interface_addrs = ports.iter().flat_map(|p| p.addrs.iter().map(|a| a.addr())).collect();
+        self.interface_addrs.extend(ports.iter().map(|p| p.link_local));
+        for (ip, _, _) in &old.v6.static_neighbours {
+            if !net.v6.static_neighbours.iter().any(|(new, _, _)| new == ip) {
+                let _ = self.neighbours.delete(*ip);
+            }
+        }
+        for (ip, mac, port) in &net.v6.static_neighbours {
+            // Bounded by the control plane as IPv4's are (see Worker::set_net).
+            let installed = self.neighbours.add_static(*ip, *mac, *port);
+            debug_assert!(installed.is_ok(), "static neighbour {ip}: {installed:?}");
+        }
+        self.routes = net.v6.routes.without_ports(down_ports);
+        self.index_services(net);
+    }
+
+    pub(super) fn follow_links(&mut self, net: &NetView, down: u64) {
+        self.routes = net.v6.routes.without_ports(down);
+    }
+}
+
+impl<F: Frame> Worker<F> {
+    /// An IPv6 frame, classified.
+    pub(super) fn handle_v6(&mut self, frame: F, meta: Ipv6Meta, at: Arrival, io: &mut impl Io<F>) {
+        if meta.protocol == ip_proto::ICMPV6 {
+            return self.icmp6(frame, meta, at, io);
+        }
+        self.handle_flow6(frame, meta, at, io)
+    }
+
+    /// ICMPv6: neighbour discovery, echo requests to our addresses, errors
+    /// about our connections; the rest is the kernel interface's.
+    fn icmp6(&mut self, mut frame: F, meta: Ipv6Meta, at: Arrival, io: &mut impl Io<F>) {
+        if (msg_type::ROUTER_SOLICIT..=msg_type::REDIRECT).contains(&meta.icmp_type) {
+            return self.ndisc(frame, meta, at, io);
+        }
+        if meta.is_icmp_error() && self.v6.own.contains(&meta.dst) {
+            return self.forward_icmp6_error(frame, meta, at, io);
+        }
+        if !self.v6.own.contains(&meta.dst) {
+            // The kernel's own addresses (its link-local ones, what
+            // keepalived holds), its multicast groups.
+            return self.kernel6_or_discard(frame, KernelClass::Bulk, Discard::NotForUs, at, io);
+        }
+        if meta.icmp_type != msg_type::ECHO_REQUEST {
+            return self.kernel6_or_discard(frame, KernelClass::Bulk, Discard::LocalUnhandled, at, io);
+        }
+        match echo_reply_in_place_v6(&mut frame, &meta) {
+            Ok(()) => {
+                self.counters.icmp_echo_replies.inc();
+                self.send_on_port(at.port, frame, io);
+            }
+            Err(reason) => self.discard(frame, reason.into(), io),
+        }
+    }
+
+    /// An ICMPv6 error about a packet of one of our connections (a server's
+    /// port unreachable, a router's packet too big on the way to the client):
+    /// rewritten as the connection rewrites and passed to the other side, as
+    /// IPv4's are ([`Worker::forward_icmp_error`]). Path MTU discovery through
+    /// the gateway rests on it. An error about no connection of ours is the
+    /// kernel interface's.
+    fn forward_icmp6_error(&mut self, mut frame: F, meta: Ipv6Meta, at: Arrival, io: &mut impl Io<F>) {
+        let quote = match icmpv6_error_inner(frame.data(), &meta) {
+            Ok(q) => q.tuple,
+            Err(reason) => return self.discard(frame, reason.into(), io),
+        };
+        let key = match (Protocol::from_number(quote.protocol), quote.src, quote.dst) {
+            // The quote is a packet the gateway sent; its reverse is a packet of the connection.
+            (Some(proto), IpAddr::V6(qsrc), IpAddr::V6(qdst)) => {
+                FlowKey { proto, src: qdst, sport: quote.dst_port, dst: qsrc, dport: quote.src_port }
+            }
+            _ => return self.kernel6_or_discard(frame, KernelClass::Bulk, Discard::NoConnection, at, io),
+        };
+        let Some((id, dir)) = self.v6.director.lookup(&key) else {
+            return self.kernel6_or_discard(frame, KernelClass::Bulk, Discard::NoConnection, at, io);
+        };
+        let c = self.v6.director.conn(id);
+        let (ends, method) = (ends_of6(c), c.method);
+        let to = ends.destination(dir);
+        let Some((mut hop, _)) = self.egress6(to) else {
+            return self.discard(frame, Discard::NoRoute, io);
+        };
+        let result = match Rewrite::of(method, dir, &ends) {
+            Rewrite::Translate(endpoints) => {
+                crate::xmit::icmp_error::rewrite_v6(&mut frame, &meta, &endpoints.icmp_error())
+            }
+            // The real server sent the quoted packet itself (from the VIP).
+            Rewrite::OnLink => {
+                hop.addr = to;
+                Ok(())
+            }
+            Rewrite::Encapsulate | Rewrite::Bypassed => return self.discard(frame, Discard::NoConnection, io),
+        };
+        if let Err(e) = result {
+            return self.discard(frame, e.drop_reason().into(), io);
+        }
+        self.counters.icmp_errors_relayed.inc();
+        self.send_via6(frame, hop, at.now, io);
+    }
+
+    /// Neighbour discovery: a solicitation for one of our addresses is
+    /// answered; what it says of its sender, and an advertisement's target,
+    /// is learned under IPv4's rules (see `learn_sender` for ARP); the rest
+    /// (router discovery, redirects, solicitations for the kernel's own
+    /// addresses) goes to the kernel interface when the port has one.
+    fn ndisc(&mut self, mut frame: F, meta: Ipv6Meta, at: Arrival, io: &mut impl Io<F>) {
+        let Some(mac) = self.net.ports.get(usize::from(at.port)).map(|p| p.mac) else {
+            return self.discard(frame, Discard::NotForUs, io);
+        };
+        let own = &self.v6.own;
+        let seen = match handle_ndisc(&mut frame, &meta, mac, |ip| own.contains(&ip)) {
+            Ok(seen) => seen,
+            Err(NdiscDrop::NotNeighbour) => {
+                return self.hand_to_kernel_or_discard(
+                    frame,
+                    KernelClass::Control,
+                    Discard::Ndisc(NdiscDrop::NotNeighbour),
+                    at,
+                    io,
+                )
+            }
+            Err(why) => return self.discard(frame, Discard::Ndisc(why), io),
+        };
+        if let Some((ip, lladdr)) = seen.learnable(&self.v6.neighbours, at.now) {
+            let news = self.learn6(ip, lladdr, at.port, at.now, io);
+            // The others hear of an answer (it lands on one worker's queue
+            // whichever worker asked) and of what they need, as for ARP.
+            if news && (seen.answer || self.v6.needed.contains(&ip)) {
+                io.neighbour_learned(ip.into(), lladdr, at.port);
+            }
+        }
+        match seen.verdict {
+            NdiscVerdict::Reply => {
+                self.counters.nd_advertisements.inc();
+                self.send_on_port(at.port, frame, io);
+            }
+            NdiscVerdict::Consumed => self.consumed_arp(frame, at, io),
+        }
+    }
+
+    /// Records an IPv6 neighbour another worker learned, from the port it
+    /// names, and sends what waited for it here.
+    pub(super) fn learn_neighbour6(&mut self, ip: Ipv6Addr, mac: MacAddr, port: u16, now: u32, io: &mut impl Io<F>) {
+        self.learn6(ip, mac, port, now, io);
+    }
+
+    /// Records an IPv6 neighbour a message may teach ([`NdiscSeen::learnable`]),
+    /// only from the port the gateway reaches the address by (else one frame
+    /// on the client segment claiming a real server's address would take its
+    /// traffic), and sends what waited for it. Returns whether the entry is
+    /// new or changed.
+    ///
+    /// [`NdiscSeen::learnable`]: crate::net::ndisc::NdiscSeen::learnable
+    fn learn6(&mut self, ip: Ipv6Addr, mac: MacAddr, port: u16, now: u32, io: &mut impl Io<F>) -> bool {
+        let v6 = &mut *self.v6;
+        if v6.routes.next_hop(ip).is_none_or(|hop| hop.port != port) {
+            self.counters.neighbours_wrong_port.inc();
+            return false;
+        }
+        let origin =
+            if v6.needed.contains(&ip) || v6.pending.is_waiting(ip) { Origin::Needed } else { Origin::Unsolicited };
+        let news = match v6.neighbours.learn(ip, mac, port, origin, now) {
+            Learned::New | Learned::Changed => {
+                self.counters.neighbours_learned.inc();
+                true
+            }
+            Learned::Refreshed | Learned::Static => false,
+            Learned::Full => {
+                self.counters.neighbours_table_full.inc();
+                return false;
+            }
+            Learned::UnsolicitedFull => {
+                self.counters.neighbours_unsolicited_full.inc();
+                return false;
+            }
+        };
+        if let Some(n) = v6.neighbours.lookup(ip, now).copied() {
+            if let Some(src_mac) = self.net.ports.get(usize::from(n.port)).map(|p| p.mac) {
+                let counters = &self.counters;
+                v6.pending.release(ip, |f| send_to_neighbour(counters, f, n.port, n.mac, src_mac, io));
+            }
+        }
+        news
+    }
+
+    /// A TCP or UDP packet over IPv6 (classify passes no other protocol).
+    fn handle_flow6(&mut self, frame: F, meta: Ipv6Meta, at: Arrival, io: &mut impl Io<F>) {
+        let Some(proto) = Protocol::from_number(meta.protocol) else {
+            return self.discard(frame, DropReason::UnknownProtocol.into(), io);
+        };
+        if meta.hop_limit <= 1 {
+            return self.expiring6(frame, meta, at, io);
+        }
+        let key = FlowKey { proto, src: meta.src, sport: meta.src_port, dst: meta.dst, dport: meta.dst_port };
+        if let Some((id, dir)) = self.v6.director.lookup(&key) {
+            let bare_syn = is_bare_syn(proto, meta.tcp_flags);
+            let finished = matches!(self.v6.director.conn(id).state(), State::TimeWait | State::Close);
+            if !(dir == Direction::In && bare_syn && finished) {
+                return self.forward6(frame, meta, Leg { id, dir }, at, io);
+            }
+            self.v6.director.end_now(id);
+            self.counters.conns_reused.inc();
+        }
+        if self.v6.lips.contains(&meta.dst) {
+            // A reply to a local port: its owner has the connection.
+            let owner = self.partition.owner(meta.dst_port);
+            if owner == self.id {
+                return self.unconsumed_flow6(frame, meta, Discard::NoConnection, at, io);
+            }
+            if owner >= self.workers {
+                return self.unconsumed_flow6(frame, meta, Discard::NoOwner, at, io);
+            }
+            self.counters.redirected_out.inc();
+            return io.redirect(owner, frame);
+        }
+        let service = self.v6.director.snapshot().find(proto, IpAddr::V6(meta.dst), meta.dst_port);
+        if service.is_none() {
+            let reason = if self.v6.vips.contains(&meta.dst) { Discard::NoService } else { Discard::NotForUs };
+            return self.unconsumed_flow6(frame, meta, reason, at, io);
+        }
+        // IPVS creates TCP connections on SYN only.
+        if proto == Protocol::Tcp && !is_bare_syn(proto, meta.tcp_flags) {
+            return self.discard(frame, Discard::NoConnection, io);
+        }
+        match self.v6.director.connect(&key, at.now) {
+            Ok(id) => {
+                self.counters.new_conns.inc();
+                self.counters.conns_live.set(self.conns_live());
+                if let Some(d) = self.v6.director.conn(id).dest() {
+                    d.count_connection(self.id);
+                }
+                self.forward6(frame, meta, Leg { id, dir: Direction::In }, at, io)
+            }
+            Err(refused) => self.discard(frame, super::dispatch::refusal_drop(refused), io),
+        }
+    }
+
+    /// An IPv6 TCP or UDP packet the datapath does not forward, which it
+    /// would drop as `reason`: when no service has its address and port, the
+    /// kernel interface's (see [`Worker::kernel6_or_discard`]).
+    #[cold]
+    #[inline(never)]
+    fn unconsumed_flow6(&mut self, frame: F, meta: Ipv6Meta, reason: Discard, at: Arrival, io: &mut impl Io<F>) {
+        let reason = if reason == Discard::NotForUs && self.v6.interface_addrs.contains(&meta.dst) {
+            Discard::LocalUnhandled
+        } else {
+            reason
+        };
+        if matches!(reason, Discard::NotForUs | Discard::NoService | Discard::LocalUnhandled) {
+            let class = KernelClass::of_ip(meta.protocol, meta.src_port, meta.dst_port);
+            return self.kernel6_or_discard(frame, class, reason, at, io);
+        }
+        self.discard(frame, reason, io)
+    }
+
+    /// An IPv6 packet the datapath does not consume: to the kernel interface
+    /// of its port as `class` when it has one and the frame is addressed to
+    /// the port's MAC or a multicast one (the rule of every EtherType the
+    /// gateway does not speak, which IPv6 was), else dropped as `reason`.
+    #[cold]
+    #[inline(never)]
+    fn kernel6_or_discard(&mut self, frame: F, class: KernelClass, reason: Discard, at: Arrival, io: &mut impl Io<F>) {
+        let port_mac = self.net.ports.get(usize::from(at.port)).filter(|p| p.kernel).map(|p| p.mac);
+        let dst_mac = frame.data().first_chunk::<6>().map(|m| MacAddr(*m));
+        match (port_mac, dst_mac) {
+            (Some(ours), Some(dst)) if dst == ours || dst.is_multicast() => self.hand_to_kernel(frame, class, at, io),
+            _ => self.discard(frame, reason, io),
+        }
+    }
+
+    /// A TCP or UDP packet whose hop limit expires here: the kernel's when it
+    /// is addressed to it, else dropped as a router drops it.
+    #[cold]
+    #[inline(never)]
+    fn expiring6(&mut self, frame: F, meta: Ipv6Meta, at: Arrival, io: &mut impl Io<F>) {
+        if self.v6.interface_addrs.contains(&meta.dst) {
+            let class = KernelClass::of_ip(meta.protocol, meta.src_port, meta.dst_port);
+            return self.kernel6_or_discard(frame, class, DropReason::TtlExpired.into(), at, io);
+        }
+        self.refuse6(frame, &meta, XmitError::TtlExpired { ttl: meta.hop_limit }, at, io)
+    }
+
+    /// A packet of an IPv6 connection, rewritten for its mode and sent.
+    fn forward6(&mut self, mut frame: F, mut meta: Ipv6Meta, Leg { id, dir }: Leg, at: Arrival, io: &mut impl Io<F>) {
+        let c = self.v6.director.conn(id);
+        let before = c.state();
+        let (ends, method) = (ends_of6(c), c.method);
+        if let Some(d) = c.dest() {
+            // IPVS counts the IP length, before the rewrite changes it.
+            let bytes = u64::from(meta.l3_len) + u64::from(meta.l4_len);
+            match dir {
+                Direction::In => d.count_inbound(self.id, 1, bytes),
+                Direction::Out => d.count_outbound(self.id, 1, bytes),
+            }
+        }
+        self.v6.director.on_packet(id, dir, meta.tcp_flags, at.now);
+        let to = ends.destination(dir);
+        let Some((mut hop, egress)) = self.egress6(to) else {
+            return self.discard(frame, Discard::NoRoute, io);
+        };
+        let result = match Rewrite::of(method, dir, &ends) {
+            Rewrite::Translate(endpoints) => {
+                let with_toa = meta.protocol == ip_proto::TCP && before != State::Established;
+                endpoints.translate(&mut frame, &mut meta, Shift::NONE, with_toa, egress).map(|outcome| {
+                    if !matches!(outcome, ToaOutcome::Inserted | ToaOutcome::NotRequested) {
+                        self.counters.toa_not_inserted.inc();
+                    }
+                })
+            }
+            Rewrite::OnLink => {
+                hop.addr = to;
+                Ok(())
+            }
+            // Refused for IPv6 services by the configuration (see the module docs).
+            Rewrite::Encapsulate | Rewrite::Bypassed => return self.discard(frame, Discard::NoConnection, io),
+        };
+        if let Err(e) = result {
+            return self.refuse6(frame, &meta, e, at, io);
+        }
+        self.send_via6(frame, hop, at.now, io);
+    }
+
+    /// Drops a packet the IPv6 rewrite refused, counted, answering it with
+    /// the ICMPv6 error a router would send: hop limit exceeded, or packet
+    /// too big for a packet that outgrew the link (IPv6 is never fragmented
+    /// on the way: the sender must shrink it). `received` describes the
+    /// packet as it arrived (a refused rewrite leaves the frame unchanged).
+    #[cold]
+    #[inline(never)]
+    fn refuse6(&mut self, mut frame: F, received: &Ipv6Meta, e: XmitError, at: Arrival, io: &mut impl Io<F>) {
+        self.counters.count(e.drop_reason().into());
+        let error = match e {
+            XmitError::TtlExpired { .. } => OriginatedErrorV6::HopLimitExceeded,
+            XmitError::MtuExceeded { len, mtu } => {
+                // The sender's packet must shrink by what we would add to it.
+                let overhead = len.saturating_sub(received.ip_total_len());
+                OriginatedErrorV6::PacketTooBig { mtu: u32::from(mtu).saturating_sub(overhead as u32) }
+            }
+            _ => return io.free(frame),
+        };
+        // Never about an error or to a multicast source (RFC 4443 §2.4 (e)).
+        let is_error = received.protocol == ip_proto::ICMPV6 && crate::wire::icmpv6::is_error(received.icmp_type);
+        let Some(from) = self.source6_on(at.port, received.src).filter(|_| !is_error && !received.src.is_multicast())
+        else {
+            return io.free(frame);
+        };
+        if !self.icmp_errors.allow(u64::from(at.now) * 1000) {
+            self.counters.icmp_errors_limited.inc();
+            return io.free(frame);
+        }
+        if error_reply_v6(&mut frame, received, from, error).is_err() {
+            return io.free(frame);
+        }
+        self.counters.icmp_errors_sent.inc();
+        self.send_on_port(at.port, frame, io);
+    }
+
+    fn source6_on(&self, port: u16, to: Ipv6Addr) -> Option<Ipv6Addr> {
+        self.net.v6.source_on(port, to)
+    }
+
+    /// The next hop toward `to`, with the MTU and offloads of its port.
+    fn egress6(&self, to: Ipv6Addr) -> Option<(NextHop<Ipv6Addr>, Egress)> {
+        let hop = self.v6.routes.next_hop(to).or_else(|| self.net.v6.routes.next_hop(to))?;
+        let port = self.net.ports.get(usize::from(hop.port))?;
+        Some((hop, Egress { mtu: port.mtu, offload: port.offload }))
+    }
+
+    /// Sends the frame to IPv6 next hop `hop`, or queues it while neighbour
+    /// discovery resolves it.
+    fn send_via6(&mut self, frame: F, hop: NextHop<Ipv6Addr>, now: u32, io: &mut impl Io<F>) {
+        let Some(src_mac) = self.net.ports.get(usize::from(hop.port)).map(|p| p.mac) else {
+            return self.discard(frame, Discard::NoRoute, io);
+        };
+        if let Some(n) = self.v6.neighbours.lookup(hop.addr, now) {
+            return send_to_neighbour(&self.counters, frame, hop.port, n.mac, src_mac, io);
+        }
+        match self.v6.pending.push(hop.addr, frame, now) {
+            Queued::First => send_solicitation(&self.net, &self.counters, hop.port, hop.addr, io),
+            Queued::Behind => {}
+            Queued::Full(frame) => self.discard(frame, Discard::NeighbourQueueFull, io),
+        }
+    }
+
+    /// IPv6's timers (its connections expire with IPv4's, in
+    /// [`Worker::expire`]): neighbours, waiting packets, and the
+    /// solicitations repeated once a second for what still waits.
+    pub(super) fn tick6(&mut self, now: u32, io: &mut impl Io<F>) {
+        self.v6.neighbours.expire(now);
+        let counters = &self.counters;
+        let max_wait = self.pending_max_wait;
+        self.v6.pending.expire(now, max_wait, |f| {
+            counters.count(Discard::NeighbourTimeout);
+            io.free(f);
+        });
+        if now != self.v6.last_solicit && !self.v6.pending.is_empty() {
+            self.v6.last_solicit = now;
+            let (net, v6, counters) = (&self.net, &self.v6, &self.counters);
+            v6.pending.hops(|hop| {
+                if let Some(next) = v6.routes.next_hop(hop) {
+                    send_solicitation(net, counters, next.port, hop, io);
+                }
+            });
+        }
+    }
+}
+
+/// Sends a neighbour solicitation for `target` out of `port`, from an address
+/// of the port on the target's prefix, else from its link-local address.
+fn send_solicitation<F: Frame>(
+    net: &NetView,
+    counters: &WorkerCounters,
+    port: u16,
+    target: Ipv6Addr,
+    io: &mut impl Io<F>,
+) {
+    let (Some(view), Some(src)) = (net.ports.get(usize::from(port)), net.v6.source_on(port, target)) else {
+        return;
+    };
+    let Some(mut req) = io.alloc() else {
+        return counters.count(Discard::NoMbuf);
+    };
+    if write_neighbor_solicit(&mut req, view.mac, src, target).is_err() {
+        counters.count(Discard::NoMbuf);
+        return io.free(req);
+    }
+    counters.nd_solicitations.inc();
+    send_on_port(counters, port, req, io);
+}
+
+fn is_bare_syn(proto: Protocol, flags: u8) -> bool {
+    proto == Protocol::Tcp && flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN
+}
+
+/// The endpoints of IPv6 connection `c`, as its packets are rewritten.
+fn ends_of6(c: &Conn<Ipv6Addr>) -> Ends<Ipv6Addr> {
+    Ends {
+        client: (c.client, c.cport),
+        virtual_service: (c.vaddr, c.vport),
+        local: (c.laddr, c.lport),
+        real_server: (c.raddr, c.rport),
+    }
+}
