@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ use gwapi::names::Names;
 use crate::control::GatewayConfig;
 use crate::model::{NetConfig, Snapshot};
 use crate::net::exception::KernelRate;
-use crate::net::Ipv4Cidr;
+use crate::net::IpCidr;
 use crate::sync::daemon::DaemonSpec;
 use crate::synproxy;
 use crate::worker::idle::IdleMode;
@@ -665,47 +665,44 @@ impl Config {
                 }
             }
             for a in &p.addrs {
-                let c: Ipv4Cidr = a.parse().map_err(|e| ConfigError(format!("\"ports\"[{i}].\"addrs\": {e}")))?;
-                net.add_addr(InterfaceAddr {
-                    addr: c.addr().into(),
-                    prefix_len: c.prefix_len(),
-                    ifname: p.name.clone(),
-                })
-                .map_err(|e| ConfigError(format!("\"ports\"[{i}].\"addrs\": {e}")))?;
+                let (addr, prefix_len) =
+                    prefix(a).map_err(|e| ConfigError(format!("\"ports\"[{i}].\"addrs\": {e}")))?;
+                net.add_addr(InterfaceAddr { addr, prefix_len, ifname: p.name.clone() })
+                    .map_err(|e| ConfigError(format!("\"ports\"[{i}].\"addrs\": {e}")))?;
             }
         }
         for (i, r) in self.routes.iter().enumerate() {
             let key = format!("\"routes\"[{i}]");
-            let dst: Ipv4Cidr = r.dst.parse().map_err(|e| ConfigError(format!("{key}.\"dst\": {e}")))?;
+            let (dst, prefix_len) = prefix(&r.dst).map_err(|e| ConfigError(format!("{key}.\"dst\": {e}")))?;
             let via = match &r.via {
                 None => None,
                 Some(v) => Some(
-                    v.parse::<Ipv4Addr>()
-                        .map_err(|_| ConfigError(format!("{key}.\"via\": {v:?} is not an IPv4 address")))?,
+                    v.parse::<IpAddr>()
+                        .map_err(|_| ConfigError(format!("{key}.\"via\": {v:?} is not an IP address")))?,
                 ),
             };
             self.port_index(&r.dev, &format!("{key}.\"dev\""))?;
-            net.add_route(RouteConfig {
-                dst: dst.addr().into(),
-                prefix_len: dst.prefix_len(),
-                via: via.map(IpAddr::V4),
-                ifname: r.dev.clone(),
-            })
-            .map_err(|e| ConfigError(format!("{key}: {e}")))?;
+            net.add_route(RouteConfig { dst, prefix_len, via, ifname: r.dev.clone() })
+                .map_err(|e| ConfigError(format!("{key}: {e}")))?;
         }
         for (i, n) in self.neighbours.iter().enumerate() {
             let key = format!("\"neighbours\"[{i}]");
-            let addr: Ipv4Addr = n
+            let addr: IpAddr = n
                 .addr
                 .parse()
-                .map_err(|_| ConfigError(format!("{key}.\"addr\": {:?} is not an IPv4 address", n.addr)))?;
+                .map_err(|_| ConfigError(format!("{key}.\"addr\": {:?} is not an IP address", n.addr)))?;
             let lladdr = n.lladdr.parse::<LinkAddr>().map_err(|e| ConfigError(format!("{key}.\"lladdr\": {e}")))?.0;
             self.port_index(&n.dev, &format!("{key}.\"dev\""))?;
-            net.add_neighbour(NeighbourConfig { addr: addr.into(), lladdr, ifname: n.dev.clone() })
+            net.add_neighbour(NeighbourConfig { addr, lladdr, ifname: n.dev.clone() })
                 .map_err(|e| ConfigError(format!("{key}: {e}")))?;
         }
         Ok(net)
     }
+}
+
+/// An IPv4 or IPv6 prefix, `a.b.c.d/len` or `x:y::z/len`, as (address, length).
+fn prefix(text: &str) -> Result<(IpAddr, u8), crate::net::CidrError> {
+    text.parse::<IpCidr>().map(|c| (c.addr(), c.prefix_len()))
 }
 
 #[cfg(test)]
@@ -956,6 +953,32 @@ mod tests {
     }
 
     #[test]
+    fn ports_routes_and_neighbours_take_ipv6_beside_ipv4() {
+        let text = r#"{"eal": [],
+            "ports": [{"device": "d0", "name": "a", "addrs": ["10.0.0.254/24", "2001:db8::fe/64"]}],
+            "routes": [{"dst": "2001:db8:9::/48", "via": "2001:db8::1", "dev": "a"}, {"dst": "::/0", "via": "2001:db8::2", "dev": "a"}],
+            "neighbours": [{"addr": "2001:db8::1", "lladdr": "52:54:00:12:34:56", "dev": "a"}]}"#;
+        let net = Config::parse(text).unwrap().net().unwrap();
+        let addrs: Vec<String> = net.addrs().iter().map(|a| format!("{}/{}", a.addr, a.prefix_len)).collect();
+        assert_eq!(addrs, ["10.0.0.254/24", "2001:db8::fe/64"]);
+        let routes: Vec<String> =
+            net.routes().iter().map(|r| format!("{}/{} via {:?}", r.dst, r.prefix_len, r.via)).collect();
+        assert_eq!(routes, ["2001:db8:9::/48 via Some(2001:db8::1)", "::/0 via Some(2001:db8::2)"]);
+        assert_eq!(net.neighbours()[0].addr, "2001:db8::1".parse::<std::net::IpAddr>().unwrap());
+        let refused = |text: &str| Config::parse(text).and_then(|c| c.net()).unwrap_err().0;
+        assert_eq!(
+            refused(r#"{"eal": [], "ports": [{"device": "d0", "name": "a", "addrs": ["2001:db8::fe/129"]}]}"#),
+            "\"ports\"[0].\"addrs\": \"129\" is not a prefix length (0..=128)"
+        );
+        assert_eq!(
+            refused(
+                r#"{"eal": [], "ports": [{"device": "d0", "name": "a"}], "routes": [{"dst": "2001:db8::/32", "via": "10.0.0.1", "dev": "a"}]}"#
+            ),
+            "\"routes\"[0]: gateway 10.0.0.1 is not of the same address family as 2001:db8::"
+        );
+    }
+
+    #[test]
     fn ports_never_share_a_device_an_address_or_a_subnet() {
         let parse =
             |ports: &str| Config::parse(&format!(r#"{{"eal": [], "ports": [{ports}]}}"#)).map(|_| ()).map_err(|e| e.0);
@@ -1060,7 +1083,7 @@ mod tests {
     fn with_neighbours(n: usize) -> String {
         let neighbours: Vec<String> = (0..n)
             .map(|i| {
-                let addr = Ipv4Addr::from(0x0a00_0000 + i as u32 + 1);
+                let addr = std::net::Ipv4Addr::from(0x0a00_0000 + i as u32 + 1);
                 format!(
                     r#"{{"addr": "{addr}", "lladdr": "52:54:00:00:{:02x}:{:02x}", "dev": "client"}}"#,
                     i >> 8,

@@ -32,7 +32,7 @@ use crate::local::held::HeldWatch;
 use crate::local::kernel_iface::{KernelIface, KernelIfaceSpec};
 use crate::local::probe_link::RingProbeLink;
 use crate::net::exception::MAX_KERNEL_PORTS;
-use crate::net::{Ipv4Cidr, KernelClass};
+use crate::net::{IpCidr, KernelClass};
 use crate::sync::daemon::{SharedNetView, SyncDaemons};
 use crate::synproxy;
 use crate::wire::MacAddr;
@@ -237,7 +237,7 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
             }
             let out = txq.pop().expect("the port was opened with the exception loop's tx queue");
             let relay = if extra_rx { rxq.pop() } else { None };
-            let addrs = spec.addrs.iter().map(|a| a.parse::<Ipv4Cidr>()).collect::<Result<Vec<_>, _>>();
+            let addrs = spec.addrs.iter().map(|a| a.parse::<IpCidr>()).collect::<Result<Vec<_>, _>>();
             let iface_spec = KernelIfaceSpec {
                 name: name.clone(),
                 mac,

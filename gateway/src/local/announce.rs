@@ -44,7 +44,7 @@ use gwapi::api::{Reply, Request, ServiceInfo, VirtualService, WorkerStats};
 use gwapi::client::Client;
 
 use super::kernel_iface::Rtnl;
-use crate::net::Ipv4Cidr;
+use crate::net::{IpCidr, Ipv4Cidr};
 
 /// How often the thread asks the control server: a quiesced VIP is withdrawn
 /// within this (and the routing daemon's reaction, milliseconds for BIRD).
@@ -257,8 +257,8 @@ impl<T: VipTable> Announcer<T> {
 }
 
 /// The /32 of `vip`.
-fn host(vip: Ipv4Addr) -> Ipv4Cidr {
-    Ipv4Cidr::new(vip, 32).expect("a /32 has no host bits")
+fn host(vip: Ipv4Addr) -> IpCidr {
+    IpCidr::V4(Ipv4Cidr::new(vip, 32).expect("a /32 has no host bits"))
 }
 
 /// Why announcing could not start.

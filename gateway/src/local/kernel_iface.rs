@@ -7,18 +7,18 @@
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
 use crate::dpdk::{DpdkError, Eal, Mempool, Port, PortConfig, RxQueue, TxQueue, Vdev};
-use crate::net::Ipv4Cidr;
+use crate::net::IpCidr;
 use crate::wire::MacAddr;
 
 /// What a kernel interface is made with.
@@ -30,8 +30,8 @@ pub struct KernelIfaceSpec {
     /// its frames leave by the data port.
     pub mac: MacAddr,
     pub mtu: u16,
-    /// The data port's configured addresses.
-    pub addrs: Vec<Ipv4Cidr>,
+    /// The data port's configured addresses, of both families.
+    pub addrs: Vec<IpCidr>,
     pub rx_descriptors: u16,
     pub tx_descriptors: u16,
 }
@@ -231,30 +231,40 @@ impl Rtnl {
     }
 
     /// Adds `cidr` to interface `index` (or replaces it: adding it twice is no error).
-    pub(super) fn add_addr(&mut self, index: u32, cidr: Ipv4Cidr) -> io::Result<()> {
+    pub(super) fn add_addr(&mut self, index: u32, cidr: IpCidr) -> io::Result<()> {
         let m = Self::address(index, cidr);
         self.request(RouteNetlinkMessage::NewAddress(m), NLM_F_CREATE | NLM_F_REPLACE).map(drop)
     }
 
     /// Removes `cidr` from interface `index` (EADDRNOTAVAIL when it is not there).
-    pub(super) fn del_addr(&mut self, index: u32, cidr: Ipv4Cidr) -> io::Result<()> {
+    pub(super) fn del_addr(&mut self, index: u32, cidr: IpCidr) -> io::Result<()> {
         let m = Self::address(index, cidr);
         self.request(RouteNetlinkMessage::DelAddress(m), 0).map(drop)
     }
 
-    /// The message that names `cidr` on interface `index`.
-    fn address(index: u32, cidr: Ipv4Cidr) -> AddressMessage {
+    /// The message that names `cidr` on interface `index`. An IPv6 address
+    /// skips duplicate address detection: the gateway's own port holds it
+    /// too, and its answer to the kernel's probe would mark it a duplicate.
+    fn address(index: u32, cidr: IpCidr) -> AddressMessage {
         let mut m = AddressMessage::default();
-        m.header.family = AddressFamily::Inet;
         m.header.prefix_len = cidr.prefix_len();
         m.header.scope = AddressScope::Universe;
         m.header.index = index;
-        let addr = IpAddr::V4(cidr.addr());
+        let addr = cidr.addr();
         m.attributes.push(AddressAttribute::Local(addr));
         m.attributes.push(AddressAttribute::Address(addr));
-        if cidr.prefix_len() < 31 {
-            let broadcast = Ipv4Addr::from(u32::from(cidr.addr()) | !cidr.mask_bits());
-            m.attributes.push(AddressAttribute::Broadcast(broadcast));
+        match cidr {
+            IpCidr::V4(c) => {
+                m.header.family = AddressFamily::Inet;
+                if c.prefix_len() < 31 {
+                    let broadcast = Ipv4Addr::from(u32::from(c.addr()) | !c.mask_bits());
+                    m.attributes.push(AddressAttribute::Broadcast(broadcast));
+                }
+            }
+            IpCidr::V6(_) => {
+                m.header.family = AddressFamily::Inet6;
+                m.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+            }
         }
         m
     }

@@ -99,6 +99,52 @@ impl fmt::Display for CidrError {
 
 impl std::error::Error for CidrError {}
 
+/// A prefix of either family, where one list holds both (a port's addresses
+/// in the configuration file, a kernel interface's): IPv6 when the text has
+/// a colon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IpCidr {
+    V4(Ipv4Cidr),
+    V6(Ipv6Cidr),
+}
+
+impl IpCidr {
+    pub fn addr(&self) -> IpAddr {
+        match self {
+            IpCidr::V4(c) => c.addr().into(),
+            IpCidr::V6(c) => c.addr().into(),
+        }
+    }
+
+    pub fn prefix_len(&self) -> u8 {
+        match self {
+            IpCidr::V4(c) => c.prefix_len(),
+            IpCidr::V6(c) => c.prefix_len(),
+        }
+    }
+}
+
+impl FromStr for IpCidr {
+    type Err = CidrError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.contains(':') {
+            s.parse().map(IpCidr::V6)
+        } else {
+            s.parse().map(IpCidr::V4)
+        }
+    }
+}
+
+impl fmt::Display for IpCidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IpCidr::V4(c) => c.fmt(f),
+            IpCidr::V6(c) => c.fmt(f),
+        }
+    }
+}
+
 impl<A: FamilyAddr> Cidr<A> {
     /// `None` when `prefix_len` is longer than the family's addresses.
     pub const fn new(addr: A, prefix_len: u8) -> Option<Cidr<A>> {
@@ -194,6 +240,25 @@ impl<A: FamilyAddr> FromStr for Cidr<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prefix_of_either_family_is_read_by_its_text() {
+        let v4: IpCidr = "10.0.0.254/24".parse().unwrap();
+        let v6: IpCidr = "2001:db8::fe/64".parse().unwrap();
+        assert_eq!(
+            (v4.addr(), v4.prefix_len(), v4.to_string()),
+            ("10.0.0.254".parse().unwrap(), 24, "10.0.0.254/24".into())
+        );
+        assert_eq!(
+            (v6.addr(), v6.prefix_len(), v6.to_string()),
+            ("2001:db8::fe".parse().unwrap(), 64, "2001:db8::fe/64".into())
+        );
+        assert_eq!(
+            "2001:db8::fe/129".parse::<IpCidr>().unwrap_err().to_string(),
+            "\"129\" is not a prefix length (0..=128)"
+        );
+        assert_eq!("10.0.0.300/24".parse::<IpCidr>().unwrap_err().to_string(), "\"10.0.0.300\" is not an IPv4 address");
+    }
 
     #[test]
     fn parses_and_prints() {

@@ -15,7 +15,7 @@ pub mod probe;
 pub mod route;
 pub mod rss;
 
-pub use cidr::{Cidr, CidrError, FamilyAddr, Ipv4Cidr, Ipv6Cidr};
+pub use cidr::{Cidr, CidrError, FamilyAddr, IpCidr, Ipv4Cidr, Ipv6Cidr};
 pub use exception::KernelClass;
 pub use neigh::{Learned, Neighbour, NeighbourTable, Origin, PendingQueue, Queued, MAX_STATIC_NEIGHBOURS};
 pub use route::{NextHop, Route, RouteError, RouteTable};
