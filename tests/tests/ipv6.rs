@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use gateway_e2e::topology::{rip, VIP};
+use gateway_e2e::topology::{rip, KERNEL_CLIENT, VIP};
 use gateway_e2e::{sha256, wait_until, Options, Topology};
 
 /// The client side: the client, the gateway's address, the VIP.
@@ -252,5 +252,58 @@ fn udp_over_ipv6_fnat_answers_each_datagram() {
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     // The server saw the local address; the client got the reply from the VIP.
     assert!(text.lines().all(|l| l.starts_with(&format!("rs1 {LIP6} ping"))), "{text}");
+    topo.stop();
+}
+
+#[test]
+fn with_kernel_interfaces_an_ipv6_vip_is_served_only_while_held_and_the_gateways_own_tcp_reaches_the_kernel() {
+    let mut topo =
+        Topology::start("k6", Options { servers: 1, director_netns: true, kernel: true, ..Options::default() });
+    add_ipv6(&topo);
+    let director = topo.director();
+    // The gateway's own IPv6 address on its kernel interface too, as the
+    // configuration file's "addrs" puts it there.
+    director.ip(&["-6", "addr", "add", &format!("{GW_CLIENT6}/64"), "dev", KERNEL_CLIENT, "nodad"]);
+    let _nginx = nginx6(&topo, false);
+    let svc = format!("[{VIP6}]:80");
+    topo.gwctl_line(&format!("-A -t {svc} -s rr"));
+    topo.gwctl_line(&format!("-a -t {svc} -r [{}]:8080 -m", rip6(0)));
+    topo.servers.ip(&["-6", "route", "add", "default", "via", GW_SERVERS6]);
+    let url6 = format!("http://[{VIP6}]/who");
+
+    // Not held: nobody answers for the VIP.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(curl6(&topo, &url6), "", "a VIP no kernel interface carries is not served");
+    // keepalived's virtual_ipaddress puts it on gwk0: served.
+    director.ip(&["-6", "addr", "add", &format!("{VIP6}/128"), "dev", KERNEL_CLIENT, "nodad"]);
+    wait_for_service6(&topo, &url6);
+    let held = topo.gwctl(&["addr", "show"]);
+    assert!(held.contains(VIP6), "{held}");
+
+    // TCP to the gateway's own address and a port no service has: the
+    // kernel's, served by a program in the director's namespace.
+    let listener = format!(
+        "import socket\ns = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('{GW_CLIENT6}', 2222))\ns.listen(8)\n\
+         while True:\n    c, a = s.accept()\n    c.sendall(b'kernel ' + a[0].encode() + b'\\n')\n    c.close()\n"
+    );
+    let _kernel_server = director.spawn("k6-listener", "python3", &["-c", &listener]);
+    let client = format!(
+        "import socket\nc = socket.create_connection(('{GW_CLIENT6}', 2222), timeout=2)\nprint(c.recv(100).decode().strip())\n"
+    );
+    let mut answer = String::new();
+    let reached = wait_until(Duration::from_secs(10), || {
+        let out = topo.client.output("python3", &["-c", &client]);
+        answer = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        out.status.success()
+    });
+    assert!(reached, "the kernel's TCP over IPv6; stats:\n{}", topo.gwctl(&["stats"]));
+    assert_eq!(answer, format!("kernel {CLIENT6}"));
+
+    // Released: no longer served here.
+    director.ip(&["-6", "addr", "del", &format!("{VIP6}/128"), "dev", KERNEL_CLIENT]);
+    assert!(wait_until(Duration::from_secs(5), || curl6(&topo, &url6).is_empty()), "a released VIP is not served");
+    // The client still has the gateway's MAC for it: its SYNs arrive and are refused.
+    assert!(topo.stats().counter("not_held") > 0, "{}", topo.gwctl(&["stats"]));
     topo.stop();
 }

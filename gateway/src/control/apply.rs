@@ -21,7 +21,7 @@
 //! before the configuration is published, and undone if a later daemon change or the
 //! publish fails, so a request mixing both is still all or nothing.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use gwapi::api::{
@@ -487,24 +487,21 @@ impl ControlState {
         }
     }
 
-    /// The service addresses the workers serve while held (IPv4 VIPs and local
+    /// The service addresses the workers serve while held (VIPs and local
     /// addresses) and every address the kernel interfaces carry, sorted, each with
     /// whether it is held; `None` without kernel interfaces (every address held).
     fn held_addrs(&self) -> Option<Vec<HeldAddr>> {
         let held = self.current.held.as_deref()?;
-        let mut addrs: Vec<Ipv4Addr> = held.to_vec();
+        let mut addrs: Vec<IpAddr> = held.to_vec();
         for svc in self.current.services.services() {
-            if let ServiceKey::Inet { addr: IpAddr::V4(a), .. } = svc.key() {
-                addrs.push(a);
+            if let ServiceKey::Inet { addr, .. } = svc.key() {
+                addrs.push(addr);
             }
-            addrs.extend(svc.laddrs().iter().filter_map(|l| match l.addr {
-                IpAddr::V4(a) => Some(a),
-                IpAddr::V6(_) => None,
-            }));
+            addrs.extend(svc.laddrs().iter().map(|l| l.addr));
         }
         addrs.sort_unstable();
         addrs.dedup();
-        Some(addrs.into_iter().map(|a| HeldAddr { addr: a.into(), held: held.binary_search(&a).is_ok() }).collect())
+        Some(addrs.into_iter().map(|a| HeldAddr { addr: a, held: held.binary_search(&a).is_ok() }).collect())
     }
 
     /// Publishes `held`, the addresses the kernel interfaces carry now (see
@@ -512,8 +509,8 @@ impl ControlState {
     /// confirms before this returns, as for a request (DESIGN.md invariant 3). Logs each
     /// address that became held or stopped being held. Nothing changes (and the previous
     /// set stays in force) if a worker does not confirm; the caller tries again.
-    pub fn set_held(&mut self, held: Option<Vec<Ipv4Addr>>) -> Result<(), PublishError> {
-        let held: Option<Arc<[Ipv4Addr]>> = held.map(|mut h| {
+    pub fn set_held(&mut self, held: Option<Vec<IpAddr>>) -> Result<(), PublishError> {
+        let held: Option<Arc<[IpAddr]>> = held.map(|mut h| {
             h.sort_unstable();
             h.dedup();
             h.into()
@@ -1384,7 +1381,7 @@ mod tests {
             Box::new(Refusing { calls: calls.clone() }),
             Box::new(NoDataplane::default()),
         );
-        let e = st.set_held(Some(vec![Ipv4Addr::new(10, 0, 0, 1)])).unwrap_err();
+        let e = st.set_held(Some(vec![std::net::Ipv4Addr::new(10, 0, 0, 1).into()])).unwrap_err();
         assert_eq!(e.message, "worker 1 did not confirm");
         assert_eq!(*calls.lock().unwrap(), vec![1, 0], "published, then the configuration in force again");
         assert_eq!(st.config().held, None);
@@ -1398,7 +1395,7 @@ mod tests {
     fn held_addresses_survive_requests_and_list_with_the_services_addresses() {
         let mut st = state();
         st.handle(Request::Apply { changes: vec![add_web()] }).unwrap();
-        let v4 = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let v4 = |s: &str| s.parse::<IpAddr>().unwrap();
         st.set_held(Some(vec![v4("10.0.0.9"), v4("10.0.0.1"), v4("10.0.0.9")])).unwrap();
         assert_eq!(st.config().held.as_deref(), Some(&[v4("10.0.0.1"), v4("10.0.0.9")][..]), "sorted, each once");
         let generation = st.config().generation();

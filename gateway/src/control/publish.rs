@@ -14,7 +14,7 @@
 //! [`broadcast_with`] sends workers a converted payload instead (see `daemon::workers`).
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ pub struct GatewayConfig {
     /// [`crate::model::NetView::held`]); `None`: every address is held. A runtime input
     /// (keepalived moves addresses, `local::held` follows them), not configuration: no
     /// request sets or clears it, so `gwctl -S` never saves it and `-C`/`-R` keep it.
-    pub held: Option<Arc<[Ipv4Addr]>>,
+    pub held: Option<Arc<[IpAddr]>>,
 }
 
 impl GatewayConfig {

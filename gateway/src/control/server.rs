@@ -40,7 +40,7 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -184,7 +184,7 @@ pub struct HeldInput {
 impl HeldInput {
     /// [`ControlState::set_held`] under the state's lock, between requests. Fails when a
     /// worker did not confirm (the previous set stays in force) or the server has stopped.
-    pub fn set_held(&self, held: Option<Vec<Ipv4Addr>>) -> Result<(), PublishError> {
+    pub fn set_held(&self, held: Option<Vec<IpAddr>>) -> Result<(), PublishError> {
         let Some(shared) = self.shared.upgrade() else {
             return Err(PublishError { message: "the control server has stopped".into() });
         };

@@ -654,12 +654,12 @@ mod tests {
         });
         let mut state = ControlState::new(initial, Box::new(sink), Box::new(NoDataplane::default()));
         let vip = Ipv4Addr::new(10, 0, 0, 100);
-        state.set_held(Some(vec![vip])).unwrap();
+        state.set_held(Some(vec![vip.into()])).unwrap();
         state.set_held(Some(Vec::new())).unwrap();
         state.set_held(None).unwrap();
         assert_eq!(
             worker.join().unwrap(),
-            vec![(1, Some(vec![vip]), 2), (2, Some(Vec::new()), 2), (3, None, 2)],
+            vec![(1, Some(vec![vip.into()]), 2), (2, Some(Vec::new()), 2), (3, None, 2)],
             "each set confirmed in turn, the ports kept"
         );
     }

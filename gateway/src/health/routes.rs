@@ -98,7 +98,7 @@ pub fn resolve(services: &Snapshot, net: &NetView, removed: &Removed, key: &Targ
     let route = |mode, src, dst| ProbeRoute { mode, src, dst, server };
     Ok(match (method, vip) {
         (ForwardMethod::FullNat, _) => {
-            let held = |a: &Ipv4Addr| net.held.as_ref().is_none_or(|held| held.contains(a));
+            let held = |a: &Ipv4Addr| net.held.as_ref().is_none_or(|held| held.contains(&IpAddr::V4(*a)));
             let local = service.laddrs().iter().filter_map(|l| match l.addr {
                 IpAddr::V4(a) => Some(a),
                 IpAddr::V6(_) => None,
@@ -129,7 +129,7 @@ mod tests {
     const LIP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 200);
     const RS: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
 
-    fn net(held: Option<Vec<Ipv4Addr>>) -> NetView {
+    fn net(held: Option<Vec<IpAddr>>) -> NetView {
         let port = |addr: &str| PortView {
             mac: MacAddr([2, 0, 0, 0, 0, 1]),
             mtu: 1500,
@@ -184,7 +184,10 @@ mod tests {
     fn fnat_probes_leave_from_the_gateways_address_while_another_director_holds_the_local_address() {
         let snap = services(ForwardMethod::FullNat, &[RS]);
         let none = Removed::new();
-        assert_eq!(resolve(&snap, &net(Some(vec![LIP, VIP])), &none, &key(RS)), Ok(route(PathMode::Fnat, LIP, RS)));
+        assert_eq!(
+            resolve(&snap, &net(Some(vec![LIP.into(), VIP.into()])), &none, &key(RS)),
+            Ok(route(PathMode::Fnat, LIP, RS))
+        );
         assert_eq!(resolve(&snap, &net(Some(vec![])), &none, &key(RS)), Ok(route(PathMode::Nat, GW, RS)));
     }
 

@@ -4,8 +4,8 @@
 //! `virtual_ipaddress` moves it between directors and the gateway needs no
 //! VRRP of its own.
 //!
-//! A thread follows the kernel's IPv4 addresses over rtnetlink: it joins the
-//! link and IPv4-address multicast groups first, then dumps the links and the
+//! A thread follows the kernel's IPv4 and IPv6 addresses over rtnetlink: it
+//! joins the link and address multicast groups first, then dumps the links and the
 //! addresses, so no change falls between the dump and the notifications. It
 //! keeps every interface's addresses by interface index and every interface's
 //! name, because an interface may appear (or be renamed to a watched name)
@@ -30,7 +30,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -51,6 +51,8 @@ use crate::control::ControlServer;
 const RTNLGRP_LINK: u32 = 1;
 /// rtnetlink's multicast group of IPv4 address changes (`RTNLGRP_IPV4_IFADDR`).
 const RTNLGRP_IPV4_IFADDR: u32 = 5;
+/// rtnetlink's multicast group of IPv6 address changes (`RTNLGRP_IPV6_IFADDR`).
+const RTNLGRP_IPV6_IFADDR: u32 = 9;
 
 /// How long the thread sleeps at most between looks at the stop flag (and
 /// between tries of a publish that failed).
@@ -119,9 +121,9 @@ pub struct KernelAddrs {
     /// Every interface's name by index: an interface may take a watched name
     /// after its addresses were reported.
     links: HashMap<u32, String>,
-    /// Every IPv4 address by interface index, with its prefix length (the
+    /// Every address by interface index, with its prefix length (the
     /// kernel lets one interface carry an address twice, under two prefixes).
-    addrs: BTreeSet<(u32, Ipv4Addr, u8)>,
+    addrs: BTreeSet<(u32, IpAddr, u8)>,
 }
 
 impl KernelAddrs {
@@ -131,9 +133,9 @@ impl KernelAddrs {
     }
 
     /// The addresses the watched interfaces carry, sorted, each once.
-    pub fn held(&self) -> Vec<Ipv4Addr> {
+    pub fn held(&self) -> Vec<IpAddr> {
         let watched = |index: &u32| self.links.get(index).is_some_and(|name| self.watched.contains(name));
-        let mut held: Vec<Ipv4Addr> = self.addrs.iter().filter(|(i, _, _)| watched(i)).map(|&(_, a, _)| a).collect();
+        let mut held: Vec<IpAddr> = self.addrs.iter().filter(|(i, _, _)| watched(i)).map(|&(_, a, _)| a).collect();
         held.sort_unstable();
         held.dedup();
         held
@@ -176,7 +178,7 @@ impl KernelAddrs {
         Ok(received)
     }
 
-    /// Applies one link or IPv4 address message; others change nothing.
+    /// Applies one link or address message; others change nothing.
     fn apply(&mut self, message: &RouteNetlinkMessage) {
         match message {
             RouteNetlinkMessage::NewLink(link) => {
@@ -211,24 +213,23 @@ fn link_name(link: &LinkMessage) -> Option<&str> {
     })
 }
 
-/// (interface index, address, prefix length) of an IPv4 address message. The
+/// (interface index, address, prefix length) of an address message. The
 /// address is IFA_LOCAL; IFA_ADDRESS is the peer's on a point-to-point link and
-/// the same as IFA_LOCAL elsewhere, so it counts only when IFA_LOCAL is absent.
-fn address_entry(message: &AddressMessage) -> Option<(u32, Ipv4Addr, u8)> {
-    if message.header.family != AddressFamily::Inet {
-        return None;
-    }
-    let v4 = |a: &IpAddr| match a {
-        IpAddr::V4(a) => Some(*a),
-        IpAddr::V6(_) => None,
+/// the same as IFA_LOCAL elsewhere, so it counts only when IFA_LOCAL is absent
+/// (an IPv6 message has IFA_ADDRESS alone). An address of another family than
+/// the message's is none.
+fn address_entry(message: &AddressMessage) -> Option<(u32, IpAddr, u8)> {
+    let of_family = |a: &IpAddr| match (message.header.family, a) {
+        (AddressFamily::Inet, IpAddr::V4(_)) | (AddressFamily::Inet6, IpAddr::V6(_)) => Some(*a),
+        _ => None,
     };
     let local = message.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Local(ip) => v4(ip),
+        AddressAttribute::Local(ip) => of_family(ip),
         _ => None,
     });
     let address = || {
         message.attributes.iter().find_map(|a| match a {
-            AddressAttribute::Address(ip) => v4(ip),
+            AddressAttribute::Address(ip) => of_family(ip),
             _ => None,
         })
     };
@@ -268,6 +269,7 @@ impl HeldWatch {
         let _ = socket.set_rx_buf_sz(SOCKET_BUFFER_BYTES);
         socket.add_membership(RTNLGRP_LINK).map_err(io("join the netlink link group"))?;
         socket.add_membership(RTNLGRP_IPV4_IFADDR).map_err(io("join the netlink IPv4 address group"))?;
+        socket.add_membership(RTNLGRP_IPV6_IFADDR).map_err(io("join the netlink IPv6 address group"))?;
         socket.set_non_blocking(true).map_err(io("make the netlink socket non-blocking"))?;
         Ok(HeldWatch {
             socket,
@@ -288,15 +290,15 @@ impl HeldWatch {
     /// `publish` the held set at first and after each change.
     pub fn spawn(
         self,
-        publish: impl FnMut(Vec<Ipv4Addr>) -> Result<(), String> + Send + 'static,
+        publish: impl FnMut(Vec<IpAddr>) -> Result<(), String> + Send + 'static,
         stop: Arc<AtomicBool>,
     ) -> io::Result<JoinHandle<()>> {
         std::thread::Builder::new().name("gw-held".into()).spawn(move || self.run(publish, &stop))
     }
 
-    fn run(mut self, mut publish: impl FnMut(Vec<Ipv4Addr>) -> Result<(), String>, stop: &AtomicBool) {
+    fn run(mut self, mut publish: impl FnMut(Vec<IpAddr>) -> Result<(), String>, stop: &AtomicBool) {
         let mut synced = false;
-        let mut published: Option<Vec<Ipv4Addr>> = None;
+        let mut published: Option<Vec<IpAddr>> = None;
         let mut failing = false;
         while !stop.load(Ordering::Relaxed) {
             if !synced {
@@ -332,16 +334,19 @@ impl HeldWatch {
         }
     }
 
-    /// Reads the links, then the IPv4 addresses, afresh; again while the
-    /// kernel says a dump was interrupted.
+    /// Reads the links, then the IPv4 and the IPv6 addresses, afresh; again
+    /// while the kernel says a dump was interrupted.
     fn dump_all(&mut self) -> Result<(), WatchError> {
         loop {
             self.kernel.forget();
             let links = self.dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))?;
-            let mut query = AddressMessage::default();
-            query.header.family = AddressFamily::Inet;
-            let addrs = self.dump(RouteNetlinkMessage::GetAddress(query))?;
-            if !links && !addrs {
+            let mut interrupted = links;
+            for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+                let mut query = AddressMessage::default();
+                query.header.family = family;
+                interrupted |= self.dump(RouteNetlinkMessage::GetAddress(query))?;
+            }
+            if !interrupted {
                 return Ok(());
             }
         }
@@ -410,7 +415,7 @@ mod tests {
     use netlink_packet_route::address::AddressHeaderFlags;
     use std::num::NonZeroI32;
 
-    fn v4(s: &str) -> Ipv4Addr {
+    fn v4(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
@@ -445,8 +450,8 @@ mod tests {
         a.header.index = index;
         a.header.prefix_len = prefix_len;
         a.header.flags = AddressHeaderFlags::Permanent;
-        a.attributes.push(AddressAttribute::Address(IpAddr::V4(v4(addr))));
-        a.attributes.push(AddressAttribute::Local(IpAddr::V4(v4(addr))));
+        a.attributes.push(AddressAttribute::Address(v4(addr)));
+        a.attributes.push(AddressAttribute::Local(v4(addr)));
         a
     }
 
@@ -485,13 +490,20 @@ mod tests {
         assert_eq!(r, Received::default(), "a notification ends no dump");
         assert_eq!(kernel.held(), vec![v4("10.0.0.100"), v4("10.0.0.254")]);
 
-        // An address on another interface is not held; IPv6 messages change nothing.
+        // An address on another interface is not held; an IPv6 one on a
+        // watched interface is, an IPv6 message naming an IPv4 address is none.
         kernel.receive(&notification(RouteNetlinkMessage::NewAddress(address(2, "10.0.0.101", 32)))).unwrap();
         let mut v6 = AddressMessage::default();
         v6.header.family = AddressFamily::Inet6;
         v6.header.index = 5;
-        v6.attributes.push(AddressAttribute::Address("2001:db8::1".parse().unwrap()));
-        kernel.receive(&notification(RouteNetlinkMessage::NewAddress(v6))).unwrap();
+        v6.header.prefix_len = 64;
+        v6.attributes.push(AddressAttribute::Address("2001:db8::100".parse().unwrap()));
+        kernel.receive(&notification(RouteNetlinkMessage::NewAddress(v6.clone()))).unwrap();
+        let mut mixed = v6.clone();
+        mixed.attributes = vec![AddressAttribute::Address("10.0.0.102".parse().unwrap())];
+        kernel.receive(&notification(RouteNetlinkMessage::NewAddress(mixed))).unwrap();
+        assert_eq!(kernel.held(), vec![v4("10.0.0.100"), v4("10.0.0.254"), "2001:db8::100".parse().unwrap()]);
+        kernel.receive(&notification(RouteNetlinkMessage::DelAddress(v6))).unwrap();
         assert_eq!(kernel.held(), vec![v4("10.0.0.100"), v4("10.0.0.254")]);
     }
 

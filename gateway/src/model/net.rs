@@ -329,7 +329,7 @@ pub struct NetView {
     /// VIP or local address is served (ARP answered, new connections
     /// accepted) only while it is among them, so keepalived moves it between
     /// directors. `None` (no kernel interface): every address is held.
-    pub held: Option<Vec<Ipv4Addr>>,
+    pub held: Option<Vec<IpAddr>>,
 }
 
 impl NetView {

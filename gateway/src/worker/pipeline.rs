@@ -392,7 +392,14 @@ impl<F: Frame> Worker<F> {
     /// [`own`]: Worker::own
     /// [`unheld`]: Worker::unheld
     fn index_held(&mut self) {
-        let held: Option<AddrSet> = self.net.held.as_ref().map(|h| h.iter().copied().collect());
+        let held: Option<AddrSet> = self.net.held.as_ref().map(|h| {
+            h.iter()
+                .filter_map(|a| match a {
+                    IpAddr::V4(a) => Some(*a),
+                    IpAddr::V6(_) => None,
+                })
+                .collect()
+        });
         self.own.clone_from(&self.interface_addrs);
         self.unheld.clear();
         for &a in self.vips.iter().chain(&self.lips) {

@@ -1861,7 +1861,7 @@ mod held {
     /// [`net`] with `held` as the kernel interfaces' addresses.
     fn net_holding(held: Option<&[Ipv4Addr]>) -> Arc<NetView> {
         let mut view = Arc::into_inner(net()).unwrap();
-        view.held = held.map(<[_]>::to_vec);
+        view.held = held.map(|h| h.iter().map(|&a| IpAddr::V4(a)).collect());
         Arc::new(view)
     }
 
@@ -3113,6 +3113,26 @@ mod ipv6 {
         assert_eq!(msg.msg_type(), icmpv6::msg_type::PACKET_TOO_BIG);
         assert!(msg.mtu() <= 1280, "{}", msg.mtu());
         assert!(msg.verify_checksum(GW6_CLIENT_SIDE, CLIENT6));
+    }
+
+    #[test]
+    fn an_ipv6_vip_no_kernel_interface_carries_is_not_served_until_one_does() {
+        let (mut w, mut io) = worker6(ForwardMethod::FullNat, 1500);
+        let held = |addrs: Vec<IpAddr>| {
+            let mut view = (*net6(1500)).clone();
+            view.held = Some(addrs);
+            Arc::new(view)
+        };
+        w.switch(w.director().snapshot().clone(), held(vec![LIP6.into()]));
+        w.process(ns(MAC_CLIENT, CLIENT6, VIP6), 0, 1000, &mut io);
+        assert!(io.take_sent().is_empty(), "no advertisement for a VIP another director holds");
+        let syn = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1000, 0, flags::SYN, &[], b"");
+        w.process(BufFrame::new(&syn), 0, 1000, &mut io);
+        assert_eq!(w.counters().dropped(Discard::NotHeld), 1);
+        assert_eq!(w.director6().conns().len(), 0);
+        // keepalived moves it here.
+        w.switch(w.director().snapshot().clone(), held(vec![LIP6.into(), VIP6.into()]));
+        client_resolves_the_vip(&mut w, &mut io);
     }
 
     #[test]

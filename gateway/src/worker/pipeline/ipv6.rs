@@ -53,8 +53,12 @@ pub(super) struct Inet6<F> {
     vips: AddrSet6,
     lips: AddrSet6,
     /// The addresses neighbour solicitations and echo requests are answered
-    /// for: the interface addresses, the VIPs and the local addresses.
+    /// for: the interface addresses, and the VIPs and local addresses held
+    /// now ([`NetView::held`]).
     own: AddrSet6,
+    /// The VIPs and local addresses no kernel interface carries now: they
+    /// open no connection here (see the IPv4 worker's `unheld`).
+    unheld: AddrSet6,
     /// Real servers and routes' gateways: learned from the network as needed.
     needed: AddrSet6,
     last_solicit: u32,
@@ -77,6 +81,7 @@ impl<F: Frame> Inet6<F> {
             vips: AddrSet6::default(),
             lips: AddrSet6::default(),
             own: AddrSet6::default(),
+            unheld: AddrSet6::default(),
             needed: AddrSet6::default(),
             last_solicit: now,
         }
@@ -108,7 +113,14 @@ impl<F: Frame> Inet6<F> {
         }
         self.needed.extend(net.v6.routes.iter().filter_map(|r| r.via));
         self.own.clone_from(&self.interface_addrs);
-        self.own.extend(self.vips.iter().chain(&self.lips).copied());
+        self.unheld.clear();
+        for &a in self.vips.iter().chain(&self.lips) {
+            if net.held.as_ref().is_none_or(|h| h.contains(&IpAddr::V6(a))) {
+                self.own.insert(a);
+            } else {
+                self.unheld.insert(a);
+            }
+        }
     }
 
     /// Takes a new network view: addresses, routes (less the ports down),
@@ -330,6 +342,10 @@ impl<F: Frame> Worker<F> {
             }
             self.counters.redirected_out.inc();
             return io.redirect(owner, frame);
+        }
+        if self.v6.unheld.contains(&meta.dst) {
+            // Another director serves it now (keepalived moved it).
+            return self.discard(frame, Discard::NotHeld, io);
         }
         let service = self.v6.director.snapshot().find(proto, IpAddr::V6(meta.dst), meta.dst_port);
         if service.is_none() {
