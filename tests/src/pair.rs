@@ -287,12 +287,14 @@ impl Pair {
                 name: "client",
                 cidr: &format!("{}/24", director_client_addr(n)),
                 kernel: Some(KERNEL_CLIENT),
+                mtu: None,
             },
             PortConfig {
                 device: "net_tap1",
                 name: "servers",
                 cidr: &format!("{}/24", director_servers_addr(n)),
                 kernel: Some(KERNEL_SERVERS),
+                mtu: None,
             },
         ];
         // Two directors, keepalived and the clients share a small machine:

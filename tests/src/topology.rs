@@ -91,6 +91,10 @@ pub struct Options {
     /// Each port has a kernel interface ([`KERNEL_CLIENT`], [`KERNEL_SERVERS`]),
     /// in the director's namespace (needs [`Options::director_netns`]).
     pub kernel: bool,
+    /// The client port's egress MTU at the gateway (the links themselves stay
+    /// at 1500): a smaller one makes the gateway refuse what the servers send
+    /// at full size, as a narrower link on the path would.
+    pub client_port_mtu: Option<u16>,
     /// The configuration file's `"idle"`. The tests' default is `"sleep"`:
     /// a gatewayd whose workers poll flat out takes a core each, and the
     /// test machine has two for the clients, the servers, the test itself
@@ -113,6 +117,7 @@ impl Default for Options {
             env: Vec::new(),
             director_netns: false,
             kernel: false,
+            client_port_mtu: None,
             idle: "sleep".into(),
         }
     }
@@ -266,12 +271,14 @@ impl Topology {
                 name: "client",
                 cidr: &format!("{GW_CLIENT}/24"),
                 kernel: kernel(KERNEL_CLIENT),
+                mtu: self.opts.client_port_mtu,
             },
             PortConfig {
                 device: &dev_s,
                 name: "servers",
                 cidr: &format!("{GW_SERVERS}/24"),
                 kernel: kernel(KERNEL_SERVERS),
+                mtu: None,
             },
         ];
         let config = gatewayd_config(
@@ -800,6 +807,8 @@ pub(crate) struct PortConfig<'a> {
     pub cidr: &'a str,
     /// The port's kernel interface (`"kernel"`), if any.
     pub kernel: Option<&'a str>,
+    /// The port's egress MTU (`"mtu"`; gatewayd's default 1500 when `None`).
+    pub mtu: Option<u16>,
 }
 
 /// The EAL arguments of a gatewayd with `workers` worker lcores and
@@ -833,7 +842,8 @@ pub(crate) fn gatewayd_config(
         .iter()
         .map(|p| {
             let kernel = p.kernel.map(|k| format!(", \"kernel\": \"{k}\"")).unwrap_or_default();
-            format!(r#"    {{"device": "{}", "name": "{}", "addrs": ["{}"]{kernel}}}"#, p.device, p.name, p.cidr)
+            let mtu = p.mtu.map(|m| format!(", \"mtu\": {m}")).unwrap_or_default();
+            format!(r#"    {{"device": "{}", "name": "{}", "addrs": ["{}"]{kernel}{mtu}}}"#, p.device, p.name, p.cidr)
         })
         .collect();
     format!(

@@ -307,3 +307,42 @@ fn with_kernel_interfaces_an_ipv6_vip_is_served_only_while_held_and_the_gateways
     assert!(topo.stats().counter("not_held") > 0, "{}", topo.gwctl(&["stats"]));
     topo.stop();
 }
+
+#[test]
+fn a_narrower_link_toward_the_client_gets_packet_too_big_and_the_download_still_completes() {
+    // The gateway's client port takes 1280-byte packets: the servers send
+    // 1500, the gateway answers packet too big, the server's kernel lowers
+    // its path MTU, and the transfer goes on (IPv6 is never fragmented on the way).
+    let mut topo = Topology::start("p6", Options { servers: 1, client_port_mtu: Some(1280), ..Options::default() });
+    add_ipv6(&topo);
+    let _nginx = nginx6(&topo, true);
+    let file = topo.www().join("mid");
+    let made = std::process::Command::new("head")
+        .args(["-c", "5000000", "/dev/urandom"])
+        .stdout(std::fs::File::create(&file).unwrap())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let svc = format!("[{VIP6}]:80");
+    topo.gwctl_line(&format!("-A -t {svc} -s rr"));
+    topo.gwctl_line(&format!("-P -t {svc} -z {LIP6} -F servers"));
+    topo.gwctl_line(&format!("-a -t {svc} -r [{}]:8080 -b", rip6(0)));
+    wait_for_service6(&topo, &format!("http://[{VIP6}]/who"));
+
+    let pcap = topo.dir().join("servers.pcap");
+    let capture = topo.servers.capture("ptb", &topo.servers_if, "icmp6", &pcap);
+    let got = topo.dir().join("got");
+    let out = topo.client.output(
+        "curl",
+        &["-sS", "-g", "--max-time", "60", "-o", got.to_str().unwrap(), &format!("http://[{VIP6}]/mid")],
+    );
+    let icmp = capture.finish();
+    assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(sha256(&got), sha256(&file), "the download is the file");
+    // tcpdump -nn: "IP6 GW > RS: ICMP6, packet too big, mtu 1280, length ..."
+    let ptb: Vec<&String> = icmp.iter().filter(|l| l.contains("packet too big")).collect();
+    assert!(!ptb.is_empty(), "the server was told: {icmp:#?}");
+    assert!(ptb.iter().all(|l| l.contains(&format!("IP6 {GW_SERVERS6} > {}", rip6(0))) && l.contains("mtu 1280")), "{ptb:#?}");
+    assert!(topo.stats().counter("mtu_exceeded") > 0);
+    topo.stop();
+}
