@@ -346,3 +346,86 @@ fn a_narrower_link_toward_the_client_gets_packet_too_big_and_the_download_still_
     assert!(topo.stats().counter("mtu_exceeded") > 0);
     topo.stop();
 }
+
+#[test]
+fn bad_ipv6_packets_are_counted_by_reason_and_good_traffic_continues() {
+    const COPIES: u64 = 5;
+    let mut topo = Topology::start("b6", Options { servers: 1, ..Options::default() });
+    add_ipv6(&topo);
+    let _nginx = nginx6(&topo, false);
+    let svc = format!("[{VIP6}]:80");
+    topo.gwctl_line(&format!("-A -t {svc} -s rr"));
+    topo.gwctl_line(&format!("-P -t {svc} -z {LIP6} -F servers"));
+    topo.gwctl_line(&format!("-a -t {svc} -r [{}]:8080 -b", rip6(0)));
+    topo.gwctl_line(&format!("-A -u [{VIP6}]:53 -s rr"));
+    let url6 = format!("http://[{VIP6}]/who");
+    wait_for_service6(&topo, &url6);
+    let neigh = topo.client.output("ip", &["-6", "neigh", "show", VIP6]);
+    let neigh = String::from_utf8_lossy(&neigh.stdout);
+    let gw_mac = neigh
+        .split_whitespace()
+        .skip_while(|w| *w != "lladdr")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no neighbour entry for {VIP6}: {neigh}"))
+        .to_owned();
+
+    let script = format!(
+        r#"
+import sys
+from scapy.all import Ether, IPv6, TCP, UDP, IPv6ExtHdrFragment, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, sendp, sr1, conf
+conf.verb = 0
+iface, mac, src, vip, n = "{iface}", "{gw_mac}", "{CLIENT6}", "{VIP6}", {COPIES}
+l2 = Ether(dst=mac)
+syn = TCP(sport=4000, dport=80, flags="S")
+chain = IPv6ExtHdrDestOpt()
+for _ in range(8):
+    chain = chain / IPv6ExtHdrDestOpt()
+bad = {{
+    # The IPv6 header claims more payload than the frame has.
+    "bad_payload_length": bytes(l2 / IPv6(src=src, dst=vip, plen=400) / syn),
+    "fragment": bytes(l2 / IPv6(src=src, dst=vip) / IPv6ExtHdrFragment(m=1) / syn),
+    # Nine extension headers: more than the walk follows.
+    "too_many_extension_headers": bytes(l2 / IPv6(src=src, dst=vip) / chain / syn),
+    # Hop-by-hop options anywhere but first.
+    "bad_extension_header": bytes(l2 / IPv6(src=src, dst=vip) / IPv6ExtHdrDestOpt() / IPv6ExtHdrHopByHop() / syn),
+    # UDP without a checksum, which IPv6 makes mandatory.
+    "bad_l4_checksum": bytes(l2 / IPv6(src=src, dst=vip) / UDP(sport=4001, dport=53, chksum=0) / b"query"),
+    "bad_tcp_header": bytes(l2 / IPv6(src=src, dst=vip) / TCP(dport=80, flags="S", dataofs=3)),
+    "no_service": bytes(l2 / IPv6(src=src, dst=vip) / TCP(sport=4002, dport=81, flags="S")),
+}}
+for name, frame in bad.items():
+    sendp([Ether(frame)] * n, iface=iface)
+# Runts: an Ethernet header and half an IPv6 header.
+sendp([Ether(bytes(l2 / IPv6(src=src, dst=vip))[:34])] * n, iface=iface)
+answer = sr1(IPv6(src=src, dst=vip, hlim=1) / TCP(sport=4003, dport=80, flags="S"), timeout=5)
+if answer is None:
+    sys.exit("no answer to the hop limit 1 SYN")
+print("icmp6", answer.src, answer.nh, answer.payload.type, answer.payload.code)
+"#,
+        iface = topo.client_if
+    );
+    let out = topo.client.output("/usr/bin/python3", &["-c", &script]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "scapy: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains(&format!("icmp6 {GW_CLIENT6} 58 3 0")),
+        "the hop limit 1 SYN is answered with time exceeded from our client-side address: {stdout}"
+    );
+    for reason in [
+        "bad_payload_length",
+        "fragment",
+        "too_many_extension_headers",
+        "bad_extension_header",
+        "bad_l4_checksum",
+        "bad_tcp_header",
+        "no_service",
+    ] {
+        assert_eq!(topo.worker_counter(&format!("drop {reason} ")), COPIES, "{reason}:\n{}", topo.gwctl(&["stats"]));
+    }
+    assert!(topo.worker_counter("drop truncated ") >= COPIES, "the runts");
+    assert_eq!(topo.worker_counter("drop ttl_expired "), 1);
+    assert_eq!(topo.worker_counter("icmp errors sent "), 1);
+    // Still forwarding.
+    assert_eq!(curl6(&topo, &url6), "rs1");
+    topo.stop();
+}
