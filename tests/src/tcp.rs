@@ -2,7 +2,7 @@
 //! and send hand-made ones (spoofed sources, forged ACKs) from a namespace.
 
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Stdio;
 
 use crate::Netns;
@@ -20,11 +20,12 @@ pub const OPT_SACK_PERMITTED: u8 = 4;
 pub const OPT_SACK: u8 = 5;
 pub const OPT_TIMESTAMPS: u8 = 8;
 
-/// A TCP segment of a captured Ethernet frame (IPv4 only).
+/// A TCP segment of a captured Ethernet frame (IPv4, or IPv6 without
+/// extension headers).
 #[derive(Debug, Clone)]
 pub struct Segment {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub sport: u16,
     pub dport: u16,
     pub seq: u32,
@@ -37,31 +38,47 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Parses a frame; `None` when it is not IPv4/TCP.
+    /// Parses a frame; `None` when it is not TCP over IPv4 or IPv6.
     pub fn parse(frame: &[u8]) -> Option<Segment> {
-        if frame.len() < 14 + 20 || frame[12..14] != [0x08, 0x00] {
+        let (src, dst, ip_len, tcp) = match frame.get(12..14)? {
+            [0x08, 0x00] => {
+                let ip = frame.get(14..14 + 20)?;
+                let ihl = usize::from(ip[0] & 0x0f) * 4;
+                if ip[0] >> 4 != 4 || ip[9] != 6 {
+                    return None;
+                }
+                let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+                let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+                let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+                (IpAddr::V4(src), IpAddr::V4(dst), total.checked_sub(ihl)?, frame.get(14 + ihl..)?)
+            }
+            [0x86, 0xdd] => {
+                let ip = frame.get(14..14 + 40)?;
+                if ip[0] >> 4 != 6 || ip[6] != 6 {
+                    return None;
+                }
+                let addr = |at: usize| IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&ip[at..at + 16]).unwrap()));
+                let payload = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+                (addr(8), addr(24), payload, frame.get(14 + 40..)?)
+            }
+            _ => return None,
+        };
+        if tcp.len() < 20 {
             return None;
         }
-        let ip = &frame[14..];
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
-        if ip[0] >> 4 != 4 || ip[9] != 6 || ip.len() < ihl + 20 {
-            return None;
-        }
-        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-        let tcp = &ip[ihl..];
         let doff = usize::from(tcp[12] >> 4) * 4;
         assert!((20..=tcp.len()).contains(&doff), "a sound TCP data offset {doff}: {frame:02x?}");
         let be32 = |at: usize| u32::from_be_bytes([tcp[at], tcp[at + 1], tcp[at + 2], tcp[at + 3]]);
         Some(Segment {
-            src: Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
-            dst: Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+            src,
+            dst,
             sport: u16::from_be_bytes([tcp[0], tcp[1]]),
             dport: u16::from_be_bytes([tcp[2], tcp[3]]),
             seq: be32(4),
             ack: be32(8),
             flags: tcp[13],
             options: tcp[20..doff].to_vec(),
-            payload_len: total.saturating_sub(ihl + doff),
+            payload_len: ip_len.saturating_sub(doff),
         })
     }
 

@@ -1,8 +1,10 @@
-//! IPv6 through the gateway with real Linux TCP and UDP: curl and nginx over
-//! IPv6 through FNAT, NAT and DR services on IPv6 VIPs, the gateway
-//! answering neighbour solicitations and echo requests for its own IPv6
-//! addresses and resolving its next hops by neighbour discovery, and IPv4
-//! traffic through the same gateway at the same time.
+//! IPv6 through the gateway with real Linux TCP and UDP: curl, wrk and nginx
+//! over IPv6 through FNAT (with the IPv6 TOA), NAT and DR services on IPv6
+//! VIPs, the gateway answering neighbour solicitations and echo requests for
+//! its own IPv6 addresses and resolving its next hops by neighbour discovery,
+//! IPv4 traffic through the same gateway at the same time, path MTU discovery
+//! through it, bad IPv6 packets each under its counter, and with kernel
+//! interfaces an IPv6 VIP served only while held.
 //!
 //! The topology is the IPv4 one ([`Topology`]) with IPv6 addresses added on
 //! both sides: the gateway's by `gwctl addr add`, the namespaces' with
@@ -11,8 +13,9 @@
 
 use std::time::Duration;
 
+use gateway_e2e::tcp;
 use gateway_e2e::topology::{rip, KERNEL_CLIENT, VIP};
-use gateway_e2e::{sha256, wait_until, Options, Topology};
+use gateway_e2e::{sha256, wait_until, Options, Topology, WrkSummary};
 
 /// The client side: the client, the gateway's address, the VIP.
 const CLIENT6: &str = "2001:db8::1";
@@ -130,7 +133,7 @@ fn fnat_over_ipv6_rotates_the_servers_which_see_the_local_address_while_ipv4_run
 }
 
 #[test]
-fn a_100_mb_download_over_ipv6_fnat_arrives_intact() {
+fn over_ipv6_fnat_a_100_mb_download_arrives_intact_the_toa_carries_the_client_and_wrk_opens_1000_connections() {
     let mut topo = Topology::start("d6", Options { servers: 1, ..Options::default() });
     add_ipv6(&topo);
     let _nginx = nginx6(&topo, true);
@@ -156,6 +159,35 @@ fn a_100_mb_download_over_ipv6_fnat_arrives_intact() {
     assert_eq!(sha256(&got), sha256(&file), "the download is the file");
     let _ = std::fs::remove_file(&got);
     let _ = std::fs::remove_file(&file);
+
+    // The TOA: the SYN and the handshake's ACK toward the server carry the
+    // client's address and port as DPVS's IPv6 TOA (kind 254, length 20).
+    let capture = topo.servers.capture("toa6", &topo.servers_if, "ip6 and tcp port 8080", &topo.dir().join("toa.pcap"));
+    let out = topo
+        .client
+        .output("curl", &["-sS", "-g", "--max-time", "5", "--local-port", "40123", &format!("http://[{VIP6}]/who")]);
+    assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+    let segments = tcp::segments(&capture.frames());
+    let lip: std::net::IpAddr = LIP6.parse().unwrap();
+    let to_server: Vec<&tcp::Segment> = segments.iter().filter(|s| s.src == lip && s.dport == 8080).collect();
+    let mut want = vec![254u8, 20, 40123u16.to_be_bytes()[0], 40123u16.to_be_bytes()[1]];
+    want.extend_from_slice(&CLIENT6.parse::<std::net::Ipv6Addr>().unwrap().octets());
+    let syn = to_server.iter().find(|s| s.has(tcp::SYN, tcp::SYN | tcp::ACK)).expect("the SYN to the server");
+    assert_eq!(syn.option(254), Some(want.clone()), "{syn:?}");
+    let ack = to_server.iter().find(|s| s.has(tcp::ACK, tcp::SYN | tcp::ACK)).expect("the handshake's ACK");
+    assert_eq!(ack.option(254), Some(want), "{ack:?}");
+    assert_eq!(topo.worker_counter("toa not inserted"), 0);
+
+    // A thousand concurrent keep-alive connections for a few seconds.
+    let before = topo.worker_counter("new connections");
+    let wrk = topo.client.sh(&format!("ulimit -n 20000 && exec wrk -t2 -c1000 -d3s --timeout 10s http://[{VIP6}]/who"));
+    let out = String::from_utf8_lossy(&wrk.stdout).into_owned();
+    assert!(wrk.status.success(), "wrk: {out}{}", String::from_utf8_lossy(&wrk.stderr));
+    let summary = WrkSummary::parse(&out);
+    assert_eq!(summary.socket_errors, 0, "no socket errors:\n{out}");
+    assert_eq!(summary.non_2xx, 0, "only 2xx answers:\n{out}");
+    assert!(summary.requests >= 1000, "every connection was answered:\n{out}");
+    assert!(topo.worker_counter("new connections") - before >= 1000, "{out}");
     topo.stop();
 }
 
@@ -342,7 +374,10 @@ fn a_narrower_link_toward_the_client_gets_packet_too_big_and_the_download_still_
     // tcpdump -nn: "IP6 GW > RS: ICMP6, packet too big, mtu 1280, length ..."
     let ptb: Vec<&String> = icmp.iter().filter(|l| l.contains("packet too big")).collect();
     assert!(!ptb.is_empty(), "the server was told: {icmp:#?}");
-    assert!(ptb.iter().all(|l| l.contains(&format!("IP6 {GW_SERVERS6} > {}", rip6(0))) && l.contains("mtu 1280")), "{ptb:#?}");
+    assert!(
+        ptb.iter().all(|l| l.contains(&format!("IP6 {GW_SERVERS6} > {}", rip6(0))) && l.contains("mtu 1280")),
+        "{ptb:#?}"
+    );
     assert!(topo.stats().counter("mtu_exceeded") > 0);
     topo.stop();
 }
