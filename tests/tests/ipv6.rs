@@ -126,6 +126,10 @@ fn fnat_over_ipv6_rotates_the_servers_which_see_the_local_address_while_ipv4_run
         assert!(v6.len() >= 2, "rs{n} served the IPv6 requests: {log:?}");
         assert!(v6.iter().all(|(a, s)| a == LIP6 && *s == 200), "rs{n} sees the local address: {log:?}");
     }
+    // The workers list their IPv6 connections with their IPv4 ones.
+    let conns = topo.gwctl(&["-Lnc"]);
+    assert!(conns.contains(&format!("[{CLIENT6}]:")) && conns.contains(&format!("[{VIP6}]:80")), "{conns}");
+    assert!(conns.contains(&format!("{VIP}:80")), "{conns}");
     let listing = topo.gwctl(&["-Ln"]);
     assert!(listing.contains(&format!("TCP  [{VIP6}]:80 rr")), "{listing}");
     assert!(listing.contains(&format!("-> [{}]:8080", rip6(0))), "{listing}");
