@@ -1,10 +1,10 @@
 //! IPv6 through the gateway with real Linux TCP and UDP: curl, wrk and nginx
-//! over IPv6 through FNAT (with the IPv6 TOA), NAT and DR services on IPv6
-//! VIPs, the gateway answering neighbour solicitations and echo requests for
-//! its own IPv6 addresses and resolving its next hops by neighbour discovery,
-//! IPv4 traffic through the same gateway at the same time, path MTU discovery
-//! through it, bad IPv6 packets each under its counter, and with kernel
-//! interfaces an IPv6 VIP served only while held.
+//! over IPv6 through FNAT (with the IPv6 TOA), NAT, DR and TUN services on
+//! IPv6 VIPs, the gateway answering neighbour solicitations and echo requests
+//! for its own IPv6 addresses and resolving its next hops by neighbour
+//! discovery, IPv4 traffic through the same gateway at the same time, path MTU
+//! discovery through it, bad IPv6 packets each under its counter, and with
+//! kernel interfaces an IPv6 VIP served only while held.
 //!
 //! The topology is the IPv4 one ([`Topology`]) with IPv6 addresses added on
 //! both sides: the gateway's by `gwctl addr add`, the namespaces' with
@@ -24,7 +24,7 @@ const VIP6: &str = "2001:db8::100";
 /// The servers' side: the gateway's address and its local address (FNAT).
 const GW_SERVERS6: &str = "2001:db8:1::fe";
 const LIP6: &str = "2001:db8:1::200";
-/// The bypass link (DR replies).
+/// The bypass link (DR and TUN replies).
 const BYPASS_CLIENT6: &str = "fd00:b::1";
 const BYPASS_SERVERS6: &str = "fd00:b::2";
 
@@ -223,13 +223,8 @@ fn nat_over_ipv6_keeps_the_client_address() {
 fn dr_over_ipv6_sends_the_client_packet_unchanged_and_replies_bypass_the_gateway() {
     let mut topo = Topology::start("r6", Options { servers: 1, bypass: true, ..Options::default() });
     add_ipv6(&topo);
-    let (bc, bs) = topo.bypass_ifs();
-    topo.client.ip(&["-6", "addr", "add", &format!("{BYPASS_CLIENT6}/64"), "dev", &bc, "nodad"]);
-    topo.servers.ip(&["-6", "addr", "add", &format!("{BYPASS_SERVERS6}/64"), "dev", &bs, "nodad"]);
-    topo.servers.ip(&["-6", "route", "add", "2001:db8::/64", "via", BYPASS_CLIENT6]);
-    // The real server holds the VIP on lo (Linux answers neighbour
-    // solicitations only for addresses of the interface asked on).
-    topo.servers.ip(&["-6", "addr", "add", &format!("{VIP6}/128"), "dev", "lo", "nodad"]);
+    servers_hold_the_vip6_and_reply_on_the_bypass(&topo);
+    let (bc, _) = topo.bypass_ifs();
     let _nginx = topo.nginx_on(&[format!("[{VIP6}]:80")], true);
     let svc = format!("[{VIP6}]:80");
     topo.gwctl_line(&format!("-A -t {svc} -s rr"));
@@ -251,6 +246,55 @@ fn dr_over_ipv6_sends_the_client_packet_unchanged_and_replies_bypass_the_gateway
     assert!(requests.iter().all(|l| l.contains(&format!("> {VIP6}.80: "))), "addresses untouched: {gw_side:#?}");
     let log = topo.access_log(1);
     assert!(log.iter().filter(|(a, s)| a == CLIENT6 && *s == 200).count() >= 5, "{log:?}");
+    topo.stop();
+}
+
+/// The bypass link between the client and the servers, the servers' route
+/// to the client over it, and the VIP on the servers' lo (Linux answers
+/// neighbour solicitations only for addresses of the interface asked on).
+fn servers_hold_the_vip6_and_reply_on_the_bypass(topo: &Topology) {
+    let (bc, bs) = topo.bypass_ifs();
+    topo.client.ip(&["-6", "addr", "add", &format!("{BYPASS_CLIENT6}/64"), "dev", &bc, "nodad"]);
+    topo.servers.ip(&["-6", "addr", "add", &format!("{BYPASS_SERVERS6}/64"), "dev", &bs, "nodad"]);
+    topo.servers.ip(&["-6", "route", "add", "2001:db8::/64", "via", BYPASS_CLIENT6]);
+    topo.servers.ip(&["-6", "addr", "add", &format!("{VIP6}/128"), "dev", "lo", "nodad"]);
+}
+
+#[test]
+fn tun_over_ipv6_encapsulates_to_a_user_space_decapsulator_and_replies_bypass_the_gateway() {
+    let mut topo = Topology::start("t6", Options { servers: 1, bypass: true, ..Options::default() });
+    add_ipv6(&topo);
+    servers_hold_the_vip6_and_reply_on_the_bypass(&topo);
+    let tun_if = format!("{}t", topo.id());
+    let decap = topo.servers.spawn("ipip-decap", env!("CARGO_BIN_EXE_ipip_decap"), &[&tun_if]);
+    assert!(wait_until(Duration::from_secs(10), || decap.log().contains("ready")), "decapsulator: {}", decap.log());
+    topo.servers.ip(&["link", "set", &tun_if, "up"]);
+    let _nginx = topo.nginx_on(&[format!("[{VIP6}]:80")], true);
+    let svc = format!("[{VIP6}]:80");
+    topo.gwctl_line(&format!("-A -t {svc} -s rr"));
+    topo.gwctl_line(&format!("-a -t {svc} -r [{}]:80 -i", rip6(0)));
+    let url6 = format!("http://[{VIP6}]/who");
+    wait_for_service6(&topo, &url6);
+
+    let (bc, _) = topo.bypass_ifs();
+    let gw_side = topo.servers.capture("gw-side", &topo.servers_if, "ip6", &topo.dir().join("gw.pcap"));
+    let bypass = topo.client.capture("bypass", &bc, "ip6 and tcp", &topo.dir().join("bypass.pcap"));
+    let answers = curl6_many(&topo, &url6, 5);
+    let (gw_side, bypass) = (gw_side.finish(), bypass.finish());
+    assert_eq!(answers, vec!["rs1".to_owned(); 5]);
+    let vip80 = format!("IP6 {VIP6}.80 > {CLIENT6}.");
+    assert!(bypass.iter().filter(|l| l.contains(&vip80)).count() >= 5 * 3, "replies on the bypass: {bypass:#?}");
+    assert!(!gw_side.iter().any(|l| l.contains(&vip80)), "no reply toward the gateway: {gw_side:#?}");
+    // The server's link carries the client's packets inside IPv6 from the
+    // gateway's address on it, and nothing of the client's unencapsulated.
+    let outer = format!("IP6 {GW_SERVERS6} > {}: IP6 {CLIENT6}.", rip6(0));
+    let tunnelled: Vec<&String> = gw_side.iter().filter(|l| l.contains(&outer)).collect();
+    assert!(tunnelled.len() >= 5 * 3, "tunnelled packets from the gateway to the server: {gw_side:#?}");
+    assert!(tunnelled.iter().all(|l| l.contains(&format!("> {VIP6}.80: "))), "{gw_side:#?}");
+    assert!(!gw_side.iter().any(|l| l.contains(&format!(" IP6 {CLIENT6}.")) && !l.contains(&outer)), "{gw_side:#?}");
+    let log = topo.access_log(1);
+    assert!(log.iter().filter(|(a, s)| a == CLIENT6 && *s == 200).count() >= 5, "the server sees the client: {log:?}");
+    drop(decap);
     topo.stop();
 }
 

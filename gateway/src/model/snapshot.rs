@@ -580,9 +580,6 @@ fn validate_dest(svc: &Service, spec: &DestSpec) -> Result<(), ConfigError> {
         if addr.is_ipv4() != spec.addr.is_ipv4() {
             return Err(ConfigError::FamilyMismatch { dest, service: key });
         }
-        if addr.is_ipv6() && spec.method == ForwardMethod::Tunnel {
-            return Err(ConfigError::NotForIpv6 { service: key, what: "tunnelling (-i)" });
-        }
         if !spec.method.can_change_port() && spec.port != 0 && spec.port != port {
             return Err(ConfigError::PortChangeNeedsNat { dest, service: key });
         }
@@ -715,12 +712,7 @@ mod tests {
             assert_eq!(result.unwrap_err().to_string(), message);
         }
         ed.add_service(ServiceSpec::new(v6)).unwrap();
-        let tunnel = DestSpec::new(ip("2001:db8:1::10"), 80).with_method(ForwardMethod::Tunnel);
-        assert_eq!(
-            ed.add_dest(&v6, tunnel).unwrap_err().to_string(),
-            "tunnelling (-i) is not available for IPv6 services yet (TCP [2001:db8::100]:80)"
-        );
-        for method in [ForwardMethod::FullNat, ForwardMethod::Masq, ForwardMethod::DirectRoute] {
+        for method in [ForwardMethod::FullNat, ForwardMethod::Masq, ForwardMethod::DirectRoute, ForwardMethod::Tunnel] {
             ed.add_dest(&v6, DestSpec::new(ip("2001:db8:1::10"), 80).with_method(method)).unwrap();
             ed.delete_dest(&v6, ip("2001:db8:1::10"), 80).unwrap();
         }

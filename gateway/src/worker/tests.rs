@@ -3050,6 +3050,54 @@ mod ipv6 {
     }
 
     #[test]
+    fn tun_v6_encapsulates_toward_the_server_and_relays_errors_the_same_way() {
+        let (mut w, mut io) = worker6(ForwardMethod::Tunnel, 1500);
+        client_resolves_the_vip(&mut w, &mut io);
+        let syn = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1000, 0, flags::SYN, &[], b"");
+        let out = server_resolved(&mut w, &mut io, syn.clone());
+        let ip = ip6(&out);
+        assert_eq!(
+            (ip.src_addr(), ip.dst_addr(), ip.next_header(), ip.hop_limit()),
+            (GW6_SERVER_SIDE, RS6, crate::wire::ip_proto::IPV6, 64),
+            "IPv6-in-IPv6 from the gateway's address on the servers' port"
+        );
+        assert_eq!(usize::from(ip.payload_len()), syn.len() - 14);
+        assert_eq!(&out[54..], &syn[14..], "the inner packet is the client's");
+        assert_eq!(w.director6().conns().len(), 1);
+
+        // 1500 bytes fit the link, not with the outer header: packet too big
+        // to the client, with the MTU it must shrink to.
+        let big = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1001, 1, flags::ACK, &[], &[7; 1440]);
+        assert_eq!(big.len() - 14, 1500);
+        w.process(BufFrame::new(&big), 0, 1000, &mut io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0].0, 0, "back to the client");
+        let ip = ip6(&sent[0].1);
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (GW6_CLIENT_SIDE, CLIENT6));
+        let msg = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+        assert_eq!((msg.msg_type(), msg.mtu()), (icmpv6::msg_type::PACKET_TOO_BIG, 1460));
+        assert!(msg.verify_checksum(GW6_CLIENT_SIDE, CLIENT6));
+        assert_eq!(w.counters().dropped(DropReason::MtuExceeded.into()), 1);
+
+        // A router on the client's side finds the server's reply (from the
+        // VIP, past the gateway) too big: the error goes to the server as the
+        // client's packets do, tunnelled and unchanged.
+        let router = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x99);
+        let reply = tcp_frame_v6((VIP6, 80), (CLIENT6, 40000), 5000, 1001, flags::ACK, &[], &[0; 1400]);
+        let too_big = build::icmpv6_error(router, VIP6, icmpv6::msg_type::PACKET_TOO_BIG, 0, 1400, &reply[14..], 1232);
+        w.process(BufFrame::new(&too_big), 0, 1000, &mut io);
+        let mut sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let (port, out) = sent.remove(0);
+        assert_eq!((port, macs(&out)), (1, (MAC_PORT1, MAC_RS1)));
+        let ip = ip6(&out);
+        assert_eq!((ip.src_addr(), ip.dst_addr(), ip.next_header()), (GW6_SERVER_SIDE, RS6, 41));
+        assert_eq!(&out[54..], &too_big[14..], "the error as the router sent it");
+        assert_eq!(w.counters().icmp_errors_relayed.get(), 1);
+    }
+
+    #[test]
     fn echo_requests_to_our_addresses_are_answered() {
         let (mut w, mut io) = worker6(ForwardMethod::FullNat, 1500);
         for to in [VIP6, GW6_CLIENT_SIDE] {

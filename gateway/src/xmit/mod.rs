@@ -79,7 +79,7 @@ pub use fnat::{FnatRewrite, Toa};
 pub use icmp_error::IcmpErrorRewrite;
 #[cfg(any(test, feature = "testing"))]
 pub use nat::NatRewrite;
-pub use tun::TunEncap;
+pub use tun::{TunEncap, TunEncapV6};
 
 /// What the egress port can compute at transmit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

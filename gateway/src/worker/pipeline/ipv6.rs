@@ -9,8 +9,9 @@
 //! limiter) is shared. The dispatch follows IPv4's ([`super::dispatch`])
 //! where IPVS's rules are the same (a TCP connection starts on a SYN, a
 //! reply to a local port goes to the worker owning it); what IPv6 services
-//! do not have yet (the SYN proxy, tunnels, the PROXY protocol) the
-//! configuration refuses for them, so no packet reaches it here.
+//! do not have yet (the SYN proxy, the PROXY protocol) the configuration
+//! refuses for them, so no packet reaches it here. Tunnelled servers get
+//! IPv6-in-IPv6 ([`crate::xmit::tun::encapsulate_v6`]).
 //!
 //! Packets for the gateway's addresses that the datapath does not consume
 //! go to the port's kernel interface as IPv4's do ([`super::kernel`]):
@@ -37,7 +38,7 @@ use crate::wire::tcp::flags as tcp_flags;
 use crate::wire::{icmpv6_error_inner, ip_proto, DropReason, Ipv6Meta, MacAddr};
 use crate::worker::counters::{Discard, WorkerCounters};
 use crate::xmit::icmpv6_error::{error_reply_v6, OriginatedErrorV6};
-use crate::xmit::{Egress, Ends, Rewrite, Shift, ToaOutcome, XmitError};
+use crate::xmit::{Egress, Ends, Rewrite, Shift, ToaOutcome, TunEncapV6, XmitError};
 
 type AddrSet6 = HashSet<Ipv6Addr, FastBuildHasher>;
 
@@ -189,7 +190,7 @@ impl<F: Frame> Worker<F> {
     /// IPv4's are ([`Worker::forward_icmp_error`]). Path MTU discovery through
     /// the gateway rests on it. An error about no connection of ours is the
     /// kernel interface's.
-    fn forward_icmp6_error(&mut self, mut frame: F, meta: Ipv6Meta, at: Arrival, io: &mut impl Io<F>) {
+    fn forward_icmp6_error(&mut self, mut frame: F, mut meta: Ipv6Meta, at: Arrival, io: &mut impl Io<F>) {
         let quote = match icmpv6_error_inner(frame.data(), &meta) {
             Ok(q) => q.tuple,
             Err(reason) => return self.discard(frame, reason.into(), io),
@@ -207,7 +208,7 @@ impl<F: Frame> Worker<F> {
         let c = self.v6.director.conn(id);
         let (ends, method) = (ends_of6(c), c.method);
         let to = ends.destination(dir);
-        let Some((mut hop, _)) = self.egress6(to) else {
+        let Some((mut hop, egress)) = self.egress6(to) else {
             return self.discard(frame, Discard::NoRoute, io);
         };
         let result = match Rewrite::of(method, dir, &ends) {
@@ -219,7 +220,13 @@ impl<F: Frame> Worker<F> {
                 hop.addr = to;
                 Ok(())
             }
-            Rewrite::Encapsulate | Rewrite::Bypassed => return self.discard(frame, Discard::NoConnection, io),
+            Rewrite::Encapsulate => {
+                let Some(encap) = self.tunnel6(&hop, to, egress.mtu) else {
+                    return self.discard(frame, Discard::NoRoute, io);
+                };
+                crate::xmit::tun::encapsulate_v6(&mut frame, &mut meta, &encap)
+            }
+            Rewrite::Bypassed => return self.discard(frame, Discard::NoConnection, io),
         };
         if let Err(e) = result {
             return self.discard(frame, e.drop_reason().into(), io);
@@ -445,8 +452,13 @@ impl<F: Frame> Worker<F> {
                 hop.addr = to;
                 Ok(())
             }
-            // Refused for IPv6 services by the configuration (see the module docs).
-            Rewrite::Encapsulate | Rewrite::Bypassed => return self.discard(frame, Discard::NoConnection, io),
+            Rewrite::Encapsulate => {
+                let Some(encap) = self.tunnel6(&hop, to, egress.mtu) else {
+                    return self.discard(frame, Discard::NoRoute, io);
+                };
+                crate::xmit::tun::encapsulate_v6(&mut frame, &mut meta, &encap)
+            }
+            Rewrite::Bypassed => return self.discard(frame, Discard::NoConnection, io),
         };
         if let Err(e) = result {
             return self.refuse6(frame, &meta, e, at, io);
@@ -491,6 +503,14 @@ impl<F: Frame> Worker<F> {
 
     fn source6_on(&self, port: u16, to: Ipv6Addr) -> Option<Ipv6Addr> {
         self.net.v6.source_on(port, to)
+    }
+
+    /// The IPv6-in-IPv6 header toward `dst` through `hop`: from the route's
+    /// source, else the port's address toward the server; hop limit 64, as
+    /// IPv4's tunnel's TTL.
+    fn tunnel6(&self, hop: &NextHop<Ipv6Addr>, dst: Ipv6Addr, mtu: u16) -> Option<TunEncapV6> {
+        let src = hop.src.or_else(|| self.source6_on(hop.port, dst))?;
+        Some(TunEncapV6 { src, dst, hop_limit: 64, mtu })
     }
 
     /// The next hop toward `to`, with the MTU and offloads of its port.
