@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Read as _;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +39,10 @@ use gateway::worker::idle::IdleMode;
 use crate::result::GenResult;
 
 pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+/// The IPv6 VIP; the clients are [`crate::packet::CLIENTS6`]'s, behind
+/// [`GEN_CLIENT6`] (the generator's MAC, a static neighbour, as 10.0.0.1 is).
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+pub const GEN_CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 pub const VPORT: u16 = 80;
 pub const GW_CLIENT_MAC: &str = "02:00:00:00:01:01";
 pub const GW_SERVER_MAC: &str = "02:00:00:00:02:01";
@@ -97,7 +101,9 @@ pub enum Target {
     /// datagrams going to a veth pair of the run's own; `checked`: with a
     /// second service of [`CHECKED_SERVERS`] real servers, each checked every
     /// second (TCP), whose probes share the worker with the measured traffic;
-    /// `proxy_protocol`: the service sends a PROXY protocol v2 header (FNAT).
+    /// `proxy_protocol`: the service sends a PROXY protocol v2 header (FNAT);
+    /// `v6`: the service, its local addresses, servers and clients are IPv6
+    /// ([`gwctl_commands_v6`]).
     Gateway {
         method: Method,
         scheduler: String,
@@ -108,6 +114,8 @@ pub enum Target {
         checked: bool,
         #[serde(default)]
         proxy_protocol: bool,
+        #[serde(default)]
+        v6: bool,
     },
     /// The kernel peer: Linux's own NAT (nftables DNAT + SNAT, conntrack) in
     /// a router namespace between two veth pairs; the generator on
@@ -139,16 +147,36 @@ impl Target {
         Target::gateway_with(method, scheduler, false, false, true)
     }
 
+    /// [`Target::gateway`] over IPv6: VIP [`VIP6`], IPv6 clients, local
+    /// addresses and servers.
+    pub fn gateway_v6(method: Method, scheduler: &str) -> Target {
+        match Target::gateway(method, scheduler) {
+            Target::Gateway { method, scheduler, synproxy, sync, checked, proxy_protocol, .. } => {
+                Target::Gateway { method, scheduler, synproxy, sync, checked, proxy_protocol, v6: true }
+            }
+            other => other,
+        }
+    }
+
     fn gateway_with(method: Method, scheduler: &str, sync: bool, checked: bool, proxy_protocol: bool) -> Target {
-        Target::Gateway { method, scheduler: scheduler.into(), synproxy: false, sync, checked, proxy_protocol }
+        Target::Gateway {
+            method,
+            scheduler: scheduler.into(),
+            synproxy: false,
+            sync,
+            checked,
+            proxy_protocol,
+            v6: false,
+        }
     }
 
     pub fn label(&self) -> String {
         match self {
             Target::Forwarder => "forwarder".into(),
-            Target::Gateway { method, scheduler, synproxy, sync, checked, proxy_protocol } => format!(
-                "{} {scheduler}{}{}{}{}",
+            Target::Gateway { method, scheduler, synproxy, sync, checked, proxy_protocol, v6 } => format!(
+                "{} {scheduler}{}{}{}{}{}",
                 method.name().to_uppercase(),
+                if *v6 { " IPv6" } else { "" },
                 if *synproxy { " synproxy" } else { "" },
                 if *sync { " sync" } else { "" },
                 if *checked { " +1000 checked" } else { "" },
@@ -279,6 +307,40 @@ pub fn gwctl_commands(method: Method, scheduler: &str, synproxy: bool, lips: u8)
                 .map(String::from)
                 .to_vec(),
         );
+    }
+    cmds
+}
+
+/// The gwctl command lines that set up [`Target::Gateway`]'s `v6` service:
+/// the gateway's IPv6 addresses (the configuration file's `addrs` take IPv4
+/// only), the clients' route and the static neighbours (the generator
+/// answers ARP, not neighbour discovery), then the service as
+/// [`gwctl_commands`] sets up IPv4's: local addresses 2001:db8:1::100 + i,
+/// servers 2001:db8:1::10 + i.
+pub fn gwctl_commands_v6(method: Method, scheduler: &str, lips: u8) -> Vec<Vec<String>> {
+    let line = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    let gen_client6 = GEN_CLIENT6.to_string();
+    let mut cmds = vec![
+        line(&["addr", "add", "2001:db8::fe/64", "dev", "client"]),
+        line(&["addr", "add", "2001:db8:1::fe/64", "dev", "servers"]),
+        line(&["neigh", "add", &gen_client6, "lladdr", GEN_CLIENT_MAC, "dev", "client"]),
+        line(&["route", "add", "default", "via", &gen_client6, "dev", "client"]),
+    ];
+    let server = |i: u8| Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x10 + u16::from(i));
+    for i in 0..REAL_SERVERS {
+        cmds.push(line(&["neigh", "add", &server(i).to_string(), "lladdr", GEN_SERVER_MAC, "dev", "servers"]));
+    }
+    let svc = format!("[{VIP6}]:{VPORT}");
+    cmds.push(line(&["-A", "-t", &svc, "-s", scheduler]));
+    if method == Method::Fnat {
+        for i in 0..lips {
+            let lip = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x100 + u16::from(i));
+            cmds.push(line(&["-P", "-t", &svc, "-z", &lip.to_string(), "-F", "servers"]));
+        }
+    }
+    let rport = if method.oneway() { VPORT } else { 8080 };
+    for i in 0..REAL_SERVERS {
+        cmds.push(line(&["-a", "-t", &svc, "-r", &format!("[{}]:{rport}", server(i)), method.flag()]));
     }
     cmds
 }
@@ -783,6 +845,11 @@ impl Env {
             _ => None,
         };
         match target {
+            Target::Gateway { method, scheduler, v6: true, .. } => {
+                for args in gwctl_commands_v6(*method, scheduler, self.lips) {
+                    self.gwctl(&socket, &args)?;
+                }
+            }
             Target::Gateway { method, scheduler, synproxy, checked, proxy_protocol, .. } => {
                 for args in gwctl_commands(*method, scheduler, *synproxy, self.lips) {
                     self.gwctl(&socket, &args)?;
@@ -830,7 +897,9 @@ impl Env {
             .args(["--seconds", &load.seconds.to_string()])
             .args(["--window", &load.window.to_string()])
             .args(["--payload", &load.payload.to_string()])
-            .args(["--gateway-mac", GW_CLIENT_MAC, "--vip", &VIP.to_string(), "--vport", &VPORT.to_string()]);
+            .args(["--gateway-mac", GW_CLIENT_MAC, "--vport", &VPORT.to_string()]);
+        let vip = if matches!(target, Target::Gateway { v6: true, .. }) { VIP6.to_string() } else { VIP.to_string() };
+        cmd.args(["--vip", &vip]);
         if load.oneway {
             cmd.arg("--oneway");
         }
@@ -1174,6 +1243,20 @@ mod tests {
         let dr = gwctl_commands(Method::Dr, "mh", true, 2);
         assert_eq!(dr[0].join(" "), "-A -t 10.0.0.100:80 -s mh -j enable");
         assert_eq!(dr[1].join(" "), "-a -t 10.0.0.100:80 -r 192.168.1.10:80 -g");
+    }
+
+    #[test]
+    fn ipv6_setup_adds_addresses_before_the_service() {
+        let cmds = gwctl_commands_v6(Method::Fnat, "rr", 2);
+        let lines: Vec<String> = cmds.iter().map(|c| c.join(" ")).collect();
+        assert_eq!(lines[0], "addr add 2001:db8::fe/64 dev client");
+        assert_eq!(lines[3], "route add default via 2001:db8::1 dev client");
+        assert!(lines.contains(&"neigh add 2001:db8:1::13 lladdr 02:00:00:00:02:02 dev servers".to_string()));
+        let service = lines.iter().position(|l| l == "-A -t [2001:db8::100]:80 -s rr").unwrap();
+        assert!(lines[..service].iter().all(|l| !l.starts_with('-')));
+        assert!(lines.contains(&"-P -t [2001:db8::100]:80 -z 2001:db8:1::101 -F servers".to_string()));
+        assert_eq!(lines.last().unwrap(), "-a -t [2001:db8::100]:80 -r [2001:db8:1::13]:8080 -b");
+        assert_eq!(Target::gateway_v6(Method::Fnat, "rr").label(), "FNAT rr IPv6");
     }
 
     #[test]

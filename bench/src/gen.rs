@@ -21,7 +21,7 @@
 //! device under test lost (or still held when the drain timed out).
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use gateway::dpdk::{self, Burst, Eal, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue, MBUF_DEFAULT_BUF_SIZE};
 use gateway::frame::Frame;
@@ -68,7 +68,8 @@ pub struct GenOptions {
     pub server_dev: String,
     /// The gateway's MAC on the client link (destination of client frames).
     pub gateway_mac: [u8; 6],
-    pub vip: Ipv4Addr,
+    /// The VIP; an IPv6 one makes the clients IPv6 ([`packet::CLIENTS6`]).
+    pub vip: IpAddr,
     pub vport: u16,
     pub mode: Mode,
     /// Flows (established, connect) or spoofed SYNs (synflood).
@@ -93,7 +94,7 @@ impl Default for GenOptions {
             client_dev: "net_memif0".into(),
             server_dev: "net_memif1".into(),
             gateway_mac: [0x02, 0, 0, 0, 0x01, 0x01],
-            vip: Ipv4Addr::new(10, 0, 0, 100),
+            vip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)),
             vport: 80,
             mode: Mode::Established,
             flows: 1000,
@@ -362,7 +363,11 @@ impl Generator {
             return;
         }
         self.c.moved += n as u64;
-        let vip = u32::from(self.opts.vip);
+        // Over IPv6 the segment holds the addresses' low 32 bits.
+        let vip = match self.opts.vip {
+            IpAddr::V4(a) => u32::from(a),
+            IpAddr::V6(a) => u128::from(a) as u32,
+        };
         let mut burst = std::mem::take(&mut self.rx);
         for mut m in burst.drain() {
             if let Some(n) = arp_reply(m.data_mut(), self.client.mac) {
@@ -609,8 +614,11 @@ pub fn run(opts: GenOptions, report: impl FnOnce(&GenResult)) -> Result<GenResul
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        let syn = TcpTemplate::new(client.mac, opts.gateway_mac, opts.vip, opts.vport, 0);
-        let data = TcpTemplate::new(client.mac, opts.gateway_mac, opts.vip, opts.vport, opts.payload);
+        let template = |payload| match opts.vip {
+            IpAddr::V4(vip) => TcpTemplate::new(client.mac, opts.gateway_mac, vip, opts.vport, payload),
+            IpAddr::V6(vip) => TcpTemplate::new_v6(client.mac, opts.gateway_mac, vip, opts.vport, payload),
+        };
+        let (syn, data) = (template(0), template(opts.payload));
         let mut g = Generator {
             done: FlowSet::new(opts.flows),
             opts: opts.clone(),

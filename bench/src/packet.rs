@@ -3,16 +3,19 @@
 //! piece is unit-tested on buffers.
 //!
 //! Frames are untagged Ethernet + IPv4 (no options) + TCP (no options):
-//! 54 bytes of headers, then the payload. Client segments are written from a
+//! 54 bytes of headers, then the payload; or Ethernet + IPv6 (no extension
+//! headers) + TCP, 74 bytes, whose client addresses are [`CLIENTS6`]'s
+//! prefix with the IPv4 scheme's 32 bits below it ([`Flows`] serves both). Client segments are written from a
 //! [`TcpTemplate`] whose constant part and checksum partial sums are computed
 //! once; a packet costs a 64-byte copy, a few stores and two folds.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use gateway::wire::arp::{ArpPacket, ArpRepr, OP_REPLY, OP_REQUEST};
-use gateway::wire::checksum::{finish, pseudo_header_v4, sum};
+use gateway::wire::checksum::{finish, pseudo_header_v4, pseudo_header_v6, sum};
 use gateway::wire::ethernet::{EthernetFrame, EthernetRepr, MacAddr};
 use gateway::wire::ipv4::{Ipv4Packet, Ipv4Repr};
+use gateway::wire::ipv6::{Ipv6Packet, Ipv6Repr};
 use gateway::wire::tcp::{TcpPacket, TcpRepr};
 
 pub const ETH_LEN: usize = 14;
@@ -20,11 +23,24 @@ pub const IP_LEN: usize = 20;
 pub const TCP_LEN: usize = 20;
 /// Ethernet + IPv4 + TCP headers.
 pub const HDR_LEN: usize = ETH_LEN + IP_LEN + TCP_LEN;
+pub const IP6_LEN: usize = 40;
+/// Ethernet + IPv6 + TCP headers.
+pub const HDR_LEN_V6: usize = ETH_LEN + IP6_LEN + TCP_LEN;
+/// Where the low 32 bits of an IPv6 header's source address start.
+const IP6_SRC_LOW: usize = 8 + 12;
+/// The IPv6 clients: this /96, the low 32 bits those of the IPv4 scheme's
+/// address ([`Flows::addr`]), so one flow index names either family's client.
+pub const CLIENTS6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, 0);
+
+/// The IPv6 address of a client whose IPv4 scheme address is `low`.
+pub fn client6(low: u32) -> Ipv6Addr {
+    Ipv6Addr::from(u128::from(CLIENTS6) | u128::from(low))
+}
 /// The largest payload a template carries.
 pub const MAX_PAYLOAD: usize = 1400;
 
 // The wire layer's numbers, not copies of them.
-pub use gateway::wire::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4};
+pub use gateway::wire::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 pub use gateway::wire::ip_proto::{IPIP as PROTO_IPIP, TCP as PROTO_TCP};
 pub use gateway::wire::tcp::flags;
 
@@ -77,12 +93,16 @@ pub fn client_isn(i: u32) -> u32 {
 }
 
 /// Client segments toward one destination (VIP:port, or a real server when
-/// a test bypasses the gateway) with a fixed payload length.
+/// a test bypasses the gateway) with a fixed payload length, over IPv4 or
+/// IPv6.
 #[derive(Clone)]
 pub struct TcpTemplate {
-    bytes: [u8; HDR_LEN + MAX_PAYLOAD],
+    bytes: [u8; HDR_LEN_V6 + MAX_PAYLOAD],
     len: usize,
-    /// Sum of the IPv4 header with the source address and checksum zero.
+    /// The IP header's length: [`IP_LEN`] or [`IP6_LEN`] (then IPv6).
+    ip_len: usize,
+    /// Sum of the IPv4 header with the source address and checksum zero
+    /// (unused over IPv6, which has no header checksum).
     ip_base: u64,
     /// Sum of pseudo-header, TCP header and payload with the varying fields
     /// (source address and port, seq, ack, flags) and the checksum zero.
@@ -117,7 +137,7 @@ impl TcpTemplate {
             vlan: None,
             ethertype: ETHERTYPE_IPV4,
         };
-        let mut b = [0u8; HDR_LEN + MAX_PAYLOAD];
+        let mut b = [0u8; HDR_LEN_V6 + MAX_PAYLOAD];
         let len = HDR_LEN + payload;
         eth.emit(&mut EthernetFrame::new_unchecked(&mut b[..]));
         let mut ip_packet = Ipv4Packet::new_unchecked(&mut b[ETH_LEN..len]);
@@ -129,7 +149,45 @@ impl TcpTemplate {
         let ip_base = sum(&b[ETH_LEN..ETH_LEN + IP_LEN]);
         let tcp_base =
             pseudo_header_v4([0; 4], dst.octets(), PROTO_TCP, tcp.buffer_len() as u16) + sum(&b[ETH_LEN + IP_LEN..len]);
-        TcpTemplate { bytes: b, len, ip_base, tcp_base }
+        TcpTemplate { bytes: b, len, ip_len: IP_LEN, ip_base, tcp_base }
+    }
+
+    /// [`TcpTemplate::new`] over IPv6, from the clients of [`CLIENTS6`].
+    pub fn new_v6(src_mac: [u8; 6], dst_mac: [u8; 6], dst: Ipv6Addr, dport: u16, payload: usize) -> TcpTemplate {
+        assert!(payload <= MAX_PAYLOAD, "payload {payload} > {MAX_PAYLOAD}");
+        let mut pattern = [0u8; MAX_PAYLOAD];
+        for (k, byte) in pattern.iter_mut().enumerate() {
+            *byte = b'a' + (k % 26) as u8;
+        }
+        // As in `new`: the varying fields zero (the source address is the
+        // prefix alone), the checksum zeroed after the emit.
+        let tcp = TcpRepr {
+            src_port: 0,
+            dst_port: dport,
+            seq_number: 0,
+            ack_number: 0,
+            flags: 0,
+            window_len: 0xffff,
+            options: &[],
+            payload: &pattern[..payload],
+        };
+        let ip = Ipv6Repr::new(CLIENTS6, dst, PROTO_TCP, tcp.buffer_len());
+        let eth = EthernetRepr {
+            src_addr: MacAddr(src_mac),
+            dst_addr: MacAddr(dst_mac),
+            vlan: None,
+            ethertype: ETHERTYPE_IPV6,
+        };
+        let mut b = [0u8; HDR_LEN_V6 + MAX_PAYLOAD];
+        let len = HDR_LEN_V6 + payload;
+        eth.emit(&mut EthernetFrame::new_unchecked(&mut b[..]));
+        ip.emit(&mut Ipv6Packet::new_unchecked(&mut b[ETH_LEN..len]));
+        let mut tcp_packet = TcpPacket::new_unchecked(&mut b[ETH_LEN + IP6_LEN..len]);
+        tcp.emit_v6(&mut tcp_packet, CLIENTS6, dst);
+        tcp_packet.set_checksum(0);
+        let tcp_base = pseudo_header_v6(CLIENTS6.octets(), dst.octets(), PROTO_TCP, tcp.buffer_len() as u32)
+            + sum(&b[ETH_LEN + IP6_LEN..len]);
+        TcpTemplate { bytes: b, len, ip_len: IP6_LEN, ip_base: 0, tcp_base }
     }
 
     /// Frame length.
@@ -142,15 +200,20 @@ impl TcpTemplate {
     }
 
     /// Writes the segment from `src:sport` into `out` (at least
-    /// [`len`](Self::len) bytes) with both checksums.
+    /// [`len`](Self::len) bytes) with its checksums. Over IPv6 `src` is the
+    /// low 32 bits of the client's address (see [`client6`]).
     #[inline]
     pub fn write(&self, out: &mut [u8], src: u32, sport: u16, seq: u32, ack: u32, tcp_flags: u8) {
         let out = &mut out[..self.len];
         out.copy_from_slice(&self.bytes[..self.len]);
-        let (ip, tcp) = out[ETH_LEN..].split_at_mut(IP_LEN);
-        let mut ip = Ipv4Packet::new_unchecked(ip);
-        ip.set_src_addr(Ipv4Addr::from(src));
-        ip.set_checksum(finish(self.ip_base + u64::from(src)));
+        let (ip, tcp) = out[ETH_LEN..].split_at_mut(self.ip_len);
+        if self.ip_len == IP6_LEN {
+            ip[IP6_SRC_LOW..IP6_SRC_LOW + 4].copy_from_slice(&src.to_be_bytes());
+        } else {
+            let mut ip = Ipv4Packet::new_unchecked(ip);
+            ip.set_src_addr(Ipv4Addr::from(src));
+            ip.set_checksum(finish(self.ip_base + u64::from(src)));
+        }
         let mut tcp = TcpPacket::new_unchecked(tcp);
         tcp.set_src_port(sport);
         tcp.set_seq_number(seq);
@@ -167,6 +230,7 @@ impl TcpTemplate {
 /// arrived tunnelled).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {
+    /// The addresses; over IPv6 their low 32 bits (see [`CLIENTS6`]).
     pub src: u32,
     pub dst: u32,
     pub sport: u16,
@@ -176,11 +240,17 @@ pub struct Segment {
     pub flags: u8,
     pub payload: usize,
     pub tunnelled: bool,
+    /// It came over IPv6.
+    pub v6: bool,
 }
 
-/// Parses an untagged Ethernet/IPv4/TCP frame, looking inside one IPIP layer.
+/// Parses an untagged Ethernet/IPv4/TCP frame, looking inside one IPIP
+/// layer, or an Ethernet/IPv6/TCP one (no extension headers).
 pub fn parse(b: &[u8]) -> Option<Segment> {
     let frame = EthernetFrame::new_checked(b).ok()?;
+    if frame.outer_ethertype() == ETHERTYPE_IPV6 {
+        return parse_v6(frame.payload());
+    }
     if frame.outer_ethertype() != ETHERTYPE_IPV4 {
         return None;
     }
@@ -207,6 +277,28 @@ pub fn parse(b: &[u8]) -> Option<Segment> {
         flags: tcp.flags(),
         payload: tcp.payload().len(),
         tunnelled,
+        v6: false,
+    })
+}
+
+fn parse_v6(b: &[u8]) -> Option<Segment> {
+    let ip = Ipv6Packet::new_checked(b).ok()?;
+    if ip.next_header() != PROTO_TCP {
+        return None;
+    }
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    let low = |a: Ipv6Addr| u128::from(a) as u32;
+    Some(Segment {
+        src: low(ip.src_addr()),
+        dst: low(ip.dst_addr()),
+        sport: tcp.src_port(),
+        dport: tcp.dst_port(),
+        seq: tcp.seq_number(),
+        ack: tcp.ack_number(),
+        flags: tcp.flags(),
+        payload: tcp.payload().len(),
+        tunnelled: false,
+        v6: true,
     })
 }
 
@@ -242,17 +334,17 @@ pub fn answer(s: &Segment) -> Answer {
 }
 
 /// Rewrites the frame in `b` (which held `s`, untunnelled) into the answer
-/// `seq/ack/flags`: MACs, addresses and ports swapped, fresh 20-byte IPv4
-/// and TCP headers without options or payload, both checksums. Returns the
-/// new frame length ([`HDR_LEN`]); the caller trims the buffer to it.
+/// `seq/ack/flags`: MACs, addresses and ports swapped, fresh IP (20-byte
+/// IPv4, or IPv6 without extension headers) and TCP headers without options
+/// or payload, the checksums. Returns the new frame length ([`HDR_LEN`] or
+/// [`HDR_LEN_V6`]); the caller trims the buffer to it.
 pub fn write_answer(b: &mut [u8], s: &Segment, seq: u32, ack: u32, tcp_flags: u8) -> usize {
-    let b = &mut b[..HDR_LEN];
     let received = EthernetRepr::parse(&EthernetFrame::new_unchecked(&*b));
     let eth = EthernetRepr {
         src_addr: received.dst_addr,
         dst_addr: received.src_addr,
         vlan: None,
-        ethertype: ETHERTYPE_IPV4,
+        ethertype: if s.v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 },
     };
     let tcp = TcpRepr {
         src_port: s.dport,
@@ -264,6 +356,17 @@ pub fn write_answer(b: &mut [u8], s: &Segment, seq: u32, ack: u32, tcp_flags: u8
         options: &[],
         payload: &[],
     };
+    if s.v6 {
+        let received = Ipv6Packet::new_unchecked(&b[ETH_LEN..]);
+        let ip = Ipv6Repr::new(received.dst_addr(), received.src_addr(), PROTO_TCP, tcp.buffer_len());
+        let b = &mut b[..HDR_LEN_V6];
+        eth.emit(&mut EthernetFrame::new_unchecked(&mut *b));
+        let (ip_header, segment) = b[ETH_LEN..].split_at_mut(IP6_LEN);
+        ip.emit(&mut Ipv6Packet::new_unchecked(ip_header));
+        tcp.emit_v6(&mut TcpPacket::new_unchecked(segment), ip.src_addr, ip.dst_addr);
+        return HDR_LEN_V6;
+    }
+    let b = &mut b[..HDR_LEN];
     let ip = Ipv4Repr::new(Ipv4Addr::from(s.dst), Ipv4Addr::from(s.src), PROTO_TCP, tcp.buffer_len());
     eth.emit(&mut EthernetFrame::new_unchecked(&mut *b));
     let (ip_header, segment) = b[ETH_LEN..].split_at_mut(IP_LEN);
@@ -408,6 +511,41 @@ mod tests {
         let n = write_answer(&mut buf, &s, seq, ack, f);
         assert_eq!(n, HDR_LEN);
         assert!(checksums_ok(&buf[..n]));
+    }
+
+    #[test]
+    fn ipv6_segments_are_written_parsed_and_answered() {
+        let vip6 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+        let t = TcpTemplate::new_v6(A, B, vip6, 80, 30);
+        assert_eq!(t.len(), HDR_LEN_V6 + 30);
+        let mut buf = [0u8; 160];
+        let (src, sport) = Flows::CLIENTS.addr(77_777);
+        t.write(&mut buf, src, sport, 0xfedc_ba98, 0x0123_4567, flags::ACK | flags::PSH);
+        // Byte for byte what the gateway's frame builder writes.
+        let built = build::ipv6(client6(src), vip6).macs(MacAddr(A), MacAddr(B)).tcp(&TcpRepr {
+            src_port: sport,
+            dst_port: 80,
+            seq_number: 0xfedc_ba98,
+            ack_number: 0x0123_4567,
+            flags: flags::ACK | flags::PSH,
+            window_len: 0xffff,
+            options: &[],
+            payload: b"abcdefghijklmnopqrstuvwxyzabcd",
+        });
+        assert_eq!(&buf[..t.len()], &built[..]);
+        let s = parse(&buf[..t.len()]).unwrap();
+        assert_eq!((s.src, s.sport, s.dst, s.dport, s.v6), (src, sport, u128::from(vip6) as u32, 80, true));
+        assert_eq!(Flows::CLIENTS.index(s.src, s.sport), Some(77_777));
+        // The server's answer: addresses swapped whole, checksum valid.
+        let Answer::Reply { seq, ack, flags: f } = answer(&s) else { panic!() };
+        let n = write_answer(&mut buf, &s, seq, ack, f);
+        assert_eq!(n, HDR_LEN_V6);
+        let ip = Ipv6Packet::new_checked(&buf[ETH_LEN..n]).unwrap();
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (vip6, client6(src)));
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(tcp.verify_checksum_v6(vip6, client6(src)));
+        assert_eq!((tcp.seq_number(), tcp.ack_number()), (0x0123_4567, 0xfedc_ba98 + 30));
+        assert_eq!(&buf[0..6], &A);
     }
 
     #[test]

@@ -177,9 +177,11 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
         let nat = Target::gateway(Method::Nat, "rr");
         let dr = Target::gateway(Method::Dr, "rr");
         let tun = Target::gateway(Method::Tun, "rr");
+        let fnat6 = Target::gateway_v6(Method::Fnat, "rr");
         let pairs = [
             (fwd.clone(), two.clone()),
             (fnat.clone(), two.clone()),
+            (fnat6.clone(), two.clone()),
             (fnat_sync.clone(), two.clone()),
             (fnat_checked.clone(), two.clone()),
             (fnat_pp.clone(), two.clone()),
@@ -192,6 +194,13 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
         let f = "1 established";
         specs.push(spec(f, &fwd, &two, None, "reference: rx->tx, both ways"));
         specs.push(spec(f, &fnat, &two, Some((&fwd, &two)), "answers/s; the gateway forwards 2 packets per answer"));
+        specs.push(spec(
+            f,
+            &fnat6,
+            &two,
+            Some((&fwd, &two)),
+            "the same over IPv6: IPv6 clients, VIP, local addresses and servers",
+        ));
         specs.push(spec(f, &fnat_sync, &two, Some((&fwd, &two)), "the same with a connection-sync master running"));
         specs.push(spec(
             f,
@@ -219,11 +228,13 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
         let wlc = Target::gateway(Method::Fnat, "wlc");
         let wlc_sync = Target::gateway_syncing(Method::Fnat, "wlc");
         let mh = Target::gateway(Method::Fnat, "mh");
+        let wlc6 = Target::gateway_v6(Method::Fnat, "wlc");
         rounds(
             env,
             &[
                 (fwd.clone(), l.clone()),
                 (wlc.clone(), l.clone()),
+                (wlc6.clone(), l.clone()),
                 (wlc_sync.clone(), l.clone()),
                 (mh.clone(), l.clone()),
             ],
@@ -233,6 +244,7 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
         let f = "2 new connections";
         specs.push(spec(f, &fwd, &l, None, "reference: SYN, SYN-ACK, ACK through rx->tx"));
         specs.push(spec(f, &wlc, &l, Some((&fwd, &l)), "handshakes/s (SYN, SYN-ACK, ACK through the gateway)"));
+        specs.push(spec(f, &wlc6, &l, Some((&fwd, &l)), "the same over IPv6"));
         specs.push(spec(f, &wlc_sync, &l, Some((&fwd, &l)), "the same with a connection-sync master: a record each"));
         specs.push(spec(f, &mh, &l, Some((&fwd, &l)), "handshakes/s"));
     }
@@ -248,6 +260,7 @@ pub fn run(env: &Env, o: &SuiteOptions) -> serde_json::Value {
             sync: false,
             checked: false,
             proxy_protocol: false,
+            v6: false,
         };
         // Is the SYN proxy there? gwctl must accept -j and the servers must
         // see no SYN (the gateway answers them itself).

@@ -13,17 +13,20 @@
 //! cost of a SYN flood), `proxied` and `proxied-reply` (`established` and
 //! `reply` of a connection whose service sends a PROXY protocol header,
 //! `--proxy-protocol v2`, past its header: what the sequence shift costs).
+//! `established6`, `reply6` and `new6` are `established`, `reply` and `new`
+//! over IPv6: an FNAT service on [VIP6]:80 with a v6 local address, beside
+//! the IPv4 services in the same worker, to compare the two families.
 
 use std::hint::black_box;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use gateway::frame::{BufFrame, Frame};
 use gateway::model::snapshot::LocalAddr;
 use gateway::model::{DestSpec, ForwardMethod, SchedulerKind, ServiceKey, ServiceSpec, Snapshot};
-use gateway::model::{NetView, PortView};
-use gateway::net::Ipv4Cidr;
+use gateway::model::{NetView, NetView6, PortView};
+use gateway::net::{Ipv4Cidr, Ipv6Cidr};
 use gateway::wire::checksum::Delta;
 use gateway::wire::tcp::{flags, TcpPacket, TcpRepr};
 use gateway::wire::{build, MacAddr};
@@ -34,6 +37,10 @@ const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 const LIP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 200);
 const RS: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+const LIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x200);
+const RS6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x10);
 
 /// Keeps the last frame sent so the loop can reuse its buffer.
 #[derive(Default)]
@@ -82,11 +89,27 @@ fn tcp(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), tcp_flags: u8, payload: &[u8]
     })
 }
 
+/// [`tcp`] over IPv6.
+fn tcp6(src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), tcp_flags: u8, payload: &[u8]) -> Vec<u8> {
+    build::tcp_frame_v6(src, dst, 1000, 2000, tcp_flags, &[], payload)
+}
+
+/// Where the TCP header starts in this benchmark's frames (untagged).
+const fn l4_offset(v6: bool) -> usize {
+    if v6 {
+        14 + 40
+    } else {
+        14 + 20
+    }
+}
+
 /// The worker with its FNAT service on VIP:80 and, when `synproxy`, a `-j`
 /// service on VIP:81 (only then: a proxied service costs every new flow a
 /// service lookup), and when `header`, a `--proxy-protocol v2` service on
-/// VIP:82 whose connection is the one set up (else VIP:80's).
-fn setup(synproxy: bool, header: bool) -> (Worker<BufFrame>, Loopback, u16) {
+/// VIP:82 whose connection is the one set up (else VIP:80's). An FNAT
+/// service on [VIP6]:80 with LIP6 is always there; when `v6`, the
+/// connection set up is its.
+fn setup(synproxy: bool, header: bool, v6: bool) -> (Worker<BufFrame>, Loopback, u16) {
     let key = ServiceKey::tcp(VIP.into(), 80);
     let mut ed = Snapshot::empty().edit();
     ed.add_service(ServiceSpec { scheduler: SchedulerKind::Wlc, ..ServiceSpec::new(key) }).unwrap();
@@ -104,6 +127,10 @@ fn setup(synproxy: bool, header: bool) -> (Worker<BufFrame>, Loopback, u16) {
         ed.add_dest(&with_header, DestSpec::new(RS.into(), 8080).with_method(ForwardMethod::FullNat)).unwrap();
         ed.add_laddr(&with_header, LocalAddr { addr: LIP.into(), ifname: "servers".into() }).unwrap();
     }
+    let key6 = ServiceKey::tcp(VIP6.into(), 80);
+    ed.add_service(ServiceSpec { scheduler: SchedulerKind::Wlc, ..ServiceSpec::new(key6) }).unwrap();
+    ed.add_dest(&key6, DestSpec::new(RS6.into(), 8080).with_method(ForwardMethod::FullNat)).unwrap();
+    ed.add_laddr(&key6, LocalAddr { addr: LIP6.into(), ifname: "servers".into() }).unwrap();
     let cidr = |s: &str| s.parse::<Ipv4Cidr>().unwrap();
     let ports = vec![
         PortView {
@@ -123,7 +150,11 @@ fn setup(synproxy: bool, header: bool) -> (Worker<BufFrame>, Loopback, u16) {
             kernel: false,
         },
     ];
-    let net = Arc::new(NetView::with_connected_routes(ports, &[]).unwrap());
+    let mut net = NetView::with_connected_routes(ports, &[]).unwrap();
+    let cidr6 = |s: &str| s.parse::<Ipv6Cidr>().unwrap();
+    let addrs6 = [(0, cidr6("2001:db8::fe/64")), (1, cidr6("2001:db8:1::fe/64"))];
+    net.v6 = NetView6::new(&net.ports, &addrs6, &[]).unwrap();
+    let net = Arc::new(net);
     let mut cfg = WorkerConfig::new(0, 1);
     cfg.conn_capacity = 1 << 16;
     let snap = ed.finish();
@@ -131,9 +162,17 @@ fn setup(synproxy: bool, header: bool) -> (Worker<BufFrame>, Loopback, u16) {
     let mut io = Loopback::default();
     w.learn_neighbour(RS.into(), MacAddr([0x52, 0x54, 0, 0, 1, 0x10]), 1, 1, &mut io);
     w.learn_neighbour(CLIENT.into(), MacAddr([0x52, 0x54, 0, 0, 0, 1]), 0, 1, &mut io);
-    w.process(BufFrame::new(&tcp((CLIENT, 40000), (VIP, vport), flags::SYN, &[])), 0, 1, &mut io);
+    w.learn_neighbour(RS6.into(), MacAddr([0x52, 0x54, 0, 0, 1, 0x10]), 1, 1, &mut io);
+    w.learn_neighbour(CLIENT6.into(), MacAddr([0x52, 0x54, 0, 0, 0, 1]), 0, 1, &mut io);
+    let syn = if v6 {
+        tcp6((CLIENT6, 40000), (VIP6, 80), flags::SYN, &[])
+    } else {
+        tcp((CLIENT, 40000), (VIP, vport), flags::SYN, &[])
+    };
+    w.process(BufFrame::new(&syn), 0, 1, &mut io);
     let syn = io.sent.take().expect("the SYN was forwarded");
-    let lport = u16::from_be_bytes([syn.data()[34], syn.data()[35]]);
+    let l4 = l4_offset(v6);
+    let lport = u16::from_be_bytes([syn.data()[l4], syn.data()[l4 + 1]]);
     (w, io, lport)
 }
 
@@ -144,7 +183,8 @@ fn measured_pipeline(w: &mut Worker<BufFrame>, frame: BufFrame, port: u16, io: &
 
 /// Runs `n` packets of `path`; false when the path is unknown or a packet was lost.
 fn run(path: &str, n: u64) -> bool {
-    let (mut w, mut io, lport) = setup(path == "synproxy", path.starts_with("proxied"));
+    let v6 = path.ends_with('6');
+    let (mut w, mut io, lport) = setup(path == "synproxy", path.starts_with("proxied"), v6);
     let (template, port) = match path {
         "reset" | "established" => (tcp((CLIENT, 40000), (VIP, 80), flags::ACK | flags::PSH, &[0x5a; 64]), 0),
         "reply" | "proxied-reply" => (tcp((RS, 8080), (LIP, lport), flags::ACK | flags::PSH, &[0x5a; 64]), 1),
@@ -152,8 +192,12 @@ fn run(path: &str, n: u64) -> bool {
         "proxied" => (tcp((CLIENT, 40000), (VIP, 82), flags::ACK | flags::PSH, &[0x5a; 64]), 0),
         "new" => (tcp((CLIENT, 50000), (VIP, 80), flags::SYN, &[]), 0),
         "synproxy" => (tcp((CLIENT, 50000), (VIP, 81), flags::SYN, &[]), 0),
+        "established6" => (tcp6((CLIENT6, 40000), (VIP6, 80), flags::ACK | flags::PSH, &[0x5a; 64]), 0),
+        "reply6" => (tcp6((RS6, 8080), (LIP6, lport), flags::ACK | flags::PSH, &[0x5a; 64]), 1),
+        "new6" => (tcp6((CLIENT6, 50000), (VIP6, 80), flags::SYN, &[]), 0),
         _ => return false,
     };
+    let new = path == "new" || path == "new6";
     let mut frame = BufFrame::new(&template);
     for i in 0..n {
         frame.reset(&template);
@@ -161,11 +205,11 @@ fn run(path: &str, n: u64) -> bool {
             black_box(&mut frame);
             continue;
         }
-        if path == "new" {
+        if new {
             // A fresh client port each time: every SYN creates a connection.
             let sport = 1024 + (i % 60000) as u16;
             // Keep the TCP checksum right so classify's view stays valid.
-            let mut t = TcpPacket::new_unchecked(&mut frame.data_mut()[34..]);
+            let mut t = TcpPacket::new_unchecked(&mut frame.data_mut()[l4_offset(v6)..]);
             let mut delta = Delta::new();
             delta.replace16(t.src_port(), sport);
             t.set_src_port(sport);
@@ -173,10 +217,15 @@ fn run(path: &str, n: u64) -> bool {
         }
         measured_pipeline(&mut w, frame, port, &mut io);
         frame = io.sent.take().expect("a frame came out");
-        if path == "new" {
+        if new {
             // A RST from the client closes it again, outside the measured part.
             let sport = 1024 + (i % 60000) as u16;
-            w.process(BufFrame::new(&tcp((CLIENT, sport), (VIP, 80), flags::RST, &[])), 0, 1, &mut io);
+            let rst = if v6 {
+                tcp6((CLIENT6, sport), (VIP6, 80), flags::RST, &[])
+            } else {
+                tcp((CLIENT, sport), (VIP, 80), flags::RST, &[])
+            };
+            w.process(BufFrame::new(&rst), 0, 1, &mut io);
             io.sent.take();
             w.tick(1 + (i / 50_000) as u32 * 20, &mut io);
         }
@@ -191,8 +240,9 @@ fn main() {
         return;
     }
     const N: u64 = 1_000_000;
-    for path in ["reset", "established", "reply", "new", "synproxy", "proxied", "proxied-reply"] {
-        let n = if path == "new" { N / 10 } else { N };
+    let paths = ["reset", "established", "reply", "new", "synproxy", "proxied", "proxied-reply"];
+    for path in paths.into_iter().chain(["established6", "reply6", "new6"]) {
+        let n = if path.starts_with("new") { N / 10 } else { N };
         let start = Instant::now();
         assert!(run(path, n), "{path}");
         println!("{path:<12} {:>8.1} ns/packet", start.elapsed().as_nanos() as f64 / n as f64);

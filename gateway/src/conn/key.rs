@@ -37,7 +37,8 @@ impl Family for Ipv4Addr {
 impl Family for Ipv6Addr {
     #[inline]
     fn hash_word(self, seed: u64) -> u64 {
-        let v = u128::from(self);
+        // The bytes as the machine loads them: a hash needs no byte swap.
+        let v = u128::from_ne_bytes(self.octets());
         folded_multiply((v >> 64) as u64 ^ seed, v as u64 ^ seed.rotate_left(17))
     }
     fn to_ip(self) -> IpAddr {

@@ -160,15 +160,23 @@ impl Delta {
     /// IPv6 address, in its header and in the pseudo-header of TCP, UDP and
     /// ICMPv6 at once, as [`replace4`](Self::replace4) is for IPv4.
     ///
-    /// Taken as four 32-bit words of one 128-bit load, in whatever order
-    /// the machine's byte order gives them (the sum does not care): no
-    /// slicing, no iterator for the optimiser to see through.
+    /// Taken as two 64-bit words of each address, in whatever order the
+    /// machine's byte order gives them (the sum does not care), summed with
+    /// the end-around carry of one's complement arithmetic (a carry out of
+    /// bit 63 is worth 1, as 2^64 is 1 modulo 2^16 - 1), then folded once
+    /// into the accumulator, which so stays as small as the other changes
+    /// assume: three add-with-carry steps instead of eight shifted 32-bit
+    /// additions.
     #[inline(always)]
     pub fn replace_ipv6_addr(&mut self, old: [u8; 16], new: [u8; 16]) {
         let (old, new) = (u128::from_ne_bytes(old), u128::from_ne_bytes(new));
-        for shift in [0, 32, 64, 96] {
-            self.0 += u64::from(!((old >> shift) as u32)) + u64::from((new >> shift) as u32);
+        let mut words = !(old as u64);
+        for word in [!((old >> 64) as u64), new as u64, (new >> 64) as u64] {
+            let (sum, carry) = words.overflowing_add(word);
+            // With a carry out, `sum` is at most 2^64 - 2: adding 1 cannot wrap.
+            words = sum + u64::from(carry);
         }
+        self.0 += (words & 0xffff_ffff) + (words >> 32);
     }
 
     /// A 16-bit field at an even offset changed from `old` to `new`.
