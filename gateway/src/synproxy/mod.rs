@@ -63,11 +63,11 @@ pub mod siphash;
 
 use std::fmt;
 
-pub use cookie::{CookieError, CookieInput, Decoded, SynCookies, TsOptions, MSS_TABLE};
+pub use cookie::{CookieAddr, CookieError, CookieInput, Decoded, SynCookies, TsOptions, MSS_TABLE, MSS_TABLE_V6};
 pub use counters::SynProxyCounters;
 pub use handshake::{
     parse_client_ack, parse_server_synack, reset_in_place, server_syn_in_place, synack_in_place, ClientAck,
-    HandshakeError, ProxyDeltas, ServerSynAck, SynAckConfig,
+    HandshakeError, HandshakeMeta, ProxyDeltas, ServerSynAck, SynAckConfig,
 };
 pub use handshakes::{Handshake, Handshakes, HELD_PER_HANDSHAKE};
 
