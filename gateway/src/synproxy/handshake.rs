@@ -61,7 +61,9 @@ const MAX_OPTIONS: usize = 20;
 /// `SYNPROXY` target and DPVS ask the same of their configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SynAckConfig {
-    /// The MSS we announce: at most the servers' MSS.
+    /// The MSS we announce over IPv4: at most the servers' MSS. Over IPv6
+    /// the SYN-ACK announces the same MTU's MSS, 20 bytes less
+    /// ([`HandshakeMeta::MSS_LESS`]), as a host on that link would.
     pub mss: u16,
     /// The window field (never scaled in a SYN-ACK). 0, as DPVS and Linux's
     /// `SYNPROXY` send, keeps the client from sending data before the
@@ -273,6 +275,9 @@ pub trait HandshakeMeta: Copy {
     type Addr: CookieAddr;
     /// The fixed IP header the builders write.
     const IP_HEADER_LEN: usize;
+    /// What the IP header takes beyond IPv4's 20 bytes: the MSS a SYN-ACK
+    /// announces is [`SynAckConfig::mss`] less this.
+    const MSS_LESS: u16;
     fn protocol(&self) -> u8;
     fn src(&self) -> Self::Addr;
     fn dst(&self) -> Self::Addr;
@@ -306,6 +311,7 @@ pub trait HandshakeMeta: Copy {
 impl HandshakeMeta for Ipv4Meta {
     type Addr = Ipv4Addr;
     const IP_HEADER_LEN: usize = ipv4::MIN_HEADER_LEN;
+    const MSS_LESS: u16 = 0;
     #[inline(always)]
     fn protocol(&self) -> u8 {
         self.protocol
@@ -360,6 +366,7 @@ impl HandshakeMeta for Ipv4Meta {
 impl HandshakeMeta for Ipv6Meta {
     type Addr = Ipv6Addr;
     const IP_HEADER_LEN: usize = ipv6::HEADER_LEN;
+    const MSS_LESS: u16 = (ipv6::HEADER_LEN - ipv4::MIN_HEADER_LEN) as u16;
     fn protocol(&self) -> u8 {
         self.protocol
     }
@@ -714,7 +721,12 @@ pub fn synack_in_place<F: Frame, M: HandshakeMeta>(
         window: cfg.window,
         dscp: 0,
         ttl: cfg.ttl,
-        options: OptionBlock::handshake(Some(cfg.mss), negotiated.sack_permitted, timestamps, our_wscale),
+        options: OptionBlock::handshake(
+            Some(cfg.mss.saturating_sub(M::MSS_LESS)),
+            negotiated.sack_permitted,
+            timestamps,
+            our_wscale,
+        ),
         swap_macs: true,
     };
     M::write_reply(frame, meta, &reply, offload)?;
