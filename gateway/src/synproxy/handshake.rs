@@ -411,7 +411,6 @@ impl HandshakeMeta for Ipv6Meta {
 }
 
 /// The TCP segment of a classified frame, or why it is not one.
-#[inline(always)]
 fn segment<'a, M: HandshakeMeta>(data: &'a [u8], meta: &M) -> Result<Segment<'a>, HandshakeError> {
     if meta.protocol() != ip_proto::TCP {
         return Err(HandshakeError::NotTcp { protocol: meta.protocol() });
