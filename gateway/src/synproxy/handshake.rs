@@ -1533,4 +1533,102 @@ mod tests {
             DropReason::NoRoom
         );
     }
+
+    /// An IPv6 frame from `src` to `dst` with a hop-by-hop header (PadN)
+    /// before TCP and DSCP 10 in the traffic class.
+    fn v6_segment(
+        src: (Ipv6Addr, u16),
+        dst: (Ipv6Addr, u16),
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        options: &[u8],
+    ) -> Vec<u8> {
+        use crate::wire::ipv6::ext;
+        let chain = [ip_proto::TCP, 0, 1, 4, 0, 0, 0, 0];
+        let mut b = crate::wire::build::ipv6(src.0, dst.0).ext_headers(ext::HOP_BY_HOP, &chain).tcp(&tcp::TcpRepr {
+            src_port: src.1,
+            dst_port: dst.1,
+            seq_number: seq,
+            ack_number: ack,
+            flags,
+            window_len: 64800,
+            options,
+            payload: b"",
+        });
+        // Traffic class 0x28: DSCP 10, ECN 0.
+        b[14] = 0x62;
+        b[15] = 0x80 | (b[15] & 0x0f);
+        b
+    }
+
+    #[test]
+    fn over_ipv6_the_segments_get_the_fixed_header_the_v6_mss_and_the_v6_pseudo_header() {
+        use crate::wire::ipv6::Ipv6Packet;
+        let syn = v6_segment((CLIENT6, 40000), (VIP6, 80), ISN, 0, flags::SYN, &LINUX_SYN_OPTIONS);
+        let (mut f, mut meta) = (BufFrame::new(&syn), meta_v6_of(&syn));
+        let cookie = synack_in_place(&mut f, &mut meta, &cookies(), &CFG, TS_NOW, Offload::NONE).unwrap();
+        let out = f.data().to_vec();
+        assert_checksums_valid_v6(&out);
+        assert_eq!(meta, meta_v6_of(&out), "meta describes the SYN-ACK");
+        let ip = Ipv6Packet::new_checked(&out[14..]).unwrap();
+        // The extension header is gone, the traffic class is 0.
+        assert_eq!(
+            (ip.src_addr(), ip.dst_addr(), ip.next_header(), ip.hop_limit()),
+            (VIP6, CLIENT6, ip_proto::TCP, 63)
+        );
+        assert_eq!(&out[14..16], &[0x60, 0]);
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((tcp.seq_number(), tcp.ack_number(), tcp.flags()), (cookie, ISN + 1, flags::SYN | flags::ACK));
+        assert_eq!(cookie >> 30, 2, "the client's 1460 rounds to 1440 in the IPv6 table");
+        // Our 1452 (IPv4) is 1432 over IPv6: the same MTU.
+        let mss = TcpOptions::new(tcp.options()).find_map(|o| match o.unwrap().1 {
+            TcpOption::MaxSegmentSize(m) => Some(m),
+            _ => None,
+        });
+        assert_eq!(mss, Some(1432));
+        let has = |want: TcpOption| TcpOptions::new(tcp.options()).any(|o| o.unwrap().1 == want);
+        assert!(has(TcpOption::SackPermitted) && has(TcpOption::WindowScale(9)), "SACK and our shift offered");
+        let our_tsval = TcpOptions::new(tcp.options())
+            .find_map(|o| match o.unwrap().1 {
+                TcpOption::Timestamps { tsval, .. } => Some(tsval),
+                _ => None,
+            })
+            .unwrap();
+
+        // The client's ACK: valid for its own tuple, rebuilt as the server's
+        // SYN with the client's DSCP and the options the cookie carried.
+        let mut ts = [1, 1, 8, 10, 0, 1, 0xe2, 0x41, 0, 0, 0, 0];
+        ts[8..].copy_from_slice(&our_tsval.to_be_bytes());
+        let ack = v6_segment((CLIENT6, 40000), (VIP6, 80), ISN + 1, cookie + 1, flags::ACK, &ts);
+        let (mut f, mut meta) = (BufFrame::new(&ack), meta_v6_of(&ack));
+        let client_ack = parse_client_ack(&f, &meta).unwrap();
+        let decoded = client_ack.check(&meta, &cookies()).unwrap();
+        assert_eq!(decoded, Decoded { mss: 1440, wscale: Some(7), sack_permitted: true, timestamps: true });
+        let mut other = meta;
+        other.src_port = 40001;
+        assert!(matches!(client_ack.check(&other, &cookies()), Err(CookieError::Mismatch { .. })));
+        server_syn_in_place(&mut f, &mut meta, &client_ack, &decoded, Offload::NONE).unwrap();
+        let out = f.data().to_vec();
+        assert_checksums_valid_v6(&out);
+        assert_eq!(meta, meta_v6_of(&out));
+        let ip = Ipv6Packet::new_checked(&out[14..]).unwrap();
+        assert_eq!(
+            (ip.src_addr(), ip.dst_addr(), ip.next_header(), ip.hop_limit()),
+            (CLIENT6, VIP6, ip_proto::TCP, 64)
+        );
+        assert_eq!(&out[14..16], &[0x62, 0x80], "the client's DSCP kept");
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((tcp.seq_number(), tcp.flags()), (ISN, flags::SYN));
+
+        // A RST for the same ACK, back to the client in our numbering.
+        let (mut f, mut meta) = (BufFrame::new(&ack), meta_v6_of(&ack));
+        reset_in_place(&mut f, &mut meta, 64, Offload::NONE).unwrap();
+        let out = f.data().to_vec();
+        assert_checksums_valid_v6(&out);
+        let ip = Ipv6Packet::new_checked(&out[14..]).unwrap();
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (VIP6, CLIENT6));
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((tcp.seq_number(), tcp.flags()), (cookie + 1, flags::RST));
+    }
 }
