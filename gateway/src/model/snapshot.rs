@@ -526,15 +526,8 @@ fn validate_service(spec: &ServiceSpec) -> Result<(), ConfigError> {
     if spec.proxy_protocol.is_some() && !matches!(spec.key, ServiceKey::Inet { proto: Protocol::Tcp, .. }) {
         return Err(ConfigError::ProxyProtocolNotTcp(spec.key));
     }
-    if matches!(spec.key, ServiceKey::Inet { addr: IpAddr::V6(_), .. }) {
-        let what = if spec.synproxy {
-            Some("the SYN proxy (-j enable)")
-        } else {
-            spec.proxy_protocol.map(|_| "the PROXY protocol (--proxy-protocol)")
-        };
-        if let Some(what) = what {
-            return Err(ConfigError::NotForIpv6 { service: spec.key, what });
-        }
+    if matches!(spec.key, ServiceKey::Inet { addr: IpAddr::V6(_), .. }) && spec.proxy_protocol.is_some() {
+        return Err(ConfigError::NotForIpv6 { service: spec.key, what: "the PROXY protocol (--proxy-protocol)" });
     }
     if let Some(p) = spec.persistence {
         if p.timeout == 0 {
@@ -695,22 +688,26 @@ mod tests {
     fn what_the_ipv6_datapath_lacks_is_refused_for_ipv6_services_by_name() {
         let v6 = ServiceKey::tcp(ip("2001:db8::100"), 80);
         let mut ed = Snapshot::empty().edit();
-        let refused = [
-            (
-                ed.add_service(ServiceSpec { synproxy: true, ..ServiceSpec::new(v6) }),
-                "the SYN proxy (-j enable) is not available for IPv6 services yet (TCP [2001:db8::100]:80)",
-            ),
-            (
-                ed.add_service(ServiceSpec {
-                    proxy_protocol: Some(crate::wire::proxy_protocol::Version::V2),
-                    ..ServiceSpec::new(v6)
-                }),
-                "the PROXY protocol (--proxy-protocol) is not available for IPv6 services yet (TCP [2001:db8::100]:80)",
-            ),
-        ];
-        for (result, message) in refused {
-            assert_eq!(result.unwrap_err().to_string(), message);
-        }
+        let refused = ed.add_service(ServiceSpec {
+            proxy_protocol: Some(crate::wire::proxy_protocol::Version::V2),
+            ..ServiceSpec::new(v6)
+        });
+        assert_eq!(
+            refused.unwrap_err().to_string(),
+            "the PROXY protocol (--proxy-protocol) is not available for IPv6 services yet (TCP [2001:db8::100]:80)"
+        );
+        // The SYN proxy is there for IPv6, under IPv4's rules: TCP, and
+        // replies through the gateway.
+        let proxied6 = ServiceKey::tcp(ip("2001:db8::101"), 80);
+        ed.add_service(ServiceSpec { synproxy: true, ..ServiceSpec::new(proxied6) }).unwrap();
+        let dr = DestSpec::new(ip("2001:db8:1::10"), 80).with_method(ForwardMethod::DirectRoute);
+        assert!(ed.add_dest(&proxied6, dr).is_err());
+        ed.add_dest(&proxied6, DestSpec::new(ip("2001:db8:1::10"), 80).with_method(ForwardMethod::FullNat)).unwrap();
+        let udp6 = ServiceKey::Inet { proto: Protocol::Udp, addr: ip("2001:db8::101"), port: 53 };
+        assert_eq!(
+            ed.add_service(ServiceSpec { synproxy: true, ..ServiceSpec::new(udp6) }),
+            Err(ConfigError::SynproxyNotTcp(udp6))
+        );
         ed.add_service(ServiceSpec::new(v6)).unwrap();
         for method in [ForwardMethod::FullNat, ForwardMethod::Masq, ForwardMethod::DirectRoute, ForwardMethod::Tunnel] {
             ed.add_dest(&v6, DestSpec::new(ip("2001:db8:1::10"), 80).with_method(method)).unwrap();

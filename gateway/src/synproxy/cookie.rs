@@ -30,10 +30,17 @@
 //! one worker validates on any other. Only the current and previous keys
 //! are held; a leaked period key is useless two periods later.
 //!
-//! MSS: the index of the largest entry of Linux's IPv4 `msstab`
-//! (`536, 1300, 1440, 1460`) not above the client's MSS. The real server
-//! is told that value, never more than the client announced (a client below
-//! 536 gets 536, the RFC 9293 default every host must accept, as in Linux).
+//! MSS: the index of the largest entry of the family's table not above the
+//! client's MSS: Linux's IPv4 `msstab` (`536, 1300, 1440, 1460`), or its
+//! IPv6 one (`1220, 1420, 1440, 8940`: the MTUs 1280, 1480, 1500 and 9000
+//! less 60 bytes of headers, `net/ipv6/syncookies.c`). The real server is
+//! told that value, never more than the client announced (a client below
+//! the table gets its first entry: 536, the RFC 9293 default every IPv4
+//! host must accept; 1220, what the IPv6 minimum MTU carries, as in Linux).
+//!
+//! The family: [`CookieInput`] holds the client's and the service's
+//! addresses of either ([`CookieAddr`]); an IPv6 cookie hashes both 16-byte
+//! addresses (45 bytes, six SipHash blocks), an IPv4 one stays at 21.
 //!
 //! Window scale and SACK-permitted do not fit the cookie; when the client
 //! sends timestamps they ride in the low 6 bits of our TSval, as Linux's
@@ -45,12 +52,17 @@
 //! change is the options of that holder's own connection.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::siphash::SipKey;
 
-/// The MSS values a cookie can carry (Linux's `msstab` for IPv4), ascending.
+/// The MSS values an IPv4 cookie can carry (Linux's `msstab` for IPv4),
+/// ascending.
 pub const MSS_TABLE: [u16; 4] = [536, 1300, 1440, 1460];
+
+/// The MSS values an IPv6 cookie can carry (Linux's `msstab` for IPv6:
+/// MTUs 1280, 1480, 1500 and 9000 less 60 bytes of headers), ascending.
+pub const MSS_TABLE_V6: [u16; 4] = [1280 - 60, 1480 - 60, 1500 - 60, 9000 - 60];
 
 /// `log2` of the counter period in seconds: 64 s.
 pub const PERIOD_SHIFT: u32 = 6;
@@ -75,11 +87,11 @@ const MAC_MASK: u32 = (1 << MSS_SHIFT) - 1;
 
 /// The fields a cookie is bound to: the client's SYN as received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CookieInput {
+pub struct CookieInput<A = Ipv4Addr> {
     /// The client.
-    pub saddr: Ipv4Addr,
+    pub saddr: A,
     /// The virtual service.
-    pub daddr: Ipv4Addr,
+    pub daddr: A,
     pub sport: u16,
     pub dport: u16,
     /// The client's initial sequence number (its SYN's `seq`; its ACK's
@@ -87,16 +99,31 @@ pub struct CookieInput {
     pub isn: u32,
 }
 
-impl CookieInput {
-    /// The hashed message: the input, the counter and the MSS index, 21
-    /// bytes (three SipHash blocks, as 17 to 23 would be).
+/// An address family a cookie binds: how its addresses enter the hashed
+/// message, and its MSS table. Each family is its own monomorphised copy of
+/// [`SynCookies::make`] and [`SynCookies::check`].
+pub trait CookieAddr: Copy + fmt::Debug + Eq {
+    /// The MSS values a cookie of this family can carry, ascending.
+    const MSS_TABLE: [u16; 4];
+    /// The hashed message: a byte array of the family's length.
+    type Message: AsRef<[u8]>;
+    /// The message of `input` in period `counter` with MSS index `index`.
+    fn message(input: &CookieInput<Self>, counter: u32, index: u32) -> Self::Message;
+}
+
+impl CookieAddr for Ipv4Addr {
+    const MSS_TABLE: [u16; 4] = MSS_TABLE;
+    type Message = [u8; 21];
+
+    /// The input, the counter and the MSS index, 21 bytes (three SipHash
+    /// blocks, as 17 to 23 would be).
     #[inline(always)]
-    fn message(&self, counter: u32, index: u32) -> [u8; 21] {
-        let s = self.saddr.octets();
-        let d = self.daddr.octets();
-        let [sp0, sp1] = self.sport.to_be_bytes();
-        let [dp0, dp1] = self.dport.to_be_bytes();
-        let [i0, i1, i2, i3] = self.isn.to_be_bytes();
+    fn message(input: &CookieInput<Ipv4Addr>, counter: u32, index: u32) -> [u8; 21] {
+        let s = input.saddr.octets();
+        let d = input.daddr.octets();
+        let [sp0, sp1] = input.sport.to_be_bytes();
+        let [dp0, dp1] = input.dport.to_be_bytes();
+        let [i0, i1, i2, i3] = input.isn.to_be_bytes();
         let [c0, c1, c2, c3] = counter.to_le_bytes();
         [
             s[0],
@@ -124,10 +151,31 @@ impl CookieInput {
     }
 }
 
+impl CookieAddr for Ipv6Addr {
+    const MSS_TABLE: [u16; 4] = MSS_TABLE_V6;
+    type Message = [u8; 45];
+
+    /// The same fields in the same order as IPv4's, with 16-byte addresses:
+    /// 45 bytes.
+    #[inline(always)]
+    fn message(input: &CookieInput<Ipv6Addr>, counter: u32, index: u32) -> [u8; 45] {
+        let mut m = [0u8; 45];
+        m[..16].copy_from_slice(&input.saddr.octets());
+        m[16..32].copy_from_slice(&input.daddr.octets());
+        m[32..34].copy_from_slice(&input.sport.to_be_bytes());
+        m[34..36].copy_from_slice(&input.dport.to_be_bytes());
+        m[36..40].copy_from_slice(&input.isn.to_be_bytes());
+        m[40..44].copy_from_slice(&counter.to_le_bytes());
+        m[44] = index as u8;
+        m
+    }
+}
+
 /// Options recovered from a valid cookie and the ACK's TSecr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decoded {
-    /// The client's MSS, rounded down to a [`MSS_TABLE`] entry.
+    /// The client's MSS, rounded down to an entry of the family's table
+    /// ([`MSS_TABLE`], [`MSS_TABLE_V6`]).
     pub mss: u16,
     /// The client's window-scale shift, when window scaling was negotiated.
     pub wscale: Option<u8>,
@@ -229,9 +277,9 @@ impl SynCookies {
     /// The cookie for a SYN whose MSS option is `client_mss` (536 when it
     /// had none).
     #[inline]
-    pub fn make(&self, input: &CookieInput, client_mss: u16) -> u32 {
-        let index = mss_index(client_mss);
-        let mac = self.current.hash(&input.message(self.counter, index)) as u32;
+    pub fn make<A: CookieAddr>(&self, input: &CookieInput<A>, client_mss: u16) -> u32 {
+        let index = mss_index_in(&A::MSS_TABLE, client_mss);
+        let mac = self.current.hash(A::message(input, self.counter, index).as_ref()) as u32;
         (index << MSS_SHIFT) | (mac & MAC_MASK)
     }
 
@@ -240,10 +288,15 @@ impl SynCookies {
     /// scale and SACK from `tsecr`, the ACK's timestamp echo when it has the
     /// option.
     #[inline]
-    pub fn check(&self, input: &CookieInput, cookie: u32, tsecr: Option<u32>) -> Result<Decoded, CookieError> {
+    pub fn check<A: CookieAddr>(
+        &self,
+        input: &CookieInput<A>,
+        cookie: u32,
+        tsecr: Option<u32>,
+    ) -> Result<Decoded, CookieError> {
         let index = cookie >> MSS_SHIFT;
         let matches = |key: &SipKey, counter: u32| {
-            key.hash(&input.message(counter, index)) as u32 & MAC_MASK == cookie & MAC_MASK
+            key.hash(A::message(input, counter, index).as_ref()) as u32 & MAC_MASK == cookie & MAC_MASK
         };
         if !matches(&self.current, self.counter) && !matches(&self.previous, self.counter.wrapping_sub(1)) {
             return Err(CookieError::Mismatch { cookie, counter: self.counter });
@@ -253,7 +306,7 @@ impl SynCookies {
             None => TsOptions::default(),
         };
         Ok(Decoded {
-            mss: MSS_TABLE[index as usize],
+            mss: A::MSS_TABLE[index as usize],
             wscale: ts.wscale,
             sack_permitted: ts.sack_permitted,
             timestamps: tsecr.is_some(),
@@ -276,8 +329,14 @@ fn derive(master: &SipKey, counter: u32) -> SipKey {
 /// the table).
 #[inline]
 pub fn mss_index(mss: u16) -> u32 {
+    mss_index_in(&MSS_TABLE, mss)
+}
+
+/// The index of the largest entry of `table` not above `mss` (0 below it).
+#[inline(always)]
+fn mss_index_in(table: &[u16; 4], mss: u16) -> u32 {
     // Three comparisons, no loop: the table is fixed.
-    u32::from(mss >= MSS_TABLE[1]) + u32::from(mss >= MSS_TABLE[2]) + u32::from(mss >= MSS_TABLE[3])
+    u32::from(mss >= table[1]) + u32::from(mss >= table[2]) + u32::from(mss >= table[3])
 }
 
 /// Our TSval for a SYN-ACK: the timestamp clock `ts_now` with its low 6
@@ -502,6 +561,80 @@ mod tests {
             zeros |= !cookie;
         }
         assert_eq!((ones, zeros), (u32::MAX, MAC_MASK));
+    }
+
+    fn input6() -> CookieInput<Ipv6Addr> {
+        CookieInput {
+            saddr: "2001:db8:1::10".parse().unwrap(),
+            daddr: "2001:db8::100".parse().unwrap(),
+            sport: 40000,
+            dport: 80,
+            isn: 0x1234_5678,
+        }
+    }
+
+    #[test]
+    fn ipv6_cookies_check_for_their_own_tuple_only() {
+        let c = at(5000);
+        let cookie = c.make(&input6(), 1440);
+        assert_eq!(c.check(&input6(), cookie, None).map(|d| d.mss), Ok(1440));
+        for bit in 0..32 {
+            assert!(c.check(&input6(), cookie ^ (1 << bit), None).is_err(), "cookie bit {bit}");
+        }
+        let other: Ipv6Addr = "2001:db8:1::11".parse().unwrap();
+        // The last byte and the first of each address count.
+        let first_byte: Ipv6Addr = "3001:db8:1::10".parse().unwrap();
+        let tampered = [
+            CookieInput { saddr: other, ..input6() },
+            CookieInput { saddr: first_byte, ..input6() },
+            CookieInput { daddr: "2001:db8::101".parse().unwrap(), ..input6() },
+            CookieInput { sport: 40001, ..input6() },
+            CookieInput { dport: 443, ..input6() },
+            CookieInput { isn: input6().isn + 1, ..input6() },
+            CookieInput { saddr: input6().daddr, daddr: input6().saddr, ..input6() },
+        ];
+        for t in tampered {
+            assert!(c.check(&t, cookie, None).is_err(), "{t:?}");
+        }
+        // Valid through the next period, not after.
+        let later = at(5000 + 64);
+        assert!(later.check(&input6(), cookie, None).is_ok());
+        assert!(at(5000 + 128).check(&input6(), cookie, None).is_err());
+        // The same client as an IPv4-mapped address is another input: an
+        // IPv4 cookie does not pass as an IPv6 one.
+        let v4 = c.make(&input(), 1440);
+        let v4in = input();
+        let mapped = CookieInput {
+            saddr: v4in.saddr.to_ipv6_mapped(),
+            daddr: v4in.daddr.to_ipv6_mapped(),
+            sport: v4in.sport,
+            dport: v4in.dport,
+            isn: v4in.isn,
+        };
+        assert!(c.check(&mapped, v4, None).is_err());
+    }
+
+    #[test]
+    fn ipv6_cookies_carry_linuxs_ipv6_mss_table() {
+        assert_eq!(MSS_TABLE_V6, [1220, 1420, 1440, 8940]);
+        let c = at(77_777);
+        for (i, &mss) in MSS_TABLE_V6.iter().enumerate() {
+            let cookie = c.make(&input6(), mss);
+            assert_eq!(cookie >> MSS_SHIFT, i as u32);
+            assert_eq!(c.check(&input6(), cookie, None).unwrap().mss, mss);
+        }
+        // Rounded down; below the table (or no option: 536), the minimum.
+        for (mss, want) in
+            [(0, 1220), (536, 1220), (1419, 1220), (1440, 1440), (1460, 1440), (8939, 1440), (9000, 8940)]
+        {
+            let cookie = c.make(&input6(), mss);
+            assert_eq!(c.check(&input6(), cookie, None).unwrap().mss, want, "client mss {mss}");
+        }
+        // The options ride the TSecr as for IPv4.
+        let cookie = c.make(&input6(), 1440);
+        let opts = TsOptions { wscale: Some(7), sack_permitted: true };
+        let d = c.check(&input6(), cookie, Some(encode_tsval(0x1234_5678, opts))).unwrap();
+        assert_eq!(d, Decoded { mss: 1440, wscale: Some(7), sack_permitted: true, timestamps: true });
     }
 
     #[test]

@@ -17,9 +17,11 @@
 //! server's SYN-ACK needs no answer built: a copy of the client's ACK,
 //! shifted by the [`ProxyDeltas`] like every later packet, completes the
 //! server's handshake (and carries the TOA in FNAT). The frames built here
-//! are whole IPv4/TCP packets with a 20-byte IP header (IP options of the
-//! received packet are dropped, as is any payload: a SYN's data is not
-//! acknowledged, and the payload of the client's ACK travels in that copy).
+//! are whole IPv4/TCP packets with a 20-byte IP header, or IPv6/TCP packets
+//! with the 40-byte fixed header ([`HandshakeMeta`] is what differs per
+//! family; IP options and extension headers of the received packet are
+//! dropped, as is any payload: a SYN's data is not acknowledged, and the
+//! payload of the client's ACK travels in that copy).
 //!
 //! Options in Linux's two handshake layouts are recognised by comparing a
 //! few bytes at fixed offsets; any other block is read with the crate's one
@@ -31,16 +33,16 @@
 //! pseudo-header sum in the TCP field, as everywhere in `xmit`.
 
 use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::frame::{Frame, FrameError, L4Offload};
 use crate::wire::checksum;
 use crate::wire::ethernet;
-use crate::wire::ipv4;
 use crate::wire::tcp::{self, flags, TcpOption, TcpOptions};
-use crate::wire::{ip_proto, DropReason, Error as WireError, Ipv4Meta};
-use crate::xmit::{request_offload, Offload};
+use crate::wire::{ip_proto, ipv4, ipv6, DropReason, Error as WireError, Ipv4Meta, Ipv6Meta};
+use crate::xmit::{request_offload, request_offload_v6, Offload};
 
-use super::cookie::{encode_tsval, CookieInput, Decoded, SynCookies, TsOptions, MAX_WSCALE};
+use super::cookie::{encode_tsval, CookieAddr, CookieInput, Decoded, SynCookies, TsOptions, MAX_WSCALE};
 
 /// TTL of the packets the gateway originates (the SYN-ACK, the ACK to the
 /// server).
@@ -59,7 +61,9 @@ const MAX_OPTIONS: usize = 20;
 /// `SYNPROXY` target and DPVS ask the same of their configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SynAckConfig {
-    /// The MSS we announce: at most the servers' MSS.
+    /// The MSS we announce over IPv4: at most the servers' MSS. Over IPv6
+    /// the SYN-ACK announces the same MTU's MSS, 20 bytes less
+    /// ([`HandshakeMeta::MSS_LESS`]), as a host on that link would.
     pub mss: u16,
     /// The window field (never scaled in a SYN-ACK). 0, as DPVS and Linux's
     /// `SYNPROXY` send, keeps the client from sending data before the
@@ -263,20 +267,164 @@ fn walk(options: &[u8]) -> Result<SeenOptions, HandshakeError> {
     Ok(seen)
 }
 
+/// What the handshake builders need of a classified packet's IP layer, per
+/// family: its fields, and how a reply's IP header is written. Each family
+/// gets its own monomorphised copy of the builders.
+pub trait HandshakeMeta: Copy {
+    /// The family's address, which the cookie binds.
+    type Addr: CookieAddr;
+    /// The fixed IP header the builders write.
+    const IP_HEADER_LEN: usize;
+    /// What the IP header takes beyond IPv4's 20 bytes: the MSS a SYN-ACK
+    /// announces is [`SynAckConfig::mss`] less this.
+    const MSS_LESS: u16;
+    fn protocol(&self) -> u8;
+    fn src(&self) -> Self::Addr;
+    fn dst(&self) -> Self::Addr;
+    fn src_port(&self) -> u16;
+    fn dst_port(&self) -> u16;
+    fn l2_len(&self) -> usize;
+    /// The IP header with its options or extension headers.
+    fn l3_len(&self) -> usize;
+    /// Where the IP packet ends in the frame.
+    fn ip_end(&self) -> usize;
+    /// The TTL or hop limit.
+    fn ttl(&self) -> u8;
+    /// The DSCP of the packet (`data` is its frame).
+    fn dscp(&self, data: &[u8]) -> u8;
+    /// Writes `reply` over the frame after its Ethernet header, as
+    /// [`write_reply`] describes for IPv4.
+    fn write_reply<F: Frame>(
+        frame: &mut F,
+        meta: &mut Self,
+        reply: &Reply<Self::Addr>,
+        offload: Offload,
+    ) -> Result<(), HandshakeError>;
+
+    /// What a cookie for this packet is bound to.
+    #[inline(always)]
+    fn cookie_input(&self, isn: u32) -> CookieInput<Self::Addr> {
+        CookieInput { saddr: self.src(), daddr: self.dst(), sport: self.src_port(), dport: self.dst_port(), isn }
+    }
+}
+
+impl HandshakeMeta for Ipv4Meta {
+    type Addr = Ipv4Addr;
+    const IP_HEADER_LEN: usize = ipv4::MIN_HEADER_LEN;
+    const MSS_LESS: u16 = 0;
+    #[inline(always)]
+    fn protocol(&self) -> u8 {
+        self.protocol
+    }
+    #[inline(always)]
+    fn src(&self) -> Ipv4Addr {
+        self.src
+    }
+    #[inline(always)]
+    fn dst(&self) -> Ipv4Addr {
+        self.dst
+    }
+    #[inline(always)]
+    fn src_port(&self) -> u16 {
+        self.src_port
+    }
+    #[inline(always)]
+    fn dst_port(&self) -> u16 {
+        self.dst_port
+    }
+    #[inline(always)]
+    fn l2_len(&self) -> usize {
+        usize::from(self.l2_len)
+    }
+    #[inline(always)]
+    fn l3_len(&self) -> usize {
+        usize::from(self.l3_len)
+    }
+    #[inline(always)]
+    fn ip_end(&self) -> usize {
+        self.l3_offset() + self.ip_total_len()
+    }
+    #[inline(always)]
+    fn ttl(&self) -> u8 {
+        self.ttl
+    }
+    #[inline(always)]
+    fn dscp(&self, data: &[u8]) -> u8 {
+        data.get(self.l3_offset() + 1).map_or(0, |tos| tos >> 2)
+    }
+    #[inline(always)]
+    fn write_reply<F: Frame>(
+        frame: &mut F,
+        meta: &mut Self,
+        reply: &Reply<Ipv4Addr>,
+        offload: Offload,
+    ) -> Result<(), HandshakeError> {
+        write_reply(frame, meta, reply, offload)
+    }
+}
+
+impl HandshakeMeta for Ipv6Meta {
+    type Addr = Ipv6Addr;
+    const IP_HEADER_LEN: usize = ipv6::HEADER_LEN;
+    const MSS_LESS: u16 = (ipv6::HEADER_LEN - ipv4::MIN_HEADER_LEN) as u16;
+    fn protocol(&self) -> u8 {
+        self.protocol
+    }
+    fn src(&self) -> Ipv6Addr {
+        self.src
+    }
+    fn dst(&self) -> Ipv6Addr {
+        self.dst
+    }
+    fn src_port(&self) -> u16 {
+        self.src_port
+    }
+    fn dst_port(&self) -> u16 {
+        self.dst_port
+    }
+    fn l2_len(&self) -> usize {
+        usize::from(self.l2_len)
+    }
+    fn l3_len(&self) -> usize {
+        usize::from(self.l3_len)
+    }
+    fn ip_end(&self) -> usize {
+        self.l3_offset() + self.ip_total_len()
+    }
+    fn ttl(&self) -> u8 {
+        self.hop_limit
+    }
+    /// The top six bits of the traffic class, which straddles the first
+    /// two bytes.
+    fn dscp(&self, data: &[u8]) -> u8 {
+        let at = self.l3_offset();
+        data.get(at..at + 2).map_or(0, |b| ((b[0] << 4) | (b[1] >> 4)) >> 2)
+    }
+    fn write_reply<F: Frame>(
+        frame: &mut F,
+        meta: &mut Self,
+        reply: &Reply<Ipv6Addr>,
+        offload: Offload,
+    ) -> Result<(), HandshakeError> {
+        write_reply_v6(frame, meta, reply, offload)
+    }
+}
+
 /// The TCP segment of a classified frame, or why it is not one.
-fn segment<'a>(data: &'a [u8], meta: &Ipv4Meta) -> Result<Segment<'a>, HandshakeError> {
-    if meta.protocol != ip_proto::TCP {
-        return Err(HandshakeError::NotTcp { protocol: meta.protocol });
+fn segment<'a, M: HandshakeMeta>(data: &'a [u8], meta: &M) -> Result<Segment<'a>, HandshakeError> {
+    if meta.protocol() != ip_proto::TCP {
+        return Err(HandshakeError::NotTcp { protocol: meta.protocol() });
     }
-    let end = meta.l3_offset() + meta.ip_total_len();
+    let end = meta.ip_end();
     let len = data.len();
-    if usize::from(meta.l2_len) < ethernet::HEADER_LEN || usize::from(meta.l3_len) < ipv4::MIN_HEADER_LEN {
-        return Err(HandshakeError::Truncated { needed: ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN, len });
+    if meta.l2_len() < ethernet::HEADER_LEN || meta.l3_len() < M::IP_HEADER_LEN {
+        return Err(HandshakeError::Truncated { needed: ethernet::HEADER_LEN + M::IP_HEADER_LEN, len });
     }
-    let l4 = data.get(meta.l4_offset()..end).ok_or(HandshakeError::Truncated { needed: end, len })?;
+    let l4_offset = meta.l2_len() + meta.l3_len();
+    let l4 = data.get(l4_offset..end).ok_or(HandshakeError::Truncated { needed: end, len })?;
     let (header, rest) = l4
         .split_first_chunk::<{ tcp::MIN_HEADER_LEN }>()
-        .ok_or(HandshakeError::Truncated { needed: meta.l4_offset() + tcp::MIN_HEADER_LEN, len })?;
+        .ok_or(HandshakeError::Truncated { needed: l4_offset + tcp::MIN_HEADER_LEN, len })?;
     let data_offset = header[tcp::offset::DATA_OFFSET] >> 4;
     let options = (usize::from(data_offset) * 4)
         .checked_sub(tcp::MIN_HEADER_LEN)
@@ -333,9 +481,9 @@ impl OptionBlock {
 }
 
 /// A handshake segment to write over a received frame.
-struct Reply {
-    src: [u8; 4],
-    dst: [u8; 4],
+pub struct Reply<A> {
+    src: A,
+    dst: A,
     sport: u16,
     dport: u16,
     seq: u32,
@@ -363,7 +511,7 @@ struct Reply {
 fn write_reply<F: Frame>(
     frame: &mut F,
     meta: &mut Ipv4Meta,
-    reply: &Reply,
+    reply: &Reply<Ipv4Addr>,
     offload: Offload,
 ) -> Result<(), HandshakeError> {
     let l2 = usize::from(meta.l2_len);
@@ -377,7 +525,7 @@ fn write_reply<F: Frame>(
         frame.trim(len - new_len).map_err(HandshakeError::NoRoom)?;
     }
 
-    let (src, dst) = (u32::from_be_bytes(reply.src), u32::from_be_bytes(reply.dst));
+    let (src, dst) = (u32::from(reply.src), u32::from(reply.dst));
     let mut ip = [
         // Version 4, IHL 5; DSCP with ECN 0 (the proxy negotiates no ECN,
         // so nothing it sends is ECT); total length.
@@ -393,19 +541,16 @@ fn write_reply<F: Frame>(
     if !offload.ipv4_checksum {
         ip[2] |= u32::from(checksum::finish(ip.iter().map(|&w| u64::from(w)).sum()));
     }
-    let mut th = [
-        u32::from(reply.sport) << 16 | u32::from(reply.dport),
-        reply.seq,
-        reply.ack,
-        // Data offset with the reserved bits and AE clear, flags, window.
-        ((tcp_len / 4) as u32) << 28 | u32::from(reply.flags) << 16 | u32::from(reply.window),
-        // Checksum 0, urgent pointer 0.
-        0,
-    ];
+    let mut th = tcp_words(reply, tcp_len);
     let (tcp_checksum, l4_offload) = if offload.tcp_checksum {
         // DPDK's contract: the folded pseudo-header sum, not inverted.
         (
-            checksum::fold(checksum::pseudo_header_v4(reply.src, reply.dst, ip_proto::TCP, tcp_len as u16)),
+            checksum::fold(checksum::pseudo_header_v4(
+                reply.src.octets(),
+                reply.dst.octets(),
+                ip_proto::TCP,
+                tcp_len as u16,
+            )),
             L4Offload::Tcp,
         )
     } else {
@@ -436,13 +581,97 @@ fn write_reply<F: Frame>(
     meta.l3_len = ipv4::MIN_HEADER_LEN as u8;
     meta.l4_len = tcp_len as u16;
     meta.ttl = reply.ttl;
-    meta.src = reply.src.into();
-    meta.dst = reply.dst.into();
+    meta.src = reply.src;
+    meta.dst = reply.dst;
     meta.src_port = reply.sport;
     meta.dst_port = reply.dport;
     meta.tcp_flags = reply.flags;
     request_offload(frame, meta, offload.ipv4_checksum, l4_offload);
     Ok(())
+}
+
+/// [`write_reply`] for IPv6: the fixed 40-byte header (traffic class the
+/// reply's DSCP, flow label 0, next header TCP: the received packet's
+/// extension headers go), the TCP header and options, the checksum over
+/// the IPv6 pseudo-header.
+fn write_reply_v6<F: Frame>(
+    frame: &mut F,
+    meta: &mut Ipv6Meta,
+    reply: &Reply<Ipv6Addr>,
+    offload: Offload,
+) -> Result<(), HandshakeError> {
+    let l2 = usize::from(meta.l2_len);
+    let tcp_len = tcp::MIN_HEADER_LEN + 4 * reply.options.len;
+    let new_len = l2 + ipv6::HEADER_LEN + tcp_len;
+    let len = frame.len();
+    if new_len > len {
+        frame.append(new_len - len).map_err(HandshakeError::NoRoom)?;
+    } else if new_len < len {
+        frame.trim(len - new_len).map_err(HandshakeError::NoRoom)?;
+    }
+    let (src, dst) = (reply.src.octets(), reply.dst.octets());
+    // Version 6, traffic class (DSCP, ECN 0), flow label 0; payload length,
+    // next header, hop limit.
+    let head = [
+        6 << 28 | u32::from(reply.dscp) << 22,
+        (tcp_len as u32) << 16 | u32::from(ip_proto::TCP) << 8 | u32::from(reply.ttl),
+    ];
+    let mut th = tcp_words(reply, tcp_len);
+    let pseudo = checksum::pseudo_header_v6(src, dst, ip_proto::TCP, tcp_len as u32);
+    let (tcp_checksum, l4_offload) = if offload.tcp_checksum {
+        (checksum::fold(pseudo), L4Offload::Tcp)
+    } else {
+        let words: u64 = th.iter().map(|&w| u64::from(w)).sum::<u64>()
+            + reply.options.words.iter().map(|&w| u64::from(w)).sum::<u64>();
+        (checksum::finish(pseudo + words), L4Offload::None)
+    };
+    th[4] = u32::from(tcp_checksum) << 16;
+
+    let data = frame.data_mut();
+    if reply.swap_macs {
+        let (dst, src) = data.split_at_mut(6);
+        dst.swap_with_slice(&mut src[..6]);
+    }
+    if let Some(out) = data.get_mut(l2..new_len) {
+        let (ip, rest) = out.split_at_mut(ipv6::HEADER_LEN);
+        ip[..4].copy_from_slice(&head[0].to_be_bytes());
+        ip[4..8].copy_from_slice(&head[1].to_be_bytes());
+        ip[8..24].copy_from_slice(&src);
+        ip[24..40].copy_from_slice(&dst);
+        let (fixed, options) = rest.split_at_mut(tcp::MIN_HEADER_LEN);
+        for (i, w) in th.iter().enumerate() {
+            fixed[4 * i..4 * i + 4].copy_from_slice(&w.to_be_bytes());
+        }
+        for (i, w) in reply.options.words[..reply.options.len].iter().enumerate() {
+            options[4 * i..4 * i + 4].copy_from_slice(&w.to_be_bytes());
+        }
+    }
+
+    meta.l3_len = ipv6::HEADER_LEN as u16;
+    meta.l4_len = tcp_len as u16;
+    meta.protocol = ip_proto::TCP;
+    meta.hop_limit = reply.ttl;
+    meta.src = reply.src;
+    meta.dst = reply.dst;
+    meta.src_port = reply.sport;
+    meta.dst_port = reply.dport;
+    meta.tcp_flags = reply.flags;
+    request_offload_v6(frame, meta, l4_offload);
+    Ok(())
+}
+
+/// The fixed TCP header of `reply`, checksum 0, as big-endian words.
+#[inline(always)]
+fn tcp_words<A>(reply: &Reply<A>, tcp_len: usize) -> [u32; 5] {
+    [
+        u32::from(reply.sport) << 16 | u32::from(reply.dport),
+        reply.seq,
+        reply.ack,
+        // Data offset with the reserved bits and AE clear, flags, window.
+        ((tcp_len / 4) as u32) << 28 | u32::from(reply.flags) << 16 | u32::from(reply.window),
+        // Checksum 0, urgent pointer 0.
+        0,
+    ]
 }
 
 /// Turns a client's SYN into the gateway's SYN-ACK, in place: MACs,
@@ -452,9 +681,9 @@ fn write_reply<F: Frame>(
 /// negotiated options) and window scaling; the payload dropped. Returns the
 /// cookie. `meta` describes the SYN-ACK afterwards.
 #[inline]
-pub fn synack_in_place<F: Frame>(
+pub fn synack_in_place<F: Frame, M: HandshakeMeta>(
     frame: &mut F,
-    meta: &mut Ipv4Meta,
+    meta: &mut M,
     cookies: &SynCookies,
     cfg: &SynAckConfig,
     ts_now: u32,
@@ -465,7 +694,7 @@ pub fn synack_in_place<F: Frame>(
         seg.expect(Step::ClientSyn)?;
         (seg.seq(), seg.scan()?)
     };
-    let input = CookieInput { saddr: meta.src, daddr: meta.dst, sport: meta.src_port, dport: meta.dst_port, isn };
+    let input = meta.cookie_input(isn);
     let cookie = cookies.make(&input, seen.mss.unwrap_or(DEFAULT_MSS));
 
     let timestamps = seen.timestamps.filter(|_| cfg.timestamps);
@@ -481,20 +710,25 @@ pub fn synack_in_place<F: Frame>(
     };
     let our_wscale = cfg.wscale.filter(|_| negotiated.wscale.is_some()).map(|w| w.min(MAX_WSCALE));
     let reply = Reply {
-        src: meta.dst.octets(),
-        dst: meta.src.octets(),
-        sport: meta.dst_port,
-        dport: meta.src_port,
+        src: meta.dst(),
+        dst: meta.src(),
+        sport: meta.dst_port(),
+        dport: meta.src_port(),
         seq: cookie,
         ack: isn.wrapping_add(1),
         flags: flags::SYN | flags::ACK,
         window: cfg.window,
         dscp: 0,
         ttl: cfg.ttl,
-        options: OptionBlock::handshake(Some(cfg.mss), negotiated.sack_permitted, timestamps, our_wscale),
+        options: OptionBlock::handshake(
+            Some(cfg.mss.saturating_sub(M::MSS_LESS)),
+            negotiated.sack_permitted,
+            timestamps,
+            our_wscale,
+        ),
         swap_macs: true,
     };
-    write_reply(frame, meta, &reply, offload)?;
+    M::write_reply(frame, meta, &reply, offload)?;
     Ok(cookie)
 }
 
@@ -514,13 +748,14 @@ pub struct ClientAck {
 
 impl ClientAck {
     /// What the cookie is checked against.
-    pub fn cookie_input(&self, meta: &Ipv4Meta) -> CookieInput {
-        CookieInput { saddr: meta.src, daddr: meta.dst, sport: meta.src_port, dport: meta.dst_port, isn: self.isn }
+    #[inline(always)]
+    pub fn cookie_input<M: HandshakeMeta>(&self, meta: &M) -> CookieInput<M::Addr> {
+        meta.cookie_input(self.isn)
     }
 
     /// Checks the cookie and recovers the options it and the TSecr carry.
     #[inline]
-    pub fn check(&self, meta: &Ipv4Meta, cookies: &SynCookies) -> Result<Decoded, super::CookieError> {
+    pub fn check<M: HandshakeMeta>(&self, meta: &M, cookies: &SynCookies) -> Result<Decoded, super::CookieError> {
         cookies.check(&self.cookie_input(meta), self.cookie, self.timestamps.map(|(_, tsecr)| tsecr))
     }
 }
@@ -528,7 +763,7 @@ impl ClientAck {
 /// Reads a client's ACK that may complete a proxied handshake (no
 /// connection exists for it yet).
 #[inline]
-pub fn parse_client_ack<F: Frame>(frame: &F, meta: &Ipv4Meta) -> Result<ClientAck, HandshakeError> {
+pub fn parse_client_ack<F: Frame, M: HandshakeMeta>(frame: &F, meta: &M) -> Result<ClientAck, HandshakeError> {
     let seg = segment(frame.data(), meta)?;
     seg.expect(Step::ClientAck)?;
     let seen = seg.scan()?;
@@ -550,9 +785,9 @@ pub fn parse_client_ack<F: Frame>(frame: &F, meta: &Ipv4Meta) -> Result<ClientAc
 /// forwarding. Retransmitting the SYN means keeping a copy of this frame,
 /// or rebuilding it from `ack` and `decoded`.
 #[inline]
-pub fn server_syn_in_place<F: Frame>(
+pub fn server_syn_in_place<F: Frame, M: HandshakeMeta>(
     frame: &mut F,
-    meta: &mut Ipv4Meta,
+    meta: &mut M,
     ack: &ClientAck,
     decoded: &Decoded,
     offload: Offload,
@@ -560,7 +795,7 @@ pub fn server_syn_in_place<F: Frame>(
     let dscp = {
         let data = frame.data();
         segment(data, meta)?;
-        data[meta.l3_offset() + 1] >> 2
+        meta.dscp(data)
     };
     let window = match decoded.wscale {
         Some(shift) => (u32::from(ack.window) << shift).min(u32::from(u16::MAX)) as u16,
@@ -568,20 +803,20 @@ pub fn server_syn_in_place<F: Frame>(
     };
     let timestamps = ack.timestamps.filter(|_| decoded.timestamps).map(|(tsval, _)| (tsval, 0));
     let reply = Reply {
-        src: meta.src.octets(),
-        dst: meta.dst.octets(),
-        sport: meta.src_port,
-        dport: meta.dst_port,
+        src: meta.src(),
+        dst: meta.dst(),
+        sport: meta.src_port(),
+        dport: meta.dst_port(),
         seq: ack.isn,
         ack: 0,
         flags: flags::SYN,
         window,
         dscp,
-        ttl: meta.ttl,
+        ttl: meta.ttl(),
         options: OptionBlock::handshake(Some(decoded.mss), decoded.sack_permitted, timestamps, decoded.wscale),
         swap_macs: false,
     };
-    write_reply(frame, meta, &reply, offload)
+    M::write_reply(frame, meta, &reply, offload)
 }
 
 /// What the real server's SYN-ACK carries.
@@ -600,7 +835,7 @@ pub struct ServerSynAck {
 /// `ack` with the connection's ISN + 1 before trusting it, and can compare
 /// `options.wscale` with [`SynAckConfig::wscale`].
 #[inline]
-pub fn parse_server_synack<F: Frame>(frame: &F, meta: &Ipv4Meta) -> Result<ServerSynAck, HandshakeError> {
+pub fn parse_server_synack<F: Frame, M: HandshakeMeta>(frame: &F, meta: &M) -> Result<ServerSynAck, HandshakeError> {
     let seg = segment(frame.data(), meta)?;
     seg.expect(Step::ServerSynAck)?;
     Ok(ServerSynAck { isn: seg.seq(), ack: seg.ack(), window: seg.window(), options: seg.scan()? })
@@ -613,18 +848,18 @@ pub fn parse_server_synack<F: Frame>(frame: &F, meta: &Ipv4Meta) -> Result<Serve
 /// (RFC 9293 §3.10.7.1, a segment with ACK to a closed port). The client
 /// accepts it: its `ack` is the next sequence number the client expects.
 #[inline]
-pub fn reset_in_place<F: Frame>(
+pub fn reset_in_place<F: Frame, M: HandshakeMeta>(
     frame: &mut F,
-    meta: &mut Ipv4Meta,
+    meta: &mut M,
     ttl: u8,
     offload: Offload,
 ) -> Result<(), HandshakeError> {
     let ack = segment(frame.data(), meta)?.ack();
     let reply = Reply {
-        src: meta.dst.octets(),
-        dst: meta.src.octets(),
-        sport: meta.dst_port,
-        dport: meta.src_port,
+        src: meta.dst(),
+        dst: meta.src(),
+        sport: meta.dst_port(),
+        dport: meta.src_port(),
         seq: ack,
         ack: 0,
         flags: flags::RST,
@@ -634,7 +869,7 @@ pub fn reset_in_place<F: Frame>(
         options: OptionBlock::handshake(None, false, None, None),
         swap_macs: true,
     };
-    write_reply(frame, meta, &reply, offload)
+    M::write_reply(frame, meta, &reply, offload)
 }
 
 /// The translation a proxied connection applies for its whole life once
@@ -1297,5 +1532,103 @@ mod tests {
             HandshakeError::NoRoom(FrameError::NoTailroom { wanted: 4, available: 0 }).drop_reason(),
             DropReason::NoRoom
         );
+    }
+
+    /// An IPv6 frame from `src` to `dst` with a hop-by-hop header (PadN)
+    /// before TCP and DSCP 10 in the traffic class.
+    fn v6_segment(
+        src: (Ipv6Addr, u16),
+        dst: (Ipv6Addr, u16),
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        options: &[u8],
+    ) -> Vec<u8> {
+        use crate::wire::ipv6::ext;
+        let chain = [ip_proto::TCP, 0, 1, 4, 0, 0, 0, 0];
+        let mut b = crate::wire::build::ipv6(src.0, dst.0).ext_headers(ext::HOP_BY_HOP, &chain).tcp(&tcp::TcpRepr {
+            src_port: src.1,
+            dst_port: dst.1,
+            seq_number: seq,
+            ack_number: ack,
+            flags,
+            window_len: 64800,
+            options,
+            payload: b"",
+        });
+        // Traffic class 0x28: DSCP 10, ECN 0.
+        b[14] = 0x62;
+        b[15] = 0x80 | (b[15] & 0x0f);
+        b
+    }
+
+    #[test]
+    fn over_ipv6_the_segments_get_the_fixed_header_the_v6_mss_and_the_v6_pseudo_header() {
+        use crate::wire::ipv6::Ipv6Packet;
+        let syn = v6_segment((CLIENT6, 40000), (VIP6, 80), ISN, 0, flags::SYN, &LINUX_SYN_OPTIONS);
+        let (mut f, mut meta) = (BufFrame::new(&syn), meta_v6_of(&syn));
+        let cookie = synack_in_place(&mut f, &mut meta, &cookies(), &CFG, TS_NOW, Offload::NONE).unwrap();
+        let out = f.data().to_vec();
+        assert_checksums_valid_v6(&out);
+        assert_eq!(meta, meta_v6_of(&out), "meta describes the SYN-ACK");
+        let ip = Ipv6Packet::new_checked(&out[14..]).unwrap();
+        // The extension header is gone, the traffic class is 0.
+        assert_eq!(
+            (ip.src_addr(), ip.dst_addr(), ip.next_header(), ip.hop_limit()),
+            (VIP6, CLIENT6, ip_proto::TCP, 63)
+        );
+        assert_eq!(&out[14..16], &[0x60, 0]);
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((tcp.seq_number(), tcp.ack_number(), tcp.flags()), (cookie, ISN + 1, flags::SYN | flags::ACK));
+        assert_eq!(cookie >> 30, 2, "the client's 1460 rounds to 1440 in the IPv6 table");
+        // Our 1452 (IPv4) is 1432 over IPv6: the same MTU.
+        let mss = TcpOptions::new(tcp.options()).find_map(|o| match o.unwrap().1 {
+            TcpOption::MaxSegmentSize(m) => Some(m),
+            _ => None,
+        });
+        assert_eq!(mss, Some(1432));
+        let has = |want: TcpOption| TcpOptions::new(tcp.options()).any(|o| o.unwrap().1 == want);
+        assert!(has(TcpOption::SackPermitted) && has(TcpOption::WindowScale(9)), "SACK and our shift offered");
+        let our_tsval = TcpOptions::new(tcp.options())
+            .find_map(|o| match o.unwrap().1 {
+                TcpOption::Timestamps { tsval, .. } => Some(tsval),
+                _ => None,
+            })
+            .unwrap();
+
+        // The client's ACK: valid for its own tuple, rebuilt as the server's
+        // SYN with the client's DSCP and the options the cookie carried.
+        let mut ts = [1, 1, 8, 10, 0, 1, 0xe2, 0x41, 0, 0, 0, 0];
+        ts[8..].copy_from_slice(&our_tsval.to_be_bytes());
+        let ack = v6_segment((CLIENT6, 40000), (VIP6, 80), ISN + 1, cookie + 1, flags::ACK, &ts);
+        let (mut f, mut meta) = (BufFrame::new(&ack), meta_v6_of(&ack));
+        let client_ack = parse_client_ack(&f, &meta).unwrap();
+        let decoded = client_ack.check(&meta, &cookies()).unwrap();
+        assert_eq!(decoded, Decoded { mss: 1440, wscale: Some(7), sack_permitted: true, timestamps: true });
+        let mut other = meta;
+        other.src_port = 40001;
+        assert!(matches!(client_ack.check(&other, &cookies()), Err(CookieError::Mismatch { .. })));
+        server_syn_in_place(&mut f, &mut meta, &client_ack, &decoded, Offload::NONE).unwrap();
+        let out = f.data().to_vec();
+        assert_checksums_valid_v6(&out);
+        assert_eq!(meta, meta_v6_of(&out));
+        let ip = Ipv6Packet::new_checked(&out[14..]).unwrap();
+        assert_eq!(
+            (ip.src_addr(), ip.dst_addr(), ip.next_header(), ip.hop_limit()),
+            (CLIENT6, VIP6, ip_proto::TCP, 64)
+        );
+        assert_eq!(&out[14..16], &[0x62, 0x80], "the client's DSCP kept");
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((tcp.seq_number(), tcp.flags()), (ISN, flags::SYN));
+
+        // A RST for the same ACK, back to the client in our numbering.
+        let (mut f, mut meta) = (BufFrame::new(&ack), meta_v6_of(&ack));
+        reset_in_place(&mut f, &mut meta, 64, Offload::NONE).unwrap();
+        let out = f.data().to_vec();
+        assert_checksums_valid_v6(&out);
+        let ip = Ipv6Packet::new_checked(&out[14..]).unwrap();
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (VIP6, CLIENT6));
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((tcp.seq_number(), tcp.flags()), (cookie + 1, flags::RST));
     }
 }

@@ -22,11 +22,12 @@ use super::{ClientAck, Decoded};
 /// Client packets one handshake holds besides the client's ACK.
 pub const HELD_PER_HANDSHAKE: usize = 4;
 
-/// A client packet and its classification.
-pub type Held<F> = (F, Ipv4Meta);
+/// A client packet and its classification (`M`: [`Ipv4Meta`] or
+/// `Ipv6Meta`, so a slab holds one family's handshakes).
+pub type Held<F, M = Ipv4Meta> = (F, M);
 
 /// One proxied handshake waiting for the server.
-pub struct Handshake<F> {
+pub struct Handshake<F, M = Ipv4Meta> {
     /// The connection; it names this slot in its entry (`conn::Proxy`)
     /// for as long as the handshake is open.
     pub conn: ConnId,
@@ -34,20 +35,20 @@ pub struct Handshake<F> {
     pub ack: ClientAck,
     pub decoded: Decoded,
     /// The copy of the client's ACK.
-    pub client_ack: Held<F>,
+    pub client_ack: Held<F, M>,
     /// The port the client's packets arrive on (where a RST to it leaves).
     pub in_port: u16,
     /// SYNs sent again so far, and the second the next one is due.
     pub retransmits: u8,
     pub due: u32,
-    held: [Option<Held<F>>; HELD_PER_HANDSHAKE],
+    held: [Option<Held<F, M>>; HELD_PER_HANDSHAKE],
 }
 
-impl<F> Handshake<F> {
+impl<F, M> Handshake<F, M> {
     /// A handshake whose SYN went out during second `now`, first resent at
     /// `now + 2`: the worker's clock counts whole seconds, so that is after
     /// one to two seconds (Linux's initial SYN timeout is one).
-    pub fn new(conn: ConnId, ack: ClientAck, decoded: Decoded, client_ack: Held<F>, in_port: u16, now: u32) -> Self {
+    pub fn new(conn: ConnId, ack: ClientAck, decoded: Decoded, client_ack: Held<F, M>, in_port: u16, now: u32) -> Self {
         Handshake {
             conn,
             ack,
@@ -62,7 +63,7 @@ impl<F> Handshake<F> {
 
     /// Keeps a client packet until the server answers; gives it back when
     /// the handshake already holds as many as it may.
-    pub fn hold(&mut self, packet: Held<F>) -> Result<(), Held<F>> {
+    pub fn hold(&mut self, packet: Held<F, M>) -> Result<(), Held<F, M>> {
         match self.held.iter_mut().find(|h| h.is_none()) {
             Some(free) => {
                 *free = Some(packet);
@@ -73,7 +74,7 @@ impl<F> Handshake<F> {
     }
 
     /// The client's ACK, then the held packets in the order they came.
-    pub fn into_packets(self) -> impl Iterator<Item = Held<F>> {
+    pub fn into_packets(self) -> impl Iterator<Item = Held<F, M>> {
         std::iter::once(self.client_ack).chain(self.held.into_iter().flatten())
     }
 
@@ -92,12 +93,12 @@ impl<F> Handshake<F> {
 pub const MAX_HANDSHAKES: u32 = 1 << 20;
 
 /// A worker's open handshakes.
-pub struct Handshakes<F> {
-    slots: Vec<Option<Handshake<F>>>,
+pub struct Handshakes<F, M = Ipv4Meta> {
+    slots: Vec<Option<Handshake<F, M>>>,
     free: Vec<u32>,
 }
 
-impl<F> Handshakes<F> {
+impl<F, M> Handshakes<F, M> {
     /// Room for `capacity` handshakes, allocated now.
     pub fn new(capacity: u32) -> Self {
         Handshakes { slots: (0..capacity).map(|_| None).collect(), free: (0..capacity).rev().collect() }
@@ -120,17 +121,17 @@ impl<F> Handshakes<F> {
     }
 
     /// Files a handshake; a full slab gives it back.
-    pub fn insert(&mut self, h: Handshake<F>) -> Result<u32, Handshake<F>> {
+    pub fn insert(&mut self, h: Handshake<F, M>) -> Result<u32, Handshake<F, M>> {
         let Some(slot) = self.free.pop() else { return Err(h) };
         self.slots[slot as usize] = Some(h);
         Ok(slot)
     }
 
-    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Handshake<F>> {
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Handshake<F, M>> {
         self.slots.get_mut(slot as usize)?.as_mut()
     }
 
-    pub fn remove(&mut self, slot: u32) -> Option<Handshake<F>> {
+    pub fn remove(&mut self, slot: u32) -> Option<Handshake<F, M>> {
         let h = self.slots.get_mut(slot as usize)?.take()?;
         self.free.push(slot);
         Some(h)

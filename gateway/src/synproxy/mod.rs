@@ -17,9 +17,13 @@
 //! - [`counters`]: what a worker counts.
 //!
 //! Where things are encoded. Our SYN-ACK's sequence number is the cookie:
-//! the MSS index (Linux's table 536/1300/1440/1460) in its top two bits and
-//! 30 bits of the keyed hash of the client's tuple, ISN, the time counter
-//! and that index. When the client sends timestamps, our TSval's low six
+//! the MSS index (Linux's table 536/1300/1440/1460 for IPv4,
+//! 1220/1420/1440/8940 for IPv6) in its top two bits and 30 bits of the
+//! keyed hash of the client's tuple, ISN, the time counter and that index.
+//! Both families take the same path, monomorphised: the cookie input and
+//! the segments built in place are generic over the address family
+//! ([`CookieAddr`], [`HandshakeMeta`]), and each family's connection table
+//! names slots of its own handshake slab. When the client sends timestamps, our TSval's low six
 //! bits carry the window-scale shift and SACK-permitted as negotiated (the
 //! layout of Linux's `cookie_init_timestamp`), and the client's ACK echoes
 //! them in its TSecr. Without timestamps, the SYN-ACK offers only the MSS,
@@ -63,11 +67,11 @@ pub mod siphash;
 
 use std::fmt;
 
-pub use cookie::{CookieError, CookieInput, Decoded, SynCookies, TsOptions, MSS_TABLE};
+pub use cookie::{CookieAddr, CookieError, CookieInput, Decoded, SynCookies, TsOptions, MSS_TABLE, MSS_TABLE_V6};
 pub use counters::SynProxyCounters;
 pub use handshake::{
     parse_client_ack, parse_server_synack, reset_in_place, server_syn_in_place, synack_in_place, ClientAck,
-    HandshakeError, ProxyDeltas, ServerSynAck, SynAckConfig,
+    HandshakeError, HandshakeMeta, ProxyDeltas, ServerSynAck, SynAckConfig,
 };
 pub use handshakes::{Handshake, Handshakes, HELD_PER_HANDSHAKE};
 

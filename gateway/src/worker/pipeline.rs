@@ -19,7 +19,7 @@
 //!   the sends every path ends in.
 //! - [`kernel`]: what of the gateway's own traffic goes to a port's kernel
 //!   interface instead of being dropped.
-//! - [`synproxy`]: the SYN proxy's handshakes.
+//! - [`synproxy`]: the SYN proxy's handshakes; [`synproxy6`] for IPv6.
 //! - [`probe`]: the health checker's probes, sent and answered.
 //! - [`proxy_protocol`]: the packets of connections sending a PROXY protocol header.
 //!
@@ -55,6 +55,7 @@ mod local;
 mod probe;
 mod proxy_protocol;
 mod synproxy;
+mod synproxy6;
 
 use ipv6::Inet6;
 use local::send_arp_request;

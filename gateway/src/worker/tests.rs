@@ -2861,12 +2861,14 @@ mod ipv6 {
     use std::net::Ipv6Addr;
 
     use super::*;
+    use crate::conn::Proxy;
     use crate::net::Ipv6Cidr;
     use crate::wire::build::{self, tcp_frame_v6, udp_frame_v6};
     use crate::wire::ethernet::EthernetFrame;
     use crate::wire::icmpv6::{self, na_flags, Icmpv6Packet, Icmpv6Repr, NdiscRepr};
+    use crate::wire::ip_proto;
     use crate::wire::ipv6::Ipv6Packet;
-    use crate::wire::tcp::TcpPacket;
+    use crate::wire::tcp::{TcpOption, TcpPacket};
     use crate::wire::udp::UdpPacket;
 
     const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
@@ -3161,6 +3163,207 @@ mod ipv6 {
         assert_eq!(msg.msg_type(), icmpv6::msg_type::PACKET_TOO_BIG);
         assert!(msg.mtu() <= 1280, "{}", msg.mtu());
         assert!(msg.verify_checksum(GW6_CLIENT_SIDE, CLIENT6));
+    }
+
+    /// The SYN proxy in front of [VIP6]:80 (FNAT to RS6), the client's
+    /// address learned.
+    fn proxied6() -> (Worker<BufFrame>, Recorder) {
+        let mut cfg = WorkerConfig::new(0, 1);
+        cfg.conn_capacity = 1024;
+        cfg.template_capacity = 64;
+        cfg.synproxy.seed = *b"worker-test-seed";
+        let mut ed = services6(ForwardMethod::FullNat).edit();
+        enable_synproxy(&mut ed, ServiceKey::tcp(VIP6.into(), 80));
+        let mut w = Worker::new(&cfg, ed.finish(), net6(1500), 1000).unwrap();
+        let mut io = Recorder::default();
+        client_resolves_the_vip(&mut w, &mut io);
+        (w, io)
+    }
+
+    /// MSS 1440, SACK-permitted, timestamps (TSval 5000, TSecr 0), NOP,
+    /// window scale 7: a Linux SYN over IPv6 on Ethernet.
+    const SYN_OPTIONS6: [u8; 20] = [2, 4, 5, 0xa0, 4, 2, 8, 10, 0, 0, 0x13, 0x88, 0, 0, 0, 0, 1, 3, 3, 7];
+    const ISN6: u32 = 0x1000_0000;
+    const SERVER_ISN6: u32 = 0x7000_0000;
+    const SERVER_TSVAL6: u32 = 900_000;
+
+    fn ts6(tsval: u32, tsecr: u32) -> [u8; 12] {
+        let mut o = [1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
+        o[4..8].copy_from_slice(&tsval.to_be_bytes());
+        o[8..12].copy_from_slice(&tsecr.to_be_bytes());
+        o
+    }
+
+    fn from_client(frame: &[u8]) -> Vec<u8> {
+        on_wire(MAC_CLIENT, MAC_PORT0, frame).data().to_vec()
+    }
+
+    /// The TCP options of an IPv6 frame.
+    fn options6(b: &[u8]) -> Vec<TcpOption<'static>> {
+        let ip = ip6(b);
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        tcp.option_iter()
+            .map(|o| match o.unwrap().1 {
+                TcpOption::Timestamps { tsval, tsecr } => TcpOption::Timestamps { tsval, tsecr },
+                TcpOption::MaxSegmentSize(m) => TcpOption::MaxSegmentSize(m),
+                TcpOption::WindowScale(w) => TcpOption::WindowScale(w),
+                TcpOption::SackPermitted => TcpOption::SackPermitted,
+                _ => TcpOption::NoOperation,
+            })
+            .filter(|o| *o != TcpOption::NoOperation)
+            .collect()
+    }
+
+    fn tsopt6(b: &[u8]) -> (u32, u32) {
+        options6(b)
+            .into_iter()
+            .find_map(|o| match o {
+                TcpOption::Timestamps { tsval, tsecr } => Some((tsval, tsecr)),
+                _ => None,
+            })
+            .expect("timestamps")
+    }
+
+    /// The client's SYN to the proxied VIP6, answered with the cookie
+    /// SYN-ACK: (cookie, our TSval).
+    fn cookie_syn_ack6(w: &mut Worker<BufFrame>, io: &mut Recorder) -> (u32, u32) {
+        let syn = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), ISN6, 0, flags::SYN, &SYN_OPTIONS6, b"");
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "one SYN-ACK, nothing toward the servers: {sent:?}");
+        let (port, b) = &sent[0];
+        assert_eq!(*port, 0);
+        assert_eq!(macs(b), (MAC_PORT0, MAC_CLIENT));
+        let ip = ip6(b);
+        assert_eq!((ip.src_addr(), ip.dst_addr(), ip.next_header()), (VIP6, CLIENT6, ip_proto::TCP));
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(tcp.verify_checksum_v6(VIP6, CLIENT6));
+        assert_eq!((tcp.src_port(), tcp.dst_port(), tcp.flags()), (80, 40000, flags::SYN | flags::ACK));
+        assert_eq!(tcp.ack_number(), ISN6 + 1);
+        let cookie = tcp.seq_number();
+        assert_eq!(cookie >> 30, 2, "the client's 1440 is entry 2 of the IPv6 table");
+        let options = options6(b);
+        // 1460 for IPv4 is 1440 over IPv6: the same 1500-byte MTU.
+        assert!(options.contains(&TcpOption::MaxSegmentSize(1440)), "{options:?}");
+        assert!(options.contains(&TcpOption::SackPermitted));
+        assert!(options.contains(&TcpOption::WindowScale(7)));
+        let (tsval, tsecr) = tsopt6(b);
+        assert_eq!(tsecr, 5000);
+        assert!(w.director6().conns().is_empty(), "a SYN leaves no state");
+        assert_eq!(w.counters().synproxy.syn_acks_sent.get(), 1);
+        (cookie, tsval)
+    }
+
+    #[test]
+    fn syn_proxy_v6_answers_with_a_cookie_opens_the_server_on_the_ack_and_shifts_for_the_connection() {
+        let (mut w, mut io) = proxied6();
+        let (cookie, our_tsval) = cookie_syn_ack6(&mut w, &mut io);
+
+        // The client's ACK proves the cookie: the SYN to the server, with the
+        // client's ISN and options, waits for the server's address.
+        let ack =
+            tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), ISN6 + 1, cookie + 1, flags::ACK, &ts6(5001, our_tsval), b"");
+        let syn = server_resolved(&mut w, &mut io, from_client(&ack));
+        let ip = ip6(&syn);
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (LIP6, RS6));
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(tcp.verify_checksum_v6(LIP6, RS6));
+        assert_eq!((tcp.dst_port(), tcp.flags(), tcp.seq_number()), (8080, flags::SYN, ISN6));
+        let lport = tcp.src_port();
+        let options = options6(&syn);
+        for o in [
+            TcpOption::MaxSegmentSize(1440),
+            TcpOption::SackPermitted,
+            TcpOption::WindowScale(7),
+            TcpOption::Timestamps { tsval: 5001, tsecr: 0 },
+        ] {
+            assert!(options.contains(&o), "{o:?} in {options:?}");
+        }
+        assert_eq!(w.counters().synproxy.cookies_valid.get(), 1);
+        assert_eq!(w.director6().conns().len(), 1);
+        assert!(matches!(w.director6().conns().iter().next().unwrap().1.proxy(), Proxy::Handshake(_)));
+
+        // The client's request before the server answered: held.
+        let request = tcp_frame_v6(
+            (CLIENT6, 40000),
+            (VIP6, 80),
+            ISN6 + 1,
+            cookie + 1,
+            flags::ACK | flags::PSH,
+            &ts6(5002, our_tsval),
+            b"GET /",
+        );
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &request), 0, 1000, &mut io);
+        assert!(io.take_sent().is_empty(), "held until the server answers");
+
+        // The server's SYN-ACK is consumed; the client's ACK and request follow,
+        // in the server's numbering.
+        let mut synack_opts = [0u8; 20];
+        synack_opts[..4].copy_from_slice(&[2, 4, 5, 0xa0]);
+        synack_opts[4..16].copy_from_slice(&ts6(SERVER_TSVAL6, 5001));
+        synack_opts[4..6].copy_from_slice(&[4, 2]);
+        synack_opts[16..].copy_from_slice(&[1, 3, 3, 7]);
+        let synack =
+            tcp_frame_v6((RS6, 8080), (LIP6, lport), SERVER_ISN6, ISN6 + 1, flags::SYN | flags::ACK, &synack_opts, b"");
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &synack), 1, 1000, &mut io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 2, "the client's ACK and its request: {sent:?}");
+        for (i, (port, b)) in sent.iter().enumerate() {
+            assert_eq!(*port, 1);
+            let ip = ip6(b);
+            assert_eq!((ip.src_addr(), ip.dst_addr()), (LIP6, RS6));
+            let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+            assert!(tcp.verify_checksum_v6(LIP6, RS6), "segment {i}");
+            assert_eq!((tcp.seq_number(), tcp.ack_number()), (ISN6 + 1, SERVER_ISN6 + 1), "segment {i}");
+            assert_eq!(tsopt6(b).1, SERVER_TSVAL6, "the TSecr in the server's clock, segment {i}");
+            assert_eq!(tcp.payload(), if i == 0 { &b""[..] } else { &b"GET /"[..] });
+        }
+        assert_eq!(w.counters().synproxy.server_handshakes.get(), 1);
+        assert!(matches!(w.director6().conns().iter().next().unwrap().1.proxy(), Proxy::Deltas { .. }));
+
+        // The server's answer reaches the client in our numbering.
+        let reply = tcp_frame_v6(
+            (RS6, 8080),
+            (LIP6, lport),
+            SERVER_ISN6 + 1,
+            ISN6 + 6,
+            flags::ACK | flags::PSH,
+            &ts6(SERVER_TSVAL6 + 10, 5002),
+            b"HTTP/1.1 200 OK",
+        );
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &reply), 1, 1000, &mut io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let (port, b) = &sent[0];
+        assert_eq!(*port, 0);
+        let ip = ip6(b);
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (VIP6, CLIENT6));
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(tcp.verify_checksum_v6(VIP6, CLIENT6));
+        assert_eq!((tcp.src_port(), tcp.dst_port()), (80, 40000));
+        assert_eq!((tcp.seq_number(), tcp.ack_number()), (cookie + 1, ISN6 + 6));
+        assert_eq!(tsopt6(b), (our_tsval + 10, 5002), "the server's clock shifted onto ours");
+        assert_eq!(tcp.payload(), b"HTTP/1.1 200 OK");
+        assert_eq!(w.director().conns().len(), 0, "IPv4's table is untouched");
+    }
+
+    #[test]
+    fn syn_proxy_v6_drops_and_counts_a_bad_cookie() {
+        let (mut w, mut io) = proxied6();
+        let (cookie, our_tsval) = cookie_syn_ack6(&mut w, &mut io);
+        for bad in [
+            // Another cookie.
+            tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), ISN6 + 1, cookie + 2, flags::ACK, &ts6(5001, our_tsval), b""),
+            // This cookie from another client port.
+            tcp_frame_v6((CLIENT6, 40001), (VIP6, 80), ISN6 + 1, cookie + 1, flags::ACK, &ts6(5001, our_tsval), b""),
+        ] {
+            w.process(on_wire(MAC_CLIENT, MAC_PORT0, &bad), 0, 1000, &mut io);
+        }
+        assert!(io.take_sent().is_empty(), "nothing answered, nothing to the server");
+        assert_eq!(w.counters().synproxy.cookies_invalid.get(), 2);
+        assert_eq!(w.counters().synproxy.cookies_valid.get(), 0);
+        assert_eq!(w.counters().dropped(Discard::SynProxyBadCookie), 2);
+        assert!(w.director6().conns().is_empty());
     }
 
     #[test]

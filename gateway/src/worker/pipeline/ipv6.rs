@@ -8,10 +8,11 @@
 //! snapshot, the local-port partition, the counters, the kernel interface's
 //! limiter) is shared. The dispatch follows IPv4's ([`super::dispatch`])
 //! where IPVS's rules are the same (a TCP connection starts on a SYN, a
-//! reply to a local port goes to the worker owning it); what IPv6 services
-//! do not have yet (the SYN proxy, the PROXY protocol) the configuration
-//! refuses for them, so no packet reaches it here. Tunnelled servers get
-//! IPv6-in-IPv6 ([`crate::xmit::tun::encapsulate_v6`]).
+//! reply to a local port goes to the worker owning it), and so does the SYN
+//! proxy's ([`super::synproxy6`]). Tunnelled servers get IPv6-in-IPv6
+//! ([`crate::xmit::tun::encapsulate_v6`]). What IPv6 services do not have
+//! yet (the PROXY protocol) the configuration refuses for them, so no packet
+//! reaches it here.
 //!
 //! Packets for the gateway's addresses that the datapath does not consume
 //! go to the port's kernel interface as IPv4's do ([`super::kernel`]):
@@ -24,9 +25,9 @@ use std::sync::Arc;
 
 use super::local::{send_on_port, send_to_neighbour};
 use super::{Arrival, Io, Leg, Worker};
-use crate::conn::director::{Director, DirectorConfig};
+use crate::conn::director::{Director, DirectorConfig, Refused};
 use crate::conn::table::Conn;
-use crate::conn::{Direction, FlowKey, State};
+use crate::conn::{ConnId, Direction, FlowKey, Proxy, State};
 use crate::frame::Frame;
 use crate::model::fasthash::FastBuildHasher;
 use crate::model::{NetView, Protocol, ServiceKey, Snapshot};
@@ -59,7 +60,7 @@ pub(super) struct Inet6<F> {
     own: AddrSet6,
     /// The VIPs and local addresses no kernel interface carries now: they
     /// open no connection here (see the IPv4 worker's `unheld`).
-    unheld: AddrSet6,
+    pub(super) unheld: AddrSet6,
     /// Real servers and routes' gateways: learned from the network as needed.
     needed: AddrSet6,
     last_solicit: u32,
@@ -328,11 +329,13 @@ impl<F: Frame> Worker<F> {
         if meta.hop_limit <= 1 {
             return self.expiring6(frame, meta, at, io);
         }
+        let bare_syn = is_bare_syn(proto, meta.tcp_flags);
+        if bare_syn && self.proxies6(&meta) {
+            return self.synproxy_first6(frame, meta, at, io);
+        }
         let key = FlowKey { proto, src: meta.src, sport: meta.src_port, dst: meta.dst, dport: meta.dst_port };
         if let Some((id, dir)) = self.v6.director.lookup(&key) {
-            let bare_syn = is_bare_syn(proto, meta.tcp_flags);
-            let finished = matches!(self.v6.director.conn(id).state(), State::TimeWait | State::Close);
-            if !(dir == Direction::In && bare_syn && finished) {
+            if !(dir == Direction::In && self.starts_over6(id, bare_syn, &frame, &meta)) {
                 return self.forward6(frame, meta, Leg { id, dir }, at, io);
             }
             self.v6.director.end_now(id);
@@ -354,26 +357,44 @@ impl<F: Frame> Worker<F> {
             // Another director serves it now (keepalived moved it).
             return self.discard(frame, Discard::NotHeld, io);
         }
-        let service = self.v6.director.snapshot().find(proto, IpAddr::V6(meta.dst), meta.dst_port);
-        if service.is_none() {
+        let Some(service) = self.v6.director.snapshot().find(proto, IpAddr::V6(meta.dst), meta.dst_port) else {
             let reason = if self.v6.vips.contains(&meta.dst) { Discard::NoService } else { Discard::NotForUs };
             return self.unconsumed_flow6(frame, meta, reason, at, io);
+        };
+        if proto == Protocol::Tcp && self.any_proxied && self.service_proxied(service) {
+            // The client's ACK that may complete a handshake with us.
+            return self.synproxy_first6(frame, meta, at, io);
         }
         // IPVS creates TCP connections on SYN only.
-        if proto == Protocol::Tcp && !is_bare_syn(proto, meta.tcp_flags) {
+        if proto == Protocol::Tcp && !bare_syn {
             return self.discard(frame, Discard::NoConnection, io);
         }
-        match self.v6.director.connect(&key, at.now) {
-            Ok(id) => {
-                self.counters.new_conns.inc();
-                self.counters.conns_live.set(self.conns_live());
-                if let Some(d) = self.v6.director.conn(id).dest() {
-                    d.count_connection(self.id);
-                }
-                self.forward6(frame, meta, Leg { id, dir: Direction::In }, at, io)
-            }
+        match self.open6(&key, at.now) {
+            Ok(id) => self.forward6(frame, meta, Leg { id, dir: Direction::In }, at, io),
             Err(refused) => self.discard(frame, super::dispatch::refusal_drop(refused), io),
         }
+    }
+
+    /// Whether a client packet on the ports of IPv6 connection `id` opens a
+    /// new connection instead, under IPv4's rule ([`Worker::starts_over`]).
+    fn starts_over6(&self, id: ConnId, bare_syn: bool, frame: &F, meta: &Ipv6Meta) -> bool {
+        let finished = matches!(self.v6.director.conn(id).state(), State::TimeWait | State::Close);
+        if bare_syn {
+            finished
+        } else {
+            self.any_proxied && finished && self.synproxy_reopens6(id, frame, meta)
+        }
+    }
+
+    /// Schedules and creates the IPv6 connection of a new flow, counted.
+    pub(super) fn open6(&mut self, key: &FlowKey<Ipv6Addr>, now: u32) -> Result<ConnId, Refused> {
+        let id = self.v6.director.connect(key, now)?;
+        self.counters.new_conns.inc();
+        self.counters.conns_live.set(self.conns_live());
+        if let Some(d) = self.v6.director.conn(id).dest() {
+            d.count_connection(self.id);
+        }
+        Ok(id)
     }
 
     /// An IPv6 TCP or UDP packet the datapath does not forward, which it
@@ -421,8 +442,27 @@ impl<F: Frame> Worker<F> {
         self.refuse6(frame, &meta, XmitError::TtlExpired { ttl: meta.hop_limit }, at, io)
     }
 
-    /// A packet of an IPv6 connection, rewritten for its mode and sent.
-    fn forward6(&mut self, mut frame: F, mut meta: Ipv6Meta, Leg { id, dir }: Leg, at: Arrival, io: &mut impl Io<F>) {
+    /// A packet of an IPv6 connection: held while the SYN proxy's handshake
+    /// with the server is open, else rewritten for its mode and sent.
+    fn forward6(&mut self, frame: F, meta: Ipv6Meta, leg: Leg, at: Arrival, io: &mut impl Io<F>) {
+        let proxy = self.v6.director.conn(leg.id).proxy();
+        if let Proxy::Handshake(slot) = proxy {
+            return self.synproxy_handshaking6(frame, meta, leg, slot, at, io);
+        }
+        self.rewrite_and_send6(frame, meta, leg, proxy, at, io);
+    }
+
+    /// Rewrites a packet of an IPv6 connection for its mode (and the SYN
+    /// proxy's deltas, `proxy`), then routes and sends it.
+    pub(super) fn rewrite_and_send6(
+        &mut self,
+        mut frame: F,
+        mut meta: Ipv6Meta,
+        Leg { id, dir }: Leg,
+        proxy: Proxy,
+        at: Arrival,
+        io: &mut impl Io<F>,
+    ) {
         let c = self.v6.director.conn(id);
         let before = c.state();
         let (ends, method) = (ends_of6(c), c.method);
@@ -442,7 +482,11 @@ impl<F: Frame> Worker<F> {
         let result = match Rewrite::of(method, dir, &ends) {
             Rewrite::Translate(endpoints) => {
                 let with_toa = meta.protocol == ip_proto::TCP && before != State::Established;
-                endpoints.translate(&mut frame, &mut meta, Shift::NONE, with_toa, egress).map(|outcome| {
+                let shift = match proxy {
+                    Proxy::Deltas { seq, ts } => Shift::proxied(seq, ts.unwrap_or(0), dir),
+                    _ => Shift::NONE,
+                };
+                endpoints.translate(&mut frame, &mut meta, shift, with_toa, egress).map(|outcome| {
                     if !matches!(outcome, ToaOutcome::Inserted | ToaOutcome::NotRequested) {
                         self.counters.toa_not_inserted.inc();
                     }

@@ -33,18 +33,20 @@ use crate::synproxy::{
     InvalidAck, ProxyDeltas, Settings, SynCookies,
 };
 use crate::wire::tcp::flags as tcp_flags;
-use crate::wire::{DropReason, Ipv4Meta};
+use crate::wire::{DropReason, Ipv4Meta, Ipv6Meta};
 use crate::worker::counters::Discard;
 use crate::xmit::Offload;
 
 /// A worker's SYN proxy: its settings, the cookies (keys for the current
-/// and previous periods) and the handshakes it has open.
+/// and previous periods) and the handshakes it has open, a slab per family
+/// (each connection table names slots of its own family's).
 pub(super) struct SynProxy<F> {
-    settings: Settings,
-    cookies: SynCookies,
+    pub(super) settings: Settings,
+    pub(super) cookies: SynCookies,
     handshakes: Handshakes<F>,
+    pub(super) handshakes6: Handshakes<F, Ipv6Meta>,
     /// Scratch for the handshakes due at a tick.
-    due: Vec<u32>,
+    pub(super) due: Vec<u32>,
 }
 
 impl<F> SynProxy<F> {
@@ -55,6 +57,7 @@ impl<F> SynProxy<F> {
             settings: *settings,
             cookies,
             handshakes: Handshakes::new(settings.handshakes),
+            handshakes6: Handshakes::new(settings.handshakes),
             due: Vec::with_capacity(settings.handshakes as usize),
         }
     }
@@ -328,6 +331,7 @@ impl<F: Frame> Worker<F> {
             }
         }
         self.synproxy.due = due;
+        self.synproxy_tick6(now, io);
     }
 
     /// The server never answered: the connection ends and the client, which
@@ -349,13 +353,13 @@ impl<F: Frame> Worker<F> {
         }
     }
 
-    fn port_offload(&self, port: u16) -> Offload {
+    pub(super) fn port_offload(&self, port: u16) -> Offload {
         self.net.ports.get(usize::from(port)).map_or(Offload::NONE, |p| p.offload)
     }
 }
 
 /// A copy of `frame` in a frame of the pool.
-fn copy_frame<F: Frame>(frame: &F, io: &mut impl Io<F>) -> Option<F> {
+pub(super) fn copy_frame<F: Frame>(frame: &F, io: &mut impl Io<F>) -> Option<F> {
     let mut copy = io.alloc()?;
     let (have, want) = (copy.len(), frame.len());
     let sized = if have < want { copy.append(want - have) } else { copy.trim(have - want) };
