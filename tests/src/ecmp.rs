@@ -368,7 +368,7 @@ impl Ecmp {
         let dir = self.pair.dir().to_owned();
         let id = self.pair.id().to_owned();
         let blob = self.blob();
-        crate::run("sh", &["-c", &format!("head -c {BLOB_BYTES} /dev/urandom > {}", blob.display())]);
+        crate::random_file(&blob, &BLOB_BYTES.to_string());
         for (i, ns) in self.real_servers.iter().enumerate() {
             let name = format!("rs{}", i + 1);
             let root = dir.join(format!("www-{name}"));

@@ -50,6 +50,12 @@ pub fn run(program: &str, args: &[&str]) -> Output {
     out
 }
 
+/// Writes `len` random bytes to `path`: a transfer's payload, compared by
+/// [`sha256`] at the other end. `len` in head(1)'s syntax: `20M` or a byte count.
+pub fn random_file(path: &Path, len: &str) {
+    run("sh", &["-c", &format!("head -c {len} /dev/urandom > {}", path.display())]);
+}
+
 /// Polls `condition` every 50 ms until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -2,7 +2,7 @@
 //! FNAT rr, a download that arrives intact, and concurrent connections.
 
 use gateway_e2e::topology::{rip, LIP, VIP};
-use gateway_e2e::{run, Link, Options, Topology};
+use gateway_e2e::{Link, Options, Topology};
 
 #[test]
 fn fnat_over_af_packet_on_veth() {
@@ -20,7 +20,7 @@ fn fnat_over_af_packet_on_veth() {
 
     // 20 MB compared by checksum.
     let blob = topo.www().join("blob");
-    run("sh", &["-c", &format!("head -c 20M /dev/urandom > {}", blob.display())]);
+    gateway_e2e::random_file(&blob, "20M");
     let got = topo.dir().join("got");
     let download = topo
         .client

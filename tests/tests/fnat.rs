@@ -87,7 +87,7 @@ fn fnat_large_download_and_a_thousand_concurrent_connections() {
 
     // 100 MB of incompressible bytes, compared by checksum.
     let blob = topo.www().join("blob");
-    gateway_e2e::run("sh", &["-c", &format!("head -c 100M /dev/urandom > {}", blob.display())]);
+    gateway_e2e::random_file(&blob, "100M");
     let got = topo.dir().join("got");
     let download = topo
         .client

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use gateway_e2e::tcp;
 use gateway_e2e::topology::{rip, KERNEL_CLIENT, VIP};
-use gateway_e2e::{sha256, wait_until, Options, Topology, WrkSummary};
+use gateway_e2e::{random_file, sha256, wait_until, Options, Topology, WrkSummary};
 
 /// The client side: the client, the gateway's address, the VIP.
 const CLIENT6: &str = "2001:db8::1";
@@ -143,12 +143,7 @@ fn over_ipv6_fnat_a_100_mb_download_arrives_intact_the_toa_carries_the_client_an
     add_ipv6(&topo);
     let _nginx = nginx6(&topo, true);
     let file = topo.www().join("big");
-    let made = std::process::Command::new("head")
-        .args(["-c", "100000000", "/dev/urandom"])
-        .stdout(std::fs::File::create(&file).unwrap())
-        .status()
-        .unwrap();
-    assert!(made.success());
+    random_file(&file, "100000000");
     let svc = format!("[{VIP6}]:80");
     topo.gwctl_line(&format!("-A -t {svc} -s rr"));
     topo.gwctl_line(&format!("-P -t {svc} -z {LIP6} -F servers"));
@@ -398,12 +393,7 @@ fn a_narrower_link_toward_the_client_gets_packet_too_big_and_the_download_still_
     add_ipv6(&topo);
     let _nginx = nginx6(&topo, true);
     let file = topo.www().join("mid");
-    let made = std::process::Command::new("head")
-        .args(["-c", "5000000", "/dev/urandom"])
-        .stdout(std::fs::File::create(&file).unwrap())
-        .status()
-        .unwrap();
-    assert!(made.success());
+    random_file(&file, "5000000");
     let svc = format!("[{VIP6}]:80");
     topo.gwctl_line(&format!("-A -t {svc} -s rr"));
     topo.gwctl_line(&format!("-P -t {svc} -z {LIP6} -F servers"));
@@ -529,12 +519,7 @@ fn synproxy_over_ipv6_fnat_curl_and_a_20_mb_download() {
     add_ipv6(&topo);
     let _nginx = nginx6(&topo, true);
     let file = topo.www().join("big");
-    let made = std::process::Command::new("head")
-        .args(["-c", "20000000", "/dev/urandom"])
-        .stdout(std::fs::File::create(&file).unwrap())
-        .status()
-        .unwrap();
-    assert!(made.success());
+    random_file(&file, "20000000");
     let svc = format!("[{VIP6}]:80");
     topo.gwctl_line(&format!("-A -t {svc} -s rr -j enable"));
     topo.gwctl_line(&format!("-P -t {svc} -z {LIP6} -F servers"));

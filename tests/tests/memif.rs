@@ -45,7 +45,7 @@ fn gatewayd_survives_its_memif_peer_leaving_and_returning() {
     assert!(servers.contains("<UNKNOWN>"), "a tap in another namespace: {servers}");
     // A download the client will not be there to finish: its segments and
     // retransmissions meet the down port.
-    gateway_e2e::run("sh", &["-c", &format!("head -c 20M /dev/urandom > {}", topo.www().join("blob").display())]);
+    gateway_e2e::random_file(&topo.www().join("blob"), "20M");
     let download = topo.client.spawn(
         "gwt-memif-download",
         "curl",

@@ -309,7 +309,7 @@ fn a_100mb_upload_and_download_with_loss_alone_and_with_the_syn_proxy() {
     topo.servers.sysctl("net.ipv4.tcp_rmem", "4096 131072 6291456");
     let servers = start_servers(&topo);
     let blob = topo.dir().join("pp/www/blob");
-    gateway_e2e::run("sh", &["-c", &format!("head -c {SIZE} /dev/urandom > {}", blob.display())]);
+    gateway_e2e::random_file(&blob, &SIZE.to_string());
     let want = gateway_e2e::sha256(&blob);
     // Loss where a receiver sees it: at the client's input (the download)
     // and the servers' (the upload). A drop at the sender's output hook would

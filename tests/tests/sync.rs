@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use gateway_e2e::pair::{Pair, PairOptions, VRID};
 use gateway_e2e::topology::{rip, KERNEL_CLIENT, KERNEL_SERVERS, VIP};
-use gateway_e2e::{run, sha256, wait_until, Daemon, Netns};
+use gateway_e2e::{sha256, wait_until, Daemon, Netns};
 
 const SYNCID: &str = "7";
 /// The FNAT services' local address, floating with the VIP.
@@ -131,7 +131,7 @@ fn established_connections_survive_the_masters_crash() {
     let mut pair = Pair::start("syn", PairOptions { servers: 2, services, extra_config: String::new() });
     let nginx = pair.nginx(&[rip(0), rip(1)], true);
     let blob = pair.www().join("blob");
-    run("sh", &["-c", &format!("head -c {BLOB_MB}M /dev/urandom > {}", blob.display())]);
+    gateway_e2e::random_file(&blob, &format!("{BLOB_MB}M"));
     pair.servers.ip(&["route", "add", "default", "via", NAT_GATEWAY]);
     pair.client.ip(&["addr", "add", &format!("{CLIENT2}/24"), "dev", &pair.client_bridge.clone()]);
     pair.start_keepalived(1, &keepalived_conf(1, "MASTER", 150));

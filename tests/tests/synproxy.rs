@@ -221,7 +221,7 @@ fn synproxy_fnat_100mb_with_sack_window_scaling_and_loss() {
     topo.wait_for_service(&format!("http://{VIP}/who"));
 
     let blob = topo.www().join("blob");
-    gateway_e2e::run("sh", &["-c", &format!("head -c {SIZE} /dev/urandom > {}", blob.display())]);
+    gateway_e2e::random_file(&blob, &SIZE.to_string());
     // Loss: this kernel has no sch_netem (`tc qdisc ... netem loss 1%` is
     // refused), so nftables drops 1% of the full-sized data segments at the
     // client's input instead; the captures (taken before netfilter) still see them.
