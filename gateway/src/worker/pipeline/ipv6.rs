@@ -444,16 +444,34 @@ impl<F: Frame> Worker<F> {
 
     /// A packet of an IPv6 connection: held while the SYN proxy's handshake
     /// with the server is open, else rewritten for its mode and sent.
+    #[inline(always)]
     fn forward6(&mut self, frame: F, meta: Ipv6Meta, leg: Leg, at: Arrival, io: &mut impl Io<F>) {
         let proxy = self.v6.director.conn(leg.id).proxy();
         if let Proxy::Handshake(slot) = proxy {
-            return self.synproxy_handshaking6(frame, meta, leg, slot, at, io);
+            return self.forward6_handshaking(frame, meta, leg, slot, at, io);
         }
         self.rewrite_and_send6(frame, meta, leg, proxy, at, io);
     }
 
+    /// [`Worker::forward6`] for a connection in the SYN proxy's handshake:
+    /// out of line, so the forwarding path holds none of its code.
+    #[cold]
+    #[inline(never)]
+    fn forward6_handshaking(
+        &mut self,
+        frame: F,
+        meta: Ipv6Meta,
+        leg: Leg,
+        slot: u32,
+        at: Arrival,
+        io: &mut impl Io<F>,
+    ) {
+        self.synproxy_handshaking6(frame, meta, leg, slot, at, io)
+    }
+
     /// Rewrites a packet of an IPv6 connection for its mode (and the SYN
     /// proxy's deltas, `proxy`), then routes and sends it.
+    #[inline(always)]
     pub(super) fn rewrite_and_send6(
         &mut self,
         mut frame: F,
@@ -482,11 +500,16 @@ impl<F: Frame> Worker<F> {
         let result = match Rewrite::of(method, dir, &ends) {
             Rewrite::Translate(endpoints) => {
                 let with_toa = meta.protocol == ip_proto::TCP && before != State::Established;
-                let shift = match proxy {
-                    Proxy::Deltas { seq, ts } => Shift::proxied(seq, ts.unwrap_or(0), dir),
-                    _ => Shift::NONE,
+                // Two copies, as IPv4's: unproxied connections get the rewrite
+                // without the delta arithmetic compiled in.
+                let translated = match proxy {
+                    Proxy::Deltas { seq, ts } => {
+                        let shift = Shift::proxied(seq, ts.unwrap_or(0), dir);
+                        endpoints.translate(&mut frame, &mut meta, shift, with_toa, egress)
+                    }
+                    _ => endpoints.translate(&mut frame, &mut meta, Shift::NONE, with_toa, egress),
                 };
-                endpoints.translate(&mut frame, &mut meta, shift, with_toa, egress).map(|outcome| {
+                translated.map(|outcome| {
                     if !matches!(outcome, ToaOutcome::Inserted | ToaOutcome::NotRequested) {
                         self.counters.toa_not_inserted.inc();
                     }
