@@ -3367,6 +3367,40 @@ mod ipv6 {
     }
 
     #[test]
+    fn persistence_over_ipv6_keeps_a_clients_prefix_on_one_server() {
+        // rr over two servers, -p 300 -M 64: clients of one /64 stick to the
+        // server the first of them got; another /64 takes the next one.
+        let key = ServiceKey::tcp(VIP6.into(), 80);
+        let mut ed = Snapshot::empty().edit();
+        let netmask: IpAddr = "ffff:ffff:ffff:ffff::".parse().unwrap();
+        let persistence = Some(crate::model::Persistence { timeout: 300, netmask });
+        ed.add_service(ServiceSpec { persistence, ..ServiceSpec::new(key) }).unwrap();
+        let rs6b = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x11);
+        for rs in [RS6, rs6b] {
+            ed.add_dest(&key, DestSpec::new(rs.into(), 80).with_method(ForwardMethod::Masq)).unwrap();
+        }
+        let mut cfg = WorkerConfig::new(0, 1);
+        cfg.conn_capacity = 1024;
+        cfg.template_capacity = 64;
+        let mut w = Worker::new(&cfg, ed.finish(), net6(1500), 1000).unwrap();
+        let mut io = Recorder::default();
+        let server_of = |w: &mut Worker<BufFrame>, io: &mut Recorder, client: Ipv6Addr, port: u16| {
+            let syn = tcp_frame_v6((client, port), (VIP6, 80), 1, 0, flags::SYN, &[], b"");
+            w.process(BufFrame::new(&syn), 0, 1000, io);
+            let (_, c) = w.director6().conns().iter().find(|(_, c)| c.client == client && c.cport == port).unwrap();
+            c.raddr
+        };
+        let first = server_of(&mut w, &mut io, CLIENT6, 40000);
+        let same_prefix = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0xabcd, 0, 0, 7);
+        for port in 40001..40005 {
+            assert_eq!(server_of(&mut w, &mut io, same_prefix, port), first, "the /64 sticks");
+            assert_eq!(server_of(&mut w, &mut io, CLIENT6, port), first);
+        }
+        let other_prefix = Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, 1);
+        assert_ne!(server_of(&mut w, &mut io, other_prefix, 40000), first, "another /64 is scheduled afresh (rr)");
+    }
+
+    #[test]
     fn an_ipv6_vip_no_kernel_interface_carries_is_not_served_until_one_does() {
         let (mut w, mut io) = worker6(ForwardMethod::FullNat, 1500);
         let held = |addrs: Vec<IpAddr>| {
