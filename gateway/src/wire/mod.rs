@@ -21,12 +21,11 @@
 //!
 //! IPv6 has its views (`ipv6`, with the bounded extension-header walk, and
 //! `icmpv6`, with neighbour discovery), its pseudo-header checksums, its
-//! frames in `build`, and its classification pass, [`classify_ipv6`], which
-//! the worker does not call yet: [`classify()`] still reports an IPv6 frame
-//! as [`DropReason::UnsupportedEthertype`]. Addresses leave this module as
-//! [`std::net::IpAddr`] inside [`FlowTuple`], and [`Classified`] is an enum
-//! with one variant per network protocol, so forwarding IPv6 is an added
-//! variant ([`Ipv6Meta`]), not a redesign.
+//! frames in `build`, and its classification pass: [`classify()`] gives
+//! [`Classified::Ipv6`] with an [`Ipv6Meta`] after IPv4's one-comparison
+//! test, so IPv4's fast path is unchanged ([`classify_ipv6`] is the same
+//! pass for a caller that wants IPv6 only). Addresses leave this module as
+//! [`std::net::IpAddr`] inside [`FlowTuple`].
 
 pub mod arp;
 #[cfg(any(test, feature = "testing"))]
