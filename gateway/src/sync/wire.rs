@@ -23,7 +23,7 @@
 //!
 //! Records start on 4-byte boundaries: after a record whose length is not a multiple of 4 the
 //! sender writes zero bytes up to the next boundary before the next record (never after the
-//! last one), and `size` counts them. IPv6 records (84-byte fixed part) are recognised and
+//! last one), and `size` counts them. IPv6 records (72-byte fixed part: three 16-byte addresses at 24, 40 and 56) are recognised and
 //! refused: IPv6 connections are not synced yet (the gateway forwards IPv6, but
 //! this format's IPv6 record and an IPv6 `FNAT_LOCAL` are still to be written).
 //!
