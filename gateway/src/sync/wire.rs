@@ -23,9 +23,10 @@
 //!
 //! Records start on 4-byte boundaries: after a record whose length is not a multiple of 4 the
 //! sender writes zero bytes up to the next boundary before the next record (never after the
-//! last one), and `size` counts them. IPv6 records (72-byte fixed part: three 16-byte addresses at 24, 40 and 56) are recognised and
-//! refused: IPv6 connections are not synced yet (the gateway forwards IPv6, but
-//! this format's IPv6 record and an IPv6 `FNAT_LOCAL` are still to be written).
+//! last one), and `size` counts them. IPv6 records (a 72-byte fixed part: the three addresses
+//! are 16 bytes each, at 24, 40 and 56) are recognised and refused: IPv6 connections are not
+//! synced yet (the gateway forwards IPv6, but this format's IPv6 record and an IPv6
+//! `FNAT_LOCAL` are still to be written).
 //!
 //! Options (the kernel matches a type with its bit 0x40, `IPVS_OPT_F_PARAM`, masked off; an
 //! unknown type with that bit set is skipped, an unknown one without it makes the receiver
