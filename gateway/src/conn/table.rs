@@ -1052,6 +1052,11 @@ mod tests {
         t.enable_proxy_headers();
         assert_eq!(t.bytes_per_conn(), without + 8);
         assert_eq!(std::mem::size_of::<Conn<Ipv4Addr>>(), 64);
+        // IPv6's entry, in its own table: the four 16-byte addresses take two lines.
+        assert_eq!(std::mem::size_of::<Conn<std::net::Ipv6Addr>>(), 128);
+        let t6 = ConnTable::<std::net::Ipv6Addr>::new(1 << 20, 0);
+        eprintln!("bytes per connection at 1M: IPv4 {without}, IPv6 {}", t6.bytes_per_conn());
+        assert!(t6.bytes_per_conn() <= 192, "{}", t6.bytes_per_conn());
     }
 
     #[test]
