@@ -196,9 +196,14 @@ fn the_backup_takes_over_when_the_masters_gatewayd_dies_and_gives_the_vip_back()
     // keepalived put the VIP on gwk0; gatewayd serves it once it has seen
     // that (it follows the kernel interface's addresses), and the client
     // once the gratuitous ARP arrived: on a loaded machine that can take
-    // longer than one curl's timeout, so wait for it before counting.
+    // longer than one curl's timeout, so wait until a request went through
+    // the returning master (one answered by the backup in the last moment
+    // it held the VIP proves nothing) before counting.
     assert!(
-        wait_until(Duration::from_secs(10), || pair.curl(&format!("http://{VIP}/"), "1").is_some()),
+        wait_until(Duration::from_secs(10), || {
+            let before = new_connections(&pair, 1);
+            pair.curl(&format!("http://{VIP}/"), "1").is_some() && new_connections(&pair, 1) > before
+        }),
         "the returning master serves the VIP"
     );
     served_by(&pair, 1, 4);
