@@ -77,7 +77,12 @@ fn served_by(pair: &Pair, n: u8, count: u64) {
     let other = 3 - n;
     let (mine, theirs) = (new_connections(pair, n), new_connections(pair, other));
     for _ in 0..count {
-        let answer = pair.curl(&format!("http://{VIP}/"), "3");
+        // 8 s: a request in the first seconds after the VIP moved back can
+        // wait for the client's next SYN retransmission (at 1, 3 and 7 s) while
+        // its neighbour entry follows keepalived's gratuitous ARPs (a cause not
+        // pinned down yet: see the session note); the failover bound is checked
+        // apart, by `failover`.
+        let answer = pair.curl(&format!("http://{VIP}/"), "8");
         assert!(matches!(answer.as_deref(), Some("rs1" | "rs2")), "a real server answers through the VIP: {answer:?}");
     }
     assert!(new_connections(pair, n) - mine >= count, "director {n} carried the requests");
