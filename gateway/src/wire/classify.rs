@@ -287,6 +287,103 @@ pub fn classify_bytes(data: &[u8], rx: RxChecksum, policy: ClassifyPolicy) -> Re
     }
 }
 
+/// What differs between the families at layer 4: ICMP's protocol number and
+/// echo types, whether UDP must carry a checksum (RFC 8200 §8.1), and the
+/// meta the fields go into.
+trait L4Family {
+    const ICMP: u8;
+    const ECHO_REQUEST: u8;
+    const ECHO_REPLY: u8;
+    const UDP_CHECKSUM_MANDATORY: bool;
+    type Meta;
+    fn set_ports(meta: &mut Self::Meta, src: u16, dst: u16);
+    fn set_tcp_flags(meta: &mut Self::Meta, flags: u8);
+    fn set_icmp(meta: &mut Self::Meta, kind: u8, code: u8);
+}
+
+struct Family4;
+struct Family6;
+
+impl L4Family for Family4 {
+    const ICMP: u8 = ip_proto::ICMP;
+    const ECHO_REQUEST: u8 = super::icmp::msg_type::ECHO_REQUEST;
+    const ECHO_REPLY: u8 = super::icmp::msg_type::ECHO_REPLY;
+    const UDP_CHECKSUM_MANDATORY: bool = false;
+    type Meta = Ipv4Meta;
+    #[inline(always)]
+    fn set_ports(meta: &mut Ipv4Meta, src: u16, dst: u16) {
+        (meta.src_port, meta.dst_port) = (src, dst);
+    }
+    #[inline(always)]
+    fn set_tcp_flags(meta: &mut Ipv4Meta, flags: u8) {
+        meta.tcp_flags = flags;
+    }
+    #[inline(always)]
+    fn set_icmp(meta: &mut Ipv4Meta, kind: u8, code: u8) {
+        (meta.icmp_type, meta.icmp_code) = (kind, code);
+    }
+}
+
+impl L4Family for Family6 {
+    const ICMP: u8 = ip_proto::ICMPV6;
+    const ECHO_REQUEST: u8 = super::icmpv6::msg_type::ECHO_REQUEST;
+    const ECHO_REPLY: u8 = super::icmpv6::msg_type::ECHO_REPLY;
+    const UDP_CHECKSUM_MANDATORY: bool = true;
+    type Meta = Ipv6Meta;
+    #[inline(always)]
+    fn set_ports(meta: &mut Ipv6Meta, src: u16, dst: u16) {
+        (meta.src_port, meta.dst_port) = (src, dst);
+    }
+    #[inline(always)]
+    fn set_tcp_flags(meta: &mut Ipv6Meta, flags: u8) {
+        meta.tcp_flags = flags;
+    }
+    #[inline(always)]
+    fn set_icmp(meta: &mut Ipv6Meta, kind: u8, code: u8) {
+        (meta.icmp_type, meta.icmp_code) = (kind, code);
+    }
+}
+
+/// Reads and checks the layer-4 header of `protocol` at the start of `l4`
+/// (the bytes up to the end of the IP packet) into `meta`: TCP/UDP ports and
+/// TCP flags, ICMP type and code and an echo's identifier (as both ports, so
+/// a reply matches the request's tuple reversed).
+#[inline(always)]
+fn layer4<F: L4Family>(meta: &mut F::Meta, l4: &[u8], protocol: u8) -> Result<(), DropReason> {
+    match protocol {
+        ip_proto::TCP => {
+            let Some(t) = l4.first_chunk::<20>() else { return Err(DropReason::Truncated) };
+            let data_offset = usize::from(t[12] >> 4) * 4;
+            if data_offset < 20 || data_offset > l4.len() {
+                return Err(DropReason::BadTcpHeader);
+            }
+            F::set_ports(meta, u16::from_be_bytes([t[0], t[1]]), u16::from_be_bytes([t[2], t[3]]));
+            F::set_tcp_flags(meta, t[13]);
+        }
+        ip_proto::UDP => {
+            let Some(u) = l4.first_chunk::<8>() else { return Err(DropReason::Truncated) };
+            let udp_len = usize::from(u16::from_be_bytes([u[4], u[5]]));
+            if udp_len < 8 || udp_len > l4.len() {
+                return Err(DropReason::BadUdpLength);
+            }
+            if F::UDP_CHECKSUM_MANDATORY && u[6] | u[7] == 0 {
+                return Err(DropReason::BadL4Checksum);
+            }
+            F::set_ports(meta, u16::from_be_bytes([u[0], u[1]]), u16::from_be_bytes([u[2], u[3]]));
+        }
+        p if p == F::ICMP => {
+            let Some(i) = l4.first_chunk::<8>() else { return Err(DropReason::Truncated) };
+            F::set_icmp(meta, i[0], i[1]);
+            if i[0] == F::ECHO_REQUEST || i[0] == F::ECHO_REPLY {
+                let ident = u16::from_be_bytes([i[4], i[5]]);
+                F::set_ports(meta, ident, ident);
+            }
+        }
+        _ => return Err(DropReason::UnknownProtocol),
+    }
+    Ok(())
+}
+
 #[inline(always)]
 fn classify_ipv4(ip: &[u8], l2_len: u8, rx: RxChecksum, policy: ClassifyPolicy) -> Result<Ipv4Meta, DropReason> {
     let Some((h, after_fixed)) = ip.split_first_chunk::<20>() else { return Err(DropReason::Truncated) };
@@ -342,38 +439,7 @@ fn classify_ipv4(ip: &[u8], l2_len: u8, rx: RxChecksum, policy: ClassifyPolicy) 
         icmp_type: 0,
         icmp_code: 0,
     };
-    match protocol {
-        ip_proto::TCP => {
-            let Some(t) = l4.first_chunk::<20>() else { return Err(DropReason::Truncated) };
-            let data_offset = usize::from(t[12] >> 4) * 4;
-            if data_offset < 20 || data_offset > l4.len() {
-                return Err(DropReason::BadTcpHeader);
-            }
-            meta.src_port = u16::from_be_bytes([t[0], t[1]]);
-            meta.dst_port = u16::from_be_bytes([t[2], t[3]]);
-            meta.tcp_flags = t[13];
-        }
-        ip_proto::UDP => {
-            let Some(u) = l4.first_chunk::<8>() else { return Err(DropReason::Truncated) };
-            let udp_len = usize::from(u16::from_be_bytes([u[4], u[5]]));
-            if udp_len < 8 || udp_len > l4.len() {
-                return Err(DropReason::BadUdpLength);
-            }
-            meta.src_port = u16::from_be_bytes([u[0], u[1]]);
-            meta.dst_port = u16::from_be_bytes([u[2], u[3]]);
-        }
-        ip_proto::ICMP => {
-            let Some(i) = l4.first_chunk::<8>() else { return Err(DropReason::Truncated) };
-            meta.icmp_type = i[0];
-            meta.icmp_code = i[1];
-            if matches!(i[0], super::icmp::msg_type::ECHO_REQUEST | super::icmp::msg_type::ECHO_REPLY) {
-                let ident = u16::from_be_bytes([i[4], i[5]]);
-                meta.src_port = ident;
-                meta.dst_port = ident;
-            }
-        }
-        _ => return Err(DropReason::UnknownProtocol),
-    }
+    layer4::<Family4>(&mut meta, l4, protocol)?;
     match rx.l4 {
         ChecksumStatus::Bad => return Err(DropReason::BadL4Checksum),
         ChecksumStatus::Unknown if policy.verify_l4_checksum && !verify_l4_checksum(&meta, l4) => {
@@ -518,41 +584,7 @@ fn classify_ipv6_header(ip: &[u8], l2_len: u8, rx: RxChecksum, policy: ClassifyP
         icmp_type: 0,
         icmp_code: 0,
     };
-    match protocol {
-        ip_proto::TCP => {
-            let Some(t) = l4.first_chunk::<20>() else { return Err(DropReason::Truncated) };
-            let data_offset = usize::from(t[12] >> 4) * 4;
-            if data_offset < 20 || data_offset > l4.len() {
-                return Err(DropReason::BadTcpHeader);
-            }
-            meta.src_port = u16::from_be_bytes([t[0], t[1]]);
-            meta.dst_port = u16::from_be_bytes([t[2], t[3]]);
-            meta.tcp_flags = t[13];
-        }
-        ip_proto::UDP => {
-            let Some(u) = l4.first_chunk::<8>() else { return Err(DropReason::Truncated) };
-            let udp_len = usize::from(u16::from_be_bytes([u[4], u[5]]));
-            if udp_len < 8 || udp_len > l4.len() {
-                return Err(DropReason::BadUdpLength);
-            }
-            if u[6] | u[7] == 0 {
-                return Err(DropReason::BadL4Checksum);
-            }
-            meta.src_port = u16::from_be_bytes([u[0], u[1]]);
-            meta.dst_port = u16::from_be_bytes([u[2], u[3]]);
-        }
-        ip_proto::ICMPV6 => {
-            let Some(i) = l4.first_chunk::<8>() else { return Err(DropReason::Truncated) };
-            meta.icmp_type = i[0];
-            meta.icmp_code = i[1];
-            if matches!(i[0], super::icmpv6::msg_type::ECHO_REQUEST | super::icmpv6::msg_type::ECHO_REPLY) {
-                let ident = u16::from_be_bytes([i[4], i[5]]);
-                meta.src_port = ident;
-                meta.dst_port = ident;
-            }
-        }
-        _ => return Err(DropReason::UnknownProtocol),
-    }
+    layer4::<Family6>(&mut meta, l4, protocol)?;
     match rx.l4 {
         ChecksumStatus::Bad => return Err(DropReason::BadL4Checksum),
         ChecksumStatus::Unknown if policy.verify_l4_checksum && !verify_l4_checksum_v6(&meta, l4) => {
