@@ -3367,6 +3367,26 @@ mod ipv6 {
     }
 
     #[test]
+    fn a_sync_master_counts_the_ipv6_connections_it_cannot_send() {
+        let (mut w, mut io) = worker6(ForwardMethod::FullNat, 1500);
+        let (daemon, mut ends) = crate::sync::queue::queues(1);
+        w.set_sync(ends.pop().unwrap());
+        daemon.master.set(true);
+        let syn = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1000, 0, flags::SYN, &[], b"");
+        let out = server_resolved(&mut w, &mut io, syn);
+        let lport = TcpPacket::new_checked(ip6(&out).payload()).unwrap().src_port();
+        let syn_ack = tcp_frame_v6((RS6, 8080), (LIP6, lport), 5000, 1001, flags::SYN | flags::ACK, &[], b"");
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &syn_ack), 1, 1000, &mut io);
+        let ack = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1001, 5001, flags::ACK, &[], b"");
+        for now in [1001, 1002] {
+            w.process(BufFrame::new(&ack), 0, now, &mut io);
+            w.expire(now);
+        }
+        assert_eq!(daemon.from_workers[0].try_iter().count(), 0, "no record: they carry IPv4 only");
+        assert_eq!(w.counters().ipv6_not_synced.get(), 1, "the established connection, counted once");
+    }
+
+    #[test]
     fn persistence_over_ipv6_keeps_a_clients_prefix_on_one_server() {
         // rr over two servers, -p 300 -M 64: clients of one /64 stick to the
         // server the first of them got; another /64 takes the next one.
