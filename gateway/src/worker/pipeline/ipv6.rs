@@ -353,7 +353,7 @@ impl<F: Frame> Worker<F> {
             self.counters.redirected_out.inc();
             return io.redirect(owner, frame);
         }
-        if self.v6.unheld.contains(&meta.dst) {
+        if !self.v6.unheld.is_empty() && self.v6.unheld.contains(&meta.dst) {
             // Another director serves it now (keepalived moved it).
             return self.discard(frame, Discard::NotHeld, io);
         }
@@ -448,25 +448,10 @@ impl<F: Frame> Worker<F> {
     fn forward6(&mut self, frame: F, meta: Ipv6Meta, leg: Leg, at: Arrival, io: &mut impl Io<F>) {
         let proxy = self.v6.director.conn(leg.id).proxy();
         if let Proxy::Handshake(slot) = proxy {
-            return self.forward6_handshaking(frame, meta, leg, slot, at, io);
+            // Cold and out of line: the forwarding path holds none of its code.
+            return self.synproxy_handshaking6(frame, meta, leg, slot, at, io);
         }
         self.rewrite_and_send6(frame, meta, leg, proxy, at, io);
-    }
-
-    /// [`Worker::forward6`] for a connection in the SYN proxy's handshake:
-    /// out of line, so the forwarding path holds none of its code.
-    #[cold]
-    #[inline(never)]
-    fn forward6_handshaking(
-        &mut self,
-        frame: F,
-        meta: Ipv6Meta,
-        leg: Leg,
-        slot: u32,
-        at: Arrival,
-        io: &mut impl Io<F>,
-    ) {
-        self.synproxy_handshaking6(frame, meta, leg, slot, at, io)
     }
 
     /// Rewrites a packet of an IPv6 connection for its mode (and the SYN
