@@ -568,6 +568,13 @@ fn validate_dest(svc: &Service, spec: &DestSpec) -> Result<(), ConfigError> {
     if svc.spec.proxy_protocol.is_some() && !spec.method.sees_replies() {
         return Err(proxy_protocol_bypassed(key, spec));
     }
+    // A fwmark service's servers are of one family, as IPVS's (`-f N -6`): a
+    // flow is scheduled among all of them and could not go to the other's.
+    if let (ServiceKey::Fwmark(_), Some(other)) = (key, svc.dests.first()) {
+        if other.spec.addr.is_ipv4() != spec.addr.is_ipv4() {
+            return Err(ConfigError::FamilyMismatch { dest, service: key });
+        }
+    }
     if let ServiceKey::Inet { addr, port, .. } = key {
         // FNAT could bridge families (DPVS's NAT64); until the rewrite exists, refuse it.
         if addr.is_ipv4() != spec.addr.is_ipv4() {
@@ -715,6 +722,14 @@ mod tests {
         }
         // The IPv4 services keep every feature.
         ed.add_service(ServiceSpec { synproxy: true, ..ServiceSpec::new(web()) }).unwrap();
+        // A fwmark service's servers are of one family (each flow is scheduled among all).
+        let fwm = ServiceKey::Fwmark(7);
+        ed.add_service(ServiceSpec::new(fwm)).unwrap();
+        ed.add_dest(&fwm, DestSpec::new(ip("2001:db8:1::10"), 80).with_method(ForwardMethod::DirectRoute)).unwrap();
+        assert_eq!(
+            ed.add_dest(&fwm, DestSpec::new(ip("192.168.1.10"), 80)).unwrap_err().to_string(),
+            "real server 192.168.1.10:80 is not of the same address family as service FWM 7"
+        );
     }
 
     #[test]
