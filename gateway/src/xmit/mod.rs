@@ -60,6 +60,7 @@ pub mod fnat;
 pub mod icmp_error;
 pub mod icmpv6_error;
 pub mod nat;
+pub mod nat64;
 pub mod proxy_header;
 pub mod tcp_opts;
 pub mod tun;

@@ -25,7 +25,7 @@
 
 use crate::frame::{Frame, L4Offload};
 use crate::wire::checksum::Delta;
-use crate::wire::tcp::{self, kind, toa_bytes, toa_v6_bytes, TcpOption, TcpOptions, TOA_LEN, TOA_V6_LEN};
+use crate::wire::tcp::{self, kind, toa_bytes, toa_v6_bytes, TcpOption, TcpOptions, TOA_V6_LEN};
 use crate::wire::{ip_proto, ipv4, ipv6, Ipv4Meta, Ipv6Meta};
 
 use super::{pseudo_header_checksum, pseudo_header_checksum_v6, request_offload, request_offload_v6, Offload};
@@ -160,18 +160,43 @@ pub fn insert_toa<F: Frame>(
     mtu: u16,
     offload: Offload,
 ) -> ToaOutcome {
+    insert_option_v4(frame, meta, mtu, offload, || toa_bytes(port, addr.into()))
+}
+
+/// [`insert_toa`] carrying an IPv6 client in an IPv4 packet (NAT64): DPVS's
+/// 20-byte IPv6 TOA, which its `toa` module reads from IPv4 segments too
+/// (its NAT64 support). `meta.l4_len` grows by 20 on success.
+pub fn insert_toa_v6_in_v4<F: Frame>(
+    frame: &mut F,
+    meta: &mut Ipv4Meta,
+    port: u16,
+    addr: [u8; 16],
+    mtu: u16,
+    offload: Offload,
+) -> ToaOutcome {
+    insert_option_v4(frame, meta, mtu, offload, || toa_v6_bytes(port, addr.into()))
+}
+
+/// The IPv4 half of both: `option` (made only once the room is) goes in
+/// after the fixed TCP header.
+#[inline(always)]
+fn insert_option_v4<F: Frame, const N: usize>(
+    frame: &mut F,
+    meta: &mut Ipv4Meta,
+    mtu: u16,
+    offload: Offload,
+    option: impl FnOnce() -> [u8; N],
+) -> ToaOutcome {
     if meta.protocol != ip_proto::TCP || usize::from(meta.l3_len) < ipv4::MIN_HEADER_LEN {
         return ToaOutcome::NotApplicable;
     }
     let l3 = meta.l3_offset();
     let (header_len, toa) =
-        match make_room(frame, l3, meta.l4_offset(), usize::from(meta.l4_len), meta.ip_total_len(), mtu, || {
-            toa_bytes(port, addr.into())
-        }) {
+        match make_room(frame, l3, meta.l4_offset(), usize::from(meta.l4_len), meta.ip_total_len(), mtu, option) {
             Ok(made) => made,
             Err(outcome) => return outcome,
         };
-    let new_total = meta.ip_total_len() + TOA_LEN;
+    let new_total = meta.ip_total_len() + N;
     let data = frame.data_mut();
     // Bounds: the frame held l3 + total >= l4 + 20 bytes before growing by 8.
     let (ip_part, tcp_part) = data[l3..].split_at_mut(usize::from(meta.l3_len));
@@ -192,7 +217,7 @@ pub fn insert_toa<F: Frame>(
     }
 
     let d = grow_header(th, header_len, &toa);
-    meta.l4_len += TOA_LEN as u16;
+    meta.l4_len += N as u16;
     let c = if offload.tcp_checksum {
         pseudo_header_checksum(ip, ip_proto::TCP, meta.l4_len)
     } else {
