@@ -297,7 +297,7 @@ fn a_mixed_family_save_clears_and_restores_to_the_same_save() {
     // A rule file whose last line puts an IPv4 server behind a v6 service: ipvsadm's text,
     // the line, and nothing restored.
     gw.ok("-C");
-    let bad = format!("{}-a -t [2001:db8::2]:443 -r 10.0.0.2:8443 -b\n", saved.stdout);
+    let bad = format!("{}-a -t [2001:db8::2]:443 -r 10.0.0.2:8443 -m\n", saved.stdout);
     let o = gw.gwctl_in("-R", &bad);
     let line = saved.stdout.lines().count() + 1;
     assert_eq!(
@@ -306,7 +306,7 @@ fn a_mixed_family_save_clears_and_restores_to_the_same_save() {
             2,
             format!(
                 "Different address family is allowed only for tunneling servers\n\
-                 line {line}: -a -t [2001:db8::2]:443 -r 10.0.0.2:8443 -b; nothing was restored\n"
+                 line {line}: -a -t [2001:db8::2]:443 -r 10.0.0.2:8443 -m; nothing was restored\n"
             )
             .as_str()
         )
@@ -333,7 +333,6 @@ fn bad_ipv6_input_gets_ipvsadms_error_texts() {
     for args in [
         "-a -t [2001:db8::1]:80 -r 192.168.1.2:80 -m",
         "-a -t [2001:db8::1]:80 -r 192.168.1.2",
-        "-a -t [2001:db8::1]:80 -r 192.168.1.2:80 -b",
         "-a -t 10.0.0.1:80 -r [2001:db8::10]:80 -m",
         "-a -t 10.0.0.1:80 -r 2001:db8::10 -g",
         "-a -t 10.0.0.1:80 -r [2001:db8::10]:80 -b",
@@ -372,14 +371,57 @@ fn bad_ipv6_input_gets_ipvsadms_error_texts() {
         2,
         "illegal virtual server persistent mask specified: `64' is a prefix length, which only an IPv6 service takes; an IPv4 service's mask is dotted (255.255.255.0)\n",
     );
-    // A local address must be of the service's family.
+    // A local address must be of the family of the service's FNAT servers.
     gw.ok("-a -t [2001:db8::1]:80 -r [2001:db8::10]:80 -b");
     refused(
         &gw,
         "-P -t [2001:db8::1]:80 -z 192.168.1.254 -F dpdk1",
         1,
-        "local address 192.168.1.254 is not of the same address family as service TCP [2001:db8::1]:80\n",
+        "local address 192.168.1.254 is not of the address family of real server [2001:db8::10]:80 in service TCP [2001:db8::1]:80\n",
     );
+    refused(
+        &gw,
+        "-P -t 10.0.0.1:80 -z 2001:db8::254 -F dpdk1",
+        1,
+        "local address 2001:db8::254 is not of the same address family as service TCP 10.0.0.1:80\n",
+    );
+    // NAT64: IPv4 servers in full NAT behind an IPv6 service, with IPv4 local
+    // addresses; never mixed with IPv6 servers, the SYN proxy or the PROXY
+    // protocol, and an IPv4 local address is not shared with an IPv4 service.
+    gw.ok("-A -t [2001:db8::64]:80 -s rr");
+    gw.ok("-a -t [2001:db8::64]:80 -r 192.168.1.20:8080 -b");
+    gw.ok("-P -t [2001:db8::64]:80 -z 192.168.1.250 -F dpdk1");
+    refused(
+        &gw,
+        "-a -t [2001:db8::64]:80 -r [2001:db8::20]:80 -b",
+        1,
+        "real server [2001:db8::20]:80 is not of the address family of real server 192.168.1.20:8080 in service TCP [2001:db8::64]:80: a service's real servers are of one family (an IPv6 service's IPv4 servers are reached by NAT64)\n",
+    );
+    refused(
+        &gw,
+        "-P -t [2001:db8::64]:80 -z 2001:db8::250 -F dpdk1",
+        1,
+        "local address 2001:db8::250 is not of the address family of real server 192.168.1.20:8080 in service TCP [2001:db8::64]:80\n",
+    );
+    refused(
+        &gw,
+        "-E -t [2001:db8::64]:80 -s rr -j enable",
+        1,
+        "the SYN proxy (-j enable) is not available for NAT64 (IPv6 service TCP [2001:db8::64]:80 with IPv4 real servers)\n",
+    );
+    gw.ok("-A -t 10.0.0.64:80 -s rr");
+    refused(
+        &gw,
+        "-P -t 10.0.0.64:80 -z 192.168.1.250 -F dpdk1",
+        1,
+        "local address 192.168.1.250 of service TCP 10.0.0.64:80 is a local address of service TCP [2001:db8::64]:80 too: an IPv4 local address serves IPv4 services or NAT64 ones, not both (each has its own port pools)\n",
+    );
+    gw.ok("-D -t 10.0.0.64:80");
+    assert!(gw
+        .gwctl("-Ln -t [2001:db8::64]:80")
+        .stdout
+        .contains("  -> 192.168.1.20:8080            FullNat 1      0          0"));
+    gw.ok("-D -t [2001:db8::64]:80");
     // The edges that are accepted: -M 128 (the default, so not shown) and -M 1.
     gw.ok("-E -t [2001:db8::1]:80 -s rr -p 60 -M 128");
     let listed = |gw: &Gateway| gw.gwctl("-Ln -t [2001:db8::1]:80").stdout.lines().nth(2).unwrap().to_string();

@@ -755,8 +755,12 @@ pub fn parse(args: &[String], names: &Names) -> Result<(Action, Globals), UsageE
             }
             // ipvsadm's own check; the gateway then refuses a tunnelled server of the other
             // family too. Not for a fwmark service: here its mark rules may match both
-            // families (`gwctl mark add`), so its servers may be of both.
+            // families (`gwctl mark add`), so its servers may be of both. Nor for an IPv4
+            // server of an IPv6 service in full NAT (`-b`, DPVS's extension): NAT64, as
+            // DPVS's ipvsadm allows it.
+            let nat64 = svc_v6 && c.forwarding == Forwarding::FullNat;
             if !is_fwmark
+                && !nat64
                 && c.server.is_some_and(|(addr, _)| addr.is_ipv6() != svc_v6)
                 && c.forwarding != Forwarding::Tunnel
             {
@@ -1183,13 +1187,15 @@ mod tests {
         for line in [
             "-a -t [2001:db8::1]:80 -r 10.0.0.2 -m",
             "-a -t [2001:db8::1]:80 -r 10.0.0.2",
-            "-e -u [2001:db8::1]:53 -r 10.0.0.2:53 -b",
+            "-e -u [2001:db8::1]:53 -r 10.0.0.2:53 -m",
             "-a -t 10.0.0.1:80 -r [2001:db8::10]:80 -m",
             "-a -t 10.0.0.1:80 -r 2001:db8::10 -g",
             "-e -t 10.0.0.1:80 -r [2001:db8::10]:80 -b -w 2",
         ] {
             assert_eq!(err(line), family, "{line}");
         }
+        // NAT64: an IPv4 server of an IPv6 service in full NAT, as DPVS's ipvsadm takes it.
+        assert_eq!(cmd("-a -t [2001:db8::1]:80 -r 10.0.0.2:8080 -b").server, Some(("10.0.0.2".parse().unwrap(), 8080)));
         // ipvsadm allows the persistence engine's columns in the connection listing.
         assert!(cmd("-L -c --persistent-conn").format.persistent_conn);
         assert_eq!(err("-L --timeout --persistent-conn"), "options conflicts in the list command");

@@ -816,15 +816,9 @@ impl Draft {
                 self.editor.set_timeouts(*tcp, *tcp_fin, *udp);
             }
             Change::AddLaddr { service, laddr } => {
+                // The family rules (NAT64's IPv4 addresses for an IPv6 service
+                // included) are the model's: `Editor::add_laddr`.
                 let key = service_key(service);
-                if let VirtualService::Tcp { addr, .. } | VirtualService::Udp { addr, .. } = service {
-                    if addr.is_ipv4() != laddr.addr.is_ipv4() {
-                        return Err(invalid(format!(
-                            "local address {} is not of the same address family as service {key}",
-                            laddr.addr
-                        )));
-                    }
-                }
                 if laddr.addr.is_unspecified() || laddr.addr.is_multicast() {
                     return Err(invalid(format!("local address {} is not unicast", laddr.addr)));
                 }

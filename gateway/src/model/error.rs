@@ -90,6 +90,31 @@ pub enum ConfigError {
         dest: SockAddr,
         method: ForwardMethod,
     },
+    /// A feature NAT64 (an IPv6 service's IPv4 servers) does not have (`what` names it as
+    /// the operator gave it).
+    NotForNat64 {
+        service: ServiceKey,
+        what: &'static str,
+    },
+    /// A service's real servers are of one family.
+    ServerFamiliesMixed {
+        dest: SockAddr,
+        other: SockAddr,
+        service: ServiceKey,
+    },
+    /// A local address of another family than the service's FNAT servers (`dest`), or an
+    /// IPv6 one for an IPv4 service (`dest` none).
+    LaddrFamilyMismatch {
+        laddr: IpAddr,
+        service: ServiceKey,
+        dest: Option<SockAddr>,
+    },
+    /// An IPv4 local address listed by an IPv4 service and by a NAT64 one.
+    LaddrShared {
+        laddr: IpAddr,
+        service: ServiceKey,
+        other: ServiceKey,
+    },
     /// A feature the IPv6 datapath does not have yet, asked of an IPv6 service (`what`
     /// names it as the operator gave it).
     NotForIpv6 {
@@ -161,6 +186,28 @@ impl fmt::Display for ConfigError {
             ProxyProtocolNotTcp(k) => {
                 write!(f, "the PROXY protocol is only for TCP services (-t), not {k}")
             }
+            NotForNat64 { service, what } => {
+                write!(f, "{what} is not available for NAT64 (IPv6 service {service} with IPv4 real servers)")
+            }
+            ServerFamiliesMixed { dest, other, service } => write!(
+                f,
+                "real server {dest} is not of the address family of real server {other} in service {service}: \
+                 a service's real servers are of one family (an IPv6 service's IPv4 servers are reached by NAT64)"
+            ),
+            LaddrFamilyMismatch { laddr, service, dest: Some(dest) } => {
+                write!(
+                    f,
+                    "local address {laddr} is not of the address family of real server {dest} in service {service}"
+                )
+            }
+            LaddrFamilyMismatch { laddr, service, dest: None } => {
+                write!(f, "local address {laddr} is not of the same address family as service {service}")
+            }
+            LaddrShared { laddr, service, other } => write!(
+                f,
+                "local address {laddr} of service {service} is a local address of service {other} too: an IPv4 \
+                 local address serves IPv4 services or NAT64 ones, not both (each has its own port pools)"
+            ),
             NotForIpv6 { service, what } => {
                 write!(f, "{what} is not available for IPv6 services yet ({service})")
             }

@@ -285,6 +285,18 @@ impl SnapshotEditor {
                 return Err(proxy_protocol_bypassed(spec.key, &d.spec));
             }
         }
+        if let ServiceKey::Inet { addr: IpAddr::V6(_), .. } = spec.key {
+            let nat64 = self.service(&spec.key)?.dests.iter().any(|d| d.spec.addr.is_ipv4());
+            if nat64 && spec.synproxy {
+                return Err(ConfigError::NotForNat64 { service: spec.key, what: "the SYN proxy (-j enable)" });
+            }
+            if nat64 && spec.proxy_protocol.is_some() {
+                return Err(ConfigError::NotForNat64 {
+                    service: spec.key,
+                    what: "the PROXY protocol (--proxy-protocol)",
+                });
+            }
+        }
         let generation = self.next.generation + 1;
         let svc = self.service_mut(&spec.key)?;
         if svc.spec.scheduler != spec.scheduler {
@@ -392,6 +404,26 @@ impl SnapshotEditor {
         let svc = self.service(key)?;
         if svc.laddrs.iter().any(|l| l.addr == laddr.addr) {
             return Err(ConfigError::LaddrExists { laddr: laddr.addr, service: *key });
+        }
+        let family_error = |dest| ConfigError::LaddrFamilyMismatch { laddr: laddr.addr, service: *key, dest };
+        if matches!(key, ServiceKey::Inet { addr: IpAddr::V4(_), .. }) && laddr.addr.is_ipv6() {
+            return Err(family_error(None));
+        }
+        let fnat = svc.dests.iter().filter(|d| d.spec.method == ForwardMethod::FullNat);
+        if let Some(d) = fnat.clone().find(|d| d.spec.addr.is_ipv4() != laddr.addr.is_ipv4()) {
+            return Err(family_error(Some(SockAddr(d.spec.addr, d.spec.port))));
+        }
+        // Each family's connections take local ports from pools of their
+        // own (`crate::model::laddr`): an IPv4 address shared by an IPv4
+        // service and a NAT64 one would hand one port out twice.
+        if laddr.addr.is_ipv4() {
+            let nat64_side = |k: &ServiceKey| matches!(k, ServiceKey::Inet { addr: IpAddr::V6(_), .. });
+            let clash = self.next.services.iter().find(|other| {
+                nat64_side(&other.spec.key) != nat64_side(key) && other.laddrs.iter().any(|l| l.addr == laddr.addr)
+            });
+            if let Some(other) = clash {
+                return Err(ConfigError::LaddrShared { laddr: laddr.addr, service: *key, other: other.spec.key });
+            }
         }
         self.service_mut(key)?.laddrs.push(laddr);
         Ok(())
@@ -576,9 +608,35 @@ fn validate_dest(svc: &Service, spec: &DestSpec) -> Result<(), ConfigError> {
         }
     }
     if let ServiceKey::Inet { addr, port, .. } = key {
-        // FNAT could bridge families (DPVS's NAT64); until the rewrite exists, refuse it.
         if addr.is_ipv4() != spec.addr.is_ipv4() {
-            return Err(ConfigError::FamilyMismatch { dest, service: key });
+            // FNAT bridges the families one way: an IPv6 service's IPv4
+            // servers (DPVS's NAT64, `crate::xmit::nat64`).
+            if addr.is_ipv4() || spec.method != ForwardMethod::FullNat {
+                return Err(ConfigError::FamilyMismatch { dest, service: key });
+            }
+            if svc.spec.synproxy {
+                return Err(ConfigError::NotForNat64 { service: key, what: "the SYN proxy (-j enable)" });
+            }
+            if svc.spec.proxy_protocol.is_some() {
+                return Err(ConfigError::NotForNat64 { service: key, what: "the PROXY protocol (--proxy-protocol)" });
+            }
+        }
+        // A flow is scheduled among all the servers, and its connection
+        // lives in one family's table on the servers' side.
+        let other_family = svc.dests.iter().find(|d| {
+            d.spec.addr.is_ipv4() != spec.addr.is_ipv4() && (d.spec.addr, d.spec.port) != (spec.addr, spec.port)
+        });
+        if let Some(other) = other_family {
+            return Err(ConfigError::ServerFamiliesMixed {
+                dest,
+                other: SockAddr(other.spec.addr, other.spec.port),
+                service: key,
+            });
+        }
+        if spec.method == ForwardMethod::FullNat {
+            if let Some(l) = svc.laddrs.iter().find(|l| l.addr.is_ipv4() != spec.addr.is_ipv4()) {
+                return Err(ConfigError::LaddrFamilyMismatch { laddr: l.addr, service: key, dest: Some(dest) });
+            }
         }
         if !spec.method.can_change_port() && spec.port != 0 && spec.port != port {
             return Err(ConfigError::PortChangeNeedsNat { dest, service: key });
