@@ -258,7 +258,7 @@ impl<A: Family> Director<A> {
             None => self.scheds.pick(&self.snap, sid, &flow, now).ok_or(Refused::NoDest)?,
         };
         let dest = &svc.dests()[i];
-        let raddr = A::from_ip(dest.addr()).ok_or(Refused::NoDest)?;
+        let raddr = A::from_server_ip(dest.addr()).ok_or(Refused::NoDest)?;
         let rport = if dest.port() == 0 { key.dport } else { dest.port() };
 
         // A full table makes room before the local port is taken, so the port of the
@@ -275,7 +275,7 @@ impl<A: Family> Director<A> {
                 .pools
                 .alloc_preferring(svc.laddrs(), tries, |lip, lport| prefer(rip, rport, lip, lport))
                 .ok_or(Refused::NoLocalPort)?;
-            match A::from_ip(a) {
+            match A::from_server_ip(a) {
                 Some(a) => (a, p),
                 None => {
                     self.pools.release(a, p);
@@ -310,7 +310,7 @@ impl<A: Family> Director<A> {
             }
             Err(e) => {
                 if dest.method() == ForwardMethod::FullNat {
-                    self.pools.release(laddr.to_ip(), lport);
+                    self.pools.release(laddr.to_server_ip(), lport);
                 }
                 Err(match e {
                     InsertError::Full => Refused::TableFull,
@@ -493,7 +493,7 @@ impl<A: Family> Director<A> {
 /// Gives back what a departing connection held.
 fn release<A: Family>(pools: &mut LaddrPools, persist: &mut PersistTable, c: &Conn<A>) {
     if c.method == ForwardMethod::FullNat {
-        pools.release(c.laddr.to_ip(), c.lport);
+        pools.release(c.laddr.to_server_ip(), c.lport);
     }
     if c.template != NO_TEMPLATE {
         persist.release(c.template);

@@ -16,6 +16,14 @@ pub trait Family: Copy + Eq + Hash + Debug + 'static {
     fn hash_word(self, seed: u64) -> u64;
     fn to_ip(self) -> IpAddr;
     fn from_ip(ip: IpAddr) -> Option<Self>;
+    /// An address on the servers' side of a connection (its real server, its local
+    /// address) as the table holds it: one of the family, or in an IPv6 connection an
+    /// IPv4 one as IPv4-mapped (`::ffff:a.b.c.d`): NAT64's ([`crate::xmit::nat64`]).
+    /// Such addresses never belong on the wire (RFC 4291 §2.5.5.2): an IPv6 packet that
+    /// carries them anyway reaches only what the IPv4 packet it impersonates would.
+    fn from_server_ip(ip: IpAddr) -> Option<Self>;
+    /// The address [`Family::from_server_ip`] was given.
+    fn to_server_ip(self) -> IpAddr;
 }
 
 impl Family for Ipv4Addr {
@@ -31,6 +39,12 @@ impl Family for Ipv4Addr {
             IpAddr::V4(a) => Some(a),
             IpAddr::V6(_) => None,
         }
+    }
+    fn from_server_ip(ip: IpAddr) -> Option<Self> {
+        Self::from_ip(ip)
+    }
+    fn to_server_ip(self) -> IpAddr {
+        self.to_ip()
     }
 }
 
@@ -49,6 +63,15 @@ impl Family for Ipv6Addr {
             IpAddr::V6(a) => Some(a),
             IpAddr::V4(_) => None,
         }
+    }
+    fn from_server_ip(ip: IpAddr) -> Option<Self> {
+        match ip {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(a) => Some(a.to_ipv6_mapped()),
+        }
+    }
+    fn to_server_ip(self) -> IpAddr {
+        self.to_canonical()
     }
 }
 

@@ -333,8 +333,8 @@ fn connections_page<A: Family>(
             expires: c.expires().saturating_sub(now),
             client: (c.client.to_ip(), c.cport),
             virtual_addr: (c.vaddr.to_ip(), c.vport),
-            server: (c.raddr.to_ip(), c.rport),
-            local: (c.method == ForwardMethod::FullNat).then(|| (c.laddr.to_ip(), c.lport)),
+            server: (c.raddr.to_server_ip(), c.rport),
+            local: (c.method == ForwardMethod::FullNat).then(|| (c.laddr.to_server_ip(), c.lport)),
             worker,
         });
     }

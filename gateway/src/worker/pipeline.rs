@@ -52,6 +52,7 @@ mod forward;
 mod ipv6;
 mod kernel;
 mod local;
+mod nat64;
 mod probe;
 mod proxy_protocol;
 mod synproxy;

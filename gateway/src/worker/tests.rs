@@ -3022,6 +3022,90 @@ mod ipv6 {
         assert_eq!(w.director6().conns().len(), 1);
     }
 
+    /// The IPv4 local address of the NAT64 service (the IPv4 services'
+    /// is LIP: an address serves one side or the other).
+    const LIP64: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 201);
+
+    /// NAT64: [VIP6]:80 with RS1 (IPv4) in FNAT from LIP64, beside the IPv4
+    /// services of [`service`]; port 1's MTU `mtu`.
+    fn worker_nat64(mtu: u16) -> (Worker<BufFrame>, Recorder) {
+        let mut ed = service(ForwardMethod::FullNat, SchedulerKind::Rr).edit();
+        let key = ServiceKey::tcp(VIP6.into(), 80);
+        ed.add_service(ServiceSpec::new(key)).unwrap();
+        ed.add_dest(&key, DestSpec::new(RS1.into(), 8080).with_method(ForwardMethod::FullNat)).unwrap();
+        ed.add_laddr(&key, LocalAddr { addr: LIP64.into(), ifname: "port1".into() }).unwrap();
+        let mut cfg = WorkerConfig::new(0, 1);
+        cfg.conn_capacity = 1024;
+        cfg.template_capacity = 64;
+        (Worker::new(&cfg, ed.finish(), net6(mtu), 1000).unwrap(), Recorder::default())
+    }
+
+    #[test]
+    fn nat64_translates_an_ipv6_client_to_an_ipv4_server_and_back() {
+        let (mut w, mut io) = worker_nat64(1500);
+        client_resolves_the_vip(&mut w, &mut io);
+        w.process(arp_reply(RS1, MAC_RS1, GW_SERVER_SIDE, MAC_PORT1), 1, 1000, &mut io);
+        io.take_sent();
+        let syn = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1000, 0, flags::SYN, &[2, 4, 0x05, 0xa0], b"");
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let (port, out) = &sent[0];
+        assert_eq!((*port, macs(out)), (1, (MAC_PORT1, MAC_RS1)));
+        assert_eq!(&out[12..14], &[0x08, 0x00], "an IPv4 frame");
+        let ip = crate::wire::ipv4::Ipv4Packet::new_checked(&out[14..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!((ip.src_addr(), ip.dst_addr(), ip.ttl(), ip.dont_frag()), (LIP64, RS1, 63, true));
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(tcp.verify_checksum(LIP64, RS1));
+        assert_eq!(tcp.dst_port(), 8080);
+        let opts: Vec<_> = tcp.option_iter().map(|o| o.unwrap().1).collect();
+        assert_eq!(opts[0], TcpOption::ClientAddressV6 { port: 40000, addr: CLIENT6 }, "the client in the TOA");
+        let lport = tcp.src_port();
+        assert_eq!((w.director6().conns().len(), w.director().conns().len()), (1, 0), "an IPv6 connection");
+
+        // The server answers over IPv4; the client gets it over IPv6 from the VIP.
+        let syn_ack = tcp_frame((RS1, 8080), (LIP64, lport), 5000, 1001, flags::SYN | flags::ACK, &[], b"hi");
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &syn_ack), 1, 1000, &mut io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let (port, back) = &sent[0];
+        assert_eq!((*port, macs(back)), (0, (MAC_PORT0, MAC_CLIENT)));
+        let ip = ip6(back);
+        assert_eq!((ip.src_addr(), ip.dst_addr(), ip.hop_limit()), (VIP6, CLIENT6, 63));
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((tcp.src_port(), tcp.dst_port(), tcp.payload()), (80, 40000, &b"hi"[..]));
+        assert!(tcp.verify_checksum_v6(VIP6, CLIENT6));
+
+        // A reply to a local port no connection has is dropped as before.
+        let stray = tcp_frame((RS1, 8080), (LIP64, lport ^ 2), 1, 1, flags::ACK, &[], b"");
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &stray), 1, 1000, &mut io);
+        assert!(io.take_sent().is_empty());
+        assert_eq!(w.counters().dropped(Discard::NoConnection), 1);
+    }
+
+    #[test]
+    fn nat64_answers_a_client_segment_too_big_for_the_ipv4_link_with_the_ipv6_size_that_fits() {
+        let (mut w, mut io) = worker_nat64(1280);
+        client_resolves_the_vip(&mut w, &mut io);
+        w.process(arp_reply(RS1, MAC_RS1, GW_SERVER_SIDE, MAC_PORT1), 1, 1000, &mut io);
+        let syn = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1000, 0, flags::SYN, &[], b"");
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+        io.take_sent();
+        // 1280 bytes of TCP: 1320 over IPv6, 1300 over IPv4, 20 too many.
+        let big = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1001, 1, flags::ACK, &[], &[7; 1260]);
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &big), 0, 1000, &mut io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let (port, ptb) = &sent[0];
+        assert_eq!(*port, 0);
+        let ip = ip6(ptb);
+        assert_eq!(ip.dst_addr(), CLIENT6);
+        let msg = ip.payload();
+        assert_eq!((msg[0], &msg[4..8]), (icmpv6::msg_type::PACKET_TOO_BIG, &1300u32.to_be_bytes()[..]));
+        assert_eq!(w.counters().dropped(Discard::Wire(crate::wire::DropReason::MtuExceeded)), 1);
+    }
+
     #[test]
     fn udp_over_v6_fnat_and_a_reply() {
         let (mut w, mut io) = worker6(ForwardMethod::FullNat, 1500);

@@ -62,7 +62,8 @@ impl<F: Frame> Worker<F> {
             // A reply to a local port: its owner has the connection.
             let owner = self.partition.owner(meta.dst_port);
             if owner == self.id {
-                return self.unconsumed_flow(frame, Discard::NoConnection, at, io);
+                // Not of an IPv4 connection: of a NAT64 one, or of none.
+                return self.nat64_reply(frame, meta, proto, at, io);
             }
             if owner >= self.workers {
                 return self.unconsumed_flow(frame, Discard::NoOwner, at, io);

@@ -258,7 +258,7 @@ impl<F: Frame> Worker<F> {
 
     /// The next hop toward `to`, with the MTU and offloads of its port.
     #[inline(always)]
-    fn egress(&self, to: Ipv4Addr) -> Option<(NextHop, Egress)> {
+    pub(super) fn egress(&self, to: Ipv4Addr) -> Option<(NextHop, Egress)> {
         // With no live route, the configured one over a down port: the
         // packet is then dropped as link_down, which says why, not no_route.
         let hop = self.routes.next_hop(to).or_else(|| self.net.routes.next_hop(to))?;

@@ -30,7 +30,7 @@ use crate::conn::table::Conn;
 use crate::conn::{ConnId, Direction, FlowKey, Proxy, State};
 use crate::frame::Frame;
 use crate::model::fasthash::FastBuildHasher;
-use crate::model::{NetView, Protocol, ServiceKey, Snapshot};
+use crate::model::{ForwardMethod, NetView, Protocol, ServiceKey, Snapshot};
 use crate::net::icmp::echo_reply_in_place_v6;
 use crate::net::ndisc::{handle_ndisc, write_neighbor_solicit, NdiscDrop, NdiscVerdict};
 use crate::net::{KernelClass, Learned, NeighbourTable, NextHop, Origin, PendingQueue, Queued, RouteTable};
@@ -478,6 +478,10 @@ impl<F: Frame> Worker<F> {
             }
         }
         self.v6.director.on_packet(id, dir, meta.tcp_flags, at.now);
+        if method == ForwardMethod::FullNat && ends.real_server.0.to_ipv4_mapped().is_some() {
+            // Its server is IPv4 (its replies come in over IPv4: `nat64_reply`).
+            return self.nat64_to_server(frame, meta, &ends, before, at, io);
+        }
         let to = ends.destination(dir);
         let Some((mut hop, egress)) = self.egress6(to) else {
             return self.discard(frame, Discard::NoRoute, io);
@@ -525,14 +529,23 @@ impl<F: Frame> Worker<F> {
     /// packet as it arrived (a refused rewrite leaves the frame unchanged).
     #[cold]
     #[inline(never)]
-    fn refuse6(&mut self, mut frame: F, received: &Ipv6Meta, e: XmitError, at: Arrival, io: &mut impl Io<F>) {
+    pub(super) fn refuse6(
+        &mut self,
+        mut frame: F,
+        received: &Ipv6Meta,
+        e: XmitError,
+        at: Arrival,
+        io: &mut impl Io<F>,
+    ) {
         self.counters.count(e.drop_reason().into());
         let error = match e {
             XmitError::TtlExpired { .. } => OriginatedErrorV6::HopLimitExceeded,
             XmitError::MtuExceeded { len, mtu } => {
-                // The sender's packet must shrink by what we would add to it.
-                let overhead = len.saturating_sub(received.ip_total_len());
-                OriginatedErrorV6::PacketTooBig { mtu: u32::from(mtu).saturating_sub(overhead as u32) }
+                // The sender's packet must shrink by what we would add to it,
+                // and may be larger by what we take off (NAT64's IPv4 header
+                // is 20 bytes shorter).
+                let fits = (u32::from(mtu) + received.ip_total_len() as u32).saturating_sub(len as u32);
+                OriginatedErrorV6::PacketTooBig { mtu: fits }
             }
             _ => return io.free(frame),
         };
@@ -566,7 +579,7 @@ impl<F: Frame> Worker<F> {
     }
 
     /// The next hop toward `to`, with the MTU and offloads of its port.
-    fn egress6(&self, to: Ipv6Addr) -> Option<(NextHop<Ipv6Addr>, Egress)> {
+    pub(super) fn egress6(&self, to: Ipv6Addr) -> Option<(NextHop<Ipv6Addr>, Egress)> {
         let hop = self.v6.routes.next_hop(to).or_else(|| self.net.v6.routes.next_hop(to))?;
         let port = self.net.ports.get(usize::from(hop.port))?;
         Some((hop, Egress { mtu: port.mtu, offload: port.offload }))
@@ -574,7 +587,7 @@ impl<F: Frame> Worker<F> {
 
     /// Sends the frame to IPv6 next hop `hop`, or queues it while neighbour
     /// discovery resolves it.
-    fn send_via6(&mut self, frame: F, hop: NextHop<Ipv6Addr>, now: u32, io: &mut impl Io<F>) {
+    pub(super) fn send_via6(&mut self, frame: F, hop: NextHop<Ipv6Addr>, now: u32, io: &mut impl Io<F>) {
         let Some(src_mac) = self.net.ports.get(usize::from(hop.port)).map(|p| p.mac) else {
             return self.discard(frame, Discard::NoRoute, io);
         };
@@ -639,7 +652,7 @@ fn is_bare_syn(proto: Protocol, flags: u8) -> bool {
 }
 
 /// The endpoints of IPv6 connection `c`, as its packets are rewritten.
-fn ends_of6(c: &Conn<Ipv6Addr>) -> Ends<Ipv6Addr> {
+pub(super) fn ends_of6(c: &Conn<Ipv6Addr>) -> Ends<Ipv6Addr> {
     Ends {
         client: (c.client, c.cport),
         virtual_service: (c.vaddr, c.vport),

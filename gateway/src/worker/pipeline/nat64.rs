@@ -1,0 +1,99 @@
+//! NAT64 connections: an IPv6 service's IPv4 real servers, in full NAT
+//! ([`crate::xmit::nat64`] translates the packets).
+//!
+//! A NAT64 connection lives in the IPv6 table, its server-side addresses
+//! IPv4-mapped ([`crate::conn::key::Family::from_server_ip`]): the client's
+//! packets find it as any IPv6 connection's do, and leave here translated
+//! to IPv4 instead of rewritten. The server's replies arrive over IPv4 to
+//! an IPv4 local address; they miss the IPv4 table and, at the worker that
+//! owns the local port, are looked up in the IPv6 one by their mapped key
+//! ([`Worker::nat64_reply`]). That second lookup is on the IPv4 path's miss
+//! branch only: IPv4 connections pay nothing for NAT64.
+
+use std::net::Ipv6Addr;
+
+use super::ipv6::ends_of6;
+use super::{Arrival, Io, Worker};
+use crate::conn::{Direction, FlowKey, State};
+use crate::frame::Frame;
+use crate::model::Protocol;
+use crate::wire::{ip_proto, DropReason, Ipv4Meta, Ipv6Meta};
+use crate::worker::counters::Discard;
+use crate::xmit::nat64::{to_ipv4, to_ipv6};
+use crate::xmit::{Ends, ToaOutcome};
+
+impl<F: Frame> Worker<F> {
+    /// A client's packet of NAT64 connection `ends` (already counted and
+    /// its state moved on), translated to IPv4 and sent to the server; or
+    /// refused as a router refuses it (hop limit, packet too big).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn nat64_to_server(
+        &mut self,
+        mut frame: F,
+        meta: Ipv6Meta,
+        ends: &Ends<Ipv6Addr>,
+        before: State,
+        at: Arrival,
+        io: &mut impl Io<F>,
+    ) {
+        let (Some(lip), Some(rip)) = (ends.local.0.to_ipv4_mapped(), ends.real_server.0.to_ipv4_mapped()) else {
+            return self.discard(frame, DropReason::NotRewritable.into(), io);
+        };
+        let Some((hop, egress)) = self.egress(rip) else {
+            return self.discard(frame, Discard::NoRoute, io);
+        };
+        // The TOA rides the handshake, as FNAT's (`Worker::forward`).
+        let toa = (meta.protocol == ip_proto::TCP && before != State::Established).then_some(ends.client);
+        match to_ipv4(&mut frame, &meta, (lip, ends.local.1), (rip, ends.real_server.1), toa, egress) {
+            Ok((_, outcome)) => {
+                if !matches!(outcome, ToaOutcome::Inserted | ToaOutcome::NotRequested) {
+                    self.counters.toa_not_inserted.inc();
+                }
+                self.send_via(frame, hop, at.now, io);
+            }
+            Err(e) => self.refuse6(frame, &meta, e, at, io),
+        }
+    }
+
+    /// A TCP or UDP packet to one of this worker's IPv4 local ports that
+    /// no IPv4 connection has: a server's reply of a NAT64 connection,
+    /// translated to IPv6 and sent to the client, or else a packet of no
+    /// connection (see [`Worker::unconsumed_flow`]).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn nat64_reply(
+        &mut self,
+        mut frame: F,
+        meta: Ipv4Meta,
+        proto: Protocol,
+        at: Arrival,
+        io: &mut impl Io<F>,
+    ) {
+        let key = FlowKey {
+            proto,
+            src: meta.src.to_ipv6_mapped(),
+            sport: meta.src_port,
+            dst: meta.dst.to_ipv6_mapped(),
+            dport: meta.dst_port,
+        };
+        let Some((id, Direction::Out)) = self.v6.director.lookup(&key) else {
+            return self.unconsumed_flow(frame, Discard::NoConnection, at, io);
+        };
+        let c = self.v6.director.conn(id);
+        let ends = ends_of6(c);
+        if let Some(d) = c.dest() {
+            d.count_outbound(self.id, 1, u64::from(meta.l3_len) + u64::from(meta.l4_len));
+        }
+        self.v6.director.on_packet(id, Direction::Out, meta.tcp_flags, at.now);
+        let Some((hop, egress)) = self.egress6(ends.client.0) else {
+            return self.discard(frame, Discard::NoRoute, io);
+        };
+        match to_ipv6(&mut frame, &meta, ends.virtual_service, ends.client, egress) {
+            Ok(_) => self.send_via6(frame, hop, at.now, io),
+            // Time exceeded, or fragmentation needed 20 bytes below the
+            // client's link (IPv6's header is longer).
+            Err(e) => self.refuse(frame, &meta, e, at, io),
+        }
+    }
+}
