@@ -5,7 +5,8 @@
 //! discovery, the SYN proxy in front of an IPv6 FNAT service, IPv4 traffic
 //! through the same gateway at the same time, path MTU discovery through it,
 //! bad IPv6 packets each under its counter, and with kernel interfaces an
-//! IPv6 VIP served only while held.
+//! IPv6 VIP served only while held; and NAT64, an IPv6-only client reaching
+//! IPv4 servers through an IPv6 VIP.
 //!
 //! The topology is the IPv4 one ([`Topology`]) with IPv6 addresses added on
 //! both sides: the gateway's by `gwctl addr add`, the namespaces' with
@@ -564,5 +565,102 @@ fn synproxy_over_ipv6_fnat_curl_and_a_20_mb_download() {
     assert_eq!(sha256(&got), sha256(&file), "the download is the file");
     let _ = std::fs::remove_file(&got);
     let _ = std::fs::remove_file(&file);
+    topo.stop();
+}
+
+/// NAT64's IPv4 local address (the IPv4 services' is `topology::LIP`: an
+/// IPv4 local address serves one side or the other).
+const LIP64: &str = "192.168.1.201";
+
+#[test]
+fn nat64_an_ipv6_only_client_reaches_ipv4_servers_through_an_ipv6_vip() {
+    let mut topo = Topology::start("n64", Options { servers: 2, ..Options::default() });
+    add_ipv6(&topo);
+    // The client speaks IPv6 only; the servers IPv4 only (nginx on their IPv4 addresses).
+    topo.client.ip(&["-4", "addr", "flush", "dev", &topo.client_if]);
+    let _nginx = topo.nginx_on(&[format!("{}:8080", rip(0)), format!("{}:8080", rip(1))], true);
+    let file = topo.www().join("big");
+    random_file(&file, "100000000");
+    let svc = format!("[{VIP6}]:80");
+    topo.gwctl_line(&format!("-A -t {svc} -s rr"));
+    topo.gwctl_line(&format!("-P -t {svc} -z {LIP64} -F servers"));
+    for i in 0..2 {
+        topo.gwctl_line(&format!("-a -t {svc} -r {}:8080 -b", rip(i)));
+    }
+    let listing = topo.gwctl(&["-Ln"]);
+    let rs = |i: usize| format!("  -> {:<28} FullNat 1      0          0         ", format!("{}:8080", rip(i)));
+    let want = format!("TCP  [{VIP6}]:80 rr\n{}\n{}\n", rs(0), rs(1));
+    assert!(listing.ends_with(&want), "{listing}");
+    let url = format!("http://[{VIP6}]/who");
+    wait_for_service6(&topo, &url);
+
+    // rr over the two IPv4 servers, which see the IPv4 local address.
+    let answers = curl6_many(&topo, &url, 4);
+    assert_eq!(answers.len(), 4, "{answers:?}");
+    assert!(answers.windows(2).all(|w| w[0] != w[1] && ["rs1", "rs2"].contains(&w[0].as_str())), "{answers:?}");
+    for n in 1..=2 {
+        let log = topo.access_log(n);
+        assert!(!log.is_empty() && log.iter().all(|(a, s)| a == LIP64 && *s == 200), "rs{n}: {log:?}");
+    }
+
+    // The handshake toward the server carries the IPv6 client in DPVS's
+    // 20-byte TOA, inside the IPv4 segments (its toa module's NAT64 form).
+    let capture = topo.servers.capture("toa64", &topo.servers_if, "ip and tcp port 8080", &topo.dir().join("toa.pcap"));
+    let out = topo.client.output("curl", &["-sS", "-g", "--max-time", "5", "--local-port", "40164", &url]);
+    assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+    let segments = tcp::segments(&capture.frames());
+    let lip: std::net::IpAddr = LIP64.parse().unwrap();
+    let to_server: Vec<&tcp::Segment> = segments.iter().filter(|s| s.src == lip && s.dport == 8080).collect();
+    let mut want = vec![254u8, 20, 40164u16.to_be_bytes()[0], 40164u16.to_be_bytes()[1]];
+    want.extend_from_slice(&CLIENT6.parse::<std::net::Ipv6Addr>().unwrap().octets());
+    let syn = to_server.iter().find(|s| s.has(tcp::SYN, tcp::SYN | tcp::ACK)).expect("the SYN to the server");
+    assert_eq!(syn.option(254), Some(want), "{syn:?}");
+    assert_eq!(topo.worker_counter("toa not inserted"), 0);
+
+    // 100 MB by sha256, and the connection listed with both families.
+    let got = topo.dir().join("got");
+    let download = topo.client.spawn(
+        "download",
+        "curl",
+        &["-sS", "-g", "--limit-rate", "40M", "--max-time", "120", "-o", got.to_str().unwrap(), &format!("http://[{VIP6}]/big")],
+    );
+    let mut listed = String::new();
+    let seen = wait_until(Duration::from_secs(10), || {
+        listed = topo.gwctl(&["-Lnc"]);
+        listed.lines().any(|l| l.contains("ESTABLISHED") && l.contains(&format!("[{CLIENT6}]:")) && l.contains(":8080"))
+    });
+    assert!(seen, "the NAT64 connection in -Lnc:\n{listed}");
+    let mut download = download;
+    let status = download.wait(Duration::from_secs(120)).expect("the download ends");
+    assert!(status.success(), "curl: {}", download.log());
+    assert_eq!(sha256(&got), sha256(&file), "the download is the file");
+    let _ = std::fs::remove_file(&got);
+    let _ = std::fs::remove_file(&file);
+
+    // UDP too: an IPv4 echo server answers the IPv6 client through the VIP.
+    let server = format!(
+        "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('{}', 5353))\n\
+         while True:\n    d, a = s.recvfrom(2048)\n    s.sendto(b'rs1 ' + a[0].encode() + b' ' + d, a)\n",
+        rip(0)
+    );
+    let _echo = topo.servers.spawn("udp4-echo", "python3", &["-c", &server]);
+    let udp = format!("[{VIP6}]:53");
+    topo.gwctl_line(&format!("-A -u {udp} -s rr"));
+    topo.gwctl_line(&format!("-P -u {udp} -z {LIP64} -F servers"));
+    topo.gwctl_line(&format!("-a -u {udp} -r {}:5353 -b", rip(0)));
+    let client = format!(
+        "import socket\ns = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\ns.settimeout(1)\n\
+         for i in range(10):\n    s.sendto(b'ping%d' % i, ('{VIP6}', 53))\n    try:\n        \
+         d, a = s.recvfrom(2048)\n    except OSError:\n        continue\n    \
+         assert a[0] == '{VIP6}' and a[1] == 53, a\n    print(d.decode())\n"
+    );
+    let mut text = String::new();
+    let answered = wait_until(Duration::from_secs(15), || {
+        let out = topo.client.output("python3", &["-c", &client]);
+        text = String::from_utf8_lossy(&out.stdout).to_string();
+        out.status.success() && text.lines().count() >= 8
+    });
+    assert!(answered, "UDP through NAT64: {text}\n{}", topo.gwctl(&["stats"]));
+    assert!(text.lines().all(|l| l.starts_with(&format!("rs1 {LIP64} ping"))), "{text}");
     topo.stop();
 }
