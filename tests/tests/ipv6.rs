@@ -622,7 +622,17 @@ fn nat64_an_ipv6_only_client_reaches_ipv4_servers_through_an_ipv6_vip() {
     let download = topo.client.spawn(
         "download",
         "curl",
-        &["-sS", "-g", "--limit-rate", "40M", "--max-time", "120", "-o", got.to_str().unwrap(), &format!("http://[{VIP6}]/big")],
+        &[
+            "-sS",
+            "-g",
+            "--limit-rate",
+            "40M",
+            "--max-time",
+            "120",
+            "-o",
+            got.to_str().unwrap(),
+            &format!("http://[{VIP6}]/big"),
+        ],
     );
     let mut listed = String::new();
     let seen = wait_until(Duration::from_secs(10), || {

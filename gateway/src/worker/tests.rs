@@ -3077,6 +3077,49 @@ mod ipv6 {
         assert_eq!((tcp.src_port(), tcp.dst_port(), tcp.payload()), (80, 40000, &b"hi"[..]));
         assert!(tcp.verify_checksum_v6(VIP6, CLIENT6));
 
+        // ICMP errors cross the families too, each side told about its own
+        // packet: fragmentation needed on the servers' side (quoting the
+        // SYN the server was sent) reaches the client as packet too big...
+        let to_server = out.clone();
+        let repr = crate::wire::icmp::Icmpv4Repr {
+            msg_type: crate::wire::icmp::msg_type::DEST_UNREACHABLE,
+            msg_code: crate::wire::icmp::code::FRAG_NEEDED,
+            rest_of_header: 1400,
+            data: &to_server[14..],
+        };
+        let frag_needed = build::ipv4(RS1, LIP64).macs(MAC_RS1, MAC_PORT1).icmp(&repr);
+        w.process(BufFrame::new(&frag_needed), 1, 1000, &mut io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let (port, ptb) = &sent[0];
+        assert_eq!((*port, macs(ptb)), (0, (MAC_PORT0, MAC_CLIENT)));
+        let ip = ip6(ptb);
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (VIP6, CLIENT6));
+        assert!(Icmpv6Packet::new_checked(ip.payload()).unwrap().verify_checksum(VIP6, CLIENT6));
+        let m = ip.payload();
+        assert_eq!((m[0], &m[4..8]), (icmpv6::msg_type::PACKET_TOO_BIG, &1420u32.to_be_bytes()[..]));
+        assert_eq!(Ipv6Packet::new_checked(&m[8..]).unwrap().src_addr(), CLIENT6, "the client's SYN quoted");
+        // ... and packet too big on the client's side (quoting the SYN-ACK
+        // the client was sent) reaches the server as fragmentation needed.
+        let to_client = back.clone();
+        let too_big =
+            build::icmpv6_error(CLIENT6, VIP6, icmpv6::msg_type::PACKET_TOO_BIG, 0, 1300, &to_client[14..], 1232);
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &too_big), 0, 1000, &mut io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let (port, frag) = &sent[0];
+        assert_eq!((*port, macs(frag)), (1, (MAC_PORT1, MAC_RS1)));
+        let ip = crate::wire::ipv4::Ipv4Packet::new_checked(&frag[14..]).unwrap();
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (LIP64, RS1));
+        let m = ip.payload();
+        assert_eq!((m[0], m[1], &m[6..8]), (3, 4, &1280u16.to_be_bytes()[..]));
+        assert_eq!(
+            crate::wire::ipv4::Ipv4Packet::new_unchecked(&m[8..]).src_addr(),
+            RS1,
+            "the server's SYN-ACK quoted"
+        );
+        assert_eq!(w.counters().icmp_errors_relayed.get(), 2);
+
         // A reply to a local port no connection has is dropped as before.
         let stray = tcp_frame((RS1, 8080), (LIP64, lport ^ 2), 1, 1, flags::ACK, &[], b"");
         w.process(on_wire(MAC_RS1, MAC_PORT1, &stray), 1, 1000, &mut io);

@@ -31,6 +31,14 @@
 //!   so neither end is promised segments that cannot pass.
 //! - The client's address reaches the server in DPVS's 20-byte IPv6 TOA,
 //!   which its `toa` module reads from IPv4 segments (its NAT64 mode).
+//! - ICMP errors about a connection's packets (RFC 7915 §4.2 and §5.2):
+//!   destination unreachable, packet too big / fragmentation needed (the
+//!   MTU moved by the headers' 20-byte difference) and time exceeded are
+//!   translated, their quote too (the packet as its receiver sent it, so it
+//!   finds its socket); parameter problems, source quench, redirects and
+//!   the codes without a counterpart are refused with
+//!   [`XmitError::UnsupportedProtocol`], for the caller to count. The quoted
+//!   transport checksum is left as quoted (no receiver checks it).
 //!
 //! Checksums are computed in software here (the translated packet is a
 //! different shape from the one the port's offload flags were read for);
@@ -40,7 +48,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::frame::{Frame, FrameError, TxOffload};
 use crate::wire::checksum::{self, Delta};
-use crate::wire::{ip_proto, ipv4, ipv6, tcp, udp, Ipv4Meta, Ipv6Meta};
+use crate::wire::{icmp, icmpv6, ip_proto, ipv4, ipv6, tcp, udp, Ipv4Meta, Ipv6Meta};
 
 use super::dispatch::{Egress, Endpoint};
 use super::tcp_opts::{insert_toa_v6_in_v4, ToaOutcome};
@@ -244,6 +252,182 @@ pub fn to_ipv6<F: Frame>(
         icmp_type: 0,
         icmp_code: 0,
     })
+}
+
+/// The largest ICMPv6 error, as RFC 4443 §2.4 (c) bounds it: the minimum MTU.
+const ICMPV6_ERROR_MAX: usize = 1280;
+/// The largest ICMPv4 error, as RFC 1812 §4.3.2.3 bounds it.
+const ICMPV4_ERROR_MAX: usize = 576;
+
+/// The ICMPv6 type, code and 32-bit field of an ICMPv4 error (RFC 7915
+/// §4.2), or `None` for one without a counterpart.
+fn icmp_type_to_v6(ty: u8, code: u8, rest: [u8; 4]) -> Option<(u8, u8, u32)> {
+    use icmpv6::msg_type as v6;
+    match (ty, code) {
+        (icmp::msg_type::DEST_UNREACHABLE, icmp::code::FRAG_NEEDED) => {
+            // The IPv6 packet may be 20 bytes longer than the IPv4 one; never
+            // below IPv6's minimum MTU.
+            let mtu = u32::from(u16::from_be_bytes([rest[2], rest[3]]));
+            Some((v6::PACKET_TOO_BIG, 0, (mtu + 20).max(1280)))
+        }
+        // Network or host unreachable, source route failed, unknown or
+        // isolated network or host, for the type of service.
+        (icmp::msg_type::DEST_UNREACHABLE, 0 | 1 | 5..=8 | 11 | 12) => Some((v6::DEST_UNREACHABLE, 0, 0)),
+        // Administratively prohibited, in each form.
+        (icmp::msg_type::DEST_UNREACHABLE, 9 | 10 | 13 | 15) => Some((v6::DEST_UNREACHABLE, 1, 0)),
+        (icmp::msg_type::DEST_UNREACHABLE, 3) => Some((v6::DEST_UNREACHABLE, 4, 0)),
+        (icmp::msg_type::TIME_EXCEEDED, 0 | 1) => Some((v6::TIME_EXCEEDED, code, 0)),
+        _ => None,
+    }
+}
+
+/// The ICMPv4 type, code and 32-bit field of an ICMPv6 error (RFC 7915
+/// §5.2), or `None` for one without a counterpart.
+fn icmp_type_to_v4(ty: u8, code: u8, rest: [u8; 4]) -> Option<(u8, u8, [u8; 4])> {
+    use icmp::msg_type as v4;
+    match (ty, code) {
+        (icmpv6::msg_type::PACKET_TOO_BIG, _) => {
+            let mtu = u32::from_be_bytes(rest).saturating_sub(20).min(u32::from(u16::MAX)) as u16;
+            let [hi, lo] = mtu.to_be_bytes();
+            Some((v4::DEST_UNREACHABLE, icmp::code::FRAG_NEEDED, [0, 0, hi, lo]))
+        }
+        // No route, beyond the scope of the source address, address unreachable.
+        (icmpv6::msg_type::DEST_UNREACHABLE, 0 | 2 | 3) => Some((v4::DEST_UNREACHABLE, 1, [0; 4])),
+        (icmpv6::msg_type::DEST_UNREACHABLE, 1) => Some((v4::DEST_UNREACHABLE, 10, [0; 4])),
+        (icmpv6::msg_type::DEST_UNREACHABLE, 4) => Some((v4::DEST_UNREACHABLE, 3, [0; 4])),
+        (icmpv6::msg_type::TIME_EXCEEDED, 0 | 1) => Some((v4::TIME_EXCEEDED, code, [0; 4])),
+        _ => None,
+    }
+}
+
+/// Translates an ICMPv4 error from the servers' side about a packet the
+/// gateway sent a NAT64 connection's server into the ICMPv6 error its
+/// client gets: outer `from -> to` (the VIP to the client), the quote the
+/// client's own packet `client -> vip`. The frame is rebuilt in place
+/// behind its link header; on error it is unchanged.
+pub fn icmp_error_to_v6<F: Frame>(
+    frame: &mut F,
+    meta: &Ipv4Meta,
+    (from, to): (Ipv6Addr, Ipv6Addr),
+    (client, vip): (Endpoint<Ipv6Addr>, Endpoint<Ipv6Addr>),
+) -> Result<(), XmitError> {
+    let l2 = usize::from(meta.l2_len);
+    let at = meta.l4_offset();
+    let message = frame.data().get(at..meta.l3_offset() + meta.ip_total_len()).ok_or(XmitError::BadIcmpQuote)?;
+    let (Some(header), Some(quote)) = (message.first_chunk::<{ icmp::HEADER_LEN }>(), message.get(icmp::HEADER_LEN..))
+    else {
+        return Err(XmitError::BadIcmpQuote);
+    };
+    let rest = [header[4], header[5], header[6], header[7]];
+    let (ty, code, field) =
+        icmp_type_to_v6(header[0], header[1], rest).ok_or(XmitError::UnsupportedProtocol(ip_proto::ICMP))?;
+    if meta.ttl <= 1 {
+        return Err(XmitError::TtlExpired { ttl: meta.ttl });
+    }
+    let Some(inner) = quote.first_chunk::<{ ipv4::MIN_HEADER_LEN }>() else { return Err(XmitError::BadIcmpQuote) };
+    let ihl = usize::from(inner[0] & 0x0f) * 4;
+    let protocol = inner[ipv4::offset::PROTOCOL];
+    let inner_total = usize::from(u16::from_be_bytes([inner[2], inner[3]]));
+    let Some(l4) = quote.get(ihl..).filter(|l4| l4.len() >= 8 && ihl >= ipv4::MIN_HEADER_LEN) else {
+        return Err(XmitError::BadIcmpQuote);
+    };
+    if !matches!(protocol, ip_proto::TCP | ip_proto::UDP) {
+        return Err(XmitError::BadIcmpQuote);
+    }
+    // What fits in the minimum MTU of the quoted transport bytes.
+    let room = ICMPV6_ERROR_MAX - 2 * ipv6::HEADER_LEN - icmpv6::HEADER_LEN;
+    let l4 = &l4[..l4.len().min(room)];
+    let mut msg = [0u8; ICMPV6_ERROR_MAX - ipv6::HEADER_LEN];
+    let len = icmpv6::HEADER_LEN + ipv6::HEADER_LEN + l4.len();
+    msg[0] = ty;
+    msg[1] = code;
+    msg[4..8].copy_from_slice(&field.to_be_bytes());
+    let payload_len = inner_total.saturating_sub(ihl) as u16;
+    let quoted_header = ipv6_header(inner[1], payload_len, protocol, inner[ipv4::offset::TTL], client.0, vip.0);
+    msg[8..48].copy_from_slice(&quoted_header);
+    msg[48..len].copy_from_slice(l4);
+    msg[48..50].copy_from_slice(&client.1.to_be_bytes());
+    msg[50..52].copy_from_slice(&vip.1.to_be_bytes());
+    let msg = &mut msg[..len];
+    let sum = checksum::sum(msg) + checksum::pseudo_header_v6(from.octets(), to.octets(), ip_proto::ICMPV6, len as u32);
+    let sum = checksum::finish(sum);
+    msg[2..4].copy_from_slice(&sum.to_be_bytes());
+
+    let header = ipv6_header(0, len as u16, ip_proto::ICMPV6, meta.ttl - 1, from, to);
+    rebuild(frame, l2, ETHERTYPE_IPV6, &header, msg)
+}
+
+/// Translates an ICMPv6 error from the clients' side about a packet the
+/// gateway sent a NAT64 connection's client into the ICMPv4 error its
+/// server gets: outer `from -> to` (the local address to the server), the
+/// quote the server's own packet `server -> local`. The frame is rebuilt
+/// in place behind its link header; on error it is unchanged.
+pub fn icmp_error_to_v4<F: Frame>(
+    frame: &mut F,
+    meta: &Ipv6Meta,
+    (from, to): (Ipv4Addr, Ipv4Addr),
+    (server, local): (Endpoint<Ipv4Addr>, Endpoint<Ipv4Addr>),
+) -> Result<(), XmitError> {
+    let l2 = usize::from(meta.l2_len);
+    let at = meta.l4_offset();
+    let message = frame.data().get(at..meta.l3_offset() + meta.ip_total_len()).ok_or(XmitError::BadIcmpQuote)?;
+    let (Some(header), Some(quote)) =
+        (message.first_chunk::<{ icmpv6::HEADER_LEN }>(), message.get(icmpv6::HEADER_LEN..))
+    else {
+        return Err(XmitError::BadIcmpQuote);
+    };
+    let rest = [header[4], header[5], header[6], header[7]];
+    let (ty, code, field) =
+        icmp_type_to_v4(header[0], header[1], rest).ok_or(XmitError::UnsupportedProtocol(ip_proto::ICMPV6))?;
+    if meta.hop_limit <= 1 {
+        return Err(XmitError::TtlExpired { ttl: meta.hop_limit });
+    }
+    let q = icmpv6::Quoted::parse(quote).map_err(|_| XmitError::BadIcmpQuote)?;
+    let protocol = q.upper.protocol;
+    if q.upper.is_fragment() || !matches!(protocol, ip_proto::TCP | ip_proto::UDP) || q.l4.len() < 8 {
+        return Err(XmitError::BadIcmpQuote);
+    }
+    let room = ICMPV4_ERROR_MAX - 2 * ipv4::MIN_HEADER_LEN - icmp::HEADER_LEN;
+    let l4 = &q.l4[..q.l4.len().min(room)];
+    let mut msg = [0u8; ICMPV4_ERROR_MAX - ipv4::MIN_HEADER_LEN];
+    let len = icmp::HEADER_LEN + ipv4::MIN_HEADER_LEN + l4.len();
+    msg[0] = ty;
+    msg[1] = code;
+    msg[4..8].copy_from_slice(&field);
+    let inner_total = (ipv4::MIN_HEADER_LEN + q.ip.payload_len.saturating_sub(q.upper.ext_len)) as u16;
+    let quoted_header = ipv4_header(0, inner_total, q.ip.hop_limit, protocol, server.0, local.0);
+    msg[8..28].copy_from_slice(&quoted_header);
+    msg[28..len].copy_from_slice(l4);
+    msg[28..30].copy_from_slice(&server.1.to_be_bytes());
+    msg[30..32].copy_from_slice(&local.1.to_be_bytes());
+    let msg = &mut msg[..len];
+    let sum = checksum::checksum(msg);
+    msg[2..4].copy_from_slice(&sum.to_be_bytes());
+
+    let header = ipv4_header(0, (ipv4::MIN_HEADER_LEN + len) as u16, meta.hop_limit - 1, ip_proto::ICMP, from, to);
+    rebuild(frame, l2, ETHERTYPE_IPV4, &header, msg)
+}
+
+/// Replaces everything after the frame's `l2`-byte link header with
+/// `header` and `msg`, relabelling the EtherType; the frame unchanged if it
+/// cannot hold them.
+fn rebuild<F: Frame>(frame: &mut F, l2: usize, ethertype: [u8; 2], header: &[u8], msg: &[u8]) -> Result<(), XmitError> {
+    let want = l2 + header.len() + msg.len();
+    let len = frame.len();
+    if want > len && frame.tailroom() < want - len {
+        return Err(XmitError::NoRoom(FrameError::NoTailroom { wanted: want - len, available: frame.tailroom() }));
+    }
+    if want > len {
+        frame.append(want - len).map_err(XmitError::NoRoom)?;
+    } else {
+        frame.trim(len - want).map_err(XmitError::NoRoom)?;
+    }
+    let data = frame.data_mut();
+    data[l2 - 2..l2].copy_from_slice(&ethertype);
+    data[l2..l2 + header.len()].copy_from_slice(header);
+    data[l2 + header.len()..want].copy_from_slice(msg);
+    clear_offload(frame);
+    Ok(())
 }
 
 fn l4_min(protocol: u8) -> Result<usize, XmitError> {
@@ -491,5 +675,110 @@ mod tests {
             to_ipv4(&mut f, &meta, LIP4, RIP4, None, EGRESS).unwrap_err(),
             XmitError::UnsupportedProtocol(ip_proto::ICMPV6)
         );
+    }
+
+    /// An ICMPv4 error to LIP from `from`, quoting the segment the gateway
+    /// sent the server (`LIP4 -> RIP4`), whole.
+    fn icmp4_error(t: u8, c: u8, rest: u32, quoted_proto_udp: bool) -> Vec<u8> {
+        let sent = if quoted_proto_udp {
+            udp_frame(LIP4, RIP4, b"query", true)
+        } else {
+            tcp_frame(LIP4, RIP4, 1000, 2000, flags::ACK, &[], &[5; 100])
+        };
+        let repr = crate::wire::icmp::Icmpv4Repr { msg_type: t, msg_code: c, rest_of_header: rest, data: &sent[14..] };
+        crate::wire::build::ipv4(Ipv4Addr::new(172, 16, 0, 254), LIP).ttl(60).icmp(&repr)
+    }
+
+    #[test]
+    fn an_ipv4_error_about_a_server_segment_reaches_the_client_as_the_ipv6_error_about_its_own() {
+        let before = icmp4_error(icmp::msg_type::DEST_UNREACHABLE, icmp::code::FRAG_NEEDED, 1400, false);
+        let mut f = BufFrame::new(&before);
+        icmp_error_to_v6(&mut f, &meta_of(&before), (VIP6, CLIENT6), ((CLIENT6, 40000), (VIP6, 80))).unwrap();
+        let out = bytes(&f);
+        assert_eq!(&out[12..14], &ETHERTYPE_IPV6);
+        let ip = crate::wire::ipv6::Ipv6Packet::new_checked(&out[14..]).unwrap();
+        assert_eq!((ip.src_addr(), ip.dst_addr(), ip.hop_limit(), ip.next_header()), (VIP6, CLIENT6, 59, 58));
+        let msg = crate::wire::icmpv6::Icmpv6Packet::new_checked(ip.payload()).unwrap();
+        assert!(msg.verify_checksum(VIP6, CLIENT6));
+        let m = ip.payload();
+        assert_eq!((m[0], m[1], &m[4..8]), (icmpv6::msg_type::PACKET_TOO_BIG, 0, &1420u32.to_be_bytes()[..]));
+        // The quote: the client's segment as it sent it, whole (it fits).
+        let quoted = crate::wire::ipv6::Ipv6Packet::new_checked(&m[8..]).unwrap();
+        assert_eq!((quoted.src_addr(), quoted.dst_addr(), quoted.next_header()), (CLIENT6, VIP6, ip_proto::TCP));
+        assert_eq!(usize::from(quoted.payload_len()), 20 + 100);
+        assert_eq!(&m[48..52], &[0x9c, 0x40, 0, 80], "ports 40000 -> 80");
+        assert_eq!(m.len(), 8 + 40 + 120);
+
+        // Port unreachable for a datagram; an IPv4 MTU low enough to be
+        // raised to IPv6's minimum.
+        let before = icmp4_error(icmp::msg_type::DEST_UNREACHABLE, 3, 0, true);
+        let mut f = BufFrame::new(&before);
+        icmp_error_to_v6(&mut f, &meta_of(&before), (VIP6, CLIENT6), ((CLIENT6, 5353), (VIP6, 53))).unwrap();
+        let out = bytes(&f);
+        assert_eq!((out[54], out[55]), (icmpv6::msg_type::DEST_UNREACHABLE, 4));
+        assert_eq!(&out[102..106], &[0x14, 0xe9, 0, 53]);
+        let before = icmp4_error(icmp::msg_type::DEST_UNREACHABLE, icmp::code::FRAG_NEEDED, 576, false);
+        let mut f = BufFrame::new(&before);
+        icmp_error_to_v6(&mut f, &meta_of(&before), (VIP6, CLIENT6), ((CLIENT6, 40000), (VIP6, 80))).unwrap();
+        assert_eq!(&bytes(&f)[58..62], &1280u32.to_be_bytes());
+    }
+
+    #[test]
+    fn an_ipv6_error_about_a_client_segment_reaches_the_server_as_the_ipv4_error_about_its_own() {
+        // A router toward the client cannot carry 1500 bytes: the segment the
+        // gateway sent the client (VIP6 -> CLIENT6) comes back quoted.
+        let sent = tcp_frame_v6_hop((VIP6, 80), (CLIENT6, 40000), 9000, 1005, flags::ACK, &[], &[9; 1000], 63);
+        let before = crate::wire::build::icmpv6_error(
+            Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, 1),
+            VIP6,
+            icmpv6::msg_type::PACKET_TOO_BIG,
+            0,
+            1400,
+            &sent[14..],
+            1232,
+        );
+        let mut f = BufFrame::new(&before);
+        icmp_error_to_v4(&mut f, &meta_v6_of(&before), (LIP, RIP), (RIP4, LIP4)).unwrap();
+        let out = bytes(&f);
+        assert_checksums_valid(&out);
+        let ip = crate::wire::ipv4::Ipv4Packet::new_checked(&out[14..]).unwrap();
+        assert_eq!((ip.src_addr(), ip.dst_addr(), ip.ttl(), ip.protocol()), (LIP, RIP, 59, ip_proto::ICMP));
+        let m = ip.payload();
+        assert_eq!((m[0], m[1], &m[6..8]), (icmp::msg_type::DEST_UNREACHABLE, 4, &1380u16.to_be_bytes()[..]));
+        let quoted = crate::wire::ipv4::Ipv4Packet::new_unchecked(&m[8..]);
+        assert_eq!((quoted.src_addr(), quoted.dst_addr(), quoted.protocol()), (RIP, LIP, ip_proto::TCP));
+        assert_eq!(quoted.total_len(), 20 + 20 + 1000, "the length the server sent");
+        assert_eq!(&m[28..32], &[0x1f, 0x90, 0x13, 0x89], "ports 8080 -> 5001");
+        assert_eq!(ip.total_len(), 576, "no more than RFC 1812's 576 bytes");
+
+        // Hop limit exceeded toward the client: time exceeded to the server.
+        let before =
+            crate::wire::build::icmpv6_error(VIP6, VIP6, icmpv6::msg_type::TIME_EXCEEDED, 0, 0, &sent[14..], 100);
+        let mut f = BufFrame::new(&before);
+        icmp_error_to_v4(&mut f, &meta_v6_of(&before), (LIP, RIP), (RIP4, LIP4)).unwrap();
+        let out = bytes(&f);
+        assert_checksums_valid(&out);
+        assert_eq!((out[34], out[35]), (icmp::msg_type::TIME_EXCEEDED, 0));
+    }
+
+    #[test]
+    fn errors_without_a_counterpart_or_with_a_short_quote_are_refused_unchanged() {
+        let before = icmp4_error(icmp::msg_type::PARAM_PROBLEM, 0, 0, false);
+        let mut f = BufFrame::new(&before);
+        let r = icmp_error_to_v6(&mut f, &meta_of(&before), (VIP6, CLIENT6), ((CLIENT6, 40000), (VIP6, 80)));
+        assert_eq!(r, Err(XmitError::UnsupportedProtocol(ip_proto::ICMP)));
+        assert_eq!(bytes(&f), before);
+        let sent = tcp_frame_v6_hop((VIP6, 80), (CLIENT6, 40000), 9000, 1005, flags::ACK, &[], b"", 63);
+        let short =
+            crate::wire::build::icmpv6_error(VIP6, VIP6, icmpv6::msg_type::DEST_UNREACHABLE, 4, 0, &sent[14..], 44);
+        let mut f = BufFrame::new(&short);
+        let r = icmp_error_to_v4(&mut f, &meta_v6_of(&short), (LIP, RIP), (RIP4, LIP4));
+        assert_eq!(r, Err(XmitError::BadIcmpQuote));
+        assert_eq!(bytes(&f), short);
+        let redirect =
+            crate::wire::build::icmpv6_error(VIP6, VIP6, icmpv6::msg_type::PARAM_PROBLEM, 0, 6, &sent[14..], 80);
+        let mut f = BufFrame::new(&redirect);
+        let r = icmp_error_to_v4(&mut f, &meta_v6_of(&redirect), (LIP, RIP), (RIP4, LIP4));
+        assert_eq!(r, Err(XmitError::UnsupportedProtocol(ip_proto::ICMPV6)));
     }
 }

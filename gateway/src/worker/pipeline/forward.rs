@@ -211,6 +211,9 @@ impl<F: Frame> Worker<F> {
             Err(reason) => return self.discard(frame, reason.into(), io),
         };
         let Some((id, dir)) = self.director.lookup(&key) else {
+            if let Some(id) = self.nat64_of_error(&key) {
+                return self.nat64_error_to_client(frame, meta, id, at, io);
+            }
             // The quote is of a packet we sent from (key.dst, key.dport).
             if self.answers_probe(key.dst, key.dport) {
                 return self.hand_to_prober(frame, io);

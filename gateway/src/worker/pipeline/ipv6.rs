@@ -208,6 +208,10 @@ impl<F: Frame> Worker<F> {
         };
         let c = self.v6.director.conn(id);
         let (ends, method) = (ends_of6(c), c.method);
+        if ends.real_server.0.to_ipv4_mapped().is_some() {
+            // NAT64: only the client's side speaks IPv6.
+            return self.nat64_error_to_server(frame, meta, id, at, io);
+        }
         let to = ends.destination(dir);
         let Some((mut hop, egress)) = self.egress6(to) else {
             return self.discard(frame, Discard::NoRoute, io);

@@ -8,18 +8,21 @@
 //! an IPv4 local address; they miss the IPv4 table and, at the worker that
 //! owns the local port, are looked up in the IPv6 one by their mapped key
 //! ([`Worker::nat64_reply`]). That second lookup is on the IPv4 path's miss
-//! branch only: IPv4 connections pay nothing for NAT64.
+//! branch only: IPv4 connections pay nothing for NAT64. ICMP errors about
+//! a NAT64 connection's packets cross the families the same way, each side
+//! getting the error about its own packet (`nat64_error_to_client`,
+//! `nat64_error_to_server`).
 
 use std::net::Ipv6Addr;
 
 use super::ipv6::ends_of6;
 use super::{Arrival, Io, Worker};
-use crate::conn::{Direction, FlowKey, State};
+use crate::conn::{ConnId, Direction, FlowKey, State};
 use crate::frame::Frame;
 use crate::model::Protocol;
 use crate::wire::{ip_proto, DropReason, Ipv4Meta, Ipv6Meta};
 use crate::worker::counters::Discard;
-use crate::xmit::nat64::{to_ipv4, to_ipv6};
+use crate::xmit::nat64::{icmp_error_to_v4, icmp_error_to_v6, to_ipv4, to_ipv6};
 use crate::xmit::{Ends, ToaOutcome};
 
 impl<F: Frame> Worker<F> {
@@ -95,5 +98,75 @@ impl<F: Frame> Worker<F> {
             // client's link (IPv6's header is longer).
             Err(e) => self.refuse(frame, &meta, e, at, io),
         }
+    }
+
+    /// The NAT64 connection an ICMPv4 error is about, if any: `key` is the
+    /// reverse of its quote, a server's packet to a local address.
+    pub(super) fn nat64_of_error(&self, key: &FlowKey<std::net::Ipv4Addr>) -> Option<ConnId> {
+        let mapped = FlowKey {
+            proto: key.proto,
+            src: key.src.to_ipv6_mapped(),
+            sport: key.sport,
+            dst: key.dst.to_ipv6_mapped(),
+            dport: key.dport,
+        };
+        match self.v6.director.lookup(&mapped) {
+            Some((id, Direction::Out)) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// An ICMPv4 error about a packet the gateway sent NAT64 connection
+    /// `id`'s server, translated into the ICMPv6 error its client gets
+    /// about its own packet (path MTU discovery across the families).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn nat64_error_to_client(
+        &mut self,
+        mut frame: F,
+        meta: Ipv4Meta,
+        id: ConnId,
+        at: Arrival,
+        io: &mut impl Io<F>,
+    ) {
+        let ends = ends_of6(self.v6.director.conn(id));
+        let Some((hop, _)) = self.egress6(ends.client.0) else {
+            return self.discard(frame, Discard::NoRoute, io);
+        };
+        let outer = (ends.virtual_service.0, ends.client.0);
+        if let Err(e) = icmp_error_to_v6(&mut frame, &meta, outer, (ends.client, ends.virtual_service)) {
+            return self.discard(frame, e.drop_reason().into(), io);
+        }
+        self.counters.icmp_errors_relayed.inc();
+        self.send_via6(frame, hop, at.now, io);
+    }
+
+    /// An ICMPv6 error about a packet the gateway sent NAT64 connection
+    /// `id`'s client, translated into the ICMPv4 error its server gets
+    /// about its own packet.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn nat64_error_to_server(
+        &mut self,
+        mut frame: F,
+        meta: Ipv6Meta,
+        id: ConnId,
+        at: Arrival,
+        io: &mut impl Io<F>,
+    ) {
+        let ends = ends_of6(self.v6.director.conn(id));
+        let (Some(lip), Some(rip)) = (ends.local.0.to_ipv4_mapped(), ends.real_server.0.to_ipv4_mapped()) else {
+            return self.discard(frame, DropReason::NotRewritable.into(), io);
+        };
+        let Some((hop, _)) = self.egress(rip) else {
+            return self.discard(frame, Discard::NoRoute, io);
+        };
+        if let Err(e) =
+            icmp_error_to_v4(&mut frame, &meta, (lip, rip), ((rip, ends.real_server.1), (lip, ends.local.1)))
+        {
+            return self.discard(frame, e.drop_reason().into(), io);
+        }
+        self.counters.icmp_errors_relayed.inc();
+        self.send_via(frame, hop, at.now, io);
     }
 }
