@@ -674,3 +674,40 @@ fn nat64_an_ipv6_only_client_reaches_ipv4_servers_through_an_ipv6_vip() {
     assert!(text.lines().all(|l| l.starts_with(&format!("rs1 {LIP64} ping"))), "{text}");
     topo.stop();
 }
+
+#[test]
+fn nat64_a_narrower_client_link_gets_the_ipv4_server_fragmentation_needed_and_the_download_completes() {
+    // The client's port takes 1280-byte packets: the IPv4 server's 1500-byte
+    // segments would be 1520 over IPv6, so the gateway tells the server
+    // (fragmentation needed, MTU 1260: IPv6's header is 20 bytes longer),
+    // whose kernel lowers its path MTU, and the transfer goes on.
+    let mut topo = Topology::start("m64", Options { servers: 1, client_port_mtu: Some(1280), ..Options::default() });
+    add_ipv6(&topo);
+    let _nginx = topo.nginx_on(&[format!("{}:8080", rip(0))], true);
+    let file = topo.www().join("mid");
+    random_file(&file, "5000000");
+    let svc = format!("[{VIP6}]:80");
+    topo.gwctl_line(&format!("-A -t {svc} -s rr"));
+    topo.gwctl_line(&format!("-P -t {svc} -z {LIP64} -F servers"));
+    topo.gwctl_line(&format!("-a -t {svc} -r {}:8080 -b", rip(0)));
+    wait_for_service6(&topo, &format!("http://[{VIP6}]/who"));
+
+    let capture = topo.servers.capture("frag", &topo.servers_if, "icmp", &topo.dir().join("servers.pcap"));
+    let got = topo.dir().join("got");
+    let out = topo.client.output(
+        "curl",
+        &["-sS", "-g", "--max-time", "60", "-o", got.to_str().unwrap(), &format!("http://[{VIP6}]/mid")],
+    );
+    let icmp = capture.finish();
+    assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(sha256(&got), sha256(&file), "the download is the file");
+    // tcpdump -nn: "IP GW > RS: ICMP LIP tcp port 8080 unreachable - need to frag (mtu 1260), length ..."
+    let need_frag: Vec<&String> = icmp.iter().filter(|l| l.contains("need to frag")).collect();
+    assert!(!need_frag.is_empty(), "the server was told: {icmp:#?}");
+    assert!(
+        need_frag.iter().all(|l| l.contains(&format!("> {}:", rip(0))) && l.contains("mtu 1260")),
+        "{need_frag:#?}"
+    );
+    assert!(topo.stats().counter("mtu_exceeded") > 0);
+    topo.stop();
+}
