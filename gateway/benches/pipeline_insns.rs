@@ -16,6 +16,10 @@
 //! `established6`, `reply6` and `new6` are `established`, `reply` and `new`
 //! over IPv6: an FNAT service on [VIP6]:80 with a v6 local address, beside
 //! the IPv4 services in the same worker, to compare the two families.
+//! `nat64` and `nat64-reply` are `established` and `reply` of a NAT64
+//! connection: [VIP6]:81 in front of the IPv4 server from an IPv4 local
+//! address (the client's segment leaves translated to IPv4, the server's
+//! reply comes in over IPv4 and leaves as IPv6).
 
 use std::hint::black_box;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -36,6 +40,7 @@ use gateway::xmit::Offload;
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 const LIP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 200);
+const LIP64: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 201);
 const RS: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
 const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
@@ -108,8 +113,9 @@ const fn l4_offset(v6: bool) -> usize {
 /// service lookup), and when `header`, a `--proxy-protocol v2` service on
 /// VIP:82 whose connection is the one set up (else VIP:80's). An FNAT
 /// service on [VIP6]:80 with LIP6 is always there; when `v6`, the
-/// connection set up is its.
-fn setup(synproxy: bool, header: bool, v6: bool) -> (Worker<BufFrame>, Loopback, u16) {
+/// connection set up is its. When `nat64`, a NAT64 service on [VIP6]:81
+/// (RS from LIP64), whose connection is the one set up.
+fn setup(synproxy: bool, header: bool, v6: bool, nat64: bool) -> (Worker<BufFrame>, Loopback, u16) {
     let key = ServiceKey::tcp(VIP.into(), 80);
     let mut ed = Snapshot::empty().edit();
     ed.add_service(ServiceSpec { scheduler: SchedulerKind::Wlc, ..ServiceSpec::new(key) }).unwrap();
@@ -131,6 +137,12 @@ fn setup(synproxy: bool, header: bool, v6: bool) -> (Worker<BufFrame>, Loopback,
     ed.add_service(ServiceSpec { scheduler: SchedulerKind::Wlc, ..ServiceSpec::new(key6) }).unwrap();
     ed.add_dest(&key6, DestSpec::new(RS6.into(), 8080).with_method(ForwardMethod::FullNat)).unwrap();
     ed.add_laddr(&key6, LocalAddr { addr: LIP6.into(), ifname: "servers".into() }).unwrap();
+    if nat64 {
+        let key64 = ServiceKey::tcp(VIP6.into(), 81);
+        ed.add_service(ServiceSpec { scheduler: SchedulerKind::Wlc, ..ServiceSpec::new(key64) }).unwrap();
+        ed.add_dest(&key64, DestSpec::new(RS.into(), 8080).with_method(ForwardMethod::FullNat)).unwrap();
+        ed.add_laddr(&key64, LocalAddr { addr: LIP64.into(), ifname: "servers".into() }).unwrap();
+    }
     let cidr = |s: &str| s.parse::<Ipv4Cidr>().unwrap();
     let ports = vec![
         PortView {
@@ -164,14 +176,17 @@ fn setup(synproxy: bool, header: bool, v6: bool) -> (Worker<BufFrame>, Loopback,
     w.learn_neighbour(CLIENT.into(), MacAddr([0x52, 0x54, 0, 0, 0, 1]), 0, 1, &mut io);
     w.learn_neighbour(RS6.into(), MacAddr([0x52, 0x54, 0, 0, 1, 0x10]), 1, 1, &mut io);
     w.learn_neighbour(CLIENT6.into(), MacAddr([0x52, 0x54, 0, 0, 0, 1]), 0, 1, &mut io);
-    let syn = if v6 {
+    let syn = if nat64 {
+        tcp6((CLIENT6, 40000), (VIP6, 81), flags::SYN, &[])
+    } else if v6 {
         tcp6((CLIENT6, 40000), (VIP6, 80), flags::SYN, &[])
     } else {
         tcp((CLIENT, 40000), (VIP, vport), flags::SYN, &[])
     };
     w.process(BufFrame::new(&syn), 0, 1, &mut io);
     let syn = io.sent.take().expect("the SYN was forwarded");
-    let l4 = l4_offset(v6);
+    // A NAT64 connection's SYN left as IPv4.
+    let l4 = l4_offset(v6 && !nat64);
     let lport = u16::from_be_bytes([syn.data()[l4], syn.data()[l4 + 1]]);
     (w, io, lport)
 }
@@ -184,7 +199,8 @@ fn measured_pipeline(w: &mut Worker<BufFrame>, frame: BufFrame, port: u16, io: &
 /// Runs `n` packets of `path`; false when the path is unknown or a packet was lost.
 fn run(path: &str, n: u64) -> bool {
     let v6 = path.ends_with('6');
-    let (mut w, mut io, lport) = setup(path == "synproxy", path.starts_with("proxied"), v6);
+    let nat64 = path.starts_with("nat64");
+    let (mut w, mut io, lport) = setup(path == "synproxy", path.starts_with("proxied"), v6, nat64);
     let (template, port) = match path {
         "reset" | "established" => (tcp((CLIENT, 40000), (VIP, 80), flags::ACK | flags::PSH, &[0x5a; 64]), 0),
         "reply" | "proxied-reply" => (tcp((RS, 8080), (LIP, lport), flags::ACK | flags::PSH, &[0x5a; 64]), 1),
@@ -195,6 +211,8 @@ fn run(path: &str, n: u64) -> bool {
         "established6" => (tcp6((CLIENT6, 40000), (VIP6, 80), flags::ACK | flags::PSH, &[0x5a; 64]), 0),
         "reply6" => (tcp6((RS6, 8080), (LIP6, lport), flags::ACK | flags::PSH, &[0x5a; 64]), 1),
         "new6" => (tcp6((CLIENT6, 50000), (VIP6, 80), flags::SYN, &[]), 0),
+        "nat64" => (tcp6((CLIENT6, 40000), (VIP6, 81), flags::ACK | flags::PSH, &[0x5a; 64]), 0),
+        "nat64-reply" => (tcp((RS, 8080), (LIP64, lport), flags::ACK | flags::PSH, &[0x5a; 64]), 1),
         _ => return false,
     };
     let new = path == "new" || path == "new6";
@@ -241,7 +259,7 @@ fn main() {
     }
     const N: u64 = 1_000_000;
     let paths = ["reset", "established", "reply", "new", "synproxy", "proxied", "proxied-reply"];
-    for path in paths.into_iter().chain(["established6", "reply6", "new6"]) {
+    for path in paths.into_iter().chain(["established6", "reply6", "new6", "nat64", "nat64-reply"]) {
         let n = if path.starts_with("new") { N / 10 } else { N };
         let start = Instant::now();
         assert!(run(path, n), "{path}");
