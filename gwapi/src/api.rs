@@ -397,8 +397,8 @@ pub struct SyncBackupStats {
     pub stale: u64,
     /// Records of the datagrams taken.
     pub records_received: u64,
-    /// Records that cannot be read alone (IPv6, an unknown mandatory option, persistence
-    /// engine data): skipped.
+    /// Records that cannot be read alone (an unknown mandatory option, persistence engine
+    /// data): skipped.
     pub records_skipped: u64,
     /// Records handed to the worker that is to carry them.
     pub records_handed: u64,

@@ -15,6 +15,9 @@
 //! 192.168.1.200 and the NAT servers' gateway 192.168.1.254 on gwk1. The
 //! directors sync on gwk1 (IPVS's group 224.0.0.81:8848), director 1 as
 //! master, director 2 as backup.
+//!
+//! A second, smaller pair carries an IPv6 FNAT service: its connection
+//! travels in IPVS's IPv6 records and survives the master's crash too.
 
 use std::time::{Duration, Instant};
 
@@ -33,6 +36,15 @@ const CLIENT2: &str = "10.0.0.2";
 /// Each download's size and rate: long enough to straddle the failover.
 const BLOB_MB: u64 = 100;
 const RATE: &str = "6M";
+/// IPv6: the client, the VIP and the FNAT local address (floating with the
+/// IPv4 VIP), and the real server.
+const CLIENT6: &str = "2001:db8::1";
+const VIP6: &str = "2001:db8::100";
+const LIP6: &str = "2001:db8:1::200";
+const RS6: &str = "2001:db8:1::10";
+/// The IPv6 download's size and rate: a few seconds, straddling the failover.
+const BLOB6_MB: u64 = 12;
+const RATE6: &str = "1500K";
 
 /// The same services on both directors.
 fn services(_n: u8) -> Vec<String> {
@@ -57,6 +69,26 @@ fn keepalived_conf(n: u8, state: &str, priority: u8) -> String {
          virtual_ipaddress {{\n        {VIP}/32 dev {KERNEL_CLIENT}\n        \
          {LIP}/32 dev {KERNEL_SERVERS}\n        {NAT_GATEWAY}/24 dev {KERNEL_SERVERS}\n    }}\n}}\n"
     )
+}
+
+/// keepalived.conf of director `n` for the IPv6 pair: the IPv4 VIP in the
+/// VRRP instance, the IPv6 VIP and local address floating with it
+/// (`virtual_ipaddress_excluded` may hold the other family).
+fn keepalived_conf6(n: u8, state: &str, priority: u8) -> String {
+    format!(
+        "global_defs {{\n    router_id director{n}\n}}\n\
+         vrrp_instance gateway {{\n    state {state}\n    interface {KERNEL_CLIENT}\n    \
+         virtual_router_id {VRID}\n    priority {priority}\n    advert_int 1\n    \
+         virtual_ipaddress {{\n        {VIP}/32 dev {KERNEL_CLIENT}\n    }}\n    \
+         virtual_ipaddress_excluded {{\n        {VIP6}/128 dev {KERNEL_CLIENT}\n        \
+         {LIP6}/128 dev {KERNEL_SERVERS}\n    }}\n}}\n"
+    )
+}
+
+/// Whether director `d`'s kernel interface `ifname` carries IPv6 address `addr`.
+fn carries6(d: &gateway_e2e::pair::Director, ifname: &str, addr: &str) -> bool {
+    let out = d.ns.output("ip", &["-6", "-o", "addr", "show", "dev", ifname]);
+    String::from_utf8_lossy(&out.stdout).split_whitespace().any(|w| w.split('/').next() == Some(addr))
 }
 
 /// The TCP counters of a namespace's stack (`/proc/net/snmp`): (EstabResets, OutRsts).
@@ -276,4 +308,89 @@ fn established_connections_survive_the_masters_crash() {
     assert_eq!(resets(&pair.servers), resets_before, "the real servers saw no reset (EstabResets, OutRsts)");
     drop(nginx);
     let _ = std::fs::remove_file(&blob);
+}
+
+#[test]
+fn an_ipv6_fnat_download_survives_the_masters_crash() {
+    let mut pair =
+        Pair::start("sy6", PairOptions { servers: 0, services: |_| Vec::new(), extra_config: String::new() });
+    let (client_bridge, servers_bridge) = (pair.client_bridge.clone(), pair.servers_bridge.clone());
+    pair.client.ip(&["-6", "addr", "add", &format!("{CLIENT6}/64"), "dev", &client_bridge, "nodad"]);
+    pair.servers.ip(&["-6", "addr", "add", &format!("{RS6}/64"), "dev", &servers_bridge, "nodad"]);
+    let svc = format!("[{VIP6}]:80");
+    for n in [1, 2] {
+        let d = pair.director(n);
+        d.gwctl(&["addr", "add", &format!("2001:db8::f{n}/64"), "dev", "client"]);
+        d.gwctl(&["addr", "add", &format!("2001:db8:1::f{n}/64"), "dev", "servers"]);
+        d.gwctl(&["-A", "-t", &svc, "-s", "rr"]);
+        d.gwctl(&["-P", "-t", &svc, "-z", LIP6, "-F", "servers"]);
+        d.gwctl(&["-a", "-t", &svc, "-r", &format!("[{RS6}]:8080"), "-b"]);
+    }
+    let nginx = pair.nginx(&[format!("[{RS6}]")], false);
+    let blob = pair.www().join("blob6");
+    gateway_e2e::random_file(&blob, &format!("{BLOB6_MB}M"));
+    pair.start_keepalived(1, &keepalived_conf6(1, "MASTER", 150));
+    pair.start_keepalived(2, &keepalived_conf6(2, "BACKUP", 100));
+    assert!(
+        wait_until(Duration::from_secs(10), || pair.vip_carriers() == [1]
+            && carries6(pair.director(1), KERNEL_CLIENT, VIP6)
+            && carries6(pair.director(1), KERNEL_SERVERS, LIP6)),
+        "director 1 did not become master:\n{}",
+        pair.director(1).keepalived_log()
+    );
+    let url = |path: &str| format!("http://[{VIP6}]{path}");
+    let served = wait_until(Duration::from_secs(15), || {
+        let out = pair.client.output("curl", &["-sS", "-g", "--max-time", "2", &url("/who")]);
+        out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("rs")
+    });
+    assert!(served, "no answer from {} through director 1:\n{}", url("/who"), pair.director(1).gwctl(&["stats"]));
+    pair.director(1).gwctl(&["--start-daemon", "master", "--mcast-interface", KERNEL_SERVERS, "--syncid", SYNCID]);
+    pair.director(2).gwctl(&["--start-daemon", "backup", "--mcast-interface", KERNEL_SERVERS, "--syncid", SYNCID]);
+
+    let got = pair.dir().join("got6");
+    let mut curl = pair.client.spawn(
+        "download6",
+        "curl",
+        &["-sS", "-g", "--limit-rate", RATE6, "--max-time", "60", "-o", got.to_str().unwrap(), &url("/blob6")],
+    );
+
+    // The backup lists the master's IPv6 connection, with the same server.
+    let (d1, d2) = (pair.director(1), pair.director(2));
+    let mut listed = (Vec::new(), Vec::new());
+    let agree = wait_until(Duration::from_secs(10), || {
+        listed = (established(&d1.gwctl(&["-Lnc"])), established(&d2.gwctl(&["-Lnc"])));
+        !listed.0.is_empty() && listed.0 == listed.1
+    });
+    assert!(agree, "the backup's connections {:?}\nthe master's {:?}", listed.1, listed.0);
+    let row = &listed.1[0];
+    assert!(row.1.starts_with(&format!("[{CLIENT6}]:")), "{row:?}");
+    assert_eq!((row.2.as_str(), row.3.as_str()), (svc.as_str(), format!("[{RS6}]:8080").as_str()), "{row:?}");
+    eprintln!("the backup's sync counters:\n{}", d2.gwctl(&["sync"]));
+
+    // The master crashes mid-transfer.
+    let done_before = std::fs::metadata(&got).map_or(0, |m| m.len());
+    assert!(done_before < BLOB6_MB << 20, "the download was still running at the failover: {done_before}");
+    pair.kill_gatewayd(1);
+    assert!(
+        wait_until(Duration::from_secs(10), || pair.vip_carriers() == [2]
+            && carries6(pair.director(2), KERNEL_SERVERS, LIP6)),
+        "director 2 did not take over:\n{}",
+        pair.director(2).keepalived_log()
+    );
+
+    // The download completes, intact, through the backup.
+    let status = curl.wait(Duration::from_secs(60)).expect("the download ends");
+    assert!(
+        status.success(),
+        "download from {}: {status}\n{}\nthe backup's counters:\n{}",
+        url("/blob6"),
+        curl.log(),
+        pair.director(2).gwctl(&["stats"])
+    );
+    assert_eq!(std::fs::metadata(&got).map_or(0, |m| m.len()), BLOB6_MB << 20, "length");
+    assert_eq!(sha256(&got), sha256(&blob), "the download arrives intact");
+    eprintln!("the backup's sync counters after the failover:\n{}", pair.director(2).gwctl(&["sync"]));
+    drop(nginx);
+    let _ = std::fs::remove_file(&blob);
+    let _ = std::fs::remove_file(&got);
 }

@@ -27,6 +27,7 @@ use crate::model::{ForwardMethod, Protocol, Snapshot};
 use crate::sched::{Flow, Schedulers};
 use crate::sync::queue::Refusal;
 use crate::sync::record::{close_rank, Synced};
+use crate::sync::wire::SyncFamily;
 use crate::sync::BACKUP_GRACE_SECS;
 use crate::wire::proxy_protocol::Version;
 
@@ -324,32 +325,25 @@ impl<A: Family> Director<A> {
     /// bound to the configured service's real server (its counters counted once, however
     /// many records refresh it), FNAT's local port taken from this worker's pool, the
     /// client's persistence template found or made. Lives until `timeout_secs` plus the
-    /// backup's grace from `now`.
-    pub fn install_synced(&mut self, s: &Synced, now: u32) -> Result<Installed, Refusal> {
-        let (client, vaddr, raddr) =
-            (IpAddr::V4(*s.client.ip()), IpAddr::V4(*s.virtual_service.ip()), IpAddr::V4(*s.real_server.ip()));
-        let (Some(client_a), Some(vaddr_a), Some(raddr_a)) = (A::from_ip(client), A::from_ip(vaddr), A::from_ip(raddr))
-        else {
-            return Err(Refusal::Unsupported);
-        };
-        let (laddr, lport) = match s.local {
-            Some(l) => (A::from_ip(IpAddr::V4(*l.ip())).ok_or(Refusal::Unsupported)?, l.port()),
-            None => (client_a, s.client.port()),
-        };
+    /// backup's grace from `now`. The record's family is the table's.
+    pub fn install_synced(&mut self, s: &Synced<A>, now: u32) -> Result<Installed, Refusal>
+    where
+        A: SyncFamily,
+    {
+        let ((client_a, cport), (vaddr_a, vport), (raddr_a, rport)) =
+            (A::split(s.client), A::split(s.virtual_service), A::split(s.real_server));
+        // A NAT64 connection's server side is IPv4, mapped in its IPv6 record.
+        let (client, vaddr, raddr) = (client_a.to_ip(), vaddr_a.to_ip(), raddr_a.to_server_ip());
+        let local = s.local.map(A::split);
+        let (laddr, lport) = local.unwrap_or((client_a, cport));
         let expires = now.saturating_add(s.timeout_secs).saturating_add(BACKUP_GRACE_SECS);
-        let key = FlowKey {
-            proto: s.proto,
-            src: client_a,
-            sport: s.client.port(),
-            dst: vaddr_a,
-            dport: s.virtual_service.port(),
-        };
+        let key = FlowKey { proto: s.proto, src: client_a, sport: cport, dst: vaddr_a, dport: vport };
         if let Some((id, dir)) = self.conns.lookup(&key) {
             let c = self.conns.get(id);
             let same = dir == Direction::In
                 && c.method == s.method
                 && c.raddr == raddr_a
-                && c.rport == s.real_server.port()
+                && c.rport == rport
                 && c.laddr == laddr
                 && c.lport == lport;
             let finished = matches!(c.state(), State::TimeWait | State::Close);
@@ -367,13 +361,12 @@ impl<A: Family> Director<A> {
             // connection here ends and the new one takes its place.
             self.end_now(id);
         }
-        let sid = self.snap.find(s.proto, vaddr, s.virtual_service.port()).ok_or(Refusal::NoService)?;
+        let sid = self.snap.find(s.proto, vaddr, vport).ok_or(Refusal::NoService)?;
         let svc = self.snap.service(sid);
-        let rport = s.real_server.port();
         let i = svc.dest_index(raddr, rport).or_else(|| svc.dest_index(raddr, 0)).ok_or(Refusal::NoDest)?;
         let dest = &svc.dests()[i];
-        if let Some(l) = s.local {
-            let lip = IpAddr::V4(*l.ip());
+        if local.is_some() {
+            let lip = laddr.to_server_ip();
             if !svc.laddrs().iter().any(|a| a.addr == lip) {
                 return Err(Refusal::NoLocalAddress);
             }
@@ -391,8 +384,8 @@ impl<A: Family> Director<A> {
             };
         }
         let release_port = |pools: &mut LaddrPools| {
-            if let Some(l) = s.local {
-                pools.release(IpAddr::V4(*l.ip()), l.port());
+            if local.is_some() {
+                pools.release(laddr.to_server_ip(), lport);
             }
         };
         if self.conns.is_full() {
@@ -402,29 +395,25 @@ impl<A: Family> Director<A> {
                 return Err(Refusal::TableFull);
             }
         }
-        let new = NewConn {
-            proto: s.proto,
-            client: client_a,
-            cport: s.client.port(),
-            vaddr: vaddr_a,
-            vport: s.virtual_service.port(),
-            laddr,
-            lport,
-            raddr: raddr_a,
-            rport,
-            method: s.method,
-            dest: Arc::clone(dest.counters()),
-            template: template.unwrap_or(NO_TEMPLATE),
-            // Established elsewhere: the header went from the other director, only the
-            // shift is left (with this director's configuration of the service).
-            proxy_header: proxy_header(
-                svc.spec().proxy_protocol,
-                s.proto,
-                (client, s.client.port()),
-                (vaddr, s.virtual_service.port()),
-            )
-            .map(|h| if s.state == State::SynRecv { h } else { h.established() }),
-        };
+        let new =
+            NewConn {
+                proto: s.proto,
+                client: client_a,
+                cport,
+                vaddr: vaddr_a,
+                vport,
+                laddr,
+                lport,
+                raddr: raddr_a,
+                rport,
+                method: s.method,
+                dest: Arc::clone(dest.counters()),
+                template: template.unwrap_or(NO_TEMPLATE),
+                // Established elsewhere: the header went from the other director, only the
+                // shift is left (with this director's configuration of the service).
+                proxy_header: proxy_header(svc.spec().proxy_protocol, s.proto, (client, cport), (vaddr, vport))
+                    .map(|h| if s.state == State::SynRecv { h } else { h.established() }),
+            };
         match self.conns.install(new, s.state, expires, s.proxy) {
             Ok(id) => {
                 if let (Some(t), Some(p)) = (template, svc.persistence()) {

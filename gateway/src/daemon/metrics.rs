@@ -420,7 +420,7 @@ impl Scrape {
         family(
             e,
             "sync_skipped_records",
-            "Records the backup cannot read alone (IPv6, unknown mandatory option), skipped.",
+            "Records the backup cannot read alone (an unknown mandatory option, persistence-engine data), skipped.",
             Counter,
             one(b.records_skipped),
         )?;

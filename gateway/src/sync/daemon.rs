@@ -35,7 +35,7 @@ use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -44,7 +44,7 @@ use rustix::net::{netdevice, sockopt, AddressFamily, SocketType};
 
 use super::owner::owning_worker;
 use super::queue::{DaemonQueues, MasterSwitch};
-use super::wire::{self, ConnRepr, DatagramWriter, Stamp};
+use super::wire::{self, DatagramWriter, Record, Stamp};
 use crate::model::NetView;
 use crate::stats::Counter;
 
@@ -64,9 +64,9 @@ pub const DATAGRAM_BURST: u32 = 200;
 const RECEIVE_TIMEOUT: Duration = Duration::from_millis(50);
 /// An IPv4 header without options and a UDP header.
 const IP_UDP_HEADERS: usize = 28;
-/// The longest record a master writes: the fixed part and every option this gateway sends
-/// (`SEQ_DATA` 2 + 24, `FNAT_LOCAL` 2 + 6, `SYNPROXY` 2 + 8).
-const MAX_RECORD_LEN: usize = wire::CONN_V4_LEN + 26 + 8 + 10;
+/// The longest record a master writes: IPv6's fixed part and every option this gateway sends
+/// (`SEQ_DATA` 2 + 24, `FNAT_LOCAL` 2 + 18, `SYNPROXY` 2 + 8).
+const MAX_RECORD_LEN: usize = wire::CONN_V6_LEN + 26 + 20 + 10;
 /// What the stamp adds to a datagram at most: its option on the first record, and the
 /// padding it may add after that record.
 const STAMP_SPACE: usize = (2 + wire::option::STAMP_LEN + 3) & !3;
@@ -211,7 +211,7 @@ impl Malformed {
             EmptyOption { .. } | OptionPastRecord { .. } | BadOptionLength { .. } | DuplicateOption { .. } => {
                 Malformed::BadOption
             }
-            Ipv6Record | UnknownOption { .. } | PersistenceEngineOption { .. } => return None,
+            UnknownOption { .. } | PersistenceEngineOption { .. } => return None,
         })
     }
 }
@@ -240,7 +240,7 @@ pub struct BackupCounters {
     pub stale: Counter,
     /// Records of accepted datagrams, skipped ones included.
     pub records_received: Counter,
-    /// Records this gateway cannot read (IPv6, an unknown mandatory option,
+    /// Records this gateway cannot read (an unknown mandatory option,
     /// persistence-engine data): skipped, the rest of the datagram taken.
     pub records_skipped: Counter,
     /// Records handed to a worker's queue.
@@ -263,7 +263,7 @@ pub struct Batcher {
     max_len: usize,
     /// The next datagram's stamp.
     stamp: Stamp,
-    pending: Vec<ConnRepr>,
+    pending: Vec<Record>,
     /// Bytes the pending records take in a datagram, header and stamp included (each counted
     /// with the padding to the next 4-byte boundary, which the last one does not get: an
     /// upper bound by a few bytes).
@@ -297,7 +297,7 @@ impl Batcher {
 
     /// Adds `record`; when it does not fit the datagram being filled, that datagram is
     /// handed to `send` (its bytes and record count) first.
-    pub fn push(&mut self, record: ConnRepr, now: Instant, send: &mut impl FnMut(&[u8], usize)) {
+    pub fn push(&mut self, record: Record, now: Instant, send: &mut impl FnMut(&[u8], usize)) {
         let space = (record.record_len() + 3) & !3;
         if !self.pending.is_empty() && (self.len + space > self.max_len || self.pending.len() == wire::MAX_RECORDS) {
             self.flush(send);
@@ -404,7 +404,7 @@ impl SharedNetView {
 pub struct BackupReceiver {
     /// 0: any.
     syncid: u8,
-    to_workers: Vec<SyncSender<ConnRepr>>,
+    to_workers: Vec<SyncSender<Record>>,
     /// The last number taken of each run, and the last run taken from each sender (by
     /// source address), least recently taken first.
     runs: Vec<(u32, u32)>,
@@ -412,7 +412,7 @@ pub struct BackupReceiver {
 }
 
 impl BackupReceiver {
-    pub fn new(syncid: u8, to_workers: Vec<SyncSender<ConnRepr>>) -> BackupReceiver {
+    pub fn new(syncid: u8, to_workers: Vec<SyncSender<Record>>) -> BackupReceiver {
         BackupReceiver {
             syncid,
             to_workers,
@@ -452,12 +452,10 @@ impl BackupReceiver {
                 continue;
             };
             let worker = owning_worker(&record, workers, net);
-            match self.to_workers.get(usize::from(worker)).map(|queue| queue.try_send(record)) {
-                Some(Ok(())) => counters.records_handed.inc(),
-                // Full, or a worker that has stopped: either way the record is lost.
-                Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_))) | None => {
-                    counters.worker_queue_full.inc()
-                }
+            // Full, or a worker that has stopped (or none): either way the record is lost.
+            match self.to_workers.get(usize::from(worker)) {
+                Some(queue) if queue.try_send(record).is_ok() => counters.records_handed.inc(),
+                Some(_) | None => counters.worker_queue_full.inc(),
             }
         }
     }
@@ -530,8 +528,8 @@ impl Running {
 /// plane starts, stops and lists.
 pub struct SyncDaemons {
     /// The master's thread holds the lock while it runs; between masters nobody reads them.
-    from_workers: Arc<Mutex<Vec<mpsc::Receiver<ConnRepr>>>>,
-    to_workers: Vec<SyncSender<ConnRepr>>,
+    from_workers: Arc<Mutex<Vec<mpsc::Receiver<Record>>>>,
+    to_workers: Vec<SyncSender<Record>>,
     switch: Arc<MasterSwitch>,
     net: Arc<SharedNetView>,
     counters: Arc<SyncCounters>,
@@ -790,7 +788,7 @@ struct MasterLoop {
     socket: UdpSocket,
     batcher: Batcher,
     bucket: TokenBucket,
-    from_workers: Arc<Mutex<Vec<mpsc::Receiver<ConnRepr>>>>,
+    from_workers: Arc<Mutex<Vec<mpsc::Receiver<Record>>>>,
     counters: Arc<SyncCounters>,
     stop: Arc<AtomicBool>,
 }
@@ -871,11 +869,15 @@ impl BackupLoop {
 mod tests {
     use super::*;
     use crate::sync::queue::{queues, WorkerSyncCounters};
-    use crate::sync::wire::SynProxyDeltas;
+    use crate::sync::wire::{ConnRepr, SynProxyDeltas};
 
     /// A FNAT record whose local port says which of 4 workers carries it (the port's low
     /// two bits, [`owning_worker`]).
-    fn record(client_port: u16, local_port: u16) -> ConnRepr {
+    fn record(client_port: u16, local_port: u16) -> Record {
+        conn(client_port, local_port).into()
+    }
+
+    fn conn(client_port: u16, local_port: u16) -> ConnRepr<Ipv4Addr> {
         ConnRepr {
             protocol: 6,
             flags: 0,
@@ -891,13 +893,32 @@ mod tests {
         }
     }
 
+    /// [`record`]'s IPv6 twin.
+    fn record6(client_port: u16, local_port: u16) -> Record {
+        let c = conn(client_port, local_port);
+        let v6 = |s: &str, port| std::net::SocketAddrV6::new(s.parse().unwrap(), port, 0, 0);
+        Record::V6(ConnRepr {
+            protocol: c.protocol,
+            flags: c.flags,
+            state: c.state,
+            client: v6("2001:db8::1", client_port),
+            virtual_service: v6("2001:db8::100", 80),
+            real_server: v6("2001:db8:1::10", 80),
+            fwmark: c.fwmark,
+            timeout_secs: c.timeout_secs,
+            seq_data: c.seq_data,
+            fnat_local: Some(v6("2001:db8:1::200", local_port)),
+            synproxy: c.synproxy,
+        })
+    }
+
     /// Every datagram a batcher sends, parsed back; each is stamped with run 5 and the next
     /// number (`numbers`).
     fn sent(
         batcher: &mut Batcher,
         numbers: &mut std::ops::RangeFrom<u32>,
         push: impl FnOnce(&mut Batcher, &mut dyn FnMut(&[u8], usize)),
-    ) -> Vec<Vec<ConnRepr>> {
+    ) -> Vec<Vec<Record>> {
         let mut datagrams = Vec::new();
         let mut send = |d: &[u8], n: usize| {
             let (header, records) = wire::parse(d).unwrap();
@@ -915,7 +936,7 @@ mod tests {
         let mut batcher = Batcher::new(9, 152, 5);
         let numbers = &mut (0..);
         let now = Instant::now();
-        let records: Vec<ConnRepr> = (0..4).map(|i| record(4000 + i, 1024 + i)).collect();
+        let records: Vec<Record> = (0..4).map(|i| record(4000 + i, 1024 + i)).collect();
         let datagrams = sent(&mut batcher, numbers, |b, send| {
             for r in &records {
                 b.push(*r, now, &mut |d, n| send(d, n));
@@ -934,10 +955,12 @@ mod tests {
     fn records_of_odd_lengths_are_padded_and_fit_the_bound() {
         // 36 + 10 = 46 bytes each, 48 with padding, the first 56 with the stamp: a header
         // and two take 8 + 56 + 46.
-        let odd = |port| ConnRepr {
-            fnat_local: None,
-            synproxy: Some(SynProxyDeltas { seq_delta: 1, ts_delta: 2 }),
-            ..record(port, 1024)
+        let odd = |port| {
+            Record::V4(ConnRepr {
+                fnat_local: None,
+                synproxy: Some(SynProxyDeltas { seq_delta: 1, ts_delta: 2 }),
+                ..conn(port, 1024)
+            })
         };
         let mut batcher = Batcher::new(9, 8 + 12 + 48 + 48, 5);
         let now = Instant::now();
@@ -987,7 +1010,7 @@ mod tests {
 
     const SENDER: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 251);
 
-    fn datagram(syncid: u8, records: &[ConnRepr]) -> Vec<u8> {
+    fn datagram(syncid: u8, records: &[Record]) -> Vec<u8> {
         let mut buf = vec![0; 1500];
         let mut writer = DatagramWriter::new(&mut buf, syncid).unwrap();
         for r in records {
@@ -1024,8 +1047,28 @@ mod tests {
         receiver.receive(&datagram(7, &[record(1, 1027), record(2, 1026), record(3, 1030)]), SENDER, &net, &counters);
         assert_eq!(tally(&counters), [1, 0, 0, 3, 0, 3, 0]);
         let got: Vec<Vec<u16>> =
-            workers.iter().map(|w| w.inbox.try_iter().map(|r| r.client.port()).collect()).collect();
+            workers.iter().map(|w| w.inbox.try_iter().map(|r| r.client_port()).collect()).collect();
         assert_eq!(got, vec![vec![], vec![], vec![2, 3], vec![1]]);
+    }
+
+    #[test]
+    fn ipv6_records_travel_with_ipv4_ones_to_the_workers_that_own_them() {
+        let mut batcher = Batcher::new(7, 1500 - IP_UDP_HEADERS, 5);
+        let now = Instant::now();
+        let records = [record(1, 1027), record6(2, 1026), record6(3, 1031), record(4, 1024)];
+        let mut datagrams = Vec::new();
+        for r in records {
+            batcher.push(r, now, &mut |d, _| datagrams.push(d.to_vec()));
+        }
+        batcher.flush(&mut |d, _| datagrams.push(d.to_vec()));
+        assert_eq!(datagrams.len(), 1, "one datagram holds both families");
+        let (daemon_ends, workers) = queues(4);
+        let mut receiver = BackupReceiver::new(7, daemon_ends.to_workers);
+        let counters = BackupCounters::default();
+        receiver.receive(&datagrams[0], SENDER, &NetView::default(), &counters);
+        assert_eq!(tally(&counters), [1, 0, 0, 4, 0, 4, 0]);
+        let got: Vec<Vec<Record>> = workers.iter().map(|w| w.inbox.try_iter().collect()).collect();
+        assert_eq!(got, vec![vec![records[3]], vec![], vec![records[1]], vec![records[0], records[2]]]);
     }
 
     #[test]
@@ -1080,10 +1123,10 @@ mod tests {
         let mut receiver = BackupReceiver::new(7, daemon_ends.to_workers);
         let counters = BackupCounters::default();
         let mut d = datagram(7, &[record(1, 1024), record(2, 1024), record(3, 1024)]);
-        d[8 + 44] = 1; // the second record says it is IPv6
+        d[8 + 44 + 36] = 0x3f; // the second record's option is one nobody defined
         receiver.receive(&d, SENDER, &NetView::default(), &counters);
         assert_eq!(tally(&counters), [1, 0, 0, 3, 1, 2, 0]);
-        assert_eq!(workers[0].inbox.try_iter().map(|r| r.client.port()).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(workers[0].inbox.try_iter().map(|r| r.client_port()).collect::<Vec<_>>(), vec![1, 3]);
     }
 
     #[test]
@@ -1093,7 +1136,7 @@ mod tests {
         let counters = BackupCounters::default();
         receiver.receive(&datagram(7, &[record(1, 1024), record(2, 1024)]), SENDER, &NetView::default(), &counters);
         assert_eq!(tally(&counters), [1, 0, 0, 2, 0, 1, 1]);
-        assert_eq!(rx.try_recv().unwrap().client.port(), 1);
+        assert_eq!(rx.try_recv().unwrap().client_port(), 1);
         let mut none = BackupReceiver::new(7, Vec::new());
         none.receive(&datagram(7, &[record(1, 1024)]), SENDER, &NetView::default(), &counters);
         assert_eq!(tally(&counters), [2, 0, 0, 3, 0, 1, 2]);
@@ -1132,7 +1175,7 @@ mod tests {
             receiver.receive(d, *from, &net, &counters);
         }
         assert_eq!(tally(&counters), [11, 0, 5, 6, 0, 6, 0]);
-        let got: Vec<u16> = workers[0].inbox.try_iter().map(|r| r.client.port()).collect();
+        let got: Vec<u16> = workers[0].inbox.try_iter().map(|r| r.client_port()).collect();
         assert_eq!(got, vec![1, 5, 6, 8, 10, 10]);
         // Runs pushed out by newer ones are forgotten: a replay of one is taken again.
         for run in 1000..1000 + STAMPS_KEPT as u32 {
@@ -1236,13 +1279,16 @@ mod tests {
             backup.start(&spec(Role::Backup, "lo", 7)).unwrap();
             master.start(&spec(Role::Master, "lo", 7)).unwrap();
             let queued = WorkerSyncCounters::default();
-            let records: Vec<ConnRepr> = (0..100).map(|i| record(5000 + i, 1024 + i)).collect();
+            // A third of them IPv6, in the same datagrams.
+            let records: Vec<Record> = (0..100)
+                .map(|i| if i % 3 == 0 { record6(5000 + i, 1024 + i) } else { record(5000 + i, 1024 + i) })
+                .collect();
             for r in &records {
-                master_workers[usize::from(r.client.port() % 2)].push(*r, &queued);
+                master_workers[usize::from(r.client_port() % 2)].push(*r, &queued);
             }
             assert_eq!(queued.queued.get(), 100);
             let deadline = Instant::now() + Duration::from_secs(10);
-            let mut got: Vec<Vec<ConnRepr>> = vec![Vec::new(); 4];
+            let mut got: Vec<Vec<Record>> = vec![Vec::new(); 4];
             while got.iter().map(Vec::len).sum::<usize>() < records.len() && Instant::now() < deadline {
                 for (w, queues) in backup_workers.iter().enumerate() {
                     got[w].extend(queues.inbox.try_iter());
@@ -1251,10 +1297,10 @@ mod tests {
             }
             for (w, records) in got.iter().enumerate() {
                 assert_eq!(records.len(), 25, "worker {w}");
-                assert!(records.iter().all(|r| r.fnat_local.unwrap().port() % 4 == w as u16), "worker {w}");
+                assert!(records.iter().all(|r| r.local_port().unwrap() % 4 == w as u16), "worker {w}");
             }
-            let mut all: Vec<ConnRepr> = got.concat();
-            all.sort_by_key(|r| r.client.port());
+            let mut all: Vec<Record> = got.concat();
+            all.sort_by_key(|r| r.client_port());
             assert_eq!(all, records);
             let (master_counters, backup_counters) = (Arc::clone(master.counters()), Arc::clone(backup.counters()));
             let (m, b) = (&master_counters.master, &backup_counters.backup);
@@ -1273,7 +1319,7 @@ mod tests {
             while b.records_handed.get() < 105 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            let mut last: Vec<u16> = backup_workers[0].inbox.try_iter().map(|r| r.client.port()).collect();
+            let mut last: Vec<u16> = backup_workers[0].inbox.try_iter().map(|r| r.client_port()).collect();
             last.sort_unstable();
             assert_eq!(last, (6000..6005).collect::<Vec<u16>>());
             // Started again (a new run, within the same second): taken.
@@ -1284,7 +1330,7 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(5));
             }
             assert_eq!((b.records_handed.get(), b.stale.get()), (106, 0));
-            assert_eq!(backup_workers[0].inbox.try_recv().map(|r| r.client.port()), Ok(7000));
+            assert_eq!(backup_workers[0].inbox.try_recv().map(|r| r.client_port()), Ok(7000));
             // Another syncid is not taken. (The master's loopback is off, but `lo` reflects
             // what is sent out of it, so a backup of the master's namespace would read it
             // here, unlike on the kernel interface of a director.)

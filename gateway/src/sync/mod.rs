@@ -6,7 +6,7 @@
 //! - [`wire`]: the datagram, IPVS's sync protocol version 1 with our options for FNAT and the
 //!   SYN proxy.
 //! - [`queue`]: the bounded queues between the workers and the sync daemon. A worker pushes
-//!   a [`wire::ConnRepr`] for a connection that needs syncing (it never blocks or allocates:
+//!   a [`wire::Record`] (of the connection's family) for a connection that needs syncing (it never blocks or allocates:
 //!   a full queue is a counted drop) and takes the records a backup daemon received for the
 //!   connections it is to carry, between bursts.
 //! - [`owner`]: which worker of a backup carries a received connection.

@@ -8,25 +8,28 @@
 //!   machines) the client's packets reach it too.
 //! - NAT, DR, TUN: the worker the NIC's RSS gives the client's packets, predicted from the
 //!   port the client is routed through when its RSS can be predicted; otherwise (one worker,
-//!   or a device without a readable RSS table) by the client port's partition, as for FNAT.
+//!   a device without a readable RSS table, or an IPv6 connection: the prediction hashes
+//!   IPv4's fields only) by the client port's partition, as for FNAT.
 
 use std::net::SocketAddrV4;
 
-use super::wire::ConnRepr;
+use super::wire::Record;
 use crate::model::laddr::PortPartition;
 use crate::model::NetView;
 
 /// The worker (of `workers`) that is to carry `record`'s connection.
-pub fn owning_worker(record: &ConnRepr, workers: u16, net: &NetView) -> u16 {
+pub fn owning_worker(record: &Record, workers: u16, net: &NetView) -> u16 {
     // Worker 0 of any valid count: `owner` depends only on the count.
     let Ok(partition) = PortPartition::new(workers.max(1), 0) else { return 0 };
-    if let Some(local) = record.fnat_local {
-        return partition.owner(local.port()).min(workers.saturating_sub(1));
+    let by_port = |port| partition.owner(port).min(workers.saturating_sub(1));
+    if let Some(local) = record.local_port() {
+        return by_port(local);
     }
-    let client = record.client;
-    rss_queue(net, client, record.virtual_service)
-        .filter(|&q| q < workers)
-        .unwrap_or_else(|| partition.owner(client.port()).min(workers.saturating_sub(1)))
+    match record {
+        Record::V4(r) => rss_queue(net, r.client, r.virtual_service).filter(|&q| q < workers),
+        Record::V6(_) => None,
+    }
+    .unwrap_or_else(|| by_port(record.client_port()))
 }
 
 /// The rx queue the NIC gives a packet from `client` to `service`, if predictable.
@@ -41,9 +44,10 @@ fn rss_queue(net: &NetView, client: SocketAddrV4, service: SocketAddrV4) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::wire::ConnRepr;
 
-    fn record(client: &str, fnat_local: Option<&str>) -> ConnRepr {
-        ConnRepr {
+    fn record(client: &str, fnat_local: Option<&str>) -> Record {
+        Record::V4(ConnRepr {
             protocol: 6,
             flags: 0,
             state: 1,
@@ -55,7 +59,23 @@ mod tests {
             seq_data: None,
             fnat_local: fnat_local.map(|l| l.parse().unwrap()),
             synproxy: None,
-        }
+        })
+    }
+
+    fn record6(client: &str, fnat_local: Option<&str>) -> Record {
+        Record::V6(ConnRepr {
+            protocol: 6,
+            flags: 0,
+            state: 1,
+            client: client.parse().unwrap(),
+            virtual_service: "[2001:db8::100]:80".parse().unwrap(),
+            real_server: "[2001:db8:1::10]:80".parse().unwrap(),
+            fwmark: 0,
+            timeout_secs: 900,
+            seq_data: None,
+            fnat_local: fnat_local.map(|l| l.parse().unwrap()),
+            synproxy: None,
+        })
     }
 
     #[test]
@@ -69,5 +89,13 @@ mod tests {
         // Three workers: ports are split by a mask of 3, and owner 3 does not exist.
         assert_eq!(owning_worker(&record("10.0.0.1:4003", None), 3, &net), 2);
         assert_eq!(owning_worker(&record("10.0.0.1:4003", None), 0, &net), 0, "no workers: no panic");
+    }
+
+    #[test]
+    fn ipv6_goes_by_the_same_ports() {
+        let net = NetView::default();
+        assert_eq!(owning_worker(&record6("[2001:db8::1]:4000", Some("[2001:db8:1::200]:1027")), 4, &net), 3);
+        assert_eq!(owning_worker(&record6("[2001:db8::1]:4001", None), 4, &net), 1);
+        assert_eq!(owning_worker(&record6("[2001:db8::1]:4003", None), 3, &net), 2);
     }
 }

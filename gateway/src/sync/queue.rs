@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
-use super::wire::ConnRepr;
+use super::wire::Record;
 use crate::stats::Counter;
 
 /// Records one worker may have waiting toward the daemon (a burst of state changes of a
@@ -108,14 +108,14 @@ impl MasterSwitch {
 
 /// One worker's ends.
 pub struct WorkerQueues {
-    outbox: SyncSender<ConnRepr>,
-    pub inbox: Receiver<ConnRepr>,
+    outbox: SyncSender<Record>,
+    pub inbox: Receiver<Record>,
     pub master: Arc<MasterSwitch>,
 }
 
 impl WorkerQueues {
     /// Pushes `record` toward the daemon if a master runs; counts it, or its drop.
-    pub fn push(&self, record: ConnRepr, counters: &WorkerSyncCounters) {
+    pub fn push(&self, record: Record, counters: &WorkerSyncCounters) {
         match self.outbox.try_send(record) {
             Ok(()) => counters.queued.inc(),
             Err(TrySendError::Full(_)) => counters.queue_full.inc(),
@@ -127,8 +127,8 @@ impl WorkerQueues {
 
 /// The daemon's ends, by worker id.
 pub struct DaemonQueues {
-    pub from_workers: Vec<Receiver<ConnRepr>>,
-    pub to_workers: Vec<SyncSender<ConnRepr>>,
+    pub from_workers: Vec<Receiver<Record>>,
+    pub to_workers: Vec<SyncSender<Record>>,
     pub master: Arc<MasterSwitch>,
 }
 

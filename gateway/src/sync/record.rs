@@ -1,5 +1,6 @@
 //! A connection as a sync record ([`record_of`]), and a received record as what a worker
-//! installs ([`Synced::of`]).
+//! installs ([`Synced::of`]); both for either family, the record's being the table's
+//! (an IPv6 connection lives in a worker's IPv6 table and travels in an IPv6 record).
 //!
 //! How our connections map onto IPVS's record:
 //!
@@ -11,10 +12,8 @@
 //!   follows the master's deadline, see the [module doc](super)).
 //! - SYN proxy: its sequence and timestamp deltas in our `SYNPROXY` option.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
-
 use super::queue::Refusal;
-use super::wire::{conn_flags, ConnRepr, SynProxyDeltas};
+use super::wire::{conn_flags, ConnRepr, SynProxyDeltas, SyncFamily};
 use crate::conn::table::Conn;
 use crate::conn::{Proxy, State};
 use crate::model::{ForwardMethod, Protocol};
@@ -23,7 +22,7 @@ use crate::model::{ForwardMethod, Protocol};
 const UDP_STATE: u16 = 0;
 
 /// The record of connection `c` at time `now`.
-pub fn record_of(c: &Conn<Ipv4Addr>, now: u32) -> ConnRepr {
+pub fn record_of<A: SyncFamily>(c: &Conn<A>, now: u32) -> ConnRepr<A> {
     let state = c.state();
     let (protocol, state_number) = match c.proto {
         Protocol::Tcp => (6, state.tcp_number().unwrap_or(0)),
@@ -45,36 +44,36 @@ pub fn record_of(c: &Conn<Ipv4Addr>, now: u32) -> ConnRepr {
         protocol,
         flags,
         state: state_number,
-        client: SocketAddrV4::new(c.client, c.cport),
-        virtual_service: SocketAddrV4::new(c.vaddr, c.vport),
-        real_server: SocketAddrV4::new(c.raddr, c.rport),
+        client: c.client.socket(c.cport),
+        virtual_service: c.vaddr.socket(c.vport),
+        real_server: c.raddr.socket(c.rport),
         fwmark: 0,
         timeout_secs: c.expires().saturating_sub(now),
         seq_data: None,
-        fnat_local: (c.method == ForwardMethod::FullNat).then(|| SocketAddrV4::new(c.laddr, c.lport)),
+        fnat_local: (c.method == ForwardMethod::FullNat).then(|| c.laddr.socket(c.lport)),
         synproxy,
     }
 }
 
 /// A received record, checked: what a worker needs to install or refresh the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Synced {
+pub struct Synced<A: SyncFamily> {
     pub proto: Protocol,
-    pub client: SocketAddrV4,
-    pub virtual_service: SocketAddrV4,
-    pub real_server: SocketAddrV4,
+    pub client: A::Socket,
+    pub virtual_service: A::Socket,
+    pub real_server: A::Socket,
     pub method: ForwardMethod,
     /// FNAT's local address and port.
-    pub local: Option<SocketAddrV4>,
+    pub local: Option<A::Socket>,
     pub state: State,
     pub timeout_secs: u32,
     pub proxy: Proxy,
 }
 
-impl Synced {
+impl<A: SyncFamily> Synced<A> {
     /// Checks `record`: a connection (not a template) of TCP or UDP, a method and a state
-    /// this gateway has.
-    pub fn of(record: &ConnRepr) -> Result<Synced, Refusal> {
+    /// this gateway has. The same rules for both families.
+    pub fn of(record: &ConnRepr<A>) -> Result<Synced<A>, Refusal> {
         if record.flags & conn_flags::TEMPLATE != 0 {
             return Err(Refusal::Unsupported);
         }
@@ -126,9 +125,11 @@ pub fn close_rank(state: State) -> u8 {
 
 #[cfg(test)]
 mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
     use super::*;
 
-    fn record() -> ConnRepr {
+    fn record() -> ConnRepr<Ipv4Addr> {
         ConnRepr {
             protocol: 6,
             flags: conn_flags::MASQ,
@@ -168,6 +169,37 @@ mod tests {
             ConnRepr { protocol: 17, state: 0, ..record() }, // UDP with SYN-proxy deltas
             ConnRepr { flags: 1, fnat_local: None, ..record() }, // LOCALNODE
             ConnRepr { flags: conn_flags::DROUTE, ..record() }, // DR with a local address
+        ] {
+            assert_eq!(Synced::of(&bad), Err(Refusal::Unsupported), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_ipv6_record_is_checked_by_the_rules_of_ipv4() {
+        let r = ConnRepr::<Ipv6Addr> {
+            protocol: 6,
+            flags: conn_flags::MASQ,
+            state: 1,
+            client: "[2001:db8::1]:40000".parse().unwrap(),
+            virtual_service: "[2001:db8::100]:80".parse().unwrap(),
+            real_server: "[2001:db8:1::10]:8080".parse().unwrap(),
+            fwmark: 0,
+            timeout_secs: 900,
+            seq_data: None,
+            fnat_local: Some("[2001:db8:1::200]:1027".parse().unwrap()),
+            synproxy: Some(SynProxyDeltas { seq_delta: 7, ts_delta: 9 }),
+        };
+        let s = Synced::of(&r).unwrap();
+        assert_eq!((s.proto, s.method, s.state), (Protocol::Tcp, ForwardMethod::FullNat, State::Established));
+        assert_eq!((s.local, s.proxy), (r.fnat_local, Proxy::Deltas { seq: 7, ts: Some(9) }));
+        assert_eq!(
+            Synced::of(&ConnRepr { fnat_local: None, synproxy: None, ..r }).unwrap().method,
+            ForwardMethod::Masq
+        );
+        for bad in [
+            ConnRepr { flags: conn_flags::TEMPLATE, ..r },
+            ConnRepr { flags: conn_flags::DROUTE, ..r },
+            ConnRepr { protocol: 17, ..r },
         ] {
             assert_eq!(Synced::of(&bad), Err(Refusal::Unsupported), "{bad:?}");
         }

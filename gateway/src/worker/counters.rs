@@ -217,9 +217,6 @@ pub struct WorkerCounters {
     pub nd_advertisements: Counter,
     /// Neighbour solicitations sent, resolving IPv6 next hops.
     pub nd_solicitations: Counter,
-    /// IPv6 connections a sync master would have sent a record of: sync
-    /// records carry IPv4 only, so these do not reach the backup.
-    pub ipv6_not_synced: Counter,
     pub neighbours_learned: Counter,
     /// ARP senders not learned: the address is reached by another port (a
     /// frame on one segment claiming an address of another).
@@ -291,7 +288,6 @@ impl Default for WorkerCounters {
             arp_requests: Counter::default(),
             nd_advertisements: Counter::default(),
             nd_solicitations: Counter::default(),
-            ipv6_not_synced: Counter::default(),
             neighbours_learned: Counter::default(),
             neighbours_wrong_port: Counter::default(),
             neighbours_table_full: Counter::default(),
@@ -351,7 +347,6 @@ impl WorkerCounters {
             ("arp requests", &self.arp_requests),
             ("neighbour advertisements", &self.nd_advertisements),
             ("neighbour solicitations", &self.nd_solicitations),
-            ("sync ipv6 connections not synced", &self.ipv6_not_synced),
             ("neighbours learned", &self.neighbours_learned),
             ("neighbours refused wrong port", &self.neighbours_wrong_port),
             ("neighbours refused table full", &self.neighbours_table_full),

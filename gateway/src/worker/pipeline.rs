@@ -43,8 +43,9 @@ use crate::model::{NetView, ServiceKey, Snapshot};
 use crate::net::exception::{KernelLimiter, KernelRate};
 use crate::net::icmp::RateLimiter;
 use crate::net::{KernelClass, NeighbourTable, PendingQueue, RouteTable};
-use crate::sync::queue::WorkerQueues;
+use crate::sync::queue::{Refusal, WorkerQueues, WorkerSyncCounters};
 use crate::sync::record::{record_of, Synced};
+use crate::sync::wire::{ConnRepr, Record, SyncFamily};
 use crate::wire::{ClassifyPolicy, MacAddr};
 
 mod dispatch;
@@ -92,6 +93,58 @@ fn sync_wanted<A: crate::conn::Family>(c: &crate::conn::table::Conn<A>) -> bool 
             Protocol::Tcp => c.state() == State::Established || (c.is_synced() && !c.state().is_half_open()),
             Protocol::Udp => !c.is_synced(),
         }
+}
+
+/// Queues a record of each of `director`'s connections packets moved to
+/// where the sync wants one ([`sync_wanted`]) if a master runs (`master`);
+/// with none running, notes them as synced all the same, so their later
+/// changes follow if one starts. One table's part of [`Worker::sync_due`].
+fn queue_sync_due<A: SyncFamily>(
+    director: &mut Director<A>,
+    master: Option<&WorkerQueues>,
+    counters: &WorkerSyncCounters,
+    now: u32,
+) where
+    ConnRepr<A>: Into<Record>,
+{
+    director.drain_sync_due(|c| {
+        if sync_wanted(c) {
+            if let Some(queues) = master {
+                queues.push(record_of(c, now).into(), counters);
+            }
+            c.mark_synced();
+        }
+    });
+}
+
+/// Expires `director`'s due connections while a master runs, queueing a
+/// record of each synced one a packet kept alive (its refresh), and of each
+/// UDP one of a method that sees no replies at its first re-filing. One
+/// table's part of [`Worker::expire`].
+fn expire_syncing<A: SyncFamily>(
+    director: &mut Director<A>,
+    queues: &WorkerQueues,
+    counters: &WorkerSyncCounters,
+    now: u32,
+) where
+    ConnRepr<A>: Into<Record>,
+{
+    director.expire_refiling(now, EXPIRY_BUDGET, |c| {
+        if c.is_synced() || (c.proto == Protocol::Udp && !c.method.sees_replies()) {
+            c.mark_synced();
+            queues.push(record_of(c, now).into(), counters);
+        }
+    });
+}
+
+/// Installs or refreshes the connection `record` describes in `director`,
+/// the table of the record's family.
+fn install_synced<A: SyncFamily>(
+    director: &mut Director<A>,
+    record: &ConnRepr<A>,
+    now: u32,
+) -> Result<Installed, Refusal> {
+    Synced::of(record).and_then(|s| director.install_synced(&s, now))
 }
 
 /// Sizes and policies of one worker.
@@ -475,18 +528,14 @@ impl<F: Frame> Worker<F> {
         match self.sync.as_ref().filter(|q| q.master.is_on()) {
             Some(queues) => {
                 let counters = &self.counters.sync;
-                self.director.expire_refiling(now, EXPIRY_BUDGET, |c| {
-                    if c.is_synced() || (c.proto == Protocol::Udp && !c.method.sees_replies()) {
-                        c.mark_synced();
-                        queues.push(record_of(c, now), counters);
-                    }
-                });
+                expire_syncing(&mut self.director, queues, counters, now);
+                expire_syncing(&mut self.v6.director, queues, counters, now);
             }
             None => {
                 self.director.expire(now, EXPIRY_BUDGET);
+                self.v6.director.expire(now, EXPIRY_BUDGET);
             }
         }
-        self.v6.director.expire(now, EXPIRY_BUDGET);
     }
 
     /// Installs what the backup sync daemon received for this worker's
@@ -497,7 +546,10 @@ impl<F: Frame> Worker<F> {
         for _ in 0..SYNC_BUDGET {
             let Ok(record) = queues.inbox.try_recv() else { return };
             let counters = &self.counters.sync;
-            let installed = Synced::of(&record).and_then(|s| self.director.install_synced(&s, now));
+            let installed = match &record {
+                Record::V4(r) => install_synced(&mut self.director, r, now),
+                Record::V6(r) => install_synced(&mut self.v6.director, r, now),
+            };
             match installed {
                 Ok(Installed::Created(_)) => counters.installed.inc(),
                 Ok(Installed::Refreshed(_)) => counters.updated.inc(),
@@ -506,32 +558,16 @@ impl<F: Frame> Worker<F> {
         }
     }
 
-    /// Queues a record of each connection packets moved to where the sync
-    /// wants one ([`ConnTable::drain_sync_due`](crate::conn::table::ConnTable::drain_sync_due)),
+    /// Queues a record of each connection, of either table, packets moved
+    /// to where the sync wants one
+    /// ([`ConnTable::drain_sync_due`](crate::conn::table::ConnTable::drain_sync_due)),
     /// while a master runs; with none running, notes them as synced all the
     /// same, so their later changes follow if one starts.
     fn sync_due(&mut self, now: u32) {
         let master = self.sync.as_ref().filter(|q| q.master.is_on());
         let counters = &self.counters.sync;
-        self.director.drain_sync_due(|c| {
-            if sync_wanted(c) {
-                if let Some(queues) = master {
-                    queues.push(record_of(c, now), counters);
-                }
-                c.mark_synced();
-            }
-        });
-        // The records carry IPv4 only: an IPv6 connection a master would
-        // send is counted instead, once, so the gap shows in `gwctl stats`.
-        let not_synced = &self.counters.ipv6_not_synced;
-        self.v6.director.drain_sync_due(|c| {
-            if sync_wanted(c) {
-                if master.is_some() && !c.is_synced() {
-                    not_synced.inc();
-                }
-                c.mark_synced();
-            }
-        });
+        queue_sync_due(&mut self.director, master, counters, now);
+        queue_sync_due(&mut self.v6.director, master, counters, now);
     }
 
     /// Timers: expired connections, neighbours and waiting packets; ARP

@@ -2395,7 +2395,7 @@ mod sync {
     use super::*;
     use crate::conn::State;
     use crate::sync::queue::{queues, DaemonQueues, Refusal};
-    use crate::sync::wire::ConnRepr;
+    use crate::sync::wire::{ConnRepr, Record};
 
     fn synced(method: ForwardMethod) -> (Worker<BufFrame>, Recorder, DaemonQueues) {
         let (mut w, io) = resolved(method);
@@ -2405,9 +2405,13 @@ mod sync {
     }
 
     /// What the worker queued by the end of its loop iteration at `now`.
-    fn records(w: &mut Worker<BufFrame>, daemon: &DaemonQueues, now: u32) -> Vec<ConnRepr> {
+    fn records(w: &mut Worker<BufFrame>, daemon: &DaemonQueues, now: u32) -> Vec<ConnRepr<Ipv4Addr>> {
         w.expire(now);
-        daemon.from_workers[0].try_iter().collect()
+        let v4 = |r| match r {
+            Record::V4(r) => r,
+            Record::V6(r) => panic!("an IPv6 record of an IPv4 connection: {r:?}"),
+        };
+        daemon.from_workers[0].try_iter().map(v4).collect()
     }
 
     fn client(w: &mut Worker<BufFrame>, io: &mut Recorder, flags: u8, payload: &[u8], now: u32) {
@@ -2440,7 +2444,7 @@ mod sync {
 
         // The backup installs it; the real server is counted active once.
         let (mut backup, mut bio, bdaemon) = synced(ForwardMethod::FullNat);
-        bdaemon.to_workers[0].send(record).unwrap();
+        bdaemon.to_workers[0].send(record.into()).unwrap();
         backup.take_synced(1010);
         let c = backup.counters().clone();
         assert_eq!((c.sync.installed.get(), c.sync.updated.get()), (1, 0));
@@ -2461,7 +2465,7 @@ mod sync {
         assert_eq!((ip_src(&sent[1].1), ip_dst(&sent[1].1)), ((VIP, 80), (CLIENT, 40000)));
 
         // The same record again refreshes, counting nothing twice.
-        bdaemon.to_workers[0].send(record).unwrap();
+        bdaemon.to_workers[0].send(record.into()).unwrap();
         backup.take_synced(1050);
         assert_eq!((c.sync.installed.get(), c.sync.updated.get()), (1, 1));
         assert_eq!((rs1.active(), rs1.inactive()), (1, 0));
@@ -2472,7 +2476,7 @@ mod sync {
         assert_eq!(fin.len(), 1);
         assert_eq!(fin[0].state, 7, "CLOSE_WAIT (IPVS names the state after the client's FIN so)");
         for r in [fin[0], record] {
-            bdaemon.to_workers[0].send(r).unwrap();
+            bdaemon.to_workers[0].send(r.into()).unwrap();
         }
         backup.take_synced(1060);
         assert_eq!(c.sync.updated.get(), 2);
@@ -2494,7 +2498,7 @@ mod sync {
             (ConnRepr { flags: crate::sync::wire::conn_flags::TEMPLATE, ..other_client }, Refusal::Unsupported),
         ];
         for (r, _) in &cases {
-            bdaemon.to_workers[0].send(*r).unwrap();
+            bdaemon.to_workers[0].send((*r).into()).unwrap();
         }
         backup.take_synced(1070);
         for (_, why) in cases {
@@ -3493,24 +3497,130 @@ mod ipv6 {
         assert!(w.director6().conns().is_empty());
     }
 
+    /// The IPv6 twin of the sync module's FNAT test: the master's worker
+    /// queues an IPv6 record, the backup's installs it in its IPv6 table and
+    /// carries the connection on from the same local address and port.
     #[test]
-    fn a_sync_master_counts_the_ipv6_connections_it_cannot_send() {
-        let (mut w, mut io) = worker6(ForwardMethod::FullNat, 1500);
-        let (daemon, mut ends) = crate::sync::queue::queues(1);
-        w.set_sync(ends.pop().unwrap());
+    fn a_nat64_connection_moves_to_the_backup_with_its_ipv4_side_mapped_and_carries_on() {
+        use crate::sync::queue::queues;
+        use crate::sync::wire::Record;
+        let mapped = |a: Ipv4Addr, port| std::net::SocketAddrV6::new(a.to_ipv6_mapped(), port, 0, 0);
+        let (mut master, mut io) = worker_nat64(1500);
+        let (daemon, mut ends) = queues(1);
+        master.set_sync(ends.pop().unwrap());
         daemon.master.set(true);
+        client_resolves_the_vip(&mut master, &mut io);
+        master.process(arp_reply(RS1, MAC_RS1, GW_SERVER_SIDE, MAC_PORT1), 1, 1000, &mut io);
         let syn = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1000, 0, flags::SYN, &[], b"");
-        let out = server_resolved(&mut w, &mut io, syn);
-        let lport = TcpPacket::new_checked(ip6(&out).payload()).unwrap().src_port();
-        let syn_ack = tcp_frame_v6((RS6, 8080), (LIP6, lport), 5000, 1001, flags::SYN | flags::ACK, &[], b"");
-        w.process(on_wire(MAC_RS1, MAC_PORT1, &syn_ack), 1, 1000, &mut io);
+        master.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+        let out = io.take_sent().pop().expect("the SYN to the server").1;
+        let lport = TcpPacket::new_checked(&out[34..]).unwrap().src_port();
+        let syn_ack = tcp_frame((RS1, 8080), (LIP64, lport), 5000, 1001, flags::SYN | flags::ACK, &[], b"");
+        master.process(on_wire(MAC_RS1, MAC_PORT1, &syn_ack), 1, 1000, &mut io);
         let ack = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1001, 5001, flags::ACK, &[], b"");
         for now in [1001, 1002] {
-            w.process(BufFrame::new(&ack), 0, now, &mut io);
-            w.expire(now);
+            master.process(on_wire(MAC_CLIENT, MAC_PORT0, &ack), 0, now, &mut io);
+            master.expire(now);
         }
-        assert_eq!(daemon.from_workers[0].try_iter().count(), 0, "no record: they carry IPv4 only");
-        assert_eq!(w.counters().ipv6_not_synced.get(), 1, "the established connection, counted once");
+        let sent: Vec<Record> = daemon.from_workers[0].try_iter().collect();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let Record::V6(record) = sent[0] else { panic!("an IPv6 record: {:?}", sent[0]) };
+        assert_eq!((record.real_server, record.fnat_local), (mapped(RS1, 8080), Some(mapped(LIP64, lport))));
+
+        // The backup installs it with its IPv4 server and local port, and
+        // the server's reply passes through it to the client.
+        let (mut backup, mut bio) = worker_nat64(1500);
+        let (bdaemon, mut bends) = queues(1);
+        backup.set_sync(bends.pop().unwrap());
+        bdaemon.to_workers[0].send(sent[0]).unwrap();
+        backup.take_synced(1000);
+        assert_eq!(backup.counters().sync.installed.get(), 1, "{:?}", backup.counters().nonzero_drops());
+        assert_eq!(backup.director6().pools().pool(LIP64.into()).unwrap().in_use(), 1, "the IPv4 port is taken");
+        client_resolves_the_vip(&mut backup, &mut bio);
+        let reply = tcp_frame((RS1, 8080), (LIP64, lport), 5001, 1006, flags::ACK, &[], b"ok");
+        backup.process(on_wire(MAC_RS1, MAC_PORT1, &reply), 1, 1000, &mut bio);
+        let sent_back = bio.take_sent();
+        assert_eq!(sent_back.len(), 1, "{:?}", backup.counters().nonzero_drops());
+        let ip = ip6(&sent_back[0].1);
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((ip.src_addr(), tcp.src_port(), ip.dst_addr(), tcp.dst_port()), (VIP6, 80, CLIENT6, 40000));
+    }
+
+    #[test]
+    fn an_established_fnat_v6_connection_moves_to_the_backup_and_carries_on() {
+        use crate::conn::State;
+        use crate::sync::queue::{queues, Refusal};
+        use crate::sync::wire::{ConnRepr, Record};
+        let at = |a, port| std::net::SocketAddrV6::new(a, port, 0, 0);
+        let (mut master, mut io) = worker6(ForwardMethod::FullNat, 1500);
+        let (daemon, mut ends) = queues(1);
+        master.set_sync(ends.pop().unwrap());
+        daemon.master.set(true);
+        let syn = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1000, 0, flags::SYN, &[], b"");
+        let out = server_resolved(&mut master, &mut io, syn);
+        let lport = TcpPacket::new_checked(ip6(&out).payload()).unwrap().src_port();
+        let syn_ack = tcp_frame_v6((RS6, 8080), (LIP6, lport), 5000, 1001, flags::SYN | flags::ACK, &[], b"");
+        master.process(on_wire(MAC_RS1, MAC_PORT1, &syn_ack), 1, 1000, &mut io);
+        master.expire(1000);
+        assert_eq!(daemon.from_workers[0].try_iter().count(), 0, "SYN_RECV is never synced");
+        let ack = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1001, 5001, flags::ACK, &[], b"");
+        for now in [1001, 1002] {
+            master.process(BufFrame::new(&ack), 0, now, &mut io);
+            master.expire(now);
+        }
+        let sent: Vec<Record> = daemon.from_workers[0].try_iter().collect();
+        assert_eq!(sent.len(), 1, "synced once it is established: {sent:?}");
+        let Record::V6(record) = sent[0] else { panic!("an IPv6 record: {:?}", sent[0]) };
+        assert_eq!((record.protocol, record.state, record.timeout_secs), (6, 1, 900));
+        assert_eq!((record.client, record.virtual_service), (at(CLIENT6, 40000), at(VIP6, 80)));
+        assert_eq!((record.real_server, record.fnat_local), (at(RS6, 8080), Some(at(LIP6, lport))));
+        assert_eq!(master.counters().sync.queued.get(), 1);
+
+        // The backup installs it in its IPv6 table.
+        let (mut backup, mut bio) = worker6(ForwardMethod::FullNat, 1500);
+        let (bdaemon, mut bends) = queues(1);
+        backup.set_sync(bends.pop().unwrap());
+        bdaemon.to_workers[0].send(sent[0]).unwrap();
+        backup.take_synced(1000);
+        let c = backup.counters().clone();
+        assert_eq!((c.sync.installed.get(), c.sync.updated.get()), (1, 0));
+        let (id, conn) = backup.director6().conns().iter().next().unwrap();
+        assert_eq!((conn.state(), conn.expires()), (State::Established, 1000 + 900 + crate::sync::BACKUP_GRACE_SECS));
+        assert_eq!(backup.director6().pools().pool(LIP6.into()).unwrap().in_use(), 1, "the port is taken");
+        assert!(backup.director().conns().is_empty(), "IPv4's table is untouched");
+
+        // The client's data and the server's reply pass through the backup
+        // (which learns the client's address as the master did).
+        client_resolves_the_vip(&mut backup, &mut bio);
+        let data = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1001, 5001, flags::ACK | flags::PSH, &[], b"after");
+        let out = server_resolved(&mut backup, &mut bio, data);
+        let ip = ip6(&out);
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((ip.src_addr(), tcp.src_port(), ip.dst_addr(), tcp.dst_port()), (LIP6, lport, RS6, 8080));
+        assert_eq!(tcp.payload(), b"after");
+        let reply = tcp_frame_v6((RS6, 8080), (LIP6, lport), 5001, 1006, flags::ACK, &[], b"ok");
+        backup.process(on_wire(MAC_RS1, MAC_PORT1, &reply), 1, 1000, &mut bio);
+        let sent_back = bio.take_sent();
+        assert_eq!(sent_back.len(), 1, "{:?}", backup.counters().nonzero_drops());
+        let ip = ip6(&sent_back[0].1);
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((ip.src_addr(), tcp.src_port(), ip.dst_addr(), tcp.dst_port()), (VIP6, 80, CLIENT6, 40000));
+
+        // The master's FIN moves it on, synced; the old ESTABLISHED record is then stale.
+        let fin = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1001, 5001, flags::FIN | flags::ACK, &[], b"");
+        master.process(BufFrame::new(&fin), 0, 1003, &mut io);
+        master.expire(1003);
+        let fin_record: Vec<Record> = daemon.from_workers[0].try_iter().collect();
+        assert!(matches!(fin_record[..], [Record::V6(ConnRepr { state: 7, .. })]), "CLOSE_WAIT: {fin_record:?}");
+        let no_service = ConnRepr { virtual_service: at(VIP6, 81), client: at(CLIENT6, 1), ..record };
+        for r in [fin_record[0], sent[0], Record::V6(no_service)] {
+            bdaemon.to_workers[0].send(r).unwrap();
+        }
+        backup.take_synced(1004);
+        assert_eq!(c.sync.updated.get(), 1);
+        assert_eq!(c.sync.refused[Refusal::Stale.index()].get(), 1);
+        assert_eq!(c.sync.refused[Refusal::NoService.index()].get(), 1);
+        assert_eq!(backup.director6().conn(id).state(), State::CloseWait);
     }
 
     #[test]
