@@ -90,12 +90,6 @@ pub enum ConfigError {
         dest: SockAddr,
         method: ForwardMethod,
     },
-    /// A feature the IPv6 datapath does not have yet, asked of an IPv6 service (`what`
-    /// names it as the operator gave it).
-    NotForIpv6 {
-        service: ServiceKey,
-        what: &'static str,
-    },
 }
 
 impl fmt::Display for ConfigError {
@@ -160,9 +154,6 @@ impl fmt::Display for ConfigError {
             }
             ProxyProtocolNotTcp(k) => {
                 write!(f, "the PROXY protocol is only for TCP services (-t), not {k}")
-            }
-            NotForIpv6 { service, what } => {
-                write!(f, "{what} is not available for IPv6 services yet ({service})")
             }
             ProxyProtocolBypassed { service, dest, method } => {
                 let how = match method {
