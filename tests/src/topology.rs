@@ -46,6 +46,16 @@ pub const KERNEL_SERVERS: &str = "gwk1";
 pub const BYPASS_CLIENT: &str = "172.16.0.1";
 pub const BYPASS_SERVERS: &str = "172.16.0.2";
 
+/// The IPv6 side of [`Topology::add_ipv6`]: the client, the gateway's
+/// address on the client link, the IPv6 VIP (on the client's subnet: the
+/// gateway answers neighbour solicitations for it).
+pub const CLIENT6: &str = "2001:db8::1";
+pub const GW_CLIENT6: &str = "2001:db8::fe";
+pub const VIP6: &str = "2001:db8::100";
+/// The gateway's IPv6 address on the servers' link, and the FNAT local address.
+pub const GW_SERVERS6: &str = "2001:db8:1::fe";
+pub const LIP6: &str = "2001:db8:1::200";
+
 /// How gatewayd's ports reach the namespaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Link {
@@ -142,6 +152,11 @@ pub fn client_addr(i: usize) -> String {
     format!("10.0.0.{}", 1 + i)
 }
 
+/// Real server `i`'s IPv6 address (0-based), of [`Topology::add_ipv6`].
+pub fn rip6(i: usize) -> String {
+    format!("2001:db8:1::{}", 10 + i)
+}
+
 /// Only one topology at a time in a test process (see the module docs).
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -191,6 +206,20 @@ pub(crate) fn allowed_cpus() -> String {
 }
 
 impl Topology {
+    /// Adds the IPv6 side to a started topology: addresses on the gateway's
+    /// ports (`gwctl addr add`) and in the namespaces (three servers, [`rip6`]),
+    /// the client routed to nothing but its own subnet. The namespaces' with
+    /// `nodad` (duplicate address detection would hold each address back for
+    /// a second or two).
+    pub fn add_ipv6(&self) {
+        self.gwctl(&["addr", "add", &format!("{GW_CLIENT6}/64"), "dev", "client"]);
+        self.gwctl(&["addr", "add", &format!("{GW_SERVERS6}/64"), "dev", "servers"]);
+        self.client.ip(&["-6", "addr", "add", &format!("{CLIENT6}/64"), "dev", &self.client_if, "nodad"]);
+        for i in 0..3 {
+            self.servers.ip(&["-6", "addr", "add", &format!("{}/64", rip6(i)), "dev", &self.servers_if, "nodad"]);
+        }
+    }
+
     /// Builds the topology for a test; `short` (at most 3 characters) keeps
     /// its names apart from other tests of the same process.
     pub fn start(short: &str, opts: Options) -> Topology {

@@ -9,44 +9,19 @@
 //! IPv4 servers through an IPv6 VIP.
 //!
 //! The topology is the IPv4 one ([`Topology`]) with IPv6 addresses added on
-//! both sides: the gateway's by `gwctl addr add`, the namespaces' with
-//! `nodad` (duplicate address detection would hold each address back for a
-//! second or two).
+//! both sides ([`Topology::add_ipv6`]): the gateway's by `gwctl addr add`,
+//! the namespaces' with `nodad`. The PROXY protocol over IPv6 is tested
+//! with IPv4's, in `proxy_protocol.rs`.
 
 use std::time::Duration;
 
 use gateway_e2e::tcp;
-use gateway_e2e::topology::{rip, KERNEL_CLIENT, VIP};
+use gateway_e2e::topology::{rip, rip6, CLIENT6, GW_CLIENT6, GW_SERVERS6, KERNEL_CLIENT, LIP6, VIP, VIP6};
 use gateway_e2e::{random_file, sha256, wait_until, Options, Topology, WrkSummary};
 
-/// The client side: the client, the gateway's address, the VIP.
-const CLIENT6: &str = "2001:db8::1";
-const GW_CLIENT6: &str = "2001:db8::fe";
-const VIP6: &str = "2001:db8::100";
-/// The servers' side: the gateway's address and its local address (FNAT).
-const GW_SERVERS6: &str = "2001:db8:1::fe";
-const LIP6: &str = "2001:db8:1::200";
 /// The bypass link (DR and TUN replies).
 const BYPASS_CLIENT6: &str = "fd00:b::1";
 const BYPASS_SERVERS6: &str = "fd00:b::2";
-
-/// Real server `i`'s IPv6 address.
-fn rip6(i: usize) -> String {
-    format!("2001:db8:1::{}", 10 + i)
-}
-
-/// Adds the IPv6 side to a started topology: addresses on the gateway's
-/// ports and in the namespaces, and the client's route to nothing but its
-/// own subnet (the VIP is on it: the gateway answers neighbour solicitations
-/// for it).
-fn add_ipv6(topo: &Topology) {
-    topo.gwctl(&["addr", "add", &format!("{GW_CLIENT6}/64"), "dev", "client"]);
-    topo.gwctl(&["addr", "add", &format!("{GW_SERVERS6}/64"), "dev", "servers"]);
-    topo.client.ip(&["-6", "addr", "add", &format!("{CLIENT6}/64"), "dev", &topo.client_if, "nodad"]);
-    for i in 0..3 {
-        topo.servers.ip(&["-6", "addr", "add", &format!("{}/64", rip6(i)), "dev", &topo.servers_if, "nodad"]);
-    }
-}
 
 /// nginx on the three real servers' IPv6 addresses, port 8080.
 fn nginx6(topo: &Topology, keepalive: bool) -> gateway_e2e::Daemon {
@@ -83,7 +58,7 @@ fn wait_for_service6(topo: &Topology, url: &str) {
 #[test]
 fn fnat_over_ipv6_rotates_the_servers_which_see_the_local_address_while_ipv4_runs_beside() {
     let mut topo = Topology::start("f6", Options::default());
-    add_ipv6(&topo);
+    topo.add_ipv6();
     // rs1..rs3 on the IPv6 addresses, rs4..rs6 on the IPv4 ones.
     let listens: Vec<String> =
         (0..3).map(|i| format!("[{}]:8080", rip6(i))).chain((0..3).map(|i| format!("{}:8080", rip(i)))).collect();
@@ -141,7 +116,7 @@ fn fnat_over_ipv6_rotates_the_servers_which_see_the_local_address_while_ipv4_run
 #[test]
 fn over_ipv6_fnat_a_100_mb_download_arrives_intact_the_toa_carries_the_client_and_wrk_opens_1000_connections() {
     let mut topo = Topology::start("d6", Options { servers: 1, ..Options::default() });
-    add_ipv6(&topo);
+    topo.add_ipv6();
     let _nginx = nginx6(&topo, true);
     let file = topo.www().join("big");
     random_file(&file, "100000000");
@@ -195,7 +170,7 @@ fn over_ipv6_fnat_a_100_mb_download_arrives_intact_the_toa_carries_the_client_an
 #[test]
 fn nat_over_ipv6_keeps_the_client_address() {
     let mut topo = Topology::start("n6", Options::default());
-    add_ipv6(&topo);
+    topo.add_ipv6();
     topo.servers.ip(&["-6", "route", "add", "default", "via", GW_SERVERS6]);
     let _nginx = nginx6(&topo, false);
     let svc = format!("[{VIP6}]:80");
@@ -219,7 +194,7 @@ fn nat_over_ipv6_keeps_the_client_address() {
 #[test]
 fn dr_over_ipv6_sends_the_client_packet_unchanged_and_replies_bypass_the_gateway() {
     let mut topo = Topology::start("r6", Options { servers: 1, bypass: true, ..Options::default() });
-    add_ipv6(&topo);
+    topo.add_ipv6();
     servers_hold_the_vip6_and_reply_on_the_bypass(&topo);
     let (bc, _) = topo.bypass_ifs();
     let _nginx = topo.nginx_on(&[format!("[{VIP6}]:80")], true);
@@ -260,7 +235,7 @@ fn servers_hold_the_vip6_and_reply_on_the_bypass(topo: &Topology) {
 #[test]
 fn tun_over_ipv6_encapsulates_to_a_user_space_decapsulator_and_replies_bypass_the_gateway() {
     let mut topo = Topology::start("t6", Options { servers: 1, bypass: true, ..Options::default() });
-    add_ipv6(&topo);
+    topo.add_ipv6();
     servers_hold_the_vip6_and_reply_on_the_bypass(&topo);
     let tun_if = format!("{}t", topo.id());
     let decap = topo.servers.spawn("ipip-decap", env!("CARGO_BIN_EXE_ipip_decap"), &[&tun_if]);
@@ -298,7 +273,7 @@ fn tun_over_ipv6_encapsulates_to_a_user_space_decapsulator_and_replies_bypass_th
 #[test]
 fn udp_over_ipv6_fnat_answers_each_datagram() {
     let mut topo = Topology::start("u6", Options { servers: 1, ..Options::default() });
-    add_ipv6(&topo);
+    topo.add_ipv6();
     // A UDP echo server on the real server, answering with its own prefix.
     let server = format!(
         "import socket\ns = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\ns.bind(('{}', 5353))\n\
@@ -336,7 +311,7 @@ fn udp_over_ipv6_fnat_answers_each_datagram() {
 fn with_kernel_interfaces_an_ipv6_vip_is_served_only_while_held_and_the_gateways_own_tcp_reaches_the_kernel() {
     let mut topo =
         Topology::start("k6", Options { servers: 1, director_netns: true, kernel: true, ..Options::default() });
-    add_ipv6(&topo);
+    topo.add_ipv6();
     let director = topo.director();
     // The gateway's own IPv6 address on its kernel interface too, as the
     // configuration file's "addrs" puts it there.
@@ -391,7 +366,7 @@ fn a_narrower_link_toward_the_client_gets_packet_too_big_and_the_download_still_
     // 1500, the gateway answers packet too big, the server's kernel lowers
     // its path MTU, and the transfer goes on (IPv6 is never fragmented on the way).
     let mut topo = Topology::start("p6", Options { servers: 1, client_port_mtu: Some(1280), ..Options::default() });
-    add_ipv6(&topo);
+    topo.add_ipv6();
     let _nginx = nginx6(&topo, true);
     let file = topo.www().join("mid");
     random_file(&file, "5000000");
@@ -426,7 +401,7 @@ fn a_narrower_link_toward_the_client_gets_packet_too_big_and_the_download_still_
 fn bad_ipv6_packets_are_counted_by_reason_and_good_traffic_continues() {
     const COPIES: u64 = 5;
     let mut topo = Topology::start("b6", Options { servers: 1, ..Options::default() });
-    add_ipv6(&topo);
+    topo.add_ipv6();
     let _nginx = nginx6(&topo, false);
     let svc = format!("[{VIP6}]:80");
     topo.gwctl_line(&format!("-A -t {svc} -s rr"));
@@ -517,7 +492,7 @@ fn synproxy_over_ipv6_fnat_curl_and_a_20_mb_download() {
     // The servers announce window scale 7, the proxy's default (see
     // tests/synproxy.rs); the IPv4 sysctl holds for IPv6 TCP too.
     topo.servers.sysctl("net.ipv4.tcp_rmem", "4096 131072 6291456");
-    add_ipv6(&topo);
+    topo.add_ipv6();
     let _nginx = nginx6(&topo, true);
     let file = topo.www().join("big");
     random_file(&file, "20000000");
@@ -575,7 +550,7 @@ const LIP64: &str = "192.168.1.201";
 #[test]
 fn nat64_an_ipv6_only_client_reaches_ipv4_servers_through_an_ipv6_vip() {
     let mut topo = Topology::start("n64", Options { servers: 2, ..Options::default() });
-    add_ipv6(&topo);
+    topo.add_ipv6();
     // The client speaks IPv6 only; the servers IPv4 only (nginx on their IPv4 addresses).
     topo.client.ip(&["-4", "addr", "flush", "dev", &topo.client_if]);
     let _nginx = topo.nginx_on(&[format!("{}:8080", rip(0)), format!("{}:8080", rip(1))], true);
@@ -682,7 +657,7 @@ fn nat64_a_narrower_client_link_gets_the_ipv4_server_fragmentation_needed_and_th
     // (fragmentation needed, MTU 1260: IPv6's header is 20 bytes longer),
     // whose kernel lowers its path MTU, and the transfer goes on.
     let mut topo = Topology::start("m64", Options { servers: 1, client_port_mtu: Some(1280), ..Options::default() });
-    add_ipv6(&topo);
+    topo.add_ipv6();
     let _nginx = topo.nginx_on(&[format!("{}:8080", rip(0))], true);
     let file = topo.www().join("mid");
     random_file(&file, "5000000");

@@ -23,7 +23,7 @@ use super::state::{Direction, State};
 use super::table::{Conn, ConnId, ConnTable, InsertError, NewConn, NO_TEMPLATE};
 use crate::model::laddr::{LaddrPools, PortPartition, TakeError};
 use crate::model::persist::{PersistTable, TemplateKey};
-use crate::model::{ForwardMethod, Protocol, Snapshot};
+use crate::model::{ForwardMethod, Protocol, ServiceKey, Snapshot};
 use crate::sched::{Flow, Schedulers};
 use crate::sync::queue::Refusal;
 use crate::sync::record::{close_rank, Synced};
@@ -31,21 +31,42 @@ use crate::sync::wire::SyncFamily;
 use crate::sync::BACKUP_GRACE_SECS;
 use crate::wire::proxy_protocol::Version;
 
-/// Whether a service of `snap` sends PROXY protocol headers.
-fn sends_proxy_headers(snap: &Snapshot) -> bool {
-    snap.services().iter().any(|s| s.spec().proxy_protocol.is_some())
+/// Whether a service of `snap` of family `A` sends PROXY protocol headers (only such a
+/// service's connections are in a table of that family).
+fn sends_proxy_headers<A: Family>(snap: &Snapshot) -> bool {
+    snap.services().iter().any(|s| {
+        s.spec().proxy_protocol.is_some()
+            && matches!(s.key(), ServiceKey::Inet { addr, .. } if A::from_ip(addr).is_some())
+    })
 }
 
-/// The PROXY header state of a new connection of a service sending `version`: TCP over
-/// IPv4 only (the service's validation refuses the rest).
+/// The PROXY header state of a new connection of a service sending `version`: TCP, its
+/// client and virtual service of one family, IPv4 or IPv6 (the service's validation
+/// refuses the rest). Every new connection asks; only those of such a service go on,
+/// out of line, so the others' path holds none of it.
+#[inline(always)]
 fn proxy_header(
     version: Option<Version>,
     proto: Protocol,
     client: (IpAddr, u16),
     virtual_service: (IpAddr, u16),
 ) -> Option<HeaderState> {
-    match (version?, proto, client.0, virtual_service.0) {
+    header_state(version?, proto, client, virtual_service)
+}
+
+#[cold]
+#[inline(never)]
+fn header_state(
+    version: Version,
+    proto: Protocol,
+    client: (IpAddr, u16),
+    virtual_service: (IpAddr, u16),
+) -> Option<HeaderState> {
+    match (version, proto, client.0, virtual_service.0) {
         (v, Protocol::Tcp, IpAddr::V4(c), IpAddr::V4(vs)) => {
+            Some(HeaderState::new(v, (c, client.1), (vs, virtual_service.1)))
+        }
+        (v, Protocol::Tcp, IpAddr::V6(c), IpAddr::V6(vs)) => {
             Some(HeaderState::new(v, (c, client.1), (vs, virtual_service.1)))
         }
         _ => None,
@@ -112,7 +133,7 @@ impl<A: Family> Director<A> {
         pools.sync(&snap);
         let mut conns = ConnTable::new(cfg.conn_capacity, now);
         conns.set_timeouts(snap.timeouts());
-        if sends_proxy_headers(&snap) {
+        if sends_proxy_headers::<A>(&snap) {
             conns.enable_proxy_headers();
         }
         Director {
@@ -153,7 +174,7 @@ impl<A: Family> Director<A> {
         self.scheds.switch(&self.snap, &new);
         self.pools.sync(&new);
         self.conns.set_timeouts(new.timeouts());
-        if sends_proxy_headers(&new) {
+        if sends_proxy_headers::<A>(&new) {
             self.conns.enable_proxy_headers();
         }
         self.snap = new;

@@ -39,11 +39,12 @@
 //! allocates only once some service of the snapshot uses the PROXY protocol
 //! ([`crate::conn::ConnTable::enable_proxy_headers`]). Connections of other
 //! services never touch it, and a gateway without such services pays nothing.
-
-use std::net::{Ipv4Addr, SocketAddrV4};
+//! IPv6's table (128-byte entries) keeps its connections' state the same way,
+//! allocated once an IPv6 service uses the PROXY protocol: the state is the
+//! same 8 bytes for either family (a TCP6 v1 line is 104 bytes at most).
 
 use super::state::tcp_flags;
-use crate::wire::proxy_protocol::{Repr, Version};
+use crate::wire::proxy_protocol::{ProxyAddr, Repr, Version};
 
 const ISN_KNOWN: u8 = 1;
 const ACKED: u8 = 2;
@@ -81,8 +82,10 @@ pub struct Outbound {
 }
 
 impl HeaderState {
-    /// The state of a new connection from `client` to `virtual_service`.
-    pub fn new(version: Version, client: (Ipv4Addr, u16), virtual_service: (Ipv4Addr, u16)) -> HeaderState {
+    /// The state of a new connection from `client` to `virtual_service`,
+    /// of either family (the header's length is all it keeps of them: at
+    /// most 104 bytes, a v1 line for IPv6).
+    pub fn new<A: ProxyAddr>(version: Version, client: (A, u16), virtual_service: (A, u16)) -> HeaderState {
         let repr = repr(version, client, virtual_service);
         HeaderState { start: 0, len: repr.len() as u8, bits: if version == Version::V2 { V2 } else { 0 } }
     }
@@ -173,16 +176,14 @@ impl HeaderState {
 }
 
 /// The header of the connection from `client` to `virtual_service`.
-pub fn repr(version: Version, client: (Ipv4Addr, u16), virtual_service: (Ipv4Addr, u16)) -> Repr {
-    Repr {
-        version,
-        src: SocketAddrV4::new(client.0, client.1),
-        dst: SocketAddrV4::new(virtual_service.0, virtual_service.1),
-    }
+pub fn repr<A: ProxyAddr>(version: Version, client: (A, u16), virtual_service: (A, u16)) -> Repr<A> {
+    Repr { version, src: client, dst: virtual_service }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
     use super::*;
     use crate::wire::tcp::flags::{ACK, FIN, PSH, RST, SYN};
 
@@ -196,6 +197,14 @@ mod tests {
         assert_eq!(HeaderState::new(Version::V1, CLIENT, VS).len(), 43);
         assert_eq!(HeaderState::new(Version::V1, CLIENT, VS).version(), Version::V1);
         assert_eq!(HeaderState::new(Version::V2, CLIENT, VS).version(), Version::V2);
+        let client6 = (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10), 40000);
+        let vs6 = (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), 80);
+        assert_eq!(HeaderState::new(Version::V2, client6, vs6).len(), 52);
+        // "PROXY TCP6 2001:db8::10 2001:db8::1 40000 80\r\n"
+        assert_eq!(HeaderState::new(Version::V1, client6, vs6).len(), 46);
+        // The longest v1 line still fits the state's byte.
+        let full = (Ipv6Addr::from([0xfe; 16]), 65535);
+        assert_eq!(HeaderState::new(Version::V1, full, full).len(), 104);
     }
 
     #[test]

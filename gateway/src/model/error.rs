@@ -115,12 +115,6 @@ pub enum ConfigError {
         service: ServiceKey,
         other: ServiceKey,
     },
-    /// A feature the IPv6 datapath does not have yet, asked of an IPv6 service (`what`
-    /// names it as the operator gave it).
-    NotForIpv6 {
-        service: ServiceKey,
-        what: &'static str,
-    },
 }
 
 impl fmt::Display for ConfigError {
@@ -208,9 +202,6 @@ impl fmt::Display for ConfigError {
                 "local address {laddr} of service {service} is a local address of service {other} too: an IPv4 \
                  local address serves IPv4 services or NAT64 ones, not both (each has its own port pools)"
             ),
-            NotForIpv6 { service, what } => {
-                write!(f, "{what} is not available for IPv6 services yet ({service})")
-            }
             ProxyProtocolBypassed { service, dest, method } => {
                 let how = match method {
                     ForwardMethod::Tunnel => "tunnelled (-i)",

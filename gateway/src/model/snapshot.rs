@@ -558,9 +558,6 @@ fn validate_service(spec: &ServiceSpec) -> Result<(), ConfigError> {
     if spec.proxy_protocol.is_some() && !matches!(spec.key, ServiceKey::Inet { proto: Protocol::Tcp, .. }) {
         return Err(ConfigError::ProxyProtocolNotTcp(spec.key));
     }
-    if matches!(spec.key, ServiceKey::Inet { addr: IpAddr::V6(_), .. }) && spec.proxy_protocol.is_some() {
-        return Err(ConfigError::NotForIpv6 { service: spec.key, what: "the PROXY protocol (--proxy-protocol)" });
-    }
     if let Some(p) = spec.persistence {
         if p.timeout == 0 {
             return Err(ConfigError::PersistenceTimeoutZero);
@@ -750,16 +747,28 @@ mod tests {
     }
 
     #[test]
-    fn what_the_ipv6_datapath_lacks_is_refused_for_ipv6_services_by_name() {
+    fn ipv6_services_take_ipv4s_features_under_ipv4s_rules() {
         let v6 = ServiceKey::tcp(ip("2001:db8::100"), 80);
         let mut ed = Snapshot::empty().edit();
-        let refused = ed.add_service(ServiceSpec {
-            proxy_protocol: Some(crate::wire::proxy_protocol::Version::V2),
-            ..ServiceSpec::new(v6)
-        });
+        // The PROXY protocol: TCP, and replies through the gateway.
+        let v2 = Some(crate::wire::proxy_protocol::Version::V2);
+        let pp6 = ServiceKey::tcp(ip("2001:db8::102"), 80);
+        ed.add_service(ServiceSpec { proxy_protocol: v2, ..ServiceSpec::new(pp6) }).unwrap();
+        for method in [ForwardMethod::FullNat, ForwardMethod::Masq] {
+            ed.add_dest(&pp6, DestSpec::new(ip("2001:db8:1::10"), 80).with_method(method)).unwrap();
+            ed.delete_dest(&pp6, ip("2001:db8:1::10"), 80).unwrap();
+        }
         assert_eq!(
-            refused.unwrap_err().to_string(),
-            "the PROXY protocol (--proxy-protocol) is not available for IPv6 services yet (TCP [2001:db8::100]:80)"
+            ed.add_dest(&pp6, DestSpec::new(ip("2001:db8:1::10"), 80).with_method(ForwardMethod::DirectRoute))
+                .unwrap_err()
+                .to_string(),
+            "the PROXY protocol on TCP [2001:db8::102]:80 needs the replies to pass the gateway, but real server \
+             [2001:db8:1::10]:80 is direct-routed (-g): use masquerading (-m) or fullnat (-b)"
+        );
+        let udp_pp6 = ServiceKey::Inet { proto: Protocol::Udp, addr: ip("2001:db8::102"), port: 53 };
+        assert_eq!(
+            ed.add_service(ServiceSpec { proxy_protocol: v2, ..ServiceSpec::new(udp_pp6) }),
+            Err(ConfigError::ProxyProtocolNotTcp(udp_pp6))
         );
         // The SYN proxy is there for IPv6, under IPv4's rules: TCP, and
         // replies through the gateway.

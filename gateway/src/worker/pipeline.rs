@@ -21,7 +21,8 @@
 //!   interface instead of being dropped.
 //! - [`synproxy`]: the SYN proxy's handshakes; [`synproxy6`] for IPv6.
 //! - [`probe`]: the health checker's probes, sent and answered.
-//! - [`proxy_protocol`]: the packets of connections sending a PROXY protocol header.
+//! - [`proxy_protocol`]: the packets of connections sending a PROXY protocol
+//!   header, IPv4 or IPv6.
 //!
 //! The verbs: a frame is *forwarded* when it passes through as a packet of a
 //! connection (rewritten, then sent); it is *sent* when it leaves: `send_via`

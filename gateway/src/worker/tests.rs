@@ -1183,8 +1183,8 @@ mod synproxy {
         resolve(&mut w, &mut io, 1000);
         let header = crate::wire::proxy_protocol::Repr {
             version: crate::wire::proxy_protocol::Version::V2,
-            src: std::net::SocketAddrV4::new(CLIENT, 40000),
-            dst: std::net::SocketAddrV4::new(VIP, 80),
+            src: (CLIENT, 40000),
+            dst: (VIP, 80),
         };
         let mut buf = [0; crate::wire::proxy_protocol::MAX_LEN];
         let len = header.emit(&mut buf);
@@ -2705,11 +2705,8 @@ mod proxy_header {
             assert_checksums_valid(&sent[0].1);
             assert_eq!(seq_ack(&sent[0].1), (start, 7001));
             assert_eq!(payload(&sent[0].1), hdr);
-            let (repr, len) = Repr::parse(&payload(&sent[0].1)).unwrap();
-            assert_eq!(
-                (repr.src.to_string(), repr.dst.to_string(), len),
-                ("10.0.0.1:40000".into(), "10.0.0.100:80".into(), hdr.len())
-            );
+            let (repr, len) = Repr::<Ipv4Addr>::parse(&payload(&sent[0].1)).unwrap();
+            assert_eq!((repr.src, repr.dst, len), ((CLIENT, 40000), (VIP, 80), hdr.len()));
 
             // The request, before the server acknowledged the header: it
             // carries the same header again, and again when retransmitted.
@@ -3692,5 +3689,328 @@ mod ipv6 {
         w.process(ns(MAC_CLIENT, CLIENT6, other), 0, 1000, &mut io);
         assert!(io.take_sent().is_empty());
         assert_eq!(w.counters().nd_advertisements.get(), 0);
+    }
+
+    /// Connections of an IPv6 service sending a PROXY protocol header: the
+    /// IPv4 tests' cases ([`super::super::proxy_header`]) over IPv6, with
+    /// the TCP6 headers' bytes.
+    mod proxy_header {
+        use super::*;
+        use crate::wire::proxy_protocol::{Repr, Version};
+
+        const ISN: u32 = 0xffff_fff0;
+        /// `PROXY TCP6 <CLIENT6> <VIP6> 40000 80`.
+        const V1: &[u8] = b"PROXY TCP6 2001:db8::1 2001:db8::100 40000 80\r\n";
+        const V2: [u8; 52] = [
+            0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, // signature
+            0x21, 0x21, 0x00, 0x24, // v2 PROXY, TCP over IPv6, 36 bytes follow
+            0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x01, // CLIENT6
+            0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00, // VIP6
+            0x9c, 0x40, 0x00, 0x50, // 40000, 80
+        ];
+
+        fn header(version: Version) -> &'static [u8] {
+            match version {
+                Version::V1 => V1,
+                Version::V2 => &V2,
+            }
+        }
+
+        /// [`services6`] with `version` (and the SYN proxy if `synproxy`) on
+        /// [VIP6]:80, the client's address learned.
+        fn sending6(method: ForwardMethod, version: Version, synproxy: bool) -> (Worker<BufFrame>, Recorder) {
+            let mut cfg = WorkerConfig::new(0, 1);
+            cfg.conn_capacity = 1024;
+            cfg.template_capacity = 64;
+            cfg.synproxy.seed = *b"worker-test-seed";
+            let key = ServiceKey::tcp(VIP6.into(), 80);
+            let mut ed = services6(method).edit();
+            let spec = *ed.current().service(ed.current().service_id(&key).unwrap()).spec();
+            ed.edit_service(ServiceSpec { proxy_protocol: Some(version), synproxy, ..spec }).unwrap();
+            let mut w = Worker::new(&cfg, ed.finish(), net6(1500), 1000).unwrap();
+            let mut io = Recorder::default();
+            client_resolves_the_vip(&mut w, &mut io);
+            (w, io)
+        }
+
+        fn tcp6(b: &[u8]) -> TcpPacket<&[u8]> {
+            TcpPacket::new_checked(&b[54..]).unwrap()
+        }
+
+        fn seq_ack6(b: &[u8]) -> (u32, u32) {
+            (tcp6(b).seq_number(), tcp6(b).ack_number())
+        }
+
+        fn payload6(b: &[u8]) -> Vec<u8> {
+            tcp6(b).payload().to_vec()
+        }
+
+        /// The addresses and ports of an IPv6 TCP frame, its checksum checked.
+        fn ends6(b: &[u8]) -> ((Ipv6Addr, u16), (Ipv6Addr, u16)) {
+            let ip = ip6(b);
+            let (src, dst) = (ip.src_addr(), ip.dst_addr());
+            assert_eq!(usize::from(ip.payload_len()), b.len() - 54, "the payload length follows the segment");
+            let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+            assert!(tcp.verify_checksum_v6(src, dst), "tcp checksum");
+            ((src, tcp.src_port()), (dst, tcp.dst_port()))
+        }
+
+        fn client6(w: &mut Worker<BufFrame>, io: &mut Recorder, frame: Vec<u8>) -> Vec<(u16, Vec<u8>)> {
+            w.process(on_wire(MAC_CLIENT, MAC_PORT0, &frame), 0, 1000, io);
+            io.take_sent()
+        }
+
+        fn server6(w: &mut Worker<BufFrame>, io: &mut Recorder, frame: Vec<u8>) -> Vec<(u16, Vec<u8>)> {
+            w.process(on_wire(MAC_RS1, MAC_PORT1, &frame), 1, 1000, io);
+            io.take_sent()
+        }
+
+        /// The SYN and SYN-ACK: returns where the server's segments go (the
+        /// local address and port, or the client's, NAT).
+        fn handshake6(w: &mut Worker<BufFrame>, io: &mut Recorder, method: ForwardMethod) -> (Ipv6Addr, u16) {
+            let syn = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), ISN, 0, flags::SYN, &[2, 4, 5, 0xa0], b"");
+            let out = server_resolved(w, io, syn);
+            let (from, to) = ends6(&out);
+            assert_eq!(to, (RS6, 8080));
+            assert_eq!(from.0, if method == ForwardMethod::FullNat { LIP6 } else { CLIENT6 });
+            assert_eq!(seq_ack6(&out).0, ISN, "the SYN passes unshifted");
+            assert_eq!(tcp6(&out).header_len(), 24, "no TOA with the PROXY protocol");
+            let synack = tcp_frame_v6((RS6, 8080), from, 7000, ISN.wrapping_add(1), flags::SYN | flags::ACK, &[], b"");
+            let sent = server6(w, io, synack);
+            assert_eq!(sent.len(), 1, "{sent:?}");
+            assert_eq!(ends6(&sent[0].1), ((VIP6, 80), (CLIENT6, 40000)));
+            assert_eq!(seq_ack6(&sent[0].1), (7000, ISN.wrapping_add(1)), "the client's ISN acknowledged");
+            from
+        }
+
+        #[test]
+        fn the_tcp6_header_goes_before_the_first_byte_and_the_numbers_shift() {
+            for method in [ForwardMethod::FullNat, ForwardMethod::Masq] {
+                for version in [Version::V1, Version::V2] {
+                    let (mut w, mut io) = sending6(method, version, false);
+                    let hdr = header(version);
+                    let n = hdr.len() as u32;
+                    let to = handshake6(&mut w, &mut io, method);
+                    let start = ISN.wrapping_add(1);
+                    let from_client = (to.0, if method == ForwardMethod::FullNat { to.1 } else { 40000 });
+
+                    // The ACK completing the handshake carries the header.
+                    let ack = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), start, 7001, flags::ACK, &[], b"");
+                    let sent = client6(&mut w, &mut io, ack);
+                    assert_eq!(sent.len(), 1, "{method:?} {version}");
+                    assert_eq!(ends6(&sent[0].1), (from_client, (RS6, 8080)));
+                    assert_eq!(seq_ack6(&sent[0].1), (start, 7001));
+                    assert_eq!(payload6(&sent[0].1), hdr, "{method:?} {version}");
+                    let (repr, len) = Repr::<Ipv6Addr>::parse(&payload6(&sent[0].1)).unwrap();
+                    assert_eq!((repr.src, repr.dst, len), ((CLIENT6, 40000), (VIP6, 80), hdr.len()));
+
+                    // The request and its retransmission: the same header again.
+                    let request =
+                        tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), start, 7001, flags::ACK | flags::PSH, &[], b"GET /");
+                    for _ in 0..2 {
+                        let sent = client6(&mut w, &mut io, request.clone());
+                        ends6(&sent[0].1);
+                        assert_eq!(seq_ack6(&sent[0].1), (start, 7001));
+                        assert_eq!(payload6(&sent[0].1), [hdr, b"GET /"].concat());
+                    }
+
+                    // Part of the header acknowledged: none of the client's bytes.
+                    let partial = tcp_frame_v6((RS6, 8080), to, 7001, start.wrapping_add(3), flags::ACK, &[], b"");
+                    let sent = server6(&mut w, &mut io, partial);
+                    assert_eq!(ends6(&sent[0].1), ((VIP6, 80), (CLIENT6, 40000)));
+                    assert_eq!(seq_ack6(&sent[0].1), (7001, start));
+
+                    // Header and request acknowledged, a block SACKed: both shifted back.
+                    let edge = start.wrapping_add(n + 100);
+                    let sack = [&[1, 1, 5, 10][..], &edge.to_be_bytes(), &edge.wrapping_add(10).to_be_bytes()].concat();
+                    let reply =
+                        tcp_frame_v6((RS6, 8080), to, 7001, start.wrapping_add(n + 5), flags::ACK, &sack, b"200 OK");
+                    let sent = server6(&mut w, &mut io, reply);
+                    let b = &sent[0].1;
+                    assert_eq!(ends6(b), ((VIP6, 80), (CLIENT6, 40000)));
+                    assert_eq!(seq_ack6(b), (7001, start.wrapping_add(5)));
+                    let blocks: Vec<(u32, u32)> = tcp6(b)
+                        .option_iter()
+                        .find_map(|o| match o {
+                            Ok((_, TcpOption::Sack(blocks))) => Some(blocks.iter().collect()),
+                            _ => None,
+                        })
+                        .unwrap();
+                    assert_eq!(blocks, [(start.wrapping_add(100), start.wrapping_add(110))]);
+
+                    // From now on shifts only, even at the start.
+                    for (seq, data) in [(start, &b"GET /"[..]), (start.wrapping_add(5), &b""[..])] {
+                        let f = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), seq, 7007, flags::ACK, &[], data);
+                        let sent = client6(&mut w, &mut io, f);
+                        ends6(&sent[0].1);
+                        assert_eq!(seq_ack6(&sent[0].1), (seq.wrapping_add(n), 7007));
+                        assert_eq!(payload6(&sent[0].1), data);
+                    }
+                    let c = w.counters();
+                    assert_eq!(
+                        (c.proxy_headers_inserted.get(), c.proxy_headers_alone.get(), c.total_drops()),
+                        (3, 0, 0),
+                        "{method:?} {version}"
+                    );
+                    assert_eq!(w.director().conns().len(), 0, "IPv4's table is untouched");
+                }
+            }
+        }
+
+        #[test]
+        fn a_full_first_segment_follows_its_tcp6_header_sent_alone() {
+            let (mut w, mut io) = sending6(ForwardMethod::FullNat, Version::V2, false);
+            handshake6(&mut w, &mut io, ForwardMethod::FullNat);
+            let start = ISN.wrapping_add(1);
+            // 1500 bytes of IPv6 packet: no room for 52 more.
+            let full = vec![0x42; 1500 - 40 - 20];
+            let f = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), start, 7001, flags::ACK | flags::PSH, &[], &full);
+            let sent = client6(&mut w, &mut io, f.clone());
+            assert_eq!(sent.len(), 2, "the header's own segment, then the data");
+            for (port, b) in &sent {
+                assert_eq!(*port, 1);
+                assert_eq!(ends6(b).1, (RS6, 8080));
+                assert!(b.len() <= 14 + 1500);
+            }
+            assert_eq!(seq_ack6(&sent[0].1), (start, 7001));
+            assert_eq!(payload6(&sent[0].1), V2);
+            assert_eq!(tcp6(&sent[0].1).flags(), flags::ACK | flags::PSH);
+            assert_eq!(seq_ack6(&sent[1].1), (start.wrapping_add(52), 7001));
+            assert_eq!(payload6(&sent[1].1), full);
+            assert_eq!(w.counters().proxy_headers_alone.get(), 1);
+
+            io.no_mbufs = true;
+            assert!(client6(&mut w, &mut io, f).is_empty());
+            assert_eq!(w.counters().proxy_headers_refused_no_mbuf.get(), 1);
+        }
+
+        #[test]
+        fn a_tcp6_syn_with_data_goes_without_it_and_a_fin_carries_the_header() {
+            let (mut w, mut io) = sending6(ForwardMethod::FullNat, Version::V1, false);
+            let opts = [2, 4, 5, 0xa0, 34, 2, 1, 1];
+            let syn = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), ISN, 0, flags::SYN, &opts, b"GET /");
+            let out = server_resolved(&mut w, &mut io, syn);
+            ends6(&out);
+            assert_eq!(seq_ack6(&out).0, ISN);
+            assert!(payload6(&out).is_empty(), "the data would come before the header");
+            assert_eq!(w.counters().proxy_syn_data_stripped.get(), 1);
+            let to = ends6(&out).0;
+            let synack = tcp_frame_v6((RS6, 8080), to, 7000, ISN.wrapping_add(1), flags::SYN | flags::ACK, &[], b"");
+            server6(&mut w, &mut io, synack);
+            let start = ISN.wrapping_add(1);
+            let fin = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), start, 7001, flags::ACK | flags::FIN, &[], b"");
+            let sent = client6(&mut w, &mut io, fin);
+            ends6(&sent[0].1);
+            assert_eq!(tcp6(&sent[0].1).flags(), flags::ACK | flags::FIN);
+            assert_eq!(payload6(&sent[0].1), V1);
+        }
+
+        #[test]
+        fn an_icmpv6_error_from_the_servers_side_quotes_the_clients_numbers() {
+            let (mut w, mut io) = sending6(ForwardMethod::FullNat, Version::V2, false);
+            let to = handshake6(&mut w, &mut io, ForwardMethod::FullNat);
+            let start = ISN.wrapping_add(1);
+            client6(&mut w, &mut io, tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), start, 7001, flags::ACK, &[], b""));
+            let later =
+                tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), start.wrapping_add(100), 7001, flags::ACK, &[], b"more");
+            let sent = client6(&mut w, &mut io, later);
+            assert_eq!(seq_ack6(&sent[0].1).0, start.wrapping_add(152));
+            // A router on the servers' side: packet too big for that segment.
+            let router = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x99);
+            let ptb = icmpv6::msg_type::PACKET_TOO_BIG;
+            let too_big = build::icmpv6_error(router, to.0, ptb, 0, 1280, &sent[0].1[14..], 1232);
+            let out = server6(&mut w, &mut io, too_big);
+            assert_eq!(out.len(), 1, "{out:?}");
+            let (port, b) = &out[0];
+            assert_eq!(*port, 0);
+            let ip = ip6(b);
+            assert_eq!((ip.src_addr(), ip.dst_addr()), (VIP6, CLIENT6), "from the VIP, as the connection's packets");
+            let msg = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+            assert!(msg.verify_checksum(VIP6, CLIENT6));
+            let quoted = Ipv6Packet::new_checked(msg.data()).unwrap();
+            assert_eq!((quoted.src_addr(), quoted.dst_addr()), (CLIENT6, VIP6));
+            let seq = TcpPacket::new_unchecked(quoted.payload()).seq_number();
+            assert_eq!(seq, start.wrapping_add(100), "the client's own sequence number");
+        }
+
+        #[test]
+        fn the_syn_proxy_and_the_tcp6_header_shift_together() {
+            let (mut w, mut io) = sending6(ForwardMethod::FullNat, Version::V2, true);
+            let (cookie, our_tsval) = cookie_syn_ack6(&mut w, &mut io);
+            let ack = tcp_frame_v6(
+                (CLIENT6, 40000),
+                (VIP6, 80),
+                ISN6 + 1,
+                cookie + 1,
+                flags::ACK,
+                &ts6(5001, our_tsval),
+                b"",
+            );
+            let syn = server_resolved(&mut w, &mut io, from_client(&ack));
+            let (lip, _) = ends6(&syn);
+            assert_eq!((tcp6(&syn).flags(), tcp6(&syn).seq_number()), (flags::SYN, ISN6));
+            assert!(payload6(&syn).is_empty());
+            let request = tcp_frame_v6(
+                (CLIENT6, 40000),
+                (VIP6, 80),
+                ISN6 + 1,
+                cookie + 1,
+                flags::ACK | flags::PSH,
+                &ts6(5002, our_tsval),
+                b"GET /",
+            );
+            assert!(client6(&mut w, &mut io, request).is_empty(), "held until the server answers");
+
+            // The server's SYN-ACK: the client's ACK and request follow, both
+            // starting at the client's ISN + 1, both with the header.
+            let synack = tcp_frame_v6(
+                (RS6, 8080),
+                lip,
+                SERVER_ISN6,
+                ISN6 + 1,
+                flags::SYN | flags::ACK,
+                &ts6(SERVER_TSVAL6, 5001),
+                b"",
+            );
+            let sent = server6(&mut w, &mut io, synack);
+            assert_eq!(sent.len(), 2, "{sent:?}");
+            for (i, (_, b)) in sent.iter().enumerate() {
+                assert_eq!(ends6(b), (lip, (RS6, 8080)));
+                assert_eq!(seq_ack6(b), (ISN6 + 1, SERVER_ISN6 + 1), "segment {i}");
+                assert_eq!(tsopt6(b).1, SERVER_TSVAL6, "segment {i}");
+                let want = if i == 0 { V2.to_vec() } else { [&V2[..], b"GET /"].concat() };
+                assert_eq!(payload6(b), want, "segment {i}");
+            }
+
+            // The answer: our numbering toward the client, the header taken off its ack.
+            let reply = tcp_frame_v6(
+                (RS6, 8080),
+                lip,
+                SERVER_ISN6 + 1,
+                ISN6 + 1 + 52 + 5,
+                flags::ACK | flags::PSH,
+                &ts6(SERVER_TSVAL6 + 10, 5002),
+                b"HTTP/1.1 200 OK",
+            );
+            let sent = server6(&mut w, &mut io, reply);
+            let b = &sent[0].1;
+            assert_eq!(ends6(b), ((VIP6, 80), (CLIENT6, 40000)));
+            assert_eq!(seq_ack6(b), (cookie + 1, ISN6 + 6));
+            assert_eq!(tsopt6(b), (our_tsval + 10, 5002));
+
+            // A later client segment: the cookie's delta on its ack, the header's on its seq.
+            let more = tcp_frame_v6(
+                (CLIENT6, 40000),
+                (VIP6, 80),
+                ISN6 + 6,
+                cookie + 16,
+                flags::ACK,
+                &ts6(5003, our_tsval + 10),
+                b"x",
+            );
+            let sent = client6(&mut w, &mut io, more);
+            assert_eq!(seq_ack6(&sent[0].1), (ISN6 + 6 + 52, SERVER_ISN6 + 16));
+            assert_eq!(w.counters().proxy_headers_inserted.get(), 2);
+        }
     }
 }

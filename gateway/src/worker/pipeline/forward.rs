@@ -11,7 +11,7 @@ use crate::frame::Frame;
 use crate::model::Protocol;
 use crate::net::icmp::error_destination;
 use crate::net::{KernelClass, NextHop, Queued};
-use crate::wire::classify::icmp_error_inner;
+use crate::wire::classify::{icmp_error_inner, IcmpQuote};
 use crate::wire::{ip_proto, ipv4, DropReason, Ipv4Meta};
 use crate::worker::counters::Discard;
 use crate::xmit::icmp_error::{IcmpErrorRewrite, OriginatedError};
@@ -225,7 +225,8 @@ impl<F: Frame> Worker<F> {
         // From the server's side, about a client segment a PROXY header
         // shifted: its quote goes back into the client's numbering.
         let header = dir == Direction::Out && c.has_proxy_header();
-        let inner_seq_delta = match header.then(|| quoted_tcp_seq(&frame, &meta)).flatten() {
+        let quote = || icmp_error_inner(frame.data(), &meta).ok().and_then(|q| quoted_tcp_seq(frame.data(), &q));
+        let inner_seq_delta = match header.then(quote).flatten() {
             Some(seq) => self.director.header_mut(id).map_or(0, |h| h.quoted_delta(seq)),
             None => 0,
         };
@@ -311,15 +312,14 @@ fn dont_fragment<F: Frame>(frame: &F, meta: &Ipv4Meta) -> bool {
     frame.data().get(at..at + 2).is_some_and(|b| u16::from_be_bytes([b[0], b[1]]) & ipv4::FLAG_DF != 0)
 }
 
-/// The TCP sequence number of the segment an ICMP error quotes, if it
-/// quotes one.
-fn quoted_tcp_seq<F: Frame>(frame: &F, meta: &Ipv4Meta) -> Option<u32> {
-    let quote = icmp_error_inner(frame.data(), meta).ok()?;
+/// The TCP sequence number of the segment an ICMP or ICMPv6 error quotes
+/// (`quote`, in the error's frame `data`), if it quotes one.
+pub(super) fn quoted_tcp_seq(data: &[u8], quote: &IcmpQuote) -> Option<u32> {
     if quote.tuple.protocol != ip_proto::TCP {
         return None;
     }
     let at = quote.l3_offset + quote.l3_len + crate::wire::tcp::offset::SEQ;
-    let b = frame.data().get(at..at + 4)?;
+    let b = data.get(at..at + 4)?;
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 

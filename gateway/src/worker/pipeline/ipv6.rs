@@ -10,9 +10,9 @@
 //! where IPVS's rules are the same (a TCP connection starts on a SYN, a
 //! reply to a local port goes to the worker owning it), and so does the SYN
 //! proxy's ([`super::synproxy6`]). Tunnelled servers get IPv6-in-IPv6
-//! ([`crate::xmit::tun::encapsulate_v6`]). What IPv6 services do not have
-//! yet (the PROXY protocol) the configuration refuses for them, so no packet
-//! reaches it here.
+//! ([`crate::xmit::tun::encapsulate_v6`]). A connection sending a PROXY
+//! protocol header takes IPv4's path for it ([`super::proxy_protocol`],
+//! generic over the family), out of line as IPv4's.
 //!
 //! Packets for the gateway's addresses that the datapath does not consume
 //! go to the port's kernel interface as IPv4's do ([`super::kernel`]):
@@ -23,6 +23,7 @@ use std::collections::HashSet;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
+use super::forward::quoted_tcp_seq;
 use super::local::{send_on_port, send_to_neighbour};
 use super::{Arrival, Io, Leg, Worker};
 use crate::conn::director::{Director, DirectorConfig, Refused};
@@ -39,7 +40,7 @@ use crate::wire::tcp::flags as tcp_flags;
 use crate::wire::{icmpv6_error_inner, ip_proto, DropReason, Ipv6Meta, MacAddr};
 use crate::worker::counters::{Discard, WorkerCounters};
 use crate::xmit::icmpv6_error::{error_reply_v6, OriginatedErrorV6};
-use crate::xmit::{Egress, Ends, Rewrite, Shift, ToaOutcome, TunEncapV6, XmitError};
+use crate::xmit::{Egress, Ends, IcmpErrorRewrite, Rewrite, Shift, ToaOutcome, TunEncapV6, XmitError};
 
 type AddrSet6 = HashSet<Ipv6Addr, FastBuildHasher>;
 
@@ -193,13 +194,14 @@ impl<F: Frame> Worker<F> {
     /// kernel interface's.
     fn forward_icmp6_error(&mut self, mut frame: F, mut meta: Ipv6Meta, at: Arrival, io: &mut impl Io<F>) {
         let quote = match icmpv6_error_inner(frame.data(), &meta) {
-            Ok(q) => q.tuple,
+            Ok(q) => q,
             Err(reason) => return self.discard(frame, reason.into(), io),
         };
-        let key = match (Protocol::from_number(quote.protocol), quote.src, quote.dst) {
+        let tuple = quote.tuple;
+        let key = match (Protocol::from_number(tuple.protocol), tuple.src, tuple.dst) {
             // The quote is a packet the gateway sent; its reverse is a packet of the connection.
             (Some(proto), IpAddr::V6(qsrc), IpAddr::V6(qdst)) => {
-                FlowKey { proto, src: qdst, sport: quote.dst_port, dst: qsrc, dport: quote.src_port }
+                FlowKey { proto, src: qdst, sport: tuple.dst_port, dst: qsrc, dport: tuple.src_port }
             }
             _ => return self.kernel6_or_discard(frame, KernelClass::Bulk, Discard::NoConnection, at, io),
         };
@@ -212,13 +214,21 @@ impl<F: Frame> Worker<F> {
             // NAT64: only the client's side speaks IPv6.
             return self.nat64_error_to_server(frame, meta, id, at, io);
         }
+        // From the server's side, about a client segment a PROXY header
+        // shifted: its quote goes back into the client's numbering (as IPv4's).
+        let header = dir == Direction::Out && c.has_proxy_header();
+        let inner_seq_delta = match header.then(|| quoted_tcp_seq(frame.data(), &quote)).flatten() {
+            Some(seq) => self.v6.director.header_mut(id).map_or(0, |h| h.quoted_delta(seq)),
+            None => 0,
+        };
         let to = ends.destination(dir);
         let Some((mut hop, egress)) = self.egress6(to) else {
             return self.discard(frame, Discard::NoRoute, io);
         };
         let result = match Rewrite::of(method, dir, &ends) {
             Rewrite::Translate(endpoints) => {
-                crate::xmit::icmp_error::rewrite_v6(&mut frame, &meta, &endpoints.icmp_error())
+                let rw = IcmpErrorRewrite { inner_seq_delta, ..endpoints.icmp_error() };
+                crate::xmit::icmp_error::rewrite_v6(&mut frame, &meta, &rw)
             }
             // The real server sent the quoted packet itself (from the VIP).
             Rewrite::OnLink => {
@@ -450,18 +460,63 @@ impl<F: Frame> Worker<F> {
     /// with the server is open, else rewritten for its mode and sent.
     #[inline(always)]
     fn forward6(&mut self, frame: F, meta: Ipv6Meta, leg: Leg, at: Arrival, io: &mut impl Io<F>) {
+        let c = self.v6.director.conn(leg.id);
+        // One test for both rare cases, out of line, as IPv4's.
+        if c.is_rare() {
+            return self.forward_rare6(frame, meta, leg, at, io);
+        }
+        let proxy = c.proxy();
+        self.rewrite_with6::<false>(frame, meta, leg, proxy, at, io);
+    }
+
+    /// [`Worker::forward6`] for a connection in the SYN proxy's handshake or
+    /// sending a PROXY header.
+    #[cold]
+    #[inline(never)]
+    fn forward_rare6(&mut self, frame: F, meta: Ipv6Meta, leg: Leg, at: Arrival, io: &mut impl Io<F>) {
         let proxy = self.v6.director.conn(leg.id).proxy();
         if let Proxy::Handshake(slot) = proxy {
-            // Cold and out of line: the forwarding path holds none of its code.
             return self.synproxy_handshaking6(frame, meta, leg, slot, at, io);
         }
-        self.rewrite_and_send6(frame, meta, leg, proxy, at, io);
+        self.rewrite_with6::<true>(frame, meta, leg, proxy, at, io);
     }
 
     /// Rewrites a packet of an IPv6 connection for its mode (and the SYN
     /// proxy's deltas, `proxy`), then routes and sends it.
-    #[inline(always)]
     pub(super) fn rewrite_and_send6(
+        &mut self,
+        frame: F,
+        meta: Ipv6Meta,
+        leg: Leg,
+        proxy: Proxy,
+        at: Arrival,
+        io: &mut impl Io<F>,
+    ) {
+        if self.v6.director.conn(leg.id).has_proxy_header() {
+            return self.rewrite_and_send6_with_header(frame, meta, leg, proxy, at, io);
+        }
+        self.rewrite_with6::<false>(frame, meta, leg, proxy, at, io);
+    }
+
+    /// [`Worker::rewrite_and_send6`] for a connection sending a PROXY
+    /// header: out of line, so no other connection's path holds its code.
+    #[inline(never)]
+    fn rewrite_and_send6_with_header(
+        &mut self,
+        frame: F,
+        meta: Ipv6Meta,
+        leg: Leg,
+        proxy: Proxy,
+        at: Arrival,
+        io: &mut impl Io<F>,
+    ) {
+        self.rewrite_with6::<true>(frame, meta, leg, proxy, at, io);
+    }
+
+    /// [`Worker::rewrite_and_send6`], compiled once for connections with a
+    /// PROXY header (`HEADER`) and once for the others.
+    #[inline(always)]
+    fn rewrite_with6<const HEADER: bool>(
         &mut self,
         mut frame: F,
         mut meta: Ipv6Meta,
@@ -491,6 +546,11 @@ impl<F: Frame> Worker<F> {
             return self.discard(frame, Discard::NoRoute, io);
         };
         let result = match Rewrite::of(method, dir, &ends) {
+            // Its own path: the connection's numbers shift, the header goes in.
+            Rewrite::Translate(endpoints) if HEADER => {
+                let leg = Leg { id, dir };
+                return self.forward_with_header(frame, meta, leg, proxy, endpoints, hop, egress, at, io);
+            }
             Rewrite::Translate(endpoints) => {
                 let with_toa = meta.protocol == ip_proto::TCP && before != State::Established;
                 // Two copies, as IPv4's: unproxied connections get the rewrite
