@@ -67,13 +67,93 @@ pub fn port_is_down(down: u64, port: u16) -> bool {
     1u64.checked_shl(u32::from(port)).is_some_and(|bit| down & bit != 0)
 }
 
-/// The routes of one prefix length, by network address.
-type Prefixes<A> = FastMap<<A as FamilyAddr>::Bits, Route<A>>;
+/// Up to this many routes of one prefix length are compared in turn.
+const FEW: usize = 4;
+
+/// The routes of one prefix length, by network address. A few (the usual
+/// case: a connected network or two, a default route) are compared in turn,
+/// which costs a packet less than hashing its address, above all IPv6's 128
+/// bits (`measure_pipeline.sh`: the IPv6 route lookup was twice IPv4's);
+/// more go in a map.
+#[derive(Debug, Clone)]
+enum Prefixes<A: FamilyAddr> {
+    Few(Vec<(A::Bits, Route<A>)>),
+    Many(FastMap<A::Bits, Route<A>>),
+}
+
+impl<A: FamilyAddr> Prefixes<A> {
+    #[inline(always)]
+    fn get(&self, net: &A::Bits) -> Option<&Route<A>> {
+        match self {
+            Prefixes::Few(routes) => routes.iter().find(|(n, _)| n == net).map(|(_, r)| r),
+            Prefixes::Many(routes) => routes.get(net),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Prefixes::Few(routes) => routes.len(),
+            Prefixes::Many(routes) => routes.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds the route to `net`, which the level does not hold yet.
+    fn insert(&mut self, net: A::Bits, route: Route<A>) {
+        match self {
+            Prefixes::Few(routes) if routes.len() < FEW => routes.push((net, route)),
+            Prefixes::Few(routes) => {
+                let mut many: FastMap<_, _> = routes.drain(..).collect();
+                many.insert(net, route);
+                *self = Prefixes::Many(many);
+            }
+            Prefixes::Many(routes) => {
+                routes.insert(net, route);
+            }
+        }
+    }
+
+    fn remove(&mut self, net: &A::Bits) -> Option<Route<A>> {
+        match self {
+            Prefixes::Few(routes) => {
+                let i = routes.iter().position(|(n, _)| n == net)?;
+                Some(routes.remove(i).1)
+            }
+            Prefixes::Many(routes) => routes.remove(net),
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Route<A>) -> bool) {
+        match self {
+            Prefixes::Few(routes) => routes.retain(|(_, r)| keep(r)),
+            Prefixes::Many(routes) => routes.retain(|_, r| keep(r)),
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Route<A>> {
+        let (few, many) = match self {
+            Prefixes::Few(routes) => (Some(routes.iter().map(|(_, r)| r)), None),
+            Prefixes::Many(routes) => (None, Some(routes.values())),
+        };
+        few.into_iter().flatten().chain(many.into_iter().flatten())
+    }
+}
+
+/// The routes of one prefix length, with its netmask at hand.
+#[derive(Debug, Clone)]
+struct Level<A: FamilyAddr> {
+    prefix_len: u8,
+    mask: A::Bits,
+    routes: Prefixes<A>,
+}
 
 #[derive(Debug, Clone)]
 pub struct RouteTable<A: FamilyAddr = Ipv4Addr> {
-    /// Per prefix length present, longest first: network address -> route.
-    by_len: Vec<(u8, Prefixes<A>)>,
+    /// Per prefix length present, longest first.
+    by_len: Vec<Level<A>>,
     len: usize,
 }
 
@@ -103,22 +183,23 @@ impl<A: FamilyAddr> RouteTable<A> {
             return Err(RouteError::Full(MAX_ROUTES));
         }
         let plen = route.dst.prefix_len();
-        let pos = match self.by_len.iter().position(|(l, _)| *l <= plen) {
-            Some(i) if self.by_len[i].0 == plen => i,
+        let level = || Level { prefix_len: plen, mask: A::mask(plen), routes: Prefixes::Few(Vec::new()) };
+        let pos = match self.by_len.iter().position(|l| l.prefix_len <= plen) {
+            Some(i) if self.by_len[i].prefix_len == plen => i,
             Some(i) => {
-                self.by_len.insert(i, (plen, FastMap::default()));
+                self.by_len.insert(i, level());
                 i
             }
             None => {
-                self.by_len.push((plen, FastMap::default()));
+                self.by_len.push(level());
                 self.by_len.len() - 1
             }
         };
         let key = route.dst.addr().to_bits();
-        if self.by_len[pos].1.contains_key(&key) {
+        if self.by_len[pos].routes.get(&key).is_some() {
             return Err(RouteError::Exists(route.dst));
         }
-        self.by_len[pos].1.insert(key, route);
+        self.by_len[pos].routes.insert(key, route);
         self.len += 1;
         Ok(())
     }
@@ -126,9 +207,9 @@ impl<A: FamilyAddr> RouteTable<A> {
     /// Removes the route to exactly `dst`.
     pub fn delete(&mut self, dst: Cidr<A>) -> Result<Route<A>, RouteError<A>> {
         let dst = dst.network();
-        let pos = self.by_len.iter().position(|(l, _)| *l == dst.prefix_len()).ok_or(RouteError::NotFound(dst))?;
-        let route = self.by_len[pos].1.remove(&dst.addr().to_bits()).ok_or(RouteError::NotFound(dst))?;
-        if self.by_len[pos].1.is_empty() {
+        let pos = self.by_len.iter().position(|l| l.prefix_len == dst.prefix_len()).ok_or(RouteError::NotFound(dst))?;
+        let route = self.by_len[pos].routes.remove(&dst.addr().to_bits()).ok_or(RouteError::NotFound(dst))?;
+        if self.by_len[pos].routes.is_empty() {
             self.by_len.remove(pos);
         }
         self.len -= 1;
@@ -139,7 +220,7 @@ impl<A: FamilyAddr> RouteTable<A> {
     #[inline]
     pub fn lookup(&self, ip: A) -> Option<&Route<A>> {
         let ip = ip.to_bits();
-        self.by_len.iter().find_map(|(plen, routes)| routes.get(&(ip & A::mask(*plen))))
+        self.by_len.iter().find_map(|l| l.routes.get(&(ip & l.mask)))
     }
 
     /// Where a packet to `ip` goes next.
@@ -150,7 +231,7 @@ impl<A: FamilyAddr> RouteTable<A> {
 
     /// Every route, most specific first.
     pub fn iter(&self) -> impl Iterator<Item = &Route<A>> {
-        self.by_len.iter().flat_map(|(_, routes)| routes.values())
+        self.by_len.iter().flat_map(|l| l.routes.values())
     }
 
     /// The routes that leave by a usable port: those whose port is in `down`
@@ -164,11 +245,11 @@ impl<A: FamilyAddr> RouteTable<A> {
         if down == 0 {
             return usable;
         }
-        for (_, routes) in &mut usable.by_len {
-            routes.retain(|_, r| !port_is_down(down, r.port));
+        for level in &mut usable.by_len {
+            level.routes.retain(|r| !port_is_down(down, r.port));
         }
-        usable.by_len.retain(|(_, routes)| !routes.is_empty());
-        usable.len = usable.by_len.iter().map(|(_, routes)| routes.len()).sum();
+        usable.by_len.retain(|l| !l.routes.is_empty());
+        usable.len = usable.by_len.iter().map(|l| l.routes.len()).sum();
         usable
     }
 }
@@ -201,6 +282,33 @@ mod tests {
         assert_eq!(t.next_hop(ip("203.0.113.1")).unwrap().addr, ip("10.0.0.254"));
         let order: Vec<u8> = t.iter().map(|r| r.dst.prefix_len()).collect();
         assert_eq!(order, vec![25, 24, 24, 0]);
+    }
+
+    #[test]
+    fn a_length_with_many_routes_moves_to_a_map_and_keeps_every_one() {
+        // Past FEW routes of one length the level is a map: every route is
+        // found, refused twice, deleted, and the default still catches the rest.
+        let mut t = RouteTable::new();
+        t.add(route("0.0.0.0/0", Some("10.0.0.254"), 0)).unwrap();
+        for i in 0..10u8 {
+            t.add(route(&format!("172.16.{i}.0/24"), None, u16::from(i % 3))).unwrap();
+            assert_eq!(
+                t.add(route(&format!("172.16.{i}.9/24"), None, 0)),
+                Err(RouteError::Exists(format!("172.16.{i}.0/24").parse().unwrap()))
+            );
+        }
+        assert_eq!(t.len(), 11);
+        for i in 0..10u8 {
+            assert_eq!(t.next_hop(ip(&format!("172.16.{i}.7"))).unwrap().port, u16::from(i % 3), "{i}");
+        }
+        assert_eq!(t.without_ports(1 << 1).len(), 11 - 3, "the map's routes over port 1 left out");
+        for i in (0..10u8).step_by(2) {
+            t.delete(format!("172.16.{i}.0/24").parse().unwrap()).unwrap();
+        }
+        assert_eq!(t.len(), 6);
+        assert_eq!(t.next_hop(ip("172.16.2.7")).unwrap().addr, ip("10.0.0.254"), "deleted: the default takes it");
+        assert_eq!(t.next_hop(ip("172.16.3.7")).unwrap().addr, ip("172.16.3.7"));
+        assert_eq!(t.iter().count(), 6);
     }
 
     #[test]

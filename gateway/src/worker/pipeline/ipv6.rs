@@ -643,6 +643,7 @@ impl<F: Frame> Worker<F> {
     }
 
     /// The next hop toward `to`, with the MTU and offloads of its port.
+    #[inline(always)]
     pub(super) fn egress6(&self, to: Ipv6Addr) -> Option<(NextHop<Ipv6Addr>, Egress)> {
         let hop = self.v6.routes.next_hop(to).or_else(|| self.net.v6.routes.next_hop(to))?;
         let port = self.net.ports.get(usize::from(hop.port))?;
