@@ -86,22 +86,9 @@ pub fn to_ipv4<F: Frame>(
     at: Egress,
 ) -> Result<(Ipv4Meta, ToaOutcome), XmitError> {
     let (l2, l3_len, l4_len) = (usize::from(meta.l2_len), usize::from(meta.l3_len), usize::from(meta.l4_len));
-    let len = frame.len();
+    let shape = Shape { l2, l3_len, l4_len, protocol: meta.protocol, hop_limit: meta.hop_limit };
+    let total = shape.check(frame.len(), ipv6::HEADER_LEN, ipv4::MIN_HEADER_LEN, at.mtu)?;
     let end = l2 + l3_len + l4_len;
-    if len < end || l3_len < ipv6::HEADER_LEN || l2 < 2 {
-        return Err(XmitError::Truncated { needed: end.max(l2 + ipv6::HEADER_LEN), len });
-    }
-    let l4_min = l4_min(meta.protocol)?;
-    if l4_len < l4_min {
-        return Err(XmitError::Truncated { needed: meta.l4_offset() + l4_min, len });
-    }
-    if meta.hop_limit <= 1 {
-        return Err(XmitError::TtlExpired { ttl: meta.hop_limit });
-    }
-    let total = ipv4::MIN_HEADER_LEN + l4_len;
-    if total > usize::from(at.mtu) {
-        return Err(XmitError::MtuExceeded { len: total, mtu: at.mtu });
-    }
 
     let data = frame.data_mut();
     let ip6 = &data[l2..l2 + ipv6::HEADER_LEN];
@@ -174,22 +161,9 @@ pub fn to_ipv6<F: Frame>(
     at: Egress,
 ) -> Result<Ipv6Meta, XmitError> {
     let (l2, l3_len, l4_len) = (usize::from(meta.l2_len), usize::from(meta.l3_len), usize::from(meta.l4_len));
-    let len = frame.len();
+    let shape = Shape { l2, l3_len, l4_len, protocol: meta.protocol, hop_limit: meta.ttl };
+    shape.check(frame.len(), ipv4::MIN_HEADER_LEN, ipv6::HEADER_LEN, at.mtu)?;
     let end = l2 + l3_len + l4_len;
-    if len < end || l3_len < ipv4::MIN_HEADER_LEN || l2 < 2 {
-        return Err(XmitError::Truncated { needed: end.max(l2 + ipv4::MIN_HEADER_LEN), len });
-    }
-    let l4_min = l4_min(meta.protocol)?;
-    if l4_len < l4_min {
-        return Err(XmitError::Truncated { needed: meta.l4_offset() + l4_min, len });
-    }
-    if meta.ttl <= 1 {
-        return Err(XmitError::TtlExpired { ttl: meta.ttl });
-    }
-    let total = ipv6::HEADER_LEN + l4_len;
-    if total > usize::from(at.mtu) {
-        return Err(XmitError::MtuExceeded { len: total, mtu: at.mtu });
-    }
     // IPv4 options (up to 40 bytes) may leave room to spare; else the
     // frame grows at the front, which must be possible before any write.
     let grow = ipv6::HEADER_LEN.saturating_sub(l3_len);
@@ -430,11 +404,43 @@ fn rebuild<F: Frame>(frame: &mut F, l2: usize, ethertype: [u8; 2], header: &[u8]
     Ok(())
 }
 
-fn l4_min(protocol: u8) -> Result<usize, XmitError> {
-    match protocol {
-        ip_proto::TCP => Ok(tcp::MIN_HEADER_LEN),
-        ip_proto::UDP => Ok(udp::HEADER_LEN),
-        other => Err(XmitError::UnsupportedProtocol(other)),
+/// A classified packet's layout, as both translations check it.
+struct Shape {
+    l2: usize,
+    l3_len: usize,
+    l4_len: usize,
+    protocol: u8,
+    /// The hop limit or the TTL.
+    hop_limit: u8,
+}
+
+impl Shape {
+    /// The refusals both ways share, before any write: a frame shorter than
+    /// classified (or an IP header shorter than `min_l3`), a protocol other
+    /// than TCP and UDP, a hop limit that expires here, and a translated
+    /// packet (its IP header `new_l3` bytes) longer than `mtu`. Returns
+    /// that packet's length.
+    fn check(&self, len: usize, min_l3: usize, new_l3: usize, mtu: u16) -> Result<usize, XmitError> {
+        let end = self.l2 + self.l3_len + self.l4_len;
+        if len < end || self.l3_len < min_l3 || self.l2 < 2 {
+            return Err(XmitError::Truncated { needed: end.max(self.l2 + min_l3), len });
+        }
+        let l4_min = match self.protocol {
+            ip_proto::TCP => tcp::MIN_HEADER_LEN,
+            ip_proto::UDP => udp::HEADER_LEN,
+            other => return Err(XmitError::UnsupportedProtocol(other)),
+        };
+        if self.l4_len < l4_min {
+            return Err(XmitError::Truncated { needed: self.l2 + self.l3_len + l4_min, len });
+        }
+        if self.hop_limit <= 1 {
+            return Err(XmitError::TtlExpired { ttl: self.hop_limit });
+        }
+        let total = new_l3 + self.l4_len;
+        if total > usize::from(mtu) {
+            return Err(XmitError::MtuExceeded { len: total, mtu });
+        }
+        Ok(total)
     }
 }
 
