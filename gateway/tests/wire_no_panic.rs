@@ -15,9 +15,11 @@
 //! The same bytes also go through the IPv6 parsers ([`exercise_ipv6`]):
 //! `classify_ipv6`, whose every acceptance the typed views must agree
 //! with, and the views, reprs, extension-header and neighbour-discovery
-//! option walks on their own.
+//! option walks on their own; and through NAT64's translations both ways
+//! (segments and ICMP errors), whose output, from a valid packet, is valid
+//! in the other family.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use gateway::frame::{BufFrame, ChecksumStatus, Frame, RxChecksum};
 use gateway::wire::arp::ArpPacket;
@@ -30,8 +32,8 @@ use gateway::wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
 use gateway::wire::tcp::TcpPacket;
 use gateway::wire::udp::UdpPacket;
 use gateway::wire::{ip_proto, MacAddr};
-use gateway::xmit::{dr, fnat, icmp_error, nat, tcp_opts, tun};
-use gateway::xmit::{DrRewrite, FnatRewrite, IcmpErrorRewrite, NatRewrite, Offload, Toa, ToaOutcome, TunEncap};
+use gateway::xmit::{dr, fnat, icmp_error, nat, nat64, tcp_opts, tun};
+use gateway::xmit::{DrRewrite, Egress, FnatRewrite, IcmpErrorRewrite, NatRewrite, Offload, Toa, ToaOutcome, TunEncap};
 
 const STRICT: ClassifyPolicy = ClassifyPolicy { verify_ip_checksum: true, verify_l4_checksum: true };
 
@@ -180,8 +182,42 @@ pub fn exercise(input: &[u8]) {
         if tcp_opts::insert_toa(&mut f, &mut mm, 1, [1, 2, 3, 4], mtu, offload) == ToaOutcome::Inserted {
             still_valid(&f, valid, "toa");
         }
+
+        // NAT64, a server's packet or an error about one to the client side.
+        let (vip6, client6) = (Ipv6Addr::from(u128::from(word) << 64 | 1), Ipv6Addr::from(!u128::from(word)));
+        let strict4 = honest && matches!(classify(&frame, STRICT), Ok(Classified::Ipv4(_)));
+        let mut f = frame.clone();
+        let egress = Egress { mtu, offload: Offload::NONE };
+        if nat64::to_ipv6(&mut f, &m, (vip6, c(4).into()), (client6, c(5).into()), egress).is_ok() && strict4 {
+            let r = classify_ipv6_bytes(f.data(), RxChecksum::default(), STRICT);
+            assert!(r.is_ok(), "nat64 to ipv6 broke a valid packet: {r:?}");
+        }
+        let mut f = frame.clone();
+        if nat64::icmp_error_to_v6(&mut f, &m, (vip6, client6), ((client6, 1), (vip6, 2))).is_ok() {
+            let error = Icmpv6Packet::new_checked(&f.data()[usize::from(m.l2_len) + ipv6::HEADER_LEN..])
+                .expect("nat64 wrote a short icmpv6 error");
+            assert!(error.verify_checksum(vip6, client6), "nat64's icmpv6 error checksum");
+        }
     }
     let _ = gateway::wire::icmp_error_inner(&bytes[..bytes.len().min(usize::from(c(7)) * 4)], &meta);
+}
+
+/// NAT64 on a classified IPv6 packet: a client's packet, or an error about
+/// one, to the servers' side; a valid one stays valid over IPv4.
+fn exercise_nat64(bytes: &[u8], m: &gateway::wire::Ipv6Meta, strict: bool) {
+    let (local, server) = (Ipv4Addr::new(192, 168, 1, 201), Ipv4Addr::from(u32::from(m.dst_port) << 16 | 7));
+    let frame = BufFrame::new(bytes);
+    let mut f = frame.clone();
+    let egress = Egress { mtu: 1500, offload: Offload::NONE };
+    if nat64::to_ipv4(&mut f, m, (local, 1), (server, 2), Some((m.src, m.src_port)), egress).is_ok() && strict {
+        let r = classify(&f, STRICT);
+        assert!(matches!(r, Ok(Classified::Ipv4(_))), "nat64 to ipv4 broke a valid packet: {r:?}");
+    }
+    let mut f = frame.clone();
+    if nat64::icmp_error_to_v4(&mut f, m, (local, server), ((server, 2), (local, 1))).is_ok() {
+        let r = classify(&f, STRICT);
+        assert!(matches!(r, Ok(Classified::Ipv4(_))), "nat64's icmp error does not verify: {r:?}");
+    }
 }
 
 /// The IPv6 parsers on `bytes`: the classification pass (checked against
@@ -197,6 +233,7 @@ pub fn exercise_ipv6(bytes: &[u8], rx: RxChecksum, policy: ClassifyPolicy) {
         let l4 = &ip.payload()[upper.ext_len..];
         assert_eq!(l4.len(), usize::from(m.l4_len));
         let strict = classify_ipv6_bytes(bytes, RxChecksum::default(), STRICT).is_ok();
+        exercise_nat64(bytes, &m, strict);
         match m.protocol {
             ip_proto::TCP => {
                 let t = TcpPacket::new_checked(l4).expect("classify_ipv6 accepted a bad tcp header");
