@@ -3121,6 +3121,21 @@ mod ipv6 {
         );
         assert_eq!(w.counters().icmp_errors_relayed.get(), 2);
 
+        // An IPv6 packet carrying the connection's IPv4 side as mapped
+        // addresses (its reply key) is dropped, not reflected to the server.
+        let spoofed = tcp_frame_v6(
+            (RS1.to_ipv6_mapped(), 8080),
+            (LIP64.to_ipv6_mapped(), lport),
+            5001,
+            1001,
+            flags::ACK,
+            &[],
+            b"x",
+        );
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &spoofed), 0, 1000, &mut io);
+        assert!(io.take_sent().is_empty(), "nothing leaves for the mapped reply key");
+        assert_eq!(w.counters().dropped(Discard::Wire(crate::wire::DropReason::NotRewritable)), 1);
+
         // A reply to a local port no connection has is dropped as before.
         let stray = tcp_frame((RS1, 8080), (LIP64, lport ^ 2), 1, 1, flags::ACK, &[], b"");
         w.process(on_wire(MAC_RS1, MAC_PORT1, &stray), 1, 1000, &mut io);

@@ -286,12 +286,7 @@ pub fn icmp_error_to_v6<F: Frame>(
     (client, vip): (Endpoint<Ipv6Addr>, Endpoint<Ipv6Addr>),
 ) -> Result<(), XmitError> {
     let l2 = usize::from(meta.l2_len);
-    let at = meta.l4_offset();
-    let message = frame.data().get(at..meta.l3_offset() + meta.ip_total_len()).ok_or(XmitError::BadIcmpQuote)?;
-    let (Some(header), Some(quote)) = (message.first_chunk::<{ icmp::HEADER_LEN }>(), message.get(icmp::HEADER_LEN..))
-    else {
-        return Err(XmitError::BadIcmpQuote);
-    };
+    let (header, quote) = error_parts(frame.data(), meta.l4_offset(), meta.l3_offset() + meta.ip_total_len())?;
     let rest = [header[4], header[5], header[6], header[7]];
     let (ty, code, field) =
         icmp_type_to_v6(header[0], header[1], rest).ok_or(XmitError::UnsupportedProtocol(ip_proto::ICMP))?;
@@ -343,13 +338,7 @@ pub fn icmp_error_to_v4<F: Frame>(
     (server, local): (Endpoint<Ipv4Addr>, Endpoint<Ipv4Addr>),
 ) -> Result<(), XmitError> {
     let l2 = usize::from(meta.l2_len);
-    let at = meta.l4_offset();
-    let message = frame.data().get(at..meta.l3_offset() + meta.ip_total_len()).ok_or(XmitError::BadIcmpQuote)?;
-    let (Some(header), Some(quote)) =
-        (message.first_chunk::<{ icmpv6::HEADER_LEN }>(), message.get(icmpv6::HEADER_LEN..))
-    else {
-        return Err(XmitError::BadIcmpQuote);
-    };
+    let (header, quote) = error_parts(frame.data(), meta.l4_offset(), meta.l3_offset() + meta.ip_total_len())?;
     let rest = [header[4], header[5], header[6], header[7]];
     let (ty, code, field) =
         icmp_type_to_v4(header[0], header[1], rest).ok_or(XmitError::UnsupportedProtocol(ip_proto::ICMPV6))?;
@@ -380,6 +369,15 @@ pub fn icmp_error_to_v4<F: Frame>(
 
     let header = ipv4_header(0, (ipv4::MIN_HEADER_LEN + len) as u16, meta.hop_limit - 1, ip_proto::ICMP, from, to);
     rebuild(frame, l2, ETHERTYPE_IPV4, &header, msg)
+}
+
+/// An ICMP or ICMPv6 error's 8-byte header and the quote after it, from
+/// the message at `l4` ending at `end` (both families' headers are 8 bytes).
+fn error_parts(data: &[u8], l4: usize, end: usize) -> Result<([u8; 8], &[u8]), XmitError> {
+    const _: () = assert!(icmp::HEADER_LEN == 8 && icmpv6::HEADER_LEN == 8);
+    let message = data.get(l4..end).ok_or(XmitError::BadIcmpQuote)?;
+    let (header, quote) = message.split_first_chunk::<8>().ok_or(XmitError::BadIcmpQuote)?;
+    Ok((*header, quote))
 }
 
 /// Replaces everything after the frame's `l2`-byte link header with

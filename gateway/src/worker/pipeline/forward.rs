@@ -211,7 +211,7 @@ impl<F: Frame> Worker<F> {
             Err(reason) => return self.discard(frame, reason.into(), io),
         };
         let Some((id, dir)) = self.director.lookup(&key) else {
-            if let Some(id) = self.nat64_of_error(&key) {
+            if let Some(id) = self.nat64_of(&key) {
                 return self.nat64_error_to_client(frame, meta, id, at, io);
             }
             // The quote is of a packet we sent from (key.dst, key.dport).

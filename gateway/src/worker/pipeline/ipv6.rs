@@ -539,7 +539,7 @@ impl<F: Frame> Worker<F> {
         self.v6.director.on_packet(id, dir, meta.tcp_flags, at.now);
         if method == ForwardMethod::FullNat && ends.real_server.0.to_ipv4_mapped().is_some() {
             // Its server is IPv4 (its replies come in over IPv4: `nat64_reply`).
-            return self.nat64_to_server(frame, meta, &ends, before, at, io);
+            return self.nat64_to_server(frame, meta, Leg { id, dir }, &ends, before, at, io);
         }
         let to = ends.destination(dir);
         let Some((mut hop, egress)) = self.egress6(to) else {

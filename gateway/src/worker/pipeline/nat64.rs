@@ -16,7 +16,7 @@
 use std::net::Ipv6Addr;
 
 use super::ipv6::ends_of6;
-use super::{Arrival, Io, Worker};
+use super::{Arrival, Io, Leg, Worker};
 use crate::conn::{ConnId, Direction, FlowKey, State};
 use crate::frame::Frame;
 use crate::model::Protocol;
@@ -28,13 +28,18 @@ use crate::xmit::{Ends, ToaOutcome};
 impl<F: Frame> Worker<F> {
     /// A client's packet of NAT64 connection `ends` (already counted and
     /// its state moved on), translated to IPv4 and sent to the server; or
-    /// refused as a router refuses it (hop limit, packet too big).
+    /// refused as a router refuses it (hop limit, packet too big). An IPv6
+    /// packet the other way (`leg.dir` out: from the server's side with
+    /// IPv4-mapped addresses, which no real server sends and RFC 4291 keeps
+    /// off the wire) is dropped, never reflected to the server.
     #[cold]
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn nat64_to_server(
         &mut self,
         mut frame: F,
         meta: Ipv6Meta,
+        leg: Leg,
         ends: &Ends<Ipv6Addr>,
         before: State,
         at: Arrival,
@@ -43,6 +48,9 @@ impl<F: Frame> Worker<F> {
         let (Some(lip), Some(rip)) = (ends.local.0.to_ipv4_mapped(), ends.real_server.0.to_ipv4_mapped()) else {
             return self.discard(frame, DropReason::NotRewritable.into(), io);
         };
+        if leg.dir == Direction::Out {
+            return self.discard(frame, DropReason::NotRewritable.into(), io);
+        }
         let Some((hop, egress)) = self.egress(rip) else {
             return self.discard(frame, Discard::NoRoute, io);
         };
@@ -73,14 +81,8 @@ impl<F: Frame> Worker<F> {
         at: Arrival,
         io: &mut impl Io<F>,
     ) {
-        let key = FlowKey {
-            proto,
-            src: meta.src.to_ipv6_mapped(),
-            sport: meta.src_port,
-            dst: meta.dst.to_ipv6_mapped(),
-            dport: meta.dst_port,
-        };
-        let Some((id, Direction::Out)) = self.v6.director.lookup(&key) else {
+        let key = FlowKey { proto, src: meta.src, sport: meta.src_port, dst: meta.dst, dport: meta.dst_port };
+        let Some(id) = self.nat64_of(&key) else {
             return self.unconsumed_flow(frame, Discard::NoConnection, at, io);
         };
         let c = self.v6.director.conn(id);
@@ -100,9 +102,11 @@ impl<F: Frame> Worker<F> {
         }
     }
 
-    /// The NAT64 connection an ICMPv4 error is about, if any: `key` is the
-    /// reverse of its quote, a server's packet to a local address.
-    pub(super) fn nat64_of_error(&self, key: &FlowKey<std::net::Ipv4Addr>) -> Option<ConnId> {
+    /// The NAT64 connection whose server sends IPv4 packets of `key` (to a
+    /// local address), if any: a reply's own key, or the reverse of an ICMP
+    /// error's quote.
+    #[inline(always)]
+    pub(super) fn nat64_of(&self, key: &FlowKey<std::net::Ipv4Addr>) -> Option<ConnId> {
         let mapped = FlowKey {
             proto: key.proto,
             src: key.src.to_ipv6_mapped(),
