@@ -514,6 +514,14 @@ impl<F: Frame> Worker<F> {
         self.handle(frame, in_port, now, io);
     }
 
+    /// Processes a burst of frames received on `in_port`, in order: the
+    /// frames of one flow leave in the order they came.
+    pub fn process_burst(&mut self, frames: impl IntoIterator<Item = F>, in_port: u16, now: u32, io: &mut impl Io<F>) {
+        for frame in frames {
+            self.process(frame, in_port, now, io);
+        }
+    }
+
     /// Processes a frame another worker redirected here.
     pub fn process_redirected(&mut self, frame: F, in_port: u16, now: u32, io: &mut impl Io<F>) {
         self.counters.redirected_in.inc();
