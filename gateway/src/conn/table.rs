@@ -69,6 +69,11 @@ use super::timer::{Link, Timed, TimerWheel, NIL};
 use crate::model::counters::ConnFailure;
 use crate::model::{DestCounters, ForwardMethod, Protocol};
 
+/// A key's hash as the index files it ([`ConnTable::hash_of`]). It depends on the key
+/// and the table's seed only, so it stays true while the table changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyHash(u64);
+
 /// Index of a connection in its worker's table.
 pub type ConnId = u32;
 
@@ -459,32 +464,56 @@ impl<A: Family> ConnTable<A> {
     }
 
     /// Looks up a burst of keys (`out[i]` for `keys[i]`). Same answers as
-    /// [`ConnTable::lookup`], faster on large tables: it first hashes every key and loads
-    /// its home index slot, loads that do not depend on each other, so the core has many
-    /// cache misses in flight at once (what a prefetch would do, in safe Rust), then
-    /// resolves each key from its already loaded slot.
+    /// [`ConnTable::lookup`], faster on large tables: the stages a worker runs over a
+    /// received burst ([`ConnTable::hash_of`], [`ConnTable::prefetch_slot`],
+    /// [`ConnTable::prefetch_entry`], [`ConnTable::lookup_hashed`]), each over the whole
+    /// burst, so its cache misses overlap.
     pub fn lookup_burst(&self, keys: &[FlowKey<A>], out: &mut [Option<(ConnId, Direction)>]) {
         const BURST: usize = 32;
         for (kc, oc) in keys.chunks(BURST).zip(out.chunks_mut(BURST)) {
-            let mut hs = [0u64; BURST];
-            let mut first = [EMPTY; BURST];
-            for (i, k) in kc.iter().enumerate() {
-                hs[i] = self.hash(k);
-                first[i] = self.index[self.home(hs[i])];
+            let mut hs = [KeyHash(0); BURST];
+            for (h, k) in hs.iter_mut().zip(kc) {
+                *h = self.hash_of(k);
+                self.prefetch_slot(*h);
             }
-            // Touch the entries the home slots point at, again without a branch on what
-            // is loaded, so those misses overlap too. `black_box` keeps the loads.
-            let mut touch = 0u16;
-            for &s in &first[..kc.len()] {
-                if s != EMPTY {
-                    touch ^= self.entries[(s & ((1 << IDX_BITS) - 1)) as usize].cport;
-                }
+            for &h in &hs[..kc.len()] {
+                self.prefetch_entry(h);
             }
-            std::hint::black_box(touch);
-            for (i, (k, o)) in kc.iter().zip(oc.iter_mut()).enumerate() {
-                *o = if first[i] == EMPTY { None } else { self.probe(k, hs[i]).ok() };
+            for ((k, o), &h) in kc.iter().zip(oc.iter_mut()).zip(&hs) {
+                *o = self.lookup_hashed(k, h);
             }
         }
+    }
+
+    /// The hash the index files `key` under: a burst's first stage computes it once
+    /// for the prefetches and the lookup.
+    #[inline(always)]
+    pub fn hash_of(&self, key: &FlowKey<A>) -> KeyHash {
+        KeyHash(self.hash(key))
+    }
+
+    /// Starts loading the index line where the walk for hash `h` starts.
+    #[inline(always)]
+    pub fn prefetch_slot(&self, h: KeyHash) {
+        crate::prefetch::prefetch(self.index.as_ptr().wrapping_add(self.home(h.0)));
+    }
+
+    /// Starts loading the entry the home slot of hash `h` points at, if it holds one
+    /// (most lookups end there): call once [`ConnTable::prefetch_slot`]'s line has had
+    /// time to arrive.
+    #[inline(always)]
+    pub fn prefetch_entry(&self, h: KeyHash) {
+        let s = self.index[self.home(h.0)];
+        if s != EMPTY {
+            let id = (s & ((1 << IDX_BITS) - 1)) as usize;
+            crate::prefetch::prefetch(self.entries.as_ptr().wrapping_add(id));
+        }
+    }
+
+    /// [`ConnTable::lookup`] with the key's hash computed earlier ([`ConnTable::hash_of`]).
+    #[inline(always)]
+    pub fn lookup_hashed(&self, key: &FlowKey<A>, h: KeyHash) -> Option<(ConnId, Direction)> {
+        self.probe(key, h.0).ok()
     }
 
     #[inline]
