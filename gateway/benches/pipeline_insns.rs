@@ -1,6 +1,9 @@
 //! Instructions per packet through the whole worker pipeline on a byte
 //! buffer: classify, connection lookup, TCP state and timer update, FNAT
 //! rewrite, route, neighbour, Ethernet addresses, hand-off to the port.
+//! Each measured call hands the worker a burst of 32 frames, as the DPDK
+//! loop does (`Worker::process_burst`), so the per-burst stages are shared
+//! as they are in the gateway.
 //!
 //!     gateway/benches/measure_pipeline.sh        # exact counts under callgrind
 //!     cargo bench -p gateway --no-default-features --bench pipeline_insns   # ns/packet
@@ -20,6 +23,9 @@
 //! connection: [VIP6]:81 in front of the IPv4 server from an IPv4 local
 //! address (the client's segment leaves translated to IPv4, the server's
 //! reply comes in over IPv4 and leaves as IPv6).
+//! Any path with `-staged` appended runs with every burst in stages (the
+//! prefetching pipeline a worker switches to once its tables outgrow the
+//! caches, `WorkerConfig::staged_from`): what the stages' bookkeeping costs.
 
 use std::hint::black_box;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -50,21 +56,21 @@ const RS6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x10);
 /// Keeps the last frame sent so the loop can reuse its buffer.
 #[derive(Default)]
 struct Loopback {
-    sent: Option<BufFrame>,
+    sent: Vec<BufFrame>,
     lost: u64,
 }
 
 impl Io<BufFrame> for Loopback {
     fn send(&mut self, _port: u16, frame: BufFrame) {
-        self.sent = Some(frame);
+        self.sent.push(frame);
     }
     fn redirect(&mut self, _worker: u16, frame: BufFrame) {
         self.lost += 1;
-        self.sent = Some(frame);
+        self.sent.push(frame);
     }
     fn free(&mut self, frame: BufFrame) {
         self.lost += 1;
-        self.sent = Some(frame);
+        self.sent.push(frame);
     }
     fn alloc(&mut self) -> Option<BufFrame> {
         Some(BufFrame::new(&[]))
@@ -72,11 +78,11 @@ impl Io<BufFrame> for Loopback {
     fn neighbour_learned(&mut self, _ip: std::net::IpAddr, _mac: MacAddr, _port: u16) {}
     fn to_kernel(&mut self, _port: u16, frame: BufFrame, _class: gateway::net::KernelClass) {
         self.lost += 1;
-        self.sent = Some(frame);
+        self.sent.push(frame);
     }
     fn to_prober(&mut self, frame: BufFrame) {
         self.lost += 1;
-        self.sent = Some(frame);
+        self.sent.push(frame);
     }
 }
 
@@ -115,7 +121,7 @@ const fn l4_offset(v6: bool) -> usize {
 /// service on [VIP6]:80 with LIP6 is always there; when `v6`, the
 /// connection set up is its. When `nat64`, a NAT64 service on [VIP6]:81
 /// (RS from LIP64), whose connection is the one set up.
-fn setup(synproxy: bool, header: bool, v6: bool, nat64: bool) -> (Worker<BufFrame>, Loopback, u16) {
+fn setup(synproxy: bool, header: bool, v6: bool, nat64: bool, staged: bool) -> (Worker<BufFrame>, Loopback, u16) {
     let key = ServiceKey::tcp(VIP.into(), 80);
     let mut ed = Snapshot::empty().edit();
     ed.add_service(ServiceSpec { scheduler: SchedulerKind::Wlc, ..ServiceSpec::new(key) }).unwrap();
@@ -169,6 +175,9 @@ fn setup(synproxy: bool, header: bool, v6: bool, nat64: bool) -> (Worker<BufFram
     let net = Arc::new(net);
     let mut cfg = WorkerConfig::new(0, 1);
     cfg.conn_capacity = 1 << 16;
+    if staged {
+        cfg.staged_from = 0;
+    }
     let snap = ed.finish();
     let mut w = Worker::new(&cfg, snap, net, 1).unwrap();
     let mut io = Loopback::default();
@@ -184,7 +193,7 @@ fn setup(synproxy: bool, header: bool, v6: bool, nat64: bool) -> (Worker<BufFram
         tcp((CLIENT, 40000), (VIP, vport), flags::SYN, &[])
     };
     w.process(BufFrame::new(&syn), 0, 1, &mut io);
-    let syn = io.sent.take().expect("the SYN was forwarded");
+    let syn = io.sent.pop().expect("the SYN was forwarded");
     // A NAT64 connection's SYN left as IPv4.
     let l4 = l4_offset(v6 && !nat64);
     let lport = u16::from_be_bytes([syn.data()[l4], syn.data()[l4 + 1]]);
@@ -192,19 +201,25 @@ fn setup(synproxy: bool, header: bool, v6: bool, nat64: bool) -> (Worker<BufFram
 }
 
 #[inline(never)]
-fn measured_pipeline(w: &mut Worker<BufFrame>, frame: BufFrame, port: u16, io: &mut Loopback) {
-    w.process(frame, port, 1, io);
+fn measured_pipeline(w: &mut Worker<BufFrame>, burst: &mut Vec<BufFrame>, port: u16, io: &mut Loopback) {
+    w.process_burst(burst, port, 1, io);
 }
 
-/// Runs `n` packets of `path`; false when the path is unknown or a packet was lost.
+/// Frames per measured call: the DPDK rx burst the worker loop hands over.
+const BURST: u64 = 32;
+
 fn run(path: &str, n: u64) -> bool {
+    // `PATH-staged`: the same, with every burst in stages, as on a table past the caches.
+    let (path, staged) = match path.strip_suffix("-staged") {
+        Some(p) => (p, true),
+        None => (path, false),
+    };
     let v6 = path.ends_with('6');
     let nat64 = path.starts_with("nat64");
-    let (mut w, mut io, lport) = setup(path == "synproxy", path.starts_with("proxied"), v6, nat64);
+    let (mut w, mut io, lport) = setup(path == "synproxy", path.starts_with("proxied"), v6, nat64, staged);
     let (template, port) = match path {
         "reset" | "established" => (tcp((CLIENT, 40000), (VIP, 80), flags::ACK | flags::PSH, &[0x5a; 64]), 0),
         "reply" | "proxied-reply" => (tcp((RS, 8080), (LIP, lport), flags::ACK | flags::PSH, &[0x5a; 64]), 1),
-        // seq 1000 is the SYN's: past the header's start (1001), so shifted.
         "proxied" => (tcp((CLIENT, 40000), (VIP, 82), flags::ACK | flags::PSH, &[0x5a; 64]), 0),
         "new" => (tcp((CLIENT, 50000), (VIP, 80), flags::SYN, &[]), 0),
         "synproxy" => (tcp((CLIENT, 50000), (VIP, 81), flags::SYN, &[]), 0),
@@ -216,36 +231,46 @@ fn run(path: &str, n: u64) -> bool {
         _ => return false,
     };
     let new = path == "new" || path == "new6";
-    let mut frame = BufFrame::new(&template);
-    for i in 0..n {
-        frame.reset(&template);
+    let mut spare: Vec<BufFrame> = (0..BURST).map(|_| BufFrame::new(&template)).collect();
+    let mut burst = Vec::with_capacity(BURST as usize);
+    let mut i = 0u64;
+    while i < n {
+        let first = i;
+        for mut frame in spare.drain(..) {
+            frame.reset(&template);
+            if new {
+                let sport = 1024 + (i % 60000) as u16;
+                let mut t = TcpPacket::new_unchecked(&mut frame.data_mut()[l4_offset(v6)..]);
+                let mut delta = Delta::new();
+                delta.replace16(t.src_port(), sport);
+                t.set_src_port(sport);
+                t.set_checksum(delta.apply(t.checksum()));
+            }
+            burst.push(frame);
+            i += 1;
+        }
         if path == "reset" {
-            black_box(&mut frame);
+            black_box(&mut burst);
+            spare.append(&mut burst);
             continue;
         }
-        if new {
-            // A fresh client port each time: every SYN creates a connection.
-            let sport = 1024 + (i % 60000) as u16;
-            // Keep the TCP checksum right so classify's view stays valid.
-            let mut t = TcpPacket::new_unchecked(&mut frame.data_mut()[l4_offset(v6)..]);
-            let mut delta = Delta::new();
-            delta.replace16(t.src_port(), sport);
-            t.set_src_port(sport);
-            t.set_checksum(delta.apply(t.checksum()));
+        measured_pipeline(&mut w, &mut burst, port, &mut io);
+        if io.sent.len() != BURST as usize {
+            return false;
         }
-        measured_pipeline(&mut w, frame, port, &mut io);
-        frame = io.sent.take().expect("a frame came out");
+        spare.append(&mut io.sent);
         if new {
-            // A RST from the client closes it again, outside the measured part.
-            let sport = 1024 + (i % 60000) as u16;
-            let rst = if v6 {
-                tcp6((CLIENT6, sport), (VIP6, 80), flags::RST, &[])
-            } else {
-                tcp((CLIENT, sport), (VIP, 80), flags::RST, &[])
-            };
-            w.process(BufFrame::new(&rst), 0, 1, &mut io);
-            io.sent.take();
-            w.tick(1 + (i / 50_000) as u32 * 20, &mut io);
+            for j in first..i {
+                let sport = 1024 + (j % 60000) as u16;
+                let rst = if v6 {
+                    tcp6((CLIENT6, sport), (VIP6, 80), flags::RST, &[])
+                } else {
+                    tcp((CLIENT, sport), (VIP, 80), flags::RST, &[])
+                };
+                w.process(BufFrame::new(&rst), 0, 1, &mut io);
+                io.sent.clear();
+            }
+            w.tick(1 + (first / 50_000) as u32 * 20, &mut io);
         }
     }
     io.lost == 0

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use super::counters::{Discard, WorkerCounters};
 use super::idle::IdleMode;
-use super::pipeline::{Io, Worker};
+use super::pipeline::{FrameBurst, Io, Worker, STAGE};
 use super::watchdog::Liveness;
 use crate::dpdk::{self, Burst, FenceWorker, Mbuf, Mempool, RingReceiver, RingSender, RxQueue, TxQueue};
 use crate::net::route::port_is_down;
@@ -112,6 +112,38 @@ pub struct LcoreWorker {
 /// Whole seconds since `epoch`, counted from 1, at TSC value `tsc`. A TSC
 /// behind the epoch (the epoch was read on the main lcore; TSCs of two cores
 /// need not agree to the cycle) counts as the epoch itself.
+// A DPDK burst fits one pass of the pipeline's stages (`take_front` below).
+const _: () = assert!(dpdk::BURST_SIZE <= STAGE);
+
+/// A received burst, taken whole by the worker's staged pipeline.
+impl FrameBurst<Mbuf> for Burst {
+    fn frames(&self) -> &[Mbuf] {
+        self.as_slice()
+    }
+    /// Takes every mbuf: a burst holds at most [`STAGE`] (the pipeline's
+    /// stage), so `n` is always its length.
+    fn take_front(&mut self, n: usize) -> impl Iterator<Item = Mbuf> {
+        debug_assert_eq!(n, self.len());
+        self.drain()
+    }
+}
+
+/// Drops the frames chained over several mbufs (jumbo frames are not
+/// forwarded), counted; the others stay in order.
+#[cold]
+#[inline(never)]
+fn drop_chained(burst: &mut Burst, counters: &WorkerCounters) {
+    let mut kept = Burst::new();
+    for m in burst.drain() {
+        if m.segments() == 1 {
+            let _ = kept.push(m);
+        } else {
+            counters.count(Discard::Wire(crate::wire::DropReason::NoRoom));
+        }
+    }
+    std::mem::swap(burst, &mut kept);
+}
+
 pub fn seconds_since(epoch: u64, tsc: u64, hz: u64) -> u32 {
     1u32.saturating_add((tsc.saturating_sub(epoch) / hz.max(1)).min(u64::from(u32::MAX)) as u32)
 }
@@ -325,21 +357,14 @@ impl LcoreWorker {
                     continue;
                 }
                 received = true;
-                for m in burst.drain() {
-                    if m.segments() != 1 {
-                        // Jumbo frames chained over mbufs are not forwarded.
-                        counters.count(Discard::Wire(crate::wire::DropReason::NoRoom));
-                        continue;
-                    }
-                    worker.process(m, *port, now, &mut io);
+                if burst.as_slice().iter().any(|m| m.segments() != 1) {
+                    drop_chained(&mut burst, &counters);
                 }
+                worker.process_burst(&mut burst, *port, now, &mut io);
             }
             if redirect_in.recv_burst(&mut burst) > 0 {
                 received = true;
-                for m in burst.drain() {
-                    let port = m.port();
-                    worker.process_redirected(m, port, now, &mut io);
-                }
+                worker.process_redirected_burst(&mut burst, Mbuf::port, now, &mut io);
             }
             if from_prober.recv_burst(&mut burst) > 0 {
                 received = true;

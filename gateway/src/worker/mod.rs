@@ -15,4 +15,4 @@ pub mod watchdog;
 mod tests;
 
 pub use counters::{Counter, Discard, WorkerCounters};
-pub use pipeline::{Io, Worker, WorkerConfig, WorkerError};
+pub use pipeline::{FrameBurst, Io, Worker, WorkerConfig, WorkerError, STAGE};

@@ -49,6 +49,7 @@ use crate::sync::record::{record_of, Synced};
 use crate::sync::wire::{ConnRepr, Record, SyncFamily};
 use crate::wire::{ClassifyPolicy, MacAddr};
 
+mod burst;
 mod dispatch;
 mod forward;
 mod ipv6;
@@ -60,6 +61,7 @@ mod proxy_protocol;
 mod synproxy;
 mod synproxy6;
 
+pub use burst::{FrameBurst, STAGE};
 use ipv6::Inet6;
 use local::send_arp_request;
 use synproxy::SynProxy;
@@ -169,7 +171,15 @@ pub struct WorkerConfig {
     /// What the workers together hand to each port's kernel interface, per
     /// second and class: each worker takes its share.
     pub kernel_rate: KernelRate,
+    /// Live connections (both families) from which a burst runs in stages
+    /// ([`burst`]): below it the tables sit in the caches and the stages'
+    /// bookkeeping would not pay; 0 stages every burst.
+    pub staged_from: u64,
 }
+
+/// [`WorkerConfig::staged_from`]'s default: about 3 MiB of entries and
+/// index, past the core's 1 MiB L2 cache.
+pub const STAGED_FROM: u64 = 32 * 1024;
 
 impl WorkerConfig {
     pub fn new(id: u16, workers: u16) -> WorkerConfig {
@@ -186,6 +196,9 @@ impl WorkerConfig {
             classify: ClassifyPolicy::default(),
             synproxy: crate::synproxy::Settings::new(),
             kernel_rate: KernelRate::default(),
+            // The unit tests' tables are small: they would never reach the
+            // stages. The end-to-end tests run the gateway's default.
+            staged_from: if cfg!(test) { 0 } else { STAGED_FROM },
         }
     }
 }
@@ -260,6 +273,8 @@ pub struct Worker<F> {
     /// Toward and from the sync daemon ([`crate::sync`]); `None` in a
     /// gateway built without it (tests).
     sync: Option<WorkerQueues>,
+    /// See [`WorkerConfig::staged_from`].
+    staged_from: u64,
     counters: Arc<WorkerCounters>,
 }
 
@@ -336,6 +351,7 @@ impl<F: Frame> Worker<F> {
             synproxy: SynProxy::new(&cfg.synproxy, now),
             v6,
             sync: None,
+            staged_from: cfg.staged_from,
             counters: Arc::new(WorkerCounters::default()),
         };
         w.set_net(net);
@@ -505,27 +521,6 @@ impl<F: Frame> Worker<F> {
     fn discard(&self, frame: F, reason: Discard, io: &mut impl Io<F>) {
         self.counters.count(reason);
         io.free(frame);
-    }
-
-    /// Processes one received frame.
-    pub fn process(&mut self, frame: F, in_port: u16, now: u32, io: &mut impl Io<F>) {
-        self.counters.rx_packets.inc();
-        self.counters.rx_bytes.add(frame.len() as u64);
-        self.handle(frame, in_port, now, io);
-    }
-
-    /// Processes a burst of frames received on `in_port`, in order: the
-    /// frames of one flow leave in the order they came.
-    pub fn process_burst(&mut self, frames: impl IntoIterator<Item = F>, in_port: u16, now: u32, io: &mut impl Io<F>) {
-        for frame in frames {
-            self.process(frame, in_port, now, io);
-        }
-    }
-
-    /// Processes a frame another worker redirected here.
-    pub fn process_redirected(&mut self, frame: F, in_port: u16, now: u32, io: &mut impl Io<F>) {
-        self.counters.redirected_in.inc();
-        self.handle(frame, in_port, now, io);
     }
 
     /// Queues the sync records packets made due (see [`crate::sync`]), then

@@ -12,28 +12,41 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::{Arrival, Io, Leg, Worker};
 use crate::conn::director::Refused;
+use crate::conn::table::KeyHash;
 use crate::conn::{ConnId, Direction, FlowKey, State};
 use crate::frame::Frame;
 use crate::model::Protocol;
 use crate::net::probe::is_probe_port;
 use crate::wire::tcp::flags as tcp_flags;
-use crate::wire::{classify, ip_proto, Classified, DropReason, Ipv4Meta};
+use crate::wire::{ip_proto, Classified, DropReason, Ipv4Meta};
 use crate::worker::counters::Discard;
 
 impl<F: Frame> Worker<F> {
-    pub(super) fn handle(&mut self, frame: F, in_port: u16, now: u32, io: &mut impl Io<F>) {
-        match classify(&frame, self.classify) {
-            Err(reason) => self.unclassified(frame, reason, Arrival { port: in_port, now }, io),
-            Ok(Classified::Arp { l2_len }) => self.arp(frame, usize::from(l2_len), in_port, now, io),
-            Ok(Classified::Ipv4(meta)) if meta.protocol == ip_proto::ICMP => self.icmp(frame, meta, in_port, now, io),
-            Ok(Classified::Ipv4(meta)) => self.handle_flow(frame, meta, Arrival { port: in_port, now }, io),
-            Ok(Classified::Ipv6(meta)) => self.handle_v6(frame, meta, Arrival { port: in_port, now }, io),
+    /// Where a classified frame goes; `hash` is its flow key's
+    /// ([`super::burst`]), for a TCP or UDP packet.
+    #[inline(always)]
+    pub(super) fn dispatch(
+        &mut self,
+        frame: F,
+        classified: Result<Classified, DropReason>,
+        hash: KeyHash,
+        at: Arrival,
+        io: &mut impl Io<F>,
+    ) {
+        match classified {
+            Err(reason) => self.unclassified(frame, reason, at, io),
+            Ok(Classified::Arp { l2_len }) => self.arp(frame, usize::from(l2_len), at.port, at.now, io),
+            Ok(Classified::Ipv4(meta)) if meta.protocol == ip_proto::ICMP => {
+                self.icmp(frame, meta, at.port, at.now, io)
+            }
+            Ok(Classified::Ipv4(meta)) => self.handle_flow(frame, meta, hash, at, io),
+            Ok(Classified::Ipv6(meta)) => self.handle_v6(frame, meta, hash, at, io),
         }
     }
 
     /// A TCP or UDP packet (classify passes no other protocol here).
     #[inline(always)]
-    fn handle_flow(&mut self, frame: F, meta: Ipv4Meta, at: Arrival, io: &mut impl Io<F>) {
+    fn handle_flow(&mut self, frame: F, meta: Ipv4Meta, hash: KeyHash, at: Arrival, io: &mut impl Io<F>) {
         let Some(proto) = Protocol::from_number(meta.protocol) else {
             return self.discard(frame, DropReason::UnknownProtocol.into(), io);
         };
@@ -48,7 +61,7 @@ impl<F: Frame> Worker<F> {
             return self.synproxy_first(frame, meta, at, io);
         }
         let key = flow_key(proto, &meta);
-        if let Some((id, dir)) = self.director.lookup(&key) {
+        if let Some((id, dir)) = self.director.conns().lookup_hashed(&key, hash) {
             if !(dir == Direction::In && self.starts_over(id, bare_syn, &frame, &meta)) {
                 return self.forward(frame, meta, Leg { id, dir }, at, io);
             }

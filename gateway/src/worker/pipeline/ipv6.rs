@@ -27,7 +27,7 @@ use super::forward::quoted_tcp_seq;
 use super::local::{send_on_port, send_to_neighbour};
 use super::{Arrival, Io, Leg, Worker};
 use crate::conn::director::{Director, DirectorConfig, Refused};
-use crate::conn::table::Conn;
+use crate::conn::table::{Conn, KeyHash};
 use crate::conn::{ConnId, Direction, FlowKey, Proxy, State};
 use crate::frame::Frame;
 use crate::model::fasthash::FastBuildHasher;
@@ -153,11 +153,11 @@ impl<F: Frame> Inet6<F> {
 
 impl<F: Frame> Worker<F> {
     /// An IPv6 frame, classified.
-    pub(super) fn handle_v6(&mut self, frame: F, meta: Ipv6Meta, at: Arrival, io: &mut impl Io<F>) {
+    pub(super) fn handle_v6(&mut self, frame: F, meta: Ipv6Meta, hash: KeyHash, at: Arrival, io: &mut impl Io<F>) {
         if meta.protocol == ip_proto::ICMPV6 {
             return self.icmp6(frame, meta, at, io);
         }
-        self.handle_flow6(frame, meta, at, io)
+        self.handle_flow6(frame, meta, hash, at, io)
     }
 
     /// ICMPv6: neighbour discovery, echo requests to our addresses, errors
@@ -336,7 +336,7 @@ impl<F: Frame> Worker<F> {
     }
 
     /// A TCP or UDP packet over IPv6 (classify passes no other protocol).
-    fn handle_flow6(&mut self, frame: F, meta: Ipv6Meta, at: Arrival, io: &mut impl Io<F>) {
+    fn handle_flow6(&mut self, frame: F, meta: Ipv6Meta, hash: KeyHash, at: Arrival, io: &mut impl Io<F>) {
         let Some(proto) = Protocol::from_number(meta.protocol) else {
             return self.discard(frame, DropReason::UnknownProtocol.into(), io);
         };
@@ -347,8 +347,8 @@ impl<F: Frame> Worker<F> {
         if bare_syn && self.proxies6(&meta) {
             return self.synproxy_first6(frame, meta, at, io);
         }
-        let key = FlowKey { proto, src: meta.src, sport: meta.src_port, dst: meta.dst, dport: meta.dst_port };
-        if let Some((id, dir)) = self.v6.director.lookup(&key) {
+        let key = flow_key6(proto, &meta);
+        if let Some((id, dir)) = self.v6.director.conns().lookup_hashed(&key, hash) {
             if !(dir == Direction::In && self.starts_over6(id, bare_syn, &frame, &meta)) {
                 return self.forward6(frame, meta, Leg { id, dir }, at, io);
             }
@@ -710,6 +710,12 @@ fn send_solicitation<F: Frame>(
     }
     counters.nd_solicitations.inc();
     send_on_port(counters, port, req, io);
+}
+
+/// The connection key of an IPv6 packet, as received.
+#[inline(always)]
+pub(super) fn flow_key6(proto: Protocol, meta: &Ipv6Meta) -> FlowKey<Ipv6Addr> {
+    FlowKey { proto, src: meta.src, sport: meta.src_port, dst: meta.dst, dport: meta.dst_port }
 }
 
 fn is_bare_syn(proto: Protocol, flags: u8) -> bool {
