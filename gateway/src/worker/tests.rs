@@ -4029,3 +4029,148 @@ mod ipv6 {
         }
     }
 }
+
+/// The staged pipeline ([`WorkerConfig::staged_from`] 0) and the packet-by-packet
+/// one are the same function of the input: random bursts of a few flows' packets
+/// (handshakes, data, closes, resets, the servers' replies to the local ports
+/// the gateway chose), ARP, echo requests and garbage, cut at random, leave
+/// both workers with the same outputs after every burst and the same counters.
+mod staged_equals_one_by_one {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Input {
+        /// A client packet of flow `flow` with TCP flags `flags` (a data
+        /// segment when it carries ACK alone).
+        Client {
+            flow: u16,
+            flags: u8,
+        },
+        /// The server's packet to the `nth` local port seen so far.
+        Server {
+            nth: usize,
+            flags: u8,
+        },
+        Udp {
+            flow: u16,
+        },
+        Arp,
+        Echo,
+        Garbage(Vec<u8>),
+    }
+
+    fn input() -> impl Strategy<Value = Input> {
+        let tcp_flags = prop_oneof![
+            Just(flags::SYN),
+            Just(flags::ACK),
+            Just(flags::ACK | flags::PSH),
+            Just(flags::FIN | flags::ACK),
+            Just(flags::RST),
+            Just(flags::SYN | flags::ACK),
+        ];
+        prop_oneof![
+            4 => (0..6u16, tcp_flags.clone()).prop_map(|(flow, flags)| Input::Client { flow, flags }),
+            3 => (0..8usize, tcp_flags).prop_map(|(nth, flags)| Input::Server { nth, flags }),
+            1 => (0..3u16).prop_map(|flow| Input::Udp { flow }),
+            1 => Just(Input::Arp),
+            1 => Just(Input::Echo),
+            1 => proptest::collection::vec(any::<u8>(), 0..80).prop_map(Input::Garbage),
+        ]
+    }
+
+    fn frame(input: &Input, lports: &[u16]) -> (BufFrame, u16) {
+        let data = |f: u8| if f & flags::PSH != 0 { &b"GET / HTTP/1.0\r\n\r\n"[..] } else { &[][..] };
+        match input {
+            Input::Client { flow, flags } => {
+                let b = tcp_frame((CLIENT, 40000 + flow), (VIP, 80), 1000, 1, *flags, &[], data(*flags));
+                (on_wire(MAC_CLIENT, MAC_PORT0, &b), 0)
+            }
+            Input::Server { nth, flags } => {
+                let lport = lports.get(nth % lports.len().max(1)).copied().unwrap_or(1024);
+                let b = tcp_frame((RS1, 8080), (LIP, lport), 5000, 1001, *flags, &[], data(*flags));
+                (on_wire(MAC_RS1, MAC_PORT1, &b), 1)
+            }
+            Input::Udp { flow } => {
+                let b = udp_frame((CLIENT, 50000 + flow), (VIP, 53), b"query", true);
+                (on_wire(MAC_CLIENT, MAC_PORT0, &b), 0)
+            }
+            Input::Arp => (arp_request(CLIENT, MAC_CLIENT, GW_CLIENT_SIDE), 0),
+            Input::Echo => {
+                let echo = Icmpv4Repr {
+                    msg_type: msg_type::ECHO_REQUEST,
+                    msg_code: 0,
+                    rest_of_header: 7 << 16 | 1,
+                    data: b"ping",
+                };
+                (on_wire(MAC_CLIENT, MAC_PORT0, &build::ipv4(CLIENT, VIP).dont_frag(false).icmp(&echo)), 0)
+            }
+            Input::Garbage(bytes) => (BufFrame::new(bytes), 0),
+        }
+    }
+
+    fn resolved_worker(staged_from: u64) -> (Worker<BufFrame>, Recorder) {
+        let mut cfg = WorkerConfig::new(0, 1);
+        cfg.conn_capacity = 1024;
+        cfg.template_capacity = 64;
+        cfg.staged_from = staged_from;
+        let mut w = Worker::new(&cfg, service(ForwardMethod::FullNat, SchedulerKind::Rr), net(), 1000).unwrap();
+        let mut io = Recorder::default();
+        resolve(&mut w, &mut io, 1000);
+        (w, io)
+    }
+
+    type Outputs = (Vec<(u16, Vec<u8>)>, Vec<(u16, Vec<u8>)>, usize, usize);
+
+    fn take(io: &mut Recorder) -> Outputs {
+        let out = (io.take_sent(), std::mem::take(&mut io.redirected), io.freed, io.kernel.len());
+        io.freed = 0;
+        io.kernel.clear();
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+        #[test]
+        fn on_any_bursts(inputs in proptest::collection::vec(input(), 1..120), cuts in proptest::collection::vec(1..40usize, 1..12)) {
+            let (mut staged, mut staged_io) = resolved_worker(0);
+            let (mut plain, mut plain_io) = resolved_worker(u64::MAX);
+            take(&mut staged_io);
+            take(&mut plain_io);
+            let mut lports: Vec<u16> = Vec::new();
+            let mut rest = &inputs[..];
+            let mut cut = cuts.iter().cycle();
+            let mut now = 1000;
+            while !rest.is_empty() {
+                let n = (*cut.next().unwrap()).min(rest.len());
+                let (burst, tail) = rest.split_at(n);
+                rest = tail;
+                // Both workers get the same frames on the same port, one burst per port run.
+                let frames: Vec<(BufFrame, u16)> = burst.iter().map(|i| frame(i, &lports)).collect();
+                let mut start = 0;
+                while start < frames.len() {
+                    let port = frames[start].1;
+                    let end = frames[start..].iter().position(|f| f.1 != port).map_or(frames.len(), |p| start + p);
+                    let mut a: Vec<BufFrame> = frames[start..end].iter().map(|f| f.0.clone()).collect();
+                    let mut b = a.clone();
+                    staged.process_burst(&mut a, port, now, &mut staged_io);
+                    plain.process_burst(&mut b, port, now, &mut plain_io);
+                    start = end;
+                }
+                let (out_a, out_b) = (take(&mut staged_io), take(&mut plain_io));
+                prop_assert_eq!(&out_a, &out_b);
+                for (port, bytes) in &out_a.0 {
+                    if *port == 1 && bytes.len() >= 38 && ip_src(bytes).0 == LIP && !lports.contains(&ip_src(bytes).1) {
+                        lports.push(ip_src(bytes).1);
+                    }
+                }
+                now += 1;
+            }
+            let (ca, cb) = (staged.counters(), plain.counters());
+            prop_assert_eq!(ca.drops.iter().map(|c| c.get()).collect::<Vec<_>>(), cb.drops.iter().map(|c| c.get()).collect::<Vec<_>>());
+            prop_assert_eq!(ca.rx_packets.get(), cb.rx_packets.get());
+            prop_assert_eq!(ca.tx_packets.get(), cb.tx_packets.get());
+            prop_assert_eq!(staged.director().conns().len(), plain.director().conns().len());
+        }
+    }
+}
