@@ -123,9 +123,9 @@ impl<F: Frame> Worker<F> {
         for frame in frames.take_front(n) {
             self.count_received(&frame, redirected);
             let classified = classify(&frame, self.classify);
-            let hash = self.flow_hash(&classified);
             let at = Arrival { port: port(&frame), now };
-            self.dispatch(frame, classified, hash, at, io);
+            // The flow's hash is computed where its key is.
+            self.dispatch(frame, classified, None, at, io);
         }
     }
 
@@ -207,7 +207,7 @@ impl<F: Frame> Worker<F> {
             }
             // 4. Each frame where it goes, in arrival order.
             for (((frame, &c), &h), &p) in frames.take_front(n).zip(&classified).zip(&hashes).zip(&ports) {
-                self.dispatch(frame, c, h, Arrival { port: p, now }, io);
+                self.dispatch(frame, c, Some(h), Arrival { port: p, now }, io);
             }
         }
     }

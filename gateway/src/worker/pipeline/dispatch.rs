@@ -22,14 +22,14 @@ use crate::wire::{ip_proto, Classified, DropReason, Ipv4Meta};
 use crate::worker::counters::Discard;
 
 impl<F: Frame> Worker<F> {
-    /// Where a classified frame goes; `hash` is its flow key's
-    /// ([`super::burst`]), for a TCP or UDP packet.
+    /// Where a classified frame goes; `hash` is its flow key's if the burst's
+    /// stages computed it ([`super::burst`]), for a TCP or UDP packet.
     #[inline(always)]
     pub(super) fn dispatch(
         &mut self,
         frame: F,
         classified: Result<Classified, DropReason>,
-        hash: KeyHash,
+        hash: Option<KeyHash>,
         at: Arrival,
         io: &mut impl Io<F>,
     ) {
@@ -46,7 +46,7 @@ impl<F: Frame> Worker<F> {
 
     /// A TCP or UDP packet (classify passes no other protocol here).
     #[inline(always)]
-    fn handle_flow(&mut self, frame: F, meta: Ipv4Meta, hash: KeyHash, at: Arrival, io: &mut impl Io<F>) {
+    fn handle_flow(&mut self, frame: F, meta: Ipv4Meta, hash: Option<KeyHash>, at: Arrival, io: &mut impl Io<F>) {
         let Some(proto) = Protocol::from_number(meta.protocol) else {
             return self.discard(frame, DropReason::UnknownProtocol.into(), io);
         };
@@ -61,7 +61,9 @@ impl<F: Frame> Worker<F> {
             return self.synproxy_first(frame, meta, at, io);
         }
         let key = flow_key(proto, &meta);
-        if let Some((id, dir)) = self.director.conns().lookup_hashed(&key, hash) {
+        let table = self.director.conns();
+        let hash = hash.unwrap_or_else(|| table.hash_of(&key));
+        if let Some((id, dir)) = table.lookup_hashed(&key, hash) {
             if !(dir == Direction::In && self.starts_over(id, bare_syn, &frame, &meta)) {
                 return self.forward(frame, meta, Leg { id, dir }, at, io);
             }

@@ -153,7 +153,14 @@ impl<F: Frame> Inet6<F> {
 
 impl<F: Frame> Worker<F> {
     /// An IPv6 frame, classified.
-    pub(super) fn handle_v6(&mut self, frame: F, meta: Ipv6Meta, hash: KeyHash, at: Arrival, io: &mut impl Io<F>) {
+    pub(super) fn handle_v6(
+        &mut self,
+        frame: F,
+        meta: Ipv6Meta,
+        hash: Option<KeyHash>,
+        at: Arrival,
+        io: &mut impl Io<F>,
+    ) {
         if meta.protocol == ip_proto::ICMPV6 {
             return self.icmp6(frame, meta, at, io);
         }
@@ -336,7 +343,7 @@ impl<F: Frame> Worker<F> {
     }
 
     /// A TCP or UDP packet over IPv6 (classify passes no other protocol).
-    fn handle_flow6(&mut self, frame: F, meta: Ipv6Meta, hash: KeyHash, at: Arrival, io: &mut impl Io<F>) {
+    fn handle_flow6(&mut self, frame: F, meta: Ipv6Meta, hash: Option<KeyHash>, at: Arrival, io: &mut impl Io<F>) {
         let Some(proto) = Protocol::from_number(meta.protocol) else {
             return self.discard(frame, DropReason::UnknownProtocol.into(), io);
         };
@@ -348,7 +355,9 @@ impl<F: Frame> Worker<F> {
             return self.synproxy_first6(frame, meta, at, io);
         }
         let key = flow_key6(proto, &meta);
-        if let Some((id, dir)) = self.v6.director.conns().lookup_hashed(&key, hash) {
+        let table = self.v6.director.conns();
+        let hash = hash.unwrap_or_else(|| table.hash_of(&key));
+        if let Some((id, dir)) = table.lookup_hashed(&key, hash) {
             if !(dir == Direction::In && self.starts_over6(id, bare_syn, &frame, &meta)) {
                 return self.forward6(frame, meta, Leg { id, dir }, at, io);
             }
