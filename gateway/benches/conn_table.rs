@@ -172,6 +172,17 @@ fn setup(d: &mut Director<Ipv4Addr>, n: u32) -> u64 {
     acc
 }
 
+/// The process's resident memory and how much of it is on transparent huge pages, in MiB,
+/// from `/proc/self/smaps_rollup`: the table's arrays are most of it.
+fn huge_pages_of_rss() -> Option<(u64, u64)> {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+    let kb = |name: &str| -> Option<u64> {
+        let line = rollup.lines().find(|l| l.starts_with(name))?;
+        line[name.len()..].split_whitespace().next()?.parse().ok()
+    };
+    Some((kb("AnonHugePages:")? / 1024, kb("Rss:")? / 1024))
+}
+
 fn report() {
     println!("entry: {} bytes (IPv4), {} bytes (IPv6)", size_of::<Conn<Ipv4Addr>>(), size_of::<Conn<Ipv6Addr>>());
     for n in [1_000_000u32, 10_000_000] {
@@ -206,6 +217,8 @@ fn report() {
             bel.as_nanos() as f64 / count as f64,
             (acc ^ bacc) % 10,
         );
+        let (huge, rss) = huge_pages_of_rss().unwrap_or_default();
+        println!("{:>9}       {}; process: {huge} MiB on huge pages of {rss} MiB resident", "", t.backing());
     }
     let n = 1_000_000;
     let mut d = director(n);

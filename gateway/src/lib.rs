@@ -5,17 +5,17 @@
 //! and publishes it to the `worker`s, which forward with `sched`, `synproxy`,
 //! `conn`, `xmit` (the per-mode rewrites), `net` (the gateway's own addresses)
 //! and `wire` (typed views over bytes). `sync` holds connection sync between
-//! directors (so far its datagram format). `dpdk` is the only `unsafe` wrapper
-//! over the EAL; everything else is safe Rust written against
-//! [`frame::Frame`], so it runs on a plain byte buffer in tests, fuzzers and
-//! the instruction-count benchmark.
+//! directors (so far its datagram format). `dpdk` holds the only `unsafe` code:
+//! the wrapper over the EAL, and the connection table's huge-page arrays;
+//! everything else is safe Rust written against [`frame::Frame`], so it runs on
+//! a plain byte buffer in tests, fuzzers and the instruction-count benchmark.
 
 pub mod conn;
 pub mod control;
 #[cfg(feature = "dpdk")]
 pub mod daemon;
-// The one module allowed `unsafe` (the workspace denies it everywhere else).
-#[cfg(feature = "dpdk")]
+// The one module allowed `unsafe` (the workspace denies it everywhere else). Its EAL
+// wrapper needs the `dpdk` feature; its huge-page arrays (`dpdk::hugemem`) do not.
 #[allow(unsafe_code)]
 pub mod dpdk;
 pub mod frame;

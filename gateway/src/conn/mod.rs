@@ -20,4 +20,4 @@ pub mod timer;
 pub use director::{Director, DirectorConfig, DirectorStats, Refused};
 pub use key::{Family, FlowKey, HashSeed};
 pub use state::{tcp_flags, tcp_transition, Direction, State, Timeouts};
-pub use table::{Conn, ConnId, ConnTable, InsertError, NewConn, Proxy, TableStats, NO_TEMPLATE};
+pub use table::{Conn, ConnId, ConnTable, InsertError, NewConn, Proxy, TableBacking, TableStats, NO_TEMPLATE};
