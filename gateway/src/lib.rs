@@ -15,21 +15,17 @@ pub mod control;
 #[cfg(feature = "dpdk")]
 pub mod daemon;
 // The one module allowed `unsafe` (the workspace denies it everywhere else). Its EAL
-// wrapper needs the `dpdk` feature; its huge-page arrays (`dpdk::hugemem`) do not.
+// wrapper needs the `dpdk` feature; its huge-page arrays (`dpdk::hugemem`) and
+// software prefetch (`dpdk::prefetch`) do not.
 #[allow(unsafe_code)]
 pub mod dpdk;
 pub mod frame;
-// The software prefetch the connection table uses, with or without DPDK: it
-// lives with the rest of the crate's `unsafe`, in the dpdk folder.
 pub mod health;
 #[cfg(feature = "dpdk")]
 pub mod local;
 pub mod logging;
 pub mod model;
 pub mod net;
-#[allow(unsafe_code)]
-#[path = "dpdk/prefetch.rs"]
-pub mod prefetch;
 pub mod sched;
 pub mod stats;
 pub mod sync;

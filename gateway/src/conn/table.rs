@@ -523,7 +523,7 @@ impl<A: Family> ConnTable<A> {
     /// Starts loading the index line where the walk for hash `h` starts.
     #[inline(always)]
     pub fn prefetch_slot(&self, h: KeyHash) {
-        crate::prefetch::prefetch(self.index.as_ptr().wrapping_add(self.home(h.0)));
+        crate::dpdk::prefetch::prefetch(self.index.as_ptr().wrapping_add(self.home(h.0)));
     }
 
     /// Starts loading the entry the home slot of hash `h` points at, if it holds one
@@ -534,7 +534,7 @@ impl<A: Family> ConnTable<A> {
         let s = self.index[self.home(h.0)];
         if s != EMPTY {
             let id = (s & ((1 << IDX_BITS) - 1)) as usize;
-            crate::prefetch::prefetch(self.entries.as_ptr().wrapping_add(id));
+            crate::dpdk::prefetch::prefetch(self.entries.as_ptr().wrapping_add(id));
         }
     }
 

@@ -17,6 +17,7 @@
 //! one per integration-test binary (see the README's testing section).
 
 pub mod hugemem;
+pub mod prefetch;
 
 /// The items that need DPDK, each under the `dpdk` feature.
 macro_rules! with_eal {

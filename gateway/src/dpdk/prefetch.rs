@@ -2,10 +2,8 @@
 //! cache misses overlap instead of each stalling its packet (DPDK's
 //! `rte_prefetch0`, VPP's `clib_prefetch_load`).
 //!
-//! Compiled with or without the `dpdk` feature (lib.rs includes this file on
-//! its own): the connection table, which tests and benches build without
-//! DPDK, prefetches too. It lives in this folder because the folder holds the
-//! crate's `unsafe`.
+//! Compiled with or without the `dpdk` feature: the connection table, which
+//! tests and benches build without DPDK, prefetches too.
 
 /// Starts loading the cache line at `p` into every cache level. A hint: it
 /// never faults and changes no value, so any address will do, even one past

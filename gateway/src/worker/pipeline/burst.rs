@@ -24,9 +24,9 @@
 //! `Copy`) are kept between stages.
 
 use crate::conn::table::KeyHash;
+use crate::dpdk::prefetch::prefetch;
 use crate::frame::Frame;
 use crate::model::Protocol;
-use crate::prefetch::prefetch;
 use crate::wire::{classify, ip_proto, Classified, DropReason};
 
 use super::{Arrival, Io, Worker};
