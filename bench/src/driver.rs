@@ -51,8 +51,28 @@ pub const GEN_SERVER_MAC: &str = "02:00:00:00:02:02";
 /// Real servers the generator plays: 192.168.1.10 + i.
 pub const REAL_SERVERS: u8 = 4;
 /// Local addresses of the FNAT service: 192.168.1.100 + i; each gives the
-/// worker 64511 local ports.
+/// worker [`PORTS_PER_LIP`] local ports.
 pub const DEFAULT_LIPS: u8 = 32;
+/// The local ports one address gives the single worker (the gateway's range).
+pub const PORTS_PER_LIP: u32 =
+    *gateway::model::laddr::DEFAULT_PORTS.end() as u32 - *gateway::model::laddr::DEFAULT_PORTS.start() as u32 + 1;
+
+/// The local addresses a load of `flows` connections needs: at least
+/// `configured` (`--lips`), more when their ports cannot hold every flow
+/// (the 4M point of the sweep needs 64), at most 100 (192.168.1.100-199).
+pub fn lips_for(flows: u32, configured: u8) -> u8 {
+    let needed = flows.div_ceil(PORTS_PER_LIP).min(100) as u8;
+    configured.max(needed)
+}
+
+/// The gatewayd `conn_capacity` for `flows` connections (one per flow, on
+/// its one worker): twice the flows, to a power of two, between 64 Ki and
+/// 4 Mi (at 4 Mi the worker's two tables, IPv4's and IPv6's, each fill a
+/// 128 MiB index at start). 4M flows take 95 % of the entries; the index
+/// is sized for the capacity, so its load stays below 7/8 all the same.
+pub fn conn_capacity(flows: u32) -> u32 {
+    (u64::from(flows) * 2).next_power_of_two().clamp(1 << 16, 1 << 22) as u32
+}
 
 /// How the gateway forwards to the real servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -791,7 +811,8 @@ impl Env {
         } else {
             None
         };
-        let capacity = (u64::from(load.flows) * 2).next_power_of_two().clamp(1 << 16, 1 << 22) as u32;
+        let capacity = conn_capacity(load.flows);
+        let lips = lips_for(load.flows, self.lips);
         let write_config = |mut config: serde_json::Value| -> Result<PathBuf, String> {
             config["idle"] = json!(self.idle.to_string());
             let path = dir.path().join("gatewayd.json");
@@ -846,12 +867,12 @@ impl Env {
         };
         match target {
             Target::Gateway { method, scheduler, v6: true, .. } => {
-                for args in gwctl_commands_v6(*method, scheduler, self.lips) {
+                for args in gwctl_commands_v6(*method, scheduler, lips) {
                     self.gwctl(&socket, &args)?;
                 }
             }
             Target::Gateway { method, scheduler, synproxy, checked, proxy_protocol, .. } => {
-                for args in gwctl_commands(*method, scheduler, *synproxy, self.lips) {
+                for args in gwctl_commands(*method, scheduler, *synproxy, lips) {
                     self.gwctl(&socket, &args)?;
                 }
                 if *proxy_protocol {
@@ -870,7 +891,7 @@ impl Env {
                 }
             }
             Target::GatewayXdp => {
-                for args in gwctl_commands(Method::Fnat, "rr", false, self.lips) {
+                for args in gwctl_commands(Method::Fnat, "rr", false, lips) {
                     self.gwctl(&socket, &args)?;
                 }
             }
@@ -1257,6 +1278,23 @@ mod tests {
         assert!(lines.contains(&"-P -t [2001:db8::100]:80 -z 2001:db8:1::101 -F servers".to_string()));
         assert_eq!(lines.last().unwrap(), "-a -t [2001:db8::100]:80 -r [2001:db8:1::13]:8080 -b");
         assert_eq!(Target::gateway_v6(Method::Fnat, "rr").label(), "FNAT rr IPv6");
+    }
+
+    /// Every point of the default sweep fits the gateway it runs against and
+    /// the generator: a connection slot, a local port and a client address
+    /// and port for each flow.
+    #[test]
+    fn the_sweeps_flows_fit_the_table_and_the_local_ports() {
+        for flows in crate::suite::SuiteOptions::default().sweep {
+            assert!(conn_capacity(flows) >= flows, "{flows} flows: capacity {}", conn_capacity(flows));
+            let lips = lips_for(flows, DEFAULT_LIPS);
+            assert!(u32::from(lips) * PORTS_PER_LIP >= flows, "{flows} flows: {lips} local addresses");
+            assert!(u64::from(flows) <= crate::packet::Flows::CLIENTS.capacity(), "{flows} client addresses and ports");
+        }
+        assert_eq!(PORTS_PER_LIP, 63487);
+        assert_eq!((conn_capacity(4_000_000), lips_for(4_000_000, DEFAULT_LIPS)), (1 << 22, 64));
+        assert_eq!((conn_capacity(1_000_000), lips_for(1_000_000, DEFAULT_LIPS)), (1 << 21, DEFAULT_LIPS));
+        assert_eq!((conn_capacity(1000), lips_for(1000, 2)), (1 << 16, 2), "--lips is kept when it is enough");
     }
 
     #[test]

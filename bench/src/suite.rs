@@ -47,7 +47,7 @@ impl Default for SuiteOptions {
             seconds: 3.0,
             flows: 10_000,
             connect_flows: 1_000_000,
-            sweep: vec![1_000, 10_000, 100_000, 1_000_000],
+            sweep: vec![1_000, 10_000, 100_000, 1_000_000, 4_000_000],
             sweep_rounds: 3,
             window: 4096,
             payload: 6,

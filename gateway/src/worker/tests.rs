@@ -4174,3 +4174,550 @@ mod staged_equals_one_by_one {
         }
     }
 }
+
+/// Bursts through [`Worker::process_burst`], as the DPDK loop hands them over.
+/// However the burst is staged, each frame must meet the state every earlier
+/// frame of the burst left (the connection a SYN created, a connection a FIN
+/// ended and a SYN reopened), every kind of frame must still go where it
+/// went one at a time, and the frames of one flow must leave in the order
+/// they came.
+mod burst {
+    use super::*;
+    use std::collections::HashSet;
+
+    use crate::conn::{FlowKey, State};
+    use crate::model::Protocol;
+    use crate::wire::ipv4::Ipv4Packet;
+
+    /// The SYN-proxied service beside the test services (port 80 FNAT, 53 UDP).
+    const PROXIED: u16 = 443;
+    const MSS: [u8; 4] = [2, 4, 5, 0xb4];
+    const SEG: usize = 16;
+
+    /// A client port's initial sequence number, and its server's.
+    fn isn(cport: u16) -> u32 {
+        u32::from(cport) << 12
+    }
+    fn server_isn(cport: u16) -> u32 {
+        0x7000_0000 + (u32::from(cport) << 12)
+    }
+
+    /// Segment `i` (0-based) of the client on `cport`, after its handshake:
+    /// [`SEG`] bytes of `i`, sequence numbers following on.
+    fn client_seg(cport: u16, i: u8) -> Vec<u8> {
+        let seq = isn(cport) + 1 + u32::from(i) * SEG as u32;
+        tcp_frame((CLIENT, cport), (VIP, 80), seq, server_isn(cport) + 1, flags::ACK | flags::PSH, &[], &[i; SEG])
+    }
+
+    /// The client's ACK of its server's SYN-ACK.
+    fn client_ack(cport: u16) -> Vec<u8> {
+        tcp_frame((CLIENT, cport), (VIP, 80), isn(cport) + 1, server_isn(cport) + 1, flags::ACK, &[], &[])
+    }
+
+    /// The client's FIN after `segs` segments.
+    fn client_fin(cport: u16, segs: u8) -> Vec<u8> {
+        client_end(cport, segs, flags::FIN | flags::ACK)
+    }
+
+    /// The client's segment of `flags` (a FIN or RST) after `segs` segments.
+    fn client_end(cport: u16, segs: u8, flags: u8) -> Vec<u8> {
+        let seq = isn(cport) + 1 + u32::from(segs) * SEG as u32;
+        tcp_frame((CLIENT, cport), (VIP, 80), seq, server_isn(cport) + 1, flags, &[], &[])
+    }
+
+    /// Segment `i` of the server `rs` answering the client on `cport` through `lport`.
+    fn server_seg(rs: Ipv4Addr, lport: u16, cport: u16, i: u8) -> Vec<u8> {
+        let seq = server_isn(cport) + 1 + u32::from(i) * SEG as u32;
+        tcp_frame((rs, 8080), (LIP, lport), seq, isn(cport) + 1, flags::ACK | flags::PSH, &[], &[0x80 | i; SEG])
+    }
+
+    fn mac_of(rs: Ipv4Addr) -> MacAddr {
+        if rs == RS1 {
+            MAC_RS1
+        } else {
+            MAC_RS2
+        }
+    }
+
+    fn from_client(b: &[u8]) -> BufFrame {
+        on_wire(MAC_CLIENT, MAC_PORT0, b)
+    }
+
+    fn from_server(rs: Ipv4Addr, b: &[u8]) -> BufFrame {
+        on_wire(mac_of(rs), MAC_PORT1, b)
+    }
+
+    /// (seq, ack, flags, payload) of a TCP frame.
+    fn tcp(b: &[u8]) -> (u32, u32, u8, Vec<u8>) {
+        let t = TcpPacket::new_checked(&b[34..]).unwrap();
+        (t.seq_number(), t.ack_number(), t.flags(), t.payload().to_vec())
+    }
+
+    /// The IPv4 TCP or UDP frames of `sent` from `src` to `dst`, in the
+    /// order they left, with the port each left on.
+    fn leaving(sent: &[(u16, Vec<u8>)], src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Vec<(u16, Vec<u8>)> {
+        sent.iter()
+            .filter(|(_, b)| b[12..14] == [8, 0] && matches!(b[23], 6 | 17) && ip_src(b) == src && ip_dst(b) == dst)
+            .cloned()
+            .collect()
+    }
+
+    /// The frames of `sent` of IPv4 protocol `proto` (ICMP) or, for `None`, ARP.
+    fn of_kind(sent: &[(u16, Vec<u8>)], proto: Option<u8>) -> Vec<(u16, Vec<u8>)> {
+        sent.iter()
+            .filter(|(_, b)| match proto {
+                None => b[12..14] == [8, 6],
+                Some(p) => b[12..14] == [8, 0] && b[23] == p,
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// A connection opened before the bursts: its server and local port.
+    #[derive(Clone, Copy, Debug)]
+    struct Opened {
+        rs: Ipv4Addr,
+        lport: u16,
+    }
+
+    /// Opens the client `cport`'s connection frame by frame (SYN, the
+    /// server's SYN-ACK, the client's ACK): established.
+    fn establish(w: &mut Worker<BufFrame>, io: &mut Recorder, cport: u16, now: u32) -> Opened {
+        let syn = tcp_frame((CLIENT, cport), (VIP, 80), isn(cport), 0, flags::SYN, &MSS, &[]);
+        w.process(from_client(&syn), 0, now, io);
+        let out = io.take_sent().remove(0).1;
+        let ((rs, _), (_, lport)) = (ip_dst(&out), ip_src(&out));
+        let synack =
+            tcp_frame((rs, 8080), (LIP, lport), server_isn(cport), isn(cport) + 1, flags::SYN | flags::ACK, &MSS, &[]);
+        w.process(from_server(rs, &synack), 1, now, io);
+        w.process(from_client(&client_ack(cport)), 0, now, io);
+        assert_eq!(io.take_sent().len(), 2, "SYN-ACK and ACK of {cport} forwarded");
+        assert_eq!(state_of(w, cport), Some(State::Established));
+        Opened { rs, lport }
+    }
+
+    /// The state of the client `cport`'s connection to VIP:80, if it has one.
+    fn state_of(w: &Worker<BufFrame>, cport: u16) -> Option<State> {
+        let key = FlowKey { proto: Protocol::Tcp, src: CLIENT, sport: cport, dst: VIP, dport: 80 };
+        w.director().lookup(&key).map(|(id, _)| w.director().conn(id).state())
+    }
+
+    /// Worker `id` of `workers`, FNAT, its neighbours resolved, with
+    /// VIP:[`PROXIED`] a SYN-proxied service of the same servers.
+    fn proxying_worker(id: u16, workers: u16) -> (Worker<BufFrame>, Recorder) {
+        let mut cfg = WorkerConfig::new(id, workers);
+        cfg.conn_capacity = 1024;
+        cfg.template_capacity = 64;
+        cfg.synproxy.seed = *b"burst-test-seed!";
+        let mut ed = service(ForwardMethod::FullNat, SchedulerKind::Rr).edit();
+        let key = ServiceKey::tcp(VIP.into(), PROXIED);
+        ed.add_service(ServiceSpec { scheduler: SchedulerKind::Rr, ..ServiceSpec::new(key) }).unwrap();
+        for rs in [RS1, RS2] {
+            ed.add_dest(&key, DestSpec::new(rs.into(), 8443).with_method(ForwardMethod::FullNat)).unwrap();
+        }
+        ed.add_laddr(&key, LocalAddr { addr: LIP.into(), ifname: "port1".into() }).unwrap();
+        enable_synproxy(&mut ed, key);
+        let mut w = Worker::new(&cfg, ed.finish(), net(), 1000).unwrap();
+        let mut io = Recorder::default();
+        resolve(&mut w, &mut io, 1000);
+        (w, io)
+    }
+
+    /// Asserts that `out` are the client segments `segs` (then, for `end`
+    /// (n, flags), its [`client_end`] after n segments) of `cport`'s
+    /// connection `c`, as FNAT forwards them, in order.
+    fn assert_client_flow(out: &[(u16, Vec<u8>)], cport: u16, c: Opened, segs: &[u8], end: Option<(u8, u8)>) {
+        let want: Vec<(u32, u8, Vec<u8>)> = segs
+            .iter()
+            .map(|&i| (isn(cport) + 1 + u32::from(i) * SEG as u32, flags::ACK | flags::PSH, vec![i; SEG]))
+            .chain(end.map(|(n, fl)| (isn(cport) + 1 + u32::from(n) * SEG as u32, fl, vec![])))
+            .collect();
+        let got: Vec<(u32, u8, Vec<u8>)> = out
+            .iter()
+            .map(|(port, b)| {
+                assert_eq!((*port, macs(b)), (1, (mac_of(c.rs), MAC_PORT1)), "client {cport} toward {}", c.rs);
+                assert_eq!(toa_of(b), None, "established: no TOA");
+                assert_checksums_valid(b);
+                let (seq, ack, fl, payload) = tcp(b);
+                assert_eq!(ack, server_isn(cport) + 1);
+                (seq, fl, payload)
+            })
+            .collect();
+        assert_eq!(got, want, "client {cport}'s segments, in order");
+    }
+
+    /// One burst from the clients mixing every path, then one from the
+    /// servers: established connections' segments interleaved, a new
+    /// connection's SYN with its ACK and data behind it, a new UDP flow's
+    /// two datagrams, an ARP request for us, a SYN to a proxied service, a
+    /// malformed frame; then replies, the new connection's SYN-ACK, an ICMP
+    /// error about a connection, a reply for the other worker's local port,
+    /// an ARP request and a truncated frame.
+    #[test]
+    fn a_mixed_burst_goes_where_its_frames_go_one_by_one_in_each_flows_order() {
+        let (mut w, mut io) = proxying_worker(0, 2);
+        let (mut w1, mut io1) = proxying_worker(1, 2);
+        let (ca, cb, cc, cd, cn, cu, cp) = (40000, 40002, 40004, 40006, 41000, 5353, 42000);
+        let a = establish(&mut w, &mut io, ca, 1000);
+        let b = establish(&mut w, &mut io, cb, 1000);
+        let c = establish(&mut w, &mut io, cc, 1000);
+        let d = establish(&mut w1, &mut io1, cd, 1000);
+        assert_eq!((a.rs, b.rs, c.rs), (RS1, RS2, RS1), "rr");
+        assert_eq!((a.lport % 2, d.lport % 2), (0, 1), "each worker's share of the local ports");
+        let freed = io.freed;
+        let before = (w.counters().rx_packets.get(), w.counters().new_conns.get());
+
+        // The clients' burst.
+        let n_syn = tcp_frame((CLIENT, cn), (VIP, 80), isn(cn), 0, flags::SYN, &MSS, &[]);
+        let n_ack = client_ack(cn);
+        let n_seg = |i: u8| {
+            let seq = isn(cn) + 1 + u32::from(i) * SEG as u32;
+            tcp_frame((CLIENT, cn), (VIP, 80), seq, server_isn(cn) + 1, flags::ACK | flags::PSH, &[], &[i; SEG])
+        };
+        let query = |q: &[u8]| udp_frame((CLIENT, cu), (VIP, 53), q, true);
+        let proxied_syn = tcp_frame((CLIENT, cp), (VIP, PROXIED), isn(cp), 0, flags::SYN, &MSS, &[]);
+        let mut bad_sum = client_seg(ca, 9);
+        bad_sum[24] ^= 0xff;
+        let mut burst: Vec<BufFrame> = vec![
+            from_client(&client_seg(ca, 0)),
+            from_client(&n_syn),
+            from_client(&client_seg(cb, 0)),
+            from_client(&query(b"query one")),
+            arp_request(CLIENT, MAC_CLIENT, GW_CLIENT_SIDE),
+            from_client(&n_ack),
+            from_client(&client_seg(ca, 1)),
+            from_client(&bad_sum),
+            from_client(&proxied_syn),
+            from_client(&n_seg(0)),
+            from_client(&client_seg(cc, 0)),
+            from_client(&client_seg(ca, 2)),
+            from_client(&query(b"query two")),
+            from_client(&n_seg(1)),
+            from_client(&client_fin(cb, 1)),
+            from_client(&client_fin(ca, 3)),
+        ];
+        let frames = burst.len() as u64;
+        w.process_burst(&mut burst, 0, 1010, &mut io);
+        let sent = io.take_sent();
+
+        // Established connections: each flow's segments in order, its FIN last.
+        let a_out = leaving(&sent, (LIP, a.lport), (a.rs, 8080));
+        assert_client_flow(&a_out, ca, a, &[0, 1, 2], Some((3, flags::FIN | flags::ACK)));
+        let b_out = leaving(&sent, (LIP, b.lport), (b.rs, 8080));
+        assert_client_flow(&b_out, cb, b, &[0], Some((1, flags::FIN | flags::ACK)));
+        let c_out = leaving(&sent, (LIP, c.lport), (c.rs, 8080));
+        assert_client_flow(&c_out, cc, c, &[0], None);
+
+        // The new connection: its SYN scheduled (rr's next), its ACK and data
+        // behind it on the connection the SYN created, in order.
+        let n_first = sent.iter().find(|(_, f)| f[23] == 6 && ip_dst(f).1 == 8080 && tcp(f).2 == flags::SYN);
+        let n_lport = ip_src(&n_first.expect("the new connection's SYN left").1).1;
+        let n_out = leaving(&sent, (LIP, n_lport), (RS2, 8080));
+        let n_got: Vec<_> = n_out.iter().map(|(_, f)| (tcp(f), toa_of(f))).collect();
+        let toa = Some((cn, CLIENT));
+        assert_eq!(
+            n_got,
+            vec![
+                ((isn(cn), 0, flags::SYN, vec![]), toa),
+                ((isn(cn) + 1, server_isn(cn) + 1, flags::ACK, vec![]), toa),
+                ((isn(cn) + 1, server_isn(cn) + 1, flags::ACK | flags::PSH, vec![0; SEG]), None),
+                ((isn(cn) + 1 + SEG as u32, server_isn(cn) + 1, flags::ACK | flags::PSH, vec![1; SEG]), None),
+            ],
+            "SYN, ACK, data: one connection, in order"
+        );
+        for (port, f) in &n_out {
+            assert_eq!((*port, macs(f)), (1, (MAC_RS2, MAC_PORT1)));
+            assert_checksums_valid(f);
+        }
+        assert!(![a.lport, b.lport, c.lport].contains(&n_lport));
+
+        // The UDP flow: both datagrams on one connection, in order.
+        let u_first = sent.iter().find(|(_, f)| f[23] == 17).expect("the first query left");
+        let u_lport = ip_src(&u_first.1).1;
+        let u_out = leaving(&sent, (LIP, u_lport), (RS1, 53));
+        let queries: Vec<_> = u_out.iter().map(|(port, f)| (*port, macs(f), f[42..].to_vec())).collect();
+        assert_eq!(
+            queries,
+            vec![(1, (MAC_RS1, MAC_PORT1), b"query one".to_vec()), (1, (MAC_RS1, MAC_PORT1), b"query two".to_vec())]
+        );
+        u_out.iter().for_each(|(_, f)| assert_checksums_valid(f));
+
+        // The ARP request is answered on its port, from our MAC to the client's.
+        let arp = of_kind(&sent, None);
+        assert_eq!(arp.len(), 1);
+        let (port, reply) = &arp[0];
+        assert_eq!((*port, macs(reply)), (0, (MAC_CLIENT, MAC_PORT0)));
+        assert_eq!(
+            (&reply[20..22], &reply[22..28], &reply[28..32]),
+            (&[0, 2][..], &MAC_PORT0.0[..], &GW_CLIENT_SIDE.octets()[..])
+        );
+        assert_eq!((&reply[32..38], &reply[38..42]), (&MAC_CLIENT.0[..], &CLIENT.octets()[..]));
+
+        // The proxied SYN is answered with a cookie, and opens nothing.
+        let cookie = leaving(&sent, (VIP, PROXIED), (CLIENT, cp));
+        assert_eq!(cookie.len(), 1);
+        let (port, synack) = &cookie[0];
+        assert_eq!((*port, macs(synack)), (0, (MAC_CLIENT, MAC_PORT0)));
+        let (_, ack, fl, _) = tcp(synack);
+        assert_eq!((fl, ack), (flags::SYN | flags::ACK, isn(cp) + 1));
+        assert_checksums_valid(synack);
+        assert_eq!(w.counters().synproxy.syn_acks_sent.get(), 1);
+
+        // Nothing else left; the malformed frame was dropped, counted, freed.
+        assert_eq!(sent.len(), a_out.len() + b_out.len() + c_out.len() + n_out.len() + u_out.len() + 1 + 1, "{sent:?}");
+        assert!(io.redirected.is_empty());
+        let cs = w.counters();
+        assert_eq!(cs.dropped(DropReason::BadIpChecksum.into()), 1);
+        assert_eq!(cs.total_drops(), 1, "{:?}", cs.nonzero_drops());
+        assert_eq!(io.freed - freed, 1, "the malformed frame; the others left");
+        assert_eq!((cs.rx_packets.get(), cs.new_conns.get()), (before.0 + frames, before.1 + 2));
+        assert_eq!(w.director().conns().len(), 3 + 2, "N and the UDP flow: the proxied SYN left no state");
+        let states = [ca, cb, cc, cn].map(|cport| state_of(&w, cport));
+        assert_eq!(states, [State::CloseWait, State::CloseWait, State::Established, State::Established].map(Some));
+
+        // The servers' burst, on the other port.
+        let n_synack =
+            tcp_frame((RS2, 8080), (LIP, n_lport), server_isn(cn), isn(cn) + 1, flags::SYN | flags::ACK, &MSS, &[]);
+        let unreachable = crate::xmit::test_support::icmp_error(RS1, LIP, 3, 3, &c_out[0].1[14..], 28);
+        let d_reply = server_seg(d.rs, d.lport, cd, 0);
+        let mut truncated = server_seg(a.rs, a.lport, ca, 7);
+        truncated.truncate(30);
+        let answer = udp_frame((RS1, 53), (LIP, u_lport), b"answer", true);
+        let b_fin = tcp_frame(
+            (b.rs, 8080),
+            (LIP, b.lport),
+            server_isn(cb) + 1,
+            isn(cb) + 1 + SEG as u32 + 1,
+            flags::FIN | flags::ACK,
+            &[],
+            &[],
+        );
+        let replies: Vec<BufFrame> = vec![
+            from_server(a.rs, &server_seg(a.rs, a.lport, ca, 0)),
+            from_server(RS2, &n_synack),
+            from_server(RS1, &unreachable),
+            from_server(d.rs, &d_reply),
+            from_server(a.rs, &server_seg(a.rs, a.lport, ca, 1)),
+            arp_request(RS1, MAC_RS1, LIP),
+            BufFrame::new(&truncated),
+            from_server(RS1, &answer),
+            from_server(RS2, &server_seg(RS2, n_lport, cn, 0)),
+            from_server(a.rs, &server_seg(a.rs, a.lport, ca, 2)),
+            from_server(b.rs, &b_fin),
+        ];
+        w.process_burst(&mut replies.into_iter().collect::<Vec<_>>(), 1, 1011, &mut io);
+        let sent = io.take_sent();
+        let to_client = |sent: &[(u16, Vec<u8>)], cport: u16| {
+            let out = leaving(sent, (VIP, 80), (CLIENT, cport));
+            out.iter()
+                .map(|(port, f)| {
+                    assert_eq!((*port, macs(f)), (0, (MAC_CLIENT, MAC_PORT0)));
+                    assert_checksums_valid(f);
+                    tcp(f)
+                })
+                .collect::<Vec<_>>()
+        };
+        let server = |cport: u16, i: u8| {
+            (
+                server_isn(cport) + 1 + u32::from(i) * SEG as u32,
+                isn(cport) + 1,
+                flags::ACK | flags::PSH,
+                vec![0x80 | i; SEG],
+            )
+        };
+        assert_eq!(to_client(&sent, ca), vec![server(ca, 0), server(ca, 1), server(ca, 2)], "A's replies in order");
+        assert_eq!(
+            to_client(&sent, cn),
+            vec![(server_isn(cn), isn(cn) + 1, flags::SYN | flags::ACK, vec![]), server(cn, 0)],
+            "the new connection's SYN-ACK, then its data"
+        );
+        assert_eq!(
+            to_client(&sent, cb),
+            vec![(server_isn(cb) + 1, isn(cb) + 2 + SEG as u32, flags::FIN | flags::ACK, vec![])]
+        );
+        let answers = leaving(&sent, (VIP, 53), (CLIENT, cu));
+        assert_eq!(answers.len(), 1);
+        assert_eq!(
+            (answers[0].0, macs(&answers[0].1), &answers[0].1[42..]),
+            (0, (MAC_CLIENT, MAC_PORT0), &b"answer"[..])
+        );
+
+        // The ICMP error reaches the client from the VIP, about its own packet.
+        let icmp = of_kind(&sent, Some(1));
+        assert_eq!(icmp.len(), 1);
+        let (port, err) = &icmp[0];
+        assert_eq!((*port, macs(err)), (0, (MAC_CLIENT, MAC_PORT0)));
+        assert_eq!((ip_src(err).0, ip_dst(err).0, icmp_header(err)), (VIP, CLIENT, (3, 3, [0; 4])));
+        let quoted = Ipv4Packet::new_unchecked(&err[42..]);
+        assert_eq!((quoted.src_addr(), quoted.dst_addr()), (CLIENT, VIP));
+        assert_eq!((u16::from_be_bytes([err[62], err[63]]), u16::from_be_bytes([err[64], err[65]])), (cc, 80));
+        assert_checksums_valid(err);
+        assert_eq!(w.counters().icmp_errors_relayed.get(), 1);
+
+        // The ARP request for the local address is answered toward the server.
+        let arp = of_kind(&sent, None);
+        assert_eq!(arp.len(), 1);
+        let (port, reply) = &arp[0];
+        assert_eq!((*port, macs(reply)), (1, (MAC_RS1, MAC_PORT1)));
+        assert_eq!(
+            (&reply[20..22], &reply[22..28], &reply[28..32]),
+            (&[0, 2][..], &MAC_PORT1.0[..], &LIP.octets()[..])
+        );
+
+        assert_eq!(sent.len(), 3 + 2 + 1 + 1 + 1 + 1, "{sent:?}");
+        let cs = w.counters();
+        assert_eq!((cs.dropped(DropReason::Truncated.into()), cs.total_drops()), (1, 2));
+        assert_eq!(cs.redirected_out.get(), 1);
+        assert_eq!(state_of(&w, cb), Some(State::TimeWait), "the server's FIN after the client's");
+
+        // The reply for worker 1's local port went to it untouched; it forwards it.
+        let (to, frame) = io.redirected.remove(0);
+        assert_eq!((to, &frame[..]), (1, from_server(d.rs, &d_reply).data()));
+        assert!(io.redirected.is_empty());
+        w1.process_redirected(BufFrame::new(&frame), 1, 1011, &mut io1);
+        assert_eq!(to_client(&io1.take_sent(), cd), vec![server(cd, 0)]);
+    }
+
+    /// Connections ended early in a burst and reopened by a bare SYN later in
+    /// it (conn_reuse): an established one by the client's RST (CLOSE), a
+    /// half-open one by its FIN (TIME_WAIT). What came before the end goes
+    /// on the old connection; each SYN is scheduled afresh on a new local
+    /// port, and what follows it goes on the new connection. The servers'
+    /// burst then finds the new connections, and no longer the old.
+    #[test]
+    fn connections_ended_and_reopened_in_one_burst_carry_each_segment_on_its_own() {
+        let (mut w, mut io) = resolved(ForwardMethod::FullNat);
+        let (cx, cy, ch) = (40000, 40002, 40004);
+        let x = establish(&mut w, &mut io, cx, 1000);
+        let y = establish(&mut w, &mut io, cy, 1000);
+        let h_syn = tcp_frame((CLIENT, ch), (VIP, 80), isn(ch), 0, flags::SYN, &MSS, &[]);
+        w.process(from_client(&h_syn), 0, 1000, &mut io);
+        let h_out = io.take_sent().remove(0).1;
+        let h = Opened { rs: ip_dst(&h_out).0, lport: ip_src(&h_out).1 };
+        assert_eq!((x.rs, y.rs, h.rs), (RS1, RS2, RS1), "rr");
+        assert_eq!(state_of(&w, ch), Some(State::SynRecv));
+
+        let again = |cport: u16| isn(cport) + 0x10_0000;
+        let reopen = |cport: u16| {
+            let a = again(cport);
+            [
+                tcp_frame((CLIENT, cport), (VIP, 80), a, 0, flags::SYN, &MSS, &[]),
+                tcp_frame((CLIENT, cport), (VIP, 80), a + 1, 0x5000, flags::ACK, &[], &[]),
+                tcp_frame((CLIENT, cport), (VIP, 80), a + 1, 0x5000, flags::ACK | flags::PSH, &[], b"again"),
+            ]
+        };
+        let ([x_syn, x_ack, x_data], [h_syn, h_ack, h_data]) = (reopen(cx), reopen(ch));
+        let burst = [
+            client_seg(cx, 0),
+            client_seg(cy, 0),
+            client_end(cx, 1, flags::RST | flags::ACK),
+            client_fin(ch, 0),
+            client_seg(cy, 1),
+            x_syn,
+            h_syn,
+            x_ack,
+            h_ack,
+            x_data,
+            client_seg(cy, 2),
+            h_data,
+        ];
+        w.process_burst(&mut burst.iter().map(|f| from_client(f)).collect::<Vec<_>>(), 0, 1010, &mut io);
+        let sent = io.take_sent();
+
+        let x_old = leaving(&sent, (LIP, x.lport), (x.rs, 8080));
+        assert_client_flow(&x_old, cx, x, &[0], Some((1, flags::RST | flags::ACK)));
+        let h_old: Vec<_> = leaving(&sent, (LIP, h.lport), (h.rs, 8080)).iter().map(|(_, f)| tcp(f)).collect();
+        assert_eq!(h_old, vec![(isn(ch) + 1, server_isn(ch) + 1, flags::FIN | flags::ACK, vec![])]);
+        let y_out = leaving(&sent, (LIP, y.lport), (y.rs, 8080));
+        assert_client_flow(&y_out, cy, y, &[0, 1, 2], None);
+
+        // The rest is the new connections': rr's next servers, new local ports.
+        let mut news = 0;
+        for (cport, old, rs) in [(cx, x, RS2), (ch, h, RS1)] {
+            let syn = sent.iter().find(|(_, f)| tcp(f).0 == again(cport)).expect("the reopening SYN left");
+            let lport = ip_src(&syn.1).1;
+            assert!(![x.lport, y.lport, h.lport].contains(&lport), "{cport} reopened on a new local port, not {old:?}");
+            let out = leaving(&sent, (LIP, lport), (rs, 8080));
+            for (port, f) in &out {
+                assert_eq!((*port, macs(f)), (1, (mac_of(rs), MAC_PORT1)));
+                assert_checksums_valid(f);
+            }
+            let got: Vec<_> = out.iter().map(|(_, f)| (tcp(f), toa_of(f))).collect();
+            let (a, toa) = (again(cport), Some((cport, CLIENT)));
+            assert_eq!(
+                got,
+                vec![
+                    ((a, 0, flags::SYN, vec![]), toa),
+                    ((a + 1, 0x5000, flags::ACK, vec![]), toa),
+                    ((a + 1, 0x5000, flags::ACK | flags::PSH, b"again".to_vec()), None),
+                ],
+                "{cport}'s new connection: SYN, ACK and data, in order"
+            );
+            assert_eq!(state_of(&w, cport), Some(State::Established));
+            news += out.len();
+        }
+        assert_eq!(sent.len(), x_old.len() + h_old.len() + y_out.len() + news, "{sent:?}");
+        let c = w.counters();
+        assert_eq!((c.new_conns.get(), c.conns_reused.get(), c.total_drops()), (5, 2, 0));
+        assert_eq!(w.director().conns().len(), 3, "the ended connections are gone");
+
+        // The servers' burst: the reopened connection's SYN-ACK reaches the
+        // client; a late segment to the old local port finds nothing.
+        let x_new = sent.iter().find(|(_, f)| tcp(f).0 == again(cx)).map(|(_, f)| ip_src(f).1).unwrap();
+        let a = again(cx);
+        let synack = tcp_frame((RS2, 8080), (LIP, x_new), 0x4fff, a + 1, flags::SYN | flags::ACK, &[], &[]);
+        let replies = [
+            from_server(RS2, &synack),
+            from_server(x.rs, &server_seg(x.rs, x.lport, cx, 0)),
+            from_server(y.rs, &server_seg(y.rs, y.lport, cy, 0)),
+        ];
+        w.process_burst(&mut replies.into_iter().collect::<Vec<_>>(), 1, 1011, &mut io);
+        let sent = io.take_sent();
+        let to_x: Vec<_> = leaving(&sent, (VIP, 80), (CLIENT, cx)).iter().map(|(_, f)| tcp(f)).collect();
+        assert_eq!(to_x, vec![(0x4fff, a + 1, flags::SYN | flags::ACK, vec![])]);
+        assert_eq!(leaving(&sent, (VIP, 80), (CLIENT, cy)).len(), 1);
+        assert_eq!(sent.len(), 2);
+        assert_eq!(w.counters().dropped(Discard::NoConnection), 1, "the old connection's late segment");
+    }
+
+    /// Bursts of every size around the DPDK burst of 32, of new connections
+    /// interleaved: frame `i` is of flow `i % 8`, its SYN first, then its
+    /// handshake ACK, then its segments. Each flow's segments follow its SYN onto its connection,
+    /// in order, however the burst is cut into stages.
+    #[test]
+    fn bursts_of_any_size_carry_each_flow_on_the_connection_its_syn_opened() {
+        const FLOWS: usize = 8;
+        for n in [0usize, 1, 7, 31, 32, 33, 64, 100] {
+            let (mut w, mut io) = resolved(ForwardMethod::FullNat);
+            let cport = |i: usize| 40000 + (i % FLOWS) as u16;
+            let frames = (0..n).map(|i| match i / FLOWS {
+                0 => from_client(&tcp_frame((CLIENT, cport(i)), (VIP, 80), isn(cport(i)), 0, flags::SYN, &MSS, &[])),
+                1 => from_client(&client_ack(cport(i))),
+                j => from_client(&client_seg(cport(i), (j - 2) as u8)),
+            });
+            w.process_burst(&mut frames.collect::<Vec<_>>(), 0, 1010, &mut io);
+            let sent = io.take_sent();
+            assert_eq!(sent.len(), n, "burst of {n}: every frame left");
+            let c = w.counters();
+            assert_eq!(
+                (c.rx_packets.get(), c.new_conns.get(), c.total_drops()),
+                (3 + n as u64, n.min(FLOWS) as u64, 0)
+            );
+            let mut lports = HashSet::new();
+            for flow in 0..n.min(FLOWS) {
+                let cp = cport(flow);
+                let syn = sent.iter().find(|(_, f)| tcp(f).0 == isn(cp)).expect("the flow's SYN left");
+                let (lport, rs) = (ip_src(&syn.1).1, ip_dst(&syn.1).0);
+                assert_eq!(rs, if flow % 2 == 0 { RS1 } else { RS2 }, "rr, in the flows' order");
+                assert!(lports.insert(lport), "a local port per connection");
+                let out = leaving(&sent, (LIP, lport), (rs, 8080));
+                let handshake: Vec<_> = out.iter().take(2).map(|(_, f)| (tcp(f).2, toa_of(f))).collect();
+                let want = [(flags::SYN, Some((cp, CLIENT))), (flags::ACK, Some((cp, CLIENT)))];
+                assert_eq!(handshake, want[..out.len().min(2)], "burst of {n}, flow {flow}: SYN, then ACK");
+                let segs = (flow..n).step_by(FLOWS).count().saturating_sub(2) as u8;
+                let rest = &out[out.len().min(2)..];
+                assert_client_flow(rest, cp, Opened { rs, lport }, &(0..segs).collect::<Vec<_>>(), None);
+            }
+        }
+    }
+}
