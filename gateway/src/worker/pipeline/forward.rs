@@ -112,7 +112,7 @@ impl<F: Frame> Worker<F> {
             // Its own path: the connection's numbers shift, the header goes in.
             Rewrite::Translate(endpoints) if HEADER => {
                 let leg = Leg { id, dir };
-                return self.forward_with_header(frame, meta, leg, proxy, endpoints, out.hop, out.egress, at, io);
+                return self.forward_with_header(frame, meta, leg, proxy, endpoints, out, at, io);
             }
             Rewrite::Translate(endpoints) => {
                 // The TOA rides the handshake (the toa module reads it from
@@ -270,7 +270,7 @@ impl<F: Frame> Worker<F> {
     /// [`Worker::egress`] and the next hop's MAC, from the egress cache (see
     /// [`super::egress`]) when it answers.
     #[inline(always)]
-    fn resolve(&mut self, to: Ipv4Addr, now: u32) -> Option<Resolved<Ipv4Addr>> {
+    pub(super) fn resolve(&mut self, to: Ipv4Addr, now: u32) -> Option<Resolved<Ipv4Addr>> {
         let (live, net) = (&self.routes, &self.net);
         self.egress_cache.resolve(to, now, &self.neighbours, |to| route(live, &net.routes, &net.ports, to))
     }
@@ -278,7 +278,7 @@ impl<F: Frame> Worker<F> {
     /// Sends the frame where `out` says: straight to the next hop's MAC when
     /// known, else by [`Worker::send_via`] (which queues it for ARP).
     #[inline(always)]
-    fn send_resolved(&mut self, frame: F, out: Resolved<Ipv4Addr>, now: u32, io: &mut impl Io<F>) {
+    pub(super) fn send_resolved(&mut self, frame: F, out: Resolved<Ipv4Addr>, now: u32, io: &mut impl Io<F>) {
         match out.dst_mac {
             Some(dst_mac) => send_to_neighbour(&self.counters, frame, out.hop.port, dst_mac, out.src_mac, io),
             None => self.send_via(frame, out.hop, now, io),

@@ -555,7 +555,7 @@ impl<F: Frame> Worker<F> {
             // Its own path: the connection's numbers shift, the header goes in.
             Rewrite::Translate(endpoints) if HEADER => {
                 let leg = Leg { id, dir };
-                return self.forward_with_header(frame, meta, leg, proxy, endpoints, out.hop, out.egress, at, io);
+                return self.forward_with_header(frame, meta, leg, proxy, endpoints, out, at, io);
             }
             Rewrite::Translate(endpoints) => {
                 let with_toa = meta.protocol == ip_proto::TCP && before != State::Established;
@@ -657,7 +657,7 @@ impl<F: Frame> Worker<F> {
     /// [`Worker::egress6`] and the next hop's MAC, from the egress cache
     /// (see [`super::egress`]) when it answers.
     #[inline(always)]
-    fn resolve6(&mut self, to: Ipv6Addr, now: u32) -> Option<Resolved<Ipv6Addr>> {
+    pub(super) fn resolve6(&mut self, to: Ipv6Addr, now: u32) -> Option<Resolved<Ipv6Addr>> {
         let (v6, net) = (&mut *self.v6, &self.net);
         let (live, cache, neighbours) = (&v6.routes, &mut v6.egress_cache, &v6.neighbours);
         cache.resolve(to, now, neighbours, |to| route(live, &net.v6.routes, &net.ports, to))
@@ -667,7 +667,7 @@ impl<F: Frame> Worker<F> {
     /// known, else by [`Worker::send_via6`] (which queues it for neighbour
     /// discovery).
     #[inline(always)]
-    fn send_resolved6(&mut self, frame: F, out: Resolved<Ipv6Addr>, now: u32, io: &mut impl Io<F>) {
+    pub(super) fn send_resolved6(&mut self, frame: F, out: Resolved<Ipv6Addr>, now: u32, io: &mut impl Io<F>) {
         match out.dst_mac {
             Some(dst_mac) => send_to_neighbour(&self.counters, frame, out.hop.port, dst_mac, out.src_mac, io),
             None => self.send_via6(frame, out.hop, now, io),
