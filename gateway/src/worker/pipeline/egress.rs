@@ -1,8 +1,12 @@
 //! The egress cache: per worker and family, where packets to a destination
 //! went last (the next hop, its port's MTU, offloads and MAC, the next hop's
 //! MAC), so a connection's packet is sent with no route, port or neighbour
-//! lookup. `measure_pipeline.sh`: those lookups were about 130 of the 770
-//! instructions an established IPv4 packet cost.
+//! lookup. `measure_pipeline.sh`, an established IPv4 packet: 772
+//! instructions without the cache, 707 with a hit, 880 with a miss (every
+//! packet missing: the lookups, the failed test, the call and the fill). So
+//! it pays while more than about 60 % of the packets hit: the servers' side
+//! always does (few addresses), the clients' side while a worker's active
+//! clients are not many more than its slots.
 //!
 //! Keyed by the address the rewritten packet goes to, not by connection:
 //! an IPv4 connection entry is one cache line already (see
@@ -11,8 +15,8 @@
 //! address picking the slot: a hit costs a few comparisons; a miss (a
 //! colliding address, a new generation) costs the lookups as before, plus
 //! filling the slot. Addresses are the clients' choice, so they may collide
-//! on purpose; that only makes every packet a miss, no worse than without
-//! the cache.
+//! on purpose; that makes their packets miss (at the cost above), never
+//! answers wrong.
 //!
 //! An entry answers only while nothing it was built from changed:
 //! - routes, ports (MTU, offloads, MAC), static neighbours: a new
