@@ -24,6 +24,9 @@ pub trait FamilyAddr: Copy + Eq + Hash + fmt::Debug + fmt::Display + FromStr + S
     fn from_bits(bits: Self::Bits) -> Self;
     /// The netmask of `prefix_len` (capped at [`BITS`](Self::BITS)).
     fn mask(prefix_len: u8) -> Self::Bits;
+    /// The address in 64 bits, for a multiply-shift hash (IPv6's halves
+    /// folded together).
+    fn fold(self) -> u64;
 }
 
 impl FamilyAddr for Ipv4Addr {
@@ -43,6 +46,10 @@ impl FamilyAddr for Ipv4Addr {
     fn mask(prefix_len: u8) -> u32 {
         mask_bits(prefix_len)
     }
+    #[inline(always)]
+    fn fold(self) -> u64 {
+        u64::from(self.to_bits())
+    }
 }
 
 impl FamilyAddr for Ipv6Addr {
@@ -61,6 +68,11 @@ impl FamilyAddr for Ipv6Addr {
     #[inline]
     fn mask(prefix_len: u8) -> u128 {
         mask_bits_v6(prefix_len)
+    }
+    #[inline(always)]
+    fn fold(self) -> u64 {
+        let bits = self.to_bits();
+        (bits >> 64) as u64 ^ bits as u64
     }
 }
 

@@ -17,5 +17,5 @@ pub mod rss;
 
 pub use cidr::{Cidr, CidrError, FamilyAddr, IpCidr, Ipv4Cidr, Ipv6Cidr};
 pub use exception::KernelClass;
-pub use neigh::{Learned, Neighbour, NeighbourTable, Origin, PendingQueue, Queued, MAX_STATIC_NEIGHBOURS};
+pub use neigh::{Learned, Lease, Neighbour, NeighbourTable, Origin, PendingQueue, Queued, MAX_STATIC_NEIGHBOURS};
 pub use route::{NextHop, Route, RouteError, RouteTable};

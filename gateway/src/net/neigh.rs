@@ -23,6 +23,11 @@
 //! clock. Which port may teach which address is the caller's decision (the
 //! pipeline checks the route); the table only records it.
 //!
+//! A cache of lookups (the workers' egress cache) stays right without
+//! asking the table again: an answer holds while [`NeighbourTable::version`]
+//! is unchanged (it moves with every change that alters or removes an
+//! answer) and its [`Lease`] holds (a learned entry's lifetime).
+//!
 //! [`PendingQueue`] holds packets whose next hop has no MAC yet, bounded in
 //! total and per next hop, in preallocated storage: queuing, releasing and
 //! dropping never allocate.
@@ -97,9 +102,32 @@ impl<A: FamilyAddr> fmt::Display for NeighError<A> {
 
 impl<A: FamilyAddr> std::error::Error for NeighError<A> {}
 
+/// How long an answer of [`NeighbourTable::lookup_leased`] holds, the table
+/// unchanged: from `since` for `life` seconds, in the table's wrapping tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    since: u32,
+    life: u32,
+}
+
+impl Lease {
+    /// A lease that never holds, for a slot no answer filled yet.
+    pub const NONE: Lease = Lease { since: 0, life: 0 };
+
+    /// Whether the answer still holds at `now`: what
+    /// [`NeighbourTable::lookup`] would say, the table unchanged.
+    #[inline(always)]
+    pub fn holds(&self, now: u32) -> bool {
+        now.wrapping_sub(self.since) < self.life
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NeighbourTable<A: FamilyAddr = Ipv4Addr> {
     entries: FastMap<A, Neighbour>,
+    /// Moves (wrapping) with every change that alters or removes an answer:
+    /// see [`NeighbourTable::version`].
+    version: u32,
     /// Learned entries (needed and unsolicited) at most.
     capacity: usize,
     /// Unsolicited entries at most: a quarter of `capacity`.
@@ -117,7 +145,15 @@ impl<A: FamilyAddr> NeighbourTable<A> {
     pub fn new(capacity: usize, lifetime: u32) -> NeighbourTable<A> {
         let mut entries = FastMap::default();
         entries.reserve(capacity + MAX_STATIC_NEIGHBOURS);
-        NeighbourTable { entries, capacity, unsolicited_capacity: capacity / 4, lifetime, statics: 0, unsolicited: 0 }
+        NeighbourTable {
+            entries,
+            version: 0,
+            capacity,
+            unsolicited_capacity: capacity / 4,
+            lifetime,
+            statics: 0,
+            unsolicited: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -126,6 +162,24 @@ impl<A: FamilyAddr> NeighbourTable<A> {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Changes with every change to the table that alters or removes an
+    /// answer of [`lookup`](Self::lookup): a MAC or port changed, an entry
+    /// deleted, replaced by a static one or expired. Not with a new entry
+    /// (no answer was given for it before) nor a refreshed one (its answer
+    /// only lasts longer). An answer taken with [`lookup_leased`] holds while
+    /// this is unchanged and its [`Lease`] holds.
+    ///
+    /// [`lookup_leased`]: Self::lookup_leased
+    #[inline(always)]
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// The next version: an answer changed.
+    fn changed(&mut self) {
+        self.version = self.version.wrapping_add(1);
     }
 
     /// How many entries are static, and how many unsolicited.
@@ -152,7 +206,11 @@ impl<A: FamilyAddr> NeighbourTable<A> {
             }
             let changed = n.mac != mac || n.port != port || upgraded;
             *n = Neighbour { mac, port, confirmed: Some(now), needed: needed || n.needed };
-            return if changed { Learned::Changed } else { Learned::Refreshed };
+            if !changed {
+                return Learned::Refreshed;
+            }
+            self.changed();
+            return Learned::Changed;
         }
         let learned = self.entries.len() - self.statics;
         if !needed {
@@ -197,13 +255,17 @@ impl<A: FamilyAddr> NeighbourTable<A> {
             let _ = self.delete(ip);
             self.statics += 1;
         }
-        self.entries.insert(ip, Neighbour { mac, port, confirmed: None, needed: true });
+        let n = Neighbour { mac, port, confirmed: None, needed: true };
+        if self.entries.insert(ip, n) != Some(n) {
+            self.changed();
+        }
         Ok(())
     }
 
     /// Removes an entry, static or learned.
     pub fn delete(&mut self, ip: A) -> Result<Neighbour, NeighError<A>> {
         let n = self.entries.remove(&ip).ok_or(NeighError::NotFound(ip))?;
+        self.changed();
         if n.confirmed.is_none() {
             self.statics -= 1;
         } else if !n.needed {
@@ -215,11 +277,26 @@ impl<A: FamilyAddr> NeighbourTable<A> {
     /// The live entry for `ip` at time `now`.
     #[inline]
     pub fn lookup(&self, ip: A, now: u32) -> Option<&Neighbour> {
-        self.entries.get(&ip).filter(|n| self.is_live(n, now))
+        self.lookup_leased(ip, now).map(|(n, _)| n)
     }
 
-    fn is_live(&self, n: &Neighbour, now: u32) -> bool {
-        n.confirmed.is_none_or(|t| now.wrapping_sub(t) < self.lifetime)
+    /// [`lookup`](Self::lookup), with how long its answer holds: a learned
+    /// entry until its lifetime ends, a static one for as long as the tick
+    /// can count (2^32 - 1 seconds from `now`), both only while the
+    /// [`version`](Self::version) stays.
+    #[inline]
+    pub fn lookup_leased(&self, ip: A, now: u32) -> Option<(&Neighbour, Lease)> {
+        let n = self.entries.get(&ip)?;
+        let lease = self.lease(n, now);
+        lease.holds(now).then_some((n, lease))
+    }
+
+    #[inline(always)]
+    fn lease(&self, n: &Neighbour, now: u32) -> Lease {
+        match n.confirmed {
+            Some(since) => Lease { since, life: self.lifetime },
+            None => Lease { since: now, life: u32::MAX },
+        }
     }
 
     /// Drops expired entries; returns how many.
@@ -235,7 +312,11 @@ impl<A: FamilyAddr> NeighbourTable<A> {
             keep
         });
         self.unsolicited -= unsolicited_gone;
-        before - self.entries.len()
+        let gone = before - self.entries.len();
+        if gone > 0 {
+            self.changed();
+        }
+        gone
     }
 
     /// Every entry (live or not yet expired), in no particular order.
@@ -367,6 +448,48 @@ mod tests {
         assert_eq!(t.expire(749), 0);
         assert_eq!(t.expire(750), 1);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn the_version_moves_with_every_changed_or_removed_answer_and_leases_end_as_lookups_do() {
+        let mut t = NeighbourTable::new(8, 300);
+        let v = t.version();
+        assert_eq!(t.learn(ip(1), MAC_A, 0, Needed, 100), Learned::New);
+        assert_eq!(t.learn(ip(1), MAC_A, 0, Needed, 200), Learned::Refreshed);
+        assert_eq!(t.version(), v, "a new or refreshed entry changes no answer");
+        let (_, lease) = t.lookup_leased(ip(1), 200).unwrap();
+        assert!(lease.holds(499) && !lease.holds(500), "300 s from the last confirmation");
+        assert_eq!(t.lookup_leased(ip(1), 500), None);
+        assert_eq!(t.learn(ip(1), MAC_B, 0, Needed, 300), Learned::Changed);
+        let v = t.version();
+        assert_ne!(v, v.wrapping_sub(1));
+        assert_eq!(t.expire(599), 0);
+        assert_eq!(t.version(), v, "nothing expired");
+        assert_eq!(t.expire(600), 1);
+        assert_ne!(t.version(), v, "expired");
+        let v = t.version();
+        t.add_static(ip(2), MAC_A, 1).unwrap();
+        assert_ne!(t.version(), v, "a static entry");
+        let v = t.version();
+        t.add_static(ip(2), MAC_A, 1).unwrap();
+        assert_eq!(t.version(), v, "the same static entry again");
+        let (_, lease) = t.lookup_leased(ip(2), 7).unwrap();
+        assert!(lease.holds(7) && lease.holds(7u32.wrapping_sub(2)), "for as long as the tick counts");
+        t.add_static(ip(2), MAC_B, 1).unwrap();
+        assert_ne!(t.version(), v, "a static entry changed");
+        let v = t.version();
+        t.delete(ip(2)).unwrap();
+        assert_ne!(t.version(), v, "deleted");
+        // An unsolicited entry evicted for a needed one.
+        let mut t = NeighbourTable::new(4, 300);
+        assert_eq!(t.learn(ip(1), MAC_A, 0, Unsolicited, 0), Learned::New);
+        for n in 2..5 {
+            assert_eq!(t.learn(ip(n), MAC_A, 0, Needed, 1), Learned::New);
+        }
+        let v = t.version();
+        assert_eq!(t.learn(ip(5), MAC_A, 0, Needed, 2), Learned::New);
+        assert_eq!(t.lookup(ip(1), 2), None);
+        assert_ne!(t.version(), v, "evicted");
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //!   new connection, the owning worker, the SYN proxy).
 //! - [`forward`]: a connection's packets, and the ICMP errors about them,
 //!   rewritten for its mode (see [`crate::xmit::dispatch`]) and sent.
+//! - [`egress`]: where packets to a destination went last, so the next
+//!   ones skip the route, port and neighbour lookups.
 //! - [`local`]: the gateway's own addresses (ARP, ICMP echo), neighbours, and
 //!   the sends every path ends in.
 //! - [`kernel`]: what of the gateway's own traffic goes to a port's kernel
@@ -51,6 +53,7 @@ use crate::wire::{ClassifyPolicy, MacAddr};
 
 mod burst;
 mod dispatch;
+mod egress;
 mod forward;
 mod ipv6;
 mod kernel;
@@ -62,6 +65,7 @@ mod synproxy;
 mod synproxy6;
 
 pub use burst::{FrameBurst, STAGE};
+use egress::EgressCache;
 use ipv6::Inet6;
 use local::send_arp_request;
 use synproxy::SynProxy;
@@ -229,6 +233,9 @@ pub struct Worker<F> {
     /// The ports whose link is down, bit `p` for port `p`.
     down_ports: u64,
     neighbours: NeighbourTable,
+    /// Where packets to a destination went last ([`egress`]): invalidated
+    /// with every change to `net`, `routes` or `neighbours`.
+    egress_cache: EgressCache<Ipv4Addr>,
     pending: PendingQueue<F>,
     pending_max_wait: u32,
     classify: ClassifyPolicy,
@@ -331,6 +338,7 @@ impl<F: Frame> Worker<F> {
             routes: RouteTable::new(),
             down_ports: 0,
             neighbours: NeighbourTable::new(cfg.neighbour_capacity, cfg.neighbour_lifetime),
+            egress_cache: EgressCache::new(),
             pending: PendingQueue::new(cfg.pending_capacity, cfg.pending_per_hop),
             pending_max_wait: cfg.pending_max_wait,
             classify: cfg.classify,
@@ -424,6 +432,7 @@ impl<F: Frame> Worker<F> {
             debug_assert!(installed.is_ok(), "static neighbour {ip}: {installed:?}");
         }
         self.routes = net.routes.without_ports(self.down_ports);
+        self.egress_cache.invalidate();
         self.v6.set_net(&self.net, &net, self.down_ports);
         self.net = net;
         self.index_held();
@@ -437,6 +446,7 @@ impl<F: Frame> Worker<F> {
         if down != self.down_ports {
             self.down_ports = down;
             self.routes = self.net.routes.without_ports(down);
+            self.egress_cache.invalidate();
             self.v6.follow_links(&self.net, down);
         }
     }

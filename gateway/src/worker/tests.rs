@@ -3709,6 +3709,30 @@ mod ipv6 {
     /// Connections of an IPv6 service sending a PROXY protocol header: the
     /// IPv4 tests' cases ([`super::super::proxy_header`]) over IPv6, with
     /// the TCP6 headers' bytes.
+    /// The egress cache for IPv6 (see [`super::super::egress`]): the next
+    /// packet follows a neighbour's new MAC, and waits for neighbour
+    /// discovery once the neighbour's lifetime is over.
+    #[test]
+    fn a_neighbours_new_mac_or_its_end_reaches_the_next_ipv6_packet() {
+        let (mut w, mut io) = worker6(ForwardMethod::FullNat, 1500);
+        client_resolves_the_vip(&mut w, &mut io);
+        let syn = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), 1000, 0, flags::SYN, &[], b"");
+        server_resolved(&mut w, &mut io, syn.clone());
+        let again = |w: &mut Worker<BufFrame>, io: &mut Recorder, now: u32| {
+            w.process(BufFrame::new(&syn), 0, now, io);
+            let sent = io.take_sent();
+            assert_eq!(sent.len(), 1, "{sent:?}");
+            (sent[0].0, macs(&sent[0].1))
+        };
+        assert_eq!(again(&mut w, &mut io, 1000), (1, (MAC_PORT1, MAC_RS1)));
+        w.process(na(MAC_RS2, RS6, MAC_PORT1, GW6_SERVER_SIDE), 1, 1001, &mut io);
+        assert_eq!(again(&mut w, &mut io, 1001), (1, (MAC_PORT1, MAC_RS2)), "the new MAC");
+        let lifetime = WorkerConfig::new(0, 1).neighbour_lifetime;
+        assert_eq!(again(&mut w, &mut io, 1001 + lifetime - 1), (1, (MAC_PORT1, MAC_RS2)));
+        let solicit = (MAC_PORT1, build::multicast_mac(build::solicited_node(RS6)));
+        assert_eq!(again(&mut w, &mut io, 1001 + lifetime), (1, solicit), "only the solicitation");
+    }
+
     mod proxy_header {
         use super::*;
         use crate::wire::proxy_protocol::{Repr, Version};
@@ -4719,5 +4743,167 @@ mod burst {
                 assert_client_flow(rest, cp, Opened { rs, lport }, &(0..segs).collect::<Vec<_>>(), None);
             }
         }
+    }
+}
+
+/// The egress cache ([`super::egress`]): whatever changes where packets to
+/// an address go (the neighbour's MAC, a route, a link, the neighbour's
+/// lifetime) reaches the very next packet of a connection already flowing.
+mod egress_cache {
+    use super::*;
+
+    const MAC_RS1_MOVED: MacAddr = MacAddr([0x52, 0x54, 0, 0, 2, 0x10]);
+    const MAC_CLIENT_MOVED: MacAddr = MacAddr([0x52, 0x54, 0, 0, 2, 0x01]);
+
+    /// Opens the FNAT connection from (CLIENT, 40000) to RS1 (rr's first
+    /// pick) at `now`; returns its local port.
+    fn established(w: &mut Worker<BufFrame>, io: &mut Recorder, now: u32) -> u16 {
+        let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1000, 0, flags::SYN, &[], &[]);
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, now, io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "{:?}", w.counters().nonzero_drops());
+        assert_eq!(ip_dst(&sent[0].1), (RS1, 8080));
+        let lport = ip_src(&sent[0].1).1;
+        let synack = tcp_frame((RS1, 8080), (LIP, lport), 5000, 1001, flags::SYN | flags::ACK, &[], &[]);
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &synack), 1, now, io);
+        let ack = tcp_frame((CLIENT, 40000), (VIP, 80), 1001, 5001, flags::ACK, &[], &[]);
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &ack), 0, now, io);
+        assert_eq!(io.take_sent().len(), 2);
+        lport
+    }
+
+    /// The client's next segment at `now`: what left, by port.
+    fn from_client(w: &mut Worker<BufFrame>, io: &mut Recorder, now: u32) -> Vec<(u16, Vec<u8>)> {
+        let data = tcp_frame((CLIENT, 40000), (VIP, 80), 1001, 5001, flags::ACK | flags::PSH, &[], b"x");
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &data), 0, now, io);
+        io.take_sent()
+    }
+
+    /// The server's next segment at `now` to local port `lport`.
+    fn from_server(w: &mut Worker<BufFrame>, io: &mut Recorder, lport: u16, now: u32) -> Vec<(u16, Vec<u8>)> {
+        let data = tcp_frame((RS1, 8080), (LIP, lport), 5001, 1002, flags::ACK | flags::PSH, &[], b"y");
+        w.process(on_wire(MAC_RS1, MAC_PORT1, &data), 1, now, io);
+        io.take_sent()
+    }
+
+    /// The one frame that left, as (port, destination MAC, source MAC).
+    fn leaves(sent: &[(u16, Vec<u8>)]) -> (u16, MacAddr, MacAddr) {
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let (dst, src) = macs(&sent[0].1);
+        (sent[0].0, dst, src)
+    }
+
+    #[test]
+    fn a_neighbours_new_mac_takes_the_next_packet() {
+        let (mut w, mut io) = resolved(ForwardMethod::FullNat);
+        let lport = established(&mut w, &mut io, 1000);
+        assert_eq!(leaves(&from_client(&mut w, &mut io, 1000)), (1, MAC_RS1, MAC_PORT1));
+        assert_eq!(leaves(&from_server(&mut w, &mut io, lport, 1000)), (0, MAC_CLIENT, MAC_PORT0));
+
+        // RS1 moves to another MAC and says so (a gratuitous ARP).
+        w.process(arp_request(RS1, MAC_RS1_MOVED, RS1), 1, 1001, &mut io);
+        assert_eq!(leaves(&from_client(&mut w, &mut io, 1001)), (1, MAC_RS1_MOVED, MAC_PORT1));
+        // The client's new MAC, as another worker learned it.
+        w.learn_neighbour(CLIENT.into(), MAC_CLIENT_MOVED, 0, 1001, &mut io);
+        assert_eq!(leaves(&from_server(&mut w, &mut io, lport, 1001)), (0, MAC_CLIENT_MOVED, MAC_PORT0));
+        // And back, by an ARP reply.
+        w.process(arp_reply(RS1, MAC_RS1, GW_SERVER_SIDE, MAC_PORT1), 1, 1002, &mut io);
+        assert_eq!(leaves(&from_client(&mut w, &mut io, 1002)), (1, MAC_RS1, MAC_PORT1));
+        assert_eq!(w.counters().total_drops(), 0);
+    }
+
+    #[test]
+    fn a_neighbour_past_its_lifetime_is_asked_for_again() {
+        let (mut w, mut io) = resolved(ForwardMethod::FullNat);
+        let lifetime = WorkerConfig::new(0, 1).neighbour_lifetime;
+        established(&mut w, &mut io, 1000);
+        assert_eq!(leaves(&from_client(&mut w, &mut io, 1000 + lifetime - 1)), (1, MAC_RS1, MAC_PORT1));
+        // RS1 was confirmed at 1000: past its lifetime, before any tick
+        // expires it, the packet waits for ARP as the first one did.
+        let sent = from_client(&mut w, &mut io, 1000 + lifetime);
+        assert_eq!(sent.len(), 1, "only the ARP request: {sent:?}");
+        let mut request = BufFrame::new(&[]);
+        crate::net::arp::write_arp_request(&mut request, MAC_PORT1, GW_SERVER_SIDE, RS1).unwrap();
+        assert_eq!(sent[0], (1, request.data().to_vec()));
+        w.process(arp_reply(RS1, MAC_RS1_MOVED, GW_SERVER_SIDE, MAC_PORT1), 1, 1000 + lifetime, &mut io);
+        assert_eq!(leaves(&io.take_sent()), (1, MAC_RS1_MOVED, MAC_PORT1), "the waiting packet");
+        assert_eq!(leaves(&from_client(&mut w, &mut io, 1000 + lifetime)), (1, MAC_RS1_MOVED, MAC_PORT1));
+
+        // Expired by the timer this time: the same.
+        w.tick(1000 + 2 * lifetime, &mut io);
+        io.take_sent();
+        assert_eq!(w.neighbours().lookup(RS1, 1000 + 2 * lifetime), None);
+        let sent = from_client(&mut w, &mut io, 1000 + 2 * lifetime);
+        assert_eq!(sent, vec![(1, request.data().to_vec())]);
+    }
+
+    /// A Masq service whose server is behind a gateway on the servers' port
+    /// (its MAC `server_gw_mac`), with a default route over the clients' port.
+    fn far_view(server_route: bool, server_gw_mac: MacAddr) -> Arc<NetView> {
+        let (server_gw, client_gw) = (Ipv4Addr::new(192, 168, 1, 1), Ipv4Addr::new(10, 0, 0, 1));
+        let mut routes = vec![crate::net::Route { dst: cidr("0.0.0.0/0"), via: Some(client_gw), port: 0, src: None }];
+        if server_route {
+            routes.push(crate::net::Route { dst: cidr("172.16.0.0/16"), via: Some(server_gw), port: 1, src: None });
+        }
+        let mut view = NetView::with_connected_routes(net().ports.clone(), &routes).unwrap();
+        view.static_neighbours = vec![(server_gw, server_gw_mac, 1), (client_gw, MAC_CLIENT, 0)];
+        Arc::new(view)
+    }
+
+    const FAR_SERVER: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 10);
+
+    fn far_worker() -> Worker<BufFrame> {
+        let key = ServiceKey::tcp(VIP.into(), 80);
+        let mut ed = Snapshot::empty().edit();
+        ed.add_service(ServiceSpec::new(key)).unwrap();
+        ed.add_dest(&key, DestSpec::new(FAR_SERVER.into(), 80).with_method(ForwardMethod::Masq)).unwrap();
+        Worker::new(&WorkerConfig::new(0, 1), ed.finish(), far_view(true, MAC_RS1), 1000).unwrap()
+    }
+
+    /// The client's segment (the same connection each time) toward the far server.
+    fn toward_far(w: &mut Worker<BufFrame>, io: &mut Recorder, flags: u8) -> (u16, MacAddr, MacAddr) {
+        let seg = tcp_frame((Ipv4Addr::new(10, 0, 0, 7), 40000), (VIP, 80), 1, 0, flags, &[], &[]);
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &seg), 0, 1000, io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "{:?}", w.counters().nonzero_drops());
+        assert_eq!(ip_dst(&sent[0].1), (FAR_SERVER, 80));
+        leaves(&sent)
+    }
+
+    #[test]
+    fn a_new_network_view_reroutes_the_next_packet() {
+        let mut w = far_worker();
+        let mut io = Recorder::default();
+        assert_eq!(toward_far(&mut w, &mut io, flags::SYN), (1, MAC_RS1, MAC_PORT1));
+        assert_eq!(toward_far(&mut w, &mut io, flags::ACK), (1, MAC_RS1, MAC_PORT1));
+        let snap = w.director().snapshot().clone();
+        // The servers' gateway is replaced (a new static neighbour entry).
+        w.switch(snap.clone(), far_view(true, MAC_RS2));
+        assert_eq!(toward_far(&mut w, &mut io, flags::ACK), (1, MAC_RS2, MAC_PORT1));
+        // The route to the servers is gone: the default route takes over.
+        w.switch(snap.clone(), far_view(false, MAC_RS2));
+        assert_eq!(toward_far(&mut w, &mut io, flags::ACK), (0, MAC_CLIENT, MAC_PORT0));
+        w.switch(snap, far_view(true, MAC_RS1));
+        assert_eq!(toward_far(&mut w, &mut io, flags::ACK), (1, MAC_RS1, MAC_PORT1));
+        assert_eq!(w.director().conns().len(), 1, "one connection throughout");
+    }
+
+    #[test]
+    fn a_link_going_down_reroutes_the_next_packet() {
+        let mut w = far_worker();
+        let mut io = Recorder::default();
+        assert_eq!(toward_far(&mut w, &mut io, flags::SYN), (1, MAC_RS1, MAC_PORT1));
+        assert_eq!(toward_far(&mut w, &mut io, flags::ACK), (1, MAC_RS1, MAC_PORT1));
+        w.follow_links(1 << 1);
+        assert_eq!(toward_far(&mut w, &mut io, flags::ACK), (0, MAC_CLIENT, MAC_PORT0), "the default route");
+        w.follow_links(0b11);
+        assert_eq!(
+            toward_far(&mut w, &mut io, flags::ACK),
+            (1, MAC_RS1, MAC_PORT1),
+            "no live route: the configured one, for the port to drop as link_down"
+        );
+        w.follow_links(0);
+        assert_eq!(toward_far(&mut w, &mut io, flags::ACK), (1, MAC_RS1, MAC_PORT1));
+        assert_eq!(w.director().conns().len(), 1, "one connection throughout");
     }
 }

@@ -17,6 +17,7 @@ use crate::worker::counters::Discard;
 use crate::xmit::icmp_error::{IcmpErrorRewrite, OriginatedError};
 use crate::xmit::{self, Egress, Ends, Rewrite, Shift, ToaOutcome, TunEncap, XmitError};
 
+use super::egress::{route, Resolved};
 use super::local::send_to_neighbour;
 
 impl<F: Frame> Worker<F> {
@@ -104,14 +105,14 @@ impl<F: Frame> Worker<F> {
 
         // Where the rewritten packet goes decides the MTU and the source of a tunnel.
         let to = ends.destination(dir);
-        let Some((mut hop, egress)) = self.egress(to) else {
+        let Some(mut out) = self.resolve(to, at.now) else {
             return self.discard(frame, Discard::NoRoute, io);
         };
         let result = match Rewrite::of(method, dir, &ends) {
             // Its own path: the connection's numbers shift, the header goes in.
             Rewrite::Translate(endpoints) if HEADER => {
                 let leg = Leg { id, dir };
-                return self.forward_with_header(frame, meta, leg, proxy, endpoints, hop, egress, at, io);
+                return self.forward_with_header(frame, meta, leg, proxy, endpoints, out, at, io);
             }
             Rewrite::Translate(endpoints) => {
                 // The TOA rides the handshake (the toa module reads it from
@@ -122,9 +123,9 @@ impl<F: Frame> Worker<F> {
                 let translated = match proxy {
                     Proxy::Deltas { seq, ts } => {
                         let shift = Shift::proxied(seq, ts.unwrap_or(0), dir);
-                        endpoints.translate(&mut frame, &mut meta, shift, with_toa, egress)
+                        endpoints.translate(&mut frame, &mut meta, shift, with_toa, out.egress)
                     }
-                    _ => endpoints.translate(&mut frame, &mut meta, Shift::NONE, with_toa, egress),
+                    _ => endpoints.translate(&mut frame, &mut meta, Shift::NONE, with_toa, out.egress),
                 };
                 translated.map(|outcome| {
                     // The packet still goes, without the client address: count it.
@@ -134,14 +135,14 @@ impl<F: Frame> Worker<F> {
                 })
             }
             Rewrite::OnLink => {
-                hop.addr = to;
+                out.on_link(to);
                 Ok(())
             }
             Rewrite::Encapsulate => {
-                let Some(encap) = self.tunnel(&hop, to, egress.mtu) else {
+                let Some(encap) = self.tunnel(&out.hop, to, out.egress.mtu) else {
                     return self.discard(frame, Discard::NoRoute, io);
                 };
-                xmit::tun::encapsulate(&mut frame, &mut meta, &encap, egress.offload)
+                xmit::tun::encapsulate(&mut frame, &mut meta, &encap, out.egress.offload)
             }
             Rewrite::Bypassed => return self.discard(frame, Discard::NoConnection, io),
         };
@@ -149,7 +150,7 @@ impl<F: Frame> Worker<F> {
         if let Err(e) = result {
             return self.refuse(frame, &meta, e, at, io);
         }
-        self.send_via(frame, hop, at.now, io);
+        self.send_resolved(frame, out, at.now, io);
     }
 
     /// Drops a packet the rewrite refused, counted, answering it with the ICMP
@@ -231,25 +232,25 @@ impl<F: Frame> Worker<F> {
             None => 0,
         };
         let to = ends.destination(dir);
-        let Some((mut hop, egress)) = self.egress(to) else {
+        let Some(mut out) = self.resolve(to, at.now) else {
             return self.discard(frame, Discard::NoRoute, io);
         };
         let result = match Rewrite::of(method, dir, &ends) {
             Rewrite::Translate(endpoints) => {
                 let rw = IcmpErrorRewrite { inner_seq_delta, ..endpoints.icmp_error() };
-                xmit::icmp_error::rewrite(&mut frame, &mut meta, &rw, egress.offload)
+                xmit::icmp_error::rewrite(&mut frame, &mut meta, &rw, out.egress.offload)
             }
             // The real server sent the quoted packet itself (from the VIP): it
             // gets the error as the client's packets reach it.
             Rewrite::OnLink => {
-                hop.addr = to;
+                out.on_link(to);
                 Ok(())
             }
             Rewrite::Encapsulate => {
-                let Some(encap) = self.tunnel(&hop, to, egress.mtu) else {
+                let Some(encap) = self.tunnel(&out.hop, to, out.egress.mtu) else {
                     return self.discard(frame, Discard::NoRoute, io);
                 };
-                xmit::tun::encapsulate(&mut frame, &mut meta, &encap, egress.offload)
+                xmit::tun::encapsulate(&mut frame, &mut meta, &encap, out.egress.offload)
             }
             Rewrite::Bypassed => return self.discard(frame, Discard::NoConnection, io),
         };
@@ -257,17 +258,31 @@ impl<F: Frame> Worker<F> {
             return self.discard(frame, e.drop_reason().into(), io);
         }
         self.counters.icmp_errors_relayed.inc();
-        self.send_via(frame, hop, at.now, io);
+        self.send_resolved(frame, out, at.now, io);
     }
 
     /// The next hop toward `to`, with the MTU and offloads of its port.
     #[inline(always)]
     pub(super) fn egress(&self, to: Ipv4Addr) -> Option<(NextHop, Egress)> {
-        // With no live route, the configured one over a down port: the
-        // packet is then dropped as link_down, which says why, not no_route.
-        let hop = self.routes.next_hop(to).or_else(|| self.net.routes.next_hop(to))?;
-        let port = self.net.ports.get(usize::from(hop.port))?;
-        Some((hop, Egress { mtu: port.mtu, offload: port.offload }))
+        route(&self.routes, &self.net.routes, &self.net.ports, to).map(|(hop, egress, _)| (hop, egress))
+    }
+
+    /// [`Worker::egress`] and the next hop's MAC, from the egress cache (see
+    /// [`super::egress`]) when it answers.
+    #[inline(always)]
+    pub(super) fn resolve(&mut self, to: Ipv4Addr, now: u32) -> Option<Resolved<Ipv4Addr>> {
+        let (live, net) = (&self.routes, &self.net);
+        self.egress_cache.resolve(to, now, &self.neighbours, |to| route(live, &net.routes, &net.ports, to))
+    }
+
+    /// Sends the frame where `out` says: straight to the next hop's MAC when
+    /// known, else by [`Worker::send_via`] (which queues it for ARP).
+    #[inline(always)]
+    pub(super) fn send_resolved(&mut self, frame: F, out: Resolved<Ipv4Addr>, now: u32, io: &mut impl Io<F>) {
+        match out.dst_mac {
+            Some(dst_mac) => send_to_neighbour(&self.counters, frame, out.hop.port, dst_mac, out.src_mac, io),
+            None => self.send_via(frame, out.hop, now, io),
+        }
     }
 
     /// The IP-in-IP header toward `dst` through `hop`: from the route's

@@ -23,6 +23,7 @@ use std::collections::HashSet;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
+use super::egress::{route, EgressCache, Resolved};
 use super::forward::quoted_tcp_seq;
 use super::local::{send_on_port, send_to_neighbour};
 use super::{Arrival, Io, Leg, Worker};
@@ -50,6 +51,8 @@ pub(super) struct Inet6<F> {
     /// The view's IPv6 routes less those over ports whose link is down.
     routes: RouteTable<Ipv6Addr>,
     neighbours: NeighbourTable<Ipv6Addr>,
+    /// Where packets to a destination went last (see [`super::egress`]).
+    egress_cache: EgressCache<Ipv6Addr>,
     pending: PendingQueue<F, Ipv6Addr>,
     /// Interface addresses, link-local ones included.
     interface_addrs: AddrSet6,
@@ -79,6 +82,7 @@ impl<F: Frame> Inet6<F> {
             director: Director::new(snap, cfg, now),
             routes: RouteTable::new(),
             neighbours,
+            egress_cache: EgressCache::new(),
             pending,
             interface_addrs: AddrSet6::default(),
             vips: AddrSet6::default(),
@@ -143,11 +147,13 @@ impl<F: Frame> Inet6<F> {
             debug_assert!(installed.is_ok(), "static neighbour {ip}: {installed:?}");
         }
         self.routes = net.v6.routes.without_ports(down_ports);
+        self.egress_cache.invalidate();
         self.index_services(net);
     }
 
     pub(super) fn follow_links(&mut self, net: &NetView, down: u64) {
         self.routes = net.v6.routes.without_ports(down);
+        self.egress_cache.invalidate();
     }
 }
 
@@ -229,7 +235,7 @@ impl<F: Frame> Worker<F> {
             None => 0,
         };
         let to = ends.destination(dir);
-        let Some((mut hop, egress)) = self.egress6(to) else {
+        let Some(mut out) = self.resolve6(to, at.now) else {
             return self.discard(frame, Discard::NoRoute, io);
         };
         let result = match Rewrite::of(method, dir, &ends) {
@@ -239,11 +245,11 @@ impl<F: Frame> Worker<F> {
             }
             // The real server sent the quoted packet itself (from the VIP).
             Rewrite::OnLink => {
-                hop.addr = to;
+                out.on_link(to);
                 Ok(())
             }
             Rewrite::Encapsulate => {
-                let Some(encap) = self.tunnel6(&hop, to, egress.mtu) else {
+                let Some(encap) = self.tunnel6(&out.hop, to, out.egress.mtu) else {
                     return self.discard(frame, Discard::NoRoute, io);
                 };
                 crate::xmit::tun::encapsulate_v6(&mut frame, &mut meta, &encap)
@@ -254,7 +260,7 @@ impl<F: Frame> Worker<F> {
             return self.discard(frame, e.drop_reason().into(), io);
         }
         self.counters.icmp_errors_relayed.inc();
-        self.send_via6(frame, hop, at.now, io);
+        self.send_resolved6(frame, out, at.now, io);
     }
 
     /// Neighbour discovery: a solicitation for one of our addresses is
@@ -551,14 +557,14 @@ impl<F: Frame> Worker<F> {
             return self.nat64_to_server(frame, meta, Leg { id, dir }, &ends, before, at, io);
         }
         let to = ends.destination(dir);
-        let Some((mut hop, egress)) = self.egress6(to) else {
+        let Some(mut out) = self.resolve6(to, at.now) else {
             return self.discard(frame, Discard::NoRoute, io);
         };
         let result = match Rewrite::of(method, dir, &ends) {
             // Its own path: the connection's numbers shift, the header goes in.
             Rewrite::Translate(endpoints) if HEADER => {
                 let leg = Leg { id, dir };
-                return self.forward_with_header(frame, meta, leg, proxy, endpoints, hop, egress, at, io);
+                return self.forward_with_header(frame, meta, leg, proxy, endpoints, out, at, io);
             }
             Rewrite::Translate(endpoints) => {
                 let with_toa = meta.protocol == ip_proto::TCP && before != State::Established;
@@ -567,9 +573,9 @@ impl<F: Frame> Worker<F> {
                 let translated = match proxy {
                     Proxy::Deltas { seq, ts } => {
                         let shift = Shift::proxied(seq, ts.unwrap_or(0), dir);
-                        endpoints.translate(&mut frame, &mut meta, shift, with_toa, egress)
+                        endpoints.translate(&mut frame, &mut meta, shift, with_toa, out.egress)
                     }
-                    _ => endpoints.translate(&mut frame, &mut meta, Shift::NONE, with_toa, egress),
+                    _ => endpoints.translate(&mut frame, &mut meta, Shift::NONE, with_toa, out.egress),
                 };
                 translated.map(|outcome| {
                     if !matches!(outcome, ToaOutcome::Inserted | ToaOutcome::NotRequested) {
@@ -578,11 +584,11 @@ impl<F: Frame> Worker<F> {
                 })
             }
             Rewrite::OnLink => {
-                hop.addr = to;
+                out.on_link(to);
                 Ok(())
             }
             Rewrite::Encapsulate => {
-                let Some(encap) = self.tunnel6(&hop, to, egress.mtu) else {
+                let Some(encap) = self.tunnel6(&out.hop, to, out.egress.mtu) else {
                     return self.discard(frame, Discard::NoRoute, io);
                 };
                 crate::xmit::tun::encapsulate_v6(&mut frame, &mut meta, &encap)
@@ -592,7 +598,7 @@ impl<F: Frame> Worker<F> {
         if let Err(e) = result {
             return self.refuse6(frame, &meta, e, at, io);
         }
-        self.send_via6(frame, hop, at.now, io);
+        self.send_resolved6(frame, out, at.now, io);
     }
 
     /// Drops a packet the IPv6 rewrite refused, counted, answering it with
@@ -654,9 +660,27 @@ impl<F: Frame> Worker<F> {
     /// The next hop toward `to`, with the MTU and offloads of its port.
     #[inline(always)]
     pub(super) fn egress6(&self, to: Ipv6Addr) -> Option<(NextHop<Ipv6Addr>, Egress)> {
-        let hop = self.v6.routes.next_hop(to).or_else(|| self.net.v6.routes.next_hop(to))?;
-        let port = self.net.ports.get(usize::from(hop.port))?;
-        Some((hop, Egress { mtu: port.mtu, offload: port.offload }))
+        route(&self.v6.routes, &self.net.v6.routes, &self.net.ports, to).map(|(hop, egress, _)| (hop, egress))
+    }
+
+    /// [`Worker::egress6`] and the next hop's MAC, from the egress cache
+    /// (see [`super::egress`]) when it answers.
+    #[inline(always)]
+    pub(super) fn resolve6(&mut self, to: Ipv6Addr, now: u32) -> Option<Resolved<Ipv6Addr>> {
+        let (v6, net) = (&mut *self.v6, &self.net);
+        let (live, cache, neighbours) = (&v6.routes, &mut v6.egress_cache, &v6.neighbours);
+        cache.resolve(to, now, neighbours, |to| route(live, &net.v6.routes, &net.ports, to))
+    }
+
+    /// Sends the frame where `out` says: straight to the next hop's MAC when
+    /// known, else by [`Worker::send_via6`] (which queues it for neighbour
+    /// discovery).
+    #[inline(always)]
+    pub(super) fn send_resolved6(&mut self, frame: F, out: Resolved<Ipv6Addr>, now: u32, io: &mut impl Io<F>) {
+        match out.dst_mac {
+            Some(dst_mac) => send_to_neighbour(&self.counters, frame, out.hop.port, dst_mac, out.src_mac, io),
+            None => self.send_via6(frame, out.hop, now, io),
+        }
     }
 
     /// Sends the frame to IPv6 next hop `hop`, or queues it while neighbour

@@ -51,17 +51,17 @@ impl<F: Frame> Worker<F> {
         if leg.dir == Direction::Out {
             return self.discard(frame, DropReason::NotRewritable.into(), io);
         }
-        let Some((hop, egress)) = self.egress(rip) else {
+        let Some(out) = self.resolve(rip, at.now) else {
             return self.discard(frame, Discard::NoRoute, io);
         };
         // The TOA rides the handshake, as FNAT's (`Worker::forward`).
         let toa = (meta.protocol == ip_proto::TCP && before != State::Established).then_some(ends.client);
-        match to_ipv4(&mut frame, &meta, (lip, ends.local.1), (rip, ends.real_server.1), toa, egress) {
+        match to_ipv4(&mut frame, &meta, (lip, ends.local.1), (rip, ends.real_server.1), toa, out.egress) {
             Ok((_, outcome)) => {
                 if !matches!(outcome, ToaOutcome::Inserted | ToaOutcome::NotRequested) {
                     self.counters.toa_not_inserted.inc();
                 }
-                self.send_via(frame, hop, at.now, io);
+                self.send_resolved(frame, out, at.now, io);
             }
             Err(e) => self.refuse6(frame, &meta, e, at, io),
         }
@@ -91,11 +91,11 @@ impl<F: Frame> Worker<F> {
             d.count_outbound(self.id, 1, u64::from(meta.l3_len) + u64::from(meta.l4_len));
         }
         self.v6.director.on_packet(id, Direction::Out, meta.tcp_flags, at.now);
-        let Some((hop, egress)) = self.egress6(ends.client.0) else {
+        let Some(out) = self.resolve6(ends.client.0, at.now) else {
             return self.discard(frame, Discard::NoRoute, io);
         };
-        match to_ipv6(&mut frame, &meta, ends.virtual_service, ends.client, egress) {
-            Ok(_) => self.send_via6(frame, hop, at.now, io),
+        match to_ipv6(&mut frame, &meta, ends.virtual_service, ends.client, out.egress) {
+            Ok(_) => self.send_resolved6(frame, out, at.now, io),
             // Time exceeded, or fragmentation needed 20 bytes below the
             // client's link (IPv6's header is longer).
             Err(e) => self.refuse(frame, &meta, e, at, io),

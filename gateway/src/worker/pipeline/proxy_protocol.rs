@@ -17,13 +17,14 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use super::egress::Resolved;
 use super::{Arrival, Io, Leg, Worker};
 use crate::conn::director::Director;
 use crate::conn::key::Family;
 use crate::conn::proxy_protocol::{repr, Inbound};
 use crate::conn::{Direction, Proxy};
 use crate::frame::Frame;
-use crate::net::{FamilyAddr, NextHop};
+use crate::net::FamilyAddr;
 use crate::wire::proxy_protocol::{ProxyAddr, MAX_LEN};
 use crate::wire::{tcp, DropReason, Ipv4Meta, Ipv6Meta};
 use crate::worker::counters::Discard;
@@ -44,7 +45,7 @@ pub(super) trait HeaderFamily: SegmentMeta {
         shift: Shift,
         egress: Egress,
     ) -> Result<ToaOutcome, XmitError>;
-    fn send_via<F: Frame>(w: &mut Worker<F>, frame: F, hop: NextHop<Self::Addr>, now: u32, io: &mut impl Io<F>);
+    fn send_resolved<F: Frame>(w: &mut Worker<F>, frame: F, out: Resolved<Self::Addr>, now: u32, io: &mut impl Io<F>);
     fn refuse<F: Frame>(w: &mut Worker<F>, frame: F, received: &Self, e: XmitError, at: Arrival, io: &mut impl Io<F>);
 }
 
@@ -65,8 +66,8 @@ impl HeaderFamily for Ipv4Meta {
         endpoints.translate(frame, meta, shift, false, egress)
     }
     #[inline(always)]
-    fn send_via<F: Frame>(w: &mut Worker<F>, frame: F, hop: NextHop, now: u32, io: &mut impl Io<F>) {
-        w.send_via(frame, hop, now, io)
+    fn send_resolved<F: Frame>(w: &mut Worker<F>, frame: F, out: Resolved<Ipv4Addr>, now: u32, io: &mut impl Io<F>) {
+        w.send_resolved(frame, out, now, io)
     }
     #[inline(always)]
     fn refuse<F: Frame>(w: &mut Worker<F>, frame: F, received: &Self, e: XmitError, at: Arrival, io: &mut impl Io<F>) {
@@ -91,8 +92,8 @@ impl HeaderFamily for Ipv6Meta {
         endpoints.translate(frame, meta, shift, false, egress)
     }
     #[inline(always)]
-    fn send_via<F: Frame>(w: &mut Worker<F>, frame: F, hop: NextHop<Ipv6Addr>, now: u32, io: &mut impl Io<F>) {
-        w.send_via6(frame, hop, now, io)
+    fn send_resolved<F: Frame>(w: &mut Worker<F>, frame: F, out: Resolved<Ipv6Addr>, now: u32, io: &mut impl Io<F>) {
+        w.send_resolved6(frame, out, now, io)
     }
     #[inline(always)]
     fn refuse<F: Frame>(w: &mut Worker<F>, frame: F, received: &Self, e: XmitError, at: Arrival, io: &mut impl Io<F>) {
@@ -112,11 +113,11 @@ impl<F: Frame> Worker<F> {
         Leg { id, dir }: Leg,
         proxy: Proxy,
         endpoints: Endpoints<M::Addr>,
-        hop: NextHop<M::Addr>,
-        egress: Egress,
+        out: Resolved<M::Addr>,
         at: Arrival,
         io: &mut impl Io<F>,
     ) {
+        let egress = out.egress;
         let mut shift = match proxy {
             Proxy::Deltas { seq, ts } => Shift::proxied(seq, ts.unwrap_or(0), dir),
             _ => Shift::NONE,
@@ -179,7 +180,7 @@ impl<F: Frame> Worker<F> {
                 match header_segment(&frame, &meta, seq, header, &mut own) {
                     Ok(_) => {
                         self.counters.proxy_headers_alone.inc();
-                        M::send_via(self, own, hop, at.now, io);
+                        M::send_resolved(self, own, out, at.now, io);
                     }
                     Err(_) => {
                         io.free(own);
@@ -198,7 +199,7 @@ impl<F: Frame> Worker<F> {
                 }
             }
         }
-        M::send_via(self, frame, hop, at.now, io);
+        M::send_resolved(self, frame, out, at.now, io);
     }
 }
 
