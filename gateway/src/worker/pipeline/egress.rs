@@ -1,12 +1,16 @@
 //! The egress cache: per worker and family, where packets to a destination
 //! went last (the next hop, its port's MTU, offloads and MAC, the next hop's
 //! MAC), so a connection's packet is sent with no route, port or neighbour
-//! lookup. `measure_pipeline.sh`, an established IPv4 packet: 772
-//! instructions without the cache, 707 with a hit, 880 with a miss (every
-//! packet missing: the lookups, the failed test, the call and the fill). So
-//! it pays while more than about 60 % of the packets hit: the servers' side
-//! always does (few addresses), the clients' side while a worker's active
-//! clients are not many more than its slots.
+//! lookup. `measure_pipeline.sh`, an established IPv4 packet: 770
+//! instructions without the cache, 697 with a hit, 866 with a miss (every
+//! packet missing: the route lookup, the failed test, the call and the
+//! fill; the next hop's MAC then comes from the next hops' slots, not the
+//! neighbour table). So it pays while more than about 60 % of the packets
+//! hit: the servers' side always does (few addresses), the clients' side
+//! while a worker's active clients are not many more than its slots. The
+//! route lookup is most of a miss: keying the cache by next hop alone
+//! (route every packet, then the next hop's slot) cost 828 a packet, more
+//! than no cache.
 //!
 //! Keyed by the address the rewritten packet goes to, not by connection:
 //! an IPv4 connection entry is one cache line already (see
@@ -112,9 +116,25 @@ impl<A: FamilyAddr> Entry<A> {
     }
 }
 
+/// Next hops' slots: routers and on-link servers are few.
+const HOPS: usize = 64;
+
+/// A next hop's MAC (a neighbour table answer), filled in `generation`,
+/// holding while `lease` does: what a destination's miss takes when its
+/// next hop is known, so many destinations behind one router (the clients)
+/// miss without a neighbour table lookup.
+#[derive(Debug, Clone, Copy)]
+struct HopEntry<A: FamilyAddr> {
+    addr: A,
+    generation: u32,
+    lease: Lease,
+    mac: MacAddr,
+}
+
 /// One family's egress cache (see the module docs).
 pub(super) struct EgressCache<A: FamilyAddr> {
     entries: Box<[Entry<A>]>,
+    hops: Box<[HopEntry<A>]>,
     /// What entries must have been filled in to answer; never 0.
     generation: u32,
     /// The neighbour table's version when the generation started.
@@ -133,7 +153,14 @@ impl<A: FamilyAddr> EgressCache<A> {
 
     /// An empty cache, allocated once here.
     pub(super) fn new() -> EgressCache<A> {
-        EgressCache { entries: vec![Entry::empty(); Self::LEN].into_boxed_slice(), generation: 1, neighbours: 0 }
+        let unspecified = A::from_bits(A::mask(0));
+        let no_hop = HopEntry { addr: unspecified, generation: 0, lease: Lease::NONE, mac: MacAddr::default() };
+        EgressCache {
+            entries: vec![Entry::empty(); Self::LEN].into_boxed_slice(),
+            hops: vec![no_hop; HOPS].into_boxed_slice(),
+            generation: 1,
+            neighbours: 0,
+        }
     }
 
     /// Forgets every entry: the routes or ports changed.
@@ -144,6 +171,9 @@ impl<A: FamilyAddr> EgressCache<A> {
             // them for good (never per packet: a new view or a neighbour
             // change per generation).
             self.entries.fill(Entry::empty());
+            for h in self.hops.iter_mut() {
+                h.generation = 0;
+            }
             self.generation = 1;
         }
     }
@@ -173,7 +203,8 @@ impl<A: FamilyAddr> EgressCache<A> {
         self.miss(slot, to, now, neighbours, route)
     }
 
-    /// [`EgressCache::resolve`] when the slot does not answer.
+    /// [`EgressCache::resolve`] when the slot does not answer: routed, then
+    /// the next hop's MAC from the next hops' slots, else the neighbour table.
     #[inline(never)]
     fn miss(
         &mut self,
@@ -184,15 +215,30 @@ impl<A: FamilyAddr> EgressCache<A> {
         route: impl FnOnce(A) -> Option<(NextHop<A>, Egress, MacAddr)>,
     ) -> Option<Resolved<A>> {
         let (hop, egress, src_mac) = route(to)?;
-        let Some((n, lease)) = neighbours.lookup_leased(hop.addr, now) else {
-            return Some(Resolved { hop, egress, src_mac, dst_mac: None });
+        let hop_slot = Self::hop_slot(hop.addr);
+        let (mac, lease) = match self.hops.get(hop_slot) {
+            Some(h) if h.addr == hop.addr && h.generation == self.generation && h.lease.holds(now) => (h.mac, h.lease),
+            _ => {
+                let Some((n, lease)) = neighbours.lookup_leased(hop.addr, now) else {
+                    return Some(Resolved { hop, egress, src_mac, dst_mac: None });
+                };
+                if let Some(h) = self.hops.get_mut(hop_slot) {
+                    *h = HopEntry { addr: hop.addr, generation: self.generation, lease, mac: n.mac };
+                }
+                (n.mac, lease)
+            }
         };
-        let out = Resolved { hop, egress, src_mac, dst_mac: Some(n.mac) };
-        let Some(e) = self.entries.get_mut(slot) else {
-            return Some(out);
-        };
-        *e = Entry { to, generation: self.generation, lease, out };
-        Some(e.out)
+        let out = Resolved { hop, egress, src_mac, dst_mac: Some(mac) };
+        if let Some(e) = self.entries.get_mut(slot) {
+            *e = Entry { to, generation: self.generation, lease, out };
+        }
+        Some(out)
+    }
+
+    /// The next hops' slot of `addr`.
+    #[inline(always)]
+    fn hop_slot(addr: A) -> usize {
+        (addr.fold().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - HOPS.trailing_zeros())) as usize
     }
 
     /// The slot of `to`: the top bits of a multiply-shift hash.
