@@ -108,7 +108,7 @@ impl<F: Frame> Worker<F> {
     }
 
     /// The burst packet by packet: what the stages come to when the tables
-    /// are in cache, without their ~80 instructions a packet of bookkeeping
+    /// are in cache, without their ~100 instructions a packet of bookkeeping
     /// (`measure_pipeline.sh`).
     #[inline(always)]
     fn run_one_by_one(
