@@ -92,6 +92,12 @@ impl<F: Frame> Worker<F> {
         self.process_redirected_burst(&mut Some(frame), |_| in_port, now, io);
     }
 
+    /// The burst in stages (see the module doc), or packet by packet while
+    /// the tables sit in the caches ([`WorkerConfig::staged_from`]): there
+    /// the stages' bookkeeping (~100 instructions a packet,
+    /// `measure_pipeline.sh`) would buy nothing.
+    ///
+    /// [`WorkerConfig::staged_from`]: super::WorkerConfig::staged_from
     #[inline(always)]
     fn run_stages(
         &mut self,
@@ -102,72 +108,17 @@ impl<F: Frame> Worker<F> {
         io: &mut impl Io<F>,
     ) {
         if self.conns_live() < self.staged_from {
-            return self.run_one_by_one(frames, port, redirected, now, io);
-        }
-        self.run_staged(frames, port, redirected, now, io);
-    }
-
-    /// The burst packet by packet: what the stages come to when the tables
-    /// are in cache, without their ~100 instructions a packet of bookkeeping
-    /// (`measure_pipeline.sh`).
-    #[inline(always)]
-    fn run_one_by_one(
-        &mut self,
-        frames: &mut impl FrameBurst<F>,
-        port: impl Fn(&F) -> u16,
-        redirected: bool,
-        now: u32,
-        io: &mut impl Io<F>,
-    ) {
-        let n = frames.frames().len();
-        for frame in frames.take_front(n) {
-            self.count_received(&frame, redirected);
-            let classified = classify(&frame, self.classify);
-            let at = Arrival { port: port(&frame), now };
-            // The flow's hash is computed where its key is.
-            self.dispatch(frame, classified, None, at, io);
-        }
-    }
-
-    #[inline(always)]
-    fn count_received(&self, frame: &F, redirected: bool) {
-        if redirected {
-            self.counters.redirected_in.inc();
-        } else {
-            self.counters.rx_packets.inc();
-            self.counters.rx_bytes.add(frame.len() as u64);
-        }
-    }
-
-    /// The hash of a TCP or UDP packet's flow key in its family's table.
-    #[inline(always)]
-    fn flow_hash(&self, classified: &Result<Classified, DropReason>) -> KeyHash {
-        match classified {
-            Ok(Classified::Ipv4(meta)) if meta.protocol != ip_proto::ICMP => match Protocol::from_number(meta.protocol)
-            {
-                Some(proto) => self.director.conns().hash_of(&super::dispatch::flow_key(proto, meta)),
-                None => KeyHash::default(),
-            },
-            Ok(Classified::Ipv6(meta)) if meta.protocol != ip_proto::ICMPV6 => {
-                match Protocol::from_number(meta.protocol) {
-                    Some(proto) => self.v6.director.conns().hash_of(&super::ipv6::flow_key6(proto, meta)),
-                    None => KeyHash::default(),
-                }
+            let n = frames.frames().len();
+            for frame in frames.take_front(n) {
+                self.count_received(&frame, redirected);
+                let classified = classify(&frame, self.classify);
+                let at = Arrival { port: port(&frame), now };
+                // The flow's hash is computed where its key is.
+                self.dispatch(frame, classified, None, at, io);
             }
-            _ => KeyHash::default(),
+            return;
         }
-    }
-
-    /// The burst in stages (see the module doc).
-    #[inline(always)]
-    fn run_staged(
-        &mut self,
-        frames: &mut impl FrameBurst<F>,
-        port: impl Fn(&F) -> u16,
-        redirected: bool,
-        now: u32,
-        io: &mut impl Io<F>,
-    ) {
+        // In stages: what each stage leaves for the next, per frame.
         let mut classified = [Err(DropReason::Truncated); STAGE];
         let mut hashes = [KeyHash::default(); STAGE];
         let mut ports = [0u16; STAGE];
@@ -209,6 +160,35 @@ impl<F: Frame> Worker<F> {
             for (((frame, &c), &h), &p) in frames.take_front(n).zip(&classified).zip(&hashes).zip(&ports) {
                 self.dispatch(frame, c, Some(h), Arrival { port: p, now }, io);
             }
+        }
+    }
+
+    #[inline(always)]
+    fn count_received(&self, frame: &F, redirected: bool) {
+        if redirected {
+            self.counters.redirected_in.inc();
+        } else {
+            self.counters.rx_packets.inc();
+            self.counters.rx_bytes.add(frame.len() as u64);
+        }
+    }
+
+    /// The hash of a TCP or UDP packet's flow key in its family's table.
+    #[inline(always)]
+    fn flow_hash(&self, classified: &Result<Classified, DropReason>) -> KeyHash {
+        match classified {
+            Ok(Classified::Ipv4(meta)) if meta.protocol != ip_proto::ICMP => match Protocol::from_number(meta.protocol)
+            {
+                Some(proto) => self.director.conns().hash_of(&super::dispatch::flow_key(proto, meta)),
+                None => KeyHash::default(),
+            },
+            Ok(Classified::Ipv6(meta)) if meta.protocol != ip_proto::ICMPV6 => {
+                match Protocol::from_number(meta.protocol) {
+                    Some(proto) => self.v6.director.conns().hash_of(&super::ipv6::flow_key6(proto, meta)),
+                    None => KeyHash::default(),
+                }
+            }
+            _ => KeyHash::default(),
         }
     }
 }
