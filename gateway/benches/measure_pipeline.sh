@@ -11,7 +11,7 @@ cargo bench -p gateway --no-default-features --bench pipeline_insns --no-run >/d
 BIN=$(ls -t "$CARGO_TARGET_DIR"/release/deps/pipeline_insns-* | grep -v '\.d$' | head -1)
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-for path in established reply new synproxy proxied proxied-reply established6 reply6 new6 nat64 nat64-reply \
+for path in established reply reply-clients new synproxy proxied proxied-reply established6 reply6 new6 nat64 nat64-reply \
     established-staged reply-staged new-staged established6-staged; do
     valgrind --tool=callgrind --callgrind-out-file="$OUT/cg" --toggle-collect='*measured_pipeline*' \
         "$BIN" "$path" "$N" >/dev/null 2>&1

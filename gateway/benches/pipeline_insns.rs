@@ -23,6 +23,9 @@
 //! connection: [VIP6]:81 in front of the IPv4 server from an IPv4 local
 //! address (the client's segment leaves translated to IPv4, the server's
 //! reply comes in over IPv4 and leaves as IPv6).
+//! `reply-clients` is `reply` spread over the connections of 16 384 clients
+//! behind a router (a default route), as the rate sweep's clients are: more
+//! destinations than the egress cache holds, so most replies miss it.
 //! Any path with `-staged` appended runs with every burst in stages (the
 //! prefetching pipeline a worker switches to once its tables outgrow the
 //! caches, `WorkerConfig::staged_from`): what the stages' bookkeeping costs.
@@ -51,6 +54,12 @@ const RS: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
 const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
 const LIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x200);
+/// The router `reply-clients`' clients are behind, on the clients' network.
+const ROUTER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 253);
+/// How many clients `reply-clients` has, each with one connection.
+const CLIENTS: u32 = 16_384;
+/// The first of them: 172.16.0.0/16, reached through ROUTER.
+const FIRST_CLIENT: u32 = u32::from_be_bytes([172, 16, 0, 0]);
 const RS6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x10);
 
 /// Keeps the last frame sent so the loop can reuse its buffer.
@@ -168,7 +177,8 @@ fn setup(synproxy: bool, header: bool, v6: bool, nat64: bool, staged: bool) -> (
             kernel: false,
         },
     ];
-    let mut net = NetView::with_connected_routes(ports, &[]).unwrap();
+    let default = gateway::net::Route { dst: cidr("0.0.0.0/0"), via: Some(ROUTER), port: 0, src: None };
+    let mut net = NetView::with_connected_routes(ports, &[default]).unwrap();
     let cidr6 = |s: &str| s.parse::<Ipv6Cidr>().unwrap();
     let addrs6 = [(0, cidr6("2001:db8::fe/64")), (1, cidr6("2001:db8:1::fe/64"))];
     net.v6 = NetView6::new(&net.ports, &addrs6, &[]).unwrap();
@@ -183,6 +193,7 @@ fn setup(synproxy: bool, header: bool, v6: bool, nat64: bool, staged: bool) -> (
     let mut io = Loopback::default();
     w.learn_neighbour(RS.into(), MacAddr([0x52, 0x54, 0, 0, 1, 0x10]), 1, 1, &mut io);
     w.learn_neighbour(CLIENT.into(), MacAddr([0x52, 0x54, 0, 0, 0, 1]), 0, 1, &mut io);
+    w.learn_neighbour(ROUTER.into(), MacAddr([0x52, 0x54, 0, 0, 0, 0xfd]), 0, 1, &mut io);
     w.learn_neighbour(RS6.into(), MacAddr([0x52, 0x54, 0, 0, 1, 0x10]), 1, 1, &mut io);
     w.learn_neighbour(CLIENT6.into(), MacAddr([0x52, 0x54, 0, 0, 0, 1]), 0, 1, &mut io);
     let syn = if nat64 {
@@ -198,6 +209,37 @@ fn setup(synproxy: bool, header: bool, v6: bool, nat64: bool, staged: bool) -> (
     let l4 = l4_offset(v6 && !nat64);
     let lport = u16::from_be_bytes([syn.data()[l4], syn.data()[l4 + 1]]);
     (w, io, lport)
+}
+
+/// Opens a connection from each of the `CLIENTS` clients (port 40000 to
+/// VIP:80), answered once by the server so that the measured replies change
+/// no state, and returns the local port each was given, in client order.
+fn open_clients(w: &mut Worker<BufFrame>, io: &mut Loopback) -> Vec<u16> {
+    (0..CLIENTS)
+        .map(|i| {
+            let client = Ipv4Addr::from(FIRST_CLIENT + i);
+            w.process(BufFrame::new(&tcp((client, 40000), (VIP, 80), flags::SYN, &[])), 0, 1, io);
+            let syn = io.sent.pop().expect("the SYN was forwarded");
+            let l4 = l4_offset(false);
+            let lport = u16::from_be_bytes([syn.data()[l4], syn.data()[l4 + 1]]);
+            let synack = tcp((RS, 8080), (LIP, lport), flags::SYN | flags::ACK, &[]);
+            w.process(BufFrame::new(&synack), 1, 1, io);
+            io.sent.pop().expect("the SYN-ACK was forwarded");
+            let ack = tcp((client, 40000), (VIP, 80), flags::ACK, &[]);
+            w.process(BufFrame::new(&ack), 0, 1, io);
+            io.sent.pop().expect("the ACK was forwarded");
+            lport
+        })
+        .collect()
+}
+
+/// Sets the TCP destination port of `frame` (IPv4, untagged), checksum and all.
+fn set_dst_port(frame: &mut BufFrame, port: u16) {
+    let mut t = TcpPacket::new_unchecked(&mut frame.data_mut()[l4_offset(false)..]);
+    let mut delta = Delta::new();
+    delta.replace16(t.dst_port(), port);
+    t.set_dst_port(port);
+    t.set_checksum(delta.apply(t.checksum()));
 }
 
 #[inline(never)]
@@ -217,9 +259,12 @@ fn run(path: &str, n: u64) -> bool {
     let v6 = path.ends_with('6');
     let nat64 = path.starts_with("nat64");
     let (mut w, mut io, lport) = setup(path == "synproxy", path.starts_with("proxied"), v6, nat64, staged);
+    let client_lports = if path == "reply-clients" { open_clients(&mut w, &mut io) } else { Vec::new() };
     let (template, port) = match path {
         "reset" | "established" => (tcp((CLIENT, 40000), (VIP, 80), flags::ACK | flags::PSH, &[0x5a; 64]), 0),
-        "reply" | "proxied-reply" => (tcp((RS, 8080), (LIP, lport), flags::ACK | flags::PSH, &[0x5a; 64]), 1),
+        "reply" | "proxied-reply" | "reply-clients" => {
+            (tcp((RS, 8080), (LIP, lport), flags::ACK | flags::PSH, &[0x5a; 64]), 1)
+        }
         "proxied" => (tcp((CLIENT, 40000), (VIP, 82), flags::ACK | flags::PSH, &[0x5a; 64]), 0),
         "new" => (tcp((CLIENT, 50000), (VIP, 80), flags::SYN, &[]), 0),
         "synproxy" => (tcp((CLIENT, 50000), (VIP, 81), flags::SYN, &[]), 0),
@@ -245,6 +290,11 @@ fn run(path: &str, n: u64) -> bool {
                 delta.replace16(t.src_port(), sport);
                 t.set_src_port(sport);
                 t.set_checksum(delta.apply(t.checksum()));
+            }
+            if !client_lports.is_empty() {
+                // Clients in a scattered order, as their replies interleave.
+                let k = (i.wrapping_mul(7919) % u64::from(CLIENTS)) as usize;
+                set_dst_port(&mut frame, client_lports[k]);
             }
             burst.push(frame);
             i += 1;
@@ -283,7 +333,7 @@ fn main() {
         return;
     }
     const N: u64 = 1_000_000;
-    let paths = ["reset", "established", "reply", "new", "synproxy", "proxied", "proxied-reply"];
+    let paths = ["reset", "established", "reply", "reply-clients", "new", "synproxy", "proxied", "proxied-reply"];
     for path in paths.into_iter().chain(["established6", "reply6", "new6", "nat64", "nat64-reply"]) {
         let n = if path.starts_with("new") { N / 10 } else { N };
         let start = Instant::now();

@@ -223,6 +223,13 @@ impl<A: FamilyAddr> RouteTable<A> {
         self.by_len.iter().find_map(|l| l.routes.get(&(ip & l.mask)))
     }
 
+    /// How many leading bits of an address decide its route here: the
+    /// longest prefix present (0 without routes). Addresses alike in those
+    /// bits have the same route.
+    pub fn deciding_bits(&self) -> u8 {
+        self.by_len.first().map_or(0, |l| l.prefix_len)
+    }
+
     /// Where a packet to `ip` goes next.
     #[inline]
     pub fn next_hop(&self, ip: A) -> Option<NextHop<A>> {

@@ -432,7 +432,7 @@ impl<F: Frame> Worker<F> {
             debug_assert!(installed.is_ok(), "static neighbour {ip}: {installed:?}");
         }
         self.routes = net.routes.without_ports(self.down_ports);
-        self.egress_cache.invalidate();
+        self.egress_cache.invalidate(&net.routes);
         self.v6.set_net(&self.net, &net, self.down_ports);
         self.net = net;
         self.index_held();
@@ -446,7 +446,7 @@ impl<F: Frame> Worker<F> {
         if down != self.down_ports {
             self.down_ports = down;
             self.routes = self.net.routes.without_ports(down);
-            self.egress_cache.invalidate();
+            self.egress_cache.invalidate(&self.net.routes);
             self.v6.follow_links(&self.net, down);
         }
     }

@@ -147,13 +147,13 @@ impl<F: Frame> Inet6<F> {
             debug_assert!(installed.is_ok(), "static neighbour {ip}: {installed:?}");
         }
         self.routes = net.v6.routes.without_ports(down_ports);
-        self.egress_cache.invalidate();
+        self.egress_cache.invalidate(&net.v6.routes);
         self.index_services(net);
     }
 
     pub(super) fn follow_links(&mut self, net: &NetView, down: u64) {
         self.routes = net.v6.routes.without_ports(down);
-        self.egress_cache.invalidate();
+        self.egress_cache.invalidate(&net.v6.routes);
     }
 }
 
