@@ -52,9 +52,10 @@ use crate::xmit::{Egress, Offload};
 /// line, 2048 IPv6 ones of two. Only the slots in use are touched.
 const CACHE_BYTES: usize = 256 << 10;
 
-/// The bytes of one family's table of networks behind routers: 2048 IPv4
-/// networks, 1024 IPv6 ones.
-const ROUTED_BYTES: usize = 128 << 10;
+/// The bytes of one family's table of networks behind routers: as many
+/// slots as the on-link table, so that routes decided by every bit of an
+/// address (a host route) leave as much room as one table keyed by address.
+const ROUTED_BYTES: usize = CACHE_BYTES;
 
 /// Where a packet to one destination goes, and how it is addressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
