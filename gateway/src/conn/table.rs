@@ -266,6 +266,12 @@ impl<A: Family> Conn<A> {
     pub fn is_rare(&self) -> bool {
         self.flags & (FLAG_PROXY_HANDSHAKE | FLAG_PROXY_HEADER) != 0
     }
+    /// Whether neither the SYN proxy (its handshake or its deltas) nor a PROXY header
+    /// touches the connection's packets: they are rewritten for its mode alone.
+    #[inline(always)]
+    pub fn is_plain(&self) -> bool {
+        self.flags & (FLAG_PROXY_HANDSHAKE | FLAG_PROXIED | FLAG_PROXY_HEADER) == 0
+    }
     /// Whether the connection sends a PROXY protocol header (its service asked for one).
     #[inline(always)]
     pub fn has_proxy_header(&self) -> bool {

@@ -152,6 +152,10 @@ pub enum ToaOutcome {
 /// offset and both checksums (or the offload request). `meta.l4_len` grows
 /// by 8 on success. Refuses, leaving the frame untouched, when the options
 /// are full or the packet would exceed `mtu`.
+///
+/// Out of line: only a connection's handshake packets carry it, and each
+/// copy inlined into a forwarding path would crowd that path's code.
+#[inline(never)]
 pub fn insert_toa<F: Frame>(
     frame: &mut F,
     meta: &mut Ipv4Meta,

@@ -65,7 +65,7 @@ impl<F: Frame> Worker<F> {
         let hash = hash.unwrap_or_else(|| table.hash_of(&key));
         if let Some((id, dir)) = table.lookup_hashed(&key, hash) {
             if !(dir == Direction::In && self.starts_over(id, bare_syn, &frame, &meta)) {
-                return self.forward(frame, meta, Leg { id, dir }, at, io);
+                return self.forward_found(frame, meta, Leg { id, dir }, at, io);
             }
             self.director.end_now(id);
             self.counters.conns_reused.inc();

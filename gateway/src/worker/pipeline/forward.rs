@@ -8,7 +8,7 @@ use super::{Arrival, Io, Leg, Worker};
 use crate::conn::table::Conn;
 use crate::conn::{Direction, FlowKey, Proxy, State};
 use crate::frame::Frame;
-use crate::model::Protocol;
+use crate::model::{ForwardMethod, Protocol};
 use crate::net::icmp::error_destination;
 use crate::net::{KernelClass, NextHop, Queued};
 use crate::wire::classify::{icmp_error_inner, IcmpQuote};
@@ -21,6 +21,20 @@ use super::egress::{route, Resolved};
 use super::local::send_to_neighbour;
 
 impl<F: Frame> Worker<F> {
+    /// [`Worker::forward`] for a packet that found its connection, compiled
+    /// into its caller for the common case: an FNAT connection that neither
+    /// the SYN proxy nor a PROXY header touches, whose rewrite alone is then
+    /// inlined (its mode known, the others' code left out). Any other
+    /// connection takes `forward`, out of line.
+    #[inline(always)]
+    pub(super) fn forward_found(&mut self, frame: F, meta: Ipv4Meta, leg: Leg, at: Arrival, io: &mut impl Io<F>) {
+        let c = self.director.conn(leg.id);
+        if c.method == ForwardMethod::FullNat && c.is_plain() {
+            return self.rewrite_with::<false, true>(frame, meta, leg, Proxy::Off, at, io);
+        }
+        self.forward(frame, meta, leg, at, io)
+    }
+
     /// A packet of a connection: held while the SYN proxy's handshake with
     /// the server is open, else rewritten and sent.
     pub(super) fn forward(&mut self, frame: F, meta: Ipv4Meta, leg: Leg, at: Arrival, io: &mut impl Io<F>) {
@@ -30,7 +44,7 @@ impl<F: Frame> Worker<F> {
             return self.forward_rare(frame, meta, leg, at, io);
         }
         let proxy = c.proxy();
-        self.rewrite_with::<false>(frame, meta, leg, proxy, at, io);
+        self.rewrite_with::<false, false>(frame, meta, leg, proxy, at, io);
     }
 
     /// [`Worker::forward`] for a connection in the SYN proxy's handshake or
@@ -42,7 +56,7 @@ impl<F: Frame> Worker<F> {
         if let Proxy::Handshake(slot) = proxy {
             return self.synproxy_handshaking(frame, meta, leg, slot, at, io);
         }
-        self.rewrite_with::<true>(frame, meta, leg, proxy, at, io);
+        self.rewrite_with::<true, false>(frame, meta, leg, proxy, at, io);
     }
 
     /// Rewrites a packet of a connection for its mode (and the SYN proxy's
@@ -59,7 +73,7 @@ impl<F: Frame> Worker<F> {
         if self.director.conn(leg.id).has_proxy_header() {
             return self.rewrite_and_send_with_header(frame, meta, leg, proxy, at, io);
         }
-        self.rewrite_with::<false>(frame, meta, leg, proxy, at, io);
+        self.rewrite_with::<false, false>(frame, meta, leg, proxy, at, io);
     }
 
     /// [`Worker::rewrite_and_send`] for a connection sending a PROXY
@@ -74,13 +88,14 @@ impl<F: Frame> Worker<F> {
         at: Arrival,
         io: &mut impl Io<F>,
     ) {
-        self.rewrite_with::<true>(frame, meta, leg, proxy, at, io);
+        self.rewrite_with::<true, false>(frame, meta, leg, proxy, at, io);
     }
 
     /// [`Worker::rewrite_and_send`], compiled once for connections with a
-    /// PROXY header (`HEADER`) and once for the others.
+    /// PROXY header (`HEADER`) and once for the others, and for FNAT
+    /// connections alone (`FNAT`: the caller checked the mode) once more.
     #[inline(always)]
-    fn rewrite_with<const HEADER: bool>(
+    fn rewrite_with<const HEADER: bool, const FNAT: bool>(
         &mut self,
         mut frame: F,
         mut meta: Ipv4Meta,
@@ -92,7 +107,8 @@ impl<F: Frame> Worker<F> {
         // Everything but the state is fixed for the connection's life: read it once.
         let c = self.director.conn(id);
         let before = c.state();
-        let (ends, method) = (ends_of(c), c.method);
+        let method = if FNAT { ForwardMethod::FullNat } else { c.method };
+        let ends = ends_of(c);
         if let Some(d) = c.dest() {
             // IPVS counts the IP length, before the rewrite changes it.
             let bytes = u64::from(meta.l3_len) + u64::from(meta.l4_len);
