@@ -2,7 +2,13 @@
 # Instructions per packet through the whole worker pipeline (see
 # pipeline_insns.rs), counted exactly by callgrind inside `measured_pipeline`.
 #
-#   gateway/benches/measure_pipeline.sh        # from the repository root
+#   gateway/benches/measure_pipeline.sh                         # every path
+#   gateway/benches/measure_pipeline.sh --stages PATH [--lines] # one path, by stage
+#
+# From the repository root. `--stages` takes PATH's count apart by stage
+# (classify, lookup, state and timer, egress, rewrite, send, and the glue
+# around them; see pipeline_stages.py), `--lines` listing each stage's
+# source lines.
 set -eu
 : "${CARGO_TARGET_DIR:=target}"
 export CARGO_TARGET_DIR
@@ -11,6 +17,15 @@ cargo bench -p gateway --no-default-features --bench pipeline_insns --no-run >/d
 BIN=$(ls -t "$CARGO_TARGET_DIR"/release/deps/pipeline_insns-* | grep -v '\.d$' | head -1)
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
+if [ "${1:-}" = --stages ]; then
+    [ $# -ge 2 ] || { echo "usage: $0 --stages PATH [--lines]" >&2; exit 2; }
+    path=$2
+    shift 2
+    valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file="$OUT/cg" --toggle-collect='*measured_pipeline*' \
+        "$BIN" "$path" "$N" >/dev/null 2>&1
+    python3 "$(dirname "$0")/pipeline_stages.py" "$OUT/cg" "$BIN" "$N" "$@"
+    exit
+fi
 for path in established reply reply-clients new synproxy proxied proxied-reply established6 reply6 new6 nat64 nat64-reply \
     established-staged reply-staged new-staged established6-staged; do
     valgrind --tool=callgrind --callgrind-out-file="$OUT/cg" --toggle-collect='*measured_pipeline*' \

@@ -2,7 +2,7 @@
 """Instructions per packet of one pipeline path, by stage: where the count that
 measure_pipeline.sh prints goes.
 
-    gateway/benches/profile_pipeline.sh established      # runs this
+    gateway/benches/measure_pipeline.sh --stages established [--lines]   # runs this
 
 Input: a callgrind profile taken with --dump-instr=yes (exact counts per
 instruction address) and the binary it ran. Each counted instruction is
