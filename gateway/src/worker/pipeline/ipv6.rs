@@ -365,7 +365,7 @@ impl<F: Frame> Worker<F> {
         let hash = hash.unwrap_or_else(|| table.hash_of(&key));
         if let Some((id, dir)) = table.lookup_hashed(&key, hash) {
             if !(dir == Direction::In && self.starts_over6(id, bare_syn, &frame, &meta)) {
-                return self.forward6(frame, meta, Leg { id, dir }, at, io);
+                return self.forward_found6(frame, meta, Leg { id, dir }, at, io);
             }
             self.v6.director.end_now(id);
             self.counters.conns_reused.inc();
@@ -471,9 +471,20 @@ impl<F: Frame> Worker<F> {
         self.refuse6(frame, &meta, XmitError::TtlExpired { ttl: meta.hop_limit }, at, io)
     }
 
+    /// [`Worker::forward6`] for a packet that found its connection: a plain
+    /// FNAT connection's rewrite compiled in, as IPv4's
+    /// ([`Worker::forward_found`]); any other takes `forward6`, out of line.
+    #[inline(always)]
+    fn forward_found6(&mut self, frame: F, meta: Ipv6Meta, leg: Leg, at: Arrival, io: &mut impl Io<F>) {
+        let c = self.v6.director.conn(leg.id);
+        if c.method == ForwardMethod::FullNat && c.is_plain() {
+            return self.rewrite_with6::<false, true>(frame, meta, leg, Proxy::Off, at, io);
+        }
+        self.forward6(frame, meta, leg, at, io)
+    }
+
     /// A packet of an IPv6 connection: held while the SYN proxy's handshake
     /// with the server is open, else rewritten for its mode and sent.
-    #[inline(always)]
     fn forward6(&mut self, frame: F, meta: Ipv6Meta, leg: Leg, at: Arrival, io: &mut impl Io<F>) {
         let c = self.v6.director.conn(leg.id);
         // One test for both rare cases, out of line, as IPv4's.
@@ -481,7 +492,7 @@ impl<F: Frame> Worker<F> {
             return self.forward_rare6(frame, meta, leg, at, io);
         }
         let proxy = c.proxy();
-        self.rewrite_with6::<false>(frame, meta, leg, proxy, at, io);
+        self.rewrite_with6::<false, false>(frame, meta, leg, proxy, at, io);
     }
 
     /// [`Worker::forward6`] for a connection in the SYN proxy's handshake or
@@ -493,7 +504,7 @@ impl<F: Frame> Worker<F> {
         if let Proxy::Handshake(slot) = proxy {
             return self.synproxy_handshaking6(frame, meta, leg, slot, at, io);
         }
-        self.rewrite_with6::<true>(frame, meta, leg, proxy, at, io);
+        self.rewrite_with6::<true, false>(frame, meta, leg, proxy, at, io);
     }
 
     /// Rewrites a packet of an IPv6 connection for its mode (and the SYN
@@ -510,7 +521,7 @@ impl<F: Frame> Worker<F> {
         if self.v6.director.conn(leg.id).has_proxy_header() {
             return self.rewrite_and_send6_with_header(frame, meta, leg, proxy, at, io);
         }
-        self.rewrite_with6::<false>(frame, meta, leg, proxy, at, io);
+        self.rewrite_with6::<false, false>(frame, meta, leg, proxy, at, io);
     }
 
     /// [`Worker::rewrite_and_send6`] for a connection sending a PROXY
@@ -525,13 +536,14 @@ impl<F: Frame> Worker<F> {
         at: Arrival,
         io: &mut impl Io<F>,
     ) {
-        self.rewrite_with6::<true>(frame, meta, leg, proxy, at, io);
+        self.rewrite_with6::<true, false>(frame, meta, leg, proxy, at, io);
     }
 
     /// [`Worker::rewrite_and_send6`], compiled once for connections with a
-    /// PROXY header (`HEADER`) and once for the others.
+    /// PROXY header (`HEADER`) and once for the others, and for FNAT
+    /// connections alone (`FNAT`: the caller checked the mode) once more.
     #[inline(always)]
-    fn rewrite_with6<const HEADER: bool>(
+    fn rewrite_with6<const HEADER: bool, const FNAT: bool>(
         &mut self,
         mut frame: F,
         mut meta: Ipv6Meta,
@@ -542,7 +554,8 @@ impl<F: Frame> Worker<F> {
     ) {
         let c = self.v6.director.conn(id);
         let before = c.state();
-        let (ends, method) = (ends_of6(c), c.method);
+        let method = if FNAT { ForwardMethod::FullNat } else { c.method };
+        let ends = ends_of6(c);
         if let Some(d) = c.dest() {
             // IPVS counts the IP length, before the rewrite changes it.
             let bytes = u64::from(meta.l3_len) + u64::from(meta.l4_len);
