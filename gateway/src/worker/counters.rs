@@ -251,6 +251,11 @@ pub struct WorkerCounters {
     /// SYNs to a service sending the header that carried data (TCP Fast Open):
     /// sent without it, which the client sends again after the handshake.
     pub proxy_syn_data_stripped: Counter,
+    /// Packets whose way out (next hop, MTU, MACs) the egress cache did not
+    /// hold, so it was routed and cached (`worker::pipeline::egress`), both
+    /// families, copied once a second. Many a second for steady traffic
+    /// mean the cache is thrashing.
+    pub egress_route_lookups: Counter,
     /// A client's new SYN found its ports' previous connection finished
     /// (TIME_WAIT or CLOSE): that one ended and a new one was scheduled.
     pub conns_reused: Counter,
@@ -297,6 +302,7 @@ impl Default for WorkerCounters {
             icmp_errors_limited: Counter::default(),
             icmp_errors_relayed: Counter::default(),
             toa_not_inserted: Counter::default(),
+            egress_route_lookups: Counter::default(),
             probes_sent: Counter::default(),
             probe_replies: Counter::default(),
             proxy_headers_inserted: Counter::default(),
@@ -356,6 +362,7 @@ impl WorkerCounters {
             ("icmp errors rate-limited", &self.icmp_errors_limited),
             ("icmp errors relayed", &self.icmp_errors_relayed),
             ("toa not inserted", &self.toa_not_inserted),
+            ("egress route lookups", &self.egress_route_lookups),
             ("health probes sent", &self.probes_sent),
             ("health probe replies", &self.probe_replies),
             ("proxy headers inserted", &self.proxy_headers_inserted),

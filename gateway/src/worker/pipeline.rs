@@ -598,6 +598,7 @@ impl<F: Frame> Worker<F> {
         self.counters.conns_expired.set(s.expired + s6.expired);
         self.counters.conns_reclaimed.set(s.reclaimed + s6.reclaimed);
         self.counters.conns_shed.set(s.shed + s6.shed);
+        self.counters.egress_route_lookups.set(self.egress_cache.route_lookups() + self.v6.egress_route_lookups());
         self.neighbours.expire(now);
         let counters = &self.counters;
         self.pending.expire(now, self.pending_max_wait, |f| {

@@ -4871,6 +4871,37 @@ mod egress_cache {
     }
 
     #[test]
+    fn the_clients_of_a_network_behind_a_router_share_one_route_lookup() {
+        // 200 clients in two /24s behind the default route's router, each
+        // opening a connection to the far server (behind the servers'
+        // gateway), which answers each: the routes are decided by 24 bits,
+        // so one lookup serves the server's network and one each client
+        // network, however many clients.
+        let mut w = far_worker();
+        let mut io = Recorder::default();
+        let clients = (1..=100u8).flat_map(|i| [Ipv4Addr::new(203, 0, 113, i), Ipv4Addr::new(198, 51, 100, i)]);
+        for client in clients.clone() {
+            let syn = tcp_frame((client, 40000), (VIP, 80), 1, 0, flags::SYN, &[], &[]);
+            w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+        }
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 200, "{:?}", w.counters().nonzero_drops());
+        assert!(sent.iter().all(|(port, b)| *port == 1 && macs(b) == (MAC_RS1, MAC_PORT1)));
+        w.tick(1000, &mut io);
+        assert_eq!(w.counters().egress_route_lookups.get(), 1, "the server's network");
+        for client in clients {
+            let synack = tcp_frame((FAR_SERVER, 80), (client, 40000), 5, 2, flags::SYN | flags::ACK, &[], &[]);
+            w.process(on_wire(MAC_RS1, MAC_PORT1, &synack), 1, 1000, &mut io);
+            let sent = io.take_sent();
+            assert_eq!(leaves(&sent), (0, MAC_CLIENT, MAC_PORT0), "to the clients' router");
+            assert_eq!(ip_dst(&sent[0].1), (client, 40000));
+        }
+        w.tick(1000, &mut io);
+        assert_eq!(w.counters().egress_route_lookups.get(), 3, "and one for each clients' network");
+        assert_eq!(w.counters().total_drops(), 0);
+    }
+
+    #[test]
     fn a_new_network_view_reroutes_the_next_packet() {
         let mut w = far_worker();
         let mut io = Recorder::default();

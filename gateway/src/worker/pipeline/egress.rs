@@ -159,6 +159,9 @@ pub(super) struct EgressCache<A: FamilyAddr> {
     generation: u32,
     /// The neighbour table's version when the generation started.
     neighbours: u32,
+    /// Lookups that had to route (every miss): counted here, off the hit
+    /// path, and published by the worker's tick.
+    route_lookups: u64,
 }
 
 impl<A: FamilyAddr> EgressCache<A> {
@@ -189,6 +192,7 @@ impl<A: FamilyAddr> EgressCache<A> {
             hops: vec![no_hop; HOPS].into_boxed_slice(),
             generation: 1,
             neighbours: 0,
+            route_lookups: 0,
         }
     }
 
@@ -197,6 +201,11 @@ impl<A: FamilyAddr> EgressCache<A> {
     pub(super) fn invalidate(&mut self, routes: &RouteTable<A>) {
         self.deciding = A::mask(routes.deciding_bits());
         self.forget();
+    }
+
+    /// How many lookups the cache did not answer, so that they were routed.
+    pub(super) fn route_lookups(&self) -> u64 {
+        self.route_lookups
     }
 
     /// Starts a new generation: no entry filled before answers. Out of
@@ -265,6 +274,7 @@ impl<A: FamilyAddr> EgressCache<A> {
         neighbours: &NeighbourTable<A>,
         route: impl FnOnce(A) -> Option<(NextHop<A>, Egress, MacAddr)>,
     ) -> Option<Resolved<A>> {
+        self.route_lookups += 1;
         let (hop, egress, src_mac) = route(to)?;
         let hop_slot = Self::hop_slot(hop.addr);
         let (mac, lease) = match self.hops.get(hop_slot) {

@@ -151,6 +151,11 @@ impl<F: Frame> Inet6<F> {
         self.index_services(net);
     }
 
+    /// The IPv6 egress cache's lookups that had to route.
+    pub(super) fn egress_route_lookups(&self) -> u64 {
+        self.egress_cache.route_lookups()
+    }
+
     pub(super) fn follow_links(&mut self, net: &NetView, down: u64) {
         self.routes = net.v6.routes.without_ports(down);
         self.egress_cache.invalidate(&net.v6.routes);
