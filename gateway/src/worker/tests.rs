@@ -4870,6 +4870,16 @@ mod egress_cache {
         leaves(&sent)
     }
 
+    /// The far worker with its connection open, its first two segments sent
+    /// through the servers' gateway (the second from the egress cache).
+    fn far_connection() -> (Worker<BufFrame>, Recorder) {
+        let mut w = far_worker();
+        let mut io = Recorder::default();
+        assert_eq!(toward_far(&mut w, &mut io, flags::SYN), (1, MAC_RS1, MAC_PORT1));
+        assert_eq!(toward_far(&mut w, &mut io, flags::ACK), (1, MAC_RS1, MAC_PORT1));
+        (w, io)
+    }
+
     #[test]
     fn the_clients_of_a_network_behind_a_router_share_one_route_lookup() {
         // 200 clients in two /24s behind the default route's router, each
@@ -4903,10 +4913,7 @@ mod egress_cache {
 
     #[test]
     fn a_new_network_view_reroutes_the_next_packet() {
-        let mut w = far_worker();
-        let mut io = Recorder::default();
-        assert_eq!(toward_far(&mut w, &mut io, flags::SYN), (1, MAC_RS1, MAC_PORT1));
-        assert_eq!(toward_far(&mut w, &mut io, flags::ACK), (1, MAC_RS1, MAC_PORT1));
+        let (mut w, mut io) = far_connection();
         let snap = w.director().snapshot().clone();
         // The servers' gateway is replaced (a new static neighbour entry).
         w.switch(snap.clone(), far_view(true, MAC_RS2));
@@ -4921,10 +4928,7 @@ mod egress_cache {
 
     #[test]
     fn a_link_going_down_reroutes_the_next_packet() {
-        let mut w = far_worker();
-        let mut io = Recorder::default();
-        assert_eq!(toward_far(&mut w, &mut io, flags::SYN), (1, MAC_RS1, MAC_PORT1));
-        assert_eq!(toward_far(&mut w, &mut io, flags::ACK), (1, MAC_RS1, MAC_PORT1));
+        let (mut w, mut io) = far_connection();
         w.follow_links(1 << 1);
         assert_eq!(toward_far(&mut w, &mut io, flags::ACK), (0, MAC_CLIENT, MAC_PORT0), "the default route");
         w.follow_links(0b11);

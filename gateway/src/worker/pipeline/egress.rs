@@ -113,6 +113,13 @@ struct Entry<A: FamilyAddr> {
 const _: () = assert!(std::mem::size_of::<Entry<std::net::Ipv4Addr>>() == 64);
 
 impl<A: FamilyAddr> Entry<A> {
+    /// The answer for `key` at `now`, if the slot holds it, filled in
+    /// `generation`, and its neighbour's lease holds.
+    #[inline(always)]
+    fn answer(&self, key: A, generation: u32, now: u32) -> Option<Resolved<A>> {
+        (self.to == key && self.generation == generation && self.lease.holds(now)).then_some(self.out)
+    }
+
     /// A slot never filled: generation 0 is never current.
     fn empty() -> Entry<A> {
         let unspecified = A::from_bits(A::mask(0));
@@ -244,32 +251,31 @@ impl<A: FamilyAddr> EgressCache<A> {
             self.forget();
         }
         let slot = Self::slot(to);
-        if let Some(e) = self.entries.get(slot) {
-            if e.to == to && e.generation == self.generation && e.lease.holds(now) {
-                return Some(e.out);
-            }
+        if let Some(out) = self.entries.get(slot).and_then(|e| e.answer(to, self.generation, now)) {
+            return Some(out);
         }
-        let network = A::from_bits(to.to_bits() & self.deciding);
-        let routed_slot = Self::routed_slot(network);
-        if let Some(e) = self.routed.get(routed_slot) {
-            if e.to == network && e.generation == self.generation && e.lease.holds(now) {
-                return Some(e.out);
-            }
+        let network = self.network_of(to);
+        let routed = self.routed.get(Self::routed_slot(network));
+        if let Some(out) = routed.and_then(|e| e.answer(network, self.generation, now)) {
+            return Some(out);
         }
-        self.miss(slot, to, network, routed_slot, now, neighbours, route)
+        self.miss(slot, to, now, neighbours, route)
+    }
+
+    /// The network `to` is cached under when it is behind a router.
+    #[inline(always)]
+    fn network_of(&self, to: A) -> A {
+        A::from_bits(to.to_bits() & self.deciding)
     }
 
     /// [`EgressCache::resolve`] when the on-link slot does not answer: the
     /// network's, else routed, then the next hop's MAC from the next hops'
     /// slots, else the neighbour table.
     #[inline(never)]
-    #[allow(clippy::too_many_arguments)]
     fn miss(
         &mut self,
         slot: usize,
         to: A,
-        network: A,
-        routed_slot: usize,
         now: u32,
         neighbours: &NeighbourTable<A>,
         route: impl FnOnce(A) -> Option<(NextHop<A>, Egress, MacAddr)>,
@@ -291,8 +297,12 @@ impl<A: FamilyAddr> EgressCache<A> {
         };
         let out = Resolved { hop, egress, src_mac, dst_mac: Some(mac) };
         // Through a router, every address of the network goes the same way.
-        let (table, slot, key) =
-            if hop.addr == to { (&mut self.entries, slot, to) } else { (&mut self.routed, routed_slot, network) };
+        let (table, slot, key) = if hop.addr == to {
+            (&mut self.entries, slot, to)
+        } else {
+            let network = self.network_of(to);
+            (&mut self.routed, Self::routed_slot(network), network)
+        };
         if let Some(e) = table.get_mut(slot) {
             *e = Entry { to: key, generation: self.generation, lease, out };
         }
