@@ -20,7 +20,7 @@ use std::sync::Arc;
 use super::key::{Family, FlowKey};
 use super::proxy_protocol::HeaderState;
 use super::state::{Direction, State};
-use super::table::{Conn, ConnId, ConnTable, InsertError, NewConn, NO_TEMPLATE};
+use super::table::{Conn, ConnId, ConnTable, InsertError, KeyHash, NewConn, NO_TEMPLATE};
 use crate::model::laddr::{LaddrPools, PortPartition, TakeError};
 use crate::model::persist::{PersistTable, TemplateKey};
 use crate::model::{ForwardMethod, Protocol, ServiceKey, Snapshot};
@@ -216,20 +216,24 @@ impl<A: Family> Director<A> {
     /// A full table makes room as [`ConnTable::make_room`] does (an expired or half-open
     /// connection goes, its port and template released) or refuses with `TableFull`.
     pub fn connect(&mut self, key: &FlowKey<A>, now: u32) -> Result<ConnId, Refused> {
-        self.connect_preferring(key, now, 0, |_, _, _, _| true)
+        let hash = self.conns.hash_of(key);
+        self.connect_preferring(key, hash, now, 0, |_, _, _, _| true)
     }
 
     /// [`Director::connect`] choosing the FNAT local port among up to `tries` free ones by
     /// `prefer(raddr, rport, laddr, lport)`, e.g. "the NIC's RSS hash of the reply lands on
     /// this worker's queue" (`net::rss`), so replies need no redirect (DESIGN.md invariant 2).
+    /// `hash` is `key`'s in the table ([`ConnTable::hash_of`]), which the lookup that
+    /// missed computed.
     pub fn connect_preferring(
         &mut self,
         key: &FlowKey<A>,
+        hash: KeyHash,
         now: u32,
         tries: usize,
         prefer: impl FnMut(IpAddr, u16, IpAddr, u16) -> bool,
     ) -> Result<ConnId, Refused> {
-        let r = self.try_connect(key, now, tries, prefer);
+        let r = self.try_connect(key, hash, now, tries, prefer);
         if let Err(e) = r {
             let s = &mut self.stats;
             *match e {
@@ -246,6 +250,7 @@ impl<A: Family> Director<A> {
     fn try_connect(
         &mut self,
         key: &FlowKey<A>,
+        hash: KeyHash,
         now: u32,
         tries: usize,
         mut prefer: impl FnMut(IpAddr, u16, IpAddr, u16) -> bool,
@@ -323,7 +328,7 @@ impl<A: Family> Director<A> {
             template: template.unwrap_or(NO_TEMPLATE),
             proxy_header: proxy_header(svc.spec().proxy_protocol, key.proto, (client, key.sport), (vaddr, key.dport)),
         };
-        match self.conns.insert(new, now) {
+        match self.conns.insert_hashed(new, hash, now) {
             Ok(id) => {
                 if let (Some(t), Some(p)) = (template, persistence) {
                     self.persist.hold(t, p.timeout, now);
@@ -671,8 +676,9 @@ mod tests {
     fn port_preference_is_applied() {
         let mut d = Director::<Ipv4Addr>::new(fnat(false, 80), cfg(16), 0);
         let mut asked = vec![];
+        let k = key("1.2.3.4", 1, 80);
         let id = d
-            .connect_preferring(&key("1.2.3.4", 1, 80), 0, 8, |rip, rport, lip, lport| {
+            .connect_preferring(&k, d.conns().hash_of(&k), 0, 8, |rip, rport, lip, lport| {
                 asked.push((rip, rport, lip, lport));
                 lport % 4 == 3
             })

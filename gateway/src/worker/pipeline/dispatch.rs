@@ -104,7 +104,7 @@ impl<F: Frame> Worker<F> {
             if proto == Protocol::Tcp && !bare_syn {
                 return self.unconsumed_flow(frame, Discard::NoConnection, at, io);
             }
-            return match self.open(&key, at.now) {
+            return match self.open(&key, hash, at.now) {
                 Ok(id) => self.forward(frame, meta, Leg { id, dir: Direction::In }, at, io),
                 Err(refused) => self.unconsumed_flow(frame, refusal_drop(refused), at, io),
             };
@@ -132,8 +132,9 @@ impl<F: Frame> Worker<F> {
         }
     }
 
-    /// Schedules and creates the connection of a new flow, counted.
-    pub(super) fn open(&mut self, key: &FlowKey<Ipv4Addr>, now: u32) -> Result<ConnId, Refused> {
+    /// Schedules and creates the connection of a new flow, counted; `hash` is
+    /// `key`'s in the table.
+    pub(super) fn open(&mut self, key: &FlowKey<Ipv4Addr>, hash: KeyHash, now: u32) -> Result<ConnId, Refused> {
         // Worker w reads rx queue w of every port: prefer a local port whose
         // reply the NIC hashes to that queue.
         let (net, routes, me) = (&self.net, &self.routes, self.id);
@@ -144,7 +145,7 @@ impl<F: Frame> Worker<F> {
                 .is_none_or(|s| s.queue(s.base(rip, rport, lip), lport) == me),
             _ => true,
         };
-        let id = self.director.connect_preferring(key, now, self.steering_tries, steered)?;
+        let id = self.director.connect_preferring(key, hash, now, self.steering_tries, steered)?;
         self.counters.new_conns.inc();
         // The gauge follows inserts at once; expiry updates it each tick.
         self.counters.conns_live.set(self.conns_live());

@@ -403,7 +403,7 @@ impl<F: Frame> Worker<F> {
         if proto == Protocol::Tcp && !bare_syn {
             return self.discard(frame, Discard::NoConnection, io);
         }
-        match self.open6(&key, at.now) {
+        match self.open6(&key, hash, at.now) {
             Ok(id) => self.forward6(frame, meta, Leg { id, dir: Direction::In }, at, io),
             Err(refused) => self.discard(frame, super::dispatch::refusal_drop(refused), io),
         }
@@ -420,9 +420,11 @@ impl<F: Frame> Worker<F> {
         }
     }
 
-    /// Schedules and creates the IPv6 connection of a new flow, counted.
-    pub(super) fn open6(&mut self, key: &FlowKey<Ipv6Addr>, now: u32) -> Result<ConnId, Refused> {
-        let id = self.v6.director.connect(key, now)?;
+    /// Schedules and creates the IPv6 connection of a new flow, counted;
+    /// `hash` is `key`'s in the table.
+    pub(super) fn open6(&mut self, key: &FlowKey<Ipv6Addr>, hash: KeyHash, now: u32) -> Result<ConnId, Refused> {
+        // No local port is steered: IPv6 replies' RSS is not predicted.
+        let id = self.v6.director.connect_preferring(key, hash, now, 0, |_, _, _, _| true)?;
         self.counters.new_conns.inc();
         self.counters.conns_live.set(self.conns_live());
         if let Some(d) = self.v6.director.conn(id).dest() {

@@ -148,7 +148,8 @@ impl<F: Frame> Worker<F> {
         let Some(copy) = copy_frame(&frame, io) else {
             return self.discard(frame, Discard::NoMbuf, io);
         };
-        let id = match self.open(&flow_key(Protocol::Tcp, &meta), now) {
+        let key = flow_key(Protocol::Tcp, &meta);
+        let id = match self.open(&key, self.director.conns().hash_of(&key), now) {
             Ok(id) => id,
             Err(refused) => {
                 io.free(copy);
