@@ -3,7 +3,7 @@
 # pipeline_insns.rs), counted exactly by callgrind inside `measured_pipeline`.
 #
 #   gateway/benches/measure_pipeline.sh                         # every path
-#   gateway/benches/measure_pipeline.sh --stages PATH [--lines] # one path, by stage
+#   gateway/benches/measure_pipeline.sh --stages PATH [--lines[=N]] # one path, by stage
 #
 # From the repository root. `--stages` takes PATH's count apart by stage
 # (classify, lookup, state and timer, egress, rewrite, send, and the glue
@@ -18,7 +18,7 @@ BIN=$(ls -t "$CARGO_TARGET_DIR"/release/deps/pipeline_insns-* | grep -v '\.d$' |
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 if [ "${1:-}" = --stages ]; then
-    [ $# -ge 2 ] || { echo "usage: $0 --stages PATH [--lines]" >&2; exit 2; }
+    [ $# -ge 2 ] || { echo "usage: $0 --stages PATH [--lines[=N]]" >&2; exit 2; }
     path=$2
     shift 2
     valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file="$OUT/cg" --toggle-collect='*measured_pipeline*' \

@@ -14,8 +14,8 @@ files, decide, so a helper inlined into two stages counts in each. A function
 called out of line is its own chain: it counts under its own name, not its
 caller's stage.
 
-usage: pipeline_stages.py CALLGRIND_OUT BINARY PACKETS [--lines]
-  --lines  also list the source lines of each stage, by count
+usage: pipeline_stages.py CALLGRIND_OUT BINARY PACKETS [--lines[=N]]
+  --lines[=N]  also list each stage's N (8) costliest source lines
 """
 import re
 import subprocess
@@ -155,7 +155,10 @@ def main():
     if len(sys.argv) < 4:
         sys.exit(__doc__)
     cg, binary, packets = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    lines = "--lines" in sys.argv[4:]
+    lines = 0
+    for arg in sys.argv[4:]:
+        if arg == "--lines" or arg.startswith("--lines="):
+            lines = int(arg.partition("=")[2] or 8)
     counts = counts_by_address(cg)
     chains = inline_chains(binary, set(counts))
     stages = defaultdict(int)
@@ -172,7 +175,7 @@ def main():
             continue
         print(f"{s:<24} {n / packets:>12.1f}")
         if lines:
-            for w, k in sorted(by_line[s].items(), key=lambda kv: -kv[1])[:8]:
+            for w, k in sorted(by_line[s].items(), key=lambda kv: -kv[1])[:lines]:
                 if k / packets >= 1:
                     print(f"{'':<6}{k / packets:>6.1f}  {w.split('/src/')[-1]}")
     print(f"{'total':<24} {total / packets:>12.1f}")

@@ -300,7 +300,7 @@ impl<A: Family> Director<A> {
             let rip = dest.addr();
             let (a, p) = self
                 .pools
-                .alloc_preferring(svc.laddrs(), tries, |lip, lport| prefer(rip, rport, lip, lport))
+                .alloc_preferring(sid, tries, |lip, lport| prefer(rip, rport, lip, lport))
                 .ok_or(Refused::NoLocalPort)?;
             match A::from_server_ip(a) {
                 Some(a) => (a, p),

@@ -37,7 +37,7 @@ use std::ops::RangeInclusive;
 
 use super::error::ConfigError;
 use super::fasthash::FastMap;
-use super::snapshot::{LocalAddr, Snapshot};
+use super::snapshot::{ServiceId, Snapshot};
 
 /// The ports one worker owns: those with `port & mask == worker`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +183,7 @@ impl PortPool {
 
 #[derive(Debug, Clone)]
 struct Pool {
+    addr: IpAddr,
     ports: PortPool,
     /// The address left the configuration; the pool goes when its last port returns.
     retired: bool,
@@ -210,12 +211,23 @@ pub struct LaddrStats {
 }
 
 /// A worker's port pools, one per local address of any service in its snapshot.
+///
+/// A new connection finds its service's pools by position, with no hashing: the pools sit
+/// in slots, and [`LaddrPools::sync`] lists each service's slots in the order of its
+/// addresses. Only a release, at a connection's end, finds a pool by its address.
 #[derive(Debug, Clone)]
 pub struct LaddrPools {
     partition: PortPartition,
     range: RangeInclusive<u16>,
-    /// Keyed by [`addr_key`]: one or two words to hash instead of an `IpAddr` enum.
-    pools: FastMap<u128, Pool>,
+    /// The pools; a slot is empty once its address left every service and its last port
+    /// came back, until a new address takes it.
+    slots: Vec<Option<Pool>>,
+    /// Each address's slot, keyed by [`addr_key`]: one or two words to hash instead of an
+    /// `IpAddr` enum.
+    slot_of: FastMap<u128, u32>,
+    /// The slots of each service's local addresses, in its order, by the [`ServiceId`] of the
+    /// snapshot last synced.
+    of_service: Vec<Box<[u32]>>,
     /// Rotates the starting address, spreading connections over a service's addresses.
     next: usize,
     stats: LaddrStats,
@@ -223,7 +235,15 @@ pub struct LaddrPools {
 
 impl LaddrPools {
     pub fn new(partition: PortPartition, range: RangeInclusive<u16>) -> LaddrPools {
-        LaddrPools { partition, range, pools: FastMap::default(), next: 0, stats: LaddrStats::default() }
+        LaddrPools {
+            partition,
+            range,
+            slots: Vec::new(),
+            slot_of: FastMap::default(),
+            of_service: Vec::new(),
+            next: 0,
+            stats: LaddrStats::default(),
+        }
     }
 
     pub fn partition(&self) -> PortPartition {
@@ -234,47 +254,97 @@ impl LaddrPools {
         self.stats
     }
 
+    fn pool_of(&self, addr: IpAddr) -> Option<&Pool> {
+        let slot = *self.slot_of.get(&addr_key(addr))?;
+        self.slots[slot as usize].as_ref()
+    }
+
+    fn pool_of_mut(&mut self, addr: IpAddr) -> Option<&mut Pool> {
+        let slot = *self.slot_of.get(&addr_key(addr))?;
+        self.slots[slot as usize].as_mut()
+    }
+
     pub fn pool(&self, addr: IpAddr) -> Option<&PortPool> {
-        self.pools.get(&addr_key(addr)).map(|p| &p.ports)
+        self.pool_of(addr).map(|p| &p.ports)
     }
 
     /// Follows a snapshot switch: creates pools for new addresses; an address no service
     /// lists any more keeps its pool until its ports are all back, so a port still in use
     /// is never handed out again if the address returns. Allocates; runs between bursts.
     pub fn sync(&mut self, snap: &Snapshot) {
-        for p in self.pools.values_mut() {
+        for p in self.slots.iter_mut().flatten() {
             p.retired = true;
         }
+        let mut of_service = Vec::with_capacity(snap.services().len());
         for svc in snap.services() {
-            for l in svc.laddrs() {
-                let (partition, range) = (self.partition, self.range.clone());
-                self.pools
-                    .entry(addr_key(l.addr))
-                    .or_insert_with(|| Pool { ports: PortPool::new(partition, range), retired: false, conflicts: 0 })
-                    .retired = false;
+            let slots = svc.laddrs().iter().map(|l| self.slot_for(l.addr)).collect();
+            of_service.push(slots);
+        }
+        self.of_service = of_service;
+        for slot in 0..self.slots.len() {
+            if self.slots[slot].as_ref().is_some_and(|p| p.retired && p.ports.in_use() == 0) {
+                self.vacate(slot);
             }
         }
-        self.pools.retain(|_, p| !p.retired || p.ports.in_use() > 0);
     }
 
-    /// A local address and port for a new connection of a service with `laddrs`, trying
-    /// the addresses in turn; `None` (counted) if all are out of ports.
-    pub fn alloc(&mut self, laddrs: &[LocalAddr]) -> Option<(IpAddr, u16)> {
-        self.alloc_preferring(laddrs, 0, |_, _| true)
+    /// The slot of `addr`'s pool, not retired: its own, else a new one.
+    fn slot_for(&mut self, addr: IpAddr) -> u32 {
+        let key = addr_key(addr);
+        if let Some(&slot) = self.slot_of.get(&key) {
+            if let Some(p) = self.slots[slot as usize].as_mut() {
+                p.retired = false;
+                return slot;
+            }
+        }
+        let pool =
+            Pool { addr, ports: PortPool::new(self.partition, self.range.clone()), retired: false, conflicts: 0 };
+        let slot = match self.slots.iter().position(Option::is_none) {
+            Some(vacant) => {
+                self.slots[vacant] = Some(pool);
+                vacant
+            }
+            None => {
+                self.slots.push(Some(pool));
+                self.slots.len() - 1
+            }
+        } as u32;
+        self.slot_of.insert(key, slot);
+        slot
+    }
+
+    /// Drops the pool in `slot`: its address is in no service and none of its ports in use.
+    fn vacate(&mut self, slot: usize) {
+        if let Some(p) = self.slots[slot].take() {
+            self.slot_of.remove(&addr_key(p.addr));
+        }
+    }
+
+    /// A local address and port for a new connection of service `sid` (of the snapshot last
+    /// synced), trying its addresses in turn; `None` (counted) if all are out of ports.
+    pub fn alloc(&mut self, sid: ServiceId) -> Option<(IpAddr, u16)> {
+        self.alloc_preferring(sid, 0, |_, _| true)
     }
 
     /// [`LaddrPools::alloc`] with an RSS preference (see the module docs).
+    #[inline]
     pub fn alloc_preferring(
         &mut self,
-        laddrs: &[LocalAddr],
+        sid: ServiceId,
         tries: usize,
         mut prefer: impl FnMut(IpAddr, u16) -> bool,
     ) -> Option<(IpAddr, u16)> {
-        let n = laddrs.len();
-        self.next = self.next.wrapping_add(1);
-        for k in 0..n {
-            let addr = laddrs[(self.next + k) % n].addr;
-            if let Some(pool) = self.pools.get_mut(&addr_key(addr)) {
+        let slots = self.of_service.get(sid as usize).map_or(&[][..], |s| &s[..]);
+        let n = slots.len();
+        if n > 0 {
+            self.next = self.next.wrapping_add(1);
+            let start = self.next % n;
+            for k in 0..n {
+                let slot = slots[if start + k < n { start + k } else { start + k - n }];
+                // Every listed slot holds a pool: `sync` listed it, and a listed pool is
+                // not retired, so it is never vacated.
+                let Some(pool) = self.slots[slot as usize].as_mut() else { continue };
+                let addr = pool.addr;
                 let port = if tries == 0 {
                     pool.ports.alloc()
                 } else {
@@ -292,7 +362,7 @@ impl LaddrPools {
 
     /// This worker's usage of local address `addr` (zero for an address it has no pool of).
     pub fn usage(&self, addr: IpAddr) -> LaddrUsage {
-        self.pools.get(&addr_key(addr)).map_or_else(LaddrUsage::default, |p| LaddrUsage {
+        self.pool_of(addr).map_or_else(LaddrUsage::default, |p| LaddrUsage {
             conflicts: p.conflicts,
             conns: u64::from(p.ports.in_use()),
         })
@@ -301,14 +371,17 @@ impl LaddrPools {
     /// Takes port `port` of local address `addr` out of turn (see [`PortPool::take`]);
     /// `NotOwned` too if no service has the address.
     pub fn take(&mut self, addr: IpAddr, port: u16) -> Result<(), TakeError> {
-        let pool = self.pools.get_mut(&addr_key(addr)).filter(|p| !p.retired).ok_or(TakeError::NotOwned)?;
+        let pool = self.pool_of_mut(addr).filter(|p| !p.retired).ok_or(TakeError::NotOwned)?;
         pool.ports.take(port)
     }
 
     /// Returns a port taken with [`LaddrPools::alloc`] or [`LaddrPools::take`].
     pub fn release(&mut self, addr: IpAddr, port: u16) {
-        let key = addr_key(addr);
-        let Some(pool) = self.pools.get_mut(&key) else {
+        let Some(&slot) = self.slot_of.get(&addr_key(addr)) else {
+            self.stats.bad_release += 1;
+            return;
+        };
+        let Some(pool) = self.slots[slot as usize].as_mut() else {
             self.stats.bad_release += 1;
             return;
         };
@@ -316,7 +389,7 @@ impl LaddrPools {
             self.stats.bad_release += 1;
         }
         if pool.retired && pool.ports.in_use() == 0 {
-            self.pools.remove(&key);
+            self.vacate(slot as usize);
         }
     }
 }
@@ -340,8 +413,8 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn laddr(s: &str) -> LocalAddr {
-        LocalAddr { addr: ip(s), ifname: "dpdk0".into() }
+    fn laddr(s: &str) -> crate::model::LocalAddr {
+        crate::model::LocalAddr { addr: ip(s), ifname: "dpdk0".into() }
     }
 
     #[test]
@@ -414,17 +487,19 @@ mod tests {
         ed.add_service(ServiceSpec::new(key)).unwrap();
         ed.add_laddr(&key, laddr("192.168.1.254")).unwrap();
         ed.add_laddr(&key, laddr("192.168.1.253")).unwrap();
+        let bare = ServiceKey::tcp(ip("10.0.0.2"), 80);
+        ed.add_service(ServiceSpec::new(bare)).unwrap();
         let snap = ed.finish();
+        let (sid, bare_sid) = (snap.service_id(&key).unwrap(), snap.service_id(&bare).unwrap());
         let mut pools = LaddrPools::new(PortPartition::new(2, 1).unwrap(), 5000..=5007);
         pools.sync(&snap);
-        let laddrs = snap.service(0).laddrs();
         let mut got = HashSet::new();
         for _ in 0..8 {
-            let (a, p) = pools.alloc(laddrs).unwrap();
+            let (a, p) = pools.alloc(sid).unwrap();
             assert_eq!(p & 1, 1);
             assert!(got.insert((a, p)), "({a}, {p}) handed out twice");
         }
-        assert_eq!(pools.alloc(laddrs), None);
+        assert_eq!(pools.alloc(sid), None);
         assert_eq!(pools.stats().exhausted, 1);
         // Each address was tried and found full: one conflict each; all 8 ports in use.
         for a in ["192.168.1.254", "192.168.1.253"] {
@@ -443,6 +518,45 @@ mod tests {
         assert!(pools.pool(ip("192.168.1.254")).is_none(), "dropped with its last port");
         pools.release(ip("192.168.1.254"), 5001);
         assert_eq!(pools.stats().bad_release, 1);
-        assert_eq!(pools.alloc(&[]), None, "a service without local addresses is refused");
+        assert_eq!(pools.alloc(bare_sid), None, "a service without local addresses is refused");
+        assert_eq!(pools.alloc(99), None, "and a service the snapshot does not have");
+        assert_eq!(pools.stats().exhausted, 3);
+    }
+
+    #[test]
+    fn an_address_back_in_a_service_keeps_its_ports_and_a_vacated_slot_serves_a_new_one() {
+        let key = ServiceKey::tcp(ip("10.0.0.1"), 80);
+        let mut ed = Snapshot::empty().edit();
+        ed.add_service(ServiceSpec::new(key)).unwrap();
+        ed.add_laddr(&key, laddr("192.168.1.254")).unwrap();
+        let snap = ed.finish();
+        let mut pools = LaddrPools::new(PortPartition::new(1, 0).unwrap(), 5000..=5001);
+        pools.sync(&snap);
+        let sid = snap.service_id(&key).unwrap();
+        assert_eq!(pools.alloc(sid), Some((ip("192.168.1.254"), 5000)));
+        // Out of the service with a port in use, then back: the port is still taken.
+        let mut ed = snap.edit();
+        ed.delete_laddr(&key, ip("192.168.1.254")).unwrap();
+        let without = ed.finish();
+        pools.sync(&without);
+        assert_eq!(pools.alloc(sid), None, "the service has no address now");
+        assert_eq!(pools.take(ip("192.168.1.254"), 5001), Err(TakeError::NotOwned), "retired");
+        pools.sync(&snap);
+        assert_eq!(pools.alloc(sid), Some((ip("192.168.1.254"), 5001)));
+        assert_eq!(pools.alloc(sid), None, "5000 is still the first connection's");
+        // Out again; its ports come back, the pool goes, and a new address takes its slot.
+        pools.sync(&without);
+        pools.release(ip("192.168.1.254"), 5000);
+        pools.release(ip("192.168.1.254"), 5001);
+        assert!(pools.pool(ip("192.168.1.254")).is_none());
+        let mut ed = without.edit();
+        ed.add_laddr(&key, laddr("192.168.1.253")).unwrap();
+        let other = ed.finish();
+        pools.sync(&other);
+        assert_eq!(pools.slots.len(), 1, "the vacated slot was reused");
+        assert_eq!(pools.alloc(sid), Some((ip("192.168.1.253"), 5000)));
+        assert_eq!(pools.usage(ip("192.168.1.253")).conns, 1);
+        assert_eq!(pools.usage(ip("192.168.1.254")), LaddrUsage::default());
+        assert_eq!(pools.stats().bad_release, 0);
     }
 }
