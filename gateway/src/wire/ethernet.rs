@@ -54,6 +54,34 @@ impl fmt::Display for MacAddr {
     }
 }
 
+/// The addresses an Ethernet header starts with, destination then source,
+/// as the header holds them: a frame is addressed by one 12-byte copy,
+/// made once for a next hop (the egress cache keeps it), not assembled from
+/// two addresses for every packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EthAddrs(pub [u8; 12]);
+
+impl EthAddrs {
+    pub fn new(dst: MacAddr, src: MacAddr) -> EthAddrs {
+        let mut b = [0; 12];
+        b[field::DST].copy_from_slice(&dst.0);
+        b[field::SRC].copy_from_slice(&src.0);
+        EthAddrs(b)
+    }
+
+    pub fn dst(&self) -> MacAddr {
+        let mut b = [0; 6];
+        b.copy_from_slice(&self.0[field::DST]);
+        MacAddr(b)
+    }
+
+    pub fn src(&self) -> MacAddr {
+        let mut b = [0; 6];
+        b.copy_from_slice(&self.0[field::SRC]);
+        MacAddr(b)
+    }
+}
+
 /// An 802.1Q tag control field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VlanTag {
@@ -226,6 +254,14 @@ mod tests {
     #[test]
     fn macs_print_as_iproute2_does() {
         assert_eq!(MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x5f]).to_string(), "52:54:00:12:34:5f");
+    }
+
+    #[test]
+    fn a_headers_addresses_are_destination_then_source() {
+        let (dst, src) = (MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2]));
+        let addrs = EthAddrs::new(dst, src);
+        assert_eq!(addrs.0, UNTAGGED[..12], "as a header holds them");
+        assert_eq!((addrs.dst(), addrs.src()), (dst, src));
     }
 
     const UNTAGGED: [u8; 16] = [

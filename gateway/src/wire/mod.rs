@@ -47,7 +47,7 @@ pub use classify::{
     classify, classify_ipv6, icmp_error_inner, icmpv6_error_inner, Classified, ClassifyPolicy, DropReason, FlowTuple,
     Ipv4Meta, Ipv6Meta,
 };
-pub use ethernet::MacAddr;
+pub use ethernet::{EthAddrs, MacAddr};
 
 /// IP protocol numbers the gateway handles.
 pub mod ip_proto {

@@ -8,7 +8,7 @@
 
 use crate::frame::Frame;
 use crate::wire::ethernet::HEADER_LEN;
-use crate::wire::MacAddr;
+use crate::wire::{EthAddrs, MacAddr};
 
 use super::XmitError;
 
@@ -24,11 +24,17 @@ pub struct DrRewrite {
 /// Re-addresses the frame; the IP packet is not touched.
 #[inline]
 pub fn rewrite<F: Frame>(frame: &mut F, rw: &DrRewrite) -> Result<(), XmitError> {
+    readdress(frame, EthAddrs::new(rw.dst_mac, rw.src_mac))
+}
+
+/// Writes `addrs` over the frame's Ethernet addresses: every frame the
+/// gateway sends to a next hop is addressed here.
+#[inline(always)]
+pub fn readdress<F: Frame>(frame: &mut F, addrs: EthAddrs) -> Result<(), XmitError> {
     let data = frame.data_mut();
     let len = data.len();
     let header = data.first_chunk_mut::<12>().ok_or(XmitError::Truncated { needed: HEADER_LEN, len })?;
-    header[..6].copy_from_slice(&rw.dst_mac.0);
-    header[6..].copy_from_slice(&rw.src_mac.0);
+    *header = addrs.0;
     Ok(())
 }
 

@@ -45,7 +45,7 @@
 
 use crate::model::PortView;
 use crate::net::{FamilyAddr, Lease, NeighbourTable, NextHop, RouteTable};
-use crate::wire::MacAddr;
+use crate::wire::{EthAddrs, MacAddr};
 use crate::xmit::{Egress, Offload};
 
 /// The bytes of one family's on-link table: 4096 IPv4 entries of one cache
@@ -62,10 +62,9 @@ const ROUTED_BYTES: usize = CACHE_BYTES;
 pub(super) struct Resolved<A: FamilyAddr> {
     pub(super) hop: NextHop<A>,
     pub(super) egress: Egress,
-    /// The egress port's MAC: the frame's source.
-    pub(super) src_mac: MacAddr,
-    /// The next hop's MAC, once resolved: the frame's destination.
-    pub(super) dst_mac: Option<MacAddr>,
+    /// Once the next hop's MAC is resolved, the frame's Ethernet addresses:
+    /// the next hop's MAC, then the egress port's.
+    pub(super) macs: Option<EthAddrs>,
 }
 
 impl<A: FamilyAddr> Resolved<A> {
@@ -76,8 +75,14 @@ impl<A: FamilyAddr> Resolved<A> {
     pub(super) fn on_link(&mut self, to: A) {
         if self.hop.addr != to {
             self.hop.addr = to;
-            self.dst_mac = None;
+            self.macs = None;
         }
+    }
+
+    /// The next hop's MAC, once resolved.
+    #[cfg(test)]
+    fn dst_mac(&self) -> Option<MacAddr> {
+        self.macs.map(|m| m.dst())
     }
 }
 
@@ -130,8 +135,7 @@ impl<A: FamilyAddr> Entry<A> {
             out: Resolved {
                 hop: NextHop { port: 0, addr: unspecified, src: None },
                 egress: Egress { mtu: 0, offload: Offload::NONE },
-                src_mac: MacAddr::default(),
-                dst_mac: None,
+                macs: None,
             },
         }
     }
@@ -287,7 +291,7 @@ impl<A: FamilyAddr> EgressCache<A> {
             Some(h) if h.addr == hop.addr && h.generation == self.generation && h.lease.holds(now) => (h.mac, h.lease),
             _ => {
                 let Some((n, lease)) = neighbours.lookup_leased(hop.addr, now) else {
-                    return Some(Resolved { hop, egress, src_mac, dst_mac: None });
+                    return Some(Resolved { hop, egress, macs: None });
                 };
                 if let Some(h) = self.hops.get_mut(hop_slot) {
                     *h = HopEntry { addr: hop.addr, generation: self.generation, lease, mac: n.mac };
@@ -295,7 +299,7 @@ impl<A: FamilyAddr> EgressCache<A> {
                 (n.mac, lease)
             }
         };
-        let out = Resolved { hop, egress, src_mac, dst_mac: Some(mac) };
+        let out = Resolved { hop, egress, macs: Some(EthAddrs::new(mac, src_mac)) };
         // Through a router, every address of the network goes the same way.
         let (table, slot, key) = if hop.addr == to {
             (&mut self.entries, slot, to)
@@ -360,13 +364,13 @@ mod tests {
     fn an_entry_answers_until_its_neighbour_changes_expires_or_the_cache_is_invalidated() {
         let (mut cache, mut t, routed) = (EgressCache::new(), NeighbourTable::new(8, 300), Cell::new(0));
         let hop = NextHop { port: 1, addr: TO, src: None };
-        let unresolved = Resolved { hop, egress: EGRESS, src_mac: MAC_PORT, dst_mac: None };
+        let unresolved = Resolved { hop, egress: EGRESS, macs: None };
         assert_eq!(resolve(&mut cache, &t, TO, 100, &routed), Some(unresolved));
         assert_eq!(resolve(&mut cache, &t, TO, 100, &routed), Some(unresolved));
         assert_eq!(routed.get(), 2, "an unresolved next hop is not cached");
 
         t.learn(TO, MAC_A, 1, Origin::Needed, 100);
-        let to_a = Resolved { dst_mac: Some(MAC_A), ..unresolved };
+        let to_a = Resolved { macs: Some(EthAddrs::new(MAC_A, MAC_PORT)), ..unresolved };
         for now in [100, 200, 399] {
             assert_eq!(resolve(&mut cache, &t, TO, now, &routed), Some(to_a));
         }
@@ -376,10 +380,16 @@ mod tests {
         t.learn(TO, MAC_A, 1, Origin::Needed, 400);
         assert_eq!(resolve(&mut cache, &t, TO, 400, &routed), Some(to_a));
         t.learn(TO, MAC_B, 1, Origin::Needed, 401);
-        assert_eq!(resolve(&mut cache, &t, TO, 401, &routed), Some(Resolved { dst_mac: Some(MAC_B), ..to_a }));
+        assert_eq!(
+            resolve(&mut cache, &t, TO, 401, &routed),
+            Some(Resolved { macs: Some(EthAddrs::new(MAC_B, MAC_PORT)), ..to_a })
+        );
         assert_eq!(routed.get(), 6);
         cache.invalidate(&RouteTable::new());
-        assert_eq!(resolve(&mut cache, &t, TO, 401, &routed), Some(Resolved { dst_mac: Some(MAC_B), ..to_a }));
+        assert_eq!(
+            resolve(&mut cache, &t, TO, 401, &routed),
+            Some(Resolved { macs: Some(EthAddrs::new(MAC_B, MAC_PORT)), ..to_a })
+        );
         assert_eq!(routed.get(), 7, "routed again");
         t.delete(TO).unwrap();
         assert_eq!(resolve(&mut cache, &t, TO, 401, &routed), Some(unresolved));
@@ -395,7 +405,7 @@ mod tests {
             .unwrap();
         t.learn(TO, MAC_A, 1, Origin::Needed, 0);
         t.learn(other, MAC_B, 1, Origin::Needed, 0);
-        let mac = |r: Option<Resolved<Ipv4Addr>>| r.and_then(|r| r.dst_mac);
+        let mac = |r: Option<Resolved<Ipv4Addr>>| r.and_then(|r| r.dst_mac());
         assert_eq!(mac(resolve(&mut cache, &t, TO, 0, &routed)), Some(MAC_A));
         assert_eq!(mac(resolve(&mut cache, &t, other, 0, &routed)), Some(MAC_B));
         assert_eq!(mac(resolve(&mut cache, &t, TO, 0, &routed)), Some(MAC_A));
@@ -455,7 +465,7 @@ mod tests {
         let on_link = (Ipv4Addr::new(10, 0, 0, 7), Ipv4Addr::new(10, 0, 0, 8));
         t.learn(on_link.0, MAC_B, 1, Origin::Needed, 0);
         t.learn(on_link.1, MAC_B, 1, Origin::Needed, 0);
-        let hop = |r: Option<Resolved<Ipv4Addr>>| r.map(|r| (r.hop.addr, r.dst_mac));
+        let hop = |r: Option<Resolved<Ipv4Addr>>| r.map(|r| (r.hop.addr, r.dst_mac()));
 
         // 203.0.113.0/24: any address there is routed the same (the routes
         // are decided by 24 bits), through router A.
@@ -493,7 +503,7 @@ mod tests {
         cache.invalidate(&routes);
         let (inside, outside) = (Ipv4Addr::new(198, 51, 100, 129), Ipv4Addr::new(198, 51, 100, 1));
         let via = |cache: &mut EgressCache<Ipv4Addr>, routes: &RouteTable, to| {
-            resolve_by(cache, &t, routes, to, 0, &routed).and_then(|r| r.dst_mac)
+            resolve_by(cache, &t, routes, to, 0, &routed).and_then(|r| r.dst_mac())
         };
         assert_eq!(via(&mut cache, &routes, outside), Some(MAC_A));
         assert_eq!(via(&mut cache, &routes, inside), Some(MAC_A));
@@ -515,11 +525,11 @@ mod tests {
     #[test]
     fn on_link_keeps_the_mac_only_for_the_same_address() {
         let hop = NextHop { port: 1, addr: TO, src: None };
-        let mut r = Resolved { hop, egress: EGRESS, src_mac: MAC_PORT, dst_mac: Some(MAC_A) };
+        let mut r = Resolved { hop, egress: EGRESS, macs: Some(EthAddrs::new(MAC_A, MAC_PORT)) };
         r.on_link(TO);
-        assert_eq!(r.dst_mac, Some(MAC_A));
+        assert_eq!(r.dst_mac(), Some(MAC_A));
         let server = Ipv4Addr::new(10, 0, 0, 9);
         r.on_link(server);
-        assert_eq!((r.hop.addr, r.dst_mac), (server, None));
+        assert_eq!((r.hop.addr, r.dst_mac()), (server, None));
     }
 }

@@ -12,7 +12,7 @@ use crate::model::{ForwardMethod, Protocol};
 use crate::net::icmp::error_destination;
 use crate::net::{KernelClass, NextHop, Queued};
 use crate::wire::classify::{icmp_error_inner, IcmpQuote};
-use crate::wire::{ip_proto, ipv4, DropReason, Ipv4Meta};
+use crate::wire::{ip_proto, ipv4, DropReason, EthAddrs, Ipv4Meta};
 use crate::worker::counters::Discard;
 use crate::xmit::icmp_error::{IcmpErrorRewrite, OriginatedError};
 use crate::xmit::{self, Egress, Ends, Rewrite, Shift, ToaOutcome, TunEncap, XmitError};
@@ -295,8 +295,8 @@ impl<F: Frame> Worker<F> {
     /// known, else by [`Worker::send_via`] (which queues it for ARP).
     #[inline(always)]
     pub(super) fn send_resolved(&mut self, frame: F, out: Resolved<Ipv4Addr>, now: u32, io: &mut impl Io<F>) {
-        match out.dst_mac {
-            Some(dst_mac) => send_to_neighbour(&self.counters, frame, out.hop.port, dst_mac, out.src_mac, io),
+        match out.macs {
+            Some(macs) => send_to_neighbour(&self.counters, frame, out.hop.port, macs, io),
             None => self.send_via(frame, out.hop, now, io),
         }
     }
@@ -316,7 +316,7 @@ impl<F: Frame> Worker<F> {
             return self.discard(frame, Discard::NoRoute, io);
         };
         if let Some(n) = self.neighbours.lookup(hop.addr, now) {
-            return send_to_neighbour(&self.counters, frame, hop.port, n.mac, src_mac, io);
+            return send_to_neighbour(&self.counters, frame, hop.port, EthAddrs::new(n.mac, src_mac), io);
         }
         match self.pending.push(hop.addr, frame, now) {
             Queued::First => self.send_arp_request(hop.port, hop.addr, io),

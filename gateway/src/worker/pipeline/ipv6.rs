@@ -38,7 +38,7 @@ use crate::net::ndisc::{handle_ndisc, write_neighbor_solicit, NdiscDrop, NdiscVe
 use crate::net::{KernelClass, Learned, NeighbourTable, NextHop, Origin, PendingQueue, Queued, RouteTable};
 use crate::wire::icmpv6::msg_type;
 use crate::wire::tcp::flags as tcp_flags;
-use crate::wire::{icmpv6_error_inner, ip_proto, DropReason, Ipv6Meta, MacAddr};
+use crate::wire::{icmpv6_error_inner, ip_proto, DropReason, EthAddrs, Ipv6Meta, MacAddr};
 use crate::worker::counters::{Discard, WorkerCounters};
 use crate::xmit::icmpv6_error::{error_reply_v6, OriginatedErrorV6};
 use crate::xmit::{Egress, Ends, IcmpErrorRewrite, Rewrite, Shift, ToaOutcome, TunEncapV6, XmitError};
@@ -347,7 +347,7 @@ impl<F: Frame> Worker<F> {
         if let Some(n) = v6.neighbours.lookup(ip, now).copied() {
             if let Some(src_mac) = self.net.ports.get(usize::from(n.port)).map(|p| p.mac) {
                 let counters = &self.counters;
-                v6.pending.release(ip, |f| send_to_neighbour(counters, f, n.port, n.mac, src_mac, io));
+                v6.pending.release(ip, |f| send_to_neighbour(counters, f, n.port, EthAddrs::new(n.mac, src_mac), io));
             }
         }
         news
@@ -697,8 +697,8 @@ impl<F: Frame> Worker<F> {
     /// discovery).
     #[inline(always)]
     pub(super) fn send_resolved6(&mut self, frame: F, out: Resolved<Ipv6Addr>, now: u32, io: &mut impl Io<F>) {
-        match out.dst_mac {
-            Some(dst_mac) => send_to_neighbour(&self.counters, frame, out.hop.port, dst_mac, out.src_mac, io),
+        match out.macs {
+            Some(macs) => send_to_neighbour(&self.counters, frame, out.hop.port, macs, io),
             None => self.send_via6(frame, out.hop, now, io),
         }
     }
@@ -710,7 +710,7 @@ impl<F: Frame> Worker<F> {
             return self.discard(frame, Discard::NoRoute, io);
         };
         if let Some(n) = self.v6.neighbours.lookup(hop.addr, now) {
-            return send_to_neighbour(&self.counters, frame, hop.port, n.mac, src_mac, io);
+            return send_to_neighbour(&self.counters, frame, hop.port, EthAddrs::new(n.mac, src_mac), io);
         }
         match self.v6.pending.push(hop.addr, frame, now) {
             Queued::First => send_solicitation(&self.net, &self.counters, hop.port, hop.addr, io),

@@ -11,9 +11,9 @@ use crate::net::arp::{handle_arp, write_arp_request, ArpSeen, ArpVerdict};
 use crate::net::icmp::echo_reply_in_place;
 use crate::net::{KernelClass, Learned, Origin};
 use crate::wire::icmp::msg_type;
-use crate::wire::{DropReason, Ipv4Meta, MacAddr};
+use crate::wire::{DropReason, EthAddrs, Ipv4Meta, MacAddr};
 use crate::worker::counters::{Discard, WorkerCounters};
-use crate::xmit::{self, DrRewrite};
+use crate::xmit;
 
 impl<F: Frame> Worker<F> {
     pub(super) fn arp(&mut self, mut frame: F, l2_len: usize, in_port: u16, now: u32, io: &mut impl Io<F>) {
@@ -114,7 +114,7 @@ impl<F: Frame> Worker<F> {
         if let Some(n) = self.neighbours.lookup(ip, now).copied() {
             if let Some(src_mac) = self.net.ports.get(usize::from(n.port)).map(|p| p.mac) {
                 let counters = &self.counters;
-                self.pending.release(ip, |f| send_to_neighbour(counters, f, n.port, n.mac, src_mac, io));
+                self.pending.release(ip, |f| send_to_neighbour(counters, f, n.port, EthAddrs::new(n.mac, src_mac), io));
             }
         }
         news
@@ -166,18 +166,17 @@ pub(super) fn send_on_port<F: Frame>(counters: &WorkerCounters, port: u16, frame
     io.send(port, frame);
 }
 
-/// Writes the next hop's and the egress port's MACs and sends the frame.
-/// Inlined: as a call, passing the frame costs more than the work.
+/// Writes the next hop's and the egress port's MACs (`addrs`) and sends the
+/// frame. Inlined: as a call, passing the frame costs more than the work.
 #[inline(always)]
 pub(super) fn send_to_neighbour<F: Frame>(
     counters: &WorkerCounters,
     mut frame: F,
     port: u16,
-    dst_mac: MacAddr,
-    src_mac: MacAddr,
+    addrs: EthAddrs,
     io: &mut impl Io<F>,
 ) {
-    if xmit::dr::rewrite(&mut frame, &DrRewrite { dst_mac, src_mac }).is_err() {
+    if xmit::dr::readdress(&mut frame, addrs).is_err() {
         counters.count(DropReason::Truncated.into());
         return io.free(frame);
     }
