@@ -120,6 +120,7 @@ impl PortPool {
     }
 
     /// The next free port in the ring, passing over ports taken out of turn.
+    #[inline(always)]
     fn next_free(&mut self) -> Option<u16> {
         while let Some(port) = self.free.pop_front() {
             if !self.is_used(port) {
@@ -130,6 +131,7 @@ impl PortPool {
     }
 
     /// The longest-free port, or `None` when every port is in use.
+    #[inline(always)]
     pub fn alloc(&mut self) -> Option<u16> {
         let port = self.next_free()?;
         self.mark(port);
