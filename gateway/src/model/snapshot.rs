@@ -194,13 +194,26 @@ impl Snapshot {
     /// port) service first, then the fwmark service of the first match rule that matches,
     /// then the address's all-ports service. An exact service is the most specific statement
     /// an operator can make, a match rule names ports explicitly, port 0 names none.
+    ///
+    /// Inline for the exact IPv4 service, which every new connection's packet looks up:
+    /// the caller's address is then never built into an `IpAddr` and back.
+    #[inline]
     pub fn find(&self, proto: Protocol, dst: IpAddr, dport: u16) -> Option<ServiceId> {
         if let IpAddr::V4(a) = dst {
             if let Some(&id) = self.by_v4.get(&pack_v4(proto, a, dport)) {
                 return Some(id);
             }
-        } else if let Some(&id) = self.by_key.get(&ServiceKey::Inet { proto, addr: dst, port: dport }) {
-            return Some(id);
+        }
+        self.find_inexact(proto, dst, dport)
+    }
+
+    /// [`Snapshot::find`] past the exact IPv4 service.
+    #[inline(never)]
+    fn find_inexact(&self, proto: Protocol, dst: IpAddr, dport: u16) -> Option<ServiceId> {
+        if dst.is_ipv6() {
+            if let Some(&id) = self.by_key.get(&ServiceKey::Inet { proto, addr: dst, port: dport }) {
+                return Some(id);
+            }
         }
         for rule in &self.mark_rules {
             if rule_matches(rule, proto, dst, dport) {
