@@ -26,6 +26,10 @@
 //! `reply-clients` is `reply` spread over the connections of 16 384 clients
 //! behind a router (a default route), as the rate sweep's clients are: more
 //! destinations than the egress cache holds, so most replies miss it.
+//! `handshake` is a connection's opening as the server and the client see it
+//! through the gateway: a burst of SYNs (`new`), their servers' SYN-ACKs, then
+//! the clients' ACKs (which carry the TOA), each burst measured: three
+//! packets a connection, the counts per packet as for the other paths.
 //! Any path with `-staged` appended runs with every burst in stages (the
 //! prefetching pipeline a worker switches to once its tables outgrow the
 //! caches, `WorkerConfig::staged_from`): what the stages' bookkeeping costs.
@@ -256,6 +260,9 @@ fn run(path: &str, n: u64) -> bool {
         Some(p) => (p, true),
         None => (path, false),
     };
+    if path == "handshake" {
+        return run_handshakes(n, staged);
+    }
     let v6 = path.ends_with('6');
     let nat64 = path.starts_with("nat64");
     let (mut w, mut io, lport) = setup(path == "synproxy", path.starts_with("proxied"), v6, nat64, staged);
@@ -326,6 +333,41 @@ fn run(path: &str, n: u64) -> bool {
     io.lost == 0
 }
 
+/// The `handshake` path: `n` packets, a third of them SYNs, each burst of
+/// SYNs followed by the servers' SYN-ACKs and the clients' ACKs; the
+/// connections are reset afterwards, unmeasured, so the table never fills.
+fn run_handshakes(n: u64, staged: bool) -> bool {
+    let (mut w, mut io, _) = setup(false, false, false, false, staged);
+    let l4 = l4_offset(false);
+    let mut opened = 0u64;
+    while opened * 3 < n {
+        let sports: Vec<u16> = (opened..opened + BURST).map(|c| 1024 + (c % 60000) as u16).collect();
+        let frames = |f: &dyn Fn(u16) -> Vec<u8>, of: &[u16]| of.iter().map(|&p| BufFrame::new(&f(p))).collect();
+        let mut syns: Vec<BufFrame> = frames(&|s| tcp((CLIENT, s), (VIP, 80), flags::SYN, &[]), &sports);
+        measured_pipeline(&mut w, &mut syns, 0, &mut io);
+        if io.sent.len() != BURST as usize {
+            return false;
+        }
+        let lports: Vec<u16> =
+            io.sent.drain(..).map(|f| u16::from_be_bytes([f.data()[l4], f.data()[l4 + 1]])).collect();
+        let mut synacks = frames(&|l| tcp((RS, 8080), (LIP, l), flags::SYN | flags::ACK, &[]), &lports);
+        measured_pipeline(&mut w, &mut synacks, 1, &mut io);
+        let mut acks = frames(&|s| tcp((CLIENT, s), (VIP, 80), flags::ACK, &[]), &sports);
+        measured_pipeline(&mut w, &mut acks, 0, &mut io);
+        if io.sent.len() != 2 * BURST as usize {
+            return false;
+        }
+        io.sent.clear();
+        for &sport in &sports {
+            w.process(BufFrame::new(&tcp((CLIENT, sport), (VIP, 80), flags::RST, &[])), 0, 1, &mut io);
+            io.sent.clear();
+        }
+        w.tick(1 + (opened / 50_000) as u32 * 20, &mut io);
+        opened += BURST;
+    }
+    io.lost == 0
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     if let [path, n] = &args[..] {
@@ -334,8 +376,8 @@ fn main() {
     }
     const N: u64 = 1_000_000;
     let paths = ["reset", "established", "reply", "reply-clients", "new", "synproxy", "proxied", "proxied-reply"];
-    for path in paths.into_iter().chain(["established6", "reply6", "new6", "nat64", "nat64-reply"]) {
-        let n = if path.starts_with("new") { N / 10 } else { N };
+    for path in paths.into_iter().chain(["established6", "reply6", "new6", "nat64", "nat64-reply", "handshake"]) {
+        let n = if path.starts_with("new") || path == "handshake" { N / 10 } else { N };
         let start = Instant::now();
         assert!(run(path, n), "{path}");
         println!("{path:<12} {:>8.1} ns/packet", start.elapsed().as_nanos() as f64 / n as f64);
