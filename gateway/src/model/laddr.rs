@@ -482,13 +482,20 @@ mod tests {
         assert_eq!(seen.len(), 8);
     }
 
-    #[test]
-    fn pools_follow_snapshots_and_exhaustion_is_counted() {
+    /// An edit of an empty snapshot adding service 10.0.0.1:80 with `laddrs`.
+    fn service_with(laddrs: &[&str]) -> (crate::model::SnapshotEditor, ServiceKey) {
         let key = ServiceKey::tcp(ip("10.0.0.1"), 80);
         let mut ed = Snapshot::empty().edit();
         ed.add_service(ServiceSpec::new(key)).unwrap();
-        ed.add_laddr(&key, laddr("192.168.1.254")).unwrap();
-        ed.add_laddr(&key, laddr("192.168.1.253")).unwrap();
+        for a in laddrs {
+            ed.add_laddr(&key, laddr(a)).unwrap();
+        }
+        (ed, key)
+    }
+
+    #[test]
+    fn pools_follow_snapshots_and_exhaustion_is_counted() {
+        let (mut ed, key) = service_with(&["192.168.1.254", "192.168.1.253"]);
         let bare = ServiceKey::tcp(ip("10.0.0.2"), 80);
         ed.add_service(ServiceSpec::new(bare)).unwrap();
         let snap = ed.finish();
@@ -527,10 +534,7 @@ mod tests {
 
     #[test]
     fn an_address_back_in_a_service_keeps_its_ports_and_a_vacated_slot_serves_a_new_one() {
-        let key = ServiceKey::tcp(ip("10.0.0.1"), 80);
-        let mut ed = Snapshot::empty().edit();
-        ed.add_service(ServiceSpec::new(key)).unwrap();
-        ed.add_laddr(&key, laddr("192.168.1.254")).unwrap();
+        let (ed, key) = service_with(&["192.168.1.254"]);
         let snap = ed.finish();
         let mut pools = LaddrPools::new(PortPartition::new(1, 0).unwrap(), 5000..=5001);
         pools.sync(&snap);
