@@ -483,7 +483,7 @@ impl<F: Frame> Worker<F> {
     /// ([`Worker::forward_found`]); any other takes `forward6`, out of line.
     /// Unlike IPv4's, the lane keeps the client's packets that carry a TOA:
     /// sending them out of it measured 2 to 7 instructions more on the
-    /// established IPv6 paths, not fewer.
+    /// established IPv6 paths (11 fewer on NAT64's).
     #[inline(always)]
     fn forward_found6(&mut self, frame: F, meta: Ipv6Meta, leg: Leg, at: Arrival, io: &mut impl Io<F>) {
         let c = self.v6.director.conn(leg.id);
