@@ -326,13 +326,6 @@ pub struct NewConn<A> {
     pub proxy_header: Option<HeaderState>,
 }
 
-impl<A: Family> NewConn<A> {
-    /// The key of the client's packets, as received: the one a lookup missed.
-    pub fn key_in(&self) -> FlowKey<A> {
-        FlowKey { proto: self.proto, src: self.client, sport: self.cport, dst: self.vaddr, dport: self.vport }
-    }
-}
-
 /// Why an insert was refused. The table is unchanged either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertError {
@@ -593,18 +586,21 @@ impl<A: Family> ConnTable<A> {
     /// client's SYN (IPVS's rule), whose transition NONE -> SYN_RECV would move the deadline
     /// from NONE's 2 s to SYN_RECV's, later, which the lazy wheel would leave filed at 2 s.
     /// Filed at its real deadline from the start, the half-open wheel stays in age order.
-    // One caller (the director's new-connection path), which it is inlined into.
-    #[inline(always)]
     pub fn insert(&mut self, c: NewConn<A>, now: u32) -> Result<ConnId, InsertError> {
-        let hin = self.hash_of(&c.key_in());
-        self.insert_hashed(c, hin, now)
+        self.insert_new(c, None, now)
     }
 
     /// [`ConnTable::insert`] with the hash of the client's key (the packet's, as
     /// received) computed already ([`ConnTable::hash_of`]): the lookup that missed
     /// computed it, and a new connection's packet need not pay for it twice.
+    // One caller (the director's new-connection path), which it is inlined into.
     #[inline(always)]
     pub fn insert_hashed(&mut self, c: NewConn<A>, hin: KeyHash, now: u32) -> Result<ConnId, InsertError> {
+        self.insert_new(c, Some(hin), now)
+    }
+
+    #[inline(always)]
+    fn insert_new(&mut self, c: NewConn<A>, hin: Option<KeyHash>, now: u32) -> Result<ConnId, InsertError> {
         let state = match c.proto {
             Protocol::Tcp => State::SynRecv,
             Protocol::Udp => State::Udp,
@@ -618,8 +614,7 @@ impl<A: Family> ConnTable<A> {
     /// with the SYN proxy's deltas. It counts as synced (its changes are synced on if this
     /// director becomes a master). Refused as [`ConnTable::insert`] refuses.
     pub fn install(&mut self, c: NewConn<A>, state: State, expires: u32, proxy: Proxy) -> Result<ConnId, InsertError> {
-        let hin = self.hash_of(&c.key_in());
-        let id = self.insert_as(c, hin, state, expires)?;
+        let id = self.insert_as(c, None, state, expires)?;
         let e = &mut self.entries[id as usize];
         e.flags |= FLAG_SYNCED;
         if state.is_active() {
@@ -654,7 +649,15 @@ impl<A: Family> ConnTable<A> {
     }
 
     #[inline(always)]
-    fn insert_as(&mut self, c: NewConn<A>, hin: KeyHash, state: State, expires: u32) -> Result<ConnId, InsertError> {
+    /// Adds `c` in `state` until `expires`; `hin` is its client key's hash if the
+    /// caller has it.
+    fn insert_as(
+        &mut self,
+        c: NewConn<A>,
+        hin: Option<KeyHash>,
+        state: State,
+        expires: u32,
+    ) -> Result<ConnId, InsertError> {
         let conn = Conn {
             client: c.client,
             vaddr: c.vaddr,
@@ -679,8 +682,13 @@ impl<A: Family> ConnTable<A> {
         // so only the client's key is indexed.
         let both_ways = conn.method.sees_replies();
         let (kin, kout) = (conn.key(Direction::In), conn.key(Direction::Out));
-        debug_assert_eq!(hin, self.hash_of(&kin), "the client key's hash, given");
-        let hin = hin.0;
+        let hin = match hin {
+            Some(h) => {
+                debug_assert_eq!(h, self.hash_of(&kin), "the client key's hash, given");
+                h.0
+            }
+            None => self.hash(&kin),
+        };
         let hout = if both_ways { self.hash(&kout) } else { 0 };
         let pin = self.probe(&kin, hin);
         let pout = if both_ways { self.probe(&kout, hout) } else { Err(0) };
