@@ -701,11 +701,18 @@ impl<A: Family> ConnTable<A> {
             self.free = self.entries[id as usize].link.next;
             self.entries[id as usize] = conn;
             id
-        } else if let Ok(id) = self.entries.push(conn) {
-            id as u32
         } else {
-            self.stats.refused_full += 1;
-            return Err(InsertError::Full);
+            match self.entries.push(conn) {
+                Ok(id) => id as u32,
+                // Moved out here, the refused entry is dropped in this arm
+                // alone: matched by reference, the whole result went to a
+                // drop call on every insert.
+                Err(refused) => {
+                    drop(refused);
+                    self.stats.refused_full += 1;
+                    return Err(InsertError::Full);
+                }
+            }
         };
         c.dest.bind();
         if let Some(h) = c.proxy_header {

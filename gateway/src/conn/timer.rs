@@ -63,6 +63,7 @@ impl TimerWheel {
     }
 
     /// The slot tick for `deadline`: not before the cursor, not beyond one turn.
+    #[inline(always)]
     fn tick_for(&self, deadline: u32) -> u32 {
         deadline.clamp(self.cursor, self.cursor.saturating_add(Self::SLOTS - 1))
     }
