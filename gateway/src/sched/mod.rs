@@ -345,6 +345,9 @@ impl Schedulers {
         self.retired_evictions = total - self.scheds.iter().map(Scheduler::evictions).sum::<u64>();
     }
 
+    /// The server of service `id` for a new connection of `flow` (an index into its
+    /// `dests`). Inlined: its caller pays one call, into the scheduler itself.
+    #[inline]
     pub fn pick(&mut self, snap: &Snapshot, id: ServiceId, flow: &Flow, now: u32) -> Option<usize> {
         self.scheds[id as usize].pick(snap.service(id), flow, now)
     }
