@@ -24,7 +24,7 @@ use super::table::{Conn, ConnId, ConnTable, InsertError, KeyHash, NewConn, NO_TE
 use crate::model::laddr::{LaddrPools, PortPartition, TakeError};
 use crate::model::persist::{PersistTable, TemplateKey};
 use crate::model::{ForwardMethod, Protocol, ServiceKey, Snapshot};
-use crate::sched::{Flow, Schedulers};
+use crate::sched::Schedulers;
 use crate::sync::queue::Refusal;
 use crate::sync::record::{close_rank, Synced};
 use crate::sync::wire::SyncFamily;
@@ -45,13 +45,8 @@ fn sends_proxy_headers<A: Family>(snap: &Snapshot) -> bool {
 /// refuses the rest). Every new connection asks; only those of such a service go on,
 /// out of line, so the others' path holds none of it.
 #[inline(always)]
-fn proxy_header(
-    version: Option<Version>,
-    proto: Protocol,
-    client: (IpAddr, u16),
-    virtual_service: (IpAddr, u16),
-) -> Option<HeaderState> {
-    header_state(version?, proto, client, virtual_service)
+fn proxy_header<A: Family>(version: Option<Version>, key: &FlowKey<A>) -> Option<HeaderState> {
+    header_state(version?, key.proto, (key.src.to_ip(), key.sport), (key.dst.to_ip(), key.dport))
 }
 
 #[cold]
@@ -255,17 +250,15 @@ impl<A: Family> Director<A> {
         tries: usize,
         mut prefer: impl FnMut(IpAddr, u16, IpAddr, u16) -> bool,
     ) -> Result<ConnId, Refused> {
-        let (client, vaddr) = (key.src.to_ip(), key.dst.to_ip());
-        let sid = self.snap.find(key.proto, vaddr, key.dport).ok_or(Refused::NoService)?;
+        let sid = self.snap.find(key.proto, key.dst.to_ip(), key.dport).ok_or(Refused::NoService)?;
         let svc = self.snap.service(sid);
-        let flow = Flow { src: client, sport: key.sport, dst: vaddr, dport: key.dport };
 
         // Persistence: reuse the client's template if its server is still in the service.
         let mut template = None;
         let mut picked = None;
         let persistence = svc.persistence();
         if let Some(p) = persistence {
-            let tkey = TemplateKey::new(svc.key(), client, p.netmask);
+            let tkey = TemplateKey::new(svc.key(), key.src.to_ip(), p.netmask);
             if let Some(t) = self.persist.find(&tkey, now) {
                 let (addr, port) = self.persist.dest(t);
                 match svc.dest_index(addr, port) {
@@ -274,7 +267,7 @@ impl<A: Family> Director<A> {
                 }
             }
             if picked.is_none() {
-                let i = self.scheds.pick(&self.snap, sid, &flow, now).ok_or(Refused::NoDest)?;
+                let i = self.scheds.pick(&self.snap, sid, key, now).ok_or(Refused::NoDest)?;
                 let d = &svc.dests()[i];
                 template = self.persist.create(tkey, d.addr(), d.port(), d.counters(), p.timeout, now);
                 picked = Some(i);
@@ -282,7 +275,7 @@ impl<A: Family> Director<A> {
         }
         let i = match picked {
             Some(i) => i,
-            None => self.scheds.pick(&self.snap, sid, &flow, now).ok_or(Refused::NoDest)?,
+            None => self.scheds.pick(&self.snap, sid, key, now).ok_or(Refused::NoDest)?,
         };
         let dest = &svc.dests()[i];
         let raddr = A::from_server_ip(dest.addr()).ok_or(Refused::NoDest)?;
@@ -326,7 +319,7 @@ impl<A: Family> Director<A> {
             method: dest.method(),
             dest: Arc::clone(dest.counters()),
             template: template.unwrap_or(NO_TEMPLATE),
-            proxy_header: proxy_header(svc.spec().proxy_protocol, key.proto, (client, key.sport), (vaddr, key.dport)),
+            proxy_header: proxy_header(svc.spec().proxy_protocol, key),
         };
         match self.conns.insert_hashed(new, hash, now) {
             Ok(id) => {
@@ -421,25 +414,27 @@ impl<A: Family> Director<A> {
                 return Err(Refusal::TableFull);
             }
         }
-        let new =
-            NewConn {
-                proto: s.proto,
-                client: client_a,
-                cport,
-                vaddr: vaddr_a,
-                vport,
-                laddr,
-                lport,
-                raddr: raddr_a,
-                rport,
-                method: s.method,
-                dest: Arc::clone(dest.counters()),
-                template: template.unwrap_or(NO_TEMPLATE),
-                // Established elsewhere: the header went from the other director, only the
-                // shift is left (with this director's configuration of the service).
-                proxy_header: proxy_header(svc.spec().proxy_protocol, s.proto, (client, cport), (vaddr, vport))
-                    .map(|h| if s.state == State::SynRecv { h } else { h.established() }),
-            };
+        let new = NewConn {
+            proto: s.proto,
+            client: client_a,
+            cport,
+            vaddr: vaddr_a,
+            vport,
+            laddr,
+            lport,
+            raddr: raddr_a,
+            rport,
+            method: s.method,
+            dest: Arc::clone(dest.counters()),
+            template: template.unwrap_or(NO_TEMPLATE),
+            // Established elsewhere: the header went from the other director, only the
+            // shift is left (with this director's configuration of the service).
+            proxy_header: proxy_header(
+                svc.spec().proxy_protocol,
+                &FlowKey { proto: s.proto, src: client_a, sport: cport, dst: vaddr_a, dport: vport },
+            )
+            .map(|h| if s.state == State::SynRecv { h } else { h.established() }),
+        };
         match self.conns.install(new, s.state, expires, s.proxy) {
             Ok(id) => {
                 if let (Some(t), Some(p)) = (template, svc.persistence()) {

@@ -41,20 +41,22 @@ impl DestHash {
 
 #[cfg(test)]
 mod tests {
-    use crate::model::SchedulerKind;
+    use crate::conn::FlowKey;
+    use crate::model::{Protocol, SchedulerKind};
     use crate::sched::testutil::*;
-    use crate::sched::{Flow, Scheduler};
-    use std::net::{IpAddr, Ipv4Addr};
+    use crate::sched::Scheduler;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn stable_mapping_by_destination() {
         let snap = service(SchedulerKind::Dh, &[1, 1, 1]);
         let svc = snap.service(0);
         let mut s = Scheduler::new(svc);
-        let f = |dst: u32, src: u32| Flow {
-            src: IpAddr::V4(Ipv4Addr::from(src)),
+        let f = |dst: u32, src: u32| FlowKey {
+            proto: Protocol::Tcp,
+            src: Ipv4Addr::from(src),
             sport: 1000,
-            dst: IpAddr::V4(Ipv4Addr::from(dst)),
+            dst: Ipv4Addr::from(dst),
             dport: 80,
         };
         // Bucket hash_32(0x0a000001, 8) holds server (bucket mod 3).

@@ -48,6 +48,7 @@ mod wrr;
 
 use std::net::IpAddr;
 
+use crate::conn::{Family, FlowKey};
 use crate::model::snapshot::{Dest, Service, ServiceId, Snapshot};
 use crate::model::{DestCounters, SchedulerKind};
 
@@ -96,15 +97,6 @@ impl EditLog {
             &[]
         }
     }
-}
-
-/// What a scheduler may look at in a new connection's first packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Flow {
-    pub src: IpAddr,
-    pub sport: u16,
-    pub dst: IpAddr,
-    pub dport: u16,
 }
 
 /// Tables of the hashing schedulers, computed from a service's server list when a snapshot
@@ -222,9 +214,11 @@ impl Scheduler {
         sched
     }
 
-    /// Picks the real server for a new connection: an index into `svc.dests()`, or `None`
-    /// when no server is available. `now` (seconds) drives lblc/lblcr expiry.
-    pub fn pick(&mut self, svc: &Service, flow: &Flow, now: u32) -> Option<usize> {
+    /// Picks the real server for a new connection, `flow` its first packet's 5-tuple: an
+    /// index into `svc.dests()`, or `None` when no server is available. `now` (seconds)
+    /// drives lblc/lblcr expiry. Generic over the family, so that only the hashing
+    /// schedulers make the addresses `IpAddr`s.
+    pub fn pick<A: Family>(&mut self, svc: &Service, flow: &FlowKey<A>, now: u32) -> Option<usize> {
         let dests = svc.dests();
         match self {
             Scheduler::Rr(s) => s.pick(dests),
@@ -233,15 +227,15 @@ impl Scheduler {
             Scheduler::Wlc => wlc::pick(dests),
             Scheduler::Sed => sed::pick(dests),
             Scheduler::Nq => nq::pick(dests),
-            Scheduler::Lblc(s) => s.pick(dests, flow.dst, now),
-            Scheduler::Lblcr(s) => s.pick(dests, flow.dst, now),
+            Scheduler::Lblc(s) => s.pick(dests, flow.dst.to_ip(), now),
+            Scheduler::Lblcr(s) => s.pick(dests, flow.dst.to_ip(), now),
             Scheduler::Fo => fo::pick(dests),
             Scheduler::Ovf => ovf::pick(dests),
             Scheduler::Twos(s) => s.pick(dests),
             Scheduler::Hash => match svc.prepared()? {
-                Prepared::Dh(t) => t.pick(dests, flow.dst),
-                Prepared::Sh(t) => t.pick(dests, flow.src),
-                Prepared::Mh(t) => t.pick(dests, flow.src),
+                Prepared::Dh(t) => t.pick(dests, flow.dst.to_ip()),
+                Prepared::Sh(t) => t.pick(dests, flow.src.to_ip()),
+                Prepared::Mh(t) => t.pick(dests, flow.src.to_ip()),
             },
         }
     }
@@ -348,7 +342,7 @@ impl Schedulers {
     /// The server of service `id` for a new connection of `flow` (an index into its
     /// `dests`). Inlined: its caller pays one call, into the scheduler itself.
     #[inline]
-    pub fn pick(&mut self, snap: &Snapshot, id: ServiceId, flow: &Flow, now: u32) -> Option<usize> {
+    pub fn pick<A: Family>(&mut self, snap: &Snapshot, id: ServiceId, flow: &FlowKey<A>, now: u32) -> Option<usize> {
         self.scheds[id as usize].pick(snap.service(id), flow, now)
     }
 }
@@ -386,6 +380,7 @@ pub(crate) mod testutil {
     use super::*;
     use crate::model::snapshot::{Snapshot, SnapshotEditor};
     use crate::model::{DestSpec, ForwardMethod, ServiceKey, ServiceSpec};
+    use std::net::Ipv4Addr;
     use std::sync::Arc;
 
     pub fn key() -> ServiceKey {
@@ -411,8 +406,14 @@ pub(crate) mod testutil {
         ed.add_dest(&key(), spec).unwrap();
     }
 
-    pub fn flow(src: &str) -> Flow {
-        Flow { src: src.parse().unwrap(), sport: 40000, dst: "10.0.0.1".parse().unwrap(), dport: 80 }
+    pub fn flow(src: &str) -> FlowKey<Ipv4Addr> {
+        FlowKey {
+            proto: crate::model::Protocol::Tcp,
+            src: src.parse().unwrap(),
+            sport: 40000,
+            dst: "10.0.0.1".parse().unwrap(),
+            dport: 80,
+        }
     }
 
     /// `n` picks for the same flow.
@@ -460,7 +461,7 @@ mod tests {
             let svc = snap.service(0);
             let mut s = Scheduler::new(svc);
             for i in 0..50u32 {
-                let f = Flow { src: IpAddr::V4(i.into()), ..flow("1.1.1.1") };
+                let f = FlowKey { src: i.into(), ..flow("1.1.1.1") };
                 let got = s.pick(svc, &f, 0);
                 // Hashing schedulers return nothing when the hashed server is unavailable
                 // (IPVS without the fallback flag); the others must find server 2.
@@ -601,7 +602,7 @@ mod tests {
         let mut set = Schedulers::new(&old);
         // More destinations than a map holds.
         for n in 0..=locality::CAPACITY {
-            let f = Flow { dst: IpAddr::V4(n.into()), ..flow("1.1.1.1") };
+            let f = FlowKey { dst: n.into(), ..flow("1.1.1.1") };
             assert!(set.pick(&old, 0, &f, 0).is_some());
         }
         assert_eq!(set.evictions(), 1);
