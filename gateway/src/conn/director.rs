@@ -226,7 +226,7 @@ impl<A: Family> Director<A> {
         hash: KeyHash,
         now: u32,
         tries: usize,
-        prefer: impl FnMut(IpAddr, u16, IpAddr, u16) -> bool,
+        prefer: impl FnMut(A, u16, A, u16) -> bool,
     ) -> Result<ConnId, Refused> {
         let r = self.try_connect(key, hash, now, tries, prefer);
         if let Err(e) = r {
@@ -248,7 +248,7 @@ impl<A: Family> Director<A> {
         hash: KeyHash,
         now: u32,
         tries: usize,
-        mut prefer: impl FnMut(IpAddr, u16, IpAddr, u16) -> bool,
+        mut prefer: impl FnMut(A, u16, A, u16) -> bool,
     ) -> Result<ConnId, Refused> {
         let sid = self.snap.find(key.proto, key.dst.to_ip(), key.dport).ok_or(Refused::NoService)?;
         let svc = self.snap.service(sid);
@@ -290,18 +290,9 @@ impl<A: Family> Director<A> {
             }
         }
         let (laddr, lport) = if dest.method() == ForwardMethod::FullNat {
-            let rip = dest.addr();
-            let (a, p) = self
-                .pools
-                .alloc_preferring(sid, tries, |lip, lport| prefer(rip, rport, lip, lport))
-                .ok_or(Refused::NoLocalPort)?;
-            match A::from_server_ip(a) {
-                Some(a) => (a, p),
-                None => {
-                    self.pools.release(a, p);
-                    return Err(Refused::NoLocalPort);
-                }
-            }
+            self.pools
+                .alloc_preferring(sid, tries, |lip, lport| prefer(raddr, rport, lip, lport))
+                .ok_or(Refused::NoLocalPort)?
         } else {
             (key.src, key.sport)
         };
@@ -679,8 +670,8 @@ mod tests {
             })
             .unwrap();
         assert_eq!(d.conn(id).lport % 4, 3);
-        assert_eq!(asked[0].0, ip("192.168.1.2"));
-        assert_eq!((asked[0].1, asked[0].2), (8080, ip("192.168.1.254")));
+        assert_eq!(asked[0].0, Ipv4Addr::new(192, 168, 1, 2));
+        assert_eq!((asked[0].1, asked[0].2), (8080, Ipv4Addr::new(192, 168, 1, 254)));
     }
 
     #[test]

@@ -38,6 +38,7 @@ use std::ops::RangeInclusive;
 use super::error::ConfigError;
 use super::fasthash::FastMap;
 use super::snapshot::{ServiceId, Snapshot};
+use crate::conn::Family;
 
 /// The ports one worker owns: those with `port & mask == worker`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,20 +323,22 @@ impl LaddrPools {
         }
     }
 
-    /// A local address and port for a new connection of service `sid` (of the snapshot last
-    /// synced), trying its addresses in turn; `None` (counted) if all are out of ports.
-    pub fn alloc(&mut self, sid: ServiceId) -> Option<(IpAddr, u16)> {
+    /// A local address and port of family `A` for a new connection of service `sid` (of the
+    /// snapshot last synced), trying its addresses in turn; `None` (counted) if all are out of
+    /// ports. An address `A` cannot hold (see [`Family::from_server_ip`]) would be passed
+    /// over, but the snapshot refuses a service such an address (`LaddrFamilyMismatch`).
+    pub fn alloc<A: Family>(&mut self, sid: ServiceId) -> Option<(A, u16)> {
         self.alloc_preferring(sid, 0, |_, _| true)
     }
 
     /// [`LaddrPools::alloc`] with an RSS preference (see the module docs).
     #[inline]
-    pub fn alloc_preferring(
+    pub fn alloc_preferring<A: Family>(
         &mut self,
         sid: ServiceId,
         tries: usize,
-        mut prefer: impl FnMut(IpAddr, u16) -> bool,
-    ) -> Option<(IpAddr, u16)> {
+        mut prefer: impl FnMut(A, u16) -> bool,
+    ) -> Option<(A, u16)> {
         let slots = self.of_service.get(sid as usize).map_or(&[][..], |s| &s[..]);
         let n = slots.len();
         if n > 0 {
@@ -346,7 +349,7 @@ impl LaddrPools {
                 // Every listed slot holds a pool: `sync` listed it, and a listed pool is
                 // not retired, so it is never vacated.
                 let Some(pool) = self.slots[slot as usize].as_mut() else { continue };
-                let addr = pool.addr;
+                let Some(addr) = A::from_server_ip(pool.addr) else { continue };
                 let port = if tries == 0 {
                     pool.ports.alloc()
                 } else {
@@ -413,6 +416,11 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    /// An IPv4 connection's local address and port, as an `IpAddr`.
+    fn alloc4(pools: &mut LaddrPools, sid: ServiceId) -> Option<(IpAddr, u16)> {
+        pools.alloc::<std::net::Ipv4Addr>(sid).map(|(a, p)| (a.into(), p))
     }
 
     fn laddr(s: &str) -> crate::model::LocalAddr {
@@ -504,11 +512,11 @@ mod tests {
         pools.sync(&snap);
         let mut got = HashSet::new();
         for _ in 0..8 {
-            let (a, p) = pools.alloc(sid).unwrap();
+            let (a, p) = alloc4(&mut pools, sid).unwrap();
             assert_eq!(p & 1, 1);
             assert!(got.insert((a, p)), "({a}, {p}) handed out twice");
         }
-        assert_eq!(pools.alloc(sid), None);
+        assert_eq!(alloc4(&mut pools, sid), None);
         assert_eq!(pools.stats().exhausted, 1);
         // Each address was tried and found full: one conflict each; all 8 ports in use.
         for a in ["192.168.1.254", "192.168.1.253"] {
@@ -527,8 +535,8 @@ mod tests {
         assert!(pools.pool(ip("192.168.1.254")).is_none(), "dropped with its last port");
         pools.release(ip("192.168.1.254"), 5001);
         assert_eq!(pools.stats().bad_release, 1);
-        assert_eq!(pools.alloc(bare_sid), None, "a service without local addresses is refused");
-        assert_eq!(pools.alloc(99), None, "and a service the snapshot does not have");
+        assert_eq!(alloc4(&mut pools, bare_sid), None, "a service without local addresses is refused");
+        assert_eq!(alloc4(&mut pools, 99), None, "and a service the snapshot does not have");
         assert_eq!(pools.stats().exhausted, 3);
     }
 
@@ -539,17 +547,17 @@ mod tests {
         let mut pools = LaddrPools::new(PortPartition::new(1, 0).unwrap(), 5000..=5001);
         pools.sync(&snap);
         let sid = snap.service_id(&key).unwrap();
-        assert_eq!(pools.alloc(sid), Some((ip("192.168.1.254"), 5000)));
+        assert_eq!(alloc4(&mut pools, sid), Some((ip("192.168.1.254"), 5000)));
         // Out of the service with a port in use, then back: the port is still taken.
         let mut ed = snap.edit();
         ed.delete_laddr(&key, ip("192.168.1.254")).unwrap();
         let without = ed.finish();
         pools.sync(&without);
-        assert_eq!(pools.alloc(sid), None, "the service has no address now");
+        assert_eq!(alloc4(&mut pools, sid), None, "the service has no address now");
         assert_eq!(pools.take(ip("192.168.1.254"), 5001), Err(TakeError::NotOwned), "retired");
         pools.sync(&snap);
-        assert_eq!(pools.alloc(sid), Some((ip("192.168.1.254"), 5001)));
-        assert_eq!(pools.alloc(sid), None, "5000 is still the first connection's");
+        assert_eq!(alloc4(&mut pools, sid), Some((ip("192.168.1.254"), 5001)));
+        assert_eq!(alloc4(&mut pools, sid), None, "5000 is still the first connection's");
         // Out again; its ports come back, the pool goes, and a new address takes its slot.
         pools.sync(&without);
         pools.release(ip("192.168.1.254"), 5000);
@@ -560,7 +568,7 @@ mod tests {
         let other = ed.finish();
         pools.sync(&other);
         assert_eq!(pools.slots.len(), 1, "the vacated slot was reused");
-        assert_eq!(pools.alloc(sid), Some((ip("192.168.1.253"), 5000)));
+        assert_eq!(alloc4(&mut pools, sid), Some((ip("192.168.1.253"), 5000)));
         assert_eq!(pools.usage(ip("192.168.1.253")).conns, 1);
         assert_eq!(pools.usage(ip("192.168.1.254")), LaddrUsage::default());
         assert_eq!(pools.stats().bad_release, 0);

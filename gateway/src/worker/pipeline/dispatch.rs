@@ -144,12 +144,11 @@ impl<F: Frame> Worker<F> {
         // Worker w reads rx queue w of every port: prefer a local port whose
         // reply the NIC hashes to that queue.
         let (net, routes, me) = (&self.net, &self.routes, self.id);
-        let steered = |rip: IpAddr, rport: u16, lip: IpAddr, lport: u16| match (rip, lip) {
-            (IpAddr::V4(rip), IpAddr::V4(lip)) => routes
+        let steered = |rip: Ipv4Addr, rport: u16, lip: Ipv4Addr, lport: u16| {
+            routes
                 .next_hop(rip)
                 .and_then(|hop| net.ports.get(usize::from(hop.port))?.steering.as_deref())
-                .is_none_or(|s| s.queue(s.base(rip, rport, lip), lport) == me),
-            _ => true,
+                .is_none_or(|s| s.queue(s.base(rip, rport, lip), lport) == me)
         };
         let id = self.director.connect_preferring(key, hash, now, self.steering_tries, steered)?;
         self.counters.new_conns.inc();
