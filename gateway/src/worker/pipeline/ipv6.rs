@@ -250,7 +250,7 @@ impl<F: Frame> Worker<F> {
             }
             // The real server sent the quoted packet itself (from the VIP).
             Rewrite::OnLink => {
-                out.on_link(to);
+                out = out.on_link(to);
                 Ok(())
             }
             Rewrite::Encapsulate => {
@@ -607,7 +607,7 @@ impl<F: Frame> Worker<F> {
                 })
             }
             Rewrite::OnLink => {
-                out.on_link(to);
+                out = out.on_link(to);
                 Ok(())
             }
             Rewrite::Encapsulate => {
@@ -692,7 +692,7 @@ impl<F: Frame> Worker<F> {
     pub(super) fn resolve6(&mut self, to: Ipv6Addr, now: u32) -> Option<Resolved<Ipv6Addr>> {
         let (v6, net) = (&mut *self.v6, &self.net);
         let (live, cache, neighbours) = (&v6.routes, &mut v6.egress_cache, &v6.neighbours);
-        cache.resolve(to, now, neighbours, |to| route(live, &net.v6.routes, &net.ports, to))
+        cache.resolve(to, now, neighbours, |to| route(live, &net.v6.routes, &net.ports, to)).copied()
     }
 
     /// Sends the frame where `out` says: straight to the next hop's MAC when
