@@ -579,14 +579,19 @@ impl<F: Frame> Worker<F> {
             // Its server is IPv4 (its replies come in over IPv4: `nat64_reply`).
             return self.nat64_to_server(frame, meta, Leg { id, dir }, &ends, before, at, io);
         }
+        // The answer is read where it lies, as IPv4's is (`rewrite_with`).
         let to = ends.destination(dir);
-        let Some(mut out) = self.resolve6(to, at.now) else {
+        let (v6, net) = (&mut *self.v6, &self.net);
+        let (live, cache, neighbours) = (&v6.routes, &mut v6.egress_cache, &v6.neighbours);
+        let resolved = cache.resolve(to, at.now, neighbours, |to| route(live, &net.v6.routes, &net.ports, to));
+        let Some(mut out) = resolved else {
             return self.discard(frame, Discard::NoRoute, io);
         };
+        let copied: Resolved<Ipv6Addr>;
         let result = match Rewrite::of(method, dir, &ends) {
             // Its own path: the connection's numbers shift, the header goes in.
             Rewrite::Translate(endpoints) if HEADER => {
-                let leg = Leg { id, dir };
+                let (leg, out) = (Leg { id, dir }, *out);
                 return self.forward_with_header(frame, meta, leg, proxy, endpoints, out, at, io);
             }
             Rewrite::Translate(endpoints) => {
@@ -607,10 +612,13 @@ impl<F: Frame> Worker<F> {
                 })
             }
             Rewrite::OnLink => {
-                out = out.on_link(to);
+                copied = out.on_link(to);
+                out = &copied;
                 Ok(())
             }
             Rewrite::Encapsulate => {
+                copied = *out;
+                out = &copied;
                 let Some(encap) = self.tunnel6(&out.hop, to, out.egress.mtu) else {
                     return self.discard(frame, Discard::NoRoute, io);
                 };
@@ -621,6 +629,10 @@ impl<F: Frame> Worker<F> {
         if let Err(e) = result {
             return self.refuse6(frame, &meta, e, at, io);
         }
+        if let Some(macs) = out.macs {
+            return send_to_neighbour(&self.counters, frame, out.hop.port, macs, io);
+        }
+        let out = *out;
         self.send_resolved6(frame, out, at.now, io);
     }
 
