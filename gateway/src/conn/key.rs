@@ -29,7 +29,8 @@ pub trait Family: Copy + Eq + Hash + Debug + 'static {
 impl Family for Ipv4Addr {
     #[inline]
     fn hash_word(self, _seed: u64) -> u64 {
-        u32::from(self) as u64
+        // The bytes as the machine loads them: a hash needs no byte swap.
+        u64::from(u32::from_ne_bytes(self.octets()))
     }
     fn to_ip(self) -> IpAddr {
         IpAddr::V4(self)
