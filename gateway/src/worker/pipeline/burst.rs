@@ -27,7 +27,7 @@ use crate::conn::table::KeyHash;
 use crate::dpdk::prefetch::prefetch;
 use crate::frame::Frame;
 use crate::model::Protocol;
-use crate::wire::{classify, ip_proto, Classified, DropReason};
+use crate::wire::{classify, classify_untagged_ipv4, ip_proto, Classified, DropReason};
 
 use super::{Arrival, Io, Worker};
 
@@ -111,10 +111,16 @@ impl<F: Frame> Worker<F> {
             let n = frames.frames().len();
             for frame in frames.take_front(n) {
                 self.count_received(&frame, redirected);
-                let classified = classify(&frame, self.classify);
                 let at = Arrival { port: port(&frame), now };
                 // The flow's hash is computed where its key is.
-                self.dispatch(frame, classified, None, at, io);
+                match classify_untagged_ipv4(&frame, self.classify) {
+                    Some(Ok(meta)) => self.dispatch_ipv4(frame, meta, None, at, io),
+                    Some(Err(reason)) => self.unclassified(frame, reason, at, io),
+                    None => {
+                        let classified = classify(&frame, self.classify);
+                        self.dispatch(frame, classified, None, at, io);
+                    }
+                }
             }
             return;
         }

@@ -36,12 +36,25 @@ impl<F: Frame> Worker<F> {
         match classified {
             Err(reason) => self.unclassified(frame, reason, at, io),
             Ok(Classified::Arp { l2_len }) => self.arp(frame, usize::from(l2_len), at.port, at.now, io),
-            Ok(Classified::Ipv4(meta)) if meta.protocol == ip_proto::ICMP => {
-                self.icmp(frame, meta, at.port, at.now, io)
-            }
-            Ok(Classified::Ipv4(meta)) => self.handle_flow(frame, meta, hash, at, io),
+            Ok(Classified::Ipv4(meta)) => self.dispatch_ipv4(frame, meta, hash, at, io),
             Ok(Classified::Ipv6(meta)) => self.handle_v6(frame, meta, hash, at, io),
         }
+    }
+
+    /// [`Worker::dispatch`] for a classified IPv4 packet.
+    #[inline(always)]
+    pub(super) fn dispatch_ipv4(
+        &mut self,
+        frame: F,
+        meta: Ipv4Meta,
+        hash: Option<KeyHash>,
+        at: Arrival,
+        io: &mut impl Io<F>,
+    ) {
+        if meta.protocol == ip_proto::ICMP {
+            return self.icmp(frame, meta, at.port, at.now, io);
+        }
+        self.handle_flow(frame, meta, hash, at, io)
     }
 
     /// A TCP or UDP packet (classify passes no other protocol here).
