@@ -31,7 +31,6 @@
 //! a next hop (resolving its MAC, or queueing for ARP), `send_to_neighbour`
 //! (the MACs known), `send_on_port` (fully addressed, counted as it goes).
 
-use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -39,7 +38,6 @@ use super::counters::{Discard, WorkerCounters};
 use crate::conn::director::{Director, DirectorConfig, Installed};
 use crate::conn::{ConnId, Direction, State};
 use crate::frame::Frame;
-use crate::model::fasthash::FastBuildHasher;
 use crate::model::laddr::PortPartition;
 use crate::model::Protocol;
 use crate::model::{NetView, ServiceKey, Snapshot};
@@ -61,6 +59,7 @@ mod local;
 mod nat64;
 mod probe;
 mod proxy_protocol;
+mod roles;
 mod synproxy;
 mod synproxy6;
 
@@ -68,6 +67,7 @@ pub use burst::{FrameBurst, STAGE};
 use egress::EgressCache;
 use ipv6::Inet6;
 use local::send_arp_request;
+use roles::{AddrRoles, Addresses};
 use synproxy::SynProxy;
 
 /// Where the pipeline's frames go.
@@ -207,8 +207,6 @@ impl WorkerConfig {
     }
 }
 
-type AddrSet = HashSet<Ipv4Addr, FastBuildHasher>;
-
 /// Connections (and templates) one [`Worker::expire`] looks at: more than a
 /// loop iteration can create (a 32-packet burst per port and one of
 /// redirects), so expiry outpaces any arrival rate, while one call stays a
@@ -239,24 +237,9 @@ pub struct Worker<F> {
     pending: PendingQueue<F>,
     pending_max_wait: u32,
     classify: ClassifyPolicy,
-    /// Interface addresses (we answer ICMP echo and ARP for them).
-    interface_addrs: AddrSet,
-    /// Service addresses (ARP, ICMP echo, new connections).
-    vips: AddrSet,
-    /// FNAT local addresses (ARP, replies from real servers).
-    lips: AddrSet,
-    /// The addresses ARP and ICMP echo are answered for: the interface
-    /// addresses, and the VIPs and local addresses held now.
-    own: AddrSet,
-    /// The VIPs and local addresses no kernel interface carries now
-    /// ([`NetView::held`]): another director serves them, so they open no
-    /// connection here; their existing connections run on. Empty when every
-    /// address is held.
-    unheld: AddrSet,
-    /// Real servers' addresses and routes' gateways: addresses the gateway
-    /// sends to, so their ARP is learned as needed (see [`crate::net::neigh`]).
-    dest_addrs: AddrSet,
-    gateways: AddrSet,
+    /// What each IPv4 address is to us: interface address, VIP, local
+    /// address, held elsewhere, real server or gateway.
+    addrs: AddrRoles<Ipv4Addr>,
     last_arp_retry: u32,
     ident: u16,
     /// Local ports tried for one whose replies land on our queue (0 when no
@@ -342,13 +325,7 @@ impl<F: Frame> Worker<F> {
             pending: PendingQueue::new(cfg.pending_capacity, cfg.pending_per_hop),
             pending_max_wait: cfg.pending_max_wait,
             classify: cfg.classify,
-            interface_addrs: AddrSet::default(),
-            vips: AddrSet::default(),
-            lips: AddrSet::default(),
-            own: AddrSet::default(),
-            unheld: AddrSet::default(),
-            dest_addrs: AddrSet::default(),
-            gateways: AddrSet::default(),
+            addrs: AddrRoles::default(),
             last_arp_retry: now,
             ident: cfg.id.wrapping_mul(0x1000),
             icmp_errors: RateLimiter::new(1000, 50),
@@ -413,8 +390,6 @@ impl<F: Frame> Worker<F> {
     }
 
     fn set_net(&mut self, net: Arc<NetView>) {
-        self.interface_addrs = net.ports.iter().flat_map(|p| p.addrs.iter().map(|a| a.addr())).collect();
-        self.gateways = net.routes.iter().filter_map(|r| r.via).collect();
         // With n queues a candidate fits with probability 1/n: 8n tries miss
         // all with probability (1 - 1/n)^(8n) < e^-8.
         let predictable = net.ports.iter().any(|p| p.steering.is_some());
@@ -435,7 +410,7 @@ impl<F: Frame> Worker<F> {
         self.egress_cache.invalidate(&net.routes);
         self.v6.set_net(&self.net, &net, self.down_ports);
         self.net = net;
-        self.index_held();
+        self.index_addresses();
     }
 
     /// Follows the ports' links (`down`: bit `p` set while port `p`'s link is
@@ -452,80 +427,39 @@ impl<F: Frame> Worker<F> {
     }
 
     fn index_services(&mut self) {
-        let snap = self.director.snapshot().clone();
-        self.vips.clear();
-        self.lips.clear();
-        self.dest_addrs.clear();
         self.proxied.clear();
-        for svc in snap.services() {
+        for svc in self.director.snapshot().services() {
             self.proxied.push(svc.spec().synproxy);
-            if let ServiceKey::Inet { addr: IpAddr::V4(a), .. } = svc.key() {
-                self.vips.insert(a);
-            }
-            for d in svc.dests() {
-                if let IpAddr::V4(a) = d.addr() {
-                    self.dest_addrs.insert(a);
-                }
-            }
-            for l in svc.laddrs() {
-                if let IpAddr::V4(a) = l.addr {
-                    self.lips.insert(a);
-                }
-            }
         }
         self.any_proxied = self.proxied.contains(&true);
         self.v6.index_services(&self.net);
-        self.index_held();
+        self.index_addresses();
     }
 
-    /// Splits the VIPs and local addresses into those held now ([`own`],
-    /// with the interface addresses) and the rest ([`unheld`]), after the
+    /// Makes the map of what each IPv4 address is to us afresh, after the
     /// services or the network view changed; never per packet.
-    ///
-    /// [`own`]: Worker::own
-    /// [`unheld`]: Worker::unheld
-    fn index_held(&mut self) {
-        let held: Option<AddrSet> = self.net.held.as_ref().map(|h| {
-            h.iter()
-                .filter_map(|a| match a {
-                    IpAddr::V4(a) => Some(*a),
-                    IpAddr::V6(_) => None,
-                })
-                .collect()
-        });
-        self.own.clone_from(&self.interface_addrs);
-        self.unheld.clear();
-        for &a in self.vips.iter().chain(&self.lips) {
-            if held.as_ref().is_none_or(|h| h.contains(&a)) {
-                self.own.insert(a);
-            } else {
-                self.unheld.insert(a);
-            }
-        }
+    fn index_addresses(&mut self) {
+        let (snap, net) = (self.director.snapshot(), &self.net);
+        let v4 = |a: IpAddr| match a {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        };
+        let addrs = Addresses {
+            interface: net.ports.iter().flat_map(|p| p.addrs.iter().map(|a| a.addr())),
+            vips: snap.services().iter().filter_map(|svc| match svc.key() {
+                ServiceKey::Inet { addr, .. } => v4(addr),
+                _ => None,
+            }),
+            local: snap.services().iter().flat_map(|svc| svc.laddrs().iter().filter_map(|l| v4(l.addr))),
+            needed: (snap.services().iter().flat_map(|svc| svc.dests().iter().filter_map(|d| v4(d.addr()))))
+                .chain(net.routes.iter().filter_map(|r| r.via)),
+        };
+        self.addrs.rebuild(addrs, |a| net.held.as_ref().is_none_or(|h| h.contains(&IpAddr::V4(a))));
     }
 
     /// Connections in both families' tables.
     fn conns_live(&self) -> u64 {
         (self.director.conns().len() + self.v6.director.conns().len()) as u64
-    }
-
-    fn is_own(&self, ip: Ipv4Addr) -> bool {
-        self.own.contains(&ip)
-    }
-
-    /// Whether `ip` is a VIP or local address another director holds now.
-    /// Only the emptiness test is inlined: the lookup stays out of the
-    /// forwarding path's code (packets to an unheld address are rare, as
-    /// nobody is told by ARP to send them here).
-    #[inline(always)]
-    fn is_unheld(&self, ip: Ipv4Addr) -> bool {
-        !self.unheld.is_empty() && self.unheld_contains(ip)
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn unheld_contains(&self, ip: Ipv4Addr) -> bool {
-        self.unheld.contains(&ip)
     }
 
     fn discard(&self, frame: F, reason: Discard, io: &mut impl Io<F>) {

@@ -83,7 +83,9 @@ impl<F: Frame> Worker<F> {
             self.director.end_now(id);
             self.counters.conns_reused.inc();
         }
-        if self.lips.contains(&meta.dst) {
+        // What the destination is to us, asked once.
+        let roles = self.addrs.of(meta.dst);
+        if roles.is_local() {
             if is_probe_port(meta.dst_port) {
                 return self.hand_to_prober(frame, io);
             }
@@ -99,12 +101,12 @@ impl<F: Frame> Worker<F> {
             self.counters.redirected_out.inc();
             return io.redirect(owner, frame);
         }
-        if self.is_unheld(meta.dst) {
+        if roles.is_unheld() {
             // Another director serves it now (keepalived moved it): checked
             // before the service lookup below, which would find its service.
             return self.discard(frame, Discard::NotHeld, io);
         }
-        let to_vip = self.vips.contains(&meta.dst);
+        let to_vip = roles.is_vip();
         let service = (self.any_proxied || !to_vip).then(|| self.service_of(proto, &meta)).flatten();
         if proto == Protocol::Tcp && service.is_some_and(|id| self.service_proxied(id)) {
             // The client's ACK that may complete a handshake with us.
@@ -123,7 +125,7 @@ impl<F: Frame> Worker<F> {
         if self.answers_probe(meta.dst, meta.dst_port) {
             return self.hand_to_prober(frame, io);
         }
-        let reason = if self.interface_addrs.contains(&meta.dst) { Discard::LocalUnhandled } else { Discard::NotForUs };
+        let reason = if roles.is_interface() { Discard::LocalUnhandled } else { Discard::NotForUs };
         self.unconsumed_flow(frame, reason, at, io)
     }
 

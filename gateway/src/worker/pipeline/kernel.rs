@@ -112,7 +112,7 @@ impl<F: Frame> Worker<F> {
         let class = match reason {
             _ if !self.has_kernel(at.port) => None,
             DropReason::UnknownProtocol | DropReason::UnsupportedEthertype => match other_ipv4(frame.data()) {
-                Some((protocol, dst)) => (self.is_own(dst) || self.is_group_or_broadcast(dst, at.port))
+                Some((protocol, dst)) => (self.addrs.of(dst).is_own() || self.is_group_or_broadcast(dst, at.port))
                     .then(|| KernelClass::of_ip(protocol, 0, 0)),
                 // Other EtherTypes, and IPv6 of a protocol the datapath does
                 // not speak (VRRP, OSPF), by MAC: the rule IPv6 had before the
@@ -178,8 +178,9 @@ impl<F: Frame> Worker<F> {
         if self.is_group_or_broadcast(meta.dst, port) {
             return Some(class);
         }
-        let local_address_only = self.lips.contains(&meta.dst) && !self.interface_addrs.contains(&meta.dst);
-        if !self.is_own(meta.dst) || local_address_only {
+        let roles = self.addrs.of(meta.dst);
+        let local_address_only = roles.is_local() && !roles.is_interface();
+        if !roles.is_own() || local_address_only {
             return None;
         }
         let proto = crate::model::Protocol::from_number(meta.protocol)?;

@@ -21,7 +21,7 @@ impl<F: Frame> Worker<F> {
             return self.discard(frame, Discard::NotForUs, io);
         };
         let our_mac = port.mac;
-        let seen = match handle_arp(&mut frame, l2_len, our_mac, |ip| self.is_own(ip)) {
+        let seen = match handle_arp(&mut frame, l2_len, our_mac, |ip| self.addrs.of(ip).is_own()) {
             Ok(seen) => seen,
             Err(_) => return self.discard(frame, Discard::BadArp, io),
         };
@@ -71,7 +71,7 @@ impl<F: Frame> Worker<F> {
     /// Whether the gateway sends to `ip`: a real server, a route's gateway,
     /// or an address packets wait for here.
     fn origin_of(&self, ip: Ipv4Addr) -> Origin {
-        if self.dest_addrs.contains(&ip) || self.gateways.contains(&ip) || self.pending.is_waiting(ip) {
+        if self.addrs.of(ip).is_needed() || self.pending.is_waiting(ip) {
             Origin::Needed
         } else {
             Origin::Unsolicited
@@ -125,11 +125,11 @@ impl<F: Frame> Worker<F> {
     /// is the kernel interface's, if the port has one.
     pub(super) fn icmp(&mut self, mut frame: F, meta: Ipv4Meta, in_port: u16, now: u32, io: &mut impl Io<F>) {
         let at = Arrival { port: in_port, now };
-        if !self.is_own(meta.dst) {
+        if !self.addrs.of(meta.dst).is_own() {
             // An address another director holds now still has its
             // connections here (they go on, as their packets do): an error
             // about one of them reaches its other side.
-            if meta.is_icmp_error() && self.is_unheld(meta.dst) {
+            if meta.is_icmp_error() && self.addrs.is_unheld(meta.dst) {
                 return self.forward_icmp_error_unheld(frame, meta, at, io);
             }
             return self.discard(frame, Discard::NotForUs, io);

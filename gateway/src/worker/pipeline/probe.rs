@@ -19,7 +19,10 @@ impl<F: Frame> Worker<F> {
     /// Whether a packet to `dst`:`dst_port` of no connection answers a probe.
     #[inline]
     pub(super) fn answers_probe(&self, dst: Ipv4Addr, dst_port: u16) -> bool {
-        is_probe_port(dst_port) && (self.interface_addrs.contains(&dst) || self.lips.contains(&dst))
+        is_probe_port(dst_port) && {
+            let roles = self.addrs.of(dst);
+            roles.is_interface() || roles.is_local()
+        }
     }
 
     /// Hands a reply to a probe to the prober.

@@ -75,7 +75,7 @@ impl<F: Frame> Worker<F> {
     #[inline(never)]
     fn proxies_service_of(&self, meta: &Ipv4Meta) -> bool {
         // An address another director holds gets no cookie from us.
-        !self.is_unheld(meta.dst)
+        !self.addrs.is_unheld(meta.dst)
             && self
                 .director
                 .snapshot()

@@ -33,7 +33,7 @@ impl<F: Frame> Worker<F> {
     #[inline(never)]
     fn proxies_service_of6(&self, meta: &Ipv6Meta) -> bool {
         // An address another director holds gets no cookie from us.
-        !self.v6.unheld.contains(&meta.dst)
+        !self.v6.addrs.is_unheld(meta.dst)
             && self
                 .v6
                 .director

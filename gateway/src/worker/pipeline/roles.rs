@@ -1,0 +1,180 @@
+//! What each address is to a worker, per family: one map from an address to
+//! its [`Roles`] (an interface address, a VIP, a FNAT local address, one held
+//! by another director, a real server or a gateway), rebuilt when the
+//! services or the network view change, never per packet.
+//!
+//! One map rather than a set per role: a packet of no connection asks what
+//! its destination is in one lookup (a new connection's SYN asked the local
+//! addresses' set, then the VIPs': `measure_pipeline.sh` counted 26
+//! instructions more for `new`).
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use crate::model::fasthash::FastBuildHasher;
+
+/// The roles of one address, as bits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Roles(u8);
+
+impl Roles {
+    const INTERFACE: u8 = 1;
+    const VIP: u8 = 2;
+    const LOCAL: u8 = 4;
+    const UNHELD: u8 = 8;
+    const NEEDED: u8 = 16;
+
+    /// One of the ports' addresses (ARP, echo, the kernel interface's).
+    #[inline(always)]
+    pub(super) fn is_interface(self) -> bool {
+        self.0 & Self::INTERFACE != 0
+    }
+
+    /// A virtual service's address.
+    #[inline(always)]
+    pub(super) fn is_vip(self) -> bool {
+        self.0 & Self::VIP != 0
+    }
+
+    /// A FNAT local address: real servers answer to it.
+    #[inline(always)]
+    pub(super) fn is_local(self) -> bool {
+        self.0 & Self::LOCAL != 0
+    }
+
+    /// A VIP or local address no kernel interface carries now
+    /// ([`crate::model::NetView::held`]): another director serves it, so it
+    /// opens no connection here; its existing connections run on.
+    #[inline(always)]
+    pub(super) fn is_unheld(self) -> bool {
+        self.0 & Self::UNHELD != 0
+    }
+
+    /// An address ARP (neighbour discovery) and echo are answered for: an
+    /// interface address, or a VIP or local address held now.
+    #[inline(always)]
+    pub(super) fn is_own(self) -> bool {
+        self.is_interface() || (self.0 & (Self::VIP | Self::LOCAL) != 0 && !self.is_unheld())
+    }
+
+    /// A real server or a route's gateway: an address the gateway sends to,
+    /// whose MAC is learned as needed (see [`crate::net::neigh`]).
+    #[inline(always)]
+    pub(super) fn is_needed(self) -> bool {
+        self.0 & Self::NEEDED != 0
+    }
+}
+
+/// The addresses of the roles, by family (see the module docs).
+pub(super) struct AddrRoles<A> {
+    roles: HashMap<A, Roles, FastBuildHasher>,
+    /// Whether some address is unheld: when none is, as on a director that
+    /// holds all its addresses, `is_unheld` asks no map.
+    any_unheld: bool,
+}
+
+impl<A> Default for AddrRoles<A> {
+    fn default() -> Self {
+        AddrRoles { roles: HashMap::default(), any_unheld: false }
+    }
+}
+
+/// What [`AddrRoles::rebuild`] makes the map of.
+pub(super) struct Addresses<I, V, L, N> {
+    pub(super) interface: I,
+    pub(super) vips: V,
+    pub(super) local: L,
+    /// Real servers and gateways.
+    pub(super) needed: N,
+}
+
+impl<A: Copy + Eq + Hash> AddrRoles<A> {
+    /// The roles of `addr` (none for an address that is nothing to us). Out
+    /// of line: inlined into the dispatch, the map's probe cost an
+    /// established packet, which never asks, 11 instructions (the loop's
+    /// registers were spilled more).
+    #[inline(never)]
+    pub(super) fn of(&self, addr: A) -> Roles {
+        self.roles.get(&addr).copied().unwrap_or_default()
+    }
+
+    /// Whether `addr` is a VIP or local address another director holds now.
+    /// Only the emptiness test is inlined: packets to an unheld address are
+    /// rare (nobody is told by ARP to send them here).
+    #[inline(always)]
+    pub(super) fn is_unheld(&self, addr: A) -> bool {
+        self.any_unheld && self.of(addr).is_unheld()
+    }
+
+    /// Makes the map afresh: the VIPs and local addresses that `held` does
+    /// not accept are unheld.
+    pub(super) fn rebuild(
+        &mut self,
+        addrs: Addresses<
+            impl IntoIterator<Item = A>,
+            impl IntoIterator<Item = A>,
+            impl IntoIterator<Item = A>,
+            impl IntoIterator<Item = A>,
+        >,
+        held: impl Fn(A) -> bool,
+    ) {
+        self.roles.clear();
+        let mut add = |addrs: &mut dyn Iterator<Item = A>, role: u8| {
+            for a in addrs {
+                self.roles.entry(a).or_default().0 |= role;
+            }
+        };
+        add(&mut addrs.interface.into_iter(), Roles::INTERFACE);
+        add(&mut addrs.vips.into_iter(), Roles::VIP);
+        add(&mut addrs.local.into_iter(), Roles::LOCAL);
+        add(&mut addrs.needed.into_iter(), Roles::NEEDED);
+        self.any_unheld = false;
+        for (&a, r) in self.roles.iter_mut() {
+            if r.0 & (Roles::VIP | Roles::LOCAL) != 0 && !held(a) {
+                r.0 |= Roles::UNHELD;
+                self.any_unheld = true;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    fn ip(last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 0, 0, last)
+    }
+
+    #[test]
+    fn an_address_has_every_role_it_was_given_and_unheld_ones_are_not_own() {
+        let mut roles = AddrRoles::default();
+        roles.rebuild(
+            Addresses {
+                interface: [ip(1)],
+                vips: [ip(2), ip(3), ip(1)],
+                local: [ip(4), ip(5)],
+                needed: [ip(6), ip(4)],
+            },
+            |a| a != ip(3) && a != ip(5),
+        );
+        let (iface_vip, vip, unheld_vip, lip, unheld_lip, server) =
+            (roles.of(ip(1)), roles.of(ip(2)), roles.of(ip(3)), roles.of(ip(4)), roles.of(ip(5)), roles.of(ip(6)));
+        assert!(iface_vip.is_interface() && iface_vip.is_vip() && iface_vip.is_own());
+        assert!(vip.is_vip() && vip.is_own() && !vip.is_interface() && !vip.is_unheld());
+        assert!(unheld_vip.is_vip() && unheld_vip.is_unheld() && !unheld_vip.is_own());
+        assert!(lip.is_local() && lip.is_needed() && lip.is_own());
+        assert!(unheld_lip.is_local() && unheld_lip.is_unheld() && !unheld_lip.is_own());
+        assert!(server.is_needed() && !server.is_own() && !server.is_unheld());
+        assert_eq!(roles.of(ip(9)), Roles::default(), "nothing to us");
+        assert!(roles.is_unheld(ip(3)) && roles.is_unheld(ip(5)) && !roles.is_unheld(ip(2)));
+
+        // Held again: nothing is unheld, and the old roles are gone.
+        roles.rebuild(Addresses { interface: [ip(1)], vips: [ip(3)], local: [], needed: [] }, |_| true);
+        assert!(!roles.is_unheld(ip(3)) && roles.of(ip(3)).is_own());
+        assert_eq!(roles.of(ip(2)), Roles::default());
+        assert!(!roles.any_unheld);
+    }
+}
