@@ -154,7 +154,8 @@ impl<F: Frame> Worker<F> {
     }
 
     /// Schedules and creates the connection of a new flow, counted; `hash` is
-    /// `key`'s in the table.
+    /// `key`'s in the table. Inlined, as `open6` is (13 instructions a SYN).
+    #[inline(always)]
     pub(super) fn open(&mut self, key: &FlowKey<Ipv4Addr>, hash: KeyHash, now: u32) -> Result<ConnId, Refused> {
         // Worker w reads rx queue w of every port: prefer a local port whose
         // reply the NIC hashes to that queue.
