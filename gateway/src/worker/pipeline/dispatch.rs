@@ -118,7 +118,7 @@ impl<F: Frame> Worker<F> {
                 return self.unconsumed_flow(frame, Discard::NoConnection, at, io);
             }
             return match self.open(&key, hash, at.now) {
-                Ok(id) => self.forward(frame, meta, Leg { id, dir: Direction::In }, at, io),
+                Ok(id) => self.forward_opening(frame, meta, Leg { id, dir: Direction::In }, at, io),
                 Err(refused) => self.unconsumed_flow(frame, refusal_drop(refused), at, io),
             };
         }

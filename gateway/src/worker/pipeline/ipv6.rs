@@ -23,7 +23,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::egress::{route, EgressCache, Resolved};
-use super::forward::quoted_tcp_seq;
+use super::forward::{opened_by, quoted_tcp_seq};
 use super::local::{send_on_port, send_to_neighbour};
 use super::roles::{AddrRoles, Addresses};
 use super::{Arrival, Io, Leg, Worker};
@@ -378,7 +378,7 @@ impl<F: Frame> Worker<F> {
             return self.discard(frame, Discard::NoConnection, io);
         }
         match self.open6(&key, hash, at.now) {
-            Ok(id) => self.forward6(frame, meta, Leg { id, dir: Direction::In }, at, io),
+            Ok(id) => self.forward_opening6(frame, meta, Leg { id, dir: Direction::In }, at, io),
             Err(refused) => self.discard(frame, super::dispatch::refusal_drop(refused), io),
         }
     }
@@ -464,7 +464,7 @@ impl<F: Frame> Worker<F> {
     fn forward_found6(&mut self, frame: F, meta: Ipv6Meta, leg: Leg, at: Arrival, io: &mut impl Io<F>) {
         let c = self.v6.director.conn(leg.id);
         if c.method == ForwardMethod::FullNat && c.is_plain() {
-            return self.rewrite_with6::<false, true>(frame, meta, leg, Proxy::Off, at, io);
+            return self.rewrite_with6::<false, true, false>(frame, meta, leg, Proxy::Off, at, io);
         }
         self.forward6(frame, meta, leg, at, io)
     }
@@ -478,7 +478,19 @@ impl<F: Frame> Worker<F> {
             return self.forward_rare6(frame, meta, leg, at, io);
         }
         let proxy = c.proxy();
-        self.rewrite_with6::<false, false>(frame, meta, leg, proxy, at, io);
+        self.rewrite_with6::<false, false, false>(frame, meta, leg, proxy, at, io);
+    }
+
+    /// [`Worker::forward6`] for the packet that opened connection `leg.id`,
+    /// not accounted to it again (see [`Worker::forward_opening`]).
+    fn forward_opening6(&mut self, frame: F, meta: Ipv6Meta, leg: Leg, at: Arrival, io: &mut impl Io<F>) {
+        let c = self.v6.director.conn(leg.id);
+        debug_assert!(opened_by(c, meta.tcp_flags), "the opening packet leaves the state as filed");
+        if c.is_rare() {
+            return self.forward_rare6(frame, meta, leg, at, io);
+        }
+        let proxy = c.proxy();
+        self.rewrite_with6::<false, false, true>(frame, meta, leg, proxy, at, io);
     }
 
     /// [`Worker::forward6`] for a connection in the SYN proxy's handshake or
@@ -490,7 +502,7 @@ impl<F: Frame> Worker<F> {
         if let Proxy::Handshake(slot) = proxy {
             return self.synproxy_handshaking6(frame, meta, leg, slot, at, io);
         }
-        self.rewrite_with6::<true, false>(frame, meta, leg, proxy, at, io);
+        self.rewrite_with6::<true, false, false>(frame, meta, leg, proxy, at, io);
     }
 
     /// Rewrites a packet of an IPv6 connection for its mode (and the SYN
@@ -507,7 +519,7 @@ impl<F: Frame> Worker<F> {
         if self.v6.director.conn(leg.id).has_proxy_header() {
             return self.rewrite_and_send6_with_header(frame, meta, leg, proxy, at, io);
         }
-        self.rewrite_with6::<false, false>(frame, meta, leg, proxy, at, io);
+        self.rewrite_with6::<false, false, false>(frame, meta, leg, proxy, at, io);
     }
 
     /// [`Worker::rewrite_and_send6`] for a connection sending a PROXY
@@ -522,14 +534,14 @@ impl<F: Frame> Worker<F> {
         at: Arrival,
         io: &mut impl Io<F>,
     ) {
-        self.rewrite_with6::<true, false>(frame, meta, leg, proxy, at, io);
+        self.rewrite_with6::<true, false, false>(frame, meta, leg, proxy, at, io);
     }
 
     /// [`Worker::rewrite_and_send6`], compiled once for connections with a
     /// PROXY header (`HEADER`) and once for the others, and for FNAT
     /// connections alone (`FNAT`: the caller checked the mode) once more.
     #[inline(always)]
-    fn rewrite_with6<const HEADER: bool, const FNAT: bool>(
+    fn rewrite_with6<const HEADER: bool, const FNAT: bool, const OPENING: bool>(
         &mut self,
         mut frame: F,
         mut meta: Ipv6Meta,
@@ -550,7 +562,9 @@ impl<F: Frame> Worker<F> {
                 Direction::Out => d.count_outbound(self.id, 1, bytes),
             }
         }
-        self.v6.director.on_packet(id, dir, meta.tcp_flags, at.now);
+        if !OPENING {
+            self.v6.director.on_packet(id, dir, meta.tcp_flags, at.now);
+        }
         if method == ForwardMethod::FullNat && ends.real_server.0.to_ipv4_mapped().is_some() {
             // Its server is IPv4 (its replies come in over IPv4: `nat64_reply`).
             return self.nat64_to_server(frame, meta, Leg { id, dir }, &ends, before, at, io);
