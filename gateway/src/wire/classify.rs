@@ -1107,6 +1107,35 @@ mod tests {
     }
 
     proptest! {
+        /// The untagged IPv4 path answers for exactly the frames `classify`
+        /// takes as untagged IPv4, and as `classify` does: the well-formed
+        /// TCP frame with any bytes of it changed, cut at any length, and any
+        /// other ethertype.
+        #[test]
+        fn the_untagged_ipv4_path_agrees_with_classify(
+            edits in proptest::collection::vec((0usize..58, any::<u8>()), 0..4),
+            cut in 0usize..=58,
+            ethertype in prop_oneof![Just([0x08u8, 0x00]), Just([0x81, 0x00]), Just([0x86, 0xdd]), any::<[u8; 2]>()],
+            rx in prop_oneof![Just(ChecksumStatus::Unknown), Just(ChecksumStatus::Good), Just(ChecksumStatus::Bad)],
+            verify in any::<bool>(),
+        ) {
+            let mut b = tcp_frame();
+            b[12..14].copy_from_slice(&ethertype);
+            for (at, byte) in edits {
+                if let Some(x) = b.get_mut(at) {
+                    *x = byte;
+                }
+            }
+            b.truncate(cut);
+            let rx = RxChecksum { ip: rx, l4: rx };
+            let policy = ClassifyPolicy { verify_ip_checksum: verify, verify_l4_checksum: verify };
+            let full = classify_bytes(&b, rx, policy);
+            match untagged_ipv4(&b, rx, policy) {
+                Some(fast) => prop_assert_eq!(fast.map(Classified::Ipv4), full),
+                None => prop_assert!(b.len() < 14 || b[12..14] != [0x08, 0x00], "untagged IPv4 passed over"),
+            }
+        }
+
         /// Never panics, and whatever it accepts, the typed views accept too
         /// with the same offsets.
         #[test]

@@ -112,7 +112,8 @@ impl<F: Frame> Worker<F> {
     /// [`Worker::rewrite_and_send`], compiled once for connections with a
     /// PROXY header (`HEADER`) and once for the others, and for FNAT
     /// connections alone (`FNAT`: the caller checked the mode, and that the
-    /// packet carries no TOA) once more.
+    /// packet carries no TOA) once more; and for the packet that opened its
+    /// connection (`OPENING`: not accounted to it again).
     #[inline(always)]
     fn rewrite_with<const HEADER: bool, const FNAT: bool, const OPENING: bool>(
         &mut self,

@@ -539,7 +539,8 @@ impl<F: Frame> Worker<F> {
 
     /// [`Worker::rewrite_and_send6`], compiled once for connections with a
     /// PROXY header (`HEADER`) and once for the others, and for FNAT
-    /// connections alone (`FNAT`: the caller checked the mode) once more.
+    /// connections alone (`FNAT`: the caller checked the mode) once more;
+    /// and for the packet that opened its connection (`OPENING`).
     #[inline(always)]
     fn rewrite_with6<const HEADER: bool, const FNAT: bool, const OPENING: bool>(
         &mut self,
