@@ -117,6 +117,9 @@ impl<F: Frame> Worker<F> {
             if proto == Protocol::Tcp && !bare_syn {
                 return self.unconsumed_flow(frame, Discard::NoConnection, at, io);
             }
+            // Made again from `meta`: kept from the lookup for here, the key
+            // was written to the stack for every packet.
+            let key = flow_key(proto, &meta);
             return match self.open(&key, hash, at.now) {
                 Ok(id) => self.forward_opening(frame, meta, Leg { id, dir: Direction::In }, at, io),
                 Err(refused) => self.unconsumed_flow(frame, refusal_drop(refused), at, io),
