@@ -195,15 +195,7 @@ fn insert_option_v4<F: Frame, const N: usize>(
         return ToaOutcome::NotApplicable;
     }
     let l3 = meta.l3_offset();
-    let (header_len, toa) = match make_room::<F, N, USUAL_V4>(
-        frame,
-        l3,
-        meta.l4_offset(),
-        usize::from(meta.l4_len),
-        meta.ip_total_len(),
-        mtu,
-        option,
-    ) {
+    let (header_len, toa) = match make_room(frame, meta, mtu, option) {
         Ok(made) => made,
         Err(outcome) => return outcome,
     };
@@ -257,15 +249,7 @@ pub fn insert_toa_v6<F: Frame>(
         return ToaOutcome::NotApplicable;
     }
     let l3 = meta.l3_offset();
-    let (header_len, toa) = match make_room::<F, TOA_V6_LEN, USUAL_V6>(
-        frame,
-        l3,
-        meta.l4_offset(),
-        usize::from(meta.l4_len),
-        meta.ip_total_len(),
-        mtu,
-        || toa_v6_bytes(port, addr.into()),
-    ) {
+    let (header_len, toa) = match make_room(frame, meta, mtu, || toa_v6_bytes(port, addr.into())) {
         Ok(made) => made,
         Err(outcome) => return outcome,
     };
@@ -292,30 +276,68 @@ pub fn insert_toa_v6<F: Frame>(
     ToaOutcome::Inserted
 }
 
-/// The headers a TOA's insertion moves in nearly every packet (untagged
-/// Ethernet, the fixed IP header, the fixed TCP header), by family.
-const USUAL_V4: usize = 14 + ipv4::MIN_HEADER_LEN + tcp::MIN_HEADER_LEN;
-const USUAL_V6: usize = 14 + ipv6::HEADER_LEN + tcp::MIN_HEADER_LEN;
+/// Where a classified packet's layers are, as a TOA's insertion needs them,
+/// per family.
+trait Layers {
+    /// The offsets of the IP and TCP headers, the TCP segment's length and
+    /// the IP packet's.
+    fn layers(&self) -> (usize, usize, usize, usize);
+    /// Moves `data[N..N + moved]` to the front (see [`move_headers`]).
+    fn move_headers<const N: usize>(data: &mut [u8], moved: usize);
+}
 
-/// What both families check before a TOA goes into the TCP packet at `l4`,
-/// `l4_len` bytes long (its IP header at `l3`, `total` bytes long: the
-/// classification's lengths), and the move that makes room
-/// for it: the frame grows at the front by the option's length and
-/// everything up to the end of the fixed TCP header moves there, the
-/// option (made by `toa` only then: held across the frame's calls it
-/// would cost register spills) written after it. Returns the TCP header
-/// length before the insertion and the option, or the outcome of a
-/// refusal, the frame untouched.
+impl Layers for Ipv4Meta {
+    #[inline(always)]
+    fn layers(&self) -> (usize, usize, usize, usize) {
+        (self.l3_offset(), self.l4_offset(), usize::from(self.l4_len), self.ip_total_len())
+    }
+    #[inline(always)]
+    fn move_headers<const N: usize>(data: &mut [u8], moved: usize) {
+        move_headers::<N, { 14 + ipv4::MIN_HEADER_LEN + tcp::MIN_HEADER_LEN }>(data, moved);
+    }
+}
+
+impl Layers for Ipv6Meta {
+    #[inline(always)]
+    fn layers(&self) -> (usize, usize, usize, usize) {
+        (self.l3_offset(), self.l4_offset(), usize::from(self.l4_len), self.ip_total_len())
+    }
+    #[inline(always)]
+    fn move_headers<const N: usize>(data: &mut [u8], moved: usize) {
+        move_headers::<N, { 14 + ipv6::HEADER_LEN + tcp::MIN_HEADER_LEN }>(data, moved);
+    }
+}
+
+/// Moves `data[N..N + moved]` to the front. Nearly every packet's headers
+/// are untagged Ethernet, the family's fixed IP header and the fixed TCP
+/// header (`USUAL` bytes): moved at a known length, through registers, the
+/// copy is a few wide moves instead of a call to `memmove`
+/// (`measure_pipeline.sh`: 12 instructions fewer an IPv4 SYN, 23 an IPv6
+/// one).
 #[inline(always)]
-fn make_room<F: Frame, const N: usize, const USUAL: usize>(
+fn move_headers<const N: usize, const USUAL: usize>(data: &mut [u8], moved: usize) {
+    let usual = (moved == USUAL).then(|| data.get(N..)?.first_chunk::<USUAL>().copied()).flatten();
+    match usual {
+        Some(headers) => data[..USUAL].copy_from_slice(&headers),
+        None => data.copy_within(N..N + moved, 0),
+    }
+}
+
+/// What both families check before a TOA goes into the TCP packet `meta`
+/// describes, and the move that makes room for it: the frame grows at the
+/// front by the option's length and everything up to the end of the fixed
+/// TCP header moves there, the option (made by `toa` only then: held across
+/// the frame's calls it would cost register spills) written after it.
+/// Returns the TCP header length before the insertion and the option, or
+/// the outcome of a refusal, the frame untouched.
+#[inline(always)]
+fn make_room<F: Frame, M: Layers, const N: usize>(
     frame: &mut F,
-    l3: usize,
-    l4: usize,
-    l4_len: usize,
-    total: usize,
+    meta: &M,
     mtu: u16,
     toa: impl FnOnce() -> [u8; N],
 ) -> Result<(usize, [u8; N]), ToaOutcome> {
+    let (l3, l4, l4_len, total) = meta.layers();
     let moved = l4 + tcp::MIN_HEADER_LEN;
     if frame.len() < l3 + total || l4_len < tcp::MIN_HEADER_LEN {
         return Err(ToaOutcome::NotApplicable);
@@ -334,16 +356,7 @@ fn make_room<F: Frame, const N: usize, const USUAL: usize>(
         return Err(ToaOutcome::NoHeadroom);
     }
     let data = frame.data_mut();
-    // Nearly every packet's headers are untagged Ethernet, the family's
-    // fixed IP header and the fixed TCP header (`USUAL` bytes): moved at a
-    // known length, through registers, the copy is a few wide moves instead
-    // of a call to `memmove` (`measure_pipeline.sh`: 12 instructions fewer
-    // an IPv4 SYN, 23 an IPv6 one).
-    let usual = (moved == USUAL).then(|| data.get(N..)?.first_chunk::<USUAL>().copied()).flatten();
-    match usual {
-        Some(headers) => data[..USUAL].copy_from_slice(&headers),
-        None => data.copy_within(N..N + moved, 0),
-    }
+    M::move_headers::<N>(data, moved);
     let toa = toa();
     data[moved..moved + N].copy_from_slice(&toa);
     Ok((header_len, toa))
