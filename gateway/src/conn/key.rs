@@ -130,17 +130,85 @@ impl HashSeed {
 }
 
 impl<A: Family> FlowKey<A> {
+    /// The key's hash under `seed`. Two folded multiplies: after the first
+    /// alone, keys that differ in one word only (clients counting up to one
+    /// VIP, as a benchmark's or a NAT's do) were spread by a multiply with
+    /// the other word, whose top bits some seeds made nearly regular, and the
+    /// index clustered (57 probes an insert instead of 1.2 with one seed of
+    /// the test below, before the addresses were hashed unswapped). The
+    /// second spreads them as random keys would, for 2 instructions.
     #[inline]
     pub fn hash(&self, seed: HashSeed) -> u64 {
         let a = self.src.hash_word(seed.a) ^ ((self.proto as u64) << 56);
         let b = self.dst.hash_word(seed.b).rotate_left(32) ^ ((self.sport as u64) << 16) ^ self.dport as u64;
-        folded_multiply(a ^ seed.a, b ^ seed.b)
+        folded_multiply(folded_multiply(a ^ seed.a, b ^ seed.b), MIX)
     }
 }
+
+/// The second multiply's constant: odd, the fractional bits of the golden
+/// ratio's inverse (Fibonacci hashing's). Unkeyed: what it mixes is keyed
+/// already.
+const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Linear probing's mean probes per insert of `keys` into `1 << bits`
+    /// slots homed by the hash's top bits, as the connection index homes them.
+    fn mean_probes(keys: &[FlowKey<Ipv4Addr>], seed: HashSeed, bits: u32) -> f64 {
+        let mut taken = vec![false; 1 << bits];
+        let mask = (1usize << bits) - 1;
+        let mut probes = 0u64;
+        for k in keys {
+            let mut pos = (k.hash(seed) >> (64 - bits)) as usize;
+            probes += 1;
+            while taken[pos] {
+                pos = (pos + 1) & mask;
+                probes += 1;
+            }
+            taken[pos] = true;
+        }
+        probes as f64 / keys.len() as f64
+    }
+
+    /// A benchmark's (or a NAT's) flows are structured: clients counting up
+    /// one address at a time, then one port, to one VIP; and the replies of
+    /// a few servers to local addresses and ports counting up. With the
+    /// seeds of any table, such keys must fill the index as random ones
+    /// would (at this load, about 1.3 probes an insert): some seeds gave 2.4
+    /// while the hash ended in its first multiply.
+    #[test]
+    fn structured_flows_spread_as_random_ones_for_every_seed() {
+        let vip = Ipv4Addr::new(10, 0, 0, 1);
+        let keys: Vec<_> = (0..40_000u32)
+            .chain(1 << 20..(1 << 20) + 40_000)
+            .flat_map(|i| {
+                let client = FlowKey {
+                    proto: Protocol::Tcp,
+                    // Two sets: 4096 clients of ten ports each, and 40 000
+                    // clients of one port.
+                    src: Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 1, 0, 0)) + if i < 1 << 20 { i % 4096 } else { i }),
+                    sport: 1024 + if i < 1 << 20 { (i / 4096) as u16 } else { 0 },
+                    dst: vip,
+                    dport: 80,
+                };
+                let reply = FlowKey {
+                    proto: Protocol::Tcp,
+                    src: Ipv4Addr::new(192, 168, 1, 10 + (i % 4) as u8),
+                    sport: 80,
+                    dst: Ipv4Addr::new(192, 168, 1, 100 + (i % 64) as u8),
+                    dport: 1024 + (i % (1 << 20) / 64) as u16 + if i < 1 << 20 { 0 } else { 1000 },
+                };
+                [client, reply]
+            })
+            .collect();
+        for n in 0..16u64 {
+            let seed = HashSeed { a: 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(2 * n + 1) | 1, b: (n << 40 ^ 0x5555) | 1 };
+            let mean = mean_probes(&keys, seed, 19);
+            assert!(mean < 1.45, "seed {n}: {mean:.3} probes an insert");
+        }
+    }
 
     #[test]
     fn hash_depends_on_every_field() {
