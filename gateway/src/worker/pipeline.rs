@@ -454,7 +454,7 @@ impl<F: Frame> Worker<F> {
             needed: (snap.services().iter().flat_map(|svc| svc.dests().iter().filter_map(|d| v4(d.addr()))))
                 .chain(net.routes.iter().filter_map(|r| r.via)),
         };
-        self.addrs.rebuild(addrs, |a| net.held.as_ref().is_none_or(|h| h.contains(&IpAddr::V4(a))));
+        self.addrs.rebuild(addrs, net.held.as_deref());
     }
 
     /// Connections in both families' tables.

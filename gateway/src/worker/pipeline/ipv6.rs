@@ -101,7 +101,7 @@ impl<F: Frame> Inet6<F> {
             needed: (snap.services().iter().flat_map(|svc| svc.dests().iter().filter_map(|d| v6(d.addr()))))
                 .chain(net.v6.routes.iter().filter_map(|r| r.via)),
         };
-        self.addrs.rebuild(addrs, |a| net.held.as_ref().is_none_or(|h| h.contains(&IpAddr::V6(a))));
+        self.addrs.rebuild(addrs, net.held.as_deref());
     }
 
     /// Takes a new network view: addresses, routes (less the ports down),

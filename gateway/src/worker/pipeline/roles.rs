@@ -8,8 +8,9 @@
 //! addresses' set, then the VIPs': `measure_pipeline.sh` counted 26
 //! instructions more for `new`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
+use std::net::IpAddr;
 
 use crate::model::fasthash::FastBuildHasher;
 
@@ -106,8 +107,8 @@ impl<A: Copy + Eq + Hash> AddrRoles<A> {
         self.any_unheld && self.of(addr).is_unheld()
     }
 
-    /// Makes the map afresh: the VIPs and local addresses that `held` does
-    /// not accept are unheld.
+    /// Makes the map afresh: the VIPs and local addresses not in `held` are
+    /// unheld (with no list, every address is held).
     pub(super) fn rebuild(
         &mut self,
         addrs: Addresses<
@@ -116,8 +117,12 @@ impl<A: Copy + Eq + Hash> AddrRoles<A> {
             impl IntoIterator<Item = A>,
             impl IntoIterator<Item = A>,
         >,
-        held: impl Fn(A) -> bool,
-    ) {
+        held: Option<&[IpAddr]>,
+    ) where
+        A: Into<IpAddr>,
+    {
+        let held: Option<HashSet<IpAddr, FastBuildHasher>> = held.map(|h| h.iter().copied().collect());
+        let held = |a: A| held.as_ref().is_none_or(|h| h.contains(&a.into()));
         self.roles.clear();
         let mut add = |addrs: &mut dyn Iterator<Item = A>, role: u8| {
             for a in addrs {
@@ -158,7 +163,8 @@ mod tests {
                 local: [ip(4), ip(5)],
                 needed: [ip(6), ip(4)],
             },
-            |a| a != ip(3) && a != ip(5),
+            // Held: all but 3 and 5 (an interface address need not be listed).
+            Some(&[ip(2), ip(4), ip(6)].map(IpAddr::V4)),
         );
         let (iface_vip, vip, unheld_vip, lip, unheld_lip, server) =
             (roles.of(ip(1)), roles.of(ip(2)), roles.of(ip(3)), roles.of(ip(4)), roles.of(ip(5)), roles.of(ip(6)));
@@ -172,7 +178,7 @@ mod tests {
         assert!(roles.is_unheld(ip(3)) && roles.is_unheld(ip(5)) && !roles.is_unheld(ip(2)));
 
         // Held again: nothing is unheld, and the old roles are gone.
-        roles.rebuild(Addresses { interface: [ip(1)], vips: [ip(3)], local: [], needed: [] }, |_| true);
+        roles.rebuild(Addresses { interface: [ip(1)], vips: [ip(3)], local: [], needed: [] }, None);
         assert!(!roles.is_unheld(ip(3)) && roles.of(ip(3)).is_own());
         assert_eq!(roles.of(ip(2)), Roles::default());
         assert!(!roles.any_unheld);
