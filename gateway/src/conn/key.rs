@@ -176,8 +176,8 @@ mod tests {
     /// one address at a time, then one port, to one VIP; and the replies of
     /// a few servers to local addresses and ports counting up. With the
     /// seeds of any table, such keys must fill the index as random ones
-    /// would (at this load, about 1.3 probes an insert): some seeds gave 2.4
-    /// while the hash ended in its first multiply.
+    /// would (at this load, about 1.2 probes an insert): with the hash ending
+    /// in its first multiply and the addresses byte-swapped, one seed gave 57.
     #[test]
     fn structured_flows_spread_as_random_ones_for_every_seed() {
         let vip = Ipv4Addr::new(10, 0, 0, 1);

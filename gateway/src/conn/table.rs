@@ -648,9 +648,9 @@ impl<A: Family> ConnTable<A> {
         }
     }
 
-    #[inline(always)]
     /// Adds `c` in `state` until `expires`; `hin` is its client key's hash if the
     /// caller has it.
+    #[inline(always)]
     fn insert_as(
         &mut self,
         c: NewConn<A>,

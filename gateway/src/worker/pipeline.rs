@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 use super::counters::{Discard, WorkerCounters};
 use crate::conn::director::{Director, DirectorConfig, Installed};
-use crate::conn::{ConnId, Direction, State};
+use crate::conn::{ConnId, Direction, Family, State};
 use crate::frame::Frame;
 use crate::model::laddr::PortPartition;
 use crate::model::Protocol;
@@ -440,10 +440,7 @@ impl<F: Frame> Worker<F> {
     /// services or the network view changed; never per packet.
     fn index_addresses(&mut self) {
         let (snap, net) = (self.director.snapshot(), &self.net);
-        let v4 = |a: IpAddr| match a {
-            IpAddr::V4(a) => Some(a),
-            IpAddr::V6(_) => None,
-        };
+        let v4 = <Ipv4Addr as Family>::from_ip;
         let addrs = Addresses {
             interface: net.ports.iter().flat_map(|p| p.addrs.iter().map(|a| a.addr())),
             vips: snap.services().iter().filter_map(|svc| match svc.key() {

@@ -29,7 +29,7 @@ use super::roles::{AddrRoles, Addresses};
 use super::{Arrival, Io, Leg, Worker};
 use crate::conn::director::{Director, DirectorConfig, Refused};
 use crate::conn::table::{Conn, KeyHash};
-use crate::conn::{ConnId, Direction, FlowKey, Proxy, State};
+use crate::conn::{ConnId, Direction, Family, FlowKey, Proxy, State};
 use crate::frame::Frame;
 use crate::model::{ForwardMethod, NetView, Protocol, ServiceKey, Snapshot};
 use crate::net::icmp::echo_reply_in_place_v6;
@@ -83,10 +83,7 @@ impl<F: Frame> Inet6<F> {
     /// Indexes the IPv6 addresses of the director's snapshot and of `net`.
     pub(super) fn index_services(&mut self, net: &NetView) {
         let snap = self.director.snapshot();
-        let v6 = |a: IpAddr| match a {
-            IpAddr::V6(a) => Some(a),
-            IpAddr::V4(_) => None,
-        };
+        let v6 = <Ipv6Addr as Family>::from_ip;
         let ports = &net.v6.ports;
         let addrs = Addresses {
             interface: ports
