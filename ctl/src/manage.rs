@@ -24,8 +24,8 @@ use std::net::IpAddr;
 
 use gwapi::addr::LinkAddr;
 use gwapi::api::{
-    Change, HeldAddr, InterfaceAddr, LinkInfo, MarkRuleConfig, NeighbourConfig, Reply, Request, RouteConfig, SyncInfo,
-    TransportProtocol, WorkerStats,
+    Change, HeldAddr, InterfaceAddr, LinkInfo, MarkRuleConfig, NeighbourConfig, PollStats, Reply, Request, RouteConfig,
+    SyncInfo, TransportProtocol, WorkerStats,
 };
 use gwapi::ClientError;
 
@@ -246,8 +246,38 @@ fn show_stats(workers: &[WorkerStats]) -> String {
                 k.port_id, k.class, k.handed, k.rate_limited
             );
         }
+        if let Some(p) = &w.poll {
+            show_poll(&mut s, p, w.rx_packets);
+        }
         s
     })
+}
+
+/// A worker's [`PollStats`]: how busy it was and how full its bursts, then
+/// what a received packet cost, in cycles, in the pipeline, in sending, and
+/// in receiving and the rest of the loop (what is left of the busy cycles).
+fn show_poll(s: &mut String, p: &PollStats, packets: u64) {
+    let total = p.busy.saturating_add(p.idle);
+    let busy = if total == 0 { 0.0 } else { 100.0 * p.busy as f64 / total as f64 };
+    let seconds = total as f64 / p.hz as f64;
+    let per_burst = if p.bursts == 0 { 0.0 } else { packets as f64 / p.bursts as f64 };
+    let _ = writeln!(
+        s,
+        "    poll busy {busy:.1} % of {seconds:.1} s, bursts {} ({per_burst:.1} packets a burst)",
+        p.bursts
+    );
+    if packets > 0 {
+        let per_packet = |cycles: u64| cycles / packets;
+        let rest = p.busy.saturating_sub(p.pipeline).saturating_sub(p.send);
+        let _ = writeln!(
+            s,
+            "    cycles a packet {}, pipeline {}, send {}, receive and the rest {}",
+            per_packet(p.busy),
+            per_packet(p.pipeline),
+            per_packet(p.send),
+            per_packet(rest)
+        );
+    }
 }
 
 /// The daemons as `-L --daemon` lists them, then each role's counters and the workers',

@@ -732,6 +732,27 @@ pub struct WorkerStats {
     /// and class where any was handed over or refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kernel: Vec<KernelPathStats>,
+    /// Where its poll loop's time went; `None` for a worker that has not
+    /// polled (its cycle counter's rate is not known yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll: Option<PollStats>,
+}
+
+/// Where a worker's poll loop spent its time, in time-stamp counter cycles
+/// since it started (`gwctl stats`' `poll` and `cycles a packet` lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollStats {
+    /// The counter's cycles per second.
+    pub hz: u64,
+    /// Non-empty bursts the pipeline took (from the ports and redirects).
+    pub bursts: u64,
+    /// Cycles of polls that received or sent something.
+    pub busy: u64,
+    /// Cycles of polls that moved nothing (resting included).
+    pub idle: u64,
+    /// Of `busy`: in the pipeline, and handing frames to the ports and rings.
+    pub pipeline: u64,
+    pub send: u64,
 }
 
 /// What one worker handed toward one port's kernel interface, of one class.

@@ -73,6 +73,12 @@ fn fnat_round_robin_through_gatewayd() {
     let stats = topo.gwctl(&["stats"]);
     assert!(stats.starts_with("worker 0 (lcore 1)"), "{stats}");
     assert!(topo.worker_counter("new connections") >= 11, "every request was a new connection: {stats}");
+    // And where the worker's time went: its bursts, at most one a packet,
+    // and the cycles a packet cost.
+    let stats = topo.stats();
+    let (bursts, packets) = (stats.counter("bursts"), stats.counter("RX: packets"));
+    assert!(bursts > 0 && bursts <= packets, "{bursts} bursts for {packets} packets: {}", stats.0);
+    assert!(stats.counter("cycles a packet") > 0, "{}", stats.0);
     let links = topo.gwctl(&["link"]);
     assert_eq!(links.matches("link/ether").count(), 2, "both ports listed: {links}");
     topo.stop();

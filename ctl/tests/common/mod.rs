@@ -26,7 +26,7 @@ use gateway::control::{
     ServerOptions,
 };
 use gateway::model::ServiceKey;
-use gwapi::api::{ConnectionInfo, KernelPathStats, LinkInfo, QueueInfo, TransportProtocol, WorkerStats};
+use gwapi::api::{ConnectionInfo, KernelPathStats, LinkInfo, PollStats, QueueInfo, TransportProtocol, WorkerStats};
 
 pub struct Output {
     pub stdout: String,
@@ -127,6 +127,14 @@ impl DataplaneView for FixedCounters {
                 KernelPathStats { port_id: 0, class: "control".into(), handed: 7, rate_limited: 0 },
                 KernelPathStats { port_id: 0, class: "bulk".into(), handed: 20, rate_limited: 4 },
             ],
+            poll: Some(PollStats {
+                hz: 1_000_000,
+                bursts: 4,
+                busy: 250_000,
+                idle: 750_000,
+                pipeline: 120_000,
+                send: 50_000,
+            }),
         }]
     }
 

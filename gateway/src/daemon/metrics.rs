@@ -63,7 +63,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use gwapi::api::{
-    KernelPathStats, LinkInfo, Reply, Request, ServiceInfo, SyncInfo, SyncState, TrafficStats, WorkerStats,
+    KernelPathStats, LinkInfo, PollStats, Reply, Request, ServiceInfo, SyncInfo, SyncState, TrafficStats, WorkerStats,
 };
 use gwapi::client::Client;
 
@@ -671,6 +671,44 @@ impl Scrape {
             "The gateway's own packets for the port's kernel interface the worker dropped over its rate, by class.",
             Counter,
             kernel(|k| k.rate_limited),
+        )?;
+        self.encode_poll(e)
+    }
+
+    /// The workers' [`PollStats`], for those that polled: cycles by what the
+    /// poll loop did, so that a rate's cycles a packet can be taken apart.
+    fn encode_poll(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        use MetricType::{Counter, Gauge};
+        let polled = || self.workers.iter().filter_map(|w| Some((vec![("worker", w.worker.to_string())], w.poll?)));
+        let parts = |part: &'static str, value: fn(&PollStats) -> u64| {
+            polled().map(move |(mut l, p)| {
+                l.push(("part", part.to_string()));
+                (l, value(&p))
+            })
+        };
+        family(
+            e,
+            "worker_cycles_per_second",
+            "The rate of the worker's cycle counter, which its poll cycles count.",
+            Gauge,
+            polled().map(|(l, p)| (l, p.hz)),
+        )?;
+        family(
+            e,
+            "worker_poll_cycles",
+            "The worker's cycles: busy (polls that moved packets; of them, pipeline and send) and idle.",
+            Counter,
+            parts("busy", |p| p.busy)
+                .chain(parts("idle", |p| p.idle))
+                .chain(parts("pipeline", |p| p.pipeline))
+                .chain(parts("send", |p| p.send)),
+        )?;
+        family(
+            e,
+            "worker_bursts",
+            "Non-empty bursts the worker's pipeline took (rx packets over it: the mean burst).",
+            Counter,
+            polled().map(|(l, p)| (l, p.bursts)),
         )
     }
 }
@@ -743,6 +781,14 @@ mod tests {
                 events: vec![("arp replies".into(), 2), ("synproxy syn-acks sent".into(), 6)],
                 drops: vec![("no_service".into(), 9)],
                 kernel: vec![KernelPathStats { port_id: 0, class: "bulk".into(), handed: 12, rate_limited: 3 }],
+                poll: Some(PollStats {
+                    hz: 2_000_000_000,
+                    bursts: 5,
+                    busy: 9000,
+                    idle: 1000,
+                    pipeline: 6000,
+                    send: 2000,
+                }),
             }],
             links: vec![LinkInfo {
                 name: "client".into(),
@@ -894,6 +940,31 @@ mod tests {
             ]
         );
         assert_eq!(samples(&text, "gateway_worker_up"), [r#"gateway_worker_up{worker="0"} 1"#]);
+    }
+
+    #[test]
+    fn a_polling_workers_cycles_are_listed_by_part() {
+        let text = scrape().exposition();
+        assert_eq!(
+            samples(&text, "gateway_worker_poll_cycles_total"),
+            [
+                r#"gateway_worker_poll_cycles_total{worker="0",part="busy"} 9000"#,
+                r#"gateway_worker_poll_cycles_total{worker="0",part="idle"} 1000"#,
+                r#"gateway_worker_poll_cycles_total{worker="0",part="pipeline"} 6000"#,
+                r#"gateway_worker_poll_cycles_total{worker="0",part="send"} 2000"#,
+            ],
+            "{text}"
+        );
+        assert_eq!(samples(&text, "gateway_worker_bursts_total"), [r#"gateway_worker_bursts_total{worker="0"} 5"#]);
+        assert_eq!(
+            samples(&text, "gateway_worker_cycles_per_second"),
+            [r#"gateway_worker_cycles_per_second{worker="0"} 2000000000"#]
+        );
+        // A worker that has not polled has no cycles to show.
+        let mut before = scrape();
+        before.workers[0].poll = None;
+        let text = before.exposition();
+        assert!(samples(&text, "gateway_worker_poll_cycles_total").is_empty(), "{text}");
     }
 
     #[test]

@@ -34,7 +34,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gwapi::api::{ConnectionInfo, KernelPathStats, TransportProtocol, WorkerStats};
+use gwapi::api::{ConnectionInfo, KernelPathStats, PollStats, TransportProtocol, WorkerStats};
 
 use crate::conn::{ConnTable, Family};
 use crate::control::dataplane::ConnectionListing;
@@ -247,10 +247,24 @@ impl WorkerStatsReader {
                             rate_limited: k.rate_limited,
                         })
                         .collect(),
+                    poll: poll_stats(&c.poll),
                 }
             })
             .collect()
     }
+}
+
+/// A worker's [`PollStats`], once its loop set the cycle counter's rate.
+fn poll_stats(c: &crate::worker::counters::PollCycles) -> Option<PollStats> {
+    let hz = c.hz.get();
+    (hz > 0).then(|| PollStats {
+        hz,
+        bursts: c.bursts.get(),
+        busy: c.busy.get(),
+        idle: c.idle.get(),
+        pipeline: c.pipeline.get(),
+        send: c.send.get(),
+    })
 }
 
 /// The question `-Lc` asks every worker: the next page of its connections, at most `limit`

@@ -361,6 +361,7 @@ mod tests {
             events: Vec::new(),
             drops: Vec::new(),
             kernel: Vec::new(),
+            poll: None,
         }
     }
 

@@ -276,7 +276,35 @@ pub struct WorkerCounters {
     pub sync: WorkerSyncCounters,
     /// Toward the ports' kernel interfaces.
     pub kernel: KernelCounters,
+    /// Where the poll loop's time goes.
+    pub poll: PollCycles,
     pub drops: [Counter; Discard::COUNT],
+}
+
+/// Where a worker's poll loop spends its time, in time-stamp counter cycles,
+/// as VPP's `show runtime` tells it: how full its bursts are, and what a
+/// packet costs in the pipeline, in sending, and in receiving and the rest of
+/// the loop. Written by the DPDK loop (`worker::lcore`) with the cycle counter
+/// it reads anyway for its clock, plus two reads per burst and two per send.
+/// A packet's cost through the device is what the rate depends on, and the
+/// instruction counts of the benches cannot show the cache misses in it.
+#[derive(Debug, Default)]
+pub struct PollCycles {
+    /// The counter's cycles per second (a gauge, set when the loop starts).
+    pub hz: Counter,
+    /// Bursts the pipeline took: non-empty receive bursts from the ports and
+    /// from the other workers' redirects (`rx_packets` over it is the mean
+    /// burst).
+    pub bursts: Counter,
+    /// Cycles of polls that received or sent something.
+    pub busy: Counter,
+    /// Cycles of polls that moved nothing, resting in the idle mode included.
+    pub idle: Counter,
+    /// Of `busy`: in the pipeline, from the received frames to the frames
+    /// queued for sending (`Worker::process_burst`).
+    pub pipeline: Counter,
+    /// Of `busy`: handing the queued frames to the ports and rings.
+    pub send: Counter,
 }
 
 impl Default for WorkerCounters {
@@ -319,6 +347,7 @@ impl Default for WorkerCounters {
             synproxy: SynProxyCounters::default(),
             sync: WorkerSyncCounters::default(),
             kernel: KernelCounters::default(),
+            poll: PollCycles::default(),
             drops: std::array::from_fn(|_| Counter::default()),
         }
     }

@@ -11,6 +11,8 @@
 //! ([`IdleBackoff`](super::idle::IdleBackoff)); the heartbeat and the
 //! control plane's poll still come every iteration, so the watchdog sees a
 //! resting worker beat and configuration changes apply within a pause.
+//! Each poll's cycles are counted busy or idle, and the busy ones' pipeline
+//! and sending apart ([`PollCycles`](super::counters::PollCycles)).
 //!
 //! Two things can keep a worker off its ports. A port whose link is down
 //! ([`DownPorts`], kept by the control thread from the driver's link state)
@@ -28,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 
-use super::counters::{Discard, WorkerCounters};
+use super::counters::{Counter, Discard, WorkerCounters};
 use super::idle::IdleMode;
 use super::pipeline::{FrameBurst, Io, Worker, STAGE};
 use super::watchdog::Liveness;
@@ -146,6 +148,16 @@ fn drop_chained(burst: &mut Burst, counters: &WorkerCounters) {
 
 pub fn seconds_since(epoch: u64, tsc: u64, hz: u64) -> u32 {
     1u32.saturating_add((tsc.saturating_sub(epoch) / hz.max(1)).min(u64::from(u32::MAX)) as u32)
+}
+
+/// Runs `f`, adding the cycles it took to `spent` (two reads of the cycle
+/// counter: for a burst, not for a packet).
+#[inline(always)]
+fn timed<T>(spent: &Counter, f: impl FnOnce() -> T) -> T {
+    let start = dpdk::rdtsc();
+    let out = f();
+    spent.add(dpdk::rdtsc().wrapping_sub(start));
+    out
 }
 
 /// Where one queue of outgoing frames goes: a port's tx queue or a ring
@@ -321,14 +333,25 @@ impl LcoreWorker {
         let mut last_tick = 0u32;
         let mut burst = Burst::new();
         let mut backoff = idle.backoff();
+        let cycles = &counters.poll;
+        cycles.hz.set(hz);
+        // The previous poll: when it started and whether it moved anything.
+        let mut poll_started = dpdk::rdtsc();
+        let mut worked = false;
 
         while !stop.load(Ordering::Relaxed) {
+            // The clock's one read a poll also ends the previous poll's
+            // accounting, whichever way it ended (a closed fence `continue`s).
+            let started = dpdk::rdtsc();
+            let previous = started.wrapping_sub(poll_started);
+            if worked { &cycles.busy } else { &cycles.idle }.add(previous);
+            (poll_started, worked) = (started, false);
             liveness.beat();
             // A test build can make a worker panic or stall here
             // (FAILPOINTS=worker-poll=panic(..) or sleep(ms)); a release has no failpoints.
             #[cfg(feature = "failpoints")]
             fail::fail_point!("worker-poll");
-            let now = seconds_since(epoch, dpdk::rdtsc(), hz);
+            let now = seconds_since(epoch, started, hz);
             poll_control(&mut worker, now);
             worker.take_synced(now);
             if fence.as_mut().is_some_and(|f| !f.may_poll()) {
@@ -360,11 +383,13 @@ impl LcoreWorker {
                 if burst.as_slice().iter().any(|m| m.segments() != 1) {
                     drop_chained(&mut burst, &counters);
                 }
-                worker.process_burst(&mut burst, *port, now, &mut io);
+                timed(&cycles.pipeline, || worker.process_burst(&mut burst, *port, now, &mut io));
+                cycles.bursts.inc();
             }
             if redirect_in.recv_burst(&mut burst) > 0 {
                 received = true;
-                worker.process_redirected_burst(&mut burst, Mbuf::port, now, &mut io);
+                timed(&cycles.pipeline, || worker.process_redirected_burst(&mut burst, Mbuf::port, now, &mut io));
+                cycles.bursts.inc();
             }
             if from_prober.recv_burst(&mut burst) > 0 {
                 received = true;
@@ -378,8 +403,12 @@ impl LcoreWorker {
             } else {
                 worker.expire(now);
             }
-            io.flush();
-            let worked = received || io.queued;
+            if io.queued {
+                timed(&cycles.send, || io.flush());
+            } else {
+                io.flush();
+            }
+            worked = received || io.queued;
             for update in learned.drain(..) {
                 for peer in &neighbours_out {
                     // A full channel drops the update; the peer resolves by ARP.
