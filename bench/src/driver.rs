@@ -1041,7 +1041,34 @@ pub struct Row {
     /// `GenResult::gen_idle`): near 0 means the generator, not the device,
     /// set the rate.
     pub gen_idle: Option<f64>,
+    /// Where the gateway's worker spent its cycles in the best round, from
+    /// its `gwctl stats` (absent for the other devices and older results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycles: Option<PacketCycles>,
     pub note: String,
+}
+
+/// A received packet's cycles through the gateway's worker, over the run
+/// (`gwctl stats`' `cycles a packet` line): in all, then in the pipeline, in
+/// sending, and in receiving and the rest of the poll loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PacketCycles {
+    pub total: u64,
+    pub pipeline: u64,
+    pub send: u64,
+    pub rest: u64,
+}
+
+impl PacketCycles {
+    /// The first worker's line in `gwctl stats` output, if it has one (the
+    /// benchmark's gateway has one worker).
+    pub fn from_stats(stats: &str) -> Option<PacketCycles> {
+        let line = stats.lines().find_map(|l| l.trim().strip_prefix("cycles a packet "))?;
+        let mut numbers = line.split(", ").map(|part| part.rsplit(' ').next()?.parse::<u64>().ok());
+        let mut next = || numbers.next().flatten();
+        let cycles = PacketCycles { total: next()?, pipeline: next()?, send: next()?, rest: next()? };
+        numbers.next().is_none().then_some(cycles)
+    }
 }
 
 /// Median rate of the successful runs for `target` and `load`.
@@ -1223,8 +1250,19 @@ pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<22} {:<14} {:>8} {:>13} {:>13} {:>6} {:>13} {:>6} {:>5} {:>5} {:>5}",
-        "figure", "subject", "flows", "best", "reference", "ratio", "median", "ratio", "lost", "cpu", "idle"
+        "{:<22} {:<14} {:>8} {:>13} {:>13} {:>6} {:>13} {:>6} {:>5} {:>5} {:>5} {:>9}",
+        "figure",
+        "subject",
+        "flows",
+        "best",
+        "reference",
+        "ratio",
+        "median",
+        "ratio",
+        "lost",
+        "cpu",
+        "idle",
+        "cyc/pipe"
     );
     let pct = |x: Option<f64>| x.map(|x| format!("{:.0}%", x * 100.0)).unwrap_or_else(|| "-".into());
     for r in rows {
@@ -1232,7 +1270,7 @@ pub fn table(rows: &[Row]) -> String {
         let fmt = |v: f64| format!("{:.3} {unit}", v / scale);
         let _ = writeln!(
             out,
-            "{:<22} {:<14} {:>8} {:>13} {:>13} {:>6} {:>13} {:>6} {:>5} {:>5} {:>5}",
+            "{:<22} {:<14} {:>8} {:>13} {:>13} {:>6} {:>13} {:>6} {:>5} {:>5} {:>5} {:>9}",
             r.figure,
             r.name,
             r.flows,
@@ -1244,6 +1282,7 @@ pub fn table(rows: &[Row]) -> String {
             r.lost,
             pct(r.worker_cpu_share),
             pct(r.gen_idle),
+            r.cycles.map(|c| format!("{}/{}", c.total, c.pipeline)).unwrap_or_else(|| "-".into()),
         );
     }
     out
@@ -1252,6 +1291,22 @@ pub fn table(rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_packets_cycles_are_read_from_gwctl_stats() {
+        let stats = "worker 0 (lcore 1)\n    RX: packets 30 bytes 3000\n    \
+                     poll busy 75.3 % of 4.8 s, bursts 427932 (32.0 packets a burst)\n    \
+                     cycles a packet 645, pipeline 306, send 148, receive and the rest 190\n";
+        assert_eq!(
+            PacketCycles::from_stats(stats),
+            Some(PacketCycles { total: 645, pipeline: 306, send: 148, rest: 190 })
+        );
+        // No line (a worker that received nothing), or one cut short or with more parts.
+        assert_eq!(PacketCycles::from_stats("worker 0 (lcore 1)\n    RX: packets 0 bytes 0\n"), None);
+        assert_eq!(PacketCycles::from_stats("    cycles a packet 645, pipeline 306, send 148\n"), None);
+        assert_eq!(PacketCycles::from_stats("    cycles a packet 6, pipeline 3, send 1, rest 1, more 1\n"), None);
+        assert_eq!(PacketCycles::from_stats("    cycles a packet x, pipeline 3, send 1, rest 1\n"), None);
+    }
 
     #[test]
     fn fnat_setup_is_ipvsadm_syntax() {

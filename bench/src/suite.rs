@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::json;
 
-use crate::driver::{self, best, median, Env, Instructions, Load, Method, Row, Run, Target};
+use crate::driver::{self, best, median, Env, Instructions, Load, Method, PacketCycles, Row, Run, Target};
 
 #[derive(Debug, Clone)]
 pub struct SuiteOptions {
@@ -152,6 +152,7 @@ fn row(runs: &[Run], s: &RowSpec) -> Option<Row> {
         reference_median_rate: s.reference.as_ref().and_then(|(rt, rl)| median(runs, rt, rl)),
         worker_cpu_share: b.worker_cpu_share,
         gen_idle: g.gen_idle,
+        cycles: b.gateway_stats.as_deref().and_then(PacketCycles::from_stats),
         note: s.note.clone(),
     })
 }
