@@ -247,7 +247,8 @@ fn show_stats(workers: &[WorkerStats]) -> String {
             );
         }
         if let Some(p) = &w.poll {
-            show_poll(&mut s, p, w.rx_packets);
+            // A burst from another worker's redirects counts its packets as redirected in.
+            show_poll(&mut s, p, w.rx_packets + w.redirected_in);
         }
         s
     })

@@ -91,7 +91,7 @@ fn link_and_stats_show_dataplane_counters() {
         &gw,
         "stats",
         0,
-        "worker 0 (lcore 1)\n    RX: packets 10 bytes 1000\n    TX: packets 9 bytes 900\n    redirected out 1 in 0, new connections 2\n    connection table 1 of 4096\n    arp replies 3\n    drop truncated 1\n    drop kernel_rate_limited 4\n    kernel port 0 control: handed 7 rate-limited 0\n    kernel port 0 bulk: handed 20 rate-limited 4\n    poll busy 25.0 % of 1.0 s, bursts 4 (2.5 packets a burst)\n    cycles a packet 25000, pipeline 12000, send 5000, receive and the rest 8000\n",
+        "worker 0 (lcore 1)\n    RX: packets 10 bytes 1000\n    TX: packets 9 bytes 900\n    redirected out 1 in 2, new connections 2\n    connection table 1 of 4096\n    arp replies 3\n    drop truncated 1\n    drop kernel_rate_limited 4\n    kernel port 0 control: handed 7 rate-limited 0\n    kernel port 0 bulk: handed 20 rate-limited 4\n    poll busy 25.0 % of 1.0 s, bursts 4 (3.0 packets a burst)\n    cycles a packet 20833, pipeline 10000, send 4166, receive and the rest 6666\n",
         "",
     );
 }

@@ -30,6 +30,10 @@
 //! through the gateway: a burst of SYNs (`new`), their servers' SYN-ACKs, then
 //! the clients' ACKs (which carry the TOA), each burst measured: three
 //! packets a connection, the counts per packet as for the other paths.
+//! `connect` is `handshake` without the resets: the table fills to a
+//! connection per three packets, from the clients behind the router, with
+//! gwbench's capacity and local addresses (`gwbench connect`'s load, for the
+//! ns/packet figure; `cargo bench` runs it with a million connections).
 //! Any path with `-staged` appended runs with every burst in stages (the
 //! prefetching pipeline a worker switches to once its tables outgrow the
 //! caches, `WorkerConfig::staged_from`): what the stages' bookkeeping costs.

@@ -744,7 +744,8 @@ pub struct WorkerStats {
 pub struct PollStats {
     /// The counter's cycles per second.
     pub hz: u64,
-    /// Non-empty bursts the pipeline took (from the ports and redirects).
+    /// Non-empty bursts the pipeline took (from the ports and redirects:
+    /// `rx_packets` and `redirected_in` over it is the mean burst).
     pub bursts: u64,
     /// Cycles of polls that received or sent something.
     pub busy: u64,

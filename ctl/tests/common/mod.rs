@@ -117,7 +117,7 @@ impl DataplaneView for FixedCounters {
             tx_packets: 9,
             tx_bytes: 900,
             redirected_out: 1,
-            redirected_in: 0,
+            redirected_in: 2,
             new_connections: 2,
             connections: 1,
             connection_capacity: 4096,

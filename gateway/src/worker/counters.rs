@@ -293,8 +293,8 @@ pub struct PollCycles {
     /// The counter's cycles per second (a gauge, set when the loop starts).
     pub hz: Counter,
     /// Bursts the pipeline took: non-empty receive bursts from the ports and
-    /// from the other workers' redirects (`rx_packets` over it is the mean
-    /// burst).
+    /// from the other workers' redirects (`rx_packets` and `redirected_in`
+    /// over it is the mean burst).
     pub bursts: Counter,
     /// Cycles of polls that received or sent something.
     pub busy: Counter,
