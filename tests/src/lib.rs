@@ -68,6 +68,10 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
     condition()
 }
 
+/// The client ports tests may bind by number (see [`Netns::new`]); never
+/// handed out as ephemeral ports in a test's namespaces.
+pub const FIXED_CLIENT_PORTS: &str = "40000-45999";
+
 /// A network namespace, deleted when dropped.
 pub struct Netns {
     name: String,
@@ -80,6 +84,12 @@ impl Netns {
         run("ip", &["netns", "add", name]);
         let ns = Netns { name: name.to_owned() };
         ns.ip(&["link", "set", "lo", "up"]);
+        // The fixed client ports tests bind (`curl --local-port`) lie in
+        // 40000..46000, inside Linux's ephemeral range: an earlier
+        // connection's ephemeral port, still in TIME_WAIT, once took one
+        // ("bind failed with errno 98"). Reserved, they are bound only when
+        // asked for.
+        ns.sysctl("net.ipv4.ip_local_reserved_ports", FIXED_CLIENT_PORTS);
         ns
     }
 
