@@ -206,6 +206,32 @@ impl<A: Family> Director<A> {
         self.conns.set_proxy(id, proxy);
     }
 
+    /// New FNAT connections hold their reply keys back from the index until
+    /// [`Director::index_reply_keys`] (see [`ConnTable::defer_reply_keys`]).
+    #[inline(always)]
+    pub fn defer_reply_keys(&mut self) {
+        self.conns.defer_reply_keys();
+    }
+
+    /// Indexes the reply keys held back since [`Director::defer_reply_keys`]. A
+    /// connection whose key cannot be (its local port was lent twice) goes, its port
+    /// and template released, counted as `exists`.
+    #[inline(always)]
+    pub fn index_reply_keys(&mut self) {
+        if self.conns.holds_reply_keys_back() {
+            self.index_held_reply_keys();
+        } else {
+            self.conns.stop_deferring();
+        }
+    }
+
+    #[inline(never)]
+    fn index_held_reply_keys(&mut self) {
+        let (pools, persist) = (&mut self.pools, &mut self.persist);
+        let clashes = self.conns.index_reply_keys(|c| release(pools, persist, c));
+        self.stats.exists += clashes as u64;
+    }
+
     /// Creates the connection for the first packet of an unknown flow (`key` is its
     /// client-to-VIP 5-tuple). The caller then feeds the packet to [`Director::on_packet`].
     /// A full table makes room as [`ConnTable::make_room`] does (an expired or half-open
@@ -537,6 +563,44 @@ mod tests {
 
     fn key(client: &str, cport: u16, vport: u16) -> FlowKey<Ipv4Addr> {
         Director::<Ipv4Addr>::key(Protocol::Tcp, ip(client), cport, ip("10.0.0.1"), vport).unwrap()
+    }
+
+    /// A new FNAT connection's reply key, held back ([`Director::defer_reply_keys`]),
+    /// is indexed at the end; one a NAT connection took meanwhile (its client
+    /// spoofing our local address and the port lent) makes the FNAT connection go,
+    /// its port released, counted as `exists`.
+    #[test]
+    fn held_back_reply_keys_are_indexed_and_a_clash_undoes_its_connection() {
+        let (fnat_key, nat_key) = (ServiceKey::tcp(ip("10.0.0.1"), 80), ServiceKey::tcp(ip("10.0.0.1"), 81));
+        let mut ed = Snapshot::empty().edit();
+        ed.add_service(ServiceSpec::new(fnat_key)).unwrap();
+        ed.add_dest(&fnat_key, DestSpec::new(ip("192.168.1.2"), 8080).with_method(ForwardMethod::FullNat)).unwrap();
+        ed.add_laddr(&fnat_key, LocalAddr { addr: ip("192.168.1.254"), ifname: "dpdk1".into() }).unwrap();
+        ed.add_service(ServiceSpec::new(nat_key)).unwrap();
+        ed.add_dest(&nat_key, DestSpec::new(ip("192.168.1.2"), 8080).with_method(ForwardMethod::Masq)).unwrap();
+        let mut d = Director::<Ipv4Addr>::new(ed.finish(), cfg(16), 0);
+        let lip = ip("192.168.1.254");
+
+        d.defer_reply_keys();
+        let kept = d.connect(&key("1.2.3.4", 1, 80), 0).unwrap();
+        let reply = d.conn(kept).key(Direction::Out);
+        assert_eq!(d.lookup(&reply), None, "held back");
+        d.index_reply_keys();
+        assert_eq!(d.lookup(&reply), Some((kept, Direction::Out)));
+
+        d.defer_reply_keys();
+        let gone = d.connect(&key("1.2.3.4", 2, 80), 0).unwrap();
+        let lport = d.conn(gone).lport;
+        assert_eq!(d.pools().usage(lip).conns, 2);
+        let nat = d.connect(&key("192.168.1.254", lport, 81), 0).unwrap();
+        assert_eq!(d.conn(nat).key(Direction::Out), d.conn(gone).key(Direction::Out), "the same reply key");
+        d.index_reply_keys();
+        assert_eq!(d.lookup(&key("1.2.3.4", 2, 80)), None, "the FNAT connection went");
+        assert_eq!(d.lookup(&d.conn(nat).key(Direction::Out)), Some((nat, Direction::Out)));
+        assert_eq!((d.stats().exists, d.conns().len()), (1, 2));
+        assert_eq!(d.pools().usage(lip).conns, 1, "its port released");
+        let counters = Arc::clone(d.snapshot().service(0).dests()[0].counters());
+        assert_eq!(counters.inactive(), 1, "unbound from its server");
     }
 
     #[test]

@@ -341,6 +341,9 @@ pub struct TableStats {
     pub inserted: u64,
     /// Inserts refused: full, with nothing expired to reclaim and no half-open to shed.
     pub refused_full: u64,
+    /// Inserts refused because a key belongs to a live connection: at once, or, for a
+    /// reply key held back ([`ConnTable::defer_reply_keys`]), when it is indexed (the
+    /// connection then goes).
     pub refused_exists: u64,
     /// Removed by expiry (and by [`ConnTable::remove_now`]).
     pub expired: u64,
@@ -397,6 +400,34 @@ pub struct ConnTable<A> {
     /// The PROXY header state of the connections that send one, by connection id; empty
     /// until some service asks for it ([`ConnTable::enable_proxy_headers`]).
     headers: HugeVec<HeaderState>,
+    /// New FNAT connections whose reply key is not in the index yet
+    /// ([`ConnTable::defer_reply_keys`]).
+    deferred: DeferredReplies,
+}
+
+/// The most reply keys [`ConnTable::defer_reply_keys`] holds back: a staged burst's
+/// new connections. An insert past them indexes its reply key at once.
+pub const DEFERRED_REPLY_KEYS: usize = 32;
+
+/// Reply keys held back, by connection, with their hashes.
+#[derive(Debug)]
+struct DeferredReplies {
+    /// Whether inserts hold their reply keys back.
+    on: bool,
+    len: usize,
+    ids: [ConnId; DEFERRED_REPLY_KEYS],
+    hashes: [u64; DEFERRED_REPLY_KEYS],
+}
+
+impl DeferredReplies {
+    /// Whether connection `id`'s reply key is held back; if so, it is no longer.
+    fn take_out(&mut self, id: ConnId) -> bool {
+        let Some(i) = self.ids[..self.len].iter().position(|&d| d == id) else { return false };
+        self.len -= 1;
+        self.ids.copy_within(i + 1..=self.len, i);
+        self.hashes.copy_within(i + 1..=self.len, i);
+        true
+    }
 }
 
 /// The most connections [`ConnTable::drain_sync_due`] holds between two calls: more state
@@ -428,6 +459,12 @@ impl<A: Family> ConnTable<A> {
             timeouts: Timeouts::default(),
             stats: TableStats::default(),
             sync_due: Vec::with_capacity(SYNC_DUE_CAPACITY),
+            deferred: DeferredReplies {
+                on: false,
+                len: 0,
+                ids: [0; DEFERRED_REPLY_KEYS],
+                hashes: [0; DEFERRED_REPLY_KEYS],
+            },
             headers: HugeVec::new(),
         }
     }
@@ -599,6 +636,65 @@ impl<A: Family> ConnTable<A> {
         self.insert_new(c, Some(hin), now)
     }
 
+    /// From here until [`ConnTable::index_reply_keys`], a new FNAT connection's reply
+    /// key is held back from the index, up to [`DEFERRED_REPLY_KEYS`] of them: its
+    /// index line is prefetched, and written when the burst's other packets have
+    /// been through (the staged pipeline, `worker/pipeline/burst.rs`). With millions
+    /// of connections that line is a cache miss which no earlier stage can start (the
+    /// key holds the local port the new connection takes), and held back, the misses
+    /// of a burst's new connections overlap.
+    ///
+    /// Meanwhile a lookup of such a reply key finds nothing, which is right: the real
+    /// server has not had the connection's first packet yet, so nothing it sends
+    /// answers it. The client's key is indexed at once, so the client's packets find
+    /// it, and removing the connection removes what was indexed.
+    ///
+    /// The insert does not look for the reply key first, as it does otherwise: its
+    /// local port, which the worker's port pool lends to one connection at a time,
+    /// makes it unique. [`ConnTable::index_reply_keys`] checks all the same.
+    #[inline(always)]
+    pub fn defer_reply_keys(&mut self) {
+        self.deferred.on = true;
+    }
+
+    /// Whether some reply key is held back ([`ConnTable::defer_reply_keys`]).
+    #[inline(always)]
+    pub fn holds_reply_keys_back(&self) -> bool {
+        self.deferred.len != 0
+    }
+
+    /// Holds no more reply keys back; none is held ([`ConnTable::holds_reply_keys_back`]).
+    #[inline(always)]
+    pub fn stop_deferring(&mut self) {
+        debug_assert_eq!(self.deferred.len, 0, "reply keys held back");
+        self.deferred.on = false;
+    }
+
+    /// Indexes the reply keys held back since [`ConnTable::defer_reply_keys`], and
+    /// holds no more back. A reply key found in the index already (a local port
+    /// lent twice: a bug elsewhere) cannot be indexed: its connection is removed,
+    /// `on_clash` called with it just before (to release its port and template),
+    /// and counted as refused. Returns how many were.
+    pub fn index_reply_keys(&mut self, mut on_clash: impl FnMut(&Conn<A>)) -> usize {
+        self.deferred.on = false;
+        let n = std::mem::take(&mut self.deferred.len);
+        let mut clashes = 0;
+        for i in 0..n {
+            let (id, h) = (self.deferred.ids[i], self.deferred.hashes[i]);
+            match self.probe(&self.entries[id as usize].key(Direction::Out), h) {
+                Err(slot) => self.index[slot] = h << (IDX_BITS + 1) | 1 << IDX_BITS | id as u64,
+                Ok(_) => {
+                    clashes += 1;
+                    self.stats.refused_exists += 1;
+                    self.unfile(id);
+                    on_clash(&self.entries[id as usize]);
+                    self.remove_unreplied(id);
+                }
+            }
+        }
+        clashes
+    }
+
     #[inline(always)]
     fn insert_new(&mut self, c: NewConn<A>, hin: Option<KeyHash>, now: u32) -> Result<ConnId, InsertError> {
         let state = match c.proto {
@@ -681,6 +777,12 @@ impl<A: Family> ConnTable<A> {
         // DR and TUN replies bypass the gateway: their reply key is never looked up,
         // so only the client's key is indexed.
         let both_ways = conn.method.sees_replies();
+        // Only FNAT's reply key waits: its local port makes it unique (see
+        // `defer_reply_keys`). A NAT connection's reply key is the client's
+        // address and port toward the server, which another client connection
+        // may hold: that clash must refuse the connection before its packet goes.
+        let defer =
+            self.deferred.on && conn.method == ForwardMethod::FullNat && self.deferred.len < DEFERRED_REPLY_KEYS;
         let (kin, kout) = (conn.key(Direction::In), conn.key(Direction::Out));
         let hin = match hin {
             Some(h) => {
@@ -691,7 +793,7 @@ impl<A: Family> ConnTable<A> {
         };
         let hout = if both_ways { self.hash(&kout) } else { 0 };
         let pin = self.probe(&kin, hin);
-        let pout = if both_ways { self.probe(&kout, hout) } else { Err(0) };
+        let pout = if both_ways && !defer { self.probe(&kout, hout) } else { Err(0) };
         let (Err(pin), Err(pout)) = (pin, pout) else {
             self.stats.refused_exists += 1;
             return Err(InsertError::Exists);
@@ -724,7 +826,12 @@ impl<A: Family> ConnTable<A> {
         e.dest = Some(c.dest);
         let expires = e.expires;
         self.index[pin] = hin << (IDX_BITS + 1) | id as u64;
-        if both_ways {
+        if defer {
+            let d = &mut self.deferred;
+            (d.ids[d.len], d.hashes[d.len]) = (id, hout);
+            d.len += 1;
+            crate::dpdk::prefetch::prefetch(self.index.as_ptr().wrapping_add(self.home(hout)));
+        } else if both_ways {
             // The in key may have taken the slot the out key's walk ended at: walk on.
             let mask = self.index.len() - 1;
             let mut pout = pout;
@@ -1001,12 +1108,25 @@ impl<A: Family> ConnTable<A> {
     }
 
     fn remove(&mut self, id: ConnId) {
+        // A connection removed in the burst that made it may have its reply key
+        // held back still: then it is not in the index.
+        let deferred = self.deferred.len != 0 && self.deferred.take_out(id);
+        self.remove_keyed(id, !deferred);
+    }
+
+    /// [`ConnTable::remove`] for a connection whose reply key is not in the index.
+    fn remove_unreplied(&mut self, id: ConnId) {
+        self.remove_keyed(id, false);
+    }
+
+    /// Removes connection `id`, its reply key from the index too if `reply_indexed`.
+    fn remove_keyed(&mut self, id: ConnId, reply_indexed: bool) {
         let (kin, kout, both_ways) = {
             let e = &self.entries[id as usize];
             (e.key(Direction::In), e.key(Direction::Out), e.method.sees_replies())
         };
         self.index_remove(&kin, id);
-        if both_ways {
+        if both_ways && reply_indexed {
             self.index_remove(&kout, id);
         }
         let e = &mut self.entries[id as usize];
@@ -1549,6 +1669,167 @@ mod tests {
         t.install(conn(1, 1, 1, &dest), State::SynRecv, 10, Proxy::Off).unwrap();
         t.expire(100, usize::MAX, |_| {});
         assert_eq!(passive(&dest), (0, 0, 0, 0, 0));
+    }
+
+    #[test]
+    fn a_held_back_reply_key_is_found_once_indexed() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::<Ipv4Addr>::new(16, 0);
+        t.defer_reply_keys();
+        let id = t.insert(conn(1, 1, 1000, &dest), 0).unwrap();
+        let (kin, kout) = (t.get(id).key(Direction::In), t.get(id).key(Direction::Out));
+        assert_eq!(t.lookup(&kin), Some((id, Direction::In)), "the client's key at once");
+        assert_eq!(t.lookup(&kout), None, "the reply key held back");
+        assert!(t.holds_reply_keys_back());
+        assert_eq!(t.index_reply_keys(|_| panic!("no clash")), 0);
+        assert_eq!(t.lookup(&kout), Some((id, Direction::Out)));
+        assert!(!t.holds_reply_keys_back());
+        // No longer deferring: the next insert indexes both keys.
+        let id = t.insert(conn(2, 1, 1001, &dest), 0).unwrap();
+        assert_eq!(t.lookup(&t.get(id).key(Direction::Out)), Some((id, Direction::Out)));
+        assert_eq!(dest.inactive(), 2);
+    }
+
+    #[test]
+    fn a_nat_reply_key_is_never_held_back_so_its_clash_refuses_at_once() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::<Ipv4Addr>::new(16, 0);
+        // NAT keeps the client's address and port toward the server: two VIPs on
+        // one server give two connections the same reply key.
+        let nat = |vip: u8| NewConn {
+            vaddr: Ipv4Addr::new(10, 0, 0, vip),
+            laddr: Ipv4Addr::from(7),
+            lport: 4000,
+            method: ForwardMethod::Masq,
+            ..conn(7, 4000, 4000, &dest)
+        };
+        t.defer_reply_keys();
+        let id = t.insert(nat(1), 0).unwrap();
+        assert_eq!(t.lookup(&t.get(id).key(Direction::Out)), Some((id, Direction::Out)));
+        assert_eq!(t.insert(nat(2), 0), Err(InsertError::Exists));
+        assert!(!t.holds_reply_keys_back());
+        assert_eq!(t.index_reply_keys(|_| panic!("no clash")), 0);
+        assert_eq!(dest.inactive(), 1);
+    }
+
+    #[test]
+    fn a_held_back_reply_key_that_clashes_removes_its_connection() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::<Ipv4Addr>::new(16, 0);
+        let first = t.insert(conn(1, 1, 1000, &dest), 0).unwrap();
+        t.defer_reply_keys();
+        // Local port 1000 lent twice: the insert cannot tell while it defers.
+        let second = t.insert(conn(2, 1, 1000, &dest), 0).unwrap();
+        let kin = t.get(second).key(Direction::In);
+        let mut released = vec![];
+        assert_eq!(t.index_reply_keys(|c| released.push((c.client, c.lport))), 1);
+        assert_eq!(released, [(Ipv4Addr::from(2), 1000)]);
+        assert_eq!(t.lookup(&kin), None, "the clashing connection is gone");
+        let kout = t.get(first).key(Direction::Out);
+        assert_eq!(t.lookup(&kout), Some((first, Direction::Out)), "the first keeps its reply key");
+        assert_eq!((t.len(), t.stats().refused_exists, dest.inactive()), (1, 1, 1));
+        // Its timer went too: nothing of it expires later.
+        assert_eq!(t.expire(1000, usize::MAX, |c| assert_eq!(c.client, Ipv4Addr::from(1))), 1);
+        assert_eq!(t.len(), 0);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Held {
+        Defer,
+        Index,
+        Insert(u8, u8),
+        Remove(u8),
+    }
+
+    fn held() -> impl Strategy<Value = Held> {
+        prop_oneof![
+            1 => Just(Held::Defer),
+            1 => Just(Held::Index),
+            6 => (0u8..40, 0u8..24).prop_map(|(c, l)| Held::Insert(c, l)),
+            2 => (0u8..40).prop_map(Held::Remove),
+        ]
+    }
+
+    proptest! {
+        /// Reply keys held back ([`ConnTable::defer_reply_keys`]) against a model:
+        /// the client's key is found at once, the reply key only once indexed, a
+        /// connection removed meanwhile leaves nothing behind (its id reused or not),
+        /// and a reply key that clashes when indexed removes its own connection.
+        #[test]
+        fn held_back_reply_keys_are_indexed_or_their_connection_removed(ops in proptest::collection::vec(held(), 1..200)) {
+            let dest = Arc::new(DestCounters::default());
+            let mut t = ConnTable::<Ipv4Addr>::new(32, 0);
+            // client -> (lport, id, reply key indexed)
+            let mut model: HashMap<u8, (u16, ConnId, bool)> = HashMap::new();
+            // Clients whose reply keys are held back, in insert order.
+            let mut held: Vec<u8> = vec![];
+            let mut deferring = false;
+            for op in ops {
+                match op {
+                    Held::Defer => {
+                        t.defer_reply_keys();
+                        deferring = true;
+                    }
+                    Held::Index => {
+                        let mut removed = vec![];
+                        let clashes = t.index_reply_keys(|c| removed.push(u32::from(c.client) as u8));
+                        let mut want = vec![];
+                        for c in held.drain(..) {
+                            let lport = model[&c].0;
+                            if model.values().any(|v| v.2 && v.0 == lport) {
+                                want.push(c);
+                                model.remove(&c);
+                            } else {
+                                model.get_mut(&c).unwrap().2 = true;
+                            }
+                        }
+                        prop_assert_eq!(clashes, want.len());
+                        prop_assert_eq!(removed, want);
+                        deferring = false;
+                    }
+                    Held::Insert(c, l) => {
+                        let lport = 1000 + u16::from(l);
+                        let r = t.insert(conn(u32::from(c), 1, lport, &dest), 0);
+                        // Held back, the reply key is not looked for.
+                        let taken = |indexed_only: bool| model.values().any(|v| v.0 == lport && (v.2 || !indexed_only));
+                        let clash = model.contains_key(&c) || (!deferring && taken(false)) || (held.len() == DEFERRED_REPLY_KEYS && taken(true));
+                        match r {
+                            Ok(id) => {
+                                prop_assert!(!clash && model.len() < 32, "{:?}", op);
+                                let held_back = deferring && held.len() < DEFERRED_REPLY_KEYS;
+                                model.insert(c, (lport, id, !held_back));
+                                if held_back {
+                                    held.push(c);
+                                }
+                            }
+                            Err(InsertError::Exists) => prop_assert!(clash),
+                            Err(InsertError::Full) => prop_assert!(!clash && model.len() == 32),
+                        }
+                    }
+                    Held::Remove(c) => {
+                        if let Some((_, id, _)) = model.remove(&c) {
+                            t.remove_now(id, |_| {});
+                            held.retain(|&h| h != c);
+                        }
+                    }
+                }
+                prop_assert_eq!(t.len(), model.len());
+                prop_assert_eq!(dest.inactive() as usize, model.len());
+                prop_assert_eq!(t.holds_reply_keys_back(), !held.is_empty());
+                for (&c, &(lport, id, indexed)) in &model {
+                    let e = t.get(id);
+                    prop_assert_eq!((u32::from(e.client) as u8, e.lport), (c, lport));
+                    prop_assert_eq!(t.lookup(&e.key(Direction::In)), Some((id, Direction::In)));
+                    let reply = t.lookup(&e.key(Direction::Out));
+                    if indexed {
+                        prop_assert_eq!(reply, Some((id, Direction::Out)));
+                    } else {
+                        // Not found, or a clash's other connection.
+                        prop_assert!(reply.is_none_or(|(other, _)| other != id));
+                    }
+                }
+            }
+        }
     }
 
     #[derive(Debug, Clone)]

@@ -10,7 +10,12 @@
 //!    ([`Worker::dispatch`]): the lookup finds the index and entry in cache,
 //!    and whatever a packet needs beyond the connection (a new one, ARP,
 //!    ICMP, the SYN proxy, a redirect) happens there, on its own path, as it
-//!    did packet by packet.
+//!    did packet by packet. A new FNAT connection's reply key alone waits
+//!    for the end of the stage to go into the index, its line prefetched
+//!    ([`ConnTable::defer_reply_keys`]): that key holds the local port the
+//!    connection takes, so no earlier stage could have prefetched it.
+//!
+//! [`ConnTable::defer_reply_keys`]: crate::conn::table::ConnTable::defer_reply_keys
 //!
 //! Only pure work moves ahead of stage 4: classification reads the frame, and
 //! a key's hash depends on the key and the table's seed, never on the table's
@@ -162,10 +167,16 @@ impl<F: Frame> Worker<F> {
                     _ => {}
                 }
             }
-            // 4. Each frame where it goes, in arrival order.
+            // 4. Each frame where it goes, in arrival order. The new
+            // connections' reply keys, whose index lines no stage before could
+            // prefetch, are indexed at the end, their lines prefetched meanwhile.
+            self.director.defer_reply_keys();
+            self.v6.director.defer_reply_keys();
             for (((frame, &c), &h), &p) in frames.take_front(n).zip(&classified).zip(&hashes).zip(&ports) {
                 self.dispatch(frame, c, Some(h), Arrival { port: p, now }, io);
             }
+            self.director.index_reply_keys();
+            self.v6.director.index_reply_keys();
         }
     }
 
