@@ -674,7 +674,7 @@ impl<A: Family> ConnTable<A> {
     /// holds no more back. A reply key found in the index already (a local port
     /// lent twice: a bug elsewhere) cannot be indexed: its connection is removed,
     /// `on_clash` called with it just before (to release its port and template),
-    /// and counted as refused. Returns how many were.
+    /// and counted as refused. Returns how many clashed.
     pub fn index_reply_keys(&mut self, mut on_clash: impl FnMut(&Conn<A>)) -> usize {
         self.deferred.on = false;
         let n = std::mem::take(&mut self.deferred.len);
