@@ -120,6 +120,49 @@ fn fnat_large_download_and_a_thousand_concurrent_connections() {
     topo.stop();
 }
 
+/// Every burst in stages (`"staged_from": 0`), as a worker past 32k live
+/// connections takes them: rr over real servers, a download checked byte for
+/// byte, and a few hundred concurrent connections, whose SYNs share bursts (a
+/// burst's new connections index their reply keys at its end).
+#[test]
+fn fnat_with_every_burst_staged() {
+    let opts = Options { extra_config: r#""staged_from": 0"#.into(), ..Options::default() };
+    let mut topo = Topology::start("stg", opts);
+    assert!(topo.gatewayd_log().contains("bursts staged from 0 live connections"), "{}", topo.gatewayd_log());
+    let nginx = topo.nginx(&rips(3), true);
+    fnat_service(&topo, "rr", 3);
+    let who = format!("http://{VIP}/who");
+    topo.wait_for_service(&who);
+
+    let answers = topo.curl_many(None, &who, 6);
+    for window in answers.chunks(3) {
+        let mut w = window.to_vec();
+        w.sort();
+        assert_eq!(w, ["rs1", "rs2", "rs3"], "rr rotates over the three servers: {answers:?}");
+    }
+
+    let blob = topo.www().join("blob");
+    gateway_e2e::random_file(&blob, "20M");
+    let got = topo.dir().join("got");
+    let download = topo
+        .client
+        .output("curl", &["-sS", "--max-time", "60", "-o", got.to_str().unwrap(), &format!("http://{VIP}/blob")]);
+    assert!(download.status.success(), "download: {}", String::from_utf8_lossy(&download.stderr));
+    assert_eq!(gateway_e2e::sha256(&got), gateway_e2e::sha256(&blob), "the download arrives intact");
+
+    let before = topo.worker_counter("new connections");
+    let wrk = topo.client.sh(&format!("ulimit -n 4096 && exec wrk -t2 -c300 -d2s --timeout 10s http://{VIP}/who"));
+    let out = String::from_utf8_lossy(&wrk.stdout).into_owned();
+    assert!(wrk.status.success(), "wrk: {out}{}", String::from_utf8_lossy(&wrk.stderr));
+    let wrk = WrkSummary::parse(&out);
+    assert_eq!((wrk.socket_errors, wrk.non_2xx), (0, 0), "no socket errors, only 2xx answers:\n{out}");
+    assert!(wrk.requests >= 300, "every connection was answered:\n{out}");
+    let opened = topo.worker_counter("new connections") - before;
+    assert!(opened >= 300, "wrk's connections crossed the gateway as {opened} new connections:\n{out}");
+    drop(nginx);
+    topo.stop();
+}
+
 #[test]
 fn fnat_udp_round_robin_with_the_local_address_as_source() {
     let mut topo = Topology::start("udp", Options::default());

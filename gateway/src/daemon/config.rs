@@ -39,6 +39,11 @@ pub struct Config {
     /// Connections per worker.
     #[serde(default = "default_conn_capacity")]
     pub conn_capacity: u32,
+    /// Live connections of a worker (both families) from which it takes each rx burst
+    /// in stages, prefetching the connections' lines ahead (see
+    /// [`crate::worker::WorkerConfig::staged_from`]); 0 stages every burst.
+    #[serde(default = "default_staged_from")]
+    pub staged_from: u64,
     /// Mbufs in the pool (default: enough for every queue plus traffic).
     #[serde(default)]
     pub mbufs: Option<u32>,
@@ -290,6 +295,10 @@ pub struct TimeoutsSpec {
     /// `syn_recv`).
     #[serde(default)]
     pub syn_recv: u32,
+}
+
+fn default_staged_from() -> u64 {
+    crate::worker::STAGED_FROM
 }
 
 fn default_conn_capacity() -> u32 {
@@ -754,6 +763,8 @@ mod tests {
             (r#", "idle": "spin""#, "\"idle\": \"spin\" is not an idle mode (one of poll, sleep)"),
             (r#", "idle": "Sleep""#, "\"idle\": \"Sleep\" is not an idle mode"),
             (r#", "idle": true"#, "invalid type: boolean `true`, expected a string"),
+            (r#", "staged_from": -1"#, "invalid value: integer `-1`, expected u64 at line 2"),
+            (r#", "staged_from": "never""#, "invalid type: string \"never\", expected u64 at line 2"),
             (
                 r#", "kernel_rate": {"control": 0}"#,
                 "\"kernel_rate\".\"control\": 0 is not in 1..=1000000 (packets per second per port)",
@@ -921,6 +932,15 @@ mod tests {
         assert_eq!(parse(""), log::LevelFilter::Info);
         assert_eq!(parse(r#", "log_level": "debug""#), log::LevelFilter::Debug);
         assert_eq!(parse(r#", "log_level": "error""#), log::LevelFilter::Error);
+    }
+
+    #[test]
+    fn bursts_are_staged_from_32k_connections_unless_told_otherwise() {
+        let parse =
+            |members: &str| Config::parse(&format!(r#"{{"eal": [], {TWO_PORTS}{members}}}"#)).map(|c| c.staged_from);
+        assert_eq!(parse(""), Ok(32768));
+        assert_eq!(parse(r#", "staged_from": 0"#), Ok(0));
+        assert_eq!(parse(r#", "staged_from": 1000000"#), Ok(1_000_000));
     }
 
     #[test]

@@ -403,17 +403,19 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
         let w = w as u16;
         let mut cfg = WorkerConfig::new(w, workers);
         cfg.conn_capacity = config.conn_capacity;
+        cfg.staged_from = config.staged_from;
         cfg.synproxy = synproxy;
         cfg.kernel_rate = kernel_rate;
         let mut worker = Worker::new(&cfg, first.services.clone(), first.net.clone(), 1).map_err(|e| e.to_string())?;
         // Whether the tables got their huge pages (conn::table, dpdk::hugemem): a lookup
         // costs a page walk more on small pages, so say it once, at start.
         log::info!(
-            "gatewayd: worker {w}: connection tables of {} connections: IPv4 {}, IPv6 {} (transparent huge pages: {})",
+            "gatewayd: worker {w}: connection tables of {} connections: IPv4 {}, IPv6 {} (transparent huge pages: {}); bursts staged from {} live connections",
             worker.director().conns().capacity(),
             worker.director().conns().backing(),
             worker.director6().conns().backing(),
             crate::dpdk::hugemem::transparent_huge_pages().as_deref().unwrap_or("none"),
+            config.staged_from,
         );
         worker.switch(first.services.clone(), first.net.clone());
         worker.set_sync(sync_worker_queues.next().expect("one set of sync queues per worker"));

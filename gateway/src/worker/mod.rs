@@ -15,4 +15,4 @@ pub mod watchdog;
 mod tests;
 
 pub use counters::{Counter, Discard, WorkerCounters};
-pub use pipeline::{FrameBurst, Io, Worker, WorkerConfig, WorkerError, STAGE};
+pub use pipeline::{FrameBurst, Io, Worker, WorkerConfig, WorkerError, STAGE, STAGED_FROM};
