@@ -633,6 +633,23 @@ impl Topology {
         self.dir.join("www")
     }
 
+    /// Serves `len` bytes of incompressible data (`head -c`'s syntax: `"20M"`)
+    /// from the real servers' directory, downloads them from the client
+    /// through VIP:80 with curl (at most `max_secs`), and asserts they arrive
+    /// intact, compared by SHA-256. Both files are gone afterwards.
+    pub fn download_intact(&self, len: &str, max_secs: u32) {
+        let blob = self.www().join("blob");
+        crate::random_file(&blob, len);
+        let got = self.dir.join("got");
+        let url = format!("http://{VIP}/blob");
+        let max_time = max_secs.to_string();
+        let download = self.client.output("curl", &["-sS", "--max-time", &max_time, "-o", got.to_str().unwrap(), &url]);
+        assert!(download.status.success(), "download: {}", String::from_utf8_lossy(&download.stderr));
+        assert_eq!(crate::sha256(&got), crate::sha256(&blob), "the download of {len} arrives intact");
+        let _ = std::fs::remove_file(&got);
+        let _ = std::fs::remove_file(&blob);
+    }
+
     /// The requests nginx's real server N (1-based) logged: (client, status) per line.
     pub fn access_log(&self, n: usize) -> Vec<(String, u16)> {
         self.access_log_ports(n).into_iter().map(|(addr, status, _)| (addr, status)).collect()

@@ -19,14 +19,7 @@ fn fnat_over_af_packet_on_veth() {
     }
 
     // 20 MB compared by checksum.
-    let blob = topo.www().join("blob");
-    gateway_e2e::random_file(&blob, "20M");
-    let got = topo.dir().join("got");
-    let download = topo
-        .client
-        .output("curl", &["-sS", "--max-time", "60", "-o", got.to_str().unwrap(), &format!("http://{VIP}/blob")]);
-    assert!(download.status.success(), "download: {}", String::from_utf8_lossy(&download.stderr));
-    assert_eq!(gateway_e2e::sha256(&got), gateway_e2e::sha256(&blob), "the download arrives intact");
+    topo.download_intact("20M", 60);
 
     let wrk = topo.client.sh(&format!("ulimit -n 20000 && exec wrk -t2 -c200 -d2s --timeout 10s http://{VIP}/who"));
     let out = String::from_utf8_lossy(&wrk.stdout).into_owned();

@@ -92,17 +92,7 @@ fn fnat_large_download_and_a_thousand_concurrent_connections() {
     topo.wait_for_service(&format!("http://{VIP}/who"));
 
     // 100 MB of incompressible bytes, compared by checksum.
-    let blob = topo.www().join("blob");
-    gateway_e2e::random_file(&blob, "100M");
-    let got = topo.dir().join("got");
-    let download = topo
-        .client
-        .output("curl", &["-sS", "--max-time", "90", "-o", got.to_str().unwrap(), &format!("http://{VIP}/blob")]);
-    assert!(download.status.success(), "download: {}", String::from_utf8_lossy(&download.stderr));
-    assert_eq!(std::fs::metadata(&got).unwrap().len(), 100 << 20, "download length");
-    assert_eq!(gateway_e2e::sha256(&got), gateway_e2e::sha256(&blob), "the download arrives intact");
-    let _ = std::fs::remove_file(&got);
-    let _ = std::fs::remove_file(&blob);
+    topo.download_intact("100M", 90);
 
     // A thousand concurrent keep-alive connections for a few seconds.
     let before = topo.worker_counter("new connections");
@@ -141,14 +131,7 @@ fn fnat_with_every_burst_staged() {
         assert_eq!(w, ["rs1", "rs2", "rs3"], "rr rotates over the three servers: {answers:?}");
     }
 
-    let blob = topo.www().join("blob");
-    gateway_e2e::random_file(&blob, "20M");
-    let got = topo.dir().join("got");
-    let download = topo
-        .client
-        .output("curl", &["-sS", "--max-time", "60", "-o", got.to_str().unwrap(), &format!("http://{VIP}/blob")]);
-    assert!(download.status.success(), "download: {}", String::from_utf8_lossy(&download.stderr));
-    assert_eq!(gateway_e2e::sha256(&got), gateway_e2e::sha256(&blob), "the download arrives intact");
+    topo.download_intact("20M", 60);
 
     let before = topo.worker_counter("new connections");
     let wrk = topo.client.sh(&format!("ulimit -n 4096 && exec wrk -t2 -c300 -d2s --timeout 10s http://{VIP}/who"));
