@@ -216,17 +216,7 @@ impl<A: Family> Director<A> {
     /// Indexes the reply keys held back since [`Director::defer_reply_keys`]. A
     /// connection whose key cannot be (its local port was lent twice) goes, its port
     /// and template released, counted as `exists`.
-    #[inline(always)]
     pub fn index_reply_keys(&mut self) {
-        if self.conns.holds_reply_keys_back() {
-            self.index_held_reply_keys();
-        } else {
-            self.conns.stop_deferring();
-        }
-    }
-
-    #[inline(never)]
-    fn index_held_reply_keys(&mut self) {
         let (pools, persist) = (&mut self.pools, &mut self.persist);
         let clashes = self.conns.index_reply_keys(|c| release(pools, persist, c));
         self.stats.exists += clashes as u64;
