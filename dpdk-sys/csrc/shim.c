@@ -9,11 +9,9 @@ struct rte_mbuf *gw_pktmbuf_alloc(struct rte_mempool *mp) { return rte_pktmbuf_a
 int gw_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned count)
 { return rte_pktmbuf_alloc_bulk(mp, mbufs, count); }
 void gw_pktmbuf_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }
-char *gw_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_prepend(m, len); }
 char *gw_pktmbuf_adj(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_adj(m, len); }
 char *gw_pktmbuf_append(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_append(m, len); }
 int gw_pktmbuf_trim(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_trim(m, len); }
-uint16_t gw_pktmbuf_headroom(const struct rte_mbuf *m) { return rte_pktmbuf_headroom(m); }
 uint16_t gw_pktmbuf_tailroom(const struct rte_mbuf *m) { return rte_pktmbuf_tailroom(m); }
 uint32_t gw_pktmbuf_rss_hash(const struct rte_mbuf *m) { return m->hash.rss; }
 uint64_t gw_pktmbuf_tx_offload(const struct rte_mbuf *m) { return m->tx_offload; }

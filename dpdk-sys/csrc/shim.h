@@ -24,11 +24,9 @@ uint16_t gw_eth_tx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **
 struct rte_mbuf *gw_pktmbuf_alloc(struct rte_mempool *mp);
 int gw_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned count);
 void gw_pktmbuf_free(struct rte_mbuf *m);
-char *gw_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
 char *gw_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 char *gw_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 int gw_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
-uint16_t gw_pktmbuf_headroom(const struct rte_mbuf *m);
 uint16_t gw_pktmbuf_tailroom(const struct rte_mbuf *m);
 uint32_t gw_pktmbuf_rss_hash(const struct rte_mbuf *m);
 uint64_t gw_pktmbuf_tx_offload(const struct rte_mbuf *m);

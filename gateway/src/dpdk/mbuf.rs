@@ -46,6 +46,12 @@ impl Mbuf {
         self.raw().nb_segs
     }
 
+    /// The length of the whole packet, over every segment: the data's
+    /// length for the single-segment mbufs the pipeline handles.
+    pub fn packet_len(&self) -> u32 {
+        self.raw().pkt_len
+    }
+
     /// The port the mbuf was received on.
     pub fn port(&self) -> u16 {
         self.raw().port
@@ -103,9 +109,10 @@ impl Frame for Mbuf {
         }
     }
 
+    #[inline]
     fn headroom(&self) -> usize {
-        // SAFETY: reads fields of an owned, valid mbuf.
-        unsafe { dpdk_sys::gw_pktmbuf_headroom(self.0.as_ptr()) as usize }
+        // rte_pktmbuf_headroom: the data starts data_off bytes into the buffer.
+        usize::from(self.raw().data_off)
     }
 
     fn tailroom(&self) -> usize {
@@ -113,17 +120,25 @@ impl Frame for Mbuf {
         unsafe { dpdk_sys::gw_pktmbuf_tailroom(self.0.as_ptr()) as usize }
     }
 
+    /// rte_pktmbuf_prepend, written out: a TOA's insertion grows every
+    /// handshake's SYN and completing ACK at the front, and through the C
+    /// shim that took two calls across the FFI (the headroom, then the
+    /// prepend), neither inlinable.
+    #[inline]
     fn prepend(&mut self, n: usize) -> Result<(), FrameError> {
-        let err = FrameError::NoHeadroom { wanted: n, available: self.headroom() };
-        let n = to_u16(n).ok_or(err)?;
-        // SAFETY: owned, valid mbuf; prepend checks the headroom and returns
-        // NULL (changing nothing) when it is too small.
-        let p = unsafe { dpdk_sys::gw_pktmbuf_prepend(self.0.as_ptr(), n) };
-        if p.is_null() {
-            Err(err)
-        } else {
-            Ok(())
+        // SAFETY: we own a valid mbuf, and `&mut self` guarantees exclusive access.
+        let m = unsafe { self.0.as_mut() };
+        let available = usize::from(m.data_off);
+        if n > available {
+            return Err(FrameError::NoHeadroom { wanted: n, available });
         }
+        // n <= data_off, a u16; data_off + data_len <= buf_len, a u16 too, so
+        // the first segment's new length fits.
+        let grown = n as u16;
+        m.data_off -= grown;
+        m.data_len += grown;
+        m.pkt_len += u32::from(grown);
+        Ok(())
     }
 
     fn adj(&mut self, n: usize) -> Result<(), FrameError> {
