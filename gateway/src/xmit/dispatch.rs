@@ -30,9 +30,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::conn::Direction;
 use crate::frame::Frame;
 use crate::model::ForwardMethod;
+use crate::wire::tcp::toa_bytes;
 use crate::wire::{ip_proto, Ipv4Meta, Ipv6Meta};
 
-use super::tcp_opts::{insert_toa, insert_toa_v6, ToaOutcome};
+use super::tcp_opts::{insert_toa_v6, translate_inserting, ToaOutcome};
 use super::{translate, translate_v6, IcmpErrorRewrite, Offload, Translation, XmitError};
 
 /// An address (`Ipv4Addr` or `Ipv6Addr`) and port.
@@ -183,13 +184,13 @@ impl Endpoints<Ipv4Addr> {
         };
         // One arm per shape, so each is compiled with its endpoints known.
         match (self.src, self.dst, self.toa) {
-            (Some(s), Some(d), Some((client, port))) => {
+            (Some(s), Some(d), Some((client, port))) if with_toa && meta.protocol == ip_proto::TCP => {
+                let toa = || toa_bytes(port, client);
+                return translate_inserting(frame, meta, at.mtu, at.offload, || Ok(build(Some(s), Some(d))), toa);
+            }
+            (Some(s), Some(d), Some(_)) => {
                 translate(frame, meta, at.offload, || Ok(build(Some(s), Some(d))))?;
-                return Ok(match meta.protocol {
-                    ip_proto::TCP if with_toa => insert_toa(frame, meta, port, client.octets(), at.mtu, at.offload),
-                    _ if with_toa => ToaOutcome::NotApplicable,
-                    _ => ToaOutcome::NotRequested,
-                });
+                return Ok(if with_toa { ToaOutcome::NotApplicable } else { ToaOutcome::NotRequested });
             }
             (Some(s), Some(d), None) => translate(frame, meta, at.offload, || Ok(build(Some(s), Some(d))))?,
             (None, Some(d), _) => translate(frame, meta, at.offload, || Ok(build(None, Some(d))))?,
@@ -256,6 +257,7 @@ mod tests {
     use crate::wire::tcp::flags;
     use crate::xmit::test_support::*;
     use crate::xmit::{fnat, nat, FnatRewrite, NatRewrite, Toa};
+    use proptest::prelude::*;
 
     const ENDS: Ends =
         Ends { client: (CLIENT, 40000), virtual_service: (VIP, 80), local: (LIP, 5001), real_server: (RIP, 8080) };
@@ -372,6 +374,81 @@ mod tests {
     }
 
     /// IPv6: the same dispatch over `Ends<Ipv6Addr>`.
+    /// Option blocks a segment may carry: none, Linux's NOP NOP TS,
+    /// TS then SACK, a lone NOP before TS (odd offsets), MSS and SACK-
+    /// permitted of a SYN.
+    fn options() -> impl Strategy<Value = Vec<u8>> {
+        (any::<[u32; 4]>(), 0usize..5).prop_map(|(w, shape)| {
+            let ts: Vec<u8> = [w[0], w[1]].iter().flat_map(|v| v.to_be_bytes()).collect();
+            let sack: Vec<u8> = [w[2], w[3]].iter().flat_map(|v| v.to_be_bytes()).collect();
+            match shape {
+                0 => vec![],
+                1 => [&[1, 1, 8, 10][..], &ts].concat(),
+                2 => [&[1, 1, 8, 10][..], &ts, &[1, 1, 5, 10], &sack].concat(),
+                3 => [&[1, 8, 10][..], &ts, &[0]].concat(),
+                _ => vec![2, 4, (w[0] >> 8) as u8, w[0] as u8, 4, 2, 1, 1],
+            }
+        })
+    }
+
+    /// A TOA's insertion folded into the translation
+    /// ([`super::translate_inserting`]) does what translating, then
+    /// inserting, did: the same bytes, lengths, outcome, refusal and offload
+    /// request, whatever the options, room, MTU, TTL, shift and offloads.
+    mod toa_in_one_pass {
+        use super::*;
+        use crate::frame::Frame;
+
+        proptest! {
+            #[test]
+            fn equals_translating_then_inserting(
+                (seq, ack, flag_bits) in (any::<u32>(), any::<u32>(), any::<u8>()),
+                opts in options(),
+                padding in 0usize..6,
+                payload in proptest::collection::vec(any::<u8>(), 0..64),
+                shift in any::<[u32; 4]>(),
+                ttl in prop_oneof![Just(1u8), Just(2u8), any::<u8>()],
+                (mtu_slack, headroom) in (-12i32..12, prop_oneof![Just(0usize), Just(7usize), Just(8usize), Just(128usize)]),
+                (ip_offload, tcp_offload) in (any::<bool>(), any::<bool>()),
+            ) {
+                // Up to 40 bytes of options: padding NOPs fill some blocks
+                // to where no TOA fits.
+                let mut opts = opts;
+                opts.extend(std::iter::repeat_n(1u8, padding * 4));
+                opts.truncate(40 / 4 * 4);
+                opts.truncate(opts.len() / 4 * 4);
+                let mut before = tcp_frame((CLIENT, 40000), (VIP, 80), seq, ack, flag_bits, &opts, &payload);
+                let mut ip = crate::wire::ipv4::Ipv4Packet::new_unchecked(&mut before[14..]);
+                ip.set_ttl(ttl);
+                ip.fill_checksum();
+                let ip_len = before.len() - 14;
+                let mtu = (ip_len as i32 + 8 + mtu_slack).clamp(0, 65535) as u16;
+                let offload = Offload { ipv4_checksum: ip_offload, tcp_checksum: tcp_offload, ..Offload::NONE };
+                let frame = || BufFrame::with_geometry(&before, headroom, before.len() + 64);
+
+                let (mut meta, mut f) = (meta_of(&before), frame());
+                let e = endpoints(ForwardMethod::FullNat, Direction::In);
+                let shifted = Shift { seq: shift[0], ack: shift[1], tsval: shift[2], tsecr: shift[3] };
+                let r = e.translate(&mut f, &mut meta, shifted, true, Egress { mtu, offload });
+
+                let mut rw = FnatRewrite::inbound(LIP.into(), 5001, RIP.into(), 8080);
+                (rw.seq_delta, rw.ack_delta, rw.tsval_delta, rw.tsecr_delta) = (shift[0], shift[1], shift[2], shift[3]);
+                (rw.decrement_ttl, rw.mtu) = (true, mtu);
+                rw.toa = Some(Toa { addr: CLIENT.into(), port: 40000 });
+                let (mut want_meta, mut want) = (meta_of(&before), frame());
+                let want_r = fnat::rewrite(&mut want, &mut want_meta, &rw, offload);
+
+                prop_assert_eq!(r, want_r);
+                prop_assert_eq!(bytes(&f), bytes(&want));
+                prop_assert_eq!(meta, want_meta);
+                prop_assert_eq!(f.tx_offload(), want.tx_offload());
+                if r == Ok(ToaOutcome::Inserted) && !ip_offload && !tcp_offload {
+                    assert_checksums_valid(&bytes(&f));
+                }
+            }
+        }
+    }
+
     mod v6 {
         use super::*;
         use crate::frame::{L4Offload, TxOffload};
@@ -379,7 +456,6 @@ mod tests {
         use crate::wire::checksum;
         use crate::wire::ipv6::ext;
         use crate::wire::tcp::{TcpOption, TcpPacket, TcpRepr};
-        use proptest::prelude::*;
 
         const ENDS6: Ends<Ipv6Addr> = Ends {
             client: (CLIENT6, 40000),
@@ -735,23 +811,6 @@ mod tests {
 
         fn v6_addr() -> impl Strategy<Value = Ipv6Addr> {
             any::<u128>().prop_map(Ipv6Addr::from)
-        }
-
-        /// Option blocks a segment may carry: none, Linux's NOP NOP TS,
-        /// TS then SACK, a lone NOP before TS (odd offsets), MSS and SACK-
-        /// permitted of a SYN.
-        fn options() -> impl Strategy<Value = Vec<u8>> {
-            (any::<[u32; 4]>(), 0usize..5).prop_map(|(w, shape)| {
-                let ts: Vec<u8> = [w[0], w[1]].iter().flat_map(|v| v.to_be_bytes()).collect();
-                let sack: Vec<u8> = [w[2], w[3]].iter().flat_map(|v| v.to_be_bytes()).collect();
-                match shape {
-                    0 => vec![],
-                    1 => [&[1, 1, 8, 10][..], &ts].concat(),
-                    2 => [&[1, 1, 8, 10][..], &ts, &[1, 1, 5, 10], &sack].concat(),
-                    3 => [&[1, 8, 10][..], &ts, &[0]].concat(),
-                    _ => vec![2, 4, (w[0] >> 8) as u8, w[0] as u8, 4, 2, 1, 1],
-                }
-            })
         }
 
         proptest! {

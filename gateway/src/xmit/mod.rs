@@ -200,7 +200,7 @@ pub(crate) fn translate<F: Frame>(
 ) -> Result<(), XmitError> {
     let data = frame.data_mut();
     let t = &build()?;
-    let l4_offload = translate_bytes(data, meta, t, offload)?;
+    let l4_offload = translate_bytes(data, meta, t, offload, Unapplied::NONE)?;
     // A frame fresh from the NIC carries no transmit request, so there is
     // nothing to clear when no offload is used.
     if offload.ipv4_checksum || l4_offload != L4Offload::None {
@@ -209,38 +209,75 @@ pub(crate) fn translate<F: Frame>(
     Ok(())
 }
 
+/// Checksum changes made to a packet before its translation and folded
+/// into the translation's own updates, so that each checksum is updated
+/// once: a TOA's insertion ([`tcp_opts::translate_inserting`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Unapplied {
+    /// To the IPv4 header (its total length).
+    pub header: Delta,
+    /// To the TCP segment (its data offset, the option, the pseudo-header's
+    /// length). A UDP datagram has none: only TCP carries options.
+    pub segment: Delta,
+}
+
+impl Unapplied {
+    pub const NONE: Unapplied = Unapplied { header: Delta::new(), segment: Delta::new() };
+}
+
+/// Whether [`translate_bytes`] refuses the packet `meta` describes: the
+/// refusals it makes before its first write, for a caller that must know
+/// before it changes the frame itself.
 #[inline(always)]
-fn translate_bytes(
+pub(crate) fn check_translation(data: &[u8], meta: &Ipv4Meta, t: &Translation) -> Result<(), XmitError> {
+    let l3 = meta.l3_offset();
+    let total = meta.ip_total_len();
+    let len = data.len();
+    let Some(packet) = data.get(l3..l3 + total) else { return Err(XmitError::Truncated { needed: l3 + total, len }) };
+    if usize::from(meta.l3_len) < ipv4::MIN_HEADER_LEN {
+        return Err(XmitError::Truncated { needed: l3 + ipv4::MIN_HEADER_LEN, len });
+    }
+    let l4_min = match meta.protocol {
+        ip_proto::TCP => tcp::MIN_HEADER_LEN,
+        ip_proto::UDP => udp::HEADER_LEN,
+        other => return Err(XmitError::UnsupportedProtocol(other)),
+    };
+    if usize::from(meta.l4_len) < l4_min {
+        return Err(XmitError::Truncated { needed: meta.l4_offset() + l4_min, len });
+    }
+    let ttl = packet[ipv4::offset::TTL];
+    if t.decrement_ttl && ttl <= 1 {
+        return Err(XmitError::TtlExpired { ttl });
+    }
+    Ok(())
+}
+
+/// Translates the packet's bytes, folding `unapplied` into the checksum
+/// updates; returns the checksum offload to request.
+#[inline(always)]
+pub(crate) fn translate_bytes(
     data: &mut [u8],
     meta: &Ipv4Meta,
     t: &Translation,
     offload: Offload,
+    unapplied: Unapplied,
 ) -> Result<L4Offload, XmitError> {
+    // Every refusal comes before the first write, so a refused frame is
+    // untouched and can still be answered (ICMP) or dropped as it was.
+    check_translation(data, meta, t)?;
     let l3 = meta.l3_offset();
     let total = meta.ip_total_len();
     let len = data.len();
+    // Checked above: the compiler drops these tests again.
     let packet = data.get_mut(l3..l3 + total).ok_or(XmitError::Truncated { needed: l3 + total, len })?;
     // total = l3_len + l4_len, so the split point is in range.
     let (ip_header, l4) = packet.split_at_mut(usize::from(meta.l3_len));
     let ip = ip_header
         .first_chunk_mut::<{ ipv4::MIN_HEADER_LEN }>()
         .ok_or(XmitError::Truncated { needed: l3 + ipv4::MIN_HEADER_LEN, len })?;
-    // Every refusal comes before the first write, so a refused frame is
-    // untouched and can still be answered (ICMP) or dropped as it was.
-    let l4_min = match meta.protocol {
-        ip_proto::TCP => tcp::MIN_HEADER_LEN,
-        ip_proto::UDP => udp::HEADER_LEN,
-        other => return Err(XmitError::UnsupportedProtocol(other)),
-    };
-    if l4.len() < l4_min {
-        return Err(XmitError::Truncated { needed: meta.l4_offset() + l4_min, len });
-    }
     let ttl = ip[ipv4::offset::TTL];
-    if t.decrement_ttl && ttl <= 1 {
-        return Err(XmitError::TtlExpired { ttl });
-    }
 
-    let mut ip_delta = Delta::new();
+    let mut ip_delta = unapplied.header;
     if t.decrement_ttl {
         let ttl_protocol = [ttl - 1, ip[ipv4::offset::PROTOCOL]];
         swap2(ip, ipv4::offset::TTL, ttl_protocol, &mut ip_delta);
@@ -263,6 +300,7 @@ fn translate_bytes(
         let Some((th, options)) = l4.split_first_chunk_mut::<{ tcp::MIN_HEADER_LEN }>() else {
             return Err(XmitError::Truncated { needed: meta.l4_offset() + tcp::MIN_HEADER_LEN, len });
         };
+        l4_delta.merge(unapplied.segment);
         edit_tcp(th, options, t, &mut l4_delta);
         if offload.tcp_checksum {
             put2(th, tcp::offset::CHECKSUM, pseudo_header_checksum(ip, ip_proto::TCP, meta.l4_len).to_be_bytes());
