@@ -33,7 +33,7 @@ use crate::model::ForwardMethod;
 use crate::wire::tcp::toa_bytes;
 use crate::wire::{ip_proto, Ipv4Meta, Ipv6Meta};
 
-use super::tcp_opts::{insert_toa_v6, translate_inserting, ToaOutcome};
+use super::tcp_opts::{translate_inserting, translate_inserting_v6, ToaOutcome};
 use super::{translate, translate_v6, IcmpErrorRewrite, Offload, Translation, XmitError};
 
 /// An address (`Ipv4Addr` or `Ipv6Addr`) and port.
@@ -233,13 +233,13 @@ impl Endpoints<Ipv6Addr> {
         };
         let (mtu, offload) = (at.mtu, at.offload);
         match (self.src, self.dst, self.toa) {
-            (Some(s), Some(d), Some((client, port))) => {
+            (Some(s), Some(d), Some((client, port))) if with_toa && meta.protocol == ip_proto::TCP => {
+                let toa = (port, client.octets());
+                return translate_inserting_v6(frame, meta, mtu, offload, || build(Some(s), Some(d)), toa);
+            }
+            (Some(s), Some(d), Some(_)) => {
                 translate_v6(frame, meta, mtu, offload, || build(Some(s), Some(d)))?;
-                return Ok(match meta.protocol {
-                    ip_proto::TCP if with_toa => insert_toa_v6(frame, meta, port, client.octets(), mtu, offload),
-                    _ if with_toa => ToaOutcome::NotApplicable,
-                    _ => ToaOutcome::NotRequested,
-                });
+                return Ok(if with_toa { ToaOutcome::NotApplicable } else { ToaOutcome::NotRequested });
             }
             (Some(s), Some(d), None) => translate_v6(frame, meta, mtu, offload, || build(Some(s), Some(d)))?,
             (None, Some(d), _) => translate_v6(frame, meta, mtu, offload, || build(None, Some(d)))?,
@@ -456,6 +456,7 @@ mod tests {
         use crate::wire::checksum;
         use crate::wire::ipv6::ext;
         use crate::wire::tcp::{TcpOption, TcpPacket, TcpRepr};
+        use crate::xmit::tcp_opts::insert_toa_v6;
 
         const ENDS6: Ends<Ipv6Addr> = Ends {
             client: (CLIENT6, 40000),
@@ -814,6 +815,51 @@ mod tests {
         }
 
         proptest! {
+            /// The IPv6 TOA folded into the translation
+            /// ([`super::translate_inserting_v6`]) does what translating,
+            /// then inserting, did: the same bytes, lengths, outcome,
+            /// refusal and offload request.
+            #[test]
+            fn a_toa_in_one_pass_equals_translating_then_inserting(
+                (seq, ack, flag_bits) in (any::<u32>(), any::<u32>(), any::<u8>()),
+                opts in options(),
+                padding in 0usize..6,
+                payload in proptest::collection::vec(any::<u8>(), 0..64),
+                shift in any::<[u32; 4]>(),
+                hop_limit in prop_oneof![Just(1u8), Just(2u8), any::<u8>()],
+                (mtu_slack, headroom) in (-24i32..24, prop_oneof![Just(0usize), Just(19usize), Just(20usize), Just(128usize)]),
+                tcp_offload in any::<bool>(),
+            ) {
+                let mut opts = opts;
+                opts.extend(std::iter::repeat_n(1u8, padding * 4));
+                opts.truncate(40);
+                opts.truncate(opts.len() / 4 * 4);
+                let mut before = tcp_frame_v6((CLIENT6, 40000), (VIP6, 80), seq, ack, flag_bits, &opts, &payload);
+                before[HOP] = hop_limit;
+                let ip_len = before.len() - 14;
+                let mtu = (ip_len as i32 + 20 + mtu_slack).clamp(0, 65535) as u16;
+                let at = Egress { mtu, offload: Offload { tcp_checksum: tcp_offload, ..Offload::NONE } };
+                let frame = || BufFrame::with_geometry(&before, headroom, before.len() + 64);
+                let e = endpoints6(ForwardMethod::FullNat, Direction::In);
+                let shift = Shift { seq: shift[0], ack: shift[1], tsval: shift[2], tsecr: shift[3] };
+
+                let (mut meta, mut f) = (meta_v6_of(&before), frame());
+                let r = e.translate(&mut f, &mut meta, shift, true, at);
+
+                let (mut want_meta, mut want) = (meta_v6_of(&before), frame());
+                let want_r = e.translate(&mut want, &mut want_meta, shift, false, at).map(|_| {
+                    insert_toa_v6(&mut want, &mut want_meta, 40000, CLIENT6.octets(), mtu, at.offload)
+                });
+
+                prop_assert_eq!(r, want_r);
+                prop_assert_eq!(bytes(&f), bytes(&want));
+                prop_assert_eq!(meta, want_meta);
+                prop_assert_eq!(f.tx_offload(), want.tx_offload());
+                if r == Ok(ToaOutcome::Inserted) && !tcp_offload {
+                    assert_checksums_valid_v6(&bytes(&f));
+                }
+            }
+
             /// Any IPv6 TCP segment, any endpoints, mode, direction, shift
             /// and offload: the checksum still verifies after the
             /// translation (after the NIC's share under offload), and the

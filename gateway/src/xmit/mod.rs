@@ -351,48 +351,74 @@ pub(crate) fn translate_v6<F: Frame>(
 ) -> Result<(), XmitError> {
     let data = frame.data_mut();
     let t = &build();
-    let l4_offload = translate_bytes_v6(data, meta, t, mtu, offload)?;
+    let l4_offload = translate_bytes_v6(data, meta, t, mtu, offload, Delta::new())?;
     if l4_offload != L4Offload::None {
         request_offload_v6(frame, meta, l4_offload);
     }
     Ok(())
 }
 
+/// Whether [`translate_bytes_v6`] refuses the packet `meta` describes, as
+/// [`check_translation`] tells for IPv4.
 #[inline(always)]
-fn translate_bytes_v6(
-    data: &mut [u8],
+pub(crate) fn check_translation_v6(
+    data: &[u8],
     meta: &Ipv6Meta,
     t: &Translation<[u8; 16]>,
     mtu: u16,
-    offload: Offload,
-) -> Result<L4Offload, XmitError> {
+) -> Result<(), XmitError> {
     let l3 = meta.l3_offset();
     let total = meta.ip_total_len();
     let len = data.len();
-    let packet = data.get_mut(l3..l3 + total).ok_or(XmitError::Truncated { needed: l3 + total, len })?;
-    // total = l3_len + l4_len, so the split point is in range.
-    let (ip_headers, l4) = packet.split_at_mut(usize::from(meta.l3_len));
-    let ip = ip_headers
-        .first_chunk_mut::<{ ipv6::HEADER_LEN }>()
-        .ok_or(XmitError::Truncated { needed: l3 + ipv6::HEADER_LEN, len })?;
-    // Every refusal comes before the first write, as for IPv4.
+    let Some(packet) = data.get(l3..l3 + total) else { return Err(XmitError::Truncated { needed: l3 + total, len }) };
+    if usize::from(meta.l3_len) < ipv6::HEADER_LEN {
+        return Err(XmitError::Truncated { needed: l3 + ipv6::HEADER_LEN, len });
+    }
     let l4_min = match meta.protocol {
         ip_proto::TCP => tcp::MIN_HEADER_LEN,
         ip_proto::UDP => udp::HEADER_LEN,
         other => return Err(XmitError::UnsupportedProtocol(other)),
     };
-    if l4.len() < l4_min {
+    if usize::from(meta.l4_len) < l4_min {
         return Err(XmitError::Truncated { needed: meta.l4_offset() + l4_min, len });
     }
     // A router checks the hop limit before the link (RFC 8200 §3, RFC
     // 4443 §3.2; Linux's ip6_forward in the same order).
-    let hop_limit = ip[ipv6::offset::HOP_LIMIT];
+    let hop_limit = packet[ipv6::offset::HOP_LIMIT];
     if t.decrement_ttl && hop_limit <= 1 {
         return Err(XmitError::TtlExpired { ttl: hop_limit });
     }
     if total > usize::from(mtu) {
         return Err(XmitError::MtuExceeded { len: total, mtu });
     }
+    Ok(())
+}
+
+/// Translates the IPv6 packet's bytes, folding `unapplied` (to the TCP
+/// segment: IPv6 has no header checksum) into the checksum update; returns
+/// the checksum offload to request.
+#[inline(always)]
+pub(crate) fn translate_bytes_v6(
+    data: &mut [u8],
+    meta: &Ipv6Meta,
+    t: &Translation<[u8; 16]>,
+    mtu: u16,
+    offload: Offload,
+    unapplied: Delta,
+) -> Result<L4Offload, XmitError> {
+    // Every refusal comes before the first write, as for IPv4.
+    check_translation_v6(data, meta, t, mtu)?;
+    let l3 = meta.l3_offset();
+    let total = meta.ip_total_len();
+    let len = data.len();
+    // Checked above: the compiler drops these tests again.
+    let packet = data.get_mut(l3..l3 + total).ok_or(XmitError::Truncated { needed: l3 + total, len })?;
+    // total = l3_len + l4_len, so the split point is in range.
+    let (ip_headers, l4) = packet.split_at_mut(usize::from(meta.l3_len));
+    let ip = ip_headers
+        .first_chunk_mut::<{ ipv6::HEADER_LEN }>()
+        .ok_or(XmitError::Truncated { needed: l3 + ipv6::HEADER_LEN, len })?;
+    let hop_limit = ip[ipv6::offset::HOP_LIMIT];
 
     // The hop limit is in no checksum; the addresses are in the
     // pseudo-header only.
@@ -412,6 +438,7 @@ fn translate_bytes_v6(
         let Some((th, options)) = l4.split_first_chunk_mut::<{ tcp::MIN_HEADER_LEN }>() else {
             return Err(XmitError::Truncated { needed: meta.l4_offset() + tcp::MIN_HEADER_LEN, len });
         };
+        l4_delta.merge(unapplied);
         edit_tcp(th, options, t, &mut l4_delta);
         if offload.tcp_checksum {
             let phdr = pseudo_header_checksum_v6(ip, ip_proto::TCP, u32::from(meta.l4_len));

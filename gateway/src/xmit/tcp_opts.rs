@@ -27,12 +27,12 @@
 
 use crate::frame::{Frame, L4Offload};
 use crate::wire::checksum::Delta;
-use crate::wire::tcp::{self, kind, toa_v6_bytes, TcpOption, TcpOptions, TOA_V6_LEN};
+use crate::wire::tcp::{self, kind, toa_v6_bytes, TcpOption, TcpOptions};
 use crate::wire::{ip_proto, ipv4, ipv6, Ipv4Meta, Ipv6Meta};
 
 use super::{
-    check_translation, pseudo_header_checksum, pseudo_header_checksum_v6, request_offload, request_offload_v6,
-    translate_bytes, Offload, Translation, Unapplied, XmitError,
+    check_translation, check_translation_v6, pseudo_header_checksum, request_offload, request_offload_v6,
+    translate_bytes, translate_bytes_v6, Offload, Translation, Unapplied, XmitError,
 };
 
 /// The edits of one walk over a TCP option block. The default (all zero,
@@ -305,6 +305,10 @@ fn grow_lengths_v4<const N: usize>(
 /// after the fixed TCP header; the IPv6 payload length grows by 20 (there
 /// is no header checksum), the extension headers, if any, move with the
 /// fixed headers. `meta.l4_len` grows by 20 on success; the same refusals.
+///
+/// The insertion alone, as [`insert_toa`] is: the reference of
+/// [`translate_inserting_v6`].
+#[cfg(any(test, feature = "testing"))]
 pub fn insert_toa_v6<F: Frame>(
     frame: &mut F,
     meta: &mut Ipv6Meta,
@@ -321,27 +325,78 @@ pub fn insert_toa_v6<F: Frame>(
         Ok(made) => made,
         Err(outcome) => return outcome,
     };
+    let Some(grown) = grow_lengths_v6(frame.data_mut(), meta, header_len, &toa) else {
+        return ToaOutcome::NotApplicable;
+    };
     let data = frame.data_mut();
-    // Bounds: the frame held l3 + total >= l4 + 20 bytes before growing.
-    let (ip_part, tcp_part) = data[l3..].split_at_mut(usize::from(meta.l3_len));
+    // In range: grow_lengths_v6 found both headers.
+    let Some((ip_part, tcp_part)) = data.get_mut(l3..).and_then(|b| b.split_at_mut_checked(usize::from(meta.l3_len)))
+    else {
+        return ToaOutcome::NotApplicable;
+    };
     let Some(ip) = ip_part.first_chunk_mut::<{ ipv6::HEADER_LEN }>() else { return ToaOutcome::NotApplicable };
     let Some(th) = tcp_part.first_chunk_mut::<{ tcp::MIN_HEADER_LEN }>() else { return ToaOutcome::NotApplicable };
-
-    let at = ipv6::offset::PAYLOAD_LEN;
-    // The packet fits a u16 MTU, so its payload does.
-    let payload_len = u16::from_be_bytes([ip[at], ip[at + 1]]) + TOA_V6_LEN as u16;
-    ip[at..at + 2].copy_from_slice(&payload_len.to_be_bytes());
-    let d = grow_header(th, header_len, &toa);
-    meta.l4_len += TOA_V6_LEN as u16;
     let c = if offload.tcp_checksum {
-        pseudo_header_checksum_v6(ip, ip_proto::TCP, u32::from(meta.l4_len))
+        super::pseudo_header_checksum_v6(ip, ip_proto::TCP, u32::from(meta.l4_len)).to_be_bytes()
     } else {
-        d.apply(u16::from_be_bytes([th[16], th[17]]))
+        grown.apply_bytes([th[16], th[17]])
     };
-    th[16..18].copy_from_slice(&c.to_be_bytes());
+    th[16..18].copy_from_slice(&c);
     let l4_offload = if offload.tcp_checksum { L4Offload::Tcp } else { L4Offload::None };
     request_offload_v6(frame, meta, l4_offload);
     ToaOutcome::Inserted
+}
+
+/// [`translate_inserting`] for IPv6: DPVS's 20-byte TOA carrying `port`
+/// and `addr` goes in during the translation, the TCP checksum updated
+/// once; the translation's refusals (its MTU's among them) first.
+#[inline(always)]
+pub(crate) fn translate_inserting_v6<F: Frame>(
+    frame: &mut F,
+    meta: &mut Ipv6Meta,
+    mtu: u16,
+    offload: Offload,
+    build: impl FnOnce() -> Translation<[u8; 16]>,
+    (port, addr): (u16, [u8; 16]),
+) -> Result<ToaOutcome, XmitError> {
+    let t = &build();
+    check_translation_v6(frame.data(), meta, t, mtu)?;
+    let made = make_room(frame, meta, mtu, || toa_v6_bytes(port, addr.into()));
+    let data = frame.data_mut();
+    let (unapplied, outcome) = match made {
+        Ok((header_len, toa)) => match grow_lengths_v6(data, meta, header_len, &toa) {
+            Some(grown) => (grown, ToaOutcome::Inserted),
+            None => return Ok(ToaOutcome::NotApplicable),
+        },
+        Err(outcome) => (Delta::new(), outcome),
+    };
+    let l4_offload = translate_bytes_v6(data, meta, t, mtu, offload, unapplied)?;
+    if l4_offload != L4Offload::None {
+        request_offload_v6(frame, meta, l4_offload);
+    }
+    Ok(outcome)
+}
+
+/// [`grow_lengths_v4`] for IPv6: the payload length and the TCP data offset
+/// grown by `N` (`meta.l4_len` too), and the change to the TCP checksum
+/// (IPv6 has no header checksum), unapplied.
+#[inline(always)]
+fn grow_lengths_v6<const N: usize>(
+    data: &mut [u8],
+    meta: &mut Ipv6Meta,
+    header_len: usize,
+    toa: &[u8; N],
+) -> Option<Delta> {
+    let (ip_part, tcp_part) = data.get_mut(meta.l3_offset()..)?.split_at_mut_checked(usize::from(meta.l3_len))?;
+    let ip = ip_part.first_chunk_mut::<{ ipv6::HEADER_LEN }>()?;
+    let th = tcp_part.first_chunk_mut::<{ tcp::MIN_HEADER_LEN }>()?;
+    let at = ipv6::offset::PAYLOAD_LEN;
+    // The packet fits a u16 MTU (make_room checked), so its payload does.
+    let payload_len = u16::from_be_bytes([ip[at], ip[at + 1]]) + N as u16;
+    ip[at..at + 2].copy_from_slice(&payload_len.to_be_bytes());
+    let segment = grow_header(th, header_len, toa);
+    meta.l4_len += N as u16;
+    Some(segment)
 }
 
 /// Where a classified packet's layers are, as a TOA's insertion needs them,
