@@ -158,8 +158,9 @@ impl Endpoints<Ipv4Addr> {
     /// (TTL decremented), shifting its sequence space by `shift` and, when
     /// `with_toa` and the mode has one, inserting the client's address as a
     /// TOA; the outcome says whether it went in. On error the frame is
-    /// unchanged. `meta` keeps the tuple as received; its lengths follow the
-    /// frame.
+    /// unchanged, but for a truncation found after a TOA made room, which a
+    /// classified frame never meets and which its caller only drops. `meta`
+    /// keeps the tuple as received; its lengths follow the frame.
     ///
     /// Always inlined, with one copy per shape of endpoints: the per-packet
     /// work of a connection pays for none of the other modes' tests.
@@ -211,7 +212,8 @@ impl Endpoints<Ipv6Addr> {
     /// A packet longer than `at.mtu` is refused with
     /// [`XmitError::MtuExceeded`], for the caller to answer with packet too
     /// big; a TOA that would make it so is left out
-    /// ([`ToaOutcome::ExceedsMtu`]). On error the frame is unchanged.
+    /// ([`ToaOutcome::ExceedsMtu`]). On error the frame is unchanged, with
+    /// the same exception.
     #[inline(always)]
     pub fn translate<F: Frame>(
         &self,

@@ -268,7 +268,7 @@ pub(crate) fn translate_bytes(
     let l3 = meta.l3_offset();
     let total = meta.ip_total_len();
     let len = data.len();
-    // Checked above: the compiler drops these tests again.
+    // Checked above: these tests only give the slices their bounds.
     let packet = data.get_mut(l3..l3 + total).ok_or(XmitError::Truncated { needed: l3 + total, len })?;
     // total = l3_len + l4_len, so the split point is in range.
     let (ip_header, l4) = packet.split_at_mut(usize::from(meta.l3_len));
@@ -411,7 +411,7 @@ pub(crate) fn translate_bytes_v6(
     let l3 = meta.l3_offset();
     let total = meta.ip_total_len();
     let len = data.len();
-    // Checked above: the compiler drops these tests again.
+    // Checked above: these tests only give the slices their bounds.
     let packet = data.get_mut(l3..l3 + total).ok_or(XmitError::Truncated { needed: l3 + total, len })?;
     // total = l3_len + l4_len, so the split point is in range.
     let (ip_headers, l4) = packet.split_at_mut(usize::from(meta.l3_len));
