@@ -230,23 +230,55 @@ impl Unapplied {
 /// before it changes the frame itself.
 #[inline(always)]
 pub(crate) fn check_translation(data: &[u8], meta: &Ipv4Meta, t: &Translation) -> Result<(), XmitError> {
-    let l3 = meta.l3_offset();
-    let total = meta.ip_total_len();
-    let len = data.len();
-    let Some(packet) = data.get(l3..l3 + total) else { return Err(XmitError::Truncated { needed: l3 + total, len }) };
-    if usize::from(meta.l3_len) < ipv4::MIN_HEADER_LEN {
-        return Err(XmitError::Truncated { needed: l3 + ipv4::MIN_HEADER_LEN, len });
+    let layout = Layout {
+        l3: meta.l3_offset(),
+        l3_len: usize::from(meta.l3_len),
+        l3_min: ipv4::MIN_HEADER_LEN,
+        l4_len: usize::from(meta.l4_len),
+        protocol: meta.protocol,
+        ttl_at: ipv4::offset::TTL,
+    };
+    check_layout(data, &layout, t.decrement_ttl)
+}
+
+/// Where a classified packet's layers are, as the translation's refusals
+/// need them, for either family.
+struct Layout {
+    /// The IP header's offset in the frame, and the IP headers' length.
+    l3: usize,
+    l3_len: usize,
+    /// The family's fixed IP header length.
+    l3_min: usize,
+    /// From the layer-4 header to the end of the IP packet.
+    l4_len: usize,
+    protocol: u8,
+    /// The TTL's (hop limit's) offset in the IP header.
+    ttl_at: usize,
+}
+
+/// The refusals both families make before a translation writes: the packet
+/// within the frame, its fixed IP header and its TCP or UDP header whole, and
+/// a TTL (hop limit) left to decrement when the translation decrements it.
+#[inline(always)]
+fn check_layout(data: &[u8], l: &Layout, decrement_ttl: bool) -> Result<(), XmitError> {
+    let (total, len) = (l.l3_len + l.l4_len, data.len());
+    let Some(packet) = data.get(l.l3..l.l3 + total) else {
+        return Err(XmitError::Truncated { needed: l.l3 + total, len });
+    };
+    if l.l3_len < l.l3_min {
+        return Err(XmitError::Truncated { needed: l.l3 + l.l3_min, len });
     }
-    let l4_min = match meta.protocol {
+    let l4_min = match l.protocol {
         ip_proto::TCP => tcp::MIN_HEADER_LEN,
         ip_proto::UDP => udp::HEADER_LEN,
         other => return Err(XmitError::UnsupportedProtocol(other)),
     };
-    if usize::from(meta.l4_len) < l4_min {
-        return Err(XmitError::Truncated { needed: meta.l4_offset() + l4_min, len });
+    if l.l4_len < l4_min {
+        return Err(XmitError::Truncated { needed: l.l3 + l.l3_len + l4_min, len });
     }
-    let ttl = packet[ipv4::offset::TTL];
-    if t.decrement_ttl && ttl <= 1 {
+    // In range: l3_len >= l3_min, which holds the TTL.
+    let ttl = packet[l.ttl_at];
+    if decrement_ttl && ttl <= 1 {
         return Err(XmitError::TtlExpired { ttl });
     }
     Ok(())
@@ -359,7 +391,7 @@ pub(crate) fn translate_v6<F: Frame>(
 }
 
 /// Whether [`translate_bytes_v6`] refuses the packet `meta` describes, as
-/// [`check_translation`] tells for IPv4.
+/// [`check_translation`] tells for IPv4; a packet longer than `mtu` too.
 #[inline(always)]
 pub(crate) fn check_translation_v6(
     data: &[u8],
@@ -367,27 +399,18 @@ pub(crate) fn check_translation_v6(
     t: &Translation<[u8; 16]>,
     mtu: u16,
 ) -> Result<(), XmitError> {
-    let l3 = meta.l3_offset();
-    let total = meta.ip_total_len();
-    let len = data.len();
-    let Some(packet) = data.get(l3..l3 + total) else { return Err(XmitError::Truncated { needed: l3 + total, len }) };
-    if usize::from(meta.l3_len) < ipv6::HEADER_LEN {
-        return Err(XmitError::Truncated { needed: l3 + ipv6::HEADER_LEN, len });
-    }
-    let l4_min = match meta.protocol {
-        ip_proto::TCP => tcp::MIN_HEADER_LEN,
-        ip_proto::UDP => udp::HEADER_LEN,
-        other => return Err(XmitError::UnsupportedProtocol(other)),
+    let layout = Layout {
+        l3: meta.l3_offset(),
+        l3_len: usize::from(meta.l3_len),
+        l3_min: ipv6::HEADER_LEN,
+        l4_len: usize::from(meta.l4_len),
+        protocol: meta.protocol,
+        ttl_at: ipv6::offset::HOP_LIMIT,
     };
-    if usize::from(meta.l4_len) < l4_min {
-        return Err(XmitError::Truncated { needed: meta.l4_offset() + l4_min, len });
-    }
     // A router checks the hop limit before the link (RFC 8200 §3, RFC
     // 4443 §3.2; Linux's ip6_forward in the same order).
-    let hop_limit = packet[ipv6::offset::HOP_LIMIT];
-    if t.decrement_ttl && hop_limit <= 1 {
-        return Err(XmitError::TtlExpired { ttl: hop_limit });
-    }
+    check_layout(data, &layout, t.decrement_ttl)?;
+    let total = meta.ip_total_len();
     if total > usize::from(mtu) {
         return Err(XmitError::MtuExceeded { len: total, mtu });
     }
