@@ -375,7 +375,6 @@ mod tests {
         assert!(nat_in.decrement_ttl && nat_in.inner_seq_delta == 0);
     }
 
-    /// IPv6: the same dispatch over `Ends<Ipv6Addr>`.
     /// Option blocks a segment may carry: none, Linux's NOP NOP TS,
     /// TS then SACK, a lone NOP before TS (odd offsets), MSS and SACK-
     /// permitted of a SYN.
@@ -417,7 +416,7 @@ mod tests {
                 // to where no TOA fits.
                 let mut opts = opts;
                 opts.extend(std::iter::repeat_n(1u8, padding * 4));
-                opts.truncate(40 / 4 * 4);
+                opts.truncate(40);
                 opts.truncate(opts.len() / 4 * 4);
                 let mut before = tcp_frame((CLIENT, 40000), (VIP, 80), seq, ack, flag_bits, &opts, &payload);
                 let mut ip = crate::wire::ipv4::Ipv4Packet::new_unchecked(&mut before[14..]);
@@ -451,6 +450,7 @@ mod tests {
         }
     }
 
+    /// IPv6: the same dispatch over `Ends<Ipv6Addr>`.
     mod v6 {
         use super::*;
         use crate::frame::{L4Offload, TxOffload};

@@ -241,26 +241,26 @@ pub(crate) fn check_translation(data: &[u8], meta: &Ipv4Meta, t: &Translation) -
     check_layout(data, &layout, t.decrement_ttl)
 }
 
-/// Where a classified packet's layers are, as the translation's refusals
-/// need them, for either family.
-struct Layout {
+/// Where a classified packet's layers are, as the translations' refusals
+/// need them: FNAT's and NAT's of either family, NAT64's both ways.
+pub(crate) struct Layout {
     /// The IP header's offset in the frame, and the IP headers' length.
-    l3: usize,
-    l3_len: usize,
+    pub l3: usize,
+    pub l3_len: usize,
     /// The family's fixed IP header length.
-    l3_min: usize,
+    pub l3_min: usize,
     /// From the layer-4 header to the end of the IP packet.
-    l4_len: usize,
-    protocol: u8,
+    pub l4_len: usize,
+    pub protocol: u8,
     /// The TTL's (hop limit's) offset in the IP header.
-    ttl_at: usize,
+    pub ttl_at: usize,
 }
 
 /// The refusals both families make before a translation writes: the packet
 /// within the frame, its fixed IP header and its TCP or UDP header whole, and
 /// a TTL (hop limit) left to decrement when the translation decrements it.
 #[inline(always)]
-fn check_layout(data: &[u8], l: &Layout, decrement_ttl: bool) -> Result<(), XmitError> {
+pub(crate) fn check_layout(data: &[u8], l: &Layout, decrement_ttl: bool) -> Result<(), XmitError> {
     let (total, len) = (l.l3_len + l.l4_len, data.len());
     let Some(packet) = data.get(l.l3..l.l3 + total) else {
         return Err(XmitError::Truncated { needed: l.l3 + total, len });

@@ -52,7 +52,10 @@ use crate::wire::{icmp, icmpv6, ip_proto, ipv4, ipv6, tcp, udp, Ipv4Meta, Ipv6Me
 
 use super::dispatch::{Egress, Endpoint};
 use super::tcp_opts::{insert_toa_v6_in_v4, ToaOutcome};
-use super::{addr_at, edit_tcp, fill_udp_checksum_v6, get2, put2, rewrite_ports, Offload, Translation, XmitError};
+use super::{
+    addr_at, check_layout, edit_tcp, fill_udp_checksum_v6, get2, put2, rewrite_ports, Layout, Offload, Translation,
+    XmitError,
+};
 
 /// The EtherTypes the translated frame is relabelled with.
 const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
@@ -86,8 +89,15 @@ pub fn to_ipv4<F: Frame>(
     at: Egress,
 ) -> Result<(Ipv4Meta, ToaOutcome), XmitError> {
     let (l2, l3_len, l4_len) = (usize::from(meta.l2_len), usize::from(meta.l3_len), usize::from(meta.l4_len));
-    let shape = Shape { l2, l3_len, l4_len, protocol: meta.protocol, hop_limit: meta.hop_limit };
-    let total = shape.check(frame.len(), ipv6::HEADER_LEN, ipv4::MIN_HEADER_LEN, at.mtu)?;
+    let layout = Layout {
+        l3: l2,
+        l3_len,
+        l3_min: ipv6::HEADER_LEN,
+        l4_len,
+        protocol: meta.protocol,
+        ttl_at: ipv6::offset::HOP_LIMIT,
+    };
+    let total = check(frame.data(), &layout, ipv4::MIN_HEADER_LEN, at.mtu)?;
     let end = l2 + l3_len + l4_len;
 
     let data = frame.data_mut();
@@ -161,8 +171,15 @@ pub fn to_ipv6<F: Frame>(
     at: Egress,
 ) -> Result<Ipv6Meta, XmitError> {
     let (l2, l3_len, l4_len) = (usize::from(meta.l2_len), usize::from(meta.l3_len), usize::from(meta.l4_len));
-    let shape = Shape { l2, l3_len, l4_len, protocol: meta.protocol, hop_limit: meta.ttl };
-    shape.check(frame.len(), ipv4::MIN_HEADER_LEN, ipv6::HEADER_LEN, at.mtu)?;
+    let layout = Layout {
+        l3: l2,
+        l3_len,
+        l3_min: ipv4::MIN_HEADER_LEN,
+        l4_len,
+        protocol: meta.protocol,
+        ttl_at: ipv4::offset::TTL,
+    };
+    check(frame.data(), &layout, ipv6::HEADER_LEN, at.mtu)?;
     let end = l2 + l3_len + l4_len;
     // IPv4 options (up to 40 bytes) may leave room to spare; else the
     // frame grows at the front, which must be possible before any write.
@@ -402,44 +419,21 @@ fn rebuild<F: Frame>(frame: &mut F, l2: usize, ethertype: [u8; 2], header: &[u8]
     Ok(())
 }
 
-/// A classified packet's layout, as both translations check it.
-struct Shape {
-    l2: usize,
-    l3_len: usize,
-    l4_len: usize,
-    protocol: u8,
-    /// The hop limit or the TTL.
-    hop_limit: u8,
-}
-
-impl Shape {
-    /// The refusals both ways share, before any write: a frame shorter than
-    /// classified (or an IP header shorter than `min_l3`), a protocol other
-    /// than TCP and UDP, a hop limit that expires here, and a translated
-    /// packet (its IP header `new_l3` bytes) longer than `mtu`. Returns
-    /// that packet's length.
-    fn check(&self, len: usize, min_l3: usize, new_l3: usize, mtu: u16) -> Result<usize, XmitError> {
-        let end = self.l2 + self.l3_len + self.l4_len;
-        if len < end || self.l3_len < min_l3 || self.l2 < 2 {
-            return Err(XmitError::Truncated { needed: end.max(self.l2 + min_l3), len });
-        }
-        let l4_min = match self.protocol {
-            ip_proto::TCP => tcp::MIN_HEADER_LEN,
-            ip_proto::UDP => udp::HEADER_LEN,
-            other => return Err(XmitError::UnsupportedProtocol(other)),
-        };
-        if self.l4_len < l4_min {
-            return Err(XmitError::Truncated { needed: self.l2 + self.l3_len + l4_min, len });
-        }
-        if self.hop_limit <= 1 {
-            return Err(XmitError::TtlExpired { ttl: self.hop_limit });
-        }
-        let total = new_l3 + self.l4_len;
-        if total > usize::from(mtu) {
-            return Err(XmitError::MtuExceeded { len: total, mtu });
-        }
-        Ok(total)
+/// The refusals both NAT64 translations make before any write: every
+/// translation's ([`check_layout`], the hop limit always decremented), an
+/// Ethernet header too short for the ethertype the translation rewrites,
+/// and a translated packet (its IP header `new_l3` bytes) longer than
+/// `mtu`. Returns that packet's length.
+fn check(data: &[u8], layout: &Layout, new_l3: usize, mtu: u16) -> Result<usize, XmitError> {
+    if layout.l3 < 2 {
+        return Err(XmitError::Truncated { needed: 2 + layout.l3_min, len: data.len() });
     }
+    check_layout(data, layout, true)?;
+    let total = new_l3 + layout.l4_len;
+    if total > usize::from(mtu) {
+        return Err(XmitError::MtuExceeded { len: total, mtu });
+    }
+    Ok(total)
 }
 
 /// The ports, the TCP edits and the checksum of the layer-4 bytes `l4`,
