@@ -239,6 +239,13 @@ impl Frame for BufFrame {
         &mut self.0.buf[self.0.start..self.0.end]
     }
 
+    // The geometry's difference, as an mbuf's is its `data_len`: through
+    // `data()`, each count of the bytes paid the slice's two bounds checks.
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.0.end - self.0.start
+    }
+
     fn headroom(&self) -> usize {
         self.0.start
     }
