@@ -228,12 +228,29 @@ pub struct LaddrPools {
     /// Each address's slot, keyed by [`addr_key`]: one or two words to hash instead of an
     /// `IpAddr` enum.
     slot_of: FastMap<u128, u32>,
-    /// The slots of each service's local addresses, in its order, by the [`ServiceId`] of the
-    /// snapshot last synced.
-    of_service: Vec<Box<[u32]>>,
-    /// Rotates the starting address, spreading connections over a service's addresses.
-    next: usize,
+    /// Each service's local addresses, by the [`ServiceId`] of the snapshot last synced.
+    of_service: Vec<ServiceAddrs>,
     stats: LaddrStats,
+}
+
+/// A service's local addresses: their pools' slots, in the service's order, and the one its
+/// next connection tries first. Each service rotates over its own addresses, as DPVS's
+/// `laddr_curr` does: with one counter for all, another service's connections in between
+/// would skip addresses, and the start was a division per connection.
+#[derive(Debug, Clone)]
+struct ServiceAddrs {
+    slots: Box<[u32]>,
+    next: usize,
+}
+
+impl ServiceAddrs {
+    /// The index of the address to try first, moving the rotation on.
+    #[inline(always)]
+    fn advance(&mut self) -> usize {
+        let start = if self.next < self.slots.len() { self.next } else { 0 };
+        self.next = start + 1;
+        start
+    }
 }
 
 impl LaddrPools {
@@ -244,7 +261,6 @@ impl LaddrPools {
             slots: Vec::new(),
             slot_of: FastMap::default(),
             of_service: Vec::new(),
-            next: 0,
             stats: LaddrStats::default(),
         }
     }
@@ -281,7 +297,7 @@ impl LaddrPools {
         let mut of_service = Vec::with_capacity(snap.services().len());
         for svc in snap.services() {
             let slots = svc.laddrs().iter().map(|l| self.slot_for(l.addr)).collect();
-            of_service.push(slots);
+            of_service.push(ServiceAddrs { slots, next: 0 });
         }
         self.of_service = of_service;
         for slot in 0..self.slots.len() {
@@ -339,11 +355,15 @@ impl LaddrPools {
         tries: usize,
         mut prefer: impl FnMut(A, u16) -> bool,
     ) -> Option<(A, u16)> {
-        let slots = self.of_service.get(sid as usize).map_or(&[][..], |s| &s[..]);
+        let (slots, start) = match self.of_service.get_mut(sid as usize) {
+            Some(s) => {
+                let start = s.advance();
+                (&s.slots[..], start)
+            }
+            None => (&[][..], 0),
+        };
         let n = slots.len();
         if n > 0 {
-            self.next = self.next.wrapping_add(1);
-            let start = self.next % n;
             for k in 0..n {
                 let slot = slots[if start + k < n { start + k } else { start + k - n }];
                 // Every listed slot holds a pool: `sync` listed it, and a listed pool is
@@ -499,6 +519,36 @@ mod tests {
             ed.add_laddr(&key, laddr(a)).unwrap();
         }
         (ed, key)
+    }
+
+    #[test]
+    fn each_service_rotates_over_its_own_addresses() {
+        let (mut ed, key) = service_with(&["192.168.1.1", "192.168.1.2", "192.168.1.3"]);
+        let other = ServiceKey::tcp(ip("10.0.0.2"), 80);
+        ed.add_service(ServiceSpec::new(other)).unwrap();
+        ed.add_laddr(&other, laddr("192.168.1.9")).unwrap();
+        let snap = ed.finish();
+        let (sid, other_sid) = (snap.service_id(&key).unwrap(), snap.service_id(&other).unwrap());
+        let mut pools = LaddrPools::new(PortPartition::new(1, 0).unwrap(), 5000..=5099);
+        pools.sync(&snap);
+        let mut order = Vec::new();
+        for _ in 0..7 {
+            order.push(alloc4(&mut pools, sid).unwrap().0);
+            // Another service's connection in between moves only its own rotation.
+            assert_eq!(alloc4(&mut pools, other_sid).unwrap().0, ip("192.168.1.9"));
+        }
+        let want: Vec<IpAddr> =
+            ["192.168.1.1", "192.168.1.2", "192.168.1.3"].iter().cycle().take(7).map(|a| ip(a)).collect();
+        assert_eq!(order, want);
+        // A snapshot with fewer addresses: the rotation starts over within them.
+        let mut ed = snap.edit();
+        ed.delete_laddr(&key, ip("192.168.1.3")).unwrap();
+        ed.delete_laddr(&key, ip("192.168.1.2")).unwrap();
+        let fewer = ed.finish();
+        pools.sync(&fewer);
+        for _ in 0..3 {
+            assert_eq!(alloc4(&mut pools, sid).unwrap().0, ip("192.168.1.1"));
+        }
     }
 
     #[test]
