@@ -13,13 +13,6 @@ char *gw_pktmbuf_adj(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_adj(
 char *gw_pktmbuf_append(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_append(m, len); }
 int gw_pktmbuf_trim(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_trim(m, len); }
 uint16_t gw_pktmbuf_tailroom(const struct rte_mbuf *m) { return rte_pktmbuf_tailroom(m); }
-uint32_t gw_pktmbuf_rss_hash(const struct rte_mbuf *m) { return m->hash.rss; }
-uint64_t gw_pktmbuf_tx_offload(const struct rte_mbuf *m) { return m->tx_offload; }
-void gw_pktmbuf_set_tx_offload(struct rte_mbuf *m, uint64_t ol_flags_set, uint64_t ol_flags_clear, uint64_t tx_offload)
-{
-	m->ol_flags = (m->ol_flags & ~ol_flags_clear) | ol_flags_set;
-	m->tx_offload = tx_offload;
-}
 
 unsigned gw_ring_enqueue_burst(struct rte_ring *r, void *const *obj_table, unsigned n, unsigned *free_space)
 { return rte_ring_enqueue_burst(r, obj_table, n, free_space); }

@@ -28,9 +28,6 @@ char *gw_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 char *gw_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 int gw_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 uint16_t gw_pktmbuf_tailroom(const struct rte_mbuf *m);
-uint32_t gw_pktmbuf_rss_hash(const struct rte_mbuf *m);
-uint64_t gw_pktmbuf_tx_offload(const struct rte_mbuf *m);
-void gw_pktmbuf_set_tx_offload(struct rte_mbuf *m, uint64_t ol_flags_set, uint64_t ol_flags_clear, uint64_t tx_offload);
 
 unsigned gw_ring_enqueue_burst(struct rte_ring *r, void *const *obj_table, unsigned n, unsigned *free_space);
 unsigned gw_ring_dequeue_burst(struct rte_ring *r, void **obj_table, unsigned n, unsigned *available);

@@ -186,6 +186,7 @@ impl Frame for Mbuf {
         }
     }
 
+    #[inline]
     fn rx_checksum(&self) -> RxChecksum {
         use dpdk_sys::*;
         let flags = self.ol_flags();
@@ -200,6 +201,7 @@ impl Frame for Mbuf {
         }
     }
 
+    #[inline]
     fn set_tx_offload(&mut self, offload: TxOffload) {
         use dpdk_sys::*;
         let mut set = 0;
@@ -217,15 +219,23 @@ impl Frame for Mbuf {
         let clear = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IPV6 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_L4_MASK;
         // tx_offload bit layout: l2_len:7, l3_len:9 (rte_mbuf_core.h).
         let lens = (offload.l2_len as u64 & 0x7f) | ((offload.l3_len as u64 & 0x1ff) << 7);
-        // SAFETY: writes two fields of an owned, valid mbuf.
-        unsafe { gw_pktmbuf_set_tx_offload(self.0.as_ptr(), set, clear, lens) }
+        // SAFETY: we own a valid mbuf, and `&mut self` makes the access
+        // exclusive. Writing a union's field is safe: `tx_offload` is the
+        // 64-bit view of all of its length fields (rte_mbuf_core.h), and
+        // bindgen's layout assertions pin the union between `next` and
+        // `shinfo`, where the C struct has it.
+        let m = unsafe { self.0.as_mut() };
+        m.ol_flags = (m.ol_flags & !clear) | set;
+        m.__bindgen_anon_3.tx_offload = lens;
     }
 
+    #[inline]
     fn tx_offload(&self) -> TxOffload {
         use dpdk_sys::*;
         let flags = self.ol_flags();
-        // SAFETY: reads a field of an owned, valid mbuf.
-        let lens = unsafe { gw_pktmbuf_tx_offload(self.0.as_ptr()) };
+        // SAFETY: every bit pattern is a valid u64, and `tx_offload` spans
+        // the whole union (rte_mbuf_core.h's "combined for easy fetch").
+        let lens = unsafe { self.raw().__bindgen_anon_3.tx_offload };
         TxOffload {
             l2_len: (lens & 0x7f) as u8,
             l3_len: ((lens >> 7) & 0x1ff) as u16,
@@ -239,12 +249,14 @@ impl Frame for Mbuf {
         }
     }
 
+    #[inline]
     fn rss_hash(&self) -> Option<u32> {
         if self.ol_flags() & dpdk_sys::RTE_MBUF_F_RX_RSS_HASH == 0 {
             return None;
         }
-        // SAFETY: reads a field of an owned, valid mbuf.
-        Some(unsafe { dpdk_sys::gw_pktmbuf_rss_hash(self.0.as_ptr()) })
+        // SAFETY: every bit pattern is a valid u32; the flag says the NIC
+        // wrote the RSS hash into this view of the hash union.
+        Some(unsafe { self.raw().__bindgen_anon_2.hash.rss })
     }
 }
 
