@@ -132,7 +132,6 @@ impl<F: Frame> Worker<F> {
         // In stages: what each stage leaves for the next, per frame.
         let mut classified = [Err(DropReason::Truncated); STAGE];
         let mut hashes = [KeyHash::default(); STAGE];
-        let mut ports = [0u16; STAGE];
         while !frames.frames().is_empty() {
             let burst = &frames.frames()[..frames.frames().len().min(STAGE)];
             let n = burst.len();
@@ -149,9 +148,8 @@ impl<F: Frame> Worker<F> {
                 self.counters.rx_bytes.add(bytes);
             }
             // 2. Classified, flows hashed, their index lines on the way.
-            for (((frame, c), h), p) in burst.iter().zip(&mut classified).zip(&mut hashes).zip(&mut ports) {
+            for ((frame, c), h) in burst.iter().zip(&mut classified).zip(&mut hashes) {
                 *c = classify(frame, self.classify);
-                *p = port(frame);
                 *h = self.flow_hash(c);
                 match c {
                     Ok(Classified::Ipv4(_)) => self.director.conns().prefetch_slot(*h),
@@ -172,8 +170,11 @@ impl<F: Frame> Worker<F> {
             // prefetch, are indexed at the end, their lines prefetched meanwhile.
             self.director.defer_reply_keys();
             self.v6.director.defer_reply_keys();
-            for (((frame, &c), &h), &p) in frames.take_front(n).zip(&classified).zip(&hashes).zip(&ports) {
-                self.dispatch(frame, c, Some(h), Arrival { port: p, now }, io);
+            // The arrival port is read here, from the frame at hand: kept
+            // from stage 2, it was one more array to walk.
+            for ((frame, &c), &h) in frames.take_front(n).zip(&classified).zip(&hashes) {
+                let at = Arrival { port: port(&frame), now };
+                self.dispatch(frame, c, Some(h), at, io);
             }
             self.director.index_reply_keys();
             self.v6.director.index_reply_keys();
