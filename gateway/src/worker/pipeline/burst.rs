@@ -32,7 +32,7 @@ use crate::conn::table::KeyHash;
 use crate::dpdk::prefetch::prefetch;
 use crate::frame::Frame;
 use crate::model::Protocol;
-use crate::wire::{classify, classify_untagged_ipv4, ip_proto, Classified, DropReason};
+use crate::wire::{classify, classify_untagged_ipv4, ip_proto, Classified, DropReason, Ipv4Meta};
 
 use super::{Arrival, Io, Worker};
 
@@ -149,12 +149,23 @@ impl<F: Frame> Worker<F> {
             }
             // 2. Classified, flows hashed, their index lines on the way.
             for ((frame, c), h) in burst.iter().zip(&mut classified).zip(&mut hashes) {
-                *c = classify(frame, self.classify);
-                *h = self.flow_hash(c);
-                match c {
-                    Ok(Classified::Ipv4(_)) => self.director.conns().prefetch_slot(*h),
-                    Ok(Classified::Ipv6(_)) => self.v6.director.conns().prefetch_slot(*h),
-                    _ => {}
+                // Untagged IPv4 first, its meta at hand for the hash.
+                match classify_untagged_ipv4(frame, self.classify) {
+                    Some(Ok(meta)) => {
+                        *h = self.flow_hash4(&meta);
+                        self.director.conns().prefetch_slot(*h);
+                        *c = Ok(Classified::Ipv4(meta));
+                    }
+                    Some(Err(reason)) => *c = Err(reason),
+                    None => {
+                        *c = classify(frame, self.classify);
+                        *h = self.flow_hash(c);
+                        match c {
+                            Ok(Classified::Ipv4(_)) => self.director.conns().prefetch_slot(*h),
+                            Ok(Classified::Ipv6(_)) => self.v6.director.conns().prefetch_slot(*h),
+                            _ => {}
+                        }
+                    }
                 }
             }
             // 3. The entries the index lines point at.
@@ -201,11 +212,7 @@ impl<F: Frame> Worker<F> {
     #[inline(always)]
     fn flow_hash(&self, classified: &Result<Classified, DropReason>) -> KeyHash {
         match classified {
-            Ok(Classified::Ipv4(meta)) if meta.protocol != ip_proto::ICMP => match Protocol::from_number(meta.protocol)
-            {
-                Some(proto) => self.director.conns().hash_of(&super::dispatch::flow_key(proto, meta)),
-                None => KeyHash::default(),
-            },
+            Ok(Classified::Ipv4(meta)) => self.flow_hash4(meta),
             Ok(Classified::Ipv6(meta)) if meta.protocol != ip_proto::ICMPV6 => {
                 match Protocol::from_number(meta.protocol) {
                     Some(proto) => self.v6.director.conns().hash_of(&super::ipv6::flow_key6(proto, meta)),
@@ -213,6 +220,15 @@ impl<F: Frame> Worker<F> {
                 }
             }
             _ => KeyHash::default(),
+        }
+    }
+
+    /// [`Worker::flow_hash`] for an IPv4 packet.
+    #[inline(always)]
+    fn flow_hash4(&self, meta: &Ipv4Meta) -> KeyHash {
+        match Protocol::from_number(meta.protocol) {
+            Some(proto) => self.director.conns().hash_of(&super::dispatch::flow_key(proto, meta)),
+            None => KeyHash::default(),
         }
     }
 }
