@@ -60,8 +60,13 @@ impl<F: Frame> Worker<F> {
     /// A TCP or UDP packet (classify passes no other protocol here).
     #[inline(always)]
     fn handle_flow(&mut self, frame: F, meta: Ipv4Meta, hash: Option<KeyHash>, at: Arrival, io: &mut impl Io<F>) {
-        let Some(proto) = Protocol::from_number(meta.protocol) else {
-            return self.discard(frame, DropReason::UnknownProtocol.into(), io);
+        // Branches, TCP's first: through `Protocol::from_number`, the
+        // compiler chose among three values without a branch, then tested
+        // the result (6 to 9 instructions a packet, `measure_pipeline.sh`).
+        let proto = match meta.protocol {
+            ip_proto::TCP => Protocol::Tcp,
+            ip_proto::UDP => Protocol::Udp,
+            _ => return self.discard(frame, DropReason::UnknownProtocol.into(), io),
         };
         // Everything from here is forwarded, as a router hop: refused before it
         // can create a connection.

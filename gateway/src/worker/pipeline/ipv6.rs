@@ -324,8 +324,11 @@ impl<F: Frame> Worker<F> {
 
     /// A TCP or UDP packet over IPv6 (classify passes no other protocol).
     fn handle_flow6(&mut self, frame: F, meta: Ipv6Meta, hash: Option<KeyHash>, at: Arrival, io: &mut impl Io<F>) {
-        let Some(proto) = Protocol::from_number(meta.protocol) else {
-            return self.discard(frame, DropReason::UnknownProtocol.into(), io);
+        // Branches, as `handle_flow` takes them.
+        let proto = match meta.protocol {
+            ip_proto::TCP => Protocol::Tcp,
+            ip_proto::UDP => Protocol::Udp,
+            _ => return self.discard(frame, DropReason::UnknownProtocol.into(), io),
         };
         if meta.hop_limit <= 1 {
             return self.expiring6(frame, meta, at, io);
