@@ -156,7 +156,7 @@ impl<F: Frame> Worker<F> {
                         self.director.conns().prefetch_slot(*h);
                         *c = Ok(Classified::Ipv4(meta));
                     }
-                    Some(Err(reason)) => *c = Err(reason),
+                    Some(Err(reason)) => (*c, *h) = (Err(reason), KeyHash::default()),
                     None => {
                         *c = classify(frame, self.classify);
                         *h = self.flow_hash(c);
