@@ -110,7 +110,7 @@ fn fnat_large_download_and_a_thousand_concurrent_connections() {
     topo.stop();
 }
 
-/// Every burst in stages (`"staged_from": 0`), as a worker past 32k live
+/// Every burst in stages (`"staged_from": 0`), as a worker past 4k live
 /// connections takes them: rr over real servers, a download checked byte for
 /// byte, and a few hundred concurrent connections, whose SYNs share bursts (a
 /// burst's new connections index their reply keys at its end).

@@ -935,10 +935,10 @@ mod tests {
     }
 
     #[test]
-    fn bursts_are_staged_from_32k_connections_unless_told_otherwise() {
+    fn bursts_are_staged_from_4k_connections_unless_told_otherwise() {
         let parse =
             |members: &str| Config::parse(&format!(r#"{{"eal": [], {TWO_PORTS}{members}}}"#)).map(|c| c.staged_from);
-        assert_eq!(parse(""), Ok(32768));
+        assert_eq!(parse(""), Ok(4096));
         assert_eq!(parse(r#", "staged_from": 0"#), Ok(0));
         assert_eq!(parse(r#", "staged_from": 1000000"#), Ok(1_000_000));
     }

@@ -97,10 +97,10 @@ impl<F: Frame> Worker<F> {
         self.process_redirected_burst(&mut Some(frame), |_| in_port, now, io);
     }
 
-    /// The burst in stages (see the module doc), or packet by packet while
-    /// the tables sit in the caches ([`WorkerConfig::staged_from`]): there
-    /// the stages' bookkeeping (~100 instructions a packet,
-    /// `measure_pipeline.sh`) would buy nothing.
+    /// The burst in stages (see the module doc), or packet by packet below
+    /// [`WorkerConfig::staged_from`] live connections, where the tables sit
+    /// in the caches and the stages' ~95 more instructions a packet
+    /// (`measure_pipeline.sh`) would buy little.
     ///
     /// [`WorkerConfig::staged_from`]: super::WorkerConfig::staged_from
     #[inline(always)]
