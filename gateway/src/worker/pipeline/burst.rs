@@ -130,8 +130,8 @@ impl<F: Frame> Worker<F> {
             return;
         }
         // In stages: what each stage leaves for the next, per frame.
-        let mut classified = [Err(DropReason::Truncated); STAGE];
-        let mut hashes = [KeyHash::default(); STAGE];
+        let mut staged: [(Result<Classified, DropReason>, KeyHash); STAGE] =
+            [(Err(DropReason::Truncated), KeyHash::default()); STAGE];
         while !frames.frames().is_empty() {
             let burst = &frames.frames()[..frames.frames().len().min(STAGE)];
             let n = burst.len();
@@ -148,7 +148,7 @@ impl<F: Frame> Worker<F> {
                 self.counters.rx_bytes.add(bytes);
             }
             // 2. Classified, flows hashed, their index lines on the way.
-            for ((frame, c), h) in burst.iter().zip(&mut classified).zip(&mut hashes) {
+            for (frame, (c, h)) in burst.iter().zip(&mut staged) {
                 // Untagged IPv4 first, its meta at hand for the hash.
                 match classify_untagged_ipv4(frame, self.classify) {
                     Some(Ok(meta)) => {
@@ -169,7 +169,7 @@ impl<F: Frame> Worker<F> {
                 }
             }
             // 3. The entries the index lines point at.
-            for (c, &h) in classified[..n].iter().zip(&hashes) {
+            for &(ref c, h) in &staged[..n] {
                 match c {
                     Ok(Classified::Ipv4(_)) => self.director.conns().prefetch_entry(h),
                     Ok(Classified::Ipv6(_)) => self.v6.director.conns().prefetch_entry(h),
@@ -183,7 +183,7 @@ impl<F: Frame> Worker<F> {
             self.v6.director.defer_reply_keys();
             // The arrival port is read here, from the frame at hand: kept
             // from stage 2, it was one more array to walk.
-            for ((frame, c), &h) in frames.take_front(n).zip(&classified).zip(&hashes) {
+            for (frame, &(ref c, h)) in frames.take_front(n).zip(&staged) {
                 let at = Arrival { port: port(&frame), now };
                 // A packet's meta is taken where it lies: the whole
                 // classification, copied out, is IPv6's size (~10 instructions
