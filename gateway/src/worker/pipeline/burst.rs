@@ -113,21 +113,7 @@ impl<F: Frame> Worker<F> {
         io: &mut impl Io<F>,
     ) {
         if self.conns_live() < self.staged_from {
-            let n = frames.frames().len();
-            for frame in frames.take_front(n) {
-                self.count_received(&frame, redirected);
-                let at = Arrival { port: port(&frame), now };
-                // The flow's hash is computed where its key is.
-                match classify_untagged_ipv4(&frame, self.classify) {
-                    Some(Ok(meta)) => self.dispatch_ipv4(frame, meta, None, at, io),
-                    Some(Err(reason)) => self.unclassified(frame, reason, at, io),
-                    None => {
-                        let classified = classify(&frame, self.classify);
-                        self.dispatch(frame, classified, None, at, io);
-                    }
-                }
-            }
-            return;
+            return self.run_packet_by_packet(frames, port, redirected, now, io);
         }
         // In stages: what each stage leaves for the next, per frame.
         let mut staged: [(Result<Classified, DropReason>, KeyHash); STAGE] =
@@ -196,6 +182,34 @@ impl<F: Frame> Worker<F> {
             }
             self.director.index_reply_keys();
             self.v6.director.index_reply_keys();
+        }
+    }
+
+    /// [`Worker::run_stages`] below the threshold: each frame classified and
+    /// taken where it goes before the next. Out of line, so that the
+    /// compiler allocates its registers apart from the stages'.
+    #[inline(never)]
+    fn run_packet_by_packet(
+        &mut self,
+        frames: &mut impl FrameBurst<F>,
+        port: impl Fn(&F) -> u16,
+        redirected: bool,
+        now: u32,
+        io: &mut impl Io<F>,
+    ) {
+        let n = frames.frames().len();
+        for frame in frames.take_front(n) {
+            self.count_received(&frame, redirected);
+            let at = Arrival { port: port(&frame), now };
+            // The flow's hash is computed where its key is.
+            match classify_untagged_ipv4(&frame, self.classify) {
+                Some(Ok(meta)) => self.dispatch_ipv4(frame, meta, None, at, io),
+                Some(Err(reason)) => self.unclassified(frame, reason, at, io),
+                None => {
+                    let classified = classify(&frame, self.classify);
+                    self.dispatch(frame, classified, None, at, io);
+                }
+            }
         }
     }
 
