@@ -215,6 +215,12 @@ impl Ipv4Meta {
     pub fn is_icmp_error(&self) -> bool {
         self.protocol == ip_proto::ICMP && super::icmp::is_relayed_error(self.icmp_type)
     }
+    /// True for a TCP segment that opens a handshake: SYN without ACK or RST.
+    #[inline(always)]
+    pub fn is_bare_syn(&self) -> bool {
+        use super::tcp::flags::{ACK, RST, SYN};
+        self.protocol == ip_proto::TCP && self.tcp_flags & (SYN | ACK | RST) == SYN
+    }
 }
 
 /// A transport flow, address-family neutral: the connection table's key.
@@ -518,6 +524,12 @@ impl Ipv6Meta {
     /// Offset of the IPv6 header in the frame.
     pub fn l3_offset(&self) -> usize {
         usize::from(self.l2_len)
+    }
+    /// True for a TCP segment that opens a handshake: SYN without ACK or RST.
+    #[inline(always)]
+    pub fn is_bare_syn(&self) -> bool {
+        use super::tcp::flags::{ACK, RST, SYN};
+        self.protocol == ip_proto::TCP && self.tcp_flags & (SYN | ACK | RST) == SYN
     }
     /// Offset of the layer-4 header in the frame.
     pub fn l4_offset(&self) -> usize {

@@ -17,7 +17,6 @@ use crate::conn::{ConnId, Direction, FlowKey, State};
 use crate::frame::Frame;
 use crate::model::{Protocol, ServiceId};
 use crate::net::probe::is_probe_port;
-use crate::wire::tcp::flags as tcp_flags;
 use crate::wire::{ip_proto, Classified, DropReason, Ipv4Meta};
 use crate::worker::counters::Discard;
 
@@ -73,8 +72,7 @@ impl<F: Frame> Worker<F> {
         if meta.ttl <= 1 {
             return self.expiring(frame, meta, at, io);
         }
-        let bare_syn = proto == Protocol::Tcp
-            && meta.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN;
+        let bare_syn = meta.is_bare_syn();
         if bare_syn && self.proxies(&meta) {
             return self.synproxy_first(frame, meta, at, io);
         }

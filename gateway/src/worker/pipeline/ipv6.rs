@@ -36,7 +36,6 @@ use crate::net::icmp::echo_reply_in_place_v6;
 use crate::net::ndisc::{handle_ndisc, write_neighbor_solicit, NdiscDrop, NdiscVerdict};
 use crate::net::{KernelClass, Learned, NeighbourTable, NextHop, Origin, PendingQueue, Queued, RouteTable};
 use crate::wire::icmpv6::msg_type;
-use crate::wire::tcp::flags as tcp_flags;
 use crate::wire::{icmpv6_error_inner, ip_proto, DropReason, EthAddrs, Ipv6Meta, MacAddr};
 use crate::worker::counters::{Discard, WorkerCounters};
 use crate::xmit::icmpv6_error::{error_reply_v6, OriginatedErrorV6};
@@ -333,7 +332,7 @@ impl<F: Frame> Worker<F> {
         if meta.hop_limit <= 1 {
             return self.expiring6(frame, meta, at, io);
         }
-        let bare_syn = is_bare_syn(proto, meta.tcp_flags);
+        let bare_syn = meta.is_bare_syn();
         if bare_syn && self.proxies6(&meta) {
             return self.synproxy_first6(frame, meta, at, io);
         }
@@ -775,10 +774,6 @@ fn send_solicitation<F: Frame>(
 #[inline(always)]
 pub(super) fn flow_key6(proto: Protocol, meta: &Ipv6Meta) -> FlowKey<Ipv6Addr> {
     FlowKey { proto, src: meta.src, sport: meta.src_port, dst: meta.dst, dport: meta.dst_port }
-}
-
-fn is_bare_syn(proto: Protocol, flags: u8) -> bool {
-    proto == Protocol::Tcp && flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN
 }
 
 /// The endpoints of IPv6 connection `c`, as its packets are rewritten.
