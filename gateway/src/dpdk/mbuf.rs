@@ -41,6 +41,12 @@ impl Mbuf {
         unsafe { self.0.as_ref() }
     }
 
+    #[inline]
+    fn raw_mut(&mut self) -> &mut rte_mbuf {
+        // SAFETY: we own a valid mbuf, and `&mut self` makes the access exclusive.
+        unsafe { self.0.as_mut() }
+    }
+
     /// Segments in the chain; the pipeline handles single-segment mbufs only.
     pub fn segments(&self) -> u16 {
         self.raw().nb_segs
@@ -126,8 +132,7 @@ impl Frame for Mbuf {
     /// prepend), neither inlinable.
     #[inline]
     fn prepend(&mut self, n: usize) -> Result<(), FrameError> {
-        // SAFETY: we own a valid mbuf, and `&mut self` guarantees exclusive access.
-        let m = unsafe { self.0.as_mut() };
+        let m = self.raw_mut();
         let available = usize::from(m.data_off);
         if n > available {
             return Err(FrameError::NoHeadroom { wanted: n, available });
@@ -219,12 +224,11 @@ impl Frame for Mbuf {
         let clear = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IPV6 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_L4_MASK;
         // tx_offload bit layout: l2_len:7, l3_len:9 (rte_mbuf_core.h).
         let lens = (offload.l2_len as u64 & 0x7f) | ((offload.l3_len as u64 & 0x1ff) << 7);
-        // SAFETY: we own a valid mbuf, and `&mut self` makes the access
-        // exclusive. Writing a union's field is safe: `tx_offload` is the
-        // 64-bit view of all of its length fields (rte_mbuf_core.h), and
-        // bindgen's layout assertions pin the union between `next` and
-        // `shinfo`, where the C struct has it.
-        let m = unsafe { self.0.as_mut() };
+        // Writing a union's field is safe: `tx_offload` is the 64-bit view of
+        // all of its length fields (rte_mbuf_core.h), and bindgen's layout
+        // assertions pin the union between `next` and `shinfo`, where the C
+        // struct has it.
+        let m = self.raw_mut();
         m.ol_flags = (m.ol_flags & !clear) | set;
         m.__bindgen_anon_3.tx_offload = lens;
     }

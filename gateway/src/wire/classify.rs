@@ -218,9 +218,17 @@ impl Ipv4Meta {
     /// True for a TCP segment that opens a handshake: SYN without ACK or RST.
     #[inline(always)]
     pub fn is_bare_syn(&self) -> bool {
-        use super::tcp::flags::{ACK, RST, SYN};
-        self.protocol == ip_proto::TCP && self.tcp_flags & (SYN | ACK | RST) == SYN
+        opens_handshake(self.protocol, self.tcp_flags)
     }
+}
+
+/// Whether a segment of `protocol` with `tcp_flags` opens a TCP handshake:
+/// SYN without ACK or RST. What both families' [`Ipv4Meta::is_bare_syn`]
+/// and [`Ipv6Meta::is_bare_syn`] ask.
+#[inline(always)]
+fn opens_handshake(protocol: u8, tcp_flags: u8) -> bool {
+    use super::tcp::flags::{ACK, RST, SYN};
+    protocol == ip_proto::TCP && tcp_flags & (SYN | ACK | RST) == SYN
 }
 
 /// A transport flow, address-family neutral: the connection table's key.
@@ -528,8 +536,7 @@ impl Ipv6Meta {
     /// True for a TCP segment that opens a handshake: SYN without ACK or RST.
     #[inline(always)]
     pub fn is_bare_syn(&self) -> bool {
-        use super::tcp::flags::{ACK, RST, SYN};
-        self.protocol == ip_proto::TCP && self.tcp_flags & (SYN | ACK | RST) == SYN
+        opens_handshake(self.protocol, self.tcp_flags)
     }
     /// Offset of the layer-4 header in the frame.
     pub fn l4_offset(&self) -> usize {
