@@ -2,33 +2,49 @@
 //! client's SYN, so its ACK can be validated with no state kept in between.
 //!
 //! A cookie is 32 bits: the MSS table index in the top two bits, and below
-//! them 30 bits of `SipHash-2-4(key_c, saddr daddr sport dport isn c index)`.
-//! `c` is the time counter (64-second periods) and `key_c` the secret of
-//! that period. A check reads the index, recomputes the hash for the
-//! current period, then for the previous one, and compares the 30 bits.
-//! Hence:
+//! them 30 bits of a MAC of the client's SYN: `AES-128(key_c, saddr daddr
+//! sport dport isn)`, whose 128 bits are four words, the MSS index choosing
+//! the one the cookie carries. `c` is the time counter (64-second periods)
+//! and `key_c` the secret of that period. A check reads the index,
+//! recomputes the MAC for the current period, then for the previous one,
+//! and compares the index's 30 bits. Hence:
 //!
 //! - forgery: a random ACK passes with probability 2 x 2^-30 = 2^-29 (two
 //!   periods tried), the same odds as Linux's construction (8 counter bits
 //!   of which 2 values pass, 24 hashed bits of which 4 values pass);
-//! - every bit is authenticated: the index is hashed too, so a flipped bit
-//!   anywhere fails the check (Linux's index can be nudged by adding to the
-//!   cookie). The price is that the top two bits are predictable from the
-//!   client's MSS: an off-path attacker still faces 30 unknown bits of the
-//!   proxied connection's sequence space, far more than a receive window;
+//! - every bit is authenticated: another index names another word of the
+//!   MAC, as unknown as the first, so a flipped bit anywhere fails the
+//!   check (Linux's index can be nudged by adding to the cookie). The price
+//!   is that the top two bits are predictable from the client's MSS: an
+//!   off-path attacker still faces 30 unknown bits of the proxied
+//!   connection's sequence space, far more than a receive window;
 //! - lifetime: a cookie minted in period `c` is accepted through period
 //!   `c + 1`, i.e. between 64 and 128 seconds, like Linux's
 //!   `MAX_SYNCOOKIE_AGE = 2` of 60-second periods. A client that has not
 //!   answered by then retransmits its SYN and gets a fresh cookie. Minting
-//!   costs one hash, checking one (a fresh cookie) or two (last period's,
+//!   costs one MAC, checking one (a fresh cookie) or two (last period's,
 //!   and every forgery).
 //!
-//! Secrets: one per period, derived as `SipHash(master, "sc" c 0|1)` from a
-//! 128-bit master seed the control plane hands every worker. Derivation is
-//! deterministic, so workers rotate independently (from the time they are
-//! given, no syscall, no shared state) and still agree: a cookie minted on
-//! one worker validates on any other. Only the current and previous keys
-//! are held; a leaked period key is useless two periods later.
+//! The MAC. An IPv4 SYN's fields are one 16-byte block, and AES-128 is a
+//! pseudo-random function on one block: with the round keys expanded once a
+//! period, a cookie is ten AES rounds, which the processor's AES
+//! instructions (AES-NI, ARMv8's crypto extension) run as ten instructions.
+//! An IPv6 SYN's fields are three blocks, MACed as CBC-MAC, a PRF on
+//! messages of one fixed length; each family has keys of its own, so
+//! neither length ever meets the other under one key (where CBC-MAC would
+//! not be one). The RustCrypto `aes` crate provides the cipher: it picks the
+//! processor's instructions at run time and falls back to a constant-time
+//! software AES, so every machine mints the same cookies from one seed.
+//! Linux's SipHash-2-4 (since 4.13) took ten rounds of adds, rotates and
+//! xors here, some 180 instructions a SYN (the eighth pass of
+//! PERFORMANCE.md's issue 20).
+//!
+//! Secrets: one per period and family, derived as `AES-128(master, "sc" f
+//! c)` from a 128-bit master seed the control plane hands every worker.
+//! Derivation is deterministic, so workers rotate independently (from the
+//! time they are given, no syscall, no shared state) and still agree: a
+//! cookie minted on one worker validates on any other. Only the current and
+//! previous keys are held; a leaked period key is useless two periods later.
 //!
 //! MSS: the index of the largest entry of the family's table not above the
 //! client's MSS: Linux's IPv4 `msstab` (`536, 1300, 1440, 1460`), or its
@@ -39,8 +55,7 @@
 //! host must accept; 1220, what the IPv6 minimum MTU carries, as in Linux).
 //!
 //! The family: [`CookieInput`] holds the client's and the service's
-//! addresses of either ([`CookieAddr`]); an IPv6 cookie hashes both 16-byte
-//! addresses (45 bytes, six SipHash blocks), an IPv4 one stays at 21.
+//! addresses of either ([`CookieAddr`]).
 //!
 //! Window scale and SACK-permitted do not fit the cookie; when the client
 //! sends timestamps they ride in the low 6 bits of our TSval, as Linux's
@@ -54,7 +69,8 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::siphash::SipKey;
+use aes::cipher::{BlockEncrypt, KeyInit};
+use aes::{Aes128Enc, Block};
 
 /// The MSS values an IPv4 cookie can carry (Linux's `msstab` for IPv4),
 /// ascending.
@@ -99,75 +115,96 @@ pub struct CookieInput<A = Ipv4Addr> {
     pub isn: u32,
 }
 
-/// An address family a cookie binds: how its addresses enter the hashed
-/// message, and its MSS table. Each family is its own monomorphised copy of
+/// An address family a cookie binds: how its SYN's fields are MACed, and
+/// its MSS table. Each family is its own monomorphised copy of
 /// [`SynCookies::make`] and [`SynCookies::check`].
 pub trait CookieAddr: Copy + fmt::Debug + Eq {
     /// The MSS values a cookie of this family can carry, ascending.
     const MSS_TABLE: [u16; 4];
-    /// The hashed message: a byte array of the family's length.
-    type Message: AsRef<[u8]>;
-    /// The message of `input` in period `counter` with MSS index `index`.
-    fn message(input: &CookieInput<Self>, counter: u32, index: u32) -> Self::Message;
+    /// The MAC of `input` under the period's `keys` (the family's own).
+    fn mac(keys: &PeriodKeys, input: &CookieInput<Self>) -> [u8; 16];
 }
 
 impl CookieAddr for Ipv4Addr {
     const MSS_TABLE: [u16; 4] = MSS_TABLE;
-    type Message = [u8; 21];
 
-    /// The input, the counter and the MSS index, 21 bytes (three SipHash
-    /// blocks, as 17 to 23 would be).
+    /// The fields are one block: the client, the service, the ports and the
+    /// client's ISN.
     #[inline(always)]
-    fn message(input: &CookieInput<Ipv4Addr>, counter: u32, index: u32) -> [u8; 21] {
-        let s = input.saddr.octets();
-        let d = input.daddr.octets();
-        let [sp0, sp1] = input.sport.to_be_bytes();
-        let [dp0, dp1] = input.dport.to_be_bytes();
-        let [i0, i1, i2, i3] = input.isn.to_be_bytes();
-        let [c0, c1, c2, c3] = counter.to_le_bytes();
-        [
-            s[0],
-            s[1],
-            s[2],
-            s[3],
-            d[0],
-            d[1],
-            d[2],
-            d[3],
-            sp0,
-            sp1,
-            dp0,
-            dp1,
-            i0,
-            i1,
-            i2,
-            i3,
-            c0,
-            c1,
-            c2,
-            c3,
-            index as u8,
-        ]
+    fn mac(keys: &PeriodKeys, input: &CookieInput<Ipv4Addr>) -> [u8; 16] {
+        let mut block = [0u8; 16];
+        block[..4].copy_from_slice(&input.saddr.octets());
+        block[4..8].copy_from_slice(&input.daddr.octets());
+        block[8..].copy_from_slice(&ports_and_isn(input));
+        encrypt(&keys.v4, block)
     }
 }
 
 impl CookieAddr for Ipv6Addr {
     const MSS_TABLE: [u16; 4] = MSS_TABLE_V6;
-    type Message = [u8; 45];
 
-    /// The same fields in the same order as IPv4's, with 16-byte addresses:
-    /// 45 bytes.
+    /// CBC-MAC over three blocks: the client, the service, then the ports
+    /// and the ISN (zero-padded), the same fields in the same order as
+    /// IPv4's.
     #[inline(always)]
-    fn message(input: &CookieInput<Ipv6Addr>, counter: u32, index: u32) -> [u8; 45] {
-        let mut m = [0u8; 45];
-        m[..16].copy_from_slice(&input.saddr.octets());
-        m[16..32].copy_from_slice(&input.daddr.octets());
-        m[32..34].copy_from_slice(&input.sport.to_be_bytes());
-        m[34..36].copy_from_slice(&input.dport.to_be_bytes());
-        m[36..40].copy_from_slice(&input.isn.to_be_bytes());
-        m[40..44].copy_from_slice(&counter.to_le_bytes());
-        m[44] = index as u8;
-        m
+    fn mac(keys: &PeriodKeys, input: &CookieInput<Ipv6Addr>) -> [u8; 16] {
+        let chain = |mac: [u8; 16], block: [u8; 16]| encrypt(&keys.v6, xor(mac, block));
+        let mut last = [0u8; 16];
+        last[..8].copy_from_slice(&ports_and_isn(input));
+        let mac = encrypt(&keys.v6, input.saddr.octets());
+        chain(chain(mac, input.daddr.octets()), last)
+    }
+}
+
+/// The ports and the ISN as the MAC reads them, in network order.
+#[inline(always)]
+fn ports_and_isn<A>(input: &CookieInput<A>) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[..2].copy_from_slice(&input.sport.to_be_bytes());
+    b[2..4].copy_from_slice(&input.dport.to_be_bytes());
+    b[4..].copy_from_slice(&input.isn.to_be_bytes());
+    b
+}
+
+#[inline(always)]
+fn encrypt(key: &Aes128Enc, block: [u8; 16]) -> [u8; 16] {
+    let mut block = Block::from(block);
+    key.encrypt_block(&mut block);
+    block.into()
+}
+
+#[inline(always)]
+fn xor(a: [u8; 16], b: [u8; 16]) -> [u8; 16] {
+    (u128::from_ne_bytes(a) ^ u128::from_ne_bytes(b)).to_ne_bytes()
+}
+
+/// One period's secrets, one AES key per family (see the module doc: a
+/// CBC-MAC key must only ever MAC messages of one length), their round keys
+/// expanded.
+#[derive(Clone)]
+pub struct PeriodKeys {
+    v4: Aes128Enc,
+    v6: Aes128Enc,
+}
+
+impl PeriodKeys {
+    /// The keys of period `counter`: `AES-128(master, "sc" f c)`, `f` the
+    /// family (4 or 6), distinct blocks under a PRF, so independent keys.
+    fn derive(master: &Aes128Enc, counter: u32) -> PeriodKeys {
+        let key = |family: u8| {
+            let mut block = [0u8; 16];
+            block[..3].copy_from_slice(&[b's', b'c', family]);
+            block[3..7].copy_from_slice(&counter.to_le_bytes());
+            Aes128Enc::new(&Block::from(encrypt(master, block)))
+        };
+        PeriodKeys { v4: key(4), v6: key(6) }
+    }
+}
+
+impl fmt::Debug for PeriodKeys {
+    // Keys are secrets: never let a log line carry them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PeriodKeys(..)")
     }
 }
 
@@ -224,20 +261,21 @@ impl std::error::Error for CookieError {}
 /// One worker's SYN-cookie state: the master seed and the keys of the
 /// current and previous periods. No allocation, no lock, no syscall; every
 /// worker owns one, built from the same seed.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SynCookies {
-    master: SipKey,
+    master: Aes128Enc,
     counter: u32,
-    current: SipKey,
-    previous: SipKey,
+    current: PeriodKeys,
+    previous: PeriodKeys,
 }
 
 impl SynCookies {
     /// State for period 0 (call [`SynCookies::rotate`] with the time before
     /// use). `seed` must be secret and random, and the same on every worker.
     pub fn new(seed: [u8; 16]) -> SynCookies {
-        let master = SipKey::from_bytes(seed);
-        SynCookies { master, counter: 0, current: derive(&master, 0), previous: derive(&master, u32::MAX) }
+        let master = Aes128Enc::new(&Block::from(seed));
+        let (current, previous) = (PeriodKeys::derive(&master, 0), PeriodKeys::derive(&master, u32::MAX));
+        SynCookies { master, counter: 0, current, previous }
     }
 
     /// The counter of `now_secs` (seconds on any clock every worker shares).
@@ -260,12 +298,13 @@ impl SynCookies {
 
     #[cold]
     fn rotate_to(&mut self, counter: u32) {
+        let next = PeriodKeys::derive(&self.master, counter);
+        let current = std::mem::replace(&mut self.current, next);
         self.previous = if counter == self.counter.wrapping_add(1) {
-            self.current
+            current
         } else {
-            derive(&self.master, counter.wrapping_sub(1))
+            PeriodKeys::derive(&self.master, counter.wrapping_sub(1))
         };
-        self.current = derive(&self.master, counter);
         self.counter = counter;
     }
 
@@ -279,8 +318,7 @@ impl SynCookies {
     #[inline]
     pub fn make<A: CookieAddr>(&self, input: &CookieInput<A>, client_mss: u16) -> u32 {
         let index = mss_index_in(&A::MSS_TABLE, client_mss);
-        let mac = self.current.hash(A::message(input, self.counter, index).as_ref()) as u32;
-        (index << MSS_SHIFT) | (mac & MAC_MASK)
+        (index << MSS_SHIFT) | mac_word(A::mac(&self.current, input), index)
     }
 
     /// Validates the cookie an ACK carries (`ack - 1`; `input.isn` is
@@ -295,10 +333,8 @@ impl SynCookies {
         tsecr: Option<u32>,
     ) -> Result<Decoded, CookieError> {
         let index = cookie >> MSS_SHIFT;
-        let matches = |key: &SipKey, counter: u32| {
-            key.hash(A::message(input, counter, index).as_ref()) as u32 & MAC_MASK == cookie & MAC_MASK
-        };
-        if !matches(&self.current, self.counter) && !matches(&self.previous, self.counter.wrapping_sub(1)) {
+        let matches = |keys: &PeriodKeys| mac_word(A::mac(keys, input), index) == cookie & MAC_MASK;
+        if !matches(&self.current) && !matches(&self.previous) {
             return Err(CookieError::Mismatch { cookie, counter: self.counter });
         }
         let ts = match tsecr {
@@ -314,15 +350,18 @@ impl SynCookies {
     }
 }
 
-/// The key of period `counter`.
-fn derive(master: &SipKey, counter: u32) -> SipKey {
-    let [c0, c1, c2, c3] = counter.to_le_bytes();
-    let half = |i: u8| master.hash(&[b's', b'c', c0, c1, c2, c3, i]).to_le_bytes();
-    let (a, b) = (half(0), half(1));
-    let mut key = [0u8; 16];
-    key[..8].copy_from_slice(&a);
-    key[8..].copy_from_slice(&b);
-    SipKey::from_bytes(key)
+impl fmt::Debug for SynCookies {
+    // Keys are secrets: the period is all a log line may show.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SynCookies").field("counter", &self.counter).finish_non_exhaustive()
+    }
+}
+
+/// The MAC bits a cookie with MSS index `index` carries: that word of the
+/// MAC, as its low 30 bits.
+#[inline(always)]
+fn mac_word(mac: [u8; 16], index: u32) -> u32 {
+    (u128::from_le_bytes(mac) >> (32 * (index & 3))) as u32 & MAC_MASK
 }
 
 /// The index of the largest [`MSS_TABLE`] entry not above `mss` (0 below
@@ -635,6 +674,65 @@ mod tests {
         let opts = TsOptions { wscale: Some(7), sack_permitted: true };
         let d = c.check(&input6(), cookie, Some(encode_tsval(0x1234_5678, opts))).unwrap();
         assert_eq!(d, Decoded { mss: 1440, wscale: Some(7), sack_permitted: true, timestamps: true });
+    }
+
+    fn hex(s: &str) -> [u8; 16] {
+        std::array::from_fn(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+    }
+
+    #[test]
+    fn the_ipv4_mac_is_aes_128_of_the_fields_as_one_block() {
+        // FIPS-197 appendix C.1: key 00..0f, plaintext 00112233..ff.
+        let key = Aes128Enc::new(&Block::from(hex("000102030405060708090a0b0c0d0e0f")));
+        let keys = PeriodKeys { v4: key.clone(), v6: key };
+        let fields = CookieInput {
+            saddr: Ipv4Addr::new(0x00, 0x11, 0x22, 0x33),
+            daddr: Ipv4Addr::new(0x44, 0x55, 0x66, 0x77),
+            sport: 0x8899,
+            dport: 0xaabb,
+            isn: 0xccdd_eeff,
+        };
+        let mac = Ipv4Addr::mac(&keys, &fields);
+        assert_eq!(mac, hex("69c4e0d86a7b0430d8cdb78070b4c55a"));
+        // Each MSS index carries its own word, little-endian.
+        assert_eq!(mac_word(mac, 0), 0xd8e0_c469 & MAC_MASK);
+        assert_eq!(mac_word(mac, 3), 0x5ac5_b470 & MAC_MASK);
+    }
+
+    #[test]
+    fn the_ipv6_mac_is_cbc_mac_of_three_blocks() {
+        // SP 800-38A F.2.1 (CBC-AES128.Encrypt), its IV folded into the first
+        // block: the first two ciphertext blocks are the chain after the
+        // addresses.
+        let key = Aes128Enc::new(&Block::from(hex("2b7e151628aed2a6abf7158809cf4f3c")));
+        let keys = PeriodKeys { v4: key.clone(), v6: key.clone() };
+        let iv = hex("000102030405060708090a0b0c0d0e0f");
+        let fields = CookieInput {
+            saddr: Ipv6Addr::from(xor(hex("6bc1bee22e409f96e93d7e117393172a"), iv)),
+            daddr: Ipv6Addr::from(hex("ae2d8a571e03ac9c9eb76fac45af8e51")),
+            sport: 0x0102,
+            dport: 0x0304,
+            isn: 0x0506_0708,
+        };
+        let after_addresses = hex("5086cb9b507219ee95db113a917678b2");
+        let last = hex("01020304050607080000000000000000");
+        assert_eq!(Ipv6Addr::mac(&keys, &fields), encrypt(&key, xor(after_addresses, last)));
+        assert_eq!(
+            encrypt(&key, xor(hex("6bc1bee22e409f96e93d7e117393172a"), iv)),
+            hex("7649abac8119b246cee98e9b12e9197d")
+        );
+    }
+
+    #[test]
+    fn each_family_and_period_has_a_key_of_its_own() {
+        // One MAC input read as both families' first block: an IPv4 SYN's
+        // block and an IPv6 client address with the same 16 bytes.
+        let c = at(5000);
+        let block = hex("c0a8010a0a000064_9c40005012345678".replace('_', "").as_str());
+        assert_ne!(encrypt(&c.current.v4, block), encrypt(&c.current.v6, block));
+        assert_ne!(encrypt(&c.current.v4, block), encrypt(&c.previous.v4, block));
+        // And the IPv4 block is the SYN's fields.
+        assert_eq!(Ipv4Addr::mac(&c.current, &input()), encrypt(&c.current.v4, block));
     }
 
     #[test]
