@@ -380,6 +380,12 @@ pub fn run(config: Config, socket: Option<&str>, stop: Arc<AtomicBool>) -> Resul
     let channels = workers::control_channels(usize::from(workers), first.clone(), convert, Duration::from_secs(2));
     // One cookie secret for every worker: a cookie minted on one validates on any.
     let synproxy = config.synproxy.settings(synproxy::random_seed()).map_err(|e| e.to_string())?;
+    if !synproxy::cookie::hardware_aes() {
+        log::warn!(
+            "gatewayd: this processor has no AES instructions: the SYN proxy's cookies use software AES, \
+             some seven times the work a SYN"
+        );
+    }
     let kernel_rate = config.kernel_rate.rate().map_err(|e| e.to_string())?;
     let epoch = crate::dpdk::rdtsc();
     // Connection sync: each worker's queues to the sync daemon, and the daemon's ends.
