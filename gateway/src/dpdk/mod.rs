@@ -1,8 +1,9 @@
 //! The one safe layer over DPDK (`dpdk-sys`), and over the memory mappings of
 //! [`hugemem`]. All platform `unsafe` of the gateway lives in this folder; every
-//! block carries a `// SAFETY:` note. Everything but `hugemem` needs DPDK (the
-//! `dpdk` feature); `hugemem` is plain Linux, used by the connection table in
-//! every build (tests, fuzzers and benches build without DPDK).
+//! block carries a `// SAFETY:` note. Everything but `hugemem`, `prefetch` and
+//! `block` needs DPDK (the `dpdk` feature): `hugemem` is plain Linux, used by
+//! the connection table in every build (tests, fuzzers and benches build
+//! without DPDK), and the other two are processor instructions.
 //!
 //! Lifetimes. DPDK objects (mempools, ports, rings, launched lcores) are only
 //! valid between `rte_eal_init` and `rte_eal_cleanup`. Rather than threading a
@@ -16,6 +17,7 @@
 //! DPDK initialises once per process. Tests that need the EAL therefore live
 //! one per integration-test binary (see the README's testing section).
 
+pub mod block;
 pub mod hugemem;
 pub mod prefetch;
 

@@ -72,6 +72,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use aes::cipher::{BlockEncrypt, KeyInit};
 use aes::{Aes128Enc, Block};
 
+use crate::dpdk::block::{block_of_words, xor_blocks};
+
 /// The MSS values an IPv4 cookie can carry (Linux's `msstab` for IPv4),
 /// ascending.
 pub const MSS_TABLE: [u16; 4] = [536, 1300, 1440, 1460];
@@ -132,11 +134,8 @@ impl CookieAddr for Ipv4Addr {
     /// client's ISN.
     #[inline(always)]
     fn mac(keys: &PeriodKeys, input: &CookieInput<Ipv4Addr>) -> [u8; 16] {
-        let mut block = [0u8; 16];
-        block[..4].copy_from_slice(&input.saddr.octets());
-        block[4..8].copy_from_slice(&input.daddr.octets());
-        block[8..].copy_from_slice(&ports_and_isn(input));
-        encrypt(&keys.v4, block)
+        let [ports, isn] = ports_and_isn(input);
+        encrypt(&keys.v4, block_of_words([input.saddr.octets(), input.daddr.octets(), ports, isn]))
     }
 }
 
@@ -148,22 +147,21 @@ impl CookieAddr for Ipv6Addr {
     /// IPv4's.
     #[inline(always)]
     fn mac(keys: &PeriodKeys, input: &CookieInput<Ipv6Addr>) -> [u8; 16] {
-        let chain = |mac: [u8; 16], block: [u8; 16]| encrypt(&keys.v6, xor(mac, block));
-        let mut last = [0u8; 16];
-        last[..8].copy_from_slice(&ports_and_isn(input));
+        let chain = |mac: [u8; 16], block: [u8; 16]| encrypt(&keys.v6, xor_blocks(mac, block));
+        let [ports, isn] = ports_and_isn(input);
         let mac = encrypt(&keys.v6, input.saddr.octets());
-        chain(chain(mac, input.daddr.octets()), last)
+        chain(chain(mac, input.daddr.octets()), block_of_words([ports, isn, [0; 4], [0; 4]]))
     }
 }
 
-/// The ports and the ISN as the MAC reads them, in network order.
+/// The ports and the ISN as the MAC reads them, in network order. The
+/// blocks are made by [`block_of_words`] and chained by [`xor_blocks`]:
+/// written byte by byte, a block reached the cipher's 16-byte load before
+/// its stores had retired, and waited for them (see `dpdk::block`).
 #[inline(always)]
-fn ports_and_isn<A>(input: &CookieInput<A>) -> [u8; 8] {
-    let mut b = [0u8; 8];
-    b[..2].copy_from_slice(&input.sport.to_be_bytes());
-    b[2..4].copy_from_slice(&input.dport.to_be_bytes());
-    b[4..].copy_from_slice(&input.isn.to_be_bytes());
-    b
+fn ports_and_isn<A>(input: &CookieInput<A>) -> [[u8; 4]; 2] {
+    let ([s0, s1], [d0, d1]) = (input.sport.to_be_bytes(), input.dport.to_be_bytes());
+    [[s0, s1, d0, d1], input.isn.to_be_bytes()]
 }
 
 #[inline(always)]
@@ -171,11 +169,6 @@ fn encrypt(key: &Aes128Enc, block: [u8; 16]) -> [u8; 16] {
     let mut block = Block::from(block);
     key.encrypt_block(&mut block);
     block.into()
-}
-
-#[inline(always)]
-fn xor(a: [u8; 16], b: [u8; 16]) -> [u8; 16] {
-    (u128::from_ne_bytes(a) ^ u128::from_ne_bytes(b)).to_ne_bytes()
 }
 
 /// One period's secrets, one AES key per family (see the module doc: a
@@ -723,7 +716,7 @@ mod tests {
         let keys = PeriodKeys { v4: key.clone(), v6: key.clone() };
         let iv = hex("000102030405060708090a0b0c0d0e0f");
         let fields = CookieInput {
-            saddr: Ipv6Addr::from(xor(hex("6bc1bee22e409f96e93d7e117393172a"), iv)),
+            saddr: Ipv6Addr::from(xor_blocks(hex("6bc1bee22e409f96e93d7e117393172a"), iv)),
             daddr: Ipv6Addr::from(hex("ae2d8a571e03ac9c9eb76fac45af8e51")),
             sport: 0x0102,
             dport: 0x0304,
@@ -731,9 +724,9 @@ mod tests {
         };
         let after_addresses = hex("5086cb9b507219ee95db113a917678b2");
         let last = hex("01020304050607080000000000000000");
-        assert_eq!(Ipv6Addr::mac(&keys, &fields), encrypt(&key, xor(after_addresses, last)));
+        assert_eq!(Ipv6Addr::mac(&keys, &fields), encrypt(&key, xor_blocks(after_addresses, last)));
         assert_eq!(
-            encrypt(&key, xor(hex("6bc1bee22e409f96e93d7e117393172a"), iv)),
+            encrypt(&key, xor_blocks(hex("6bc1bee22e409f96e93d7e117393172a"), iv)),
             hex("7649abac8119b246cee98e9b12e9197d")
         );
     }
