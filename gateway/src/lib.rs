@@ -15,8 +15,9 @@ pub mod control;
 #[cfg(feature = "dpdk")]
 pub mod daemon;
 // The one module allowed `unsafe` (the workspace denies it everywhere else). Its EAL
-// wrapper needs the `dpdk` feature; its huge-page arrays (`dpdk::hugemem`) and
-// software prefetch (`dpdk::prefetch`) do not.
+// wrapper needs the `dpdk` feature; its huge-page arrays (`dpdk::hugemem`), software
+// prefetch (`dpdk::prefetch`) and 16-byte blocks in vector registers (`dpdk::block`)
+// do not.
 #[allow(unsafe_code)]
 pub mod dpdk;
 pub mod frame;

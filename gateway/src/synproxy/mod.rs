@@ -8,8 +8,9 @@
 //!
 //! - [`cookie`]: the cookies. AES-128 as the MAC, because an IPv4 SYN's
 //!   fields are one block and the processor's AES instructions make that
-//!   block ten instructions (Linux keys its cookies with SipHash-2-4, some
-//!   180 instructions here; DPVS computes two MD5 blocks per cookie).
+//!   block ten instructions (Linux keys its cookies with SipHash-2-4: a
+//!   proxied SYN took 804 instructions with it here, 680 with AES; DPVS
+//!   computes two MD5 blocks per cookie).
 //! - [`handshake`]: the segments the gateway builds in place (SYN-ACK to
 //!   the client, SYN to the server, RST) and
 //!   [`ProxyDeltas`], the translation the connection applies afterwards.
