@@ -36,7 +36,7 @@ if [ "${1:-}" = --stages ]; then
     exit
 fi
 for path in established reply reply-clients new synproxy proxied proxied-reply established6 reply6 new6 nat64 nat64-reply handshake \
-    established-staged reply-staged new-staged established6-staged; do
+    established-staged reply-staged new-staged established6-staged synproxy-staged; do
     n=$(packets "$path")
     valgrind --tool=callgrind --callgrind-out-file="$OUT/cg" --toggle-collect='*measured_pipeline*' \
         "$BIN" "$path" "$n" >/dev/null 2>&1
