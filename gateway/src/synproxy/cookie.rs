@@ -362,7 +362,7 @@ fn mac_word(mac: [u8; 16], index: u32) -> u32 {
 /// on. Without them the `aes` crate's software AES takes some 4,000
 /// instructions a block (callgrind, `aes_force_soft`) against ten, so each
 /// SYN the proxy answers costs some seven times what it does with them
-/// (`measure_pipeline.sh`'s `synproxy`: 688 instructions).
+/// (`measure_pipeline.sh`'s `synproxy`: 680 instructions).
 pub fn hardware_aes() -> bool {
     #[cfg(target_arch = "x86_64")]
     let found = std::arch::is_x86_feature_detected!("aes");
