@@ -275,6 +275,46 @@ fn a_stale_socket_file_is_replaced_and_a_regular_file_is_not() {
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
+/// Whether the server still serves `stream`: a refused connection has its refusal (or the
+/// end of the stream) to read at once, a served silent one has nothing.
+fn still_served(stream: &UnixStream) -> bool {
+    stream.set_nonblocking(true).unwrap();
+    let served = matches!((&*stream).read(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    stream.set_nonblocking(false).unwrap();
+    served
+}
+
+/// Connects silent clients until `held` has `count` of them, each served, and returns how long
+/// the refusal that proves the server is full took and what it said. A client thread ends a
+/// moment after its reply is sent, so a connection made just after an answered call may be
+/// refused while that thread is still counted, and a request may be refused as busy while it
+/// is. The server accepts in order on one thread: once a request is answered or refused,
+/// every connection made before it has been admitted or refused. So the proof is a refusal
+/// with every held client still served; the refused ones are replaced until it comes.
+fn hold_slots(
+    server: &ServerHandle,
+    client: &Client,
+    held: &mut Vec<UnixStream>,
+    count: usize,
+) -> (Duration, ErrorKind, String) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        while held.len() < count {
+            held.push(UnixStream::connect(server.socket_path()).unwrap());
+        }
+        let t = Instant::now();
+        let result = client.call(&Request::Info);
+        let took = t.elapsed();
+        let before = held.len();
+        held.retain(still_served);
+        match result {
+            Err(ClientError::Refused(e)) if held.len() == before => return (took, e.kind, e.message),
+            Ok(_) | Err(ClientError::Refused(_)) if Instant::now() < deadline => {}
+            other => panic!("expected {count} clients held and a refusal, got {other:?}"),
+        }
+    }
+}
+
 /// Stalled clients each hold only their own connection: another client's request is answered
 /// at once, and a client over the bound is refused at once with a clear error.
 #[test]
@@ -283,14 +323,20 @@ fn stalled_clients_delay_nobody_and_one_over_the_bound_is_told_so() {
     // listing for 55 s.
     let (server, client, workers) = start_with("stalled", |o| o.max_clients = 12);
     configure(&client);
-    let mut stalled: Vec<UnixStream> = (0..11).map(|_| UnixStream::connect(server.socket_path()).unwrap()).collect();
-    let mut half = UnixStream::connect(server.socket_path()).unwrap();
+    let busy = "gatewayd is busy: 12 control clients are being served, the most it serves at once; try again";
+    // All twelve slots taken: the next client is refused at once, saying why.
+    let mut stalled = Vec::new();
+    let (took, kind, message) = hold_slots(&server, &client, &mut stalled, 12);
+    assert_eq!((kind, message.as_str()), (ErrorKind::Busy, busy));
+    assert!(took < Duration::from_secs(1), "refused in {took:?}");
+    // One of them sends half a request and stalls.
+    let mut half = stalled.pop().unwrap();
     half.write_all(b"{\"version\":1,\"requ").unwrap();
     let t = Instant::now();
-    // The twelfth slot is taken by `half`; free it by closing one of the silent ones.
+    // Free a slot by closing one of the silent ones.
     drop(stalled.pop());
-    // A client thread ends a moment after its reply is sent, so the slot freed above (and
-    // the one each call below uses) may still be counted for that moment: retry on Busy.
+    // Its thread ends a moment after it sees the close, so the slot freed above (and the one
+    // each call below uses) may still be counted for that moment: retry on Busy.
     let call_when_free = |request: Request| {
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
@@ -308,21 +354,18 @@ fn stalled_clients_delay_nobody_and_one_over_the_bound_is_told_so() {
     let t = Instant::now();
     call_when_free(Request::Apply { changes: vec![Change::DeleteService { service: web() }] });
     assert!(t.elapsed() < Duration::from_secs(2), "applied in {:?}", t.elapsed());
-    std::thread::sleep(Duration::from_millis(50));
 
-    // All twelve slots taken: the next client is refused at once, saying why.
-    let twelfth = UnixStream::connect(server.socket_path()).unwrap();
-    let t = Instant::now();
-    let (kind, message) = refused(client.call(&Request::Info));
-    assert_eq!(kind, ErrorKind::Busy);
-    assert_eq!(message, "gatewayd is busy: 12 control clients are being served, the most it serves at once; try again");
-    assert!(t.elapsed() < Duration::from_secs(1));
+    // The slot taken again (`half` holds the twelfth): the bound holds after clients came
+    // and went.
+    let (took, kind, message) = hold_slots(&server, &client, &mut stalled, 11);
+    assert_eq!((kind, message.as_str()), (ErrorKind::Busy, busy));
+    assert!(took < Duration::from_secs(1), "refused in {took:?}");
 
     // The stalled ones get their own timeout; `half` its error, at its own deadline.
     let mut reply = String::new();
     half.read_to_string(&mut reply).unwrap();
     assert!(reply.contains("no complete request within 5000 ms"), "{reply}");
-    drop((twelfth, stalled));
+    drop(stalled);
     workers.stop();
     let dir = server.socket_path().parent().unwrap().to_path_buf();
     server.shutdown();
