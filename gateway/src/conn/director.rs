@@ -23,7 +23,7 @@ use super::state::{Direction, State};
 use super::table::{Conn, ConnId, ConnTable, InsertError, KeyHash, NewConn, NO_TEMPLATE};
 use crate::model::laddr::{LaddrPools, PortPartition, TakeError};
 use crate::model::persist::{PersistTable, TemplateKey};
-use crate::model::{ForwardMethod, Protocol, ServiceKey, Snapshot};
+use crate::model::{ForwardMethod, Protocol, ServiceId, ServiceKey, Snapshot};
 use crate::sched::Schedulers;
 use crate::sync::queue::Refusal;
 use crate::sync::record::{close_rank, Synced};
@@ -228,23 +228,25 @@ impl<A: Family> Director<A> {
     /// connection goes, its port and template released) or refuses with `TableFull`.
     pub fn connect(&mut self, key: &FlowKey<A>, now: u32) -> Result<ConnId, Refused> {
         let hash = self.conns.hash_of(key);
-        self.connect_preferring(key, hash, now, 0, |_, _, _, _| true)
+        self.connect_preferring(key, None, hash, now, 0, |_, _, _, _| true)
     }
 
     /// [`Director::connect`] choosing the FNAT local port among up to `tries` free ones by
     /// `prefer(raddr, rport, laddr, lport)`, e.g. "the NIC's RSS hash of the reply lands on
     /// this worker's queue" (`net::rss`), so replies need no redirect (DESIGN.md invariant 2).
     /// `hash` is `key`'s in the table ([`ConnTable::hash_of`]), which the lookup that
-    /// missed computed.
+    /// missed computed; `service` is `key`'s service when the caller found it in this
+    /// director's snapshot ([`Director::snapshot`]), else it is looked up here.
     pub fn connect_preferring(
         &mut self,
         key: &FlowKey<A>,
+        service: Option<ServiceId>,
         hash: KeyHash,
         now: u32,
         tries: usize,
         prefer: impl FnMut(A, u16, A, u16) -> bool,
     ) -> Result<ConnId, Refused> {
-        let r = self.try_connect(key, hash, now, tries, prefer);
+        let r = self.try_connect(key, service, hash, now, tries, prefer);
         if let Err(e) = r {
             let s = &mut self.stats;
             *match e {
@@ -261,12 +263,16 @@ impl<A: Family> Director<A> {
     fn try_connect(
         &mut self,
         key: &FlowKey<A>,
+        service: Option<ServiceId>,
         hash: KeyHash,
         now: u32,
         tries: usize,
         mut prefer: impl FnMut(A, u16, A, u16) -> bool,
     ) -> Result<ConnId, Refused> {
-        let sid = self.snap.find(key.proto, key.dst.to_ip(), key.dport).ok_or(Refused::NoService)?;
+        let sid = match service {
+            Some(sid) => sid,
+            None => self.snap.find(key.proto, key.dst.to_ip(), key.dport).ok_or(Refused::NoService)?,
+        };
         let svc = self.snap.service(sid);
 
         // Persistence: reuse the client's template if its server is still in the service.
@@ -718,7 +724,7 @@ mod tests {
         let mut asked = vec![];
         let k = key("1.2.3.4", 1, 80);
         let id = d
-            .connect_preferring(&k, d.conns().hash_of(&k), 0, 8, |rip, rport, lip, lport| {
+            .connect_preferring(&k, None, d.conns().hash_of(&k), 0, 8, |rip, rport, lip, lport| {
                 asked.push((rip, rport, lip, lport));
                 lport % 4 == 3
             })

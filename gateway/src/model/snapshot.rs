@@ -200,11 +200,17 @@ impl Snapshot {
     #[inline]
     pub fn find(&self, proto: Protocol, dst: IpAddr, dport: u16) -> Option<ServiceId> {
         if let IpAddr::V4(a) = dst {
-            if let Some(&id) = self.by_v4.get(&pack_v4(proto, a, dport)) {
+            if let Some(id) = self.find_exact_v4(proto, a, dport) {
                 return Some(id);
             }
         }
         self.find_inexact(proto, dst, dport)
+    }
+
+    /// The exact IPv4 service of `dst:dport`, the first step of [`Snapshot::find`].
+    #[inline]
+    pub fn find_exact_v4(&self, proto: Protocol, dst: std::net::Ipv4Addr, dport: u16) -> Option<ServiceId> {
+        self.by_v4.get(&pack_v4(proto, dst, dport)).copied()
     }
 
     /// [`Snapshot::find`] past the exact IPv4 service.

@@ -113,7 +113,8 @@ impl<F: Frame> Worker<F> {
         io: &mut impl Io<F>,
     ) {
         if self.conns_live() < self.staged_from {
-            return self.run_packet_by_packet(frames, port, redirected, now, io);
+            self.run_packet_by_packet(frames, port, redirected, now, io);
+            return self.gauge_live();
         }
         // In stages: what each stage leaves for the next, per frame.
         let mut staged: [(Result<Classified, DropReason>, KeyHash); STAGE] =
@@ -183,6 +184,7 @@ impl<F: Frame> Worker<F> {
             self.director.index_reply_keys();
             self.v6.director.index_reply_keys();
         }
+        self.gauge_live();
     }
 
     /// [`Worker::run_stages`] below the threshold: each frame classified and

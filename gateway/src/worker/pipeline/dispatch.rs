@@ -10,6 +10,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use super::roles::Roles;
 use super::{Arrival, Io, Leg, Worker};
 use crate::conn::director::Refused;
 use crate::conn::table::KeyHash;
@@ -86,8 +87,20 @@ impl<F: Frame> Worker<F> {
             self.director.end_now(id);
             self.counters.conns_reused.inc();
         }
-        // What the destination is to us, asked once.
-        let roles = self.addrs.of(meta.dst);
+        // A SYN of no connection is to an exact service, whose address is a
+        // VIP. While every VIP is held and none is a local address, that is
+        // all the roles' map would tell the tests below (nothing past them
+        // asks it when there is a service), so it is not asked: one lookup
+        // for the service and the address instead of two (34 instructions a
+        // new connection, `measure_pipeline.sh`). Not for other packets: a
+        // reply to a local address (NAT64's, every one) would ask both.
+        let exact = if bare_syn { self.exact_service(proto, &meta) } else { None };
+        let roles = if exact.is_some() && self.addrs.vips_are_plain() {
+            Roles::PLAIN_VIP
+        } else {
+            // What the destination is to us, asked once.
+            self.addrs.of(meta.dst)
+        };
         if roles.is_local() {
             if is_probe_port(meta.dst_port) {
                 return self.hand_to_prober(frame, io);
@@ -110,8 +123,15 @@ impl<F: Frame> Worker<F> {
             return self.discard(frame, Discard::NotHeld, io);
         }
         let to_vip = roles.is_vip();
-        let service = (self.any_proxied || !to_vip).then(|| self.service_of(proto, &meta)).flatten();
-        if proto == Protocol::Tcp && service.is_some_and(|id| self.service_proxied(id)) {
+        let service = if exact.is_some() || (to_vip && !self.any_proxied) {
+            // Else the director looks it up for a new connection.
+            exact
+        } else {
+            // The exact lookup again for a SYN that missed it: to a fwmark
+            // service, or to nothing (the kernel's).
+            self.service_of(proto, &meta)
+        };
+        if proto == Protocol::Tcp && self.any_proxied && service.is_some_and(|id| self.service_proxied(id)) {
             // The client's ACK that may complete a handshake with us.
             return self.synproxy_first(frame, meta, at, io);
         }
@@ -123,7 +143,7 @@ impl<F: Frame> Worker<F> {
             // Made again from `meta`: kept from the lookup for here, the key
             // was written to the stack for every packet.
             let key = flow_key(proto, &meta);
-            return match self.open(&key, hash, at.now) {
+            return match self.open(&key, service, hash, at.now) {
                 Ok(id) => self.forward_opening(frame, meta, Leg { id, dir: Direction::In }, at, io),
                 Err(refused) => self.unconsumed_flow(frame, refusal_drop(refused), at, io),
             };
@@ -151,18 +171,35 @@ impl<F: Frame> Worker<F> {
         }
     }
 
-    /// The service of a packet to an address that may be no VIP, or when
-    /// some service is SYN-proxied. Out of line: inlined, the lookup's code
-    /// in the dispatch loop cost an established packet 9 instructions.
+    /// The exact service of a packet of no connection ([`Snapshot::find_exact_v4`]). Out of
+    /// line, as [`Worker::service_of`]: inlined, a service lookup's code in the dispatch loop
+    /// cost an established packet 9 instructions.
+    ///
+    /// [`Snapshot::find_exact_v4`]: crate::model::Snapshot::find_exact_v4
+    #[inline(never)]
+    fn exact_service(&self, proto: Protocol, meta: &Ipv4Meta) -> Option<ServiceId> {
+        self.director.snapshot().find_exact_v4(proto, meta.dst, meta.dst_port)
+    }
+
+    /// The service of a packet to an address that may be no VIP, or when some service is
+    /// SYN-proxied.
     #[inline(never)]
     fn service_of(&self, proto: Protocol, meta: &Ipv4Meta) -> Option<ServiceId> {
         self.director.snapshot().find(proto, IpAddr::V4(meta.dst), meta.dst_port)
     }
 
     /// Schedules and creates the connection of a new flow, counted; `hash` is
-    /// `key`'s in the table. Inlined, as `open6` is (13 instructions a SYN).
+    /// `key`'s in the table, `service` its service when the caller found it
+    /// (else the director looks it up). Inlined, as `open6` is (13
+    /// instructions a SYN).
     #[inline(always)]
-    pub(super) fn open(&mut self, key: &FlowKey<Ipv4Addr>, hash: KeyHash, now: u32) -> Result<ConnId, Refused> {
+    pub(super) fn open(
+        &mut self,
+        key: &FlowKey<Ipv4Addr>,
+        service: Option<ServiceId>,
+        hash: KeyHash,
+        now: u32,
+    ) -> Result<ConnId, Refused> {
         // Worker w reads rx queue w of every port: prefer a local port whose
         // reply the NIC hashes to that queue.
         let (net, routes, me) = (&self.net, &self.routes, self.id);
@@ -172,10 +209,8 @@ impl<F: Frame> Worker<F> {
                 .and_then(|hop| net.ports.get(usize::from(hop.port))?.steering.as_deref())
                 .is_none_or(|s| s.queue(s.base(rip, rport, lip), lport) == me)
         };
-        let id = self.director.connect_preferring(key, hash, now, self.steering_tries, steered)?;
+        let id = self.director.connect_preferring(key, service, hash, now, self.steering_tries, steered)?;
         self.counters.new_conns.inc();
-        // The gauge follows inserts at once; expiry updates it each tick.
-        self.counters.conns_live.set(self.conns_live());
         if let Some(d) = self.director.conn(id).dest() {
             d.count_connection(self.id);
         }

@@ -31,7 +31,7 @@ use crate::conn::director::{Director, DirectorConfig, Refused};
 use crate::conn::table::{Conn, KeyHash};
 use crate::conn::{ConnId, Direction, Family, FlowKey, Proxy, State};
 use crate::frame::Frame;
-use crate::model::{ForwardMethod, NetView, Protocol, ServiceKey, Snapshot};
+use crate::model::{ForwardMethod, NetView, Protocol, ServiceId, ServiceKey, Snapshot};
 use crate::net::icmp::echo_reply_in_place_v6;
 use crate::net::ndisc::{handle_ndisc, write_neighbor_solicit, NdiscDrop, NdiscVerdict};
 use crate::net::{KernelClass, Learned, NeighbourTable, NextHop, Origin, PendingQueue, Queued, RouteTable};
@@ -376,7 +376,7 @@ impl<F: Frame> Worker<F> {
         if proto == Protocol::Tcp && !bare_syn {
             return self.discard(frame, Discard::NoConnection, io);
         }
-        match self.open6(&key, hash, at.now) {
+        match self.open6(&key, Some(service), hash, at.now) {
             Ok(id) => self.forward_opening6(frame, meta, Leg { id, dir: Direction::In }, at, io),
             Err(refused) => self.discard(frame, super::dispatch::refusal_drop(refused), io),
         }
@@ -394,14 +394,21 @@ impl<F: Frame> Worker<F> {
     }
 
     /// Schedules and creates the IPv6 connection of a new flow, counted;
-    /// `hash` is `key`'s in the table. Inlined: left to the compiler, it was
-    /// a call (35 instructions an IPv6 SYN, `measure_pipeline.sh`'s new6).
+    /// `hash` is `key`'s in the table, `service` its service when the caller
+    /// found it (else the director looks it up). Inlined: left to the
+    /// compiler, it was a call (35 instructions an IPv6 SYN,
+    /// `measure_pipeline.sh`'s new6).
     #[inline(always)]
-    pub(super) fn open6(&mut self, key: &FlowKey<Ipv6Addr>, hash: KeyHash, now: u32) -> Result<ConnId, Refused> {
+    pub(super) fn open6(
+        &mut self,
+        key: &FlowKey<Ipv6Addr>,
+        service: Option<ServiceId>,
+        hash: KeyHash,
+        now: u32,
+    ) -> Result<ConnId, Refused> {
         // No local port is steered: IPv6 replies' RSS is not predicted.
-        let id = self.v6.director.connect_preferring(key, hash, now, 0, |_, _, _, _| true)?;
+        let id = self.v6.director.connect_preferring(key, service, hash, now, 0, |_, _, _, _| true)?;
         self.counters.new_conns.inc();
-        self.counters.conns_live.set(self.conns_live());
         if let Some(d) = self.v6.director.conn(id).dest() {
             d.count_connection(self.id);
         }

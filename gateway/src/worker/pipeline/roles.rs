@@ -25,6 +25,10 @@ impl Roles {
     const UNHELD: u8 = 8;
     const NEEDED: u8 = 16;
 
+    /// The roles of a VIP when [`AddrRoles::vips_are_plain`]: all the
+    /// dispatch asks of an address it found an exact service of.
+    pub(super) const PLAIN_VIP: Roles = Roles(Self::VIP);
+
     /// One of the ports' addresses (ARP, echo, the kernel interface's).
     #[inline(always)]
     pub(super) fn is_interface(self) -> bool {
@@ -72,11 +76,14 @@ pub(super) struct AddrRoles<A> {
     /// Whether some address is unheld: when none is, as on a director that
     /// holds all its addresses, `is_unheld` asks no map.
     any_unheld: bool,
+    /// Whether no VIP is also a local address or unheld (see
+    /// [`AddrRoles::vips_are_plain`]).
+    plain_vips: bool,
 }
 
 impl<A> Default for AddrRoles<A> {
     fn default() -> Self {
-        AddrRoles { roles: HashMap::default(), any_unheld: false }
+        AddrRoles { roles: HashMap::default(), any_unheld: false, plain_vips: true }
     }
 }
 
@@ -97,6 +104,14 @@ impl<A: Copy + Eq + Hash> AddrRoles<A> {
     #[inline(never)]
     pub(super) fn of(&self, addr: A) -> Roles {
         self.roles.get(&addr).copied().unwrap_or_default()
+    }
+
+    /// Whether every VIP is held and none is a local address too: the roles
+    /// of each are then [`Roles::PLAIN_VIP`] as far as the dispatch asks
+    /// (it asks no more of an address it has a service of).
+    #[inline(always)]
+    pub(super) fn vips_are_plain(&self) -> bool {
+        self.plain_vips
     }
 
     /// Whether `addr` is a VIP or local address another director holds now.
@@ -134,10 +149,14 @@ impl<A: Copy + Eq + Hash> AddrRoles<A> {
         add(&mut addrs.local.into_iter(), Roles::LOCAL);
         add(&mut addrs.needed.into_iter(), Roles::NEEDED);
         self.any_unheld = false;
+        self.plain_vips = true;
         for (&a, r) in self.roles.iter_mut() {
             if r.0 & (Roles::VIP | Roles::LOCAL) != 0 && !held(a) {
                 r.0 |= Roles::UNHELD;
                 self.any_unheld = true;
+            }
+            if r.is_vip() && (r.is_local() || r.is_unheld()) {
+                self.plain_vips = false;
             }
         }
     }
@@ -182,5 +201,29 @@ mod tests {
         assert!(!roles.is_unheld(ip(3)) && roles.of(ip(3)).is_own());
         assert_eq!(roles.of(ip(2)), Roles::default());
         assert!(!roles.any_unheld);
+    }
+
+    /// The dispatch takes an exact service's address for a plain VIP only when
+    /// no VIP is also a local address or unheld: either would change where its
+    /// packets go (to the local port's owner; dropped as not held).
+    #[test]
+    fn vips_are_plain_unless_one_is_also_a_local_address_or_unheld() {
+        let mut roles = AddrRoles::default();
+        assert!(roles.vips_are_plain(), "no VIP at all");
+        let plain = |roles: &mut AddrRoles<Ipv4Addr>, local: &[Ipv4Addr], held: Option<&[IpAddr]>| {
+            roles.rebuild(
+                Addresses { interface: [ip(1)], vips: [ip(1), ip(2)], local: local.to_vec(), needed: [ip(4)] },
+                held,
+            );
+            roles.vips_are_plain()
+        };
+        assert!(plain(&mut roles, &[ip(3)], None), "an interface address may be a VIP");
+        assert!(!plain(&mut roles, &[ip(3), ip(2)], None), "a VIP is also a local address");
+        assert!(plain(&mut roles, &[ip(3)], Some(&[ip(1), ip(2), ip(3)].map(IpAddr::V4))), "all held");
+        assert!(!plain(&mut roles, &[ip(3)], Some(&[ip(1), ip(3)].map(IpAddr::V4))), "VIP ip(2) is unheld");
+        assert!(plain(&mut roles, &[ip(3)], Some(&[ip(1), ip(2)].map(IpAddr::V4))), "only a local address is unheld");
+        assert!(plain(&mut roles, &[ip(3)], None), "rebuilt: plain again");
+        assert_eq!(Roles::PLAIN_VIP, Roles(Roles::VIP));
+        assert!(Roles::PLAIN_VIP.is_vip() && !Roles::PLAIN_VIP.is_local() && !Roles::PLAIN_VIP.is_unheld());
     }
 }

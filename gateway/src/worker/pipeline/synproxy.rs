@@ -149,7 +149,7 @@ impl<F: Frame> Worker<F> {
             return self.discard(frame, Discard::NoMbuf, io);
         };
         let key = flow_key(Protocol::Tcp, &meta);
-        let id = match self.open(&key, self.director.conns().hash_of(&key), now) {
+        let id = match self.open(&key, None, self.director.conns().hash_of(&key), now) {
             Ok(id) => id,
             Err(refused) => {
                 io.free(copy);

@@ -99,7 +99,7 @@ impl<F: Frame> Worker<F> {
         };
         let key =
             FlowKey { proto: Protocol::Tcp, src: meta.src, sport: meta.src_port, dst: meta.dst, dport: meta.dst_port };
-        let id = match self.open6(&key, self.v6.director.conns().hash_of(&key), now) {
+        let id = match self.open6(&key, None, self.v6.director.conns().hash_of(&key), now) {
             Ok(id) => id,
             Err(refused) => {
                 io.free(copy);
