@@ -355,8 +355,8 @@ fn stalled_clients_delay_nobody_and_one_over_the_bound_is_told_so() {
     call_when_free(Request::Apply { changes: vec![Change::DeleteService { service: web() }] });
     assert!(t.elapsed() < Duration::from_secs(2), "applied in {:?}", t.elapsed());
 
-    // The slot taken again (`half` holds the twelfth): the bound holds after clients came
-    // and went.
+    // The slot taken again (`half` holds the twelfth until its deadline, 5 s after it
+    // connected): the bound holds after clients came and went.
     let (took, kind, message) = hold_slots(&server, &client, &mut stalled, 11);
     assert_eq!((kind, message.as_str()), (ErrorKind::Busy, busy));
     assert!(took < Duration::from_secs(1), "refused in {took:?}");

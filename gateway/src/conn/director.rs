@@ -270,7 +270,14 @@ impl<A: Family> Director<A> {
         mut prefer: impl FnMut(A, u16, A, u16) -> bool,
     ) -> Result<ConnId, Refused> {
         let sid = match service {
-            Some(sid) => sid,
+            Some(sid) => {
+                debug_assert_eq!(
+                    self.snap.find(key.proto, key.dst.to_ip(), key.dport),
+                    Some(sid),
+                    "the caller's service is the key's, in this snapshot"
+                );
+                sid
+            }
             None => self.snap.find(key.proto, key.dst.to_ip(), key.dport).ok_or(Refused::NoService)?,
         };
         let svc = self.snap.service(sid);

@@ -261,8 +261,8 @@ pub struct WorkerCounters {
     pub conns_reused: Counter,
     /// lblc/lblcr destinations dropped from a full map for a new one (set each tick).
     pub lblc_evictions: Counter,
-    /// Gauges: live connections (set on each new one and once a second,
-    /// after expiry) and the table's capacity.
+    /// Gauges: live connections (set after each burst, which its new ones
+    /// join, and once a second, after expiry) and the table's capacity.
     pub conns_live: Counter,
     pub conns_capacity: Counter,
     /// The table's own counts, copied once a second: connections expired,

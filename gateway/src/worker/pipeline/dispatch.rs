@@ -127,8 +127,9 @@ impl<F: Frame> Worker<F> {
             // Else the director looks it up for a new connection.
             exact
         } else {
-            // The exact lookup again for a SYN that missed it: to a fwmark
-            // service, or to nothing (the kernel's).
+            // UDP's and TCP's other packets; and a SYN that missed an exact
+            // service (to a fwmark or all-ports service, or to nothing: the
+            // kernel's), whose exact lookup this repeats.
             self.service_of(proto, &meta)
         };
         if proto == Protocol::Tcp && self.any_proxied && service.is_some_and(|id| self.service_proxied(id)) {

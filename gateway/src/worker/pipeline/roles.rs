@@ -6,7 +6,9 @@
 //! One map rather than a set per role: a packet of no connection asks what
 //! its destination is in one lookup (a new connection's SYN asked the local
 //! addresses' set, then the VIPs': `measure_pipeline.sh` counted 26
-//! instructions more for `new`).
+//! instructions more for `new`). A SYN to an exact service asks none while
+//! the VIPs are plain ([`AddrRoles::vips_are_plain`]): the service's lookup
+//! says the address is a VIP.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
