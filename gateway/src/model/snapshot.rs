@@ -213,9 +213,10 @@ impl Snapshot {
         self.by_v4.get(&pack_v4(proto, dst, dport)).copied()
     }
 
-    /// [`Snapshot::find`] past the exact IPv4 service.
+    /// [`Snapshot::find`] past the exact IPv4 service: for a caller that asked
+    /// [`Snapshot::find_exact_v4`] already.
     #[inline(never)]
-    fn find_inexact(&self, proto: Protocol, dst: IpAddr, dport: u16) -> Option<ServiceId> {
+    pub fn find_inexact(&self, proto: Protocol, dst: IpAddr, dport: u16) -> Option<ServiceId> {
         if dst.is_ipv6() {
             if let Some(&id) = self.by_key.get(&ServiceKey::Inet { proto, addr: dst, port: dport }) {
                 return Some(id);

@@ -123,14 +123,9 @@ impl<F: Frame> Worker<F> {
             return self.discard(frame, Discard::NotHeld, io);
         }
         let to_vip = roles.is_vip();
-        let service = if exact.is_some() || (to_vip && !self.any_proxied) {
-            // Else the director looks it up for a new connection.
-            exact
-        } else {
-            // UDP's and TCP's other packets; and a SYN that missed an exact
-            // service (to a fwmark or all-ports service, or to nothing: the
-            // kernel's), whose exact lookup this repeats.
-            self.service_of(proto, &meta)
+        let service = match exact {
+            Some(_) => exact,
+            None => self.service_past_exact(bare_syn, to_vip, proto, &meta),
         };
         if proto == Protocol::Tcp && self.any_proxied && service.is_some_and(|id| self.service_proxied(id)) {
             // The client's ACK that may complete a handshake with us.
@@ -173,8 +168,8 @@ impl<F: Frame> Worker<F> {
     }
 
     /// The exact service of a packet of no connection ([`Snapshot::find_exact_v4`]). Out of
-    /// line, as [`Worker::service_of`]: inlined, a service lookup's code in the dispatch loop
-    /// cost an established packet 9 instructions.
+    /// line, as [`Worker::service_past_exact`]: inlined, a service lookup's code in the
+    /// dispatch loop cost an established packet 9 instructions.
     ///
     /// [`Snapshot::find_exact_v4`]: crate::model::Snapshot::find_exact_v4
     #[inline(never)]
@@ -182,11 +177,28 @@ impl<F: Frame> Worker<F> {
         self.director.snapshot().find_exact_v4(proto, meta.dst, meta.dst_port)
     }
 
-    /// The service of a packet to an address that may be no VIP, or when some service is
-    /// SYN-proxied.
+    /// The service of a packet of no connection that has no exact one, or was not asked for
+    /// it (`asked_exact`: [`Worker::exact_service`] found none). A SYN that missed is to a
+    /// fwmark or all-ports service, or to nobody's (the kernel's, a closed port). Other
+    /// packets to a VIP need none while no service is SYN-proxied: the director looks up a
+    /// new connection's itself. Out of line, so that the dispatch of an exact service's SYN
+    /// holds none of its code.
     #[inline(never)]
-    fn service_of(&self, proto: Protocol, meta: &Ipv4Meta) -> Option<ServiceId> {
-        self.director.snapshot().find(proto, IpAddr::V4(meta.dst), meta.dst_port)
+    fn service_past_exact(
+        &self,
+        asked_exact: bool,
+        to_vip: bool,
+        proto: Protocol,
+        meta: &Ipv4Meta,
+    ) -> Option<ServiceId> {
+        let (snapshot, dst) = (self.director.snapshot(), IpAddr::V4(meta.dst));
+        if asked_exact {
+            snapshot.find_inexact(proto, dst, meta.dst_port)
+        } else if to_vip && !self.any_proxied {
+            None
+        } else {
+            snapshot.find(proto, dst, meta.dst_port)
+        }
     }
 
     /// Schedules and creates the connection of a new flow, counted; `hash` is
