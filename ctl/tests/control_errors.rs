@@ -87,6 +87,15 @@ fn bad_command_lines_and_refused_changes_leave_the_table_unchanged() {
         1,
         "local address 192.168.1.254 not found in service TCP 192.168.0.200:80\n",
     );
+    // A VIP is never a FNAT local address too: its clients' packets would be taken for
+    // replies to the gateway's connections.
+    fails(
+        &gw,
+        "-P -t 192.168.0.200:80 -z 10.0.0.1 -F dpdk1",
+        1,
+        "10.0.0.1 cannot be both the address of virtual service UDP 10.0.0.1:53 and a local address of service \
+         TCP 192.168.0.200:80: packets to a local address are taken for replies to the gateway's connections\n",
+    );
     // The sync daemons: ipvsadm's texts for IPVS's ENODEV, ESRCH and EEXIST.
     fails(&gw, "--start-daemon master --mcast-interface nosuchif0", 1, "No such device\n");
     fails(&gw, "--stop-daemon backup", 1, "No daemon is running\n");
@@ -104,6 +113,13 @@ fn bad_command_lines_and_refused_changes_leave_the_table_unchanged() {
         o.stderr,
         "Destination already exists\nline 3: real server 10.1.1.1:80 already exists in service TCP 10.0.0.3:80; nothing was restored\n"
     );
+    // The other way round: a service at a local address, refused whole.
+    let rules = "-A -t 10.0.0.3:80 -s rr\n-P -t 10.0.0.3:80 -z 10.0.0.9 -F dpdk1\n-A -u 10.0.0.9:53 -s rr\n";
+    let o = gw.gwctl_in("-R", rules);
+    let refusal = "10.0.0.9 cannot be both the address of virtual service UDP 10.0.0.9:53 and a local address of \
+                   service TCP 10.0.0.3:80: packets to a local address are taken for replies to the gateway's \
+                   connections";
+    assert_eq!((o.code, o.stderr), (1, format!("{refusal}\nline 3: {refusal}; nothing was restored\n")));
     let o = gw.gwctl_in("-R", "-A -u 10.0.0.5:53 -s rr -o\n");
     assert_eq!(
         (o.code, o.stderr.as_str()),

@@ -115,6 +115,14 @@ pub enum ConfigError {
         service: ServiceKey,
         other: ServiceKey,
     },
+    /// An address that would be a service's VIP (`vip_of`) and a FNAT local address
+    /// (`local_of`'s) at once: a packet to a local address is taken for a reply to one of
+    /// the gateway's connections, so the VIP's clients would open none.
+    VipIsLocalAddress {
+        addr: IpAddr,
+        vip_of: ServiceKey,
+        local_of: ServiceKey,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -201,6 +209,11 @@ impl fmt::Display for ConfigError {
                 f,
                 "local address {laddr} of service {service} is a local address of service {other} too: an IPv4 \
                  local address serves IPv4 services or NAT64 ones, not both (each has its own port pools)"
+            ),
+            VipIsLocalAddress { addr, vip_of, local_of } => write!(
+                f,
+                "{addr} cannot be both the address of virtual service {vip_of} and a local address of service \
+                 {local_of}: packets to a local address are taken for replies to the gateway's connections"
             ),
             ProxyProtocolBypassed { service, dest, method } => {
                 let how = match method {

@@ -277,6 +277,11 @@ impl SnapshotEditor {
         if self.next.by_key.contains_key(&spec.key) {
             return Err(ConfigError::ServiceExists(spec.key));
         }
+        if let ServiceKey::Inet { addr, .. } = spec.key {
+            if let Some(local_of) = self.local_address_of(addr) {
+                return Err(ConfigError::VipIsLocalAddress { addr, vip_of: spec.key, local_of });
+            }
+        }
         let id = self.next.services.len() as ServiceId;
         let mut edits = EditLog::default();
         edits.record(self.next.generation + 1, EditStep::Restart { wrr: WrrMeasure::of(&[]) });
@@ -445,8 +450,23 @@ impl SnapshotEditor {
                 return Err(ConfigError::LaddrShared { laddr: laddr.addr, service: *key, other: other.spec.key });
             }
         }
+        if let Some(vip_of) = self.service_at(laddr.addr) {
+            return Err(ConfigError::VipIsLocalAddress { addr: laddr.addr, vip_of, local_of: *key });
+        }
         self.service_mut(key)?.laddrs.push(laddr);
         Ok(())
+    }
+
+    /// A service whose VIP is `addr`, if any.
+    fn service_at(&self, addr: IpAddr) -> Option<ServiceKey> {
+        let mut keys = self.next.services.iter().map(|s| s.spec.key);
+        keys.find(|k| matches!(k, ServiceKey::Inet { addr: vip, .. } if *vip == addr))
+    }
+
+    /// A service listing `addr` as a local address, if any.
+    fn local_address_of(&self, addr: IpAddr) -> Option<ServiceKey> {
+        let listing = self.next.services.iter().find(|s| s.laddrs.iter().any(|l| l.addr == addr));
+        listing.map(|s| s.spec.key)
     }
 
     /// `-Q`: removes a local address. Connections using it run until they end; its ports
@@ -962,10 +982,26 @@ mod tests {
         assert!(ed.add_laddr(&web(), l.clone()).is_err());
         assert!(ed.delete_laddr(&web(), ip("192.168.1.253")).is_err());
         ed.set_timeouts(0, 60, 0);
+        // A VIP is never a local address too, whichever comes first; the edit
+        // refused changes nothing.
+        let vip_of_web = LocalAddr { addr: ip("10.0.0.1"), ifname: "dpdk1".into() };
+        let refused = ed.add_laddr(&web(), vip_of_web).unwrap_err();
+        assert_eq!(refused, ConfigError::VipIsLocalAddress { addr: ip("10.0.0.1"), vip_of: web(), local_of: web() });
+        assert_eq!(
+            refused.to_string(),
+            "10.0.0.1 cannot be both the address of virtual service TCP 10.0.0.1:80 and a local address of service \
+             TCP 10.0.0.1:80: packets to a local address are taken for replies to the gateway's connections"
+        );
+        let dns = ServiceKey::Inet { proto: Protocol::Udp, addr: ip("192.168.1.254"), port: 53 };
+        assert_eq!(
+            ed.add_service(ServiceSpec::new(dns)),
+            Err(ConfigError::VipIsLocalAddress { addr: ip("192.168.1.254"), vip_of: dns, local_of: web() })
+        );
         ed.set_state_timeout(crate::conn::State::SynRecv, 30);
         let snap = ed.finish();
         assert_eq!(snap.timeouts().of(crate::conn::State::SynRecv), 30);
         assert_eq!(snap.service(0).laddrs(), &[l]);
+        assert_eq!(snap.services().len(), 1, "the refused service is not there");
         assert_eq!(snap.timeouts().tcp_fin(), 60);
         assert_eq!(snap.timeouts().tcp(), 900);
     }

@@ -110,7 +110,10 @@ impl<A: Copy + Eq + Hash> AddrRoles<A> {
 
     /// Whether every VIP is held and none is a local address too: the roles
     /// of each are then [`Roles::PLAIN_VIP`] as far as the dispatch asks
-    /// (it asks no more of an address it has a service of).
+    /// (it asks no more of an address it has a service of). The configuration
+    /// refuses a VIP that is a local address
+    /// ([`crate::model::ConfigError::VipIsLocalAddress`]); the map is asked
+    /// anyway, so that the shortcut does not rest on the refusal.
     #[inline(always)]
     pub(super) fn vips_are_plain(&self) -> bool {
         self.plain_vips
