@@ -280,6 +280,24 @@ fn translate_plain_tcp(
     Ok(l4_offload)
 }
 
+impl<A> Translation<A> {
+    /// Both ends replaced, the TTL decremented, nothing shifted or clamped:
+    /// FNAT's and NAT64's translation before their particulars.
+    #[inline(always)]
+    pub(crate) fn between(src: Endpoint<A>, dst: Endpoint<A>) -> Self {
+        Translation {
+            src: Some(src),
+            dst: Some(dst),
+            seq_delta: 0,
+            ack_delta: 0,
+            tsval_delta: 0,
+            tsecr_delta: 0,
+            mss_clamp: None,
+            decrement_ttl: true,
+        }
+    }
+}
+
 /// Checksum changes made to a packet before its translation and folded
 /// into the translation's own updates, so that each checksum is updated
 /// once: a TOA's insertion ([`tcp_opts::translate_inserting`]).
@@ -872,16 +890,7 @@ mod tests {
     use crate::wire::tcp::{flags, TcpRepr};
 
     fn both_ends(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Translation {
-        Translation {
-            src: Some((src.0.octets(), src.1)),
-            dst: Some((dst.0.octets(), dst.1)),
-            seq_delta: 0,
-            ack_delta: 0,
-            tsval_delta: 0,
-            tsecr_delta: 0,
-            mss_clamp: None,
-            decrement_ttl: true,
-        }
+        Translation::between((src.0.octets(), src.1), (dst.0.octets(), dst.1))
     }
 
     fn segment(from: (Ipv4Addr, u16), to: (Ipv4Addr, u16), ttl: u8, options: &[u8], payload: &[u8]) -> Vec<u8> {

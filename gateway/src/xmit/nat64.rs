@@ -108,14 +108,8 @@ pub fn to_ipv4<F: Frame>(
     delta.replace_ipv6_addr(src6, widened(src.0));
     delta.replace_ipv6_addr(dst6, widened(dst.0));
     let t = Translation {
-        src: Some((src.0.octets(), src.1)),
-        dst: Some((dst.0.octets(), dst.1)),
-        seq_delta: 0,
-        ack_delta: 0,
-        tsval_delta: 0,
-        tsecr_delta: 0,
         mss_clamp: Some(mss_for(at.mtu, ipv4::MIN_HEADER_LEN)),
-        decrement_ttl: true,
+        ..Translation::between((src.0.octets(), src.1), (dst.0.octets(), dst.1))
     };
     let l4 = &mut data[l2 + l3_len..end];
     let udp_unchecked = edit_l4(l4, meta.protocol, &t, delta);
@@ -196,14 +190,8 @@ pub fn to_ipv6<F: Frame>(
     delta.replace_ipv6_addr(widened(src4.into()), src.0.octets());
     delta.replace_ipv6_addr(widened(dst4.into()), dst.0.octets());
     let t = Translation {
-        src: Some((src.0.octets(), src.1)),
-        dst: Some((dst.0.octets(), dst.1)),
-        seq_delta: 0,
-        ack_delta: 0,
-        tsval_delta: 0,
-        tsecr_delta: 0,
         mss_clamp: Some(mss_for(at.mtu, ipv6::HEADER_LEN)),
-        decrement_ttl: true,
+        ..Translation::between((src.0.octets(), src.1), (dst.0.octets(), dst.1))
     };
     let udp_unchecked = edit_l4(&mut data[l2 + l3_len..end], meta.protocol, &t, delta);
 
