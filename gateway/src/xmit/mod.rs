@@ -282,8 +282,7 @@ fn translate_plain_tcp(
     swap2(packet, TCP + tcp::offset::SRC_PORT, src.1.to_be_bytes(), &mut l4_delta);
     swap2(packet, TCP + tcp::offset::DST_PORT, dst.1.to_be_bytes(), &mut l4_delta);
     let (l4_checksum, l4_offload) = if offload.tcp_checksum {
-        let pseudo_header = checksum::pseudo_header_v4(src.0, dst.0, ip_proto::TCP, l4_len);
-        (checksum::fold(pseudo_header).to_be_bytes(), L4Offload::Tcp)
+        (pseudo_header_checksum_of(src.0, dst.0, ip_proto::TCP, l4_len).to_be_bytes(), L4Offload::Tcp)
     } else {
         (l4_delta.apply_bytes(get2(packet, TCP + tcp::offset::CHECKSUM)), L4Offload::None)
     };
@@ -726,6 +725,12 @@ fn addr_at(b: &[u8], at: usize) -> [u8; 16] {
 pub(crate) fn pseudo_header_checksum(ip: &[u8; ipv4::MIN_HEADER_LEN], protocol: u8, l4_len: u16) -> u16 {
     let src = [ip[12], ip[13], ip[14], ip[15]];
     let dst = [ip[16], ip[17], ip[18], ip[19]];
+    pseudo_header_checksum_of(src, dst, protocol, l4_len)
+}
+
+/// [`pseudo_header_checksum`] of the addresses in hand.
+#[inline(always)]
+fn pseudo_header_checksum_of(src: [u8; 4], dst: [u8; 4], protocol: u8, l4_len: u16) -> u16 {
     checksum::fold(checksum::pseudo_header_v4(src, dst, protocol, l4_len))
 }
 
