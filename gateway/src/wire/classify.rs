@@ -440,11 +440,9 @@ fn classify_ipv4(ip: &[u8], l2_len: u8, rx: RxChecksum, policy: ClassifyPolicy) 
         header_len
     };
     let total_len = usize::from(u16::from_be_bytes([h[2], h[3]]));
-    // header_len <= total_len <= ip.len() in one unsigned comparison
-    // (header_len <= ip.len() holds here).
-    if total_len.wrapping_sub(header_len) > ip.len() - header_len {
-        return Err(DropReason::BadTotalLength);
-    }
+    // header_len <= total_len <= ip.len(), tested by taking the layer-4 bytes
+    // (tested apart, the bounds were tested again where they were taken).
+    let Some(l4) = ip.get(header_len..total_len) else { return Err(DropReason::BadTotalLength) };
     match rx.ip {
         ChecksumStatus::Bad => return Err(DropReason::BadIpChecksum),
         ChecksumStatus::Unknown if policy.verify_ip_checksum => {
@@ -462,7 +460,6 @@ fn classify_ipv4(ip: &[u8], l2_len: u8, rx: RxChecksum, policy: ClassifyPolicy) 
     let protocol = h[9];
     let src = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
     let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
-    let l4 = &ip[header_len..total_len];
     let mut meta = Ipv4Meta {
         l2_len,
         l3_len: header_len as u8,
