@@ -604,11 +604,14 @@ fn classify_ipv6_header(ip: &[u8], l2_len: u8, rx: RxChecksum, policy: ClassifyP
     let Some(payload) = after_fixed.get(..payload_len) else { return Err(DropReason::BadPayloadLength) };
     // Nearly every packet has no extension headers: one comparison settles
     // it for them, and the walk stays out of line.
-    let (protocol, ext_len) = match h[6] {
-        ip_proto::TCP | ip_proto::UDP | ip_proto::ICMPV6 => (h[6], 0),
-        first => walk_extension_headers(first, payload)?,
+    let (protocol, ext_len, l4) = match h[6] {
+        ip_proto::TCP | ip_proto::UDP | ip_proto::ICMPV6 => (h[6], 0, payload),
+        first => {
+            let (protocol, ext_len) = walk_extension_headers(first, payload)?;
+            // The walk ended within the payload.
+            (protocol, ext_len, payload.get(ext_len..).ok_or(DropReason::BadExtensionHeader)?)
+        }
     };
-    let l4 = &payload[ext_len..];
     // At most MAX_EXT_HEADERS headers of at most 2048 bytes: l3_len fits.
     let mut meta = Ipv6Meta {
         l2_len,
