@@ -6,6 +6,7 @@
 mod common;
 
 use common::Gateway;
+use gateway::stats::TrafficCounts;
 
 /// The examples, in the order IPVSADM.md gives them: each is a change that prints nothing.
 fn configure(gw: &Gateway) {

@@ -18,6 +18,7 @@ mod common;
 
 use common::{ip, FixedCounters, Gateway};
 use gateway::model::{DestCounters, ServiceKey};
+use gateway::stats::TrafficCounts;
 use gwapi::api::{ConnectionInfo, TransportProtocol};
 
 /// A dual-stack table: every line is a change that prints nothing.

@@ -42,7 +42,7 @@ use crate::model::{
     ConfigError, DestSpec, ForwardMethod, LocalAddr, MarkRule, NetConfig, Persistence, Protocol, SchedulerKind,
     Service, ServiceKey, ServiceSpec, SnapshotEditor,
 };
-use crate::stats::Traffic;
+use crate::stats::TrafficCounts;
 use crate::sync::daemon::{DaemonSpec, Malformed, Role, SyncDaemons, SyncError};
 use crate::wire::proxy_protocol::Version;
 
@@ -141,7 +141,7 @@ impl ControlState {
                 };
                 for svc in self.current.services.services() {
                     if key.is_none_or(|k| k == svc.key()) {
-                        svc.all_traffic().for_each(Traffic::zero);
+                        svc.all_traffic().for_each(|t| t.zero());
                     }
                 }
                 Ok(Reply::Zeroed)
@@ -481,7 +481,7 @@ impl ControlState {
                     Version::V2 => ProxyProtocol::V2,
                 }),
             },
-            stats: traffic_stats(svc.traffic()),
+            stats: traffic_stats(&**svc.traffic()),
             servers,
             laddrs: laddr_configs(svc),
         }
@@ -994,7 +994,7 @@ fn mark_rule_config(r: &MarkRule) -> MarkRuleConfig {
 }
 
 /// `--stats` and `--rate` of a service or real server.
-fn traffic_stats(t: &Traffic) -> TrafficStats {
+fn traffic_stats(t: &dyn TrafficCounts) -> TrafficStats {
     let (n, r) = (t.totals(), t.rates());
     TrafficStats {
         conns: n.conns,

@@ -18,15 +18,17 @@
 //! table once per connection when its handshake ends, and read by the control plane's
 //! passive policy (`health::passive`), which decides what they mean.
 //!
-//! The traffic counters (`--stats`) are here too, for the server and for its service, so a
-//! packet reaches both through the one pointer its connection already holds. They are
-//! counted per packet, but each worker writes its own slot ([`Traffic`]), so they share
-//! nothing between workers either.
+//! The traffic counters (`--stats`) are here too, reached through the one pointer a
+//! connection already holds. They are counted per packet, but each worker writes its own
+//! slot ([`Traffic`]), so they share nothing between workers either. A service's traffic
+//! is not counted apart but summed from its servers' ([`ServiceTraffic`]): a packet writes
+//! one slot instead of two (`measure_pipeline.sh`: 10 instructions an established packet,
+//! 16 a new connection).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, Weak};
 
-use crate::stats::Traffic;
+use crate::stats::{Estimator, Totals, Traffic, TrafficCounts};
 
 /// Connection counts, the overload flag and the traffic of one real server.
 #[derive(Debug)]
@@ -39,8 +41,93 @@ pub struct DestCounters {
     overloaded: AtomicBool,
     passive: PassiveCounters,
     traffic: Traffic,
-    /// The traffic of the service the server belongs to.
-    service: Arc<Traffic>,
+    /// The traffic of the service the server was created for, which sums this server's.
+    service: Weak<ServiceTraffic>,
+}
+
+/// The traffic of one service: the sum of the traffic of every real server created for
+/// it, those still in it and those removed whose connections still count (IPVS counts a
+/// packet to its server's service as long as the connection lives). A removed server's
+/// counts stay in the sum once nothing can count to it any more.
+///
+/// Only the control thread reads it; workers count to the servers.
+#[derive(Debug, Default)]
+pub struct ServiceTraffic {
+    members: Mutex<Members>,
+    estimator: Estimator,
+}
+
+#[derive(Debug, Default)]
+struct Members {
+    /// The servers whose traffic is counted here: held, so none of their counts is lost
+    /// before they are folded into `retired`.
+    counting: Vec<Arc<DestCounters>>,
+    /// The final counts of servers no connection, template or snapshot holds any more.
+    retired: Totals,
+}
+
+impl ServiceTraffic {
+    pub fn new() -> Arc<ServiceTraffic> {
+        Arc::new(ServiceTraffic::default())
+    }
+
+    fn members(&self) -> std::sync::MutexGuard<'_, Members> {
+        // The data is counters and handles: a panic elsewhere cannot leave it inconsistent.
+        self.members.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counters for a new real server of this service, counted by up to `workers` workers,
+    /// its traffic summed into this service's.
+    pub fn add_server(
+        self: &Arc<Self>,
+        upper_threshold: u32,
+        lower_threshold: u32,
+        workers: usize,
+    ) -> Arc<DestCounters> {
+        let counters =
+            Arc::new(DestCounters::counting(upper_threshold, lower_threshold, Arc::downgrade(self), workers));
+        self.members().counting.push(Arc::clone(&counters));
+        counters
+    }
+
+    /// The counters of a server removed from this service, still counting here, for the
+    /// server coming back (IPVS's trash): `None` when they are gone, or are another
+    /// service's. Under the members' lock, so that they cannot be folded away meanwhile.
+    pub fn revive(self: &Arc<Self>, removed: &Weak<DestCounters>) -> Option<Arc<DestCounters>> {
+        let _members = self.members();
+        removed.upgrade().filter(|c| c.counts_for(self))
+    }
+}
+
+impl TrafficCounts for ServiceTraffic {
+    /// The retired servers' counts and the counting ones'. A server only this sum holds
+    /// is folded into the retired counts: nothing can count to it any more.
+    fn raw(&self) -> Totals {
+        let mut members = self.members();
+        let Members { counting, retired } = &mut *members;
+        let mut sum = *retired;
+        counting.retain(|c| {
+            // Alone here, it stays alone: only `revive` could hand it out again, under the
+            // lock held here.
+            let alone = Arc::strong_count(c) == 1;
+            if alone {
+                // The last other holder's counts happened before its release of the
+                // handle, which this count read.
+                fence(Acquire);
+            }
+            let counts = c.traffic.raw();
+            sum = sum.plus(&counts);
+            if alone {
+                *retired = retired.plus(&counts);
+            }
+            !alone
+        });
+        sum
+    }
+
+    fn estimator(&self) -> &Estimator {
+        &self.estimator
+    }
 }
 
 impl Default for DestCounters {
@@ -51,20 +138,12 @@ impl Default for DestCounters {
 }
 
 impl DestCounters {
-    /// Counters of a server outside any service (tests, benchmarks): its service traffic is
-    /// its own, for one worker.
+    /// Counters of a server outside any service (tests, benchmarks), for one worker.
     pub fn new(upper_threshold: u32, lower_threshold: u32) -> DestCounters {
-        Self::for_service(upper_threshold, lower_threshold, &Arc::new(Traffic::new(1)), 1)
+        DestCounters::counting(upper_threshold, lower_threshold, Weak::new(), 1)
     }
 
-    /// Counters of a server of the service whose traffic is `service`, counted by up to
-    /// `workers` workers.
-    pub fn for_service(
-        upper_threshold: u32,
-        lower_threshold: u32,
-        service: &Arc<Traffic>,
-        workers: usize,
-    ) -> DestCounters {
+    fn counting(upper_threshold: u32, lower_threshold: u32, service: Weak<ServiceTraffic>, workers: usize) -> Self {
         DestCounters {
             active: AtomicU32::new(0),
             inactive: AtomicU32::new(0),
@@ -74,7 +153,7 @@ impl DestCounters {
             overloaded: AtomicBool::new(false),
             passive: PassiveCounters::default(),
             traffic: Traffic::new(workers),
-            service: Arc::clone(service),
+            service,
         }
     }
 
@@ -88,30 +167,27 @@ impl DestCounters {
         &self.traffic
     }
 
-    /// The traffic of the service this server was created for.
-    pub fn service_traffic(&self) -> &Arc<Traffic> {
-        &self.service
+    /// Whether this server's traffic is summed into `service`'s.
+    pub fn counts_for(&self, service: &Arc<ServiceTraffic>) -> bool {
+        std::ptr::eq(self.service.as_ptr(), Arc::as_ptr(service))
     }
 
     /// `worker` scheduled a new connection to this server.
     #[inline]
     pub fn count_connection(&self, worker: u16) {
         self.traffic.connection(worker);
-        self.service.connection(worker);
     }
 
     /// `worker` forwarded client packets (`bytes` of IP length in all) to this server.
     #[inline]
     pub fn count_inbound(&self, worker: u16, packets: u64, bytes: u64) {
         self.traffic.inbound(worker, packets, bytes);
-        self.service.inbound(worker, packets, bytes);
     }
 
     /// `worker` forwarded replies (`bytes` of IP length in all) from this server.
     #[inline]
     pub fn count_outbound(&self, worker: u16, packets: u64, bytes: u64) {
         self.traffic.outbound(worker, packets, bytes);
-        self.service.outbound(worker, packets, bytes);
     }
 
     /// Connections in ESTABLISHED (TCP); ipvsadm's ActiveConn.
@@ -306,6 +382,70 @@ impl PassiveCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::ESTIMATE_INTERVAL;
+
+    fn totals(conns: u64, in_packets: u64, in_bytes: u64) -> Totals {
+        Totals { conns, in_packets, out_packets: 0, in_bytes, out_bytes: 0 }
+    }
+
+    #[test]
+    fn a_service_counts_what_its_servers_count() {
+        let service = ServiceTraffic::new();
+        let (a, b) = (service.add_server(0, 0, 2), service.add_server(0, 0, 2));
+        a.count_connection(0);
+        a.count_inbound(0, 2, 100);
+        b.count_connection(1);
+        b.count_inbound(1, 1, 40);
+        b.count_outbound(1, 3, 900);
+        let both = Totals { conns: 2, in_packets: 3, out_packets: 3, in_bytes: 140, out_bytes: 900 };
+        assert_eq!(service.totals(), both);
+        assert_eq!(a.traffic().totals(), totals(1, 2, 100), "each server counts its own");
+        // -Z of the service leaves its servers' counts, and the reverse.
+        service.zero();
+        assert_eq!(service.totals(), Totals::default());
+        a.count_inbound(0, 1, 10);
+        assert_eq!(service.totals(), totals(0, 1, 10));
+        a.traffic().zero();
+        assert_eq!(service.totals(), totals(0, 1, 10));
+        // The rates follow the sums.
+        service.zero();
+        for _ in 0..100 {
+            b.count_inbound(0, 1, 50);
+        }
+        service.estimate(ESTIMATE_INTERVAL);
+        assert_eq!(service.rates().in_pps, 13, "a quarter of the way to 50 packets/s, rounded");
+        let other = DestCounters::new(0, 0);
+        other.count_inbound(0, 5, 500);
+        assert_eq!(service.totals().in_packets, 100, "a server outside the service is not its");
+    }
+
+    #[test]
+    fn a_removed_servers_counts_stay_in_its_service() {
+        let service = ServiceTraffic::new();
+        let server = service.add_server(0, 0, 1);
+        let connection = Arc::clone(&server);
+        let trash = Arc::downgrade(&server);
+        // Removed from the snapshot: a connection still counts to it, and to the service.
+        drop(server);
+        connection.count_inbound(0, 1, 60);
+        assert_eq!(service.totals(), totals(0, 1, 60));
+        // Back in the service while the connection lives: the same counters.
+        let revived = service.revive(&trash).expect("still counting");
+        assert!(Arc::ptr_eq(&revived, &connection));
+        drop(revived);
+        // Not another service's.
+        assert!(ServiceTraffic::new().revive(&trash).is_none());
+        // The connection ends: the counts stay in the sum, the server goes.
+        connection.count_inbound(0, 1, 40);
+        drop(connection);
+        assert_eq!(service.totals(), totals(0, 2, 100));
+        assert!(trash.upgrade().is_none(), "folded into the service, the server is gone");
+        assert!(service.revive(&trash).is_none());
+        assert_eq!(service.totals(), totals(0, 2, 100), "and its counts stay");
+        let next = service.add_server(0, 0, 1);
+        next.count_inbound(0, 1, 1);
+        assert_eq!(service.totals(), totals(0, 3, 101));
+    }
 
     #[test]
     fn overloaded_at_upper_until_below_lower() {

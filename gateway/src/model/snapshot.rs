@@ -23,7 +23,7 @@ use std::sync::{Arc, Weak};
 
 use gwapi::addr::mask_prefix_len;
 
-use super::counters::DestCounters;
+use super::counters::{DestCounters, ServiceTraffic};
 use super::error::ConfigError;
 use super::fasthash::FastMap;
 use super::types::{
@@ -32,7 +32,8 @@ use super::types::{
 use crate::conn::Timeouts;
 use crate::net::cidr::network_of;
 use crate::sched::{EditLog, EditStep, Prepared, WrrMeasure};
-use crate::stats::Traffic;
+
+use crate::stats::TrafficCounts;
 
 /// Index of a service in its snapshot. Valid only with the snapshot it came from.
 pub type ServiceId = u32;
@@ -86,7 +87,7 @@ pub struct Service {
     /// The dh/sh/mh lookup table for `dests`; `None` for the other schedulers.
     prepared: Option<Arc<Prepared>>,
     /// Kept across edits of the service; a deleted and re-added service starts from zero.
-    traffic: Arc<Traffic>,
+    traffic: Arc<ServiceTraffic>,
     /// What the edit that made this snapshot did to the service, change by change, for the
     /// workers' schedulers to replay (see `sched`).
     edits: EditLog,
@@ -118,13 +119,14 @@ impl Service {
         &self.edits
     }
     /// The service's traffic counters (`--stats`, `--rate`).
-    pub fn traffic(&self) -> &Arc<Traffic> {
+    pub fn traffic(&self) -> &Arc<ServiceTraffic> {
         &self.traffic
     }
     /// The service's traffic counters, then each of its real servers': what `-Z` zeroes
     /// and the rate estimator steps.
-    pub fn all_traffic(&self) -> impl Iterator<Item = &Traffic> {
-        std::iter::once(&*self.traffic).chain(self.dests.iter().map(|d| d.counters.traffic()))
+    pub fn all_traffic(&self) -> impl Iterator<Item = &dyn TrafficCounts> {
+        let service: &dyn TrafficCounts = &*self.traffic;
+        std::iter::once(service).chain(self.dests.iter().map(|d| d.counters.traffic() as &dyn TrafficCounts))
     }
     /// Position of the real server `addr:port` in [`Service::dests`].
     pub fn dest_index(&self, addr: IpAddr, port: u16) -> Option<usize> {
@@ -290,7 +292,7 @@ impl SnapshotEditor {
             dests: Vec::new(),
             laddrs: Vec::new(),
             prepared: None,
-            traffic: Arc::new(Traffic::new(self.next.workers)),
+            traffic: ServiceTraffic::new(),
             edits,
         }));
         self.next.index(spec.key, id);
@@ -376,16 +378,8 @@ impl SnapshotEditor {
             .next
             .trash
             .remove(&(*key, spec.addr, spec.port))
-            .and_then(|w| w.upgrade())
-            .filter(|c| Arc::ptr_eq(c.service_traffic(), &service_traffic))
-            .unwrap_or_else(|| {
-                Arc::new(DestCounters::for_service(
-                    spec.upper_threshold,
-                    spec.lower_threshold,
-                    &service_traffic,
-                    workers,
-                ))
-            });
+            .and_then(|w| service_traffic.revive(&w))
+            .unwrap_or_else(|| service_traffic.add_server(spec.upper_threshold, spec.lower_threshold, workers));
         let svc = self.service_mut(key)?;
         svc.dests.push(Dest { spec, counters });
         svc.prepared = None;

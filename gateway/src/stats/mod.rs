@@ -5,4 +5,4 @@ pub mod counter;
 pub mod traffic;
 
 pub use counter::Counter;
-pub use traffic::{Rates, Totals, Traffic, ESTIMATE_INTERVAL};
+pub use traffic::{Estimator, Rates, Totals, Traffic, TrafficCounts, ESTIMATE_INTERVAL};

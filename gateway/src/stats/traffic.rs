@@ -11,7 +11,11 @@
 //! subtract them. The rate estimator is IPVS's (`ip_vs_est.c`): every two seconds the
 //! control thread takes the increase since the last sample as the new rate and moves an
 //! exponentially weighted average a quarter of the way toward it. Both live behind a mutex
-//! only the control thread takes.
+//! only the control thread takes ([`Estimator`]).
+//!
+//! A service's traffic is not counted apart: it is the sum of its real servers' (see
+//! `model::counters::ServiceTraffic`), so a packet writes one slot, not two. What
+//! `--stats`, `--rate` and `-Z` do with raw sums is [`TrafficCounts`]' to say, for both.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -44,6 +48,13 @@ impl Totals {
         [self.conns, self.in_packets, self.out_packets, self.in_bytes, self.out_bytes]
     }
 
+    /// `self` and `other` added, as the counters wrap.
+    pub fn plus(&self, other: &Totals) -> Totals {
+        let (a, b) = (self.fields(), other.fields());
+        let s = |i: usize| a[i].wrapping_add(b[i]);
+        Totals { conns: s(0), in_packets: s(1), out_packets: s(2), in_bytes: s(3), out_bytes: s(4) }
+    }
+
     fn minus(&self, base: &Totals) -> Totals {
         let (a, b) = (self.fields(), base.fields());
         let d = |i: usize| a[i].wrapping_sub(b[i]);
@@ -74,21 +85,79 @@ struct ControlSide {
     avg: [f64; 5],
 }
 
-/// The traffic counters of one service or real server.
+/// The `-Z` baseline and the rate estimator of one set of traffic counters, over the raw
+/// sums its owner reads: behind a mutex only the control thread takes.
+#[derive(Debug, Default)]
+pub struct Estimator {
+    control: Mutex<ControlSide>,
+}
+
+impl Estimator {
+    fn control(&self) -> std::sync::MutexGuard<'_, ControlSide> {
+        // The data is plain numbers: a panic elsewhere cannot leave it inconsistent.
+        self.control.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What `--stats`, `--rate` and `-Z` read and do: the same for a real server's counters
+/// and for a service's, which differ in where their raw sums come from.
+pub trait TrafficCounts {
+    /// Sums since start, before any `-Z`.
+    fn raw(&self) -> Totals;
+    /// The baseline and the rates.
+    fn estimator(&self) -> &Estimator;
+
+    /// Sums since start or the last [`TrafficCounts::zero`].
+    fn totals(&self) -> Totals {
+        let raw = self.raw();
+        raw.minus(&self.estimator().control().baseline)
+    }
+
+    /// The averaged rates as of the last [`TrafficCounts::estimate`].
+    fn rates(&self) -> Rates {
+        let avg = self.estimator().control().avg;
+        let r = |i: usize| avg[i].round() as u64;
+        Rates { cps: r(0), in_pps: r(1), out_pps: r(2), in_bps: r(3), out_bps: r(4) }
+    }
+
+    /// `-Z`: counts and rates start again from zero.
+    fn zero(&self) {
+        let raw = self.raw();
+        let mut c = self.estimator().control();
+        c.baseline = raw;
+        c.last = raw;
+        c.avg = [0.0; 5];
+    }
+
+    /// One estimator step, `elapsed` after the previous one (normally
+    /// [`ESTIMATE_INTERVAL`]).
+    fn estimate(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        if secs <= 0.0 {
+            return;
+        }
+        let raw = self.raw();
+        let mut c = self.estimator().control();
+        let delta = raw.minus(&c.last).fields();
+        c.last = raw;
+        for (avg, d) in c.avg.iter_mut().zip(delta) {
+            *avg += (d as f64 / secs - *avg) / 4.0;
+        }
+    }
+}
+
+/// The traffic counters of one real server, a slot per worker.
 #[derive(Debug)]
 pub struct Traffic {
     slots: Box<[Slot]>,
-    control: Mutex<ControlSide>,
+    estimator: Estimator,
 }
 
 impl Traffic {
     /// Counters for `workers` workers (ids `0..workers`); a worker with a larger id counts
     /// nothing, so a mis-sized table loses statistics, never memory safety.
     pub fn new(workers: usize) -> Traffic {
-        Traffic {
-            slots: (0..workers.max(1)).map(|_| Slot::default()).collect(),
-            control: Mutex::new(ControlSide::default()),
-        }
+        Traffic { slots: (0..workers.max(1)).map(|_| Slot::default()).collect(), estimator: Estimator::default() }
     }
 
     /// A new connection was scheduled here by `worker`.
@@ -116,7 +185,9 @@ impl Traffic {
             s.out_bytes.add(bytes);
         }
     }
+}
 
+impl TrafficCounts for Traffic {
     fn raw(&self) -> Totals {
         let mut t = Totals::default();
         for s in self.slots.iter() {
@@ -129,47 +200,8 @@ impl Traffic {
         t
     }
 
-    fn control(&self) -> std::sync::MutexGuard<'_, ControlSide> {
-        // The data is plain numbers: a panic elsewhere cannot leave it inconsistent.
-        self.control.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Sums over workers since start or the last [`Traffic::zero`].
-    pub fn totals(&self) -> Totals {
-        let raw = self.raw();
-        raw.minus(&self.control().baseline)
-    }
-
-    /// The averaged rates as of the last [`Traffic::estimate`].
-    pub fn rates(&self) -> Rates {
-        let avg = self.control().avg;
-        let r = |i: usize| avg[i].round() as u64;
-        Rates { cps: r(0), in_pps: r(1), out_pps: r(2), in_bps: r(3), out_bps: r(4) }
-    }
-
-    /// `-Z`: counts and rates start again from zero.
-    pub fn zero(&self) {
-        let raw = self.raw();
-        let mut c = self.control();
-        c.baseline = raw;
-        c.last = raw;
-        c.avg = [0.0; 5];
-    }
-
-    /// One estimator step, `elapsed` after the previous one (normally
-    /// [`ESTIMATE_INTERVAL`]).
-    pub fn estimate(&self, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        if secs <= 0.0 {
-            return;
-        }
-        let raw = self.raw();
-        let mut c = self.control();
-        let delta = raw.minus(&c.last).fields();
-        c.last = raw;
-        for (avg, d) in c.avg.iter_mut().zip(delta) {
-            *avg += (d as f64 / secs - *avg) / 4.0;
-        }
+    fn estimator(&self) -> &Estimator {
+        &self.estimator
     }
 }
 

@@ -267,6 +267,7 @@ fn fnat_first_packet_waits_for_arp_then_flows_both_ways() {
     assert_eq!(io.freed, 2, "the two ARP replies were consumed");
 
     // --stats: IP lengths before the rewrite, on the service and on RS1 alone.
+    use crate::stats::TrafficCounts;
     let ip_len = |frame: &[u8]| (frame.len() - 14) as u64;
     let want = crate::stats::Totals {
         conns: 1,
