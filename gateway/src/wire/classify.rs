@@ -573,6 +573,17 @@ pub fn classify_ipv6<F: Frame>(frame: &F, policy: ClassifyPolicy) -> Result<Ipv6
     classify_ipv6_bytes(frame.data(), frame.rx_checksum(), policy)
 }
 
+/// [`classify_untagged_ipv4`] for IPv6: `None` unless the frame is untagged
+/// IPv6, else what [`classify`] says of it, as its meta.
+#[inline(always)]
+pub fn classify_untagged_ipv6<F: Frame>(frame: &F, policy: ClassifyPolicy) -> Option<Result<Ipv6Meta, DropReason>> {
+    let (eth, after_eth) = frame.data().split_first_chunk::<14>()?;
+    if [eth[12], eth[13]] != ETHERTYPE_IPV6.to_be_bytes() {
+        return None;
+    }
+    Some(classify_ipv6_header(after_eth, 14, frame.rx_checksum(), policy))
+}
+
 /// [`classify_ipv6`] over plain bytes with an explicit receive checksum state.
 #[inline(always)]
 pub fn classify_ipv6_bytes(data: &[u8], rx: RxChecksum, policy: ClassifyPolicy) -> Result<Ipv6Meta, DropReason> {

@@ -283,6 +283,58 @@ fn fnat_first_packet_waits_for_arp_then_flows_both_ways() {
     assert_eq!(svc.dests()[1].counters().traffic().totals(), crate::stats::Totals::default());
 }
 
+/// A VLAN-tagged frame leaves the untagged path early (packet by packet, the
+/// loop classifies it apart): its connection opens and flows as an untagged
+/// one's, the tag kept, and an untagged frame of the same flow finds the same
+/// connection. In both loops.
+#[test]
+fn a_tagged_frame_is_forwarded_as_an_untagged_one_is() {
+    use crate::wire::ethernet::VlanTag;
+    use crate::wire::tcp::TcpRepr;
+    let tag = VlanTag { pcp: 0, dei: false, vid: 10 };
+    let segment = |tcp_flags, seq, payload: &'static [u8]| TcpRepr {
+        src_port: 40000,
+        dst_port: 80,
+        seq_number: seq,
+        ack_number: 0,
+        flags: tcp_flags,
+        window_len: 65535,
+        options: &[],
+        payload,
+    };
+    let tagged = |tcp_flags, seq, payload| {
+        build::ipv4(CLIENT, VIP).macs(MAC_CLIENT, MAC_PORT0).vlan(tag).tcp(&segment(tcp_flags, seq, payload))
+    };
+    for staged_from in [0, u64::MAX] {
+        let mut cfg = WorkerConfig::new(0, 1);
+        cfg.conn_capacity = 1024;
+        cfg.staged_from = staged_from;
+        let mut w = Worker::new(&cfg, service(ForwardMethod::FullNat, SchedulerKind::Rr), net(), 1000).unwrap();
+        let mut io = Recorder::default();
+        resolve(&mut w, &mut io, 1000);
+        w.process(BufFrame::new(&tagged(flags::SYN, 1000, b"")), 0, 1000, &mut io);
+        w.process(BufFrame::new(&tagged(flags::ACK, 1001, b"tagged")), 0, 1000, &mut io);
+        let untagged = build::ipv4(CLIENT, VIP).macs(MAC_CLIENT, MAC_PORT0).tcp(&segment(flags::ACK, 1007, b"plain"));
+        w.process(BufFrame::new(&untagged), 0, 1000, &mut io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 3, "staged from {staged_from}: {} dropped", w.counters().total_drops());
+        for (i, (port, out)) in sent.iter().enumerate() {
+            assert_eq!(*port, 1);
+            assert_eq!(macs(out), (MAC_RS1, MAC_PORT1));
+            // The IP header after the tag, when there is one.
+            let ip = if i < 2 { &out[4..] } else { &out[..] };
+            if i < 2 {
+                assert_eq!(out[12..16], [0x81, 0x00, 0x00, 0x0a], "the tag stays");
+            }
+            assert_eq!(ip_src(ip).0, LIP);
+            assert_eq!(ip_dst(ip), (RS1, 8080));
+        }
+        assert_eq!(ip_src(&sent[1].1[4..]), ip_src(&sent[2].1), "one connection, one local port");
+        assert!(sent[1].1.ends_with(b"tagged") && sent[2].1.ends_with(b"plain"));
+        assert_eq!(w.counters().new_conns.get(), 1);
+    }
+}
+
 #[test]
 fn a_syn_without_option_room_goes_without_toa_and_is_counted() {
     let (mut w, mut io) = resolved(ForwardMethod::FullNat);
@@ -4080,6 +4132,11 @@ mod staged_equals_one_by_one {
         Udp {
             flow: u16,
         },
+        /// [`Input::Client`] with a VLAN tag.
+        Tagged {
+            flow: u16,
+            flags: u8,
+        },
         Arp,
         Echo,
         Garbage(Vec<u8>),
@@ -4096,8 +4153,9 @@ mod staged_equals_one_by_one {
         ];
         prop_oneof![
             4 => (0..6u16, tcp_flags.clone()).prop_map(|(flow, flags)| Input::Client { flow, flags }),
-            3 => (0..8usize, tcp_flags).prop_map(|(nth, flags)| Input::Server { nth, flags }),
+            3 => (0..8usize, tcp_flags.clone()).prop_map(|(nth, flags)| Input::Server { nth, flags }),
             1 => (0..3u16).prop_map(|flow| Input::Udp { flow }),
+            1 => (0..6u16, tcp_flags.clone()).prop_map(|(flow, flags)| Input::Tagged { flow, flags }),
             1 => Just(Input::Arp),
             1 => Just(Input::Echo),
             1 => proptest::collection::vec(any::<u8>(), 0..80).prop_map(Input::Garbage),
@@ -4119,6 +4177,20 @@ mod staged_equals_one_by_one {
             Input::Udp { flow } => {
                 let b = udp_frame((CLIENT, 50000 + flow), (VIP, 53), b"query", true);
                 (on_wire(MAC_CLIENT, MAC_PORT0, &b), 0)
+            }
+            Input::Tagged { flow, flags } => {
+                let segment = crate::wire::tcp::TcpRepr {
+                    src_port: 40000 + flow,
+                    dst_port: 80,
+                    seq_number: 1000,
+                    ack_number: 1,
+                    flags: *flags,
+                    window_len: 65535,
+                    options: &[],
+                    payload: data(*flags),
+                };
+                let tag = crate::wire::ethernet::VlanTag { pcp: 0, dei: false, vid: 10 };
+                (BufFrame::new(&build::ipv4(CLIENT, VIP).macs(MAC_CLIENT, MAC_PORT0).vlan(tag).tcp(&segment)), 0)
             }
             Input::Arp => (arp_request(CLIENT, MAC_CLIENT, GW_CLIENT_SIDE), 0),
             Input::Echo => {

@@ -32,7 +32,9 @@ use crate::conn::table::KeyHash;
 use crate::dpdk::prefetch::prefetch;
 use crate::frame::Frame;
 use crate::model::Protocol;
-use crate::wire::{classify, classify_untagged_ipv4, ip_proto, Classified, DropReason, Ipv4Meta};
+use crate::wire::{
+    classify, classify_untagged_ipv4, classify_untagged_ipv6, ip_proto, Classified, DropReason, Ipv4Meta,
+};
 
 use super::{Arrival, Io, Worker};
 
@@ -178,7 +180,7 @@ impl<F: Frame> Worker<F> {
                 match c {
                     Ok(Classified::Ipv4(meta)) => self.dispatch_ipv4(frame, *meta, Some(h), at, io),
                     Ok(Classified::Ipv6(meta)) => self.handle_v6(frame, *meta, Some(h), at, io),
-                    _ => self.dispatch(frame, *c, Some(h), at, io),
+                    _ => self.dispatch_apart(frame, *c, at, io),
                 }
             }
             self.director.index_reply_keys();
@@ -207,12 +209,36 @@ impl<F: Frame> Worker<F> {
             match classify_untagged_ipv4(&frame, self.classify) {
                 Some(Ok(meta)) => self.dispatch_ipv4(frame, meta, None, at, io),
                 Some(Err(reason)) => self.unclassified(frame, reason, at, io),
-                None => {
-                    let classified = classify(&frame, self.classify);
-                    self.dispatch(frame, classified, None, at, io);
-                }
+                None => match classify_untagged_ipv6(&frame, self.classify) {
+                    Some(Ok(meta)) => self.handle_v6(frame, meta, None, at, io),
+                    Some(Err(reason)) => self.unclassified(frame, reason, at, io),
+                    None => self.classify_and_dispatch(frame, at, io),
+                },
             }
         }
+    }
+
+    /// [`Worker::run_packet_by_packet`] for a frame neither untagged IPv4
+    /// nor untagged IPv6 (ARP, a tagged frame, a drop): out of line, so that
+    /// the loop holds one copy of the IPv4 dispatch, not a second for
+    /// tagged frames.
+    #[inline(never)]
+    fn classify_and_dispatch(&mut self, frame: F, at: Arrival, io: &mut impl Io<F>) {
+        let classified = classify(&frame, self.classify);
+        self.dispatch(frame, classified, None, at, io);
+    }
+
+    /// [`Worker::dispatch`] for a frame of the stages that is neither IPv4
+    /// nor IPv6 (ARP, a drop), out of line as [`Worker::classify_and_dispatch`].
+    #[inline(never)]
+    fn dispatch_apart(
+        &mut self,
+        frame: F,
+        classified: Result<Classified, DropReason>,
+        at: Arrival,
+        io: &mut impl Io<F>,
+    ) {
+        self.dispatch(frame, classified, None, at, io);
     }
 
     #[inline(always)]
