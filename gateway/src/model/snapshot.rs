@@ -9,7 +9,8 @@
 //!
 //! What survives an edit: each real server's [`DestCounters`] are shared by every snapshot
 //! that contains the server and by every connection bound to it. A removed server's counters
-//! stay alive as long as a connection holds them, and if the same server is added back to the
+//! stay alive as long as a connection holds them (and until its service's traffic, which sums
+//! them, has folded them in: [`ServiceTraffic`]), and if the same server is added back to the
 //! same service meanwhile it gets the same counters again (IPVS revives it from its "trash"
 //! list for the same reason): otherwise the old connections would decrement counters nobody
 //! reads and the new ones would start from zero.
@@ -32,7 +33,6 @@ use super::types::{
 use crate::conn::Timeouts;
 use crate::net::cidr::network_of;
 use crate::sched::{EditLog, EditStep, Prepared, WrrMeasure};
-
 use crate::stats::TrafficCounts;
 
 /// Index of a service in its snapshot. Valid only with the snapshot it came from.
@@ -145,7 +145,8 @@ pub struct Snapshot {
     by_v4: FastMap<u64, ServiceId>,
     mark_rules: Vec<MarkRule>,
     timeouts: Timeouts,
-    /// How many workers count traffic (the slots of every [`Traffic`]).
+    /// How many workers count traffic (the slots of every real server's
+    /// [`Traffic`](crate::stats::Traffic)).
     workers: usize,
     /// Counters of removed real servers that connections still hold (see the module docs).
     trash: FastMap<(ServiceKey, IpAddr, u16), Weak<DestCounters>>,

@@ -33,6 +33,18 @@ struct Slot {
     out_bytes: Counter,
 }
 
+impl Slot {
+    fn totals(&self) -> Totals {
+        Totals {
+            conns: self.conns.get(),
+            in_packets: self.in_packets.get(),
+            out_packets: self.out_packets.get(),
+            in_bytes: self.in_bytes.get(),
+            out_bytes: self.out_bytes.get(),
+        }
+    }
+}
+
 /// Counts since start (or the last `-Z`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {
@@ -72,7 +84,7 @@ pub struct Rates {
     pub out_bps: u64,
 }
 
-/// How often [`Traffic::estimate`] should run (IPVS's estimator period).
+/// How often [`TrafficCounts::estimate`] should run (IPVS's estimator period).
 pub const ESTIMATE_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Default)]
@@ -189,15 +201,7 @@ impl Traffic {
 
 impl TrafficCounts for Traffic {
     fn raw(&self) -> Totals {
-        let mut t = Totals::default();
-        for s in self.slots.iter() {
-            t.conns = t.conns.wrapping_add(s.conns.get());
-            t.in_packets = t.in_packets.wrapping_add(s.in_packets.get());
-            t.out_packets = t.out_packets.wrapping_add(s.out_packets.get());
-            t.in_bytes = t.in_bytes.wrapping_add(s.in_bytes.get());
-            t.out_bytes = t.out_bytes.wrapping_add(s.out_bytes.get());
-        }
-        t
+        self.slots.iter().fold(Totals::default(), |sum, s| sum.plus(&s.totals()))
     }
 
     fn estimator(&self) -> &Estimator {
