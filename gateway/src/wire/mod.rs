@@ -44,8 +44,8 @@ pub mod udp;
 use std::fmt;
 
 pub use classify::{
-    classify, classify_ipv6, classify_untagged_ipv4, classify_untagged_ipv6, icmp_error_inner, icmpv6_error_inner,
-    Classified, ClassifyPolicy, DropReason, FlowTuple, Ipv4Meta, Ipv6Meta,
+    classify, classify_ipv6, classify_plain_ipv4, classify_untagged_ipv4, classify_untagged_ipv6, icmp_error_inner,
+    icmpv6_error_inner, Classified, ClassifyPolicy, DropReason, FlowTuple, Ipv4Meta, Ipv6Meta,
 };
 pub use ethernet::{EthAddrs, MacAddr};
 

@@ -33,7 +33,8 @@ use crate::dpdk::prefetch::prefetch;
 use crate::frame::Frame;
 use crate::model::Protocol;
 use crate::wire::{
-    classify, classify_untagged_ipv4, classify_untagged_ipv6, ip_proto, Classified, DropReason, Ipv4Meta,
+    classify, classify_plain_ipv4, classify_untagged_ipv4, classify_untagged_ipv6, ip_proto, Classified, DropReason,
+    Ipv4Meta,
 };
 
 use super::{Arrival, Io, Worker};
@@ -205,10 +206,10 @@ impl<F: Frame> Worker<F> {
         for frame in frames.take_front(n) {
             self.count_received(&frame, redirected);
             let at = Arrival { port: port(&frame), now };
-            // The flow's hash is computed where its key is.
-            match classify_untagged_ipv4(&frame, self.classify) {
-                Some(Ok(meta)) => self.dispatch_ipv4(frame, meta, None, at, io),
-                Some(Err(reason)) => self.unclassified(frame, reason, at, io),
+            // The flow's hash is computed where its key is. A plain IPv4
+            // packet is TCP or UDP: straight to its flow, no ICMP test.
+            match classify_plain_ipv4(&frame, self.classify) {
+                Some(meta) => self.handle_flow(frame, meta, None, at, io),
                 None => match classify_untagged_ipv6(&frame, self.classify) {
                     Some(Ok(meta)) => self.handle_v6(frame, meta, None, at, io),
                     Some(Err(reason)) => self.unclassified(frame, reason, at, io),
@@ -218,8 +219,8 @@ impl<F: Frame> Worker<F> {
         }
     }
 
-    /// [`Worker::run_packet_by_packet`] for a frame neither untagged IPv4
-    /// nor untagged IPv6 (ARP, a tagged frame, a drop): out of line, so that
+    /// [`Worker::run_packet_by_packet`] for a frame neither plain IPv4 nor
+    /// untagged IPv6 (ARP, ICMP, IP options, a tagged frame, a drop): out of line, so that
     /// the loop holds one copy of the IPv4 dispatch, not a second for
     /// tagged frames.
     #[inline(never)]

@@ -57,9 +57,19 @@ impl<F: Frame> Worker<F> {
         self.handle_flow(frame, meta, hash, at, io)
     }
 
-    /// A TCP or UDP packet (classify passes no other protocol here).
+    /// A TCP or UDP packet (classify passes no other protocol here, and
+    /// [`classify_plain_ipv4`] passes no ICMP).
+    ///
+    /// [`classify_plain_ipv4`]: crate::wire::classify_plain_ipv4
     #[inline(always)]
-    fn handle_flow(&mut self, frame: F, meta: Ipv4Meta, hash: Option<KeyHash>, at: Arrival, io: &mut impl Io<F>) {
+    pub(super) fn handle_flow(
+        &mut self,
+        frame: F,
+        meta: Ipv4Meta,
+        hash: Option<KeyHash>,
+        at: Arrival,
+        io: &mut impl Io<F>,
+    ) {
         // Branches, TCP's first: through `Protocol::from_number`, the
         // compiler chose among three values without a branch, then tested
         // the result (4 to 8 instructions a packet, `measure_pipeline.sh`).
