@@ -24,9 +24,21 @@ pub trait Family: Copy + Eq + Hash + Debug + 'static {
     fn from_server_ip(ip: IpAddr) -> Option<Self>;
     /// The address [`Family::from_server_ip`] was given.
     fn to_server_ip(self) -> IpAddr;
+    /// Two addresses as one value, compared at once ([`Conn::holds`]).
+    ///
+    /// [`Conn::holds`]: super::table::Conn::holds
+    type Pair: Eq;
+    fn pair(a: Self, b: Self) -> Self::Pair;
 }
 
 impl Family for Ipv4Addr {
+    /// Both addresses in one word, as the machine loads them from a
+    /// connection's entry, where they lie side by side.
+    type Pair = u64;
+    #[inline(always)]
+    fn pair(a: Self, b: Self) -> u64 {
+        u64::from(u32::from_ne_bytes(a.octets())) | u64::from(u32::from_ne_bytes(b.octets())) << 32
+    }
     #[inline]
     fn hash_word(self, _seed: u64) -> u64 {
         // The bytes as the machine loads them: a hash needs no byte swap.
@@ -50,6 +62,11 @@ impl Family for Ipv4Addr {
 }
 
 impl Family for Ipv6Addr {
+    type Pair = (Ipv6Addr, Ipv6Addr);
+    #[inline(always)]
+    fn pair(a: Self, b: Self) -> Self::Pair {
+        (a, b)
+    }
     #[inline]
     fn hash_word(self, seed: u64) -> u64 {
         // The bytes as the machine loads them: a hash needs no byte swap.
