@@ -279,8 +279,11 @@ fn translate_plain_tcp(
     let ip_checksum =
         if offload.ipv4_checksum { [0, 0] } else { ip_delta.apply_bytes(get2(packet, ipv4::offset::CHECKSUM)) };
     put2(packet, ipv4::offset::CHECKSUM, ip_checksum);
-    swap2(packet, TCP + tcp::offset::SRC_PORT, src.1.to_be_bytes(), &mut l4_delta);
-    swap2(packet, TCP + tcp::offset::DST_PORT, dst.1.to_be_bytes(), &mut l4_delta);
+    // Both ports as one field (an established packet and a reply 2 to 3
+    // instructions fewer than one by one).
+    let [s0, s1] = src.1.to_be_bytes();
+    let [d0, d1] = dst.1.to_be_bytes();
+    swap4(packet, TCP + tcp::offset::SRC_PORT, [s0, s1, d0, d1], &mut l4_delta);
     let (l4_checksum, l4_offload) = if offload.tcp_checksum {
         (pseudo_header_checksum_of(src.0, dst.0, ip_proto::TCP, l4_len).to_be_bytes(), L4Offload::Tcp)
     } else {
