@@ -57,8 +57,10 @@ impl<F: Frame> Worker<F> {
         self.handle_flow(frame, meta, hash, at, io)
     }
 
-    /// A TCP or UDP packet (classify passes no other protocol here, and
-    /// [`classify_plain_ipv4`] passes no ICMP).
+    /// A TCP or UDP packet: [`Worker::dispatch_ipv4`] takes ICMP apart,
+    /// classification passes no other protocol, and the packet-by-packet
+    /// loop calls it for a plain packet ([`classify_plain_ipv4`]), TCP or
+    /// UDP alone.
     ///
     /// [`classify_plain_ipv4`]: crate::wire::classify_plain_ipv4
     #[inline(always)]
