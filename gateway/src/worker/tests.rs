@@ -335,6 +335,48 @@ fn a_tagged_frame_is_forwarded_as_an_untagged_one_is() {
     }
 }
 
+/// A segment with IP options is not a plain packet: packet by packet it is
+/// classified apart, yet it finds its connection and leaves as a plain one
+/// would, its options kept and its checksums right. In both loops.
+#[test]
+fn a_segment_with_ip_options_is_forwarded_as_a_plain_one_is() {
+    use crate::wire::ipv4::Ipv4Packet;
+    // Four NOPs after the fixed header: IHL 6, 4 more bytes in all.
+    let with_options = |plain: Vec<u8>| {
+        let mut b = plain;
+        b.splice(34..34, [1, 1, 1, 1]);
+        b[14] = 0x46;
+        let total = u16::from_be_bytes([b[16], b[17]]) + 4;
+        b[16..18].copy_from_slice(&total.to_be_bytes());
+        Ipv4Packet::new_unchecked(&mut b[14..]).fill_checksum();
+        b
+    };
+    for staged_from in [0, u64::MAX] {
+        let mut cfg = WorkerConfig::new(0, 1);
+        cfg.conn_capacity = 1024;
+        cfg.staged_from = staged_from;
+        let mut w = Worker::new(&cfg, service(ForwardMethod::FullNat, SchedulerKind::Rr), net(), 1000).unwrap();
+        let mut io = Recorder::default();
+        resolve(&mut w, &mut io, 1000);
+        let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1000, 0, flags::SYN, &[], &[]);
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
+        let ack = tcp_frame((CLIENT, 40000), (VIP, 80), 1001, 0, flags::ACK, &[], b"optioned");
+        w.process(on_wire(MAC_CLIENT, MAC_PORT0, &with_options(ack)), 0, 1000, &mut io);
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 2, "staged from {staged_from}: {} dropped", w.counters().total_drops());
+        let out = &sent[1].1;
+        assert_eq!(macs(out), (MAC_RS1, MAC_PORT1));
+        assert_eq!((out[14], &out[34..38]), (0x46, &[1u8, 1, 1, 1][..]), "the options stay");
+        assert_checksums_valid(out);
+        // `ip_src` and `ip_dst` read a plain header's offsets.
+        let without_options: Vec<u8> = out[..34].iter().chain(&out[38..]).copied().collect();
+        assert_eq!(ip_src(&without_options), ip_src(&sent[0].1), "one connection, one local port");
+        assert_eq!(ip_dst(&without_options), (RS1, 8080));
+        assert!(out.ends_with(b"optioned"));
+        assert_eq!(w.counters().new_conns.get(), 1);
+    }
+}
+
 #[test]
 fn a_syn_without_option_room_goes_without_toa_and_is_counted() {
     let (mut w, mut io) = resolved(ForwardMethod::FullNat);

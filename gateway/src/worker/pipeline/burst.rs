@@ -220,9 +220,9 @@ impl<F: Frame> Worker<F> {
     }
 
     /// [`Worker::run_packet_by_packet`] for a frame neither plain IPv4 nor
-    /// untagged IPv6 (ARP, ICMP, IP options, a tagged frame, a drop): out of line, so that
-    /// the loop holds one copy of the IPv4 dispatch, not a second for
-    /// tagged frames.
+    /// untagged IPv6 (ARP, ICMP, IP options, a tagged frame, a drop): out of
+    /// line, so that the loop holds one copy of the IPv4 dispatch, not a
+    /// second for these.
     #[inline(never)]
     fn classify_and_dispatch(&mut self, frame: F, at: Arrival, io: &mut impl Io<F>) {
         let classified = classify(&frame, self.classify);
