@@ -204,6 +204,19 @@ fn resolved(method: ForwardMethod) -> (Worker<BufFrame>, Recorder) {
     (w, io)
 }
 
+/// [`resolved`] for FNAT, its bursts in stages from `staged_from` live
+/// connections on (0: every burst; `u64::MAX`: none, packet by packet).
+fn resolved_staged_from(staged_from: u64) -> (Worker<BufFrame>, Recorder) {
+    let mut cfg = WorkerConfig::new(0, 1);
+    cfg.conn_capacity = 1024;
+    cfg.template_capacity = 64;
+    cfg.staged_from = staged_from;
+    let mut w = Worker::new(&cfg, service(ForwardMethod::FullNat, SchedulerKind::Rr), net(), 1000).unwrap();
+    let mut io = Recorder::default();
+    resolve(&mut w, &mut io, 1000);
+    (w, io)
+}
+
 #[test]
 fn fnat_first_packet_waits_for_arp_then_flows_both_ways() {
     let mut w = worker(0, 1, ForwardMethod::FullNat);
@@ -306,12 +319,7 @@ fn a_tagged_frame_is_forwarded_as_an_untagged_one_is() {
         build::ipv4(CLIENT, VIP).macs(MAC_CLIENT, MAC_PORT0).vlan(tag).tcp(&segment(tcp_flags, seq, payload))
     };
     for staged_from in [0, u64::MAX] {
-        let mut cfg = WorkerConfig::new(0, 1);
-        cfg.conn_capacity = 1024;
-        cfg.staged_from = staged_from;
-        let mut w = Worker::new(&cfg, service(ForwardMethod::FullNat, SchedulerKind::Rr), net(), 1000).unwrap();
-        let mut io = Recorder::default();
-        resolve(&mut w, &mut io, 1000);
+        let (mut w, mut io) = resolved_staged_from(staged_from);
         w.process(BufFrame::new(&tagged(flags::SYN, 1000, b"")), 0, 1000, &mut io);
         w.process(BufFrame::new(&tagged(flags::ACK, 1001, b"tagged")), 0, 1000, &mut io);
         let untagged = build::ipv4(CLIENT, VIP).macs(MAC_CLIENT, MAC_PORT0).tcp(&segment(flags::ACK, 1007, b"plain"));
@@ -352,12 +360,7 @@ fn a_segment_with_ip_options_is_forwarded_as_a_plain_one_is() {
         b
     };
     for staged_from in [0, u64::MAX] {
-        let mut cfg = WorkerConfig::new(0, 1);
-        cfg.conn_capacity = 1024;
-        cfg.staged_from = staged_from;
-        let mut w = Worker::new(&cfg, service(ForwardMethod::FullNat, SchedulerKind::Rr), net(), 1000).unwrap();
-        let mut io = Recorder::default();
-        resolve(&mut w, &mut io, 1000);
+        let (mut w, mut io) = resolved_staged_from(staged_from);
         let syn = tcp_frame((CLIENT, 40000), (VIP, 80), 1000, 0, flags::SYN, &[], &[]);
         w.process(on_wire(MAC_CLIENT, MAC_PORT0, &syn), 0, 1000, &mut io);
         let ack = tcp_frame((CLIENT, 40000), (VIP, 80), 1001, 0, flags::ACK, &[], b"optioned");
@@ -4248,17 +4251,6 @@ mod staged_equals_one_by_one {
         }
     }
 
-    fn resolved_worker(staged_from: u64) -> (Worker<BufFrame>, Recorder) {
-        let mut cfg = WorkerConfig::new(0, 1);
-        cfg.conn_capacity = 1024;
-        cfg.template_capacity = 64;
-        cfg.staged_from = staged_from;
-        let mut w = Worker::new(&cfg, service(ForwardMethod::FullNat, SchedulerKind::Rr), net(), 1000).unwrap();
-        let mut io = Recorder::default();
-        resolve(&mut w, &mut io, 1000);
-        (w, io)
-    }
-
     type Outputs = (Vec<(u16, Vec<u8>)>, Vec<(u16, Vec<u8>)>, usize, usize);
 
     fn take(io: &mut Recorder) -> Outputs {
@@ -4272,8 +4264,8 @@ mod staged_equals_one_by_one {
         #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
         #[test]
         fn on_any_bursts(inputs in proptest::collection::vec(input(), 1..120), cuts in proptest::collection::vec(1..40usize, 1..12)) {
-            let (mut staged, mut staged_io) = resolved_worker(0);
-            let (mut plain, mut plain_io) = resolved_worker(u64::MAX);
+            let (mut staged, mut staged_io) = resolved_staged_from(0);
+            let (mut plain, mut plain_io) = resolved_staged_from(u64::MAX);
             take(&mut staged_io);
             take(&mut plain_io);
             let mut lports: Vec<u16> = Vec::new();
