@@ -474,6 +474,9 @@ fn plain_ipv4(ip: &[u8], l2_len: u8, rx: RxChecksum, policy: ClassifyPolicy) -> 
         return None;
     }
     let protocol = h[9];
+    // `layer4`'s checks written again without reasons: through `layer4`,
+    // its reasons discarded, an established packet took 7 instructions more,
+    // a new IPv6 connection 43 (`measure_pipeline.sh`).
     let (src_port, dst_port, tcp_flags) = match protocol {
         ip_proto::TCP => {
             let t = l4.first_chunk::<20>()?;
@@ -507,11 +510,20 @@ fn plain_ipv4(ip: &[u8], l2_len: u8, rx: RxChecksum, policy: ClassifyPolicy) -> 
         icmp_type: 0,
         icmp_code: 0,
     };
-    let unverified = policy.verify_l4_checksum && rx.l4 == ChecksumStatus::Unknown;
-    if rx.l4 == ChecksumStatus::Bad || unverified && !verify_l4_checksum(&meta, l4) {
+    if l4_checksum_refused(&meta, l4, rx, policy) {
         return None;
     }
     Some(meta)
+}
+
+/// Whether the layer-4 checksum of a classified packet refuses it: the NIC
+/// found it bad, or the policy asks for a software check the NIC did not
+/// make, and the sum is wrong. The policy is tested first: off (the
+/// default), a packet the NIC did not find bad takes one test less.
+#[inline(always)]
+fn l4_checksum_refused(meta: &Ipv4Meta, l4: &[u8], rx: RxChecksum, policy: ClassifyPolicy) -> bool {
+    let unverified = policy.verify_l4_checksum && rx.l4 == ChecksumStatus::Unknown;
+    rx.l4 == ChecksumStatus::Bad || unverified && !verify_l4_checksum(meta, l4)
 }
 
 /// [`classify_ipv4`] for any packet, with the reason of a drop: IP options,
@@ -571,10 +583,7 @@ fn classify_any_ipv4(ip: &[u8], l2_len: u8, rx: RxChecksum, policy: ClassifyPoli
         icmp_code: 0,
     };
     layer4::<Family4>(&mut meta, l4, protocol)?;
-    // The policy first: off (the default), a packet the NIC did not find
-    // bad takes one test less.
-    let unverified = policy.verify_l4_checksum && rx.l4 == ChecksumStatus::Unknown;
-    if rx.l4 == ChecksumStatus::Bad || unverified && !verify_l4_checksum(&meta, l4) {
+    if l4_checksum_refused(&meta, l4, rx, policy) {
         return Err(DropReason::BadL4Checksum);
     }
     Ok(meta)
