@@ -179,6 +179,14 @@ impl Delta {
         self.0 += (words & 0xffff_ffff) + (words >> 32);
     }
 
+    /// The first byte of a 2-byte field at an even offset went down by one
+    /// (a TTL decremented from at least 1): the same change whatever the
+    /// field held, `!old + (old - one)`, so the field need not be read.
+    #[inline(always)]
+    pub fn decrement_first_byte(&mut self) {
+        self.0 += u64::from(!u16::from_ne_bytes([1, 0]));
+    }
+
     /// A 16-bit field at an even offset changed from `old` to `new`.
     #[inline(always)]
     pub fn replace16(&mut self, old: u16, new: u16) {
@@ -367,6 +375,16 @@ mod tests {
     }
 
     proptest! {
+        /// A TTL decremented changes the checksum as the field's
+        /// replacement does, whatever its byte and the protocol's beside it.
+        #[test]
+        fn a_decremented_first_byte_is_its_replacement(ttl in 1u8.., protocol: u8, before: u64) {
+            let (mut replaced, mut decremented) = (Delta(before >> 16), Delta(before >> 16));
+            replaced.replace2([ttl, protocol], [ttl - 1, protocol]);
+            decremented.decrement_first_byte();
+            prop_assert_eq!(replaced, decremented);
+        }
+
         #[test]
         fn replace_bytes_at_any_offset(
             mut data in proptest::collection::vec(any::<u8>(), 8..64),

@@ -4919,11 +4919,35 @@ mod egress_cache {
         assert_eq!(w.counters().total_drops(), 0);
     }
 
+    /// A connection whose peer is routed no more (the servers' port has
+    /// moved to another network): each of its packets is dropped as having
+    /// no route and counted, in both directions, and the connection is kept,
+    /// so its packets flow again once the route is back.
+    #[test]
+    fn an_established_connections_packets_without_a_route_are_counted_and_dropped() {
+        let (mut w, mut io) = resolved(ForwardMethod::FullNat);
+        let lport = established(&mut w, &mut io, 1000);
+        let snap = w.director().snapshot().clone();
+        let mut moved = (*net()).clone();
+        moved.ports[1].addrs = vec![cidr("192.168.7.254/24")];
+        moved.ports[0].addrs = vec![cidr("10.0.7.254/24")];
+        let moved = NetView::with_connected_routes(moved.ports, &[]).unwrap();
+        w.switch(snap.clone(), Arc::new(moved));
+        assert_eq!(from_client(&mut w, &mut io, 1001), vec![], "no route to the server");
+        assert_eq!(from_server(&mut w, &mut io, lport, 1001), vec![], "no route to the client");
+        assert_eq!(w.counters().dropped(Discard::NoRoute), 2);
+        assert_eq!(w.counters().total_drops(), 2);
+        w.switch(snap, net());
+        resolve(&mut w, &mut io, 1002);
+        assert_eq!(leaves(&from_client(&mut w, &mut io, 1002)), (1, MAC_RS1, MAC_PORT1));
+        assert_eq!(leaves(&from_server(&mut w, &mut io, lport, 1002)), (0, MAC_CLIENT, MAC_PORT0));
+    }
+
     #[test]
     fn a_neighbour_past_its_lifetime_is_asked_for_again() {
         let (mut w, mut io) = resolved(ForwardMethod::FullNat);
         let lifetime = WorkerConfig::new(0, 1).neighbour_lifetime;
-        established(&mut w, &mut io, 1000);
+        let lport = established(&mut w, &mut io, 1000);
         assert_eq!(leaves(&from_client(&mut w, &mut io, 1000 + lifetime - 1)), (1, MAC_RS1, MAC_PORT1));
         // RS1 was confirmed at 1000: past its lifetime, before any tick
         // expires it, the packet waits for ARP as the first one did.
@@ -4933,7 +4957,11 @@ mod egress_cache {
         crate::net::arp::write_arp_request(&mut request, MAC_PORT1, GW_SERVER_SIDE, RS1).unwrap();
         assert_eq!(sent[0], (1, request.data().to_vec()));
         w.process(arp_reply(RS1, MAC_RS1_MOVED, GW_SERVER_SIDE, MAC_PORT1), 1, 1000 + lifetime, &mut io);
-        assert_eq!(leaves(&io.take_sent()), (1, MAC_RS1_MOVED, MAC_PORT1), "the waiting packet");
+        let waited = io.take_sent();
+        assert_eq!(leaves(&waited), (1, MAC_RS1_MOVED, MAC_PORT1), "the waiting packet");
+        // Rewritten before it waited, as a packet that does not wait is.
+        assert_eq!((ip_src(&waited[0].1), ip_dst(&waited[0].1)), ((LIP, lport), (RS1, 8080)));
+        assert_checksums_valid(&waited[0].1);
         assert_eq!(leaves(&from_client(&mut w, &mut io, 1000 + lifetime)), (1, MAC_RS1_MOVED, MAC_PORT1));
 
         // Expired by the timer this time: the same.

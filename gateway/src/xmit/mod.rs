@@ -70,9 +70,10 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::frame::{Frame, FrameError, L4Offload, TxOffload};
 use crate::wire::checksum::{self, Delta};
-use crate::wire::{ethernet, ip_proto, ipv4, ipv6, tcp, udp, DropReason, Ipv4Meta, Ipv6Meta};
+use crate::wire::{ethernet, ip_proto, ipv4, ipv6, tcp, udp, DropReason, EthAddrs, Ipv4Meta, Ipv6Meta};
 
 pub use dispatch::{Egress, Endpoints, Ends, Rewrite, Shift};
+
 pub use dr::DrRewrite;
 pub use fnat::ToaOutcome;
 #[cfg(any(test, feature = "testing"))]
@@ -201,7 +202,7 @@ pub(crate) fn translate<F: Frame>(
     let data = frame.data_mut();
     let t = &build()?;
     let l4_offload = match plain_tcp(data, meta, t) {
-        Some((packet, src, dst)) => translate_plain_tcp(packet, src, dst, meta.l4_len, offload)?,
+        Some((packet, new)) => translate_plain_tcp(packet, new, meta.l4_len, offload)?,
         None => translate_bytes(data, meta, t, offload, Unapplied::NONE)?,
     };
     // A frame fresh from the NIC carries no transmit request, so there is
@@ -227,13 +228,10 @@ fn plain_tcp<'d>(
     data: &'d mut [u8],
     meta: &Ipv4Meta,
     t: &Translation,
-) -> Option<(&'d mut [u8; PLAIN_TCP_LEN], Endpoint, Endpoint)> {
+) -> Option<(&'d mut [u8; PLAIN_TCP_LEN], WireEnds)> {
     let (Some(src), Some(dst)) = (t.src, t.dst) else { return None };
     let unshifted = t.seq_delta | t.ack_delta | t.tsval_delta | t.tsecr_delta == 0 && t.mss_clamp.is_none();
-    // Compared as the meta's bytes, as they lie.
-    let untagged = meta.l2_len == ethernet::HEADER_LEN as u8;
-    let plain = untagged && meta.l3_len == ipv4::MIN_HEADER_LEN as u8 && meta.protocol == ip_proto::TCP;
-    if !(unshifted && t.decrement_ttl && plain) {
+    if !(unshifted && t.decrement_ttl && is_plain_tcp(meta)) {
         return None;
     }
     // What `check_layout` refuses but the TTL, the classification rules
@@ -247,7 +245,78 @@ fn plain_tcp<'d>(
         data.len()
     );
     let packet = data.get_mut(ethernet::HEADER_LEN..)?.first_chunk_mut::<PLAIN_TCP_LEN>()?;
-    Some((packet, src, dst))
+    Some((packet, WireEnds::between(src, dst)))
+}
+
+/// Whether `meta` describes the packet [`translate_plain_tcp`] takes:
+/// untagged, an IPv4 header without options, TCP.
+#[inline(always)]
+fn is_plain_tcp(meta: &Ipv4Meta) -> bool {
+    // Compared as the meta's bytes, as they lie.
+    [meta.l2_len, meta.l3_len, meta.protocol] == [ethernet::HEADER_LEN as u8, ipv4::MIN_HEADER_LEN as u8, ip_proto::TCP]
+}
+
+/// Both new endpoints of a translation as the wire carries them: what
+/// [`translate_plain_tcp`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WireEnds {
+    pub(crate) src: [u8; 4],
+    pub(crate) dst: [u8; 4],
+    /// The source port, then the destination's, in one value as the machine
+    /// loads it from the wire (native byte order).
+    pub(crate) ports: u32,
+}
+
+impl WireEnds {
+    #[inline(always)]
+    pub(crate) fn between(src: Endpoint<[u8; 4]>, dst: Endpoint<[u8; 4]>) -> WireEnds {
+        // Written so that the compiler loads a connection's two ports, which
+        // lie side by side, as one value.
+        let ports = (u32::from(dst.1) | u32::from(src.1) << 16).to_be();
+        WireEnds { src: src.0, dst: dst.0, ports }
+    }
+
+    /// The same translation in [`translate_bytes`]' terms.
+    #[inline(always)]
+    fn translation(&self) -> Translation {
+        let [s0, s1, d0, d1] = self.ports.to_ne_bytes();
+        Translation::between((self.src, u16::from_be_bytes([s0, s1])), (self.dst, u16::from_be_bytes([d0, d1])))
+    }
+}
+
+/// [`translate`] of a packet to `new`, both ends replaced, as a router hop.
+#[inline(always)]
+pub(crate) fn translate_to<F: Frame>(
+    frame: &mut F,
+    meta: &Ipv4Meta,
+    offload: Offload,
+    new: WireEnds,
+) -> Result<(), XmitError> {
+    translate(frame, meta, offload, || Ok(new.translation()))
+}
+
+/// [`translate`] of a packet to `new`, both ends replaced, as a router hop,
+/// then its Ethernet addresses written (`macs`): a connection's packet in
+/// FNAT's lane, its frame's bytes taken once for both.
+#[inline(always)]
+pub(crate) fn translate_and_address<F: Frame>(
+    frame: &mut F,
+    meta: &Ipv4Meta,
+    offload: Offload,
+    new: WireEnds,
+    macs: &EthAddrs,
+) -> Result<(), XmitError> {
+    let data = frame.data_mut();
+    let l4_offload = match data.get_mut(ethernet::HEADER_LEN..).and_then(|d| d.first_chunk_mut::<PLAIN_TCP_LEN>()) {
+        Some(packet) if is_plain_tcp(meta) => translate_plain_tcp(packet, new, meta.l4_len, offload)?,
+        _ => translate_bytes(data, meta, &new.translation(), offload, Unapplied::NONE)?,
+    };
+    let len = data.len();
+    *data.first_chunk_mut::<12>().ok_or(XmitError::Truncated { needed: ethernet::HEADER_LEN, len })? = macs.0;
+    if offload.ipv4_checksum || l4_offload != L4Offload::None {
+        request_offload(frame, meta, offload.ipv4_checksum, l4_offload);
+    }
+    Ok(())
 }
 
 /// [`translate_bytes`] for [`plain_tcp`]'s shape, on its headers: with every
@@ -259,33 +328,32 @@ fn plain_tcp<'d>(
 #[inline(always)]
 fn translate_plain_tcp(
     packet: &mut [u8; PLAIN_TCP_LEN],
-    src: Endpoint,
-    dst: Endpoint,
+    new: WireEnds,
     l4_len: u16,
     offload: Offload,
 ) -> Result<L4Offload, XmitError> {
     const TCP: usize = ipv4::MIN_HEADER_LEN;
-    let (ttl, protocol) = (packet[ipv4::offset::TTL], packet[ipv4::offset::PROTOCOL]);
+    let ttl = packet[ipv4::offset::TTL];
     if ttl <= 1 {
         return Err(XmitError::TtlExpired { ttl });
     }
+    packet[ipv4::offset::TTL] = ttl - 1;
     let mut ip_delta = Delta::new();
-    swap2(packet, ipv4::offset::TTL, [ttl - 1, protocol], &mut ip_delta);
+    ip_delta.decrement_first_byte();
     // The pseudo-header sees the same address change as the IP header.
     let mut l4_delta = Delta::new();
-    swap4(packet, ipv4::offset::SRC, src.0, &mut l4_delta);
-    swap4(packet, ipv4::offset::DST, dst.0, &mut l4_delta);
+    let (src, dst) = (new.src, new.dst);
+    swap4(packet, ipv4::offset::SRC, src, &mut l4_delta);
+    swap4(packet, ipv4::offset::DST, dst, &mut l4_delta);
     ip_delta.merge(l4_delta);
     let ip_checksum =
         if offload.ipv4_checksum { [0, 0] } else { ip_delta.apply_bytes(get2(packet, ipv4::offset::CHECKSUM)) };
     put2(packet, ipv4::offset::CHECKSUM, ip_checksum);
     // Both ports as one field (an established packet and a reply 2 to 3
     // instructions fewer than one by one).
-    let [s0, s1] = src.1.to_be_bytes();
-    let [d0, d1] = dst.1.to_be_bytes();
-    swap4(packet, TCP + tcp::offset::SRC_PORT, [s0, s1, d0, d1], &mut l4_delta);
+    swap4(packet, TCP + tcp::offset::SRC_PORT, new.ports.to_ne_bytes(), &mut l4_delta);
     let (l4_checksum, l4_offload) = if offload.tcp_checksum {
-        (pseudo_header_checksum_of(src.0, dst.0, ip_proto::TCP, l4_len).to_be_bytes(), L4Offload::Tcp)
+        (pseudo_header_checksum_of(src, dst, ip_proto::TCP, l4_len).to_be_bytes(), L4Offload::Tcp)
     } else {
         (l4_delta.apply_bytes(get2(packet, TCP + tcp::offset::CHECKSUM)), L4Offload::None)
     };
@@ -904,9 +972,11 @@ pub(crate) mod test_support {
 mod tests {
     use super::test_support::*;
     use super::*;
+    use crate::frame::{BufFrame, Frame};
     use crate::wire::build::{ipv4 as frame_v4, udp_frame};
     use crate::wire::ethernet::VlanTag;
     use crate::wire::tcp::{flags, TcpRepr};
+    use crate::wire::udp::UdpRepr;
 
     fn both_ends(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Translation {
         Translation::between((src.0.octets(), src.1), (dst.0.octets(), dst.1))
@@ -954,8 +1024,8 @@ mod tests {
                         let mut general = received.clone();
                         let general_says = translate_bytes(&mut general, &meta, &t, offload, Unapplied::NONE);
                         let mut plain = received.clone();
-                        let (packet, s, d) = plain_tcp(&mut plain, &meta, &t).expect("the plain shape");
-                        let plain_says = translate_plain_tcp(packet, s, d, meta.l4_len, offload);
+                        let (packet, new) = plain_tcp(&mut plain, &meta, &t).expect("the plain shape");
+                        let plain_says = translate_plain_tcp(packet, new, meta.l4_len, offload);
                         let case =
                             format!("{from:?} -> {to:?}, ttl {ttl}, {offload:?}, {} option bytes", options.len());
                         assert_eq!(plain_says, general_says, "{case}");
@@ -964,6 +1034,84 @@ mod tests {
                             Err(_) => assert_eq!(plain, received, "{case}: refused, untouched"),
                             Ok(L4Offload::None) if !offload.ipv4_checksum => assert_checksums_valid(&plain),
                             Ok(_) => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A frame translated to both new ends and addressed in one pass
+    /// ([`translate_and_address`], FNAT's lane) is the frame the general
+    /// translation, then the Ethernet addresses, give; with the transmit
+    /// offload [`translate`] requests. The plain shape and the others
+    /// (options, a tagged frame, UDP with and without a checksum), both
+    /// FNAT directions, TTLs taken and refused (refused, the frame is
+    /// untouched), every offload.
+    #[test]
+    fn translating_and_addressing_in_one_pass_is_the_general_translation_then_the_addresses() {
+        let legs = [
+            ((CLIENT, 40000), (VIP, 80), (LIP, 5000), (RIP, 8080)),
+            ((RIP, 8080), (LIP, 5000), (VIP, 80), (CLIENT, 40000)),
+        ];
+        let offloads = [
+            Offload::NONE,
+            Offload::ALL,
+            Offload { ipv4_checksum: true, ..Offload::NONE },
+            Offload { tcp_checksum: true, udp_checksum: true, ..Offload::NONE },
+        ];
+        let macs = EthAddrs([2, 0, 0, 0, 0, 0xa, 2, 0, 0, 0, 0, 0xb]);
+        let tag = VlanTag { pcp: 0, dei: false, vid: 100 };
+        for (from, to, src, dst) in legs {
+            let new = WireEnds::between((src.0.octets(), src.1), (dst.0.octets(), dst.1));
+            let t = both_ends(src, dst);
+            let ends = |t: &Translation| (t.src, t.dst);
+            assert_eq!(ends(&new.translation()), ends(&t), "the same ends in both terms");
+            for ttl in [0, 1, 2, 64] {
+                let tcp = TcpRepr {
+                    src_port: from.1,
+                    dst_port: to.1,
+                    seq_number: 7,
+                    ack_number: 9,
+                    flags: flags::ACK,
+                    window_len: 501,
+                    options: &[],
+                    payload: b"data",
+                };
+                let udp = UdpRepr { src_port: from.1, dst_port: to.1, payload: b"q" };
+                let frames = [
+                    ("plain", segment(from, to, ttl, &[], b"GET / HTTP/1.1\r\n")),
+                    ("options", segment(from, to, ttl, &[1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 9], &[])),
+                    ("tagged", frame_v4(from.0, to.0).vlan(tag).ttl(ttl).tcp(&tcp)),
+                    ("udp", frame_v4(from.0, to.0).ttl(ttl).udp(&udp, true)),
+                    ("udp without a checksum", frame_v4(from.0, to.0).ttl(ttl).udp(&udp, false)),
+                ];
+                for (shape, received) in frames {
+                    for offload in offloads {
+                        let case = format!("{shape}, {from:?} -> {to:?}, ttl {ttl}, {offload:?}");
+                        let meta = meta_of(&received);
+                        let mut general = received.clone();
+                        let general_says = translate_bytes(&mut general, &meta, &t, offload, Unapplied::NONE);
+                        let mut frame = BufFrame::new(&received);
+                        let says = translate_and_address(&mut frame, &meta, offload, new, &macs);
+                        assert_eq!(says, general_says.map(|_| ()), "{case}");
+                        let Ok(l4) = general_says else {
+                            assert_eq!(frame.data(), &received[..], "{case}: refused, untouched");
+                            continue;
+                        };
+                        general[..12].copy_from_slice(&macs.0);
+                        assert_eq!(frame.data(), &general[..], "{case}");
+                        let asked = offload.ipv4_checksum || l4 != L4Offload::None;
+                        let expected = TxOffload {
+                            l2_len: meta.l2_len,
+                            l3_len: meta.l3_len.into(),
+                            ipv4_checksum: offload.ipv4_checksum,
+                            ipv6: false,
+                            l4,
+                        };
+                        assert_eq!(frame.tx_offload(), if asked { expected } else { TxOffload::default() }, "{case}");
+                        if !asked && shape != "tagged" {
+                            assert_checksums_valid(frame.data());
                         }
                     }
                 }
