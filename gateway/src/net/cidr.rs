@@ -48,7 +48,8 @@ impl FamilyAddr for Ipv4Addr {
     }
     #[inline(always)]
     fn fold(self) -> u64 {
-        u64::from(self.to_bits())
+        // The bytes as the machine loads them: a hash needs no byte swap.
+        u64::from(u32::from_ne_bytes(self.octets()))
     }
 }
 
