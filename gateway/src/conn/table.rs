@@ -403,7 +403,9 @@ pub struct ConnTable<A> {
     free: u32,
     len: u32,
     index: HugeVec<u64>,
-    index_bits: u32,
+    /// What a key's hash is shifted right by to give its home slot: the
+    /// hash's bits beyond the index's.
+    home_shift: u32,
     seed: HashSeed,
     /// Every connection that is not in `half_open`.
     wheel: TimerWheel,
@@ -469,7 +471,7 @@ impl<A: Family> ConnTable<A> {
             free: NIL,
             len: 0,
             index: HugeVec::from_elem(EMPTY, slots as usize),
-            index_bits: slots.trailing_zeros(),
+            home_shift: HASH_BITS - slots.trailing_zeros(),
             seed,
             wheel: TimerWheel::new(now),
             half_open: TimerWheel::new(now),
@@ -1145,7 +1147,7 @@ impl<A: Family> ConnTable<A> {
 
     #[inline]
     fn home(&self, h: u64) -> usize {
-        (h >> (HASH_BITS - self.index_bits)) as usize
+        (h >> self.home_shift) as usize
     }
 
     /// Removes the slot of `id` under `key` and shifts the rest of its cluster back so
