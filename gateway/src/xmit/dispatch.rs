@@ -1,6 +1,9 @@
 //! What each forwarding mode does to a connection's packets, in each
 //! direction: the one place the (mode, direction) choice is made, shared by
-//! the packets of a connection and the ICMP errors about them.
+//! the packets of a connection and the ICMP errors about them. (FNAT's lane
+//! in the worker, `forward_fnat`, reads the FNAT rows' ends straight from
+//! the connection's entry, for the instructions; the worker's tests hold it
+//! to them in both directions.)
 //!
 //! | mode, direction | packet                                  | ICMP error about it              |
 //! |-----------------|-----------------------------------------|----------------------------------|

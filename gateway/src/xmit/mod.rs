@@ -73,7 +73,6 @@ use crate::wire::checksum::{self, Delta};
 use crate::wire::{ethernet, ip_proto, ipv4, ipv6, tcp, udp, DropReason, EthAddrs, Ipv4Meta, Ipv6Meta};
 
 pub use dispatch::{Egress, Endpoints, Ends, Rewrite, Shift};
-
 pub use dr::DrRewrite;
 pub use fnat::ToaOutcome;
 #[cfg(any(test, feature = "testing"))]
@@ -268,6 +267,7 @@ pub(crate) struct WireEnds {
 }
 
 impl WireEnds {
+    /// From `src` to `dst`, each an address's bytes and a port.
     #[inline(always)]
     pub(crate) fn between(src: Endpoint<[u8; 4]>, dst: Endpoint<[u8; 4]>) -> WireEnds {
         // Written so that the compiler loads a connection's two ports, which
