@@ -978,6 +978,23 @@ mod tests {
     use crate::wire::tcp::{flags, TcpRepr};
     use crate::wire::udp::UdpRepr;
 
+    /// A packet's ends as it arrives (from, to) and as it leaves (src, dst).
+    type Leg = ((Ipv4Addr, u16), (Ipv4Addr, u16), (Ipv4Addr, u16), (Ipv4Addr, u16));
+
+    /// Both FNAT directions.
+    const FNAT_LEGS: [Leg; 2] = [
+        ((CLIENT, 40000), (VIP, 80), (LIP, 5000), (RIP, 8080)),
+        ((RIP, 8080), (LIP, 5000), (VIP, 80), (CLIENT, 40000)),
+    ];
+
+    /// The checksum offloads a port may have: none, all, each alone.
+    const OFFLOADS: [Offload; 4] = [
+        Offload::NONE,
+        Offload::ALL,
+        Offload { ipv4_checksum: true, ..Offload::NONE },
+        Offload { tcp_checksum: true, udp_checksum: true, ..Offload::NONE },
+    ];
+
     fn both_ends(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Translation {
         Translation::between((src.0.octets(), src.1), (dst.0.octets(), dst.1))
     }
@@ -1002,22 +1019,12 @@ mod tests {
     /// options and payload (the shape is the headers').
     #[test]
     fn the_plain_tcp_shape_is_translated_as_the_general_path_translates_it() {
-        let legs = [
-            ((CLIENT, 40000), (VIP, 80), (LIP, 5000), (RIP, 8080)),
-            ((RIP, 8080), (LIP, 5000), (VIP, 80), (CLIENT, 40000)),
-        ];
-        let offloads = [
-            Offload::NONE,
-            Offload::ALL,
-            Offload { ipv4_checksum: true, ..Offload::NONE },
-            Offload { tcp_checksum: true, ..Offload::NONE },
-        ];
         let bodies: [(&[u8], &[u8]); 3] =
             [(&[], &[]), (&[1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 9], &[]), (&[], b"GET / HTTP/1.1\r\n")];
-        for (from, to, src, dst) in legs {
+        for (from, to, src, dst) in FNAT_LEGS {
             let t = both_ends(src, dst);
             for ttl in [0, 1, 2, 64, 255] {
-                for offload in offloads {
+                for offload in OFFLOADS {
                     for (options, payload) in bodies {
                         let received = segment(from, to, ttl, options, payload);
                         let meta = meta_of(&received);
@@ -1050,19 +1057,9 @@ mod tests {
     /// untouched), every offload.
     #[test]
     fn translating_and_addressing_in_one_pass_is_the_general_translation_then_the_addresses() {
-        let legs = [
-            ((CLIENT, 40000), (VIP, 80), (LIP, 5000), (RIP, 8080)),
-            ((RIP, 8080), (LIP, 5000), (VIP, 80), (CLIENT, 40000)),
-        ];
-        let offloads = [
-            Offload::NONE,
-            Offload::ALL,
-            Offload { ipv4_checksum: true, ..Offload::NONE },
-            Offload { tcp_checksum: true, udp_checksum: true, ..Offload::NONE },
-        ];
         let macs = EthAddrs([2, 0, 0, 0, 0, 0xa, 2, 0, 0, 0, 0, 0xb]);
         let tag = VlanTag { pcp: 0, dei: false, vid: 100 };
-        for (from, to, src, dst) in legs {
+        for (from, to, src, dst) in FNAT_LEGS {
             let new = WireEnds::between((src.0.octets(), src.1), (dst.0.octets(), dst.1));
             let t = both_ends(src, dst);
             let ends = |t: &Translation| (t.src, t.dst);
@@ -1087,7 +1084,7 @@ mod tests {
                     ("udp without a checksum", frame_v4(from.0, to.0).ttl(ttl).udp(&udp, false)),
                 ];
                 for (shape, received) in frames {
-                    for offload in offloads {
+                    for offload in OFFLOADS {
                         let case = format!("{shape}, {from:?} -> {to:?}, ttl {ttl}, {offload:?}");
                         let meta = meta_of(&received);
                         let mut general = received.clone();
