@@ -87,8 +87,34 @@ pub fn verify_ipv4_header_parts(fixed: &[u8; 20], options: &[u8]) -> bool {
     if !options.is_empty() {
         acc += sum_ne(options);
     }
-    fold(acc) == 0xffff
+    is_negative_zero(acc)
 }
+
+/// `fold(acc) == 0xffff`, without the fold: the fold keeps a sum modulo
+/// 0xffff (2^16 ≡ 1) and takes no non-zero sum to zero, so the sums that
+/// fold to negative zero are the non-zero multiples of 0xffff. Multiplied by
+/// the inverse of 0xffff modulo 2^64 (0xffff is odd), the multiples of 0xffff
+/// are exactly the products up to `u64::MAX / 0xffff`, and zero alone goes to
+/// zero: one multiplication and one comparison (`measure_pipeline.sh`: every
+/// IPv4 packet whose header is verified in software 4 instructions fewer
+/// than with the fold).
+#[inline(always)]
+fn is_negative_zero(acc: u64) -> bool {
+    const MULTIPLES: u64 = u64::MAX / 0xffff;
+    acc.wrapping_mul(INVERSE_OF_FFFF).wrapping_sub(1) < MULTIPLES
+}
+
+/// The inverse of 0xffff modulo 2^64, by Newton's iteration (each step
+/// doubles the bits that are right; 0xffff is its own inverse modulo 2^3).
+const INVERSE_OF_FFFF: u64 = {
+    let mut inv: u64 = 0xffff;
+    let mut i = 0;
+    while i < 5 {
+        inv = inv.wrapping_mul(2u64.wrapping_sub(0xffff_u64.wrapping_mul(inv)));
+        i += 1;
+    }
+    inv
+};
 
 /// The checksum to store for data summing to `acc` (with the checksum field
 /// taken as zero).
@@ -277,6 +303,16 @@ mod tests {
     }
 
     #[test]
+    fn negative_zero_is_a_non_zero_multiple_of_ffff() {
+        assert_eq!(0xffff_u64.wrapping_mul(INVERSE_OF_FFFF), 1);
+        for acc in [0, 1, 0xfffe, 0xffff, 0x1_0000, 0x1_fffe, 0x1_fffd, 5 * 0xffff, u64::MAX, u64::MAX - 1] {
+            assert_eq!(is_negative_zero(acc), fold(acc) == 0xffff, "{acc:#x}");
+        }
+        // 2^64 - 1 is itself a multiple (0xffff * 0x1_0001_0001_0001).
+        assert!(is_negative_zero(u64::MAX - 0xffff) && !is_negative_zero(u64::MAX - 0xfffe));
+    }
+
+    #[test]
     fn fast_ipv4_header_verification() {
         assert!(verify_ipv4_header(&IP_HEADER));
         let mut h = IP_HEADER;
@@ -375,6 +411,12 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn negative_zero_is_what_folds_to_ffff(acc in any::<u64>(), multiple in 0..u64::MAX / 0xffff) {
+            prop_assert_eq!(is_negative_zero(acc), fold(acc) == 0xffff);
+            prop_assert_eq!(is_negative_zero(multiple * 0xffff), multiple != 0);
+        }
+
         /// A TTL decremented changes the checksum as the field's
         /// replacement does, whatever its byte and the protocol's beside it.
         #[test]
