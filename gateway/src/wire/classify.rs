@@ -496,34 +496,44 @@ fn plain_ipv4(ip: &[u8], l2_len: u8, rx: RxChecksum, policy: ClassifyPolicy) -> 
         }
         _ => return None,
     };
-    let meta = Ipv4Meta {
+    let src = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
+    let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
+    // Tested before the meta is built, so that it is built where it is
+    // returned (tested on the meta, it was built, then copied).
+    if l4_checksum_refused(protocol, (src, dst), l4, rx, policy) {
+        return None;
+    }
+    Some(Ipv4Meta {
         l2_len,
         l3_len: 20,
         l4_len: l4.len() as u16,
         protocol,
         ttl: h[8],
-        src: Ipv4Addr::new(h[12], h[13], h[14], h[15]),
-        dst: Ipv4Addr::new(h[16], h[17], h[18], h[19]),
+        src,
+        dst,
         src_port,
         dst_port,
         tcp_flags,
         icmp_type: 0,
         icmp_code: 0,
-    };
-    if l4_checksum_refused(&meta, l4, rx, policy) {
-        return None;
-    }
-    Some(meta)
+    })
 }
 
-/// Whether the layer-4 checksum of a classified packet refuses it: the NIC
-/// found it bad, or the policy asks for a software check the NIC did not
-/// make, and the sum is wrong. The policy is tested first: off (the
-/// default), a packet the NIC did not find bad takes one test less.
+/// Whether the layer-4 checksum of a packet of `protocol` between `addrs`
+/// (source, destination) refuses it: the NIC found it bad, or the policy
+/// asks for a software check the NIC did not make, and the sum is wrong.
+/// The policy is tested first: off (the default), a packet the NIC did not
+/// find bad takes one test less.
 #[inline(always)]
-fn l4_checksum_refused(meta: &Ipv4Meta, l4: &[u8], rx: RxChecksum, policy: ClassifyPolicy) -> bool {
+fn l4_checksum_refused(
+    protocol: u8,
+    addrs: (Ipv4Addr, Ipv4Addr),
+    l4: &[u8],
+    rx: RxChecksum,
+    policy: ClassifyPolicy,
+) -> bool {
     let unverified = policy.verify_l4_checksum && rx.l4 == ChecksumStatus::Unknown;
-    rx.l4 == ChecksumStatus::Bad || unverified && !verify_l4_checksum(meta, l4)
+    rx.l4 == ChecksumStatus::Bad || unverified && !verify_l4_checksum(protocol, addrs, l4)
 }
 
 /// [`classify_ipv4`] for any packet, with the reason of a drop: IP options,
@@ -583,18 +593,19 @@ fn classify_any_ipv4(ip: &[u8], l2_len: u8, rx: RxChecksum, policy: ClassifyPoli
         icmp_code: 0,
     };
     layer4::<Family4>(&mut meta, l4, protocol)?;
-    if l4_checksum_refused(&meta, l4, rx, policy) {
+    if l4_checksum_refused(protocol, (src, dst), l4, rx, policy) {
         return Err(DropReason::BadL4Checksum);
     }
     Ok(meta)
 }
 
-/// Full software verification of the layer-4 checksum of a classified
-/// packet (`l4` is its layer-4 bytes up to the IPv4 total length).
-pub fn verify_l4_checksum(meta: &Ipv4Meta, l4: &[u8]) -> bool {
-    match meta.protocol {
-        ip_proto::TCP => TcpPacket::new_checked(l4).is_ok_and(|p| p.verify_checksum(meta.src, meta.dst)),
-        ip_proto::UDP => UdpPacket::new_checked(l4).is_ok_and(|p| p.verify_checksum(meta.src, meta.dst)),
+/// Full software verification of the layer-4 checksum of a packet of
+/// `protocol` between `(src, dst)` (`l4` is its layer-4 bytes up to the IPv4
+/// total length).
+fn verify_l4_checksum(protocol: u8, (src, dst): (Ipv4Addr, Ipv4Addr), l4: &[u8]) -> bool {
+    match protocol {
+        ip_proto::TCP => TcpPacket::new_checked(l4).is_ok_and(|p| p.verify_checksum(src, dst)),
+        ip_proto::UDP => UdpPacket::new_checked(l4).is_ok_and(|p| p.verify_checksum(src, dst)),
         ip_proto::ICMP => Icmpv4Packet::new_checked(l4).is_ok_and(|p| p.verify_checksum()),
         _ => false,
     }
