@@ -136,15 +136,22 @@ const TCP_STATES: [[[State; 11]; 4]; 3] = [
     ],
 ];
 
+/// Whether a TCP packet with `flags` leaves a connection in `state` established: most
+/// packets, an ACK (no SYN, FIN or RST) of an established connection, which stays
+/// established in every table (the ack rows' sES column), either way.
+#[inline(always)]
+pub fn stays_established(state: State, flags: u8) -> bool {
+    use tcp_flags::*;
+    state == State::Established && flags & (RST | SYN | FIN | ACK) == ACK
+}
+
 /// The state a TCP packet with `flags` moves a connection in `state` to. `sees_replies` is
 /// false for DR and TUN, whose client packets use IPVS's input-only row. A packet with none
 /// of SYN, FIN, ACK, RST closes the connection, as in IPVS (`new_state` starts as CLOSE).
 #[inline(always)]
 pub fn tcp_transition(state: State, dir: Direction, sees_replies: bool, flags: u8) -> State {
     use tcp_flags::*;
-    // Most packets: an ACK (no SYN, FIN or RST) of an established connection, which
-    // stays established in every table (the ack rows' sES column).
-    if state == State::Established && flags & (RST | SYN | FIN | ACK) == ACK {
+    if stays_established(state, flags) {
         return State::Established;
     }
     let row = if flags & RST != 0 {
