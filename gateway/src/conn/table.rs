@@ -550,7 +550,7 @@ impl<A: Family> ConnTable<A> {
     /// Finds the connection a packet belongs to, and which way the packet goes.
     #[inline]
     pub fn lookup(&self, key: &FlowKey<A>) -> Option<(ConnId, Direction)> {
-        self.probe(key, self.hash(key)).ok()
+        self.probe(key, self.hash(key)).ok().map(|(id, dir, _)| (id, dir))
     }
 
     /// Looks up a burst of keys (`out[i]` for `keys[i]`). Same answers as
@@ -603,6 +603,14 @@ impl<A: Family> ConnTable<A> {
     /// [`ConnTable::lookup`] with the key's hash computed earlier ([`ConnTable::hash_of`]).
     #[inline(always)]
     pub fn lookup_hashed(&self, key: &FlowKey<A>, h: KeyHash) -> Option<(ConnId, Direction)> {
+        self.probe(key, h.0).ok().map(|(id, dir, _)| (id, dir))
+    }
+
+    /// [`ConnTable::lookup_hashed`] with the connection found, for a caller that reads it
+    /// at once: the probe's own reference, not the entries indexed (and bounds-checked)
+    /// again.
+    #[inline(always)]
+    pub fn find_hashed(&self, key: &FlowKey<A>, h: KeyHash) -> Option<(ConnId, Direction, &Conn<A>)> {
         self.probe(key, h.0).ok()
     }
 
@@ -614,7 +622,7 @@ impl<A: Family> ConnTable<A> {
     /// Walks `key`'s probe sequence: the connection holding it, or the empty slot the walk
     /// ended at, which is exactly where linear probing would insert it.
     #[inline]
-    fn probe(&self, key: &FlowKey<A>, h: u64) -> Result<(ConnId, Direction), usize> {
+    fn probe(&self, key: &FlowKey<A>, h: u64) -> Result<(ConnId, Direction, &Conn<A>), usize> {
         let mask = self.index.len() - 1;
         let mut pos = self.home(h);
         loop {
@@ -625,8 +633,9 @@ impl<A: Family> ConnTable<A> {
             if s >> (IDX_BITS + 1) == h {
                 let id = (s & ((1 << IDX_BITS) - 1)) as u32;
                 let dir = if s >> IDX_BITS & 1 == 0 { Direction::In } else { Direction::Out };
-                if self.entries[id as usize].holds(dir, key) {
-                    return Ok((id, dir));
+                let c = &self.entries[id as usize];
+                if c.holds(dir, key) {
+                    return Ok((id, dir, c));
                 }
             }
             pos = (pos + 1) & mask;
@@ -1406,6 +1415,23 @@ mod tests {
         assert_eq!(t.expire(204, usize::MAX, |_| {}), 0);
         assert_eq!(t.expire(205, usize::MAX, |_| {}), 1, "re-filed at the shorter deadline");
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn find_gives_the_lookups_answer_and_its_entry() {
+        let dest = Arc::new(DestCounters::default());
+        let mut t = ConnTable::new(64, 0);
+        for i in 0..20 {
+            let id = t.insert(conn(i, 7, i as u16, &dest), 0).unwrap();
+            for dir in [Direction::In, Direction::Out] {
+                let key = t.get(id).key(dir);
+                let (found, way, c) = t.find_hashed(&key, t.hash_of(&key)).unwrap();
+                assert_eq!((found, way), (id, dir));
+                assert!(std::ptr::eq(c, t.get(id)));
+            }
+            let absent = FlowKey { sport: 9, ..t.get(id).key(Direction::In) };
+            assert!(t.find_hashed(&absent, t.hash_of(&absent)).is_none());
+        }
     }
 
     #[test]

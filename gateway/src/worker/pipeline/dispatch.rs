@@ -10,6 +10,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use super::forward::Lane;
 use super::roles::Roles;
 use super::{Arrival, Io, Leg, Worker};
 use crate::conn::director::Refused;
@@ -91,9 +92,10 @@ impl<F: Frame> Worker<F> {
         let key = flow_key(proto, &meta);
         let table = self.director.conns();
         let hash = hash.unwrap_or_else(|| table.hash_of(&key));
-        if let Some((id, dir)) = table.lookup_hashed(&key, hash) {
+        if let Some((id, dir, c)) = table.find_hashed(&key, hash) {
             if !(dir == Direction::In && self.starts_over(id, false, &frame, &meta)) {
-                return self.forward_found(frame, meta, Leg { id, dir }, at, io);
+                let lane = Lane::of(c, dir);
+                return self.forward_found(frame, meta, Leg { id, dir }, lane, at, io);
             }
             self.director.end_now(id);
             self.counters.conns_reused.inc();

@@ -21,30 +21,30 @@ use super::egress::{route, Resolved};
 use super::local::{send_on_port, send_to_neighbour};
 
 impl<F: Frame> Worker<F> {
-    /// [`Worker::forward`] for a packet that found its connection, compiled
-    /// into its caller for the common case: an FNAT connection that neither
-    /// the SYN proxy nor a PROXY header touches, whose rewrite alone is then
-    /// inlined ([`Worker::forward_fnat`], its mode known, the others' code
-    /// left out), once for each direction. Any other connection takes
-    /// `forward`, out of line, as do the client's packets that carry a TOA:
-    /// the lane holds none of its code (with it, `measure_pipeline.sh`
-    /// counted 17 more instructions an established packet).
+    /// [`Worker::forward`] for a packet that found its connection, down the
+    /// path [`Lane::of`] chose for it, compiled into its caller for the common
+    /// case: an FNAT connection that neither the SYN proxy nor a PROXY header
+    /// touches, whose rewrite alone is then inlined ([`Worker::forward_fnat`],
+    /// its mode known, the others' code left out), once for each direction.
+    /// Any other connection takes `forward`, out of line, as do the client's
+    /// packets that carry a TOA: the lane holds none of its code (with it,
+    /// `measure_pipeline.sh` counted 17 more instructions an established
+    /// packet).
     #[inline(always)]
-    pub(super) fn forward_found(&mut self, frame: F, meta: Ipv4Meta, leg: Leg, at: Arrival, io: &mut impl Io<F>) {
-        let c = self.director.conn(leg.id);
-        if c.method == ForwardMethod::FullNat && c.is_plain() {
-            if leg.dir == Direction::Out {
-                return self.forward_fnat::<false>(frame, meta, leg.id, at, io);
-            }
-            // Not `awaits_toa`, written out with the state first, which
-            // settles it for nearly every packet: through the function, an
-            // established packet took 6 instructions more
-            // (`measure_pipeline.sh`).
-            if c.state() == State::Established || c.proto != Protocol::Tcp {
-                return self.forward_fnat::<true>(frame, meta, leg.id, at, io);
-            }
+    pub(super) fn forward_found(
+        &mut self,
+        frame: F,
+        meta: Ipv4Meta,
+        leg: Leg,
+        lane: Lane,
+        at: Arrival,
+        io: &mut impl Io<F>,
+    ) {
+        match lane {
+            Lane::FnatIn => self.forward_fnat::<true>(frame, meta, leg.id, at, io),
+            Lane::FnatOut => self.forward_fnat::<false>(frame, meta, leg.id, at, io),
+            Lane::General => self.forward(frame, meta, leg, at, io),
         }
-        self.forward(frame, meta, leg, at, io)
     }
 
     /// A packet of a connection: held while the SYN proxy's handshake with
@@ -410,6 +410,40 @@ impl<F: Frame> Worker<F> {
             Queued::First => self.send_arp_request(hop.port, hop.addr, io),
             Queued::Behind => {}
             Queued::Full(frame) => self.discard(frame, Discard::NeighbourQueueFull, io),
+        }
+    }
+}
+
+/// The path a packet of a found connection takes ([`Worker::forward_found`]):
+/// chosen where the lookup found the connection, from the entry it holds (the
+/// connection looked up again by its id was checked against the table's
+/// bounds again: `measure_pipeline.sh`, 4 instructions an established
+/// packet, 6 a reply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lane {
+    /// FNAT's lane, the client's packet ([`Worker::forward_fnat`]).
+    FnatIn,
+    /// FNAT's lane, the server's packet.
+    FnatOut,
+    /// Any other: [`Worker::forward`].
+    General,
+}
+
+impl Lane {
+    /// The path of connection `c`'s packet going `dir`.
+    #[inline(always)]
+    pub(super) fn of(c: &Conn<Ipv4Addr>, dir: Direction) -> Lane {
+        if c.method != ForwardMethod::FullNat || !c.is_plain() {
+            return Lane::General;
+        }
+        match dir {
+            Direction::Out => Lane::FnatOut,
+            // Not `awaits_toa`, written out with the state first, which
+            // settles it for nearly every packet: through the function, an
+            // established packet took 6 instructions more
+            // (`measure_pipeline.sh`).
+            Direction::In if c.state() == State::Established || c.proto != Protocol::Tcp => Lane::FnatIn,
+            Direction::In => Lane::General,
         }
     }
 }
