@@ -26,7 +26,7 @@ from collections import defaultdict
 # function of an instruction's inline chain, innermost first.
 STAGES = [
     ("classify", ["wire::classify::"]),
-    ("lookup", ["ConnTable<A>::lookup", "ConnTable<A>::hash_of", "ConnTable<A>::prefetch",
+    ("lookup", ["ConnTable<A>::lookup", "ConnTable<A>::find_hashed", "ConnTable<A>::hash_of", "ConnTable<A>::prefetch",
                 "conn::key::FlowKey", "::flow_key"]),
     ("insert", ["ConnTable<A>::insert", "TimerWheel"]),
     ("state and timer", ["::on_packet", "tcp_transition", "Timeouts::of", "tcp_event"]),
