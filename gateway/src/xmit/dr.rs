@@ -31,7 +31,13 @@ pub fn rewrite<F: Frame>(frame: &mut F, rw: &DrRewrite) -> Result<(), XmitError>
 /// gateway sends to a next hop is addressed here.
 #[inline(always)]
 pub fn readdress<F: Frame>(frame: &mut F, addrs: EthAddrs) -> Result<(), XmitError> {
-    let data = frame.data_mut();
+    readdress_bytes(frame.data_mut(), &addrs)
+}
+
+/// [`readdress`] on a frame's bytes already in hand (a rewrite that took
+/// them for its own work addresses the frame with the same access).
+#[inline(always)]
+pub(crate) fn readdress_bytes(data: &mut [u8], addrs: &EthAddrs) -> Result<(), XmitError> {
     let len = data.len();
     let header = data.first_chunk_mut::<12>().ok_or(XmitError::Truncated { needed: HEADER_LEN, len })?;
     *header = addrs.0;

@@ -311,8 +311,7 @@ pub(crate) fn translate_and_address<F: Frame>(
         Some(packet) if is_plain_tcp(meta) => translate_plain_tcp(packet, new, meta.l4_len, offload)?,
         _ => translate_bytes(data, meta, &new.translation(), offload, Unapplied::NONE)?,
     };
-    let len = data.len();
-    *data.first_chunk_mut::<12>().ok_or(XmitError::Truncated { needed: ethernet::HEADER_LEN, len })? = macs.0;
+    dr::readdress_bytes(data, macs)?;
     if offload.ipv4_checksum || l4_offload != L4Offload::None {
         request_offload(frame, meta, offload.ipv4_checksum, l4_offload);
     }

@@ -142,7 +142,7 @@ impl<F: Frame> Worker<F> {
         let with_toa = awaits_toa(c);
         let method = c.method;
         let ends = ends_of(c);
-        count_to_dest(c, self.id, dir, &meta);
+        c.count_to_dest(self.id, dir, || meta.ip_total_len());
         if !OPENING {
             self.director.on_packet(id, dir, meta.tcp_flags, at.now);
         }
@@ -231,7 +231,7 @@ impl<F: Frame> Worker<F> {
         let dir = if IN { Direction::In } else { Direction::Out };
         self.director.on_packet(id, dir, meta.tcp_flags, at.now);
         let c = self.director.conn(id);
-        count_to_dest(c, self.id, dir, &meta);
+        c.count_to_dest(self.id, dir, || meta.ip_total_len());
         let to = match dir {
             Direction::In => c.raddr,
             Direction::Out => c.client,
@@ -486,20 +486,6 @@ fn fnat_ends(c: &Conn<Ipv4Addr>, dir: Direction) -> WireEnds {
         Direction::Out => ((c.vaddr, c.vport), (c.client, c.cport)),
     };
     WireEnds::between((src.octets(), sport), (dst.octets(), dport))
-}
-
-/// Counts a packet of connection `c` going `dir` to its real server's
-/// numbers, in worker `worker`'s slot.
-#[inline(always)]
-fn count_to_dest(c: &Conn<Ipv4Addr>, worker: u16, dir: Direction, meta: &Ipv4Meta) {
-    if let Some(d) = c.dest() {
-        // IPVS counts the IP length, before the rewrite changes it.
-        let bytes = u64::from(meta.l3_len) + u64::from(meta.l4_len);
-        match dir {
-            Direction::In => d.count_inbound(worker, 1, bytes),
-            Direction::Out => d.count_outbound(worker, 1, bytes),
-        }
-    }
 }
 
 /// Whether the packet `meta` describes has DF set.

@@ -570,14 +570,7 @@ impl<F: Frame> Worker<F> {
         let before = c.state();
         let method = if FNAT { ForwardMethod::FullNat } else { c.method };
         let ends = ends_of6(c);
-        if let Some(d) = c.dest() {
-            // IPVS counts the IP length, before the rewrite changes it.
-            let bytes = u64::from(meta.l3_len) + u64::from(meta.l4_len);
-            match dir {
-                Direction::In => d.count_inbound(self.id, 1, bytes),
-                Direction::Out => d.count_outbound(self.id, 1, bytes),
-            }
-        }
+        c.count_to_dest(self.id, dir, || meta.ip_total_len());
         if !OPENING {
             self.v6.director.on_packet(id, dir, meta.tcp_flags, at.now);
         }

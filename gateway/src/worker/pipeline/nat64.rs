@@ -87,9 +87,7 @@ impl<F: Frame> Worker<F> {
         };
         let c = self.v6.director.conn(id);
         let ends = ends_of6(c);
-        if let Some(d) = c.dest() {
-            d.count_outbound(self.id, 1, u64::from(meta.l3_len) + u64::from(meta.l4_len));
-        }
+        c.count_to_dest(self.id, Direction::Out, || meta.ip_total_len());
         self.v6.director.on_packet(id, Direction::Out, meta.tcp_flags, at.now);
         let Some(out) = self.resolve6(ends.client.0, at.now) else {
             return self.discard(frame, Discard::NoRoute, io);

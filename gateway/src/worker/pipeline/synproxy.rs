@@ -254,9 +254,7 @@ impl<F: Frame> Worker<F> {
         let proxy = Proxy::Deltas { seq: deltas.seq, ts: deltas.ts };
         self.director.set_proxy(id, proxy);
         self.counters.synproxy.server_handshakes.inc();
-        if let Some(d) = self.director.conn(id).dest() {
-            d.count_outbound(self.id, 1, u64::from(meta.l3_len) + u64::from(meta.l4_len));
-        }
+        self.director.conn(id).count_to_dest(self.id, Direction::Out, || meta.ip_total_len());
         self.director.on_packet(id, Direction::Out, meta.tcp_flags, now);
         // Consumed: the client's own ACK answers it.
         io.free(frame);
